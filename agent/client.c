@@ -1,0 +1,810 @@
+/* skyagent's controller link.  The board dials out (it never listens):
+ * first without a client certificate to enroll with a token, then with the
+ * certificate it got, which together with its key lives only in memory. */
+#include <errno.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "common/frame.h"
+#include "common/log.h"
+#include "common/tls.h"
+#include "common/util.h"
+#include "common/x509.h"
+
+#define BACKOFF_MIN_MS 1000u
+#define BACKOFF_MAX_MS 60000u
+#define INVENTORY_POLL_MS 30000u
+#define CONNECT_TIMEOUT_MS 15000u
+
+enum link_mode { LINK_IDLE, LINK_ENROLL, LINK_SESSION };
+
+struct agent {
+	uv_loop_t *loop;
+	const struct agent_config *cfg;
+	const struct inventory *inv_override;
+	struct agent_hooks hooks;
+	void *ud;
+
+	/* Identity: RAM only. */
+	EVP_PKEY *key;
+	X509 *cert;
+	EVP_PKEY *pending_key;        /* during renewal */
+	char board_id[64];
+	uint8_t signing_pub[32];
+	int64_t not_after;
+
+	struct sky_tls *tls;
+	struct sky_frame_decoder dec;
+	enum link_mode mode;
+	uv_getaddrinfo_t gai;
+	uv_connect_t connect_req;
+	bool resolving, connecting;
+	uv_timer_t retry_timer;
+	uv_timer_t hb_timer;
+	uv_timer_t inv_timer;
+	uv_timer_t renew_timer;
+	int handles_open;
+	unsigned attempt;
+	uint64_t next_req;
+	uint64_t hb_seq;
+	uint64_t last_rtt_us;
+	uint8_t hello_hash[32];
+	bool hello_sent;
+	bool just_enrolled;
+	bool stopping;
+	char verify_error[256];
+	char last_error[512];
+};
+
+static SSL_CTX *client_ctx;
+static int agent_ex_index = -1;
+
+static void agent_emit(struct agent *a, enum agent_event ev)
+{
+	if (a->hooks.on_event)
+		a->hooks.on_event(a, ev, a->ud);
+}
+
+static void agent_schedule_retry(struct agent *a, uint64_t delay_ms);
+static void agent_connect(struct agent *a);
+
+/* ---- server verification against the pinned CA ---- */
+
+/* The controller sends its chain; the CA in it must hash to our pin, and
+ * the leaf must chain to that CA with the serverAuth purpose (so a board's
+ * client certificate, from the same CA, cannot pose as the controller). */
+static int agent_verify_server(X509_STORE_CTX *sctx, void *arg)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(sctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct agent *a = ssl ? SSL_get_ex_data(ssl, agent_ex_index) : NULL;
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_untrusted(sctx);
+	X509 *leaf = X509_STORE_CTX_get0_cert(sctx);
+	X509 *ca = NULL;
+	X509_STORE *store = NULL;
+	X509_STORE_CTX *vctx = NULL;
+	int ok = 0;
+	(void)arg;
+
+	if (!a || !leaf)
+		return 0;
+	for (int i = 0; chain && i < sk_X509_num(chain); i++) {
+		uint8_t pin[32];
+		X509 *c = sk_X509_value(chain, i);
+		if (sky_cert_pin(c, pin) == 0 && sky_memeq_ct(pin, a->cfg->ca_pin, 32)) {
+			ca = c;
+			break;
+		}
+	}
+	if (!ca) {
+		snprintf(a->verify_error, sizeof(a->verify_error),
+			 "the controller's CA does not match the pinned skyroot.ca hash: wrong controller, or a "
+			 "wrong pin (take it from 'skyctl token create')");
+		X509_STORE_CTX_set_error(sctx, X509_V_ERR_CERT_UNTRUSTED);
+		return 0;
+	}
+	store = X509_STORE_new();
+	vctx = X509_STORE_CTX_new();
+	if (!store || !vctx || X509_STORE_add_cert(store, ca) != 1 ||
+	    X509_STORE_CTX_init(vctx, store, leaf, chain) != 1)
+		goto out;
+	X509_STORE_CTX_set_purpose(vctx, X509_PURPOSE_SSL_SERVER);
+	ok = X509_verify_cert(vctx) == 1;
+	if (!ok) {
+		int e = X509_STORE_CTX_get_error(vctx);
+		snprintf(a->verify_error, sizeof(a->verify_error),
+			 "the controller's certificate does not verify against the pinned CA: %s",
+			 X509_verify_cert_error_string(e));
+		X509_STORE_CTX_set_error(sctx, e);
+	}
+out:
+	X509_STORE_CTX_free(vctx);
+	X509_STORE_free(store);
+	ERR_clear_error();
+	return ok;
+}
+
+static int agent_ctx_init(void)
+{
+	if (client_ctx)
+		return 0;
+	agent_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	client_ctx = sky_tls_ctx_new(SKY_TLS_CLIENT, TLS1_3_VERSION);
+	if (!client_ctx)
+		return -ENOMEM;
+	SSL_CTX_set_max_proto_version(client_ctx, TLS1_3_VERSION);
+	SSL_CTX_set_verify(client_ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_cert_verify_callback(client_ctx, agent_verify_server, NULL);
+	return 0;
+}
+
+/* ---- inventory -> Hello ---- */
+
+static int agent_build_hello(struct agent *a, uint8_t **out, size_t *out_len)
+{
+	struct inventory local = {0};
+	const struct inventory *inv = a->inv_override;
+	Skyroot__Hello h = SKYROOT__HELLO__INIT;
+	Skyroot__Dmi dmi = SKYROOT__DMI__INIT;
+	Skyroot__IommuGroup *groups = NULL, **gptrs = NULL;
+	Skyroot__PciDevice *devs = NULL, **dptrs = NULL;
+	Skyroot__Nic nics[INV_MAX_NICS], *nptrs[INV_MAX_NICS];
+	char *flags[INV_MAX_FLAGS];
+	size_t ndev = 0, di = 0;
+	int r = 0;
+
+	if (!inv) {
+		struct inv_roots roots = {a->cfg->sysfs_root, a->cfg->procfs_root, a->cfg->devfs_root};
+		r = inventory_read(&roots, &local);
+		if (r < 0)
+			return r;
+		inv = &local;
+	}
+	h.cpu_model = (char *)inv->cpu_model;
+	h.cpus = inv->cpus;
+	for (unsigned i = 0; i < inv->n_virt_flags && i < INV_MAX_FLAGS; i++)
+		flags[i] = (char *)inv->virt_flags[i];
+	h.n_virt_flags = inv->n_virt_flags;
+	h.virt_flags = flags;
+	h.memory_bytes = inv->memory_bytes;
+	h.numa_nodes = inv->numa_nodes;
+	dmi.vendor = (char *)inv->dmi_vendor;
+	dmi.product = (char *)inv->dmi_product;
+	dmi.serial = (char *)inv->dmi_serial;
+	dmi.product_uuid = (char *)inv->dmi_uuid;
+	h.dmi = &dmi;
+	h.firmware = inv->firmware == INV_FW_UEFI ? SKYROOT__FIRMWARE__FIRMWARE_UEFI :
+		     inv->firmware == INV_FW_BIOS ? SKYROOT__FIRMWARE__FIRMWARE_BIOS :
+						    SKYROOT__FIRMWARE__FIRMWARE_UNKNOWN;
+	h.kvm = inv->kvm;
+	for (unsigned g = 0; g < inv->n_groups; g++)
+		ndev += inv->groups[g].n_devices;
+	if (inv->n_groups) {
+		groups = calloc(inv->n_groups, sizeof(*groups));
+		gptrs = calloc(inv->n_groups, sizeof(*gptrs));
+		devs = calloc(ndev ? ndev : 1, sizeof(*devs));
+		dptrs = calloc(ndev ? ndev : 1, sizeof(*dptrs));
+		if (!groups || !gptrs || !devs || !dptrs) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	for (unsigned g = 0; g < inv->n_groups; g++) {
+		const struct inv_iommu_group *ig = &inv->groups[g];
+		skyroot__iommu_group__init(&groups[g]);
+		groups[g].id = ig->id;
+		groups[g].devices = &dptrs[di];
+		groups[g].n_devices = ig->n_devices;
+		for (unsigned d = 0; d < ig->n_devices; d++, di++) {
+			skyroot__pci_device__init(&devs[di]);
+			devs[di].address = (char *)ig->devices[d].address;
+			devs[di].vendor = ig->devices[d].vendor;
+			devs[di].device = ig->devices[d].device;
+			devs[di].class_code = ig->devices[d].class_code;
+			devs[di].driver = (char *)ig->devices[d].driver;
+			dptrs[di] = &devs[di];
+		}
+		gptrs[g] = &groups[g];
+	}
+	h.n_iommu_groups = inv->n_groups;
+	h.iommu_groups = gptrs;
+	for (unsigned i = 0; i < inv->n_nics; i++) {
+		skyroot__nic__init(&nics[i]);
+		nics[i].name = (char *)inv->nics[i].name;
+		nics[i].mac = (char *)inv->nics[i].mac;
+		nics[i].link = inv->nics[i].link;
+		nics[i].speed_mbps = inv->nics[i].speed_mbps;
+		nptrs[i] = &nics[i];
+	}
+	h.n_nics = inv->n_nics;
+	h.nics = nptrs;
+	h.kernel_version = (char *)inv->kernel_version;
+	h.hostname = (char *)inv->hostname;
+	h.agent_version = SKY_VERSION;
+	h.heartbeat_ms = (uint32_t)a->cfg->heartbeat_ms;
+
+	size_t n = skyroot__hello__get_packed_size(&h);
+	uint8_t *buf = malloc(n ? n : 1);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	skyroot__hello__pack(&h, buf);
+	*out = buf;
+	*out_len = n;
+out:
+	free(groups);
+	free(gptrs);
+	free(devs);
+	free(dptrs);
+	if (inv == &local)
+		inventory_free(&local);
+	return r;
+}
+
+/* The machine identity the controller keys boards by. */
+static int agent_machine_id(struct agent *a, char *uuid, size_t ulen, char *host, size_t hlen)
+{
+	struct inventory local = {0};
+	const struct inventory *inv = a->inv_override;
+	int r = 0;
+	if (!inv) {
+		struct inv_roots roots = {a->cfg->sysfs_root, a->cfg->procfs_root, a->cfg->devfs_root};
+		r = inventory_read(&roots, &local);
+		if (r < 0)
+			return r;
+		inv = &local;
+	}
+	if (inv->dmi_uuid[0])
+		snprintf(uuid, ulen, "%s", inv->dmi_uuid);
+	else if (inv->n_nics && inv->nics[0].mac[0])
+		snprintf(uuid, ulen, "mac-%s", inv->nics[0].mac); /* boards without DMI */
+	else
+		r = -ENODATA;
+	snprintf(host, hlen, "%s", inv->hostname);
+	if (inv == &local)
+		inventory_free(&local);
+	return r;
+}
+
+/* ---- sending ---- */
+
+static int agent_send(struct agent *a, Skyroot__Envelope *env)
+{
+	struct sky_buf out;
+	int r;
+	if (!a->tls)
+		return -ENOTCONN;
+	sky_buf_init(&out, SKY_FRAME_MAX_DEFAULT + SKY_FRAME_HEADER);
+	env->request_id = ++a->next_req;
+	r = sky_frame_encode(env, SKY_FRAME_MAX_DEFAULT, &out);
+	if (r == 0)
+		r = sky_tls_write(a->tls, out.data, out.len);
+	sky_buf_free(&out);
+	return r;
+}
+
+static int agent_send_hello(struct agent *a, bool force)
+{
+	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+	uint8_t *raw = NULL, hash[32];
+	size_t len = 0;
+	int r = agent_build_hello(a, &raw, &len);
+	if (r < 0)
+		return r;
+	sky_sha256(raw, len, hash);
+	if (!force && memcmp(hash, a->hello_hash, 32) == 0) {
+		free(raw);
+		return 0;
+	}
+	env.body_case = SKYROOT__ENVELOPE__BODY_HELLO;
+	env.hello = skyroot__hello__unpack(NULL, len, raw);
+	free(raw);
+	if (!env.hello)
+		return -ENOMEM;
+	r = agent_send(a, &env);
+	skyroot__hello__free_unpacked(env.hello, NULL);
+	if (r == 0) {
+		memcpy(a->hello_hash, hash, 32);
+		if (!force)
+			log_info("inventory changed; sent it again");
+	}
+	return r;
+}
+
+static void agent_send_enroll(struct agent *a)
+{
+	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+	Skyroot__EnrollRequest er = SKYROOT__ENROLL_REQUEST__INIT;
+	char uuid[80], host[INV_MAX_STR];
+	uint8_t *csr = NULL;
+	size_t csr_len = 0;
+	int r;
+
+	r = agent_machine_id(a, uuid, sizeof(uuid), host, sizeof(host));
+	if (r < 0) {
+		snprintf(a->last_error, sizeof(a->last_error),
+			 "no machine identity: no DMI product UUID and no NIC MAC address readable under %.200s",
+			 a->cfg->sysfs_root);
+		goto fail;
+	}
+	if (!a->pending_key && sky_key_new_p256(&a->pending_key) < 0)
+		goto fail;
+	r = sky_csr_new(a->pending_key, "skyagent", &csr, &csr_len);
+	if (r < 0)
+		goto fail;
+	er.token = (char *)a->cfg->token;
+	er.csr_der.data = csr;
+	er.csr_der.len = csr_len;
+	er.machine_uuid = uuid;
+	er.hostname = host;
+	er.agent_version = SKY_VERSION;
+	env.body_case = SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST;
+	env.enroll_request = &er;
+	r = agent_send(a, &env);
+	OPENSSL_free(csr);
+	if (r == 0)
+		return;
+fail:
+	if (!a->last_error[0])
+		snprintf(a->last_error, sizeof(a->last_error), "cannot build the enrollment request");
+	log_error("%s", a->last_error);
+	sky_tls_close(a->tls, -EIO);
+}
+
+static void agent_send_heartbeat(struct agent *a)
+{
+	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+	Skyroot__Heartbeat hb = SKYROOT__HEARTBEAT__INIT;
+	hb.seq = ++a->hb_seq;
+	hb.sent_unix_ms = sky_now_ms() * 1000; /* monotonic microseconds, echoed back */
+	env.body_case = SKYROOT__ENVELOPE__BODY_HEARTBEAT;
+	env.heartbeat = &hb;
+	agent_send(a, &env);
+}
+
+/* ---- timers ---- */
+
+static uint64_t jitter(uint64_t ms)
+{
+	/* +-10 % so a rack that booted together does not beat in step */
+	uint64_t spread = ms / 5;
+	return ms - ms / 10 + (spread ? sky_random_below(spread) : 0);
+}
+
+static void hb_cb(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	if (a->mode != LINK_SESSION || !a->tls || !sky_tls_is_ready(a->tls))
+		return;
+	agent_send_heartbeat(a);
+	uv_timer_start(&a->hb_timer, hb_cb, jitter(a->cfg->heartbeat_ms), 0);
+}
+
+static void inv_cb(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	if (a->mode == LINK_SESSION && a->tls && sky_tls_is_ready(a->tls))
+		agent_send_hello(a, false);
+}
+
+static void renew_cb(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+	Skyroot__RenewRequest rr = SKYROOT__RENEW_REQUEST__INIT;
+	uint8_t *csr = NULL;
+	size_t len = 0;
+
+	if (a->mode != LINK_SESSION || !a->tls || !sky_tls_is_ready(a->tls))
+		return; /* renewed on the next session */
+	EVP_PKEY_free(a->pending_key);
+	a->pending_key = NULL;
+	if (sky_key_new_p256(&a->pending_key) < 0 || sky_csr_new(a->pending_key, "skyagent", &csr, &len) < 0) {
+		log_error("cannot make a renewal request; retrying in 60 s");
+		uv_timer_start(&a->renew_timer, renew_cb, 60000, 0);
+		return;
+	}
+	rr.csr_der.data = csr;
+	rr.csr_der.len = len;
+	env.body_case = SKYROOT__ENVELOPE__BODY_RENEW_REQUEST;
+	env.renew_request = &rr;
+	agent_send(a, &env);
+	OPENSSL_free(csr);
+	log_info("renewing the certificate (expires %lld)", (long long)a->not_after);
+	/* If no answer comes, try again in a minute. */
+	uv_timer_start(&a->renew_timer, renew_cb, 60000, 0);
+}
+
+static void agent_arm_renewal(struct agent *a)
+{
+	int64_t now = sky_unix_now();
+	/* Renew at 2/3 of the lifetime: not_before is 5 min before issue. */
+	const ASN1_TIME *nb = X509_get0_notBefore(a->cert);
+	struct tm tm;
+	int64_t start = now;
+	if (ASN1_TIME_to_tm(nb, &tm))
+		start = (int64_t)timegm(&tm) + 300;
+	int64_t at = start + (a->not_after - start) * 2 / 3;
+	uint64_t delay = at > now ? (uint64_t)(at - now) * 1000 : 1000;
+	uv_timer_start(&a->renew_timer, renew_cb, delay, 0);
+}
+
+/* ---- frames from the controller ---- */
+
+static void agent_take_identity(struct agent *a, const Skyroot__EnrollResponse *er)
+{
+	X509 *cert = NULL, *ca = NULL;
+	uint8_t pin[32];
+
+	if (sky_cert_from_der(er->ca_der.data, er->ca_der.len, &ca) < 0 || sky_cert_pin(ca, pin) < 0 ||
+	    !sky_memeq_ct(pin, a->cfg->ca_pin, 32)) {
+		snprintf(a->last_error, sizeof(a->last_error), "enrollment answer carries a CA that does not match the pin");
+		goto fail;
+	}
+	if (sky_cert_from_der(er->cert_der.data, er->cert_der.len, &cert) < 0 ||
+	    X509_check_private_key(cert, a->pending_key) != 1 ||
+	    !er->board_id || strlen(er->board_id) >= sizeof(a->board_id) ||
+	    er->image_signing_pubkey.len != sizeof(a->signing_pub)) {
+		ERR_clear_error();
+		snprintf(a->last_error, sizeof(a->last_error), "enrollment answer is malformed");
+		goto fail;
+	}
+	X509_free(a->cert);
+	EVP_PKEY_free(a->key);
+	a->cert = cert;
+	a->key = a->pending_key;
+	a->pending_key = NULL;
+	snprintf(a->board_id, sizeof(a->board_id), "%s", er->board_id);
+	memcpy(a->signing_pub, er->image_signing_pubkey.data, sizeof(a->signing_pub));
+	a->not_after = (int64_t)er->not_after;
+	a->just_enrolled = true;
+	X509_free(ca);
+	log_info("enrolled as board %s; certificate valid until %lld", a->board_id, (long long)a->not_after);
+	agent_emit(a, AGENT_EV_ENROLLED);
+	return;
+fail:
+	X509_free(cert);
+	X509_free(ca);
+	log_error("%s", a->last_error);
+}
+
+static void agent_take_renewal(struct agent *a, const Skyroot__RenewResponse *rr)
+{
+	X509 *cert = NULL;
+	if (!a->pending_key || sky_cert_from_der(rr->cert_der.data, rr->cert_der.len, &cert) < 0 ||
+	    X509_check_private_key(cert, a->pending_key) != 1) {
+		ERR_clear_error();
+		X509_free(cert);
+		log_error("renewal answer does not match our request; keeping the current certificate");
+		return;
+	}
+	X509_free(a->cert);
+	EVP_PKEY_free(a->key);
+	a->cert = cert;
+	a->key = a->pending_key;
+	a->pending_key = NULL;
+	a->not_after = (int64_t)rr->not_after;
+	log_info("certificate renewed; valid until %lld", (long long)a->not_after);
+	agent_arm_renewal(a);
+	agent_emit(a, AGENT_EV_RENEWED);
+}
+
+static void agent_forget_identity(struct agent *a)
+{
+	X509_free(a->cert);
+	EVP_PKEY_free(a->key);
+	a->cert = NULL;
+	a->key = NULL;
+	a->board_id[0] = '\0';
+	uv_timer_stop(&a->renew_timer);
+}
+
+static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
+{
+	struct agent *a = ctx;
+
+	switch (env->body_case) {
+	case SKYROOT__ENVELOPE__BODY_ENROLL_RESPONSE:
+		if (a->mode == LINK_ENROLL) {
+			agent_take_identity(a, env->enroll_response);
+			a->attempt = 0;
+			sky_tls_close(a->tls, 0); /* reconnect with the certificate */
+		}
+		break;
+	case SKYROOT__ENVELOPE__BODY_HEARTBEAT:
+		a->last_rtt_us = sky_now_ms() * 1000 - env->heartbeat->sent_unix_ms;
+		agent_emit(a, AGENT_EV_HEARTBEAT);
+		break;
+	case SKYROOT__ENVELOPE__BODY_RENEW_RESPONSE:
+		agent_take_renewal(a, env->renew_response);
+		break;
+	case SKYROOT__ENVELOPE__BODY_ERROR: {
+		const Skyroot__Error *e = env->error;
+		snprintf(a->last_error, sizeof(a->last_error), "controller refused: %s",
+			 e->message ? e->message : "(no reason given)");
+		log_error("%s", a->last_error);
+		if (e->code == SKYROOT__ERROR_CODE__ERROR_CERT_EXPIRED ||
+		    e->code == SKYROOT__ERROR_CODE__ERROR_REVOKED ||
+		    e->code == SKYROOT__ERROR_CODE__ERROR_NOT_ENROLLED) {
+			agent_forget_identity(a);
+			if (!a->cfg->token[0])
+				log_error("no enrollment token to enroll again with: boot with skyroot.token=TOKEN");
+		}
+		if (e->code != SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST)
+			agent_emit(a, AGENT_EV_REFUSED);
+		break;
+	}
+	default:
+		log_warn("ignoring unexpected message %d from the controller", (int)env->body_case);
+		break;
+	}
+	skyroot__envelope__free_unpacked(env, NULL);
+	return 0;
+}
+
+/* ---- connection ---- */
+
+static void agent_on_ready(struct sky_tls *t)
+{
+	struct agent *a = sky_tls_data(t);
+	if (a->mode == LINK_ENROLL) {
+		log_info("connected to %s:%u; enrolling with the token", a->cfg->controller_host,
+			 a->cfg->controller_port);
+		agent_send_enroll(a);
+		return;
+	}
+	memset(a->hello_hash, 0, sizeof(a->hello_hash));
+	if (agent_send_hello(a, true) < 0) {
+		log_error("cannot read the inventory to send");
+		sky_tls_close(t, -EIO);
+		return;
+	}
+	a->hello_sent = true;
+	a->attempt = 0;
+	log_info("session up as board %s", a->board_id);
+	uv_timer_start(&a->hb_timer, hb_cb, jitter(a->cfg->heartbeat_ms), 0);
+	if (!a->inv_override)
+		uv_timer_start(&a->inv_timer, inv_cb, INVENTORY_POLL_MS, INVENTORY_POLL_MS);
+	agent_arm_renewal(a);
+	agent_emit(a, AGENT_EV_SESSION_UP);
+}
+
+static void agent_on_data(struct sky_tls *t, const uint8_t *data, size_t len)
+{
+	struct agent *a = sky_tls_data(t);
+	int r = sky_frame_feed(&a->dec, data, len, agent_on_frame, a);
+	if (r < 0) {
+		log_error("malformed data from the controller (%s); reconnecting", strerror(-r));
+		sky_tls_abort(t, r);
+	}
+}
+
+static void agent_on_close(struct sky_tls *t, int err)
+{
+	struct agent *a = sky_tls_data(t);
+	bool was_session = a->mode == LINK_SESSION && a->hello_sent;
+
+	a->tls = NULL;
+	sky_frame_decoder_free(&a->dec);
+	uv_timer_stop(&a->hb_timer);
+	uv_timer_stop(&a->inv_timer);
+	a->hello_sent = false;
+	if (a->verify_error[0]) {
+		snprintf(a->last_error, sizeof(a->last_error), "%s", a->verify_error);
+		log_error("refusing the controller at %s:%u: %s", a->cfg->controller_host,
+			  a->cfg->controller_port, a->verify_error);
+		a->verify_error[0] = '\0';
+		agent_emit(a, AGENT_EV_REFUSED);
+	} else if (err && err != -ECONNRESET && !a->stopping) {
+		log_warn("connection to the controller closed: %s", strerror(-err));
+	}
+	if (was_session) {
+		log_info("session down");
+		agent_emit(a, AGENT_EV_SESSION_DOWN);
+	}
+	a->handles_open--;
+	a->mode = LINK_IDLE;
+	if (a->stopping) {
+		if (a->handles_open == 0)
+			free(a);
+		return;
+	}
+	/* Straight back after an enrollment, else exponential backoff. */
+	if (a->cert && a->just_enrolled) {
+		a->just_enrolled = false;
+		agent_schedule_retry(a, 0);
+	} else if (was_session && a->cert) {
+		/* A session that worked: come back soon, then back off. */
+		a->attempt = 0;
+		agent_schedule_retry(a, UINT64_MAX);
+	} else {
+		agent_schedule_retry(a, UINT64_MAX);
+	}
+}
+
+static const struct sky_tls_cbs agent_tls_cbs = {
+	.on_ready = agent_on_ready,
+	.on_data = agent_on_data,
+	.on_close = agent_on_close,
+};
+
+static void agent_connected(uv_connect_t *req, int status)
+{
+	struct agent *a = req->data;
+	a->connecting = false;
+	if (status < 0) {
+		if (status != UV_ECANCELED)
+			log_warn("cannot connect to the controller at %s:%u: %s", a->cfg->controller_host,
+				 a->cfg->controller_port, uv_strerror(status));
+		sky_tls_abort(a->tls, status);
+		return;
+	}
+	uv_tcp_nodelay(sky_tls_tcp(a->tls), 1);
+	if (sky_tls_start(a->tls) < 0)
+		sky_tls_abort(a->tls, -EIO);
+}
+
+static void agent_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct agent *a = req->data;
+	int r;
+
+	a->resolving = false;
+	if (a->stopping) {
+		uv_freeaddrinfo(res);
+		a->handles_open--;
+		if (a->handles_open == 0)
+			free(a);
+		return;
+	}
+	a->handles_open--;
+	if (status < 0) {
+		log_warn("cannot resolve controller %s: %s", a->cfg->controller_host, uv_strerror(status));
+		agent_schedule_retry(a, UINT64_MAX);
+		return;
+	}
+	a->mode = a->cert ? LINK_SESSION : LINK_ENROLL;
+	r = sky_tls_new(a->loop, client_ctx, SKY_TLS_CLIENT, &agent_tls_cbs, a, &a->tls);
+	if (r < 0) {
+		uv_freeaddrinfo(res);
+		agent_schedule_retry(a, UINT64_MAX);
+		return;
+	}
+	a->handles_open++;
+	SSL *ssl = sky_tls_ssl(a->tls);
+	SSL_set_ex_data(ssl, agent_ex_index, a);
+	if (a->mode == LINK_SESSION) {
+		SSL_use_certificate(ssl, a->cert);
+		SSL_use_PrivateKey(ssl, a->key);
+	}
+	sky_frame_decoder_init(&a->dec, SKY_FRAME_MAX_DEFAULT);
+	a->connect_req.data = a;
+	sky_tls_set_idle_timeout(a->tls, CONNECT_TIMEOUT_MS + 3 * a->cfg->heartbeat_ms);
+	r = uv_tcp_connect(&a->connect_req, sky_tls_tcp(a->tls), res->ai_addr, agent_connected);
+	uv_freeaddrinfo(res);
+	if (r < 0) {
+		log_warn("cannot connect to the controller: %s", uv_strerror(r));
+		sky_tls_abort(a->tls, r);
+		return;
+	}
+	a->connecting = true;
+}
+
+static void agent_connect(struct agent *a)
+{
+	char port[8];
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	int r;
+
+	if (!a->cert && !a->cfg->token[0]) {
+		snprintf(a->last_error, sizeof(a->last_error),
+			 "not enrolled and no enrollment token: boot with skyroot.token=TOKEN or pass --token");
+		log_error("%s", a->last_error);
+		agent_emit(a, AGENT_EV_REFUSED);
+		agent_schedule_retry(a, UINT64_MAX);
+		return;
+	}
+	snprintf(port, sizeof(port), "%u", a->cfg->controller_port);
+	a->gai.data = a;
+	r = uv_getaddrinfo(a->loop, &a->gai, agent_resolved, a->cfg->controller_host, port, &hints);
+	if (r < 0) {
+		agent_schedule_retry(a, UINT64_MAX);
+		return;
+	}
+	a->resolving = true;
+	a->handles_open++;
+}
+
+static void retry_cb(uv_timer_t *t)
+{
+	agent_connect(t->data);
+}
+
+/* delay UINT64_MAX: the next exponential backoff step with full jitter. */
+static void agent_schedule_retry(struct agent *a, uint64_t delay_ms)
+{
+	if (a->stopping)
+		return;
+	if (delay_ms == UINT64_MAX) {
+		uint64_t cap = BACKOFF_MIN_MS << (a->attempt < 6 ? a->attempt : 6);
+		if (cap > BACKOFF_MAX_MS)
+			cap = BACKOFF_MAX_MS;
+		delay_ms = sky_random_below(cap + 1);
+		if (a->attempt < 32)
+			a->attempt++;
+	}
+	uv_timer_start(&a->retry_timer, retry_cb, delay_ms, 0);
+}
+
+/* ---- lifecycle ---- */
+
+int agent_new(uv_loop_t *loop, const struct agent_config *cfg, const struct inventory *inv_override,
+	      const struct agent_hooks *hooks, void *ud, struct agent **out)
+{
+	struct agent *a;
+	int r = agent_ctx_init();
+	if (r < 0)
+		return r;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->loop = loop;
+	a->cfg = cfg;
+	a->inv_override = inv_override;
+	if (hooks)
+		a->hooks = *hooks;
+	a->ud = ud;
+	uv_timer_t *timers[] = {&a->retry_timer, &a->hb_timer, &a->inv_timer, &a->renew_timer};
+	for (size_t i = 0; i < SKY_ARRAY_SIZE(timers); i++) {
+		uv_timer_init(loop, timers[i]);
+		timers[i]->data = a;
+		a->handles_open++;
+	}
+	*out = a;
+	return 0;
+}
+
+int agent_start(struct agent *a)
+{
+	agent_connect(a);
+	return 0;
+}
+
+static void agent_handle_closed(uv_handle_t *h)
+{
+	struct agent *a = h->data;
+	a->handles_open--;
+	if (a->handles_open == 0)
+		free(a);
+}
+
+void agent_stop(struct agent *a)
+{
+	if (!a || a->stopping)
+		return;
+	a->stopping = true;
+	uv_timer_t *timers[] = {&a->retry_timer, &a->hb_timer, &a->inv_timer, &a->renew_timer};
+	for (size_t i = 0; i < SKY_ARRAY_SIZE(timers); i++)
+		uv_close((uv_handle_t *)timers[i], agent_handle_closed);
+	if (a->resolving)
+		uv_cancel((uv_req_t *)&a->gai);
+	if (a->tls)
+		sky_tls_close(a->tls, 0);
+	/* Identity is wiped: it never leaves RAM and does not outlive us. */
+	X509_free(a->cert);
+	EVP_PKEY_free(a->key);
+	EVP_PKEY_free(a->pending_key);
+	a->cert = NULL;
+	a->key = NULL;
+	a->pending_key = NULL;
+}
+
+const char *agent_board_id(const struct agent *a) { return a->board_id; }
+const char *agent_last_error(const struct agent *a) { return a->last_error; }
+uint64_t agent_last_rtt_us(const struct agent *a) { return a->last_rtt_us; }
+bool agent_in_session(const struct agent *a) { return a->tls && a->mode == LINK_SESSION && a->hello_sent; }

@@ -1,0 +1,49 @@
+/* skyagent configuration: command-line flags, falling back to the kernel
+ * command line (skyroot.controller= skyroot.token= skyroot.ca=) so the
+ * firmware needs no configuration file. */
+#ifndef SKY_AGENT_CONFIG_H
+#define SKY_AGENT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define AGENT_MAX_TOKEN 128
+
+struct agent_config {
+	char controller_host[256];   /* host name or IP literal (IPv6 without brackets) */
+	uint16_t controller_port;    /* default 7443 when HOST has no :PORT */
+	char token[AGENT_MAX_TOKEN]; /* may be empty: then we can only reconnect */
+	uint8_t ca_pin[32];          /* SHA-256 of the CA certificate's DER */
+	int have_ca_pin;
+	char sysfs_root[4096];       /* default "/sys" */
+	char procfs_root[4096];      /* default "/proc" */
+	char devfs_root[4096];       /* default "/dev" */
+	char cmdline_path[4096];     /* default "<procfs_root>/cmdline" */
+	int log_level;               /* SKY_LOG_* from common/log.h, default INFO */
+	uint64_t heartbeat_ms;       /* default 10000; --heartbeat-interval for tests */
+	int once;                    /* --once: exit after the first successful session setup (tests) */
+};
+
+/* Parse argv (flags may be given as --flag VALUE or --flag=VALUE) and fill
+ * what is absent from the kernel command line at cfg->cmdline_path.
+ * Returns 0; -EINVAL with a message written into err (size errlen) that says
+ * what is wrong and what to do; 1 when --help or --version was handled
+ * (the text is printed to stdout).  On failure *cfg may be partly written
+ * but the caller must not use it. */
+int agent_config_parse(struct agent_config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* Parse "sha256:<64 hex>" into 32 bytes.  0 or -EINVAL. */
+int agent_parse_ca_pin(const char *s, uint8_t out[32]);
+
+/* Parse "HOST:PORT", "HOST", "[V6]:PORT", "[V6]".  0 or -EINVAL. */
+int agent_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port, uint16_t default_port);
+
+/* Find "key=value" in a kernel command line (space separated, double quotes
+ * allowed around values as the kernel does).  Copies the value (bounded by
+ * outlen, -ENAMETOOLONG if it does not fit).  0, -ENOENT, -ENAMETOOLONG. */
+int agent_cmdline_get(const char *cmdline, const char *key, char *out, size_t outlen);
+
+void agent_usage(FILE *f);
+
+#endif

@@ -1,0 +1,89 @@
+/* skyagent: the board agent.  Configuration comes from flags or the kernel
+ * command line; identity lives in memory only. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "agent/config.h"
+#include "common/log.h"
+
+struct main_ctx {
+	const struct agent_config *cfg;
+	struct agent *agent;
+	uv_signal_t sigterm, sigint;
+	int exit_code;
+};
+
+static void stop_all(struct main_ctx *m)
+{
+	agent_stop(m->agent);
+	m->agent = NULL;
+	if (!uv_is_closing((uv_handle_t *)&m->sigterm)) {
+		uv_close((uv_handle_t *)&m->sigterm, NULL);
+		uv_close((uv_handle_t *)&m->sigint, NULL);
+	}
+}
+
+static void on_event(struct agent *a, enum agent_event ev, void *ud)
+{
+	struct main_ctx *m = ud;
+	(void)a;
+	if (!m->cfg->once)
+		return;
+	if (ev == AGENT_EV_SESSION_UP) {
+		printf("%s\n", agent_board_id(a));
+		fflush(stdout);
+		m->exit_code = 0;
+		stop_all(m);
+	} else if (ev == AGENT_EV_REFUSED) {
+		m->exit_code = 1;
+		stop_all(m);
+	}
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct main_ctx *m = h->data;
+	log_info("%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	stop_all(m);
+}
+
+int main(int argc, char **argv)
+{
+	static struct agent_config cfg;
+	struct main_ctx m = {.cfg = &cfg, .exit_code = 0};
+	struct agent_hooks hooks = {.on_event = on_event};
+	char err[512];
+	uv_loop_t loop;
+	int r;
+
+	r = agent_config_parse(&cfg, argc, argv, err, sizeof(err));
+	if (r == 1)
+		return 0;
+	if (r < 0) {
+		fprintf(stderr, "skyagent: %s\n", err);
+		return 2;
+	}
+	sky_log_init("skyagent", (enum sky_log_level)cfg.log_level);
+	signal(SIGPIPE, SIG_IGN);
+	uv_loop_init(&loop);
+	r = agent_new(&loop, &cfg, NULL, &hooks, &m, &m.agent);
+	if (r < 0) {
+		fprintf(stderr, "skyagent: cannot start: %s\n", strerror(-r));
+		return 1;
+	}
+	uv_signal_init(&loop, &m.sigterm);
+	uv_signal_init(&loop, &m.sigint);
+	m.sigterm.data = m.sigint.data = &m;
+	uv_signal_start(&m.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&m.sigint, on_signal, SIGINT);
+	log_info("skyagent %s: controller %s:%u, %s", SKY_VERSION, cfg.controller_host, cfg.controller_port,
+		 cfg.token[0] ? "will enroll with a token" : "no token given");
+	agent_start(m.agent);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return m.exit_code;
+}

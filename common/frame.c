@@ -1,0 +1,116 @@
+#include "common/frame.h"
+
+#include <errno.h>
+#include <string.h>
+
+int sky_frame_encode(const Skyroot__Envelope *env, size_t max_frame, struct sky_buf *out)
+{
+	size_t n = skyroot__envelope__get_packed_size(env);
+	int r;
+
+	if (n > max_frame || n > UINT32_MAX)
+		return -ENOBUFS;
+	r = sky_buf_reserve(out, SKY_FRAME_HEADER + n);
+	if (r < 0)
+		return r;
+	uint8_t *p = out->data + out->len;
+	p[0] = (uint8_t)(n >> 24);
+	p[1] = (uint8_t)(n >> 16);
+	p[2] = (uint8_t)(n >> 8);
+	p[3] = (uint8_t)n;
+	skyroot__envelope__pack(env, p + SKY_FRAME_HEADER);
+	out->len += SKY_FRAME_HEADER + n;
+	return 0;
+}
+
+void sky_frame_decoder_init(struct sky_frame_decoder *d, size_t max_frame)
+{
+	memset(d, 0, sizeof(*d));
+	d->max_frame = max_frame;
+	sky_buf_init(&d->body, max_frame);
+}
+
+static int frame_deliver(struct sky_frame_decoder *d, sky_frame_cb cb, void *ctx)
+{
+	Skyroot__Envelope *env;
+
+	env = skyroot__envelope__unpack(NULL, d->body.len, d->body.data);
+	d->hdr_len = 0;
+	d->body_len = 0;
+	/* Release the body so an idle session holds no buffer. */
+	sky_buf_free(&d->body);
+	if (!env)
+		return -EBADMSG;
+	if (env->body_case == SKYROOT__ENVELOPE__BODY__NOT_SET) {
+		skyroot__envelope__free_unpacked(env, NULL);
+		return -EBADMSG;
+	}
+	return cb(ctx, env);
+}
+
+int sky_frame_feed(struct sky_frame_decoder *d, const uint8_t *data, size_t len,
+		   sky_frame_cb cb, void *ctx)
+{
+	int r;
+
+	if (d->failed)
+		return d->failed;
+	while (len > 0) {
+		if (d->hdr_len < SKY_FRAME_HEADER) {
+			size_t take = SKY_FRAME_HEADER - d->hdr_len;
+			if (take > len)
+				take = len;
+			memcpy(d->hdr + d->hdr_len, data, take);
+			d->hdr_len += take;
+			data += take;
+			len -= take;
+			if (d->hdr_len < SKY_FRAME_HEADER)
+				break;
+			d->body_len = (uint32_t)d->hdr[0] << 24 | (uint32_t)d->hdr[1] << 16 |
+				      (uint32_t)d->hdr[2] << 8 | d->hdr[3];
+			if (d->body_len > d->max_frame) {
+				d->failed = -EMSGSIZE;
+				return d->failed;
+			}
+			if (d->body_len == 0) {
+				d->failed = -EBADMSG;
+				return d->failed;
+			}
+			/* One allocation of exactly the announced (and bounded) size. */
+			r = sky_buf_reserve(&d->body, d->body_len);
+			if (r < 0) {
+				d->failed = r;
+				return r;
+			}
+		}
+		size_t want = d->body_len - d->body.len;
+		size_t take = want < len ? want : len;
+		r = sky_buf_append(&d->body, data, take);
+		if (r < 0) {
+			d->failed = r;
+			return r;
+		}
+		data += take;
+		len -= take;
+		if (d->body.len == d->body_len) {
+			r = frame_deliver(d, cb, ctx);
+			if (r == -EBADMSG)
+				d->failed = r;
+			if (r != 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+int sky_frame_decoder_partial(const struct sky_frame_decoder *d)
+{
+	return d->hdr_len > 0;
+}
+
+void sky_frame_decoder_free(struct sky_frame_decoder *d)
+{
+	sky_buf_free(&d->body);
+	d->hdr_len = 0;
+	d->body_len = 0;
+}

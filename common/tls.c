@@ -1,0 +1,356 @@
+#include "common/tls.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TLS_READ_CHUNK (64 * 1024)
+#define TLS_DEFAULT_WRITE_LIMIT (8u * 1024 * 1024)
+
+struct sky_tls {
+	uv_tcp_t tcp;
+	uv_timer_t *timer;         /* only while an idle timeout is set */
+	SSL *ssl;
+	BIO *rbio;                 /* network -> SSL */
+	BIO *wbio;                 /* SSL -> network */
+	const struct sky_tls_cbs *cbs;
+	void *data;
+	size_t queued;
+	size_t write_limit;
+	uint64_t idle_ms;
+	int close_err;
+	enum sky_tls_role role;
+	bool ready;
+	bool closing;
+	bool handle_closed;
+	bool in_callback;
+};
+
+struct tls_write {
+	uv_write_t req;
+	struct sky_tls *t;
+	size_t len;
+	uint8_t bytes[];
+};
+
+/* The loop is single-threaded: one read buffer serves every connection. */
+static uint8_t tls_read_buf[TLS_READ_CHUNK];
+static uint8_t tls_plain_buf[16 * 1024];
+
+SSL_CTX *sky_tls_ctx_new(enum sky_tls_role role, int min_version)
+{
+	SSL_CTX *ctx = SSL_CTX_new(role == SKY_TLS_SERVER ? TLS_server_method() : TLS_client_method());
+	if (!ctx)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, min_version);
+	/* Idle sessions hold no read/write buffers. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	if (role == SKY_TLS_SERVER) {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		SSL_CTX_set_num_tickets(ctx, 0);
+	}
+	return ctx;
+}
+
+int sky_tls_new(uv_loop_t *loop, SSL_CTX *ctx, enum sky_tls_role role,
+		const struct sky_tls_cbs *cbs, void *data, struct sky_tls **out)
+{
+	struct sky_tls *t = calloc(1, sizeof(*t));
+	int r;
+
+	if (!t)
+		return -ENOMEM;
+	t->ssl = SSL_new(ctx);
+	t->rbio = BIO_new(BIO_s_mem());
+	t->wbio = BIO_new(BIO_s_mem());
+	if (!t->ssl || !t->rbio || !t->wbio) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	BIO_set_mem_eof_return(t->rbio, -1);
+	SSL_set_bio(t->ssl, t->rbio, t->wbio); /* SSL owns the BIOs now */
+	if (role == SKY_TLS_SERVER)
+		SSL_set_accept_state(t->ssl);
+	else
+		SSL_set_connect_state(t->ssl);
+	r = uv_tcp_init(loop, &t->tcp);
+	if (r < 0)
+		goto fail_ssl;
+	t->tcp.data = t;
+	t->cbs = cbs;
+	t->data = data;
+	t->role = role;
+	t->write_limit = TLS_DEFAULT_WRITE_LIMIT;
+	*out = t;
+	return 0;
+
+fail:
+	BIO_free(t->rbio);
+	BIO_free(t->wbio);
+fail_ssl:
+	SSL_free(t->ssl);
+	free(t);
+	return r;
+}
+
+uv_tcp_t *sky_tls_tcp(struct sky_tls *t) { return &t->tcp; }
+uv_stream_t *sky_tls_stream(struct sky_tls *t) { return (uv_stream_t *)&t->tcp; }
+SSL *sky_tls_ssl(struct sky_tls *t) { return t->ssl; }
+void *sky_tls_data(struct sky_tls *t) { return t->data; }
+void sky_tls_set_data(struct sky_tls *t, void *data) { t->data = data; }
+bool sky_tls_is_ready(const struct sky_tls *t) { return t->ready && !t->closing; }
+size_t sky_tls_queued(const struct sky_tls *t) { return t->queued; }
+void sky_tls_set_write_limit(struct sky_tls *t, size_t max) { t->write_limit = max; }
+
+static void tls_free_cb(uv_handle_t *h)
+{
+	struct sky_tls *t = h->data;
+	if (t->cbs->on_close)
+		t->cbs->on_close(t, t->close_err);
+	SSL_free(t->ssl);
+	free(t);
+}
+
+static void tls_timer_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void tls_close_handles(struct sky_tls *t)
+{
+	if (t->handle_closed)
+		return;
+	t->handle_closed = true;
+	if (t->timer) {
+		uv_close((uv_handle_t *)t->timer, tls_timer_closed);
+		t->timer = NULL;
+	}
+	uv_close((uv_handle_t *)&t->tcp, tls_free_cb);
+}
+
+void sky_tls_abort(struct sky_tls *t, int err)
+{
+	if (!t->closing)
+		t->close_err = err;
+	t->closing = true;
+	uv_read_stop(sky_tls_stream(t));
+	tls_close_handles(t);
+}
+
+static void tls_write_done(uv_write_t *req, int status)
+{
+	struct tls_write *w = (struct tls_write *)req;
+	struct sky_tls *t = w->t;
+
+	t->queued -= w->len;
+	free(w);
+	if (status < 0 && status != UV_ECANCELED) {
+		sky_tls_abort(t, status);
+		return;
+	}
+	if (t->closing) {
+		if (t->queued == 0)
+			tls_close_handles(t);
+		return;
+	}
+	if (t->queued == 0 && t->cbs->on_drain)
+		t->cbs->on_drain(t);
+}
+
+/* Move what SSL produced in wbio to the socket. */
+static int tls_flush(struct sky_tls *t)
+{
+	size_t pending;
+
+	while ((pending = BIO_ctrl_pending(t->wbio)) > 0) {
+		struct tls_write *w = malloc(sizeof(*w) + pending);
+		int n, r;
+		uv_buf_t b;
+
+		if (!w)
+			return -ENOMEM;
+		n = BIO_read(t->wbio, w->bytes, (int)pending);
+		if (n <= 0) {
+			free(w);
+			return -EIO;
+		}
+		w->t = t;
+		w->len = (size_t)n;
+		b = uv_buf_init((char *)w->bytes, (unsigned)n);
+		r = uv_write(&w->req, sky_tls_stream(t), &b, 1, tls_write_done);
+		if (r < 0) {
+			free(w);
+			return r;
+		}
+		t->queued += (size_t)n;
+	}
+	return 0;
+}
+
+void sky_tls_close(struct sky_tls *t, int err)
+{
+	if (t->closing)
+		return;
+	t->close_err = err;
+	t->closing = true;
+	uv_read_stop(sky_tls_stream(t));
+	if (t->ready) {
+		SSL_shutdown(t->ssl);
+		if (tls_flush(t) < 0) {
+			tls_close_handles(t);
+			return;
+		}
+	}
+	if (t->queued == 0)
+		tls_close_handles(t);
+	/* else tls_write_done closes once the last write is out */
+}
+
+static void tls_timer_cb(uv_timer_t *timer)
+{
+	struct sky_tls *t = timer->data;
+	sky_tls_close(t, -ETIMEDOUT);
+}
+
+void sky_tls_set_idle_timeout(struct sky_tls *t, uint64_t timeout_ms)
+{
+	t->idle_ms = timeout_ms;
+	if (t->handle_closed)
+		return;
+	if (timeout_ms == 0) {
+		if (t->timer)
+			uv_timer_stop(t->timer);
+		return;
+	}
+	if (!t->timer) {
+		t->timer = malloc(sizeof(*t->timer));
+		if (!t->timer)
+			return;
+		uv_timer_init(t->tcp.loop, t->timer);
+		t->timer->data = t;
+	}
+	uv_timer_start(t->timer, tls_timer_cb, timeout_ms, 0);
+}
+
+static int tls_ssl_error(struct sky_tls *t, int ret)
+{
+	int e = SSL_get_error(t->ssl, ret);
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
+		return -ECONNRESET;
+	default:
+		ERR_clear_error();
+		return -EPROTO;
+	}
+}
+
+static void tls_on_bytes(struct sky_tls *t, const uint8_t *data, size_t len)
+{
+	int r;
+
+	if (BIO_write(t->rbio, data, (int)len) != (int)len) {
+		sky_tls_abort(t, -ENOMEM);
+		return;
+	}
+	if (!t->ready) {
+		r = SSL_do_handshake(t->ssl);
+		if (tls_flush(t) < 0) {
+			sky_tls_abort(t, -EIO);
+			return;
+		}
+		if (r != 1) {
+			r = tls_ssl_error(t, r);
+			if (r < 0)
+				sky_tls_close(t, -EPROTO);
+			return;
+		}
+		t->ready = true;
+		if (t->cbs->on_ready)
+			t->cbs->on_ready(t);
+		if (t->closing)
+			return;
+	}
+	for (;;) {
+		r = SSL_read(t->ssl, tls_plain_buf, sizeof(tls_plain_buf));
+		if (r <= 0) {
+			int e = tls_ssl_error(t, r);
+			if (tls_flush(t) < 0)
+				e = -EIO;
+			if (e == -ECONNRESET)
+				sky_tls_close(t, 0);
+			else if (e < 0)
+				sky_tls_close(t, e);
+			return;
+		}
+		t->cbs->on_data(t, tls_plain_buf, (size_t)r);
+		if (t->closing)
+			return;
+	}
+}
+
+static void tls_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h;
+	(void)suggested;
+	/* libuv calls read_cb right after alloc_cb, so one buffer is enough. */
+	buf->base = (char *)tls_read_buf;
+	buf->len = sizeof(tls_read_buf);
+}
+
+static void tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct sky_tls *t = s->data;
+
+	(void)buf;
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		sky_tls_abort(t, nread == UV_EOF ? (t->ready ? 0 : -ECONNRESET) : (int)nread);
+		return;
+	}
+	if (t->timer && t->idle_ms)
+		uv_timer_start(t->timer, tls_timer_cb, t->idle_ms, 0);
+	/* BIO_write copies out of the shared buffer before any callback runs. */
+	tls_on_bytes(t, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+int sky_tls_start(struct sky_tls *t)
+{
+	int r = uv_read_start(sky_tls_stream(t), tls_alloc_cb, tls_read_cb);
+	if (r < 0)
+		return r;
+	if (t->role == SKY_TLS_CLIENT) {
+		int hr = SSL_do_handshake(t->ssl);
+		if (hr != 1 && tls_ssl_error(t, hr) < 0)
+			return -EPROTO;
+		return tls_flush(t);
+	}
+	return 0;
+}
+
+int sky_tls_write(struct sky_tls *t, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	if (!t->ready || t->closing)
+		return -ENOTCONN;
+	if (t->queued > t->write_limit)
+		return -ENOBUFS;
+	while (len > 0) {
+		int chunk = len > 16384 ? 16384 : (int)len;
+		int n = SSL_write(t->ssl, p, chunk);
+		if (n <= 0) {
+			ERR_clear_error();
+			return -EIO;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return tls_flush(t);
+}

@@ -1,0 +1,64 @@
+/* TLS over a libuv TCP stream, with OpenSSL driven through memory BIOs.
+ *
+ * The connection owns its uv_tcp_t.  Reads go through one buffer shared by
+ * the loop (the loop is single-threaded), so an idle connection holds only
+ * the SSL object, the handle and this struct.  Every callback may call
+ * sky_tls_close(); the struct stays valid until on_close has returned. */
+#ifndef SKY_COMMON_TLS_H
+#define SKY_COMMON_TLS_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct sky_tls;
+
+struct sky_tls_cbs {
+	/* TLS handshake finished; peer identity can be inspected. */
+	void (*on_ready)(struct sky_tls *t);
+	/* Decrypted application bytes. */
+	void (*on_data)(struct sky_tls *t, const uint8_t *data, size_t len);
+	/* Every queued write has been handed to the kernel (backpressure). */
+	void (*on_drain)(struct sky_tls *t);
+	/* The handle is closed; err is 0 for an orderly close, else negative
+	 * errno (-ETIMEDOUT, -ECONNRESET, -EPROTO for a TLS failure).  The
+	 * struct is freed right after this returns. */
+	void (*on_close)(struct sky_tls *t, int err);
+};
+
+enum sky_tls_role { SKY_TLS_CLIENT, SKY_TLS_SERVER };
+
+/* Make a connection object around a new uv_tcp_t on loop.  For a server,
+ * uv_accept() into sky_tls_stream(t) then call sky_tls_start(); for a
+ * client, uv_tcp_connect() on sky_tls_stream(t) and call sky_tls_start()
+ * when connected.  0 or -ENOMEM/-EIO; *out is not written on failure. */
+int sky_tls_new(uv_loop_t *loop, SSL_CTX *ctx, enum sky_tls_role role,
+		const struct sky_tls_cbs *cbs, void *data, struct sky_tls **out);
+uv_tcp_t *sky_tls_tcp(struct sky_tls *t);
+uv_stream_t *sky_tls_stream(struct sky_tls *t);
+SSL *sky_tls_ssl(struct sky_tls *t);
+void *sky_tls_data(struct sky_tls *t);
+void sky_tls_set_data(struct sky_tls *t, void *data);
+bool sky_tls_is_ready(const struct sky_tls *t);
+
+/* Start reading and the handshake.  0 or negative errno. */
+int sky_tls_start(struct sky_tls *t);
+/* Encrypt and queue bytes.  -ENOTCONN before ready or after close,
+ * -ENOBUFS when more than the write limit is queued. */
+int sky_tls_write(struct sky_tls *t, const void *data, size_t len);
+/* Bytes queued to the kernel and not yet written. */
+size_t sky_tls_queued(const struct sky_tls *t);
+void sky_tls_set_write_limit(struct sky_tls *t, size_t max);
+/* Close after the next timeout_ms without any bytes read (0 disables). */
+void sky_tls_set_idle_timeout(struct sky_tls *t, uint64_t timeout_ms);
+/* Send close_notify and whatever is queued, then close.  Idempotent. */
+void sky_tls_close(struct sky_tls *t, int err);
+/* Close now without flushing. */
+void sky_tls_abort(struct sky_tls *t, int err);
+
+/* Shared context setup.  min_version is TLS1_3_VERSION on the agent link. */
+SSL_CTX *sky_tls_ctx_new(enum sky_tls_role role, int min_version);
+
+#endif

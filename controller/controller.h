@@ -1,0 +1,80 @@
+/* skyrootd's shared state: one loop, one store, one CA. */
+#ifndef SKY_CONTROLLER_H
+#define SKY_CONTROLLER_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "controller/db.h"
+
+#define CTL_DEFAULT_AGENT_LISTEN "127.0.0.1:7443"
+#define CTL_DEFAULT_API_LISTEN "127.0.0.1:7444"
+#define CTL_DEFAULT_CERT_TTL (24 * 3600)
+
+struct ctl_options {
+	const char *state_dir;
+	const char *agent_listen;     /* ADDR:PORT */
+	const char *api_listen;
+	const char *advertise;        /* HOST:PORT boards dial; NULL = derive */
+	int64_t cert_ttl;             /* seconds */
+};
+
+struct agentlink;
+struct api;
+
+struct controller {
+	uv_loop_t *loop;
+	struct ctl_options opt;
+	struct db *db;
+	X509 *ca_cert;
+	EVP_PKEY *ca_key;
+	X509 *server_cert;
+	EVP_PKEY *server_key;
+	EVP_PKEY *signing_key;        /* Ed25519 image-signing key */
+	uint8_t signing_pub[32];
+	uint8_t ca_pin[32];
+	char ca_pin_str[80];          /* "sha256:<hex>" */
+	uint8_t admin_hash[32];       /* SHA-256 of the admin API token */
+	char advertise[300];          /* what token cmdlines carry */
+	struct agentlink *agents;
+	struct api *api;
+	uv_signal_t sigterm, sigint;
+};
+
+/* Paths inside the state folder. */
+#define CTL_DB_FILE "skyroot.db"
+#define CTL_CA_CERT "ca.crt"
+#define CTL_CA_KEY "ca.key"
+#define CTL_SERVER_CERT "server.crt"
+#define CTL_SERVER_KEY "server.key"
+#define CTL_SIGNING_KEY "signing.key"
+#define CTL_ADMIN_HASH "admin.token.sha256"
+#define CTL_SKYCTL_CONF "skyctl.conf"
+
+/* state.c: `skyrootd init` and loading the state folder on `run`. */
+int ctl_state_init(const char *dir, const char *const *sans, const char *api_listen,
+		   char *admin_token_out, size_t outlen);
+int ctl_state_load(struct controller *ctl);
+void ctl_state_unload(struct controller *ctl);
+
+/* agentlink.c: the agent port. */
+int agentlink_start(struct controller *ctl, const struct sockaddr *addr);
+void agentlink_stop(struct agentlink *al);
+/* Is the board in a live session?  last_seen (unix s) of the session. */
+bool agentlink_board_online(struct agentlink *al, const char *board_id, int64_t *last_seen);
+/* Close the board's session now (after a delete). */
+void agentlink_board_kick(struct agentlink *al, const char *board_id);
+/* Flush in-memory last-seen times to the store. */
+void agentlink_flush(struct agentlink *al);
+
+/* api.c: the HTTPS API port. */
+int api_start(struct controller *ctl, const struct sockaddr *addr);
+void api_stop(struct api *api);
+
+/* ids: "brd-" / "tok-" + hex of random bytes. */
+int ctl_new_id(const char *prefix, size_t nbytes, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,549 @@
+#include "controller/db.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+/* Forward migrations: entry i takes the schema from version i to i+1. */
+static const char *const db_migrations[] = {
+	/* 0 -> 1: the foundation */
+	"CREATE TABLE tokens ("
+	"  id TEXT PRIMARY KEY,"
+	"  hash BLOB NOT NULL UNIQUE,"
+	"  created_at INTEGER NOT NULL,"
+	"  expires_at INTEGER NOT NULL,"
+	"  uses INTEGER NOT NULL,"
+	"  uses_left INTEGER NOT NULL,"
+	"  revoked INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE boards ("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  uuid TEXT NOT NULL UNIQUE,"
+	"  enrolled_at INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL DEFAULT 0,"
+	"  cert_serial INTEGER NOT NULL DEFAULT 0,"
+	"  cert_not_after INTEGER NOT NULL DEFAULT 0,"
+	"  inventory BLOB);"
+	"CREATE TABLE certs ("
+	"  serial INTEGER PRIMARY KEY,"
+	"  board_id TEXT NOT NULL,"
+	"  not_after INTEGER NOT NULL,"
+	"  revoked INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX certs_board ON certs(board_id);",
+};
+
+enum db_stmt_id {
+	S_TOKEN_INSERT,
+	S_TOKEN_BY_HASH,
+	S_TOKEN_TAKE,
+	S_TOKEN_LIST,
+	S_TOKEN_GET,
+	S_TOKEN_REVOKE,
+	S_BOARD_BY_UUID,
+	S_BOARD_INSERT,
+	S_BOARD_SET_CERT,
+	S_BOARD_SET_INV,
+	S_BOARD_SET_SEEN,
+	S_BOARD_GET_ID,
+	S_BOARD_GET_NAME,
+	S_BOARD_LIST,
+	S_BOARD_NAME_TAKEN,
+	S_BOARD_DELETE,
+	S_CERT_REVOKE_BOARD,
+	S_CERT_INSERT,
+	S_CERT_CHECK,
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_COUNT
+};
+
+#define BOARD_COLS "id, name, uuid, enrolled_at, last_seen, cert_not_after, inventory"
+
+static const char *const db_sql[S_COUNT] = {
+	[S_TOKEN_INSERT] = "INSERT INTO tokens(id, hash, created_at, expires_at, uses, uses_left) VALUES(?,?,?,?,?,?)",
+	[S_TOKEN_BY_HASH] = "SELECT id, expires_at, uses_left, revoked FROM tokens WHERE hash = ?",
+	[S_TOKEN_TAKE] = "UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0",
+	[S_TOKEN_LIST] = "SELECT id, created_at, expires_at, uses, uses_left, revoked FROM tokens ORDER BY created_at, id",
+	[S_TOKEN_GET] = "SELECT id, created_at, expires_at, uses, uses_left, revoked FROM tokens WHERE id = ?",
+	[S_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?",
+	[S_BOARD_BY_UUID] = "SELECT id FROM boards WHERE uuid = ?",
+	[S_BOARD_INSERT] = "INSERT INTO boards(id, name, uuid, enrolled_at, last_seen, cert_not_after, inventory) VALUES(?,?,?,?,?,?,?)",
+	[S_BOARD_SET_CERT] = "UPDATE boards SET cert_serial = ?, cert_not_after = ? WHERE id = ?",
+	[S_BOARD_SET_INV] = "UPDATE boards SET inventory = ? WHERE id = ?",
+	[S_BOARD_SET_SEEN] = "UPDATE boards SET last_seen = ? WHERE id = ?",
+	[S_BOARD_GET_ID] = "SELECT " BOARD_COLS " FROM boards WHERE id = ?",
+	[S_BOARD_GET_NAME] = "SELECT " BOARD_COLS " FROM boards WHERE name = ?",
+	[S_BOARD_LIST] = "SELECT " BOARD_COLS " FROM boards ORDER BY name, id",
+	[S_BOARD_NAME_TAKEN] = "SELECT 1 FROM boards WHERE name = ?",
+	[S_BOARD_DELETE] = "DELETE FROM boards WHERE id = ?",
+	[S_CERT_REVOKE_BOARD] = "UPDATE certs SET revoked = 1 WHERE board_id = ?",
+	[S_CERT_INSERT] = "INSERT INTO certs(serial, board_id, not_after) VALUES(?,?,?)",
+	[S_CERT_CHECK] = "SELECT c.revoked, b.id IS NOT NULL FROM certs c LEFT JOIN boards b ON b.id = c.board_id "
+			 "WHERE c.serial = ? AND c.board_id = ?",
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+};
+
+struct db {
+	sqlite3 *h;
+	sqlite3_stmt *st[S_COUNT];
+	int in_tx;
+};
+
+static int db_err(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EUCLEAN;
+	default:
+		return -EIO;
+	}
+}
+
+static sqlite3_stmt *st(struct db *db, enum db_stmt_id id)
+{
+	sqlite3_stmt *s = db->st[id];
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+/* Run a one-shot write statement (already bound). */
+static int step_done(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+	int r = rc == SQLITE_DONE ? 0 : db_err(rc);
+	sqlite3_reset(s);
+	return r;
+}
+
+static int exec(struct db *db, const char *sql)
+{
+	return db_err(sqlite3_exec(db->h, sql, NULL, NULL, NULL));
+}
+
+int db_schema_version(struct db *db)
+{
+	sqlite3_stmt *s;
+	int v = -EIO;
+	if (sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+		return -EIO;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+static int db_migrate(struct db *db)
+{
+	int v = db_schema_version(db), r;
+	int target = (int)SKY_ARRAY_SIZE(db_migrations);
+	char sql[64];
+
+	if (v < 0)
+		return v;
+	if (v > target)
+		return -EPROTONOSUPPORT; /* a newer skyrootd made this store */
+	for (; v < target; v++) {
+		r = exec(db, "BEGIN IMMEDIATE");
+		if (r < 0)
+			return r;
+		r = exec(db, db_migrations[v]);
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		if (r == 0)
+			r = exec(db, sql);
+		if (r == 0)
+			r = exec(db, "COMMIT");
+		if (r < 0) {
+			exec(db, "ROLLBACK");
+			return r;
+		}
+	}
+	return 0;
+}
+
+int db_open(const char *path, struct db **out)
+{
+	struct db *db = calloc(1, sizeof(*db));
+	int r;
+
+	if (!db)
+		return -ENOMEM;
+	r = db_err(sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+						   SQLITE_OPEN_NOMUTEX, NULL));
+	if (r < 0)
+		goto fail;
+	sqlite3_busy_timeout(db->h, 5000);
+	sqlite3_extended_result_codes(db->h, 1);
+	/* WAL: readers never block the writer; FULL: a commit survives power loss. */
+	r = exec(db, "PRAGMA journal_mode = WAL");
+	if (r == 0)
+		r = exec(db, "PRAGMA synchronous = FULL");
+	if (r == 0)
+		r = exec(db, "PRAGMA foreign_keys = ON");
+	if (r == 0)
+		r = db_migrate(db);
+	if (r < 0)
+		goto fail;
+	for (int i = 0; i < S_COUNT; i++) {
+		r = db_err(sqlite3_prepare_v3(db->h, db_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i], NULL));
+		if (r < 0)
+			goto fail;
+	}
+	*out = db;
+	return 0;
+fail:
+	db_close(db);
+	return r;
+}
+
+void db_close(struct db *db)
+{
+	if (!db)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(db->st[i]);
+	sqlite3_close(db->h);
+	free(db);
+}
+
+int db_check(struct db *db)
+{
+	sqlite3_stmt *s;
+	int r = -EIO;
+	if (sqlite3_prepare_v2(db->h, "PRAGMA integrity_check", -1, &s, NULL) != SQLITE_OK)
+		return -EIO;
+	if (sqlite3_step(s) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(s, 0), "ok") == 0)
+		r = 0;
+	sqlite3_finalize(s);
+	return r;
+}
+
+int db_begin(struct db *db)
+{
+	int r = step_done(st(db, S_BEGIN));
+	if (r == 0)
+		db->in_tx = 1;
+	return r;
+}
+
+int db_commit(struct db *db)
+{
+	int r = step_done(st(db, S_COMMIT));
+	if (r == 0)
+		db->in_tx = 0;
+	return r;
+}
+
+void db_rollback(struct db *db)
+{
+	if (db->in_tx)
+		step_done(st(db, S_ROLLBACK));
+	db->in_tx = 0;
+}
+
+static void copy_text(char *dst, size_t n, sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	snprintf(dst, n, "%s", t ? (const char *)t : "");
+}
+
+/* ---- tokens ---- */
+
+int db_token_insert(struct db *db, const struct db_token *t, const uint8_t hash[32])
+{
+	sqlite3_stmt *s = st(db, S_TOKEN_INSERT);
+	sqlite3_bind_text(s, 1, t->id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, t->created_at);
+	sqlite3_bind_int64(s, 4, t->expires_at);
+	sqlite3_bind_int64(s, 5, t->uses);
+	sqlite3_bind_int64(s, 6, t->uses_left);
+	return step_done(s);
+}
+
+int db_token_consume(struct db *db, const uint8_t hash[32], int64_t now, char *id_out)
+{
+	sqlite3_stmt *s = st(db, S_TOKEN_BY_HASH);
+	char id[DB_ID_MAX];
+	int rc, r;
+
+	sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? -ENOENT : db_err(rc);
+		sqlite3_reset(s);
+		return r;
+	}
+	copy_text(id, sizeof(id), s, 0);
+	int64_t expires = sqlite3_column_int64(s, 1);
+	int64_t left = sqlite3_column_int64(s, 2);
+	int revoked = sqlite3_column_int(s, 3);
+	sqlite3_reset(s);
+	if (revoked)
+		return -EKEYREVOKED;
+	if (left <= 0)
+		return -EUSERS;
+	if (now >= expires)
+		return -EKEYEXPIRED;
+	s = st(db, S_TOKEN_TAKE);
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	r = step_done(s);
+	if (r < 0)
+		return r;
+	if (sqlite3_changes(db->h) != 1)
+		return -EUSERS;
+	snprintf(id_out, DB_ID_MAX, "%s", id);
+	return 0;
+}
+
+static void token_row(sqlite3_stmt *s, struct db_token *t)
+{
+	copy_text(t->id, sizeof(t->id), s, 0);
+	t->created_at = sqlite3_column_int64(s, 1);
+	t->expires_at = sqlite3_column_int64(s, 2);
+	t->uses = (uint32_t)sqlite3_column_int64(s, 3);
+	t->uses_left = (uint32_t)sqlite3_column_int64(s, 4);
+	t->revoked = sqlite3_column_int(s, 5) != 0;
+}
+
+int db_token_list(struct db *db, db_token_cb cb, void *ctx)
+{
+	sqlite3_stmt *s = st(db, S_TOKEN_LIST);
+	int rc, r = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct db_token t;
+		token_row(s, &t);
+		r = cb(ctx, &t);
+		if (r)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_err(rc);
+	sqlite3_reset(s);
+	return r;
+}
+
+int db_token_get(struct db *db, const char *id, struct db_token *out)
+{
+	sqlite3_stmt *s = st(db, S_TOKEN_GET);
+	int rc, r = -ENOENT;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		token_row(s, out);
+		r = 0;
+	} else if (rc != SQLITE_DONE) {
+		r = db_err(rc);
+	}
+	sqlite3_reset(s);
+	return r;
+}
+
+int db_token_revoke(struct db *db, const char *id)
+{
+	sqlite3_stmt *s = st(db, S_TOKEN_REVOKE);
+	int r;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	r = step_done(s);
+	if (r == 0 && sqlite3_changes(db->h) == 0)
+		r = -ENOENT;
+	return r;
+}
+
+/* ---- boards ---- */
+
+int db_board_find_uuid(struct db *db, const char *uuid, char *id_out)
+{
+	sqlite3_stmt *s = st(db, S_BOARD_BY_UUID);
+	int rc, r = -ENOENT;
+	sqlite3_bind_text(s, 1, uuid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		copy_text(id_out, DB_ID_MAX, s, 0);
+		r = 0;
+	} else if (rc != SQLITE_DONE) {
+		r = db_err(rc);
+	}
+	sqlite3_reset(s);
+	return r;
+}
+
+int db_board_insert(struct db *db, const struct db_board *b)
+{
+	sqlite3_stmt *s = st(db, S_BOARD_INSERT);
+	sqlite3_bind_text(s, 1, b->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, b->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, b->uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, b->enrolled_at);
+	sqlite3_bind_int64(s, 5, b->last_seen);
+	sqlite3_bind_int64(s, 6, b->cert_not_after);
+	if (b->inventory)
+		sqlite3_bind_blob(s, 7, b->inventory, (int)b->inventory_len, SQLITE_STATIC);
+	return step_done(s);
+}
+
+static int changed_or_enoent(struct db *db, int r)
+{
+	if (r == 0 && sqlite3_changes(db->h) == 0)
+		return -ENOENT;
+	return r;
+}
+
+int db_board_set_cert(struct db *db, const char *id, uint64_t serial, int64_t not_after)
+{
+	sqlite3_stmt *s = st(db, S_BOARD_SET_CERT);
+	sqlite3_bind_int64(s, 1, (int64_t)serial);
+	sqlite3_bind_int64(s, 2, not_after);
+	sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
+	return changed_or_enoent(db, step_done(s));
+}
+
+int db_board_set_inventory(struct db *db, const char *id, const uint8_t *inv, size_t len)
+{
+	sqlite3_stmt *s = st(db, S_BOARD_SET_INV);
+	sqlite3_bind_blob(s, 1, inv, (int)len, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	return changed_or_enoent(db, step_done(s));
+}
+
+int db_board_set_last_seen(struct db *db, const char *id, int64_t when)
+{
+	sqlite3_stmt *s = st(db, S_BOARD_SET_SEEN);
+	sqlite3_bind_int64(s, 1, when);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	return changed_or_enoent(db, step_done(s));
+}
+
+static void board_row(sqlite3_stmt *s, struct db_board *b)
+{
+	copy_text(b->id, sizeof(b->id), s, 0);
+	copy_text(b->name, sizeof(b->name), s, 1);
+	copy_text(b->uuid, sizeof(b->uuid), s, 2);
+	b->enrolled_at = sqlite3_column_int64(s, 3);
+	b->last_seen = sqlite3_column_int64(s, 4);
+	b->cert_not_after = sqlite3_column_int64(s, 5);
+	b->inventory = sqlite3_column_blob(s, 6);
+	b->inventory_len = (size_t)sqlite3_column_bytes(s, 6);
+}
+
+static int board_query(sqlite3_stmt *s, db_board_cb cb, void *ctx, int single)
+{
+	int rc, r = 0, found = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct db_board b;
+		board_row(s, &b);
+		found = 1;
+		r = cb(ctx, &b);
+		if (r || single)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = db_err(rc);
+	sqlite3_reset(s);
+	if (r == 0 && single && !found)
+		r = -ENOENT;
+	return r;
+}
+
+int db_board_get(struct db *db, const char *id_or_name, db_board_cb cb, void *ctx)
+{
+	sqlite3_stmt *s = st(db, S_BOARD_GET_ID);
+	int r;
+	sqlite3_bind_text(s, 1, id_or_name, -1, SQLITE_STATIC);
+	r = board_query(s, cb, ctx, 1);
+	if (r != -ENOENT)
+		return r;
+	s = st(db, S_BOARD_GET_NAME);
+	sqlite3_bind_text(s, 1, id_or_name, -1, SQLITE_STATIC);
+	return board_query(s, cb, ctx, 1);
+}
+
+int db_board_list(struct db *db, db_board_cb cb, void *ctx)
+{
+	return board_query(st(db, S_BOARD_LIST), cb, ctx, 0);
+}
+
+int db_board_name_taken(struct db *db, const char *name)
+{
+	sqlite3_stmt *s = st(db, S_BOARD_NAME_TAKEN);
+	int rc;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : db_err(rc);
+}
+
+int db_board_delete(struct db *db, const char *id)
+{
+	sqlite3_stmt *s;
+	int r = db_begin(db);
+	if (r < 0)
+		return r;
+	s = st(db, S_CERT_REVOKE_BOARD);
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	r = step_done(s);
+	if (r == 0) {
+		s = st(db, S_BOARD_DELETE);
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		r = changed_or_enoent(db, step_done(s));
+	}
+	if (r == 0)
+		r = db_commit(db);
+	if (r < 0)
+		db_rollback(db);
+	return r;
+}
+
+/* ---- certificates ---- */
+
+int db_cert_insert(struct db *db, uint64_t serial, const char *board_id, int64_t not_after)
+{
+	sqlite3_stmt *s = st(db, S_CERT_INSERT);
+	sqlite3_bind_int64(s, 1, (int64_t)serial);
+	sqlite3_bind_text(s, 2, board_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, not_after);
+	return step_done(s);
+}
+
+int db_cert_check(struct db *db, uint64_t serial, const char *board_id)
+{
+	sqlite3_stmt *s = st(db, S_CERT_CHECK);
+	int rc, r;
+	sqlite3_bind_int64(s, 1, (int64_t)serial);
+	sqlite3_bind_text(s, 2, board_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		int revoked = sqlite3_column_int(s, 0);
+		int board_exists = sqlite3_column_int(s, 1);
+		r = (revoked || !board_exists) ? -EKEYREVOKED : 0;
+	} else {
+		r = rc == SQLITE_DONE ? -ENOENT : db_err(rc);
+	}
+	sqlite3_reset(s);
+	return r;
+}

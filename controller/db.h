@@ -1,0 +1,79 @@
+/* The controller's store: SQLite in WAL mode, one connection used only from
+ * the loop thread (the one writer path), prepared statements only.
+ * Every function returns 0 or a negative errno; -ENOENT for "no such row". */
+#ifndef SKY_CONTROLLER_DB_H
+#define SKY_CONTROLLER_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct db;
+
+#define DB_ID_MAX 32
+#define DB_NAME_MAX 64
+
+int db_open(const char *path, struct db **out);
+void db_close(struct db *db);
+int db_schema_version(struct db *db);
+/* PRAGMA integrity_check == "ok": 0, else -EIO. */
+int db_check(struct db *db);
+
+/* ---- tokens ---- */
+struct db_token {
+	char id[DB_ID_MAX];
+	int64_t created_at;
+	int64_t expires_at;
+	uint32_t uses;
+	uint32_t uses_left;
+	bool revoked;
+};
+/* hash = SHA-256 of the secret. */
+int db_token_insert(struct db *db, const struct db_token *t, const uint8_t hash[32]);
+/* Atomically take one use of the token with this hash, if it is active at
+ * now: -ENOENT unknown, -EKEYEXPIRED expired, -EKEYREVOKED revoked,
+ * -EUSERS used up.  Part of the caller's transaction when inside one. */
+int db_token_consume(struct db *db, const uint8_t hash[32], int64_t now, char *id_out);
+typedef int (*db_token_cb)(void *ctx, const struct db_token *t);
+int db_token_list(struct db *db, db_token_cb cb, void *ctx);
+int db_token_get(struct db *db, const char *id, struct db_token *out);
+int db_token_revoke(struct db *db, const char *id);
+
+/* ---- boards ---- */
+struct db_board {
+	char id[DB_ID_MAX];
+	char name[DB_NAME_MAX];
+	char uuid[64];
+	int64_t enrolled_at;
+	int64_t last_seen;          /* 0 = never */
+	int64_t cert_not_after;
+	const uint8_t *inventory;   /* serialized Skyroot__Hello, may be NULL */
+	size_t inventory_len;
+};
+/* Find by DMI product UUID.  -ENOENT when none. */
+int db_board_find_uuid(struct db *db, const char *uuid, char *id_out);
+int db_board_insert(struct db *db, const struct db_board *b);
+int db_board_set_cert(struct db *db, const char *id, uint64_t serial, int64_t not_after);
+int db_board_set_inventory(struct db *db, const char *id, const uint8_t *inv, size_t len);
+int db_board_set_last_seen(struct db *db, const char *id, int64_t when);
+/* Lookup by id, or by name when no id matches.  The callback sees a row
+ * whose pointers are valid only during the call. */
+typedef int (*db_board_cb)(void *ctx, const struct db_board *b);
+int db_board_get(struct db *db, const char *id_or_name, db_board_cb cb, void *ctx);
+int db_board_list(struct db *db, db_board_cb cb, void *ctx);
+int db_board_name_taken(struct db *db, const char *name);
+/* Delete the board and revoke every certificate issued to it. */
+int db_board_delete(struct db *db, const char *id);
+
+/* ---- certificates ---- */
+int db_cert_insert(struct db *db, uint64_t serial, const char *board_id, int64_t not_after);
+/* 0 when serial was issued to board_id and is not revoked; -EKEYREVOKED
+ * when revoked or its board is gone; -ENOENT when we never issued it. */
+int db_cert_check(struct db *db, uint64_t serial, const char *board_id);
+
+/* ---- transactions (BEGIN IMMEDIATE .. COMMIT, synchronous=FULL) ---- */
+int db_begin(struct db *db);
+int db_commit(struct db *db);
+void db_rollback(struct db *db);
+
+#endif

@@ -1,0 +1,244 @@
+/* The state folder: keys, certificates, the store and skyctl's config. */
+#include <errno.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "common/x509.h"
+#include "controller/controller.h"
+
+#define CA_DAYS 3650
+#define SERVER_DAYS 825
+
+int ctl_new_id(const char *prefix, size_t nbytes, char *out, size_t outlen)
+{
+	uint8_t raw[16];
+	char hex[33];
+	int r;
+	if (nbytes > sizeof(raw) || strlen(prefix) + 2 * nbytes + 1 > outlen)
+		return -EINVAL;
+	r = sky_random(raw, nbytes);
+	if (r < 0)
+		return r;
+	sky_hex(raw, nbytes, hex);
+	snprintf(out, outlen, "%s%s", prefix, hex);
+	return 0;
+}
+
+static int path_in(char *out, const char *dir, const char *name)
+{
+	int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
+	return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+static uint64_t new_serial(void)
+{
+	uint64_t s = 0;
+	sky_random(&s, sizeof(s));
+	s &= 0x7fffffffffffffffULL; /* positive, fits SQLite INTEGER */
+	return s ? s : 1;
+}
+
+int ctl_state_init(const char *dir, const char *const *sans, const char *api_listen,
+		   char *admin_token_out, size_t outlen)
+{
+	char p[PATH_MAX], conf[PATH_MAX + 256], hex[65];
+	EVP_PKEY *ca_key = NULL, *srv_key = NULL, *sign_key = NULL;
+	X509 *ca = NULL, *srv = NULL;
+	struct db *db = NULL;
+	uint8_t raw[32], hash[32];
+	const char *default_sans[] = {"localhost", "127.0.0.1", NULL};
+	const char *all_sans[64];
+	size_t n = 0;
+	int64_t now = sky_unix_now();
+	int r;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if ((r = path_in(p, dir, CTL_CA_KEY)) < 0)
+		return r;
+	if (access(p, F_OK) == 0)
+		return -EEXIST;
+	if ((r = path_in(p, dir, CTL_DB_FILE)) < 0)
+		return r;
+	if (access(p, F_OK) == 0)
+		return -EEXIST;
+
+	for (size_t i = 0; default_sans[i]; i++)
+		all_sans[n++] = default_sans[i];
+	for (size_t i = 0; sans && sans[i] && n < SKY_ARRAY_SIZE(all_sans) - 1; i++)
+		all_sans[n++] = sans[i];
+	all_sans[n] = NULL;
+
+	r = sky_key_new_p256(&ca_key);
+	if (r < 0)
+		goto out;
+	char cn[96];
+	uint8_t caid[4];
+	sky_random(caid, sizeof(caid));
+	sky_hex(caid, sizeof(caid), hex);
+	snprintf(cn, sizeof(cn), "Skyroot CA %s", hex);
+	struct sky_cert_spec ca_spec = {
+		.kind = SKY_CERT_CA, .cn = cn, .serial = new_serial(),
+		.not_before = now - 300, .not_after = now + (int64_t)CA_DAYS * 86400,
+	};
+	r = sky_cert_issue(&ca_spec, ca_key, NULL, ca_key, &ca);
+	if (r < 0)
+		goto out;
+	r = sky_key_new_p256(&srv_key);
+	if (r < 0)
+		goto out;
+	struct sky_cert_spec srv_spec = {
+		.kind = SKY_CERT_SERVER, .cn = "skyrootd", .serial = new_serial(),
+		.not_before = now - 300, .not_after = now + (int64_t)SERVER_DAYS * 86400,
+		.sans = all_sans,
+	};
+	r = sky_cert_issue(&srv_spec, srv_key, ca, ca_key, &srv);
+	if (r < 0)
+		goto out;
+	r = sky_key_new_ed25519(&sign_key);
+	if (r < 0)
+		goto out;
+
+	if ((r = path_in(p, dir, CTL_CA_KEY)) < 0 || (r = sky_key_write_pem(p, ca_key)) < 0)
+		goto out;
+	if ((r = path_in(p, dir, CTL_CA_CERT)) < 0 || (r = sky_cert_write_pem(p, ca)) < 0)
+		goto out;
+	if ((r = path_in(p, dir, CTL_SERVER_KEY)) < 0 || (r = sky_key_write_pem(p, srv_key)) < 0)
+		goto out;
+	if ((r = path_in(p, dir, CTL_SERVER_CERT)) < 0 || (r = sky_cert_write_pem(p, srv)) < 0)
+		goto out;
+	if ((r = path_in(p, dir, CTL_SIGNING_KEY)) < 0 || (r = sky_key_write_pem(p, sign_key)) < 0)
+		goto out;
+
+	/* The admin token: shown once, kept only as a hash (and in skyctl.conf, 0600). */
+	r = sky_random(raw, sizeof(raw));
+	if (r < 0)
+		goto out;
+	sky_hex(raw, sizeof(raw), hex);
+	snprintf(admin_token_out, outlen, "ska-%s", hex);
+	sky_sha256(admin_token_out, strlen(admin_token_out), hash);
+	sky_hex(hash, sizeof(hash), hex);
+	strcat(hex, "\n");
+	if ((r = path_in(p, dir, CTL_ADMIN_HASH)) < 0 || (r = sky_write_file(p, hex, strlen(hex), 0600, 1)) < 0)
+		goto out;
+
+	if ((r = path_in(p, dir, CTL_DB_FILE)) < 0 || (r = db_open(p, &db)) < 0)
+		goto out;
+
+	const char *host = api_listen;
+	n = (size_t)snprintf(conf, sizeof(conf),
+			     "# skyctl configuration written by 'skyrootd init'.\n"
+			     "# Use it with: skyctl --config %s/%s ...  (or export SKYROOT_CONFIG)\n"
+			     "controller = https://%s\n"
+			     "ca = %s\n"
+			     "token = %s\n",
+			     dir, CTL_SKYCTL_CONF, host, CTL_CA_CERT, admin_token_out);
+	if ((r = path_in(p, dir, CTL_SKYCTL_CONF)) < 0 || (r = sky_write_file(p, conf, n, 0600, 1)) < 0)
+		goto out;
+	r = 0;
+out:
+	OPENSSL_cleanse(raw, sizeof(raw));
+	db_close(db);
+	X509_free(ca);
+	X509_free(srv);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(srv_key);
+	EVP_PKEY_free(sign_key);
+	ERR_clear_error();
+	return r;
+}
+
+/* Keys must not be readable by anyone else. */
+static int check_key_mode(const char *path)
+{
+	struct stat sb;
+	if (stat(path, &sb) < 0)
+		return -errno;
+	if (sb.st_mode & 077)
+		return -EPERM;
+	return 0;
+}
+
+static int load_key(const char *dir, const char *name, EVP_PKEY **out, const char **failed)
+{
+	char p[PATH_MAX];
+	int r = path_in(p, dir, name);
+	*failed = name;
+	if (r == 0)
+		r = check_key_mode(p);
+	if (r == 0)
+		r = sky_key_read_pem(p, out);
+	return r;
+}
+
+static int load_cert(const char *dir, const char *name, X509 **out, const char **failed)
+{
+	char p[PATH_MAX];
+	int r = path_in(p, dir, name);
+	*failed = name;
+	if (r == 0)
+		r = sky_cert_read_pem(p, out);
+	return r;
+}
+
+int ctl_state_load(struct controller *ctl)
+{
+	const char *dir = ctl->opt.state_dir, *failed = "";
+	char p[PATH_MAX], *hash_hex = NULL;
+	size_t len = sizeof(ctl->signing_pub);
+	int r;
+
+	if ((r = load_key(dir, CTL_CA_KEY, &ctl->ca_key, &failed)) < 0 ||
+	    (r = load_cert(dir, CTL_CA_CERT, &ctl->ca_cert, &failed)) < 0 ||
+	    (r = load_key(dir, CTL_SERVER_KEY, &ctl->server_key, &failed)) < 0 ||
+	    (r = load_cert(dir, CTL_SERVER_CERT, &ctl->server_cert, &failed)) < 0 ||
+	    (r = load_key(dir, CTL_SIGNING_KEY, &ctl->signing_key, &failed)) < 0)
+		goto fail;
+	failed = CTL_SIGNING_KEY;
+	if ((r = sky_key_raw_public(ctl->signing_key, ctl->signing_pub, &len)) < 0)
+		goto fail;
+	failed = CTL_ADMIN_HASH;
+	if ((r = path_in(p, dir, CTL_ADMIN_HASH)) < 0 || (r = check_key_mode(p)) < 0 ||
+	    (r = sky_read_file(p, 256, &hash_hex, NULL)) < 0)
+		goto fail;
+	hash_hex[strcspn(hash_hex, "\r\n")] = '\0';
+	if ((r = sky_unhex(hash_hex, ctl->admin_hash, 32)) < 0)
+		goto fail;
+	free(hash_hex);
+	hash_hex = NULL;
+	failed = CTL_CA_CERT;
+	if ((r = sky_cert_pin(ctl->ca_cert, ctl->ca_pin)) < 0)
+		goto fail;
+	sky_pin_format(ctl->ca_pin, ctl->ca_pin_str, sizeof(ctl->ca_pin_str));
+	failed = CTL_DB_FILE;
+	if ((r = path_in(p, dir, CTL_DB_FILE)) < 0 || (r = db_open(p, &ctl->db)) < 0)
+		goto fail;
+	return 0;
+fail:
+	free(hash_hex);
+	fprintf(stderr, "skyrootd: cannot load %s/%s: %s%s\n", dir, failed,
+		r == -EPERM ? "key file is readable by others; run chmod 600 on it" : strerror(-r),
+		r == -ENOENT ? " (run 'skyrootd init --state DIR' first)" :
+		r == -EPROTONOSUPPORT ? " (the store was made by a newer skyrootd)" : "");
+	ctl_state_unload(ctl);
+	return r;
+}
+
+void ctl_state_unload(struct controller *ctl)
+{
+	db_close(ctl->db);
+	ctl->db = NULL;
+	X509_free(ctl->ca_cert);
+	X509_free(ctl->server_cert);
+	EVP_PKEY_free(ctl->ca_key);
+	EVP_PKEY_free(ctl->server_key);
+	EVP_PKEY_free(ctl->signing_key);
+	ctl->ca_cert = ctl->server_cert = NULL;
+	ctl->ca_key = ctl->server_key = ctl->signing_key = NULL;
+}

@@ -1,0 +1,181 @@
+/* Enrollment-token rules in the store: single use, expiry, revocation,
+ * multi-use counting, and certificate revocation with board deletion. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "common/util.h"
+#include "controller/db.h"
+
+static int setup(void **state)
+{
+	struct db *db;
+	if (db_open(":memory:", &db) < 0)
+		return -1;
+	*state = db;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	db_close(*state);
+	return 0;
+}
+
+static void add_token(struct db *db, const char *id, const char *secret, int64_t exp, uint32_t uses)
+{
+	struct db_token t = {0};
+	uint8_t h[32];
+	snprintf(t.id, sizeof(t.id), "%s", id);
+	t.created_at = 1000;
+	t.expires_at = exp;
+	t.uses = uses;
+	t.uses_left = uses;
+	sky_sha256(secret, strlen(secret), h);
+	assert_int_equal(db_token_insert(db, &t, h), 0);
+}
+
+static int consume(struct db *db, const char *secret, int64_t now, char *id)
+{
+	uint8_t h[32];
+	sky_sha256(secret, strlen(secret), h);
+	return db_token_consume(db, h, now, id);
+}
+
+static void test_single_use(void **state)
+{
+	struct db *db = *state;
+	char id[DB_ID_MAX];
+	add_token(db, "tok-1", "secret-1", 5000, 1);
+	assert_int_equal(consume(db, "secret-1", 2000, id), 0);
+	assert_string_equal(id, "tok-1");
+	assert_int_equal(consume(db, "secret-1", 2000, id), -EUSERS);
+	struct db_token t;
+	assert_int_equal(db_token_get(db, "tok-1", &t), 0);
+	assert_int_equal(t.uses_left, 0);
+	assert_int_equal(t.uses, 1);
+}
+
+static void test_unknown_and_expired(void **state)
+{
+	struct db *db = *state;
+	char id[DB_ID_MAX] = "unchanged";
+	add_token(db, "tok-2", "secret-2", 5000, 1);
+	assert_int_equal(consume(db, "nope", 2000, id), -ENOENT);
+	assert_int_equal(consume(db, "secret-2", 5000, id), -EKEYEXPIRED);
+	assert_int_equal(consume(db, "secret-2", 9000, id), -EKEYEXPIRED);
+	assert_string_equal(id, "unchanged"); /* no out-parameter written on failure */
+	struct db_token t;
+	assert_int_equal(db_token_get(db, "tok-2", &t), 0);
+	assert_int_equal(t.uses_left, 1); /* an expired try uses nothing */
+}
+
+static void test_revoked(void **state)
+{
+	struct db *db = *state;
+	char id[DB_ID_MAX];
+	add_token(db, "tok-3", "secret-3", 5000, 3);
+	assert_int_equal(db_token_revoke(db, "tok-3"), 0);
+	assert_int_equal(consume(db, "secret-3", 2000, id), -EKEYREVOKED);
+	assert_int_equal(db_token_revoke(db, "tok-none"), -ENOENT);
+}
+
+static void test_multi_use_counts_down(void **state)
+{
+	struct db *db = *state;
+	char id[DB_ID_MAX];
+	add_token(db, "tok-4", "secret-4", 5000, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(consume(db, "secret-4", 2000, id), 0);
+	assert_int_equal(consume(db, "secret-4", 2000, id), -EUSERS);
+}
+
+static void test_rollback_restores_use(void **state)
+{
+	struct db *db = *state;
+	char id[DB_ID_MAX];
+	add_token(db, "tok-5", "secret-5", 5000, 1);
+	assert_int_equal(db_begin(db), 0);
+	assert_int_equal(consume(db, "secret-5", 2000, id), 0);
+	db_rollback(db);
+	/* The enrollment failed after taking the use: the token is still good. */
+	assert_int_equal(consume(db, "secret-5", 2000, id), 0);
+}
+
+static int count_cb(void *ctx, const struct db_token *t)
+{
+	(void)t;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void test_list(void **state)
+{
+	struct db *db = *state;
+	int n = 0;
+	add_token(db, "tok-a", "a", 5000, 1);
+	add_token(db, "tok-b", "b", 5000, 1);
+	assert_int_equal(db_token_list(db, count_cb, &n), 0);
+	assert_int_equal(n, 2);
+}
+
+static int name_cb(void *ctx, const struct db_board *b)
+{
+	snprintf(ctx, DB_NAME_MAX, "%s", b->name);
+	return 0;
+}
+
+static void test_board_delete_revokes_certs(void **state)
+{
+	struct db *db = *state;
+	struct db_board b = {.id = "brd-1", .name = "node-a", .uuid = "u-1", .enrolled_at = 1};
+	char found[DB_ID_MAX], name[DB_NAME_MAX];
+	assert_int_equal(db_board_insert(db, &b), 0);
+	assert_int_equal(db_cert_insert(db, 77, "brd-1", 9999), 0);
+	assert_int_equal(db_cert_check(db, 77, "brd-1"), 0);
+	assert_int_equal(db_cert_check(db, 77, "brd-2"), -ENOENT); /* CN must match */
+	assert_int_equal(db_cert_check(db, 78, "brd-1"), -ENOENT);
+	assert_int_equal(db_board_find_uuid(db, "u-1", found), 0);
+	assert_string_equal(found, "brd-1");
+	assert_int_equal(db_board_get(db, "node-a", name_cb, name), 0); /* by name */
+	assert_string_equal(name, "node-a");
+	assert_int_equal(db_board_get(db, "brd-1", name_cb, name), 0); /* by id */
+	assert_int_equal(db_board_name_taken(db, "node-a"), 1);
+	assert_int_equal(db_board_delete(db, "brd-1"), 0);
+	assert_int_equal(db_cert_check(db, 77, "brd-1"), -EKEYREVOKED);
+	assert_int_equal(db_board_find_uuid(db, "u-1", found), -ENOENT);
+	assert_int_equal(db_board_get(db, "node-a", name_cb, name), -ENOENT);
+	assert_int_equal(db_board_delete(db, "brd-1"), -ENOENT);
+	/* Unique identity. */
+	assert_int_equal(db_board_insert(db, &b), 0);
+	struct db_board dup = {.id = "brd-9", .name = "other", .uuid = "u-1", .enrolled_at = 1};
+	assert_int_equal(db_board_insert(db, &dup), -EEXIST);
+}
+
+static void test_schema_version(void **state)
+{
+	struct db *db = *state;
+	assert_int_equal(db_schema_version(db), 1);
+	assert_int_equal(db_check(db), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_single_use, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_and_expired, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_revoked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_multi_use_counts_down, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rollback_restores_use, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_board_delete_revokes_certs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
