@@ -34,7 +34,7 @@ struct inv_iommu_group {
 
 struct inv_nic {
 	char name[32];
-	char mac[32];       /* "52:54:00:12:34:56" */
+	char mac[64];       /* "52:54:00:12:34:56" (InfiniBand addresses are longer) */
 	bool link;          /* operstate "up" (or carrier 1) */
 	int32_t speed_mbps; /* -1 when unknown */
 };

@@ -22,7 +22,7 @@
 #define AL_DEFAULT_HB_MS 10000
 #define AL_FLUSH_MS 5000
 #define AL_MAX_TOKEN 128
-#define AL_MAX_UUID 64
+#define AL_MAX_UUID 63
 #define AL_MAX_HOSTNAME 64
 
 enum session_state { SESS_HANDSHAKE, SESS_ENROLL_ONLY, SESS_BOARD };
@@ -41,6 +41,7 @@ struct session {
 	uint64_t hb_ms;
 	uint8_t inv_hash[32];
 	char board_id[DB_ID_MAX];
+	struct enroll_item *enrolling; /* queued for the next group commit */
 };
 
 struct agentlink {
@@ -50,12 +51,16 @@ struct agentlink {
 	SSL_CTX *ssl_ctx;
 	struct session *buckets[AL_BUCKETS];
 	struct session *all;
+	uv_check_t enroll_check;
+	struct enroll_item *enroll_head, **enroll_tail;
 	size_t n_sessions;
 	int closed_handles;
 	bool stopping;
 };
 
 static int al_ex_index = -1;
+
+static void al_enroll_batch(uv_check_t *h);
 
 static unsigned bucket_of(const char *id)
 {
@@ -201,18 +206,45 @@ static bool str_ok(const char *s, size_t max)
 	return s && strnlen(s, max + 1) <= max;
 }
 
+/* Enrollments are committed in groups: every request read in one loop
+ * iteration shares one transaction (one fsync), each in its own savepoint,
+ * and nobody is answered before the commit is durable. */
+struct enroll_item {
+	struct enroll_item *next;
+	struct session *s;            /* NULL when the connection went away */
+	uint64_t req;
+	uint8_t token_hash[32];
+	char uuid[AL_MAX_UUID + 1];
+	char hostname[AL_MAX_HOSTNAME + 1];
+	EVP_PKEY *pub;
+	/* results */
+	int err;                      /* 0, or a negative errno */
+	bool new_board;
+	char token_id[DB_ID_MAX];
+	char board_id[DB_ID_MAX];
+	uint8_t *cert_der;
+	size_t cert_len;
+	int64_t not_after;
+};
+
+static void enroll_item_free(struct enroll_item *it)
+{
+	EVP_PKEY_free(it->pub);
+	OPENSSL_free(it->cert_der);
+	free(it);
+}
+
 static void al_enroll(struct session *s, uint64_t req, const Skyroot__EnrollRequest *er)
 {
 	struct agentlink *al = s->al;
-	struct db *db = al->ctl->db;
-	uint8_t hash[32], *cert_der = NULL, *ca_der = NULL;
-	size_t cert_len = 0, ca_len = 0;
-	char token_id[DB_ID_MAX], board_id[DB_ID_MAX], name[DB_NAME_MAX];
+	struct enroll_item *it;
 	EVP_PKEY *pub = NULL;
-	int64_t not_after = 0;
-	bool new_board = false;
 	int r;
 
+	if (s->enrolling) {
+		session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST, "one enrollment at a time");
+		goto close;
+	}
 	if (!str_ok(er->token, AL_MAX_TOKEN) || !str_ok(er->machine_uuid, AL_MAX_UUID) ||
 	    !str_ok(er->hostname, AL_MAX_HOSTNAME) || !str_ok(er->agent_version, 64) ||
 	    er->csr_der.len > SKY_CSR_MAX_DER) {
@@ -236,77 +268,151 @@ static void al_enroll(struct session *s, uint64_t req, const Skyroot__EnrollRequ
 			      r == -EPROTONOSUPPORT ? "its key is not ECDSA P-256" : "it is not a PKCS#10 request");
 		goto close;
 	}
-	sky_sha256(er->token, strlen(er->token), hash);
-
-	r = db_begin(db);
-	if (r < 0)
-		goto internal;
-	r = db_token_consume(db, hash, sky_unix_now(), token_id);
-	if (r < 0) {
-		db_rollback(db);
-		if (r == -ENOENT || r == -EKEYEXPIRED || r == -EKEYREVOKED || r == -EUSERS) {
-			log_warn("enrollment refused for machine %s: %s", er->machine_uuid, token_error_text(r));
-			session_error(s, req, SKYROOT__ERROR_CODE__ERROR_TOKEN_INVALID, "%s", token_error_text(r));
-			goto close;
-		}
-		goto internal;
+	it = calloc(1, sizeof(*it));
+	if (!it) {
+		EVP_PKEY_free(pub);
+		goto close;
 	}
-	r = db_board_find_uuid(db, er->machine_uuid, board_id);
+	it->s = s;
+	it->req = req;
+	it->pub = pub;
+	sky_sha256(er->token, strlen(er->token), it->token_hash);
+	snprintf(it->uuid, sizeof(it->uuid), "%s", er->machine_uuid);
+	snprintf(it->hostname, sizeof(it->hostname), "%s", er->hostname);
+	s->enrolling = it;
+	*al->enroll_tail = it;
+	al->enroll_tail = &it->next;
+	if (!uv_is_active((uv_handle_t *)&al->enroll_check))
+		uv_check_start(&al->enroll_check, al_enroll_batch);
+	return;
+close:
+	sky_tls_close(s->tls, 0);
+}
+
+/* Inside the batch transaction and the item's savepoint. */
+static int al_enroll_one(struct agentlink *al, struct enroll_item *it)
+{
+	struct db *db = al->ctl->db;
+	char name[DB_NAME_MAX];
+	int r = db_token_consume(db, it->token_hash, sky_unix_now(), it->token_id);
+	if (r < 0)
+		return r;
+	r = db_board_find_uuid(db, it->uuid, it->board_id);
 	if (r == -ENOENT) {
 		struct db_board b = {0};
-		new_board = true;
-		r = ctl_new_id("brd-", 6, board_id, sizeof(board_id));
+		it->new_board = true;
+		r = ctl_new_id("brd-", 6, it->board_id, sizeof(it->board_id));
 		if (r == 0)
-			r = al_pick_name(db, er->hostname, board_id, name, sizeof(name));
+			r = al_pick_name(db, it->hostname, it->board_id, name, sizeof(name));
 		if (r == 0) {
-			snprintf(b.id, sizeof(b.id), "%s", board_id);
+			snprintf(b.id, sizeof(b.id), "%s", it->board_id);
 			snprintf(b.name, sizeof(b.name), "%s", name);
-			snprintf(b.uuid, sizeof(b.uuid), "%s", er->machine_uuid);
+			snprintf(b.uuid, sizeof(b.uuid), "%s", it->uuid);
 			b.enrolled_at = sky_unix_now();
 			r = db_board_insert(db, &b);
 		}
 	}
 	if (r == 0)
-		r = al_issue(al, board_id, pub, &cert_der, &cert_len, &not_after);
-	if (r == 0)
-		r = db_commit(db);
-	if (r < 0) {
-		db_rollback(db);
-		goto internal;
+		r = al_issue(al, it->board_id, it->pub, &it->cert_der, &it->cert_len, &it->not_after);
+	return r;
+}
+
+static bool token_refusal(int r)
+{
+	return r == -ENOENT || r == -EKEYEXPIRED || r == -EKEYREVOKED || r == -EUSERS;
+}
+
+static void al_enroll_answer(struct agentlink *al, struct enroll_item *it, const uint8_t *ca_der, size_t ca_len)
+{
+	struct session *s = it->s;
+
+	if (it->err == 0)
+		log_info("board %s (machine %s) enrolled with token %s%s", it->board_id, it->uuid, it->token_id,
+			 it->new_board ? "" : " (known machine, same board id)");
+	else if (token_refusal(it->err))
+		log_warn("enrollment refused for machine %s: %s", it->uuid, token_error_text(it->err));
+	else
+		log_error("enrollment of machine %s failed: %s", it->uuid, strerror(-it->err));
+	if (!s)
+		return;
+	s->enrolling = NULL;
+	if (it->err == 0) {
+		Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+		Skyroot__EnrollResponse resp = SKYROOT__ENROLL_RESPONSE__INIT;
+		resp.board_id = it->board_id;
+		resp.cert_der.data = it->cert_der;
+		resp.cert_der.len = it->cert_len;
+		resp.ca_der.data = (uint8_t *)ca_der;
+		resp.ca_der.len = ca_len;
+		resp.image_signing_pubkey.data = al->ctl->signing_pub;
+		resp.image_signing_pubkey.len = sizeof(al->ctl->signing_pub);
+		resp.not_after = (uint64_t)it->not_after;
+		env.request_id = it->req;
+		env.body_case = SKYROOT__ENVELOPE__BODY_ENROLL_RESPONSE;
+		env.enroll_response = &resp;
+		session_send(s, &env);
+		return;
 	}
-	r = sky_cert_to_der(al->ctl->ca_cert, &ca_der, &ca_len);
-	if (r < 0)
-		goto internal;
-
-	log_info("board %s (machine %s) enrolled with token %s%s", board_id, er->machine_uuid, token_id,
-		 new_board ? "" : " (known machine, same board id)");
-	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
-	Skyroot__EnrollResponse resp = SKYROOT__ENROLL_RESPONSE__INIT;
-	resp.board_id = board_id;
-	resp.cert_der.data = cert_der;
-	resp.cert_der.len = cert_len;
-	resp.ca_der.data = ca_der;
-	resp.ca_der.len = ca_len;
-	resp.image_signing_pubkey.data = al->ctl->signing_pub;
-	resp.image_signing_pubkey.len = sizeof(al->ctl->signing_pub);
-	resp.not_after = (uint64_t)not_after;
-	env.request_id = req;
-	env.body_case = SKYROOT__ENVELOPE__BODY_ENROLL_RESPONSE;
-	env.enroll_response = &resp;
-	session_send(s, &env);
-	OPENSSL_free(cert_der);
-	OPENSSL_free(ca_der);
-	EVP_PKEY_free(pub);
-	return;
-
-internal:
-	log_error("enrollment of machine %s failed: %s", er->machine_uuid, strerror(-r));
-	session_error(s, req, SKYROOT__ERROR_CODE__ERROR_INTERNAL, "controller failed to enroll: %s", strerror(-r));
-close:
-	OPENSSL_free(cert_der);
-	OPENSSL_free(ca_der);
-	EVP_PKEY_free(pub);
+	if (token_refusal(it->err))
+		session_error(s, it->req, SKYROOT__ERROR_CODE__ERROR_TOKEN_INVALID, "%s", token_error_text(it->err));
+	else
+		session_error(s, it->req, SKYROOT__ERROR_CODE__ERROR_INTERNAL, "controller failed to enroll: %s",
+			      strerror(-it->err));
 	sky_tls_close(s->tls, 0);
+}
+
+static void al_enroll_batch(uv_check_t *h)
+{
+	struct agentlink *al = h->data;
+	struct db *db = al->ctl->db;
+	struct enroll_item *batch = al->enroll_head, *it, *next;
+	uint8_t *ca_der = NULL;
+	size_t ca_len = 0;
+	int r;
+
+	uv_check_stop(h);
+	al->enroll_head = NULL;
+	al->enroll_tail = &al->enroll_head;
+	if (!batch)
+		return;
+	r = db_begin(db);
+	for (it = batch; it; it = it->next) {
+		if (r < 0) {
+			it->err = r;
+			continue;
+		}
+		if (!it->s) {
+			it->err = -ECONNRESET; /* nobody to answer: do not spend the token */
+			continue;
+		}
+		it->err = db_savepoint(db);
+		if (it->err == 0)
+			it->err = al_enroll_one(al, it);
+		if (it->err == 0)
+			it->err = db_release(db);
+		else
+			db_rollback_to(db);
+	}
+	if (r == 0) {
+		r = db_commit(db);
+		if (r < 0) {
+			db_rollback(db);
+			for (it = batch; it; it = it->next)
+				if (it->err == 0)
+					it->err = r;
+		}
+	}
+	if (sky_cert_to_der(al->ctl->ca_cert, &ca_der, &ca_len) < 0)
+		for (it = batch; it; it = it->next)
+			if (it->err == 0)
+				it->err = -ENOMEM;
+	for (it = batch; it; it = next) {
+		next = it->next;
+		if (it->err != -ECONNRESET)
+			al_enroll_answer(al, it, ca_der, ca_len);
+		enroll_item_free(it);
+	}
+	OPENSSL_free(ca_der);
 }
 
 /* ---- board sessions ---- */
@@ -540,6 +646,8 @@ static void al_on_close(struct sky_tls *t, int err)
 		if (!al->stopping)
 			al_flush_one(al, s);
 	}
+	if (s->enrolling)
+		s->enrolling->s = NULL;
 	sky_frame_decoder_free(&s->dec);
 	if (s->prev_all)
 		s->prev_all->next_all = s->next_all;
@@ -642,7 +750,7 @@ fail:
 
 static void al_maybe_free(struct agentlink *al)
 {
-	if (al->stopping && al->closed_handles == 2 && al->n_sessions == 0) {
+	if (al->stopping && al->closed_handles == 3 && al->n_sessions == 0) {
 		SSL_CTX_free(al->ssl_ctx);
 		free(al);
 	}
@@ -672,8 +780,11 @@ int agentlink_start(struct controller *ctl, const struct sockaddr *addr)
 	}
 	uv_tcp_init(ctl->loop, &al->listener);
 	uv_timer_init(ctl->loop, &al->flush_timer);
+	uv_check_init(ctl->loop, &al->enroll_check);
 	al->listener.data = al;
 	al->flush_timer.data = al;
+	al->enroll_check.data = al;
+	al->enroll_tail = &al->enroll_head;
 	r = uv_tcp_bind(&al->listener, addr, 0);
 	if (r == 0)
 		r = uv_listen((uv_stream_t *)&al->listener, 4096, al_on_connection);
@@ -681,6 +792,7 @@ int agentlink_start(struct controller *ctl, const struct sockaddr *addr)
 		al->stopping = true;
 		uv_close((uv_handle_t *)&al->listener, al_handle_closed);
 		uv_close((uv_handle_t *)&al->flush_timer, al_handle_closed);
+		uv_close((uv_handle_t *)&al->enroll_check, al_handle_closed);
 		return r;
 	}
 	uv_timer_start(&al->flush_timer, al_flush_cb, AL_FLUSH_MS, AL_FLUSH_MS);
@@ -701,6 +813,9 @@ void agentlink_stop(struct agentlink *al)
 	uv_timer_stop(&al->flush_timer);
 	uv_close((uv_handle_t *)&al->flush_timer, al_handle_closed);
 	uv_close((uv_handle_t *)&al->listener, al_handle_closed);
+	/* Answer (and commit) what is queued before the check handle goes. */
+	al_enroll_batch(&al->enroll_check);
+	uv_close((uv_handle_t *)&al->enroll_check, al_handle_closed);
 }
 
 bool agentlink_board_online(struct agentlink *al, const char *board_id, int64_t *last_seen)

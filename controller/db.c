@@ -59,6 +59,9 @@ enum db_stmt_id {
 	S_BEGIN,
 	S_COMMIT,
 	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
 	S_COUNT
 };
 
@@ -88,6 +91,9 @@ static const char *const db_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT item",
+	[S_RELEASE] = "RELEASE item",
+	[S_ROLLBACK_TO] = "ROLLBACK TO item",
 };
 
 struct db {
@@ -262,6 +268,22 @@ void db_rollback(struct db *db)
 	if (db->in_tx)
 		step_done(st(db, S_ROLLBACK));
 	db->in_tx = 0;
+}
+
+int db_savepoint(struct db *db)
+{
+	return step_done(st(db, S_SAVEPOINT));
+}
+
+int db_release(struct db *db)
+{
+	return step_done(st(db, S_RELEASE));
+}
+
+void db_rollback_to(struct db *db)
+{
+	step_done(st(db, S_ROLLBACK_TO));
+	step_done(st(db, S_RELEASE));
 }
 
 static void copy_text(char *dst, size_t n, sqlite3_stmt *s, int col)

@@ -75,5 +75,9 @@ int db_cert_check(struct db *db, uint64_t serial, const char *board_id);
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
+/* One item of a batch inside a transaction: undo just that item on failure. */
+int db_savepoint(struct db *db);
+int db_release(struct db *db);
+void db_rollback_to(struct db *db);
 
 #endif

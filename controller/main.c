@@ -189,8 +189,8 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 't':
 			ctl.opt.cert_ttl = parse_duration(optarg);
-			if (ctl.opt.cert_ttl < 60) {
-				fprintf(stderr, "skyrootd: bad --cert-ttl '%s': use e.g. 24h, 90m or seconds (>= 60)\n", optarg);
+			if (ctl.opt.cert_ttl < 10) {
+				fprintf(stderr, "skyrootd: bad --cert-ttl '%s': use e.g. 24h, 90m or seconds (at least 10)\n", optarg);
 				return 2;
 			}
 			break;

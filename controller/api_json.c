@@ -1,0 +1,557 @@
+#include "controller/api_json.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "skyroot.pb-c.h"
+
+/* ---- strings ---- */
+
+/* Length of the well-formed UTF-8 sequence at s (n bytes available), or 0
+ * when the bytes there are not one (RFC 3629: no overlongs, no surrogates,
+ * nothing past U+10FFFF). */
+static size_t aj_utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len, i;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* A JSON string of at most max bytes of s; bytes that are not UTF-8 (an
+ * agent's DMI strings are whatever the firmware put there) become '?'.
+ * NULL s is JSON null. */
+static json_t *aj_strn(const char *s, size_t max)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n, i = 0;
+	json_t *j;
+	char *copy;
+
+	if (!s)
+		return json_null();
+	n = strnlen(s, max);
+	j = json_stringn(s, n);
+	if (j)
+		return j;
+	copy = malloc(n + 1);
+	if (!copy)
+		return NULL;
+	while (i < n) {
+		size_t k = aj_utf8_seq(u + i, n - i);
+		if (k == 0) {
+			copy[i++] = '?';
+			continue;
+		}
+		memcpy(copy + i, s + i, k);
+		i += k;
+	}
+	j = json_stringn(copy, n);
+	free(copy);
+	return j;
+}
+
+static json_t *aj_str(const char *s)
+{
+	return aj_strn(s, SIZE_MAX);
+}
+
+/* Empty strings mean "none" in the protocol: null. */
+static json_t *aj_str_or_null(const char *s, size_t max)
+{
+	if (!s || s[0] == '\0')
+		return json_null();
+	return aj_strn(s, max);
+}
+
+/* RFC 3339 UTC, or null for 0 ("never"). */
+static json_t *aj_time(int64_t t)
+{
+	char buf[32];
+
+	if (t <= 0)
+		return json_null();
+	sky_fmt_time(t, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+static json_t *aj_u64(uint64_t v)
+{
+	return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v);
+}
+
+/* The json_*_set_new calls steal the value even on failure and treat a NULL
+ * value as a failure, so a whole object is built with `bad |= ...` and
+ * checked once. */
+static int aj_set(json_t *o, const char *key, json_t *v)
+{
+	return json_object_set_new(o, key, v) == 0 ? 0 : 1;
+}
+
+json_t *api_json_error(const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	json_t *inner, *o;
+	va_list ap;
+	int bad = 0;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	inner = json_object();
+	o = json_object();
+	if (!inner || !o) {
+		json_decref(inner);
+		json_decref(o);
+		return NULL;
+	}
+	bad |= aj_set(inner, "code", json_string(code));
+	bad |= aj_set(inner, "message", aj_str(msg));
+	bad |= aj_set(o, "error", inner);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* ---- boards ---- */
+
+static const char *aj_firmware_name(Skyroot__Firmware f)
+{
+	switch (f) {
+	case SKYROOT__FIRMWARE__FIRMWARE_UEFI:
+		return "uefi";
+	case SKYROOT__FIRMWARE__FIRMWARE_BIOS:
+		return "bios";
+	default:
+		return "unknown";
+	}
+}
+
+static json_t *aj_virt_flags(const Skyroot__Hello *h)
+{
+	json_t *a = json_array();
+	int bad = 0;
+
+	if (!a)
+		return NULL;
+	for (size_t i = 0; i < h->n_virt_flags; i++)
+		bad |= json_array_append_new(a, aj_str(h->virt_flags[i])) ? 1 : 0;
+	if (bad) {
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
+static json_t *aj_dmi(const Skyroot__Dmi *d)
+{
+	json_t *o;
+	int bad = 0;
+
+	if (!d)
+		return json_null();
+	o = json_object();
+	if (!o)
+		return NULL;
+	bad |= aj_set(o, "vendor", aj_str(d->vendor));
+	bad |= aj_set(o, "product", aj_str(d->product));
+	bad |= aj_set(o, "serial", aj_str(d->serial));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *aj_pci_device(const Skyroot__PciDevice *d)
+{
+	char vd[16], cls[16];
+	json_t *o = json_object();
+	int bad = 0;
+
+	if (!o)
+		return NULL;
+	snprintf(vd, sizeof(vd), "%04x:%04x", d->vendor & 0xffff, d->device & 0xffff);
+	snprintf(cls, sizeof(cls), "0x%06x", d->class_code & 0xffffff);
+	bad |= aj_set(o, "address", aj_str(d->address));
+	bad |= aj_set(o, "vendor_device", json_string(vd));
+	bad |= aj_set(o, "class", json_string(cls));
+	bad |= aj_set(o, "driver", aj_str_or_null(d->driver, SIZE_MAX));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *aj_iommu_groups(const Skyroot__Hello *h)
+{
+	json_t *a = json_array();
+	int bad = 0;
+
+	if (!a)
+		return NULL;
+	for (size_t i = 0; i < h->n_iommu_groups && !bad; i++) {
+		const Skyroot__IommuGroup *g = h->iommu_groups[i];
+		json_t *o = json_object(), *devs = json_array();
+
+		if (!o || !devs) {
+			json_decref(o);
+			json_decref(devs);
+			bad = 1;
+			break;
+		}
+		for (size_t k = 0; k < g->n_devices; k++)
+			bad |= json_array_append_new(devs, aj_pci_device(g->devices[k])) ? 1 : 0;
+		bad |= aj_set(o, "id", json_integer(g->id));
+		bad |= aj_set(o, "devices", devs);
+		bad |= json_array_append_new(a, o) ? 1 : 0;
+	}
+	if (bad) {
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
+static json_t *aj_nics(const Skyroot__Hello *h)
+{
+	json_t *a = json_array();
+	int bad = 0;
+
+	if (!a)
+		return NULL;
+	for (size_t i = 0; i < h->n_nics && !bad; i++) {
+		const Skyroot__Nic *n = h->nics[i];
+		json_t *o = json_object();
+
+		if (!o) {
+			bad = 1;
+			break;
+		}
+		bad |= aj_set(o, "name", aj_str(n->name));
+		bad |= aj_set(o, "mac", aj_str(n->mac));
+		bad |= aj_set(o, "link", json_boolean(n->link));
+		/* -1 on the wire = the kernel does not know the speed. */
+		bad |= aj_set(o, "speed_mbps", n->speed_mbps < 0 ? json_null() : json_integer(n->speed_mbps));
+		bad |= json_array_append_new(a, o) ? 1 : 0;
+	}
+	if (bad) {
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
+json_t *api_json_board(const struct db_board *b, bool online, int64_t last_seen)
+{
+	Skyroot__Hello *h = NULL;
+	json_t *o = json_object();
+	int bad = 0;
+
+	if (!o)
+		return NULL;
+	/* A board that enrolled but never sent its inventory, or whose stored
+	 * inventory does not parse, still lists: its inventory fields are null. */
+	if (b->inventory && b->inventory_len > 0)
+		h = skyroot__hello__unpack(NULL, b->inventory_len, b->inventory);
+
+	bad |= aj_set(o, "id", aj_strn(b->id, sizeof(b->id)));
+	bad |= aj_set(o, "name", aj_strn(b->name, sizeof(b->name)));
+	bad |= aj_set(o, "state", json_string(online ? "online" : "offline"));
+	bad |= aj_set(o, "uuid", aj_str_or_null(b->uuid, sizeof(b->uuid)));
+	bad |= aj_set(o, "cpus", h ? json_integer(h->cpus) : json_null());
+	bad |= aj_set(o, "cpu_model", h ? aj_str(h->cpu_model) : json_null());
+	bad |= aj_set(o, "virt_flags", h ? aj_virt_flags(h) : json_null());
+	bad |= aj_set(o, "memory_bytes", h ? aj_u64(h->memory_bytes) : json_null());
+	bad |= aj_set(o, "numa_nodes", h ? json_integer(h->numa_nodes) : json_null());
+	bad |= aj_set(o, "kvm", h ? json_boolean(h->kvm) : json_null());
+	bad |= aj_set(o, "firmware", h ? json_string(aj_firmware_name(h->firmware)) : json_null());
+	bad |= aj_set(o, "dmi", h ? aj_dmi(h->dmi) : json_null());
+	bad |= aj_set(o, "iommu_groups", h ? aj_iommu_groups(h) : json_null());
+	bad |= aj_set(o, "nics", h ? aj_nics(h) : json_null());
+	bad |= aj_set(o, "kernel", h ? aj_str(h->kernel_version) : json_null());
+	bad |= aj_set(o, "hostname", h ? aj_str(h->hostname) : json_null());
+	bad |= aj_set(o, "agent_version", h ? aj_str(h->agent_version) : json_null());
+	bad |= aj_set(o, "enrolled_at", aj_time(b->enrolled_at));
+	bad |= aj_set(o, "cert_not_after", aj_time(b->cert_not_after));
+	bad |= aj_set(o, "last_seen", aj_time(last_seen));
+
+	if (h)
+		skyroot__hello__free_unpacked(h, NULL);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* ---- tokens ---- */
+
+const char *api_json_token_state(const struct db_token *t, int64_t now)
+{
+	if (t->revoked)
+		return "revoked";
+	if (t->uses_left == 0)
+		return "used";
+	if (now >= t->expires_at)
+		return "expired";
+	return "active";
+}
+
+json_t *api_json_token(const struct db_token *t, int64_t now)
+{
+	json_t *o = json_object();
+	int bad = 0;
+
+	if (!o)
+		return NULL;
+	bad |= aj_set(o, "id", aj_strn(t->id, sizeof(t->id)));
+	bad |= aj_set(o, "state", json_string(api_json_token_state(t, now)));
+	bad |= aj_set(o, "uses", json_integer(t->uses));
+	bad |= aj_set(o, "uses_left", json_integer(t->uses_left));
+	bad |= aj_set(o, "created_at", aj_time(t->created_at));
+	bad |= aj_set(o, "expires_at", aj_time(t->expires_at));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *api_json_token_created(const struct db_token *t, const char *secret,
+			       const char *ca_pin, const char *controller)
+{
+	json_t *o, *cmd;
+	char *line = NULL;
+	int bad = 0;
+
+	if (asprintf(&line, "skyroot.controller=%s skyroot.token=%s skyroot.ca=%s",
+		     controller, secret, ca_pin) < 0)
+		return NULL;
+	cmd = aj_str(line);
+	explicit_bzero(line, strlen(line));
+	free(line);
+	o = json_object();
+	if (!o || !cmd) {
+		json_decref(o);
+		json_decref(cmd);
+		return NULL;
+	}
+	bad |= aj_set(o, "id", aj_strn(t->id, sizeof(t->id)));
+	bad |= aj_set(o, "token", aj_str(secret));
+	bad |= aj_set(o, "ca_pin", aj_str(ca_pin));
+	bad |= aj_set(o, "controller", aj_str(controller));
+	bad |= aj_set(o, "cmdline", cmd);
+	bad |= aj_set(o, "uses", json_integer(t->uses));
+	bad |= aj_set(o, "uses_left", json_integer(t->uses_left));
+	bad |= aj_set(o, "created_at", aj_time(t->created_at));
+	bad |= aj_set(o, "expires_at", aj_time(t->expires_at));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+#define AJ_TOKEN_EXAMPLE "{\"ttl_seconds\": 3600, \"uses\": 1}"
+
+static bool aj_blank(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+			return false;
+	return true;
+}
+
+int api_json_parse_token_request(const void *body, size_t len, struct api_token_request *out,
+				 char *err, size_t errlen)
+{
+	struct api_token_request req = {
+		.ttl_seconds = API_TOKEN_TTL_DEFAULT,
+		.uses = API_TOKEN_USES_DEFAULT,
+	};
+	json_error_t jerr;
+	const char *key;
+	json_t *root, *v;
+	int r = -EINVAL;
+
+	if (len == 0 || aj_blank(body, len)) {
+		*out = req;
+		return 0;
+	}
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		snprintf(err, errlen, "the body is not valid JSON (%s, line %d column %d); send an object like %s",
+			 jerr.text, jerr.line, jerr.column, AJ_TOKEN_EXAMPLE);
+		return -EINVAL;
+	}
+	if (!json_is_object(root)) {
+		snprintf(err, errlen, "the body must be a JSON object like %s", AJ_TOKEN_EXAMPLE);
+		goto out;
+	}
+	json_object_foreach(root, key, v) {
+		bool is_ttl = strcmp(key, "ttl_seconds") == 0;
+		json_int_t n, lo, hi;
+
+		if (!is_ttl && strcmp(key, "uses") != 0) {
+			snprintf(err, errlen, "unknown field '%.64s'; the fields are ttl_seconds and uses", key);
+			goto out;
+		}
+		if (json_is_null(v))
+			continue; /* same as leaving it out: the default */
+		lo = is_ttl ? API_TOKEN_TTL_MIN : API_TOKEN_USES_MIN;
+		hi = is_ttl ? API_TOKEN_TTL_MAX : API_TOKEN_USES_MAX;
+		if (!json_is_integer(v)) {
+			snprintf(err, errlen, "%s must be a whole number between %lld and %lld%s", key,
+				 (long long)lo, (long long)hi, is_ttl ? " (seconds)" : "");
+			goto out;
+		}
+		n = json_integer_value(v);
+		if (n < lo || n > hi) {
+			snprintf(err, errlen, "%s must be between %lld and %lld%s; got %lld", key,
+				 (long long)lo, (long long)hi, is_ttl ? " seconds (30 days)" : "",
+				 (long long)n);
+			goto out;
+		}
+		if (is_ttl)
+			req.ttl_seconds = (int64_t)n;
+		else
+			req.uses = (uint32_t)n;
+	}
+	*out = req;
+	r = 0;
+out:
+	json_decref(root);
+	return r;
+}
+
+/* ---- arrays ---- */
+
+static const char *aj_field(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : "";
+}
+
+static int aj_cmp_name(const void *a, const void *b)
+{
+	const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	int c = strcmp(aj_field(x, "name"), aj_field(y, "name"));
+	return c ? c : strcmp(aj_field(x, "id"), aj_field(y, "id"));
+}
+
+int api_json_sort_by_name(json_t *array)
+{
+	size_t n = json_array_size(array);
+	json_t **v;
+	int r = 0;
+
+	if (!json_is_array(array))
+		return -EINVAL;
+	if (n < 2)
+		return 0;
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_incref(json_array_get(array, i));
+	qsort(v, n, sizeof(*v), aj_cmp_name);
+	/* Same elements, new order: overwrite slot by slot (cannot fail for
+	 * an index inside the array). */
+	for (size_t i = 0; i < n; i++)
+		if (json_array_set(array, i, v[i]) < 0)
+			r = -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		json_decref(v[i]);
+	free(v);
+	return r;
+}
+
+/* ---- paths ---- */
+
+static int aj_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* One pass of the decoder: validates, counts, and writes when out != NULL. */
+static int aj_decode(const char *in, size_t len, char *out, size_t *n_out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c == '%') {
+			int hi, lo;
+			if (len - i < 3)
+				return -EINVAL;
+			hi = aj_hexval(in[i + 1]);
+			lo = aj_hexval(in[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			c = (unsigned char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (c < 0x20 || c == 0x7f || c == '/')
+			return -EINVAL;
+		if (out)
+			out[n] = (char)c;
+		n++;
+	}
+	*n_out = n;
+	return 0;
+}
+
+int api_json_decode_segment(const char *in, size_t len, char *out, size_t outlen)
+{
+	size_t n;
+	int r = aj_decode(in, len, NULL, &n);
+
+	if (r < 0)
+		return r;
+	if (n >= outlen)
+		return -ENAMETOOLONG;
+	aj_decode(in, len, out, &n);
+	out[n] = '\0';
+	return 0;
+}

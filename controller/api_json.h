@@ -1,0 +1,66 @@
+/* The REST API's pure parts: rendering store rows as the JSON of docs/api.md,
+ * validating request bodies, decoding path segments.  No I/O, no loop, no
+ * logging, so each piece can be unit-tested (tests/unit/test_api_json.c).
+ *
+ * Functions returning json_t * return a new reference, or NULL when out of
+ * memory.  Functions returning int return 0 or a negative errno. */
+#ifndef SKY_CONTROLLER_API_JSON_H
+#define SKY_CONTROLLER_API_JSON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "controller/db.h"
+
+/* POST /v1/tokens bounds (docs/api.md). */
+#define API_TOKEN_TTL_DEFAULT 3600
+#define API_TOKEN_TTL_MIN 60
+#define API_TOKEN_TTL_MAX (30 * 24 * 3600)
+#define API_TOKEN_USES_DEFAULT 1
+#define API_TOKEN_USES_MIN 1
+#define API_TOKEN_USES_MAX 10000
+
+/* Room for an error message written by a validator. */
+#define API_JSON_ERR_MAX 256
+
+/* {"error": {"code": code, "message": <printf>}} */
+json_t *api_json_error(const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* BOARD.  online and last_seen are the caller's view of the board's session
+ * (last_seen 0 = never seen: null).  A missing or unreadable inventory
+ * renders its fields as null. */
+json_t *api_json_board(const struct db_board *b, bool online, int64_t last_seen);
+
+/* "revoked" > "used" (no uses left) > "expired" (now >= expires_at) > "active". */
+const char *api_json_token_state(const struct db_token *t, int64_t now);
+
+/* TOKEN as listed: id, state, uses, uses_left, created_at, expires_at. */
+json_t *api_json_token(const struct db_token *t, int64_t now);
+
+/* The answer to POST /v1/tokens, the only place the secret is shown. */
+json_t *api_json_token_created(const struct db_token *t, const char *secret,
+			       const char *ca_pin, const char *controller);
+
+struct api_token_request {
+	int64_t ttl_seconds;
+	uint32_t uses;
+};
+
+/* Validate a POST /v1/tokens body (empty = all defaults).  0 and *out set,
+ * or -EINVAL with a message for the client in err (API_JSON_ERR_MAX bytes);
+ * *out is not written on failure. */
+int api_json_parse_token_request(const void *body, size_t len, struct api_token_request *out,
+				 char *err, size_t errlen);
+
+/* Sort an array of objects by their "name" (then "id") strings, in place. */
+int api_json_sort_by_name(json_t *array);
+
+/* Percent-decode one path segment into out (outlen bytes incl. the NUL).
+ * -EINVAL for a bad escape, a NUL, a control character or a '/';
+ * -ENAMETOOLONG when it does not fit.  out is not written on failure. */
+int api_json_decode_segment(const char *in, size_t len, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,1536 @@
+/* skyctl: the operator CLI.  It speaks skyrootd's REST API (docs/api.md)
+ * over HTTPS with libcurl, checking the controller's certificate against
+ * the CA file of the client config, and reads the answers with jansson.
+ *
+ * As in OpenBSD's vmctl, the commands are a table (ctl_commands) that also
+ * produces the usage text, and so are the flags (ctl_flags).
+ *
+ * Exit status: 0 done, 1 error (a message on stderr says what went wrong and
+ * what to do), 2 usage error (usage on stderr). */
+#include "controller/skyctl_conf.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef SKY_VERSION
+#error "SKY_VERSION must be defined by the build (meson does it)"
+#endif
+
+#define CTL_EXIT_OK 0
+#define CTL_EXIT_ERROR 1
+#define CTL_EXIT_USAGE 2
+
+#define CTL_MAX_RESPONSE ((size_t)64 * 1024 * 1024) /* bytes of one API answer */
+#define CTL_MAX_WORDS 8    /* words that are not flags on the command line */
+#define CTL_MAX_ID 256     /* bytes of an ID or name given on the command line */
+#define CTL_CONNECT_TIMEOUT 10L /* seconds */
+#define CTL_STALL_TIMEOUT 30L   /* seconds without a byte before giving up */
+#define CTL_LABEL_WIDTH 22
+
+enum ctl_output {
+	CTL_OUTPUT_TABLE,
+	CTL_OUTPUT_JSON,
+};
+
+enum ctl_flag_id {
+	FLAG_OUTPUT,
+	FLAG_CONFIG,
+	FLAG_CONTROLLER,
+	FLAG_CA,
+	FLAG_TOKEN,
+	FLAG_HELP,
+	FLAG_VERSION,
+	FLAG_TTL,
+	FLAG_USES,
+	FLAG__COUNT,
+};
+
+#define FLAG_BIT(f) (1u << (f))
+/* Flags that belong to one command; the others are valid anywhere. */
+#define FLAGS_COMMAND (FLAG_BIT(FLAG_TTL) | FLAG_BIT(FLAG_USES))
+
+struct ctl_flag {
+	const char *name;    /* long name, without "--" */
+	char short_name;     /* 0 when none */
+	const char *metavar; /* NULL when the flag takes no value */
+	const char *help;
+};
+
+static const struct ctl_flag ctl_flags[FLAG__COUNT] = {
+	[FLAG_OUTPUT] = {
+		.name = "output", .short_name = 'o', .metavar = "table|json",
+		.help = "output format (default table); json prints the API's JSON",
+	},
+	[FLAG_CONFIG] = {
+		.name = "config", .metavar = "FILE",
+		.help = "client config (default $SKYROOT_CONFIG, then ~/.config/skyroot/skyctl.conf)",
+	},
+	[FLAG_CONTROLLER] = {
+		.name = "controller", .metavar = "URL",
+		.help = "controller API URL, e.g. https://127.0.0.1:7444 (overrides the config)",
+	},
+	[FLAG_CA] = {
+		.name = "ca", .metavar = "FILE",
+		.help = "CA certificate to check the controller against (overrides the config)",
+	},
+	[FLAG_TOKEN] = {
+		.name = "token", .metavar = "TOKEN",
+		.help = "admin API token (overrides the config; other users can see it in ps)",
+	},
+	[FLAG_HELP] = {
+		.name = "help", .short_name = 'h',
+		.help = "show help; after a command, the help of that command",
+	},
+	[FLAG_VERSION] = {
+		.name = "version",
+		.help = "print the version",
+	},
+	[FLAG_TTL] = {
+		.name = "ttl", .metavar = "DURATION",
+		.help = "how long the token can be used: 30s, 10m, 1h, 2d or seconds (default 1h; 60s to 30d)",
+	},
+	[FLAG_USES] = {
+		.name = "uses", .metavar = "N",
+		.help = "how many boards may enroll with the token (default 1; 1 to 10000)",
+	},
+};
+
+/* What the command line says. */
+struct ctl_opts {
+	const char *value[FLAG__COUNT]; /* the flag's value, "" for flags without one */
+	unsigned seen;                  /* FLAG_BIT()s of the flags given */
+	const char *words[CTL_MAX_WORDS];
+	size_t nwords;
+	enum ctl_output output;
+	uint64_t ttl;
+	uint64_t uses;
+	struct skyctl_conf flag_conf;   /* --controller, --ca, --token, checked */
+};
+
+struct ctl {
+	const struct ctl_opts *opts;
+	struct skyctl_conf conf;
+	char conf_path[SKYCTL_CONF_PATH_MAX]; /* "" when no config file is known */
+	char src[3][SKYCTL_CONF_PATH_MAX + 32]; /* where controller, ca, token came from */
+	CURL *curl;
+};
+
+enum { SRC_CONTROLLER, SRC_CA, SRC_TOKEN };
+
+struct ctl_command {
+	const char *group;
+	const char *verb;    /* NULL for "help" */
+	const char *arg;     /* the positional argument in usage; NULL when none */
+	unsigned flags;      /* FLAG_BIT()s of the command's own flags */
+	const char *summary;
+	int (*run)(struct ctl *ctl, const char *arg);
+};
+
+static int token__create(struct ctl *ctl, const char *arg);
+static int token__list(struct ctl *ctl, const char *arg);
+static int token__revoke(struct ctl *ctl, const char *arg);
+static int board__list(struct ctl *ctl, const char *arg);
+static int board__show(struct ctl *ctl, const char *arg);
+static int board__delete(struct ctl *ctl, const char *arg);
+
+static const struct ctl_command ctl_commands[] = {
+	{
+		.group = "token", .verb = "create",
+		.flags = FLAG_BIT(FLAG_TTL) | FLAG_BIT(FLAG_USES),
+		.summary = "create an enrollment token and the kernel command line that uses it",
+		.run = token__create,
+	},
+	{
+		.group = "token", .verb = "list",
+		.summary = "list enrollment tokens",
+		.run = token__list,
+	},
+	{
+		.group = "token", .verb = "revoke", .arg = "ID",
+		.summary = "revoke an enrollment token",
+		.run = token__revoke,
+	},
+	{
+		.group = "board", .verb = "list",
+		.summary = "list enrolled boards",
+		.run = board__list,
+	},
+	{
+		.group = "board", .verb = "show", .arg = "ID|NAME",
+		.summary = "show a board: CPUs, memory, IOMMU groups, NICs",
+		.run = board__show,
+	},
+	{
+		.group = "board", .verb = "delete", .arg = "ID|NAME",
+		.summary = "delete a board, revoke its certificate, close its session",
+		.run = board__delete,
+	},
+	{
+		.group = "help", .arg = "[COMMAND]",
+		.summary = "show this help, or the help of one command",
+	},
+};
+
+#define CTL_NCOMMANDS (sizeof(ctl_commands) / sizeof(ctl_commands[0]))
+
+/* ---- text helpers ------------------------------------------------------ */
+
+__attribute__((format(printf, 1, 2)))
+static void ctl_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("skyctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Bytes that could drive a terminal (C0, DEL, C1 in UTF-8) are shown as
+ * '?': text from the controller is not trusted to be harmless. */
+static size_t ctl_clean_len(const char *s, size_t i, int *bad)
+{
+	unsigned char c = (unsigned char)s[i];
+
+	*bad = 0;
+	if (c < 0x20 || c == 0x7f) {
+		*bad = 1;
+		return 1;
+	}
+	if (c == 0xc2 && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9f) {
+		*bad = 1;
+		return 2;
+	}
+	return 1;
+}
+
+static void ctl_put_clean(FILE *f, const char *s)
+{
+	for (size_t i = 0; s[i] != '\0';) {
+		int bad;
+		size_t n = ctl_clean_len(s, i, &bad);
+		if (bad)
+			fputc('?', f);
+		else
+			fputc(s[i], f);
+		i += n;
+	}
+}
+
+static char *ctl_clean_dup(const char *s)
+{
+	char *d = malloc(strlen(s) + 1);
+	size_t o = 0;
+
+	if (d == NULL)
+		return NULL;
+	for (size_t i = 0; s[i] != '\0';) {
+		int bad;
+		size_t n = ctl_clean_len(s, i, &bad);
+		d[o++] = bad ? '?' : s[i];
+		i += n;
+	}
+	d[o] = '\0';
+	return d;
+}
+
+/* Columns a UTF-8 string takes, near enough for tables: one per character. */
+static size_t ctl_width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			w++;
+	return w;
+}
+
+static void ctl_pad(FILE *f, size_t n)
+{
+	while (n-- > 0)
+		fputc(' ', f);
+}
+
+/* ---- usage, from the tables -------------------------------------------- */
+
+static void ctl_flag_synopsis(const struct ctl_flag *fl, char *buf, size_t len)
+{
+	if (fl->short_name != 0 && fl->metavar != NULL)
+		snprintf(buf, len, "-%c, --%s %s", fl->short_name, fl->name, fl->metavar);
+	else if (fl->short_name != 0)
+		snprintf(buf, len, "-%c, --%s", fl->short_name, fl->name);
+	else if (fl->metavar != NULL)
+		snprintf(buf, len, "--%s %s", fl->name, fl->metavar);
+	else
+		snprintf(buf, len, "--%s", fl->name);
+}
+
+/* "token create [--ttl DURATION] [--uses N]" */
+static void ctl_command_synopsis(const struct ctl_command *c, char *buf, size_t len)
+{
+	size_t n = 0;
+	int w;
+
+	w = snprintf(buf, len, "%s%s%s", c->group, c->verb ? " " : "", c->verb ? c->verb : "");
+	n = w < 0 ? 0 : (size_t)w;
+	for (int f = 0; f < FLAG__COUNT && n < len; f++) {
+		if (!(c->flags & FLAG_BIT(f)))
+			continue;
+		w = snprintf(buf + n, len - n, " [--%s %s]", ctl_flags[f].name, ctl_flags[f].metavar);
+		n += w < 0 ? 0 : (size_t)w;
+	}
+	if (c->arg != NULL && n < len)
+		snprintf(buf + n, len - n, " %s", c->arg);
+}
+
+static void ctl_print_commands(FILE *f, const char *group)
+{
+	char syn[128];
+	size_t width = 0;
+
+	for (size_t i = 0; i < CTL_NCOMMANDS; i++) {
+		if (group != NULL && strcmp(ctl_commands[i].group, group) != 0)
+			continue;
+		ctl_command_synopsis(&ctl_commands[i], syn, sizeof(syn));
+		if (strlen(syn) > width)
+			width = strlen(syn);
+	}
+	for (size_t i = 0; i < CTL_NCOMMANDS; i++) {
+		if (group != NULL && strcmp(ctl_commands[i].group, group) != 0)
+			continue;
+		ctl_command_synopsis(&ctl_commands[i], syn, sizeof(syn));
+		fprintf(f, "  %-*s  %s\n", (int)width, syn, ctl_commands[i].summary);
+	}
+}
+
+static void ctl_print_flags(FILE *f, unsigned mask)
+{
+	char syn[64];
+	size_t width = 0;
+
+	for (int i = 0; i < FLAG__COUNT; i++) {
+		if (!(mask & FLAG_BIT(i)))
+			continue;
+		ctl_flag_synopsis(&ctl_flags[i], syn, sizeof(syn));
+		if (strlen(syn) > width)
+			width = strlen(syn);
+	}
+	for (int i = 0; i < FLAG__COUNT; i++) {
+		if (!(mask & FLAG_BIT(i)))
+			continue;
+		ctl_flag_synopsis(&ctl_flags[i], syn, sizeof(syn));
+		fprintf(f, "  %-*s  %s\n", (int)width, syn, ctl_flags[i].help);
+	}
+}
+
+static void ctl_usage(FILE *f)
+{
+	fprintf(f, "usage: skyctl [OPTIONS] COMMAND [ARGS]\n\ncommands:\n");
+	ctl_print_commands(f, NULL);
+	fprintf(f, "\noptions (they may go anywhere on the line):\n");
+	ctl_print_flags(f, ~FLAGS_COMMAND & (FLAG_BIT(FLAG__COUNT) - 1));
+	fprintf(f, "\nThe controller URL, CA and token come from the skyctl.conf that "
+		   "'skyrootd init' writes;\nthe flags override it.  "
+		   "Run 'skyctl COMMAND --help' for the options of a command.\n");
+}
+
+static void ctl_group_usage(FILE *f, const char *group)
+{
+	fprintf(f, "usage: skyctl [OPTIONS] %s COMMAND [ARGS]\n\ncommands:\n", group);
+	ctl_print_commands(f, group);
+	fprintf(f, "\nRun 'skyctl --help' for the options.\n");
+}
+
+static void ctl_command_usage(FILE *f, const struct ctl_command *c, int full)
+{
+	char syn[128];
+
+	ctl_command_synopsis(c, syn, sizeof(syn));
+	fprintf(f, "usage: skyctl [OPTIONS] %s\n", syn);
+	if (!full) {
+		fprintf(f, "Run 'skyctl %s%s%s --help' for more.\n", c->group, c->verb ? " " : "",
+			c->verb ? c->verb : "");
+		return;
+	}
+	fprintf(f, "\n%s\n", c->summary);
+	if (c->flags != 0) {
+		fprintf(f, "\noptions:\n");
+		ctl_print_flags(f, c->flags);
+	}
+	fprintf(f, "\nRun 'skyctl --help' for the options of all commands (-o json, --config, ...).\n");
+}
+
+/* ---- the command line -------------------------------------------------- */
+
+static int ctl_find_flag(const char *name, size_t len, char short_name)
+{
+	for (int i = 0; i < FLAG__COUNT; i++) {
+		if (short_name != 0) {
+			if (ctl_flags[i].short_name == short_name)
+				return i;
+		} else if (strlen(ctl_flags[i].name) == len && strncmp(ctl_flags[i].name, name, len) == 0) {
+			return i;
+		}
+	}
+	return -1;
+}
+
+/* Split argv into flags (anywhere, "--flag VALUE", "--flag=VALUE", "-o
+ * VALUE", "-oVALUE"; the last of a repeated flag wins) and words; "--" ends
+ * the flags.  Prints what is wrong and returns -EINVAL. */
+static int ctl_parse_argv(int argc, char **argv, struct ctl_opts *o)
+{
+	int only_words = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *inline_value = NULL;
+		int f;
+
+		if (only_words || a[0] != '-' || a[1] == '\0') {
+			if (o->nwords == CTL_MAX_WORDS) {
+				ctl_err("too many arguments");
+				return -EINVAL;
+			}
+			o->words[o->nwords++] = a;
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			only_words = 1;
+			continue;
+		}
+		if (a[1] == '-') {
+			const char *name = a + 2;
+			const char *eq = strchr(name, '=');
+			f = ctl_find_flag(name, eq ? (size_t)(eq - name) : strlen(name), 0);
+			if (eq != NULL)
+				inline_value = eq + 1;
+		} else {
+			f = ctl_find_flag(NULL, 0, a[1]);
+			if (a[2] != '\0')
+				inline_value = a + 2;
+			if (f >= 0 && inline_value != NULL && ctl_flags[f].metavar == NULL)
+				f = -1; /* "-hx" */
+		}
+		if (f < 0) {
+			ctl_err("unknown option '%s'", a);
+			return -EINVAL;
+		}
+		if (ctl_flags[f].metavar == NULL) {
+			if (inline_value != NULL) {
+				ctl_err("option --%s takes no value", ctl_flags[f].name);
+				return -EINVAL;
+			}
+			inline_value = "";
+		} else if (inline_value == NULL) {
+			if (i + 1 >= argc) {
+				ctl_err("option --%s needs a value: %s", ctl_flags[f].name, ctl_flags[f].metavar);
+				return -EINVAL;
+			}
+			inline_value = argv[++i];
+		}
+		o->seen |= FLAG_BIT(f);
+		o->value[f] = inline_value;
+	}
+	return 0;
+}
+
+static int ctl_parse_count(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0')
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		uint64_t d = (uint64_t)(*s - '0');
+		if (v > (INT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Check the values of the flags given; prints what is wrong and returns
+ * -EINVAL. */
+static int ctl_check_flag_values(struct ctl_opts *o)
+{
+	static const struct {
+		int flag;
+		const char *key;
+	} conf_flags[] = {
+		{ FLAG_CONTROLLER, "controller" },
+		{ FLAG_CA, "ca" },
+		{ FLAG_TOKEN, "token" },
+	};
+	char err[256];
+
+	o->output = CTL_OUTPUT_TABLE;
+	if (o->seen & FLAG_BIT(FLAG_OUTPUT)) {
+		if (strcmp(o->value[FLAG_OUTPUT], "json") == 0) {
+			o->output = CTL_OUTPUT_JSON;
+		} else if (strcmp(o->value[FLAG_OUTPUT], "table") != 0) {
+			ctl_err("--output must be 'table' or 'json', not '%s'", o->value[FLAG_OUTPUT]);
+			return -EINVAL;
+		}
+	}
+	if ((o->seen & FLAG_BIT(FLAG_TTL)) && skyctl_conf_parse_duration(o->value[FLAG_TTL], &o->ttl) < 0) {
+		ctl_err("--ttl '%s' is not a duration; use e.g. 30s, 10m, 1h, 2d or a number of seconds",
+			o->value[FLAG_TTL]);
+		return -EINVAL;
+	}
+	if ((o->seen & FLAG_BIT(FLAG_USES)) && ctl_parse_count(o->value[FLAG_USES], &o->uses) < 0) {
+		ctl_err("--uses '%s' is not a number of uses; use e.g. --uses 1", o->value[FLAG_USES]);
+		return -EINVAL;
+	}
+	skyctl_conf_init(&o->flag_conf);
+	if ((o->seen & FLAG_BIT(FLAG_CONFIG)) && o->value[FLAG_CONFIG][0] == '\0') {
+		ctl_err("--config needs a file name");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < sizeof(conf_flags) / sizeof(conf_flags[0]); i++) {
+		int f = conf_flags[i].flag;
+		if (!(o->seen & FLAG_BIT(f)))
+			continue;
+		if (skyctl_conf_set(&o->flag_conf, conf_flags[i].key, o->value[f], NULL, err, sizeof(err)) < 0) {
+			ctl_err("--%s: %s", ctl_flags[f].name, err);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static const struct ctl_command *ctl_find_command(const char *group, const char *verb)
+{
+	for (size_t i = 0; i < CTL_NCOMMANDS; i++) {
+		const struct ctl_command *c = &ctl_commands[i];
+		if (strcmp(c->group, group) != 0)
+			continue;
+		if (verb == NULL || (c->verb != NULL && strcmp(c->verb, verb) == 0))
+			return c;
+	}
+	return NULL;
+}
+
+/* "skyctl help [GROUP [VERB]]" and "--help" anywhere. */
+static int ctl_help(const char *const *words, size_t n)
+{
+	const struct ctl_command *c;
+
+	if (n == 0 || strcmp(words[0], "help") == 0) {
+		ctl_usage(stdout);
+		return CTL_EXIT_OK;
+	}
+	c = ctl_find_command(words[0], NULL);
+	if (c == NULL) {
+		ctl_err("unknown command '%s'", words[0]);
+		ctl_usage(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	if (n == 1) {
+		ctl_group_usage(stdout, words[0]);
+		return CTL_EXIT_OK;
+	}
+	c = ctl_find_command(words[0], words[1]);
+	if (c == NULL) {
+		ctl_err("unknown command '%s %s'", words[0], words[1]);
+		ctl_group_usage(stderr, words[0]);
+		return CTL_EXIT_USAGE;
+	}
+	ctl_command_usage(stdout, c, 1);
+	return CTL_EXIT_OK;
+}
+
+/* ---- configuration ----------------------------------------------------- */
+
+static const char *ctl_home(void)
+{
+	const char *home = getenv("HOME");
+	struct passwd *pw;
+
+	if (home != NULL && home[0] != '\0')
+		return home;
+	pw = getpwuid(getuid());
+	return pw != NULL ? pw->pw_dir : NULL;
+}
+
+/* Find and read the config, apply the flags over it, check that the
+ * controller, CA and token are known.  Prints what is wrong. */
+static int ctl_configure(struct ctl *ctl)
+{
+	const struct ctl_opts *o = ctl->opts;
+	const struct skyctl_conf *fc = &o->flag_conf;
+	const char *env = getenv("SKYROOT_CONFIG");
+	int explicit_path = 0, loaded = 0, r;
+	const char *how;
+	char err[1024];
+
+	skyctl_conf_init(&ctl->conf);
+	if (o->seen & FLAG_BIT(FLAG_CONFIG)) {
+		explicit_path = 1;
+		how = "--config";
+		r = skyctl_conf_default_path(o->value[FLAG_CONFIG], NULL, ctl->conf_path, sizeof(ctl->conf_path));
+	} else if (env != NULL && env[0] != '\0') {
+		explicit_path = 1;
+		how = "$SKYROOT_CONFIG";
+		r = skyctl_conf_default_path(env, NULL, ctl->conf_path, sizeof(ctl->conf_path));
+	} else {
+		how = "the default path";
+		r = skyctl_conf_default_path(NULL, ctl_home(), ctl->conf_path, sizeof(ctl->conf_path));
+	}
+	if (r == -ENAMETOOLONG) {
+		ctl_err("the config path from %s is too long", how);
+		return r;
+	}
+	if (r < 0)
+		ctl->conf_path[0] = '\0';
+
+	int all_flags = fc->controller[0] && fc->ca[0] && fc->token[0];
+	if (ctl->conf_path[0] != '\0' && (explicit_path || !all_flags)) {
+		r = skyctl_conf_load(&ctl->conf, ctl->conf_path, err, sizeof(err));
+		if (r == -ENOENT && !explicit_path) {
+			/* no default config: fine if the flags say it all */
+		} else if (r == -ENOENT) {
+			ctl_err("%s; check %s, or use the skyctl.conf that 'skyrootd init' wrote", err, how);
+			return r;
+		} else if (r < 0) {
+			ctl_err("%s", err);
+			return r;
+		} else {
+			loaded = 1;
+		}
+	}
+	if (loaded) {
+		snprintf(ctl->src[SRC_CONTROLLER], sizeof(ctl->src[0]), "'controller' in %s", ctl->conf_path);
+		snprintf(ctl->src[SRC_CA], sizeof(ctl->src[0]), "'ca' in %s", ctl->conf_path);
+		snprintf(ctl->src[SRC_TOKEN], sizeof(ctl->src[0]), "'token' in %s", ctl->conf_path);
+	}
+	if (fc->controller[0]) {
+		memcpy(ctl->conf.controller, fc->controller, sizeof(fc->controller));
+		snprintf(ctl->src[SRC_CONTROLLER], sizeof(ctl->src[0]), "--controller");
+	}
+	if (fc->ca[0]) {
+		memcpy(ctl->conf.ca, fc->ca, sizeof(fc->ca));
+		snprintf(ctl->src[SRC_CA], sizeof(ctl->src[0]), "--ca");
+	}
+	if (fc->token[0]) {
+		memcpy(ctl->conf.token, fc->token, sizeof(fc->token));
+		snprintf(ctl->src[SRC_TOKEN], sizeof(ctl->src[0]), "--token");
+	}
+
+	if (!loaded && !(ctl->conf.controller[0] && ctl->conf.ca[0] && ctl->conf.token[0])) {
+		if (ctl->conf_path[0] != '\0')
+			ctl_err("no client config: %s does not exist; copy the skyctl.conf that "
+				"'skyrootd init' wrote there, point $SKYROOT_CONFIG or --config at it, "
+				"or pass --controller, --ca and --token", ctl->conf_path);
+		else
+			ctl_err("no client config: $HOME is not set; pass --config FILE (the skyctl.conf "
+				"that 'skyrootd init' wrote), or --controller, --ca and --token");
+		return -ENOENT;
+	}
+	static const struct {
+		size_t off;
+		const char *key, *flag, *example;
+	} need[] = {
+		{ offsetof(struct skyctl_conf, controller), "controller", "--controller",
+		  "controller = https://127.0.0.1:7444" },
+		{ offsetof(struct skyctl_conf, ca), "ca", "--ca", "ca = ca.crt" },
+		{ offsetof(struct skyctl_conf, token), "token", "--token", "token = <admin token>" },
+	};
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		if (((const char *)&ctl->conf)[need[i].off] != '\0')
+			continue;
+		ctl_err("no %s is configured: add '%s' to %s or pass %s", need[i].key, need[i].example,
+			ctl->conf_path, need[i].flag);
+		return -EINVAL;
+	}
+	if (access(ctl->conf.ca, R_OK) < 0) {
+		r = -errno;
+		ctl_err("cannot read the CA file %s: %s; check %s (it is the ca.crt that 'skyrootd init' made)",
+			ctl->conf.ca, strerror(-r), ctl->src[SRC_CA]);
+		return r;
+	}
+	return 0;
+}
+
+/* ---- HTTP -------------------------------------------------------------- */
+
+struct ctl_body {
+	char *data;
+	size_t len, cap;
+	int too_large;
+	int no_memory;
+};
+
+static size_t ctl_body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct ctl_body *b = userdata;
+	size_t n = size * nmemb; /* curl: size is always 1 */
+
+	if (n > CTL_MAX_RESPONSE - b->len) {
+		b->too_large = 1;
+		return 0;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 16384;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if (cap > CTL_MAX_RESPONSE + 1)
+			cap = CTL_MAX_RESPONSE + 1;
+		char *d = realloc(b->data, cap);
+		if (d == NULL) {
+			b->no_memory = 1;
+			return 0;
+		}
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+static void ctl_report_curl(struct ctl *ctl, CURLcode cc, const char *errbuf, const struct ctl_body *b)
+{
+	const char *url = ctl->conf.controller;
+	const char *why = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc);
+
+	if (b->too_large || cc == CURLE_FILESIZE_EXCEEDED) {
+		ctl_err("the controller's answer is larger than %zu MiB; skyctl does not read more",
+			CTL_MAX_RESPONSE >> 20);
+		return;
+	}
+	if (b->no_memory) {
+		ctl_err("out of memory reading the controller's answer");
+		return;
+	}
+	switch (cc) {
+	case CURLE_COULDNT_CONNECT:
+		ctl_err("cannot reach controller at %s: %s (is skyrootd running?)", url, why);
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+		ctl_err("cannot resolve the host of %s: %s; check %s", url, why, ctl->src[SRC_CONTROLLER]);
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		ctl_err("the controller at %s did not answer in time: %s (is skyrootd running, and %s reachable?)",
+			url, why, url);
+		break;
+	case CURLE_PEER_FAILED_VERIFICATION:
+		ctl_err("cannot verify the controller at %s: %s; check that %s (%s) is this controller's CA "
+			"and that the URL's host is a name in its certificate (skyrootd init --san)",
+			url, why, ctl->conf.ca, ctl->src[SRC_CA]);
+		break;
+	case CURLE_SSL_CACERT_BADFILE:
+		ctl_err("cannot use %s as CA: %s; %s must name the PEM ca.crt that 'skyrootd init' made",
+			ctl->conf.ca, why, ctl->src[SRC_CA]);
+		break;
+	case CURLE_SSL_CONNECT_ERROR:
+		ctl_err("TLS with the controller at %s failed: %s; is it the controller's API port "
+			"(default 7444)?", url, why);
+		break;
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_WEIRD_SERVER_REPLY:
+		ctl_err("the controller at %s did not answer properly: %s; is it the controller's API port "
+			"(default 7444)?", url, why);
+		break;
+	default:
+		ctl_err("request to the controller at %s failed: %s", url, why);
+		break;
+	}
+}
+
+static void ctl_report_http(struct ctl *ctl, long status, json_t *answer)
+{
+	json_t *e = json_object_get(answer, "error");
+	const char *code = json_string_value(json_object_get(e, "code"));
+	const char *message = json_string_value(json_object_get(e, "message"));
+
+	fputs("skyctl: ", stderr);
+	if (status == 401) {
+		fprintf(stderr, "the controller at %s refused the API token (HTTP 401", ctl->conf.controller);
+		if (message != NULL) {
+			fputs(": ", stderr);
+			ctl_put_clean(stderr, message);
+		}
+		fprintf(stderr, "); check %s: it must be the admin token that 'skyrootd init' wrote "
+				"into skyctl.conf\n", ctl->src[SRC_TOKEN]);
+		return;
+	}
+	if (message == NULL) {
+		fprintf(stderr, "the controller at %s answered HTTP %ld without an error message; "
+				"is it the controller's API port? See the controller's log\n",
+			ctl->conf.controller, status);
+		return;
+	}
+	ctl_put_clean(stderr, message);
+	fprintf(stderr, " (HTTP %ld", status);
+	if (code != NULL) {
+		fputc(' ', stderr);
+		ctl_put_clean(stderr, code);
+	}
+	fputs(")\n", stderr);
+}
+
+/* One API call: METHOD base+path[/escaped id] with an optional JSON body.
+ * On a 2xx answer with a JSON body, *out gets it (the caller owns it).
+ * Everything else is reported on stderr and gives a negative errno. */
+static int ctl_request(struct ctl *ctl, const char *method, const char *path, const char *id,
+		       json_t *request, json_t **out)
+{
+	char errbuf[CURL_ERROR_SIZE];
+	char auth[SKYCTL_CONF_TOKEN_MAX + 32];
+	struct ctl_body body = { 0 };
+	struct curl_slist *headers = NULL, *h;
+	char *escaped = NULL, *url = NULL, *payload = NULL;
+	json_t *answer = NULL;
+	json_error_t jerr;
+	long status = 0;
+	CURLcode cc;
+	size_t len;
+	int r;
+
+	curl_easy_reset(ctl->curl);
+	if (id != NULL) {
+		escaped = curl_easy_escape(ctl->curl, id, 0);
+		if (escaped == NULL) {
+			r = -ENOMEM;
+			goto fail_oom;
+		}
+	}
+	len = strlen(ctl->conf.controller) + strlen(path) + (escaped ? strlen(escaped) + 1 : 0) + 1;
+	url = malloc(len);
+	if (url == NULL) {
+		r = -ENOMEM;
+		goto fail_oom;
+	}
+	snprintf(url, len, "%s%s%s%s", ctl->conf.controller, path, escaped ? "/" : "", escaped ? escaped : "");
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ctl->conf.token);
+	h = curl_slist_append(headers, auth);
+	if (h == NULL) {
+		r = -ENOMEM;
+		goto fail_oom;
+	}
+	headers = h;
+	h = curl_slist_append(headers, "Accept: application/json");
+	if (h == NULL) {
+		r = -ENOMEM;
+		goto fail_oom;
+	}
+	headers = h;
+	if (request != NULL) {
+		payload = json_dumps(request, JSON_COMPACT);
+		h = payload ? curl_slist_append(headers, "Content-Type: application/json") : NULL;
+		if (h == NULL) {
+			r = -ENOMEM;
+			goto fail_oom;
+		}
+		headers = h;
+	}
+
+	errbuf[0] = '\0';
+	if (curl_easy_setopt(ctl->curl, CURLOPT_URL, url) != CURLE_OK ||
+#if LIBCURL_VERSION_NUM >= 0x075500
+	    curl_easy_setopt(ctl->curl, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+#else
+	    curl_easy_setopt(ctl->curl, CURLOPT_PROTOCOLS, (long)CURLPROTO_HTTPS) != CURLE_OK ||
+#endif
+	    /* Only the configured CA: no system CA directory as well. */
+	    curl_easy_setopt(ctl->curl, CURLOPT_CAINFO, ctl->conf.ca) != CURLE_OK ||
+	    curl_easy_setopt(ctl->curl, CURLOPT_CAPATH, (char *)NULL) != CURLE_OK ||
+	    curl_easy_setopt(ctl->curl, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+	    curl_easy_setopt(ctl->curl, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+	    curl_easy_setopt(ctl->curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(ctl->curl, CURLOPT_CONNECTTIMEOUT, CTL_CONNECT_TIMEOUT) != CURLE_OK ||
+	    curl_easy_setopt(ctl->curl, CURLOPT_LOW_SPEED_LIMIT, 1L) != CURLE_OK ||
+	    curl_easy_setopt(ctl->curl, CURLOPT_LOW_SPEED_TIME, CTL_STALL_TIMEOUT) != CURLE_OK ||
+	    curl_easy_setopt(ctl->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CTL_MAX_RESPONSE) != CURLE_OK ||
+	    curl_easy_setopt(ctl->curl, CURLOPT_WRITEFUNCTION, ctl_body_write) != CURLE_OK ||
+	    curl_easy_setopt(ctl->curl, CURLOPT_WRITEDATA, &body) != CURLE_OK ||
+	    curl_easy_setopt(ctl->curl, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
+	    curl_easy_setopt(ctl->curl, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
+	    curl_easy_setopt(ctl->curl, CURLOPT_USERAGENT, "skyctl/" SKY_VERSION) != CURLE_OK ||
+	    curl_easy_setopt(ctl->curl, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK) {
+		ctl_err("cannot set up the HTTPS request: %s; is libcurl built with HTTPS support?",
+			errbuf[0] ? errbuf : "an option was refused");
+		r = -ENOTSUP;
+		goto fail;
+	}
+	if (payload != NULL &&
+	    (curl_easy_setopt(ctl->curl, CURLOPT_POSTFIELDS, payload) != CURLE_OK ||
+	     curl_easy_setopt(ctl->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(payload)) != CURLE_OK)) {
+		ctl_err("cannot set up the HTTPS request body");
+		r = -ENOTSUP;
+		goto fail;
+	}
+
+	cc = curl_easy_perform(ctl->curl);
+	if (cc != CURLE_OK) {
+		ctl_report_curl(ctl, cc, errbuf, &body);
+		r = -EIO;
+		goto fail;
+	}
+	curl_easy_getinfo(ctl->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (body.len > 0)
+		answer = json_loadb(body.data, body.len, 0, &jerr);
+	if (status < 200 || status > 299) {
+		ctl_report_http(ctl, status, answer);
+		r = status == 401 ? -EACCES : status == 404 ? -ENOENT : -EIO;
+		goto fail;
+	}
+	if (answer == NULL) {
+		if (body.len == 0)
+			ctl_err("the controller at %s answered HTTP %ld with an empty body; "
+				"is it the controller's API port?", ctl->conf.controller, status);
+		else
+			ctl_err("the controller at %s answered HTTP %ld with a body that is not JSON (%s); "
+				"is it the controller's API port?", ctl->conf.controller, status, jerr.text);
+		r = -EPROTO;
+		goto fail;
+	}
+	*out = answer;
+	answer = NULL;
+	r = 0;
+	goto done;
+
+fail_oom:
+	ctl_err("out of memory");
+fail:
+done:
+	json_decref(answer);
+	free(body.data);
+	free(payload);
+	free(url);
+	curl_free(escaped);
+	curl_slist_free_all(headers);
+	return r;
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static int ctl_print_json(json_t *v)
+{
+	if (json_dumpf(v, stdout, JSON_INDENT(2)) < 0) {
+		ctl_err("cannot write the JSON output");
+		return -EIO;
+	}
+	fputc('\n', stdout);
+	return 0;
+}
+
+/* A table of cleaned strings, printed with columns padded to fit; at most
+ * maxrows rows (the caller knows how many there will be). */
+struct ctl_table {
+	size_t ncols, nrows, maxrows;
+	char **cells;
+};
+
+static int ctl_table_init(struct ctl_table *t, size_t ncols, size_t maxrows)
+{
+	char **cells = calloc(maxrows > 0 ? maxrows : 1, ncols * sizeof(char *));
+
+	if (cells == NULL)
+		return -ENOMEM;
+	t->ncols = ncols;
+	t->nrows = 0;
+	t->maxrows = maxrows;
+	t->cells = cells;
+	return 0;
+}
+
+static void ctl_table_free(struct ctl_table *t)
+{
+	if (t->cells == NULL)
+		return;
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	t->cells = NULL;
+}
+
+static int ctl_table_add(struct ctl_table *t, const char *const *row)
+{
+	char **cells;
+
+	if (t->nrows == t->maxrows)
+		return -ENOBUFS;
+	cells = t->cells + t->nrows * t->ncols;
+	for (size_t c = 0; c < t->ncols; c++) {
+		cells[c] = ctl_clean_dup(row[c] != NULL ? row[c] : "-");
+		if (cells[c] == NULL) {
+			while (c-- > 0) {
+				free(cells[c]);
+				cells[c] = NULL;
+			}
+			return -ENOMEM;
+		}
+	}
+	t->nrows++;
+	return 0;
+}
+
+static void ctl_table_print(const struct ctl_table *t, FILE *f, size_t indent)
+{
+	size_t width[16] = { 0 };
+
+	for (size_t r = 0; r < t->nrows; r++)
+		for (size_t c = 0; c < t->ncols && c < 16; c++) {
+			size_t w = ctl_width(t->cells[r * t->ncols + c]);
+			if (w > width[c])
+				width[c] = w;
+		}
+	for (size_t r = 0; r < t->nrows; r++) {
+		ctl_pad(f, indent);
+		for (size_t c = 0; c < t->ncols && c < 16; c++) {
+			const char *cell = t->cells[r * t->ncols + c];
+			fputs(cell, f);
+			if (c + 1 < t->ncols)
+				ctl_pad(f, width[c] - ctl_width(cell) + 2);
+		}
+		fputc('\n', f);
+	}
+}
+
+static const char *ctl_jstr(json_t *obj, const char *key, const char *missing)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s != NULL ? s : missing;
+}
+
+static const char *ctl_jint(json_t *obj, const char *key, char *buf, size_t len)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_integer(v))
+		return "-";
+	snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	return buf;
+}
+
+static const char *ctl_jbool(json_t *obj, const char *key, const char *yes, const char *no)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_boolean(v))
+		return "-";
+	return json_is_true(v) ? yes : no;
+}
+
+static const char *ctl_jcount(json_t *obj, const char *key, char *buf, size_t len)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_array(v))
+		return "-";
+	snprintf(buf, len, "%zu", json_array_size(v));
+	return buf;
+}
+
+/* 2147483648 -> "2.0G" (powers of 1024, as free -h). */
+static const char *ctl_jbytes(json_t *obj, const char *key, char *buf, size_t len)
+{
+	static const char units[] = "KMGTPE";
+	json_t *v = json_object_get(obj, key);
+	json_int_t n = json_integer_value(v);
+	double d;
+	size_t u = 0;
+
+	if (!json_is_integer(v) || n < 0)
+		return "-";
+	if (n < 1024) {
+		snprintf(buf, len, "%" JSON_INTEGER_FORMAT "B", n);
+		return buf;
+	}
+	d = (double)n / 1024.0;
+	while (d >= 1023.95 && u + 1 < sizeof(units) - 1) {
+		d /= 1024.0;
+		u++;
+	}
+	snprintf(buf, len, "%.1f%c", d, units[u]);
+	return buf;
+}
+
+/* A "label:   value" line of a detail view. */
+static void ctl_field(const char *label, const char *value)
+{
+	size_t n = strlen(label) + 1;
+
+	fputs(label, stdout);
+	fputc(':', stdout);
+	ctl_pad(stdout, n < CTL_LABEL_WIDTH ? CTL_LABEL_WIDTH - n : 1);
+	ctl_put_clean(stdout, value);
+	fputc('\n', stdout);
+}
+
+/* The array under key in a list answer ({"boards": [...]}). */
+static json_t *ctl_list_of(struct ctl *ctl, json_t *answer, const char *key)
+{
+	json_t *list = json_object_get(answer, key);
+
+	if (!json_is_array(list))
+		ctl_err("the controller at %s answered without a '%s' list; is it a Skyroot controller "
+			"of the same version (%s)?", ctl->conf.controller, key, SKY_VERSION);
+	return json_is_array(list) ? list : NULL;
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static int token__create(struct ctl *ctl, const char *arg)
+{
+	const struct ctl_opts *o = ctl->opts;
+	json_t *request, *answer = NULL;
+	char buf[32];
+	int r;
+
+	(void)arg;
+
+	request = json_object();
+	if (request == NULL) {
+		ctl_err("out of memory");
+		return -ENOMEM;
+	}
+	if (((o->seen & FLAG_BIT(FLAG_TTL)) &&
+	     json_object_set_new(request, "ttl_seconds", json_integer((json_int_t)o->ttl)) < 0) ||
+	    ((o->seen & FLAG_BIT(FLAG_USES)) &&
+	     json_object_set_new(request, "uses", json_integer((json_int_t)o->uses)) < 0)) {
+		json_decref(request);
+		ctl_err("out of memory");
+		return -ENOMEM;
+	}
+	r = ctl_request(ctl, "POST", "/v1/tokens", NULL, request, &answer);
+	json_decref(request);
+	if (r < 0)
+		return r;
+	if (o->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(answer);
+		goto done;
+	}
+	if (json_string_value(json_object_get(answer, "token")) == NULL) {
+		ctl_err("the controller's answer has no token; is it a Skyroot controller of the same version (%s)?",
+			SKY_VERSION);
+		r = -EPROTO;
+		goto done;
+	}
+	ctl_field("Token", ctl_jstr(answer, "token", "-"));
+	ctl_field("ID", ctl_jstr(answer, "id", "-"));
+	ctl_field("CA pin", ctl_jstr(answer, "ca_pin", "-"));
+	ctl_field("Controller", ctl_jstr(answer, "controller", "-"));
+	ctl_field("Uses", ctl_jint(answer, "uses", buf, sizeof(buf)));
+	ctl_field("Expires", ctl_jstr(answer, "expires_at", "-"));
+	ctl_field("Kernel command line", ctl_jstr(answer, "cmdline", "-"));
+	fprintf(stderr, "The token is shown only now.  Boot a board with the kernel command line above "
+			"to enroll it.\n");
+done:
+	json_decref(answer);
+	return r;
+}
+
+static int token__list(struct ctl *ctl, const char *arg)
+{
+	static const char *const header[] = { "ID", "STATE", "USES-LEFT", "EXPIRES" };
+	struct ctl_table t = { 0 };
+	json_t *answer = NULL, *list, *tok;
+	size_t i;
+	int r;
+
+	(void)arg;
+
+	r = ctl_request(ctl, "GET", "/v1/tokens", NULL, NULL, &answer);
+	if (r < 0)
+		return r;
+	list = ctl_list_of(ctl, answer, "tokens");
+	if (list == NULL) {
+		r = -EPROTO;
+		goto done;
+	}
+	if (ctl->opts->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(list);
+		goto done;
+	}
+	r = ctl_table_init(&t, 4, json_array_size(list) + 1);
+	if (r == 0)
+		r = ctl_table_add(&t, header);
+	json_array_foreach(list, i, tok) {
+		char left[32];
+		const char *row[] = {
+			ctl_jstr(tok, "id", "-"),
+			ctl_jstr(tok, "state", "-"),
+			ctl_jint(tok, "uses_left", left, sizeof(left)),
+			ctl_jstr(tok, "expires_at", "-"),
+		};
+		if (r == 0)
+			r = ctl_table_add(&t, row);
+	}
+	if (r < 0) {
+		ctl_err("out of memory");
+		goto done;
+	}
+	ctl_table_print(&t, stdout, 0);
+	if (json_array_size(list) == 0)
+		fprintf(stderr, "No enrollment tokens; make one with 'skyctl token create'.\n");
+done:
+	ctl_table_free(&t);
+	json_decref(answer);
+	return r;
+}
+
+static int token__revoke(struct ctl *ctl, const char *arg)
+{
+	json_t *answer = NULL;
+	int r;
+
+	r = ctl_request(ctl, "DELETE", "/v1/tokens", arg, NULL, &answer);
+	if (r < 0)
+		return r;
+	if (ctl->opts->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(answer);
+	} else {
+		fputs("revoked token ", stdout);
+		ctl_put_clean(stdout, ctl_jstr(answer, "revoked", arg));
+		fputc('\n', stdout);
+	}
+	json_decref(answer);
+	return r;
+}
+
+static int board__list(struct ctl *ctl, const char *arg)
+{
+	static const char *const header[] = {
+		"ID", "NAME", "STATE", "CPUS", "MEMORY", "KVM", "FIRMWARE", "IOMMU-GROUPS", "NICS", "LAST-SEEN",
+	};
+	struct ctl_table t = { 0 };
+	json_t *answer = NULL, *list, *b;
+	size_t i;
+	int r;
+
+	(void)arg;
+
+	r = ctl_request(ctl, "GET", "/v1/boards", NULL, NULL, &answer);
+	if (r < 0)
+		return r;
+	list = ctl_list_of(ctl, answer, "boards");
+	if (list == NULL) {
+		r = -EPROTO;
+		goto done;
+	}
+	if (ctl->opts->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(list);
+		goto done;
+	}
+	r = ctl_table_init(&t, 10, json_array_size(list) + 1);
+	if (r == 0)
+		r = ctl_table_add(&t, header);
+	json_array_foreach(list, i, b) {
+		char cpus[32], mem[32], groups[32], nics[32];
+		json_t *seen = json_object_get(b, "last_seen");
+		const char *row[] = {
+			ctl_jstr(b, "id", "-"),
+			ctl_jstr(b, "name", "-"),
+			ctl_jstr(b, "state", "-"),
+			ctl_jint(b, "cpus", cpus, sizeof(cpus)),
+			ctl_jbytes(b, "memory_bytes", mem, sizeof(mem)),
+			ctl_jbool(b, "kvm", "yes", "no"),
+			ctl_jstr(b, "firmware", "-"),
+			ctl_jcount(b, "iommu_groups", groups, sizeof(groups)),
+			ctl_jcount(b, "nics", nics, sizeof(nics)),
+			json_is_string(seen) ? json_string_value(seen) : "never",
+		};
+		if (r == 0)
+			r = ctl_table_add(&t, row);
+	}
+	if (r < 0) {
+		ctl_err("out of memory");
+		goto done;
+	}
+	ctl_table_print(&t, stdout, 0);
+	if (json_array_size(list) == 0)
+		fprintf(stderr, "No boards enrolled; make a token with 'skyctl token create' and boot a board "
+				"with its kernel command line.\n");
+done:
+	ctl_table_free(&t);
+	json_decref(answer);
+	return r;
+}
+
+static void board__show_groups(json_t *board)
+{
+	json_t *groups = json_object_get(board, "iommu_groups"), *g, *dev;
+	char buf[32];
+	size_t i, j;
+
+	if (!json_is_array(groups) || json_array_size(groups) == 0) {
+		ctl_field("IOMMU groups", json_is_array(groups) ? "none (is the IOMMU on? intel_iommu=on)" : "-");
+		return;
+	}
+	ctl_field("IOMMU groups", ctl_jcount(board, "iommu_groups", buf, sizeof(buf)));
+	json_array_foreach(groups, i, g) {
+		json_t *devices = json_object_get(g, "devices");
+		printf("  group %s:\n", ctl_jint(g, "id", buf, sizeof(buf)));
+		json_array_foreach(devices, j, dev) {
+			fputs("    ", stdout);
+			ctl_put_clean(stdout, ctl_jstr(dev, "address", "-"));
+			fputs("  ", stdout);
+			ctl_put_clean(stdout, ctl_jstr(dev, "vendor_device", "-"));
+			fputs("  class ", stdout);
+			ctl_put_clean(stdout, ctl_jstr(dev, "class", "-"));
+			fputs("  driver ", stdout);
+			ctl_put_clean(stdout, ctl_jstr(dev, "driver", "(none)"));
+			fputc('\n', stdout);
+		}
+	}
+}
+
+static int board__show_nics(json_t *board)
+{
+	json_t *nics = json_object_get(board, "nics"), *nic;
+	struct ctl_table t = { 0 };
+	char buf[32];
+	size_t i;
+	int r;
+
+	if (!json_is_array(nics) || json_array_size(nics) == 0) {
+		ctl_field("NICs", json_is_array(nics) ? "none" : "-");
+		return 0;
+	}
+	ctl_field("NICs", ctl_jcount(board, "nics", buf, sizeof(buf)));
+	r = ctl_table_init(&t, 4, json_array_size(nics));
+	json_array_foreach(nics, i, nic) {
+		char speed[48];
+		json_t *mbps = json_object_get(nic, "speed_mbps");
+		if (json_is_integer(mbps) && json_integer_value(mbps) > 0)
+			snprintf(speed, sizeof(speed), "%" JSON_INTEGER_FORMAT " Mb/s", json_integer_value(mbps));
+		else
+			snprintf(speed, sizeof(speed), "speed unknown");
+		const char *row[] = {
+			ctl_jstr(nic, "name", "-"),
+			ctl_jstr(nic, "mac", "-"),
+			ctl_jbool(nic, "link", "link up", "link down"),
+			speed,
+		};
+		if (r == 0)
+			r = ctl_table_add(&t, row);
+	}
+	if (r == 0)
+		ctl_table_print(&t, stdout, 2);
+	else
+		ctl_err("out of memory");
+	ctl_table_free(&t);
+	return r;
+}
+
+static int board__show(struct ctl *ctl, const char *arg)
+{
+	json_t *answer = NULL, *b, *flags, *dmi, *f;
+	char buf[64], mem[32], line[512];
+	size_t i, n;
+	int r;
+
+	r = ctl_request(ctl, "GET", "/v1/boards", arg, NULL, &answer);
+	if (r < 0)
+		return r;
+	if (ctl->opts->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(answer);
+		goto done;
+	}
+	b = answer;
+	ctl_field("ID", ctl_jstr(b, "id", "-"));
+	ctl_field("Name", ctl_jstr(b, "name", "-"));
+	ctl_field("State", ctl_jstr(b, "state", "-"));
+	ctl_field("Hostname", ctl_jstr(b, "hostname", "-"));
+	ctl_field("UUID", ctl_jstr(b, "uuid", "-"));
+	/* Before the board's first inventory most fields are null: "-". */
+	if (json_is_integer(json_object_get(b, "cpus")))
+		snprintf(line, sizeof(line), "%s (%s)", ctl_jint(b, "cpus", buf, sizeof(buf)),
+			 ctl_jstr(b, "cpu_model", "unknown model"));
+	else
+		snprintf(line, sizeof(line), "-");
+	ctl_field("CPUs", line);
+
+	flags = json_object_get(b, "virt_flags");
+	n = 0;
+	line[0] = '\0';
+	json_array_foreach(flags, i, f) {
+		const char *s = json_string_value(f);
+		int w;
+		if (s == NULL)
+			continue;
+		w = snprintf(line + n, sizeof(line) - n, "%s%s", n ? " " : "", s);
+		if (w < 0 || (size_t)w >= sizeof(line) - n)
+			break;
+		n += (size_t)w;
+	}
+	ctl_field("Virtualization", json_is_array(flags) ? (n ? line : "none") : "-");
+
+	json_t *mv = json_object_get(b, "memory_bytes");
+	if (json_is_integer(mv))
+		snprintf(line, sizeof(line), "%s (%" JSON_INTEGER_FORMAT " bytes)",
+			 ctl_jbytes(b, "memory_bytes", mem, sizeof(mem)), json_integer_value(mv));
+	else
+		snprintf(line, sizeof(line), "-");
+	ctl_field("Memory", line);
+	ctl_field("NUMA nodes", ctl_jint(b, "numa_nodes", buf, sizeof(buf)));
+	ctl_field("KVM", ctl_jbool(b, "kvm", "yes", "no (no /dev/kvm on the board)"));
+	ctl_field("Firmware", ctl_jstr(b, "firmware", "-"));
+	dmi = json_object_get(b, "dmi");
+	ctl_field("DMI vendor", ctl_jstr(dmi, "vendor", "-"));
+	ctl_field("DMI product", ctl_jstr(dmi, "product", "-"));
+	ctl_field("DMI serial", ctl_jstr(dmi, "serial", "-"));
+	ctl_field("Kernel", ctl_jstr(b, "kernel", "-"));
+	ctl_field("Agent version", ctl_jstr(b, "agent_version", "-"));
+	ctl_field("Enrolled", ctl_jstr(b, "enrolled_at", "-"));
+	ctl_field("Certificate until", ctl_jstr(b, "cert_not_after", "-"));
+	ctl_field("Last seen", ctl_jstr(b, "last_seen", "never"));
+	board__show_groups(b);
+	r = board__show_nics(b);
+done:
+	json_decref(answer);
+	return r;
+}
+
+static int board__delete(struct ctl *ctl, const char *arg)
+{
+	json_t *answer = NULL;
+	int r;
+
+	r = ctl_request(ctl, "DELETE", "/v1/boards", arg, NULL, &answer);
+	if (r < 0)
+		return r;
+	if (ctl->opts->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(answer);
+	} else {
+		fputs("deleted board ", stdout);
+		ctl_put_clean(stdout, ctl_jstr(answer, "deleted", arg));
+		fputc('\n', stdout);
+	}
+	json_decref(answer);
+	return r;
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+/* Resolve the words to a command; prints the usage error and returns NULL. */
+static const struct ctl_command *ctl_resolve(const struct ctl_opts *o)
+{
+	const struct ctl_command *c;
+	size_t nargs;
+
+	if (o->nwords == 0) {
+		ctl_err("no command given");
+		ctl_usage(stderr);
+		return NULL;
+	}
+	if (ctl_find_command(o->words[0], NULL) == NULL) {
+		ctl_err("unknown command '%s'", o->words[0]);
+		ctl_usage(stderr);
+		return NULL;
+	}
+	if (o->nwords == 1) {
+		ctl_err("'%s' needs a command", o->words[0]);
+		ctl_group_usage(stderr, o->words[0]);
+		return NULL;
+	}
+	c = ctl_find_command(o->words[0], o->words[1]);
+	if (c == NULL) {
+		ctl_err("unknown command '%s %s'", o->words[0], o->words[1]);
+		ctl_group_usage(stderr, o->words[0]);
+		return NULL;
+	}
+	nargs = o->nwords - 2;
+	if (c->arg == NULL && nargs > 0) {
+		ctl_err("'%s %s' takes no argument, but '%s' was given", c->group, c->verb, o->words[2]);
+		goto fail;
+	}
+	if (c->arg != NULL && nargs != 1) {
+		if (nargs == 0)
+			ctl_err("'%s %s' needs %s", c->group, c->verb, c->arg);
+		else
+			ctl_err("'%s %s' takes one %s, but %zu were given", c->group, c->verb, c->arg, nargs);
+		goto fail;
+	}
+	if (c->arg != NULL && (o->words[2][0] == '\0' || strlen(o->words[2]) > CTL_MAX_ID)) {
+		ctl_err("%s must be 1 to %d bytes long", c->arg, CTL_MAX_ID);
+		goto fail;
+	}
+	unsigned stray = o->seen & FLAGS_COMMAND & ~c->flags;
+	for (int f = 0; f < FLAG__COUNT; f++) {
+		if (stray & FLAG_BIT(f)) {
+			ctl_err("--%s is not an option of '%s %s'", ctl_flags[f].name, c->group, c->verb);
+			goto fail;
+		}
+	}
+	return c;
+fail:
+	ctl_command_usage(stderr, c, 0);
+	return NULL;
+}
+
+static int ctl_finish_output(int code)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		ctl_err("cannot write the output: %s", strerror(errno));
+		return CTL_EXIT_ERROR;
+	}
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl_opts opts = { 0 };
+	struct ctl ctl = { 0 };
+	const struct ctl_command *c;
+	int r;
+
+	if (ctl_parse_argv(argc, argv, &opts) < 0) {
+		ctl_usage(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	if (opts.seen & FLAG_BIT(FLAG_VERSION)) {
+		printf("skyctl %s\n", SKY_VERSION);
+		return ctl_finish_output(CTL_EXIT_OK);
+	}
+	if (opts.nwords > 0 && strcmp(opts.words[0], "help") == 0)
+		return ctl_finish_output(ctl_help(opts.words + 1, opts.nwords - 1));
+	if (opts.seen & FLAG_BIT(FLAG_HELP))
+		return ctl_finish_output(ctl_help(opts.words, opts.nwords));
+	c = ctl_resolve(&opts);
+	if (c == NULL)
+		return CTL_EXIT_USAGE;
+	if (ctl_check_flag_values(&opts) < 0) {
+		ctl_command_usage(stderr, c, 0);
+		return CTL_EXIT_USAGE;
+	}
+
+	ctl.opts = &opts;
+	if (ctl_configure(&ctl) < 0)
+		return CTL_EXIT_ERROR;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		ctl_err("cannot initialise libcurl");
+		return CTL_EXIT_ERROR;
+	}
+	ctl.curl = curl_easy_init();
+	if (ctl.curl == NULL) {
+		ctl_err("cannot initialise libcurl");
+		r = -ENOMEM;
+		goto fail_global;
+	}
+	r = c->run(&ctl, opts.nwords > 2 ? opts.words[2] : NULL);
+	curl_easy_cleanup(ctl.curl);
+fail_global:
+	curl_global_cleanup();
+	return ctl_finish_output(r < 0 ? CTL_EXIT_ERROR : CTL_EXIT_OK);
+}

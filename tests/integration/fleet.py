@@ -1,0 +1,653 @@
+#!/usr/bin/env python3
+"""Integration tests: real skyrootd, skyagent and skyctl processes on loopback.
+
+Usage: fleet.py CASE   (the binaries come from $SKYROOTD, $SKYAGENT, $SKYCTL;
+fixture boards from $SKY_FIXTURES/boards/{a,b,c}).  Every process a case
+starts is stopped by pid when it ends.
+"""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+SKYROOTD = os.environ.get("SKYROOTD", "build/controller/skyrootd")
+SKYAGENT = os.environ.get("SKYAGENT", "build/agent/skyagent")
+SKYCTL = os.environ.get("SKYCTL", "build/controller/skyctl")
+FIXTURES = os.environ.get("SKY_FIXTURES", os.path.join(os.path.dirname(__file__), "..", "fixtures"))
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout, what, interval=0.1):
+    end = time.time() + timeout
+    last = None
+    while time.time() < end:
+        try:
+            last = pred()
+            if last:
+                return last
+        except (OSError, urllib.error.URLError, Fail) as e:
+            last = e
+        time.sleep(interval)
+    raise Fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Proc:
+    def __init__(self, args, log_path, env=None):
+        self.args = args
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.p = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.p.poll() is None:
+            try:
+                os.kill(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+        self.log.close()
+        return self.p.returncode
+
+    def text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class Fleet:
+    """A controller in a temporary state folder plus the agents of a case."""
+
+    def __init__(self, tmp, cert_ttl=None):
+        self.tmp = tmp
+        self.state = os.path.join(tmp, "state")
+        self.agent_port = free_port()
+        self.api_port = free_port()
+        self.cert_ttl = cert_ttl
+        self.procs = []
+        self.ctl = None
+        out = subprocess.run([SKYROOTD, "init", "--state", self.state,
+                              "--api-listen", f"127.0.0.1:{self.api_port}"],
+                             capture_output=True, text=True)
+        check(out.returncode == 0, f"skyrootd init failed: {out.stderr}")
+        self.init_output = out.stdout
+        conf = open(os.path.join(self.state, "skyctl.conf")).read()
+        self.admin = [l.split("=", 1)[1].strip() for l in conf.splitlines() if l.startswith("token")][0]
+        self.ca_file = os.path.join(self.state, "ca.crt")
+        der = subprocess.run(["openssl", "x509", "-in", self.ca_file, "-outform", "der"],
+                             capture_output=True, check=True).stdout
+        self.pin = "sha256:" + hashlib.sha256(der).hexdigest()
+        self.sslctx = ssl.create_default_context(cafile=self.ca_file)
+
+    # ---- controller ----
+    def start(self, extra=()):
+        args = [SKYROOTD, "run", "--state", self.state,
+                "--agent-listen", f"127.0.0.1:{self.agent_port}",
+                "--api-listen", f"127.0.0.1:{self.api_port}", "--log-level", "debug"]
+        if self.cert_ttl:
+            args += ["--cert-ttl", str(self.cert_ttl)]
+        args += list(extra)
+        self.ctl = Proc(args, os.path.join(self.tmp, "skyrootd.log"))
+        self.procs.append(self.ctl)
+        wait_for(lambda: self.api("GET", "/healthz", auth=False)[0] == 200, 10, "controller health")
+        return self.ctl
+
+    def api(self, method, path, body=None, auth=True, token=None):
+        url = f"https://127.0.0.1:{self.api_port}{path}"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if auth:
+            req.add_header("Authorization", f"Bearer {token or self.admin}")
+        try:
+            with urllib.request.urlopen(req, context=self.sslctx, timeout=10) as r:
+                raw = r.read()
+                return r.status, (json.loads(raw) if raw else None)
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                return e.code, json.loads(raw)
+            except ValueError:
+                return e.code, raw
+
+    def token(self, uses=1, ttl=3600):
+        st, body = self.api("POST", "/v1/tokens", {"uses": uses, "ttl_seconds": ttl})
+        check(st == 201, f"token create: {st} {body}")
+        return body
+
+    def boards(self):
+        st, body = self.api("GET", "/v1/boards")
+        check(st == 200, f"board list: {st} {body}")
+        return body["boards"]
+
+    def online(self):
+        return {b["id"]: b for b in self.boards() if b["state"] == "online"}
+
+    # ---- agents ----
+    def agent(self, board, token=None, pin=None, extra=(), name=None, once=False, hb=None):
+        root = os.path.join(FIXTURES, "boards", board)
+        args = [SKYAGENT, "--controller", f"127.0.0.1:{self.agent_port}",
+                "--ca", pin or self.pin,
+                "--sysfs-root", os.path.join(root, "sys"),
+                "--procfs-root", os.path.join(root, "proc"),
+                "--devfs-root", os.path.join(root, "dev"),
+                "--cmdline", os.path.join(root, "proc", "cmdline")]
+        if token:
+            args += ["--token", token]
+        if once:
+            args += ["--once"]
+        if hb:
+            args += ["--heartbeat-interval", str(hb)]
+        args += list(extra)
+        p = Proc(args, os.path.join(self.tmp, f"agent-{name or board}-{len(self.procs)}.log"))
+        self.procs.append(p)
+        return p
+
+    def close(self):
+        for p in reversed(self.procs):
+            p.stop()
+
+
+# --------------------------------------------------------------------------
+# cases
+
+def case_enroll_three(f):
+    f.start()
+    tok = f.token(uses=3)
+    check(tok["cmdline"].startswith(f"skyroot.controller=127.0.0.1:{f.agent_port} skyroot.token=skt-"),
+          f"cmdline: {tok['cmdline']}")
+    check(tok["ca_pin"] == f.pin, "the token's CA pin is the CA certificate's hash")
+    for b in "abc":
+        f.agent(b, token=tok["token"])
+    on = wait_for(lambda: len(f.online()) == 3 and f.online(), 20, "three boards online")
+    by_name = {b["name"]: b for b in on.values()}
+    check(set(by_name) == {"board-a", "board-b", "board-c"}, f"names: {sorted(by_name)}")
+    a = by_name["board-a"]
+    for field in ("id", "name", "state", "uuid", "cpus", "memory_bytes", "kvm", "firmware",
+                  "iommu_groups", "nics", "last_seen"):
+        check(field in a, f"board JSON lacks {field}")
+    check(a["kvm"] is True and a["firmware"] == "uefi", f"board a: kvm {a['kvm']} firmware {a['firmware']}")
+    check(a["cpus"] > 0 and a["memory_bytes"] > 0, "cpus and memory reported")
+    devs = [d for g in a["iommu_groups"] for d in g["devices"]]
+    check(any(d["vendor_device"] == "1234:11e8" for d in devs), f"edu device in IOMMU groups: {devs}")
+    check(any(n["name"] == "eth0" and n["link"] for n in a["nics"]), f"nics: {a['nics']}")
+    b = by_name["board-b"]
+    check(b["kvm"] is False and b["firmware"] == "bios", "board b: no kvm, bios")
+    one = f.api("GET", f"/v1/boards/{a['id']}")
+    check(one[0] == 200 and one[1]["uuid"] == a["uuid"], "board by id")
+    one = f.api("GET", "/v1/boards/board-a")
+    check(one[0] == 200 and one[1]["id"] == a["id"], "board by name")
+    st, toks = f.api("GET", "/v1/tokens")
+    check(st == 200 and toks["tokens"][0]["uses_left"] == 0 and toks["tokens"][0]["state"] == "used",
+          f"token used up: {toks}")
+    check("token" not in toks["tokens"][0], "token list never shows the secret")
+
+
+def expect_refused(p, needle, timeout=20):
+    rc = wait_for(lambda: p.p.poll() is not None and [p.p.returncode], timeout, "agent to give up")[0]
+    check(rc == 1, f"agent exit code {rc}, expected 1; log:\n{p.text()}")
+    check(needle in p.text(), f"agent log lacks {needle!r}:\n{p.text()}")
+
+
+def case_token_rules(f):
+    f.start()
+    # No token at all.
+    p = f.agent("a", once=True)
+    expect_refused(p, "no enrollment token")
+    # A token that does not exist.
+    p = f.agent("a", token="skt-" + "0" * 64, once=True)
+    expect_refused(p, "not known to this controller")
+    # An expired token: its expiry moved into the past in the store.
+    tok = f.token()
+    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+    db.execute("UPDATE tokens SET expires_at = 1 WHERE id = ?", (tok["id"],))
+    db.commit()
+    db.close()
+    p = f.agent("a", token=tok["token"], once=True)
+    expect_refused(p, "has expired")
+    # A revoked token.
+    tok = f.token()
+    check(f.api("DELETE", f"/v1/tokens/{tok['id']}")[0] == 200, "revoke token")
+    p = f.agent("a", token=tok["token"], once=True)
+    expect_refused(p, "was revoked")
+    st, toks = f.api("GET", "/v1/tokens")
+    states = {t["id"]: t["state"] for t in toks["tokens"]}
+    check(states[tok["id"]] == "revoked", f"token states {states}")
+    # A token used once is spent for another machine.
+    tok = f.token()
+    p = f.agent("a", token=tok["token"], once=True)
+    rc = wait_for(lambda: p.p.poll() is not None and [p.p.returncode], 20, "first enrollment")[0]
+    check(rc == 0, f"first use enrolls: {p.text()}")
+    p = f.agent("b", token=tok["token"], once=True)
+    expect_refused(p, "already been used")
+    check(len(f.boards()) == 1, "only one board enrolled")
+    check("enrollment refused" in f.ctl.text(), "controller logs refusals")
+
+
+def case_token_race(f):
+    f.start()
+    for round_ in range(4):
+        tok = f.token()
+        ps = [f.agent(b, token=tok["token"], once=True, name=f"{b}{round_}") for b in "abc"]
+        rcs = [wait_for(lambda p=p: p.p.poll() is not None and [p.p.returncode], 30, "racer")[0] for p in ps]
+        check(sorted(rcs) == [0, 1, 1], f"round {round_}: exactly one winner, got {rcs}")
+        db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+        left = db.execute("SELECT uses_left FROM tokens WHERE id = ?", (tok["id"],)).fetchone()[0]
+        db.close()
+        check(left == 0, f"uses_left {left}")
+        # reset: delete boards so the next round's winner is a new board
+        for b in f.boards():
+            f.api("DELETE", f"/v1/boards/{b['id']}")
+
+
+def case_wrong_ca_pin(f):
+    f.start()
+    tok = f.token()
+    p = f.agent("a", token=tok["token"], pin="sha256:" + "ab" * 32, once=True)
+    expect_refused(p, "does not match the pinned")
+    check(f.boards() == [], "no board enrolled through a wrong pin")
+    st, toks = f.api("GET", "/v1/tokens")
+    check(toks["tokens"][0]["uses_left"] == 1, "the token was not spent")
+
+
+def make_foreign_cert(tmp):
+    key = os.path.join(tmp, "foreign.key")
+    crt = os.path.join(tmp, "foreign.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=brd-000000000000",
+                    "-addext", "extendedKeyUsage=clientAuth"],
+                   check=True, capture_output=True)
+    return crt, key
+
+
+def tls_connect(f, cert=None, key=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_verify_locations(f.ca_file)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    s = socket.create_connection(("127.0.0.1", f.agent_port), timeout=5)
+    return ctx.wrap_socket(s, server_hostname="127.0.0.1")
+
+
+def read_until_closed(s, timeout=5):
+    s.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data, "eof"
+            data += chunk
+    except ssl.SSLError as e:
+        return data, f"tls error {e}"
+    except ConnectionResetError:
+        return data, "reset"
+    except socket.timeout:
+        return data, "timeout"
+
+
+def case_foreign_client_cert(f):
+    f.start()
+    tok = f.token()
+    f.agent("a", token=tok["token"])
+    wait_for(lambda: len(f.online()) == 1, 20, "board a online")
+    crt, key = make_foreign_cert(f.tmp)
+    s = tls_connect(f, crt, key)
+    # TLS 1.3: the server checks the client certificate after our side is done.
+    try:
+        s.sendall(struct.pack(">I", 6) + b"\x08\x01\x6a\x02\x08\x01")
+    except (ssl.SSLError, OSError):
+        pass
+    data, how = read_until_closed(s)
+    check(how != "timeout", "the connection with a foreign certificate is closed")
+    check(b"\x6a" not in data, "no heartbeat answer for a foreign certificate")
+    s.close()
+    check(len(f.online()) == 1, "the real board stays online")
+    check(len(f.boards()) == 1, "no board appeared")
+
+
+def case_unauthenticated_only_enroll(f):
+    f.start()
+    s = tls_connect(f)
+    # Envelope{request_id: 1, heartbeat: {seq: 1}}
+    s.sendall(struct.pack(">I", 6) + b"\x08\x01\x6a\x02\x08\x01")
+    data, how = read_until_closed(s)
+    check(how in ("eof", "reset") or how.startswith("tls"), f"closed: {how}")
+    check(b"may only enroll" in data, f"an error frame says why: {data!r}")
+    s.close()
+
+
+def case_delete_board(f):
+    f.start()
+    tok = f.token()
+    p = f.agent("a", token=tok["token"])
+    bid = wait_for(lambda: list(f.online()), 20, "board online")[0]
+    t0 = time.time()
+    st, body = f.api("DELETE", "/v1/boards/board-a")
+    check(st == 200 and body["deleted"] == bid, f"delete: {st} {body}")
+    wait_for(lambda: "session down" in p.text(), 1.0, "the agent's session to close within a second",
+             interval=0.02)
+    took = time.time() - t0
+    check("was deleted from the fleet" in p.text(), f"agent told why: {p.text()}")
+    check(f.api("GET", f"/v1/boards/{bid}")[0] == 404, "deleted board is gone")
+    # It cannot come back: its certificate is revoked and its token is used.
+    time.sleep(4)
+    check(f.boards() == [], "deleted board did not reconnect")
+    check("revoked (board deleted)" in f.ctl.text() or "already been used" in f.ctl.text(),
+          "controller refused the comeback")
+    print(f"session closed {took * 1000:.0f} ms after delete")
+
+
+def case_garbage_and_oversize(f):
+    f.start()
+    tok = f.token(uses=2)
+    f.agent("a", token=tok["token"])
+    f.agent("b", token=tok["token"])
+    wait_for(lambda: len(f.online()) == 2, 20, "two boards online")
+    # Plain garbage where a TLS handshake should be.
+    s = socket.create_connection(("127.0.0.1", f.agent_port), timeout=5)
+    s.sendall(os.urandom(4096))
+    s.settimeout(5)
+    try:
+        while s.recv(65536):
+            pass
+        closed = True
+    except (ConnectionResetError, socket.timeout) as e:
+        closed = not isinstance(e, socket.timeout)
+    check(closed, "garbage connection closed")
+    s.close()
+    # A frame announcing 2 GiB inside TLS: closed before anything is allocated.
+    s = tls_connect(f)
+    s.sendall(struct.pack(">I", 0x7FFFFFFF) + b"\x00" * 1024)
+    data, how = read_until_closed(s)
+    check(how != "timeout", "oversized frame closes the connection")
+    s.close()
+    # Garbage protobuf inside TLS.
+    s = tls_connect(f)
+    s.sendall(struct.pack(">I", 8) + b"\xff" * 8)
+    data, how = read_until_closed(s)
+    check(how != "timeout", "malformed frame closes the connection")
+    s.close()
+    time.sleep(0.5)
+    check(len(f.online()) == 2, "the other boards stay online")
+    check(f.ctl.p.poll() is None, "controller still running")
+    check("frame over the size limit" in f.ctl.text(), "controller logs the oversized frame")
+
+
+def case_restart_kill9(f):
+    f.start()
+    tok = f.token(uses=3)
+    for b in "abc":
+        f.agent(b, token=tok["token"], hb=1000)
+    before = wait_for(lambda: len(f.online()) == 3 and f.online(), 20, "three online")
+    spare = f.token(uses=5)  # acknowledged just before the crash
+    f.ctl.stop(signal.SIGKILL)
+    f.procs.remove(f.ctl)
+    f.start()
+    after = wait_for(lambda: len(f.online()) == 3 and f.online(), 40, "three back online")
+    check(set(before) == set(after), f"same board ids: {sorted(before)} vs {sorted(after)}")
+    for bid in before:
+        check(before[bid]["uuid"] == after[bid]["uuid"] and before[bid]["name"] == after[bid]["name"],
+              "same identity")
+    st, toks = f.api("GET", "/v1/tokens")
+    ids = {t["id"]: t for t in toks["tokens"]}
+    check(spare["id"] in ids and ids[spare["id"]]["uses_left"] == 5, "acknowledged token survived kill -9")
+    check(ids[tok["id"]]["uses_left"] == 0, "consumed uses survived kill -9")
+    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+    check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "store integrity")
+    db.close()
+
+
+def case_api_auth(f):
+    f.start()
+    st, body = f.api("GET", "/healthz", auth=False)
+    check(st == 200 and body["status"] == "ok", f"healthz {st} {body}")
+    for path in ("/v1/boards", "/v1/tokens"):
+        st, body = f.api("GET", path, auth=False)
+        check(st == 401 and body["error"]["code"] == "unauthorized", f"no token: {st} {body}")
+        st, body = f.api("GET", path, token="ska-" + "0" * 64)
+        check(st == 401, f"wrong token: {st}")
+        st, body = f.api("GET", path)
+        check(st == 200, f"right token: {st}")
+    st, body = f.api("POST", "/v1/tokens", {}, auth=False)
+    check(st == 401, "creating a token needs the admin token")
+    st, body = f.api("DELETE", "/v1/boards/x", token="nope")
+    check(st == 401, "deleting needs the admin token")
+
+
+def case_api_errors(f):
+    f.start()
+    st, body = f.api("GET", "/v1/boards/no-such-board")
+    check(st == 404 and "no-such-board" in body["error"]["message"], f"unknown board: {st} {body}")
+    st, body = f.api("GET", "/v1/nothing")
+    check(st == 404, f"unknown route {st}")
+    st, body = f.api("PUT", "/v1/boards")
+    check(st == 405, f"wrong method {st}")
+    st, body = f.api("POST", "/v1/tokens", {"ttl_seconds": 5})
+    check(st == 400 and "ttl" in body["error"]["message"], f"ttl too short: {st} {body}")
+    st, body = f.api("POST", "/v1/tokens", {"uses": 0})
+    check(st == 400, f"zero uses: {st}")
+    st, body = f.api("POST", "/v1/tokens", {"uses": "many"})
+    check(st == 400, f"uses of the wrong type: {st}")
+    # Bad JSON, raw.
+    req = urllib.request.Request(f"https://127.0.0.1:{f.api_port}/v1/tokens", data=b"{not json",
+                                 method="POST", headers={"Authorization": f"Bearer {f.admin}"})
+    try:
+        urllib.request.urlopen(req, context=f.sslctx, timeout=5)
+        check(False, "bad JSON accepted")
+    except urllib.error.HTTPError as e:
+        check(e.code == 400, f"bad JSON: {e.code}")
+    st, body = f.api("DELETE", "/v1/tokens/tok-nope")
+    check(st == 404, f"unknown token {st}")
+    # Malformed HTTP gets a 400 and the controller lives on.
+    s = socket.create_connection(("127.0.0.1", f.api_port), timeout=5)
+    t = f.sslctx.wrap_socket(s, server_hostname="127.0.0.1")
+    t.sendall(b"GARBAGE / NOT-HTTP\r\n\r\n")
+    data = t.recv(4096)
+    check(b" 400 " in data.split(b"\r\n")[0], f"malformed HTTP: {data[:80]!r}")
+    t.close()
+    check(f.api("GET", "/healthz", auth=False)[0] == 200, "still healthy")
+
+
+def case_reenroll_same_uuid(f):
+    f.start()
+    tok = f.token()
+    p = f.agent("a", token=tok["token"], once=True)
+    rc = wait_for(lambda: p.p.poll() is not None and [p.p.returncode], 20, "enrolled")[0]
+    check(rc == 0, "first enrollment")
+    first = f.boards()[0]["id"]
+    tok2 = f.token()
+    p = f.agent("a", token=tok2["token"], once=True)
+    rc = wait_for(lambda: p.p.poll() is not None and [p.p.returncode], 20, "re-enrolled")[0]
+    check(rc == 0, "second enrollment")
+    boards = f.boards()
+    check(len(boards) == 1 and boards[0]["id"] == first, f"same board id: {boards}")
+    check("known machine, same board id" in f.ctl.text(), "controller says it knew the machine")
+
+
+def case_cert_expired(f):
+    f.cert_ttl = 12
+    f.start()
+    tok = f.token()
+    p = f.agent("a", token=tok["token"], hb=1000)
+    wait_for(lambda: len(f.online()) == 1, 20, "online")
+    f.ctl.stop()
+    f.procs.remove(f.ctl)
+    time.sleep(14)  # the board's certificate expires while it cannot reach us
+    f.start()
+    wait_for(lambda: "expired at" in p.text(), 60, "the agent to be told its certificate expired")
+    check("new enrollment token" in p.text(), f"agent told to re-enroll: {p.text()}")
+    check("client certificate expired" in f.ctl.text(), "controller logged it")
+    check(f.online() == {}, "an expired board is not online")
+
+
+def case_offline_after_missed_heartbeats(f):
+    f.start()
+    tok = f.token()
+    p = f.agent("a", token=tok["token"], hb=500)
+    wait_for(lambda: len(f.online()) == 1, 20, "online")
+    os.kill(p.p.pid, signal.SIGSTOP)
+    try:
+        t0 = time.time()
+        wait_for(lambda: f.boards()[0]["state"] == "offline", 5, "offline after 3 missed heartbeats")
+        took = time.time() - t0
+        check(took >= 1.0, f"not offline too early ({took:.2f}s for a 0.5 s heartbeat)")
+    finally:
+        os.kill(p.p.pid, signal.SIGCONT)
+    wait_for(lambda: len(f.online()) == 1, 20, "online again after it wakes")
+    check("missed 3 heartbeats" in f.ctl.text(), "controller logs why")
+
+
+def case_renewal(f):
+    f.cert_ttl = 12
+    f.start()
+    tok = f.token()
+    p = f.agent("a", token=tok["token"], hb=1000)
+    bid = wait_for(lambda: list(f.online()), 20, "online")[0]
+    wait_for(lambda: "certificate renewed" in p.text(), 20, "in-band renewal at 2/3 of the lifetime")
+    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+    n = db.execute("SELECT COUNT(*) FROM certs WHERE board_id = ?", (bid,)).fetchone()[0]
+    db.close()
+    check(n >= 2, f"a second certificate was issued ({n})")
+    # Past the first certificate's expiry the board reconnects with the new one.
+    time.sleep(6)
+    f.ctl.stop()
+    f.procs.remove(f.ctl)
+    f.start()
+    wait_for(lambda: len(f.online()) == 1, 40, "back online with the renewed certificate")
+    check("expired" not in p.text(), f"no expiry: {p.text()}")
+
+
+def skyctl(f, *args, conf=True):
+    cmd = [SKYCTL]
+    if conf:
+        cmd += ["--config", os.path.join(f.state, "skyctl.conf")]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=30)
+
+
+def case_skyctl_cli(f):
+    f.start()
+    r = skyctl(f, "token", "create", "--uses", "2", "--ttl", "1h")
+    check(r.returncode == 0, f"token create: {r.stderr}")
+    check("skyroot.controller=" in r.stdout and f.pin in r.stdout, f"token create output: {r.stdout}")
+    token = [w.split("=", 1)[1] for w in r.stdout.split() if w.startswith("skyroot.token=")][0]
+    r = skyctl(f, "-o", "json", "token", "list")
+    toks = json.loads(r.stdout)
+    check(r.returncode == 0 and len(toks) == 1 and toks[0]["uses_left"] == 2, f"token list: {r.stdout}")
+    f.agent("a", token=token)
+    f.agent("c", token=token)
+    wait_for(lambda: len(f.online()) == 2, 20, "two online")
+    r = skyctl(f, "board", "list")
+    check(r.returncode == 0 and "board-a" in r.stdout and "online" in r.stdout, f"table: {r.stdout}")
+    r = skyctl(f, "board", "list", "-o", "json")
+    boards = json.loads(r.stdout)
+    check(isinstance(boards, list) and len(boards) == 2, "json list")
+    for field in ("id", "name", "state", "uuid", "cpus", "memory_bytes", "kvm", "firmware",
+                  "iommu_groups", "nics", "last_seen"):
+        check(field in boards[0], f"json board lacks {field}")
+    r = skyctl(f, "board", "show", "board-a")
+    check(r.returncode == 0 and "1234:11e8" in r.stdout, f"show by name: {r.stdout}")
+    r = skyctl(f, "-o", "json", "board", "show", boards[0]["id"])
+    check(r.returncode == 0 and json.loads(r.stdout)["id"] == boards[0]["id"], "show by id")
+    r = skyctl(f, "board", "show", "nope")
+    check(r.returncode == 1 and "nope" in r.stderr, f"unknown board: {r.returncode} {r.stderr}")
+    r = skyctl(f, "board", "frobnicate")
+    check(r.returncode == 2, f"usage error exit 2: {r.returncode}")
+    r = skyctl(f, "--help")
+    check(r.returncode == 0 and "board" in r.stdout and "token" in r.stdout, "help")
+    r = skyctl(f, "board", "delete", "board-c")
+    check(r.returncode == 0, f"delete by name: {r.stderr}")
+    check(len(f.boards()) == 1, "one board left")
+    r = skyctl(f, "token", "revoke", toks[0]["id"])
+    check(r.returncode == 0, f"revoke: {r.stderr}")
+    # Flags instead of a config file.
+    r = subprocess.run([SKYCTL, "--controller", f"https://127.0.0.1:{f.api_port}", "--ca", f.ca_file,
+                        "--token", f.admin, "board", "list"], capture_output=True, text=True)
+    check(r.returncode == 0 and "board-a" in r.stdout, f"flags: {r.stderr}")
+    r = subprocess.run([SKYCTL, "--controller", f"https://127.0.0.1:{f.api_port}", "--ca", f.ca_file,
+                        "--token", "wrong", "board", "list"], capture_output=True, text=True)
+    check(r.returncode == 1 and "token" in r.stderr.lower(), f"wrong token: {r.stderr}")
+    port = free_port()
+    r = subprocess.run([SKYCTL, "--controller", f"https://127.0.0.1:{port}", "--ca", f.ca_file,
+                        "--token", f.admin, "board", "list"], capture_output=True, text=True)
+    check(r.returncode == 1 and "skyrootd" in r.stderr, f"unreachable controller: {r.stderr}")
+
+
+def case_init_refuses_overwrite(f):
+    out = subprocess.run([SKYROOTD, "init", "--state", f.state], capture_output=True, text=True)
+    check(out.returncode == 1 and "refusing to overwrite" in out.stderr, f"second init: {out.stderr}")
+    for name in ("ca.key", "server.key", "signing.key", "skyctl.conf", "admin.token.sha256"):
+        mode = os.stat(os.path.join(f.state, name)).st_mode & 0o777
+        check(mode == 0o600, f"{name} mode {oct(mode)}")
+    check("ska-" in f.init_output, "admin token printed once at init")
+    hashed = open(os.path.join(f.state, "admin.token.sha256")).read().strip()
+    check(hashed == hashlib.sha256(f.admin.encode()).hexdigest(), "admin token stored as a hash")
+    db = open(os.path.join(f.state, "skyroot.db"), "rb").read()
+    check(f.admin.encode() not in db, "admin token not in the store")
+    os.chmod(os.path.join(f.state, "ca.key"), 0o644)
+    out = subprocess.run([SKYROOTD, "run", "--state", f.state, "--agent-listen", f"127.0.0.1:{f.agent_port}",
+                          "--api-listen", f"127.0.0.1:{f.api_port}"], capture_output=True, text=True, timeout=10)
+    check(out.returncode == 1 and "chmod 600" in out.stderr, f"loose key refused: {out.stderr}")
+    out = subprocess.run([SKYROOTD, "run"], capture_output=True, text=True)
+    check(out.returncode == 2 and "--state" in out.stderr, "usage error")
+
+
+def main():
+    if len(sys.argv) != 2 or f"case_{sys.argv[1]}" not in globals():
+        cases = sorted(k[5:] for k in globals() if k.startswith("case_"))
+        print(f"usage: {sys.argv[0]} CASE\ncases: {' '.join(cases)}", file=sys.stderr)
+        return 2
+    name = sys.argv[1]
+    tmp = tempfile.mkdtemp(prefix=f"sky-{name}-")
+    f = None
+    try:
+        f = Fleet(tmp)
+        globals()[f"case_{name}"](f)
+    except Fail as e:
+        print(f"FAIL {name}: {e}", file=sys.stderr)
+        if f:
+            f.close()
+            for fn in sorted(os.listdir(tmp)):
+                if fn.endswith(".log"):
+                    print(f"---- {fn}", file=sys.stderr)
+                    print(open(os.path.join(tmp, fn), errors="replace").read()[-4000:], file=sys.stderr)
+        return 1
+    finally:
+        if f:
+            f.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"ok {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
