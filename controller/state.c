@@ -47,7 +47,7 @@ static uint64_t new_serial(void)
 int ctl_state_init(const char *dir, const char *const *sans, const char *api_listen,
 		   char *admin_token_out, size_t outlen)
 {
-	char p[PATH_MAX], conf[PATH_MAX + 256], hex[65];
+	char p[PATH_MAX], conf[PATH_MAX + 256], hex[66];
 	EVP_PKEY *ca_key = NULL, *srv_key = NULL, *sign_key = NULL;
 	X509 *ca = NULL, *srv = NULL;
 	struct db *db = NULL;

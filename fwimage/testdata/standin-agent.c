@@ -1,13 +1,15 @@
 /* Stand-in for skyagent in firmware tests (fwimage/test_boards.sh): prints
  * what the real agent relies on, then exits so init's supervisor is seen
  * restarting it.  Behaviour from the kernel command line:
- *   standin.exit=N   exit status after sleeping (default 3)
+ *   standin.exit=N   exit status after sleeping (default 3); negative:
+ *                    kill itself with signal -N
  *   standin.sleep=S  seconds to sleep first (default 2)
  * Build: cc -O2 -Wall -o standin-agent standin-agent.c */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,8 +131,19 @@ int main(int argc, char **argv)
 	}
 	printf("standin-agent: check eth0=%s\n", addr[0] ? addr : "none");
 
+	printf("standin-agent: block devices:");
+	d = opendir("/sys/block");
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.')
+			printf(" %s", e->d_name);
+	if (d)
+		closedir(d);
+	printf("\n");
+
 	long s = param("standin.sleep", 2), code = param("standin.exit", 3);
 	printf("standin-agent: ready; sleeping %ld s then exiting with %ld\n", s, code);
 	sleep((unsigned)s);
+	if (code < 0)
+		kill(getpid(), (int)-code);
 	return (int)code;
 }

@@ -172,8 +172,19 @@ class Fleet:
         return p
 
     def close(self):
+        """Stop everything; report sanitizer findings and unclean exits."""
+        problems = []
         for p in reversed(self.procs):
-            p.stop()
+            running = p.p.poll() is None
+            rc = p.stop()
+            text = p.text()
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                if marker in text:
+                    problems.append(f"{os.path.basename(p.log_path)}: {marker}")
+            if running and rc != 0:
+                problems.append(f"{os.path.basename(p.log_path)}: exit status {rc} after SIGTERM")
+        self.procs = []
+        return problems
 
 
 # --------------------------------------------------------------------------
@@ -632,6 +643,9 @@ def main():
     try:
         f = Fleet(tmp)
         globals()[f"case_{name}"](f)
+        problems = f.close()
+        if problems:
+            raise Fail("; ".join(problems))
     except Fail as e:
         print(f"FAIL {name}: {e}", file=sys.stderr)
         if f:
