@@ -17,6 +17,7 @@ build() {
 	if [ ! -f "$dir/build.ninja" ]; then
 		meson setup "$dir" -Dwerror=true "$@" >/dev/null
 	fi
+	meson configure "$dir" -Dwerror=true >/dev/null
 	ninja -C "$dir" >/dev/null
 }
 

@@ -62,11 +62,28 @@ fi
 
 # --- image contents ------------------------------------------------------
 list=$tmp/initrd.list
+# every archive in the stream (build.sh appends one with the device nodes;
+# cpio -t would stop at the first trailer)
 case "$(head -c 6 "$image/initrd.img" | od -An -tx1 | tr -d ' \n')" in
 fd377a585a00) xz -dc "$image/initrd.img" ;;
 28b52ffd*) zstd -dc "$image/initrd.img" ;;
 *) gzip -dc "$image/initrd.img" ;;
-esac | cpio -it --quiet >"$list"
+esac | python3 -c '
+import sys
+d = sys.stdin.buffer.read()
+i = 0
+while i + 110 <= len(d):
+    if d[i:i + 6] != b"070701":
+        i += 4  # padding between archives
+        continue
+    size = int(d[i + 54:i + 62], 16)
+    nlen = int(d[i + 94:i + 102], 16)
+    name = d[i + 110:i + 110 + nlen - 1].decode()
+    i = (i + 110 + nlen + 3) & ~3
+    i = (i + size + 3) & ~3
+    if name not in ("TRAILER!!!", "."):
+        print(name)
+' >"$list"
 for f in init bin/busybox bin/sh sbin/udhcpc usr/bin/skyagent usr/share/udhcpc/default.script \
 	etc/skyroot/modules.load dev/console lib64/ld-linux-x86-64.so.2 lib/x86_64-linux-gnu/libc.so.6; do
 	check "initramfs has $f" grep -qx "$f" "$list"
@@ -103,7 +120,7 @@ boot_and_check() {
 	shift 2
 	boards+=("$name")
 	out=$tmp/$name.out
-	if "$here/board.sh" --name "$name" --boot "$mode" "$@" \
+	if "$here/board.sh" --name "$name" --image "$image" --boot "$mode" "$@" \
 		--wait-console 'standin-agent: ready' --timeout 180 >"$out" 2>&1; then
 		ok "$mode: board boots to the agent"
 	else
