@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "agent/images.h"
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/tls.h"
@@ -48,6 +49,8 @@ struct agent {
 	uv_timer_t hb_timer;
 	uv_timer_t inv_timer;
 	uv_timer_t renew_timer;
+	uv_timer_t tick_timer;
+	struct imgcache *cache;
 	int handles_open;
 	unsigned attempt;
 	uint64_t next_req;
@@ -277,7 +280,7 @@ static int agent_send(struct agent *a, Skyroot__Envelope *env)
 {
 	struct sky_buf out;
 	int r;
-	if (!a->tls)
+	if (!a->tls || !sky_tls_is_ready(a->tls))
 		return -ENOTCONN;
 	sky_buf_init(&out, SKY_FRAME_MAX_DEFAULT + SKY_FRAME_HEADER);
 	env->request_id = ++a->next_req;
@@ -287,6 +290,23 @@ static int agent_send(struct agent *a, Skyroot__Envelope *env)
 	sky_buf_free(&out);
 	return r;
 }
+
+/* For the image cache: only on a live session. */
+static int agent_cache_send(void *ctx, Skyroot__Envelope *env, uint64_t *req_id)
+{
+	struct agent *a = ctx;
+	int r;
+	if (a->mode != LINK_SESSION || !a->hello_sent)
+		return -ENOTCONN;
+	r = agent_send(a, env);
+	if (r == 0)
+		*req_id = env->request_id;
+	return r;
+}
+
+static const struct imgcache_ops agent_cache_ops = {
+	.send = agent_cache_send,
+};
 
 static int agent_send_hello(struct agent *a, bool force)
 {
@@ -523,8 +543,18 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 	case SKYROOT__ENVELOPE__BODY_RENEW_RESPONSE:
 		agent_take_renewal(a, env->renew_response);
 		break;
+	case SKYROOT__ENVELOPE__BODY_IMAGE_FETCH:
+		if (a->mode == LINK_SESSION)
+			imgcache_on_fetch(a->cache, env->image_fetch);
+		break;
+	case SKYROOT__ENVELOPE__BODY_CHUNK_DATA:
+		if (!imgcache_on_chunk(a->cache, env->request_id, env->chunk_data))
+			log_warn("ignoring a chunk nobody asked for");
+		break;
 	case SKYROOT__ENVELOPE__BODY_ERROR: {
 		const Skyroot__Error *e = env->error;
+		if (imgcache_on_error(a->cache, env->request_id, e))
+			break;
 		snprintf(a->last_error, sizeof(a->last_error), "controller refused: %s",
 			 e->message ? e->message : "(no reason given)");
 		log_error("%s", a->last_error);
@@ -549,6 +579,12 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 
 /* ---- connection ---- */
 
+static void tick_cb(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	imgcache_tick(a->cache);
+}
+
 static void agent_on_ready(struct sky_tls *t)
 {
 	struct agent *a = sky_tls_data(t);
@@ -571,6 +607,9 @@ static void agent_on_ready(struct sky_tls *t)
 	if (!a->inv_override)
 		uv_timer_start(&a->inv_timer, inv_cb, INVENTORY_POLL_MS, INVENTORY_POLL_MS);
 	agent_arm_renewal(a);
+	imgcache_set_signing_key(a->cache, a->signing_pub);
+	imgcache_session_up(a->cache);
+	uv_timer_start(&a->tick_timer, tick_cb, 500, 500);
 	agent_emit(a, AGENT_EV_SESSION_UP);
 }
 
@@ -593,6 +632,10 @@ static void agent_on_close(struct sky_tls *t, int err)
 	sky_frame_decoder_free(&a->dec);
 	uv_timer_stop(&a->hb_timer);
 	uv_timer_stop(&a->inv_timer);
+	if (!a->stopping)
+		uv_timer_stop(&a->tick_timer);
+	if (a->cache)
+		imgcache_session_down(a->cache);
 	a->hello_sent = false;
 	if (a->verify_error[0]) {
 		snprintf(a->last_error, sizeof(a->last_error), "%s", a->verify_error);
@@ -682,7 +725,8 @@ static void agent_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
 		SSL_use_certificate(ssl, a->cert);
 		SSL_use_PrivateKey(ssl, a->key);
 	}
-	sky_frame_decoder_init(&a->dec, SKY_FRAME_MAX_DEFAULT);
+	/* Chunks and manifests are larger than control messages. */
+	sky_frame_decoder_init(&a->dec, SKY_FRAME_MAX_BULK);
 	a->connect_req.data = a;
 	sky_tls_set_idle_timeout(a->tls, CONNECT_TIMEOUT_MS + 3 * a->cfg->heartbeat_ms);
 	r = uv_tcp_connect(&a->connect_req, sky_tls_tcp(a->tls), res->ai_addr, agent_connected);
@@ -759,7 +803,12 @@ int agent_new(uv_loop_t *loop, const struct agent_config *cfg, const struct inve
 	if (hooks)
 		a->hooks = *hooks;
 	a->ud = ud;
-	uv_timer_t *timers[] = {&a->retry_timer, &a->hb_timer, &a->inv_timer, &a->renew_timer};
+	r = imgcache_new(&agent_cache_ops, a, cfg->cache_max, &a->cache);
+	if (r < 0) {
+		free(a);
+		return r;
+	}
+	uv_timer_t *timers[] = {&a->retry_timer, &a->hb_timer, &a->inv_timer, &a->renew_timer, &a->tick_timer};
 	for (size_t i = 0; i < SKY_ARRAY_SIZE(timers); i++) {
 		uv_timer_init(loop, timers[i]);
 		timers[i]->data = a;
@@ -788,9 +837,12 @@ void agent_stop(struct agent *a)
 	if (!a || a->stopping)
 		return;
 	a->stopping = true;
-	uv_timer_t *timers[] = {&a->retry_timer, &a->hb_timer, &a->inv_timer, &a->renew_timer};
+	uv_timer_t *timers[] = {&a->retry_timer, &a->hb_timer, &a->inv_timer, &a->renew_timer, &a->tick_timer};
 	for (size_t i = 0; i < SKY_ARRAY_SIZE(timers); i++)
 		uv_close((uv_handle_t *)timers[i], agent_handle_closed);
+	/* The cached images (memfds) go with us. */
+	imgcache_free(a->cache);
+	a->cache = NULL;
 	if (a->resolving)
 		uv_cancel((uv_req_t *)&a->gai);
 	if (a->tls)
@@ -808,3 +860,4 @@ const char *agent_board_id(const struct agent *a) { return a->board_id; }
 const char *agent_last_error(const struct agent *a) { return a->last_error; }
 uint64_t agent_last_rtt_us(const struct agent *a) { return a->last_rtt_us; }
 bool agent_in_session(const struct agent *a) { return a->tls && a->mode == LINK_SESSION && a->hello_sent; }
+struct imgcache *agent_images(struct agent *a) { return a->cache; }

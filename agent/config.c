@@ -41,6 +41,7 @@ enum agent_opt {
 	OPT_LOG_LEVEL,
 	OPT_HEARTBEAT,
 	OPT_ONCE,
+	OPT_CACHE_MAX,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -77,6 +78,9 @@ static const struct agent_option agent_options[] = {
 	{ .name = "heartbeat-interval", .metavar = "MS", .id = OPT_HEARTBEAT,
 	  .help = "milliseconds between heartbeats,\n"
 		  "100..600000 (default 10000)" },
+	{ .name = "cache-max", .metavar = "SIZE", .id = OPT_CACHE_MAX,
+	  .help = "RAM for cached images, e.g. 4G, 512M\n"
+		  "(default half of physical memory)" },
 	{ .name = "once", .id = OPT_ONCE,
 	  .help = "exit after the first session is set up\n"
 		  "(for tests)" },
@@ -382,6 +386,31 @@ static int set_heartbeat(struct agent_config *cfg, const char *v, char *err, siz
 	return 0;
 }
 
+/* "512M", "4G", bytes. */
+static int set_cache_max(struct agent_config *cfg, const char *v, char *err, size_t errlen)
+{
+	char *end;
+	unsigned long long n;
+	unsigned shift = 0;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (!errno && end != v && v[0] != '-') {
+		switch (*end) {
+		case 'K': case 'k': shift = 10; end++; break;
+		case 'M': case 'm': shift = 20; end++; break;
+		case 'G': case 'g': shift = 30; end++; break;
+		case 'T': case 't': shift = 40; end++; break;
+		default: break;
+		}
+	}
+	if (errno || end == v || *end != '\0' || v[0] == '-' || n == 0 || (shift && n > (UINT64_MAX >> shift))) {
+		set_err(err, errlen, "bad --cache-max '%.40s': give a size such as 4G, 512M or bytes", v);
+		return -EINVAL;
+	}
+	cfg->cache_max = (uint64_t)n << shift;
+	return 0;
+}
+
 static int apply_option(struct agent_config *cfg, const struct agent_option *o, const char *v,
 			struct seen *seen, char *err, size_t errlen)
 {
@@ -420,6 +449,8 @@ static int apply_option(struct agent_config *cfg, const struct agent_option *o, 
 	case OPT_ONCE:
 		cfg->once = 1;
 		return 0;
+	case OPT_CACHE_MAX:
+		return set_cache_max(cfg, v, err, errlen);
 	case OPT_HELP:
 		agent_usage(stdout);
 		return 1;

@@ -23,6 +23,7 @@ struct agent_config {
 	int log_level;               /* SKY_LOG_* from common/log.h, default INFO */
 	uint64_t heartbeat_ms;       /* default 10000; --heartbeat-interval for tests */
 	int once;                    /* --once: exit after the first successful session setup (tests) */
+	uint64_t cache_max;          /* --cache-max: RAM for images; 0 = half of physical memory */
 };
 
 /* Parse argv (flags may be given as --flag VALUE or --flag=VALUE) and fill

@@ -13,6 +13,9 @@
 #define SKY_FRAME_HEADER 4
 /* Default limit for control messages (certificates, inventory). */
 #define SKY_FRAME_MAX_DEFAULT (256u * 1024u)
+/* Frames the controller sends to agents: image chunks (1 MiB) and signed
+ * manifests (34 bytes a chunk: 4 MiB covers a 64 GiB image). */
+#define SKY_FRAME_MAX_BULK (4u * 1024u * 1024u + 64u * 1024u)
 
 /* Append one frame for env to out.  0, -ENOBUFS (frame over max_frame or
  * out's own max), -ENOMEM. */

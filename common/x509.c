@@ -352,3 +352,54 @@ int sky_key_raw_public(EVP_PKEY *key, uint8_t *out, size_t *len)
 {
 	return EVP_PKEY_get_raw_public_key(key, out, len) == 1 ? 0 : -EINVAL;
 }
+
+int sky_ed25519_sign(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	size_t n = 0;
+	uint8_t *buf = NULL;
+	int r = -EIO;
+
+	if (!md)
+		return -ENOMEM;
+	if (EVP_DigestSignInit(md, NULL, NULL, NULL, key) != 1 ||
+	    EVP_DigestSign(md, NULL, &n, msg, len) != 1)
+		goto out;
+	buf = malloc(n);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (EVP_DigestSign(md, buf, &n, msg, len) != 1)
+		goto out;
+	*sig = buf;
+	*sig_len = n;
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	EVP_MD_CTX_free(md);
+	ERR_clear_error();
+	return r;
+}
+
+int sky_ed25519_verify(const uint8_t pub[32], const uint8_t *msg, size_t len, const uint8_t *sig,
+		       size_t sig_len)
+{
+	EVP_PKEY *key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, 32);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int r = -EKEYREJECTED;
+
+	if (!key || !md) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (sig_len == 64 && EVP_DigestVerifyInit(md, NULL, NULL, NULL, key) == 1 &&
+	    EVP_DigestVerify(md, sig, sig_len, msg, len) == 1)
+		r = 0;
+out:
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(key);
+	ERR_clear_error();
+	return r;
+}

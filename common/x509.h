@@ -53,6 +53,11 @@ int sky_key_write_pem(const char *path, EVP_PKEY *key);
 int sky_cert_write_pem(const char *path, X509 *cert);
 int sky_key_read_pem(const char *path, EVP_PKEY **out);
 int sky_cert_read_pem(const char *path, X509 **out);
+/* Ed25519 signatures (image manifests).  sign: *sig is malloc'd, 64 bytes.
+ * verify: 0, or -EKEYREJECTED when the signature does not match. */
+int sky_ed25519_sign(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len);
+int sky_ed25519_verify(const uint8_t pub[32], const uint8_t *msg, size_t len, const uint8_t *sig,
+		       size_t sig_len);
 /* Raw public key bytes (Ed25519: 32). */
 int sky_key_raw_public(EVP_PKEY *key, uint8_t *out, size_t *len);
 

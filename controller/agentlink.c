@@ -16,6 +16,7 @@
 #include "common/util.h"
 #include "common/x509.h"
 #include "controller/controller.h"
+#include "controller/store.h"
 
 #define AL_BUCKETS 16384
 #define AL_ENROLL_TIMEOUT_MS 30000
@@ -24,6 +25,14 @@
 #define AL_MAX_TOKEN 128
 #define AL_MAX_UUID 63
 #define AL_MAX_HOSTNAME 64
+/* Chunks one board may have asked for and not yet received. */
+#define AL_CHUNK_WINDOW 16
+/* Chunk bytes being read or waiting in send queues, for all boards together:
+ * the controller's memory does not grow with image size or board count. */
+#define AL_CHUNK_BUDGET (64u << 20)
+/* Do not queue more behind a board's socket than this: its control
+ * messages would wait behind the bulk. */
+#define AL_SESSION_QUEUE_MAX (2u << 20)
 
 enum session_state { SESS_HANDSHAKE, SESS_ENROLL_ONLY, SESS_BOARD };
 
@@ -42,6 +51,26 @@ struct session {
 	uint8_t inv_hash[32];
 	char board_id[DB_ID_MAX];
 	struct enroll_item *enrolling; /* queued for the next group commit */
+	struct chunk_job *jobs;       /* this session's chunk requests (snext) */
+	unsigned chunk_inflight;
+	size_t charged;               /* chunk bytes in our send queue */
+	Skyroot__ImageStatus *images; /* the board's last report (owned) */
+};
+
+struct chunk_job {
+	struct chunk_job *next;       /* the global queue */
+	struct chunk_job *snext, **sprev; /* the session's list */
+	struct session *s;            /* NULL once the session is gone */
+	struct agentlink *al;
+	uv_work_t work;
+	uint64_t req;
+	int64_t rowid;
+	uint8_t digest[32];
+	uint32_t size;
+	uint32_t index;
+	int result;
+	uint8_t *buf;
+	char image_id[DB_ID_MAX];
 };
 
 struct agentlink {
@@ -53,6 +82,9 @@ struct agentlink {
 	struct session *all;
 	uv_check_t enroll_check;
 	struct enroll_item *enroll_head, **enroll_tail;
+	struct chunk_job *chunk_head, **chunk_tail;
+	size_t chunk_bytes;           /* budget in use: reading + queued to send */
+	unsigned chunk_reading;
 	size_t n_sessions;
 	int closed_handles;
 	bool stopping;
@@ -97,8 +129,8 @@ static int session_send(struct session *s, Skyroot__Envelope *env)
 {
 	struct sky_buf out;
 	int r;
-	sky_buf_init(&out, SKY_FRAME_MAX_DEFAULT + SKY_FRAME_HEADER);
-	r = sky_frame_encode(env, SKY_FRAME_MAX_DEFAULT, &out);
+	sky_buf_init(&out, SKY_FRAME_MAX_BULK + SKY_FRAME_HEADER);
+	r = sky_frame_encode(env, SKY_FRAME_MAX_BULK, &out);
 	if (r == 0)
 		r = sky_tls_write(s->tls, out.data, out.len);
 	sky_buf_free(&out);
@@ -373,6 +405,7 @@ static void al_enroll_batch(uv_check_t *h)
 	uv_check_stop(h);
 	al->enroll_head = NULL;
 	al->enroll_tail = &al->enroll_head;
+	al->chunk_tail = &al->chunk_head;
 	if (!batch)
 		return;
 	r = db_begin(db);
@@ -499,6 +532,238 @@ static void al_renew(struct session *s, uint64_t req, const Skyroot__RenewReques
 	EVP_PKEY_free(pub);
 }
 
+/* ---- image chunks ----
+ *
+ * A board pulls chunks with a window of requests.  Each request becomes a
+ * job: a worker thread reads the chunk with its own read-only connection
+ * and re-hashes it; the loop sends it.  All jobs together hold at most
+ * AL_CHUNK_BUDGET bytes, counting both chunks being read and chunks queued
+ * behind sockets, and no board's socket queue grows past
+ * AL_SESSION_QUEUE_MAX, so control messages never wait long. */
+
+static void al_chunk_dispatch(struct agentlink *al);
+static void al_maybe_free(struct agentlink *al);
+
+static void chunk_job_unlink(struct chunk_job *j)
+{
+	if (j->sprev) {
+		*j->sprev = j->snext;
+		if (j->snext)
+			j->snext->sprev = j->sprev;
+		j->sprev = NULL;
+		j->snext = NULL;
+	}
+}
+
+static void chunk_work(uv_work_t *w)
+{
+	struct chunk_job *j = w->data;
+	j->result = store_chunk_read(j->al->ctl->db_path, j->rowid, j->digest, j->buf, j->size);
+}
+
+static void chunk_after(uv_work_t *w, int status)
+{
+	struct chunk_job *j = w->data;
+	struct agentlink *al = j->al;
+	struct session *s = j->s;
+	char hex[65];
+
+	al->chunk_bytes -= j->size;
+	al->chunk_reading--;
+	if (status < 0)
+		j->result = status;
+	if (j->result == -EBADMSG) {
+		sky_hex(j->digest, 32, hex);
+		log_error("chunk %u of image %s (sha256 %s) is corrupt in the store and was not sent; "
+			  "run 'skyctl image verify %s'", j->index, j->image_id, hex, j->image_id);
+	}
+	if (s) {
+		s->chunk_inflight--;
+		chunk_job_unlink(j);
+		if (j->result == 0 && sky_tls_is_ready(s->tls)) {
+			Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+			Skyroot__ChunkData cd = SKYROOT__CHUNK_DATA__INIT;
+			size_t before = sky_tls_queued(s->tls);
+			cd.image_id = j->image_id;
+			cd.index = j->index;
+			cd.data.data = j->buf;
+			cd.data.len = j->size;
+			env.request_id = j->req;
+			env.body_case = SKYROOT__ENVELOPE__BODY_CHUNK_DATA;
+			env.chunk_data = &cd;
+			if (session_send(s, &env) == 0) {
+				size_t added = sky_tls_queued(s->tls) - before;
+				s->charged += added;
+				al->chunk_bytes += added;
+			}
+		} else if (j->result == -EBADMSG) {
+			session_error(s, j->req, SKYROOT__ERROR_CODE__ERROR_CHUNK_CORRUPT,
+				      "chunk %u of image %s is corrupt in the controller's store; it was not sent",
+				      j->index, j->image_id);
+		} else if (j->result < 0) {
+			session_error(s, j->req, SKYROOT__ERROR_CODE__ERROR_INTERNAL,
+				      "cannot read chunk %u of image %s: %s", j->index, j->image_id,
+				      strerror(-j->result));
+		}
+	}
+	free(j->buf);
+	free(j);
+	if (al->stopping) {
+		al_maybe_free(al);
+		return;
+	}
+	al_chunk_dispatch(al);
+}
+
+static void al_chunk_dispatch(struct agentlink *al)
+{
+	struct chunk_job **pp = &al->chunk_head;
+
+	while (*pp) {
+		struct chunk_job *j = *pp;
+		if (!j->s) { /* its board went away */
+			*pp = j->next;
+			free(j);
+			continue;
+		}
+		if (al->chunk_bytes + j->size > AL_CHUNK_BUDGET && al->chunk_bytes > 0)
+			break;
+		if (sky_tls_queued(j->s->tls) > AL_SESSION_QUEUE_MAX) {
+			pp = &j->next; /* that board's socket is full: let others go */
+			continue;
+		}
+		j->buf = malloc(j->size ? j->size : 1);
+		if (!j->buf)
+			break;
+		*pp = j->next;
+		j->next = NULL;
+		al->chunk_bytes += j->size;
+		al->chunk_reading++;
+		j->work.data = j;
+		if (uv_queue_work(al->ctl->loop, &j->work, chunk_work, chunk_after) < 0) {
+			j->result = -EIO;
+			al->chunk_reading--;
+			al->chunk_bytes -= j->size;
+			j->s->chunk_inflight--;
+			chunk_job_unlink(j);
+			free(j->buf);
+			free(j);
+		}
+	}
+	/* keep the tail pointer right after removals */
+	al->chunk_tail = &al->chunk_head;
+	while (*al->chunk_tail)
+		al->chunk_tail = &(*al->chunk_tail)->next;
+}
+
+static void al_chunk_request(struct session *s, uint64_t req, const Skyroot__ChunkRequest *cr)
+{
+	struct agentlink *al = s->al;
+	struct chunk_job *j;
+	int r;
+
+	if (!str_ok(cr->image_id, DB_ID_MAX - 1)) {
+		session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST, "image id over its limit");
+		return;
+	}
+	if (s->chunk_inflight >= AL_CHUNK_WINDOW) {
+		session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BUSY, "more than %u chunk requests outstanding",
+			      AL_CHUNK_WINDOW);
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		session_error(s, req, SKYROOT__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+		return;
+	}
+	r = store_image_chunk(al->ctl->store, cr->image_id, cr->index, &j->rowid, j->digest, &j->size);
+	if (r < 0 || j->size > STORE_CHUNK_SIZE) {
+		free(j);
+		session_error(s, req, SKYROOT__ERROR_CODE__ERROR_NOT_FOUND, "image %s has no chunk %u",
+			      cr->image_id, cr->index);
+		return;
+	}
+	j->al = al;
+	j->s = s;
+	j->req = req;
+	j->index = cr->index;
+	snprintf(j->image_id, sizeof(j->image_id), "%s", cr->image_id);
+	j->snext = s->jobs;
+	if (s->jobs)
+		s->jobs->sprev = &j->snext;
+	s->jobs = j;
+	j->sprev = &s->jobs;
+	s->chunk_inflight++;
+	*al->chunk_tail = j;
+	al->chunk_tail = &j->next;
+	al_chunk_dispatch(al);
+}
+
+static void al_image_status(struct session *s, const Skyroot__ImageStatus *st)
+{
+	size_t n = skyroot__image_status__get_packed_size(st);
+	uint8_t *raw = malloc(n ? n : 1);
+	Skyroot__ImageStatus *copy;
+	if (!raw)
+		return;
+	skyroot__image_status__pack(st, raw);
+	copy = skyroot__image_status__unpack(NULL, n, raw);
+	free(raw);
+	if (!copy)
+		return;
+	if (s->images)
+		skyroot__image_status__free_unpacked(s->images, NULL);
+	s->images = copy;
+	for (size_t i = 0; i < st->n_errors; i++)
+		log_warn("board %s: image %s: %s", s->board_id, st->errors[i]->id, st->errors[i]->error);
+}
+
+static void al_on_drain(struct sky_tls *t)
+{
+	struct session *s = sky_tls_data(t);
+	struct agentlink *al = s->al;
+	al->chunk_bytes -= s->charged;
+	s->charged = 0;
+	if (al->chunk_head)
+		al_chunk_dispatch(al);
+}
+
+int agentlink_board_fetch(struct agentlink *al, const char *board_id, const char *image_id)
+{
+	struct session *s = al ? al_find(al, board_id) : NULL;
+	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+	Skyroot__ImageFetch f = SKYROOT__IMAGE_FETCH__INIT;
+	Skyroot__SignedManifest sm = SKYROOT__SIGNED_MANIFEST__INIT;
+	uint8_t *man = NULL, *sig = NULL;
+	size_t man_len = 0, sig_len = 0;
+	int r;
+
+	if (!s || !sky_tls_is_ready(s->tls))
+		return -ENOTCONN;
+	r = store_image_manifest(al->ctl->store, image_id, &man, &man_len, &sig, &sig_len);
+	if (r < 0)
+		return r;
+	sm.manifest.data = man;
+	sm.manifest.len = man_len;
+	sm.signature.data = sig;
+	sm.signature.len = sig_len;
+	f.manifest = &sm;
+	env.body_case = SKYROOT__ENVELOPE__BODY_IMAGE_FETCH;
+	env.image_fetch = &f;
+	r = session_send(s, &env);
+	free(man);
+	free(sig);
+	if (r == 0)
+		log_info("board %s: asked to fetch image %s", board_id, image_id);
+	return r;
+}
+
+const Skyroot__ImageStatus *agentlink_board_images(struct agentlink *al, const char *board_id)
+{
+	struct session *s = al ? al_find(al, board_id) : NULL;
+	return s ? s->images : NULL;
+}
+
 static int al_on_frame(void *ctx, Skyroot__Envelope *env)
 {
 	struct session *s = ctx;
@@ -527,6 +792,12 @@ static int al_on_frame(void *ctx, Skyroot__Envelope *env)
 			break;
 		case SKYROOT__ENVELOPE__BODY_RENEW_REQUEST:
 			al_renew(s, req, env->renew_request);
+			break;
+		case SKYROOT__ENVELOPE__BODY_CHUNK_REQUEST:
+			al_chunk_request(s, req, env->chunk_request);
+			break;
+		case SKYROOT__ENVELOPE__BODY_IMAGE_STATUS:
+			al_image_status(s, env->image_status);
 			break;
 		default:
 			session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST, "unexpected message %d",
@@ -622,8 +893,6 @@ static void al_on_ready(struct sky_tls *t)
 	log_info("board %s: session up", cn);
 }
 
-static void al_maybe_free(struct agentlink *al);
-
 static void al_flush_one(struct agentlink *al, struct session *s)
 {
 	if (!s->seen_dirty)
@@ -648,6 +917,15 @@ static void al_on_close(struct sky_tls *t, int err)
 	}
 	if (s->enrolling)
 		s->enrolling->s = NULL;
+	/* Jobs still queued or being read: they must not touch s again. */
+	while (s->jobs) {
+		struct chunk_job *j = s->jobs;
+		j->s = NULL;
+		chunk_job_unlink(j);
+	}
+	al->chunk_bytes -= s->charged;
+	if (s->images)
+		skyroot__image_status__free_unpacked(s->images, NULL);
 	sky_frame_decoder_free(&s->dec);
 	if (s->prev_all)
 		s->prev_all->next_all = s->next_all;
@@ -663,6 +941,7 @@ static void al_on_close(struct sky_tls *t, int err)
 static const struct sky_tls_cbs al_cbs = {
 	.on_ready = al_on_ready,
 	.on_data = al_on_data,
+	.on_drain = al_on_drain,
 	.on_close = al_on_close,
 };
 
@@ -750,7 +1029,12 @@ fail:
 
 static void al_maybe_free(struct agentlink *al)
 {
-	if (al->stopping && al->closed_handles == 3 && al->n_sessions == 0) {
+	if (al->stopping && al->closed_handles == 3 && al->n_sessions == 0 && al->chunk_reading == 0) {
+		while (al->chunk_head) {
+			struct chunk_job *j = al->chunk_head;
+			al->chunk_head = j->next;
+			free(j);
+		}
 		SSL_CTX_free(al->ssl_ctx);
 		free(al);
 	}
@@ -785,6 +1069,7 @@ int agentlink_start(struct controller *ctl, const struct sockaddr *addr)
 	al->flush_timer.data = al;
 	al->enroll_check.data = al;
 	al->enroll_tail = &al->enroll_head;
+	al->chunk_tail = &al->chunk_head;
 	r = uv_tcp_bind(&al->listener, addr, 0);
 	if (r == 0)
 		r = uv_listen((uv_stream_t *)&al->listener, 4096, al_on_connection);

@@ -9,6 +9,7 @@
 #include "controller/controller.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <http_parser.h>
 #include <jansson.h>
 #include <limits.h>
@@ -25,6 +26,7 @@
 #include "common/tls.h"
 #include "common/util.h"
 #include "controller/api_json.h"
+#include "controller/store.h"
 
 #define API_URL_MAX 2048
 #define API_HEADERS_MAX (16 * 1024)
@@ -82,12 +84,16 @@ struct api_conn {
 	size_t expect_len;
 	struct sky_buf body;
 	int reject_status;          /* a callback stopped the parser: answer this */
-	const char *reject_msg;
+	const char *reject_code;
+	char reject_msg[API_JSON_ERR_MAX];
+	struct store_upload *upload; /* POST /v1/images streams into the store */
+	struct api_async *async;    /* a deferred answer is being worked out */
 	bool keep_alive;
 
 	/* Between requests. */
 	struct sky_buf pending;     /* bytes received while an answer is written */
 	bool waiting;               /* an answer is in flight: parse nothing more */
+	bool deferred;              /* the answer comes later (async) */
 	bool closing;
 };
 
@@ -108,6 +114,7 @@ struct api_route {
 	const char *placeholder;    /* how docs/api.md writes the segment */
 	const char *allow;          /* "GET, DELETE" */
 	const char *allow_header;   /* the same as a header line for 405 */
+	const char *suffix;         /* after the segment, e.g. "/verify" */
 	api_handler get, post, del;
 };
 
@@ -244,8 +251,13 @@ static json_t *api_board__render(struct controller *ctl, const struct db_board *
 {
 	int64_t seen = 0;
 	bool online = ctl->agents && agentlink_board_online(ctl->agents, b->id, &seen);
+	json_t *o = api_json_board(b, online, online ? seen : b->last_seen);
 
-	return api_json_board(b, online, online ? seen : b->last_seen);
+	if (o && api_json_board_images(o, online ? agentlink_board_images(ctl->agents, b->id) : NULL) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
 struct api_board_ctx {
@@ -449,6 +461,225 @@ static void api__token_revoke(struct api_conn *c, const char *seg, struct api_re
 	api_reply__ok(rep, 200, json_pack("{s:s}", "revoked", seg));
 }
 
+/* ---- images ---- */
+
+static void api_reply__no_image(struct api_reply *rep, const char *name)
+{
+	api_reply__error(rep, 404, "not_found", "no image named '%s'; see 'skyctl image list'", name);
+}
+
+static void api__images_upload(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	struct store_image img;
+	struct store_upload *up = c->upload;
+	int r;
+
+	(void)seg;
+	c->upload = NULL;
+	if (!up) {
+		api_reply__error(rep, 400, "bad_request", "POST /v1/images?name=NAME&kind=KIND with the image as the body");
+		return;
+	}
+	r = store_upload_commit(up, &img);
+	if (r == -EPIPE) {
+		api_reply__error(rep, 400, "bad_request", "the body ended before its Content-Length; nothing was stored");
+		return;
+	}
+	if (r == -ENOSPC) {
+		api_reply__error(rep, 507, "insufficient_storage",
+				 "the controller's state folder ran out of space; nothing was stored");
+		return;
+	}
+	if (r == -EEXIST) {
+		api_reply__error(rep, 409, "conflict", "an image with that name appeared meanwhile; nothing was stored");
+		return;
+	}
+	if (r < 0) {
+		api_reply__internal(rep, r, "store the image");
+		return;
+	}
+	log_info("api: image %s '%s' stored: %" PRIu64 " bytes in %u chunks", img.id, img.name, img.size, img.chunks);
+	api_reply__ok(rep, 201, api_json_image(&img));
+}
+
+static int api_image__list_cb(void *ctx, const struct store_image *img)
+{
+	return json_array_append_new(ctx, api_json_image(img)) < 0 ? -ENOMEM : 0;
+}
+
+static void api__images_list(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	json_t *arr = json_array();
+	int r;
+	(void)seg;
+	if (!arr)
+		return;
+	r = store_image_list(c->api->ctl->store, api_image__list_cb, arr);
+	if (r < 0) {
+		json_decref(arr);
+		api_reply__internal(rep, r, "list the images");
+		return;
+	}
+	api_reply__ok(rep, 200, json_pack("{s:o}", "images", arr));
+}
+
+static void api__image_get(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	struct store_image img;
+	int r = store_image_get(c->api->ctl->store, seg, &img);
+	if (r == -ENOENT)
+		api_reply__no_image(rep, seg);
+	else if (r < 0)
+		api_reply__internal(rep, r, "read the image");
+	else
+		api_reply__ok(rep, 200, api_json_image(&img));
+}
+
+static void api__image_delete(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	struct store_image img;
+	int r = store_image_get(c->api->ctl->store, seg, &img);
+	if (r == 0)
+		r = store_image_delete(c->api->ctl->store, img.id);
+	if (r == -ENOENT) {
+		api_reply__no_image(rep, seg);
+		return;
+	}
+	if (r < 0) {
+		api_reply__internal(rep, r, "delete the image");
+		return;
+	}
+	log_info("api: image %s '%s' deleted", img.id, img.name);
+	api_reply__ok(rep, 200, json_pack("{s:s}", "deleted", img.id));
+}
+
+/* A deferred answer: work in a worker thread, answer from the loop. */
+struct api_async {
+	uv_work_t work;
+	struct api_conn *c;         /* NULL once the client went away */
+	char db_path[4096];
+	char image_id[DB_ID_MAX];
+	int result;
+	uint32_t chunks;
+	json_t *bad;
+};
+
+static void api_verify__bad(void *ctx, uint32_t index, const uint8_t digest[32])
+{
+	struct api_async *a = ctx;
+	char hex[65];
+	sky_hex(digest, 32, hex);
+	json_array_append_new(a->bad, json_pack("{s:I, s:s}", "index", (json_int_t)index, "sha256", hex));
+}
+
+static void api_verify__work(uv_work_t *w)
+{
+	struct api_async *a = w->data;
+	a->result = store_verify(a->db_path, a->image_id, &a->chunks, api_verify__bad, a);
+}
+
+static void api_verify__done(uv_work_t *w, int status)
+{
+	struct api_async *a = w->data;
+	struct api_conn *c = a->c;
+
+	if (c) {
+		c->async = NULL;
+		c->deferred = false;
+		if (status < 0 || a->result < 0) {
+			log_error("api: verify of image %s failed: %s", a->image_id,
+				  strerror(status < 0 ? -status : -a->result));
+			api_conn__respond(c, 500, api_json_error("internal", "the controller could not verify the image; see its log"),
+					  NULL, false);
+		} else {
+			if (a->result > 0)
+				log_error("api: image %s: %d of %u chunks are corrupt in the store", a->image_id,
+					  a->result, a->chunks);
+			json_t *body = json_pack("{s:s, s:b, s:I, s:O}", "id", a->image_id, "ok", a->result == 0,
+						 "chunks", (json_int_t)a->chunks, "bad_chunks", a->bad);
+			api_conn__respond(c, 200, body, NULL, false);
+		}
+	}
+	json_decref(a->bad);
+	free(a);
+}
+
+static void api__image_verify(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	struct controller *ctl = c->api->ctl;
+	struct store_image img;
+	struct api_async *a;
+	int r = store_image_get(ctl->store, seg, &img);
+
+	if (r == -ENOENT) {
+		api_reply__no_image(rep, seg);
+		return;
+	}
+	if (r < 0) {
+		api_reply__internal(rep, r, "read the image");
+		return;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a || !(a->bad = json_array())) {
+		free(a);
+		api_reply__internal(rep, -ENOMEM, "verify the image");
+		return;
+	}
+	a->c = c;
+	snprintf(a->db_path, sizeof(a->db_path), "%s", ctl->db_path);
+	snprintf(a->image_id, sizeof(a->image_id), "%s", img.id);
+	a->work.data = a;
+	r = uv_queue_work(ctl->loop, &a->work, api_verify__work, api_verify__done);
+	if (r < 0) {
+		json_decref(a->bad);
+		free(a);
+		api_reply__internal(rep, r, "verify the image");
+		return;
+	}
+	c->async = a;
+	rep->status = 0; /* answered by api_verify__done */
+}
+
+static void api__board_fetch(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	struct api_board_ctx x = { .ctl = c->api->ctl };
+	struct store_image img;
+	json_error_t jerr;
+	json_t *body = json_loadb((const char *)c->body.data, c->body.len, 0, &jerr);
+	const char *image = body ? json_string_value(json_object_get(body, "image")) : NULL;
+	int r;
+
+	if (!image) {
+		json_decref(body);
+		api_reply__error(rep, 400, "bad_request", "send {\"image\": \"<image id or name>\"}");
+		return;
+	}
+	r = db_board_get(x.ctl->db, seg, api_board__id_cb, &x);
+	if (r == -ENOENT) {
+		json_decref(body);
+		api_reply__no_board(rep, seg);
+		return;
+	}
+	r = r < 0 ? r : store_image_get(x.ctl->store, image, &img);
+	if (r == -ENOENT) {
+		api_reply__no_image(rep, image);
+		json_decref(body);
+		return;
+	}
+	json_decref(body);
+	if (r == 0)
+		r = agentlink_board_fetch(x.ctl->agents, x.id, img.id);
+	if (r == -ENOTCONN) {
+		api_reply__error(rep, 409, "conflict", "board '%s' is offline; it can fetch once it is back", x.name);
+		return;
+	}
+	if (r < 0) {
+		api_reply__internal(rep, r, "ask the board to fetch the image");
+		return;
+	}
+	api_reply__ok(rep, 202, json_pack("{s:s, s:s}", "board", x.id, "image", img.id));
+}
+
 /* ---- health ---- */
 
 static void api__healthz(struct api_conn *c, const char *seg, struct api_reply *rep)
@@ -473,6 +704,17 @@ static const struct api_route api_routes[] = {
 	{ .path = "/v1/tokens/", .segment = true, .segment_max = DB_ID_MAX,
 	  .noun = "a token id", .placeholder = "{id}", API_ALLOW("DELETE"),
 	  .del = api__token_revoke },
+	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .suffix = "/fetch",
+	  .noun = "a board id or name", .placeholder = "{id|name}/fetch", API_ALLOW("POST"),
+	  .post = api__board_fetch },
+	{ .path = "/v1/images", API_ALLOW("GET, POST"), .get = api__images_list,
+	  .post = api__images_upload },
+	{ .path = "/v1/images/", .segment = true, .segment_max = STORE_NAME_MAX,
+	  .noun = "an image id or name", .placeholder = "{id|name}", API_ALLOW("GET, DELETE"),
+	  .get = api__image_get, .del = api__image_delete },
+	{ .path = "/v1/images/", .segment = true, .segment_max = STORE_NAME_MAX, .suffix = "/verify",
+	  .noun = "an image id or name", .placeholder = "{id|name}/verify", API_ALLOW("POST"),
+	  .post = api__image_verify },
 };
 
 static bool api_conn__authorized(const struct api_conn *c)
@@ -529,10 +771,15 @@ static const struct api_route *api_route__find(const char *path, size_t len, con
 			*seg_len = 0;
 			return rt;
 		}
-		if (len == pl || memchr(path + pl, '/', len - pl))
+		size_t sl = rt->suffix ? strlen(rt->suffix) : 0;
+		if (len <= pl + sl)
+			continue;
+		if (sl && memcmp(path + len - sl, rt->suffix, sl) != 0)
+			continue;
+		if (memchr(path + pl, '/', len - pl - sl))
 			continue;
 		*seg = path + pl;
-		*seg_len = len - pl;
+		*seg_len = len - pl - sl;
 		return rt;
 	}
 	return NULL;
@@ -622,17 +869,35 @@ static void api_conn__handle_request(struct api_conn *c)
 	if (c->parser.upgrade)
 		c->keep_alive = false;
 	api_conn__dispatch(c, &rep);
-	api_conn__respond(c, rep.status, rep.body, rep.headers, false);
 	sky_buf_free(&c->body);
+	if (rep.status == 0) {
+		/* Answered later (api_async); read nothing more until then. */
+		c->deferred = true;
+		c->waiting = true;
+		return;
+	}
+	api_conn__respond(c, rep.status, rep.body, rep.headers, false);
 }
 
 /* ---- HTTP parser callbacks ---- */
 
+static int api_http__reject_code(struct api_conn *c, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int api_http__reject_code(struct api_conn *c, int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->reject_msg, sizeof(c->reject_msg), fmt, ap);
+	va_end(ap);
+	c->reject_status = status;
+	c->reject_code = code;
+	return -1;
+}
+
 static int api_http__reject(struct api_conn *c, int status, const char *msg)
 {
-	c->reject_status = status;
-	c->reject_msg = msg;
-	return -1;
+	return api_http__reject_code(c, status, status == 500 ? "internal" : "too_large", "%s", msg);
 }
 
 static int api_http__message_begin(http_parser *p)
@@ -653,7 +918,8 @@ static int api_http__message_begin(http_parser *p)
 	c->expect_len = 0;
 	sky_buf_reset(&c->body);
 	c->reject_status = 0;
-	c->reject_msg = NULL;
+	c->reject_code = NULL;
+	c->reject_msg[0] = '\0';
 	return 0;
 }
 
@@ -750,13 +1016,118 @@ static int api_http__header_value(http_parser *p, const char *at, size_t len)
 	return 0;
 }
 
+/* POST /v1/images?name=..&kind=..: the body streams into the store. */
+static bool api_upload__is_route(struct api_conn *c, const char **query, size_t *query_len)
+{
+	struct http_parser_url u;
+	const char *path;
+	size_t len;
+
+	if (c->parser.method != HTTP_POST)
+		return false;
+	http_parser_url_init(&u);
+	if (http_parser_parse_url(c->url, c->url_len, 0, &u) != 0 || !(u.field_set & (1u << UF_PATH)))
+		return false;
+	path = c->url + u.field_data[UF_PATH].off;
+	len = u.field_data[UF_PATH].len;
+	if (len != strlen("/v1/images") || memcmp(path, "/v1/images", len) != 0)
+		return false;
+	*query = NULL;
+	*query_len = 0;
+	if (u.field_set & (1u << UF_QUERY)) {
+		*query = c->url + u.field_data[UF_QUERY].off;
+		*query_len = u.field_data[UF_QUERY].len;
+	}
+	return true;
+}
+
+/* The value of key in a query string, percent-decoded: 0, -ENOENT, -EINVAL. */
+static int api_query__get(const char *q, size_t qlen, const char *key, char *out, size_t outlen)
+{
+	size_t klen = strlen(key);
+	const char *end = q + qlen;
+	while (q && q < end) {
+		const char *amp = memchr(q, '&', (size_t)(end - q));
+		const char *stop = amp ? amp : end;
+		if ((size_t)(stop - q) > klen && memcmp(q, key, klen) == 0 && q[klen] == '=')
+			return api_json_decode_segment(q + klen + 1, (size_t)(stop - q - klen - 1), out, outlen) < 0 ?
+				       -EINVAL : 0;
+		q = amp ? amp + 1 : end;
+	}
+	return -ENOENT;
+}
+
+static int api_upload__start(struct api_conn *c, const char *query, size_t qlen)
+{
+	struct controller *ctl = c->api->ctl;
+	http_parser *p = &c->parser;
+	char name[STORE_NAME_MAX], kind[16] = "disk";
+	uint64_t expected = UINT64_MAX;
+	int r;
+
+	if (!api_conn__authorized(c))
+		return api_http__reject_code(c, 401, "unauthorized",
+					     "this call needs 'Authorization: Bearer <admin token>'; the admin token is in the skyctl config that 'skyrootd init' wrote");
+	r = api_query__get(query, qlen, "name", name, sizeof(name));
+	if (r < 0)
+		return api_http__reject_code(c, 400, "bad_request",
+					     "give the image a name: POST /v1/images?name=NAME&kind=kernel|initrd|disk");
+	r = api_query__get(query, qlen, "kind", kind, sizeof(kind));
+	if (r == -EINVAL)
+		return api_http__reject_code(c, 400, "bad_request", "kind must be kernel, initrd or disk");
+	if (!(p->flags & F_CHUNKED)) {
+		if (p->content_length == ULLONG_MAX)
+			return api_http__reject_code(c, 400, "bad_request",
+						     "send the image with Content-Length or chunked transfer encoding");
+		expected = p->content_length;
+	}
+	r = store_upload_begin(ctl->store, name, kind, expected, &c->upload);
+	switch (r) {
+	case 0:
+		log_info("api: upload of image '%s' (%s, %s) started", name, kind,
+			 expected == UINT64_MAX ? "size unknown" : "size known");
+		return 0;
+	case -EINVAL:
+		return api_http__reject_code(c, 400, "bad_request",
+					     "bad image name '%s' or kind '%s': a name is 1-63 of A-Z a-z 0-9 . _ - "
+					     "(not starting with '.', '-' or 'img-'); kind is kernel, initrd or disk",
+					     name, kind);
+	case -EEXIST:
+		return api_http__reject_code(c, 409, "conflict",
+					     "an image named '%s' exists or is being uploaded; pick another name "
+					     "or delete it first", name);
+	case -EFBIG:
+		return api_http__reject_code(c, 413, "too_large",
+					     "the image is over this controller's limit of %" PRIu64 " bytes (skyrootd --image-max)",
+					     store_image_max(ctl->store));
+	case -ENOSPC:
+		return api_http__reject_code(c, 507, "insufficient_storage",
+					     "not enough free space in the controller's state folder: the image needs "
+					     "about %" PRIu64 " MiB, %" PRIu64 " MiB are free",
+					     (uint64_t)(expected == UINT64_MAX ? 0 : (2 * expected + STORE_SPACE_MARGIN) >> 20),
+					     store_free_space(ctl->store) >> 20);
+	case -EBUSY:
+		return api_http__reject_code(c, 503, "busy", "too many uploads at once (%d); try again shortly",
+					     STORE_MAX_UPLOADS);
+	default:
+		log_error("api: cannot start an upload: %s", strerror(-r));
+		return api_http__reject_code(c, 500, "internal", "the controller could not start the upload; see its log");
+	}
+}
+
 static int api_http__headers_complete(http_parser *p)
 {
 	struct api_conn *c = p->data;
 	bool has_body = (p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != ULLONG_MAX);
+	const char *query;
+	size_t qlen;
 
-	if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX && p->content_length > API_BODY_MAX)
+	if (api_upload__is_route(c, &query, &qlen)) {
+		if (api_upload__start(c, query, qlen) < 0)
+			return -1;
+	} else if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX && p->content_length > API_BODY_MAX) {
 		return api_http__reject(c, 413, "the request body is over the 1 MiB limit");
+	}
 	/* curl waits for this before it sends a larger body. */
 	if (has_body && c->expect_len == strlen("100-continue") &&
 	    strncasecmp(c->expect, "100-continue", c->expect_len) == 0) {
@@ -770,8 +1141,26 @@ static int api_http__headers_complete(http_parser *p)
 static int api_http__body(http_parser *p, const char *at, size_t len)
 {
 	struct api_conn *c = p->data;
-	int r = sky_buf_append(&c->body, at, len);
+	int r;
 
+	if (c->upload) {
+		r = store_upload_write(c->upload, at, len);
+		if (r == 0)
+			return 0;
+		if (r == -EFBIG)
+			return api_http__reject_code(c, 413, "too_large",
+						     "the image is over this controller's limit of %" PRIu64
+						     " bytes (skyrootd --image-max) or longer than its Content-Length",
+						     store_image_max(c->api->ctl->store));
+		if (r == -ENOSPC)
+			return api_http__reject_code(c, 507, "insufficient_storage",
+						     "the controller's state folder ran out of space during the upload "
+						     "(%" PRIu64 " MiB free); nothing was stored",
+						     store_free_space(c->api->ctl->store) >> 20);
+		log_error("api: upload failed: %s", strerror(-r));
+		return api_http__reject_code(c, 500, "internal", "the upload failed in the store; see the controller's log");
+	}
+	r = sky_buf_append(&c->body, at, len);
 	if (r == -ENOBUFS)
 		return api_http__reject(c, 413, "the request body is over the 1 MiB limit");
 	if (r < 0)
@@ -815,8 +1204,12 @@ static size_t api_conn__feed(struct api_conn *c, const uint8_t *data, size_t len
 		json_t *body;
 		int status = c->reject_status ? c->reject_status : 400;
 
+		if (c->upload) {
+			store_upload_abort(c->upload);
+			c->upload = NULL;
+		}
 		if (c->reject_status)
-			body = api_json_error(status == 500 ? "internal" : "too_large", "%s", c->reject_msg);
+			body = api_json_error(c->reject_code, "%s", c->reject_msg);
 		else
 			body = api_json_error("bad_request", "malformed HTTP request: %s",
 					      http_errno_description(e));
@@ -867,7 +1260,7 @@ static void api_conn__on_drain(struct sky_tls *t)
 	struct api_conn *c = sky_tls_data(t);
 	size_t n;
 
-	if (c->closing || !c->waiting)
+	if (c->closing || !c->waiting || c->deferred)
 		return;
 	c->waiting = false;
 	if (c->pending.len == 0)
@@ -903,6 +1296,14 @@ static void api_conn__on_close(struct sky_tls *t, int err)
 	if (err < 0 && err != -ETIMEDOUT && err != -ECANCELED)
 		log_debug("api: connection closed: %s", strerror(-err));
 	api_conn__unlink(c);
+	if (c->upload) {
+		log_warn("api: upload interrupted after %" PRIu64 " bytes; nothing was stored",
+			 store_upload_received(c->upload));
+		store_upload_abort(c->upload);
+		c->upload = NULL;
+	}
+	if (c->async)
+		c->async->c = NULL;
 	OPENSSL_cleanse(c->auth, sizeof(c->auth));
 	sky_buf_free(&c->body);
 	sky_buf_free(&c->pending);

@@ -555,3 +555,70 @@ int api_json_decode_segment(const char *in, size_t len, char *out, size_t outlen
 	out[n] = '\0';
 	return 0;
 }
+
+/* ---- images ---- */
+
+json_t *api_json_image(const struct store_image *img)
+{
+	char hex[65];
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	sky_hex(img->sha256, 32, hex);
+	if (json_object_set_new(o, "id", aj_str(img->id)) < 0 ||
+	    json_object_set_new(o, "name", aj_str(img->name)) < 0 ||
+	    json_object_set_new(o, "kind", aj_str(img->kind)) < 0 ||
+	    json_object_set_new(o, "format", aj_str(img->format)) < 0 ||
+	    json_object_set_new(o, "size_bytes", aj_u64(img->size)) < 0 ||
+	    json_object_set_new(o, "sha256", aj_str(hex)) < 0 ||
+	    json_object_set_new(o, "chunks", json_integer(img->chunks)) < 0 ||
+	    json_object_set_new(o, "chunk_size", json_integer(img->chunk_size)) < 0 ||
+	    json_object_set_new(o, "created", aj_time(img->created)) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+int api_json_board_images(json_t *board, const Skyroot__ImageStatus *st)
+{
+	json_t *images = json_array(), *fetching = json_array(), *errors = json_array();
+	char hex[65];
+
+	if (!images || !fetching || !errors)
+		goto fail;
+	for (size_t i = 0; st && i < st->n_images; i++) {
+		const Skyroot__CachedImage *ci = st->images[i];
+		if (ci->sha256.len == 32)
+			sky_hex(ci->sha256.data, 32, hex);
+		else
+			hex[0] = '\0';
+		if (json_array_append_new(images, json_pack("{s:o, s:s, s:o}", "id", aj_strn(ci->id, DB_ID_MAX),
+							    "sha256", hex, "size_bytes", aj_u64(ci->size))) < 0)
+			goto fail;
+	}
+	for (size_t i = 0; st && i < st->n_fetching; i++) {
+		const Skyroot__ImageProgress *p = st->fetching[i];
+		if (json_array_append_new(fetching, json_pack("{s:o, s:I, s:I}", "id", aj_strn(p->id, DB_ID_MAX),
+							      "done_chunks", (json_int_t)p->done_chunks,
+							      "chunks", (json_int_t)p->chunks)) < 0)
+			goto fail;
+	}
+	for (size_t i = 0; st && i < st->n_errors; i++) {
+		const Skyroot__ImageError *e = st->errors[i];
+		if (json_array_append_new(errors, json_pack("{s:o, s:o}", "id", aj_strn(e->id, DB_ID_MAX),
+							    "error", aj_strn(e->error, 512))) < 0)
+			goto fail;
+	}
+	if (json_object_set_new(board, "images", images) < 0 ||
+	    json_object_set_new(board, "fetching", fetching) < 0 ||
+	    json_object_set_new(board, "image_errors", errors) < 0)
+		return -ENOMEM;
+	return 0;
+fail:
+	json_decref(images);
+	json_decref(fetching);
+	json_decref(errors);
+	return -ENOMEM;
+}

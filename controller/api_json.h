@@ -13,6 +13,8 @@
 #include <stdint.h>
 
 #include "controller/db.h"
+#include "controller/store.h"
+#include "skyroot.pb-c.h"
 
 /* POST /v1/tokens bounds (docs/api.md). */
 #define API_TOKEN_TTL_DEFAULT 3600
@@ -54,6 +56,12 @@ struct api_token_request {
  * *out is not written on failure. */
 int api_json_parse_token_request(const void *body, size_t len, struct api_token_request *out,
 				 char *err, size_t errlen);
+
+/* IMAGE (docs/api.md). */
+json_t *api_json_image(const struct store_image *img);
+/* Add "images", "fetching" and "image_errors" to a BOARD from the board's
+ * last image report (NULL: empty arrays). */
+int api_json_board_images(json_t *board, const Skyroot__ImageStatus *st);
 
 /* Sort an array of objects by their "name" (then "id") strings, in place. */
 int api_json_sort_by_name(json_t *array);

@@ -20,10 +20,13 @@ struct ctl_options {
 	const char *api_listen;
 	const char *advertise;        /* HOST:PORT boards dial; NULL = derive */
 	int64_t cert_ttl;             /* seconds */
+	uint64_t image_max;           /* bytes */
 };
 
 struct agentlink;
 struct api;
+struct store;
+typedef struct Skyroot__ImageStatus Skyroot__ImageStatus;
 
 struct controller {
 	uv_loop_t *loop;
@@ -39,6 +42,8 @@ struct controller {
 	char ca_pin_str[80];          /* "sha256:<hex>" */
 	uint8_t admin_hash[32];       /* SHA-256 of the admin API token */
 	char advertise[300];          /* what token cmdlines carry */
+	struct store *store;
+	char db_path[4096];
 	struct agentlink *agents;
 	struct api *api;
 	uv_signal_t sigterm, sigint;
@@ -69,6 +74,11 @@ bool agentlink_board_online(struct agentlink *al, const char *board_id, int64_t 
 void agentlink_board_kick(struct agentlink *al, const char *board_id);
 /* Flush in-memory last-seen times to the store. */
 void agentlink_flush(struct agentlink *al);
+/* Ask a board to load an image into its RAM cache: -ENOTCONN when the
+ * board has no session, -ENOENT when the image is gone. */
+int agentlink_board_fetch(struct agentlink *al, const char *board_id, const char *image_id);
+/* What the board last reported of its image cache (NULL: nothing yet). */
+const Skyroot__ImageStatus *agentlink_board_images(struct agentlink *al, const char *board_id);
 
 /* api.c: the HTTPS API port. */
 int api_start(struct controller *ctl, const struct sockaddr *addr);

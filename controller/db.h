@@ -16,6 +16,11 @@ struct db;
 int db_open(const char *path, struct db **out);
 void db_close(struct db *db);
 int db_schema_version(struct db *db);
+/* The connection, for modules with their own statements (store.c). */
+struct sqlite3;
+struct sqlite3 *db_handle(struct db *db);
+/* SQLite result code -> negative errno. */
+int db_errno(int rc);
 /* PRAGMA integrity_check == "ok": 0, else -EIO. */
 int db_check(struct db *db);
 
@@ -75,6 +80,9 @@ int db_cert_check(struct db *db, uint64_t serial, const char *board_id);
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
+/* synchronous=FULL (the default) or NORMAL for writes nobody has been told
+ * are done yet: in WAL mode the next FULL commit makes them durable too. */
+int db_set_durable(struct db *db, bool durable);
 /* One item of a batch inside a transaction: undo just that item on failure. */
 int db_savepoint(struct db *db);
 int db_release(struct db *db);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -19,7 +20,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: skyrootd init --state DIR [--san HOST_OR_IP ...] [--api-listen ADDR:PORT]\n"
 		"       skyrootd run --state DIR [--agent-listen ADDR:PORT] [--api-listen ADDR:PORT]\n"
-		"                    [--advertise HOST:PORT] [--cert-ttl DURATION] [--log-level LEVEL]\n"
+		"                    [--advertise HOST:PORT] [--cert-ttl DURATION] [--image-max SIZE]\n"
+		"                    [--log-level LEVEL]\n"
 		"       skyrootd --version\n"
 		"\n"
 		"init   create the state folder: CA (ECDSA P-256), server certificate (SANs\n"
@@ -31,6 +33,7 @@ static void usage(FILE *f)
 		"       --advertise   the HOST:PORT boards dial, put in token command lines\n"
 		"                     (default: the agent listen address)\n"
 		"       --cert-ttl    client certificate lifetime, e.g. 24h (default), 90m, 3600\n"
+		"       --image-max   largest image accepted, e.g. 64G (default), 512M\n"
 		"       --log-level   error, warn, info (default) or debug\n",
 		CTL_DEFAULT_AGENT_LISTEN, CTL_DEFAULT_API_LISTEN);
 }
@@ -63,6 +66,41 @@ static int64_t parse_duration(const char *s)
 	if (*end && end[1])
 		return -EINVAL;
 	return v;
+}
+
+/* "512M", "64G", "1T", plain bytes -> bytes; 0 on error. */
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	unsigned long long v;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return 0;
+	unsigned shift = 0;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'K': case 'k':
+		shift = 10;
+		break;
+	case 'M': case 'm':
+		shift = 20;
+		break;
+	case 'G': case 'g':
+		shift = 30;
+		break;
+	case 'T': case 't':
+		shift = 40;
+		break;
+	default:
+		return 0;
+	}
+	if (*end && end[1])
+		return 0;
+	if (shift && v > (UINT64_MAX >> shift))
+		return 0;
+	return (uint64_t)v << shift;
 }
 
 static int cmd_init(int argc, char **argv)
@@ -162,6 +200,7 @@ static int cmd_run(int argc, char **argv)
 		{"advertise", required_argument, NULL, 'v'},
 		{"cert-ttl", required_argument, NULL, 't'},
 		{"log-level", required_argument, NULL, 'l'},
+		{"image-max", required_argument, NULL, 'm'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -191,6 +230,13 @@ static int cmd_run(int argc, char **argv)
 			ctl.opt.cert_ttl = parse_duration(optarg);
 			if (ctl.opt.cert_ttl < 10) {
 				fprintf(stderr, "skyrootd: bad --cert-ttl '%s': use e.g. 24h, 90m or seconds (at least 10)\n", optarg);
+				return 2;
+			}
+			break;
+		case 'm':
+			ctl.opt.image_max = parse_size(optarg);
+			if (ctl.opt.image_max == 0) {
+				fprintf(stderr, "skyrootd: bad --image-max '%s': use e.g. 64G, 512M or bytes\n", optarg);
 				return 2;
 			}
 			break;
@@ -225,6 +271,8 @@ static int cmd_run(int argc, char **argv)
 	snprintf(ctl.advertise, sizeof(ctl.advertise), "%s",
 		 ctl.opt.advertise ? ctl.opt.advertise : ctl.opt.agent_listen);
 	sky_log_init("skyrootd", (enum sky_log_level)lvl);
+	/* The store holds images and hashes: nobody else reads what we write. */
+	umask(077);
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 

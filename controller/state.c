@@ -11,6 +11,7 @@
 #include "common/util.h"
 #include "common/x509.h"
 #include "controller/controller.h"
+#include "controller/store.h"
 
 #define CA_DAYS 3650
 #define SERVER_DAYS 825
@@ -219,6 +220,10 @@ int ctl_state_load(struct controller *ctl)
 	failed = CTL_DB_FILE;
 	if ((r = path_in(p, dir, CTL_DB_FILE)) < 0 || (r = db_open(p, &ctl->db)) < 0)
 		goto fail;
+	snprintf(ctl->db_path, sizeof(ctl->db_path), "%s", p);
+	if ((r = store_open(ctl->db, ctl->db_path, dir, ctl->signing_key,
+			    ctl->opt.image_max ? ctl->opt.image_max : STORE_DEFAULT_IMAGE_MAX, &ctl->store)) < 0)
+		goto fail;
 	return 0;
 fail:
 	free(hash_hex);
@@ -232,6 +237,8 @@ fail:
 
 void ctl_state_unload(struct controller *ctl)
 {
+	store_close(ctl->store);
+	ctl->store = NULL;
 	db_close(ctl->db);
 	ctl->db = NULL;
 	X509_free(ctl->ca_cert);

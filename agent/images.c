@@ -1,0 +1,706 @@
+/* The board's image cache: see images.h. */
+#include "agent/images.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "common/x509.h"
+
+#define ID_MAX 32
+#define DIGEST_BUCKETS 4096
+
+enum cimg_state { CIMG_FETCHING, CIMG_READY, CIMG_FAILED };
+enum chunk_state { CH_MISSING = 0, CH_REQUESTED = 1, CH_HAVE = 2 };
+
+struct cimg {
+	struct cimg *next;
+	char id[ID_MAX];
+	Skyroot__ImageManifest *m;
+	int fd;
+	uint64_t size;
+	uint32_t nchunks;
+	uint32_t chunk_size;
+	uint8_t *chunk;                /* enum chunk_state per chunk */
+	uint32_t n_have;
+	uint32_t scan;                 /* first chunk that may still be missing */
+	uint32_t hashed;               /* chunks fed to the whole-image hash */
+	EVP_MD_CTX *sha;
+	enum cimg_state state;
+	char error[256];
+	uint64_t last_used;
+	unsigned holds;
+	bool indexed;
+};
+
+/* Chunks of READY images by digest: chunks the board holds are never
+ * fetched again. */
+struct dentry {
+	struct dentry *next;
+	const uint8_t *digest;         /* points into the image's manifest */
+	struct cimg *img;
+	uint32_t index;
+};
+
+struct pending {
+	uint64_t req;                  /* 0 = free slot */
+	struct cimg *img;
+	uint32_t index;
+};
+
+struct imgcache {
+	struct imgcache_ops ops;
+	void *ctx;
+	uint64_t budget;
+	uint64_t used;
+	uint8_t signing_pub[32];
+	bool have_key;
+	bool session;
+	bool dirty;                    /* a report is due */
+	struct cimg *images;
+	unsigned n_images;
+	struct pending pend[IMGCACHE_WINDOW];
+	unsigned n_pend;
+	struct dentry *buckets[DIGEST_BUCKETS];
+	uint64_t clock;
+};
+
+static unsigned dbucket(const uint8_t *d)
+{
+	return ((unsigned)d[0] << 8 | d[1]) % DIGEST_BUCKETS;
+}
+
+static void index_add(struct imgcache *c, struct cimg *img)
+{
+	for (uint32_t i = 0; i < img->nchunks; i++) {
+		struct dentry *e = malloc(sizeof(*e));
+		if (!e)
+			return;
+		e->digest = img->m->chunk_digests[i].data;
+		e->img = img;
+		e->index = i;
+		unsigned b = dbucket(e->digest);
+		e->next = c->buckets[b];
+		c->buckets[b] = e;
+	}
+	img->indexed = true;
+}
+
+static void index_remove(struct imgcache *c, struct cimg *img)
+{
+	if (!img->indexed)
+		return;
+	for (unsigned b = 0; b < DIGEST_BUCKETS; b++) {
+		struct dentry **pp = &c->buckets[b];
+		while (*pp) {
+			if ((*pp)->img == img) {
+				struct dentry *e = *pp;
+				*pp = e->next;
+				free(e);
+			} else {
+				pp = &(*pp)->next;
+			}
+		}
+	}
+	img->indexed = false;
+}
+
+static struct dentry *index_find(struct imgcache *c, const uint8_t *digest)
+{
+	for (struct dentry *e = c->buckets[dbucket(digest)]; e; e = e->next)
+		if (memcmp(e->digest, digest, 32) == 0)
+			return e;
+	return NULL;
+}
+
+int imgcache_new(const struct imgcache_ops *ops, void *ctx, uint64_t budget, struct imgcache **out)
+{
+	struct imgcache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->ops = *ops;
+	c->ctx = ctx;
+	if (!budget) {
+		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+		budget = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 2 : (1ull << 30);
+	}
+	c->budget = budget;
+	*out = c;
+	return 0;
+}
+
+static void cimg_free(struct imgcache *c, struct cimg *img)
+{
+	index_remove(c, img);
+	if (img->fd >= 0)
+		close(img->fd);
+	if (img->m)
+		skyroot__image_manifest__free_unpacked(img->m, NULL);
+	EVP_MD_CTX_free(img->sha);
+	free(img->chunk);
+	free(img);
+}
+
+static void pend_drop_image(struct imgcache *c, struct cimg *img)
+{
+	for (unsigned i = 0; i < IMGCACHE_WINDOW; i++)
+		if (c->pend[i].req && c->pend[i].img == img) {
+			c->pend[i].req = 0;
+			c->n_pend--;
+		}
+}
+
+static void cimg_unlink(struct imgcache *c, struct cimg *img)
+{
+	for (struct cimg **pp = &c->images; *pp; pp = &(*pp)->next)
+		if (*pp == img) {
+			*pp = img->next;
+			break;
+		}
+	c->n_images--;
+	if (img->fd >= 0)
+		c->used -= img->size;
+	pend_drop_image(c, img);
+	cimg_free(c, img);
+}
+
+void imgcache_free(struct imgcache *c)
+{
+	if (!c)
+		return;
+	while (c->images)
+		cimg_unlink(c, c->images);
+	free(c);
+}
+
+void imgcache_set_signing_key(struct imgcache *c, const uint8_t pub[32])
+{
+	memcpy(c->signing_pub, pub, 32);
+	c->have_key = true;
+}
+
+uint64_t imgcache_used(const struct imgcache *c)
+{
+	return c->used;
+}
+
+static struct cimg *find(struct imgcache *c, const char *id)
+{
+	for (struct cimg *i = c->images; i; i = i->next)
+		if (strcmp(i->id, id) == 0)
+			return i;
+	return NULL;
+}
+
+static void fail(struct imgcache *c, struct cimg *img, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void fail(struct imgcache *c, struct cimg *img, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(img->error, sizeof(img->error), fmt, ap);
+	va_end(ap);
+	log_error("image %s refused: %s", img->id, img->error);
+	img->state = CIMG_FAILED;
+	pend_drop_image(c, img);
+	/* Give the RAM back; the manifest and the error stay for the report. */
+	if (img->fd >= 0) {
+		close(img->fd);
+		img->fd = -1;
+		c->used -= img->size;
+	}
+	c->dirty = true;
+	imgcache_report(c);
+}
+
+/* Make room for need bytes by evicting least-recently-used READY images
+ * nobody holds. */
+static int make_room(struct imgcache *c, uint64_t need)
+{
+	while (c->used + need > c->budget) {
+		struct cimg *victim = NULL;
+		for (struct cimg *i = c->images; i; i = i->next)
+			if (i->state == CIMG_READY && !i->holds && (!victim || i->last_used < victim->last_used))
+				victim = i;
+		if (!victim)
+			return -ENOSPC;
+		log_info("image cache: evicting %s (%llu bytes) to make room", victim->id,
+			 (unsigned long long)victim->size);
+		cimg_unlink(c, victim);
+		c->dirty = true;
+	}
+	return 0;
+}
+
+static int manifest_check(const Skyroot__ImageManifest *m, char *why, size_t whylen)
+{
+	uint64_t n;
+	if (!m->id || !m->id[0] || strlen(m->id) >= ID_MAX) {
+		snprintf(why, whylen, "manifest has no usable image id");
+		return -EINVAL;
+	}
+	if (m->chunk_size == 0 || m->chunk_size > IMGCACHE_MAX_CHUNK) {
+		snprintf(why, whylen, "manifest chunk size %u is out of range", m->chunk_size);
+		return -EINVAL;
+	}
+	n = m->size / m->chunk_size + (m->size % m->chunk_size ? 1 : 0);
+	if (n != m->n_chunk_digests || m->sha256.len != 32) {
+		snprintf(why, whylen, "manifest lists %zu chunks for %llu bytes", m->n_chunk_digests,
+			 (unsigned long long)m->size);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < m->n_chunk_digests; i++)
+		if (m->chunk_digests[i].len != 32) {
+			snprintf(why, whylen, "manifest chunk digest %zu is not SHA-256", i);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+static uint32_t chunk_len(const struct cimg *img, uint32_t i)
+{
+	uint64_t off = (uint64_t)i * img->chunk_size;
+	uint64_t left = img->size - off;
+	return left < img->chunk_size ? (uint32_t)left : img->chunk_size;
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t len, off_t off)
+{
+	while (len > 0) {
+		ssize_t w = pwrite(fd, p, len, off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		len -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+static int pread_all(int fd, uint8_t *p, size_t len, off_t off)
+{
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+static void finish(struct imgcache *c, struct cimg *img)
+{
+	uint8_t got[32];
+	unsigned int n = 32;
+	if (EVP_DigestFinal_ex(img->sha, got, &n) != 1 || !sky_memeq_ct(got, img->m->sha256.data, 32)) {
+		fail(c, img, "the whole image does not hash to the manifest's SHA-256");
+		return;
+	}
+	if (fcntl(img->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+		fail(c, img, "cannot seal the image's memfd: %s", strerror(errno));
+		return;
+	}
+	img->state = CIMG_READY;
+	img->last_used = ++c->clock;
+	index_add(c, img);
+	log_info("image %s ready: %llu bytes in RAM, sealed", img->id, (unsigned long long)img->size);
+	c->dirty = true;
+	imgcache_report(c);
+}
+
+/* Feed completed chunks, in order, to the whole-image hash.  The chunk
+ * just received is passed in so the common in-order case reads nothing. */
+static void advance_hash(struct imgcache *c, struct cimg *img, uint32_t just, const uint8_t *data)
+{
+	uint8_t *tmp = NULL;
+	while (img->hashed < img->nchunks && img->chunk[img->hashed] == CH_HAVE) {
+		uint32_t i = img->hashed, len = chunk_len(img, i);
+		const uint8_t *p = data;
+		if (i != just || !data) {
+			if (!tmp && !(tmp = malloc(img->chunk_size))) {
+				fail(c, img, "out of memory");
+				return;
+			}
+			if (pread_all(img->fd, tmp, len, (off_t)i * img->chunk_size) < 0) {
+				free(tmp);
+				fail(c, img, "cannot read back chunk %u", i);
+				return;
+			}
+			p = tmp;
+		}
+		EVP_DigestUpdate(img->sha, p, len);
+		img->hashed++;
+	}
+	free(tmp);
+	if (img->n_have == img->nchunks)
+		finish(c, img);
+}
+
+/* Copy chunk i from a chunk this board already holds. */
+static bool copy_local(struct imgcache *c, struct cimg *img, uint32_t i)
+{
+	struct dentry *e = index_find(c, img->m->chunk_digests[i].data);
+	uint8_t *buf;
+	uint32_t len = chunk_len(img, i);
+	bool ok = false;
+	if (!e || chunk_len(e->img, e->index) != len)
+		return false;
+	buf = malloc(len ? len : 1);
+	if (!buf)
+		return false;
+	if (pread_all(e->img->fd, buf, len, (off_t)e->index * e->img->chunk_size) == 0) {
+		uint8_t got[32];
+		sky_sha256(buf, len, got);
+		if (memcmp(got, img->m->chunk_digests[i].data, 32) == 0 &&
+		    pwrite_all(img->fd, buf, len, (off_t)i * img->chunk_size) == 0) {
+			img->chunk[i] = CH_HAVE;
+			img->n_have++;
+			ok = true;
+		}
+	}
+	free(buf);
+	return ok;
+}
+
+/* Keep the window full. */
+static void pump(struct imgcache *c)
+{
+	if (!c->session)
+		return;
+	for (struct cimg *img = c->images; img && c->n_pend < IMGCACHE_WINDOW; img = img->next) {
+		if (img->state != CIMG_FETCHING)
+			continue;
+		while (img->scan < img->nchunks && c->n_pend < IMGCACHE_WINDOW) {
+			uint32_t i = img->scan;
+			if (img->chunk[i] != CH_MISSING) {
+				img->scan++;
+				continue;
+			}
+			Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+			Skyroot__ChunkRequest cr = SKYROOT__CHUNK_REQUEST__INIT;
+			uint64_t req = 0;
+			cr.image_id = img->id;
+			cr.index = i;
+			env.body_case = SKYROOT__ENVELOPE__BODY_CHUNK_REQUEST;
+			env.chunk_request = &cr;
+			if (c->ops.send(c->ctx, &env, &req) < 0)
+				return;
+			for (unsigned k = 0; k < IMGCACHE_WINDOW; k++)
+				if (!c->pend[k].req) {
+					c->pend[k] = (struct pending){.req = req, .img = img, .index = i};
+					break;
+				}
+			c->n_pend++;
+			img->chunk[i] = CH_REQUESTED;
+			img->scan++;
+		}
+	}
+}
+
+void imgcache_on_fetch(struct imgcache *c, const Skyroot__ImageFetch *f)
+{
+	Skyroot__ImageManifest *m = NULL;
+	struct cimg *img;
+	char why[160];
+	int r;
+
+	if (!f->manifest || !c->have_key) {
+		log_error("image fetch without a manifest or before enrollment; ignored");
+		return;
+	}
+	if (sky_ed25519_verify(c->signing_pub, f->manifest->manifest.data, f->manifest->manifest.len,
+			       f->manifest->signature.data, f->manifest->signature.len) < 0) {
+		log_error("image fetch refused: the manifest's signature does not verify against the "
+			  "controller's image-signing key");
+		/* Report it under the id the manifest claims, if it parses. */
+		m = skyroot__image_manifest__unpack(NULL, f->manifest->manifest.len, f->manifest->manifest.data);
+		img = calloc(1, sizeof(*img));
+		if (img && m && m->id && strlen(m->id) < ID_MAX) {
+			struct cimg *old = find(c, m->id);
+			if (old && old->state != CIMG_READY)
+				cimg_unlink(c, old);
+			if (!find(c, m->id)) {
+				snprintf(img->id, sizeof(img->id), "%s", m->id);
+				img->fd = -1;
+				img->next = c->images;
+				c->images = img;
+				c->n_images++;
+				fail(c, img, "the manifest's signature does not verify against the controller's "
+					     "image-signing key");
+				img = NULL;
+			}
+		}
+		free(img);
+		if (m)
+			skyroot__image_manifest__free_unpacked(m, NULL);
+		return;
+	}
+	m = skyroot__image_manifest__unpack(NULL, f->manifest->manifest.len, f->manifest->manifest.data);
+	if (!m) {
+		log_error("image fetch refused: the manifest does not parse");
+		return;
+	}
+	if (manifest_check(m, why, sizeof(why)) < 0) {
+		log_error("image fetch refused: %s", why);
+		skyroot__image_manifest__free_unpacked(m, NULL);
+		return;
+	}
+	img = find(c, m->id);
+	if (img && img->state != CIMG_FAILED) {
+		/* Already held or on its way. */
+		if (img->state == CIMG_READY)
+			img->last_used = ++c->clock;
+		skyroot__image_manifest__free_unpacked(m, NULL);
+		c->dirty = true;
+		imgcache_report(c);
+		return;
+	}
+	if (img)
+		cimg_unlink(c, img); /* a failed one: start over */
+	if (c->n_images >= IMGCACHE_MAX_IMAGES) {
+		log_error("image fetch refused: the cache holds %u images already", c->n_images);
+		skyroot__image_manifest__free_unpacked(m, NULL);
+		return;
+	}
+	img = calloc(1, sizeof(*img));
+	if (!img) {
+		skyroot__image_manifest__free_unpacked(m, NULL);
+		return;
+	}
+	img->m = m;
+	img->fd = -1;
+	snprintf(img->id, sizeof(img->id), "%s", m->id);
+	img->size = m->size;
+	img->chunk_size = m->chunk_size;
+	img->nchunks = (uint32_t)m->n_chunk_digests;
+	img->next = c->images;
+	c->images = img;
+	c->n_images++;
+	img->chunk = calloc(img->nchunks ? img->nchunks : 1, 1);
+	img->sha = EVP_MD_CTX_new();
+	if (!img->chunk || !img->sha || EVP_DigestInit_ex(img->sha, EVP_sha256(), NULL) != 1) {
+		fail(c, img, "out of memory");
+		return;
+	}
+	r = make_room(c, img->size);
+	if (r < 0) {
+		fail(c, img, "the image cache is full: %llu bytes needed, %llu of %llu in use by images guests hold "
+			     "(raise --cache-max)",
+		     (unsigned long long)img->size, (unsigned long long)c->used, (unsigned long long)c->budget);
+		return;
+	}
+	/* RAM only: a sealed memfd, never a file on a disk. */
+	img->fd = memfd_create(img->id, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (img->fd < 0 || ftruncate(img->fd, (off_t)img->size) < 0) {
+		fail(c, img, "cannot make a memfd of %llu bytes: %s", (unsigned long long)img->size, strerror(errno));
+		return;
+	}
+	c->used += img->size;
+	img->state = CIMG_FETCHING;
+	log_info("fetching image %s '%s' (%llu bytes, %u chunks)", img->id, m->name ? m->name : "",
+		 (unsigned long long)img->size, img->nchunks);
+	for (uint32_t i = 0; i < img->nchunks; i++)
+		copy_local(c, img, i);
+	if (img->n_have)
+		log_info("image %s: %u of %u chunks were already on this board", img->id, img->n_have, img->nchunks);
+	advance_hash(c, img, UINT32_MAX, NULL);
+	c->dirty = true;
+	if (img->state == CIMG_FETCHING) {
+		imgcache_report(c);
+		pump(c);
+	}
+}
+
+static struct pending *pend_take(struct imgcache *c, uint64_t req)
+{
+	for (unsigned i = 0; i < IMGCACHE_WINDOW; i++)
+		if (c->pend[i].req == req)
+			return &c->pend[i];
+	return NULL;
+}
+
+bool imgcache_on_chunk(struct imgcache *c, uint64_t req_id, const Skyroot__ChunkData *d)
+{
+	struct pending *p = req_id ? pend_take(c, req_id) : NULL;
+	struct cimg *img;
+	uint32_t i, len;
+	uint8_t got[32];
+
+	if (!p)
+		return false;
+	img = p->img;
+	i = p->index;
+	p->req = 0;
+	c->n_pend--;
+	if (img->state != CIMG_FETCHING || !d->image_id || strcmp(d->image_id, img->id) != 0 || d->index != i) {
+		if (img->state == CIMG_FETCHING)
+			img->chunk[i] = CH_MISSING, img->scan = img->scan < i ? img->scan : i;
+		pump(c);
+		return true;
+	}
+	len = chunk_len(img, i);
+	if (d->data.len != len) {
+		fail(c, img, "chunk %u arrived with %zu bytes, expected %u", i, d->data.len, len);
+		pump(c);
+		return true;
+	}
+	sky_sha256(d->data.data, len, got);
+	if (!sky_memeq_ct(got, img->m->chunk_digests[i].data, 32)) {
+		fail(c, img, "chunk %u failed its SHA-256 check against the signed manifest", i);
+		pump(c);
+		return true;
+	}
+	if (pwrite_all(img->fd, d->data.data, len, (off_t)i * img->chunk_size) < 0) {
+		fail(c, img, "cannot write chunk %u into the memfd: %s", i, strerror(errno));
+		pump(c);
+		return true;
+	}
+	img->chunk[i] = CH_HAVE;
+	img->n_have++;
+	advance_hash(c, img, i, d->data.data);
+	pump(c);
+	return true;
+}
+
+bool imgcache_on_error(struct imgcache *c, uint64_t req_id, const Skyroot__Error *e)
+{
+	struct pending *p = req_id ? pend_take(c, req_id) : NULL;
+	struct cimg *img;
+	uint32_t i;
+
+	if (!p)
+		return false;
+	img = p->img;
+	i = p->index;
+	p->req = 0;
+	c->n_pend--;
+	if (img->state == CIMG_FETCHING) {
+		if (e->code == SKYROOT__ERROR_CODE__ERROR_BUSY) {
+			img->chunk[i] = CH_MISSING; /* ask again */
+			if (img->scan > i)
+				img->scan = i;
+		} else {
+			fail(c, img, "the controller could not send chunk %u: %s", i,
+			     e->message ? e->message : "no reason given");
+		}
+	}
+	pump(c);
+	return true;
+}
+
+void imgcache_session_up(struct imgcache *c)
+{
+	c->session = true;
+	c->dirty = true;
+	imgcache_report(c);
+	pump(c);
+}
+
+void imgcache_session_down(struct imgcache *c)
+{
+	c->session = false;
+	/* Requests on the old connection are lost: ask again next time. */
+	for (unsigned k = 0; k < IMGCACHE_WINDOW; k++)
+		if (c->pend[k].req) {
+			struct cimg *img = c->pend[k].img;
+			if (img->state == CIMG_FETCHING) {
+				img->chunk[c->pend[k].index] = CH_MISSING;
+				if (img->scan > c->pend[k].index)
+					img->scan = c->pend[k].index;
+			}
+			c->pend[k].req = 0;
+		}
+	c->n_pend = 0;
+}
+
+void imgcache_report(struct imgcache *c)
+{
+	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+	Skyroot__ImageStatus st = SKYROOT__IMAGE_STATUS__INIT;
+	Skyroot__CachedImage ci[IMGCACHE_MAX_IMAGES], *cip[IMGCACHE_MAX_IMAGES];
+	Skyroot__ImageProgress pr[IMGCACHE_MAX_IMAGES], *prp[IMGCACHE_MAX_IMAGES];
+	Skyroot__ImageError er[IMGCACHE_MAX_IMAGES], *erp[IMGCACHE_MAX_IMAGES];
+	uint64_t req;
+
+	if (!c->session || !c->dirty)
+		return;
+	for (struct cimg *img = c->images; img; img = img->next) {
+		if (img->state == CIMG_READY) {
+			skyroot__cached_image__init(&ci[st.n_images]);
+			ci[st.n_images].id = img->id;
+			ci[st.n_images].sha256 = img->m->sha256;
+			ci[st.n_images].size = img->size;
+			cip[st.n_images] = &ci[st.n_images];
+			st.n_images++;
+		} else if (img->state == CIMG_FETCHING) {
+			skyroot__image_progress__init(&pr[st.n_fetching]);
+			pr[st.n_fetching].id = img->id;
+			pr[st.n_fetching].done_chunks = img->n_have;
+			pr[st.n_fetching].chunks = img->nchunks;
+			prp[st.n_fetching] = &pr[st.n_fetching];
+			st.n_fetching++;
+		} else {
+			skyroot__image_error__init(&er[st.n_errors]);
+			er[st.n_errors].id = img->id;
+			er[st.n_errors].error = img->error;
+			erp[st.n_errors] = &er[st.n_errors];
+			st.n_errors++;
+		}
+	}
+	st.images = cip;
+	st.fetching = prp;
+	st.errors = erp;
+	env.body_case = SKYROOT__ENVELOPE__BODY_IMAGE_STATUS;
+	env.image_status = &st;
+	if (c->ops.send(c->ctx, &env, &req) == 0)
+		c->dirty = false;
+}
+
+void imgcache_tick(struct imgcache *c)
+{
+	for (struct cimg *img = c->images; img; img = img->next)
+		if (img->state == CIMG_FETCHING)
+			c->dirty = true;
+	imgcache_report(c);
+}
+
+int imgcache_fd(struct imgcache *c, const char *image_id, uint64_t *size)
+{
+	struct cimg *img = find(c, image_id);
+	if (!img || img->state == CIMG_FAILED)
+		return -ENOENT;
+	if (img->state != CIMG_READY)
+		return -EAGAIN;
+	img->last_used = ++c->clock;
+	if (size)
+		*size = img->size;
+	return img->fd;
+}
+
+void imgcache_hold(struct imgcache *c, const char *image_id, bool hold)
+{
+	struct cimg *img = find(c, image_id);
+	if (!img)
+		return;
+	if (hold)
+		img->holds++;
+	else if (img->holds)
+		img->holds--;
+}

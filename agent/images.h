@@ -1,0 +1,52 @@
+/* The board's image cache: images in sealed memfds, in RAM only.
+ *
+ * The controller sends a signed manifest; the cache checks the signature
+ * against the key received at enrollment, pulls the chunks it does not
+ * already hold with a bounded window, checks each chunk's SHA-256, writes it
+ * into the image's memfd, and seals the memfd (no write, grow or shrink)
+ * once the whole image's SHA-256 matches.  A cut transfer resumes with the
+ * missing chunks only.  Least-recently-used images no guest uses are
+ * evicted to stay within the budget. */
+#ifndef SKY_AGENT_IMAGES_H
+#define SKY_AGENT_IMAGES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "skyroot.pb-c.h"
+
+#define IMGCACHE_WINDOW 8
+#define IMGCACHE_MAX_IMAGES 256
+#define IMGCACHE_MAX_CHUNK (4u << 20)
+
+struct imgcache;
+
+struct imgcache_ops {
+	/* Send env to the controller; *req_id gets the request id used.
+	 * Returns 0 or a negative errno (-ENOTCONN without a session). */
+	int (*send)(void *ctx, Skyroot__Envelope *env, uint64_t *req_id);
+};
+
+int imgcache_new(const struct imgcache_ops *ops, void *ctx, uint64_t budget, struct imgcache **out);
+void imgcache_free(struct imgcache *c);
+/* The image-signing public key from enrollment. */
+void imgcache_set_signing_key(struct imgcache *c, const uint8_t pub[32]);
+
+void imgcache_on_fetch(struct imgcache *c, const Skyroot__ImageFetch *f);
+/* Returns true when the frame answered one of our chunk requests. */
+bool imgcache_on_chunk(struct imgcache *c, uint64_t req_id, const Skyroot__ChunkData *d);
+bool imgcache_on_error(struct imgcache *c, uint64_t req_id, const Skyroot__Error *e);
+void imgcache_session_up(struct imgcache *c);
+void imgcache_session_down(struct imgcache *c);
+/* Send an ImageStatus now (on session up, and after changes). */
+void imgcache_report(struct imgcache *c);
+/* Time for a progress report (called about twice a second). */
+void imgcache_tick(struct imgcache *c);
+
+/* A READY image's sealed memfd (borrowed), or -ENOENT / -EAGAIN (still
+ * fetching).  A held image is not evicted. */
+int imgcache_fd(struct imgcache *c, const char *image_id, uint64_t *size);
+void imgcache_hold(struct imgcache *c, const char *image_id, bool hold);
+uint64_t imgcache_used(const struct imgcache *c);
+
+#endif
