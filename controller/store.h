@@ -19,7 +19,7 @@
 #define STORE_MAX_UPLOADS 8
 #define STORE_DEFAULT_IMAGE_MAX (64ull << 30)
 /* Free space kept back for the store itself (WAL, indexes). */
-#define STORE_SPACE_MARGIN (64ull << 20)
+#define STORE_SPACE_MARGIN (16ull << 20)
 
 struct store;
 struct store_upload;

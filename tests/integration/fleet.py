@@ -21,10 +21,11 @@ import time
 import urllib.error
 import urllib.request
 
-SKYROOTD = os.environ.get("SKYROOTD", "build/controller/skyrootd")
-SKYAGENT = os.environ.get("SKYAGENT", "build/agent/skyagent")
-SKYCTL = os.environ.get("SKYCTL", "build/controller/skyctl")
-FIXTURES = os.environ.get("SKY_FIXTURES", os.path.join(os.path.dirname(__file__), "..", "fixtures"))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+SKYROOTD = os.environ.get("SKYROOTD", os.path.join(ROOT, "build/controller/skyrootd"))
+SKYAGENT = os.environ.get("SKYAGENT", os.path.join(ROOT, "build/agent/skyagent"))
+SKYCTL = os.environ.get("SKYCTL", os.path.join(ROOT, "build/controller/skyctl"))
+FIXTURES = os.environ.get("SKY_FIXTURES", os.path.join(ROOT, "tests", "fixtures"))
 
 
 class Fail(Exception):

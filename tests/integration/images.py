@@ -1,0 +1,500 @@
+#!/usr/bin/env python3
+"""Integration tests of guest images: the chunk store, signed manifests and
+streaming into board RAM.  Usage: images.py CASE (same environment as fleet.py)."""
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fleet import Fail, Fleet, check, wait_for  # noqa: E402
+
+CHUNK = 1 << 20
+
+
+def rand_file(path, size, seed=None):
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 4 << 20)
+            f.write(os.urandom(n))
+            left -= n
+    return sha256_file(path)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def push(f, path, name, kind="disk", chunked=False, cut_after=None, declared=None):
+    """Stream a file to POST /v1/images. cut_after: close the connection after
+    that many body bytes (a truncated upload)."""
+    size = os.path.getsize(path)
+    conn = http.client.HTTPSConnection("127.0.0.1", f.api_port, context=f.sslctx, timeout=120)
+    conn.putrequest("POST", f"/v1/images?name={name}&kind={kind}")
+    conn.putheader("Authorization", f"Bearer {f.admin}")
+    conn.putheader("Content-Type", "application/octet-stream")
+    if chunked:
+        conn.putheader("Transfer-Encoding", "chunked")
+    else:
+        conn.putheader("Content-Length", str(declared if declared is not None else size))
+    conn.endheaders()
+    sent = 0
+    try:
+        with open(path, "rb") as src:
+            while True:
+                block = src.read(256 << 10)
+                if cut_after is not None and sent + len(block) > cut_after:
+                    block = block[: cut_after - sent]
+                if not block:
+                    break
+                if chunked:
+                    conn.send(b"%x\r\n" % len(block) + block + b"\r\n")
+                else:
+                    conn.send(block)
+                sent += len(block)
+                if cut_after is not None and sent >= cut_after:
+                    conn.sock.close()
+                    return None, None
+        if chunked:
+            conn.send(b"0\r\n\r\n")
+        r = conn.getresponse()
+        body = r.read()
+        return r.status, json.loads(body) if body else None
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError) as e:
+        # The controller may refuse mid-body (507, 413): read its answer if any.
+        try:
+            r = conn.getresponse()
+            return r.status, json.loads(r.read())
+        except Exception:
+            return None, str(e)
+    finally:
+        conn.close()
+
+
+def chunk_count(f):
+    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+    n = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    db.close()
+    return n
+
+
+def board_with_agent(f, board="a", extra=()):
+    tok = f.token()
+    p = f.agent(board, token=tok["token"], hb=1000, extra=extra)
+    bid = wait_for(lambda: [b["id"] for b in f.boards() if b["state"] == "online" and
+                            b["name"] == f"board-{board}"], 20, "board online")[0]
+    return p, bid
+
+
+def fetch(f, bid, image, timeout=120):
+    st, body = f.api("POST", f"/v1/boards/{bid}/fetch", {"image": image})
+    check(st == 202, f"fetch: {st} {body}")
+    img_id = body["image"]
+
+    def done():
+        b = f.api("GET", f"/v1/boards/{bid}")[1]
+        if any(e["id"] == img_id for e in b.get("image_errors", [])):
+            return ("error", [e for e in b["image_errors"] if e["id"] == img_id][0]["error"])
+        if any(i["id"] == img_id for i in b.get("images", [])):
+            return ("ok", [i for i in b["images"] if i["id"] == img_id][0])
+        return None
+    return wait_for(done, timeout, f"board {bid} to fetch {image}", interval=0.2)
+
+
+def memfd_sha256(pid, image_id):
+    """Read the image back from the agent's own memfd, through /proc."""
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(f"/memfd:{image_id}"):
+            return sha256_file(f"/proc/{pid}/fd/{fd}")
+    raise Fail(f"no memfd for {image_id} in agent {pid}")
+
+
+def case_push_sizes(f):
+    f.start()
+    p, bid = board_with_agent(f)
+    sizes = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 256 << 20]
+    for size in sizes:
+        path = os.path.join(f.tmp, f"img{size}")
+        want = rand_file(path, size)
+        t0 = time.time()
+        st, img = push(f, path, f"img{size}")
+        took = time.time() - t0
+        check(st == 201, f"push {size}: {st} {img}")
+        check(img["size_bytes"] == size and img["sha256"] == want, f"image {size}: {img}")
+        check(img["chunks"] == (size + CHUNK - 1) // CHUNK, f"chunks for {size}: {img['chunks']}")
+        check(img["format"] == "raw" and img["kind"] == "disk", "format and kind")
+        st, v = f.api("POST", f"/v1/images/{img['id']}/verify")
+        check(st == 200 and v["ok"] and v["chunks"] == img["chunks"], f"verify {size}: {v}")
+        t1 = time.time()
+        how, got = fetch(f, bid, img["name"])
+        check(how == "ok" and got["sha256"] == want, f"fetch {size}: {how} {got}")
+        check(memfd_sha256(p.p.pid, img["id"]) == want, f"bit-exact in the board's RAM ({size} bytes)")
+        if size >= 64 << 20:
+            print(f"{size >> 20} MiB: push {size / took / 1e6:.0f} MB/s, fetch {size / (time.time() - t1) / 1e6:.0f} MB/s")
+        os.unlink(path)
+    st, lst = f.api("GET", "/v1/images")
+    check(len(lst["images"]) == len(sizes), "all images listed")
+    # qcow2 is detected from its header.
+    path = os.path.join(f.tmp, "q.qcow2")
+    with open(path, "wb") as out:
+        out.write(b"QFI\xfb" + os.urandom(4096))
+    st, img = push(f, path, "q", kind="disk")
+    check(st == 201 and img["format"] == "qcow2", f"qcow2 detected: {img}")
+    # Chunked transfer encoding (size unknown up front).
+    path = os.path.join(f.tmp, "c")
+    want = rand_file(path, 3 * CHUNK + 7)
+    st, img = push(f, path, "chunked", chunked=True)
+    check(st == 201 and img["sha256"] == want, f"chunked upload: {st} {img}")
+
+
+def case_dedup(f):
+    f.start()
+    a = os.path.join(f.tmp, "a")
+    b = os.path.join(f.tmp, "b")
+    rand_file(a, 3 * CHUNK)
+    with open(a, "rb") as src, open(b, "wb") as dst:
+        dst.write(src.read(2 * CHUNK))
+        dst.write(os.urandom(CHUNK))
+    st, ia = push(f, a, "a")
+    check(st == 201, "push a")
+    check(chunk_count(f) == 3, "three chunks")
+    st, ib = push(f, b, "b")
+    check(st == 201, "push b")
+    check(chunk_count(f) == 4, f"shared chunks stored once: {chunk_count(f)}")
+    # On the board: the shared chunks are not fetched again.
+    p, bid = board_with_agent(f)
+    check(fetch(f, bid, "a")[0] == "ok", "fetch a")
+    check(fetch(f, bid, "b")[0] == "ok", "fetch b")
+    check("2 of 3 chunks were already on this board" in p.text(), f"local reuse: {p.text()[-2000:]}")
+    check(memfd_sha256(p.p.pid, ib["id"]) == ib["sha256"], "b bit-exact")
+    st, _ = f.api("DELETE", "/v1/images/a")
+    check(st == 200, "delete a")
+    check(chunk_count(f) == 3, f"a's own chunk collected: {chunk_count(f)}")
+    st, v = f.api("POST", "/v1/images/b/verify")
+    check(v["ok"], "b still verifies")
+    st, _ = f.api("DELETE", f"/v1/images/{ib['id']}")
+    check(st == 200 and chunk_count(f) == 0, "all chunks collected")
+    check(f.api("GET", "/v1/images/b")[0] == 404, "gone")
+
+
+def case_push_errors(f):
+    f.start(["--image-max", "4M"])
+    path = os.path.join(f.tmp, "x")
+    rand_file(path, 2 * CHUNK)
+    st, img = push(f, path, "x")
+    check(st == 201, "push")
+    st, body = push(f, path, "x")
+    check(st == 409 and body["error"]["code"] == "conflict", f"name taken: {st} {body}")
+    st, body = push(f, path, "y", kind="floppy")
+    check(st == 400, f"bad kind: {st} {body}")
+    st, body = push(f, path, "img-bad")
+    check(st == 400, f"bad name: {st}")
+    big = os.path.join(f.tmp, "big")
+    rand_file(big, 5 * CHUNK)
+    st, body = push(f, big, "big")
+    check(st == 413 and "--image-max" in body["error"]["message"], f"too large: {st} {body}")
+    st, body = push(f, big, "big2", chunked=True)
+    check(st == 413, f"too large, chunked: {st} {body}")
+    before = chunk_count(f)
+    # Truncated: the connection ends before Content-Length.
+    push(f, big, "cut", declared=3 * CHUNK, cut_after=int(2.5 * CHUNK))
+    time.sleep(0.5)
+    check(f.api("GET", "/v1/images/cut")[0] == 404, "a truncated upload is not visible")
+    check(chunk_count(f) == before, f"no orphan chunks ({chunk_count(f)} vs {before})")
+    check("upload interrupted" in f.ctl.text(), "the controller says so")
+    st, body = f.api("GET", "/v1/images", auth=False)
+    check(st == 401, "images need the admin token")
+    conn = http.client.HTTPSConnection("127.0.0.1", f.api_port, context=f.sslctx, timeout=10)
+    conn.request("POST", "/v1/images?name=z", body=b"abc", headers={"Content-Length": "3"})
+    r = conn.getresponse()
+    check(r.status == 401, f"upload without a token: {r.status}")
+    conn.close()
+    st, lst = f.api("GET", "/v1/images")
+    check([i["name"] for i in lst["images"]] == ["x"], f"only the good image: {lst}")
+
+
+def case_disk_full(f):
+    # A small tmpfs as the state folder's file system.
+    mnt = os.path.join(f.tmp, "small")
+    os.mkdir(mnt)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", mnt]).returncode != 0:
+        print("SKIP: cannot mount a tmpfs here (needs root)")
+        sys.exit(77)
+    try:
+        shutil.copytree(f.state, os.path.join(mnt, "state"))
+        f.state = os.path.join(mnt, "state")
+        f.start()
+        small = os.path.join(f.tmp, "small.img")
+        want = rand_file(small, 3 * CHUNK)
+        st, img = push(f, small, "small")
+        check(st == 201, f"a small image fits: {st} {img}")
+        big = os.path.join(f.tmp, "big.img")
+        rand_file(big, 64 * CHUNK)
+        st, body = push(f, big, "big")
+        check(st == 507 and body["error"]["code"] == "insufficient_storage", f"checked before: {st} {body}")
+        # Size unknown: the disk fills during the upload.
+        st, body = push(f, big, "big", chunked=True)
+        check(st == 507, f"full mid-upload: {st} {body}")
+        check(f.api("GET", "/v1/images/big")[0] == 404, "nothing visible")
+        st, v = f.api("POST", "/v1/images/small/verify")
+        check(st == 200 and v["ok"], f"the store is consistent: {v}")
+        st, again = f.api("GET", "/v1/images/small")
+        check(again["sha256"] == want, "small intact")
+        f.ctl.stop()
+        f.procs.remove(f.ctl)
+        db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+        check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "integrity")
+        db.close()
+    finally:
+        f.close()
+        subprocess.run(["umount", "-l", mnt])
+
+
+def corrupt_chunk(f, image_id, index):
+    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+    cid = db.execute("SELECT chunk_id FROM image_chunks WHERE image_id = ? AND idx = ?",
+                     (image_id, index)).fetchone()[0]
+    data = bytearray(db.execute("SELECT data FROM chunks WHERE id = ?", (cid,)).fetchone()[0])
+    data[len(data) // 2] ^= 0x01
+    db.execute("UPDATE chunks SET data = ? WHERE id = ?", (bytes(data), cid))
+    db.commit()
+    db.close()
+
+
+def case_tamper(f):
+    f.start()
+    ids = {}
+    for name in ("flip", "sig", "swap", "index"):
+        path = os.path.join(f.tmp, name)  # different bytes each: no shared chunks
+        rand_file(path, 4 * CHUNK)
+        st, img = push(f, path, name)
+        check(st == 201, f"push {name}")
+        ids[name] = img["id"]
+    path = os.path.join(f.tmp, "swap")
+    p, bid = board_with_agent(f)
+    # 1. A flipped byte in a stored chunk: verify finds it; it is never sent.
+    corrupt_chunk(f, ids["flip"], 2)
+    st, v = f.api("POST", f"/v1/images/{ids['flip']}/verify")
+    check(st == 200 and not v["ok"] and [b["index"] for b in v["bad_chunks"]] == [2], f"verify: {v}")
+    how, err = fetch(f, bid, ids["flip"])
+    check(how == "error" and "chunk 2" in err, f"the board was refused chunk 2: {how} {err}")
+    check("corrupt in the store and was not sent" in f.ctl.text(), "controller reports it")
+    # 2. A manifest with a bad signature.
+    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+    sig = bytearray(db.execute("SELECT signature FROM images WHERE id = ?", (ids["sig"],)).fetchone()[0])
+    sig[5] ^= 0x40
+    db.execute("UPDATE images SET signature = ? WHERE id = ?", (bytes(sig), ids["sig"]))
+    # 3. A swapped chunk digest inside the signed manifest.
+    man = bytearray(db.execute("SELECT manifest FROM images WHERE id = ?", (ids["swap"],)).fetchone()[0])
+    digests = [hashlib.sha256(open(path, "rb").read()[i * CHUNK:(i + 1) * CHUNK]).digest() for i in range(4)]
+    a, b = man.find(digests[0]), man.find(digests[1])
+    check(a >= 0 and b >= 0, "digests found in the manifest")
+    man[a:a + 32], man[b:b + 32] = digests[1], digests[0]
+    db.execute("UPDATE images SET manifest = ? WHERE id = ?", (bytes(man), ids["swap"]))
+    # 4. The controller's own index points chunk 0 at chunk 1's row.
+    r1 = db.execute("SELECT chunk_id FROM image_chunks WHERE image_id = ? AND idx = 1", (ids["index"],)).fetchone()[0]
+    db.execute("UPDATE image_chunks SET chunk_id = ? WHERE image_id = ? AND idx = 0", (r1, ids["index"]))
+    db.commit()
+    db.close()
+    how, err = fetch(f, bid, ids["sig"])
+    check(how == "error" and "signature" in err, f"bad signature refused: {how} {err}")
+    how, err = fetch(f, bid, ids["swap"])
+    check(how == "error" and "signature" in err, f"swapped digest refused: {how} {err}")
+    how, err = fetch(f, bid, ids["index"])
+    check(how == "error" and "SHA-256" in err, f"wrong chunk refused by the board: {how} {err}")
+    b = f.api("GET", f"/v1/boards/{bid}")[1]
+    check(b["images"] == [], f"nothing tampered is held: {b['images']}")
+
+
+def case_no_disk_writes(f):
+    f.start()
+    path = os.path.join(f.tmp, "n")
+    want = rand_file(path, 5 * CHUNK + 3)
+    st, img = push(f, path, "n")
+    cwd = os.path.join(f.tmp, "agent-cwd")
+    os.mkdir(cwd)
+    tok = f.token()
+    from fleet import FIXTURES, SKYAGENT, Proc
+    root = os.path.join(FIXTURES, "boards", "a")
+    args = [SKYAGENT, "--controller", f"127.0.0.1:{f.agent_port}", "--ca", f.pin, "--token", tok["token"],
+            "--sysfs-root", os.path.join(root, "sys"), "--procfs-root", os.path.join(root, "proc"),
+            "--devfs-root", os.path.join(root, "dev"), "--cmdline", os.path.join(root, "proc", "cmdline")]
+    log = os.path.join(f.tmp, "agent-nowrite.log")
+    p = Proc.__new__(Proc)
+    p.args, p.log_path = args, log
+    p.log = open(log, "ab")
+    p.p = subprocess.Popen(args, stdout=p.log, stderr=subprocess.STDOUT, cwd=cwd)
+    f.procs.append(p)
+    bid = wait_for(lambda: [b["id"] for b in f.online().values()], 20, "online")[0]
+    how, got = fetch(f, bid, "n")
+    check(how == "ok", "fetched")
+    check(memfd_sha256(p.p.pid, img["id"]) == want, "in a memfd")
+    allowed = ("socket:", "pipe:", "anon_inode:", "/memfd:", "/dev/null", "/dev/urandom")
+    for fd in os.listdir(f"/proc/{p.p.pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{p.p.pid}/fd/{fd}")
+        except OSError:
+            continue
+        check(target.startswith(allowed) or target == log, f"agent holds a file: fd {fd} -> {target}")
+    check(os.listdir(cwd) == [], f"the agent's working directory is untouched: {os.listdir(cwd)}")
+    # The memfd is sealed: no writes, no resizing.
+    for fd in os.listdir(f"/proc/{p.p.pid}/fd"):
+        target = os.readlink(f"/proc/{p.p.pid}/fd/{fd}")
+        if target.startswith(f"/memfd:{img['id']}"):
+            try:
+                with open(f"/proc/{p.p.pid}/fd/{fd}", "r+b") as w:
+                    w.write(b"x")
+                    w.flush()
+                raise Fail("the image memfd accepted a write")
+            except PermissionError:
+                pass
+
+
+def case_cache_eviction(f):
+    f.start()
+    ids = []
+    for name in ("e1", "e2", "e3"):
+        path = os.path.join(f.tmp, name)
+        rand_file(path, 3 * CHUNK)
+        ids.append(push(f, path, name)[1]["id"])
+    p, bid = board_with_agent(f, extra=["--cache-max", "7M"])
+    check(fetch(f, bid, "e1")[0] == "ok", "e1")
+    check(fetch(f, bid, "e2")[0] == "ok", "e2")
+    check(fetch(f, bid, "e3")[0] == "ok", "e3")
+    held = [i["id"] for i in f.api("GET", f"/v1/boards/{bid}")[1]["images"]]
+    check(ids[0] not in held and ids[1] in held and ids[2] in held, f"e1 (least recent) evicted: {held}")
+    check("evicting" in p.text(), "agent logs the eviction")
+    big = os.path.join(f.tmp, "big")
+    rand_file(big, 8 * CHUNK)
+    push(f, big, "big")
+    how, err = fetch(f, bid, "big")
+    check(how == "error" and "--cache-max" in err, f"too big for the cache: {how} {err}")
+
+
+def case_stream_resume(f):
+    """kill -9 of the controller while it streams to several boards."""
+    f.start()
+    path = os.path.join(f.tmp, "r")
+    want = rand_file(path, 96 * CHUNK)
+    st, img = push(f, path, "r")
+    check(st == 201, "push")
+    agents = []
+    for b in "abc":
+        tok = f.token()
+        agents.append(f.agent(b, token=tok["token"], hb=1000))
+    wait_for(lambda: len(f.online()) == 3, 20, "three online")
+    for bid in f.online():
+        f.api("POST", f"/v1/boards/{bid}/fetch", {"image": "r"})
+    time.sleep(0.3)
+    for round_ in range(3):
+        f.ctl.stop(signal.SIGKILL)
+        f.procs.remove(f.ctl)
+        f.start()
+        wait_for(lambda: len(f.online()) == 3, 30, "boards back")
+        time.sleep(0.3)
+    for bid in f.online():
+        f.api("POST", f"/v1/boards/{bid}/fetch", {"image": "r"})  # idempotent
+    for bid in list(f.online()):
+        how, got = fetch(f, bid, "r", timeout=180)
+        check(how == "ok" and got["sha256"] == want, f"board {bid}: {how} {got}")
+    for p in agents:
+        check(memfd_sha256(p.p.pid, img["id"]) == want, "right bytes in every board")
+    check(any("image" in p.text() and "ready" in p.text() for p in agents), "ready")
+    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+    check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "integrity")
+    db.close()
+    st, v = f.api("POST", "/v1/images/r/verify")
+    check(v["ok"], "verify clean")
+
+
+def case_crash_push(f):
+    """kill -9 of the controller at many points of a push."""
+    f.start()
+    path = os.path.join(f.tmp, "p")
+    want = rand_file(path, 24 * CHUNK)
+    st, keep = push(f, path, "keep")
+    check(st == 201, "first image")
+    import threading
+    for i, delay in enumerate((0.05, 0.15, 0.3, 0.5, 0.8)):
+        result = {}
+
+        def run():
+            result["r"] = push(f, path, f"p{i}")
+        t = threading.Thread(target=run)
+        t.start()
+        time.sleep(delay)
+        f.ctl.stop(signal.SIGKILL)
+        f.procs.remove(f.ctl)
+        t.join(60)
+        f.start()
+        st = result.get("r", (None, None))[0]
+        visible = f.api("GET", f"/v1/images/p{i}")
+        if st == 201:
+            check(visible[0] == 200 and visible[1]["sha256"] == want, f"acknowledged p{i} survived")
+        else:
+            check(visible[0] in (200, 404), "either whole or absent")
+            if visible[0] == 200:
+                check(visible[1]["sha256"] == want and visible[1]["size_bytes"] == 24 * CHUNK,
+                      "a visible image is whole")
+        db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+        check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", f"integrity after kill {i}")
+        orphans = db.execute("SELECT COUNT(*) FROM chunks c WHERE NOT EXISTS "
+                             "(SELECT 1 FROM image_chunks ic WHERE ic.chunk_id = c.id)").fetchone()[0]
+        db.close()
+        check(orphans == 0, f"orphan chunks collected after kill {i}: {orphans}")
+    for img in f.api("GET", "/v1/images")[1]["images"]:
+        st, v = f.api("POST", f"/v1/images/{img['id']}/verify")
+        check(v["ok"], f"{img['name']} verifies")
+    check(f.api("GET", "/v1/images/keep")[1]["sha256"] == want, "the acknowledged image is there")
+
+
+def main():
+    if len(sys.argv) != 2 or f"case_{sys.argv[1]}" not in globals():
+        cases = sorted(k[5:] for k in globals() if k.startswith("case_"))
+        print(f"usage: {sys.argv[0]} CASE\ncases: {' '.join(cases)}", file=sys.stderr)
+        return 2
+    name = sys.argv[1]
+    tmp = tempfile.mkdtemp(prefix=f"sky-img-{name}-")
+    f = None
+    try:
+        f = Fleet(tmp)
+        globals()[f"case_{name}"](f)
+        problems = f.close()
+        if problems:
+            raise Fail("; ".join(problems))
+    except Fail as e:
+        print(f"FAIL {name}: {e}", file=sys.stderr)
+        if f:
+            f.close()
+            for fn in sorted(os.listdir(tmp)):
+                if fn.endswith(".log"):
+                    print(f"---- {fn}", file=sys.stderr)
+                    print(open(os.path.join(tmp, fn), errors="replace").read()[-4000:], file=sys.stderr)
+        return 1
+    finally:
+        if f:
+            f.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"ok {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
