@@ -21,6 +21,7 @@ struct sky_tls {
 	uint64_t idle_ms;
 	int close_err;
 	enum sky_tls_role role;
+	bool plain;                /* no TLS layer: bytes pass as they are */
 	bool ready;
 	bool closing;
 	bool handle_closed;
@@ -63,6 +64,10 @@ int sky_tls_new(uv_loop_t *loop, SSL_CTX *ctx, enum sky_tls_role role,
 
 	if (!t)
 		return -ENOMEM;
+	if (!ctx) {
+		t->plain = true;
+		goto tcp;
+	}
 	t->ssl = SSL_new(ctx);
 	t->rbio = BIO_new(BIO_s_mem());
 	t->wbio = BIO_new(BIO_s_mem());
@@ -76,6 +81,7 @@ int sky_tls_new(uv_loop_t *loop, SSL_CTX *ctx, enum sky_tls_role role,
 		SSL_set_accept_state(t->ssl);
 	else
 		SSL_set_connect_state(t->ssl);
+tcp:
 	r = uv_tcp_init(loop, &t->tcp);
 	if (r < 0)
 		goto fail_ssl;
@@ -197,7 +203,7 @@ void sky_tls_close(struct sky_tls *t, int err)
 	t->close_err = err;
 	t->closing = true;
 	uv_read_stop(sky_tls_stream(t));
-	if (t->ready) {
+	if (t->ready && !t->plain) {
 		SSL_shutdown(t->ssl);
 		if (tls_flush(t) < 0) {
 			tls_close_handles(t);
@@ -254,6 +260,10 @@ static void tls_on_bytes(struct sky_tls *t, const uint8_t *data, size_t len)
 {
 	int r;
 
+	if (t->plain) {
+		t->cbs->on_data(t, data, len);
+		return;
+	}
 	if (BIO_write(t->rbio, data, (int)len) != (int)len) {
 		sky_tls_abort(t, -ENOMEM);
 		return;
@@ -325,6 +335,12 @@ int sky_tls_start(struct sky_tls *t)
 	int r = uv_read_start(sky_tls_stream(t), tls_alloc_cb, tls_read_cb);
 	if (r < 0)
 		return r;
+	if (t->plain) {
+		t->ready = true;
+		if (t->cbs->on_ready)
+			t->cbs->on_ready(t);
+		return 0;
+	}
 	if (t->role == SKY_TLS_CLIENT) {
 		int hr = SSL_do_handshake(t->ssl);
 		if (hr != 1 && tls_ssl_error(t, hr) < 0)
@@ -342,6 +358,24 @@ int sky_tls_write(struct sky_tls *t, const void *data, size_t len)
 		return -ENOTCONN;
 	if (t->queued > t->write_limit)
 		return -ENOBUFS;
+	if (t->plain) {
+		struct tls_write *w = malloc(sizeof(*w) + len);
+		uv_buf_t b;
+		int r;
+		if (!w)
+			return -ENOMEM;
+		memcpy(w->bytes, data, len);
+		w->t = t;
+		w->len = len;
+		b = uv_buf_init((char *)w->bytes, (unsigned)len);
+		r = uv_write(&w->req, sky_tls_stream(t), &b, 1, tls_write_done);
+		if (r < 0) {
+			free(w);
+			return r;
+		}
+		t->queued += len;
+		return 0;
+	}
 	while (len > 0) {
 		int chunk = len > 16384 ? 16384 : (int)len;
 		int n = SSL_write(t->ssl, p, chunk);

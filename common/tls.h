@@ -30,7 +30,9 @@ struct sky_tls_cbs {
 
 enum sky_tls_role { SKY_TLS_CLIENT, SKY_TLS_SERVER };
 
-/* Make a connection object around a new uv_tcp_t on loop.  For a server,
+/* Make a connection object around a new uv_tcp_t on loop.  ctx NULL makes
+ * a plain connection (no TLS layer; for network boot, which firmware does
+ * over plain HTTP) with the same interface.  For a server,
  * uv_accept() into sky_tls_stream(t) then call sky_tls_start(); for a
  * client, uv_tcp_connect() on sky_tls_stream(t) and call sky_tls_start()
  * when connected.  0 or -ENOMEM/-EIO; *out is not written on failure. */

@@ -50,7 +50,8 @@ struct api_conn;
 struct api {
 	struct controller *ctl;
 	uv_tcp_t listener;
-	SSL_CTX *ssl_ctx;
+	SSL_CTX *ssl_ctx;           /* NULL: the plain-HTTP network-boot listener */
+	bool boot_only;
 	struct api_conn *conns;
 	unsigned nconns;
 };
@@ -59,6 +60,7 @@ enum api_header {
 	API_H_OTHER,
 	API_H_AUTHORIZATION,
 	API_H_EXPECT,
+	API_H_HOST,
 };
 
 struct api_conn {
@@ -82,6 +84,9 @@ struct api_conn {
 	bool auth_overflow;
 	char expect[API_EXPECT_MAX];
 	size_t expect_len;
+	char host[256];
+	size_t host_len;
+	bool host_overflow;
 	struct sky_buf body;
 	int reject_status;          /* a callback stopped the parser: answer this */
 	const char *reject_code;
@@ -680,6 +685,150 @@ static void api__board_fetch(struct api_conn *c, const char *seg, struct api_rep
 	api_reply__ok(rep, 202, json_pack("{s:s, s:s}", "board", x.id, "image", img.id));
 }
 
+/* ---- network boot ----
+ *
+ * Firmware that boots from the network (iPXE) fetches a script, then the
+ * kernel and initrd, over plain HTTP: it cannot check our CA.  The script
+ * carries the board's command line with an enrollment token; the CA pin in
+ * it still protects the board from a controller that is not ours.  The
+ * files are the public firmware image; nothing here needs the admin token. */
+
+static int api_query__get(const char *q, size_t qlen, const char *key, char *out, size_t outlen);
+
+/* Answer with bytes that are not JSON.  Consumes nothing; copies data. */
+static void api_conn__respond_raw(struct api_conn *c, int status, const char *type, const void *data, size_t len)
+{
+	char head[API_RESPONSE_HEAD_MAX];
+	bool close = !c->keep_alive;
+	int n, r;
+
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 %d %s\r\n"
+		     "Content-Type: %s\r\n"
+		     "Content-Length: %zu\r\n"
+		     "Cache-Control: no-store\r\n"
+		     "Connection: %s\r\n"
+		     "\r\n",
+		     status, http_status_str((enum http_status)status), type, len, close ? "close" : "keep-alive");
+	api_conn__log(c, status);
+	r = sky_tls_write(c->tls, head, (size_t)n);
+	if (r == 0 && len && !(c->have_url && c->parser.method == HTTP_HEAD))
+		r = sky_tls_write(c->tls, data, len);
+	if (r < 0) {
+		c->closing = true;
+		sky_tls_abort(c->tls, r);
+		return;
+	}
+	if (close)
+		api_conn__close(c, 0);
+	else
+		c->waiting = true;
+}
+
+#define API_BOOT_FILE_MAX (256u << 20)
+#define API_BOOT_DEFAULT_CMDLINE "console=ttyS0 intel_iommu=on iommu=pt panic=-1"
+
+static void api_boot__file(struct api_conn *c, const char *name, struct api_reply *rep)
+{
+	struct controller *ctl = c->api->ctl;
+	char path[4200];
+	char *data = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!ctl->opt.firmware_dir) {
+		api_reply__error(rep, 404, "not_found",
+				 "this controller serves no firmware: start skyrootd with --firmware DIR "
+				 "(the output of fwimage/build.sh)");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/%s", ctl->opt.firmware_dir, name);
+	r = sky_read_file(path, API_BOOT_FILE_MAX, &data, &len);
+	if (r < 0) {
+		log_error("api: cannot read %s for network boot: %s", path, strerror(-r));
+		api_reply__error(rep, 404, "not_found", "the firmware's %s is missing on the controller; see its log",
+				 name);
+		return;
+	}
+	api_conn__respond_raw(c, 200, "application/octet-stream", data, len);
+	free(data);
+	rep->status = -1; /* answered */
+}
+
+static void api__boot_vmlinuz(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	(void)seg;
+	api_boot__file(c, "vmlinuz", rep);
+}
+
+static void api__boot_initrd(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	(void)seg;
+	api_boot__file(c, "initrd.img", rep);
+}
+
+static void api__boot_ipxe(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	struct controller *ctl = c->api->ctl;
+	struct http_parser_url u;
+	const char *query = NULL;
+	size_t qlen = 0;
+	char token[160], host[256], cmdline[1024] = API_BOOT_DEFAULT_CMDLINE, script[4096];
+	char path[4200], *extra = NULL;
+	uint8_t hash[32];
+	int r;
+
+	(void)seg;
+	http_parser_url_init(&u);
+	if (http_parser_parse_url(c->url, c->url_len, 0, &u) == 0 && (u.field_set & (1u << UF_QUERY))) {
+		query = c->url + u.field_data[UF_QUERY].off;
+		qlen = u.field_data[UF_QUERY].len;
+	}
+	if (api_query__get(query, qlen, "token", token, sizeof(token)) < 0) {
+		api_reply__error(rep, 400, "bad_request",
+				 "GET /boot/ipxe?token=TOKEN with an enrollment token from 'skyctl token create'");
+		return;
+	}
+	sky_sha256(token, strlen(token), hash);
+	r = db_token_check(ctl->db, hash, sky_unix_now());
+	if (r < 0) {
+		api_reply__error(rep, 403, "forbidden",
+				 "the enrollment token is unknown, expired, revoked or used up; create one with "
+				 "'skyctl token create'");
+		return;
+	}
+	/* The board reached us by the Host it asked for. */
+	if (c->host_len == 0 || c->host_overflow || memchr(c->host, ' ', c->host_len)) {
+		api_reply__error(rep, 400, "bad_request", "the request has no usable Host header");
+		return;
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)c->host_len, c->host);
+	if (ctl->opt.firmware_dir) {
+		snprintf(path, sizeof(path), "%s/cmdline", ctl->opt.firmware_dir);
+		if (sky_read_file(path, 900, &extra, NULL) == 0) {
+			extra[strcspn(extra, "\r\n")] = '\0';
+			if (extra[0])
+				snprintf(cmdline, sizeof(cmdline), "%s", extra);
+			free(extra);
+		}
+	}
+	int n = snprintf(script, sizeof(script),
+			 "#!ipxe\n"
+			 "echo Skyroot: network boot from http://%s\n"
+			 "kernel http://%s/boot/vmlinuz initrd=initrd.img %s skyroot.controller=%s skyroot.token=%s skyroot.ca=%s\n"
+			 "initrd http://%s/boot/initrd.img\n"
+			 "boot\n",
+			 host, host, cmdline, ctl->advertise, token, ctl->ca_pin_str, host);
+	if (n < 0 || (size_t)n >= sizeof(script)) {
+		api_reply__internal(rep, -ENAMETOOLONG, "write the boot script");
+		return;
+	}
+	log_info("boot: iPXE script for a board at %s", host);
+	api_conn__respond_raw(c, 200, "text/plain", script, (size_t)n);
+	OPENSSL_cleanse(script, sizeof(script));
+	rep->status = -1;
+}
+
 /* ---- health ---- */
 
 static void api__healthz(struct api_conn *c, const char *seg, struct api_reply *rep)
@@ -695,6 +844,9 @@ static void api__healthz(struct api_conn *c, const char *seg, struct api_reply *
 
 static const struct api_route api_routes[] = {
 	{ .path = "/healthz", API_ALLOW("GET"), .get = api__healthz },
+	{ .path = "/boot/ipxe", API_ALLOW("GET"), .get = api__boot_ipxe },
+	{ .path = "/boot/vmlinuz", API_ALLOW("GET"), .get = api__boot_vmlinuz },
+	{ .path = "/boot/initrd.img", API_ALLOW("GET"), .get = api__boot_initrd },
 	{ .path = "/v1/boards", API_ALLOW("GET"), .get = api__boards_list },
 	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX,
 	  .noun = "a board id or name", .placeholder = "{id|name}", API_ALLOW("GET, DELETE"),
@@ -804,6 +956,12 @@ static void api_conn__dispatch(struct api_conn *c, struct api_reply *rep)
 	path = c->url + u.field_data[UF_PATH].off;
 	path_len = u.field_data[UF_PATH].len;
 
+	/* The plain listener serves network boot and nothing else. */
+	if (c->api->boot_only && !(path_len >= 6 && memcmp(path, "/boot/", 6) == 0)) {
+		api_reply__error(rep, 404, "not_found",
+				 "this port serves network boot only (/boot/ipxe, /boot/vmlinuz, /boot/initrd.img)");
+		return;
+	}
 	/* Authenticate before telling anything about /v1, even what exists. */
 	if (api_path__is_v1(path, path_len) && !api_conn__authorized(c)) {
 		api_reply__error(rep, 401, "unauthorized",
@@ -870,6 +1028,10 @@ static void api_conn__handle_request(struct api_conn *c)
 		c->keep_alive = false;
 	api_conn__dispatch(c, &rep);
 	sky_buf_free(&c->body);
+	if (rep.status < 0) {
+		json_decref(rep.body); /* answered already (raw bytes) */
+		return;
+	}
 	if (rep.status == 0) {
 		/* Answered later (api_async); read nothing more until then. */
 		c->deferred = true;
@@ -916,6 +1078,8 @@ static int api_http__message_begin(http_parser *p)
 	c->auth_count = 0;
 	c->auth_overflow = false;
 	c->expect_len = 0;
+	c->host_len = 0;
+	c->host_overflow = false;
 	sky_buf_reset(&c->body);
 	c->reject_status = 0;
 	c->reject_code = NULL;
@@ -997,6 +1161,9 @@ static int api_http__header_value(http_parser *p, const char *at, size_t len)
 		} else if (api_http__name_is(c, "expect")) {
 			c->hcur = API_H_EXPECT;
 			c->expect_len = 0;
+		} else if (api_http__name_is(c, "host")) {
+			c->hcur = API_H_HOST;
+			c->host_len = 0;
 		} else {
 			c->hcur = API_H_OTHER;
 		}
@@ -1009,6 +1176,9 @@ static int api_http__header_value(http_parser *p, const char *at, size_t len)
 		break;
 	case API_H_EXPECT:
 		api_http__append(c->expect, &c->expect_len, sizeof(c->expect), at, len, &expect_overflow);
+		break;
+	case API_H_HOST:
+		api_http__append(c->host, &c->host_len, sizeof(c->host), at, len, &c->host_overflow);
 		break;
 	case API_H_OTHER:
 		break;
@@ -1449,18 +1619,19 @@ static void api__on_listener_closed(uv_handle_t *h)
 	free(api);
 }
 
-int api_start(struct controller *ctl, const struct sockaddr *addr)
+static int api__start(struct controller *ctl, const struct sockaddr *addr, bool boot_only, struct api **out)
 {
 	struct api *api;
 	int r;
 
-	if (ctl->api)
+	if (*out)
 		return -EALREADY;
 	api = calloc(1, sizeof(*api));
 	if (!api)
 		return -ENOMEM;
 	api->ctl = ctl;
-	r = api__ssl_ctx_new(ctl, &api->ssl_ctx);
+	api->boot_only = boot_only;
+	r = boot_only ? 0 : api__ssl_ctx_new(ctl, &api->ssl_ctx);
 	if (r < 0)
 		goto fail_free;
 	r = uv_tcp_init(ctl->loop, &api->listener);
@@ -1472,7 +1643,7 @@ int api_start(struct controller *ctl, const struct sockaddr *addr)
 		r = uv_listen((uv_stream_t *)&api->listener, API_BACKLOG, api__on_connection);
 	if (r < 0)
 		goto fail_close;
-	ctl->api = api;
+	*out = api;
 	return 0;
 
 fail_close:
@@ -1486,6 +1657,16 @@ fail_free:
 	return r;
 }
 
+int api_start(struct controller *ctl, const struct sockaddr *addr)
+{
+	return api__start(ctl, addr, false, &ctl->api);
+}
+
+int api_start_boot(struct controller *ctl, const struct sockaddr *addr)
+{
+	return api__start(ctl, addr, true, &ctl->boot);
+}
+
 void api_stop(struct api *api)
 {
 	struct api_conn *c, *next;
@@ -1494,6 +1675,8 @@ void api_stop(struct api *api)
 		return;
 	if (api->ctl->api == api)
 		api->ctl->api = NULL;
+	if (api->ctl->boot == api)
+		api->ctl->boot = NULL;
 	for (c = api->conns; c; c = next) {
 		next = c->next;
 		c->api = NULL;

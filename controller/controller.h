@@ -21,6 +21,8 @@ struct ctl_options {
 	const char *advertise;        /* HOST:PORT boards dial; NULL = derive */
 	int64_t cert_ttl;             /* seconds */
 	uint64_t image_max;           /* bytes */
+	const char *firmware_dir;     /* vmlinuz, initrd.img (and cmdline) for network boot */
+	const char *boot_listen;      /* plain-HTTP network boot; NULL = off */
 };
 
 struct agentlink;
@@ -46,6 +48,7 @@ struct controller {
 	char db_path[4096];
 	struct agentlink *agents;
 	struct api *api;
+	struct api *boot;
 	uv_signal_t sigterm, sigint;
 };
 
@@ -82,6 +85,8 @@ const Skyroot__ImageStatus *agentlink_board_images(struct agentlink *al, const c
 
 /* api.c: the HTTPS API port. */
 int api_start(struct controller *ctl, const struct sockaddr *addr);
+/* The plain-HTTP listener that serves only /boot/ (network boot). */
+int api_start_boot(struct controller *ctl, const struct sockaddr *addr);
 void api_stop(struct api *api);
 
 /* ids: "brd-" / "tok-" + hex of random bytes. */

@@ -35,11 +35,15 @@ static const char *const db_migrations[] = {
 	"  revoked INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX certs_board ON certs(board_id);",
 	/* 1 -> 2: images as content-addressed chunks */
+	/* Small rows for what changes (reference counts), the bytes apart:
+	 * updating a row rewrites all of it, overflow pages included. */
 	"CREATE TABLE chunks ("
-	"  id INTEGER PRIMARY KEY,"           /* rowid: incremental blob I/O */
+	"  id INTEGER PRIMARY KEY,"
 	"  digest BLOB NOT NULL UNIQUE,"
 	"  size INTEGER NOT NULL,"
-	"  refs INTEGER NOT NULL DEFAULT 0,"
+	"  refs INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE chunk_data ("
+	"  id INTEGER PRIMARY KEY,"           /* = chunks.id; rowid for incremental blob I/O */
 	"  data BLOB NOT NULL);"
 	"CREATE TABLE images ("
 	"  id TEXT PRIMARY KEY,"
@@ -383,6 +387,27 @@ int db_token_consume(struct db *db, const uint8_t hash[32], int64_t now, char *i
 		return -EUSERS;
 	snprintf(id_out, DB_ID_MAX, "%s", id);
 	return 0;
+}
+
+int db_token_check(struct db *db, const uint8_t hash[32], int64_t now)
+{
+	sqlite3_stmt *s = st(db, S_TOKEN_BY_HASH);
+	int rc, r;
+	sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? -ENOENT : db_err(rc);
+	} else if (sqlite3_column_int(s, 3)) {
+		r = -EKEYREVOKED;
+	} else if (sqlite3_column_int64(s, 2) <= 0) {
+		r = -EUSERS;
+	} else if (now >= sqlite3_column_int64(s, 1)) {
+		r = -EKEYEXPIRED;
+	} else {
+		r = 0;
+	}
+	sqlite3_reset(s);
+	return r;
 }
 
 static void token_row(sqlite3_stmt *s, struct db_token *t)

@@ -39,6 +39,8 @@ int db_token_insert(struct db *db, const struct db_token *t, const uint8_t hash[
  * now: -ENOENT unknown, -EKEYEXPIRED expired, -EKEYREVOKED revoked,
  * -EUSERS used up.  Part of the caller's transaction when inside one. */
 int db_token_consume(struct db *db, const uint8_t hash[32], int64_t now, char *id_out);
+/* The same checks without taking a use. */
+int db_token_check(struct db *db, const uint8_t hash[32], int64_t now);
 typedef int (*db_token_cb)(void *ctx, const struct db_token *t);
 int db_token_list(struct db *db, db_token_cb cb, void *ctx);
 int db_token_get(struct db *db, const char *id, struct db_token *out);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -22,7 +23,7 @@ static void usage(FILE *f)
 		"usage: skyrootd init --state DIR [--san HOST_OR_IP ...] [--api-listen ADDR:PORT]\n"
 		"       skyrootd run --state DIR [--agent-listen ADDR:PORT] [--api-listen ADDR:PORT]\n"
 		"                    [--advertise HOST:PORT] [--cert-ttl DURATION] [--image-max SIZE]\n"
-		"                    [--log-level LEVEL]\n"
+		"                    [--firmware DIR] [--boot-listen ADDR:PORT] [--log-level LEVEL]\n"
 		"       skyrootd --version\n"
 		"\n"
 		"init   create the state folder: CA (ECDSA P-256), server certificate (SANs\n"
@@ -35,6 +36,10 @@ static void usage(FILE *f)
 		"                     (default: the agent listen address)\n"
 		"       --cert-ttl    client certificate lifetime, e.g. 24h (default), 90m, 3600\n"
 		"       --image-max   largest image accepted, e.g. 64G (default), 512M\n"
+		"       --firmware    folder with the firmware (vmlinuz, initrd.img) that\n"
+		"                     network-booting boards load (fwimage/build.sh --out)\n"
+		"       --boot-listen plain-HTTP address for network boot (/boot/ipxe?token=T,\n"
+		"                     /boot/vmlinuz, /boot/initrd.img); off by default\n"
 		"       --log-level   error, warn, info (default) or debug\n",
 		CTL_DEFAULT_AGENT_LISTEN, CTL_DEFAULT_API_LISTEN);
 }
@@ -177,8 +182,10 @@ static void on_signal(uv_signal_t *h, int signum)
 	log_info("%s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
 	agentlink_stop(ctl->agents);
 	api_stop(ctl->api);
+	api_stop(ctl->boot);
 	ctl->agents = NULL;
 	ctl->api = NULL;
+	ctl->boot = NULL;
 	uv_close((uv_handle_t *)&ctl->sigterm, NULL);
 	uv_close((uv_handle_t *)&ctl->sigint, NULL);
 }
@@ -202,6 +209,8 @@ static int cmd_run(int argc, char **argv)
 		{"cert-ttl", required_argument, NULL, 't'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"image-max", required_argument, NULL, 'm'},
+		{"firmware", required_argument, NULL, 'f'},
+		{"boot-listen", required_argument, NULL, 'b'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -234,6 +243,12 @@ static int cmd_run(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'f':
+			ctl.opt.firmware_dir = optarg;
+			break;
+		case 'b':
+			ctl.opt.boot_listen = optarg;
+			break;
 		case 'm':
 			ctl.opt.image_max = parse_size(optarg);
 			if (ctl.opt.image_max == 0) {
@@ -263,6 +278,16 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (sky_parse_listen(ctl.opt.agent_listen, &agent_addr) < 0) {
 		fprintf(stderr, "skyrootd: bad --agent-listen '%s': expected ADDR:PORT\n", ctl.opt.agent_listen);
+		return 2;
+	}
+	struct sockaddr_storage boot_addr;
+	if (ctl.opt.boot_listen && sky_parse_listen(ctl.opt.boot_listen, &boot_addr) < 0) {
+		fprintf(stderr, "skyrootd: bad --boot-listen '%s': expected ADDR:PORT\n", ctl.opt.boot_listen);
+		return 2;
+	}
+	if (ctl.opt.firmware_dir && access(ctl.opt.firmware_dir, R_OK | X_OK) < 0) {
+		fprintf(stderr, "skyrootd: cannot read --firmware %s: %s (build it with fwimage/build.sh)\n",
+			ctl.opt.firmware_dir, strerror(errno));
 		return 2;
 	}
 	if (sky_parse_listen(ctl.opt.api_listen, &api_addr) < 0) {
@@ -298,6 +323,15 @@ static int cmd_run(int argc, char **argv)
 		log_error("cannot listen on API address %s: %s", ctl.opt.api_listen, uv_strerror(r));
 		goto fail;
 	}
+	if (ctl.opt.boot_listen) {
+		r = api_start_boot(&ctl, (struct sockaddr *)&boot_addr);
+		if (r < 0) {
+			log_error("cannot listen on boot address %s: %s", ctl.opt.boot_listen, uv_strerror(r));
+			goto fail;
+		}
+		log_info("network boot on http://%s/boot/ipxe?token=TOKEN%s", ctl.opt.boot_listen,
+			 ctl.opt.firmware_dir ? "" : " (no --firmware given: the script works, the files are missing)");
+	}
 	uv_signal_init(&loop, &ctl.sigterm);
 	uv_signal_init(&loop, &ctl.sigint);
 	ctl.sigterm.data = ctl.sigint.data = &ctl;
@@ -317,6 +351,7 @@ static int cmd_run(int argc, char **argv)
 fail:
 	agentlink_stop(ctl.agents);
 	api_stop(ctl.api);
+	api_stop(ctl.boot);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	ctl_state_unload(&ctl);

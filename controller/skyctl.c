@@ -13,12 +13,16 @@
 #include <jansson.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SKY_VERSION
@@ -35,6 +39,15 @@
 #define CTL_CONNECT_TIMEOUT 10L /* seconds */
 #define CTL_STALL_TIMEOUT 30L   /* seconds without a byte before giving up */
 #define CTL_LABEL_WIDTH 22
+#define CTL_MAX_PATH 4096       /* bytes of a FILE given on the command line */
+#define CTL_UPLOAD_LOW_SPEED 1024L /* an upload slower than this (bytes/s)... */
+#define CTL_UPLOAD_LOW_TIME 60L    /* ...for this many seconds is given up */
+#define CTL_UPLOAD_BUFFER (512L * 1024) /* bytes curl reads from the file at a time */
+#define CTL_PROGRESS_MS 100     /* a progress line is redrawn at most this often */
+#define CTL_POLL_MS 200         /* how often 'image fetch' asks about the board */
+#define CTL_FETCH_TIMEOUT 600   /* seconds 'image fetch' waits by default (10m) */
+#define CTL_FETCH_TIMEOUT_MAX (7 * 24 * 3600)
+#define CTL_SHA_PREFIX 12       /* hex digits of a SHA-256 shown in tables */
 
 enum ctl_output {
 	CTL_OUTPUT_TABLE,
@@ -51,12 +64,19 @@ enum ctl_flag_id {
 	FLAG_VERSION,
 	FLAG_TTL,
 	FLAG_USES,
+	FLAG_NAME,
+	FLAG_KIND,
+	FLAG_BOARD,
+	FLAG_NO_WAIT,
+	FLAG_TIMEOUT,
 	FLAG__COUNT,
 };
 
 #define FLAG_BIT(f) (1u << (f))
 /* Flags that belong to one command; the others are valid anywhere. */
-#define FLAGS_COMMAND (FLAG_BIT(FLAG_TTL) | FLAG_BIT(FLAG_USES))
+#define FLAGS_COMMAND (FLAG_BIT(FLAG_TTL) | FLAG_BIT(FLAG_USES) | FLAG_BIT(FLAG_NAME) | \
+		       FLAG_BIT(FLAG_KIND) | FLAG_BIT(FLAG_BOARD) | FLAG_BIT(FLAG_NO_WAIT) | \
+		       FLAG_BIT(FLAG_TIMEOUT))
 
 struct ctl_flag {
 	const char *name;    /* long name, without "--" */
@@ -102,6 +122,26 @@ static const struct ctl_flag ctl_flags[FLAG__COUNT] = {
 		.name = "uses", .metavar = "N",
 		.help = "how many boards may enroll with the token (default 1; 1 to 10000)",
 	},
+	[FLAG_NAME] = {
+		.name = "name", .metavar = "NAME",
+		.help = "the name of the new image (must not be taken)",
+	},
+	[FLAG_KIND] = {
+		.name = "kind", .metavar = "KIND",
+		.help = "what the image is: kernel, initrd or disk (default disk)",
+	},
+	[FLAG_BOARD] = {
+		.name = "board", .metavar = "BOARD",
+		.help = "the board (id or name) that loads the image into its RAM",
+	},
+	[FLAG_NO_WAIT] = {
+		.name = "no-wait",
+		.help = "return once the board has been told, without waiting for the fetch",
+	},
+	[FLAG_TIMEOUT] = {
+		.name = "timeout", .metavar = "DURATION",
+		.help = "how long to wait for the fetch: 30s, 10m, 1h or seconds (default 10m)",
+	},
 };
 
 /* What the command line says. */
@@ -113,6 +153,7 @@ struct ctl_opts {
 	enum ctl_output output;
 	uint64_t ttl;
 	uint64_t uses;
+	uint64_t timeout;               /* seconds; --timeout or CTL_FETCH_TIMEOUT */
 	struct skyctl_conf flag_conf;   /* --controller, --ca, --token, checked */
 };
 
@@ -130,7 +171,9 @@ struct ctl_command {
 	const char *group;
 	const char *verb;    /* NULL for "help" */
 	const char *arg;     /* the positional argument in usage; NULL when none */
+	size_t arg_max;      /* bytes of arg; 0 for CTL_MAX_ID */
 	unsigned flags;      /* FLAG_BIT()s of the command's own flags */
+	unsigned required;   /* those of flags that must be given */
 	const char *summary;
 	int (*run)(struct ctl *ctl, const char *arg);
 };
@@ -141,6 +184,12 @@ static int token__revoke(struct ctl *ctl, const char *arg);
 static int board__list(struct ctl *ctl, const char *arg);
 static int board__show(struct ctl *ctl, const char *arg);
 static int board__delete(struct ctl *ctl, const char *arg);
+static int image__push(struct ctl *ctl, const char *arg);
+static int image__list(struct ctl *ctl, const char *arg);
+static int image__show(struct ctl *ctl, const char *arg);
+static int image__delete(struct ctl *ctl, const char *arg);
+static int image__verify(struct ctl *ctl, const char *arg);
+static int image__fetch(struct ctl *ctl, const char *arg);
 
 static const struct ctl_command ctl_commands[] = {
 	{
@@ -166,13 +215,47 @@ static const struct ctl_command ctl_commands[] = {
 	},
 	{
 		.group = "board", .verb = "show", .arg = "ID|NAME",
-		.summary = "show a board: CPUs, memory, IOMMU groups, NICs",
+		.summary = "show a board: CPUs, memory, IOMMU groups, NICs, images in its RAM",
 		.run = board__show,
 	},
 	{
 		.group = "board", .verb = "delete", .arg = "ID|NAME",
 		.summary = "delete a board, revoke its certificate, close its session",
 		.run = board__delete,
+	},
+	{
+		.group = "image", .verb = "push", .arg = "FILE", .arg_max = CTL_MAX_PATH,
+		.flags = FLAG_BIT(FLAG_NAME) | FLAG_BIT(FLAG_KIND),
+		.required = FLAG_BIT(FLAG_NAME),
+		.summary = "upload an image file to the controller (FILE '-' reads stdin)",
+		.run = image__push,
+	},
+	{
+		.group = "image", .verb = "list",
+		.summary = "list the controller's images",
+		.run = image__list,
+	},
+	{
+		.group = "image", .verb = "show", .arg = "ID|NAME",
+		.summary = "show an image: kind, format, size, SHA-256, chunks",
+		.run = image__show,
+	},
+	{
+		.group = "image", .verb = "delete", .arg = "ID|NAME",
+		.summary = "delete an image (refused while a guest uses it)",
+		.run = image__delete,
+	},
+	{
+		.group = "image", .verb = "verify", .arg = "ID|NAME",
+		.summary = "read back every chunk of an image and check its SHA-256",
+		.run = image__verify,
+	},
+	{
+		.group = "image", .verb = "fetch", .arg = "ID|NAME",
+		.flags = FLAG_BIT(FLAG_BOARD) | FLAG_BIT(FLAG_NO_WAIT) | FLAG_BIT(FLAG_TIMEOUT),
+		.required = FLAG_BIT(FLAG_BOARD),
+		.summary = "load an image into a board's RAM and wait until it is there",
+		.run = image__fetch,
 	},
 	{
 		.group = "help", .arg = "[COMMAND]",
@@ -275,7 +358,8 @@ static void ctl_flag_synopsis(const struct ctl_flag *fl, char *buf, size_t len)
 		snprintf(buf, len, "--%s", fl->name);
 }
 
-/* "token create [--ttl DURATION] [--uses N]" */
+/* "image push FILE --name NAME [--kind KIND]": the argument, the required
+ * flags, then the optional ones in brackets. */
 static void ctl_command_synopsis(const struct ctl_command *c, char *buf, size_t len)
 {
 	size_t n = 0;
@@ -283,33 +367,45 @@ static void ctl_command_synopsis(const struct ctl_command *c, char *buf, size_t 
 
 	w = snprintf(buf, len, "%s%s%s", c->group, c->verb ? " " : "", c->verb ? c->verb : "");
 	n = w < 0 ? 0 : (size_t)w;
-	for (int f = 0; f < FLAG__COUNT && n < len; f++) {
-		if (!(c->flags & FLAG_BIT(f)))
-			continue;
-		w = snprintf(buf + n, len - n, " [--%s %s]", ctl_flags[f].name, ctl_flags[f].metavar);
+	if (c->arg != NULL && n < len) {
+		w = snprintf(buf + n, len - n, " %s", c->arg);
 		n += w < 0 ? 0 : (size_t)w;
 	}
-	if (c->arg != NULL && n < len)
-		snprintf(buf + n, len - n, " %s", c->arg);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int f = 0; f < FLAG__COUNT && n < len; f++) {
+			int required = (c->required & FLAG_BIT(f)) != 0;
+			if (!(c->flags & FLAG_BIT(f)) || required != (pass == 0))
+				continue;
+			w = snprintf(buf + n, len - n, " %s--%s%s%s%s", required ? "" : "[", ctl_flags[f].name,
+				     ctl_flags[f].metavar ? " " : "", ctl_flags[f].metavar ? ctl_flags[f].metavar : "",
+				     required ? "" : "]");
+			n += w < 0 ? 0 : (size_t)w;
+		}
+	}
 }
+
+#define CTL_SYNOPSIS_COLUMN 44 /* a longer synopsis has its summary on the next line */
 
 static void ctl_print_commands(FILE *f, const char *group)
 {
-	char syn[128];
+	char syn[160];
 	size_t width = 0;
 
 	for (size_t i = 0; i < CTL_NCOMMANDS; i++) {
 		if (group != NULL && strcmp(ctl_commands[i].group, group) != 0)
 			continue;
 		ctl_command_synopsis(&ctl_commands[i], syn, sizeof(syn));
-		if (strlen(syn) > width)
+		if (strlen(syn) > width && strlen(syn) <= CTL_SYNOPSIS_COLUMN)
 			width = strlen(syn);
 	}
 	for (size_t i = 0; i < CTL_NCOMMANDS; i++) {
 		if (group != NULL && strcmp(ctl_commands[i].group, group) != 0)
 			continue;
 		ctl_command_synopsis(&ctl_commands[i], syn, sizeof(syn));
-		fprintf(f, "  %-*s  %s\n", (int)width, syn, ctl_commands[i].summary);
+		if (strlen(syn) > width)
+			fprintf(f, "  %s\n  %-*s  %s\n", syn, (int)width, "", ctl_commands[i].summary);
+		else
+			fprintf(f, "  %-*s  %s\n", (int)width, syn, ctl_commands[i].summary);
 	}
 }
 
@@ -353,7 +449,7 @@ static void ctl_group_usage(FILE *f, const char *group)
 
 static void ctl_command_usage(FILE *f, const struct ctl_command *c, int full)
 {
-	char syn[128];
+	char syn[160];
 
 	ctl_command_synopsis(c, syn, sizeof(syn));
 	fprintf(f, "usage: skyctl [OPTIONS] %s\n", syn);
@@ -494,6 +590,35 @@ static int ctl_check_flag_values(struct ctl_opts *o)
 	if ((o->seen & FLAG_BIT(FLAG_USES)) && ctl_parse_count(o->value[FLAG_USES], &o->uses) < 0) {
 		ctl_err("--uses '%s' is not a number of uses; use e.g. --uses 1", o->value[FLAG_USES]);
 		return -EINVAL;
+	}
+	o->timeout = CTL_FETCH_TIMEOUT;
+	if (o->seen & FLAG_BIT(FLAG_TIMEOUT)) {
+		if (skyctl_conf_parse_duration(o->value[FLAG_TIMEOUT], &o->timeout) < 0) {
+			ctl_err("--timeout '%s' is not a duration; use e.g. 30s, 10m, 1h or a number of seconds",
+				o->value[FLAG_TIMEOUT]);
+			return -EINVAL;
+		}
+		if (o->timeout < 1 || o->timeout > CTL_FETCH_TIMEOUT_MAX) {
+			ctl_err("--timeout must be 1s to 7d; use --no-wait not to wait at all");
+			return -EINVAL;
+		}
+	}
+	if ((o->seen & FLAG_BIT(FLAG_TIMEOUT)) && (o->seen & FLAG_BIT(FLAG_NO_WAIT))) {
+		ctl_err("--timeout is how long to wait; it does not go with --no-wait");
+		return -EINVAL;
+	}
+	if ((o->seen & FLAG_BIT(FLAG_KIND)) && strcmp(o->value[FLAG_KIND], "kernel") != 0 &&
+	    strcmp(o->value[FLAG_KIND], "initrd") != 0 && strcmp(o->value[FLAG_KIND], "disk") != 0) {
+		ctl_err("--kind must be kernel, initrd or disk, not '%s'", o->value[FLAG_KIND]);
+		return -EINVAL;
+	}
+	static const int names[] = { FLAG_NAME, FLAG_BOARD };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *v = o->value[names[i]];
+		if ((o->seen & FLAG_BIT(names[i])) && (v[0] == '\0' || strlen(v) > CTL_MAX_ID)) {
+			ctl_err("--%s must be 1 to %d bytes long", ctl_flags[names[i]].name, CTL_MAX_ID);
+			return -EINVAL;
+		}
 	}
 	skyctl_conf_init(&o->flag_conf);
 	if ((o->seen & FLAG_BIT(FLAG_CONFIG)) && o->value[FLAG_CONFIG][0] == '\0') {
@@ -785,17 +910,253 @@ static void ctl_report_http(struct ctl *ctl, long status, json_t *answer)
 	fputs(")\n", stderr);
 }
 
-/* One API call: METHOD base+path[/escaped id] with an optional JSON body.
- * On a 2xx answer with a JSON body, *out gets it (the caller owns it).
- * Everything else is reported on stderr and gives a negative errno. */
-static int ctl_request(struct ctl *ctl, const char *method, const char *path, const char *id,
-		       json_t *request, json_t **out)
+/* ---- progress lines and streamed uploads -------------------------------- */
+
+static uint64_t ctl_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A progress line redrawn in place on stderr, only when stderr is a
+ * terminal: nothing goes into logs or pipes. */
+struct ctl_progress {
+	int on;
+	size_t width;       /* the terminal's columns */
+	uint64_t start_ms;
+	uint64_t drawn_ms;  /* when the line was last drawn; 0 before */
+	size_t drawn_cols;  /* its columns; 0 when no line is open */
+};
+
+static void ctl_progress_init(struct ctl_progress *pg)
+{
+	struct winsize ws;
+
+	memset(pg, 0, sizeof(*pg));
+	pg->on = isatty(STDERR_FILENO);
+	pg->width = 80;
+	if (pg->on && ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		pg->width = ws.ws_col;
+	pg->start_ms = ctl_now_ms();
+}
+
+/* Draw p, at most every CTL_PROGRESS_MS unless force; not in the first
+ * CTL_PROGRESS_MS, so that a quick answer leaves no line behind. */
+static void ctl_progress_draw(struct ctl_progress *pg, struct skyctl_conf_progress *p, int force)
+{
+	char line[4 * SKYCTL_CONF_PROGRESS_MAX_WIDTH + 1];
+	uint64_t now = ctl_now_ms();
+	uint64_t last = pg->drawn_ms != 0 ? pg->drawn_ms : pg->start_ms;
+	size_t cols;
+
+	if (!pg->on || (!force && now - last < CTL_PROGRESS_MS))
+		return;
+	p->elapsed_ms = now - pg->start_ms;
+	if (skyctl_conf_format_progress(p, pg->width, line, sizeof(line)) < 0)
+		return;
+	cols = ctl_width(line);
+	fputc('\r', stderr);
+	fputs(line, stderr);
+	if (cols < pg->drawn_cols)
+		ctl_pad(stderr, pg->drawn_cols - cols); /* blank the rest of a longer line */
+	fflush(stderr);
+	pg->drawn_ms = now != 0 ? now : 1;
+	pg->drawn_cols = cols;
+}
+
+/* Close the line, if one is open, so that what follows starts on its own. */
+static void ctl_progress_end(struct ctl_progress *pg)
+{
+	if (pg->drawn_cols > 0) {
+		fputc('\n', stderr);
+		fflush(stderr);
+	}
+	pg->drawn_cols = 0;
+	pg->drawn_ms = 0;
+}
+
+/* A request body read from a file descriptor as curl sends it: never more
+ * than curl's upload buffer in memory. */
+struct ctl_upload {
+	const char *what;    /* the file's name for messages ("stdin" for '-') */
+	int fd;
+	off_t start;         /* where the body starts in fd; -1 when fd cannot seek */
+	int64_t size;        /* bytes to send; -1 when unknown (chunked encoding) */
+	uint64_t sent;       /* bytes read from fd and handed to curl */
+	int read_errno;      /* read() failed with this */
+	int shrunk;          /* the file ended before size bytes */
+	struct ctl_progress progress;
+};
+
+static size_t ctl_upload_read(char *buf, size_t size, size_t nitems, void *userdata)
+{
+	struct ctl_upload *u = userdata;
+	size_t want = size * nitems;
+	ssize_t n;
+
+	if (u->size >= 0) {
+		/* A file that grows while it is sent is cut at the size announced. */
+		if (u->sent >= (uint64_t)u->size)
+			return 0;
+		if (want > (uint64_t)u->size - u->sent)
+			want = (size_t)((uint64_t)u->size - u->sent);
+	}
+	do
+		n = read(u->fd, buf, want);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		u->read_errno = errno;
+		return CURL_READFUNC_ABORT;
+	}
+	if (n == 0 && u->size >= 0) {
+		u->shrunk = 1;
+		return CURL_READFUNC_ABORT;
+	}
+	u->sent += (uint64_t)n;
+	return (size_t)n;
+}
+
+/* curl rewinds the body when it has to send it again (e.g. after a 417). */
+static int ctl_upload_seek(void *userdata, curl_off_t offset, int origin)
+{
+	struct ctl_upload *u = userdata;
+
+	if (origin != SEEK_SET || u->start < 0 || offset < 0)
+		return CURL_SEEKFUNC_CANTSEEK;
+	if (lseek(u->fd, u->start + (off_t)offset, SEEK_SET) < 0)
+		return CURL_SEEKFUNC_FAIL;
+	u->sent = (uint64_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
+static void ctl_upload_draw(struct ctl_upload *u, uint64_t ulnow, int force)
+{
+	struct skyctl_conf_progress p = {
+		/* With chunked encoding curl's count may include the chunk framing. */
+		.done = u->size >= 0 ? ulnow : u->sent,
+		.total = u->size > 0 ? (uint64_t)u->size : 0,
+	};
+
+	ctl_progress_draw(&u->progress, &p, force);
+}
+
+static int ctl_upload_xferinfo(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			       curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	ctl_upload_draw(clientp, ulnow > 0 ? (uint64_t)ulnow : 0, 0);
+	return 0;
+}
+
+/* ---- API calls ----------------------------------------------------------- */
+
+struct ctl_req {
+	const char *method;
+	const char *path;          /* "/v1/images" */
+	const char *id;            /* escaped into one more path segment; NULL for none */
+	const char *tail;          /* after the id, as is: "/verify"; NULL for none */
+	const char *query;         /* after '?', escaped by the caller; NULL for none */
+	json_t *body;              /* a JSON body, or NULL */
+	struct ctl_upload *upload; /* a streamed application/octet-stream body, or NULL */
+};
+
+static int ctl_add_header(struct curl_slist **headers, const char *h)
+{
+	struct curl_slist *l = curl_slist_append(*headers, h);
+
+	if (l == NULL)
+		return -ENOMEM;
+	*headers = l;
+	return 0;
+}
+
+static int ctl_setup_upload(struct ctl *ctl, struct ctl_upload *u)
+{
+	CURL *c = ctl->curl;
+
+	/* POST with a read callback; curl sends "Expect: 100-continue" for a
+	 * body over 1 MiB and waits for the controller's "100 Continue", so a
+	 * refused upload (name taken, too large, no space) costs no bytes. */
+	if (curl_easy_setopt(c, CURLOPT_POST, 1L) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_READFUNCTION, ctl_upload_read) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_READDATA, u) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, ctl_upload_seek) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_SEEKDATA, u) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)u->size) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, CTL_UPLOAD_BUFFER) != CURLE_OK ||
+	    /* No overall timeout, for large images; but not a stalled one. */
+	    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, CTL_UPLOAD_LOW_SPEED) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, CTL_UPLOAD_LOW_TIME) != CURLE_OK)
+		return -ENOTSUP;
+	if (u->progress.on &&
+	    (curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, ctl_upload_xferinfo) != CURLE_OK ||
+	     curl_easy_setopt(c, CURLOPT_XFERINFODATA, u) != CURLE_OK ||
+	     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L) != CURLE_OK))
+		return -ENOTSUP;
+	return 0;
+}
+
+/* Why an upload failed, when it was the file's fault or a stall; 0 when
+ * it was something else. */
+static int ctl_report_upload(struct ctl *ctl, CURLcode cc, const struct ctl_upload *u)
+{
+	if (u->read_errno != 0) {
+		ctl_err("cannot read %s: %s (after %llu bytes); nothing was stored", u->what,
+			strerror(u->read_errno), (unsigned long long)u->sent);
+		return -u->read_errno;
+	}
+	if (u->shrunk) {
+		ctl_err("%s ended after %llu of its %lld bytes: it changed while it was sent; nothing was "
+			"stored, push it again once nothing writes to it", u->what, (unsigned long long)u->sent,
+			(long long)u->size);
+		return -EIO;
+	}
+	curl_off_t up = 0;
+
+	/* What curl sent, not what it read ahead from the file. */
+	curl_easy_getinfo(ctl->curl, CURLINFO_SIZE_UPLOAD_T, &up);
+	if (cc == CURLE_OPERATION_TIMEDOUT && u->size > 0 && up >= (curl_off_t)u->size) {
+		ctl_err("the controller at %s did not answer within %ld s of receiving the whole image; "
+			"see its log, and 'skyctl image list' for whether the image was stored",
+			ctl->conf.controller, CTL_UPLOAD_LOW_TIME);
+		return -ETIMEDOUT;
+	}
+	if ((cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR) && up > 0) {
+		char of[48] = "";
+		if (u->size >= 0)
+			snprintf(of, sizeof(of), " of %lld", (long long)u->size);
+		ctl_err("the controller at %s closed the connection after %lld%s bytes of the upload, "
+			"without an answer; it may have refused the image (over its --image-max, or no space "
+			"left in its state folder): see its log; nothing was stored", ctl->conf.controller,
+			(long long)up, of);
+		return -ECONNRESET;
+	}
+	if (cc == CURLE_OPERATION_TIMEDOUT && up > 0) {
+		ctl_err("the upload to the controller at %s stalled (under %ld bytes/s for %ld s) after %lld "
+			"bytes; nothing was stored; check the network and the controller's log, then push again",
+			ctl->conf.controller, CTL_UPLOAD_LOW_SPEED, CTL_UPLOAD_LOW_TIME, (long long)up);
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+/* One API call: METHOD base+path[/escaped id][tail][?query] with an optional
+ * JSON or streamed body.  On a 2xx answer with a JSON body, *out gets it
+ * (the caller owns it).  Everything else is reported on stderr and gives a
+ * negative errno. */
+static int ctl_call(struct ctl *ctl, const struct ctl_req *req, json_t **out)
 {
 	char errbuf[CURL_ERROR_SIZE];
 	char auth[SKYCTL_CONF_TOKEN_MAX + 32];
 	struct ctl_body body = { 0 };
-	struct curl_slist *headers = NULL, *h;
+	struct curl_slist *headers = NULL;
+	struct ctl_upload *u = req->upload;
 	char *escaped = NULL, *url = NULL, *payload = NULL;
+	const char *tail = req->tail != NULL ? req->tail : "";
 	json_t *answer = NULL;
 	json_error_t jerr;
 	long status = 0;
@@ -804,42 +1165,39 @@ static int ctl_request(struct ctl *ctl, const char *method, const char *path, co
 	int r;
 
 	curl_easy_reset(ctl->curl);
-	if (id != NULL) {
-		escaped = curl_easy_escape(ctl->curl, id, 0);
+	if (req->id != NULL) {
+		escaped = curl_easy_escape(ctl->curl, req->id, 0);
 		if (escaped == NULL) {
 			r = -ENOMEM;
 			goto fail_oom;
 		}
 	}
-	len = strlen(ctl->conf.controller) + strlen(path) + (escaped ? strlen(escaped) + 1 : 0) + 1;
+	len = strlen(ctl->conf.controller) + strlen(req->path) + (escaped ? strlen(escaped) + 1 : 0) +
+	      strlen(tail) + (req->query ? strlen(req->query) + 1 : 0) + 1;
 	url = malloc(len);
 	if (url == NULL) {
 		r = -ENOMEM;
 		goto fail_oom;
 	}
-	snprintf(url, len, "%s%s%s%s", ctl->conf.controller, path, escaped ? "/" : "", escaped ? escaped : "");
+	snprintf(url, len, "%s%s%s%s%s%s%s", ctl->conf.controller, req->path, escaped ? "/" : "",
+		 escaped ? escaped : "", tail, req->query ? "?" : "", req->query ? req->query : "");
 
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ctl->conf.token);
-	h = curl_slist_append(headers, auth);
-	if (h == NULL) {
+	if (ctl_add_header(&headers, auth) < 0 || ctl_add_header(&headers, "Accept: application/json") < 0) {
 		r = -ENOMEM;
 		goto fail_oom;
 	}
-	headers = h;
-	h = curl_slist_append(headers, "Accept: application/json");
-	if (h == NULL) {
-		r = -ENOMEM;
-		goto fail_oom;
-	}
-	headers = h;
-	if (request != NULL) {
-		payload = json_dumps(request, JSON_COMPACT);
-		h = payload ? curl_slist_append(headers, "Content-Type: application/json") : NULL;
-		if (h == NULL) {
+	if (req->body != NULL) {
+		payload = json_dumps(req->body, JSON_COMPACT);
+		if (payload == NULL || ctl_add_header(&headers, "Content-Type: application/json") < 0) {
 			r = -ENOMEM;
 			goto fail_oom;
 		}
-		headers = h;
+	}
+	if (u != NULL && (ctl_add_header(&headers, "Content-Type: application/octet-stream") < 0 ||
+			  (u->size < 0 && ctl_add_header(&headers, "Transfer-Encoding: chunked") < 0))) {
+		r = -ENOMEM;
+		goto fail_oom;
 	}
 
 	errbuf[0] = '\0';
@@ -864,7 +1222,7 @@ static int ctl_request(struct ctl *ctl, const char *method, const char *path, co
 	    curl_easy_setopt(ctl->curl, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
 	    curl_easy_setopt(ctl->curl, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
 	    curl_easy_setopt(ctl->curl, CURLOPT_USERAGENT, "skyctl/" SKY_VERSION) != CURLE_OK ||
-	    curl_easy_setopt(ctl->curl, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK) {
+	    curl_easy_setopt(ctl->curl, CURLOPT_CUSTOMREQUEST, req->method) != CURLE_OK) {
 		ctl_err("cannot set up the HTTPS request: %s; is libcurl built with HTTPS support?",
 			errbuf[0] ? errbuf : "an option was refused");
 		r = -ENOTSUP;
@@ -877,16 +1235,33 @@ static int ctl_request(struct ctl *ctl, const char *method, const char *path, co
 		r = -ENOTSUP;
 		goto fail;
 	}
-
-	cc = curl_easy_perform(ctl->curl);
-	if (cc != CURLE_OK) {
-		ctl_report_curl(ctl, cc, errbuf, &body);
-		r = -EIO;
+	if (u != NULL && ctl_setup_upload(ctl, u) < 0) {
+		ctl_err("cannot set up the upload: this libcurl refused an option; skyctl needs libcurl 7.62 "
+			"or later");
+		r = -ENOTSUP;
 		goto fail;
 	}
+
+	cc = curl_easy_perform(ctl->curl);
 	curl_easy_getinfo(ctl->curl, CURLINFO_RESPONSE_CODE, &status);
-	if (body.len > 0)
+	if (u != NULL) {
+		if (cc == CURLE_OK && status >= 200 && status <= 299)
+			ctl_upload_draw(u, u->sent, 1);
+		ctl_progress_end(&u->progress);
+	}
+	if (body.len > 0 && !body.too_large)
 		answer = json_loadb(body.data, body.len, 0, &jerr);
+	if (cc != CURLE_OK) {
+		if (u != NULL && (r = ctl_report_upload(ctl, cc, u)) < 0)
+			goto fail;
+		/* A controller that refuses an upload answers before it has read
+		 * the body and may then close: its answer beats curl's send error. */
+		if (!(status >= 300 && json_is_object(json_object_get(answer, "error")))) {
+			ctl_report_curl(ctl, cc, errbuf, &body);
+			r = -EIO;
+			goto fail;
+		}
+	}
 	if (status < 200 || status > 299) {
 		ctl_report_http(ctl, status, answer);
 		r = status == 401 ? -EACCES : status == 404 ? -ENOENT : -EIO;
@@ -918,6 +1293,15 @@ done:
 	curl_free(escaped);
 	curl_slist_free_all(headers);
 	return r;
+}
+
+/* The common case: METHOD path[/id] with an optional JSON body. */
+static int ctl_request(struct ctl *ctl, const char *method, const char *path, const char *id,
+		       json_t *request, json_t **out)
+{
+	const struct ctl_req req = { .method = method, .path = path, .id = id, .body = request };
+
+	return ctl_call(ctl, &req, out);
 }
 
 /* ---- output ------------------------------------------------------------ */
@@ -1333,6 +1717,69 @@ static int board__show_nics(json_t *board)
 	return r;
 }
 
+/* What the board holds in RAM, and fetches under way or failed; each part
+ * only when the controller sends it. */
+static int board__show_images(json_t *board)
+{
+	json_t *images = json_object_get(board, "images");
+	json_t *fetching = json_object_get(board, "fetching");
+	json_t *errors = json_object_get(board, "image_errors");
+	struct ctl_table t = { 0 };
+	json_t *e;
+	char buf[32];
+	size_t i;
+	int r = 0;
+
+	if (json_is_array(images) && json_array_size(images) == 0)
+		ctl_field("Images", "none");
+	if (json_is_array(images) && json_array_size(images) > 0) {
+		ctl_field("Images", ctl_jcount(board, "images", buf, sizeof(buf)));
+		r = ctl_table_init(&t, 3, json_array_size(images));
+		json_array_foreach(images, i, e) {
+			char size[32], sha[CTL_SHA_PREFIX + 16];
+			snprintf(sha, sizeof(sha), "sha256 %.*s", CTL_SHA_PREFIX, ctl_jstr(e, "sha256", "-"));
+			const char *row[] = {
+				ctl_jstr(e, "id", "-"),
+				ctl_jbytes(e, "size_bytes", size, sizeof(size)),
+				sha,
+			};
+			if (r == 0)
+				r = ctl_table_add(&t, row);
+		}
+		if (r == 0)
+			ctl_table_print(&t, stdout, 2);
+		ctl_table_free(&t);
+	}
+	if (r == 0 && json_is_array(fetching) && json_array_size(fetching) > 0) {
+		ctl_field("Fetching", ctl_jcount(board, "fetching", buf, sizeof(buf)));
+		r = ctl_table_init(&t, 2, json_array_size(fetching));
+		json_array_foreach(fetching, i, e) {
+			char done[32], all[32], line[80];
+			snprintf(line, sizeof(line), "%s/%s chunks", ctl_jint(e, "done_chunks", done, sizeof(done)),
+				 ctl_jint(e, "chunks", all, sizeof(all)));
+			const char *row[] = { ctl_jstr(e, "id", "-"), line };
+			if (r == 0)
+				r = ctl_table_add(&t, row);
+		}
+		if (r == 0)
+			ctl_table_print(&t, stdout, 2);
+		ctl_table_free(&t);
+	}
+	if (r == 0 && json_is_array(errors) && json_array_size(errors) > 0) {
+		ctl_field("Failed fetches", ctl_jcount(board, "image_errors", buf, sizeof(buf)));
+		json_array_foreach(errors, i, e) {
+			fputs("  ", stdout);
+			ctl_put_clean(stdout, ctl_jstr(e, "id", "-"));
+			fputs("  ", stdout);
+			ctl_put_clean(stdout, ctl_jstr(e, "error", "no reason given"));
+			fputc('\n', stdout);
+		}
+	}
+	if (r < 0)
+		ctl_err("out of memory");
+	return r;
+}
+
 static int board__show(struct ctl *ctl, const char *arg)
 {
 	json_t *answer = NULL, *b, *flags, *dmi, *f;
@@ -1397,6 +1844,8 @@ static int board__show(struct ctl *ctl, const char *arg)
 	ctl_field("Last seen", ctl_jstr(b, "last_seen", "never"));
 	board__show_groups(b);
 	r = board__show_nics(b);
+	if (r == 0)
+		r = board__show_images(b);
 done:
 	json_decref(answer);
 	return r;
@@ -1417,6 +1866,487 @@ static int board__delete(struct ctl *ctl, const char *arg)
 		ctl_put_clean(stdout, ctl_jstr(answer, "deleted", arg));
 		fputc('\n', stdout);
 	}
+	json_decref(answer);
+	return r;
+}
+
+/* ---- images ------------------------------------------------------------- */
+
+/* The first CTL_SHA_PREFIX hex digits of a SHA-256, for tables. */
+static const char *ctl_jsha(json_t *obj, const char *key, char *buf, size_t len)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	if (s == NULL)
+		return "-";
+	snprintf(buf, len, "%.*s", CTL_SHA_PREFIX, s);
+	return buf;
+}
+
+/* The labelled lines of an IMAGE. */
+static void image__print(json_t *img)
+{
+	json_t *size = json_object_get(img, "size_bytes");
+	char buf[32], human[32], line[128];
+
+	ctl_field("ID", ctl_jstr(img, "id", "-"));
+	ctl_field("Name", ctl_jstr(img, "name", "-"));
+	ctl_field("Kind", ctl_jstr(img, "kind", "-"));
+	ctl_field("Format", ctl_jstr(img, "format", "-"));
+	if (json_is_integer(size))
+		snprintf(line, sizeof(line), "%s (%" JSON_INTEGER_FORMAT " bytes)",
+			 ctl_jbytes(img, "size_bytes", human, sizeof(human)), json_integer_value(size));
+	else
+		snprintf(line, sizeof(line), "-");
+	ctl_field("Size", line);
+	ctl_field("SHA-256", ctl_jstr(img, "sha256", "-"));
+	if (json_is_integer(json_object_get(img, "chunk_size")))
+		snprintf(line, sizeof(line), "%s of %s", ctl_jint(img, "chunks", buf, sizeof(buf)),
+			 ctl_jbytes(img, "chunk_size", human, sizeof(human)));
+	else
+		snprintf(line, sizeof(line), "%s", ctl_jint(img, "chunks", buf, sizeof(buf)));
+	ctl_field("Chunks", line);
+	ctl_field("Created", ctl_jstr(img, "created", "-"));
+}
+
+/* Open FILE ('-': stdin) and find how much of it to send. */
+static int image__open(const char *arg, struct ctl_upload *u)
+{
+	struct stat st;
+	int r;
+
+	if (strcmp(arg, "-") == 0) {
+		u->what = "stdin";
+		u->fd = STDIN_FILENO;
+		if (isatty(STDIN_FILENO)) {
+			ctl_err("stdin is a terminal; pipe the image in, e.g. "
+				"'xz -dc disk.img.xz | skyctl image push - --name NAME'");
+			return -EINVAL;
+		}
+	} else {
+		u->what = arg;
+		u->fd = open(arg, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (u->fd < 0) {
+			r = -errno;
+			ctl_err("cannot open %s: %s; check the path of the image file", arg, strerror(-r));
+			return r;
+		}
+	}
+	if (fstat(u->fd, &st) < 0) {
+		r = -errno;
+		ctl_err("cannot stat %s: %s", u->what, strerror(-r));
+		return r;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		ctl_err("%s is a folder; give the image file", u->what);
+		return -EISDIR;
+	}
+	/* A regular file or a block device has a size: Content-Length.  A pipe
+	 * or a socket has not: chunked transfer encoding. */
+	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+		errno = 0;
+		off_t cur = lseek(u->fd, 0, SEEK_CUR);
+		off_t end = S_ISREG(st.st_mode) ? st.st_size : lseek(u->fd, 0, SEEK_END);
+		if (cur < 0 || end < 0 || end < cur || lseek(u->fd, cur, SEEK_SET) != cur) {
+			r = errno != 0 ? -errno : -EIO;
+			ctl_err("cannot find the size of %s: %s", u->what, strerror(-r));
+			return r;
+		}
+		u->start = cur;
+		u->size = (int64_t)(end - cur);
+		if (u->size == 0) {
+			ctl_err("%s is empty; there is no image to upload", u->what);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int image__push(struct ctl *ctl, const char *arg)
+{
+	const struct ctl_opts *o = ctl->opts;
+	struct ctl_upload u = { .fd = -1, .start = -1, .size = -1 };
+	struct ctl_req req = { .method = "POST", .path = "/v1/images", .upload = &u };
+	char *name = NULL, *kind = NULL, *query = NULL;
+	json_t *answer = NULL;
+	size_t len;
+	int r;
+
+	r = image__open(arg, &u);
+	if (r < 0)
+		goto done;
+	name = curl_easy_escape(ctl->curl, o->value[FLAG_NAME], 0);
+	if ((o->seen & FLAG_BIT(FLAG_KIND)) != 0)
+		kind = curl_easy_escape(ctl->curl, o->value[FLAG_KIND], 0);
+	len = (name ? strlen(name) : 0) + (kind ? strlen(kind) : 0) + sizeof("name=&kind=");
+	query = malloc(len);
+	if (name == NULL || query == NULL || ((o->seen & FLAG_BIT(FLAG_KIND)) && kind == NULL)) {
+		ctl_err("out of memory");
+		r = -ENOMEM;
+		goto done;
+	}
+	snprintf(query, len, "name=%s%s%s", name, kind ? "&kind=" : "", kind ? kind : "");
+	req.query = query;
+
+	ctl_progress_init(&u.progress);
+	r = ctl_call(ctl, &req, &answer);
+	if (r < 0)
+		goto done;
+	if (o->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(answer);
+		goto done;
+	}
+	if (!json_is_string(json_object_get(answer, "id"))) {
+		ctl_err("the controller's answer has no image id; is it a Skyroot controller of the same "
+			"version (%s)?", SKY_VERSION);
+		r = -EPROTO;
+		goto done;
+	}
+	image__print(answer);
+done:
+	json_decref(answer);
+	free(query);
+	curl_free(kind);
+	curl_free(name);
+	if (u.fd > STDIN_FILENO)
+		close(u.fd);
+	return r;
+}
+
+static int image__list(struct ctl *ctl, const char *arg)
+{
+	static const char *const header[] = {
+		"ID", "NAME", "KIND", "FORMAT", "SIZE", "CHUNKS", "SHA256", "CREATED",
+	};
+	struct ctl_table t = { 0 };
+	json_t *answer = NULL, *list, *img;
+	size_t i;
+	int r;
+
+	(void)arg;
+
+	r = ctl_request(ctl, "GET", "/v1/images", NULL, NULL, &answer);
+	if (r < 0)
+		return r;
+	list = ctl_list_of(ctl, answer, "images");
+	if (list == NULL) {
+		r = -EPROTO;
+		goto done;
+	}
+	if (ctl->opts->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(list);
+		goto done;
+	}
+	r = ctl_table_init(&t, 8, json_array_size(list) + 1);
+	if (r == 0)
+		r = ctl_table_add(&t, header);
+	json_array_foreach(list, i, img) {
+		char size[32], chunks[32], sha[CTL_SHA_PREFIX + 1];
+		const char *row[] = {
+			ctl_jstr(img, "id", "-"),
+			ctl_jstr(img, "name", "-"),
+			ctl_jstr(img, "kind", "-"),
+			ctl_jstr(img, "format", "-"),
+			ctl_jbytes(img, "size_bytes", size, sizeof(size)),
+			ctl_jint(img, "chunks", chunks, sizeof(chunks)),
+			ctl_jsha(img, "sha256", sha, sizeof(sha)),
+			ctl_jstr(img, "created", "-"),
+		};
+		if (r == 0)
+			r = ctl_table_add(&t, row);
+	}
+	if (r < 0) {
+		ctl_err("out of memory");
+		goto done;
+	}
+	ctl_table_print(&t, stdout, 0);
+	if (json_array_size(list) == 0)
+		fprintf(stderr, "No images; upload one with 'skyctl image push FILE --name NAME'.\n");
+done:
+	ctl_table_free(&t);
+	json_decref(answer);
+	return r;
+}
+
+static int image__show(struct ctl *ctl, const char *arg)
+{
+	json_t *answer = NULL;
+	int r;
+
+	r = ctl_request(ctl, "GET", "/v1/images", arg, NULL, &answer);
+	if (r < 0)
+		return r;
+	if (ctl->opts->output == CTL_OUTPUT_JSON)
+		r = ctl_print_json(answer);
+	else
+		image__print(answer);
+	json_decref(answer);
+	return r;
+}
+
+static int image__delete(struct ctl *ctl, const char *arg)
+{
+	json_t *answer = NULL;
+	int r;
+
+	r = ctl_request(ctl, "DELETE", "/v1/images", arg, NULL, &answer);
+	if (r < 0)
+		return r;
+	if (ctl->opts->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(answer);
+	} else {
+		fputs("deleted image ", stdout);
+		ctl_put_clean(stdout, ctl_jstr(answer, "deleted", arg));
+		fputc('\n', stdout);
+	}
+	json_decref(answer);
+	return r;
+}
+
+static int image__verify(struct ctl *ctl, const char *arg)
+{
+	const struct ctl_req req = { .method = "POST", .path = "/v1/images", .id = arg, .tail = "/verify" };
+	json_t *answer = NULL, *ok, *bad, *chunk;
+	char buf[32], nbuf[32];
+	const char *id;
+	size_t i;
+	int r;
+
+	r = ctl_call(ctl, &req, &answer);
+	if (r < 0)
+		return r;
+	ok = json_object_get(answer, "ok");
+	bad = json_object_get(answer, "bad_chunks");
+	id = ctl_jstr(answer, "id", arg);
+	if (!json_is_boolean(ok)) {
+		ctl_err("the controller's answer has no 'ok'; is it a Skyroot controller of the same version (%s)?",
+			SKY_VERSION);
+		r = -EPROTO;
+		goto done;
+	}
+	if (ctl->opts->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(answer);
+		if (r < 0)
+			goto done;
+	} else if (json_is_true(ok)) {
+		fputs("image ", stdout);
+		ctl_put_clean(stdout, id);
+		printf(": all %s chunks verify\n", ctl_jint(answer, "chunks", buf, sizeof(buf)));
+	} else {
+		json_array_foreach(bad, i, chunk) {
+			printf("chunk %s: does not match its SHA-256 ", ctl_jint(chunk, "index", buf, sizeof(buf)));
+			ctl_put_clean(stdout, ctl_jstr(chunk, "sha256", "-"));
+			fputc('\n', stdout);
+		}
+	}
+	if (json_is_true(ok))
+		goto done;
+	fputs("skyctl: image ", stderr);
+	ctl_put_clean(stderr, id);
+	snprintf(nbuf, sizeof(nbuf), "%zu", json_array_size(bad));
+	fprintf(stderr, ": %s of %s chunks do not verify; the controller's store is damaged (check the disk "
+			"of its state folder); delete the image and push it again\n",
+		json_is_array(bad) ? nbuf : "some", ctl_jint(answer, "chunks", buf, sizeof(buf)));
+	r = -EIO;
+done:
+	json_decref(answer);
+	return r;
+}
+
+/* The entry of array key of board whose "id" is id, or NULL. */
+static json_t *ctl_find_by_id(json_t *board, const char *key, const char *id)
+{
+	json_t *list = json_object_get(board, key), *e;
+	size_t i;
+
+	json_array_foreach(list, i, e) {
+		const char *s = json_string_value(json_object_get(e, "id"));
+		if (s != NULL && strcmp(s, id) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static void ctl_sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* What 'image fetch' works with: the ids the controller answered (to poll
+ * and match) and, for messages, the words the user gave with the ids. */
+struct fetch {
+	char board_id[CTL_MAX_ID + 1];
+	char image_id[CTL_MAX_ID + 1];
+	char board[2 * CTL_MAX_ID + 8]; /* "node-a (brd-3f9a0c1d2e4b)", cleaned */
+	char image[2 * CTL_MAX_ID + 8];
+	char label[2 * CTL_MAX_ID + 8]; /* "debian-kernel -> node-a", for the progress line */
+};
+
+/* ctl_clean_dup() in place. */
+static void ctl_clean_inplace(char *s)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; s[i] != '\0';) {
+		int bad;
+		size_t n = ctl_clean_len(s, i, &bad);
+		if (bad) {
+			s[o++] = '?';
+			i += n;
+		} else {
+			s[o++] = s[i++];
+		}
+	}
+	s[o] = '\0';
+}
+
+/* "given (id)", or the id alone when they are the same. */
+static void ctl_name_for(char *dst, size_t len, const char *given, const char *id)
+{
+	if (strcmp(given, id) == 0)
+		snprintf(dst, len, "%s", id);
+	else
+		snprintf(dst, len, "%s (%s)", given, id);
+}
+
+static void image__fetch_draw(struct ctl_progress *pg, const struct fetch *f, json_int_t done, json_int_t all,
+			      int force)
+{
+	struct skyctl_conf_progress p = {
+		.label = f->label, .unit = "chunks", .done = (uint64_t)done, .total = (uint64_t)all,
+	};
+
+	if (all > 0 && done >= 0)
+		ctl_progress_draw(pg, &p, force);
+}
+
+/* Ask the board about the fetch every CTL_POLL_MS until the image is in its
+ * RAM, the fetch failed, the board went offline or the time is up.  On
+ * success *entry gets the board's "images" entry. */
+static int image__fetch_wait(struct ctl *ctl, const struct fetch *f, json_t **entry)
+{
+	const struct ctl_opts *o = ctl->opts;
+	const char *timeout = (o->seen & FLAG_BIT(FLAG_TIMEOUT)) ? o->value[FLAG_TIMEOUT] : "10m";
+	struct ctl_progress pg;
+	json_int_t done = -1, all = -1;
+	uint64_t deadline;
+	int r;
+
+	ctl_progress_init(&pg);
+	deadline = pg.start_ms + o->timeout * 1000;
+	for (;;) {
+		json_t *b = NULL, *e;
+
+		r = ctl_request(ctl, "GET", "/v1/boards", f->board_id, NULL, &b);
+		if (r < 0) {
+			ctl_progress_end(&pg);
+			ctl_err("could not follow the fetch; it may go on: see 'skyctl board show %s'", f->board_id);
+			return r;
+		}
+		e = ctl_find_by_id(b, "images", f->image_id);
+		if (e != NULL) {
+			image__fetch_draw(&pg, f, all, all, 1);
+			ctl_progress_end(&pg);
+			*entry = json_incref(e);
+			json_decref(b);
+			return 0;
+		}
+		e = ctl_find_by_id(b, "image_errors", f->image_id);
+		if (e != NULL) {
+			ctl_progress_end(&pg);
+			fprintf(stderr, "skyctl: board %s could not load image %s: ", f->board, f->image);
+			ctl_put_clean(stderr, ctl_jstr(e, "error", "no reason given"));
+			fprintf(stderr, "; see the controller's log, and 'skyctl image verify %s'\n", f->image_id);
+			json_decref(b);
+			return -EIO;
+		}
+		if (strcmp(ctl_jstr(b, "state", ""), "offline") == 0) {
+			ctl_progress_end(&pg);
+			ctl_err("board %s went offline before it had image %s; fetch it again once the board is "
+				"back online", f->board, f->image);
+			json_decref(b);
+			return -ENOTCONN;
+		}
+		e = ctl_find_by_id(b, "fetching", f->image_id);
+		if (e != NULL && json_is_integer(json_object_get(e, "chunks")) &&
+		    json_is_integer(json_object_get(e, "done_chunks"))) {
+			done = json_integer_value(json_object_get(e, "done_chunks"));
+			all = json_integer_value(json_object_get(e, "chunks"));
+			image__fetch_draw(&pg, f, done, all, 0);
+		}
+		json_decref(b);
+		if (ctl_now_ms() >= deadline) {
+			char progress[96] = "";
+			ctl_progress_end(&pg);
+			if (all > 0)
+				snprintf(progress, sizeof(progress), " (%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+					 " chunks)", done, all);
+			ctl_err("board %s did not load image %s within %s%s; it may go on: see 'skyctl board show "
+				"%s', or wait longer with --timeout", f->board, f->image, timeout, progress, f->board_id);
+			return -ETIMEDOUT;
+		}
+		ctl_sleep_ms(CTL_POLL_MS);
+	}
+}
+
+static int image__fetch(struct ctl *ctl, const char *arg)
+{
+	const struct ctl_opts *o = ctl->opts;
+	const char *given_board = o->value[FLAG_BOARD];
+	struct ctl_req req = { .method = "POST", .path = "/v1/boards", .id = given_board, .tail = "/fetch" };
+	json_t *request, *answer = NULL, *entry = NULL;
+	char size[32], sha[CTL_SHA_PREFIX + 1];
+	struct fetch f;
+	const char *s;
+	int r;
+
+	request = json_pack("{s:s}", "image", arg);
+	if (request == NULL) {
+		ctl_err("out of memory");
+		return -ENOMEM;
+	}
+	req.body = request;
+	r = ctl_call(ctl, &req, &answer);
+	json_decref(request);
+	if (r < 0)
+		return r;
+	/* From here on the ids, not the names, which could change meanwhile. */
+	s = json_string_value(json_object_get(answer, "board"));
+	snprintf(f.board_id, sizeof(f.board_id), "%s", s != NULL && s[0] != '\0' ? s : given_board);
+	s = json_string_value(json_object_get(answer, "image"));
+	snprintf(f.image_id, sizeof(f.image_id), "%s", s != NULL && s[0] != '\0' ? s : arg);
+	/* They go into messages and to the terminal. */
+	ctl_clean_inplace(f.board_id);
+	ctl_clean_inplace(f.image_id);
+	ctl_name_for(f.board, sizeof(f.board), given_board, f.board_id);
+	ctl_name_for(f.image, sizeof(f.image), arg, f.image_id);
+	snprintf(f.label, sizeof(f.label), "%s -> %s", arg, given_board);
+
+	if (o->seen & FLAG_BIT(FLAG_NO_WAIT)) {
+		if (o->output == CTL_OUTPUT_JSON)
+			r = ctl_print_json(answer);
+		else
+			printf("board %s is loading image %s; follow it with 'skyctl board show %s'\n", f.board,
+			       f.image, f.board_id);
+		goto done;
+	}
+	r = image__fetch_wait(ctl, &f, &entry);
+	if (r < 0)
+		goto done;
+	if (o->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(entry);
+		goto done;
+	}
+	printf("board %s has image %s in its RAM (", f.board, f.image);
+	ctl_put_clean(stdout, ctl_jbytes(entry, "size_bytes", size, sizeof(size)));
+	fputs(", sha256 ", stdout);
+	ctl_put_clean(stdout, ctl_jsha(entry, "sha256", sha, sizeof(sha)));
+	fputs(")\n", stdout);
+done:
+	json_decref(entry);
 	json_decref(answer);
 	return r;
 }
@@ -1462,14 +2392,20 @@ static const struct ctl_command *ctl_resolve(const struct ctl_opts *o)
 			ctl_err("'%s %s' takes one %s, but %zu were given", c->group, c->verb, c->arg, nargs);
 		goto fail;
 	}
-	if (c->arg != NULL && (o->words[2][0] == '\0' || strlen(o->words[2]) > CTL_MAX_ID)) {
-		ctl_err("%s must be 1 to %d bytes long", c->arg, CTL_MAX_ID);
+	size_t arg_max = c->arg_max ? c->arg_max : CTL_MAX_ID;
+	if (c->arg != NULL && (o->words[2][0] == '\0' || strlen(o->words[2]) > arg_max)) {
+		ctl_err("%s must be 1 to %zu bytes long", c->arg, arg_max);
 		goto fail;
 	}
 	unsigned stray = o->seen & FLAGS_COMMAND & ~c->flags;
+	unsigned missing = c->required & ~o->seen;
 	for (int f = 0; f < FLAG__COUNT; f++) {
 		if (stray & FLAG_BIT(f)) {
 			ctl_err("--%s is not an option of '%s %s'", ctl_flags[f].name, c->group, c->verb);
+			goto fail;
+		}
+		if (missing & FLAG_BIT(f)) {
+			ctl_err("'%s %s' needs --%s %s", c->group, c->verb, ctl_flags[f].name, ctl_flags[f].metavar);
 			goto fail;
 		}
 	}

@@ -18,6 +18,8 @@
 enum store_stmt {
 	Q_CHUNK_FIND,
 	Q_CHUNK_INSERT,
+	Q_CHUNK_DATA_INSERT,
+	Q_CHUNK_DATA_DROP,
 	Q_CHUNK_REF,
 	Q_CHUNK_UNREF,
 	Q_CHUNK_DROP,
@@ -39,7 +41,9 @@ enum store_stmt {
 
 static const char *const store_sql[Q_COUNT] = {
 	[Q_CHUNK_FIND] = "SELECT id FROM chunks WHERE digest = ?",
-	[Q_CHUNK_INSERT] = "INSERT INTO chunks(digest, size, refs, data) VALUES(?, ?, 1, zeroblob(?))",
+	[Q_CHUNK_INSERT] = "INSERT INTO chunks(digest, size, refs) VALUES(?, ?, 1)",
+	[Q_CHUNK_DATA_INSERT] = "INSERT INTO chunk_data(id, data) VALUES(?, zeroblob(?))",
+	[Q_CHUNK_DATA_DROP] = "DELETE FROM chunk_data WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM chunks WHERE id = ?1)",
 	[Q_CHUNK_REF] = "UPDATE chunks SET refs = refs + 1 WHERE id = ?",
 	[Q_CHUNK_UNREF] = "UPDATE chunks SET refs = refs - 1 WHERE id = ?",
 	[Q_CHUNK_DROP] = "DELETE FROM chunks WHERE id = ? AND refs <= 0",
@@ -110,8 +114,10 @@ static int store_collect_orphans(struct store *st)
 	if (r < 0)
 		return r;
 	r = db_errno(sqlite3_exec(st->h,
-				  "UPDATE chunks SET refs = (SELECT COUNT(*) FROM image_chunks WHERE chunk_id = chunks.id);"
-				  "DELETE FROM chunks WHERE refs = 0;",
+				  "UPDATE chunks SET refs = (SELECT COUNT(*) FROM image_chunks WHERE chunk_id = chunks.id) "
+				  "WHERE refs != (SELECT COUNT(*) FROM image_chunks WHERE chunk_id = chunks.id);"
+				  "DELETE FROM chunks WHERE refs = 0;"
+				  "DELETE FROM chunk_data WHERE id NOT IN (SELECT id FROM chunks);",
 				  NULL, NULL, NULL));
 	if (r == 0)
 		r = db_commit(st->db);
@@ -318,12 +324,17 @@ static int upload_flush_chunk(struct store_upload *up)
 		s = q(st, Q_CHUNK_INSERT);
 		sqlite3_bind_blob(s, 1, digest, 32, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 2, (int64_t)up->buf_len);
-		sqlite3_bind_int64(s, 3, (int64_t)up->buf_len);
 		r = step_done(s);
 		if (r == 0) {
 			rowid = sqlite3_last_insert_rowid(st->h);
+			s = q(st, Q_CHUNK_DATA_INSERT);
+			sqlite3_bind_int64(s, 1, rowid);
+			sqlite3_bind_int64(s, 2, (int64_t)up->buf_len);
+			r = step_done(s);
+		}
+		if (r == 0) {
 			/* Incremental blob I/O: the chunk goes straight into its row. */
-			r = db_errno(sqlite3_blob_open(st->h, "main", "chunks", "data", rowid, 1, &blob));
+			r = db_errno(sqlite3_blob_open(st->h, "main", "chunk_data", "data", rowid, 1, &blob));
 			if (r == 0 && up->buf_len)
 				r = db_errno(sqlite3_blob_write(blob, up->buf, (int)up->buf_len, 0));
 			if (blob)
@@ -414,6 +425,11 @@ void store_upload_abort(struct store_upload *up)
 			r = step_done(s);
 			if (r == 0) {
 				s = q(st, Q_CHUNK_DROP);
+				sqlite3_bind_int64(s, 1, up->rowids[i]);
+				r = step_done(s);
+			}
+			if (r == 0) {
+				s = q(st, Q_CHUNK_DATA_DROP);
 				sqlite3_bind_int64(s, 1, up->rowids[i]);
 				r = step_done(s);
 			}
@@ -651,6 +667,11 @@ int store_image_delete(struct store *st, const char *id)
 			sqlite3_bind_int64(s, 1, rows[i]);
 			r = step_done(s);
 		}
+		if (r == 0) {
+			s = q(st, Q_CHUNK_DATA_DROP);
+			sqlite3_bind_int64(s, 1, rows[i]);
+			r = step_done(s);
+		}
 	}
 	free(rows);
 	if (r == 0)
@@ -748,7 +769,7 @@ int store_chunk_read(const char *db_path, int64_t rowid, const uint8_t digest[32
 
 	if (r < 0)
 		return r;
-	r = db_errno(sqlite3_blob_open(h, "main", "chunks", "data", rowid, 0, &blob));
+	r = db_errno(sqlite3_blob_open(h, "main", "chunk_data", "data", rowid, 0, &blob));
 	if (r < 0)
 		return r == -EIO ? -ENOENT : r;
 	if (sqlite3_blob_bytes(blob) != (int)size)

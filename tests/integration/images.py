@@ -271,9 +271,9 @@ def corrupt_chunk(f, image_id, index):
     db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
     cid = db.execute("SELECT chunk_id FROM image_chunks WHERE image_id = ? AND idx = ?",
                      (image_id, index)).fetchone()[0]
-    data = bytearray(db.execute("SELECT data FROM chunks WHERE id = ?", (cid,)).fetchone()[0])
+    data = bytearray(db.execute("SELECT data FROM chunk_data WHERE id = ?", (cid,)).fetchone()[0])
     data[len(data) // 2] ^= 0x01
-    db.execute("UPDATE chunks SET data = ? WHERE id = ?", (bytes(data), cid))
+    db.execute("UPDATE chunk_data SET data = ? WHERE id = ?", (bytes(data), cid))
     db.commit()
     db.close()
 
@@ -457,6 +457,7 @@ def case_crash_push(f):
         check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", f"integrity after kill {i}")
         orphans = db.execute("SELECT COUNT(*) FROM chunks c WHERE NOT EXISTS "
                              "(SELECT 1 FROM image_chunks ic WHERE ic.chunk_id = c.id)").fetchone()[0]
+        orphans += db.execute("SELECT COUNT(*) FROM chunk_data WHERE id NOT IN (SELECT id FROM chunks)").fetchone()[0]
         db.close()
         check(orphans == 0, f"orphan chunks collected after kill {i}: {orphans}")
     for img in f.api("GET", "/v1/images")[1]["images"]:
