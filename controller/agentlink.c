@@ -17,6 +17,7 @@
 #include "common/x509.h"
 #include "controller/controller.h"
 #include "controller/store.h"
+#include "controller/guests.h"
 
 #define AL_BUCKETS 16384
 #define AL_ENROLL_TIMEOUT_MS 30000
@@ -55,6 +56,7 @@ struct session {
 	unsigned chunk_inflight;
 	size_t charged;               /* chunk bytes in our send queue */
 	Skyroot__ImageStatus *images; /* the board's last report (owned) */
+	bool hello_seen;
 };
 
 struct chunk_job {
@@ -459,6 +461,16 @@ static void session_touch(struct session *s)
 static void al_hello(struct session *s, const Skyroot__Hello *h, const uint8_t *raw, size_t raw_len)
 {
 	uint8_t hash[32];
+	bool first = !s->hello_seen;
+
+	s->hello_seen = true;
+	if (first) {
+		/* The firmware is back: a board that ran a bare-metal OS is a
+		 * hypervisor again, and its guests are driven to their state. */
+		db_board_set_baremetal(s->al->ctl->db, s->board_id, false);
+		if (s->al->ctl->guests)
+			guests_board_up(s->al->ctl->guests, s->board_id);
+	}
 	uint64_t hb = h->heartbeat_ms ? h->heartbeat_ms : AL_DEFAULT_HB_MS;
 
 	if (hb < 100)
@@ -758,6 +770,19 @@ int agentlink_board_fetch(struct agentlink *al, const char *board_id, const char
 	return r;
 }
 
+int agentlink_board_send(struct agentlink *al, const char *board_id, Skyroot__Envelope *env)
+{
+	struct session *s = al ? al_find(al, board_id) : NULL;
+	if (!s || !sky_tls_is_ready(s->tls))
+		return -ENOTCONN;
+	return session_send(s, env);
+}
+
+int agentlink_board_baremetal(struct agentlink *al, const char *board_id, bool on)
+{
+	return db_board_set_baremetal(al->ctl->db, board_id, on);
+}
+
 const Skyroot__ImageStatus *agentlink_board_images(struct agentlink *al, const char *board_id)
 {
 	struct session *s = al ? al_find(al, board_id) : NULL;
@@ -798,6 +823,14 @@ static int al_on_frame(void *ctx, Skyroot__Envelope *env)
 			break;
 		case SKYROOT__ENVELOPE__BODY_IMAGE_STATUS:
 			al_image_status(s, env->image_status);
+			break;
+		case SKYROOT__ENVELOPE__BODY_GUEST_REPORT:
+			if (s->al->ctl->guests)
+				guests_on_report(s->al->ctl->guests, s->board_id, env->guest_report);
+			break;
+		case SKYROOT__ENVELOPE__BODY_CONSOLE_DATA:
+			if (s->al->ctl->guests)
+				guests_on_console(s->al->ctl->guests, s->board_id, env->console_data);
 			break;
 		default:
 			session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST, "unexpected message %d",

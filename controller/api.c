@@ -27,6 +27,7 @@
 #include "common/util.h"
 #include "controller/api_json.h"
 #include "controller/store.h"
+#include "controller/guests.h"
 
 #define API_URL_MAX 2048
 #define API_HEADERS_MAX (16 * 1024)
@@ -93,6 +94,8 @@ struct api_conn {
 	char reject_msg[API_JSON_ERR_MAX];
 	struct store_upload *upload; /* POST /v1/images streams into the store */
 	struct api_async *async;    /* a deferred answer is being worked out */
+	char follow[DB_ID_MAX];     /* streaming this guest's console */
+	struct guests *follow_guests;
 	bool keep_alive;
 
 	/* Between requests. */
@@ -544,6 +547,15 @@ static void api__image_delete(struct api_conn *c, const char *seg, struct api_re
 {
 	struct store_image img;
 	int r = store_image_get(c->api->ctl->store, seg, &img);
+	if (r == 0) {
+		r = guests_image_in_use(c->api->ctl->guests, img.id);
+		if (r > 0) {
+			api_reply__error(rep, 409, "conflict",
+					 "image '%s' is used by a guest; delete the guest first (see 'skyctl guest list')",
+					 img.name);
+			return;
+		}
+	}
 	if (r == 0)
 		r = store_image_delete(c->api->ctl->store, img.id);
 	if (r == -ENOENT) {
@@ -829,6 +841,339 @@ static void api__boot_ipxe(struct api_conn *c, const char *seg, struct api_reply
 	rep->status = -1;
 }
 
+/* ---- guests ---- */
+
+static void api_reply__no_guest(struct api_reply *rep, const char *name)
+{
+	api_reply__error(rep, 404, "not_found", "no guest named '%s'; see 'skyctl guest list'", name);
+}
+
+static const char *api_json__opt_str(json_t *o, const char *key, bool *bad)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v || json_is_null(v))
+		return NULL;
+	if (!json_is_string(v)) {
+		*bad = true;
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+static void api__guests_create(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	struct guests *g = c->api->ctl->guests;
+	struct guest_request req = {.vcpus = 1, .memory = 256ull << 20, .backend = "qemu"};
+	struct guest gs;
+	json_error_t jerr;
+	json_t *body, *v;
+	char err[API_JSON_ERR_MAX];
+	bool bad = false;
+	int r;
+
+	(void)seg;
+	body = json_loadb((const char *)c->body.data, c->body.len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!body || !json_is_object(body)) {
+		json_decref(body);
+		api_reply__error(rep, 400, "bad_request", "the body must be a JSON object: %s",
+				 body ? "it is not an object" : jerr.text);
+		return;
+	}
+	req.name = api_json__opt_str(body, "name", &bad);
+	req.board = api_json__opt_str(body, "board", &bad);
+	req.kernel = api_json__opt_str(body, "kernel", &bad);
+	req.initrd = api_json__opt_str(body, "initrd", &bad);
+	req.disk = api_json__opt_str(body, "disk", &bad);
+	req.cmdline = api_json__opt_str(body, "cmdline", &bad);
+	if (api_json__opt_str(body, "backend", &bad))
+		req.backend = api_json__opt_str(body, "backend", &bad);
+	if ((v = json_object_get(body, "vcpus")) && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 64)
+			bad = true;
+		else
+			req.vcpus = (uint32_t)json_integer_value(v);
+	}
+	if ((v = json_object_get(body, "memory_bytes")) && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) <= 0)
+			bad = true;
+		else
+			req.memory = (uint64_t)json_integer_value(v);
+	}
+	if ((v = json_object_get(body, "devices")) && !json_is_null(v)) {
+		size_t i;
+		json_t *d;
+		if (!json_is_array(v) || json_array_size(v) > GUEST_MAX_DEVICES)
+			bad = true;
+		else
+			json_array_foreach(v, i, d) {
+				if (!json_is_string(d))
+					bad = true;
+				else
+					req.devices[req.n_devices++] = json_string_value(d);
+			}
+	}
+	if (bad) {
+		json_decref(body);
+		api_reply__error(rep, 400, "bad_request",
+				 "bad guest: name, board, kernel, initrd, disk, cmdline, backend are strings; vcpus 1..64 "
+				 "and memory_bytes are integers; devices is a list of at most %d PCI addresses",
+				 GUEST_MAX_DEVICES);
+		return;
+	}
+	err[0] = '\0';
+	r = guests_create(g, &req, &gs, err, sizeof(err));
+	json_decref(body);
+	switch (r) {
+	case 0:
+		api_reply__ok(rep, 201, api_json_guest(&gs));
+		return;
+	case -EINVAL:
+		api_reply__error(rep, 400, "bad_request", "%s", err);
+		return;
+	case -ENOENT:
+		api_reply__error(rep, 404, "not_found", "%s", err);
+		return;
+	case -EEXIST:
+	case -ENOSPC:
+	case -EBUSY:
+		api_reply__error(rep, 409, "conflict", "%s", err);
+		return;
+	default:
+		api_reply__internal(rep, r, "create the guest");
+	}
+}
+
+static int api_guest__list_cb(void *ctx, const struct guest *gs)
+{
+	return json_array_append_new(ctx, api_json_guest(gs)) < 0 ? -ENOMEM : 0;
+}
+
+static void api__guests_list(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	json_t *arr = json_array();
+	int r;
+	(void)seg;
+	if (!arr)
+		return;
+	r = guests_list(c->api->ctl->guests, api_guest__list_cb, arr);
+	if (r < 0) {
+		json_decref(arr);
+		api_reply__internal(rep, r, "list the guests");
+		return;
+	}
+	api_reply__ok(rep, 200, json_pack("{s:o}", "guests", arr));
+}
+
+static void api__guest_get(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	struct guest gs;
+	int r = guests_get(c->api->ctl->guests, seg, &gs);
+	if (r == -ENOENT)
+		api_reply__no_guest(rep, seg);
+	else if (r < 0)
+		api_reply__internal(rep, r, "read the guest");
+	else
+		api_reply__ok(rep, 200, api_json_guest(&gs));
+}
+
+static void api_guest__desired(struct api_conn *c, const char *seg, const char *desired, struct api_reply *rep)
+{
+	struct guest gs;
+	int r = guests_get(c->api->ctl->guests, seg, &gs);
+	if (r == 0)
+		r = guests_set_desired(c->api->ctl->guests, gs.id, desired, &gs);
+	if (r == -ENOENT)
+		api_reply__no_guest(rep, seg);
+	else if (r < 0)
+		api_reply__internal(rep, r, "change the guest");
+	else
+		api_reply__ok(rep, 200, api_json_guest(&gs));
+}
+
+static void api__guest_start(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	api_guest__desired(c, seg, "running", rep);
+}
+
+static void api__guest_stop(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	api_guest__desired(c, seg, "stopped", rep);
+}
+
+static void api__guest_delete(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	struct guest gs;
+	int r = guests_get(c->api->ctl->guests, seg, &gs);
+	if (r == 0)
+		r = guests_delete(c->api->ctl->guests, gs.id);
+	if (r == -ENOENT) {
+		api_reply__no_guest(rep, seg);
+		return;
+	}
+	if (r < 0) {
+		api_reply__internal(rep, r, "delete the guest");
+		return;
+	}
+	log_info("api: guest %s '%s' deleted", gs.id, gs.name);
+	api_reply__ok(rep, 200, json_pack("{s:s}", "deleted", gs.id));
+}
+
+static void api_console__chunk(void *ctx, const uint8_t *data, size_t len)
+{
+	struct api_conn *c = ctx;
+	char head[24];
+	int n;
+	if (c->closing || len == 0)
+		return;
+	/* A follower that cannot keep up is dropped, not buffered forever. */
+	if (sky_tls_queued(c->tls) > (4u << 20)) {
+		api_conn__close(c, -ENOBUFS);
+		return;
+	}
+	n = snprintf(head, sizeof(head), "%zx\r\n", len);
+	if (sky_tls_write(c->tls, head, (size_t)n) < 0 || sky_tls_write(c->tls, data, len) < 0 ||
+	    sky_tls_write(c->tls, "\r\n", 2) < 0)
+		api_conn__close(c, -EIO);
+}
+
+static void api__guest_console(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	struct guests *g = c->api->ctl->guests;
+	struct guest gs;
+	struct http_parser_url u;
+	char flag[8] = "";
+	char *ring;
+	size_t n;
+	int r = guests_get(g, seg, &gs);
+
+	if (r == -ENOENT) {
+		api_reply__no_guest(rep, seg);
+		return;
+	}
+	if (r < 0) {
+		api_reply__internal(rep, r, "read the guest");
+		return;
+	}
+	http_parser_url_init(&u);
+	if (http_parser_parse_url(c->url, c->url_len, 0, &u) == 0 && (u.field_set & (1u << UF_QUERY)))
+		api_query__get(c->url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len, "follow", flag,
+			       sizeof(flag));
+	ring = malloc(GUEST_CONSOLE_RING);
+	if (!ring) {
+		api_reply__internal(rep, -ENOMEM, "read the console");
+		return;
+	}
+	n = guests_console_read(g, gs.id, ring, GUEST_CONSOLE_RING);
+	if (strcmp(flag, "1") != 0 && strcmp(flag, "true") != 0) {
+		api_conn__respond_raw(c, 200, "text/plain; charset=utf-8", ring, n);
+		free(ring);
+		rep->status = -1;
+		return;
+	}
+	/* Follow: a chunked answer that stays open. */
+	static const char head[] = "HTTP/1.1 200 OK\r\n"
+				   "Content-Type: text/plain; charset=utf-8\r\n"
+				   "Transfer-Encoding: chunked\r\n"
+				   "Cache-Control: no-store\r\n"
+				   "Connection: close\r\n"
+				   "\r\n";
+	api_conn__log(c, 200);
+	r = sky_tls_write(c->tls, head, sizeof(head) - 1);
+	if (r == 0 && n)
+		api_console__chunk(c, (const uint8_t *)ring, n);
+	free(ring);
+	if (r == 0)
+		r = guests_console_follow(g, gs.id, api_console__chunk, c);
+	if (r < 0) {
+		api_conn__close(c, r);
+		rep->status = -1;
+		return;
+	}
+	snprintf(c->follow, sizeof(c->follow), "%s", gs.id);
+	c->follow_guests = g;
+	c->keep_alive = false;
+	c->deferred = true;
+	c->waiting = true;
+	sky_tls_set_idle_timeout(c->tls, 0);
+	rep->status = -1;
+}
+
+static void api__board_boot(struct api_conn *c, const char *seg, struct api_reply *rep)
+{
+	struct controller *ctl = c->api->ctl;
+	struct api_board_ctx x = { .ctl = ctl };
+	struct store_image kernel, initrd;
+	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+	Skyroot__BareMetalBoot bm = SKYROOT__BARE_METAL_BOOT__INIT;
+	Skyroot__SignedManifest km = SKYROOT__SIGNED_MANIFEST__INIT, im = SKYROOT__SIGNED_MANIFEST__INIT;
+	json_error_t jerr;
+	json_t *body = json_loadb((const char *)c->body.data, c->body.len, 0, &jerr);
+	bool bad = false;
+	const char *k = body ? api_json__opt_str(body, "kernel", &bad) : NULL;
+	const char *i = body ? api_json__opt_str(body, "initrd", &bad) : NULL;
+	const char *cmdline = body ? api_json__opt_str(body, "cmdline", &bad) : NULL;
+	int r;
+
+	if (!k || bad || (cmdline && strlen(cmdline) >= GUEST_CMDLINE_MAX)) {
+		json_decref(body);
+		api_reply__error(rep, 400, "bad_request",
+				 "send {\"kernel\": \"<image>\", \"initrd\": \"<image>\", \"cmdline\": \"...\"}; kernel is required");
+		return;
+	}
+	r = db_board_get(ctl->db, seg, api_board__id_cb, &x);
+	if (r == -ENOENT) {
+		json_decref(body);
+		api_reply__no_board(rep, seg);
+		return;
+	}
+	if (r == 0) {
+		r = store_image_get(ctl->store, k, &kernel);
+		if (r == -ENOENT) {
+			api_reply__no_image(rep, k);
+			json_decref(body);
+			return;
+		}
+	}
+	if (r == 0 && i) {
+		r = store_image_get(ctl->store, i, &initrd);
+		if (r == -ENOENT) {
+			api_reply__no_image(rep, i);
+			json_decref(body);
+			return;
+		}
+	}
+	if (r == 0)
+		r = store_image_manifest(ctl->store, kernel.id, &km.manifest.data, &km.manifest.len,
+					 &km.signature.data, &km.signature.len);
+	if (r == 0 && i)
+		r = store_image_manifest(ctl->store, initrd.id, &im.manifest.data, &im.manifest.len,
+					 &im.signature.data, &im.signature.len);
+	if (r == 0) {
+		bm.kernel = &km;
+		bm.initrd = i ? &im : NULL;
+		bm.cmdline = (char *)(cmdline ? cmdline : "console=ttyS0");
+		env.body_case = SKYROOT__ENVELOPE__BODY_BARE_METAL_BOOT;
+		env.bare_metal_boot = &bm;
+		r = agentlink_board_send(ctl->agents, x.id, &env);
+	}
+	free(km.manifest.data);
+	free(km.signature.data);
+	free(im.manifest.data);
+	free(im.signature.data);
+	json_decref(body);
+	if (r == -ENOTCONN) {
+		api_reply__error(rep, 409, "conflict", "board '%s' is offline", x.name);
+		return;
+	}
+	if (r < 0) {
+		api_reply__internal(rep, r, "send the boot command");
+		return;
+	}
+	agentlink_board_baremetal(ctl->agents, x.id, true);
+	log_info("api: board %s told to kexec image %s on bare metal", x.id, kernel.id);
+	api_reply__ok(rep, 202, json_pack("{s:s}", "board", x.id));
+}
+
 /* ---- health ---- */
 
 static void api__healthz(struct api_conn *c, const char *seg, struct api_reply *rep)
@@ -859,6 +1204,22 @@ static const struct api_route api_routes[] = {
 	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .suffix = "/fetch",
 	  .noun = "a board id or name", .placeholder = "{id|name}/fetch", API_ALLOW("POST"),
 	  .post = api__board_fetch },
+	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .suffix = "/boot",
+	  .noun = "a board id or name", .placeholder = "{id|name}/boot", API_ALLOW("POST"),
+	  .post = api__board_boot },
+	{ .path = "/v1/guests", API_ALLOW("GET, POST"), .get = api__guests_list, .post = api__guests_create },
+	{ .path = "/v1/guests/", .segment = true, .segment_max = GUEST_NAME_MAX,
+	  .noun = "a guest id or name", .placeholder = "{id|name}", API_ALLOW("GET, DELETE"),
+	  .get = api__guest_get, .del = api__guest_delete },
+	{ .path = "/v1/guests/", .segment = true, .segment_max = GUEST_NAME_MAX, .suffix = "/start",
+	  .noun = "a guest id or name", .placeholder = "{id|name}/start", API_ALLOW("POST"),
+	  .post = api__guest_start },
+	{ .path = "/v1/guests/", .segment = true, .segment_max = GUEST_NAME_MAX, .suffix = "/stop",
+	  .noun = "a guest id or name", .placeholder = "{id|name}/stop", API_ALLOW("POST"),
+	  .post = api__guest_stop },
+	{ .path = "/v1/guests/", .segment = true, .segment_max = GUEST_NAME_MAX, .suffix = "/console",
+	  .noun = "a guest id or name", .placeholder = "{id|name}/console", API_ALLOW("GET"),
+	  .get = api__guest_console },
 	{ .path = "/v1/images", API_ALLOW("GET, POST"), .get = api__images_list,
 	  .post = api__images_upload },
 	{ .path = "/v1/images/", .segment = true, .segment_max = STORE_NAME_MAX,
@@ -1474,6 +1835,8 @@ static void api_conn__on_close(struct sky_tls *t, int err)
 	}
 	if (c->async)
 		c->async->c = NULL;
+	if (c->follow[0] && c->follow_guests)
+		guests_console_unfollow(c->follow_guests, c->follow, c);
 	OPENSSL_cleanse(c->auth, sizeof(c->auth));
 	sky_buf_free(&c->body);
 	sky_buf_free(&c->pending);

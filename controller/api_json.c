@@ -290,7 +290,7 @@ json_t *api_json_board(const struct db_board *b, bool online, int64_t last_seen)
 
 	bad |= aj_set(o, "id", aj_strn(b->id, sizeof(b->id)));
 	bad |= aj_set(o, "name", aj_strn(b->name, sizeof(b->name)));
-	bad |= aj_set(o, "state", json_string(online ? "online" : "offline"));
+	bad |= aj_set(o, "state", json_string(online ? "online" : b->baremetal ? "baremetal" : "offline"));
 	bad |= aj_set(o, "uuid", aj_str_or_null(b->uuid, sizeof(b->uuid)));
 	bad |= aj_set(o, "cpus", h ? json_integer(h->cpus) : json_null());
 	bad |= aj_set(o, "cpu_model", h ? aj_str(h->cpu_model) : json_null());
@@ -621,4 +621,40 @@ fail:
 	json_decref(fetching);
 	json_decref(errors);
 	return -ENOMEM;
+}
+
+/* ---- guests ---- */
+
+json_t *api_json_guest(const struct guest *g)
+{
+	json_t *o = json_object(), *devs = json_array();
+	int bad = 0;
+
+	if (!o || !devs) {
+		json_decref(o);
+		json_decref(devs);
+		return NULL;
+	}
+	for (unsigned i = 0; i < g->n_devices; i++)
+		bad |= json_array_append_new(devs, aj_str(g->devices[i]));
+	bad |= json_object_set_new(o, "id", aj_str(g->id));
+	bad |= json_object_set_new(o, "name", aj_str(g->name));
+	bad |= json_object_set_new(o, "board", aj_str(g->board_id));
+	bad |= json_object_set_new(o, "state", aj_str(g->state));
+	bad |= json_object_set_new(o, "desired", aj_str(g->desired));
+	bad |= json_object_set_new(o, "backend", aj_str(g->backend));
+	bad |= json_object_set_new(o, "vcpus", json_integer(g->vcpus));
+	bad |= json_object_set_new(o, "memory_bytes", aj_u64(g->memory));
+	bad |= json_object_set_new(o, "kernel", aj_str(g->kernel));
+	bad |= json_object_set_new(o, "initrd", aj_str_or_null(g->initrd, sizeof(g->initrd)));
+	bad |= json_object_set_new(o, "disk", aj_str_or_null(g->disk, sizeof(g->disk)));
+	bad |= json_object_set_new(o, "cmdline", aj_str(g->cmdline));
+	bad |= json_object_set_new(o, "devices", devs);
+	bad |= json_object_set_new(o, "error", aj_str_or_null(g->error, sizeof(g->error)));
+	bad |= json_object_set_new(o, "created", aj_time(g->created));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }

@@ -14,6 +14,7 @@
 
 #include "controller/db.h"
 #include "controller/store.h"
+#include "controller/guests.h"
 #include "skyroot.pb-c.h"
 
 /* POST /v1/tokens bounds (docs/api.md). */
@@ -62,6 +63,9 @@ json_t *api_json_image(const struct store_image *img);
 /* Add "images", "fetching" and "image_errors" to a BOARD from the board's
  * last image report (NULL: empty arrays). */
 int api_json_board_images(json_t *board, const Skyroot__ImageStatus *st);
+
+/* GUEST (docs/api.md). */
+json_t *api_json_guest(const struct guest *g);
 
 /* Sort an array of objects by their "name" (then "id") strings, in place. */
 int api_json_sort_by_name(json_t *array);

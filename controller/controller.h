@@ -28,6 +28,7 @@ struct ctl_options {
 struct agentlink;
 struct api;
 struct store;
+struct guests;
 typedef struct Skyroot__ImageStatus Skyroot__ImageStatus;
 
 struct controller {
@@ -45,6 +46,7 @@ struct controller {
 	uint8_t admin_hash[32];       /* SHA-256 of the admin API token */
 	char advertise[300];          /* what token cmdlines carry */
 	struct store *store;
+	struct guests *guests;
 	char db_path[4096];
 	struct agentlink *agents;
 	struct api *api;
@@ -80,6 +82,11 @@ void agentlink_flush(struct agentlink *al);
 /* Ask a board to load an image into its RAM cache: -ENOTCONN when the
  * board has no session, -ENOENT when the image is gone. */
 int agentlink_board_fetch(struct agentlink *al, const char *board_id, const char *image_id);
+/* Send a message to a board's session: -ENOTCONN when it has none. */
+typedef struct Skyroot__Envelope Skyroot__Envelope;
+int agentlink_board_send(struct agentlink *al, const char *board_id, Skyroot__Envelope *env);
+/* Mark a board as running a bare-metal OS (its session ends soon). */
+int agentlink_board_baremetal(struct agentlink *al, const char *board_id, bool on);
 /* What the board last reported of its image cache (NULL: nothing yet). */
 const Skyroot__ImageStatus *agentlink_board_images(struct agentlink *al, const char *board_id);
 

@@ -63,6 +63,25 @@ static const char *const db_migrations[] = {
 	"  chunk_id INTEGER NOT NULL,"
 	"  PRIMARY KEY (image_id, idx)) WITHOUT ROWID;"
 	"CREATE INDEX image_chunks_chunk ON image_chunks(chunk_id);",
+	/* 2 -> 3: guests, and boards running a bare-metal OS */
+	"CREATE TABLE guests ("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  board_id TEXT NOT NULL,"
+	"  kernel TEXT NOT NULL,"
+	"  initrd TEXT NOT NULL DEFAULT '',"
+	"  disk TEXT NOT NULL DEFAULT '',"
+	"  cmdline TEXT NOT NULL DEFAULT '',"
+	"  vcpus INTEGER NOT NULL,"
+	"  memory INTEGER NOT NULL,"
+	"  devices TEXT NOT NULL DEFAULT '',"   /* space-separated PCI addresses */
+	"  backend TEXT NOT NULL,"
+	"  desired TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  error TEXT NOT NULL DEFAULT '',"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE INDEX guests_board ON guests(board_id);"
+	"ALTER TABLE boards ADD COLUMN baremetal INTEGER NOT NULL DEFAULT 0;",
 };
 
 enum db_stmt_id {
@@ -77,6 +96,7 @@ enum db_stmt_id {
 	S_BOARD_SET_CERT,
 	S_BOARD_SET_INV,
 	S_BOARD_SET_SEEN,
+	S_BOARD_SET_BAREMETAL,
 	S_BOARD_GET_ID,
 	S_BOARD_GET_NAME,
 	S_BOARD_LIST,
@@ -94,7 +114,7 @@ enum db_stmt_id {
 	S_COUNT
 };
 
-#define BOARD_COLS "id, name, uuid, enrolled_at, last_seen, cert_not_after, inventory"
+#define BOARD_COLS "id, name, uuid, enrolled_at, last_seen, cert_not_after, inventory, baremetal"
 
 static const char *const db_sql[S_COUNT] = {
 	[S_TOKEN_INSERT] = "INSERT INTO tokens(id, hash, created_at, expires_at, uses, uses_left) VALUES(?,?,?,?,?,?)",
@@ -108,6 +128,7 @@ static const char *const db_sql[S_COUNT] = {
 	[S_BOARD_SET_CERT] = "UPDATE boards SET cert_serial = ?, cert_not_after = ? WHERE id = ?",
 	[S_BOARD_SET_INV] = "UPDATE boards SET inventory = ? WHERE id = ?",
 	[S_BOARD_SET_SEEN] = "UPDATE boards SET last_seen = ? WHERE id = ?",
+	[S_BOARD_SET_BAREMETAL] = "UPDATE boards SET baremetal = ? WHERE id = ? AND baremetal != ?",
 	[S_BOARD_GET_ID] = "SELECT " BOARD_COLS " FROM boards WHERE id = ?",
 	[S_BOARD_GET_NAME] = "SELECT " BOARD_COLS " FROM boards WHERE name = ?",
 	[S_BOARD_LIST] = "SELECT " BOARD_COLS " FROM boards ORDER BY name, id",
@@ -520,6 +541,15 @@ int db_board_set_inventory(struct db *db, const char *id, const uint8_t *inv, si
 	return changed_or_enoent(db, step_done(s));
 }
 
+int db_board_set_baremetal(struct db *db, const char *id, bool on)
+{
+	sqlite3_stmt *s = st(db, S_BOARD_SET_BAREMETAL);
+	sqlite3_bind_int(s, 1, on);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 3, on);
+	return step_done(s);
+}
+
 int db_board_set_last_seen(struct db *db, const char *id, int64_t when)
 {
 	sqlite3_stmt *s = st(db, S_BOARD_SET_SEEN);
@@ -538,6 +568,7 @@ static void board_row(sqlite3_stmt *s, struct db_board *b)
 	b->cert_not_after = sqlite3_column_int64(s, 5);
 	b->inventory = sqlite3_column_blob(s, 6);
 	b->inventory_len = (size_t)sqlite3_column_bytes(s, 6);
+	b->baremetal = sqlite3_column_int(s, 7) != 0;
 }
 
 static int board_query(sqlite3_stmt *s, db_board_cb cb, void *ctx, int single)

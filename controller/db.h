@@ -56,6 +56,7 @@ struct db_board {
 	int64_t cert_not_after;
 	const uint8_t *inventory;   /* serialized Skyroot__Hello, may be NULL */
 	size_t inventory_len;
+	bool baremetal;             /* told to kexec an OS; until the firmware is back */
 };
 /* Find by DMI product UUID.  -ENOENT when none. */
 int db_board_find_uuid(struct db *db, const char *uuid, char *id_out);
@@ -63,6 +64,7 @@ int db_board_insert(struct db *db, const struct db_board *b);
 int db_board_set_cert(struct db *db, const char *id, uint64_t serial, int64_t not_after);
 int db_board_set_inventory(struct db *db, const char *id, const uint8_t *inv, size_t len);
 int db_board_set_last_seen(struct db *db, const char *id, int64_t when);
+int db_board_set_baremetal(struct db *db, const char *id, bool on);
 /* Lookup by id, or by name when no id matches.  The callback sees a row
  * whose pointers are valid only during the call. */
 typedef int (*db_board_cb)(void *ctx, const struct db_board *b);

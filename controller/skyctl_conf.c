@@ -421,6 +421,85 @@ int skyctl_conf_parse_duration(const char *s, uint64_t *seconds)
 	return 0;
 }
 
+int skyctl_conf_parse_size(const char *s, uint64_t *bytes)
+{
+	static const char letters[] = "KMGTPE";
+	const char *p = s, *l;
+	uint64_t v = 0, unit = 1;
+
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p == s)
+		return -EINVAL;
+	if (*p == 'B') {
+		if (p[1] != '\0')
+			return -EINVAL;
+	} else if (*p != '\0') {
+		char c = *p >= 'a' && *p <= 'z' ? (char)(*p - 'a' + 'A') : *p;
+		l = strchr(letters, c);
+		if (c == '\0' || l == NULL)
+			return -EINVAL;
+		if (p[1] != '\0' && strcmp(p + 1, "iB") != 0)
+			return -EINVAL;
+		for (const char *q = letters; q <= l; q++)
+			unit *= 1024;
+	}
+	for (const char *q = s; q < p; q++) {
+		uint64_t d = (uint64_t)(*q - '0');
+		if (v > (INT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	if (v > INT64_MAX / unit)
+		return -ERANGE;
+	*bytes = v * unit;
+	return 0;
+}
+
+/* n hex digits at s, no more and no fewer, into *out. */
+static int conf_hex(const char *s, size_t n, unsigned *out)
+{
+	unsigned v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		unsigned d;
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			d = (unsigned)(c - 'A' + 10);
+		else
+			return -EINVAL;
+		v = v * 16 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+int skyctl_conf_parse_pci_address(const char *s, char *buf, size_t len)
+{
+	unsigned domain = 0, bus, dev, fn;
+	size_t n = strlen(s);
+
+	/* "BB:DD.F" is the tail of "DDDD:BB:DD.F". */
+	if (n == 12) {
+		if (conf_hex(s, 4, &domain) < 0 || s[4] != ':')
+			return -EINVAL;
+		s += 5;
+	} else if (n != 7) {
+		return -EINVAL;
+	}
+	if (conf_hex(s, 2, &bus) < 0 || s[2] != ':' || conf_hex(s + 3, 2, &dev) < 0 || s[5] != '.' ||
+	    conf_hex(s + 6, 1, &fn) < 0 || dev > 0x1f || fn > 7)
+		return -EINVAL;
+	if (len < SKYCTL_CONF_PCI_ADDRESS_LEN)
+		return -ENOBUFS;
+	snprintf(buf, len, "%04x:%02x:%02x.%x", domain, bus, dev, fn);
+	return 0;
+}
+
 int skyctl_conf_format_size(uint64_t bytes, char *buf, size_t len)
 {
 	static const char units[] = "KMGTPE";

@@ -12,6 +12,7 @@
 #include "common/x509.h"
 #include "controller/controller.h"
 #include "controller/store.h"
+#include "controller/guests.h"
 
 #define CA_DAYS 3650
 #define SERVER_DAYS 825
@@ -224,6 +225,8 @@ int ctl_state_load(struct controller *ctl)
 	if ((r = store_open(ctl->db, ctl->db_path, dir, ctl->signing_key,
 			    ctl->opt.image_max ? ctl->opt.image_max : STORE_DEFAULT_IMAGE_MAX, &ctl->store)) < 0)
 		goto fail;
+	if ((r = guests_open(ctl, &ctl->guests)) < 0)
+		goto fail;
 	return 0;
 fail:
 	free(hash_hex);
@@ -237,6 +240,8 @@ fail:
 
 void ctl_state_unload(struct controller *ctl)
 {
+	guests_close(ctl->guests);
+	ctl->guests = NULL;
 	store_close(ctl->store);
 	ctl->store = NULL;
 	db_close(ctl->db);

@@ -161,7 +161,7 @@ static void test_board_delete_revokes_certs(void **state)
 static void test_schema_version(void **state)
 {
 	struct db *db = *state;
-	assert_int_equal(db_schema_version(db), 2);
+	assert_int_equal(db_schema_version(db), 3);
 	assert_int_equal(db_check(db), 0);
 }
 

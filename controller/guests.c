@@ -1,0 +1,738 @@
+/* Guests: see guests.h. */
+#include "controller/guests.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "controller/controller.h"
+#include "controller/store.h"
+
+enum guest_stmt {
+	G_INSERT,
+	G_BY_ID,
+	G_BY_NAME,
+	G_LIST,
+	G_BY_BOARD,
+	G_SET_DESIRED,
+	G_SET_STATE,
+	G_DELETE,
+	G_NAME_TAKEN,
+	G_IMAGE_USED,
+	G_BOARD_LOAD,
+	G_COUNT
+};
+
+#define GUEST_COLS "id, name, board_id, kernel, initrd, disk, cmdline, vcpus, memory, devices, backend, desired, state, error, created_at"
+
+static const char *const guest_sql[G_COUNT] = {
+	[G_INSERT] = "INSERT INTO guests(" GUEST_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	[G_BY_ID] = "SELECT " GUEST_COLS " FROM guests WHERE id = ?",
+	[G_BY_NAME] = "SELECT " GUEST_COLS " FROM guests WHERE name = ?",
+	[G_LIST] = "SELECT " GUEST_COLS " FROM guests ORDER BY name, id",
+	[G_BY_BOARD] = "SELECT " GUEST_COLS " FROM guests WHERE board_id = ? ORDER BY id",
+	[G_SET_DESIRED] = "UPDATE guests SET desired = ?, state = CASE WHEN ? = 'running' AND state IN ('stopped','failed') THEN 'pending' ELSE state END, error = CASE WHEN ? = 'running' THEN '' ELSE error END WHERE id = ?",
+	[G_SET_STATE] = "UPDATE guests SET state = ?, error = ? WHERE id = ? AND board_id = ? AND (state != ? OR error != ?)",
+	[G_DELETE] = "DELETE FROM guests WHERE id = ?",
+	[G_NAME_TAKEN] = "SELECT 1 FROM guests WHERE name = ?",
+	[G_IMAGE_USED] = "SELECT 1 FROM guests WHERE kernel = ?1 OR initrd = ?1 OR disk = ?1 LIMIT 1",
+	[G_BOARD_LOAD] = "SELECT COALESCE(SUM(memory), 0), COALESCE(SUM(vcpus), 0) FROM guests WHERE board_id = ? AND desired = 'running'",
+};
+
+struct console_follower {
+	struct console_follower *next;
+	guest_console_cb cb;
+	void *ctx;
+};
+
+struct console {
+	struct console *next;
+	char guest_id[DB_ID_MAX];
+	uint8_t *ring;                /* GUEST_CONSOLE_RING bytes */
+	size_t start, len;
+	struct console_follower *followers;
+};
+
+struct guests {
+	struct controller *ctl;
+	sqlite3 *h;
+	sqlite3_stmt *q[G_COUNT];
+	struct console *consoles;
+};
+
+static sqlite3_stmt *q(struct guests *g, enum guest_stmt id)
+{
+	sqlite3_stmt *s = g->q[id];
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+static int step_done(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+int guests_open(struct controller *ctl, struct guests **out)
+{
+	struct guests *g = calloc(1, sizeof(*g));
+	int r = 0;
+	if (!g)
+		return -ENOMEM;
+	g->ctl = ctl;
+	g->h = db_handle(ctl->db);
+	for (int i = 0; i < G_COUNT && r == 0; i++)
+		r = db_errno(sqlite3_prepare_v3(g->h, guest_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &g->q[i], NULL));
+	if (r < 0) {
+		guests_close(g);
+		return r;
+	}
+	*out = g;
+	return 0;
+}
+
+void guests_close(struct guests *g)
+{
+	if (!g)
+		return;
+	for (int i = 0; i < G_COUNT; i++)
+		sqlite3_finalize(g->q[i]);
+	while (g->consoles) {
+		struct console *c = g->consoles;
+		g->consoles = c->next;
+		while (c->followers) {
+			struct console_follower *f = c->followers;
+			c->followers = f->next;
+			free(f);
+		}
+		free(c->ring);
+		free(c);
+	}
+	free(g);
+}
+
+static void text(char *dst, size_t n, sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	snprintf(dst, n, "%s", t ? (const char *)t : "");
+}
+
+static void guest_row(sqlite3_stmt *s, struct guest *gs)
+{
+	char devs[GUEST_MAX_DEVICES * 17 + 1];
+	memset(gs, 0, sizeof(*gs));
+	text(gs->id, sizeof(gs->id), s, 0);
+	text(gs->name, sizeof(gs->name), s, 1);
+	text(gs->board_id, sizeof(gs->board_id), s, 2);
+	text(gs->kernel, sizeof(gs->kernel), s, 3);
+	text(gs->initrd, sizeof(gs->initrd), s, 4);
+	text(gs->disk, sizeof(gs->disk), s, 5);
+	text(gs->cmdline, sizeof(gs->cmdline), s, 6);
+	gs->vcpus = (uint32_t)sqlite3_column_int64(s, 7);
+	gs->memory = (uint64_t)sqlite3_column_int64(s, 8);
+	text(devs, sizeof(devs), s, 9);
+	for (char *save = NULL, *tok = strtok_r(devs, " ", &save); tok && gs->n_devices < GUEST_MAX_DEVICES;
+	     tok = strtok_r(NULL, " ", &save))
+		snprintf(gs->devices[gs->n_devices++], sizeof(gs->devices[0]), "%s", tok);
+	text(gs->backend, sizeof(gs->backend), s, 10);
+	text(gs->desired, sizeof(gs->desired), s, 11);
+	text(gs->state, sizeof(gs->state), s, 12);
+	text(gs->error, sizeof(gs->error), s, 13);
+	gs->created = sqlite3_column_int64(s, 14);
+}
+
+static int guest_one(struct guests *g, enum guest_stmt id, const char *key, struct guest *out)
+{
+	sqlite3_stmt *s = q(g, id);
+	int rc, r = -ENOENT;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		guest_row(s, out);
+		r = 0;
+	} else if (rc != SQLITE_DONE) {
+		r = db_errno(rc);
+	}
+	sqlite3_reset(s);
+	return r;
+}
+
+int guests_get(struct guests *g, const char *id_or_name, struct guest *out)
+{
+	int r = guest_one(g, G_BY_ID, id_or_name, out);
+	if (r == -ENOENT)
+		r = guest_one(g, G_BY_NAME, id_or_name, out);
+	return r;
+}
+
+static int guest_query(sqlite3_stmt *s, guest_cb cb, void *ctx)
+{
+	int rc, r = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct guest gs;
+		guest_row(s, &gs);
+		r = cb(ctx, &gs);
+		if (r)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_errno(rc);
+	sqlite3_reset(s);
+	return r;
+}
+
+int guests_list(struct guests *g, guest_cb cb, void *ctx)
+{
+	return guest_query(q(g, G_LIST), cb, ctx);
+}
+
+int guests_image_in_use(struct guests *g, const char *image_id)
+{
+	sqlite3_stmt *s = q(g, G_IMAGE_USED);
+	int rc;
+	sqlite3_bind_text(s, 1, image_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+/* ---- placing ---- */
+
+struct board_fit {
+	struct guests *g;
+	char id[DB_ID_MAX];
+	char name[DB_NAME_MAX];
+	bool found;
+	bool online;
+	bool kvm;
+	uint64_t memory;
+	uint32_t cpus;
+	/* auto: the best so far */
+	uint64_t need_mem;
+	uint32_t need_cpus;
+	uint64_t best_free;
+};
+
+static int board_load(struct guests *g, const char *board_id, uint64_t *mem, uint32_t *cpus)
+{
+	sqlite3_stmt *s = q(g, G_BOARD_LOAD);
+	int rc;
+	sqlite3_bind_text(s, 1, board_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*mem = (uint64_t)sqlite3_column_int64(s, 0);
+		*cpus = (uint32_t)sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : db_errno(rc);
+}
+
+static void board_facts(struct board_fit *f, const struct db_board *b)
+{
+	Skyroot__Hello *h = b->inventory ? skyroot__hello__unpack(NULL, b->inventory_len, b->inventory) : NULL;
+	snprintf(f->id, sizeof(f->id), "%s", b->id);
+	snprintf(f->name, sizeof(f->name), "%s", b->name);
+	f->online = agentlink_board_online(f->g->ctl->agents, b->id, NULL);
+	f->kvm = h && h->kvm;
+	f->memory = h ? h->memory_bytes : 0;
+	f->cpus = h ? h->cpus : 0;
+	if (h)
+		skyroot__hello__free_unpacked(h, NULL);
+}
+
+static int board_fit_one(void *ctx, const struct db_board *b)
+{
+	struct board_fit *f = ctx;
+	board_facts(f, b);
+	f->found = true;
+	return 0;
+}
+
+static int board_fit_auto(void *ctx, const struct db_board *b)
+{
+	struct board_fit *f = ctx, cand = {.g = f->g};
+	uint64_t used = 0, free_mem;
+	uint32_t used_cpus = 0;
+	board_facts(&cand, b);
+	if (!cand.online || !cand.kvm || board_load(f->g, b->id, &used, &used_cpus) < 0)
+		return 0;
+	if (cand.memory < used + GUEST_BOARD_RESERVE + f->need_mem)
+		return 0;
+	free_mem = cand.memory - used - GUEST_BOARD_RESERVE;
+	/* vCPUs may be overcommitted twice over. */
+	if ((uint64_t)used_cpus + f->need_cpus > 2ull * cand.cpus)
+		return 0;
+	if (!f->found || free_mem > f->best_free) {
+		snprintf(f->id, sizeof(f->id), "%s", cand.id);
+		snprintf(f->name, sizeof(f->name), "%s", cand.name);
+		f->best_free = free_mem;
+		f->found = true;
+	}
+	return 0;
+}
+
+/* ---- commands to boards ---- */
+
+static int add_manifest(struct guests *g, const char *image_id, Skyroot__SignedManifest **out, size_t *n)
+{
+	uint8_t *man = NULL, *sig = NULL;
+	size_t ml = 0, sl = 0;
+	Skyroot__SignedManifest *sm;
+	int r;
+	if (!image_id[0])
+		return 0;
+	r = store_image_manifest(g->ctl->store, image_id, &man, &ml, &sig, &sl);
+	if (r < 0)
+		return r;
+	sm = calloc(1, sizeof(*sm));
+	if (!sm) {
+		free(man);
+		free(sig);
+		return -ENOMEM;
+	}
+	skyroot__signed_manifest__init(sm);
+	sm->manifest.data = man;
+	sm->manifest.len = ml;
+	sm->signature.data = sig;
+	sm->signature.len = sl;
+	out[(*n)++] = sm;
+	return 0;
+}
+
+static void send_command(struct guests *g, const struct guest *gs, Skyroot__GuestAction action)
+{
+	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+	Skyroot__GuestCommand cmd = SKYROOT__GUEST_COMMAND__INIT;
+	Skyroot__GuestSpec spec = SKYROOT__GUEST_SPEC__INIT;
+	Skyroot__SignedManifest *mans[3] = {0};
+	char *devs[GUEST_MAX_DEVICES];
+	size_t nm = 0;
+	int r = 0;
+
+	if (!agentlink_board_online(g->ctl->agents, gs->board_id, NULL))
+		return; /* it gets this when it is back: guests_board_up */
+	spec.id = (char *)gs->id;
+	spec.name = (char *)gs->name;
+	spec.kernel_image = (char *)gs->kernel;
+	spec.initrd_image = (char *)gs->initrd;
+	spec.disk_image = (char *)gs->disk;
+	spec.cmdline = (char *)gs->cmdline;
+	spec.vcpus = gs->vcpus;
+	spec.memory_bytes = gs->memory;
+	for (unsigned i = 0; i < gs->n_devices; i++)
+		devs[i] = (char *)gs->devices[i];
+	spec.n_devices = gs->n_devices;
+	spec.devices = devs;
+	spec.backend = (char *)gs->backend;
+	if (action == SKYROOT__GUEST_ACTION__GUEST_ENSURE_RUNNING) {
+		r = add_manifest(g, gs->kernel, mans, &nm);
+		if (r == 0)
+			r = add_manifest(g, gs->initrd, mans, &nm);
+		if (r == 0)
+			r = add_manifest(g, gs->disk, mans, &nm);
+	}
+	spec.n_manifests = nm;
+	spec.manifests = mans;
+	cmd.spec = &spec;
+	cmd.action = action;
+	env.body_case = SKYROOT__ENVELOPE__BODY_GUEST_COMMAND;
+	env.guest_command = &cmd;
+	if (r == 0)
+		r = agentlink_board_send(g->ctl->agents, gs->board_id, &env);
+	if (r < 0)
+		log_warn("guest %s: cannot send the command to board %s: %s", gs->id, gs->board_id, strerror(-r));
+	for (size_t i = 0; i < nm; i++) {
+		free(mans[i]->manifest.data);
+		free(mans[i]->signature.data);
+		free(mans[i]);
+	}
+}
+
+static Skyroot__GuestAction action_for(const struct guest *gs)
+{
+	return strcmp(gs->desired, "running") == 0 ? SKYROOT__GUEST_ACTION__GUEST_ENSURE_RUNNING :
+						     SKYROOT__GUEST_ACTION__GUEST_ENSURE_STOPPED;
+}
+
+static int board_up_cb(void *ctx, const struct guest *gs)
+{
+	send_command(ctx, gs, action_for(gs));
+	return 0;
+}
+
+void guests_board_up(struct guests *g, const char *board_id)
+{
+	sqlite3_stmt *s = q(g, G_BY_BOARD);
+	sqlite3_bind_text(s, 1, board_id, -1, SQLITE_STATIC);
+	guest_query(s, board_up_cb, g);
+}
+
+/* ---- create, change, delete ---- */
+
+static bool name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n >= GUEST_NAME_MAX || strncmp(name, "gst-", 4) == 0 || name[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+		      c == '_' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+static bool pci_ok(const char *a)
+{
+	unsigned d, b, s, f;
+	char tail;
+	return strlen(a) == 12 && sscanf(a, "%4x:%2x:%2x.%1x%c", &d, &b, &s, &f, &tail) == 4 && s < 32 && f < 8;
+}
+
+static int resolve_image(struct guests *g, const char *ref, const char *what, char *id_out, char *err, size_t errlen)
+{
+	struct store_image img;
+	int r;
+	id_out[0] = '\0';
+	if (!ref || !ref[0])
+		return 0;
+	r = store_image_get(g->ctl->store, ref, &img);
+	if (r == -ENOENT)
+		snprintf(err, errlen, "no image named '%s' for the %s; see 'skyctl image list'", ref, what);
+	if (r < 0)
+		return r;
+	snprintf(id_out, DB_ID_MAX, "%s", img.id);
+	return 0;
+}
+
+int guests_create(struct guests *g, const struct guest_request *req, struct guest *out, char *err, size_t errlen)
+{
+	struct guest gs = {0};
+	struct board_fit fit = {.g = g};
+	char devs[GUEST_MAX_DEVICES * 17 + 1] = "";
+	sqlite3_stmt *s;
+	int r;
+
+	if (!req->name || !name_ok(req->name)) {
+		snprintf(err, errlen, "a guest name is 1-63 of A-Z a-z 0-9 . _ - and does not start with 'gst-'");
+		return -EINVAL;
+	}
+	if (!req->kernel || !req->kernel[0]) {
+		snprintf(err, errlen, "a guest needs a kernel image (\"kernel\": \"<image id or name>\")");
+		return -EINVAL;
+	}
+	if (req->vcpus < 1 || req->vcpus > 64) {
+		snprintf(err, errlen, "vcpus must be 1..64");
+		return -EINVAL;
+	}
+	if (req->memory < (16ull << 20) || req->memory > (1ull << 40)) {
+		snprintf(err, errlen, "memory_bytes must be between 16 MiB and 1 TiB");
+		return -EINVAL;
+	}
+	if (req->cmdline && strlen(req->cmdline) >= GUEST_CMDLINE_MAX) {
+		snprintf(err, errlen, "the command line is over %d bytes", GUEST_CMDLINE_MAX - 1);
+		return -EINVAL;
+	}
+	if (strcmp(req->backend, "qemu") != 0 && strcmp(req->backend, "libvirt") != 0) {
+		snprintf(err, errlen, "backend must be qemu or libvirt");
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < req->n_devices; i++) {
+		if (!pci_ok(req->devices[i])) {
+			snprintf(err, errlen, "'%s' is not a PCI address like 0000:00:03.0", req->devices[i]);
+			return -EINVAL;
+		}
+		if (strlen(devs) + 14 < sizeof(devs)) {
+			strcat(devs, i ? " " : "");
+			strcat(devs, req->devices[i]);
+		}
+		snprintf(gs.devices[i], sizeof(gs.devices[i]), "%s", req->devices[i]);
+	}
+	gs.n_devices = req->n_devices;
+	s = q(g, G_NAME_TAKEN);
+	sqlite3_bind_text(s, 1, req->name, -1, SQLITE_STATIC);
+	r = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (r == SQLITE_ROW) {
+		snprintf(err, errlen, "a guest named '%s' exists; pick another name or delete it", req->name);
+		return -EEXIST;
+	}
+	if ((r = resolve_image(g, req->kernel, "kernel", gs.kernel, err, errlen)) < 0 ||
+	    (r = resolve_image(g, req->initrd, "initrd", gs.initrd, err, errlen)) < 0 ||
+	    (r = resolve_image(g, req->disk, "disk", gs.disk, err, errlen)) < 0)
+		return r;
+
+	/* Where it runs. */
+	if (!req->board || strcmp(req->board, "auto") == 0) {
+		fit.need_mem = req->memory;
+		fit.need_cpus = req->vcpus;
+		r = db_board_list(g->ctl->db, board_fit_auto, &fit);
+		if (r < 0)
+			return r;
+		if (!fit.found) {
+			snprintf(err, errlen, "no online board with KVM has %llu MiB and %u vCPUs free; see 'skyctl board list'",
+				 (unsigned long long)(req->memory >> 20), req->vcpus);
+			return -ENOSPC;
+		}
+	} else {
+		uint64_t used = 0;
+		uint32_t used_cpus = 0;
+		r = db_board_get(g->ctl->db, req->board, board_fit_one, &fit);
+		if (r == -ENOENT)
+			snprintf(err, errlen, "no board named '%s'; see 'skyctl board list'", req->board);
+		if (r < 0)
+			return r;
+		if (fit.memory) {
+			r = board_load(g, fit.id, &used, &used_cpus);
+			if (r < 0)
+				return r;
+			if (fit.memory < used + GUEST_BOARD_RESERVE + req->memory) {
+				snprintf(err, errlen,
+					 "board %s has %llu MiB of memory, %llu MiB promised to guests and %llu MiB kept "
+					 "for the firmware: %llu MiB more do not fit",
+					 fit.name, (unsigned long long)(fit.memory >> 20), (unsigned long long)(used >> 20),
+					 (unsigned long long)(GUEST_BOARD_RESERVE >> 20),
+					 (unsigned long long)(req->memory >> 20));
+				return -ENOSPC;
+			}
+		}
+	}
+	r = ctl_new_id("gst-", 6, gs.id, sizeof(gs.id));
+	if (r < 0)
+		return r;
+	snprintf(gs.name, sizeof(gs.name), "%s", req->name);
+	snprintf(gs.board_id, sizeof(gs.board_id), "%s", fit.id);
+	snprintf(gs.cmdline, sizeof(gs.cmdline), "%s", req->cmdline ? req->cmdline : "console=ttyS0");
+	gs.vcpus = req->vcpus;
+	gs.memory = req->memory;
+	snprintf(gs.backend, sizeof(gs.backend), "%s", req->backend);
+	snprintf(gs.desired, sizeof(gs.desired), "running");
+	snprintf(gs.state, sizeof(gs.state), "pending");
+	gs.created = sky_unix_now();
+
+	s = q(g, G_INSERT);
+	sqlite3_bind_text(s, 1, gs.id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, gs.name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, gs.board_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, gs.kernel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, gs.initrd, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, gs.disk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, gs.cmdline, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 8, gs.vcpus);
+	sqlite3_bind_int64(s, 9, (int64_t)gs.memory);
+	sqlite3_bind_text(s, 10, devs, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 11, gs.backend, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 12, gs.desired, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 13, gs.state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 14, "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 15, gs.created);
+	r = step_done(s); /* autocommit, synchronous=FULL: durable before we answer */
+	if (r == -EEXIST) {
+		snprintf(err, errlen, "a guest named '%s' exists", req->name);
+		return r;
+	}
+	if (r < 0)
+		return r;
+	log_info("guest %s '%s' created on board %s", gs.id, gs.name, fit.name);
+	send_command(g, &gs, SKYROOT__GUEST_ACTION__GUEST_ENSURE_RUNNING);
+	*out = gs;
+	return 0;
+}
+
+int guests_set_desired(struct guests *g, const char *id, const char *desired, struct guest *out)
+{
+	sqlite3_stmt *s = q(g, G_SET_DESIRED);
+	struct guest gs;
+	int r;
+	sqlite3_bind_text(s, 1, desired, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, desired, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, desired, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, id, -1, SQLITE_STATIC);
+	r = step_done(s);
+	if (r == 0)
+		r = guest_one(g, G_BY_ID, id, &gs);
+	if (r < 0)
+		return r;
+	send_command(g, &gs, action_for(&gs));
+	*out = gs;
+	return 0;
+}
+
+int guests_delete(struct guests *g, const char *id)
+{
+	struct guest gs;
+	sqlite3_stmt *s;
+	int r = guest_one(g, G_BY_ID, id, &gs);
+	if (r < 0)
+		return r;
+	s = q(g, G_DELETE);
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	r = step_done(s);
+	if (r < 0)
+		return r;
+	send_command(g, &gs, SKYROOT__GUEST_ACTION__GUEST_DESTROY);
+	/* Its console goes with it. */
+	for (struct console **pp = &g->consoles; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->guest_id, id) == 0 && !(*pp)->followers) {
+			struct console *c = *pp;
+			*pp = c->next;
+			free(c->ring);
+			free(c);
+			break;
+		}
+	return 0;
+}
+
+/* ---- reports from boards ---- */
+
+static const char *state_name(Skyroot__GuestStateCode c)
+{
+	switch (c) {
+	case SKYROOT__GUEST_STATE_CODE__GUEST_FETCHING:
+		return "fetching";
+	case SKYROOT__GUEST_STATE_CODE__GUEST_RUNNING:
+		return "running";
+	case SKYROOT__GUEST_STATE_CODE__GUEST_STOPPED:
+		return "stopped";
+	case SKYROOT__GUEST_STATE_CODE__GUEST_FAILED:
+		return "failed";
+	default:
+		return "pending";
+	}
+}
+
+void guests_on_report(struct guests *g, const char *board_id, const Skyroot__GuestReport *rep)
+{
+	for (size_t i = 0; i < rep->n_guests; i++) {
+		const Skyroot__GuestState *st = rep->guests[i];
+		struct guest gs;
+		char error[GUEST_ERROR_MAX];
+		if (!st->id || strlen(st->id) >= DB_ID_MAX)
+			continue;
+		snprintf(error, sizeof(error), "%s", st->error ? st->error : "");
+		if (guest_one(g, G_BY_ID, st->id, &gs) < 0 || strcmp(gs.board_id, board_id) != 0) {
+			/* Deleted (or moved) while the board was away: it goes. */
+			struct guest gone = {0};
+			snprintf(gone.id, sizeof(gone.id), "%s", st->id);
+			snprintf(gone.board_id, sizeof(gone.board_id), "%s", board_id);
+			snprintf(gone.backend, sizeof(gone.backend), "qemu");
+			log_info("board %s runs guest %s that is no longer its own: destroying it", board_id, st->id);
+			send_command(g, &gone, SKYROOT__GUEST_ACTION__GUEST_DESTROY);
+			continue;
+		}
+		const char *name = state_name(st->state);
+		sqlite3_stmt *s = q(g, G_SET_STATE);
+		sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, error, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, st->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 4, board_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 5, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 6, error, -1, SQLITE_STATIC);
+		if (step_done(s) == 0 && sqlite3_changes(g->h) > 0) {
+			if (st->state == SKYROOT__GUEST_STATE_CODE__GUEST_FAILED)
+				log_warn("guest %s '%s' failed on board %s: %s", gs.id, gs.name, board_id, error);
+			else
+				log_info("guest %s '%s' is %s on board %s", gs.id, gs.name, name, board_id);
+		}
+	}
+}
+
+/* ---- consoles ---- */
+
+static struct console *console_get(struct guests *g, const char *guest_id, bool create)
+{
+	struct console *c;
+	for (c = g->consoles; c; c = c->next)
+		if (strcmp(c->guest_id, guest_id) == 0)
+			return c;
+	if (!create)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->ring = malloc(GUEST_CONSOLE_RING))) {
+		free(c);
+		return NULL;
+	}
+	snprintf(c->guest_id, sizeof(c->guest_id), "%s", guest_id);
+	c->next = g->consoles;
+	g->consoles = c;
+	return c;
+}
+
+void guests_on_console(struct guests *g, const char *board_id, const Skyroot__ConsoleData *d)
+{
+	struct guest gs;
+	struct console *c;
+	const uint8_t *p = d->data.data;
+	size_t n = d->data.len;
+
+	if (!d->guest_id || strlen(d->guest_id) >= DB_ID_MAX || n > 64 * 1024)
+		return;
+	if (guest_one(g, G_BY_ID, d->guest_id, &gs) < 0 || strcmp(gs.board_id, board_id) != 0)
+		return;
+	c = console_get(g, d->guest_id, true);
+	if (!c)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		c->ring[(c->start + c->len) % GUEST_CONSOLE_RING] = p[i];
+		if (c->len < GUEST_CONSOLE_RING)
+			c->len++;
+		else
+			c->start = (c->start + 1) % GUEST_CONSOLE_RING;
+	}
+	for (struct console_follower *f = c->followers, *next; f; f = next) {
+		next = f->next; /* the callback may unfollow */
+		f->cb(f->ctx, p, n);
+	}
+}
+
+size_t guests_console_read(struct guests *g, const char *guest_id, char *out, size_t outlen)
+{
+	struct console *c = console_get(g, guest_id, false);
+	size_t n, skip;
+	if (!c)
+		return 0;
+	n = c->len < outlen ? c->len : outlen;
+	skip = c->len - n;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (char)c->ring[(c->start + skip + i) % GUEST_CONSOLE_RING];
+	return n;
+}
+
+int guests_console_follow(struct guests *g, const char *guest_id, guest_console_cb cb, void *ctx)
+{
+	struct console *c = console_get(g, guest_id, true);
+	struct console_follower *f;
+	if (!c)
+		return -ENOMEM;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->cb = cb;
+	f->ctx = ctx;
+	f->next = c->followers;
+	c->followers = f;
+	return 0;
+}
+
+void guests_console_unfollow(struct guests *g, const char *guest_id, void *ctx)
+{
+	struct console *c = console_get(g, guest_id, false);
+	if (!c)
+		return;
+	for (struct console_follower **pp = &c->followers; *pp; pp = &(*pp)->next)
+		if ((*pp)->ctx == ctx) {
+			struct console_follower *f = *pp;
+			*pp = f->next;
+			free(f);
+			return;
+		}
+}

@@ -1,0 +1,83 @@
+/* Guests: desired state in the store, reconciled with what boards report;
+ * consoles kept as bounded rings in memory. */
+#ifndef SKY_CONTROLLER_GUESTS_H
+#define SKY_CONTROLLER_GUESTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "controller/db.h"
+#include "skyroot.pb-c.h"
+
+#define GUEST_NAME_MAX 64
+#define GUEST_CMDLINE_MAX 1024
+#define GUEST_MAX_DEVICES 8
+#define GUEST_CONSOLE_RING (64u * 1024u)
+#define GUEST_ERROR_MAX 512
+/* Memory the firmware keeps for itself when placing guests. */
+#define GUEST_BOARD_RESERVE (512ull << 20)
+
+struct controller;
+struct guests;
+
+struct guest {
+	char id[DB_ID_MAX];
+	char name[GUEST_NAME_MAX];
+	char board_id[DB_ID_MAX];
+	char kernel[DB_ID_MAX];
+	char initrd[DB_ID_MAX];
+	char disk[DB_ID_MAX];
+	char cmdline[GUEST_CMDLINE_MAX];
+	uint32_t vcpus;
+	uint64_t memory;
+	char devices[GUEST_MAX_DEVICES][16];
+	unsigned n_devices;
+	char backend[16];
+	char desired[16];             /* running | stopped */
+	char state[16];               /* pending | fetching | running | stopped | failed */
+	char error[GUEST_ERROR_MAX];
+	int64_t created;
+};
+
+/* What POST /v1/guests asks for: names resolved by the caller or not. */
+struct guest_request {
+	const char *name;
+	const char *board;            /* id, name or "auto" */
+	const char *kernel, *initrd, *disk; /* image ids or names; NULL = none */
+	const char *cmdline;
+	uint32_t vcpus;
+	uint64_t memory;
+	const char *devices[GUEST_MAX_DEVICES];
+	unsigned n_devices;
+	const char *backend;
+};
+
+int guests_open(struct controller *ctl, struct guests **out);
+void guests_close(struct guests *g);
+
+/* Create and start.  On failure err says why, for the client; the return
+ * says how: -EINVAL (400), -ENOENT (404), -EEXIST / -EBUSY / -ENOSPC (409). */
+int guests_create(struct guests *g, const struct guest_request *req, struct guest *out, char *err, size_t errlen);
+int guests_get(struct guests *g, const char *id_or_name, struct guest *out);
+typedef int (*guest_cb)(void *ctx, const struct guest *gs);
+int guests_list(struct guests *g, guest_cb cb, void *ctx);
+/* desired = "running" or "stopped". */
+int guests_set_desired(struct guests *g, const char *id, const char *desired, struct guest *out);
+int guests_delete(struct guests *g, const char *id);
+/* 1 when a guest uses the image, 0 when none, or a negative errno. */
+int guests_image_in_use(struct guests *g, const char *image_id);
+
+/* From the agent link. */
+void guests_board_up(struct guests *g, const char *board_id);
+void guests_on_report(struct guests *g, const char *board_id, const Skyroot__GuestReport *r);
+void guests_on_console(struct guests *g, const char *board_id, const Skyroot__ConsoleData *d);
+
+/* Console: copy out the ring (up to outlen bytes, the newest); returns the
+ * length.  Followers get every new byte through cb until they unfollow. */
+size_t guests_console_read(struct guests *g, const char *guest_id, char *out, size_t outlen);
+typedef void (*guest_console_cb)(void *ctx, const uint8_t *data, size_t len);
+int guests_console_follow(struct guests *g, const char *guest_id, guest_console_cb cb, void *ctx);
+void guests_console_unfollow(struct guests *g, const char *guest_id, void *ctx);
+
+#endif
