@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +49,11 @@
 #define CTL_FETCH_TIMEOUT 600   /* seconds 'image fetch' waits by default (10m) */
 #define CTL_FETCH_TIMEOUT_MAX (7 * 24 * 3600)
 #define CTL_SHA_PREFIX 12       /* hex digits of a SHA-256 shown in tables */
+#define CTL_MAX_DEVICES 8       /* --device flags of one guest (the controller's limit too) */
+#define CTL_MAX_CMDLINE 4096    /* bytes of --cmdline (the controller has its own, smaller limit) */
+#define CTL_ERROR_COLUMNS 40    /* columns of a guest's error in 'guest list' */
+#define CTL_KEEPALIVE_IDLE 30L  /* seconds before a quiet followed stream is probed */
+#define CTL_KEEPALIVE_INTVL 15L
 
 enum ctl_output {
 	CTL_OUTPUT_TABLE,
@@ -69,6 +75,15 @@ enum ctl_flag_id {
 	FLAG_BOARD,
 	FLAG_NO_WAIT,
 	FLAG_TIMEOUT,
+	FLAG_KERNEL,
+	FLAG_INITRD,
+	FLAG_DISK,
+	FLAG_CMDLINE,
+	FLAG_VCPUS,
+	FLAG_MEMORY,
+	FLAG_DEVICE,
+	FLAG_BACKEND,
+	FLAG_FOLLOW,
 	FLAG__COUNT,
 };
 
@@ -76,13 +91,17 @@ enum ctl_flag_id {
 /* Flags that belong to one command; the others are valid anywhere. */
 #define FLAGS_COMMAND (FLAG_BIT(FLAG_TTL) | FLAG_BIT(FLAG_USES) | FLAG_BIT(FLAG_NAME) | \
 		       FLAG_BIT(FLAG_KIND) | FLAG_BIT(FLAG_BOARD) | FLAG_BIT(FLAG_NO_WAIT) | \
-		       FLAG_BIT(FLAG_TIMEOUT))
+		       FLAG_BIT(FLAG_TIMEOUT) | FLAG_BIT(FLAG_KERNEL) | FLAG_BIT(FLAG_INITRD) | \
+		       FLAG_BIT(FLAG_DISK) | FLAG_BIT(FLAG_CMDLINE) | FLAG_BIT(FLAG_VCPUS) | \
+		       FLAG_BIT(FLAG_MEMORY) | FLAG_BIT(FLAG_DEVICE) | FLAG_BIT(FLAG_BACKEND) | \
+		       FLAG_BIT(FLAG_FOLLOW))
 
 struct ctl_flag {
 	const char *name;    /* long name, without "--" */
 	char short_name;     /* 0 when none */
 	const char *metavar; /* NULL when the flag takes no value */
 	const char *help;
+	size_t repeat;       /* 0: the last one given wins; else it may be given this many times */
 };
 
 static const struct ctl_flag ctl_flags[FLAG__COUNT] = {
@@ -142,18 +161,60 @@ static const struct ctl_flag ctl_flags[FLAG__COUNT] = {
 		.name = "timeout", .metavar = "DURATION",
 		.help = "how long to wait for the fetch: 30s, 10m, 1h or seconds (default 10m)",
 	},
+	[FLAG_KERNEL] = {
+		.name = "kernel", .metavar = "IMAGE",
+		.help = "the kernel image to boot (id or name; see 'skyctl image list')",
+	},
+	[FLAG_INITRD] = {
+		.name = "initrd", .metavar = "IMAGE",
+		.help = "an initrd image to boot with the kernel (id or name)",
+	},
+	[FLAG_DISK] = {
+		.name = "disk", .metavar = "IMAGE",
+		.help = "a disk image for the guest (id or name)",
+	},
+	[FLAG_CMDLINE] = {
+		.name = "cmdline", .metavar = "STRING",
+		.help = "the kernel command line",
+	},
+	[FLAG_VCPUS] = {
+		.name = "vcpus", .metavar = "N",
+		.help = "virtual CPUs of the guest (default 1)",
+	},
+	[FLAG_MEMORY] = {
+		.name = "memory", .metavar = "SIZE",
+		.help = "memory of the guest: 256M, 2G (powers of 1024) or bytes (default 256M)",
+	},
+	[FLAG_DEVICE] = {
+		.name = "device", .metavar = "PCI_ADDRESS", .repeat = CTL_MAX_DEVICES,
+		.help = "a PCI device of the board to pass through, e.g. 0000:00:03.0 (see 'skyctl board show'); "
+			"up to 8 times",
+	},
+	[FLAG_BACKEND] = {
+		.name = "backend", .metavar = "qemu|libvirt",
+		.help = "the VMM that runs the guest on the board (default qemu)",
+	},
+	[FLAG_FOLLOW] = {
+		.name = "follow",
+		.help = "keep printing new output as it comes, until the controller ends it or Ctrl-C",
+	},
 };
 
 /* What the command line says. */
 struct ctl_opts {
 	const char *value[FLAG__COUNT]; /* the flag's value, "" for flags without one */
 	unsigned seen;                  /* FLAG_BIT()s of the flags given */
+	const char *devices[CTL_MAX_DEVICES]; /* every --device, as given */
+	size_t ndevices;                /* how many were given, even past CTL_MAX_DEVICES */
+	char device_addr[CTL_MAX_DEVICES][SKYCTL_CONF_PCI_ADDRESS_LEN]; /* checked, full form */
 	const char *words[CTL_MAX_WORDS];
 	size_t nwords;
 	enum ctl_output output;
 	uint64_t ttl;
 	uint64_t uses;
 	uint64_t timeout;               /* seconds; --timeout or CTL_FETCH_TIMEOUT */
+	uint64_t vcpus;
+	uint64_t memory;                /* bytes */
 	struct skyctl_conf flag_conf;   /* --controller, --ca, --token, checked */
 };
 
@@ -167,6 +228,13 @@ struct ctl {
 
 enum { SRC_CONTROLLER, SRC_CA, SRC_TOKEN };
 
+/* What a flag means to one command, when that differs from ctl_flags[]. */
+struct ctl_flag_note {
+	int flag;            /* FLAG__COUNT ends a list */
+	const char *metavar; /* NULL: the flag's own */
+	const char *help;    /* NULL: the flag's own */
+};
+
 struct ctl_command {
 	const char *group;
 	const char *verb;    /* NULL for "help" */
@@ -175,6 +243,7 @@ struct ctl_command {
 	unsigned flags;      /* FLAG_BIT()s of the command's own flags */
 	unsigned required;   /* those of flags that must be given */
 	const char *summary;
+	const struct ctl_flag_note *notes; /* NULL when none */
 	int (*run)(struct ctl *ctl, const char *arg);
 };
 
@@ -190,6 +259,30 @@ static int image__show(struct ctl *ctl, const char *arg);
 static int image__delete(struct ctl *ctl, const char *arg);
 static int image__verify(struct ctl *ctl, const char *arg);
 static int image__fetch(struct ctl *ctl, const char *arg);
+static int board__boot(struct ctl *ctl, const char *arg);
+static int guest__create(struct ctl *ctl, const char *arg);
+static int guest__list(struct ctl *ctl, const char *arg);
+static int guest__show(struct ctl *ctl, const char *arg);
+static int guest__start(struct ctl *ctl, const char *arg);
+static int guest__stop(struct ctl *ctl, const char *arg);
+static int guest__delete(struct ctl *ctl, const char *arg);
+static int guest__console(struct ctl *ctl, const char *arg);
+
+static const struct ctl_flag_note board_boot_notes[] = {
+	{ FLAG_KERNEL, NULL, "the kernel image the board streams into RAM and kexecs (id or name)" },
+	{ FLAG_INITRD, NULL, "an initrd image for that kernel (id or name)" },
+	{ FLAG_CMDLINE, NULL, "the new kernel's command line" },
+	{ FLAG__COUNT, NULL, NULL },
+};
+
+static const struct ctl_flag_note guest_create_notes[] = {
+	{ FLAG_NAME, NULL, "the name of the new guest: 1 to 63 of A-Z a-z 0-9 . _ - (must not be taken)" },
+	{ FLAG_BOARD, "BOARD|auto",
+	  "the board (id or name) that runs the guest, or 'auto': an online board with KVM and room for it" },
+	{ FLAG_KERNEL, NULL, "the kernel image the guest boots (id or name; see 'skyctl image list')" },
+	{ FLAG_CMDLINE, NULL, "the guest kernel's command line (default \"console=ttyS0\")" },
+	{ FLAG__COUNT, NULL, NULL },
+};
 
 static const struct ctl_command ctl_commands[] = {
 	{
@@ -224,6 +317,14 @@ static const struct ctl_command ctl_commands[] = {
 		.run = board__delete,
 	},
 	{
+		.group = "board", .verb = "boot", .arg = "ID|NAME",
+		.flags = FLAG_BIT(FLAG_KERNEL) | FLAG_BIT(FLAG_INITRD) | FLAG_BIT(FLAG_CMDLINE),
+		.required = FLAG_BIT(FLAG_KERNEL),
+		.summary = "kexec a board into another OS streamed to its RAM (bare metal; no disk touched)",
+		.notes = board_boot_notes,
+		.run = board__boot,
+	},
+	{
 		.group = "image", .verb = "push", .arg = "FILE", .arg_max = CTL_MAX_PATH,
 		.flags = FLAG_BIT(FLAG_NAME) | FLAG_BIT(FLAG_KIND),
 		.required = FLAG_BIT(FLAG_NAME),
@@ -256,6 +357,47 @@ static const struct ctl_command ctl_commands[] = {
 		.required = FLAG_BIT(FLAG_BOARD),
 		.summary = "load an image into a board's RAM and wait until it is there",
 		.run = image__fetch,
+	},
+	{
+		.group = "guest", .verb = "create",
+		.flags = FLAG_BIT(FLAG_NAME) | FLAG_BIT(FLAG_BOARD) | FLAG_BIT(FLAG_KERNEL) | FLAG_BIT(FLAG_INITRD) |
+			 FLAG_BIT(FLAG_DISK) | FLAG_BIT(FLAG_CMDLINE) | FLAG_BIT(FLAG_VCPUS) | FLAG_BIT(FLAG_MEMORY) |
+			 FLAG_BIT(FLAG_DEVICE) | FLAG_BIT(FLAG_BACKEND),
+		.required = FLAG_BIT(FLAG_NAME) | FLAG_BIT(FLAG_BOARD) | FLAG_BIT(FLAG_KERNEL),
+		.summary = "create a guest (a KVM virtual machine on a board) and start it",
+		.notes = guest_create_notes,
+		.run = guest__create,
+	},
+	{
+		.group = "guest", .verb = "list",
+		.summary = "list guests: where they run, their state, what they were given",
+		.run = guest__list,
+	},
+	{
+		.group = "guest", .verb = "show", .arg = "ID|NAME",
+		.summary = "show a guest, with its images, command line and why it failed",
+		.run = guest__show,
+	},
+	{
+		.group = "guest", .verb = "start", .arg = "ID|NAME",
+		.summary = "start a guest (its board starts it, now or when it is back online)",
+		.run = guest__start,
+	},
+	{
+		.group = "guest", .verb = "stop", .arg = "ID|NAME",
+		.summary = "stop a guest; it is kept and can be started again",
+		.run = guest__stop,
+	},
+	{
+		.group = "guest", .verb = "delete", .arg = "ID|NAME",
+		.summary = "stop a guest and delete it; its images are no longer held",
+		.run = guest__delete,
+	},
+	{
+		.group = "guest", .verb = "console", .arg = "ID|NAME",
+		.flags = FLAG_BIT(FLAG_FOLLOW),
+		.summary = "print a guest's serial console (the last 64 KiB), or --follow it",
+		.run = guest__console,
 	},
 	{
 		.group = "help", .arg = "[COMMAND]",
@@ -346,20 +488,51 @@ static void ctl_pad(FILE *f, size_t n)
 
 /* ---- usage, from the tables -------------------------------------------- */
 
-static void ctl_flag_synopsis(const struct ctl_flag *fl, char *buf, size_t len)
+static const struct ctl_flag_note *ctl_flag_note(const struct ctl_command *c, int f)
 {
-	if (fl->short_name != 0 && fl->metavar != NULL)
-		snprintf(buf, len, "-%c, --%s %s", fl->short_name, fl->name, fl->metavar);
+	if (c == NULL || c->notes == NULL)
+		return NULL;
+	for (const struct ctl_flag_note *n = c->notes; n->flag != FLAG__COUNT; n++)
+		if (n->flag == f)
+			return n;
+	return NULL;
+}
+
+/* The flag's metavar and help for command c (NULL: no command). */
+static const char *ctl_flag_metavar(const struct ctl_command *c, int f)
+{
+	const struct ctl_flag_note *n = ctl_flag_note(c, f);
+
+	return n != NULL && n->metavar != NULL ? n->metavar : ctl_flags[f].metavar;
+}
+
+static const char *ctl_flag_help(const struct ctl_command *c, int f)
+{
+	const struct ctl_flag_note *n = ctl_flag_note(c, f);
+
+	return n != NULL && n->help != NULL ? n->help : ctl_flags[f].help;
+}
+
+static void ctl_flag_synopsis(const struct ctl_command *c, int f, char *buf, size_t len)
+{
+	const struct ctl_flag *fl = &ctl_flags[f];
+	const char *metavar = ctl_flag_metavar(c, f);
+
+	if (fl->short_name != 0 && metavar != NULL)
+		snprintf(buf, len, "-%c, --%s %s", fl->short_name, fl->name, metavar);
 	else if (fl->short_name != 0)
 		snprintf(buf, len, "-%c, --%s", fl->short_name, fl->name);
-	else if (fl->metavar != NULL)
-		snprintf(buf, len, "--%s %s", fl->name, fl->metavar);
+	else if (metavar != NULL)
+		snprintf(buf, len, "--%s %s", fl->name, metavar);
 	else
 		snprintf(buf, len, "--%s", fl->name);
 }
 
+#define CTL_SYNOPSIS_MAX 512
+
 /* "image push FILE --name NAME [--kind KIND]": the argument, the required
- * flags, then the optional ones in brackets. */
+ * flags, then the optional ones in brackets; "[--device PCI_ADDRESS ...]"
+ * for a flag that may be repeated. */
 static void ctl_command_synopsis(const struct ctl_command *c, char *buf, size_t len)
 {
 	size_t n = 0;
@@ -374,10 +547,11 @@ static void ctl_command_synopsis(const struct ctl_command *c, char *buf, size_t 
 	for (int pass = 0; pass < 2; pass++) {
 		for (int f = 0; f < FLAG__COUNT && n < len; f++) {
 			int required = (c->required & FLAG_BIT(f)) != 0;
+			const char *metavar = ctl_flag_metavar(c, f);
 			if (!(c->flags & FLAG_BIT(f)) || required != (pass == 0))
 				continue;
-			w = snprintf(buf + n, len - n, " %s--%s%s%s%s", required ? "" : "[", ctl_flags[f].name,
-				     ctl_flags[f].metavar ? " " : "", ctl_flags[f].metavar ? ctl_flags[f].metavar : "",
+			w = snprintf(buf + n, len - n, " %s--%s%s%s%s%s", required ? "" : "[", ctl_flags[f].name,
+				     metavar ? " " : "", metavar ? metavar : "", ctl_flags[f].repeat ? " ..." : "",
 				     required ? "" : "]");
 			n += w < 0 ? 0 : (size_t)w;
 		}
@@ -385,10 +559,38 @@ static void ctl_command_synopsis(const struct ctl_command *c, char *buf, size_t 
 }
 
 #define CTL_SYNOPSIS_COLUMN 44 /* a longer synopsis has its summary on the next line */
+#define CTL_TEXT_COLUMNS 79    /* a synopsis is wrapped to this */
+
+/* text on the current line (at column col), wrapped before a " [" or a
+ * " -" when a line would pass CTL_TEXT_COLUMNS; a new line starts with
+ * indent blanks.  Ends with a newline. */
+static void ctl_print_wrapped(FILE *f, const char *text, size_t col, size_t indent)
+{
+	const char *p = text;
+
+	while (*p != '\0') {
+		/* The next piece runs to the next break point. */
+		const char *e = p + 1;
+		while (*e != '\0' && !(e[0] == ' ' && (e[1] == '[' || e[1] == '-')))
+			e++;
+		size_t n = (size_t)(e - p);
+		if (p != text && col + n > CTL_TEXT_COLUMNS && col > indent) {
+			fputc('\n', f);
+			ctl_pad(f, indent);
+			col = indent;
+			p++; /* the blank */
+			n--;
+		}
+		fwrite(p, 1, n, f);
+		col += n;
+		p = e;
+	}
+	fputc('\n', f);
+}
 
 static void ctl_print_commands(FILE *f, const char *group)
 {
-	char syn[160];
+	char syn[CTL_SYNOPSIS_MAX];
 	size_t width = 0;
 
 	for (size_t i = 0; i < CTL_NCOMMANDS; i++) {
@@ -402,14 +604,17 @@ static void ctl_print_commands(FILE *f, const char *group)
 		if (group != NULL && strcmp(ctl_commands[i].group, group) != 0)
 			continue;
 		ctl_command_synopsis(&ctl_commands[i], syn, sizeof(syn));
-		if (strlen(syn) > width)
-			fprintf(f, "  %s\n  %-*s  %s\n", syn, (int)width, "", ctl_commands[i].summary);
-		else
+		if (strlen(syn) > width) {
+			fputs("  ", f);
+			ctl_print_wrapped(f, syn, 2, 6);
+			fprintf(f, "  %-*s  %s\n", (int)width, "", ctl_commands[i].summary);
+		} else
 			fprintf(f, "  %-*s  %s\n", (int)width, syn, ctl_commands[i].summary);
 	}
 }
 
-static void ctl_print_flags(FILE *f, unsigned mask)
+/* The flags of mask, with what they mean to command c (NULL: in general). */
+static void ctl_print_flags(FILE *f, unsigned mask, const struct ctl_command *c)
 {
 	char syn[64];
 	size_t width = 0;
@@ -417,15 +622,15 @@ static void ctl_print_flags(FILE *f, unsigned mask)
 	for (int i = 0; i < FLAG__COUNT; i++) {
 		if (!(mask & FLAG_BIT(i)))
 			continue;
-		ctl_flag_synopsis(&ctl_flags[i], syn, sizeof(syn));
+		ctl_flag_synopsis(c, i, syn, sizeof(syn));
 		if (strlen(syn) > width)
 			width = strlen(syn);
 	}
 	for (int i = 0; i < FLAG__COUNT; i++) {
 		if (!(mask & FLAG_BIT(i)))
 			continue;
-		ctl_flag_synopsis(&ctl_flags[i], syn, sizeof(syn));
-		fprintf(f, "  %-*s  %s\n", (int)width, syn, ctl_flags[i].help);
+		ctl_flag_synopsis(c, i, syn, sizeof(syn));
+		fprintf(f, "  %-*s  %s\n", (int)width, syn, ctl_flag_help(c, i));
 	}
 }
 
@@ -434,7 +639,7 @@ static void ctl_usage(FILE *f)
 	fprintf(f, "usage: skyctl [OPTIONS] COMMAND [ARGS]\n\ncommands:\n");
 	ctl_print_commands(f, NULL);
 	fprintf(f, "\noptions (they may go anywhere on the line):\n");
-	ctl_print_flags(f, ~FLAGS_COMMAND & (FLAG_BIT(FLAG__COUNT) - 1));
+	ctl_print_flags(f, ~FLAGS_COMMAND & (FLAG_BIT(FLAG__COUNT) - 1), NULL);
 	fprintf(f, "\nThe controller URL, CA and token come from the skyctl.conf that "
 		   "'skyrootd init' writes;\nthe flags override it.  "
 		   "Run 'skyctl COMMAND --help' for the options of a command.\n");
@@ -449,10 +654,12 @@ static void ctl_group_usage(FILE *f, const char *group)
 
 static void ctl_command_usage(FILE *f, const struct ctl_command *c, int full)
 {
-	char syn[160];
+	static const char prefix[] = "usage: skyctl [OPTIONS] ";
+	char syn[CTL_SYNOPSIS_MAX];
 
 	ctl_command_synopsis(c, syn, sizeof(syn));
-	fprintf(f, "usage: skyctl [OPTIONS] %s\n", syn);
+	fputs(prefix, f);
+	ctl_print_wrapped(f, syn, sizeof(prefix) - 1, sizeof(prefix) - 1);
 	if (!full) {
 		fprintf(f, "Run 'skyctl %s%s%s --help' for more.\n", c->group, c->verb ? " " : "",
 			c->verb ? c->verb : "");
@@ -461,7 +668,7 @@ static void ctl_command_usage(FILE *f, const struct ctl_command *c, int full)
 	fprintf(f, "\n%s\n", c->summary);
 	if (c->flags != 0) {
 		fprintf(f, "\noptions:\n");
-		ctl_print_flags(f, c->flags);
+		ctl_print_flags(f, c->flags, c);
 	}
 	fprintf(f, "\nRun 'skyctl --help' for the options of all commands (-o json, --config, ...).\n");
 }
@@ -482,8 +689,9 @@ static int ctl_find_flag(const char *name, size_t len, char short_name)
 }
 
 /* Split argv into flags (anywhere, "--flag VALUE", "--flag=VALUE", "-o
- * VALUE", "-oVALUE"; the last of a repeated flag wins) and words; "--" ends
- * the flags.  Prints what is wrong and returns -EINVAL. */
+ * VALUE", "-oVALUE"; the last of a repeated flag wins, except --device,
+ * whose values are all kept) and words; "--" ends the flags.  Prints what
+ * is wrong and returns -EINVAL. */
 static int ctl_parse_argv(int argc, char **argv, struct ctl_opts *o)
 {
 	int only_words = 0;
@@ -537,6 +745,12 @@ static int ctl_parse_argv(int argc, char **argv, struct ctl_opts *o)
 		}
 		o->seen |= FLAG_BIT(f);
 		o->value[f] = inline_value;
+		if (f == FLAG_DEVICE) {
+			/* Counted past the limit, for the message. */
+			if (o->ndevices < CTL_MAX_DEVICES)
+				o->devices[o->ndevices] = inline_value;
+			o->ndevices++;
+		}
 	}
 	return 0;
 }
@@ -612,13 +826,81 @@ static int ctl_check_flag_values(struct ctl_opts *o)
 		ctl_err("--kind must be kernel, initrd or disk, not '%s'", o->value[FLAG_KIND]);
 		return -EINVAL;
 	}
-	static const int names[] = { FLAG_NAME, FLAG_BOARD };
+	if (o->seen & FLAG_BIT(FLAG_VCPUS)) {
+		int r = ctl_parse_count(o->value[FLAG_VCPUS], &o->vcpus);
+		if (r < 0 || o->vcpus > UINT32_MAX) {
+			ctl_err("--vcpus '%s' is not a number of virtual CPUs; use e.g. --vcpus 2", o->value[FLAG_VCPUS]);
+			return -EINVAL;
+		}
+		if (o->vcpus == 0) {
+			ctl_err("--vcpus must be at least 1");
+			return -EINVAL;
+		}
+	}
+	if (o->seen & FLAG_BIT(FLAG_MEMORY)) {
+		int r = skyctl_conf_parse_size(o->value[FLAG_MEMORY], &o->memory);
+		if (r == -ERANGE) {
+			ctl_err("--memory '%s' is too large", o->value[FLAG_MEMORY]);
+			return -EINVAL;
+		}
+		if (r < 0) {
+			ctl_err("--memory '%s' is not a size; use e.g. 256M, 2G (powers of 1024) or a number of bytes",
+				o->value[FLAG_MEMORY]);
+			return -EINVAL;
+		}
+		if (o->memory == 0) {
+			ctl_err("--memory must be more than 0; use e.g. 256M");
+			return -EINVAL;
+		}
+	}
+	if ((o->seen & FLAG_BIT(FLAG_BACKEND)) && strcmp(o->value[FLAG_BACKEND], "qemu") != 0 &&
+	    strcmp(o->value[FLAG_BACKEND], "libvirt") != 0) {
+		ctl_err("--backend must be qemu or libvirt, not '%s'", o->value[FLAG_BACKEND]);
+		return -EINVAL;
+	}
+	if (o->ndevices > CTL_MAX_DEVICES) {
+		ctl_err("--device was given %zu times; a guest can have at most %d devices", o->ndevices,
+			CTL_MAX_DEVICES);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < o->ndevices; i++) {
+		if (skyctl_conf_parse_pci_address(o->devices[i], o->device_addr[i], sizeof(o->device_addr[i])) < 0) {
+			ctl_err("--device '%s' is not a PCI address; give one as 'skyctl board show' lists it, "
+				"e.g. 0000:00:03.0", o->devices[i]);
+			return -EINVAL;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(o->device_addr[i], o->device_addr[j]) == 0) {
+				ctl_err("--device %s is given twice", o->device_addr[i]);
+				return -EINVAL;
+			}
+		}
+	}
+	if ((o->seen & FLAG_BIT(FLAG_CMDLINE)) && strlen(o->value[FLAG_CMDLINE]) > CTL_MAX_CMDLINE) {
+		ctl_err("--cmdline is longer than %d bytes", CTL_MAX_CMDLINE);
+		return -EINVAL;
+	}
+	static const int names[] = { FLAG_NAME, FLAG_BOARD, FLAG_KERNEL, FLAG_INITRD, FLAG_DISK };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		const char *v = o->value[names[i]];
 		if ((o->seen & FLAG_BIT(names[i])) && (v[0] == '\0' || strlen(v) > CTL_MAX_ID)) {
 			ctl_err("--%s must be 1 to %d bytes long", ctl_flags[names[i]].name, CTL_MAX_ID);
 			return -EINVAL;
 		}
+	}
+	/* Values that go into a JSON request must be UTF-8: jansson takes
+	 * nothing else. */
+	static const int texts[] = { FLAG_NAME, FLAG_BOARD, FLAG_KERNEL, FLAG_INITRD, FLAG_DISK, FLAG_CMDLINE };
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		json_t *v;
+		if (!(o->seen & FLAG_BIT(texts[i])))
+			continue;
+		v = json_string(o->value[texts[i]]);
+		if (v == NULL) {
+			ctl_err("--%s is not valid UTF-8 text", ctl_flags[texts[i]].name);
+			return -EINVAL;
+		}
+		json_decref(v);
 	}
 	skyctl_conf_init(&o->flag_conf);
 	if ((o->seen & FLAG_BIT(FLAG_CONFIG)) && o->value[FLAG_CONFIG][0] == '\0') {
@@ -1062,7 +1344,113 @@ struct ctl_req {
 	const char *query;         /* after '?', escaped by the caller; NULL for none */
 	json_t *body;              /* a JSON body, or NULL */
 	struct ctl_upload *upload; /* a streamed application/octet-stream body, or NULL */
+	struct ctl_sink *sink;     /* a 2xx answer's body goes here as it is, not as JSON; or NULL */
 };
+
+/* Where the body of a raw answer goes (a guest's console): its bytes are
+ * written to fd as they come, nothing is held.  An error answer's JSON
+ * body is read as usual.  With follow, the answer may last for ever: no
+ * stall timeout, and SIGINT ends it (the call then succeeds). */
+struct ctl_sink {
+	int fd;
+	int follow;
+	const char *what;          /* for messages: "the console" */
+	CURL *curl;                /* set by ctl_call */
+	struct ctl_body *errors;   /* set by ctl_call: where a non-2xx body goes */
+	uint64_t written;          /* bytes written to fd */
+	int write_errno;           /* writing to fd failed with this */
+	int interrupted;           /* SIGINT ended it */
+};
+
+static size_t ctl_sink_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct ctl_sink *k = userdata;
+	size_t n = size * nmemb, done = 0;
+	long status = 0;
+
+	curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status > 299)
+		return ctl_body_write(ptr, size, nmemb, k->errors);
+	while (done < n) {
+		ssize_t w = write(k->fd, ptr + done, n - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			k->write_errno = errno;
+			return 0; /* curl stops with CURLE_WRITE_ERROR */
+		}
+		done += (size_t)w;
+		k->written += (uint64_t)w;
+	}
+	return n;
+}
+
+/* SIGINT while a followed answer is read: a byte in a pipe that the
+ * transfer loop polls with curl's sockets. */
+static int ctl_sigint_pipe[2] = { -1, -1 };
+
+static void ctl_on_sigint(int sig)
+{
+	int saved = errno;
+	ssize_t w;
+
+	(void)sig;
+	w = write(ctl_sigint_pipe[1], "", 1);
+	(void)w; /* the pipe is full: a byte is already there */
+	errno = saved;
+}
+
+/* curl_easy_perform(), but SIGINT ends the transfer at once and sets
+ * *interrupted. */
+static CURLcode ctl_perform_interruptible(struct ctl *ctl, int *interrupted)
+{
+	struct sigaction sa = { .sa_handler = ctl_on_sigint }, old;
+	CURLcode result = CURLE_OK;
+	CURLMcode mc;
+	CURLM *multi;
+	int running = 1;
+
+	*interrupted = 0;
+	multi = curl_multi_init();
+	if (multi == NULL)
+		return CURLE_OUT_OF_MEMORY;
+	if (pipe2(ctl_sigint_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		curl_multi_cleanup(multi);
+		return CURLE_OUT_OF_MEMORY;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old);
+	mc = curl_multi_add_handle(multi, ctl->curl);
+	while (mc == CURLM_OK) {
+		struct curl_waitfd wfd = { .fd = ctl_sigint_pipe[0], .events = CURL_WAIT_POLLIN };
+		CURLMsg *msg;
+		int left;
+
+		mc = curl_multi_perform(multi, &running);
+		if (mc != CURLM_OK)
+			break;
+		if (running == 0) {
+			while ((msg = curl_multi_info_read(multi, &left)) != NULL)
+				if (msg->msg == CURLMSG_DONE)
+					result = msg->data.result;
+			break;
+		}
+		mc = curl_multi_poll(multi, &wfd, 1, 1000, NULL);
+		if (mc == CURLM_OK && (wfd.revents & CURL_WAIT_POLLIN)) {
+			*interrupted = 1;
+			break;
+		}
+	}
+	if (mc != CURLM_OK)
+		result = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_RECV_ERROR;
+	curl_multi_remove_handle(multi, ctl->curl);
+	curl_multi_cleanup(multi);
+	sigaction(SIGINT, &old, NULL);
+	close(ctl_sigint_pipe[0]);
+	close(ctl_sigint_pipe[1]);
+	ctl_sigint_pipe[0] = ctl_sigint_pipe[1] = -1;
+	return result;
+}
 
 static int ctl_add_header(struct curl_slist **headers, const char *h)
 {
@@ -1155,6 +1543,7 @@ static int ctl_call(struct ctl *ctl, const struct ctl_req *req, json_t **out)
 	struct ctl_body body = { 0 };
 	struct curl_slist *headers = NULL;
 	struct ctl_upload *u = req->upload;
+	struct ctl_sink *k = req->sink;
 	char *escaped = NULL, *url = NULL, *payload = NULL;
 	const char *tail = req->tail != NULL ? req->tail : "";
 	json_t *answer = NULL;
@@ -1183,7 +1572,8 @@ static int ctl_call(struct ctl *ctl, const struct ctl_req *req, json_t **out)
 		 escaped ? escaped : "", tail, req->query ? "?" : "", req->query ? req->query : "");
 
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ctl->conf.token);
-	if (ctl_add_header(&headers, auth) < 0 || ctl_add_header(&headers, "Accept: application/json") < 0) {
+	if (ctl_add_header(&headers, auth) < 0 ||
+	    ctl_add_header(&headers, k != NULL ? "Accept: text/plain, application/json" : "Accept: application/json") < 0) {
 		r = -ENOMEM;
 		goto fail_oom;
 	}
@@ -1214,11 +1604,6 @@ static int ctl_call(struct ctl *ctl, const struct ctl_req *req, json_t **out)
 	    curl_easy_setopt(ctl->curl, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
 	    curl_easy_setopt(ctl->curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
 	    curl_easy_setopt(ctl->curl, CURLOPT_CONNECTTIMEOUT, CTL_CONNECT_TIMEOUT) != CURLE_OK ||
-	    curl_easy_setopt(ctl->curl, CURLOPT_LOW_SPEED_LIMIT, 1L) != CURLE_OK ||
-	    curl_easy_setopt(ctl->curl, CURLOPT_LOW_SPEED_TIME, CTL_STALL_TIMEOUT) != CURLE_OK ||
-	    curl_easy_setopt(ctl->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CTL_MAX_RESPONSE) != CURLE_OK ||
-	    curl_easy_setopt(ctl->curl, CURLOPT_WRITEFUNCTION, ctl_body_write) != CURLE_OK ||
-	    curl_easy_setopt(ctl->curl, CURLOPT_WRITEDATA, &body) != CURLE_OK ||
 	    curl_easy_setopt(ctl->curl, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
 	    curl_easy_setopt(ctl->curl, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
 	    curl_easy_setopt(ctl->curl, CURLOPT_USERAGENT, "skyctl/" SKY_VERSION) != CURLE_OK ||
@@ -1226,6 +1611,39 @@ static int ctl_call(struct ctl *ctl, const struct ctl_req *req, json_t **out)
 		ctl_err("cannot set up the HTTPS request: %s; is libcurl built with HTTPS support?",
 			errbuf[0] ? errbuf : "an option was refused");
 		r = -ENOTSUP;
+		goto fail;
+	}
+	if (k == NULL) {
+		/* Answers are held whole: bounded, and never slow. */
+		if (curl_easy_setopt(ctl->curl, CURLOPT_LOW_SPEED_LIMIT, 1L) != CURLE_OK ||
+		    curl_easy_setopt(ctl->curl, CURLOPT_LOW_SPEED_TIME, CTL_STALL_TIMEOUT) != CURLE_OK ||
+		    curl_easy_setopt(ctl->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CTL_MAX_RESPONSE) != CURLE_OK ||
+		    curl_easy_setopt(ctl->curl, CURLOPT_WRITEFUNCTION, ctl_body_write) != CURLE_OK ||
+		    curl_easy_setopt(ctl->curl, CURLOPT_WRITEDATA, &body) != CURLE_OK)
+			r = -ENOTSUP;
+		else
+			r = 0;
+	} else {
+		/* A raw answer is passed on as it comes, so not held: no size
+		 * limit.  A followed one may be quiet for hours: no stall
+		 * timeout, but TCP keepalive notices a dead controller. */
+		k->curl = ctl->curl;
+		k->errors = &body;
+		if (curl_easy_setopt(ctl->curl, CURLOPT_WRITEFUNCTION, ctl_sink_write) != CURLE_OK ||
+		    curl_easy_setopt(ctl->curl, CURLOPT_WRITEDATA, k) != CURLE_OK ||
+		    (!k->follow &&
+		     (curl_easy_setopt(ctl->curl, CURLOPT_LOW_SPEED_LIMIT, 1L) != CURLE_OK ||
+		      curl_easy_setopt(ctl->curl, CURLOPT_LOW_SPEED_TIME, CTL_STALL_TIMEOUT) != CURLE_OK)) ||
+		    (k->follow &&
+		     (curl_easy_setopt(ctl->curl, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
+		      curl_easy_setopt(ctl->curl, CURLOPT_TCP_KEEPIDLE, CTL_KEEPALIVE_IDLE) != CURLE_OK ||
+		      curl_easy_setopt(ctl->curl, CURLOPT_TCP_KEEPINTVL, CTL_KEEPALIVE_INTVL) != CURLE_OK)))
+			r = -ENOTSUP;
+		else
+			r = 0;
+	}
+	if (r < 0) {
+		ctl_err("cannot set up the HTTPS request: this libcurl refused an option");
 		goto fail;
 	}
 	if (payload != NULL &&
@@ -1242,8 +1660,28 @@ static int ctl_call(struct ctl *ctl, const struct ctl_req *req, json_t **out)
 		goto fail;
 	}
 
-	cc = curl_easy_perform(ctl->curl);
+	if (k != NULL && k->follow)
+		cc = ctl_perform_interruptible(ctl, &k->interrupted);
+	else
+		cc = curl_easy_perform(ctl->curl);
 	curl_easy_getinfo(ctl->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (k != NULL && k->interrupted) {
+		/* Ctrl-C: what the user asked for, not an error. */
+		r = 0;
+		goto done;
+	}
+	if (k != NULL && k->write_errno != 0) {
+		ctl_err("cannot write %s to the output: %s", k->what, strerror(k->write_errno));
+		r = -k->write_errno;
+		goto fail;
+	}
+	if (k != NULL && cc != CURLE_OK && status >= 200 && status <= 299) {
+		ctl_err("the controller at %s broke off %s after %llu bytes: %s; is it still running? "
+			"Run the command again", ctl->conf.controller, k->what, (unsigned long long)k->written,
+			errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
+		r = -EIO;
+		goto fail;
+	}
 	if (u != NULL) {
 		if (cc == CURLE_OK && status >= 200 && status <= 299)
 			ctl_upload_draw(u, u->sent, 1);
@@ -1266,6 +1704,10 @@ static int ctl_call(struct ctl *ctl, const struct ctl_req *req, json_t **out)
 		ctl_report_http(ctl, status, answer);
 		r = status == 401 ? -EACCES : status == 404 ? -ENOENT : -EIO;
 		goto fail;
+	}
+	if (k != NULL) {
+		r = 0;
+		goto done;
 	}
 	if (answer == NULL) {
 		if (body.len == 0)
@@ -1459,6 +1901,38 @@ static void ctl_field(const char *label, const char *value)
 	ctl_pad(stdout, n < CTL_LABEL_WIDTH ? CTL_LABEL_WIDTH - n : 1);
 	ctl_put_clean(stdout, value);
 	fputc('\n', stdout);
+}
+
+/* ctl_field() for text that may have several lines: each further line
+ * starts under the first one's value. */
+static void ctl_field_lines(const char *label, const char *value)
+{
+	const char *nl = strchr(value, '\n');
+	size_t n = strlen(label) + 1;
+	char *line;
+
+	if (nl == NULL) {
+		ctl_field(label, value);
+		return;
+	}
+	fputs(label, stdout);
+	fputc(':', stdout);
+	ctl_pad(stdout, n < CTL_LABEL_WIDTH ? CTL_LABEL_WIDTH - n : 1);
+	for (const char *p = value;; p = nl + 1) {
+		nl = strchr(p, '\n');
+		line = strndup(p, nl != NULL ? (size_t)(nl - p) : strlen(p));
+		if (line == NULL) {
+			ctl_put_clean(stdout, p); /* out of memory: one line, newlines as '?' */
+			nl = NULL;
+		} else {
+			ctl_put_clean(stdout, line);
+			free(line);
+		}
+		fputc('\n', stdout);
+		if (nl == NULL || nl[1] == '\0')
+			break;
+		ctl_pad(stdout, n < CTL_LABEL_WIDTH ? CTL_LABEL_WIDTH : n + 1);
+	}
 }
 
 /* The array under key in a list answer ({"boards": [...]}). */
@@ -2351,6 +2825,413 @@ done:
 	return r;
 }
 
+/* ---- bare metal ---------------------------------------------------------- */
+
+/* obj[key] = the value of flag f, when it was given (checked to be UTF-8
+ * by ctl_check_flag_values()). */
+static int ctl_set_flag(json_t *obj, const struct ctl_opts *o, const char *key, int f)
+{
+	json_t *v;
+
+	if (!(o->seen & FLAG_BIT(f)))
+		return 0;
+	v = json_string(o->value[f]);
+	if (v == NULL || json_object_set_new(obj, key, v) < 0) {
+		ctl_err("out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int board__boot(struct ctl *ctl, const char *arg)
+{
+	const struct ctl_opts *o = ctl->opts;
+	struct ctl_req req = { .method = "POST", .path = "/v1/boards", .id = arg, .tail = "/boot" };
+	json_t *request, *answer = NULL;
+	char id[CTL_MAX_ID + 1], board[2 * CTL_MAX_ID + 8];
+	const char *s;
+	int r;
+
+	request = json_object();
+	if (request == NULL) {
+		ctl_err("out of memory");
+		return -ENOMEM;
+	}
+	r = ctl_set_flag(request, o, "kernel", FLAG_KERNEL);
+	if (r == 0)
+		r = ctl_set_flag(request, o, "initrd", FLAG_INITRD);
+	if (r == 0)
+		r = ctl_set_flag(request, o, "cmdline", FLAG_CMDLINE);
+	if (r == 0) {
+		req.body = request;
+		r = ctl_call(ctl, &req, &answer);
+	}
+	json_decref(request);
+	if (r < 0)
+		return r;
+	if (o->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(answer);
+		goto done;
+	}
+	s = json_string_value(json_object_get(answer, "board"));
+	snprintf(id, sizeof(id), "%s", s != NULL && s[0] != '\0' ? s : arg);
+	ctl_clean_inplace(id);
+	ctl_name_for(board, sizeof(board), arg, id);
+	fputs("board ", stdout);
+	ctl_put_clean(stdout, board);
+	fputs(" is booting ", stdout);
+	ctl_put_clean(stdout, o->value[FLAG_KERNEL]);
+	fputs(" on bare metal\n", stdout);
+	fprintf(stderr, "Its state is 'baremetal' until its firmware comes back; see 'skyctl board show ");
+	ctl_put_clean(stderr, id);
+	fprintf(stderr, "'.\n");
+done:
+	json_decref(answer);
+	return r;
+}
+
+/* ---- guests -------------------------------------------------------------- */
+
+/* A string field that may be null: "none" for null, "-" when missing. */
+static const char *ctl_jopt(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (json_is_string(v) && json_string_value(v)[0] != '\0')
+		return json_string_value(v);
+	return json_is_null(v) || json_is_string(v) ? "none" : "-";
+}
+
+/* "0000:00:03.0, 0000:00:04.0", "none" or "-". */
+static const char *ctl_jdevices(json_t *obj, char *buf, size_t len)
+{
+	json_t *list = json_object_get(obj, "devices"), *d;
+	size_t i, n = 0;
+
+	if (!json_is_array(list))
+		return "-";
+	if (json_array_size(list) == 0)
+		return "none";
+	buf[0] = '\0';
+	json_array_foreach(list, i, d) {
+		int w = snprintf(buf + n, len - n, "%s%s", i ? ", " : "", json_is_string(d) ? json_string_value(d) : "?");
+		if (w < 0 || (size_t)w >= len - n)
+			break;
+		n += (size_t)w;
+	}
+	return buf;
+}
+
+/* For a table: the first device and how many more, "0000:00:03.0+2". */
+static const char *ctl_jdevices_short(json_t *obj, char *buf, size_t len)
+{
+	json_t *list = json_object_get(obj, "devices");
+	const char *first = json_string_value(json_array_get(list, 0));
+
+	if (!json_is_array(list))
+		return "-";
+	if (json_array_size(list) == 0)
+		return "none";
+	if (json_array_size(list) == 1)
+		snprintf(buf, len, "%.64s", first ? first : "?");
+	else
+		snprintf(buf, len, "%.64s+%zu", first ? first : "?", json_array_size(list) - 1);
+	return buf;
+}
+
+/* s cut to at most cols columns, ending in "..." when cut, never in the
+ * middle of a UTF-8 character; buf holds at least 4 * cols + 1 bytes. */
+static const char *ctl_cut(const char *s, size_t cols, char *buf, size_t len)
+{
+	size_t n = 0, w = 0;
+
+	if (ctl_width(s) <= cols)
+		return s;
+	for (size_t i = 0; s[i] != '\0' && w + 3 < cols;) {
+		size_t clen = 1;
+		while (((unsigned char)s[i + clen] & 0xc0) == 0x80)
+			clen++;
+		if (n + clen + 4 > len)
+			break;
+		memcpy(buf + n, s + i, clen);
+		n += clen;
+		i += clen;
+		w++;
+	}
+	memcpy(buf + n, "...", 4);
+	return buf;
+}
+
+/* The labelled lines of a GUEST. */
+static void guest__print(json_t *g)
+{
+	json_t *mv = json_object_get(g, "memory_bytes");
+	char buf[32], mem[32], line[256], devices[CTL_MAX_DEVICES * 24];
+
+	ctl_field("ID", ctl_jstr(g, "id", "-"));
+	ctl_field("Name", ctl_jstr(g, "name", "-"));
+	ctl_field("Board", ctl_jstr(g, "board", "-"));
+	ctl_field("State", ctl_jstr(g, "state", "-"));
+	ctl_field("Desired", ctl_jstr(g, "desired", "-"));
+	ctl_field("Backend", ctl_jstr(g, "backend", "-"));
+	ctl_field("vCPUs", ctl_jint(g, "vcpus", buf, sizeof(buf)));
+	if (json_is_integer(mv))
+		snprintf(line, sizeof(line), "%s (%" JSON_INTEGER_FORMAT " bytes)",
+			 ctl_jbytes(g, "memory_bytes", mem, sizeof(mem)), json_integer_value(mv));
+	else
+		snprintf(line, sizeof(line), "-");
+	ctl_field("Memory", line);
+	ctl_field("Kernel", ctl_jopt(g, "kernel"));
+	ctl_field("Initrd", ctl_jopt(g, "initrd"));
+	ctl_field("Disk", ctl_jopt(g, "disk"));
+	ctl_field("Command line", ctl_jopt(g, "cmdline"));
+	ctl_field("Devices", ctl_jdevices(g, devices, sizeof(devices)));
+	ctl_field_lines("Error", ctl_jopt(g, "error"));
+	ctl_field("Created", ctl_jstr(g, "created", "-"));
+}
+
+/* A GUEST answer must have an id; anything else is not our controller. */
+static int guest__check(json_t *g)
+{
+	if (json_is_string(json_object_get(g, "id")))
+		return 0;
+	ctl_err("the controller's answer has no guest id; is it a Skyroot controller of the same version (%s)?",
+		SKY_VERSION);
+	return -EPROTO;
+}
+
+static int guest__create(struct ctl *ctl, const char *arg)
+{
+	const struct ctl_opts *o = ctl->opts;
+	json_t *request, *devices = NULL, *answer = NULL;
+	int r = -ENOMEM;
+
+	(void)arg;
+
+	request = json_object();
+	if (request == NULL)
+		goto fail_oom;
+	r = ctl_set_flag(request, o, "name", FLAG_NAME);
+	if (r == 0)
+		r = ctl_set_flag(request, o, "board", FLAG_BOARD);
+	if (r == 0)
+		r = ctl_set_flag(request, o, "kernel", FLAG_KERNEL);
+	if (r == 0)
+		r = ctl_set_flag(request, o, "initrd", FLAG_INITRD);
+	if (r == 0)
+		r = ctl_set_flag(request, o, "disk", FLAG_DISK);
+	if (r == 0)
+		r = ctl_set_flag(request, o, "cmdline", FLAG_CMDLINE);
+	if (r == 0)
+		r = ctl_set_flag(request, o, "backend", FLAG_BACKEND);
+	if (r < 0)
+		goto done;
+	/* What is not given is the controller's default. */
+	r = -ENOMEM;
+	if ((o->seen & FLAG_BIT(FLAG_VCPUS)) &&
+	    json_object_set_new(request, "vcpus", json_integer((json_int_t)o->vcpus)) < 0)
+		goto fail_oom;
+	if ((o->seen & FLAG_BIT(FLAG_MEMORY)) &&
+	    json_object_set_new(request, "memory_bytes", json_integer((json_int_t)o->memory)) < 0)
+		goto fail_oom;
+	if (o->ndevices > 0) {
+		devices = json_array();
+		if (devices == NULL)
+			goto fail_oom;
+		for (size_t i = 0; i < o->ndevices; i++)
+			if (json_array_append_new(devices, json_string(o->device_addr[i])) < 0)
+				goto fail_oom;
+		if (json_object_set(request, "devices", devices) < 0)
+			goto fail_oom;
+	}
+	r = ctl_request(ctl, "POST", "/v1/guests", NULL, request, &answer);
+	if (r < 0)
+		goto done;
+	if (o->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(answer);
+		goto done;
+	}
+	r = guest__check(answer);
+	if (r < 0)
+		goto done;
+	guest__print(answer);
+	fputs("Follow its console with 'skyctl guest console ", stderr);
+	ctl_put_clean(stderr, ctl_jstr(answer, "name", o->value[FLAG_NAME]));
+	fputs(" --follow'.\n", stderr);
+	goto done;
+
+fail_oom:
+	ctl_err("out of memory");
+done:
+	json_decref(answer);
+	json_decref(devices);
+	json_decref(request);
+	return r;
+}
+
+static int guest__list(struct ctl *ctl, const char *arg)
+{
+	static const char *const header[] = {
+		"ID", "NAME", "BOARD", "STATE", "DESIRED", "BACKEND", "VCPUS", "MEMORY", "DEVICES", "ERROR",
+	};
+	struct ctl_table t = { 0 };
+	json_t *answer = NULL, *list, *g;
+	size_t i;
+	int r;
+
+	(void)arg;
+
+	r = ctl_request(ctl, "GET", "/v1/guests", NULL, NULL, &answer);
+	if (r < 0)
+		return r;
+	list = ctl_list_of(ctl, answer, "guests");
+	if (list == NULL) {
+		r = -EPROTO;
+		goto done;
+	}
+	if (ctl->opts->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(list);
+		goto done;
+	}
+	r = ctl_table_init(&t, 10, json_array_size(list) + 1);
+	if (r == 0)
+		r = ctl_table_add(&t, header);
+	json_array_foreach(list, i, g) {
+		char vcpus[32], mem[32], devices[96], error[4 * CTL_ERROR_COLUMNS + 1];
+		json_t *e = json_object_get(g, "error");
+		const char *row[] = {
+			ctl_jstr(g, "id", "-"),
+			ctl_jstr(g, "name", "-"),
+			ctl_jstr(g, "board", "-"),
+			ctl_jstr(g, "state", "-"),
+			ctl_jstr(g, "desired", "-"),
+			ctl_jstr(g, "backend", "-"),
+			ctl_jint(g, "vcpus", vcpus, sizeof(vcpus)),
+			ctl_jbytes(g, "memory_bytes", mem, sizeof(mem)),
+			ctl_jdevices_short(g, devices, sizeof(devices)),
+			json_is_string(e) && json_string_value(e)[0] != '\0'
+				? ctl_cut(json_string_value(e), CTL_ERROR_COLUMNS, error, sizeof(error))
+				: "-",
+		};
+		if (r == 0)
+			r = ctl_table_add(&t, row);
+	}
+	if (r < 0) {
+		ctl_err("out of memory");
+		goto done;
+	}
+	ctl_table_print(&t, stdout, 0);
+	if (json_array_size(list) == 0)
+		fprintf(stderr, "No guests; create one with 'skyctl guest create --name NAME --board auto "
+				"--kernel IMAGE'.\n");
+done:
+	ctl_table_free(&t);
+	json_decref(answer);
+	return r;
+}
+
+static int guest__show(struct ctl *ctl, const char *arg)
+{
+	json_t *answer = NULL;
+	int r;
+
+	r = ctl_request(ctl, "GET", "/v1/guests", arg, NULL, &answer);
+	if (r < 0)
+		return r;
+	if (ctl->opts->output == CTL_OUTPUT_JSON)
+		r = ctl_print_json(answer);
+	else if ((r = guest__check(answer)) == 0)
+		guest__print(answer);
+	json_decref(answer);
+	return r;
+}
+
+/* POST /v1/guests/{id}/start or /stop: the desired state changes, the
+ * board follows. */
+static int guest__set_desired(struct ctl *ctl, const char *arg, const char *verb)
+{
+	char tail[16];
+	struct ctl_req req = { .method = "POST", .path = "/v1/guests", .id = arg, .tail = tail };
+	json_t *answer = NULL;
+	char who[2 * CTL_MAX_ID + 8];
+	int r;
+
+	snprintf(tail, sizeof(tail), "/%s", verb);
+	r = ctl_call(ctl, &req, &answer);
+	if (r < 0)
+		return r;
+	if (ctl->opts->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(answer);
+		goto done;
+	}
+	r = guest__check(answer);
+	if (r < 0)
+		goto done;
+	ctl_name_for(who, sizeof(who), ctl_jstr(answer, "name", arg), ctl_jstr(answer, "id", arg));
+	fputs("guest ", stdout);
+	ctl_put_clean(stdout, who);
+	fputs(": desired state ", stdout);
+	ctl_put_clean(stdout, ctl_jstr(answer, "desired", "-"));
+	fputs(", state now ", stdout);
+	ctl_put_clean(stdout, ctl_jstr(answer, "state", "-"));
+	fputc('\n', stdout);
+done:
+	json_decref(answer);
+	return r;
+}
+
+static int guest__start(struct ctl *ctl, const char *arg)
+{
+	return guest__set_desired(ctl, arg, "start");
+}
+
+static int guest__stop(struct ctl *ctl, const char *arg)
+{
+	return guest__set_desired(ctl, arg, "stop");
+}
+
+static int guest__delete(struct ctl *ctl, const char *arg)
+{
+	json_t *answer = NULL;
+	int r;
+
+	r = ctl_request(ctl, "DELETE", "/v1/guests", arg, NULL, &answer);
+	if (r < 0)
+		return r;
+	if (ctl->opts->output == CTL_OUTPUT_JSON) {
+		r = ctl_print_json(answer);
+	} else {
+		fputs("deleted guest ", stdout);
+		ctl_put_clean(stdout, ctl_jstr(answer, "deleted", arg));
+		fputc('\n', stdout);
+	}
+	json_decref(answer);
+	return r;
+}
+
+/* The console's bytes go to stdout as they are: it is a serial console,
+ * its escape sequences are meant for a terminal. */
+static int guest__console(struct ctl *ctl, const char *arg)
+{
+	int follow = (ctl->opts->seen & FLAG_BIT(FLAG_FOLLOW)) != 0;
+	struct ctl_sink sink = { .fd = STDOUT_FILENO, .follow = follow, .what = "the console" };
+	const struct ctl_req req = {
+		.method = "GET", .path = "/v1/guests", .id = arg, .tail = "/console",
+		.query = follow ? "follow=1" : NULL, .sink = &sink,
+	};
+	int r;
+
+	/* Nothing may sit in stdio's buffer in front of the bytes. */
+	fflush(stdout);
+	r = ctl_call(ctl, &req, NULL);
+	if (r == 0 && !follow && sink.written == 0 && isatty(STDERR_FILENO)) {
+		fputs("(guest ", stderr);
+		ctl_put_clean(stderr, arg);
+		fputs(" has written nothing to its console yet)\n", stderr);
+	}
+	return r;
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 /* Resolve the words to a command; prints the usage error and returns NULL. */
@@ -2405,7 +3286,7 @@ static const struct ctl_command *ctl_resolve(const struct ctl_opts *o)
 			goto fail;
 		}
 		if (missing & FLAG_BIT(f)) {
-			ctl_err("'%s %s' needs --%s %s", c->group, c->verb, ctl_flags[f].name, ctl_flags[f].metavar);
+			ctl_err("'%s %s' needs --%s %s", c->group, c->verb, ctl_flags[f].name, ctl_flag_metavar(c, f));
 			goto fail;
 		}
 	}

@@ -437,7 +437,7 @@ int skyctl_conf_parse_size(const char *s, uint64_t *bytes)
 	} else if (*p != '\0') {
 		char c = *p >= 'a' && *p <= 'z' ? (char)(*p - 'a' + 'A') : *p;
 		l = strchr(letters, c);
-		if (c == '\0' || l == NULL)
+		if (l == NULL)
 			return -EINVAL;
 		if (p[1] != '\0' && strcmp(p + 1, "iB") != 0)
 			return -EINVAL;
