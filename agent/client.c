@@ -4,13 +4,17 @@
 #include <errno.h>
 #include <netdb.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
 #include "agent/images.h"
+#include "agent/guests.h"
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/tls.h"
@@ -51,6 +55,7 @@ struct agent {
 	uv_timer_t renew_timer;
 	uv_timer_t tick_timer;
 	struct imgcache *cache;
+	struct guestmgr *guests;
 	int handles_open;
 	unsigned attempt;
 	uint64_t next_req;
@@ -308,6 +313,16 @@ static const struct imgcache_ops agent_cache_ops = {
 	.send = agent_cache_send,
 };
 
+static int agent_guest_send(void *ctx, Skyroot__Envelope *env)
+{
+	uint64_t req;
+	return agent_cache_send(ctx, env, &req);
+}
+
+static const struct guestmgr_ops agent_guest_ops = {
+	.send = agent_guest_send,
+};
+
 static int agent_send_hello(struct agent *a, bool force)
 {
 	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
@@ -456,6 +471,91 @@ static void agent_arm_renewal(struct agent *a)
 
 /* ---- frames from the controller ---- */
 
+/* ---- identity kept across agent restarts (RAM only) ----
+ *
+ * With --identity-dir (the firmware uses /run/skyroot/identity, a tmpfs:
+ * RAM, never a disk) the key and certificate survive a crash of the agent,
+ * so the supervisor's restart does not need the (used) enrollment token. */
+
+static int agent_identity_path(const struct agent *a, const char *name, char *out, size_t outlen)
+{
+	int n = snprintf(out, outlen, "%s/%s", a->cfg->identity_dir, name);
+	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
+}
+
+static void agent_identity_save(struct agent *a)
+{
+	char path[4200], hex[65];
+	BIO *mem;
+	char *data;
+	long len;
+
+	if (!a->cfg->identity_dir[0] || !a->cert || !a->key)
+		return;
+	mkdir(a->cfg->identity_dir, 0700);
+	mem = BIO_new(BIO_s_mem());
+	if (!mem)
+		return;
+	if (PEM_write_bio_PrivateKey(mem, a->key, NULL, NULL, 0, NULL, NULL) == 1 &&
+	    PEM_write_bio_X509(mem, a->cert) == 1 && agent_identity_path(a, "identity.pem", path, sizeof(path)) == 0) {
+		len = BIO_get_mem_data(mem, &data);
+		if (sky_write_file(path, data, (size_t)len, 0600, 0) < 0)
+			log_warn("cannot keep the identity in %s", path);
+		OPENSSL_cleanse(data, (size_t)len);
+	}
+	BIO_free(mem);
+	sky_hex(a->signing_pub, 32, hex);
+	strcat(hex, "\n");
+	if (agent_identity_path(a, "signing.pub", path, sizeof(path)) == 0)
+		sky_write_file(path, hex, strlen(hex), 0600, 0);
+}
+
+static void agent_identity_load(struct agent *a)
+{
+	char path[4200], *hex = NULL, cn[64];
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	FILE *f;
+
+	if (!a->cfg->identity_dir[0] || agent_identity_path(a, "identity.pem", path, sizeof(path)) < 0)
+		return;
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	cert = key ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	fclose(f);
+	ERR_clear_error();
+	if (!cert || X509_check_private_key(cert, key) != 1 || sky_cert_cn(cert, cn, sizeof(cn)) < 0 ||
+	    agent_identity_path(a, "signing.pub", path, sizeof(path)) < 0 || sky_read_file(path, 256, &hex, NULL) < 0)
+		goto fail;
+	hex[strcspn(hex, "\n")] = '\0';
+	if (sky_unhex(hex, a->signing_pub, 32) < 0)
+		goto fail;
+	a->key = key;
+	a->cert = cert;
+	a->not_after = sky_cert_not_after(cert);
+	snprintf(a->board_id, sizeof(a->board_id), "%s", cn);
+	free(hex);
+	log_info("kept identity: board %s (certificate valid until %lld)", a->board_id, (long long)a->not_after);
+	return;
+fail:
+	free(hex);
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	ERR_clear_error();
+	log_warn("the kept identity in %s is unusable; enrolling again", a->cfg->identity_dir);
+}
+
+static void agent_identity_forget(struct agent *a)
+{
+	char path[4200];
+	if (!a->cfg->identity_dir[0])
+		return;
+	if (agent_identity_path(a, "identity.pem", path, sizeof(path)) == 0)
+		unlink(path);
+}
+
 static void agent_take_identity(struct agent *a, const Skyroot__EnrollResponse *er)
 {
 	X509 *cert = NULL, *ca = NULL;
@@ -484,6 +584,7 @@ static void agent_take_identity(struct agent *a, const Skyroot__EnrollResponse *
 	a->not_after = (int64_t)er->not_after;
 	a->just_enrolled = true;
 	X509_free(ca);
+	agent_identity_save(a);
 	log_info("enrolled as board %s; certificate valid until %lld", a->board_id, (long long)a->not_after);
 	agent_emit(a, AGENT_EV_ENROLLED);
 	return;
@@ -510,12 +611,14 @@ static void agent_take_renewal(struct agent *a, const Skyroot__RenewResponse *rr
 	a->pending_key = NULL;
 	a->not_after = (int64_t)rr->not_after;
 	log_info("certificate renewed; valid until %lld", (long long)a->not_after);
+	agent_identity_save(a);
 	agent_arm_renewal(a);
 	agent_emit(a, AGENT_EV_RENEWED);
 }
 
 static void agent_forget_identity(struct agent *a)
 {
+	agent_identity_forget(a);
 	X509_free(a->cert);
 	EVP_PKEY_free(a->key);
 	a->cert = NULL;
@@ -546,6 +649,14 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 	case SKYROOT__ENVELOPE__BODY_IMAGE_FETCH:
 		if (a->mode == LINK_SESSION)
 			imgcache_on_fetch(a->cache, env->image_fetch);
+		break;
+	case SKYROOT__ENVELOPE__BODY_GUEST_COMMAND:
+		if (a->mode == LINK_SESSION)
+			guestmgr_on_command(a->guests, env->guest_command);
+		break;
+	case SKYROOT__ENVELOPE__BODY_BARE_METAL_BOOT:
+		if (a->mode == LINK_SESSION)
+			guestmgr_on_baremetal(a->guests, env->bare_metal_boot);
 		break;
 	case SKYROOT__ENVELOPE__BODY_CHUNK_DATA:
 		if (!imgcache_on_chunk(a->cache, env->request_id, env->chunk_data))
@@ -583,6 +694,7 @@ static void tick_cb(uv_timer_t *t)
 {
 	struct agent *a = t->data;
 	imgcache_tick(a->cache);
+	guestmgr_tick(a->guests);
 }
 
 static void agent_on_ready(struct sky_tls *t)
@@ -609,6 +721,7 @@ static void agent_on_ready(struct sky_tls *t)
 	agent_arm_renewal(a);
 	imgcache_set_signing_key(a->cache, a->signing_pub);
 	imgcache_session_up(a->cache);
+	guestmgr_session_up(a->guests);
 	uv_timer_start(&a->tick_timer, tick_cb, 500, 500);
 	agent_emit(a, AGENT_EV_SESSION_UP);
 }
@@ -803,8 +916,21 @@ int agent_new(uv_loop_t *loop, const struct agent_config *cfg, const struct inve
 	if (hooks)
 		a->hooks = *hooks;
 	a->ud = ud;
+	agent_identity_load(a);
 	r = imgcache_new(&agent_cache_ops, a, cfg->cache_max, &a->cache);
 	if (r < 0) {
+		free(a);
+		return r;
+	}
+	struct guestmgr_config gcfg = {
+		.sysfs_root = cfg->sysfs_root,
+		.devfs_root = cfg->devfs_root,
+		.qemu_path = cfg->qemu_path[0] ? cfg->qemu_path : NULL,
+		.allow_kexec = cfg->allow_kexec,
+	};
+	r = guestmgr_new(loop, &gcfg, a->cache, &agent_guest_ops, a, &a->guests);
+	if (r < 0) {
+		imgcache_free(a->cache);
 		free(a);
 		return r;
 	}
@@ -840,7 +966,9 @@ void agent_stop(struct agent *a)
 	uv_timer_t *timers[] = {&a->retry_timer, &a->hb_timer, &a->inv_timer, &a->renew_timer, &a->tick_timer};
 	for (size_t i = 0; i < SKY_ARRAY_SIZE(timers); i++)
 		uv_close((uv_handle_t *)timers[i], agent_handle_closed);
-	/* The cached images (memfds) go with us. */
+	/* Guests and cached images (memfds) go with us. */
+	guestmgr_free(a->guests);
+	a->guests = NULL;
 	imgcache_free(a->cache);
 	a->cache = NULL;
 	if (a->resolving)

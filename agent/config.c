@@ -42,6 +42,9 @@ enum agent_opt {
 	OPT_HEARTBEAT,
 	OPT_ONCE,
 	OPT_CACHE_MAX,
+	OPT_QEMU,
+	OPT_ALLOW_KEXEC,
+	OPT_IDENTITY_DIR,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -81,6 +84,15 @@ static const struct agent_option agent_options[] = {
 	{ .name = "cache-max", .metavar = "SIZE", .id = OPT_CACHE_MAX,
 	  .help = "RAM for cached images, e.g. 4G, 512M\n"
 		  "(default half of physical memory)" },
+	{ .name = "qemu", .metavar = "PATH", .id = OPT_QEMU,
+	  .help = "QEMU for guests (default\n"
+		  "qemu-system-x86_64 from PATH)" },
+	{ .name = "allow-kexec", .id = OPT_ALLOW_KEXEC,
+	  .help = "let `skyctl board boot` replace this OS\n"
+		  "(the firmware's init passes it)" },
+	{ .name = "identity-dir", .metavar = "DIR", .id = OPT_IDENTITY_DIR,
+	  .help = "keep key and certificate across restarts\n"
+		  "in DIR, which must be RAM (a tmpfs)" },
 	{ .name = "once", .id = OPT_ONCE,
 	  .help = "exit after the first session is set up\n"
 		  "(for tests)" },
@@ -451,6 +463,13 @@ static int apply_option(struct agent_config *cfg, const struct agent_option *o, 
 		return 0;
 	case OPT_CACHE_MAX:
 		return set_cache_max(cfg, v, err, errlen);
+	case OPT_QEMU:
+		return set_path(cfg->qemu_path, sizeof(cfg->qemu_path), v, o->name, err, errlen);
+	case OPT_ALLOW_KEXEC:
+		cfg->allow_kexec = 1;
+		return 0;
+	case OPT_IDENTITY_DIR:
+		return set_path(cfg->identity_dir, sizeof(cfg->identity_dir), v, o->name, err, errlen);
 	case OPT_HELP:
 		agent_usage(stdout);
 		return 1;

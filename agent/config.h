@@ -24,6 +24,9 @@ struct agent_config {
 	uint64_t heartbeat_ms;       /* default 10000; --heartbeat-interval for tests */
 	int once;                    /* --once: exit after the first successful session setup (tests) */
 	uint64_t cache_max;          /* --cache-max: RAM for images; 0 = half of physical memory */
+	char qemu_path[4096];        /* --qemu: "" = qemu-system-x86_64 from PATH */
+	int allow_kexec;
+	char identity_dir[4096];     /* --identity-dir: keep key + certificate here (a tmpfs) */             /* --allow-kexec: bare-metal boot may replace this OS */
 };
 
 /* Parse argv (flags may be given as --flag VALUE or --flag=VALUE) and fill

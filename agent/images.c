@@ -704,3 +704,11 @@ void imgcache_hold(struct imgcache *c, const char *image_id, bool hold)
 	else if (img->holds)
 		img->holds--;
 }
+
+const char *imgcache_error(struct imgcache *c, const char *image_id)
+{
+	struct cimg *img = find(c, image_id);
+	if (!img)
+		return "the board was never sent its manifest";
+	return img->error[0] ? img->error : "no error";
+}

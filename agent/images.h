@@ -48,5 +48,7 @@ void imgcache_tick(struct imgcache *c);
 int imgcache_fd(struct imgcache *c, const char *image_id, uint64_t *size);
 void imgcache_hold(struct imgcache *c, const char *image_id, bool hold);
 uint64_t imgcache_used(const struct imgcache *c);
+/* Why an image is not usable, in words. */
+const char *imgcache_error(struct imgcache *c, const char *image_id);
 
 #endif

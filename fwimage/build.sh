@@ -4,6 +4,7 @@
 # skyagent and the kernel modules for KVM, VFIO, virtio and server NICs, and
 # a unified kernel image (UKI) that UEFI firmware boots directly.
 # Run with --help for usage.
+# shellcheck disable=SC2054 # commas inside xz option values are intended
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,7 +25,7 @@ MODULES_NIC=('?e1000' '?e1000e' '?igb' '?ixgbe' '?i40e' '?bnxt_en' '?mlx5_core')
 out=$here/out
 cache=$here/cache
 agent=$top/build/agent/skyagent
-flavour=cloud
+flavour=amd64
 kernel_pkg=""
 compress=xz
 report=0
@@ -59,9 +60,10 @@ options:
   --efi-out FILE     only make a UKI at FILE from DIR/vmlinuz and
                      DIR/initrd.img of an earlier build (cheap: no kernel
                      download, no initramfs); combine with --cmdline
-  --flavour F        kernel flavour: cloud (default; small, few NIC
-                     drivers) or amd64 (generic; has e1000e igb ixgbe i40e
-                     bnxt_en...)
+  --flavour F        kernel flavour: amd64 (default: the generic kernel,
+                     with e1000e igb ixgbe i40e bnxt_en...; 8 MB, fits the
+                     flash) or cloud (LZ4, 14 MB, few NIC drivers: with
+                     skyagent it does not fit 16 MiB)
   --kernel-package P exact kernel package (default: resolved from the
                      Depends of linux-image-<flavour>-amd64)
   --compress C       initramfs compression: xz (default), zstd, gzip
@@ -150,8 +152,8 @@ make_uki() {
 	local stub_end linux_size linux_vma=$((0x2000000)) initrd_vma tmp cmdfile
 	# End of the stub's last section: the sections we add must lie above it.
 	stub_end=0
-	local idx name size vma rest
-	while read -r idx name size vma rest; do
+	local idx _sect size vma rest
+	while read -r idx _sect size vma rest; do
 		case "$idx" in '' | *[!0-9]*) continue ;; esac
 		[ $((0x$vma + 0x$size)) -gt "$stub_end" ] && stub_end=$((0x$vma + 0x$size))
 	done < <(objdump -h "$STUB")
@@ -423,16 +425,21 @@ note "compressing initramfs ($(stat -c %s "$raw") bytes raw) with $compress"
 mv -f "$out/initrd.img.tmp" "$out/initrd.img"
 install -m 0644 "$vmlinuz_src" "$out/vmlinuz"
 cp "$stage/etc/skyroot/build-info" "$out/build-info"
+# The default command line, for the controller's network-boot script.
+echo "$DEFAULT_CMDLINE" >"$out/cmdline"
 printf '%s\n' "${modpaths[@]}" >"$out/modules.load"
 
 make_uki "$out/vmlinuz" "$out/initrd.img" "$out/os-release" "$(full_cmdline)" "$out/skyroot.efi"
 
 # --- report ---------------------------------------------------------------
 # part_sizes LISTFILE -> "RAW COMPRESSED" (compressed: the part alone, same compressor)
+# (the compressed sizes cost a few seconds: only with --report)
 part_sizes() {
-	local list=$1 rawsz comp
+	local list=$1 rawsz comp=-
 	rawsz=$(cd "$stage" && xargs -r -a "$list" stat -L -c %s | awk '{ s += $1 } END { print s + 0 }')
-	comp=$(cd "$stage" && xargs -r -a "$list" cat | "${compressor[@]}" | wc -c)
+	if [ "$report" = 1 ]; then
+		comp=$(cd "$stage" && xargs -r -a "$list" cat | "${compressor[@]}" | wc -c)
+	fi
 	echo "$rawsz $comp"
 }
 human() { awk -v b="$1" 'BEGIN { printf "%.2f MiB", b / 1048576 }'; }
@@ -449,9 +456,9 @@ human() { awk -v b="$1" 'BEGIN { printf "%.2f MiB", b / 1048576 }'; }
 	printf '  %-34s %12s  %s\n' "part" "bytes" ""
 	printf '  %-34s %12d  %s\n' "kernel (vmlinuz)" "$k" "$(human "$k")"
 	printf '  %-34s %12d  %s (raw cpio %d)\n' "initramfs (initrd.img, $compress)" "$i" "$(human "$i")" "$iraw"
-	printf '    %-32s %12d  raw %d; %d files\n' "of which modules (${#modpaths[@]})" "$m_c" "$m_raw" "$(wc -l <"$partsdir/modules")"
-	printf '    %-32s %12d  raw %d\n' "of which busybox" "$b_c" "$b_raw"
-	printf '    %-32s %12d  raw %d; %d files\n' "of which skyagent + libs" "$a_c" "$a_raw" "$(wc -l <"$partsdir/agent")"
+	printf '    %-32s %12s  raw %d; %d files\n' "of which modules (${#modpaths[@]})" "$m_c" "$m_raw" "$(wc -l <"$partsdir/modules")"
+	printf '    %-32s %12s  raw %d\n' "of which busybox" "$b_c" "$b_raw"
+	printf '    %-32s %12s  raw %d; %d files\n' "of which skyagent + libs" "$a_c" "$a_raw" "$(wc -l <"$partsdir/agent")"
 	printf '  %-34s %12d  %s\n' "EFI stub + headers" $((u - k - i)) ""
 	printf '  %-34s %12d  %s\n' "UKI total (skyroot.efi)" "$u" "$(human "$u")"
 	printf '  %-34s %12d  %s\n' "SPI flash (M25P128, 128 Mbit)" "$FLASH_BYTES" "$(human "$FLASH_BYTES")"
@@ -460,7 +467,16 @@ human() { awk -v b="$1" 'BEGIN { printf "%.2f MiB", b / 1048576 }'; }
 	else
 		printf '  %-34s %+12d  %s OVER the flash\n' "gap" "$gap" "$(human $((-gap)))"
 	fi
-	echo "  (part sizes are each part compressed alone with $compress; they do not add up exactly)"
+	if [ "$report" = 1 ]; then
+		echo "  (part sizes are each part compressed alone with $compress; they do not add up exactly)"
+		echo "  largest modules ($compress alone; drop one with --no-module NAME):"
+		while read -r p; do
+			printf '%d %s\n' "$("${compressor[@]}" <"$stage/$p" | wc -c)" "$(basename "$p")"
+		done < <(grep '\.ko' "$partsdir/modules") | sort -rn | head -n 6 |
+			while read -r sz mod; do printf '    %-32s %12d\n' "$mod" "$sz"; done
+	else
+		echo "  (compressed part sizes: build with --report)"
+	fi
 	[ -z "$missing_mods" ] || echo "  modules absent from this kernel flavour: $missing_mods"
 } >"$out/report.txt"
 [ "$report" = 1 ] && cat "$out/report.txt"

@@ -1,0 +1,6 @@
+/* Variant with every backend: qemu and libvirt (links libvirt). */
+#include "vmm/backends.h"
+#include "vmm/vmm_priv.h"
+
+const struct vmm_ops *const vmm_backends[] = { &vmm_qemu_ops, &vmm_libvirt_ops, NULL };
+const char *const vmm_backend_name_list[] = { "qemu", "libvirt", NULL };

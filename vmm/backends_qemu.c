@@ -1,0 +1,6 @@
+/* Variant without libvirt (a smaller agent for the firmware image). */
+#include "vmm/backends.h"
+#include "vmm/vmm_priv.h"
+
+const struct vmm_ops *const vmm_backends[] = { &vmm_qemu_ops, NULL };
+const char *const vmm_backend_name_list[] = { "qemu", NULL };

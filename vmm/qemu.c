@@ -1,0 +1,692 @@
+/* The qemu backend: one qemu-system-x86_64 process per guest, driven over
+ * QMP on an inherited socket; the serial console on another inherited
+ * socket; images as /proc/self/fd/N of inherited memfds.  Nothing of the
+ * guest touches the file system. */
+#include "vmm/qemu.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "vmm/qmp.h"
+#include "vmm/vmm_priv.h"
+
+/* Parent-side copies of the child's descriptors live at or above this. */
+#define QEMU_PARENT_FD_MIN 10
+#define QEMU_KILL_WAIT_MS 5000u
+
+struct qemu_guest {
+	char name[VMM_NAME_MAX + 1];
+	pid_t pid;
+	int pidfd;              /* -1 when pidfd_open is unavailable */
+	bool reaped;
+	bool status_lost;       /* someone else reaped it (SIGCHLD ignored?) */
+	int wstatus;
+	struct qmp qmp;
+	int console_fd;
+	int stderr_fd;          /* memfd holding QEMU's stdout and stderr */
+	unsigned timeout_ms;
+	bool started;
+	bool stop_requested;
+	bool killed_by_us;
+	char kill_reason[64];
+};
+
+/* ---- command line ---- */
+
+static int argv_add(struct qemu_argv *a, struct vmm_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int argv_add(struct qemu_argv *a, struct vmm_error *err, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	if (a->argc >= QEMU_ARGV_MAX)
+		return vmm_err(err, -E2BIG, "qemu command line longer than %d arguments", QEMU_ARGV_MAX);
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return vmm_err(err, -ENOMEM, "out of memory");
+	a->argv[a->argc++] = s;
+	a->argv[a->argc] = NULL;
+	return 0;
+}
+
+void qemu_argv_free(struct qemu_argv *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->argc; i++)
+		free(a->argv[i]);
+	a->argc = 0;
+	a->argv[0] = NULL;
+}
+
+/* QemuOpts values double their commas. */
+static int opt_escape(const char *s, char *out, size_t outlen)
+{
+	size_t j = 0;
+	for (size_t i = 0; s[i]; i++) {
+		size_t need = s[i] == ',' ? 2 : 1;
+		if (j + need >= outlen)
+			return -ENAMETOOLONG;
+		out[j++] = s[i];
+		if (s[i] == ',')
+			out[j++] = ',';
+	}
+	out[j] = '\0';
+	return 0;
+}
+
+int qemu_build_argv(const char *qemu, const struct vmm_guest_spec *spec, int kvm,
+		    struct qemu_argv *out, struct vmm_error *err)
+{
+	struct qemu_argv a = { 0 };
+	char name[2 * VMM_NAME_MAX + 1];
+	int r = 0;
+
+#define ADD(...)                                          \
+	do {                                              \
+		if ((r = argv_add(&a, err, __VA_ARGS__)) < 0) \
+			goto fail;                        \
+	} while (0)
+
+	if (opt_escape(spec->name, name, sizeof(name)) < 0)
+		return vmm_err(err, -ENAMETOOLONG, "guest name too long");
+	ADD("%s", qemu);
+	ADD("-name");
+	ADD("guest=%s,debug-threads=on", name);
+	ADD("-machine");
+	ADD("q35");
+	ADD("-accel");
+	ADD("%s", kvm ? "kvm" : "tcg");
+	ADD("-cpu");
+	ADD("%s", kvm ? "host" : "max");
+	ADD("-smp");
+	ADD("%u", spec->vcpus);
+	ADD("-m");
+	ADD("%lluM", (unsigned long long)(spec->memory >> 20));
+	ADD("-nodefaults");
+	ADD("-no-user-config");
+	ADD("-display");
+	ADD("none");
+	ADD("-no-reboot");
+	ADD("-S");
+	ADD("-sandbox");
+	ADD("on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+	ADD("-chardev");
+	ADD("socket,id=qmp,fd=%d", QEMU_FD_QMP);
+	ADD("-mon");
+	ADD("chardev=qmp,mode=control");
+	ADD("-chardev");
+	ADD("socket,id=console,fd=%d", QEMU_FD_CONSOLE);
+	ADD("-serial");
+	ADD("chardev:console");
+	ADD("-kernel");
+	ADD("/proc/self/fd/%d", QEMU_FD_KERNEL);
+	if (spec->initrd_fd >= 0) {
+		ADD("-initrd");
+		ADD("/proc/self/fd/%d", QEMU_FD_INITRD);
+	}
+	if (spec->cmdline && spec->cmdline[0]) {
+		ADD("-append");
+		ADD("%s", spec->cmdline);
+	}
+	if (spec->disk_fd >= 0) {
+		ADD("-drive");
+		ADD("file=/proc/self/fd/%d,format=%s,if=virtio,readonly=%s", QEMU_FD_DISK,
+		    spec->disk_format == VMM_DISK_QCOW2 ? "qcow2" : "raw",
+		    spec->disk_readonly ? "on" : "off");
+	}
+	ADD("-device");
+	ADD("pvpanic");
+	ADD("-action");
+	ADD("panic=exit-failure");
+	for (size_t i = 0; i < spec->npci; i++) {
+		ADD("-device");
+		ADD("vfio-pci,host=%s", spec->pci[i]);
+	}
+#undef ADD
+	*out = a;
+	return 0;
+
+fail:
+	qemu_argv_free(&a);
+	return r;
+}
+
+int qemu_find_binary(const char *name, char *out, size_t outlen, struct vmm_error *err)
+{
+	const char *path, *p;
+	struct stat st;
+
+	if (!name || !name[0])
+		name = VMM_DEFAULT_QEMU;
+	if (strchr(name, '/')) {
+		if (stat(name, &st) == 0 && S_ISREG(st.st_mode) && access(name, X_OK) == 0 &&
+		    vmm_fmt(out, outlen, "%s", name) == 0)
+			return 0;
+		return vmm_err(err, -ENOENT,
+			       "QEMU not found: %s is not an executable file; install QEMU "
+			       "(apt-get install qemu-system-x86) or fix the configured QEMU path", name);
+	}
+	path = getenv("PATH");
+	if (!path || !path[0])
+		path = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+	for (p = path; *p;) {
+		const char *end = strchr(p, ':');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		char cand[PATH_MAX];
+		if (len > 0 && vmm_fmt(cand, sizeof(cand), "%.*s/%s", (int)len, p, name) == 0 &&
+		    stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0 &&
+		    vmm_fmt(out, outlen, "%s", cand) == 0)
+			return 0;
+		p += len;
+		if (*p == ':')
+			p++;
+	}
+	return vmm_err(err, -ENOENT,
+		       "QEMU not found: %s is not in PATH; install it (apt-get install qemu-system-x86) "
+		       "or configure the path of the QEMU binary", name);
+}
+
+/* ---- the process ---- */
+
+static int pidfd_open_compat(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd >= 0) {
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		return fd;
+	}
+#else
+	(void)pid;
+#endif
+	return -1;
+}
+
+/* In the child: only async-signal-safe calls. */
+static void __attribute__((noreturn))
+child(const char *bin, char *const argv[], const int src[5], int devnull, int out_fd,
+      int errpipe, pid_t parent)
+{
+	static const int targets[5] = { QEMU_FD_QMP, QEMU_FD_CONSOLE, QEMU_FD_KERNEL,
+					QEMU_FD_INITRD, QEMU_FD_DISK };
+	struct sigaction sa;
+	sigset_t none;
+	int e;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			sigaction(s, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	setsid();
+	/* A QEMU must not outlive the agent that owns its guest. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	if (dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+		goto fail;
+	for (int i = 0; i < 5; i++)
+		if (src[i] >= 0 && dup2(src[i], targets[i]) < 0)
+			goto fail;
+	/* Everything else closes at exec (the error pipe included). */
+	if (syscall(SYS_close_range, QEMU_FD_FIRST_FREE, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) {
+		long max = sysconf(_SC_OPEN_MAX);
+		if (max < 0 || max > 65536)
+			max = 65536;
+		for (int fd = QEMU_FD_FIRST_FREE; fd < max; fd++)
+			if (fd != errpipe)
+				fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
+	execv(bin, argv);
+fail:
+	e = errno;
+	if (write(errpipe, &e, sizeof(e)) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+static void reap(struct qemu_guest *g)
+{
+	int ws;
+	pid_t r;
+	if (g->reaped)
+		return;
+	do
+		r = waitpid(g->pid, &ws, WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r == g->pid) {
+		g->reaped = true;
+		g->wstatus = ws;
+	} else if (r < 0 && errno == ECHILD) {
+		g->reaped = true;
+		g->status_lost = true;
+	}
+}
+
+/* Wait up to timeout_ms for QEMU to end, noting QMP events meanwhile. */
+static void wait_exit(struct qemu_guest *g, unsigned timeout_ms)
+{
+	uint64_t deadline = sky_now_ms() + timeout_ms;
+	struct vmm_error ignored;
+
+	for (;;) {
+		struct pollfd p[2];
+		nfds_t n = 0;
+		uint64_t now;
+		int left;
+
+		reap(g);
+		if (g->reaped)
+			return;
+		now = sky_now_ms();
+		if (now >= deadline)
+			return;
+		left = (int)(deadline - now);
+		if (g->pidfd >= 0)
+			p[n++] = (struct pollfd){ .fd = g->pidfd, .events = POLLIN };
+		if (g->qmp.fd >= 0 && !g->qmp.eof)
+			p[n++] = (struct pollfd){ .fd = g->qmp.fd, .events = POLLIN };
+		if (g->pidfd < 0 && left > 20)
+			left = 20; /* no pidfd: look again every 20 ms */
+		if (n == 0) {
+			struct timespec ts = { 0, (long)left * 1000000L };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (poll(p, n, left) > 0 && g->qmp.fd >= 0 && !g->qmp.eof)
+			qmp_pump(&g->qmp, 0, &ignored);
+	}
+}
+
+static void kill_and_reap(struct qemu_guest *g, const char *why)
+{
+	reap(g);
+	if (g->reaped)
+		return;
+	g->killed_by_us = true;
+	snprintf(g->kill_reason, sizeof(g->kill_reason), "%s", why);
+	kill(g->pid, SIGKILL);
+	wait_exit(g, QEMU_KILL_WAIT_MS);
+	if (!g->reaped) {
+		int ws;
+		if (waitpid(g->pid, &ws, 0) == g->pid) {
+			g->wstatus = ws;
+		} else {
+			g->status_lost = true;
+		}
+		g->reaped = true;
+	}
+}
+
+static void status_from_exit(struct qemu_guest *g, struct vmm_status *st)
+{
+	char tail[96];
+	int ws = g->wstatus;
+
+	st->exit_status = -1;
+	st->exit_signal = 0;
+	if (g->status_lost) {
+		if (g->qmp.shutdown && !g->qmp.panicked) {
+			st->state = VMM_STATE_EXITED;
+			snprintf(st->reason, sizeof(st->reason), "%s", g->qmp.shutdown_reason);
+		} else {
+			st->state = VMM_STATE_CRASHED;
+			snprintf(st->reason, sizeof(st->reason),
+				 "qemu ended, its exit status was lost (is SIGCHLD ignored?)");
+		}
+		return;
+	}
+	if (WIFSIGNALED(ws)) {
+		int sig = WTERMSIG(ws);
+		const char *abbrev = sigabbrev_np(sig);
+		st->exit_signal = sig;
+		if (g->killed_by_us && sig == SIGKILL) {
+			st->state = VMM_STATE_EXITED;
+			snprintf(st->reason, sizeof(st->reason), "%s", g->kill_reason);
+		} else {
+			st->state = VMM_STATE_CRASHED;
+			snprintf(st->reason, sizeof(st->reason), "qemu killed by signal SIG%s",
+				 abbrev ? abbrev : "?");
+		}
+		return;
+	}
+	st->exit_status = WEXITSTATUS(ws);
+	if (g->qmp.panicked) {
+		st->state = VMM_STATE_CRASHED;
+		snprintf(st->reason, sizeof(st->reason), "guest-panicked");
+	} else if (st->exit_status == 0) {
+		st->state = VMM_STATE_EXITED;
+		snprintf(st->reason, sizeof(st->reason), "%s",
+			 g->qmp.shutdown ? g->qmp.shutdown_reason : "qemu exited");
+	} else {
+		st->state = VMM_STATE_CRASHED;
+		vmm_fd_tail(g->stderr_fd, tail, sizeof(tail));
+		snprintf(st->reason, sizeof(st->reason), "qemu exited with status %d%s%s", st->exit_status,
+			 tail[0] ? ": " : "", tail);
+	}
+}
+
+static void qemu_destroy(void *priv)
+{
+	struct qemu_guest *g = priv;
+	if (!g)
+		return;
+	if (g->pid > 0)
+		kill_and_reap(g, "destroyed");
+	qmp_close(&g->qmp);
+	vmm_close(&g->console_fd);
+	vmm_close(&g->stderr_fd);
+	vmm_close(&g->pidfd);
+	free(g);
+}
+
+/* After a failed start: the error, with what QEMU said when it died. */
+static int start_failed(struct qemu_guest *g, int r, struct vmm_error *err)
+{
+	char tail[VMM_MSG_MAX / 2];
+	struct vmm_status st;
+
+	wait_exit(g, 1000);
+	if (!g->reaped)
+		return r;
+	/* QEMU exited: what it said is the error. */
+	vmm_fd_tail(g->stderr_fd, tail, sizeof(tail));
+	memset(&st, 0, sizeof(st));
+	status_from_exit(g, &st);
+	if (tail[0])
+		return vmm_err(err, -EIO, "qemu failed to start guest %s: %s", g->name, tail);
+	return vmm_err(err, -EIO, "qemu failed to start guest %s: %s", g->name, st.reason);
+}
+
+static int qemu_create(const struct vmm_config *cfg, const struct vmm_guest_spec *spec,
+		       void **priv, char *warn, size_t warnlen, struct vmm_error *err)
+{
+	char bin[PATH_MAX], why[VMM_MSG_MAX / 2];
+	struct qemu_argv argv = { 0 };
+	struct qemu_guest *g;
+	int qmp_sv[2] = { -1, -1 }, con_sv[2] = { -1, -1 }, src[5] = { -1, -1, -1, -1, -1 };
+	int errpipe[2] = { -1, -1 }, devnull = -1, kvm, usable, e, r;
+	pid_t parent = getpid(), pid;
+	ssize_t n;
+	json_t *ret = NULL;
+
+	r = qemu_find_binary(cfg->qemu_path, bin, sizeof(bin), err);
+	if (r < 0)
+		return r;
+	usable = spec->accel == VMM_ACCEL_TCG ? 0 : vmm_kvm_usable(cfg->root, why, sizeof(why));
+	r = vmm_accel_pick(spec, usable, why, &kvm, warn, warnlen, err);
+	if (r < 0)
+		return r;
+	r = qemu_build_argv(bin, spec, kvm, &argv, err);
+	if (r < 0)
+		return r;
+
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		r = vmm_err(err, -ENOMEM, "out of memory");
+		goto fail_argv;
+	}
+	snprintf(g->name, sizeof(g->name), "%s", spec->name);
+	g->pid = -1;
+	g->pidfd = -1;
+	g->console_fd = -1;
+	g->timeout_ms = vmm_cfg_timeout(cfg);
+	qmp_init(&g->qmp, -1);
+
+	g->stderr_fd = memfd_create("qemu-output", MFD_CLOEXEC);
+	if (g->stderr_fd < 0) {
+		r = vmm_err(err, -errno, "memfd_create: %s", strerror(errno));
+		goto fail_guest;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp_sv) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con_sv) < 0 ||
+	    pipe2(errpipe, O_CLOEXEC) < 0) {
+		r = vmm_err(err, -errno, "cannot make QEMU's sockets: %s", strerror(errno));
+		goto fail_fds;
+	}
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0) {
+		r = vmm_err(err, -errno, "cannot open /dev/null: %s", strerror(errno));
+		goto fail_fds;
+	}
+	/* Copies above the child's target numbers, so no dup2 clobbers another. */
+	{
+		const int want[5] = { qmp_sv[1], con_sv[1], spec->kernel_fd, spec->initrd_fd, spec->disk_fd };
+		int *moved[4] = { &devnull, &g->stderr_fd, &errpipe[1], NULL };
+		for (int i = 0; i < 5; i++) {
+			if (want[i] < 0)
+				continue;
+			src[i] = vmm_dup_cloexec(want[i], QEMU_PARENT_FD_MIN);
+			if (src[i] < 0) {
+				r = vmm_err(err, src[i], "dup: %s", strerror(-src[i]));
+				goto fail_fds;
+			}
+		}
+		for (int i = 0; moved[i]; i++) {
+			int fd = vmm_dup_cloexec(*moved[i], QEMU_PARENT_FD_MIN);
+			if (fd < 0) {
+				r = vmm_err(err, fd, "dup: %s", strerror(-fd));
+				goto fail_fds;
+			}
+			close(*moved[i]);
+			*moved[i] = fd;
+		}
+	}
+
+	pid = fork();
+	if (pid < 0) {
+		r = vmm_err(err, -errno, "fork: %s", strerror(errno));
+		goto fail_fds;
+	}
+	if (pid == 0)
+		child(bin, argv.argv, src, devnull, g->stderr_fd, errpipe[1], parent);
+	g->pid = pid;
+	g->pidfd = pidfd_open_compat(pid);
+	vmm_close(&errpipe[1]);
+	do
+		n = read(errpipe[0], &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof(e)) {
+		int ws;
+		waitpid(pid, &ws, 0);
+		g->pid = -1;
+		r = vmm_err(err, -e, "cannot run %s: %s", bin, strerror(e));
+		goto fail_fds;
+	}
+	vmm_close(&errpipe[0]);
+	vmm_close(&devnull);
+	for (int i = 0; i < 5; i++)
+		vmm_close(&src[i]);
+	vmm_close(&qmp_sv[1]);
+	vmm_close(&con_sv[1]);
+	qemu_argv_free(&argv);
+
+	qmp_init(&g->qmp, qmp_sv[0]);
+	qmp_sv[0] = -1;
+	g->console_fd = con_sv[0];
+	con_sv[0] = -1;
+	if (fcntl(g->console_fd, F_SETFL, fcntl(g->console_fd, F_GETFL) | O_NONBLOCK) < 0) {
+		r = vmm_err(err, -errno, "fcntl: %s", strerror(errno));
+		goto fail_proc;
+	}
+
+	r = qmp_handshake(&g->qmp, g->timeout_ms, err);
+	if (r < 0) {
+		r = start_failed(g, r, err);
+		goto fail_proc;
+	}
+	r = qmp_command(&g->qmp, "query-status", NULL, g->timeout_ms, &ret, err);
+	if (r < 0) {
+		r = start_failed(g, r, err);
+		goto fail_proc;
+	}
+	json_decref(ret);
+	*priv = g;
+	return 0;
+
+fail_proc:
+	qemu_destroy(g);
+	return r;
+fail_fds:
+	for (int i = 0; i < 5; i++)
+		vmm_close(&src[i]);
+	vmm_close(&devnull);
+	vmm_close(&errpipe[0]);
+	vmm_close(&errpipe[1]);
+	vmm_close(&qmp_sv[0]);
+	vmm_close(&qmp_sv[1]);
+	vmm_close(&con_sv[0]);
+	vmm_close(&con_sv[1]);
+fail_guest:
+	qemu_destroy(g);
+fail_argv:
+	qemu_argv_free(&argv);
+	return r;
+}
+
+static int ended(struct qemu_guest *g, struct vmm_error *err)
+{
+	return vmm_err(err, -ESRCH, "guest %s has ended; destroy it and create it again", g->name);
+}
+
+static int qemu_start(void *priv, struct vmm_error *err)
+{
+	struct qemu_guest *g = priv;
+	int r;
+
+	reap(g);
+	if (g->reaped)
+		return ended(g, err);
+	r = qmp_command(&g->qmp, "cont", NULL, g->timeout_ms, NULL, err);
+	if (r < 0) {
+		wait_exit(g, 200);
+		return g->reaped ? ended(g, err) : r;
+	}
+	g->started = true;
+	return 0;
+}
+
+static int qemu_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
+{
+	struct qemu_guest *g = priv;
+	const char *cmd;
+	int r;
+
+	reap(g);
+	if (g->reaped)
+		return 0;
+	/* A guest that never ran cannot answer the power button. */
+	cmd = g->started ? "system_powerdown" : "quit";
+	r = qmp_command(&g->qmp, cmd, NULL, g->timeout_ms, NULL, err);
+	if (r < 0 && r != -EPIPE) {
+		wait_exit(g, 100);
+		if (g->reaped)
+			return 0;
+		kill_and_reap(g, "killed: qemu did not answer the power-off request");
+		return r;
+	}
+	g->stop_requested = true;
+	if (timeout_ms == 0)
+		return 0;
+	wait_exit(g, timeout_ms);
+	if (g->reaped)
+		return 0;
+	kill_and_reap(g, "killed after stop timeout");
+	return vmm_err(err, -ETIMEDOUT,
+		       "guest %s did not power off within %u ms (does it handle the ACPI power "
+		       "button, e.g. with acpid?): its QEMU was killed", g->name, timeout_ms);
+}
+
+static int qemu_state(void *priv, struct vmm_status *st)
+{
+	struct qemu_guest *g = priv;
+	struct vmm_error err;
+	struct vmm_status s = { .exit_status = -1 };
+	const char *status;
+	json_t *ret = NULL;
+	int r;
+
+	if (!g->reaped && g->qmp.fd >= 0 && !g->qmp.eof)
+		qmp_pump(&g->qmp, 0, &err);
+	reap(g);
+	if (!g->reaped) {
+		r = qmp_command(&g->qmp, "query-status", NULL, g->timeout_ms, &ret, &err);
+		if (r < 0) {
+			/* QMP gone: QEMU is ending; give it a moment. */
+			wait_exit(g, r == -EPIPE ? 2000 : 0);
+			if (!g->reaped) {
+				s.state = VMM_STATE_CRASHED;
+				snprintf(s.reason, sizeof(s.reason), "qemu does not answer: %.100s", err.msg);
+				*st = s;
+				return 0;
+			}
+		}
+	}
+	if (g->reaped) {
+		json_decref(ret);
+		status_from_exit(g, &s);
+		*st = s;
+		return 0;
+	}
+	status = json_string_value(json_object_get(ret, "status"));
+	if (!status)
+		status = "";
+	if (strcmp(status, "prelaunch") == 0) {
+		s.state = VMM_STATE_CREATED;
+	} else if (strcmp(status, "running") == 0) {
+		s.state = g->stop_requested ? VMM_STATE_SHUTTING_DOWN : VMM_STATE_RUNNING;
+	} else if (strcmp(status, "shutdown") == 0) {
+		s.state = VMM_STATE_SHUTTING_DOWN;
+	} else if (strcmp(status, "guest-panicked") == 0 || strcmp(status, "internal-error") == 0) {
+		s.state = VMM_STATE_CRASHED;
+		snprintf(s.reason, sizeof(s.reason), "%s", status);
+	} else {
+		/* paused, suspended, io-error, watchdog, debug, ... */
+		s.state = VMM_STATE_PAUSED;
+		if (strcmp(status, "paused") != 0)
+			snprintf(s.reason, sizeof(s.reason), "%.64s", status);
+	}
+	json_decref(ret);
+	*st = s;
+	return 0;
+}
+
+static int qemu_console(void *priv)
+{
+	struct qemu_guest *g = priv;
+	return g->console_fd >= 0 ? g->console_fd : -EBADF;
+}
+
+const struct vmm_ops vmm_qemu_ops = {
+	.name = "qemu",
+	.create = qemu_create,
+	.start = qemu_start,
+	.stop = qemu_stop,
+	.destroy = qemu_destroy,
+	.state = qemu_state,
+	.console = qemu_console,
+};

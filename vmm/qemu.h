@@ -1,0 +1,38 @@
+/* The qemu backend's pure parts, exported for the unit tests: finding the
+ * binary and the command line of one guest. */
+#ifndef SKY_VMM_QEMU_H
+#define SKY_VMM_QEMU_H
+
+#include <stddef.h>
+
+#include "vmm/vmm.h"
+
+#define QEMU_ARGV_MAX 128
+
+/* Descriptor numbers as QEMU sees them (its fds 3..7). */
+#define QEMU_FD_QMP 3
+#define QEMU_FD_CONSOLE 4
+#define QEMU_FD_KERNEL 5
+#define QEMU_FD_INITRD 6
+#define QEMU_FD_DISK 7
+#define QEMU_FD_FIRST_FREE 8
+
+struct qemu_argv {
+	size_t argc;
+	char *argv[QEMU_ARGV_MAX + 1]; /* NULL-terminated, each malloc'd */
+};
+
+/* The argv of one QEMU process for spec: q35, -S (paused until "cont"),
+ * QMP and the serial console on inherited sockets, kernel/initrd/disk as
+ * /proc/self/fd/N of inherited descriptors, one -device vfio-pci per PCI
+ * address (canonical form), pvpanic with panic=exit-failure, -no-reboot.
+ * 0 or -errno with a message; out untouched on failure. */
+int qemu_build_argv(const char *qemu, const struct vmm_guest_spec *spec, int kvm,
+		    struct qemu_argv *out, struct vmm_error *err);
+void qemu_argv_free(struct qemu_argv *a);
+
+/* Resolve name ("qemu-system-x86_64" in PATH, or a path) to an executable
+ * file: 0 and out, or -ENOENT with a message saying what to install. */
+int qemu_find_binary(const char *name, char *out, size_t outlen, struct vmm_error *err);
+
+#endif

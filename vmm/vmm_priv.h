@@ -1,0 +1,46 @@
+/* Internals shared by the files of libskyvmm; not for callers. */
+#ifndef SKY_VMM_PRIV_H
+#define SKY_VMM_PRIV_H
+
+#include <stddef.h>
+
+#include "vmm/vmm.h"
+
+#define VMM_DEFAULT_TIMEOUT_MS 15000u
+#define VMM_DEFAULT_QEMU "qemu-system-x86_64"
+#define VMM_DEFAULT_LIBVIRT_URI "qemu:///system"
+
+extern const struct vmm_ops vmm_qemu_ops;
+extern const struct vmm_ops vmm_libvirt_ops;
+
+/* Format a message into err (when not NULL) and return r (a -errno). */
+int vmm_err(struct vmm_error *err, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* snprintf that reports truncation: 0 or -ENAMETOOLONG. */
+int vmm_fmt(char *out, size_t outlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+const char *vmm_root_sysfs(const struct vmm_root *root);
+const char *vmm_root_devfs(const struct vmm_root *root);
+/* root->write_attr, or vmm_root_write_attr. */
+int vmm_root_write(const struct vmm_root *root, const char *path, const char *value);
+
+unsigned vmm_cfg_timeout(const struct vmm_config *cfg);
+
+/* Decide KVM or TCG for spec->accel: 0 and *kvm set, warn filled when
+ * AUTO falls back; -ENODEV (with a message) when KVM is required but not
+ * usable.  usable/why come from the backend's own probe. */
+int vmm_accel_pick(const struct vmm_guest_spec *spec, int usable, const char *why,
+		   int *kvm, char *warn, size_t warnlen, struct vmm_error *err);
+
+/* dup(fd) onto a descriptor >= min, close-on-exec: the new fd or -errno. */
+int vmm_dup_cloexec(int fd, int min);
+void vmm_close(int *fd);
+
+/* Bytes at most max of the text of fd from its start (a memfd written by
+ * QEMU as its stderr), keeping the last line(s) that fit, NUL-terminated
+ * and with control characters replaced by spaces. */
+void vmm_fd_tail(int fd, char *out, size_t outlen);
+
+#endif
