@@ -26,6 +26,7 @@ out=$here/out
 cache=$here/cache
 agent=$top/build/agent/skyagent
 flavour=amd64
+with_qemu=1
 kernel_pkg=""
 compress=xz
 report=0
@@ -73,6 +74,10 @@ options:
   --extra PATH       also include executable PATH (and its libraries) at
                      the same path in the image (repeatable)
   --no-strip         keep symbols in skyagent and --extra binaries
+  --with-qemu        (default) carry the VMM guests run on:
+                     qemu-system-x86_64, its libraries and the firmware
+                     files it loads (SeaBIOS, qboot, option ROMs)
+  --no-qemu          leave QEMU out (an enroll-only firmware)
   --cache DIR        download/extract cache (default: fwimage/cache)
   --offline          do not call apt; use the newest kernel already cached
   -h, --help         this text
@@ -113,6 +118,8 @@ while [ $# -gt 0 ]; do
 	--module) need_arg "$@"; extra_modules+=("$2"); shift 2 ;;
 	--no-module) need_arg "$@"; no_modules+=("$2"); shift 2 ;;
 	--extra) need_arg "$@"; extras+=("$2"); shift 2 ;;
+	--with-qemu) with_qemu=1; shift ;;
+	--no-qemu) with_qemu=0; shift ;;
 	--no-strip) strip_bins=0; shift ;;
 	--cache) need_arg "$@"; cache=$2; shift 2 ;;
 	--offline) offline=1; shift ;;
@@ -306,6 +313,7 @@ ln -s /run "$stage/var/run"
 : >"$partsdir/busybox"
 : >"$partsdir/agent"
 : >"$partsdir/modules"
+: >"$partsdir/vmm"
 
 install -m 0755 "$BUSYBOX" "$stage/bin/busybox"
 echo bin/busybox >>"$partsdir/busybox"
@@ -342,6 +350,20 @@ install their packages (apt-get install ...) and rebuild"
 }
 
 copy_exe "$(readlink -f "$agent")" /usr/bin/skyagent "$partsdir/agent"
+if [ "$with_qemu" = 1 ]; then
+	qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 not found: install qemu-system-x86 (deploy/deps.sh), or build with --no-qemu"
+	copy_exe "$(readlink -f "$qemu")" /usr/bin/qemu-system-x86_64 "$partsdir/vmm"
+	# What QEMU loads at run time from its firmware path
+	# (/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu on Debian).
+	for f in /usr/share/seabios/bios-256k.bin /usr/share/qemu/kvmvapic.bin /usr/share/qemu/linuxboot_dma.bin \
+		/usr/share/qemu/linuxboot.bin /usr/share/qemu/pvh.bin /usr/share/qemu/qboot.rom \
+		/usr/share/qemu/multiboot_dma.bin /usr/lib/ipxe/qemu/efi-virtio.rom; do
+		[ -e "$f" ] || die "$f missing: install qemu-system-x86, seabios and ipxe-qemu"
+		install -D -m 0644 "$(readlink -f "$f")" "$stage$f"
+		echo "${f#/}" >>"$partsdir/vmm"
+	done
+	ln -sf qboot.rom "$stage/usr/share/qemu/bios-microvm.bin"
+fi
 for x in "${extras[@]}"; do
 	[ -f "$x" ] && [ -x "$x" ] || die "--extra $x is not an executable file"
 	copy_exe "$(readlink -f "$x")" "$(readlink -f "$x")" "$partsdir/agent"
@@ -451,6 +473,7 @@ human() { awk -v b="$1" 'BEGIN { printf "%.2f MiB", b / 1048576 }'; }
 	read -r m_raw m_c < <(part_sizes "$partsdir/modules")
 	read -r b_raw b_c < <(part_sizes "$partsdir/busybox")
 	read -r a_raw a_c < <(part_sizes "$partsdir/agent")
+	read -r v_raw v_c < <(part_sizes "$partsdir/vmm")
 	gap=$((FLASH_BYTES - u))
 	echo "Skyroot firmware $version_id: kernel $kernel_pkg $kver_pkg ($krel), initramfs $compress"
 	printf '  %-34s %12s  %s\n' "part" "bytes" ""
@@ -459,6 +482,7 @@ human() { awk -v b="$1" 'BEGIN { printf "%.2f MiB", b / 1048576 }'; }
 	printf '    %-32s %12s  raw %d; %d files\n' "of which modules (${#modpaths[@]})" "$m_c" "$m_raw" "$(wc -l <"$partsdir/modules")"
 	printf '    %-32s %12s  raw %d\n' "of which busybox" "$b_c" "$b_raw"
 	printf '    %-32s %12s  raw %d; %d files\n' "of which skyagent + libs" "$a_c" "$a_raw" "$(wc -l <"$partsdir/agent")"
+	printf '    %-32s %12s  raw %d; %d files\n' "of which QEMU (VMM) + libs + ROMs" "$v_c" "$v_raw" "$(wc -l <"$partsdir/vmm")"
 	printf '  %-34s %12d  %s\n' "EFI stub + headers" $((u - k - i)) ""
 	printf '  %-34s %12d  %s\n' "UKI total (skyroot.efi)" "$u" "$(human "$u")"
 	printf '  %-34s %12d  %s\n' "SPI flash (M25P128, 128 Mbit)" "$FLASH_BYTES" "$(human "$FLASH_BYTES")"

@@ -33,7 +33,10 @@ def ensure_firmware(extra=()):
     with open(FW + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         stamp = os.path.join(FW, "agent.sha256")
-        want = hashlib.sha256(open(SKYAGENT, "rb").read()).hexdigest()
+        h = hashlib.sha256()
+        for part in (SKYAGENT, BUILD_SH, os.path.join(ROOT, "fwimage", "init")):
+            h.update(open(part, "rb").read())
+        want = h.hexdigest()
         if os.path.exists(stamp) and open(stamp).read().strip() == want:
             return FW
         t0 = time.time()
