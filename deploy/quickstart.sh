@@ -1,12 +1,14 @@
 #!/bin/sh
-# Skyroot quickstart: a controller and three boards joining it over mutual TLS.
+# Skyroot quickstart, the main job:
 #
-#   ./deploy/quickstart.sh          install deps, build, start, enroll, show the fleet
-#   ./deploy/quickstart.sh --stop   stop what the quickstart started
+#   ./deploy/quickstart.sh                 firmware, controller, two emulated boards
+#                                          (UEFI + network boot), a demo guest with
+#                                          the board's edu device passed through
+#   ./deploy/quickstart.sh --agents-only   three agents on this machine instead of
+#                                          emulated boards (fixture identities)
+#   ./deploy/quickstart.sh --stop          stop what the quickstart started
 #
-# The controller's state lives in ./var/quickstart (kept between runs); the
-# three boards are skyagent processes on this machine, each reading its own
-# fixture machine identity (tests/fixtures/boards/{a,b,c}).
+# The controller's state lives in ./var/quickstart (kept between runs).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -28,31 +30,63 @@ stop_pidfile() {
 	rm -f "$f"
 }
 
+BOOT_PORT=${SKY_BOOT_PORT:-7480}
+export SKYROOT_BOARDS_DIR=$ROOT/var/boards
+
 stop_all() {
 	for f in "$RUN"/agent-*.pid; do [ -e "$f" ] && stop_pidfile "$f"; done
+	for b in qs-efi qs-net; do
+		[ -f "$SKYROOT_BOARDS_DIR/$b/qemu.pid" ] && ./fwimage/board.sh --stop "$b" >/dev/null 2>&1 || true
+	done
 	stop_pidfile "$RUN/skyrootd.pid"
 }
 
-if [ "${1:-}" = "--stop" ]; then
+mode=boards
+case "${1:-}" in
+--stop)
 	stop_all
 	echo "quickstart: stopped (state kept in $STATE; remove it to start a new fleet)"
 	exit 0
-fi
-if [ $# -gt 0 ]; then
-	echo "usage: $0 [--stop]" >&2
+	;;
+--agents-only) mode=agents ;;
+"") ;;
+-h | --help)
+	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+	exit 0
+	;;
+*)
+	echo "usage: $0 [--agents-only | --stop]" >&2
 	exit 2
-fi
+	;;
+esac
+[ $# -le 1 ] || { echo "usage: $0 [--agents-only | --stop]" >&2; exit 2; }
 
 t0=$(date +%s.%N)
 step() { printf '\n== %s\n' "$*"; }
+now() { date +%s.%N; }
+since() { echo "$(now) $1" | awk '{printf "%.1f", $1 - $2}'; }
+summary=""
+timed() { summary="$summary$(printf '  %-52s %6s s' "$1" "$2")\n"; }
 
 step "installing dependencies (Debian packages)"
 ./deploy/deps.sh
 
 step "building"
+t=$(now)
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 echo "built skyrootd, skyagent, skyctl in build/"
+timed "build skyrootd, skyagent, skyctl" "$(since "$t")"
+
+FW=$ROOT/var/firmware
+if [ "$mode" = boards ]; then
+	step "building the firmware image (kernel + initramfs + UKI skyroot.efi)"
+	t=$(now)
+	./fwimage/build.sh --agent build/agent/skyagent --out "$FW" --report
+	timed "build the firmware (fwimage/build.sh)" "$(since "$t")"
+	step "building the demo guest (kernel + busybox initramfs)"
+	./tests/e2e/guest.sh "$FW" "$ROOT/var/demo-guest" >/dev/null
+fi
 
 mkdir -p "$RUN"
 stop_all
@@ -65,8 +99,14 @@ else
 fi
 
 step "starting skyrootd (agents on 127.0.0.1:$AGENT_PORT, API on https://127.0.0.1:$API_PORT)"
+extra=""
+if [ "$mode" = boards ]; then
+	# Emulated boards reach this machine's 127.0.0.1 as 10.0.2.2.
+	extra="--advertise 10.0.2.2:$AGENT_PORT --firmware $FW --boot-listen 127.0.0.1:$BOOT_PORT"
+fi
+# shellcheck disable=SC2086
 ./build/controller/skyrootd run --state "$STATE" \
-	--agent-listen "127.0.0.1:$AGENT_PORT" --api-listen "127.0.0.1:$API_PORT" \
+	--agent-listen "127.0.0.1:$AGENT_PORT" --api-listen "127.0.0.1:$API_PORT" $extra \
 	>"$RUN/skyrootd.log" 2>&1 &
 echo $! >"$RUN/skyrootd.pid"
 i=0
@@ -80,49 +120,118 @@ until $SKYCTL token list >/dev/null 2>&1; do
 	sleep 0.1
 done
 
-step "creating an enrollment token for three boards"
-$SKYCTL token create --uses 3 --ttl 1h | tee "$RUN/token.txt"
-TOKEN=$(tr ' ' '\n' <"$RUN/token.txt" | sed -n 's/^skyroot.token=//p' | head -n1)
-PIN=$(tr ' ' '\n' <"$RUN/token.txt" | sed -n 's/^skyroot.ca=//p' | head -n1)
-if [ -z "$TOKEN" ] || [ -z "$PIN" ]; then
-	echo "quickstart: could not read the token from skyctl's output" >&2
-	exit 1
+token_of() { tr ' ' '\n' <"$1" | sed -n 's/^skyroot.token=//p' | head -n1; }
+pin_of() { tr ' ' '\n' <"$1" | sed -n 's/^skyroot.ca=//p' | head -n1; }
+
+# wait_online N: until N boards are online; prints seconds per board as they come
+wait_online() {
+	want=$1
+	i=0
+	while :; do
+		n=$($SKYCTL -o json board list | grep -c '"state": "online"' || true)
+		[ "$n" -ge "$want" ] && return 0
+		i=$((i + 1))
+		if [ $i -gt 3000 ]; then
+			echo "quickstart: only $n of $want boards came online; logs in $RUN and var/boards/*/console.log" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+}
+
+if [ "$mode" = agents ]; then
+	step "creating an enrollment token for three boards"
+	$SKYCTL token create --uses 3 --ttl 1h | tee "$RUN/token.txt"
+	TOKEN=$(token_of "$RUN/token.txt")
+	PIN=$(pin_of "$RUN/token.txt")
+	step "starting three boards (skyagent with fixture identities a, b, c)"
+	for b in a c b; do
+		F=$ROOT/tests/fixtures/boards/$b
+		./build/agent/skyagent --controller "127.0.0.1:$AGENT_PORT" --token "$TOKEN" --ca "$PIN" \
+			--sysfs-root "$F/sys" --procfs-root "$F/proc" --devfs-root "$F/dev" --cmdline "$F/proc/cmdline" \
+			--identity-dir "$RUN/identity-$b" >"$RUN/agent-$b.log" 2>&1 &
+		echo $! >"$RUN/agent-$b.pid"
+		echo "board $b: pid $!, log $RUN/agent-$b.log"
+	done
+	step "waiting for all three boards to be online"
+	wait_online 3
+	echo "all three online ($(since "$t0") s since the quickstart started)"
+	step "skyctl board list"
+	$SKYCTL board list
+else
+	step "booting two emulated boards: one from skyroot.efi (UEFI), one from the network"
+	$SKYCTL token create --uses 1 --ttl 1h >"$RUN/token-efi.txt"
+	$SKYCTL token create --uses 1 --ttl 1h >"$RUN/token-net.txt"
+	t_efi=$(now)
+	./fwimage/board.sh --name qs-efi --image "$FW" --boot efi --memory 3072 --disk-bus nvme --background \
+		--cmdline "skyroot.controller=10.0.2.2:$AGENT_PORT skyroot.token=$(token_of "$RUN/token-efi.txt") skyroot.ca=$(pin_of "$RUN/token-efi.txt")" >/dev/null
+	t_net=$(now)
+	./fwimage/board.sh --name qs-net --image "$FW" --boot net --memory 1536 --disk-bus nvme --background \
+		--boot-url "http://10.0.2.2:$BOOT_PORT/boot/ipxe?token=$(token_of "$RUN/token-net.txt")" >/dev/null
+	echo "consoles: var/boards/qs-efi/console.log, var/boards/qs-net/console.log"
+	efi_done="" net_done=""
+	i=0
+	while [ -z "$efi_done" ] || [ -z "$net_done" ]; do
+		json=$($SKYCTL -o json board list)
+		if [ -z "$efi_done" ] && echo "$json" | python3 -c 'import json,sys; sys.exit(0 if any(b["state"]=="online" and "qs-efi" in (b.get("dmi") or {}).get("serial","") for b in json.load(sys.stdin)) else 1)'; then
+			efi_done=$(since "$t_efi"); echo "board qs-efi (UEFI, skyroot.efi) online after $efi_done s"
+		fi
+		if [ -z "$net_done" ] && echo "$json" | python3 -c 'import json,sys; sys.exit(0 if any(b["state"]=="online" and "qs-net" in (b.get("dmi") or {}).get("serial","") for b in json.load(sys.stdin)) else 1)'; then
+			net_done=$(since "$t_net"); echo "board qs-net (network boot) online after $net_done s"
+		fi
+		i=$((i + 1))
+		if [ $i -gt 600 ]; then
+			echo "quickstart: the boards did not come online in 5 minutes; see var/boards/*/console.log" >&2
+			exit 1
+		fi
+		sleep 0.5
+	done
+	timed "board qs-efi: power-on to online (UEFI, skyroot.efi)" "$efi_done"
+	timed "board qs-net: power-on to online (iPXE network boot)" "$net_done"
+	step "skyctl board list"
+	$SKYCTL board list
+	BOARD=$($SKYCTL -o json board list | python3 -c 'import json,sys; print([b["id"] for b in json.load(sys.stdin) if "qs-efi" in (b.get("dmi") or {}).get("serial","")][0])')
+	EDU=$($SKYCTL -o json board show "$BOARD" | python3 -c 'import json,sys; b=json.load(sys.stdin); print([d["address"] for g in b["iommu_groups"] for d in g["devices"] if d["vendor_device"]=="1234:11e8"][0])')
+	step "pushing the demo guest's images"
+	t=$(now)
+	$SKYCTL image delete demo-kernel >/dev/null 2>&1 || true
+	$SKYCTL image delete demo-initrd >/dev/null 2>&1 || true
+	$SKYCTL guest delete demo >/dev/null 2>&1 || true
+	$SKYCTL image delete demo-kernel >/dev/null 2>&1 || true
+	$SKYCTL image delete demo-initrd >/dev/null 2>&1 || true
+	$SKYCTL image push "$ROOT/var/demo-guest/vmlinuz" --name demo-kernel --kind kernel
+	$SKYCTL image push "$ROOT/var/demo-guest/initrd.img" --name demo-initrd --kind initrd
+	timed "push the demo guest's kernel and initrd" "$(since "$t")"
+	step "starting guest 'demo' on the UEFI board with its edu device ($EDU) passed through"
+	t=$(now)
+	$SKYCTL guest create --name demo --board "$BOARD" --kernel demo-kernel --initrd demo-initrd \
+		--cmdline "console=ttyS0 quiet" --memory 256M --device "$EDU"
+	i=0
+	while ! $SKYCTL guest console demo 2>/dev/null | grep -q "SKYROOT-GUEST-EDU"; do
+		if $SKYCTL -o json guest show demo | grep -q '"state": "failed"'; then
+			$SKYCTL guest show demo
+			exit 1
+		fi
+		i=$((i + 1))
+		[ $i -lt 600 ] || { echo "quickstart: the guest did not come up; see 'skyctl guest show demo'" >&2; exit 1; }
+		sleep 0.5
+	done
+	timed "guest create to the guest seeing the edu device" "$(since "$t")"
+	step "the guest's console (skyctl guest console demo)"
+	$SKYCTL guest console demo | grep -a "SKYROOT-" | tr -d '\r'
 fi
 
-step "starting three boards (skyagent with fixture identities a, b, c)"
-for b in a c b; do
-	F=$ROOT/tests/fixtures/boards/$b
-	./build/agent/skyagent --controller "127.0.0.1:$AGENT_PORT" --token "$TOKEN" --ca "$PIN" \
-		--sysfs-root "$F/sys" --procfs-root "$F/proc" --devfs-root "$F/dev" --cmdline "$F/proc/cmdline" \
-		>"$RUN/agent-$b.log" 2>&1 &
-	echo $! >"$RUN/agent-$b.pid"
-	echo "board $b: pid $!, log $RUN/agent-$b.log"
-done
-
-step "waiting for all three boards to be online"
-i=0
-while :; do
-	n=$($SKYCTL -o json board list | grep -c '"state": "online"' || true)
-	[ "$n" -ge 3 ] && break
-	i=$((i + 1))
-	if [ $i -gt 300 ]; then
-		echo "quickstart: only $n of 3 boards came online; logs in $RUN" >&2
-		exit 1
-	fi
-	sleep 0.1
-done
-t1=$(date +%s.%N)
-echo "all three online ($(echo "$t1 $t0" | awk '{printf "%.1f", $1 - $2}') s since the quickstart started)"
-
-step "skyctl board list"
-$SKYCTL board list
+step "summary"
+printf "$summary"
+printf '  %-52s %6s s\n' "total" "$(since "$t0")"
 
 cat <<MSG
 
-The controller and the three boards keep running.
+The controller and the boards keep running.
   Use the CLI:   export SKYROOT_CONFIG=$STATE/skyctl.conf
                  ./build/controller/skyctl board list
-                 ./build/controller/skyctl board show board-a
-  Logs:          $RUN/
+                 ./build/controller/skyctl guest list
+                 ./build/controller/skyctl guest console demo --follow
+  Logs:          $RUN/  (board consoles: var/boards/*/console.log)
   Stop it all:   ./deploy/quickstart.sh --stop
 MSG
