@@ -396,7 +396,7 @@ static void agent_send_heartbeat(struct agent *a)
 	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
 	Skyroot__Heartbeat hb = SKYROOT__HEARTBEAT__INIT;
 	hb.seq = ++a->hb_seq;
-	hb.sent_unix_ms = sky_now_ms() * 1000; /* monotonic microseconds, echoed back */
+	hb.sent_unix_ms = uv_hrtime() / 1000; /* monotonic microseconds, echoed back */
 	env.body_case = SKYROOT__ENVELOPE__BODY_HEARTBEAT;
 	env.heartbeat = &hb;
 	agent_send(a, &env);
@@ -627,6 +627,14 @@ static void agent_forget_identity(struct agent *a)
 	uv_timer_stop(&a->renew_timer);
 }
 
+static void tick_cb(uv_timer_t *t);
+
+static void agent_tick_on(struct agent *a)
+{
+	if (!a->stopping && !uv_is_active((uv_handle_t *)&a->tick_timer))
+		uv_timer_start(&a->tick_timer, tick_cb, 500, 500);
+}
+
 static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 {
 	struct agent *a = ctx;
@@ -640,7 +648,7 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 		}
 		break;
 	case SKYROOT__ENVELOPE__BODY_HEARTBEAT:
-		a->last_rtt_us = sky_now_ms() * 1000 - env->heartbeat->sent_unix_ms;
+		a->last_rtt_us = uv_hrtime() / 1000 - env->heartbeat->sent_unix_ms;
 		agent_emit(a, AGENT_EV_HEARTBEAT);
 		break;
 	case SKYROOT__ENVELOPE__BODY_RENEW_RESPONSE:
@@ -649,14 +657,17 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 	case SKYROOT__ENVELOPE__BODY_IMAGE_FETCH:
 		if (a->mode == LINK_SESSION)
 			imgcache_on_fetch(a->cache, env->image_fetch);
+		agent_tick_on(a);
 		break;
 	case SKYROOT__ENVELOPE__BODY_GUEST_COMMAND:
 		if (a->mode == LINK_SESSION)
 			guestmgr_on_command(a->guests, env->guest_command);
+		agent_tick_on(a);
 		break;
 	case SKYROOT__ENVELOPE__BODY_BARE_METAL_BOOT:
 		if (a->mode == LINK_SESSION)
 			guestmgr_on_baremetal(a->guests, env->bare_metal_boot);
+		agent_tick_on(a);
 		break;
 	case SKYROOT__ENVELOPE__BODY_CHUNK_DATA:
 		if (!imgcache_on_chunk(a->cache, env->request_id, env->chunk_data))
@@ -695,6 +706,9 @@ static void tick_cb(uv_timer_t *t)
 	struct agent *a = t->data;
 	imgcache_tick(a->cache);
 	guestmgr_tick(a->guests);
+	/* Idle boards do not tick (thousands share a loop in the benchmarks). */
+	if (!imgcache_active(a->cache) && !guestmgr_active(a->guests))
+		uv_timer_stop(&a->tick_timer);
 }
 
 static void agent_on_ready(struct sky_tls *t)

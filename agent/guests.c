@@ -625,3 +625,13 @@ void guestmgr_free(struct guestmgr *m)
 	if (m->pending_handles == 0 && !m->guests)
 		free(m);
 }
+
+bool guestmgr_active(const struct guestmgr *m)
+{
+	if (m->bm_active)
+		return true;
+	for (const struct aguest *g = m->guests; g; g = g->next)
+		if (g->state == AG_PENDING || g->state == AG_FETCHING)
+			return true;
+	return false;
+}

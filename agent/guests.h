@@ -33,5 +33,7 @@ void guestmgr_on_command(struct guestmgr *m, const Skyroot__GuestCommand *cmd);
 void guestmgr_on_baremetal(struct guestmgr *m, const Skyroot__BareMetalBoot *bm);
 void guestmgr_session_up(struct guestmgr *m);
 void guestmgr_tick(struct guestmgr *m);
+/* Something waits for images: keep ticking. */
+bool guestmgr_active(const struct guestmgr *m);
 
 #endif

@@ -712,3 +712,11 @@ const char *imgcache_error(struct imgcache *c, const char *image_id)
 		return "the board was never sent its manifest";
 	return img->error[0] ? img->error : "no error";
 }
+
+bool imgcache_active(const struct imgcache *c)
+{
+	for (const struct cimg *img = c->images; img; img = img->next)
+		if (img->state == CIMG_FETCHING)
+			return true;
+	return c->dirty;
+}

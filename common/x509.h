@@ -29,6 +29,11 @@ int sky_key_new_ed25519(EVP_PKEY **out);
 int sky_cert_issue(const struct sky_cert_spec *spec, EVP_PKEY *pubkey, X509 *issuer_cert,
 		   EVP_PKEY *issuer_key, X509 **out);
 
+/* The same, straight to DER, faster (OpenSSL 3.0 re-parses a key given to
+ * X509_set_pubkey; this sets the encoded point): the hot path of enrollment. */
+int sky_cert_issue_der(const struct sky_cert_spec *spec, EVP_PKEY *pubkey, X509 *issuer_cert,
+		       EVP_PKEY *issuer_key, uint8_t **der, size_t *der_len);
+
 /* CSR with CN (the agent uses "skyagent"; the controller ignores it). */
 int sky_csr_new(EVP_PKEY *key, const char *cn, uint8_t **der, size_t *der_len);
 /* Parse a DER CSR of at most SKY_CSR_MAX_DER bytes, check its self-signature

@@ -22,7 +22,6 @@
 #define AL_BUCKETS 16384
 #define AL_ENROLL_TIMEOUT_MS 30000
 #define AL_DEFAULT_HB_MS 10000
-#define AL_FLUSH_MS 5000
 #define AL_MAX_TOKEN 128
 #define AL_MAX_UUID 63
 #define AL_MAX_HOSTNAME 64
@@ -181,17 +180,17 @@ static int al_issue(struct agentlink *al, const char *board_id, EVP_PKEY *pub, u
 		.kind = SKY_CERT_CLIENT, .cn = board_id, .serial = new_serial(),
 		.not_before = now - 300, .not_after = now + ctl->opt.cert_ttl,
 	};
-	X509 *cert = NULL;
-	int r = sky_cert_issue(&spec, pub, ctl->ca_cert, ctl->ca_key, &cert);
+	int r = sky_cert_issue_der(&spec, pub, ctl->ca_cert, ctl->ca_key, der, der_len);
 	if (r == 0)
 		r = db_cert_insert(ctl->db, spec.serial, board_id, spec.not_after);
 	if (r == 0)
 		r = db_board_set_cert(ctl->db, board_id, spec.serial, spec.not_after);
 	if (r == 0)
-		r = sky_cert_to_der(cert, der, der_len);
-	if (r == 0)
 		*not_after = spec.not_after;
-	X509_free(cert);
+	if (r < 0) {
+		OPENSSL_free(*der);
+		*der = NULL;
+	}
 	return r;
 }
 
@@ -1013,10 +1012,6 @@ static void al_on_connection(uv_stream_t *server, int status)
 	sky_tls_set_idle_timeout(t, AL_ENROLL_TIMEOUT_MS);
 }
 
-static void al_flush_cb(uv_timer_t *timer)
-{
-	agentlink_flush(timer->data);
-}
 
 void agentlink_flush(struct agentlink *al)
 {
@@ -1113,7 +1108,9 @@ int agentlink_start(struct controller *ctl, const struct sockaddr *addr)
 		uv_close((uv_handle_t *)&al->enroll_check, al_handle_closed);
 		return r;
 	}
-	uv_timer_start(&al->flush_timer, al_flush_cb, AL_FLUSH_MS, AL_FLUSH_MS);
+	/* Last-seen times of live sessions are served from memory and written
+	 * when a session ends and at shutdown: writing 10,000 rows every few
+	 * seconds stalled heartbeats (measured: tests/bench/run.sh). */
 	ctl->agents = al;
 	return 0;
 }

@@ -135,6 +135,42 @@ static void test_issue_chain_and_purpose(void **state)
 	EVP_PKEY_free(key);
 }
 
+/* The fast DER path makes the same certificate as the general one. */
+static void test_issue_der_fast_path(void **state)
+{
+	EVP_PKEY *ca_key, *key;
+	X509 *ca, *slow, *fast = NULL;
+	uint8_t *der;
+	size_t len;
+	int64_t now = sky_unix_now();
+	(void)state;
+	assert_int_equal(sky_key_new_p256(&ca_key), 0);
+	assert_int_equal(sky_key_new_p256(&key), 0);
+	struct sky_cert_spec cs = {.kind = SKY_CERT_CA, .cn = "ca", .serial = 1, .not_before = now - 10, .not_after = now + 3600};
+	assert_int_equal(sky_cert_issue(&cs, ca_key, NULL, ca_key, &ca), 0);
+	struct sky_cert_spec cl = {.kind = SKY_CERT_CLIENT, .cn = "brd-0123456789ab", .serial = 42, .not_before = now - 10, .not_after = now + 60};
+	assert_int_equal(sky_cert_issue(&cl, key, ca, ca_key, &slow), 0);
+	assert_int_equal(sky_cert_issue_der(&cl, key, ca, ca_key, &der, &len), 0);
+	assert_int_equal(sky_cert_from_der(der, len, &fast), 0);
+	/* Same public key bytes, and the key decodes. */
+	assert_int_equal(X509_PUBKEY_eq(X509_get_X509_PUBKEY(slow), X509_get_X509_PUBKEY(fast)), 1);
+	assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(fast), key), 1);
+	assert_int_equal(X509_check_purpose(fast, X509_PURPOSE_SSL_CLIENT, 0), 1);
+	X509_STORE *store = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	X509_STORE_add_cert(store, ca);
+	X509_STORE_CTX_init(ctx, store, fast, NULL);
+	assert_int_equal(X509_verify_cert(ctx), 1);
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	OPENSSL_free(der);
+	X509_free(fast);
+	X509_free(slow);
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(key);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -143,6 +179,7 @@ int main(void)
 		cmocka_unit_test(test_csr_garbage_and_limits),
 		cmocka_unit_test(test_csr_wrong_key_type),
 		cmocka_unit_test(test_issue_chain_and_purpose),
+		cmocka_unit_test(test_issue_der_fast_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
