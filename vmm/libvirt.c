@@ -19,10 +19,16 @@
  * paused, the console stream (virDomainOpenConsole on the pty serial) is
  * opened, and only start resumes it, so no console output is lost.
  *
- * The console stream is pumped by two threads per guest into a socketpair
- * (libvirt's remote streams need either blocking calls or libvirt's own
- * event loop; a thread per direction keeps the library free of a global
- * loop): guest output -> vmm_console_fd(), vmm_console_fd() -> guest input.
+ * The console stream is non-blocking and pumped to and from a socketpair
+ * (vmm_console_fd) by callbacks on libvirt's default event loop, which the
+ * backend registers (virEventRegisterDefaultImpl) and runs in one thread of
+ * its own, started at first use and kept for the life of the process.  A
+ * blocking virStreamRecv in one thread and virStreamSend in another
+ * deadlock in libvirt's client (seen with 9.0), and a non-blocking stream
+ * only moves data when an event loop runs.  A program that registers its
+ * own libvirt event implementation must do so before the first guest.
+ * Each direction has a bounded buffer (LV_CON_BUF); when it is full the
+ * source is not read (back-pressure, like the qemu backend).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +36,7 @@
 #include <libvirt/virterror.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,19 +49,34 @@
 #include "vmm/vmm_priv.h"
 
 #define LV_POLL_MS 50
-#define LV_CHUNK 4096
+#define LV_CON_BUF (64 * 1024)
+
+/* The console pump, shared by the guest and the event loop's callbacks;
+ * freed when the last of them lets go. */
+struct lv_console {
+	pthread_mutex_t lock;
+	pthread_cond_t released; /* signalled when a reference goes */
+	int refs;
+	virStreamPtr st;
+	int fd;                 /* our end of the socketpair, non-blocking */
+	int watch;              /* virEventAddHandle id, or -1 */
+	bool st_cb;             /* stream callback registered */
+	bool st_eof;            /* the guest side ended */
+	bool fd_eof;            /* the caller shut down its writing side */
+	bool dead;              /* stop everything */
+	size_t out_len;         /* stream -> fd */
+	size_t in_len;          /* fd -> stream */
+	char out[LV_CON_BUF];
+	char in[LV_CON_BUF];
+};
 
 struct lv_guest {
 	char name[VMM_NAME_MAX + 1];
 	virConnectPtr conn;
 	virDomainPtr dom;
-	virStreamPtr st;
+	struct lv_console *con;
 	int img[3];             /* our dups of kernel, initrd, disk: -1 if none */
 	int console_fd;         /* the caller's end */
-	int pump_fd;            /* the threads' end */
-	int wake[2];            /* tells the input thread to end */
-	pthread_t out_thr, in_thr;
-	bool out_started, in_started;
 	unsigned timeout_ms;
 	bool defined;
 	bool started;
@@ -74,10 +96,35 @@ static void lv_silent(void *ctx, virErrorPtr e)
 	(void)e;
 }
 
+static void *lv_event_thread(void *arg)
+{
+	(void)arg;
+	for (;;)
+		virEventRunDefaultImpl();
+	return NULL;
+}
+
 static void lv_init(void)
 {
-	lv_init_result = virInitialize();
+	sigset_t all, old;
+	pthread_attr_t attr;
+	pthread_t t;
+	int r;
+
 	virSetErrorFunc(NULL, lv_silent);
+	if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
+		lv_init_result = -EIO;
+		return;
+	}
+	/* The loop thread takes no process signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	r = pthread_create(&t, &attr, lv_event_thread, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	lv_init_result = r ? -r : 0;
 }
 
 static const char *lv_msg(void)
@@ -86,64 +133,206 @@ static const char *lv_msg(void)
 	return m ? m : "unknown libvirt error";
 }
 
-static int send_all(int fd, const char *p, size_t n)
+/* ---- console pump (callbacks run on the event loop thread) ---- */
+
+static void con_unref(void *opaque)
 {
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	struct lv_console *c = opaque;
+	int left;
+	pthread_mutex_lock(&c->lock);
+	left = --c->refs;
+	pthread_cond_broadcast(&c->released);
+	pthread_mutex_unlock(&c->lock);
+	if (left > 0)
+		return;
+	if (c->st)
+		virStreamFree(c->st);
+	vmm_close(&c->fd);
+	pthread_cond_destroy(&c->released);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
 }
 
-static void *out_thread(void *arg)
+/* Stop watching; called with the lock held. */
+static void con_stop(struct lv_console *c)
 {
-	struct lv_guest *g = arg;
-	char buf[LV_CHUNK];
-	for (;;) {
-		int n = virStreamRecv(g->st, buf, sizeof(buf));
-		if (n <= 0)
-			break;
-		if (send_all(g->pump_fd, buf, (size_t)n) < 0)
-			break;
+	c->dead = true;
+	if (c->st_cb) {
+		c->st_cb = false;
+		virStreamEventRemoveCallback(c->st);
 	}
-	shutdown(g->pump_fd, SHUT_WR); /* the caller reads EOF */
-	return NULL;
+	if (c->watch >= 0) {
+		virEventRemoveHandle(c->watch);
+		c->watch = -1;
+	}
 }
 
-static void *in_thread(void *arg)
+/* Move what can move without blocking, then ask for the right events.
+ * Called with the lock held. */
+static void con_pump(struct lv_console *c)
 {
-	struct lv_guest *g = arg;
-	char buf[LV_CHUNK];
-	for (;;) {
-		struct pollfd p[2] = { { .fd = g->pump_fd, .events = POLLIN },
-				       { .fd = g->wake[0], .events = POLLIN } };
-		ssize_t n;
-		if (poll(p, 2, -1) < 0) {
+	int sev = 0, fev = 0;
+
+	while (c->out_len > 0) {
+		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno != EAGAIN)
+				c->out_len = 0; /* the caller's end is gone: drop */
 			break;
 		}
-		if (p[1].revents)
+		memmove(c->out, c->out + n, c->out_len - (size_t)n);
+		c->out_len -= (size_t)n;
+	}
+	while (c->in_len > 0 && !c->st_eof) {
+		int n = virStreamSend(c->st, c->in, c->in_len);
+		if (n == -2)
 			break;
-		n = recv(g->pump_fd, buf, sizeof(buf), MSG_DONTWAIT);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
+		if (n < 0) {
+			c->st_eof = true;
 			break;
-		for (ssize_t off = 0; off < n;) {
-			int w = virStreamSend(g->st, buf + off, (size_t)(n - off));
-			if (w < 0)
-				return NULL;
-			off += w;
+		}
+		memmove(c->in, c->in + n, c->in_len - (size_t)n);
+		c->in_len -= (size_t)n;
+	}
+	if (c->st_eof && c->out_len == 0) {
+		/* everything the guest said is delivered: the caller reads EOF */
+		shutdown(c->fd, SHUT_WR);
+		con_stop(c);
+		return;
+	}
+	if (!c->st_eof && c->out_len < sizeof(c->out))
+		sev |= VIR_STREAM_EVENT_READABLE;
+	if (!c->st_eof && c->in_len > 0)
+		sev |= VIR_STREAM_EVENT_WRITABLE;
+	if (c->out_len > 0)
+		fev |= VIR_EVENT_HANDLE_WRITABLE;
+	if (!c->fd_eof && c->in_len < sizeof(c->in))
+		fev |= VIR_EVENT_HANDLE_READABLE;
+	if (c->st_cb)
+		virStreamEventUpdateCallback(c->st, sev);
+	if (c->watch >= 0)
+		virEventUpdateHandle(c->watch, fev);
+}
+
+static void con_stream_cb(virStreamPtr st, int events, void *opaque)
+{
+	struct lv_console *c = opaque;
+	(void)st;
+	pthread_mutex_lock(&c->lock);
+	if (c->dead) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	if (events & VIR_STREAM_EVENT_READABLE) {
+		while (c->out_len < sizeof(c->out)) {
+			int n = virStreamRecv(c->st, c->out + c->out_len, sizeof(c->out) - c->out_len);
+			if (n == -2)
+				break;
+			if (n <= 0) {
+				c->st_eof = true;
+				break;
+			}
+			c->out_len += (size_t)n;
 		}
 	}
-	return NULL;
+	if (events & (VIR_STREAM_EVENT_ERROR | VIR_STREAM_EVENT_HANGUP))
+		c->st_eof = true;
+	con_pump(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void con_fd_cb(int watch, int fd, int events, void *opaque)
+{
+	struct lv_console *c = opaque;
+	(void)watch;
+	(void)fd;
+	pthread_mutex_lock(&c->lock);
+	if (c->dead) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	if ((events & VIR_EVENT_HANDLE_READABLE) && !c->fd_eof) {
+		while (c->in_len < sizeof(c->in)) {
+			ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EAGAIN)
+				break;
+			if (n <= 0) {
+				c->fd_eof = true;
+				break;
+			}
+			c->in_len += (size_t)n;
+		}
+	}
+	con_pump(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Start pumping st <-> fd; takes both.  0 or -errno with a message. */
+static int con_start(struct lv_guest *g, virStreamPtr st, int fd, struct vmm_error *err)
+{
+	struct lv_console *c = calloc(1, sizeof(*c));
+	int r = 0;
+
+	if (!c) {
+		virStreamFree(st);
+		close(fd);
+		return vmm_err(err, -ENOMEM, "out of memory");
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->released, NULL);
+	c->refs = 1;
+	c->st = st;
+	c->fd = fd;
+	c->watch = -1;
+	g->con = c;
+	pthread_mutex_lock(&c->lock);
+	/* The fd watch holds a reference, dropped by the event loop (its
+	 * thread) once the watch is gone.  The stream callback holds none:
+	 * libvirt's remote driver never calls a stream callback's free
+	 * function (remoteStreamCallbackFree tests !cbdata->cb), and the
+	 * callback runs on that same thread, so it cannot outlive the fd
+	 * watch's reference as long as it is removed first (con_stop). */
+	c->refs++;
+	c->watch = virEventAddHandle(fd, VIR_EVENT_HANDLE_READABLE, con_fd_cb, c, con_unref);
+	if (c->watch < 0) {
+		c->refs--;
+		r = vmm_err(err, -EIO, "cannot watch the console socket of guest %s", g->name);
+		goto out;
+	}
+	if (virStreamEventAddCallback(st, VIR_STREAM_EVENT_READABLE, con_stream_cb, c, NULL) < 0) {
+		r = vmm_err(err, -EIO, "cannot watch the console of guest %s: %s", g->name, lv_msg());
+		goto out;
+	}
+	c->st_cb = true;
+out:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* Stop the pump and free it before returning: the event loop drops the
+ * fd watch's reference on its next turn (2 s at most is waited for it, so
+ * that the descriptors are closed when destroy returns). */
+static void con_close(struct lv_console *c)
+{
+	struct timespec until;
+
+	if (!c)
+		return;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 2;
+	pthread_mutex_lock(&c->lock);
+	if (!c->st_eof && c->st)
+		virStreamAbort(c->st);
+	con_stop(c);
+	while (c->refs > 1)
+		if (pthread_cond_timedwait(&c->released, &c->lock, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&c->lock);
+	con_unref(c);
 }
 
 static void lv_destroy(void *priv)
@@ -158,18 +347,7 @@ static void lv_destroy(void *priv)
 		}
 		virDomainDestroy(g->dom);
 	}
-	if (g->in_started) {
-		if (write(g->wake[1], "x", 1) < 0) {
-			/* the pipe cannot be full: one byte, once */
-		}
-		pthread_join(g->in_thr, NULL);
-	}
-	if (g->out_started)
-		pthread_join(g->out_thr, NULL); /* the stream ended with the domain */
-	if (g->st) {
-		virStreamAbort(g->st);
-		virStreamFree(g->st);
-	}
+	con_close(g->con);
 	if (g->dom) {
 		if (g->defined)
 			virDomainUndefine(g->dom);
@@ -180,9 +358,6 @@ static void lv_destroy(void *priv)
 	for (int i = 0; i < 3; i++)
 		vmm_close(&g->img[i]);
 	vmm_close(&g->console_fd);
-	vmm_close(&g->pump_fd);
-	vmm_close(&g->wake[0]);
-	vmm_close(&g->wake[1]);
 	free(g);
 }
 
@@ -200,6 +375,7 @@ static int lv_create(const struct vmm_config *cfg, const struct vmm_guest_spec *
 	struct lv_xml_in xin = { 0 };
 	struct lv_guest *g;
 	virDomainPtr other;
+	virStreamPtr st;
 	char *xml = NULL;
 	int sv[2], kvm, usable = 0, r;
 
@@ -212,7 +388,7 @@ static int lv_create(const struct vmm_config *cfg, const struct vmm_guest_spec *
 		return vmm_err(err, -ENOMEM, "out of memory");
 	snprintf(g->name, sizeof(g->name), "%s", spec->name);
 	g->img[0] = g->img[1] = g->img[2] = -1;
-	g->console_fd = g->pump_fd = g->wake[0] = g->wake[1] = -1;
+	g->console_fd = -1;
 	g->timeout_ms = vmm_cfg_timeout(cfg);
 
 	g->conn = virConnectOpen(uri);
@@ -275,34 +451,23 @@ static int lv_create(const struct vmm_config *cfg, const struct vmm_guest_spec *
 		goto fail;
 	}
 
-	g->st = virStreamNew(g->conn, 0);
-	if (!g->st || virDomainOpenConsole(g->dom, NULL, g->st, VIR_DOMAIN_CONSOLE_FORCE) < 0) {
+	st = virStreamNew(g->conn, VIR_STREAM_NONBLOCK);
+	if (!st || virDomainOpenConsole(g->dom, NULL, st, VIR_DOMAIN_CONSOLE_FORCE) < 0) {
 		r = vmm_err(err, -EIO, "cannot open the console of guest %s: %s", spec->name, lv_msg());
+		if (st)
+			virStreamFree(st);
 		goto fail;
 	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
 		r = vmm_err(err, -errno, "socketpair: %s", strerror(errno));
+		virStreamAbort(st);
+		virStreamFree(st);
 		goto fail;
 	}
 	g->console_fd = sv[0];
-	g->pump_fd = sv[1];
-	if (fcntl(g->console_fd, F_SETFL, fcntl(g->console_fd, F_GETFL) | O_NONBLOCK) < 0 ||
-	    pipe2(g->wake, O_CLOEXEC) < 0) {
-		r = vmm_err(err, -errno, "console setup: %s", strerror(errno));
+	r = con_start(g, st, sv[1], err);
+	if (r < 0)
 		goto fail;
-	}
-	r = pthread_create(&g->out_thr, NULL, out_thread, g);
-	if (r) {
-		r = vmm_err(err, -r, "pthread_create: %s", strerror(r));
-		goto fail;
-	}
-	g->out_started = true;
-	r = pthread_create(&g->in_thr, NULL, in_thread, g);
-	if (r) {
-		r = vmm_err(err, -r, "pthread_create: %s", strerror(r));
-		goto fail;
-	}
-	g->in_started = true;
 	*priv = g;
 	return 0;
 

@@ -3,8 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <libxml/encoding.h>
-#include <libxml/xmlstring.h>
+#include <stdint.h>
 #include <libxml/xmlwriter.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,20 +14,45 @@
 
 #define LV_XML_MAX (256 * 1024)
 
-/* Text XML 1.0 can carry: valid UTF-8 without C0 controls (tab, newline
- * and carriage return are legal XML but have no business in these fields),
- * DEL or C1 controls. */
+/* Text XML 1.0 can carry: strict UTF-8 (no overlong forms, surrogates or
+ * code points past U+10FFFF; libxml2's xmlCheckUTF8 lets overlong forms
+ * through) without C0 controls (tab, newline and carriage return are legal
+ * XML but have no business in these fields), DEL, C1 controls, or the
+ * non-characters U+FFFE and U+FFFF. */
 static int xml_text_ok(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	if (!xmlCheckUTF8(p))
-		return 0;
 	while (*p) {
-		if (*p < 0x20 || *p == 0x7f)
+		uint32_t cp;
+		int n;
+		if (*p < 0x80) {
+			if (*p < 0x20 || *p == 0x7f)
+				return 0;
+			p++;
+			continue;
+		}
+		if (*p >= 0xc2 && *p <= 0xdf) {
+			n = 1;
+			cp = *p & 0x1f;
+		} else if (*p >= 0xe0 && *p <= 0xef) {
+			n = 2;
+			cp = *p & 0x0f;
+		} else if (*p >= 0xf0 && *p <= 0xf4) {
+			n = 3;
+			cp = *p & 0x07;
+		} else {
 			return 0;
-		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+		}
+		for (int i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f) || cp == 0xfffe ||
+		    cp == 0xffff)
 			return 0;
-		p++;
+		p += n + 1;
 	}
 	return 1;
 }

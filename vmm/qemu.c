@@ -29,6 +29,8 @@
 /* Parent-side copies of the child's descriptors live at or above this. */
 #define QEMU_PARENT_FD_MIN 10
 #define QEMU_KILL_WAIT_MS 5000u
+/* After its SHUTDOWN event a QEMU gets this long to exit by itself. */
+#define QEMU_EXIT_GRACE_MS 3000u
 
 struct qemu_guest {
 	char name[VMM_NAME_MAX + 1];
@@ -44,6 +46,7 @@ struct qemu_guest {
 	bool started;
 	bool stop_requested;
 	bool killed_by_us;
+	bool hung_exiting;      /* killed after its SHUTDOWN: it hung exiting */
 	char kill_reason[64];
 };
 
@@ -158,8 +161,11 @@ int qemu_build_argv(const char *qemu, const struct vmm_guest_spec *spec, int kvm
 	}
 	ADD("-device");
 	ADD("pvpanic");
+	/* A guest panic (pvpanic) is an orderly QEMU exit after the
+	 * GUEST_PANICKED event; exit-failure would exit() from the vCPU
+	 * thread, which can hang QEMU. */
 	ADD("-action");
-	ADD("panic=exit-failure");
+	ADD("panic=shutdown");
 	for (size_t i = 0; i < spec->npci; i++) {
 		ADD("-device");
 		ADD("vfio-pci,host=%s", spec->pci[i]);
@@ -254,12 +260,9 @@ child(const char *bin, char *const argv[], const int src[5], int devnull, int ou
 			goto fail;
 	/* Everything else closes at exec (the error pipe included). */
 	if (syscall(SYS_close_range, QEMU_FD_FIRST_FREE, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) {
-		long max = sysconf(_SC_OPEN_MAX);
-		if (max < 0 || max > 65536)
-			max = 65536;
-		for (int fd = QEMU_FD_FIRST_FREE; fd < max; fd++)
-			if (fd != errpipe)
-				fcntl(fd, F_SETFD, FD_CLOEXEC);
+		/* kernels before 5.11 */
+		for (int fd = QEMU_FD_FIRST_FREE; fd < 65536; fd++)
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
 	}
 	execv(bin, argv);
 fail:
@@ -267,6 +270,15 @@ fail:
 	if (write(errpipe, &e, sizeof(e)) < 0)
 		_exit(127);
 	_exit(127);
+}
+
+/* What QEMU said before it went: its last events are still readable. */
+static void drain_qmp(struct qemu_guest *g)
+{
+	struct vmm_error ignored;
+	if (g->qmp.fd >= 0 && !g->qmp.eof)
+		for (int i = 0; i < 16 && qmp_pump(&g->qmp, 0, &ignored) == -EPROTO; i++)
+			;
 }
 
 static void reap(struct qemu_guest *g)
@@ -285,13 +297,17 @@ static void reap(struct qemu_guest *g)
 		g->reaped = true;
 		g->status_lost = true;
 	}
+	if (g->reaped)
+		drain_qmp(g);
 }
 
-/* Wait up to timeout_ms for QEMU to end, noting QMP events meanwhile. */
+/* Wait up to timeout_ms for QEMU to end, noting QMP events meanwhile;
+ * once its SHUTDOWN event is in, QEMU_EXIT_GRACE_MS at most. */
 static void wait_exit(struct qemu_guest *g, unsigned timeout_ms)
 {
 	uint64_t deadline = sky_now_ms() + timeout_ms;
 	struct vmm_error ignored;
+	bool capped = false;
 
 	for (;;) {
 		struct pollfd p[2];
@@ -303,6 +319,11 @@ static void wait_exit(struct qemu_guest *g, unsigned timeout_ms)
 		if (g->reaped)
 			return;
 		now = sky_now_ms();
+		if (g->qmp.shutdown && !capped) {
+			capped = true;
+			if (deadline > now + QEMU_EXIT_GRACE_MS)
+				deadline = now + QEMU_EXIT_GRACE_MS;
+		}
 		if (now >= deadline)
 			return;
 		left = (int)(deadline - now);
@@ -364,7 +385,12 @@ static void status_from_exit(struct qemu_guest *g, struct vmm_status *st)
 		int sig = WTERMSIG(ws);
 		const char *abbrev = sigabbrev_np(sig);
 		st->exit_signal = sig;
-		if (g->killed_by_us && sig == SIGKILL) {
+		if (g->killed_by_us && sig == SIGKILL && g->hung_exiting) {
+			/* the guest had ended; QEMU only failed to exit */
+			st->state = g->qmp.panicked ? VMM_STATE_CRASHED : VMM_STATE_EXITED;
+			snprintf(st->reason, sizeof(st->reason), "%s",
+				 g->qmp.panicked ? "guest-panicked" : g->qmp.shutdown_reason);
+		} else if (g->killed_by_us && sig == SIGKILL) {
 			st->state = VMM_STATE_EXITED;
 			snprintf(st->reason, sizeof(st->reason), "%s", g->kill_reason);
 		} else {
@@ -615,6 +641,12 @@ static int qemu_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
 	wait_exit(g, timeout_ms);
 	if (g->reaped)
 		return 0;
+	if (g->qmp.shutdown) {
+		/* the guest powered off; QEMU hangs on its way out */
+		g->hung_exiting = true;
+		kill_and_reap(g, "killed: qemu hung while exiting");
+		return 0;
+	}
 	kill_and_reap(g, "killed after stop timeout");
 	return vmm_err(err, -ETIMEDOUT,
 		       "guest %s did not power off within %u ms (does it handle the ACPI power "
@@ -633,17 +665,25 @@ static int qemu_state(void *priv, struct vmm_status *st)
 	if (!g->reaped && g->qmp.fd >= 0 && !g->qmp.eof)
 		qmp_pump(&g->qmp, 0, &err);
 	reap(g);
-	if (!g->reaped) {
+	if (!g->reaped && !g->qmp.shutdown) {
+		g->qmp.abort_on_shutdown = true;
 		r = qmp_command(&g->qmp, "query-status", NULL, g->timeout_ms, &ret, &err);
-		if (r < 0) {
+		g->qmp.abort_on_shutdown = false;
+		if (r < 0 && r != -ESHUTDOWN) {
 			/* QMP gone: QEMU is ending; give it a moment. */
 			wait_exit(g, r == -EPIPE ? 2000 : 0);
-			if (!g->reaped) {
-				s.state = VMM_STATE_CRASHED;
-				snprintf(s.reason, sizeof(s.reason), "qemu does not answer: %.100s", err.msg);
-				*st = s;
-				return 0;
-			}
+			if (!g->reaped)
+				return r; /* alive but not answering */
+		}
+	}
+	if (!g->reaped && g->qmp.shutdown) {
+		/* On its way out: never send it a command now, wait for it. */
+		json_decref(ret);
+		ret = NULL;
+		wait_exit(g, QEMU_EXIT_GRACE_MS);
+		if (!g->reaped) {
+			g->hung_exiting = true;
+			kill_and_reap(g, "killed: qemu hung while exiting");
 		}
 	}
 	if (g->reaped) {

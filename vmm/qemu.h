@@ -25,7 +25,7 @@ struct qemu_argv {
 /* The argv of one QEMU process for spec: q35, -S (paused until "cont"),
  * QMP and the serial console on inherited sockets, kernel/initrd/disk as
  * /proc/self/fd/N of inherited descriptors, one -device vfio-pci per PCI
- * address (canonical form), pvpanic with panic=exit-failure, -no-reboot.
+ * address (canonical form), pvpanic with panic=shutdown, -no-reboot.
  * 0 or -errno with a message; out untouched on failure. */
 int qemu_build_argv(const char *qemu, const struct vmm_guest_spec *spec, int kvm,
 		    struct qemu_argv *out, struct vmm_error *err);

@@ -283,6 +283,10 @@ int qmp_command(struct qmp *q, const char *cmd, json_t *args, unsigned timeout_m
 		switch (m.kind) {
 		case QMP_EVENT:
 			note_event(q, &m);
+			if (q->abort_on_shutdown && q->shutdown) {
+				qmp_msg_clear(&m);
+				return vmm_err(err, -ESHUTDOWN, "qemu is shutting down");
+			}
 			break;
 		case QMP_GREETING:
 			qmp_msg_clear(&m);

@@ -54,6 +54,10 @@ struct qmp {
 	char shutdown_reason[QMP_NAME_MAX];
 	bool panicked;          /* GUEST_PANICKED seen */
 	bool powerdown;         /* POWERDOWN seen (ACPI button pressed) */
+	/* qmp_command gives up with -ESHUTDOWN when a SHUTDOWN event comes
+	 * before its reply (QEMU 7.2 may never answer a command that arrives
+	 * while it shuts down: it hangs in monitor_cleanup). */
+	bool abort_on_shutdown;
 };
 
 /* Take fd (made non-blocking; closed by qmp_close). */
@@ -66,7 +70,8 @@ int qmp_handshake(struct qmp *q, unsigned timeout_ms, struct vmm_error *err);
 /* Run cmd with args (borrowed, may be NULL); events read meanwhile are
  * noted.  0 and *ret (a new reference; ret may be NULL) on success;
  * -EREMOTEIO for a QMP error reply, -ETIMEDOUT, -EPIPE (QEMU went away),
- * -EPROTO (malformed message), -EMSGSIZE (line over QMP_LINE_MAX). */
+ * -EPROTO (malformed message), -EMSGSIZE (line over QMP_LINE_MAX),
+ * -ESHUTDOWN (see abort_on_shutdown). */
 int qmp_command(struct qmp *q, const char *cmd, json_t *args, unsigned timeout_ms,
 		json_t **ret, struct vmm_error *err);
 

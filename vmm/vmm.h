@@ -25,7 +25,8 @@
  * plus a message in struct vmm_error, warnings through vmm_guest_warning().
  *
  * Blocking: create, start, stop and state talk to QEMU or libvirtd and wait
- * for the answer (bounded by vmm_config.timeout_ms, stop by its timeout).
+ * for the answer (QMP waits are bounded by vmm_config.timeout_ms, stop by
+ * its timeout; libvirt calls last as long as libvirtd takes).
  * From a libuv loop, call stop from uv_queue_work or with timeout_ms = 0
  * (request only) and poll the state later.  The library never installs
  * signal handlers and reaps only its own QEMU processes (waitpid on their
@@ -164,7 +165,9 @@ int vmm_guest_start(struct vmm_guest *g, struct vmm_error *err);
  * power off; past that the VMM is killed and -ETIMEDOUT returned (the
  * guest is stopped either way).  timeout_ms 0: only press the button. */
 int vmm_guest_stop(struct vmm_guest *g, unsigned timeout_ms, struct vmm_error *err);
-/* Where the guest is; does not block for long (one QMP/libvirt query). */
+/* Where the guest is: one QMP query bounded by timeout_ms (qemu; a QEMU
+ * that is alive but does not answer gives -ETIMEDOUT, st untouched), or one
+ * virDomainGetState (libvirt; -EIO when libvirtd is gone). */
 int vmm_guest_state(struct vmm_guest *g, struct vmm_status *st);
 /* The serial console (ttyS0): a non-blocking, close-on-exec stream socket
  * owned by the guest (do not close it).  Read guest output from it, write
