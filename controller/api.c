@@ -510,6 +510,17 @@ static void api__images_upload(struct api_conn *c, const char *seg, struct api_r
 	api_reply__ok(rep, 201, api_json_image(&img));
 }
 
+/* Answer {"key": arr} for a list r filled, or its error. */
+static void api_reply__list(struct api_reply *rep, const char *key, const char *what, int r, json_t *arr)
+{
+	if (r < 0) {
+		json_decref(arr);
+		api_reply__internal(rep, r, what);
+		return;
+	}
+	api_reply__ok(rep, 200, json_pack("{s:o}", key, arr));
+}
+
 static int api_image__list_cb(void *ctx, const struct store_image *img)
 {
 	return json_array_append_new(ctx, api_json_image(img)) < 0 ? -ENOMEM : 0;
@@ -518,17 +529,10 @@ static int api_image__list_cb(void *ctx, const struct store_image *img)
 static void api__images_list(struct api_conn *c, const char *seg, struct api_reply *rep)
 {
 	json_t *arr = json_array();
-	int r;
 	(void)seg;
-	if (!arr)
-		return;
-	r = store_image_list(c->api->ctl->store, api_image__list_cb, arr);
-	if (r < 0) {
-		json_decref(arr);
-		api_reply__internal(rep, r, "list the images");
-		return;
-	}
-	api_reply__ok(rep, 200, json_pack("{s:o}", "images", arr));
+	if (arr)
+		api_reply__list(rep, "images", "list the images",
+				store_image_list(c->api->ctl->store, api_image__list_cb, arr), arr);
 }
 
 static void api__image_get(struct api_conn *c, const char *seg, struct api_reply *rep)
@@ -951,17 +955,10 @@ static int api_guest__list_cb(void *ctx, const struct guest *gs)
 static void api__guests_list(struct api_conn *c, const char *seg, struct api_reply *rep)
 {
 	json_t *arr = json_array();
-	int r;
 	(void)seg;
-	if (!arr)
-		return;
-	r = guests_list(c->api->ctl->guests, api_guest__list_cb, arr);
-	if (r < 0) {
-		json_decref(arr);
-		api_reply__internal(rep, r, "list the guests");
-		return;
-	}
-	api_reply__ok(rep, 200, json_pack("{s:o}", "guests", arr));
+	if (arr)
+		api_reply__list(rep, "guests", "list the guests",
+				guests_list(c->api->ctl->guests, api_guest__list_cb, arr), arr);
 }
 
 static void api__guest_get(struct api_conn *c, const char *seg, struct api_reply *rep)

@@ -100,8 +100,12 @@ class Nginx:
     def __init__(self, tmp, files):
         self.dir = os.path.join(tmp, "nginx")
         os.makedirs(os.path.join(self.dir, "html"))
+        os.chmod(tmp, 0o755)  # nginx's workers run as www-data
+        for d in (self.dir, os.path.join(self.dir, "html")):
+            os.chmod(d, 0o755)
         for name, path in files.items():
             os.link(path, os.path.join(self.dir, "html", name))
+            os.chmod(path, 0o644)
         self.port = free_port()
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                         "-nodes", "-keyout", f"{self.dir}/k.pem", "-out", f"{self.dir}/c.pem", "-days", "1",
@@ -129,8 +133,8 @@ http {{
         time.sleep(0.5)
 
     def curl(self, name):
-        return ["curl", "-s", "-o", "/dev/null", "--cacert", f"{self.dir}/c.pem", "--tlsv1.3",
-                "-w", "%{http_code}", f"https://127.0.0.1:{self.port}/{name}"]
+        return ["curl", "-s", "-o", "/dev/null", "--cacert", f"{self.dir}/c.pem", "--tlsv1.3", "--fail",
+                "-w", "%{http_code} %{size_download}", f"https://127.0.0.1:{self.port}/{name}"]
 
     def stop(self):
         self.p.terminate()
@@ -183,6 +187,9 @@ def main():
         ngx_one = []
         for _ in range(2):
             s, r = run_timed(nginx.curl("big.img"))
+            code, got = r.stdout.split()[:2]
+            if code != "200" or int(got) != size:
+                raise SystemExit(f"nginx served {code} with {got} bytes")
             ngx_one.append(s)
         tok = f.token(uses=a.boards + 1)
         p1 = start_agent(f, board_fixture(tmp, 0), tok["token"], f"{a.size_mib + 64}M")

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from fleet import ROOT, SKYAGENT, Fail, Fleet, check, skyctl, wait_for  # noqa: E402
+from fleet import ROOT, SKYAGENT, Fail, Fleet, check, run_cases, skyctl, wait_for  # noqa: E402
 
 FW = os.environ.get("SKY_E2E_FW", os.path.join(ROOT, "build", "fwimage-e2e"))
 BOARD_SH = os.path.join(ROOT, "fwimage", "board.sh")
@@ -98,11 +98,29 @@ class Board:
         return h.hexdigest() == want
 
 
+class BoardFleet(Fleet):
+    """A Fleet with emulated boards: stopped (console shown on failure) with it."""
+
+    def __init__(self, tmp):
+        super().__init__(tmp)
+        self.boards_api = self.boards  # the API's board list; self.boards: our emulated boards
+        self.boards = []
+
+    def close(self):
+        for b in self.boards:
+            b.stop()
+        return super().close()
+
+    def dump_failure(self, tmp):
+        for b in self.boards:
+            b.stop()
+            print(f"---- console of board {b.name}", file=sys.stderr)
+            print(b.console()[-6000:], file=sys.stderr)
+        super().dump_failure(tmp)
+
+
 def e2e_fleet(tmp):
-    f = Fleet(tmp)
-    f.boards_api = f.boards  # the API's board list; f.boards: our emulated boards
-    f.boards = []
-    return f
+    return BoardFleet(tmp)
 
 
 def start_controller(f, extra=()):
@@ -304,46 +322,14 @@ def case_kexec(f):
     check(b.scratch_unchanged(), "the scratch disk is untouched")
 
 
-def main():
-    if len(sys.argv) != 2 or f"case_{sys.argv[1]}" not in globals():
-        cases = sorted(k[5:] for k in globals() if k.startswith("case_"))
-        print(f"usage: {sys.argv[0]} CASE\ncases: {' '.join(cases)}", file=sys.stderr)
-        return 2
+def no_ovmf():
     if not os.path.exists("/usr/share/OVMF/OVMF_CODE_4M.fd"):
-        print("SKIP: OVMF missing (deploy/deps.sh installs it)")
-        return 77
-    name = sys.argv[1]
-    tmp = tempfile.mkdtemp(prefix=f"sky-e2e-{name}-")
-    f = None
-    try:
-        f = e2e_fleet(tmp)
-        globals()[f"case_{name}"](f)
-        for b in f.boards:
-            b.stop()
-        problems = f.close()
-        if problems:
-            raise Fail("; ".join(problems))
-    except Fail as e:
-        print(f"FAIL {name}: {e}", file=sys.stderr)
-        if f:
-            for b in getattr(f, "boards", []):
-                b.stop()
-                print(f"---- console of board {b.name}", file=sys.stderr)
-                print(b.console()[-6000:], file=sys.stderr)
-            f.close()
-            for fn in sorted(os.listdir(tmp)):
-                if fn.endswith(".log"):
-                    print(f"---- {fn}", file=sys.stderr)
-                    print(open(os.path.join(tmp, fn), errors="replace").read()[-3000:], file=sys.stderr)
-        return 1
-    finally:
-        if f:
-            for b in getattr(f, "boards", []):
-                b.stop()
-            f.close()
-    shutil.rmtree(tmp, ignore_errors=True)
-    print(f"ok {name}")
-    return 0
+        return "OVMF missing (deploy/deps.sh installs it)"
+    return None
+
+
+def main():
+    return run_cases(globals(), "sky-e2e", e2e_fleet, skip=no_ovmf)
 
 
 if __name__ == "__main__":

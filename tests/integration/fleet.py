@@ -172,6 +172,13 @@ class Fleet:
         self.procs.append(p)
         return p
 
+    def dump_failure(self, tmp):
+        self.close()
+        for fn in sorted(os.listdir(tmp)):
+            if fn.endswith(".log"):
+                print(f"---- {fn}", file=sys.stderr)
+                print(open(os.path.join(tmp, fn), errors="replace").read()[-4000:], file=sys.stderr)
+
     def close(self):
         """Stop everything; report sanitizer findings and unclean exits."""
         problems = []
@@ -633,28 +640,31 @@ def case_init_refuses_overwrite(f):
     check(out.returncode == 2 and "--state" in out.stderr, "usage error")
 
 
-def main():
-    if len(sys.argv) != 2 or f"case_{sys.argv[1]}" not in globals():
-        cases = sorted(k[5:] for k in globals() if k.startswith("case_"))
-        print(f"usage: {sys.argv[0]} CASE\ncases: {' '.join(cases)}", file=sys.stderr)
+def run_cases(cases, prefix, make, skip=None):
+    """The command line of every test script: one CASE, its processes
+    stopped and checked for sanitizer findings, logs shown on failure."""
+    if len(sys.argv) != 2 or f"case_{sys.argv[1]}" not in cases:
+        names = sorted(k[5:] for k in cases if k.startswith("case_"))
+        print(f"usage: {sys.argv[0]} CASE\ncases: {' '.join(names)}", file=sys.stderr)
         return 2
+    if skip:
+        why = skip()
+        if why:
+            print(f"SKIP: {why}")
+            return 77
     name = sys.argv[1]
-    tmp = tempfile.mkdtemp(prefix=f"sky-{name}-")
+    tmp = tempfile.mkdtemp(prefix=f"{prefix}-{name}-")
     f = None
     try:
-        f = Fleet(tmp)
-        globals()[f"case_{name}"](f)
+        f = make(tmp)
+        cases[f"case_{name}"](f)
         problems = f.close()
         if problems:
             raise Fail("; ".join(problems))
     except Fail as e:
         print(f"FAIL {name}: {e}", file=sys.stderr)
         if f:
-            f.close()
-            for fn in sorted(os.listdir(tmp)):
-                if fn.endswith(".log"):
-                    print(f"---- {fn}", file=sys.stderr)
-                    print(open(os.path.join(tmp, fn), errors="replace").read()[-4000:], file=sys.stderr)
+            f.dump_failure(tmp)
         return 1
     finally:
         if f:
@@ -662,6 +672,10 @@ def main():
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"ok {name}")
     return 0
+
+
+def main():
+    return run_cases(globals(), "sky", Fleet)
 
 
 if __name__ == "__main__":

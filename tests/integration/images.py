@@ -15,7 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleet import Fail, Fleet, check, wait_for  # noqa: E402
+from fleet import Fail, Fleet, check, run_cases, wait_for  # noqa: E402
 
 CHUNK = 1 << 20
 
@@ -467,34 +467,7 @@ def case_crash_push(f):
 
 
 def main():
-    if len(sys.argv) != 2 or f"case_{sys.argv[1]}" not in globals():
-        cases = sorted(k[5:] for k in globals() if k.startswith("case_"))
-        print(f"usage: {sys.argv[0]} CASE\ncases: {' '.join(cases)}", file=sys.stderr)
-        return 2
-    name = sys.argv[1]
-    tmp = tempfile.mkdtemp(prefix=f"sky-img-{name}-")
-    f = None
-    try:
-        f = Fleet(tmp)
-        globals()[f"case_{name}"](f)
-        problems = f.close()
-        if problems:
-            raise Fail("; ".join(problems))
-    except Fail as e:
-        print(f"FAIL {name}: {e}", file=sys.stderr)
-        if f:
-            f.close()
-            for fn in sorted(os.listdir(tmp)):
-                if fn.endswith(".log"):
-                    print(f"---- {fn}", file=sys.stderr)
-                    print(open(os.path.join(tmp, fn), errors="replace").read()[-4000:], file=sys.stderr)
-        return 1
-    finally:
-        if f:
-            f.close()
-    shutil.rmtree(tmp, ignore_errors=True)
-    print(f"ok {name}")
-    return 0
+    return run_cases(globals(), "sky-img", Fleet)
 
 
 if __name__ == "__main__":
