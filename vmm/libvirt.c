@@ -361,6 +361,14 @@ static void lv_destroy(void *priv)
 	free(g);
 }
 
+/* A URI naming a libvirtd on this host: no host part ("qemu:///system",
+ * "qemu+unix:///system?socket=..."). */
+static int lv_uri_local(const char *uri)
+{
+	const char *p = strstr(uri, "://");
+	return p && p[3] == '/';
+}
+
 static int img_path(int fd, char *out, size_t outlen)
 {
 	return vmm_fmt(out, outlen, "/proc/%ld/fd/%d", (long)getpid(), fd);
@@ -414,6 +422,10 @@ static int lv_create(const struct vmm_config *cfg, const struct vmm_guest_spec *
 			free(caps);
 		else
 			snprintf(why, sizeof(why), "libvirt at %s offers no kvm domains: %s", uri, lv_msg());
+		/* libvirt offers kvm domains wherever /dev/kvm answers; on this
+		 * host (a local URI) it must also be able to run a stock kernel. */
+		if (usable && lv_uri_local(uri))
+			usable = vmm_kvm_hw_backed(cfg->root, why, sizeof(why));
 	}
 	r = vmm_accel_pick(spec, usable, why, &kvm, warn, warnlen, err);
 	if (r < 0)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vmm/backends.h"
@@ -310,9 +311,36 @@ int vmm_kvm_usable(const struct vmm_root *root, char *why, size_t whylen)
 		snprintf(why, whylen, "%s speaks KVM API %d, not %d", path, v, KVM_API_VERSION);
 		return 0;
 	}
-	if (whylen)
-		why[0] = '\0';
-	return 1;
+	return vmm_kvm_hw_backed(root, why, whylen);
+}
+
+static int module_loaded(const struct vmm_root *root, const char *name)
+{
+	char path[4096];
+	struct stat st;
+	if (vmm_fmt(path, sizeof(path), "%s/module/%s", vmm_root_sysfs(root), name) < 0)
+		return 0;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* /dev/kvm can answer without running an ordinary guest: PVM (kvm_pvm, the
+ * page-table based KVM of some cloud sandboxes) runs only PVM-built guest
+ * kernels, and a stock kernel hangs in it after decompression.  Hardware
+ * virtualization is kvm_intel or kvm_amd (loaded modules, or built in with
+ * their parameters, are both under /sys/module). */
+int vmm_kvm_hw_backed(const struct vmm_root *root, char *why, size_t whylen)
+{
+	if (module_loaded(root, "kvm_intel") || module_loaded(root, "kvm_amd") ||
+	    !module_loaded(root, "kvm_pvm")) {
+		if (whylen)
+			why[0] = '\0';
+		return 1;
+	}
+	snprintf(why, whylen,
+		 "%s/kvm is PVM (kvm_pvm), which runs only PVM-enabled guest kernels and has no "
+		 "VT-x/AMD-V behind it: load kvm_intel or kvm_amd on a host with hardware virtualization",
+		 vmm_root_devfs(root));
+	return 0;
 }
 
 int vmm_accel_pick(const struct vmm_guest_spec *spec, int usable, const char *why,

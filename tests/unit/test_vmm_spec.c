@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -157,7 +158,8 @@ static void test_create_refusals(void **state)
 
 static void test_kvm_probe(void **state)
 {
-	char dir[] = "/tmp/skyvmm-dev-XXXXXX", path[64], why[VMM_MSG_MAX];
+	char dir[] = "/tmp/skyvmm-dev-XXXXXX", sys[] = "/tmp/skyvmm-sys-XXXXXX", path[64], amd[64];
+	char why[VMM_MSG_MAX];
 	struct vmm_root root = { 0 };
 	struct vmm_guest_spec s;
 	struct vmm_error err = { "" };
@@ -178,6 +180,28 @@ static void test_kvm_probe(void **state)
 	assert_non_null(strstr(why, "KVM_GET_API_VERSION"));
 	unlink(path);
 	rmdir(dir);
+
+	/* which KVM: hardware (kvm_intel/kvm_amd) or PVM, which cannot run a stock kernel */
+	assert_non_null(mkdtemp(sys));
+	root.sysfs = sys;
+	root.devfs = "/nonexistent";
+	assert_int_equal(vmm_kvm_hw_backed(&root, why, sizeof(why)), 1); /* nothing to tell: trust /dev/kvm */
+	snprintf(path, sizeof(path), "%s/module", sys);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/module/kvm_pvm", sys);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(vmm_kvm_hw_backed(&root, why, sizeof(why)), 0);
+	assert_non_null(strstr(why, "PVM"));
+	assert_non_null(strstr(why, "kvm_intel or kvm_amd"));
+	snprintf(amd, sizeof(amd), "%s/module/kvm_amd", sys);
+	assert_int_equal(mkdir(amd, 0755), 0);
+	assert_int_equal(vmm_kvm_hw_backed(&root, why, sizeof(why)), 1);
+	assert_string_equal(why, "");
+	rmdir(amd);
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/module", sys);
+	rmdir(path);
+	rmdir(sys);
 
 	/* the choice: AUTO falls back with a warning, KVM refuses, TCG asks nothing */
 	spec_base(&s, 0);
