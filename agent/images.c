@@ -191,6 +191,11 @@ uint64_t imgcache_used(const struct imgcache *c)
 	return c->used;
 }
 
+unsigned imgcache_outstanding(const struct imgcache *c)
+{
+	return c->n_pend;
+}
+
 static struct cimg *find(struct imgcache *c, const char *id)
 {
 	for (struct cimg *i = c->images; i; i = i->next)

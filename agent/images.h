@@ -48,6 +48,8 @@ void imgcache_tick(struct imgcache *c);
 int imgcache_fd(struct imgcache *c, const char *image_id, uint64_t *size);
 void imgcache_hold(struct imgcache *c, const char *image_id, bool hold);
 uint64_t imgcache_used(const struct imgcache *c);
+/* Chunk requests sent and not yet answered (at most IMGCACHE_WINDOW). */
+unsigned imgcache_outstanding(const struct imgcache *c);
 /* A fetch is under way (or a report is due): keep ticking. */
 bool imgcache_active(const struct imgcache *c);
 /* Why an image is not usable, in words. */

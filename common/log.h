@@ -4,6 +4,7 @@
 #define SKY_COMMON_LOG_H
 
 enum sky_log_level {
+	SKY_LOG_NONE = -1, /* nothing at all (fuzzers) */
 	SKY_LOG_ERROR = 0,
 	SKY_LOG_WARN = 1,
 	SKY_LOG_INFO = 2,

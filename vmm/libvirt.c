@@ -415,17 +415,16 @@ static int lv_create(const struct vmm_config *cfg, const struct vmm_guest_spec *
 		goto fail;
 	}
 
-	if (spec->accel != VMM_ACCEL_TCG) {
+	/* libvirt offers kvm domains wherever /dev/kvm answers, and asking it
+	 * about a KVM that cannot run a stock kernel (PVM) takes it about a
+	 * minute: on this host (a local URI) look at the KVM first. */
+	if (spec->accel != VMM_ACCEL_TCG && (!lv_uri_local(uri) || vmm_kvm_hw_backed(cfg->root, why, sizeof(why)))) {
 		char *caps = virConnectGetDomainCapabilities(g->conn, NULL, "x86_64", "q35", "kvm", 0);
 		usable = caps != NULL;
 		if (caps)
 			free(caps);
 		else
 			snprintf(why, sizeof(why), "libvirt at %s offers no kvm domains: %s", uri, lv_msg());
-		/* libvirt offers kvm domains wherever /dev/kvm answers; on this
-		 * host (a local URI) it must also be able to run a stock kernel. */
-		if (usable && lv_uri_local(uri))
-			usable = vmm_kvm_hw_backed(cfg->root, why, sizeof(why));
 	}
 	r = vmm_accel_pick(spec, usable, why, &kvm, warn, warnlen, err);
 	if (r < 0)

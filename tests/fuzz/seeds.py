@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets into tests/fuzz/corpus/NAME/
+(committed; run again only when the formats change).  Python stdlib only:
+the few protobuf messages are encoded by hand from proto/skyroot.proto."""
+import hashlib
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def field(num, value):
+    if isinstance(value, int):
+        return varint(num << 3) + varint(value)
+    if isinstance(value, str):
+        value = value.encode()
+    return varint(num << 3 | 2) + varint(len(value)) + value
+
+
+def frame(env):
+    return struct.pack(">I", len(env)) + env
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# ---- frame: whole frames, as the link carries them (first byte: read size)
+hb = frame(field(1, 7) + field(13, field(1, 1) + field(2, 1764633600000)))
+enroll = frame(field(1, 1) + field(10, field(1, "tok-abc") + field(2, b"\x30\x82\x01\x00" + b"\x00" * 16) +
+                                   field(3, "4c4c4544-0037-3010-8052-b4c04f4e4d32") + field(4, "node-a")))
+pci = field(1, "0000:00:03.0") + field(2, 0x1234) + field(3, 0x11e8) + field(4, 0x00ff00)
+hello = frame(field(1, 2) + field(12, field(1, "AMD EPYC") + field(2, 4) + field(3, "svm") + field(3, "npt") +
+                                  field(4, 2 << 30) + field(5, 1) +
+                                  field(6, field(1, "QEMU") + field(4, "uuid")) + field(7, 2) + field(8, 1) +
+                                  field(9, field(1, 3) + field(2, pci))))
+err = frame(field(1, 3) + field(16, field(1, 2) + field(2, "token has already been used")))
+chunk = frame(field(1, 9) + field(22, field(1, "img-0123456789ab") + field(2, 3) + field(3, b"\xab" * 64)))
+write("frame", "heartbeat", b"\xff" + hb)
+write("frame", "enroll", b"\x00" + enroll)
+write("frame", "hello", b"\x10" + hello)
+write("frame", "three", b"\x03" + hb + err + chunk)
+write("frame", "oversize", b"\xff" + struct.pack(">I", 1 << 30) + b"\x00" * 8)
+write("frame", "empty_oneof", b"\xff" + frame(field(1, 5)))
+
+# ---- qmp: lines qemu writes on the monitor
+greeting = b'{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "Debian"}, "capabilities": ["oob"]}}\n'
+write("qmp", "greeting", greeting + b'{"return": {}}\n')
+write("qmp", "status", b'{"return": {"status": "running", "singlestep": false, "running": true}, "id": 2}\n')
+write("qmp", "events", b'{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "POWERDOWN"}\n'
+      b'{"timestamp": {"seconds": 1, "microseconds": 3}, "event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}\n'
+      b'{"event": "GUEST_PANICKED", "data": {"action": "pause"}}\n')
+write("qmp", "error", b'{"id": 3, "error": {"class": "GenericError", "desc": "No such device"}}\n')
+write("qmp", "garbage", b'{"return": \n[1,2,3]\n{"event": 5}\n\x00\xff\n')
+
+# ---- config: kernel command lines
+write("config", "board", b"BOOT_IMAGE=/vmlinuz console=ttyS0 intel_iommu=on iommu=pt panic=-1 "
+      b"skyroot.controller=10.0.2.2:7443 skyroot.token=tok-0123456789abcdef "
+      b"skyroot.ca=sha256:" + b"ab" * 32 + b"\n")
+write("config", "quoted", b'skyroot.controller="[fd00::1]:7443" "skyroot.token=a b" skyroot.ca=sha256:00')
+write("config", "host", b"controller.example.com")
+
+# ---- api: token request bodies (also fed to the path decoder)
+write("api", "full", b'{"ttl_seconds": 7200, "uses": 3}')
+write("api", "seconds", b'{"ttl_seconds": 600, "uses": 1}')
+write("api", "empty", b"")
+write("api", "segment", b"node%2Da%41")
+write("api", "bad", b'{"uses": -1, "ttl": [1]}')
+
+# ---- skyctl_conf
+write("skyctl_conf", "conf", b"# skyctl\ncontroller = https://127.0.0.1:7444\nca = ca.crt\ntoken = sky_admin_0123456789\n")
+write("skyctl_conf", "size", b"512M")
+write("skyctl_conf", "duration", b"1h30m")
+write("skyctl_conf", "pci", b"00:03.0")
+
+# ---- imgcache: flags, chunk selector, u16 length, image, script
+img = bytes(range(256)) * 8
+hdr = lambda flags, sel, n: bytes([flags, sel]) + struct.pack(">H", n)
+write("imgcache", "honest", hdr(0, 2, len(img)) + img + b"\x60" * 4)
+write("imgcache", "resume", hdr(0, 1, len(img)) + img + b"\x00\x01\x80\x60\xa0\x60\xe0")
+write("imgcache", "swapped", hdr(1, 1, len(img)) + img + b"\x60")
+write("imgcache", "badsig", hdr(8, 1, len(img)) + img + b"\x60")
+write("imgcache", "flipped", hdr(0, 1, len(img)) + img + b"\x10\x60")
+write("imgcache", "tiny_budget", hdr(0x80, 0, 300) + img[:300] + b"\x60\xe0")
+write("imgcache", "empty", hdr(0, 0, 0) + b"\x60\xe0")
+print("seeds written under", os.path.join(HERE, "corpus"))
