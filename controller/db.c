@@ -136,8 +136,8 @@ static const char *const db_sql[S_COUNT] = {
 	[S_BOARD_DELETE] = "DELETE FROM boards WHERE id = ?",
 	[S_CERT_REVOKE_BOARD] = "UPDATE certs SET revoked = 1 WHERE board_id = ?",
 	[S_CERT_INSERT] = "INSERT INTO certs(serial, board_id, not_after) VALUES(?,?,?)",
-	[S_CERT_CHECK] = "SELECT c.revoked, b.id IS NOT NULL FROM certs c LEFT JOIN boards b ON b.id = c.board_id "
-			 "WHERE c.serial = ? AND c.board_id = ?",
+	[S_CERT_CHECK] = ("SELECT c.revoked, b.id IS NOT NULL FROM certs c LEFT JOIN boards b ON b.id = c.board_id "
+			  "WHERE c.serial = ? AND c.board_id = ?"),
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",

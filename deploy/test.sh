@@ -2,6 +2,7 @@
 # Install what the tests need, build, and run every suite:
 #   unit + integration           (build/, -Werror)
 #   unit + integration again     (build-asan/, AddressSanitizer + UBSan)
+#   fuzz                         (build-fuzz/, clang libFuzzer targets, a short run each)
 #   e2e                          (emulated boards, when the firmware builds)
 # Ends with one line "N passed, N failed[, N skipped]"; exits non-zero on any failure.
 set -eu
@@ -36,6 +37,15 @@ run_suites build main --suite unit --suite integration --suite fwimage
 echo "== sanitizers (ASan + UBSan): unit + integration"
 build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 run_suites build-asan asan --suite unit --suite integration
+
+echo "== fuzz (libFuzzer + ASan + UBSan, clang): each target ${SKY_FUZZ_SECONDS:-20} s from its seed corpus"
+if [ ! -f build-fuzz/build.ninja ]; then
+	CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dbuildtype=debugoptimized >/dev/null
+fi
+meson configure build-fuzz -Dwerror=true -Dfuzz_seconds="${SKY_FUZZ_SECONDS:-20}" >/dev/null
+ninja -C build-fuzz >/dev/null
+run_suites build-fuzz fuzz --suite fuzz
 
 if [ "${SKY_SKIP_E2E:-0}" != 1 ]; then
 	echo "== e2e (emulated boards: firmware image, UEFI and network boot, guests, kexec)"

@@ -14,7 +14,6 @@
  * budget, and an image the cache calls ready is sealed against writes,
  * growing and shrinking, and holds exactly the image's bytes, whose SHA-256
  * is the one the signed manifest names. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
