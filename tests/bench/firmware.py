@@ -103,7 +103,9 @@ def main():
         q.wait()
         times = {}
         tok = f.token()
-        b = e2e.Board(f, "bench-efi", cmdline=e2e.board_cmdline(f, tok["token"]), memory=3072)
+        # one vCPU, as in the e2e guests case (nested guests under TCG)
+        b = e2e.Board(f, "bench-efi", cmdline=e2e.board_cmdline(f, tok["token"]), memory=3072,
+                      extra=["--cpus", "1"])
         board = e2e.wait_online(f)
         times["efi"] = time.time() - b.t0
         t_init = wait_for(lambda: re.search(r"skyroot-init: Skyroot firmware", b.console()), 10, "init line")
