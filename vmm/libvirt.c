@@ -509,7 +509,7 @@ static int domain_off(struct lv_guest *g)
 static int lv_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
 {
 	struct lv_guest *g = priv;
-	uint64_t deadline;
+	uint64_t deadline, next_press;
 	int off;
 
 	off = domain_off(g);
@@ -534,6 +534,7 @@ static int lv_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
 	if (timeout_ms == 0)
 		return 0;
 	deadline = sky_now_ms() + timeout_ms;
+	next_press = sky_now_ms() + VMM_POWERDOWN_REPEAT_MS;
 	while (sky_now_ms() < deadline) {
 		struct timespec ts = { 0, LV_POLL_MS * 1000000L };
 		off = domain_off(g);
@@ -541,6 +542,11 @@ static int lv_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
 			return off < 0 ? vmm_err(err, -EIO, "cannot read the state of guest %s: %s", g->name,
 						 lv_msg())
 				       : 0;
+		/* the press may have gone unseen (see VMM_POWERDOWN_REPEAT_MS) */
+		if (sky_now_ms() >= next_press) {
+			virDomainShutdownFlags(g->dom, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN);
+			next_press = sky_now_ms() + VMM_POWERDOWN_REPEAT_MS;
+		}
 		nanosleep(&ts, NULL);
 	}
 	g->killed_by_us = true;

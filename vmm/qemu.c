@@ -620,6 +620,7 @@ static int qemu_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
 {
 	struct qemu_guest *g = priv;
 	const char *cmd;
+	uint64_t end;
 	int r;
 
 	reap(g);
@@ -638,7 +639,33 @@ static int qemu_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
 	g->stop_requested = true;
 	if (timeout_ms == 0)
 		return 0;
-	wait_exit(g, timeout_ms);
+	/* A press can go unseen (the guest was still bringing up its ACPI
+	 * button or acpid): press again every VMM_POWERDOWN_REPEAT_MS until
+	 * the guest powers off or the time is up. */
+	end = sky_now_ms() + timeout_ms;
+	for (;;) {
+		uint64_t now = sky_now_ms();
+		struct vmm_error ignored;
+		if (now >= end)
+			break;
+		wait_exit(g, end - now < VMM_POWERDOWN_REPEAT_MS ? (unsigned)(end - now) : VMM_POWERDOWN_REPEAT_MS);
+		if (g->reaped || g->qmp.shutdown || !g->started)
+			break;
+		if (sky_now_ms() >= end)
+			break;
+		g->qmp.abort_on_shutdown = true;
+		r = qmp_command(&g->qmp, "system_powerdown", NULL, g->timeout_ms, NULL, &ignored);
+		g->qmp.abort_on_shutdown = false;
+		if (r < 0 && r != -ESHUTDOWN) {
+			/* QMP is gone: QEMU is on its way out */
+			now = sky_now_ms();
+			wait_exit(g, now < end ? (unsigned)(end - now) : 0);
+			break;
+		}
+	}
+	/* The guest powered off: give QEMU its grace to exit. */
+	if (!g->reaped && g->qmp.shutdown)
+		wait_exit(g, QEMU_EXIT_GRACE_MS);
 	if (g->reaped)
 		return 0;
 	if (g->qmp.shutdown) {

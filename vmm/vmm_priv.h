@@ -9,6 +9,10 @@
 #define VMM_DEFAULT_TIMEOUT_MS 15000u
 #define VMM_DEFAULT_QEMU "qemu-system-x86_64"
 #define VMM_DEFAULT_LIBVIRT_URI "qemu:///system"
+/* A stop presses the guest's ACPI power button again this often until it
+ * powers off or the stop's time is up: a press can go unseen while the
+ * guest is still bringing up its button driver or acpid. */
+#define VMM_POWERDOWN_REPEAT_MS 5000u
 
 extern const struct vmm_ops vmm_qemu_ops;
 extern const struct vmm_ops vmm_libvirt_ops;

@@ -270,15 +270,17 @@ def case_guests(f):
     phases["console"] = time.time() - t0
     print("guest create -> first console line: " +
           ", ".join(f"{k} at {v:.1f} s" for k, v in phases.items()))
+    # The guest prints its PCI devices (and the edu's id register) after UP.
+    wait_for(lambda: "SKYROOT-GUEST-EDU present" in console(f, "g1"), 60, "the edu device in guest g1",
+             interval=0.5)
     out = console(f, "g1")
-    check("SKYROOT-GUEST-EDU present" in out, f"edu visible in the guest: {out[-1500:]}")
     check("id=0x010000ED" in out, f"edu answers through the IOMMU: {out[-800:]}")
     wait_for(lambda: board_edu(f, bid)["driver"] == "vfio-pci", 40, "edu bound to vfio-pci on the board")
     # A second guest next to it.
     r = skyctl(f, "guest", "create", "--name", "g2", "--board", "auto", "--kernel", "demo-kernel",
                "--initrd", "demo-initrd", "--memory", "256M")
     check(r.returncode == 0, f"second guest: {r.stderr}")
-    wait_for(lambda: "SKYROOT-GUEST-UP" in console(f, "g2"), 300, "guest g2 up")
+    wait_for(lambda: "SKYROOT-GUEST-PCI-DONE" in console(f, "g2"), 300, "guest g2 up, its PCI devices listed")
     check("SKYROOT-GUEST-EDU" not in console(f, "g2"), "g2 has no edu")
     lst = json.loads(skyctl(f, "-o", "json", "guest", "list").stdout)
     check(sorted((g["name"], g["state"]) for g in lst) == [("g1", "running"), ("g2", "running")],

@@ -7,6 +7,7 @@
 #   SKYROOT-GUEST-EDU present at <addr> id=<register 0>  when the edu device
 #                    (1234:11e8) was passed through: its identification
 #                    register, read through the IOMMU (0x010000ED)
+#   SKYROOT-GUEST-PCI-DONE                              after the last of those
 #   SKYROOT-MARKER <word>                               for skyroot.marker=<word>
 # and powers off on the ACPI power button (busybox acpid).
 #
@@ -74,6 +75,7 @@ for d in /sys/bus/pci/devices/*; do
 		echo "SKYROOT-GUEST-EDU present at ${d##*/} id=$(devmem $bar 32 2>/dev/null)"
 	fi
 done
+echo "SKYROOT-GUEST-PCI-DONE"
 for w in $(cat /proc/cmdline); do
 	case "$w" in skyroot.marker=*) echo "SKYROOT-MARKER ${w#*=}" ;; esac
 done

@@ -8,7 +8,8 @@
 #                    prints "SKYROOT-VMM-GUEST-UP" on the serial console, shows
 #                    the first bytes of /dev/vda when a disk is attached, and
 #                    powers off on the ACPI power button (busybox acpid), or
-#                    at once with skyroot.test=poweroff on the command line;
+#                    at once with skyroot.test=poweroff on the command line
+#                    (skyroot.test=deaf-once: the first press is ignored);
 #                    skyroot.test=panic panics the kernel (pvpanic reports
 #                    it); each console input line comes back as
 #                    "SKYROOT-VMM-ECHO: <line>".
@@ -22,7 +23,7 @@ set -eu
 
 dir=${1:-${SKY_VMM_GUEST_DIR:-/var/cache/skyroot-vmm}}
 busybox=${SKY_VMM_BUSYBOX:-/bin/busybox}
-stamp_version=6
+stamp_version=7
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
@@ -99,6 +100,14 @@ done
 
 cat >"$root/etc/acpi/PWRF/00000080" <<'EOS'
 #!/bin/sh
+case " $(cat /proc/cmdline) " in
+*" skyroot.test=deaf-once "*)
+	if [ ! -e /tmp/pressed ]; then
+		: >/tmp/pressed
+		echo "SKYROOT-VMM-PRESS-IGNORED" >/dev/console
+		exit 0
+	fi ;;
+esac
 echo "SKYROOT-VMM-POWERDOWN" >/dev/console
 poweroff -f
 EOS

@@ -220,6 +220,42 @@ static void test_life_disk_guest_poweroff(void **state)
 	free(c);
 }
 
+/* A guest that misses the first press of the power button (as one still
+ * starting acpid does) is pressed again, and stops cleanly. */
+static void test_life_second_press(void **state)
+{
+	struct guest_fds f;
+	struct vmm_guest_spec s;
+	struct vmm_guest *g;
+	struct vmm_status st;
+	struct vmm_error err = { "" };
+	struct vt_console *c = malloc(sizeof(*c));
+	unsigned long long t0;
+	int r;
+	(void)state;
+
+	fds_open(&f);
+	spec_init(&s, &f, "press", CMDLINE " skyroot.test=deaf-once");
+	g = create_ok(&s);
+	fds_close(&f);
+	vt_console_init(c, vmm_console_fd(g));
+	start_ok(g);
+	wait_mark(c, VT_MARK_UP, BOOT_MS);
+	t0 = vt_ms();
+	r = vmm_guest_stop(g, 30000, &err);
+	if (r < 0)
+		fail_msg("stop: %d %s", r, err.msg);
+	printf("# %s: powered off %llu ms after the first press\n", s.name, vt_ms() - t0);
+	wait_mark(c, "SKYROOT-VMM-PRESS-IGNORED", 5000);
+	wait_mark(c, VT_MARK_POWERDOWN, 5000);
+	assert_true(vt_ms() - t0 >= 4000); /* the second press, not the first */
+	assert_int_equal(vt_wait_end(g, c, 10000, &st), 0);
+	assert_int_equal(st.state, VMM_STATE_EXITED);
+	assert_string_equal(st.reason, "guest-shutdown");
+	destroy_checked(g);
+	free(c);
+}
+
 /* A kernel panic is reported as a crash (pvpanic). */
 static void test_crash_guest_panic(void **state)
 {
@@ -473,6 +509,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_life_stop_before_start),
 		cmocka_unit_test(test_life_boot_echo_powerdown),
 		cmocka_unit_test(test_life_disk_guest_poweroff),
+		cmocka_unit_test(test_life_second_press),
 		cmocka_unit_test(test_crash_guest_panic),
 		cmocka_unit_test(test_crash_vmm_killed),
 		cmocka_unit_test(test_crash_stop_timeout),
