@@ -1,6 +1,7 @@
 #include "common/frame.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 int sky_frame_encode(const Skyroot__Envelope *env, size_t max_frame, struct sky_buf *out)
@@ -30,6 +31,39 @@ void sky_frame_decoder_init(struct sky_frame_decoder *d, size_t max_frame)
 	sky_buf_init(&d->body, max_frame);
 }
 
+/* Drop the unknown fields of m and of every message it holds.  protobuf-c
+ * keeps them as they came, malformed or not, and packs them again; nobody
+ * here reads them (they come from a newer peer, or from a broken one).
+ * unpack with a NULL allocator uses malloc, so free() releases them. */
+static void strip_unknown(ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *desc = m->descriptor;
+	char *base = (char *)m;
+
+	for (unsigned i = 0; i < m->n_unknown_fields; i++)
+		free(m->unknown_fields[i].data);
+	free(m->unknown_fields);
+	m->unknown_fields = NULL;
+	m->n_unknown_fields = 0;
+	for (unsigned i = 0; i < desc->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &desc->fields[i];
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(size_t *)(base + f->quantifier_offset);
+			ProtobufCMessage **v = *(ProtobufCMessage ***)(base + f->offset);
+			for (size_t k = 0; k < n; k++)
+				strip_unknown(v[k]);
+			continue;
+		}
+		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && *(uint32_t *)(base + f->quantifier_offset) != f->id)
+			continue;
+		ProtobufCMessage *sub = *(ProtobufCMessage **)(base + f->offset);
+		if (sub)
+			strip_unknown(sub);
+	}
+}
+
 static int frame_deliver(struct sky_frame_decoder *d, sky_frame_cb cb, void *ctx)
 {
 	Skyroot__Envelope *env;
@@ -45,6 +79,7 @@ static int frame_deliver(struct sky_frame_decoder *d, sky_frame_cb cb, void *ctx
 		skyroot__envelope__free_unpacked(env, NULL);
 		return -EBADMSG;
 	}
+	strip_unknown(&env->base);
 	return cb(ctx, env);
 }
 

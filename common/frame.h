@@ -21,8 +21,10 @@
  * out's own max), -ENOMEM. */
 int sky_frame_encode(const Skyroot__Envelope *env, size_t max_frame, struct sky_buf *out);
 
-/* Called for each whole, well-formed Envelope; the callee owns env and frees
- * it with skyroot__envelope__free_unpacked(env, NULL).  A non-zero return
+/* Called for each whole, well-formed Envelope, with its unknown fields (a
+ * newer peer's, or a broken one's) dropped, so it packs again to what it
+ * says; the callee owns env and frees it with
+ * skyroot__envelope__free_unpacked(env, NULL).  A non-zero return
  * stops decoding and is returned by sky_frame_feed. */
 typedef int (*sky_frame_cb)(void *ctx, Skyroot__Envelope *env);
 

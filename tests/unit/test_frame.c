@@ -169,6 +169,40 @@ static void test_callback_error_propagates(void **state)
 	sky_buf_free(&b);
 }
 
+static int check_no_unknown(void *ctx, Skyroot__Envelope *env)
+{
+	uint8_t *out = ctx;
+	assert_int_equal(env->body_case, SKYROOT__ENVELOPE__BODY_HEARTBEAT);
+	assert_int_equal(env->base.n_unknown_fields, 0);
+	assert_int_equal(env->heartbeat->base.n_unknown_fields, 0);
+	assert_int_equal(env->heartbeat->seq, 1);
+	/* packs to just what it says: request_id 7, heartbeat { seq 1 } */
+	assert_int_equal(skyroot__envelope__get_packed_size(env), 6);
+	skyroot__envelope__pack(env, out);
+	skyroot__envelope__free_unpacked(env, NULL);
+	return 0;
+}
+
+/* Unknown fields - a newer peer's, or malformed ones protobuf-c would
+ * pack again as they came - are dropped before the envelope is handed out. */
+static void test_unknown_fields_dropped(void **state)
+{
+	/* request_id=7, heartbeat{seq=1, field 15 = 5}, field 98 = "xx" */
+	static const uint8_t body[] = { 0x08, 0x07, 0x6a, 0x04, 0x08, 0x01, 0x78, 0x05,
+					0x92, 0x06, 0x02, 'x', 'x' };
+	static const uint8_t want[] = { 0x08, 0x07, 0x6a, 0x02, 0x08, 0x01 };
+	uint8_t frame[4 + sizeof(body)], out[16] = { 0 };
+	struct sky_frame_decoder d;
+	(void)state;
+	frame[0] = frame[1] = frame[2] = 0;
+	frame[3] = sizeof(body);
+	memcpy(frame + 4, body, sizeof(body));
+	sky_frame_decoder_init(&d, SKY_FRAME_MAX_DEFAULT);
+	assert_int_equal(sky_frame_feed(&d, frame, sizeof(frame), check_no_unknown, out), 0);
+	assert_memory_equal(out, want, sizeof(want));
+	sky_frame_decoder_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -178,6 +212,7 @@ int main(void)
 		cmocka_unit_test(test_garbage_and_empty),
 		cmocka_unit_test(test_encode_limits),
 		cmocka_unit_test(test_callback_error_propagates),
+		cmocka_unit_test(test_unknown_fields_dropped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Guests through the controller, on the host (no emulated board): skyrootd,
+skyagent on a copy of a fixture board (its /dev/kvm is a fixture file, so
+guests run under TCG) and a real QEMU booting the vmm tests' guest kernel
+(tests/vmm/fetch-guest.sh) to its console marker.
+
+Usage: guests.py CASE
+  host    create -> running with its console in skyctl, stop, start, delete
+  errors  image missing, no room on the board, a kernel that is not a
+          bzImage, a device whose IOMMU group the host still uses, QEMU
+          missing: each a clear error in skyctl or in 'guest show', and
+          the controller and the agents keep running."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fleet import FIXTURES, ROOT, SKYAGENT, Fail, Fleet, Proc, check, run_cases, skyctl, wait_for  # noqa: E402
+
+MARK_UP = "SKYROOT-VMM-GUEST-UP"
+
+
+def guest_artifacts():
+    """The vmm tests' guest kernel + initramfs (built once, cached)."""
+    r = subprocess.run([os.path.join(ROOT, "tests", "vmm", "fetch-guest.sh")], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise Fail(f"fetch-guest.sh: {r.stderr[-2000:]}")
+    return r.stdout.strip().splitlines()[-1]
+
+
+def board_copy(f, name, uuid_tail):
+    """A copy of fixture board a (the agent may write its sysfs when it binds
+    devices) with its own DMI product UUID."""
+    dst = os.path.join(f.tmp, f"board-{name}")
+    shutil.copytree(os.path.join(FIXTURES, "boards", "a"), dst, symlinks=True)
+    real = os.path.realpath(os.path.join(dst, "sys", "class", "dmi", "id"))
+    with open(os.path.join(real, "product_uuid"), "w") as out:
+        out.write(f"7d1c2b3a-0000-4000-8000-{uuid_tail:012d}\n")
+    with open(os.path.join(dst, "proc", "sys", "kernel", "hostname"), "w") as out:
+        out.write(f"{name}\n")
+    return dst
+
+
+def start_agent(f, name, uuid_tail, extra=()):
+    root = board_copy(f, name, uuid_tail)
+    tok = f.token()
+    args = [SKYAGENT, "--controller", f"127.0.0.1:{f.agent_port}", "--ca", f.pin, "--token", tok["token"],
+            "--sysfs-root", os.path.join(root, "sys"), "--procfs-root", os.path.join(root, "proc"),
+            "--devfs-root", os.path.join(root, "dev"), "--cmdline", os.path.join(root, "proc", "cmdline"),
+            "--heartbeat-interval", "1000"] + list(extra)
+    p = Proc(args, os.path.join(f.tmp, f"agent-{name}.log"))
+    f.procs.append(p)
+    board = wait_for(lambda: next((b for b in f.boards() if b["name"] == name and b["state"] == "online"), None),
+                     20, f"board {name} online")
+    return p, board
+
+
+def push(f, path, name, kind):
+    r = skyctl(f, "-o", "json", "image", "push", path, "--name", name, "--kind", kind)
+    check(r.returncode == 0, f"image push {name}: {r.stderr}")
+    return json.loads(r.stdout)
+
+
+def guest(f, name):
+    r = skyctl(f, "-o", "json", "guest", "show", name)
+    check(r.returncode == 0, f"guest show {name}: {r.stderr}")
+    return json.loads(r.stdout)
+
+
+def wait_state(f, name, want, timeout=90):
+    def ok():
+        g = guest(f, name)
+        if g["state"] == "failed" and want != "failed":
+            raise Fail(f"guest {name} failed: {g['error']}")
+        return g if g["state"] == want else None
+    return wait_for(ok, timeout, f"guest {name} {want}", interval=0.3)
+
+
+def console(f, name):
+    return skyctl(f, "guest", "console", name).stdout
+
+
+def case_host(f):
+    art = guest_artifacts()
+    f.start()
+    push(f, os.path.join(art, "vmlinuz"), "vk", "kernel")
+    push(f, os.path.join(art, "initrd.img"), "vi", "initrd")
+    p, board = start_agent(f, "host1", 1)
+    t0 = time.time()
+    r = skyctl(f, "-o", "json", "guest", "create", "--name", "g1", "--board", "auto", "--kernel", "vk",
+               "--initrd", "vi", "--cmdline", "console=ttyS0 panic=-1 quiet", "--memory", "256M")
+    check(r.returncode == 0, f"guest create: {r.stderr}")
+    g = json.loads(r.stdout)
+    for k in ("id", "name", "board", "state", "backend", "vcpus", "memory_bytes", "devices", "error"):
+        check(k in g, f"guest JSON has {k}: {g}")
+    check(g["board"] in (board["id"], board["name"]) and g["memory_bytes"] == 256 << 20 and g["vcpus"] == 1,
+          f"placed on the only board with what was asked: {g}")
+    wait_state(f, "g1", "running")
+    wait_for(lambda: MARK_UP in console(f, "g1"), 90, "the guest's marker in skyctl guest console")
+    print(f"guest create -> marker on skyctl's console: {time.time() - t0:.1f} s (TCG on the host)")
+    # --follow streams what comes next: a line typed nowhere, so just the
+    # ring so far, then it keeps going until we stop it.
+    fol = subprocess.Popen([os.environ.get("SKYCTL"), "--config", os.path.join(f.state, "skyctl.conf"),
+                            "guest", "console", "g1", "--follow"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        end = time.time() + 20
+        while MARK_UP not in line and time.time() < end:
+            line = fol.stdout.readline()
+        check(MARK_UP in line, "guest console --follow shows the console")
+    finally:
+        fol.terminate()
+        fol.wait(10)
+    lst = json.loads(skyctl(f, "-o", "json", "guest", "list").stdout)
+    check([x["name"] for x in lst] == ["g1"] and lst[0]["state"] == "running", f"guest list: {lst}")
+    # Stop (ACPI power button), start again, delete.
+    check(skyctl(f, "guest", "stop", "g1").returncode == 0, "guest stop")
+    wait_state(f, "g1", "stopped", 60)
+    check(skyctl(f, "guest", "stop", "g1").returncode == 0, "a second stop is a no-op, not an error")
+    check(skyctl(f, "guest", "start", "g1").returncode == 0, "guest start")
+    wait_state(f, "g1", "running")
+    r = skyctl(f, "image", "delete", "vk")
+    check(r.returncode == 1 and "used by a guest" in r.stderr, f"image in use: {r.stderr}")
+    check(skyctl(f, "guest", "delete", "g1").returncode == 0, "guest delete")
+    check(f.api("GET", "/v1/guests/g1")[0] == 404, "g1 gone")
+    wait_for(lambda: "qemu-system" not in subprocess.run(["ps", "-o", "comm=", "--ppid", str(p.p.pid)],
+                                                            capture_output=True, text=True).stdout,
+             30, "the guest's QEMU gone with it")
+    check(p.p.poll() is None and f.ctl.p.poll() is None, "agent and controller running")
+
+
+def case_errors(f):
+    art = guest_artifacts()
+    f.start()
+    push(f, os.path.join(art, "vmlinuz"), "vk", "kernel")
+    push(f, os.path.join(art, "initrd.img"), "vi", "initrd")
+    junk = os.path.join(f.tmp, "junk.bin")
+    with open(junk, "wb") as out:
+        out.write(os.urandom(1 << 20))
+    push(f, junk, "junk", "kernel")
+    pa, a = start_agent(f, "gooda", 2)
+    pb, b = start_agent(f, "noqemu", 3, ["--qemu", "/nonexistent/qemu-system-x86_64"])
+
+    def create(name, board, *more):
+        return skyctl(f, "guest", "create", "--name", name, "--board", board, "--memory", "256M", *more)
+
+    # Refused by the controller, with what to do.
+    r = create("e1", "gooda", "--kernel", "no-such-image")
+    check(r.returncode == 1 and "no-such-image" in r.stderr and "image list" in r.stderr,
+          f"missing image: {r.returncode} {r.stderr}")
+    r = create("e2", "gooda", "--kernel", "vk", "--memory", "512G")
+    print(f"no room: {r.stderr.strip()}")
+    check(r.returncode == 1 and "do not fit" in r.stderr, f"no room: {r.returncode} {r.stderr}")
+    r = create("e3", "no-such-board", "--kernel", "vk")
+    check(r.returncode == 1 and "no board named" in r.stderr, f"missing board: {r.stderr}")
+    check(f.api("GET", "/v1/guests")[1]["guests"] == [], "nothing was created by the refusals")
+    # Failed on the board, the reason in 'guest show'.
+    check(create("notbz", "gooda", "--kernel", "junk").returncode == 0, "create notbz")
+    g = wait_state(f, "notbz", "failed")
+    print(f"not a bzImage: {g['error']}")
+    check("bzImage" in g["error"], f"not a bzImage: {g['error']}")
+    check(create("busy", "gooda", "--kernel", "vk", "--initrd", "vi", "--device", "0000:00:1f.2").returncode == 0,
+          "create busy")
+    g = wait_state(f, "busy", "failed")
+    print(f"device not passable: {g['error']}")
+    check("0000:00:1f" in g["error"] and "group" in g["error"], f"device not passable: {g['error']}")
+    check(create("noq", "noqemu", "--kernel", "vk", "--initrd", "vi").returncode == 0, "create noq")
+    g = wait_state(f, "noq", "failed")
+    print(f"QEMU missing: {g['error']}")
+    check("/nonexistent/qemu-system-x86_64" in g["error"], f"QEMU missing: {g['error']}")
+    show = skyctl(f, "guest", "show", "noq")
+    check(show.returncode == 0 and "/nonexistent/qemu-system-x86_64" in show.stdout,
+          f"the table view shows the error: {show.stdout}")
+    # The fixture's host driver is still where it was: nothing was unbound.
+    drv = os.path.join(f.tmp, "board-gooda", "sys", "bus", "pci", "devices", "0000:00:1f.2", "driver")
+    check(os.path.basename(os.path.realpath(drv)) == "ahci", "the refused device keeps its host driver")
+    for p in (pa, pb, f.ctl):
+        check(p.p.poll() is None, f"{os.path.basename(p.log_path)} still running")
+    check(len(f.online()) == 2, "both boards online")
+    # A good guest still runs on the board next to the failures.
+    check(create("fine", "gooda", "--kernel", "vk", "--initrd", "vi",
+                 "--cmdline", "console=ttyS0 panic=-1 quiet").returncode == 0, "create fine")
+    wait_state(f, "fine", "running")
+    wait_for(lambda: MARK_UP in console(f, "fine"), 90, "the good guest's marker")
+    for n in ("notbz", "busy", "noq", "fine"):
+        check(skyctl(f, "guest", "delete", n).returncode == 0, f"delete {n}")
+
+
+def main():
+    return run_cases(globals(), "sky-guests", Fleet)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
