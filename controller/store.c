@@ -754,10 +754,6 @@ static int reader_get(const char *db_path, sqlite3 **out)
 			return db_errno(rc);
 		}
 		sqlite3_busy_timeout(reader, 5000);
-		/* Read pages straight from a mapping of the file: one copy less
-		 * per chunk (pread into SQLite's cache, then out of it).  SQLite
-		 * caps it at its compiled maximum; writes never go through it. */
-		sqlite3_exec(reader, "PRAGMA mmap_size = 68719476736", NULL, NULL, NULL);
 		snprintf(reader_path, sizeof(reader_path), "%s", db_path);
 	}
 	*out = reader;
