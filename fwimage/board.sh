@@ -20,6 +20,7 @@ boards_dir=${SKYROOT_BOARDS_DIR:-$top/var/boards}
 name=board0
 memory=2048
 cpus=2
+tcg_thread=single
 cmdline=""
 boot=efi
 boot_url=""
@@ -40,7 +41,7 @@ usage: fwimage/board.sh [options]          boot a board
        fwimage/board.sh --list             list boards and their state
 
 Boots the firmware built by fwimage/build.sh on an emulated board:
-QEMU q35, -accel tcg -cpu max, OVMF (read-only code + a VARS copy per
+QEMU q35, -accel tcg,thread=single -cpu max, OVMF (read-only code + a VARS copy per
 board), intel-iommu (caching-mode=on), edu (1234:11e8), virtio-net on the
 user network, a scratch disk with a recognisable pattern, -no-reboot.
 State (VARS, ESP, scratch disk, console log, pid) lives in
@@ -49,7 +50,9 @@ var/boards/NAME/ (or \$SKYROOT_BOARDS_DIR/NAME).
 options:
   --name N           board name and state dir (default: board0)
   --memory MB        RAM (default 2048)
-  --cpus N           vCPUs (default 2)
+  --cpus N           vCPUs (default 2), run by one TCG thread
+  --mttcg            one host thread per vCPU (multi-threaded TCG): faster,
+                     but QEMU 7.2 now and then soft-locks such a board
   --cmdline "ARGS"   extra kernel command line (after the firmware's default
                      and no_timer_check, which emulated boards need), e.g.
                      "skyroot.controller=10.0.2.2:7443 skyroot.token=T skyroot.ca=sha256:HEX"
@@ -96,6 +99,7 @@ while [ $# -gt 0 ]; do
 	--name) need_arg "$@"; name=$2; shift 2 ;;
 	--memory) need_arg "$@"; posint "$1" "$2"; memory=$2; shift 2 ;;
 	--cpus) need_arg "$@"; posint "$1" "$2"; cpus=$2; shift 2 ;;
+	--mttcg) tcg_thread=multi; shift ;;
 	--cmdline) [ $# -ge 2 ] || die "--cmdline needs a value"; cmdline=$2; shift 2 ;;
 	--boot) need_arg "$@"; boot=$2; shift 2 ;;
 	--boot-url) need_arg "$@"; boot_url=$2; shift 2 ;;
@@ -267,7 +271,11 @@ h=$(printf '%s' "skyroot-board-$name" | sha256sum | cut -c1-32)
 mac=52:54:00:${h:0:2}:${h:2:2}:${h:4:2}
 uuid=${h:0:8}-${h:8:4}-5${h:13:3}-a${h:17:3}-${h:20:12}
 
-args=(-name "skyroot-$name" -machine q35 -accel tcg -cpu max -smp "$cpus" -m "$memory"
+# One TCG thread for all vCPUs unless --mttcg: QEMU 7.2's multi-threaded
+# TCG now and then leaves a vCPU spinning on code another vCPU patched, or
+# deaf to its IPIs (seen as "watchdog: BUG: soft lockup - CPU#1 stuck"
+# during boot, and with nested guests), and the board never comes up.
+args=(-name "skyroot-$name" -machine q35 -accel "tcg,thread=$tcg_thread" -cpu max -smp "$cpus" -m "$memory"
 	-uuid "$uuid" -smbios "type=1,manufacturer=Skyroot,product=Emulated board,serial=skyroot-$name"
 	-drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE"
 	-drive "if=pflash,format=raw,file=$dir/OVMF_VARS.fd"
