@@ -163,8 +163,8 @@ else
 	$SKYCTL token create --uses 1 --ttl 1h >"$RUN/token-efi.txt"
 	$SKYCTL token create --uses 1 --ttl 1h >"$RUN/token-net.txt"
 	t_efi=$(now)
-	# The guest board has one vCPU: under QEMU 7.2's TCG a second one now
-	# and then stops answering IPIs while it runs a nested guest.
+	# The guest board has one vCPU: two sharing board.sh's one TCG thread
+	# boot a nested guest many times slower (fwimage/README.md).
 	./fwimage/board.sh --name qs-efi --image "$FW" --boot efi --memory 3072 --cpus 1 --disk-bus nvme --background \
 		--cmdline "skyroot.controller=10.0.2.2:$AGENT_PORT skyroot.token=$(token_of "$RUN/token-efi.txt") skyroot.ca=$(pin_of "$RUN/token-efi.txt")" >/dev/null
 	t_net=$(now)

@@ -643,21 +643,16 @@ static int qemu_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
 	 * button or acpid): press again every VMM_POWERDOWN_REPEAT_MS until
 	 * the guest powers off or the time is up. */
 	end = sky_now_ms() + timeout_ms;
-	for (;;) {
-		uint64_t now = sky_now_ms();
+	for (uint64_t now = sky_now_ms(); now < end; now = sky_now_ms()) {
 		struct vmm_error ignored;
-		if (now >= end)
-			break;
-		wait_exit(g, end - now < VMM_POWERDOWN_REPEAT_MS ? (unsigned)(end - now) : VMM_POWERDOWN_REPEAT_MS);
-		if (g->reaped || g->qmp.shutdown || !g->started)
-			break;
-		if (sky_now_ms() >= end)
+		uint64_t left = end - now;
+		wait_exit(g, (unsigned)(left < VMM_POWERDOWN_REPEAT_MS ? left : VMM_POWERDOWN_REPEAT_MS));
+		if (g->reaped || g->qmp.shutdown || !g->started || sky_now_ms() >= end)
 			break;
 		g->qmp.abort_on_shutdown = true;
 		r = qmp_command(&g->qmp, "system_powerdown", NULL, g->timeout_ms, NULL, &ignored);
 		g->qmp.abort_on_shutdown = false;
-		if (r < 0 && r != -ESHUTDOWN) {
-			/* QMP is gone: QEMU is on its way out */
+		if (r < 0 && r != -ESHUTDOWN) { /* QMP gone: QEMU is on its way out */
 			now = sky_now_ms();
 			wait_exit(g, now < end ? (unsigned)(end - now) : 0);
 			break;

@@ -192,9 +192,5 @@ int vmm_check_bzimage(int fd, struct vmm_error *err);
  * with 12 and is backed by hardware virtualization (vmm_kvm_hw_backed),
  * else 0 and why (what to do) in why. */
 int vmm_kvm_usable(const struct vmm_root *root, char *why, size_t whylen);
-/* 1 when the KVM behind /dev/kvm is hardware virtualization (kvm_intel,
- * kvm_amd), 0 with why filled in when it is one that cannot run a stock
- * guest kernel (kvm_pvm).  Looks only at root's sysfs. */
-int vmm_kvm_hw_backed(const struct vmm_root *root, char *why, size_t whylen);
 
 #endif

@@ -32,6 +32,11 @@ int vmm_root_write(const struct vmm_root *root, const char *path, const char *va
 
 unsigned vmm_cfg_timeout(const struct vmm_config *cfg);
 
+/* 1 when the KVM behind /dev/kvm is hardware virtualization (kvm_intel,
+ * kvm_amd), 0 with why filled in when it is one that cannot run a stock
+ * guest kernel (kvm_pvm).  Looks only at root's sysfs. */
+int vmm_kvm_hw_backed(const struct vmm_root *root, char *why, size_t whylen);
+
 /* Decide KVM or TCG for spec->accel: 0 and *kvm set, warn filled when
  * AUTO falls back; -ENODEV (with a message) when KVM is required but not
  * usable.  usable/why come from the backend's own probe. */

@@ -103,7 +103,7 @@ def main():
         q.wait()
         times = {}
         tok = f.token()
-        # one vCPU, as in the e2e guests case (nested guests under TCG)
+        # one vCPU, as in the e2e guests case (fwimage/README.md)
         b = e2e.Board(f, "bench-efi", cmdline=e2e.board_cmdline(f, tok["token"]), memory=3072,
                       extra=["--cpus", "1"])
         board = e2e.wait_online(f)

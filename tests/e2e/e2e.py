@@ -245,9 +245,8 @@ def case_guests(f):
     start_controller(f)
     build_guest(f)
     tok = f.token()
-    # One vCPU: with two, QEMU 7.2's TCG now and then leaves a vCPU that
-    # runs a nested (L2) guest deaf to the other's IPIs, and the board
-    # soft-locks (seen as "soft lockup - CPU#0 stuck" on its console).
+    # One vCPU (see fwimage/README.md): with two in board.sh's one TCG
+    # thread, the nested guest takes minutes to boot.
     b = Board(f, "gst", cmdline=board_cmdline(f, tok["token"], shell=True), memory=3072, extra=["--cpus", "1"])
     board = wait_online(f)
     bid = board["id"]

@@ -5,12 +5,13 @@
  * The input is a kernel command line; every skyroot.* value found in it is
  * also parsed as what it is (HOST:PORT, the CA pin).  Values must come back
  * bounded and NUL-terminated; a parsed port is never 0; a pin is only
- * accepted as "sha256:" and 64 hex digits. */
+ * accepted as "sha256:" (in any case) and 64 hex digits. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "agent/config.h"
 
@@ -34,7 +35,7 @@ static void check_pin(const char *v)
 {
 	uint8_t pin[32];
 	if (agent_parse_ca_pin(v, pin) == 0) {
-		if (strlen(v) != 7 + 64 || strncmp(v, "sha256:", 7) != 0)
+		if (strlen(v) != 7 + 64 || strncasecmp(v, "sha256:", 7) != 0)
 			abort();
 		for (size_t i = 7; i < 71; i++)
 			if (!isxdigit((unsigned char)v[i]))
@@ -48,11 +49,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 64 * 1024)
 		return 0;
-	cmdline = malloc(size + 1);
+	cmdline = strndup((const char *)data, size); /* as /proc/cmdline is read: up to a NUL */
 	if (!cmdline)
 		return 0;
-	memcpy(cmdline, data, size);
-	cmdline[size] = '\0';
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		int r = agent_cmdline_get(cmdline, keys[i], value, sizeof(value));
 		if (r == 0) {

@@ -32,11 +32,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 256)
 		return 0;
-	s = malloc(size + 1);
+	s = strndup((const char *)data, size); /* flag values are C strings */
 	if (!s)
 		return 0;
-	memcpy(s, data, size);
-	s[size] = '\0';
 	if (skyctl_conf_parse_size(s, &v) == 0 &&
 	    skyctl_conf_format_size(v, buf, sizeof(buf)) >= 0 && strnlen(buf, sizeof(buf)) >= sizeof(buf))
 		abort();

@@ -5,20 +5,22 @@ guests run under TCG) and a real QEMU booting the vmm tests' guest kernel
 (tests/vmm/fetch-guest.sh) to its console marker.
 
 Usage: guests.py CASE
-  host    create -> running with its console in skyctl, stop, start, delete
+  host    create -> running with its console in skyctl, stop, start with the
+          console followed live (--follow), delete
   errors  image missing, no room on the board, a kernel that is not a
           bzImage, a device whose IOMMU group the host still uses, QEMU
           missing: each a clear error in skyctl or in 'guest show', and
           the controller and the agents keep running."""
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleet import FIXTURES, ROOT, SKYAGENT, Fail, Fleet, Proc, check, run_cases, skyctl, wait_for  # noqa: E402
+from fleet import FIXTURES, ROOT, SKYAGENT, SKYCTL, Fail, Fleet, Proc, check, run_cases, skyctl, wait_for  # noqa: E402
 
 MARK_UP = "SKYROOT-VMM-GUEST-UP"
 
@@ -101,27 +103,31 @@ def case_host(f):
     wait_state(f, "g1", "running")
     wait_for(lambda: MARK_UP in console(f, "g1"), 90, "the guest's marker in skyctl guest console")
     print(f"guest create -> marker on skyctl's console: {time.time() - t0:.1f} s (TCG on the host)")
-    # --follow streams what comes next: a line typed nowhere, so just the
-    # ring so far, then it keeps going until we stop it.
-    fol = subprocess.Popen([os.environ.get("SKYCTL"), "--config", os.path.join(f.state, "skyctl.conf"),
-                            "guest", "console", "g1", "--follow"], stdout=subprocess.PIPE, text=True)
-    try:
-        line = ""
-        end = time.time() + 20
-        while MARK_UP not in line and time.time() < end:
-            line = fol.stdout.readline()
-        check(MARK_UP in line, "guest console --follow shows the console")
-    finally:
-        fol.terminate()
-        fol.wait(10)
     lst = json.loads(skyctl(f, "-o", "json", "guest", "list").stdout)
     check([x["name"] for x in lst] == ["g1"] and lst[0]["state"] == "running", f"guest list: {lst}")
     # Stop (ACPI power button), start again, delete.
     check(skyctl(f, "guest", "stop", "g1").returncode == 0, "guest stop")
     wait_state(f, "g1", "stopped", 60)
     check(skyctl(f, "guest", "stop", "g1").returncode == 0, "a second stop is a no-op, not an error")
-    check(skyctl(f, "guest", "start", "g1").returncode == 0, "guest start")
-    wait_state(f, "g1", "running")
+    # --follow streams live: it is running before the guest starts again,
+    # and the second boot's marker reaches it (the ring holds the first).
+    fol = subprocess.Popen([SKYCTL, "--config", os.path.join(f.state, "skyctl.conf"),
+                            "guest", "console", "g1", "--follow"], stdout=subprocess.PIPE)
+    try:
+        check(skyctl(f, "guest", "start", "g1").returncode == 0, "guest start")
+        wait_state(f, "g1", "running")
+        seen = b""
+        end = time.time() + 90
+        while seen.count(MARK_UP.encode()) < 2 and time.time() < end:
+            ready, _, _ = select.select([fol.stdout], [], [], 1.0)
+            if ready:
+                chunk = os.read(fol.stdout.fileno(), 65536)
+                check(chunk != b"", f"guest console --follow ended early: {seen[-500:]!r}")
+                seen += chunk
+        check(seen.count(MARK_UP.encode()) >= 2, f"the second boot live on --follow: {seen[-800:]!r}")
+    finally:
+        fol.terminate()
+        fol.wait(10)
     r = skyctl(f, "image", "delete", "vk")
     check(r.returncode == 1 and "used by a guest" in r.stderr, f"image in use: {r.stderr}")
     check(skyctl(f, "guest", "delete", "g1").returncode == 0, "guest delete")

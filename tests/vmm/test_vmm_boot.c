@@ -128,6 +128,24 @@ static void wait_mark(struct vt_console *c, const char *mark, unsigned ms)
 		fail_msg("no \"%s\" on the console (%d); console so far:\n%s", mark, r, c->buf);
 }
 
+/* Create a guest named name with the test kernel and cmdline (no disk),
+ * attach c to its console, start it and wait for its boot marker. */
+static struct vmm_guest *boot_up(const char *name, const char *cmdline, struct vmm_guest_spec *s,
+				 struct vt_console *c)
+{
+	struct guest_fds f;
+	struct vmm_guest *g;
+
+	fds_open(&f);
+	spec_init(s, &f, name, cmdline);
+	g = create_ok(s);
+	fds_close(&f); /* the library holds its own copies */
+	vt_console_init(c, vmm_console_fd(g));
+	start_ok(g);
+	wait_mark(c, VT_MARK_UP, BOOT_MS);
+	return g;
+}
+
 /* Boot to the marker, echo a line through the console, ACPI power-off. */
 static void test_life_boot_echo_powerdown(void **state)
 {
@@ -224,7 +242,6 @@ static void test_life_disk_guest_poweroff(void **state)
  * starting acpid does) is pressed again, and stops cleanly. */
 static void test_life_second_press(void **state)
 {
-	struct guest_fds f;
 	struct vmm_guest_spec s;
 	struct vmm_guest *g;
 	struct vmm_status st;
@@ -234,13 +251,7 @@ static void test_life_second_press(void **state)
 	int r;
 	(void)state;
 
-	fds_open(&f);
-	spec_init(&s, &f, "press", CMDLINE " skyroot.test=deaf-once");
-	g = create_ok(&s);
-	fds_close(&f);
-	vt_console_init(c, vmm_console_fd(g));
-	start_ok(g);
-	wait_mark(c, VT_MARK_UP, BOOT_MS);
+	g = boot_up("press", CMDLINE " skyroot.test=deaf-once", &s, c);
 	t0 = vt_ms();
 	r = vmm_guest_stop(g, 30000, &err);
 	if (r < 0)
@@ -259,20 +270,13 @@ static void test_life_second_press(void **state)
 /* A kernel panic is reported as a crash (pvpanic). */
 static void test_crash_guest_panic(void **state)
 {
-	struct guest_fds f;
 	struct vmm_guest_spec s;
 	struct vmm_guest *g;
 	struct vmm_status st;
 	struct vt_console *c = malloc(sizeof(*c));
 	(void)state;
 
-	fds_open(&f);
-	spec_init(&s, &f, "panic", CMDLINE " skyroot.test=panic");
-	g = create_ok(&s);
-	fds_close(&f);
-	vt_console_init(c, vmm_console_fd(g));
-	start_ok(g);
-	wait_mark(c, VT_MARK_UP, BOOT_MS);
+	g = boot_up("panic", CMDLINE " skyroot.test=panic", &s, c);
 	assert_int_equal(vt_wait_end(g, c, 30000, &st), 0);
 	printf("# %s: state %s, reason %s, exit status %d\n", s.name, vmm_state_name(st.state), st.reason,
 	       st.exit_status);
@@ -288,7 +292,6 @@ static void test_crash_guest_panic(void **state)
 /* QEMU itself dies: the caller lives on and is told. */
 static void test_crash_vmm_killed(void **state)
 {
-	struct guest_fds f;
 	struct vmm_guest_spec s;
 	struct vmm_guest *g;
 	struct vmm_status st;
@@ -296,13 +299,7 @@ static void test_crash_vmm_killed(void **state)
 	pid_t pid;
 	(void)state;
 
-	fds_open(&f);
-	spec_init(&s, &f, "segv", CMDLINE);
-	g = create_ok(&s);
-	fds_close(&f);
-	vt_console_init(c, vmm_console_fd(g));
-	start_ok(g);
-	wait_mark(c, VT_MARK_UP, BOOT_MS);
+	g = boot_up("segv", CMDLINE, &s, c);
 	pid = vt_find_qemu(s.name);
 	assert_true(pid > 0);
 	assert_int_equal(kill(pid, SIGSEGV), 0);
