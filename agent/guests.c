@@ -452,7 +452,9 @@ void guestmgr_on_command(struct guestmgr *m, const Skyroot__GuestCommand *cmd)
 	}
 	g = find(m, spec->id);
 	if (cmd->action == SKYROOT__GUEST_ACTION__GUEST_DESTROY) {
-		if (!g)
+		/* Already going: its report of the stop in progress draws a
+		 * repeat of this command, which must not draw another report. */
+		if (!g || g->destroy)
 			return;
 		g->destroy = true;
 		g->want_running = false;
@@ -615,10 +617,12 @@ void guestmgr_free(struct guestmgr *m)
 	m->cache = NULL; /* it goes with the agent */
 	for (struct aguest *g = m->guests, *next; g; g = next) {
 		next = g->next;
+		g->destroy = true;
+		/* Nothing of a guest may reach the agent from here on: its
+		 * console goes now, even when a worker still holds it. */
+		console_stop(g);
 		if (g->busy)
 			continue; /* its worker finishes, then it is freed */
-		g->destroy = true;
-		console_stop(g);
 		/* Guests die with the agent: the controller re-drives them. */
 		free_guest(g);
 	}

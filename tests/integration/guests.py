@@ -191,8 +191,21 @@ def case_errors(f):
                  "--cmdline", "console=ttyS0 panic=-1 quiet").returncode == 0, "create fine")
     wait_state(f, "fine", "running")
     wait_for(lambda: MARK_UP in console(f, "fine"), 90, "the good guest's marker")
-    for n in ("notbz", "busy", "noq", "fine"):
+    ids = {n: guest(f, n)["id"] for n in ("notbz", "busy", "noq", "fine")}
+    for n in ids:
         check(skyctl(f, "guest", "delete", n).returncode == 0, f"delete {n}")
+    # While 'fine' powers off, its reports draw the controller's destroy
+    # again; that repeat must not draw another report (once a ping-pong of
+    # thousands of frames a second).
+    gone = f"guest {ids['fine']}: deleted by the controller"
+    wait_for(lambda: gone in pa.text(), 20, "the agent told to destroy 'fine'")
+    time.sleep(1.0)
+    for n, gid in ids.items():
+        told = sum(p.text().count(f"guest {gid}: deleted by the controller") for p in (pa, pb))
+        check(told == 1, f"guest {n}: the agent took the delete {told} times, not once")
+    # An agent stopped while its guest is still powering off exits cleanly
+    # (its console once fired into the freed agent).
+    check(pa.stop() == 0, f"agent gooda exit status {pa.p.returncode} with a guest stopping")
 
 
 def main():
