@@ -649,8 +649,10 @@ static int qemu_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
 		wait_exit(g, (unsigned)(left < VMM_POWERDOWN_REPEAT_MS ? left : VMM_POWERDOWN_REPEAT_MS));
 		if (g->reaped || g->qmp.shutdown || !g->started || sky_now_ms() >= end)
 			break;
+		left = end - sky_now_ms(); /* the press, too, keeps to the stop's time */
 		g->qmp.abort_on_shutdown = true;
-		r = qmp_command(&g->qmp, "system_powerdown", NULL, g->timeout_ms, NULL, &ignored);
+		r = qmp_command(&g->qmp, "system_powerdown", NULL, (unsigned)(left < g->timeout_ms ? left : g->timeout_ms),
+				NULL, &ignored);
 		g->qmp.abort_on_shutdown = false;
 		if (r < 0 && r != -ESHUTDOWN) { /* QMP gone: QEMU is on its way out */
 			now = sky_now_ms();

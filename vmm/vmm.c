@@ -325,9 +325,10 @@ static int module_loaded(const struct vmm_root *root, const char *name)
 
 /* /dev/kvm can answer without running an ordinary guest: PVM (kvm_pvm, the
  * page-table based KVM of some cloud sandboxes) runs only PVM-built guest
- * kernels, and a stock kernel hangs in it after decompression.  Hardware
- * virtualization is kvm_intel or kvm_amd (loaded modules, or built in with
- * their parameters, are both under /sys/module). */
+ * kernels, and a stock kernel hangs in it after decompression.  So a KVM
+ * is refused only when kvm_pvm is there without kvm_intel or kvm_amd
+ * (loaded modules, or built in with their parameters, are all under
+ * /sys/module); with none of the three, the ioctl's answer stands. */
 int vmm_kvm_hw_backed(const struct vmm_root *root, char *why, size_t whylen)
 {
 	if (module_loaded(root, "kvm_intel") || module_loaded(root, "kvm_amd") ||

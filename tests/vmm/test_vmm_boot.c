@@ -129,9 +129,9 @@ static void wait_mark(struct vt_console *c, const char *mark, unsigned ms)
 }
 
 /* Create a guest named name with the test kernel and cmdline (no disk),
- * attach c to its console, start it and wait for its boot marker. */
-static struct vmm_guest *boot_up(const char *name, const char *cmdline, struct vmm_guest_spec *s,
-				 struct vt_console *c)
+ * attach c to its console and start it. */
+static struct vmm_guest *start_up(const char *name, const char *cmdline, struct vmm_guest_spec *s,
+				  struct vt_console *c)
 {
 	struct guest_fds f;
 	struct vmm_guest *g;
@@ -142,6 +142,14 @@ static struct vmm_guest *boot_up(const char *name, const char *cmdline, struct v
 	fds_close(&f); /* the library holds its own copies */
 	vt_console_init(c, vmm_console_fd(g));
 	start_ok(g);
+	return g;
+}
+
+/* start_up, then wait for the guest's boot marker. */
+static struct vmm_guest *boot_up(const char *name, const char *cmdline, struct vmm_guest_spec *s,
+				 struct vt_console *c)
+{
+	struct vmm_guest *g = start_up(name, cmdline, s, c);
 	wait_mark(c, VT_MARK_UP, BOOT_MS);
 	return g;
 }
@@ -321,7 +329,6 @@ static void test_crash_vmm_killed(void **state)
 /* A guest that ignores the power button is killed after the timeout. */
 static void test_crash_stop_timeout(void **state)
 {
-	struct guest_fds f;
 	struct vmm_guest_spec s;
 	struct vmm_guest *g;
 	struct vmm_status st;
@@ -331,13 +338,8 @@ static void test_crash_stop_timeout(void **state)
 	int r;
 	(void)state;
 
-	fds_open(&f);
 	/* busybox sh as init: nothing listens to ACPI */
-	spec_init(&s, &f, "deaf", "console=ttyS0 panic=-1 quiet rdinit=/bin/sh");
-	g = create_ok(&s);
-	fds_close(&f);
-	vt_console_init(c, vmm_console_fd(g));
-	start_ok(g);
+	g = start_up("deaf", "console=ttyS0 panic=-1 quiet rdinit=/bin/sh", &s, c);
 	vt_console_read(c, 1500);
 	t0 = vt_ms();
 	r = vmm_guest_stop(g, 2000, &err);
