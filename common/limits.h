@@ -1,0 +1,18 @@
+/* Limits shared by every program: the API, skyctl, the agent and the VMM
+ * check a value against the same constant, so that what one accepts no
+ * other refuses.  docs/syntax.md lists them for users. */
+#ifndef SKY_COMMON_LIMITS_H
+#define SKY_COMMON_LIMITS_H
+
+/* Guests. */
+#define SKY_GUEST_VCPUS_MAX 64u
+#define SKY_GUEST_MEMORY_MIN (16ull << 20)   /* 16 MiB */
+#define SKY_GUEST_MEMORY_MAX (1ull << 40)    /* 1 TiB */
+#define SKY_GUEST_DEVICES_MAX 8u
+#define SKY_GUEST_CMDLINE_MAX 1023u          /* bytes, without the NUL */
+
+/* Names people give to guests, images and boards: 1..SKY_NAME_MAX bytes of
+ * [A-Za-z0-9._-], not starting with '-' or '.'. */
+#define SKY_NAME_MAX 63u
+
+#endif

@@ -1,0 +1,68 @@
+/* The one parser for each syntax of Skyroot's own: sizes, durations,
+ * host:port, PCI addresses, hex and the CA pin.  Every program (skyrootd,
+ * skyctl, skyagent, skyvmm) and every layer (flags, config files, the
+ * kernel command line, API bodies) reads these values through here, so a
+ * value that one accepts, all accept.  docs/syntax.md is the user's page.
+ *
+ * Pure functions: no logging, no allocation; 0 or a negative errno, and no
+ * out-parameter is written on failure. */
+#ifndef SKY_COMMON_PARSE_H
+#define SKY_COMMON_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Sizes: a whole number of bytes, optionally followed by a unit in either
+ * case: K, M, G, T, P, E, each a power of 1024, optionally followed by "iB"
+ * or "B" ("2G" = "2GiB" = "2GB" = 2 * 2^30, as QEMU and free(1) read them);
+ * "B" alone means bytes.  "4096", "512M", "2GiB", "64g".  No sign, blank or
+ * fraction.  -EINVAL for bad syntax, -ERANGE above INT64_MAX. */
+int sky_parse_size(const char *s, uint64_t *bytes);
+
+/* Durations: one or more whole numbers each followed by a unit, ms, s, m, h,
+ * d or w, written together ("1h30m", "90s", "500ms", "7d"); a plain number
+ * alone means seconds.  No sign, blank or fraction.  The result is in
+ * milliseconds.  -EINVAL for bad syntax, -ERANGE above INT64_MAX ms. */
+int sky_parse_duration_ms(const char *s, uint64_t *ms);
+/* The same, in whole seconds: -EINVAL when it is not a whole number of
+ * seconds ("1500ms"). */
+int sky_parse_duration(const char *s, uint64_t *seconds);
+
+/* A whole decimal number in [min, max].  -EINVAL for bad syntax, -ERANGE
+ * outside the range. */
+int sky_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* "HOST:PORT", "HOST", "[V6]:PORT", "[V6]" and a bare IPv6 address
+ * ("::1", more than one colon: no port).  HOST is a DNS name or an address
+ * (at most 253 bytes); PORT 1..65535.  A missing port is default_port (0:
+ * the port is required).  -EINVAL for bad syntax, -ENAMETOOLONG when HOST
+ * does not fit in hostlen. */
+int sky_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port, uint16_t default_port);
+
+/* "ADDR:PORT" / "[V6]:PORT" with a numeric address into a sockaddr usable
+ * by bind(2) and uv_tcp_bind. */
+struct sockaddr_storage;
+int sky_parse_listen(const char *s, struct sockaddr_storage *out);
+
+/* A PCI address as boards and lspci print it: "DDDD:BB:DD.F" (domain,
+ * bus, device 00-1f, function 0-7, hex in either case) or "BB:DD.F" for
+ * domain 0000.  Writes the canonical lower-case "0000:00:03.0".
+ * -EINVAL for anything else, -ENOBUFS when len < SKY_PCI_ADDR_LEN. */
+#define SKY_PCI_ADDR_LEN 13
+int sky_parse_pci(const char *s, char *out, size_t len);
+
+/* Exactly 2*len hex digits of either case into len bytes.  -EINVAL. */
+int sky_parse_hex(const char *s, uint8_t *out, size_t len);
+/* Lower-case hex of len bytes into out (2*len+1 bytes). */
+void sky_format_hex(const uint8_t *data, size_t len, char *out);
+
+/* The CA pin: "sha256:" (either case) and 64 hex digits -> 32 bytes. */
+int sky_parse_ca_pin(const char *s, uint8_t out[32]);
+
+/* Formatters, the inverse for people: 512 -> "512 B", 8388608 -> "8.0 MiB";
+ * 42 -> "42s", 5400 -> "1h30m".  -ENOBUFS when len is too small (32 always
+ * suffices). */
+int sky_format_size(uint64_t bytes, char *buf, size_t len);
+int sky_format_duration(uint64_t seconds, char *buf, size_t len);
+
+#endif
