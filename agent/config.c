@@ -6,9 +6,10 @@
  * names the flag or kernel parameter at fault and says what to do. */
 #include "agent/config.h"
 
+#include "common/args.h"
 #include "common/log.h"
+#include "common/parse.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +17,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #ifndef SKY_VERSION
@@ -28,79 +28,96 @@
 #define AGENT_MIN_HEARTBEAT_MS 100
 #define AGENT_MAX_HEARTBEAT_MS 600000
 #define AGENT_MAX_CMDLINE 65536 /* far above any architecture's COMMAND_LINE_SIZE */
-#define CA_PIN_PREFIX "sha256:"
 
-enum agent_opt {
-	OPT_CONTROLLER,
-	OPT_TOKEN,
-	OPT_CA,
-	OPT_SYSFS_ROOT,
-	OPT_PROCFS_ROOT,
-	OPT_DEVFS_ROOT,
-	OPT_CMDLINE,
-	OPT_LOG_LEVEL,
-	OPT_HEARTBEAT,
-	OPT_ONCE,
-	OPT_CACHE_MAX,
-	OPT_QEMU,
-	OPT_ALLOW_KEXEC,
-	OPT_IDENTITY_DIR,
-	OPT_HELP,
-	OPT_VERSION,
+/* What the flags said, before it is checked and copied into the config. */
+struct config_flags {
+	const char *controller, *token, *ca, *sysfs_root, *procfs_root, *devfs_root, *cmdline, *qemu,
+		*identity_dir;
+	uint64_t heartbeat_ms, cache_max;
+	bool once, allow_kexec, version;
+	int log_level;
 };
 
-struct agent_option {
-	const char *name;    /* long name, without "--" */
-	char short_name;     /* 0 when none */
-	const char *metavar; /* NULL: the flag takes no value */
-	const char *help;
-	enum agent_opt id;
+/* The flags, in the order usage shows them. */
+enum {
+	CONFIG_CONTROLLER,
+	CONFIG_TOKEN,
+	CONFIG_CA,
+	CONFIG_SYSFS_ROOT,
+	CONFIG_PROCFS_ROOT,
+	CONFIG_DEVFS_ROOT,
+	CONFIG_CMDLINE,
+	CONFIG_LOG_LEVEL,
+	CONFIG_HEARTBEAT,
+	CONFIG_CACHE_MAX,
+	CONFIG_QEMU,
+	CONFIG_ALLOW_KEXEC,
+	CONFIG_IDENTITY_DIR,
+	CONFIG_ONCE,
+	CONFIG_VERSION,
+	CONFIG_NOPTS, /* the table's end */
 };
 
-static const struct agent_option agent_options[] = {
-	{ .name = "controller", .metavar = "HOST:PORT", .id = OPT_CONTROLLER,
-	  .help = "controller's agent link; port 7443 if none,\n"
-		  "IPv6 as [ADDR]:PORT; else skyroot.controller=" },
-	{ .name = "token", .metavar = "TOKEN", .id = OPT_TOKEN,
-	  .help = "enrollment token (`skyctl token create`);\n"
-		  "else skyroot.token=; may be left out" },
-	{ .name = "ca", .metavar = "sha256:HEX", .id = OPT_CA,
-	  .help = "pin of the controller's CA certificate;\n"
-		  "else skyroot.ca=" },
-	{ .name = "sysfs-root", .metavar = "DIR", .id = OPT_SYSFS_ROOT,
-	  .help = "where sysfs is mounted (default /sys)" },
-	{ .name = "procfs-root", .metavar = "DIR", .id = OPT_PROCFS_ROOT,
-	  .help = "where procfs is mounted (default /proc)" },
-	{ .name = "devfs-root", .metavar = "DIR", .id = OPT_DEVFS_ROOT,
-	  .help = "where devices live (default /dev)" },
-	{ .name = "cmdline", .metavar = "FILE", .id = OPT_CMDLINE,
-	  .help = "kernel command line to read\n"
-		  "(default PROCFS-ROOT/cmdline)" },
-	{ .name = "log-level", .metavar = "LEVEL", .id = OPT_LOG_LEVEL,
-	  .help = "error, warn, info (default) or debug" },
-	{ .name = "heartbeat-interval", .metavar = "MS", .id = OPT_HEARTBEAT,
-	  .help = "milliseconds between heartbeats,\n"
-		  "100..600000 (default 10000)" },
-	{ .name = "cache-max", .metavar = "SIZE", .id = OPT_CACHE_MAX,
-	  .help = "RAM for cached images, e.g. 4G, 512M\n"
-		  "(default half of physical memory)" },
-	{ .name = "qemu", .metavar = "PATH", .id = OPT_QEMU,
-	  .help = "QEMU for guests (default\n"
-		  "qemu-system-x86_64 from PATH)" },
-	{ .name = "allow-kexec", .id = OPT_ALLOW_KEXEC,
-	  .help = "let `skyctl board boot` replace this OS\n"
-		  "(the firmware's init passes it)" },
-	{ .name = "identity-dir", .metavar = "DIR", .id = OPT_IDENTITY_DIR,
-	  .help = "keep key and certificate across restarts\n"
-		  "in DIR, which must be RAM (a tmpfs)" },
-	{ .name = "once", .id = OPT_ONCE,
-	  .help = "exit after the first session is set up\n"
-		  "(for tests)" },
-	{ .name = "help", .short_name = 'h', .id = OPT_HELP, .help = "show this help and exit" },
-	{ .name = "version", .id = OPT_VERSION, .help = "show the version and exit" },
-};
+static int config__log_level(void *ctx, const char *value, char *err, size_t errlen)
+{
+	int level = sky_log_parse_level(value);
+	if (level < 0) {
+		snprintf(err, errlen, "unknown --log-level '%.40s': use error, warn, info or debug", value);
+		return -EINVAL;
+	}
+	*(int *)ctx = level;
+	return 0;
+}
 
-#define N_OPTIONS (sizeof(agent_options) / sizeof(agent_options[0]))
+/* The flag table over f (a fresh one per parse: sky_args_parse counts in it). */
+static void config__table(struct sky_opt opts[CONFIG_NOPTS + 1], struct config_flags *f)
+{
+	const struct sky_opt table[CONFIG_NOPTS + 1] = {
+		[CONFIG_CONTROLLER] = { .name = "controller", .kind = SKY_ARG_STR, .dest = &f->controller, .metavar = "HOST:PORT",
+		  .help = "controller's agent link; port 7443 if none,\n"
+			  "IPv6 as [ADDR]:PORT; else skyroot.controller=" },
+		[CONFIG_TOKEN] = { .name = "token", .kind = SKY_ARG_STR, .dest = &f->token, .metavar = "TOKEN",
+		  .help = "enrollment token (`skyctl token create`);\n"
+			  "else skyroot.token=; may be left out" },
+		[CONFIG_CA] = { .name = "ca", .kind = SKY_ARG_STR, .dest = &f->ca, .metavar = "sha256:HEX",
+		  .help = "pin of the controller's CA certificate;\n"
+			  "else skyroot.ca=" },
+		[CONFIG_SYSFS_ROOT] = { .name = "sysfs-root", .kind = SKY_ARG_STR, .dest = &f->sysfs_root, .metavar = "DIR",
+		  .help = "where sysfs is mounted (default /sys)" },
+		[CONFIG_PROCFS_ROOT] = { .name = "procfs-root", .kind = SKY_ARG_STR, .dest = &f->procfs_root, .metavar = "DIR",
+		  .help = "where procfs is mounted (default /proc)" },
+		[CONFIG_DEVFS_ROOT] = { .name = "devfs-root", .kind = SKY_ARG_STR, .dest = &f->devfs_root, .metavar = "DIR",
+		  .help = "where devices live (default /dev)" },
+		[CONFIG_CMDLINE] = { .name = "cmdline", .kind = SKY_ARG_STR, .dest = &f->cmdline, .metavar = "FILE",
+		  .help = "kernel command line to read\n"
+			  "(default PROCFS-ROOT/cmdline)" },
+		[CONFIG_LOG_LEVEL] = { .name = "log-level", .kind = SKY_ARG_CALLBACK, .metavar = "LEVEL", .cb = config__log_level,
+		  .ctx = &f->log_level, .help = "error, warn, info (default) or debug" },
+		[CONFIG_HEARTBEAT] = { .name = "heartbeat-interval", .kind = SKY_ARG_UINT, .dest = &f->heartbeat_ms, .metavar = "MS",
+		  .min = AGENT_MIN_HEARTBEAT_MS, .max = AGENT_MAX_HEARTBEAT_MS,
+		  .help = "milliseconds between heartbeats,\n"
+			  "100..600000 (default 10000)" },
+		[CONFIG_CACHE_MAX] = { .name = "cache-max", .kind = SKY_ARG_SIZE, .dest = &f->cache_max, .metavar = "SIZE",
+		  .min = 1, .max = INT64_MAX,
+		  .help = "RAM for cached images, e.g. 4G, 512M\n"
+			  "(default half of physical memory)" },
+		[CONFIG_QEMU] = { .name = "qemu", .kind = SKY_ARG_STR, .dest = &f->qemu, .metavar = "PATH",
+		  .help = "QEMU for guests (default\n"
+			  "qemu-system-x86_64 from PATH)" },
+		[CONFIG_ALLOW_KEXEC] = { .name = "allow-kexec", .kind = SKY_ARG_FLAG, .dest = &f->allow_kexec,
+		  .help = "let `skyctl board boot` replace this OS\n"
+			  "(the firmware's init passes it)" },
+		[CONFIG_IDENTITY_DIR] = { .name = "identity-dir", .kind = SKY_ARG_STR, .dest = &f->identity_dir, .metavar = "DIR",
+		  .help = "keep key and certificate across restarts\n"
+			  "in DIR, which must be RAM (a tmpfs)" },
+		[CONFIG_ONCE] = { .name = "once", .kind = SKY_ARG_FLAG, .dest = &f->once,
+		  .help = "exit after the first session is set up\n"
+			  "(for tests)" },
+		[CONFIG_VERSION] = { .name = "version", .kind = SKY_ARG_FLAG, .dest = &f->version, .help = "show the version and exit" },
+		[CONFIG_NOPTS] = { 0 },
+	};
+	memcpy(opts, table, sizeof(table));
+}
 
 /* What the flags said, so the kernel command line fills only the rest. */
 struct seen {
@@ -129,127 +146,7 @@ static int copy_str(char *dst, size_t size, const char *src)
 	return 0;
 }
 
-/* ---- value parsers (interfaces) ---------------------------------------- */
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-int agent_parse_ca_pin(const char *s, uint8_t out[32])
-{
-	size_t plen = strlen(CA_PIN_PREFIX);
-	if (!s || strncasecmp(s, CA_PIN_PREFIX, plen) != 0)
-		return -EINVAL;
-	s += plen;
-	if (strlen(s) != 64)
-		return -EINVAL;
-	uint8_t pin[32];
-	for (size_t i = 0; i < 32; i++) {
-		int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -EINVAL;
-		pin[i] = (uint8_t)(hi << 4 | lo);
-	}
-	memcpy(out, pin, sizeof(pin));
-	return 0;
-}
-
-static bool valid_ipv6(const char *s, size_t len)
-{
-	char buf[INET6_ADDRSTRLEN + 16];
-	struct in6_addr a;
-	if (len == 0 || len >= sizeof(buf))
-		return false;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	/* A zone ("fe80::1%eth0") names an interface: letters, digits, . _ - */
-	char *zone = strchr(buf, '%');
-	if (zone) {
-		*zone++ = '\0';
-		if (*zone == '\0')
-			return false;
-		for (const char *z = zone; *z != '\0'; z++)
-			if (!isalnum((unsigned char)*z) && *z != '.' && *z != '_' && *z != '-')
-				return false;
-	}
-	return inet_pton(AF_INET6, buf, &a) == 1;
-}
-
-static bool valid_hostname(const char *s, size_t len)
-{
-	if (len == 0 || len > 253)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-' && s[i] != '_')
-			return false;
-	return true;
-}
-
-static int parse_port(const char *s, uint16_t *out)
-{
-	unsigned v = 0;
-	size_t n = 0;
-	for (; s[n] != '\0'; n++) {
-		if (s[n] < '0' || s[n] > '9' || n >= 5)
-			return -EINVAL;
-		v = v * 10 + (unsigned)(s[n] - '0');
-	}
-	if (n == 0 || v == 0 || v > 65535)
-		return -EINVAL;
-	*out = (uint16_t)v;
-	return 0;
-}
-
-int agent_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port, uint16_t default_port)
-{
-	const char *h, *p = NULL;
-	size_t hlen;
-	if (!s || !host || !port)
-		return -EINVAL;
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-		if (!close)
-			return -EINVAL;
-		h = s + 1;
-		hlen = (size_t)(close - h);
-		if (close[1] == ':')
-			p = close + 2;
-		else if (close[1] != '\0')
-			return -EINVAL;
-		if (!valid_ipv6(h, hlen))
-			return -EINVAL;
-	} else {
-		const char *colon = strchr(s, ':');
-		h = s;
-		if (colon && strchr(colon + 1, ':')) {
-			/* Two colons or more: a bare IPv6 address, no port. */
-			hlen = strlen(s);
-			if (!valid_ipv6(h, hlen))
-				return -EINVAL;
-		} else {
-			hlen = colon ? (size_t)(colon - s) : strlen(s);
-			if (colon)
-				p = colon + 1;
-			if (!valid_hostname(h, hlen))
-				return -EINVAL;
-		}
-	}
-	if (hlen >= hostlen)
-		return -EINVAL;
-	uint16_t portv = default_port;
-	if (p && parse_port(p, &portv) < 0)
-		return -EINVAL;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	*port = portv;
-	return 0;
-}
+/* ---- the kernel command line's syntax ---------------------------------- */
 
 /* The kernel's own rules (lib/cmdline.c next_arg): parameters are separated
  * by white space outside double quotes; a value may be quoted as key="a b",
@@ -314,8 +211,8 @@ int agent_cmdline_get(const char *cmdline, const char *key, char *out, size_t ou
 static int set_controller(struct agent_config *cfg, const char *v, const char *from, char *err,
 			  size_t errlen)
 {
-	if (agent_parse_hostport(v, cfg->controller_host, sizeof(cfg->controller_host),
-				 &cfg->controller_port, AGENT_DEFAULT_PORT) < 0) {
+	if (sky_parse_hostport(v, cfg->controller_host, sizeof(cfg->controller_host),
+			       &cfg->controller_port, AGENT_DEFAULT_PORT) < 0) {
 		set_err(err, errlen,
 			"bad controller address '%.300s' from %s: give HOST:PORT, HOST (port %d), "
 			"[IPv6]:PORT or [IPv6], with a port between 1 and 65535",
@@ -353,7 +250,7 @@ static int set_token(struct agent_config *cfg, const char *v, const char *from, 
 static int set_ca(struct agent_config *cfg, const char *v, const char *from, char *err,
 		  size_t errlen)
 {
-	if (agent_parse_ca_pin(v, cfg->ca_pin) < 0) {
+	if (sky_parse_ca_pin(v, cfg->ca_pin) < 0) {
 		set_err(err, errlen,
 			"bad CA pin '%.100s' from %s: expected sha256: followed by 64 hex digits, "
 			"as printed by `skyctl token create`",
@@ -379,172 +276,78 @@ static int set_path(char *dst, size_t size, const char *v, const char *flag, cha
 	return 0;
 }
 
-static int set_heartbeat(struct agent_config *cfg, const char *v, char *err, size_t errlen)
+/* Check what the flags said and copy it into cfg. */
+static int apply_flags(struct agent_config *cfg, const struct sky_opt *opts, const struct config_flags *f,
+		       struct seen *seen, char *err, size_t errlen)
 {
-	uint64_t ms = 0;
-	size_t n = 0;
-	for (; v[n] != '\0'; n++) {
-		if (v[n] < '0' || v[n] > '9' || n >= 7)
-			break;
-		ms = ms * 10 + (uint64_t)(v[n] - '0');
+	const struct {
+		const char *value;
+		char *dst;
+		size_t size;
+		int opt;
+	} paths[] = {
+		{ f->sysfs_root, cfg->sysfs_root, sizeof(cfg->sysfs_root), CONFIG_SYSFS_ROOT },
+		{ f->procfs_root, cfg->procfs_root, sizeof(cfg->procfs_root), CONFIG_PROCFS_ROOT },
+		{ f->devfs_root, cfg->devfs_root, sizeof(cfg->devfs_root), CONFIG_DEVFS_ROOT },
+		{ f->cmdline, cfg->cmdline_path, sizeof(cfg->cmdline_path), CONFIG_CMDLINE },
+		{ f->qemu, cfg->qemu_path, sizeof(cfg->qemu_path), CONFIG_QEMU },
+		{ f->identity_dir, cfg->identity_dir, sizeof(cfg->identity_dir), CONFIG_IDENTITY_DIR },
+	};
+	int r;
+
+	seen->controller = opts[CONFIG_CONTROLLER].seen > 0;
+	/* An explicit empty --token means "no token", whatever the kernel says. */
+	seen->token = opts[CONFIG_TOKEN].seen > 0;
+	seen->ca = opts[CONFIG_CA].seen > 0;
+	seen->cmdline = opts[CONFIG_CMDLINE].seen > 0;
+	if (f->controller && (r = set_controller(cfg, f->controller, "--controller", err, errlen)) < 0)
+		return r;
+	if (f->token && (r = set_token(cfg, f->token, "--token", err, errlen)) < 0)
+		return r;
+	if (f->ca && (r = set_ca(cfg, f->ca, "--ca", err, errlen)) < 0)
+		return r;
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (!paths[i].value)
+			continue;
+		r = set_path(paths[i].dst, paths[i].size, paths[i].value, opts[paths[i].opt].name, err, errlen);
+		if (r < 0)
+			return r;
 	}
-	if (n == 0 || v[n] != '\0' || ms < AGENT_MIN_HEARTBEAT_MS || ms > AGENT_MAX_HEARTBEAT_MS) {
-		set_err(err, errlen,
-			"bad --heartbeat-interval '%.40s': give whole milliseconds between %d and %d",
-			v, AGENT_MIN_HEARTBEAT_MS, AGENT_MAX_HEARTBEAT_MS);
-		return -EINVAL;
-	}
-	cfg->heartbeat_ms = ms;
+	cfg->log_level = f->log_level;
+	cfg->heartbeat_ms = f->heartbeat_ms;
+	cfg->cache_max = f->cache_max;
+	cfg->once = f->once;
+	cfg->allow_kexec = f->allow_kexec;
 	return 0;
-}
-
-/* "512M", "4G", bytes. */
-static int set_cache_max(struct agent_config *cfg, const char *v, char *err, size_t errlen)
-{
-	char *end;
-	unsigned long long n;
-	unsigned shift = 0;
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (!errno && end != v && v[0] != '-') {
-		switch (*end) {
-		case 'K': case 'k': shift = 10; end++; break;
-		case 'M': case 'm': shift = 20; end++; break;
-		case 'G': case 'g': shift = 30; end++; break;
-		case 'T': case 't': shift = 40; end++; break;
-		default: break;
-		}
-	}
-	if (errno || end == v || *end != '\0' || v[0] == '-' || n == 0 || (shift && n > (UINT64_MAX >> shift))) {
-		set_err(err, errlen, "bad --cache-max '%.40s': give a size such as 4G, 512M or bytes", v);
-		return -EINVAL;
-	}
-	cfg->cache_max = (uint64_t)n << shift;
-	return 0;
-}
-
-static int apply_option(struct agent_config *cfg, const struct agent_option *o, const char *v,
-			struct seen *seen, char *err, size_t errlen)
-{
-	int level;
-	switch (o->id) {
-	case OPT_CONTROLLER:
-		seen->controller = true;
-		return set_controller(cfg, v, "--controller", err, errlen);
-	case OPT_TOKEN:
-		/* An explicit empty --token means "no token", whatever the kernel says. */
-		seen->token = true;
-		return set_token(cfg, v, "--token", err, errlen);
-	case OPT_CA:
-		seen->ca = true;
-		return set_ca(cfg, v, "--ca", err, errlen);
-	case OPT_SYSFS_ROOT:
-		return set_path(cfg->sysfs_root, sizeof(cfg->sysfs_root), v, o->name, err, errlen);
-	case OPT_PROCFS_ROOT:
-		return set_path(cfg->procfs_root, sizeof(cfg->procfs_root), v, o->name, err, errlen);
-	case OPT_DEVFS_ROOT:
-		return set_path(cfg->devfs_root, sizeof(cfg->devfs_root), v, o->name, err, errlen);
-	case OPT_CMDLINE:
-		seen->cmdline = true;
-		return set_path(cfg->cmdline_path, sizeof(cfg->cmdline_path), v, o->name, err, errlen);
-	case OPT_LOG_LEVEL:
-		level = sky_log_parse_level(v);
-		if (level < 0) {
-			set_err(err, errlen,
-				"unknown --log-level '%.40s': use error, warn, info or debug", v);
-			return -EINVAL;
-		}
-		cfg->log_level = level;
-		return 0;
-	case OPT_HEARTBEAT:
-		return set_heartbeat(cfg, v, err, errlen);
-	case OPT_ONCE:
-		cfg->once = 1;
-		return 0;
-	case OPT_CACHE_MAX:
-		return set_cache_max(cfg, v, err, errlen);
-	case OPT_QEMU:
-		return set_path(cfg->qemu_path, sizeof(cfg->qemu_path), v, o->name, err, errlen);
-	case OPT_ALLOW_KEXEC:
-		cfg->allow_kexec = 1;
-		return 0;
-	case OPT_IDENTITY_DIR:
-		return set_path(cfg->identity_dir, sizeof(cfg->identity_dir), v, o->name, err, errlen);
-	case OPT_HELP:
-		agent_usage(stdout);
-		return 1;
-	case OPT_VERSION:
-		printf("skyagent %s\n", SKY_VERSION);
-		return 1;
-	}
-	return -EINVAL;
-}
-
-static const struct agent_option *find_long(const char *name, size_t len)
-{
-	for (size_t i = 0; i < N_OPTIONS; i++)
-		if (strlen(agent_options[i].name) == len && memcmp(agent_options[i].name, name, len) == 0)
-			return &agent_options[i];
-	return NULL;
-}
-
-static const struct agent_option *find_short(char c)
-{
-	for (size_t i = 0; i < N_OPTIONS; i++)
-		if (agent_options[i].short_name != 0 && agent_options[i].short_name == c)
-			return &agent_options[i];
-	return NULL;
 }
 
 static int parse_flags(struct agent_config *cfg, int argc, char **argv, struct seen *seen, char *err,
 		       size_t errlen)
 {
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const struct agent_option *o = NULL;
-		const char *v = NULL;
+	struct sky_opt opts[CONFIG_NOPTS + 1];
+	struct config_flags f = {
+		.log_level = cfg->log_level, .heartbeat_ms = cfg->heartbeat_ms, .cache_max = cfg->cache_max,
+	};
+	int first, r;
 
-		if (strcmp(a, "--") == 0) {
-			if (i + 1 < argc) {
-				set_err(err, errlen,
-					"unexpected argument '%.100s': skyagent takes only flags, see skyagent --help",
-					argv[i + 1]);
-				return -EINVAL;
-			}
-			break;
-		}
-		if (a[0] == '-' && a[1] == '-') {
-			const char *name = a + 2, *eq = strchr(name, '=');
-			size_t len = eq ? (size_t)(eq - name) : strlen(name);
-			o = find_long(name, len);
-			if (eq)
-				v = eq + 1;
-		} else if (a[0] == '-' && a[1] != '\0' && a[2] == '\0') {
-			o = find_short(a[1]);
-		} else {
-			set_err(err, errlen,
-				"unexpected argument '%.100s': skyagent takes only flags, see skyagent --help", a);
-			return -EINVAL;
-		}
-		if (!o) {
-			set_err(err, errlen, "unknown flag '%.100s': see skyagent --help for the flags", a);
-			return -EINVAL;
-		}
-		if (o->metavar && !v) {
-			if (i + 1 >= argc) {
-				set_err(err, errlen, "--%s needs a value: --%s %s", o->name, o->name, o->metavar);
-				return -EINVAL;
-			}
-			v = argv[++i];
-		} else if (!o->metavar && v) {
-			set_err(err, errlen, "--%s takes no value: write just --%s", o->name, o->name);
-			return -EINVAL;
-		}
-		int r = apply_option(cfg, o, v, seen, err, errlen);
-		if (r != 0)
-			return r;
+	config__table(opts, &f);
+	r = sky_args_parse(opts, argc, argv, &first, err, errlen);
+	if (r == 1) {
+		agent_usage(stdout);
+		return 1;
 	}
-	return 0;
+	if (r < 0)
+		return r;
+	if (f.version) {
+		printf("skyagent %s\n", SKY_VERSION);
+		return 1;
+	}
+	if (first < argc) {
+		set_err(err, errlen, "unexpected argument '%.100s': skyagent takes only flags, see skyagent --help",
+			argv[first]);
+		return -EINVAL;
+	}
+	return apply_flags(cfg, opts, &f, seen, err, errlen);
 }
 
 /* ---- the kernel command line ------------------------------------------- */
@@ -718,25 +521,12 @@ int agent_config_parse(struct agent_config *cfg, int argc, char **argv, char *er
 
 void agent_usage(FILE *f)
 {
+	struct sky_opt opts[CONFIG_NOPTS + 1];
+	struct config_flags unused;
+
+	config__table(opts, &unused);
 	fprintf(f, "usage: skyagent [flags]\n\n"
 		   "The Skyroot board agent.  Without flags it takes skyroot.controller=,\n"
 		   "skyroot.token= and skyroot.ca= from the kernel command line.\n\n");
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		const struct agent_option *o = &agent_options[i];
-		char head[64];
-		if (o->short_name)
-			snprintf(head, sizeof(head), "-%c, --%s%s%s", o->short_name, o->name,
-				 o->metavar ? " " : "", o->metavar ? o->metavar : "");
-		else
-			snprintf(head, sizeof(head), "    --%s%s%s", o->name, o->metavar ? " " : "",
-				 o->metavar ? o->metavar : "");
-		fprintf(f, "  %-29s", head);
-		/* Continuation lines of the help text line up under the first. */
-		for (const char *h = o->help; *h != '\0'; h++) {
-			fputc(*h, f);
-			if (*h == '\n')
-				fprintf(f, "  %-29s", "");
-		}
-		fputc('\n', f);
-	}
+	sky_args_usage(f, opts);
 }

@@ -25,23 +25,19 @@ struct agent_config {
 	int once;                    /* --once: exit after the first successful session setup (tests) */
 	uint64_t cache_max;          /* --cache-max: RAM for images; 0 = half of physical memory */
 	char qemu_path[4096];        /* --qemu: "" = qemu-system-x86_64 from PATH */
-	int allow_kexec;
-	char identity_dir[4096];     /* --identity-dir: keep key + certificate here (a tmpfs) */             /* --allow-kexec: bare-metal boot may replace this OS */
+	int allow_kexec;             /* --allow-kexec: bare-metal boot may replace this OS */
+	char identity_dir[4096];     /* --identity-dir: keep key + certificate here (a tmpfs) */
 };
 
-/* Parse argv (flags may be given as --flag VALUE or --flag=VALUE) and fill
+/* Parse argv with the shared argument layer (common/args.h: --flag VALUE,
+ * --flag=VALUE, no abbreviations, did-you-mean for a mistyped flag; values
+ * read by common/parse.h) and fill
  * what is absent from the kernel command line at cfg->cmdline_path.
  * Returns 0; -EINVAL with a message written into err (size errlen) that says
  * what is wrong and what to do; 1 when --help or --version was handled
  * (the text is printed to stdout).  On failure *cfg may be partly written
  * but the caller must not use it. */
 int agent_config_parse(struct agent_config *cfg, int argc, char **argv, char *err, size_t errlen);
-
-/* Parse "sha256:<64 hex>" into 32 bytes.  0 or -EINVAL. */
-int agent_parse_ca_pin(const char *s, uint8_t out[32]);
-
-/* Parse "HOST:PORT", "HOST", "[V6]:PORT", "[V6]".  0 or -EINVAL. */
-int agent_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port, uint16_t default_port);
 
 /* Find "key=value" in a kernel command line (space separated, double quotes
  * allowed around values as the kernel does).  Copies the value (bounded by
