@@ -66,7 +66,7 @@ static int xml_text_ok(const char *s)
 static int write_pci(xmlTextWriterPtr w, const char *bdf)
 {
 	char canon[VFIO_BDF_LEN], dom[8], bus[8], slot[8], fn[8];
-	if (vfio_parse_bdf(bdf, canon) < 0)
+	if (sky_parse_pci(bdf, canon, VFIO_BDF_LEN) < 0)
 		return -EINVAL;
 	snprintf(dom, sizeof(dom), "0x%.4s", canon);
 	snprintf(bus, sizeof(bus), "0x%.2s", canon + 5);
@@ -115,7 +115,7 @@ int lv_domain_xml(const struct lv_xml_in *in, char **out, struct vmm_error *err)
 		return vmm_err(err, -EINVAL, "domain type must be kvm or qemu");
 	for (size_t i = 0; i < spec->npci; i++) {
 		char canon[VFIO_BDF_LEN];
-		if (!spec->pci[i] || vfio_parse_bdf(spec->pci[i], canon) < 0)
+		if (!spec->pci[i] || sky_parse_pci(spec->pci[i], canon, VFIO_BDF_LEN) < 0)
 			return vmm_err(err, -EINVAL, "guest %s: \"%.32s\" is not a PCI address", spec->name,
 				       spec->pci[i] ? spec->pci[i] : "(null)");
 	}

@@ -26,50 +26,6 @@ struct vfio_claim {
 	bool was_vfio;
 };
 
-static int hexfield(const char *s, size_t n, unsigned max, unsigned *out)
-{
-	unsigned v = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		int d;
-		if (c >= '0' && c <= '9')
-			d = c - '0';
-		else if (c >= 'a' && c <= 'f')
-			d = c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			d = c - 'A' + 10;
-		else
-			return -EINVAL;
-		v = v * 16 + (unsigned)d;
-	}
-	if (v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-int vfio_parse_bdf(const char *s, char out[VFIO_BDF_LEN])
-{
-	unsigned dom = 0, bus, dev, fn;
-	size_t len;
-
-	if (!s)
-		return -EINVAL;
-	len = strnlen(s, VFIO_BDF_LEN);
-	if (len == 12) {
-		if (s[4] != ':' || hexfield(s, 4, 0xffff, &dom) < 0)
-			return -EINVAL;
-		s += 5;
-	} else if (len != 7) {
-		return -EINVAL;
-	}
-	if (s[2] != ':' || s[5] != '.' || hexfield(s, 2, 0xff, &bus) < 0 ||
-	    hexfield(s + 3, 2, 0x1f, &dev) < 0 || hexfield(s + 6, 1, 7, &fn) < 0)
-		return -EINVAL;
-	snprintf(out, VFIO_BDF_LEN, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
-	return 0;
-}
-
 /* Read a small attribute, trailing whitespace stripped. */
 static int read_attr(const char *path, char *buf, size_t len)
 {
@@ -149,7 +105,7 @@ static int read_dev(const char *dir, const char *name, struct vfio_host_dev *d)
 		return r;
 	if ((r = link_base(path, d->driver, sizeof(d->driver))) < 0)
 		return r;
-	if (vfio_parse_bdf(name, bdf) < 0)
+	if (sky_parse_pci(name, bdf, VFIO_BDF_LEN) < 0)
 		return 0;
 	if ((r = vmm_fmt(path, sizeof(path), "%s/class", dir)) < 0)
 		return r;
@@ -342,7 +298,7 @@ int vfio_check_viable(const struct vmm_root *root, const char *bdf_in, struct vm
 	unsigned id;
 	int r;
 
-	if (vfio_parse_bdf(bdf_in, bdf) < 0)
+	if (sky_parse_pci(bdf_in, bdf, VFIO_BDF_LEN) < 0)
 		return vmm_err(err, -EINVAL, "\"%.32s\" is not a PCI address (DDDD:BB:DD.F)", bdf_in);
 	r = vfio_device_group(root, bdf, &id, err);
 	if (r < 0)
@@ -470,7 +426,7 @@ int vfio_claim(const struct vmm_root *root, const char *bdf_in, struct vfio_clai
 	c->root.devfs = c->devfs;
 	c->root.write_attr = root ? root->write_attr : NULL;
 	c->root.ctx = root ? root->ctx : NULL;
-	vfio_parse_bdf(bdf_in, c->bdf);
+	sky_parse_pci(bdf_in, c->bdf, VFIO_BDF_LEN);
 	r = vfio_device_group(root, c->bdf, &c->group, err);
 	if (r < 0)
 		goto fail_free;

@@ -29,9 +29,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/parse.h" /* sky_parse_pci: the one PCI address syntax */
 #include "vmm/vmm.h"
 
-#define VFIO_BDF_LEN 13            /* "0000:00:00.0" + NUL */
+#define VFIO_BDF_LEN SKY_PCI_ADDR_LEN /* "0000:00:00.0" + NUL */
 #define VFIO_DRIVER_MAX 64         /* bytes of a driver name, with NUL */
 #define VFIO_DEVNAME_MAX 64
 #define VFIO_GROUPS_MAX 4096       /* groups listed at most */
@@ -50,10 +51,6 @@ struct vfio_host_group {
 	size_t ndevs;
 	struct vfio_host_dev *devs;
 };
-
-/* "0000:01:00.0" or "01:00.0" (any hex case) -> canonical lower-case
- * "0000:01:00.0".  0 or -EINVAL; out untouched on failure. */
-int vfio_parse_bdf(const char *s, char out[VFIO_BDF_LEN]);
 
 /* Every IOMMU group, sorted by id, devices sorted by name.  No groups (no
  * IOMMU, or it is off) is not an error: *n = 0. */

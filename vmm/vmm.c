@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/parse.h"
 #include "vmm/backends.h"
 #include "vmm/vfio.h"
 #include "vmm/vmm_priv.h"
@@ -198,16 +199,20 @@ int vmm_spec_check(const struct vmm_guest_spec *spec, struct vmm_error *err)
 		return vmm_err(err, -EINVAL, "no guest spec");
 	if (!spec->name || !name_ok(spec->name))
 		return vmm_err(err, -EINVAL,
-			       "invalid guest name: use 1 to %d of the characters A-Z a-z 0-9 . _ -, "
+			       "invalid guest name: use 1 to %u of the characters A-Z a-z 0-9 . _ -, "
 			       "not starting with '.' or '-'", VMM_NAME_MAX);
 	if (spec->vcpus < 1 || spec->vcpus > VMM_VCPUS_MAX)
-		return vmm_err(err, -EINVAL, "guest %s: %u vCPUs: give 1 to %d", spec->name,
+		return vmm_err(err, -EINVAL, "guest %s: %u vCPUs: give 1 to %u", spec->name,
 			       spec->vcpus, VMM_VCPUS_MAX);
 	if (spec->memory < VMM_MEMORY_MIN || spec->memory > VMM_MEMORY_MAX ||
-	    spec->memory % (1u << 20))
+	    spec->memory % (1u << 20)) {
+		char lo[32], hi[32];
+		sky_format_size_exact(VMM_MEMORY_MIN, lo, sizeof(lo));
+		sky_format_size_exact(VMM_MEMORY_MAX, hi, sizeof(hi));
 		return vmm_err(err, -EINVAL,
-			       "guest %s: memory of %llu bytes: give a multiple of 1 MiB between 16 MiB and 4 TiB",
-			       spec->name, (unsigned long long)spec->memory);
+			       "guest %s: memory of %llu bytes: give a multiple of 1M between %s and %s",
+			       spec->name, (unsigned long long)spec->memory, lo, hi);
+	}
 	if (spec->kernel_fd < 0)
 		return vmm_err(err, -EBADF, "guest %s: no kernel: kernel_fd must be a bzImage memfd",
 			       spec->name);
@@ -229,7 +234,7 @@ int vmm_spec_check(const struct vmm_guest_spec *spec, struct vmm_error *err)
 	if (spec->cmdline) {
 		size_t len = strnlen(spec->cmdline, VMM_CMDLINE_MAX + 1);
 		if (len > VMM_CMDLINE_MAX)
-			return vmm_err(err, -E2BIG, "guest %s: kernel command line longer than %d bytes",
+			return vmm_err(err, -E2BIG, "guest %s: kernel command line longer than %u bytes",
 				       spec->name, VMM_CMDLINE_MAX);
 		for (size_t i = 0; i < len; i++) {
 			unsigned char c = (unsigned char)spec->cmdline[i];
@@ -240,13 +245,13 @@ int vmm_spec_check(const struct vmm_guest_spec *spec, struct vmm_error *err)
 		}
 	}
 	if (spec->npci > VMM_PCI_MAX)
-		return vmm_err(err, -E2BIG, "guest %s: %zu PCI devices: at most %d", spec->name,
+		return vmm_err(err, -E2BIG, "guest %s: %zu PCI devices: at most %u", spec->name,
 			       spec->npci, VMM_PCI_MAX);
 	if (spec->npci && !spec->pci)
 		return vmm_err(err, -EINVAL, "guest %s: npci is %zu but pci is NULL", spec->name, spec->npci);
 	for (size_t i = 0; i < spec->npci; i++) {
 		char bdf[VFIO_BDF_LEN];
-		if (!spec->pci[i] || vfio_parse_bdf(spec->pci[i], bdf) < 0)
+		if (!spec->pci[i] || sky_parse_pci(spec->pci[i], bdf, VFIO_BDF_LEN) < 0)
 			return vmm_err(err, -EINVAL,
 				       "guest %s: PCI address \"%.32s\" is not DDDD:BB:DD.F or BB:DD.F (see lspci -D)",
 				       spec->name, spec->pci[i] ? spec->pci[i] : "(null)");
@@ -401,7 +406,7 @@ int vmm_guest_create(const struct vmm_ops *backend, const struct vmm_config *cfg
 
 	s = *spec;
 	for (size_t i = 0; i < spec->npci; i++) {
-		vfio_parse_bdf(spec->pci[i], bdfs[i]);
+		sky_parse_pci(spec->pci[i], bdfs[i], VFIO_BDF_LEN);
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(bdfs[i], bdfs[j]) == 0)
 				return vmm_err(err, -EINVAL, "guest %s: PCI device %s is listed twice",

@@ -40,13 +40,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/limits.h"
+
 #define VMM_MSG_MAX 512
-#define VMM_NAME_MAX 63          /* bytes of a guest name */
-#define VMM_CMDLINE_MAX 4096     /* bytes of a kernel command line */
-#define VMM_PCI_MAX 16           /* passthrough devices per guest */
-#define VMM_VCPUS_MAX 288
-#define VMM_MEMORY_MIN (16ull << 20)
-#define VMM_MEMORY_MAX (4ull << 40)
+/* The shared limits of common/limits.h: what the API and skyctl accept,
+ * the VMM accepts. */
+#define VMM_NAME_MAX SKY_NAME_MAX               /* bytes of a guest name */
+#define VMM_CMDLINE_MAX SKY_GUEST_CMDLINE_MAX   /* bytes of a kernel command line */
+#define VMM_PCI_MAX SKY_GUEST_DEVICES_MAX       /* passthrough devices per guest */
+#define VMM_VCPUS_MAX SKY_GUEST_VCPUS_MAX
+#define VMM_MEMORY_MIN SKY_GUEST_MEMORY_MIN
+#define VMM_MEMORY_MAX SKY_GUEST_MEMORY_MAX
 #define VMM_REASON_MAX 160
 
 /* Why the last call failed, for people: what went wrong and what to do. */

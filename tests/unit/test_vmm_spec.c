@@ -113,11 +113,17 @@ static void test_spec_checks(void **state)
 	assert_int_equal(vmm_spec_check(&s, &err), 0);
 
 	BAD(s.vcpus = 0, -EINVAL, "0 vCPUs");
-	BAD(s.vcpus = VMM_VCPUS_MAX + 1, -EINVAL, "vCPUs");
-	BAD(s.memory = 0, -EINVAL, "multiple of 1 MiB");
-	BAD(s.memory = (256ull << 20) + 4096, -EINVAL, "multiple of 1 MiB");
-	BAD(s.memory = 8ull << 20, -EINVAL, "16 MiB");
-	BAD(s.memory = 8ull << 40, -EINVAL, "4 TiB");
+	BAD(s.vcpus = SKY_GUEST_VCPUS_MAX + 1, -EINVAL, "give 1 to 64");
+	spec_base(&s, kfd);
+	s.vcpus = SKY_GUEST_VCPUS_MAX;
+	assert_int_equal(vmm_spec_check(&s, &err), 0);
+	BAD(s.memory = 0, -EINVAL, "multiple of 1M");
+	BAD(s.memory = (256ull << 20) + 4096, -EINVAL, "multiple of 1M");
+	BAD(s.memory = 8ull << 20, -EINVAL, "between 16M and 1T");
+	BAD(s.memory = SKY_GUEST_MEMORY_MAX + (1u << 20), -EINVAL, "between 16M and 1T");
+	spec_base(&s, kfd);
+	s.memory = SKY_GUEST_MEMORY_MAX;
+	assert_int_equal(vmm_spec_check(&s, &err), 0);
 	BAD(s.kernel_fd = -1, -EBADF, "no kernel");
 	BAD(s.kernel_fd = 9999, -EBADF, "not an open descriptor");
 	BAD(s.initrd_fd = 9999, -EBADF, "initrd_fd");
@@ -127,10 +133,14 @@ static void test_spec_checks(void **state)
 	BAD(s.cmdline = "console=ttyS0\nrm", -EINVAL, "control character 0x0a");
 	memset(longcmd, 'c', VMM_CMDLINE_MAX + 1);
 	longcmd[VMM_CMDLINE_MAX + 1] = '\0';
-	BAD(s.cmdline = longcmd, -E2BIG, "longer than 4096");
+	BAD(s.cmdline = longcmd, -E2BIG, "longer than 1023");
+	longcmd[VMM_CMDLINE_MAX] = '\0';
+	spec_base(&s, kfd);
+	s.cmdline = longcmd;
+	assert_int_equal(vmm_spec_check(&s, &err), 0);
 	BAD((s.pci = pci_bad, s.npci = 2), -EINVAL, "\"zz:00.0\" is not");
 	BAD((s.pci = NULL, s.npci = 1), -EINVAL, "pci is NULL");
-	BAD((s.pci = pci_bad, s.npci = VMM_PCI_MAX + 1), -E2BIG, "at most 16");
+	BAD((s.pci = pci_bad, s.npci = SKY_GUEST_DEVICES_MAX + 1), -E2BIG, "at most 8");
 	BAD(s.name = "x" /* ok */, 0, "");
 	assert_int_equal(vmm_spec_check(NULL, &err), -EINVAL);
 #undef BAD

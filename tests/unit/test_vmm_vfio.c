@@ -326,29 +326,6 @@ static void assert_driver(struct fake *k, const char *bdf, const char *want)
 	assert_string_equal(cur, want);
 }
 
-static void test_parse_bdf(void **state)
-{
-	char out[VFIO_BDF_LEN] = "untouched";
-	(void)state;
-	assert_int_equal(vfio_parse_bdf("0000:01:00.0", out), 0);
-	assert_string_equal(out, "0000:01:00.0");
-	assert_int_equal(vfio_parse_bdf("02:1F.7", out), 0);
-	assert_string_equal(out, "0000:02:1f.7");
-	assert_int_equal(vfio_parse_bdf("ABCD:ff:1f.7", out), 0);
-	assert_string_equal(out, "abcd:ff:1f.7");
-	strcpy(out, "untouched");
-	assert_int_equal(vfio_parse_bdf("00:20.0", out), -EINVAL);   /* device > 0x1f */
-	assert_int_equal(vfio_parse_bdf("00:1f.8", out), -EINVAL);   /* function > 7 */
-	assert_int_equal(vfio_parse_bdf("0:01:00.0", out), -EINVAL);
-	assert_int_equal(vfio_parse_bdf("0000:01:00.0 ", out), -EINVAL);
-	assert_int_equal(vfio_parse_bdf("0000:01:00.0\n", out), -EINVAL);
-	assert_int_equal(vfio_parse_bdf("00:01:00.0", out), -EINVAL);
-	assert_int_equal(vfio_parse_bdf("../../../etc", out), -EINVAL);
-	assert_int_equal(vfio_parse_bdf("", out), -EINVAL);
-	assert_int_equal(vfio_parse_bdf(NULL, out), -EINVAL);
-	assert_string_equal(out, "untouched");
-}
-
 static void test_list_groups(void **state)
 {
 	struct fake *k = *state;
@@ -628,7 +605,6 @@ static void test_create_failure_gives_devices_back(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_bdf),
 		cmocka_unit_test(test_list_no_iommu),
 		cmocka_unit_test_setup_teardown(test_list_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_viability, setup, teardown),
