@@ -241,7 +241,11 @@ static void test_backends(void **state)
 	(void)state;
 	assert_non_null(vmm_backend_find("qemu"));
 	assert_string_equal(vmm_backend_find("qemu")->name, "qemu");
+#if SKY_TEST_LIBVIRT
 	assert_non_null(vmm_backend_find("libvirt"));
+#else
+	assert_null(vmm_backend_find("libvirt")); /* -Dlibvirt=disabled: qemu alone */
+#endif
 	assert_null(vmm_backend_find("xen"));
 	assert_null(vmm_backend_find(""));
 	assert_null(vmm_backend_find(NULL));
