@@ -1,5 +1,5 @@
 /* libFuzzer target: skyctl's configuration file and the values its flags
- * take (controller/skyctl_conf.c): sizes, durations, PCI addresses.
+ * take (controller/skyctl/conf.c, format.c): sizes, durations, PCI addresses.
  *
  * Parsing never crashes or leaks; every set field is bounded, a refusal
  * says why; a size or a duration that parses also formats within bounds;
@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "controller/skyctl_conf.h"
+#include "controller/skyctl/conf.h"
+#include "controller/skyctl/format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -36,10 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!s)
 		return 0;
 	if (skyctl_conf_parse_size(s, &v) == 0 &&
-	    skyctl_conf_format_size(v, buf, sizeof(buf)) >= 0 && strnlen(buf, sizeof(buf)) >= sizeof(buf))
+	    skyctl_format_size(v, buf, sizeof(buf)) >= 0 && strnlen(buf, sizeof(buf)) >= sizeof(buf))
 		abort();
 	if (skyctl_conf_parse_duration(s, &v) == 0 &&
-	    skyctl_conf_format_duration(v, buf, sizeof(buf)) >= 0 && strnlen(buf, sizeof(buf)) >= sizeof(buf))
+	    skyctl_format_clock(v, buf, sizeof(buf)) >= 0 && strnlen(buf, sizeof(buf)) >= sizeof(buf))
 		abort();
 	if (skyctl_conf_parse_pci_address(s, buf, sizeof(buf)) == 0) {
 		/* canonical DDDD:BB:DD.F */

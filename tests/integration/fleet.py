@@ -580,7 +580,7 @@ def case_skyctl_cli(f):
     check("skyroot.controller=" in r.stdout and f.pin in r.stdout, f"token create output: {r.stdout}")
     token = [w.split("=", 1)[1] for w in r.stdout.split() if w.startswith("skyroot.token=")][0]
     r = skyctl(f, "-o", "json", "token", "list")
-    toks = json.loads(r.stdout)
+    toks = json.loads(r.stdout)["tokens"]  # the API's object, not a bare array
     check(r.returncode == 0 and len(toks) == 1 and toks[0]["uses_left"] == 2, f"token list: {r.stdout}")
     f.agent("a", token=token)
     f.agent("c", token=token)
@@ -588,8 +588,10 @@ def case_skyctl_cli(f):
     r = skyctl(f, "board", "list")
     check(r.returncode == 0 and "board-a" in r.stdout and "online" in r.stdout, f"table: {r.stdout}")
     r = skyctl(f, "board", "list", "-o", "json")
-    boards = json.loads(r.stdout)
-    check(isinstance(boards, list) and len(boards) == 2, "json list")
+    answer = json.loads(r.stdout)
+    check(isinstance(answer, dict) and isinstance(answer.get("boards"), list), f"json list is the API's object: {r.stdout}")
+    boards = answer["boards"]
+    check(len(boards) == 2, "json list")
     for field in ("id", "name", "state", "uuid", "cpus", "memory_bytes", "kvm", "firmware",
                   "iommu_groups", "nics", "last_seen"):
         check(field in boards[0], f"json board lacks {field}")

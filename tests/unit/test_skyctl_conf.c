@@ -1,4 +1,4 @@
-/* Unit tests for controller/skyctl_conf.c: the skyctl config file, the
+/* Unit tests for controller/skyctl/conf.c and format.c: the skyctl config file, the
  * flags over it, the default path, the duration, size and PCI address
  * parsers, and the size, clock and progress-line formatters. */
 #include <errno.h>
@@ -14,7 +14,8 @@
 
 #include <cmocka.h>
 
-#include "controller/skyctl_conf.h"
+#include "controller/skyctl/conf.h"
+#include "controller/skyctl/format.h"
 
 /* A config filled with a pattern, to see that failures leave it alone. */
 static void conf_poison(struct skyctl_conf *c)
@@ -542,14 +543,14 @@ static void test_format_size(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		assert_int_equal(skyctl_conf_format_size(cases[i].in, buf, sizeof(buf)), 0);
+		assert_int_equal(skyctl_format_size(cases[i].in, buf, sizeof(buf)), 0);
 		assert_string_equal(buf, cases[i].want);
 	}
 	/* Too small: refused, untouched. */
 	strcpy(buf, "untouched");
-	assert_int_equal(skyctl_conf_format_size(314572800, buf, 9), -ENOBUFS);
+	assert_int_equal(skyctl_format_size(314572800, buf, 9), -ENOBUFS);
 	assert_string_equal(buf, "untouched");
-	assert_int_equal(skyctl_conf_format_size(314572800, buf, 10), 0);
+	assert_int_equal(skyctl_format_size(314572800, buf, 10), 0);
 	assert_string_equal(buf, "300.0 MiB");
 }
 
@@ -571,22 +572,22 @@ static void test_format_duration(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		assert_int_equal(skyctl_conf_format_duration(cases[i].in, buf, sizeof(buf)), 0);
+		assert_int_equal(skyctl_format_clock(cases[i].in, buf, sizeof(buf)), 0);
 		assert_string_equal(buf, cases[i].want);
 	}
-	assert_int_equal(skyctl_conf_format_duration(UINT64_MAX, buf, sizeof(buf)), 0);
+	assert_int_equal(skyctl_format_clock(UINT64_MAX, buf, sizeof(buf)), 0);
 	strcpy(buf, "untouched");
-	assert_int_equal(skyctl_conf_format_duration(3723, buf, 7), -ENOBUFS);
+	assert_int_equal(skyctl_format_clock(3723, buf, 7), -ENOBUFS);
 	assert_string_equal(buf, "untouched");
 }
 
 #define MIB (1024ULL * 1024)
 
-static const char *progress(const struct skyctl_conf_progress *p, size_t width)
+static const char *progress(const struct skyctl_progress *p, size_t width)
 {
-	static char buf[4 * SKYCTL_CONF_PROGRESS_MAX_WIDTH + 1];
+	static char buf[4 * SKYCTL_PROGRESS_MAX_WIDTH + 1];
 
-	assert_int_equal(skyctl_conf_format_progress(p, width, buf, sizeof(buf)), 0);
+	assert_int_equal(skyctl_format_progress(p, width, buf, sizeof(buf)), 0);
 	return buf;
 }
 
@@ -608,7 +609,7 @@ static size_t columns(const char *s)
 
 static void test_progress_bytes(void **state)
 {
-	struct skyctl_conf_progress p = {
+	struct skyctl_progress p = {
 		.done = 150 * MIB, .total = 300 * MIB, .elapsed_ms = 1000,
 	};
 
@@ -649,8 +650,8 @@ static void test_progress_bytes(void **state)
 
 static void test_progress_stream_and_counts(void **state)
 {
-	struct skyctl_conf_progress stream = { .done = 12 * MIB, .elapsed_ms = 3000 };
-	struct skyctl_conf_progress fetch = {
+	struct skyctl_progress stream = { .done = 12 * MIB, .elapsed_ms = 3000 };
+	struct skyctl_progress fetch = {
 		.label = "debian-kernel -> node-a", .unit = "chunks", .done = 12, .total = 257, .elapsed_ms = 3000,
 	};
 
@@ -676,7 +677,7 @@ static void test_progress_stream_and_counts(void **state)
 
 static void test_progress_bounds(void **state)
 {
-	struct skyctl_conf_progress cases[] = {
+	struct skyctl_progress cases[] = {
 		{ .done = 0, .total = 0 },
 		{ .done = 150 * MIB, .total = 300 * MIB, .elapsed_ms = 1000 },
 		{ .done = UINT64_MAX / 2, .total = UINT64_MAX, .elapsed_ms = 1 },
@@ -687,15 +688,15 @@ static void test_progress_bounds(void **state)
 			   "\xce\xb1\xce\xb2\xce\xb3\xce\xb4\xce\xb5\xce\xb6\xce\xb7\xce\xb8\xce\xb9\xce\xba",
 		  .unit = "chunks", .done = 1, .total = 2 },
 	};
-	char buf[4 * SKYCTL_CONF_PROGRESS_MAX_WIDTH + 1], small[8];
+	char buf[4 * SKYCTL_PROGRESS_MAX_WIDTH + 1], small[8];
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		for (size_t width = 0; width <= SKYCTL_CONF_PROGRESS_MAX_WIDTH + 20; width++) {
-			size_t want = width < SKYCTL_CONF_PROGRESS_MIN_WIDTH ? SKYCTL_CONF_PROGRESS_MIN_WIDTH - 1
-				    : width > SKYCTL_CONF_PROGRESS_MAX_WIDTH ? SKYCTL_CONF_PROGRESS_MAX_WIDTH - 1
+		for (size_t width = 0; width <= SKYCTL_PROGRESS_MAX_WIDTH + 20; width++) {
+			size_t want = width < SKYCTL_PROGRESS_MIN_WIDTH ? SKYCTL_PROGRESS_MIN_WIDTH - 1
+				    : width > SKYCTL_PROGRESS_MAX_WIDTH ? SKYCTL_PROGRESS_MAX_WIDTH - 1
 				    : width - 1;
-			assert_int_equal(skyctl_conf_format_progress(&cases[i], width, buf, sizeof(buf)), 0);
+			assert_int_equal(skyctl_format_progress(&cases[i], width, buf, sizeof(buf)), 0);
 			if (columns(buf) > want)
 				fail_msg("case %zu, width %zu: '%s' is wider than %zu", i, width, buf, want);
 			for (const char *c = buf; *c; c++)
@@ -709,7 +710,7 @@ static void test_progress_bounds(void **state)
 
 	/* Too small a buffer: refused, untouched. */
 	strcpy(small, "intact");
-	assert_int_equal(skyctl_conf_format_progress(&cases[1], 80, small, sizeof(small)), -ENOBUFS);
+	assert_int_equal(skyctl_format_progress(&cases[1], 80, small, sizeof(small)), -ENOBUFS);
 	assert_string_equal(small, "intact");
 }
 
