@@ -38,7 +38,7 @@ const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
 	},
 	[FLAG_TTL] = {
 		.name = "ttl", .metavar = "DURATION",
-		.help = "how long the token can be used: 30s, 10m, 1h, 2d or seconds (default 1h; 60s to 30d)",
+		.help = "how long the token can be used: 90s, 10m, 1h, 2d or seconds (default 1h; 60s to 30d)",
 	},
 	[FLAG_USES] = {
 		.name = "uses", .metavar = "N",
@@ -226,12 +226,21 @@ int skyctl_args_check(struct skyctl_opts *o)
 		}
 	}
 	if ((o->seen & FLAG_BIT(FLAG_TTL)) && skyctl_conf_parse_duration(o->value[FLAG_TTL], &o->ttl) < 0) {
-		skyctl_err("--ttl '%s' is not a duration; use e.g. 30s, 10m, 1h, 2d or a number of seconds",
+		skyctl_err("--ttl '%s' is not a duration; use e.g. 90s, 10m, 1h, 2d or a number of seconds",
 			o->value[FLAG_TTL]);
+		return -EINVAL;
+	}
+	if ((o->seen & FLAG_BIT(FLAG_TTL)) && (o->ttl < SKYCTL_TOKEN_TTL_MIN || o->ttl > SKYCTL_TOKEN_TTL_MAX)) {
+		skyctl_err("--ttl must be at least 60s and at most 30d (the controller refuses other lifetimes), "
+			   "not '%s'; use e.g. --ttl 10m", o->value[FLAG_TTL]);
 		return -EINVAL;
 	}
 	if ((o->seen & FLAG_BIT(FLAG_USES)) && args__parse_count(o->value[FLAG_USES], &o->uses) < 0) {
 		skyctl_err("--uses '%s' is not a number of uses; use e.g. --uses 1", o->value[FLAG_USES]);
+		return -EINVAL;
+	}
+	if ((o->seen & FLAG_BIT(FLAG_USES)) && (o->uses < 1 || o->uses > SKYCTL_TOKEN_USES_MAX)) {
+		skyctl_err("--uses must be 1 to %d, not '%s'", SKYCTL_TOKEN_USES_MAX, o->value[FLAG_USES]);
 		return -EINVAL;
 	}
 	o->timeout = SKYCTL_FETCH_TIMEOUT;

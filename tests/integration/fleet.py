@@ -8,6 +8,7 @@ starts is stopped by pid when it ends.
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -605,6 +606,17 @@ def case_skyctl_cli(f):
     check(r.returncode == 2, f"usage error exit 2: {r.returncode}")
     r = skyctl(f, "--help")
     check(r.returncode == 0 and "board" in r.stdout and "token" in r.stdout, "help")
+    # The token lifetime: skyctl refuses what the controller would (under
+    # 60 s) and says the minimum; the example its help offers is accepted.
+    r = skyctl(f, "token", "create", "--ttl", "30s")
+    check(r.returncode == 2 and "at least 60s" in r.stderr, f"--ttl 30s refused by skyctl: {r.returncode} {r.stderr}")
+    r = skyctl(f, "help", "token", "create")
+    example = re.search(r"can be used: (\w+),", r.stdout)
+    check(r.returncode == 0 and example, f"token create help has an example ttl: {r.stdout}")
+    r = skyctl(f, "-o", "json", "token", "create", "--ttl", example.group(1))
+    check(r.returncode == 0, f"--ttl {example.group(1)} from the help accepted: {r.stderr}")
+    r = skyctl(f, "token", "create", "--ttl", "60s")
+    check(r.returncode == 0, f"--ttl 60s (the minimum) accepted: {r.stderr}")
     r = skyctl(f, "board", "delete", "board-c")
     check(r.returncode == 0, f"delete by name: {r.stderr}")
     check(len(f.boards()) == 1, "one board left")
