@@ -12,6 +12,7 @@
 
 #include "common/frame.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/tls.h"
 #include "common/util.h"
 #include "common/x509.h"
@@ -584,7 +585,7 @@ static void chunk_after(uv_work_t *w, int status)
 	if (status < 0)
 		j->result = status;
 	if (j->result == -EBADMSG) {
-		sky_hex(j->digest, 32, hex);
+		sky_format_hex(j->digest, 32, hex);
 		log_error("chunk %u of image %s (sha256 %s) is corrupt in the store and was not sent; "
 			  "run 'skyctl image verify %s'", j->index, j->image_id, hex, j->image_id);
 	}

@@ -23,6 +23,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/tls.h"
 #include "common/util.h"
 #include "controller/api_json.h"
@@ -390,7 +391,7 @@ static void api__tokens_create(struct api_conn *c, const char *seg, struct api_r
 		return;
 	}
 	memcpy(secret, API_TOKEN_PREFIX, strlen(API_TOKEN_PREFIX));
-	sky_hex(raw, sizeof(raw), secret + strlen(API_TOKEN_PREFIX));
+	sky_format_hex(raw, sizeof(raw), secret + strlen(API_TOKEN_PREFIX));
 	OPENSSL_cleanse(raw, sizeof(raw));
 	/* The store keeps only the hash of the whole string a board presents. */
 	sky_sha256(secret, strlen(secret), hash);
@@ -589,7 +590,7 @@ static void api_verify__bad(void *ctx, uint32_t index, const uint8_t digest[32])
 {
 	struct api_async *a = ctx;
 	char hex[65];
-	sky_hex(digest, 32, hex);
+	sky_format_hex(digest, 32, hex);
 	json_array_append_new(a->bad, json_pack("{s:I, s:s}", "index", (json_int_t)index, "sha256", hex));
 }
 
