@@ -70,22 +70,6 @@ static const char *cmd__flag_help(const struct skyctl_command *c, int f)
 	return n != NULL && n->help != NULL ? n->help : skyctl_flags[f].help;
 }
 
-static void cmd__flag_synopsis(const struct skyctl_command *c, int f, char *buf, size_t len)
-{
-	const struct skyctl_flag *fl = &skyctl_flags[f];
-	const char *metavar = cmd__flag_metavar(c, f);
-
-	if (fl->short_name != 0 && metavar != NULL)
-		snprintf(buf, len, "-%c, --%s %s", fl->short_name, fl->name, metavar);
-	else if (fl->short_name != 0)
-		snprintf(buf, len, "-%c, --%s", fl->short_name, fl->name);
-	else if (metavar != NULL)
-		snprintf(buf, len, "--%s %s", fl->name, metavar);
-	else
-		snprintf(buf, len, "--%s", fl->name);
-}
-
-
 /* "image push FILE --name NAME [--kind KIND]": the argument, the required
  * flags, then the optional ones in brackets; "[--device PCI_ADDRESS ...]"
  * for a flag that may be repeated. */
@@ -107,7 +91,7 @@ static void cmd__command_synopsis(const struct skyctl_command *c, char *buf, siz
 			if (!(c->flags & FLAG_BIT(f)) || required != (pass == 0))
 				continue;
 			w = snprintf(buf + n, len - n, " %s--%s%s%s%s%s", required ? "" : "[", skyctl_flags[f].name,
-				     metavar ? " " : "", metavar ? metavar : "", skyctl_flags[f].repeat ? " ..." : "",
+				     metavar ? " " : "", metavar ? metavar : "", skyctl_flags[f].kind == SKY_ARG_LIST ? " ..." : "",
 				     required ? "" : "]");
 			n += w < 0 ? 0 : (size_t)w;
 		}
@@ -168,25 +152,46 @@ static void cmd__print_commands(FILE *f, const char *noun)
 	}
 }
 
-/* The flags of mask, with what they mean to command c (NULL: in general). */
+/* The flags of mask, with what they mean to command c (NULL: in general),
+ * as the shared option layer prints them. */
 static void cmd__print_flags(FILE *f, unsigned mask, const struct skyctl_command *c)
 {
-	char syn[64];
-	size_t width = 0;
+	struct sky_opt opts[FLAG__COUNT + 1];
+	size_t n = 0;
 
 	for (int i = 0; i < FLAG__COUNT; i++) {
 		if (!(mask & FLAG_BIT(i)))
 			continue;
-		cmd__flag_synopsis(c, i, syn, sizeof(syn));
-		if (strlen(syn) > width)
-			width = strlen(syn);
+		skyctl_args_opt(&opts[n], i, NULL);
+		opts[n].metavar = cmd__flag_metavar(c, i);
+		opts[n].help = cmd__flag_help(c, i);
+		n++;
 	}
-	for (int i = 0; i < FLAG__COUNT; i++) {
-		if (!(mask & FLAG_BIT(i)))
-			continue;
-		cmd__flag_synopsis(c, i, syn, sizeof(syn));
-		fprintf(f, "  %-*s  %s\n", (int)width, syn, cmd__flag_help(c, i));
+	opts[n] = (struct sky_opt){ 0 };
+	sky_args_usage(f, opts);
+}
+
+/* "unknown command 'board lsit'; did you mean 'list'?": the nearest noun,
+ * or verb of noun, when one is near. */
+static void cmd__unknown(const char *noun, const char *verb)
+{
+	const char *names[64];
+	const char *near;
+	size_t n = 0;
+
+	for (const struct skyctl_command *c = cmd__first(); c != NULL && n < 64; c = cmd__next(c)) {
+		if (verb == NULL && (n == 0 || strcmp(names[n - 1], c->noun) != 0))
+			names[n++] = c->noun;
+		else if (verb != NULL && c->verb != NULL && strcmp(c->noun, noun) == 0)
+			names[n++] = c->verb;
 	}
+	near = sky_args_suggest(verb != NULL ? verb : noun, names, n);
+	if (verb == NULL)
+		skyctl_err("unknown command '%s'%s%s%s", noun, near ? "; did you mean '" : "", near ? near : "",
+			   near ? "'?" : "");
+	else
+		skyctl_err("unknown command '%s %s'%s%s%s", noun, verb, near ? "; did you mean '" : "",
+			   near ? near : "", near ? "'?" : "");
 }
 
 void skyctl_cmd_usage(FILE *f)
@@ -251,7 +256,7 @@ int skyctl_cmd_help(const char *const *words, size_t n)
 	}
 	c = skyctl_cmd_find(words[0], NULL);
 	if (c == NULL) {
-		skyctl_err("unknown command '%s'", words[0]);
+		cmd__unknown(words[0], NULL);
 		skyctl_cmd_usage(stderr);
 		return SKYCTL_EXIT_USAGE;
 	}
@@ -261,7 +266,7 @@ int skyctl_cmd_help(const char *const *words, size_t n)
 	}
 	c = skyctl_cmd_find(words[0], words[1]);
 	if (c == NULL) {
-		skyctl_err("unknown command '%s %s'", words[0], words[1]);
+		cmd__unknown(words[0], words[1]);
 		cmd__group_usage(stderr, words[0]);
 		return SKYCTL_EXIT_USAGE;
 	}
@@ -281,7 +286,7 @@ const struct skyctl_command *skyctl_cmd_resolve(const struct skyctl_opts *o)
 		return NULL;
 	}
 	if (skyctl_cmd_find(o->words[0], NULL) == NULL) {
-		skyctl_err("unknown command '%s'", o->words[0]);
+		cmd__unknown(o->words[0], NULL);
 		skyctl_cmd_usage(stderr);
 		return NULL;
 	}
@@ -292,7 +297,7 @@ const struct skyctl_command *skyctl_cmd_resolve(const struct skyctl_opts *o)
 	}
 	c = skyctl_cmd_find(o->words[0], o->words[1]);
 	if (c == NULL) {
-		skyctl_err("unknown command '%s %s'", o->words[0], o->words[1]);
+		cmd__unknown(o->words[0], o->words[1]);
 		cmd__group_usage(stderr, o->words[0]);
 		return NULL;
 	}

@@ -1,6 +1,6 @@
 /* skyctl client configuration: the file written by `skyrootd init`, the
- * flags that override it, and the small value parsers the CLI needs
- * (durations, sizes, PCI addresses).
+ * flags that override it.  (Sizes, durations and PCI addresses are read by
+ * the shared parsers of common/parse.h.)
  *
  * The file is lines `key = value`; keys are `controller` (an https:// URL),
  * `ca` (a path; relative paths are relative to the file's folder) and
@@ -57,26 +57,5 @@ int skyctl_conf_load(struct skyctl_conf *conf, const char *path, char *err, size
  * HOME/.config/skyroot/skyctl.conf.  -ENOENT when neither is available,
  * -ENAMETOOLONG when it does not fit in buf. */
 int skyctl_conf_default_path(const char *env_config, const char *home, char *buf, size_t len);
-
-/* "30s", "10m", "1h", "2d" or a plain number of seconds -> seconds.
- * No signs, blanks or fractions.  -EINVAL for bad syntax, -ERANGE when the
- * result would exceed INT64_MAX. */
-int skyctl_conf_parse_duration(const char *s, uint64_t *seconds);
-
-/* "256M", "2G", "512K", "1T" (powers of 1024; the letter K, M, G, T, P or
- * E in either case, optionally followed by "iB": "256MiB"), "512B" or a
- * plain number of bytes -> bytes.  No signs, blanks or fractions; "2GB" is
- * refused (it could mean 10^9).  -EINVAL for bad syntax, -ERANGE when the
- * result would exceed INT64_MAX. */
-int skyctl_conf_parse_size(const char *s, uint64_t *bytes);
-
-#define SKYCTL_CONF_PCI_ADDRESS_LEN 13 /* "0000:00:03.0" and the NUL */
-
-/* A PCI address as a board reports it: "DDDD:BB:DD.F" (domain, bus,
- * device 00-1f, function 0-7, in hex of either case) or the short
- * "BB:DD.F" that lspci prints, which means domain 0000.  Writes the full
- * form in lower case ("0000:00:03.0") to buf.  -EINVAL for anything else,
- * -ENOBUFS when len < SKYCTL_CONF_PCI_ADDRESS_LEN. */
-int skyctl_conf_parse_pci_address(const char *s, char *buf, size_t len);
 
 #endif

@@ -1,34 +1,11 @@
-/* skyctl's text for people: sizes, clocks and progress lines; see format.h. */
+/* skyctl's text for people: clocks and progress lines; see format.h. */
 #include "controller/skyctl/format.h"
+
+#include "common/parse.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-
-int skyctl_format_size(uint64_t bytes, char *buf, size_t len)
-{
-	static const char units[] = "KMGTPE";
-	char tmp[32];
-	double d;
-	size_t u = 0;
-	int n;
-
-	if (bytes < 1024) {
-		n = snprintf(tmp, sizeof(tmp), "%u B", (unsigned)bytes);
-	} else {
-		d = (double)bytes / 1024.0;
-		/* 1023.95 would print as "1024.0": go to the next unit instead. */
-		while (d >= 1023.95 && u + 1 < sizeof(units) - 1) {
-			d /= 1024.0;
-			u++;
-		}
-		n = snprintf(tmp, sizeof(tmp), "%.1f %ciB", d, units[u]);
-	}
-	if (n < 0 || (size_t)n >= len)
-		return -ENOBUFS;
-	memcpy(buf, tmp, (size_t)n + 1);
-	return 0;
-}
 
 int skyctl_format_clock(uint64_t seconds, char *buf, size_t len)
 {
@@ -113,10 +90,10 @@ int skyctl_format_progress(const struct skyctl_progress *p, size_t width, char *
 	cols = width - 1;
 
 	if (p->unit == NULL) {
-		skyctl_format_size(p->done, a, sizeof(a));
+		sky_format_size(p->done, a, sizeof(a));
 		if (p->total > 0) {
 			/* Done as wide as the total, so that the line does not jitter. */
-			skyctl_format_size(p->total, b, sizeof(b));
+			sky_format_size(p->total, b, sizeof(b));
 			snprintf(amount, sizeof(amount), "%*s / %s", (int)strlen(b), a, b);
 		} else {
 			snprintf(amount, sizeof(amount), "%s", a);
@@ -132,7 +109,7 @@ int skyctl_format_progress(const struct skyctl_progress *p, size_t width, char *
 		snprintf(pct, sizeof(pct), "%3u%%", fmt_percent(p->done, p->total));
 	if (p->unit == NULL && p->elapsed_ms > 0) {
 		double r = (double)p->done * 1000.0 / (double)p->elapsed_ms;
-		skyctl_format_size(r >= 1.8e19 ? UINT64_MAX : (uint64_t)r, a, sizeof(a));
+		sky_format_size(r >= 1.8e19 ? UINT64_MAX : (uint64_t)r, a, sizeof(a));
 		snprintf(rate, sizeof(rate), "%s/s", a);
 	}
 	if (p->total > 0 && p->done < p->total) {

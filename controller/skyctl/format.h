@@ -1,14 +1,11 @@
-/* skyctl's text for people: sizes, clocks and progress lines.  Pure
+/* skyctl's text for people: clocks and progress lines (sizes are
+ * sky_format_size() of common/parse.h).  Pure
  * functions (no I/O), tested in tests/unit/test_skyctl_conf.c. */
 #ifndef SKY_SKYCTL_FORMAT_H
 #define SKY_SKYCTL_FORMAT_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* 512 -> "512 B", 8388608 -> "8.0 MiB" (powers of 1024, one decimal, up to
- * EiB).  -ENOBUFS when it does not fit in len bytes (16 always do). */
-int skyctl_format_size(uint64_t bytes, char *buf, size_t len);
 
 /* Seconds as a clock: 42 -> "0:42", 725 -> "12:05", 3723 -> "1:02:03".
  * -ENOBUFS when it does not fit in len bytes (32 always do). */

@@ -110,11 +110,11 @@ static int guest__create(struct skyctl *ctl, const char *arg)
 		r = skyctl_body_set_int(request, "memory_bytes", o->memory);
 	if (r < 0)
 		goto done;
-	if (o->ndevices > 0) {
+	if (o->devices.n > 0) {
 		devices = json_array();
 		if (devices == NULL)
 			goto fail_oom;
-		for (size_t i = 0; i < o->ndevices; i++)
+		for (size_t i = 0; i < o->devices.n; i++)
 			if (json_array_append_new(devices, json_string(o->device_addr[i])) < 0)
 				goto fail_oom;
 		if (json_object_set(request, "devices", devices) < 0)

@@ -147,7 +147,7 @@ int main(int argc, char **argv)
 	int r;
 
 	if (skyctl_args_parse(argc, argv, &opts) < 0) {
-		skyctl_cmd_usage(stderr);
+		fprintf(stderr, "Run 'skyctl --help' for the commands and their options.\n");
 		return SKYCTL_EXIT_USAGE;
 	}
 	if (skyctl_has(&opts, FLAG_VERSION)) {

@@ -5,6 +5,7 @@
  *   main.c     the program: options, config, run one command
  *   cmd.c      the command table: lookup, usage and help made from it
  *   args.c     the flags: the catalogue, argv into struct skyctl_opts
+ *              through the shared option layer (common/args.h)
  *   token.c, board.c, image.c, guest.c
  *              one file per noun: its commands and its table
  *   http.c     the one HTTP client (libcurl): prepare, perform, report
@@ -15,10 +16,13 @@
 #ifndef SKY_SKYCTL_SKYCTL_H
 #define SKY_SKYCTL_SKYCTL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/args.h"
+#include "common/parse.h"
 #include "controller/skyctl/conf.h"
 
 #define SKYCTL_EXIT_OK 0
@@ -82,7 +86,9 @@ struct skyctl_flag {
 	char short_name;     /* 0 when none */
 	const char *metavar; /* NULL when the flag takes no value */
 	const char *help;
-	size_t repeat;       /* 0: the last one given wins; else it may be given this many times */
+	enum sky_arg_kind kind; /* how common/args.c reads it */
+	size_t off;          /* where in struct skyctl_opts it goes */
+	uint64_t min, max;   /* for UINT, SIZE, DURATION (max 0: no range) */
 };
 
 extern const struct skyctl_flag skyctl_flags[FLAG__COUNT];
@@ -117,11 +123,11 @@ extern const struct skyctl_command skyctl_guest_commands[];
 
 /* What the command line says. */
 struct skyctl_opts {
-	const char *value[FLAG__COUNT]; /* the flag's value, "" for flags without one */
+	const char *value[FLAG__COUNT]; /* a text flag's value, as given */
+	bool on[FLAG__COUNT];           /* a flag without a value, given */
 	unsigned seen;                  /* FLAG_BIT()s of the flags given */
-	const char *devices[SKYCTL_MAX_DEVICES]; /* every --device, as given */
-	size_t ndevices;                /* how many were given, even past SKYCTL_MAX_DEVICES */
-	char device_addr[SKYCTL_MAX_DEVICES][SKYCTL_CONF_PCI_ADDRESS_LEN]; /* checked, full form */
+	struct sky_arg_list devices;    /* every --device, as given */
+	char device_addr[SKYCTL_MAX_DEVICES][SKY_PCI_ADDR_LEN]; /* checked, canonical */
 	const char *words[SKYCTL_MAX_WORDS];
 	size_t nwords;
 	enum skyctl_output output;
@@ -166,10 +172,14 @@ void skyctl_cmd_command_usage(FILE *f, const struct skyctl_command *c, int full)
 
 /* ---- args.c ---- */
 
-/* Split argv into flags and words; prints what is wrong and returns -EINVAL. */
+/* The option of the shared layer for flag, its value going into o (NULL:
+ * for usage only). */
+void skyctl_args_opt(struct sky_opt *opt, int flag, struct skyctl_opts *o);
+/* Read argv (flags anywhere, "--" ends them) into o with the shared
+ * option layer; prints what is wrong and returns -EINVAL. */
 int skyctl_args_parse(int argc, char **argv, struct skyctl_opts *o);
-/* Check and convert the values of the flags given; prints what is wrong
- * and returns -EINVAL. */
+/* Check the values the option layer leaves to skyctl; prints what is
+ * wrong and returns -EINVAL. */
 int skyctl_args_check(struct skyctl_opts *o);
 
 #endif

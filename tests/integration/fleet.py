@@ -617,6 +617,13 @@ def case_skyctl_cli(f):
     check(r.returncode == 0, f"--ttl {example.group(1)} from the help accepted: {r.stderr}")
     r = skyctl(f, "token", "create", "--ttl", "60s")
     check(r.returncode == 0, f"--ttl 60s (the minimum) accepted: {r.stderr}")
+    # Flags go through the shared option layer: limits of common/limits.h,
+    # did-you-mean for flags and commands, usage errors exit 2.
+    for args, says in ((["--vcpus", "65"], "64"), (["--memory", "1M"], "16M"), (["--memroy", "1G"], "--memory")):
+        r = skyctl(f, "guest", "create", "--name", "g", "--board", "auto", "--kernel", "k", *args)
+        check(r.returncode == 2 and says in r.stderr, f"{args} refused naming {says}: {r.returncode} {r.stderr}")
+    r = skyctl(f, "board", "lsit")
+    check(r.returncode == 2 and "did you mean 'list'" in r.stderr, f"did you mean for a command: {r.stderr}")
     r = skyctl(f, "board", "delete", "board-c")
     check(r.returncode == 0, f"delete by name: {r.stderr}")
     check(len(f.boards()) == 1, "one board left")
