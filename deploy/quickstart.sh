@@ -175,10 +175,10 @@ else
 	i=0
 	while [ -z "$efi_done" ] || [ -z "$net_done" ]; do
 		json=$($SKYCTL -o json board list)
-		if [ -z "$efi_done" ] && echo "$json" | python3 -c 'import json,sys; sys.exit(0 if any(b["state"]=="online" and "qs-efi" in (b.get("dmi") or {}).get("serial","") for b in json.load(sys.stdin)) else 1)'; then
+		if [ -z "$efi_done" ] && echo "$json" | python3 -c 'import json,sys; sys.exit(0 if any(b["state"]=="online" and "qs-efi" in (b.get("dmi") or {}).get("serial","") for b in json.load(sys.stdin)["boards"]) else 1)'; then
 			efi_done=$(since "$t_efi"); echo "board qs-efi (UEFI, skyroot.efi) online after $efi_done s"
 		fi
-		if [ -z "$net_done" ] && echo "$json" | python3 -c 'import json,sys; sys.exit(0 if any(b["state"]=="online" and "qs-net" in (b.get("dmi") or {}).get("serial","") for b in json.load(sys.stdin)) else 1)'; then
+		if [ -z "$net_done" ] && echo "$json" | python3 -c 'import json,sys; sys.exit(0 if any(b["state"]=="online" and "qs-net" in (b.get("dmi") or {}).get("serial","") for b in json.load(sys.stdin)["boards"]) else 1)'; then
 			net_done=$(since "$t_net"); echo "board qs-net (network boot) online after $net_done s"
 		fi
 		i=$((i + 1))
@@ -192,7 +192,7 @@ else
 	timed "board qs-net: power-on to online (iPXE network boot)" "$net_done"
 	step "skyctl board list"
 	$SKYCTL board list
-	BOARD=$($SKYCTL -o json board list | python3 -c 'import json,sys; print([b["id"] for b in json.load(sys.stdin) if "qs-efi" in (b.get("dmi") or {}).get("serial","")][0])')
+	BOARD=$($SKYCTL -o json board list | python3 -c 'import json,sys; print([b["id"] for b in json.load(sys.stdin)["boards"] if "qs-efi" in (b.get("dmi") or {}).get("serial","")][0])')
 	EDU=$($SKYCTL -o json board show "$BOARD" | python3 -c 'import json,sys; b=json.load(sys.stdin); print([d["address"] for g in b["iommu_groups"] for d in g["devices"] if d["vendor_device"]=="1234:11e8"][0])')
 	step "pushing the demo guest's images"
 	t=$(now)

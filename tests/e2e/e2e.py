@@ -281,7 +281,7 @@ def case_guests(f):
     check(r.returncode == 0, f"second guest: {r.stderr}")
     wait_for(lambda: "SKYROOT-GUEST-PCI-DONE" in console(f, "g2"), 300, "guest g2 up, its PCI devices listed")
     check("SKYROOT-GUEST-EDU" not in console(f, "g2"), "g2 has no edu")
-    lst = json.loads(skyctl(f, "-o", "json", "guest", "list").stdout)
+    lst = json.loads(skyctl(f, "-o", "json", "guest", "list").stdout)["guests"]
     check(sorted((g["name"], g["state"]) for g in lst) == [("g1", "running"), ("g2", "running")],
           f"two guests running: {lst}")
     # Stop g1: the edu device goes back to the host (unbound).

@@ -1,5 +1,6 @@
-/* libFuzzer target: skyctl's configuration file and the values its flags
- * take (controller/skyctl_conf.c): sizes, durations, PCI addresses.
+/* libFuzzer target: skyctl's configuration file and its progress lines
+ * (controller/skyctl/conf.c, format.c); sizes, durations and PCI addresses
+ * are common/parse.c's (fuzz_parse.c).
  *
  * Parsing never crashes or leaks; every set field is bounded, a refusal
  * says why; a size or a duration that parses also formats within bounds;
@@ -8,15 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "controller/skyctl_conf.h"
+#include "controller/skyctl/conf.h"
+#include "controller/skyctl/format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct skyctl_conf conf;
-	char err[512] = "", *s, buf[64];
-	uint64_t v;
+	char err[512] = "", *s;
 	int r;
 
 	skyctl_conf_init(&conf);
@@ -32,18 +33,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 256)
 		return 0;
-	s = strndup((const char *)data, size); /* flag values are C strings */
+	s = strndup((const char *)data, size); /* a label is a C string */
 	if (!s)
 		return 0;
-	if (skyctl_conf_parse_size(s, &v) == 0 &&
-	    skyctl_conf_format_size(v, buf, sizeof(buf)) >= 0 && strnlen(buf, sizeof(buf)) >= sizeof(buf))
-		abort();
-	if (skyctl_conf_parse_duration(s, &v) == 0 &&
-	    skyctl_conf_format_duration(v, buf, sizeof(buf)) >= 0 && strnlen(buf, sizeof(buf)) >= sizeof(buf))
-		abort();
-	if (skyctl_conf_parse_pci_address(s, buf, sizeof(buf)) == 0) {
-		/* canonical DDDD:BB:DD.F */
-		if (strlen(buf) != 12 || buf[4] != ':' || buf[7] != ':' || buf[10] != '.')
+	/* A progress line with any label, at any width, fits its bound. */
+	struct skyctl_progress p = { .label = s, .unit = size % 2 ? "chunks" : NULL, .done = size * 977,
+				     .total = size % 3 ? size * 1021 : 0, .elapsed_ms = size * 13 };
+	char line[4 * SKYCTL_PROGRESS_MAX_WIDTH + 1];
+	for (size_t width = 0; width <= SKYCTL_PROGRESS_MAX_WIDTH + 8; width += 7) {
+		if (skyctl_format_progress(&p, width, line, sizeof(line)) < 0 ||
+		    strnlen(line, sizeof(line)) >= sizeof(line))
 			abort();
 	}
 	free(s);

@@ -8,6 +8,7 @@ starts is stopped by pid when it ends.
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -580,7 +581,7 @@ def case_skyctl_cli(f):
     check("skyroot.controller=" in r.stdout and f.pin in r.stdout, f"token create output: {r.stdout}")
     token = [w.split("=", 1)[1] for w in r.stdout.split() if w.startswith("skyroot.token=")][0]
     r = skyctl(f, "-o", "json", "token", "list")
-    toks = json.loads(r.stdout)
+    toks = json.loads(r.stdout)["tokens"]  # the API's object, not a bare array
     check(r.returncode == 0 and len(toks) == 1 and toks[0]["uses_left"] == 2, f"token list: {r.stdout}")
     f.agent("a", token=token)
     f.agent("c", token=token)
@@ -588,8 +589,10 @@ def case_skyctl_cli(f):
     r = skyctl(f, "board", "list")
     check(r.returncode == 0 and "board-a" in r.stdout and "online" in r.stdout, f"table: {r.stdout}")
     r = skyctl(f, "board", "list", "-o", "json")
-    boards = json.loads(r.stdout)
-    check(isinstance(boards, list) and len(boards) == 2, "json list")
+    answer = json.loads(r.stdout)
+    check(isinstance(answer, dict) and isinstance(answer.get("boards"), list), f"json list is the API's object: {r.stdout}")
+    boards = answer["boards"]
+    check(len(boards) == 2, "json list")
     for field in ("id", "name", "state", "uuid", "cpus", "memory_bytes", "kvm", "firmware",
                   "iommu_groups", "nics", "last_seen"):
         check(field in boards[0], f"json board lacks {field}")
@@ -603,6 +606,24 @@ def case_skyctl_cli(f):
     check(r.returncode == 2, f"usage error exit 2: {r.returncode}")
     r = skyctl(f, "--help")
     check(r.returncode == 0 and "board" in r.stdout and "token" in r.stdout, "help")
+    # The token lifetime: skyctl refuses what the controller would (under
+    # 60 s) and says the minimum; the example its help offers is accepted.
+    r = skyctl(f, "token", "create", "--ttl", "30s")
+    check(r.returncode == 2 and "at least 60s" in r.stderr, f"--ttl 30s refused by skyctl: {r.returncode} {r.stderr}")
+    r = skyctl(f, "help", "token", "create")
+    example = re.search(r"can be used: (\w+),", r.stdout)
+    check(r.returncode == 0 and example, f"token create help has an example ttl: {r.stdout}")
+    r = skyctl(f, "-o", "json", "token", "create", "--ttl", example.group(1))
+    check(r.returncode == 0, f"--ttl {example.group(1)} from the help accepted: {r.stderr}")
+    r = skyctl(f, "token", "create", "--ttl", "60s")
+    check(r.returncode == 0, f"--ttl 60s (the minimum) accepted: {r.stderr}")
+    # Flags go through the shared option layer: limits of common/limits.h,
+    # did-you-mean for flags and commands, usage errors exit 2.
+    for args, says in ((["--vcpus", "65"], "64"), (["--memory", "1M"], "16M"), (["--memroy", "1G"], "--memory")):
+        r = skyctl(f, "guest", "create", "--name", "g", "--board", "auto", "--kernel", "k", *args)
+        check(r.returncode == 2 and says in r.stderr, f"{args} refused naming {says}: {r.returncode} {r.stderr}")
+    r = skyctl(f, "board", "lsit")
+    check(r.returncode == 2 and "did you mean 'list'" in r.stderr, f"did you mean for a command: {r.stderr}")
     r = skyctl(f, "board", "delete", "board-c")
     check(r.returncode == 0, f"delete by name: {r.stderr}")
     check(len(f.boards()) == 1, "one board left")

@@ -103,7 +103,7 @@ def case_host(f):
     wait_state(f, "g1", "running")
     wait_for(lambda: MARK_UP in console(f, "g1"), 90, "the guest's marker in skyctl guest console")
     print(f"guest create -> marker on skyctl's console: {time.time() - t0:.1f} s (TCG on the host)")
-    lst = json.loads(skyctl(f, "-o", "json", "guest", "list").stdout)
+    lst = json.loads(skyctl(f, "-o", "json", "guest", "list").stdout)["guests"]
     check([x["name"] for x in lst] == ["g1"] and lst[0]["state"] == "running", f"guest list: {lst}")
     # Stop (ACPI power button), start again, delete.
     check(skyctl(f, "guest", "stop", "g1").returncode == 0, "guest stop")

@@ -1,6 +1,7 @@
-/* Unit tests for controller/skyctl_conf.c: the skyctl config file, the
- * flags over it, the default path, the duration, size and PCI address
- * parsers, and the size, clock and progress-line formatters. */
+/* Unit tests for controller/skyctl/conf.c and format.c: the skyctl config
+ * file, the flags over it, the default path, and the clock and
+ * progress-line formatters.  (Sizes, durations and PCI addresses are
+ * common/parse.c's, tested in test_parse.c.) */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +15,8 @@
 
 #include <cmocka.h>
 
-#include "controller/skyctl_conf.h"
+#include "controller/skyctl/conf.h"
+#include "controller/skyctl/format.h"
 
 /* A config filled with a pattern, to see that failures leave it alone. */
 static void conf_poison(struct skyctl_conf *c)
@@ -332,227 +334,6 @@ static void test_default_path(void **state)
 	assert_string_equal(buf, "untouched");
 }
 
-/* ---- durations ------------------------------------------------------- */
-
-static void test_duration_valid(void **state)
-{
-	static const struct {
-		const char *in;
-		uint64_t want;
-	} cases[] = {
-		{ "30s", 30 },
-		{ "10m", 600 },
-		{ "1h", 3600 },
-		{ "2d", 172800 },
-		{ "45", 45 },
-		{ "0", 0 },
-		{ "007m", 420 },
-		{ "30d", 2592000 },
-		{ "9223372036854775807", INT64_MAX },
-		{ "106751991167300d", 106751991167300ULL * 86400 },
-		{ "153722867280912930m", 153722867280912930ULL * 60 },
-	};
-	uint64_t v;
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		v = 12345;
-		if (skyctl_conf_parse_duration(cases[i].in, &v) != 0 || v != cases[i].want)
-			fail_msg("'%s': got %llu", cases[i].in, (unsigned long long)v);
-	}
-}
-
-static void test_duration_invalid(void **state)
-{
-	static const struct {
-		const char *in;
-		int want;
-	} cases[] = {
-		{ "", -EINVAL },
-		{ "h", -EINVAL },
-		{ "1x", -EINVAL },
-		{ "1hh", -EINVAL },
-		{ "1H", -EINVAL },
-		{ "-1", -EINVAL },
-		{ "+1", -EINVAL },
-		{ " 1", -EINVAL },
-		{ "1 ", -EINVAL },
-		{ "1 h", -EINVAL },
-		{ "1.5h", -EINVAL },
-		{ "1h30m", -EINVAL },
-		{ "0x10", -EINVAL },
-		{ "9223372036854775808", -ERANGE },
-		{ "99999999999999999999999", -ERANGE },
-		{ "106751991167301d", -ERANGE },
-		{ "153722867280912931m", -ERANGE },
-	};
-	uint64_t v;
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		v = 12345;
-		int r = skyctl_conf_parse_duration(cases[i].in, &v);
-		if (r != cases[i].want || v != 12345)
-			fail_msg("'%s': got %d, value %llu", cases[i].in, r, (unsigned long long)v);
-	}
-}
-
-/* ---- sizes given on the command line ---------------------------------- */
-
-static void test_size_valid(void **state)
-{
-	static const struct {
-		const char *in;
-		uint64_t want;
-	} cases[] = {
-		{ "0", 0 },
-		{ "268435456", 268435456 },
-		{ "512B", 512 },
-		{ "1K", 1024 },
-		{ "1k", 1024 },
-		{ "256M", 268435456 },
-		{ "256m", 268435456 },
-		{ "256MiB", 268435456 },
-		{ "2G", 2147483648ULL },
-		{ "2GiB", 2147483648ULL },
-		{ "1536M", 1610612736ULL },
-		{ "1T", 1099511627776ULL },
-		{ "1P", 1125899906842624ULL },
-		{ "7E", 7ULL << 60 },
-		{ "0016M", 16ULL << 20 },
-		{ "9223372036854775807", INT64_MAX },
-		{ "9223372036854775807B", INT64_MAX },
-		{ "8796093022207M", 8796093022207ULL << 20 }, /* the largest whole MiB count */
-	};
-	uint64_t v;
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		v = 12345;
-		if (skyctl_conf_parse_size(cases[i].in, &v) != 0 || v != cases[i].want)
-			fail_msg("'%s': got %llu", cases[i].in, (unsigned long long)v);
-	}
-}
-
-static void test_size_invalid(void **state)
-{
-	static const struct {
-		const char *in;
-		int want;
-	} cases[] = {
-		{ "", -EINVAL },
-		{ "M", -EINVAL },
-		{ "B", -EINVAL },
-		{ "iB", -EINVAL },
-		{ "256X", -EINVAL },
-		{ "2GB", -EINVAL },      /* 10^9 or 2^30?  refused, not guessed */
-		{ "2gb", -EINVAL },
-		{ "2Gib", -EINVAL },
-		{ "2GIB", -EINVAL },
-		{ "2Gi", -EINVAL },
-		{ "2GiBx", -EINVAL },
-		{ "2GG", -EINVAL },
-		{ "1.5G", -EINVAL },
-		{ "-1", -EINVAL },
-		{ "+1M", -EINVAL },
-		{ " 1M", -EINVAL },
-		{ "1M ", -EINVAL },
-		{ "1 M", -EINVAL },
-		{ "0x10", -EINVAL },
-		{ "1bB", -EINVAL },
-		{ "1b", -EINVAL },
-		{ "9223372036854775808", -ERANGE },
-		{ "99999999999999999999999G", -ERANGE },
-		{ "8796093022208M", -ERANGE }, /* 2^63 */
-		{ "8E", -ERANGE },
-		{ "16E", -ERANGE },
-	};
-	uint64_t v;
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		v = 12345;
-		int r = skyctl_conf_parse_size(cases[i].in, &v);
-		if (r != cases[i].want || v != 12345)
-			fail_msg("'%s': got %d, value %llu", cases[i].in, r, (unsigned long long)v);
-	}
-}
-
-static void test_pci_address(void **state)
-{
-	static const struct {
-		const char *in, *want; /* want NULL: refused */
-	} cases[] = {
-		{ "0000:00:03.0", "0000:00:03.0" },
-		{ "00:03.0", "0000:00:03.0" },        /* as lspci prints it */
-		{ "0000:AF:1F.7", "0000:af:1f.7" },
-		{ "abcd:ff:00.1", "abcd:ff:00.1" },
-		{ "", NULL },
-		{ "0000:00:03", NULL },
-		{ "0000:00:03.8", NULL },             /* functions are 0-7 */
-		{ "0000:00:20.0", NULL },             /* devices are 00-1f */
-		{ "0000:00:3.0", NULL },
-		{ "000:00:03.0", NULL },
-		{ "10000:00:03.0", NULL },
-		{ "0000-00:03.0", NULL },
-		{ "0000:00-03.0", NULL },
-		{ "0000:00:03:0", NULL },
-		{ "0000:0g:03.0", NULL },
-		{ "0000:00:03.0 ", NULL },
-		{ " 00:03.0", NULL },
-		{ "+0:00:03.0", NULL },
-		{ "0:03.0", NULL },
-		{ "00:03.0\n", NULL },
-	};
-	char buf[SKYCTL_CONF_PCI_ADDRESS_LEN];
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		strcpy(buf, "untouched");
-		int r = skyctl_conf_parse_pci_address(cases[i].in, buf, sizeof(buf));
-		if (cases[i].want != NULL && (r != 0 || strcmp(buf, cases[i].want) != 0))
-			fail_msg("'%s': got %d '%s'", cases[i].in, r, buf);
-		if (cases[i].want == NULL && (r != -EINVAL || strcmp(buf, "untouched") != 0))
-			fail_msg("'%s': accepted (%d, '%s')", cases[i].in, r, buf);
-	}
-	strcpy(buf, "untouched");
-	assert_int_equal(skyctl_conf_parse_pci_address("00:03.0", buf, SKYCTL_CONF_PCI_ADDRESS_LEN - 1), -ENOBUFS);
-	assert_string_equal(buf, "untouched");
-}
-
-/* ---- sizes, clocks, progress lines ------------------------------------ */
-
-static void test_format_size(void **state)
-{
-	static const struct {
-		uint64_t in;
-		const char *want;
-	} cases[] = {
-		{ 0, "0 B" },
-		{ 1023, "1023 B" },
-		{ 1024, "1.0 KiB" },
-		{ 1536, "1.5 KiB" },
-		{ 1048575, "1.0 MiB" }, /* not "1024.0 KiB" */
-		{ 8388608, "8.0 MiB" },
-		{ 314572800, "300.0 MiB" },
-		{ 1073741824ULL * 5 / 2, "2.5 GiB" },
-		{ UINT64_MAX, "16.0 EiB" },
-	};
-	char buf[16];
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		assert_int_equal(skyctl_conf_format_size(cases[i].in, buf, sizeof(buf)), 0);
-		assert_string_equal(buf, cases[i].want);
-	}
-	/* Too small: refused, untouched. */
-	strcpy(buf, "untouched");
-	assert_int_equal(skyctl_conf_format_size(314572800, buf, 9), -ENOBUFS);
-	assert_string_equal(buf, "untouched");
-	assert_int_equal(skyctl_conf_format_size(314572800, buf, 10), 0);
-	assert_string_equal(buf, "300.0 MiB");
-}
-
 static void test_format_duration(void **state)
 {
 	static const struct {
@@ -571,22 +352,22 @@ static void test_format_duration(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		assert_int_equal(skyctl_conf_format_duration(cases[i].in, buf, sizeof(buf)), 0);
+		assert_int_equal(skyctl_format_clock(cases[i].in, buf, sizeof(buf)), 0);
 		assert_string_equal(buf, cases[i].want);
 	}
-	assert_int_equal(skyctl_conf_format_duration(UINT64_MAX, buf, sizeof(buf)), 0);
+	assert_int_equal(skyctl_format_clock(UINT64_MAX, buf, sizeof(buf)), 0);
 	strcpy(buf, "untouched");
-	assert_int_equal(skyctl_conf_format_duration(3723, buf, 7), -ENOBUFS);
+	assert_int_equal(skyctl_format_clock(3723, buf, 7), -ENOBUFS);
 	assert_string_equal(buf, "untouched");
 }
 
 #define MIB (1024ULL * 1024)
 
-static const char *progress(const struct skyctl_conf_progress *p, size_t width)
+static const char *progress(const struct skyctl_progress *p, size_t width)
 {
-	static char buf[4 * SKYCTL_CONF_PROGRESS_MAX_WIDTH + 1];
+	static char buf[4 * SKYCTL_PROGRESS_MAX_WIDTH + 1];
 
-	assert_int_equal(skyctl_conf_format_progress(p, width, buf, sizeof(buf)), 0);
+	assert_int_equal(skyctl_format_progress(p, width, buf, sizeof(buf)), 0);
 	return buf;
 }
 
@@ -608,7 +389,7 @@ static size_t columns(const char *s)
 
 static void test_progress_bytes(void **state)
 {
-	struct skyctl_conf_progress p = {
+	struct skyctl_progress p = {
 		.done = 150 * MIB, .total = 300 * MIB, .elapsed_ms = 1000,
 	};
 
@@ -649,8 +430,8 @@ static void test_progress_bytes(void **state)
 
 static void test_progress_stream_and_counts(void **state)
 {
-	struct skyctl_conf_progress stream = { .done = 12 * MIB, .elapsed_ms = 3000 };
-	struct skyctl_conf_progress fetch = {
+	struct skyctl_progress stream = { .done = 12 * MIB, .elapsed_ms = 3000 };
+	struct skyctl_progress fetch = {
 		.label = "debian-kernel -> node-a", .unit = "chunks", .done = 12, .total = 257, .elapsed_ms = 3000,
 	};
 
@@ -676,7 +457,7 @@ static void test_progress_stream_and_counts(void **state)
 
 static void test_progress_bounds(void **state)
 {
-	struct skyctl_conf_progress cases[] = {
+	struct skyctl_progress cases[] = {
 		{ .done = 0, .total = 0 },
 		{ .done = 150 * MIB, .total = 300 * MIB, .elapsed_ms = 1000 },
 		{ .done = UINT64_MAX / 2, .total = UINT64_MAX, .elapsed_ms = 1 },
@@ -687,15 +468,15 @@ static void test_progress_bounds(void **state)
 			   "\xce\xb1\xce\xb2\xce\xb3\xce\xb4\xce\xb5\xce\xb6\xce\xb7\xce\xb8\xce\xb9\xce\xba",
 		  .unit = "chunks", .done = 1, .total = 2 },
 	};
-	char buf[4 * SKYCTL_CONF_PROGRESS_MAX_WIDTH + 1], small[8];
+	char buf[4 * SKYCTL_PROGRESS_MAX_WIDTH + 1], small[8];
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		for (size_t width = 0; width <= SKYCTL_CONF_PROGRESS_MAX_WIDTH + 20; width++) {
-			size_t want = width < SKYCTL_CONF_PROGRESS_MIN_WIDTH ? SKYCTL_CONF_PROGRESS_MIN_WIDTH - 1
-				    : width > SKYCTL_CONF_PROGRESS_MAX_WIDTH ? SKYCTL_CONF_PROGRESS_MAX_WIDTH - 1
+		for (size_t width = 0; width <= SKYCTL_PROGRESS_MAX_WIDTH + 20; width++) {
+			size_t want = width < SKYCTL_PROGRESS_MIN_WIDTH ? SKYCTL_PROGRESS_MIN_WIDTH - 1
+				    : width > SKYCTL_PROGRESS_MAX_WIDTH ? SKYCTL_PROGRESS_MAX_WIDTH - 1
 				    : width - 1;
-			assert_int_equal(skyctl_conf_format_progress(&cases[i], width, buf, sizeof(buf)), 0);
+			assert_int_equal(skyctl_format_progress(&cases[i], width, buf, sizeof(buf)), 0);
 			if (columns(buf) > want)
 				fail_msg("case %zu, width %zu: '%s' is wider than %zu", i, width, buf, want);
 			for (const char *c = buf; *c; c++)
@@ -709,7 +490,7 @@ static void test_progress_bounds(void **state)
 
 	/* Too small a buffer: refused, untouched. */
 	strcpy(small, "intact");
-	assert_int_equal(skyctl_conf_format_progress(&cases[1], 80, small, sizeof(small)), -ENOBUFS);
+	assert_int_equal(skyctl_format_progress(&cases[1], 80, small, sizeof(small)), -ENOBUFS);
 	assert_string_equal(small, "intact");
 }
 
@@ -727,12 +508,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load_relative_ca, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_load_errors, setup_dir, teardown_dir),
 		cmocka_unit_test(test_default_path),
-		cmocka_unit_test(test_duration_valid),
-		cmocka_unit_test(test_duration_invalid),
-		cmocka_unit_test(test_size_valid),
-		cmocka_unit_test(test_size_invalid),
-		cmocka_unit_test(test_pci_address),
-		cmocka_unit_test(test_format_size),
 		cmocka_unit_test(test_format_duration),
 		cmocka_unit_test(test_progress_bytes),
 		cmocka_unit_test(test_progress_stream_and_counts),

@@ -1,0 +1,324 @@
+/* skyctl board: the fleet (list, show, delete) and bare-metal boot. */
+#include <errno.h>
+#include <stdio.h>
+
+#include "controller/skyctl/http.h"
+#include "controller/skyctl/output.h"
+#include "controller/skyctl/skyctl.h"
+#include "controller/skyctl/verbs.h"
+
+static void board__row(json_t *b, const char **cells, char (*scratch)[SKYCTL_CELL_MAX])
+{
+	json_t *seen = json_object_get(b, "last_seen");
+
+	cells[0] = skyctl_jstr(b, "id", "-");
+	cells[1] = skyctl_jstr(b, "name", "-");
+	cells[2] = skyctl_jstr(b, "state", "-");
+	cells[3] = skyctl_jint(b, "cpus", scratch[3], SKYCTL_CELL_MAX);
+	cells[4] = skyctl_jbytes(b, "memory_bytes", scratch[4], SKYCTL_CELL_MAX);
+	cells[5] = skyctl_jbool(b, "kvm", "yes", "no");
+	cells[6] = skyctl_jstr(b, "firmware", "-");
+	cells[7] = skyctl_jcount(b, "iommu_groups", scratch[7], SKYCTL_CELL_MAX);
+	cells[8] = skyctl_jcount(b, "nics", scratch[8], SKYCTL_CELL_MAX);
+	cells[9] = json_is_string(seen) ? json_string_value(seen) : "never";
+}
+
+static int board__list(struct skyctl *ctl, const char *arg)
+{
+	static const char *const header[] = {
+		"ID", "NAME", "STATE", "CPUS", "MEMORY", "KVM", "FIRMWARE", "IOMMU-GROUPS", "NICS", "LAST-SEEN",
+	};
+	static const struct skyctl_list list = {
+		.path = "/v1/boards", .key = "boards", .header = header, .ncols = 10, .row = board__row,
+		.empty = "No boards enrolled; make a token with 'skyctl token create' and boot a board "
+			 "with its kernel command line.",
+	};
+
+	return skyctl_verb_list(ctl, &list);
+}
+
+static void board__show_groups(json_t *board)
+{
+	json_t *groups = json_object_get(board, "iommu_groups"), *g, *dev;
+	char buf[32];
+	size_t i, j;
+
+	if (!json_is_array(groups) || json_array_size(groups) == 0) {
+		skyctl_field("IOMMU groups", json_is_array(groups) ? "none (is the IOMMU on? intel_iommu=on)" : "-");
+		return;
+	}
+	skyctl_field("IOMMU groups", skyctl_jcount(board, "iommu_groups", buf, sizeof(buf)));
+	json_array_foreach(groups, i, g) {
+		json_t *devices = json_object_get(g, "devices");
+		printf("  group %s:\n", skyctl_jint(g, "id", buf, sizeof(buf)));
+		json_array_foreach(devices, j, dev) {
+			fputs("    ", stdout);
+			skyctl_put_clean(stdout, skyctl_jstr(dev, "address", "-"));
+			fputs("  ", stdout);
+			skyctl_put_clean(stdout, skyctl_jstr(dev, "vendor_device", "-"));
+			fputs("  class ", stdout);
+			skyctl_put_clean(stdout, skyctl_jstr(dev, "class", "-"));
+			fputs("  driver ", stdout);
+			skyctl_put_clean(stdout, skyctl_jstr(dev, "driver", "(none)"));
+			fputc('\n', stdout);
+		}
+	}
+}
+
+static int board__show_nics(json_t *board)
+{
+	json_t *nics = json_object_get(board, "nics"), *nic;
+	struct skyctl_table t = { 0 };
+	char buf[32];
+	size_t i;
+	int r;
+
+	if (!json_is_array(nics) || json_array_size(nics) == 0) {
+		skyctl_field("NICs", json_is_array(nics) ? "none" : "-");
+		return 0;
+	}
+	skyctl_field("NICs", skyctl_jcount(board, "nics", buf, sizeof(buf)));
+	r = skyctl_table_init(&t, 4, json_array_size(nics));
+	json_array_foreach(nics, i, nic) {
+		char speed[48];
+		json_t *mbps = json_object_get(nic, "speed_mbps");
+		if (json_is_integer(mbps) && json_integer_value(mbps) > 0)
+			snprintf(speed, sizeof(speed), "%" JSON_INTEGER_FORMAT " Mb/s", json_integer_value(mbps));
+		else
+			snprintf(speed, sizeof(speed), "speed unknown");
+		const char *row[] = {
+			skyctl_jstr(nic, "name", "-"),
+			skyctl_jstr(nic, "mac", "-"),
+			skyctl_jbool(nic, "link", "link up", "link down"),
+			speed,
+		};
+		if (r == 0)
+			r = skyctl_table_add(&t, row);
+	}
+	if (r == 0)
+		skyctl_table_print(&t, stdout, 2);
+	else
+		skyctl_err("out of memory");
+	skyctl_table_free(&t);
+	return r;
+}
+
+/* What the board holds in RAM, and fetches under way or failed; each part
+ * only when the controller sends it. */
+static int board__show_images(json_t *board)
+{
+	json_t *images = json_object_get(board, "images");
+	json_t *fetching = json_object_get(board, "fetching");
+	json_t *errors = json_object_get(board, "image_errors");
+	struct skyctl_table t = { 0 };
+	json_t *e;
+	char buf[32];
+	size_t i;
+	int r = 0;
+
+	if (json_is_array(images) && json_array_size(images) == 0)
+		skyctl_field("Images", "none");
+	if (json_is_array(images) && json_array_size(images) > 0) {
+		skyctl_field("Images", skyctl_jcount(board, "images", buf, sizeof(buf)));
+		r = skyctl_table_init(&t, 3, json_array_size(images));
+		json_array_foreach(images, i, e) {
+			char size[32], sha[SKYCTL_SHA_PREFIX + 16];
+			snprintf(sha, sizeof(sha), "sha256 %.*s", SKYCTL_SHA_PREFIX, skyctl_jstr(e, "sha256", "-"));
+			const char *row[] = {
+				skyctl_jstr(e, "id", "-"),
+				skyctl_jbytes(e, "size_bytes", size, sizeof(size)),
+				sha,
+			};
+			if (r == 0)
+				r = skyctl_table_add(&t, row);
+		}
+		if (r == 0)
+			skyctl_table_print(&t, stdout, 2);
+		skyctl_table_free(&t);
+	}
+	if (r == 0 && json_is_array(fetching) && json_array_size(fetching) > 0) {
+		skyctl_field("Fetching", skyctl_jcount(board, "fetching", buf, sizeof(buf)));
+		r = skyctl_table_init(&t, 2, json_array_size(fetching));
+		json_array_foreach(fetching, i, e) {
+			char done[32], all[32], line[80];
+			snprintf(line, sizeof(line), "%s/%s chunks", skyctl_jint(e, "done_chunks", done, sizeof(done)),
+				 skyctl_jint(e, "chunks", all, sizeof(all)));
+			const char *row[] = { skyctl_jstr(e, "id", "-"), line };
+			if (r == 0)
+				r = skyctl_table_add(&t, row);
+		}
+		if (r == 0)
+			skyctl_table_print(&t, stdout, 2);
+		skyctl_table_free(&t);
+	}
+	if (r == 0 && json_is_array(errors) && json_array_size(errors) > 0) {
+		skyctl_field("Failed fetches", skyctl_jcount(board, "image_errors", buf, sizeof(buf)));
+		json_array_foreach(errors, i, e) {
+			fputs("  ", stdout);
+			skyctl_put_clean(stdout, skyctl_jstr(e, "id", "-"));
+			fputs("  ", stdout);
+			skyctl_put_clean(stdout, skyctl_jstr(e, "error", "no reason given"));
+			fputc('\n', stdout);
+		}
+	}
+	if (r < 0)
+		skyctl_err("out of memory");
+	return r;
+}
+
+static int board__show(struct skyctl *ctl, const char *arg)
+{
+	json_t *answer = NULL, *b, *flags, *dmi, *f;
+	char buf[64], mem[32], line[512];
+	size_t i, n;
+	int r;
+
+	r = skyctl_request(ctl, "GET", "/v1/boards", arg, NULL, &answer);
+	if (r < 0)
+		return r;
+	if (ctl->opts->output == SKYCTL_OUTPUT_JSON) {
+		r = skyctl_print_json(answer);
+		goto done;
+	}
+	b = answer;
+	skyctl_field("ID", skyctl_jstr(b, "id", "-"));
+	skyctl_field("Name", skyctl_jstr(b, "name", "-"));
+	skyctl_field("State", skyctl_jstr(b, "state", "-"));
+	skyctl_field("Hostname", skyctl_jstr(b, "hostname", "-"));
+	skyctl_field("UUID", skyctl_jstr(b, "uuid", "-"));
+	/* Before the board's first inventory most fields are null: "-". */
+	if (json_is_integer(json_object_get(b, "cpus")))
+		snprintf(line, sizeof(line), "%s (%s)", skyctl_jint(b, "cpus", buf, sizeof(buf)),
+			 skyctl_jstr(b, "cpu_model", "unknown model"));
+	else
+		snprintf(line, sizeof(line), "-");
+	skyctl_field("CPUs", line);
+
+	flags = json_object_get(b, "virt_flags");
+	n = 0;
+	line[0] = '\0';
+	json_array_foreach(flags, i, f) {
+		const char *s = json_string_value(f);
+		int w;
+		if (s == NULL)
+			continue;
+		w = snprintf(line + n, sizeof(line) - n, "%s%s", n ? " " : "", s);
+		if (w < 0 || (size_t)w >= sizeof(line) - n)
+			break;
+		n += (size_t)w;
+	}
+	skyctl_field("Virtualization", json_is_array(flags) ? (n ? line : "none") : "-");
+
+	json_t *mv = json_object_get(b, "memory_bytes");
+	if (json_is_integer(mv))
+		snprintf(line, sizeof(line), "%s (%" JSON_INTEGER_FORMAT " bytes)",
+			 skyctl_jbytes(b, "memory_bytes", mem, sizeof(mem)), json_integer_value(mv));
+	else
+		snprintf(line, sizeof(line), "-");
+	skyctl_field("Memory", line);
+	skyctl_field("NUMA nodes", skyctl_jint(b, "numa_nodes", buf, sizeof(buf)));
+	skyctl_field("KVM", skyctl_jbool(b, "kvm", "yes", "no (no /dev/kvm on the board)"));
+	skyctl_field("Firmware", skyctl_jstr(b, "firmware", "-"));
+	dmi = json_object_get(b, "dmi");
+	skyctl_field("DMI vendor", skyctl_jstr(dmi, "vendor", "-"));
+	skyctl_field("DMI product", skyctl_jstr(dmi, "product", "-"));
+	skyctl_field("DMI serial", skyctl_jstr(dmi, "serial", "-"));
+	skyctl_field("Kernel", skyctl_jstr(b, "kernel", "-"));
+	skyctl_field("Agent version", skyctl_jstr(b, "agent_version", "-"));
+	skyctl_field("Enrolled", skyctl_jstr(b, "enrolled_at", "-"));
+	skyctl_field("Certificate until", skyctl_jstr(b, "cert_not_after", "-"));
+	skyctl_field("Last seen", skyctl_jstr(b, "last_seen", "never"));
+	board__show_groups(b);
+	r = board__show_nics(b);
+	if (r == 0)
+		r = board__show_images(b);
+done:
+	json_decref(answer);
+	return r;
+}
+
+static int board__delete(struct skyctl *ctl, const char *arg)
+{
+	return skyctl_verb_delete(ctl, "/v1/boards", arg, "deleted", "board");
+}
+
+static int board__boot(struct skyctl *ctl, const char *arg)
+{
+	const struct skyctl_opts *o = ctl->opts;
+	struct skyctl_req req = { .method = "POST", .path = "/v1/boards", .id = arg, .tail = "/boot" };
+	json_t *request, *answer = NULL;
+	char id[SKYCTL_MAX_ID + 1], board[2 * SKYCTL_MAX_ID + 8];
+	const char *s;
+	int r;
+
+	request = json_object();
+	if (request == NULL) {
+		skyctl_err("out of memory");
+		return -ENOMEM;
+	}
+	r = skyctl_body_set_flag(request, o, "kernel", FLAG_KERNEL);
+	if (r == 0)
+		r = skyctl_body_set_flag(request, o, "initrd", FLAG_INITRD);
+	if (r == 0)
+		r = skyctl_body_set_flag(request, o, "cmdline", FLAG_CMDLINE);
+	if (r == 0) {
+		req.body = request;
+		r = skyctl_call(ctl, &req, &answer);
+	}
+	json_decref(request);
+	if (r < 0)
+		return r;
+	if (o->output == SKYCTL_OUTPUT_JSON) {
+		r = skyctl_print_json(answer);
+		goto done;
+	}
+	s = json_string_value(json_object_get(answer, "board"));
+	snprintf(id, sizeof(id), "%s", s != NULL && s[0] != '\0' ? s : arg);
+	skyctl_clean_inplace(id);
+	skyctl_name_for(board, sizeof(board), arg, id);
+	fputs("board ", stdout);
+	skyctl_put_clean(stdout, board);
+	fputs(" is booting ", stdout);
+	skyctl_put_clean(stdout, o->value[FLAG_KERNEL]);
+	fputs(" on bare metal\n", stdout);
+	fprintf(stderr, "Its state is 'baremetal' until its firmware comes back; see 'skyctl board show ");
+	skyctl_put_clean(stderr, id);
+	fprintf(stderr, "'.\n");
+done:
+	json_decref(answer);
+	return r;
+}
+
+static const struct skyctl_flag_note board__boot_notes[] = {
+	{ FLAG_KERNEL, NULL, "the kernel image the board streams into RAM and kexecs (id or name)" },
+	{ FLAG_INITRD, NULL, "an initrd image for that kernel (id or name)" },
+	{ FLAG_CMDLINE, NULL, "the new kernel's command line" },
+	{ FLAG__COUNT, NULL, NULL },
+};
+
+const struct skyctl_command skyctl_board_commands[] = {
+	{
+		.noun = "board", .verb = "list",
+		.summary = "list enrolled boards",
+		.run = board__list,
+	},
+	{
+		.noun = "board", .verb = "show", .arg = "ID|NAME",
+		.summary = "show a board: CPUs, memory, IOMMU groups, NICs, images in its RAM",
+		.run = board__show,
+	},
+	{
+		.noun = "board", .verb = "delete", .arg = "ID|NAME",
+		.summary = "delete a board, revoke its certificate, close its session",
+		.run = board__delete,
+	},
+	{
+		.noun = "board", .verb = "boot", .arg = "ID|NAME",
+		.flags = FLAG_BIT(FLAG_KERNEL) | FLAG_BIT(FLAG_INITRD) | FLAG_BIT(FLAG_CMDLINE),
+		.required = FLAG_BIT(FLAG_KERNEL),
+		.summary = "kexec a board into another OS streamed to its RAM (bare metal; no disk touched)",
+		.notes = board__boot_notes,
+		.run = board__boot,
+	},
+	{ 0 },
+};

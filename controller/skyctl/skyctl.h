@@ -1,0 +1,185 @@
+/* skyctl's own interface between its files: the command line as parsed,
+ * the command table, and the state a command runs with.
+ *
+ * Layout (one role per file; calls go down this list, never back up):
+ *   main.c     the program: options, config, run one command
+ *   cmd.c      the command table: lookup, usage and help made from it
+ *   args.c     the flags: the catalogue, argv into struct skyctl_opts
+ *              through the shared option layer (common/args.h)
+ *   token.c, board.c, image.c, guest.c
+ *              one file per noun: its commands and its table
+ *   http.c     the one HTTP client (libcurl): prepare, perform, report
+ *   output.c   what goes to the terminal: errors, tables, JSON, fields,
+ *              progress lines
+ *   conf.c     the client config file (library: prints nothing)
+ *   format.c   sizes, clocks and progress lines as text (library) */
+#ifndef SKY_SKYCTL_SKYCTL_H
+#define SKY_SKYCTL_SKYCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/args.h"
+#include "common/parse.h"
+#include "controller/skyctl/conf.h"
+
+#define SKYCTL_EXIT_OK 0
+#define SKYCTL_EXIT_ERROR 1
+#define SKYCTL_EXIT_USAGE 2
+
+#define SKYCTL_MAX_WORDS 8      /* words that are not flags on the command line */
+#define SKYCTL_MAX_ID 256       /* bytes of an ID or name given on the command line */
+#define SKYCTL_MAX_PATH 4096    /* bytes of a FILE given on the command line */
+#define SKYCTL_MAX_DEVICES 8    /* --device flags of one guest (the controller's limit too) */
+#define SKYCTL_MAX_CMDLINE 4096 /* bytes of --cmdline (the controller has its own, smaller limit) */
+#define SKYCTL_FETCH_TIMEOUT 600 /* seconds 'image fetch' waits by default (10m) */
+#define SKYCTL_FETCH_TIMEOUT_MAX (7 * 24 * 3600)
+/* POST /v1/tokens takes a ttl_seconds of 60 s to 30 days (API_TOKEN_TTL_MIN
+ * and _MAX in controller/api_json.h, docs/api.md): skyctl refuses what the
+ * controller would, and says so before asking. */
+#define SKYCTL_TOKEN_TTL_MIN 60
+#define SKYCTL_TOKEN_TTL_MAX (30 * 24 * 3600)
+#define SKYCTL_TOKEN_USES_MAX 10000
+
+enum skyctl_output {
+	SKYCTL_OUTPUT_TABLE,
+	SKYCTL_OUTPUT_JSON,
+};
+
+enum skyctl_flag_id {
+	FLAG_OUTPUT,
+	FLAG_CONFIG,
+	FLAG_CONTROLLER,
+	FLAG_CA,
+	FLAG_TOKEN,
+	FLAG_HELP,
+	FLAG_VERSION,
+	FLAG_TTL,
+	FLAG_USES,
+	FLAG_NAME,
+	FLAG_KIND,
+	FLAG_BOARD,
+	FLAG_NO_WAIT,
+	FLAG_TIMEOUT,
+	FLAG_KERNEL,
+	FLAG_INITRD,
+	FLAG_DISK,
+	FLAG_CMDLINE,
+	FLAG_VCPUS,
+	FLAG_MEMORY,
+	FLAG_DEVICE,
+	FLAG_BACKEND,
+	FLAG_FOLLOW,
+	FLAG__COUNT,
+};
+
+#define FLAG_BIT(f) (1u << (f))
+/* The flags valid anywhere on the line; the others belong to commands. */
+#define FLAGS_GLOBAL (FLAG_BIT(FLAG_OUTPUT) | FLAG_BIT(FLAG_CONFIG) | FLAG_BIT(FLAG_CONTROLLER) | \
+		      FLAG_BIT(FLAG_CA) | FLAG_BIT(FLAG_TOKEN) | FLAG_BIT(FLAG_HELP) | FLAG_BIT(FLAG_VERSION))
+
+/* One flag of the catalogue (args.c). */
+struct skyctl_flag {
+	const char *name;    /* long name, without "--" */
+	char short_name;     /* 0 when none */
+	const char *metavar; /* NULL when the flag takes no value */
+	const char *help;
+	enum sky_arg_kind kind; /* how common/args.c reads it */
+	size_t off;          /* where in struct skyctl_opts it goes */
+	uint64_t min, max;   /* for UINT, SIZE, DURATION (max 0: no range) */
+};
+
+extern const struct skyctl_flag skyctl_flags[FLAG__COUNT];
+
+/* What a flag means to one command, when that differs from skyctl_flags[]. */
+struct skyctl_flag_note {
+	int flag;            /* FLAG__COUNT ends a list */
+	const char *metavar; /* NULL: the flag's own */
+	const char *help;    /* NULL: the flag's own */
+};
+
+struct skyctl;
+
+/* One "noun verb" of the command line. */
+struct skyctl_command {
+	const char *noun;    /* NULL ends a table */
+	const char *verb;    /* NULL for "help" */
+	const char *arg;     /* the positional argument in usage; NULL when none */
+	size_t arg_max;      /* bytes of arg; 0 for SKYCTL_MAX_ID */
+	unsigned flags;      /* FLAG_BIT()s of the command's own flags */
+	unsigned required;   /* those of flags that must be given */
+	const char *summary;
+	const struct skyctl_flag_note *notes; /* NULL when none */
+	int (*run)(struct skyctl *ctl, const char *arg);
+};
+
+/* Each noun's table, ended by an entry whose noun is NULL. */
+extern const struct skyctl_command skyctl_token_commands[];
+extern const struct skyctl_command skyctl_board_commands[];
+extern const struct skyctl_command skyctl_image_commands[];
+extern const struct skyctl_command skyctl_guest_commands[];
+
+/* What the command line says. */
+struct skyctl_opts {
+	const char *value[FLAG__COUNT]; /* a text flag's value, as given */
+	bool on[FLAG__COUNT];           /* a flag without a value, given */
+	unsigned seen;                  /* FLAG_BIT()s of the flags given */
+	struct sky_arg_list devices;    /* every --device, as given */
+	char device_addr[SKYCTL_MAX_DEVICES][SKY_PCI_ADDR_LEN]; /* checked, canonical */
+	const char *words[SKYCTL_MAX_WORDS];
+	size_t nwords;
+	enum skyctl_output output;
+	uint64_t ttl;
+	uint64_t uses;
+	uint64_t timeout;               /* seconds; --timeout or SKYCTL_FETCH_TIMEOUT */
+	uint64_t vcpus;
+	uint64_t memory;                /* bytes */
+	struct skyctl_conf flag_conf;   /* --controller, --ca, --token, checked */
+};
+
+enum { SKYCTL_SRC_CONTROLLER, SKYCTL_SRC_CA, SKYCTL_SRC_TOKEN };
+
+struct skyctl_http;
+
+/* What a command runs with. */
+struct skyctl {
+	const struct skyctl_opts *opts;
+	struct skyctl_conf conf;
+	char conf_path[SKYCTL_CONF_PATH_MAX]; /* "" when no config file is known */
+	char src[3][SKYCTL_CONF_PATH_MAX + 32]; /* where controller, ca, token came from */
+	struct skyctl_http *http;
+};
+
+static inline int skyctl_has(const struct skyctl_opts *o, int flag)
+{
+	return (o->seen & FLAG_BIT(flag)) != 0;
+}
+
+/* ---- cmd.c ---- */
+
+/* The command noun verb (verb NULL: the first of noun), or NULL. */
+const struct skyctl_command *skyctl_cmd_find(const char *noun, const char *verb);
+/* The words to a command with the right arguments and flags; prints the
+ * usage error and returns NULL. */
+const struct skyctl_command *skyctl_cmd_resolve(const struct skyctl_opts *o);
+/* "skyctl help [NOUN [VERB]]": an exit code. */
+int skyctl_cmd_help(const char *const *words, size_t n);
+void skyctl_cmd_usage(FILE *f);
+/* full: with the summary and what each flag means; else a pointer to it. */
+void skyctl_cmd_command_usage(FILE *f, const struct skyctl_command *c, int full);
+
+/* ---- args.c ---- */
+
+/* The option of the shared layer for flag, its value going into o (NULL:
+ * for usage only). */
+void skyctl_args_opt(struct sky_opt *opt, int flag, struct skyctl_opts *o);
+/* Read argv (flags anywhere, "--" ends them) into o with the shared
+ * option layer; prints what is wrong and returns -EINVAL. */
+int skyctl_args_parse(int argc, char **argv, struct skyctl_opts *o);
+/* Check the values the option layer leaves to skyctl; prints what is
+ * wrong and returns -EINVAL. */
+int skyctl_args_check(struct skyctl_opts *o);
+
+#endif

@@ -1,0 +1,95 @@
+/* skyctl token: enrollment tokens (create, list, revoke). */
+#include <errno.h>
+#include <stdio.h>
+
+#include "controller/skyctl/http.h"
+#include "controller/skyctl/output.h"
+#include "controller/skyctl/skyctl.h"
+#include "controller/skyctl/verbs.h"
+
+static int token__create(struct skyctl *ctl, const char *arg)
+{
+	const struct skyctl_opts *o = ctl->opts;
+	json_t *request, *answer = NULL;
+	char buf[32];
+	int r = 0;
+
+	request = json_object();
+	if (request == NULL) {
+		skyctl_err("out of memory");
+		return -ENOMEM;
+	}
+	if (skyctl_has(o, FLAG_TTL))
+		r = skyctl_body_set_int(request, "ttl_seconds", o->ttl);
+	if (r == 0 && skyctl_has(o, FLAG_USES))
+		r = skyctl_body_set_int(request, "uses", o->uses);
+	if (r == 0)
+		r = skyctl_request(ctl, "POST", "/v1/tokens", NULL, request, &answer);
+	json_decref(request);
+	if (r < 0)
+		return r;
+	if (o->output == SKYCTL_OUTPUT_JSON) {
+		r = skyctl_print_json(answer);
+		goto done;
+	}
+	if (json_string_value(json_object_get(answer, "token")) == NULL) {
+		r = skyctl_answer_lacks("token");
+		goto done;
+	}
+	skyctl_field("Token", skyctl_jstr(answer, "token", "-"));
+	skyctl_field("ID", skyctl_jstr(answer, "id", "-"));
+	skyctl_field("CA pin", skyctl_jstr(answer, "ca_pin", "-"));
+	skyctl_field("Controller", skyctl_jstr(answer, "controller", "-"));
+	skyctl_field("Uses", skyctl_jint(answer, "uses", buf, sizeof(buf)));
+	skyctl_field("Expires", skyctl_jstr(answer, "expires_at", "-"));
+	skyctl_field("Kernel command line", skyctl_jstr(answer, "cmdline", "-"));
+	fprintf(stderr, "The token is shown only now.  Boot a board with the kernel command line above "
+			"to enroll it.\n");
+done:
+	json_decref(answer);
+	return r;
+}
+
+static void token__row(json_t *tok, const char **cells, char (*scratch)[SKYCTL_CELL_MAX])
+{
+	cells[0] = skyctl_jstr(tok, "id", "-");
+	cells[1] = skyctl_jstr(tok, "state", "-");
+	cells[2] = skyctl_jint(tok, "uses_left", scratch[2], SKYCTL_CELL_MAX);
+	cells[3] = skyctl_jstr(tok, "expires_at", "-");
+}
+
+static int token__list(struct skyctl *ctl, const char *arg)
+{
+	static const char *const header[] = { "ID", "STATE", "USES-LEFT", "EXPIRES" };
+	static const struct skyctl_list list = {
+		.path = "/v1/tokens", .key = "tokens", .header = header, .ncols = 4, .row = token__row,
+		.empty = "No enrollment tokens; make one with 'skyctl token create'.",
+	};
+
+	return skyctl_verb_list(ctl, &list);
+}
+
+static int token__revoke(struct skyctl *ctl, const char *arg)
+{
+	return skyctl_verb_delete(ctl, "/v1/tokens", arg, "revoked", "token");
+}
+
+const struct skyctl_command skyctl_token_commands[] = {
+	{
+		.noun = "token", .verb = "create",
+		.flags = FLAG_BIT(FLAG_TTL) | FLAG_BIT(FLAG_USES),
+		.summary = "create an enrollment token and the kernel command line that uses it",
+		.run = token__create,
+	},
+	{
+		.noun = "token", .verb = "list",
+		.summary = "list enrollment tokens",
+		.run = token__list,
+	},
+	{
+		.noun = "token", .verb = "revoke", .arg = "ID",
+		.summary = "revoke an enrollment token",
+		.run = token__revoke,
+	},
+	{ 0 },
+};

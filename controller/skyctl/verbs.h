@@ -1,0 +1,48 @@
+/* The shapes that commands of every noun share: a list printed as a
+ * table, a thing shown, a thing deleted, a request body made from flags.
+ * -o json prints the controller's answer as it is (for a list, the object
+ * {"boards": [...]}, not the bare array). */
+#ifndef SKY_SKYCTL_VERBS_H
+#define SKY_SKYCTL_VERBS_H
+
+#include <jansson.h>
+
+#include "controller/skyctl/skyctl.h"
+
+#define SKYCTL_LIST_COLS 10    /* columns of a list's table, at most */
+#define SKYCTL_CELL_MAX 192    /* bytes of a cell a row callback formats */
+
+struct skyctl_list {
+	const char *path;          /* "/v1/boards" */
+	const char *key;           /* "boards": the array in the answer */
+	const char *const *header;
+	size_t ncols;              /* at most SKYCTL_LIST_COLS */
+	/* The cells of item; scratch has a buffer for each column to format
+	 * into.  A NULL cell is shown as "-". */
+	void (*row)(json_t *item, const char **cells, char (*scratch)[SKYCTL_CELL_MAX]);
+	const char *empty;         /* a hint on stderr when the list is empty */
+};
+
+/* GET the list and print it as a table (or its JSON). */
+int skyctl_verb_list(struct skyctl *ctl, const struct skyctl_list *l);
+
+/* GET path/id and print it with print (or its JSON); check, when not NULL,
+ * makes sure the answer is the kind of thing asked for. */
+int skyctl_verb_show(struct skyctl *ctl, const char *path, const char *id, void (*print)(json_t *answer),
+		     int (*check)(json_t *answer));
+
+/* DELETE path/id and say "<done> <what> ID" ("revoked token tok-..."),
+ * the id taken from the answer's member named done. */
+int skyctl_verb_delete(struct skyctl *ctl, const char *path, const char *id, const char *done,
+		       const char *what);
+
+/* obj[key] = the value of flag, when it was given (checked to be UTF-8 by
+ * skyctl_args_check()).  Says "out of memory". */
+int skyctl_body_set_flag(json_t *obj, const struct skyctl_opts *o, const char *key, int flag);
+int skyctl_body_set_int(json_t *obj, const char *key, uint64_t v);
+
+/* "the controller's answer has no <what>; is it a Skyroot controller of
+ * the same version?": -EPROTO. */
+int skyctl_answer_lacks(const char *what);
+
+#endif
