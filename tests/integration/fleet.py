@@ -447,6 +447,29 @@ def case_restart_kill9(f):
     db.close()
 
 
+def case_identity_dir(f):
+    """--identity-dir keeps the key, the certificate and the image-signing
+    key across a crash of the agent: restarted without the (used) token, it
+    comes back as the same board."""
+    f.start()
+    idir = os.path.join(f.tmp, "identity")
+    tok = f.token()
+    p = f.agent("a", token=tok["token"], extra=["--identity-dir", idir])
+    bid = wait_for(lambda: list(f.online()), 20, "board online")[0]
+    pub = open(os.path.join(idir, "signing.pub"), "rb").read()
+    check(len(pub) == 65 and all(c in b"0123456789abcdef" for c in pub[:64]) and pub[64:] == b"\n",
+          f"signing.pub holds the image-signing key: 64 hex digits and a newline, got {pub!r}")
+    check(os.stat(idir).st_mode & 0o777 == 0o700, "the identity folder is 0700")
+    for fn in ("identity.pem", "signing.pub"):
+        check(os.stat(os.path.join(idir, fn)).st_mode & 0o777 == 0o600, f"{fn} is 0600")
+    check(p.stop(signal.SIGKILL) == -signal.SIGKILL, "agent killed")
+    p = f.agent("a", extra=["--identity-dir", idir], name="a-restarted")
+    wait_for(lambda: f"session up as board {bid}" in p.text(), 20, "the restarted agent's session")
+    check(f"kept identity: board {bid}" in p.text(), f"the kept identity was used:\n{p.text()}")
+    on = wait_for(lambda: f.online(), 10, "board online again")
+    check(list(on) == [bid], f"the same board, no second one: {sorted(on)}")
+
+
 def case_api_auth(f):
     f.start()
     st, body = f.api("GET", "/healthz", auth=False)
