@@ -2,10 +2,12 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+#include "common/parse.h"
+#include "common/util.h"
 
 static const char *log_ident = "skyroot";
 static enum sky_log_level log_level = SKY_LOG_INFO;
@@ -41,36 +43,13 @@ int sky_log_parse_level(const char *s)
 	return -EINVAL;
 }
 
-/* The length of the well-formed UTF-8 sequence at s (n bytes left) when it
- * is printable text, else 0: overlong forms, surrogates, code points past
- * U+10FFFF and the C1 controls U+0080..U+009F (a terminal may take U+009B
- * as CSI) are not. */
-static size_t utf8_text_len(const unsigned char *s, size_t n)
+/* The length of the UTF-8 text sequence at s (n bytes left), else 0: not
+ * well-formed, or a C1 control U+0080..U+009F (a terminal may take U+009B
+ * as CSI). */
+static size_t log_text_seq(const unsigned char *s, size_t n)
 {
-	size_t len, i;
-	uint32_t cp;
-
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1fu;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		cp = s[0] & 0x0fu;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07u;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3fu);
-	}
-	if (cp <= 0x9f || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
+	size_t len = sky_utf8_seq(s, n);
+	if (len == 2 && s[0] == 0xc2 && s[1] <= 0x9f)
 		return 0;
 	return len;
 }
@@ -78,12 +57,11 @@ static size_t utf8_text_len(const unsigned char *s, size_t n)
 /* in as one line of text (see log.h); out holds 4 * strlen(in) + 1. */
 static void log_escape(const char *in, char *out)
 {
-	static const char digits[] = "0123456789abcdef";
 	const unsigned char *s = (const unsigned char *)in;
 	size_t n = strlen(in);
 
 	while (n > 0) {
-		size_t len = s[0] >= 0x80 ? utf8_text_len(s, n) : 0;
+		size_t len = s[0] >= 0x80 ? log_text_seq(s, n) : 0;
 		if (len) {
 			memcpy(out, s, len);
 			out += len;
@@ -97,8 +75,8 @@ static void log_escape(const char *in, char *out)
 		} else if (s[0] < 0x20 || s[0] >= 0x7f) {
 			*out++ = '\\';
 			*out++ = 'x';
-			*out++ = digits[s[0] >> 4];
-			*out++ = digits[s[0] & 15];
+			sky_format_hex(s, 1, out);
+			out += 2;
 		} else {
 			*out++ = (char)s[0];
 		}
