@@ -486,7 +486,9 @@ static int agent_identity_path(const struct agent *a, const char *name, char *ou
 
 static void agent_identity_save(struct agent *a)
 {
-	char path[4200], hex[65];
+	char path[4200];
+	char hex[2 * sizeof(a->signing_pub) + 2]; /* the digits, '\n', NUL */
+	size_t hexlen = 2 * sizeof(a->signing_pub);
 	BIO *mem;
 	char *data;
 	long len;
@@ -505,10 +507,11 @@ static void agent_identity_save(struct agent *a)
 		OPENSSL_cleanse(data, (size_t)len);
 	}
 	BIO_free(mem);
-	sky_format_hex(a->signing_pub, 32, hex);
-	strcat(hex, "\n");
+	sky_format_hex(a->signing_pub, sizeof(a->signing_pub), hex);
+	hex[hexlen++] = '\n';
+	hex[hexlen] = '\0';
 	if (agent_identity_path(a, "signing.pub", path, sizeof(path)) == 0)
-		sky_write_file(path, hex, strlen(hex), 0600, 0);
+		sky_write_file(path, hex, hexlen, 0600, 0);
 }
 
 static void agent_identity_load(struct agent *a)

@@ -3,10 +3,21 @@
  * Creating, starting and stopping a guest talk to QEMU (or libvirtd) and
  * wait for it, so they run in the loop's worker threads; one operation per
  * guest at a time.  The console is a socket polled by the loop; its output
- * goes to the controller in ConsoleData messages. */
+ * goes to the controller in ConsoleData messages.
+ *
+ * Who frees what: a guest is freed by free_guest() only, on the loop,
+ * never while a worker holds it (busy); a worker hands it back in its
+ * done callback.  The worker gets its own duplicates of the image memfds
+ * (fds[]), so the cache may go (agent shutdown) while a start is in flight.
+ * After guestmgr_free() the manager lives on while a worker holds a guest
+ * or a console handle is closing; it is freed by mgr_release() alone, at
+ * the end of the last of those callbacks (or of guestmgr_free itself),
+ * never from inside free_guest: a walk of the guests must not see the
+ * manager go under it. */
 #include "agent/guests.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/reboot.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,7 +53,7 @@ struct aguest {
 	bool busy;                     /* a worker holds this guest */
 	int work_result;
 	struct vmm_error work_err;
-	int fds[3];
+	int fds[3];                    /* the worker's own dups of the image memfds, or -1 */
 	bool held;                     /* images held in the cache */
 };
 
@@ -55,8 +66,8 @@ struct guestmgr {
 	struct guestmgr_ops ops;
 	void *ctx;
 	struct aguest *guests;
-	bool freeing;
-	unsigned pending_handles;
+	bool freeing;                  /* the agent let go: see mgr_release() */
+	unsigned pending_handles;      /* console handles being closed */
 	/* bare metal */
 	bool bm_active;
 	char bm_kernel[ID_MAX], bm_initrd[ID_MAX];
@@ -165,6 +176,13 @@ static void hold_images(struct aguest *g, bool hold)
 	g->held = hold;
 }
 
+/* After guestmgr_free(): the manager goes once nothing points at it. */
+static void mgr_release(struct guestmgr *m)
+{
+	if (m->freeing && m->pending_handles == 0 && !m->guests)
+		free(m);
+}
+
 /* ---- console ---- */
 
 static void poll_closed(uv_handle_t *h)
@@ -172,8 +190,7 @@ static void poll_closed(uv_handle_t *h)
 	struct guestmgr *m = h->data;
 	free(h);
 	m->pending_handles--;
-	if (m->freeing && m->pending_handles == 0 && !m->guests)
-		free(m);
+	mgr_release(m);
 }
 
 static void console_stop(struct aguest *g)
@@ -242,6 +259,16 @@ static void console_start(struct aguest *g)
 
 static void try_advance(struct aguest *g);
 
+static void close_fds(struct aguest *g)
+{
+	for (int i = 0; i < 3; i++)
+		if (g->fds[i] >= 0) {
+			close(g->fds[i]);
+			g->fds[i] = -1;
+		}
+}
+
+/* Frees the guest, never the manager (see mgr_release). */
 static void free_guest(struct aguest *g)
 {
 	struct guestmgr *m = g->m;
@@ -253,11 +280,22 @@ static void free_guest(struct aguest *g)
 	hold_images(g, false);
 	console_stop(g);
 	vmm_guest_destroy(g->vm);
+	close_fds(g);
 	if (g->spec)
 		skyroot__guest_spec__free_unpacked(g->spec, NULL);
 	free(g);
-	if (m->freeing && m->pending_handles == 0 && !m->guests)
-		free(m);
+}
+
+/* A worker is done with a guest the agent let go of meanwhile: the guest
+ * (its QEMU killed) goes now, and the manager if that was the last hold. */
+static bool worker_done_orphaned(struct aguest *g)
+{
+	struct guestmgr *m = g->m;
+	if (!m->freeing)
+		return false;
+	free_guest(g);
+	mgr_release(m);
+	return true;
 }
 
 static void guest_ended(struct aguest *g)
@@ -321,10 +359,9 @@ static void start_done(uv_work_t *w, int status)
 {
 	struct aguest *g = w->data;
 	g->busy = false;
-	if (g->m->freeing) {
-		free_guest(g);
+	close_fds(g); /* the VMM holds its own */
+	if (worker_done_orphaned(g))
 		return;
-	}
 	if (status < 0 && g->work_result == 0)
 		g->work_result = status;
 	if (g->work_result < 0) {
@@ -351,10 +388,8 @@ static void stop_done(uv_work_t *w, int status)
 	struct aguest *g = w->data;
 	(void)status;
 	g->busy = false;
-	if (g->m->freeing) {
-		free_guest(g);
+	if (worker_done_orphaned(g))
 		return;
-	}
 	console_stop(g);
 	vmm_guest_destroy(g->vm);
 	g->vm = NULL;
@@ -395,10 +430,10 @@ static void try_advance(struct aguest *g)
 	/* Images first. */
 	const char *ids[3] = {g->spec->kernel_image, g->spec->initrd_image, g->spec->disk_image};
 	const char *what[3] = {"kernel", "initrd", "disk"};
+	int cached[3] = {-1, -1, -1}; /* borrowed from the cache */
 	bool waiting = false;
 	hold_images(g, true);
 	for (int i = 0; i < 3; i++) {
-		g->fds[i] = -1;
 		if (!ids[i] || !ids[i][0])
 			continue;
 		int fd = imgcache_fd(m->cache, ids[i], NULL);
@@ -410,7 +445,7 @@ static void try_advance(struct aguest *g)
 					  imgcache_error(m->cache, ids[i]));
 			return;
 		} else {
-			g->fds[i] = fd;
+			cached[i] = fd;
 		}
 	}
 	if (waiting) {
@@ -418,12 +453,21 @@ static void try_advance(struct aguest *g)
 			set_state(g, AG_FETCHING, NULL);
 		return;
 	}
+	/* The worker's own descriptors: the cache may close its own meanwhile. */
+	for (int i = 0; i < 3; i++)
+		if (cached[i] >= 0 && (g->fds[i] = fcntl(cached[i], F_DUPFD_CLOEXEC, 0)) < 0) {
+			int e = errno;
+			close_fds(g);
+			set_state(g, AG_FAILED, "cannot keep the %s image open: %s", what[i], strerror(e));
+			return;
+		}
 	set_state(g, AG_STARTING, NULL);
 	g->busy = true;
 	g->work.data = g;
 	memset(&g->work_err, 0, sizeof(g->work_err));
 	if (uv_queue_work(m->loop, &g->work, start_work, start_done) < 0) {
 		g->busy = false;
+		close_fds(g);
 		set_state(g, AG_FAILED, "cannot start a worker");
 	}
 }
@@ -468,6 +512,7 @@ void guestmgr_on_command(struct guestmgr *m, const Skyroot__GuestCommand *cmd)
 		if (!g)
 			return;
 		g->m = m;
+		g->fds[0] = g->fds[1] = g->fds[2] = -1;
 		snprintf(g->id, sizeof(g->id), "%s", spec->id);
 		g->state = AG_PENDING;
 		g->next = m->guests;
@@ -626,8 +671,7 @@ void guestmgr_free(struct guestmgr *m)
 		/* Guests die with the agent: the controller re-drives them. */
 		free_guest(g);
 	}
-	if (m->pending_handles == 0 && !m->guests)
-		free(m);
+	mgr_release(m);
 }
 
 bool guestmgr_active(const struct guestmgr *m)

@@ -6,6 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/parse.h"
+#include "common/util.h"
+
 static const char *log_ident = "skyroot";
 static enum sky_log_level log_level = SKY_LOG_INFO;
 
@@ -40,6 +43,49 @@ int sky_log_parse_level(const char *s)
 	return -EINVAL;
 }
 
+/* The length of the UTF-8 text sequence at s (n bytes left), else 0: not
+ * well-formed, or a C1 control U+0080..U+009F (a terminal may take U+009B
+ * as CSI). */
+static size_t log_text_seq(const unsigned char *s, size_t n)
+{
+	size_t len = sky_utf8_seq(s, n);
+	if (len == 2 && s[0] == 0xc2 && s[1] <= 0x9f)
+		return 0;
+	return len;
+}
+
+/* in as one line of text (see log.h); out holds 4 * strlen(in) + 1. */
+static void log_escape(const char *in, char *out)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t n = strlen(in);
+
+	while (n > 0) {
+		size_t len = s[0] >= 0x80 ? log_text_seq(s, n) : 0;
+		if (len) {
+			memcpy(out, s, len);
+			out += len;
+			s += len;
+			n -= len;
+			continue;
+		}
+		if (s[0] == '\\') {
+			*out++ = '\\';
+			*out++ = '\\';
+		} else if (s[0] < 0x20 || s[0] >= 0x7f) {
+			*out++ = '\\';
+			*out++ = 'x';
+			sky_format_hex(s, 1, out);
+			out += 2;
+		} else {
+			*out++ = (char)s[0];
+		}
+		s++;
+		n--;
+	}
+	*out = '\0';
+}
+
 void sky_log(enum sky_log_level level, const char *fmt, ...)
 {
 	if (level > log_level)
@@ -51,12 +97,14 @@ void sky_log(enum sky_log_level level, const char *fmt, ...)
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 
-	char line[2048];
+	char line[2048], text[4 * sizeof(line)];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* Whatever the message holds, it stays one line of text. */
+	log_escape(line, text);
 	/* One write per line so concurrent processes do not interleave. */
 	fprintf(stderr, "%s.%03ldZ %s %s: %s\n", when, ts.tv_nsec / 1000000L, log_ident,
-		level_names[level], line);
+		level_names[level], text);
 }

@@ -17,6 +17,16 @@ enum sky_log_level sky_log_get_level(void);
 /* "error", "warn", "info", "debug" -> level; -EINVAL otherwise. */
 int sky_log_parse_level(const char *s);
 
+/* One line on stderr: "TIME IDENT LEVEL: MESSAGE" (at most 2047 bytes of
+ * message before escaping).  The message is one line of text whatever it
+ * holds, so nothing from outside (a machine UUID, a guest's console, a
+ * peer's error text) can forge a log line or drive a terminal: after
+ * formatting, each control character (0x00-0x1f, 0x7f), each byte that is
+ * not part of well-formed UTF-8, and the C1 controls U+0080-U+009F (both
+ * of their bytes) are written as \xNN, lowercase hex; a backslash is
+ * written as \\, so that every \x in the log is one the logger made.
+ * Other UTF-8 text passes through.  Call sites log raw values: they do
+ * not escape them, nor put line breaks or tabs in a message. */
 void sky_log(enum sky_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

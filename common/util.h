@@ -1,6 +1,6 @@
 /* Small helpers shared by every program: time, randomness, hashing, files
- * written durably (hex and addresses are in common/parse.h).  All return 0
- * or a negative errno. */
+ * written durably, UTF-8 sequences (hex and addresses are in
+ * common/parse.h).  All return 0 or a negative errno. */
 #ifndef SKY_COMMON_UTIL_H
 #define SKY_COMMON_UTIL_H
 
@@ -21,6 +21,12 @@ uint64_t sky_random_below(uint64_t n);
 void sky_sha256(const void *data, size_t len, uint8_t out[32]);
 /* Constant-time compare of len bytes: 1 equal, 0 not. */
 int sky_memeq_ct(const void *a, const void *b, size_t len);
+
+/* Length of the well-formed UTF-8 sequence at s (n > 0 bytes available):
+ * 1 for ASCII, 2 to 4 for a sequence RFC 3629 allows (no overlong forms,
+ * no surrogates, nothing past U+10FFFF), 0 when the bytes there are not
+ * one. */
+size_t sky_utf8_seq(const unsigned char *s, size_t n);
 
 /* RFC 3339 UTC ("2026-11-25T12:00:00Z") into out (>= 21 bytes). */
 void sky_fmt_time(int64_t unix_s, char *out, size_t outlen);

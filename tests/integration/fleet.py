@@ -447,6 +447,70 @@ def case_restart_kill9(f):
     db.close()
 
 
+def case_identity_dir(f):
+    """--identity-dir keeps the key, the certificate and the image-signing
+    key across a crash of the agent: restarted without the (used) token, it
+    comes back as the same board."""
+    f.start()
+    idir = os.path.join(f.tmp, "identity")
+    tok = f.token()
+    p = f.agent("a", token=tok["token"], extra=["--identity-dir", idir])
+    bid = wait_for(lambda: list(f.online()), 20, "board online")[0]
+    pub = open(os.path.join(idir, "signing.pub"), "rb").read()
+    check(len(pub) == 65 and all(c in b"0123456789abcdef" for c in pub[:64]) and pub[64:] == b"\n",
+          f"signing.pub holds the image-signing key: 64 hex digits and a newline, got {pub!r}")
+    check(os.stat(idir).st_mode & 0o777 == 0o700, "the identity folder is 0700")
+    for fn in ("identity.pem", "signing.pub"):
+        check(os.stat(os.path.join(idir, fn)).st_mode & 0o777 == 0o600, f"{fn} is 0600")
+    check(p.stop(signal.SIGKILL) == -signal.SIGKILL, "agent killed")
+    p = f.agent("a", extra=["--identity-dir", idir], name="a-restarted")
+    wait_for(lambda: f"session up as board {bid}" in p.text(), 20, "the restarted agent's session")
+    check(f"kept identity: board {bid}" in p.text(), f"the kept identity was used:\n{p.text()}")
+    on = wait_for(lambda: f.online(), 10, "board online again")
+    check(list(on) == [bid], f"the same board, no second one: {sorted(on)}")
+
+
+def pb_field(num, value):
+    """One length-delimited protobuf field (wire type 2), for hand-made
+    frames that skyagent would never send."""
+    def varint(n):
+        out = b""
+        while True:
+            b, n = n & 0x7F, n >> 7
+            out += bytes([b | (0x80 if n else 0)])
+            if not n:
+                return out
+    return varint(num << 3 | 2) + varint(len(value)) + value
+
+
+def case_log_injection(f):
+    """A refused enrollment's machine UUID comes from anyone who can reach
+    the agent port: the controller's log escapes it, so it can neither
+    forge a log line nor send escape sequences to a terminal."""
+    f.start()
+    key = os.path.join(f.tmp, "k.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-out", key], check=True, capture_output=True)
+    csr = subprocess.run(["openssl", "req", "-new", "-key", key, "-subj", "/CN=x", "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    uuid = b"7d1c2b3a-0000-4000-8000-000000000099\nFAKE LINE\x1b[2J"
+    # EnrollRequest{token: 1, csr_der: 2, machine_uuid: 3, hostname: 4}
+    req = pb_field(1, b"skt-" + b"0" * 64) + pb_field(2, csr) + pb_field(3, uuid) + pb_field(4, b"x")
+    env = b"\x08\x01" + pb_field(10, req)  # Envelope{request_id: 1, enroll_request: 10}
+    s = tls_connect(f)
+    s.sendall(struct.pack(">I", len(env)) + env)
+    data, how = read_until_closed(s)
+    s.close()
+    check(b"not known to this controller" in data, f"the enrollment was refused: {data!r} ({how})")
+    log = wait_for(lambda: "enrollment refused for machine" in f.ctl.text() and f.ctl.text(), 5,
+                   "the refusal in the controller's log")
+    check("\x1b" not in log, "no ESC byte in the controller's log")
+    forged = [l for l in log.splitlines() if l.startswith("FAKE")]
+    check(not forged, f"no forged log line: {forged}")
+    want = "enrollment refused for machine 7d1c2b3a-0000-4000-8000-000000000099\\x0aFAKE LINE\\x1b[2J: "
+    check(want in log, f"the UUID escaped in the refusal line: {[l for l in log.splitlines() if 'refused' in l]}")
+
+
 def case_api_auth(f):
     f.start()
     st, body = f.api("GET", "/healthz", auth=False)

@@ -10,11 +10,16 @@ Usage: guests.py CASE
   errors  image missing, no room on the board, a kernel that is not a
           bzImage, a device whose IOMMU group the host still uses, QEMU
           missing: each a clear error in skyctl or in 'guest show', and
-          the controller and the agents keep running."""
+          the controller and the agents keep running.
+  sigterm SIGTERM to the agent while its guest has failed, has stopped,
+          runs, is stopping and is starting: the agent exits with status 0, no
+          sanitizer report, and the guest's QEMU is gone (guests die with
+          the agent; the controller drives them again when it returns)."""
 import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -206,6 +211,109 @@ def case_errors(f):
     # An agent stopped while its guest is still powering off exits cleanly
     # (its console once fired into the freed agent).
     check(pa.stop() == 0, f"agent gooda exit status {pa.p.returncode} with a guest stopping")
+
+
+def qemu_pids(name):
+    """Processes whose command line names guest NAME (QEMU's -name guest=NAME,
+    or a wrapper about to exec it), wherever they were reparented."""
+    want = f"guest={name},".encode()
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as c:
+                    if want in c.read():
+                        pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
+def sigterm_agent(p, name, timeout=45):
+    """SIGTERM the agent; it exits 0 with no sanitizer report and takes
+    guest NAME's QEMU with it.  A stop in flight may take its own course
+    (the power button, up to the stop timeout) before the agent ends."""
+    t0 = time.time()
+    os.kill(p.p.pid, signal.SIGTERM)
+    try:
+        rc = p.p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise Fail(f"the agent did not exit within {timeout} s of SIGTERM with guest {name}")
+    print(f"guest {name}: the agent exited {time.time() - t0:.1f} s after SIGTERM")
+    text = p.text()
+    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "double free",
+                   "free(): "):
+        check(marker not in text, f"agent with guest {name}: '{marker}' in its log:\n{text[-3000:]}")
+    check(rc == 0, f"agent exit status {rc} on SIGTERM with guest {name}:\n{text[-3000:]}")
+    check("SIGTERM: stopping" in text, "the agent logged why it stopped")
+    wait_for(lambda: not qemu_pids(name), 5, f"guest {name}'s QEMU gone with the agent")
+
+
+def case_sigterm(f):
+    art = guest_artifacts()
+    f.start()
+    push(f, os.path.join(art, "vmlinuz"), "vk", "kernel")
+    push(f, os.path.join(art, "initrd.img"), "vi", "initrd")
+    tag = os.getpid()
+
+    def create(name, board, cmdline="console=ttyS0 panic=-1 quiet"):
+        r = skyctl(f, "-o", "json", "guest", "create", "--name", name, "--board", board, "--kernel", "vk",
+                   "--initrd", "vi", "--cmdline", cmdline, "--memory", "256M")
+        check(r.returncode == 0, f"guest create {name}: {r.stderr}")
+        return json.loads(r.stdout)["id"]
+
+    # Held but not running (no worker, no console): failed, and stopped.
+    junk = os.path.join(f.tmp, "junk.bin")
+    with open(junk, "wb") as out:
+        out.write(os.urandom(1 << 20))
+    push(f, junk, "junk", "kernel")
+    name = f"sigfail{tag}"
+    p, _ = start_agent(f, "sigfail", 20)
+    r = skyctl(f, "guest", "create", "--name", name, "--board", "sigfail", "--kernel", "junk", "--memory", "256M")
+    check(r.returncode == 0, f"guest create {name}: {r.stderr}")
+    wait_state(f, name, "failed")
+    sigterm_agent(p, name)
+    name = f"sigstopped{tag}"
+    p, _ = start_agent(f, "sigstopped", 24)
+    create(name, "sigstopped")
+    wait_state(f, name, "running")
+    check(skyctl(f, "guest", "stop", name).returncode == 0, f"guest stop {name}")
+    wait_state(f, name, "stopped", 60)
+    sigterm_agent(p, name)
+
+    # Running: its console polled by the agent.
+    name = f"sigrun{tag}"
+    p, _ = start_agent(f, "sigrun", 21)
+    create(name, "sigrun")
+    wait_state(f, name, "running")
+    wait_for(lambda: MARK_UP in console(f, name), 90, f"{name}'s marker")
+    check(qemu_pids(name), f"{name} has a QEMU")
+    sigterm_agent(p, name)
+
+    # Stopping: the guest ignores the first power-button press (the next
+    # comes 5 s later), so the stop worker is in flight at SIGTERM.
+    name = f"sigstop{tag}"
+    p, _ = start_agent(f, "sigstop", 22)
+    gid = create(name, "sigstop", "console=ttyS0 panic=-1 quiet skyroot.test=deaf-once")
+    wait_state(f, name, "running")
+    wait_for(lambda: MARK_UP in console(f, name), 90, f"{name}'s marker")
+    check(skyctl(f, "guest", "stop", name).returncode == 0, f"guest stop {name}")
+    wait_for(lambda: f"guest {gid}: stopping" in p.text(), 20, f"the agent stopping {name}", interval=0.02)
+    sigterm_agent(p, name)
+
+    # Starting: QEMU comes up 3 s late, so the start worker is in flight.
+    qemu = shutil.which("qemu-system-x86_64")
+    check(qemu is not None, "qemu-system-x86_64 on PATH")
+    slow = os.path.join(f.tmp, "qemu-slow")
+    with open(slow, "w") as out:
+        out.write(f'#!/bin/sh\nsleep 3\nexec {qemu} "$@"\n')
+    os.chmod(slow, 0o755)
+    name = f"sigstart{tag}"
+    p, _ = start_agent(f, "sigstart", 23, ["--qemu", slow])
+    gid = create(name, "sigstart")
+    wait_for(lambda: f"guest {gid}: starting" in p.text(), 30, f"the agent starting {name}", interval=0.02)
+    sigterm_agent(p, name)
+    check(f.ctl.p.poll() is None, "the controller keeps running")
 
 
 def main():
