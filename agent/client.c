@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <netdb.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include "agent/agent.h"
 #include "agent/images.h"
 #include "agent/guests.h"
+#include "agent/identity.h"
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -472,92 +472,36 @@ static void agent_arm_renewal(struct agent *a)
 
 /* ---- frames from the controller ---- */
 
-/* ---- identity kept across agent restarts (RAM only) ----
- *
- * With --identity-dir (the firmware uses /run/skyroot/identity, a tmpfs:
- * RAM, never a disk) the key and certificate survive a crash of the agent,
- * so the supervisor's restart does not need the (used) enrollment token. */
+/* ---- identity kept across agent restarts (agent/identity.c) ---- */
 
-static int agent_identity_path(const struct agent *a, const char *name, char *out, size_t outlen)
+static void agent_identity_keep(struct agent *a)
 {
-	int n = snprintf(out, outlen, "%s/%s", a->cfg->identity_dir, name);
-	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
-}
-
-static void agent_identity_save(struct agent *a)
-{
-	char path[4200];
-	char hex[2 * sizeof(a->signing_pub) + 2]; /* the digits, '\n', NUL */
-	size_t hexlen = 2 * sizeof(a->signing_pub);
-	BIO *mem;
-	char *data;
-	long len;
+	const char *failed;
+	int r;
 
 	if (!a->cfg->identity_dir[0] || !a->cert || !a->key)
 		return;
-	mkdir(a->cfg->identity_dir, 0700);
-	mem = BIO_new(BIO_s_mem());
-	if (!mem)
-		return;
-	if (PEM_write_bio_PrivateKey(mem, a->key, NULL, NULL, 0, NULL, NULL) == 1 &&
-	    PEM_write_bio_X509(mem, a->cert) == 1 && agent_identity_path(a, "identity.pem", path, sizeof(path)) == 0) {
-		len = BIO_get_mem_data(mem, &data);
-		if (sky_write_file(path, data, (size_t)len, 0600, 0) < 0)
-			log_warn("cannot keep the identity in %s", path);
-		OPENSSL_cleanse(data, (size_t)len);
-	}
-	BIO_free(mem);
-	sky_format_hex(a->signing_pub, sizeof(a->signing_pub), hex);
-	hex[hexlen++] = '\n';
-	hex[hexlen] = '\0';
-	if (agent_identity_path(a, "signing.pub", path, sizeof(path)) == 0)
-		sky_write_file(path, hex, hexlen, 0600, 0);
+	r = agent_identity_save(a->cfg->identity_dir, a->key, a->cert, a->signing_pub, &failed);
+	if (r < 0)
+		log_warn("cannot keep the identity in %s/%s: %s", a->cfg->identity_dir, failed, strerror(-r));
 }
 
-static void agent_identity_load(struct agent *a)
+static void agent_identity_restore(struct agent *a)
 {
-	char path[4200], *hex = NULL, cn[64];
-	EVP_PKEY *key = NULL;
-	X509 *cert = NULL;
-	FILE *f;
+	int r;
 
-	if (!a->cfg->identity_dir[0] || agent_identity_path(a, "identity.pem", path, sizeof(path)) < 0)
-		return;
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	cert = key ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-	fclose(f);
-	ERR_clear_error();
-	if (!cert || X509_check_private_key(cert, key) != 1 || sky_cert_cn(cert, cn, sizeof(cn)) < 0 ||
-	    agent_identity_path(a, "signing.pub", path, sizeof(path)) < 0 || sky_read_file(path, 256, &hex, NULL) < 0)
-		goto fail;
-	hex[strcspn(hex, "\n")] = '\0';
-	if (sky_parse_hex(hex, a->signing_pub, 32) < 0)
-		goto fail;
-	a->key = key;
-	a->cert = cert;
-	a->not_after = sky_cert_not_after(cert);
-	snprintf(a->board_id, sizeof(a->board_id), "%s", cn);
-	free(hex);
-	log_info("kept identity: board %s (certificate valid until %lld)", a->board_id, (long long)a->not_after);
-	return;
-fail:
-	free(hex);
-	EVP_PKEY_free(key);
-	X509_free(cert);
-	ERR_clear_error();
-	log_warn("the kept identity in %s is unusable; enrolling again", a->cfg->identity_dir);
-}
-
-static void agent_identity_forget(struct agent *a)
-{
-	char path[4200];
 	if (!a->cfg->identity_dir[0])
 		return;
-	if (agent_identity_path(a, "identity.pem", path, sizeof(path)) == 0)
-		unlink(path);
+	r = agent_identity_load(a->cfg->identity_dir, &a->key, &a->cert, a->signing_pub, a->board_id,
+				sizeof(a->board_id));
+	if (r == -ENOENT)
+		return;
+	if (r < 0) {
+		log_warn("the kept identity in %s is unusable; enrolling again", a->cfg->identity_dir);
+		return;
+	}
+	a->not_after = sky_cert_not_after(a->cert);
+	log_info("kept identity: board %s (certificate valid until %lld)", a->board_id, (long long)a->not_after);
 }
 
 static void agent_take_identity(struct agent *a, const Skyroot__EnrollResponse *er)
@@ -588,7 +532,7 @@ static void agent_take_identity(struct agent *a, const Skyroot__EnrollResponse *
 	a->not_after = (int64_t)er->not_after;
 	a->just_enrolled = true;
 	X509_free(ca);
-	agent_identity_save(a);
+	agent_identity_keep(a);
 	log_info("enrolled as board %s; certificate valid until %lld", a->board_id, (long long)a->not_after);
 	agent_emit(a, AGENT_EV_ENROLLED);
 	return;
@@ -615,14 +559,15 @@ static void agent_take_renewal(struct agent *a, const Skyroot__RenewResponse *rr
 	a->pending_key = NULL;
 	a->not_after = (int64_t)rr->not_after;
 	log_info("certificate renewed; valid until %lld", (long long)a->not_after);
-	agent_identity_save(a);
+	agent_identity_keep(a);
 	agent_arm_renewal(a);
 	agent_emit(a, AGENT_EV_RENEWED);
 }
 
 static void agent_forget_identity(struct agent *a)
 {
-	agent_identity_forget(a);
+	if (a->cfg->identity_dir[0])
+		agent_identity_forget(a->cfg->identity_dir);
 	X509_free(a->cert);
 	EVP_PKEY_free(a->key);
 	a->cert = NULL;
@@ -934,7 +879,7 @@ int agent_new(uv_loop_t *loop, const struct agent_config *cfg, const struct inve
 	if (hooks)
 		a->hooks = *hooks;
 	a->ud = ud;
-	agent_identity_load(a);
+	agent_identity_restore(a);
 	r = imgcache_new(&agent_cache_ops, a, cfg->cache_max, &a->cache);
 	if (r < 0) {
 		free(a);
