@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "controller/api_json.h"
+#include "controller/skyrootd/api_json.h"
 #include "skyroot.pb-c.h"
 
 /* 2026-11-25T12:00:00Z */

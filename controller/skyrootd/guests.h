@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "controller/db.h"
+#include "controller/skyrootd/db.h"
 #include "skyroot.pb-c.h"
 
 #define GUEST_NAME_MAX 64

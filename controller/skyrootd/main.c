@@ -15,7 +15,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "controller/controller.h"
+#include "controller/skyrootd/controller.h"
 
 static void usage(FILE *f)
 {

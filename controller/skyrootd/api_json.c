@@ -1,4 +1,4 @@
-#include "controller/api_json.h"
+#include "controller/skyrootd/api_json.h"
 
 #include <errno.h>
 #include <inttypes.h>

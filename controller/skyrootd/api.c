@@ -6,7 +6,7 @@
  * the loop thread), and parsing resumes only once the answer has been handed
  * to the kernel.  Bytes a pipelining client sends meanwhile wait in a
  * bounded buffer. */
-#include "controller/controller.h"
+#include "controller/skyrootd/controller.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -25,9 +25,9 @@
 #include "common/log.h"
 #include "common/tls.h"
 #include "common/util.h"
-#include "controller/api_json.h"
-#include "controller/store.h"
-#include "controller/guests.h"
+#include "controller/skyrootd/api_json.h"
+#include "controller/skyrootd/store.h"
+#include "controller/skyrootd/guests.h"
 
 #define API_URL_MAX 2048
 #define API_HEADERS_MAX (16 * 1024)

@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#include "controller/db.h"
+#include "controller/skyrootd/db.h"
 
 #define CTL_DEFAULT_AGENT_LISTEN "127.0.0.1:7443"
 #define CTL_DEFAULT_API_LISTEN "127.0.0.1:7444"

@@ -1,5 +1,5 @@
 /* Guests: see guests.h. */
-#include "controller/guests.h"
+#include "controller/skyrootd/guests.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -9,8 +9,8 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "controller/controller.h"
-#include "controller/store.h"
+#include "controller/skyrootd/controller.h"
+#include "controller/skyrootd/store.h"
 
 enum guest_stmt {
 	G_INSERT,

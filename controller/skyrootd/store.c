@@ -1,5 +1,5 @@
 /* Image store: see store.h. */
-#include "controller/store.h"
+#include "controller/skyrootd/store.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -12,7 +12,7 @@
 
 #include "common/util.h"
 #include "common/x509.h"
-#include "controller/controller.h"
+#include "controller/skyrootd/controller.h"
 #include "skyroot.pb-c.h"
 
 enum store_stmt {

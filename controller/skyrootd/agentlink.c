@@ -15,9 +15,9 @@
 #include "common/tls.h"
 #include "common/util.h"
 #include "common/x509.h"
-#include "controller/controller.h"
-#include "controller/store.h"
-#include "controller/guests.h"
+#include "controller/skyrootd/controller.h"
+#include "controller/skyrootd/store.h"
+#include "controller/skyrootd/guests.h"
 
 #define AL_BUCKETS 16384
 #define AL_ENROLL_TIMEOUT_MS 30000

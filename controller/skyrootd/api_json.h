@@ -12,9 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "controller/db.h"
-#include "controller/store.h"
-#include "controller/guests.h"
+#include "controller/skyrootd/db.h"
+#include "controller/skyrootd/store.h"
+#include "controller/skyrootd/guests.h"
 #include "skyroot.pb-c.h"
 
 /* POST /v1/tokens bounds (docs/api.md). */

@@ -1,4 +1,4 @@
-#include "controller/db.h"
+#include "controller/skyrootd/db.h"
 
 #include <errno.h>
 #include <sqlite3.h>

@@ -10,9 +10,9 @@
 
 #include "common/util.h"
 #include "common/x509.h"
-#include "controller/controller.h"
-#include "controller/store.h"
-#include "controller/guests.h"
+#include "controller/skyrootd/controller.h"
+#include "controller/skyrootd/store.h"
+#include "controller/skyrootd/guests.h"
 
 #define CA_DAYS 3650
 #define SERVER_DAYS 825
