@@ -27,6 +27,7 @@
 #include "common/util.h"
 #include "controller/skyrootd/api_json.h"
 #include "controller/skyrootd/store.h"
+#include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/guests.h"
 
 #define API_URL_MAX 2048
@@ -403,7 +404,7 @@ static void api__tokens_create(struct api_conn *c, const char *seg, struct api_r
 	t.revoked = false;
 	/* 32-bit ids: retry the rare collision with a fresh one. */
 	for (int attempt = 0; attempt < 3; attempt++) {
-		r = ctl_new_id("tok-", API_TOKEN_ID_BYTES, t.id, sizeof(t.id));
+		r = db_new_id("tok-", API_TOKEN_ID_BYTES, t.id, sizeof(t.id));
 		if (r < 0)
 			break;
 		r = db_token_insert(ctl->db, &t, hash);

@@ -245,6 +245,22 @@ static int db_migrate(struct db *db)
 	return 0;
 }
 
+int db_new_id(const char *prefix, size_t nbytes, char *out, size_t outlen)
+{
+	uint8_t raw[16];
+	char hex[33];
+	int r;
+
+	if (nbytes > sizeof(raw) || strlen(prefix) + 2 * nbytes + 1 > outlen)
+		return -EINVAL;
+	r = sky_random(raw, nbytes);
+	if (r < 0)
+		return r;
+	sky_hex(raw, nbytes, hex);
+	snprintf(out, outlen, "%s%s", prefix, hex);
+	return 0;
+}
+
 int db_open(const char *path, struct db **out)
 {
 	struct db *db = calloc(1, sizeof(*db));

@@ -15,7 +15,9 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/controller.h"
+#include "controller/skyrootd/guests.h"
 
 static void usage(FILE *f)
 {
@@ -176,6 +178,50 @@ static int cmd_init(int argc, char **argv)
 }
 
 
+/* ---- wiring: the agent link reports to guests, guests reach boards
+ * through the agent link; neither knows the other. */
+
+static void wire__board_up(void *ctx, const char *board_id)
+{
+	struct controller *ctl = ctx;
+	guests_board_up(ctl->guests, board_id);
+}
+
+static void wire__guest_report(void *ctx, const char *board_id, const Skyroot__GuestReport *r)
+{
+	struct controller *ctl = ctx;
+	guests_on_report(ctl->guests, board_id, r);
+}
+
+static void wire__console(void *ctx, const char *board_id, const Skyroot__ConsoleData *d)
+{
+	struct controller *ctl = ctx;
+	guests_on_console(ctl->guests, board_id, d);
+}
+
+static const struct agentlink_ops wire_agentlink_ops = {
+	.board_up = wire__board_up,
+	.guest_report = wire__guest_report,
+	.console = wire__console,
+};
+
+static bool wire__online(void *ctx, const char *board_id)
+{
+	struct controller *ctl = ctx;
+	return agentlink_board_online(ctl->agents, board_id, NULL);
+}
+
+static int wire__send(void *ctx, const char *board_id, Skyroot__Envelope *env)
+{
+	struct controller *ctl = ctx;
+	return agentlink_board_send(ctl->agents, board_id, env);
+}
+
+static const struct guests_ops wire_guests_ops = {
+	.online = wire__online,
+	.send = wire__send,
+};
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct controller *ctl = h->data;
@@ -313,7 +359,8 @@ static int cmd_run(int argc, char **argv)
 	uv_loop_init(&loop);
 	ctl.loop = &loop;
 
-	r = agentlink_start(&ctl, (struct sockaddr *)&agent_addr);
+	guests_set_ops(ctl.guests, &wire_guests_ops, &ctl);
+	r = agentlink_start(&ctl, (struct sockaddr *)&agent_addr, &wire_agentlink_ops, &ctl);
 	if (r < 0) {
 		log_error("cannot listen on agent address %s: %s", ctl.opt.agent_listen, uv_strerror(r));
 		goto fail;

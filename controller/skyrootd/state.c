@@ -17,21 +17,6 @@
 #define CA_DAYS 3650
 #define SERVER_DAYS 825
 
-int ctl_new_id(const char *prefix, size_t nbytes, char *out, size_t outlen)
-{
-	uint8_t raw[16];
-	char hex[33];
-	int r;
-	if (nbytes > sizeof(raw) || strlen(prefix) + 2 * nbytes + 1 > outlen)
-		return -EINVAL;
-	r = sky_random(raw, nbytes);
-	if (r < 0)
-		return r;
-	sky_hex(raw, nbytes, hex);
-	snprintf(out, outlen, "%s%s", prefix, hex);
-	return 0;
-}
-
 static int path_in(char *out, const char *dir, const char *name)
 {
 	int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
@@ -225,7 +210,7 @@ int ctl_state_load(struct controller *ctl)
 	if ((r = store_open(ctl->db, ctl->db_path, dir, ctl->signing_key,
 			    ctl->opt.image_max ? ctl->opt.image_max : STORE_DEFAULT_IMAGE_MAX, &ctl->store)) < 0)
 		goto fail;
-	if ((r = guests_open(ctl, &ctl->guests)) < 0)
+	if ((r = guests_open(ctl->db, ctl->store, &ctl->guests)) < 0)
 		goto fail;
 	return 0;
 fail:
