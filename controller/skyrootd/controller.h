@@ -50,7 +50,7 @@ struct controller {
 	struct agentlink *agents;
 	struct api *api;
 	struct api *boot;
-	uv_signal_t sigterm, sigint;
+	uv_signal_t sigterm, sigint, sighup;
 };
 
 /* Paths inside the state folder. */
@@ -68,6 +68,9 @@ int ctl_state_init(const char *dir, const char *const *sans, const char *api_lis
 		   char *admin_token_out, size_t outlen);
 int ctl_state_load(struct controller *ctl);
 void ctl_state_unload(struct controller *ctl);
+/* SIGHUP: re-read what can change while running (the admin token hash).
+ * Keeps the old values on failure. */
+int ctl_state_reload(struct controller *ctl);
 
 /* api.c: the HTTPS API port. */
 int api_start(struct controller *ctl, const struct sockaddr *addr);

@@ -234,6 +234,24 @@ static void on_signal(uv_signal_t *h, int signum)
 	ctl->boot = NULL;
 	uv_close((uv_handle_t *)&ctl->sigterm, NULL);
 	uv_close((uv_handle_t *)&ctl->sigint, NULL);
+	uv_close((uv_handle_t *)&ctl->sighup, NULL);
+}
+
+/* SIGHUP: re-read the admin token hash (a new admin token without a
+ * restart).  The log goes to stderr: nothing to reopen. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	struct controller *ctl = h->data;
+	int r = ctl_state_reload(ctl);
+
+	(void)signum;
+	if (r < 0) {
+		log_error("SIGHUP: cannot re-read %s/%s: %s; the admin token is unchanged", ctl->opt.state_dir,
+			  CTL_ADMIN_HASH, r == -EPERM ? "it is readable by others (chmod 600 it)" : strerror(-r));
+		return;
+	}
+	log_info("SIGHUP: reloaded the admin token hash from %s/%s (the log goes to stderr: nothing to reopen)",
+		 ctl->opt.state_dir, CTL_ADMIN_HASH);
 }
 
 static void raise_nofile(void)
@@ -381,7 +399,9 @@ static int cmd_run(int argc, char **argv)
 	}
 	uv_signal_init(&loop, &ctl.sigterm);
 	uv_signal_init(&loop, &ctl.sigint);
-	ctl.sigterm.data = ctl.sigint.data = &ctl;
+	uv_signal_init(&loop, &ctl.sighup);
+	ctl.sigterm.data = ctl.sigint.data = ctl.sighup.data = &ctl;
+	uv_signal_start(&ctl.sighup, on_sighup, SIGHUP);
 	uv_signal_start(&ctl.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&ctl.sigint, on_signal, SIGINT);
 	log_info("skyrootd %s: agents on %s (mTLS 1.3), API on https://%s, boards dial %s, CA %s",

@@ -223,6 +223,24 @@ fail:
 	return r;
 }
 
+int ctl_state_reload(struct controller *ctl)
+{
+	char p[PATH_MAX], *hash_hex = NULL;
+	uint8_t hash[32];
+	int r;
+
+	if ((r = path_in(p, ctl->opt.state_dir, CTL_ADMIN_HASH)) < 0 || (r = check_key_mode(p)) < 0 ||
+	    (r = sky_read_file(p, 256, &hash_hex, NULL)) < 0)
+		return r;
+	hash_hex[strcspn(hash_hex, "\r\n")] = '\0';
+	r = sky_unhex(hash_hex, hash, sizeof(hash));
+	free(hash_hex);
+	if (r < 0)
+		return r;
+	memcpy(ctl->admin_hash, hash, sizeof(hash));
+	return 0;
+}
+
 void ctl_state_unload(struct controller *ctl)
 {
 	guests_close(ctl->guests);
