@@ -439,19 +439,21 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	int r;
 
 	if (!req->name || !name_ok(req->name)) {
-		snprintf(err, errlen, "a guest name is 1-63 of A-Z a-z 0-9 . _ - and does not start with 'gst-'");
+		snprintf(err, errlen, "a guest name is 1-%u of A-Z a-z 0-9 . _ - and does not start with 'gst-'",
+			 SKY_NAME_MAX);
 		return -EINVAL;
 	}
 	if (!req->kernel || !req->kernel[0]) {
 		snprintf(err, errlen, "a guest needs a kernel image (\"kernel\": \"<image id or name>\")");
 		return -EINVAL;
 	}
-	if (req->vcpus < 1 || req->vcpus > 64) {
-		snprintf(err, errlen, "vcpus must be 1..64");
+	if (req->vcpus < 1 || req->vcpus > SKY_GUEST_VCPUS_MAX) {
+		snprintf(err, errlen, "vcpus must be from 1 to %u", SKY_GUEST_VCPUS_MAX);
 		return -EINVAL;
 	}
-	if (req->memory < (16ull << 20) || req->memory > (1ull << 40)) {
-		snprintf(err, errlen, "memory_bytes must be between 16 MiB and 1 TiB");
+	if (req->memory < SKY_GUEST_MEMORY_MIN || req->memory > SKY_GUEST_MEMORY_MAX) {
+		snprintf(err, errlen, "memory_bytes must be between %llu MiB and %llu GiB",
+			 (unsigned long long)(SKY_GUEST_MEMORY_MIN >> 20), (unsigned long long)(SKY_GUEST_MEMORY_MAX >> 30));
 		return -EINVAL;
 	}
 	if (req->cmdline && strlen(req->cmdline) >= GUEST_CMDLINE_MAX) {

@@ -7,12 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/limits.h"
 #include "controller/skyrootd/db.h"
 #include "skyroot.pb-c.h"
 
-#define GUEST_NAME_MAX 64
-#define GUEST_CMDLINE_MAX 1024
-#define GUEST_MAX_DEVICES 8
+/* Bytes with the NUL, from the shared limits (common/limits.h). */
+#define GUEST_NAME_MAX (SKY_NAME_MAX + 1)
+#define GUEST_CMDLINE_MAX (SKY_GUEST_CMDLINE_MAX + 1)
+#define GUEST_MAX_DEVICES SKY_GUEST_DEVICES_MAX
 #define GUEST_CONSOLE_RING (64u * 1024u)
 #define GUEST_ERROR_MAX 512
 /* Memory the firmware keeps for itself when placing guests. */
