@@ -223,7 +223,8 @@ static void http__send(struct http_conn *c, int status, const char *type, const 
 		r = sky_buf_append(&out, head, (size_t)n);
 	/* An answer to HEAD has the headers of the body, not the body. */
 	if (r == 0 && !http__is_head(c)) {
-		r = sky_buf_append(&out, data, len);
+		if (len)
+			r = sky_buf_append(&out, data, len);
 		if (r == 0 && nl)
 			r = sky_buf_append(&out, "\n", 1);
 	}
