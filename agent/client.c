@@ -17,6 +17,7 @@
 #include "agent/guests.h"
 #include "common/frame.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/tls.h"
 #include "common/util.h"
 #include "common/x509.h"
@@ -504,7 +505,7 @@ static void agent_identity_save(struct agent *a)
 		OPENSSL_cleanse(data, (size_t)len);
 	}
 	BIO_free(mem);
-	sky_hex(a->signing_pub, 32, hex);
+	sky_format_hex(a->signing_pub, 32, hex);
 	strcat(hex, "\n");
 	if (agent_identity_path(a, "signing.pub", path, sizeof(path)) == 0)
 		sky_write_file(path, hex, strlen(hex), 0600, 0);
@@ -530,7 +531,7 @@ static void agent_identity_load(struct agent *a)
 	    agent_identity_path(a, "signing.pub", path, sizeof(path)) < 0 || sky_read_file(path, 256, &hex, NULL) < 0)
 		goto fail;
 	hex[strcspn(hex, "\n")] = '\0';
-	if (sky_unhex(hex, a->signing_pub, 32) < 0)
+	if (sky_parse_hex(hex, a->signing_pub, 32) < 0)
 		goto fail;
 	a->key = key;
 	a->cert = cert;

@@ -12,17 +12,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Sizes: a whole number of bytes, optionally followed by a unit in either
- * case: K, M, G, T, P, E, each a power of 1024, optionally followed by "iB"
- * or "B" ("2G" = "2GiB" = "2GB" = 2 * 2^30, as QEMU and free(1) read them);
- * "B" alone means bytes.  "4096", "512M", "2GiB", "64g".  No sign, blank or
- * fraction.  -EINVAL for bad syntax, -ERANGE above INT64_MAX. */
+/* Sizes: a whole number of bytes, optionally followed by a unit: K, M, G,
+ * T, P, E, each a power of 1024, optionally followed by "iB" or "B" ("2G" =
+ * "2GiB" = "2GB" = 2 * 2^30, as QEMU and free(1) read them); "B" alone
+ * means bytes.  Units in any case: "4096", "512M", "2GiB", "64g", "1kb".
+ * No sign, blank or fraction.  -EINVAL for bad syntax, -ERANGE above
+ * INT64_MAX. */
 int sky_parse_size(const char *s, uint64_t *bytes);
 
 /* Durations: one or more whole numbers each followed by a unit, ms, s, m, h,
- * d or w, written together ("1h30m", "90s", "500ms", "7d"); a plain number
- * alone means seconds.  No sign, blank or fraction.  The result is in
- * milliseconds.  -EINVAL for bad syntax, -ERANGE above INT64_MAX ms. */
+ * d or w, written together ("1h30m", "90s", "500ms", "7d"), each unit
+ * smaller than the one before ("30m1h" and "1m1m" are refused); a plain
+ * number alone means seconds.  Units in lower case; no sign, blank or
+ * fraction.  The result is in milliseconds.  -EINVAL for bad syntax,
+ * -ERANGE above INT64_MAX ms. */
 int sky_parse_duration_ms(const char *s, uint64_t *ms);
 /* The same, in whole seconds: -EINVAL when it is not a whole number of
  * seconds ("1500ms"). */
@@ -33,14 +36,18 @@ int sky_parse_duration(const char *s, uint64_t *seconds);
 int sky_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* "HOST:PORT", "HOST", "[V6]:PORT", "[V6]" and a bare IPv6 address
- * ("::1", more than one colon: no port).  HOST is a DNS name or an address
- * (at most 253 bytes); PORT 1..65535.  A missing port is default_port (0:
+ * ("::1", more than one colon: no port; a zone as in "fe80::1%eth0" is
+ * kept).  HOST is a DNS name or an IPv4 address (at most 253 bytes; labels
+ * of letters, digits, '-' and '_', 1..63 bytes, not starting or ending with
+ * '-') or an IPv6 address (brackets removed); PORT 1..65535, 1 to 5 digits.  A missing port is default_port (0:
  * the port is required).  -EINVAL for bad syntax, -ENAMETOOLONG when HOST
  * does not fit in hostlen. */
 int sky_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port, uint16_t default_port);
 
 /* "ADDR:PORT" / "[V6]:PORT" with a numeric address into a sockaddr usable
- * by bind(2) and uv_tcp_bind. */
+ * by bind(2) and uv_tcp_bind.  PORT 0..65535 (0: the kernel picks one);
+ * ":PORT" is every IPv4 address (0.0.0.0), "localhost:PORT" 127.0.0.1.
+ * -EINVAL for anything else (a DNS name, a missing port). */
 struct sockaddr_storage;
 int sky_parse_listen(const char *s, struct sockaddr_storage *out);
 
@@ -60,9 +67,14 @@ void sky_format_hex(const uint8_t *data, size_t len, char *out);
 int sky_parse_ca_pin(const char *s, uint8_t out[32]);
 
 /* Formatters, the inverse for people: 512 -> "512 B", 8388608 -> "8.0 MiB";
- * 42 -> "42s", 5400 -> "1h30m".  -ENOBUFS when len is too small (32 always
- * suffices). */
+ * 42 -> "42s", 5400 -> "1h30m", 0 -> "0s" (sky_parse_duration reads every
+ * one back to the same value).  -ENOBUFS when len is too small (32 always
+ * suffices), -EINVAL when buf is NULL. */
 int sky_format_size(uint64_t bytes, char *buf, size_t len);
 int sky_format_duration(uint64_t seconds, char *buf, size_t len);
+/* A size as sky_parse_size reads it back exactly, in the largest unit that
+ * divides it: 4096 -> "4K", 2147483648 -> "2G", 1536 -> "1536", 0 -> "0".
+ * For config files, defaults in usage texts and limits in messages. */
+int sky_format_size_exact(uint64_t bytes, char *buf, size_t len);
 
 #endif

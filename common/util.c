@@ -1,17 +1,14 @@
 #include "common/util.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,42 +50,6 @@ uint64_t sky_random_below(uint64_t n)
 			r = (uint64_t)rand();
 	} while (r >= limit);
 	return r % n;
-}
-
-void sky_hex(const uint8_t *data, size_t len, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = digits[data[i] >> 4];
-		out[2 * i + 1] = digits[data[i] & 15];
-	}
-	out[2 * len] = '\0';
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-int sky_unhex(const char *s, uint8_t *out, size_t len)
-{
-	uint8_t tmp[256];
-	if (len > sizeof(tmp) || strlen(s) != 2 * len)
-		return -EINVAL;
-	for (size_t i = 0; i < len; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -EINVAL;
-		tmp[i] = (uint8_t)(hi << 4 | lo);
-	}
-	memcpy(out, tmp, len);
-	return 0;
 }
 
 void sky_sha256(const void *data, size_t len, uint8_t out[32])
@@ -236,50 +197,4 @@ fail:
 	close(fd);
 	free(buf);
 	return r;
-}
-
-int sky_parse_listen(const char *s, struct sockaddr_storage *out)
-{
-	char host[128];
-	const char *colon;
-	char *end;
-	long port;
-	struct sockaddr_storage ss;
-
-	memset(&ss, 0, sizeof(ss));
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-		if (!rb || rb[1] != ':')
-			return -EINVAL;
-		if ((size_t)(rb - s - 1) >= sizeof(host))
-			return -EINVAL;
-		memcpy(host, s + 1, (size_t)(rb - s - 1));
-		host[rb - s - 1] = '\0';
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon || (size_t)(colon - s) >= sizeof(host))
-			return -EINVAL;
-		memcpy(host, s, (size_t)(colon - s));
-		host[colon - s] = '\0';
-	}
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
-		return -EINVAL;
-	if (strcmp(host, "localhost") == 0)
-		strcpy(host, "127.0.0.1");
-	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		v4->sin_port = htons((uint16_t)port);
-	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons((uint16_t)port);
-	} else {
-		return -EINVAL;
-	}
-	*out = ss;
-	return 0;
 }

@@ -1,5 +1,6 @@
-/* Small helpers shared by every program: time, randomness, hex, hashing,
- * files written durably.  All return 0 or a negative errno. */
+/* Small helpers shared by every program: time, randomness, hashing, files
+ * written durably (hex and addresses are in common/parse.h).  All return 0
+ * or a negative errno. */
 #ifndef SKY_COMMON_UTIL_H
 #define SKY_COMMON_UTIL_H
 
@@ -17,11 +18,6 @@ int sky_random(void *buf, size_t len);
 /* Uniform random in [0, n) (n > 0). */
 uint64_t sky_random_below(uint64_t n);
 
-/* Lower-case hex of len bytes into out (2*len+1 bytes). */
-void sky_hex(const uint8_t *data, size_t len, char *out);
-/* Parse exactly 2*len hex digits.  0 or -EINVAL. */
-int sky_unhex(const char *s, uint8_t *out, size_t len);
-
 void sky_sha256(const void *data, size_t len, uint8_t out[32]);
 /* Constant-time compare of len bytes: 1 equal, 0 not. */
 int sky_memeq_ct(const void *a, const void *b, size_t len);
@@ -34,9 +30,5 @@ void sky_fmt_time(int64_t unix_s, char *out, size_t outlen);
 int sky_write_file(const char *path, const void *data, size_t len, mode_t mode, int excl);
 /* Read a whole file of at most max bytes (NUL-terminated, *len excludes it). */
 int sky_read_file(const char *path, size_t max, char **out, size_t *len);
-
-/* "ADDR:PORT" / "[V6]:PORT" into a sockaddr_storage usable by uv_tcp_bind. */
-struct sockaddr_storage;
-int sky_parse_listen(const char *s, struct sockaddr_storage *out);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/parse.h"
 #include "common/util.h"
 
 int sky_key_new_p256(EVP_PKEY **out)
@@ -297,7 +298,7 @@ int sky_cert_pin(X509 *cert, uint8_t out[32])
 void sky_pin_format(const uint8_t pin[32], char *out, size_t outlen)
 {
 	char hex[65];
-	sky_hex(pin, 32, hex);
+	sky_format_hex(pin, 32, hex);
 	snprintf(out, outlen, "sha256:%s", hex);
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink_priv.h"
 
@@ -47,7 +48,7 @@ static void chunk_after(uv_work_t *w, int status)
 	if (status < 0)
 		j->result = status;
 	if (j->result == -EBADMSG) {
-		sky_hex(j->digest, 32, hex);
+		sky_format_hex(j->digest, 32, hex);
 		log_error("chunk %u of image %s (sha256 %s) is corrupt in the store and was not sent; "
 			  "run 'skyctl image verify %s'", j->index, j->image_id, hex, j->image_id);
 	}

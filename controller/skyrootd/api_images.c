@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/api_priv.h"
 #include "controller/skyrootd/guests.h"
@@ -228,7 +229,7 @@ static void api_verify__bad(void *ctx, uint32_t index, const uint8_t digest[32])
 	struct api_async *a = ctx;
 	char hex[65];
 
-	sky_hex(digest, 32, hex);
+	sky_format_hex(digest, 32, hex);
 	json_array_append_new(a->bad, json_pack("{s:I, s:s}", "index", (json_int_t)index, "sha256", hex));
 }
 

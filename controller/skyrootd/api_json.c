@@ -9,6 +9,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/parse.h"
 #include "common/util.h"
 #include "skyroot.pb-c.h"
 
@@ -816,7 +817,7 @@ json_t *api_json_image(const struct store_image *img)
 
 	if (!o)
 		return NULL;
-	sky_hex(img->sha256, 32, hex);
+	sky_format_hex(img->sha256, 32, hex);
 	if (json_object_set_new(o, "id", aj_str(img->id)) < 0 ||
 	    json_object_set_new(o, "name", aj_str(img->name)) < 0 ||
 	    json_object_set_new(o, "kind", aj_str(img->kind)) < 0 ||
@@ -842,7 +843,7 @@ int api_json_board_images(json_t *board, const Skyroot__ImageStatus *st)
 	for (size_t i = 0; st && i < st->n_images; i++) {
 		const Skyroot__CachedImage *ci = st->images[i];
 		if (ci->sha256.len == 32)
-			sky_hex(ci->sha256.data, 32, hex);
+			sky_format_hex(ci->sha256.data, 32, hex);
 		else
 			hex[0] = '\0';
 		if (json_array_append_new(images, json_pack("{s:o, s:s, s:o}", "id", aj_strn(ci->id, DB_ID_MAX),

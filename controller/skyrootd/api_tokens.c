@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/api_priv.h"
 
@@ -33,7 +34,7 @@ static void api__tokens_create(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	memcpy(secret, API_TOKEN_PREFIX, strlen(API_TOKEN_PREFIX));
-	sky_hex(raw, sizeof(raw), secret + strlen(API_TOKEN_PREFIX));
+	sky_format_hex(raw, sizeof(raw), secret + strlen(API_TOKEN_PREFIX));
 	OPENSSL_cleanse(raw, sizeof(raw));
 	/* The store keeps only the hash of the whole string a board presents. */
 	sky_sha256(secret, strlen(secret), hash);

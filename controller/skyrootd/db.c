@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/parse.h"
 #include "common/util.h"
 
 /* Forward migrations: entry i takes the schema from version i to i+1. */
@@ -256,7 +257,7 @@ int db_new_id(const char *prefix, size_t nbytes, char *out, size_t outlen)
 	r = sky_random(raw, nbytes);
 	if (r < 0)
 		return r;
-	sky_hex(raw, nbytes, hex);
+	sky_format_hex(raw, nbytes, hex);
 	snprintf(out, outlen, "%s%s", prefix, hex);
 	return 0;
 }

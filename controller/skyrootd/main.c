@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/controller.h"

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/parse.h"
 #include "common/util.h"
 #include "common/x509.h"
 #include "controller/skyrootd/controller.h"
@@ -68,7 +69,7 @@ int ctl_state_init(const char *dir, const char *const *sans, const char *api_lis
 	char cn[96];
 	uint8_t caid[4];
 	sky_random(caid, sizeof(caid));
-	sky_hex(caid, sizeof(caid), hex);
+	sky_format_hex(caid, sizeof(caid), hex);
 	snprintf(cn, sizeof(cn), "Skyroot CA %s", hex);
 	struct sky_cert_spec ca_spec = {
 		.kind = SKY_CERT_CA, .cn = cn, .serial = new_serial(),
@@ -107,10 +108,10 @@ int ctl_state_init(const char *dir, const char *const *sans, const char *api_lis
 	r = sky_random(raw, sizeof(raw));
 	if (r < 0)
 		goto out;
-	sky_hex(raw, sizeof(raw), hex);
+	sky_format_hex(raw, sizeof(raw), hex);
 	snprintf(admin_token_out, outlen, "ska-%s", hex);
 	sky_sha256(admin_token_out, strlen(admin_token_out), hash);
-	sky_hex(hash, sizeof(hash), hex);
+	sky_format_hex(hash, sizeof(hash), hex);
 	strcat(hex, "\n");
 	if ((r = path_in(p, dir, CTL_ADMIN_HASH)) < 0 || (r = sky_write_file(p, hex, strlen(hex), 0600, 1)) < 0)
 		goto out;
@@ -195,7 +196,7 @@ int ctl_state_load(struct controller *ctl)
 	    (r = sky_read_file(p, 256, &hash_hex, NULL)) < 0)
 		goto fail;
 	hash_hex[strcspn(hash_hex, "\r\n")] = '\0';
-	if ((r = sky_unhex(hash_hex, ctl->admin_hash, 32)) < 0)
+	if ((r = sky_parse_hex(hash_hex, ctl->admin_hash, 32)) < 0)
 		goto fail;
 	free(hash_hex);
 	hash_hex = NULL;
@@ -233,7 +234,7 @@ int ctl_state_reload(struct controller *ctl)
 	    (r = sky_read_file(p, 256, &hash_hex, NULL)) < 0)
 		return r;
 	hash_hex[strcspn(hash_hex, "\r\n")] = '\0';
-	r = sky_unhex(hash_hex, hash, sizeof(hash));
+	r = sky_parse_hex(hash_hex, hash, sizeof(hash));
 	free(hash_hex);
 	if (r < 0)
 		return r;

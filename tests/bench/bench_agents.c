@@ -27,6 +27,7 @@
 #include "agent/config.h"
 #include "bench_util.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/util.h"
 
 #define TICK_MS 50
@@ -625,15 +626,15 @@ static int parse_args(struct bench *b, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			if (agent_parse_hostport(optarg, b->cfg.controller_host, sizeof(b->cfg.controller_host),
-						 &b->cfg.controller_port, 7443) < 0) {
+			if (sky_parse_hostport(optarg, b->cfg.controller_host, sizeof(b->cfg.controller_host),
+					       &b->cfg.controller_port, 7443) < 0) {
 				fprintf(stderr, "bench_agents: bad --controller '%s': expected HOST:PORT\n", optarg);
 				return -EINVAL;
 			}
 			have_ctl = true;
 			break;
 		case 'a':
-			if (agent_parse_ca_pin(optarg, b->cfg.ca_pin) < 0) {
+			if (sky_parse_ca_pin(optarg, b->cfg.ca_pin) < 0) {
 				fprintf(stderr, "bench_agents: bad --ca '%s': expected sha256:<64 hex digits> "
 						"(the ca_pin of 'skyctl token create')\n", optarg);
 				return -EINVAL;
@@ -712,7 +713,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 			b->ctl_pid = (pid_t)v;
 			break;
 		case 'g':
-			if (strlen(optarg) != 8 || sky_unhex(optarg, (uint8_t[4]){0}, 4) < 0) {
+			if (strlen(optarg) != 8 || sky_parse_hex(optarg, (uint8_t[4]){0}, 4) < 0) {
 				fprintf(stderr, "bench_agents: bad --tag '%s': 8 hex digits\n", optarg);
 				return -EINVAL;
 			}

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "bench_util.h"
+#include "common/parse.h"
 #include "common/tls.h"
 #include "common/util.h"
 

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "agent/config.h"
+#include "common/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -25,7 +26,7 @@ static void check_hostport(const char *v)
 {
 	char host[256];
 	uint16_t port = 0;
-	if (agent_parse_hostport(v, host, sizeof(host), &port, 7443) == 0) {
+	if (sky_parse_hostport(v, host, sizeof(host), &port, 7443) == 0) {
 		if (port == 0 || strnlen(host, sizeof(host)) >= sizeof(host) || !host[0])
 			abort();
 	}
@@ -34,7 +35,7 @@ static void check_hostport(const char *v)
 static void check_pin(const char *v)
 {
 	uint8_t pin[32];
-	if (agent_parse_ca_pin(v, pin) == 0) {
+	if (sky_parse_ca_pin(v, pin) == 0) {
 		if (strlen(v) != 7 + 64 || strncasecmp(v, "sha256:", 7) != 0)
 			abort();
 		for (size_t i = 7; i < 71; i++)
