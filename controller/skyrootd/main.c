@@ -2,7 +2,6 @@
  * serves the agent port (mTLS) and the HTTPS API from one libuv loop. */
 #include <errno.h>
 #include <malloc.h>
-#include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -13,171 +12,145 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "common/args.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/guests.h"
+#include "controller/skyrootd/store.h"
+
+/* The options of each command: they parse argv and make the usage. */
+static const char *opt_state, *opt_api_listen = CTL_DEFAULT_API_LISTEN;
+static struct sky_arg_list opt_sans = { .max = 32 };
+static const char *opt_agent_listen = CTL_DEFAULT_AGENT_LISTEN, *opt_advertise, *opt_firmware, *opt_boot_listen;
+static uint64_t opt_cert_ttl = CTL_DEFAULT_CERT_TTL, opt_image_max = STORE_DEFAULT_IMAGE_MAX;
+static int opt_log_level = SKY_LOG_INFO;
+
+static int opt__listen(void *ctx, const char *value, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+
+	if (sky_parse_listen(value, &ss) < 0) {
+		snprintf(err, errlen, "'%s' is not ADDR:PORT with a numeric address (e.g. 127.0.0.1:7444, [::1]:7444)",
+			 value);
+		return -EINVAL;
+	}
+	*(const char **)ctx = value;
+	return 0;
+}
+
+static int opt__log_level(void *ctx, const char *value, char *err, size_t errlen)
+{
+	int lvl = sky_log_parse_level(value);
+
+	if (lvl < 0) {
+		snprintf(err, errlen, "'%s' is not a log level: use error, warn, info or debug", value);
+		return -EINVAL;
+	}
+	*(int *)ctx = lvl;
+	return 0;
+}
+
+static struct sky_opt init_opts[] = {
+	{ .name = "state", .kind = SKY_ARG_STR, .dest = &opt_state, .metavar = "DIR",
+	  .help = "the state folder to create (required)" },
+	{ .name = "san", .kind = SKY_ARG_LIST, .dest = &opt_sans, .metavar = "HOST_OR_IP",
+	  .help = "another name of the server certificate besides localhost and\n127.0.0.1 (repeatable, up to 32)" },
+	{ .name = "api-listen", .kind = SKY_ARG_CALLBACK, .cb = opt__listen, .ctx = &opt_api_listen,
+	  .metavar = "ADDR:PORT", .help = "only sets the URL written to skyctl.conf (default " CTL_DEFAULT_API_LISTEN ")" },
+	{ 0 }
+};
+
+static struct sky_opt run_opts[] = {
+	{ .name = "state", .kind = SKY_ARG_STR, .dest = &opt_state, .metavar = "DIR",
+	  .help = "the state folder 'skyrootd init' made (required)" },
+	{ .name = "agent-listen", .kind = SKY_ARG_CALLBACK, .cb = opt__listen, .ctx = &opt_agent_listen,
+	  .metavar = "ADDR:PORT", .help = "where boards connect, mutual TLS 1.3 (default " CTL_DEFAULT_AGENT_LISTEN ")" },
+	{ .name = "api-listen", .kind = SKY_ARG_CALLBACK, .cb = opt__listen, .ctx = &opt_api_listen,
+	  .metavar = "ADDR:PORT", .help = "the REST API, HTTPS (default " CTL_DEFAULT_API_LISTEN ")" },
+	{ .name = "advertise", .kind = SKY_ARG_HOSTPORT, .dest = &opt_advertise, .metavar = "HOST:PORT",
+	  .help = "the address boards dial, put in token command lines\n(default: the agent listen address)" },
+	{ .name = "cert-ttl", .kind = SKY_ARG_DURATION, .dest = &opt_cert_ttl, .metavar = "DURATION",
+	  .help = "client certificate lifetime, e.g. 24h (default), 90m, 3600", .min = 10, .max = 3650ull * 86400 },
+	{ .name = "image-max", .kind = SKY_ARG_SIZE, .dest = &opt_image_max, .metavar = "SIZE",
+	  .help = "largest image accepted, e.g. 64G (default), 512M", .min = 1, .max = INT64_MAX },
+	{ .name = "firmware", .kind = SKY_ARG_STR, .dest = &opt_firmware, .metavar = "DIR",
+	  .help = "the firmware (vmlinuz, initrd.img) network-booting boards load\n(fwimage/build.sh --out)" },
+	{ .name = "boot-listen", .kind = SKY_ARG_CALLBACK, .cb = opt__listen, .ctx = &opt_boot_listen,
+	  .metavar = "ADDR:PORT", .help = "plain-HTTP network boot (/boot/ipxe?token=T, /boot/vmlinuz,\n/boot/initrd.img); off by default" },
+	{ .name = "log-level", .kind = SKY_ARG_CALLBACK, .cb = opt__log_level, .ctx = &opt_log_level,
+	  .metavar = "LEVEL", .help = "error, warn, info (default) or debug" },
+	{ 0 }
+};
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: skyrootd init --state DIR [--san HOST_OR_IP ...] [--api-listen ADDR:PORT]\n"
-		"       skyrootd run --state DIR [--agent-listen ADDR:PORT] [--api-listen ADDR:PORT]\n"
-		"                    [--advertise HOST:PORT] [--cert-ttl DURATION] [--image-max SIZE]\n"
-		"                    [--firmware DIR] [--boot-listen ADDR:PORT] [--log-level LEVEL]\n"
-		"       skyrootd --version\n"
-		"\n"
-		"init   create the state folder: CA (ECDSA P-256), server certificate (SANs\n"
-		"       localhost, 127.0.0.1 and every --san), image-signing key (Ed25519),\n"
-		"       admin API token (printed once), the store and DIR/skyctl.conf.\n"
-		"       --api-listen only sets the URL written to skyctl.conf.\n"
-		"run    serve boards on --agent-listen (default %s, mutual TLS 1.3)\n"
-		"       and the REST API on --api-listen (default %s, HTTPS).\n"
-		"       --advertise   the HOST:PORT boards dial, put in token command lines\n"
-		"                     (default: the agent listen address)\n"
-		"       --cert-ttl    client certificate lifetime, e.g. 24h (default), 90m, 3600\n"
-		"       --image-max   largest image accepted, e.g. 64G (default), 512M\n"
-		"       --firmware    folder with the firmware (vmlinuz, initrd.img) that\n"
-		"                     network-booting boards load (fwimage/build.sh --out)\n"
-		"       --boot-listen plain-HTTP address for network boot (/boot/ipxe?token=T,\n"
-		"                     /boot/vmlinuz, /boot/initrd.img); off by default\n"
-		"       --log-level   error, warn, info (default) or debug\n",
-		CTL_DEFAULT_AGENT_LISTEN, CTL_DEFAULT_API_LISTEN);
+	fprintf(f, "usage: skyrootd init --state DIR [OPTIONS]\n"
+		   "       skyrootd run --state DIR [OPTIONS]\n"
+		   "       skyrootd --version\n"
+		   "\n"
+		   "init   create the state folder: CA (ECDSA P-256), server certificate, image-signing\n"
+		   "       key (Ed25519), admin API token (printed once), the store and DIR/skyctl.conf.\n");
+	sky_args_usage(f, init_opts);
+	fprintf(f, "\nrun    serve boards on the agent port and the REST API; SIGHUP re-reads the\n"
+		   "       admin token hash, SIGTERM/SIGINT stop it.\n");
+	sky_args_usage(f, run_opts);
 }
 
-/* "90", "90s", "15m", "24h", "7d" -> seconds; -EINVAL otherwise. */
-static int64_t parse_duration(const char *s)
+/* 0 to go on, else the exit status (help: 0, usage error: 2). */
+static int parse_opts(const char *cmd, struct sky_opt *opts, int argc, char **argv)
 {
-	char *end;
-	long long v;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || end == s || v <= 0)
-		return -EINVAL;
-	switch (*end) {
-	case '\0':
-	case 's':
-		break;
-	case 'm':
-		v *= 60;
-		break;
-	case 'h':
-		v *= 3600;
-		break;
-	case 'd':
-		v *= 86400;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*end && end[1])
-		return -EINVAL;
-	return v;
-}
+	char err[256];
+	int first, r = sky_args_parse(opts, argc, argv, &first, err, sizeof(err));
 
-/* "512M", "64G", "1T", plain bytes -> bytes; 0 on error. */
-static uint64_t parse_size(const char *s)
-{
-	char *end;
-	unsigned long long v;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || s[0] == '-')
-		return 0;
-	unsigned shift = 0;
-	switch (*end) {
-	case '\0':
-		break;
-	case 'K': case 'k':
-		shift = 10;
-		break;
-	case 'M': case 'm':
-		shift = 20;
-		break;
-	case 'G': case 'g':
-		shift = 30;
-		break;
-	case 'T': case 't':
-		shift = 40;
-		break;
-	default:
-		return 0;
+	if (r == 1) {
+		usage(stdout);
+		return -1;
 	}
-	if (*end && end[1])
-		return 0;
-	if (shift && v > (UINT64_MAX >> shift))
-		return 0;
-	return (uint64_t)v << shift;
+	if (r < 0) {
+		fprintf(stderr, "skyrootd %s: %s\n", cmd, err);
+		return 2;
+	}
+	if (first != argc) {
+		fprintf(stderr, "skyrootd %s: unexpected argument '%s'; see 'skyrootd --help'\n", cmd, argv[first]);
+		return 2;
+	}
+	if (!opt_state) {
+		fprintf(stderr, "skyrootd %s: --state DIR is required\n", cmd);
+		return 2;
+	}
+	return 0;
 }
 
 static int cmd_init(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"state", required_argument, NULL, 's'},
-		{"san", required_argument, NULL, 'n'},
-		{"api-listen", required_argument, NULL, 'a'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
-	};
-	const char *state = NULL, *api = CTL_DEFAULT_API_LISTEN;
-	const char *sans[33] = {0};
-	size_t nsans = 0;
+	const char *sans[SKY_ARG_LIST_MAX + 1] = { 0 };
 	char token[128];
-	int c, r;
+	int r = parse_opts("init", init_opts, argc, argv);
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			state = optarg;
-			break;
-		case 'n':
-			if (nsans == SKY_ARRAY_SIZE(sans) - 1) {
-				fprintf(stderr, "skyrootd: at most %zu --san\n", nsans);
-				return 2;
-			}
-			sans[nsans++] = optarg;
-			break;
-		case 'a':
-			api = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!state || optind != argc) {
-		fprintf(stderr, "skyrootd init: --state DIR is required\n");
-		usage(stderr);
-		return 2;
-	}
-	struct sockaddr_storage ss;
-	if (sky_parse_listen(api, &ss) < 0) {
-		fprintf(stderr, "skyrootd init: bad --api-listen '%s': expected ADDR:PORT\n", api);
-		return 2;
-	}
-	r = ctl_state_init(state, sans, api, token, sizeof(token));
+	if (r)
+		return r < 0 ? 0 : r;
+	for (unsigned i = 0; i < opt_sans.n; i++)
+		sans[i] = opt_sans.v[i];
+	r = ctl_state_init(opt_state, sans, opt_api_listen, token, sizeof(token));
 	if (r == -EEXIST) {
 		fprintf(stderr, "skyrootd init: %s already holds a controller state; refusing to overwrite it "
-				"(use another folder, or remove it to start a new fleet)\n", state);
+				"(use another folder, or remove it to start a new fleet)\n", opt_state);
 		return 1;
 	}
 	if (r < 0) {
-		fprintf(stderr, "skyrootd init: cannot create the state in %s: %s\n", state, strerror(-r));
+		fprintf(stderr, "skyrootd init: cannot create the state in %s: %s\n", opt_state, strerror(-r));
 		return 1;
 	}
 	printf("Initialised controller state in %s\n"
 	       "Admin API token (shown only now; also in %s/%s, mode 0600):\n  %s\n"
 	       "Start the controller:  skyrootd run --state %s\n"
 	       "Use the CLI:           skyctl --config %s/%s board list\n",
-	       state, state, CTL_SKYCTL_CONF, token, state, state, CTL_SKYCTL_CONF);
+	       opt_state, opt_state, CTL_SKYCTL_CONF, token, opt_state, opt_state, CTL_SKYCTL_CONF);
 	return 0;
 }
-
 
 /* ---- wiring: the agent link reports to guests, guests reach boards
  * through the agent link; neither knows the other. */
@@ -266,102 +239,34 @@ static void raise_nofile(void)
 
 static int cmd_run(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"state", required_argument, NULL, 's'},
-		{"agent-listen", required_argument, NULL, 'g'},
-		{"api-listen", required_argument, NULL, 'a'},
-		{"advertise", required_argument, NULL, 'v'},
-		{"cert-ttl", required_argument, NULL, 't'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"image-max", required_argument, NULL, 'm'},
-		{"firmware", required_argument, NULL, 'f'},
-		{"boot-listen", required_argument, NULL, 'b'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
-	};
 	struct controller ctl = {0};
-	struct sockaddr_storage agent_addr, api_addr;
+	struct sockaddr_storage agent_addr, api_addr, boot_addr;
 	uv_loop_t loop;
-	int c, r, lvl = SKY_LOG_INFO;
+	int r = parse_opts("run", run_opts, argc, argv);
 
-	ctl.opt.agent_listen = CTL_DEFAULT_AGENT_LISTEN;
-	ctl.opt.api_listen = CTL_DEFAULT_API_LISTEN;
-	ctl.opt.cert_ttl = CTL_DEFAULT_CERT_TTL;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			ctl.opt.state_dir = optarg;
-			break;
-		case 'g':
-			ctl.opt.agent_listen = optarg;
-			break;
-		case 'a':
-			ctl.opt.api_listen = optarg;
-			break;
-		case 'v':
-			ctl.opt.advertise = optarg;
-			break;
-		case 't':
-			ctl.opt.cert_ttl = parse_duration(optarg);
-			if (ctl.opt.cert_ttl < 10) {
-				fprintf(stderr, "skyrootd: bad --cert-ttl '%s': use e.g. 24h, 90m or seconds (at least 10)\n", optarg);
-				return 2;
-			}
-			break;
-		case 'f':
-			ctl.opt.firmware_dir = optarg;
-			break;
-		case 'b':
-			ctl.opt.boot_listen = optarg;
-			break;
-		case 'm':
-			ctl.opt.image_max = parse_size(optarg);
-			if (ctl.opt.image_max == 0) {
-				fprintf(stderr, "skyrootd: bad --image-max '%s': use e.g. 64G, 512M or bytes\n", optarg);
-				return 2;
-			}
-			break;
-		case 'l':
-			lvl = sky_log_parse_level(optarg);
-			if (lvl < 0) {
-				fprintf(stderr, "skyrootd: bad --log-level '%s': use error, warn, info or debug\n", optarg);
-				return 2;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!ctl.opt.state_dir || optind != argc) {
-		fprintf(stderr, "skyrootd run: --state DIR is required\n");
-		usage(stderr);
-		return 2;
-	}
-	if (sky_parse_listen(ctl.opt.agent_listen, &agent_addr) < 0) {
-		fprintf(stderr, "skyrootd: bad --agent-listen '%s': expected ADDR:PORT\n", ctl.opt.agent_listen);
-		return 2;
-	}
-	struct sockaddr_storage boot_addr;
-	if (ctl.opt.boot_listen && sky_parse_listen(ctl.opt.boot_listen, &boot_addr) < 0) {
-		fprintf(stderr, "skyrootd: bad --boot-listen '%s': expected ADDR:PORT\n", ctl.opt.boot_listen);
-		return 2;
-	}
+	if (r)
+		return r < 0 ? 0 : r;
+	ctl.opt.state_dir = opt_state;
+	ctl.opt.agent_listen = opt_agent_listen;
+	ctl.opt.api_listen = opt_api_listen;
+	ctl.opt.advertise = opt_advertise;
+	ctl.opt.cert_ttl = (int64_t)opt_cert_ttl;
+	ctl.opt.image_max = opt_image_max;
+	ctl.opt.firmware_dir = opt_firmware;
+	ctl.opt.boot_listen = opt_boot_listen;
+	/* Checked by opt__listen already. */
+	sky_parse_listen(ctl.opt.agent_listen, &agent_addr);
+	sky_parse_listen(ctl.opt.api_listen, &api_addr);
+	if (ctl.opt.boot_listen)
+		sky_parse_listen(ctl.opt.boot_listen, &boot_addr);
 	if (ctl.opt.firmware_dir && access(ctl.opt.firmware_dir, R_OK | X_OK) < 0) {
 		fprintf(stderr, "skyrootd: cannot read --firmware %s: %s (build it with fwimage/build.sh)\n",
 			ctl.opt.firmware_dir, strerror(errno));
 		return 2;
 	}
-	if (sky_parse_listen(ctl.opt.api_listen, &api_addr) < 0) {
-		fprintf(stderr, "skyrootd: bad --api-listen '%s': expected ADDR:PORT\n", ctl.opt.api_listen);
-		return 2;
-	}
 	snprintf(ctl.advertise, sizeof(ctl.advertise), "%s",
 		 ctl.opt.advertise ? ctl.opt.advertise : ctl.opt.agent_listen);
-	sky_log_init("skyrootd", (enum sky_log_level)lvl);
+	sky_log_init("skyrootd", (enum sky_log_level)opt_log_level);
 	/* The store holds images and hashes: nobody else reads what we write. */
 	umask(077);
 	/* Image chunks are 1 MiB buffers, allocated and freed all the time:
