@@ -579,11 +579,13 @@ int api_json_parse_guest_request(const void *body, size_t len, struct api_guest_
 	r = aj_load_object(body, len, what, AJ_GUEST_EXAMPLE, &root, err, errlen);
 	if (r == 0)
 		r = aj_known_keys(root, what, known, err, errlen);
-	if (r == 0 && (r = aj_copy_str(root, "name", what, g->name, sizeof(g->name), err, errlen)) == 0) {
+	if (r == 0 && ((r = aj_copy_str(root, "name", what, g->name, sizeof(g->name), err, errlen)) == 0 ||
+		       (r > 0 && !g->name[0]))) {
 		snprintf(err, errlen, "a guest needs a name (\"name\": \"web1\")");
 		r = -EINVAL;
 	}
-	if (r > 0 && (r = aj_copy_str(root, "kernel", what, g->kernel, sizeof(g->kernel), err, errlen)) == 0) {
+	if (r > 0 && ((r = aj_copy_str(root, "kernel", what, g->kernel, sizeof(g->kernel), err, errlen)) == 0 ||
+		      (r > 0 && !g->kernel[0]))) {
 		snprintf(err, errlen, "a guest needs a kernel image (\"kernel\": \"<image id or name>\")");
 		r = -EINVAL;
 	}
@@ -650,7 +652,8 @@ int api_json_parse_fetch_request(const void *body, size_t len, struct api_fetch_
 
 	if (r == 0)
 		r = aj_known_keys(root, "fetch", known, err, errlen);
-	if (r == 0 && (r = aj_copy_str(root, "image", "fetch", f.image, sizeof(f.image), err, errlen)) == 0) {
+	if (r == 0 && ((r = aj_copy_str(root, "image", "fetch", f.image, sizeof(f.image), err, errlen)) == 0 ||
+		       (r > 0 && !f.image[0]))) {
 		snprintf(err, errlen, "say which image to fetch: %s", AJ_FETCH_EXAMPLE);
 		r = -EINVAL;
 	}
@@ -678,7 +681,8 @@ int api_json_parse_boot_request(const void *body, size_t len, struct api_boot_bo
 	r = aj_load_object(body, len, "boot", AJ_BOOT_EXAMPLE, &root, err, errlen);
 	if (r == 0)
 		r = aj_known_keys(root, "boot", known, err, errlen);
-	if (r == 0 && (r = aj_copy_str(root, "kernel", "boot", b->kernel, sizeof(b->kernel), err, errlen)) == 0) {
+	if (r == 0 && ((r = aj_copy_str(root, "kernel", "boot", b->kernel, sizeof(b->kernel), err, errlen)) == 0 ||
+		       (r > 0 && !b->kernel[0]))) {
 		snprintf(err, errlen, "a boot needs a kernel image: %s", AJ_BOOT_EXAMPLE);
 		r = -EINVAL;
 	}

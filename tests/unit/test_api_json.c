@@ -573,6 +573,8 @@ static void test_guest_request_refused(void **state)
 		{ "{\"name\": ", "not valid JSON" },
 		{ "{\"kernel\": \"k\"}", "needs a name" },
 		{ "{\"name\": \"a\"}", "needs a kernel" },
+		{ "{\"name\": \"a\", \"kernel\": \"\"}", "needs a kernel" }, /* found by fuzz_api_bodies */
+		{ "{\"name\": \"\", \"kernel\": \"k\"}", "needs a name" },
 		{ "{\"name\": 5, \"kernel\": \"k\"}", "guest.name must be a string" },
 		{ "{\"name\": \"a\", \"kernel\": \"k\", \"vcpus\": 0}", "from 1 to 64" },
 		{ "{\"name\": \"a\", \"kernel\": \"k\", \"vcpus\": 65}", "from 1 to 64" },
