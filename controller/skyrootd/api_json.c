@@ -621,13 +621,13 @@ int api_json_parse_guest_request(const void *body, size_t len, struct api_guest_
 			r = -EINVAL;
 		} else {
 			json_array_foreach(devs, i, d) {
-				/* The form is checked by guests_create(). */
-				if (!json_is_string(d) || json_string_length(d) >= sizeof(g->devices[i])) {
+				/* common/parse.h: "BB:DD.F" or "DDDD:BB:DD.F", kept canonical. */
+				if (!json_is_string(d) ||
+				    sky_parse_pci(json_string_value(d), g->devices[i], sizeof(g->devices[i])) < 0) {
 					snprintf(err, errlen, "guest.devices[%zu] is not a PCI address like 0000:00:03.0", i);
 					r = -EINVAL;
 					break;
 				}
-				memcpy(g->devices[i], json_string_value(d), json_string_length(d) + 1);
 				g->n_devices++;
 			}
 		}

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/store.h"
 
@@ -409,9 +410,10 @@ static bool name_ok(const char *name)
 
 static bool pci_ok(const char *a)
 {
-	unsigned d, b, s, f;
-	char tail;
-	return strlen(a) == 12 && sscanf(a, "%4x:%2x:%2x.%1x%c", &d, &b, &s, &f, &tail) == 4 && s < 32 && f < 8;
+	char canon[SKY_PCI_ADDR_LEN];
+
+	/* The one PCI syntax (common/parse.h), in its canonical form. */
+	return sky_parse_pci(a, canon, sizeof(canon)) == 0 && strcmp(canon, a) == 0;
 }
 
 static int resolve_image(struct guests *g, const char *ref, const char *what, char *id_out, char *err, size_t errlen)

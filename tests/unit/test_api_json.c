@@ -551,7 +551,7 @@ static void test_guest_request_accepted(void **state)
 	assert_int_equal(guest_parse("{\"name\": \"a\", \"kernel\": \"k\", \"initrd\": \"i\", \"disk\": null, "
 				     "\"board\": \"auto\", \"cmdline\": \"console=ttyS0\", \"vcpus\": 64, "
 				     "\"memory_bytes\": 16777216, \"backend\": \"libvirt\", "
-				     "\"devices\": [\"0000:00:03.0\", \"0000:00:04.0\"]}", g, err), 0);
+				     "\"devices\": [\"0000:00:03.0\", \"00:04.0\"]}", g, err), 0);
 	assert_int_equal(g->vcpus, SKY_GUEST_VCPUS_MAX);
 	assert_true(g->memory_bytes == SKY_GUEST_MEMORY_MIN);
 	assert_string_equal(g->backend, "libvirt");
@@ -584,6 +584,7 @@ static void test_guest_request_refused(void **state)
 		{ "{\"name\": \"a\", \"kernel\": \"k\", \"backend\": \"xen\"}", "qemu or libvirt" },
 		{ "{\"name\": \"a\", \"kernel\": \"k\", \"devices\": \"0000:00:03.0\"}", "at most 8" },
 		{ "{\"name\": \"a\", \"kernel\": \"k\", \"devices\": [1]}", "devices[0]" },
+		{ "{\"name\": \"a\", \"kernel\": \"k\", \"devices\": [\"0000:00:20.0\"]}", "devices[0] is not a PCI address" },
 		{ "{\"name\": \"a\", \"kernel\": \"k\", \"devices\": [\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\"]}",
 		  "at most 8" },
 		{ "{\"name\": \"a-name-that-is-much-longer-than-sixty-three-bytes-which-is-the-limit-x\", "
