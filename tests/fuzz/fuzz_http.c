@@ -65,7 +65,8 @@ static int fz_begin(void *ctx, struct http_conn *c, const struct http_request *r
 	if (req->path_len >= 7 && memcmp(req->path, "/refuse", 7) == 0)
 		return http_conn_refuse(c, 409, "conflict", "refused %.*s", (int)req->path_len, req->path);
 	if (req->path_len >= 7 && memcmp(req->path, "/upload", 7) == 0) {
-		http_conn_set_user(c, malloc(16)); /* what an upload holds */
+		if (!http_conn_user(c)) /* per connection, as the API keeps it */
+			http_conn_set_user(c, malloc(16));
 		return HTTP_BODY_STREAM;
 	}
 	return HTTP_BODY_BUFFER;
