@@ -93,7 +93,7 @@ stop_all
 
 if [ ! -f "$STATE/ca.key" ]; then
 	step "initialising the controller in $STATE"
-	./build/controller/skyrootd init --state "$STATE" --api-listen "127.0.0.1:$API_PORT"
+	./build/controller/skyrootd/skyrootd init --state "$STATE" --api-listen "127.0.0.1:$API_PORT"
 else
 	step "reusing the controller state in $STATE"
 fi
@@ -105,7 +105,7 @@ if [ "$mode" = boards ]; then
 	extra="--advertise 10.0.2.2:$AGENT_PORT --firmware $FW --boot-listen 127.0.0.1:$BOOT_PORT"
 fi
 # shellcheck disable=SC2086
-./build/controller/skyrootd run --state "$STATE" \
+./build/controller/skyrootd/skyrootd run --state "$STATE" \
 	--agent-listen "127.0.0.1:$AGENT_PORT" --api-listen "127.0.0.1:$API_PORT" $extra \
 	>"$RUN/skyrootd.log" 2>&1 &
 echo $! >"$RUN/skyrootd.pid"

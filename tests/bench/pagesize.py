@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How SQLite's page size affects 1 MiB chunk writes and reads, as the store
 uses them (WAL, one small transaction a chunk, synchronous=NORMAL until the
-final FULL commit).  controller/db.c picks the page size from this.
+final FULL commit).  controller/skyrootd/db.c picks the page size from this.
 
 usage: tests/bench/pagesize.py [DIR] [--chunks N]   (DIR on the disk a state folder would use)
 """

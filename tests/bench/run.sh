@@ -55,9 +55,9 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 	say "configuring $BUILD"
 	meson setup "$BUILD" -Dwerror=true >/dev/null
 fi
-ninja -C "$BUILD" controller/skyrootd controller/skyctl tests/bench/bench_agents tests/bench/bench_tls_idle >/dev/null ||
+ninja -C "$BUILD" controller/skyrootd/skyrootd controller/skyctl tests/bench/bench_agents tests/bench/bench_tls_idle >/dev/null ||
 	die "the build failed: run 'ninja -C $BUILD' to see why"
-SKYROOTD=$ROOT/$BUILD/controller/skyrootd
+SKYROOTD=$ROOT/$BUILD/controller/skyrootd/skyrootd
 SKYCTL=$ROOT/$BUILD/controller/skyctl
 BENCH_AGENTS=$ROOT/$BUILD/tests/bench/bench_agents
 BENCH_TLS=$ROOT/$BUILD/tests/bench/bench_tls_idle

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "controller/api_json.h"
+#include "controller/skyrootd/api_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-SKYROOTD = os.environ.get("SKYROOTD", os.path.join(ROOT, "build/controller/skyrootd"))
+SKYROOTD = os.environ.get("SKYROOTD", os.path.join(ROOT, "build/controller/skyrootd/skyrootd"))
 SKYAGENT = os.environ.get("SKYAGENT", os.path.join(ROOT, "build/agent/skyagent"))
 SKYCTL = os.environ.get("SKYCTL", os.path.join(ROOT, "build/controller/skyctl"))
 FIXTURES = os.environ.get("SKY_FIXTURES", os.path.join(ROOT, "tests", "fixtures"))
@@ -560,6 +560,67 @@ def case_api_errors(f):
     check(b" 400 " in data.split(b"\r\n")[0], f"malformed HTTP: {data[:80]!r}")
     t.close()
     check(f.api("GET", "/healthz", auth=False)[0] == 200, "still healthy")
+
+
+def case_sighup_reload(f):
+    """SIGHUP keeps the controller up, says so, and takes a new admin token."""
+    ctl = f.start()
+    os.kill(ctl.p.pid, signal.SIGHUP)
+    wait_for(lambda: "reloaded" in ctl.text(), 10, "'reloaded' in the controller's log")
+    check(ctl.p.poll() is None, "skyrootd ended on SIGHUP")
+    check(f.api("GET", "/v1/boards")[0] == 200, "the API answers after SIGHUP")
+    # A new admin token: its hash written in place, then SIGHUP.
+    new = "ska-" + "5" * 64
+    path = os.path.join(f.state, "admin.token.sha256")
+    with open(path, "w") as fh:
+        fh.write(hashlib.sha256(new.encode()).hexdigest() + "\n")
+    os.chmod(path, 0o600)
+    n = ctl.text().count("reloaded")
+    os.kill(ctl.p.pid, signal.SIGHUP)
+    wait_for(lambda: ctl.text().count("reloaded") > n, 10, "a second 'reloaded'")
+    check(f.api("GET", "/v1/boards", token=new)[0] == 200, "the new admin token is taken")
+    check(f.api("GET", "/v1/boards")[0] == 401, "the old admin token is refused")
+
+
+def fetch_text(url, ctx=None):
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
+
+def case_boot_ipxe_schemes(f):
+    """The iPXE script points at the port and scheme it was fetched from."""
+    boot_port = free_port()
+    f.start(["--boot-listen", f"127.0.0.1:{boot_port}"])
+    tok = f.token(uses=5)["token"]
+    st, text = fetch_text(f"https://127.0.0.1:{f.api_port}/boot/ipxe?token={tok}", f.sslctx)
+    check(st == 200, f"ipxe over the API port: {st} {text}")
+    check(f"kernel https://127.0.0.1:{f.api_port}/boot/vmlinuz" in text and "http://" not in text,
+          f"over TLS the script must point at https on the same port: {text}")
+    st, text = fetch_text(f"http://127.0.0.1:{boot_port}/boot/ipxe?token={tok}")
+    check(st == 200, f"ipxe over the boot port: {st} {text}")
+    check(f"kernel http://127.0.0.1:{boot_port}/boot/vmlinuz" in text and
+          f"initrd http://127.0.0.1:{boot_port}/boot/initrd.img" in text, f"plain boot listener: {text}")
+    st, text = fetch_text(f"http://127.0.0.1:{boot_port}/boot/ipxe?token=skt-nope")
+    check(st == 403, f"unknown token on the boot port: {st}")
+
+
+def case_guest_body_fields(f):
+    """Request bodies are checked field by field before anything happens."""
+    f.start()
+    st, body = f.api("POST", "/v1/guests", {"name": "g1", "kernel": "k", "vcpu": 2})
+    check(st == 400 and "unknown field 'vcpu' in guest; known: name, board" in body["error"]["message"],
+          f"unknown guest field: {st} {body}")
+    st, body = f.api("POST", "/v1/guests", {"name": "g1", "kernel": "k", "vcpus": 65})
+    check(st == 400 and "1 to 64" in body["error"]["message"], f"65 vCPUs: {st} {body}")
+    st, body = f.api("POST", "/v1/guests", {"name": "g1", "kernel": "no-such-image"})
+    check(st == 404 and "no-such-image" in body["error"]["message"], f"unknown kernel: {st} {body}")
+    st, body = f.api("POST", "/v1/boards/x/fetch", {"image": "i", "board": "b"})
+    check(st == 400 and "unknown field 'board' in fetch" in body["error"]["message"], f"fetch: {st} {body}")
+    st, body = f.api("POST", "/v1/boards/x/boot", {"kernel": "k", "append": "quiet"})
+    check(st == 400 and "unknown field 'append' in boot" in body["error"]["message"], f"boot: {st} {body}")
 
 
 def case_reenroll_same_uuid(f):

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "controller/api_json.h"
+#include "controller/skyrootd/api_json.h"
 #include "skyroot.pb-c.h"
 
 /* 2026-11-25T12:00:00Z */
@@ -525,6 +525,172 @@ static void test_decode_segment(void **state)
 	assert_int_equal(strlen(out), DB_ID_MAX - 1);
 }
 
+/* ---- the other request bodies ---- */
+
+static int guest_parse(const char *body, struct api_guest_body *g, char *err)
+{
+	err[0] = '\0';
+	return api_json_parse_guest_request(body, strlen(body), g, err, API_JSON_ERR_MAX);
+}
+
+static void test_guest_request_accepted(void **state)
+{
+	struct api_guest_body *g = calloc(1, sizeof(*g));
+	char err[API_JSON_ERR_MAX];
+	(void)state;
+
+	assert_int_equal(guest_parse("{\"name\": \"web1\", \"kernel\": \"vmlinuz\"}", g, err), 0);
+	assert_string_equal(g->name, "web1");
+	assert_string_equal(g->kernel, "vmlinuz");
+	assert_string_equal(g->board, "");
+	assert_string_equal(g->backend, "qemu");
+	assert_int_equal(g->vcpus, API_GUEST_VCPUS_DEFAULT);
+	assert_true(g->memory_bytes == API_GUEST_MEMORY_DEFAULT);
+	assert_false(g->has_cmdline);
+
+	assert_int_equal(guest_parse("{\"name\": \"a\", \"kernel\": \"k\", \"initrd\": \"i\", \"disk\": null, "
+				     "\"board\": \"auto\", \"cmdline\": \"console=ttyS0\", \"vcpus\": 64, "
+				     "\"memory_bytes\": 16777216, \"backend\": \"libvirt\", "
+				     "\"devices\": [\"0000:00:03.0\", \"00:04.0\"]}", g, err), 0);
+	assert_int_equal(g->vcpus, SKY_GUEST_VCPUS_MAX);
+	assert_true(g->memory_bytes == SKY_GUEST_MEMORY_MIN);
+	assert_string_equal(g->backend, "libvirt");
+	assert_string_equal(g->disk, "");
+	assert_true(g->has_cmdline);
+	assert_int_equal(g->n_devices, 2);
+	assert_string_equal(g->devices[1], "0000:00:04.0");
+	free(g);
+}
+
+static void test_guest_request_refused(void **state)
+{
+	static const struct {
+		const char *body;
+		const char *says;
+	} bad[] = {
+		{ "", "empty" },
+		{ "[]", "must be a JSON object" },
+		{ "{\"name\": ", "not valid JSON" },
+		{ "{\"kernel\": \"k\"}", "needs a name" },
+		{ "{\"name\": \"a\"}", "needs a kernel" },
+		{ "{\"name\": \"a\", \"kernel\": \"\"}", "needs a kernel" }, /* found by fuzz_api_bodies */
+		{ "{\"name\": \"\", \"kernel\": \"k\"}", "needs a name" },
+		{ "{\"name\": 5, \"kernel\": \"k\"}", "guest.name must be a string" },
+		{ "{\"name\": \"a\", \"kernel\": \"k\", \"vcpus\": 0}", "from 1 to 64" },
+		{ "{\"name\": \"a\", \"kernel\": \"k\", \"vcpus\": 65}", "from 1 to 64" },
+		{ "{\"name\": \"a\", \"kernel\": \"k\", \"vcpus\": 1.5}", "vcpus must be a whole number" },
+		{ "{\"name\": \"a\", \"kernel\": \"k\", \"memory_bytes\": 1024}", "16 MiB to 1 TiB" },
+		{ "{\"name\": \"a\", \"kernel\": \"k\", \"memory_bytes\": -1}", "memory_bytes" },
+		{ "{\"name\": \"a\", \"kernel\": \"k\", \"backend\": \"xen\"}", "qemu or libvirt" },
+		{ "{\"name\": \"a\", \"kernel\": \"k\", \"devices\": \"0000:00:03.0\"}", "at most 8" },
+		{ "{\"name\": \"a\", \"kernel\": \"k\", \"devices\": [1]}", "devices[0]" },
+		{ "{\"name\": \"a\", \"kernel\": \"k\", \"devices\": [\"0000:00:20.0\"]}", "devices[0] is not a PCI address" },
+		{ "{\"name\": \"a\", \"kernel\": \"k\", \"devices\": [\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\"]}",
+		  "at most 8" },
+		{ "{\"name\": \"a-name-that-is-much-longer-than-sixty-three-bytes-which-is-the-limit-x\", "
+		  "\"kernel\": \"k\"}", "guest.name is over its limit of 63 bytes" },
+	};
+	struct api_guest_body *g = calloc(1, sizeof(*g));
+	char err[API_JSON_ERR_MAX];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(g, 0x5a, sizeof(*g));
+		int r = guest_parse(bad[i].body, g, err);
+		if (r != -EINVAL || !strstr(err, bad[i].says))
+			fail_msg("body %s: r=%d err='%s', wanted '%s'", bad[i].body, r, err, bad[i].says);
+		/* Never written on failure. */
+		for (size_t k = 0; k < sizeof(*g); k++)
+			assert_int_equal(((unsigned char *)g)[k], 0x5a);
+	}
+	free(g);
+}
+
+static void test_unknown_fields_refused(void **state)
+{
+	struct api_guest_body *g = calloc(1, sizeof(*g));
+	struct api_fetch_body fb;
+	struct api_boot_body *bb = calloc(1, sizeof(*bb));
+	char err[API_JSON_ERR_MAX];
+	const char *body;
+	(void)state;
+
+	assert_int_equal(guest_parse("{\"name\": \"a\", \"kernel\": \"k\", \"foo\": 1}", g, err), -EINVAL);
+	assert_string_equal(err, "unknown field 'foo' in guest; known: name, board, kernel, initrd, disk, cmdline, "
+				 "vcpus, memory_bytes, devices, backend");
+	body = "{\"image\": \"i\", \"board\": \"b\"}";
+	assert_int_equal(api_json_parse_fetch_request(body, strlen(body), &fb, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "unknown field 'board' in fetch; known: image");
+	body = "{\"kernel\": \"k\", \"append\": \"quiet\"}";
+	assert_int_equal(api_json_parse_boot_request(body, strlen(body), bb, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "unknown field 'append' in boot; known: kernel, initrd, cmdline");
+	free(g);
+	free(bb);
+}
+
+static void test_fetch_request(void **state)
+{
+	struct api_fetch_body fb = { "untouched" };
+	char err[API_JSON_ERR_MAX];
+	const char *ok = "{\"image\": \"img-0a1b2c\"}";
+	(void)state;
+
+	assert_int_equal(api_json_parse_fetch_request("{}", 2, &fb, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "say which image"));
+	assert_string_equal(fb.image, "untouched");
+	assert_int_equal(api_json_parse_fetch_request("{\"image\": 3}", 12, &fb, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "fetch.image must be a string"));
+	assert_int_equal(api_json_parse_fetch_request("", 0, &fb, err, sizeof(err)), -EINVAL);
+	assert_int_equal(api_json_parse_fetch_request(ok, strlen(ok), &fb, err, sizeof(err)), 0);
+	assert_string_equal(fb.image, "img-0a1b2c");
+}
+
+static void test_boot_request(void **state)
+{
+	struct api_boot_body *b = calloc(1, sizeof(*b));
+	char err[API_JSON_ERR_MAX], big[SKY_GUEST_CMDLINE_MAX + 64];
+	const char *ok = "{\"kernel\": \"k\", \"initrd\": \"i\", \"cmdline\": \"quiet\"}";
+	(void)state;
+
+	assert_int_equal(api_json_parse_boot_request(ok, strlen(ok), b, err, sizeof(err)), 0);
+	assert_string_equal(b->kernel, "k");
+	assert_string_equal(b->initrd, "i");
+	assert_string_equal(b->cmdline, "quiet");
+	ok = "{\"kernel\": \"k\"}";
+	assert_int_equal(api_json_parse_boot_request(ok, strlen(ok), b, err, sizeof(err)), 0);
+	assert_string_equal(b->initrd, "");
+	assert_string_equal(b->cmdline, "");
+	ok = "{\"initrd\": \"i\"}";
+	assert_int_equal(api_json_parse_boot_request(ok, strlen(ok), b, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "needs a kernel"));
+	/* A command line over the shared limit. */
+	int n = snprintf(big, sizeof(big), "{\"kernel\": \"k\", \"cmdline\": \"");
+	memset(big + n, 'x', SKY_GUEST_CMDLINE_MAX + 1);
+	snprintf(big + n + SKY_GUEST_CMDLINE_MAX + 1, sizeof(big) - (size_t)n - SKY_GUEST_CMDLINE_MAX - 1, "\"}");
+	assert_int_equal(api_json_parse_boot_request(big, strlen(big), b, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "boot.cmdline is over its limit of 1023 bytes"));
+	free(b);
+}
+
+static void test_query_get(void **state)
+{
+	char out[16];
+	const char *q = "name=a%20b&kind=disk&follow";
+	(void)state;
+
+	assert_int_equal(api_json_query_get(q, strlen(q), "name", out, sizeof(out)), 0);
+	assert_string_equal(out, "a b");
+	assert_int_equal(api_json_query_get(q, strlen(q), "kind", out, sizeof(out)), 0);
+	assert_string_equal(out, "disk");
+	assert_int_equal(api_json_query_get(q, strlen(q), "follow", out, sizeof(out)), -ENOENT);
+	assert_int_equal(api_json_query_get(q, strlen(q), "nam", out, sizeof(out)), -ENOENT);
+	assert_int_equal(api_json_query_get(NULL, 0, "name", out, sizeof(out)), -ENOENT);
+	q = "name=%zz";
+	assert_int_equal(api_json_query_get(q, strlen(q), "name", out, sizeof(out)), -EINVAL);
+	q = "name=0123456789abcdefXYZ";
+	assert_int_equal(api_json_query_get(q, strlen(q), "name", out, sizeof(out)), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -543,6 +709,12 @@ int main(void)
 		cmocka_unit_test(test_error_shape),
 		cmocka_unit_test(test_sort_by_name),
 		cmocka_unit_test(test_decode_segment),
+		cmocka_unit_test(test_guest_request_accepted),
+		cmocka_unit_test(test_guest_request_refused),
+		cmocka_unit_test(test_unknown_fields_refused),
+		cmocka_unit_test(test_fetch_request),
+		cmocka_unit_test(test_boot_request),
+		cmocka_unit_test(test_query_get),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "common/util.h"
-#include "controller/db.h"
+#include "controller/skyrootd/db.h"
 
 static int setup(void **state)
 {

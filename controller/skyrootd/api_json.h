@@ -12,9 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "controller/db.h"
-#include "controller/store.h"
-#include "controller/guests.h"
+#include "common/limits.h"
+#include "common/parse.h"
+#include "controller/skyrootd/db.h"
+#include "controller/skyrootd/store.h"
+#include "controller/skyrootd/guests.h"
 #include "skyroot.pb-c.h"
 
 /* POST /v1/tokens bounds (docs/api.md). */
@@ -57,6 +59,52 @@ struct api_token_request {
  * *out is not written on failure. */
 int api_json_parse_token_request(const void *body, size_t len, struct api_token_request *out,
 				 char *err, size_t errlen);
+
+/* The request bodies.  Each parser is pure: 0 and *out set, or -EINVAL
+ * with a message for the client in err (API_JSON_ERR_MAX bytes) that says
+ * what is wrong and what to send; *out is not written on failure.  A
+ * field the body does not know is refused ("unknown field 'foo' in guest;
+ * known: name, board, ..."); null is the same as leaving a field out. */
+
+/* POST /v1/guests (docs/api.md); limits of common/limits.h. */
+#define API_GUEST_VCPUS_DEFAULT 1u
+#define API_GUEST_MEMORY_DEFAULT (256ull << 20)
+struct api_guest_body {
+	char name[SKY_NAME_MAX + 1];
+	char board[DB_NAME_MAX];          /* "" = auto */
+	char kernel[STORE_NAME_MAX];
+	char initrd[STORE_NAME_MAX];      /* "" = none */
+	char disk[STORE_NAME_MAX];        /* "" = none */
+	char cmdline[SKY_GUEST_CMDLINE_MAX + 1];
+	bool has_cmdline;
+	char backend[16];                 /* default "qemu" */
+	uint32_t vcpus;
+	uint64_t memory_bytes;
+	char devices[SKY_GUEST_DEVICES_MAX][SKY_PCI_ADDR_LEN];
+	unsigned n_devices;
+};
+int api_json_parse_guest_request(const void *body, size_t len, struct api_guest_body *out, char *err,
+				 size_t errlen);
+
+/* POST /v1/boards/{id|name}/fetch: {"image": "<image id or name>"}. */
+struct api_fetch_body {
+	char image[STORE_NAME_MAX];
+};
+int api_json_parse_fetch_request(const void *body, size_t len, struct api_fetch_body *out, char *err,
+				 size_t errlen);
+
+/* POST /v1/boards/{id|name}/boot: {"kernel", "initrd", "cmdline"}. */
+struct api_boot_body {
+	char kernel[STORE_NAME_MAX];
+	char initrd[STORE_NAME_MAX];      /* "" = none */
+	char cmdline[SKY_GUEST_CMDLINE_MAX + 1]; /* "" = the default */
+};
+int api_json_parse_boot_request(const void *body, size_t len, struct api_boot_body *out, char *err,
+				size_t errlen);
+
+/* The value of key in a query string ("a=1&b=2"), percent-decoded into
+ * out: 0, -ENOENT (not there), -EINVAL (bad escape, too long). */
+int api_json_query_get(const char *query, size_t len, const char *key, char *out, size_t outlen);
 
 /* IMAGE (docs/api.md). */
 json_t *api_json_image(const struct store_image *img);

@@ -14,6 +14,9 @@ struct db;
 #define DB_NAME_MAX 64
 
 int db_open(const char *path, struct db **out);
+/* A new row id: prefix + hex of nbytes random bytes ("brd-", "tok-",
+ * "img-", "gst-").  -EINVAL when it does not fit in outlen. */
+int db_new_id(const char *prefix, size_t nbytes, char *out, size_t outlen);
 void db_close(struct db *db);
 int db_schema_version(struct db *db);
 /* The connection, for modules with their own statements (store.c). */

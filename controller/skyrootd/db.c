@@ -1,4 +1,4 @@
-#include "controller/db.h"
+#include "controller/skyrootd/db.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/parse.h"
 #include "common/util.h"
 
 /* Forward migrations: entry i takes the schema from version i to i+1. */
@@ -242,6 +243,22 @@ static int db_migrate(struct db *db)
 			return r;
 		}
 	}
+	return 0;
+}
+
+int db_new_id(const char *prefix, size_t nbytes, char *out, size_t outlen)
+{
+	uint8_t raw[16];
+	char hex[33];
+	int r;
+
+	if (nbytes > sizeof(raw) || strlen(prefix) + 2 * nbytes + 1 > outlen)
+		return -EINVAL;
+	r = sky_random(raw, nbytes);
+	if (r < 0)
+		return r;
+	sky_format_hex(raw, nbytes, hex);
+	snprintf(out, outlen, "%s%s", prefix, hex);
 	return 0;
 }
 

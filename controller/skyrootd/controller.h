@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#include "controller/db.h"
+#include "controller/skyrootd/db.h"
 
 #define CTL_DEFAULT_AGENT_LISTEN "127.0.0.1:7443"
 #define CTL_DEFAULT_API_LISTEN "127.0.0.1:7444"
@@ -29,7 +29,6 @@ struct agentlink;
 struct api;
 struct store;
 struct guests;
-typedef struct Skyroot__ImageStatus Skyroot__ImageStatus;
 
 struct controller {
 	uv_loop_t *loop;
@@ -51,7 +50,7 @@ struct controller {
 	struct agentlink *agents;
 	struct api *api;
 	struct api *boot;
-	uv_signal_t sigterm, sigint;
+	uv_signal_t sigterm, sigint, sighup;
 };
 
 /* Paths inside the state folder. */
@@ -69,34 +68,14 @@ int ctl_state_init(const char *dir, const char *const *sans, const char *api_lis
 		   char *admin_token_out, size_t outlen);
 int ctl_state_load(struct controller *ctl);
 void ctl_state_unload(struct controller *ctl);
-
-/* agentlink.c: the agent port. */
-int agentlink_start(struct controller *ctl, const struct sockaddr *addr);
-void agentlink_stop(struct agentlink *al);
-/* Is the board in a live session?  last_seen (unix s) of the session. */
-bool agentlink_board_online(struct agentlink *al, const char *board_id, int64_t *last_seen);
-/* Close the board's session now (after a delete). */
-void agentlink_board_kick(struct agentlink *al, const char *board_id);
-/* Flush in-memory last-seen times to the store. */
-void agentlink_flush(struct agentlink *al);
-/* Ask a board to load an image into its RAM cache: -ENOTCONN when the
- * board has no session, -ENOENT when the image is gone. */
-int agentlink_board_fetch(struct agentlink *al, const char *board_id, const char *image_id);
-/* Send a message to a board's session: -ENOTCONN when it has none. */
-typedef struct Skyroot__Envelope Skyroot__Envelope;
-int agentlink_board_send(struct agentlink *al, const char *board_id, Skyroot__Envelope *env);
-/* Mark a board as running a bare-metal OS (its session ends soon). */
-int agentlink_board_baremetal(struct agentlink *al, const char *board_id, bool on);
-/* What the board last reported of its image cache (NULL: nothing yet). */
-const Skyroot__ImageStatus *agentlink_board_images(struct agentlink *al, const char *board_id);
+/* SIGHUP: re-read what can change while running (the admin token hash).
+ * Keeps the old values on failure. */
+int ctl_state_reload(struct controller *ctl);
 
 /* api.c: the HTTPS API port. */
 int api_start(struct controller *ctl, const struct sockaddr *addr);
 /* The plain-HTTP listener that serves only /boot/ (network boot). */
 int api_start_boot(struct controller *ctl, const struct sockaddr *addr);
 void api_stop(struct api *api);
-
-/* ids: "brd-" / "tok-" + hex of random bytes. */
-int ctl_new_id(const char *prefix, size_t nbytes, char *out, size_t outlen);
 
 #endif

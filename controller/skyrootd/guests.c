@@ -1,5 +1,5 @@
 /* Guests: see guests.h. */
-#include "controller/guests.h"
+#include "controller/skyrootd/guests.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/util.h"
-#include "controller/controller.h"
-#include "controller/store.h"
+#include "controller/skyrootd/store.h"
 
 enum guest_stmt {
 	G_INSERT,
@@ -58,7 +58,10 @@ struct console {
 };
 
 struct guests {
-	struct controller *ctl;
+	struct db *db;
+	struct store *store;
+	struct guests_ops ops;
+	void *ops_ctx;
 	sqlite3 *h;
 	sqlite3_stmt *q[G_COUNT];
 	struct console *consoles;
@@ -79,14 +82,15 @@ static int step_done(sqlite3_stmt *s)
 	return rc == SQLITE_DONE ? 0 : db_errno(rc);
 }
 
-int guests_open(struct controller *ctl, struct guests **out)
+int guests_open(struct db *db, struct store *store, struct guests **out)
 {
 	struct guests *g = calloc(1, sizeof(*g));
 	int r = 0;
 	if (!g)
 		return -ENOMEM;
-	g->ctl = ctl;
-	g->h = db_handle(ctl->db);
+	g->db = db;
+	g->store = store;
+	g->h = db_handle(db);
 	for (int i = 0; i < G_COUNT && r == 0; i++)
 		r = db_errno(sqlite3_prepare_v3(g->h, guest_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &g->q[i], NULL));
 	if (r < 0) {
@@ -95,6 +99,19 @@ int guests_open(struct controller *ctl, struct guests **out)
 	}
 	*out = g;
 	return 0;
+}
+
+void guests_set_ops(struct guests *g, const struct guests_ops *ops, void *ctx)
+{
+	memset(&g->ops, 0, sizeof(g->ops));
+	if (ops)
+		g->ops = *ops;
+	g->ops_ctx = ctx;
+}
+
+static bool guests__online(struct guests *g, const char *board_id)
+{
+	return g->ops.online && g->ops.online(g->ops_ctx, board_id);
 }
 
 void guests_close(struct guests *g)
@@ -240,7 +257,7 @@ static void board_facts(struct board_fit *f, const struct db_board *b)
 	Skyroot__Hello *h = b->inventory ? skyroot__hello__unpack(NULL, b->inventory_len, b->inventory) : NULL;
 	snprintf(f->id, sizeof(f->id), "%s", b->id);
 	snprintf(f->name, sizeof(f->name), "%s", b->name);
-	f->online = agentlink_board_online(f->g->ctl->agents, b->id, NULL);
+	f->online = guests__online(f->g, b->id);
 	f->kvm = h && h->kvm;
 	f->memory = h ? h->memory_bytes : 0;
 	f->cpus = h ? h->cpus : 0;
@@ -289,7 +306,7 @@ static int add_manifest(struct guests *g, const char *image_id, Skyroot__SignedM
 	int r;
 	if (!image_id[0])
 		return 0;
-	r = store_image_manifest(g->ctl->store, image_id, &man, &ml, &sig, &sl);
+	r = store_image_manifest(g->store, image_id, &man, &ml, &sig, &sl);
 	if (r < 0)
 		return r;
 	sm = calloc(1, sizeof(*sm));
@@ -317,7 +334,7 @@ static void send_command(struct guests *g, const struct guest *gs, Skyroot__Gues
 	size_t nm = 0;
 	int r = 0;
 
-	if (!agentlink_board_online(g->ctl->agents, gs->board_id, NULL))
+	if (!guests__online(g, gs->board_id))
 		return; /* it gets this when it is back: guests_board_up */
 	spec.id = (char *)gs->id;
 	spec.name = (char *)gs->name;
@@ -346,7 +363,7 @@ static void send_command(struct guests *g, const struct guest *gs, Skyroot__Gues
 	env.body_case = SKYROOT__ENVELOPE__BODY_GUEST_COMMAND;
 	env.guest_command = &cmd;
 	if (r == 0)
-		r = agentlink_board_send(g->ctl->agents, gs->board_id, &env);
+		r = g->ops.send ? g->ops.send(g->ops_ctx, gs->board_id, &env) : -ENOTCONN;
 	if (r < 0)
 		log_warn("guest %s: cannot send the command to board %s: %s", gs->id, gs->board_id, strerror(-r));
 	for (size_t i = 0; i < nm; i++) {
@@ -393,9 +410,10 @@ static bool name_ok(const char *name)
 
 static bool pci_ok(const char *a)
 {
-	unsigned d, b, s, f;
-	char tail;
-	return strlen(a) == 12 && sscanf(a, "%4x:%2x:%2x.%1x%c", &d, &b, &s, &f, &tail) == 4 && s < 32 && f < 8;
+	char canon[SKY_PCI_ADDR_LEN];
+
+	/* The one PCI syntax (common/parse.h), in its canonical form. */
+	return sky_parse_pci(a, canon, sizeof(canon)) == 0 && strcmp(canon, a) == 0;
 }
 
 static int resolve_image(struct guests *g, const char *ref, const char *what, char *id_out, char *err, size_t errlen)
@@ -405,7 +423,7 @@ static int resolve_image(struct guests *g, const char *ref, const char *what, ch
 	id_out[0] = '\0';
 	if (!ref || !ref[0])
 		return 0;
-	r = store_image_get(g->ctl->store, ref, &img);
+	r = store_image_get(g->store, ref, &img);
 	if (r == -ENOENT)
 		snprintf(err, errlen, "no image named '%s' for the %s; see 'skyctl image list'", ref, what);
 	if (r < 0)
@@ -423,19 +441,21 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	int r;
 
 	if (!req->name || !name_ok(req->name)) {
-		snprintf(err, errlen, "a guest name is 1-63 of A-Z a-z 0-9 . _ - and does not start with 'gst-'");
+		snprintf(err, errlen, "a guest name is 1-%u of A-Z a-z 0-9 . _ - and does not start with 'gst-'",
+			 SKY_NAME_MAX);
 		return -EINVAL;
 	}
 	if (!req->kernel || !req->kernel[0]) {
 		snprintf(err, errlen, "a guest needs a kernel image (\"kernel\": \"<image id or name>\")");
 		return -EINVAL;
 	}
-	if (req->vcpus < 1 || req->vcpus > 64) {
-		snprintf(err, errlen, "vcpus must be 1..64");
+	if (req->vcpus < 1 || req->vcpus > SKY_GUEST_VCPUS_MAX) {
+		snprintf(err, errlen, "vcpus must be from 1 to %u", SKY_GUEST_VCPUS_MAX);
 		return -EINVAL;
 	}
-	if (req->memory < (16ull << 20) || req->memory > (1ull << 40)) {
-		snprintf(err, errlen, "memory_bytes must be between 16 MiB and 1 TiB");
+	if (req->memory < SKY_GUEST_MEMORY_MIN || req->memory > SKY_GUEST_MEMORY_MAX) {
+		snprintf(err, errlen, "memory_bytes must be between %llu MiB and %llu GiB",
+			 (unsigned long long)(SKY_GUEST_MEMORY_MIN >> 20), (unsigned long long)(SKY_GUEST_MEMORY_MAX >> 30));
 		return -EINVAL;
 	}
 	if (req->cmdline && strlen(req->cmdline) >= GUEST_CMDLINE_MAX) {
@@ -475,7 +495,7 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	if (!req->board || strcmp(req->board, "auto") == 0) {
 		fit.need_mem = req->memory;
 		fit.need_cpus = req->vcpus;
-		r = db_board_list(g->ctl->db, board_fit_auto, &fit);
+		r = db_board_list(g->db, board_fit_auto, &fit);
 		if (r < 0)
 			return r;
 		if (!fit.found) {
@@ -486,7 +506,7 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	} else {
 		uint64_t used = 0;
 		uint32_t used_cpus = 0;
-		r = db_board_get(g->ctl->db, req->board, board_fit_one, &fit);
+		r = db_board_get(g->db, req->board, board_fit_one, &fit);
 		if (r == -ENOENT)
 			snprintf(err, errlen, "no board named '%s'; see 'skyctl board list'", req->board);
 		if (r < 0)
@@ -506,7 +526,7 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 			}
 		}
 	}
-	r = ctl_new_id("gst-", 6, gs.id, sizeof(gs.id));
+	r = db_new_id("gst-", 6, gs.id, sizeof(gs.id));
 	if (r < 0)
 		return r;
 	snprintf(gs.name, sizeof(gs.name), "%s", req->name);

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "controller/db.h"
+#include "controller/skyrootd/db.h"
 
 #define STORE_CHUNK_SIZE (1u << 20)
 #define STORE_NAME_MAX 64

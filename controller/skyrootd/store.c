@@ -1,5 +1,5 @@
 /* Image store: see store.h. */
-#include "controller/store.h"
+#include "controller/skyrootd/store.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -12,7 +12,6 @@
 
 #include "common/util.h"
 #include "common/x509.h"
-#include "controller/controller.h"
 #include "skyroot.pb-c.h"
 
 enum store_stmt {
@@ -499,7 +498,7 @@ int store_upload_commit(struct store_upload *up, struct store_image *out)
 		r = upload_flush_chunk(up);
 	if (r < 0)
 		goto fail;
-	r = ctl_new_id("img-", 6, img.id, sizeof(img.id));
+	r = db_new_id("img-", 6, img.id, sizeof(img.id));
 	if (r < 0)
 		goto fail;
 	snprintf(img.name, sizeof(img.name), "%s", up->name);

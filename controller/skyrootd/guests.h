@@ -7,19 +7,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "controller/db.h"
+#include "common/limits.h"
+#include "controller/skyrootd/db.h"
 #include "skyroot.pb-c.h"
 
-#define GUEST_NAME_MAX 64
-#define GUEST_CMDLINE_MAX 1024
-#define GUEST_MAX_DEVICES 8
+/* Bytes with the NUL, from the shared limits (common/limits.h). */
+#define GUEST_NAME_MAX (SKY_NAME_MAX + 1)
+#define GUEST_CMDLINE_MAX (SKY_GUEST_CMDLINE_MAX + 1)
+#define GUEST_MAX_DEVICES SKY_GUEST_DEVICES_MAX
 #define GUEST_CONSOLE_RING (64u * 1024u)
 #define GUEST_ERROR_MAX 512
 /* Memory the firmware keeps for itself when placing guests. */
 #define GUEST_BOARD_RESERVE (512ull << 20)
 
-struct controller;
 struct guests;
+struct store;
+
+/* How guests reach boards, set up by main.c (the agent link there); tests
+ * give their own.  Both may be NULL: every board is offline. */
+struct guests_ops {
+	/* Is the board in a live session now? */
+	bool (*online)(void *ctx, const char *board_id);
+	/* Send a command to the board: 0, or -ENOTCONN when it has no session. */
+	int (*send)(void *ctx, const char *board_id, Skyroot__Envelope *env);
+};
 
 struct guest {
 	char id[DB_ID_MAX];
@@ -53,7 +64,8 @@ struct guest_request {
 	const char *backend;
 };
 
-int guests_open(struct controller *ctl, struct guests **out);
+int guests_open(struct db *db, struct store *store, struct guests **out);
+void guests_set_ops(struct guests *g, const struct guests_ops *ops, void *ctx);
 void guests_close(struct guests *g);
 
 /* Create and start.  On failure err says why, for the client; the return
@@ -68,7 +80,7 @@ int guests_delete(struct guests *g, const char *id);
 /* 1 when a guest uses the image, 0 when none, or a negative errno. */
 int guests_image_in_use(struct guests *g, const char *image_id);
 
-/* From the agent link. */
+/* What boards report (main.c routes the agent link's ops here). */
 void guests_board_up(struct guests *g, const char *board_id);
 void guests_on_report(struct guests *g, const char *board_id, const Skyroot__GuestReport *r);
 void guests_on_console(struct guests *g, const char *board_id, const Skyroot__ConsoleData *d);

@@ -11,27 +11,12 @@
 #include "common/parse.h"
 #include "common/util.h"
 #include "common/x509.h"
-#include "controller/controller.h"
-#include "controller/store.h"
-#include "controller/guests.h"
+#include "controller/skyrootd/controller.h"
+#include "controller/skyrootd/store.h"
+#include "controller/skyrootd/guests.h"
 
 #define CA_DAYS 3650
 #define SERVER_DAYS 825
-
-int ctl_new_id(const char *prefix, size_t nbytes, char *out, size_t outlen)
-{
-	uint8_t raw[16];
-	char hex[33];
-	int r;
-	if (nbytes > sizeof(raw) || strlen(prefix) + 2 * nbytes + 1 > outlen)
-		return -EINVAL;
-	r = sky_random(raw, nbytes);
-	if (r < 0)
-		return r;
-	sky_format_hex(raw, nbytes, hex);
-	snprintf(out, outlen, "%s%s", prefix, hex);
-	return 0;
-}
 
 static int path_in(char *out, const char *dir, const char *name)
 {
@@ -226,7 +211,7 @@ int ctl_state_load(struct controller *ctl)
 	if ((r = store_open(ctl->db, ctl->db_path, dir, ctl->signing_key,
 			    ctl->opt.image_max ? ctl->opt.image_max : STORE_DEFAULT_IMAGE_MAX, &ctl->store)) < 0)
 		goto fail;
-	if ((r = guests_open(ctl, &ctl->guests)) < 0)
+	if ((r = guests_open(ctl->db, ctl->store, &ctl->guests)) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -237,6 +222,24 @@ fail:
 		r == -EPROTONOSUPPORT ? " (the store was made by a newer skyrootd)" : "");
 	ctl_state_unload(ctl);
 	return r;
+}
+
+int ctl_state_reload(struct controller *ctl)
+{
+	char p[PATH_MAX], *hash_hex = NULL;
+	uint8_t hash[32];
+	int r;
+
+	if ((r = path_in(p, ctl->opt.state_dir, CTL_ADMIN_HASH)) < 0 || (r = check_key_mode(p)) < 0 ||
+	    (r = sky_read_file(p, 256, &hash_hex, NULL)) < 0)
+		return r;
+	hash_hex[strcspn(hash_hex, "\r\n")] = '\0';
+	r = sky_parse_hex(hash_hex, hash, sizeof(hash));
+	free(hash_hex);
+	if (r < 0)
+		return r;
+	memcpy(ctl->admin_hash, hash, sizeof(hash));
+	return 0;
 }
 
 void ctl_state_unload(struct controller *ctl)

@@ -1,4 +1,4 @@
-#include "controller/api_json.h"
+#include "controller/skyrootd/api_json.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "common/parse.h"
 #include "common/util.h"
@@ -459,6 +461,242 @@ out:
 	return r;
 }
 
+/* ---- request bodies ---- */
+
+/* The body as a JSON object, or -EINVAL with a message naming what. */
+static int aj_load_object(const void *body, size_t len, const char *what, const char *example, json_t **out,
+			  char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *root;
+
+	if (len == 0 || aj_blank(body, len)) {
+		snprintf(err, errlen, "the %s body is empty; send an object like %s", what, example);
+		return -EINVAL;
+	}
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		snprintf(err, errlen, "the %s body is not valid JSON (%s, line %d column %d); send an object like %s",
+			 what, jerr.text, jerr.line, jerr.column, example);
+		return -EINVAL;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		snprintf(err, errlen, "the %s body must be a JSON object like %s", what, example);
+		return -EINVAL;
+	}
+	*out = root;
+	return 0;
+}
+
+/* Every key of o is one of known (NULL-terminated). */
+static int aj_known_keys(json_t *o, const char *what, const char *const *known, char *err, size_t errlen)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(o, key, v) {
+		size_t i, n = 0;
+		char list[160];
+
+		for (i = 0; known[i] && strcmp(known[i], key) != 0; i++)
+			;
+		if (known[i])
+			continue;
+		list[0] = '\0';
+		for (i = 0; known[i]; i++)
+			n += (size_t)snprintf(list + n, n < sizeof(list) ? sizeof(list) - n : 0, "%s%s", i ? ", " : "",
+					      known[i]);
+		snprintf(err, errlen, "unknown field '%.64s' in %s; known: %s", key, what, list);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Copy the string field key into out (outlen bytes incl. the NUL).  Absent
+ * or null leaves out as it is and returns 0; 1 when it was set. */
+static int aj_copy_str(json_t *o, const char *key, const char *what, char *out, size_t outlen, char *err,
+		       size_t errlen)
+{
+	json_t *v = json_object_get(o, key);
+	size_t n;
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v)) {
+		snprintf(err, errlen, "%s.%s must be a string", what, key);
+		return -EINVAL;
+	}
+	n = json_string_length(v);
+	if (n >= outlen || memchr(json_string_value(v), '\0', n)) {
+		snprintf(err, errlen, "%s.%s is over its limit of %zu bytes (or holds a NUL)", what, key, outlen - 1);
+		return -EINVAL;
+	}
+	memcpy(out, json_string_value(v), n + 1);
+	return 1;
+}
+
+/* A whole number field in [lo, hi]: 0 (absent or null), 1 (set), -EINVAL. */
+static int aj_get_uint(json_t *o, const char *key, const char *what, uint64_t lo, uint64_t hi, const char *unit,
+		       uint64_t *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, key);
+	json_int_t n;
+
+	if (!v || json_is_null(v))
+		return 0;
+	n = json_is_integer(v) ? json_integer_value(v) : -1;
+	if (!json_is_integer(v) || n < 0 || (uint64_t)n < lo || (uint64_t)n > hi) {
+		snprintf(err, errlen, "%s.%s must be a whole number from %" PRIu64 " to %" PRIu64 "%s", what, key, lo,
+			 hi, unit);
+		return -EINVAL;
+	}
+	*out = (uint64_t)n;
+	return 1;
+}
+
+#define AJ_GUEST_EXAMPLE "{\"name\": \"web1\", \"kernel\": \"vmlinuz\", \"memory_bytes\": 268435456}"
+
+int api_json_parse_guest_request(const void *body, size_t len, struct api_guest_body *out, char *err,
+				 size_t errlen)
+{
+	static const char *const known[] = { "name", "board", "kernel", "initrd", "disk", "cmdline", "vcpus",
+					     "memory_bytes", "devices", "backend", NULL };
+	static const char what[] = "guest";
+	struct api_guest_body *g;
+	uint64_t v;
+	json_t *root = NULL, *devs;
+	int r;
+
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		snprintf(err, errlen, "the controller ran out of memory");
+		return -ENOMEM;
+	}
+	g->vcpus = API_GUEST_VCPUS_DEFAULT;
+	g->memory_bytes = API_GUEST_MEMORY_DEFAULT;
+	snprintf(g->backend, sizeof(g->backend), "qemu");
+	r = aj_load_object(body, len, what, AJ_GUEST_EXAMPLE, &root, err, errlen);
+	if (r == 0)
+		r = aj_known_keys(root, what, known, err, errlen);
+	if (r == 0 && ((r = aj_copy_str(root, "name", what, g->name, sizeof(g->name), err, errlen)) == 0 ||
+		       (r > 0 && !g->name[0]))) {
+		snprintf(err, errlen, "a guest needs a name (\"name\": \"web1\")");
+		r = -EINVAL;
+	}
+	if (r > 0 && ((r = aj_copy_str(root, "kernel", what, g->kernel, sizeof(g->kernel), err, errlen)) == 0 ||
+		      (r > 0 && !g->kernel[0]))) {
+		snprintf(err, errlen, "a guest needs a kernel image (\"kernel\": \"<image id or name>\")");
+		r = -EINVAL;
+	}
+	if (r >= 0)
+		r = aj_copy_str(root, "board", what, g->board, sizeof(g->board), err, errlen);
+	if (r >= 0)
+		r = aj_copy_str(root, "initrd", what, g->initrd, sizeof(g->initrd), err, errlen);
+	if (r >= 0)
+		r = aj_copy_str(root, "disk", what, g->disk, sizeof(g->disk), err, errlen);
+	if (r >= 0)
+		r = aj_copy_str(root, "cmdline", what, g->cmdline, sizeof(g->cmdline), err, errlen);
+	if (r >= 0)
+		g->has_cmdline = r > 0;
+	if (r >= 0)
+		r = aj_copy_str(root, "backend", what, g->backend, sizeof(g->backend), err, errlen);
+	if (r >= 0 && strcmp(g->backend, "qemu") != 0 && strcmp(g->backend, "libvirt") != 0) {
+		snprintf(err, errlen, "guest.backend must be qemu or libvirt");
+		r = -EINVAL;
+	}
+	if (r >= 0 && (r = aj_get_uint(root, "vcpus", what, 1, SKY_GUEST_VCPUS_MAX, "", &v, err, errlen)) > 0)
+		g->vcpus = (uint32_t)v;
+	if (r >= 0 && (r = aj_get_uint(root, "memory_bytes", what, SKY_GUEST_MEMORY_MIN, SKY_GUEST_MEMORY_MAX,
+				       " (16 MiB to 1 TiB)", &v, err, errlen)) > 0)
+		g->memory_bytes = v;
+	devs = r >= 0 ? json_object_get(root, "devices") : NULL;
+	if (devs && !json_is_null(devs)) {
+		size_t i;
+		json_t *d;
+
+		if (!json_is_array(devs) || json_array_size(devs) > SKY_GUEST_DEVICES_MAX) {
+			snprintf(err, errlen, "guest.devices must be a list of at most %u PCI addresses like 0000:00:03.0",
+				 SKY_GUEST_DEVICES_MAX);
+			r = -EINVAL;
+		} else {
+			json_array_foreach(devs, i, d) {
+				/* common/parse.h: "BB:DD.F" or "DDDD:BB:DD.F", kept canonical. */
+				if (!json_is_string(d) ||
+				    sky_parse_pci(json_string_value(d), g->devices[i], sizeof(g->devices[i])) < 0) {
+					snprintf(err, errlen, "guest.devices[%zu] is not a PCI address like 0000:00:03.0", i);
+					r = -EINVAL;
+					break;
+				}
+				g->n_devices++;
+			}
+		}
+	}
+	json_decref(root);
+	if (r >= 0)
+		*out = *g;
+	OPENSSL_cleanse(g, sizeof(*g));
+	free(g);
+	return r < 0 ? r : 0;
+}
+
+#define AJ_FETCH_EXAMPLE "{\"image\": \"<image id or name>\"}"
+
+int api_json_parse_fetch_request(const void *body, size_t len, struct api_fetch_body *out, char *err,
+				 size_t errlen)
+{
+	static const char *const known[] = { "image", NULL };
+	struct api_fetch_body f = { "" };
+	json_t *root = NULL;
+	int r = aj_load_object(body, len, "fetch", AJ_FETCH_EXAMPLE, &root, err, errlen);
+
+	if (r == 0)
+		r = aj_known_keys(root, "fetch", known, err, errlen);
+	if (r == 0 && ((r = aj_copy_str(root, "image", "fetch", f.image, sizeof(f.image), err, errlen)) == 0 ||
+		       (r > 0 && !f.image[0]))) {
+		snprintf(err, errlen, "say which image to fetch: %s", AJ_FETCH_EXAMPLE);
+		r = -EINVAL;
+	}
+	json_decref(root);
+	if (r < 0)
+		return r;
+	*out = f;
+	return 0;
+}
+
+#define AJ_BOOT_EXAMPLE "{\"kernel\": \"<image>\", \"initrd\": \"<image>\", \"cmdline\": \"...\"}"
+
+int api_json_parse_boot_request(const void *body, size_t len, struct api_boot_body *out, char *err,
+				size_t errlen)
+{
+	static const char *const known[] = { "kernel", "initrd", "cmdline", NULL };
+	struct api_boot_body *b = calloc(1, sizeof(*b));
+	json_t *root = NULL;
+	int r;
+
+	if (!b) {
+		snprintf(err, errlen, "the controller ran out of memory");
+		return -ENOMEM;
+	}
+	r = aj_load_object(body, len, "boot", AJ_BOOT_EXAMPLE, &root, err, errlen);
+	if (r == 0)
+		r = aj_known_keys(root, "boot", known, err, errlen);
+	if (r == 0 && ((r = aj_copy_str(root, "kernel", "boot", b->kernel, sizeof(b->kernel), err, errlen)) == 0 ||
+		       (r > 0 && !b->kernel[0]))) {
+		snprintf(err, errlen, "a boot needs a kernel image: %s", AJ_BOOT_EXAMPLE);
+		r = -EINVAL;
+	}
+	if (r >= 0)
+		r = aj_copy_str(root, "initrd", "boot", b->initrd, sizeof(b->initrd), err, errlen);
+	if (r >= 0)
+		r = aj_copy_str(root, "cmdline", "boot", b->cmdline, sizeof(b->cmdline), err, errlen);
+	json_decref(root);
+	if (r >= 0)
+		*out = *b;
+	free(b);
+	return r < 0 ? r : 0;
+}
+
 /* ---- arrays ---- */
 
 static const char *aj_field(const json_t *o, const char *key)
@@ -558,6 +796,23 @@ int api_json_decode_segment(const char *in, size_t len, char *out, size_t outlen
 }
 
 /* ---- images ---- */
+
+int api_json_query_get(const char *q, size_t qlen, const char *key, char *out, size_t outlen)
+{
+	size_t klen = strlen(key);
+	const char *end = q + qlen;
+
+	while (q && q < end) {
+		const char *amp = memchr(q, '&', (size_t)(end - q));
+		const char *stop = amp ? amp : end;
+
+		if ((size_t)(stop - q) > klen && memcmp(q, key, klen) == 0 && q[klen] == '=')
+			return api_json_decode_segment(q + klen + 1, (size_t)(stop - q - klen - 1), out, outlen) < 0 ?
+				       -EINVAL : 0;
+		q = amp ? amp + 1 : end;
+	}
+	return -ENOENT;
+}
 
 json_t *api_json_image(const struct store_image *img)
 {

@@ -1,0 +1,493 @@
+/* The agent port: one mutual-TLS session per board, initiated by the board.
+ *
+ * A connection without a client certificate may only enroll.  A connection
+ * with one is a board session once its certificate checks out against the
+ * store (issued by us, to that board, not revoked).  Frames are size-checked
+ * before anything is allocated (common/frame.c).  What boards report goes to
+ * the rest of the controller through struct agentlink_ops, never by calling
+ * into it.  Layers: agentlink_priv.h. */
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/frame.h"
+#include "common/log.h"
+#include "common/tls.h"
+#include "common/util.h"
+#include "common/x509.h"
+#include "controller/skyrootd/agentlink_priv.h"
+#include "controller/skyrootd/store.h"
+
+static int al_ex_index = -1;
+
+static void al_hello(struct session *s, const Skyroot__Hello *h, const uint8_t *raw, size_t raw_len)
+{
+	uint8_t hash[32];
+	bool first = !s->hello_seen;
+
+	s->hello_seen = true;
+	if (first) {
+		/* The firmware is back: a board that ran a bare-metal OS is a
+		 * hypervisor again, and its guests are driven to their state. */
+		db_board_set_baremetal(s->al->ctl->db, s->board_id, false);
+		if (s->al->ops.board_up)
+			s->al->ops.board_up(s->al->ops_ctx, s->board_id);
+	}
+	uint64_t hb = h->heartbeat_ms ? h->heartbeat_ms : AL_DEFAULT_HB_MS;
+
+	if (hb < 100)
+		hb = 100;
+	if (hb > 600000)
+		hb = 600000;
+	s->hb_ms = hb;
+	/* Offline after three missed heartbeats: the session is closed then. */
+	sky_tls_set_idle_timeout(s->tls, 3 * hb + hb / 2);
+	al_session_touch(s);
+	sky_sha256(raw, raw_len, hash);
+	if (memcmp(hash, s->inv_hash, sizeof(hash)) == 0)
+		return;
+	int r = db_board_set_inventory(s->al->ctl->db, s->board_id, raw, raw_len);
+	if (r < 0) {
+		log_error("board %s: cannot store inventory: %s", s->board_id, strerror(-r));
+		return;
+	}
+	memcpy(s->inv_hash, hash, sizeof(hash));
+	log_info("board %s: inventory updated (%u cpus, %llu MiB, kvm %s)", s->board_id, h->cpus,
+		 (unsigned long long)(h->memory_bytes >> 20), h->kvm ? "yes" : "no");
+}
+
+static void al_heartbeat(struct session *s, uint64_t req, const Skyroot__Heartbeat *hb)
+{
+	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+	Skyroot__Heartbeat echo = SKYROOT__HEARTBEAT__INIT;
+	al_session_touch(s);
+	echo.seq = hb->seq;
+	echo.sent_unix_ms = hb->sent_unix_ms;
+	env.request_id = req;
+	env.body_case = SKYROOT__ENVELOPE__BODY_HEARTBEAT;
+	env.heartbeat = &echo;
+	al_session_send(s, &env);
+}
+
+static void al_image_status(struct session *s, const Skyroot__ImageStatus *st)
+{
+	size_t n = skyroot__image_status__get_packed_size(st);
+	uint8_t *raw = malloc(n ? n : 1);
+	Skyroot__ImageStatus *copy;
+	if (!raw)
+		return;
+	skyroot__image_status__pack(st, raw);
+	copy = skyroot__image_status__unpack(NULL, n, raw);
+	free(raw);
+	if (!copy)
+		return;
+	if (s->images)
+		skyroot__image_status__free_unpacked(s->images, NULL);
+	s->images = copy;
+	for (size_t i = 0; i < st->n_errors; i++)
+		log_warn("board %s: image %s: %s", s->board_id, st->errors[i]->id, st->errors[i]->error);
+}
+
+static void al_on_drain(struct sky_tls *t)
+{
+	al_chunks_drained(sky_tls_data(t));
+}
+
+int agentlink_board_fetch(struct agentlink *al, const char *board_id, const char *image_id)
+{
+	struct session *s = al ? al_find(al, board_id) : NULL;
+	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+	Skyroot__ImageFetch f = SKYROOT__IMAGE_FETCH__INIT;
+	Skyroot__SignedManifest sm = SKYROOT__SIGNED_MANIFEST__INIT;
+	uint8_t *man = NULL, *sig = NULL;
+	size_t man_len = 0, sig_len = 0;
+	int r;
+
+	if (!s || !sky_tls_is_ready(s->tls))
+		return -ENOTCONN;
+	r = store_image_manifest(al->ctl->store, image_id, &man, &man_len, &sig, &sig_len);
+	if (r < 0)
+		return r;
+	sm.manifest.data = man;
+	sm.manifest.len = man_len;
+	sm.signature.data = sig;
+	sm.signature.len = sig_len;
+	f.manifest = &sm;
+	env.body_case = SKYROOT__ENVELOPE__BODY_IMAGE_FETCH;
+	env.image_fetch = &f;
+	r = al_session_send(s, &env);
+	free(man);
+	free(sig);
+	if (r == 0)
+		log_info("board %s: asked to fetch image %s", board_id, image_id);
+	return r;
+}
+
+int agentlink_board_send(struct agentlink *al, const char *board_id, Skyroot__Envelope *env)
+{
+	struct session *s = al ? al_find(al, board_id) : NULL;
+	if (!s || !sky_tls_is_ready(s->tls))
+		return -ENOTCONN;
+	return al_session_send(s, env);
+}
+
+int agentlink_board_baremetal(struct agentlink *al, const char *board_id, bool on)
+{
+	return db_board_set_baremetal(al->ctl->db, board_id, on);
+}
+
+const Skyroot__ImageStatus *agentlink_board_images(struct agentlink *al, const char *board_id)
+{
+	struct session *s = al ? al_find(al, board_id) : NULL;
+	return s ? s->images : NULL;
+}
+
+static int al_on_frame(void *ctx, Skyroot__Envelope *env)
+{
+	struct session *s = ctx;
+	uint64_t req = env->request_id;
+
+	if (env->body_case == SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST) {
+		al_enroll(s, req, env->enroll_request);
+	} else if (s->state != SESS_BOARD) {
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_NOT_ENROLLED,
+			      "this connection has no client certificate: it may only enroll");
+		sky_tls_close(s->tls, 0);
+	} else {
+		switch (env->body_case) {
+		case SKYROOT__ENVELOPE__BODY_HELLO: {
+			size_t n = skyroot__hello__get_packed_size(env->hello);
+			uint8_t *raw = malloc(n ? n : 1);
+			if (raw) {
+				skyroot__hello__pack(env->hello, raw);
+				al_hello(s, env->hello, raw, n);
+				free(raw);
+			}
+			break;
+		}
+		case SKYROOT__ENVELOPE__BODY_HEARTBEAT:
+			al_heartbeat(s, req, env->heartbeat);
+			break;
+		case SKYROOT__ENVELOPE__BODY_RENEW_REQUEST:
+			al_renew(s, req, env->renew_request);
+			break;
+		case SKYROOT__ENVELOPE__BODY_CHUNK_REQUEST:
+			al_chunk_request(s, req, env->chunk_request);
+			break;
+		case SKYROOT__ENVELOPE__BODY_IMAGE_STATUS:
+			al_image_status(s, env->image_status);
+			break;
+		case SKYROOT__ENVELOPE__BODY_GUEST_REPORT:
+			if (s->al->ops.guest_report)
+				s->al->ops.guest_report(s->al->ops_ctx, s->board_id, env->guest_report);
+			break;
+		case SKYROOT__ENVELOPE__BODY_CONSOLE_DATA:
+			if (s->al->ops.console)
+				s->al->ops.console(s->al->ops_ctx, s->board_id, env->console_data);
+			break;
+		default:
+			al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST, "unexpected message %d",
+				      (int)env->body_case);
+			break;
+		}
+	}
+	skyroot__envelope__free_unpacked(env, NULL);
+	return 0;
+}
+
+static void al_on_data(struct sky_tls *t, const uint8_t *data, size_t len)
+{
+	struct session *s = sky_tls_data(t);
+	int r = sky_frame_feed(&s->dec, data, len, al_on_frame, s);
+	if (r < 0) {
+		log_warn("agent link %s: %s; closing the connection", s->board_id[0] ? s->board_id : "(enrolling)",
+			 r == -EMSGSIZE ? "frame over the size limit" : "malformed frame");
+		sky_tls_abort(t, r);
+	}
+}
+
+/* Accept expired client certificates through the handshake so the board
+ * can be told, in a message, to re-enroll.  Everything else must verify. */
+static int al_verify_cb(int ok, X509_STORE_CTX *store)
+{
+	SSL *ssl;
+	struct session *s;
+	if (ok)
+		return 1;
+	if (X509_STORE_CTX_get_error(store) != X509_V_ERR_CERT_HAS_EXPIRED ||
+	    X509_STORE_CTX_get_error_depth(store) != 0)
+		return 0;
+	ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+	s = ssl ? SSL_get_ex_data(ssl, al_ex_index) : NULL;
+	if (!s)
+		return 0;
+	s->cert_expired = true;
+	return 1;
+}
+
+static void al_on_ready(struct sky_tls *t)
+{
+	struct session *s = sky_tls_data(t);
+	struct agentlink *al = s->al;
+	X509 *peer = SSL_get0_peer_certificate(sky_tls_ssl(t));
+	char cn[DB_ID_MAX];
+	int r;
+
+	if (!peer) {
+		s->state = SESS_ENROLL_ONLY;
+		return;
+	}
+	if (sky_cert_cn(peer, cn, sizeof(cn)) < 0) {
+		sky_tls_abort(t, -EPROTO);
+		return;
+	}
+	snprintf(s->board_id, sizeof(s->board_id), "%s", cn);
+	if (s->cert_expired) {
+		char when[32];
+		sky_fmt_time(sky_cert_not_after(peer), when, sizeof(when));
+		log_warn("board %s: client certificate expired at %s; refused", cn, when);
+		al_session_error(s, 0, SKYROOT__ERROR_CODE__ERROR_CERT_EXPIRED,
+			      "the certificate of board %s expired at %s: boot the board with a new "
+			      "enrollment token (skyctl token create) to re-enroll", cn, when);
+		sky_tls_close(t, 0);
+		return;
+	}
+	r = db_cert_check(al->ctl->db, sky_cert_serial(peer), cn);
+	if (r < 0) {
+		log_warn("board %s: certificate %s; session refused", cn,
+			 r == -EKEYREVOKED ? "revoked (board deleted)" : "unknown to this controller");
+		al_session_error(s, 0, r == -EKEYREVOKED ? SKYROOT__ERROR_CODE__ERROR_REVOKED : SKYROOT__ERROR_CODE__ERROR_NOT_ENROLLED,
+			      r == -EKEYREVOKED ? "board %s was deleted from the fleet: enroll it again with a new token" :
+						  "board %s is not known to this controller: enroll it with a token", cn);
+		sky_tls_close(t, 0);
+		return;
+	}
+	struct session *old = al_find(al, cn);
+	if (old) {
+		/* The board reconnected before its old session timed out. */
+		al_unhash(old);
+		sky_tls_abort(old->tls, -ECONNRESET);
+	}
+	s->state = SESS_BOARD;
+	s->hb_ms = AL_DEFAULT_HB_MS;
+	al_hash(s);
+	al_session_touch(s);
+	sky_tls_set_idle_timeout(t, 3 * s->hb_ms + s->hb_ms / 2);
+	log_info("board %s: session up", cn);
+}
+
+static void al_flush_one(struct agentlink *al, struct session *s)
+{
+	if (!s->seen_dirty)
+		return;
+	db_board_set_last_seen(al->ctl->db, s->board_id, s->last_seen);
+	s->seen_dirty = false;
+}
+
+static void al_on_close(struct sky_tls *t, int err)
+{
+	struct session *s = sky_tls_data(t);
+	struct agentlink *al = s->al;
+
+	if (s->state == SESS_BOARD) {
+		if (s->hashed) {
+			al_unhash(s);
+			log_info("board %s: session down (%s)", s->board_id,
+				 err == -ETIMEDOUT ? "missed 3 heartbeats: offline" : err ? strerror(-err) : "closed");
+		}
+		if (!al->stopping)
+			al_flush_one(al, s);
+	}
+	al_enroll_session_gone(s);
+	al_chunks_session_gone(s);
+	if (s->images)
+		skyroot__image_status__free_unpacked(s->images, NULL);
+	sky_frame_decoder_free(&s->dec);
+	if (s->prev_all)
+		s->prev_all->next_all = s->next_all;
+	else
+		al->all = s->next_all;
+	if (s->next_all)
+		s->next_all->prev_all = s->prev_all;
+	al->n_sessions--;
+	free(s);
+	al_maybe_free(al);
+}
+
+static const struct sky_tls_cbs al_cbs = {
+	.on_ready = al_on_ready,
+	.on_data = al_on_data,
+	.on_drain = al_on_drain,
+	.on_close = al_on_close,
+};
+
+static void al_on_connection(uv_stream_t *server, int status)
+{
+	struct agentlink *al = server->data;
+	struct session *s;
+	struct sky_tls *t;
+
+	if (status < 0) {
+		log_warn("agent port: accept failed: %s", uv_strerror(status));
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return;
+	s->al = al;
+	sky_frame_decoder_init(&s->dec, SKY_FRAME_MAX_DEFAULT);
+	if (sky_tls_new(server->loop, al->ssl_ctx, SKY_TLS_SERVER, &al_cbs, s, &t) < 0) {
+		free(s);
+		return;
+	}
+	s->tls = t;
+	al->n_sessions++;
+	s->next_all = al->all;
+	if (al->all)
+		al->all->prev_all = s;
+	al->all = s;
+	SSL_set_ex_data(sky_tls_ssl(t), al_ex_index, s);
+	if (uv_accept(server, sky_tls_stream(t)) < 0 || sky_tls_start(t) < 0) {
+		sky_tls_abort(t, -EIO);
+		return;
+	}
+	uv_tcp_nodelay(sky_tls_tcp(t), 1);
+	/* Handshake and enrollment must finish promptly. */
+	sky_tls_set_idle_timeout(t, AL_ENROLL_TIMEOUT_MS);
+}
+
+
+void agentlink_flush(struct agentlink *al)
+{
+	struct db *db = al->ctl->db;
+	bool any = false;
+	for (unsigned i = 0; i < AL_BUCKETS && !any; i++)
+		for (struct session *s = al->buckets[i]; s && !any; s = s->next)
+			any = s->seen_dirty;
+	if (!any)
+		return;
+	/* One transaction for all: last-seen times are not acknowledged writes. */
+	if (db_begin(db) < 0)
+		return;
+	for (unsigned i = 0; i < AL_BUCKETS; i++)
+		for (struct session *s = al->buckets[i]; s; s = s->next)
+			al_flush_one(al, s);
+	if (db_commit(db) < 0)
+		db_rollback(db);
+}
+
+static SSL_CTX *al_ssl_ctx(struct controller *ctl)
+{
+	SSL_CTX *ctx = sky_tls_ctx_new(SKY_TLS_SERVER, TLS1_3_VERSION);
+	X509_STORE *store;
+	if (!ctx)
+		return NULL;
+	if (SSL_CTX_use_certificate(ctx, ctl->server_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, ctl->server_key) != 1 ||
+	    SSL_CTX_add1_chain_cert(ctx, ctl->ca_cert) != 1)
+		goto fail;
+	store = SSL_CTX_get_cert_store(ctx);
+	if (X509_STORE_add_cert(store, ctl->ca_cert) != 1)
+		goto fail;
+	/* Ask for a client certificate but let enrollment in without one. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, al_verify_cb);
+	SSL_CTX_set_verify_depth(ctx, 2);
+	return ctx;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+static void al_handle_closed(uv_handle_t *h)
+{
+	struct agentlink *al = h->data;
+	al->closed_handles++;
+	al_maybe_free(al);
+}
+
+int agentlink_start(struct controller *ctl, const struct sockaddr *addr, const struct agentlink_ops *ops,
+		    void *ops_ctx)
+{
+	struct agentlink *al = calloc(1, sizeof(*al));
+	int r;
+
+	if (!al)
+		return -ENOMEM;
+	if (al_ex_index < 0)
+		al_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	al->ctl = ctl;
+	if (ops)
+		al->ops = *ops;
+	al->ops_ctx = ops_ctx;
+	al->ssl_ctx = al_ssl_ctx(ctl);
+	if (!al->ssl_ctx) {
+		free(al);
+		return -EIO;
+	}
+	uv_tcp_init(ctl->loop, &al->listener);
+	uv_timer_init(ctl->loop, &al->flush_timer);
+	uv_check_init(ctl->loop, &al->enroll_check);
+	al->listener.data = al;
+	al->flush_timer.data = al;
+	al->enroll_check.data = al;
+	al->enroll_tail = &al->enroll_head;
+	al->chunk_tail = &al->chunk_head;
+	r = uv_tcp_bind(&al->listener, addr, 0);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)&al->listener, 4096, al_on_connection);
+	if (r < 0) {
+		al->stopping = true;
+		uv_close((uv_handle_t *)&al->listener, al_handle_closed);
+		uv_close((uv_handle_t *)&al->flush_timer, al_handle_closed);
+		uv_close((uv_handle_t *)&al->enroll_check, al_handle_closed);
+		return r;
+	}
+	/* Last-seen times of live sessions are served from memory and written
+	 * when a session ends and at shutdown: writing 10,000 rows every few
+	 * seconds stalled heartbeats (measured: tests/bench/run.sh). */
+	ctl->agents = al;
+	return 0;
+}
+
+void agentlink_stop(struct agentlink *al)
+{
+	if (!al || al->stopping)
+		return;
+	agentlink_flush(al);
+	al->stopping = true;
+	for (struct session *s = al->all; s; s = s->next_all) {
+		al_unhash(s);
+		sky_tls_close(s->tls, 0);
+	}
+	uv_timer_stop(&al->flush_timer);
+	uv_close((uv_handle_t *)&al->flush_timer, al_handle_closed);
+	uv_close((uv_handle_t *)&al->listener, al_handle_closed);
+	/* Answer (and commit) what is queued before the check handle goes. */
+	al_enroll_batch(&al->enroll_check);
+	uv_close((uv_handle_t *)&al->enroll_check, al_handle_closed);
+}
+
+bool agentlink_board_online(struct agentlink *al, const char *board_id, int64_t *last_seen)
+{
+	struct session *s = al ? al_find(al, board_id) : NULL;
+	if (!s)
+		return false;
+	if (last_seen)
+		*last_seen = s->last_seen;
+	return true;
+}
+
+void agentlink_board_kick(struct agentlink *al, const char *board_id)
+{
+	struct session *s = al ? al_find(al, board_id) : NULL;
+	if (!s)
+		return;
+	al_unhash(s);
+	log_info("board %s: deleted; closing its session", board_id);
+	al_session_error(s, 0, SKYROOT__ERROR_CODE__ERROR_REVOKED,
+		      "board %s was deleted from the fleet: enroll it again with a new token", board_id);
+	sky_tls_close(s->tls, 0);
+}

@@ -1,0 +1,48 @@
+/* The agent port (agentlink.c and its layers, agentlink_priv.h): one
+ * mutual-TLS session per board.  It tells the rest of the controller what
+ * boards report through struct agentlink_ops, set up by main.c; it calls
+ * nothing of guests, events or the API. */
+#ifndef SKY_CONTROLLER_AGENTLINK_H
+#define SKY_CONTROLLER_AGENTLINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "skyroot.pb-c.h"
+
+struct agentlink;
+struct controller;
+
+/* Called on the loop thread; any may be NULL. */
+struct agentlink_ops {
+	/* A board's session is up and it said hello for the first time: its
+	 * guests can be driven to their desired state. */
+	void (*board_up)(void *ctx, const char *board_id);
+	/* The board reported its guests. */
+	void (*guest_report)(void *ctx, const char *board_id, const Skyroot__GuestReport *r);
+	/* Console output of one of the board's guests. */
+	void (*console)(void *ctx, const char *board_id, const Skyroot__ConsoleData *d);
+};
+
+/* Listen on addr; sets ctl->agents. */
+int agentlink_start(struct controller *ctl, const struct sockaddr *addr, const struct agentlink_ops *ops,
+		    void *ops_ctx);
+void agentlink_stop(struct agentlink *al);
+/* Is the board in a live session?  last_seen (unix s) of the session. */
+bool agentlink_board_online(struct agentlink *al, const char *board_id, int64_t *last_seen);
+/* Close the board's session now (after a delete). */
+void agentlink_board_kick(struct agentlink *al, const char *board_id);
+/* Flush in-memory last-seen times to the store. */
+void agentlink_flush(struct agentlink *al);
+/* Ask a board to load an image into its RAM cache: -ENOTCONN when the
+ * board has no session, -ENOENT when the image is gone. */
+int agentlink_board_fetch(struct agentlink *al, const char *board_id, const char *image_id);
+/* Send a message to a board's session: -ENOTCONN when it has none. */
+int agentlink_board_send(struct agentlink *al, const char *board_id, Skyroot__Envelope *env);
+/* Mark a board as running a bare-metal OS (its session ends soon). */
+int agentlink_board_baremetal(struct agentlink *al, const char *board_id, bool on);
+/* What the board last reported of its image cache (NULL: nothing yet). */
+const Skyroot__ImageStatus *agentlink_board_images(struct agentlink *al, const char *board_id);
+
+#endif

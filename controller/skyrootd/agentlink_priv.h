@@ -1,0 +1,119 @@
+/* The agent link's insides, shared by its files and by nobody else:
+ *   al_session.c  the session table and sending frames (the bottom layer)
+ *   al_enroll.c   enrollment in group commits, certificate issue and renewal
+ *   al_chunks.c   serving image chunks with a window and a memory budget
+ *   agentlink.c   the listener, TLS callbacks, frame dispatch, the interface
+ * Calls go downwards only: agentlink.c -> al_enroll.c, al_chunks.c ->
+ * al_session.c (tests/unit/circles.sh checks it). */
+#ifndef SKY_CONTROLLER_AGENTLINK_PRIV_H
+#define SKY_CONTROLLER_AGENTLINK_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/frame.h"
+#include "common/tls.h"
+#include "controller/skyrootd/agentlink.h"
+#include "controller/skyrootd/controller.h"
+
+#define AL_BUCKETS 16384
+#define AL_ENROLL_TIMEOUT_MS 30000
+#define AL_DEFAULT_HB_MS 10000
+#define AL_MAX_TOKEN 128
+#define AL_MAX_UUID 63
+#define AL_MAX_HOSTNAME 64
+/* Chunks one board may have asked for and not yet received. */
+#define AL_CHUNK_WINDOW 16
+/* Chunk bytes being read or waiting in send queues, for all boards together:
+ * the controller's memory does not grow with image size or board count. */
+#define AL_CHUNK_BUDGET (64u << 20)
+/* Do not queue more behind a board's socket than this: its control
+ * messages would wait behind the bulk. */
+#define AL_SESSION_QUEUE_MAX (2u << 20)
+
+enum session_state { SESS_HANDSHAKE, SESS_ENROLL_ONLY, SESS_BOARD };
+
+struct session {
+	struct agentlink *al;
+	struct sky_tls *tls;
+	struct sky_frame_decoder dec;
+	struct session *next;         /* hash chain (boards only) */
+	struct session *prev_all, *next_all; /* every connection */
+	enum session_state state;
+	bool cert_expired;
+	bool seen_dirty;
+	bool hashed;
+	int64_t last_seen;
+	uint64_t hb_ms;
+	uint8_t inv_hash[32];
+	char board_id[DB_ID_MAX];
+	struct enroll_item *enrolling; /* queued for the next group commit */
+	struct chunk_job *jobs;       /* this session's chunk requests (snext) */
+	unsigned chunk_inflight;
+	size_t charged;               /* chunk bytes in our send queue */
+	Skyroot__ImageStatus *images; /* the board's last report (owned) */
+	bool hello_seen;
+};
+
+struct chunk_job {
+	struct chunk_job *next;       /* the global queue */
+	struct chunk_job *snext, **sprev; /* the session's list */
+	struct session *s;            /* NULL once the session is gone */
+	struct agentlink *al;
+	uv_work_t work;
+	uint64_t req;
+	int64_t rowid;
+	uint8_t digest[32];
+	uint32_t size;
+	uint32_t index;
+	int result;
+	uint8_t *buf;
+	char image_id[DB_ID_MAX];
+};
+
+struct agentlink {
+	struct controller *ctl;
+	struct agentlink_ops ops;     /* what boards report goes there */
+	void *ops_ctx;
+	uv_tcp_t listener;
+	uv_timer_t flush_timer;
+	SSL_CTX *ssl_ctx;
+	struct session *buckets[AL_BUCKETS];
+	struct session *all;
+	uv_check_t enroll_check;
+	struct enroll_item *enroll_head, **enroll_tail;
+	struct chunk_job *chunk_head, **chunk_tail;
+	size_t chunk_bytes;           /* budget in use: reading + queued to send */
+	unsigned chunk_reading;
+	size_t n_sessions;
+	int closed_handles;
+	bool stopping;
+};
+
+/* al_session.c */
+struct session *al_find(struct agentlink *al, const char *id);
+void al_hash(struct session *s);
+void al_unhash(struct session *s);
+int al_session_send(struct session *s, Skyroot__Envelope *env);
+void al_session_error(struct session *s, uint64_t req, Skyroot__ErrorCode code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void al_session_touch(struct session *s);
+bool al_str_ok(const char *s, size_t max);
+/* Free the agent link once it is stopping and nothing refers to it. */
+void al_maybe_free(struct agentlink *al);
+
+/* al_enroll.c */
+void al_enroll(struct session *s, uint64_t req, const Skyroot__EnrollRequest *er);
+void al_enroll_batch(uv_check_t *h);
+void al_enroll_session_gone(struct session *s);
+void al_renew(struct session *s, uint64_t req, const Skyroot__RenewRequest *rr);
+
+/* al_chunks.c */
+void al_chunk_request(struct session *s, uint64_t req, const Skyroot__ChunkRequest *cr);
+void al_chunk_dispatch(struct agentlink *al);
+/* The session's socket drained / the session is gone. */
+void al_chunks_drained(struct session *s);
+void al_chunks_session_gone(struct session *s);
+
+#endif

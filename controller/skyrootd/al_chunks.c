@@ -1,0 +1,197 @@
+/* Image chunks for boards.
+ *
+ * A board pulls chunks with a window of requests.  Each request becomes a
+ * job: a worker thread reads the chunk with its own read-only connection
+ * and re-hashes it; the loop sends it.  All jobs together hold at most
+ * AL_CHUNK_BUDGET bytes, counting both chunks being read and chunks queued
+ * behind sockets, and no board's socket queue grows past
+ * AL_SESSION_QUEUE_MAX, so control messages never wait long. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/parse.h"
+#include "common/util.h"
+#include "controller/skyrootd/agentlink_priv.h"
+
+#include "controller/skyrootd/store.h"
+
+static void chunk_job_unlink(struct chunk_job *j)
+{
+	if (j->sprev) {
+		*j->sprev = j->snext;
+		if (j->snext)
+			j->snext->sprev = j->sprev;
+		j->sprev = NULL;
+		j->snext = NULL;
+	}
+}
+
+static void chunk_work(uv_work_t *w)
+{
+	struct chunk_job *j = w->data;
+	j->result = store_chunk_read(j->al->ctl->db_path, j->rowid, j->digest, j->buf, j->size);
+}
+
+static void chunk_after(uv_work_t *w, int status)
+{
+	struct chunk_job *j = w->data;
+	struct agentlink *al = j->al;
+	struct session *s = j->s;
+	char hex[65];
+
+	al->chunk_bytes -= j->size;
+	al->chunk_reading--;
+	if (status < 0)
+		j->result = status;
+	if (j->result == -EBADMSG) {
+		sky_format_hex(j->digest, 32, hex);
+		log_error("chunk %u of image %s (sha256 %s) is corrupt in the store and was not sent; "
+			  "run 'skyctl image verify %s'", j->index, j->image_id, hex, j->image_id);
+	}
+	if (s) {
+		s->chunk_inflight--;
+		chunk_job_unlink(j);
+		if (j->result == 0 && sky_tls_is_ready(s->tls)) {
+			Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+			Skyroot__ChunkData cd = SKYROOT__CHUNK_DATA__INIT;
+			size_t before = sky_tls_queued(s->tls);
+			cd.image_id = j->image_id;
+			cd.index = j->index;
+			cd.data.data = j->buf;
+			cd.data.len = j->size;
+			env.request_id = j->req;
+			env.body_case = SKYROOT__ENVELOPE__BODY_CHUNK_DATA;
+			env.chunk_data = &cd;
+			if (al_session_send(s, &env) == 0) {
+				size_t added = sky_tls_queued(s->tls) - before;
+				s->charged += added;
+				al->chunk_bytes += added;
+			}
+		} else if (j->result == -EBADMSG) {
+			al_session_error(s, j->req, SKYROOT__ERROR_CODE__ERROR_CHUNK_CORRUPT,
+				      "chunk %u of image %s is corrupt in the controller's store; it was not sent",
+				      j->index, j->image_id);
+		} else if (j->result < 0) {
+			al_session_error(s, j->req, SKYROOT__ERROR_CODE__ERROR_INTERNAL,
+				      "cannot read chunk %u of image %s: %s", j->index, j->image_id,
+				      strerror(-j->result));
+		}
+	}
+	free(j->buf);
+	free(j);
+	if (al->stopping) {
+		al_maybe_free(al);
+		return;
+	}
+	al_chunk_dispatch(al);
+}
+
+void al_chunk_dispatch(struct agentlink *al)
+{
+	struct chunk_job **pp = &al->chunk_head;
+
+	while (*pp) {
+		struct chunk_job *j = *pp;
+		if (!j->s) { /* its board went away */
+			*pp = j->next;
+			free(j);
+			continue;
+		}
+		if (al->chunk_bytes + j->size > AL_CHUNK_BUDGET && al->chunk_bytes > 0)
+			break;
+		if (sky_tls_queued(j->s->tls) > AL_SESSION_QUEUE_MAX) {
+			pp = &j->next; /* that board's socket is full: let others go */
+			continue;
+		}
+		j->buf = malloc(j->size ? j->size : 1);
+		if (!j->buf)
+			break;
+		*pp = j->next;
+		j->next = NULL;
+		al->chunk_bytes += j->size;
+		al->chunk_reading++;
+		j->work.data = j;
+		if (uv_queue_work(al->ctl->loop, &j->work, chunk_work, chunk_after) < 0) {
+			j->result = -EIO;
+			al->chunk_reading--;
+			al->chunk_bytes -= j->size;
+			j->s->chunk_inflight--;
+			chunk_job_unlink(j);
+			free(j->buf);
+			free(j);
+		}
+	}
+	/* keep the tail pointer right after removals */
+	al->chunk_tail = &al->chunk_head;
+	while (*al->chunk_tail)
+		al->chunk_tail = &(*al->chunk_tail)->next;
+}
+
+void al_chunk_request(struct session *s, uint64_t req, const Skyroot__ChunkRequest *cr)
+{
+	struct agentlink *al = s->al;
+	struct chunk_job *j;
+	int r;
+
+	if (!al_str_ok(cr->image_id, DB_ID_MAX - 1)) {
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST, "image id over its limit");
+		return;
+	}
+	if (s->chunk_inflight >= AL_CHUNK_WINDOW) {
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BUSY, "more than %u chunk requests outstanding",
+			      AL_CHUNK_WINDOW);
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+		return;
+	}
+	r = store_image_chunk(al->ctl->store, cr->image_id, cr->index, &j->rowid, j->digest, &j->size);
+	if (r < 0 || j->size > STORE_CHUNK_SIZE) {
+		free(j);
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_NOT_FOUND, "image %s has no chunk %u",
+			      cr->image_id, cr->index);
+		return;
+	}
+	j->al = al;
+	j->s = s;
+	j->req = req;
+	j->index = cr->index;
+	snprintf(j->image_id, sizeof(j->image_id), "%s", cr->image_id);
+	j->snext = s->jobs;
+	if (s->jobs)
+		s->jobs->sprev = &j->snext;
+	s->jobs = j;
+	j->sprev = &s->jobs;
+	s->chunk_inflight++;
+	*al->chunk_tail = j;
+	al->chunk_tail = &j->next;
+	al_chunk_dispatch(al);
+}
+
+void al_chunks_drained(struct session *s)
+{
+	struct agentlink *al = s->al;
+
+	al->chunk_bytes -= s->charged;
+	s->charged = 0;
+	if (al->chunk_head)
+		al_chunk_dispatch(al);
+}
+
+void al_chunks_session_gone(struct session *s)
+{
+	/* Jobs still queued or being read: they must not touch s again. */
+	while (s->jobs) {
+		struct chunk_job *j = s->jobs;
+		j->s = NULL;
+		chunk_job_unlink(j);
+	}
+	s->al->chunk_bytes -= s->charged;
+	s->charged = 0;
+}

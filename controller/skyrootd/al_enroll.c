@@ -1,0 +1,342 @@
+/* Enrollment and certificates: enrollments read in one loop iteration are
+ * committed together (one fsync), nobody is answered before the commit;
+ * client certificates are issued here and renewed in-band. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "controller/skyrootd/agentlink_priv.h"
+#include <openssl/crypto.h>
+
+#include "common/x509.h"
+
+static uint64_t new_serial(void)
+{
+	uint64_t v = 0;
+	sky_random(&v, sizeof(v));
+	v &= 0x7fffffffffffffffULL;
+	return v ? v : 1;
+}
+
+/* Issue a client certificate for board_id to the CSR's key.  Inside the
+ * caller's transaction: records the serial. */
+static int al_issue(struct agentlink *al, const char *board_id, EVP_PKEY *pub, uint8_t **der,
+		    size_t *der_len, int64_t *not_after)
+{
+	struct controller *ctl = al->ctl;
+	int64_t now = sky_unix_now();
+	struct sky_cert_spec spec = {
+		.kind = SKY_CERT_CLIENT, .cn = board_id, .serial = new_serial(),
+		.not_before = now - 300, .not_after = now + ctl->opt.cert_ttl,
+	};
+	int r = sky_cert_issue_der(&spec, pub, ctl->ca_cert, ctl->ca_key, der, der_len);
+	if (r == 0)
+		r = db_cert_insert(ctl->db, spec.serial, board_id, spec.not_after);
+	if (r == 0)
+		r = db_board_set_cert(ctl->db, board_id, spec.serial, spec.not_after);
+	if (r == 0)
+		*not_after = spec.not_after;
+	if (r < 0) {
+		OPENSSL_free(*der);
+		*der = NULL;
+	}
+	return r;
+}
+
+/* A board name from its host name: [a-z0-9-], unique. */
+static int al_pick_name(struct db *db, const char *hostname, const char *id, char *out, size_t outlen)
+{
+	char base[DB_NAME_MAX - 8];
+	size_t n = 0;
+	for (const char *p = hostname; *p && n < sizeof(base) - 1; p++) {
+		char c = *p;
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_')
+			base[n++] = c;
+	}
+	base[n] = '\0';
+	if (n == 0 || strcmp(base, "localhost") == 0 || strcmp(base, "(none)") == 0)
+		snprintf(base, sizeof(base), "board");
+	snprintf(out, outlen, "%s", base);
+	int taken = db_board_name_taken(db, out);
+	if (taken < 0)
+		return taken;
+	if (taken) /* ids are "brd-<hex>": the hex tail makes it unique */
+		snprintf(out, outlen, "%s-%.6s", base, id + 4);
+	return 0;
+}
+
+static const char *token_error_text(int r)
+{
+	switch (r) {
+	case -ENOENT:
+		return "enrollment token is not known to this controller; create one with 'skyctl token create'";
+	case -EKEYEXPIRED:
+		return "enrollment token has expired; create a new one with 'skyctl token create'";
+	case -EKEYREVOKED:
+		return "enrollment token was revoked; create a new one with 'skyctl token create'";
+	case -EUSERS:
+		return "enrollment token has already been used; create a new one with 'skyctl token create'";
+	default:
+		return "enrollment token could not be checked";
+	}
+}
+
+/* Enrollments are committed in groups: every request read in one loop
+ * iteration shares one transaction (one fsync), each in its own savepoint,
+ * and nobody is answered before the commit is durable. */
+struct enroll_item {
+	struct enroll_item *next;
+	struct session *s;            /* NULL when the connection went away */
+	uint64_t req;
+	uint8_t token_hash[32];
+	char uuid[AL_MAX_UUID + 1];
+	char hostname[AL_MAX_HOSTNAME + 1];
+	EVP_PKEY *pub;
+	/* results */
+	int err;                      /* 0, or a negative errno */
+	bool new_board;
+	char token_id[DB_ID_MAX];
+	char board_id[DB_ID_MAX];
+	uint8_t *cert_der;
+	size_t cert_len;
+	int64_t not_after;
+};
+
+static void enroll_item_free(struct enroll_item *it)
+{
+	EVP_PKEY_free(it->pub);
+	OPENSSL_free(it->cert_der);
+	free(it);
+}
+
+void al_enroll(struct session *s, uint64_t req, const Skyroot__EnrollRequest *er)
+{
+	struct agentlink *al = s->al;
+	struct enroll_item *it;
+	EVP_PKEY *pub = NULL;
+	int r;
+
+	if (s->enrolling) {
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST, "one enrollment at a time");
+		goto close;
+	}
+	if (!al_str_ok(er->token, AL_MAX_TOKEN) || !al_str_ok(er->machine_uuid, AL_MAX_UUID) ||
+	    !al_str_ok(er->hostname, AL_MAX_HOSTNAME) || !al_str_ok(er->agent_version, 64) ||
+	    er->csr_der.len > SKY_CSR_MAX_DER) {
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST, "enroll request field over its limit");
+		goto close;
+	}
+	if (!er->token[0]) {
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_TOKEN_INVALID,
+			      "no enrollment token: boot with skyroot.token=TOKEN (see 'skyctl token create')");
+		goto close;
+	}
+	if (!er->machine_uuid[0]) {
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST, "no machine identity (DMI product UUID) sent");
+		goto close;
+	}
+	r = sky_csr_verify(er->csr_der.data, er->csr_der.len, &pub);
+	if (r < 0) {
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_CSR_INVALID,
+			      "certificate request rejected: %s",
+			      r == -EKEYREJECTED ? "its signature does not verify" :
+			      r == -EPROTONOSUPPORT ? "its key is not ECDSA P-256" : "it is not a PKCS#10 request");
+		goto close;
+	}
+	it = calloc(1, sizeof(*it));
+	if (!it) {
+		EVP_PKEY_free(pub);
+		goto close;
+	}
+	it->s = s;
+	it->req = req;
+	it->pub = pub;
+	sky_sha256(er->token, strlen(er->token), it->token_hash);
+	snprintf(it->uuid, sizeof(it->uuid), "%s", er->machine_uuid);
+	snprintf(it->hostname, sizeof(it->hostname), "%s", er->hostname);
+	s->enrolling = it;
+	*al->enroll_tail = it;
+	al->enroll_tail = &it->next;
+	if (!uv_is_active((uv_handle_t *)&al->enroll_check))
+		uv_check_start(&al->enroll_check, al_enroll_batch);
+	return;
+close:
+	sky_tls_close(s->tls, 0);
+}
+
+/* Inside the batch transaction and the item's savepoint. */
+static int al_enroll_one(struct agentlink *al, struct enroll_item *it)
+{
+	struct db *db = al->ctl->db;
+	char name[DB_NAME_MAX];
+	int r = db_token_consume(db, it->token_hash, sky_unix_now(), it->token_id);
+	if (r < 0)
+		return r;
+	r = db_board_find_uuid(db, it->uuid, it->board_id);
+	if (r == -ENOENT) {
+		struct db_board b = {0};
+		it->new_board = true;
+		r = db_new_id("brd-", 6, it->board_id, sizeof(it->board_id));
+		if (r == 0)
+			r = al_pick_name(db, it->hostname, it->board_id, name, sizeof(name));
+		if (r == 0) {
+			snprintf(b.id, sizeof(b.id), "%s", it->board_id);
+			snprintf(b.name, sizeof(b.name), "%s", name);
+			snprintf(b.uuid, sizeof(b.uuid), "%s", it->uuid);
+			b.enrolled_at = sky_unix_now();
+			r = db_board_insert(db, &b);
+		}
+	}
+	if (r == 0)
+		r = al_issue(al, it->board_id, it->pub, &it->cert_der, &it->cert_len, &it->not_after);
+	return r;
+}
+
+static bool token_refusal(int r)
+{
+	return r == -ENOENT || r == -EKEYEXPIRED || r == -EKEYREVOKED || r == -EUSERS;
+}
+
+static void al_enroll_answer(struct agentlink *al, struct enroll_item *it, const uint8_t *ca_der, size_t ca_len)
+{
+	struct session *s = it->s;
+
+	if (it->err == 0)
+		log_info("board %s (machine %s) enrolled with token %s%s", it->board_id, it->uuid, it->token_id,
+			 it->new_board ? "" : " (known machine, same board id)");
+	else if (token_refusal(it->err))
+		log_warn("enrollment refused for machine %s: %s", it->uuid, token_error_text(it->err));
+	else
+		log_error("enrollment of machine %s failed: %s", it->uuid, strerror(-it->err));
+	if (!s)
+		return;
+	s->enrolling = NULL;
+	if (it->err == 0) {
+		Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+		Skyroot__EnrollResponse resp = SKYROOT__ENROLL_RESPONSE__INIT;
+		resp.board_id = it->board_id;
+		resp.cert_der.data = it->cert_der;
+		resp.cert_der.len = it->cert_len;
+		resp.ca_der.data = (uint8_t *)ca_der;
+		resp.ca_der.len = ca_len;
+		resp.image_signing_pubkey.data = al->ctl->signing_pub;
+		resp.image_signing_pubkey.len = sizeof(al->ctl->signing_pub);
+		resp.not_after = (uint64_t)it->not_after;
+		env.request_id = it->req;
+		env.body_case = SKYROOT__ENVELOPE__BODY_ENROLL_RESPONSE;
+		env.enroll_response = &resp;
+		al_session_send(s, &env);
+		return;
+	}
+	if (token_refusal(it->err))
+		al_session_error(s, it->req, SKYROOT__ERROR_CODE__ERROR_TOKEN_INVALID, "%s", token_error_text(it->err));
+	else
+		al_session_error(s, it->req, SKYROOT__ERROR_CODE__ERROR_INTERNAL, "controller failed to enroll: %s",
+			      strerror(-it->err));
+	sky_tls_close(s->tls, 0);
+}
+
+void al_enroll_batch(uv_check_t *h)
+{
+	struct agentlink *al = h->data;
+	struct db *db = al->ctl->db;
+	struct enroll_item *batch = al->enroll_head, *it, *next;
+	uint8_t *ca_der = NULL;
+	size_t ca_len = 0;
+	int r;
+
+	uv_check_stop(h);
+	al->enroll_head = NULL;
+	al->enroll_tail = &al->enroll_head;
+	if (!batch)
+		return;
+	r = db_begin(db);
+	for (it = batch; it; it = it->next) {
+		if (r < 0) {
+			it->err = r;
+			continue;
+		}
+		if (!it->s) {
+			it->err = -ECONNRESET; /* nobody to answer: do not spend the token */
+			continue;
+		}
+		it->err = db_savepoint(db);
+		if (it->err == 0)
+			it->err = al_enroll_one(al, it);
+		if (it->err == 0)
+			it->err = db_release(db);
+		else
+			db_rollback_to(db);
+	}
+	if (r == 0) {
+		r = db_commit(db);
+		if (r < 0) {
+			db_rollback(db);
+			for (it = batch; it; it = it->next)
+				if (it->err == 0)
+					it->err = r;
+		}
+	}
+	if (sky_cert_to_der(al->ctl->ca_cert, &ca_der, &ca_len) < 0)
+		for (it = batch; it; it = it->next)
+			if (it->err == 0)
+				it->err = -ENOMEM;
+	for (it = batch; it; it = next) {
+		next = it->next;
+		if (it->err != -ECONNRESET)
+			al_enroll_answer(al, it, ca_der, ca_len);
+		enroll_item_free(it);
+	}
+	OPENSSL_free(ca_der);
+}
+
+void al_renew(struct session *s, uint64_t req, const Skyroot__RenewRequest *rr)
+{
+	struct db *db = s->al->ctl->db;
+	EVP_PKEY *pub = NULL;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	int64_t not_after = 0;
+	int r = sky_csr_verify(rr->csr_der.data, rr->csr_der.len, &pub);
+	if (r < 0) {
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_CSR_INVALID, "renewal request is not a valid P-256 CSR");
+		return;
+	}
+	r = db_begin(db);
+	if (r == 0)
+		r = al_issue(s->al, s->board_id, pub, &der, &len, &not_after);
+	if (r == 0)
+		r = db_commit(db);
+	if (r < 0) {
+		db_rollback(db);
+		log_error("board %s: renewal failed: %s", s->board_id, strerror(-r));
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_INTERNAL, "renewal failed: %s", strerror(-r));
+	} else {
+		Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+		Skyroot__RenewResponse resp = SKYROOT__RENEW_RESPONSE__INIT;
+		resp.cert_der.data = der;
+		resp.cert_der.len = len;
+		resp.not_after = (uint64_t)not_after;
+		env.request_id = req;
+		env.body_case = SKYROOT__ENVELOPE__BODY_RENEW_RESPONSE;
+		env.renew_response = &resp;
+		al_session_send(s, &env);
+		log_info("board %s: certificate renewed until %lld", s->board_id, (long long)not_after);
+	}
+	OPENSSL_free(der);
+	EVP_PKEY_free(pub);
+}
+
+void al_enroll_session_gone(struct session *s)
+{
+	/* Its queued enrollment is answered to nobody (and spends no token). */
+	if (s->enrolling)
+		s->enrolling->s = NULL;
+	s->enrolling = NULL;
+}

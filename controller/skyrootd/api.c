@@ -1,0 +1,284 @@
+/* The REST API (docs/api.md) over the HTTP layer (http.c): the table of
+ * routes each resource file contributes, authentication with the admin
+ * token, dispatch, and errors as {"error": {"code", "message"}}. */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "controller/skyrootd/api_priv.h"
+
+/* Every resource registers its routes here. */
+static const struct api_route *const api_tables[] = {
+	api_boot_routes, api_boards_routes, api_tokens_routes, api_guests_routes, api_images_routes,
+};
+
+#define API_NEEDS_TOKEN \
+	"this call needs 'Authorization: Bearer <admin token>'; the admin token is in the skyctl config that 'skyrootd init' wrote"
+#define API_WRONG_TOKEN \
+	"the bearer token is not the controller's admin token; use the one in the skyctl config that 'skyrootd init' wrote"
+
+/* The bearer token hashes to the admin hash (compared in constant time). */
+static bool api__authorized(const struct api *api, const struct http_request *req)
+{
+	const char *v = req->authorization;
+	size_t n = req->authorization_len;
+	uint8_t hash[32];
+	bool ok;
+
+	if (req->authorization_count != 1 || !v)
+		return false;
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	while (n > 0 && (v[0] == ' ' || v[0] == '\t')) {
+		v++;
+		n--;
+	}
+	/* RFC 7235: the scheme is case-insensitive, then at least one space. */
+	if (n < 7 || strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t'))
+		return false;
+	v += 7;
+	n -= 7;
+	while (n > 0 && (v[0] == ' ' || v[0] == '\t')) {
+		v++;
+		n--;
+	}
+	if (n == 0)
+		return false;
+	sky_sha256(v, n, hash);
+	ok = sky_memeq_ct(hash, api->ctl->admin_hash, sizeof(hash)) == 1;
+	OPENSSL_cleanse(hash, sizeof(hash));
+	return ok;
+}
+
+static bool api__is_v1(const char *path, size_t len)
+{
+	return len >= 3 && memcmp(path, "/v1", 3) == 0 && (len == 3 || path[3] == '/');
+}
+
+/* The route for path, and its segment (raw, still percent-encoded). */
+static const struct api_route *api__find(const char *path, size_t len, const char **seg, size_t *seg_len)
+{
+	for (size_t t = 0; t < SKY_ARRAY_SIZE(api_tables); t++) {
+		for (const struct api_route *rt = api_tables[t]; rt->path; rt++) {
+			size_t pl = strlen(rt->path), sl;
+
+			if (len < pl || memcmp(path, rt->path, pl) != 0)
+				continue;
+			if (!rt->segment) {
+				if (len != pl)
+					continue;
+				*seg = NULL;
+				*seg_len = 0;
+				return rt;
+			}
+			sl = rt->suffix ? strlen(rt->suffix) : 0;
+			if (len <= pl + sl)
+				continue;
+			if (sl && memcmp(path + len - sl, rt->suffix, sl) != 0)
+				continue;
+			if (memchr(path + pl, '/', len - pl - sl))
+				continue;
+			*seg = path + pl;
+			*seg_len = len - pl - sl;
+			return rt;
+		}
+	}
+	return NULL;
+}
+
+static void api__dispatch(struct api_call *call, struct api_reply *rep)
+{
+	const struct http_request *req = call->req;
+	const struct api_route *rt;
+	const char *raw_seg;
+	size_t raw_len;
+	char seg[DB_NAME_MAX > DB_ID_MAX ? DB_NAME_MAX : DB_ID_MAX];
+	api_handler fn = NULL;
+	int r;
+
+	/* The plain listener serves network boot and nothing else. */
+	if (call->api->boot_only && !(req->path_len >= 6 && memcmp(req->path, "/boot/", 6) == 0)) {
+		api_reply_error(rep, 404, "not_found",
+				"this port serves network boot only (/boot/ipxe, /boot/vmlinuz, /boot/initrd.img)");
+		return;
+	}
+	/* Authenticate before telling anything about /v1, even what exists. */
+	if (api__is_v1(req->path, req->path_len) && !api__authorized(call->api, req)) {
+		api_reply_error(rep, 401, "unauthorized", "%s",
+				req->authorization_count == 0 ? API_NEEDS_TOKEN : API_WRONG_TOKEN);
+		rep->headers = "WWW-Authenticate: Bearer\r\n";
+		return;
+	}
+	rt = api__find(req->path, req->path_len, &raw_seg, &raw_len);
+	if (!rt) {
+		api_reply_error(rep, 404, "not_found", "no such API route '%.*s'; see docs/api.md",
+				(int)(req->path_len > 128 ? 128 : req->path_len), req->path);
+		return;
+	}
+	switch (req->verb) {
+	case HTTP_VERB_GET:
+		fn = rt->get;
+		break;
+	case HTTP_VERB_POST:
+		fn = rt->post;
+		break;
+	case HTTP_VERB_DELETE:
+		fn = rt->del;
+		break;
+	default:
+		break;
+	}
+	if (!fn) {
+		api_reply_error(rep, 405, "method_not_allowed", "%s is not allowed on %s%s; use %s", req->method,
+				rt->path, rt->segment ? rt->placeholder : "", rt->allow);
+		rep->headers = rt->allow_header;
+		return;
+	}
+	seg[0] = '\0';
+	if (rt->segment) {
+		r = api_json_decode_segment(raw_seg, raw_len, seg, rt->segment_max);
+		if (r == -ENAMETOOLONG) {
+			api_reply_error(rep, 404, "not_found", "'%.*s' is too long to be %s (at most %zu bytes)",
+					(int)(raw_len > 80 ? 80 : raw_len), raw_seg, rt->noun, rt->segment_max - 1);
+			return;
+		}
+		if (r < 0) {
+			api_reply_error(rep, 400, "bad_request",
+					"'%.*s' is not %s: it has a bad %%-escape, a '/' or a control character",
+					(int)(raw_len > 80 ? 80 : raw_len), raw_seg, rt->noun);
+			return;
+		}
+	}
+	call->seg = seg;
+	fn(call, rep);
+}
+
+/* ---- the HTTP layer's ops ---- */
+
+static int api__begin(void *ctx, struct http_conn *c, const struct http_request *req)
+{
+	struct api *api = ctx;
+
+	if (api->boot_only || !api_images_is_upload(req))
+		return HTTP_BODY_BUFFER;
+	if (!api__authorized(api, req))
+		return http_conn_refuse(c, 401, "unauthorized", "%s", API_NEEDS_TOKEN);
+	return api_images_upload_begin(api, c, req);
+}
+
+static int api__body(void *ctx, struct http_conn *c, const void *data, size_t len)
+{
+	return api_images_upload_body(ctx, c, data, len);
+}
+
+static void api__request(void *ctx, struct http_conn *c, const struct http_request *req)
+{
+	struct api *api = ctx;
+	struct api_call call = { .api = api, .ctl = api->ctl, .conn = c, .req = req, .seg = "" };
+	struct api_reply rep = { .status = 500 };
+
+	api__dispatch(&call, &rep);
+	if (rep.status == 0) {
+		json_decref(rep.body); /* answered already */
+		return;
+	}
+	http_respond_json(c, rep.status, rep.body, rep.headers);
+}
+
+static void api__failed(void *ctx, struct http_conn *c)
+{
+	struct api_conn_state *st = http_conn_user(c);
+
+	(void)ctx;
+	if (st)
+		api_images_conn_gone(st);
+}
+
+static void api__closed(void *ctx, struct http_conn *c)
+{
+	struct api_conn_state *st = http_conn_user(c);
+
+	if (!st)
+		return;
+	api_images_conn_gone(st);
+	api_guests_conn_gone(ctx, c, st);
+	free(st);
+	http_conn_set_user(c, NULL);
+}
+
+static const struct http_ops api_http_ops = {
+	.begin = api__begin,
+	.body = api__body,
+	.request = api__request,
+	.failed = api__failed,
+	.closed = api__closed,
+};
+
+/* ---- start / stop ---- */
+
+static int api__start(struct controller *ctl, const struct sockaddr *addr, bool boot_only, struct api **out)
+{
+	SSL_CTX *ssl = NULL;
+	struct api *api;
+	int r;
+
+	if (*out)
+		return -EALREADY;
+	api = calloc(1, sizeof(*api));
+	if (!api)
+		return -ENOMEM;
+	api->ctl = ctl;
+	api->boot_only = boot_only;
+	if (!boot_only) {
+		ssl = http_tls_ctx_new(ctl->server_cert, ctl->server_key, ctl->ca_cert);
+		if (!ssl) {
+			log_error("api: the server key does not fit the server certificate in %s; "
+				  "re-create the state folder with 'skyrootd init'",
+				  ctl->opt.state_dir ? ctl->opt.state_dir : "the state folder");
+			free(api);
+			return -EINVAL;
+		}
+	}
+	r = http_server_new(ctl->loop, ssl, NULL, &api_http_ops, api, &api->http);
+	SSL_CTX_free(ssl);
+	if (r < 0) {
+		free(api);
+		return r;
+	}
+	r = http_server_listen(api->http, addr);
+	if (r < 0) {
+		http_server_stop(api->http);
+		free(api);
+		return r;
+	}
+	*out = api;
+	return 0;
+}
+
+int api_start(struct controller *ctl, const struct sockaddr *addr)
+{
+	return api__start(ctl, addr, false, &ctl->api);
+}
+
+int api_start_boot(struct controller *ctl, const struct sockaddr *addr)
+{
+	return api__start(ctl, addr, true, &ctl->boot);
+}
+
+void api_stop(struct api *api)
+{
+	if (!api)
+		return;
+	if (api->ctl->api == api)
+		api->ctl->api = NULL;
+	if (api->ctl->boot == api)
+		api->ctl->boot = NULL;
+	/* Every connection lets go of its state now (api__closed). */
+	http_server_stop(api->http);
+	free(api);
+}

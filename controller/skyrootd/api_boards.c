@@ -1,0 +1,221 @@
+/* /v1/boards: the fleet; a board's image fetch and bare-metal boot. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "controller/skyrootd/agentlink.h"
+#include "controller/skyrootd/api_priv.h"
+#include "controller/skyrootd/store.h"
+
+static json_t *api_board__render(struct controller *ctl, const struct db_board *b)
+{
+	int64_t seen = 0;
+	bool online = ctl->agents && agentlink_board_online(ctl->agents, b->id, &seen);
+	json_t *o = api_json_board(b, online, online ? seen : b->last_seen);
+
+	if (o && api_json_board_images(o, online ? agentlink_board_images(ctl->agents, b->id) : NULL) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+struct api_board_ctx {
+	struct controller *ctl;
+	json_t *json;               /* the array (list) or the object (get) */
+};
+
+static int api_board__list_cb(void *ctx, const struct db_board *b)
+{
+	struct api_board_ctx *x = ctx;
+
+	if (json_array_append_new(x->json, api_board__render(x->ctl, b)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static void api__boards_list(struct api_call *call, struct api_reply *rep)
+{
+	struct api_board_ctx x = { .ctl = call->ctl, .json = json_array() };
+	int r;
+
+	if (!x.json)
+		return;
+	r = db_board_list(x.ctl->db, api_board__list_cb, &x);
+	if (r == 0)
+		r = api_json_sort_by_name(x.json);
+	api_reply_list(rep, "boards", "list the boards", r, x.json);
+}
+
+static int api_board__get_cb(void *ctx, const struct db_board *b)
+{
+	struct api_board_ctx *x = ctx;
+
+	x->json = api_board__render(x->ctl, b);
+	return x->json ? 0 : -ENOMEM;
+}
+
+static void api__board_get(struct api_call *call, struct api_reply *rep)
+{
+	struct api_board_ctx x = { .ctl = call->ctl };
+	int r = db_board_get(x.ctl->db, call->seg, api_board__get_cb, &x);
+
+	if (r == -ENOENT) {
+		json_decref(x.json);
+		api_reply_no_board(rep, call->seg);
+		return;
+	}
+	if (r < 0) {
+		json_decref(x.json);
+		api_reply_internal(rep, r, "read the board");
+		return;
+	}
+	api_reply_ok(rep, 200, x.json);
+}
+
+static void api__board_delete(struct api_call *call, struct api_reply *rep)
+{
+	struct controller *ctl = call->ctl;
+	char id[DB_ID_MAX], name[DB_NAME_MAX];
+	int r = api_board_lookup(ctl, call->seg, id, name);
+
+	if (r == 0)
+		r = db_board_delete(ctl->db, id);
+	if (r == -ENOENT) {
+		api_reply_no_board(rep, call->seg);
+		return;
+	}
+	if (r < 0) {
+		api_reply_internal(rep, r, "delete the board");
+		return;
+	}
+	/* The delete is committed: the board's certificates are revoked.  Now
+	 * end its session so it cannot keep talking on the old one. */
+	if (ctl->agents)
+		agentlink_board_kick(ctl->agents, id);
+	log_info("api: board %s ('%s') deleted; its certificates are revoked", id, name);
+	api_reply_ok(rep, 200, json_pack("{s:s}", "deleted", id));
+}
+
+static void api__board_fetch(struct api_call *call, struct api_reply *rep)
+{
+	struct controller *ctl = call->ctl;
+	struct api_fetch_body body;
+	struct store_image img;
+	char id[DB_ID_MAX], name[DB_NAME_MAX], err[API_JSON_ERR_MAX];
+	int r;
+
+	if (api_json_parse_fetch_request(call->req->body, call->req->body_len, &body, err, sizeof(err)) < 0) {
+		api_reply_error(rep, 400, "bad_request", "%s", err);
+		return;
+	}
+	r = api_board_lookup(ctl, call->seg, id, name);
+	if (r == -ENOENT) {
+		api_reply_no_board(rep, call->seg);
+		return;
+	}
+	r = r < 0 ? r : store_image_get(ctl->store, body.image, &img);
+	if (r == -ENOENT) {
+		api_reply_no_image(rep, body.image);
+		return;
+	}
+	if (r == 0)
+		r = agentlink_board_fetch(ctl->agents, id, img.id);
+	if (r == -ENOTCONN) {
+		api_reply_error(rep, 409, "conflict", "board '%s' is offline; it can fetch once it is back", name);
+		return;
+	}
+	if (r < 0) {
+		api_reply_internal(rep, r, "ask the board to fetch the image");
+		return;
+	}
+	api_reply_ok(rep, 202, json_pack("{s:s, s:s}", "board", id, "image", img.id));
+}
+
+/* The signed manifest of an image, for a command to a board. */
+static int api_board__manifest(struct controller *ctl, const char *image_id, Skyroot__SignedManifest *sm)
+{
+	return store_image_manifest(ctl->store, image_id, &sm->manifest.data, &sm->manifest.len,
+				    &sm->signature.data, &sm->signature.len);
+}
+
+static void api__board_boot(struct api_call *call, struct api_reply *rep)
+{
+	struct controller *ctl = call->ctl;
+	struct api_boot_body *body;
+	struct store_image kernel, initrd;
+	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+	Skyroot__BareMetalBoot bm = SKYROOT__BARE_METAL_BOOT__INIT;
+	Skyroot__SignedManifest km = SKYROOT__SIGNED_MANIFEST__INIT, im = SKYROOT__SIGNED_MANIFEST__INIT;
+	char id[DB_ID_MAX], name[DB_NAME_MAX], err[API_JSON_ERR_MAX];
+	int r;
+
+	body = malloc(sizeof(*body));
+	if (!body) {
+		api_reply_internal(rep, -ENOMEM, "read the boot request");
+		return;
+	}
+	r = api_json_parse_boot_request(call->req->body, call->req->body_len, body, err, sizeof(err));
+	if (r == -EINVAL) {
+		api_reply_error(rep, 400, "bad_request", "%s", err);
+		goto out;
+	}
+	if (r == 0)
+		r = api_board_lookup(ctl, call->seg, id, name);
+	if (r == -ENOENT) {
+		api_reply_no_board(rep, call->seg);
+		goto out;
+	}
+	if (r == 0 && (r = store_image_get(ctl->store, body->kernel, &kernel)) == -ENOENT) {
+		api_reply_no_image(rep, body->kernel);
+		goto out;
+	}
+	if (r == 0 && body->initrd[0] && (r = store_image_get(ctl->store, body->initrd, &initrd)) == -ENOENT) {
+		api_reply_no_image(rep, body->initrd);
+		goto out;
+	}
+	if (r == 0)
+		r = api_board__manifest(ctl, kernel.id, &km);
+	if (r == 0 && body->initrd[0])
+		r = api_board__manifest(ctl, initrd.id, &im);
+	if (r == 0) {
+		bm.kernel = &km;
+		bm.initrd = body->initrd[0] ? &im : NULL;
+		bm.cmdline = body->cmdline[0] ? body->cmdline : "console=ttyS0";
+		env.body_case = SKYROOT__ENVELOPE__BODY_BARE_METAL_BOOT;
+		env.bare_metal_boot = &bm;
+		r = agentlink_board_send(ctl->agents, id, &env);
+	}
+	if (r == -ENOTCONN) {
+		api_reply_error(rep, 409, "conflict", "board '%s' is offline", name);
+		goto out;
+	}
+	if (r < 0) {
+		api_reply_internal(rep, r, "send the boot command");
+		goto out;
+	}
+	agentlink_board_baremetal(ctl->agents, id, true);
+	log_info("api: board %s told to kexec image %s on bare metal", id, kernel.id);
+	api_reply_ok(rep, 202, json_pack("{s:s}", "board", id));
+out:
+	free(km.manifest.data);
+	free(km.signature.data);
+	free(im.manifest.data);
+	free(im.signature.data);
+	free(body);
+}
+
+const struct api_route api_boards_routes[] = {
+	{ .path = "/v1/boards", API_ALLOW("GET"), .get = api__boards_list },
+	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .noun = "a board id or name",
+	  .placeholder = "{id|name}", API_ALLOW("GET, DELETE"), .get = api__board_get, .del = api__board_delete },
+	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .suffix = "/fetch",
+	  .noun = "a board id or name", .placeholder = "{id|name}/fetch", API_ALLOW("POST"),
+	  .post = api__board_fetch },
+	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .suffix = "/boot",
+	  .noun = "a board id or name", .placeholder = "{id|name}/boot", API_ALLOW("POST"),
+	  .post = api__board_boot },
+	{ .path = NULL },
+};

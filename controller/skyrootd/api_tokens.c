@@ -1,0 +1,120 @@
+/* /v1/tokens: enrollment tokens; the secret is shown once, at creation. */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/parse.h"
+#include "common/util.h"
+#include "controller/skyrootd/api_priv.h"
+
+#define API_TOKEN_PREFIX "skt-"
+#define API_TOKEN_SECRET_BYTES 32
+#define API_TOKEN_ID_BYTES 4
+
+static void api__tokens_create(struct api_call *call, struct api_reply *rep)
+{
+	struct controller *ctl = call->ctl;
+	struct api_token_request req;
+	char err[API_JSON_ERR_MAX];
+	uint8_t raw[API_TOKEN_SECRET_BYTES], hash[32];
+	char secret[sizeof(API_TOKEN_PREFIX) + 2 * API_TOKEN_SECRET_BYTES];
+	char expires[32];
+	struct db_token t;
+	int r;
+
+	if (api_json_parse_token_request(call->req->body, call->req->body_len, &req, err, sizeof(err)) < 0) {
+		api_reply_error(rep, 400, "bad_request", "%s", err);
+		return;
+	}
+	r = sky_random(raw, sizeof(raw));
+	if (r < 0) {
+		api_reply_internal(rep, r, "get random bytes for a token");
+		return;
+	}
+	memcpy(secret, API_TOKEN_PREFIX, strlen(API_TOKEN_PREFIX));
+	sky_format_hex(raw, sizeof(raw), secret + strlen(API_TOKEN_PREFIX));
+	OPENSSL_cleanse(raw, sizeof(raw));
+	/* The store keeps only the hash of the whole string a board presents. */
+	sky_sha256(secret, strlen(secret), hash);
+
+	memset(&t, 0, sizeof(t));
+	t.created_at = sky_unix_now();
+	t.expires_at = t.created_at + req.ttl_seconds;
+	t.uses = req.uses;
+	t.uses_left = req.uses;
+	t.revoked = false;
+	/* 32-bit ids: retry the rare collision with a fresh one. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		r = db_new_id("tok-", API_TOKEN_ID_BYTES, t.id, sizeof(t.id));
+		if (r < 0)
+			break;
+		r = db_token_insert(ctl->db, &t, hash);
+		if (r != -EEXIST)
+			break;
+	}
+	if (r < 0) {
+		OPENSSL_cleanse(secret, sizeof(secret));
+		api_reply_internal(rep, r, "store the new token");
+		return;
+	}
+	sky_fmt_time(t.expires_at, expires, sizeof(expires));
+	log_info("api: token %s created (%u use%s, expires %s)", t.id, t.uses, t.uses == 1 ? "" : "s",
+		 expires);
+	api_reply_ok(rep, 201, api_json_token_created(&t, secret, ctl->ca_pin_str, ctl->advertise));
+	OPENSSL_cleanse(secret, sizeof(secret));
+}
+
+struct api_token_ctx {
+	json_t *array;
+	int64_t now;
+};
+
+static int api_token__list_cb(void *ctx, const struct db_token *t)
+{
+	struct api_token_ctx *x = ctx;
+
+	if (json_array_append_new(x->array, api_json_token(t, x->now)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static void api__tokens_list(struct api_call *call, struct api_reply *rep)
+{
+	struct api_token_ctx x = { .array = json_array(), .now = sky_unix_now() };
+	int r;
+
+	if (!x.array)
+		return;
+	r = db_token_list(call->ctl->db, api_token__list_cb, &x);
+	if (r < 0) {
+		json_decref(x.array);
+		api_reply_internal(rep, r, "list the tokens");
+		return;
+	}
+	api_reply_ok(rep, 200, json_pack("{s:o}", "tokens", x.array));
+}
+
+static void api__token_revoke(struct api_call *call, struct api_reply *rep)
+{
+	int r = db_token_revoke(call->ctl->db, call->seg);
+
+	if (r == -ENOENT) {
+		api_reply_error(rep, 404, "not_found", "no token '%s'; see 'skyctl token list'", call->seg);
+		return;
+	}
+	if (r < 0) {
+		api_reply_internal(rep, r, "revoke the token");
+		return;
+	}
+	log_info("api: token %s revoked", call->seg);
+	api_reply_ok(rep, 200, json_pack("{s:s}", "revoked", call->seg));
+}
+
+const struct api_route api_tokens_routes[] = {
+	{ .path = "/v1/tokens", API_ALLOW("GET, POST"), .get = api__tokens_list, .post = api__tokens_create },
+	{ .path = "/v1/tokens/", .segment = true, .segment_max = DB_ID_MAX, .noun = "a token id",
+	  .placeholder = "{id}", API_ALLOW("DELETE"), .del = api__token_revoke },
+	{ .path = NULL },
+};

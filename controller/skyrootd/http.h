@@ -1,0 +1,162 @@
+/* skyrootd's HTTP/1.1 layer: listening, connections (TLS through
+ * common/tls.c, or plain for network boot), parsing with libhttp-parser
+ * under limits, keep-alive, and answers.  The only file that sees the HTTP
+ * parser.  It knows no route and no resource: the layer above (api.c)
+ * gets whole requests through struct http_ops and answers with the
+ * http_respond_* calls.
+ *
+ * One request at a time per connection: when a request is complete the
+ * parser stops, the request is handed up, and parsing resumes only once
+ * its answer has been handed to the kernel.  Bytes a pipelining client
+ * sends meanwhile wait in a bounded buffer.
+ *
+ * A connection's bytes come from a transport (struct http_transport): the
+ * TLS/TCP one of http_server_listen(), or any other, so that tests and
+ * fuzzers drive a connection with http_conn_feed() without a socket. */
+#ifndef SKY_CONTROLLER_HTTP_H
+#define SKY_CONTROLLER_HTTP_H
+
+#include <jansson.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+struct http_server;
+struct http_conn;
+
+struct http_limits {
+	size_t url_max;             /* bytes of the request target */
+	size_t headers_max;         /* bytes of all header names and values */
+	unsigned header_count_max;  /* header lines */
+	size_t body_max;            /* a buffered body (streamed bodies: the ops decide) */
+	size_t stream_queue_max;    /* a streamed answer's client is dropped past this */
+	uint64_t idle_ms;           /* close after this long without a byte */
+	unsigned conns_max;         /* connections open at once */
+};
+/* 2 KiB URL, 16 KiB / 100 headers, 1 MiB body, 4 MiB stream queue, 30 s, 256. */
+extern const struct http_limits http_default_limits;
+
+enum http_verb { HTTP_VERB_OTHER, HTTP_VERB_GET, HTTP_VERB_HEAD, HTTP_VERB_POST, HTTP_VERB_DELETE };
+
+/* A request as the layer above sees it.  Pointers are valid only during
+ * the call they are passed to.  Header values are as received (at most
+ * their buffer; *_overflow says when longer). */
+struct http_request {
+	enum http_verb verb;
+	const char *method;         /* "GET", "PATCH", ... */
+	const char *path;           /* raw (percent-encoded), not NUL-terminated */
+	size_t path_len;
+	const char *query;          /* after '?', raw; NULL when none */
+	size_t query_len;
+	const char *authorization;  /* the one Authorization header; NULL when none */
+	size_t authorization_len;
+	unsigned authorization_count; /* more than one: treat as unauthorized */
+	const char *host;           /* the Host header; NULL when none or too long */
+	size_t host_len;
+	bool tls;                   /* it came over TLS */
+	bool chunked;               /* body in chunked transfer encoding */
+	uint64_t content_length;    /* UINT64_MAX when not given */
+	const void *body;           /* a buffered body (http_ops.begin returned HTTP_BODY_BUFFER) */
+	size_t body_len;
+};
+
+enum http_body_mode {
+	HTTP_BODY_BUFFER = 0,       /* keep the body (up to body_max) for request() */
+	HTTP_BODY_STREAM = 1,       /* hand each piece to body() instead */
+};
+
+struct http_ops {
+	/* The headers are complete.  Return HTTP_BODY_BUFFER or
+	 * HTTP_BODY_STREAM, or http_conn_refuse(...) to answer with an error
+	 * without reading the body.  May be NULL: always buffer. */
+	int (*begin)(void *ctx, struct http_conn *c, const struct http_request *req);
+	/* A piece of a streamed body: 0, or http_conn_refuse(...). */
+	int (*body)(void *ctx, struct http_conn *c, const void *data, size_t len);
+	/* The whole request: answer it now with one of http_respond_*,
+	 * http_stream_begin, or call http_defer() and answer later.  Not
+	 * answering is answered with a 500. */
+	void (*request)(void *ctx, struct http_conn *c, const struct http_request *req);
+	/* A request that began was refused before it was whole (bad syntax, a
+	 * limit, a refusal from body()): drop what begin() set up.  May be NULL. */
+	void (*failed)(void *ctx, struct http_conn *c);
+	/* The connection is going away: drop everything tied to it (its user
+	 * pointer).  May be NULL. */
+	void (*closed)(void *ctx, struct http_conn *c);
+};
+
+/* The transport under a connection: a vtable over sky_tls for real
+ * connections, anything for tests. */
+struct http_transport {
+	/* Queue bytes: 0 or a negative errno. */
+	int (*write)(void *t, const void *data, size_t len);
+	/* Bytes queued and not yet handed to the kernel. */
+	size_t (*queued)(void *t);
+	/* Flush then close (graceful) / close now.  The transport later calls
+	 * http_conn_closed() exactly once. */
+	void (*close)(void *t, int err);
+	void (*abort)(void *t, int err);
+	/* Close after ms without input (0: never). */
+	void (*set_idle)(void *t, uint64_t ms);
+};
+
+/* ---- servers ---- */
+
+/* ssl_ctx NULL: plain HTTP (network boot).  The server keeps a reference
+ * to ssl_ctx.  loop may be NULL for a server that only gets connections
+ * from http_conn_new() (tests). */
+int http_server_new(uv_loop_t *loop, SSL_CTX *ssl_ctx, const struct http_limits *limits,
+		    const struct http_ops *ops, void *ctx, struct http_server **out);
+int http_server_listen(struct http_server *srv, const struct sockaddr *addr);
+/* Close every connection and the listener; the server is freed once its
+ * handles are closed (or now, when it never listened).  Accepts NULL. */
+void http_server_stop(struct http_server *srv);
+
+/* An SSL_CTX for an HTTPS server with this certificate, key and chain
+ * certificate, speaking http/1.1 in ALPN.  NULL when they do not fit. */
+SSL_CTX *http_tls_ctx_new(X509 *cert, EVP_PKEY *key, X509 *chain);
+
+/* ---- connections over any transport (tests, fuzzers) ---- */
+
+int http_conn_new(struct http_server *srv, const struct http_transport *tp, void *t, struct http_conn **out);
+/* Bytes arrived. */
+void http_conn_feed(struct http_conn *c, const uint8_t *data, size_t len);
+/* Every queued byte has been written: the next request may be read. */
+void http_conn_drained(struct http_conn *c);
+/* The transport is closed: c is freed. */
+void http_conn_closed(struct http_conn *c, int err);
+
+/* ---- answering (from http_ops.request, or later after http_defer) ---- */
+
+void *http_conn_user(const struct http_conn *c);
+void http_conn_set_user(struct http_conn *c, void *user);
+/* Close the connection (after what is queued). */
+void http_conn_close(struct http_conn *c, int err);
+
+/* For http_ops.begin and .body: answer status with an error body
+ * {"error": {"code", "message"}} once the request is dropped, and close.
+ * Returns the negative value begin/body must return. */
+int http_conn_refuse(struct http_conn *c, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* JSON answer; body is consumed (NULL: out of memory, a 500).  headers:
+ * extra lines each ending in "\r\n", or NULL.  The text is wiped from
+ * memory after sending (a token's secret may be in it). */
+void http_respond_json(struct http_conn *c, int status, json_t *body, const char *headers);
+/* {"error": {"code": code, "message": message}} */
+void http_respond_error(struct http_conn *c, int status, const char *code, const char *message,
+			const char *headers);
+/* Bytes that are not JSON; data is copied. */
+void http_respond_raw(struct http_conn *c, int status, const char *type, const void *data, size_t len);
+/* The answer comes later (from a worker's completion): read nothing more
+ * until then.  The connection may close meanwhile: http_ops.closed. */
+void http_defer(struct http_conn *c);
+/* A chunked answer that stays open until the client goes; the idle
+ * timeout is off.  Then http_stream_write() each piece: a client that
+ * lets more than stream_queue_max bytes queue up is dropped (-ENOBUFS). */
+int http_stream_begin(struct http_conn *c, int status, const char *type);
+int http_stream_write(struct http_conn *c, const void *data, size_t len);
+
+#endif
