@@ -28,7 +28,6 @@
 #include "bench_board.h"
 #include "bench_util.h"
 #include "common/log.h"
-#include "common/parse.h"
 #include "common/util.h"
 
 #define TICK_MS 50
@@ -594,7 +593,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		{0},
 	};
 	uint64_t v;
-	int c, lvl = SKY_LOG_ERROR;
+	int c;
 	bool have_ctl = false, warmup_set = false;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -673,11 +672,8 @@ static int parse_args(struct bench *b, int argc, char **argv)
 			b->ctl_pid = (pid_t)v;
 			break;
 		case 'g':
-			if (strlen(optarg) != 8 || sky_parse_hex(optarg, (uint8_t[4]){0}, 4) < 0) {
-				fprintf(stderr, "bench_agents: bad --tag '%s': 8 hex digits\n", optarg);
+			if (bench_board_tag("bench_agents", optarg, &b->tag) < 0)
 				return -EINVAL;
-			}
-			b->tag = (uint32_t)strtoul(optarg, NULL, 16);
 			break;
 		case 'T':
 			if (bench_parse_u64(optarg, 1, 86400, &v) < 0) {
@@ -687,11 +683,8 @@ static int parse_args(struct bench *b, int argc, char **argv)
 			b->timeout_ms = v * 1000;
 			break;
 		case 'l':
-			lvl = sky_log_parse_level(optarg);
-			if (lvl < 0) {
-				fprintf(stderr, "bench_agents: bad --log-level '%s': error, warn, info or debug\n", optarg);
+			if (bench_board_option(&b->cfg, "bench_agents", "log-level", optarg) < 0)
 				return -EINVAL;
-			}
 			break;
 		case 'N':
 			if (!optarg[0] || strlen(optarg) > 20 || strpbrk(optarg, " \t.")) {
@@ -729,8 +722,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 	}
 	if (!b->name)
 		b->name = b->mode == MODE_IDLE ? "idle" : "enroll";
-	b->cfg.log_level = lvl;
-	sky_log_init("bench_agents", (enum sky_log_level)lvl);
+	sky_log_init("bench_agents", (enum sky_log_level)b->cfg.log_level);
 	return 0;
 }
 
@@ -747,6 +739,7 @@ int main(int argc, char **argv)
 	b->hold_ms = 30000;
 	b->timeout_ms = 300000;
 	b->cfg.heartbeat_ms = 10000;
+	b->cfg.log_level = SKY_LOG_ERROR;
 	b->cfg.controller_port = 7443;
 	sky_random(&b->tag, sizeof(b->tag));
 	r = parse_args(b, argc, argv);

@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/parse.h"
 
 void bench_board_inventory(uint32_t tag, unsigned i, struct inventory *inv)
@@ -61,6 +63,25 @@ int bench_board_option(struct agent_config *cfg, const char *prog, const char *n
 		snprintf(cfg->token, sizeof(cfg->token), "%s", value);
 		return 0;
 	}
+	if (strcmp(name, "log-level") == 0) {
+		int lvl = sky_log_parse_level(value);
+		if (lvl < 0) {
+			fprintf(stderr, "%s: bad --log-level '%s': error, warn, info or debug\n", prog, value);
+			return -EINVAL;
+		}
+		cfg->log_level = lvl;
+		return 0;
+	}
 	fprintf(stderr, "%s: no option --%s\n", prog, name);
 	return -EINVAL;
+}
+
+int bench_board_tag(const char *prog, const char *value, uint32_t *tag)
+{
+	if (strlen(value) != 8 || sky_parse_hex(value, (uint8_t[4]){0}, 4) < 0) {
+		fprintf(stderr, "%s: bad --tag '%s': 8 hex digits\n", prog, value);
+		return -EINVAL;
+	}
+	*tag = (uint32_t)strtoul(value, NULL, 16);
+	return 0;
 }

@@ -13,9 +13,13 @@
  * its own DMI product UUID, serial, MAC and host name. */
 void bench_board_inventory(uint32_t tag, unsigned i, struct inventory *inv);
 
-/* Apply --controller, --ca or --token (name without the dashes) to cfg.
+/* Apply --controller, --ca, --token or --log-level (name without the
+ * dashes) to cfg.
  * 0, or -EINVAL after a message on stderr prefixed with prog that says
  * what the value must look like. */
 int bench_board_option(struct agent_config *cfg, const char *prog, const char *name, const char *value);
+
+/* --tag: 8 hex digits.  0, or -EINVAL after a message on stderr. */
+int bench_board_tag(const char *prog, const char *value, uint32_t *tag);
 
 #endif

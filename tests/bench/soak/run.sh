@@ -57,19 +57,11 @@ if [ "$BOARDS" -gt 10000 ] || [ "$BOARDS" -le "$FIXTURES" ]; then
 	exit 2
 fi
 
-T_START=$(date +%s)
-say() { printf '\n== [%3ds] %s\n' "$(($(date +%s) - T_START))" "$*"; }
-die() { echo "run.sh: $*" >&2; exit 1; }
-
 # ---- build ----
-if [ ! -f "$BUILD/build.ninja" ]; then
-	say "configuring $BUILD"
-	meson setup "$BUILD" -Dwerror=true >/dev/null
-fi
-ninja -C "$BUILD" controller/skyrootd controller/skyctl tests/bench/soak/soak_driver >/dev/null ||
-	die "the build failed: run 'ninja -C $BUILD' to see why"
-SKYROOTD=$ROOT/$BUILD/controller/skyrootd
-SKYCTL=$ROOT/$BUILD/controller/skyctl
+. "$ROOT/tests/bench/lib.sh"
+bench_build "$BUILD" controller/skyrootd/skyrootd controller/skyctl/skyctl tests/bench/soak/soak_driver
+SKYROOTD=$ROOT/$BUILD/controller/skyrootd/skyrootd
+SKYCTL=$ROOT/$BUILD/controller/skyctl/skyctl
 DRIVER=$ROOT/$BUILD/tests/bench/soak/soak_driver
 
 # ---- open files: the controller holds a socket per board and per flood connection ----
@@ -100,16 +92,11 @@ cleanup() {
 	stop_pid "$FLOOD_PID"
 	stop_pid "$CTL_PID"
 	rm -rf "$IDS"
-	if [ "${KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
-		echo "run.sh: logs kept in $TMP" >&2
-	else
-		rm -rf "$TMP"
-	fi
+	bench_tmp_done "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 AGENT_PORT=$(free_port)
 API_PORT=$(free_port)
 BOOT_PORT=$(free_port)
@@ -124,21 +111,12 @@ mkdir -p "$TMP/firmware"
 head -c $((8 << 20)) /dev/urandom >"$TMP/firmware/vmlinuz"
 head -c $((1 << 20)) /dev/urandom >"$TMP/firmware/initrd.img"
 
-wait_port() {
-	local port=$1 i
-	for i in $(seq 1 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-		kill -0 "$CTL_PID" 2>/dev/null || die "skyrootd exited at start; see $TMP/skyrootd.log"
-		sleep 0.1
-	done
-	die "skyrootd does not listen on 127.0.0.1:$port after 10 s; see $TMP/skyrootd.log"
-}
 "$SKYROOTD" run --state "$STATE" --agent-listen "127.0.0.1:$AGENT_PORT" --api-listen "127.0.0.1:$API_PORT" \
 	--boot-listen "127.0.0.1:$BOOT_PORT" --firmware "$TMP/firmware" --log-level warn >"$TMP/skyrootd.log" 2>&1 &
 CTL_PID=$!
-wait_port "$AGENT_PORT"
-wait_port "$API_PORT"
-wait_port "$BOOT_PORT"
+wait_port "$AGENT_PORT" "$CTL_PID" skyrootd "$TMP/skyrootd.log"
+wait_port "$API_PORT" "$CTL_PID" skyrootd "$TMP/skyrootd.log"
+wait_port "$BOOT_PORT" "$CTL_PID" skyrootd "$TMP/skyrootd.log"
 say "skyrootd pid $CTL_PID: agents 127.0.0.1:$AGENT_PORT, API :$API_PORT, boot :$BOOT_PORT;" \
 	"open-file limit $(awk '/Max open files/ { print $4 }' "/proc/$CTL_PID/limits")"
 

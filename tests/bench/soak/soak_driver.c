@@ -647,52 +647,48 @@ static int parse_args(struct soak *s, int argc, char **argv)
 		{"tag", required_argument, NULL, 'g'}, {"log-level", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'}, {0},
 	};
+	/* The numbers: option, range, where it goes (u64 values times mult). */
+	const struct {
+		int c;
+		uint64_t min, max, mult;
+		unsigned *u;
+		uint64_t *u64;
+	} nums[] = {
+		{'n', 1, MAX_BOARDS, 1, &s->n, NULL},
+		{'M', 1, 1440, 1, &s->minutes, NULL},
+		{'x', 0, 50, 1, &s->churn_pct, NULL},
+		{'C', 1, MAX_BOARDS, 1, &s->concurrency, NULL},
+		{'F', 0, 100, 1, &s->fetches, NULL},
+		{'b', 100, 600000, 1, NULL, &s->base.heartbeat_ms},
+		{'T', 1, 86400, 1000, NULL, &s->enroll_timeout_ms},
+	};
 	uint64_t v;
-	int c, lvl = SKY_LOG_ERROR, idx;
+	int c, idx;
 
 	while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
-		const char *name = c == '?' || c == 'h' ? "" : opts[idx].name;
+		if (c == 'h' || c == '?') {
+			usage(c == 'h' ? stdout : stderr);
+			return c == 'h' ? 1 : -EINVAL;
+		}
+		const char *name = opts[idx].name;
+		size_t k;
+		for (k = 0; k < SKY_ARRAY_SIZE(nums) && nums[k].c != c; k++)
+			;
+		if (k < SKY_ARRAY_SIZE(nums)) {
+			if (parse_u(name, optarg, nums[k].min, nums[k].max, &v) < 0)
+				return -EINVAL;
+			if (nums[k].u)
+				*nums[k].u = (unsigned)v;
+			else
+				*nums[k].u64 = v * nums[k].mult;
+			continue;
+		}
 		switch (c) {
 		case 'c':
 		case 'a':
 		case 't':
 			if (bench_board_option(&s->base, "soak_driver", name, optarg) < 0)
 				return -EINVAL;
-			break;
-		case 'n':
-			if (parse_u(name, optarg, 1, MAX_BOARDS, &v) < 0)
-				return -EINVAL;
-			s->n = (unsigned)v;
-			break;
-		case 'M':
-			if (parse_u(name, optarg, 1, 1440, &v) < 0)
-				return -EINVAL;
-			s->minutes = (unsigned)v;
-			break;
-		case 'x':
-			if (parse_u(name, optarg, 0, 50, &v) < 0)
-				return -EINVAL;
-			s->churn_pct = (unsigned)v;
-			break;
-		case 'b':
-			if (parse_u(name, optarg, 100, 600000, &v) < 0)
-				return -EINVAL;
-			s->base.heartbeat_ms = v;
-			break;
-		case 'C':
-			if (parse_u(name, optarg, 1, MAX_BOARDS, &v) < 0)
-				return -EINVAL;
-			s->concurrency = (unsigned)v;
-			break;
-		case 'F':
-			if (parse_u(name, optarg, 0, 100, &v) < 0)
-				return -EINVAL;
-			s->fetches = (unsigned)v;
-			break;
-		case 'T':
-			if (parse_u(name, optarg, 1, 86400, &v) < 0)
-				return -EINVAL;
-			s->enroll_timeout_ms = v * 1000;
 			break;
 		case 'p':
 			if (parse_u(name, optarg, 1, INT32_MAX, &v) < 0)
@@ -715,29 +711,19 @@ static int parse_args(struct soak *s, int argc, char **argv)
 			s->image = optarg;
 			break;
 		case 'g':
-			if (strlen(optarg) != 8 || sky_parse_hex(optarg, (uint8_t[4]){0}, 4) < 0) {
-				fprintf(stderr, "soak_driver: bad --tag '%s': 8 hex digits\n", optarg);
+			if (bench_board_tag("soak_driver", optarg, &s->tag) < 0)
 				return -EINVAL;
-			}
-			s->tag = (uint32_t)strtoul(optarg, NULL, 16);
 			break;
 		case 'l':
-			lvl = sky_log_parse_level(optarg);
-			if (lvl < 0) {
-				fprintf(stderr, "soak_driver: bad --log-level '%s': error, warn, info or debug\n", optarg);
+			if (bench_board_option(&s->base, "soak_driver", "log-level", optarg) < 0)
 				return -EINVAL;
-			}
 			break;
-		case 'h':
-			usage(stdout);
-			return 1;
 		default:
-			usage(stderr);
-			return -EINVAL;
+			break;
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, "soak_driver: unexpected argument '%s'\n", argv[optind]);
+		fprintf(stderr, "soak_driver: unexpected argument '%s' (see --help)\n", argv[optind]);
 		return -EINVAL;
 	}
 	if (!s->base.controller_host[0] || !s->base.have_ca_pin || !s->base.token[0] || !s->identity_root) {
@@ -756,8 +742,7 @@ static int parse_args(struct soak *s, int argc, char **argv)
 			s->n);
 		return -EINVAL;
 	}
-	s->base.log_level = lvl;
-	sky_log_init("soak_driver", (enum sky_log_level)lvl);
+	sky_log_init("soak_driver", (enum sky_log_level)s->base.log_level);
 	return 0;
 }
 
@@ -775,6 +760,7 @@ int main(int argc, char **argv)
 	s->fetches = 2;
 	s->enroll_timeout_ms = 900000;
 	s->base.heartbeat_ms = 10000;
+	s->base.log_level = SKY_LOG_ERROR;
 	sky_random(&s->tag, sizeof(s->tag));
 	r = parse_args(s, argc, argv);
 	if (r)
