@@ -17,8 +17,8 @@ typedef void (*soak_ctl_done_fn)(void *ud, int status, const char *out, const ch
 #define SOAK_CTL_OUT_MAX (256u << 10)
 
 /* Run "skyctl --config conf ARGS..." (args NULL-terminated, at most 12).
- * 0, then done is called once (a failed spawn too, with its errno); or
- * -E2BIG / -ENOMEM, and done is not called. */
+ * 0, then done is called once; or a negative errno (too many arguments,
+ * no memory, skyctl could not be started), and done is not called. */
 int soak_ctl_run(uv_loop_t *loop, const char *skyctl, const char *conf, const char *const *args,
 		 uint64_t timeout_ms, soak_ctl_done_fn done, void *ud);
 /* Runs not yet finished. */

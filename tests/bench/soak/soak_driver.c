@@ -84,6 +84,8 @@ struct board {
 
 struct minute_stats {
 	struct bench_samples reconnect, hb;
+	struct bench_samples lag;    /* how late this process's own tick ran */
+	int64_t ctl_cpu0, self_cpu0; /* CPU ms at the start of the minute */
 	unsigned errors[E_KINDS];
 	unsigned churned;
 };
@@ -114,6 +116,7 @@ struct soak {
 	char first_error[E_KINDS][256];
 	long rss_max;
 	int fds_max;
+	uint64_t t_last_tick;
 	int exit_code;
 };
 
@@ -388,6 +391,20 @@ static void fig_ms(const char *name, struct bench_samples *v, double p, const ch
 	bench_figure(name, (double)bench_samples_pct(v, p) / 1000.0, "ms", "%s, %zu samples", note, v->n);
 }
 
+static void minute_stats_reset(struct soak *s)
+{
+	struct minute_stats *m = &s->cur;
+	bench_samples_free(&m->reconnect);
+	bench_samples_free(&m->hb);
+	bench_samples_free(&m->lag);
+	memset(m, 0, sizeof(*m));
+	bench_samples_init(&m->reconnect, s->n);
+	bench_samples_init(&m->hb, (size_t)s->n * 60000 / (s->base.heartbeat_ms * 9 / 10) + 1024);
+	bench_samples_init(&m->lag, MINUTE_MS / TICK_MS + 64);
+	m->ctl_cpu0 = s->ctl_pid > 0 ? bench_cpu_ms(s->ctl_pid) : -1;
+	m->self_cpu0 = bench_self_cpu_ms();
+}
+
 static void minute_report(struct soak *s)
 {
 	struct minute_stats *m = &s->cur;
@@ -408,11 +425,16 @@ static void minute_report(struct soak *s)
 	}
 	if (!total)
 		snprintf(errs, sizeof(errs), " none");
+	int64_t ctl_cpu = s->ctl_pid > 0 ? bench_cpu_ms(s->ctl_pid) : -1, self_cpu = bench_self_cpu_ms();
+	double ctl_pct = ctl_cpu >= 0 && m->ctl_cpu0 >= 0 ? (double)(ctl_cpu - m->ctl_cpu0) * 100.0 / MINUTE_MS : -1;
+	double self_pct = (double)(self_cpu - m->self_cpu0) * 100.0 / MINUTE_MS;
 	printf("soak: minute %u: sessions %u/%u, churned %u, reconnect p50/p99/max %.0f/%.0f/%.0f ms, "
-	       "heartbeat p99 %.1f ms (%zu beats), controller RSS %ld KiB, fds %d, errors:%s\n",
+	       "heartbeat p99 %.1f ms (%zu beats), controller RSS %ld KiB, fds %d, CPU %.0f%%, "
+	       "boards' CPU %.0f%% and loop lag p99 %.0f ms, errors:%s\n",
 	       s->minute, s->n_up, s->n, m->churned, bench_samples_pct(&m->reconnect, 50) / 1000.0,
 	       bench_samples_pct(&m->reconnect, 99) / 1000.0, bench_samples_max(&m->reconnect) / 1000.0,
-	       bench_samples_pct(&m->hb, 99) / 1000.0, m->hb.n, rss, fds, errs);
+	       bench_samples_pct(&m->hb, 99) / 1000.0, m->hb.n, rss, fds, ctl_pct, self_pct,
+	       bench_samples_pct(&m->lag, 99) / 1000.0, errs);
 #define MFIG(suffix) (snprintf(f, sizeof(f), "soak.m%u.%s", s->minute, suffix), f)
 	bench_figure(MFIG("sessions"), s->n_up, "sessions", "up at the end of minute %u, of %u", s->minute, s->n);
 	bench_figure(MFIG("rss"), (double)rss, "KiB", "controller VmRSS at the end of minute %u", s->minute);
@@ -421,6 +443,9 @@ static void minute_report(struct soak *s)
 	fig_ms(MFIG("reconnect_p99"), &m->reconnect, 99, "churned board: start -> session up");
 	fig_ms(MFIG("reconnect_max"), &m->reconnect, 100, "churned board: start -> session up");
 	fig_ms(MFIG("hb_p99"), &m->hb, 99, "heartbeat round trip");
+	fig_ms(MFIG("boards_lag_p99"), &m->lag, 99, "how late the boards' own loop ran: its share of every round trip");
+	bench_figure(MFIG("ctl_cpu"), ctl_pct, "%", "controller CPU in minute %u, of one core", s->minute);
+	bench_figure(MFIG("boards_cpu"), self_pct, "%", "the simulated boards' CPU in minute %u, of one core", s->minute);
 	bench_figure(MFIG("errors"), total, "errors", "%s", errs + 1);
 	for (int k = 0; k < E_KINDS; k++) {
 		char name[32];
@@ -428,11 +453,7 @@ static void minute_report(struct soak *s)
 		bench_figure(MFIG(name), m->errors[k], "errors", "in minute %u", s->minute);
 	}
 #undef MFIG
-	bench_samples_free(&m->reconnect);
-	bench_samples_free(&m->hb);
-	memset(m, 0, sizeof(*m));
-	bench_samples_init(&m->reconnect, s->n);
-	bench_samples_init(&m->hb, (size_t)s->n * 60000 / (s->base.heartbeat_ms * 9 / 10) + 1024);
+	minute_stats_reset(s);
 }
 
 static void final_report(struct soak *s)
@@ -530,6 +551,9 @@ static void tick_cb(uv_timer_t *t)
 	struct soak *s = t->data;
 	uint64_t now = bench_now_us();
 
+	if (s->running && s->t_last_tick && now > s->t_last_tick + TICK_MS * 1000ull)
+		bench_samples_add(&s->cur.lag, now - s->t_last_tick - TICK_MS * 1000ull);
+	s->t_last_tick = now;
 	if (s->interrupted) {
 		fprintf(stderr, "soak_driver: interrupted; stopping every agent\n");
 		s->exit_code = 1;
@@ -550,6 +574,7 @@ static void tick_cb(uv_timer_t *t)
 			bench_figure("soak.enroll_rate", s->n_up / secs, "boards/s", "enrollment + first mTLS session");
 			s->running = true;
 			s->t_run0 = now;
+			minute_stats_reset(s);
 			printf("soak: %u sessions up; running %u minutes with %u%% churn a minute\n", s->n_up, s->minutes,
 			       s->churn_pct);
 			minute_begin(s);
@@ -781,8 +806,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	size_t beats = (size_t)s->n * 60000 / (s->base.heartbeat_ms * 9 / 10) + 1024;
-	bench_samples_init(&s->cur.reconnect, s->n);
-	bench_samples_init(&s->cur.hb, beats);
 	bench_samples_init(&s->reconnect_all, (size_t)s->n * s->minutes);
 	bench_samples_init(&s->hb_all, beats * s->minutes);
 	bench_samples_init(&s->fetch_all, 100000);
@@ -810,6 +833,7 @@ int main(int argc, char **argv)
 	}
 	bench_samples_free(&s->cur.reconnect);
 	bench_samples_free(&s->cur.hb);
+	bench_samples_free(&s->cur.lag);
 	bench_samples_free(&s->reconnect_all);
 	bench_samples_free(&s->hb_all);
 	bench_samples_free(&s->fetch_all);
