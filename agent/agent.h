@@ -33,6 +33,10 @@ int agent_new(uv_loop_t *loop, const struct agent_config *cfg, const struct inve
 int agent_start(struct agent *a);
 /* Close the connection and timers; the agent is freed once they are closed. */
 void agent_stop(struct agent *a);
+/* The same, as when the agent's process dies: the socket goes away with no
+ * TLS close_notify and nothing queued is flushed (the soak benchmark's
+ * churn).  A kept identity (--identity-dir) stays for the next agent. */
+void agent_kill(struct agent *a);
 
 const char *agent_board_id(const struct agent *a);
 const char *agent_last_error(const struct agent *a);

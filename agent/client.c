@@ -921,7 +921,7 @@ static void agent_handle_closed(uv_handle_t *h)
 		free(a);
 }
 
-void agent_stop(struct agent *a)
+static void agent__stop(struct agent *a, bool abrupt)
 {
 	if (!a || a->stopping)
 		return;
@@ -936,7 +936,9 @@ void agent_stop(struct agent *a)
 	a->cache = NULL;
 	if (a->resolving)
 		uv_cancel((uv_req_t *)&a->gai);
-	if (a->tls)
+	if (a->tls && abrupt)
+		sky_tls_abort(a->tls, -ECONNABORTED);
+	else if (a->tls)
 		sky_tls_close(a->tls, 0);
 	/* Identity is wiped: it never leaves RAM and does not outlive us. */
 	X509_free(a->cert);
@@ -945,6 +947,16 @@ void agent_stop(struct agent *a)
 	a->cert = NULL;
 	a->key = NULL;
 	a->pending_key = NULL;
+}
+
+void agent_stop(struct agent *a)
+{
+	agent__stop(a, false);
+}
+
+void agent_kill(struct agent *a)
+{
+	agent__stop(a, true);
 }
 
 const char *agent_board_id(const struct agent *a) { return a->board_id; }

@@ -25,9 +25,9 @@
 
 #include "agent/agent.h"
 #include "agent/config.h"
+#include "bench_board.h"
 #include "bench_util.h"
 #include "common/log.h"
-#include "common/parse.h"
 #include "common/util.h"
 
 #define TICK_MS 50
@@ -111,33 +111,6 @@ static const char *fname(const struct bench *b, const char *suffix)
 }
 
 /* ---- simulated boards ---- */
-
-static void board_inventory(struct bench *b, unsigned i, struct inventory *inv)
-{
-	memset(inv, 0, sizeof(*inv));
-	snprintf(inv->cpu_model, sizeof(inv->cpu_model), "AMD EPYC 7302 16-Core Processor");
-	inv->cpus = 32;
-	inv->n_virt_flags = 2;
-	snprintf(inv->virt_flags[0], sizeof(inv->virt_flags[0]), "svm");
-	snprintf(inv->virt_flags[1], sizeof(inv->virt_flags[1]), "npt");
-	inv->memory_bytes = 128ull << 30;
-	inv->numa_nodes = 2;
-	snprintf(inv->dmi_vendor, sizeof(inv->dmi_vendor), "Skyroot Bench");
-	snprintf(inv->dmi_product, sizeof(inv->dmi_product), "Simulated Board");
-	snprintf(inv->dmi_serial, sizeof(inv->dmi_serial), "SB%08" PRIx32 "%06u", b->tag, i);
-	/* A distinct DMI product UUID per board and per run (the tag). */
-	snprintf(inv->dmi_uuid, sizeof(inv->dmi_uuid), "%08" PRIx32 "-5b0a-4000-8000-%012x", b->tag, i);
-	inv->firmware = INV_FW_UEFI;
-	inv->kvm = true;
-	inv->n_nics = 1;
-	snprintf(inv->nics[0].name, sizeof(inv->nics[0].name), "eth0");
-	snprintf(inv->nics[0].mac, sizeof(inv->nics[0].mac), "52:54:%02x:%02x:%02x:%02x", (b->tag >> 8) & 0xff,
-		 b->tag & 0xff, (i >> 8) & 0xff, i & 0xff);
-	inv->nics[0].link = true;
-	inv->nics[0].speed_mbps = 25000;
-	snprintf(inv->kernel_version, sizeof(inv->kernel_version), "6.1.0-28-cloud-amd64");
-	snprintf(inv->hostname, sizeof(inv->hostname), "bench-%08" PRIx32 "-%05u", b->tag, i);
-}
 
 static void note_error(struct bench *b, const char *what, const char *detail)
 {
@@ -259,7 +232,7 @@ static int board_start(struct bench *b, unsigned i)
 	int r;
 
 	bd->b = b;
-	board_inventory(b, i, &bd->inv);
+	bench_board_inventory(b->tag, i, &bd->inv);
 	r = agent_new(&b->loop, &b->cfg, &bd->inv, &bench_hooks, bd, &bd->a);
 	if (r < 0)
 		return r;
@@ -620,34 +593,20 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		{0},
 	};
 	uint64_t v;
-	int c, lvl = SKY_LOG_ERROR;
+	int c;
 	bool have_ctl = false, warmup_set = false;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			if (sky_parse_hostport(optarg, b->cfg.controller_host, sizeof(b->cfg.controller_host),
-					       &b->cfg.controller_port, 7443) < 0) {
-				fprintf(stderr, "bench_agents: bad --controller '%s': expected HOST:PORT\n", optarg);
+			if (bench_board_option(&b->cfg, "bench_agents", "controller", optarg) < 0)
 				return -EINVAL;
-			}
 			have_ctl = true;
 			break;
 		case 'a':
-			if (sky_parse_ca_pin(optarg, b->cfg.ca_pin) < 0) {
-				fprintf(stderr, "bench_agents: bad --ca '%s': expected sha256:<64 hex digits> "
-						"(the ca_pin of 'skyctl token create')\n", optarg);
-				return -EINVAL;
-			}
-			b->cfg.have_ca_pin = 1;
-			break;
 		case 't':
-			if (strlen(optarg) >= sizeof(b->cfg.token) || !*optarg) {
-				fprintf(stderr, "bench_agents: bad --token: empty or longer than %zu\n",
-					sizeof(b->cfg.token) - 1);
+			if (bench_board_option(&b->cfg, "bench_agents", c == 'a' ? "ca" : "token", optarg) < 0)
 				return -EINVAL;
-			}
-			snprintf(b->cfg.token, sizeof(b->cfg.token), "%s", optarg);
 			break;
 		case 'm':
 			if (strcmp(optarg, "enroll") == 0)
@@ -713,11 +672,8 @@ static int parse_args(struct bench *b, int argc, char **argv)
 			b->ctl_pid = (pid_t)v;
 			break;
 		case 'g':
-			if (strlen(optarg) != 8 || sky_parse_hex(optarg, (uint8_t[4]){0}, 4) < 0) {
-				fprintf(stderr, "bench_agents: bad --tag '%s': 8 hex digits\n", optarg);
+			if (bench_board_tag("bench_agents", optarg, &b->tag) < 0)
 				return -EINVAL;
-			}
-			b->tag = (uint32_t)strtoul(optarg, NULL, 16);
 			break;
 		case 'T':
 			if (bench_parse_u64(optarg, 1, 86400, &v) < 0) {
@@ -727,11 +683,8 @@ static int parse_args(struct bench *b, int argc, char **argv)
 			b->timeout_ms = v * 1000;
 			break;
 		case 'l':
-			lvl = sky_log_parse_level(optarg);
-			if (lvl < 0) {
-				fprintf(stderr, "bench_agents: bad --log-level '%s': error, warn, info or debug\n", optarg);
+			if (bench_board_option(&b->cfg, "bench_agents", "log-level", optarg) < 0)
 				return -EINVAL;
-			}
 			break;
 		case 'N':
 			if (!optarg[0] || strlen(optarg) > 20 || strpbrk(optarg, " \t.")) {
@@ -769,8 +722,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 	}
 	if (!b->name)
 		b->name = b->mode == MODE_IDLE ? "idle" : "enroll";
-	b->cfg.log_level = lvl;
-	sky_log_init("bench_agents", (enum sky_log_level)lvl);
+	sky_log_init("bench_agents", (enum sky_log_level)b->cfg.log_level);
 	return 0;
 }
 
@@ -787,6 +739,7 @@ int main(int argc, char **argv)
 	b->hold_ms = 30000;
 	b->timeout_ms = 300000;
 	b->cfg.heartbeat_ms = 10000;
+	b->cfg.log_level = SKY_LOG_ERROR;
 	b->cfg.controller_port = 7443;
 	sky_random(&b->tag, sizeof(b->tag));
 	r = parse_args(b, argc, argv);

@@ -1,5 +1,6 @@
 #include "bench_util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -65,6 +66,23 @@ int64_t bench_cpu_ms(pid_t pid)
 	if (hz <= 0)
 		hz = 100;
 	return (int64_t)((ut + st) * 1000u / (unsigned long long)hz);
+}
+
+int bench_fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
 }
 
 int64_t bench_self_cpu_ms(void)

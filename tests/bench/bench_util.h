@@ -20,6 +20,8 @@ long bench_rss_kib(pid_t pid);
 /* User + system CPU time of pid (all its threads) in milliseconds; negative
  * errno on failure. */
 int64_t bench_cpu_ms(pid_t pid);
+/* Open files of pid (entries of /proc/PID/fd); negative errno. */
+int bench_fd_count(pid_t pid);
 /* Our own CPU time (user + system) in milliseconds. */
 int64_t bench_self_cpu_ms(void);
 

@@ -46,19 +46,11 @@ if [ "$IDLE_LARGE" -gt 10000 ] || [ "$ENROLL_N" -gt 10000 ]; then
 	exit 2
 fi
 
-T_START=$(date +%s)
-say() { printf '\n== [%3ds] %s\n' "$(($(date +%s) - T_START))" "$*"; }
-die() { echo "run.sh: $*" >&2; exit 1; }
-
 # ---- build ----
-if [ ! -f "$BUILD/build.ninja" ]; then
-	say "configuring $BUILD"
-	meson setup "$BUILD" -Dwerror=true >/dev/null
-fi
-ninja -C "$BUILD" controller/skyrootd/skyrootd controller/skyctl tests/bench/bench_agents tests/bench/bench_tls_idle >/dev/null ||
-	die "the build failed: run 'ninja -C $BUILD' to see why"
+. "$ROOT/tests/bench/lib.sh"
+bench_build "$BUILD" controller/skyrootd/skyrootd controller/skyctl/skyctl tests/bench/bench_agents tests/bench/bench_tls_idle
 SKYROOTD=$ROOT/$BUILD/controller/skyrootd/skyrootd
-SKYCTL=$ROOT/$BUILD/controller/skyctl
+SKYCTL=$ROOT/$BUILD/controller/skyctl/skyctl
 BENCH_AGENTS=$ROOT/$BUILD/tests/bench/bench_agents
 BENCH_TLS=$ROOT/$BUILD/tests/bench/bench_tls_idle
 
@@ -85,11 +77,7 @@ cleanup() {
 			wait "$pid" 2>/dev/null || true
 		fi
 	done
-	if [ "${KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
-		echo "run.sh: logs kept in $TMP" >&2
-	else
-		rm -rf "$TMP"
-	fi
+	bench_tmp_done "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -107,7 +95,6 @@ put() { echo "$1 $2" >>"$FIGS"; }
 fig() { awk -v n="$1" '$1 == n { v = $2 } END { print (v == "" ? "-" : v) }' "$FIGS"; }
 calc() { awk "BEGIN { x = $1; if (x == int(x)) printf \"%d\", x; else if (x >= 100 || x <= -100) printf \"%.0f\", x; else if (x >= 1 || x <= -1) printf \"%.2f\", x; else printf \"%.3g\", x }"; }
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 AGENT_PORT=$(free_port)
 API_PORT=$(free_port)
 NGX_PORT=$(free_port)
@@ -116,24 +103,13 @@ NGX_PORT=$(free_port)
 	die "skyrootd init failed: $(cat "$TMP/init.log")"
 CONF=$STATE/skyctl.conf
 
-wait_port() {
-	local port=$1 pid=$2 what=$3 i
-	for i in $(seq 1 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || die "$what exited at start; see $TMP"
-		sleep 0.1
-	done
-	die "$what does not listen on 127.0.0.1:$port after 10 s; see $TMP"
-}
 
 ctl_start() {
 	"$SKYROOTD" run --state "$STATE" --agent-listen "127.0.0.1:$AGENT_PORT" \
 		--api-listen "127.0.0.1:$API_PORT" >>"$TMP/skyrootd.log" 2>&1 &
 	CTL_PID=$!
-	wait_port "$AGENT_PORT" "$CTL_PID" skyrootd
-	wait_port "$API_PORT" "$CTL_PID" skyrootd
+	wait_port "$AGENT_PORT" "$CTL_PID" skyrootd "$TMP"
+	wait_port "$API_PORT" "$CTL_PID" skyrootd "$TMP"
 }
 ctl_stop() {
 	if [ -n "$CTL_PID" ]; then
@@ -299,7 +275,7 @@ http {
 EOF
 	nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
 	NGX_PID=$!
-	wait_port "$NGX_PORT" "$NGX_PID" nginx
+	wait_port "$NGX_PORT" "$NGX_PID" nginx "$TMP"
 	worker=
 	for i in $(seq 1 50); do
 		worker=$(pgrep -P "$NGX_PID" | head -n1 || true)
