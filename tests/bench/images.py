@@ -169,7 +169,7 @@ def main():
         os.unlink(f"{f.state}/dd.test")
         sha_s, _ = run_timed(["openssl", "dgst", "-sha256", big])
         f.start()
-        push_s, _ = run_timed([os.environ.get("SKYCTL", os.path.join(ROOT, "build/controller/skyctl")),
+        push_s, _ = run_timed([os.environ.get("SKYCTL", os.path.join(ROOT, "build/controller/skyctl/skyctl")),
                                "--config", os.path.join(f.state, "skyctl.conf"), "image", "push", big,
                                "--name", "big"])
         limit = min(mbps(size, dd_s), mbps(size, sha_s))
