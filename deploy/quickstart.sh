@@ -16,7 +16,7 @@ STATE=$ROOT/var/quickstart
 RUN=$ROOT/var/quickstart-run
 AGENT_PORT=${SKY_AGENT_PORT:-7443}
 API_PORT=${SKY_API_PORT:-7444}
-SKYCTL="$ROOT/build/controller/skyctl --config $STATE/skyctl.conf"
+SKYCTL="$ROOT/build/controller/skyctl/skyctl --config $STATE/skyctl.conf"
 
 stop_pidfile() {
 	f=$1
@@ -231,9 +231,9 @@ cat <<MSG
 
 The controller and the boards keep running.
   Use the CLI:   export SKYROOT_CONFIG=$STATE/skyctl.conf
-                 ./build/controller/skyctl board list
-                 ./build/controller/skyctl guest list
-                 ./build/controller/skyctl guest console demo --follow
+                 ./build/controller/skyctl/skyctl board list
+                 ./build/controller/skyctl/skyctl guest list
+                 ./build/controller/skyctl/skyctl guest console demo --follow
   Logs:          $RUN/  (board consoles: var/boards/*/console.log)
   Stop it all:   ./deploy/quickstart.sh --stop
 MSG

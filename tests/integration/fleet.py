@@ -25,7 +25,7 @@ import urllib.request
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 SKYROOTD = os.environ.get("SKYROOTD", os.path.join(ROOT, "build/controller/skyrootd/skyrootd"))
 SKYAGENT = os.environ.get("SKYAGENT", os.path.join(ROOT, "build/agent/skyagent"))
-SKYCTL = os.environ.get("SKYCTL", os.path.join(ROOT, "build/controller/skyctl"))
+SKYCTL = os.environ.get("SKYCTL", os.path.join(ROOT, "build/controller/skyctl/skyctl"))
 FIXTURES = os.environ.get("SKY_FIXTURES", os.path.join(ROOT, "tests", "fixtures"))
 
 
