@@ -311,6 +311,8 @@ int http_body_begin(struct http_conn *c, int status, const char *type, uint64_t 
 		return r < 0 ? r : 1;
 	}
 	/* Nothing more is read until the body is out. */
+	c->answered = true;
+	c->waiting = true;
 	c->deferred = true;
 	c->sending = true;
 	return 0;
