@@ -10,7 +10,7 @@
 
 struct sky_tls {
 	uv_tcp_t tcp;
-	uv_timer_t *timer;         /* only while an idle timeout is set */
+	uv_timer_t *timer;         /* only while a timeout or deadline is set */
 	SSL *ssl;
 	BIO *rbio;                 /* network -> SSL */
 	BIO *wbio;                 /* SSL -> network */
@@ -19,6 +19,9 @@ struct sky_tls {
 	size_t queued;
 	size_t write_limit;
 	uint64_t idle_ms;
+	uint64_t idle_at;          /* loop time the idle timeout ends (0: none) */
+	uint64_t deadline_at;      /* fixed deadline (0: none) */
+	uint64_t handshake_at;     /* fixed deadline of the handshake (0: none) */
 	int close_err;
 	enum sky_tls_role role;
 	bool plain;                /* no TLS layer: bytes pass as they are */
@@ -50,8 +53,10 @@ SSL_CTX *sky_tls_ctx_new(enum sky_tls_role role, int min_version)
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 	if (role == SKY_TLS_SERVER) {
+		/* No resumption: no tickets (TLS 1.3 and 1.2), no cache. */
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 		SSL_CTX_set_num_tickets(ctx, 0);
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	}
 	return ctx;
 }
@@ -221,12 +226,19 @@ static void tls_timer_cb(uv_timer_t *timer)
 	sky_tls_close(t, -ETIMEDOUT);
 }
 
-void sky_tls_set_idle_timeout(struct sky_tls *t, uint64_t timeout_ms)
+/* One timer serves the idle timeout and both deadlines: it fires at the
+ * earliest of them. */
+static void tls_arm(struct sky_tls *t)
 {
-	t->idle_ms = timeout_ms;
+	uint64_t at = 0, now;
+	uint64_t cands[3] = { t->idle_at, t->deadline_at, t->ready ? 0 : t->handshake_at };
+
 	if (t->handle_closed)
 		return;
-	if (timeout_ms == 0) {
+	for (size_t i = 0; i < 3; i++)
+		if (cands[i] && (!at || cands[i] < at))
+			at = cands[i];
+	if (!at) {
 		if (t->timer)
 			uv_timer_stop(t->timer);
 		return;
@@ -238,7 +250,33 @@ void sky_tls_set_idle_timeout(struct sky_tls *t, uint64_t timeout_ms)
 		uv_timer_init(t->tcp.loop, t->timer);
 		t->timer->data = t;
 	}
-	uv_timer_start(t->timer, tls_timer_cb, timeout_ms, 0);
+	now = uv_now(t->tcp.loop);
+	uv_timer_start(t->timer, tls_timer_cb, at > now ? at - now : 0, 0);
+}
+
+/* Loop time timeout_ms from now; 0 stays 0 (none). */
+static uint64_t tls_from_now(struct sky_tls *t, uint64_t timeout_ms)
+{
+	return timeout_ms ? uv_now(t->tcp.loop) + timeout_ms : 0;
+}
+
+void sky_tls_set_idle_timeout(struct sky_tls *t, uint64_t timeout_ms)
+{
+	t->idle_ms = timeout_ms;
+	t->idle_at = tls_from_now(t, timeout_ms);
+	tls_arm(t);
+}
+
+void sky_tls_set_deadline(struct sky_tls *t, uint64_t timeout_ms)
+{
+	t->deadline_at = tls_from_now(t, timeout_ms);
+	tls_arm(t);
+}
+
+void sky_tls_set_handshake_deadline(struct sky_tls *t, uint64_t timeout_ms)
+{
+	t->handshake_at = tls_from_now(t, timeout_ms);
+	tls_arm(t);
 }
 
 static int tls_ssl_error(struct sky_tls *t, int ret)
@@ -281,6 +319,10 @@ static void tls_on_bytes(struct sky_tls *t, const uint8_t *data, size_t len)
 			return;
 		}
 		t->ready = true;
+		if (t->handshake_at) {
+			t->handshake_at = 0;
+			tls_arm(t);
+		}
 		if (t->cbs->on_ready)
 			t->cbs->on_ready(t);
 		if (t->closing)
@@ -324,8 +366,10 @@ static void tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		sky_tls_abort(t, nread == UV_EOF ? (t->ready ? 0 : -ECONNRESET) : (int)nread);
 		return;
 	}
-	if (t->timer && t->idle_ms)
-		uv_timer_start(t->timer, tls_timer_cb, t->idle_ms, 0);
+	if (t->idle_ms) {
+		t->idle_at = tls_from_now(t, t->idle_ms);
+		tls_arm(t);
+	}
 	/* BIO_write copies out of the shared buffer before any callback runs. */
 	tls_on_bytes(t, (const uint8_t *)buf->base, (size_t)nread);
 }

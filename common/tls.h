@@ -55,6 +55,13 @@ size_t sky_tls_queued(const struct sky_tls *t);
 void sky_tls_set_write_limit(struct sky_tls *t, size_t max);
 /* Close after the next timeout_ms without any bytes read (0 disables). */
 void sky_tls_set_idle_timeout(struct sky_tls *t, uint64_t timeout_ms);
+/* Close with -ETIMEDOUT timeout_ms from now, whatever arrives meanwhile
+ * (0 cancels).  A deadline, unlike the idle timeout, is not extended by
+ * incoming bytes: a peer that dribbles one byte at a time cannot hold the
+ * connection past it. */
+void sky_tls_set_deadline(struct sky_tls *t, uint64_t timeout_ms);
+/* The same for the TLS handshake only: cancelled once it completes. */
+void sky_tls_set_handshake_deadline(struct sky_tls *t, uint64_t timeout_ms);
 /* Send close_notify and whatever is queued, then close.  Idempotent. */
 void sky_tls_close(struct sky_tls *t, int err);
 /* Close now without flushing. */

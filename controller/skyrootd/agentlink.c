@@ -271,6 +271,11 @@ static void al_on_ready(struct sky_tls *t)
 		sky_tls_abort(old->tls, -ECONNRESET);
 	}
 	s->state = SESS_BOARD;
+	/* A board: past admission (no deadline, not counted against its
+	 * address: a rack behind one NAT address), and its frames may be
+	 * as large as an inventory. */
+	listener_admit(s->slot);
+	sky_frame_decoder_init(&s->dec, SKY_FRAME_MAX_DEFAULT);
 	s->hb_ms = AL_DEFAULT_HB_MS;
 	al_hash(s);
 	al_session_touch(s);
@@ -289,8 +294,11 @@ static void al_flush_one(struct agentlink *al, struct session *s)
 static void al_on_close(struct sky_tls *t, int err)
 {
 	struct session *s = sky_tls_data(t);
-	struct agentlink *al = s->al;
+	struct agentlink *al;
 
+	if (!s)
+		return; /* refused by the listener */
+	al = s->al;
 	if (s->state == SESS_BOARD) {
 		if (s->hashed) {
 			al_unhash(s);
@@ -312,6 +320,7 @@ static void al_on_close(struct sky_tls *t, int err)
 	if (s->next_all)
 		s->next_all->prev_all = s->prev_all;
 	al->n_sessions--;
+	listener_release(s->slot);
 	free(s);
 	al_maybe_free(al);
 }
@@ -323,41 +332,28 @@ static const struct sky_tls_cbs al_cbs = {
 	.on_close = al_on_close,
 };
 
-static void al_on_connection(uv_stream_t *server, int status)
+/* The listener admitted a connection: it becomes a session, which may
+ * only enroll until its client certificate checks out. */
+static int al_attach(void *ctx, struct sky_tls *t, struct listener_slot *slot)
 {
-	struct agentlink *al = server->data;
-	struct session *s;
-	struct sky_tls *t;
+	struct agentlink *al = ctx;
+	struct session *s = calloc(1, sizeof(*s));
 
-	if (status < 0) {
-		log_warn("agent port: accept failed: %s", uv_strerror(status));
-		return;
-	}
-	s = calloc(1, sizeof(*s));
 	if (!s)
-		return;
+		return -ENOMEM;
 	s->al = al;
-	sky_frame_decoder_init(&s->dec, SKY_FRAME_MAX_DEFAULT);
-	if (sky_tls_new(server->loop, al->ssl_ctx, SKY_TLS_SERVER, &al_cbs, s, &t) < 0) {
-		free(s);
-		return;
-	}
 	s->tls = t;
+	s->slot = slot;
+	sky_frame_decoder_init(&s->dec, AL_ENROLL_FRAME_MAX);
 	al->n_sessions++;
 	s->next_all = al->all;
 	if (al->all)
 		al->all->prev_all = s;
 	al->all = s;
 	SSL_set_ex_data(sky_tls_ssl(t), al_ex_index, s);
-	if (uv_accept(server, sky_tls_stream(t)) < 0 || sky_tls_start(t) < 0) {
-		sky_tls_abort(t, -EIO);
-		return;
-	}
-	uv_tcp_nodelay(sky_tls_tcp(t), 1);
-	/* Handshake and enrollment must finish promptly. */
-	sky_tls_set_idle_timeout(t, AL_ENROLL_TIMEOUT_MS);
+	sky_tls_set_data(t, s);
+	return 0;
 }
-
 
 void agentlink_flush(struct agentlink *al)
 {
@@ -408,8 +404,8 @@ static void al_handle_closed(uv_handle_t *h)
 	al_maybe_free(al);
 }
 
-int agentlink_start(struct controller *ctl, const struct sockaddr *addr, const struct agentlink_ops *ops,
-		    void *ops_ctx)
+int agentlink_start(struct controller *ctl, const struct sockaddr *addr, const struct listener_limits *lim,
+		    const struct agentlink_ops *ops, void *ops_ctx)
 {
 	struct agentlink *al = calloc(1, sizeof(*al));
 	int r;
@@ -427,20 +423,15 @@ int agentlink_start(struct controller *ctl, const struct sockaddr *addr, const s
 		free(al);
 		return -EIO;
 	}
-	uv_tcp_init(ctl->loop, &al->listener);
 	uv_timer_init(ctl->loop, &al->flush_timer);
 	uv_check_init(ctl->loop, &al->enroll_check);
-	al->listener.data = al;
 	al->flush_timer.data = al;
 	al->enroll_check.data = al;
 	al->enroll_tail = &al->enroll_head;
 	al->chunk_tail = &al->chunk_head;
-	r = uv_tcp_bind(&al->listener, addr, 0);
-	if (r == 0)
-		r = uv_listen((uv_stream_t *)&al->listener, 4096, al_on_connection);
+	r = listener_start(ctl->loop, "agent port", addr, al->ssl_ctx, &al_cbs, lim, al_attach, al, &al->listener);
 	if (r < 0) {
 		al->stopping = true;
-		uv_close((uv_handle_t *)&al->listener, al_handle_closed);
 		uv_close((uv_handle_t *)&al->flush_timer, al_handle_closed);
 		uv_close((uv_handle_t *)&al->enroll_check, al_handle_closed);
 		return r;
@@ -464,7 +455,7 @@ void agentlink_stop(struct agentlink *al)
 	}
 	uv_timer_stop(&al->flush_timer);
 	uv_close((uv_handle_t *)&al->flush_timer, al_handle_closed);
-	uv_close((uv_handle_t *)&al->listener, al_handle_closed);
+	listener_stop(al->listener);
 	/* Answer (and commit) what is queued before the check handle goes. */
 	al_enroll_batch(&al->enroll_check);
 	uv_close((uv_handle_t *)&al->enroll_check, al_handle_closed);

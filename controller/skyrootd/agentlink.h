@@ -25,9 +25,10 @@ struct agentlink_ops {
 	void (*console)(void *ctx, const char *board_id, const Skyroot__ConsoleData *d);
 };
 
-/* Listen on addr; sets ctl->agents. */
-int agentlink_start(struct controller *ctl, const struct sockaddr *addr, const struct agentlink_ops *ops,
-		    void *ops_ctx);
+struct listener_limits;
+/* Listen on addr under lim (listener.h); sets ctl->agents. */
+int agentlink_start(struct controller *ctl, const struct sockaddr *addr, const struct listener_limits *lim,
+		    const struct agentlink_ops *ops, void *ops_ctx);
 void agentlink_stop(struct agentlink *al);
 /* Is the board in a live session?  last_seen (unix s) of the session. */
 bool agentlink_board_online(struct agentlink *al, const char *board_id, int64_t *last_seen);

@@ -16,9 +16,13 @@
 #include "common/tls.h"
 #include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/controller.h"
+#include "controller/skyrootd/listener.h"
 
 #define AL_BUCKETS 16384
-#define AL_ENROLL_TIMEOUT_MS 30000
+/* A frame on a connection without a client certificate (an enrollment
+ * request: token, CSR, labels) is far smaller than a board's inventory:
+ * what an unauthenticated peer can make us buffer stays small. */
+#define AL_ENROLL_FRAME_MAX (64u * 1024u)
 #define AL_DEFAULT_HB_MS 10000
 #define AL_MAX_TOKEN 128
 #define AL_MAX_UUID 63
@@ -37,6 +41,7 @@ enum session_state { SESS_HANDSHAKE, SESS_ENROLL_ONLY, SESS_BOARD };
 struct session {
 	struct agentlink *al;
 	struct sky_tls *tls;
+	struct listener_slot *slot;   /* admission (listener.c) */
 	struct sky_frame_decoder dec;
 	struct session *next;         /* hash chain (boards only) */
 	struct session *prev_all, *next_all; /* every connection */
@@ -76,7 +81,7 @@ struct agentlink {
 	struct controller *ctl;
 	struct agentlink_ops ops;     /* what boards report goes there */
 	void *ops_ctx;
-	uv_tcp_t listener;
+	struct listener *listener;    /* admission, caps, deadlines */
 	uv_timer_t flush_timer;
 	SSL_CTX *ssl_ctx;
 	struct session *buckets[AL_BUCKETS];

@@ -94,7 +94,7 @@ void al_session_touch(struct session *s)
 
 void al_maybe_free(struct agentlink *al)
 {
-	if (al->stopping && al->closed_handles == 3 && al->n_sessions == 0 && al->chunk_reading == 0) {
+	if (al->stopping && al->closed_handles == 2 && al->n_sessions == 0 && al->chunk_reading == 0) {
 		while (al->chunk_head) {
 			struct chunk_job *j = al->chunk_head;
 			al->chunk_head = j->next;

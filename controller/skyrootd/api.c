@@ -22,39 +22,6 @@ static const struct api_route *const api_tables[] = {
 #define API_WRONG_TOKEN \
 	"the bearer token is not the controller's admin token; use the one in the skyctl config that 'skyrootd init' wrote"
 
-/* The bearer token hashes to the admin hash (compared in constant time). */
-static bool api__authorized(const struct api *api, const struct http_request *req)
-{
-	const char *v = req->authorization;
-	size_t n = req->authorization_len;
-	uint8_t hash[32];
-	bool ok;
-
-	if (req->authorization_count != 1 || !v)
-		return false;
-	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-		n--;
-	while (n > 0 && (v[0] == ' ' || v[0] == '\t')) {
-		v++;
-		n--;
-	}
-	/* RFC 7235: the scheme is case-insensitive, then at least one space. */
-	if (n < 7 || strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t'))
-		return false;
-	v += 7;
-	n -= 7;
-	while (n > 0 && (v[0] == ' ' || v[0] == '\t')) {
-		v++;
-		n--;
-	}
-	if (n == 0)
-		return false;
-	sky_sha256(v, n, hash);
-	ok = sky_memeq_ct(hash, api->ctl->admin_hash, sizeof(hash)) == 1;
-	OPENSSL_cleanse(hash, sizeof(hash));
-	return ok;
-}
-
 static bool api__is_v1(const char *path, size_t len)
 {
 	return len >= 3 && memcmp(path, "/v1", 3) == 0 && (len == 3 || path[3] == '/');
@@ -108,7 +75,7 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	/* Authenticate before telling anything about /v1, even what exists. */
-	if (api__is_v1(req->path, req->path_len) && !api__authorized(call->api, req)) {
+	if (api__is_v1(req->path, req->path_len) && !api_auth_check(call->api, req)) {
 		api_reply_error(rep, 401, "unauthorized", "%s",
 				req->authorization_count == 0 ? API_NEEDS_TOKEN : API_WRONG_TOKEN);
 		rep->headers = "WWW-Authenticate: Bearer\r\n";
@@ -166,7 +133,7 @@ static int api__begin(void *ctx, struct http_conn *c, const struct http_request 
 
 	if (api->boot_only || !api_images_is_upload(req))
 		return HTTP_BODY_BUFFER;
-	if (!api__authorized(api, req))
+	if (!api_auth_check(api, req))
 		return http_conn_refuse(c, 401, "unauthorized", "%s", API_NEEDS_TOKEN);
 	return api_images_upload_begin(api, c, req);
 }
@@ -185,6 +152,10 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 	api__dispatch(&call, &rep);
 	if (rep.status == 0) {
 		json_decref(rep.body); /* answered already */
+		return;
+	}
+	if (rep.status == 401) {
+		api_auth_refuse(api, c, req, rep.body, rep.headers);
 		return;
 	}
 	http_respond_json(c, rep.status, rep.body, rep.headers);
@@ -207,11 +178,19 @@ static void api__closed(void *ctx, struct http_conn *c)
 		return;
 	api_images_conn_gone(st);
 	api_guests_conn_gone(ctx, c, st);
+	api_auth_conn_gone(ctx, st);
+	api_boot_conn_gone(ctx, st);
 	free(st);
 	http_conn_set_user(c, NULL);
 }
 
+static void api__writable(void *ctx, struct http_conn *c)
+{
+	api_boot_writable(ctx, c);
+}
+
 static const struct http_ops api_http_ops = {
+	.writable = api__writable,
 	.begin = api__begin,
 	.body = api__body,
 	.request = api__request,
@@ -223,6 +202,8 @@ static const struct http_ops api_http_ops = {
 
 static int api__start(struct controller *ctl, const struct sockaddr *addr, bool boot_only, struct api **out)
 {
+	const struct listener_limits *lim = boot_only ? &ctl->opt.boot_lim : &ctl->opt.api_lim;
+	struct http_limits hl = http_default_limits;
 	SSL_CTX *ssl = NULL;
 	struct api *api;
 	int r;
@@ -244,15 +225,22 @@ static int api__start(struct controller *ctl, const struct sockaddr *addr, bool 
 			return -EINVAL;
 		}
 	}
-	r = http_server_new(ctl->loop, ssl, NULL, &api_http_ops, api, &api->http);
+	hl.idle_ms = ctl->opt.keepalive_ms;
+	hl.header_ms = lim->admit_ms;
+	hl.conns_max = lim->conns_max;
+	r = http_server_new(ctl->loop, ssl, &hl, &api_http_ops, api, &api->http);
 	SSL_CTX_free(ssl);
+	if (r == 0)
+		r = api_auth_start(api);
 	if (r < 0) {
+		http_server_stop(api->http);
 		free(api);
 		return r;
 	}
-	r = http_server_listen(api->http, addr);
+	r = http_server_listen(api->http, boot_only ? "boot port" : "API port", addr, lim);
 	if (r < 0) {
 		http_server_stop(api->http);
+		api_auth_stop(api);
 		free(api);
 		return r;
 	}
@@ -280,5 +268,6 @@ void api_stop(struct api *api)
 		api->ctl->boot = NULL;
 	/* Every connection lets go of its state now (api__closed). */
 	http_server_stop(api->http);
+	api_auth_stop(api);
 	free(api);
 }

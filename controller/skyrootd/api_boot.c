@@ -8,25 +8,89 @@
  * nothing here needs the admin token.  A script asked for over the HTTPS
  * API port points at that port over https. */
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
 #include "controller/skyrootd/api_priv.h"
 
-#define API_BOOT_FILE_MAX (256u << 20)
+#define API_BOOT_FILE_MAX (4ull << 30)
+/* What one download holds in memory: one piece read, queued, sent. */
+#define API_BOOT_PIECE (64u * 1024u)
 #define API_BOOT_DEFAULT_CMDLINE "console=ttyS0 intel_iommu=on iommu=pt panic=-1"
+
+/* A firmware file going out: read a piece only once the last one has
+ * gone to the kernel, so a client that reads nothing costs one piece. */
+struct api_boot_dl {
+	int fd;
+	uint64_t off, left;
+};
+
+static void api_boot__done(struct api *api, struct api_conn_state *st)
+{
+	close(st->boot->fd);
+	free(st->boot);
+	st->boot = NULL;
+	api->ctl->boot_downloads--;
+}
+
+void api_boot_conn_gone(struct api *api, struct api_conn_state *st)
+{
+	if (st->boot)
+		api_boot__done(api, st);
+}
+
+void api_boot_writable(struct api *api, struct http_conn *c)
+{
+	/* The loop is single-threaded: one buffer serves every download
+	 * (the transport copies what it queues). */
+	static uint8_t piece[API_BOOT_PIECE];
+	struct api_conn_state *st = http_conn_user(c);
+	struct api_boot_dl *dl = st ? st->boot : NULL;
+	ssize_t n;
+
+	if (!dl)
+		return;
+	if (dl->left == 0) {
+		api_boot__done(api, st);
+		http_body_end(c);
+		return;
+	}
+	n = pread(dl->fd, piece, dl->left < sizeof(piece) ? (size_t)dl->left : sizeof(piece), (off_t)dl->off);
+	if (n <= 0) {
+		log_error("api: reading a firmware file for network boot failed at byte %llu: %s",
+			  (unsigned long long)dl->off, n < 0 ? strerror(errno) : "it got shorter");
+		api_boot__done(api, st);
+		http_conn_close(c, -EIO);
+		return;
+	}
+	dl->off += (uint64_t)n;
+	dl->left -= (uint64_t)n;
+	if (http_body_write(c, piece, (size_t)n) < 0) {
+		api_boot__done(api, st);
+		return;
+	}
+	if (dl->left == 0) {
+		api_boot__done(api, st);
+		http_body_end(c);
+	}
+}
 
 static void api_boot__file(struct api_call *call, const char *name, struct api_reply *rep)
 {
-	const char *dir = call->ctl->opt.firmware_dir;
+	struct controller *ctl = call->ctl;
+	const char *dir = ctl->opt.firmware_dir;
+	struct api_conn_state *st;
+	struct api_boot_dl *dl;
 	char path[4200];
-	char *data = NULL;
-	size_t len = 0;
-	int r;
+	struct stat sb;
+	int fd, r;
 
 	if (!dir) {
 		api_reply_error(rep, 404, "not_found",
@@ -34,17 +98,43 @@ static void api_boot__file(struct api_call *call, const char *name, struct api_r
 				"(the output of fwimage/build.sh)");
 		return;
 	}
+	if (ctl->boot_downloads >= ctl->opt.boot_downloads_max) {
+		api_reply_error(rep, 503, "busy",
+				"%u firmware downloads are under way, the controller's limit "
+				"(--boot-downloads-max); retry in a few seconds", ctl->boot_downloads);
+		rep->headers = "Retry-After: 5\r\n";
+		return;
+	}
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	r = sky_read_file(path, API_BOOT_FILE_MAX, &data, &len);
-	if (r < 0) {
-		log_error("api: cannot read %s for network boot: %s", path, strerror(-r));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > API_BOOT_FILE_MAX) {
+		log_error("api: cannot read %s for network boot: %s", path,
+			  fd < 0 ? strerror(errno) : "not a regular file of at most 4 GiB");
+		if (fd >= 0)
+			close(fd);
 		api_reply_error(rep, 404, "not_found", "the firmware's %s is missing on the controller; see its log",
 				name);
 		return;
 	}
-	http_respond_raw(call->conn, 200, "application/octet-stream", data, len);
-	free(data);
+	st = api_conn_state(call->conn);
+	dl = st ? calloc(1, sizeof(*dl)) : NULL;
+	if (!dl) {
+		close(fd);
+		api_reply_internal(rep, -ENOMEM, "send a firmware file");
+		return;
+	}
+	dl->fd = fd;
+	dl->left = (uint64_t)sb.st_size;
 	rep->status = 0; /* answered */
+	r = http_body_begin(call->conn, 200, "application/octet-stream", dl->left, NULL);
+	if (r != 0) {
+		close(fd);
+		free(dl);
+		return;
+	}
+	/* The first piece goes once the head has gone (http_ops.writable). */
+	st->boot = dl;
+	ctl->boot_downloads++;
 }
 
 static void api__boot_vmlinuz(struct api_call *call, struct api_reply *rep)

@@ -18,10 +18,14 @@
 
 struct store_upload;
 struct api_async;
+struct api_auth;
+struct api_auth_wait;
+struct api_boot_dl;
 
 struct api {
 	struct controller *ctl;
 	struct http_server *http;
+	struct api_auth *auth;      /* wrong-token throttling (api_auth.c) */
 	bool boot_only;             /* the plain listener: /boot/ only */
 };
 
@@ -30,6 +34,9 @@ struct api_conn_state {
 	struct store_upload *upload;  /* POST /v1/images streams into the store */
 	struct api_async *async;      /* a deferred answer is being worked out */
 	char follow[DB_ID_MAX];       /* streaming this guest's console */
+	struct api_boot_dl *boot;     /* a firmware file being sent */
+	struct api_auth_wait *auth_wait; /* a delayed 401 */
+	unsigned auth_fails;          /* wrong tokens on this connection */
 };
 
 /* One call to a route. */
@@ -78,6 +85,20 @@ int api_images_upload_body(struct api *api, struct http_conn *c, const void *dat
 void api_images_conn_gone(struct api_conn_state *st);
 /* api_guests.c: a console follower goes. */
 void api_guests_conn_gone(struct api *api, struct http_conn *c, struct api_conn_state *st);
+
+/* api_auth.c: the admin token, and throttling wrong ones. */
+bool api_auth_check(const struct api *api, const struct http_request *req);
+/* Answer 401 with body (owned) now or, after recent failures from the
+ * peer, later; close the connection after a few on it. */
+void api_auth_refuse(struct api *api, struct http_conn *c, const struct http_request *req, json_t *body,
+		     const char *headers);
+void api_auth_conn_gone(struct api *api, struct api_conn_state *st);
+int api_auth_start(struct api *api);
+void api_auth_stop(struct api *api);
+
+/* api_boot.c: firmware files go out as the client takes them. */
+void api_boot_writable(struct api *api, struct http_conn *c);
+void api_boot_conn_gone(struct api *api, struct api_conn_state *st);
 
 /* ---- api_reply.c ---- */
 void api_reply_error(struct api_reply *rep, int status, const char *code, const char *fmt, ...)

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "controller/skyrootd/db.h"
+#include "controller/skyrootd/listener.h"
 
 #define CTL_DEFAULT_AGENT_LISTEN "127.0.0.1:7443"
 #define CTL_DEFAULT_API_LISTEN "127.0.0.1:7444"
@@ -23,6 +24,10 @@ struct ctl_options {
 	uint64_t image_max;           /* bytes */
 	const char *firmware_dir;     /* vmlinuz, initrd.img (and cmdline) for network boot */
 	const char *boot_listen;      /* plain-HTTP network boot; NULL = off */
+	/* Admission on each port: caps, deadlines (listener.h). */
+	struct listener_limits agent_lim, api_lim, boot_lim;
+	uint64_t keepalive_ms;        /* HTTP: idle between requests */
+	unsigned boot_downloads_max;  /* firmware files sent at once */
 };
 
 struct agentlink;
@@ -50,6 +55,7 @@ struct controller {
 	struct agentlink *agents;
 	struct api *api;
 	struct api *boot;
+	unsigned boot_downloads;      /* firmware files being sent (api_boot.c) */
 	uv_signal_t sigterm, sigint, sighup;
 };
 

@@ -15,8 +15,8 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/tls.h"
+#include "controller/skyrootd/listener.h"
 
-#define HTTP_BACKLOG 128
 #define HTTP_AUTH_MAX 512
 #define HTTP_EXPECT_MAX 32
 #define HTTP_HOST_MAX 256
@@ -31,7 +31,8 @@ const struct http_limits http_default_limits = {
 	.body_max = 1024 * 1024,
 	.stream_queue_max = 4u << 20,
 	.idle_ms = 30 * 1000,
-	.conns_max = 256,
+	.header_ms = 10 * 1000,
+	.conns_max = 1024,
 };
 
 enum http_hdr { H_OTHER, H_AUTHORIZATION, H_EXPECT, H_HOST };
@@ -42,8 +43,8 @@ struct http_server {
 	struct http_limits lim;
 	struct http_ops ops;
 	void *ctx;
-	uv_tcp_t listener;
-	bool listening, listener_closed, stopping;
+	struct listener *listener;
+	bool stopping;
 	struct http_conn *conns;
 	unsigned nconns;
 };
@@ -53,6 +54,8 @@ struct http_conn {
 	const struct http_transport *tp;
 	void *t;
 	struct http_conn *prev, *next;
+	struct listener_slot *slot; /* admission (listener.c); NULL without a listener */
+	unsigned requests;          /* begun on this connection */
 	bool linked;
 	http_parser parser;
 	void *user;
@@ -91,6 +94,7 @@ struct http_conn {
 	bool waiting;               /* an answer is in flight: parse nothing more */
 	bool deferred;              /* the answer comes later, or is a stream */
 	bool streaming;             /* a chunked answer is open */
+	bool sending;               /* an http_body_begin answer is open */
 	bool closing;
 };
 
@@ -124,12 +128,18 @@ static void http_tls__set_idle(void *t, uint64_t ms)
 	sky_tls_set_idle_timeout(t, ms);
 }
 
+static void http_tls__set_deadline(void *t, uint64_t ms)
+{
+	sky_tls_set_deadline(t, ms);
+}
+
 static const struct http_transport http_tls_transport = {
 	.write = http_tls__write,
 	.queued = http_tls__queued,
 	.close = http_tls__close,
 	.abort = http_tls__abort,
 	.set_idle = http_tls__set_idle,
+	.set_deadline = http_tls__set_deadline,
 };
 
 /* ---- answering ---- */
@@ -150,6 +160,11 @@ void http_conn_close(struct http_conn *c, int err)
 		return;
 	c->closing = true;
 	c->tp->close(c->t, err);
+}
+
+void http_conn_last(struct http_conn *c)
+{
+	c->keep_alive = false;
 }
 
 static void http__abort(struct http_conn *c, int err)
@@ -194,6 +209,26 @@ static void http__sent(struct http_conn *c, int r, bool close)
 		c->waiting = true;
 }
 
+/* The head of an answer into head[HTTP_RESPONSE_HEAD_MAX]: its length,
+ * or -EOVERFLOW. */
+static int http__head(struct http_conn *c, char *head, int status, const char *type, const char *headers,
+		      uint64_t len, bool close)
+{
+	int n = snprintf(head, HTTP_RESPONSE_HEAD_MAX,
+			 "HTTP/1.1 %d %s\r\n"
+			 "Content-Type: %s\r\n"
+			 "Content-Length: %llu\r\n"
+			 "Cache-Control: no-store\r\n"
+			 "Connection: %s\r\n"
+			 "%s"
+			 "\r\n",
+			 status, http_status_str((enum http_status)status), type, (unsigned long long)len,
+			 close ? "close" : "keep-alive", headers ? headers : "");
+
+	http__log(c, status);
+	return n > 0 && n < HTTP_RESPONSE_HEAD_MAX ? n : -EOVERFLOW;
+}
+
 /* Head and body in one write; the copy is wiped afterwards. */
 static void http__send(struct http_conn *c, int status, const char *type, const char *headers,
 		       const void *data, size_t len, bool nl, bool close)
@@ -206,19 +241,9 @@ static void http__send(struct http_conn *c, int status, const char *type, const 
 		return;
 	c->deferred = false;
 	close = close || !c->keep_alive;
-	n = snprintf(head, sizeof(head),
-		     "HTTP/1.1 %d %s\r\n"
-		     "Content-Type: %s\r\n"
-		     "Content-Length: %zu\r\n"
-		     "Cache-Control: no-store\r\n"
-		     "Connection: %s\r\n"
-		     "%s"
-		     "\r\n",
-		     status, http_status_str((enum http_status)status), type, len + (nl ? 1 : 0),
-		     close ? "close" : "keep-alive", headers ? headers : "");
-	http__log(c, status);
+	n = http__head(c, head, status, type, headers, len + (nl ? 1 : 0), close);
 	sky_buf_init(&out, sizeof(head) + len + 1);
-	r = n > 0 && (size_t)n < sizeof(head) ? 0 : -EOVERFLOW;
+	r = n < 0 ? n : 0;
 	if (r == 0)
 		r = sky_buf_append(&out, head, (size_t)n);
 	/* An answer to HEAD has the headers of the body, not the body. */
@@ -269,6 +294,51 @@ void http_respond_error(struct http_conn *c, int status, const char *code, const
 void http_respond_raw(struct http_conn *c, int status, const char *type, const void *data, size_t len)
 {
 	http__send(c, status, type, NULL, data, len, false, false);
+}
+
+int http_body_begin(struct http_conn *c, int status, const char *type, uint64_t len, const char *headers)
+{
+	char head[HTTP_RESPONSE_HEAD_MAX];
+	int n, r;
+
+	if (c->closing)
+		return -ENOTCONN;
+	n = http__head(c, head, status, type, headers, len, !c->keep_alive);
+	r = n < 0 ? n : c->tp->write(c->t, head, (size_t)n);
+	if (r < 0 || http__is_head(c)) {
+		c->deferred = false;
+		http__sent(c, r, false);
+		return r < 0 ? r : 1;
+	}
+	/* Nothing more is read until the body is out. */
+	c->answered = true;
+	c->waiting = true;
+	c->deferred = true;
+	c->sending = true;
+	return 0;
+}
+
+int http_body_write(struct http_conn *c, const void *data, size_t len)
+{
+	int r;
+
+	if (c->closing || !c->sending)
+		return -ENOTCONN;
+	r = c->tp->write(c->t, data, len);
+	if (r < 0) {
+		c->sending = false;
+		http__abort(c, r);
+	}
+	return r;
+}
+
+void http_body_end(struct http_conn *c)
+{
+	if (c->closing || !c->sending)
+		return;
+	c->sending = false;
+	c->deferred = false;
+	http__sent(c, 0, false);
 }
 
 void http_defer(struct http_conn *c)
@@ -369,6 +439,7 @@ static int http__request(struct http_conn *c, struct http_request *req)
 	req->verb = http__verb(p->method);
 	req->method = http_method_str(p->method);
 	req->tls = c->srv->ssl_ctx != NULL;
+	req->peer = listener_peer(c->slot);
 	req->chunked = (p->flags & F_CHUNKED) != 0;
 	req->content_length = p->content_length == ULLONG_MAX ? UINT64_MAX : p->content_length;
 	if (c->auth_count) {
@@ -429,6 +500,10 @@ static int http__message_begin(http_parser *p)
 {
 	struct http_conn *c = p->data;
 
+	/* The first request's headers have the listener's deadline from
+	 * accept; each later one gets its own from its first byte. */
+	if (c->requests++ > 0 && c->tp->set_deadline)
+		c->tp->set_deadline(c->t, c->srv->lim.header_ms);
 	c->url_len = 0;
 	c->url[0] = '\0';
 	c->have_url = false;
@@ -564,6 +639,10 @@ static int http__headers_complete(http_parser *p)
 	struct http_request req;
 	int mode = HTTP_BODY_BUFFER;
 
+	/* The headers are in: the body has the idle timeout only. */
+	listener_admit(c->slot);
+	if (c->tp->set_deadline)
+		c->tp->set_deadline(c->t, 0);
 	if (srv->ops.begin && http__request(c, &req) == 0) {
 		mode = srv->ops.begin(srv->ctx, c, &req);
 		if (mode < 0)
@@ -689,6 +768,11 @@ void http_conn_drained(struct http_conn *c)
 {
 	size_t n;
 
+	if (c->sending && !c->closing) {
+		if (c->srv->ops.writable)
+			c->srv->ops.writable(c->srv->ctx, c);
+		return;
+	}
 	if (c->closing || !c->waiting || c->deferred)
 		return;
 	c->waiting = false;
@@ -704,7 +788,7 @@ void http_conn_drained(struct http_conn *c)
 
 static void http_server__maybe_free(struct http_server *srv)
 {
-	if (!srv->stopping || srv->nconns > 0 || (srv->listening && !srv->listener_closed))
+	if (!srv->stopping || srv->nconns > 0)
 		return;
 	SSL_CTX_free(srv->ssl_ctx);
 	free(srv);
@@ -808,9 +892,13 @@ static void http__on_drain(struct sky_tls *t)
 static void http__on_close(struct sky_tls *t, int err)
 {
 	struct http_conn *c = sky_tls_data(t);
+	struct listener_slot *slot;
 
-	if (c)
-		http_conn_closed(c, err);
+	if (!c)
+		return; /* refused by the listener */
+	slot = c->slot;
+	http_conn_closed(c, err);
+	listener_release(slot);
 }
 
 static const struct sky_tls_cbs http_tls_cbs = {
@@ -819,111 +907,22 @@ static const struct sky_tls_cbs http_tls_cbs = {
 	.on_close = http__on_close,
 };
 
-static void http__free_handle(uv_handle_t *h)
+/* The listener admitted a connection. */
+static int http__attach(void *ctx, struct sky_tls *t, struct listener_slot *slot)
 {
-	free(h);
-}
-
-/* Over the connection limit: take the connection off the backlog and
- * close it, so the listener does not spin on it. */
-static void http__refuse_accept(uv_stream_t *server)
-{
-	uv_tcp_t *tcp = malloc(sizeof(*tcp));
-
-	if (!tcp)
-		return;
-	if (uv_tcp_init(server->loop, tcp) < 0) {
-		free(tcp);
-		return;
-	}
-	uv_accept(server, (uv_stream_t *)tcp);
-	uv_close((uv_handle_t *)tcp, http__free_handle);
-}
-
-static void http__on_connection(uv_stream_t *server, int status)
-{
-	struct http_server *srv = server->data;
-	struct sky_tls *t;
+	struct http_server *srv = ctx;
 	struct http_conn *c;
-	int r;
+	int r = http_conn_new(srv, &http_tls_transport, t, &c);
 
-	if (status < 0) {
-		log_warn("http: accept failed: %s", uv_strerror(status));
-		return;
-	}
-	if (srv->nconns >= srv->lim.conns_max) {
-		log_warn("http: %u connections open, the limit; refusing another", srv->nconns);
-		http__refuse_accept(server);
-		return;
-	}
-	r = sky_tls_new(server->loop, srv->ssl_ctx, SKY_TLS_SERVER, &http_tls_cbs, NULL, &t);
-	if (r < 0) {
-		http__refuse_accept(server);
-		return;
-	}
-	r = http_conn_new(srv, &http_tls_transport, t, &c);
-	if (r < 0) {
-		/* on_close sees no connection and frees only the transport. */
-		sky_tls_abort(t, r);
-		http__refuse_accept(server);
-		return;
-	}
+	if (r < 0)
+		return r;
+	c->slot = slot;
 	sky_tls_set_data(t, c);
-	r = uv_accept(server, sky_tls_stream(t));
-	if (r == 0) {
-		sky_tls_set_idle_timeout(t, srv->lim.idle_ms);
-		r = sky_tls_start(t);
-	}
-	if (r < 0) {
-		log_warn("http: cannot start a connection: %s", strerror(-r));
-		http__abort(c, r);
-	}
+	sky_tls_set_idle_timeout(t, srv->lim.idle_ms);
+	return 0;
 }
 
 /* ---- servers ---- */
-
-/* Boards and curl both speak HTTP/1.1 only here: say so in ALPN. */
-static int http__alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
-			     unsigned int inlen, void *arg)
-{
-	static const unsigned char http11[] = "\x08http/1.1";
-	unsigned char *sel = NULL;
-
-	(void)ssl;
-	(void)arg;
-	if (SSL_select_next_proto(&sel, outlen, http11, sizeof(http11) - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
-		return SSL_TLSEXT_ERR_NOACK;
-	*out = sel;
-	return SSL_TLSEXT_ERR_OK;
-}
-
-SSL_CTX *http_tls_ctx_new(X509 *cert, EVP_PKEY *key, X509 *chain)
-{
-	SSL_CTX *ctx;
-
-	if (!cert || !key || !chain)
-		return NULL;
-	ctx = sky_tls_ctx_new(SKY_TLS_SERVER, TLS1_2_VERSION);
-	if (!ctx)
-		return NULL;
-	if (SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1)
-		goto fail;
-	/* Send the chain along so clients can check it against the pin. */
-	X509_up_ref(chain);
-	if (SSL_CTX_add_extra_chain_cert(ctx, chain) != 1) {
-		X509_free(chain);
-		goto fail;
-	}
-	/* API clients authenticate with a bearer token, not a certificate. */
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_alpn_select_cb(ctx, http__alpn_select, NULL);
-	return ctx;
-fail:
-	ERR_clear_error();
-	SSL_CTX_free(ctx);
-	return NULL;
-}
 
 int http_server_new(uv_loop_t *loop, SSL_CTX *ssl_ctx, const struct http_limits *limits,
 		    const struct http_ops *ops, void *ctx, struct http_server **out)
@@ -945,33 +944,13 @@ int http_server_new(uv_loop_t *loop, SSL_CTX *ssl_ctx, const struct http_limits 
 	return 0;
 }
 
-static void http__on_listener_closed(uv_handle_t *h)
+int http_server_listen(struct http_server *srv, const char *name, const struct sockaddr *addr,
+		       const struct listener_limits *lim)
 {
-	struct http_server *srv = h->data;
-
-	srv->listener_closed = true;
-	http_server__maybe_free(srv);
-}
-
-int http_server_listen(struct http_server *srv, const struct sockaddr *addr)
-{
-	int r;
-
-	if (!srv->loop || srv->listening)
+	if (!srv->loop || srv->listener)
 		return -EINVAL;
-	r = uv_tcp_init(srv->loop, &srv->listener);
-	if (r < 0)
-		return r;
-	srv->listener.data = srv;
-	srv->listening = true;
-	r = uv_tcp_bind(&srv->listener, addr, 0);
-	if (r == 0)
-		r = uv_listen((uv_stream_t *)&srv->listener, HTTP_BACKLOG, http__on_connection);
-	if (r < 0) {
-		/* Closed with the server by http_server_stop(). */
-		return r;
-	}
-	return 0;
+	return listener_start(srv->loop, name, addr, srv->ssl_ctx, &http_tls_cbs, lim, http__attach, srv,
+			      &srv->listener);
 }
 
 void http_server_stop(struct http_server *srv)
@@ -990,7 +969,7 @@ void http_server_stop(struct http_server *srv)
 		http__release(c);
 		http__abort(c, -ECANCELED);
 	}
-	if (srv->listening)
-		uv_close((uv_handle_t *)&srv->listener, http__on_listener_closed);
+	listener_stop(srv->listener);
+	srv->listener = NULL;
 	http_server__maybe_free(srv);
 }

@@ -33,10 +33,12 @@ struct http_limits {
 	unsigned header_count_max;  /* header lines */
 	size_t body_max;            /* a buffered body (streamed bodies: the ops decide) */
 	size_t stream_queue_max;    /* a streamed answer's client is dropped past this */
-	uint64_t idle_ms;           /* close after this long without a byte */
-	unsigned conns_max;         /* connections open at once */
+	uint64_t idle_ms;           /* close after this long without a byte (keep-alive) */
+	uint64_t header_ms;         /* a request's headers, from its first byte: fixed */
+	unsigned conns_max;         /* connections open at once (http_conn_new) */
 };
-/* 2 KiB URL, 16 KiB / 100 headers, 1 MiB body, 4 MiB stream queue, 30 s, 256. */
+/* 2 KiB URL, 16 KiB / 100 headers, 1 MiB body, 4 MiB stream queue, 30 s
+ * idle, 10 s for headers, 256 (the listener's cap applies first). */
 extern const struct http_limits http_default_limits;
 
 enum http_verb { HTTP_VERB_OTHER, HTTP_VERB_GET, HTTP_VERB_HEAD, HTTP_VERB_POST, HTTP_VERB_DELETE };
@@ -55,6 +57,7 @@ struct http_request {
 	size_t authorization_len;
 	unsigned authorization_count; /* more than one: treat as unauthorized */
 	const char *host;           /* the Host header; NULL when none or too long */
+	const char *peer;           /* the client's address ("-" when unknown) */
 	size_t host_len;
 	bool tls;                   /* it came over TLS */
 	bool chunked;               /* body in chunked transfer encoding */
@@ -85,6 +88,9 @@ struct http_ops {
 	/* The connection is going away: drop everything tied to it (its user
 	 * pointer).  May be NULL. */
 	void (*closed)(void *ctx, struct http_conn *c);
+	/* An answer begun with http_body_begin may take more bytes: what was
+	 * queued has gone to the kernel.  May be NULL when nobody uses it. */
+	void (*writable)(void *ctx, struct http_conn *c);
 };
 
 /* The transport under a connection: a vtable over sky_tls for real
@@ -100,6 +106,8 @@ struct http_transport {
 	void (*abort)(void *t, int err);
 	/* Close after ms without input (0: never). */
 	void (*set_idle)(void *t, uint64_t ms);
+	/* Close ms from now whatever arrives (0: cancel).  May be NULL. */
+	void (*set_deadline)(void *t, uint64_t ms);
 };
 
 /* ---- servers ---- */
@@ -109,7 +117,12 @@ struct http_transport {
  * from http_conn_new() (tests). */
 int http_server_new(uv_loop_t *loop, SSL_CTX *ssl_ctx, const struct http_limits *limits,
 		    const struct http_ops *ops, void *ctx, struct http_server **out);
-int http_server_listen(struct http_server *srv, const struct sockaddr *addr);
+struct listener_limits;
+/* Accept TLS (or plain) connections on addr under lim (listener.h): caps,
+ * descriptors kept in reserve, deadlines; the first request's headers must
+ * be in by lim->admit_ms from accept. */
+int http_server_listen(struct http_server *srv, const char *name, const struct sockaddr *addr,
+		       const struct listener_limits *lim);
 /* Close every connection and the listener; the server is freed once its
  * handles are closed (or now, when it never listened).  Accepts NULL. */
 void http_server_stop(struct http_server *srv);
@@ -134,6 +147,8 @@ void *http_conn_user(const struct http_conn *c);
 void http_conn_set_user(struct http_conn *c, void *user);
 /* Close the connection (after what is queued). */
 void http_conn_close(struct http_conn *c, int err);
+/* The answer to the current request is the last: "Connection: close". */
+void http_conn_last(struct http_conn *c);
 
 /* For http_ops.begin and .body: answer status with an error body
  * {"error": {"code", "message"}} once the request is dropped, and close.
@@ -150,6 +165,15 @@ void http_respond_error(struct http_conn *c, int status, const char *code, const
 			const char *headers);
 /* Bytes that are not JSON; data is copied. */
 void http_respond_raw(struct http_conn *c, int status, const char *type, const void *data, size_t len);
+/* An answer of len bytes produced piece by piece as the client takes
+ * them (a file): after the head, http_ops.writable is called each time
+ * what was queued has gone to the kernel; http_body_write the next piece
+ * then, and http_body_end once len bytes are written.  Returns 0 (go on),
+ * 1 when no body is wanted (HEAD: the answer is complete), or a negative
+ * errno (the connection is closing). */
+int http_body_begin(struct http_conn *c, int status, const char *type, uint64_t len, const char *headers);
+int http_body_write(struct http_conn *c, const void *data, size_t len);
+void http_body_end(struct http_conn *c);
 /* The answer comes later (from a worker's completion): read nothing more
  * until then.  The connection may close meanwhile: http_ops.closed. */
 void http_defer(struct http_conn *c);

@@ -27,6 +27,11 @@ static struct sky_arg_list opt_sans = { .max = 32 };
 static const char *opt_agent_listen = CTL_DEFAULT_AGENT_LISTEN, *opt_advertise, *opt_firmware, *opt_boot_listen;
 static uint64_t opt_cert_ttl = CTL_DEFAULT_CERT_TTL, opt_image_max = STORE_DEFAULT_IMAGE_MAX;
 static int opt_log_level = SKY_LOG_INFO;
+/* Admission on each port (listener.h); durations in seconds. */
+static uint64_t opt_agent_conns = 20000, opt_agent_per_addr = 64, opt_api_conns = 512, opt_api_per_addr = 32,
+		opt_boot_conns = 256, opt_boot_per_addr = 16, opt_boot_downloads = 32;
+static uint64_t opt_enroll_timeout = 30, opt_handshake_timeout = 10, opt_request_timeout = 10,
+		opt_keepalive_timeout = 30;
 
 static int opt__listen(void *ctx, const char *value, char *err, size_t errlen)
 {
@@ -80,10 +85,57 @@ static struct sky_opt run_opts[] = {
 	  .help = "the firmware (vmlinuz, initrd.img) network-booting boards load\n(fwimage/build.sh --out)" },
 	{ .name = "boot-listen", .kind = SKY_ARG_CALLBACK, .cb = opt__listen, .ctx = &opt_boot_listen,
 	  .metavar = "ADDR:PORT", .help = "plain-HTTP network boot (/boot/ipxe?token=T, /boot/vmlinuz,\n/boot/initrd.img); off by default" },
+	{ .name = "agent-conns-max", .kind = SKY_ARG_UINT, .dest = &opt_agent_conns, .metavar = "N",
+	  .help = "connections open at once on the agent port (default 20000)", .min = 1, .max = 1000000 },
+	{ .name = "agent-conns-per-addr", .kind = SKY_ARG_UINT, .dest = &opt_agent_per_addr, .metavar = "N",
+	  .help = "connections without a client certificate from one address\n(default 64; board sessions do not count)",
+	  .min = 1, .max = 1000000 },
+	{ .name = "enroll-timeout", .kind = SKY_ARG_DURATION, .dest = &opt_enroll_timeout, .metavar = "DURATION",
+	  .help = "a connection without a client certificate is closed this long\nafter it opened, bytes or not (default 30s)",
+	  .min = 1, .max = 3600 },
+	{ .name = "api-conns-max", .kind = SKY_ARG_UINT, .dest = &opt_api_conns, .metavar = "N",
+	  .help = "connections open at once on the API port (default 512)", .min = 1, .max = 1000000 },
+	{ .name = "api-conns-per-addr", .kind = SKY_ARG_UINT, .dest = &opt_api_per_addr, .metavar = "N",
+	  .help = "API connections from one address (default 32)", .min = 1, .max = 1000000 },
+	{ .name = "boot-conns-max", .kind = SKY_ARG_UINT, .dest = &opt_boot_conns, .metavar = "N",
+	  .help = "connections open at once on the boot port (default 256)", .min = 1, .max = 1000000 },
+	{ .name = "boot-conns-per-addr", .kind = SKY_ARG_UINT, .dest = &opt_boot_per_addr, .metavar = "N",
+	  .help = "boot-port connections from one address (default 16)", .min = 1, .max = 1000000 },
+	{ .name = "boot-downloads-max", .kind = SKY_ARG_UINT, .dest = &opt_boot_downloads, .metavar = "N",
+	  .help = "firmware files sent at once, both ports (default 32; then 503)", .min = 1, .max = 100000 },
+	{ .name = "tls-handshake-timeout", .kind = SKY_ARG_DURATION, .dest = &opt_handshake_timeout,
+	  .metavar = "DURATION", .help = "a TLS handshake must end this long after accept (default 10s)",
+	  .min = 1, .max = 3600 },
+	{ .name = "request-timeout", .kind = SKY_ARG_DURATION, .dest = &opt_request_timeout, .metavar = "DURATION",
+	  .help = "an HTTP request's headers must be in this long after its\nfirst byte (the first: after accept; default 10s)",
+	  .min = 1, .max = 3600 },
+	{ .name = "keepalive-timeout", .kind = SKY_ARG_DURATION, .dest = &opt_keepalive_timeout, .metavar = "DURATION",
+	  .help = "an HTTP connection idle this long is closed (default 30s)", .min = 1, .max = 86400 },
 	{ .name = "log-level", .kind = SKY_ARG_CALLBACK, .cb = opt__log_level, .ctx = &opt_log_level,
 	  .metavar = "LEVEL", .help = "error, warn, info (default) or debug" },
 	{ 0 }
 };
+
+/* The admission limits of the three ports from the options. */
+static void run_limits(struct ctl_options *o)
+{
+	o->agent_lim = listener_agent_defaults;
+	o->agent_lim.conns_max = (unsigned)opt_agent_conns;
+	o->agent_lim.per_addr_max = (unsigned)opt_agent_per_addr;
+	o->agent_lim.handshake_ms = opt_handshake_timeout * 1000;
+	o->agent_lim.admit_ms = opt_enroll_timeout * 1000;
+	o->api_lim = listener_api_defaults;
+	o->api_lim.conns_max = (unsigned)opt_api_conns;
+	o->api_lim.per_addr_max = (unsigned)opt_api_per_addr;
+	o->api_lim.handshake_ms = opt_handshake_timeout * 1000;
+	o->api_lim.admit_ms = opt_request_timeout * 1000;
+	o->boot_lim = listener_boot_defaults;
+	o->boot_lim.conns_max = (unsigned)opt_boot_conns;
+	o->boot_lim.per_addr_max = (unsigned)opt_boot_per_addr;
+	o->boot_lim.admit_ms = opt_request_timeout * 1000;
+	o->keepalive_ms = opt_keepalive_timeout * 1000;
+	o->boot_downloads_max = (unsigned)opt_boot_downloads;
+}
 
 static void usage(FILE *f)
 {
@@ -254,6 +306,7 @@ static int cmd_run(int argc, char **argv)
 	ctl.opt.image_max = opt_image_max;
 	ctl.opt.firmware_dir = opt_firmware;
 	ctl.opt.boot_listen = opt_boot_listen;
+	run_limits(&ctl.opt);
 	/* Checked by opt__listen already. */
 	sky_parse_listen(ctl.opt.agent_listen, &agent_addr);
 	sky_parse_listen(ctl.opt.api_listen, &api_addr);
@@ -284,7 +337,7 @@ static int cmd_run(int argc, char **argv)
 	ctl.loop = &loop;
 
 	guests_set_ops(ctl.guests, &wire_guests_ops, &ctl);
-	r = agentlink_start(&ctl, (struct sockaddr *)&agent_addr, &wire_agentlink_ops, &ctl);
+	r = agentlink_start(&ctl, (struct sockaddr *)&agent_addr, &ctl.opt.agent_lim, &wire_agentlink_ops, &ctl);
 	if (r < 0) {
 		log_error("cannot listen on agent address %s: %s", ctl.opt.agent_listen, uv_strerror(r));
 		goto fail;

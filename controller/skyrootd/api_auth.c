@@ -1,0 +1,232 @@
+/* The admin token check, and what a wrong token costs: each failure is
+ * logged at warn with the peer's address (at most one line a second, with
+ * a count of the rest, so a flood cannot fill the disk); a connection is
+ * closed after API_AUTH_CONN_FAILS wrong tokens; and the 401s to one
+ * address are delayed, one after the other, by a delay that doubles with
+ * each recent failure from it (a bounded table of addresses). */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "controller/skyrootd/api_priv.h"
+
+#define API_AUTH_CONN_FAILS 5
+#define API_AUTH_ADDRS 256
+#define API_AUTH_DELAY_MIN_MS 50
+#define API_AUTH_DELAY_MAX_MS 5000
+/* An address's failures are forgotten after this long without one. */
+#define API_AUTH_FORGET_MS (10 * 60 * 1000)
+#define API_AUTH_LOG_EVERY_MS 1000
+
+struct api_auth_addr {
+	char key[64];
+	unsigned fails;
+	uint64_t last_ms;
+	uint64_t next_free_ms;      /* the next 401 to it is not sent before */
+};
+
+/* A 401 waiting for its time. */
+struct api_auth_wait {
+	struct api_auth_wait *next;
+	struct http_conn *c;
+	uint64_t due_ms;
+	json_t *body;
+	const char *headers;
+};
+
+struct api_auth {
+	uv_timer_t timer;
+	struct api_auth_addr addrs[API_AUTH_ADDRS];
+	struct api_auth_wait *waits;
+	uint64_t logged_ms;
+	unsigned unlogged;
+};
+
+bool api_auth_check(const struct api *api, const struct http_request *req)
+{
+	const char *v = req->authorization;
+	size_t n = req->authorization_len;
+	uint8_t hash[32];
+	bool ok;
+
+	if (req->authorization_count != 1 || !v)
+		return false;
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	while (n > 0 && (v[0] == ' ' || v[0] == '\t')) {
+		v++;
+		n--;
+	}
+	/* RFC 7235: the scheme is case-insensitive, then at least one space. */
+	if (n < 7 || strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t'))
+		return false;
+	v += 7;
+	n -= 7;
+	while (n > 0 && (v[0] == ' ' || v[0] == '\t')) {
+		v++;
+		n--;
+	}
+	if (n == 0)
+		return false;
+	sky_sha256(v, n, hash);
+	ok = sky_memeq_ct(hash, api->ctl->admin_hash, sizeof(hash)) == 1;
+	OPENSSL_cleanse(hash, sizeof(hash));
+	return ok;
+}
+
+/* The address's entry: found, or the least recently used one taken. */
+static struct api_auth_addr *api_auth__addr(struct api_auth *a, const char *peer, uint64_t now)
+{
+	struct api_auth_addr *old = &a->addrs[0];
+
+	for (size_t i = 0; i < API_AUTH_ADDRS; i++) {
+		struct api_auth_addr *e = &a->addrs[i];
+		if (e->key[0] && strcmp(e->key, peer) == 0) {
+			if (now - e->last_ms > API_AUTH_FORGET_MS)
+				e->fails = 0;
+			return e;
+		}
+		if (e->last_ms < old->last_ms)
+			old = e;
+	}
+	memset(old, 0, sizeof(*old));
+	snprintf(old->key, sizeof(old->key), "%s", peer);
+	return old;
+}
+
+static void api_auth__fire(uv_timer_t *h);
+
+static void api_auth__arm(struct api_auth *a)
+{
+	uint64_t now = uv_now(a->timer.loop), due = UINT64_MAX;
+
+	for (struct api_auth_wait *w = a->waits; w; w = w->next)
+		if (w->due_ms < due)
+			due = w->due_ms;
+	if (due == UINT64_MAX)
+		uv_timer_stop(&a->timer);
+	else
+		uv_timer_start(&a->timer, api_auth__fire, due > now ? due - now : 0, 0);
+}
+
+static void api_auth__fire(uv_timer_t *h)
+{
+	struct api_auth *a = h->data;
+	uint64_t now = uv_now(h->loop);
+	struct api_auth_wait **pp = &a->waits;
+
+	while (*pp) {
+		struct api_auth_wait *w = *pp;
+		struct api_conn_state *st;
+		if (w->due_ms > now) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		st = http_conn_user(w->c);
+		if (st)
+			st->auth_wait = NULL;
+		http_respond_json(w->c, 401, w->body, w->headers);
+		free(w);
+	}
+	api_auth__arm(a);
+}
+
+static void api_auth__log(struct api_auth *a, const char *peer, uint64_t now, unsigned fails)
+{
+	if (a->logged_ms && now - a->logged_ms < API_AUTH_LOG_EVERY_MS) {
+		a->unlogged++;
+		return;
+	}
+	log_warn("api: wrong admin token from %s (%u recent failures from it; %u more not logged)", peer, fails,
+		 a->unlogged);
+	a->unlogged = 0;
+	a->logged_ms = now;
+}
+
+void api_auth_refuse(struct api *api, struct http_conn *c, const struct http_request *req, json_t *body,
+		     const char *headers)
+{
+	struct api_auth *a = api->auth;
+	struct api_conn_state *st = api_conn_state(c);
+	uint64_t now = uv_now(a->timer.loop);
+	struct api_auth_addr *e;
+	struct api_auth_wait *w;
+	uint64_t delay;
+
+	/* No token at all is a client that forgot it, not a guess. */
+	if (req->authorization_count == 0 || !st) {
+		http_respond_json(c, 401, body, headers);
+		return;
+	}
+	e = api_auth__addr(a, req->peer, now);
+	e->fails++;
+	e->last_ms = now;
+	api_auth__log(a, req->peer, now, e->fails);
+	if (++st->auth_fails >= API_AUTH_CONN_FAILS)
+		http_conn_last(c);
+	delay = (uint64_t)API_AUTH_DELAY_MIN_MS << (e->fails > 8 ? 7 : e->fails - 1);
+	if (delay > API_AUTH_DELAY_MAX_MS)
+		delay = API_AUTH_DELAY_MAX_MS;
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		http_respond_json(c, 401, body, headers);
+		return;
+	}
+	w->c = c;
+	w->due_ms = (e->next_free_ms > now ? e->next_free_ms : now) + delay;
+	e->next_free_ms = w->due_ms;
+	w->body = body;
+	w->headers = headers;
+	w->next = a->waits;
+	a->waits = w;
+	st->auth_wait = w;
+	http_defer(c);
+	api_auth__arm(a);
+}
+
+void api_auth_conn_gone(struct api *api, struct api_conn_state *st)
+{
+	struct api_auth_wait **pp;
+
+	if (!api->auth || !st->auth_wait)
+		return;
+	for (pp = &api->auth->waits; *pp; pp = &(*pp)->next)
+		if (*pp == st->auth_wait) {
+			*pp = st->auth_wait->next;
+			break;
+		}
+	json_decref(st->auth_wait->body);
+	free(st->auth_wait);
+	st->auth_wait = NULL;
+}
+
+int api_auth_start(struct api *api)
+{
+	struct api_auth *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -ENOMEM;
+	uv_timer_init(api->ctl->loop, &a->timer);
+	a->timer.data = a;
+	api->auth = a;
+	return 0;
+}
+
+static void api_auth__closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+void api_auth_stop(struct api *api)
+{
+	if (!api->auth)
+		return;
+	/* Connections are gone by now (api_stop stops the server first). */
+	uv_close((uv_handle_t *)&api->auth->timer, api_auth__closed);
+	api->auth = NULL;
+}
