@@ -335,12 +335,9 @@ def read_until_closed(s, timeout=5):
         return data, "timeout"
 
 
-def case_foreign_client_cert(f):
-    f.start()
-    tok = f.token()
-    f.agent("a", token=tok["token"])
-    wait_for(lambda: len(f.online()) == 1, 20, "board a online")
-    crt, key = make_foreign_cert(f.tmp)
+def heartbeat_with_cert(f, crt, key):
+    """Send a heartbeat on a connection with that client certificate: what
+    came back before the controller closed it, and how it closed."""
     s = tls_connect(f, crt, key)
     # TLS 1.3: the server checks the client certificate after our side is done.
     try:
@@ -348,9 +345,19 @@ def case_foreign_client_cert(f):
     except (ssl.SSLError, OSError):
         pass
     data, how = read_until_closed(s)
+    s.close()
+    return data, how
+
+
+def case_foreign_client_cert(f):
+    f.start()
+    tok = f.token()
+    f.agent("a", token=tok["token"])
+    wait_for(lambda: len(f.online()) == 1, 20, "board a online")
+    crt, key = make_foreign_cert(f.tmp)
+    data, how = heartbeat_with_cert(f, crt, key)
     check(how != "timeout", "the connection with a foreign certificate is closed")
     check(b"\x6a" not in data, "no heartbeat answer for a foreign certificate")
-    s.close()
     check(len(f.online()) == 1, "the real board stays online")
     check(len(f.boards()) == 1, "no board appeared")
 
@@ -636,13 +643,7 @@ def board_token(f, bid):
 def refused_old_cert(f, pem):
     """Connect with a certificate the controller issued; the session is
     refused at the handshake check with a 'revoked' error frame."""
-    s = tls_connect(f, pem, pem)
-    try:
-        s.sendall(struct.pack(">I", 6) + b"\x08\x01\x6a\x02\x08\x01")
-    except (ssl.SSLError, OSError):
-        pass
-    data, how = read_until_closed(s)
-    s.close()
+    data, how = heartbeat_with_cert(f, pem, pem)
     check(how != "timeout", f"the connection with the old certificate is closed ({how}, {data!r})")
     check(b"replaced" in data and b"\x6a" not in data, f"an error frame says it was replaced: {data!r}")
 
