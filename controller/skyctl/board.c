@@ -1,6 +1,7 @@
 /* skyctl board: the fleet (list, show, delete) and bare-metal boot. */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "controller/skyctl/http.h"
 #include "controller/skyctl/output.h"
@@ -14,6 +15,10 @@ static void board__row(json_t *b, const char **cells, char (*scratch)[SKYCTL_CEL
 	cells[0] = skyctl_jstr(b, "id", "-");
 	cells[1] = skyctl_jstr(b, "name", "-");
 	cells[2] = skyctl_jstr(b, "state", "-");
+	if (json_is_string(json_object_get(b, "reenroll"))) { /* a re-enrollment waits for an operator */
+		snprintf(scratch[2], SKYCTL_CELL_MAX, "%s, re-enroll %s", cells[2], skyctl_jstr(b, "reenroll", "-"));
+		cells[2] = scratch[2];
+	}
 	cells[3] = skyctl_jint(b, "cpus", scratch[3], SKYCTL_CELL_MAX);
 	cells[4] = skyctl_jbytes(b, "memory_bytes", scratch[4], SKYCTL_CELL_MAX);
 	cells[5] = skyctl_jbool(b, "kvm", "yes", "no");
@@ -63,6 +68,22 @@ static void board__show_groups(json_t *board)
 			fputc('\n', stdout);
 		}
 	}
+}
+
+/* A known machine asked to enroll again with a general token. */
+static void board__show_reenroll(json_t *b)
+{
+	const char *state = json_string_value(json_object_get(b, "reenroll"));
+	char text[160];
+
+	if (state == NULL)
+		return;
+	if (strcmp(state, "pending") == 0)
+		snprintf(text, sizeof(text), "pending since %s: allow it once with 'skyctl board reenroll-allow'",
+			 skyctl_jstr(b, "reenroll_requested_at", "-"));
+	else
+		snprintf(text, sizeof(text), "%s until %s", state, skyctl_jstr(b, "reenroll_allowed_until", "-"));
+	skyctl_field("Re-enrollment", text);
 }
 
 static int board__show_nics(json_t *board)
@@ -227,6 +248,7 @@ static int board__show(struct skyctl *ctl, const char *arg)
 	skyctl_field("Agent version", skyctl_jstr(b, "agent_version", "-"));
 	skyctl_field("Enrolled", skyctl_jstr(b, "enrolled_at", "-"));
 	skyctl_field("Certificate until", skyctl_jstr(b, "cert_not_after", "-"));
+	board__show_reenroll(b);
 	skyctl_field("Last seen", skyctl_jstr(b, "last_seen", "never"));
 	board__show_groups(b);
 	r = board__show_nics(b);
@@ -240,6 +262,28 @@ done:
 static int board__delete(struct skyctl *ctl, const char *arg)
 {
 	return skyctl_verb_delete(ctl, "/v1/boards", arg, "deleted", "board");
+}
+
+static int board__reenroll_allow(struct skyctl *ctl, const char *arg)
+{
+	struct skyctl_req req = { .method = "POST", .path = "/v1/boards", .id = arg, .tail = "/reenroll-allow" };
+	json_t *answer = NULL;
+	int r = skyctl_call(ctl, &req, &answer);
+
+	if (r < 0)
+		return r;
+	if (ctl->opts->output == SKYCTL_OUTPUT_JSON) {
+		r = skyctl_print_json(answer);
+	} else {
+		fputs("board ", stdout);
+		skyctl_put_clean(stdout, skyctl_jstr(answer, "board", arg));
+		fputs(" may enroll again with a general token, once, until ", stdout);
+		skyctl_put_clean(stdout, skyctl_jstr(answer, "reenroll_allowed_until", "-"));
+		fputs("\n", stdout);
+		fprintf(stderr, "Its current certificates are revoked when it does.\n");
+	}
+	json_decref(answer);
+	return r;
 }
 
 static int board__boot(struct skyctl *ctl, const char *arg)
@@ -311,6 +355,11 @@ const struct skyctl_command skyctl_board_commands[] = {
 		.noun = "board", .verb = "delete", .arg = "ID|NAME",
 		.summary = "delete a board, revoke its certificate, close its session",
 		.run = board__delete,
+	},
+	{
+		.noun = "board", .verb = "reenroll-allow", .arg = "ID|NAME",
+		.summary = "let a known machine enroll again with a general token (once, within 15 minutes)",
+		.run = board__reenroll_allow,
 	},
 	{
 		.noun = "board", .verb = "boot", .arg = "ID|NAME",

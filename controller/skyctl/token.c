@@ -24,6 +24,8 @@ static int token__create(struct skyctl *ctl, const char *arg)
 	if (r == 0 && skyctl_has(o, FLAG_USES))
 		r = skyctl_body_set_int(request, "uses", o->uses);
 	if (r == 0)
+		r = skyctl_body_set_flag(request, o, "board", FLAG_BOARD);
+	if (r == 0)
 		r = skyctl_request(ctl, "POST", "/v1/tokens", NULL, request, &answer);
 	json_decref(request);
 	if (r < 0)
@@ -41,6 +43,8 @@ static int token__create(struct skyctl *ctl, const char *arg)
 	skyctl_field("CA pin", skyctl_jstr(answer, "ca_pin", "-"));
 	skyctl_field("Controller", skyctl_jstr(answer, "controller", "-"));
 	skyctl_field("Uses", skyctl_jint(answer, "uses", buf, sizeof(buf)));
+	if (json_is_string(json_object_get(answer, "board")))
+		skyctl_field("Re-enrolls board", skyctl_jstr(answer, "board", "-"));
 	skyctl_field("Expires", skyctl_jstr(answer, "expires_at", "-"));
 	skyctl_field("Kernel command line", skyctl_jstr(answer, "cmdline", "-"));
 	fprintf(stderr, "The token is shown only now.  Boot a board with the kernel command line above "
@@ -74,11 +78,18 @@ static int token__revoke(struct skyctl *ctl, const char *arg)
 	return skyctl_verb_delete(ctl, "/v1/tokens", arg, "revoked", "token");
 }
 
+static const struct skyctl_flag_note token__create_notes[] = {
+	{ FLAG_BOARD, "ID|NAME", "a token that re-enrolls only this enrolled board (a known machine with a "
+				 "general token waits for 'skyctl board reenroll-allow')" },
+	{ FLAG__COUNT, NULL, NULL },
+};
+
 const struct skyctl_command skyctl_token_commands[] = {
 	{
 		.noun = "token", .verb = "create",
-		.flags = FLAG_BIT(FLAG_TTL) | FLAG_BIT(FLAG_USES),
+		.flags = FLAG_BIT(FLAG_TTL) | FLAG_BIT(FLAG_USES) | FLAG_BIT(FLAG_BOARD),
 		.summary = "create an enrollment token and the kernel command line that uses it",
+		.notes = token__create_notes,
 		.run = token__create,
 	},
 	{

@@ -107,7 +107,7 @@ int agentlink_board_fetch(struct agentlink *al, const char *board_id, const char
 
 	if (!s || !sky_tls_is_ready(s->tls))
 		return -ENOTCONN;
-	r = store_image_manifest(al->ctl->store, image_id, &man, &man_len, &sig, &sig_len);
+	r = store_image_manifest(al->ctl->store, board_id, image_id, &man, &man_len, &sig, &sig_len);
 	if (r < 0)
 		return r;
 	sm.manifest.data = man;
@@ -257,13 +257,21 @@ static void al_on_ready(struct sky_tls *t)
 	r = db_cert_check(al->ctl->db, sky_cert_serial(peer), cn);
 	if (r < 0) {
 		log_warn("board %s: certificate %s; session refused", cn,
-			 r == -EKEYREVOKED ? "revoked (board deleted)" : "unknown to this controller");
-		al_session_error(s, 0, r == -EKEYREVOKED ? SKYROOT__ERROR_CODE__ERROR_REVOKED : SKYROOT__ERROR_CODE__ERROR_NOT_ENROLLED,
+			 r == -EKEYREVOKED ? "revoked (board deleted)" :
+			 r == -ESTALE ? "revoked (replaced by a newer one)" : "unknown to this controller");
+		al_session_error(s, 0, r == -ENOENT ? SKYROOT__ERROR_CODE__ERROR_NOT_ENROLLED : SKYROOT__ERROR_CODE__ERROR_REVOKED,
 			      r == -EKEYREVOKED ? "board %s was deleted from the fleet: enroll it again with a new token" :
-						  "board %s is not known to this controller: enroll it with a token", cn);
+			      r == -ESTALE ? "this certificate of board %s was replaced by a newer one and is revoked: "
+					     "enroll again with a token made for the board ('skyctl token create --board')" :
+					     "board %s is not known to this controller: enroll it with a token", cn);
 		sky_tls_close(t, 0);
 		return;
 	}
+	/* A session on a renewed certificate: the earlier ones are revoked now. */
+	r = db_cert_revoke_older(al->ctl->db, cn, sky_cert_serial(peer));
+	if (r > 0)
+		log_info("board %s: session on its newest certificate; %d earlier one%s revoked", cn, r,
+			 r == 1 ? "" : "s");
 	struct session *old = al_find(al, cn);
 	if (old) {
 		/* The board reconnected before its old session timed out. */
@@ -473,12 +481,6 @@ bool agentlink_board_online(struct agentlink *al, const char *board_id, int64_t 
 
 void agentlink_board_kick(struct agentlink *al, const char *board_id)
 {
-	struct session *s = al ? al_find(al, board_id) : NULL;
-	if (!s)
-		return;
-	al_unhash(s);
-	log_info("board %s: deleted; closing its session", board_id);
-	al_session_error(s, 0, SKYROOT__ERROR_CODE__ERROR_REVOKED,
-		      "board %s was deleted from the fleet: enroll it again with a new token", board_id);
-	sky_tls_close(s->tls, 0);
+	if (al)
+		al_kick(al, board_id, "board %s was deleted from the fleet: enroll it again with a new token", board_id);
 }

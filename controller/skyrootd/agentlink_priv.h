@@ -98,6 +98,8 @@ struct agentlink {
 
 /* al_session.c */
 struct session *al_find(struct agentlink *al, const char *id);
+/* Close the board's session, if any, telling it why (ERROR_REVOKED). */
+void al_kick(struct agentlink *al, const char *id, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void al_hash(struct session *s);
 void al_unhash(struct session *s);
 int al_session_send(struct session *s, Skyroot__Envelope *env);
@@ -112,6 +114,19 @@ void al_maybe_free(struct agentlink *al);
 void al_enroll(struct session *s, uint64_t req, const Skyroot__EnrollRequest *er);
 void al_enroll_batch(uv_check_t *h);
 void al_enroll_session_gone(struct session *s);
+/* The enrollment path without a socket (and the fuzzer's way in,
+ * tests/fuzz/fuzz_enroll.c).  A frame from a connection without a
+ * certificate: 0 and *out an enrollment to decide, or -EINVAL with the
+ * error code and message to answer. */
+struct enroll_item;
+int al_enroll_request(const Skyroot__Envelope *env, struct enroll_item **out, Skyroot__ErrorCode *code,
+		      char *msg, size_t msglen);
+/* Decide it in the store, inside the caller's transaction: a new board, a
+ * known one re-enrolled (earlier certificates revoked), a pending
+ * re-enrollment (0, nothing spent), or a negative errno (-EXDEV: the token
+ * is another board's). */
+int al_enroll_decide(struct controller *ctl, struct enroll_item *it);
+void al_enroll_item_free(struct enroll_item *it);
 void al_renew(struct session *s, uint64_t req, const Skyroot__RenewRequest *rr);
 
 /* al_chunks.c */

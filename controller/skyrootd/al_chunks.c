@@ -146,6 +146,16 @@ void al_chunk_request(struct session *s, uint64_t req, const Skyroot__ChunkReque
 			      AL_CHUNK_WINDOW);
 		return;
 	}
+	/* Only images the controller sent to this board (store_image_manifest). */
+	r = db_board_image_granted(al->ctl->db, s->board_id, cr->image_id);
+	if (r <= 0) {
+		log_warn("board %s asked for chunk %u of image %s, which was not sent to it; refused", s->board_id,
+			 cr->index, cr->image_id);
+		al_session_error(s, req, r == 0 ? SKYROOT__ERROR_CODE__ERROR_NOT_GRANTED : SKYROOT__ERROR_CODE__ERROR_INTERNAL,
+			      "image %s was not sent to board %s: the controller serves only images it ordered "
+			      "this board to fetch, run or boot", cr->image_id, s->board_id);
+		return;
+	}
 	j = calloc(1, sizeof(*j));
 	if (!j) {
 		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_INTERNAL, "out of memory");

@@ -23,11 +23,13 @@ static uint64_t new_serial(void)
 }
 
 /* Issue a client certificate for board_id to the CSR's key.  Inside the
- * caller's transaction: records the serial. */
-static int al_issue(struct agentlink *al, const char *board_id, EVP_PKEY *pub, uint8_t **der,
-		    size_t *der_len, int64_t *not_after)
+ * caller's transaction: records the serial; revoke_earlier: the board's
+ * earlier certificates are revoked at once (an enrollment).  A renewal
+ * leaves them until the board's first session on the new one
+ * (agentlink.c, al_on_ready). */
+static int al_issue(struct controller *ctl, const char *board_id, EVP_PKEY *pub, bool revoke_earlier,
+		    uint8_t **der, size_t *der_len, int64_t *not_after)
 {
-	struct controller *ctl = al->ctl;
 	int64_t now = sky_unix_now();
 	struct sky_cert_spec spec = {
 		.kind = SKY_CERT_CLIENT, .cn = board_id, .serial = new_serial(),
@@ -38,6 +40,10 @@ static int al_issue(struct agentlink *al, const char *board_id, EVP_PKEY *pub, u
 		r = db_cert_insert(ctl->db, spec.serial, board_id, spec.not_after);
 	if (r == 0)
 		r = db_board_set_cert(ctl->db, board_id, spec.serial, spec.not_after);
+	if (r == 0 && revoke_earlier) {
+		r = db_cert_revoke_older(ctl->db, board_id, spec.serial);
+		r = r > 0 ? 0 : r;
+	}
 	if (r == 0)
 		*not_after = spec.not_after;
 	if (r < 0) {
@@ -101,65 +107,100 @@ struct enroll_item {
 	/* results */
 	int err;                      /* 0, or a negative errno */
 	bool new_board;
+	bool pending;                 /* known machine, general token: waits for an operator */
+	const char *how;              /* a known machine: what allowed its re-enrollment */
 	char token_id[DB_ID_MAX];
+	char token_board[DB_ID_MAX];  /* the token was made for this board ("" = any) */
 	char board_id[DB_ID_MAX];
 	uint8_t *cert_der;
 	size_t cert_len;
 	int64_t not_after;
 };
 
-static void enroll_item_free(struct enroll_item *it)
+void al_enroll_item_free(struct enroll_item *it)
 {
+	if (!it)
+		return;
 	EVP_PKEY_free(it->pub);
 	OPENSSL_free(it->cert_der);
 	free(it);
 }
 
-void al_enroll(struct session *s, uint64_t req, const Skyroot__EnrollRequest *er)
+static int al_refuse(Skyroot__ErrorCode *code, char *msg, size_t msglen, Skyroot__ErrorCode c, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static int al_refuse(Skyroot__ErrorCode *code, char *msg, size_t msglen, Skyroot__ErrorCode c, const char *fmt, ...)
 {
-	struct agentlink *al = s->al;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, msglen, fmt, ap);
+	va_end(ap);
+	*code = c;
+	return -EINVAL;
+}
+
+int al_enroll_request(const Skyroot__Envelope *env, struct enroll_item **out, Skyroot__ErrorCode *code,
+		      char *msg, size_t msglen)
+{
+	const Skyroot__EnrollRequest *er = env->enroll_request;
 	struct enroll_item *it;
 	EVP_PKEY *pub = NULL;
 	int r;
+
+	if (env->body_case != SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST || !er)
+		return al_refuse(code, msg, msglen, SKYROOT__ERROR_CODE__ERROR_NOT_ENROLLED,
+				 "this connection has no client certificate: it may only enroll");
+	if (!al_str_ok(er->token, AL_MAX_TOKEN) || !al_str_ok(er->machine_uuid, AL_MAX_UUID) ||
+	    !al_str_ok(er->hostname, AL_MAX_HOSTNAME) || !al_str_ok(er->agent_version, 64) ||
+	    er->csr_der.len > SKY_CSR_MAX_DER)
+		return al_refuse(code, msg, msglen, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST,
+				 "enroll request field over its limit");
+	if (!er->token[0])
+		return al_refuse(code, msg, msglen, SKYROOT__ERROR_CODE__ERROR_TOKEN_INVALID,
+				 "no enrollment token: boot with skyroot.token=TOKEN (see 'skyctl token create')");
+	if (!er->machine_uuid[0])
+		return al_refuse(code, msg, msglen, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST,
+				 "no machine identity (DMI product UUID) sent");
+	r = sky_csr_verify(er->csr_der.data, er->csr_der.len, &pub);
+	if (r < 0)
+		return al_refuse(code, msg, msglen, SKYROOT__ERROR_CODE__ERROR_CSR_INVALID,
+				 "certificate request rejected: %s",
+				 r == -EKEYREJECTED ? "its signature does not verify" :
+				 r == -EPROTONOSUPPORT ? "its key is not ECDSA P-256" : "it is not a PKCS#10 request");
+	it = calloc(1, sizeof(*it));
+	if (!it) {
+		EVP_PKEY_free(pub);
+		return al_refuse(code, msg, msglen, SKYROOT__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+	}
+	it->req = env->request_id;
+	it->pub = pub;
+	sky_sha256(er->token, strlen(er->token), it->token_hash);
+	snprintf(it->uuid, sizeof(it->uuid), "%s", er->machine_uuid);
+	snprintf(it->hostname, sizeof(it->hostname), "%s", er->hostname);
+	*out = it;
+	return 0;
+}
+
+void al_enroll(struct session *s, uint64_t req, const Skyroot__EnrollRequest *er)
+{
+	struct agentlink *al = s->al;
+	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+	Skyroot__ErrorCode code;
+	struct enroll_item *it;
+	char msg[256];
 
 	if (s->enrolling) {
 		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST, "one enrollment at a time");
 		goto close;
 	}
-	if (!al_str_ok(er->token, AL_MAX_TOKEN) || !al_str_ok(er->machine_uuid, AL_MAX_UUID) ||
-	    !al_str_ok(er->hostname, AL_MAX_HOSTNAME) || !al_str_ok(er->agent_version, 64) ||
-	    er->csr_der.len > SKY_CSR_MAX_DER) {
-		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST, "enroll request field over its limit");
-		goto close;
-	}
-	if (!er->token[0]) {
-		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_TOKEN_INVALID,
-			      "no enrollment token: boot with skyroot.token=TOKEN (see 'skyctl token create')");
-		goto close;
-	}
-	if (!er->machine_uuid[0]) {
-		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST, "no machine identity (DMI product UUID) sent");
-		goto close;
-	}
-	r = sky_csr_verify(er->csr_der.data, er->csr_der.len, &pub);
-	if (r < 0) {
-		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_CSR_INVALID,
-			      "certificate request rejected: %s",
-			      r == -EKEYREJECTED ? "its signature does not verify" :
-			      r == -EPROTONOSUPPORT ? "its key is not ECDSA P-256" : "it is not a PKCS#10 request");
-		goto close;
-	}
-	it = calloc(1, sizeof(*it));
-	if (!it) {
-		EVP_PKEY_free(pub);
+	env.request_id = req;
+	env.body_case = SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST;
+	env.enroll_request = (Skyroot__EnrollRequest *)er;
+	if (al_enroll_request(&env, &it, &code, msg, sizeof(msg)) < 0) {
+		al_session_error(s, req, code, "%s", msg);
 		goto close;
 	}
 	it->s = s;
-	it->req = req;
-	it->pub = pub;
-	sky_sha256(er->token, strlen(er->token), it->token_hash);
-	snprintf(it->uuid, sizeof(it->uuid), "%s", er->machine_uuid);
-	snprintf(it->hostname, sizeof(it->hostname), "%s", er->hostname);
 	s->enrolling = it;
 	*al->enroll_tail = it;
 	al->enroll_tail = &it->next;
@@ -170,16 +211,50 @@ close:
 	sky_tls_close(s->tls, 0);
 }
 
-/* Inside the batch transaction and the item's savepoint. */
-static int al_enroll_one(struct agentlink *al, struct enroll_item *it)
+/* A machine whose UUID is known: which board it claims, and whether that
+ * claim is allowed.  A DMI UUID is a label anyone can send, so a general
+ * token does not take the board over: it marks a pending re-enrollment
+ * (the token is not spent, the board retries it) until an operator allows
+ * one, or the board comes with a token made for it. */
+static int al_enroll_known(struct db *db, struct enroll_item *it, int64_t now)
 {
-	struct db *db = al->ctl->db;
+	int r;
+
+	if (it->token_board[0]) {
+		if (strcmp(it->token_board, it->board_id) != 0)
+			return -EXDEV;
+		it->how = "with a token made for it";
+		return db_board_reenroll_done(db, it->board_id);
+	}
+	r = db_board_reenroll_take(db, it->board_id, now);
+	if (r == -EACCES) {
+		it->pending = true;
+		return db_board_reenroll_pending(db, it->board_id, now);
+	}
+	it->how = "re-enrollment allowed by an operator";
+	return r;
+}
+
+int al_enroll_decide(struct controller *ctl, struct enroll_item *it)
+{
+	struct db *db = ctl->db;
+	struct db_token tok;
 	char name[DB_NAME_MAX];
-	int r = db_token_consume(db, it->token_hash, sky_unix_now(), it->token_id);
+	int64_t now = sky_unix_now();
+	int r = db_token_find(db, it->token_hash, now, &tok);
+
 	if (r < 0)
 		return r;
+	snprintf(it->token_id, sizeof(it->token_id), "%s", tok.id);
+	snprintf(it->token_board, sizeof(it->token_board), "%s", tok.board_id);
 	r = db_board_find_uuid(db, it->uuid, it->board_id);
-	if (r == -ENOENT) {
+	if (r == 0) {
+		r = al_enroll_known(db, it, now);
+		if (r < 0 || it->pending)
+			return r;
+	} else if (r == -ENOENT) {
+		if (it->token_board[0]) /* a board's token enrolls that board only */
+			return -EXDEV;
 		struct db_board b = {0};
 		it->new_board = true;
 		r = db_new_id("brd-", 6, it->board_id, sizeof(it->board_id));
@@ -189,12 +264,15 @@ static int al_enroll_one(struct agentlink *al, struct enroll_item *it)
 			snprintf(b.id, sizeof(b.id), "%s", it->board_id);
 			snprintf(b.name, sizeof(b.name), "%s", name);
 			snprintf(b.uuid, sizeof(b.uuid), "%s", it->uuid);
-			b.enrolled_at = sky_unix_now();
+			b.enrolled_at = now;
 			r = db_board_insert(db, &b);
 		}
 	}
 	if (r == 0)
-		r = al_issue(al, it->board_id, it->pub, &it->cert_der, &it->cert_len, &it->not_after);
+		r = db_token_consume(db, it->token_hash, now, it->token_id);
+	if (r == 0)
+		r = al_issue(ctl, it->board_id, it->pub, !it->new_board, &it->cert_der, &it->cert_len,
+			     &it->not_after);
 	return r;
 }
 
@@ -207,9 +285,18 @@ static void al_enroll_answer(struct agentlink *al, struct enroll_item *it, const
 {
 	struct session *s = it->s;
 
-	if (it->err == 0)
-		log_info("board %s (machine %s) enrolled with token %s%s", it->board_id, it->uuid, it->token_id,
-			 it->new_board ? "" : " (known machine, same board id)");
+	if (it->err == 0 && it->pending)
+		log_warn("board %s: machine %s asks to enroll again with the general token %s: an operator must "
+			 "allow the re-enrollment of board %s ('skyctl board reenroll-allow %s') or give it a token "
+			 "made for it ('skyctl token create --board %s')", it->board_id, it->uuid, it->token_id,
+			 it->board_id, it->board_id, it->board_id);
+	else if (it->err == 0)
+		log_info("board %s (machine %s) enrolled with token %s%s%s%s", it->board_id, it->uuid, it->token_id,
+			 it->new_board ? "" : " (known machine, ", it->new_board ? "" : it->how,
+			 it->new_board ? "" : "; its earlier certificates are revoked)");
+	else if (it->err == -EXDEV)
+		log_warn("enrollment refused for machine %s: token %s was created for board %s", it->uuid,
+			 it->token_id, it->token_board);
 	else if (token_refusal(it->err))
 		log_warn("enrollment refused for machine %s: %s", it->uuid, token_error_text(it->err));
 	else
@@ -217,7 +304,19 @@ static void al_enroll_answer(struct agentlink *al, struct enroll_item *it, const
 	if (!s)
 		return;
 	s->enrolling = NULL;
+	if (it->err == 0 && it->pending) {
+		al_session_error(s, it->req, SKYROOT__ERROR_CODE__ERROR_REENROLL_PENDING,
+			      "pending: an operator must allow the re-enrollment of board %s (machine %s is already "
+			      "enrolled): run 'skyctl board reenroll-allow %s' and this board's next attempt "
+			      "succeeds, or boot it with a token made for it ('skyctl token create --board %s'); "
+			      "the token was not used up", it->board_id, it->uuid, it->board_id, it->board_id);
+		sky_tls_close(s->tls, 0);
+		return;
+	}
 	if (it->err == 0) {
+		if (!it->new_board)
+			al_kick(al, it->board_id, "board %s was enrolled again: this certificate was replaced",
+				it->board_id);
 		Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
 		Skyroot__EnrollResponse resp = SKYROOT__ENROLL_RESPONSE__INIT;
 		resp.board_id = it->board_id;
@@ -234,7 +333,11 @@ static void al_enroll_answer(struct agentlink *al, struct enroll_item *it, const
 		al_session_send(s, &env);
 		return;
 	}
-	if (token_refusal(it->err))
+	if (it->err == -EXDEV)
+		al_session_error(s, it->req, SKYROOT__ERROR_CODE__ERROR_TOKEN_INVALID,
+			      "enrollment token %s was created for board %s, and this machine (%s) is not that board: "
+			      "use a general token ('skyctl token create')", it->token_id, it->token_board, it->uuid);
+	else if (token_refusal(it->err))
 		al_session_error(s, it->req, SKYROOT__ERROR_CODE__ERROR_TOKEN_INVALID, "%s", token_error_text(it->err));
 	else
 		al_session_error(s, it->req, SKYROOT__ERROR_CODE__ERROR_INTERNAL, "controller failed to enroll: %s",
@@ -268,7 +371,7 @@ void al_enroll_batch(uv_check_t *h)
 		}
 		it->err = db_savepoint(db);
 		if (it->err == 0)
-			it->err = al_enroll_one(al, it);
+			it->err = al_enroll_decide(al->ctl, it);
 		if (it->err == 0)
 			it->err = db_release(db);
 		else
@@ -291,7 +394,7 @@ void al_enroll_batch(uv_check_t *h)
 		next = it->next;
 		if (it->err != -ECONNRESET)
 			al_enroll_answer(al, it, ca_der, ca_len);
-		enroll_item_free(it);
+		al_enroll_item_free(it);
 	}
 	OPENSSL_free(ca_der);
 }
@@ -310,7 +413,7 @@ void al_renew(struct session *s, uint64_t req, const Skyroot__RenewRequest *rr)
 	}
 	r = db_begin(db);
 	if (r == 0)
-		r = al_issue(s->al, s->board_id, pub, &der, &len, &not_after);
+		r = al_issue(s->al->ctl, s->board_id, pub, false, &der, &len, &not_after);
 	if (r == 0)
 		r = db_commit(db);
 	if (r < 0) {
@@ -327,7 +430,8 @@ void al_renew(struct session *s, uint64_t req, const Skyroot__RenewRequest *rr)
 		env.body_case = SKYROOT__ENVELOPE__BODY_RENEW_RESPONSE;
 		env.renew_response = &resp;
 		al_session_send(s, &env);
-		log_info("board %s: certificate renewed until %lld", s->board_id, (long long)not_after);
+		log_info("board %s: certificate renewed until %lld; the earlier one is revoked at its first "
+			 "session on the new one", s->board_id, (long long)not_after);
 	}
 	OPENSSL_free(der);
 	EVP_PKEY_free(pub);

@@ -27,6 +27,23 @@ struct session *al_find(struct agentlink *al, const char *id)
 	return NULL;
 }
 
+void al_kick(struct agentlink *al, const char *id, const char *fmt, ...)
+{
+	struct session *s = al_find(al, id);
+	char msg[256];
+	va_list ap;
+
+	if (!s)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	al_unhash(s);
+	log_info("board %s: closing its session: %s", id, msg);
+	al_session_error(s, 0, SKYROOT__ERROR_CODE__ERROR_REVOKED, "%s", msg);
+	sky_tls_close(s->tls, 0);
+}
+
 void al_unhash(struct session *s)
 {
 	struct session **pp;

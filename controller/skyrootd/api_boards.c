@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/api_priv.h"
 #include "controller/skyrootd/store.h"
@@ -135,9 +136,10 @@ static void api__board_fetch(struct api_call *call, struct api_reply *rep)
 }
 
 /* The signed manifest of an image, for a command to a board. */
-static int api_board__manifest(struct controller *ctl, const char *image_id, Skyroot__SignedManifest *sm)
+static int api_board__manifest(struct controller *ctl, const char *board_id, const char *image_id,
+			       Skyroot__SignedManifest *sm)
 {
-	return store_image_manifest(ctl->store, image_id, &sm->manifest.data, &sm->manifest.len,
+	return store_image_manifest(ctl->store, board_id, image_id, &sm->manifest.data, &sm->manifest.len,
 				    &sm->signature.data, &sm->signature.len);
 }
 
@@ -177,9 +179,9 @@ static void api__board_boot(struct api_call *call, struct api_reply *rep)
 		goto out;
 	}
 	if (r == 0)
-		r = api_board__manifest(ctl, kernel.id, &km);
+		r = api_board__manifest(ctl, id, kernel.id, &km);
 	if (r == 0 && body->initrd[0])
-		r = api_board__manifest(ctl, initrd.id, &im);
+		r = api_board__manifest(ctl, id, initrd.id, &im);
 	if (r == 0) {
 		bm.kernel = &km;
 		bm.initrd = body->initrd[0] ? &im : NULL;
@@ -207,6 +209,34 @@ out:
 	free(body);
 }
 
+/* A known machine may enroll again with a general token, once, for
+ * API_REENROLL_WINDOW seconds (al_enroll.c takes the allowance). */
+#define API_REENROLL_WINDOW 900
+
+static void api__board_reenroll_allow(struct api_call *call, struct api_reply *rep)
+{
+	struct controller *ctl = call->ctl;
+	char id[DB_ID_MAX], name[DB_NAME_MAX], until_s[32];
+	int64_t until = sky_unix_now() + API_REENROLL_WINDOW;
+	int r = api_board_lookup(ctl, call->seg, id, name);
+
+	if (r == 0)
+		r = db_board_reenroll_allow(ctl->db, id, until);
+	if (r == -ENOENT) {
+		api_reply_no_board(rep, call->seg);
+		return;
+	}
+	if (r < 0) {
+		api_reply_internal(rep, r, "allow the re-enrollment");
+		return;
+	}
+	sky_fmt_time(until, until_s, sizeof(until_s));
+	log_warn("api: board %s ('%s') may enroll again with a general token, once, until %s; its current "
+		 "certificates are revoked when it does", id, name, until_s);
+	api_reply_ok(rep, 200, json_pack("{s:s, s:s, s:s}", "board", id, "reenroll", "allowed",
+					 "reenroll_allowed_until", until_s));
+}
+
 const struct api_route api_boards_routes[] = {
 	{ .path = "/v1/boards", API_ALLOW("GET"), .get = api__boards_list },
 	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .noun = "a board id or name",
@@ -217,5 +247,8 @@ const struct api_route api_boards_routes[] = {
 	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .suffix = "/boot",
 	  .noun = "a board id or name", .placeholder = "{id|name}/boot", API_ALLOW("POST"),
 	  .post = api__board_boot },
+	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .suffix = "/reenroll-allow",
+	  .noun = "a board id or name", .placeholder = "{id|name}/reenroll-allow", API_ALLOW("POST"),
+	  .post = api__board_reenroll_allow },
 	{ .path = NULL },
 };

@@ -311,6 +311,14 @@ json_t *api_json_board(const struct db_board *b, bool online, int64_t last_seen)
 	bad |= aj_set(o, "enrolled_at", aj_time(b->enrolled_at));
 	bad |= aj_set(o, "cert_not_after", aj_time(b->cert_not_after));
 	bad |= aj_set(o, "last_seen", aj_time(last_seen));
+	/* A known machine asked to enroll again with a general token. */
+	if (b->reenroll_allowed_until > sky_unix_now()) {
+		bad |= aj_set(o, "reenroll", json_string("allowed"));
+		bad |= aj_set(o, "reenroll_allowed_until", aj_time(b->reenroll_allowed_until));
+	} else if (b->reenroll_pending_at) {
+		bad |= aj_set(o, "reenroll", json_string("pending"));
+		bad |= aj_set(o, "reenroll_requested_at", aj_time(b->reenroll_pending_at));
+	}
 
 	if (h)
 		skyroot__hello__free_unpacked(h, NULL);
@@ -347,6 +355,8 @@ json_t *api_json_token(const struct db_token *t, int64_t now)
 	bad |= aj_set(o, "uses_left", json_integer(t->uses_left));
 	bad |= aj_set(o, "created_at", aj_time(t->created_at));
 	bad |= aj_set(o, "expires_at", aj_time(t->expires_at));
+	if (t->board_id[0])
+		bad |= aj_set(o, "board", aj_strn(t->board_id, sizeof(t->board_id)));
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -382,6 +392,8 @@ json_t *api_json_token_created(const struct db_token *t, const char *secret,
 	bad |= aj_set(o, "uses_left", json_integer(t->uses_left));
 	bad |= aj_set(o, "created_at", aj_time(t->created_at));
 	bad |= aj_set(o, "expires_at", aj_time(t->expires_at));
+	if (t->board_id[0])
+		bad |= aj_set(o, "board", aj_strn(t->board_id, sizeof(t->board_id)));
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -429,12 +441,23 @@ int api_json_parse_token_request(const void *body, size_t len, struct api_token_
 		bool is_ttl = strcmp(key, "ttl_seconds") == 0;
 		json_int_t n, lo, hi;
 
-		if (!is_ttl && strcmp(key, "uses") != 0) {
-			snprintf(err, errlen, "unknown field '%.64s'; the fields are ttl_seconds and uses", key);
+		if (!is_ttl && strcmp(key, "uses") != 0 && strcmp(key, "board") != 0) {
+			snprintf(err, errlen, "unknown field '%.64s'; the fields are ttl_seconds, uses and board", key);
 			goto out;
 		}
 		if (json_is_null(v))
 			continue; /* same as leaving it out: the default */
+		if (strcmp(key, "board") == 0) {
+			const char *b = json_string_value(v);
+			if (!b || !b[0] || strlen(b) >= sizeof(req.board)) {
+				snprintf(err, errlen, "board must be the id or name of an enrolled board (1 to %zu "
+					 "characters); leave it out for a token any new machine can use",
+					 sizeof(req.board) - 1);
+				goto out;
+			}
+			snprintf(req.board, sizeof(req.board), "%s", b);
+			continue;
+		}
 		lo = is_ttl ? API_TOKEN_TTL_MIN : API_TOKEN_USES_MIN;
 		hi = is_ttl ? API_TOKEN_TTL_MAX : API_TOKEN_USES_MAX;
 		if (!json_is_integer(v)) {

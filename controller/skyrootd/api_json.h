@@ -52,6 +52,7 @@ json_t *api_json_token_created(const struct db_token *t, const char *secret,
 struct api_token_request {
 	int64_t ttl_seconds;
 	uint32_t uses;
+	char board[DB_NAME_MAX];    /* "" = any machine; else a board id or name it re-enrolls */
 };
 
 /* Validate a POST /v1/tokens body (empty = all defaults).  0 and *out set,

@@ -40,6 +40,18 @@ static void api__tokens_create(struct api_call *call, struct api_reply *rep)
 	sky_sha256(secret, strlen(secret), hash);
 
 	memset(&t, 0, sizeof(t));
+	if (req.board[0]) {
+		char name[DB_NAME_MAX];
+		r = api_board_lookup(ctl, req.board, t.board_id, name);
+		if (r == -ENOENT) {
+			api_reply_no_board(rep, req.board);
+			return;
+		}
+		if (r < 0) {
+			api_reply_internal(rep, r, "read the board");
+			return;
+		}
+	}
 	t.created_at = sky_unix_now();
 	t.expires_at = t.created_at + req.ttl_seconds;
 	t.uses = req.uses;
@@ -60,8 +72,8 @@ static void api__tokens_create(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	sky_fmt_time(t.expires_at, expires, sizeof(expires));
-	log_info("api: token %s created (%u use%s, expires %s)", t.id, t.uses, t.uses == 1 ? "" : "s",
-		 expires);
+	log_info("api: token %s created (%u use%s, expires %s%s%s)", t.id, t.uses, t.uses == 1 ? "" : "s",
+		 expires, t.board_id[0] ? "; re-enrolls board " : "", t.board_id);
 	api_reply_ok(rep, 201, api_json_token_created(&t, secret, ctl->ca_pin_str, ctl->advertise));
 	OPENSSL_cleanse(secret, sizeof(secret));
 }

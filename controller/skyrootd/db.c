@@ -83,6 +83,19 @@ static const char *const db_migrations[] = {
 	"  created_at INTEGER NOT NULL);"
 	"CREATE INDEX guests_board ON guests(board_id);"
 	"ALTER TABLE boards ADD COLUMN baremetal INTEGER NOT NULL DEFAULT 0;",
+	/* 3 -> 4: identity hardening.  Tokens made for one board; re-enrollment
+	 * of a known machine waits for an operator; certificates in issue
+	 * order (seq) so that a newer one revokes the older; the images the
+	 * controller sent to each board (the only ones it serves chunks of). */
+	"ALTER TABLE tokens ADD COLUMN board_id TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE boards ADD COLUMN reenroll_pending_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE boards ADD COLUMN reenroll_allowed_until INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE certs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE board_images ("
+	"  board_id TEXT NOT NULL,"
+	"  image_id TEXT NOT NULL,"
+	"  granted_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (board_id, image_id)) WITHOUT ROWID;",
 };
 
 enum db_stmt_id {
@@ -106,6 +119,14 @@ enum db_stmt_id {
 	S_CERT_REVOKE_BOARD,
 	S_CERT_INSERT,
 	S_CERT_CHECK,
+	S_CERT_REVOKE_OLDER,
+	S_BOARD_REENROLL_PENDING,
+	S_BOARD_REENROLL_ALLOW,
+	S_BOARD_REENROLL_TAKE,
+	S_BOARD_REENROLL_DONE,
+	S_GRANT_INSERT,
+	S_GRANT_CHECK,
+	S_GRANT_DELETE_BOARD,
 	S_BEGIN,
 	S_COMMIT,
 	S_ROLLBACK,
@@ -115,14 +136,15 @@ enum db_stmt_id {
 	S_COUNT
 };
 
-#define BOARD_COLS "id, name, uuid, enrolled_at, last_seen, cert_not_after, inventory, baremetal"
+#define BOARD_COLS "id, name, uuid, enrolled_at, last_seen, cert_not_after, inventory, baremetal, " \
+	"reenroll_pending_at, reenroll_allowed_until"
 
 static const char *const db_sql[S_COUNT] = {
-	[S_TOKEN_INSERT] = "INSERT INTO tokens(id, hash, created_at, expires_at, uses, uses_left) VALUES(?,?,?,?,?,?)",
-	[S_TOKEN_BY_HASH] = "SELECT id, expires_at, uses_left, revoked FROM tokens WHERE hash = ?",
+	[S_TOKEN_INSERT] = "INSERT INTO tokens(id, hash, created_at, expires_at, uses, uses_left, board_id) VALUES(?,?,?,?,?,?,?)",
+	[S_TOKEN_BY_HASH] = "SELECT id, created_at, expires_at, uses, uses_left, revoked, board_id FROM tokens WHERE hash = ?",
 	[S_TOKEN_TAKE] = "UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0",
-	[S_TOKEN_LIST] = "SELECT id, created_at, expires_at, uses, uses_left, revoked FROM tokens ORDER BY created_at, id",
-	[S_TOKEN_GET] = "SELECT id, created_at, expires_at, uses, uses_left, revoked FROM tokens WHERE id = ?",
+	[S_TOKEN_LIST] = "SELECT id, created_at, expires_at, uses, uses_left, revoked, board_id FROM tokens ORDER BY created_at, id",
+	[S_TOKEN_GET] = "SELECT id, created_at, expires_at, uses, uses_left, revoked, board_id FROM tokens WHERE id = ?",
 	[S_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?",
 	[S_BOARD_BY_UUID] = "SELECT id FROM boards WHERE uuid = ?",
 	[S_BOARD_INSERT] = "INSERT INTO boards(id, name, uuid, enrolled_at, last_seen, cert_not_after, inventory) VALUES(?,?,?,?,?,?,?)",
@@ -136,9 +158,20 @@ static const char *const db_sql[S_COUNT] = {
 	[S_BOARD_NAME_TAKEN] = "SELECT 1 FROM boards WHERE name = ?",
 	[S_BOARD_DELETE] = "DELETE FROM boards WHERE id = ?",
 	[S_CERT_REVOKE_BOARD] = "UPDATE certs SET revoked = 1 WHERE board_id = ?",
-	[S_CERT_INSERT] = "INSERT INTO certs(serial, board_id, not_after) VALUES(?,?,?)",
+	[S_CERT_INSERT] = ("INSERT INTO certs(serial, board_id, not_after, seq) "
+			   "VALUES(?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM certs))"),
 	[S_CERT_CHECK] = ("SELECT c.revoked, b.id IS NOT NULL FROM certs c LEFT JOIN boards b ON b.id = c.board_id "
 			  "WHERE c.serial = ? AND c.board_id = ?"),
+	[S_CERT_REVOKE_OLDER] = ("UPDATE certs SET revoked = 1 WHERE board_id = ?1 AND revoked = 0 "
+				 "AND seq < (SELECT seq FROM certs WHERE serial = ?2 AND board_id = ?1)"),
+	[S_BOARD_REENROLL_PENDING] = "UPDATE boards SET reenroll_pending_at = ? WHERE id = ?",
+	[S_BOARD_REENROLL_ALLOW] = "UPDATE boards SET reenroll_allowed_until = ? WHERE id = ?",
+	[S_BOARD_REENROLL_TAKE] = ("UPDATE boards SET reenroll_allowed_until = 0, reenroll_pending_at = 0 "
+				   "WHERE id = ? AND reenroll_allowed_until > ?"),
+	[S_BOARD_REENROLL_DONE] = "UPDATE boards SET reenroll_allowed_until = 0, reenroll_pending_at = 0 WHERE id = ?",
+	[S_GRANT_INSERT] = "INSERT OR IGNORE INTO board_images(board_id, image_id, granted_at) VALUES(?,?,?)",
+	[S_GRANT_CHECK] = "SELECT 1 FROM board_images WHERE board_id = ? AND image_id = ?",
+	[S_GRANT_DELETE_BOARD] = "DELETE FROM board_images WHERE board_id = ?",
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
@@ -389,13 +422,16 @@ int db_token_insert(struct db *db, const struct db_token *t, const uint8_t hash[
 	sqlite3_bind_int64(s, 4, t->expires_at);
 	sqlite3_bind_int64(s, 5, t->uses);
 	sqlite3_bind_int64(s, 6, t->uses_left);
+	sqlite3_bind_text(s, 7, t->board_id, -1, SQLITE_STATIC);
 	return step_done(s);
 }
 
-int db_token_consume(struct db *db, const uint8_t hash[32], int64_t now, char *id_out)
+static void token_row(sqlite3_stmt *s, struct db_token *t);
+
+int db_token_find(struct db *db, const uint8_t hash[32], int64_t now, struct db_token *out)
 {
 	sqlite3_stmt *s = st(db, S_TOKEN_BY_HASH);
-	char id[DB_ID_MAX];
+	struct db_token t;
 	int rc, r;
 
 	sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
@@ -405,47 +441,41 @@ int db_token_consume(struct db *db, const uint8_t hash[32], int64_t now, char *i
 		sqlite3_reset(s);
 		return r;
 	}
-	copy_text(id, sizeof(id), s, 0);
-	int64_t expires = sqlite3_column_int64(s, 1);
-	int64_t left = sqlite3_column_int64(s, 2);
-	int revoked = sqlite3_column_int(s, 3);
+	token_row(s, &t);
 	sqlite3_reset(s);
-	if (revoked)
+	if (t.revoked)
 		return -EKEYREVOKED;
-	if (left <= 0)
+	if (t.uses_left == 0)
 		return -EUSERS;
-	if (now >= expires)
+	if (now >= t.expires_at)
 		return -EKEYEXPIRED;
+	if (out)
+		*out = t;
+	return 0;
+}
+
+int db_token_consume(struct db *db, const uint8_t hash[32], int64_t now, char *id_out)
+{
+	struct db_token t;
+	sqlite3_stmt *s;
+	int r = db_token_find(db, hash, now, &t);
+
+	if (r < 0)
+		return r;
 	s = st(db, S_TOKEN_TAKE);
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 1, t.id, -1, SQLITE_STATIC);
 	r = step_done(s);
 	if (r < 0)
 		return r;
 	if (sqlite3_changes(db->h) != 1)
 		return -EUSERS;
-	snprintf(id_out, DB_ID_MAX, "%s", id);
+	snprintf(id_out, DB_ID_MAX, "%s", t.id);
 	return 0;
 }
 
 int db_token_check(struct db *db, const uint8_t hash[32], int64_t now)
 {
-	sqlite3_stmt *s = st(db, S_TOKEN_BY_HASH);
-	int rc, r;
-	sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? -ENOENT : db_err(rc);
-	} else if (sqlite3_column_int(s, 3)) {
-		r = -EKEYREVOKED;
-	} else if (sqlite3_column_int64(s, 2) <= 0) {
-		r = -EUSERS;
-	} else if (now >= sqlite3_column_int64(s, 1)) {
-		r = -EKEYEXPIRED;
-	} else {
-		r = 0;
-	}
-	sqlite3_reset(s);
-	return r;
+	return db_token_find(db, hash, now, NULL);
 }
 
 static void token_row(sqlite3_stmt *s, struct db_token *t)
@@ -456,6 +486,7 @@ static void token_row(sqlite3_stmt *s, struct db_token *t)
 	t->uses = (uint32_t)sqlite3_column_int64(s, 3);
 	t->uses_left = (uint32_t)sqlite3_column_int64(s, 4);
 	t->revoked = sqlite3_column_int(s, 5) != 0;
+	copy_text(t->board_id, sizeof(t->board_id), s, 6);
 }
 
 int db_token_list(struct db *db, db_token_cb cb, void *ctx)
@@ -586,6 +617,8 @@ static void board_row(sqlite3_stmt *s, struct db_board *b)
 	b->inventory = sqlite3_column_blob(s, 6);
 	b->inventory_len = (size_t)sqlite3_column_bytes(s, 6);
 	b->baremetal = sqlite3_column_int(s, 7) != 0;
+	b->reenroll_pending_at = sqlite3_column_int64(s, 8);
+	b->reenroll_allowed_until = sqlite3_column_int64(s, 9);
 }
 
 static int board_query(sqlite3_stmt *s, db_board_cb cb, void *ctx, int single)
@@ -647,6 +680,11 @@ int db_board_delete(struct db *db, const char *id)
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 	r = step_done(s);
 	if (r == 0) {
+		s = st(db, S_GRANT_DELETE_BOARD);
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		r = step_done(s);
+	}
+	if (r == 0) {
 		s = st(db, S_BOARD_DELETE);
 		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 		r = changed_or_enoent(db, step_done(s));
@@ -679,10 +717,82 @@ int db_cert_check(struct db *db, uint64_t serial, const char *board_id)
 	if (rc == SQLITE_ROW) {
 		int revoked = sqlite3_column_int(s, 0);
 		int board_exists = sqlite3_column_int(s, 1);
-		r = (revoked || !board_exists) ? -EKEYREVOKED : 0;
+		r = !board_exists ? -EKEYREVOKED : revoked ? -ESTALE : 0;
 	} else {
 		r = rc == SQLITE_DONE ? -ENOENT : db_err(rc);
 	}
 	sqlite3_reset(s);
 	return r;
+}
+
+int db_cert_revoke_older(struct db *db, const char *board_id, uint64_t serial)
+{
+	sqlite3_stmt *s = st(db, S_CERT_REVOKE_OLDER);
+	int r;
+	sqlite3_bind_text(s, 1, board_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)serial);
+	r = step_done(s);
+	return r < 0 ? r : sqlite3_changes(db->h);
+}
+
+/* ---- re-enrollment of a known machine ---- */
+
+/* One statement on one board row: "UPDATE ... ?1 ... WHERE id = ?2". */
+static int board_set_time(struct db *db, enum db_stmt_id id, const char *board_id, int64_t when)
+{
+	sqlite3_stmt *s = st(db, id);
+	sqlite3_bind_int64(s, 1, when);
+	sqlite3_bind_text(s, 2, board_id, -1, SQLITE_STATIC);
+	return changed_or_enoent(db, step_done(s));
+}
+
+int db_board_reenroll_pending(struct db *db, const char *id, int64_t now)
+{
+	return board_set_time(db, S_BOARD_REENROLL_PENDING, id, now);
+}
+
+int db_board_reenroll_allow(struct db *db, const char *id, int64_t until)
+{
+	return board_set_time(db, S_BOARD_REENROLL_ALLOW, id, until);
+}
+
+int db_board_reenroll_take(struct db *db, const char *id, int64_t now)
+{
+	sqlite3_stmt *s = st(db, S_BOARD_REENROLL_TAKE);
+	int r;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, now);
+	r = changed_or_enoent(db, step_done(s));
+	return r == -ENOENT ? -EACCES : r;
+}
+
+int db_board_reenroll_done(struct db *db, const char *id)
+{
+	sqlite3_stmt *s = st(db, S_BOARD_REENROLL_DONE);
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	return changed_or_enoent(db, step_done(s));
+}
+
+/* ---- images sent to boards ---- */
+
+int db_board_image_grant(struct db *db, const char *board_id, const char *image_id, int64_t now)
+{
+	sqlite3_stmt *s = st(db, S_GRANT_INSERT);
+	sqlite3_bind_text(s, 1, board_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, image_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, now);
+	return step_done(s);
+}
+
+int db_board_image_granted(struct db *db, const char *board_id, const char *image_id)
+{
+	sqlite3_stmt *s = st(db, S_GRANT_CHECK);
+	int rc;
+	sqlite3_bind_text(s, 1, board_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, image_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : db_err(rc);
 }

@@ -35,6 +35,7 @@ struct db_token {
 	uint32_t uses;
 	uint32_t uses_left;
 	bool revoked;
+	char board_id[DB_ID_MAX];   /* "" = any machine; else only re-enrolls that board */
 };
 /* hash = SHA-256 of the secret. */
 int db_token_insert(struct db *db, const struct db_token *t, const uint8_t hash[32]);
@@ -44,6 +45,8 @@ int db_token_insert(struct db *db, const struct db_token *t, const uint8_t hash[
 int db_token_consume(struct db *db, const uint8_t hash[32], int64_t now, char *id_out);
 /* The same checks without taking a use. */
 int db_token_check(struct db *db, const uint8_t hash[32], int64_t now);
+/* The same checks; the token's row into out (may be NULL) when it is active. */
+int db_token_find(struct db *db, const uint8_t hash[32], int64_t now, struct db_token *out);
 typedef int (*db_token_cb)(void *ctx, const struct db_token *t);
 int db_token_list(struct db *db, db_token_cb cb, void *ctx);
 int db_token_get(struct db *db, const char *id, struct db_token *out);
@@ -60,6 +63,8 @@ struct db_board {
 	const uint8_t *inventory;   /* serialized Skyroot__Hello, may be NULL */
 	size_t inventory_len;
 	bool baremetal;             /* told to kexec an OS; until the firmware is back */
+	int64_t reenroll_pending_at;    /* a known machine asked to re-enroll with a general token; 0 = no */
+	int64_t reenroll_allowed_until; /* an operator allowed one re-enrollment until then; 0 = no */
 };
 /* Find by DMI product UUID.  -ENOENT when none. */
 int db_board_find_uuid(struct db *db, const char *uuid, char *id_out);
@@ -76,12 +81,27 @@ int db_board_list(struct db *db, db_board_cb cb, void *ctx);
 int db_board_name_taken(struct db *db, const char *name);
 /* Delete the board and revoke every certificate issued to it. */
 int db_board_delete(struct db *db, const char *id);
+/* Re-enrollment of a known machine with a general token: mark it pending
+ * (at now); an operator allows one until a time; taking the allowance
+ * (-EACCES when there is none, or it lapsed) clears both, as done does. */
+int db_board_reenroll_pending(struct db *db, const char *id, int64_t now);
+int db_board_reenroll_allow(struct db *db, const char *id, int64_t until);
+int db_board_reenroll_take(struct db *db, const char *id, int64_t now);
+int db_board_reenroll_done(struct db *db, const char *id);
+/* The images the controller sent to a board (an image fetch, a guest, a
+ * bare-metal boot): the only ones whose chunks it is served.  granted: 1
+ * or 0. */
+int db_board_image_grant(struct db *db, const char *board_id, const char *image_id, int64_t now);
+int db_board_image_granted(struct db *db, const char *board_id, const char *image_id);
 
 /* ---- certificates ---- */
 int db_cert_insert(struct db *db, uint64_t serial, const char *board_id, int64_t not_after);
 /* 0 when serial was issued to board_id and is not revoked; -EKEYREVOKED
- * when revoked or its board is gone; -ENOENT when we never issued it. */
+ * when its board is gone; -ESTALE when a newer certificate of the board
+ * replaced it; -ENOENT when we never issued it. */
 int db_cert_check(struct db *db, uint64_t serial, const char *board_id);
+/* Revoke the board's certificates issued before serial: the number revoked. */
+int db_cert_revoke_older(struct db *db, const char *board_id, uint64_t serial);
 
 /* ---- transactions (BEGIN IMMEDIATE .. COMMIT, synchronous=FULL) ---- */
 int db_begin(struct db *db);

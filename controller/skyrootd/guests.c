@@ -298,7 +298,8 @@ static int board_fit_auto(void *ctx, const struct db_board *b)
 
 /* ---- commands to boards ---- */
 
-static int add_manifest(struct guests *g, const char *image_id, Skyroot__SignedManifest **out, size_t *n)
+static int add_manifest(struct guests *g, const char *board_id, const char *image_id,
+			Skyroot__SignedManifest **out, size_t *n)
 {
 	uint8_t *man = NULL, *sig = NULL;
 	size_t ml = 0, sl = 0;
@@ -306,7 +307,7 @@ static int add_manifest(struct guests *g, const char *image_id, Skyroot__SignedM
 	int r;
 	if (!image_id[0])
 		return 0;
-	r = store_image_manifest(g->store, image_id, &man, &ml, &sig, &sl);
+	r = store_image_manifest(g->store, board_id, image_id, &man, &ml, &sig, &sl);
 	if (r < 0)
 		return r;
 	sm = calloc(1, sizeof(*sm));
@@ -350,11 +351,11 @@ static void send_command(struct guests *g, const struct guest *gs, Skyroot__Gues
 	spec.devices = devs;
 	spec.backend = (char *)gs->backend;
 	if (action == SKYROOT__GUEST_ACTION__GUEST_ENSURE_RUNNING) {
-		r = add_manifest(g, gs->kernel, mans, &nm);
+		r = add_manifest(g, gs->board_id, gs->kernel, mans, &nm);
 		if (r == 0)
-			r = add_manifest(g, gs->initrd, mans, &nm);
+			r = add_manifest(g, gs->board_id, gs->initrd, mans, &nm);
 		if (r == 0)
-			r = add_manifest(g, gs->disk, mans, &nm);
+			r = add_manifest(g, gs->board_id, gs->disk, mans, &nm);
 	}
 	spec.n_manifests = nm;
 	spec.manifests = mans;

@@ -186,6 +186,8 @@ static int cmd_init(int argc, char **argv)
 		return r < 0 ? 0 : r;
 	for (unsigned i = 0; i < opt_sans.n; i++)
 		sans[i] = opt_sans.v[i];
+	/* Nobody else reads the state: the folder 0700, every file 0600. */
+	umask(077);
 	r = ctl_state_init(opt_state, sans, opt_api_listen, token, sizeof(token));
 	if (r == -EEXIST) {
 		fprintf(stderr, "skyrootd init: %s already holds a controller state; refusing to overwrite it "

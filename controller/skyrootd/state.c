@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +23,52 @@ static int path_in(char *out, const char *dir, const char *name)
 {
 	int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
 	return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* The state folder is 0700 and everything in it 0600 (a folder in it
+ * 0700): made so when fix, else checked, saying on stderr how to fix it
+ * (-EPERM).  Only for init and run, which talk to the operator. */
+static int state__modes(const char *dir, bool fix)
+{
+	struct stat sb;
+	struct dirent *e;
+	char p[PATH_MAX];
+	DIR *d;
+	int r = 0;
+
+	if (fix && chmod(dir, 0700) < 0)
+		return -errno;
+	if (stat(dir, &sb) < 0)
+		return -errno;
+	if (sb.st_mode & 077) {
+		fprintf(stderr, "skyrootd: the state folder %s is open to other users (mode %04o); it holds the "
+			"CA key and the store: run 'chmod 700 %s'\n", dir, (unsigned)(sb.st_mode & 07777), dir);
+		return -EPERM;
+	}
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while (r == 0 && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if ((r = path_in(p, dir, e->d_name)) < 0)
+			break;
+		if (lstat(p, &sb) < 0) {
+			r = errno == ENOENT ? 0 : -errno; /* gone meanwhile (a -shm file) */
+			continue;
+		}
+		if (S_ISLNK(sb.st_mode) || !(sb.st_mode & 077))
+			continue;
+		if (fix && chmod(p, S_ISDIR(sb.st_mode) ? 0700 : 0600) < 0) {
+			r = -errno;
+		} else if (!fix) {
+			fprintf(stderr, "skyrootd: %s is open to other users (mode %04o): run 'chmod %s %s'\n", p,
+				(unsigned)(sb.st_mode & 07777), S_ISDIR(sb.st_mode) ? "700" : "600", p);
+			r = -EPERM;
+		}
+	}
+	closedir(d);
+	return r;
 }
 
 static uint64_t new_serial(void)
@@ -129,7 +176,9 @@ int ctl_state_init(const char *dir, const char *const *sans, const char *api_lis
 			     dir, CTL_SKYCTL_CONF, host, CTL_CA_CERT, admin_token_out);
 	if ((r = path_in(p, dir, CTL_SKYCTL_CONF)) < 0 || (r = sky_write_file(p, conf, n, 0600, 1)) < 0)
 		goto out;
-	r = 0;
+	db_close(db);
+	db = NULL;
+	r = state__modes(dir, true);
 out:
 	OPENSSL_cleanse(raw, sizeof(raw));
 	db_close(db);
@@ -182,6 +231,13 @@ int ctl_state_load(struct controller *ctl)
 	size_t len = sizeof(ctl->signing_pub);
 	int r;
 
+	r = state__modes(dir, false);
+	if (r < 0) {
+		if (r != -EPERM)
+			fprintf(stderr, "skyrootd: cannot read the state folder %s: %s%s\n", dir, strerror(-r),
+				r == -ENOENT ? " (run 'skyrootd init --state DIR' first)" : "");
+		return r;
+	}
 	if ((r = load_key(dir, CTL_CA_KEY, &ctl->ca_key, &failed)) < 0 ||
 	    (r = load_cert(dir, CTL_CA_CERT, &ctl->ca_cert, &failed)) < 0 ||
 	    (r = load_key(dir, CTL_SERVER_KEY, &ctl->server_key, &failed)) < 0 ||

@@ -680,11 +680,16 @@ int store_image_delete(struct store *st, const char *id)
 	return r;
 }
 
-int store_image_manifest(struct store *st, const char *id, uint8_t **manifest, size_t *len, uint8_t **sig,
-			 size_t *sig_len)
+int store_image_manifest(struct store *st, const char *board_id, const char *id, uint8_t **manifest,
+			 size_t *len, uint8_t **sig, size_t *sig_len)
 {
-	sqlite3_stmt *s = q(st, Q_IMAGE_MANIFEST);
-	int rc, r = -ENOENT;
+	sqlite3_stmt *s;
+	int rc, r = db_board_image_grant(st->db, board_id, id, sky_unix_now());
+
+	if (r < 0)
+		return r;
+	s = q(st, Q_IMAGE_MANIFEST);
+	r = -ENOENT;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {

@@ -58,9 +58,11 @@ int store_image_get(struct store *st, const char *id_or_name, struct store_image
 typedef int (*store_image_cb)(void *ctx, const struct store_image *img);
 int store_image_list(struct store *st, store_image_cb cb, void *ctx);
 int store_image_delete(struct store *st, const char *id);
-/* The signed manifest (malloc'd copies). */
-int store_image_manifest(struct store *st, const char *id, uint8_t **manifest, size_t *len,
-			 uint8_t **sig, size_t *sig_len);
+/* The signed manifest (malloc'd copies), for an order to board_id (an
+ * image fetch, a guest, a bare-metal boot): records that the board may be
+ * served the image's chunks (al_chunks.c checks it). */
+int store_image_manifest(struct store *st, const char *board_id, const char *id, uint8_t **manifest,
+			 size_t *len, uint8_t **sig, size_t *sig_len);
 /* Where chunk `index` of image `id` lives: -ENOENT when out of range. */
 int store_image_chunk(struct store *st, const char *id, uint32_t index, int64_t *rowid,
 		      uint8_t digest[32], uint32_t *size);

@@ -57,6 +57,37 @@ write("frame", "three", b"\x03" + hb + err + chunk)
 write("frame", "oversize", b"\xff" + struct.pack(">I", 1 << 30) + b"\x00" * 8)
 write("frame", "empty_oneof", b"\xff" + frame(field(1, 5)))
 
+# ---- enroll: what a connection without a client certificate sends
+# (tests/fuzz/fuzz_enroll.c: tokens skt-fuzz (general) and skt-board (made
+# for the board of machine uuid-known)); a real CSR made with openssl.
+def make_csr():
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        key = os.path.join(d, "k.pem")
+        subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", key, "-subj", "/CN=board", "-outform", "DER",
+                        "-out", os.path.join(d, "csr.der")], check=True, capture_output=True)
+        return open(os.path.join(d, "csr.der"), "rb").read()
+
+
+csr = make_csr()
+
+
+def enroll_frame(token, uuid, req=1):
+    return frame(field(1, req) + field(10, field(1, token) + field(2, csr) + field(3, uuid) +
+                                      field(4, "node-a") + field(5, "0.1.0")))
+
+
+write("enroll", "new_machine", enroll_frame("skt-fuzz", "uuid-new"))
+write("enroll", "known_pending", enroll_frame("skt-fuzz", "uuid-known"))
+write("enroll", "known_board_token", enroll_frame("skt-board", "uuid-known"))
+write("enroll", "board_token_elsewhere", enroll_frame("skt-board", "uuid-other"))
+write("enroll", "unknown_token", enroll_frame("skt-nope", "uuid-new"))
+write("enroll", "bad_csr", enroll)
+write("enroll", "heartbeat_first", hb + enroll_frame("skt-fuzz", "uuid-new", 2))
+write("enroll", "two", enroll_frame("skt-fuzz", "uuid-new") + enroll_frame("skt-board", "uuid-known", 2))
+
 # ---- qmp: lines qemu writes on the monitor
 greeting = b'{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "Debian"}, "capabilities": ["oob"]}}\n'
 write("qmp", "greeting", greeting + b'{"return": {}}\n')

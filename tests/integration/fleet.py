@@ -335,12 +335,9 @@ def read_until_closed(s, timeout=5):
         return data, "timeout"
 
 
-def case_foreign_client_cert(f):
-    f.start()
-    tok = f.token()
-    f.agent("a", token=tok["token"])
-    wait_for(lambda: len(f.online()) == 1, 20, "board a online")
-    crt, key = make_foreign_cert(f.tmp)
+def heartbeat_with_cert(f, crt, key):
+    """Send a heartbeat on a connection with that client certificate: what
+    came back before the controller closed it, and how it closed."""
     s = tls_connect(f, crt, key)
     # TLS 1.3: the server checks the client certificate after our side is done.
     try:
@@ -348,9 +345,19 @@ def case_foreign_client_cert(f):
     except (ssl.SSLError, OSError):
         pass
     data, how = read_until_closed(s)
+    s.close()
+    return data, how
+
+
+def case_foreign_client_cert(f):
+    f.start()
+    tok = f.token()
+    f.agent("a", token=tok["token"])
+    wait_for(lambda: len(f.online()) == 1, 20, "board a online")
+    crt, key = make_foreign_cert(f.tmp)
+    data, how = heartbeat_with_cert(f, crt, key)
     check(how != "timeout", "the connection with a foreign certificate is closed")
     check(b"\x6a" not in data, "no heartbeat answer for a foreign certificate")
-    s.close()
     check(len(f.online()) == 1, "the real board stays online")
     check(len(f.boards()) == 1, "no board appeared")
 
@@ -470,17 +477,19 @@ def case_identity_dir(f):
     check(list(on) == [bid], f"the same board, no second one: {sorted(on)}")
 
 
+def pb_varint(n):
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
 def pb_field(num, value):
     """One length-delimited protobuf field (wire type 2), for hand-made
     frames that skyagent would never send."""
-    def varint(n):
-        out = b""
-        while True:
-            b, n = n & 0x7F, n >> 7
-            out += bytes([b | (0x80 if n else 0)])
-            if not n:
-                return out
-    return varint(num << 3 | 2) + varint(len(value)) + value
+    return pb_varint(num << 3 | 2) + pb_varint(len(value)) + value
 
 
 def case_log_injection(f):
@@ -623,20 +632,138 @@ def case_guest_body_fields(f):
     check(st == 400 and "unknown field 'append' in boot" in body["error"]["message"], f"boot: {st} {body}")
 
 
+def board_token(f, bid):
+    r = skyctl(f, "-o", "json", "token", "create", "--board", bid)
+    check(r.returncode == 0, f"token create --board: {r.stderr}")
+    tok = json.loads(r.stdout)
+    check(tok.get("board") == bid, f"the token names its board: {tok}")
+    return tok
+
+
+def refused_old_cert(f, pem):
+    """Connect with a certificate the controller issued; the session is
+    refused at the handshake check with a 'revoked' error frame."""
+    data, how = heartbeat_with_cert(f, pem, pem)
+    check(how != "timeout", f"the connection with the old certificate is closed ({how}, {data!r})")
+    check(b"replaced" in data and b"\x6a" not in data, f"an error frame says it was replaced: {data!r}")
+
+
 def case_reenroll_same_uuid(f):
+    """A known machine UUID with a new general token does not take the board
+    over: it waits as a pending re-enrollment until an operator allows it
+    (once), or comes with a token made for that board.  Every new
+    certificate revokes the board's earlier ones."""
     f.start()
+    idir = os.path.join(f.tmp, "identity")
     tok = f.token()
-    p = f.agent("a", token=tok["token"], once=True)
-    rc = wait_for(lambda: p.p.poll() is not None and [p.p.returncode], 20, "enrolled")[0]
-    check(rc == 0, "first enrollment")
-    first = f.boards()[0]["id"]
+    p = f.agent("a", token=tok["token"], extra=["--identity-dir", idir])
+    first = wait_for(lambda: list(f.online()), 20, "board online")[0]
+    old_pem = os.path.join(f.tmp, "old.pem")
+    shutil.copy(os.path.join(idir, "identity.pem"), old_pem)
     tok2 = f.token()
-    p = f.agent("a", token=tok2["token"], once=True)
-    rc = wait_for(lambda: p.p.poll() is not None and [p.p.returncode], 20, "re-enrolled")[0]
-    check(rc == 0, "second enrollment")
+    q = f.agent("a", token=tok2["token"], once=True, name="a-again")
+    expect_refused(q, f"an operator must allow the re-enrollment of board {first}")
+    check("skyctl board reenroll-allow" in q.text(), f"the refusal says what to do: {q.text()}")
+    st, b = f.api("GET", f"/v1/boards/{first}")
+    check(st == 200 and b.get("reenroll") == "pending", f"board shows the pending re-enrollment: {b}")
+    check(re.search(rf"warn: .*re-enrollment of board {first}", f.ctl.text()), "the controller warns")
+    check([t for t in f.api("GET", "/v1/tokens")[1]["tokens"] if t["id"] == tok2["id"]][0]["uses_left"] == 1,
+          "a pending re-enrollment does not spend the token")
+    check(list(f.online()) == [first] and len(f.boards()) == 1, "the board keeps its session, no new board")
+    r = skyctl(f, "board", "show", first)
+    check(r.returncode == 0 and "pending" in r.stdout, f"skyctl board show: {r.stdout}")
+    r = skyctl(f, "board", "reenroll-allow", "nope")
+    check(r.returncode == 1 and "nope" in r.stderr, f"unknown board: {r.returncode} {r.stderr}")
+    r = skyctl(f, "board", "reenroll-allow", first)
+    check(r.returncode == 0, f"reenroll-allow: {r.stderr}")
+    st, b = f.api("GET", f"/v1/boards/{first}")
+    check(b.get("reenroll") == "allowed" and b.get("reenroll_allowed_until"),
+          f"allowed for a while: {b}")
+    q = f.agent("a", token=tok2["token"], once=True, name="a-allowed")
+    rc = wait_for(lambda: q.p.poll() is not None and [q.p.returncode], 20, "re-enrolled")[0]
+    check(rc == 0, f"allowed re-enrollment: {q.text()}")
     boards = f.boards()
-    check(len(boards) == 1 and boards[0]["id"] == first, f"same board id: {boards}")
-    check("known machine, same board id" in f.ctl.text(), "controller says it knew the machine")
+    check(len(boards) == 1 and boards[0]["id"] == first and "reenroll" not in boards[0],
+          f"same board id, nothing pending: {boards}")
+    check("known machine, re-enrollment allowed by an operator" in f.ctl.text(), "controller says how")
+    # The first certificate is revoked: its session is closed, a new one refused.
+    p.stop()
+    f.procs.remove(p)
+    refused_old_cert(f, old_pem)
+    # The allowance was used once.
+    tok3 = f.token()
+    q = f.agent("a", token=tok3["token"], once=True, name="a-third")
+    expect_refused(q, f"an operator must allow the re-enrollment of board {first}")
+    # A token made for that board allows it directly, and only for it.
+    bt = board_token(f, first)
+    q = f.agent("b", token=bt["token"], once=True, name="b-with-a-token")
+    expect_refused(q, f"was created for board {first}")
+    q = f.agent("a", token=bt["token"], once=True, name="a-board-token")
+    rc = wait_for(lambda: q.p.poll() is not None and [q.p.returncode], 20, "re-enrolled with a board token")[0]
+    check(rc == 0, f"board token re-enrollment: {q.text()}")
+    check(len(f.boards()) == 1 and "reenroll" not in f.boards()[0], f"one board, nothing pending: {f.boards()}")
+    st, body = f.api("POST", "/v1/tokens", {"board": "nope"})
+    check(st == 404 and "nope" in body["error"]["message"], f"token for an unknown board: {st} {body}")
+    st, body = f.api("POST", "/v1/boards/nope/reenroll-allow")
+    check(st == 404, f"reenroll-allow of an unknown board: {st} {body}")
+
+
+def case_renewal_revokes_old(f):
+    """After an in-band renewal, once the board's session runs on the new
+    certificate, the old one is refused at the handshake (it has not
+    expired yet)."""
+    f.cert_ttl = 24
+    f.start()
+    idir = os.path.join(f.tmp, "identity")
+    tok = f.token()
+    p = f.agent("a", token=tok["token"], hb=1000, extra=["--identity-dir", idir])
+    bid = wait_for(lambda: list(f.online()), 20, "online")[0]
+    old_pem = os.path.join(f.tmp, "old.pem")
+    shutil.copy(os.path.join(idir, "identity.pem"), old_pem)
+    wait_for(lambda: "certificate renewed" in p.text(), 30, "in-band renewal at 2/3 of the lifetime")
+    p.stop()
+    f.procs.remove(p)
+    p = f.agent("a", hb=1000, extra=["--identity-dir", idir], name="a-renewed")
+    wait_for(lambda: f"session up as board {bid}" in p.text(), 20, "a session on the renewed certificate")
+    refused_old_cert(f, old_pem)
+    check(list(f.online()) == [bid], "the board stays online on its new certificate")
+
+
+def case_state_modes(f):
+    """The state folder is 0700 and every file in it 0600, made so by init
+    (even for a folder that existed) and checked by run."""
+    def modes():
+        out = {"": os.stat(f.state).st_mode & 0o777}
+        for fn in os.listdir(f.state):
+            out[fn] = os.stat(os.path.join(f.state, fn)).st_mode & 0o777
+        return out
+    m = modes()
+    check(m.pop("") == 0o700 and all(v == 0o600 for v in m.values()), f"after init: {m}")
+    f.start()
+    f.token()
+    m = modes()
+    check(m.pop("") == 0o700 and all(v == 0o600 for v in m.values()) and "skyroot.db-wal" in m,
+          f"while running, the store's -wal/-shm files included: {m}")
+    f.ctl.stop()
+    f.procs.remove(f.ctl)
+    pre = os.path.join(f.tmp, "pre")
+    os.mkdir(pre, 0o755)
+    os.chmod(pre, 0o755)
+    out = subprocess.run([SKYROOTD, "init", "--state", pre], capture_output=True, text=True)
+    check(out.returncode == 0 and os.stat(pre).st_mode & 0o777 == 0o700, f"init tightens a folder: {out.stderr}")
+
+    def run():
+        return subprocess.run([SKYROOTD, "run", "--state", f.state, "--agent-listen",
+                               f"127.0.0.1:{f.agent_port}", "--api-listen", f"127.0.0.1:{f.api_port}"],
+                              capture_output=True, text=True, timeout=10)
+    os.chmod(f.state, 0o755)
+    out = run()
+    check(out.returncode == 1 and f"chmod 700 {f.state}" in out.stderr, f"open folder refused: {out.stderr}")
+    os.chmod(f.state, 0o700)
+    conf = os.path.join(f.state, "skyctl.conf")
+    os.chmod(conf, 0o644)
+    out = run()
+    check(out.returncode == 1 and f"chmod 600 {conf}" in out.stderr, f"open skyctl.conf refused: {out.stderr}")
 
 
 def case_cert_expired(f):

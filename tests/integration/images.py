@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import ssl
 import subprocess
@@ -15,7 +16,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleet import Fail, Fleet, check, run_cases, wait_for  # noqa: E402
+from fleet import (Fail, Fleet, check, pb_field, read_until_closed, run_cases,  # noqa: E402
+                   tls_connect, wait_for)
 
 CHUNK = 1 << 20
 
@@ -464,6 +466,46 @@ def case_crash_push(f):
         st, v = f.api("POST", f"/v1/images/{img['id']}/verify")
         check(v["ok"], f"{img['name']} verifies")
     check(f.api("GET", "/v1/images/keep")[1]["sha256"] == want, "the acknowledged image is there")
+
+
+def case_chunks_only_granted(f):
+    """A board is served only chunks of images the controller sent to it:
+    board b, enrolled, asks for a chunk of an image sent only to board a
+    and gets an error frame, not the bytes."""
+    f.start()
+    src = os.path.join(f.tmp, "g.img")
+    rand_file(src, CHUNK + 4096)
+    st, img = push(f, src, "g")
+    check(st == 201, f"push: {st} {img}")
+    _, bid_a = board_with_agent(f, "a")
+    idir = os.path.join(f.tmp, "identity-b")
+    pb, bid_b = board_with_agent(f, "b", extra=["--identity-dir", idir])
+    check(fetch(f, bid_a, "g")[0] == "ok", "board a fetches the image sent to it")
+    pb.stop()
+    f.procs.remove(pb)
+    pem = os.path.join(idir, "identity.pem")
+    s = tls_connect(f, pem, pem)
+    # Envelope{request_id: 7, chunk_request: {image_id, index: 0}}
+    req = pb_field(1, img["id"].encode()) + b"\x10\x00"
+    env = b"\x08\x07" + pb_field(21, req)
+    s.sendall(len(env).to_bytes(4, "big") + env)
+    s.settimeout(10)
+    data = b""
+    end = time.time() + 10
+    while time.time() < end and len(data) < 200:
+        try:
+            got = s.recv(65536)
+        except (socket.timeout, ssl.SSLError, OSError):
+            break
+        if not got:
+            break
+        data += got
+        if b"was not sent to board" in data:
+            break
+    s.close()
+    check(len(data) < CHUNK, f"board b got no chunk data ({len(data)} bytes)")
+    check(b"was not sent to board " + bid_b.encode() in data, f"an error frame says why: {data[:300]!r}")
+    check(f"image {img['id']}, which was not sent to it" in f.ctl.text(), "the controller logs the refusal")
 
 
 def main():

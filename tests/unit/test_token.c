@@ -158,10 +158,47 @@ static void test_board_delete_revokes_certs(void **state)
 	assert_int_equal(db_board_insert(db, &dup), -EEXIST);
 }
 
+/* A newer certificate revokes the older ones of the board, never a newer
+ * one; re-enrollment allowances are taken once and lapse; image grants
+ * are per board and go with it. */
+static void test_identity_rules(void **state)
+{
+	struct db *db = *state;
+	struct db_board b = {.id = "brd-1", .name = "node-a", .uuid = "u-1", .enrolled_at = 1};
+	struct db_board c = {.id = "brd-2", .name = "node-b", .uuid = "u-2", .enrolled_at = 1};
+	assert_int_equal(db_board_insert(db, &b), 0);
+	assert_int_equal(db_board_insert(db, &c), 0);
+	assert_int_equal(db_cert_insert(db, 10, "brd-1", 9999), 0);
+	assert_int_equal(db_cert_insert(db, 5, "brd-1", 9999), 0);  /* issued later, smaller serial */
+	assert_int_equal(db_cert_insert(db, 7, "brd-2", 9999), 0);
+	assert_int_equal(db_cert_revoke_older(db, "brd-1", 10), 0); /* the oldest: nothing before it */
+	assert_int_equal(db_cert_check(db, 5, "brd-1"), 0);
+	assert_int_equal(db_cert_revoke_older(db, "brd-1", 5), 1);
+	assert_int_equal(db_cert_check(db, 10, "brd-1"), -ESTALE);
+	assert_int_equal(db_cert_check(db, 5, "brd-1"), 0);
+	assert_int_equal(db_cert_check(db, 7, "brd-2"), 0);         /* another board's stays */
+
+	assert_int_equal(db_board_reenroll_take(db, "brd-1", 100), -EACCES);
+	assert_int_equal(db_board_reenroll_allow(db, "brd-1", 200), 0);
+	assert_int_equal(db_board_reenroll_take(db, "brd-1", 200), -EACCES); /* lapsed */
+	assert_int_equal(db_board_reenroll_allow(db, "brd-1", 300), 0);
+	assert_int_equal(db_board_reenroll_take(db, "brd-1", 200), 0);
+	assert_int_equal(db_board_reenroll_take(db, "brd-1", 200), -EACCES); /* once */
+	assert_int_equal(db_board_reenroll_allow(db, "brd-9", 300), -ENOENT);
+
+	assert_int_equal(db_board_image_granted(db, "brd-1", "img-1"), 0);
+	assert_int_equal(db_board_image_grant(db, "brd-1", "img-1", 1), 0);
+	assert_int_equal(db_board_image_grant(db, "brd-1", "img-1", 2), 0); /* again: no error */
+	assert_int_equal(db_board_image_granted(db, "brd-1", "img-1"), 1);
+	assert_int_equal(db_board_image_granted(db, "brd-2", "img-1"), 0);
+	assert_int_equal(db_board_delete(db, "brd-1"), 0);
+	assert_int_equal(db_board_image_granted(db, "brd-1", "img-1"), 0);
+}
+
 static void test_schema_version(void **state)
 {
 	struct db *db = *state;
-	assert_int_equal(db_schema_version(db), 3);
+	assert_int_equal(db_schema_version(db), 4);
 	assert_int_equal(db_check(db), 0);
 }
 
@@ -175,6 +212,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rollback_restores_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_board_delete_revokes_certs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identity_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
