@@ -19,13 +19,10 @@
 #include "controller/skyrootd/guests.h"
 #include "skyroot.pb-c.h"
 
-/* POST /v1/tokens bounds (docs/api.md). */
+/* POST /v1/tokens defaults (docs/api.md); the bounds are SKY_TOKEN_* of
+ * common/limits.h, which skyctl checks too. */
 #define API_TOKEN_TTL_DEFAULT 3600
-#define API_TOKEN_TTL_MIN 60
-#define API_TOKEN_TTL_MAX (30 * 24 * 3600)
 #define API_TOKEN_USES_DEFAULT 1
-#define API_TOKEN_USES_MIN 1
-#define API_TOKEN_USES_MAX 10000
 
 /* Room for an error message written by a validator. */
 #define API_JSON_ERR_MAX 256
