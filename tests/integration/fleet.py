@@ -659,7 +659,12 @@ def case_offline_after_missed_heartbeats(f):
     f.start()
     tok = f.token()
     p = f.agent("a", token=tok["token"], hb=500)
-    wait_for(lambda: len(f.online()) == 1, 20, "online")
+    # The session is up before the hello that carries the 0.5 s heartbeat
+    # period: until the controller has it, it waits 3.5 x its 10 s default.
+    # The inventory is stored after the period is taken, so once the board
+    # shows its CPUs the controller counts 0.5 s heartbeats.
+    wait_for(lambda: [b for b in f.online().values() if b["cpus"] is not None], 20,
+             "online with its inventory (its hello)")
     os.kill(p.p.pid, signal.SIGSTOP)
     try:
         t0 = time.time()
