@@ -843,6 +843,20 @@ fail:
 	return -ENOMEM;
 }
 
+int api_json_board_boot(json_t *board, const struct boot_status *st)
+{
+	json_t *o;
+
+	if (!st)
+		return json_object_set_new(board, "boot", json_null()) < 0 ? -ENOMEM : 0;
+	o = json_pack("{s:s, s:o, s:o, s:o, s:o}", "state", boots_state_name(st->state),
+		      "request_id", aj_u64(st->request_id), "kernel", aj_strn(st->kernel, sizeof(st->kernel)),
+		      "error", aj_str_or_null(st->error, sizeof(st->error)), "at", aj_time(st->at));
+	if (!o || json_object_set_new(board, "boot", o) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 /* ---- guests ---- */
 
 json_t *api_json_guest(const struct guest *g)

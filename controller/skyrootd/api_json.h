@@ -14,6 +14,7 @@
 
 #include "common/limits.h"
 #include "common/parse.h"
+#include "controller/skyrootd/boots.h"
 #include "controller/skyrootd/db.h"
 #include "controller/skyrootd/store.h"
 #include "controller/skyrootd/guests.h"
@@ -108,6 +109,9 @@ json_t *api_json_image(const struct store_image *img);
 /* Add "images", "fetching" and "image_errors" to a BOARD from the board's
  * last image report (NULL: empty arrays). */
 int api_json_board_images(json_t *board, const Skyroot__ImageStatus *st);
+/* Add "boot" to a BOARD: the board's last bare-metal boot order and its
+ * answer (NULL: null, no order since the controller started). */
+int api_json_board_boot(json_t *board, const struct boot_status *st);
 
 /* GUEST (docs/api.md). */
 json_t *api_json_guest(const struct guest *g);
