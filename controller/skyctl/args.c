@@ -227,12 +227,10 @@ int skyctl_args_check(struct skyctl_opts *o)
 	o->output = skyctl_has(o, FLAG_OUTPUT) && strcmp(o->value[FLAG_OUTPUT], "json") == 0 ? SKYCTL_OUTPUT_JSON
 											 : SKYCTL_OUTPUT_TABLE;
 	if (skyctl_has(o, FLAG_TTL) && (o->ttl < SKY_TOKEN_TTL_MIN || o->ttl > SKY_TOKEN_TTL_MAX)) {
-		char given[32] = "?", lo[32] = "?", hi[32] = "?";
+		char given[32] = "?";
 		sky_format_duration(o->ttl, given, sizeof(given));
-		sky_format_duration(SKY_TOKEN_TTL_MIN, lo, sizeof(lo));
-		sky_format_duration(SKY_TOKEN_TTL_MAX, hi, sizeof(hi));
-		skyctl_err("--ttl must be at least %s and at most %s (the controller refuses other lifetimes), "
-			   "not %s; use e.g. --ttl 10m", lo, hi, given);
+		skyctl_err("--ttl must be at least 60s and at most 30d (the controller refuses other lifetimes), "
+			   "not %s; use e.g. --ttl 10m", given);
 		return -EINVAL;
 	}
 	if (skyctl_has(o, FLAG_TIMEOUT) && skyctl_has(o, FLAG_NO_WAIT)) {

@@ -194,7 +194,8 @@ static void wire__boot_result(void *ctx, const char *board_id, uint64_t req, con
 	log_warn("board %s: bare-metal boot %s: %s", board_id,
 		 res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED ? "refused" : "failed",
 		 boots_get(ctl->boots, board_id)->error);
-	agentlink_board_baremetal(ctl->agents, board_id, false);
+	if (ctl->agents)
+		agentlink_board_baremetal(ctl->agents, board_id, false);
 }
 
 static const struct agentlink_ops wire_agentlink_ops = {
@@ -307,6 +308,7 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	r = boots_new(&ctl.boots);
 	if (r < 0) {
+		log_error("out of memory");
 		ctl_state_unload(&ctl);
 		return 1;
 	}
