@@ -289,7 +289,10 @@ static int agent_send(struct agent *a, Skyroot__Envelope *env)
 	if (!a->tls || !sky_tls_is_ready(a->tls))
 		return -ENOTCONN;
 	sky_buf_init(&out, SKY_FRAME_MAX_DEFAULT + SKY_FRAME_HEADER);
-	env->request_id = ++a->next_req;
+	/* An answer echoes the controller's request id (a BareMetalBootResult);
+	 * anything else gets one of ours. */
+	if (env->request_id == 0)
+		env->request_id = ++a->next_req;
 	r = sky_frame_encode(env, SKY_FRAME_MAX_DEFAULT, &out);
 	if (r == 0)
 		r = sky_tls_write(a->tls, out.data, out.len);
@@ -615,7 +618,7 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 		break;
 	case SKYROOT__ENVELOPE__BODY_BARE_METAL_BOOT:
 		if (a->mode == LINK_SESSION)
-			guestmgr_on_baremetal(a->guests, env->bare_metal_boot);
+			guestmgr_on_baremetal(a->guests, env->request_id, env->bare_metal_boot);
 		agent_tick_on(a);
 		break;
 	case SKYROOT__ENVELOPE__BODY_CHUNK_DATA:

@@ -70,6 +70,7 @@ struct guestmgr {
 	unsigned pending_handles;      /* console handles being closed */
 	/* bare metal */
 	bool bm_active;
+	uint64_t bm_req;               /* the controller's request id, echoed in the answers */
 	char bm_kernel[ID_MAX], bm_initrd[ID_MAX];
 	char bm_cmdline[4096];
 };
@@ -553,6 +554,41 @@ void guestmgr_session_up(struct guestmgr *m)
 
 /* ---- bare metal ---- */
 
+/* Tell the controller what became of its boot order (and log it). */
+static void baremetal_answer(struct guestmgr *m, uint64_t req, Skyroot__BootOutcome outcome, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void baremetal_answer(struct guestmgr *m, uint64_t req, Skyroot__BootOutcome outcome, const char *fmt, ...)
+{
+	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+	Skyroot__BareMetalBootResult res = SKYROOT__BARE_METAL_BOOT_RESULT__INIT;
+	char why[512] = "";
+
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, sizeof(why), fmt, ap);
+		va_end(ap);
+		log_error("bare-metal boot %s: %s", outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED ? "refused" : "failed",
+			  why);
+	}
+	res.outcome = outcome;
+	res.error = why;
+	env.request_id = req;
+	env.body_case = SKYROOT__ENVELOPE__BODY_BARE_METAL_BOOT_RESULT;
+	env.bare_metal_boot_result = &res;
+	/* Offline: the controller shows the order as unanswered. */
+	m->ops.send(m->ctx, &env);
+}
+
+/* The order is over without a kexec: its images may be evicted again. */
+static void baremetal_release(struct guestmgr *m)
+{
+	imgcache_hold(m->cache, m->bm_kernel, false);
+	if (m->bm_initrd[0])
+		imgcache_hold(m->cache, m->bm_initrd, false);
+}
+
 static void baremetal_try(struct guestmgr *m)
 {
 	int kfd, ifd = -1, r;
@@ -565,8 +601,10 @@ static void baremetal_try(struct guestmgr *m)
 		return;
 	m->bm_active = false;
 	if (kfd < 0 || (m->bm_initrd[0] && ifd < 0)) {
-		log_error("bare-metal boot abandoned: the images could not be loaded (%s)",
-			  imgcache_error(m->cache, kfd < 0 ? m->bm_kernel : m->bm_initrd));
+		baremetal_answer(m, m->bm_req, SKYROOT__BOOT_OUTCOME__BOOT_FAILED,
+				 "image %s could not be loaded (%s)", kfd < 0 ? m->bm_kernel : m->bm_initrd,
+				 imgcache_error(m->cache, kfd < 0 ? m->bm_kernel : m->bm_initrd));
+		baremetal_release(m);
 		return;
 	}
 	unsigned long flags = m->bm_initrd[0] ? 0 : 0x4 /* KEXEC_FILE_NO_INITRAMFS */;
@@ -574,24 +612,28 @@ static void baremetal_try(struct guestmgr *m)
 		 m->bm_initrd[0] ? " and initrd " : "", m->bm_initrd);
 	r = (int)syscall(SYS_kexec_file_load, kfd, ifd, strlen(m->bm_cmdline) + 1, m->bm_cmdline, flags);
 	if (r < 0) {
-		log_error("kexec_file_load failed: %s (the kernel must allow kexec: no lockdown, "
-			  "CONFIG_KEXEC_FILE)", strerror(errno));
+		baremetal_answer(m, m->bm_req, SKYROOT__BOOT_OUTCOME__BOOT_FAILED,
+				 "kexec_file_load failed: %s (the board's kernel must allow kexec: no lockdown, "
+				 "CONFIG_KEXEC_FILE; and the image must be a kernel it can load)", strerror(errno));
+		baremetal_release(m);
 		return;
 	}
 	sync();
 	reboot(LINUX_REBOOT_CMD_KEXEC);
-	log_error("reboot into the loaded kernel failed: %s", strerror(errno));
+	baremetal_answer(m, m->bm_req, SKYROOT__BOOT_OUTCOME__BOOT_FAILED,
+			 "reboot into the loaded kernel failed: %s", strerror(errno));
 }
 
-void guestmgr_on_baremetal(struct guestmgr *m, const Skyroot__BareMetalBoot *bm)
+void guestmgr_on_baremetal(struct guestmgr *m, uint64_t req, const Skyroot__BareMetalBoot *bm)
 {
 	if (!bm->kernel) {
-		log_error("bare-metal boot without a kernel; ignored");
+		baremetal_answer(m, req, SKYROOT__BOOT_OUTCOME__BOOT_REFUSED, "the order names no kernel");
 		return;
 	}
 	if (!m->cfg.allow_kexec) {
-		log_error("bare-metal boot refused: this agent runs without --allow-kexec "
-			  "(the firmware's init passes it; on any other host it would replace the running OS)");
+		baremetal_answer(m, req, SKYROOT__BOOT_OUTCOME__BOOT_REFUSED,
+				 "this agent runs without --allow-kexec (the firmware's init passes it; on any "
+				 "other host it would replace the running OS)");
 		return;
 	}
 	Skyroot__ImageManifest *km = skyroot__image_manifest__unpack(NULL, bm->kernel->manifest.len,
@@ -599,13 +641,20 @@ void guestmgr_on_baremetal(struct guestmgr *m, const Skyroot__BareMetalBoot *bm)
 	Skyroot__ImageManifest *im = bm->initrd ? skyroot__image_manifest__unpack(NULL, bm->initrd->manifest.len,
 										   bm->initrd->manifest.data) : NULL;
 	if (!km || !km->id || strlen(km->id) >= ID_MAX || (bm->initrd && (!im || !im->id || strlen(im->id) >= ID_MAX))) {
-		log_error("bare-metal boot with a malformed manifest; ignored");
+		baremetal_answer(m, req, SKYROOT__BOOT_OUTCOME__BOOT_REFUSED, "the order's image manifest is malformed");
 		goto out;
+	}
+	if (m->bm_active) {
+		baremetal_answer(m, m->bm_req, SKYROOT__BOOT_OUTCOME__BOOT_FAILED,
+				 "a newer boot order replaced this one");
+		baremetal_release(m);
 	}
 	snprintf(m->bm_kernel, sizeof(m->bm_kernel), "%s", km->id);
 	snprintf(m->bm_initrd, sizeof(m->bm_initrd), "%s", im ? im->id : "");
 	snprintf(m->bm_cmdline, sizeof(m->bm_cmdline), "%s", bm->cmdline ? bm->cmdline : "");
 	m->bm_active = true;
+	m->bm_req = req;
+	baremetal_answer(m, req, SKYROOT__BOOT_OUTCOME__BOOT_ACCEPTED, NULL);
 	Skyroot__ImageFetch f = SKYROOT__IMAGE_FETCH__INIT;
 	f.manifest = bm->kernel;
 	imgcache_on_fetch(m->cache, &f); /* verifies the signature */

@@ -30,7 +30,9 @@ int guestmgr_new(uv_loop_t *loop, const struct guestmgr_config *cfg, struct imgc
 void guestmgr_free(struct guestmgr *m);
 
 void guestmgr_on_command(struct guestmgr *m, const Skyroot__GuestCommand *cmd);
-void guestmgr_on_baremetal(struct guestmgr *m, const Skyroot__BareMetalBoot *bm);
+/* A bare-metal boot order; req is echoed in the BareMetalBootResult
+ * answers (accepted or refused at once, failed later). */
+void guestmgr_on_baremetal(struct guestmgr *m, uint64_t req, const Skyroot__BareMetalBoot *bm);
 void guestmgr_session_up(struct guestmgr *m);
 void guestmgr_tick(struct guestmgr *m);
 /* Something waits for images: keep ticking. */

@@ -15,4 +15,11 @@
  * [A-Za-z0-9._-], not starting with '-' or '.'. */
 #define SKY_NAME_MAX 63u
 
+/* Enrollment tokens (POST /v1/tokens, skyctl token create --ttl --uses):
+ * a lifetime of 60 s to 30 days, 1 to 10000 enrollments. */
+#define SKY_TOKEN_TTL_MIN 60
+#define SKY_TOKEN_TTL_MAX (30 * 24 * 3600)
+#define SKY_TOKEN_USES_MIN 1
+#define SKY_TOKEN_USES_MAX 10000
+
 #endif

@@ -54,7 +54,7 @@ const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
 		.help = "how long the token can be used: 90s, 10m, 1h, 2d or seconds (default 1h; 60s to 30d)",
 	},
 	[FLAG_USES] = {
-		.kind = SKY_ARG_UINT, .off = offsetof(struct skyctl_opts, uses), .min = 1, .max = SKYCTL_TOKEN_USES_MAX,
+		.kind = SKY_ARG_UINT, .off = offsetof(struct skyctl_opts, uses), .min = 1, .max = SKY_TOKEN_USES_MAX,
 		.name = "uses", .metavar = "N",
 		.help = "how many boards may enroll with the token (default 1; 1 to 10000)",
 	},
@@ -226,7 +226,7 @@ int skyctl_args_check(struct skyctl_opts *o)
 		return -EINVAL;
 	o->output = skyctl_has(o, FLAG_OUTPUT) && strcmp(o->value[FLAG_OUTPUT], "json") == 0 ? SKYCTL_OUTPUT_JSON
 											 : SKYCTL_OUTPUT_TABLE;
-	if (skyctl_has(o, FLAG_TTL) && (o->ttl < SKYCTL_TOKEN_TTL_MIN || o->ttl > SKYCTL_TOKEN_TTL_MAX)) {
+	if (skyctl_has(o, FLAG_TTL) && (o->ttl < SKY_TOKEN_TTL_MIN || o->ttl > SKY_TOKEN_TTL_MAX)) {
 		char given[32] = "?";
 		sky_format_duration(o->ttl, given, sizeof(given));
 		skyctl_err("--ttl must be at least 60s and at most 30d (the controller refuses other lifetimes), "

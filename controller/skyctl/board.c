@@ -8,6 +8,9 @@
 #include "controller/skyctl/skyctl.h"
 #include "controller/skyctl/verbs.h"
 
+#define BOARD_POLL_MS 200       /* how often 'board boot' asks for the board's answer */
+#define BOARD_BOOT_TIMEOUT 30   /* seconds 'board boot' waits for it by default */
+
 static void board__row(json_t *b, const char **cells, char (*scratch)[SKYCTL_CELL_MAX])
 {
 	json_t *seen = json_object_get(b, "last_seen");
@@ -187,6 +190,20 @@ static int board__show_images(json_t *board)
 	return r;
 }
 
+/* The last bare-metal boot order and the board's answer, when there is one. */
+static void board__show_boot(json_t *board)
+{
+	json_t *boot = json_object_get(board, "boot");
+	char line[1024];
+
+	if (!json_is_object(boot))
+		return;
+	snprintf(line, sizeof(line), "%s (kernel %s, %s)%s%s", skyctl_jstr(boot, "state", "-"),
+		 skyctl_jstr(boot, "kernel", "-"), skyctl_jstr(boot, "at", "-"),
+		 json_is_string(json_object_get(boot, "error")) ? ": " : "", skyctl_jstr(boot, "error", ""));
+	skyctl_field("Bare-metal boot", line);
+}
+
 static int board__show(struct skyctl *ctl, const char *arg)
 {
 	json_t *answer = NULL, *b, *flags, *dmi, *f;
@@ -250,6 +267,7 @@ static int board__show(struct skyctl *ctl, const char *arg)
 	skyctl_field("Certificate until", skyctl_jstr(b, "cert_not_after", "-"));
 	board__show_reenroll(b);
 	skyctl_field("Last seen", skyctl_jstr(b, "last_seen", "never"));
+	board__show_boot(b);
 	board__show_groups(b);
 	r = board__show_nics(b);
 	if (r == 0)
@@ -286,12 +304,86 @@ static int board__reenroll_allow(struct skyctl *ctl, const char *arg)
 	return r;
 }
 
+/* What 'board boot' follows: the board's id and words for messages, and
+ * the controller's id of the order (the board's answer carries it). */
+struct boot_wait {
+	char board_id[SKYCTL_MAX_ID + 1];
+	char board[2 * SKYCTL_MAX_ID + 8]; /* "node-a (brd-3f9a0c1d2e4b)", cleaned */
+	const char *kernel;                 /* as given */
+	json_int_t order;
+};
+
+/* "skyctl: board B <what> KERNEL: <the board's reason>; <hint>" on stderr. */
+static void board__boot_say(const struct boot_wait *w, const char *what, json_t *boot, const char *hint)
+{
+	fprintf(stderr, "skyctl: board %s %s ", w->board, what);
+	skyctl_put_clean(stderr, w->kernel);
+	fputs(": ", stderr);
+	skyctl_put_clean(stderr, skyctl_jstr(boot, "error", "no reason given"));
+	fprintf(stderr, "; %s\n", hint);
+}
+
+/* Ask the controller about the order every BOARD_POLL_MS until the board
+ * accepted it, refused it, failed it, went offline, or the time is up.  On
+ * acceptance *out gets the board's "boot" object. */
+static int board__boot_wait(struct skyctl *ctl, const struct boot_wait *w, json_t **out)
+{
+	const struct skyctl_opts *o = ctl->opts;
+	const char *timeout = skyctl_has(o, FLAG_TIMEOUT) ? o->value[FLAG_TIMEOUT] : "30s";
+	uint64_t deadline = skyctl_now_ms() + (skyctl_has(o, FLAG_TIMEOUT) ? o->timeout : BOARD_BOOT_TIMEOUT) * 1000;
+	int r;
+
+	for (;;) {
+		json_t *b = NULL, *boot;
+		const char *state;
+
+		r = skyctl_request(ctl, "GET", "/v1/boards", w->board_id, NULL, &b);
+		if (r < 0) {
+			skyctl_err("could not follow the boot; see 'skyctl board show %s'", w->board_id);
+			return r;
+		}
+		boot = json_object_get(b, "boot");
+		state = skyctl_jstr(boot, "state", "");
+		if (!json_is_integer(json_object_get(boot, "request_id")) ||
+		    json_integer_value(json_object_get(boot, "request_id")) != w->order) {
+			skyctl_err("another boot order replaced this one on board %s; see 'skyctl board show %s'",
+				   w->board, w->board_id);
+			r = -ECANCELED;
+		} else if (strcmp(state, "accepted") == 0) {
+			*out = json_incref(boot);
+		} else if (strcmp(state, "refused") == 0) {
+			board__boot_say(w, "refused to boot", boot,
+					"nothing changed on the board (a board's agent kexecs only with --allow-kexec, "
+					"which the firmware's init passes)");
+			r = -EPERM;
+		} else if (strcmp(state, "failed") == 0) {
+			board__boot_say(w, "could not boot", boot, "see the board's log and 'skyctl image verify'");
+			r = -EIO;
+		} else if (strcmp(skyctl_jstr(b, "state", ""), "online") != 0) {
+			skyctl_err("board %s went offline before it answered the boot order; see 'skyctl board show "
+				   "%s'", w->board, w->board_id);
+			r = -ENOTCONN;
+		} else if (skyctl_now_ms() >= deadline) {
+			skyctl_err("board %s did not answer the boot order within %s (an agent older than this "
+				   "skyctl does not answer); see 'skyctl board show %s', or wait longer with --timeout",
+				   w->board, timeout, w->board_id);
+			r = -ETIMEDOUT;
+		} else {
+			json_decref(b);
+			skyctl_sleep_ms(BOARD_POLL_MS);
+			continue;
+		}
+		json_decref(b);
+		return r;
+	}
+}
+
 static int board__boot(struct skyctl *ctl, const char *arg)
 {
 	const struct skyctl_opts *o = ctl->opts;
 	struct skyctl_req req = { .method = "POST", .path = "/v1/boards", .id = arg, .tail = "/boot" };
-	json_t *request, *answer = NULL;
-	char id[SKYCTL_MAX_ID + 1], board[2 * SKYCTL_MAX_ID + 8];
+	json_t *request, *answer = NULL, *boot = NULL;
+	struct boot_wait w = { .kernel = o->value[FLAG_KERNEL] };
 	const char *s;
 	int r;
 
@@ -312,23 +404,39 @@ static int board__boot(struct skyctl *ctl, const char *arg)
 	json_decref(request);
 	if (r < 0)
 		return r;
-	if (o->output == SKYCTL_OUTPUT_JSON) {
-		r = skyctl_print_json(answer);
+	s = json_string_value(json_object_get(answer, "board"));
+	snprintf(w.board_id, sizeof(w.board_id), "%s", s != NULL && s[0] != '\0' ? s : arg);
+	skyctl_clean_inplace(w.board_id);
+	skyctl_name_for(w.board, sizeof(w.board), arg, w.board_id);
+	if (skyctl_has(o, FLAG_NO_WAIT)) {
+		if (o->output == SKYCTL_OUTPUT_JSON) {
+			r = skyctl_print_json(answer);
+			goto done;
+		}
+		printf("board %s was told to boot ", w.board);
+		skyctl_put_clean(stdout, w.kernel);
+		printf(" on bare metal; its answer shows in 'skyctl board show %s'\n", w.board_id);
 		goto done;
 	}
-	s = json_string_value(json_object_get(answer, "board"));
-	snprintf(id, sizeof(id), "%s", s != NULL && s[0] != '\0' ? s : arg);
-	skyctl_clean_inplace(id);
-	skyctl_name_for(board, sizeof(board), arg, id);
-	fputs("board ", stdout);
-	skyctl_put_clean(stdout, board);
-	fputs(" is booting ", stdout);
-	skyctl_put_clean(stdout, o->value[FLAG_KERNEL]);
-	fputs(" on bare metal\n", stdout);
-	fprintf(stderr, "Its state is 'baremetal' until its firmware comes back; see 'skyctl board show ");
-	skyctl_put_clean(stderr, id);
-	fprintf(stderr, "'.\n");
+	if (!json_is_integer(json_object_get(json_object_get(answer, "boot"), "request_id"))) {
+		r = skyctl_answer_lacks("boot order id");
+		goto done;
+	}
+	w.order = json_integer_value(json_object_get(json_object_get(answer, "boot"), "request_id"));
+	r = board__boot_wait(ctl, &w, &boot);
+	if (r < 0)
+		goto done;
+	if (o->output == SKYCTL_OUTPUT_JSON) {
+		r = skyctl_print_json(boot);
+		goto done;
+	}
+	printf("board %s is booting ", w.board);
+	skyctl_put_clean(stdout, w.kernel);
+	fputs(" on bare metal (it accepted: it loads the images into RAM and kexecs)\n", stdout);
+	fprintf(stderr, "Its state is 'baremetal' until its firmware comes back; a failure before the kexec "
+			"shows in 'skyctl board show %s'.\n", w.board_id);
 done:
+	json_decref(boot);
 	json_decref(answer);
 	return r;
 }
@@ -337,6 +445,8 @@ static const struct skyctl_flag_note board__boot_notes[] = {
 	{ FLAG_KERNEL, NULL, "the kernel image the board streams into RAM and kexecs (id or name)" },
 	{ FLAG_INITRD, NULL, "an initrd image for that kernel (id or name)" },
 	{ FLAG_CMDLINE, NULL, "the new kernel's command line" },
+	{ FLAG_NO_WAIT, NULL, "return once the board has been told, without waiting for its answer" },
+	{ FLAG_TIMEOUT, NULL, "how long to wait for the board's answer: 30s, 10m or seconds (default 30s)" },
 	{ FLAG__COUNT, NULL, NULL },
 };
 
@@ -363,9 +473,11 @@ const struct skyctl_command skyctl_board_commands[] = {
 	},
 	{
 		.noun = "board", .verb = "boot", .arg = "ID|NAME",
-		.flags = FLAG_BIT(FLAG_KERNEL) | FLAG_BIT(FLAG_INITRD) | FLAG_BIT(FLAG_CMDLINE),
+		.flags = FLAG_BIT(FLAG_KERNEL) | FLAG_BIT(FLAG_INITRD) | FLAG_BIT(FLAG_CMDLINE) |
+			 FLAG_BIT(FLAG_NO_WAIT) | FLAG_BIT(FLAG_TIMEOUT),
 		.required = FLAG_BIT(FLAG_KERNEL),
-		.summary = "kexec a board into another OS streamed to its RAM (bare metal; no disk touched)",
+		.summary = "kexec a board into another OS streamed to its RAM and wait for the board's answer "
+			   "(bare metal; no disk touched)",
 		.notes = board__boot_notes,
 		.run = board__boot,
 	},

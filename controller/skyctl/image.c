@@ -227,14 +227,6 @@ static json_t *image__find_by_id(json_t *board, const char *key, const char *id)
 	return NULL;
 }
 
-static void image__sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* What 'image fetch' works with: the ids the controller answered (to poll
  * and match) and, for messages, the words the user gave with the ids. */
 struct fetch {
@@ -321,7 +313,7 @@ static int image__fetch_wait(struct skyctl *ctl, const struct fetch *f, json_t *
 				"%s', or wait longer with --timeout", f->board, f->image, timeout, progress, f->board_id);
 			return -ETIMEDOUT;
 		}
-		image__sleep_ms(IMAGE_POLL_MS);
+		skyctl_sleep_ms(IMAGE_POLL_MS);
 	}
 }
 

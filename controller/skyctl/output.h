@@ -65,6 +65,8 @@ void skyctl_field(const char *label, const char *value);
 void skyctl_field_lines(const char *label, const char *value);
 
 uint64_t skyctl_now_ms(void);
+/* Wait ms milliseconds (between polls of the controller). */
+void skyctl_sleep_ms(unsigned ms);
 
 /* A progress line redrawn in place on stderr, only when stderr is a
  * terminal: nothing goes into logs or pipes. */

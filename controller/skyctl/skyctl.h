@@ -36,12 +36,6 @@
 #define SKYCTL_MAX_CMDLINE 4096 /* bytes of --cmdline (the controller has its own, smaller limit) */
 #define SKYCTL_FETCH_TIMEOUT 600 /* seconds 'image fetch' waits by default (10m) */
 #define SKYCTL_FETCH_TIMEOUT_MAX (7 * 24 * 3600)
-/* POST /v1/tokens takes a ttl_seconds of 60 s to 30 days (API_TOKEN_TTL_MIN
- * and _MAX in controller/api_json.h, docs/api.md): skyctl refuses what the
- * controller would, and says so before asking. */
-#define SKYCTL_TOKEN_TTL_MIN 60
-#define SKYCTL_TOKEN_TTL_MAX (30 * 24 * 3600)
-#define SKYCTL_TOKEN_USES_MAX 10000
 
 enum skyctl_output {
 	SKYCTL_OUTPUT_TABLE,

@@ -187,6 +187,10 @@ static int al_on_frame(void *ctx, Skyroot__Envelope *env)
 			if (s->al->ops.console)
 				s->al->ops.console(s->al->ops_ctx, s->board_id, env->console_data);
 			break;
+		case SKYROOT__ENVELOPE__BODY_BARE_METAL_BOOT_RESULT:
+			if (s->al->ops.boot_result)
+				s->al->ops.boot_result(s->al->ops_ctx, s->board_id, req, env->bare_metal_boot_result);
+			break;
 		default:
 			al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST, "unexpected message %d",
 				      (int)env->body_case);

@@ -23,6 +23,8 @@ struct agentlink_ops {
 	void (*guest_report)(void *ctx, const char *board_id, const Skyroot__GuestReport *r);
 	/* Console output of one of the board's guests. */
 	void (*console)(void *ctx, const char *board_id, const Skyroot__ConsoleData *d);
+	/* The board answered the bare-metal boot order whose request id is req. */
+	void (*boot_result)(void *ctx, const char *board_id, uint64_t req, const Skyroot__BareMetalBootResult *r);
 };
 
 struct listener_limits;

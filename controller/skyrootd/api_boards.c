@@ -8,6 +8,7 @@
 #include "common/util.h"
 #include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/api_priv.h"
+#include "controller/skyrootd/boots.h"
 #include "controller/skyrootd/store.h"
 
 static json_t *api_board__render(struct controller *ctl, const struct db_board *b)
@@ -16,7 +17,8 @@ static json_t *api_board__render(struct controller *ctl, const struct db_board *
 	bool online = ctl->agents && agentlink_board_online(ctl->agents, b->id, &seen);
 	json_t *o = api_json_board(b, online, online ? seen : b->last_seen);
 
-	if (o && api_json_board_images(o, online ? agentlink_board_images(ctl->agents, b->id) : NULL) < 0) {
+	if (o && (api_json_board_images(o, online ? agentlink_board_images(ctl->agents, b->id) : NULL) < 0 ||
+		  api_json_board_boot(o, boots_get(ctl->boots, b->id)) < 0)) {
 		json_decref(o);
 		return NULL;
 	}
@@ -96,6 +98,7 @@ static void api__board_delete(struct api_call *call, struct api_reply *rep)
 	 * end its session so it cannot keep talking on the old one. */
 	if (ctl->agents)
 		agentlink_board_kick(ctl->agents, id);
+	boots_forget(ctl->boots, id);
 	log_info("api: board %s ('%s') deleted; its certificates are revoked", id, name);
 	api_reply_ok(rep, 200, json_pack("{s:s}", "deleted", id));
 }
@@ -152,6 +155,8 @@ static void api__board_boot(struct api_call *call, struct api_reply *rep)
 	Skyroot__BareMetalBoot bm = SKYROOT__BARE_METAL_BOOT__INIT;
 	Skyroot__SignedManifest km = SKYROOT__SIGNED_MANIFEST__INIT, im = SKYROOT__SIGNED_MANIFEST__INIT;
 	char id[DB_ID_MAX], name[DB_NAME_MAX], err[API_JSON_ERR_MAX];
+	json_t *rep_json;
+	uint64_t order = boots_next_request(ctl->boots);
 	int r;
 
 	body = malloc(sizeof(*body));
@@ -186,12 +191,15 @@ static void api__board_boot(struct api_call *call, struct api_reply *rep)
 		bm.kernel = &km;
 		bm.initrd = body->initrd[0] ? &im : NULL;
 		bm.cmdline = body->cmdline[0] ? body->cmdline : "console=ttyS0";
+		env.request_id = order; /* the board's answer echoes it */
 		env.body_case = SKYROOT__ENVELOPE__BODY_BARE_METAL_BOOT;
 		env.bare_metal_boot = &bm;
 		r = agentlink_board_send(ctl->agents, id, &env);
 	}
+	if (r == 0 && boots_sent(ctl->boots, id, order, kernel.id, sky_unix_now()) < 0)
+		log_warn("api: board %s: out of memory to follow its boot order; its answer is not shown", id);
 	if (r == -ENOTCONN) {
-		api_reply_error(rep, 409, "conflict", "board '%s' is offline", name);
+		api_reply_error(rep, 409, "conflict", "board '%s' is offline; it can boot once it is back", name);
 		goto out;
 	}
 	if (r < 0) {
@@ -199,8 +207,15 @@ static void api__board_boot(struct api_call *call, struct api_reply *rep)
 		goto out;
 	}
 	agentlink_board_baremetal(ctl->agents, id, true);
-	log_info("api: board %s told to kexec image %s on bare metal", id, kernel.id);
-	api_reply_ok(rep, 202, json_pack("{s:s}", "board", id));
+	log_info("api: board %s told to kexec image %s on bare metal (order %llu)", id, kernel.id,
+		 (unsigned long long)order);
+	/* The board answers on its own time: GET /v1/boards/{id} shows it. */
+	rep_json = json_pack("{s:s}", "board", id);
+	if (rep_json && api_json_board_boot(rep_json, boots_get(ctl->boots, id)) < 0) {
+		json_decref(rep_json);
+		rep_json = NULL;
+	}
+	api_reply_ok(rep, 202, rep_json);
 out:
 	free(km.manifest.data);
 	free(km.signature.data);

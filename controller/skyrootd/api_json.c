@@ -15,42 +15,6 @@
 
 /* ---- strings ---- */
 
-/* Length of the well-formed UTF-8 sequence at s (n bytes available), or 0
- * when the bytes there are not one (RFC 3629: no overlongs, no surrogates,
- * nothing past U+10FFFF). */
-static size_t aj_utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len, i;
-	uint32_t cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 /* A JSON string of at most max bytes of s; bytes that are not UTF-8 (an
  * agent's DMI strings are whatever the firmware put there) become '?'.
  * NULL s is JSON null. */
@@ -71,7 +35,7 @@ static json_t *aj_strn(const char *s, size_t max)
 	if (!copy)
 		return NULL;
 	while (i < n) {
-		size_t k = aj_utf8_seq(u + i, n - i);
+		size_t k = sky_utf8_seq(u + i, n - i);
 		if (k == 0) {
 			copy[i++] = '?';
 			continue;
@@ -458,8 +422,8 @@ int api_json_parse_token_request(const void *body, size_t len, struct api_token_
 			snprintf(req.board, sizeof(req.board), "%s", b);
 			continue;
 		}
-		lo = is_ttl ? API_TOKEN_TTL_MIN : API_TOKEN_USES_MIN;
-		hi = is_ttl ? API_TOKEN_TTL_MAX : API_TOKEN_USES_MAX;
+		lo = is_ttl ? SKY_TOKEN_TTL_MIN : SKY_TOKEN_USES_MIN;
+		hi = is_ttl ? SKY_TOKEN_TTL_MAX : SKY_TOKEN_USES_MAX;
 		if (!json_is_integer(v)) {
 			snprintf(err, errlen, "%s must be a whole number between %lld and %lld%s", key,
 				 (long long)lo, (long long)hi, is_ttl ? " (seconds)" : "");
@@ -900,6 +864,20 @@ fail:
 	json_decref(fetching);
 	json_decref(errors);
 	return -ENOMEM;
+}
+
+int api_json_board_boot(json_t *board, const struct boot_status *st)
+{
+	json_t *o;
+
+	if (!st)
+		return json_object_set_new(board, "boot", json_null()) < 0 ? -ENOMEM : 0;
+	o = json_pack("{s:s, s:o, s:o, s:o, s:o}", "state", boots_state_name(st->state),
+		      "request_id", aj_u64(st->request_id), "kernel", aj_strn(st->kernel, sizeof(st->kernel)),
+		      "error", aj_str_or_null(st->error, sizeof(st->error)), "at", aj_time(st->at));
+	if (!o || json_object_set_new(board, "boot", o) < 0)
+		return -ENOMEM;
+	return 0;
 }
 
 /* ---- guests ---- */

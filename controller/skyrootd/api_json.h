@@ -14,18 +14,16 @@
 
 #include "common/limits.h"
 #include "common/parse.h"
+#include "controller/skyrootd/boots.h"
 #include "controller/skyrootd/db.h"
 #include "controller/skyrootd/store.h"
 #include "controller/skyrootd/guests.h"
 #include "skyroot.pb-c.h"
 
-/* POST /v1/tokens bounds (docs/api.md). */
+/* POST /v1/tokens defaults (docs/api.md); the bounds are SKY_TOKEN_* of
+ * common/limits.h, which skyctl checks too. */
 #define API_TOKEN_TTL_DEFAULT 3600
-#define API_TOKEN_TTL_MIN 60
-#define API_TOKEN_TTL_MAX (30 * 24 * 3600)
 #define API_TOKEN_USES_DEFAULT 1
-#define API_TOKEN_USES_MIN 1
-#define API_TOKEN_USES_MAX 10000
 
 /* Room for an error message written by a validator. */
 #define API_JSON_ERR_MAX 256
@@ -112,6 +110,9 @@ json_t *api_json_image(const struct store_image *img);
 /* Add "images", "fetching" and "image_errors" to a BOARD from the board's
  * last image report (NULL: empty arrays). */
 int api_json_board_images(json_t *board, const Skyroot__ImageStatus *st);
+/* Add "boot" to a BOARD: the board's last bare-metal boot order and its
+ * answer (NULL: null, no order since the controller started). */
+int api_json_board_boot(json_t *board, const struct boot_status *st);
 
 /* GUEST (docs/api.md). */
 json_t *api_json_guest(const struct guest *g);

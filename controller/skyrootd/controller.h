@@ -34,6 +34,7 @@ struct agentlink;
 struct api;
 struct store;
 struct guests;
+struct boots;
 
 struct controller {
 	uv_loop_t *loop;
@@ -51,6 +52,7 @@ struct controller {
 	char advertise[300];          /* what token cmdlines carry */
 	struct store *store;
 	struct guests *guests;
+	struct boots *boots;          /* boards' last bare-metal boot orders (boots.h) */
 	char db_path[4096];
 	struct agentlink *agents;
 	struct api *api;

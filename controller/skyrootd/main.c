@@ -17,6 +17,7 @@
 #include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink.h"
+#include "controller/skyrootd/boots.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/guests.h"
 #include "controller/skyrootd/store.h"
@@ -227,10 +228,35 @@ static void wire__console(void *ctx, const char *board_id, const Skyroot__Consol
 	guests_on_console(ctl->guests, board_id, d);
 }
 
+/* The board's answer to a boot order; a board that will not boot is not
+ * shown as running a bare-metal OS once it goes offline. */
+static void wire__boot_result(void *ctx, const char *board_id, uint64_t req, const Skyroot__BareMetalBootResult *res)
+{
+	struct controller *ctl = ctx;
+	int r = boots_answer(ctl->boots, board_id, req, res->outcome, res->error, sky_unix_now());
+
+	if (r < 0) {
+		log_debug("board %s: answer to boot order %llu ignored: %s", board_id, (unsigned long long)req,
+			  r == -ESTALE ? "not its last order" : r == -EALREADY ? "already settled" : "no order");
+		return;
+	}
+	if (res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_ACCEPTED) {
+		log_info("board %s: accepted the bare-metal boot", board_id);
+		return;
+	}
+	/* The board's words go through the logger, which escapes them. */
+	log_warn("board %s: bare-metal boot %s: %s", board_id,
+		 res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED ? "refused" : "failed",
+		 boots_get(ctl->boots, board_id)->error);
+	if (ctl->agents)
+		agentlink_board_baremetal(ctl->agents, board_id, false);
+}
+
 static const struct agentlink_ops wire_agentlink_ops = {
 	.board_up = wire__board_up,
 	.guest_report = wire__guest_report,
 	.console = wire__console,
+	.boot_result = wire__boot_result,
 };
 
 static bool wire__online(void *ctx, const char *board_id)
@@ -335,6 +361,12 @@ static int cmd_run(int argc, char **argv)
 	r = ctl_state_load(&ctl);
 	if (r < 0)
 		return 1;
+	r = boots_new(&ctl.boots);
+	if (r < 0) {
+		log_error("out of memory");
+		ctl_state_unload(&ctl);
+		return 1;
+	}
 	uv_loop_init(&loop);
 	ctl.loop = &loop;
 
@@ -373,6 +405,7 @@ static int cmd_run(int argc, char **argv)
 	if (r < 0)
 		log_warn("loop closed with handles still open: %s", uv_strerror(r));
 	ctl_state_unload(&ctl);
+	boots_free(ctl.boots);
 	log_info("stopped");
 	return 0;
 
@@ -383,6 +416,7 @@ fail:
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	ctl_state_unload(&ctl);
+	boots_free(ctl.boots);
 	return 1;
 }
 

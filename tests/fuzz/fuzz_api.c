@@ -21,8 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	r = api_json_parse_token_request(data, size, &req, err, sizeof(err));
 	if (r == 0) {
-		if (req.ttl_seconds < API_TOKEN_TTL_MIN || req.ttl_seconds > API_TOKEN_TTL_MAX ||
-		    req.uses < API_TOKEN_USES_MIN || req.uses > API_TOKEN_USES_MAX)
+		if (req.ttl_seconds < SKY_TOKEN_TTL_MIN || req.ttl_seconds > SKY_TOKEN_TTL_MAX ||
+		    req.uses < SKY_TOKEN_USES_MIN || req.uses > SKY_TOKEN_USES_MAX)
 			abort();
 	} else {
 		if (r != -EINVAL || !err[0] || strnlen(err, sizeof(err)) >= sizeof(err))

@@ -786,7 +786,12 @@ def case_offline_after_missed_heartbeats(f):
     f.start()
     tok = f.token()
     p = f.agent("a", token=tok["token"], hb=500)
-    wait_for(lambda: len(f.online()) == 1, 20, "online")
+    # The session is up before the hello that carries the 0.5 s heartbeat
+    # period: until the controller has it, it waits 3.5 x its 10 s default.
+    # The inventory is stored after the period is taken, so once the board
+    # shows its CPUs the controller counts 0.5 s heartbeats.
+    wait_for(lambda: [b for b in f.online().values() if b["cpus"] is not None], 20,
+             "online with its inventory (its hello)")
     os.kill(p.p.pid, signal.SIGSTOP)
     try:
         t0 = time.time()
@@ -892,6 +897,75 @@ def case_skyctl_cli(f):
     r = subprocess.run([SKYCTL, "--controller", f"https://127.0.0.1:{port}", "--ca", f.ca_file,
                         "--token", f.admin, "board", "list"], capture_output=True, text=True)
     check(r.returncode == 1 and "skyrootd" in r.stderr, f"unreachable controller: {r.stderr}")
+
+
+def case_board_boot_answer(f):
+    """skyctl board boot waits for the board's answer: a board whose agent
+    runs without --allow-kexec refuses, skyctl exits 1 with its reason and
+    board show keeps it; one with --allow-kexec accepts (on this host its
+    kexec_file_load of a kernel that is not one then fails, which shows
+    too); fetch and boot on an offline board are 409."""
+    f.start()
+    tok = f.token(uses=2)
+
+    def enroll(board, extra=()):
+        known = {b["id"] for b in f.boards()}
+        p = f.agent(board, token=tok["token"], extra=extra)
+        bid = wait_for(lambda: [b["id"] for b in f.online().values()
+                                if b["id"] not in known and b["cpus"] is not None], 20, f"board {board} online")[0]
+        return p, bid
+
+    pa, a = enroll("a")
+    pb, b = enroll("b", extra=["--allow-kexec"])
+    kernel = os.path.join(f.tmp, "not-a-kernel")
+    with open(kernel, "wb") as fh:
+        fh.write(os.urandom(200 * 1024))
+    r = skyctl(f, "image", "push", kernel, "--name", "not-a-kernel", "--kind", "kernel")
+    check(r.returncode == 0, f"image push: {r.stderr}")
+
+    # Refused: exit status 1 with the board's reason; nothing else changes.
+    r = skyctl(f, "board", "boot", a, "--kernel", "not-a-kernel")
+    check(r.returncode == 1 and "refused" in r.stderr and "--allow-kexec" in r.stderr,
+          f"board boot on a board without --allow-kexec fails with its reason: {r.returncode} {r.stdout} {r.stderr}")
+    check("is booting" not in r.stdout, f"no success printed: {r.stdout}")
+    st, board = f.api("GET", f"/v1/boards/{a}")
+    boot = board.get("boot") or {}
+    check(st == 200 and boot.get("state") == "refused" and "--allow-kexec" in (boot.get("error") or "")
+          and boot.get("at") and boot.get("request_id"), f"the API's board shows the refusal: {board}")
+    r = skyctl(f, "board", "show", a)
+    check(r.returncode == 0 and re.search(r"Bare-metal boot:\s+refused .*--allow-kexec", r.stdout),
+          f"board show shows the refusal: {r.stdout}")
+    check(board["state"] == "online", "a refusing board stays online")
+
+    # --no-wait answers at once with the order; the refusal follows.
+    r = skyctl(f, "-o", "json", "board", "boot", a, "--kernel", "not-a-kernel", "--no-wait")
+    check(r.returncode == 0, f"board boot --no-wait: {r.stderr}")
+    order = json.loads(r.stdout)["boot"]["request_id"]
+    check(order != boot["request_id"], "a new order, a new id")
+    wait_for(lambda: f.api("GET", f"/v1/boards/{a}")[1]["boot"] == dict(
+        f.api("GET", f"/v1/boards/{a}")[1]["boot"], state="refused", request_id=order), 10,
+        "the refusal of the second order")
+
+    # Accepted: exit status 0; the kexec itself fails on this host, and says so.
+    r = skyctl(f, "board", "boot", b, "--kernel", "not-a-kernel", "--cmdline", "console=ttyS0")
+    check(r.returncode == 0 and "is booting" in r.stdout, f"board boot with --allow-kexec: {r.returncode} {r.stderr}")
+    boot = wait_for(lambda: (lambda x: x if x["state"] == "failed" else None)(
+        f.api("GET", f"/v1/boards/{b}")[1]["boot"]), 30, "the failed kexec reported")
+    check("kexec_file_load" in boot["error"], f"the board says why: {boot}")
+    check("bare-metal boot refused" in pa.text() and "kexec_file_load failed" in pb.text(), "agents log it")
+
+    # Offline boards: 409 for fetch and boot, and no 'baremetal' after a refusal.
+    pa.stop()
+    wait_for(lambda: f.api("GET", f"/v1/boards/{a}")[1]["state"] != "online", 20, "board a offline")
+    check(f.api("GET", f"/v1/boards/{a}")[1]["state"] == "offline", "a board that refused is offline, not baremetal")
+    st, body = f.api("POST", f"/v1/boards/{a}/boot", {"kernel": "not-a-kernel"})
+    check(st == 409 and "offline" in body["error"]["message"], f"boot on an offline board: {st} {body}")
+    st, body = f.api("POST", f"/v1/boards/{a}/fetch", {"image": "not-a-kernel"})
+    check(st == 409 and "offline" in body["error"]["message"], f"fetch on an offline board: {st} {body}")
+    r = skyctl(f, "board", "boot", a, "--kernel", "not-a-kernel")
+    check(r.returncode == 1 and "offline" in r.stderr, f"skyctl board boot on an offline board: {r.stderr}")
+    r = skyctl(f, "board", "boot", a, "--kernel", "not-a-kernel", "--no-wait", "--timeout", "5s")
+    check(r.returncode == 2, f"--timeout does not go with --no-wait: {r.returncode} {r.stderr}")
 
 
 def case_init_refuses_overwrite(f):
