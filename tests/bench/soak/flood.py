@@ -17,7 +17,11 @@ Each port gets --connections connections, split among its kinds:
 A connection the controller closes is opened again --interval s later, so
 the pressure stays.  Every --report s one line per port and kind: open now,
 closed by the controller, connections that failed (refused, reset, timed
-out).  Only 127.0.0.1; it stops by itself after --duration s (or SIGTERM).
+out).  Only loopback: it dials 127.0.0.1 from --sources addresses of its
+own (127.0.0.2 and up; all of 127.0.0.0/8 is loopback on Linux), so the
+controller sees attackers that are not its boards' address (127.0.0.1) and
+its per-address caps are exercised.  It stops by itself after --duration s
+(or SIGTERM).
 The standard library only.
 """
 import argparse
@@ -67,6 +71,7 @@ class Flood:
     def __init__(self, args):
         self.a = args
         self.stats = Stats()
+        self.nopen = 0
         self.stop = asyncio.Event()
         self.hello = client_hello()
         self.ctx = tls_context()
@@ -79,9 +84,10 @@ class Flood:
         return self.stop.is_set()
 
     async def open(self, port, tls):
-        kw = {}
+        self.nopen += 1
+        kw = {"local_addr": ("127.0.0.%d" % (2 + self.nopen % self.a.sources), 0)}
         if tls:
-            kw = {"ssl": self.ctx, "server_hostname": "localhost", "ssl_handshake_timeout": CONNECT_TIMEOUT}
+            kw |= {"ssl": self.ctx, "server_hostname": "localhost", "ssl_handshake_timeout": CONNECT_TIMEOUT}
         return await asyncio.wait_for(asyncio.open_connection(HOST, port, **kw), CONNECT_TIMEOUT)
 
     async def trickle(self, writer, data):
@@ -209,10 +215,13 @@ def main():
     p.add_argument("--interval", type=float, default=5.0, help="seconds between two bytes (default 5)")
     p.add_argument("--duration", type=float, default=900.0, help="seconds before it stops by itself (default 900)")
     p.add_argument("--api-token", default="", help="the admin token: the unread downloads are authenticated")
+    p.add_argument("--sources", type=int, default=8,
+                   help="source addresses 127.0.0.2.. the connections come from (default 8)")
     p.add_argument("--report", type=float, default=60.0, help="seconds between two report lines (default 60)")
     a = p.parse_args()
-    if not 1 <= a.connections <= 50000 or a.interval <= 0 or not 1 <= a.duration <= 86400:
-        p.error("--connections 1..50000, --interval > 0, --duration 1..86400")
+    if not 1 <= a.connections <= 50000 or a.interval <= 0 or not 1 <= a.duration <= 86400 \
+            or not 1 <= a.sources <= 250:
+        p.error("--connections 1..50000, --interval > 0, --duration 1..86400, --sources 1..250")
     nports = 3 if a.boot_port else 2
     need = nports * a.connections + 64
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
