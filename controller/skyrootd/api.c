@@ -130,11 +130,18 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 static int api__begin(void *ctx, struct http_conn *c, const struct http_request *req)
 {
 	struct api *api = ctx;
+	uint64_t wait_ms;
 
 	if (api->boot_only || !api_images_is_upload(req))
 		return HTTP_BODY_BUFFER;
-	if (!api_auth_check(api, req))
+	if (api_auth_waiting(api, req->peer, &wait_ms))
+		return http_conn_refuse(c, 429, "too_many_requests",
+					"too many wrong admin tokens from %s; try again in %llu ms", req->peer,
+					(unsigned long long)wait_ms);
+	if (!api_auth_check(api, req)) {
+		api_auth_fail(api, req);
 		return http_conn_refuse(c, 401, "unauthorized", "%s", API_NEEDS_TOKEN);
+	}
 	return api_images_upload_begin(api, c, req);
 }
 

@@ -148,38 +148,67 @@ static void api_auth__log(struct api_auth *a, const char *peer, uint64_t now, un
 	a->logged_ms = now;
 }
 
+/* One more wrong token from the request's address: counted, logged, and
+ * the time before which the address gets no further answer to a guess. */
+static uint64_t api_auth__penalize(struct api_auth *a, const struct http_request *req, uint64_t now)
+{
+	struct api_auth_addr *e = api_auth__addr(a, req->peer, now);
+	uint64_t delay;
+
+	e->fails++;
+	e->last_ms = now;
+	api_auth__log(a, req->peer, now, e->fails);
+	delay = (uint64_t)API_AUTH_DELAY_MIN_MS << (e->fails > 8 ? 7 : e->fails - 1);
+	if (delay > API_AUTH_DELAY_MAX_MS)
+		delay = API_AUTH_DELAY_MAX_MS;
+	e->next_free_ms = (e->next_free_ms > now ? e->next_free_ms : now) + delay;
+	return e->next_free_ms;
+}
+
+bool api_auth_waiting(struct api *api, const char *peer, uint64_t *wait_ms)
+{
+	struct api_auth *a = api->auth;
+	uint64_t now = uv_now(a->timer.loop);
+
+	for (size_t i = 0; i < API_AUTH_ADDRS; i++) {
+		const struct api_auth_addr *e = &a->addrs[i];
+		if (e->key[0] && strcmp(e->key, peer) == 0 && e->next_free_ms > now) {
+			*wait_ms = e->next_free_ms - now;
+			return true;
+		}
+	}
+	return false;
+}
+
+void api_auth_fail(struct api *api, const struct http_request *req)
+{
+	if (req->authorization_count > 0)
+		api_auth__penalize(api->auth, req, uv_now(api->auth->timer.loop));
+}
+
 void api_auth_refuse(struct api *api, struct http_conn *c, const struct http_request *req, json_t *body,
 		     const char *headers)
 {
 	struct api_auth *a = api->auth;
 	struct api_conn_state *st = api_conn_state(c);
 	uint64_t now = uv_now(a->timer.loop);
-	struct api_auth_addr *e;
 	struct api_auth_wait *w;
-	uint64_t delay;
 
 	/* No token at all is a client that forgot it, not a guess. */
 	if (req->authorization_count == 0 || !st) {
 		http_respond_json(c, 401, body, headers);
 		return;
 	}
-	e = api_auth__addr(a, req->peer, now);
-	e->fails++;
-	e->last_ms = now;
-	api_auth__log(a, req->peer, now, e->fails);
 	if (++st->auth_fails >= API_AUTH_CONN_FAILS)
 		http_conn_last(c);
-	delay = (uint64_t)API_AUTH_DELAY_MIN_MS << (e->fails > 8 ? 7 : e->fails - 1);
-	if (delay > API_AUTH_DELAY_MAX_MS)
-		delay = API_AUTH_DELAY_MAX_MS;
 	w = calloc(1, sizeof(*w));
 	if (!w) {
+		api_auth__penalize(a, req, now);
 		http_respond_json(c, 401, body, headers);
 		return;
 	}
 	w->c = c;
-	w->due_ms = (e->next_free_ms > now ? e->next_free_ms : now) + delay;
-	e->next_free_ms = w->due_ms;
+	w->due_ms = api_auth__penalize(a, req, now);
 	w->body = body;
 	w->headers = headers;
 	w->next = a->waits;

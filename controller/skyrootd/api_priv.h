@@ -90,6 +90,11 @@ void api_guests_conn_gone(struct api *api, struct http_conn *c, struct api_conn_
 bool api_auth_check(const struct api *api, const struct http_request *req);
 /* Answer 401 with body (owned) now or, after recent failures from the
  * peer, later; close the connection after a few on it. */
+/* An upload is refused before its body, so its 401 cannot wait: its wrong
+ * token is counted with api_auth_fail, and while api_auth_waiting says the
+ * address must wait (*wait_ms), no token of its uploads is looked at. */
+void api_auth_fail(struct api *api, const struct http_request *req);
+bool api_auth_waiting(struct api *api, const char *peer, uint64_t *wait_ms);
 void api_auth_refuse(struct api *api, struct http_conn *c, const struct http_request *req, json_t *body,
 		     const char *headers);
 void api_auth_conn_gone(struct api *api, struct api_conn_state *st);

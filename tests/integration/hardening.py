@@ -8,6 +8,7 @@ Usage: hardening.py CASE (binaries as in fleet.py).  Floods stay on
 127.0.0.0/8 (other sources: 127.0.0.2, ...), last seconds and open a few
 hundred connections at most.
 """
+import collections
 import hashlib
 import http.client
 import os
@@ -363,6 +364,43 @@ def case_auth_throttle(f):
           "a warn line names the peer of the wrong tokens")
     lines = sum(1 for l in log.splitlines() if "wrong admin token" in l)
     check(lines <= secs + 10, f"{lines} log lines for {guesses} failures: not rate-limited")
+
+
+def case_auth_throttle_upload(f):
+    """Uploads are refused at their headers, before the body, so their 401
+    cannot be delayed: a wrong upload token is counted like any other, and
+    while its address waits out the delay no upload token of it is looked
+    at (429).  The guesses looked at stay few; the right token from another
+    address uploads at once."""
+    f.start()
+    answers, t0 = collections.Counter(), time.time()
+    while time.time() - t0 < 4:
+        conn = http.client.HTTPSConnection("127.0.0.1", f.api_port, context=f.sslctx, timeout=10,
+                                           source_address=("127.0.0.4", 0))
+        try:
+            conn.request("POST", "/v1/images?name=guess&kind=disk", body=b"x" * 4096,
+                         headers={"Authorization": f"Bearer ska-guess{sum(answers.values())}",
+                                  "Content-Type": "application/octet-stream"})
+            r = conn.getresponse()
+            r.read()
+            answers[r.status] += 1
+        except (http.client.HTTPException, OSError):
+            answers["reset"] += 1
+        conn.close()
+    print(f"auth: wrong upload tokens in 4 s: {dict(answers)}")
+    check(set(answers) <= {401, 429, "reset"}, f"answers to wrong upload tokens: {dict(answers)}")
+    check(0 < answers[401] <= 12, f"{answers[401]} upload guesses were looked at in 4 s (want at most 12)")
+    check(answers[429] > answers[401], f"the throttled address was not told to wait: {dict(answers)}")
+    conn = http.client.HTTPSConnection("127.0.0.1", f.api_port, context=f.sslctx, timeout=10,
+                                       source_address=("127.0.0.5", 0))
+    t1 = time.time()
+    conn.request("POST", "/v1/images?name=good&kind=disk", body=b"y" * 4096,
+                 headers={"Authorization": f"Bearer {f.admin}", "Content-Type": "application/octet-stream"})
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    check(r.status in (200, 201) and time.time() - t1 < 2,
+          f"the right token from 127.0.0.5: {r.status} {body[:200]!r} in {time.time() - t1:.1f} s")
 
 
 def s_client(port, *args):
