@@ -170,7 +170,7 @@ static void test_journal_stream(void **state)
 	/* The prefix first, no time, still escaped; then the usual format. */
 	const char *plain = strstr(c.text, "Z test info: plain again\n");
 	assert_non_null(plain);
-	assert_memory_equal(c.text, "<3>e one\\x0atwo\n<4>w\n<6>i\n<7>d\n", 28);
+	assert_memory_equal(c.text, "<3>e one\\x0atwo\n<4>w\n<6>i\n<7>d\n", 31);
 	assert_true(c.text[31] >= '0' && c.text[31] <= '9');
 }
 
