@@ -3,7 +3,6 @@
 #include "common/conf.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,19 +11,6 @@
 #include "common/util.h"
 
 #define CONF_OPTS_MAX 128       /* as args.c's table limit */
-
-static void conf__err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void conf__err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static bool conf__blank(char c)
 {
@@ -64,9 +50,9 @@ static int conf__unknown(const struct sky_opt *opts, size_t n, const char *key, 
 		hit = sky_args_suggest(name, names, n);
 	}
 	if (hit)
-		conf__err(msg, msglen, "unknown key '%.*s'; did you mean '%s'?", (int)(len > 64 ? 64 : len), key, hit);
+		snprintf(msg, msglen, "unknown key '%.*s'; did you mean '%s'?", (int)(len > 64 ? 64 : len), key, hit);
 	else
-		conf__err(msg, msglen, "unknown key '%.*s'; the keys are the long options of --help without '--'",
+		snprintf(msg, msglen, "unknown key '%.*s'; the keys are the long options of --help without '--'",
 			  (int)(len > 64 ? 64 : len), key);
 	return -EINVAL;
 }
@@ -93,7 +79,7 @@ static int conf__line(struct sky_opt *opts, size_t n, const char *s, const char 
 		return 0;
 	eq = memchr(s, '=', (size_t)(e - s));
 	if (!eq) {
-		conf__err(msg, msglen, "'%.*s' is not KEY = VALUE", (int)(e - s > 64 ? 64 : e - s), s);
+		snprintf(msg, msglen, "'%.*s' is not KEY = VALUE", (int)(e - s > 64 ? 64 : e - s), s);
 		return -EINVAL;
 	}
 	key = s;
@@ -102,7 +88,7 @@ static int conf__line(struct sky_opt *opts, size_t n, const char *s, const char 
 	conf__trim(&key, &key_end);
 	conf__trim(&val, &e);
 	if (key == key_end) {
-		conf__err(msg, msglen, "a value without a key: write KEY = VALUE");
+		snprintf(msg, msglen, "a value without a key: write KEY = VALUE");
 		return -EINVAL;
 	}
 	i = conf__find(opts, n, key, (size_t)(key_end - key));
@@ -110,17 +96,17 @@ static int conf__line(struct sky_opt *opts, size_t n, const char *s, const char 
 		return conf__unknown(opts, n, key, (size_t)(key_end - key), msg, msglen);
 	if (opts[i].kind == SKY_ARG_FLAG || opts[i].kind == SKY_ARG_LIST ||
 	    (opts[i].kind == SKY_ARG_CALLBACK && !opts[i].metavar) || strcmp(opts[i].name, "help") == 0) {
-		conf__err(msg, msglen, "%s cannot be set in a config file: give it as --%s", opts[i].name,
+		snprintf(msg, msglen, "%s cannot be set in a config file: give it as --%s", opts[i].name,
 			  opts[i].name);
 		return -EINVAL;
 	}
 	if (val == e) {
-		conf__err(msg, msglen, "%s has no value: write %s = %s (or remove the line)", opts[i].name,
+		snprintf(msg, msglen, "%s has no value: write %s = %s (or remove the line)", opts[i].name,
 			  opts[i].name, opts[i].metavar);
 		return -EINVAL;
 	}
 	if (set_on[i]) {
-		conf__err(msg, msglen, "%s is set again (first on line %u): set it once", opts[i].name, set_on[i]);
+		snprintf(msg, msglen, "%s is set again (first on line %u): set it once", opts[i].name, set_on[i]);
 		return -EINVAL;
 	}
 	*used = (size_t)snprintf(out, (size_t)(e - s) + 4, "--%.*s=%.*s", (int)(key_end - key), key,
@@ -140,20 +126,21 @@ int sky_conf_parse(struct sky_opt *opts, const char *name, const char *text, siz
 	size_t n = 0, pos = 0, w = 0;
 	int r = 0;
 
-	if (err && errlen > 0)
-		err[0] = '\0';
+	if (!err || errlen == 0)
+		return -EINVAL;
+	err[0] = '\0';
 	if (!opts || !name || (!text && len) || !store) {
-		conf__err(err, errlen, "nothing to parse");
+		snprintf(err, errlen, "nothing to parse");
 		return -EINVAL;
 	}
 	if (len > SKY_CONF_FILE_MAX) {
-		conf__err(err, errlen, "%s: the file is larger than %u bytes", name, (unsigned)SKY_CONF_FILE_MAX);
+		snprintf(err, errlen, "%s: the file is larger than %u bytes", name, (unsigned)SKY_CONF_FILE_MAX);
 		return -EFBIG;
 	}
 	while (opts[n].name)
 		n++;
 	if (n > CONF_OPTS_MAX) {
-		conf__err(err, errlen, "the program's option table has more than %d entries", CONF_OPTS_MAX);
+		snprintf(err, errlen, "the program's option table has more than %d entries", CONF_OPTS_MAX);
 		return -EINVAL;
 	}
 	/* A KEY=VALUE line of L >= 3 bytes gives L + 3 ("--", '\0'): 3 * len
@@ -161,7 +148,7 @@ int sky_conf_parse(struct sky_opt *opts, const char *name, const char *text, siz
 	block = malloc(3 * len + 16);
 	set_on = calloc(n + 1, sizeof(*set_on));
 	if (!block || !set_on) {
-		conf__err(err, errlen, "out of memory reading %s", name);
+		snprintf(err, errlen, "out of memory reading %s", name);
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -173,18 +160,18 @@ int sky_conf_parse(struct sky_opt *opts, const char *name, const char *text, siz
 		line++;
 		pos = (size_t)(e - text) + 1;
 		if (e - s > SKY_CONF_LINE_MAX) {
-			conf__err(err, errlen, "%s:%u: the line is longer than %d bytes", name, line, SKY_CONF_LINE_MAX);
+			snprintf(err, errlen, "%s:%u: the line is longer than %d bytes", name, line, SKY_CONF_LINE_MAX);
 			r = -EINVAL;
 			goto fail;
 		}
 		if (memchr(s, '\0', (size_t)(e - s))) {
-			conf__err(err, errlen, "%s:%u: a NUL byte: is this a text file?", name, line);
+			snprintf(err, errlen, "%s:%u: a NUL byte: is this a text file?", name, line);
 			r = -EINVAL;
 			goto fail;
 		}
 		r = conf__line(opts, n, s, e, line, set_on, block + w, &used, msg, sizeof(msg));
 		if (r < 0) {
-			conf__err(err, errlen, "%s:%u: %s", name, line, msg);
+			snprintf(err, errlen, "%s:%u: %s", name, line, msg);
 			goto fail;
 		}
 		w += used;
@@ -204,13 +191,15 @@ int sky_conf_load(struct sky_opt *opts, const char *path, char **store, char *er
 	size_t len = 0;
 	int r;
 
+	if (!err || errlen == 0)
+		return -EINVAL;
 	if (!path) {
-		conf__err(err, errlen, "no config file named");
+		snprintf(err, errlen, "no config file named");
 		return -EINVAL;
 	}
 	r = sky_read_file(path, SKY_CONF_FILE_MAX, &text, &len);
 	if (r < 0) {
-		conf__err(err, errlen, "%s: %s", path,
+		snprintf(err, errlen, "%s: %s", path,
 			  r == -EFBIG ? "the file is too large for a config file" : strerror(-r));
 		return r;
 	}

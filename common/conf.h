@@ -28,7 +28,8 @@
 /* Parse text (len bytes, the file called name in messages) into opts'
  * destinations.  String values point into *store, a block made here that
  * the caller frees once it no longer uses them.  0; -EINVAL with
- * "NAME:LINE: what is wrong" in err (err may be NULL); -EFBIG; -ENOMEM.
+ * "NAME:LINE: what is wrong" in err (required, errlen > 0); -EFBIG;
+ * -ENOMEM.
  * On failure *store is not written and whatever the destinations hold
  * must be thrown away (string values may point into freed memory). */
 int sky_conf_parse(struct sky_opt *opts, const char *name, const char *text, size_t len, char **store,

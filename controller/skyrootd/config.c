@@ -19,7 +19,7 @@
 #include "controller/skyrootd/http.h"
 #include "controller/skyrootd/store.h"
 
-static int config__listen(void *ctx, const char *value, char *err, size_t errlen)
+int ctl_config_check_listen(void *ctx, const char *value, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 
@@ -54,7 +54,7 @@ struct config_key {
 
 #define F(field) offsetof(struct ctl_config, field)
 #define LISTEN(n, field, h) \
-	{ .opt = { .name = n, .kind = SKY_ARG_CALLBACK, .cb = config__listen, .metavar = "ADDR:PORT", .help = h }, \
+	{ .opt = { .name = n, .kind = SKY_ARG_CALLBACK, .cb = ctl_config_check_listen, .metavar = "ADDR:PORT", .help = h }, \
 	  .off = F(field) }
 #define COUNT(n, field, hi, h) \
 	{ .opt = { .name = n, .kind = SKY_ARG_UINT, .metavar = "N", .help = h, .min = 1, .max = hi }, \

@@ -40,6 +40,10 @@ void ctl_config_usage(FILE *f);
 /* The daemon's options from c (strings point into c). */
 void ctl_config_options(const struct ctl_config *c, struct ctl_options *o);
 
+/* The check of an ADDR:PORT flag (a sky_opt callback; ctx is a const
+ * char **), for other commands' tables too. */
+int ctl_config_check_listen(void *ctx, const char *value, char *err, size_t errlen);
+
 /* SIGHUP: read the file and the flags again; on success apply the log
  * level, the certificate lifetime, the ports' limits and deadlines (new
  * connections), the boot download cap and a re-read server certificate and

@@ -26,25 +26,12 @@
 /* The options of each command: they parse argv and make the usage. */
 static const char *opt_state, *opt_api_listen = CTL_DEFAULT_API_LISTEN;
 static struct sky_arg_list opt_sans = { .max = 32 };
-static int opt__listen(void *ctx, const char *value, char *err, size_t errlen)
-{
-	struct sockaddr_storage ss;
-
-	if (sky_parse_listen(value, &ss) < 0) {
-		snprintf(err, errlen, "'%s' is not ADDR:PORT with a numeric address (e.g. 127.0.0.1:7444, [::1]:7444)",
-			 value);
-		return -EINVAL;
-	}
-	*(const char **)ctx = value;
-	return 0;
-}
-
 static struct sky_opt init_opts[] = {
 	{ .name = "state", .kind = SKY_ARG_STR, .dest = &opt_state, .metavar = "DIR",
 	  .help = "the state folder to create (required)" },
 	{ .name = "san", .kind = SKY_ARG_LIST, .dest = &opt_sans, .metavar = "HOST_OR_IP",
 	  .help = "another name of the server certificate besides localhost and\n127.0.0.1 (repeatable, up to 32)" },
-	{ .name = "api-listen", .kind = SKY_ARG_CALLBACK, .cb = opt__listen, .ctx = &opt_api_listen,
+	{ .name = "api-listen", .kind = SKY_ARG_CALLBACK, .cb = ctl_config_check_listen, .ctx = &opt_api_listen,
 	  .metavar = "ADDR:PORT", .help = "only sets the URL written to skyctl.conf (default " CTL_DEFAULT_API_LISTEN ")" },
 	{ 0 }
 };
@@ -250,7 +237,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	ctl.config = &cfg;
 	ctl_config_options(&cfg, &ctl.opt);
-	/* Checked by opt__listen already. */
+	/* Checked by the option table (config.c) already. */
 	sky_parse_listen(ctl.opt.agent_listen, &agent_addr);
 	sky_parse_listen(ctl.opt.api_listen, &api_addr);
 	if (ctl.opt.boot_listen)
