@@ -71,7 +71,7 @@ void sky_fmt_time(int64_t unix_s, char *out, size_t outlen)
 	strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int fsync_dir_of(const char *path)
+int sky_fsync_dir_of(const char *path)
 {
 	char dir[PATH_MAX];
 	const char *slash = strrchr(path, '/');
@@ -136,7 +136,7 @@ int sky_write_file(const char *path, const void *data, size_t len, mode_t mode, 
 	} else if (rename(tmp, path) < 0) {
 		goto fail_errno;
 	}
-	return fsync_dir_of(path);
+	return sky_fsync_dir_of(path);
 
 fail_errno:
 	r = -errno;

@@ -34,6 +34,8 @@ void sky_fmt_time(int64_t unix_s, char *out, size_t outlen);
 /* Write a whole file atomically and durably (tmp + fsync + rename + fsync dir)
  * with the given mode.  Refuses to replace an existing file when excl. */
 int sky_write_file(const char *path, const void *data, size_t len, mode_t mode, int excl);
+/* fsync the folder that holds path (after a rename into it). */
+int sky_fsync_dir_of(const char *path);
 /* Read a whole file of at most max bytes (NUL-terminated, *len excludes it). */
 int sky_read_file(const char *path, size_t max, char **out, size_t *len);
 

@@ -17,6 +17,7 @@
 #include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink.h"
+#include "controller/skyrootd/backup.h"
 #include "controller/skyrootd/boots.h"
 #include "controller/skyrootd/config.h"
 #include "controller/skyrootd/controller.h"
@@ -40,6 +41,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: skyrootd init --state DIR [OPTIONS]\n"
 		   "       skyrootd run --state DIR [OPTIONS]\n"
+		   "       skyrootd backup --state DIR --to FILE\n"
+		   "       skyrootd restore --from FILE --state DIR\n"
 		   "       skyrootd --version\n"
 		   "\n"
 		   "init   create the state folder: CA (ECDSA P-256), server certificate, image-signing\n"
@@ -49,6 +52,8 @@ static void usage(FILE *f)
 		   "       admin token hash, the config file and the server certificate,\n"
 		   "       SIGTERM/SIGINT stop it.\n");
 	ctl_config_usage(f);
+	ctl_backup_usage(f);
+	ctl_restore_usage(f);
 }
 
 /* 0 to go on, else the exit status (help: 0, usage error: 2). */
@@ -347,6 +352,10 @@ int main(int argc, char **argv)
 		return cmd_init(argc - 1, argv + 1);
 	if (strcmp(argv[1], "run") == 0)
 		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "backup") == 0)
+		return ctl_backup_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "restore") == 0)
+		return ctl_restore_main(argc - 1, argv + 1);
 	fprintf(stderr, "skyrootd: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -680,16 +680,13 @@ int store_image_delete(struct store *st, const char *id)
 	return r;
 }
 
-int store_image_manifest(struct store *st, const char *board_id, const char *id, uint8_t **manifest,
-			 size_t *len, uint8_t **sig, size_t *sig_len)
+/* Malloc'd copies of image id's manifest and signature. */
+static int image_manifest_blobs(struct store *st, const char *id, uint8_t **manifest, size_t *len, uint8_t **sig,
+				size_t *sig_len)
 {
-	sqlite3_stmt *s;
-	int rc, r = db_board_image_grant(st->db, board_id, id, sky_unix_now());
+	sqlite3_stmt *s = q(st, Q_IMAGE_MANIFEST);
+	int rc, r = -ENOENT;
 
-	if (r < 0)
-		return r;
-	s = q(st, Q_IMAGE_MANIFEST);
-	r = -ENOENT;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
@@ -714,6 +711,77 @@ int store_image_manifest(struct store *st, const char *board_id, const char *id,
 		r = db_errno(rc);
 	}
 	sqlite3_reset(s);
+	return r;
+}
+
+int store_image_manifest(struct store *st, const char *board_id, const char *id, uint8_t **manifest,
+			 size_t *len, uint8_t **sig, size_t *sig_len)
+{
+	int r = db_board_image_grant(st->db, board_id, id, sky_unix_now());
+
+	if (r < 0)
+		return r;
+	return image_manifest_blobs(st, id, manifest, len, sig, sig_len);
+}
+
+/* Check one image's manifest and signature against its row and chunks. */
+static int image_manifest_check(struct store *st, const struct store_image *img, const uint8_t *man, size_t man_len,
+				const uint8_t *sig, size_t sig_len, char *why, size_t whylen)
+{
+	Skyroot__ImageManifest *m;
+	uint8_t pub[32], digest[32];
+	size_t pub_len = sizeof(pub);
+	int64_t rowid;
+	uint32_t size;
+	int r = sky_key_raw_public(st->signing_key, pub, &pub_len);
+
+	if (r < 0)
+		return r;
+	if (sky_ed25519_verify(pub, man, man_len, sig, sig_len) < 0) {
+		snprintf(why, whylen, "its manifest's signature does not verify against the image-signing key");
+		return -EBADMSG;
+	}
+	m = skyroot__image_manifest__unpack(NULL, man_len, man);
+	if (!m) {
+		snprintf(why, whylen, "its signed manifest does not parse");
+		return -EBADMSG;
+	}
+	r = -EBADMSG;
+	if (!m->id || strcmp(m->id, img->id) != 0 || !m->name || strcmp(m->name, img->name) != 0 ||
+	    m->size != img->size || m->n_chunk_digests != img->chunks || m->sha256.len != 32 ||
+	    memcmp(m->sha256.data, img->sha256, 32) != 0) {
+		snprintf(why, whylen, "its signed manifest does not describe the stored image (id, name, size, "
+			 "SHA-256 or chunk count differ)");
+		goto out;
+	}
+	for (uint32_t i = 0; i < img->chunks; i++) {
+		int c = store_image_chunk(st, img->id, i, &rowid, digest, &size);
+		if (c < 0 || m->chunk_digests[i].len != 32 || memcmp(m->chunk_digests[i].data, digest, 32) != 0) {
+			snprintf(why, whylen, "chunk %u is not the one its signed manifest names", i);
+			r = c < 0 && c != -ENOENT ? c : -EBADMSG;
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	skyroot__image_manifest__free_unpacked(m, NULL);
+	return r;
+}
+
+int store_image_check_manifest(struct store *st, const char *id, char *why, size_t whylen)
+{
+	struct store_image img;
+	uint8_t *man = NULL, *sig = NULL;
+	size_t man_len = 0, sig_len = 0;
+	int r = image_one(st, Q_IMAGE_BY_ID, id, &img);
+
+	if (r == 0)
+		r = image_manifest_blobs(st, id, &man, &man_len, &sig, &sig_len);
+	if (r < 0)
+		return r;
+	r = image_manifest_check(st, &img, man, man_len, sig, sig_len, why, whylen);
+	free(man);
+	free(sig);
 	return r;
 }
 
@@ -762,6 +830,13 @@ static int reader_get(const char *db_path, sqlite3 **out)
 	}
 	*out = reader;
 	return 0;
+}
+
+void store_reader_close(void)
+{
+	sqlite3_close(reader);
+	reader = NULL;
+	reader_path[0] = '\0';
 }
 
 int store_chunk_read(const char *db_path, int64_t rowid, const uint8_t digest[32], uint8_t *buf, uint32_t size)

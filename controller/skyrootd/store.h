@@ -63,6 +63,11 @@ int store_image_delete(struct store *st, const char *id);
  * served the image's chunks (al_chunks.c checks it). */
 int store_image_manifest(struct store *st, const char *board_id, const char *id, uint8_t **manifest,
 			 size_t *len, uint8_t **sig, size_t *sig_len);
+/* The image's signed manifest checked against the store: its signature by
+ * the store's signing key, and that it describes the image's row and its
+ * chunks (id, name, size, SHA-256, chunk digests in order).  0, -EBADMSG
+ * when anything differs (why: a sentence), -ENOENT, -ENOMEM, -EIO. */
+int store_image_check_manifest(struct store *st, const char *id, char *why, size_t whylen);
 /* Where chunk `index` of image `id` lives: -ENOENT when out of range. */
 int store_image_chunk(struct store *st, const char *id, uint32_t index, int64_t *rowid,
 		      uint8_t digest[32], uint32_t *size);
@@ -77,5 +82,8 @@ int store_chunk_read(const char *db_path, int64_t rowid, const uint8_t digest[32
  * each corrupt one.  Returns the number of bad chunks, or a negative errno. */
 typedef void (*store_bad_cb)(void *ctx, uint32_t index, const uint8_t digest[32]);
 int store_verify(const char *db_path, const char *image_id, uint32_t *chunks, store_bad_cb cb, void *ctx);
+/* Close the calling thread's read-only connection of store_chunk_read()
+ * and store_verify() (before the database file moves; a restore). */
+void store_reader_close(void);
 
 #endif

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Integration tests of `skyrootd backup` and `skyrootd restore`.
+Usage: backup.py CASE (same environment as fleet.py)."""
+import json
+import os
+import stat
+import subprocess
+import sys
+import tarfile
+import types
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fleet import SKYCTL, SKYROOTD, Fleet, check, run_cases, skyctl, wait_for  # noqa: E402
+from images import chunk_count, corrupt_chunk, push, rand_file, sha256_file  # noqa: E402
+
+MiB = 1 << 20
+
+
+def backup(state, to, *extra):
+    return subprocess.run([SKYROOTD, "backup", "--state", state, "--to", to, *extra],
+                          capture_output=True, text=True, timeout=300)
+
+
+def restore(archive, state):
+    return subprocess.run([SKYROOTD, "restore", "--from", archive, "--state", state],
+                          capture_output=True, text=True, timeout=300)
+
+
+def lists(f):
+    """What `skyctl -o json` lists, by id."""
+    out = {}
+    for noun, key in (("board", "boards"), ("token", "tokens"), ("image", "images")):
+        r = skyctl(f, "-o", "json", noun, "list")
+        check(r.returncode == 0, f"{noun} list: {r.stderr}")
+        out[key] = {x["id"]: x for x in json.loads(r.stdout)[key]}
+    return out
+
+
+def same(a, b, drop=()):
+    return {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
+
+
+def case_online(f):
+    """A backup taken while an image is pushed through skyctl and boards
+    enroll restores into a controller that serves the same boards, tokens
+    and images, whose images verify, and to which the boards reconnect with
+    the certificates they have."""
+    f.start()
+    tok = f.token(uses=10)
+    f.agent("a", token=tok["token"], hb=1000)
+    wait_for(lambda: len(f.online()) == 1, 20, "board a online")
+    base = os.path.join(f.tmp, "base.img")
+    rand_file(base, 3 * MiB + 123)
+    st, _ = push(f, base, "base")
+    check(st == 201, f"push base: {st}")
+    big = os.path.join(f.tmp, "big.img")
+    big_sha = rand_file(big, 40 * MiB)
+    before = chunk_count(f)
+
+    # During: a push through skyctl and two enrollments.
+    pusher = subprocess.Popen([SKYCTL, "--config", os.path.join(f.state, "skyctl.conf"),
+                               "image", "push", big, "--name", "big"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: chunk_count(f) > before, 30, "the push under way", interval=0.02)
+    f.agent("b", token=tok["token"], hb=1000)
+    wait_for(lambda: len(f.online()) == 2, 20, "board b online")
+    f.agent("c", token=tok["token"], hb=1000)
+    archive = os.path.join(f.tmp, "ctl.backup")
+    pushing = pusher.poll() is None
+    # Small steps with pauses: the copy spans the push's commits.
+    r = backup(f.state, archive, "--step-pages", "8", "--step-pause-ms", "20")
+    check(r.returncode == 0, f"backup failed: {r.stderr}")
+    check(pushing, "the push was still running when the backup began")
+    out, err = pusher.communicate(timeout=120)
+    check(pusher.returncode == 0, f"skyctl image push: {err}")
+    wait_for(lambda: len(f.online()) == 3, 30, "boards b and c online")
+    check(stat.S_IMODE(os.stat(archive).st_mode) == 0o600, "the backup file is 0600")
+    check(not [n for n in os.listdir(f.tmp) if ".tmp-" in n or ".db-" in n], "no temporary files left")
+    orig = lists(f)
+
+    restored = os.path.join(f.tmp, "restored")
+    r = restore(archive, restored)
+    check(r.returncode == 0, f"restore failed: {r.stdout}{r.stderr}")
+    check("files match the archive's manifest" in r.stdout and "base" in r.stdout, f"summary: {r.stdout}")
+    check(stat.S_IMODE(os.stat(restored).st_mode) == 0o700, "the restored folder is 0700")
+    for n in os.listdir(restored):
+        check(stat.S_IMODE(os.stat(os.path.join(restored, n)).st_mode) == 0o600, f"{n} is 0600")
+
+    # The same ports, the same CA: the agents that run now reconnect to it.
+    f.ctl.stop()
+    f.procs.remove(f.ctl)
+    f.state = restored
+    f.start()
+    now = lists(f)
+    check(set(now["tokens"]) == set(orig["tokens"]), f"tokens: {sorted(now['tokens'])} != {sorted(orig['tokens'])}")
+    for tid, t in now["tokens"].items():
+        check(same(t, orig["tokens"][tid], drop=("uses_left",)), f"token {tid}: {t} != {orig['tokens'][tid]}")
+    names = {i["name"] for i in now["images"].values()}
+    check("base" in names, f"the image pushed before the backup is there: {names}")
+    for iid, img in now["images"].items():
+        check(iid in orig["images"] and same(img, orig["images"][iid]), f"image {iid}: {img}")
+        if img["name"] == "big":
+            check(img["sha256"] == big_sha, "big's digest")
+        r = skyctl(f, "image", "verify", iid)
+        check(r.returncode == 0, f"image verify {img['name']}: {r.stdout}{r.stderr}")
+    keep = ("id", "name", "uuid", "cpus", "memory_bytes", "firmware")
+    check(len(now["boards"]) >= 2 and set(now["boards"]) <= set(orig["boards"]),
+          f"boards {sorted(now['boards'])} of {sorted(orig['boards'])}")
+    for bid, b in now["boards"].items():
+        check(same({k: b.get(k) for k in keep}, {k: orig["boards"][bid].get(k) for k in keep}), f"board {bid}")
+    print(f"restored: {len(now['boards'])} of {len(orig['boards'])} boards, images {sorted(names)}")
+    # Every board the restored controller knows comes back with its certificate.
+    wait_for(lambda: set(f.online()) == set(now["boards"]), 60, "the restored boards online again", interval=0.5)
+
+
+def flip(archive, out, member, where=0.5):
+    """A copy of archive with one byte of member's data flipped."""
+    with tarfile.open(archive) as t:
+        m = t.getmember(member)
+    data = bytearray(open(archive, "rb").read())
+    data[m.offset_data + int(m.size * where)] ^= 0x40
+    open(out, "wb").write(bytes(data))
+
+
+def case_refusals(f):
+    """restore refuses an existing state, a tampered key or database and an
+    image that does not verify, saying so and leaving nothing behind; a
+    backup into the state folder is refused."""
+    f.start()
+    img = os.path.join(f.tmp, "img")
+    rand_file(img, 2 * MiB + 7)
+    st, body = push(f, img, "small")
+    check(st == 201, f"push: {st}")
+    archive = os.path.join(f.tmp, "b.tar")
+    r = backup(f.state, archive)
+    check(r.returncode == 0, f"backup: {r.stderr}")
+
+    r = backup(f.state, os.path.join(f.state, "x.tar"))
+    check(r.returncode == 1 and "outside the state folder" in r.stderr, f"backup into the state: {r.stderr}")
+    listing = sorted(os.listdir(f.state))
+    r = restore(archive, f.state)
+    check(r.returncode == 1 and "refusing to overwrite" in r.stderr, f"existing state: {r.stderr}")
+    check(sorted(os.listdir(f.state)) == listing, "the existing state is untouched")
+
+    target = os.path.join(f.tmp, "target")
+    cases = [("ca.key", "ca.key does not match its SHA-256 in the manifest"),
+             ("skyroot.db", "skyroot.db does not match its SHA-256 in the manifest")]
+    for member, needle in cases:
+        bad = os.path.join(f.tmp, f"bad-{member}.tar")
+        flip(archive, bad, member)
+        r = restore(bad, target)
+        check(r.returncode == 1 and needle in r.stderr, f"tampered {member}: {r.returncode} {r.stderr}")
+        check(not os.path.exists(target), f"nothing restored from a tampered {member}")
+        check(not [n for n in os.listdir(f.tmp) if ".restore-" in n], "no staging folder left")
+
+    # A chunk corrupted in the database, the manifest's digests made to
+    # match: only the image verification can tell.
+    unpacked = os.path.join(f.tmp, "unpacked")
+    with tarfile.open(archive) as t:
+        t.extractall(unpacked)
+    corrupt_chunk(types.SimpleNamespace(state=unpacked), body["id"], 1)
+    man = json.load(open(os.path.join(unpacked, "MANIFEST.json")))
+    for e in man["files"]:
+        p = os.path.join(unpacked, e["name"])
+        e["sha256"], e["size"] = sha256_file(p), os.path.getsize(p)
+    json.dump(man, open(os.path.join(unpacked, "MANIFEST.json"), "w"))
+    forged = os.path.join(f.tmp, "forged.tar")
+    with tarfile.open(forged, "w", format=tarfile.PAX_FORMAT) as t:
+        for e in man["files"]:
+            t.add(os.path.join(unpacked, e["name"]), e["name"])
+        t.add(os.path.join(unpacked, "MANIFEST.json"), "MANIFEST.json")
+    r = restore(forged, target)
+    check(r.returncode == 1 and "chunk 1 does not hash" in r.stderr and "did not verify" in r.stderr,
+          f"corrupt chunk: {r.returncode} {r.stderr}")
+    check(not os.path.exists(target), "nothing restored from a corrupt image")
+    r = subprocess.run([SKYROOTD, "restore", "--from", archive], capture_output=True, text=True)
+    check(r.returncode == 2 and "--state DIR is required" in r.stderr, f"usage: {r.stderr}")
+
+
+def main():
+    return run_cases(globals(), "skybk", Fleet)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
