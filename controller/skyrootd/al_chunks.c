@@ -16,6 +16,7 @@
 #include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink_priv.h"
+#include "controller/skyrootd/metrics.h"
 
 #include "controller/skyrootd/store.h"
 
@@ -68,14 +69,17 @@ static void chunk_after(uv_work_t *w, int status)
 			env.chunk_data = &cd;
 			if (al_session_send(s, &env) == 0) {
 				size_t added = sky_tls_queued(s->tls) - before;
+				metrics_chunk_sent(j->size);
 				s->charged += added;
 				al->chunk_bytes += added;
 			}
 		} else if (j->result == -EBADMSG) {
+			metrics_chunk_fail(METRICS_CHUNK_CORRUPT);
 			al_session_error(s, j->req, SKYROOT__ERROR_CODE__ERROR_CHUNK_CORRUPT,
 				      "chunk %u of image %s is corrupt in the controller's store; it was not sent",
 				      j->index, j->image_id);
 		} else if (j->result < 0) {
+			metrics_chunk_fail(METRICS_CHUNK_READ);
 			al_session_error(s, j->req, SKYROOT__ERROR_CODE__ERROR_INTERNAL,
 				      "cannot read chunk %u of image %s: %s", j->index, j->image_id,
 				      strerror(-j->result));
@@ -142,6 +146,7 @@ void al_chunk_request(struct session *s, uint64_t req, const Skyroot__ChunkReque
 		return;
 	}
 	if (s->chunk_inflight >= AL_CHUNK_WINDOW) {
+		metrics_chunk_fail(METRICS_CHUNK_BUSY);
 		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BUSY, "more than %u chunk requests outstanding",
 			      AL_CHUNK_WINDOW);
 		return;
@@ -149,6 +154,7 @@ void al_chunk_request(struct session *s, uint64_t req, const Skyroot__ChunkReque
 	/* Only images the controller sent to this board (store_image_manifest). */
 	r = db_board_image_granted(al->ctl->db, s->board_id, cr->image_id);
 	if (r <= 0) {
+		metrics_chunk_fail(r == 0 ? METRICS_CHUNK_NOT_GRANTED : METRICS_CHUNK_READ);
 		log_warn("board %s asked for chunk %u of image %s, which was not sent to it; refused", s->board_id,
 			 cr->index, cr->image_id);
 		al_session_error(s, req, r == 0 ? SKYROOT__ERROR_CODE__ERROR_NOT_GRANTED : SKYROOT__ERROR_CODE__ERROR_INTERNAL,
@@ -163,6 +169,7 @@ void al_chunk_request(struct session *s, uint64_t req, const Skyroot__ChunkReque
 	}
 	r = store_image_chunk(al->ctl->store, cr->image_id, cr->index, &j->rowid, j->digest, &j->size);
 	if (r < 0 || j->size > STORE_CHUNK_SIZE) {
+		metrics_chunk_fail(METRICS_CHUNK_NOT_FOUND);
 		free(j);
 		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_NOT_FOUND, "image %s has no chunk %u",
 			      cr->image_id, cr->index);

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink_priv.h"
+#include "controller/skyrootd/metrics.h"
 #include <openssl/crypto.h>
 
 #include "common/x509.h"
@@ -197,6 +198,8 @@ void al_enroll(struct session *s, uint64_t req, const Skyroot__EnrollRequest *er
 	env.body_case = SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST;
 	env.enroll_request = (Skyroot__EnrollRequest *)er;
 	if (al_enroll_request(&env, &it, &code, msg, sizeof(msg)) < 0) {
+		metrics_enroll_fail(code == SKYROOT__ERROR_CODE__ERROR_INTERNAL ? METRICS_ENROLL_INTERNAL :
+				    METRICS_ENROLL_BAD_REQUEST);
 		al_session_error(s, req, code, "%s", msg);
 		goto close;
 	}
@@ -281,9 +284,44 @@ static bool token_refusal(int r)
 	return r == -ENOENT || r == -EKEYEXPIRED || r == -EKEYREVOKED || r == -EUSERS;
 }
 
+/* An enrollment decided: skyroot_enrollments_total or a failure by reason
+ * (a board that went away before its answer is neither). */
+static void al_enroll_count(const struct enroll_item *it)
+{
+	switch (it->err) {
+	case 0:
+		if (it->pending)
+			metrics_enroll_fail(METRICS_ENROLL_REENROLL_PENDING);
+		else
+			metrics_enroll_ok();
+		return;
+	case -ECONNRESET:
+		return;
+	case -ENOENT:
+		metrics_enroll_fail(METRICS_ENROLL_TOKEN_UNKNOWN);
+		return;
+	case -EKEYEXPIRED:
+		metrics_enroll_fail(METRICS_ENROLL_TOKEN_EXPIRED);
+		return;
+	case -EKEYREVOKED:
+		metrics_enroll_fail(METRICS_ENROLL_TOKEN_REVOKED);
+		return;
+	case -EUSERS:
+		metrics_enroll_fail(METRICS_ENROLL_TOKEN_USED);
+		return;
+	case -EXDEV:
+		metrics_enroll_fail(METRICS_ENROLL_TOKEN_OTHER_BOARD);
+		return;
+	default:
+		metrics_enroll_fail(METRICS_ENROLL_INTERNAL);
+	}
+}
+
 static void al_enroll_answer(struct agentlink *al, struct enroll_item *it, const uint8_t *ca_der, size_t ca_len)
 {
 	struct session *s = it->s;
+
+	al_enroll_count(it);
 
 	if (it->err == 0 && it->pending)
 		log_warn("board %s: machine %s asks to enroll again with the general token %s: an operator must "

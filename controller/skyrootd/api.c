@@ -14,11 +14,18 @@
 
 /* Every resource registers its routes here. */
 static const struct api_route *const api_tables[] = {
-	api_boot_routes, api_boards_routes, api_tokens_routes, api_guests_routes, api_images_routes,
+	api_boot_routes, api_metrics_routes, api_boards_routes, api_tokens_routes, api_guests_routes,
+	api_images_routes,
 };
 
 #define API_NEEDS_TOKEN \
 	"this call needs 'Authorization: Bearer <admin token>'; the admin token is in the skyctl config that 'skyrootd init' wrote"
+#define API_NEEDS_READER \
+	"this call needs 'Authorization: Bearer <reader or admin token>'; 'skyrootd reader-token --state DIR' makes a reader token"
+#define API_READER_ONLY \
+	"the reader token may only read /metrics; this call needs the admin token (in the skyctl config that 'skyrootd init' wrote)"
+#define API_WRONG_READER \
+	"the bearer token is neither the controller's reader token nor its admin token; 'skyrootd reader-token --state DIR' makes a new reader token"
 #define API_WRONG_TOKEN \
 	"the bearer token is not the controller's admin token; use the one in the skyctl config that 'skyrootd init' wrote"
 
@@ -74,14 +81,24 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 				"this port serves network boot only (/boot/ipxe, /boot/vmlinuz, /boot/initrd.img)");
 		return;
 	}
-	/* Authenticate before telling anything about /v1, even what exists. */
-	if (api__is_v1(req->path, req->path_len) && !api_auth_check(call->api, req)) {
-		api_reply_error(rep, 401, "unauthorized", "%s",
-				req->authorization_count == 0 ? API_NEEDS_TOKEN : API_WRONG_TOKEN);
-		rep->headers = "WWW-Authenticate: Bearer\r\n";
-		return;
-	}
 	rt = api__find(req->path, req->path_len, &raw_seg, &raw_len);
+	/* Authenticate before telling anything about /v1, even what exists. */
+	if (api__is_v1(req->path, req->path_len) || (rt && rt->reader)) {
+		enum api_role role = api_auth_role(call->api, req);
+		bool reader_route = rt && rt->reader;
+
+		if (role == API_ROLE_NONE) {
+			api_reply_error(rep, 401, "unauthorized", "%s",
+					req->authorization_count == 0 ? (reader_route ? API_NEEDS_READER : API_NEEDS_TOKEN) :
+					reader_route ? API_WRONG_READER : API_WRONG_TOKEN);
+			rep->headers = "WWW-Authenticate: Bearer\r\n";
+			return;
+		}
+		if (role == API_ROLE_READER && !(reader_route && req->verb == HTTP_VERB_GET)) {
+			api_reply_error(rep, 403, "forbidden", "%s", API_READER_ONLY);
+			return;
+		}
+	}
 	if (!rt) {
 		api_reply_error(rep, 404, "not_found", "no such API route '%.*s'; see docs/api.md",
 				(int)(req->path_len > 128 ? 128 : req->path_len), req->path);
@@ -127,18 +144,59 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 
 /* ---- the HTTP layer's ops ---- */
 
+/* The request's route as docs/api.md writes it, and when it began, for
+ * the counters (api__answered). */
+static void api__metrics_begin(struct api *api, struct http_conn *c, const struct http_request *req)
+{
+	struct api_conn_state *st = api_conn_state(c);
+	const struct api_route *rt;
+	const char *seg;
+	size_t seg_len;
+
+	if (!st)
+		return;
+	rt = api__find(req->path, req->path_len, &seg, &seg_len);
+	if (rt && api->boot_only && strncmp(rt->path, "/boot/", 6) != 0)
+		rt = NULL;
+	if (rt)
+		snprintf(st->metric_route, sizeof(st->metric_route), "%s%s%s", rt->path,
+			 rt->segment ? rt->placeholder : "", rt->suffix ? rt->suffix : "");
+	else
+		snprintf(st->metric_route, sizeof(st->metric_route), "unmatched");
+	st->metric_t0 = uv_hrtime();
+}
+
+static void api__answered(void *ctx, struct http_conn *c, int status)
+{
+	struct api_conn_state *st = http_conn_user(c);
+
+	(void)ctx;
+	if (!st || !st->metric_t0) {
+		metrics_api_request("unmatched", status); /* refused before its headers were whole */
+		return;
+	}
+	metrics_api_request(st->metric_route, status);
+	metrics_api_latency(st->metric_route, (uv_hrtime() - st->metric_t0) / 1000);
+	st->metric_t0 = 0;
+}
+
 static int api__begin(void *ctx, struct http_conn *c, const struct http_request *req)
 {
 	struct api *api = ctx;
 	uint64_t wait_ms;
+	enum api_role role;
 
+	api__metrics_begin(api, c, req);
 	if (api->boot_only || !api_images_is_upload(req))
 		return HTTP_BODY_BUFFER;
 	if (api_auth_waiting(api, req->peer, &wait_ms))
 		return http_conn_refuse(c, 429, "too_many_requests",
 					"too many wrong admin tokens from %s; try again in %llu ms", req->peer,
 					(unsigned long long)wait_ms);
-	if (!api_auth_check(api, req)) {
+	role = api_auth_role(api, req);
+	if (role == API_ROLE_READER)
+		return http_conn_refuse(c, 403, "forbidden", "%s", API_READER_ONLY);
+	if (role != API_ROLE_ADMIN) {
 		api_auth_fail(api, req);
 		return http_conn_refuse(c, 401, "unauthorized", "%s", API_NEEDS_TOKEN);
 	}
@@ -203,6 +261,7 @@ static const struct http_ops api_http_ops = {
 	.request = api__request,
 	.failed = api__failed,
 	.closed = api__closed,
+	.answered = api__answered,
 };
 
 /* ---- start / stop ---- */

@@ -1,4 +1,4 @@
-/* The admin token check, and what a wrong token costs: each failure is
+/* The admin and reader token checks, and what a wrong token costs: each failure is
  * logged at warn with the peer's address (at most one line a second, with
  * a count of the rest, so a flood cannot fill the disk); a connection is
  * closed after API_AUTH_CONN_FAILS wrong tokens; and the 401s to one
@@ -46,15 +46,16 @@ struct api_auth {
 	unsigned unlogged;
 };
 
-bool api_auth_check(const struct api *api, const struct http_request *req)
+enum api_role api_auth_role(const struct api *api, const struct http_request *req)
 {
+	const struct controller *ctl = api->ctl;
 	const char *v = req->authorization;
 	size_t n = req->authorization_len;
+	enum api_role role = API_ROLE_NONE;
 	uint8_t hash[32];
-	bool ok;
 
 	if (req->authorization_count != 1 || !v)
-		return false;
+		return API_ROLE_NONE;
 	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
 		n--;
 	while (n > 0 && (v[0] == ' ' || v[0] == '\t')) {
@@ -63,7 +64,7 @@ bool api_auth_check(const struct api *api, const struct http_request *req)
 	}
 	/* RFC 7235: the scheme is case-insensitive, then at least one space. */
 	if (n < 7 || strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t'))
-		return false;
+		return API_ROLE_NONE;
 	v += 7;
 	n -= 7;
 	while (n > 0 && (v[0] == ' ' || v[0] == '\t')) {
@@ -71,11 +72,14 @@ bool api_auth_check(const struct api *api, const struct http_request *req)
 		n--;
 	}
 	if (n == 0)
-		return false;
+		return API_ROLE_NONE;
 	sky_sha256(v, n, hash);
-	ok = sky_memeq_ct(hash, api->ctl->admin_hash, sizeof(hash)) == 1;
+	if (sky_memeq_ct(hash, ctl->admin_hash, sizeof(hash)) == 1)
+		role = API_ROLE_ADMIN;
+	else if (ctl->has_reader && sky_memeq_ct(hash, ctl->reader_hash, sizeof(hash)) == 1)
+		role = API_ROLE_READER;
 	OPENSSL_cleanse(hash, sizeof(hash));
-	return ok;
+	return role;
 }
 
 /* The address's entry: found, or the least recently used one taken. */

@@ -3,6 +3,7 @@
  *   api_boards.c   /v1/boards...       api_tokens.c  /v1/tokens...
  *   api_images.c   /v1/images...       api_guests.c  /v1/guests...
  *   api_boot.c     /boot/... (network boot) and /healthz
+ *   api_metrics.c  /metrics (Prometheus) and /readyz
  *   api_reply.c    answers and lookups every resource uses (the bottom)
  * Calls go downwards only: api.c -> api_<resource>.c -> api_reply.c. */
 #ifndef SKY_CONTROLLER_API_PRIV_H
@@ -15,6 +16,7 @@
 #include "controller/skyrootd/api_json.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/http.h"
+#include "controller/skyrootd/metrics.h"
 
 struct store_upload;
 struct api_async;
@@ -37,6 +39,9 @@ struct api_conn_state {
 	struct api_boot_dl *boot;     /* a firmware file being sent */
 	struct api_auth_wait *auth_wait; /* a delayed 401 */
 	unsigned auth_fails;          /* wrong tokens on this connection */
+	/* The request being answered, for skyroot_api_requests_total. */
+	char metric_route[METRICS_ROUTE_LEN];
+	uint64_t metric_t0;           /* uv_hrtime() at its headers; 0 = none */
 };
 
 /* One call to a route. */
@@ -67,6 +72,7 @@ struct api_route {
 	const char *allow;            /* "GET, DELETE" */
 	const char *allow_header;     /* the same as a header line for 405 */
 	const char *suffix;           /* after the segment, e.g. "/verify" */
+	bool reader;                  /* needs a token, and the reader token may GET it */
 	api_handler get, post, del;
 };
 #define API_ALLOW(methods) .allow = methods, .allow_header = "Allow: " methods "\r\n"
@@ -77,6 +83,7 @@ extern const struct api_route api_tokens_routes[];
 extern const struct api_route api_images_routes[];
 extern const struct api_route api_guests_routes[];
 extern const struct api_route api_boot_routes[];
+extern const struct api_route api_metrics_routes[];
 
 /* api_images.c: POST /v1/images streams its body into the store. */
 bool api_images_is_upload(const struct http_request *req);
@@ -86,8 +93,13 @@ void api_images_conn_gone(struct api_conn_state *st);
 /* api_guests.c: a console follower goes. */
 void api_guests_conn_gone(struct api *api, struct http_conn *c, struct api_conn_state *st);
 
-/* api_auth.c: the admin token, and throttling wrong ones. */
-bool api_auth_check(const struct api *api, const struct http_request *req);
+/* api_auth.c: the admin and reader tokens, and throttling wrong ones. */
+enum api_role {
+	API_ROLE_NONE,                /* no token, or a wrong one */
+	API_ROLE_READER,              /* the read-only token: GET of routes marked .reader */
+	API_ROLE_ADMIN,
+};
+enum api_role api_auth_role(const struct api *api, const struct http_request *req);
 /* Answer 401 with body (owned) now or, after recent failures from the
  * peer, later; close the connection after a few on it. */
 /* An upload is refused before its body, so its 401 cannot wait: its wrong

@@ -50,6 +50,8 @@ struct controller {
 	uint8_t ca_pin[32];
 	char ca_pin_str[80];          /* "sha256:<hex>" */
 	uint8_t admin_hash[32];       /* SHA-256 of the admin API token */
+	uint8_t reader_hash[32];      /* SHA-256 of the read-only token (GET /metrics) */
+	bool has_reader;              /* a reader token was made (older states: none) */
 	char advertise[300];          /* what token cmdlines carry */
 	struct store *store;
 	struct guests *guests;
@@ -72,19 +74,24 @@ struct controller {
 #define CTL_SIGNING_KEY "signing.key"
 #define CTL_ADMIN_HASH "admin.token.sha256"
 #define CTL_SKYCTL_CONF "skyctl.conf"
+#define CTL_READER_HASH "reader.token.sha256"
 
 /* state.c: `skyrootd init` and loading the state folder on `run`. */
 int ctl_state_init(const char *dir, const char *const *sans, const char *api_listen,
 		   char *admin_token_out, size_t outlen);
 int ctl_state_load(struct controller *ctl);
 void ctl_state_unload(struct controller *ctl);
-/* SIGHUP: re-read what can change while running (the admin token hash).
- * Keeps the old values on failure. */
+/* SIGHUP: re-read what can change while running (the admin and reader
+ * token hashes).  Keeps the old values on failure. */
 int ctl_state_reload(struct controller *ctl);
 /* SIGHUP: read the server certificate and key again; they must fit
  * together and the certificate must be signed by the CA.  0, or a negative
  * errno with "FILE: what is wrong" in err; nothing written on failure. */
 int ctl_state_read_server(const struct controller *ctl, X509 **cert, EVP_PKEY **key, char *err, size_t errlen);
+/* A new read-only token for GET /metrics (replacing any earlier one): its
+ * hash goes to DIR/reader.token.sha256 (0600), the token to token_out
+ * (shown once).  A running controller takes it on SIGHUP. */
+int ctl_state_reader_token(const char *dir, char *token_out, size_t outlen);
 
 /* api.c: the HTTPS API port. */
 int api_start(struct controller *ctl, const struct sockaddr *addr);

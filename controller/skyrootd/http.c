@@ -178,11 +178,14 @@ static bool http__is_head(const struct http_conn *c)
 	return c->have_url && c->parser.method == HTTP_HEAD;
 }
 
-static void http__log(const struct http_conn *c, int status)
+/* An answer's head goes out: tell the layer above (counting), log it. */
+static void http__answered(struct http_conn *c, int status)
 {
 	char path[160];
 	size_t n = 0;
 
+	if (c->srv->ops.answered)
+		c->srv->ops.answered(c->srv->ctx, c, status);
 	if (sky_log_get_level() < SKY_LOG_DEBUG)
 		return;
 	for (size_t i = 0; i < c->url_len && c->url[i] != '?' && n + 1 < sizeof(path); i++) {
@@ -225,7 +228,7 @@ static int http__head(struct http_conn *c, char *head, int status, const char *t
 			 status, http_status_str((enum http_status)status), type, (unsigned long long)len,
 			 close ? "close" : "keep-alive", headers ? headers : "");
 
-	http__log(c, status);
+	http__answered(c, status);
 	return n > 0 && n < HTTP_RESPONSE_HEAD_MAX ? n : -EOVERFLOW;
 }
 
@@ -361,7 +364,7 @@ int http_stream_begin(struct http_conn *c, int status, const char *type)
 		     "Connection: close\r\n"
 		     "\r\n",
 		     status, http_status_str((enum http_status)status), type);
-	http__log(c, status);
+	http__answered(c, status);
 	r = n > 0 && (size_t)n < sizeof(head) ? c->tp->write(c->t, head, (size_t)n) : -EOVERFLOW;
 	c->answered = true;
 	if (r < 0) {

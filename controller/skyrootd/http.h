@@ -91,6 +91,9 @@ struct http_ops {
 	/* An answer begun with http_body_begin may take more bytes: what was
 	 * queued has gone to the kernel.  May be NULL when nobody uses it. */
 	void (*writable)(void *ctx, struct http_conn *c);
+	/* The head of an answer with this status is being written (every
+	 * answer, refusals of this layer too: for counting).  May be NULL. */
+	void (*answered)(void *ctx, struct http_conn *c, int status);
 };
 
 /* The transport under a connection: a vtable over sky_tls for real

@@ -2,6 +2,7 @@
  * serves the agent port (mTLS) and the HTTPS API from one libuv loop. */
 #include <errno.h>
 #include <malloc.h>
+#include <openssl/crypto.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -37,17 +38,28 @@ static struct sky_opt init_opts[] = {
 	{ 0 }
 };
 
+static struct sky_opt reader_opts[] = {
+	{ .name = "state", .kind = SKY_ARG_STR, .dest = &opt_state, .metavar = "DIR",
+	  .help = "the state folder 'skyrootd init' made (required)" },
+	{ 0 }
+};
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: skyrootd init --state DIR [OPTIONS]\n"
 		   "       skyrootd run --state DIR [OPTIONS]\n"
 		   "       skyrootd backup --state DIR --to FILE\n"
 		   "       skyrootd restore --from FILE --state DIR\n"
+		   "       skyrootd reader-token --state DIR\n"
 		   "       skyrootd --version\n"
 		   "\n"
 		   "init   create the state folder: CA (ECDSA P-256), server certificate, image-signing\n"
-		   "       key (Ed25519), admin API token (printed once), the store and DIR/skyctl.conf.\n");
+		   "       key (Ed25519), admin API token and reader token (printed once), the store\n"
+		   "       and DIR/skyctl.conf.\n");
 	sky_args_usage(f, init_opts);
+	fprintf(f, "\nreader-token  a new read-only token for GET /metrics (printed once), replacing the\n"
+		   "       earlier one; a running controller takes it on SIGHUP.\n");
+	sky_args_usage(f, reader_opts);
 	fprintf(f, "\nrun    serve boards on the agent port and the REST API; SIGHUP re-reads the\n"
 		   "       admin token hash, the config file and the server certificate,\n"
 		   "       SIGTERM/SIGINT stop it.\n");
@@ -81,6 +93,8 @@ static int parse_opts(const char *cmd, struct sky_opt *opts, int argc, char **ar
 	return 0;
 }
 
+static int reader_token_print(int sighup);
+
 static int cmd_init(int argc, char **argv)
 {
 	const char *sans[SKY_ARG_LIST_MAX + 1] = { 0 };
@@ -108,7 +122,34 @@ static int cmd_init(int argc, char **argv)
 	       "Start the controller:  skyrootd run --state %s\n"
 	       "Use the CLI:           skyctl --config %s/%s board list\n",
 	       opt_state, opt_state, CTL_SKYCTL_CONF, token, opt_state, opt_state, CTL_SKYCTL_CONF);
+	return reader_token_print(0);
+}
+
+/* A new read-only token for GET /metrics, printed once. */
+static int reader_token_print(int sighup)
+{
+	char token[128];
+	int r = ctl_state_reader_token(opt_state, token, sizeof(token));
+
+	if (r < 0) {
+		fprintf(stderr, "skyrootd: cannot make a reader token in %s: %s%s\n", opt_state, strerror(-r),
+			r == -ENOENT ? " (run 'skyrootd init --state DIR' first)" : "");
+		return 1;
+	}
+	printf("Reader token for GET /metrics (shown only now; only its hash is kept):\n  %s\n%s", token,
+	       sighup ? "A running skyrootd takes it on SIGHUP; the earlier reader token no longer works then.\n" : "");
+	OPENSSL_cleanse(token, sizeof(token));
 	return 0;
+}
+
+static int cmd_reader_token(int argc, char **argv)
+{
+	int r = parse_opts("reader-token", reader_opts, argc, argv);
+
+	if (r)
+		return r < 0 ? 0 : r;
+	umask(077);
+	return reader_token_print(1);
 }
 
 /* ---- wiring: the agent link reports to guests, guests reach boards
@@ -195,7 +236,8 @@ static void on_signal(uv_signal_t *h, int signum)
 	uv_close((uv_handle_t *)&ctl->sighup, NULL);
 }
 
-/* SIGHUP: re-read the admin token hash (a new admin token without a
+/* SIGHUP: re-read the config file and the server certificate
+ * (config.c), and the admin and reader token hashes (new tokens without a
  * restart).  The log goes to stderr: nothing to reopen. */
 static void on_sighup(uv_signal_t *h, int signum)
 {
@@ -210,8 +252,8 @@ static void on_sighup(uv_signal_t *h, int signum)
 			  CTL_ADMIN_HASH, r == -EPERM ? "it is readable by others (chmod 600 it)" : strerror(-r));
 		return;
 	}
-	log_info("SIGHUP: reloaded the admin token hash from %s/%s (the log goes to stderr: nothing to reopen)",
-		 ctl->opt.state_dir, CTL_ADMIN_HASH);
+	log_info("SIGHUP: reloaded the admin and reader token hashes from %s (the log goes to stderr: nothing to "
+		 "reopen)", ctl->opt.state_dir);
 }
 
 static void raise_nofile(void)
@@ -356,6 +398,8 @@ int main(int argc, char **argv)
 		return ctl_backup_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "restore") == 0)
 		return ctl_restore_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "reader-token") == 0)
+		return cmd_reader_token(argc - 1, argv + 1);
 	fprintf(stderr, "skyrootd: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

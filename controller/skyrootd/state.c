@@ -71,6 +71,74 @@ static int state__modes(const char *dir, bool fix)
 	return r;
 }
 
+/* Keys must not be readable by anyone else. */
+static int check_key_mode(const char *path)
+{
+	struct stat sb;
+	if (stat(path, &sb) < 0)
+		return -errno;
+	if (sb.st_mode & 077)
+		return -EPERM;
+	return 0;
+}
+
+/* A new random API token "<prefix><64 hex>" into out; only its SHA-256
+ * is kept, in DIR/hash_file (0600; replaced unless excl). */
+static int state__token(const char *dir, const char *prefix, const char *hash_file, bool excl, char *out,
+			size_t outlen)
+{
+	char p[PATH_MAX], hex[66], token[128];
+	uint8_t raw[32], hash[32];
+	int r;
+
+	if ((r = path_in(p, dir, hash_file)) < 0)
+		return r;
+	if ((r = sky_random(raw, sizeof(raw))) < 0)
+		goto out;
+	sky_format_hex(raw, sizeof(raw), hex);
+	if ((size_t)snprintf(token, sizeof(token), "%s%s", prefix, hex) >= outlen) {
+		r = -ENAMETOOLONG;
+		goto out;
+	}
+	sky_sha256(token, strlen(token), hash);
+	sky_format_hex(hash, sizeof(hash), hex);
+	strcat(hex, "\n");
+	if ((r = sky_write_file(p, hex, strlen(hex), 0600, excl)) < 0)
+		goto out;
+	snprintf(out, outlen, "%s", token);
+out:
+	OPENSSL_cleanse(raw, sizeof(raw));
+	OPENSSL_cleanse(token, sizeof(token));
+	return r;
+}
+
+int ctl_state_reader_token(const char *dir, char *token_out, size_t outlen)
+{
+	char p[PATH_MAX];
+	int r;
+
+	/* Only into a state that 'init' made. */
+	if ((r = path_in(p, dir, CTL_ADMIN_HASH)) < 0)
+		return r;
+	if (access(p, F_OK) < 0)
+		return -errno;
+	return state__token(dir, "skr-", CTL_READER_HASH, false, token_out, outlen);
+}
+
+/* A token's hash from DIR/name (0600): -ENOENT when there is none. */
+static int state__read_hash(const char *dir, const char *name, uint8_t hash[32])
+{
+	char p[PATH_MAX], *hex = NULL;
+	int r;
+
+	if ((r = path_in(p, dir, name)) < 0 || (r = check_key_mode(p)) < 0 || (r = sky_read_file(p, 256, &hex, NULL)) < 0)
+		return r;
+	hex[strcspn(hex, "\r\n")] = '\0';
+	r = sky_parse_hex(hex, hash, 32);
+	free(hex);
+	return r;
+}
+
 static uint64_t new_serial(void)
 {
 	uint64_t s = 0;
@@ -86,7 +154,6 @@ int ctl_state_init(const char *dir, const char *const *sans, const char *api_lis
 	EVP_PKEY *ca_key = NULL, *srv_key = NULL, *sign_key = NULL;
 	X509 *ca = NULL, *srv = NULL;
 	struct db *db = NULL;
-	uint8_t raw[32], hash[32];
 	const char *default_sans[] = {"localhost", "127.0.0.1", NULL};
 	const char *all_sans[64];
 	size_t n = 0;
@@ -152,15 +219,7 @@ int ctl_state_init(const char *dir, const char *const *sans, const char *api_lis
 		goto out;
 
 	/* The admin token: shown once, kept only as a hash (and in skyctl.conf, 0600). */
-	r = sky_random(raw, sizeof(raw));
-	if (r < 0)
-		goto out;
-	sky_format_hex(raw, sizeof(raw), hex);
-	snprintf(admin_token_out, outlen, "ska-%s", hex);
-	sky_sha256(admin_token_out, strlen(admin_token_out), hash);
-	sky_format_hex(hash, sizeof(hash), hex);
-	strcat(hex, "\n");
-	if ((r = path_in(p, dir, CTL_ADMIN_HASH)) < 0 || (r = sky_write_file(p, hex, strlen(hex), 0600, 1)) < 0)
+	if ((r = state__token(dir, "ska-", CTL_ADMIN_HASH, true, admin_token_out, outlen)) < 0)
 		goto out;
 
 	if ((r = path_in(p, dir, CTL_DB_FILE)) < 0 || (r = db_open(p, &db)) < 0)
@@ -180,7 +239,6 @@ int ctl_state_init(const char *dir, const char *const *sans, const char *api_lis
 	db = NULL;
 	r = state__modes(dir, true);
 out:
-	OPENSSL_cleanse(raw, sizeof(raw));
 	db_close(db);
 	X509_free(ca);
 	X509_free(srv);
@@ -189,17 +247,6 @@ out:
 	EVP_PKEY_free(sign_key);
 	ERR_clear_error();
 	return r;
-}
-
-/* Keys must not be readable by anyone else. */
-static int check_key_mode(const char *path)
-{
-	struct stat sb;
-	if (stat(path, &sb) < 0)
-		return -errno;
-	if (sb.st_mode & 077)
-		return -EPERM;
-	return 0;
 }
 
 static int load_key(const char *dir, const char *name, EVP_PKEY **out, const char **failed)
@@ -227,7 +274,7 @@ static int load_cert(const char *dir, const char *name, X509 **out, const char *
 int ctl_state_load(struct controller *ctl)
 {
 	const char *dir = ctl->opt.state_dir, *failed = "";
-	char p[PATH_MAX], *hash_hex = NULL;
+	char p[PATH_MAX];
 	size_t len = sizeof(ctl->signing_pub);
 	int r;
 
@@ -248,14 +295,15 @@ int ctl_state_load(struct controller *ctl)
 	if ((r = sky_key_raw_public(ctl->signing_key, ctl->signing_pub, &len)) < 0)
 		goto fail;
 	failed = CTL_ADMIN_HASH;
-	if ((r = path_in(p, dir, CTL_ADMIN_HASH)) < 0 || (r = check_key_mode(p)) < 0 ||
-	    (r = sky_read_file(p, 256, &hash_hex, NULL)) < 0)
+	if ((r = state__read_hash(dir, CTL_ADMIN_HASH, ctl->admin_hash)) < 0)
 		goto fail;
-	hash_hex[strcspn(hash_hex, "\r\n")] = '\0';
-	if ((r = sky_parse_hex(hash_hex, ctl->admin_hash, 32)) < 0)
+	/* States made before the reader token have none until
+	 * 'skyrootd reader-token' makes one. */
+	failed = CTL_READER_HASH;
+	r = state__read_hash(dir, CTL_READER_HASH, ctl->reader_hash);
+	if (r < 0 && r != -ENOENT)
 		goto fail;
-	free(hash_hex);
-	hash_hex = NULL;
+	ctl->has_reader = r == 0;
 	failed = CTL_CA_CERT;
 	if ((r = sky_cert_pin(ctl->ca_cert, ctl->ca_pin)) < 0)
 		goto fail;
@@ -271,7 +319,6 @@ int ctl_state_load(struct controller *ctl)
 		goto fail;
 	return 0;
 fail:
-	free(hash_hex);
 	fprintf(stderr, "skyrootd: cannot load %s/%s: %s%s\n", dir, failed,
 		r == -EPERM ? "key file is readable by others; run chmod 600 on it" : strerror(-r),
 		r == -ENOENT ? " (run 'skyrootd init --state DIR' first)" :
@@ -282,19 +329,18 @@ fail:
 
 int ctl_state_reload(struct controller *ctl)
 {
-	char p[PATH_MAX], *hash_hex = NULL;
-	uint8_t hash[32];
-	int r;
+	uint8_t admin[32], reader[32];
+	int r, rr;
 
-	if ((r = path_in(p, ctl->opt.state_dir, CTL_ADMIN_HASH)) < 0 || (r = check_key_mode(p)) < 0 ||
-	    (r = sky_read_file(p, 256, &hash_hex, NULL)) < 0)
+	if ((r = state__read_hash(ctl->opt.state_dir, CTL_ADMIN_HASH, admin)) < 0)
 		return r;
-	hash_hex[strcspn(hash_hex, "\r\n")] = '\0';
-	r = sky_parse_hex(hash_hex, hash, sizeof(hash));
-	free(hash_hex);
-	if (r < 0)
-		return r;
-	memcpy(ctl->admin_hash, hash, sizeof(hash));
+	rr = state__read_hash(ctl->opt.state_dir, CTL_READER_HASH, reader);
+	if (rr < 0 && rr != -ENOENT)
+		return rr;
+	memcpy(ctl->admin_hash, admin, sizeof(admin));
+	if (rr == 0)
+		memcpy(ctl->reader_hash, reader, sizeof(reader));
+	ctl->has_reader = rr == 0;
 	return 0;
 }
 

@@ -1,0 +1,145 @@
+/* What monitoring reads: GET /metrics in the Prometheus text format
+ * (0.0.4), with the reader or the admin token, and GET /readyz.
+ *
+ * The counters live in metrics.c; the gauges are read here at scrape
+ * time: boards by state (the store and the agent link's sessions), guests
+ * by state, the store's size on disk and its images. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/util.h"
+#include "controller/skyrootd/agentlink.h"
+#include "controller/skyrootd/api_priv.h"
+#include "controller/skyrootd/guests.h"
+#include "controller/skyrootd/metrics.h"
+#include "controller/skyrootd/store.h"
+
+/* A scrape's text: far above what 48 routes and a few gauges make. */
+#define API_METRICS_MAX (1u << 20)
+#define API_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* As api_json_board names them ("state" of a board). */
+enum { BOARD_ONLINE, BOARD_OFFLINE, BOARD_BAREMETAL, BOARD_STATES };
+static const char *const board_states[BOARD_STATES] = { "online", "offline", "baremetal" };
+/* As guests.h names them. */
+static const char *const guest_states[] = { "pending", "fetching", "running", "stopped", "failed" };
+
+struct api_metrics_counts {
+	struct controller *ctl;
+	uint64_t boards[BOARD_STATES];
+	uint64_t guests[SKY_ARRAY_SIZE(guest_states)];
+	uint64_t images;
+};
+
+static int api_metrics__board(void *ctx, const struct db_board *b)
+{
+	struct api_metrics_counts *n = ctx;
+	bool online = n->ctl->agents && agentlink_board_online(n->ctl->agents, b->id, NULL);
+
+	n->boards[online ? BOARD_ONLINE : b->baremetal ? BOARD_BAREMETAL : BOARD_OFFLINE]++;
+	return 0;
+}
+
+static int api_metrics__guest(void *ctx, const struct guest *g)
+{
+	struct api_metrics_counts *n = ctx;
+
+	for (size_t i = 0; i < SKY_ARRAY_SIZE(guest_states); i++)
+		if (strcmp(g->state, guest_states[i]) == 0)
+			n->guests[i]++;
+	return 0;
+}
+
+static int api_metrics__image(void *ctx, const struct store_image *img)
+{
+	struct api_metrics_counts *n = ctx;
+
+	(void)img;
+	n->images++;
+	return 0;
+}
+
+/* The store's files on disk: the database and its write-ahead log. */
+static uint64_t api_metrics__store_bytes(const struct controller *ctl)
+{
+	char wal[sizeof(ctl->db_path) + 8];
+	struct stat sb;
+	uint64_t total = 0;
+
+	if (stat(ctl->db_path, &sb) == 0)
+		total += (uint64_t)sb.st_size;
+	snprintf(wal, sizeof(wal), "%s-wal", ctl->db_path);
+	if (stat(wal, &sb) == 0)
+		total += (uint64_t)sb.st_size;
+	return total;
+}
+
+static void api_metrics__gauges(struct metrics_text *t, const struct api_metrics_counts *n, uint64_t store_bytes)
+{
+	metrics_text_family(t, "skyroot_build_info", "gauge", "the skyrootd version serving");
+	metrics_text_u64(t, "skyroot_build_info", (const char *const[]){ "version", SKY_VERSION, NULL }, 1);
+	metrics_text_family(t, "skyroot_boards", "gauge", "enrolled boards by state (as GET /v1/boards shows it)");
+	for (size_t i = 0; i < BOARD_STATES; i++)
+		metrics_text_u64(t, "skyroot_boards", (const char *const[]){ "state", board_states[i], NULL },
+				 n->boards[i]);
+	metrics_text_family(t, "skyroot_guests", "gauge", "guests by state");
+	for (size_t i = 0; i < SKY_ARRAY_SIZE(guest_states); i++)
+		metrics_text_u64(t, "skyroot_guests", (const char *const[]){ "state", guest_states[i], NULL },
+				 n->guests[i]);
+	metrics_text_family(t, "skyroot_store_bytes", "gauge", "bytes of the store on disk (database and WAL)");
+	metrics_text_u64(t, "skyroot_store_bytes", NULL, store_bytes);
+	metrics_text_family(t, "skyroot_images", "gauge", "images in the store");
+	metrics_text_u64(t, "skyroot_images", NULL, n->images);
+}
+
+static void api__metrics(struct api_call *call, struct api_reply *rep)
+{
+	struct controller *ctl = call->ctl;
+	struct api_metrics_counts n = { .ctl = ctl };
+	struct metrics_text t;
+	int r;
+
+	r = db_board_list(ctl->db, api_metrics__board, &n);
+	if (r == 0)
+		r = guests_list(ctl->guests, api_metrics__guest, &n);
+	if (r == 0)
+		r = store_image_list(ctl->store, api_metrics__image, &n);
+	if (r < 0) {
+		api_reply_internal(rep, r, "read the fleet for /metrics");
+		return;
+	}
+	metrics_text_init(&t, API_METRICS_MAX);
+	api_metrics__gauges(&t, &n, api_metrics__store_bytes(ctl));
+	metrics_text_counters(&t);
+	if (t.err) {
+		metrics_text_free(&t);
+		api_reply_internal(rep, t.err, "write /metrics");
+		return;
+	}
+	http_respond_raw(call->conn, 200, API_METRICS_TYPE, (const char *)t.buf.data, t.buf.len);
+	metrics_text_free(&t);
+	rep->status = 0; /* answered */
+}
+
+/* Ready: the store is open and both ports listen (not while starting or
+ * stopping). */
+static void api__readyz(struct api_call *call, struct api_reply *rep)
+{
+	const struct controller *ctl = call->ctl;
+	bool store = ctl->db && ctl->store, agents = ctl->agents != NULL, api = ctl->api == call->api;
+	bool ready = store && agents && api;
+
+	api_reply_ok(rep, ready ? 200 : 503,
+		     json_pack("{s:s, s:s, s:b, s:b, s:b}", "status", ready ? "ok" : "unavailable", "version",
+			       SKY_VERSION, "store", store, "agent_port", agents, "api_port", api));
+	if (!ready)
+		rep->headers = "Retry-After: 1\r\n";
+}
+
+const struct api_route api_metrics_routes[] = {
+	{ .path = "/metrics", API_ALLOW("GET"), .reader = true, .get = api__metrics },
+	{ .path = "/readyz", API_ALLOW("GET"), .get = api__readyz },
+	{ .path = NULL },
+};
