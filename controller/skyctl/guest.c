@@ -123,8 +123,8 @@ static int guest__create(struct skyctl *ctl, const char *arg)
 	r = skyctl_request(ctl, "POST", "/v1/guests", NULL, request, &answer);
 	if (r < 0)
 		goto done;
-	if (o->output == SKYCTL_OUTPUT_JSON) {
-		r = skyctl_print_json(answer);
+	if (skyctl_as_data(o)) {
+		r = skyctl_print_answer(ctl->opts, answer);
 		goto done;
 	}
 	r = guest__check(answer);
@@ -162,15 +162,21 @@ static void guest__row(json_t *g, const char **cells, char (*scratch)[SKYCTL_CEL
 	cells[9] = json_is_string(e) && json_string_value(e)[0] != '\0'
 			   ? skyctl_cut(json_string_value(e), GUEST_ERROR_COLUMNS, scratch[9], SKYCTL_CELL_MAX)
 			   : "-";
+	/* -o wide */
+	cells[10] = skyctl_jopt(g, "kernel");
+	cells[11] = skyctl_jopt(g, "initrd");
+	cells[12] = skyctl_jopt(g, "disk");
+	cells[13] = skyctl_jstr(g, "created", "-");
 }
 
 static int guest__list(struct skyctl *ctl, const char *arg)
 {
 	static const char *const header[] = {
 		"ID", "NAME", "BOARD", "STATE", "DESIRED", "BACKEND", "VCPUS", "MEMORY", "DEVICES", "ERROR",
+		"KERNEL", "INITRD", "DISK", "CREATED",
 	};
 	static const struct skyctl_list list = {
-		.path = "/v1/guests", .key = "guests", .header = header, .ncols = 10, .row = guest__row,
+		.path = "/v1/guests", .key = "guests", .header = header, .ncols = 14, .nwide = 4, .row = guest__row,
 		.empty = "No guests; create one with 'skyctl guest create --name NAME --board auto --kernel IMAGE'.",
 	};
 
@@ -196,8 +202,8 @@ static int guest__set_desired(struct skyctl *ctl, const char *arg, const char *v
 	r = skyctl_call(ctl, &req, &answer);
 	if (r < 0)
 		return r;
-	if (ctl->opts->output == SKYCTL_OUTPUT_JSON) {
-		r = skyctl_print_json(answer);
+	if (skyctl_as_data(ctl->opts)) {
+		r = skyctl_print_answer(ctl->opts, answer);
 		goto done;
 	}
 	r = guest__check(answer);
