@@ -461,21 +461,25 @@ const struct skyctl_command skyctl_board_commands[] = {
 	{
 		.noun = "board", .verb = "list",
 		.summary = "list enrolled boards",
+		.example = "skyctl board list --no-headers",
 		.run = board__list,
 	},
 	{
 		.noun = "board", .verb = "show", .arg = "ID|NAME",
 		.summary = "show a board: CPUs, memory, IOMMU groups, NICs, images in its RAM",
+		.example = "skyctl board show rack1-07",
 		.run = board__show,
 	},
 	{
 		.noun = "board", .verb = "delete", .arg = "ID|NAME",
 		.summary = "delete a board, revoke its certificate, close its session",
+		.example = "skyctl board delete rack1-07",
 		.run = board__delete,
 	},
 	{
 		.noun = "board", .verb = "reenroll-allow", .arg = "ID|NAME",
 		.summary = "let a known machine enroll again with a general token (once, within 15 minutes)",
+		.example = "skyctl board reenroll-allow rack1-07",
 		.run = board__reenroll_allow,
 	},
 	{
@@ -486,6 +490,7 @@ const struct skyctl_command skyctl_board_commands[] = {
 		.summary = "kexec a board into another OS streamed to its RAM and wait for the board's answer "
 			   "(bare metal; no disk touched)",
 		.notes = board__boot_notes,
+		.example = "skyctl board boot rack1-07 --kernel vmlinuz --initrd initrd --cmdline \"console=ttyS0\"",
 		.run = board__boot,
 	},
 	{ 0 },
