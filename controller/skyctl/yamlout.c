@@ -44,41 +44,49 @@ static int yaml__real(yaml_emitter_t *e, double d)
 	return yaml__scalar(e, buf, strlen(buf), 0);
 }
 
-/* jansson's parser bounds the depth of what the controller sends. */
-static int yaml__value(yaml_emitter_t *e, json_t *v)
+static int yaml__value(yaml_emitter_t *e, json_t *v);
+
+/* An object as a mapping, an array as a sequence. */
+static int yaml__container(yaml_emitter_t *e, json_t *v)
 {
-	char buf[YAML_NUMBER_MAX];
+	int map = json_is_object(v);
 	yaml_event_t ev;
 	const char *key;
 	json_t *item;
 	size_t i;
-	int r = 0;
+	int r;
 
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		if (!yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_ANY_MAPPING_STYLE))
-			return -ENOMEM;
-		r = yaml__emit(e, &ev);
+	if (!(map ? yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_ANY_MAPPING_STYLE)
+		  : yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_ANY_SEQUENCE_STYLE)))
+		return -ENOMEM;
+	r = yaml__emit(e, &ev);
+	if (map) {
 		json_object_foreach(v, key, item) {
 			if (r == 0)
 				r = yaml__scalar(e, key, strlen(key), 1);
 			if (r == 0)
 				r = yaml__value(e, item);
 		}
-		if (r == 0 && !yaml_mapping_end_event_initialize(&ev))
-			return -ENOMEM;
-		return r == 0 ? yaml__emit(e, &ev) : r;
-	case JSON_ARRAY:
-		if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_ANY_SEQUENCE_STYLE))
-			return -ENOMEM;
-		r = yaml__emit(e, &ev);
+	} else {
 		json_array_foreach(v, i, item) {
 			if (r == 0)
 				r = yaml__value(e, item);
 		}
-		if (r == 0 && !yaml_sequence_end_event_initialize(&ev))
-			return -ENOMEM;
-		return r == 0 ? yaml__emit(e, &ev) : r;
+	}
+	if (r == 0 && !(map ? yaml_mapping_end_event_initialize(&ev) : yaml_sequence_end_event_initialize(&ev)))
+		return -ENOMEM;
+	return r == 0 ? yaml__emit(e, &ev) : r;
+}
+
+/* jansson's parser bounds the depth of what the controller sends. */
+static int yaml__value(yaml_emitter_t *e, json_t *v)
+{
+	char buf[YAML_NUMBER_MAX];
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+	case JSON_ARRAY:
+		return yaml__container(e, v);
 	case JSON_STRING:
 		return yaml__scalar(e, json_string_value(v), json_string_length(v), 1);
 	case JSON_INTEGER:
