@@ -12,11 +12,18 @@
 #include "controller/skyctl/output.h"
 #include "controller/skyctl/skyctl.h"
 
+/* The values of the flags that take one of a fixed set, in the order
+ * enum skyctl_output has them for --output. */
+static const char *const args__outputs[] = { "table", "wide", "json", "yaml", NULL };
+static const char *const args__kinds[] = { "kernel", "initrd", "disk", NULL };
+static const char *const args__backends[] = { "qemu", "libvirt", NULL };
+
 const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
 	[FLAG_OUTPUT] = {
 		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_OUTPUT]),
-		.name = "output", .short_name = 'o', .metavar = "table|json",
-		.help = "output format (default table); json prints the API's JSON",
+		.name = "output", .short_name = 'o', .metavar = "table|wide|json|yaml", .choices = args__outputs,
+		.help = "output format (default table); wide: lists with more columns; json: the API's "
+			"answer; yaml: the same answer in YAML",
 	},
 	[FLAG_CONFIG] = {
 		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_CONFIG]),
@@ -65,7 +72,7 @@ const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
 	},
 	[FLAG_KIND] = {
 		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_KIND]),
-		.name = "kind", .metavar = "KIND",
+		.name = "kind", .metavar = "KIND", .choices = args__kinds,
 		.help = "what the image is: kernel, initrd or disk (default disk)",
 	},
 	[FLAG_BOARD] = {
@@ -121,13 +128,23 @@ const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
 	},
 	[FLAG_BACKEND] = {
 		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_BACKEND]),
-		.name = "backend", .metavar = "qemu|libvirt",
+		.name = "backend", .metavar = "qemu|libvirt", .choices = args__backends,
 		.help = "the VMM that runs the guest on the board (default qemu)",
 	},
 	[FLAG_FOLLOW] = {
 		.kind = SKY_ARG_FLAG, .off = offsetof(struct skyctl_opts, on[FLAG_FOLLOW]),
 		.name = "follow",
 		.help = "keep printing new output as it comes, until the controller ends it or Ctrl-C",
+	},
+	[FLAG_NO_HEADERS] = {
+		.kind = SKY_ARG_FLAG, .off = offsetof(struct skyctl_opts, on[FLAG_NO_HEADERS]),
+		.name = "no-headers",
+		.help = "print lists without their header line (for scripts)",
+	},
+	[FLAG_SCDOC] = {
+		.kind = SKY_ARG_FLAG, .off = offsetof(struct skyctl_opts, on[FLAG_SCDOC]),
+		.name = "scdoc",
+		.help = "print the OPTIONS and COMMANDS sections of skyctl(1) in scdoc (the build makes the man page with it)",
 	},
 };
 
@@ -192,13 +209,24 @@ int skyctl_args_parse(int argc, char **argv, struct skyctl_opts *o)
 	return 0;
 }
 
-static int args__one_of(const struct skyctl_opts *o, int flag, const char *const *allowed, const char *say)
+/* The index of the flag's value in its choices (0 when not given), or
+ * -EINVAL with "--kind must be kernel, initrd or disk, not 'x'". */
+static int args__choice(const struct skyctl_opts *o, int flag)
 {
+	const char *const *allowed = skyctl_flags[flag].choices;
+	char say[128] = "";
+	size_t n = 0;
+
 	if (!skyctl_has(o, flag))
 		return 0;
-	for (const char *const *a = allowed; *a != NULL; a++)
-		if (strcmp(o->value[flag], *a) == 0)
-			return 0;
+	for (int i = 0; allowed[i] != NULL; i++)
+		if (strcmp(o->value[flag], allowed[i]) == 0)
+			return i;
+	for (int i = 0; allowed[i] != NULL && n < sizeof(say); i++) {
+		int w = snprintf(say + n, sizeof(say) - n, "%s%s", i == 0 ? "" : allowed[i + 1] ? ", " : " or ",
+				 allowed[i]);
+		n += w < 0 ? 0 : (size_t)w;
+	}
 	skyctl_err("--%s must be %s, not '%s'", skyctl_flags[flag].name, say, o->value[flag]);
 	return -EINVAL;
 }
@@ -207,9 +235,6 @@ static int args__one_of(const struct skyctl_opts *o, int flag, const char *const
  * returns -EINVAL. */
 int skyctl_args_check(struct skyctl_opts *o)
 {
-	static const char *const outputs[] = { "table", "json", NULL };
-	static const char *const kinds[] = { "kernel", "initrd", "disk", NULL };
-	static const char *const backends[] = { "qemu", "libvirt", NULL };
 	static const struct {
 		int flag;
 		const char *key;
@@ -219,13 +244,12 @@ int skyctl_args_check(struct skyctl_opts *o)
 		{ FLAG_TOKEN, "token" },
 	};
 	char err[256];
+	int output;
 
-	if (args__one_of(o, FLAG_OUTPUT, outputs, "'table' or 'json'") < 0 ||
-	    args__one_of(o, FLAG_KIND, kinds, "kernel, initrd or disk") < 0 ||
-	    args__one_of(o, FLAG_BACKEND, backends, "qemu or libvirt") < 0)
+	output = args__choice(o, FLAG_OUTPUT);
+	if (output < 0 || args__choice(o, FLAG_KIND) < 0 || args__choice(o, FLAG_BACKEND) < 0)
 		return -EINVAL;
-	o->output = skyctl_has(o, FLAG_OUTPUT) && strcmp(o->value[FLAG_OUTPUT], "json") == 0 ? SKYCTL_OUTPUT_JSON
-											 : SKYCTL_OUTPUT_TABLE;
+	o->output = (enum skyctl_output)output;
 	if (skyctl_has(o, FLAG_TTL) && (o->ttl < SKY_TOKEN_TTL_MIN || o->ttl > SKY_TOKEN_TTL_MAX)) {
 		char given[32] = "?";
 		sky_format_duration(o->ttl, given, sizeof(given));

@@ -29,15 +29,22 @@ static void board__row(json_t *b, const char **cells, char (*scratch)[SKYCTL_CEL
 	cells[7] = skyctl_jcount(b, "iommu_groups", scratch[7], SKYCTL_CELL_MAX);
 	cells[8] = skyctl_jcount(b, "nics", scratch[8], SKYCTL_CELL_MAX);
 	cells[9] = json_is_string(seen) ? json_string_value(seen) : "never";
+	/* -o wide */
+	cells[10] = skyctl_jstr(b, "uuid", "-");
+	cells[11] = skyctl_jstr(b, "cpu_model", "-");
+	cells[12] = skyctl_jstr(b, "kernel", "-");
+	cells[13] = skyctl_jstr(b, "agent_version", "-");
+	cells[14] = skyctl_jstr(b, "cert_not_after", "-");
 }
 
 static int board__list(struct skyctl *ctl, const char *arg)
 {
 	static const char *const header[] = {
 		"ID", "NAME", "STATE", "CPUS", "MEMORY", "KVM", "FIRMWARE", "IOMMU-GROUPS", "NICS", "LAST-SEEN",
+		"UUID", "CPU-MODEL", "KERNEL", "AGENT", "CERT-UNTIL",
 	};
 	static const struct skyctl_list list = {
-		.path = "/v1/boards", .key = "boards", .header = header, .ncols = 10, .row = board__row,
+		.path = "/v1/boards", .key = "boards", .header = header, .ncols = 15, .nwide = 5, .row = board__row,
 		.empty = "No boards enrolled; make a token with 'skyctl token create' and boot a board "
 			 "with its kernel command line.",
 	};
@@ -214,8 +221,8 @@ static int board__show(struct skyctl *ctl, const char *arg)
 	r = skyctl_request(ctl, "GET", "/v1/boards", arg, NULL, &answer);
 	if (r < 0)
 		return r;
-	if (ctl->opts->output == SKYCTL_OUTPUT_JSON) {
-		r = skyctl_print_json(answer);
+	if (skyctl_as_data(ctl->opts)) {
+		r = skyctl_print_answer(ctl->opts, answer);
 		goto done;
 	}
 	b = answer;
@@ -290,8 +297,8 @@ static int board__reenroll_allow(struct skyctl *ctl, const char *arg)
 
 	if (r < 0)
 		return r;
-	if (ctl->opts->output == SKYCTL_OUTPUT_JSON) {
-		r = skyctl_print_json(answer);
+	if (skyctl_as_data(ctl->opts)) {
+		r = skyctl_print_answer(ctl->opts, answer);
 	} else {
 		fputs("board ", stdout);
 		skyctl_put_clean(stdout, skyctl_jstr(answer, "board", arg));
@@ -409,8 +416,8 @@ static int board__boot(struct skyctl *ctl, const char *arg)
 	skyctl_clean_inplace(w.board_id);
 	skyctl_name_for(w.board, sizeof(w.board), arg, w.board_id);
 	if (skyctl_has(o, FLAG_NO_WAIT)) {
-		if (o->output == SKYCTL_OUTPUT_JSON) {
-			r = skyctl_print_json(answer);
+		if (skyctl_as_data(o)) {
+			r = skyctl_print_answer(ctl->opts, answer);
 			goto done;
 		}
 		printf("board %s was told to boot ", w.board);
@@ -426,8 +433,8 @@ static int board__boot(struct skyctl *ctl, const char *arg)
 	r = board__boot_wait(ctl, &w, &boot);
 	if (r < 0)
 		goto done;
-	if (o->output == SKYCTL_OUTPUT_JSON) {
-		r = skyctl_print_json(boot);
+	if (skyctl_as_data(o)) {
+		r = skyctl_print_answer(ctl->opts, boot);
 		goto done;
 	}
 	printf("board %s is booting ", w.board);
@@ -454,21 +461,25 @@ const struct skyctl_command skyctl_board_commands[] = {
 	{
 		.noun = "board", .verb = "list",
 		.summary = "list enrolled boards",
+		.example = "skyctl board list --no-headers",
 		.run = board__list,
 	},
 	{
 		.noun = "board", .verb = "show", .arg = "ID|NAME",
 		.summary = "show a board: CPUs, memory, IOMMU groups, NICs, images in its RAM",
+		.example = "skyctl board show rack1-07",
 		.run = board__show,
 	},
 	{
 		.noun = "board", .verb = "delete", .arg = "ID|NAME",
 		.summary = "delete a board, revoke its certificate, close its session",
+		.example = "skyctl board delete rack1-07",
 		.run = board__delete,
 	},
 	{
 		.noun = "board", .verb = "reenroll-allow", .arg = "ID|NAME",
 		.summary = "let a known machine enroll again with a general token (once, within 15 minutes)",
+		.example = "skyctl board reenroll-allow rack1-07",
 		.run = board__reenroll_allow,
 	},
 	{
@@ -479,6 +490,7 @@ const struct skyctl_command skyctl_board_commands[] = {
 		.summary = "kexec a board into another OS streamed to its RAM and wait for the board's answer "
 			   "(bare metal; no disk touched)",
 		.notes = board__boot_notes,
+		.example = "skyctl board boot rack1-07 --kernel vmlinuz --initrd initrd --cmdline \"console=ttyS0\"",
 		.run = board__boot,
 	},
 	{ 0 },

@@ -1,6 +1,7 @@
 /* skyctl's command table: every noun's commands, found by their words,
  * and the usage and help text made from them (as vmctl's table does).  The
- * same table can make shell completion and man pages. */
+ * same table makes the shell completion and skyctl(1) (doc.c). */
+#include <errno.h>
 #include <string.h>
 
 #include "controller/skyctl/output.h"
@@ -9,21 +10,40 @@
 #define CMD_SYNOPSIS_MAX 512
 #define CMD_SYNOPSIS_COLUMN 44 /* a longer synopsis has its summary on the next line */
 #define CMD_TEXT_COLUMNS 79    /* a synopsis is wrapped to this */
+#define CMD_NAME_MAX 64        /* bytes of "noun verb" */
 
-static const struct skyctl_command cmd_help[] = {
+static int cmd__completion(struct skyctl *ctl, const char *arg);
+
+static const char *const cmd_shells[] = { "bash", "zsh", NULL };
+
+/* The commands that are not a noun's. */
+static const struct skyctl_command cmd_builtin[] = {
+	{
+		.noun = "completion", .arg = "bash|zsh", .arg_choices = cmd_shells,
+		.summary = "print the shell completion script of bash or zsh, made from this command table",
+		.example = "source <(skyctl completion bash)",
+		.reach = SKYCTL_REACH_NONE,
+		.run = cmd__completion,
+	},
 	{
 		.noun = "help", .arg = "[COMMAND]",
+		.flags = FLAG_BIT(FLAG_SCDOC),
 		.summary = "show this help, or the help of one command",
+		.example = "skyctl help guest create",
+		.reach = SKYCTL_REACH_NONE,
 	},
 	{ 0 },
 };
 
 /* The tables in the order usage shows them. */
 static const struct skyctl_command *const cmd_tables[] = {
-	skyctl_token_commands, skyctl_board_commands, skyctl_image_commands, skyctl_guest_commands, cmd_help,
+	skyctl_token_commands, skyctl_board_commands, skyctl_image_commands, skyctl_guest_commands,
+	skyctl_version_commands, cmd_builtin,
 };
 
 #define CMD_NTABLES (sizeof(cmd_tables) / sizeof(cmd_tables[0]))
+
+static const struct skyctl_doc_tables cmd_all = { .v = cmd_tables, .n = CMD_NTABLES };
 
 static const struct skyctl_command *cmd__first(void)
 {
@@ -45,59 +65,18 @@ static const struct skyctl_command *cmd__next(const struct skyctl_command *c)
 	return NULL;
 }
 
-static const struct skyctl_flag_note *cmd__flag_note(const struct skyctl_command *c, int f)
+/* "guest create", or "version" for a command of one word. */
+static const char *cmd__name(const struct skyctl_command *c, char *buf, size_t len)
 {
-	if (c == NULL || c->notes == NULL)
-		return NULL;
-	for (const struct skyctl_flag_note *n = c->notes; n->flag != FLAG__COUNT; n++)
-		if (n->flag == f)
-			return n;
-	return NULL;
+	snprintf(buf, len, "%s%s%s", c->noun, c->verb ? " " : "", c->verb ? c->verb : "");
+	return buf;
 }
 
-/* The flag's metavar and help for command c (NULL: no command). */
-static const char *cmd__flag_metavar(const struct skyctl_command *c, int f)
+static int cmd__completion(struct skyctl *ctl, const char *arg)
 {
-	const struct skyctl_flag_note *n = cmd__flag_note(c, f);
-
-	return n != NULL && n->metavar != NULL ? n->metavar : skyctl_flags[f].metavar;
+	(void)ctl;
+	return skyctl_doc_completion(stdout, arg, &cmd_all); /* arg is one of cmd_shells */
 }
-
-static const char *cmd__flag_help(const struct skyctl_command *c, int f)
-{
-	const struct skyctl_flag_note *n = cmd__flag_note(c, f);
-
-	return n != NULL && n->help != NULL ? n->help : skyctl_flags[f].help;
-}
-
-/* "image push FILE --name NAME [--kind KIND]": the argument, the required
- * flags, then the optional ones in brackets; "[--device PCI_ADDRESS ...]"
- * for a flag that may be repeated. */
-static void cmd__command_synopsis(const struct skyctl_command *c, char *buf, size_t len)
-{
-	size_t n = 0;
-	int w;
-
-	w = snprintf(buf, len, "%s%s%s", c->noun, c->verb ? " " : "", c->verb ? c->verb : "");
-	n = w < 0 ? 0 : (size_t)w;
-	if (c->arg != NULL && n < len) {
-		w = snprintf(buf + n, len - n, " %s", c->arg);
-		n += w < 0 ? 0 : (size_t)w;
-	}
-	for (int pass = 0; pass < 2; pass++) {
-		for (int f = 0; f < FLAG__COUNT && n < len; f++) {
-			int required = (c->required & FLAG_BIT(f)) != 0;
-			const char *metavar = cmd__flag_metavar(c, f);
-			if (!(c->flags & FLAG_BIT(f)) || required != (pass == 0))
-				continue;
-			w = snprintf(buf + n, len - n, " %s--%s%s%s%s%s", required ? "" : "[", skyctl_flags[f].name,
-				     metavar ? " " : "", metavar ? metavar : "", skyctl_flags[f].kind == SKY_ARG_LIST ? " ..." : "",
-				     required ? "" : "]");
-			n += w < 0 ? 0 : (size_t)w;
-		}
-	}
-}
-
 
 /* text on the current line (at column col), wrapped before a " [" or a
  * " -" when a line would pass CMD_TEXT_COLUMNS; a new line starts with
@@ -134,14 +113,14 @@ static void cmd__print_commands(FILE *f, const char *noun)
 	for (const struct skyctl_command *c = cmd__first(); c != NULL; c = cmd__next(c)) {
 		if (noun != NULL && strcmp(c->noun, noun) != 0)
 			continue;
-		cmd__command_synopsis(c, syn, sizeof(syn));
+		skyctl_doc_synopsis(c, syn, sizeof(syn));
 		if (strlen(syn) > width && strlen(syn) <= CMD_SYNOPSIS_COLUMN)
 			width = strlen(syn);
 	}
 	for (const struct skyctl_command *c = cmd__first(); c != NULL; c = cmd__next(c)) {
 		if (noun != NULL && strcmp(c->noun, noun) != 0)
 			continue;
-		cmd__command_synopsis(c, syn, sizeof(syn));
+		skyctl_doc_synopsis(c, syn, sizeof(syn));
 		if (strlen(syn) > width) {
 			fputs("  ", f);
 			cmd__print_wrapped(f, syn, 2, 6);
@@ -163,8 +142,8 @@ static void cmd__print_flags(FILE *f, unsigned mask, const struct skyctl_command
 		if (!(mask & FLAG_BIT(i)))
 			continue;
 		skyctl_args_opt(&opts[n], i, NULL);
-		opts[n].metavar = cmd__flag_metavar(c, i);
-		opts[n].help = cmd__flag_help(c, i);
+		opts[n].metavar = skyctl_doc_flag_metavar(c, i);
+		opts[n].help = skyctl_doc_flag_help(c, i);
 		n++;
 	}
 	opts[n] = (struct sky_opt){ 0 };
@@ -215,14 +194,13 @@ static void cmd__group_usage(FILE *f, const char *noun)
 void skyctl_cmd_command_usage(FILE *f, const struct skyctl_command *c, int full)
 {
 	static const char prefix[] = "usage: skyctl [OPTIONS] ";
-	char syn[CMD_SYNOPSIS_MAX];
+	char syn[CMD_SYNOPSIS_MAX], name[CMD_NAME_MAX];
 
-	cmd__command_synopsis(c, syn, sizeof(syn));
+	skyctl_doc_synopsis(c, syn, sizeof(syn));
 	fputs(prefix, f);
 	cmd__print_wrapped(f, syn, sizeof(prefix) - 1, sizeof(prefix) - 1);
 	if (!full) {
-		fprintf(f, "Run 'skyctl %s%s%s --help' for more.\n", c->noun, c->verb ? " " : "",
-			c->verb ? c->verb : "");
+		fprintf(f, "Run 'skyctl %s --help' for more.\n", cmd__name(c, name, sizeof(name)));
 		return;
 	}
 	fprintf(f, "\n%s\n", c->summary);
@@ -230,6 +208,8 @@ void skyctl_cmd_command_usage(FILE *f, const struct skyctl_command *c, int full)
 		fprintf(f, "\noptions:\n");
 		cmd__print_flags(f, c->flags, c);
 	}
+	if (c->example != NULL)
+		fprintf(f, "\nexample:\n  %s\n", c->example);
 	fprintf(f, "\nRun 'skyctl --help' for the options of all commands (-o json, --config, ...).\n");
 }
 
@@ -246,10 +226,12 @@ const struct skyctl_command *skyctl_cmd_find(const char *noun, const char *verb)
 }
 
 /* "skyctl help [GROUP [VERB]]" and "--help" anywhere. */
-int skyctl_cmd_help(const char *const *words, size_t n)
+int skyctl_cmd_help(const struct skyctl_opts *o, const char *const *words, size_t n)
 {
 	const struct skyctl_command *c;
 
+	if (skyctl_has(o, FLAG_SCDOC))
+		return skyctl_doc_scdoc(stdout, &cmd_all) < 0 ? SKYCTL_EXIT_ERROR : SKYCTL_EXIT_OK;
 	if (n == 0 || strcmp(words[0], "help") == 0) {
 		skyctl_cmd_usage(stdout);
 		return SKYCTL_EXIT_OK;
@@ -259,6 +241,10 @@ int skyctl_cmd_help(const char *const *words, size_t n)
 		cmd__unknown(words[0], NULL);
 		skyctl_cmd_usage(stderr);
 		return SKYCTL_EXIT_USAGE;
+	}
+	if (c->verb == NULL) {
+		skyctl_cmd_command_usage(stdout, c, 1);
+		return SKYCTL_EXIT_OK;
 	}
 	if (n == 1) {
 		cmd__group_usage(stdout, words[0]);
@@ -274,10 +260,36 @@ int skyctl_cmd_help(const char *const *words, size_t n)
 	return SKYCTL_EXIT_OK;
 }
 
+const char *skyctl_cmd_arg(const struct skyctl_command *c, const struct skyctl_opts *o)
+{
+	size_t at = c->verb != NULL ? 2 : 1;
+
+	return o->nwords > at ? o->words[at] : NULL;
+}
+
+/* The argument is one of c->arg_choices: "'completion' takes bash or zsh,
+ * not 'fish'". */
+static int cmd__check_choice(const struct skyctl_command *c, const char *name, const char *arg)
+{
+	const char *near;
+	size_t n = 0;
+
+	if (c->arg_choices == NULL)
+		return 0;
+	for (; c->arg_choices[n] != NULL; n++)
+		if (strcmp(arg, c->arg_choices[n]) == 0)
+			return 0;
+	near = sky_args_suggest(arg, c->arg_choices, n);
+	skyctl_err("'%s' takes %s, not '%s'%s%s%s", name, c->arg, arg, near ? "; did you mean '" : "",
+		   near ? near : "", near ? "'?" : "");
+	return -EINVAL;
+}
 
 const struct skyctl_command *skyctl_cmd_resolve(const struct skyctl_opts *o)
 {
 	const struct skyctl_command *c;
+	char name[CMD_NAME_MAX];
+	const char *arg;
 	size_t nargs;
 
 	if (o->nwords == 0) {
@@ -285,48 +297,54 @@ const struct skyctl_command *skyctl_cmd_resolve(const struct skyctl_opts *o)
 		skyctl_cmd_usage(stderr);
 		return NULL;
 	}
-	if (skyctl_cmd_find(o->words[0], NULL) == NULL) {
+	c = skyctl_cmd_find(o->words[0], NULL);
+	if (c == NULL) {
 		cmd__unknown(o->words[0], NULL);
 		skyctl_cmd_usage(stderr);
 		return NULL;
 	}
-	if (o->nwords == 1) {
+	if (c->verb != NULL && o->nwords == 1) {
 		skyctl_err("'%s' needs a command", o->words[0]);
 		cmd__group_usage(stderr, o->words[0]);
 		return NULL;
 	}
-	c = skyctl_cmd_find(o->words[0], o->words[1]);
+	if (c->verb != NULL)
+		c = skyctl_cmd_find(o->words[0], o->words[1]);
 	if (c == NULL) {
 		cmd__unknown(o->words[0], o->words[1]);
 		cmd__group_usage(stderr, o->words[0]);
 		return NULL;
 	}
-	nargs = o->nwords - 2;
+	cmd__name(c, name, sizeof(name));
+	nargs = o->nwords - (c->verb != NULL ? 2 : 1);
+	arg = skyctl_cmd_arg(c, o);
 	if (c->arg == NULL && nargs > 0) {
-		skyctl_err("'%s %s' takes no argument, but '%s' was given", c->noun, c->verb, o->words[2]);
+		skyctl_err("'%s' takes no argument, but '%s' was given", name, arg);
 		goto fail;
 	}
 	if (c->arg != NULL && nargs != 1) {
 		if (nargs == 0)
-			skyctl_err("'%s %s' needs %s", c->noun, c->verb, c->arg);
+			skyctl_err("'%s' needs %s", name, c->arg);
 		else
-			skyctl_err("'%s %s' takes one %s, but %zu were given", c->noun, c->verb, c->arg, nargs);
+			skyctl_err("'%s' takes one %s, but %zu were given", name, c->arg, nargs);
 		goto fail;
 	}
 	size_t arg_max = c->arg_max ? c->arg_max : SKYCTL_MAX_ID;
-	if (c->arg != NULL && (o->words[2][0] == '\0' || strlen(o->words[2]) > arg_max)) {
+	if (c->arg != NULL && (arg[0] == '\0' || strlen(arg) > arg_max)) {
 		skyctl_err("%s must be 1 to %zu bytes long", c->arg, arg_max);
 		goto fail;
 	}
+	if (c->arg != NULL && cmd__check_choice(c, name, arg) < 0)
+		goto fail;
 	unsigned stray = o->seen & ~FLAGS_GLOBAL & ~c->flags;
 	unsigned missing = c->required & ~o->seen;
 	for (int f = 0; f < FLAG__COUNT; f++) {
 		if (stray & FLAG_BIT(f)) {
-			skyctl_err("--%s is not an option of '%s %s'", skyctl_flags[f].name, c->noun, c->verb);
+			skyctl_err("--%s is not an option of '%s'", skyctl_flags[f].name, name);
 			goto fail;
 		}
 		if (missing & FLAG_BIT(f)) {
-			skyctl_err("'%s %s' needs --%s %s", c->noun, c->verb, skyctl_flags[f].name, cmd__flag_metavar(c, f));
+			skyctl_err("'%s' needs --%s %s", name, skyctl_flags[f].name, skyctl_doc_flag_metavar(c, f));
 			goto fail;
 		}
 	}

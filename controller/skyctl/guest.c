@@ -123,8 +123,8 @@ static int guest__create(struct skyctl *ctl, const char *arg)
 	r = skyctl_request(ctl, "POST", "/v1/guests", NULL, request, &answer);
 	if (r < 0)
 		goto done;
-	if (o->output == SKYCTL_OUTPUT_JSON) {
-		r = skyctl_print_json(answer);
+	if (skyctl_as_data(o)) {
+		r = skyctl_print_answer(ctl->opts, answer);
 		goto done;
 	}
 	r = guest__check(answer);
@@ -162,15 +162,21 @@ static void guest__row(json_t *g, const char **cells, char (*scratch)[SKYCTL_CEL
 	cells[9] = json_is_string(e) && json_string_value(e)[0] != '\0'
 			   ? skyctl_cut(json_string_value(e), GUEST_ERROR_COLUMNS, scratch[9], SKYCTL_CELL_MAX)
 			   : "-";
+	/* -o wide */
+	cells[10] = skyctl_jopt(g, "kernel");
+	cells[11] = skyctl_jopt(g, "initrd");
+	cells[12] = skyctl_jopt(g, "disk");
+	cells[13] = skyctl_jstr(g, "created", "-");
 }
 
 static int guest__list(struct skyctl *ctl, const char *arg)
 {
 	static const char *const header[] = {
 		"ID", "NAME", "BOARD", "STATE", "DESIRED", "BACKEND", "VCPUS", "MEMORY", "DEVICES", "ERROR",
+		"KERNEL", "INITRD", "DISK", "CREATED",
 	};
 	static const struct skyctl_list list = {
-		.path = "/v1/guests", .key = "guests", .header = header, .ncols = 10, .row = guest__row,
+		.path = "/v1/guests", .key = "guests", .header = header, .ncols = 14, .nwide = 4, .row = guest__row,
 		.empty = "No guests; create one with 'skyctl guest create --name NAME --board auto --kernel IMAGE'.",
 	};
 
@@ -196,8 +202,8 @@ static int guest__set_desired(struct skyctl *ctl, const char *arg, const char *v
 	r = skyctl_call(ctl, &req, &answer);
 	if (r < 0)
 		return r;
-	if (ctl->opts->output == SKYCTL_OUTPUT_JSON) {
-		r = skyctl_print_json(answer);
+	if (skyctl_as_data(ctl->opts)) {
+		r = skyctl_print_answer(ctl->opts, answer);
 		goto done;
 	}
 	r = guest__check(answer);
@@ -273,37 +279,44 @@ const struct skyctl_command skyctl_guest_commands[] = {
 		.required = FLAG_BIT(FLAG_NAME) | FLAG_BIT(FLAG_BOARD) | FLAG_BIT(FLAG_KERNEL),
 		.summary = "create a guest (a KVM virtual machine on a board) and start it",
 		.notes = guest__create_notes,
+		.example = "skyctl guest create --name web --board auto --kernel vmlinuz --memory 1G --vcpus 2",
 		.run = guest__create,
 	},
 	{
 		.noun = "guest", .verb = "list",
 		.summary = "list guests: where they run, their state, what they were given",
+		.example = "skyctl guest list -o wide",
 		.run = guest__list,
 	},
 	{
 		.noun = "guest", .verb = "show", .arg = "ID|NAME",
 		.summary = "show a guest, with its images, command line and why it failed",
+		.example = "skyctl guest show web",
 		.run = guest__show,
 	},
 	{
 		.noun = "guest", .verb = "start", .arg = "ID|NAME",
 		.summary = "start a guest (its board starts it, now or when it is back online)",
+		.example = "skyctl guest start web",
 		.run = guest__start,
 	},
 	{
 		.noun = "guest", .verb = "stop", .arg = "ID|NAME",
 		.summary = "stop a guest; it is kept and can be started again",
+		.example = "skyctl guest stop web",
 		.run = guest__stop,
 	},
 	{
 		.noun = "guest", .verb = "delete", .arg = "ID|NAME",
 		.summary = "stop a guest and delete it; its images are no longer held",
+		.example = "skyctl guest delete web",
 		.run = guest__delete,
 	},
 	{
 		.noun = "guest", .verb = "console", .arg = "ID|NAME",
 		.flags = FLAG_BIT(FLAG_FOLLOW),
 		.summary = "print a guest's serial console (the last 64 KiB), or --follow it",
+		.example = "skyctl guest console web --follow",
 		.run = guest__console,
 	},
 	{ 0 },

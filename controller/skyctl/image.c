@@ -114,8 +114,8 @@ static int image__push(struct skyctl *ctl, const char *arg)
 	r = skyctl_call(ctl, &req, &answer);
 	if (r < 0)
 		goto done;
-	if (o->output == SKYCTL_OUTPUT_JSON) {
-		r = skyctl_print_json(answer);
+	if (skyctl_as_data(o)) {
+		r = skyctl_print_answer(ctl->opts, answer);
 		goto done;
 	}
 	if (!json_is_string(json_object_get(answer, "id"))) {
@@ -140,15 +140,18 @@ static void image__row(json_t *img, const char **cells, char (*scratch)[SKYCTL_C
 	cells[5] = skyctl_jint(img, "chunks", scratch[5], SKYCTL_CELL_MAX);
 	cells[6] = skyctl_jsha(img, "sha256", scratch[6], SKYCTL_CELL_MAX);
 	cells[7] = skyctl_jstr(img, "created", "-");
+	/* -o wide */
+	cells[8] = skyctl_jbytes(img, "chunk_size", scratch[8], SKYCTL_CELL_MAX);
+	cells[9] = skyctl_jstr(img, "sha256", "-");
 }
 
 static int image__list(struct skyctl *ctl, const char *arg)
 {
 	static const char *const header[] = {
-		"ID", "NAME", "KIND", "FORMAT", "SIZE", "CHUNKS", "SHA256", "CREATED",
+		"ID", "NAME", "KIND", "FORMAT", "SIZE", "CHUNKS", "SHA256", "CREATED", "CHUNK-SIZE", "DIGEST",
 	};
 	static const struct skyctl_list list = {
-		.path = "/v1/images", .key = "images", .header = header, .ncols = 8, .row = image__row,
+		.path = "/v1/images", .key = "images", .header = header, .ncols = 10, .nwide = 2, .row = image__row,
 		.empty = "No images; upload one with 'skyctl image push FILE --name NAME'.",
 	};
 
@@ -184,8 +187,8 @@ static int image__verify(struct skyctl *ctl, const char *arg)
 		r = skyctl_answer_lacks("'ok'");
 		goto done;
 	}
-	if (ctl->opts->output == SKYCTL_OUTPUT_JSON) {
-		r = skyctl_print_json(answer);
+	if (skyctl_as_data(ctl->opts)) {
+		r = skyctl_print_answer(ctl->opts, answer);
 		if (r < 0)
 			goto done;
 	} else if (json_is_true(ok)) {
@@ -351,8 +354,8 @@ static int image__fetch(struct skyctl *ctl, const char *arg)
 	snprintf(f.label, sizeof(f.label), "%s -> %s", arg, given_board);
 
 	if (o->seen & FLAG_BIT(FLAG_NO_WAIT)) {
-		if (o->output == SKYCTL_OUTPUT_JSON)
-			r = skyctl_print_json(answer);
+		if (skyctl_as_data(o))
+			r = skyctl_print_answer(ctl->opts, answer);
 		else
 			printf("board %s is loading image %s; follow it with 'skyctl board show %s'\n", f.board,
 			       f.image, f.board_id);
@@ -361,8 +364,8 @@ static int image__fetch(struct skyctl *ctl, const char *arg)
 	r = image__fetch_wait(ctl, &f, &entry);
 	if (r < 0)
 		goto done;
-	if (o->output == SKYCTL_OUTPUT_JSON) {
-		r = skyctl_print_json(entry);
+	if (skyctl_as_data(o)) {
+		r = skyctl_print_answer(ctl->opts, entry);
 		goto done;
 	}
 	printf("board %s has image %s in its RAM (", f.board, f.image);
@@ -382,26 +385,31 @@ const struct skyctl_command skyctl_image_commands[] = {
 		.flags = FLAG_BIT(FLAG_NAME) | FLAG_BIT(FLAG_KIND),
 		.required = FLAG_BIT(FLAG_NAME),
 		.summary = "upload an image file to the controller (FILE '-' reads stdin)",
+		.example = "skyctl image push vmlinuz --name vmlinuz --kind kernel",
 		.run = image__push,
 	},
 	{
 		.noun = "image", .verb = "list",
 		.summary = "list the controller's images",
+		.example = "skyctl image list -o yaml",
 		.run = image__list,
 	},
 	{
 		.noun = "image", .verb = "show", .arg = "ID|NAME",
 		.summary = "show an image: kind, format, size, SHA-256, chunks",
+		.example = "skyctl image show vmlinuz",
 		.run = image__show,
 	},
 	{
 		.noun = "image", .verb = "delete", .arg = "ID|NAME",
 		.summary = "delete an image (refused while a guest uses it)",
+		.example = "skyctl image delete vmlinuz",
 		.run = image__delete,
 	},
 	{
 		.noun = "image", .verb = "verify", .arg = "ID|NAME",
 		.summary = "read back every chunk of an image and check its SHA-256",
+		.example = "skyctl image verify vmlinuz",
 		.run = image__verify,
 	},
 	{
@@ -409,6 +417,7 @@ const struct skyctl_command skyctl_image_commands[] = {
 		.flags = FLAG_BIT(FLAG_BOARD) | FLAG_BIT(FLAG_NO_WAIT) | FLAG_BIT(FLAG_TIMEOUT),
 		.required = FLAG_BIT(FLAG_BOARD),
 		.summary = "load an image into a board's RAM and wait until it is there",
+		.example = "skyctl image fetch vmlinuz --board rack1-07 --timeout 5m",
 		.run = image__fetch,
 	},
 	{ 0 },

@@ -155,9 +155,9 @@ int main(int argc, char **argv)
 		return main__finish(SKYCTL_EXIT_OK);
 	}
 	if (opts.nwords > 0 && strcmp(opts.words[0], "help") == 0)
-		return main__finish(skyctl_cmd_help(opts.words + 1, opts.nwords - 1));
-	if (skyctl_has(&opts, FLAG_HELP))
-		return main__finish(skyctl_cmd_help(opts.words, opts.nwords));
+		return main__finish(skyctl_cmd_help(&opts, opts.words + 1, opts.nwords - 1));
+	if (skyctl_has(&opts, FLAG_HELP) || skyctl_has(&opts, FLAG_SCDOC))
+		return main__finish(skyctl_cmd_help(&opts, opts.words, opts.nwords));
 	c = skyctl_cmd_resolve(&opts);
 	if (c == NULL)
 		return SKYCTL_EXIT_USAGE;
@@ -167,9 +167,14 @@ int main(int argc, char **argv)
 	}
 
 	ctl.opts = &opts;
-	if (main__configure(&ctl) < 0 || skyctl_http_open(&ctl) < 0)
-		return SKYCTL_EXIT_ERROR;
-	r = c->run(&ctl, opts.nwords > 2 ? opts.words[2] : NULL);
+	if (c->reach != SKYCTL_REACH_NONE) {
+		r = main__configure(&ctl);
+		if (r == 0)
+			r = skyctl_http_open(&ctl);
+		if (r < 0 && c->reach == SKYCTL_REACH_CONTROLLER)
+			return SKYCTL_EXIT_ERROR;
+	}
+	r = c->run(&ctl, skyctl_cmd_arg(c, &opts));
 	skyctl_http_close(&ctl);
 	return main__finish(r < 0 ? SKYCTL_EXIT_ERROR : SKYCTL_EXIT_OK);
 }

@@ -3,14 +3,19 @@
  *
  * Layout (one role per file; calls go down this list, never back up):
  *   main.c     the program: options, config, run one command
- *   cmd.c      the command table: lookup, usage and help made from it
+ *   cmd.c      the command table: lookup, usage and help made from it;
+ *              the commands that are not a noun's (help, version,
+ *              completion)
+ *   doc.c      text made from the command table for other programs:
+ *              synopses, bash and zsh completion, skyctl(1)'s sections
  *   args.c     the flags: the catalogue, argv into struct skyctl_opts
  *              through the shared option layer (common/args.h)
- *   token.c, board.c, image.c, guest.c
+ *   token.c, board.c, image.c, guest.c, version.c
  *              one file per noun: its commands and its table
  *   http.c     the one HTTP client (libcurl): prepare, perform, report
  *   output.c   what goes to the terminal: errors, tables, JSON, fields,
  *              progress lines
+ *   yamlout.c  -o yaml: a JSON value as YAML (libyaml's emitter; library)
  *   conf.c     the client config file (library: prints nothing)
  *   format.c   sizes, clocks and progress lines as text (library) */
 #ifndef SKY_SKYCTL_SKYCTL_H
@@ -39,7 +44,9 @@
 
 enum skyctl_output {
 	SKYCTL_OUTPUT_TABLE,
+	SKYCTL_OUTPUT_WIDE, /* a list's table with its extra columns */
 	SKYCTL_OUTPUT_JSON,
+	SKYCTL_OUTPUT_YAML, /* the same answer as JSON, in YAML */
 };
 
 enum skyctl_flag_id {
@@ -66,13 +73,16 @@ enum skyctl_flag_id {
 	FLAG_DEVICE,
 	FLAG_BACKEND,
 	FLAG_FOLLOW,
+	FLAG_NO_HEADERS,
+	FLAG_SCDOC,
 	FLAG__COUNT,
 };
 
 #define FLAG_BIT(f) (1u << (f))
 /* The flags valid anywhere on the line; the others belong to commands. */
 #define FLAGS_GLOBAL (FLAG_BIT(FLAG_OUTPUT) | FLAG_BIT(FLAG_CONFIG) | FLAG_BIT(FLAG_CONTROLLER) | \
-		      FLAG_BIT(FLAG_CA) | FLAG_BIT(FLAG_TOKEN) | FLAG_BIT(FLAG_HELP) | FLAG_BIT(FLAG_VERSION))
+		      FLAG_BIT(FLAG_CA) | FLAG_BIT(FLAG_TOKEN) | FLAG_BIT(FLAG_HELP) | FLAG_BIT(FLAG_VERSION) | \
+		      FLAG_BIT(FLAG_NO_HEADERS))
 
 /* One flag of the catalogue (args.c). */
 struct skyctl_flag {
@@ -83,6 +93,7 @@ struct skyctl_flag {
 	enum sky_arg_kind kind; /* how common/args.c reads it */
 	size_t off;          /* where in struct skyctl_opts it goes */
 	uint64_t min, max;   /* for UINT, SIZE, DURATION (max 0: no range) */
+	const char *const *choices; /* the only values allowed, NULL-ended; NULL: any */
 };
 
 extern const struct skyctl_flag skyctl_flags[FLAG__COUNT];
@@ -96,16 +107,27 @@ struct skyctl_flag_note {
 
 struct skyctl;
 
-/* One "noun verb" of the command line. */
+/* Whether a command talks to the controller. */
+enum skyctl_reach {
+	SKYCTL_REACH_CONTROLLER, /* needs the config and the HTTP client */
+	SKYCTL_REACH_NONE,       /* local: ctl->http is NULL, no config is read */
+	SKYCTL_REACH_TRY,        /* runs without them too (ctl->http NULL), after saying why */
+};
+
+/* One "noun verb" of the command line; a command of one word ("version")
+ * has no verb, and its argument follows the noun. */
 struct skyctl_command {
 	const char *noun;    /* NULL ends a table */
 	const char *verb;    /* NULL for "help" */
 	const char *arg;     /* the positional argument in usage; NULL when none */
 	size_t arg_max;      /* bytes of arg; 0 for SKYCTL_MAX_ID */
+	const char *const *arg_choices; /* the only values arg may take, NULL-ended; NULL: any */
 	unsigned flags;      /* FLAG_BIT()s of the command's own flags */
 	unsigned required;   /* those of flags that must be given */
 	const char *summary;
+	const char *example; /* a whole command line, "skyctl ..." */
 	const struct skyctl_flag_note *notes; /* NULL when none */
+	enum skyctl_reach reach;
 	int (*run)(struct skyctl *ctl, const char *arg);
 };
 
@@ -114,6 +136,7 @@ extern const struct skyctl_command skyctl_token_commands[];
 extern const struct skyctl_command skyctl_board_commands[];
 extern const struct skyctl_command skyctl_image_commands[];
 extern const struct skyctl_command skyctl_guest_commands[];
+extern const struct skyctl_command skyctl_version_commands[];
 
 /* What the command line says. */
 struct skyctl_opts {
@@ -151,6 +174,12 @@ static inline int skyctl_has(const struct skyctl_opts *o, int flag)
 	return (o->seen & FLAG_BIT(flag)) != 0;
 }
 
+/* -o json or -o yaml: the controller's answer is printed as data. */
+static inline int skyctl_as_data(const struct skyctl_opts *o)
+{
+	return o->output == SKYCTL_OUTPUT_JSON || o->output == SKYCTL_OUTPUT_YAML;
+}
+
 /* ---- cmd.c ---- */
 
 /* The command noun verb (verb NULL: the first of noun), or NULL. */
@@ -158,11 +187,33 @@ const struct skyctl_command *skyctl_cmd_find(const char *noun, const char *verb)
 /* The words to a command with the right arguments and flags; prints the
  * usage error and returns NULL. */
 const struct skyctl_command *skyctl_cmd_resolve(const struct skyctl_opts *o);
-/* "skyctl help [NOUN [VERB]]": an exit code. */
-int skyctl_cmd_help(const char *const *words, size_t n);
+/* "skyctl help [NOUN [VERB]]" (with --scdoc: skyctl(1)'s generated
+ * sections): an exit code. */
+int skyctl_cmd_help(const struct skyctl_opts *o, const char *const *words, size_t n);
 void skyctl_cmd_usage(FILE *f);
 /* full: with the summary and what each flag means; else a pointer to it. */
 void skyctl_cmd_command_usage(FILE *f, const struct skyctl_command *c, int full);
+/* The word after the command's own: its argument, or NULL. */
+const char *skyctl_cmd_arg(const struct skyctl_command *c, const struct skyctl_opts *o);
+
+/* ---- doc.c (prints only to f; returns 0 or -errno) ---- */
+
+/* Every command, in usage order: the tables, each ended by a NULL noun. */
+struct skyctl_doc_tables {
+	const struct skyctl_command *const *v;
+	size_t n;
+};
+
+/* The flag's metavar and help for command c (NULL: in general). */
+const char *skyctl_doc_flag_metavar(const struct skyctl_command *c, int flag);
+const char *skyctl_doc_flag_help(const struct skyctl_command *c, int flag);
+/* "image push FILE --name NAME [--kind KIND]": the argument, the required
+ * flags, then the optional ones in brackets. */
+void skyctl_doc_synopsis(const struct skyctl_command *c, char *buf, size_t len);
+/* The completion script of shell ("bash" or "zsh"; -EINVAL for another). */
+int skyctl_doc_completion(FILE *f, const char *shell, const struct skyctl_doc_tables *t);
+/* skyctl(1)'s OPTIONS and COMMANDS sections in scdoc. */
+int skyctl_doc_scdoc(FILE *f, const struct skyctl_doc_tables *t);
 
 /* ---- args.c ---- */
 

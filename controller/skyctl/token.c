@@ -30,8 +30,8 @@ static int token__create(struct skyctl *ctl, const char *arg)
 	json_decref(request);
 	if (r < 0)
 		return r;
-	if (o->output == SKYCTL_OUTPUT_JSON) {
-		r = skyctl_print_json(answer);
+	if (skyctl_as_data(o)) {
+		r = skyctl_print_answer(ctl->opts, answer);
 		goto done;
 	}
 	if (json_string_value(json_object_get(answer, "token")) == NULL) {
@@ -60,13 +60,17 @@ static void token__row(json_t *tok, const char **cells, char (*scratch)[SKYCTL_C
 	cells[1] = skyctl_jstr(tok, "state", "-");
 	cells[2] = skyctl_jint(tok, "uses_left", scratch[2], SKYCTL_CELL_MAX);
 	cells[3] = skyctl_jstr(tok, "expires_at", "-");
+	/* -o wide */
+	cells[4] = skyctl_jint(tok, "uses", scratch[4], SKYCTL_CELL_MAX);
+	cells[5] = skyctl_jstr(tok, "board", "any");
+	cells[6] = skyctl_jstr(tok, "created_at", "-");
 }
 
 static int token__list(struct skyctl *ctl, const char *arg)
 {
-	static const char *const header[] = { "ID", "STATE", "USES-LEFT", "EXPIRES" };
+	static const char *const header[] = { "ID", "STATE", "USES-LEFT", "EXPIRES", "USES", "BOARD", "CREATED" };
 	static const struct skyctl_list list = {
-		.path = "/v1/tokens", .key = "tokens", .header = header, .ncols = 4, .row = token__row,
+		.path = "/v1/tokens", .key = "tokens", .header = header, .ncols = 7, .nwide = 3, .row = token__row,
 		.empty = "No enrollment tokens; make one with 'skyctl token create'.",
 	};
 
@@ -90,16 +94,19 @@ const struct skyctl_command skyctl_token_commands[] = {
 		.flags = FLAG_BIT(FLAG_TTL) | FLAG_BIT(FLAG_USES) | FLAG_BIT(FLAG_BOARD),
 		.summary = "create an enrollment token and the kernel command line that uses it",
 		.notes = token__create_notes,
+		.example = "skyctl token create --ttl 1h --uses 3",
 		.run = token__create,
 	},
 	{
 		.noun = "token", .verb = "list",
 		.summary = "list enrollment tokens",
+		.example = "skyctl token list -o wide",
 		.run = token__list,
 	},
 	{
 		.noun = "token", .verb = "revoke", .arg = "ID",
 		.summary = "revoke an enrollment token",
+		.example = "skyctl token revoke tok-3f2a9c",
 		.run = token__revoke,
 	},
 	{ 0 },

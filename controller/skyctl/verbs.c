@@ -7,6 +7,7 @@
 
 #include "controller/skyctl/http.h"
 #include "controller/skyctl/output.h"
+#include "controller/skyctl/yamlout.h"
 
 #ifndef SKY_VERSION
 #error "SKY_VERSION must be defined by the build (meson does it)"
@@ -17,6 +18,18 @@ int skyctl_answer_lacks(const char *what)
 	skyctl_err("the controller's answer has no %s; is it a Skyroot controller of the same version (%s)?",
 		   what, SKY_VERSION);
 	return -EPROTO;
+}
+
+int skyctl_print_answer(const struct skyctl_opts *o, json_t *answer)
+{
+	int r;
+
+	if (o->output != SKYCTL_OUTPUT_YAML)
+		return skyctl_print_json(answer);
+	r = skyctl_yaml_write(stdout, answer);
+	if (r < 0)
+		skyctl_err("cannot write the YAML output: %s", strerror(-r));
+	return r;
 }
 
 int skyctl_verb_list(struct skyctl *ctl, const struct skyctl_list *l)
@@ -35,12 +48,13 @@ int skyctl_verb_list(struct skyctl *ctl, const struct skyctl_list *l)
 		r = -EPROTO;
 		goto done;
 	}
-	if (ctl->opts->output == SKYCTL_OUTPUT_JSON) {
-		r = skyctl_print_json(answer);
+	if (skyctl_as_data(ctl->opts)) {
+		r = skyctl_print_answer(ctl->opts, answer);
 		goto done;
 	}
-	r = skyctl_table_init(&t, l->ncols, json_array_size(list) + 1);
-	if (r == 0)
+	r = skyctl_table_init(&t, ctl->opts->output == SKYCTL_OUTPUT_WIDE ? l->ncols : l->ncols - l->nwide,
+			      json_array_size(list) + 1);
+	if (r == 0 && !skyctl_has(ctl->opts, FLAG_NO_HEADERS))
 		r = skyctl_table_add(&t, l->header);
 	json_array_foreach(list, i, item) {
 		const char *cells[SKYCTL_LIST_COLS] = { 0 };
@@ -71,8 +85,8 @@ int skyctl_verb_show(struct skyctl *ctl, const char *path, const char *id, void 
 	r = skyctl_request(ctl, "GET", path, id, NULL, &answer);
 	if (r < 0)
 		return r;
-	if (ctl->opts->output == SKYCTL_OUTPUT_JSON)
-		r = skyctl_print_json(answer);
+	if (skyctl_as_data(ctl->opts))
+		r = skyctl_print_answer(ctl->opts, answer);
 	else if (check == NULL || (r = check(answer)) == 0)
 		print(answer);
 	json_decref(answer);
@@ -88,8 +102,8 @@ int skyctl_verb_delete(struct skyctl *ctl, const char *path, const char *id, con
 	r = skyctl_request(ctl, "DELETE", path, id, NULL, &answer);
 	if (r < 0)
 		return r;
-	if (ctl->opts->output == SKYCTL_OUTPUT_JSON) {
-		r = skyctl_print_json(answer);
+	if (skyctl_as_data(ctl->opts)) {
+		r = skyctl_print_answer(ctl->opts, answer);
 	} else {
 		printf("%s %s ", done, what);
 		skyctl_put_clean(stdout, skyctl_jstr(answer, done, id));

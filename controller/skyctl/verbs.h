@@ -1,7 +1,7 @@
 /* The shapes that commands of every noun share: a list printed as a
  * table, a thing shown, a thing deleted, a request body made from flags.
  * -o json prints the controller's answer as it is (for a list, the object
- * {"boards": [...]}, not the bare array). */
+ * {"boards": [...]}, not the bare array); -o yaml the same in YAML. */
 #ifndef SKY_SKYCTL_VERBS_H
 #define SKY_SKYCTL_VERBS_H
 
@@ -9,7 +9,7 @@
 
 #include "controller/skyctl/skyctl.h"
 
-#define SKYCTL_LIST_COLS 10    /* columns of a list's table, at most */
+#define SKYCTL_LIST_COLS 16    /* columns of a list's table, at most (skyctl_table_print's too) */
 #define SKYCTL_CELL_MAX 192    /* bytes of a cell a row callback formats */
 
 struct skyctl_list {
@@ -17,13 +17,19 @@ struct skyctl_list {
 	const char *key;           /* "boards": the array in the answer */
 	const char *const *header;
 	size_t ncols;              /* at most SKYCTL_LIST_COLS */
+	size_t nwide;              /* the last nwide of them are shown only with -o wide */
 	/* The cells of item; scratch has a buffer for each column to format
 	 * into.  A NULL cell is shown as "-". */
 	void (*row)(json_t *item, const char **cells, char (*scratch)[SKYCTL_CELL_MAX]);
 	const char *empty;         /* a hint on stderr when the list is empty */
 };
 
-/* GET the list and print it as a table (or its JSON). */
+/* The controller's answer as -o json or -o yaml says, on stdout; says what
+ * went wrong. */
+int skyctl_print_answer(const struct skyctl_opts *o, json_t *answer);
+
+/* GET the list and print it as a table (-o wide: with its extra columns;
+ * --no-headers: without the header line), or its JSON or YAML. */
 int skyctl_verb_list(struct skyctl *ctl, const struct skyctl_list *l);
 
 /* GET path/id and print it with print (or its JSON); check, when not NULL,

@@ -824,10 +824,13 @@ def case_renewal(f):
     check("expired" not in p.text(), f"no expiry: {p.text()}")
 
 
-def skyctl(f, *args, conf=True):
+def skyctl(f, *args, conf=True, input_bytes=None):
     cmd = [SKYCTL]
     if conf:
         cmd += ["--config", os.path.join(f.state, "skyctl.conf")]
+    if input_bytes is not None:
+        r = subprocess.run(cmd + list(args), capture_output=True, input=input_bytes, timeout=30)
+        return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(), r.stderr.decode())
     return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=30)
 
 
@@ -897,6 +900,55 @@ def case_skyctl_cli(f):
     r = subprocess.run([SKYCTL, "--controller", f"https://127.0.0.1:{port}", "--ca", f.ca_file,
                         "--token", f.admin, "board", "list"], capture_output=True, text=True)
     check(r.returncode == 1 and "skyrootd" in r.stderr, f"unreachable controller: {r.stderr}")
+
+
+def case_skyctl_output(f):
+    """-o wide adds each list's extra columns, --no-headers drops the header
+    line, -o yaml is the same answer as -o json (parsed back), and 'skyctl
+    version' shows the client's version and the controller's (/healthz)."""
+    import yaml  # python3-yaml (deploy/packages/cli.txt)
+    f.start()
+    tok = f.token(uses=2)
+    f.agent("a", token=tok["token"])
+    wait_for(lambda: len(f.online()) == 1, 20, "one online")
+    for noun, extra in (("board", ["UUID", "CPU-MODEL", "AGENT"]), ("token", ["USES", "BOARD", "CREATED"]),
+                        ("image", ["CHUNK-SIZE", "DIGEST"]), ("guest", ["KERNEL", "CREATED"])):
+        plain = skyctl(f, noun, "list")
+        wide = skyctl(f, noun, "list", "-o", "wide")
+        check(plain.returncode == 0 and wide.returncode == 0, f"{noun} list: {plain.stderr} {wide.stderr}")
+        head_plain, head_wide = plain.stdout.splitlines()[0].split(), wide.stdout.splitlines()[0].split()
+        check(head_wide[:len(head_plain)] == head_plain and all(c in head_wide for c in extra)
+              and not any(c in head_plain for c in extra), f"{noun}: -o wide adds {extra}: {head_plain} {head_wide}")
+        data = json.loads(skyctl(f, "-o", "json", noun, "list").stdout)
+        as_yaml = skyctl(f, "-o", "yaml", noun, "list")
+        check(as_yaml.returncode == 0 and yaml.safe_load(as_yaml.stdout) == data,
+              f"{noun} list -o yaml is the JSON answer: {as_yaml.stdout} {as_yaml.stderr}")
+    r = skyctl(f, "board", "list", "--no-headers")
+    check(r.returncode == 0 and len(r.stdout.splitlines()) == 1 and "board-a" in r.stdout and "NAME" not in r.stdout,
+          f"--no-headers: one line per board: {r.stdout}")
+    r = skyctl(f, "board", "list", "-o", "wide")
+    board = f.boards()[0]
+    check(board["uuid"] in r.stdout, f"-o wide shows the UUID {board['uuid']}: {r.stdout}")
+    # Strings that look like YAML numbers, booleans or nulls stay strings.
+    r = skyctl(f, "image", "push", "-", "--name", "0x10", "--kind", "kernel", input_bytes=b"k" * 1000)
+    check(r.returncode == 0, f"image push 0x10: {r.stderr}")
+    for args in (["image", "show", "0x10"], ["board", "show", "board-a"], ["token", "list"]):
+        j = json.loads(skyctl(f, "-o", "json", *args).stdout)
+        y = yaml.safe_load(skyctl(f, "-o", "yaml", *args).stdout)
+        check(y == j, f"{args}: YAML and JSON agree: {y} {j}")
+    r = skyctl(f, "version")
+    check(r.returncode == 0 and re.search(r"Client version:\s+\S", r.stdout)
+          and re.search(r"Controller version:\s+\d", r.stdout), f"version: {r.stdout} {r.stderr}")
+    st, health = f.api("GET", "/healthz")
+    r = skyctl(f, "-o", "yaml", "version")
+    v = yaml.safe_load(r.stdout)
+    check(r.returncode == 0 and v["controller"]["version"] == health["version"] and v["client"]["version"],
+          f"version -o yaml: {r.stdout}")
+    # Without a controller, the client's version and why the other is unknown.
+    r = subprocess.run([SKYCTL, "--controller", f"https://127.0.0.1:{free_port()}", "--ca", f.ca_file,
+                        "--token", f.admin, "version"], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 1 and "Client version" in r.stdout and "unknown" in r.stdout and "skyrootd" in r.stderr,
+          f"version without a controller: {r.returncode} {r.stdout} {r.stderr}")
 
 
 def case_board_boot_answer(f):
