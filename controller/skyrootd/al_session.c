@@ -55,6 +55,7 @@ void al_unhash(struct session *s)
 			break;
 		}
 	s->hashed = false;
+	s->al->n_online--;
 }
 
 void al_hash(struct session *s)
@@ -64,6 +65,7 @@ void al_hash(struct session *s)
 	s->next = s->al->buckets[b];
 	s->al->buckets[b] = s;
 	s->hashed = true;
+	s->al->n_online++;
 }
 
 /* ---- sending ---- */

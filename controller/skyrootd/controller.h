@@ -59,6 +59,7 @@ struct controller {
 	struct api *boot;
 	unsigned boot_downloads;      /* firmware files being sent (api_boot.c) */
 	uv_signal_t sigterm, sigint, sighup;
+	struct ctl_notify *notify;    /* readiness and status for systemd (notify.h) */
 };
 
 /* Paths inside the state folder. */
