@@ -2,15 +2,28 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include "common/parse.h"
 #include "common/util.h"
 
 static const char *log_ident = "skyroot";
 static enum sky_log_level log_level = SKY_LOG_INFO;
+static bool log_journal;
+
+/* syslog(3) priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
+static const int level_priorities[] = {
+	[SKY_LOG_ERROR] = 3,
+	[SKY_LOG_WARN] = 4,
+	[SKY_LOG_INFO] = 6,
+	[SKY_LOG_DEBUG] = 7,
+};
 
 static const char *const level_names[] = {
 	[SKY_LOG_ERROR] = "error",
@@ -28,6 +41,29 @@ void sky_log_init(const char *ident, enum sky_log_level level)
 void sky_log_set_level(enum sky_log_level level)
 {
 	log_level = level;
+}
+
+void sky_log_set_journal(bool on)
+{
+	log_journal = on;
+}
+
+bool sky_log_stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM"), *colon;
+	char dev[32];
+	uint64_t d, i;
+	struct stat sb;
+
+	if (!env || !(colon = strchr(env, ':')) || (size_t)(colon - env) >= sizeof(dev))
+		return false;
+	memcpy(dev, env, (size_t)(colon - env));
+	dev[colon - env] = '\0';
+	if (sky_parse_uint(dev, 0, UINT64_MAX, &d) < 0 || sky_parse_uint(colon + 1, 0, UINT64_MAX, &i) < 0)
+		return false;
+	if (fstat(STDERR_FILENO, &sb) < 0)
+		return false;
+	return (uint64_t)sb.st_dev == d && (uint64_t)sb.st_ino == i;
 }
 
 enum sky_log_level sky_log_get_level(void)
@@ -88,7 +124,7 @@ static void log_escape(const char *in, char *out)
 
 void sky_log(enum sky_log_level level, const char *fmt, ...)
 {
-	if (level > log_level)
+	if (level > log_level || level < SKY_LOG_ERROR)
 		return;
 	struct timespec ts;
 	struct tm tm;
@@ -105,6 +141,10 @@ void sky_log(enum sky_log_level level, const char *fmt, ...)
 	/* Whatever the message holds, it stays one line of text. */
 	log_escape(line, text);
 	/* One write per line so concurrent processes do not interleave. */
+	if (log_journal) {
+		fprintf(stderr, "<%d>%s\n", level_priorities[level], text);
+		return;
+	}
 	fprintf(stderr, "%s.%03ldZ %s %s: %s\n", when, ts.tv_nsec / 1000000L, log_ident,
 		level_names[level], text);
 }

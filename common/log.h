@@ -3,6 +3,8 @@
 #ifndef SKY_COMMON_LOG_H
 #define SKY_COMMON_LOG_H
 
+#include <stdbool.h>
+
 enum sky_log_level {
 	SKY_LOG_NONE = -1, /* nothing at all (fuzzers) */
 	SKY_LOG_ERROR = 0,
@@ -14,10 +16,20 @@ enum sky_log_level {
 void sky_log_init(const char *ident, enum sky_log_level level);
 void sky_log_set_level(enum sky_log_level level);
 enum sky_log_level sky_log_get_level(void);
+/* The journal's line format, for a program that systemd runs: each line is
+ * "<P>MESSAGE" with its syslog priority P (error 3, warn 4, info 6, debug
+ * 7) and no time or ident of its own (the journal adds both).  Off by
+ * default; the program chooses at startup, e.g. with: */
+void sky_log_set_journal(bool on);
+/* Is stderr the journal's stream?  As sd_journal_stream_fd(3) and
+ * systemd.exec(5) say: $JOURNAL_STREAM is "DEVICE:INODE" (decimal) and
+ * matches stderr's st_dev and st_ino. */
+bool sky_log_stderr_is_journal(void);
 /* "error", "warn", "info", "debug" -> level; -EINVAL otherwise. */
 int sky_log_parse_level(const char *s);
 
-/* One line on stderr: "TIME IDENT LEVEL: MESSAGE" (at most 2047 bytes of
+/* One line on stderr: "TIME IDENT LEVEL: MESSAGE" (or "<P>MESSAGE" for
+ * the journal, see above; at most 2047 bytes of
  * message before escaping).  The message is one line of text whatever it
  * holds, so nothing from outside (a machine UUID, a guest's console, a
  * peer's error text) can forge a log line or drive a terminal: after

@@ -386,18 +386,17 @@ void agentlink_flush(struct agentlink *al)
 		db_rollback(db);
 }
 
-static SSL_CTX *al_ssl_ctx(struct controller *ctl)
+SSL_CTX *agentlink_tls_ctx(X509 *cert, EVP_PKEY *key, X509 *ca)
 {
 	SSL_CTX *ctx = sky_tls_ctx_new(SKY_TLS_SERVER, TLS1_3_VERSION);
 	X509_STORE *store;
 	if (!ctx)
 		return NULL;
-	if (SSL_CTX_use_certificate(ctx, ctl->server_cert) != 1 ||
-	    SSL_CTX_use_PrivateKey(ctx, ctl->server_key) != 1 ||
-	    SSL_CTX_add1_chain_cert(ctx, ctl->ca_cert) != 1)
+	if (SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
+	    SSL_CTX_add1_chain_cert(ctx, ca) != 1)
 		goto fail;
 	store = SSL_CTX_get_cert_store(ctx);
-	if (X509_STORE_add_cert(store, ctl->ca_cert) != 1)
+	if (X509_STORE_add_cert(store, ca) != 1)
 		goto fail;
 	/* Ask for a client certificate but let enrollment in without one. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, al_verify_cb);
@@ -430,7 +429,7 @@ int agentlink_start(struct controller *ctl, const struct sockaddr *addr, const s
 	if (ops)
 		al->ops = *ops;
 	al->ops_ctx = ops_ctx;
-	al->ssl_ctx = al_ssl_ctx(ctl);
+	al->ssl_ctx = agentlink_tls_ctx(ctl->server_cert, ctl->server_key, ctl->ca_cert);
 	if (!al->ssl_ctx) {
 		free(al);
 		return -EIO;
@@ -453,6 +452,15 @@ int agentlink_start(struct controller *ctl, const struct sockaddr *addr, const s
 	 * seconds stalled heartbeats (measured: tests/bench/run.sh). */
 	ctl->agents = al;
 	return 0;
+}
+
+void agentlink_set_tls(struct agentlink *al, SSL_CTX *ssl_ctx, const struct listener_limits *lim)
+{
+	if (!al || al->stopping || SSL_CTX_up_ref(ssl_ctx) != 1)
+		return;
+	SSL_CTX_free(al->ssl_ctx);
+	al->ssl_ctx = ssl_ctx;
+	listener_set(al->listener, ssl_ctx, lim);
 }
 
 void agentlink_stop(struct agentlink *al)

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <openssl/ssl.h>
+
 #include "skyroot.pb-c.h"
 
 struct agentlink;
@@ -33,6 +35,13 @@ struct listener_limits;
 int agentlink_start(struct controller *ctl, const struct sockaddr *addr, const struct listener_limits *lim,
 		    const struct agentlink_ops *ops, void *ops_ctx);
 void agentlink_stop(struct agentlink *al);
+/* The agent port's TLS: TLS 1.3, this server certificate and key, client
+ * certificates of the CA ca asked for (enrollment comes without one).
+ * NULL when they do not fit. */
+SSL_CTX *agentlink_tls_ctx(X509 *cert, EVP_PKEY *key, X509 *ca);
+/* New connections use ssl_ctx (a reference is taken) and lim; the open
+ * sessions keep theirs.  Accepts NULL. */
+void agentlink_set_tls(struct agentlink *al, SSL_CTX *ssl_ctx, const struct listener_limits *lim);
 /* Is the board in a live session?  last_seen (unix s) of the session. */
 bool agentlink_board_online(struct agentlink *al, const char *board_id, int64_t *last_seen);
 /* How many boards are in a live session (0 when al is NULL). */

@@ -207,10 +207,21 @@ static const struct http_ops api_http_ops = {
 
 /* ---- start / stop ---- */
 
+/* The HTTP layer's limits for a port under lim. */
+static struct http_limits api__http_limits(const struct listener_limits *lim, uint64_t keepalive_ms)
+{
+	struct http_limits hl = http_default_limits;
+
+	hl.idle_ms = keepalive_ms;
+	hl.header_ms = lim->admit_ms;
+	hl.conns_max = lim->conns_max;
+	return hl;
+}
+
 static int api__start(struct controller *ctl, const struct sockaddr *addr, bool boot_only, struct api **out)
 {
 	const struct listener_limits *lim = boot_only ? &ctl->opt.boot_lim : &ctl->opt.api_lim;
-	struct http_limits hl = http_default_limits;
+	struct http_limits hl = api__http_limits(lim, ctl->opt.keepalive_ms);
 	SSL_CTX *ssl = NULL;
 	struct api *api;
 	int r;
@@ -232,9 +243,6 @@ static int api__start(struct controller *ctl, const struct sockaddr *addr, bool 
 			return -EINVAL;
 		}
 	}
-	hl.idle_ms = ctl->opt.keepalive_ms;
-	hl.header_ms = lim->admit_ms;
-	hl.conns_max = lim->conns_max;
 	r = http_server_new(ctl->loop, ssl, &hl, &api_http_ops, api, &api->http);
 	SSL_CTX_free(ssl);
 	if (r == 0)
@@ -263,6 +271,16 @@ int api_start(struct controller *ctl, const struct sockaddr *addr)
 int api_start_boot(struct controller *ctl, const struct sockaddr *addr)
 {
 	return api__start(ctl, addr, true, &ctl->boot);
+}
+
+void api_set_tls(struct api *api, SSL_CTX *ssl, const struct listener_limits *lim, uint64_t keepalive_ms)
+{
+	struct http_limits hl;
+
+	if (!api)
+		return;
+	hl = api__http_limits(lim, keepalive_ms);
+	http_server_set(api->http, ssl, &hl, lim);
 }
 
 void api_stop(struct api *api)

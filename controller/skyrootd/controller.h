@@ -32,6 +32,7 @@ struct ctl_options {
 
 struct agentlink;
 struct api;
+struct ctl_config;
 struct store;
 struct guests;
 struct boots;
@@ -59,6 +60,7 @@ struct controller {
 	struct api *boot;
 	unsigned boot_downloads;      /* firmware files being sent (api_boot.c) */
 	uv_signal_t sigterm, sigint, sighup;
+	struct ctl_config *config;    /* the settings in use (config.h), for SIGHUP */
 	struct ctl_notify *notify;    /* readiness and status for systemd (notify.h) */
 };
 
@@ -80,11 +82,18 @@ void ctl_state_unload(struct controller *ctl);
 /* SIGHUP: re-read what can change while running (the admin token hash).
  * Keeps the old values on failure. */
 int ctl_state_reload(struct controller *ctl);
+/* SIGHUP: read the server certificate and key again; they must fit
+ * together and the certificate must be signed by the CA.  0, or a negative
+ * errno with "FILE: what is wrong" in err; nothing written on failure. */
+int ctl_state_read_server(const struct controller *ctl, X509 **cert, EVP_PKEY **key, char *err, size_t errlen);
 
 /* api.c: the HTTPS API port. */
 int api_start(struct controller *ctl, const struct sockaddr *addr);
 /* The plain-HTTP listener that serves only /boot/ (network boot). */
 int api_start_boot(struct controller *ctl, const struct sockaddr *addr);
 void api_stop(struct api *api);
+/* New connections use ssl (the API port; NULL on the boot port: plain
+ * HTTP), the limits lim and the keep-alive timeout.  Accepts NULL. */
+void api_set_tls(struct api *api, SSL_CTX *ssl, const struct listener_limits *lim, uint64_t keepalive_ms);
 
 #endif

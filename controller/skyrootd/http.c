@@ -953,6 +953,19 @@ int http_server_listen(struct http_server *srv, const char *name, const struct s
 			      &srv->listener);
 }
 
+void http_server_set(struct http_server *srv, SSL_CTX *ssl_ctx, const struct http_limits *limits,
+		     const struct listener_limits *lim)
+{
+	if (!srv || srv->stopping)
+		return;
+	if (srv->ssl_ctx && ssl_ctx && SSL_CTX_up_ref(ssl_ctx) == 1) {
+		SSL_CTX_free(srv->ssl_ctx);
+		srv->ssl_ctx = ssl_ctx;
+	}
+	srv->lim = *limits;
+	listener_set(srv->listener, ssl_ctx, lim);
+}
+
 void http_server_stop(struct http_server *srv)
 {
 	struct http_conn *c, *next;

@@ -126,6 +126,10 @@ int http_server_listen(struct http_server *srv, const char *name, const struct s
 /* Close every connection and the listener; the server is freed once its
  * handles are closed (or now, when it never listened).  Accepts NULL. */
 void http_server_stop(struct http_server *srv);
+/* New connections use ssl_ctx (ignored on a plain server), limits and
+ * lim (listener.h); open ones keep theirs.  Accepts NULL. */
+void http_server_set(struct http_server *srv, SSL_CTX *ssl_ctx, const struct http_limits *limits,
+		     const struct listener_limits *lim);
 
 /* An SSL_CTX for an HTTPS server with this certificate, key and chain
  * certificate, speaking http/1.1 in ALPN.  NULL when they do not fit. */

@@ -322,6 +322,17 @@ void listener_stop(struct listener *l)
 	uv_close((uv_handle_t *)&l->tcp, listener__closed);
 }
 
+void listener_set(struct listener *l, SSL_CTX *ssl_ctx, const struct listener_limits *lim)
+{
+	if (!l)
+		return;
+	if (l->ssl_ctx && ssl_ctx && SSL_CTX_up_ref(ssl_ctx) == 1) {
+		SSL_CTX_free(l->ssl_ctx);
+		l->ssl_ctx = ssl_ctx;
+	}
+	l->lim = *lim;
+}
+
 void listener_admit(struct listener_slot *slot)
 {
 	if (!slot || slot->admitted)

@@ -61,6 +61,10 @@ int listener_start(uv_loop_t *loop, const char *name, const struct sockaddr *add
 /* Stop accepting.  Connections go on until released; the listener is
  * freed once its handle is closed and every slot is back.  Accepts NULL. */
 void listener_stop(struct listener *l);
+/* Connections accepted from now on use ssl_ctx (a reference is taken;
+ * ignored on a plain listener: a port does not change between TLS and
+ * plain) and lim; those open keep what they had.  Accepts NULL. */
+void listener_set(struct listener *l, SSL_CTX *ssl_ctx, const struct listener_limits *lim);
 
 /* The connection is past its unauthenticated phase: its admission
  * deadline is off and, with per_addr_until_admitted, it no longer counts

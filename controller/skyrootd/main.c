@@ -18,6 +18,7 @@
 #include "common/util.h"
 #include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/boots.h"
+#include "controller/skyrootd/config.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/guests.h"
 #include "controller/skyrootd/notify.h"
@@ -26,118 +27,15 @@
 /* The options of each command: they parse argv and make the usage. */
 static const char *opt_state, *opt_api_listen = CTL_DEFAULT_API_LISTEN;
 static struct sky_arg_list opt_sans = { .max = 32 };
-static const char *opt_agent_listen = CTL_DEFAULT_AGENT_LISTEN, *opt_advertise, *opt_firmware, *opt_boot_listen;
-static uint64_t opt_cert_ttl = CTL_DEFAULT_CERT_TTL, opt_image_max = STORE_DEFAULT_IMAGE_MAX;
-static int opt_log_level = SKY_LOG_INFO;
-/* Admission on each port (listener.h); durations in seconds. */
-static uint64_t opt_agent_conns = 20000, opt_agent_per_addr = 64, opt_api_conns = 512, opt_api_per_addr = 32,
-		opt_boot_conns = 256, opt_boot_per_addr = 16, opt_boot_downloads = 32;
-static uint64_t opt_enroll_timeout = 30, opt_handshake_timeout = 10, opt_request_timeout = 10,
-		opt_keepalive_timeout = 30;
-
-static int opt__listen(void *ctx, const char *value, char *err, size_t errlen)
-{
-	struct sockaddr_storage ss;
-
-	if (sky_parse_listen(value, &ss) < 0) {
-		snprintf(err, errlen, "'%s' is not ADDR:PORT with a numeric address (e.g. 127.0.0.1:7444, [::1]:7444)",
-			 value);
-		return -EINVAL;
-	}
-	*(const char **)ctx = value;
-	return 0;
-}
-
-static int opt__log_level(void *ctx, const char *value, char *err, size_t errlen)
-{
-	int lvl = sky_log_parse_level(value);
-
-	if (lvl < 0) {
-		snprintf(err, errlen, "'%s' is not a log level: use error, warn, info or debug", value);
-		return -EINVAL;
-	}
-	*(int *)ctx = lvl;
-	return 0;
-}
-
 static struct sky_opt init_opts[] = {
 	{ .name = "state", .kind = SKY_ARG_STR, .dest = &opt_state, .metavar = "DIR",
 	  .help = "the state folder to create (required)" },
 	{ .name = "san", .kind = SKY_ARG_LIST, .dest = &opt_sans, .metavar = "HOST_OR_IP",
 	  .help = "another name of the server certificate besides localhost and\n127.0.0.1 (repeatable, up to 32)" },
-	{ .name = "api-listen", .kind = SKY_ARG_CALLBACK, .cb = opt__listen, .ctx = &opt_api_listen,
+	{ .name = "api-listen", .kind = SKY_ARG_CALLBACK, .cb = ctl_config_check_listen, .ctx = &opt_api_listen,
 	  .metavar = "ADDR:PORT", .help = "only sets the URL written to skyctl.conf (default " CTL_DEFAULT_API_LISTEN ")" },
 	{ 0 }
 };
-
-static struct sky_opt run_opts[] = {
-	{ .name = "state", .kind = SKY_ARG_STR, .dest = &opt_state, .metavar = "DIR",
-	  .help = "the state folder 'skyrootd init' made (required)" },
-	{ .name = "agent-listen", .kind = SKY_ARG_CALLBACK, .cb = opt__listen, .ctx = &opt_agent_listen,
-	  .metavar = "ADDR:PORT", .help = "where boards connect, mutual TLS 1.3 (default " CTL_DEFAULT_AGENT_LISTEN ")" },
-	{ .name = "api-listen", .kind = SKY_ARG_CALLBACK, .cb = opt__listen, .ctx = &opt_api_listen,
-	  .metavar = "ADDR:PORT", .help = "the REST API, HTTPS (default " CTL_DEFAULT_API_LISTEN ")" },
-	{ .name = "advertise", .kind = SKY_ARG_HOSTPORT, .dest = &opt_advertise, .metavar = "HOST:PORT",
-	  .help = "the address boards dial, put in token command lines\n(default: the agent listen address)" },
-	{ .name = "cert-ttl", .kind = SKY_ARG_DURATION, .dest = &opt_cert_ttl, .metavar = "DURATION",
-	  .help = "client certificate lifetime, e.g. 24h (default), 90m, 3600", .min = 10, .max = 3650ull * 86400 },
-	{ .name = "image-max", .kind = SKY_ARG_SIZE, .dest = &opt_image_max, .metavar = "SIZE",
-	  .help = "largest image accepted, e.g. 64G (default), 512M", .min = 1, .max = INT64_MAX },
-	{ .name = "firmware", .kind = SKY_ARG_STR, .dest = &opt_firmware, .metavar = "DIR",
-	  .help = "the firmware (vmlinuz, initrd.img) network-booting boards load\n(fwimage/build.sh --out)" },
-	{ .name = "boot-listen", .kind = SKY_ARG_CALLBACK, .cb = opt__listen, .ctx = &opt_boot_listen,
-	  .metavar = "ADDR:PORT", .help = "plain-HTTP network boot (/boot/ipxe?token=T, /boot/vmlinuz,\n/boot/initrd.img); off by default" },
-	{ .name = "agent-conns-max", .kind = SKY_ARG_UINT, .dest = &opt_agent_conns, .metavar = "N",
-	  .help = "connections open at once on the agent port (default 20000)", .min = 1, .max = 1000000 },
-	{ .name = "agent-conns-per-addr", .kind = SKY_ARG_UINT, .dest = &opt_agent_per_addr, .metavar = "N",
-	  .help = "connections without a client certificate from one address\n(default 64; board sessions do not count)",
-	  .min = 1, .max = 1000000 },
-	{ .name = "enroll-timeout", .kind = SKY_ARG_DURATION, .dest = &opt_enroll_timeout, .metavar = "DURATION",
-	  .help = "a connection without a client certificate is closed this long\nafter it opened, bytes or not (default 30s)",
-	  .min = 1, .max = 3600 },
-	{ .name = "api-conns-max", .kind = SKY_ARG_UINT, .dest = &opt_api_conns, .metavar = "N",
-	  .help = "connections open at once on the API port (default 512)", .min = 1, .max = 1000000 },
-	{ .name = "api-conns-per-addr", .kind = SKY_ARG_UINT, .dest = &opt_api_per_addr, .metavar = "N",
-	  .help = "API connections from one address (default 32)", .min = 1, .max = 1000000 },
-	{ .name = "boot-conns-max", .kind = SKY_ARG_UINT, .dest = &opt_boot_conns, .metavar = "N",
-	  .help = "connections open at once on the boot port (default 256)", .min = 1, .max = 1000000 },
-	{ .name = "boot-conns-per-addr", .kind = SKY_ARG_UINT, .dest = &opt_boot_per_addr, .metavar = "N",
-	  .help = "boot-port connections from one address (default 16)", .min = 1, .max = 1000000 },
-	{ .name = "boot-downloads-max", .kind = SKY_ARG_UINT, .dest = &opt_boot_downloads, .metavar = "N",
-	  .help = "firmware files sent at once, both ports (default 32; then 503)", .min = 1, .max = 100000 },
-	{ .name = "tls-handshake-timeout", .kind = SKY_ARG_DURATION, .dest = &opt_handshake_timeout,
-	  .metavar = "DURATION", .help = "a TLS handshake must end this long after accept (default 10s)",
-	  .min = 1, .max = 3600 },
-	{ .name = "request-timeout", .kind = SKY_ARG_DURATION, .dest = &opt_request_timeout, .metavar = "DURATION",
-	  .help = "an HTTP request's headers must be in this long after its\nfirst byte (the first: after accept; default 10s)",
-	  .min = 1, .max = 3600 },
-	{ .name = "keepalive-timeout", .kind = SKY_ARG_DURATION, .dest = &opt_keepalive_timeout, .metavar = "DURATION",
-	  .help = "an HTTP connection idle this long is closed (default 30s)", .min = 1, .max = 86400 },
-	{ .name = "log-level", .kind = SKY_ARG_CALLBACK, .cb = opt__log_level, .ctx = &opt_log_level,
-	  .metavar = "LEVEL", .help = "error, warn, info (default) or debug" },
-	{ 0 }
-};
-
-/* The admission limits of the three ports from the options. */
-static void run_limits(struct ctl_options *o)
-{
-	o->agent_lim = listener_agent_defaults;
-	o->agent_lim.conns_max = (unsigned)opt_agent_conns;
-	o->agent_lim.per_addr_max = (unsigned)opt_agent_per_addr;
-	o->agent_lim.handshake_ms = opt_handshake_timeout * 1000;
-	o->agent_lim.admit_ms = opt_enroll_timeout * 1000;
-	o->api_lim = listener_api_defaults;
-	o->api_lim.conns_max = (unsigned)opt_api_conns;
-	o->api_lim.per_addr_max = (unsigned)opt_api_per_addr;
-	o->api_lim.handshake_ms = opt_handshake_timeout * 1000;
-	o->api_lim.admit_ms = opt_request_timeout * 1000;
-	o->boot_lim = listener_boot_defaults;
-	o->boot_lim.conns_max = (unsigned)opt_boot_conns;
-	o->boot_lim.per_addr_max = (unsigned)opt_boot_per_addr;
-	o->boot_lim.admit_ms = opt_request_timeout * 1000;
-	o->keepalive_ms = opt_keepalive_timeout * 1000;
-	o->boot_downloads_max = (unsigned)opt_boot_downloads;
-}
 
 static void usage(FILE *f)
 {
@@ -149,8 +47,9 @@ static void usage(FILE *f)
 		   "       key (Ed25519), admin API token (printed once), the store and DIR/skyctl.conf.\n");
 	sky_args_usage(f, init_opts);
 	fprintf(f, "\nrun    serve boards on the agent port and the REST API; SIGHUP re-reads the\n"
-		   "       admin token hash, SIGTERM/SIGINT stop it.\n");
-	sky_args_usage(f, run_opts);
+		   "       admin token hash, the config file and the server certificate,\n"
+		   "       SIGTERM/SIGINT stop it.\n");
+	ctl_config_usage(f);
 }
 
 /* 0 to go on, else the exit status (help: 0, usage error: 2). */
@@ -298,9 +197,11 @@ static void on_signal(uv_signal_t *h, int signum)
 static void on_sighup(uv_signal_t *h, int signum)
 {
 	struct controller *ctl = h->data;
-	int r = ctl_state_reload(ctl);
+	int r;
 
 	(void)signum;
+	ctl_config_reload(ctl);
+	r = ctl_state_reload(ctl);
 	if (r < 0) {
 		log_error("SIGHUP: cannot re-read %s/%s: %s; the admin token is unchanged", ctl->opt.state_dir,
 			  CTL_ADMIN_HASH, r == -EPERM ? "it is readable by others (chmod 600 it)" : strerror(-r));
@@ -322,22 +223,23 @@ static void raise_nofile(void)
 static int cmd_run(int argc, char **argv)
 {
 	struct controller ctl = {0};
+	struct ctl_config cfg;
 	struct sockaddr_storage agent_addr, api_addr, boot_addr;
 	uv_loop_t loop;
-	int r = parse_opts("run", run_opts, argc, argv);
+	char err[600];
+	int r = ctl_config_load(&cfg, argc, argv, err, sizeof(err));
 
-	if (r)
-		return r < 0 ? 0 : r;
-	ctl.opt.state_dir = opt_state;
-	ctl.opt.agent_listen = opt_agent_listen;
-	ctl.opt.api_listen = opt_api_listen;
-	ctl.opt.advertise = opt_advertise;
-	ctl.opt.cert_ttl = (int64_t)opt_cert_ttl;
-	ctl.opt.image_max = opt_image_max;
-	ctl.opt.firmware_dir = opt_firmware;
-	ctl.opt.boot_listen = opt_boot_listen;
-	run_limits(&ctl.opt);
-	/* Checked by opt__listen already. */
+	if (r == 1) {
+		usage(stdout);
+		return 0;
+	}
+	if (r < 0) {
+		fprintf(stderr, "skyrootd run: %s\n", err);
+		return 2;
+	}
+	ctl.config = &cfg;
+	ctl_config_options(&cfg, &ctl.opt);
+	/* Checked by the option table (config.c) already. */
 	sky_parse_listen(ctl.opt.agent_listen, &agent_addr);
 	sky_parse_listen(ctl.opt.api_listen, &api_addr);
 	if (ctl.opt.boot_listen)
@@ -345,11 +247,13 @@ static int cmd_run(int argc, char **argv)
 	if (ctl.opt.firmware_dir && access(ctl.opt.firmware_dir, R_OK | X_OK) < 0) {
 		fprintf(stderr, "skyrootd: cannot read --firmware %s: %s (build it with fwimage/build.sh)\n",
 			ctl.opt.firmware_dir, strerror(errno));
+		ctl_config_free(&cfg);
 		return 2;
 	}
 	snprintf(ctl.advertise, sizeof(ctl.advertise), "%s",
 		 ctl.opt.advertise ? ctl.opt.advertise : ctl.opt.agent_listen);
-	sky_log_init("skyrootd", (enum sky_log_level)opt_log_level);
+	sky_log_init("skyrootd", (enum sky_log_level)cfg.log_level);
+	sky_log_set_journal(sky_log_stderr_is_journal());
 	/* The store holds images and hashes: nobody else reads what we write. */
 	umask(077);
 	/* Image chunks are 1 MiB buffers, allocated and freed all the time:
@@ -361,12 +265,15 @@ static int cmd_run(int argc, char **argv)
 	raise_nofile();
 
 	r = ctl_state_load(&ctl);
-	if (r < 0)
+	if (r < 0) {
+		ctl_config_free(&cfg);
 		return 1;
+	}
 	r = boots_new(&ctl.boots);
 	if (r < 0) {
 		log_error("out of memory");
 		ctl_state_unload(&ctl);
+		ctl_config_free(&cfg);
 		return 1;
 	}
 	uv_loop_init(&loop);
@@ -410,6 +317,7 @@ static int cmd_run(int argc, char **argv)
 	ctl_state_unload(&ctl);
 	boots_free(ctl.boots);
 	log_info("stopped");
+	ctl_config_free(&cfg);
 	return 0;
 
 fail:
@@ -420,6 +328,7 @@ fail:
 	uv_loop_close(&loop);
 	ctl_state_unload(&ctl);
 	boots_free(ctl.boots);
+	ctl_config_free(&cfg);
 	return 1;
 }
 

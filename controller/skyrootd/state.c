@@ -298,6 +298,43 @@ int ctl_state_reload(struct controller *ctl)
 	return 0;
 }
 
+int ctl_state_read_server(const struct controller *ctl, X509 **cert_out, EVP_PKEY **key_out, char *err,
+			  size_t errlen)
+{
+	const char *dir = ctl->opt.state_dir, *failed = "";
+	X509 *cert = NULL;
+	EVP_PKEY *key = NULL, *ca_pub;
+	int r;
+
+	if ((r = load_key(dir, CTL_SERVER_KEY, &key, &failed)) < 0 ||
+	    (r = load_cert(dir, CTL_SERVER_CERT, &cert, &failed)) < 0) {
+		snprintf(err, errlen, "cannot read %s/%s: %s", dir, failed,
+			 r == -EPERM ? "it is readable by others (chmod 600 it)" : strerror(-r));
+		goto fail;
+	}
+	if (X509_check_private_key(cert, key) != 1) {
+		snprintf(err, errlen, "%s/%s does not fit %s/%s: replace both together", dir, CTL_SERVER_KEY, dir,
+			 CTL_SERVER_CERT);
+		r = -EINVAL;
+		goto fail;
+	}
+	ca_pub = X509_get0_pubkey(ctl->ca_cert);
+	if (!ca_pub || X509_verify(cert, ca_pub) != 1) {
+		snprintf(err, errlen, "%s/%s is not signed by the controller's CA (%s): boards would refuse it; "
+			 "sign it with %s/%s", dir, CTL_SERVER_CERT, CTL_CA_CERT, dir, CTL_CA_KEY);
+		r = -EINVAL;
+		goto fail;
+	}
+	*cert_out = cert;
+	*key_out = key;
+	return 0;
+fail:
+	ERR_clear_error();
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	return r;
+}
+
 void ctl_state_unload(struct controller *ctl)
 {
 	guests_close(ctl->guests);

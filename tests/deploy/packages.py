@@ -12,6 +12,8 @@ already: it never touches an installation it did not make.  Cleans up
 import os
 import pwd
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -84,7 +86,44 @@ def lint(debs):
     check(out.returncode == 0 and not tags, f"lintian (rc {out.returncode}):\n{out.stdout}{out.stderr}")
 
 
-def exercise(debs):
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_once(tmp):
+    """The installed skyrootd as the unit runs it: user skyroot, the sample
+    config, ready (READY=1 on a notify socket) and stopped by SIGTERM."""
+    path = os.path.join(tmp, "notify.sock")
+    n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    n.bind(path)
+    os.chmod(tmp, 0o755)
+    os.chmod(path, 0o777)
+    n.settimeout(20)
+    args = ["runuser", "-u", "skyroot", "--", "/usr/bin/skyrootd", "run", "--config", "/etc/skyroot/skyrootd.conf",
+            "--state", STATE, "--agent-listen", f"127.0.0.1:{free_port()}",
+            "--api-listen", f"127.0.0.1:{free_port()}"]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         env=dict(os.environ, NOTIFY_SOCKET=path))
+    try:
+        try:
+            msg = n.recv(4096).decode()
+        except socket.timeout:
+            msg = ""
+        check("READY=1" in msg, f"the packaged skyrootd as skyroot with the sample config is ready: {msg!r}")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            rc = p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = p.wait()
+        n.close()
+    check(rc == 0, f"skyrootd stops with 0 on SIGTERM (rc {rc}): {p.stdout.read().decode(errors='replace')[-2000:]}")
+
+
+def exercise(debs, tmp):
     out = run(["dpkg", "-i", *debs])
     check(out.returncode == 0, f"dpkg -i: {out.stdout}{out.stderr}")
     out = run(["/usr/bin/skyrootd", "--version"])
@@ -110,16 +149,19 @@ def exercise(debs):
     os.chown(STATE, u.pw_uid, u.pw_gid)
     out = run(["runuser", "-u", "skyroot", "--", "/usr/bin/skyrootd", "init", "--state", STATE])
     check(out.returncode == 0, f"skyrootd init as skyroot: {out.stderr}")
+    serve_once(tmp)
 
     files = []
     for p in PACKAGES:
         files += [l for l in run(["dpkg", "-L", p]).stdout.splitlines() if os.path.isfile(l)]
     check("/etc/default/skyrootd" in files and "/usr/bin/skyrootd" in files, f"files: {files}")
+    conffiles = run(["dpkg-query", "-W", "-f=${Conffiles}", "skyroot-controller"]).stdout
+    check("/etc/skyroot/skyrootd.conf" in conffiles, f"the sample config is a conffile: {conffiles}")
     out = run(["dpkg", "--purge", *PACKAGES])
     check(out.returncode == 0, f"dpkg --purge: {out.stdout}{out.stderr}")
     left = [f for f in files if os.path.lexists(f)]
     left += [p for p in (STATE, "/etc/systemd/system/multi-user.target.wants/skyrootd.service",
-                         "/usr/lib/skyroot") if os.path.lexists(p)]
+                         "/usr/lib/skyroot", "/etc/skyroot") if os.path.lexists(p)]
     check(not left, f"left after purge: {left}")
     for p in PACKAGES:
         check(not installed(p), f"{p} still known to dpkg after purge")
@@ -136,7 +178,7 @@ def main():
     try:
         debs = build(tmp)
         lint(debs)
-        exercise(debs)
+        exercise(debs, tmp)
     except Fail as e:
         print(f"FAIL packages: {e}", file=sys.stderr)
         return 1

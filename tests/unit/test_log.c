@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "common/log.h"
@@ -131,6 +132,48 @@ static void test_level_filters(void **state)
 	assert_non_null(strstr(c.text, " test info: at info\n"));
 }
 
+/* Under systemd: $JOURNAL_STREAM names stderr's device and inode; then the
+ * lines are "<PRIORITY>MESSAGE", without a time or ident. */
+static void test_journal_stream(void **state)
+{
+	struct capture c;
+	struct stat sb;
+	char env[64];
+	(void)state;
+	capture_begin(&c);
+	assert_int_equal(fstat(STDERR_FILENO, &sb), 0);
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)sb.st_dev, (unsigned long long)sb.st_ino);
+	setenv("JOURNAL_STREAM", env, 1);
+	bool match = sky_log_stderr_is_journal();
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)sb.st_dev, (unsigned long long)sb.st_ino + 1);
+	setenv("JOURNAL_STREAM", env, 1);
+	bool other_inode = sky_log_stderr_is_journal();
+	setenv("JOURNAL_STREAM", "garbage", 1);
+	bool garbage = sky_log_stderr_is_journal();
+	unsetenv("JOURNAL_STREAM");
+	bool unset = sky_log_stderr_is_journal();
+
+	sky_log_set_journal(match);
+	sky_log_set_level(SKY_LOG_DEBUG);
+	log_error("e %s", "one\ntwo");
+	log_warn("w");
+	log_info("i");
+	log_debug("d");
+	sky_log_set_journal(false);
+	sky_log_set_level(SKY_LOG_INFO);
+	log_info("plain again");
+	capture_end(&c);
+	assert_true(match);
+	assert_false(other_inode);
+	assert_false(garbage);
+	assert_false(unset);
+	/* The prefix first, no time, still escaped; then the usual format. */
+	const char *plain = strstr(c.text, "Z test info: plain again\n");
+	assert_non_null(plain);
+	assert_memory_equal(c.text, "<3>e one\\x0atwo\n<4>w\n<6>i\n<7>d\n", 31);
+	assert_true(c.text[31] >= '0' && c.text[31] <= '9');
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -139,6 +182,7 @@ int main(void)
 		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_long_message_stays_one_line),
 		cmocka_unit_test(test_level_filters),
+		cmocka_unit_test(test_journal_stream),
 	};
 	sky_log_init("test", SKY_LOG_INFO);
 	return cmocka_run_group_tests(tests, NULL, NULL);

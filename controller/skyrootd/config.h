@@ -1,0 +1,55 @@
+/* skyrootd's settings: the `run` flags and the config file (default
+ * /etc/skyroot/skyrootd.conf) with the same keys, read through one option
+ * table (common/conf.h: docs/config.md); flags win over the file.  SIGHUP
+ * reads them again and applies what can change while running. */
+#ifndef SKY_CONTROLLER_CONFIG_H
+#define SKY_CONTROLLER_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define CTL_CONFIG_DEFAULT "/etc/skyroot/skyrootd.conf"
+
+struct controller;
+struct ctl_options;
+
+struct ctl_config {
+	const char *config;            /* --config FILE (NULL: CTL_CONFIG_DEFAULT when it exists) */
+	const char *state, *agent_listen, *api_listen, *advertise, *firmware, *boot_listen;
+	uint64_t cert_ttl, image_max;  /* seconds, bytes */
+	int log_level;                 /* enum sky_log_level */
+	uint64_t agent_conns, agent_per_addr, api_conns, api_per_addr, boot_conns, boot_per_addr,
+		boot_downloads;
+	uint64_t enroll_timeout, handshake_timeout, request_timeout, keepalive_timeout; /* seconds */
+	/* Where it came from: the file read (NULL: none), the block its
+	 * string values point into, and the flags (read again on reload). */
+	const char *file;
+	char *store;
+	int argc;
+	char **argv;
+};
+
+/* Defaults, then the config file, then the flags of `skyrootd run` (argv[0]
+ * is "run"; argv must live as long as c).  0; 1 for --help; -EINVAL with
+ * the message in err (a usage error, or "FILE:LINE: ..."), or the error
+ * reading a file given with --config.  c is written only on success. */
+int ctl_config_load(struct ctl_config *c, int argc, char **argv, char *err, size_t errlen);
+void ctl_config_free(struct ctl_config *c);
+/* The options part of `skyrootd run`'s usage. */
+void ctl_config_usage(FILE *f);
+/* The daemon's options from c (strings point into c). */
+void ctl_config_options(const struct ctl_config *c, struct ctl_options *o);
+
+/* The check of an ADDR:PORT flag (a sky_opt callback; ctx is a const
+ * char **), for other commands' tables too. */
+int ctl_config_check_listen(void *ctx, const char *value, char *err, size_t errlen);
+
+/* SIGHUP: read the file and the flags again; on success apply the log
+ * level, the certificate lifetime, the ports' limits and deadlines (new
+ * connections), the boot download cap and a re-read server certificate and
+ * key (new connections), and log what changed and what needs a restart.
+ * A bad file or certificate changes nothing and is logged.  ctl->config is
+ * the config in use.  0 or a negative errno (logged already). */
+int ctl_config_reload(struct controller *ctl);
+
+#endif
