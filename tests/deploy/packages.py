@@ -101,7 +101,8 @@ def serve_once(tmp):
     os.chmod(tmp, 0o755)
     os.chmod(path, 0o777)
     n.settimeout(20)
-    args = ["runuser", "-u", "skyroot", "--", "/usr/bin/skyrootd", "run", "--config", "/etc/skyroot/skyrootd.conf",
+    # setpriv execs (runuser would stay the parent and die of the signal).
+    args = ["setpriv", "--reuid=skyroot", "--regid=skyroot", "--init-groups", "/usr/bin/skyrootd", "run", "--config", "/etc/skyroot/skyrootd.conf",
             "--state", STATE, "--agent-listen", f"127.0.0.1:{free_port()}",
             "--api-listen", f"127.0.0.1:{free_port()}"]
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
