@@ -10,6 +10,7 @@
 #include "agent/agent.h"
 #include "agent/config.h"
 #include "common/log.h"
+#include "common/notify.h"
 
 struct main_ctx {
 	const struct agent_config *cfg;
@@ -31,7 +32,15 @@ static void stop_all(struct main_ctx *m)
 static void on_event(struct agent *a, enum agent_event ev, void *ud)
 {
 	struct main_ctx *m = ud;
-	(void)a;
+
+	/* What the service manager shows (systemctl status skyagent). */
+	if (ev == AGENT_EV_SESSION_UP)
+		sky_notifyf("STATUS=online as board %s, controller %s:%u", agent_board_id(a),
+			    m->cfg->controller_host, m->cfg->controller_port);
+	else if (ev == AGENT_EV_SESSION_DOWN)
+		sky_notify("STATUS=offline: reconnecting to the controller");
+	else if (ev == AGENT_EV_REFUSED)
+		sky_notifyf("STATUS=refused by the controller: %s", agent_last_error(a));
 	if (!m->cfg->once)
 		return;
 	if (ev == AGENT_EV_SESSION_UP) {
@@ -49,6 +58,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
 	struct main_ctx *m = h->data;
 	log_info("%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	sky_notify("STOPPING=1");
 	stop_all(m);
 }
 
@@ -89,6 +99,8 @@ int main(int argc, char **argv)
 	log_info("skyagent %s: controller %s:%u, %s", SKY_VERSION, cfg.controller_host, cfg.controller_port,
 		 cfg.token[0] ? "will enroll with a token" : "no token given");
 	agent_start(m.agent);
+	/* Ready once started: the session comes and goes, STATUS= tells. */
+	sky_notifyf("READY=1\nSTATUS=connecting to the controller %s:%u", cfg.controller_host, cfg.controller_port);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	return m.exit_code;

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install what the tests need, build, and run every suite:
-#   unit + integration           (build/, -Werror)
+#   unit + integration + deploy  (build/, -Werror; deploy: the Debian packages)
 #   unit + integration again     (build-asan/, AddressSanitizer + UBSan)
 #   fuzz                         (build-fuzz/, clang libFuzzer targets, a short run each)
 #   e2e                          (emulated boards, when the firmware builds)
@@ -34,7 +34,7 @@ run_suites() {
 echo "== build (release, -Werror)"
 build build
 echo "== unit + integration"
-run_suites build main --suite unit --suite integration --suite fwimage
+run_suites build main --suite unit --suite integration --suite fwimage --suite deploy
 
 echo "== sanitizers (ASan + UBSan): unit + integration"
 build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug

@@ -491,6 +491,11 @@ bool agentlink_board_online(struct agentlink *al, const char *board_id, int64_t 
 	return true;
 }
 
+size_t agentlink_online_count(const struct agentlink *al)
+{
+	return al ? al->n_online : 0;
+}
+
 void agentlink_board_kick(struct agentlink *al, const char *board_id)
 {
 	if (al)

@@ -6,6 +6,7 @@
 #define SKY_CONTROLLER_AGENTLINK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -43,6 +44,8 @@ SSL_CTX *agentlink_tls_ctx(X509 *cert, EVP_PKEY *key, X509 *ca);
 void agentlink_set_tls(struct agentlink *al, SSL_CTX *ssl_ctx, const struct listener_limits *lim);
 /* Is the board in a live session?  last_seen (unix s) of the session. */
 bool agentlink_board_online(struct agentlink *al, const char *board_id, int64_t *last_seen);
+/* How many boards are in a live session (0 when al is NULL). */
+size_t agentlink_online_count(const struct agentlink *al);
 /* Close the board's session now (after a delete). */
 void agentlink_board_kick(struct agentlink *al, const char *board_id);
 /* Flush in-memory last-seen times to the store. */

@@ -92,6 +92,7 @@ struct agentlink {
 	size_t chunk_bytes;           /* budget in use: reading + queued to send */
 	unsigned chunk_reading;
 	size_t n_sessions;
+	size_t n_online;              /* board sessions in the hash (agentlink_online_count) */
 	int closed_handles;
 	bool stopping;
 };

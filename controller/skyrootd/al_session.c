@@ -57,6 +57,7 @@ void al_unhash(struct session *s)
 			break;
 		}
 	s->hashed = false;
+	s->al->n_online--;
 }
 
 void al_hash(struct session *s)
@@ -67,6 +68,7 @@ void al_hash(struct session *s)
 	s->al->buckets[b] = s;
 	s->hashed = true;
 	metrics_session_up();
+	s->al->n_online++;
 }
 
 /* ---- sending ---- */

@@ -63,6 +63,7 @@ struct controller {
 	unsigned boot_downloads;      /* firmware files being sent (api_boot.c) */
 	uv_signal_t sigterm, sigint, sighup;
 	struct ctl_config *config;    /* the settings in use (config.h), for SIGHUP */
+	struct ctl_notify *notify;    /* readiness and status for systemd (notify.h) */
 };
 
 /* Paths inside the state folder. */

@@ -23,6 +23,7 @@
 #include "controller/skyrootd/config.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/guests.h"
+#include "controller/skyrootd/notify.h"
 #include "controller/skyrootd/store.h"
 
 /* The options of each command: they parse argv and make the usage. */
@@ -225,6 +226,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
 	struct controller *ctl = h->data;
 	log_info("%s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	ctl_notify_stopping(ctl);
 	agentlink_stop(ctl->agents);
 	api_stop(ctl->api);
 	api_stop(ctl->boot);
@@ -353,6 +355,7 @@ static int cmd_run(int argc, char **argv)
 	uv_signal_start(&ctl.sigint, on_signal, SIGINT);
 	log_info("skyrootd %s: agents on %s (mTLS 1.3), API on https://%s, boards dial %s, CA %s",
 		 SKY_VERSION, ctl.opt.agent_listen, ctl.opt.api_listen, ctl.advertise, ctl.ca_pin_str);
+	ctl_notify_ready(&ctl);
 
 	uv_run(&loop, UV_RUN_DEFAULT);
 	r = uv_loop_close(&loop);

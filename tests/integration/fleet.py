@@ -109,16 +109,17 @@ class Fleet:
         self.sslctx = ssl.create_default_context(cafile=self.ca_file)
 
     # ---- controller ----
-    def start(self, extra=()):
+    def start(self, extra=(), env=None, wait=True):
         args = [SKYROOTD, "run", "--state", self.state,
                 "--agent-listen", f"127.0.0.1:{self.agent_port}",
                 "--api-listen", f"127.0.0.1:{self.api_port}", "--log-level", "debug"]
         if self.cert_ttl:
             args += ["--cert-ttl", str(self.cert_ttl)]
         args += list(extra)
-        self.ctl = Proc(args, os.path.join(self.tmp, "skyrootd.log"))
+        self.ctl = Proc(args, os.path.join(self.tmp, "skyrootd.log"), env=env)
         self.procs.append(self.ctl)
-        wait_for(lambda: self.api("GET", "/healthz", auth=False)[0] == 200, 10, "controller health")
+        if wait:
+            wait_for(lambda: self.api("GET", "/healthz", auth=False)[0] == 200, 10, "controller health")
         return self.ctl
 
     def api(self, method, path, body=None, auth=True, token=None):
@@ -154,7 +155,7 @@ class Fleet:
         return {b["id"]: b for b in self.boards() if b["state"] == "online"}
 
     # ---- agents ----
-    def agent(self, board, token=None, pin=None, extra=(), name=None, once=False, hb=None):
+    def agent(self, board, token=None, pin=None, extra=(), name=None, once=False, hb=None, env=None):
         root = os.path.join(FIXTURES, "boards", board)
         args = [SKYAGENT, "--controller", f"127.0.0.1:{self.agent_port}",
                 "--ca", pin or self.pin,
@@ -169,7 +170,7 @@ class Fleet:
         if hb:
             args += ["--heartbeat-interval", str(hb)]
         args += list(extra)
-        p = Proc(args, os.path.join(self.tmp, f"agent-{name or board}-{len(self.procs)}.log"))
+        p = Proc(args, os.path.join(self.tmp, f"agent-{name or board}-{len(self.procs)}.log"), env=env)
         self.procs.append(p)
         return p
 
