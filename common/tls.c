@@ -220,10 +220,16 @@ void sky_tls_close(struct sky_tls *t, int err)
 	/* else tls_write_done closes once the last write is out */
 }
 
+/* A timeout or deadline ends the connection: politely when nothing is
+ * queued, else at once: a peer that does not read would hold a graceful
+ * close (and its queued bytes) forever. */
 static void tls_timer_cb(uv_timer_t *timer)
 {
 	struct sky_tls *t = timer->data;
-	sky_tls_close(t, -ETIMEDOUT);
+	if (t->queued > 0 || t->closing)
+		sky_tls_abort(t, -ETIMEDOUT);
+	else
+		sky_tls_close(t, -ETIMEDOUT);
 }
 
 /* One timer serves the idle timeout and both deadlines: it fires at the

@@ -313,11 +313,17 @@ int http_body_begin(struct http_conn *c, int status, const char *type, uint64_t 
 		http__sent(c, r, false);
 		return r < 0 ? r : 1;
 	}
-	/* Nothing more is read until the body is out. */
+	/* Nothing more is read until the body is out.  A sized answer must be
+	 * taken at HTTP_SEND_MIN_RATE or faster, with the keep-alive time as
+	 * slack, from now: a client that does not read cannot hold the
+	 * connection (and a firmware download slot) by sending a byte now and
+	 * then.  The next request's headers set the deadline anew. */
 	c->answered = true;
 	c->waiting = true;
 	c->deferred = true;
 	c->sending = true;
+	if (c->tp->set_deadline)
+		c->tp->set_deadline(c->t, c->srv->lim.idle_ms + len / (HTTP_SEND_MIN_RATE / 1000));
 	return 0;
 }
 

@@ -172,12 +172,17 @@ void http_respond_error(struct http_conn *c, int status, const char *code, const
 			const char *headers);
 /* Bytes that are not JSON; data is copied. */
 void http_respond_raw(struct http_conn *c, int status, const char *type, const void *data, size_t len);
+/* The slowest a client may take a sized answer (http_body_begin): bytes a
+ * second.  1 MiB/s: a board's firmware of 100 MiB in under two minutes. */
+#define HTTP_SEND_MIN_RATE (1024u * 1024u)
 /* An answer of len bytes produced piece by piece as the client takes
  * them (a file): after the head, http_ops.writable is called each time
  * what was queued has gone to the kernel; http_body_write the next piece
  * then, and http_body_end once len bytes are written.  Returns 0 (go on),
  * 1 when no body is wanted (HEAD: the answer is complete), or a negative
- * errno (the connection is closing). */
+ * errno (the connection is closing).  The client must take the answer at
+ * HTTP_SEND_MIN_RATE or faster, plus the keep-alive time: a fixed deadline
+ * from the head that its bytes do not extend. */
 int http_body_begin(struct http_conn *c, int status, const char *type, uint64_t len, const char *headers);
 int http_body_write(struct http_conn *c, const void *data, size_t len);
 void http_body_end(struct http_conn *c);

@@ -327,6 +327,64 @@ def case_boot_stream(f):
     check(r.status == 200 and hashlib.sha256(r.read()).hexdigest() == want, "vmlinuz over https")
 
 
+def case_boot_stall(f):
+    """A download must be taken at 1 MiB/s or faster (plus the keep-alive
+    time): clients that ask for a firmware file and never read it, sending
+    a byte now and then so that they are never idle, lose their download
+    slots at that fixed deadline, and a board gets its firmware again."""
+    fw = os.path.join(f.tmp, "fw")
+    os.mkdir(fw)
+    with open(os.path.join(fw, "vmlinuz"), "wb") as out:
+        out.write(os.urandom(16 << 20))
+    with open(os.path.join(fw, "initrd.img"), "wb") as out:
+        out.write(b"initrd")
+    boot_port = free_port()
+    f.start(["--firmware", fw, "--boot-listen", f"127.0.0.1:{boot_port}", "--boot-downloads-max", "2",
+             "--keepalive-timeout", "2s"])
+    stalled = []
+    for i in range(2):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.bind((f"127.0.0.{3 + i}", 0))
+        s.connect(("127.0.0.1", boot_port))
+        s.sendall(b"GET /boot/vmlinuz HTTP/1.1\r\nHost: x\r\n\r\n")
+        stalled.append(s)
+    t0 = time.time()
+    stop = threading.Event()
+
+    def dribble():
+        while not stop.wait(0.5):
+            for s in stalled:
+                try:
+                    s.send(b"G")
+                except OSError:
+                    pass
+    th = threading.Thread(target=dribble, daemon=True)
+    th.start()
+
+    def download():
+        conn = http.client.HTTPConnection("127.0.0.1", boot_port, timeout=10, source_address=("127.0.0.2", 0))
+        conn.request("GET", "/boot/vmlinuz")
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+        return r.status, len(body)
+    try:
+        st, _ = download()
+        check(st == 503, f"a third download while two are held: {st}")
+        # 2 s of slack + 16 MiB at 1 MiB/s: the slots are back after about 18 s.
+        got = wait_for(lambda: download()[0] == 200 or None, 40, "a download slot back from the stalled clients",
+                       interval=1)
+        secs = time.time() - t0
+        print(f"boot stall: the stalled downloads were cut after {secs:.1f} s (deadline 18 s)")
+        check(got and 15 <= secs <= 30, f"the slots came back after {secs:.1f} s, not at the 18 s deadline")
+    finally:
+        stop.set()
+        th.join()
+        for s in stalled:
+            s.close()
+
+
 def case_auth_throttle(f):
     """Wrong admin tokens: a connection is closed after a few, one address
     guesses slowly, a warn line names it, the right token from elsewhere
