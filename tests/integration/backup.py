@@ -111,14 +111,31 @@ def case_online(f):
         r = skyctl(f, "image", "verify", iid)
         check(r.returncode == 0, f"image verify {img['name']}: {r.stdout}{r.stderr}")
     keep = ("id", "name", "uuid", "cpus", "memory_bytes", "firmware")
-    check(len(now["boards"]) >= 2 and set(now["boards"]) <= set(orig["boards"]),
-          f"boards {sorted(now['boards'])} of {sorted(orig['boards'])}")
-    for bid, b in now["boards"].items():
-        check(same({k: b.get(k) for k in keep}, {k: orig["boards"][bid].get(k) for k in keep}), f"board {bid}")
-    print(f"restored: {len(now['boards'])} of {len(orig['boards'])} boards, images {sorted(names)}")
+    # A board that enrolled after the snapshot is unknown to the restored
+    # controller: it enrolls again with its token, as a new board of the
+    # same machine, and may already be listed.  Every other board listed
+    # must be one of the original ones, unchanged.
+    extra = set(now["boards"]) - set(orig["boards"])
+    lost = {orig["boards"][b]["uuid"] for b in set(orig["boards"]) - set(now["boards"])}
+    check(all(now["boards"][b]["uuid"] in lost for b in extra),
+          f"boards {sorted(now['boards'])} of {sorted(orig['boards'])}: an extra one is no re-enrolled machine")
+    restored_ids = set(now["boards"]) - extra
+    check(len(restored_ids) >= 2, f"boards {sorted(restored_ids)} of {sorted(orig['boards'])}")
+    # Identity now; the inventory (a snapshot may hold a board whose first
+    # inventory had not come yet) once the boards are back, below.
+    for bid in restored_ids:
+        b = now["boards"][bid]
+        check(same({k: b.get(k) for k in ("id", "name", "uuid")},
+                   {k: orig["boards"][bid].get(k) for k in ("id", "name", "uuid")}), f"board {bid}: {b}")
+    print(f"restored: {len(restored_ids)} of {len(orig['boards'])} boards, images {sorted(names)}")
     # Every board the restored controller knows comes back with its certificate.
-    # (a board that enrolled after the snapshot enrolls again with its token: it may be online too)
-    wait_for(lambda: set(now["boards"]) <= set(f.online()), 60, "the restored boards online again", interval=0.5)
+    wait_for(lambda: restored_ids <= set(f.online()), 60, "the restored boards online again", interval=0.5)
+
+    def inventory_back():
+        back = lists(f)["boards"]
+        return all(same({k: back[b].get(k) for k in keep}, {k: orig["boards"][b].get(k) for k in keep})
+                   for b in restored_ids)
+    wait_for(inventory_back, 30, "the restored boards' inventory as before", interval=0.5)
 
 
 def flip(archive, out, member, where=0.5):

@@ -778,6 +778,9 @@ int main(int argc, char **argv)
 	int r;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* As skyagent does: a write to a socket the controller reset is an
+	 * error to handle, not a signal that ends all 10,000 boards. */
+	signal(SIGPIPE, SIG_IGN);
 	s->n = 10000;
 	s->minutes = 10;
 	s->churn_pct = 1;
