@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import e2e  # noqa: E402
-from fleet import ROOT, SKYAGENT, free_port, skyctl, wait_for  # noqa: E402
+from fleetlib import ROOT, SKYAGENT, free_port, skyctl, wait_for  # noqa: E402
 
 
 def board_log_times(console, guest_id):

@@ -26,7 +26,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from fleet import FIXTURES, ROOT, SKYAGENT, Fleet, Proc, free_port, skyctl, wait_for  # noqa: E402
+from fleetlib import FIXTURES, ROOT, SKYAGENT, Fleet, Proc, free_port, skyctl, wait_for  # noqa: E402
 
 
 def rss_hwm(pid):

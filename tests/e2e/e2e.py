@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from fleet import ROOT, SKYAGENT, Fail, Fleet, check, run_cases, skyctl, wait_for  # noqa: E402
+from fleetlib import ROOT, SKYAGENT, Fail, Fleet, check, run_cases, skyctl, wait_for  # noqa: E402
 
 FW = os.environ.get("SKY_E2E_FW", os.path.join(ROOT, "build", "fwimage-e2e"))
 BOARD_SH = os.path.join(ROOT, "fwimage", "board.sh")

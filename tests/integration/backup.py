@@ -10,7 +10,7 @@ import tarfile
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleet import SKYCTL, SKYROOTD, Fleet, check, run_cases, skyctl, wait_for  # noqa: E402
+from fleetlib import SKYCTL, SKYROOTD, Fleet, check, run_cases, skyctl, wait_for  # noqa: E402
 from images import chunk_count, corrupt_chunk, push, rand_file, sha256_file  # noqa: E402
 
 MiB = 1 << 20

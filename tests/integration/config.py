@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleet import SKYROOTD, Fleet, Proc, check, run_cases, wait_for  # noqa: E402
+from fleetlib import SKYROOTD, Fleet, Proc, check, run_cases, wait_for  # noqa: E402
 
 DEBUG_LINE = "http: GET /healthz -> 200"
 

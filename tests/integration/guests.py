@@ -25,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleet import FIXTURES, ROOT, SKYAGENT, SKYCTL, Fail, Fleet, Proc, check, run_cases, skyctl, wait_for  # noqa: E402
+from fleetlib import FIXTURES, ROOT, SKYAGENT, SKYCTL, Fail, Fleet, Proc, check, run_cases, skyctl, wait_for  # noqa: E402
 
 MARK_UP = "SKYROOT-VMM-GUEST-UP"
 

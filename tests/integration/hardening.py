@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleet import Fleet, check, free_port, run_cases, wait_for  # noqa: E402
+from fleetlib import Fleet, check, free_port, run_cases, wait_for  # noqa: E402
 
 # The first bytes of a TLS ClientHello: a record header and a handshake
 # header that promise far more than ever comes.

@@ -16,7 +16,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleet import (Fail, Fleet, check, pb_field, read_until_closed, run_cases,  # noqa: E402
+from fleetlib import (Fail, Fleet, check, pb_field, read_until_closed, run_cases,  # noqa: E402
                    tls_connect, wait_for)
 
 CHUNK = 1 << 20
@@ -333,7 +333,7 @@ def case_no_disk_writes(f):
     cwd = os.path.join(f.tmp, "agent-cwd")
     os.mkdir(cwd)
     tok = f.token()
-    from fleet import FIXTURES, SKYAGENT, Proc
+    from fleetlib import FIXTURES, SKYAGENT, Proc
     root = os.path.join(FIXTURES, "boards", "a")
     args = [SKYAGENT, "--controller", f"127.0.0.1:{f.agent_port}", "--ca", f.pin, "--token", tok["token"],
             "--sysfs-root", os.path.join(root, "sys"), "--procfs-root", os.path.join(root, "proc"),

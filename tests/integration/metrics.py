@@ -17,7 +17,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleet import SKYROOTD, Fail, Fleet, Proc, check, free_port, run_cases, wait_for  # noqa: E402
+from fleetlib import SKYROOTD, Fail, Fleet, Proc, check, free_port, run_cases, wait_for  # noqa: E402
 
 PROMETHEUS = shutil.which("prometheus")
 

@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleet import ROOT, SKYAGENT, SKYROOTD, Fail, Fleet, check, run_cases  # noqa: E402
+from fleetlib import ROOT, SKYAGENT, SKYROOTD, Fail, Fleet, check, run_cases  # noqa: E402
 
 UNITS = os.path.join(ROOT, "deploy", "systemd")
 # The status timer of controller/skyrootd/notify.h (CTL_NOTIFY_STATUS_MS).

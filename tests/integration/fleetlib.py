@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""What every integration script shares: a controller with its state, its
+agents and skyctl on loopback (Fleet), processes stopped by pid (Proc),
+checks and waits, raw TLS and agent-link helpers, and run_cases, the
+command line of every script.  The binaries come from $SKYROOTD,
+$SKYAGENT, $SKYCTL; fixture boards from $SKY_FIXTURES/boards/{a,b,c}.
+"""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+SKYROOTD = os.environ.get("SKYROOTD", os.path.join(ROOT, "build/controller/skyrootd/skyrootd"))
+SKYAGENT = os.environ.get("SKYAGENT", os.path.join(ROOT, "build/agent/skyagent"))
+SKYCTL = os.environ.get("SKYCTL", os.path.join(ROOT, "build/controller/skyctl/skyctl"))
+FIXTURES = os.environ.get("SKY_FIXTURES", os.path.join(ROOT, "tests", "fixtures"))
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout, what, interval=0.1):
+    end = time.time() + timeout
+    last = None
+    while time.time() < end:
+        try:
+            last = pred()
+            if last:
+                return last
+        except (OSError, urllib.error.URLError, Fail) as e:
+            last = e
+        time.sleep(interval)
+    raise Fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Proc:
+    def __init__(self, args, log_path, env=None):
+        self.args = args
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.p = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.p.poll() is None:
+            try:
+                os.kill(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+        self.log.close()
+        return self.p.returncode
+
+    def text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class Fleet:
+    """A controller in a temporary state folder plus the agents of a case."""
+
+    def __init__(self, tmp, cert_ttl=None):
+        self.tmp = tmp
+        self.state = os.path.join(tmp, "state")
+        self.agent_port = free_port()
+        self.api_port = free_port()
+        self.cert_ttl = cert_ttl
+        self.procs = []
+        self.ctl = None
+        out = subprocess.run([SKYROOTD, "init", "--state", self.state,
+                              "--api-listen", f"127.0.0.1:{self.api_port}"],
+                             capture_output=True, text=True)
+        check(out.returncode == 0, f"skyrootd init failed: {out.stderr}")
+        self.init_output = out.stdout
+        conf = open(os.path.join(self.state, "skyctl.conf")).read()
+        self.admin = [l.split("=", 1)[1].strip() for l in conf.splitlines() if l.startswith("token")][0]
+        self.ca_file = os.path.join(self.state, "ca.crt")
+        der = subprocess.run(["openssl", "x509", "-in", self.ca_file, "-outform", "der"],
+                             capture_output=True, check=True).stdout
+        self.pin = "sha256:" + hashlib.sha256(der).hexdigest()
+        self.sslctx = ssl.create_default_context(cafile=self.ca_file)
+
+    # ---- controller ----
+    def start(self, extra=(), env=None, wait=True):
+        args = [SKYROOTD, "run", "--state", self.state,
+                "--agent-listen", f"127.0.0.1:{self.agent_port}",
+                "--api-listen", f"127.0.0.1:{self.api_port}", "--log-level", "debug"]
+        if self.cert_ttl:
+            args += ["--cert-ttl", str(self.cert_ttl)]
+        args += list(extra)
+        self.ctl = Proc(args, os.path.join(self.tmp, "skyrootd.log"), env=env)
+        self.procs.append(self.ctl)
+        if wait:
+            wait_for(lambda: self.api("GET", "/healthz", auth=False)[0] == 200, 10, "controller health")
+        return self.ctl
+
+    def api(self, method, path, body=None, auth=True, token=None):
+        url = f"https://127.0.0.1:{self.api_port}{path}"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if auth:
+            req.add_header("Authorization", f"Bearer {token or self.admin}")
+        try:
+            with urllib.request.urlopen(req, context=self.sslctx, timeout=10) as r:
+                raw = r.read()
+                return r.status, (json.loads(raw) if raw else None)
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                return e.code, json.loads(raw)
+            except ValueError:
+                return e.code, raw
+
+    def token(self, uses=1, ttl=3600):
+        st, body = self.api("POST", "/v1/tokens", {"uses": uses, "ttl_seconds": ttl})
+        check(st == 201, f"token create: {st} {body}")
+        return body
+
+    def boards(self):
+        st, body = self.api("GET", "/v1/boards")
+        check(st == 200, f"board list: {st} {body}")
+        return body["boards"]
+
+    def online(self):
+        return {b["id"]: b for b in self.boards() if b["state"] == "online"}
+
+    # ---- agents ----
+    def agent(self, board, token=None, pin=None, extra=(), name=None, once=False, hb=None, env=None):
+        root = os.path.join(FIXTURES, "boards", board)
+        args = [SKYAGENT, "--controller", f"127.0.0.1:{self.agent_port}",
+                "--ca", pin or self.pin,
+                "--sysfs-root", os.path.join(root, "sys"),
+                "--procfs-root", os.path.join(root, "proc"),
+                "--devfs-root", os.path.join(root, "dev"),
+                "--cmdline", os.path.join(root, "proc", "cmdline")]
+        if token:
+            args += ["--token", token]
+        if once:
+            args += ["--once"]
+        if hb:
+            args += ["--heartbeat-interval", str(hb)]
+        args += list(extra)
+        p = Proc(args, os.path.join(self.tmp, f"agent-{name or board}-{len(self.procs)}.log"), env=env)
+        self.procs.append(p)
+        return p
+
+    def dump_failure(self, tmp):
+        self.close()
+        for fn in sorted(os.listdir(tmp)):
+            if fn.endswith(".log"):
+                print(f"---- {fn}", file=sys.stderr)
+                print(open(os.path.join(tmp, fn), errors="replace").read()[-4000:], file=sys.stderr)
+
+    def close(self):
+        """Stop everything; report sanitizer findings and unclean exits."""
+        problems = []
+        for p in reversed(self.procs):
+            running = p.p.poll() is None
+            rc = p.stop()
+            text = p.text()
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                if marker in text:
+                    problems.append(f"{os.path.basename(p.log_path)}: {marker}")
+            if running and rc != 0:
+                problems.append(f"{os.path.basename(p.log_path)}: exit status {rc} after SIGTERM")
+        self.procs = []
+        return problems
+
+
+# --------------------------------------------------------------------------
+# cases
+
+def expect_refused(p, needle, timeout=20):
+    rc = wait_for(lambda: p.p.poll() is not None and [p.p.returncode], timeout, "agent to give up")[0]
+    check(rc == 1, f"agent exit code {rc}, expected 1; log:\n{p.text()}")
+    check(needle in p.text(), f"agent log lacks {needle!r}:\n{p.text()}")
+
+
+def make_foreign_cert(tmp):
+    key = os.path.join(tmp, "foreign.key")
+    crt = os.path.join(tmp, "foreign.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=brd-000000000000",
+                    "-addext", "extendedKeyUsage=clientAuth"],
+                   check=True, capture_output=True)
+    return crt, key
+
+
+def tls_connect(f, cert=None, key=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_verify_locations(f.ca_file)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    s = socket.create_connection(("127.0.0.1", f.agent_port), timeout=5)
+    return ctx.wrap_socket(s, server_hostname="127.0.0.1")
+
+
+def read_until_closed(s, timeout=5):
+    s.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data, "eof"
+            data += chunk
+    except ssl.SSLError as e:
+        return data, f"tls error {e}"
+    except ConnectionResetError:
+        return data, "reset"
+    except socket.timeout:
+        return data, "timeout"
+
+
+def heartbeat_with_cert(f, crt, key):
+    """Send a heartbeat on a connection with that client certificate: what
+    came back before the controller closed it, and how it closed."""
+    s = tls_connect(f, crt, key)
+    # TLS 1.3: the server checks the client certificate after our side is done.
+    try:
+        s.sendall(struct.pack(">I", 6) + b"\x08\x01\x6a\x02\x08\x01")
+    except (ssl.SSLError, OSError):
+        pass
+    data, how = read_until_closed(s)
+    s.close()
+    return data, how
+
+
+def pb_varint(n):
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def pb_field(num, value):
+    """One length-delimited protobuf field (wire type 2), for hand-made
+    frames that skyagent would never send."""
+    return pb_varint(num << 3 | 2) + pb_varint(len(value)) + value
+
+
+def fetch_text(url, ctx=None):
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
+
+def board_token(f, bid):
+    r = skyctl(f, "-o", "json", "token", "create", "--board", bid)
+    check(r.returncode == 0, f"token create --board: {r.stderr}")
+    tok = json.loads(r.stdout)
+    check(tok.get("board") == bid, f"the token names its board: {tok}")
+    return tok
+
+
+def refused_old_cert(f, pem):
+    """Connect with a certificate the controller issued; the session is
+    refused at the handshake check with a 'revoked' error frame."""
+    data, how = heartbeat_with_cert(f, pem, pem)
+    check(how != "timeout", f"the connection with the old certificate is closed ({how}, {data!r})")
+    check(b"replaced" in data and b"\x6a" not in data, f"an error frame says it was replaced: {data!r}")
+
+
+def skyctl(f, *args, conf=True, input_bytes=None):
+    cmd = [SKYCTL]
+    if conf:
+        cmd += ["--config", os.path.join(f.state, "skyctl.conf")]
+    if input_bytes is not None:
+        r = subprocess.run(cmd + list(args), capture_output=True, input=input_bytes, timeout=30)
+        return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(), r.stderr.decode())
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=30)
+
+
+def run_cases(cases, prefix, make, skip=None):
+    """The command line of every test script: one CASE, its processes
+    stopped and checked for sanitizer findings, logs shown on failure."""
+    if len(sys.argv) != 2 or f"case_{sys.argv[1]}" not in cases:
+        names = sorted(k[5:] for k in cases if k.startswith("case_"))
+        print(f"usage: {sys.argv[0]} CASE\ncases: {' '.join(names)}", file=sys.stderr)
+        return 2
+    if skip:
+        why = skip()
+        if why:
+            print(f"SKIP: {why}")
+            return 77
+    name = sys.argv[1]
+    tmp = tempfile.mkdtemp(prefix=f"{prefix}-{name}-")
+    f = None
+    try:
+        f = make(tmp)
+        cases[f"case_{name}"](f)
+        problems = f.close()
+        if problems:
+            raise Fail("; ".join(problems))
+    except Fail as e:
+        print(f"FAIL {name}: {e}", file=sys.stderr)
+        if f:
+            f.dump_failure(tmp)
+        return 1
+    finally:
+        if f:
+            f.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"ok {name}")
+    return 0
+
+
