@@ -1,5 +1,6 @@
 /* `skyrootd backup`: the whole state folder into one archive while the
  * controller keeps serving (see backup.h for the format). */
+#include "controller/skyrootd/cmdline.h"
 #include "controller/skyrootd/backup.h"
 
 #include <archive.h>
@@ -66,33 +67,6 @@ bool backup_name_is_db(const char *name)
 		if (strcmp(name + n, suffixes[i]) == 0)
 			return true;
 	return false;
-}
-
-int backup_parse_opts(const char *cmd, struct sky_opt *opts, int argc, char **argv, void (*usage)(FILE *f))
-{
-	char err[256];
-	int first, r = sky_args_parse(opts, argc, argv, &first, err, sizeof(err));
-
-	if (r == 1) {
-		usage(stdout);
-		return -1;
-	}
-	if (r < 0) {
-		fprintf(stderr, "skyrootd %s: %s\n", cmd, err);
-		return 2;
-	}
-	if (first != argc) {
-		fprintf(stderr, "skyrootd %s: unexpected argument '%s'; see 'skyrootd --help'\n", cmd, argv[first]);
-		return 2;
-	}
-	/* The first two options of each table are required. */
-	for (int i = 0; i < 2; i++) {
-		if (!opts[i].seen) {
-			fprintf(stderr, "skyrootd %s: --%s %s is required\n", cmd, opts[i].name, opts[i].metavar);
-			return 2;
-		}
-	}
-	return 0;
 }
 
 /* ---- the database: SQLite's online backup API in one read transaction ---- */
@@ -360,7 +334,7 @@ int ctl_backup_main(int argc, char **argv)
 	struct bk_writer *w = NULL;
 	char tmp[PATH_MAX], db_copy[PATH_MAX];
 	uint64_t t0 = sky_now_ms(), db_size = 0;
-	int fd = -1, dbfd = -1, pages = 0, r = backup_parse_opts("backup", backup_opts, argc, argv, ctl_backup_usage);
+	int fd = -1, dbfd = -1, pages = 0, r = ctl_cmdline_parse("backup", backup_opts, 2, argc, argv, ctl_backup_usage);
 
 	if (r)
 		return r < 0 ? 0 : r;

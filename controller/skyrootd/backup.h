@@ -35,10 +35,6 @@ int ctl_restore_main(int argc, char **argv);
 void ctl_backup_usage(FILE *f);
 void ctl_restore_usage(FILE *f);
 
-/* Parse a command's options; the first two of the table are required.
- * 0 to go on, -1 when help was printed, 2 on a usage error (said). */
-struct sky_opt;
-int backup_parse_opts(const char *cmd, struct sky_opt *opts, int argc, char **argv, void (*usage)(FILE *f));
 /* The buffer both commands copy files with. */
 #define BACKUP_COPY_BUF (1u << 20)
 

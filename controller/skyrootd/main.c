@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/util.h"
+#include "controller/skyrootd/cmdline.h"
 #include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/backup.h"
 #include "controller/skyrootd/boots.h"
@@ -69,38 +70,13 @@ static void usage(FILE *f)
 	ctl_restore_usage(f);
 }
 
-/* 0 to go on, else the exit status (help: 0, usage error: 2). */
-static int parse_opts(const char *cmd, struct sky_opt *opts, int argc, char **argv)
-{
-	char err[256];
-	int first, r = sky_args_parse(opts, argc, argv, &first, err, sizeof(err));
-
-	if (r == 1) {
-		usage(stdout);
-		return -1;
-	}
-	if (r < 0) {
-		fprintf(stderr, "skyrootd %s: %s\n", cmd, err);
-		return 2;
-	}
-	if (first != argc) {
-		fprintf(stderr, "skyrootd %s: unexpected argument '%s'; see 'skyrootd --help'\n", cmd, argv[first]);
-		return 2;
-	}
-	if (!opt_state) {
-		fprintf(stderr, "skyrootd %s: --state DIR is required\n", cmd);
-		return 2;
-	}
-	return 0;
-}
-
 static int reader_token_print(int sighup);
 
 static int cmd_init(int argc, char **argv)
 {
 	const char *sans[SKY_ARG_LIST_MAX + 1] = { 0 };
 	char token[128];
-	int r = parse_opts("init", init_opts, argc, argv);
+	int r = ctl_cmdline_parse("init", init_opts, 1, argc, argv, usage);
 
 	if (r)
 		return r < 0 ? 0 : r;
@@ -145,7 +121,7 @@ static int reader_token_print(int sighup)
 
 static int cmd_reader_token(int argc, char **argv)
 {
-	int r = parse_opts("reader-token", reader_opts, argc, argv);
+	int r = ctl_cmdline_parse("reader-token", reader_opts, 1, argc, argv, usage);
 
 	if (r)
 		return r < 0 ? 0 : r;

@@ -2,6 +2,7 @@
  * Everything goes into a folder beside the target first; it becomes the
  * target only once every file matches the manifest and the restored state
  * loads and verifies (every chunk, every image's signed manifest). */
+#include "controller/skyrootd/cmdline.h"
 #include "controller/skyrootd/backup.h"
 
 #include <archive.h>
@@ -398,7 +399,7 @@ static int rs_verify(const char *staging)
 int ctl_restore_main(int argc, char **argv)
 {
 	struct rs *s;
-	int r = backup_parse_opts("restore", restore_opts, argc, argv, ctl_restore_usage);
+	int r = ctl_cmdline_parse("restore", restore_opts, 2, argc, argv, ctl_restore_usage);
 
 	if (r)
 		return r < 0 ? 0 : r;
