@@ -24,7 +24,7 @@ static bool parse__digit(char c)
 	return c >= '0' && c <= '9';
 }
 
-static int parse__hexval(char c)
+int sky_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -442,7 +442,7 @@ static int parse__hexfield(const char *s, size_t n, unsigned *out)
 	unsigned v = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		int d = parse__hexval(s[i]);
+		int d = sky_hex_digit(s[i]);
 		if (d < 0)
 			return -EINVAL;
 		v = v * 16 + (unsigned)d;
@@ -485,10 +485,10 @@ int sky_parse_hex(const char *s, uint8_t *out, size_t len)
 	if (strnlen(s, 2 * len + 1) != 2 * len)
 		return -EINVAL;
 	for (size_t i = 0; i < 2 * len; i++)
-		if (parse__hexval(s[i]) < 0)
+		if (sky_hex_digit(s[i]) < 0)
 			return -EINVAL;
 	for (size_t i = 0; i < len; i++)
-		out[i] = (uint8_t)(parse__hexval(s[2 * i]) << 4 | parse__hexval(s[2 * i + 1]));
+		out[i] = (uint8_t)(sky_hex_digit(s[2 * i]) << 4 | sky_hex_digit(s[2 * i + 1]));
 	return 0;
 }
 

@@ -58,6 +58,8 @@ int sky_parse_listen(const char *s, struct sockaddr_storage *out);
 #define SKY_PCI_ADDR_LEN 13
 int sky_parse_pci(const char *s, char *out, size_t len);
 
+/* The value of one hex digit of either case, or -1. */
+int sky_hex_digit(char c);
 /* Exactly 2*len hex digits of either case into len bytes.  -EINVAL. */
 int sky_parse_hex(const char *s, uint8_t *out, size_t len);
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */

@@ -728,17 +728,6 @@ int api_json_sort_by_name(json_t *array)
 
 /* ---- paths ---- */
 
-static int aj_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* One pass of the decoder: validates, counts, and writes when out != NULL. */
 static int aj_decode(const char *in, size_t len, char *out, size_t *n_out)
 {
@@ -751,8 +740,8 @@ static int aj_decode(const char *in, size_t len, char *out, size_t *n_out)
 			int hi, lo;
 			if (len - i < 3)
 				return -EINVAL;
-			hi = aj_hexval(in[i + 1]);
-			lo = aj_hexval(in[i + 2]);
+			hi = sky_hex_digit(in[i + 1]);
+			lo = sky_hex_digit(in[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -EINVAL;
 			c = (unsigned char)(hi << 4 | lo);
