@@ -9,7 +9,6 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink_priv.h"
-#include "controller/skyrootd/metrics.h"
 #include <openssl/ssl.h>
 
 static unsigned bucket_of(const char *id)
@@ -50,7 +49,6 @@ void al_unhash(struct session *s)
 	struct session **pp;
 	if (!s->hashed)
 		return;
-	metrics_session_down();
 	for (pp = &s->al->buckets[bucket_of(s->board_id)]; *pp; pp = &(*pp)->next)
 		if (*pp == s) {
 			*pp = s->next;
@@ -67,7 +65,6 @@ void al_hash(struct session *s)
 	s->next = s->al->buckets[b];
 	s->al->buckets[b] = s;
 	s->hashed = true;
-	metrics_session_up();
 	s->al->n_online++;
 }
 

@@ -112,7 +112,7 @@ static void api__metrics(struct api_call *call, struct api_reply *rep)
 	}
 	metrics_text_init(&t, API_METRICS_MAX);
 	api_metrics__gauges(&t, &n, api_metrics__store_bytes(ctl));
-	metrics_text_counters(&t);
+	metrics_text_counters(&t, ctl->agents ? agentlink_online_count(ctl->agents) : 0);
 	if (t.err) {
 		metrics_text_free(&t);
 		api_reply_internal(rep, t.err, "write /metrics");

@@ -50,7 +50,6 @@ struct metrics_route {
 static struct {
 	uint64_t enrollments;
 	uint64_t enroll_fails[METRICS_ENROLL_FAIL_COUNT];
-	int64_t sessions;
 	uint64_t chunks, chunk_bytes;
 	uint64_t chunk_fails[METRICS_CHUNK_FAIL_COUNT];
 	/* The last slot is "other": the routes that did not fit. */
@@ -67,16 +66,6 @@ void metrics_enroll_fail(enum metrics_enroll_fail why)
 {
 	if ((unsigned)why < METRICS_ENROLL_FAIL_COUNT)
 		metrics.enroll_fails[why]++;
-}
-
-void metrics_session_up(void)
-{
-	metrics.sessions++;
-}
-
-void metrics_session_down(void)
-{
-	metrics.sessions--;
 }
 
 void metrics_chunk_sent(uint64_t bytes)
@@ -227,12 +216,6 @@ void metrics_text_u64(struct metrics_text *t, const char *name, const char *cons
 	metrics__printf(t, "%" PRIu64 "\n", v);
 }
 
-void metrics_text_i64(struct metrics_text *t, const char *name, const char *const *labels, int64_t v)
-{
-	metrics__head(t, name, "", labels, NULL);
-	metrics__printf(t, "%" PRId64 "\n", v);
-}
-
 void metrics_text_histogram(struct metrics_text *t, const char *name, const char *const *labels,
 			    const uint64_t *buckets, uint64_t sum_usec)
 {
@@ -282,7 +265,7 @@ static void metrics__api(struct metrics_text *t)
 	}
 }
 
-void metrics_text_counters(struct metrics_text *t)
+void metrics_text_counters(struct metrics_text *t, uint64_t sessions)
 {
 	metrics_text_family(t, "skyroot_enrollments_total", "counter", "boards enrolled (a certificate issued)");
 	metrics_text_u64(t, "skyroot_enrollments_total", NULL, metrics.enrollments);
@@ -291,7 +274,7 @@ void metrics_text_counters(struct metrics_text *t)
 		metrics_text_u64(t, "skyroot_enrollment_failures_total",
 				 (const char *const[]){ "reason", metrics_enroll_names[i], NULL }, metrics.enroll_fails[i]);
 	metrics_text_family(t, "skyroot_sessions", "gauge", "boards in a live session on the agent port");
-	metrics_text_i64(t, "skyroot_sessions", NULL, metrics.sessions);
+	metrics_text_u64(t, "skyroot_sessions", NULL, sessions);
 	metrics_text_family(t, "skyroot_chunks_sent_total", "counter", "image chunks streamed to boards");
 	metrics_text_u64(t, "skyroot_chunks_sent_total", NULL, metrics.chunks);
 	metrics_text_family(t, "skyroot_chunk_bytes_sent_total", "counter", "bytes of image chunks streamed to boards");

@@ -51,9 +51,6 @@ enum metrics_chunk_fail {
 
 void metrics_enroll_ok(void);
 void metrics_enroll_fail(enum metrics_enroll_fail why);
-/* A board session is up (authenticated, in the table) / gone. */
-void metrics_session_up(void);
-void metrics_session_down(void);
 void metrics_chunk_sent(uint64_t bytes);
 void metrics_chunk_fail(enum metrics_chunk_fail why);
 /* An API answer: route as the route table names it ("/v1/boards/{id|name}",
@@ -79,14 +76,15 @@ void metrics_text_family(struct metrics_text *t, const char *name, const char *t
 /* One sample: labels is NULL or a NULL-ended list of name, value, ...;
  * values are escaped as the format wants (\\, \", \n). */
 void metrics_text_u64(struct metrics_text *t, const char *name, const char *const *labels, uint64_t v);
-void metrics_text_i64(struct metrics_text *t, const char *name, const char *const *labels, int64_t v);
 /* A histogram's samples: name_bucket{labels..., le="..."} (cumulative,
  * ending with le="+Inf"), name_sum (seconds) and name_count.  buckets
  * holds METRICS_BUCKETS + 1 counts (the last: over the largest bound),
  * not cumulative. */
 void metrics_text_histogram(struct metrics_text *t, const char *name, const char *const *labels,
 			    const uint64_t *buckets, uint64_t sum_usec);
-/* Every counter of this module, with its HELP and TYPE lines. */
-void metrics_text_counters(struct metrics_text *t);
+/* Every counter of this module, with its HELP and TYPE lines, and the
+ * sessions gauge from the agent link's own count (agentlink_online_count:
+ * kept in one place, not mirrored here). */
+void metrics_text_counters(struct metrics_text *t, uint64_t sessions);
 
 #endif

@@ -53,13 +53,13 @@ static void test_label_values_escaped(void **state)
 	metrics_text_family(&t, "x_total", "counter", "a \\ backslash\nand a newline, \"quotes\" kept");
 	metrics_text_u64(&t, "x_total", (const char *const[]){ "path", "C:\\dir \"q\"\nend", "b", "2", NULL }, 7);
 	metrics_text_u64(&t, "x_total", NULL, 18446744073709551615ull);
-	metrics_text_i64(&t, "y", (const char *const[]){ "k", "", NULL }, -3);
+	metrics_text_u64(&t, "y", (const char *const[]){ "k", "", NULL }, 3);
 	s = text_of(&t);
 	assert_string_equal(s, "# HELP x_total a \\\\ backslash\\nand a newline, \"quotes\" kept\n"
 			       "# TYPE x_total counter\n"
 			       "x_total{path=\"C:\\\\dir \\\"q\\\"\\nend\",b=\"2\"} 7\n"
 			       "x_total 18446744073709551615\n"
-			       "y{k=\"\"} -3\n");
+			       "y{k=\"\"} 3\n");
 	free(s);
 	metrics_text_free(&t);
 }
@@ -114,9 +114,6 @@ static void test_counters(void **state)
 	metrics_enroll_ok();
 	metrics_enroll_fail(METRICS_ENROLL_TOKEN_EXPIRED);
 	metrics_enroll_fail(METRICS_ENROLL_FAIL_COUNT); /* out of range: ignored */
-	metrics_session_up();
-	metrics_session_up();
-	metrics_session_down();
 	metrics_chunk_sent(1u << 20);
 	metrics_chunk_sent(10);
 	metrics_chunk_fail(METRICS_CHUNK_NOT_GRANTED);
@@ -126,7 +123,7 @@ static void test_counters(void **state)
 	metrics_api_latency("/v1/boards", 3000);     /* 3 ms */
 	metrics_api_latency("/v1/boards", 20000000); /* 20 s */
 	metrics_text_init(&t, 1 << 20);
-	metrics_text_counters(&t);
+	metrics_text_counters(&t, 1);
 	s = text_of(&t);
 	assert_line(s, "# TYPE skyroot_enrollments_total counter");
 	assert_line(s, "skyroot_enrollments_total 2");
@@ -169,7 +166,7 @@ static void test_bounded(void **state)
 	for (int c = 0; c < METRICS_CODES_MAX + 5; c++)
 		metrics_api_request("/r0", 400 + c);
 	metrics_text_init(&t, 1 << 20);
-	metrics_text_counters(&t);
+	metrics_text_counters(&t, 1);
 	s = text_of(&t);
 	assert_line(s, "skyroot_api_requests_total{route=\"/r0\",code=\"200\"} 1");
 	assert_line(s, "skyroot_api_requests_total{route=\"/r0\",code=\"other\"} 7");
