@@ -1,6 +1,5 @@
 /* `skyrootd backup`: the whole state folder into one archive while the
  * controller keeps serving (see backup.h for the format). */
-#include "controller/skyrootd/cmdline.h"
 #include "controller/skyrootd/backup.h"
 
 #include <archive.h>
@@ -22,10 +21,26 @@
 #include "common/args.h"
 #include "common/parse.h"
 #include "common/util.h"
+#include "controller/skyrootd/cmdline.h"
 #include "controller/skyrootd/controller.h"
 
 static const char *opt_state, *opt_to;
 static uint64_t opt_step_pages = 128, opt_step_pause_ms = 10;
+
+/* --step-pause: a duration as every program reads one (10ms, 1s). */
+static int backup__opt_pause(void *ctx, const char *value, char *err, size_t errlen)
+{
+	uint64_t ms;
+	int r = sky_parse_duration_ms(value, &ms);
+
+	if (r < 0 || ms > 60000) {
+		snprintf(err, errlen, "--step-pause '%.64s' is not a duration up to 1m; use e.g. --step-pause 10ms",
+			 value);
+		return -EINVAL;
+	}
+	*(uint64_t *)ctx = ms;
+	return 0;
+}
 
 static struct sky_opt backup_opts[] = {
 	{ .name = "state", .kind = SKY_ARG_STR, .dest = &opt_state, .metavar = "DIR",
@@ -34,8 +49,8 @@ static struct sky_opt backup_opts[] = {
 	  .help = "the archive to write (required): mode 0600, replaced atomically" },
 	{ .name = "step-pages", .kind = SKY_ARG_UINT, .dest = &opt_step_pages, .metavar = "N",
 	  .help = "database pages (32 KiB) copied per step (default 128)", .min = 1, .max = 1u << 20 },
-	{ .name = "step-pause-ms", .kind = SKY_ARG_UINT, .dest = &opt_step_pause_ms, .metavar = "MS",
-	  .help = "pause between steps, leaving the disk to the controller\n(default 10)", .max = 60000 },
+	{ .name = "step-pause", .kind = SKY_ARG_CALLBACK, .cb = backup__opt_pause, .ctx = &opt_step_pause_ms,
+	  .metavar = "DURATION", .help = "pause between steps, leaving the disk to the controller\n(default 10ms; at most 1m)" },
 	{ 0 }
 };
 

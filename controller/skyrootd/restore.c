@@ -2,7 +2,6 @@
  * Everything goes into a folder beside the target first; it becomes the
  * target only once every file matches the manifest and the restored state
  * loads and verifies (every chunk, every image's signed manifest). */
-#include "controller/skyrootd/cmdline.h"
 #include "controller/skyrootd/backup.h"
 
 #include <archive.h>
@@ -22,6 +21,7 @@
 #include "common/args.h"
 #include "common/parse.h"
 #include "common/util.h"
+#include "controller/skyrootd/cmdline.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/store.h"
 

@@ -74,7 +74,7 @@ def case_online(f):
     archive = os.path.join(f.tmp, "ctl.backup")
     pushing = pusher.poll() is None
     # Small steps with pauses: the copy spans the push's commits.
-    r = backup(f.state, archive, "--step-pages", "8", "--step-pause-ms", "20")
+    r = backup(f.state, archive, "--step-pages", "8", "--step-pause", "20ms")
     check(r.returncode == 0, f"backup failed: {r.stderr}")
     check(pushing and pusher.poll() is None, "the push was still running when the backup began and ended")
     out, err = pusher.communicate(input=data[8 * MiB:], timeout=120)
