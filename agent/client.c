@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/backoff.h"
 #include "agent/images.h"
 #include "agent/guests.h"
 #include "agent/identity.h"
@@ -22,8 +23,6 @@
 #include "common/util.h"
 #include "common/x509.h"
 
-#define BACKOFF_MIN_MS 1000u
-#define BACKOFF_MAX_MS 60000u
 #define INVENTORY_POLL_MS 10000u
 #define CONNECT_TIMEOUT_MS 15000u
 
@@ -854,10 +853,7 @@ static void agent_schedule_retry(struct agent *a, uint64_t delay_ms)
 	if (a->stopping)
 		return;
 	if (delay_ms == UINT64_MAX) {
-		uint64_t cap = BACKOFF_MIN_MS << (a->attempt < 6 ? a->attempt : 6);
-		if (cap > BACKOFF_MAX_MS)
-			cap = BACKOFF_MAX_MS;
-		delay_ms = sky_random_below(cap + 1);
+		delay_ms = agent_backoff_ms(a->attempt);
 		if (a->attempt < 32)
 			a->attempt++;
 	}
