@@ -85,7 +85,7 @@ class Proc:
 class Fleet:
     """A controller in a temporary state folder plus the agents of a case."""
 
-    def __init__(self, tmp, cert_ttl=None):
+    def __init__(self, tmp, cert_ttl=None, init_extra=()):
         self.tmp = tmp
         self.state = os.path.join(tmp, "state")
         self.agent_port = free_port()
@@ -94,7 +94,7 @@ class Fleet:
         self.procs = []
         self.ctl = None
         out = subprocess.run([SKYROOTD, "init", "--state", self.state,
-                              "--api-listen", f"127.0.0.1:{self.api_port}"],
+                              "--api-listen", f"127.0.0.1:{self.api_port}"] + list(init_extra),
                              capture_output=True, text=True)
         check(out.returncode == 0, f"skyrootd init failed: {out.stderr}")
         self.init_output = out.stdout
@@ -153,8 +153,10 @@ class Fleet:
         return {b["id"]: b for b in self.boards() if b["state"] == "online"}
 
     # ---- agents ----
-    def agent(self, board, token=None, pin=None, extra=(), name=None, once=False, hb=None, env=None):
-        root = os.path.join(FIXTURES, "boards", board)
+    def agent(self, board, token=None, pin=None, extra=(), name=None, once=False, hb=None, env=None, root=None):
+        """An agent on fixture board BOARD, or on the board folder ROOT
+        (a copy a test may edit) when given."""
+        root = root or os.path.join(FIXTURES, "boards", board)
         args = [SKYAGENT, "--controller", f"127.0.0.1:{self.agent_port}",
                 "--ca", pin or self.pin,
                 "--sysfs-root", os.path.join(root, "sys"),
