@@ -50,11 +50,13 @@ static void check_attempt(unsigned n)
 		bins[d * BINS / (want + 1)]++;
 	}
 	/* Full jitter: from nothing at all up to the ceiling itself. */
-	if (want <= 4000) {
-		/* few enough values that both ends come up in 20,000 draws */
+	if (want == 1000) {
+		/* 1,001 values: each end is missed by 20,000 draws with a
+		 * chance of e^-20 */
 		assert_int_equal(lo, 0);
 		assert_int_equal(hi, want);
 	} else {
+		/* within 1 % of each end: missed with a chance of e^-200 */
 		assert_true(lo < want / 100);
 		assert_true(hi > want - want / 100);
 	}
