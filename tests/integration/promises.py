@@ -491,10 +491,10 @@ def case_inventory_change(f):
     r = skyctl(f, "-o", "json", "board", "show", "inv")
     check(r.returncode == 0 and json.loads(r.stdout)["memory_bytes"] == (6 << 30), f"skyctl board show: {r.stdout}")
     text = p.text()
-    check("inventory changed; sent it again" in text, f"the agent says it sent it again:\n{text[-2000:]}")
     check(text.count("session up as board") == 1 and "session down" not in text,
           f"on the same session, without reconnecting:\n{text[-2000:]}")
     check(f.ctl.text().count(f"board {b['id']}: session up") == 1, "the controller saw one session")
+    check("inventory changed; sent it again" in text, f"the agent says it sent it again:\n{text[-2000:]}")
 
 
 def main():
