@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import ssl
 import struct
 import subprocess
 import sys
@@ -24,7 +25,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fleetlib import (SKYCTL, SKYROOTD, Fleet, board_token, cert_fields, check, expect_refused,  # noqa: E402
                       fetch_text, forge_cert, free_port, heartbeat_with_cert, link_errors, link_frames,
-                      pb_field, read_until_closed, refused_old_cert, run_cases, skyctl, tls_connect, wait_for)
+                      pb_field, pb_fields, read_until_closed, refused_old_cert, run_cases, skyctl, tls_connect, wait_for)
 
 
 def case_enroll_three(f):
@@ -150,6 +151,116 @@ def case_foreign_client_cert(f):
     check("session down" not in p.text() and p.text().count("session up as board") == 1,
           f"the real board kept its session:\n{p.text()}")
     check(list(f.online()) == [bid] and len(f.boards()) == 1, "the real board stays online, no board appeared")
+
+
+def case_deleted_board_cert(f):
+    """The certificate of a deleted board, by our CA and still within its
+    lifetime, opens no session: an error frame says the board was deleted
+    (ERROR_REVOKED), the controller logs the refusal with its reason, and no
+    heartbeat is answered."""
+    f.start()
+    tok = f.token()
+    idir = os.path.join(f.tmp, "identity-a")
+    p = f.agent("a", token=tok["token"], extra=["--identity-dir", idir])
+    bid = wait_for(lambda: list(f.online()), 20, "board a online")[0]
+    pem = os.path.join(idir, "identity.pem")
+    check(cert_fields(pem)[0] == bid, "the kept certificate is the board's")
+    # A working certificate until the delete: the same connection, answered.
+    p.stop()
+    f.procs.remove(p)
+    wait_for(lambda: not f.online(), 10, "board a offline")
+    data, how = heartbeat_with_cert(f, pem, pem, close_after_answer=True)
+    check(13 in [k for e in link_frames(data) for k in e], f"before the delete the certificate works: {data!r} {how}")
+    st, body = f.api("DELETE", f"/v1/boards/{bid}")
+    check(st == 200 and body["deleted"] == bid, f"delete: {st} {body}")
+    refusal = f"board {bid}: certificate revoked (board deleted); session refused"
+    check(refusal not in f.ctl.text(), "no refusal before the attempt")
+    data, how = heartbeat_with_cert(f, pem, pem)
+    check(how != "timeout", f"the connection is closed ({how})")
+    frames = link_frames(data)
+    check(not any(13 in e for e in frames), f"no heartbeat answered for a deleted board: {frames}")
+    errs = link_errors(data)
+    check(len(errs) == 1 and errs[0][1] == 5 and f"board {bid} was deleted from the fleet" in errs[0][2],
+          f"one ERROR_REVOKED frame saying the board was deleted: {errs}")
+    wait_for(lambda: refusal in f.ctl.text(), 10, "the controller's refusal line")
+    check(f.boards() == [], "the board did not come back")
+
+
+def case_other_board_cert(f):
+    """Board b's own certificate speaks for board b only: a session on it
+    that claims board a (its hello names a's hostname and DMI UUID, its
+    renewal request asks for a's board id) changes nothing of a's, gets a
+    certificate for b, and does not displace a's session."""
+    f.start()
+    tok = f.token(uses=2)
+    pa = f.agent("a", token=tok["token"])
+    idir = os.path.join(f.tmp, "identity-b")
+    pb = f.agent("b", token=tok["token"], extra=["--identity-dir", idir])
+    on = wait_for(lambda: len(f.online()) == 2 and all(b["cpus"] for b in f.online().values()) and f.online(),
+                  20, "boards a and b online with their inventory")
+    by_name = {b["name"]: b for b in on.values()}
+    a, b = by_name["board-a"], by_name["board-b"]
+    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+    a_certs = db.execute("SELECT serial, revoked FROM certs WHERE board_id = ? ORDER BY serial", (a["id"],)).fetchall()
+    db.close()
+    pb.stop()
+    f.procs.remove(pb)
+    wait_for(lambda: b["id"] not in f.online(), 10, "board b offline")
+    pem = os.path.join(idir, "identity.pem")
+    check(cert_fields(pem)[0] == b["id"], "b's kept certificate names b")
+    key = os.path.join(f.tmp, "claim.key")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key],
+                   check=True, capture_output=True)
+    csr = subprocess.run(["openssl", "req", "-new", "-key", key, "-subj", f"/CN={a['id']}", "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    # Hello{cpus: 99, dmi: {product_uuid: a's}, hostname: a's, heartbeat_ms: 60000}
+    hello = (b"\x10\x63" + pb_field(6, pb_field(4, a["uuid"].encode())) + pb_field(12, b"board-a")
+             + b"\x70" + bytes([0xe0, 0xd4, 0x03]))
+    frames = [b"\x08\x01" + pb_field(12, hello),
+              b"\x08\x02" + pb_field(14, pb_field(1, csr)),  # RenewRequest{csr_der}
+              b"\x08\x03" + pb_field(13, b"\x08\x01")]       # Heartbeat{seq: 1}
+    s = tls_connect(f, pem, pem)
+    s.sendall(b"".join(struct.pack(">I", len(e)) + e for e in frames))
+    data = b""
+    s.settimeout(10)
+    end = time.time() + 10
+    while time.time() < end and not all(any(k in e for e in link_frames(data)) for k in (13, 15)):
+        try:
+            got = s.recv(65536)
+        except (socket.timeout, ssl.SSLError, OSError):
+            break
+        if not got:
+            break
+        data += got
+    got = link_frames(data)
+    check(link_errors(data) == [], f"no error frames: {link_errors(data)}")
+    renewed = [e[15] for e in got if 15 in e]
+    check(len(renewed) == 1 and any(13 in e for e in got), f"a renewal answer and a heartbeat answer: {got}")
+    der = dict(pb_fields(renewed[0]))[1]
+    crt = os.path.join(f.tmp, "renewed.crt")
+    with open(crt, "wb") as fh:
+        fh.write(subprocess.run(["openssl", "x509", "-inform", "DER"], input=der, capture_output=True,
+                                check=True).stdout)
+    check(cert_fields(crt)[0] == b["id"], f"the renewal asking for {a['id']} issued a certificate for "
+          f"{b['id']}, whose session it was: {cert_fields(crt)}")
+    wait_for(lambda: f"board {b['id']}: inventory updated (99 cpus" in f.ctl.text(), 10,
+             "the hello stored as board b's inventory")
+    s.close()
+    now_a = f.api("GET", f"/v1/boards/{a['id']}")[1]
+    now_b = f.api("GET", f"/v1/boards/{b['id']}")[1]
+    for field in ("uuid", "name", "cpus", "hostname", "state"):
+        check(now_a[field] == a[field], f"board a's {field} unchanged: {a[field]!r} -> {now_a[field]!r}")
+    check(now_b["uuid"] == b["uuid"] and now_b["name"] == "board-b" and now_b["cpus"] == 99,
+          f"the claim landed on board b alone, which keeps its uuid and name: {now_b}")
+    check(f.ctl.text().count(f"board {a['id']}: session up") == 1 and "session down" not in pa.text(),
+          "board a kept its one session")
+    check(f"board {a['id']}: certificate renewed" not in f.ctl.text(), "no certificate renewed for board a")
+    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+    a_now = db.execute("SELECT serial, revoked FROM certs WHERE board_id = ? ORDER BY serial", (a["id"],)).fetchall()
+    b_certs = db.execute("SELECT COUNT(*) FROM certs WHERE board_id = ?", (b["id"],)).fetchone()[0]
+    db.close()
+    check(a_now == a_certs, f"board a's certificates untouched: {a_certs} -> {a_now}")
+    check(b_certs == 2, f"the new certificate is recorded for board b: {b_certs}")
 
 
 def case_unauthenticated_only_enroll(f):

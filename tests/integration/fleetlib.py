@@ -264,16 +264,32 @@ def read_until_closed(s, timeout=5):
         return data, "timeout"
 
 
-def heartbeat_with_cert(f, crt, key):
+def heartbeat_with_cert(f, crt, key, close_after_answer=False):
     """Send a heartbeat on a connection with that client certificate: what
-    came back before the controller closed it, and how it closed."""
+    came back before the controller closed it (or, close_after_answer, up
+    to the heartbeat's answer), and how it closed."""
     s = tls_connect(f, crt, key)
     # TLS 1.3: the server checks the client certificate after our side is done.
     try:
         s.sendall(struct.pack(">I", 6) + b"\x08\x01\x6a\x02\x08\x01")
     except (ssl.SSLError, OSError):
         pass
-    data, how = read_until_closed(s)
+    if close_after_answer:
+        data, how = b"", "timeout"
+        s.settimeout(10)
+        try:
+            while not any(13 in e for e in link_frames(data)):
+                chunk = s.recv(65536)
+                if not chunk:
+                    how = "eof"
+                    break
+                data += chunk
+            else:
+                how = "answered"
+        except (ssl.SSLError, OSError) as e:
+            how = f"error {e}"
+    else:
+        data, how = read_until_closed(s)
     s.close()
     return data, how
 
