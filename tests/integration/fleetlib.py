@@ -25,6 +25,11 @@ SKYROOTD = os.environ.get("SKYROOTD", os.path.join(ROOT, "build/controller/skyro
 SKYAGENT = os.environ.get("SKYAGENT", os.path.join(ROOT, "build/agent/skyagent"))
 SKYCTL = os.environ.get("SKYCTL", os.path.join(ROOT, "build/controller/skyctl/skyctl"))
 FIXTURES = os.environ.get("SKY_FIXTURES", os.path.join(ROOT, "tests", "fixtures"))
+# Wall-clock limits scale by this under ASan/UBSan (tests/meson.build sets
+# SKY_SANITIZE to the build's b_sanitize): sanitized processes run some
+# times slower, more so on cores shared with other test runs.  Only limits
+# that stand for "promptly" scale, never counts or orderings.
+SKY_SLOW = 1 if os.environ.get("SKY_SANITIZE", "none") in ("", "none") else 5
 
 
 class Fail(Exception):
