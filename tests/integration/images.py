@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fleetlib import (Fail, Fleet, check, pb_field, read_until_closed, run_cases,  # noqa: E402
@@ -116,6 +117,22 @@ def fetch(f, bid, image, timeout=120):
     return wait_for(done, timeout, f"board {bid} to fetch {image}", interval=0.2)
 
 
+def chunks_sent(f):
+    """The controller's counters of chunks streamed to boards, from GET
+    /metrics: (chunks, bytes)."""
+    req = urllib.request.Request(f"https://127.0.0.1:{f.api_port}/metrics",
+                                 headers={"Authorization": f"Bearer {f.admin}"})
+    with urllib.request.urlopen(req, context=f.sslctx, timeout=10) as r:
+        text = r.read().decode()
+    got = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("skyroot_chunks_sent_total", "skyroot_chunk_bytes_sent_total"):
+            got[name] = int(value)
+    check(len(got) == 2, f"both chunk counters in /metrics: {got}")
+    return got["skyroot_chunks_sent_total"], got["skyroot_chunk_bytes_sent_total"]
+
+
 def memfd_sha256(pid, image_id):
     """Read the image back from the agent's own memfd, through /proc."""
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -180,11 +197,20 @@ def case_dedup(f):
     st, ib = push(f, b, "b")
     check(st == 201, "push b")
     check(chunk_count(f) == 4, f"shared chunks stored once: {chunk_count(f)}")
-    # On the board: the shared chunks are not fetched again.
+    # On the board: the shared chunks are not fetched again.  The proof is
+    # what crossed the wire (the controller's counters of chunks streamed),
+    # not the agent's own account of it.
     p, bid = board_with_agent(f)
+    sent0 = chunks_sent(f)
     check(fetch(f, bid, "a")[0] == "ok", "fetch a")
+    sent1 = chunks_sent(f)
     check(fetch(f, bid, "b")[0] == "ok", "fetch b")
-    check("2 of 3 chunks were already on this board" in p.text(), f"local reuse: {p.text()[-2000:]}")
+    sent2 = chunks_sent(f)
+    check((sent1[0] - sent0[0], sent1[1] - sent0[1]) == (3, 3 * CHUNK),
+          f"a: all three chunks streamed: {sent0} -> {sent1}")
+    check((sent2[0] - sent1[0], sent2[1] - sent1[1]) == (1, CHUNK),
+          f"b: only its one new chunk streamed, the two shared ones reused: {sent1} -> {sent2}")
+    check("2 of 3 chunks were already on this board" in p.text(), f"the agent says so: {p.text()[-2000:]}")
     check(memfd_sha256(p.p.pid, ib["id"]) == ib["sha256"], "b bit-exact")
     st, _ = f.api("DELETE", "/v1/images/a")
     check(st == 200, "delete a")
