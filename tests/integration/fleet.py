@@ -661,15 +661,28 @@ def case_cert_expired(f):
     f.start()
     tok = f.token()
     p = f.agent("a", token=tok["token"], hb=1000)
-    wait_for(lambda: len(f.online()) == 1, 20, "online")
+    bid = wait_for(lambda: list(f.online()), 20, "online")[0]
     f.ctl.stop()
     f.procs.remove(f.ctl)
-    time.sleep(14)  # the board's certificate expires while it cannot reach us
+    # The board's certificate expires while it cannot reach us: wait for the
+    # end of its lifetime as the store has it, not for a guessed time.
+    expiry = cert_expiry(f, bid, "MAX")
+    wait_for(lambda: time.time() > expiry + 1, 30, f"the certificate's expiry at {expiry}", interval=0.2)
     f.start()
     wait_for(lambda: "expired at" in p.text(), 60, "the agent to be told its certificate expired")
     check("new enrollment token" in p.text(), f"agent told to re-enroll: {p.text()}")
     check("client certificate expired" in f.ctl.text(), "controller logged it")
     check(f.online() == {}, "an expired board is not online")
+
+
+def cert_expiry(f, bid, which):
+    """The end of the lifetime (Unix time) of board bid's first (MIN) or
+    last (MAX) certificate, from the store."""
+    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+    t = db.execute(f"SELECT {which}(not_after) FROM certs WHERE board_id = ?", (bid,)).fetchone()[0]
+    db.close()
+    check(t and t > time.time(), f"board {bid}'s certificate lives on: {t}")
+    return t
 
 
 def case_offline_after_missed_heartbeats(f):
@@ -706,7 +719,8 @@ def case_renewal(f):
     db.close()
     check(n >= 2, f"a second certificate was issued ({n})")
     # Past the first certificate's expiry the board reconnects with the new one.
-    time.sleep(6)
+    expiry = cert_expiry(f, bid, "MIN")
+    wait_for(lambda: time.time() > expiry + 1, 30, f"the first certificate's expiry at {expiry}", interval=0.2)
     f.ctl.stop()
     f.procs.remove(f.ctl)
     f.start()
