@@ -25,7 +25,8 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fleetlib import (SKY_SLOW, SKYCTL, SKYROOTD, Fleet, board_token, cert_fields, check, expect_refused,  # noqa: E402
                       fetch_text, forge_cert, free_port, heartbeat_with_cert, link_errors, link_frames,
-                      pb_field, pb_fields, read_until_closed, refused_old_cert, run_cases, skyctl, tls_connect, wait_for)
+                      pb_field, pb_fields, read_until_closed, refused_old_cert, run_cases, skyctl, tls_connect,
+                      wait_for)
 
 
 def case_enroll_three(f):
