@@ -88,6 +88,46 @@ write("enroll", "bad_csr", enroll)
 write("enroll", "heartbeat_first", hb + enroll_frame("skt-fuzz", "uuid-new", 2))
 write("enroll", "two", enroll_frame("skt-fuzz", "uuid-new") + enroll_frame("skt-board", "uuid-known", 2))
 
+# ---- agent: a board session (tests/fuzz/fuzz_agent.c: board brd-000001,
+# image img-00000000f022 granted to it (one chunk), its guest
+# gst-00000000f022, boot order 5 waiting for its answer)
+granted = "img-00000000f022"
+nic = field(1, "eth0") + field(2, "52:54:00:12:34:56") + field(3, 1000)
+hello_full = field(1, "AMD EPYC 7302") + field(2, 16) + field(3, "svm") + field(4, 64 << 30) + field(5, 2) + \
+    field(6, field(1, "QEMU") + field(4, "uuid-known")) + field(7, 1) + field(8, 1) + \
+    field(9, field(1, 3) + field(2, pci)) + field(10, nic) + field(11, "6.1.0") + field(12, "node-a") + \
+    field(13, "0.1.0") + field(14, 5000)
+
+
+def env(req, num, body):
+    return frame(field(1, req) + field(num, body))
+
+
+a_hello = env(1, 12, hello_full)
+a_hb = env(2, 13, field(1, 1) + field(2, 1764633600000))
+a_chunk = env(3, 21, field(1, granted) + field(2, 0))
+a_chunk_bad = env(4, 21, field(1, granted) + field(2, 7)) + env(5, 21, field(1, "img-000000000bad") + field(2, 0))
+a_status = env(6, 23, field(1, field(1, granted) + field(2, b"\x11" * 32) + field(3, 3000)) +
+               field(2, field(1, "img-000000000abc") + field(2, 1) + field(3, 5)) +
+               field(3, field(1, "img-000000000def") + field(2, "signature does not verify")))
+a_report = env(7, 31, field(1, field(1, "gst-00000000f022") + field(2, 2)) +
+               field(1, field(1, "gst-000000000002") + field(2, 4) + field(3, "qemu exited: 1")))
+a_console = env(8, 32, field(1, "gst-00000000f022") + field(2, b"login: \x1b[0m\r\n"))
+a_boot_ok = env(5, 34, field(1, 1))
+a_boot_fail = env(5, 34, field(1, 3) + field(2, "kexec failed: \x00 bad image"))
+a_renew = env(9, 14, field(1, csr))
+a_unexpected = env(10, 20, field(1, field(1, b"m") + field(2, b"s"))) + env(11, 16, field(1, 1) + field(2, "x"))
+write("agent", "hello", a_hello)
+write("agent", "session", a_hello + a_hb + a_chunk + a_status + a_hb)
+write("agent", "chunks", a_chunk * 17 + a_chunk_bad)
+write("agent", "report", a_report + a_console)
+write("agent", "boot_accepted", a_boot_ok)
+write("agent", "boot_failed", a_boot_fail + a_boot_ok)
+write("agent", "renew", a_renew)
+write("agent", "unexpected", a_unexpected + a_hb)
+write("agent", "enroll", enroll_frame("skt-none", "uuid-known") + a_hb)
+write("agent", "truncated", a_hello + a_hb[:5])
+
 # ---- qmp: lines qemu writes on the monitor
 greeting = b'{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "Debian"}, "capabilities": ["oob"]}}\n'
 write("qmp", "greeting", greeting + b'{"return": {}}\n')
