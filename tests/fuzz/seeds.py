@@ -128,6 +128,58 @@ write("agent", "unexpected", a_unexpected + a_hb)
 write("agent", "enroll", enroll_frame("skt-none", "uuid-known") + a_hb)
 write("agent", "truncated", a_hello + a_hb[:5])
 
+# ---- rest: one client connection to the API (tests/fuzz/fuzz_rest.c); the
+# first byte: bit 0 = the plain network-boot port, the rest = piece size
+ADM = "Authorization: Bearer adm-fuzz-token\r\n"
+
+
+def req(method, path, body=None, headers="", auth=ADM):
+    head = f"{method} {path} HTTP/1.1\r\nHost: ctl.example:7444\r\n{auth}{headers}"
+    if body is None:
+        return (head + "\r\n").encode()
+    body = body.encode() if isinstance(body, str) else body
+    return (head + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def chunked(method, path, pieces, trailer=""):
+    head = f"{method} {path} HTTP/1.1\r\nHost: h\r\n{ADM}Transfer-Encoding: chunked\r\n\r\n"
+    body = "".join(f"{len(p):x};ext=1\r\n{p}\r\n" for p in pieces) + "0\r\n" + trailer + "\r\n"
+    return (head + body).encode()
+
+
+FULL, BOOT = b"\xfe", b"\xff"
+write("rest", "ipxe", BOOT + req("GET", "/boot/ipxe?token=skt-boot-token", auth="") +
+      req("GET", "/boot/ipxe?x=1&token=skt%2Dboot%2dtoken&token=again", auth=""))
+write("rest", "ipxe_bad", BOOT + req("GET", "/boot/ipxe?token=nope", auth="") +
+      req("GET", "/boot/ipxe", auth="") + req("GET", "/v1/boards", auth=""))
+write("rest", "firmware", BOOT + req("GET", "/boot/vmlinuz", auth="") + req("GET", "/boot/initrd.img", auth="") +
+      req("HEAD", "/boot/vmlinuz", auth=""))
+write("rest", "public", FULL + req("GET", "/healthz", auth="") + req("GET", "/readyz", auth="") +
+      req("GET", "/metrics", auth="Authorization: Bearer rdr-fuzz-token\r\n"))
+write("rest", "reads", FULL + req("GET", "/v1/boards") + req("GET", "/v1/boards/node-a") +
+      req("GET", "/v1/boards/brd-00000000f022") + req("GET", "/v1/images") + req("GET", "/v1/images/vmlinuz") +
+      req("GET", "/v1/guests") + req("GET", "/v1/guests/web1") + req("GET", "/v1/tokens") +
+      req("GET", "/v1/guests/web1/console"))
+write("rest", "wrong_token", FULL + req("GET", "/v1/boards", auth="Authorization: Bearer nope\r\n") +
+      req("GET", "/v1/boards", auth=ADM + ADM) + req("GET", "/metrics", auth="Authorization: Basic eDp5\r\n"))
+write("rest", "token_create", FULL + req("POST", "/v1/tokens", '{"ttl_seconds": 600, "uses": 2, "board": "node-a"}') +
+      req("DELETE", "/v1/tokens/tok-00000000f022"))
+write("rest", "guest_create", FULL + req("POST", "/v1/guests", '{"name": "web2", "board": "node-a", "kernel": "vmlinuz", '
+      '"vcpus": 2, "memory": "128M", "cmdline": "console=ttyS0", "devices": ["0000:01:00.0"]}'))
+write("rest", "guest_ops", FULL + req("POST", "/v1/guests/web1/stop", "") + req("POST", "/v1/guests/web1/start", "") +
+      req("DELETE", "/v1/guests/gst-00000000f022"))
+write("rest", "board_ops", FULL + req("POST", "/v1/boards/node-a/fetch", '{"image": "vmlinuz"}') +
+      req("POST", "/v1/boards/node-a/boot", '{"kernel": "vmlinuz", "cmdline": "quiet"}') +
+      req("POST", "/v1/boards/node-a/reenroll-allow", "") + req("DELETE", "/v1/boards/node-a"))
+write("rest", "image_upload", FULL + req("POST", "/v1/images?name=disk1&kind=disk", b"\x00" * 100,
+                                        headers="Content-Type: application/octet-stream\r\n") +
+      req("POST", "/v1/images/disk1/verify", "") + req("DELETE", "/v1/images/disk1"))
+write("rest", "image_chunked", FULL + chunked("POST", "/v1/images?name=img%20two&kind=kernel", ["abc", "defgh"],
+                                              "X-Trailer: 1\r\n"))
+write("rest", "http_edges", FULL + b"GET /v1/boards/%6eode-a HTTP/1.1\r\nHost: a\r\nHost: b\r\n" + ADM.encode() +
+      b"X-Fold: a\r\n  b\r\n\r\n" + b"GET /v1/boards/%00 HTTP/1.1\r\n" + ADM.encode() + b"\r\n" +
+      b"PUT /v1/boards HTTP/1.1\r\n" + ADM.encode() + b"\r\n" + b"GET /v1/boards HTTP/1.0\r\n" + ADM.encode() + b"\r\n")
+
 # ---- qmp: lines qemu writes on the monitor
 greeting = b'{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "Debian"}, "capabilities": ["oob"]}}\n'
 write("qmp", "greeting", greeting + b'{"return": {}}\n')
