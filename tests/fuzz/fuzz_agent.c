@@ -47,6 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * them (ids are random). */
 #define FZ_IMAGE_ID "img-00000000f022"
 #define FZ_GUEST_ID "gst-00000000f022"
+/* An image in the store that was never sent to the board. */
+#define FZ_OTHER_ID "img-00000000beef"
 #define FZ_IMAGE_LEN 3000
 #define FZ_HB_MAX 512
 
@@ -184,6 +186,12 @@ static void fz_setup(void)
 			  sizeof(fz.granted.id));
 	}
 	fz_upload("secret", "disk", (const uint8_t *)"not yours", 9, &fz.other);
+	{
+		char id[DB_ID_MAX];
+		snprintf(id, sizeof(id), "%s", fz.other.id);
+		fz_rename("UPDATE image_chunks SET image_id = ?1 WHERE image_id = ?2", FZ_OTHER_ID, id, sizeof(id));
+		fz_rename("UPDATE images SET id = ?1 WHERE id = ?2", FZ_OTHER_ID, fz.other.id, sizeof(fz.other.id));
+	}
 	if (db_board_insert(fz.ctl.db, &b) != 0)
 		abort();
 	/* Sent to the board: its chunks may be asked for. */

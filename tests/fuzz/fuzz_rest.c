@@ -45,7 +45,10 @@ static struct {
 	uv_loop_t loop;
 	EVP_PKEY *ca_key, *signing_key;
 	X509 *ca_cert;
-	char dir[64];
+	const char *tmp;              /* /dev/shm, or /tmp */
+	char tpl[64];                 /* the state every input starts from */
+	char fw_dir[80];              /* firmware files for network boot */
+	char dir[64];                 /* the state in use */
 	struct controller ctl;
 	bool ready;
 } fz;
@@ -72,32 +75,35 @@ static void fz_rename(const char *sql, const char *to, char *id, size_t idlen)
 	snprintf(id, idlen, "%s", to);
 }
 
-static void fz_write_file(const char *name, const char *text)
+static void fz_write_file(const char *dir, const char *name, const char *text)
 {
 	char path[128];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/fw/%s", fz.dir, name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "w");
 	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
 		abort();
 }
 
-static void fz_state_free(void)
+static void fz_copy_file(const char *from, const char *to)
 {
-	if (!fz.ready)
-		return;
-	guests_close(fz.ctl.guests);
-	boots_free(fz.ctl.boots);
-	store_close(fz.ctl.store);
-	db_close(fz.ctl.db);
-	free((char *)fz.ctl.opt.firmware_dir);
-	nftw(fz.dir, fz_rm, 8, FTW_DEPTH | FTW_PHYS);
-	memset(&fz.ctl, 0, sizeof(fz.ctl));
-	fz.ready = false;
+	char buf[65536];
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	size_t n;
+
+	if (!in || !out)
+		abort();
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			abort();
+	if (ferror(in) || fclose(out) != 0)
+		abort();
+	fclose(in);
 }
 
-static void fz_state_new(void)
+/* The controller's state in dir: opened as it is, or (fresh) made. */
+static void fz_state_open(const char *dir, bool fresh)
 {
 	struct db_board b = { .id = "brd-00000000f022", .name = "node-a", .uuid = "uuid-a", .enrolled_at = 1 };
 	struct db_token t = { .id = "tok-00000000f022", .created_at = 1, .expires_at = INT64_MAX / 2,
@@ -108,12 +114,10 @@ static void fz_state_new(void)
 	struct store_upload *up;
 	struct store_image img;
 	struct guest gs;
-	char err[GUEST_ERROR_MAX], path[128], id[DB_ID_MAX];
+	char err[GUEST_ERROR_MAX], id[DB_ID_MAX];
 	uint8_t hash[32];
 
-	snprintf(fz.dir, sizeof(fz.dir), "/tmp/fuzz-rest-XXXXXX");
-	if (!mkdtemp(fz.dir))
-		abort();
+	memset(&fz.ctl, 0, sizeof(fz.ctl));
 	fz.ctl.loop = &fz.loop;
 	fz.ctl.ca_key = fz.ca_key;
 	fz.ctl.ca_cert = fz.ca_cert;
@@ -123,47 +127,80 @@ static void fz_state_new(void)
 	fz.ctl.opt.keepalive_ms = 30000;
 	fz.ctl.opt.api_lim.conns_max = 4;
 	fz.ctl.opt.boot_lim.conns_max = 4;
+	fz.ctl.opt.firmware_dir = fz.fw_dir;
 	snprintf(fz.ctl.advertise, sizeof(fz.ctl.advertise), "ctl.example:7443");
 	snprintf(fz.ctl.ca_pin_str, sizeof(fz.ctl.ca_pin_str), "sha256:%064d", 0);
 	sky_sha256(FZ_ADMIN, strlen(FZ_ADMIN), fz.ctl.admin_hash);
 	sky_sha256(FZ_READER, strlen(FZ_READER), fz.ctl.reader_hash);
 	fz.ctl.has_reader = true;
-	snprintf(fz.ctl.db_path, sizeof(fz.ctl.db_path), "%s/skyroot.db", fz.dir);
+	snprintf(fz.ctl.db_path, sizeof(fz.ctl.db_path), "%s/skyroot.db", dir);
 	if (db_open(fz.ctl.db_path, &fz.ctl.db) != 0)
 		abort();
 	db_set_durable(fz.ctl.db, false);
-	if (store_open(fz.ctl.db, fz.ctl.db_path, fz.dir, fz.signing_key, 1 << 20, &fz.ctl.store) != 0 ||
-	    store_upload_begin(fz.ctl.store, "vmlinuz", "kernel", sizeof(kernel), &up) != 0 ||
-	    store_upload_write(up, kernel, sizeof(kernel)) != 0 || store_upload_commit(up, &img) != 0)
+	if (store_open(fz.ctl.db, fz.ctl.db_path, dir, fz.signing_key, 1 << 20, &fz.ctl.store) != 0)
 		abort();
-	/* Fixed ids (they are random) so that seeds can name them. */
-	snprintf(id, sizeof(id), "%s", img.id);
-	fz_rename("UPDATE image_chunks SET image_id = ?1 WHERE image_id = ?2", "img-00000000f022", id, sizeof(id));
-	fz_rename("UPDATE images SET id = ?1 WHERE id = ?2", "img-00000000f022", img.id, sizeof(img.id));
-	if (db_board_insert(fz.ctl.db, &b) != 0)
+	if (fresh) {
+		if (store_upload_begin(fz.ctl.store, "vmlinuz", "kernel", sizeof(kernel), &up) != 0 ||
+		    store_upload_write(up, kernel, sizeof(kernel)) != 0 || store_upload_commit(up, &img) != 0)
+			abort();
+		/* Fixed ids (they are random) so that seeds can name them. */
+		snprintf(id, sizeof(id), "%s", img.id);
+		fz_rename("UPDATE image_chunks SET image_id = ?1 WHERE image_id = ?2", "img-00000000f022", id,
+			  sizeof(id));
+		fz_rename("UPDATE images SET id = ?1 WHERE id = ?2", "img-00000000f022", img.id, sizeof(img.id));
+		if (db_board_insert(fz.ctl.db, &b) != 0)
+			abort();
+		sky_sha256(FZ_BOOT_TOKEN, strlen(FZ_BOOT_TOKEN), hash);
+		if (db_token_insert(fz.ctl.db, &t, hash) != 0)
+			abort();
+	}
+	if (guests_open(fz.ctl.db, fz.ctl.store, &fz.ctl.guests) != 0 || boots_new(&fz.ctl.boots) != 0)
 		abort();
-	sky_sha256(FZ_BOOT_TOKEN, strlen(FZ_BOOT_TOKEN), hash);
-	if (db_token_insert(fz.ctl.db, &t, hash) != 0)
+	if (fresh) {
+		if (guests_create(fz.ctl.guests, &gr, &gs, err, sizeof(err)) != 0)
+			abort();
+		fz_rename("UPDATE guests SET id = ?1 WHERE id = ?2", "gst-00000000f022", gs.id, sizeof(gs.id));
+	}
+}
+
+static void fz_state_close(void)
+{
+	guests_close(fz.ctl.guests);
+	boots_free(fz.ctl.boots);
+	store_close(fz.ctl.store);
+	db_close(fz.ctl.db);
+	memset(&fz.ctl, 0, sizeof(fz.ctl));
+}
+
+static void fz_state_free(void)
+{
+	if (!fz.ready)
+		return;
+	fz_state_close();
+	nftw(fz.dir, fz_rm, 8, FTW_DEPTH | FTW_PHYS);
+	fz.ready = false;
+}
+
+/* A copy of the template: every input that changes the store is
+ * followed by a fresh one, so each starts from the same state. */
+static void fz_state_new(void)
+{
+	char from[128], to[128];
+
+	snprintf(fz.dir, sizeof(fz.dir), "%s/fuzz-rest-XXXXXX", fz.tmp);
+	if (!mkdtemp(fz.dir))
 		abort();
-	if (guests_open(fz.ctl.db, fz.ctl.store, &fz.ctl.guests) != 0 || boots_new(&fz.ctl.boots) != 0 ||
-	    guests_create(fz.ctl.guests, &gr, &gs, err, sizeof(err)) != 0)
-		abort();
-	fz_rename("UPDATE guests SET id = ?1 WHERE id = ?2", "gst-00000000f022", gs.id, sizeof(gs.id));
-	snprintf(path, sizeof(path), "%s/fw", fz.dir);
-	if (mkdir(path, 0700) != 0)
-		abort();
-	fz_write_file("vmlinuz", "firmware kernel\n");
-	fz_write_file("initrd.img", "firmware initrd\n");
-	fz_write_file("cmdline", "console=ttyS0 quiet\n");
-	fz.ctl.opt.firmware_dir = strdup(path);
-	if (!fz.ctl.opt.firmware_dir)
-		abort();
+	snprintf(from, sizeof(from), "%s/skyroot.db", fz.tpl);
+	snprintf(to, sizeof(to), "%s/skyroot.db", fz.dir);
+	fz_copy_file(from, to);
+	fz_state_open(fz.dir, false);
 	fz.ready = true;
 }
 
 static void fz_cleanup(void)
 {
 	fz_state_free();
+	nftw(fz.tpl, fz_rm, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static void fz_setup(void)
@@ -176,7 +213,21 @@ static void fz_setup(void)
 	if (!fz.signing_key || uv_loop_init(&fz.loop) != 0 || sky_key_new_p256(&fz.ca_key) != 0 ||
 	    sky_cert_issue(&spec, fz.ca_key, NULL, fz.ca_key, &fz.ca_cert) != 0)
 		abort();
+	/* In memory when it can be: a fresh store is made often, and its
+	 * fsyncs would take most of the time on a disk. */
+	fz.tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+	snprintf(fz.tpl, sizeof(fz.tpl), "%s/fuzz-rest-tpl-XXXXXX", fz.tmp);
+	if (!mkdtemp(fz.tpl))
+		abort();
 	atexit(fz_cleanup);
+	snprintf(fz.fw_dir, sizeof(fz.fw_dir), "%s/fw", fz.tpl);
+	if (mkdir(fz.fw_dir, 0700) != 0)
+		abort();
+	fz_write_file(fz.fw_dir, "vmlinuz", "firmware kernel\n");
+	fz_write_file(fz.fw_dir, "initrd.img", "firmware initrd\n");
+	fz_write_file(fz.fw_dir, "cmdline", "console=ttyS0 quiet\n");
+	fz_state_open(fz.tpl, true);
+	fz_state_close();
 }
 
 /* ---- the transport: keeps what is written ---- */
@@ -186,6 +237,7 @@ struct fz_transport {
 	size_t len;
 	size_t writes;
 	bool closed;
+	bool full;
 };
 
 static int fz_write(void *t, const void *data, size_t len)
@@ -197,9 +249,13 @@ static int fz_write(void *t, const void *data, size_t len)
 	if (x->writes == 0 && (len < 9 || memcmp(data, "HTTP/1.1 ", 9) != 0))
 		abort(); /* the first bytes sent are a status line */
 	x->writes++;
-	if (x->len + len <= FZ_OUT_MAX) {
+	/* Beyond the buffer nothing is kept, not even a later short write:
+	 * what is kept is a whole prefix of the answers. */
+	if (!x->full && x->len + len <= FZ_OUT_MAX) {
 		memcpy(x->out + x->len, data, len);
 		x->len += len;
+	} else {
+		x->full = true;
 	}
 	return 0;
 }
@@ -226,16 +282,21 @@ static const struct http_transport fz_tp = {
 	.write = fz_write, .queued = fz_queued, .close = fz_close, .abort = fz_close, .set_idle = fz_set_idle,
 };
 
-static size_t fz_count(const uint8_t *hay, size_t n, const char *needle)
+/* Every iPXE script in the answers carries the valid enrollment token
+ * ("#!ipxe" is written nowhere else: JSON escapes its newline). */
+static bool fz_scripts_ok(const uint8_t *out, size_t n)
 {
-	size_t count = 0, k = strlen(needle);
-	const uint8_t *p = hay, *end = hay + n;
+	static const char start[] = "#!ipxe\n", end[] = "\nboot\n",
+			  token[] = " skyroot.token=" FZ_BOOT_TOKEN " skyroot.ca=";
+	const uint8_t *p = out, *stop = out + n, *e;
 
-	while (p < end && (p = memmem(p, (size_t)(end - p), needle, k)) != NULL) {
-		count++;
-		p += k;
+	while ((p = memmem(p, (size_t)(stop - p), start, sizeof(start) - 1)) != NULL) {
+		e = memmem(p, (size_t)(stop - p), end, sizeof(end) - 1);
+		if (!e || !memmem(p, (size_t)(e - p), token, sizeof(token) - 1))
+			return false;
+		p = e;
 	}
-	return count;
+	return true;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -283,7 +344,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fz.ctl.boot_downloads != 0)
 		abort(); /* a slot kept by a connection that is gone */
 	/* A script carries the token it was asked with, only a valid one. */
-	if (fz_count(out, t.len, "#!ipxe\n") != fz_count(out, t.len, " skyroot.token=" FZ_BOOT_TOKEN " skyroot.ca="))
+	if (!fz_scripts_ok(out, t.len))
 		abort();
 	if (sqlite3_total_changes(db_handle(fz.ctl.db)) != changes) {
 		if (!admin)

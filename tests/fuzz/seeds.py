@@ -89,7 +89,7 @@ write("enroll", "heartbeat_first", hb + enroll_frame("skt-fuzz", "uuid-new", 2))
 write("enroll", "two", enroll_frame("skt-fuzz", "uuid-new") + enroll_frame("skt-board", "uuid-known", 2))
 
 # ---- agent: a board session (tests/fuzz/fuzz_agent.c: board brd-000001,
-# image img-00000000f022 granted to it (one chunk), its guest
+# image img-00000000f022 granted to it (one chunk), img-00000000beef not, its guest
 # gst-00000000f022, boot order 5 waiting for its answer)
 granted = "img-00000000f022"
 nic = field(1, "eth0") + field(2, "52:54:00:12:34:56") + field(3, 1000)
@@ -106,7 +106,8 @@ def env(req, num, body):
 a_hello = env(1, 12, hello_full)
 a_hb = env(2, 13, field(1, 1) + field(2, 1764633600000))
 a_chunk = env(3, 21, field(1, granted) + field(2, 0))
-a_chunk_bad = env(4, 21, field(1, granted) + field(2, 7)) + env(5, 21, field(1, "img-000000000bad") + field(2, 0))
+a_chunk_bad = env(4, 21, field(1, granted) + field(2, 7)) + env(5, 21, field(1, "img-000000000bad") + field(2, 0)) + \
+    env(6, 21, field(1, "img-00000000beef") + field(2, 0))
 a_status = env(6, 23, field(1, field(1, granted) + field(2, b"\x11" * 32) + field(3, 3000)) +
                field(2, field(1, "img-000000000abc") + field(2, 1) + field(3, 5)) +
                field(3, field(1, "img-000000000def") + field(2, "signature does not verify")))
