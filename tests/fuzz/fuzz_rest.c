@@ -15,7 +15,8 @@
  * What must hold: every answer starts with a status line; nothing in the
  * store changes unless the input carries the admin token; an iPXE script
  * goes out only with the valid enrollment token in it; every firmware
- * download slot is given back when the connection goes; no leak (ASan). */
+ * download slot is given back when the connection goes; no leak (ASan).
+ * FUZZ_REST_SHOW=1 in the environment prints the answers. */
 #include <errno.h>
 #include <ftw.h>
 #include <sqlite3.h>
@@ -341,6 +342,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	api_stop(api);
 	uv_run(&fz.loop, UV_RUN_NOWAIT); /* the API's timer handle closes */
 
+	if (getenv("FUZZ_REST_SHOW"))
+		fwrite(out, 1, t.len, stderr); /* to see what a seed reaches */
 	if (fz.ctl.boot_downloads != 0)
 		abort(); /* a slot kept by a connection that is gone */
 	/* A script carries the token it was asked with, only a valid one. */

@@ -121,6 +121,7 @@ a_unexpected = env(10, 20, field(1, field(1, b"m") + field(2, b"s"))) + env(11, 
 write("agent", "hello", a_hello)
 write("agent", "session", a_hello + a_hb + a_chunk + a_status + a_hb)
 write("agent", "chunks", a_chunk * 17 + a_chunk_bad)
+write("agent", "not_granted", a_chunk_bad + a_chunk)
 write("agent", "report", a_report + a_console)
 write("agent", "boot_accepted", a_boot_ok)
 write("agent", "boot_failed", a_boot_fail + a_boot_ok)
@@ -166,7 +167,7 @@ write("rest", "wrong_token", FULL + req("GET", "/v1/boards", auth="Authorization
 write("rest", "token_create", FULL + req("POST", "/v1/tokens", '{"ttl_seconds": 600, "uses": 2, "board": "node-a"}') +
       req("DELETE", "/v1/tokens/tok-00000000f022"))
 write("rest", "guest_create", FULL + req("POST", "/v1/guests", '{"name": "web2", "board": "node-a", "kernel": "vmlinuz", '
-      '"vcpus": 2, "memory": "128M", "cmdline": "console=ttyS0", "devices": ["0000:01:00.0"]}'))
+      '"vcpus": 2, "memory_bytes": 134217728, "cmdline": "console=ttyS0", "devices": ["0000:01:00.0"]}'))
 write("rest", "guest_ops", FULL + req("POST", "/v1/guests/web1/stop", "") + req("POST", "/v1/guests/web1/start", "") +
       req("DELETE", "/v1/guests/gst-00000000f022"))
 write("rest", "board_ops", FULL + req("POST", "/v1/boards/node-a/fetch", '{"image": "vmlinuz"}') +
@@ -175,7 +176,7 @@ write("rest", "board_ops", FULL + req("POST", "/v1/boards/node-a/fetch", '{"imag
 write("rest", "image_upload", FULL + req("POST", "/v1/images?name=disk1&kind=disk", b"\x00" * 100,
                                         headers="Content-Type: application/octet-stream\r\n") +
       req("POST", "/v1/images/disk1/verify", "") + req("DELETE", "/v1/images/disk1"))
-write("rest", "image_chunked", FULL + chunked("POST", "/v1/images?name=img%20two&kind=kernel", ["abc", "defgh"],
+write("rest", "image_chunked", FULL + chunked("POST", "/v1/images?name=disk%2dtwo&kind=disk", ["abc", "defgh"],
                                               "X-Trailer: 1\r\n"))
 write("rest", "http_edges", FULL + b"GET /v1/boards/%6eode-a HTTP/1.1\r\nHost: a\r\nHost: b\r\n" + ADM.encode() +
       b"X-Fold: a\r\n  b\r\n\r\n" + b"GET /v1/boards/%00 HTTP/1.1\r\n" + ADM.encode() + b"\r\n" +
