@@ -182,6 +182,35 @@ write("rest", "http_edges", FULL + b"GET /v1/boards/%6eode-a HTTP/1.1\r\nHost: a
       b"X-Fold: a\r\n  b\r\n\r\n" + b"GET /v1/boards/%00 HTTP/1.1\r\n" + ADM.encode() + b"\r\n" +
       b"PUT /v1/boards HTTP/1.1\r\n" + ADM.encode() + b"\r\n" + b"GET /v1/boards HTTP/1.0\r\n" + ADM.encode() + b"\r\n")
 
+# ---- http: one connection's bytes (tests/fuzz/fuzz_http.c; the first byte
+# picks the piece size; limits: URL 256, headers 1024 bytes / 16, body 4096);
+# the path's length mod 5 picks the answer, "/upload" streams, "/refuse" refuses
+P = b"\xff"
+write("http", "obs_fold", P + b"GET /a HTTP/1.1\r\nHost: x\r\nX-Long: one\r\n two\r\n\tthree\r\n\r\n")
+write("http", "duplicates", P + b"GET /ab HTTP/1.1\r\nHost: x\r\nHost: y\r\nAuthorization: Bearer a\r\n"
+      b"Authorization: Bearer b\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n")
+write("http", "length_twice", P + b"POST /abc HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde")
+write("http", "length_and_chunked", P + b"POST /abcd HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+      b"Transfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n")
+write("http", "huge_header", P + b"GET /abcde HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1100 + b"\r\n\r\n")
+write("http", "many_headers", P + b"GET /a HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(20)) + b"\r\n")
+write("http", "long_url", P + b"GET /" + b"p" * 300 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+write("http", "chunk_ext_trailer", P + b"POST /ab HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      b"3;name=value;q=\"a b\"\r\nabc\r\n00004\r\ndefg\r\n0;last\r\nX-Sum: 1\r\nX-Other: 2\r\n\r\n")
+write("http", "chunk_sizes", P + b"POST /abc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      b"fffffffffffffffff\r\nx\r\n" + b"POST /abcd HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n\r\n")
+write("http", "chunks_over_limit", P + b"POST /abcd HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+      b"800\r\n" + b"q" * 2048 + b"\r\n" + b"900\r\n" + b"r" * 2304 + b"\r\n0\r\n\r\n")
+write("http", "query", P + b"GET /abcd?name=a%20b&name=c&x=%zz&=&&y HTTP/1.1\r\nHost: x\r\n\r\n"
+      b"GET /abcde?token=%41%42%2f HTTP/1.1\r\nHost: x\r\n\r\n")
+write("http", "pipelined_bodies", P + b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+      b"POST /ab HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nyo\r\n0\r\n\r\n"
+      b"GET /abc HTTP/1.0\r\n\r\nGET /abcd HTTP/1.1\r\nConnection: close\r\n\r\nGET /late HTTP/1.1\r\n\r\n")
+write("http", "bad_lines", P + b"GET  /a HTTP/1.1\r\n\r\nGET /a HTTP/9.9\r\n\r\nG\x00T /a HTTP/1.1\r\n\r\n"
+      b"GET /a HTTP/1.1\r\nBad Header: x\r\n\r\nGET /a HTTP/1.1\nHost: bare-lf\n\n")
+write("http", "one_byte_pieces", b"\x00" + b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+      b"Expect: 100-continue\r\n\r\nhello")
+
 # ---- qmp: lines qemu writes on the monitor
 greeting = b'{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "Debian"}, "capabilities": ["oob"]}}\n'
 write("qmp", "greeting", greeting + b'{"return": {}}\n')
