@@ -211,6 +211,12 @@ write("http", "bad_lines", P + b"GET  /a HTTP/1.1\r\n\r\nGET /a HTTP/9.9\r\n\r\n
 write("http", "one_byte_pieces", b"\x00" + b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
       b"Expect: 100-continue\r\n\r\nhello")
 
+# ---- api_bodies: the first byte mod 5 picks the parser; 4 = a query string
+write("api_bodies", "query_repeated", b"\x04x=1&name=first%2Done&name=second&&=")
+write("api_bodies", "query_none", b"\x04")
+write("api_bodies", "query_bad_escape", b"\x04kind=disk&name=a%zz")
+write("api_bodies", "query_empty_value", b"\x04names=no&name=&name=late")
+
 # ---- qmp: lines qemu writes on the monitor
 greeting = b'{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "Debian"}, "capabilities": ["oob"]}}\n'
 write("qmp", "greeting", greeting + b'{"return": {}}\n')
