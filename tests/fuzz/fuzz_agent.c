@@ -18,7 +18,10 @@
  * granted image and is byte for byte that image; no more than
  * AL_CHUNK_WINDOW chunk requests are outstanding; the heartbeat interval
  * stays within its bounds; a boot answer settles only order 5, with a
- * bounded reason; the guest's state is one of the documented ones. */
+ * bounded reason; the guest's state is one of the documented ones; a
+ * guest report makes the controller destroy each guest it names that is
+ * not the board's, never the board's own; the guest's console ends with
+ * the console data the board sent last. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -51,6 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FZ_OTHER_ID "img-00000000beef"
 #define FZ_IMAGE_LEN 3000
 #define FZ_HB_MAX 512
+#define FZ_CONSOLE_TAIL 256
 
 static struct {
 	uv_loop_t loop;
@@ -67,12 +71,17 @@ struct fz_expect {
 	uint64_t hb_req[FZ_HB_MAX], hb_seq[FZ_HB_MAX], hb_ms[FZ_HB_MAX];
 	unsigned n_bad;               /* messages a board may not send */
 	bool boot_answered;           /* a boot answer for order FZ_BOOT_REQ */
+	unsigned n_strangers;         /* reported guests that are not the board's */
+	uint8_t console[FZ_CONSOLE_TAIL]; /* the tail of the last console data of the guest */
+	size_t console_len;
+	bool console_seen;
 };
 
 /* What came back. */
 struct fz_seen {
 	unsigned n_hb;
 	unsigned n_bad;
+	unsigned n_destroy;
 	const struct fz_expect *want;
 };
 
@@ -233,13 +242,38 @@ static int fz_expect_frame(void *ctx, Skyroot__Envelope *env)
 		}
 		e->n_hb++;
 		break;
+	case SKYROOT__ENVELOPE__BODY_GUEST_REPORT:
+		for (size_t i = 0; i < env->guest_report->n_guests; i++) {
+			const char *id = env->guest_report->guests[i]->id;
+			if (id && strlen(id) < DB_ID_MAX && strcmp(id, FZ_GUEST_ID) != 0)
+				e->n_strangers++;
+		}
+		break;
+	case SKYROOT__ENVELOPE__BODY_CONSOLE_DATA: {
+		const Skyroot__ConsoleData *d = env->console_data;
+		size_t n = d->data.len;
+		if (d->guest_id && strcmp(d->guest_id, FZ_GUEST_ID) == 0 && n <= 64 * 1024 && n > 0) {
+			size_t k = n < FZ_CONSOLE_TAIL ? n : FZ_CONSOLE_TAIL;
+			/* A shorter message after a longer one: the ring's tail is
+			 * this message after the end of the one before. */
+			if (k < FZ_CONSOLE_TAIL && e->console_len) {
+				size_t keep = e->console_len + k > FZ_CONSOLE_TAIL ? FZ_CONSOLE_TAIL - k : e->console_len;
+				memmove(e->console, e->console + e->console_len - keep, keep);
+				e->console_len = keep;
+			} else {
+				e->console_len = 0;
+			}
+			memcpy(e->console + e->console_len, d->data.data + n - k, k);
+			e->console_len += k;
+			e->console_seen = true;
+		}
+		break;
+	}
 	case SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST:
 	case SKYROOT__ENVELOPE__BODY_HELLO:
 	case SKYROOT__ENVELOPE__BODY_RENEW_REQUEST:
 	case SKYROOT__ENVELOPE__BODY_CHUNK_REQUEST:
 	case SKYROOT__ENVELOPE__BODY_IMAGE_STATUS:
-	case SKYROOT__ENVELOPE__BODY_GUEST_REPORT:
-	case SKYROOT__ENVELOPE__BODY_CONSOLE_DATA:
 		break;
 	case SKYROOT__ENVELOPE__BODY_BARE_METAL_BOOT_RESULT:
 		if (env->request_id == FZ_BOOT_REQ)
@@ -283,7 +317,17 @@ static int fz_answer(void *ctx, Skyroot__Envelope *env)
 			abort();
 		break;
 	}
-	case SKYROOT__ENVELOPE__BODY_GUEST_COMMAND:
+	case SKYROOT__ENVELOPE__BODY_GUEST_COMMAND: {
+		const Skyroot__GuestCommand *gc = env->guest_command;
+		bool ours = gc->spec && gc->spec->id && strcmp(gc->spec->id, FZ_GUEST_ID) == 0;
+		/* A report destroys the strangers it names, never the board's own
+		 * guest; the board's own is only driven to its desired state. */
+		if (!gc->spec || (gc->action == SKYROOT__GUEST_ACTION__GUEST_DESTROY) == ours)
+			abort();
+		if (!ours)
+			seen->n_destroy++;
+		break;
+	}
 	case SKYROOT__ENVELOPE__BODY_RENEW_RESPONSE:
 	case SKYROOT__ENVELOPE__BODY_ENROLL_RESPONSE:
 		break;
@@ -392,8 +436,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Everything was answered; a session the controller closed (a
 	 * malformed frame, a refused enrollment) answers only what came
 	 * before. */
-	if (seen.n_hb > want.n_hb || (!early && (seen.n_hb != want.n_hb || seen.n_bad < want.n_bad)))
+	if (seen.n_hb > want.n_hb || seen.n_destroy > want.n_strangers ||
+	    (!early && (seen.n_hb != want.n_hb || seen.n_bad < want.n_bad || seen.n_destroy != want.n_strangers)))
 		abort();
+	/* The guest's console ends with what the board sent last. */
+	if (want.console_seen && !early) {
+		static char ring[GUEST_CONSOLE_RING];
+		size_t n = guests_console_read(fz.ctl.guests, FZ_GUEST_ID, ring, sizeof(ring));
+		if (n < want.console_len || memcmp(ring + n - want.console_len, want.console, want.console_len) != 0)
+			abort();
+	}
 	/* Every chunk job is over, and the budget is whole again (jobs of a
 	 * session that closed early end without it). */
 	if (s->jobs || s->charged != 0 || (!early && s->chunk_inflight != 0) || fz.al->chunk_bytes != 0)
