@@ -24,6 +24,7 @@
  * the console data the board sent last. */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FZ_CONSOLE_TAIL 256
 
 static struct {
+	char dir[32];
 	uv_loop_t loop;
 	struct controller ctl;
 	struct agentlink *al;
@@ -154,9 +156,21 @@ static void fz_rename(const char *sql, const char *to, char *id, size_t idlen)
 	snprintf(id, idlen, "%s", to);
 }
 
+static int fz_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void fz_cleanup(void)
+{
+	nftw(fz.dir, fz_rm, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 static void fz_setup(void)
 {
-	char dir[] = "/tmp/fuzz-agent-XXXXXX";
 	struct db_board b = { .id = FZ_BOARD, .name = "known", .uuid = "uuid-known", .enrolled_at = 1 };
 	struct sky_cert_spec spec = { .kind = SKY_CERT_CA, .cn = "fuzz CA", .serial = 1, .not_before = 0,
 				      .not_after = 4102444800 };
@@ -168,21 +182,23 @@ static void fz_setup(void)
 	EVP_PKEY *signing = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 
 	sky_log_init("fuzz", SKY_LOG_NONE);
-	if (!signing || !mkdtemp(dir) || uv_loop_init(&fz.loop) != 0)
+	snprintf(fz.dir, sizeof(fz.dir), "/tmp/fuzz-agent-XXXXXX");
+	if (!signing || !mkdtemp(fz.dir) || uv_loop_init(&fz.loop) != 0)
 		abort();
+	atexit(fz_cleanup);
 	fz.ctl.loop = &fz.loop;
-	snprintf(fz.ctl.db_path, sizeof(fz.ctl.db_path), "%s/skyroot.db", dir);
+	snprintf(fz.ctl.db_path, sizeof(fz.ctl.db_path), "%s/skyroot.db", fz.dir);
 	if (db_open(fz.ctl.db_path, &fz.ctl.db) != 0)
 		abort();
-	/* The database and its folder stay for the process: chunks are read
-	 * by path on the worker threads. */
+	/* The database and its folder stay while the process runs (chunks
+	 * are read by path on the worker threads), then go (fz_cleanup). */
 	db_set_durable(fz.ctl.db, false);
 	if (sky_key_new_p256(&fz.ctl.ca_key) != 0 ||
 	    sky_cert_issue(&spec, fz.ctl.ca_key, NULL, fz.ctl.ca_key, &fz.ctl.ca_cert) != 0)
 		abort();
 	fz.ctl.opt.cert_ttl = 3600;
 	fz.ctl.signing_key = signing;
-	if (store_open(fz.ctl.db, fz.ctl.db_path, dir, signing, 1 << 20, &fz.ctl.store) != 0)
+	if (store_open(fz.ctl.db, fz.ctl.db_path, fz.dir, signing, 1 << 20, &fz.ctl.store) != 0)
 		abort();
 	for (size_t i = 0; i < sizeof(fz.image); i++)
 		fz.image[i] = (uint8_t)(i * 7 + 3);
