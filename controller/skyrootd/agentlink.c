@@ -144,7 +144,7 @@ const Skyroot__ImageStatus *agentlink_board_images(struct agentlink *al, const c
 	return s ? s->images : NULL;
 }
 
-static int al_on_frame(void *ctx, Skyroot__Envelope *env)
+int al_on_frame(void *ctx, Skyroot__Envelope *env)
 {
 	struct session *s = ctx;
 	uint64_t req = env->request_id;

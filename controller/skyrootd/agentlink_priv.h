@@ -97,6 +97,13 @@ struct agentlink {
 	bool stopping;
 };
 
+/* agentlink.c */
+/* One decoded frame of session ctx (a struct session *), as the socket's
+ * bytes give it (sky_frame_feed): enrollment, or a board's messages once
+ * its certificate checked out; frees env.  The fuzzer's way into every
+ * handler of a board's messages (tests/fuzz/fuzz_agent.c). */
+int al_on_frame(void *ctx, Skyroot__Envelope *env);
+
 /* al_session.c */
 struct session *al_find(struct agentlink *al, const char *id);
 /* Close the board's session, if any, telling it why (ERROR_REVOKED). */
