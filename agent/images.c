@@ -710,6 +710,12 @@ void imgcache_hold(struct imgcache *c, const char *image_id, bool hold)
 		img->holds--;
 }
 
+const char *imgcache_format(struct imgcache *c, const char *image_id)
+{
+	struct cimg *img = find(c, image_id);
+	return img && img->m && img->m->format ? img->m->format : "";
+}
+
 const char *imgcache_error(struct imgcache *c, const char *image_id)
 {
 	struct cimg *img = find(c, image_id);
