@@ -20,12 +20,19 @@ Usage: guest_promises.py CASE
               (skyagent-full, a libvirtd from tests/vmm/libvirtd.py): the
               guest runs as a libvirt domain, its console reaches skyctl,
               stop, start and delete reach libvirt.
+  kexec       skyctl board boot with a real kernel: an agent without
+              --allow-kexec refuses with its reason; one with it tries, and on
+              a host without kexec_file_load (ENOSYS) the order fails with
+              that reason, never "refused".  Skipped (77) where
+              kexec_file_load is implemented: it would replace the host's OS.
   cache       the image cache never evicts an image a running guest uses
               (README: "LRU eviction of images no guest uses"): the budget
               filled with other images while the guest runs evicts those,
               never the guest's kernel and initrd, and an image that would
               only fit by evicting them is refused.
 """
+import ctypes
+import errno
 import json
 import os
 import signal
@@ -306,8 +313,52 @@ def case_libvirt(f):
     check(p.p.poll() is None and f.ctl.p.poll() is None, "agent and controller running")
 
 
+def kexec_file_load_missing():
+    """Why the kexec case may not run here: it hands a real kernel to an
+    agent with --allow-kexec, which on a host where kexec_file_load works
+    would replace the running OS.  None when the call is not implemented."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if os.uname().machine != "x86_64":
+        return f"kexec_file_load's number is x86_64's; this is {os.uname().machine}"
+    r = libc.syscall(320, -1, -1, ctypes.c_ulong(0), None, ctypes.c_ulong(0))  # SYS_kexec_file_load
+    e = ctypes.get_errno()
+    if r == -1 and e == errno.ENOSYS:
+        return None
+    return (f"kexec_file_load is implemented on this host ({os.strerror(e)}): a real kernel "
+            "given to an agent with --allow-kexec would replace this OS")
+
+
+def case_kexec(f):
+    why = kexec_file_load_missing()
+    check(why is None, f"never here: {why}")  # main() skips first
+    f.start()
+    images(f)
+    _, no = start_agent(f, "kxno", 35)
+    pyes, yes = start_agent(f, "kxyes", 36, ["--allow-kexec"])
+    # Without --allow-kexec: refused, with the reason; the board stays.
+    r = skyctl(f, "board", "boot", "kxno", "--kernel", "vk", "--initrd", "vi", "--cmdline", "console=ttyS0")
+    print(f"without --allow-kexec: exit {r.returncode}: {r.stderr.strip()}")
+    check(r.returncode == 1 and "refused" in r.stderr and "--allow-kexec" in r.stderr,
+          f"refused without --allow-kexec: {r.returncode} {r.stdout} {r.stderr}")
+    boot = f.api("GET", f"/v1/boards/{no['id']}")[1]["boot"]
+    check(boot["state"] == "refused" and "--allow-kexec" in boot["error"], f"the board's answer: {boot}")
+    check(board_state(f, "kxno") == "online", "a refusing board stays online")
+    # With it: the agent tries; this host has no kexec_file_load (ENOSYS),
+    # so the order fails with that reason, and is never refused.
+    r = skyctl(f, "board", "boot", "kxyes", "--kernel", "vk", "--initrd", "vi", "--cmdline", "console=ttyS0")
+    print(f"with --allow-kexec: exit {r.returncode}: {(r.stdout + r.stderr).strip()}")
+    check("refused" not in r.stderr, f"an agent with --allow-kexec refused: {r.stderr}")
+    check(r.returncode == 0 or "could not boot" in r.stderr, f"board boot with --allow-kexec: {r.returncode} {r.stderr}")
+    boot = wait_for(lambda: (lambda x: x if x and x["state"] == "failed" else None)(
+        f.api("GET", f"/v1/boards/{yes['id']}")[1]["boot"]), 60, "the failed kexec reported")
+    check("kexec_file_load" in boot["error"] and os.strerror(errno.ENOSYS) in boot["error"],
+          f"the reason is kexec_file_load's ENOSYS: {boot}")
+    check("kexec_file_load failed" in pyes.text() and pyes.p.poll() is None, "the agent says so and runs on")
+
+
 def main():
-    return run_cases(globals(), "sky-gprom", Fleet)
+    return run_cases(globals(), "sky-gprom", Fleet,
+                     skip=lambda: kexec_file_load_missing() if sys.argv[1:] == ["kexec"] else None)
 
 
 if __name__ == "__main__":
