@@ -28,8 +28,9 @@ Usage: guest_promises.py CASE
   cache       the image cache never evicts an image a running guest uses
               (README: "LRU eviction of images no guest uses"): the budget
               filled with other images while the guest runs evicts those,
-              never the guest's kernel and initrd, and an image that would
-              only fit by evicting them is refused.
+              never the guest's kernel and initrd; an image that would
+              only fit by evicting them is refused, and evicts nothing; once
+              the guest is deleted its images make room like any other.
 """
 import ctypes
 import errno
@@ -42,7 +43,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import SKYAGENT, Fail, Fleet, Proc, check, run_cases, skyctl, wait_for  # noqa: E402
+from fleetlib import SKYAGENT, Fleet, Proc, check, run_cases, skyctl, wait_for  # noqa: E402
 from guests import (MARK_UP, board_copy, console, guest, guest_artifacts, push, qemu_pids,  # noqa: E402
                     start_agent, wait_state)
 from images import fetch, rand_file  # noqa: E402

@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import ROOT, SKYAGENT, SKYCTL, SKYROOTD, Fail, check, free_port, run_cases, wait_for  # noqa: E402
+from fleetlib import ROOT, SKYAGENT, SKYCTL, SKYROOTD, check, free_port, run_cases  # noqa: E402
 
 
 class Quickstart:
