@@ -80,6 +80,8 @@ def kill9_controller(f):
     old.stop(signal.SIGKILL)
     check(old.p.returncode == -signal.SIGKILL, f"skyrootd died of SIGKILL ({old.p.returncode})")
     f.procs.remove(old)
+    for marker in ("ERROR: AddressSanitizer", "runtime error:"):
+        check(marker not in old.text(), f"skyrootd before kill -9: {marker}")
     os.rename(old.log_path, f"{old.log_path}.{len(f.procs)}-{int(time.time() * 1000)}.log")
     f.start()
 
