@@ -47,6 +47,8 @@ void imgcache_tick(struct imgcache *c);
  * fetching).  A held image is not evicted. */
 int imgcache_fd(struct imgcache *c, const char *image_id, uint64_t *size);
 void imgcache_hold(struct imgcache *c, const char *image_id, bool hold);
+/* The format its signed manifest names ("raw", "qcow2"), "" when unknown. */
+const char *imgcache_format(struct imgcache *c, const char *image_id);
 uint64_t imgcache_used(const struct imgcache *c);
 /* Chunk requests sent and not yet answered (at most IMGCACHE_WINDOW). */
 unsigned imgcache_outstanding(const struct imgcache *c);
