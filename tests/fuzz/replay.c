@@ -26,6 +26,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
  * beyond that is not a corpus entry. */
 #define REPLAY_MAX_INPUT (16u * 1024u * 1024u)
 
+/* Where the replay reports: the stderr it started with (a target's
+ * LLVMFuzzerInitialize may point stderr elsewhere to keep quiet). */
+static FILE *out;
+
 static int replay_file(const char *path)
 {
 	FILE *f = fopen(path, "rb");
@@ -34,12 +38,12 @@ static int replay_file(const char *path)
 	size_t got;
 
 	if (!f) {
-		fprintf(stderr, "replay: %s: %s\n", path, strerror(errno));
+		fprintf(out, "replay: %s: %s\n", path, strerror(errno));
 		return -1;
 	}
 	if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
 	    (unsigned long)len > REPLAY_MAX_INPUT) {
-		fprintf(stderr, "replay: %s: cannot size it, or larger than %u bytes\n", path,
+		fprintf(out, "replay: %s: cannot size it, or larger than %u bytes\n", path,
 			REPLAY_MAX_INPUT);
 		fclose(f);
 		return -1;
@@ -54,12 +58,12 @@ static int replay_file(const char *path)
 	got = fread(buf, 1, (size_t)len, f);
 	fclose(f);
 	if (got != (size_t)len) {
-		fprintf(stderr, "replay: %s: short read\n", path);
+		fprintf(out, "replay: %s: short read\n", path);
 		free(buf);
 		return -1;
 	}
-	fprintf(stderr, "replay: %s (%zu bytes)\n", path, got);
-	fflush(stderr);
+	fprintf(out, "replay: %s (%zu bytes)\n", path, got);
+	fflush(out);
 	LLVMFuzzerTestOneInput(buf, got);
 	free(buf);
 	return 0;
@@ -80,7 +84,7 @@ static int replay_dir(const char *dir)
 	int count = 0, rc = 0;
 
 	if (!d) {
-		fprintf(stderr, "replay: %s: %s\n", dir, strerror(errno));
+		fprintf(out, "replay: %s: %s\n", dir, strerror(errno));
 		return -1;
 	}
 	while ((e = readdir(d))) {
@@ -109,7 +113,7 @@ static int replay_dir(const char *dir)
 		struct stat st;
 		if (rc == 0) {
 			if (snprintf(path, sizeof path, "%s/%s", dir, names[i]) >= (int)sizeof path) {
-				fprintf(stderr, "replay: %s/%s: path too long\n", dir, names[i]);
+				fprintf(out, "replay: %s/%s: path too long\n", dir, names[i]);
 				rc = -1;
 			} else if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
 				if (replay_file(path) != 0)
@@ -128,6 +132,7 @@ int main(int argc, char **argv)
 {
 	int total = 0;
 
+	out = stderr;
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s DIR|FILE...\n", argv[0]);
 		return 2;
@@ -138,13 +143,13 @@ int main(int argc, char **argv)
 		struct stat st;
 		int n;
 		if (stat(argv[i], &st) != 0) {
-			fprintf(stderr, "replay: %s: %s\n", argv[i], strerror(errno));
+			fprintf(out, "replay: %s: %s\n", argv[i], strerror(errno));
 			return 1;
 		}
 		if (S_ISDIR(st.st_mode)) {
 			n = replay_dir(argv[i]);
 			if (n == 0) {
-				fprintf(stderr, "replay: %s holds no input\n", argv[i]);
+				fprintf(out, "replay: %s holds no input\n", argv[i]);
 				return 1;
 			}
 		} else {
@@ -154,6 +159,6 @@ int main(int argc, char **argv)
 			return 1;
 		total += n;
 	}
-	printf("replay: %d inputs, no crash\n", total);
+	fprintf(out, "replay: %d inputs, no crash\n", total);
 	return 0;
 }

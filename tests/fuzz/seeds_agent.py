@@ -111,4 +111,107 @@ write("agent_link", "oversize", bytes([SESSION_WHOLE]) + struct.pack(">I", 1 << 
 write("agent_link", "everything", bytes([SESSION_BY3]) + hb + fetch + chunk + run + boot + renew + stop +
       destroy + frame(6, 16, field(1, 8)))
 
+# ---- skyctl_answers: byte 0 = command (the index into fuzz_cmds of
+# tests/fuzz/fuzz_skyctl_answers.c), byte 1 = output (0 table, 1 wide, 2 json,
+# 3 yaml; +4 --no-headers), then one answer per call: u16 status, u16 length,
+# body.  The shapes of docs/api.md.
+CMD = {name: i for i, name in enumerate([
+    "token_create", "token_list", "token_revoke", "board_list", "board_show", "board_delete",
+    "board_reenroll", "board_boot_nowait", "board_boot_wait", "image_list", "image_show", "image_delete",
+    "image_verify", "image_fetch_nowait", "image_fetch_wait", "guest_create", "guest_list", "guest_show",
+    "guest_start", "guest_stop", "guest_delete", "version"])}
+
+
+def answer(status, body):
+    if not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    return struct.pack(">HH", status, len(body)) + body
+
+
+def skyctl(name, cmd, out, *answers):
+    write("skyctl_answers", name, bytes([CMD[cmd], out]) + b"".join(answers))
+
+
+BOARD = {
+    "id": "brd-3f9a0c1d2e4b", "name": "rack1-07", "state": "online", "uuid": "4c4c4544-0037-3010-8052-b4c04f4e4d32",
+    "cpus": 8, "cpu_model": "AMD EPYC 7302", "virt_flags": ["svm", "npt"], "memory_bytes": 17179869184,
+    "numa_nodes": 1, "kvm": True, "firmware": "uefi",
+    "dmi": {"vendor": "Dell Inc.", "product": "PowerEdge R650", "serial": "7XK2M53"},
+    "iommu_groups": [{"id": 3, "devices": [{"address": "0000:00:03.0", "vendor_device": "1234:11e8",
+                                            "class": "0x00ff00", "driver": "vfio-pci"}]},
+                     {"id": 4, "devices": [{"address": "0000:00:1f.0", "vendor_device": "8086:2918",
+                                            "class": "0x060100", "driver": None}]}],
+    "nics": [{"name": "eth0", "mac": "52:54:00:12:34:56", "link": True, "speed_mbps": 1000},
+             {"name": "eth1", "mac": "52:54:00:12:34:57", "link": False, "speed_mbps": -1}],
+    "kernel": "6.1.0-28-cloud-amd64", "hostname": "rack1-07", "agent_version": "0.1.0",
+    "enrolled_at": "2026-11-25T12:00:00Z", "cert_not_after": "2026-11-26T12:00:00Z",
+    "last_seen": "2026-11-25T12:34:56Z", "reenroll": "pending", "reenroll_requested_at": "2026-11-25T12:30:00Z",
+    "images": [{"id": "img-5e0c9a1b2c3d", "sha256": "ab" * 32, "size_bytes": 8388608}],
+    "fetching": [{"id": "img-09fb31926033", "done_chunks": 3, "chunks": 8}],
+    "image_errors": [{"id": "img-111111111111", "error": "chunk 3 failed its hash\x1b[2J"}],
+    "boot": {"state": "refused", "request_id": 1883458333835265, "kernel": "img-09fb31926033",
+             "error": "this agent runs without --allow-kexec", "at": "2026-11-25T12:35:00Z"},
+}
+IMAGE = {"id": "img-5e0c9a1b2c3d", "name": "vmlinuz", "kind": "kernel", "format": "raw", "size_bytes": 8388608,
+         "sha256": "ab" * 32, "chunks": 8, "chunk_size": 1048576, "created": "2026-11-25T12:00:00Z"}
+INITRD = dict(IMAGE, id="img-09fb31926033", name="initrd", kind="initrd")
+GUEST = {"id": "gst-2a3b4c5d6e7f", "name": "web", "board": "brd-3f9a0c1d2e4b", "state": "failed",
+         "desired": "running", "backend": "qemu", "vcpus": 2, "memory_bytes": 1073741824,
+         "kernel": "img-5e0c9a1b2c3d", "initrd": "img-09fb31926033", "disk": None, "cmdline": "console=ttyS0",
+         "devices": ["0000:00:03.0"], "error": "qemu exited\nwith status 1", "created": "2026-11-25T12:00:00Z"}
+TOKEN = {"id": "tok-3f2a9c", "state": "active", "uses": 3, "uses_left": 2, "created_at": "2026-11-25T12:00:00Z",
+         "expires_at": "2026-11-25T13:00:00Z", "board": "brd-3f9a0c1d2e4b"}
+ERR = {"error": {"code": "not_found", "message": "no board named 'x'; see 'skyctl board list'"}}
+TABLE, WIDE, JSON_, YAML, NOHDR = 0, 1, 2, 3, 4
+
+skyctl("token_create", "token_create", TABLE, answer(201, dict(TOKEN, token="skt-" + "0" * 64,
+       ca_pin="sha256:" + "1" * 64, controller="10.0.2.2:7443",
+       cmdline="skyroot.controller=10.0.2.2:7443 skyroot.token=skt-0 skyroot.ca=sha256:1")))
+skyctl("token_list_wide", "token_list", WIDE, answer(200, {"tokens": [TOKEN, dict(TOKEN, state="used", board=None)]}))
+skyctl("token_revoke", "token_revoke", TABLE, answer(200, {"revoked": "tok-3f2a9c"}))
+skyctl("board_list", "board_list", TABLE | NOHDR, answer(200, {"boards": [BOARD, dict(BOARD, last_seen=None)]}))
+skyctl("board_list_empty_yaml", "board_list", YAML, answer(200, {"boards": []}))
+skyctl("board_show", "board_show", TABLE, answer(200, BOARD))
+skyctl("board_show_json", "board_show", JSON_, answer(200, BOARD))
+skyctl("board_delete", "board_delete", TABLE, answer(200, {"deleted": "brd-3f9a0c1d2e4b"}))
+skyctl("board_reenroll", "board_reenroll", TABLE, answer(200, {"board": "brd-3f9a0c1d2e4b", "reenroll": "allowed",
+       "reenroll_allowed_until": "2026-11-25T12:45:00Z"}))
+sent = {"board": "brd-3f9a0c1d2e4b", "boot": {"state": "sent", "request_id": 77, "kernel": "img-5e0c9a1b2c3d"}}
+skyctl("board_boot_nowait", "board_boot_nowait", TABLE, answer(202, sent))
+skyctl("board_boot_accepted", "board_boot_wait", TABLE, answer(202, sent),
+       answer(200, dict(BOARD, boot={"state": "sent", "request_id": 77})),
+       answer(200, dict(BOARD, boot={"state": "accepted", "request_id": 77, "at": "2026-11-25T12:35:00Z"})))
+skyctl("board_boot_refused", "board_boot_wait", TABLE, answer(202, sent),
+       answer(200, dict(BOARD, boot={"state": "refused", "request_id": 77, "error": "no --allow-kexec"})))
+skyctl("image_list", "image_list", WIDE, answer(200, {"images": [IMAGE, INITRD]}))
+skyctl("image_show", "image_show", TABLE, answer(200, IMAGE))
+skyctl("image_delete_conflict", "image_delete", TABLE, answer(409, {"error": {"code": "conflict",
+       "message": "guest web uses image vmlinuz"}}))
+skyctl("image_verify_bad", "image_verify", TABLE, answer(200, {"id": "img-5e0c9a1b2c3d", "ok": False, "chunks": 8,
+       "bad_chunks": [{"index": 3, "sha256": "cd" * 32}]}))
+skyctl("image_verify_ok", "image_verify", YAML, answer(200, {"id": "img-5e0c9a1b2c3d", "ok": True, "chunks": 8,
+       "bad_chunks": []}))
+fetch_ok = answer(202, {"board": "brd-3f9a0c1d2e4b", "image": "img-5e0c9a1b2c3d"})
+skyctl("image_fetch_nowait", "image_fetch_nowait", TABLE, fetch_ok)
+skyctl("image_fetch_done", "image_fetch_wait", TABLE, fetch_ok, answer(200, dict(BOARD, images=[])),
+       answer(200, BOARD))
+skyctl("image_fetch_error", "image_fetch_wait", TABLE, fetch_ok,
+       answer(200, dict(BOARD, images=[], fetching=[], image_errors=[{"id": "img-5e0c9a1b2c3d", "error": "bad"}])))
+skyctl("guest_create", "guest_create", TABLE, answer(201, dict(GUEST, state="pending", error=None)))
+skyctl("guest_list", "guest_list", WIDE, answer(200, {"guests": [GUEST, dict(GUEST, devices=[], disk="img-1")]}))
+skyctl("guest_show", "guest_show", TABLE, answer(200, GUEST))
+skyctl("guest_start", "guest_start", TABLE, answer(200, dict(GUEST, desired="running")))
+skyctl("guest_stop", "guest_stop", JSON_, answer(200, dict(GUEST, desired="stopped")))
+skyctl("guest_delete", "guest_delete", TABLE, answer(200, {"deleted": "gst-2a3b4c5d6e7f"}))
+skyctl("version", "version", TABLE, answer(200, {"status": "ok", "version": "0.1.0"}))
+skyctl("version_down_yaml", "version", YAML)
+skyctl("error_404", "board_show", TABLE, answer(404, ERR))
+skyctl("error_401_plain", "guest_list", TABLE, answer(401, "Unauthorized"))
+skyctl("error_500_empty", "image_list", TABLE, answer(500, b""))
+skyctl("not_json", "token_list", TABLE, answer(200, "<html>hello</html>"))
+skyctl("wrong_shape", "board_list", TABLE, answer(200, {"boards": {"not": "a list"}}))
+skyctl("list_of_junk", "guest_list", WIDE, answer(200, {"guests": [1, "x", None, [], {"name": 7}]}))
+
 print("seeds written under", os.path.join(HERE, "corpus"))
