@@ -214,4 +214,94 @@ skyctl("not_json", "token_list", TABLE, answer(200, "<html>hello</html>"))
 skyctl("wrong_shape", "board_list", TABLE, answer(200, {"boards": {"not": "a list"}}))
 skyctl("list_of_junk", "guest_list", WIDE, answer(200, {"guests": [1, "x", None, [], {"name": 7}]}))
 
+# ---- inventory: byte 0 = roots left out (bit 0 proc, 1 sys, 2 dev), then
+# entries: u8 template (index into templates[] of tests/fuzz/fuzz_inventory.c),
+# u8 kind (0 file, 1 folder, 2 symlink), u8 length + bytes per %s, u16
+# length + content (a file's bytes, a link's target).  The three fixture
+# boards are encoded from tests/fixtures/boards, plus edge cases.
+import re
+
+TEMPLATES = [
+    "proc/cpuinfo", "proc/meminfo", "proc/sys/kernel/osrelease", "proc/sys/kernel/hostname",
+    "sys/devices/system/node/%s", "sys/class/dmi/id/sys_vendor", "sys/class/dmi/id/product_name",
+    "sys/class/dmi/id/product_serial", "sys/class/dmi/id/product_uuid", "sys/firmware/efi", "sys/firmware",
+    "dev/kvm", "sys/kernel/iommu_groups/%s", "sys/kernel/iommu_groups/%s/devices/%s",
+    "sys/bus/pci/devices/%s/vendor", "sys/bus/pci/devices/%s/device", "sys/bus/pci/devices/%s/class",
+    "sys/bus/pci/devices/%s/driver", "sys/class/net/%s", "sys/class/net/%s/device", "sys/class/net/%s/address",
+    "sys/class/net/%s/operstate", "sys/class/net/%s/carrier", "sys/class/net/%s/speed", "sys/%p", "proc/%p",
+    "dev/%p",
+]
+T = {t: i for i, t in enumerate(TEMPLATES)}
+FILE, DIR, LINK = 0, 1, 2
+
+
+def entry(template, kind, names=(), content=b""):
+    if isinstance(content, str):
+        content = content.encode()
+    out = bytes([T[template], kind])
+    for n in names:
+        n = n.encode() if isinstance(n, str) else n
+        out += bytes([len(n)]) + n
+    return out + struct.pack(">H", len(content)) + content
+
+
+def encode_board(root):
+    """Every path of a fixture board that a template names, parents first."""
+    pats = [(t, re.compile("^" + re.escape(t).replace("%s", "([^/]+)").replace("%p", "(.+)") + "$"))
+            for t in TEMPLATES]
+    out = []
+    for d, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(dirs) + sorted(files):
+            full = os.path.join(d, name)
+            rel = os.path.relpath(full, root)
+            for t, rx in pats:
+                m = rx.match(rel)
+                if not m:
+                    continue
+                if os.path.islink(full):
+                    out.append(entry(t, LINK, m.groups(), os.readlink(full)))
+                elif os.path.isdir(full):
+                    out.append(entry(t, DIR, m.groups()))
+                else:
+                    out.append(entry(t, FILE, m.groups(), open(full, "rb").read()))
+                break
+    return b"\x00" + b"".join(out)
+
+
+fixtures = os.path.join(HERE, "..", "fixtures", "boards")
+for board in ("a", "b", "c"):
+    write("inventory", "board_" + board, encode_board(os.path.join(fixtures, board)))
+write("inventory", "no_proc", b"\x01" + entry("sys/class/dmi/id/sys_vendor", FILE, (), "QEMU"))
+write("inventory", "empty_roots", b"\x00")
+write("inventory", "hostile_text", b"\x00" +
+      entry("proc/cpuinfo", FILE, (), "processor\t: 0\nmodel name\t: \x1b[31mEvil\x7f\xff CPU\nflags\t: vmx ept vmx svm\n"
+            "processor : 1\nflags:" + " x" * 3000 + " svm\n") +
+      entry("proc/meminfo", FILE, (), "MemTotal:       18446744073709551615 kB\n") +
+      entry("sys/class/dmi/id/product_uuid", FILE, (), "ABCDEF00-" + "A" * 300) +
+      entry("proc/sys/kernel/hostname", FILE, (), "host\x00hidden\n"))
+many = b"\x00"
+for i in range(270):  # 270 groups, 40 devices in one, 70 NICs: each over its INV_MAX_*
+    many += entry("sys/kernel/iommu_groups/%s", DIR, (str(270 - i),))
+for i in range(40):
+    many += entry("sys/kernel/iommu_groups/%s/devices/%s", FILE, ("7", "0000:00:%02x.0" % i))
+for i in range(70):
+    many += entry("sys/class/net/%s/device", LINK, ("eth%d" % (69 - i),), "../../devices/pci0000:00/x")
+write("inventory", "over_limits", many)
+write("inventory", "odd_names", b"\x06" +
+      entry("sys/class/net/%s/device", LINK, ("lo",), "x") +
+      entry("sys/class/net/%s/device", LINK, ("n" * 40,), "x") +
+      entry("sys/class/net/%s/device", LINK, ("e\x01h",), "x") +
+      entry("sys/class/net/%s/address", FILE, ("eth0",), "52:54:00:12:34:56:" * 10) +
+      entry("sys/class/net/%s/device", LINK, ("eth0",), "eth0") +
+      entry("sys/class/net/%s/speed", FILE, ("eth0",), "99999999999") +
+      entry("sys/kernel/iommu_groups/%s/devices/%s", FILE, ("01", "a" * 40)) +
+      entry("sys/kernel/iommu_groups/%s/devices/%s", FILE, ("4294967296", "b")) +
+      entry("sys/kernel/iommu_groups/%s/devices/%s", LINK, ("3", "0000:00:03.0"), "../../../../../../etc") +
+      entry("sys/bus/pci/devices/%s/driver", LINK, ("0000:00:03.0",), "/" + "d" * 200) +
+      entry("sys/bus/pci/devices/%s/vendor", FILE, ("0000:00:03.0",), "0x123456789") +
+      entry("sys/devices/system/node/%s", DIR, ("node007",)) +
+      entry("sys/firmware/efi", LINK, (), "efi") +
+      entry("proc/%p", DIR, ("cpuinfo",)))
+
 print("seeds written under", os.path.join(HERE, "corpus"))
