@@ -59,6 +59,7 @@ static EVP_PKEY *board_key;
 static X509 *board_cert;
 static uint8_t signing_pub[32];
 static char tmp_root[64];
+static bool identity_kept;
 
 struct events {
 	unsigned n[AGENT_EV_RENEWED + 1];
@@ -79,6 +80,8 @@ static void cleanup(void)
 	if (!tmp_root[0])
 		return;
 	agent_identity_forget(cfg_session.identity_dir);
+	snprintf(path, sizeof(path), "%s/identity/signing.pub", tmp_root);
+	unlink(path);
 	snprintf(path, sizeof(path), "%s/identity", tmp_root);
 	rmdir(path);
 	snprintf(path, sizeof(path), "%s/sys", tmp_root);
@@ -111,7 +114,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 
 	sky_log_set_level(getenv("FUZZ_VERBOSE") ? SKY_LOG_DEBUG : SKY_LOG_NONE);
-	snprintf(tmp_root, sizeof(tmp_root), "%s", "/tmp/fuzz_agent_link.XXXXXX");
+	/* tmpfs when there is one: the identity is written with fsync. */
+	snprintf(tmp_root, sizeof(tmp_root), "%s/fuzz_agent_link.XXXXXX",
+		 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 	if (!mkdtemp(tmp_root) || uv_loop_init(&loop) != 0)
 		abort();
 	atexit(cleanup);
@@ -162,11 +167,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++;
 	size--;
 	cfg = enroll ? &cfg_enroll : &cfg_session;
-	if (!enroll) {
-		/* A refusal before (ERROR_REVOKED...) forgot the kept identity. */
+	if (!enroll && !identity_kept) {
+		/* At first, and after a refusal (ERROR_REVOKED...) forgot it. */
 		const char *failed;
 		if (agent_identity_save(cfg->identity_dir, board_key, board_cert, signing_pub, &failed) < 0)
 			abort();
+		identity_kept = true;
 	}
 	if (agent_new(&loop, cfg, &inv, &hooks, &ev, &a) < 0)
 		abort();
@@ -188,6 +194,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (enroll ? agent_board_id(a)[0] != '\0'
 		   : agent_board_id(a)[0] && strcmp(agent_board_id(a), FUZZ_BOARD_ID) != 0)
 		abort();
+	if (!enroll && agent_board_id(a)[0] == '\0')
+		identity_kept = false; /* agent_forget_identity removed the files */
 	if (imgcache_outstanding(agent_images(a)) != 0)
 		abort();
 	if (strnlen(agent_last_error(a), 512) >= 512)

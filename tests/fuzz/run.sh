@@ -23,24 +23,25 @@ art=${FUZZ_ARTIFACTS:-$(pwd)}/
 mkdir -p "$art"
 work=$(mktemp -d "${TMPDIR:-/tmp}/$name.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-ls -1 "$art" >"$work/.before" # artifacts not listed here are this run's
+mkdir "$work/new" "$work/art" # new inputs; this run's artifacts, copied to $art afterwards
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 set +e
 "$fuzzer" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=70000 \
-	-print_final_stats=1 -artifact_prefix="$art$name-" "$work" "$seeds" >"$work/log" 2>&1
+	-print_final_stats=1 -artifact_prefix="$work/art/$name-" "$work/new" "$seeds" >"$work/log" 2>&1
 rc=$?
 set -e
 grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|INFO: seed corpus)' "$work/log" || true
-echo "new inputs this run: $(ls "$work" | grep -cv '^log$')"
+echo "new inputs this run: $(ls "$work/new" | wc -l)"
 if [ "$rc" -ne 0 ]; then
 	tail -n 60 "$work/log"
 	echo "run.sh: $name failed (exit $rc); replay with: $fuzzer $art$name-<crash file>" >&2
 	found=0
-	for f in "$art$name"-crash-* "$art$name"-leak-* "$art$name"-timeout-* "$art$name"-oom-* \
-		"$art$name"-slow-unit-*; do
-		[ -f "$f" ] && ! grep -qxF "$(basename "$f")" "$work/.before" || continue
+	for a in "$work/art/$name"-*; do
+		[ -f "$a" ] || continue
 		found=1
+		f="$art$(basename "$a")"
+		cp "$a" "$f"
 		keep="$seeds/crash-$(sha1sum "$f" | cut -c1-40)"
 		if [ "${FUZZ_KEEP:-0}" = 1 ]; then
 			cp "$f" "$keep"
