@@ -179,8 +179,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	session = agent_link_begin(a);
 	if (session == enroll || strcmp(agent_board_id(a), enroll ? "" : FUZZ_BOARD_ID) != 0)
 		abort(); /* the identity did not come back as kept */
-	if (session)
-		imgcache_set_signing_key(agent_images(a), signing_pub); /* as agent_on_ready does */
+	if (session) {
+		/* What agent_on_ready does for the image cache: the key, and a
+		 * session, so a fetch asks for chunks (the asking fails here). */
+		imgcache_set_signing_key(agent_images(a), signing_pub);
+		imgcache_session_up(agent_images(a));
+	}
 
 	for (off = 0; off < size && r >= 0; off += cut) {
 		size_t n = size - off < cut ? size - off : cut;

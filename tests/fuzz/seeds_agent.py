@@ -99,6 +99,25 @@ write("agent_link", "chunk_unasked", bytes([SESSION_BY3]) + chunk)
 write("agent_link", "guest_run_stop_destroy", bytes([SESSION_BY3]) + run + stop + destroy + run)
 write("agent_link", "baremetal", bytes([SESSION_WHOLE]) + boot + boot_nokernel)
 write("agent_link", "renewal", bytes([SESSION_WHOLE]) + renew)
+
+
+def make_cert():
+    """A real certificate (self-signed, P-256) that matches no key the agent
+    holds: a renewal or enrollment answer carrying it must be refused."""
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", os.path.join(d, "k.pem"), "-subj", "/CN=board-fuzz-0001", "-days",
+                        "3650", "-outform", "DER", "-out", os.path.join(d, "c.der")], check=True,
+                       capture_output=True)
+        return open(os.path.join(d, "c.der"), "rb").read()
+
+
+real_cert = make_cert()
+write("agent_link", "renewal_foreign_cert", bytes([SESSION_WHOLE]) +
+      frame(4, 15, field(1, real_cert) + field(2, 1767225600)))
+write("agent_link", "enroll_foreign_cert", bytes([ENROLL_WHOLE]) +
+      frame(1, 11, field(1, "board-0001") + field(2, real_cert) + field(3, real_cert) + field(4, b"\x5a" * 32) +
+            field(5, 1767225600)))
 write("agent_link", "enroll_answer", bytes([ENROLL_WHOLE]) + enroll_ans)
 write("agent_link", "enroll_answer_bytewise", bytes([ENROLL_BY1]) + enroll_ans + hb)
 for code, name in [(1, "bad_request"), (3, "not_enrolled"), (4, "cert_expired"), (5, "revoked"),
