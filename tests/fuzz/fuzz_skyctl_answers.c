@@ -5,6 +5,8 @@
  * body go through the client's own size limit, JSON reading and error
  * reports, then through the command's tables, detail views, -o json and -o
  * yaml, and its follow-up calls (board boot and image fetch poll the board).
+ * Not here: image push (its body is a file upload) and guest console (its
+ * answer streams to a sink); their error answers take the same path.
  *
  * Input: byte 0 picks the command line (fuzz_cmds below), byte 1 the output
  * (bits 0-1: table, wide, json, yaml; bit 2: --no-headers); then the
