@@ -595,7 +595,8 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 		if (a->mode == LINK_ENROLL) {
 			agent_take_identity(a, env->enroll_response);
 			a->attempt = 0;
-			sky_tls_close(a->tls, 0); /* reconnect with the certificate */
+			if (a->tls) /* none when fed by agent_link_feed alone */
+				sky_tls_close(a->tls, 0); /* reconnect with the certificate */
 		}
 		break;
 	case SKYROOT__ENVELOPE__BODY_HEARTBEAT:
@@ -691,21 +692,23 @@ static void agent_on_ready(struct sky_tls *t)
 	agent_emit(a, AGENT_EV_SESSION_UP);
 }
 
+int agent_link_feed(struct agent *a, const uint8_t *data, size_t len)
+{
+	return sky_frame_feed(&a->dec, data, len, agent_on_frame, a);
+}
+
 static void agent_on_data(struct sky_tls *t, const uint8_t *data, size_t len)
 {
 	struct agent *a = sky_tls_data(t);
-	int r = sky_frame_feed(&a->dec, data, len, agent_on_frame, a);
+	int r = agent_link_feed(a, data, len);
 	if (r < 0) {
 		log_error("malformed data from the controller (%s); reconnecting", strerror(-r));
 		sky_tls_abort(t, r);
 	}
 }
 
-static void agent_on_close(struct sky_tls *t, int err)
+void agent_link_end(struct agent *a)
 {
-	struct agent *a = sky_tls_data(t);
-	bool was_session = a->mode == LINK_SESSION && a->hello_sent;
-
 	a->tls = NULL;
 	sky_frame_decoder_free(&a->dec);
 	uv_timer_stop(&a->hb_timer);
@@ -715,6 +718,15 @@ static void agent_on_close(struct sky_tls *t, int err)
 	if (a->cache)
 		imgcache_session_down(a->cache);
 	a->hello_sent = false;
+	a->mode = LINK_IDLE;
+}
+
+static void agent_on_close(struct sky_tls *t, int err)
+{
+	struct agent *a = sky_tls_data(t);
+	bool was_session = a->mode == LINK_SESSION && a->hello_sent;
+
+	agent_link_end(a);
 	if (a->verify_error[0]) {
 		snprintf(a->last_error, sizeof(a->last_error), "%s", a->verify_error);
 		log_error("refusing the controller at %s:%u: %s", a->cfg->controller_host,
@@ -729,7 +741,6 @@ static void agent_on_close(struct sky_tls *t, int err)
 		agent_emit(a, AGENT_EV_SESSION_DOWN);
 	}
 	a->handles_open--;
-	a->mode = LINK_IDLE;
 	if (a->stopping) {
 		if (a->handles_open == 0)
 			free(a);
@@ -770,6 +781,14 @@ static void agent_connected(uv_connect_t *req, int status)
 		sky_tls_abort(a->tls, -EIO);
 }
 
+bool agent_link_begin(struct agent *a)
+{
+	a->mode = a->cert ? LINK_SESSION : LINK_ENROLL;
+	/* Chunks and manifests are larger than control messages. */
+	sky_frame_decoder_init(&a->dec, SKY_FRAME_MAX_BULK);
+	return a->mode == LINK_SESSION;
+}
+
 static void agent_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
 	struct agent *a = req->data;
@@ -789,7 +808,7 @@ static void agent_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
 		agent_schedule_retry(a, UINT64_MAX);
 		return;
 	}
-	a->mode = a->cert ? LINK_SESSION : LINK_ENROLL;
+	agent_link_begin(a);
 	r = sky_tls_new(a->loop, client_ctx, SKY_TLS_CLIENT, &agent_tls_cbs, a, &a->tls);
 	if (r < 0) {
 		uv_freeaddrinfo(res);
@@ -803,8 +822,6 @@ static void agent_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
 		SSL_use_certificate(ssl, a->cert);
 		SSL_use_PrivateKey(ssl, a->key);
 	}
-	/* Chunks and manifests are larger than control messages. */
-	sky_frame_decoder_init(&a->dec, SKY_FRAME_MAX_BULK);
 	a->connect_req.data = a;
 	sky_tls_set_idle_timeout(a->tls, CONNECT_TIMEOUT_MS + 3 * a->cfg->heartbeat_ms);
 	r = uv_tcp_connect(&a->connect_req, sky_tls_tcp(a->tls), res->ai_addr, agent_connected);
