@@ -11,8 +11,9 @@ Side by side, in one run, on this machine:
            nginx; the controller's peak RSS while serving, against its chunk
            budget.
 
-Both sides are timed the same way, --runs times each, interleaved, every run
-printed, then median and min; the verdicts come from the medians:
+Both sides are timed the same way, --runs times each, interleaved (who goes
+first alternates), every run printed, then median and min; the verdicts
+come from the medians:
   Skyroot: wall clock from starting the agent (its TCP connect and mTLS
            handshake, as curl makes its own) and the API call that starts
            the fetch, to the agent's 'image ID ready' line (every chunk's
@@ -465,15 +466,19 @@ def versus(f, nginx, boards, image_id, ngx_name, size, digest, runs, title):
     print(f"\n{title}: {n} x {size >> 20} MiB, {runs} runs each, interleaved", flush=True)
     rss = PeakRss(f.ctl.p.pid)
     for r in range(runs):
-        s, parts = skyroot_run(boards, image_id, size)
-        sky.append(s)
-        worst = max(parts, key=lambda x: sum(x))
-        print(f"  run {r + 1} Skyroot: {ms(s)} {mbps(total, s):7.0f} MB/s   (slowest board: connect+mTLS {ms(worst[0])},"
-              f" API call {ms(worst[1])}, fetch to ready {ms(worst[2])})", flush=True)
-        c, hs = curl_run(nginx, ngx_name, n, digest)
-        ngx.append(c)
-        print(f"  run {r + 1} nginx:   {ms(c)} {mbps(total, c):7.0f} MB/s   (curl mTLS handshake, slowest:"
-              f" {ms(max(hs))}; every digest matched)", flush=True)
+        # Who goes first alternates (ABBA), so neither side always follows the other.
+        for side in (("sky", "ngx") if r % 2 == 0 else ("ngx", "sky")):
+            if side == "sky":
+                s, parts = skyroot_run(boards, image_id, size)
+                sky.append(s)
+                worst = max(parts, key=lambda x: sum(x))
+                print(f"  run {r + 1} Skyroot: {ms(s)} {mbps(total, s):7.0f} MB/s   (slowest board: connect+mTLS"
+                      f" {ms(worst[0])}, API call {ms(worst[1])}, fetch to ready {ms(worst[2])})", flush=True)
+            else:
+                c, hs = curl_run(nginx, ngx_name, n, digest)
+                ngx.append(c)
+                print(f"  run {r + 1} nginx:   {ms(c)} {mbps(total, c):7.0f} MB/s   (curl mTLS handshake, slowest:"
+                      f" {ms(max(hs))}; every digest matched)", flush=True)
     base, peak, how = rss.done()
     return summary("Skyroot", sky, total), summary("nginx  ", ngx, total), (base, peak, how)
 
