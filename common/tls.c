@@ -38,9 +38,10 @@ struct tls_write {
 	uint8_t bytes[];
 };
 
-/* The loop is single-threaded: one read buffer serves every connection. */
-static uint8_t tls_read_buf[TLS_READ_CHUNK];
-static uint8_t tls_plain_buf[16 * 1024];
+/* A loop runs on one thread: one read buffer per thread serves every
+ * connection of its loop. */
+static _Thread_local uint8_t tls_read_buf[TLS_READ_CHUNK];
+static _Thread_local uint8_t tls_plain_buf[16 * 1024];
 
 SSL_CTX *sky_tls_ctx_new(enum sky_tls_role role, int min_version)
 {

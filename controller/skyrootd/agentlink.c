@@ -5,7 +5,12 @@
  * store (issued by us, to that board, not revoked).  Frames are size-checked
  * before anything is allocated (common/frame.c).  What boards report goes to
  * the rest of the controller through struct agentlink_ops, never by calling
- * into it.  Layers: agentlink_priv.h. */
+ * into it.  Layers: agentlink_priv.h.
+ *
+ * Threads (loops.c has the model): everything here runs on the main loop;
+ * each session's transport (socket, TLS, framing) runs on the session loop
+ * the listener's accepted socket was handed to (al_conn.c), and reports
+ * through al_conn_ops below. */
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -18,9 +23,8 @@
 #include "common/util.h"
 #include "common/x509.h"
 #include "controller/skyrootd/agentlink_priv.h"
+#include "controller/skyrootd/loops.h"
 #include "controller/skyrootd/store.h"
-
-static int al_ex_index = -1;
 
 static void al_hello(struct session *s, const Skyroot__Hello *h, const uint8_t *raw, size_t raw_len)
 {
@@ -43,7 +47,7 @@ static void al_hello(struct session *s, const Skyroot__Hello *h, const uint8_t *
 		hb = 600000;
 	s->hb_ms = hb;
 	/* Offline after three missed heartbeats: the session is closed then. */
-	sky_tls_set_idle_timeout(s->tls, 3 * hb + hb / 2);
+	al_sess_idle(s, 3 * hb + hb / 2);
 	al_session_touch(s);
 	sky_sha256(raw, raw_len, hash);
 	if (memcmp(hash, s->inv_hash, sizeof(hash)) == 0)
@@ -90,9 +94,9 @@ static void al_image_status(struct session *s, const Skyroot__ImageStatus *st)
 		log_warn("board %s: image %s: %s", s->board_id, st->errors[i]->id, st->errors[i]->error);
 }
 
-static void al_on_drain(struct sky_tls *t)
+static void al_on_drained(void *owner)
 {
-	al_chunks_drained(sky_tls_data(t));
+	al_chunks_drained(owner);
 }
 
 int agentlink_board_fetch(struct agentlink *al, const char *board_id, const char *image_id)
@@ -105,7 +109,7 @@ int agentlink_board_fetch(struct agentlink *al, const char *board_id, const char
 	size_t man_len = 0, sig_len = 0;
 	int r;
 
-	if (!s || !sky_tls_is_ready(s->tls))
+	if (!s || !al_sess_ready(s))
 		return -ENOTCONN;
 	r = store_image_manifest(al->ctl->store, board_id, image_id, &man, &man_len, &sig, &sig_len);
 	if (r < 0)
@@ -128,7 +132,7 @@ int agentlink_board_fetch(struct agentlink *al, const char *board_id, const char
 int agentlink_board_send(struct agentlink *al, const char *board_id, Skyroot__Envelope *env)
 {
 	struct session *s = al ? al_find(al, board_id) : NULL;
-	if (!s || !sky_tls_is_ready(s->tls))
+	if (!s || !al_sess_ready(s))
 		return -ENOTCONN;
 	return al_session_send(s, env);
 }
@@ -144,17 +148,21 @@ const Skyroot__ImageStatus *agentlink_board_images(struct agentlink *al, const c
 	return s ? s->images : NULL;
 }
 
-int al_on_frame(void *ctx, Skyroot__Envelope *env)
+/* A frame with what its session loop prepared (al_enroll_prepare), or NULL. */
+static void al_on_frame_prep(void *owner, Skyroot__Envelope *env, void *prep)
 {
-	struct session *s = ctx;
+	struct session *s = owner;
 	uint64_t req = env->request_id;
 
-	if (env->body_case == SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST) {
+	if (env->body_case == SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST && prep) {
+		al_enroll_prepared(s, req, prep);
+		prep = NULL;
+	} else if (env->body_case == SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST) {
 		al_enroll(s, req, env->enroll_request);
 	} else if (s->state != SESS_BOARD) {
 		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_NOT_ENROLLED,
 			      "this connection has no client certificate: it may only enroll");
-		sky_tls_close(s->tls, 0);
+		al_sess_close(s, 0);
 	} else {
 		switch (env->body_case) {
 		case SKYROOT__ENVELOPE__BODY_HELLO: {
@@ -197,19 +205,20 @@ int al_on_frame(void *ctx, Skyroot__Envelope *env)
 			break;
 		}
 	}
+	al_enroll_prep_free(prep);
 	skyroot__envelope__free_unpacked(env, NULL);
+}
+
+int al_on_frame(void *ctx, Skyroot__Envelope *env)
+{
+	al_on_frame_prep(ctx, env, NULL);
 	return 0;
 }
 
-static void al_on_data(struct sky_tls *t, const uint8_t *data, size_t len)
+/* On the session loop: an enrollment's CSR is checked there. */
+static void *al_loop_frame(const Skyroot__Envelope *env)
 {
-	struct session *s = sky_tls_data(t);
-	int r = sky_frame_feed(&s->dec, data, len, al_on_frame, s);
-	if (r < 0) {
-		log_warn("agent link %s: %s; closing the connection", s->board_id[0] ? s->board_id : "(enrolling)",
-			 r == -EMSGSIZE ? "frame over the size limit" : "malformed frame");
-		sky_tls_abort(t, r);
-	}
+	return env->body_case == SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST ? al_enroll_prepare(env) : NULL;
 }
 
 /* Accept expired client certificates through the handshake so the board
@@ -217,7 +226,7 @@ static void al_on_data(struct sky_tls *t, const uint8_t *data, size_t len)
 static int al_verify_cb(int ok, X509_STORE_CTX *store)
 {
 	SSL *ssl;
-	struct session *s;
+	bool *expired;
 	int err;
 	if (ok)
 		return 1;
@@ -233,27 +242,26 @@ static int al_verify_cb(int ok, X509_STORE_CTX *store)
 		return 0;
 	}
 	ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
-	s = ssl ? SSL_get_ex_data(ssl, al_ex_index) : NULL;
-	if (!s)
+	expired = ssl ? SSL_get_ex_data(ssl, al_conn_ex_index()) : NULL;
+	if (!expired)
 		return 0;
-	s->cert_expired = true;
+	*expired = true; /* on the session loop: al_conn.c passes it on */
 	return 1;
 }
 
-static void al_on_ready(struct sky_tls *t)
+static void al_ready(struct session *s, X509 *peer, bool expired)
 {
-	struct session *s = sky_tls_data(t);
 	struct agentlink *al = s->al;
-	X509 *peer = SSL_get0_peer_certificate(sky_tls_ssl(t));
 	char cn[DB_ID_MAX];
 	int r;
 
+	s->cert_expired = expired;
 	if (!peer) {
 		s->state = SESS_ENROLL_ONLY;
 		return;
 	}
 	if (sky_cert_cn(peer, cn, sizeof(cn)) < 0) {
-		sky_tls_abort(t, -EPROTO);
+		al_sess_abort(s, -EPROTO);
 		return;
 	}
 	snprintf(s->board_id, sizeof(s->board_id), "%s", cn);
@@ -264,7 +272,7 @@ static void al_on_ready(struct sky_tls *t)
 		al_session_error(s, 0, SKYROOT__ERROR_CODE__ERROR_CERT_EXPIRED,
 			      "the certificate of board %s expired at %s: boot the board with a new "
 			      "enrollment token (skyctl token create) to re-enroll", cn, when);
-		sky_tls_close(t, 0);
+		al_sess_close(s, 0);
 		return;
 	}
 	r = db_cert_check(al->ctl->db, sky_cert_serial(peer), cn);
@@ -277,7 +285,7 @@ static void al_on_ready(struct sky_tls *t)
 			      r == -ESTALE ? "this certificate of board %s was replaced by a newer one and is revoked: "
 					     "enroll again with a token made for the board ('skyctl token create --board')" :
 					     "board %s is not known to this controller: enroll it with a token", cn);
-		sky_tls_close(t, 0);
+		al_sess_close(s, 0);
 		return;
 	}
 	/* A session on a renewed certificate: the earlier ones are revoked now. */
@@ -289,19 +297,28 @@ static void al_on_ready(struct sky_tls *t)
 	if (old) {
 		/* The board reconnected before its old session timed out. */
 		al_unhash(old);
-		sky_tls_abort(old->tls, -ECONNRESET);
+		al_sess_abort(old, -ECONNRESET);
 	}
 	s->state = SESS_BOARD;
 	/* A board: past admission (no deadline, not counted against its
 	 * address: a rack behind one NAT address), and its frames may be
 	 * as large as an inventory. */
 	listener_admit(s->slot);
-	sky_frame_decoder_init(&s->dec, SKY_FRAME_MAX_DEFAULT);
+	if (s->c) /* its loop raised the frame limit at the handshake already */
+		al_conn_admit(s->c);
+	else
+		sky_frame_decoder_init(&s->dec, SKY_FRAME_MAX_DEFAULT);
 	s->hb_ms = AL_DEFAULT_HB_MS;
 	al_hash(s);
 	al_session_touch(s);
-	sky_tls_set_idle_timeout(t, 3 * s->hb_ms + s->hb_ms / 2);
+	al_sess_idle(s, 3 * s->hb_ms + s->hb_ms / 2);
 	log_info("board %s: session up", cn);
+}
+
+static void al_on_ready(void *owner, X509 *peer, bool expired)
+{
+	al_ready(owner, peer, expired);
+	X509_free(peer);
 }
 
 static void al_flush_one(struct agentlink *al, struct session *s)
@@ -312,14 +329,11 @@ static void al_flush_one(struct agentlink *al, struct session *s)
 	s->seen_dirty = false;
 }
 
-static void al_on_close(struct sky_tls *t, int err)
+static void al_on_closed(void *owner, int err)
 {
-	struct session *s = sky_tls_data(t);
-	struct agentlink *al;
+	struct session *s = owner;
+	struct agentlink *al = s->al;
 
-	if (!s)
-		return; /* refused by the listener */
-	al = s->al;
 	if (s->state == SESS_BOARD) {
 		if (s->hashed) {
 			al_unhash(s);
@@ -342,20 +356,24 @@ static void al_on_close(struct sky_tls *t, int err)
 		s->next_all->prev_all = s->prev_all;
 	al->n_sessions--;
 	listener_release(s->slot);
+	al_conn_release(s->c);
 	free(s);
+	loops_hold(al->loops, false);
 	al_maybe_free(al);
 }
 
-static const struct sky_tls_cbs al_cbs = {
+static const struct al_conn_ops al_conn_cbs = {
 	.on_ready = al_on_ready,
-	.on_data = al_on_data,
-	.on_drain = al_on_drain,
-	.on_close = al_on_close,
+	.on_frame = al_on_frame_prep,
+	.on_drained = al_on_drained,
+	.on_closed = al_on_closed,
+	.loop_frame = al_loop_frame,
 };
 
-/* The listener admitted a connection: it becomes a session, which may
- * only enroll until its client certificate checks out. */
-static int al_attach(void *ctx, struct sky_tls *t, struct listener_slot *slot)
+/* The listener admitted a connection (fd): it becomes a session, which
+ * may only enroll until its client certificate checks out; its transport
+ * goes to a session loop. */
+static int al_handoff(void *ctx, int fd, struct listener_slot *slot, const struct listener_limits *lim)
 {
 	struct agentlink *al = ctx;
 	struct session *s = calloc(1, sizeof(*s));
@@ -363,16 +381,19 @@ static int al_attach(void *ctx, struct sky_tls *t, struct listener_slot *slot)
 	if (!s)
 		return -ENOMEM;
 	s->al = al;
-	s->tls = t;
 	s->slot = slot;
 	sky_frame_decoder_init(&s->dec, AL_ENROLL_FRAME_MAX);
+	s->c = al_conn_open(al->loops, &al_conn_cbs, s, fd, al->ssl_ctx, lim->handshake_ms, lim->admit_ms);
+	if (!s->c) {
+		free(s);
+		return -ENOMEM;
+	}
 	al->n_sessions++;
+	loops_hold(al->loops, true);
 	s->next_all = al->all;
 	if (al->all)
 		al->all->prev_all = s;
 	al->all = s;
-	SSL_set_ex_data(sky_tls_ssl(t), al_ex_index, s);
-	sky_tls_set_data(t, s);
 	return 0;
 }
 
@@ -432,9 +453,9 @@ int agentlink_start(struct controller *ctl, const struct sockaddr *addr, const s
 
 	if (!al)
 		return -ENOMEM;
-	if (al_ex_index < 0)
-		al_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	al_conn_ex_index();
 	al->ctl = ctl;
+	al->loops = ctl->loops;
 	if (ops)
 		al->ops = *ops;
 	al->ops_ctx = ops_ctx;
@@ -449,7 +470,7 @@ int agentlink_start(struct controller *ctl, const struct sockaddr *addr, const s
 	al->enroll_check.data = al;
 	al->enroll_tail = &al->enroll_head;
 	al->chunk_tail = &al->chunk_head;
-	r = listener_start(ctl->loop, "agent port", addr, al->ssl_ctx, &al_cbs, lim, al_attach, al, &al->listener);
+	r = listener_start_handoff(ctl->loop, "agent port", addr, lim, al_handoff, al, &al->listener);
 	if (r < 0) {
 		al->stopping = true;
 		uv_close((uv_handle_t *)&al->flush_timer, al_handle_closed);
@@ -480,7 +501,7 @@ void agentlink_stop(struct agentlink *al)
 	al->stopping = true;
 	for (struct session *s = al->all; s; s = s->next_all) {
 		al_unhash(s);
-		sky_tls_close(s->tls, 0);
+		al_sess_close(s, 0);
 	}
 	uv_timer_stop(&al->flush_timer);
 	uv_close((uv_handle_t *)&al->flush_timer, al_handle_closed);

@@ -1,10 +1,13 @@
 /* The agent link's insides, shared by its files and by nobody else:
- *   al_session.c  the session table and sending frames (the bottom layer)
+ *   al_conn.c     a session's transport on its session loop (loops.c has
+ *                 the threading model): the bottom layer
+ *   al_session.c  the session table and sending frames
  *   al_enroll.c   enrollment in group commits, certificate issue and renewal
  *   al_chunks.c   serving image chunks with a window and a memory budget
  *   agentlink.c   the listener, TLS callbacks, frame dispatch, the interface
  * Calls go downwards only: agentlink.c -> al_enroll.c, al_chunks.c ->
- * al_session.c (tests/unit/circles.sh checks it). */
+ * al_session.c -> al_conn.c (tests/unit/circles.py checks it); al_conn.c
+ * reports back through struct al_conn_ops. */
 #ifndef SKY_CONTROLLER_AGENTLINK_PRIV_H
 #define SKY_CONTROLLER_AGENTLINK_PRIV_H
 
@@ -38,8 +41,31 @@
 
 enum session_state { SESS_HANDSHAKE, SESS_ENROLL_ONLY, SESS_BOARD };
 
+struct al_conn;
+struct loops;
+
+/* What a connection's transport reports, on the main loop (owner: the
+ * session), and the one hook it runs on its session loop. */
+struct al_conn_ops {
+	/* Handshake done; peer is a reference for the callee to free (NULL:
+	 * no client certificate); expired: it verified but for its dates. */
+	void (*on_ready)(void *owner, X509 *peer, bool expired);
+	/* A decoded frame (the callee frees env) and what loop_frame made of it. */
+	void (*on_frame)(void *owner, Skyroot__Envelope *env, void *prep);
+	/* Everything posted was written to the socket. */
+	void (*on_drained)(void *owner);
+	/* The connection is closed; the owner calls al_conn_release(). */
+	void (*on_closed)(void *owner, int err);
+	/* On the session loop, per frame, before it is posted: the CPU-heavy
+	 * checks that need no state (an enrollment's CSR signature). */
+	void *(*loop_frame)(const Skyroot__Envelope *env);
+};
+
 struct session {
 	struct agentlink *al;
+	/* The transport: c (a session loop, al_conn.c) or, without loops,
+	 * tls directly on the caller's loop (the fuzzer, tests/fuzz). */
+	struct al_conn *c;
 	struct sky_tls *tls;
 	struct listener_slot *slot;   /* admission (listener.c) */
 	struct sky_frame_decoder dec;
@@ -79,6 +105,7 @@ struct chunk_job {
 
 struct agentlink {
 	struct controller *ctl;
+	struct loops *loops;          /* where sessions' transports run */
 	struct agentlink_ops ops;     /* what boards report goes there */
 	void *ops_ctx;
 	struct listener *listener;    /* admission, caps, deadlines */
@@ -104,7 +131,36 @@ struct agentlink {
  * handler of a board's messages (tests/fuzz/fuzz_agent.c). */
 int al_on_frame(void *ctx, Skyroot__Envelope *env);
 
+/* al_conn.c: main loop only, but for al_conn_ex_index(). */
+/* The SSL ex_data index that holds a connection's cert_expired flag (a
+ * bool *, set by the verify callback during the handshake). */
+int al_conn_ex_index(void);
+/* Hand the accepted socket fd to a session loop (round-robin) with TLS
+ * from ssl_ctx (a reference is taken) and its deadlines.  NULL on failure
+ * (fd is left to the caller then). */
+struct al_conn *al_conn_open(struct loops *loops, const struct al_conn_ops *ops, void *owner, int fd,
+			     SSL_CTX *ssl_ctx, uint64_t handshake_ms, uint64_t admit_ms);
+/* Send buf[off..off+len) (an encoded frame): buf changes hands (freed in
+ * any case).  -ENOTCONN before ready or once closing. */
+int al_conn_send(struct al_conn *c, uint8_t *buf, size_t off, size_t len);
+void al_conn_close(struct al_conn *c, int err);
+void al_conn_abort(struct al_conn *c, int err);
+void al_conn_idle(struct al_conn *c, uint64_t ms);
+/* Admitted: the enrollment deadline is off. */
+void al_conn_admit(struct al_conn *c);
+/* After on_closed: nothing more is posted for c. */
+void al_conn_release(struct al_conn *c);
+bool al_conn_ready(const struct al_conn *c);
+/* Bytes posted and not yet written to the socket. */
+size_t al_conn_queued(const struct al_conn *c);
+
 /* al_session.c */
+/* The session's transport, whichever it is (struct session). */
+bool al_sess_ready(const struct session *s);
+size_t al_sess_queued(const struct session *s);
+void al_sess_close(struct session *s, int err);
+void al_sess_abort(struct session *s, int err);
+void al_sess_idle(struct session *s, uint64_t ms);
 struct session *al_find(struct agentlink *al, const char *id);
 /* Close the board's session, if any, telling it why (ERROR_REVOKED). */
 void al_kick(struct agentlink *al, const char *id, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -120,6 +176,12 @@ void al_maybe_free(struct agentlink *al);
 
 /* al_enroll.c */
 void al_enroll(struct session *s, uint64_t req, const Skyroot__EnrollRequest *er);
+/* The same with the request checked already on the session loop
+ * (al_enroll_prepare): prep is consumed. */
+struct enroll_prep;
+struct enroll_prep *al_enroll_prepare(const Skyroot__Envelope *env);
+void al_enroll_prepared(struct session *s, uint64_t req, struct enroll_prep *prep);
+void al_enroll_prep_free(struct enroll_prep *prep);
 void al_enroll_batch(uv_check_t *h);
 void al_enroll_session_gone(struct session *s);
 /* The enrollment path without a socket (and the fuzzer's way in,

@@ -56,10 +56,10 @@ static void chunk_after(uv_work_t *w, int status)
 	if (s) {
 		s->chunk_inflight--;
 		chunk_job_unlink(j);
-		if (j->result == 0 && sky_tls_is_ready(s->tls)) {
+		if (j->result == 0 && al_sess_ready(s)) {
 			Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
 			Skyroot__ChunkData cd = SKYROOT__CHUNK_DATA__INIT;
-			size_t before = sky_tls_queued(s->tls);
+			size_t before = al_sess_queued(s);
 			cd.image_id = j->image_id;
 			cd.index = j->index;
 			cd.data.data = j->buf;
@@ -68,7 +68,7 @@ static void chunk_after(uv_work_t *w, int status)
 			env.body_case = SKYROOT__ENVELOPE__BODY_CHUNK_DATA;
 			env.chunk_data = &cd;
 			if (al_session_send(s, &env) == 0) {
-				size_t added = sky_tls_queued(s->tls) - before;
+				size_t added = al_sess_queued(s) - before;
 				metrics_chunk_sent(j->size);
 				s->charged += added;
 				al->chunk_bytes += added;
@@ -107,7 +107,7 @@ void al_chunk_dispatch(struct agentlink *al)
 		}
 		if (al->chunk_bytes + j->size > AL_CHUNK_BUDGET && al->chunk_bytes > 0)
 			break;
-		if (sky_tls_queued(j->s->tls) > AL_SESSION_QUEUE_MAX) {
+		if (al_sess_queued(j->s) > AL_SESSION_QUEUE_MAX) {
 			pp = &j->next; /* that board's socket is full: let others go */
 			continue;
 		}

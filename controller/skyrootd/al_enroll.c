@@ -182,25 +182,48 @@ int al_enroll_request(const Skyroot__Envelope *env, struct enroll_item **out, Sk
 	return 0;
 }
 
-void al_enroll(struct session *s, uint64_t req, const Skyroot__EnrollRequest *er)
+/* An enrollment request checked off the main loop (on a session loop):
+ * the item to decide, or the refusal to answer. */
+struct enroll_prep {
+	struct enroll_item *it;       /* NULL: refused */
+	Skyroot__ErrorCode code;
+	char msg[256];
+};
+
+struct enroll_prep *al_enroll_prepare(const Skyroot__Envelope *env)
+{
+	struct enroll_prep *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	if (al_enroll_request(env, &p->it, &p->code, p->msg, sizeof(p->msg)) < 0)
+		p->it = NULL;
+	return p;
+}
+
+void al_enroll_prep_free(struct enroll_prep *p)
+{
+	if (!p)
+		return;
+	al_enroll_item_free(p->it);
+	free(p);
+}
+
+void al_enroll_prepared(struct session *s, uint64_t req, struct enroll_prep *p)
 {
 	struct agentlink *al = s->al;
-	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
-	Skyroot__ErrorCode code;
-	struct enroll_item *it;
-	char msg[256];
+	struct enroll_item *it = p->it;
 
+	p->it = NULL;
 	if (s->enrolling) {
+		al_enroll_item_free(it);
 		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST, "one enrollment at a time");
 		goto close;
 	}
-	env.request_id = req;
-	env.body_case = SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST;
-	env.enroll_request = (Skyroot__EnrollRequest *)er;
-	if (al_enroll_request(&env, &it, &code, msg, sizeof(msg)) < 0) {
-		metrics_enroll_fail(code == SKYROOT__ERROR_CODE__ERROR_INTERNAL ? METRICS_ENROLL_INTERNAL :
+	if (!it) {
+		metrics_enroll_fail(p->code == SKYROOT__ERROR_CODE__ERROR_INTERNAL ? METRICS_ENROLL_INTERNAL :
 				    METRICS_ENROLL_BAD_REQUEST);
-		al_session_error(s, req, code, "%s", msg);
+		al_session_error(s, req, p->code, "%s", p->msg);
 		goto close;
 	}
 	it->s = s;
@@ -209,9 +232,29 @@ void al_enroll(struct session *s, uint64_t req, const Skyroot__EnrollRequest *er
 	al->enroll_tail = &it->next;
 	if (!uv_is_active((uv_handle_t *)&al->enroll_check))
 		uv_check_start(&al->enroll_check, al_enroll_batch);
+	al_enroll_prep_free(p);
 	return;
 close:
-	sky_tls_close(s->tls, 0);
+	al_enroll_prep_free(p);
+	al_sess_close(s, 0);
+}
+
+void al_enroll(struct session *s, uint64_t req, const Skyroot__EnrollRequest *er)
+{
+	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+	struct enroll_prep *p;
+
+	env.request_id = req;
+	env.body_case = SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST;
+	env.enroll_request = (Skyroot__EnrollRequest *)er;
+	p = al_enroll_prepare(&env);
+	if (!p) {
+		metrics_enroll_fail(METRICS_ENROLL_INTERNAL);
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+		al_sess_close(s, 0);
+		return;
+	}
+	al_enroll_prepared(s, req, p);
 }
 
 /* A machine whose UUID is known: which board it claims, and whether that
@@ -348,7 +391,7 @@ static void al_enroll_answer(struct agentlink *al, struct enroll_item *it, const
 			      "enrolled): run 'skyctl board reenroll-allow %s' and this board's next attempt "
 			      "succeeds, or boot it with a token made for it ('skyctl token create --board %s'); "
 			      "the token was not used up", it->board_id, it->uuid, it->board_id, it->board_id);
-		sky_tls_close(s->tls, 0);
+		al_sess_close(s, 0);
 		return;
 	}
 	if (it->err == 0) {
@@ -380,7 +423,7 @@ static void al_enroll_answer(struct agentlink *al, struct enroll_item *it, const
 	else
 		al_session_error(s, it->req, SKYROOT__ERROR_CODE__ERROR_INTERNAL, "controller failed to enroll: %s",
 			      strerror(-it->err));
-	sky_tls_close(s->tls, 0);
+	al_sess_close(s, 0);
 }
 
 void al_enroll_batch(uv_check_t *h)

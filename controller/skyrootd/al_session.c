@@ -1,5 +1,5 @@
-/* The agent link's bottom layer: the table of board sessions and sending
- * frames on them.  Calls nothing else of the agent link. */
+/* The table of board sessions and sending frames on them, over their
+ * transport (al_conn.c, or a sky_tls directly).  Main loop only. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,7 +41,7 @@ void al_kick(struct agentlink *al, const char *id, const char *fmt, ...)
 	al_unhash(s);
 	log_info("board %s: closing its session: %s", id, msg);
 	al_session_error(s, 0, SKYROOT__ERROR_CODE__ERROR_REVOKED, "%s", msg);
-	sky_tls_close(s->tls, 0);
+	al_sess_close(s, 0);
 }
 
 void al_unhash(struct session *s)
@@ -68,6 +68,42 @@ void al_hash(struct session *s)
 	s->al->n_online++;
 }
 
+/* ---- the transport ---- */
+
+bool al_sess_ready(const struct session *s)
+{
+	return s->c ? al_conn_ready(s->c) : sky_tls_is_ready(s->tls);
+}
+
+size_t al_sess_queued(const struct session *s)
+{
+	return s->c ? al_conn_queued(s->c) : sky_tls_queued(s->tls);
+}
+
+void al_sess_close(struct session *s, int err)
+{
+	if (s->c)
+		al_conn_close(s->c, err);
+	else
+		sky_tls_close(s->tls, err);
+}
+
+void al_sess_abort(struct session *s, int err)
+{
+	if (s->c)
+		al_conn_abort(s->c, err);
+	else
+		sky_tls_abort(s->tls, err);
+}
+
+void al_sess_idle(struct session *s, uint64_t ms)
+{
+	if (s->c)
+		al_conn_idle(s->c, ms);
+	else
+		sky_tls_set_idle_timeout(s->tls, ms);
+}
+
 /* ---- sending ---- */
 
 int al_session_send(struct session *s, Skyroot__Envelope *env)
@@ -76,6 +112,8 @@ int al_session_send(struct session *s, Skyroot__Envelope *env)
 	int r;
 	sky_buf_init(&out, SKY_FRAME_MAX_BULK + SKY_FRAME_HEADER);
 	r = sky_frame_encode(env, SKY_FRAME_MAX_BULK, &out);
+	if (r == 0 && s->c) /* the encoded frame changes hands: no copy */
+		return al_conn_send(s->c, out.data, 0, out.len);
 	if (r == 0)
 		r = sky_tls_write(s->tls, out.data, out.len);
 	sky_buf_free(&out);

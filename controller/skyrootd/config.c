@@ -99,6 +99,10 @@ static const struct config_key config_keys[] = {
 	DURATION("request-timeout", request_timeout, 3600,
 		 "an HTTP request's headers must be in this long after its\nfirst byte (the first: after accept; default 10s)"),
 	DURATION("keepalive-timeout", keepalive_timeout, 86400, "an HTTP connection idle this long is closed (default 30s)"),
+	{ .opt = { .name = "threads", .kind = SKY_ARG_UINT, .metavar = "N",
+		   .help = "event loops: board sessions are spread over N - 1 loops on\ntheir own threads, the main loop keeps the store, API and\nguests; 1: one loop for all (default: one per online CPU)",
+		   .min = 1, .max = 256 },
+	  .off = F(threads) },
 	{ .opt = { .name = "log-level", .kind = SKY_ARG_CALLBACK, .cb = config__log_level, .metavar = "LEVEL",
 		   .help = "error, warn, info (default) or debug" },
 	  .off = F(log_level), .live = true },
@@ -239,6 +243,7 @@ void ctl_config_options(const struct ctl_config *c, struct ctl_options *o)
 	o->boot_lim.admit_ms = c->request_timeout * 1000;
 	o->keepalive_ms = c->keepalive_timeout * 1000;
 	o->boot_downloads_max = (unsigned)c->boot_downloads;
+	o->threads = (unsigned)c->threads;
 }
 
 /* ---- reload ---------------------------------------------------------------- */

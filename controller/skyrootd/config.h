@@ -19,7 +19,7 @@ struct ctl_config {
 	uint64_t cert_ttl, image_max;  /* seconds, bytes */
 	int log_level;                 /* enum sky_log_level */
 	uint64_t agent_conns, agent_per_addr, api_conns, api_per_addr, boot_conns, boot_per_addr,
-		boot_downloads;
+		boot_downloads, threads;
 	uint64_t enroll_timeout, handshake_timeout, request_timeout, keepalive_timeout; /* seconds */
 	/* Where it came from: the file read (NULL: none), the block its
 	 * string values point into, and the flags (read again on reload). */

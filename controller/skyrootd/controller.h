@@ -28,9 +28,11 @@ struct ctl_options {
 	struct listener_limits agent_lim, api_lim, boot_lim;
 	uint64_t keepalive_ms;        /* HTTP: idle between requests */
 	unsigned boot_downloads_max;  /* firmware files sent at once */
+	unsigned threads;             /* event loops (loops.c); 0: one per online CPU */
 };
 
 struct agentlink;
+struct loops;
 struct api;
 struct ctl_config;
 struct store;
@@ -38,7 +40,8 @@ struct guests;
 struct boots;
 
 struct controller {
-	uv_loop_t *loop;
+	uv_loop_t *loop;              /* the main loop (loops.c: who owns what) */
+	struct loops *loops;          /* the main loop and the session loops */
 	struct ctl_options opt;
 	struct db *db;
 	X509 *ca_cert;

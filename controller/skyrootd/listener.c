@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "common/log.h"
 
@@ -63,6 +64,7 @@ struct listener {
 	const struct sky_tls_cbs *cbs;
 	struct listener_limits lim;
 	listener_attach_fn attach;
+	listener_handoff_fn handoff;  /* instead of attach: the descriptor goes */
 	void *ctx;
 	struct listener_addr *buckets[LISTENER_BUCKETS];
 	unsigned nconns;
@@ -167,13 +169,13 @@ static void listener__refused(struct listener *l, const char *peer, const char *
 	l->logged_at = now;
 }
 
-static void listener__peer(struct sky_tls *t, char *out, size_t outlen)
+static void listener__peer(uv_tcp_t *tcp, char *out, size_t outlen)
 {
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 
 	snprintf(out, outlen, "?");
-	if (uv_tcp_getpeername(sky_tls_tcp(t), (struct sockaddr *)&ss, &len) < 0)
+	if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) < 0)
 		return;
 	if (ss.ss_family == AF_INET)
 		uv_ip4_name((struct sockaddr_in *)&ss, out, outlen);
@@ -182,7 +184,7 @@ static void listener__peer(struct sky_tls *t, char *out, size_t outlen)
 }
 
 /* Why the connection may not stay, or NULL. */
-static const char *listener__check(struct listener *l, struct sky_tls *t, const char *peer,
+static const char *listener__check(struct listener *l, uv_tcp_t *tcp, const char *peer,
 				   struct listener_addr **addr)
 {
 	uv_os_fd_t fd = -1;
@@ -192,7 +194,7 @@ static const char *listener__check(struct listener *l, struct sky_tls *t, const 
 		return "shutting down";
 	if (l->nconns >= l->lim.conns_max)
 		return "the port's connection cap is reached";
-	uv_fileno((uv_handle_t *)sky_tls_tcp(t), &fd);
+	uv_fileno((uv_handle_t *)tcp, &fd);
 	if (listener__fds_short(l, fd))
 		return "too few file descriptors left (the process's RLIMIT_NOFILE)";
 	*addr = NULL;
@@ -208,18 +210,77 @@ static const char *listener__check(struct listener *l, struct sky_tls *t, const 
 	return NULL;
 }
 
-static void listener__on_connection(uv_stream_t *server, int status)
+static void listener__tcp_free(uv_handle_t *h)
 {
-	struct listener *l = server->data;
+	free(h);
+}
+
+/* The slot of an admitted connection, counted; NULL (refused, logged). */
+static struct listener_slot *listener__slot(struct listener *l, uv_tcp_t *tcp)
+{
 	struct listener_addr *addr = NULL;
 	struct listener_slot *slot;
 	char peer[LISTENER_PEER_MAX];
-	struct sky_tls *t;
 	const char *why;
+
+	listener__peer(tcp, peer, sizeof(peer));
+	why = listener__check(l, tcp, peer, &addr);
+	slot = why ? NULL : calloc(1, sizeof(*slot));
+	if (!slot) {
+		listener__refused(l, peer, why ? why : "out of memory");
+		return NULL;
+	}
+	slot->l = l;
+	slot->addr = addr;
+	if (addr)
+		addr->n++;
+	snprintf(slot->peer, sizeof(slot->peer), "%s", peer);
+	l->nconns++;
+	listener_open_total++;
+	return slot;
+}
+
+/* Accept and admit here; the connection's descriptor goes to the owner. */
+static void listener__handoff(struct listener *l, uv_stream_t *server)
+{
+	struct listener_slot *slot = NULL;
+	uv_tcp_t *tcp = malloc(sizeof(*tcp));
+	uv_os_fd_t fd = -1;
+	int dupfd = -1;
+
+	if (!tcp || uv_tcp_init(server->loop, tcp) < 0) {
+		free(tcp);
+		return;
+	}
+	if (uv_accept(server, (uv_stream_t *)tcp) == 0)
+		slot = listener__slot(l, tcp);
+	/* The handle is this loop's: the descriptor goes on as a copy. */
+	if (slot && (uv_fileno((uv_handle_t *)tcp, &fd) < 0 || (dupfd = dup(fd)) < 0)) {
+		listener__refused(l, slot->peer, "cannot pass the connection on");
+		listener_release(slot);
+		slot = NULL;
+	}
+	uv_close((uv_handle_t *)tcp, listener__tcp_free);
+	if (slot && l->handoff(l->ctx, dupfd, slot, &l->lim) < 0) {
+		listener__refused(l, slot->peer, "out of memory");
+		close(dupfd);
+		listener_release(slot);
+	}
+}
+
+static void listener__on_connection(uv_stream_t *server, int status)
+{
+	struct listener *l = server->data;
+	struct listener_slot *slot;
+	struct sky_tls *t;
 	int r;
 
 	if (status < 0) {
 		listener__refused(l, "?", uv_strerror(status));
+		return;
+	}
+	if (l->handoff) {
+		listener__handoff(l, server);
 		return;
 	}
 	/* A connection that cannot be admitted is accepted and closed at
@@ -232,22 +293,12 @@ static void listener__on_connection(uv_stream_t *server, int status)
 		sky_tls_abort(t, r);
 		return;
 	}
-	listener__peer(t, peer, sizeof(peer));
-	why = listener__check(l, t, peer, &addr);
-	slot = why ? NULL : calloc(1, sizeof(*slot));
+	slot = listener__slot(l, sky_tls_tcp(t));
 	if (!slot) {
-		listener__refused(l, peer, why ? why : "out of memory");
 		sky_tls_abort(t, -ECONNREFUSED);
 		return;
 	}
-	slot->l = l;
 	slot->t = t;
-	slot->addr = addr;
-	if (addr)
-		addr->n++;
-	snprintf(slot->peer, sizeof(slot->peer), "%s", peer);
-	l->nconns++;
-	listener_open_total++;
 	if (l->ssl_ctx)
 		sky_tls_set_handshake_deadline(t, l->lim.handshake_ms);
 	sky_tls_set_deadline(t, l->lim.admit_ms);
@@ -306,6 +357,18 @@ int listener_start(uv_loop_t *loop, const char *name, const struct sockaddr *add
 	return 0;
 }
 
+int listener_start_handoff(uv_loop_t *loop, const char *name, const struct sockaddr *addr,
+			   const struct listener_limits *lim, listener_handoff_fn handoff, void *ctx,
+			   struct listener **out)
+{
+	static const struct sky_tls_cbs none;
+	int r = listener_start(loop, name, addr, NULL, &none, lim, NULL, ctx, out);
+
+	if (r == 0)
+		(*out)->handoff = handoff;
+	return r;
+}
+
 static void listener__closed(uv_handle_t *h)
 {
 	struct listener *l = h->data;
@@ -338,7 +401,8 @@ void listener_admit(struct listener_slot *slot)
 	if (!slot || slot->admitted)
 		return;
 	slot->admitted = true;
-	sky_tls_set_deadline(slot->t, 0);
+	if (slot->t) /* a handed-off connection: its owner does it */
+		sky_tls_set_deadline(slot->t, 0);
 	if (slot->addr && slot->l->lim.per_addr_until_admitted) {
 		listener__addr_put(slot->l, slot->addr);
 		slot->addr = NULL;

@@ -15,7 +15,9 @@
  *
  * The owner of a port gets each admitted connection through attach(), with
  * its slot, and gives the slot back with listener_release() when the
- * connection closes.  Loop thread only. */
+ * connection closes.  Loop thread only (the loop that listens; with
+ * listener_start_handoff() the connections themselves may live on other
+ * loops, loops.c). */
 #ifndef SKY_CONTROLLER_LISTENER_H
 #define SKY_CONTROLLER_LISTENER_H
 
@@ -58,6 +60,18 @@ typedef int (*listener_attach_fn)(void *ctx, struct sky_tls *t, struct listener_
 int listener_start(uv_loop_t *loop, const char *name, const struct sockaddr *addr, SSL_CTX *ssl_ctx,
 		   const struct sky_tls_cbs *cbs, const struct listener_limits *lim, listener_attach_fn attach,
 		   void *ctx, struct listener **out);
+/* Admitted connections are not made into a sky_tls here but handed over
+ * as their descriptor, with the limits they were admitted under (the
+ * deadlines: the owner arms them where the connection lives): the owner
+ * owns fd on success (0), else the listener closes it and frees the slot.
+ * listener_admit() and listener_release() stay on the listening loop. */
+typedef int (*listener_handoff_fn)(void *ctx, int fd, struct listener_slot *slot, const struct listener_limits *lim);
+
+/* Listen on addr, accept and admit (caps, per-address, fd reserve) on
+ * loop, and hand each admitted connection's descriptor to handoff. */
+int listener_start_handoff(uv_loop_t *loop, const char *name, const struct sockaddr *addr,
+			   const struct listener_limits *lim, listener_handoff_fn handoff, void *ctx,
+			   struct listener **out);
 /* Stop accepting.  Connections go on until released; the listener is
  * freed once its handle is closed and every slot is back.  Accepts NULL. */
 void listener_stop(struct listener *l);

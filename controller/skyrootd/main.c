@@ -1,5 +1,7 @@
 /* skyrootd: the Skyroot controller.  `init` makes a state folder; `run`
- * serves the agent port (mTLS) and the HTTPS API from one libuv loop. */
+ * serves the agent port (mTLS) and the HTTPS API from the main libuv loop,
+ * with board sessions' transport spread over more loops (--threads; the
+ * threading model: loops.c). */
 #include <errno.h>
 #include <malloc.h>
 #include <openssl/crypto.h>
@@ -18,6 +20,7 @@
 #include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink.h"
+#include "controller/skyrootd/loops.h"
 #include "controller/skyrootd/backup.h"
 #include "controller/skyrootd/boots.h"
 #include "controller/skyrootd/cmdline.h"
@@ -301,6 +304,14 @@ static int cmd_run(int argc, char **argv)
 	}
 	uv_loop_init(&loop);
 	ctl.loop = &loop;
+	r = loops_start(&loop, ctl.opt.threads ? ctl.opt.threads : loops_cpus(), &ctl.loops);
+	if (r < 0) {
+		uv_loop_close(&loop);
+		boots_free(ctl.boots);
+		ctl_state_unload(&ctl);
+		ctl_config_free(&cfg);
+		return 1;
+	}
 
 	guests_set_ops(ctl.guests, &wire_guests_ops, &ctl);
 	r = agentlink_start(&ctl, (struct sockaddr *)&agent_addr, &ctl.opt.agent_lim, &wire_agentlink_ops, &ctl);
@@ -329,11 +340,13 @@ static int cmd_run(int argc, char **argv)
 	uv_signal_start(&ctl.sighup, on_sighup, SIGHUP);
 	uv_signal_start(&ctl.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&ctl.sigint, on_signal, SIGINT);
-	log_info("skyrootd %s: agents on %s (mTLS 1.3), API on https://%s, boards dial %s, CA %s",
-		 SKY_VERSION, ctl.opt.agent_listen, ctl.opt.api_listen, ctl.advertise, ctl.ca_pin_str);
+	log_info("skyrootd %s: agents on %s (mTLS 1.3), API on https://%s, boards dial %s, CA %s, %u event loop%s",
+		 SKY_VERSION, ctl.opt.agent_listen, ctl.opt.api_listen, ctl.advertise, ctl.ca_pin_str,
+		 loops_count(ctl.loops), loops_count(ctl.loops) == 1 ? "" : "s");
 	ctl_notify_ready(&ctl);
 
 	uv_run(&loop, UV_RUN_DEFAULT);
+	loops_stop(ctl.loops); /* every session is gone: nothing posts any more */
 	r = uv_loop_close(&loop);
 	if (r < 0)
 		log_warn("loop closed with handles still open: %s", uv_strerror(r));
@@ -348,6 +361,7 @@ fail:
 	api_stop(ctl.api);
 	api_stop(ctl.boot);
 	uv_run(&loop, UV_RUN_DEFAULT);
+	loops_stop(ctl.loops);
 	uv_loop_close(&loop);
 	ctl_state_unload(&ctl);
 	boots_free(ctl.boots);

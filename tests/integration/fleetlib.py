@@ -29,6 +29,10 @@ FIXTURES = os.environ.get("SKY_FIXTURES", os.path.join(ROOT, "tests", "fixtures"
 # SKY_SANITIZE to the build's b_sanitize): sanitized processes run some
 # times slower, more so on cores shared with other test runs.  Only limits
 # that stand for "promptly" scale, never counts or orderings.
+# skyrootd's event loops (--threads): unset, the daemon's default (one per
+# online CPU); deploy/test.sh runs the suite with the default in build/ and
+# with SKY_THREADS=1 in build-asan/, so both arrangements are covered.
+SKY_THREADS = os.environ.get("SKY_THREADS", "")
 SKY_SLOW = 1 if os.environ.get("SKY_SANITIZE", "none") in ("", "none") else 5
 
 
@@ -118,6 +122,8 @@ class Fleet:
                 "--api-listen", f"127.0.0.1:{self.api_port}", "--log-level", "debug"]
         if self.cert_ttl:
             args += ["--cert-ttl", str(self.cert_ttl)]
+        if SKY_THREADS and not any(str(a).startswith("--threads") for a in extra):
+            args += ["--threads", SKY_THREADS]
         args += list(extra)
         self.ctl = Proc(args, os.path.join(self.tmp, "skyrootd.log"), env=env)
         self.procs.append(self.ctl)
