@@ -1,7 +1,11 @@
 #!/bin/sh
 # Install what the tests need, build, and run every suite:
 #   unit + integration + deploy  (build/, -Werror; deploy: the Debian packages)
-#   unit + integration again     (build-asan/, AddressSanitizer + UBSan)
+#                                skyrootd with its default threads (a loop per CPU,
+#                                at least 2 here)
+#   unit + integration again     (build-asan/, AddressSanitizer + UBSan), skyrootd
+#                                with --threads 1: both arrangements of the event
+#                                loops run the whole suite, without a third run
 #   fuzz                         (build-fuzz/, clang libFuzzer targets, a short run each)
 #   e2e                          (emulated boards, when the firmware builds)
 # Ends with one line "N passed, N failed[, N skipped]"; exits non-zero on any failure.
@@ -33,12 +37,20 @@ run_suites() {
 
 echo "== build (release, -Werror)"
 build build
-echo "== unit + integration"
+# skyrootd's event loops (controller/skyrootd/loops.c): the main run uses the
+# daemon's default (a loop per CPU; on a 1-CPU machine 2, so that sessions
+# still cross loops), the ASan run one loop (tests/integration/fleetlib.py
+# passes SKY_THREADS as --threads).
+if [ "$JOBS" -gt 1 ]; then MAIN_THREADS=""; else MAIN_THREADS=2; fi
+echo "== unit + integration (skyrootd threads: ${MAIN_THREADS:-default, $JOBS})"
+export SKY_THREADS="$MAIN_THREADS"
 run_suites build main --suite unit --suite integration --suite fwimage --suite deploy
 
-echo "== sanitizers (ASan + UBSan): unit + integration"
+echo "== sanitizers (ASan + UBSan): unit + integration (skyrootd --threads 1)"
 build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+export SKY_THREADS=1
 run_suites build-asan asan --suite unit --suite integration
+unset SKY_THREADS
 
 echo "== fuzz (libFuzzer + ASan + UBSan, clang): each target ${SKY_FUZZ_SECONDS:-20} s from its seed corpus"
 if [ ! -f build-fuzz/build.ninja ]; then

@@ -18,7 +18,8 @@
 # and prints a summary with the aims of the issue and the ratios.
 #
 # Environment: BUILD, ENROLL_N (2000), IDLE_SMALL (1000), IDLE_LARGE (10000),
-# HOLD (30 s), CONCURRENCY (64), HEARTBEAT_MS (10000), KEEP=1 keeps the
+# HOLD (30 s), CONCURRENCY (64), HEARTBEAT_MS (10000), THREADS (skyrootd
+# --threads; unset: its default, one loop per CPU), KEEP=1 keeps the
 # temporary folder (logs, perf output) instead of removing it.
 set -euo pipefail
 
@@ -31,6 +32,7 @@ IDLE_LARGE=${IDLE_LARGE:-10000}
 HOLD=${HOLD:-30}
 CONCURRENCY=${CONCURRENCY:-64}
 HEARTBEAT_MS=${HEARTBEAT_MS:-10000}
+THREADS=${THREADS:-}
 NGINX=1
 
 for arg in "$@"; do
@@ -106,7 +108,7 @@ CONF=$STATE/skyctl.conf
 
 ctl_start() {
 	"$SKYROOTD" run --state "$STATE" --agent-listen "127.0.0.1:$AGENT_PORT" \
-		--api-listen "127.0.0.1:$API_PORT" >>"$TMP/skyrootd.log" 2>&1 &
+		--api-listen "127.0.0.1:$API_PORT" ${THREADS:+--threads "$THREADS"} >>"$TMP/skyrootd.log" 2>&1 &
 	CTL_PID=$!
 	wait_port "$AGENT_PORT" "$CTL_PID" skyrootd "$TMP"
 	wait_port "$API_PORT" "$CTL_PID" skyrootd "$TMP"

@@ -199,7 +199,8 @@ class Fleet:
             running = p.p.poll() is None
             rc = p.stop()
             text = p.text()
-            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                           "WARNING: ThreadSanitizer"):
                 if marker in text:
                     problems.append(f"{os.path.basename(p.log_path)}: {marker}")
             if running and rc != 0:

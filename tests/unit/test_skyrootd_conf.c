@@ -229,7 +229,7 @@ static void test_sample_file(void **state)
 	free(out);
 	assert_int_equal(load(&c, err, sizeof(err), NULL), 0);
 	/* Every key of the file's table (all the run flags but --config). */
-	assert_int_equal(keys, 20);
+	assert_int_equal(keys, 21);
 	/* The defaults: as with an empty file, but for the examples of the
 	 * keys that are off by default, and the state. */
 	write_conf("");
@@ -250,6 +250,9 @@ static void test_sample_file(void **state)
 	assert_memory_equal(&o.boot_lim, &od.boot_lim, sizeof(o.boot_lim));
 	assert_int_equal(o.keepalive_ms, od.keepalive_ms);
 	assert_int_equal(o.boot_downloads_max, od.boot_downloads_max);
+	/* threads: unset is one loop per CPU (0 here), the example says 2. */
+	assert_int_equal(od.threads, 0);
+	assert_int_equal(o.threads, 2);
 	ctl_config_free(&c);
 	ctl_config_free(&d);
 }
