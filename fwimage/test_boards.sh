@@ -12,13 +12,15 @@
 # Boards run one at a time (TCG, 2 cores).  Takes about 2-3 minutes.
 #
 # usage: fwimage/test_boards.sh [--image DIR] [--only efi|kernel|net]
-#                                [--compress C] [--keep]
+#                                [--compress C] [--no-report] [--keep]
 #   --image DIR   boot an existing build (made with the stand-in agent)
 #                 instead of building one into a temporary directory
 #   --only MODE   run one boot path
 #   --compress C  build the image with this initramfs compression (xz,
 #                 the default, zstd, gzip; zstd builds in a fraction of
 #                 xz -9e's time)
+#   --no-report   build without build.sh --report (its per-part sizes
+#                 compress every part once more)
 #   --keep        keep the temporary directory (boards' console logs)
 #
 # Exit status 0 when every check passed, 1 when one failed, 77 (skip, with a
@@ -30,14 +32,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 image=""
 only=""
 compress=""
+report=--report
 keep=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--image) image=$2; shift 2 ;;
 	--only) only=$2; shift 2 ;;
 	--compress) compress=$2; shift 2 ;;
+	--no-report) report=""; shift ;;
 	--keep) keep=1; shift ;;
-	-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "test_boards.sh: unknown option '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -79,7 +83,7 @@ timings=()
 gcc -O2 -Wall -Wextra -o "$tmp/standin-agent" "$here/testdata/standin-agent.c"
 if [ -z "$image" ]; then
 	image=$tmp/fw
-	"$here/build.sh" --agent "$tmp/standin-agent" --out "$image" --report ${compress:+--compress "$compress"}
+	"$here/build.sh" --agent "$tmp/standin-agent" --out "$image" $report ${compress:+--compress "$compress"}
 fi
 
 # --- image contents ------------------------------------------------------
