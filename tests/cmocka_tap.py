@@ -15,9 +15,13 @@ usage: tests/cmocka_tap.py COMMAND [ARGS...]
   reason being the last line containing "SKIP" that COMMAND printed on
   either stream (meson's TAP protocol would call exit 77 an error).
 - Any other exit status is COMMAND's; killed by a signal -> 128 + signal.
+- SIGTERM and SIGINT (meson's timeout and ^C reach the whole process
+  group): this wrapper outlives COMMAND, so that COMMAND's own cleanup
+  (libvirtd.py stopping its daemons) still has somewhere to write.
 """
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +36,9 @@ def main():
     if not cmd:
         print(__doc__, file=sys.stderr)
         return 2
+    # A handler, not SIG_IGN: COMMAND must not inherit the signal ignored.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)
     env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP")
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, errors="replace")

@@ -178,6 +178,37 @@ def case_cmocka_tap(tmp):
     check(r.returncode == 128 + 6, f"signal: {r.returncode}")
 
 
+def case_cmocka_tap_sigterm(tmp):
+    """meson's timeout: SIGTERM to the whole group.  The wrapper outlives
+    the command's cleanup (which still reaches the log); a command with
+    SIGTERM's default action dies of it (it was not inherited ignored)."""
+    import signal
+    import time
+    cleanup = ('import signal, sys, time\n'
+               'def stop(s, f):\n'
+               '    time.sleep(0.5)\n'
+               '    print("cleaned up after SIGTERM", file=sys.stderr, flush=True)\n'
+               '    sys.exit(3)\n'
+               'signal.signal(signal.SIGTERM, stop)\n'
+               'print("1..1", flush=True)\n'
+               'time.sleep(30)\n')
+    plain = 'import time\nprint("1..1", flush=True)\ntime.sleep(30)\n'
+    for script, want_rc, want_err in ((cleanup, 3, "cleaned up after SIGTERM"), (plain, 128 + 15, "")):
+        p = subprocess.Popen([sys.executable, TAP, sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=tmp)
+        check(p.stdout.readline().strip() == "1..1", "the command started")
+        os.killpg(p.pid, signal.SIGTERM)
+        t0 = time.monotonic()
+        try:
+            out, err = p.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            raise Fail("the wrapper did not end after SIGTERM")
+        check(p.returncode == want_rc, f"exit status after SIGTERM: {p.returncode}, want {want_rc}")
+        check(want_err in err, f"the command's cleanup reached the log: {err!r}")
+        check(time.monotonic() - t0 < 10, "ended promptly")
+
+
 def main():
     cases = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
     if len(sys.argv) != 2 or sys.argv[1] not in cases:
