@@ -14,7 +14,8 @@
 # one line that says why, containing "SKIP" (by convention "SKIP: why",
 # e.g. "SKIP: OVMF missing (deploy/deps.sh installs it)"); a cmocka case
 # that calls skip() is a skipped TAP subtest (tests/cmocka_tap.py).  Tests
-# skip only for something missing: root, OVMF, a tool, a build option.
+# skip only for something missing or in the way: root, OVMF, a tool, a build
+# option, a machine state the test must not touch.
 # The summary (deploy/test_summary.py) lists every skipped test and subtest
 # by name with that line, before the last line
 #   "N passed, N failed, N skipped (why)"
