@@ -650,6 +650,37 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 	return 0;
 }
 
+/* Chunks in the frame's tail form go to the image cache as they arrive. */
+static int agent_tail_begin(void *ctx, Skyroot__Envelope *env, size_t len)
+{
+	struct agent *a = ctx;
+
+	if (!imgcache_chunk_begin(a->cache, env->request_id, env->chunk_data, len))
+		log_warn("ignoring a chunk nobody asked for");
+	skyroot__envelope__free_unpacked(env, NULL);
+	return 0;
+}
+
+static int agent_tail_data(void *ctx, const uint8_t *p, size_t len)
+{
+	struct agent *a = ctx;
+	imgcache_chunk_data(a->cache, p, len);
+	return 0;
+}
+
+static int agent_tail_end(void *ctx)
+{
+	struct agent *a = ctx;
+	imgcache_chunk_end(a->cache);
+	return 0;
+}
+
+static const struct sky_frame_tail_ops agent_tail_ops = {
+	.begin = agent_tail_begin,
+	.data = agent_tail_data,
+	.end = agent_tail_end,
+};
+
 /* ---- connection ---- */
 
 static void tick_cb(uv_timer_t *t)
@@ -805,6 +836,7 @@ static void agent_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
 	}
 	/* Chunks and manifests are larger than control messages. */
 	sky_frame_decoder_init(&a->dec, SKY_FRAME_MAX_BULK);
+	sky_frame_decoder_accept_tail(&a->dec, &agent_tail_ops);
 	a->connect_req.data = a;
 	sky_tls_set_idle_timeout(a->tls, CONNECT_TIMEOUT_MS + 3 * a->cfg->heartbeat_ms);
 	r = uv_tcp_connect(&a->connect_req, sky_tls_tcp(a->tls), res->ai_addr, agent_connected);
