@@ -43,7 +43,7 @@ int sky_frame_encode_tail_prefix(const Skyroot__Envelope *hdr, size_t tail_len, 
 	if (h == 0 || h > SKY_FRAME_TAIL_HDR_MAX || SKY_FRAME_HEADER + 2 + h > cap)
 		return -ENOBUFS;
 	/* The whole frame within the limit, and its length within 31 bits. */
-	if (tail_len > max_frame || 2 + h + tail_len > max_frame || 2 + h + tail_len > ~SKY_FRAME_TAIL_FLAG)
+	if (tail_len > ~SKY_FRAME_TAIL_FLAG || 2 + h + tail_len > max_frame || 2 + h + tail_len > ~SKY_FRAME_TAIL_FLAG)
 		return -ENOBUFS;
 	put_be32(out, (uint32_t)(2 + h + tail_len) | SKY_FRAME_TAIL_FLAG);
 	out[4] = (uint8_t)(h >> 8);
