@@ -651,6 +651,37 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 	return 0;
 }
 
+/* Chunks in the frame's tail form go to the image cache as they arrive. */
+static int agent_tail_begin(void *ctx, Skyroot__Envelope *env, size_t len)
+{
+	struct agent *a = ctx;
+
+	if (!imgcache_chunk_begin(a->cache, env->request_id, env->chunk_data, len))
+		log_warn("ignoring a chunk nobody asked for");
+	skyroot__envelope__free_unpacked(env, NULL);
+	return 0;
+}
+
+static int agent_tail_data(void *ctx, const uint8_t *p, size_t len)
+{
+	struct agent *a = ctx;
+	imgcache_chunk_data(a->cache, p, len);
+	return 0;
+}
+
+static int agent_tail_end(void *ctx)
+{
+	struct agent *a = ctx;
+	imgcache_chunk_end(a->cache);
+	return 0;
+}
+
+static const struct sky_frame_tail_ops agent_tail_ops = {
+	.begin = agent_tail_begin,
+	.data = agent_tail_data,
+	.end = agent_tail_end,
+};
+
 /* ---- connection ---- */
 
 static void tick_cb(uv_timer_t *t)
@@ -786,6 +817,7 @@ bool agent_link_begin(struct agent *a)
 	a->mode = a->cert ? LINK_SESSION : LINK_ENROLL;
 	/* Chunks and manifests are larger than control messages. */
 	sky_frame_decoder_init(&a->dec, SKY_FRAME_MAX_BULK);
+	sky_frame_decoder_accept_tail(&a->dec, &agent_tail_ops);
 	return a->mode == LINK_SESSION;
 }
 
