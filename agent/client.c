@@ -15,6 +15,7 @@
 #include "agent/backoff.h"
 #include "agent/images.h"
 #include "agent/guests.h"
+#include "agent/hello.h"
 #include "agent/identity.h"
 #include "common/frame.h"
 #include "common/log.h"
@@ -150,130 +151,44 @@ static int agent_ctx_init(void)
 	return 0;
 }
 
-/* ---- inventory -> Hello ---- */
+/* ---- inventory -> Hello (agent/hello.c) ---- */
+
+/* The board's inventory: the override given at start, else read now into
+ * *local (inventory_free it when *inv == local). */
+static int agent_inventory(struct agent *a, struct inventory *local, const struct inventory **inv)
+{
+	*inv = a->inv_override;
+	if (!*inv) {
+		struct inv_roots roots = {a->cfg->sysfs_root, a->cfg->procfs_root, a->cfg->devfs_root};
+		int r = inventory_read(&roots, local);
+		if (r < 0)
+			return r;
+		*inv = local;
+	}
+	return 0;
+}
 
 static int agent_build_hello(struct agent *a, uint8_t **out, size_t *out_len)
 {
 	struct inventory local = {0};
-	const struct inventory *inv = a->inv_override;
-	Skyroot__Hello h = SKYROOT__HELLO__INIT;
-	Skyroot__Dmi dmi = SKYROOT__DMI__INIT;
-	Skyroot__IommuGroup *groups = NULL, **gptrs = NULL;
-	Skyroot__PciDevice *devs = NULL, **dptrs = NULL;
-	Skyroot__Nic nics[INV_MAX_NICS], *nptrs[INV_MAX_NICS];
-	char *flags[INV_MAX_FLAGS];
-	size_t ndev = 0, di = 0;
-	int r = 0;
+	const struct inventory *inv;
+	int r = agent_inventory(a, &local, &inv);
 
-	if (!inv) {
-		struct inv_roots roots = {a->cfg->sysfs_root, a->cfg->procfs_root, a->cfg->devfs_root};
-		r = inventory_read(&roots, &local);
-		if (r < 0)
-			return r;
-		inv = &local;
-	}
-	h.cpu_model = (char *)inv->cpu_model;
-	h.cpus = inv->cpus;
-	for (unsigned i = 0; i < inv->n_virt_flags && i < INV_MAX_FLAGS; i++)
-		flags[i] = (char *)inv->virt_flags[i];
-	h.n_virt_flags = inv->n_virt_flags;
-	h.virt_flags = flags;
-	h.memory_bytes = inv->memory_bytes;
-	h.numa_nodes = inv->numa_nodes;
-	dmi.vendor = (char *)inv->dmi_vendor;
-	dmi.product = (char *)inv->dmi_product;
-	dmi.serial = (char *)inv->dmi_serial;
-	dmi.product_uuid = (char *)inv->dmi_uuid;
-	h.dmi = &dmi;
-	h.firmware = inv->firmware == INV_FW_UEFI ? SKYROOT__FIRMWARE__FIRMWARE_UEFI :
-		     inv->firmware == INV_FW_BIOS ? SKYROOT__FIRMWARE__FIRMWARE_BIOS :
-						    SKYROOT__FIRMWARE__FIRMWARE_UNKNOWN;
-	h.kvm = inv->kvm;
-	for (unsigned g = 0; g < inv->n_groups; g++)
-		ndev += inv->groups[g].n_devices;
-	if (inv->n_groups) {
-		groups = calloc(inv->n_groups, sizeof(*groups));
-		gptrs = calloc(inv->n_groups, sizeof(*gptrs));
-		devs = calloc(ndev ? ndev : 1, sizeof(*devs));
-		dptrs = calloc(ndev ? ndev : 1, sizeof(*dptrs));
-		if (!groups || !gptrs || !devs || !dptrs) {
-			r = -ENOMEM;
-			goto out;
-		}
-	}
-	for (unsigned g = 0; g < inv->n_groups; g++) {
-		const struct inv_iommu_group *ig = &inv->groups[g];
-		skyroot__iommu_group__init(&groups[g]);
-		groups[g].id = ig->id;
-		groups[g].devices = &dptrs[di];
-		groups[g].n_devices = ig->n_devices;
-		for (unsigned d = 0; d < ig->n_devices; d++, di++) {
-			skyroot__pci_device__init(&devs[di]);
-			devs[di].address = (char *)ig->devices[d].address;
-			devs[di].vendor = ig->devices[d].vendor;
-			devs[di].device = ig->devices[d].device;
-			devs[di].class_code = ig->devices[d].class_code;
-			devs[di].driver = (char *)ig->devices[d].driver;
-			dptrs[di] = &devs[di];
-		}
-		gptrs[g] = &groups[g];
-	}
-	h.n_iommu_groups = inv->n_groups;
-	h.iommu_groups = gptrs;
-	for (unsigned i = 0; i < inv->n_nics; i++) {
-		skyroot__nic__init(&nics[i]);
-		nics[i].name = (char *)inv->nics[i].name;
-		nics[i].mac = (char *)inv->nics[i].mac;
-		nics[i].link = inv->nics[i].link;
-		nics[i].speed_mbps = inv->nics[i].speed_mbps;
-		nptrs[i] = &nics[i];
-	}
-	h.n_nics = inv->n_nics;
-	h.nics = nptrs;
-	h.kernel_version = (char *)inv->kernel_version;
-	h.hostname = (char *)inv->hostname;
-	h.agent_version = SKY_VERSION;
-	h.heartbeat_ms = (uint32_t)a->cfg->heartbeat_ms;
-
-	size_t n = skyroot__hello__get_packed_size(&h);
-	uint8_t *buf = malloc(n ? n : 1);
-	if (!buf) {
-		r = -ENOMEM;
-		goto out;
-	}
-	skyroot__hello__pack(&h, buf);
-	*out = buf;
-	*out_len = n;
-out:
-	free(groups);
-	free(gptrs);
-	free(devs);
-	free(dptrs);
+	if (r == 0)
+		r = hello_pack(inv, (uint32_t)a->cfg->heartbeat_ms, out, out_len);
 	if (inv == &local)
 		inventory_free(&local);
 	return r;
 }
 
-/* The machine identity the controller keys boards by. */
 static int agent_machine_id(struct agent *a, char *uuid, size_t ulen, char *host, size_t hlen)
 {
 	struct inventory local = {0};
-	const struct inventory *inv = a->inv_override;
-	int r = 0;
-	if (!inv) {
-		struct inv_roots roots = {a->cfg->sysfs_root, a->cfg->procfs_root, a->cfg->devfs_root};
-		r = inventory_read(&roots, &local);
-		if (r < 0)
-			return r;
-		inv = &local;
-	}
-	if (inv->dmi_uuid[0])
-		snprintf(uuid, ulen, "%s", inv->dmi_uuid);
-	else if (inv->n_nics && inv->nics[0].mac[0])
-		snprintf(uuid, ulen, "mac-%s", inv->nics[0].mac); /* boards without DMI */
-	else
-		r = -ENODATA;
-	snprintf(host, hlen, "%s", inv->hostname);
+	const struct inventory *inv;
+	int r = agent_inventory(a, &local, &inv);
+
+	if (r == 0)
+		r = hello_machine_id(inv, uuid, ulen, host, hlen);
 	if (inv == &local)
 		inventory_free(&local);
 	return r;
@@ -651,6 +566,37 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 	return 0;
 }
 
+/* Chunks in the frame's tail form go to the image cache as they arrive. */
+static int agent_tail_begin(void *ctx, Skyroot__Envelope *env, size_t len)
+{
+	struct agent *a = ctx;
+
+	if (!imgcache_chunk_begin(a->cache, env->request_id, env->chunk_data, len))
+		log_warn("ignoring a chunk nobody asked for");
+	skyroot__envelope__free_unpacked(env, NULL);
+	return 0;
+}
+
+static int agent_tail_data(void *ctx, const uint8_t *p, size_t len)
+{
+	struct agent *a = ctx;
+	imgcache_chunk_data(a->cache, p, len);
+	return 0;
+}
+
+static int agent_tail_end(void *ctx)
+{
+	struct agent *a = ctx;
+	imgcache_chunk_end(a->cache);
+	return 0;
+}
+
+static const struct sky_frame_tail_ops agent_tail_ops = {
+	.begin = agent_tail_begin,
+	.data = agent_tail_data,
+	.end = agent_tail_end,
+};
+
 /* ---- connection ---- */
 
 static void tick_cb(uv_timer_t *t)
@@ -786,6 +732,7 @@ bool agent_link_begin(struct agent *a)
 	a->mode = a->cert ? LINK_SESSION : LINK_ENROLL;
 	/* Chunks and manifests are larger than control messages. */
 	sky_frame_decoder_init(&a->dec, SKY_FRAME_MAX_BULK);
+	sky_frame_decoder_accept_tail(&a->dec, &agent_tail_ops);
 	return a->mode == LINK_SESSION;
 }
 

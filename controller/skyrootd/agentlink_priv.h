@@ -99,7 +99,8 @@ struct chunk_job {
 	uint32_t size;
 	uint32_t index;
 	int result;
-	uint8_t *buf;
+	bool raw_tail;                /* the board takes the tail form */
+	uint8_t *buf;                 /* SKY_FRAME_TAIL_PREFIX_MAX of room, then the chunk */
 	char image_id[DB_ID_MAX];
 };
 
@@ -167,6 +168,13 @@ void al_kick(struct agentlink *al, const char *id, const char *fmt, ...) __attri
 void al_hash(struct session *s);
 void al_unhash(struct session *s);
 int al_session_send(struct session *s, Skyroot__Envelope *env);
+/* Send a ChunkData envelope hdr (data empty) in the tail form with tail_len
+ * raw bytes at tail (common/frame.h); the SKY_FRAME_TAIL_PREFIX_MAX bytes
+ * before tail must be the caller's to overwrite.  *owner is the malloc'd
+ * buffer tail lies in: over a session loop's transport it changes hands
+ * (*owner becomes NULL; the loop frees it once written). */
+int al_session_send_tail(struct session *s, const Skyroot__Envelope *hdr, uint8_t *tail, size_t tail_len,
+			 uint8_t **owner);
 void al_session_error(struct session *s, uint64_t req, Skyroot__ErrorCode code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void al_session_touch(struct session *s);

@@ -6,14 +6,18 @@
  * spoiled, as the first byte says), signs it with the harness's image key,
  * and hands it to the cache.  The script then answers the cache's chunk
  * requests: with the right bytes, short, flipped, for the wrong index or
- * image, with errors, out of order; it drops and restores the session,
+ * image, with errors, out of order, whole or as the frame's tail form
+ * hands them over (imgcache_chunk_begin, pieces, end, or cut off by a
+ * dropped session); it drops and restores the session,
  * sends the manifest again, holds and releases the image.
  *
  * What must hold whatever the script: no crash, no leak, the window of
  * outstanding requests never over IMGCACHE_WINDOW, RAM used never over the
  * budget, and an image the cache calls ready is sealed against writes,
- * growing and shrinking, and holds exactly the image's bytes, whose SHA-256
- * is the one the signed manifest names. */
+ * growing and shrinking, and holds exactly the image's bytes (each chunk
+ * checked against the signed manifest's digests; the whole-image SHA-256
+ * the manifest names is not checked again by the board, it follows from
+ * those). */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -215,6 +219,26 @@ static void answer(struct imgcache *c, struct harness *h, const struct img *im, 
 		buf[len] = 0;
 		d.data.len = len + 1;
 		break;
+	case 7: { /* as the tail form hands it over: in pieces, maybe cut off */
+		size_t piece = 1 + (size_t)pick * 97 + (size_t)(r.index % 7) * 13, sent = 0;
+		bool cut = r.index % 5 == 4;
+		d.data.len = 0;
+		(void)imgcache_chunk_begin(c, r.id, &d, len);
+		while (sent < len && !(cut && sent >= len / 2)) {
+			size_t n = len - sent < piece ? len - sent : piece;
+			imgcache_chunk_data(c, buf + sent, n);
+			sent += n;
+		}
+		if (cut) {
+			imgcache_session_down(c);
+			h->nq = 0;
+			imgcache_session_up(c);
+		} else {
+			imgcache_chunk_end(c);
+		}
+		free(buf);
+		return;
+	}
 	default:
 		break;
 	}

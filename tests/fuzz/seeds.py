@@ -50,12 +50,27 @@ hello = frame(field(1, 2) + field(12, field(1, "AMD EPYC") + field(2, 4) + field
                                   field(9, field(1, 3) + field(2, pci))))
 err = frame(field(1, 3) + field(16, field(1, 2) + field(2, "token has already been used")))
 chunk = frame(field(1, 9) + field(22, field(1, "img-0123456789ab") + field(2, 3) + field(3, b"\xab" * 64)))
-write("frame", "heartbeat", b"\xff" + hb)
-write("frame", "enroll", b"\x00" + enroll)
-write("frame", "hello", b"\x10" + hello)
-write("frame", "three", b"\x03" + hb + err + chunk)
-write("frame", "oversize", b"\xff" + struct.pack(">I", 1 << 30) + b"\x00" * 8)
-write("frame", "empty_oneof", b"\xff" + frame(field(1, 5)))
+# (second byte: the tail form refused / assembled / handed over, 0/1/2)
+
+
+def tail_frame(req, image_id, index, raw):
+    hdr = field(1, req) + field(22, field(1, image_id) + field(2, index))
+    return struct.pack(">IH", 0x80000000 | (2 + len(hdr) + len(raw)), len(hdr)) + hdr + raw
+
+
+tail = tail_frame(9, "img-0123456789ab", 3, bytes(range(256)) * 4)
+write("frame", "heartbeat", b"\xff\x00" + hb)
+write("frame", "enroll", b"\x00\x00" + enroll)
+write("frame", "hello", b"\x10\x00" + hello)
+write("frame", "three", b"\x03\x00" + hb + err + chunk)
+write("frame", "oversize", b"\xff\x00" + struct.pack(">I", 1 << 30) + b"\x00" * 8)
+write("frame", "empty_oneof", b"\xff\x00" + frame(field(1, 5)))
+write("frame", "tail_refused", b"\xff\x00" + tail)
+write("frame", "tail_assembled", b"\x07\x01" + hb + tail + chunk + tail_frame(10, "i", 0, b""))
+write("frame", "tail_pieces", b"\x20\x02" + tail + hb + tail_frame(10, "i", 0, b"") + tail)
+write("frame", "tail_oversize", b"\xff\x02" + struct.pack(">IH", 0xffffffff, 1) + b"\x00" * 8)
+write("frame", "tail_header_past", b"\xff\x02" + struct.pack(">IH", 0x80000010, 0x0fff) + b"\x00" * 16)
+write("frame", "tail_cut", b"\x30\x02" + tail[:-100])
 
 # ---- enroll: what a connection without a client certificate sends
 # (tests/fuzz/fuzz_enroll.c: tokens skt-fuzz (general) and skt-board (made
