@@ -167,6 +167,11 @@ void store_close(struct store *st)
 	free(st);
 }
 
+struct db *store_db(const struct store *st)
+{
+	return st->db;
+}
+
 uint64_t store_image_max(const struct store *st)
 {
 	return st->image_max;
@@ -315,9 +320,12 @@ static int upload_flush_chunk(struct store_upload *up)
 	if (rc == SQLITE_ROW) {
 		rowid = sqlite3_column_int64(s, 0);
 		sqlite3_reset(s);
+		/* A quarantined copy of these bytes: they heal it. */
+		r = store_chunk_heal(st->h, rowid, up->buf, up->buf_len);
 		s = q(st, Q_CHUNK_REF);
 		sqlite3_bind_int64(s, 1, rowid);
-		r = step_done(s);
+		if (r >= 0)
+			r = step_done(s);
 	} else if (rc == SQLITE_DONE) {
 		sqlite3_reset(s);
 		s = q(st, Q_CHUNK_INSERT);
