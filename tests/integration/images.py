@@ -323,7 +323,8 @@ def case_tamper(f):
     check(st == 200 and not v["ok"] and [b["index"] for b in v["bad_chunks"]] == [2], f"verify: {v}")
     how, err = fetch(f, bid, ids["flip"])
     check(how == "error" and "chunk 2" in err, f"the board was refused chunk 2: {how} {err}")
-    check("corrupt in the store and was not sent" in f.ctl.text(), "controller reports it")
+    # verify found it: it is quarantined and never sent.
+    check("is corrupt in the store, found by image verify: quarantined" in f.ctl.text(), "controller reports it")
     # 2. A manifest with a bad signature.
     db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
     sig = bytearray(db.execute("SELECT signature FROM images WHERE id = ?", (ids["sig"],)).fetchone()[0])
