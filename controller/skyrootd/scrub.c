@@ -283,6 +283,15 @@ static void report__after(uv_work_t *w, int status)
 		log_error("board %s reported chunk %u of image %s as corrupt, and the store's copy fails its check "
 			  "too", rp->board_id, rp->index, rp->image_id);
 		scrub_quarantine(rp->ctl, rp->rowid, rp->digest, rp->image_id, rp->index, METRICS_FOUND_BOARD);
+	} else if (rp->result == 0 && !sky_memeq_ct(rp->expected, rp->digest, 32)) {
+		/* The board's digest is not the one the store holds for that
+		 * index: a board's mistake, or the store's index of the image
+		 * no longer matching its signed manifest (image verify checks). */
+		metrics_chunk_report(METRICS_REPORT_INTACT);
+		log_warn("board %s reported chunk %u of image %s as corrupt, expecting sha256 %s; the store holds "
+			 "chunk sha256 %s for that index, and it hashes right: nothing quarantined; if the board is "
+			 "right, the image's index does not match its signed manifest (skyctl image verify)",
+			 rp->board_id, rp->index, rp->image_id, hex, held);
 	} else if (rp->result == 0) {
 		metrics_chunk_report(METRICS_REPORT_INTACT);
 		log_warn("board %s reported chunk %u of image %s (expected sha256 %s) as corrupt, but the store's copy "

@@ -241,6 +241,31 @@ def case_lying_board(f):
     p2.stop()
 
 
+def case_agent_reports(f):
+    """skyagent reports a chunk that fails its check against the signed
+    manifest: here the store's index of the image points chunk 0 at chunk
+    1's (intact) bytes, which the controller's own checks cannot see; the
+    board refuses them and reports it, the controller re-checks and logs
+    it, and quarantines nothing (the bytes are sound)."""
+    f.start(extra=["--scrub-rate", "0"])
+    path, img = one_image(f, "idx")
+    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+    r1 = db.execute("SELECT chunk_id FROM image_chunks WHERE image_id = ? AND idx = 1", (img["id"],)).fetchone()[0]
+    db.execute("UPDATE image_chunks SET chunk_id = ? WHERE image_id = ? AND idx = 0", (r1, img["id"]))
+    db.commit()
+    db.close()
+    p, bid = board_with_agent(f)
+    how, err = fetch(f, bid, img["id"])
+    check(how == "error" and "chunk 0" in err and "SHA-256" in err, f"the board refused chunk 0: {how} {err}")
+    wait_for(lambda: reports(f, "intact") == 1, 15, "the board's report re-checked")
+    check(f"board {bid} reported chunk 0 of image {img['id']} as corrupt, expecting sha256 "
+          f"{chunk_digest(path, 0).hex()}; the store holds chunk sha256 {chunk_digest(path, 1).hex()}"
+          in f.ctl.text(), "the report and what the store holds are logged")
+    m = metrics(f)
+    check(sum(v for k, v in m.items() if k.startswith("skyroot_chunks_quarantined_total")) == 0,
+          f"sound bytes are not quarantined: {m}")
+
+
 def case_report_flood(f):
     """(d) A flood of reports: only AL_REPORT_BURST are re-checked (the
     rest dropped and counted), the drop is logged once, and the controller
