@@ -9,14 +9,14 @@ import hashlib
 import os
 import signal
 import sqlite3
-import ssl
 import struct
 import sys
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import Fail, Fleet, check, pb_field, pb_varint, run_cases, tls_connect, wait_for  # noqa: E402
+from fleetlib import (Fleet, check, pb_field, pb_varint, run_cases, skyctl, tls_connect,  # noqa: E402
+                      wait_for)
 from images import CHUNK, board_with_agent, corrupt_chunk, fetch, memfd_sha256, push, rand_file  # noqa: E402
 
 # AL_REPORT_BURST in controller/skyrootd/agentlink_priv.h: reports of one
@@ -121,6 +121,14 @@ def case_board_report(f):
     check([i["damaged"] for i in lst["images"] if i["id"] == img["id"]] == [True], f"image list too: {lst}")
     st, v = f.api("POST", f"/v1/images/{img['id']}/verify")
     check(st == 200 and not v["ok"] and v["damaged"] and v["quarantined_chunks"] == [2], f"verify: {v}")
+    r = skyctl(f, "image", "list")
+    row = [ln for ln in r.stdout.splitlines() if img["id"] in ln]
+    check(r.returncode == 0 and len(row) == 1 and "damaged" in row[0].split(), f"skyctl image list: {r.stdout}")
+    r = skyctl(f, "image", "show", img["id"])
+    check(r.returncode == 0 and "Damaged" in r.stdout and "1 of 4 chunks quarantined" in r.stdout,
+          f"skyctl image show: {r.stdout}")
+    r = skyctl(f, "image", "verify", img["id"])
+    check(r.returncode != 0 and "damaged: 1 of 4 chunks quarantined" in r.stdout, f"skyctl image verify: {r.stdout}")
     # Never served again: the next fetch is refused before any bytes go.
     errs = metrics(f).get('skyroot_chunk_errors_total{reason="quarantined"}', 0)
     how, err = fetch(f, bid, img["id"])
@@ -136,6 +144,9 @@ def case_board_report(f):
           f"healed: {shown}")
     how, held = fetch(f, bid, img["id"])
     check(how == "ok", f"the fetch succeeds after the re-push: {how} {held}")
+    r = skyctl(f, "image", "list")
+    row = [ln for ln in r.stdout.splitlines() if img["id"] in ln]
+    check(len(row) == 1 and "ok" in row[0].split(), f"skyctl image list after healing: {r.stdout}")
     want = hashlib.sha256(open(path, "rb").read()).hexdigest()
     check(memfd_sha256(p.p.pid, img["id"]) == want, "the board holds the right bytes")
     st, v = f.api("POST", f"/v1/images/{img['id']}/verify")
