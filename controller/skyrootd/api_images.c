@@ -173,7 +173,7 @@ static void api__images_upload(struct api_call *call, struct api_reply *rep)
 /* An image's JSON with its integrity at rest: "damaged" (a chunk of it is
  * quarantined: corrupt in the store, not served), "damage" (why, for the
  * first such chunk) and "quarantined_chunks" (their indexes). */
-static json_t *api_image__json(struct store *store, const struct store_image *img)
+static json_t *api_image__json(struct db *db, const struct store_image *img)
 {
 	json_t *o = api_json_image(img), *idx;
 	uint32_t n = 0, list[API_DAMAGE_LIST_MAX];
@@ -182,7 +182,7 @@ static json_t *api_image__json(struct store *store, const struct store_image *im
 
 	if (!o)
 		return NULL;
-	r = store_image_damage(store, img->id, &n, list, API_DAMAGE_LIST_MAX, why, sizeof(why));
+	r = store_image_damage(db, img->id, &n, list, API_DAMAGE_LIST_MAX, why, sizeof(why));
 	if (r < 0) {
 		log_error("api: cannot read the quarantine state of image %s: %s", img->id, strerror(-r));
 		json_decref(o);
@@ -201,7 +201,7 @@ static json_t *api_image__json(struct store *store, const struct store_image *im
 }
 
 struct api_image__list {
-	struct store *store;
+	struct db *db;
 	json_t *arr;
 };
 
@@ -209,12 +209,12 @@ static int api_image__list_cb(void *ctx, const struct store_image *img)
 {
 	struct api_image__list *l = ctx;
 
-	return json_array_append_new(l->arr, api_image__json(l->store, img)) < 0 ? -ENOMEM : 0;
+	return json_array_append_new(l->arr, api_image__json(l->db, img)) < 0 ? -ENOMEM : 0;
 }
 
 static void api__images_list(struct api_call *call, struct api_reply *rep)
 {
-	struct api_image__list l = { .store = call->ctl->store, .arr = json_array() };
+	struct api_image__list l = { .db = call->ctl->db, .arr = json_array() };
 
 	if (l.arr)
 		api_reply_list(rep, "images", "list the images", store_image_list(call->ctl->store, api_image__list_cb, &l),
@@ -231,7 +231,7 @@ static void api__image_get(struct api_call *call, struct api_reply *rep)
 	else if (r < 0)
 		api_reply_internal(rep, r, "read the image");
 	else
-		api_reply_ok(rep, 200, api_image__json(call->ctl->store, &img));
+		api_reply_ok(rep, 200, api_image__json(call->ctl->db, &img));
 }
 
 static void api__image_delete(struct api_call *call, struct api_reply *rep)
@@ -312,7 +312,7 @@ static json_t *api_verify__answer(struct api_async *a)
 	o = json_pack("{s:s, s:b, s:I, s:O}", "id", a->image_id, "ok", a->result == 0, "chunks",
 		      (json_int_t)a->chunks, "bad_chunks", a->bad);
 	if (o && store_image_get(store, a->image_id, &img) == 0) {
-		json_t *full = api_image__json(store, &img);
+		json_t *full = api_image__json(a->ctl->db, &img);
 		if (full) {
 			json_object_set(o, "damaged", json_object_get(full, "damaged"));
 			json_object_set(o, "quarantined_chunks", json_object_get(full, "quarantined_chunks"));

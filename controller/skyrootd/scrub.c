@@ -60,7 +60,7 @@ int scrub_quarantine(struct controller *ctl, int64_t rowid, const uint8_t digest
 	sky_format_hex(digest, 32, hex);
 	snprintf(why, sizeof(why), "chunk sha256 %.16s... is corrupt in the store (found by %s)", hex,
 		 scrub_found_words[by]);
-	r = store_chunk_quarantine(ctl->store, rowid, digest, why);
+	r = store_chunk_quarantine(ctl->db, rowid, digest, why);
 	if (r < 0) {
 		log_error("cannot quarantine the corrupt chunk sha256 %s: %s", hex, strerror(-r));
 		return r;
@@ -102,7 +102,7 @@ static void scrub__free(struct scrub *sc)
 
 static void scrub__save(struct scrub *sc)
 {
-	int r = store_scrub_cursor_set(sc->ctl->store, sc->cursor);
+	int r = store_scrub_cursor_set(sc->ctl->db, sc->cursor);
 
 	if (r < 0)
 		log_warn("scrub: cannot keep its place in the store: %s", strerror(-r));
@@ -197,7 +197,7 @@ int scrub_start(struct controller *ctl, uint64_t rate, struct scrub **out)
 	}
 	sc->ctl = ctl;
 	sc->rate = rate;
-	r = store_scrub_cursor_get(ctl->store, &sc->cursor);
+	r = store_scrub_cursor_get(ctl->db, &sc->cursor);
 	if (r < 0)
 		log_warn("scrub: cannot read where it stopped (%s); starting at the beginning", strerror(-r));
 	uv_timer_init(ctl->loop, &sc->timer);
@@ -320,7 +320,7 @@ int scrub_check_report(struct controller *ctl, const char *board_id, const char 
 	if (r == 0 && rp->size > STORE_CHUNK_SIZE)
 		r = -ENOENT;
 	if (r == 0) {
-		r = store_chunk_quarantined(ctl->store, rp->rowid);
+		r = store_chunk_quarantined(ctl->db, rp->rowid);
 		if (r > 0) {
 			metrics_chunk_report(METRICS_REPORT_KNOWN);
 			free(rp);

@@ -167,11 +167,6 @@ void store_close(struct store *st)
 	free(st);
 }
 
-struct db *store_db(const struct store *st)
-{
-	return st->db;
-}
-
 uint64_t store_image_max(const struct store *st)
 {
 	return st->image_max;

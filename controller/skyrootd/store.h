@@ -90,17 +90,18 @@ void store_reader_close(void);
  * A chunk found corrupt in the store is quarantined: never served again
  * (al_chunks.c asks store_chunk_quarantined), the images that use it are
  * shown as damaged, and an upload of the same bytes heals it (the upload
- * rewrites the row and lifts the quarantine).  Loop thread unless said. */
+ * rewrites the row and lifts the quarantine).  Loop thread (the writer
+ * connection of db, the store's) unless said. */
 
 /* Quarantine chunk row `rowid` if it still holds the chunk with this
  * digest: 1 newly quarantined, 0 already quarantined or gone, or a
  * negative errno.  why: a sentence, kept with the row. */
-int store_chunk_quarantine(struct store *st, int64_t rowid, const uint8_t digest[32], const char *why);
+int store_chunk_quarantine(struct db *db, int64_t rowid, const uint8_t digest[32], const char *why);
 /* 1 when row `rowid` is quarantined, 0 when not (or gone), or -errno. */
-int store_chunk_quarantined(struct store *st, int64_t rowid);
+int store_chunk_quarantined(struct db *db, int64_t rowid);
 /* An image's quarantined chunks: how many, the first `max` indexes into
  * idx (may be NULL), and the first one's reason into why. */
-int store_image_damage(struct store *st, const char *image_id, uint32_t *count, uint32_t *idx, size_t max,
+int store_image_damage(struct db *db, const char *image_id, uint32_t *count, uint32_t *idx, size_t max,
 		       char *why, size_t whylen);
 /* Inside the caller's transaction on the writer connection h: the bytes
  * of a chunk being uploaded again (they hash to the row's digest) replace
@@ -109,8 +110,8 @@ int store_image_damage(struct store *st, const char *image_id, uint32_t *count, 
 struct sqlite3;
 int store_chunk_heal(struct sqlite3 *h, int64_t rowid, const uint8_t *data, size_t len);
 /* Where the scrub stopped (0: at the start), kept across restarts. */
-int store_scrub_cursor_get(struct store *st, int64_t *cursor);
-int store_scrub_cursor_set(struct store *st, int64_t cursor);
+int store_scrub_cursor_get(struct db *db, int64_t *cursor);
+int store_scrub_cursor_set(struct db *db, int64_t cursor);
 
 /* Worker threads, with their own read-only connection: does row `rowid`
  * hold `size` bytes hashing to digest?  0 yes, -EBADMSG no (corrupt),
@@ -132,7 +133,5 @@ struct store_scrub_batch {
 /* Worker threads: re-hash the next rows of the store that are not
  * quarantined, in row order, about b->want bytes.  0 or a negative errno. */
 int store_scrub_batch(const char *db_path, struct store_scrub_batch *b, uint8_t *buf);
-/* The writer connection's database (store_check.c). */
-struct db *store_db(const struct store *st);
 
 #endif

@@ -24,9 +24,9 @@ static int check__step_done(sqlite3_stmt *s)
 	return rc == SQLITE_DONE ? 0 : db_errno(rc);
 }
 
-int store_chunk_quarantine(struct store *st, int64_t rowid, const uint8_t digest[32], const char *why)
+int store_chunk_quarantine(struct db *db, int64_t rowid, const uint8_t digest[32], const char *why)
 {
-	sqlite3 *h = db_handle(store_db(st));
+	sqlite3 *h = db_handle(db);
 	sqlite3_stmt *s = NULL;
 	int r = check__prepare(h,
 			       "UPDATE chunks SET quarantined_at = ?, quarantine_why = ? "
@@ -46,10 +46,10 @@ int store_chunk_quarantine(struct store *st, int64_t rowid, const uint8_t digest
 	return r;
 }
 
-int store_chunk_quarantined(struct store *st, int64_t rowid)
+int store_chunk_quarantined(struct db *db, int64_t rowid)
 {
 	sqlite3_stmt *s = NULL;
-	int rc, r = check__prepare(db_handle(store_db(st)), "SELECT quarantined_at FROM chunks WHERE id = ?", &s);
+	int rc, r = check__prepare(db_handle(db), "SELECT quarantined_at FROM chunks WHERE id = ?", &s);
 
 	if (r == 0) {
 		sqlite3_bind_int64(s, 1, rowid);
@@ -63,11 +63,11 @@ int store_chunk_quarantined(struct store *st, int64_t rowid)
 	return r;
 }
 
-int store_image_damage(struct store *st, const char *image_id, uint32_t *count, uint32_t *idx, size_t max,
+int store_image_damage(struct db *db, const char *image_id, uint32_t *count, uint32_t *idx, size_t max,
 		       char *why, size_t whylen)
 {
 	sqlite3_stmt *s = NULL;
-	int rc, r = check__prepare(db_handle(store_db(st)),
+	int rc, r = check__prepare(db_handle(db),
 				   "SELECT ic.idx, c.quarantine_why FROM image_chunks ic JOIN chunks c ON c.id = ic.chunk_id "
 				   "WHERE ic.image_id = ? AND c.quarantined_at != 0 ORDER BY ic.idx",
 				   &s);
@@ -146,10 +146,10 @@ int store_chunk_heal(struct sqlite3 *h, int64_t rowid, const uint8_t *data, size
 	return 1;
 }
 
-int store_scrub_cursor_get(struct store *st, int64_t *cursor)
+int store_scrub_cursor_get(struct db *db, int64_t *cursor)
 {
 	sqlite3_stmt *s = NULL;
-	int rc, r = check__prepare(db_handle(store_db(st)), "SELECT cursor FROM scrub_state WHERE id = 0", &s);
+	int rc, r = check__prepare(db_handle(db), "SELECT cursor FROM scrub_state WHERE id = 0", &s);
 
 	*cursor = 0;
 	if (r < 0)
@@ -163,9 +163,8 @@ int store_scrub_cursor_get(struct store *st, int64_t *cursor)
 	return r;
 }
 
-int store_scrub_cursor_set(struct store *st, int64_t cursor)
+int store_scrub_cursor_set(struct db *db, int64_t cursor)
 {
-	struct db *db = store_db(st);
 	sqlite3_stmt *s = NULL;
 	int r = check__prepare(db_handle(db), "INSERT OR REPLACE INTO scrub_state(id, cursor) VALUES(0, ?)", &s);
 
