@@ -178,7 +178,7 @@ void al_chunk_request(struct session *s, uint64_t req, const Skyroot__ChunkReque
 		return;
 	}
 	/* A chunk found corrupt in the store is never served again. */
-	r = store_chunk_quarantined(al->ctl->db, j->rowid);
+	r = store_chunk_quarantined(al->ctl->store, j->rowid);
 	if (r > 0) {
 		metrics_chunk_fail(METRICS_CHUNK_QUARANTINED);
 		free(j);

@@ -320,7 +320,7 @@ int scrub_check_report(struct controller *ctl, const char *board_id, const char 
 	if (r == 0 && rp->size > STORE_CHUNK_SIZE)
 		r = -ENOENT;
 	if (r == 0) {
-		r = store_chunk_quarantined(ctl->db, rp->rowid);
+		r = store_chunk_quarantined(ctl->store, rp->rowid);
 		if (r > 0) {
 			metrics_chunk_report(METRICS_REPORT_KNOWN);
 			free(rp);

@@ -33,6 +33,7 @@ enum store_stmt {
 	Q_IMAGE_CHUNK_IDS,
 	Q_IMAGE_DELETE,
 	Q_IMAGE_CHUNKS_DELETE,
+	Q_CHUNK_QUARANTINED,
 	Q_COUNT
 };
 
@@ -59,6 +60,7 @@ static const char *const store_sql[Q_COUNT] = {
 	[Q_IMAGE_CHUNK_IDS] = "SELECT chunk_id FROM image_chunks WHERE image_id = ?",
 	[Q_IMAGE_DELETE] = "DELETE FROM images WHERE id = ?",
 	[Q_IMAGE_CHUNKS_DELETE] = "DELETE FROM image_chunks WHERE image_id = ?",
+	[Q_CHUNK_QUARANTINED] = "SELECT quarantined_at FROM chunks WHERE id = ?",
 };
 
 struct store {
@@ -804,6 +806,23 @@ int store_image_chunk(struct store *st, const char *id, uint32_t index, int64_t 
 	} else if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
 		r = db_errno(rc);
 	}
+	sqlite3_reset(s);
+	return r;
+}
+
+/* Asked on every chunk request: a prepared statement (store_check.c has
+ * the rest of the quarantine). */
+int store_chunk_quarantined(struct store *st, int64_t rowid)
+{
+	sqlite3_stmt *s = q(st, Q_CHUNK_QUARANTINED);
+	int rc, r = 0;
+
+	sqlite3_bind_int64(s, 1, rowid);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		r = sqlite3_column_int64(s, 0) != 0 ? 1 : 0;
+	else if (rc != SQLITE_DONE)
+		r = db_errno(rc);
 	sqlite3_reset(s);
 	return r;
 }

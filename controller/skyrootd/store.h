@@ -98,7 +98,7 @@ void store_reader_close(void);
  * negative errno.  why: a sentence, kept with the row. */
 int store_chunk_quarantine(struct db *db, int64_t rowid, const uint8_t digest[32], const char *why);
 /* 1 when row `rowid` is quarantined, 0 when not (or gone), or -errno. */
-int store_chunk_quarantined(struct db *db, int64_t rowid);
+int store_chunk_quarantined(struct store *st, int64_t rowid);
 /* An image's quarantined chunks: how many, the first `max` indexes into
  * idx (may be NULL), and the first one's reason into why. */
 int store_image_damage(struct db *db, const char *image_id, uint32_t *count, uint32_t *idx, size_t max,

@@ -46,23 +46,6 @@ int store_chunk_quarantine(struct db *db, int64_t rowid, const uint8_t digest[32
 	return r;
 }
 
-int store_chunk_quarantined(struct db *db, int64_t rowid)
-{
-	sqlite3_stmt *s = NULL;
-	int rc, r = check__prepare(db_handle(db), "SELECT quarantined_at FROM chunks WHERE id = ?", &s);
-
-	if (r == 0) {
-		sqlite3_bind_int64(s, 1, rowid);
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_ROW)
-			r = sqlite3_column_int64(s, 0) != 0 ? 1 : 0;
-		else if (rc != SQLITE_DONE)
-			r = db_errno(rc);
-	}
-	sqlite3_finalize(s);
-	return r;
-}
-
 int store_image_damage(struct db *db, const char *image_id, uint32_t *count, uint32_t *idx, size_t max,
 		       char *why, size_t whylen)
 {
