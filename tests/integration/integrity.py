@@ -219,6 +219,25 @@ def case_scrub_rate(f):
     check(0.5 * (2 << 20) <= rate <= 1.5 * (2 << 20) + CHUNK, f"about 2 MiB/s: {rate / (1 << 20):.2f} MiB/s")
 
 
+def case_scrub_resumes(f):
+    """The scrub keeps its place across a restart: stopped part way through
+    a pass (SIGTERM), it starts again from the chunk row it reached, not
+    from the first."""
+    f.start(extra=["--scrub-rate", "2M"])
+    one_image(f, "many", chunks=24)
+    wait_for(lambda: metrics(f)["skyroot_scrub_chunks_total"] >= 4, 20, "the scrub to get going")
+    f.ctl.stop()
+    f.procs.remove(f.ctl)
+    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+    row = db.execute("SELECT cursor FROM scrub_state WHERE id = 0").fetchone()
+    db.close()
+    check(row is not None and row[0] > 0, f"its place is kept in the store: {row}")
+    log_before = len(f.ctl.text())
+    f.start(extra=["--scrub-rate", "2M"])
+    wait_for(lambda: "scrub: re-verifying the store" in f.ctl.text()[log_before:], 10, "the scrub's start line")
+    check(f"from chunk row {row[0]}\n" in f.ctl.text()[log_before:], f"it resumes at row {row[0]}")
+
+
 def case_lying_board(f):
     """(c) A board reporting a good chunk as corrupt: the controller
     re-checks it, quarantines nothing, logs the report as the board's
