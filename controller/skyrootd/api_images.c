@@ -195,8 +195,8 @@ static json_t *api_image__json(struct db *db, const struct store_image *img)
 	json_object_set_new(o, "quarantined_chunks", idx ? idx : json_array());
 	if (n > 0)
 		json_object_set_new(o, "damage",
-				    json_sprintf("%u of %u chunks quarantined: %s; push the image again to heal it", n,
-						 img->chunks, why));
+				    json_sprintf("%u of %u chunks quarantined: %s; push the same bytes again (any name) "
+						 "to heal it", n, img->chunks, why));
 	return o;
 }
 

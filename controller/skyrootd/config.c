@@ -83,7 +83,8 @@ static const struct config_key config_keys[] = {
 		   .help = "largest image accepted, e.g. 64G (default), 512M", .min = 1, .max = INT64_MAX },
 	  .off = F(image_max) },
 	{ .opt = { .name = "scrub-rate", .kind = SKY_ARG_SIZE, .metavar = "SIZE",
-		   .help = "bytes a second the background scrub re-reads and re-hashes\nthe image store at, e.g. 16M (default), 0 = off",
+		   .help = "bytes a second the background scrub re-reads and re-hashes\n"
+			   "the image store at, e.g. 16M (default), 0 = off",
 		   .min = 0, .max = 1ull << 40 },
 	  .off = F(scrub_rate), .live = true },
 	{ .opt = { .name = "firmware", .kind = SKY_ARG_STR, .metavar = "DIR",

@@ -335,7 +335,8 @@ void metrics_text_counters(struct metrics_text *t, uint64_t sessions)
 	for (unsigned i = 0; i < METRICS_REPORT_COUNT; i++)
 		metrics_text_u64(t, "skyroot_chunk_reports_total",
 				 (const char *const[]){ "outcome", metrics_report_names[i], NULL }, metrics.reports[i]);
-	metrics_text_family(t, "skyroot_scrub_bytes_total", "counter", "bytes of the store re-read and re-hashed by the scrub");
+	metrics_text_family(t, "skyroot_scrub_bytes_total", "counter",
+			    "bytes of the store re-read and re-hashed by the scrub");
 	metrics_text_u64(t, "skyroot_scrub_bytes_total", NULL, metrics.scrub_bytes);
 	metrics_text_family(t, "skyroot_scrub_chunks_total", "counter", "chunks re-hashed by the scrub");
 	metrics_text_u64(t, "skyroot_scrub_chunks_total", NULL, metrics.scrub_chunks);
