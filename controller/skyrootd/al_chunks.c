@@ -184,7 +184,7 @@ void al_chunk_request(struct session *s, uint64_t req, const Skyroot__ChunkReque
 		free(j);
 		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_CHUNK_CORRUPT,
 			      "chunk %u of image %s is quarantined: it is corrupt in the controller's store; push "
-			      "the image again to heal it", cr->index, cr->image_id);
+			      "the same bytes again (any name) to heal it", cr->index, cr->image_id);
 		return;
 	}
 	if (r < 0) {
