@@ -54,7 +54,7 @@ static const char *const scrub_found_words[METRICS_FOUND_COUNT] = {
 int scrub_quarantine(struct controller *ctl, int64_t rowid, const uint8_t digest[32], const char *image_id,
 		     uint32_t index, enum metrics_found_by by)
 {
-	char hex[65], why[160], where[96] = "";
+	char hex[65], why[160], where[200] = "";
 	int r;
 
 	sky_format_hex(digest, 32, hex);
@@ -68,8 +68,13 @@ int scrub_quarantine(struct controller *ctl, int64_t rowid, const uint8_t digest
 	if (r == 0)
 		return 0; /* already quarantined (or healed and gone) */
 	metrics_chunk_quarantined(by);
-	if (image_id)
+	if (image_id) {
 		snprintf(where, sizeof(where), " (chunk %u of image %s)", index, image_id);
+	} else {
+		char users[160];
+		if (store_chunk_users(ctl->db, rowid, users, sizeof(users)) == 0 && users[0])
+			snprintf(where, sizeof(where), " (%s)", users);
+	}
 	log_error("chunk sha256 %s%s is corrupt in the store, found by %s: quarantined, never served again; the "
 		  "images using it are damaged (skyctl image list) until it is pushed again with the same bytes",
 		  hex, where, scrub_found_words[by]);

@@ -103,6 +103,9 @@ int store_chunk_quarantined(struct store *st, int64_t rowid);
  * idx (may be NULL), and the first one's reason into why. */
 int store_image_damage(struct db *db, const char *image_id, uint32_t *count, uint32_t *idx, size_t max,
 		       char *why, size_t whylen);
+/* The images that use chunk row `rowid`, for a log line: "img-a chunk 3,
+ * img-b chunk 0" (the first few, "..." after them), "" for none. */
+int store_chunk_users(struct db *db, int64_t rowid, char *out, size_t len);
 /* Inside the caller's transaction on the writer connection h: the bytes
  * of a chunk being uploaded again (they hash to the row's digest) replace
  * a quarantined row's and lift its quarantine.  1 healed, 0 the row was

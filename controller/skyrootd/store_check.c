@@ -75,6 +75,33 @@ int store_image_damage(struct db *db, const char *image_id, uint32_t *count, uin
 	return r;
 }
 
+int store_chunk_users(struct db *db, int64_t rowid, char *out, size_t len)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, r = check__prepare(db_handle(db),
+				   "SELECT image_id, idx FROM image_chunks WHERE chunk_id = ? ORDER BY image_id, idx LIMIT 5",
+				   &s);
+	size_t n = 0;
+	int rows = 0;
+
+	if (len)
+		out[0] = '\0';
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(s, 1, rowid);
+	/* Four named; a fifth row only says there are more. */
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < len) {
+		int w = rows == 4 ? snprintf(out + n, len - n, ", ...")
+				  : snprintf(out + n, len - n, "%s%s chunk %lld", rows ? ", " : "",
+					     (const char *)sqlite3_column_text(s, 0), (long long)sqlite3_column_int64(s, 1));
+		if (w < 0 || ++rows == 5)
+			break;
+		n += (size_t)w;
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
 int store_chunk_heal(struct sqlite3 *h, int64_t rowid, const uint8_t *data, size_t len)
 {
 	sqlite3_stmt *s = NULL;

@@ -196,6 +196,8 @@ def case_scrub(f):
     check(not image(f, other["id"])["damaged"], "the other image is sound")
     m = metrics(f)
     check(m['skyroot_chunks_quarantined_total{found_by="scrub"}'] == 1, f"counted as the scrub's: {m}")
+    check("is corrupt in the store, found by the background scrub" in f.ctl.text()
+          and f"({img['id']} chunk 4)" in f.ctl.text(), "the log names the chunk and the image using it")
     wait_for(lambda: metrics(f)["skyroot_scrub_passes_total"] >= 2, 20, "the scrub to loop over the store")
     m = metrics(f)
     check(m["skyroot_scrub_bytes_total"] >= 9 * CHUNK - CHUNK, f"it read the store: {m['skyroot_scrub_bytes_total']}")

@@ -195,6 +195,17 @@ static void test_quarantine_and_heal(void **state)
 
 	/* The same bytes again heal it for every image using it. */
 	assert_int_equal(push(x, "again", &again), 0);
+	{
+		char users[200], want[200];
+		const char *a = strcmp(x->img.id, again.id) < 0 ? x->img.id : again.id;
+		const char *b = a == x->img.id ? again.id : x->img.id;
+
+		snprintf(want, sizeof(want), "%s chunk 2, %s chunk 2", a, b);
+		assert_int_equal(store_chunk_users(x->db, row, users, sizeof(users)), 0);
+		assert_string_equal(users, want);
+		assert_int_equal(store_chunk_users(x->db, 424242, users, sizeof(users)), 0);
+		assert_string_equal(users, "");
+	}
 	assert_int_equal(store_chunk_quarantined(x->st, row), 0);
 	assert_int_equal(store_chunk_check(x->path, row, digest, size, x->buf), 0);
 	assert_int_equal(store_image_damage(x->db, x->img.id, &n, idx, 4, why, sizeof(why)), 0);
