@@ -4,7 +4,6 @@
 #include "controller/skyrootd/store.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -192,28 +191,21 @@ int store_scrub_cursor_set(struct db *db, int64_t cursor)
 
 /* ---- worker threads ---- */
 
-/* This file's own read-only connection per worker thread (WAL: readers
- * see committed data only and never block the writer). */
-static _Thread_local sqlite3 *check_reader;
-static _Thread_local char check_path[PATH_MAX];
-
+/* A read-only connection of its own for each check or batch, closed after
+ * it (WAL: readers see committed data only and never block the writer).
+ * None outlives the work, so none keeps the WAL from being checkpointed
+ * and removed when skyrootd closes the store; opening one costs far less
+ * than hashing a batch. */
 static int check__reader(const char *db_path, sqlite3 **out)
 {
-	if (check_reader && strcmp(check_path, db_path) != 0) {
-		sqlite3_close(check_reader);
-		check_reader = NULL;
+	int rc = sqlite3_open_v2(db_path, out, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+
+	if (rc != SQLITE_OK) {
+		sqlite3_close(*out);
+		*out = NULL;
+		return db_errno(rc);
 	}
-	if (!check_reader) {
-		int rc = sqlite3_open_v2(db_path, &check_reader, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-		if (rc != SQLITE_OK) {
-			sqlite3_close(check_reader);
-			check_reader = NULL;
-			return db_errno(rc);
-		}
-		sqlite3_busy_timeout(check_reader, 5000);
-		snprintf(check_path, sizeof(check_path), "%s", db_path);
-	}
-	*out = check_reader;
+	sqlite3_busy_timeout(*out, 5000);
 	return 0;
 }
 
@@ -244,7 +236,10 @@ int store_chunk_check(const char *db_path, int64_t rowid, const uint8_t digest[3
 	sqlite3 *h;
 	int r = check__reader(db_path, &h);
 
-	return r < 0 ? r : check__row(h, rowid, digest, size, buf);
+	if (r == 0)
+		r = check__row(h, rowid, digest, size, buf);
+	sqlite3_close(h);
+	return r;
 }
 
 #define SCRUB_ROWS 64 /* the LIMIT below */
@@ -266,8 +261,10 @@ int store_scrub_batch(const char *db_path, struct store_scrub_batch *b, uint8_t 
 				   "SELECT id, digest, size FROM chunks WHERE id > ? AND quarantined_at = 0 "
 				   "ORDER BY id LIMIT 64",
 				   &s);
-	if (r < 0)
+	if (r < 0) {
+		sqlite3_close(h);
 		return r;
+	}
 	sqlite3_bind_int64(s, 1, b->after);
 	while (b->bytes < b->want && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		int64_t row = sqlite3_column_int64(s, 0);
@@ -300,5 +297,6 @@ int store_scrub_batch(const char *db_path, struct store_scrub_batch *b, uint8_t 
 	else if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
 		r = db_errno(rc);
 	sqlite3_finalize(s);
+	sqlite3_close(h);
 	return r;
 }
