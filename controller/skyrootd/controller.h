@@ -28,6 +28,7 @@ struct ctl_options {
 	struct listener_limits agent_lim, api_lim, boot_lim;
 	uint64_t keepalive_ms;        /* HTTP: idle between requests */
 	unsigned boot_downloads_max;  /* firmware files sent at once */
+	uint64_t scrub_rate;          /* bytes a second the scrub re-verifies; 0 = off */
 };
 
 struct agentlink;
@@ -36,6 +37,7 @@ struct ctl_config;
 struct store;
 struct guests;
 struct boots;
+struct scrub;
 
 struct controller {
 	uv_loop_t *loop;
@@ -56,6 +58,7 @@ struct controller {
 	struct store *store;
 	struct guests *guests;
 	struct boots *boots;          /* boards' last bare-metal boot orders (boots.h) */
+	struct scrub *scrub;          /* the background scrub (scrub.h) */
 	char db_path[4096];
 	struct agentlink *agents;
 	struct api *api;
