@@ -16,7 +16,7 @@ the nginx workers' (summed), and the agents' against curl's plus openssl
 dgst's (getrusage of each through wait4).  For 1 board, nginx -> curl
 -o /dev/null (no hash) runs too: the ceiling.
 
-Both sides are timed the same way, --runs times each, interleaved (who goes
+Both sides are timed the same way, --runs (at least 2) times each, interleaved (who goes
 first alternates), every run printed, then median and min; the verdicts
 come from the medians:
   Skyroot: wall clock from starting the agent (its TCP connect and mTLS
