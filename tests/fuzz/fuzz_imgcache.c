@@ -262,16 +262,15 @@ static struct {
 static void sign(EVP_PKEY *k, struct manifest *m)
 {
 	free(m->sig);
-	m->sig_len = 64;
-	m->sig = malloc(64);
-	if (!m->sig)
-		abort();
 	if (last_sig.msg && last_sig.key == k && last_sig.len == m->packed_len &&
 	    memcmp(last_sig.msg, m->packed, m->packed_len) == 0) {
+		m->sig_len = 64;
+		m->sig = malloc(64);
+		if (!m->sig)
+			abort();
 		memcpy(m->sig, last_sig.sig, 64);
 		return;
 	}
-	free(m->sig);
 	if (sky_ed25519_sign(k, m->packed, m->packed_len, &m->sig, &m->sig_len) < 0 || m->sig_len != 64)
 		abort();
 	free(last_sig.msg);
