@@ -103,7 +103,7 @@ struct manifest {
 	uint8_t *sig;
 	size_t sig_len;
 	bool sig_ok;                   /* signed, unchanged, by the board's key */
-	bool rules_ok;                 /* passes the manifest rules (images.h) */
+	bool rules_ok;                 /* keeps the manifest rules (rules()) */
 };
 
 static struct world {
@@ -176,6 +176,9 @@ static _Noreturn void broken(const char *rule)
 
 /* ---- the model: what the manifest's rules say ---- */
 
+/* The rules a signed manifest must also keep: a usable id (1 to 31
+ * characters), a chunk size of 1 to IMGCACHE_MAX_CHUNK, one 32-byte digest
+ * per chunk of the size, a 32-byte SHA-256 of the whole. */
 static void rules(struct manifest *m)
 {
 	m->rules_ok = false;
