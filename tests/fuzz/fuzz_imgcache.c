@@ -537,6 +537,8 @@ static void check_state(bool content)
 	case S_FETCHING:
 		if (fd != -EAGAIN || imgcache_used(w.c) != w.m.size)
 			broken("an image being fetched is not (ready, refused, or RAM accounted wrong)");
+		if (!imgcache_active(w.c))
+			broken("a fetch under way, and the cache says it needs no ticks");
 		break;
 	case S_READY: {
 		if (fd < 0 || size != w.m.size || imgcache_used(w.c) != w.m.size)
