@@ -744,6 +744,11 @@ static void run_step(uint8_t b)
 	}
 }
 
+/* The input: a flags byte (bits 0-3: how the manifest is spoiled, enum
+ * mmode; bits 4-6: a parameter of that; bit 7: a small budget), the chunk
+ * size (1 + 64 * the byte), the image's length (big-endian 16 bits; cut to
+ * what follows and to CHUNKS_MAX chunks), the image, and the script, a
+ * step a byte (run_step).  tests/fuzz/seeds.py writes the seed corpus. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t flags;
