@@ -10,13 +10,17 @@
  * cache's chunk requests (right, short, long, flipped, another chunk's
  * bytes, empty, the wrong index or image, an error), in any order, twice,
  * late (after the link dropped or the image failed); drops and restores the
- * link, sends the manifest again, holds the image, asks for reports.
+ * link, sends the manifest again, holds the image, asks for reports.  A
+ * second image, the twin, is the same bytes under another id with an
+ * honest manifest: fetched by the script, it takes the chunks the board
+ * already holds from the first image instead of fetching them, and it
+ * needs room: an image nobody holds is evicted for it, a held one never.
  *
  * Beside the cache the harness keeps its own account of what the cache must
  * do with each of these (the model: which manifests are refused, which
  * chunk answers taken, when the image is complete), from the manifest's
  * rules alone, and after every step compares the cache's own state with
- * it: the image's state (imgcache_fd: ready / -EAGAIN fetching / -ENOENT),
+ * it: each image's state (imgcache_fd: ready / -EAGAIN fetching / -ENOENT),
  * the reason the cache gives for a refusal, the RAM it accounts, the
  * requests it has outstanding; and everything the cache tells the
  * controller: no chunk requested for a refused image or twice at once, no
@@ -43,8 +47,9 @@
 #define CHUNKS_MAX 128u  /* chunks of the honest manifest (the image is cut to fit) */
 #define QUEUE_MAX 64
 #define STEPS_MAX 256
-#define REFETCH_MAX 2   /* manifests sent again per input (each costs a verify) */
+#define REFETCH_MAX 3   /* manifests sent again per input (each costs a verify) */
 #define ID_OK "img-fuzz"
+#define ID_TWIN "img-twin"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -83,12 +88,6 @@ enum mstate { S_NONE, S_FETCHING, S_READY, S_FAILED };
 #define WHY_ERROR "could not send chunk"
 #define WHY_NONE "the board was never sent its manifest"
 
-struct req {
-	uint64_t id;
-	uint32_t index;
-	bool live;                     /* the cache still waits for it */
-};
-
 struct manifest {
 	char id[48];
 	uint64_t size;
@@ -106,19 +105,31 @@ struct manifest {
 	bool rules_ok;                 /* keeps the manifest rules (rules()) */
 };
 
-static struct world {
-	const uint8_t *img;            /* the image the controller serves */
-	size_t img_size;
+/* The model of one image in the cache. */
+struct mimg {
 	struct manifest m;
-	uint64_t budget;
-	struct imgcache *c;
-	/* the model */
 	enum mstate st;
 	const char *why;               /* S_FAILED: words imgcache_error must hold */
 	uint8_t have[CHUNKS_MAX + 1];
 	size_t n_have;
 	uint8_t *bytes;                /* the accepted chunks, where they go */
 	bool content_checked;
+	unsigned holds;
+};
+
+struct req {
+	uint64_t id;
+	struct mimg *img;
+	uint32_t index;
+	bool live;                     /* the cache still waits for it */
+};
+
+static struct world {
+	const uint8_t *img;            /* the image the controller serves */
+	size_t img_size;
+	uint64_t budget;
+	struct imgcache *c;
+	struct mimg im[2];             /* the image as the header spoils it; the twin */
 	/* the link */
 	struct req q[QUEUE_MAX];
 	unsigned nq;
@@ -167,10 +178,12 @@ static const char *state_name(enum mstate s)
  * that libFuzzer keeps the input. */
 static _Noreturn void broken(const char *rule)
 {
+	const struct mimg *x = &w.im[0], *t = &w.im[1];
 	fprintf(stderr, "fuzz_imgcache: the cache broke a rule: %s (model: manifest sig %s, rules %s; image %s%s%s, "
-			"%zu of %zu chunks; step %u)\n",
-		rule, w.m.sig_ok ? "good" : "bad", w.m.rules_ok ? "kept" : "broken", state_name(w.st),
-		w.st == S_FAILED ? ": " : "", w.st == S_FAILED ? w.why : "", w.n_have, w.m.n, w.step);
+			"%zu of %zu chunks; twin %s, %zu chunks; step %u)\n",
+		rule, x->m.sig_ok ? "good" : "bad", x->m.rules_ok ? "kept" : "broken", state_name(x->st),
+		x->st == S_FAILED ? ": " : "", x->st == S_FAILED ? x->why : "", x->n_have, x->m.n, state_name(t->st),
+		t->n_have, w.step);
 	abort();
 }
 
@@ -193,100 +206,133 @@ static void rules(struct manifest *m)
 }
 
 /* Length chunk i must have by the manifest. */
-static size_t want_len(uint32_t i)
+static size_t want_len(const struct mimg *x, uint32_t i)
 {
-	uint64_t off = (uint64_t)i * w.m.chunk;
-	return (size_t)(w.m.size - off < w.m.chunk ? w.m.size - off : w.m.chunk);
+	uint64_t off = (uint64_t)i * x->m.chunk;
+	return (size_t)(x->m.size - off < x->m.chunk ? x->m.size - off : x->m.chunk);
 }
 
-static void kill_requests(void)
+/* The cache forgets its requests for image x (all, for NULL). */
+static void kill_requests(const struct mimg *x)
 {
 	for (unsigned k = 0; k < w.nq; k++)
-		w.q[k].live = false;
+		if (!x || w.q[k].img == x)
+			w.q[k].live = false;
 }
 
-static void fail_as(const char *why)
+static void fail_as(struct mimg *x, const char *why)
 {
-	w.st = S_FAILED;
-	w.why = why;
-	kill_requests();
+	x->st = S_FAILED;
+	x->why = why;
+	kill_requests(x);
 }
 
-static void complete_if_done(void)
+static void complete_if_done(struct mimg *x)
 {
 	uint8_t got[32];
-	if (w.st != S_FETCHING || w.n_have != w.m.n)
+	if (x->st != S_FETCHING || x->n_have != x->m.n)
 		return;
-	sky_sha256(w.bytes, (size_t)w.m.size, got);
-	if (memcmp(got, w.m.sha, 32) == 0)
-		w.st = S_READY;
+	sky_sha256(x->bytes, (size_t)x->m.size, got);
+	if (memcmp(got, x->m.sha, 32) == 0)
+		x->st = S_READY;
 	else
-		fail_as(WHY_WHOLE);
+		fail_as(x, WHY_WHOLE);
 }
 
-/* The manifest arrives (again). */
-static void model_fetch(void)
+static uint64_t ram(const struct mimg *x)
 {
-	if (!w.m.sig_ok) {
+	return x->st == S_FETCHING || x->st == S_READY ? x->m.size : 0;
+}
+
+/* Chunks of a ready image y serve as x's chunks with the same digest. */
+static void copy_local(struct mimg *x, const struct mimg *y)
+{
+	if (y->st != S_READY)
+		return;
+	for (uint32_t i = 0; i < x->m.n; i++)
+		for (uint32_t j = 0; j < y->m.n; j++)
+			if (memcmp(x->m.dg[i], y->m.dg[j], 32) == 0 && want_len(x, i) == want_len(y, j)) {
+				memcpy(x->bytes + (size_t)i * x->m.chunk, y->bytes + (size_t)j * y->m.chunk,
+				       want_len(x, i));
+				x->have[i] = 1;
+				x->n_have++;
+				break;
+			}
+}
+
+/* Image x's manifest arrives (again). */
+static void model_fetch(struct mimg *x)
+{
+	struct mimg *y = x == &w.im[0] ? &w.im[1] : &w.im[0];
+	if (!x->m.sig_ok) {
 		/* Refused; reported under the id it claims, unless a ready
 		 * image has that id. */
-		if (strlen(w.m.id) < 32 && w.st != S_READY)
-			fail_as(WHY_SIG);
+		if (strlen(x->m.id) < 32 && x->st != S_READY) {
+			fail_as(x, WHY_SIG);
+			x->holds = 0;
+		}
 		return;
 	}
-	if (!w.m.rules_ok || w.st == S_FETCHING || w.st == S_READY)
+	if (!x->m.rules_ok || x->st == S_FETCHING || x->st == S_READY)
 		return;
-	kill_requests();
-	memset(w.have, 0, sizeof(w.have));
-	w.n_have = 0;
-	w.content_checked = false;
-	if (w.m.size > w.budget) {
-		fail_as(WHY_FULL);
+	/* A failed one is forgotten and begins again. */
+	kill_requests(x);
+	memset(x->have, 0, sizeof(x->have));
+	x->n_have = 0;
+	x->content_checked = false;
+	x->holds = 0;
+	x->st = S_NONE;
+	/* Room: the other image goes if it is ready and nobody holds it. */
+	if (ram(y) + x->m.size > w.budget && y->st == S_READY && !y->holds)
+		y->st = S_NONE;
+	if (ram(y) + x->m.size > w.budget) {
+		fail_as(x, WHY_FULL);
 		return;
 	}
-	free(w.bytes);
-	w.bytes = calloc((size_t)w.m.size + 1, 1);
-	if (!w.bytes)
+	free(x->bytes);
+	x->bytes = calloc((size_t)x->m.size + 1, 1);
+	if (!x->bytes)
 		abort();
-	w.st = S_FETCHING;
-	complete_if_done();
+	x->st = S_FETCHING;
+	copy_local(x, y);
+	complete_if_done(x);
 }
 
 /* ---- the manifest ---- */
 
-/* Signing is most of an input's cost and most inputs differ from the last
- * one in the script only: the last signature is kept. */
+/* Signing is much of an input's cost and most inputs differ from the
+ * last one in the script only: the last signatures (one a slot) are kept. */
 static struct {
 	EVP_PKEY *key;
 	uint8_t *msg, sig[64];
 	size_t len;
-} last_sig;
+} last_sig[2];
 
-static void sign(EVP_PKEY *k, struct manifest *m)
+static void sign(EVP_PKEY *k, struct manifest *m, unsigned slot)
 {
 	free(m->sig);
-	if (last_sig.msg && last_sig.key == k && last_sig.len == m->packed_len &&
-	    memcmp(last_sig.msg, m->packed, m->packed_len) == 0) {
+	if (last_sig[slot].msg && last_sig[slot].key == k && last_sig[slot].len == m->packed_len &&
+	    memcmp(last_sig[slot].msg, m->packed, m->packed_len) == 0) {
 		m->sig_len = 64;
 		m->sig = malloc(64);
 		if (!m->sig)
 			abort();
-		memcpy(m->sig, last_sig.sig, 64);
+		memcpy(m->sig, last_sig[slot].sig, 64);
 		return;
 	}
 	if (sky_ed25519_sign(k, m->packed, m->packed_len, &m->sig, &m->sig_len) < 0 || m->sig_len != 64)
 		abort();
-	free(last_sig.msg);
-	last_sig.msg = malloc(m->packed_len ? m->packed_len : 1);
-	if (!last_sig.msg)
+	free(last_sig[slot].msg);
+	last_sig[slot].msg = malloc(m->packed_len ? m->packed_len : 1);
+	if (!last_sig[slot].msg)
 		abort();
-	memcpy(last_sig.msg, m->packed, m->packed_len);
-	memcpy(last_sig.sig, m->sig, 64);
-	last_sig.len = m->packed_len;
-	last_sig.key = k;
+	memcpy(last_sig[slot].msg, m->packed, m->packed_len);
+	memcpy(last_sig[slot].sig, m->sig, 64);
+	last_sig[slot].len = m->packed_len;
+	last_sig[slot].key = k;
 }
 
-static void pack_sign(struct manifest *m, EVP_PKEY *k)
+static void pack_sign(struct manifest *m, EVP_PKEY *k, unsigned slot)
 {
 	Skyroot__ImageManifest pm = SKYROOT__IMAGE_MANIFEST__INIT;
 	ProtobufCBinaryData dg[CHUNKS_MAX + 1];
@@ -311,12 +357,31 @@ static void pack_sign(struct manifest *m, EVP_PKEY *k)
 		abort();
 	skyroot__image_manifest__pack(&pm, m->packed);
 	if (k)
-		sign(k, m);
+		sign(k, m, slot);
+}
+
+/* The honest manifest of the served image, signed. */
+static void make_honest(struct manifest *m, const char *id, uint32_t chunk)
+{
+	size_t n = w.img_size / chunk + (w.img_size % chunk ? 1 : 0);
+	snprintf(m->id, sizeof(m->id), "%s", id);
+	m->size = w.img_size;
+	m->chunk = chunk;
+	m->n = n;
+	for (size_t i = 0; i < n; i++) {
+		sky_sha256(w.img + i * chunk, min_sz(chunk, w.img_size - i * chunk), m->dg[i]);
+		m->dlen[i] = 32;
+	}
+	sky_sha256(w.img, w.img_size, m->sha);
+	m->shalen = 32;
+	pack_sign(m, key, 1);
+	m->sig_ok = true;
+	rules(m);
 }
 
 static void make_manifest(uint32_t chunk, uint8_t flags)
 {
-	struct manifest *m = &w.m;
+	struct manifest *m = &w.im[0].m;
 	unsigned mode = flags & 0x0f, p = (flags >> 4) & 7;
 	size_t n = w.img_size / chunk + (w.img_size % chunk ? 1 : 0);
 	uint64_t later_size = 0;
@@ -402,22 +467,30 @@ static void make_manifest(uint32_t chunk, uint8_t flags)
 	default:
 		break;
 	}
-	pack_sign(m, mode == M_SIG_OTHER ? other_key : key);
+	pack_sign(m, mode == M_SIG_OTHER ? other_key : key, 0);
 	m->sig_ok = mode != M_SIG_OTHER && mode != M_SIG_FLIP && mode != M_SIG_STALE;
 	if (mode == M_SIG_FLIP)
 		m->sig[(p * 9u) % m->sig_len] ^= (uint8_t)(1u << p);
 	if (mode == M_SIG_STALE) {
 		m->size = later_size; /* sent as changed, with the old signature */
-		pack_sign(m, NULL);
+		pack_sign(m, NULL, 0);
 	}
 	rules(m);
 }
 
 /* ---- the controller's side of the link ---- */
 
-static void q_add(uint64_t id, uint32_t index)
+static struct mimg *find_img(const char *id)
 {
-	if (w.nq == QUEUE_MAX) { /* forget the oldest answered-never request the cache gave up */
+	for (unsigned k = 0; k < 2; k++)
+		if (id && strcmp(id, w.im[k].m.id) == 0)
+			return &w.im[k];
+	return NULL;
+}
+
+static void q_add(uint64_t id, struct mimg *x, uint32_t index)
+{
+	if (w.nq == QUEUE_MAX) { /* forget the oldest request the cache gave up */
 		unsigned k = 0;
 		while (k < w.nq && w.q[k].live)
 			k++;
@@ -426,7 +499,7 @@ static void q_add(uint64_t id, uint32_t index)
 		memmove(&w.q[k], &w.q[k + 1], (w.nq - k - 1) * sizeof(w.q[0]));
 		w.nq--;
 	}
-	w.q[w.nq++] = (struct req){ .id = id, .index = index, .live = true };
+	w.q[w.nq++] = (struct req){ .id = id, .img = x, .index = index, .live = true };
 }
 
 static unsigned n_live(void)
@@ -437,15 +510,16 @@ static unsigned n_live(void)
 	return n;
 }
 
-static void check_request(const Skyroot__ChunkRequest *cr)
+static struct mimg *check_request(const Skyroot__ChunkRequest *cr)
 {
 	/* Only for an image being fetched, only a chunk it lacks, once. */
-	if (!w.session || w.st != S_FETCHING || !cr->image_id || strcmp(cr->image_id, w.m.id) != 0 ||
-	    cr->index >= w.m.n || w.have[cr->index])
+	struct mimg *x = find_img(cr->image_id);
+	if (!x || x->st != S_FETCHING || cr->index >= x->m.n || x->have[cr->index])
 		broken("a chunk request for an image not being fetched, a chunk it holds, or past its end");
 	for (unsigned k = 0; k < w.nq; k++)
-		if (w.q[k].live && w.q[k].index == cr->index)
+		if (w.q[k].live && w.q[k].img == x && w.q[k].index == cr->index)
 			broken("a chunk requested twice at once");
+	return x;
 }
 
 static void check_report(const Skyroot__ImageStatus *st)
@@ -454,23 +528,24 @@ static void check_report(const Skyroot__ImageStatus *st)
 		broken("an empty status report");
 	for (size_t k = 0; k < st->n_images; k++) {
 		const Skyroot__CachedImage *ci = st->images[k];
-		if (!ci->id || strcmp(ci->id, w.m.id) != 0 || w.st != S_READY || ci->size != w.m.size ||
-		    ci->sha256.len != 32 || memcmp(ci->sha256.data, w.m.sha, 32) != 0)
+		const struct mimg *x = find_img(ci->id);
+		if (!x || x->st != S_READY || ci->size != x->m.size || ci->sha256.len != 32 ||
+		    memcmp(ci->sha256.data, x->m.sha, 32) != 0)
 			broken("an image reported ready that is not, or with another size or SHA-256");
 	}
 	for (size_t k = 0; k < st->n_fetching; k++) {
 		const Skyroot__ImageProgress *pr = st->fetching[k];
-		if (!pr->id || strcmp(pr->id, w.m.id) != 0 || w.st != S_FETCHING || pr->chunks != w.m.n ||
-		    pr->done_chunks != w.n_have)
+		const struct mimg *x = find_img(pr->id);
+		if (!x || x->st != S_FETCHING || pr->chunks != x->m.n || pr->done_chunks != x->n_have)
 			broken("a fetch's progress reported wrong");
 	}
 	for (size_t k = 0; k < st->n_errors; k++) {
 		const Skyroot__ImageError *er = st->errors[k];
-		if (!er->id || strcmp(er->id, w.m.id) != 0 || w.st != S_FAILED || !er->error ||
-		    !strstr(er->error, w.why))
+		const struct mimg *x = find_img(er->id);
+		if (!x || x->st != S_FAILED || !er->error || !strstr(er->error, x->why))
 			broken("a refusal reported that did not happen, or for another reason");
 	}
-	if (st->n_images + st->n_fetching + st->n_errors > 1)
+	if (st->n_images + st->n_fetching + st->n_errors > 2)
 		broken("a report of more images than were sent");
 }
 
@@ -478,7 +553,7 @@ static int h_send(void *ctx, Skyroot__Envelope *env, uint64_t *req_id)
 {
 	(void)ctx;
 	if (!w.session)
-		broken("a frame sent on a link the cache was told is down"); /* the cache was told the link is down */
+		broken("a frame sent on a link the cache was told is down");
 	if (w.refuse_sends)
 		return -ENOTCONN;
 	/* Whatever the cache sends must be a frame the link can carry. */
@@ -486,8 +561,8 @@ static int h_send(void *ctx, Skyroot__Envelope *env, uint64_t *req_id)
 		broken("a frame too large for the link");
 	*req_id = ++w.next_id;
 	if (env->body_case == SKYROOT__ENVELOPE__BODY_CHUNK_REQUEST) {
-		check_request(env->chunk_request);
-		q_add(*req_id, env->chunk_request->index);
+		struct mimg *x = check_request(env->chunk_request);
+		q_add(*req_id, x, env->chunk_request->index);
 	} else if (env->body_case == SKYROOT__ENVELOPE__BODY_IMAGE_STATUS) {
 		check_report(env->image_status);
 	} else {
@@ -500,85 +575,92 @@ static const struct imgcache_ops ops = { .send = h_send };
 
 /* ---- comparing the cache with the model ---- */
 
-static void check_content(int fd, uint64_t size)
+static void check_content(struct mimg *x, int fd, uint64_t size)
 {
 	uint8_t *got = malloc(size ? size : 1);
 	uint8_t sha[32];
-	if (!got || pread(fd, got, size, 0) != (ssize_t)size || memcmp(got, w.bytes, size) != 0)
+	if (!got || pread(fd, got, size, 0) != (ssize_t)size || memcmp(got, x->bytes, size) != 0)
 		broken("a ready image does not hold the bytes of the chunks it accepted");
 	sky_sha256(got, size, sha);
-	if (memcmp(sha, w.m.sha, 32) != 0)
+	if (memcmp(sha, x->m.sha, 32) != 0)
 		broken("a ready image does not hash to the signed manifest's SHA-256");
 	free(got);
 	if (pwrite(fd, "x", 1, 0) >= 0 || ftruncate(fd, (off_t)size + 1) == 0 || (size && ftruncate(fd, 0) == 0))
 		broken("a ready image can be written, grown or shrunk");
-	w.content_checked = true;
+	x->content_checked = true;
 }
 
-static void check_state(bool content)
+static void check_image(struct mimg *x, bool content)
 {
 	uint64_t size = 0;
-	int fd = imgcache_fd(w.c, w.m.id, &size);
-	const char *why = imgcache_error(w.c, w.m.id);
+	int fd = imgcache_fd(w.c, x->m.id, &size);
+	const char *why = imgcache_error(w.c, x->m.id);
 
-	if (imgcache_outstanding(w.c) > IMGCACHE_WINDOW || imgcache_outstanding(w.c) != n_live())
-		broken("chunk requests outstanding: over the window, or not those the cache was sent answers for");
-	if (imgcache_used(w.c) > w.budget)
-		broken("more RAM in use than the budget");
-	switch (w.st) {
+	switch (x->st) {
 	case S_NONE:
-		if (fd != -ENOENT || strcmp(why, WHY_NONE) != 0 || imgcache_used(w.c) != 0)
-			broken("a refused manifest left an image behind");
+		if (fd != -ENOENT || strcmp(why, WHY_NONE) != 0)
+			broken("a refused manifest or an evicted image left an image behind");
 		break;
 	case S_FAILED:
-		if (fd != -ENOENT || !strstr(why, w.why) || imgcache_used(w.c) != 0)
-			broken("a refused image is not refused (usable, or for another reason, or holding RAM)");
+		if (fd != -ENOENT || !strstr(why, x->why))
+			broken("a refused image is not refused (usable, or for another reason)");
 		break;
 	case S_FETCHING:
-		if (fd != -EAGAIN || imgcache_used(w.c) != w.m.size)
-			broken("an image being fetched is not (ready, refused, or RAM accounted wrong)");
+		if (fd != -EAGAIN)
+			broken("an image being fetched is not (ready or refused or gone)");
 		if (!imgcache_active(w.c))
 			broken("a fetch under way, and the cache says it needs no ticks");
 		break;
 	case S_READY: {
-		if (fd < 0 || size != w.m.size || imgcache_used(w.c) != w.m.size)
-			broken("an image that must be ready is not (or its size or RAM is wrong)");
+		if (fd < 0 || size != x->m.size)
+			broken("an image that must be ready is not (or its size is wrong)");
 		int seals = fcntl(fd, F_GET_SEALS);
 		if (seals < 0 || (seals & (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK)) !=
 				     (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK))
 			broken("a ready image's memfd is not sealed");
-		if (content || !w.content_checked)
-			check_content(fd, size);
+		if (content || !x->content_checked)
+			check_content(x, fd, size);
 		break;
 	}
 	}
 }
 
+static void check_state(bool content)
+{
+	if (imgcache_outstanding(w.c) > IMGCACHE_WINDOW || imgcache_outstanding(w.c) != n_live())
+		broken("chunk requests outstanding: over the window, or not those the cache was sent answers for");
+	/* RAM: exactly the images fetching or ready, never over the budget. */
+	if (imgcache_used(w.c) != ram(&w.im[0]) + ram(&w.im[1]) || imgcache_used(w.c) > w.budget)
+		broken("RAM accounted wrong, or over the budget");
+	check_image(&w.im[0], content);
+	check_image(&w.im[1], content);
+}
+
 /* ---- the steps ---- */
 
-static void fetch(void)
+static void fetch(struct mimg *x)
 {
 	Skyroot__ImageFetch f = SKYROOT__IMAGE_FETCH__INIT;
 	Skyroot__SignedManifest sm = SKYROOT__SIGNED_MANIFEST__INIT;
-	sm.manifest.data = w.m.packed;
-	sm.manifest.len = w.m.packed_len;
-	sm.signature.data = w.m.sig;
-	sm.signature.len = w.m.sig_len;
+	sm.manifest.data = x->m.packed;
+	sm.manifest.len = x->m.packed_len;
+	sm.signature.data = x->m.sig;
+	sm.signature.len = x->m.sig_len;
 	f.manifest = &sm;
-	model_fetch();
+	model_fetch(x);
 	imgcache_on_fetch(w.c, &f);
 }
 
-/* The image's bytes at chunk i by the manifest's cut (what an honest
+/* The image's bytes at chunk i by x's manifest's cut (what an honest
  * controller holding this image sends), as far as the image goes. */
-static size_t served(uint32_t i, const uint8_t **p)
+static size_t served(const struct mimg *x, uint32_t i, const uint8_t **p)
 {
-	uint64_t off = (uint64_t)i * w.m.chunk;
+	uint64_t off = (uint64_t)i * x->m.chunk;
 	*p = w.img;
 	if (off >= w.img_size)
 		return 0;
 	*p = w.img + off;
-	return min_sz(want_len(i), w.img_size - (size_t)off);
+	return min_sz(want_len(x, i), w.img_size - (size_t)off);
 }
 
 /* Answer queued request k (live or not) the way mode says. */
@@ -587,8 +669,9 @@ static void answer(unsigned k, enum amode mode)
 	Skyroot__ChunkData d = SKYROOT__CHUNK_DATA__INIT;
 	Skyroot__Error e = SKYROOT__ERROR__INIT;
 	struct req r = w.q[k];
+	struct mimg *x = r.img;
 	const uint8_t *src;
-	size_t len = served(r.index, &src);
+	size_t len = served(x, r.index, &src);
 	uint8_t *buf;
 	bool ok;
 
@@ -599,13 +682,13 @@ static void answer(unsigned k, enum amode mode)
 		e.code = busy ? SKYROOT__ERROR_CODE__ERROR_BUSY : SKYROOT__ERROR_CODE__ERROR_CHUNK_CORRUPT;
 		e.message = "fuzz";
 		if (r.live && !busy)
-			fail_as(WHY_ERROR);
+			fail_as(x, WHY_ERROR);
 		if (imgcache_on_error(w.c, r.id, &e) != r.live || imgcache_on_error(w.c, r.id, &e))
 			broken("an error answer to a request taken or ignored wrongly, or taken twice");
 		return;
 	}
-	if (mode == A_OTHER_CHUNK && w.m.n > 1)
-		len = served((r.index + 1 + w.step) % (uint32_t)w.m.n, &src);
+	if (mode == A_OTHER_CHUNK && x->m.n > 1)
+		len = served(x, (r.index + 1 + w.step) % (uint32_t)x->m.n, &src);
 	else if (mode == A_OTHER_CHUNK)
 		mode = A_FLIP;
 	if (mode == A_SHORT && len)
@@ -622,7 +705,7 @@ static void answer(unsigned k, enum amode mode)
 		buf[len++] = (uint8_t)w.step;
 	if (mode == A_FLIP && len)
 		buf[w.step % len] ^= (uint8_t)(1u << (w.step % 8));
-	d.image_id = mode == A_OTHER_IMAGE ? "img-other" : w.m.id;
+	d.image_id = mode == A_OTHER_IMAGE ? "img-other" : x->m.id;
 	d.index = mode == A_WRONG_INDEX ? r.index + 1 : r.index;
 	d.data.data = buf;
 	d.data.len = len;
@@ -631,15 +714,15 @@ static void answer(unsigned k, enum amode mode)
 		/* The rules: the length the manifest gives, then its digest. */
 		uint8_t got[32];
 		sky_sha256(buf, len, got);
-		if (len != want_len(r.index)) {
-			fail_as(WHY_LEN);
-		} else if (memcmp(got, w.m.dg[r.index], 32) != 0) {
-			fail_as(WHY_DIGEST);
+		if (len != want_len(x, r.index)) {
+			fail_as(x, WHY_LEN);
+		} else if (memcmp(got, x->m.dg[r.index], 32) != 0) {
+			fail_as(x, WHY_DIGEST);
 		} else {
-			memcpy(w.bytes + (size_t)r.index * w.m.chunk, buf, len);
-			w.have[r.index] = 1;
-			w.n_have++;
-			complete_if_done();
+			memcpy(x->bytes + (size_t)r.index * x->m.chunk, buf, len);
+			x->have[r.index] = 1;
+			x->n_have++;
+			complete_if_done(x);
 		}
 	}
 	ok = imgcache_on_chunk(w.c, r.id, &d);
@@ -665,13 +748,13 @@ static int live_at(unsigned k)
 static void drain(void)
 {
 	int k;
-	for (unsigned guard = 0; guard < 4 * CHUNKS_MAX + 64 && (k = live_at(0)) >= 0; guard++)
+	for (unsigned guard = 0; guard < 8 * CHUNKS_MAX + 64 && (k = live_at(0)) >= 0; guard++)
 		answer((unsigned)k, A_HONEST);
 }
 
 static void link_down(void)
 {
-	kill_requests();
+	kill_requests(NULL);
 	imgcache_session_down(w.c);
 	w.session = false;
 }
@@ -680,6 +763,13 @@ static void link_up(void)
 {
 	w.session = true;
 	imgcache_session_up(w.c);
+}
+
+static void hold(struct mimg *x, bool on)
+{
+	if (x->st != S_NONE) /* the cache knows the image */
+		x->holds = on ? x->holds + 1 : x->holds ? x->holds - 1 : 0;
+	imgcache_hold(w.c, x->m.id, on);
 }
 
 static void run_step(uint8_t b)
@@ -711,12 +801,12 @@ static void run_step(uint8_t b)
 			w.refuse_sends = !w.refuse_sends; /* the link broke unnoticed, or healed */
 		}
 		break;
-	case 4: /* the controller sends the manifest again */
+	case 4: /* the controller sends a manifest (again): the image's, or the twin's */
 		if (w.refetches++ < REFETCH_MAX)
-			fetch();
+			fetch(&w.im[b & 1]);
 		break;
-	case 5:
-		imgcache_hold(w.c, w.m.id, b & 1);
+	case 5: /* a guest starts or stops using an image */
+		hold(&w.im[(b >> 1) & 1], b & 1);
 		if (w.session)
 			imgcache_tick(w.c);
 		break;
@@ -736,7 +826,7 @@ static void run_step(uint8_t b)
 			}
 		{
 			Skyroot__ChunkData d = SKYROOT__CHUNK_DATA__INIT;
-			d.image_id = w.m.id;
+			d.image_id = w.im[0].m.id;
 			if (imgcache_on_chunk(w.c, (b & 2) ? 0 : w.next_id + 1, &d))
 				broken("an answer to a request never made was taken");
 		}
@@ -751,6 +841,7 @@ static void run_step(uint8_t b)
  * step a byte (run_step).  tests/fuzz/seeds.py writes the seed corpus. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct mimg *x = &w.im[0];
 	uint8_t flags;
 	uint32_t chunk;
 	size_t len;
@@ -769,16 +860,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	w.img = data;
 	w.img_size = len;
 	w.budget = 4 * IMAGE_MAX;
-	if (flags & 0x80) /* just enough, or too little */
+	if (flags & 0x80) /* room for one image, or not even that */
 		w.budget = (flags & 0x10) ? (len ? len : 1) : len / 2 + 1;
 	make_manifest(chunk, flags);
+	make_honest(&w.im[1].m, ID_TWIN, chunk);
 
 	if (imgcache_new(&ops, NULL, w.budget, &w.c) < 0)
 		abort();
 	imgcache_set_signing_key(w.c, pub);
 	link_up();
 	check_state(false);
-	fetch();
+	fetch(x);
 	check_state(false);
 	for (size_t i = len; i < size && w.step < STEPS_MAX; i++) {
 		w.step++;
@@ -786,28 +878,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_state(false);
 	}
 
-	/* The end: a new link (the agent reconnects after a send failed), the
-	 * manifest again if the image failed, and every chunk served honestly. */
+	/* The end: a new link (the agent reconnects after a send failed),
+	 * every chunk served honestly; then nothing held, the image's manifest
+	 * again if it failed or was evicted, and every chunk served honestly. */
 	w.step++;
 	w.refuse_sends = false;
 	if (w.session)
 		link_down();
 	link_up();
-	if (w.st == S_FAILED)
-		fetch();
+	drain();
+	check_state(false);
+	for (unsigned k = 0; k < 2; k++)
+		while (w.im[k].holds)
+			hold(&w.im[k], false);
+	if (x->st == S_FAILED || x->st == S_NONE)
+		fetch(x);
 	drain();
 	check_state(true);
-	if ((flags & 0x0f) == M_HONEST && len <= w.budget && w.st != S_READY)
+	if ((flags & 0x0f) == M_HONEST && len <= w.budget && x->st != S_READY)
 		broken("an honest image, served honestly to the end, is not ready");
-	if (w.st == S_READY && (flags & 0x0f) == M_HONEST && memcmp(w.bytes, w.img, len) != 0)
+	if (x->st == S_READY && (flags & 0x0f) == M_HONEST && memcmp(x->bytes, w.img, len) != 0)
 		broken("the honest image arrived with other bytes");
 
 	imgcache_free(w.c);
-	free(w.bytes);
-	free(w.m.packed);
-	free(w.m.sig);
-	w.bytes = NULL;
-	w.m.packed = NULL;
-	w.m.sig = NULL;
+	for (unsigned k = 0; k < 2; k++) {
+		free(w.im[k].bytes);
+		free(w.im[k].m.packed);
+		free(w.im[k].m.sig);
+	}
 	return 0;
 }

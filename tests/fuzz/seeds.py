@@ -125,8 +125,10 @@ write("skyctl_conf", "pci", b"00:03.0")
 # (pick: low 2 bits; how: bits 2-5: 0 right, 1 short, 2 long, 3 flipped,
 # 4 another chunk's bytes, 5 empty, 6 wrong index, 7 another image, 8 an
 # error); 0x40 answer all rightly; 0x60 link down+up, 0x61 down, 0x62 up,
-# 0x63 sends fail; 0x80 manifest again; 0xa0/0xa1 release/hold + tick;
-# 0xc0 report + full check; 0xe1 a late answer, 0xe0/0xe2 an unknown one.
+# 0x63 sends fail; 0x80 the manifest again, 0x81 the twin's manifest (the
+# same bytes, another id); 0xa0/0xa1 release/hold the image + tick, 0xa2/0xa3
+# the twin; 0xc0 report + full check; 0xe1 a late answer, 0xe0/0xe2 an
+# unknown one.
 img = b"".join(hashlib.sha256(bytes([i])).digest() for i in range(64))  # 2048 bytes, no two chunks alike
 hdr = lambda flags, sel, n: bytes([flags, sel]) + struct.pack(">H", n)
 honest_end = b"\x40\xc0"
@@ -151,6 +153,13 @@ for name, mode, p in (("sig_flip", 1, 3), ("sig_other", 2, 0), ("sig_stale", 3, 
                       ("chunk_wrong", 13, 0), ("whole_sha", 14, 0), ("whole_sha_short", 14, 1), ("id_empty", 15, 0),
                       ("id_long", 15, 1), ("id_longest", 15, 2)):
     write("imgcache", "manifest_" + name, hdr(mode | p << 4, 1, len(img)) + img + b"\x00\x80" + honest_end)
+# the twin: its chunks taken from the ready image; fetched beside it; the
+# image evicted for it, or (held) not; beside a refused image
+write("imgcache", "twin_dedup", hdr(0, 1, len(img)) + img + b"\x40\x81\xc0")
+write("imgcache", "twin_beside", hdr(0, 1, len(img)) + img + b"\x00\x81\x00\x04\x01\x40\xc0")
+write("imgcache", "twin_evicts", hdr(0x90, 1, len(img)) + img + b"\x40\x81\x40\xc0")
+write("imgcache", "twin_held", hdr(0x90, 1, len(img)) + img + b"\x40\xa1\x81\xa3\xc0")
+write("imgcache", "twin_refused_image", hdr(9, 1, len(img)) + img + b"\x40\x81\x40\xc0")
 write("imgcache", "digest_swap_alike", hdr(4, 0, 65) + bytes(65) + honest_end)  # chunks alike: no harm done
 # ---- parse: one value of each syntax; args: arguments cut at '\n'
 write("parse", "size", b"2GiB")
