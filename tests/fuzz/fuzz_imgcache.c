@@ -28,7 +28,15 @@
  * is sealed against writes, growing and shrinking, and holds exactly the
  * bytes of the chunks it accepted, which hash to the signed manifest's
  * SHA-256; with an honest manifest, the image served honestly to the end
- * is ready and holds exactly the served bytes.  Any difference aborts. */
+ * is ready and holds exactly the served bytes.  Any difference aborts,
+ * saying which rule the cache broke.
+ *
+ * Checked by mutation of agent/images.c: with the signature check, the
+ * chunk-digest check, the chunk-length check, the whole-image check,
+ * manifest_check (or only its chunk count), F_SEAL_WRITE, the hold test in
+ * make_room or the local chunk copy taken out, tests/fuzz/run.sh (20 s)
+ * fails within its first second, on the seed corpus; from the "honest" seed
+ * alone, within 0.2 to 11 s. */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
