@@ -226,9 +226,15 @@ static void fail(struct imgcache *c, struct cimg *img, const char *fmt, ...)
 }
 
 /* Make room for need bytes by evicting least-recently-used READY images
- * nobody holds. */
+ * nobody holds; none when that would not make room enough. */
 static int make_room(struct imgcache *c, uint64_t need)
 {
+	uint64_t freeable = 0;
+	for (struct cimg *i = c->images; i; i = i->next)
+		if (i->state == CIMG_READY && !i->holds)
+			freeable += i->size;
+	if (c->used + need > c->budget && c->used - freeable + need > c->budget)
+		return -ENOSPC;
 	while (c->used + need > c->budget) {
 		struct cimg *victim = NULL;
 		for (struct cimg *i = c->images; i; i = i->next)

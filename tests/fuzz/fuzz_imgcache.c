@@ -302,8 +302,9 @@ static void model_fetch(struct mimg *x)
 	x->content_checked = false;
 	x->holds = 0;
 	x->st = S_NONE;
-	/* Room: the other image goes if it is ready and nobody holds it. */
-	if (ram(y) + x->m.size > w.budget && y->st == S_READY && !y->holds)
+	/* Room: the other image goes if it is ready, nobody holds it, and
+	 * that makes room enough (none goes for nothing). */
+	if (ram(y) + x->m.size > w.budget && y->st == S_READY && !y->holds && x->m.size <= w.budget)
 		y->st = S_NONE;
 	if (ram(y) + x->m.size > w.budget) {
 		fail_as(x, WHY_FULL);

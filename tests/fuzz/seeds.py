@@ -159,6 +159,9 @@ write("imgcache", "twin_dedup", hdr(0, 1, len(img)) + img + b"\x40\x81\xc0")
 write("imgcache", "twin_beside", hdr(0, 1, len(img)) + img + b"\x00\x81\x00\x04\x01\x40\xc0")
 write("imgcache", "twin_evicts", hdr(0x90, 1, len(img)) + img + b"\x40\x81\x40\xc0")
 write("imgcache", "twin_held", hdr(0x90, 1, len(img)) + img + b"\x40\xa1\x81\xa3\xc0")
+# nothing evicted for an image that would not fit even then (its manifest
+# claims 2 bytes more than the budget holds)
+write("imgcache", "twin_not_evicted_for_nothing", hdr(0x9a, 1, len(img)) + img + b"\x81\x40\x80\xc0")
 write("imgcache", "twin_refused_image", hdr(9, 1, len(img)) + img + b"\x40\x81\x40\xc0")
 write("imgcache", "digest_swap_alike", hdr(4, 0, 65) + bytes(65) + honest_end)  # chunks alike: no harm done
 # ---- parse: one value of each syntax; args: arguments cut at '\n'
