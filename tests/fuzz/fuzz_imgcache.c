@@ -33,11 +33,11 @@
  *
  * Checked by mutation of agent/images.c: with the signature check, the
  * chunk-digest check, the chunk-length check, the whole-image check,
- * manifest_check (or only its chunk count), F_SEAL_WRITE, the hold test in
- * make_room or the local chunk copy taken out, tests/fuzz/run.sh (20 s)
- * fails within its first second, on the seed corpus; from the "honest" seed
- * alone, within 0.2 to 11 s, but for the hold test (the seeds that hold an
- * image find it). */
+ * manifest_check (or only its chunk count), F_SEAL_WRITE, the hold tests
+ * or the evict-nothing-for-nothing test in make_room, or the local chunk
+ * copy taken out, tests/fuzz/run.sh (20 s) fails within its first second,
+ * on the seed corpus; from the "honest" seed alone, within 0.2 to 11 s, but
+ * for the hold test (the seeds that hold an image find it). */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
