@@ -38,6 +38,19 @@ void agent_stop(struct agent *a);
  * churn).  A kept identity (--identity-dir) stays for the next agent. */
 void agent_kill(struct agent *a);
 
+/* The receiving side of one connection, without the socket: what the
+ * connection code does with it, callable alone (tests/fuzz/fuzz_agent_link.c
+ * feeds the real handlers this way).  agent_link_begin starts a link as the
+ * kept identity allows: an enrollment without a certificate, a session with
+ * one (returns true); agent_link_feed hands bytes from the controller to the
+ * frame decoder and every whole frame to its handler (< 0: the stream is
+ * malformed and the connection must go); agent_link_end drops the link's
+ * state (decoder, timers, the image cache's session).  Without a connection
+ * nothing the agent sends goes out: it fails as with no session. */
+bool agent_link_begin(struct agent *a);
+int agent_link_feed(struct agent *a, const uint8_t *data, size_t len);
+void agent_link_end(struct agent *a);
+
 const char *agent_board_id(const struct agent *a);
 const char *agent_last_error(const struct agent *a);
 uint64_t agent_last_rtt_us(const struct agent *a);

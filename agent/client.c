@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/backoff.h"
 #include "agent/images.h"
 #include "agent/guests.h"
+#include "agent/hello.h"
 #include "agent/identity.h"
 #include "common/frame.h"
 #include "common/log.h"
@@ -22,8 +24,6 @@
 #include "common/util.h"
 #include "common/x509.h"
 
-#define BACKOFF_MIN_MS 1000u
-#define BACKOFF_MAX_MS 60000u
 #define INVENTORY_POLL_MS 10000u
 #define CONNECT_TIMEOUT_MS 15000u
 
@@ -151,130 +151,44 @@ static int agent_ctx_init(void)
 	return 0;
 }
 
-/* ---- inventory -> Hello ---- */
+/* ---- inventory -> Hello (agent/hello.c) ---- */
+
+/* The board's inventory: the override given at start, else read now into
+ * *local (inventory_free it when *inv == local). */
+static int agent_inventory(struct agent *a, struct inventory *local, const struct inventory **inv)
+{
+	*inv = a->inv_override;
+	if (!*inv) {
+		struct inv_roots roots = {a->cfg->sysfs_root, a->cfg->procfs_root, a->cfg->devfs_root};
+		int r = inventory_read(&roots, local);
+		if (r < 0)
+			return r;
+		*inv = local;
+	}
+	return 0;
+}
 
 static int agent_build_hello(struct agent *a, uint8_t **out, size_t *out_len)
 {
 	struct inventory local = {0};
-	const struct inventory *inv = a->inv_override;
-	Skyroot__Hello h = SKYROOT__HELLO__INIT;
-	Skyroot__Dmi dmi = SKYROOT__DMI__INIT;
-	Skyroot__IommuGroup *groups = NULL, **gptrs = NULL;
-	Skyroot__PciDevice *devs = NULL, **dptrs = NULL;
-	Skyroot__Nic nics[INV_MAX_NICS], *nptrs[INV_MAX_NICS];
-	char *flags[INV_MAX_FLAGS];
-	size_t ndev = 0, di = 0;
-	int r = 0;
+	const struct inventory *inv;
+	int r = agent_inventory(a, &local, &inv);
 
-	if (!inv) {
-		struct inv_roots roots = {a->cfg->sysfs_root, a->cfg->procfs_root, a->cfg->devfs_root};
-		r = inventory_read(&roots, &local);
-		if (r < 0)
-			return r;
-		inv = &local;
-	}
-	h.cpu_model = (char *)inv->cpu_model;
-	h.cpus = inv->cpus;
-	for (unsigned i = 0; i < inv->n_virt_flags && i < INV_MAX_FLAGS; i++)
-		flags[i] = (char *)inv->virt_flags[i];
-	h.n_virt_flags = inv->n_virt_flags;
-	h.virt_flags = flags;
-	h.memory_bytes = inv->memory_bytes;
-	h.numa_nodes = inv->numa_nodes;
-	dmi.vendor = (char *)inv->dmi_vendor;
-	dmi.product = (char *)inv->dmi_product;
-	dmi.serial = (char *)inv->dmi_serial;
-	dmi.product_uuid = (char *)inv->dmi_uuid;
-	h.dmi = &dmi;
-	h.firmware = inv->firmware == INV_FW_UEFI ? SKYROOT__FIRMWARE__FIRMWARE_UEFI :
-		     inv->firmware == INV_FW_BIOS ? SKYROOT__FIRMWARE__FIRMWARE_BIOS :
-						    SKYROOT__FIRMWARE__FIRMWARE_UNKNOWN;
-	h.kvm = inv->kvm;
-	for (unsigned g = 0; g < inv->n_groups; g++)
-		ndev += inv->groups[g].n_devices;
-	if (inv->n_groups) {
-		groups = calloc(inv->n_groups, sizeof(*groups));
-		gptrs = calloc(inv->n_groups, sizeof(*gptrs));
-		devs = calloc(ndev ? ndev : 1, sizeof(*devs));
-		dptrs = calloc(ndev ? ndev : 1, sizeof(*dptrs));
-		if (!groups || !gptrs || !devs || !dptrs) {
-			r = -ENOMEM;
-			goto out;
-		}
-	}
-	for (unsigned g = 0; g < inv->n_groups; g++) {
-		const struct inv_iommu_group *ig = &inv->groups[g];
-		skyroot__iommu_group__init(&groups[g]);
-		groups[g].id = ig->id;
-		groups[g].devices = &dptrs[di];
-		groups[g].n_devices = ig->n_devices;
-		for (unsigned d = 0; d < ig->n_devices; d++, di++) {
-			skyroot__pci_device__init(&devs[di]);
-			devs[di].address = (char *)ig->devices[d].address;
-			devs[di].vendor = ig->devices[d].vendor;
-			devs[di].device = ig->devices[d].device;
-			devs[di].class_code = ig->devices[d].class_code;
-			devs[di].driver = (char *)ig->devices[d].driver;
-			dptrs[di] = &devs[di];
-		}
-		gptrs[g] = &groups[g];
-	}
-	h.n_iommu_groups = inv->n_groups;
-	h.iommu_groups = gptrs;
-	for (unsigned i = 0; i < inv->n_nics; i++) {
-		skyroot__nic__init(&nics[i]);
-		nics[i].name = (char *)inv->nics[i].name;
-		nics[i].mac = (char *)inv->nics[i].mac;
-		nics[i].link = inv->nics[i].link;
-		nics[i].speed_mbps = inv->nics[i].speed_mbps;
-		nptrs[i] = &nics[i];
-	}
-	h.n_nics = inv->n_nics;
-	h.nics = nptrs;
-	h.kernel_version = (char *)inv->kernel_version;
-	h.hostname = (char *)inv->hostname;
-	h.agent_version = SKY_VERSION;
-	h.heartbeat_ms = (uint32_t)a->cfg->heartbeat_ms;
-
-	size_t n = skyroot__hello__get_packed_size(&h);
-	uint8_t *buf = malloc(n ? n : 1);
-	if (!buf) {
-		r = -ENOMEM;
-		goto out;
-	}
-	skyroot__hello__pack(&h, buf);
-	*out = buf;
-	*out_len = n;
-out:
-	free(groups);
-	free(gptrs);
-	free(devs);
-	free(dptrs);
+	if (r == 0)
+		r = hello_pack(inv, (uint32_t)a->cfg->heartbeat_ms, out, out_len);
 	if (inv == &local)
 		inventory_free(&local);
 	return r;
 }
 
-/* The machine identity the controller keys boards by. */
 static int agent_machine_id(struct agent *a, char *uuid, size_t ulen, char *host, size_t hlen)
 {
 	struct inventory local = {0};
-	const struct inventory *inv = a->inv_override;
-	int r = 0;
-	if (!inv) {
-		struct inv_roots roots = {a->cfg->sysfs_root, a->cfg->procfs_root, a->cfg->devfs_root};
-		r = inventory_read(&roots, &local);
-		if (r < 0)
-			return r;
-		inv = &local;
-	}
-	if (inv->dmi_uuid[0])
-		snprintf(uuid, ulen, "%s", inv->dmi_uuid);
-	else if (inv->n_nics && inv->nics[0].mac[0])
-		snprintf(uuid, ulen, "mac-%s", inv->nics[0].mac); /* boards without DMI */
-	else
-		r = -ENODATA;
-	snprintf(host, hlen, "%s", inv->hostname);
+	const struct inventory *inv;
+	int r = agent_inventory(a, &local, &inv);
+
+	if (r == 0)
+		r = hello_machine_id(inv, uuid, ulen, host, hlen);
 	if (inv == &local)
 		inventory_free(&local);
 	return r;
@@ -596,7 +510,8 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 		if (a->mode == LINK_ENROLL) {
 			agent_take_identity(a, env->enroll_response);
 			a->attempt = 0;
-			sky_tls_close(a->tls, 0); /* reconnect with the certificate */
+			if (a->tls) /* none when fed by agent_link_feed alone */
+				sky_tls_close(a->tls, 0); /* reconnect with the certificate */
 		}
 		break;
 	case SKYROOT__ENVELOPE__BODY_HEARTBEAT:
@@ -651,6 +566,37 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 	return 0;
 }
 
+/* Chunks in the frame's tail form go to the image cache as they arrive. */
+static int agent_tail_begin(void *ctx, Skyroot__Envelope *env, size_t len)
+{
+	struct agent *a = ctx;
+
+	if (!imgcache_chunk_begin(a->cache, env->request_id, env->chunk_data, len))
+		log_warn("ignoring a chunk nobody asked for");
+	skyroot__envelope__free_unpacked(env, NULL);
+	return 0;
+}
+
+static int agent_tail_data(void *ctx, const uint8_t *p, size_t len)
+{
+	struct agent *a = ctx;
+	imgcache_chunk_data(a->cache, p, len);
+	return 0;
+}
+
+static int agent_tail_end(void *ctx)
+{
+	struct agent *a = ctx;
+	imgcache_chunk_end(a->cache);
+	return 0;
+}
+
+static const struct sky_frame_tail_ops agent_tail_ops = {
+	.begin = agent_tail_begin,
+	.data = agent_tail_data,
+	.end = agent_tail_end,
+};
+
 /* ---- connection ---- */
 
 static void tick_cb(uv_timer_t *t)
@@ -692,21 +638,23 @@ static void agent_on_ready(struct sky_tls *t)
 	agent_emit(a, AGENT_EV_SESSION_UP);
 }
 
+int agent_link_feed(struct agent *a, const uint8_t *data, size_t len)
+{
+	return sky_frame_feed(&a->dec, data, len, agent_on_frame, a);
+}
+
 static void agent_on_data(struct sky_tls *t, const uint8_t *data, size_t len)
 {
 	struct agent *a = sky_tls_data(t);
-	int r = sky_frame_feed(&a->dec, data, len, agent_on_frame, a);
+	int r = agent_link_feed(a, data, len);
 	if (r < 0) {
 		log_error("malformed data from the controller (%s); reconnecting", strerror(-r));
 		sky_tls_abort(t, r);
 	}
 }
 
-static void agent_on_close(struct sky_tls *t, int err)
+void agent_link_end(struct agent *a)
 {
-	struct agent *a = sky_tls_data(t);
-	bool was_session = a->mode == LINK_SESSION && a->hello_sent;
-
 	a->tls = NULL;
 	sky_frame_decoder_free(&a->dec);
 	uv_timer_stop(&a->hb_timer);
@@ -716,6 +664,15 @@ static void agent_on_close(struct sky_tls *t, int err)
 	if (a->cache)
 		imgcache_session_down(a->cache);
 	a->hello_sent = false;
+	a->mode = LINK_IDLE;
+}
+
+static void agent_on_close(struct sky_tls *t, int err)
+{
+	struct agent *a = sky_tls_data(t);
+	bool was_session = a->mode == LINK_SESSION && a->hello_sent;
+
+	agent_link_end(a);
 	if (a->verify_error[0]) {
 		snprintf(a->last_error, sizeof(a->last_error), "%s", a->verify_error);
 		log_error("refusing the controller at %s:%u: %s", a->cfg->controller_host,
@@ -730,7 +687,6 @@ static void agent_on_close(struct sky_tls *t, int err)
 		agent_emit(a, AGENT_EV_SESSION_DOWN);
 	}
 	a->handles_open--;
-	a->mode = LINK_IDLE;
 	if (a->stopping) {
 		if (a->handles_open == 0)
 			free(a);
@@ -771,6 +727,15 @@ static void agent_connected(uv_connect_t *req, int status)
 		sky_tls_abort(a->tls, -EIO);
 }
 
+bool agent_link_begin(struct agent *a)
+{
+	a->mode = a->cert ? LINK_SESSION : LINK_ENROLL;
+	/* Chunks and manifests are larger than control messages. */
+	sky_frame_decoder_init(&a->dec, SKY_FRAME_MAX_BULK);
+	sky_frame_decoder_accept_tail(&a->dec, &agent_tail_ops);
+	return a->mode == LINK_SESSION;
+}
+
 static void agent_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
 	struct agent *a = req->data;
@@ -790,7 +755,7 @@ static void agent_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
 		agent_schedule_retry(a, UINT64_MAX);
 		return;
 	}
-	a->mode = a->cert ? LINK_SESSION : LINK_ENROLL;
+	agent_link_begin(a);
 	r = sky_tls_new(a->loop, client_ctx, SKY_TLS_CLIENT, &agent_tls_cbs, a, &a->tls);
 	if (r < 0) {
 		uv_freeaddrinfo(res);
@@ -804,8 +769,6 @@ static void agent_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
 		SSL_use_certificate(ssl, a->cert);
 		SSL_use_PrivateKey(ssl, a->key);
 	}
-	/* Chunks and manifests are larger than control messages. */
-	sky_frame_decoder_init(&a->dec, SKY_FRAME_MAX_BULK);
 	a->connect_req.data = a;
 	sky_tls_set_idle_timeout(a->tls, CONNECT_TIMEOUT_MS + 3 * a->cfg->heartbeat_ms);
 	r = uv_tcp_connect(&a->connect_req, sky_tls_tcp(a->tls), res->ai_addr, agent_connected);
@@ -854,10 +817,7 @@ static void agent_schedule_retry(struct agent *a, uint64_t delay_ms)
 	if (a->stopping)
 		return;
 	if (delay_ms == UINT64_MAX) {
-		uint64_t cap = BACKOFF_MIN_MS << (a->attempt < 6 ? a->attempt : 6);
-		if (cap > BACKOFF_MAX_MS)
-			cap = BACKOFF_MAX_MS;
-		delay_ms = sky_random_below(cap + 1);
+		delay_ms = agent_backoff_ms(a->attempt);
 		if (a->attempt < 32)
 			a->attempt++;
 	}

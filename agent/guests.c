@@ -55,6 +55,7 @@ struct aguest {
 	struct vmm_error work_err;
 	int fds[3];                    /* the worker's own dups of the image memfds, or -1 */
 	bool held;                     /* images held in the cache */
+	bool disk_qcow2;               /* the disk image's manifest says qcow2 */
 };
 
 struct guestmgr {
@@ -339,6 +340,7 @@ static void start_work(uv_work_t *w)
 	spec.kernel_fd = g->fds[0];
 	spec.initrd_fd = g->fds[1];
 	spec.disk_fd = g->fds[2];
+	spec.disk_format = g->disk_qcow2 ? VMM_DISK_QCOW2 : VMM_DISK_RAW;
 	spec.disk_readonly = true; /* a sealed memfd */
 	spec.cmdline = g->spec->cmdline;
 	spec.pci = pci;
@@ -462,6 +464,7 @@ static void try_advance(struct aguest *g)
 			set_state(g, AG_FAILED, "cannot keep the %s image open: %s", what[i], strerror(e));
 			return;
 		}
+	g->disk_qcow2 = ids[2] && ids[2][0] && strcmp(imgcache_format(m->cache, ids[2]), "qcow2") == 0;
 	set_state(g, AG_STARTING, NULL);
 	g->busy = true;
 	g->work.data = g;

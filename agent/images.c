@@ -31,8 +31,6 @@ struct cimg {
 	uint8_t *chunk;                /* enum chunk_state per chunk */
 	uint32_t n_have;
 	uint32_t scan;                 /* first chunk that may still be missing */
-	uint32_t hashed;               /* chunks fed to the whole-image hash */
-	EVP_MD_CTX *sha;
 	enum cimg_state state;
 	char error[256];
 	uint64_t last_used;
@@ -55,6 +53,19 @@ struct pending {
 	uint32_t index;
 };
 
+/* The chunk arriving now (imgcache_chunk_begin .. _end): its bytes go
+ * straight to their place in the memfd and through the hash as they come. */
+struct rx {
+	bool active;
+	bool sink;                     /* not wanted: its bytes are dropped */
+	bool write_failed;
+	int write_err;
+	struct cimg *img;
+	uint32_t index;
+	uint64_t off;                  /* where the next byte goes in the memfd */
+	EVP_MD_CTX *sha;               /* allocated once, reused */
+};
+
 struct imgcache {
 	struct imgcache_ops ops;
 	void *ctx;
@@ -70,6 +81,7 @@ struct imgcache {
 	unsigned n_pend;
 	struct dentry *buckets[DIGEST_BUCKETS];
 	uint64_t clock;
+	struct rx rx;
 };
 
 static unsigned dbucket(const uint8_t *d)
@@ -127,6 +139,11 @@ int imgcache_new(const struct imgcache_ops *ops, void *ctx, uint64_t budget, str
 		return -ENOMEM;
 	c->ops = *ops;
 	c->ctx = ctx;
+	c->rx.sha = EVP_MD_CTX_new();
+	if (!c->rx.sha) {
+		free(c);
+		return -ENOMEM;
+	}
 	if (!budget) {
 		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
 		budget = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 2 : (1ull << 30);
@@ -143,7 +160,6 @@ static void cimg_free(struct imgcache *c, struct cimg *img)
 		close(img->fd);
 	if (img->m)
 		skyroot__image_manifest__free_unpacked(img->m, NULL);
-	EVP_MD_CTX_free(img->sha);
 	free(img->chunk);
 	free(img);
 }
@@ -159,6 +175,10 @@ static void pend_drop_image(struct imgcache *c, struct cimg *img)
 
 static void cimg_unlink(struct imgcache *c, struct cimg *img)
 {
+	if (c->rx.img == img) {
+		c->rx.img = NULL;
+		c->rx.sink = true;
+	}
 	for (struct cimg **pp = &c->images; *pp; pp = &(*pp)->next)
 		if (*pp == img) {
 			*pp = img->next;
@@ -177,6 +197,7 @@ void imgcache_free(struct imgcache *c)
 		return;
 	while (c->images)
 		cimg_unlink(c, c->images);
+	EVP_MD_CTX_free(c->rx.sha);
 	free(c);
 }
 
@@ -215,6 +236,10 @@ static void fail(struct imgcache *c, struct cimg *img, const char *fmt, ...)
 	log_error("image %s refused: %s", img->id, img->error);
 	img->state = CIMG_FAILED;
 	pend_drop_image(c, img);
+	if (c->rx.img == img) { /* the rest of its chunk is dropped */
+		c->rx.img = NULL;
+		c->rx.sink = true;
+	}
 	/* Give the RAM back; the manifest and the error stay for the report. */
 	if (img->fd >= 0) {
 		close(img->fd);
@@ -298,6 +323,25 @@ static int pwrite_all(int fd, const uint8_t *p, size_t len, off_t off)
 	return 0;
 }
 
+/* Every chunk is in, each checked against its digest in the signed
+ * manifest.  The manifest's whole-image SHA-256 is not computed again: the
+ * signature covers the ordered chunk digests and the size, so the image is
+ * exactly those chunks in that order, and hashing it once more would be a
+ * second pass over every byte for nothing. */
+static void finish(struct imgcache *c, struct cimg *img)
+{
+	if (fcntl(img->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+		fail(c, img, "cannot seal the image's memfd: %s", strerror(errno));
+		return;
+	}
+	img->state = CIMG_READY;
+	img->last_used = ++c->clock;
+	index_add(c, img);
+	log_info("image %s ready: %llu bytes in RAM, sealed", img->id, (unsigned long long)img->size);
+	c->dirty = true;
+	imgcache_report(c);
+}
+
 static int pread_all(int fd, uint8_t *p, size_t len, off_t off)
 {
 	while (len > 0) {
@@ -314,54 +358,6 @@ static int pread_all(int fd, uint8_t *p, size_t len, off_t off)
 		off += n;
 	}
 	return 0;
-}
-
-static void finish(struct imgcache *c, struct cimg *img)
-{
-	uint8_t got[32];
-	unsigned int n = 32;
-	if (EVP_DigestFinal_ex(img->sha, got, &n) != 1 || !sky_memeq_ct(got, img->m->sha256.data, 32)) {
-		fail(c, img, "the whole image does not hash to the manifest's SHA-256");
-		return;
-	}
-	if (fcntl(img->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-		fail(c, img, "cannot seal the image's memfd: %s", strerror(errno));
-		return;
-	}
-	img->state = CIMG_READY;
-	img->last_used = ++c->clock;
-	index_add(c, img);
-	log_info("image %s ready: %llu bytes in RAM, sealed", img->id, (unsigned long long)img->size);
-	c->dirty = true;
-	imgcache_report(c);
-}
-
-/* Feed completed chunks, in order, to the whole-image hash.  The chunk
- * just received is passed in so the common in-order case reads nothing. */
-static void advance_hash(struct imgcache *c, struct cimg *img, uint32_t just, const uint8_t *data)
-{
-	uint8_t *tmp = NULL;
-	while (img->hashed < img->nchunks && img->chunk[img->hashed] == CH_HAVE) {
-		uint32_t i = img->hashed, len = chunk_len(img, i);
-		const uint8_t *p = data;
-		if (i != just || !data) {
-			if (!tmp && !(tmp = malloc(img->chunk_size))) {
-				fail(c, img, "out of memory");
-				return;
-			}
-			if (pread_all(img->fd, tmp, len, (off_t)i * img->chunk_size) < 0) {
-				free(tmp);
-				fail(c, img, "cannot read back chunk %u", i);
-				return;
-			}
-			p = tmp;
-		}
-		EVP_DigestUpdate(img->sha, p, len);
-		img->hashed++;
-	}
-	free(tmp);
-	if (img->n_have == img->nchunks)
-		finish(c, img);
 }
 
 /* Copy chunk i from a chunk this board already holds. */
@@ -409,6 +405,7 @@ static void pump(struct imgcache *c)
 			uint64_t req = 0;
 			cr.image_id = img->id;
 			cr.index = i;
+			cr.raw_tail = true; /* received straight into its place */
 			env.body_case = SKYROOT__ENVELOPE__BODY_CHUNK_REQUEST;
 			env.chunk_request = &cr;
 			if (c->ops.send(c->ctx, &env, &req) < 0)
@@ -505,8 +502,7 @@ void imgcache_on_fetch(struct imgcache *c, const Skyroot__ImageFetch *f)
 	c->images = img;
 	c->n_images++;
 	img->chunk = calloc(img->nchunks ? img->nchunks : 1, 1);
-	img->sha = EVP_MD_CTX_new();
-	if (!img->chunk || !img->sha || EVP_DigestInit_ex(img->sha, EVP_sha256(), NULL) != 1) {
+	if (!img->chunk) {
 		fail(c, img, "out of memory");
 		return;
 	}
@@ -531,8 +527,9 @@ void imgcache_on_fetch(struct imgcache *c, const Skyroot__ImageFetch *f)
 		copy_local(c, img, i);
 	if (img->n_have)
 		log_info("image %s: %u of %u chunks were already on this board", img->id, img->n_have, img->nchunks);
-	advance_hash(c, img, UINT32_MAX, NULL);
 	c->dirty = true;
+	if (img->n_have == img->nchunks)
+		finish(c, img);
 	if (img->state == CIMG_FETCHING) {
 		imgcache_report(c);
 		pump(c);
@@ -547,13 +544,17 @@ static struct pending *pend_take(struct imgcache *c, uint64_t req)
 	return NULL;
 }
 
-bool imgcache_on_chunk(struct imgcache *c, uint64_t req_id, const Skyroot__ChunkData *d)
+bool imgcache_chunk_begin(struct imgcache *c, uint64_t req_id, const Skyroot__ChunkData *d, size_t len)
 {
 	struct pending *p = req_id ? pend_take(c, req_id) : NULL;
+	struct rx *rx = &c->rx;
 	struct cimg *img;
-	uint32_t i, len;
-	uint8_t got[32];
+	uint32_t i;
 
+	rx->active = true;
+	rx->sink = true;
+	rx->write_failed = false;
+	rx->img = NULL;
 	if (!p)
 		return false;
 	img = p->img;
@@ -563,31 +564,75 @@ bool imgcache_on_chunk(struct imgcache *c, uint64_t req_id, const Skyroot__Chunk
 	if (img->state != CIMG_FETCHING || !d->image_id || strcmp(d->image_id, img->id) != 0 || d->index != i) {
 		if (img->state == CIMG_FETCHING)
 			img->chunk[i] = CH_MISSING, img->scan = img->scan < i ? img->scan : i;
-		pump(c);
 		return true;
 	}
-	len = chunk_len(img, i);
-	if (d->data.len != len) {
-		fail(c, img, "chunk %u arrived with %zu bytes, expected %u", i, d->data.len, len);
-		pump(c);
+	if (len != chunk_len(img, i)) {
+		fail(c, img, "chunk %u arrived with %zu bytes, expected %u", i, len, chunk_len(img, i));
 		return true;
 	}
-	sky_sha256(d->data.data, len, got);
-	if (!sky_memeq_ct(got, img->m->chunk_digests[i].data, 32)) {
-		fail(c, img, "chunk %u failed its SHA-256 check against the signed manifest", i);
-		pump(c);
+	if (EVP_DigestInit_ex(rx->sha, EVP_sha256(), NULL) != 1) {
+		fail(c, img, "out of memory");
 		return true;
 	}
-	if (pwrite_all(img->fd, d->data.data, len, (off_t)i * img->chunk_size) < 0) {
-		fail(c, img, "cannot write chunk %u into the memfd: %s", i, strerror(errno));
-		pump(c);
-		return true;
-	}
-	img->chunk[i] = CH_HAVE;
-	img->n_have++;
-	advance_hash(c, img, i, d->data.data);
-	pump(c);
+	rx->sink = false;
+	rx->img = img;
+	rx->index = i;
+	rx->off = (uint64_t)i * img->chunk_size;
 	return true;
+}
+
+void imgcache_chunk_data(struct imgcache *c, const uint8_t *p, size_t len)
+{
+	struct rx *rx = &c->rx;
+	int r;
+
+	if (!rx->active || rx->sink || rx->write_failed)
+		return;
+	/* One pass: hashed while the piece is in cache, then written once to
+	 * its place.  The chunk is not marked held until it checks out. */
+	EVP_DigestUpdate(rx->sha, p, len);
+	r = pwrite_all(rx->img->fd, p, len, (off_t)rx->off);
+	if (r < 0) {
+		rx->write_failed = true;
+		rx->write_err = -r;
+	}
+	rx->off += len;
+}
+
+void imgcache_chunk_end(struct imgcache *c)
+{
+	struct rx *rx = &c->rx;
+	struct cimg *img = rx->img;
+	uint8_t got[32];
+	unsigned int n = 32;
+
+	if (!rx->active)
+		return;
+	rx->active = false;
+	rx->img = NULL;
+	if (!rx->sink) {
+		uint32_t i = rx->index;
+		if (EVP_DigestFinal_ex(rx->sha, got, &n) != 1 || !sky_memeq_ct(got, img->m->chunk_digests[i].data, 32)) {
+			fail(c, img, "chunk %u failed its SHA-256 check against the signed manifest", i);
+		} else if (rx->write_failed) {
+			fail(c, img, "cannot write chunk %u into the memfd: %s", i, strerror(rx->write_err));
+		} else {
+			img->chunk[i] = CH_HAVE;
+			img->n_have++;
+			if (img->n_have == img->nchunks)
+				finish(c, img);
+		}
+	}
+	pump(c);
+}
+
+bool imgcache_on_chunk(struct imgcache *c, uint64_t req_id, const Skyroot__ChunkData *d)
+{
+	bool mine = imgcache_chunk_begin(c, req_id, d, d->data.len);
+
+	imgcache_chunk_data(c, d->data.data, d->data.len);
+	imgcache_chunk_end(c);
+	return mine;
 }
 
 bool imgcache_on_error(struct imgcache *c, uint64_t req_id, const Skyroot__Error *e)
@@ -627,6 +672,14 @@ void imgcache_session_up(struct imgcache *c)
 void imgcache_session_down(struct imgcache *c)
 {
 	c->session = false;
+	/* A chunk cut off mid-way is not held; it is asked for again. */
+	if (c->rx.active && !c->rx.sink && c->rx.img->state == CIMG_FETCHING) {
+		c->rx.img->chunk[c->rx.index] = CH_MISSING;
+		if (c->rx.img->scan > c->rx.index)
+			c->rx.img->scan = c->rx.index;
+	}
+	c->rx.active = false;
+	c->rx.img = NULL;
 	/* Requests on the old connection are lost: ask again next time. */
 	for (unsigned k = 0; k < IMGCACHE_WINDOW; k++)
 		if (c->pend[k].req) {
@@ -714,6 +767,12 @@ void imgcache_hold(struct imgcache *c, const char *image_id, bool hold)
 		img->holds++;
 	else if (img->holds)
 		img->holds--;
+}
+
+const char *imgcache_format(struct imgcache *c, const char *image_id)
+{
+	struct cimg *img = find(c, image_id);
+	return img && img->m && img->m->format ? img->m->format : "";
 }
 
 const char *imgcache_error(struct imgcache *c, const char *image_id)

@@ -2,9 +2,13 @@
  *
  * The controller sends a signed manifest; the cache checks the signature
  * against the key received at enrollment, pulls the chunks it does not
- * already hold with a bounded window, checks each chunk's SHA-256, writes it
- * into the image's memfd, and seals the memfd (no write, grow or shrink)
- * once the whole image's SHA-256 matches.  A cut transfer resumes with the
+ * already hold with a bounded window, and takes each chunk as it arrives:
+ * straight into its place in the image's memfd and through SHA-256 on the
+ * way (one pass over each byte), checked against its digest in the signed
+ * manifest before it counts.  Once every chunk is in, it seals the memfd
+ * (no write, grow or shrink); the whole-image SHA-256 follows from the
+ * signed ordered chunk digests and is not computed again.  A chunk that
+ * fails its check fails the image.  A cut transfer resumes with the
  * missing chunks only.  Least-recently-used images no guest uses are
  * evicted to stay within the budget. */
 #ifndef SKY_AGENT_IMAGES_H
@@ -35,6 +39,14 @@ void imgcache_set_signing_key(struct imgcache *c, const uint8_t pub[32]);
 void imgcache_on_fetch(struct imgcache *c, const Skyroot__ImageFetch *f);
 /* Returns true when the frame answered one of our chunk requests. */
 bool imgcache_on_chunk(struct imgcache *c, uint64_t req_id, const Skyroot__ChunkData *d);
+/* The same for a chunk in the frame's tail form (common/frame.h), as it
+ * arrives: begin with its header (d's data empty) and its length, then
+ * data for each piece in order, then end.  begin returns what
+ * imgcache_on_chunk does; the pieces of an unwanted chunk are dropped.
+ * imgcache_on_chunk is these three over d's data. */
+bool imgcache_chunk_begin(struct imgcache *c, uint64_t req_id, const Skyroot__ChunkData *d, size_t len);
+void imgcache_chunk_data(struct imgcache *c, const uint8_t *p, size_t len);
+void imgcache_chunk_end(struct imgcache *c);
 bool imgcache_on_error(struct imgcache *c, uint64_t req_id, const Skyroot__Error *e);
 void imgcache_session_up(struct imgcache *c);
 void imgcache_session_down(struct imgcache *c);
@@ -47,6 +59,8 @@ void imgcache_tick(struct imgcache *c);
  * fetching).  A held image is not evicted. */
 int imgcache_fd(struct imgcache *c, const char *image_id, uint64_t *size);
 void imgcache_hold(struct imgcache *c, const char *image_id, bool hold);
+/* The format its signed manifest names ("raw", "qcow2"), "" when unknown. */
+const char *imgcache_format(struct imgcache *c, const char *image_id);
 uint64_t imgcache_used(const struct imgcache *c);
 /* Chunk requests sent and not yet answered (at most IMGCACHE_WINDOW). */
 unsigned imgcache_outstanding(const struct imgcache *c);

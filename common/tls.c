@@ -1,19 +1,26 @@
 #include "common/tls.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <openssl/err.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define TLS_READ_CHUNK (64 * 1024)
 #define TLS_DEFAULT_WRITE_LIMIT (8u * 1024 * 1024)
+/* A TLS record: 16 KiB of data and at most this much around it. */
+#define TLS_RECORD_DATA 16384u
+#define TLS_RECORD_OVERHEAD 256u
 
 struct sky_tls {
 	uv_tcp_t tcp;
 	uv_timer_t *timer;         /* only while a timeout or deadline is set */
 	SSL *ssl;
 	BIO *rbio;                 /* network -> SSL */
-	BIO *wbio;                 /* SSL -> network */
+	BIO *wbio;                 /* SSL -> network: appends to out (tls_out_write) */
+	struct tls_write *out;     /* records not yet handed to libuv */
+	size_t out_hint;           /* room for the write under way (sky_tls_write) */
 	const struct sky_tls_cbs *cbs;
 	void *data;
 	size_t queued;
@@ -35,12 +42,69 @@ struct tls_write {
 	uv_write_t req;
 	struct sky_tls *t;
 	size_t len;
+	size_t cap;
 	uint8_t bytes[];
 };
 
-/* The loop is single-threaded: one read buffer serves every connection. */
-static uint8_t tls_read_buf[TLS_READ_CHUNK];
-static uint8_t tls_plain_buf[16 * 1024];
+/* A loop runs on one thread: one read buffer per thread serves every
+ * connection of its loop. */
+static _Thread_local uint8_t tls_read_buf[TLS_READ_CHUNK];
+static _Thread_local uint8_t tls_plain_buf[TLS_RECORD_DATA];
+
+/* The write side is not a memory BIO: SSL's records are appended straight
+ * to a buffer that goes to uv_write as it is, sized for the whole
+ * sky_tls_write (no growing, no copy out of a BIO).  The method is made
+ * once and never changes. */
+static BIO_METHOD *tls_out_method;
+static pthread_once_t tls_out_once = PTHREAD_ONCE_INIT;
+
+static int tls_submit(struct sky_tls *t);
+
+static int tls_out_write(BIO *b, const char *data, size_t len, size_t *written)
+{
+	struct sky_tls *t = BIO_get_data(b);
+	struct tls_write *w = t->out;
+
+	if (w && w->cap - w->len < len) {
+		if (tls_submit(t) < 0)
+			return 0;
+		w = NULL;
+	}
+	if (!w) {
+		size_t cap = t->out_hint > len ? t->out_hint : len;
+		if (cap < TLS_RECORD_DATA + TLS_RECORD_OVERHEAD)
+			cap = TLS_RECORD_DATA + TLS_RECORD_OVERHEAD;
+		w = malloc(sizeof(*w) + cap);
+		if (!w)
+			return 0;
+		w->t = t;
+		w->len = 0;
+		w->cap = cap;
+		t->out = w;
+	}
+	memcpy(w->bytes + w->len, data, len);
+	w->len += len;
+	*written = len;
+	return 1;
+}
+
+static long tls_out_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)b;
+	(void)num;
+	(void)ptr;
+	return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static void tls_out_method_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "skyroot uv out");
+	if (m && (!BIO_meth_set_write_ex(m, tls_out_write) || !BIO_meth_set_ctrl(m, tls_out_ctrl))) {
+		BIO_meth_free(m);
+		m = NULL;
+	}
+	tls_out_method = m;
+}
 
 SSL_CTX *sky_tls_ctx_new(enum sky_tls_role role, int min_version)
 {
@@ -73,14 +137,17 @@ int sky_tls_new(uv_loop_t *loop, SSL_CTX *ctx, enum sky_tls_role role,
 		t->plain = true;
 		goto tcp;
 	}
+	pthread_once(&tls_out_once, tls_out_method_init);
 	t->ssl = SSL_new(ctx);
 	t->rbio = BIO_new(BIO_s_mem());
-	t->wbio = BIO_new(BIO_s_mem());
+	t->wbio = tls_out_method ? BIO_new(tls_out_method) : NULL;
 	if (!t->ssl || !t->rbio || !t->wbio) {
 		r = -ENOMEM;
 		goto fail;
 	}
 	BIO_set_mem_eof_return(t->rbio, -1);
+	BIO_set_data(t->wbio, t);
+	BIO_set_init(t->wbio, 1);
 	SSL_set_bio(t->ssl, t->rbio, t->wbio); /* SSL owns the BIOs now */
 	if (role == SKY_TLS_SERVER)
 		SSL_set_accept_state(t->ssl);
@@ -122,6 +189,7 @@ static void tls_free_cb(uv_handle_t *h)
 	if (t->cbs->on_close)
 		t->cbs->on_close(t, t->close_err);
 	SSL_free(t->ssl);
+	free(t->out);
 	free(t);
 }
 
@@ -171,34 +239,30 @@ static void tls_write_done(uv_write_t *req, int status)
 		t->cbs->on_drain(t);
 }
 
-/* Move what SSL produced in wbio to the socket. */
+/* Hand the records SSL produced to the socket, in the buffer they were
+ * written into. */
+static int tls_submit(struct sky_tls *t)
+{
+	struct tls_write *w = t->out;
+	uv_buf_t b;
+	int r;
+
+	if (!w || w->len == 0)
+		return 0;
+	t->out = NULL;
+	b = uv_buf_init((char *)w->bytes, (unsigned)w->len);
+	r = uv_write(&w->req, sky_tls_stream(t), &b, 1, tls_write_done);
+	if (r < 0) {
+		free(w);
+		return r;
+	}
+	t->queued += w->len;
+	return 0;
+}
+
 static int tls_flush(struct sky_tls *t)
 {
-	size_t pending;
-
-	while ((pending = BIO_ctrl_pending(t->wbio)) > 0) {
-		struct tls_write *w = malloc(sizeof(*w) + pending);
-		int n, r;
-		uv_buf_t b;
-
-		if (!w)
-			return -ENOMEM;
-		n = BIO_read(t->wbio, w->bytes, (int)pending);
-		if (n <= 0) {
-			free(w);
-			return -EIO;
-		}
-		w->t = t;
-		w->len = (size_t)n;
-		b = uv_buf_init((char *)w->bytes, (unsigned)n);
-		r = uv_write(&w->req, sky_tls_stream(t), &b, 1, tls_write_done);
-		if (r < 0) {
-			free(w);
-			return r;
-		}
-		t->queued += (size_t)n;
-	}
-	return 0;
+	return tls_submit(t);
 }
 
 void sky_tls_close(struct sky_tls *t, int err)
@@ -426,15 +490,20 @@ int sky_tls_write(struct sky_tls *t, const void *data, size_t len)
 		t->queued += len;
 		return 0;
 	}
+	/* One buffer for all the records of this write: full 16 KiB records
+	 * (SSL cuts them), each appended where it goes out from. */
+	t->out_hint = len + (len / TLS_RECORD_DATA + 1) * TLS_RECORD_OVERHEAD;
 	while (len > 0) {
-		int chunk = len > 16384 ? 16384 : (int)len;
+		int chunk = len > INT_MAX / 2 ? INT_MAX / 2 : (int)len;
 		int n = SSL_write(t->ssl, p, chunk);
 		if (n <= 0) {
+			t->out_hint = 0;
 			ERR_clear_error();
 			return -EIO;
 		}
 		p += n;
 		len -= (size_t)n;
 	}
+	t->out_hint = 0;
 	return tls_flush(t);
 }

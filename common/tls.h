@@ -1,8 +1,11 @@
-/* TLS over a libuv TCP stream, with OpenSSL driven through memory BIOs.
+/* TLS over a libuv TCP stream, with OpenSSL driven through BIOs: a memory
+ * BIO in; out, a BIO that appends the records straight to the buffer that
+ * goes to uv_write (one per sky_tls_write, sized for it: full 16 KiB
+ * records, no copy out of a BIO).
  *
- * The connection owns its uv_tcp_t.  Reads go through one buffer shared by
- * the loop (the loop is single-threaded), so an idle connection holds only
- * the SSL object, the handle and this struct.  Every callback may call
+ * The connection owns its uv_tcp_t.  Reads go through one buffer per thread
+ * (a loop runs on one thread), so an idle connection holds only the SSL
+ * object, the handle and this struct.  Every callback may call
  * sky_tls_close(); the struct stays valid until on_close has returned. */
 #ifndef SKY_COMMON_TLS_H
 #define SKY_COMMON_TLS_H

@@ -96,6 +96,8 @@ if [ ! -f "$STATE/ca.key" ]; then
 	./build/controller/skyrootd/skyrootd init --state "$STATE" --api-listen "127.0.0.1:$API_PORT"
 else
 	step "reusing the controller state in $STATE"
+	# skyctl.conf names the API port of 'init': follow SKY_API_PORT.
+	sed -i "s|^controller = .*|controller = https://127.0.0.1:$API_PORT|" "$STATE/skyctl.conf"
 fi
 
 step "starting skyrootd (agents on 127.0.0.1:$AGENT_PORT, API on https://127.0.0.1:$API_PORT)"
@@ -115,6 +117,7 @@ until $SKYCTL token list >/dev/null 2>&1; do
 	if [ $i -gt 100 ] || ! kill -0 "$(cat "$RUN/skyrootd.pid")" 2>/dev/null; then
 		echo "quickstart: skyrootd did not come up; its log:" >&2
 		cat "$RUN/skyrootd.log" >&2
+		stop_pidfile "$RUN/skyrootd.pid"
 		exit 1
 	fi
 	sleep 0.1

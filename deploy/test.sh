@@ -1,10 +1,28 @@
 #!/bin/sh
 # Install what the tests need, build, and run every suite:
-#   unit + integration + deploy  (build/, -Werror; deploy: the Debian packages)
+#   unit + integration + fwimage + deploy  (build/, -Werror; deploy: the
+#                                Debian packages; fwimage: the image's tools)
 #   unit + integration again     (build-asan/, AddressSanitizer + UBSan)
 #   fuzz                         (build-fuzz/, clang libFuzzer targets, a short run each)
-#   e2e                          (emulated boards, when the firmware builds)
-# Ends with one line "N passed, N failed[, N skipped]"; exits non-zero on any failure.
+#   e2e                          (emulated boards: the firmware image with a
+#                                stand-in agent (e2e_boards), then with the
+#                                real agent against a real controller)
+# SKY_SKIP_E2E=1 leaves the e2e suite out: its tests count as skipped,
+# named, with that reason.
+#
+# Skips.  A test that cannot run here exits 77 (meson's skip) after printing
+# one line that says why, containing "SKIP" (by convention "SKIP: why",
+# e.g. "SKIP: OVMF missing (deploy/deps.sh installs it)"); a cmocka case
+# that calls skip() is a skipped TAP subtest (tests/cmocka_tap.py).  Tests
+# skip only for something missing or in the way: root, OVMF, a tool, a build
+# option, a machine state the test must not touch.
+# The summary (deploy/test_summary.py) lists every skipped test and subtest
+# by name with that line, before the last line
+#   "N passed, N failed, N skipped (why)"
+# A skip without a reason line is a failure.  Under CI=true (as .ci/run
+# runs) every skip by a test is a failure: CI installs and enables what the
+# tests need, so a skip there is a test that stopped running unnoticed.
+# Exits non-zero on any failure.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -13,7 +31,8 @@ cd "$(dirname "$0")/.."
 JOBS=$(nproc)
 summary_files=""
 # Every product, whatever a build folder was set up with: no test vanishes.
-ALL_PRODUCTS="-Dlibvirt=enabled -Dcontroller=true -Dagent=true -Dskyctl=true"
+# -Dman=enabled: the man_pages test needs them (scdoc, deploy/packages/cli.txt).
+ALL_PRODUCTS="-Dlibvirt=enabled -Dcontroller=true -Dagent=true -Dskyctl=true -Dman=enabled"
 
 build() {
 	dir=$1; shift
@@ -52,31 +71,13 @@ run_suites build-fuzz fuzz --suite fuzz
 if [ "${SKY_SKIP_E2E:-0}" != 1 ]; then
 	echo "== e2e (emulated boards: firmware image, UEFI and network boot, guests, kexec)"
 	run_suites build e2e --suite e2e
+else
+	echo "== e2e left out (SKY_SKIP_E2E=1): its tests count as skipped"
+	meson test -C build --no-rebuild --list --suite e2e |
+		python3 deploy/test_summary.py left-out e2e SKY_SKIP_E2E=1 build/meson-logs/e2e-left-out.json
+	summary_files="$summary_files build/meson-logs/e2e-left-out.json"
 fi
 
-python3 - $summary_files <<'PY'
-import json, sys
-passed = failed = skipped = 0
-for path in sys.argv[1:]:
-    try:
-        lines = open(path).read().splitlines()
-    except OSError:
-        failed += 1
-        print(f"missing test log {path}")
-        continue
-    for line in lines:
-        t = json.loads(line)
-        r = t.get("result")
-        if r in ("OK", "EXPECTEDFAIL"):
-            passed += 1
-        elif r == "SKIP":
-            skipped += 1
-        else:
-            failed += 1
-            print(f"FAILED: {t.get('name')} ({r}) in {path}")
-line = f"{passed} passed, {failed} failed"
-if skipped:
-    line += f", {skipped} skipped"
-print(line)
-sys.exit(1 if failed else 0)
-PY
+echo "== summary"
+# shellcheck disable=SC2086 # one word per log
+exec python3 deploy/test_summary.py $summary_files

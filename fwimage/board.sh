@@ -68,8 +68,8 @@ options:
                      http://10.0.2.2:PORT/boot/ipxe
   --image DIR        firmware build to boot (default: fwimage/out)
   --disk-bus B       scratch disk on virtio (default), ahci or nvme
-                     (the cloud kernel has nvme built in, so there the
-                     firmware sees the disk; virtio_blk/ahci are not loaded)
+                     (the firmware loads nvme, so it sees that disk in its
+                     inventory; virtio_blk/ahci are not loaded)
   --disk-size MB     scratch disk size when it is created (default 64)
   --background       daemonize; print the pid (also in STATE/qemu.pid)
   --wait-console RE  boot in the background and wait until the console log

@@ -11,25 +11,51 @@
 #   - boot times, power-on to the agent starting.
 # Boards run one at a time (TCG, 2 cores).  Takes about 2-3 minutes.
 #
-# usage: fwimage/test_boards.sh [--image DIR] [--only efi|kernel|net] [--keep]
-#   --image DIR  boot an existing build (made with the stand-in agent)
-#                instead of building one into a temporary directory
-#   --only MODE  run one boot path
-#   --keep       keep the temporary directory (boards' console logs)
+# usage: fwimage/test_boards.sh [--image DIR] [--only efi|kernel|net]
+#                                [--compress C] [--no-report] [--keep]
+#   --image DIR   boot an existing build (made with the stand-in agent)
+#                 instead of building one into a temporary directory
+#   --only MODE   run one boot path
+#   --compress C  build the image with this initramfs compression (xz,
+#                 the default, zstd, gzip; zstd builds in a fraction of
+#                 xz -9e's time)
+#   --no-report   build without build.sh --report (its per-part sizes
+#                 compress every part once more)
+#   --keep        keep the temporary directory (boards' console logs)
+#
+# Exit status 0 when every check passed, 1 when one failed, 77 (skip, with a
+# "SKIP: reason" line) when QEMU or OVMF is missing; meson runs it as the
+# e2e suite's e2e_boards (tests/meson.build).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 image=""
 only=""
+compress=""
+report=--report
 keep=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--image) image=$2; shift 2 ;;
 	--only) only=$2; shift 2 ;;
+	--compress) compress=$2; shift 2 ;;
+	--no-report) report=""; shift ;;
 	--keep) keep=1; shift ;;
-	-h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "test_boards.sh: unknown option '$1'" >&2; exit 2 ;;
 	esac
+done
+
+# What every boot needs (board.sh's defaults): missing -> a named skip.
+if ! command -v "${SKYROOT_QEMU:-qemu-system-x86_64}" >/dev/null; then
+	echo "SKIP: ${SKYROOT_QEMU:-qemu-system-x86_64} missing (deploy/deps.sh installs qemu-system-x86)"
+	exit 77
+fi
+for f in "${SKYROOT_OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}" "${SKYROOT_OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}"; do
+	if [ ! -r "$f" ]; then
+		echo "SKIP: OVMF missing: $f (deploy/deps.sh installs ovmf)"
+		exit 77
+	fi
 done
 
 tmp=$(mktemp -d /tmp/skyroot-test-boards.XXXXXX)
@@ -57,7 +83,7 @@ timings=()
 gcc -O2 -Wall -Wextra -o "$tmp/standin-agent" "$here/testdata/standin-agent.c"
 if [ -z "$image" ]; then
 	image=$tmp/fw
-	"$here/build.sh" --agent "$tmp/standin-agent" --out "$image" --report
+	"$here/build.sh" --agent "$tmp/standin-agent" --out "$image" $report ${compress:+--compress "$compress"}
 fi
 
 # --- image contents ------------------------------------------------------

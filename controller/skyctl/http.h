@@ -63,6 +63,18 @@ struct skyctl_req {
 /* METHOD controller+path[/id][tail][?query].  On a 2xx answer with a JSON
  * body, *out gets it (the caller owns it; out may be NULL with a sink). */
 int skyctl_call(struct skyctl *ctl, const struct skyctl_req *req, json_t **out);
+/* Answers from somewhere other than the network, for a harness that runs
+ * skyctl's commands on made-up answers (tests/fuzz/fuzz_skyctl_answers.c):
+ * with fn set, skyctl_call prepares each request as usual, then takes the
+ * HTTP status and body fn gives instead of performing it, and reads them as
+ * it reads the controller's (the same size limit, judgment and messages).
+ * fn returning < 0 is a controller that cannot be reached.  A call with an
+ * upload or a sink fails as a transfer error.  fn NULL: the network again.
+ * ctl->http must be open. */
+typedef int (*skyctl_http_answer_fn)(void *ud, const struct skyctl_req *req, long *status, const char **body,
+				     size_t *len);
+void skyctl_http_answer_from(struct skyctl *ctl, skyctl_http_answer_fn fn, void *ud);
+
 /* The common case: METHOD path[/id] with an optional JSON body. */
 int skyctl_request(struct skyctl *ctl, const char *method, const char *path, const char *id,
 		   json_t *body, json_t **out);

@@ -144,7 +144,7 @@ const Skyroot__ImageStatus *agentlink_board_images(struct agentlink *al, const c
 	return s ? s->images : NULL;
 }
 
-static int al_on_frame(void *ctx, Skyroot__Envelope *env)
+int al_on_frame(void *ctx, Skyroot__Envelope *env)
 {
 	struct session *s = ctx;
 	uint64_t req = env->request_id;
@@ -218,11 +218,20 @@ static int al_verify_cb(int ok, X509_STORE_CTX *store)
 {
 	SSL *ssl;
 	struct session *s;
+	int err;
 	if (ok)
 		return 1;
-	if (X509_STORE_CTX_get_error(store) != X509_V_ERR_CERT_HAS_EXPIRED ||
-	    X509_STORE_CTX_get_error_depth(store) != 0)
+	err = X509_STORE_CTX_get_error(store);
+	if (err != X509_V_ERR_CERT_HAS_EXPIRED || X509_STORE_CTX_get_error_depth(store) != 0) {
+		/* The handshake ends with an alert; the log says whose and why. */
+		X509 *bad = X509_STORE_CTX_get_current_cert(store);
+		char cn[DB_ID_MAX];
+		if (!bad || sky_cert_cn(bad, cn, sizeof(cn)) < 0)
+			snprintf(cn, sizeof(cn), "(no usable name)");
+		log_warn("agent link: client certificate %s refused at depth %d: %s", cn,
+			 X509_STORE_CTX_get_error_depth(store), X509_verify_cert_error_string(err));
 		return 0;
+	}
 	ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
 	s = ssl ? SSL_get_ex_data(ssl, al_ex_index) : NULL;
 	if (!s)

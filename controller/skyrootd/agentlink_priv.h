@@ -73,7 +73,8 @@ struct chunk_job {
 	uint32_t size;
 	uint32_t index;
 	int result;
-	uint8_t *buf;
+	bool raw_tail;                /* the board takes the tail form */
+	uint8_t *buf;                 /* SKY_FRAME_TAIL_PREFIX_MAX of room, then the chunk */
 	char image_id[DB_ID_MAX];
 };
 
@@ -97,6 +98,13 @@ struct agentlink {
 	bool stopping;
 };
 
+/* agentlink.c */
+/* One decoded frame of session ctx (a struct session *), as the socket's
+ * bytes give it (sky_frame_feed): enrollment, or a board's messages once
+ * its certificate checked out; frees env.  The fuzzer's way into every
+ * handler of a board's messages (tests/fuzz/fuzz_agent.c). */
+int al_on_frame(void *ctx, Skyroot__Envelope *env);
+
 /* al_session.c */
 struct session *al_find(struct agentlink *al, const char *id);
 /* Close the board's session, if any, telling it why (ERROR_REVOKED). */
@@ -104,6 +112,10 @@ void al_kick(struct agentlink *al, const char *id, const char *fmt, ...) __attri
 void al_hash(struct session *s);
 void al_unhash(struct session *s);
 int al_session_send(struct session *s, Skyroot__Envelope *env);
+/* Send a ChunkData envelope hdr (data empty) in the tail form with tail_len
+ * raw bytes at tail (common/frame.h); the SKY_FRAME_TAIL_PREFIX_MAX bytes
+ * before tail must be the caller's to overwrite. */
+int al_session_send_tail(struct session *s, const Skyroot__Envelope *hdr, uint8_t *tail, size_t tail_len);
 void al_session_error(struct session *s, uint64_t req, Skyroot__ErrorCode code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void al_session_touch(struct session *s);

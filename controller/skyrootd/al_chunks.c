@@ -2,7 +2,11 @@
  *
  * A board pulls chunks with a window of requests.  Each request becomes a
  * job: a worker thread reads the chunk with its own read-only connection
- * and re-hashes it; the loop sends it.  All jobs together hold at most
+ * (incremental blob I/O straight into the job's buffer, not hashed: the
+ * board checks every chunk against the signed manifest, and `image verify`
+ * re-hashes the store); the loop sends it from that buffer, in the frame's
+ * tail form when the board asked for it (no re-pack, no copy of the bytes
+ * on our side before TLS).  All jobs together hold at most
  * AL_CHUNK_BUDGET bytes, counting both chunks being read and chunks queued
  * behind sockets, and no board's socket queue grows past
  * AL_SESSION_QUEUE_MAX, so control messages never wait long. */
@@ -34,7 +38,7 @@ static void chunk_job_unlink(struct chunk_job *j)
 static void chunk_work(uv_work_t *w)
 {
 	struct chunk_job *j = w->data;
-	j->result = store_chunk_read(j->al->ctl->db_path, j->rowid, j->digest, j->buf, j->size);
+	j->result = store_chunk_load(j->al->ctl->db_path, j->rowid, j->buf + SKY_FRAME_TAIL_PREFIX_MAX, j->size);
 }
 
 static void chunk_after(uv_work_t *w, int status)
@@ -59,15 +63,22 @@ static void chunk_after(uv_work_t *w, int status)
 		if (j->result == 0 && sky_tls_is_ready(s->tls)) {
 			Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
 			Skyroot__ChunkData cd = SKYROOT__CHUNK_DATA__INIT;
+			uint8_t *data = j->buf + SKY_FRAME_TAIL_PREFIX_MAX;
 			size_t before = sky_tls_queued(s->tls);
+			int sr;
 			cd.image_id = j->image_id;
 			cd.index = j->index;
-			cd.data.data = j->buf;
-			cd.data.len = j->size;
 			env.request_id = j->req;
 			env.body_case = SKYROOT__ENVELOPE__BODY_CHUNK_DATA;
 			env.chunk_data = &cd;
-			if (al_session_send(s, &env) == 0) {
+			if (j->raw_tail) {
+				sr = al_session_send_tail(s, &env, data, j->size);
+			} else {
+				cd.data.data = data;
+				cd.data.len = j->size;
+				sr = al_session_send(s, &env);
+			}
+			if (sr == 0) {
 				size_t added = sky_tls_queued(s->tls) - before;
 				metrics_chunk_sent(j->size);
 				s->charged += added;
@@ -111,7 +122,7 @@ void al_chunk_dispatch(struct agentlink *al)
 			pp = &j->next; /* that board's socket is full: let others go */
 			continue;
 		}
-		j->buf = malloc(j->size ? j->size : 1);
+		j->buf = malloc(SKY_FRAME_TAIL_PREFIX_MAX + j->size);
 		if (!j->buf)
 			break;
 		*pp = j->next;
@@ -179,6 +190,7 @@ void al_chunk_request(struct session *s, uint64_t req, const Skyroot__ChunkReque
 	j->s = s;
 	j->req = req;
 	j->index = cr->index;
+	j->raw_tail = cr->raw_tail;
 	snprintf(j->image_id, sizeof(j->image_id), "%s", cr->image_id);
 	j->snext = s->jobs;
 	if (s->jobs)

@@ -82,6 +82,20 @@ int al_session_send(struct session *s, Skyroot__Envelope *env)
 	return r;
 }
 
+int al_session_send_tail(struct session *s, const Skyroot__Envelope *hdr, uint8_t *tail, size_t tail_len)
+{
+	uint8_t prefix[SKY_FRAME_TAIL_PREFIX_MAX];
+	int n = sky_frame_encode_tail_prefix(hdr, tail_len, SKY_FRAME_MAX_BULK, prefix, sizeof(prefix));
+
+	if (n < 0)
+		return n;
+	/* The prefix goes in front of the payload, in the room the caller left,
+	 * so the frame is one contiguous run for TLS: full-size records, and
+	 * the payload is not copied to make the frame. */
+	memcpy(tail - n, prefix, (size_t)n);
+	return sky_tls_write(s->tls, tail - n, (size_t)n + tail_len);
+}
+
 /* Tell the agent what is wrong (it logs this on the board's console). */
 void al_session_error(struct session *s, uint64_t req, Skyroot__ErrorCode code, const char *fmt, ...)
 {

@@ -277,33 +277,18 @@ static struct http_limits api__http_limits(const struct listener_limits *lim, ui
 	return hl;
 }
 
-static int api__start(struct controller *ctl, const struct sockaddr *addr, bool boot_only, struct api **out)
+int api_open(struct controller *ctl, bool boot_only, SSL_CTX *ssl, struct api **out)
 {
 	const struct listener_limits *lim = boot_only ? &ctl->opt.boot_lim : &ctl->opt.api_lim;
 	struct http_limits hl = api__http_limits(lim, ctl->opt.keepalive_ms);
-	SSL_CTX *ssl = NULL;
-	struct api *api;
+	struct api *api = calloc(1, sizeof(*api));
 	int r;
 
-	if (*out)
-		return -EALREADY;
-	api = calloc(1, sizeof(*api));
 	if (!api)
 		return -ENOMEM;
 	api->ctl = ctl;
 	api->boot_only = boot_only;
-	if (!boot_only) {
-		ssl = http_tls_ctx_new(ctl->server_cert, ctl->server_key, ctl->ca_cert);
-		if (!ssl) {
-			log_error("api: the server key does not fit the server certificate in %s; "
-				  "re-create the state folder with 'skyrootd init'",
-				  ctl->opt.state_dir ? ctl->opt.state_dir : "the state folder");
-			free(api);
-			return -EINVAL;
-		}
-	}
 	r = http_server_new(ctl->loop, ssl, &hl, &api_http_ops, api, &api->http);
-	SSL_CTX_free(ssl);
 	if (r == 0)
 		r = api_auth_start(api);
 	if (r < 0) {
@@ -311,6 +296,32 @@ static int api__start(struct controller *ctl, const struct sockaddr *addr, bool 
 		free(api);
 		return r;
 	}
+	*out = api;
+	return 0;
+}
+
+static int api__start(struct controller *ctl, const struct sockaddr *addr, bool boot_only, struct api **out)
+{
+	const struct listener_limits *lim = boot_only ? &ctl->opt.boot_lim : &ctl->opt.api_lim;
+	SSL_CTX *ssl = NULL;
+	struct api *api;
+	int r;
+
+	if (*out)
+		return -EALREADY;
+	if (!boot_only) {
+		ssl = http_tls_ctx_new(ctl->server_cert, ctl->server_key, ctl->ca_cert);
+		if (!ssl) {
+			log_error("api: the server key does not fit the server certificate in %s; "
+				  "re-create the state folder with 'skyrootd init'",
+				  ctl->opt.state_dir ? ctl->opt.state_dir : "the state folder");
+			return -EINVAL;
+		}
+	}
+	r = api_open(ctl, boot_only, ssl, &api);
+	SSL_CTX_free(ssl);
+	if (r < 0)
+		return r;
 	r = http_server_listen(api->http, boot_only ? "boot port" : "API port", addr, lim);
 	if (r < 0) {
 		http_server_stop(api->http);

@@ -776,9 +776,12 @@ int api_json_decode_segment(const char *in, size_t len, char *out, size_t outlen
 int api_json_query_get(const char *q, size_t qlen, const char *key, char *out, size_t outlen)
 {
 	size_t klen = strlen(key);
-	const char *end = q + qlen;
+	const char *end;
 
-	while (q && q < end) {
+	if (!q)
+		return -ENOENT; /* no query at all (NULL + 0 is undefined in C) */
+	end = q + qlen;
+	while (q < end) {
 		const char *amp = memchr(q, '&', (size_t)(end - q));
 		const char *stop = amp ? amp : end;
 

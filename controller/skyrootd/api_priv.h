@@ -77,6 +77,13 @@ struct api_route {
 };
 #define API_ALLOW(methods) .allow = methods, .allow_header = "Allow: " methods "\r\n"
 
+/* api.c: the API (boot_only: the network-boot routes only) over
+ * connections from http_conn_new(), without a listener: api_start() and
+ * api_start_boot() listen on one; tests/fuzz/fuzz_rest.c feeds its own.
+ * ssl NULL: plain HTTP (the server keeps a reference otherwise).  0 or a
+ * negative errno; api_stop() ends it. */
+int api_open(struct controller *ctl, bool boot_only, SSL_CTX *ssl, struct api **out);
+
 /* Each resource's routes, ended by { .path = NULL }. */
 extern const struct api_route api_boards_routes[];
 extern const struct api_route api_tokens_routes[];

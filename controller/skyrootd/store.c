@@ -839,11 +839,10 @@ void store_reader_close(void)
 	reader_path[0] = '\0';
 }
 
-int store_chunk_read(const char *db_path, int64_t rowid, const uint8_t digest[32], uint8_t *buf, uint32_t size)
+int store_chunk_load(const char *db_path, int64_t rowid, uint8_t *buf, uint32_t size)
 {
 	sqlite3 *h;
 	sqlite3_blob *blob = NULL;
-	uint8_t got[32];
 	int r = reader_get(db_path, &h);
 
 	if (r < 0)
@@ -856,9 +855,17 @@ int store_chunk_read(const char *db_path, int64_t rowid, const uint8_t digest[32
 	else if (size)
 		r = db_errno(sqlite3_blob_read(blob, buf, (int)size, 0));
 	sqlite3_blob_close(blob);
+	return r;
+}
+
+int store_chunk_read(const char *db_path, int64_t rowid, const uint8_t digest[32], uint8_t *buf, uint32_t size)
+{
+	uint8_t got[32];
+	int r = store_chunk_load(db_path, rowid, buf, size);
+
 	if (r < 0)
 		return r;
-	/* Never trust the disk: a chunk that does not hash right is not sent. */
+	/* Never trust the disk: a chunk that does not hash right is corrupt. */
 	sky_sha256(buf, size, got);
 	return sky_memeq_ct(got, digest, 32) ? 0 : -EBADMSG;
 }

@@ -2,8 +2,8 @@
  * with a manifest signed by the controller's Ed25519 image-signing key.
  * An image is visible only once every chunk is stored and its manifest is
  * committed (durably).  Loop-thread functions use the one writer
- * connection; store_chunk_read() and store_verify() run in worker threads
- * with their own read-only connections. */
+ * connection; store_chunk_load(), store_chunk_read() and store_verify() run
+ * in worker threads with their own read-only connections. */
 #ifndef SKY_CONTROLLER_STORE_H
 #define SKY_CONTROLLER_STORE_H
 
@@ -72,9 +72,13 @@ int store_image_check_manifest(struct store *st, const char *id, char *why, size
 int store_image_chunk(struct store *st, const char *id, uint32_t index, int64_t *rowid,
 		      uint8_t digest[32], uint32_t *size);
 
-/* Worker threads: read chunk `rowid` (incremental blob I/O) into buf and
- * check it hashes to digest.  0, -EBADMSG (corrupt: do not send), -ENOENT,
- * -EIO. */
+/* Worker threads: read chunk `rowid` (incremental blob I/O, straight into
+ * buf) without hashing it: the path that serves boards, which check every
+ * chunk against the signed manifest themselves.  0, -EBADMSG (the stored
+ * blob is not `size` bytes), -ENOENT, -EIO. */
+int store_chunk_load(const char *db_path, int64_t rowid, uint8_t *buf, uint32_t size);
+/* The same, then check it hashes to digest (image verify, the scrub, a
+ * board's report): 0, -EBADMSG (corrupt), -ENOENT, -EIO. */
 int store_chunk_read(const char *db_path, int64_t rowid, const uint8_t digest[32], uint8_t *buf,
 		     uint32_t size);
 

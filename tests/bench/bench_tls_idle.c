@@ -323,14 +323,15 @@ static void report(struct bench *b)
 			     "(RSS at the end of the hold - RSS before any connection) / %u", up);
 	}
 	if (b->rtt.n) {
-		snprintf(f, sizeof(f), "%s.req_rtt.p50", b->name);
-		bench_figure(f, (double)bench_samples_pct(&b->rtt, 50) / 1000.0, "ms",
-			     "request round trip, %zu requests in the hold", b->rtt.n);
-		snprintf(f, sizeof(f), "%s.req_rtt.p99", b->name);
-		bench_figure(f, (double)bench_samples_pct(&b->rtt, 99) / 1000.0, "ms", "request round trip, %zu requests",
+		/* Whole microseconds, as bench_agents' heartbeat round trip. */
+		snprintf(f, sizeof(f), "%s.req_rtt_us.p50", b->name);
+		bench_figure(f, (double)bench_samples_pct(&b->rtt, 50), "us",
+			     "request round trip, %zu requests in the hold, clock resolution 1 us", b->rtt.n);
+		snprintf(f, sizeof(f), "%s.req_rtt_us.p99", b->name);
+		bench_figure(f, (double)bench_samples_pct(&b->rtt, 99), "us", "request round trip, %zu requests",
 			     b->rtt.n);
-		snprintf(f, sizeof(f), "%s.req_rtt.max", b->name);
-		bench_figure(f, (double)bench_samples_max(&b->rtt) / 1000.0, "ms", "request round trip");
+		snprintf(f, sizeof(f), "%s.req_rtt_us.max", b->name);
+		bench_figure(f, (double)bench_samples_max(&b->rtt), "us", "request round trip");
 	}
 	snprintf(f, sizeof(f), "%s.client_lag.p99", b->name);
 	bench_figure(f, (double)bench_samples_pct(&b->lag, 99) / 1000.0, "ms",

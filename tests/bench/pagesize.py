@@ -12,6 +12,9 @@ import tempfile
 import time
 
 
+RUNS = 2
+
+
 def run(path, page, n, data):
     for f in (path, path + "-wal", path + "-shm"):
         if os.path.exists(f):
@@ -21,7 +24,7 @@ def run(path, page, n, data):
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("CREATE TABLE c(id INTEGER PRIMARY KEY, d BLOB)")
-    t = time.time()
+    t = time.perf_counter()
     for i in range(n):
         db.execute("BEGIN")
         db.execute("INSERT INTO c(d) VALUES(?)", (data[i % len(data)],))
@@ -31,11 +34,11 @@ def run(path, page, n, data):
     db.execute("INSERT INTO c(d) VALUES(x'00')")
     db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    w = time.time() - t
-    t = time.time()
+    w = time.perf_counter() - t
+    t = time.perf_counter()
     for i in range(1, n + 1):
         db.execute("SELECT d FROM c WHERE id=?", (i,)).fetchone()
-    r = time.time() - t
+    r = time.perf_counter() - t
     db.close()
     for f in (path, path + "-wal", path + "-shm"):
         if os.path.exists(f):
@@ -53,12 +56,12 @@ def main():
     path = os.path.join(d, "pagesize-bench.db")
     data = [os.urandom(1 << 20) for _ in range(8)]
     print(f"SQLite page size, {n} chunks of 1 MiB in {d} (write includes the checkpoint):")
+    # The same number of runs for every page size, each printed, then the best.
     for page in (4096, 8192, 16384, 32768, 65536):
-        best_w = best_r = 0
-        for _ in range(2):
-            w, r = run(path, page, n, data)
-            best_w, best_r = max(best_w, w), max(best_r, r)
-        print(f"  page {page:>5}: write {best_w:6.0f} MiB/s   read {best_r:6.0f} MiB/s")
+        runs = [run(path, page, n, data) for _ in range(RUNS)]
+        each = ", ".join(f"{w:.0f}/{r:.0f}" for w, r in runs)
+        print(f"  page {page:>5}: write {max(w for w, _ in runs):6.0f} MiB/s   read {max(r for _, r in runs):6.0f} MiB/s"
+              f"   (best of {RUNS}; each run write/read: {each})")
 
 
 if __name__ == "__main__":

@@ -349,16 +349,18 @@ for t in S L; do
 	n=$([ $t = S ] && echo "$IDLE_SMALL" || echo "$IDLE_LARGE")
 	PS=$(fig idle$t.rss_per_session)
 	row "controller RSS per idle session, $n (KiB)" "$PS" "<= 40" "$(mark "$PS" '<=' 40); all-in $(fig idle$t.rss_per_session_all) KiB; $(fig idle$t.ctl_rss_hold) KiB total"
-	P99=$(fig idle$t.hb_rtt.p99)
-	row "heartbeat RTT p50 / p99, $n sessions (ms)" "$(fig idle$t.hb_rtt.p50) / $P99" "p99 < 20" "$(mark "$P99" '<' 20); max $(fig idle$t.hb_rtt.max) ms; $(fig idle$t.hb_rate) beats/s; 1 ms resolution"
-	row "  sessions up / dropped in the hold" "$(fig idle$t.sessions) / $(fig idle$t.downs_in_hold)" "$n / 0" "fewest beats per session: $(fig idle$t.min_beats)"
+	P99=$(fig idle$t.hb_rtt_us.p99)
+	row "heartbeat RTT p50 / p99, $n sessions (us)" "$(fig idle$t.hb_rtt_us.p50) / $P99" "p99 < 20000" "$(mark "$P99" '<' 20000); max $(fig idle$t.hb_rtt_us.max) us; $(fig idle$t.hb_rate) beats/s; 1 us resolution"
+	UP=$(fig idle$t.sessions) DOWNS=$(fig idle$t.downs_in_hold)
+	row "  sessions up / dropped in the hold" "$UP / $DOWNS" "$n / 0" "$(mark "$UP" '>=' "$n") / $(mark "$DOWNS" '==' 0); fewest beats per session: $(fig idle$t.min_beats)"
 	row "  agents' own loop lag p99 / max (ms)" "$(fig idle$t.agents_lag.p99) / $(fig idle$t.agents_lag.max)" "" "the simulated boards' share of the round trip"
 	row "  CPU in the hold: skyrootd / agents (%)" "$(fig idle$t.ctl_cpu_hold) / $(fig idle$t.agents_cpu_hold)" "" "of one core"
 done
 if [ -z "$NGINX_NOTE" ] && [ "$(fig nginx.rss_per_conn)" != - ]; then
 	NP=$(fig nginx.rss_per_conn)
 	row "nginx RSS per idle mTLS conn, $IDLE_LARGE (KiB)" "$NP" "" "skyrootd / nginx = $(ratio "$(fig idleL.rss_per_session)" "$NP")"
-	row "nginx request RTT p50 / p99 (ms)" "$(fig nginx.req_rtt.p50) / $(fig nginx.req_rtt.p99)" "" "max $(fig nginx.req_rtt.max) ms; us resolution; client lag p99 $(fig nginx.client_lag.p99) ms"
+	row "nginx request RTT p50 / p99 (us)" "$(fig nginx.req_rtt_us.p50) / $(fig nginx.req_rtt_us.p99)" "" "max $(fig nginx.req_rtt_us.max) us; 1 us resolution; client lag p99 $(fig nginx.client_lag.p99) ms"
+	row "  skyrootd heartbeat / nginx request RTT" "$(ratio "$(fig idleL.hb_rtt_us.p50)" "$(fig nginx.req_rtt_us.p50)") / $(ratio "$(fig idleL.hb_rtt_us.p99)" "$(fig nginx.req_rtt_us.p99)")" "" "p50 / p99, $IDLE_LARGE connections each, both CLOCK_MONOTONIC in us"
 	row "nginx mTLS handshakes + 1st request/s" "$(fig nginx.connect_rate)" "" "skyrootd sessions/s (incl. enrollment): $(fig idleL.enroll.online_rate)"
 	row "  nginx CPU per connection (us)" "$(fig nginx.srv_cpu)" "" "skyrootd per enrollment + session: $(fig idleL.enroll.ctl_cpu)"
 else

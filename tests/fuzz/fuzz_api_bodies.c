@@ -4,7 +4,9 @@
  *
  * Accepted bodies give values within the shared limits (common/limits.h),
  * NUL-terminated within their fields; refused ones give a message and
- * leave the output untouched. */
+ * leave the output untouched.  A query string gives its first "name"
+ * (repeated keys: the first counts), decoded, or -ENOENT when there is
+ * none (no query at all included), or -EINVAL for a bad escape. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,46 @@ static void fz_check(int r, const char *err, const void *out, size_t n)
 	if (r == 0)
 		return;
 	if (r != -EINVAL || !err[0] || !fz_terminated(err, API_JSON_ERR_MAX) || !fz_untouched(out, n))
+		abort();
+}
+
+/* The first "name=" of a query ("a=1&name=x&name=y": the first one
+ * counts), found here by a plain scan: its value, or NULL. */
+static const char *fz_first_name(const char *q, size_t len, size_t *vlen)
+{
+	for (size_t i = 0; i < len;) {
+		const char *amp = memchr(q + i, '&', len - i);
+		size_t end = amp ? (size_t)(amp - q) : len;
+
+		if (end - i > 5 - 1 && memcmp(q + i, "name=", 5) == 0) {
+			*vlen = end - i - 5;
+			return q + i + 5;
+		}
+		i = end + 1;
+	}
+	return NULL;
+}
+
+/* A query string: the first "name" decoded (as a path segment is), within
+ * out; no "name" at all is -ENOENT; a bad escape is -EINVAL. */
+static void fz_query(const char *q, size_t len)
+{
+	char out[32], want[32];
+	size_t vlen = 0;
+	const char *v = fz_first_name(q, len, &vlen);
+	int r, w;
+
+	memset(out, 'x', sizeof(out));
+	r = api_json_query_get(len ? q : NULL, len, "name", out, sizeof(out));
+	if (!v) {
+		if (r != -ENOENT)
+			abort();
+		return;
+	}
+	w = api_json_decode_segment(v, vlen, want, sizeof(want));
+	if ((r == 0) != (w == 0) || (r < 0 && r != -EINVAL))
+		abort();
+	if (r == 0 && (!fz_terminated(out, sizeof(out)) || strcmp(out, want) != 0 || strlen(out) > vlen))
 		abort();
 }
 
@@ -89,16 +131,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_check(r, err, &t, sizeof(t));
 		break;
 	}
-	default: {
-		char out[32];
-		memset(out, 'x', sizeof(out));
-		r = api_json_query_get((const char *)data + 1, size - 1, "name", out, sizeof(out));
-		if (r == 0 && !fz_terminated(out, sizeof(out)))
-			abort();
-		if (r < 0 && r != -ENOENT && r != -EINVAL)
-			abort();
+	default:
+		fz_query((const char *)data + 1, size - 1);
 		break;
-	}
 	}
 	return 0;
 }

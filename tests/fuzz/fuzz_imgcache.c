@@ -5,39 +5,48 @@
  * harness spoils the image's signed manifest (or not): a flipped signature
  * byte, a manifest signed by another key or changed after signing, chunk
  * digests swapped, short, extra, missing, duplicated or wrong, a wrong total
- * size, a zero, huge or wrong chunk size, a wrong whole-image SHA-256, an
- * unusable id; and the cache's RAM budget.  The script then answers the
- * cache's chunk requests (right, short, long, flipped, another chunk's
- * bytes, empty, the wrong index or image, an error), in any order, twice,
- * late (after the link dropped or the image failed); drops and restores the
- * link, sends the manifest again, holds the image, asks for reports.  A
- * second image, the twin, is the same bytes under another id with an
- * honest manifest: fetched by the script, it takes the chunks the board
- * already holds from the first image instead of fetching them, and it
- * needs room: an image nobody holds is evicted for it, a held one never.
+ * size, a zero, huge or wrong chunk size, a wrong or short whole-image
+ * SHA-256, an unusable id; and the cache's RAM budget.  The script then
+ * answers the cache's chunk requests (right, short, long, flipped, another
+ * chunk's bytes, empty, the wrong index or image, an error), whole or as the
+ * frame's tail form hands a chunk over (its header and length, then its
+ * bytes in pieces, then its end), or cut off mid-way by the link dropping;
+ * in any order, twice, late (after the link dropped or the image failed);
+ * drops and restores the link, sends the manifest again, holds the image,
+ * asks for reports.  A second image, the twin, is the same bytes under
+ * another id with an honest manifest: fetched by the script, it takes the
+ * chunks the board already holds from the first image instead of fetching
+ * them, and it needs room: an image nobody holds is evicted for it, a held
+ * one never.
  *
  * Beside the cache the harness keeps its own account of what the cache must
  * do with each of these (the model: which manifests are refused, which
  * chunk answers taken, when the image is complete), from the manifest's
- * rules alone, and after every step compares the cache's own state with
- * it: each image's state (imgcache_fd: ready / -EAGAIN fetching / -ENOENT),
- * the reason the cache gives for a refusal, the RAM it accounts, the
- * requests it has outstanding; and everything the cache tells the
- * controller: no chunk requested for a refused image or twice at once, no
- * report of an image as ready that is not.  An image the cache calls ready
- * is sealed against writes, growing and shrinking, and holds exactly the
- * bytes of the chunks it accepted, which hash to the signed manifest's
- * SHA-256; with an honest manifest, the image served honestly to the end
- * is ready and holds exactly the served bytes.  Any difference aborts,
- * saying which rule the cache broke.
+ * rules alone, and after every step (and in the middle of a chunk arriving
+ * in pieces) compares the cache's own state with it: each image's state
+ * (imgcache_fd: ready / -EAGAIN fetching / -ENOENT), the reason the cache
+ * gives for a refusal, the RAM it accounts, the requests it has
+ * outstanding; and everything the cache tells the controller: no chunk
+ * requested for a refused image or twice at once, no report of an image as
+ * ready that is not, no chunk counted before its end.  A chunk of the wrong
+ * length is refused at its header, a wrong one at its end, a cut-off one is
+ * not held and is asked for again.  An image the cache calls ready is
+ * sealed against writes, growing and shrinking, and holds exactly the bytes
+ * of the chunks it accepted, each hashing to its digest in the signed
+ * manifest; a signed manifest naming the served image's chunks, served
+ * honestly to the end, gives a ready image of exactly the served bytes.
+ * Any difference aborts, saying which rule the cache broke.
  *
- * Checked by mutation of agent/images.c: with the signature check, the
- * chunk-digest check, the chunk-length check, the whole-image check,
- * manifest_check (or only its chunk count), F_SEAL_WRITE, the hold tests
- * or the evict-nothing-for-nothing test in make_room, or the local chunk
- * copy taken out, tests/fuzz/run.sh (20 s) fails within its first second,
- * on the seed corpus; from the "honest" seed alone, within 0.2 to 11 s, but
- * for the hold test (the seeds that hold an image find it). */
+ * The whole-image SHA-256: the board no longer hashes the image a second
+ * time (the signature covers the ordered chunk digests and the size, so the
+ * whole follows from them; agent/images.c finish(), README).  The field is
+ * still required to be 32 bytes (manifest_check: a short one refuses the
+ * manifest) and is echoed in the board's status report, and is otherwise
+ * unused by the agent: a signed manifest with a wrong one and right chunk
+ * digests gives a ready image, reported with the manifest's (wrong) digest,
+ * and that is what the model demands.
+ *
+ * Checked by mutation of agent/images.c: see MUTATION below. */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -84,6 +93,12 @@ enum mmode {
 /* How a chunk request is answered. */
 enum amode { A_HONEST, A_SHORT, A_LONG, A_FLIP, A_OTHER_CHUNK, A_EMPTY, A_WRONG_INDEX, A_OTHER_IMAGE, A_ERROR };
 
+/* How the answer arrives: whole (imgcache_on_chunk), or as the frame's tail
+ * form hands it over (imgcache_chunk_begin with the length, the bytes in
+ * pieces, imgcache_chunk_end), or cut off mid-way by the link dropping
+ * (then back up, or left down). */
+enum delivery { D_WHOLE, D_PIECES, D_CUT, D_CUT_DOWN };
+
 /* What the cache must show for the image. */
 enum mstate { S_NONE, S_FETCHING, S_READY, S_FAILED };
 
@@ -91,7 +106,6 @@ enum mstate { S_NONE, S_FETCHING, S_READY, S_FAILED };
 #define WHY_SIG "signature does not verify"
 #define WHY_LEN "arrived with"
 #define WHY_DIGEST "failed its SHA-256 check"
-#define WHY_WHOLE "does not hash to the manifest's SHA-256"
 #define WHY_FULL "the image cache is full"
 #define WHY_ERROR "could not send chunk"
 #define WHY_NONE "the board was never sent its manifest"
@@ -110,6 +124,7 @@ struct manifest {
 	uint8_t *sig;
 	size_t sig_len;
 	bool sig_ok;                   /* signed, unchanged, by the board's key */
+	bool servable;                 /* signed and its chunks the served image's */
 	bool rules_ok;                 /* keeps the manifest rules (rules()) */
 };
 
@@ -247,16 +262,15 @@ static void fail_as(struct mimg *x, const char *why)
 	kill_requests(x);
 }
 
+/* Every chunk in, each checked against its signed digest: ready.  The
+ * manifest's whole-image SHA-256 is not checked by the board (the signature
+ * covers the ordered chunk digests and the size, so the whole follows from
+ * them); a wrong one in a signed manifest is the controller's own word,
+ * only echoed in the board's report. */
 static void complete_if_done(struct mimg *x)
 {
-	uint8_t got[32];
-	if (x->st != S_FETCHING || x->n_have != x->m.n)
-		return;
-	sha256(x->bytes, (size_t)x->m.size, got);
-	if (memcmp(got, x->m.sha, 32) == 0)
+	if (x->st == S_FETCHING && x->n_have == x->m.n)
 		x->st = S_READY;
-	else
-		fail_as(x, WHY_WHOLE);
 }
 
 static uint64_t ram(const struct mimg *x)
@@ -397,6 +411,7 @@ static void make_honest(struct manifest *m, const char *id, uint32_t chunk)
 	m->shalen = 32;
 	pack_sign(m, key, 1);
 	m->sig_ok = true;
+	m->servable = true;
 	rules(m);
 }
 
@@ -405,6 +420,7 @@ static void make_honest(struct manifest *m, const char *id, uint32_t chunk)
 static void make_manifest(uint32_t chunk, uint8_t flags)
 {
 	struct manifest *m = &w.im[0].m;
+	const struct manifest *h = &w.im[1].m;
 	unsigned mode = flags & 0x0f, p = (flags >> 4) & 7;
 	size_t n = w.im[1].m.n;
 	uint64_t later_size = 0;
@@ -493,6 +509,10 @@ static void make_manifest(uint32_t chunk, uint8_t flags)
 		pack_sign(m, NULL, 0);
 	}
 	rules(m);
+	/* Servable: signed, keeping the rules, and its chunks those of the
+	 * served image (the whole-image SHA-256 may still be wrong). */
+	m->servable = m->sig_ok && m->rules_ok && m->size == h->size && m->chunk == h->chunk && m->n == h->n &&
+		      memcmp(m->dg, h->dg, sizeof(m->dg[0]) * m->n) == 0;
 }
 
 /* ---- the controller's side of the link ---- */
@@ -598,9 +618,11 @@ static void check_content(struct mimg *x, int fd, uint64_t size)
 	uint8_t sha[32];
 	if (!got || pread(fd, got, size, 0) != (ssize_t)size || memcmp(got, x->bytes, size) != 0)
 		broken("a ready image does not hold the bytes of the chunks it accepted");
-	sha256(got, size, sha);
-	if (memcmp(sha, x->m.sha, 32) != 0)
-		broken("a ready image does not hash to the signed manifest's SHA-256");
+	for (uint32_t i = 0; i < x->m.n; i++) {
+		sha256(got + (size_t)i * x->m.chunk, want_len(x, i), sha);
+		if (memcmp(sha, x->m.dg[i], 32) != 0)
+			broken("a ready image's chunk does not hash to its digest in the signed manifest");
+	}
 	free(got);
 	if (pwrite(fd, "x", 1, 0) >= 0 || ftruncate(fd, (off_t)size + 1) == 0 || (size && ftruncate(fd, 0) == 0))
 		broken("a ready image can be written, grown or shrunk");
@@ -680,8 +702,48 @@ static size_t served(const struct mimg *x, uint32_t i, const uint8_t **p)
 	return min_sz(want_len(x, i), w.img_size - (size_t)off);
 }
 
-/* Answer queued request k (live or not) the way mode says. */
-static void answer(unsigned k, enum amode mode)
+static void link_down(void);
+static void link_up(void);
+
+/* The answer in the tail form: begin with the length, the bytes in pieces
+ * (a tick between them, as the loop may run timers while a chunk arrives:
+ * no report may count it yet), end; or cut off after cut bytes by the link
+ * dropping.  Returns what begin said. */
+static bool in_pieces(const struct req *r, Skyroot__ChunkData *d, size_t len, enum delivery how)
+{
+	const uint8_t *buf = d->data.data;
+	size_t piece = 1 + ((size_t)w.step * 97u + r->index * 13u) % (len / 2 + 1);
+	size_t cut = how == D_PIECES ? len : ((size_t)w.step * 31u + r->index) % (len + 1), sent = 0;
+	bool taken;
+
+	d->data.data = NULL;
+	d->data.len = 0;
+	taken = imgcache_chunk_begin(w.c, r->id, d, len);
+	while (sent < cut) {
+		size_t n = min_sz(piece, cut - sent);
+		imgcache_chunk_data(w.c, buf + sent, n);
+		if (!sent) {
+			if (w.session)
+				imgcache_tick(w.c);
+			check_state(false);
+		}
+		sent += n;
+	}
+	if (how == D_PIECES)
+		return taken; /* the caller ends it, its model first */
+	/* Cut off: nothing of it counts; it is asked for again.  The request
+	 * stays in the queue, dead, so that a late answer may come for it. */
+	link_down();
+	q_add(r->id, r->img, r->index);
+	w.q[w.nq - 1].live = false;
+	if (how == D_CUT)
+		link_up();
+	return taken;
+}
+
+/* Answer queued request k (live or not) the way mode says, delivered as how
+ * says. */
+static void answer(unsigned k, enum amode mode, enum delivery how)
 {
 	Skyroot__ChunkData d = SKYROOT__CHUNK_DATA__INIT;
 	Skyroot__Error e = SKYROOT__ERROR__INIT;
@@ -690,7 +752,7 @@ static void answer(unsigned k, enum amode mode)
 	const uint8_t *src;
 	size_t len = served(x, r.index, &src);
 	uint8_t *buf;
-	bool ok;
+	bool ok, check = r.live && mode != A_OTHER_IMAGE && mode != A_WRONG_INDEX;
 
 	memmove(&w.q[k], &w.q[k + 1], (w.nq - k - 1) * sizeof(w.q[0]));
 	w.nq--;
@@ -727,14 +789,25 @@ static void answer(unsigned k, enum amode mode)
 	d.data.data = buf;
 	d.data.len = len;
 
-	if (r.live && mode != A_OTHER_IMAGE && mode != A_WRONG_INDEX) {
-		/* The rules: the length the manifest gives, then its digest. */
+	/* The rules: the length the manifest gives (known at the chunk's
+	 * header, before its bytes), then its digest (once all are in). */
+	if (check && len != want_len(x, r.index)) {
+		fail_as(x, WHY_LEN);
+		check = false;
+	}
+	if (how != D_WHOLE) {
+		ok = in_pieces(&r, &d, len, how);
+		if (ok != r.live)
+			broken("a chunk's header taken or ignored wrongly");
+		if (how != D_PIECES) { /* cut off: not checked, not held */
+			free(buf);
+			return;
+		}
+	}
+	if (check) {
 		uint8_t got[32];
-		if (len == want_len(x, r.index))
-			sha256(buf, len, got);
-		if (len != want_len(x, r.index)) {
-			fail_as(x, WHY_LEN);
-		} else if (memcmp(got, x->m.dg[r.index], 32) != 0) {
+		sha256(buf, len, got);
+		if (memcmp(got, x->m.dg[r.index], 32) != 0) {
 			fail_as(x, WHY_DIGEST);
 		} else {
 			memcpy(x->bytes + (size_t)r.index * x->m.chunk, buf, len);
@@ -743,10 +816,17 @@ static void answer(unsigned k, enum amode mode)
 			complete_if_done(x);
 		}
 	}
-	ok = imgcache_on_chunk(w.c, r.id, &d);
-	/* Taken if and only if the cache waited for it; never twice. */
-	if (ok != r.live || imgcache_on_chunk(w.c, r.id, &d))
-		broken("a chunk answer taken or ignored wrongly, or taken twice");
+	d.data.data = buf;
+	d.data.len = len;
+	if (how == D_WHOLE && imgcache_on_chunk(w.c, r.id, &d) != r.live)
+		broken("a chunk answer taken or ignored wrongly");
+	else if (how == D_PIECES)
+		imgcache_chunk_end(w.c);
+	/* Never twice, whole or in pieces. */
+	if (imgcache_on_chunk(w.c, r.id, &d) || imgcache_chunk_begin(w.c, r.id, &d, len))
+		broken("a chunk answer taken twice");
+	imgcache_chunk_data(w.c, buf, len);
+	imgcache_chunk_end(w.c);
 	free(buf);
 }
 
@@ -767,7 +847,7 @@ static void drain(void)
 {
 	int k;
 	for (unsigned guard = 0; guard < 8 * CHUNKS_MAX + 64 && (k = live_at(0)) >= 0; guard++)
-		answer((unsigned)k, A_HONEST);
+		answer((unsigned)k, A_HONEST, D_WHOLE);
 }
 
 static void link_down(void)
@@ -795,10 +875,20 @@ static void run_step(uint8_t b)
 	int k;
 	switch (b >> 5) {
 	case 0:
-	case 1: { /* answer a live request */
+	case 1: { /* answer a live request: whole, in pieces, or cut off */
+		static const struct {
+			enum amode mode;
+			enum delivery how;
+		} pieces[7] = { { A_HONEST, D_PIECES }, { A_SHORT, D_PIECES }, { A_LONG, D_PIECES },
+				{ A_FLIP, D_PIECES },   { A_WRONG_INDEX, D_PIECES }, { A_HONEST, D_CUT },
+				{ A_HONEST, D_CUT_DOWN } };
 		unsigned am = (b >> 2) & 15;
-		if ((k = live_at(b & 3)) >= 0)
-			answer((unsigned)k, am <= A_ERROR ? (enum amode)am : A_HONEST);
+		if ((k = live_at(b & 3)) < 0)
+			break;
+		if (am <= A_ERROR)
+			answer((unsigned)k, (enum amode)am, D_WHOLE);
+		else
+			answer((unsigned)k, pieces[am - A_ERROR - 1].mode, pieces[am - A_ERROR - 1].how);
 		break;
 	}
 	case 2: /* answer all, honestly, in order */
@@ -837,7 +927,7 @@ static void run_step(uint8_t b)
 		for (unsigned i = 0; i < w.nq; i++)
 			if (!w.q[i].live) {
 				if (b & 1) {
-					answer(i, A_HONEST);
+					answer(i, A_HONEST, (b & 4) ? D_PIECES : D_WHOLE);
 					return;
 				}
 				break;
@@ -913,9 +1003,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fetch(x);
 	drain();
 	check_state(true);
-	if ((flags & 0x0f) == M_HONEST && len <= w.budget && x->st != S_READY)
-		broken("an honest image, served honestly to the end, is not ready");
-	if (x->st == S_READY && (flags & 0x0f) == M_HONEST && memcmp(x->bytes, w.img, len) != 0)
+	/* A signed manifest of the served image's chunks (a wrong whole-image
+	 * SHA-256 or not), served honestly to the end: ready, with those bytes. */
+	if (x->m.servable && len <= w.budget && x->st != S_READY)
+		broken("an image whose signed manifest names the served chunks, served honestly to the end, is not ready");
+	if (x->st == S_READY && x->m.servable && memcmp(x->bytes, w.img, len) != 0)
 		broken("the honest image arrived with other bytes");
 
 	imgcache_free(w.c);

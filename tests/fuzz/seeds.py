@@ -50,12 +50,27 @@ hello = frame(field(1, 2) + field(12, field(1, "AMD EPYC") + field(2, 4) + field
                                   field(9, field(1, 3) + field(2, pci))))
 err = frame(field(1, 3) + field(16, field(1, 2) + field(2, "token has already been used")))
 chunk = frame(field(1, 9) + field(22, field(1, "img-0123456789ab") + field(2, 3) + field(3, b"\xab" * 64)))
-write("frame", "heartbeat", b"\xff" + hb)
-write("frame", "enroll", b"\x00" + enroll)
-write("frame", "hello", b"\x10" + hello)
-write("frame", "three", b"\x03" + hb + err + chunk)
-write("frame", "oversize", b"\xff" + struct.pack(">I", 1 << 30) + b"\x00" * 8)
-write("frame", "empty_oneof", b"\xff" + frame(field(1, 5)))
+# (second byte: the tail form refused / assembled / handed over, 0/1/2)
+
+
+def tail_frame(req, image_id, index, raw):
+    hdr = field(1, req) + field(22, field(1, image_id) + field(2, index))
+    return struct.pack(">IH", 0x80000000 | (2 + len(hdr) + len(raw)), len(hdr)) + hdr + raw
+
+
+tail = tail_frame(9, "img-0123456789ab", 3, bytes(range(256)) * 4)
+write("frame", "heartbeat", b"\xff\x00" + hb)
+write("frame", "enroll", b"\x00\x00" + enroll)
+write("frame", "hello", b"\x10\x00" + hello)
+write("frame", "three", b"\x03\x00" + hb + err + chunk)
+write("frame", "oversize", b"\xff\x00" + struct.pack(">I", 1 << 30) + b"\x00" * 8)
+write("frame", "empty_oneof", b"\xff\x00" + frame(field(1, 5)))
+write("frame", "tail_refused", b"\xff\x00" + tail)
+write("frame", "tail_assembled", b"\x07\x01" + hb + tail + chunk + tail_frame(10, "i", 0, b""))
+write("frame", "tail_pieces", b"\x20\x02" + tail + hb + tail_frame(10, "i", 0, b"") + tail)
+write("frame", "tail_oversize", b"\xff\x02" + struct.pack(">IH", 0xffffffff, 1) + b"\x00" * 8)
+write("frame", "tail_header_past", b"\xff\x02" + struct.pack(">IH", 0x80000010, 0x0fff) + b"\x00" * 16)
+write("frame", "tail_cut", b"\x30\x02" + tail[:-100])
 
 # ---- enroll: what a connection without a client certificate sends
 # (tests/fuzz/fuzz_enroll.c: tokens skt-fuzz (general) and skt-board (made
@@ -87,6 +102,135 @@ write("enroll", "unknown_token", enroll_frame("skt-nope", "uuid-new"))
 write("enroll", "bad_csr", enroll)
 write("enroll", "heartbeat_first", hb + enroll_frame("skt-fuzz", "uuid-new", 2))
 write("enroll", "two", enroll_frame("skt-fuzz", "uuid-new") + enroll_frame("skt-board", "uuid-known", 2))
+
+# ---- agent: a board session (tests/fuzz/fuzz_agent.c: board brd-000001,
+# image img-00000000f022 granted to it (one chunk), img-00000000beef not, its guest
+# gst-00000000f022, boot order 5 waiting for its answer)
+granted = "img-00000000f022"
+nic = field(1, "eth0") + field(2, "52:54:00:12:34:56") + field(3, 1000)
+hello_full = field(1, "AMD EPYC 7302") + field(2, 16) + field(3, "svm") + field(4, 64 << 30) + field(5, 2) + \
+    field(6, field(1, "QEMU") + field(4, "uuid-known")) + field(7, 1) + field(8, 1) + \
+    field(9, field(1, 3) + field(2, pci)) + field(10, nic) + field(11, "6.1.0") + field(12, "node-a") + \
+    field(13, "0.1.0") + field(14, 5000)
+
+
+def env(req, num, body):
+    return frame(field(1, req) + field(num, body))
+
+
+a_hello = env(1, 12, hello_full)
+a_hb = env(2, 13, field(1, 1) + field(2, 1764633600000))
+a_chunk = env(3, 21, field(1, granted) + field(2, 0))
+a_chunk_bad = env(4, 21, field(1, granted) + field(2, 7)) + env(5, 21, field(1, "img-000000000bad") + field(2, 0)) + \
+    env(6, 21, field(1, "img-00000000beef") + field(2, 0))
+a_status = env(6, 23, field(1, field(1, granted) + field(2, b"\x11" * 32) + field(3, 3000)) +
+               field(2, field(1, "img-000000000abc") + field(2, 1) + field(3, 5)) +
+               field(3, field(1, "img-000000000def") + field(2, "signature does not verify")))
+a_report = env(7, 31, field(1, field(1, "gst-00000000f022") + field(2, 2)) +
+               field(1, field(1, "gst-000000000002") + field(2, 4) + field(3, "qemu exited: 1")))
+a_console = env(8, 32, field(1, "gst-00000000f022") + field(2, b"login: \x1b[0m\r\n"))
+a_boot_ok = env(5, 34, field(1, 1))
+a_boot_fail = env(5, 34, field(1, 3) + field(2, "kexec failed: \x00 bad image"))
+a_renew = env(9, 14, field(1, csr))
+a_unexpected = env(10, 20, field(1, field(1, b"m") + field(2, b"s"))) + env(11, 16, field(1, 1) + field(2, "x"))
+write("agent", "hello", a_hello)
+write("agent", "session", a_hello + a_hb + a_chunk + a_status + a_hb)
+write("agent", "chunks", a_chunk * 17 + a_chunk_bad)
+write("agent", "not_granted", a_chunk_bad + a_chunk)
+write("agent", "report", a_report + a_console)
+write("agent", "boot_accepted", a_boot_ok)
+write("agent", "boot_failed", a_boot_fail + a_boot_ok)
+write("agent", "renew", a_renew)
+write("agent", "unexpected", a_unexpected + a_hb)
+write("agent", "enroll", enroll_frame("skt-none", "uuid-known") + a_hb)
+write("agent", "truncated", a_hello + a_hb[:5])
+
+# ---- rest: one client connection to the API (tests/fuzz/fuzz_rest.c); the
+# first byte: bit 0 = the plain network-boot port, the rest = piece size
+ADM = "Authorization: Bearer adm-fuzz-token\r\n"
+
+
+def req(method, path, body=None, headers="", auth=ADM):
+    head = f"{method} {path} HTTP/1.1\r\nHost: ctl.example:7444\r\n{auth}{headers}"
+    if body is None:
+        return (head + "\r\n").encode()
+    body = body.encode() if isinstance(body, str) else body
+    return (head + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def chunked(method, path, pieces, trailer=""):
+    head = f"{method} {path} HTTP/1.1\r\nHost: h\r\n{ADM}Transfer-Encoding: chunked\r\n\r\n"
+    body = "".join(f"{len(p):x};ext=1\r\n{p}\r\n" for p in pieces) + "0\r\n" + trailer + "\r\n"
+    return (head + body).encode()
+
+
+FULL, BOOT = b"\xfe", b"\xff"
+write("rest", "ipxe", BOOT + req("GET", "/boot/ipxe?token=skt-boot-token", auth="") +
+      req("GET", "/boot/ipxe?x=1&token=skt%2Dboot%2dtoken&token=again", auth=""))
+write("rest", "ipxe_bad", BOOT + req("GET", "/boot/ipxe?token=nope", auth="") +
+      req("GET", "/boot/ipxe", auth="") + req("GET", "/v1/boards", auth=""))
+write("rest", "firmware", BOOT + req("GET", "/boot/vmlinuz", auth="") + req("GET", "/boot/initrd.img", auth="") +
+      req("HEAD", "/boot/vmlinuz", auth=""))
+write("rest", "public", FULL + req("GET", "/healthz", auth="") + req("GET", "/readyz", auth="") +
+      req("GET", "/metrics", auth="Authorization: Bearer rdr-fuzz-token\r\n"))
+write("rest", "reads", FULL + req("GET", "/v1/boards") + req("GET", "/v1/boards/node-a") +
+      req("GET", "/v1/boards/brd-00000000f022") + req("GET", "/v1/images") + req("GET", "/v1/images/vmlinuz") +
+      req("GET", "/v1/guests") + req("GET", "/v1/guests/web1") + req("GET", "/v1/tokens") +
+      req("GET", "/v1/guests/web1/console"))
+write("rest", "wrong_token", FULL + req("GET", "/v1/boards", auth="Authorization: Bearer nope\r\n") +
+      req("GET", "/v1/boards", auth=ADM + ADM) + req("GET", "/metrics", auth="Authorization: Basic eDp5\r\n"))
+write("rest", "token_create", FULL + req("POST", "/v1/tokens", '{"ttl_seconds": 600, "uses": 2, "board": "node-a"}') +
+      req("DELETE", "/v1/tokens/tok-00000000f022"))
+write("rest", "guest_create", FULL + req("POST", "/v1/guests", '{"name": "web2", "board": "node-a", "kernel": "vmlinuz", '
+      '"vcpus": 2, "memory_bytes": 134217728, "cmdline": "console=ttyS0", "devices": ["0000:01:00.0"]}'))
+write("rest", "guest_ops", FULL + req("POST", "/v1/guests/web1/stop", "") + req("POST", "/v1/guests/web1/start", "") +
+      req("DELETE", "/v1/guests/gst-00000000f022"))
+write("rest", "board_ops", FULL + req("POST", "/v1/boards/node-a/fetch", '{"image": "vmlinuz"}') +
+      req("POST", "/v1/boards/node-a/boot", '{"kernel": "vmlinuz", "cmdline": "quiet"}') +
+      req("POST", "/v1/boards/node-a/reenroll-allow", "") + req("DELETE", "/v1/boards/node-a"))
+write("rest", "image_upload", FULL + req("POST", "/v1/images?name=disk1&kind=disk", b"\x00" * 100,
+                                        headers="Content-Type: application/octet-stream\r\n") +
+      req("POST", "/v1/images/disk1/verify", "") + req("DELETE", "/v1/images/disk1"))
+write("rest", "image_chunked", FULL + chunked("POST", "/v1/images?name=disk%2dtwo&kind=disk", ["abc", "defgh"],
+                                              "X-Trailer: 1\r\n"))
+write("rest", "http_edges", FULL + b"GET /v1/boards/%6eode-a HTTP/1.1\r\nHost: a\r\nHost: b\r\n" + ADM.encode() +
+      b"X-Fold: a\r\n  b\r\n\r\n" + b"GET /v1/boards/%00 HTTP/1.1\r\n" + ADM.encode() + b"\r\n" +
+      b"PUT /v1/boards HTTP/1.1\r\n" + ADM.encode() + b"\r\n" + b"GET /v1/boards HTTP/1.0\r\n" + ADM.encode() + b"\r\n")
+
+# ---- http: one connection's bytes (tests/fuzz/fuzz_http.c; the first byte
+# picks the piece size; limits: URL 256, headers 1024 bytes / 16, body 4096);
+# the path's length mod 5 picks the answer, "/upload" streams, "/refuse" refuses
+P = b"\xff"
+write("http", "obs_fold", P + b"GET /a HTTP/1.1\r\nHost: x\r\nX-Long: one\r\n two\r\n\tthree\r\n\r\n")
+write("http", "duplicates", P + b"GET /ab HTTP/1.1\r\nHost: x\r\nHost: y\r\nAuthorization: Bearer a\r\n"
+      b"Authorization: Bearer b\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n")
+write("http", "length_twice", P + b"POST /abc HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde")
+write("http", "length_and_chunked", P + b"POST /abcd HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+      b"Transfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n")
+write("http", "huge_header", P + b"GET /abcde HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1100 + b"\r\n\r\n")
+write("http", "many_headers", P + b"GET /a HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(20)) + b"\r\n")
+write("http", "long_url", P + b"GET /" + b"p" * 300 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+write("http", "chunk_ext_trailer", P + b"POST /ab HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      b"3;name=value;q=\"a b\"\r\nabc\r\n00004\r\ndefg\r\n0;last\r\nX-Sum: 1\r\nX-Other: 2\r\n\r\n")
+write("http", "chunk_sizes", P + b"POST /abc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      b"fffffffffffffffff\r\nx\r\n" + b"POST /abcd HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n\r\n")
+write("http", "chunks_over_limit", P + b"POST /abcd HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+      b"800\r\n" + b"q" * 2048 + b"\r\n" + b"900\r\n" + b"r" * 2304 + b"\r\n0\r\n\r\n")
+write("http", "query", P + b"GET /abcd?name=a%20b&name=c&x=%zz&=&&y HTTP/1.1\r\nHost: x\r\n\r\n"
+      b"GET /abcde?token=%41%42%2f HTTP/1.1\r\nHost: x\r\n\r\n")
+write("http", "pipelined_bodies", P + b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+      b"POST /ab HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nyo\r\n0\r\n\r\n"
+      b"GET /abc HTTP/1.0\r\n\r\nGET /abcd HTTP/1.1\r\nConnection: close\r\n\r\nGET /late HTTP/1.1\r\n\r\n")
+write("http", "bad_lines", P + b"GET  /a HTTP/1.1\r\n\r\nGET /a HTTP/9.9\r\n\r\nG\x00T /a HTTP/1.1\r\n\r\n"
+      b"GET /a HTTP/1.1\r\nBad Header: x\r\n\r\nGET /a HTTP/1.1\nHost: bare-lf\n\n")
+write("http", "one_byte_pieces", b"\x00" + b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+      b"Expect: 100-continue\r\n\r\nhello")
+
+# ---- api_bodies: the first byte mod 5 picks the parser; 4 = a query string
+write("api_bodies", "query_repeated", b"\x04x=1&name=first%2Done&name=second&&=")
+write("api_bodies", "query_none", b"\x04")
+write("api_bodies", "query_bad_escape", b"\x04kind=disk&name=a%zz")
+write("api_bodies", "query_empty_value", b"\x04names=no&name=&name=late")
 
 # ---- qmp: lines qemu writes on the monitor
 greeting = b'{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "Debian"}, "capabilities": ["oob"]}}\n'
@@ -124,11 +268,13 @@ write("skyctl_conf", "pci", b"00:03.0")
 # a script of one-byte steps.  Steps: 0x00-0x3f answer a live request
 # (pick: low 2 bits; how: bits 2-5: 0 right, 1 short, 2 long, 3 flipped,
 # 4 another chunk's bytes, 5 empty, 6 wrong index, 7 another image, 8 an
-# error); 0x40 answer all rightly; 0x60 link down+up, 0x61 down, 0x62 up,
-# 0x63 sends fail; 0x80 the manifest again, 0x81 the twin's manifest (the
-# same bytes, another id); 0xa0/0xa1 release/hold the image + tick, 0xa2/0xa3
-# the twin; 0xc0 report + full check; 0xe1 a late answer, 0xe0/0xe2 an
-# unknown one.
+# error; in the tail form's pieces: 9 right, 10 short, 11 long, 12 flipped,
+# 13 wrong index; 14 right but cut off by the link dropping, which comes
+# back up, 15 the same, left down); 0x40 answer all rightly; 0x60 link
+# down+up, 0x61 down, 0x62 up, 0x63 sends fail; 0x80 the manifest again,
+# 0x81 the twin's manifest (the same bytes, another id); 0xa0/0xa1
+# release/hold the image + tick, 0xa2/0xa3 the twin; 0xc0 report + full
+# check; 0xe1 a late answer (0xe5 in pieces), 0xe0/0xe2 an unknown one.
 img = b"".join(hashlib.sha256(bytes([i])).digest() for i in range(64))  # 2048 bytes, no two chunks alike
 hdr = lambda flags, sel, n: bytes([flags, sel]) + struct.pack(">H", n)
 honest_end = b"\x40\xc0"
@@ -145,7 +291,18 @@ write("imgcache", "budget_exact", hdr(0x90, 1, 300) + img[:300] + honest_end)
 for name, step in (("short", 0x04), ("long", 0x08), ("flipped", 0x0c), ("other_chunk", 0x10),
                    ("empty_chunk", 0x14), ("wrong_index", 0x18), ("other_image", 0x1c), ("error", 0x20)):
     write("imgcache", "answer_" + name, hdr(0, 1, len(img)) + img + bytes([0x00, step, step, 0xc0, 0x80]) + honest_end)
-# one of each spoiled manifest (mode, parameter), served rightly
+# the tail form: every chunk in pieces; each wrong answer in pieces; chunks
+# cut off (the link back up, or left down until the end), then a late
+# answer to the cut-off request, whole or in pieces
+write("imgcache", "pieces_all", hdr(0, 1, len(img)) + img + b"\x24" * 40 + b"\xc0" + honest_end)
+for name, step in (("short", 0x28), ("long", 0x2c), ("flipped", 0x30), ("wrong_index", 0x34)):
+    write("imgcache", "pieces_" + name, hdr(0, 1, len(img)) + img + bytes([0x24, step, 0x24, 0xc0, 0x80]) + honest_end)
+write("imgcache", "cut_reconnect", hdr(0, 1, len(img)) + img + b"\x24\x38\x39\x24\xe1\xe5\x38\xc0" + honest_end)
+write("imgcache", "cut_down", hdr(0, 2, len(img)) + img + b"\x00\x3c\xe5\x24\x62\x3d\xe1\x60\xc0" + honest_end)
+write("imgcache", "cut_first_byte", hdr(0, 0, 64) + img[:64] + b"\x38\x38\x38\x38" + honest_end)
+# one of each spoiled manifest (mode, parameter), served rightly (whole_sha:
+# signed with a wrong whole-image SHA-256 and right chunk digests, the image
+# is ready: the board does not hash the whole again)
 for name, mode, p in (("sig_flip", 1, 3), ("sig_other", 2, 0), ("sig_stale", 3, 1), ("digest_swap", 4, 0),
                       ("digest_short", 5, 1), ("digest_extra", 6, 0), ("digest_missing", 7, 0),
                       ("digest_dup", 8, 2), ("digest_wrong", 9, 5), ("size_over", 10, 0), ("size_under", 10, 3),

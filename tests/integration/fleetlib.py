@@ -25,6 +25,11 @@ SKYROOTD = os.environ.get("SKYROOTD", os.path.join(ROOT, "build/controller/skyro
 SKYAGENT = os.environ.get("SKYAGENT", os.path.join(ROOT, "build/agent/skyagent"))
 SKYCTL = os.environ.get("SKYCTL", os.path.join(ROOT, "build/controller/skyctl/skyctl"))
 FIXTURES = os.environ.get("SKY_FIXTURES", os.path.join(ROOT, "tests", "fixtures"))
+# Wall-clock limits scale by this under ASan/UBSan (tests/meson.build sets
+# SKY_SANITIZE to the build's b_sanitize): sanitized processes run some
+# times slower, more so on cores shared with other test runs.  Only limits
+# that stand for "promptly" scale, never counts or orderings.
+SKY_SLOW = 1 if os.environ.get("SKY_SANITIZE", "none") in ("", "none") else 5
 
 
 class Fail(Exception):
@@ -85,7 +90,7 @@ class Proc:
 class Fleet:
     """A controller in a temporary state folder plus the agents of a case."""
 
-    def __init__(self, tmp, cert_ttl=None):
+    def __init__(self, tmp, cert_ttl=None, init_extra=()):
         self.tmp = tmp
         self.state = os.path.join(tmp, "state")
         self.agent_port = free_port()
@@ -94,7 +99,7 @@ class Fleet:
         self.procs = []
         self.ctl = None
         out = subprocess.run([SKYROOTD, "init", "--state", self.state,
-                              "--api-listen", f"127.0.0.1:{self.api_port}"],
+                              "--api-listen", f"127.0.0.1:{self.api_port}"] + list(init_extra),
                              capture_output=True, text=True)
         check(out.returncode == 0, f"skyrootd init failed: {out.stderr}")
         self.init_output = out.stdout
@@ -153,8 +158,10 @@ class Fleet:
         return {b["id"]: b for b in self.boards() if b["state"] == "online"}
 
     # ---- agents ----
-    def agent(self, board, token=None, pin=None, extra=(), name=None, once=False, hb=None, env=None):
-        root = os.path.join(FIXTURES, "boards", board)
+    def agent(self, board, token=None, pin=None, extra=(), name=None, once=False, hb=None, env=None, root=None):
+        """An agent on fixture board BOARD, or on the board folder ROOT
+        (a copy a test may edit) when given."""
+        root = root or os.path.join(FIXTURES, "boards", board)
         args = [SKYAGENT, "--controller", f"127.0.0.1:{self.agent_port}",
                 "--ca", pin or self.pin,
                 "--sysfs-root", os.path.join(root, "sys"),
@@ -204,13 +211,36 @@ def expect_refused(p, needle, timeout=20):
     check(needle in p.text(), f"agent log lacks {needle!r}:\n{p.text()}")
 
 
-def make_foreign_cert(tmp):
-    key = os.path.join(tmp, "foreign.key")
-    crt = os.path.join(tmp, "foreign.crt")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=brd-000000000000",
-                    "-addext", "extendedKeyUsage=clientAuth"],
+def cert_fields(pem):
+    """The subject CN, the serial (hex) and the issuer of a PEM certificate."""
+    out = subprocess.run(["openssl", "x509", "-in", pem, "-noout", "-serial", "-issuer", "-subject",
+                          "-nameopt", "RFC2253"], capture_output=True, text=True, check=True).stdout
+    v = dict(l.split("=", 1) for l in out.splitlines())
+    cn = [p[3:] for p in v["subject"].split(",") if p.startswith("CN=")][0]
+    return cn, v["serial"], v["issuer"]
+
+
+def forge_cert(tmp, like_pem):
+    """A certificate copying every public field of a real board's one (the
+    subject, the serial, the issuer's name, client use) but signed by a CA
+    of our own: only the chain's signature can tell it apart."""
+    cn, serial, issuer = cert_fields(like_pem)
+    ca_key, ca_crt = os.path.join(tmp, "forger-ca.key"), os.path.join(tmp, "forger-ca.crt")
+    key, csr, crt = (os.path.join(tmp, f"forged.{x}") for x in ("key", "csr", "crt"))
+    ext = os.path.join(tmp, "forged.ext")
+    with open(ext, "w") as fh:
+        fh.write("extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    subj = "/" + "/".join(reversed(issuer.split(",")))
+    subprocess.run(["openssl", "req", "-x509", *ec, "-keyout", ca_key, "-out", ca_crt, "-days", "1",
+                    "-subj", subj, "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign"], check=True, capture_output=True)
+    subprocess.run(["openssl", "req", "-new", *ec, "-keyout", key, "-out", csr, "-subj", f"/CN={cn}"],
                    check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key,
+                    "-set_serial", "0x" + serial, "-days", "1", "-extfile", ext, "-out", crt],
+                   check=True, capture_output=True)
+    check(cert_fields(crt) == (cn, serial, issuer), f"the forgery copies CN, serial and issuer: {cert_fields(crt)}")
     return crt, key
 
 
@@ -241,16 +271,32 @@ def read_until_closed(s, timeout=5):
         return data, "timeout"
 
 
-def heartbeat_with_cert(f, crt, key):
+def heartbeat_with_cert(f, crt, key, close_after_answer=False):
     """Send a heartbeat on a connection with that client certificate: what
-    came back before the controller closed it, and how it closed."""
+    came back before the controller closed it (or, close_after_answer, up
+    to the heartbeat's answer), and how it closed."""
     s = tls_connect(f, crt, key)
     # TLS 1.3: the server checks the client certificate after our side is done.
     try:
         s.sendall(struct.pack(">I", 6) + b"\x08\x01\x6a\x02\x08\x01")
     except (ssl.SSLError, OSError):
         pass
-    data, how = read_until_closed(s)
+    if close_after_answer:
+        data, how = b"", "timeout"
+        s.settimeout(10)
+        try:
+            while not any(13 in e for e in link_frames(data)):
+                chunk = s.recv(65536)
+                if not chunk:
+                    how = "eof"
+                    break
+                data += chunk
+            else:
+                how = "answered"
+        except (ssl.SSLError, OSError) as e:
+            how = f"error {e}"
+    else:
+        data, how = read_until_closed(s)
     s.close()
     return data, how
 
@@ -268,6 +314,60 @@ def pb_field(num, value):
     """One length-delimited protobuf field (wire type 2), for hand-made
     frames that skyagent would never send."""
     return pb_varint(num << 3 | 2) + pb_varint(len(value)) + value
+
+
+def pb_fields(buf):
+    """The fields of a protobuf message as (number, value): an int for a
+    varint, bytes otherwise."""
+    def varint(i):
+        v = shift = 0
+        while True:
+            check(i < len(buf), f"truncated varint in {buf!r}")
+            b = buf[i]
+            v |= (b & 0x7F) << shift
+            shift += 7
+            i += 1
+            if not b & 0x80:
+                return v, i
+    out, i = [], 0
+    while i < len(buf):
+        key, i = varint(i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = varint(i)
+        elif wt == 2:
+            n, i = varint(i)
+            v, i = buf[i:i + n], i + n
+        elif wt in (1, 5):
+            n = 8 if wt == 1 else 4
+            v, i = buf[i:i + n], i + n
+        else:
+            raise Fail(f"wire type {wt} in {buf!r}")
+        out.append((num, v))
+    return out
+
+
+def link_frames(data):
+    """The agent-link envelopes in what a connection received, each as
+    {field number: value} (body 13 a heartbeat, 16 an error, 22 chunk data)."""
+    out = []
+    while len(data) >= 4:
+        n = struct.unpack(">I", data[:4])[0]
+        if len(data) < 4 + n:
+            break
+        out.append(dict(pb_fields(data[4:4 + n])))
+        data = data[4 + n:]
+    return out
+
+
+def link_errors(data):
+    """(request id, code, message) of every Error frame in data."""
+    errs = []
+    for env in link_frames(data):
+        if 16 in env:
+            e = dict(pb_fields(env[16]))
+            errs.append((env.get(1, 0), e.get(1, 0), e.get(2, b"").decode(errors="replace")))
+    return errs
 
 
 def fetch_text(url, ctx=None):

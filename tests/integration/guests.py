@@ -48,7 +48,34 @@ def board_copy(f, name, uuid_tail):
         out.write(f"7d1c2b3a-0000-4000-8000-{uuid_tail:012d}\n")
     with open(os.path.join(dst, "proc", "sys", "kernel", "hostname"), "w") as out:
         out.write(f"{name}\n")
+    # The attributes through which a device changes driver, as the kernel
+    # has them (a device's driver_override reads "(null)"; bind, unbind and
+    # drivers_probe are there to be written): plain files here, so every
+    # write the agent makes to them stays to be seen (sysfs_control).
+    pci = os.path.join(dst, "sys", "bus", "pci")
+    for dev in os.listdir(os.path.join(pci, "devices")):
+        with open(os.path.join(pci, "devices", dev, "driver_override"), "w") as out:
+            out.write("(null)\n")
+    for drv in os.listdir(os.path.join(pci, "drivers")):
+        for attr in ("bind", "unbind"):
+            open(os.path.join(pci, "drivers", drv, attr), "w").close()
+    open(os.path.join(pci, "drivers_probe"), "w").close()
     return dst
+
+
+def sysfs_control(root):
+    """What the driver-changing attributes of board copy ROOT hold, by path
+    under its sysfs: a write to any of them shows as a change."""
+    pci = os.path.join(root, "sys", "bus", "pci")
+    paths = [os.path.join(pci, "drivers_probe")]
+    paths += [os.path.join(pci, "devices", d, "driver_override") for d in os.listdir(os.path.join(pci, "devices"))]
+    paths += [os.path.join(pci, "drivers", d, a) for d in os.listdir(os.path.join(pci, "drivers"))
+              for a in ("bind", "unbind")]
+    out = {}
+    for path in paths:
+        with open(path) as fh:
+            out[os.path.relpath(path, root)] = fh.read()
+    return out
 
 
 def start_agent(f, name, uuid_tail, extra=()):
@@ -154,6 +181,9 @@ def case_errors(f):
     push(f, junk, "junk", "kernel")
     pa, a = start_agent(f, "gooda", 2)
     pb, b = start_agent(f, "noqemu", 3, ["--qemu", "/nonexistent/qemu-system-x86_64"])
+    sysfs_before = sysfs_control(os.path.join(f.tmp, "board-gooda"))
+    check(sysfs_before[os.path.join("sys", "bus", "pci", "devices", "0000:00:1f.2", "driver_override")] == "(null)\n",
+          f"the fixture's driver_override of 0000:00:1f.2: {sysfs_before}")
 
     def create(name, board, *more):
         return skyctl(f, "guest", "create", "--name", name, "--board", board, "--memory", "256M", *more)
@@ -185,9 +215,10 @@ def case_errors(f):
     show = skyctl(f, "guest", "show", "noq")
     check(show.returncode == 0 and "/nonexistent/qemu-system-x86_64" in show.stdout,
           f"the table view shows the error: {show.stdout}")
-    # The fixture's host driver is still where it was: nothing was unbound.
-    drv = os.path.join(f.tmp, "board-gooda", "sys", "bus", "pci", "devices", "0000:00:1f.2", "driver")
-    check(os.path.basename(os.path.realpath(drv)) == "ahci", "the refused device keeps its host driver")
+    # Nothing was written to change a driver: no driver_override set, no
+    # unbind from ahci, no bind or probe (the refusal comes first).
+    changed = {k: v for k, v in sysfs_control(os.path.join(f.tmp, "board-gooda")).items() if sysfs_before[k] != v}
+    check(not changed, f"the refused device's driver attributes were written: {changed}")
     for p in (pa, pb, f.ctl):
         check(p.p.poll() is None, f"{os.path.basename(p.log_path)} still running")
     check(len(f.online()) == 2, "both boards online")
@@ -204,7 +235,14 @@ def case_errors(f):
     # thousands of frames a second).
     gone = f"guest {ids['fine']}: deleted by the controller"
     wait_for(lambda: gone in pa.text(), 20, "the agent told to destroy 'fine'")
-    time.sleep(1.0)
+    wait_for(lambda: f"guest {ids['fine']}: stopped" in pa.text(), 30, "'fine' stopped on the board")
+    # A barrier instead of a pause: one more guest order to the same board and
+    # its answer back.  The link keeps order both ways, so once the controller
+    # shows that answer, every report 'fine' drew before was taken and every
+    # destroy it drew again had reached the agent.
+    check(create("barrier", "gooda", "--kernel", "junk").returncode == 0, "create barrier")
+    wait_state(f, "barrier", "failed")
+    check(skyctl(f, "guest", "delete", "barrier").returncode == 0, "delete barrier")
     for n, gid in ids.items():
         told = sum(p.text().count(f"guest {gid}: deleted by the controller") for p in (pa, pb))
         check(told == 1, f"guest {n}: the agent took the delete {told} times, not once")

@@ -1,0 +1,14 @@
+/* The Hello a board sends: its inventory in the agent link's schema. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/inventory.h"
+#include "proto/skyroot.pb-c.h"
+
+/* Packs inv into a Hello (malloc'd into *out); 0 or -errno. */
+int hello_pack(const struct inventory *inv, uint32_t heartbeat_ms, uint8_t **out, size_t *out_len);
+/* The machine identity the controller keys boards by: the DMI UUID, or
+ * "mac-" and the first NIC's address on boards without DMI; -ENODATA
+ * when there is neither.  host gets the hostname either way. */
+int hello_machine_id(const struct inventory *inv, char *uuid, size_t ulen, char *host, size_t hlen);
