@@ -93,11 +93,9 @@ enum mmode {
 /* How a chunk request is answered. */
 enum amode { A_HONEST, A_SHORT, A_LONG, A_FLIP, A_OTHER_CHUNK, A_EMPTY, A_WRONG_INDEX, A_OTHER_IMAGE, A_ERROR };
 
-/* How the answer arrives: whole (imgcache_on_chunk), or as the frame's tail
- * form hands it over (imgcache_chunk_begin with the length, the bytes in
- * pieces, imgcache_chunk_end), or cut off mid-way by the link dropping
- * (then back up, or left down). */
-enum delivery { D_WHOLE, D_PIECES, D_CUT, D_CUT_DOWN };
+/* How the answer arrives: whole (imgcache_on_chunk), in the tail form's
+ * pieces (begin with the length, data, end), or cut off by a link drop. */
+enum delivery { D_WHOLE, D_PIECES, D_CUT };
 
 /* What the cache must show for the image. */
 enum mstate { S_NONE, S_FETCHING, S_READY, S_FAILED };
@@ -736,7 +734,7 @@ static bool in_pieces(const struct req *r, Skyroot__ChunkData *d, size_t len, en
 	link_down();
 	q_add(r->id, r->img, r->index);
 	w.q[w.nq - 1].live = false;
-	if (how == D_CUT)
+	if (w.step % 4) /* back up, or left down */
 		link_up();
 	return taken;
 }
@@ -881,7 +879,7 @@ static void run_step(uint8_t b)
 			enum delivery how;
 		} pieces[7] = { { A_HONEST, D_PIECES }, { A_SHORT, D_PIECES }, { A_LONG, D_PIECES },
 				{ A_FLIP, D_PIECES },   { A_WRONG_INDEX, D_PIECES }, { A_HONEST, D_CUT },
-				{ A_HONEST, D_CUT_DOWN } };
+				{ A_LONG, D_CUT } };
 		unsigned am = (b >> 2) & 15;
 		if ((k = live_at(b & 3)) < 0)
 			break;

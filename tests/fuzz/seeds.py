@@ -269,8 +269,8 @@ write("skyctl_conf", "pci", b"00:03.0")
 # (pick: low 2 bits; how: bits 2-5: 0 right, 1 short, 2 long, 3 flipped,
 # 4 another chunk's bytes, 5 empty, 6 wrong index, 7 another image, 8 an
 # error; in the tail form's pieces: 9 right, 10 short, 11 long, 12 flipped,
-# 13 wrong index; 14 right but cut off by the link dropping, which comes
-# back up, 15 the same, left down); 0x40 answer all rightly; 0x60 link
+# 13 wrong index; cut off by the link dropping (back up unless the step's
+# number is a multiple of 4): 14 right, 15 long); 0x40 answer all rightly; 0x60 link
 # down+up, 0x61 down, 0x62 up, 0x63 sends fail; 0x80 the manifest again,
 # 0x81 the twin's manifest (the same bytes, another id); 0xa0/0xa1
 # release/hold the image + tick, 0xa2/0xa3 the twin; 0xc0 report + full
@@ -298,7 +298,8 @@ write("imgcache", "pieces_all", hdr(0, 1, len(img)) + img + b"\x24" * 40 + b"\xc
 for name, step in (("short", 0x28), ("long", 0x2c), ("flipped", 0x30), ("wrong_index", 0x34)):
     write("imgcache", "pieces_" + name, hdr(0, 1, len(img)) + img + bytes([0x24, step, 0x24, 0xc0, 0x80]) + honest_end)
 write("imgcache", "cut_reconnect", hdr(0, 1, len(img)) + img + b"\x24\x38\x39\x24\xe1\xe5\x38\xc0" + honest_end)
-write("imgcache", "cut_down", hdr(0, 2, len(img)) + img + b"\x00\x3c\xe5\x24\x62\x3d\xe1\x60\xc0" + honest_end)
+write("imgcache", "cut_down", hdr(0, 2, len(img)) + img + b"\x00\x00\x00\x38\xe5\x24\x62\x39\xe1\x60\xc0" + honest_end)
+write("imgcache", "cut_long", hdr(0, 1, len(img)) + img + b"\x24\x3c\xc0\x80\x24\x3d\xe1" + honest_end)
 write("imgcache", "cut_first_byte", hdr(0, 0, 64) + img[:64] + b"\x38\x38\x38\x38" + honest_end)
 # one of each spoiled manifest (mode, parameter), served rightly (whole_sha:
 # signed with a wrong whole-image SHA-256 and right chunk digests, the image
