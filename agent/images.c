@@ -544,6 +544,23 @@ static struct pending *pend_take(struct imgcache *c, uint64_t req)
 	return NULL;
 }
 
+/* Tell the controller which chunk did not match: it re-checks its store
+ * and quarantines the chunk when its copy is corrupt. */
+static void report_corrupt(struct imgcache *c, const struct cimg *img, uint32_t i)
+{
+	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
+	Skyroot__ChunkCorrupt cc = SKYROOT__CHUNK_CORRUPT__INIT;
+	uint64_t req = 0;
+
+	cc.image_id = (char *)img->id;
+	cc.index = i;
+	cc.expected_sha256 = img->m->chunk_digests[i];
+	env.body_case = SKYROOT__ENVELOPE__BODY_CHUNK_CORRUPT;
+	env.chunk_corrupt = &cc;
+	if (c->ops.send(c->ctx, &env, &req) < 0)
+		log_warn("cannot report corrupt chunk %u of image %s to the controller", i, img->id);
+}
+
 bool imgcache_chunk_begin(struct imgcache *c, uint64_t req_id, const Skyroot__ChunkData *d, size_t len)
 {
 	struct pending *p = req_id ? pend_take(c, req_id) : NULL;
@@ -613,6 +630,7 @@ void imgcache_chunk_end(struct imgcache *c)
 	if (!rx->sink) {
 		uint32_t i = rx->index;
 		if (EVP_DigestFinal_ex(rx->sha, got, &n) != 1 || !sky_memeq_ct(got, img->m->chunk_digests[i].data, 32)) {
+			report_corrupt(c, img, i);
 			fail(c, img, "chunk %u failed its SHA-256 check against the signed manifest", i);
 		} else if (rx->write_failed) {
 			fail(c, img, "cannot write chunk %u into the memfd: %s", i, strerror(rx->write_err));

@@ -39,6 +39,9 @@ static void image__print(json_t *img)
 		snprintf(line, sizeof(line), "%s", skyctl_jint(img, "chunks", buf, sizeof(buf)));
 	skyctl_field("Chunks", line);
 	skyctl_field("Created", skyctl_jstr(img, "created", "-"));
+	/* Integrity at rest: a chunk quarantined as corrupt in the store. */
+	if (json_is_true(json_object_get(img, "damaged")))
+		skyctl_field("Damaged", skyctl_jstr(img, "damage", "yes"));
 }
 
 /* Open FILE ('-': stdin) and find how much of it to send. */
@@ -140,18 +143,19 @@ static void image__row(json_t *img, const char **cells, char (*scratch)[SKYCTL_C
 	cells[5] = skyctl_jint(img, "chunks", scratch[5], SKYCTL_CELL_MAX);
 	cells[6] = skyctl_jsha(img, "sha256", scratch[6], SKYCTL_CELL_MAX);
 	cells[7] = skyctl_jstr(img, "created", "-");
+	cells[8] = json_is_true(json_object_get(img, "damaged")) ? "damaged" : "ok";
 	/* -o wide */
-	cells[8] = skyctl_jbytes(img, "chunk_size", scratch[8], SKYCTL_CELL_MAX);
-	cells[9] = skyctl_jstr(img, "sha256", "-");
+	cells[9] = skyctl_jbytes(img, "chunk_size", scratch[9], SKYCTL_CELL_MAX);
+	cells[10] = skyctl_jstr(img, "sha256", "-");
 }
 
 static int image__list(struct skyctl *ctl, const char *arg)
 {
 	static const char *const header[] = {
-		"ID", "NAME", "KIND", "FORMAT", "SIZE", "CHUNKS", "SHA256", "CREATED", "CHUNK-SIZE", "DIGEST",
+		"ID", "NAME", "KIND", "FORMAT", "SIZE", "CHUNKS", "SHA256", "CREATED", "STATE", "CHUNK-SIZE", "DIGEST",
 	};
 	static const struct skyctl_list list = {
-		.path = "/v1/images", .key = "images", .header = header, .ncols = 10, .nwide = 2, .row = image__row,
+		.path = "/v1/images", .key = "images", .header = header, .ncols = 11, .nwide = 2, .row = image__row,
 		.empty = "No images; upload one with 'skyctl image push FILE --name NAME'.",
 	};
 
@@ -201,14 +205,19 @@ static int image__verify(struct skyctl *ctl, const char *arg)
 			skyctl_put_clean(stdout, skyctl_jstr(chunk, "sha256", "-"));
 			fputc('\n', stdout);
 		}
+		if (json_is_true(json_object_get(answer, "damaged"))) {
+			fputs("damaged: ", stdout);
+			skyctl_put_clean(stdout, skyctl_jstr(answer, "damage", "chunks are quarantined"));
+			fputc('\n', stdout);
+		}
 	}
 	if (json_is_true(ok))
 		goto done;
 	fputs("skyctl: image ", stderr);
 	skyctl_put_clean(stderr, id);
 	snprintf(nbuf, sizeof(nbuf), "%zu", json_array_size(bad));
-	fprintf(stderr, ": %s of %s chunks do not verify; the controller's store is damaged (check the disk "
-			"of its state folder); delete the image and push it again\n",
+	fprintf(stderr, ": %s of %s chunks do not verify or are quarantined; the controller's store is damaged "
+			"(check the disk of its state folder); push the same image again to heal it\n",
 		json_is_array(bad) ? nbuf : "some", skyctl_jint(answer, "chunks", buf, sizeof(buf)));
 	r = -EIO;
 done:

@@ -4,6 +4,7 @@
  *   al_session.c  the session table and sending frames
  *   al_enroll.c   enrollment in group commits, certificate issue and renewal
  *   al_chunks.c   serving image chunks with a window and a memory budget
+ *   al_report.c   boards' reports of a corrupt chunk, bounded, to scrub.c
  *   agentlink.c   the listener, TLS callbacks, frame dispatch, the interface
  * Calls go downwards only: agentlink.c -> al_enroll.c, al_chunks.c ->
  * al_session.c -> al_conn.c (tests/unit/circles.py checks it); al_conn.c
@@ -38,6 +39,11 @@
 /* Do not queue more behind a board's socket than this: its control
  * messages would wait behind the bulk. */
 #define AL_SESSION_QUEUE_MAX (2u << 20)
+/* Reports of a corrupt chunk one session may make us re-check: a burst of
+ * AL_REPORT_BURST, then one every AL_REPORT_EVERY_MS; more are dropped
+ * (counted), so a board cannot make the controller hash without end. */
+#define AL_REPORT_BURST 8
+#define AL_REPORT_EVERY_MS 5000
 
 enum session_state { SESS_HANDSHAKE, SESS_ENROLL_ONLY, SESS_BOARD };
 
@@ -85,6 +91,10 @@ struct session {
 	size_t charged;               /* chunk bytes in our send queue */
 	Skyroot__ImageStatus *images; /* the board's last report (owned) */
 	bool hello_seen;
+	uint32_t report_tokens;       /* re-checks left (al_report.c) */
+	uint64_t report_refill;       /* sky_now_ms() of the last refill */
+	bool report_dropped;          /* a dropped report was logged */
+	bool report_started;
 };
 
 struct chunk_job {
@@ -213,5 +223,8 @@ void al_chunk_dispatch(struct agentlink *al);
 /* The session's socket drained / the session is gone. */
 void al_chunks_drained(struct session *s);
 void al_chunks_session_gone(struct session *s);
+
+/* al_report.c */
+void al_chunk_report(struct session *s, const Skyroot__ChunkCorrupt *cc);
 
 #endif

@@ -21,6 +21,7 @@
 #include "common/util.h"
 #include "controller/skyrootd/agentlink_priv.h"
 #include "controller/skyrootd/metrics.h"
+#include "controller/skyrootd/scrub.h"
 
 #include "controller/skyrootd/store.h"
 
@@ -56,6 +57,7 @@ static void chunk_after(uv_work_t *w, int status)
 		sky_format_hex(j->digest, 32, hex);
 		log_error("chunk %u of image %s (sha256 %s) is corrupt in the store and was not sent; "
 			  "run 'skyctl image verify %s'", j->index, j->image_id, hex, j->image_id);
+		scrub_quarantine(al->ctl, j->rowid, j->digest, j->image_id, j->index, METRICS_FOUND_SEND);
 	}
 	if (s) {
 		s->chunk_inflight--;
@@ -184,6 +186,23 @@ void al_chunk_request(struct session *s, uint64_t req, const Skyroot__ChunkReque
 		free(j);
 		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_NOT_FOUND, "image %s has no chunk %u",
 			      cr->image_id, cr->index);
+		return;
+	}
+	/* A chunk found corrupt in the store is never served again. */
+	r = store_chunk_quarantined(al->ctl->store, j->rowid);
+	if (r > 0) {
+		metrics_chunk_fail(METRICS_CHUNK_QUARANTINED);
+		free(j);
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_CHUNK_CORRUPT,
+			      "chunk %u of image %s is quarantined: it is corrupt in the controller's store; push "
+			      "the same bytes again (any name) to heal it", cr->index, cr->image_id);
+		return;
+	}
+	if (r < 0) {
+		metrics_chunk_fail(METRICS_CHUNK_READ);
+		free(j);
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_INTERNAL, "cannot read chunk %u of image %s: %s",
+			      cr->index, cr->image_id, strerror(-r));
 		return;
 	}
 	j->al = al;

@@ -11,11 +11,13 @@
 #include "common/util.h"
 #include "controller/skyrootd/api_priv.h"
 #include "controller/skyrootd/guests.h"
+#include "controller/skyrootd/scrub.h"
 #include "controller/skyrootd/store.h"
 
 /* A deferred answer to POST /v1/images/{id|name}/verify. */
 struct api_async {
 	struct http_conn *c;        /* NULL once the client went away */
+	struct controller *ctl;
 	uv_work_t work;
 	char db_path[4096];
 	char image_id[DB_ID_MAX];
@@ -165,18 +167,58 @@ static void api__images_upload(struct api_call *call, struct api_reply *rep)
 
 /* ---- list, show, delete ---- */
 
+/* Quarantined chunks listed in an image's JSON at most. */
+#define API_DAMAGE_LIST_MAX 64
+
+/* An image's JSON with its integrity at rest: "damaged" (a chunk of it is
+ * quarantined: corrupt in the store, not served), "damage" (why, for the
+ * first such chunk) and "quarantined_chunks" (their indexes). */
+static json_t *api_image__json(struct db *db, const struct store_image *img)
+{
+	json_t *o = api_json_image(img), *idx;
+	uint32_t n = 0, list[API_DAMAGE_LIST_MAX];
+	char why[256];
+	int r;
+
+	if (!o)
+		return NULL;
+	r = store_image_damage(db, img->id, &n, list, API_DAMAGE_LIST_MAX, why, sizeof(why));
+	if (r < 0) {
+		log_error("api: cannot read the quarantine state of image %s: %s", img->id, strerror(-r));
+		json_decref(o);
+		return NULL;
+	}
+	json_object_set_new(o, "damaged", json_boolean(n > 0));
+	idx = json_array();
+	for (uint32_t i = 0; idx && i < n && i < API_DAMAGE_LIST_MAX; i++)
+		json_array_append_new(idx, json_integer(list[i]));
+	json_object_set_new(o, "quarantined_chunks", idx ? idx : json_array());
+	if (n > 0)
+		json_object_set_new(o, "damage",
+				    json_sprintf("%u of %u chunks quarantined: %s; push the same bytes again (any name) "
+						 "to heal it", n, img->chunks, why));
+	return o;
+}
+
+struct api_image__list {
+	struct db *db;
+	json_t *arr;
+};
+
 static int api_image__list_cb(void *ctx, const struct store_image *img)
 {
-	return json_array_append_new(ctx, api_json_image(img)) < 0 ? -ENOMEM : 0;
+	struct api_image__list *l = ctx;
+
+	return json_array_append_new(l->arr, api_image__json(l->db, img)) < 0 ? -ENOMEM : 0;
 }
 
 static void api__images_list(struct api_call *call, struct api_reply *rep)
 {
-	json_t *arr = json_array();
+	struct api_image__list l = { .db = call->ctl->db, .arr = json_array() };
 
-	if (arr)
-		api_reply_list(rep, "images", "list the images", store_image_list(call->ctl->store, api_image__list_cb, arr),
-			       arr);
+	if (l.arr)
+		api_reply_list(rep, "images", "list the images", store_image_list(call->ctl->store, api_image__list_cb, &l),
+			       l.arr);
 }
 
 static void api__image_get(struct api_call *call, struct api_reply *rep)
@@ -189,7 +231,7 @@ static void api__image_get(struct api_call *call, struct api_reply *rep)
 	else if (r < 0)
 		api_reply_internal(rep, r, "read the image");
 	else
-		api_reply_ok(rep, 200, api_json_image(&img));
+		api_reply_ok(rep, 200, api_image__json(call->ctl->db, &img));
 }
 
 static void api__image_delete(struct api_call *call, struct api_reply *rep)
@@ -240,11 +282,57 @@ static void api_verify__work(uv_work_t *w)
 	a->result = store_verify(a->db_path, a->image_id, &a->chunks, api_verify__bad, a);
 }
 
+/* The answer to a verify, on the loop: what it found corrupt is
+ * quarantined (the controller's own check: proof enough), and the image's
+ * quarantine state is shown, chunks quarantined earlier included (a
+ * quarantined chunk is not healed by reading it again). */
+static void api_verify__quarantine(struct api_async *a)
+{
+	struct store *store = a->ctl->store;
+	json_t *bad;
+	size_t i;
+
+	json_array_foreach(a->bad, i, bad) {
+		uint32_t index = (uint32_t)json_integer_value(json_object_get(bad, "index"));
+		uint8_t digest[32];
+		int64_t rowid;
+		uint32_t size;
+
+		if (store_image_chunk(store, a->image_id, index, &rowid, digest, &size) == 0)
+			scrub_quarantine(a->ctl, rowid, digest, a->image_id, index, METRICS_FOUND_VERIFY);
+	}
+}
+
+static json_t *api_verify__answer(struct api_async *a)
+{
+	struct store *store = a->ctl->store;
+	struct store_image img;
+	json_t *o;
+
+	o = json_pack("{s:s, s:b, s:I, s:O}", "id", a->image_id, "ok", a->result == 0, "chunks",
+		      (json_int_t)a->chunks, "bad_chunks", a->bad);
+	if (o && store_image_get(store, a->image_id, &img) == 0) {
+		json_t *full = api_image__json(a->ctl->db, &img);
+		if (full) {
+			json_object_set(o, "damaged", json_object_get(full, "damaged"));
+			json_object_set(o, "quarantined_chunks", json_object_get(full, "quarantined_chunks"));
+			if (json_object_get(full, "damage"))
+				json_object_set(o, "damage", json_object_get(full, "damage"));
+			if (json_is_true(json_object_get(full, "damaged")))
+				json_object_set_new(o, "ok", json_false());
+			json_decref(full);
+		}
+	}
+	return o;
+}
+
 static void api_verify__done(uv_work_t *w, int status)
 {
 	struct api_async *a = w->data;
 	struct http_conn *c = a->c;
 
+	if (status == 0 && a->result > 0)
+		api_verify__quarantine(a);
 	if (c) {
 		struct api_conn_state *st = http_conn_user(c);
 
@@ -259,10 +347,7 @@ static void api_verify__done(uv_work_t *w, int status)
 			if (a->result > 0)
 				log_error("api: image %s: %d of %u chunks are corrupt in the store", a->image_id,
 					  a->result, a->chunks);
-			http_respond_json(c, 200,
-					  json_pack("{s:s, s:b, s:I, s:O}", "id", a->image_id, "ok", a->result == 0,
-						    "chunks", (json_int_t)a->chunks, "bad_chunks", a->bad),
-					  NULL);
+			http_respond_json(c, 200, api_verify__answer(a), NULL);
 		}
 	}
 	json_decref(a->bad);
@@ -292,6 +377,7 @@ static void api__image_verify(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	a->c = call->conn;
+	a->ctl = ctl;
 	snprintf(a->db_path, sizeof(a->db_path), "%s", ctl->db_path);
 	snprintf(a->image_id, sizeof(a->image_id), "%s", img.id);
 	a->work.data = a;

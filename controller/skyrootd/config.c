@@ -17,6 +17,7 @@
 #include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/http.h"
+#include "controller/skyrootd/scrub.h"
 #include "controller/skyrootd/store.h"
 
 int ctl_config_check_listen(void *ctx, const char *value, char *err, size_t errlen)
@@ -81,6 +82,11 @@ static const struct config_key config_keys[] = {
 	{ .opt = { .name = "image-max", .kind = SKY_ARG_SIZE, .metavar = "SIZE",
 		   .help = "largest image accepted, e.g. 64G (default), 512M", .min = 1, .max = INT64_MAX },
 	  .off = F(image_max) },
+	{ .opt = { .name = "scrub-rate", .kind = SKY_ARG_SIZE, .metavar = "SIZE",
+		   .help = "bytes a second the background scrub re-reads and re-hashes\n"
+			   "the image store at, e.g. 16M (default), 0 = off",
+		   .min = 0, .max = 1ull << 40 },
+	  .off = F(scrub_rate), .live = true },
 	{ .opt = { .name = "firmware", .kind = SKY_ARG_STR, .metavar = "DIR",
 		   .help = "the firmware (vmlinuz, initrd.img) network-booting boards load\n(fwimage/build.sh --out)" },
 	  .off = F(firmware) },
@@ -116,6 +122,7 @@ static void config__defaults(struct ctl_config *c)
 		.api_listen = CTL_DEFAULT_API_LISTEN,
 		.cert_ttl = CTL_DEFAULT_CERT_TTL,
 		.image_max = STORE_DEFAULT_IMAGE_MAX,
+		.scrub_rate = SCRUB_DEFAULT_RATE,
 		.log_level = SKY_LOG_INFO,
 		.agent_conns = 20000, .agent_per_addr = 64, .api_conns = 512, .api_per_addr = 32,
 		.boot_conns = 256, .boot_per_addr = 16, .boot_downloads = 32,
@@ -244,6 +251,7 @@ void ctl_config_options(const struct ctl_config *c, struct ctl_options *o)
 	o->keepalive_ms = c->keepalive_timeout * 1000;
 	o->boot_downloads_max = (unsigned)c->boot_downloads;
 	o->threads = (unsigned)c->threads;
+	o->scrub_rate = c->scrub_rate;
 }
 
 /* ---- reload ---------------------------------------------------------------- */
@@ -373,6 +381,8 @@ int ctl_config_reload(struct controller *ctl)
 	ctl->opt.boot_lim = o.boot_lim;
 	ctl->opt.keepalive_ms = o.keepalive_ms;
 	ctl->opt.boot_downloads_max = o.boot_downloads_max;
+	ctl->opt.scrub_rate = o.scrub_rate;
+	scrub_set_rate(ctl->scrub, o.scrub_rate);
 	agentlink_set_tls(ctl->agents, agent_tls, &o.agent_lim);
 	api_set_tls(ctl->api, api_tls, &o.api_lim, o.keepalive_ms);
 	api_set_tls(ctl->boot, NULL, &o.boot_lim, o.keepalive_ms);

@@ -17,6 +17,7 @@ struct ctl_config {
 	const char *config;            /* --config FILE (NULL: CTL_CONFIG_DEFAULT when it exists) */
 	const char *state, *agent_listen, *api_listen, *advertise, *firmware, *boot_listen;
 	uint64_t cert_ttl, image_max;  /* seconds, bytes */
+	uint64_t scrub_rate;           /* bytes a second; 0 = off */
 	int log_level;                 /* enum sky_log_level */
 	uint64_t agent_conns, agent_per_addr, api_conns, api_per_addr, boot_conns, boot_per_addr,
 		boot_downloads, threads;
@@ -48,7 +49,7 @@ int ctl_config_check_listen(void *ctx, const char *value, char *err, size_t errl
  * level, the certificate lifetime, the ports' limits and deadlines (new
  * connections), the boot download cap and a re-read server certificate and
  * key (new connections), and log what changed and what needs a restart.
- * A bad file or certificate changes nothing and is logged.  ctl->config is
+ * A bad file or certificate changes nothing and is logged.  the scrub's rate; ctl->config is
  * the config in use.  0 or a negative errno (logged already). */
 int ctl_config_reload(struct controller *ctl);
 

@@ -29,6 +29,7 @@ struct ctl_options {
 	uint64_t keepalive_ms;        /* HTTP: idle between requests */
 	unsigned boot_downloads_max;  /* firmware files sent at once */
 	unsigned threads;             /* event loops (loops.c); 0: one per online CPU */
+	uint64_t scrub_rate;          /* bytes a second the scrub re-verifies; 0 = off */
 };
 
 struct agentlink;
@@ -38,6 +39,7 @@ struct ctl_config;
 struct store;
 struct guests;
 struct boots;
+struct scrub;
 
 struct controller {
 	uv_loop_t *loop;              /* the main loop (loops.c: who owns what) */
@@ -59,6 +61,7 @@ struct controller {
 	struct store *store;
 	struct guests *guests;
 	struct boots *boots;          /* boards' last bare-metal boot orders (boots.h) */
+	struct scrub *scrub;          /* the background scrub (scrub.h) */
 	char db_path[4096];
 	struct agentlink *agents;
 	struct api *api;

@@ -96,6 +96,15 @@ static const char *const db_migrations[] = {
 	"  image_id TEXT NOT NULL,"
 	"  granted_at INTEGER NOT NULL,"
 	"  PRIMARY KEY (board_id, image_id)) WITHOUT ROWID;",
+	/* 4 -> 5: integrity at rest.  A chunk found corrupt in the store (by
+	 * the scrub, a board's report re-checked here, a send or a verify) is
+	 * quarantined: never served again until an upload of the same bytes
+	 * heals it.  The scrub's place in the store survives a restart. */
+	"ALTER TABLE chunks ADD COLUMN quarantined_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE chunks ADD COLUMN quarantine_why TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE scrub_state ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 0),"
+	"  cursor INTEGER NOT NULL);",
 };
 
 enum db_stmt_id {

@@ -28,6 +28,7 @@
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/guests.h"
 #include "controller/skyrootd/notify.h"
+#include "controller/skyrootd/scrub.h"
 #include "controller/skyrootd/store.h"
 
 /* The options of each command: they parse argv and make the usage. */
@@ -209,6 +210,8 @@ static void on_signal(uv_signal_t *h, int signum)
 	agentlink_stop(ctl->agents);
 	api_stop(ctl->api);
 	api_stop(ctl->boot);
+	scrub_stop(ctl->scrub);
+	ctl->scrub = NULL;
 	ctl->agents = NULL;
 	ctl->api = NULL;
 	ctl->boot = NULL;
@@ -333,6 +336,11 @@ static int cmd_run(int argc, char **argv)
 		log_info("network boot on http://%s/boot/ipxe?token=TOKEN%s", ctl.opt.boot_listen,
 			 ctl.opt.firmware_dir ? "" : " (no --firmware given: the script works, the files are missing)");
 	}
+	r = scrub_start(&ctl, ctl.opt.scrub_rate, &ctl.scrub);
+	if (r < 0) {
+		log_error("cannot start the scrub: %s", strerror(-r));
+		goto fail;
+	}
 	uv_signal_init(&loop, &ctl.sigterm);
 	uv_signal_init(&loop, &ctl.sigint);
 	uv_signal_init(&loop, &ctl.sighup);
@@ -357,6 +365,7 @@ static int cmd_run(int argc, char **argv)
 	return 0;
 
 fail:
+	scrub_stop(ctl.scrub);
 	agentlink_stop(ctl.agents);
 	api_stop(ctl.api);
 	api_stop(ctl.boot);

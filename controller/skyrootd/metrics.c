@@ -34,6 +34,22 @@ static const char *const metrics_chunk_names[METRICS_CHUNK_FAIL_COUNT] = {
 	[METRICS_CHUNK_NOT_GRANTED] = "not_granted",
 	[METRICS_CHUNK_NOT_FOUND] = "not_found",
 	[METRICS_CHUNK_BUSY] = "busy",
+	[METRICS_CHUNK_QUARANTINED] = "quarantined",
+};
+
+static const char *const metrics_found_names[METRICS_FOUND_COUNT] = {
+	[METRICS_FOUND_SCRUB] = "scrub",
+	[METRICS_FOUND_BOARD] = "board_report",
+	[METRICS_FOUND_SEND] = "send",
+	[METRICS_FOUND_VERIFY] = "verify",
+};
+
+static const char *const metrics_report_names[METRICS_REPORT_COUNT] = {
+	[METRICS_REPORT_CORRUPT] = "corrupt",
+	[METRICS_REPORT_INTACT] = "intact",
+	[METRICS_REPORT_KNOWN] = "known",
+	[METRICS_REPORT_REFUSED] = "refused",
+	[METRICS_REPORT_DROPPED] = "dropped",
 };
 
 /* One route's answers: by status code (the last slot, code 0, holds the
@@ -52,6 +68,9 @@ static struct {
 	uint64_t enroll_fails[METRICS_ENROLL_FAIL_COUNT];
 	uint64_t chunks, chunk_bytes;
 	uint64_t chunk_fails[METRICS_CHUNK_FAIL_COUNT];
+	uint64_t quarantined[METRICS_FOUND_COUNT];
+	uint64_t reports[METRICS_REPORT_COUNT];
+	uint64_t scrub_bytes, scrub_chunks, scrub_passes;
 	/* The last slot is "other": the routes that did not fit. */
 	struct metrics_route routes[METRICS_ROUTES_MAX];
 	unsigned n_routes;
@@ -78,6 +97,29 @@ void metrics_chunk_fail(enum metrics_chunk_fail why)
 {
 	if ((unsigned)why < METRICS_CHUNK_FAIL_COUNT)
 		metrics.chunk_fails[why]++;
+}
+
+void metrics_chunk_quarantined(enum metrics_found_by by)
+{
+	if ((unsigned)by < METRICS_FOUND_COUNT)
+		metrics.quarantined[by]++;
+}
+
+void metrics_chunk_report(enum metrics_report what)
+{
+	if ((unsigned)what < METRICS_REPORT_COUNT)
+		metrics.reports[what]++;
+}
+
+void metrics_scrub(uint64_t bytes, uint32_t chunks)
+{
+	metrics.scrub_bytes += bytes;
+	metrics.scrub_chunks += chunks;
+}
+
+void metrics_scrub_pass(void)
+{
+	metrics.scrub_passes++;
 }
 
 static struct metrics_route *metrics__route(const char *name)
@@ -283,5 +325,22 @@ void metrics_text_counters(struct metrics_text *t, uint64_t sessions)
 	for (unsigned i = 0; i < METRICS_CHUNK_FAIL_COUNT; i++)
 		metrics_text_u64(t, "skyroot_chunk_errors_total",
 				 (const char *const[]){ "reason", metrics_chunk_names[i], NULL }, metrics.chunk_fails[i]);
+	metrics_text_family(t, "skyroot_chunks_quarantined_total", "counter",
+			    "chunks found corrupt in the store and quarantined, by who found them");
+	for (unsigned i = 0; i < METRICS_FOUND_COUNT; i++)
+		metrics_text_u64(t, "skyroot_chunks_quarantined_total",
+				 (const char *const[]){ "found_by", metrics_found_names[i], NULL }, metrics.quarantined[i]);
+	metrics_text_family(t, "skyroot_chunk_reports_total", "counter",
+			    "boards' reports of a chunk that failed its check, by what came of them");
+	for (unsigned i = 0; i < METRICS_REPORT_COUNT; i++)
+		metrics_text_u64(t, "skyroot_chunk_reports_total",
+				 (const char *const[]){ "outcome", metrics_report_names[i], NULL }, metrics.reports[i]);
+	metrics_text_family(t, "skyroot_scrub_bytes_total", "counter",
+			    "bytes of the store re-read and re-hashed by the scrub");
+	metrics_text_u64(t, "skyroot_scrub_bytes_total", NULL, metrics.scrub_bytes);
+	metrics_text_family(t, "skyroot_scrub_chunks_total", "counter", "chunks re-hashed by the scrub");
+	metrics_text_u64(t, "skyroot_scrub_chunks_total", NULL, metrics.scrub_chunks);
+	metrics_text_family(t, "skyroot_scrub_passes_total", "counter", "passes of the scrub over the whole store");
+	metrics_text_u64(t, "skyroot_scrub_passes_total", NULL, metrics.scrub_passes);
 	metrics__api(t);
 }

@@ -39,7 +39,29 @@ enum metrics_chunk_fail {
 	METRICS_CHUNK_NOT_GRANTED,    /* of an image never sent to the board */
 	METRICS_CHUNK_NOT_FOUND,
 	METRICS_CHUNK_BUSY,           /* over the board's window */
+	METRICS_CHUNK_QUARANTINED,    /* quarantined: corrupt in the store (scrub.h) */
 	METRICS_CHUNK_FAIL_COUNT
+};
+
+/* Who found a chunk corrupt in the store (label found_by of
+ * skyroot_chunks_quarantined_total). */
+enum metrics_found_by {
+	METRICS_FOUND_SCRUB,          /* the background scrub */
+	METRICS_FOUND_BOARD,          /* a board's report, checked in the store */
+	METRICS_FOUND_SEND,           /* the check before a send */
+	METRICS_FOUND_VERIFY,         /* an operator's image verify */
+	METRICS_FOUND_COUNT
+};
+
+/* What came of a board's report of a corrupt chunk (label outcome of
+ * skyroot_chunk_reports_total). */
+enum metrics_report {
+	METRICS_REPORT_CORRUPT,       /* checked: corrupt in the store, quarantined */
+	METRICS_REPORT_INTACT,        /* checked: the stored chunk is right (the board's fault) */
+	METRICS_REPORT_KNOWN,         /* the chunk was quarantined already: not checked again */
+	METRICS_REPORT_REFUSED,       /* malformed, or of an image or chunk not sent to the board */
+	METRICS_REPORT_DROPPED,       /* over the board's bound: not checked */
+	METRICS_REPORT_COUNT
 };
 
 /* Upper bounds of the API latency histogram's buckets, in microseconds. */
@@ -53,6 +75,11 @@ void metrics_enroll_ok(void);
 void metrics_enroll_fail(enum metrics_enroll_fail why);
 void metrics_chunk_sent(uint64_t bytes);
 void metrics_chunk_fail(enum metrics_chunk_fail why);
+void metrics_chunk_quarantined(enum metrics_found_by by);
+void metrics_chunk_report(enum metrics_report what);
+/* The scrub read and hashed this much; a pass over the whole store ended. */
+void metrics_scrub(uint64_t bytes, uint32_t chunks);
+void metrics_scrub_pass(void);
 /* An API answer: route as the route table names it ("/v1/boards/{id|name}",
  * "unmatched" for none), its status code; the latency when it is known. */
 void metrics_api_request(const char *route, int code);

@@ -33,6 +33,7 @@ enum store_stmt {
 	Q_IMAGE_CHUNK_IDS,
 	Q_IMAGE_DELETE,
 	Q_IMAGE_CHUNKS_DELETE,
+	Q_CHUNK_QUARANTINED,
 	Q_COUNT
 };
 
@@ -59,6 +60,7 @@ static const char *const store_sql[Q_COUNT] = {
 	[Q_IMAGE_CHUNK_IDS] = "SELECT chunk_id FROM image_chunks WHERE image_id = ?",
 	[Q_IMAGE_DELETE] = "DELETE FROM images WHERE id = ?",
 	[Q_IMAGE_CHUNKS_DELETE] = "DELETE FROM image_chunks WHERE image_id = ?",
+	[Q_CHUNK_QUARANTINED] = "SELECT quarantined_at FROM chunks WHERE id = ?",
 };
 
 struct store {
@@ -315,9 +317,12 @@ static int upload_flush_chunk(struct store_upload *up)
 	if (rc == SQLITE_ROW) {
 		rowid = sqlite3_column_int64(s, 0);
 		sqlite3_reset(s);
+		/* A quarantined copy of these bytes: they heal it. */
+		r = store_chunk_heal(st->h, rowid, up->buf, up->buf_len);
 		s = q(st, Q_CHUNK_REF);
 		sqlite3_bind_int64(s, 1, rowid);
-		r = step_done(s);
+		if (r >= 0)
+			r = step_done(s);
 	} else if (rc == SQLITE_DONE) {
 		sqlite3_reset(s);
 		s = q(st, Q_CHUNK_INSERT);
@@ -805,6 +810,23 @@ int store_image_chunk(struct store *st, const char *id, uint32_t index, int64_t 
 	return r;
 }
 
+/* Asked on every chunk request: a prepared statement (store_check.c has
+ * the rest of the quarantine). */
+int store_chunk_quarantined(struct store *st, int64_t rowid)
+{
+	sqlite3_stmt *s = q(st, Q_CHUNK_QUARANTINED);
+	int rc, r = 0;
+
+	sqlite3_bind_int64(s, 1, rowid);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		r = sqlite3_column_int64(s, 0) != 0 ? 1 : 0;
+	else if (rc != SQLITE_DONE)
+		r = db_errno(rc);
+	sqlite3_reset(s);
+	return r;
+}
+
 /* ---- worker threads ---- */
 
 /* Each worker thread keeps its own read-only connection (WAL: readers do
@@ -839,14 +861,13 @@ void store_reader_close(void)
 	reader_path[0] = '\0';
 }
 
-int store_chunk_load(const char *db_path, int64_t rowid, uint8_t *buf, uint32_t size)
+int store_chunk_load_h(struct sqlite3 *h, int64_t rowid, uint8_t *buf, uint32_t size)
 {
-	sqlite3 *h;
 	sqlite3_blob *blob = NULL;
-	int r = reader_get(db_path, &h);
+	int r;
 
-	if (r < 0)
-		return r;
+	if (size > STORE_CHUNK_SIZE)
+		return -EBADMSG;
 	r = db_errno(sqlite3_blob_open(h, "main", "chunk_data", "data", rowid, 0, &blob));
 	if (r < 0)
 		return r == -EIO ? -ENOENT : r;
@@ -858,16 +879,32 @@ int store_chunk_load(const char *db_path, int64_t rowid, uint8_t *buf, uint32_t 
 	return r;
 }
 
-int store_chunk_read(const char *db_path, int64_t rowid, const uint8_t digest[32], uint8_t *buf, uint32_t size)
+int store_chunk_read_h(struct sqlite3 *h, int64_t rowid, const uint8_t digest[32], uint8_t *buf, uint32_t size)
 {
 	uint8_t got[32];
-	int r = store_chunk_load(db_path, rowid, buf, size);
+	int r = store_chunk_load_h(h, rowid, buf, size);
 
 	if (r < 0)
 		return r;
 	/* Never trust the disk: a chunk that does not hash right is corrupt. */
 	sky_sha256(buf, size, got);
 	return sky_memeq_ct(got, digest, 32) ? 0 : -EBADMSG;
+}
+
+int store_chunk_load(const char *db_path, int64_t rowid, uint8_t *buf, uint32_t size)
+{
+	sqlite3 *h;
+	int r = reader_get(db_path, &h);
+
+	return r < 0 ? r : store_chunk_load_h(h, rowid, buf, size);
+}
+
+int store_chunk_read(const char *db_path, int64_t rowid, const uint8_t digest[32], uint8_t *buf, uint32_t size)
+{
+	sqlite3 *h;
+	int r = reader_get(db_path, &h);
+
+	return r < 0 ? r : store_chunk_read_h(h, rowid, digest, buf, size);
 }
 
 int store_verify(const char *db_path, const char *image_id, uint32_t *chunks, store_bad_cb cb, void *ctx)

@@ -81,6 +81,9 @@ int store_chunk_load(const char *db_path, int64_t rowid, uint8_t *buf, uint32_t 
  * board's report): 0, -EBADMSG (corrupt), -ENOENT, -EIO. */
 int store_chunk_read(const char *db_path, int64_t rowid, const uint8_t digest[32], uint8_t *buf,
 		     uint32_t size);
+/* The same two on a connection the caller holds (the scrub's). */
+int store_chunk_load_h(struct sqlite3 *h, int64_t rowid, uint8_t *buf, uint32_t size);
+int store_chunk_read_h(struct sqlite3 *h, int64_t rowid, const uint8_t digest[32], uint8_t *buf, uint32_t size);
 
 /* Worker threads: re-hash every chunk of an image; bad_cb is called for
  * each corrupt one.  Returns the number of bad chunks, or a negative errno. */
@@ -89,5 +92,56 @@ int store_verify(const char *db_path, const char *image_id, uint32_t *chunks, st
 /* Close the calling thread's read-only connection of store_chunk_read()
  * and store_verify() (before the database file moves; a restore). */
 void store_reader_close(void);
+
+/* ---- integrity at rest (store_check.c) ----
+ * A chunk found corrupt in the store is quarantined: never served again
+ * (al_chunks.c asks store_chunk_quarantined), the images that use it are
+ * shown as damaged, and an upload of the same bytes heals it (the upload
+ * rewrites the row and lifts the quarantine).  Loop thread (the writer
+ * connection of db, the store's) unless said. */
+
+/* Quarantine chunk row `rowid` if it still holds the chunk with this
+ * digest: 1 newly quarantined, 0 already quarantined or gone, or a
+ * negative errno.  why: a sentence, kept with the row. */
+int store_chunk_quarantine(struct db *db, int64_t rowid, const uint8_t digest[32], const char *why);
+/* 1 when row `rowid` is quarantined, 0 when not (or gone), or -errno. */
+int store_chunk_quarantined(struct store *st, int64_t rowid);
+/* An image's quarantined chunks: how many, the first `max` indexes into
+ * idx (may be NULL), and the first one's reason into why. */
+int store_image_damage(struct db *db, const char *image_id, uint32_t *count, uint32_t *idx, size_t max,
+		       char *why, size_t whylen);
+/* The images that use chunk row `rowid`, for a log line: "img-a chunk 3,
+ * img-b chunk 0" (the first few, "..." after them), "" for none. */
+int store_chunk_users(struct db *db, int64_t rowid, char *out, size_t len);
+/* Inside the caller's transaction on the writer connection h: the bytes
+ * of a chunk being uploaded again (they hash to the row's digest) replace
+ * a quarantined row's and lift its quarantine.  1 healed, 0 the row was
+ * not quarantined, or a negative errno. */
+struct sqlite3;
+int store_chunk_heal(struct sqlite3 *h, int64_t rowid, const uint8_t *data, size_t len);
+/* Where the scrub stopped (0: at the start), kept across restarts. */
+int store_scrub_cursor_get(struct db *db, int64_t *cursor);
+int store_scrub_cursor_set(struct db *db, int64_t cursor);
+
+/* Worker threads, with their own read-only connection: does row `rowid`
+ * hold `size` bytes hashing to digest?  0 yes, -EBADMSG no (corrupt),
+ * -ENOENT no such row, -EIO.  buf holds STORE_CHUNK_SIZE bytes. */
+int store_chunk_check(const char *db_path, int64_t rowid, const uint8_t digest[32], uint32_t size, uint8_t *buf);
+
+#define STORE_SCRUB_BAD_MAX 16
+struct store_scrub_batch {
+	int64_t after;                /* in: scrub rows with id > after */
+	uint64_t want;                /* in: stop once this many bytes were read */
+	int64_t last;                 /* out: the last row scrubbed (the next cursor) */
+	uint64_t bytes;               /* out: bytes read and hashed */
+	uint32_t chunks;              /* out: rows checked */
+	bool end;                     /* out: no rows after last: the pass is over */
+	uint32_t n_bad;               /* out: corrupt rows found (the first STORE_SCRUB_BAD_MAX) */
+	int64_t bad_row[STORE_SCRUB_BAD_MAX];
+	uint8_t bad_digest[STORE_SCRUB_BAD_MAX][32];
+};
+/* Worker threads: re-hash the next rows of the store that are not
+ * quarantined, in row order, about b->want bytes.  0 or a negative errno. */
+int store_scrub_batch(const char *db_path, struct store_scrub_batch *b, uint8_t *buf);
 
 #endif

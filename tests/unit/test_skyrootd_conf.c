@@ -229,7 +229,7 @@ static void test_sample_file(void **state)
 	free(out);
 	assert_int_equal(load(&c, err, sizeof(err), NULL), 0);
 	/* Every key of the file's table (all the run flags but --config). */
-	assert_int_equal(keys, 21);
+	assert_int_equal(keys, 22);
 	/* The defaults: as with an empty file, but for the examples of the
 	 * keys that are off by default, and the state. */
 	write_conf("");
