@@ -252,25 +252,26 @@ static int al_verify_cb(int ok, X509_STORE_CTX *store)
 	return 1;
 }
 
-static void al_ready(struct session *s, X509 *peer, bool expired)
+static void al_on_ready(void *owner, const struct al_peer *peer)
 {
+	struct session *s = owner;
 	struct agentlink *al = s->al;
-	char cn[DB_ID_MAX];
+	const char *cn = peer->cn;
 	int r;
 
-	s->cert_expired = expired;
-	if (!peer) {
+	s->cert_expired = peer->expired;
+	if (!peer->present) {
 		s->state = SESS_ENROLL_ONLY;
 		return;
 	}
-	if (sky_cert_cn(peer, cn, sizeof(cn)) < 0) {
+	if (!peer->cn_ok) {
 		al_sess_abort(s, -EPROTO);
 		return;
 	}
 	snprintf(s->board_id, sizeof(s->board_id), "%s", cn);
 	if (s->cert_expired) {
 		char when[32];
-		sky_fmt_time(sky_cert_not_after(peer), when, sizeof(when));
+		sky_fmt_time(peer->not_after, when, sizeof(when));
 		log_warn("board %s: client certificate expired at %s; refused", cn, when);
 		al_session_error(s, 0, SKYROOT__ERROR_CODE__ERROR_CERT_EXPIRED,
 			      "the certificate of board %s expired at %s: boot the board with a new "
@@ -278,7 +279,7 @@ static void al_ready(struct session *s, X509 *peer, bool expired)
 		al_sess_close(s, 0);
 		return;
 	}
-	r = db_cert_check(al->ctl->db, sky_cert_serial(peer), cn);
+	r = db_cert_check(al->ctl->db, peer->serial, cn);
 	if (r < 0) {
 		log_warn("board %s: certificate %s; session refused", cn,
 			 r == -EKEYREVOKED ? "revoked (board deleted)" :
@@ -292,7 +293,7 @@ static void al_ready(struct session *s, X509 *peer, bool expired)
 		return;
 	}
 	/* A session on a renewed certificate: the earlier ones are revoked now. */
-	r = db_cert_revoke_older(al->ctl->db, cn, sky_cert_serial(peer));
+	r = db_cert_revoke_older(al->ctl->db, cn, peer->serial);
 	if (r > 0)
 		log_info("board %s: session on its newest certificate; %d earlier one%s revoked", cn, r,
 			 r == 1 ? "" : "s");
@@ -318,11 +319,6 @@ static void al_ready(struct session *s, X509 *peer, bool expired)
 	log_info("board %s: session up", cn);
 }
 
-static void al_on_ready(void *owner, X509 *peer, bool expired)
-{
-	al_ready(owner, peer, expired);
-	X509_free(peer);
-}
 
 static void al_flush_one(struct agentlink *al, struct session *s)
 {

@@ -50,12 +50,22 @@ enum session_state { SESS_HANDSHAKE, SESS_ENROLL_ONLY, SESS_BOARD };
 struct al_conn;
 struct loops;
 
+/* What the handshake showed of the client certificate, read on the
+ * session loop: no OpenSSL object crosses loops. */
+struct al_peer {
+	bool present;                 /* a certificate our CA signed (maybe expired) */
+	bool expired;                 /* it verified but for its dates */
+	bool cn_ok;                   /* cn holds its common name */
+	char cn[DB_ID_MAX];
+	uint64_t serial;
+	int64_t not_after;
+};
+
 /* What a connection's transport reports, on the main loop (owner: the
  * session), and the one hook it runs on its session loop. */
 struct al_conn_ops {
-	/* Handshake done; peer is a reference for the callee to free (NULL:
-	 * no client certificate); expired: it verified but for its dates. */
-	void (*on_ready)(void *owner, X509 *peer, bool expired);
+	/* Handshake done; what the client certificate said. */
+	void (*on_ready)(void *owner, const struct al_peer *peer);
 	/* A decoded frame (the callee frees env) and what loop_frame made of it. */
 	void (*on_frame)(void *owner, Skyroot__Envelope *env, void *prep);
 	/* Everything posted was written to the socket. */

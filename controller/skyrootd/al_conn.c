@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/x509.h"
 #include "controller/skyrootd/agentlink_priv.h"
 #include "controller/skyrootd/loops.h"
 
@@ -42,7 +43,6 @@ struct conn_msg {
 	uint64_t n;
 	void *p, *p2;
 	size_t off, len;
-	bool flag;
 };
 
 static int conn_ex_index = -1;
@@ -88,7 +88,8 @@ static void conn_up(void *arg)
 	switch (m->kind) {
 	case UP_READY:
 		c->ready = !c->closing;
-		c->ops->on_ready(c->owner, m->p, m->flag);
+		c->ops->on_ready(c->owner, m->p);
+		free(m->p);
 		break;
 	case UP_FRAME:
 		c->ops->on_frame(c->owner, m->p, m->p2);
@@ -118,19 +119,26 @@ static void conn_tell(struct al_conn *c, struct conn_msg *m)
 static void conn_on_ready(struct sky_tls *t)
 {
 	struct al_conn *c = sky_tls_data(t);
-	X509 *peer = SSL_get0_peer_certificate(sky_tls_ssl(t));
+	X509 *cert = SSL_get0_peer_certificate(sky_tls_ssl(t));
 	struct conn_msg *m = conn_msg(c, UP_READY);
+	struct al_peer *peer = calloc(1, sizeof(*peer));
 
-	if (!m) {
+	if (!m || !peer) {
+		free(m);
+		free(peer);
 		sky_tls_abort(t, -ENOMEM);
 		return;
 	}
-	if (peer && !c->cert_expired) /* a certificate of our CA: board frames */
+	if (cert && !c->cert_expired) /* a certificate of our CA: board frames */
 		sky_frame_decoder_init(&c->dec, SKY_FRAME_MAX_DEFAULT);
-	if (peer)
-		X509_up_ref(peer);
+	if (cert) {
+		peer->present = true;
+		peer->expired = c->cert_expired;
+		peer->cn_ok = sky_cert_cn(cert, peer->cn, sizeof(peer->cn)) >= 0;
+		peer->serial = sky_cert_serial(cert);
+		peer->not_after = sky_cert_not_after(cert);
+	}
 	m->p = peer;
-	m->flag = c->cert_expired;
 	conn_tell(c, m);
 }
 
