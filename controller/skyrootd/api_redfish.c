@@ -31,6 +31,8 @@
 #define RF_SYSTEMS RF_ROOT "/Systems"
 #define RF_SESSIONS RF_ROOT "/SessionService/Sessions"
 #define RF_RESET_SUFFIX "/Actions/ComputerSystem.Reset"
+#define RF_PROCS_SUFFIX "/Processors"
+#define RF_CPUS_ID "CPUs"
 #define RF_MSG "Base.1.8."
 
 struct rf_session {
@@ -418,7 +420,7 @@ static json_t *rf_system_render(struct api_call *call, const struct db_board *b)
 	Skyroot__Hello *h = NULL;
 	const Skyroot__Dmi *d;
 	bool online = ctl->agents && agentlink_board_online(ctl->agents, b->id, NULL);
-	char path[128], reset[160], id[DB_ID_MAX], name[DB_NAME_MAX];
+	char path[128], reset[160], procs[160], id[DB_ID_MAX], name[DB_NAME_MAX];
 	const char *mode = NULL;
 	json_t *o;
 
@@ -429,6 +431,7 @@ static json_t *rf_system_render(struct api_call *call, const struct db_board *b)
 	snprintf(name, sizeof(name), "%.*s", (int)strnlen(b->name, sizeof(b->name)), b->name);
 	snprintf(path, sizeof(path), RF_SYSTEMS "/%s", id);
 	snprintf(reset, sizeof(reset), "%s" RF_RESET_SUFFIX, path);
+	snprintf(procs, sizeof(procs), "%s" RF_PROCS_SUFFIX, path);
 	if (h && h->firmware == SKYROOT__FIRMWARE__FIRMWARE_UEFI)
 		mode = "UEFI";
 	else if (h && h->firmware == SKYROOT__FIRMWARE__FIRMWARE_BIOS)
@@ -441,7 +444,7 @@ static json_t *rf_system_render(struct api_call *call, const struct db_board *b)
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o},"
 		      " s:{s:o}, s:o, s:{s:s, s:s?},"
 		      " s:{s:s, s:s, s:o, s:[ss], s:[sss], s:[ss]},"
-		      " s:{s:{s:s, s:[ss]}}}",
+		      " s:{s:{s:s, s:[ss]}}, s:{s:s}}",
 		      "@odata.id", path, "@odata.type", "#ComputerSystem.v1_13_0.ComputerSystem", "Id", id, "Name", name,
 		      "SystemType", "Physical",
 		      "UUID", rf_str(b->uuid[0] ? b->uuid : NULL),
@@ -464,7 +467,7 @@ static json_t *rf_system_render(struct api_call *call, const struct db_board *b)
 		      "BootSourceOverrideEnabled@Redfish.AllowableValues", "Disabled", "Once", "Continuous",
 		      "BootSourceOverrideMode@Redfish.AllowableValues", "UEFI", "Legacy",
 		      "Actions", "#ComputerSystem.Reset", "target", reset, "ResetType@Redfish.AllowableValues",
-		      rf_reset_types[0], rf_reset_types[1]);
+		      rf_reset_types[0], rf_reset_types[1], "Processors", "@odata.id", procs);
 	if (h)
 		skyroot__hello__free_unpacked(h, NULL);
 	return o;
@@ -553,8 +556,7 @@ static void rf_system_patch(struct api_call *call, struct api_reply *rep, struct
 	struct api_redfish *rf = rf_state(call->api);
 	const struct rf_override *ov;
 	struct rf_boot_patch p;
-	char err[RF_ERR_MAX];
-	const char *enabled;
+	char err[RF_ERR_MAX], enabled[RF_ENUM_MAX], id[DB_ID_MAX];
 
 	if (rf_parse_boot_patch(call->req->body, call->req->body_len, &p, err, sizeof(err)) < 0) {
 		rf_error(rep, 400, "PropertyValueNotInList",
@@ -569,7 +571,7 @@ static void rf_system_patch(struct api_call *call, struct api_reply *rep, struct
 	}
 	ov = rf_override_find(rf, x->id);
 	/* The target decides; a change of Enabled alone keeps the target. */
-	enabled = p.enabled[0] ? p.enabled : ov ? ov->enabled : "Once";
+	snprintf(enabled, sizeof(enabled), "%s", p.enabled[0] ? p.enabled : ov ? ov->enabled : "Once");
 	if (strcmp(p.target, "None") == 0 || strcmp(enabled, "Disabled") == 0 || (!p.target[0] && !ov)) {
 		if (ov)
 			log_info("redfish: board %s: boot override cleared", x->id);
@@ -582,7 +584,8 @@ static void rf_system_patch(struct api_call *call, struct api_reply *rep, struct
 	}
 	json_decref(x->json);
 	/* Read back what the board now shows. */
-	if (rf_system_get(call, rep, x->id, strlen(x->id), x) == 0)
+	snprintf(id, sizeof(id), "%s", x->id);
+	if (rf_system_get(call, rep, id, strlen(id), x) == 0)
 		rf_ok(rep, 200, x->json);
 }
 
@@ -672,6 +675,60 @@ static void rf_system_reset(struct api_call *call, struct api_reply *rep, struct
 				  "Severity", "OK"));
 }
 
+/* ---- processors: the board's CPUs as one Processor ---- */
+
+/* The agent counts logical CPUs, not sockets: one Processor "CPUs" holds
+ * them all (TotalThreads), so Ironic's summary (the sum of TotalThreads)
+ * is the board's CPU count. */
+static int rf_cpus_cb(void *ctx, const struct db_board *b)
+{
+	struct rf_system_ctx *x = ctx;
+	Skyroot__Hello *h = NULL;
+	char path[160], id[DB_ID_MAX];
+
+	snprintf(id, sizeof(id), "%.*s", (int)strnlen(b->id, sizeof(b->id)), b->id);
+	snprintf(path, sizeof(path), RF_SYSTEMS "/%s" RF_PROCS_SUFFIX "/" RF_CPUS_ID, id);
+	if (b->inventory && b->inventory_len > 0)
+		h = skyroot__hello__unpack(NULL, b->inventory_len, b->inventory);
+	x->json = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:{s:s}}", "@odata.id", path, "@odata.type",
+			    "#Processor.v1_7_0.Processor", "Id", RF_CPUS_ID, "Name", "The board's CPUs",
+			    "ProcessorType", "CPU", "ProcessorArchitecture", "x86", "Model",
+			    rf_str(h ? h->cpu_model : NULL), "TotalThreads", h ? json_integer(h->cpus) : json_null(),
+			    "Status", "State", h ? "Enabled" : "Absent");
+	if (h)
+		skyroot__hello__free_unpacked(h, NULL);
+	return x->json ? 0 : -ENOMEM;
+}
+
+static void rf_processors(struct api_call *call, struct api_reply *rep, const char *seg, size_t sl, bool one)
+{
+	struct rf_system_ctx x;
+	char path[160];
+	int r;
+
+	if (rf_system_get(call, rep, seg, sl, &x) < 0)
+		return;
+	json_decref(x.json);
+	x.json = NULL;
+	snprintf(path, sizeof(path), RF_SYSTEMS "/%s" RF_PROCS_SUFFIX, x.id);
+	if (!one) {
+		char member[192];
+		snprintf(member, sizeof(member), "%s/" RF_CPUS_ID, path);
+		rf_ok(rep, 200,
+		      json_pack("{s:s, s:s, s:s, s:I, s:[{s:s}]}", "@odata.id", path, "@odata.type",
+				"#ProcessorCollection.ProcessorCollection", "Name", "Processors Collection",
+				"Members@odata.count", (json_int_t)1, "Members", "@odata.id", member));
+		return;
+	}
+	r = db_board_get(call->ctl->db, x.id, rf_cpus_cb, &x);
+	if (r < 0) {
+		json_decref(x.json);
+		rf_internal(rep, r, "read the board");
+		return;
+	}
+	rf_ok(rep, 200, x.json);
+}
+
 /* ---- dispatch ---- */
 
 static void rf_systems_route(struct api_call *call, struct api_reply *rep, const char *p, size_t n,
@@ -703,6 +760,14 @@ static void rf_systems_route(struct api_call *call, struct api_reply *rep, const
 			json_decref(x.json);
 			rf_system_reset(call, rep, &x);
 		}
+		return;
+	}
+	if (rf_segment(p, n, RF_SYSTEMS "/", RF_PROCS_SUFFIX, &seg, &sl) ||
+	    rf_segment(p, n, RF_SYSTEMS "/", RF_PROCS_SUFFIX "/" RF_CPUS_ID, &seg, &sl)) {
+		if (req->verb != HTTP_VERB_GET)
+			rf_not_allowed(rep, req->method, "GET");
+		else
+			rf_processors(call, rep, seg, sl, n > 3 && memcmp(p + n - 4, RF_CPUS_ID, 4) == 0);
 		return;
 	}
 	if (rf_segment(p, n, RF_SYSTEMS "/", "", &seg, &sl)) {
