@@ -17,6 +17,7 @@ import ssl
 import stat
 import subprocess
 import sys
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -280,6 +281,12 @@ def case_errors(f):
         check(st == 401, f"{what}: {st}")
         check(h["WWW-Authenticate"].startswith("Basic"), f"{what}: WWW-Authenticate {h['WWW-Authenticate']}")
         check_redfish_error(body, st, what)
+    # Guesses are throttled as wrong bearer tokens are: after the three
+    # above, a wrong login waits (50 ms doubling per recent failure).
+    t0 = time.monotonic()
+    st, _, _ = raw(f, "POST", "/redfish/v1/SessionService/Sessions", {"UserName": "admin", "Password": "guess"})
+    waited = time.monotonic() - t0
+    check(st == 401 and waited >= 0.3, f"a fourth wrong guess: {st} after {waited:.3f} s")
     st, _, body = raw(f, "GET", "/redfish/v1/Systems", user="reader", password=reader_token(f))
     check(st == 200 and body["Members@odata.count"] == 1, f"reader list: {st} {body}")
     st, _, body = raw(f, "POST", f"/redfish/v1/Systems/{bid}/Actions/ComputerSystem.Reset",
