@@ -329,6 +329,11 @@ static int apply_flags(struct agent_config *cfg, const struct sky_opt *opts, con
 	cfg->once = f->once;
 	cfg->allow_kexec = f->allow_kexec;
 	cfg->allow_reboot = f->allow_reboot;
+	if (cfg->reboot_command[0] && !cfg->allow_reboot) {
+		snprintf(err, errlen, "--reboot-command is run only on a reboot order, which needs --allow-reboot; "
+			 "give both or neither");
+		return -EINVAL;
+	}
 	return 0;
 }
 
