@@ -558,6 +558,9 @@ static void rf_system_patch(struct api_call *call, struct api_reply *rep, struct
 	struct rf_boot_patch p;
 	char err[RF_ERR_MAX], enabled[RF_ENUM_MAX], id[DB_ID_MAX];
 
+	/* The answer is the system as it reads after the change. */
+	json_decref(x->json);
+	x->json = NULL;
 	if (rf_parse_boot_patch(call->req->body, call->req->body_len, &p, err, sizeof(err)) < 0) {
 		rf_error(rep, 400, "PropertyValueNotInList",
 			 "only Boot.BootSourceOverrideTarget (None, Pxe), BootSourceOverrideEnabled (Disabled, Once, "
@@ -582,7 +585,6 @@ static void rf_system_patch(struct api_call *call, struct api_reply *rep, struct
 	} else {
 		log_info("redfish: board %s: next boot from the network (Pxe, %s)", x->id, enabled);
 	}
-	json_decref(x->json);
 	/* Read back what the board now shows. */
 	snprintf(id, sizeof(id), "%s", x->id);
 	if (rf_system_get(call, rep, id, strlen(id), x) == 0)
