@@ -174,6 +174,18 @@ write("rest", "firmware", BOOT + req("GET", "/boot/vmlinuz", auth="") + req("GET
       req("HEAD", "/boot/vmlinuz", auth=""))
 write("rest", "public", FULL + req("GET", "/healthz", auth="") + req("GET", "/readyz", auth="") +
       req("GET", "/metrics", auth="Authorization: Bearer rdr-fuzz-token\r\n"))
+RF_ADM = "Authorization: Basic " + base64.b64encode(b"admin:adm-fuzz-token").decode() + "\r\n"
+write("rest", "redfish", FULL + req("GET", "/redfish/v1/", auth="") + req("GET", "/redfish/v1/Systems", auth=RF_ADM) +
+      req("GET", "/redfish/v1/Systems/node-a", auth=RF_ADM) +
+      req("GET", "/redfish/v1/Systems/brd-00000000f022/Processors/CPUs", auth=RF_ADM) +
+      req("PATCH", "/redfish/v1/Systems/brd-00000000f022", '{"Boot": {"BootSourceOverrideTarget": "Pxe"}}',
+          auth=RF_ADM) +
+      req("POST", "/redfish/v1/Systems/brd-00000000f022/Actions/ComputerSystem.Reset",
+          '{"ResetType": "ForceRestart"}', auth=RF_ADM) +
+      req("POST", "/redfish/v1/SessionService/Sessions", '{"UserName": "reader", "Password": "rdr-fuzz-token"}',
+          auth="") +
+      req("GET", "/redfish/v1/SessionService/Sessions", auth="X-Auth-Token: nope\r\n") +
+      req("DELETE", "/redfish/v1/Systems/node-a", auth=RF_ADM))
 write("rest", "reads", FULL + req("GET", "/v1/boards") + req("GET", "/v1/boards/node-a") +
       req("GET", "/v1/boards/brd-00000000f022") + req("GET", "/v1/images") + req("GET", "/v1/images/vmlinuz") +
       req("GET", "/v1/guests") + req("GET", "/v1/guests/web1") + req("GET", "/v1/tokens") +
