@@ -259,6 +259,16 @@ def case_redfishtool(f):
     check(r.returncode == 0, f"redfishtool Systems -1 reset: {r.returncode} {r.stdout} {r.stderr}")
     wait_for(lambda: os.path.exists(out), 15, "the board's reboot command to run")
     check(open(out).read() == "force 0\n", f"reboot command saw {open(out).read()!r}")
+    # A reset type the board cannot do is refused (redfishtool reads the
+    # allowed values first) and sends no order.
+    r = redfishtool(f, "Systems", "-1", "reset", "ForceOff")
+    check(r.returncode != 0 and "not supported" in r.stderr, f"reset ForceOff: {r.returncode} {r.stderr}")
+    # Session login: redfishtool logs in, uses the X-Auth-Token, logs out.
+    r = redfishtool(f, "-A", "Session", "Systems", "-1", "get")
+    check(r.returncode == 0 and json.loads(r.stdout)["Id"] == bid, f"-A Session: {r.stdout} {r.stderr}")
+    st, _, sessions = raw(f, "GET", "/redfish/v1/SessionService/Sessions", user="admin", password=f.admin)
+    check(sessions["Members@odata.count"] == 0, f"redfishtool left its session: {sessions}")
+    check(open(out).read() == "force 0\n", f"reboot command saw {open(out).read()!r}")
     r = subprocess.run([REDFISHTOOL, "-r", f"127.0.0.1:{f.api_port}", "-u", "admin", "-p", "wrong", "-S", "Always",
                         "Systems"], capture_output=True, text=True, timeout=60)
     check(r.returncode != 0, f"redfishtool with a wrong password: {r.returncode} {r.stdout}")
