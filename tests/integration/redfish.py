@@ -207,6 +207,14 @@ def case_sushy_session(f):
         raise Fail("the reader patched a board")
     except sushy_exc.HTTPError as e:
         check(e.status_code == 403, f"the reader's PATCH: {e.status_code}")
+    # The reader may end its own session only.
+    st, h, _ = raw(f, "POST", "/redfish/v1/SessionService/Sessions", {"UserName": "admin", "Password": f.admin})
+    check(st == 201, f"admin session: {st}")
+    st, _, body = raw(f, "DELETE", h["Location"], user="reader", password=reader_token(f))
+    check(st == 403, f"the reader ends the admin's session: {st} {body}")
+    st, rh, _ = raw(f, "POST", "/redfish/v1/SessionService/Sessions", {"UserName": "reader", "Password": reader_token(f)})
+    st, _, _ = raw(f, "DELETE", rh["Location"], headers={"X-Auth-Token": rh["X-Auth-Token"]})
+    check(st == 200, f"the reader ends its own session: {st}")
     # A session login with the wrong token: 401.
     st, _, body = raw(f, "POST", "/redfish/v1/SessionService/Sessions", {"UserName": "admin", "Password": "nope"})
     check(st == 401, f"wrong login: {st}")
