@@ -81,6 +81,10 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 				"this port serves network boot only (/boot/ipxe, /boot/vmlinuz, /boot/initrd.img)");
 		return;
 	}
+	if (api_redfish_is(req)) {
+		api_redfish_dispatch(call, rep);
+		return;
+	}
 	rt = api__find(req->path, req->path_len, &raw_seg, &raw_len);
 	/* Authenticate before telling anything about /v1, even what exists. */
 	if (api__is_v1(req->path, req->path_len) || (rt && rt->reader)) {
@@ -364,5 +368,6 @@ void api_stop(struct api *api)
 	/* Every connection lets go of its state now (api__closed). */
 	http_server_stop(api->http);
 	api_auth_stop(api);
+	api_redfish_stop(api);
 	free(api);
 }

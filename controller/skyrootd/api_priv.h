@@ -4,6 +4,7 @@
  *   api_images.c   /v1/images...       api_guests.c  /v1/guests...
  *   api_boot.c     /boot/... (network boot) and /healthz
  *   api_metrics.c  /metrics (Prometheus) and /readyz
+ *   api_redfish.c  /redfish/v1 (Redfish, over api_redfish_parse.c)
  *   api_reply.c    answers and lookups every resource uses (the bottom)
  * Calls go downwards only: api.c -> api_<resource>.c -> api_reply.c. */
 #ifndef SKY_CONTROLLER_API_PRIV_H
@@ -12,6 +13,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "controller/skyrootd/api_json.h"
 #include "controller/skyrootd/controller.h"
@@ -23,11 +25,13 @@ struct api_async;
 struct api_auth;
 struct api_auth_wait;
 struct api_boot_dl;
+struct api_redfish;
 
 struct api {
 	struct controller *ctl;
 	struct http_server *http;
 	struct api_auth *auth;      /* wrong-token throttling (api_auth.c) */
+	struct api_redfish *redfish; /* Redfish sessions and boot overrides (api_redfish.c) */
 	bool boot_only;             /* the plain listener: /boot/ only */
 };
 
@@ -59,6 +63,7 @@ struct api_reply {
 	int status;
 	json_t *body;                 /* owned */
 	const char *headers;          /* extra header lines, each ending in \r\n */
+	char headers_buf[512];        /* room for headers made per answer */
 };
 
 typedef void (*api_handler)(struct api_call *call, struct api_reply *rep);
@@ -107,6 +112,9 @@ enum api_role {
 	API_ROLE_ADMIN,
 };
 enum api_role api_auth_role(const struct api *api, const struct http_request *req);
+/* A user name and secret (Redfish's Basic and sessions): "admin" with the
+ * admin token, "reader" with the reader token.  0 with *role, or -EACCES. */
+int api_auth_basic(struct controller *ctl, const char *user, const char *secret, enum api_role *role);
 /* Answer 401 with body (owned) now or, after recent failures from the
  * peer, later; close the connection after a few on it. */
 /* An upload is refused before its body, so its 401 cannot wait: its wrong
@@ -119,6 +127,16 @@ void api_auth_refuse(struct api *api, struct http_conn *c, const struct http_req
 void api_auth_conn_gone(struct api *api, struct api_conn_state *st);
 int api_auth_start(struct api *api);
 void api_auth_stop(struct api *api);
+
+/* api_redfish.c: the Redfish service under /redfish (its own auth,
+ * errors and verbs); api_redfish_stop frees its state. */
+static inline bool api_redfish_is(const struct http_request *req)
+{
+	return req->path_len >= 8 && memcmp(req->path, "/redfish", 8) == 0 &&
+	       (req->path_len == 8 || req->path[8] == '/');
+}
+void api_redfish_dispatch(struct api_call *call, struct api_reply *rep);
+void api_redfish_stop(struct api *api);
 
 /* api_boot.c: firmware files go out as the client takes them. */
 void api_boot_writable(struct api *api, struct http_conn *c);

@@ -35,7 +35,7 @@ const struct http_limits http_default_limits = {
 	.conns_max = 1024,
 };
 
-enum http_hdr { H_OTHER, H_AUTHORIZATION, H_EXPECT, H_HOST };
+enum http_hdr { H_OTHER, H_AUTHORIZATION, H_EXPECT, H_HOST, H_XAUTH };
 
 struct http_server {
 	uv_loop_t *loop;
@@ -74,6 +74,10 @@ struct http_conn {
 	size_t auth_len;
 	unsigned auth_count;
 	bool auth_overflow;
+	char xauth[HTTP_AUTH_MAX];  /* X-Auth-Token (a Redfish session) */
+	size_t xauth_len;
+	unsigned xauth_count;
+	bool xauth_overflow;
 	char expect[HTTP_EXPECT_MAX];
 	size_t expect_len;
 	bool expect_overflow;
@@ -456,6 +460,11 @@ static int http__request(struct http_conn *c, struct http_request *req)
 		req->authorization_len = c->auth_overflow ? 0 : c->auth_len;
 	}
 	req->authorization_count = c->auth_count + (c->auth_overflow ? 1 : 0);
+	if (c->xauth_count) {
+		req->x_auth_token = c->xauth_overflow ? "" : c->xauth;
+		req->x_auth_token_len = c->xauth_overflow ? 0 : c->xauth_len;
+	}
+	req->x_auth_token_count = c->xauth_count + (c->xauth_overflow ? 1 : 0);
 	if (c->host_len && !c->host_overflow) {
 		req->host = c->host;
 		req->host_len = c->host_len;
@@ -525,6 +534,10 @@ static int http__message_begin(http_parser *p)
 	c->auth_len = 0;
 	c->auth_count = 0;
 	c->auth_overflow = false;
+	OPENSSL_cleanse(c->xauth, c->xauth_len);
+	c->xauth_len = 0;
+	c->xauth_count = 0;
+	c->xauth_overflow = false;
 	c->expect_len = 0;
 	c->expect_overflow = false;
 	c->host_len = 0;
@@ -612,6 +625,9 @@ static int http__header_value(http_parser *p, const char *at, size_t len)
 		if (http__name_is(c, "authorization")) {
 			c->hcur = H_AUTHORIZATION;
 			c->auth_count++;
+		} else if (http__name_is(c, "x-auth-token")) {
+			c->hcur = H_XAUTH;
+			c->xauth_count++;
 		} else if (http__name_is(c, "expect")) {
 			c->hcur = H_EXPECT;
 			c->expect_len = 0;
@@ -627,6 +643,10 @@ static int http__header_value(http_parser *p, const char *at, size_t len)
 		/* A second Authorization header makes the request unauthorized. */
 		if (c->auth_count == 1)
 			http__append(c->auth, &c->auth_len, sizeof(c->auth), at, len, &c->auth_overflow);
+		break;
+	case H_XAUTH:
+		if (c->xauth_count == 1)
+			http__append(c->xauth, &c->xauth_len, sizeof(c->xauth), at, len, &c->xauth_overflow);
 		break;
 	case H_EXPECT:
 		http__append(c->expect, &c->expect_len, sizeof(c->expect), at, len, &c->expect_overflow);
@@ -843,6 +863,7 @@ void http_conn_closed(struct http_conn *c, int err)
 		http__release(c);
 	}
 	OPENSSL_cleanse(c->auth, sizeof(c->auth));
+	OPENSSL_cleanse(c->xauth, sizeof(c->xauth));
 	sky_buf_free(&c->body);
 	sky_buf_free(&c->pending);
 	free(c->url);

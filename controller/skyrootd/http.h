@@ -56,6 +56,9 @@ struct http_request {
 	const char *authorization;  /* the one Authorization header; NULL when none */
 	size_t authorization_len;
 	unsigned authorization_count; /* more than one: treat as unauthorized */
+	const char *x_auth_token;   /* the one X-Auth-Token header (Redfish); NULL when none */
+	size_t x_auth_token_len;
+	unsigned x_auth_token_count;
 	const char *host;           /* the Host header; NULL when none or too long */
 	const char *peer;           /* the client's address ("-" when unknown) */
 	size_t host_len;
