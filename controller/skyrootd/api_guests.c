@@ -69,13 +69,22 @@ static int api_guest__list_cb(void *ctx, const struct guest *gs)
 	return json_array_append_new(ctx, api_json_guest(gs)) < 0 ? -ENOMEM : 0;
 }
 
+static const char *const api_guest_states[] = { "pending", "fetching", "running", "stopped", "failed", NULL };
+static const struct api_list_spec api_guests_list = {
+	.list = "guests", .id_prefix = "gst-", .what = "list the guests", .filters = API_QUERY_STATE | API_QUERY_BOARD,
+	.states = api_guest_states,
+};
+
 static void api__guests_list(struct api_call *call, struct api_reply *rep)
 {
-	json_t *arr = json_array();
+	struct api_list_query q;
+	json_t *arr;
 
+	if (api_list_query(call, rep, &api_guests_list, &q) < 0)
+		return;
+	arr = json_array();
 	if (arr)
-		api_reply_list(rep, "guests", "list the guests", guests_list(call->ctl->guests, api_guest__list_cb, arr),
-			       arr);
+		api_list_reply(rep, &api_guests_list, &q, guests_list(call->ctl->guests, api_guest__list_cb, arr), arr);
 }
 
 static void api__guest_get(struct api_call *call, struct api_reply *rep)

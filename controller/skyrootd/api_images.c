@@ -212,12 +212,20 @@ static int api_image__list_cb(void *ctx, const struct store_image *img)
 	return json_array_append_new(l->arr, api_image__json(l->db, img)) < 0 ? -ENOMEM : 0;
 }
 
+static const struct api_list_spec api_images_list = {
+	.list = "images", .id_prefix = "img-", .what = "list the images",
+};
+
 static void api__images_list(struct api_call *call, struct api_reply *rep)
 {
-	struct api_image__list l = { .db = call->ctl->db, .arr = json_array() };
+	struct api_image__list l = { .db = call->ctl->db };
+	struct api_list_query q;
 
+	if (api_list_query(call, rep, &api_images_list, &q) < 0)
+		return;
+	l.arr = json_array();
 	if (l.arr)
-		api_reply_list(rep, "images", "list the images", store_image_list(call->ctl->store, api_image__list_cb, &l),
+		api_list_reply(rep, &api_images_list, &q, store_image_list(call->ctl->store, api_image__list_cb, &l),
 			       l.arr);
 }
 

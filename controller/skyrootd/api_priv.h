@@ -4,8 +4,10 @@
  *   api_images.c   /v1/images...       api_guests.c  /v1/guests...
  *   api_boot.c     /boot/... (network boot) and /healthz
  *   api_metrics.c  /metrics (Prometheus) and /readyz
+ *   api_list.c     one page of a list: query, filters, order, page token
  *   api_reply.c    answers and lookups every resource uses (the bottom)
- * Calls go downwards only: api.c -> api_<resource>.c -> api_reply.c. */
+ * Calls go downwards only: api.c -> api_<resource>.c -> api_list.c ->
+ * api_reply.c. */
 #ifndef SKY_CONTROLLER_API_PRIV_H
 #define SKY_CONTROLLER_API_PRIV_H
 
@@ -14,6 +16,7 @@
 #include <stddef.h>
 
 #include "controller/skyrootd/api_json.h"
+#include "controller/skyrootd/api_query.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/http.h"
 #include "controller/skyrootd/metrics.h"
@@ -123,6 +126,22 @@ void api_auth_stop(struct api *api);
 /* api_boot.c: firmware files go out as the client takes them. */
 void api_boot_writable(struct api *api, struct http_conn *c);
 void api_boot_conn_gone(struct api *api, struct api_conn_state *st);
+
+/* ---- api_list.c ---- */
+struct api_list_spec {
+	const char *list;             /* "boards": the key of the answer, and the route */
+	const char *id_prefix;        /* "brd-" */
+	const char *what;             /* "list the boards", for a 500 */
+	unsigned filters;             /* API_QUERY_STATE | API_QUERY_BOARD */
+	const char *const *states;    /* the values of "state", NULL-ended */
+};
+/* The call's query into q: 0, or a 400 (or 500) answered into rep. */
+int api_list_query(struct api_call *call, struct api_reply *rep, const struct api_list_spec *spec,
+		   struct api_list_query *q);
+/* The page of arr (owned: every item rendered; r < 0 when the listing
+ * failed) that q asks for: {"LIST": [...], "next_page_token": ...}. */
+void api_list_reply(struct api_reply *rep, const struct api_list_spec *spec, const struct api_list_query *q,
+		    int r, json_t *arr);
 
 /* ---- api_reply.c ---- */
 void api_reply_error(struct api_reply *rep, int status, const char *code, const char *fmt, ...)
