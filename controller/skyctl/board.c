@@ -457,9 +457,16 @@ static const struct skyctl_flag_note board__boot_notes[] = {
 	{ FLAG__COUNT, NULL, NULL },
 };
 
+static const struct skyctl_flag_note board__list_notes[] = {
+	{ FLAG_STATE, "online|offline|baremetal", "list only the boards in this state" },
+	{ FLAG__COUNT, NULL, NULL },
+};
+
 const struct skyctl_command skyctl_board_commands[] = {
 	{
 		.noun = "board", .verb = "list",
+		.flags = FLAGS_LIST | FLAG_BIT(FLAG_STATE),
+		.notes = board__list_notes,
 		.summary = "list enrolled boards",
 		.example = "skyctl board list --no-headers",
 		.run = board__list,

@@ -270,6 +270,12 @@ static const struct skyctl_flag_note guest__create_notes[] = {
 	{ FLAG__COUNT, NULL, NULL },
 };
 
+static const struct skyctl_flag_note guest__list_notes[] = {
+	{ FLAG_STATE, "pending|fetching|running|stopped|failed", "list only the guests in this state" },
+	{ FLAG_BOARD, "ID|NAME", "list only the guests of this board" },
+	{ FLAG__COUNT, NULL, NULL },
+};
+
 const struct skyctl_command skyctl_guest_commands[] = {
 	{
 		.noun = "guest", .verb = "create",
@@ -284,6 +290,8 @@ const struct skyctl_command skyctl_guest_commands[] = {
 	},
 	{
 		.noun = "guest", .verb = "list",
+		.flags = FLAGS_LIST | FLAG_BIT(FLAG_STATE) | FLAG_BIT(FLAG_BOARD),
+		.notes = guest__list_notes,
 		.summary = "list guests: where they run, their state, what they were given",
 		.example = "skyctl guest list -o wide",
 		.run = guest__list,

@@ -399,6 +399,7 @@ const struct skyctl_command skyctl_image_commands[] = {
 	},
 	{
 		.noun = "image", .verb = "list",
+		.flags = FLAGS_LIST,
 		.summary = "list the controller's images",
 		.example = "skyctl image list -o yaml",
 		.run = image__list,

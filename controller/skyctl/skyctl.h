@@ -75,10 +75,15 @@ enum skyctl_flag_id {
 	FLAG_FOLLOW,
 	FLAG_NO_HEADERS,
 	FLAG_SCDOC,
+	FLAG_LIMIT,
+	FLAG_PAGE_TOKEN,
+	FLAG_STATE,
 	FLAG__COUNT,
 };
 
 #define FLAG_BIT(f) (1u << (f))
+/* What every list command takes (verbs.c's skyctl_verb_list). */
+#define FLAGS_LIST (FLAG_BIT(FLAG_LIMIT) | FLAG_BIT(FLAG_PAGE_TOKEN))
 /* The flags valid anywhere on the line; the others belong to commands. */
 #define FLAGS_GLOBAL (FLAG_BIT(FLAG_OUTPUT) | FLAG_BIT(FLAG_CONFIG) | FLAG_BIT(FLAG_CONTROLLER) | \
 		      FLAG_BIT(FLAG_CA) | FLAG_BIT(FLAG_TOKEN) | FLAG_BIT(FLAG_HELP) | FLAG_BIT(FLAG_VERSION) | \
@@ -153,6 +158,7 @@ struct skyctl_opts {
 	uint64_t timeout;               /* seconds; --timeout or SKYCTL_FETCH_TIMEOUT */
 	uint64_t vcpus;
 	uint64_t memory;                /* bytes */
+	uint64_t limit;                 /* --limit: one page of this many items */
 	struct skyctl_conf flag_conf;   /* --controller, --ca, --token, checked */
 };
 
