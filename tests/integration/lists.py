@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Integration tests of the API's lists (docs/api.md, "Lists"): limit,
+page_token, next_page_token, the order by id, the filters, and refused
+query parameters; and skyctl's list commands over pages.
+
+Usage: lists.py CASE (binaries as in fleet.py).
+"""
+import base64
+import json
+import os
+import sys
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fleetlib import Fleet, check, run_cases, skyctl, wait_for  # noqa: E402
+
+
+def get(f, path, **query):
+    q = ("?" + urllib.parse.urlencode(query)) if query else ""
+    return f.api("GET", path + q)
+
+
+def refused(f, path, needle, **query):
+    st, body = get(f, path, **query)
+    check(st == 400 and body["error"]["code"] == "bad_request" and needle in body["error"]["message"],
+          f"GET {path}?{query}: want 400 naming {needle!r}, got {st} {body}")
+    return body
+
+
+def make_tokens(f, n):
+    ids = []
+    for _ in range(n):
+        ids.append(f.token(uses=1)["id"])
+    return ids
+
+
+# --------------------------------------------------------------------------
+# cases
+
+def case_paging(f):
+    """250 tokens, pages of 100: every one seen once, in the order of ids;
+    the last page has no next_page_token; skyctl follows the pages."""
+    f.start()
+    made = make_tokens(f, 250)
+    seen, token, pages = [], None, []
+    while True:
+        q = {"limit": 100}
+        if token:
+            q["page_token"] = token
+        st, body = get(f, "/v1/tokens", **q)
+        check(st == 200, f"page {len(pages)}: {st} {body}")
+        pages.append(len(body["tokens"]))
+        seen += [t["id"] for t in body["tokens"]]
+        token = body.get("next_page_token")
+        if token is None:
+            break
+        check(isinstance(token, str) and token, f"next_page_token {token!r}")
+    check(pages == [100, 100, 50], f"page sizes {pages}")
+    check(seen == sorted(made), "every token once, in the order of their ids")
+    # The default page is 100; a list that fits has no next_page_token.
+    st, body = get(f, "/v1/tokens")
+    check(st == 200 and len(body["tokens"]) == 100 and "next_page_token" in body, f"default page: {len(body['tokens'])}")
+    st, body = get(f, "/v1/tokens", limit=1000)
+    check(st == 200 and len(body["tokens"]) == 250 and "next_page_token" not in body, "limit=1000: all, no token")
+    # skyctl follows every page; -o json is the API's object with all of them.
+    r = skyctl(f, "token", "list", "--no-headers")
+    check(r.returncode == 0 and [l.split()[0] for l in r.stdout.splitlines()] == sorted(made),
+          f"skyctl token list: {r.returncode} {r.stderr} {r.stdout[:300]}")
+    r = skyctl(f, "-o", "json", "token", "list")
+    out = json.loads(r.stdout)
+    check(r.returncode == 0 and isinstance(out, dict) and [t["id"] for t in out["tokens"]] == sorted(made)
+          and "next_page_token" not in out, f"skyctl -o json token list: {r.stdout[:200]}")
+    # --limit prints one page and the token of the next, which --page-token takes.
+    r = skyctl(f, "-o", "json", "token", "list", "--limit", "100")
+    out = json.loads(r.stdout)
+    check(r.returncode == 0 and len(out["tokens"]) == 100 and out.get("next_page_token"), "skyctl --limit 100 -o json")
+    r2 = skyctl(f, "token", "list", "--no-headers", "--limit", "100", "--page-token", out["next_page_token"])
+    check(r2.returncode == 0 and [l.split()[0] for l in r2.stdout.splitlines()] == sorted(made)[100:200]
+          and "--page-token" in r2.stderr, f"skyctl --page-token: {r2.returncode} {r2.stderr}")
+
+
+def case_forged_page_token(f):
+    """A page token this list did not give is a 400, never a crash or
+    another page."""
+    f.start()
+    make_tokens(f, 3)
+    st, body = get(f, "/v1/tokens", limit=1)
+    good = body["next_page_token"]
+    raw = base64.urlsafe_b64decode(good + "=" * (-len(good) % 4)).decode()
+    check(raw.startswith("p1:tokens:tok-"), f"the token's content {raw!r}")
+
+    def b64(s):
+        return base64.urlsafe_b64encode(s.encode()).decode().rstrip("=")
+    for forged in ["", "x", "!!!!", good + "A", good[:-1], good.upper(), b64("p1:boards:brd-00000000"),
+                   b64("p1:tokens:"), b64("p1:tokens:brd-1234"), b64("p1:tokens:tok-12'; DROP TABLE tokens"),
+                   b64("p2:tokens:tok-00000000"), b64("p1:tokens:tok-" + "a" * 200), "A" * 5000,
+                   good + "==", b64("p1:tokens:tok-1\x00")]:
+        st, body = get(f, "/v1/tokens", page_token=forged)
+        if st == 414 or (st == 400 and body["error"]["code"] != "bad_request"):
+            continue  # too long for the HTTP layer: refused before the list
+        check(st == 400 and "page_token" in body["error"]["message"], f"forged {forged[:60]!r}: {st} {body}")
+    # A token of another list is refused by this one.
+    st, body = get(f, "/v1/images", page_token=good)
+    check(st == 400 and "page_token" in body["error"]["message"], f"tokens' page token on images: {st} {body}")
+    # The controller still answers.
+    st, body = get(f, "/v1/tokens", page_token=good)
+    check(st == 200 and len(body["tokens"]) == 2, f"the good token still works: {st} {body}")
+
+
+def case_unknown_parameter(f):
+    """An unknown, repeated or out-of-range parameter is a 400 naming it
+    (before, ?limit=1&state=offline on a list was silently ignored)."""
+    f.start()
+    refused(f, "/v1/images", "'state'", limit=1, state="offline")
+    refused(f, "/v1/boards", "'board'", board="x")
+    refused(f, "/v1/tokens", "'sort'", sort="id")
+    refused(f, "/v1/guests", "'label'", label="a=b")
+    for bad in ["0", "1001", "-1", "ten", "1e3", ""]:
+        refused(f, "/v1/tokens", "limit", limit=bad)
+    st, body = f.api("GET", "/v1/tokens?limit=1&limit=2")
+    check(st == 400 and "twice" in body["error"]["message"], f"repeated limit: {st} {body}")
+    st, body = f.api("GET", "/v1/tokens?limit")
+    check(st == 400 and "'limit' needs a value" in body["error"]["message"], f"limit without value: {st} {body}")
+    refused(f, "/v1/boards", "state 'asleep'", state="asleep")
+    # Still fine: an empty query, a trailing '&'.
+    for path in ["/v1/tokens?", "/v1/tokens?limit=5&", "/v1/boards?state=online"]:
+        st, body = f.api("GET", path)
+        check(st == 200, f"GET {path}: {st} {body}")
+    r = skyctl(f, "board", "list", "--state", "asleep")
+    check(r.returncode != 0 and "asleep" in r.stderr, f"skyctl --state asleep: {r.returncode} {r.stderr}")
+
+
+def case_filters(f):
+    """state on boards and tokens, board on tokens (by id or name)."""
+    f.start()
+    tok = f.token(uses=2)
+    f.agent("a", token=tok["token"])
+    f.agent("b", token=tok["token"])
+    wait_for(lambda: len(f.online()) == 2, 20, "two boards online")
+    boards = sorted(f.boards(), key=lambda b: b["id"])
+    st, body = get(f, "/v1/boards", state="online")
+    check(st == 200 and [b["id"] for b in body["boards"]] == [b["id"] for b in boards], f"online: {body}")
+    st, body = get(f, "/v1/boards", state="offline")
+    check(st == 200 and body["boards"] == [], f"offline: {body}")
+    st, body = get(f, "/v1/boards", state="online", limit=1)
+    check(st == 200 and [b["id"] for b in body["boards"]] == [boards[0]["id"]] and body.get("next_page_token"),
+          f"online, limit 1: {body}")
+    # Tokens: one used up (the enrollment's), one revoked, one for a board.
+    other = f.token(uses=1)
+    st, _ = f.api("DELETE", f"/v1/tokens/{other['id']}")
+    check(st == 200, "revoke")
+    st, body = f.api("POST", "/v1/tokens", {"uses": 1, "board": boards[1]["name"]})
+    check(st == 201, f"a board's token: {st} {body}")
+    mine = body["id"]
+    st, body = get(f, "/v1/tokens", state="used")
+    check(st == 200 and [t["id"] for t in body["tokens"]] == [tok["id"]], f"used: {body}")
+    st, body = get(f, "/v1/tokens", state="revoked")
+    check(st == 200 and [t["id"] for t in body["tokens"]] == [other["id"]], f"revoked: {body}")
+    for key in (boards[1]["id"], boards[1]["name"]):
+        st, body = get(f, "/v1/tokens", board=key)
+        check(st == 200 and [t["id"] for t in body["tokens"]] == [mine], f"board={key}: {body}")
+    st, body = get(f, "/v1/tokens", board="no-such-board")
+    check(st == 200 and body["tokens"] == [], f"board=no-such-board: {body}")
+    st, body = get(f, "/v1/guests", board=boards[0]["id"], state="running")
+    check(st == 200 and body["guests"] == [], f"guests: {body}")
+    r = skyctl(f, "token", "list", "--no-headers", "--state", "revoked")
+    check(r.returncode == 0 and [l.split()[0] for l in r.stdout.splitlines()] == [other["id"]],
+          f"skyctl token list --state revoked: {r.stdout} {r.stderr}")
+    r = skyctl(f, "board", "list", "--no-headers", "--state", "online", "--limit", "1")
+    check(r.returncode == 0 and len(r.stdout.splitlines()) == 1 and "--page-token" in r.stderr,
+          f"skyctl board list --limit 1: {r.stdout} {r.stderr}")
+
+
+def main():
+    return run_cases(globals(), "skylists", Fleet)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
