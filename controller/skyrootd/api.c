@@ -213,8 +213,16 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 	struct api *api = ctx;
 	struct api_call call = { .api = api, .ctl = api->ctl, .conn = c, .req = req, .seg = "" };
 	struct api_reply rep = { .status = 500 };
+	char headers[256];
+	const char *id;
 
 	api__dispatch(&call, &rep);
+	/* A 201 says where the new thing is: its collection's path and id. */
+	id = json_string_value(json_object_get(rep.body, "id"));
+	if (rep.status == 201 && id && strlen(id) < DB_ID_MAX && req->path_len < 64 &&
+	    snprintf(headers, sizeof(headers), "Location: %.*s/%s\r\n%s", (int)req->path_len, req->path, id,
+		     rep.headers ? rep.headers : "") < (int)sizeof(headers))
+		rep.headers = headers;
 	if (rep.status == 0) {
 		json_decref(rep.body); /* answered already */
 		return;

@@ -14,7 +14,9 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/tls.h"
+#include "common/util.h"
 #include "controller/skyrootd/listener.h"
 
 #define HTTP_AUTH_MAX 512
@@ -87,6 +89,7 @@ struct http_conn {
 	const char *reject_code;
 	char reject_msg[HTTP_ERR_MAX];
 	bool keep_alive;
+	char request_id[HTTP_REQUEST_ID_MAX]; /* "" until asked for or answered */
 
 	/* Between requests. */
 	struct sky_buf pending;     /* bytes received while an answer is written */
@@ -178,6 +181,21 @@ static bool http__is_head(const struct http_conn *c)
 	return c->have_url && c->parser.method == HTTP_HEAD;
 }
 
+const char *http_conn_request_id(struct http_conn *c)
+{
+	static unsigned long long fallback;
+	uint8_t raw[8];
+
+	if (c->request_id[0])
+		return c->request_id;
+	memcpy(c->request_id, "req-", 4);
+	if (sky_random(raw, sizeof(raw)) == 0)
+		sky_format_hex(raw, sizeof(raw), c->request_id + 4);
+	else /* no randomness: still one id per request of this process */
+		snprintf(c->request_id + 4, sizeof(c->request_id) - 4, "%016llx", ++fallback);
+	return c->request_id;
+}
+
 /* An answer's head goes out: tell the layer above (counting), log it. */
 static void http__answered(struct http_conn *c, int status)
 {
@@ -193,8 +211,8 @@ static void http__answered(struct http_conn *c, int status)
 		path[n++] = ch > 0x20 && ch < 0x7f ? (char)ch : '?';
 	}
 	path[n] = '\0';
-	log_debug("http: %s %s -> %d", c->have_url ? http_method_str(c->parser.method) : "-", n ? path : "-",
-		  status);
+	log_debug("http: %s %s -> %d (request %s)", c->have_url ? http_method_str(c->parser.method) : "-",
+		  n ? path : "-", status, http_conn_request_id(c));
 }
 
 /* The answer is queued: keep reading after it drains, or close. */
@@ -223,10 +241,11 @@ static int http__head(struct http_conn *c, char *head, int status, const char *t
 			 "Content-Length: %llu\r\n"
 			 "Cache-Control: no-store\r\n"
 			 "Connection: %s\r\n"
+			 "X-Request-Id: %s\r\n"
 			 "%s"
 			 "\r\n",
 			 status, http_status_str((enum http_status)status), type, (unsigned long long)len,
-			 close ? "close" : "keep-alive", headers ? headers : "");
+			 close ? "close" : "keep-alive", http_conn_request_id(c), headers ? headers : "");
 
 	http__answered(c, status);
 	return n > 0 && n < HTTP_RESPONSE_HEAD_MAX ? n : -EOVERFLOW;
@@ -266,7 +285,14 @@ static void http__send(struct http_conn *c, int status, const char *type, const 
 
 static void http__respond_json(struct http_conn *c, int status, json_t *body, const char *headers, bool close)
 {
-	char *text = body ? json_dumps(body, JSON_PRESERVE_ORDER) : NULL;
+	json_t *err = json_object_get(body, "error");
+	char *text;
+
+	/* Every error names its request, as the X-Request-Id header and the
+	 * log line do. */
+	if (json_is_object(err) && !json_object_get(err, "request_id"))
+		json_object_set_new(err, "request_id", json_string(http_conn_request_id(c)));
+	text = body ? json_dumps(body, JSON_PRESERVE_ORDER) : NULL;
 
 	json_decref(body);
 	if (!text) {
@@ -368,8 +394,9 @@ int http_stream_begin(struct http_conn *c, int status, const char *type)
 		     "Transfer-Encoding: chunked\r\n"
 		     "Cache-Control: no-store\r\n"
 		     "Connection: close\r\n"
+		     "X-Request-Id: %s\r\n"
 		     "\r\n",
-		     status, http_status_str((enum http_status)status), type);
+		     status, http_status_str((enum http_status)status), type, http_conn_request_id(c));
 	http__answered(c, status);
 	r = n > 0 && (size_t)n < sizeof(head) ? c->tp->write(c->t, head, (size_t)n) : -EOVERFLOW;
 	c->answered = true;
@@ -515,6 +542,7 @@ static int http__message_begin(http_parser *p)
 		c->tp->set_deadline(c->t, c->srv->lim.header_ms);
 	c->url_len = 0;
 	c->url[0] = '\0';
+	c->request_id[0] = '\0';
 	c->have_url = false;
 	c->header_bytes = 0;
 	c->header_count = 0;

@@ -151,6 +151,11 @@ void http_conn_closed(struct http_conn *c, int err);
 /* ---- answering (from http_ops.request, or later after http_defer) ---- */
 
 void *http_conn_user(const struct http_conn *c);
+/* The current request's id ("req-" and 16 hex digits), made on first use:
+ * sent as X-Request-Id on its answer, as "request_id" in an error body
+ * and in the log line of the answer. */
+#define HTTP_REQUEST_ID_MAX 24
+const char *http_conn_request_id(struct http_conn *c);
 void http_conn_set_user(struct http_conn *c, void *user);
 /* Close the connection (after what is queued). */
 void http_conn_close(struct http_conn *c, int err);

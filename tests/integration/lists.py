@@ -8,8 +8,11 @@ Usage: lists.py CASE (binaries as in fleet.py).
 import base64
 import json
 import os
+import socket
 import sys
+import urllib.error
 import urllib.parse
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fleetlib import Fleet, check, run_cases, skyctl, wait_for  # noqa: E402
@@ -25,6 +28,24 @@ def refused(f, path, needle, **query):
     check(st == 400 and body["error"]["code"] == "bad_request" and needle in body["error"]["message"],
           f"GET {path}?{query}: want 400 naming {needle!r}, got {st} {body}")
     return body
+
+
+def call(f, method, path, data=None, headers=None, token=None):
+    """(status, headers, body as JSON or bytes) of one request."""
+    req = urllib.request.Request(f"https://127.0.0.1:{f.api_port}{path}", data=data, method=method)
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    if token is not False:
+        req.add_header("Authorization", f"Bearer {token or f.admin}")
+    try:
+        with urllib.request.urlopen(req, context=f.sslctx, timeout=10) as r:
+            st, hdrs, raw = r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        st, hdrs, raw = e.code, e.headers, e.read()
+    try:
+        return st, hdrs, json.loads(raw)
+    except ValueError:
+        return st, hdrs, raw
 
 
 def make_tokens(f, n):
@@ -169,6 +190,61 @@ def case_filters(f):
     r = skyctl(f, "board", "list", "--no-headers", "--state", "online", "--limit", "1")
     check(r.returncode == 0 and len(r.stdout.splitlines()) == 1 and "--page-token" in r.stderr,
           f"skyctl board list --limit 1: {r.stdout} {r.stderr}")
+
+
+def case_request_id(f):
+    """Every error body's request_id is the answer's X-Request-Id and the
+    one the controller's log line for the request shows; every answer has
+    one, each its own."""
+    f.start()
+    seen = set()
+    for method, path, data, token in [("GET", "/v1/tokens?limit=0", None, None),
+                                      ("GET", "/v1/nothing", None, None),
+                                      ("GET", "/v1/tokens", None, "wrong"),
+                                      ("PUT", "/v1/tokens", None, None),
+                                      ("POST", "/v1/tokens", b"{not json", None),
+                                      ("DELETE", "/v1/tokens/tok-00000000", None, None)]:
+        st, hdrs, body = call(f, method, path, data=data, token=token,
+                              headers={"Content-Type": "application/json"} if data else None)
+        rid = hdrs.get("X-Request-Id")
+        check(st >= 400 and isinstance(body, dict), f"{method} {path}: {st} {body}")
+        err = body["error"]
+        check(err.get("code") and err.get("message") and err.get("request_id") == rid and rid.startswith("req-"),
+              f"{method} {path}: body {body} header {rid}")
+        check(rid not in seen, f"request id {rid} used twice")
+        seen.add(rid)
+        wait_for(lambda: f"-> {st} (request {rid})" in f.ctl.text(), 5, f"the log line of {rid}")
+    st, hdrs, _ = call(f, "GET", "/v1/tokens")
+    check(st == 200 and hdrs.get("X-Request-Id", "").startswith("req-") and hdrs["X-Request-Id"] not in seen,
+          "a success has its own X-Request-Id too")
+    # An error of the HTTP layer itself (a malformed request, before any
+    # route) names its request too.
+    with socket.create_connection(("127.0.0.1", f.api_port), timeout=10) as raw:
+        with f.sslctx.wrap_socket(raw, server_hostname="127.0.0.1") as t:
+            t.sendall(b"GET /v1/tokens HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n")
+            data = b""
+            while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+                chunk = t.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    head, _, payload = data.partition(b"\r\n\r\n")
+    rid = [l.split(b":", 1)[1].strip().decode() for l in head.split(b"\r\n") if l.lower().startswith(b"x-request-id:")]
+    body = json.loads(payload)
+    check(head.startswith(b"HTTP/1.1 400") and rid and body["error"]["request_id"] == rid[0],
+          f"http layer error: {head} {payload}")
+
+
+def case_location(f):
+    """A 201 says where the new thing is."""
+    f.start()
+    st, hdrs, body = call(f, "POST", "/v1/tokens", data=b'{"uses": 1}', headers={"Content-Type": "application/json"})
+    check(st == 201 and hdrs.get("Location") == f"/v1/tokens/{body['id']}", f"token: {st} {hdrs.get('Location')}")
+    st, hdrs, body = call(f, "POST", "/v1/images?name=tiny&kind=disk", data=b"x" * 4096,
+                          headers={"Content-Type": "application/octet-stream"})
+    check(st == 201 and hdrs.get("Location") == f"/v1/images/{body['id']}", f"image: {st} {hdrs.get('Location')} {body}")
+    st, _, got = call(f, "GET", hdrs["Location"])
+    check(st == 200 and got["id"] == body["id"], f"GET Location: {st} {got}")
 
 
 def main():
