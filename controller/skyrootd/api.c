@@ -296,7 +296,9 @@ int api_open(struct controller *ctl, bool boot_only, SSL_CTX *ssl, struct api **
 		return -ENOMEM;
 	api->ctl = ctl;
 	api->boot_only = boot_only;
-	r = http_server_new(ctl->loop, ssl, &hl, &api_http_ops, api, &api->http);
+	r = api_list_key(ctl, api->page_key);
+	if (r == 0)
+		r = http_server_new(ctl->loop, ssl, &hl, &api_http_ops, api, &api->http);
 	if (r == 0)
 		r = api_auth_start(api);
 	if (r < 0) {

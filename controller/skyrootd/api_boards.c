@@ -55,7 +55,7 @@ static void api__boards_list(struct api_call *call, struct api_reply *rep)
 	x.json = json_array();
 	if (!x.json)
 		return;
-	api_list_reply(rep, &api_boards_list, &q, db_board_list(x.ctl->db, api_board__list_cb, &x), x.json);
+	api_list_reply(call, rep, &api_boards_list, &q, db_board_list(x.ctl->db, api_board__list_cb, &x), x.json);
 }
 
 static int api_board__get_cb(void *ctx, const struct db_board *b)

@@ -84,7 +84,7 @@ static void api__guests_list(struct api_call *call, struct api_reply *rep)
 		return;
 	arr = json_array();
 	if (arr)
-		api_list_reply(rep, &api_guests_list, &q, guests_list(call->ctl->guests, api_guest__list_cb, arr), arr);
+		api_list_reply(call, rep, &api_guests_list, &q, guests_list(call->ctl->guests, api_guest__list_cb, arr), arr);
 }
 
 static void api__guest_get(struct api_call *call, struct api_reply *rep)

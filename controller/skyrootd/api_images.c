@@ -225,7 +225,7 @@ static void api__images_list(struct api_call *call, struct api_reply *rep)
 		return;
 	l.arr = json_array();
 	if (l.arr)
-		api_list_reply(rep, &api_images_list, &q, store_image_list(call->ctl->store, api_image__list_cb, &l),
+		api_list_reply(call, rep, &api_images_list, &q, store_image_list(call->ctl->store, api_image__list_cb, &l),
 			       l.arr);
 }
 

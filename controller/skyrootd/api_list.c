@@ -3,10 +3,37 @@
  * Each resource renders all its items; this file parses the query first
  * (a 400 before any work) and cuts the page. */
 #include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "controller/skyrootd/api_priv.h"
+
+#define API_PAGE_KEY_LABEL "skyroot page tokens v1"
+
+int api_list_key(struct controller *ctl, uint8_t key[API_PAGE_KEY_LEN])
+{
+	unsigned char *der = NULL;
+	EVP_MD_CTX *md;
+	int n, r = -EIO;
+
+	if (!ctl->ca_key) /* no CA (tests, fuzzing): good for this process */
+		return sky_random(key, API_PAGE_KEY_LEN);
+	n = i2d_PrivateKey(ctl->ca_key, &der);
+	if (n <= 0)
+		return -EIO;
+	md = EVP_MD_CTX_new();
+	if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(md, API_PAGE_KEY_LABEL, sizeof(API_PAGE_KEY_LABEL)) == 1 &&
+	    EVP_DigestUpdate(md, der, (size_t)n) == 1 && EVP_DigestFinal_ex(md, key, NULL) == 1)
+		r = 0;
+	EVP_MD_CTX_free(md);
+	OPENSSL_clear_free(der, (size_t)n);
+	return r;
+}
 
 static bool api_list__state_known(const struct api_list_spec *spec, const char *state)
 {
@@ -21,7 +48,7 @@ int api_list_query(struct api_call *call, struct api_reply *rep, const struct ap
 {
 	char err[API_QUERY_ERR_MAX];
 	char id[DB_ID_MAX], name[DB_NAME_MAX];
-	int r = api_query_parse_list(call->req->query, call->req->query_len, spec->list, spec->id_prefix,
+	int r = api_query_parse_list(call->req->query, call->req->query_len, call->api->page_key, spec->list, spec->id_prefix,
 				     spec->filters, q, err, sizeof(err));
 
 	if (r < 0) {
@@ -64,7 +91,7 @@ static int api_list__by_id(const void *a, const void *b)
 	return strcmp(api_list__str(*(json_t *const *)a, "id"), api_list__str(*(json_t *const *)b, "id"));
 }
 
-void api_list_reply(struct api_reply *rep, const struct api_list_spec *spec, const struct api_list_query *q,
+void api_list_reply(struct api_call *call, struct api_reply *rep, const struct api_list_spec *spec, const struct api_list_query *q,
 		    int r, json_t *arr)
 {
 	size_t n = 0, total = json_array_size(arr), i;
@@ -100,7 +127,7 @@ void api_list_reply(struct api_reply *rep, const struct api_list_spec *spec, con
 	if (!o)
 		goto oom;
 	if (n > q->limit) {
-		if (api_page_token_encode(spec->list, api_list__str(keep[q->limit - 1], "id"), tok, sizeof(tok)) < 0 ||
+		if (api_page_token_encode(call->api->page_key, spec->list, api_list__str(keep[q->limit - 1], "id"), tok, sizeof(tok)) < 0 ||
 		    json_object_set_new(o, "next_page_token", json_string(tok)) < 0)
 			goto oom;
 	}

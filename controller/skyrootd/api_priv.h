@@ -32,6 +32,7 @@ struct api {
 	struct http_server *http;
 	struct api_auth *auth;      /* wrong-token throttling (api_auth.c) */
 	bool boot_only;             /* the plain listener: /boot/ only */
+	uint8_t page_key[API_PAGE_KEY_LEN]; /* authenticates page tokens (api_list.c) */
 };
 
 /* What a connection holds across calls (http_conn_user), made on need. */
@@ -135,12 +136,15 @@ struct api_list_spec {
 	unsigned filters;             /* API_QUERY_STATE | API_QUERY_BOARD */
 	const char *const *states;    /* the values of "state", NULL-ended */
 };
+/* The key of page tokens: derived from the CA's private key, so that
+ * tokens outlive a restart and nobody without that key can make one. */
+int api_list_key(struct controller *ctl, uint8_t key[API_PAGE_KEY_LEN]);
 /* The call's query into q: 0, or a 400 (or 500) answered into rep. */
 int api_list_query(struct api_call *call, struct api_reply *rep, const struct api_list_spec *spec,
 		   struct api_list_query *q);
 /* The page of arr (owned: every item rendered; r < 0 when the listing
  * failed) that q asks for: {"LIST": [...], "next_page_token": ...}. */
-void api_list_reply(struct api_reply *rep, const struct api_list_spec *spec, const struct api_list_query *q,
+void api_list_reply(struct api_call *call, struct api_reply *rep, const struct api_list_spec *spec, const struct api_list_query *q,
 		    int r, json_t *arr);
 
 /* ---- api_reply.c ---- */

@@ -14,8 +14,9 @@
 #define API_LIST_LIMIT_MAX 1000u
 #define API_QUERY_ERR_MAX 192
 #define API_QUERY_STATE_MAX 32
-/* base64url of "p1:" LIST ":" ID, no padding. */
-#define API_PAGE_TOKEN_MAX 96
+/* base64url of "p1:" LIST ":" ID and its MAC, no padding. */
+#define API_PAGE_TOKEN_MAX 128
+#define API_PAGE_KEY_LEN 32
 
 /* The filters a list takes beside limit and page_token. */
 enum {
@@ -35,13 +36,17 @@ struct api_list_query {
  * filters in allowed.  0, or -EINVAL with a message in err saying what to
  * do: an unknown or repeated parameter, a limit outside 1..1000, a page
  * token that is not one this list gave, a bad %-escape. */
-int api_query_parse_list(const char *q, size_t qlen, const char *list, const char *id_prefix, unsigned allowed,
-			 struct api_list_query *out, char *err, size_t errlen);
+int api_query_parse_list(const char *q, size_t qlen, const uint8_t key[API_PAGE_KEY_LEN], const char *list,
+			 const char *id_prefix, unsigned allowed, struct api_list_query *out, char *err, size_t errlen);
 
-/* The page token after the item last_id of list: 0, or -ENAMETOOLONG. */
-int api_page_token_encode(const char *list, const char *last_id, char *out, size_t outlen);
+/* The page token after the item last_id of list, authenticated with key:
+ * 0, or -ENAMETOOLONG, -EIO (no MAC). */
+int api_page_token_encode(const uint8_t key[API_PAGE_KEY_LEN], const char *list, const char *last_id, char *out,
+			  size_t outlen);
 /* Its inverse: the id into after (DB_ID_MAX), or -EINVAL when tok is not a
- * token of list whose id begins with id_prefix and is [a-z0-9-] only. */
-int api_page_token_decode(const char *tok, const char *list, const char *id_prefix, char after[DB_ID_MAX]);
+ * token that key made for list, whose id begins with id_prefix and is
+ * [a-z0-9-] only. */
+int api_page_token_decode(const uint8_t key[API_PAGE_KEY_LEN], const char *tok, const char *list,
+			  const char *id_prefix, char after[DB_ID_MAX]);
 
 #endif

@@ -107,7 +107,7 @@ static void api__tokens_list(struct api_call *call, struct api_reply *rep)
 		return;
 	x.array = json_array();
 	if (x.array)
-		api_list_reply(rep, &api_tokens_list, &q, db_token_list(call->ctl->db, api_token__list_cb, &x), x.array);
+		api_list_reply(call, rep, &api_tokens_list, &q, db_token_list(call->ctl->db, api_token__list_cb, &x), x.array);
 }
 
 static void api__token_revoke(struct api_call *call, struct api_reply *rep)

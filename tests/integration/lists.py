@@ -107,8 +107,13 @@ def case_forged_page_token(f):
     make_tokens(f, 3)
     st, body = get(f, "/v1/tokens", limit=1)
     good = body["next_page_token"]
-    raw = base64.urlsafe_b64decode(good + "=" * (-len(good) % 4)).decode()
-    check(raw.startswith("p1:tokens:tok-"), f"the token's content {raw!r}")
+    raw = base64.urlsafe_b64decode(good + "=" * (-len(good) % 4))
+    check(raw.startswith(b"p1:tokens:tok-"), f"the token's content {raw!r}")
+    # The same content with a made-up MAC, or none.
+    for mac in (b"", b"\0" * 16, raw[-16:][::-1]):
+        forged = base64.urlsafe_b64encode(raw[:-16] + mac).decode().rstrip("=")
+        st, body = get(f, "/v1/tokens", page_token=forged)
+        check(st == 400 and "page_token" in body["error"]["message"], f"MAC {mac!r}: {st} {body}")
 
     def b64(s):
         return base64.urlsafe_b64encode(s.encode()).decode().rstrip("=")
@@ -123,9 +128,13 @@ def case_forged_page_token(f):
     # A token of another list is refused by this one.
     st, body = get(f, "/v1/images", page_token=good)
     check(st == 400 and "page_token" in body["error"]["message"], f"tokens' page token on images: {st} {body}")
-    # The controller still answers.
+    # The controller still answers, and the good token works after a restart.
     st, body = get(f, "/v1/tokens", page_token=good)
     check(st == 200 and len(body["tokens"]) == 2, f"the good token still works: {st} {body}")
+    f.ctl.stop()
+    f.start()
+    st, body2 = get(f, "/v1/tokens", page_token=good)
+    check(st == 200 and body2 == body, f"the token after a restart: {st} {body2}")
 
 
 def case_unknown_parameter(f):
