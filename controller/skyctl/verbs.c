@@ -185,6 +185,73 @@ done:
 	return r;
 }
 
+int skyctl_verb_set(struct skyctl *ctl, const char *path, const char *id, const char *what)
+{
+	const struct skyctl_opts *o = ctl->opts;
+	struct skyctl_req req = { .method = "PATCH", .path = path, .id = id, .if_match = o->value[FLAG_IF_MATCH] };
+	json_t *body = json_object(), *labels = NULL, *answer = NULL;
+	int r = -ENOMEM;
+
+	if (body == NULL)
+		goto done;
+	if (o->value[FLAG_NAME] && json_object_set_new(body, "name", json_string(o->value[FLAG_NAME])) < 0)
+		goto done;
+	if (o->value[FLAG_DESCRIPTION] &&
+	    json_object_set_new(body, "description", json_string(o->value[FLAG_DESCRIPTION])) < 0)
+		goto done;
+	for (unsigned i = 0; i < o->labels.n; i++) {
+		const char *l = o->labels.v[i], *eq = strchr(l, '=');
+		size_t n = strlen(l);
+		char key[128];
+
+		if (labels == NULL && (labels = json_object()) == NULL)
+			goto done;
+		if (eq == NULL && n > 1 && n < sizeof(key) && l[n - 1] == '-') {
+			snprintf(key, sizeof(key), "%.*s", (int)(n - 1), l);
+			r = json_object_set_new(labels, key, json_null());
+		} else if (eq != NULL && eq > l && (size_t)(eq - l) < sizeof(key)) {
+			snprintf(key, sizeof(key), "%.*s", (int)(eq - l), l);
+			r = json_object_set_new(labels, key, json_string(eq + 1));
+		} else {
+			skyctl_err("--label '%s' is neither KEY=VALUE nor KEY- (to remove it)", l);
+			r = -EINVAL;
+			goto done;
+		}
+		if (r < 0) {
+			r = -ENOMEM;
+			goto done;
+		}
+	}
+	if (labels != NULL && json_object_set_new(body, "labels", labels) < 0) {
+		labels = NULL;
+		goto done;
+	}
+	labels = NULL;
+	if (json_object_size(body) == 0) {
+		skyctl_err("nothing to change: give --name, --label or --description");
+		r = -EINVAL;
+		goto done;
+	}
+	req.body = body;
+	r = skyctl_call(ctl, &req, &answer);
+	if (r < 0)
+		goto done;
+	if (skyctl_as_data(o)) {
+		r = skyctl_print_answer(o, answer);
+	} else {
+		printf("updated %s ", what);
+		skyctl_put_clean(stdout, skyctl_jstr(answer, "id", id));
+		fputc('\n', stdout);
+	}
+done:
+	if (r == -ENOMEM)
+		skyctl_err("out of memory");
+	json_decref(labels);
+	json_decref(body);
+	json_decref(answer);
+	return r;
+}
+
 int skyctl_verb_show(struct skyctl *ctl, const char *path, const char *id, void (*print)(json_t *answer),
 		     int (*check)(json_t *answer))
 {

@@ -114,6 +114,9 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 	case HTTP_VERB_DELETE:
 		fn = rt->del;
 		break;
+	case HTTP_VERB_PATCH:
+		fn = rt->patch;
+		break;
 	default:
 		break;
 	}
@@ -217,12 +220,29 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 	const char *id;
 
 	api__dispatch(&call, &rep);
-	/* A 201 says where the new thing is: its collection's path and id. */
 	id = json_string_value(json_object_get(rep.body, "id"));
-	if (rep.status == 201 && id && strlen(id) < DB_ID_MAX && req->path_len < 64 &&
-	    snprintf(headers, sizeof(headers), "Location: %.*s/%s\r\n%s", (int)req->path_len, req->path, id,
-		     rep.headers ? rep.headers : "") < (int)sizeof(headers))
-		rep.headers = headers;
+	if ((rep.status == 200 || rep.status == 201) && id && strlen(id) < DB_ID_MAX) {
+		const char *etag;
+		int n = 0;
+
+		/* A board, image or guest has its labels, description and etag
+		 * (the ETag header too); a 201 says where the new thing is. */
+		if (api_meta_decorate(call.ctl, rep.body) < 0) {
+			json_decref(rep.body);
+			rep.body = NULL;
+			api_reply_internal(&rep, -EIO, "read the labels");
+		}
+		etag = json_string_value(json_object_get(rep.body, "etag"));
+		if (etag)
+			n = snprintf(headers, sizeof(headers), "ETag: %s\r\n", etag);
+		if (rep.status == 201 && req->path_len < 64)
+			n += snprintf(headers + n, sizeof(headers) - (size_t)n, "Location: %.*s/%s\r\n", (int)req->path_len,
+				      req->path, id);
+		if (n > 0 && (size_t)n + (rep.headers ? strlen(rep.headers) : 0) < sizeof(headers)) {
+			snprintf(headers + n, sizeof(headers) - (size_t)n, "%s", rep.headers ? rep.headers : "");
+			rep.headers = headers;
+		}
+	}
 	if (rep.status == 0) {
 		json_decref(rep.body); /* answered already */
 		return;

@@ -41,7 +41,7 @@ static int api_board__list_cb(void *ctx, const struct db_board *b)
 
 static const char *const api_board_states[] = { "online", "offline", "baremetal", NULL };
 static const struct api_list_spec api_boards_list = {
-	.list = "boards", .id_prefix = "brd-", .what = "list the boards", .filters = API_QUERY_STATE,
+	.list = "boards", .id_prefix = "brd-", .what = "list the boards", .filters = API_QUERY_STATE | API_QUERY_LABEL,
 	.states = api_board_states,
 };
 
@@ -258,10 +258,18 @@ static void api__board_reenroll_allow(struct api_call *call, struct api_reply *r
 					 "reenroll_allowed_until", until_s));
 }
 
+static void api__board_patch(struct api_call *call, struct api_reply *rep)
+{
+	static const struct api_meta_kind kind = { "boards", "brd-", "board" };
+
+	api_meta_patch(call, rep, &kind, api__board_get);
+}
+
 const struct api_route api_boards_routes[] = {
 	{ .path = "/v1/boards", API_ALLOW("GET"), .get = api__boards_list },
 	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .noun = "a board id or name",
-	  .placeholder = "{id|name}", API_ALLOW("GET, DELETE"), .get = api__board_get, .del = api__board_delete },
+	  .placeholder = "{id|name}", API_ALLOW("GET, PATCH, DELETE"), .get = api__board_get, .del = api__board_delete,
+	  .patch = api__board_patch },
 	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .suffix = "/fetch",
 	  .noun = "a board id or name", .placeholder = "{id|name}/fetch", API_ALLOW("POST"),
 	  .post = api__board_fetch },

@@ -213,7 +213,7 @@ static int api_image__list_cb(void *ctx, const struct store_image *img)
 }
 
 static const struct api_list_spec api_images_list = {
-	.list = "images", .id_prefix = "img-", .what = "list the images",
+	.list = "images", .id_prefix = "img-", .what = "list the images", .filters = API_QUERY_LABEL,
 };
 
 static void api__images_list(struct api_call *call, struct api_reply *rep)
@@ -401,10 +401,18 @@ static void api__image_verify(struct api_call *call, struct api_reply *rep)
 	rep->status = 0; /* answered by api_verify__done */
 }
 
+static void api__image_patch(struct api_call *call, struct api_reply *rep)
+{
+	static const struct api_meta_kind kind = { "images", "img-", "image" };
+
+	api_meta_patch(call, rep, &kind, api__image_get);
+}
+
 const struct api_route api_images_routes[] = {
 	{ .path = "/v1/images", API_ALLOW("GET, POST"), .get = api__images_list, .post = api__images_upload },
 	{ .path = "/v1/images/", .segment = true, .segment_max = STORE_NAME_MAX, .noun = "an image id or name",
-	  .placeholder = "{id|name}", API_ALLOW("GET, DELETE"), .get = api__image_get, .del = api__image_delete },
+	  .placeholder = "{id|name}", API_ALLOW("GET, PATCH, DELETE"), .get = api__image_get, .del = api__image_delete,
+	  .patch = api__image_patch },
 	{ .path = "/v1/images/", .segment = true, .segment_max = STORE_NAME_MAX, .suffix = "/verify",
 	  .noun = "an image id or name", .placeholder = "{id|name}/verify", API_ALLOW("POST"),
 	  .post = api__image_verify },

@@ -103,6 +103,14 @@ void api_list_reply(struct api_call *call, struct api_reply *rep, const struct a
 		api_reply_internal(rep, r, spec->what);
 		return;
 	}
+	if (spec->filters & API_QUERY_LABEL) {
+		r = api_meta_decorate(call->ctl, arr);
+		if (r < 0) {
+			json_decref(arr);
+			api_reply_internal(rep, r, "read the labels");
+			return;
+		}
+	}
 	keep = calloc(total ? total : 1, sizeof(*keep));
 	page = json_array();
 	if (!keep || !page)
@@ -116,6 +124,11 @@ void api_list_reply(struct api_call *call, struct api_reply *rep, const struct a
 			continue;
 		if (q->board[0] && strcmp(api_list__str(item, "board"), q->board) != 0)
 			continue;
+		if (q->label_key[0]) {
+			const char *v = json_string_value(json_object_get(json_object_get(item, "labels"), q->label_key));
+			if (!v || (q->label_has_value && strcmp(v, q->label_value) != 0))
+				continue;
+		}
 		keep[n++] = item;
 	}
 	qsort(keep, n, sizeof(*keep), api_list__by_id);

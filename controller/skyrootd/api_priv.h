@@ -4,6 +4,7 @@
  *   api_images.c   /v1/images...       api_guests.c  /v1/guests...
  *   api_boot.c     /boot/... (network boot) and /healthz
  *   api_metrics.c  /metrics (Prometheus) and /readyz
+ *   api_meta.c     PATCH of names, labels, descriptions; etags
  *   api_list.c     one page of a list: query, filters, order, page token
  *   api_reply.c    answers and lookups every resource uses (the bottom)
  * Calls go downwards only: api.c -> api_<resource>.c -> api_list.c ->
@@ -16,6 +17,7 @@
 #include <stddef.h>
 
 #include "controller/skyrootd/api_json.h"
+#include "controller/skyrootd/api_meta.h"
 #include "controller/skyrootd/api_query.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/http.h"
@@ -77,7 +79,7 @@ struct api_route {
 	const char *allow_header;     /* the same as a header line for 405 */
 	const char *suffix;           /* after the segment, e.g. "/verify" */
 	bool reader;                  /* needs a token, and the reader token may GET it */
-	api_handler get, post, del;
+	api_handler get, post, del, patch;
 };
 #define API_ALLOW(methods) .allow = methods, .allow_header = "Allow: " methods "\r\n"
 
@@ -127,6 +129,18 @@ void api_auth_stop(struct api *api);
 /* api_boot.c: firmware files go out as the client takes them. */
 void api_boot_writable(struct api *api, struct http_conn *c);
 void api_boot_conn_gone(struct api *api, struct api_conn_state *st);
+
+/* ---- api_meta.c ---- */
+struct api_meta_kind {
+	const char *table;            /* "boards" (also the list's name) */
+	const char *id_prefix;        /* "brd-" */
+	const char *noun;             /* "board" */
+};
+/* Add labels, description and etag to a board, image or guest (by its
+ * "id"), or to each of an array of them. */
+int api_meta_decorate(struct controller *ctl, json_t *obj_or_array);
+/* PATCH .../{id|name}: check If-Match, change, and answer what get does. */
+void api_meta_patch(struct api_call *call, struct api_reply *rep, const struct api_meta_kind *k, api_handler get);
 
 /* ---- api_list.c ---- */
 struct api_list_spec {

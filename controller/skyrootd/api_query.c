@@ -20,7 +20,7 @@
 #define API_PAGE_TOKEN_VERSION "p1"
 #define API_PAGE_MAC_LEN 16
 /* The longest value of any parameter, decoded. */
-#define API_QUERY_VALUE_MAX 192
+#define API_QUERY_VALUE_MAX (API_LABEL_KEY_MAX + API_LABEL_VALUE_MAX + 2)
 
 static int api_query__mac(const uint8_t key[API_PAGE_KEY_LEN], const void *data, size_t len,
 			  uint8_t out[API_PAGE_MAC_LEN])
@@ -128,8 +128,8 @@ int api_query_parse_list(const char *q, size_t qlen, const uint8_t page_key[API_
 	const char *p = q, *end = q ? q + qlen : NULL;
 	char filters[64];
 
-	snprintf(filters, sizeof(filters), "limit, page_token%s%s", (allowed & API_QUERY_STATE) ? ", state" : "",
-		 (allowed & API_QUERY_BOARD) ? ", board" : "");
+	snprintf(filters, sizeof(filters), "limit, page_token%s%s%s", (allowed & API_QUERY_STATE) ? ", state" : "",
+		 (allowed & API_QUERY_BOARD) ? ", board" : "", (allowed & API_QUERY_LABEL) ? ", label" : "");
 	while (p && p < end) {
 		const char *amp = memchr(p, '&', (size_t)(end - p));
 		const char *stop = amp ? amp : end;
@@ -158,6 +158,8 @@ int api_query_parse_list(const char *q, size_t qlen, const uint8_t page_key[API_
 			bit = API_QUERY_STATE;
 		else if (strcmp(key, "board") == 0 && (allowed & API_QUERY_BOARD))
 			bit = API_QUERY_BOARD;
+		else if (strcmp(key, "label") == 0 && (allowed & API_QUERY_LABEL))
+			bit = API_QUERY_LABEL;
 		else
 			API_QUERY_FAIL("unknown query parameter '%s'; this list takes %s", key, filters);
 		if (seen & bit)
@@ -179,6 +181,11 @@ int api_query_parse_list(const char *q, size_t qlen, const uint8_t page_key[API_
 			if (!val[0] || strlen(val) >= sizeof(res.state))
 				API_QUERY_FAIL("state must be a state name of %s (1 to 31 bytes)", list);
 			snprintf(res.state, sizeof(res.state), "%s", val);
+		} else if (bit == API_QUERY_LABEL) {
+			if (api_label_filter_parse(val, res.label_key, res.label_value, &res.label_has_value) < 0)
+				API_QUERY_FAIL("label must be KEY=VALUE or KEY (%%3D for '=' in a URL is fine): a key of "
+					       "1 to %u bytes of letters, digits, '.', '_', '-' and '/', a value of at most %u",
+					       API_LABEL_KEY_MAX, API_LABEL_VALUE_MAX);
 		} else {
 			if (!val[0] || strlen(val) >= sizeof(res.board))
 				API_QUERY_FAIL("board must be a board's id or name (1 to 63 bytes)");

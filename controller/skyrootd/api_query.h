@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "controller/skyrootd/api_meta.h"
 #include "controller/skyrootd/db.h"
 
 #define API_LIST_LIMIT_DEFAULT 100u
@@ -22,6 +23,7 @@
 enum {
 	API_QUERY_STATE = 1u << 0,
 	API_QUERY_BOARD = 1u << 1,
+	API_QUERY_LABEL = 1u << 2,
 };
 
 struct api_list_query {
@@ -29,6 +31,9 @@ struct api_list_query {
 	char after[DB_ID_MAX];           /* from page_token: the last id of the page before; "" = first page */
 	char state[API_QUERY_STATE_MAX]; /* "" = any */
 	char board[DB_NAME_MAX];         /* a board's id or name; "" = any */
+	char label_key[API_LABEL_KEY_MAX + 1]; /* "" = any */
+	char label_value[API_LABEL_VALUE_MAX + 1];
+	bool label_has_value;            /* label=key=value; else label=key: has the label */
 };
 
 /* Parse q (raw, after '?', may be NULL) for the list named list (e.g.

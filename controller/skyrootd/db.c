@@ -105,6 +105,15 @@ static const char *const db_migrations[] = {
 	"CREATE TABLE scrub_state ("
 	"  id INTEGER PRIMARY KEY CHECK (id = 0),"
 	"  cursor INTEGER NOT NULL);",
+	/* 5 -> 6: reserved for the credentials of issue 12 (branch creds);
+	 * whoever merges puts that migration here instead. */
+	"SELECT 1;",
+	/* 6 -> 7: what PATCH changes beside a name (api_meta.c): the labels
+	 * (a JSON object) and description of a board, image or guest, by id. */
+	"CREATE TABLE meta ("
+	"  id TEXT PRIMARY KEY,"
+	"  description TEXT NOT NULL DEFAULT '',"
+	"  labels TEXT NOT NULL DEFAULT '{}');",
 };
 
 enum db_stmt_id {

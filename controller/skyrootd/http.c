@@ -37,7 +37,7 @@ const struct http_limits http_default_limits = {
 	.conns_max = 1024,
 };
 
-enum http_hdr { H_OTHER, H_AUTHORIZATION, H_EXPECT, H_HOST };
+enum http_hdr { H_OTHER, H_AUTHORIZATION, H_EXPECT, H_HOST, H_IF_MATCH };
 
 struct http_server {
 	uv_loop_t *loop;
@@ -82,6 +82,10 @@ struct http_conn {
 	char host[HTTP_HOST_MAX];
 	size_t host_len;
 	bool host_overflow;
+	char if_match[HTTP_IF_MATCH_MAX + 1];
+	size_t if_match_len;
+	unsigned if_match_count;
+	bool if_match_overflow;
 	struct sky_buf body;
 	bool streaming_body;        /* begin() chose HTTP_BODY_STREAM */
 	bool begun;                 /* begin() accepted: failed() is owed on error */
@@ -460,6 +464,8 @@ static enum http_verb http__verb(unsigned method)
 		return HTTP_VERB_POST;
 	case HTTP_DELETE:
 		return HTTP_VERB_DELETE;
+	case HTTP_PATCH:
+		return HTTP_VERB_PATCH;
 	default:
 		return HTTP_VERB_OTHER;
 	}
@@ -486,6 +492,11 @@ static int http__request(struct http_conn *c, struct http_request *req)
 	if (c->host_len && !c->host_overflow) {
 		req->host = c->host;
 		req->host_len = c->host_len;
+	}
+	if (c->if_match_count) {
+		c->if_match[c->if_match_len] = '\0';
+		req->if_match = c->if_match;
+		req->if_match_bad = c->if_match_count > 1 || c->if_match_overflow;
 	}
 	req->body = c->body.data;
 	req->body_len = c->body.len;
@@ -557,6 +568,9 @@ static int http__message_begin(http_parser *p)
 	c->expect_overflow = false;
 	c->host_len = 0;
 	c->host_overflow = false;
+	c->if_match_len = 0;
+	c->if_match_count = 0;
+	c->if_match_overflow = false;
 	sky_buf_reset(&c->body);
 	c->streaming_body = false;
 	c->begun = false;
@@ -646,6 +660,9 @@ static int http__header_value(http_parser *p, const char *at, size_t len)
 		} else if (http__name_is(c, "host")) {
 			c->hcur = H_HOST;
 			c->host_len = 0;
+		} else if (http__name_is(c, "if-match")) {
+			c->hcur = H_IF_MATCH;
+			c->if_match_count++;
 		} else {
 			c->hcur = H_OTHER;
 		}
@@ -661,6 +678,10 @@ static int http__header_value(http_parser *p, const char *at, size_t len)
 		break;
 	case H_HOST:
 		http__append(c->host, &c->host_len, sizeof(c->host), at, len, &c->host_overflow);
+		break;
+	case H_IF_MATCH:
+		if (c->if_match_count == 1)
+			http__append(c->if_match, &c->if_match_len, HTTP_IF_MATCH_MAX, at, len, &c->if_match_overflow);
 		break;
 	case H_OTHER:
 		break;

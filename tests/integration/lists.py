@@ -144,7 +144,8 @@ def case_unknown_parameter(f):
     refused(f, "/v1/images", "'state'", limit=1, state="offline")
     refused(f, "/v1/boards", "'board'", board="x")
     refused(f, "/v1/tokens", "'sort'", sort="id")
-    refused(f, "/v1/guests", "'label'", label="a=b")
+    refused(f, "/v1/tokens", "'label'", label="a=b")
+    refused(f, "/v1/boards", "label must be", label="=b")
     for bad in ["0", "1001", "-1", "ten", "1e3", ""]:
         refused(f, "/v1/tokens", "limit", limit=bad)
     st, body = f.api("GET", "/v1/tokens?limit=1&limit=2")
@@ -254,6 +255,86 @@ def case_location(f):
     check(st == 201 and hdrs.get("Location") == f"/v1/images/{body['id']}", f"image: {st} {hdrs.get('Location')} {body}")
     st, _, got = call(f, "GET", hdrs["Location"])
     check(st == 200 and got["id"] == body["id"], f"GET Location: {st} {got}")
+
+
+def patch(f, path, body, if_match=None):
+    headers = {"Content-Type": "application/merge-patch+json"}
+    if if_match is not None:
+        headers["If-Match"] = if_match
+    return call(f, "PATCH", path, data=json.dumps(body).encode(), headers=headers)
+
+
+def case_patch(f):
+    """PATCH of a name, labels and a description, with the etag: a round
+    trip, If-Match honoured (412 on a stale one), label filters."""
+    f.start()
+    tok = f.token(uses=2)
+    f.agent("a", token=tok["token"])
+    f.agent("b", token=tok["token"])
+    wait_for(lambda: len(f.online()) == 2, 20, "two boards online")
+    a, b = sorted(f.boards(), key=lambda x: x["id"])
+    st, hdrs, got = call(f, "GET", f"/v1/boards/{a['id']}")
+    check(st == 200 and got["labels"] == {} and got["description"] == "" and got["etag"] == hdrs.get("ETag"),
+          f"GET board: {st} {hdrs.get('ETag')} {got.get('etag')}")
+    etag0 = got["etag"]
+    # A round trip: rename, label, describe, with the etag just read.
+    st, hdrs, got = patch(f, f"/v1/boards/{a['id']}", {"name": "rack1-07", "labels": {"rack": "1", "role": "gpu"},
+                                                       "description": "top shelf"}, if_match=etag0)
+    check(st == 200 and got["name"] == "rack1-07" and got["labels"] == {"rack": "1", "role": "gpu"}
+          and got["description"] == "top shelf" and got["etag"] != etag0 and hdrs.get("ETag") == got["etag"],
+          f"PATCH: {st} {got}")
+    etag1 = got["etag"]
+    st, _, again = call(f, "GET", "/v1/boards/rack1-07")
+    check(st == 200 and again["id"] == a["id"] and again["etag"] == etag1 and again["labels"]["role"] == "gpu",
+          f"GET by the new name: {st} {again}")
+    # A stale etag is 412 and changes nothing.
+    st, _, body = patch(f, f"/v1/boards/{a['id']}", {"description": "lost update"}, if_match=etag0)
+    check(st == 412 and body["error"]["code"] == "precondition_failed" and etag1 in body["error"]["message"],
+          f"stale If-Match: {st} {body}")
+    st, _, again = call(f, "GET", f"/v1/boards/{a['id']}")
+    check(again["description"] == "top shelf" and again["etag"] == etag1, "the 412 changed nothing")
+    # Without If-Match the change applies (documented: honoured, not required); null removes a label.
+    st, _, got = patch(f, "/v1/boards/rack1-07", {"labels": {"role": None, "zone": "eu-1"}})
+    check(st == 200 and got["labels"] == {"rack": "1", "zone": "eu-1"}, f"label merge: {st} {got}")
+    # Refusals: a taken name, bad labels, unknown field, nothing to change, no such board.
+    st, _, body = patch(f, f"/v1/boards/{b['id']}", {"name": "rack1-07"})
+    check(st == 409 and body["error"]["code"] == "conflict", f"taken name: {st} {body}")
+    for bad in [{"labels": {"": "x"}}, {"labels": {"a b": "x"}}, {"labels": {"k": 5}}, {"labels": ["k"]},
+                {"labels": {"k": "x" * 256}}, {"name": "brd-123"}, {"name": ""}, {"description": "a\x01"},
+                {"colour": "red"}, {}, {"labels": {f"k{i}": "v" for i in range(33)}}]:
+        st, _, body = patch(f, f"/v1/boards/{b['id']}", bad)
+        check(st == 400 and body["error"]["code"] == "bad_request", f"PATCH {str(bad)[:60]}: {st} {body}")
+    st, _, body = patch(f, "/v1/boards/nope", {"description": "x"})
+    check(st == 404, f"no such board: {st} {body}")
+    # Labels filter lists; every listed item has its etag.
+    st, body = get(f, "/v1/boards", label="zone=eu-1")
+    check(st == 200 and [x["id"] for x in body["boards"]] == [a["id"]], f"label=zone=eu-1: {body}")
+    st, body = get(f, "/v1/boards", label="rack")
+    check(st == 200 and [x["id"] for x in body["boards"]] == [a["id"]], f"label=rack: {body}")
+    st, body = get(f, "/v1/boards", label="zone=us-1")
+    check(st == 200 and body["boards"] == [], f"label=zone=us-1: {body}")
+    st, body = get(f, "/v1/boards")
+    check(all(x.get("etag") for x in body["boards"]), "listed boards have etags")
+    # Images too, and skyctl set.
+    st, _, img = call(f, "POST", "/v1/images?name=tiny&kind=disk", data=b"x" * 4096,
+                      headers={"Content-Type": "application/octet-stream"})
+    check(st == 201 and img["etag"], f"image: {st} {img}")
+    r = skyctl(f, "image", "set", "tiny", "--name", "tiny2", "--label", "os=debian", "--label", "ver=13",
+               "--description", "a test image")
+    check(r.returncode == 0, f"skyctl image set: {r.returncode} {r.stderr}")
+    st, _, got = call(f, "GET", f"/v1/images/{img['id']}")
+    check(got["name"] == "tiny2" and got["labels"] == {"os": "debian", "ver": "13"} and got["description"] == "a test image",
+          f"after skyctl image set: {got}")
+    r = skyctl(f, "image", "set", "tiny2", "--label", "ver-")
+    st, _, got = call(f, "GET", f"/v1/images/{img['id']}")
+    check(r.returncode == 0 and got["labels"] == {"os": "debian"}, f"skyctl --label ver-: {r.stderr} {got}")
+    r = skyctl(f, "board", "set", "rack1-07", "--if-match", etag0, "--description", "x")
+    check(r.returncode != 0 and "changed since" in r.stderr, f"skyctl set with a stale etag: {r.returncode} {r.stderr}")
+    # A restart keeps it all.
+    f.ctl.stop()
+    f.start()
+    st, _, again = call(f, "GET", f"/v1/boards/{a['id']}")
+    check(again["name"] == "rack1-07" and again["labels"] == {"rack": "1", "zone": "eu-1"}, f"after restart: {again}")
 
 
 def main():
