@@ -1,7 +1,7 @@
 /* libFuzzer target: the lists' query strings and page tokens
  * (controller/skyrootd/api_query.c).  The first byte picks: 0 a query
  * string (the second byte: which filters the list takes), 1 a page token,
- * 2 an id made into a token and back.
+ * 2 an id made into a token and back, 3 a PATCH body (api_meta_parse.c).
  *
  * An accepted query gives a limit in 1..1000, NUL-terminated fields and a
  * page token's id of the list's form; a refused one gives a message and
@@ -46,7 +46,7 @@ static void fz_query(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return;
-	allowed = data[0] & (API_QUERY_STATE | API_QUERY_BOARD);
+	allowed = data[0] & (API_QUERY_STATE | API_QUERY_BOARD | API_QUERY_LABEL);
 	memset(&q, FZ_MARK, sizeof(q));
 	memset(&untouched, FZ_MARK, sizeof(untouched));
 	err[0] = '\0';
@@ -61,7 +61,9 @@ static void fz_query(const uint8_t *data, size_t size)
 	    !fz_terminated(q.state, sizeof(q.state)) || !fz_terminated(q.board, sizeof(q.board)))
 		abort();
 	if ((q.after[0] && !fz_id_ok(q.after)) || (!(allowed & API_QUERY_STATE) && q.state[0]) ||
-	    (!(allowed & API_QUERY_BOARD) && q.board[0]))
+	    (!(allowed & API_QUERY_BOARD) && q.board[0]) || (!(allowed & API_QUERY_LABEL) && q.label_key[0]))
+		abort();
+	if (q.label_key[0] && (!api_label_key_ok(q.label_key) || !api_label_value_ok(q.label_value)))
 		abort();
 }
 
@@ -100,19 +102,58 @@ static void fz_round_trip(const uint8_t *data, size_t size)
 		abort();
 }
 
+/* A PATCH body: accepted ones hold only valid fields; refused ones say why. */
+static void fz_patch(const uint8_t *data, size_t size)
+{
+	struct api_patch p;
+	char err[API_META_ERR_MAX] = "", etag[API_ETAG_MAX];
+	json_t *labels;
+	const char *k;
+	json_t *v;
+
+	memset(&p, FZ_MARK, sizeof(p));
+	if (api_patch_parse(data, size, "brd-", &p, err, sizeof(err)) < 0) {
+		if (!err[0] || !fz_terminated(err, sizeof(err)))
+			abort();
+		return;
+	}
+	if (!p.has_name && !p.has_description && !p.labels)
+		abort();
+	if ((p.has_name && (!fz_terminated(p.name, sizeof(p.name)) || !p.name[0] || strncmp(p.name, "brd-", 4) == 0)) ||
+	    (p.has_description && !fz_terminated(p.description, sizeof(p.description))))
+		abort();
+	labels = json_object();
+	if (p.labels) {
+		json_object_foreach(p.labels, k, v)
+			if (!api_label_key_ok(k) || (!json_is_null(v) && !api_label_value_ok(json_string_value(v))))
+				abort();
+		if (labels && api_labels_merge(labels, p.labels, err, sizeof(err)) == 0 &&
+		    json_object_size(labels) > API_LABELS_MAX)
+			abort();
+	}
+	api_meta_etag(p.has_name ? p.name : "", p.has_description ? p.description : "", labels, etag);
+	if (strlen(etag) != 18)
+		abort();
+	json_decref(labels);
+	api_patch_free(&p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size == 0)
 		return 0;
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0:
 		fz_query(data + 1, size - 1);
 		break;
 	case 1:
 		fz_token(data + 1, size - 1);
 		break;
-	default:
+	case 2:
 		fz_round_trip(data + 1, size - 1);
+		break;
+	default:
+		fz_patch(data + 1, size - 1);
 		break;
 	}
 	return 0;
