@@ -142,6 +142,11 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 		}
 	}
 	call->seg = seg;
+	if (req->verb == HTTP_VERB_POST &&
+	    api_idem_begin(call, rep, &call->idem, call->idem_headers, sizeof(call->idem_headers))) {
+		call->replayed = rep->headers == call->idem_headers;
+		return;
+	}
 	fn(call, rep);
 }
 
@@ -203,6 +208,10 @@ static int api__begin(void *ctx, struct http_conn *c, const struct http_request 
 		api_auth_fail(api, req);
 		return http_conn_refuse(c, 401, "unauthorized", "%s", API_NEEDS_TOKEN);
 	}
+	if (req->idempotency_key)
+		return http_conn_refuse(c, 400, "bad_request",
+					"image uploads take no Idempotency-Key: a name is stored once, a repeat is "
+					"409 conflict; see 'skyctl image list'");
 	return api_images_upload_begin(api, c, req);
 }
 
@@ -221,7 +230,7 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 
 	api__dispatch(&call, &rep);
 	id = json_string_value(json_object_get(rep.body, "id"));
-	if ((rep.status == 200 || rep.status == 201) && id && strlen(id) < DB_ID_MAX) {
+	if ((rep.status == 200 || rep.status == 201) && id && strlen(id) < DB_ID_MAX && !call.replayed) {
 		const char *etag;
 		int n = 0;
 
@@ -243,6 +252,7 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 			rep.headers = headers;
 		}
 	}
+	api_idem_end(&call, &call.idem, &rep);
 	if (rep.status == 0) {
 		json_decref(rep.body); /* answered already */
 		return;

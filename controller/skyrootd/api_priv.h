@@ -5,6 +5,7 @@
  *   api_boot.c     /boot/... (network boot) and /healthz
  *   api_metrics.c  /metrics (Prometheus) and /readyz
  *   api_meta.c     PATCH of names, labels, descriptions; etags
+ *   api_idem.c     Idempotency-Key: answers kept for a repeat of a POST
  *   api_list.c     one page of a list: query, filters, order, page token
  *   api_reply.c    answers and lookups every resource uses (the bottom)
  * Calls go downwards only: api.c -> api_<resource>.c -> api_list.c ->
@@ -50,6 +51,13 @@ struct api_conn_state {
 	uint64_t metric_t0;           /* uv_hrtime() at its headers; 0 = none */
 };
 
+/* What api_idem.c knows of a POST with an Idempotency-Key. */
+struct api_idem {
+	bool on;                      /* keep this request's answer */
+	const char *key;              /* the Idempotency-Key */
+	uint8_t cred[32], seal[32], request[32];
+};
+
 /* One call to a route. */
 struct api_call {
 	struct api *api;
@@ -57,6 +65,9 @@ struct api_call {
 	struct http_conn *conn;
 	const struct http_request *req;
 	const char *seg;              /* the decoded {id|name}; "" when none */
+	struct api_idem idem;         /* a POST's Idempotency-Key */
+	bool replayed;                /* the answer is the one kept for its key */
+	char idem_headers[512];       /* the kept answer's header lines */
 };
 
 /* What a handler answers: status 0 when it answered itself (raw bytes, a
@@ -129,6 +140,13 @@ void api_auth_stop(struct api *api);
 /* api_boot.c: firmware files go out as the client takes them. */
 void api_boot_writable(struct api *api, struct http_conn *c);
 void api_boot_conn_gone(struct api *api, struct api_conn_state *st);
+
+/* ---- api_idem.c ---- */
+/* Before a POST with an Idempotency-Key: 1 when rep has the answer (the
+ * kept one, with its headers in headers; or an error), 0 to go on. */
+int api_idem_begin(struct api_call *call, struct api_reply *rep, struct api_idem *st, char *headers, size_t hlen);
+/* After it: keep the answer (rep->headers included) for a repeat. */
+void api_idem_end(struct api_call *call, const struct api_idem *st, const struct api_reply *rep);
 
 /* ---- api_meta.c ---- */
 struct api_meta_kind {

@@ -113,7 +113,18 @@ static const char *const db_migrations[] = {
 	"CREATE TABLE meta ("
 	"  id TEXT PRIMARY KEY,"
 	"  description TEXT NOT NULL DEFAULT '',"
-	"  labels TEXT NOT NULL DEFAULT '{}');",
+	"  labels TEXT NOT NULL DEFAULT '{}');"
+	/* The answers of POSTs with an Idempotency-Key (api_idem.c), by the
+	 * hash of the credential and the key, sealed with a key only that
+	 * credential gives; kept 24 hours. */
+	"CREATE TABLE idempotency ("
+	"  credential BLOB NOT NULL,"
+	"  key TEXT NOT NULL,"
+	"  request BLOB NOT NULL,"             /* SHA-256 of method, path, query and body */
+	"  sealed BLOB NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (credential, key)) WITHOUT ROWID;"
+	"CREATE INDEX idempotency_age ON idempotency(created_at);",
 };
 
 enum db_stmt_id {

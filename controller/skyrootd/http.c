@@ -37,7 +37,7 @@ const struct http_limits http_default_limits = {
 	.conns_max = 1024,
 };
 
-enum http_hdr { H_OTHER, H_AUTHORIZATION, H_EXPECT, H_HOST, H_IF_MATCH };
+enum http_hdr { H_OTHER, H_AUTHORIZATION, H_EXPECT, H_HOST, H_IF_MATCH, H_IDEM_KEY };
 
 struct http_server {
 	uv_loop_t *loop;
@@ -86,6 +86,10 @@ struct http_conn {
 	size_t if_match_len;
 	unsigned if_match_count;
 	bool if_match_overflow;
+	char idem_key[HTTP_IDEM_KEY_MAX + 1];
+	size_t idem_key_len;
+	unsigned idem_key_count;
+	bool idem_key_overflow;
 	struct sky_buf body;
 	bool streaming_body;        /* begin() chose HTTP_BODY_STREAM */
 	bool begun;                 /* begin() accepted: failed() is owed on error */
@@ -498,6 +502,11 @@ static int http__request(struct http_conn *c, struct http_request *req)
 		req->if_match = c->if_match;
 		req->if_match_bad = c->if_match_count > 1 || c->if_match_overflow;
 	}
+	if (c->idem_key_count) {
+		c->idem_key[c->idem_key_len] = '\0';
+		req->idempotency_key = c->idem_key;
+		req->idempotency_key_bad = c->idem_key_count > 1 || c->idem_key_overflow;
+	}
 	req->body = c->body.data;
 	req->body_len = c->body.len;
 	http_parser_url_init(&u);
@@ -571,6 +580,9 @@ static int http__message_begin(http_parser *p)
 	c->if_match_len = 0;
 	c->if_match_count = 0;
 	c->if_match_overflow = false;
+	c->idem_key_len = 0;
+	c->idem_key_count = 0;
+	c->idem_key_overflow = false;
 	sky_buf_reset(&c->body);
 	c->streaming_body = false;
 	c->begun = false;
@@ -663,6 +675,9 @@ static int http__header_value(http_parser *p, const char *at, size_t len)
 		} else if (http__name_is(c, "if-match")) {
 			c->hcur = H_IF_MATCH;
 			c->if_match_count++;
+		} else if (http__name_is(c, "idempotency-key")) {
+			c->hcur = H_IDEM_KEY;
+			c->idem_key_count++;
 		} else {
 			c->hcur = H_OTHER;
 		}
@@ -682,6 +697,10 @@ static int http__header_value(http_parser *p, const char *at, size_t len)
 	case H_IF_MATCH:
 		if (c->if_match_count == 1)
 			http__append(c->if_match, &c->if_match_len, HTTP_IF_MATCH_MAX, at, len, &c->if_match_overflow);
+		break;
+	case H_IDEM_KEY:
+		if (c->idem_key_count == 1)
+			http__append(c->idem_key, &c->idem_key_len, HTTP_IDEM_KEY_MAX, at, len, &c->idem_key_overflow);
 		break;
 	case H_OTHER:
 		break;

@@ -44,6 +44,7 @@ extern const struct http_limits http_default_limits;
 enum http_verb { HTTP_VERB_OTHER, HTTP_VERB_GET, HTTP_VERB_HEAD, HTTP_VERB_POST, HTTP_VERB_DELETE, HTTP_VERB_PATCH };
 
 #define HTTP_IF_MATCH_MAX 128
+#define HTTP_IDEM_KEY_MAX 255
 
 /* A request as the layer above sees it.  Pointers are valid only during
  * the call they are passed to.  Header values are as received (at most
@@ -60,6 +61,8 @@ struct http_request {
 	unsigned authorization_count; /* more than one: treat as unauthorized */
 	const char *if_match;       /* the If-Match header, NUL-terminated; NULL when none */
 	bool if_match_bad;          /* more than one, or longer than HTTP_IF_MATCH_MAX */
+	const char *idempotency_key; /* the Idempotency-Key header, NUL-terminated; NULL when none */
+	bool idempotency_key_bad;   /* more than one, or longer than HTTP_IDEM_KEY_MAX */
 	const char *host;           /* the Host header; NULL when none or too long */
 	const char *peer;           /* the client's address ("-" when unknown) */
 	size_t host_len;

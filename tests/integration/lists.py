@@ -337,6 +337,56 @@ def case_patch(f):
     check(again["name"] == "rack1-07" and again["labels"] == {"rack": "1", "zone": "eu-1"}, f"after restart: {again}")
 
 
+def case_idempotency(f):
+    """Idempotency-Key on POST: a repeat gets the same answer and makes
+    nothing more; the key with another body is a 422; keys are per
+    credential; the kept answer survives a restart and is not in the
+    database in clear."""
+    f.start()
+    hdr = {"Content-Type": "application/json", "Idempotency-Key": "9b1f2c3d-key-1"}
+    st1, h1, b1 = call(f, "POST", "/v1/tokens", data=b'{"uses": 3}', headers=hdr)
+    check(st1 == 201 and b1["token"].startswith("skt-"), f"first POST: {st1} {b1}")
+    st2, h2, b2 = call(f, "POST", "/v1/tokens", data=b'{"uses": 3}', headers=hdr)
+    check(st2 == 201 and b2 == b1 and h2.get("Location") == h1.get("Location") and h2.get("Idempotency-Replayed") == "true"
+          and h2.get("X-Request-Id") != h1.get("X-Request-Id"), f"repeat: {st2} {b2} {dict(h2)}")
+    st, body = get(f, "/v1/tokens")
+    check([t["id"] for t in body["tokens"]] == [b1["id"]], f"one token made: {body}")
+    # The same key with another body: 422, and nothing made.
+    st, _, body = call(f, "POST", "/v1/tokens", data=b'{"uses": 4}', headers=hdr)
+    check(st == 422 and body["error"]["code"] == "idempotency_key_reused", f"another body: {st} {body}")
+    # ... or another route.
+    st, _, body = call(f, "POST", "/v1/guests", data=b'{"uses": 3}', headers=hdr)
+    check(st == 422, f"another route: {st} {body}")
+    # A new key makes a new token; a refused request (400) is kept too.
+    hdr2 = dict(hdr, **{"Idempotency-Key": "key-2"})
+    st, _, b3 = call(f, "POST", "/v1/tokens", data=b'{"uses": 3}', headers=hdr2)
+    check(st == 201 and b3["id"] != b1["id"], f"a new key: {st} {b3}")
+    hdr3 = dict(hdr, **{"Idempotency-Key": "key-3"})
+    st, _, e1 = call(f, "POST", "/v1/tokens", data=b'{"uses": 0}', headers=hdr3)
+    st2, h, e2 = call(f, "POST", "/v1/tokens", data=b'{"uses": 0}', headers=hdr3)
+    check(st == st2 == 400 and e1["error"]["message"] == e2["error"]["message"] and h.get("Idempotency-Replayed") == "true",
+          f"a kept 400: {st} {st2} {e2}")
+    # Bad keys.
+    for bad in ["", "a b", "x" * 300]:
+        st, _, body = call(f, "POST", "/v1/tokens", data=b'{"uses": 1}', headers=dict(hdr, **{"Idempotency-Key": bad}))
+        check(st == 400 and "Idempotency-Key" in body["error"]["message"], f"key {bad[:20]!r}: {st} {body}")
+    st, _, body = call(f, "POST", "/v1/images?name=x&kind=disk", data=b"x" * 10,
+                       headers={"Content-Type": "application/octet-stream", "Idempotency-Key": "k"})
+    check(st == 400 and "Idempotency-Key" in body["error"]["message"], f"upload with a key: {st} {body}")
+    # The kept answer (with the token's secret) is sealed in the database.
+    db = open(os.path.join(f.state, "skyroot.db"), "rb").read()
+    wal = os.path.join(f.state, "skyroot.db-wal")
+    db += open(wal, "rb").read() if os.path.exists(wal) else b""
+    check(b1["token"].encode() not in db, "the secret is not in the database in clear")
+    # After a restart the repeat still gets the same answer.
+    f.ctl.stop()
+    f.start()
+    st4, _, b4 = call(f, "POST", "/v1/tokens", data=b'{"uses": 3}', headers=hdr)
+    check(st4 == 201 and b4 == b1, f"repeat after restart: {st4} {b4}")
+    st, body = get(f, "/v1/tokens")
+    check(len(body["tokens"]) == 2, f"still two tokens: {body}")
+
+
 def main():
     return run_cases(globals(), "skylists", Fleet)
 
