@@ -252,6 +252,8 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 			rep.headers = headers;
 		}
 	}
+	if (rep.status == 200 && req->verb == HTTP_VERB_DELETE)
+		api_meta_forget(call.ctl, json_string_value(json_object_get(rep.body, "deleted")));
 	api_idem_end(&call, &call.idem, &rep);
 	if (rep.status == 0) {
 		json_decref(rep.body); /* answered already */

@@ -248,3 +248,17 @@ fail:
 	json_decref(labels);
 	api_patch_free(&p);
 }
+
+void api_meta_forget(struct controller *ctl, const char *id)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (!api_meta__kind_of(id) || api_meta__prepare(ctl, "DELETE FROM meta WHERE id = ?", &s) < 0)
+		return;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE)
+		log_warn("api: cannot forget the labels of %s: %s", id, sqlite3_errstr(rc));
+	sqlite3_finalize(s);
+}

@@ -157,6 +157,8 @@ struct api_meta_kind {
 /* Add labels, description and etag to a board, image or guest (by its
  * "id"), or to each of an array of them. */
 int api_meta_decorate(struct controller *ctl, json_t *obj_or_array);
+/* A deleted board, image or guest: its labels and description go too. */
+void api_meta_forget(struct controller *ctl, const char *id);
 /* PATCH .../{id|name}: check If-Match, change, and answer what get does. */
 void api_meta_patch(struct api_call *call, struct api_reply *rep, const struct api_meta_kind *k, api_handler get);
 

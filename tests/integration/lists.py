@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import socket
+import sqlite3
 import sys
 import urllib.error
 import urllib.parse
@@ -328,6 +329,13 @@ def case_patch(f):
     r = skyctl(f, "image", "set", "tiny2", "--label", "ver-")
     st, _, got = call(f, "GET", f"/v1/images/{img['id']}")
     check(r.returncode == 0 and got["labels"] == {"os": "debian"}, f"skyctl --label ver-: {r.stderr} {got}")
+    # A deleted image's labels go with it.
+    st, _, _ = call(f, "DELETE", f"/v1/images/{img['id']}")
+    check(st == 200, "delete the image")
+    con = sqlite3.connect(f"file:{os.path.join(f.state, 'skyroot.db')}?mode=ro", uri=True)
+    rows = con.execute("SELECT count(*) FROM meta WHERE id = ?", (img["id"],)).fetchone()[0]
+    con.close()
+    check(rows == 0, f"meta rows of a deleted image: {rows}")
     r = skyctl(f, "board", "set", "rack1-07", "--if-match", etag0, "--description", "x")
     check(r.returncode != 0 and "changed since" in r.stderr, f"skyctl set with a stale etag: {r.returncode} {r.stderr}")
     # A restart keeps it all.
