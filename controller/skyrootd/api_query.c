@@ -180,7 +180,7 @@ int api_query_parse_list(const char *q, size_t qlen, const uint8_t page_key[API_
 		} else if (bit == API_QUERY_STATE) {
 			if (!val[0] || strlen(val) >= sizeof(res.state))
 				API_QUERY_FAIL("state must be a state name of %s (1 to 31 bytes)", list);
-			snprintf(res.state, sizeof(res.state), "%s", val);
+			memcpy(res.state, val, strlen(val) + 1);
 		} else if (bit == API_QUERY_LABEL) {
 			if (api_label_filter_parse(val, res.label_key, res.label_value, &res.label_has_value) < 0)
 				API_QUERY_FAIL("label must be KEY=VALUE or KEY (%%3D for '=' in a URL is fine): a key of "
@@ -189,7 +189,7 @@ int api_query_parse_list(const char *q, size_t qlen, const uint8_t page_key[API_
 		} else {
 			if (!val[0] || strlen(val) >= sizeof(res.board))
 				API_QUERY_FAIL("board must be a board's id or name (1 to 63 bytes)");
-			snprintf(res.board, sizeof(res.board), "%s", val);
+			memcpy(res.board, val, strlen(val) + 1);
 		}
 		p = amp ? amp + 1 : end;
 	}
