@@ -773,7 +773,7 @@ static void rf_systems_route(struct api_call *call, struct api_reply *rep, const
 		return;
 	}
 	if (rf_segment(p, n, RF_SYSTEMS "/", "", &seg, &sl)) {
-		bool patch = req->verb == HTTP_VERB_OTHER && strcmp(req->method, "PATCH") == 0;
+		bool patch = req->verb == HTTP_VERB_PATCH;
 		if (req->verb != HTTP_VERB_GET && !patch) {
 			rf_not_allowed(rep, req->method, "GET, PATCH");
 			return;

@@ -14,7 +14,9 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/tls.h"
+#include "common/util.h"
 #include "controller/skyrootd/listener.h"
 
 #define HTTP_AUTH_MAX 512
@@ -35,7 +37,7 @@ const struct http_limits http_default_limits = {
 	.conns_max = 1024,
 };
 
-enum http_hdr { H_OTHER, H_AUTHORIZATION, H_EXPECT, H_HOST, H_XAUTH };
+enum http_hdr { H_OTHER, H_AUTHORIZATION, H_EXPECT, H_HOST, H_XAUTH, H_IF_MATCH, H_IDEM_KEY };
 
 struct http_server {
 	uv_loop_t *loop;
@@ -84,6 +86,14 @@ struct http_conn {
 	char host[HTTP_HOST_MAX];
 	size_t host_len;
 	bool host_overflow;
+	char if_match[HTTP_IF_MATCH_MAX + 1];
+	size_t if_match_len;
+	unsigned if_match_count;
+	bool if_match_overflow;
+	char idem_key[HTTP_IDEM_KEY_MAX + 1];
+	size_t idem_key_len;
+	unsigned idem_key_count;
+	bool idem_key_overflow;
 	struct sky_buf body;
 	bool streaming_body;        /* begin() chose HTTP_BODY_STREAM */
 	bool begun;                 /* begin() accepted: failed() is owed on error */
@@ -91,6 +101,7 @@ struct http_conn {
 	const char *reject_code;
 	char reject_msg[HTTP_ERR_MAX];
 	bool keep_alive;
+	char request_id[HTTP_REQUEST_ID_MAX]; /* "" until asked for or answered */
 
 	/* Between requests. */
 	struct sky_buf pending;     /* bytes received while an answer is written */
@@ -182,6 +193,21 @@ static bool http__is_head(const struct http_conn *c)
 	return c->have_url && c->parser.method == HTTP_HEAD;
 }
 
+const char *http_conn_request_id(struct http_conn *c)
+{
+	static unsigned long long fallback;
+	uint8_t raw[8];
+
+	if (c->request_id[0])
+		return c->request_id;
+	memcpy(c->request_id, "req-", 4);
+	if (sky_random(raw, sizeof(raw)) == 0)
+		sky_format_hex(raw, sizeof(raw), c->request_id + 4);
+	else /* no randomness: still one id per request of this process */
+		snprintf(c->request_id + 4, sizeof(c->request_id) - 4, "%016llx", ++fallback);
+	return c->request_id;
+}
+
 /* An answer's head goes out: tell the layer above (counting), log it. */
 static void http__answered(struct http_conn *c, int status)
 {
@@ -197,8 +223,8 @@ static void http__answered(struct http_conn *c, int status)
 		path[n++] = ch > 0x20 && ch < 0x7f ? (char)ch : '?';
 	}
 	path[n] = '\0';
-	log_debug("http: %s %s -> %d", c->have_url ? http_method_str(c->parser.method) : "-", n ? path : "-",
-		  status);
+	log_debug("http: %s %s -> %d (request %s)", c->have_url ? http_method_str(c->parser.method) : "-",
+		  n ? path : "-", status, http_conn_request_id(c));
 }
 
 /* The answer is queued: keep reading after it drains, or close. */
@@ -227,10 +253,11 @@ static int http__head(struct http_conn *c, char *head, int status, const char *t
 			 "Content-Length: %llu\r\n"
 			 "Cache-Control: no-store\r\n"
 			 "Connection: %s\r\n"
+			 "X-Request-Id: %s\r\n"
 			 "%s"
 			 "\r\n",
 			 status, http_status_str((enum http_status)status), type, (unsigned long long)len,
-			 close ? "close" : "keep-alive", headers ? headers : "");
+			 close ? "close" : "keep-alive", http_conn_request_id(c), headers ? headers : "");
 
 	http__answered(c, status);
 	return n > 0 && n < HTTP_RESPONSE_HEAD_MAX ? n : -EOVERFLOW;
@@ -270,7 +297,14 @@ static void http__send(struct http_conn *c, int status, const char *type, const 
 
 static void http__respond_json(struct http_conn *c, int status, json_t *body, const char *headers, bool close)
 {
-	char *text = body ? json_dumps(body, JSON_PRESERVE_ORDER) : NULL;
+	json_t *err = json_object_get(body, "error");
+	char *text;
+
+	/* Every error names its request, as the X-Request-Id header and the
+	 * log line do. */
+	if (json_is_object(err) && !json_object_get(err, "request_id"))
+		json_object_set_new(err, "request_id", json_string(http_conn_request_id(c)));
+	text = body ? json_dumps(body, JSON_PRESERVE_ORDER) : NULL;
 
 	json_decref(body);
 	if (!text) {
@@ -372,8 +406,9 @@ int http_stream_begin(struct http_conn *c, int status, const char *type)
 		     "Transfer-Encoding: chunked\r\n"
 		     "Cache-Control: no-store\r\n"
 		     "Connection: close\r\n"
+		     "X-Request-Id: %s\r\n"
 		     "\r\n",
-		     status, http_status_str((enum http_status)status), type);
+		     status, http_status_str((enum http_status)status), type, http_conn_request_id(c));
 	http__answered(c, status);
 	r = n > 0 && (size_t)n < sizeof(head) ? c->tp->write(c->t, head, (size_t)n) : -EOVERFLOW;
 	c->answered = true;
@@ -437,6 +472,8 @@ static enum http_verb http__verb(unsigned method)
 		return HTTP_VERB_POST;
 	case HTTP_DELETE:
 		return HTTP_VERB_DELETE;
+	case HTTP_PATCH:
+		return HTTP_VERB_PATCH;
 	default:
 		return HTTP_VERB_OTHER;
 	}
@@ -468,6 +505,16 @@ static int http__request(struct http_conn *c, struct http_request *req)
 	if (c->host_len && !c->host_overflow) {
 		req->host = c->host;
 		req->host_len = c->host_len;
+	}
+	if (c->if_match_count) {
+		c->if_match[c->if_match_len] = '\0';
+		req->if_match = c->if_match;
+		req->if_match_bad = c->if_match_count > 1 || c->if_match_overflow;
+	}
+	if (c->idem_key_count) {
+		c->idem_key[c->idem_key_len] = '\0';
+		req->idempotency_key = c->idem_key;
+		req->idempotency_key_bad = c->idem_key_count > 1 || c->idem_key_overflow;
 	}
 	req->body = c->body.data;
 	req->body_len = c->body.len;
@@ -524,6 +571,7 @@ static int http__message_begin(http_parser *p)
 		c->tp->set_deadline(c->t, c->srv->lim.header_ms);
 	c->url_len = 0;
 	c->url[0] = '\0';
+	c->request_id[0] = '\0';
 	c->have_url = false;
 	c->header_bytes = 0;
 	c->header_count = 0;
@@ -542,6 +590,12 @@ static int http__message_begin(http_parser *p)
 	c->expect_overflow = false;
 	c->host_len = 0;
 	c->host_overflow = false;
+	c->if_match_len = 0;
+	c->if_match_count = 0;
+	c->if_match_overflow = false;
+	c->idem_key_len = 0;
+	c->idem_key_count = 0;
+	c->idem_key_overflow = false;
 	sky_buf_reset(&c->body);
 	c->streaming_body = false;
 	c->begun = false;
@@ -634,6 +688,12 @@ static int http__header_value(http_parser *p, const char *at, size_t len)
 		} else if (http__name_is(c, "host")) {
 			c->hcur = H_HOST;
 			c->host_len = 0;
+		} else if (http__name_is(c, "if-match")) {
+			c->hcur = H_IF_MATCH;
+			c->if_match_count++;
+		} else if (http__name_is(c, "idempotency-key")) {
+			c->hcur = H_IDEM_KEY;
+			c->idem_key_count++;
 		} else {
 			c->hcur = H_OTHER;
 		}
@@ -653,6 +713,14 @@ static int http__header_value(http_parser *p, const char *at, size_t len)
 		break;
 	case H_HOST:
 		http__append(c->host, &c->host_len, sizeof(c->host), at, len, &c->host_overflow);
+		break;
+	case H_IF_MATCH:
+		if (c->if_match_count == 1)
+			http__append(c->if_match, &c->if_match_len, HTTP_IF_MATCH_MAX, at, len, &c->if_match_overflow);
+		break;
+	case H_IDEM_KEY:
+		if (c->idem_key_count == 1)
+			http__append(c->idem_key, &c->idem_key_len, HTTP_IDEM_KEY_MAX, at, len, &c->idem_key_overflow);
 		break;
 	case H_OTHER:
 		break;
