@@ -25,6 +25,7 @@
 #define HTTP_HNAME_MAX 32
 #define HTTP_RESPONSE_HEAD_MAX 512
 #define HTTP_ERR_MAX 512
+#define HTTP_HVAL_MAX 512 /* the largest of http_hdrs[].max */
 
 const struct http_limits http_default_limits = {
 	.url_max = 2048,
@@ -37,7 +38,34 @@ const struct http_limits http_default_limits = {
 	.conns_max = 1024,
 };
 
-enum http_hdr { H_OTHER, H_AUTHORIZATION, H_EXPECT, H_HOST, H_XAUTH, H_IF_MATCH, H_IDEM_KEY };
+/* The headers the layer reads; every other one is only counted. */
+enum http_hdr { H_AUTHORIZATION, H_XAUTH, H_EXPECT, H_HOST, H_IF_MATCH, H_IDEM_KEY, H__COUNT, H_OTHER = H__COUNT };
+
+static const struct {
+	const char *name;
+	size_t max;   /* bytes kept; longer is an overflow */
+	bool secret;  /* wiped after each request */
+} http_hdrs[H__COUNT] = {
+	[H_AUTHORIZATION] = {"authorization", HTTP_AUTH_MAX, true},
+	[H_XAUTH] = {"x-auth-token", HTTP_AUTH_MAX, true}, /* a Redfish session */
+	[H_EXPECT] = {"expect", HTTP_EXPECT_MAX, false},
+	[H_HOST] = {"host", HTTP_HOST_MAX, false},
+	[H_IF_MATCH] = {"if-match", HTTP_IF_MATCH_MAX, false},
+	[H_IDEM_KEY] = {"idempotency-key", HTTP_IDEM_KEY_MAX, false},
+};
+
+_Static_assert(HTTP_AUTH_MAX <= HTTP_HVAL_MAX && HTTP_EXPECT_MAX <= HTTP_HVAL_MAX && HTTP_HOST_MAX <= HTTP_HVAL_MAX &&
+		       HTTP_IF_MATCH_MAX <= HTTP_HVAL_MAX && HTTP_IDEM_KEY_MAX <= HTTP_HVAL_MAX,
+	       "every kept header fits struct http_hval");
+
+/* One header's value as received: the first of its name only; count says
+ * how many came. */
+struct http_hval {
+	char buf[HTTP_HVAL_MAX + 1];
+	size_t len;
+	unsigned count;
+	bool overflow;
+};
 
 struct http_server {
 	uv_loop_t *loop;
@@ -72,28 +100,7 @@ struct http_conn {
 	size_t hname_len;           /* HTTP_HNAME_MAX + 1: longer than any we look at */
 	bool in_value;
 	enum http_hdr hcur;
-	char auth[HTTP_AUTH_MAX];
-	size_t auth_len;
-	unsigned auth_count;
-	bool auth_overflow;
-	char xauth[HTTP_AUTH_MAX];  /* X-Auth-Token (a Redfish session) */
-	size_t xauth_len;
-	unsigned xauth_count;
-	bool xauth_overflow;
-	char expect[HTTP_EXPECT_MAX];
-	size_t expect_len;
-	bool expect_overflow;
-	char host[HTTP_HOST_MAX];
-	size_t host_len;
-	bool host_overflow;
-	char if_match[HTTP_IF_MATCH_MAX + 1];
-	size_t if_match_len;
-	unsigned if_match_count;
-	bool if_match_overflow;
-	char idem_key[HTTP_IDEM_KEY_MAX + 1];
-	size_t idem_key_len;
-	unsigned idem_key_count;
-	bool idem_key_overflow;
+	struct http_hval hv[H__COUNT];
 	struct sky_buf body;
 	bool streaming_body;        /* begin() chose HTTP_BODY_STREAM */
 	bool begun;                 /* begin() accepted: failed() is owed on error */
@@ -480,6 +487,19 @@ static enum http_verb http__verb(unsigned method)
 }
 
 /* 0, or -EINVAL when the target has no path. */
+/* Header h for the layer above, NUL-terminated: NULL when absent, "" when
+ * too long.  Returns how many came, an overflow counting as one more. */
+static unsigned http__hval(struct http_conn *c, enum http_hdr h, const char **val, size_t *len)
+{
+	struct http_hval *v = &c->hv[h];
+
+	v->buf[v->overflow ? 0 : v->len] = '\0';
+	*val = v->count ? v->buf : NULL;
+	if (len)
+		*len = v->count && !v->overflow ? v->len : 0;
+	return v->count + (v->overflow ? 1 : 0);
+}
+
 static int http__request(struct http_conn *c, struct http_request *req)
 {
 	struct http_parser_url u;
@@ -492,30 +512,12 @@ static int http__request(struct http_conn *c, struct http_request *req)
 	req->peer = listener_peer(c->slot);
 	req->chunked = (p->flags & F_CHUNKED) != 0;
 	req->content_length = p->content_length == ULLONG_MAX ? UINT64_MAX : p->content_length;
-	if (c->auth_count) {
-		req->authorization = c->auth_overflow ? "" : c->auth;
-		req->authorization_len = c->auth_overflow ? 0 : c->auth_len;
-	}
-	req->authorization_count = c->auth_count + (c->auth_overflow ? 1 : 0);
-	if (c->xauth_count) {
-		req->x_auth_token = c->xauth_overflow ? "" : c->xauth;
-		req->x_auth_token_len = c->xauth_overflow ? 0 : c->xauth_len;
-	}
-	req->x_auth_token_count = c->xauth_count + (c->xauth_overflow ? 1 : 0);
-	if (c->host_len && !c->host_overflow) {
-		req->host = c->host;
-		req->host_len = c->host_len;
-	}
-	if (c->if_match_count) {
-		c->if_match[c->if_match_len] = '\0';
-		req->if_match = c->if_match;
-		req->if_match_bad = c->if_match_count > 1 || c->if_match_overflow;
-	}
-	if (c->idem_key_count) {
-		c->idem_key[c->idem_key_len] = '\0';
-		req->idempotency_key = c->idem_key;
-		req->idempotency_key_bad = c->idem_key_count > 1 || c->idem_key_overflow;
-	}
+	req->authorization_count = http__hval(c, H_AUTHORIZATION, &req->authorization, &req->authorization_len);
+	req->x_auth_token_count = http__hval(c, H_XAUTH, &req->x_auth_token, &req->x_auth_token_len);
+	if (http__hval(c, H_HOST, &req->host, &req->host_len) != 1 || !req->host_len)
+		req->host = NULL, req->host_len = 0;
+	req->if_match_bad = http__hval(c, H_IF_MATCH, &req->if_match, NULL) > 1;
+	req->idempotency_key_bad = http__hval(c, H_IDEM_KEY, &req->idempotency_key, NULL) > 1;
 	req->body = c->body.data;
 	req->body_len = c->body.len;
 	http_parser_url_init(&u);
@@ -578,24 +580,13 @@ static int http__message_begin(http_parser *p)
 	c->hname_len = 0;
 	c->in_value = false;
 	c->hcur = H_OTHER;
-	OPENSSL_cleanse(c->auth, c->auth_len);
-	c->auth_len = 0;
-	c->auth_count = 0;
-	c->auth_overflow = false;
-	OPENSSL_cleanse(c->xauth, c->xauth_len);
-	c->xauth_len = 0;
-	c->xauth_count = 0;
-	c->xauth_overflow = false;
-	c->expect_len = 0;
-	c->expect_overflow = false;
-	c->host_len = 0;
-	c->host_overflow = false;
-	c->if_match_len = 0;
-	c->if_match_count = 0;
-	c->if_match_overflow = false;
-	c->idem_key_len = 0;
-	c->idem_key_count = 0;
-	c->idem_key_overflow = false;
+	for (unsigned h = 0; h < H__COUNT; h++) {
+		if (http_hdrs[h].secret)
+			OPENSSL_cleanse(c->hv[h].buf, c->hv[h].len);
+		c->hv[h].len = 0;
+		c->hv[h].count = 0;
+		c->hv[h].overflow = false;
+	}
 	sky_buf_reset(&c->body);
 	c->streaming_body = false;
 	c->begun = false;
@@ -658,16 +649,6 @@ static bool http__name_is(const struct http_conn *c, const char *name)
 	return c->hname_len == n && strncasecmp(c->hname, name, n) == 0;
 }
 
-static void http__append(char *dst, size_t *dst_len, size_t max, const char *at, size_t len, bool *overflow)
-{
-	if (len > max - *dst_len) {
-		*overflow = true;
-		return;
-	}
-	memcpy(dst + *dst_len, at, len);
-	*dst_len += len;
-}
-
 static int http__header_value(http_parser *p, const char *at, size_t len)
 {
 	struct http_conn *c = p->data;
@@ -676,54 +657,19 @@ static int http__header_value(http_parser *p, const char *at, size_t len)
 		return -1;
 	if (!c->in_value) {
 		c->in_value = true;
-		if (http__name_is(c, "authorization")) {
-			c->hcur = H_AUTHORIZATION;
-			c->auth_count++;
-		} else if (http__name_is(c, "x-auth-token")) {
-			c->hcur = H_XAUTH;
-			c->xauth_count++;
-		} else if (http__name_is(c, "expect")) {
-			c->hcur = H_EXPECT;
-			c->expect_len = 0;
-		} else if (http__name_is(c, "host")) {
-			c->hcur = H_HOST;
-			c->host_len = 0;
-		} else if (http__name_is(c, "if-match")) {
-			c->hcur = H_IF_MATCH;
-			c->if_match_count++;
-		} else if (http__name_is(c, "idempotency-key")) {
-			c->hcur = H_IDEM_KEY;
-			c->idem_key_count++;
-		} else {
-			c->hcur = H_OTHER;
-		}
+		for (c->hcur = 0; c->hcur < H__COUNT && !http__name_is(c, http_hdrs[c->hcur].name); c->hcur++)
+			;
+		if (c->hcur != H_OTHER)
+			c->hv[c->hcur].count++;
 	}
-	switch (c->hcur) {
-	case H_AUTHORIZATION:
-		/* A second Authorization header makes the request unauthorized. */
-		if (c->auth_count == 1)
-			http__append(c->auth, &c->auth_len, sizeof(c->auth), at, len, &c->auth_overflow);
-		break;
-	case H_XAUTH:
-		if (c->xauth_count == 1)
-			http__append(c->xauth, &c->xauth_len, sizeof(c->xauth), at, len, &c->xauth_overflow);
-		break;
-	case H_EXPECT:
-		http__append(c->expect, &c->expect_len, sizeof(c->expect), at, len, &c->expect_overflow);
-		break;
-	case H_HOST:
-		http__append(c->host, &c->host_len, sizeof(c->host), at, len, &c->host_overflow);
-		break;
-	case H_IF_MATCH:
-		if (c->if_match_count == 1)
-			http__append(c->if_match, &c->if_match_len, HTTP_IF_MATCH_MAX, at, len, &c->if_match_overflow);
-		break;
-	case H_IDEM_KEY:
-		if (c->idem_key_count == 1)
-			http__append(c->idem_key, &c->idem_key_len, HTTP_IDEM_KEY_MAX, at, len, &c->idem_key_overflow);
-		break;
-	case H_OTHER:
-		break;
+	/* The first of each name only: a second Authorization header makes
+	 * the request unauthorized, a second If-Match a bad request. */
+	if (c->hcur != H_OTHER && c->hv[c->hcur].count == 1) {
+		struct http_hval *v = &c->hv[c->hcur];
+		if (len > http_hdrs[c->hcur].max - v->len)
+			v->overflow = true;
+		else if (!v->overflow)
+			memcpy(v->buf + v->len, at, len), v->len += len;
 	}
 	return 0;
 }
@@ -752,8 +698,8 @@ static int http__headers_complete(http_parser *p)
 		return http_conn_refuse(c, 413, "too_large", "the request body is over the %zu-byte limit",
 					srv->lim.body_max);
 	/* curl waits for this before it sends a larger body. */
-	if (has_body && !c->expect_overflow && c->expect_len == strlen("100-continue") &&
-	    strncasecmp(c->expect, "100-continue", c->expect_len) == 0) {
+	if (has_body && !c->hv[H_EXPECT].overflow && c->hv[H_EXPECT].len == strlen("100-continue") &&
+	    strncasecmp(c->hv[H_EXPECT].buf, "100-continue", c->hv[H_EXPECT].len) == 0) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 		if (c->tp->write(c->t, cont, sizeof(cont) - 1) < 0)
 			return http__refuse_limit(c, 500, "the controller could not answer; see its log");
@@ -930,8 +876,7 @@ void http_conn_closed(struct http_conn *c, int err)
 		http__unlink(c);
 		http__release(c);
 	}
-	OPENSSL_cleanse(c->auth, sizeof(c->auth));
-	OPENSSL_cleanse(c->xauth, sizeof(c->xauth));
+	OPENSSL_cleanse(c->hv, sizeof(c->hv));
 	sky_buf_free(&c->body);
 	sky_buf_free(&c->pending);
 	free(c->url);
