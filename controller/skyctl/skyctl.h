@@ -75,10 +75,20 @@ enum skyctl_flag_id {
 	FLAG_FOLLOW,
 	FLAG_NO_HEADERS,
 	FLAG_SCDOC,
+	FLAG_LIMIT,
+	FLAG_PAGE_TOKEN,
+	FLAG_STATE,
+	FLAG_LABEL,
+	FLAG_DESCRIPTION,
+	FLAG_IF_MATCH,
 	FLAG__COUNT,
 };
 
 #define FLAG_BIT(f) (1u << (f))
+/* What every list command takes (verbs.c's skyctl_verb_list). */
+#define FLAGS_LIST (FLAG_BIT(FLAG_LIMIT) | FLAG_BIT(FLAG_PAGE_TOKEN))
+/* What every "set" command takes (verbs.c's skyctl_verb_set). */
+#define FLAGS_SET (FLAG_BIT(FLAG_NAME) | FLAG_BIT(FLAG_LABEL) | FLAG_BIT(FLAG_DESCRIPTION) | FLAG_BIT(FLAG_IF_MATCH))
 /* The flags valid anywhere on the line; the others belong to commands. */
 #define FLAGS_GLOBAL (FLAG_BIT(FLAG_OUTPUT) | FLAG_BIT(FLAG_CONFIG) | FLAG_BIT(FLAG_CONTROLLER) | \
 		      FLAG_BIT(FLAG_CA) | FLAG_BIT(FLAG_TOKEN) | FLAG_BIT(FLAG_HELP) | FLAG_BIT(FLAG_VERSION) | \
@@ -144,6 +154,7 @@ struct skyctl_opts {
 	bool on[FLAG__COUNT];           /* a flag without a value, given */
 	unsigned seen;                  /* FLAG_BIT()s of the flags given */
 	struct sky_arg_list devices;    /* every --device, as given */
+	struct sky_arg_list labels;     /* every --label, as given */
 	char device_addr[SKYCTL_MAX_DEVICES][SKY_PCI_ADDR_LEN]; /* checked, canonical */
 	const char *words[SKYCTL_MAX_WORDS];
 	size_t nwords;
@@ -153,6 +164,7 @@ struct skyctl_opts {
 	uint64_t timeout;               /* seconds; --timeout or SKYCTL_FETCH_TIMEOUT */
 	uint64_t vcpus;
 	uint64_t memory;                /* bytes */
+	uint64_t limit;                 /* --limit: one page of this many items */
 	struct skyctl_conf flag_conf;   /* --controller, --ca, --token, checked */
 };
 

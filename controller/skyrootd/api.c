@@ -81,6 +81,10 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 				"this port serves network boot only (/boot/ipxe, /boot/vmlinuz, /boot/initrd.img)");
 		return;
 	}
+	if (api_redfish_is(req)) {
+		api_redfish_dispatch(call, rep);
+		return;
+	}
 	rt = api__find(req->path, req->path_len, &raw_seg, &raw_len);
 	/* Authenticate before telling anything about /v1, even what exists. */
 	if (api__is_v1(req->path, req->path_len) || (rt && rt->reader)) {
@@ -114,6 +118,9 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 	case HTTP_VERB_DELETE:
 		fn = rt->del;
 		break;
+	case HTTP_VERB_PATCH:
+		fn = rt->patch;
+		break;
 	default:
 		break;
 	}
@@ -139,6 +146,11 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 		}
 	}
 	call->seg = seg;
+	if (req->verb == HTTP_VERB_POST &&
+	    api_idem_begin(call, rep, &call->idem, call->idem_headers, sizeof(call->idem_headers))) {
+		call->replayed = rep->headers == call->idem_headers;
+		return;
+	}
 	fn(call, rep);
 }
 
@@ -200,6 +212,10 @@ static int api__begin(void *ctx, struct http_conn *c, const struct http_request 
 		api_auth_fail(api, req);
 		return http_conn_refuse(c, 401, "unauthorized", "%s", API_NEEDS_TOKEN);
 	}
+	if (req->idempotency_key)
+		return http_conn_refuse(c, 400, "bad_request",
+					"image uploads take no Idempotency-Key: a name is stored once, a repeat is "
+					"409 conflict; see 'skyctl image list'");
 	return api_images_upload_begin(api, c, req);
 }
 
@@ -213,8 +229,36 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 	struct api *api = ctx;
 	struct api_call call = { .api = api, .ctl = api->ctl, .conn = c, .req = req, .seg = "" };
 	struct api_reply rep = { .status = 500 };
+	char headers[256];
+	const char *id;
 
 	api__dispatch(&call, &rep);
+	id = json_string_value(json_object_get(rep.body, "id"));
+	if ((rep.status == 200 || rep.status == 201) && id && strlen(id) < DB_ID_MAX && !call.replayed) {
+		const char *etag;
+		int n = 0;
+
+		/* A board, image or guest has its labels, description and etag
+		 * (the ETag header too); a 201 says where the new thing is. */
+		if (api_meta_decorate(call.ctl, rep.body) < 0) {
+			json_decref(rep.body);
+			rep.body = NULL;
+			api_reply_internal(&rep, -EIO, "read the labels");
+		}
+		etag = json_string_value(json_object_get(rep.body, "etag"));
+		if (etag)
+			n = snprintf(headers, sizeof(headers), "ETag: %s\r\n", etag);
+		if (rep.status == 201 && req->path_len < 64)
+			n += snprintf(headers + n, sizeof(headers) - (size_t)n, "Location: %.*s/%s\r\n", (int)req->path_len,
+				      req->path, id);
+		if (n > 0 && (size_t)n + (rep.headers ? strlen(rep.headers) : 0) < sizeof(headers)) {
+			snprintf(headers + n, sizeof(headers) - (size_t)n, "%s", rep.headers ? rep.headers : "");
+			rep.headers = headers;
+		}
+	}
+	if (rep.status == 200 && req->verb == HTTP_VERB_DELETE)
+		api_meta_forget(call.ctl, json_string_value(json_object_get(rep.body, "deleted")));
+	api_idem_end(&call, &call.idem, &rep);
 	if (rep.status == 0) {
 		json_decref(rep.body); /* answered already */
 		return;
@@ -288,7 +332,9 @@ int api_open(struct controller *ctl, bool boot_only, SSL_CTX *ssl, struct api **
 		return -ENOMEM;
 	api->ctl = ctl;
 	api->boot_only = boot_only;
-	r = http_server_new(ctl->loop, ssl, &hl, &api_http_ops, api, &api->http);
+	r = api_list_key(ctl, api->page_key);
+	if (r == 0)
+		r = http_server_new(ctl->loop, ssl, &hl, &api_http_ops, api, &api->http);
 	if (r == 0)
 		r = api_auth_start(api);
 	if (r < 0) {
@@ -364,5 +410,6 @@ void api_stop(struct api *api)
 	/* Every connection lets go of its state now (api__closed). */
 	http_server_stop(api->http);
 	api_auth_stop(api);
+	api_redfish_stop(api);
 	free(api);
 }

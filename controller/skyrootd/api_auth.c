@@ -82,6 +82,26 @@ enum api_role api_auth_role(const struct api *api, const struct http_request *re
 	return role;
 }
 
+int api_auth_basic(struct controller *ctl, const char *user, const char *secret, enum api_role *role)
+{
+	uint8_t hash[32];
+	int r = -EACCES;
+
+	*role = API_ROLE_NONE;
+	sky_sha256(secret, strlen(secret), hash);
+	/* The user name says which token the password must be. */
+	if (strcmp(user, "admin") == 0 && sky_memeq_ct(hash, ctl->admin_hash, sizeof(hash)) == 1) {
+		*role = API_ROLE_ADMIN;
+		r = 0;
+	} else if (strcmp(user, "reader") == 0 && ctl->has_reader &&
+		   sky_memeq_ct(hash, ctl->reader_hash, sizeof(hash)) == 1) {
+		*role = API_ROLE_READER;
+		r = 0;
+	}
+	OPENSSL_cleanse(hash, sizeof(hash));
+	return r;
+}
+
 /* The address's entry: found, or the least recently used one taken. */
 static struct api_auth_addr *api_auth__addr(struct api_auth *a, const char *peer, uint64_t now)
 {
@@ -198,8 +218,10 @@ void api_auth_refuse(struct api *api, struct http_conn *c, const struct http_req
 	uint64_t now = uv_now(a->timer.loop);
 	struct api_auth_wait *w;
 
-	/* No token at all is a client that forgot it, not a guess. */
-	if (req->authorization_count == 0 || !st) {
+	/* No token at all is a client that forgot it, not a guess (a Redfish
+	 * session token or login is one). */
+	if ((req->authorization_count == 0 && req->x_auth_token_count == 0 &&
+	     !(req->verb == HTTP_VERB_POST && api_redfish_is(req))) || !st) {
 		http_respond_json(c, 401, body, headers);
 		return;
 	}

@@ -154,6 +154,10 @@ static struct world {
 	uint64_t next_id;
 	bool session, refuse_sends;
 	unsigned step, refetches;
+	/* A chunk that fails its digest must be reported, once (ChunkCorrupt). */
+	const struct mimg *rep_img;
+	uint32_t rep_index;
+	unsigned rep_got;
 } w;
 
 static EVP_PKEY *key, *other_key;
@@ -597,6 +601,13 @@ static int h_send(void *ctx, Skyroot__Envelope *env, uint64_t *req_id)
 		q_add(*req_id, x, env->chunk_request->index);
 	} else if (env->body_case == SKYROOT__ENVELOPE__BODY_IMAGE_STATUS) {
 		check_report(env->image_status);
+	} else if (env->body_case == SKYROOT__ENVELOPE__BODY_CHUNK_CORRUPT) {
+		const Skyroot__ChunkCorrupt *cc = env->chunk_corrupt;
+		const struct mimg *x = w.rep_img;
+		if (!x || !cc->image_id || strcmp(cc->image_id, x->m.id) != 0 || cc->index != w.rep_index ||
+		    cc->expected_sha256.len != 32 || memcmp(cc->expected_sha256.data, x->m.dg[w.rep_index], 32) != 0)
+			broken("a corrupt-chunk report for a chunk that did not fail its digest, or naming another");
+		w.rep_got++;
 	} else {
 		broken("a frame of a kind the cache has no business sending");
 	}
@@ -808,6 +819,8 @@ static void answer(unsigned k, enum amode mode, enum delivery how)
 		sha256(buf, len, got);
 		if (memcmp(got, x->m.dg[r.index], 32) != 0) {
 			fail_as(x, WHY_DIGEST);
+			w.rep_img = x;
+			w.rep_index = r.index;
 		} else {
 			memcpy(x->bytes + (size_t)r.index * x->m.chunk, buf, len);
 			x->have[r.index] = 1;
@@ -821,6 +834,10 @@ static void answer(unsigned k, enum amode mode, enum delivery how)
 		broken("a chunk answer taken or ignored wrongly");
 	else if (how == D_PIECES)
 		imgcache_chunk_end(w.c);
+	if (w.rep_img && w.rep_got != (w.refuse_sends ? 0u : 1u))
+		broken("a chunk that failed its digest not reported to the controller once");
+	w.rep_img = NULL;
+	w.rep_got = 0;
 	/* Never twice, whole or in pieces. */
 	if (imgcache_on_chunk(w.c, r.id, &d) || imgcache_chunk_begin(w.c, r.id, &d, len))
 		broken("a chunk answer taken twice");

@@ -2,6 +2,7 @@
 """Writes the seed corpora of the fuzz targets into tests/fuzz/corpus/NAME/
 (committed; run again only when the formats change).  Python stdlib only:
 the few protobuf messages are encoded by hand from proto/skyroot.proto."""
+import base64
 import hashlib
 import os
 import struct
@@ -173,6 +174,18 @@ write("rest", "firmware", BOOT + req("GET", "/boot/vmlinuz", auth="") + req("GET
       req("HEAD", "/boot/vmlinuz", auth=""))
 write("rest", "public", FULL + req("GET", "/healthz", auth="") + req("GET", "/readyz", auth="") +
       req("GET", "/metrics", auth="Authorization: Bearer rdr-fuzz-token\r\n"))
+RF_ADM = "Authorization: Basic " + base64.b64encode(b"admin:adm-fuzz-token").decode() + "\r\n"
+write("rest", "redfish", FULL + req("GET", "/redfish/v1/", auth="") + req("GET", "/redfish/v1/Systems", auth=RF_ADM) +
+      req("GET", "/redfish/v1/Systems/node-a", auth=RF_ADM) +
+      req("GET", "/redfish/v1/Systems/brd-00000000f022/Processors/CPUs", auth=RF_ADM) +
+      req("PATCH", "/redfish/v1/Systems/brd-00000000f022", '{"Boot": {"BootSourceOverrideTarget": "Pxe"}}',
+          auth=RF_ADM) +
+      req("POST", "/redfish/v1/Systems/brd-00000000f022/Actions/ComputerSystem.Reset",
+          '{"ResetType": "ForceRestart"}', auth=RF_ADM) +
+      req("POST", "/redfish/v1/SessionService/Sessions", '{"UserName": "reader", "Password": "rdr-fuzz-token"}',
+          auth="") +
+      req("GET", "/redfish/v1/SessionService/Sessions", auth="X-Auth-Token: nope\r\n") +
+      req("DELETE", "/redfish/v1/Systems/node-a", auth=RF_ADM))
 write("rest", "reads", FULL + req("GET", "/v1/boards") + req("GET", "/v1/boards/node-a") +
       req("GET", "/v1/boards/brd-00000000f022") + req("GET", "/v1/images") + req("GET", "/v1/images/vmlinuz") +
       req("GET", "/v1/guests") + req("GET", "/v1/guests/web1") + req("GET", "/v1/tokens") +
@@ -331,4 +344,18 @@ write("parse", "listen", b"127.0.0.1:0")
 write("parse", "pci", b"0000:01:1f.7")
 write("parse", "pin", b"sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
 write("parse", "args", b"--memory\n512M\n-fc8\nop\n--disk=a\n--controler=h:1\n--\n-x")
+# ---- redfish: the first byte mod 4 picks the parser (0 Basic header,
+# 1 session login, 2 reset, 3 boot PATCH)
+write("redfish", "basic", b"\x00Basic " + base64.b64encode(b"admin:sky-secret"))
+write("redfish", "basic_padding", b"\x00basic\t" + base64.b64encode(b"reader:x"))
+write("redfish", "basic_no_colon", b"\x00Basic YWRtaW4=")
+write("redfish", "bearer", b"\x00Bearer abc")
+write("redfish", "session", b'\x01{"UserName": "admin", "Password": "tok"}')
+write("redfish", "session_dup", b'\x01{"UserName": "a", "UserName": "b", "Password": 1}')
+write("redfish", "reset", b'\x02{"ResetType": "ForceRestart"}')
+write("redfish", "reset_ctl", b'\x02{"ResetType": "On\\u0000x"}')
+write("redfish", "boot", b'\x03{"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}}')
+write("redfish", "boot_mode", b'\x03{"Boot": {"BootSourceOverrideMode": "UEFI"}, "@odata.etag": "W/1"}')
+write("redfish", "boot_cd", b'\x03{"Boot": {"BootSourceOverrideTarget": "Cd"}}')
+write("redfish", "boot_other", b'\x03{"Boot": {"BootSourceOverrideTarget": "Cd"}, "AssetTag": 1}')
 print("seeds written under", os.path.join(HERE, "corpus"))
