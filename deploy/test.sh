@@ -7,6 +7,7 @@
 #   unit + integration again     (build-asan/, AddressSanitizer + UBSan), skyrootd
 #                                with --threads 1: both arrangements of the event
 #                                loops run the whole suite, without a third run
+#                                (ThreadSanitizer: tests/bench/tsan.sh, ~8 min)
 #   fuzz                         (build-fuzz/, clang libFuzzer targets, a short run each)
 #   e2e                          (emulated boards: the firmware image with a
 #                                stand-in agent (e2e_boards), then with the
