@@ -4,6 +4,7 @@
  *   api_images.c   /v1/images...       api_guests.c  /v1/guests...
  *   api_boot.c     /boot/... (network boot) and /healthz
  *   api_metrics.c  /metrics (Prometheus) and /readyz
+ *   api_creds.c    /v1/credentials... and /v1/audit (api_creds_json.c: their bodies)
  *   api_reply.c    answers and lookups every resource uses (the bottom)
  * Calls go downwards only: api.c -> api_<resource>.c -> api_reply.c. */
 #ifndef SKY_CONTROLLER_API_PRIV_H
@@ -14,6 +15,8 @@
 #include <stddef.h>
 
 #include "controller/skyrootd/api_json.h"
+#include "controller/skyrootd/audit.h"
+#include "controller/skyrootd/creds.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/http.h"
 #include "controller/skyrootd/metrics.h"
@@ -42,6 +45,12 @@ struct api_conn_state {
 	/* The request being answered, for skyroot_api_requests_total. */
 	char metric_route[METRICS_ROUTE_LEN];
 	uint64_t metric_t0;           /* uv_hrtime() at its headers; 0 = none */
+	/* The request being answered, for the audit log (api.c). */
+	char request_id[HTTP_REQUEST_ID_MAX]; /* "" = none */
+	char credential[DB_NAME_MAX]; /* who, once authenticated; "" = unknown */
+	char method[16];
+	char path[AUDIT_PATH_MAX];
+	char peer[64];
 };
 
 /* One call to a route. */
@@ -73,6 +82,7 @@ struct api_route {
 	const char *allow_header;     /* the same as a header line for 405 */
 	const char *suffix;           /* after the segment, e.g. "/verify" */
 	bool reader;                  /* needs a token, and the reader token may GET it */
+	bool admin;                   /* only the admin role, whatever the method */
 	api_handler get, post, del;
 };
 #define API_ALLOW(methods) .allow = methods, .allow_header = "Allow: " methods "\r\n"
@@ -91,6 +101,7 @@ extern const struct api_route api_images_routes[];
 extern const struct api_route api_guests_routes[];
 extern const struct api_route api_boot_routes[];
 extern const struct api_route api_metrics_routes[];
+extern const struct api_route api_creds_routes[];
 
 /* api_images.c: POST /v1/images streams its body into the store. */
 bool api_images_is_upload(const struct http_request *req);
@@ -100,13 +111,12 @@ void api_images_conn_gone(struct api_conn_state *st);
 /* api_guests.c: a console follower goes. */
 void api_guests_conn_gone(struct api *api, struct http_conn *c, struct api_conn_state *st);
 
-/* api_auth.c: the admin and reader tokens, and throttling wrong ones. */
-enum api_role {
-	API_ROLE_NONE,                /* no token, or a wrong one */
-	API_ROLE_READER,              /* the read-only token: GET of routes marked .reader */
-	API_ROLE_ADMIN,
-};
-enum api_role api_auth_role(const struct api *api, const struct http_request *req);
+/* api_auth.c: the credential of a request (creds.h), and throttling wrong
+ * ones.  Its role (CREDS_NONE for none, a wrong, expired or revoked one);
+ * name gets the credential's name when one matched (even revoked or
+ * expired: *state says which), else "". */
+enum creds_role api_auth_role(const struct api *api, const struct http_request *req, char name[DB_NAME_MAX],
+			      int *state);
 /* Answer 401 with body (owned) now or, after recent failures from the
  * peer, later; close the connection after a few on it. */
 /* An upload is refused before its body, so its 401 cannot wait: its wrong
@@ -125,6 +135,8 @@ void api_boot_writable(struct api *api, struct http_conn *c);
 void api_boot_conn_gone(struct api *api, struct api_conn_state *st);
 
 /* ---- api_reply.c ---- */
+/* A new request id ("req-" and 16 hex digits) into out. */
+void api_request_id_new(char out[HTTP_REQUEST_ID_MAX]);
 void api_reply_error(struct api_reply *rep, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* Log err and answer 500 "the controller could not <what>; see its log". */

@@ -95,3 +95,12 @@ int api_board_lookup(struct controller *ctl, const char *id_or_name, char id[DB_
 	memcpy(name, n, sizeof(n));
 	return 0;
 }
+
+void api_request_id_new(char out[HTTP_REQUEST_ID_MAX])
+{
+	if (db_new_id("req-", 8, out, HTTP_REQUEST_ID_MAX) < 0) {
+		/* No randomness: still unique in this process. */
+		static uint64_t n;
+		snprintf(out, HTTP_REQUEST_ID_MAX, "req-local-%llu", (unsigned long long)++n);
+	}
+}

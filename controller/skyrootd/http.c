@@ -87,6 +87,7 @@ struct http_conn {
 	const char *reject_code;
 	char reject_msg[HTTP_ERR_MAX];
 	bool keep_alive;
+	char request_id[HTTP_REQUEST_ID_MAX]; /* sent as X-Request-Id; "" = none */
 
 	/* Between requests. */
 	struct sky_buf pending;     /* bytes received while an answer is written */
@@ -144,6 +145,11 @@ static const struct http_transport http_tls_transport = {
 
 /* ---- answering ---- */
 
+void http_conn_set_request_id(struct http_conn *c, const char *id)
+{
+	snprintf(c->request_id, sizeof(c->request_id), "%s", id ? id : "");
+}
+
 void *http_conn_user(const struct http_conn *c)
 {
 	return c->user;
@@ -193,8 +199,8 @@ static void http__answered(struct http_conn *c, int status)
 		path[n++] = ch > 0x20 && ch < 0x7f ? (char)ch : '?';
 	}
 	path[n] = '\0';
-	log_debug("http: %s %s -> %d", c->have_url ? http_method_str(c->parser.method) : "-", n ? path : "-",
-		  status);
+	log_debug("http: %s %s -> %d%s%s", c->have_url ? http_method_str(c->parser.method) : "-", n ? path : "-",
+		  status, c->request_id[0] ? " request " : "", c->request_id);
 }
 
 /* The answer is queued: keep reading after it drains, or close. */
@@ -223,10 +229,12 @@ static int http__head(struct http_conn *c, char *head, int status, const char *t
 			 "Content-Length: %llu\r\n"
 			 "Cache-Control: no-store\r\n"
 			 "Connection: %s\r\n"
+			 "%s%s%s"
 			 "%s"
 			 "\r\n",
 			 status, http_status_str((enum http_status)status), type, (unsigned long long)len,
-			 close ? "close" : "keep-alive", headers ? headers : "");
+			 close ? "close" : "keep-alive", c->request_id[0] ? "X-Request-Id: " : "", c->request_id,
+			 c->request_id[0] ? "\r\n" : "", headers ? headers : "");
 
 	http__answered(c, status);
 	return n > 0 && n < HTTP_RESPONSE_HEAD_MAX ? n : -EOVERFLOW;
@@ -368,8 +376,10 @@ int http_stream_begin(struct http_conn *c, int status, const char *type)
 		     "Transfer-Encoding: chunked\r\n"
 		     "Cache-Control: no-store\r\n"
 		     "Connection: close\r\n"
+		     "%s%s%s"
 		     "\r\n",
-		     status, http_status_str((enum http_status)status), type);
+		     status, http_status_str((enum http_status)status), type, c->request_id[0] ? "X-Request-Id: " : "",
+		     c->request_id, c->request_id[0] ? "\r\n" : "");
 	http__answered(c, status);
 	r = n > 0 && (size_t)n < sizeof(head) ? c->tp->write(c->t, head, (size_t)n) : -EOVERFLOW;
 	c->answered = true;
@@ -516,6 +526,7 @@ static int http__message_begin(http_parser *p)
 	c->url_len = 0;
 	c->url[0] = '\0';
 	c->have_url = false;
+	c->request_id[0] = '\0';
 	c->header_bytes = 0;
 	c->header_count = 0;
 	c->hname_len = 0;

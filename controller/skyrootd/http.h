@@ -151,6 +151,10 @@ void http_conn_closed(struct http_conn *c, int err);
 /* ---- answering (from http_ops.request, or later after http_defer) ---- */
 
 void *http_conn_user(const struct http_conn *c);
+/* The current request's id, sent as an X-Request-Id header with its
+ * answer (from http_ops.begin; forgotten at the next request). */
+#define HTTP_REQUEST_ID_MAX 40
+void http_conn_set_request_id(struct http_conn *c, const char *id);
 void http_conn_set_user(struct http_conn *c, void *user);
 /* Close the connection (after what is queued). */
 void http_conn_close(struct http_conn *c, int err);
