@@ -197,7 +197,7 @@ const struct api_route api_creds_routes[] = {
 	  .placeholder = "{name}", .admin = true, API_ALLOW("GET, DELETE"), .get = api__cred_show,
 	  .del = api__cred_revoke },
 	{ .path = "/v1/credentials/", .segment = true, .segment_max = CREDS_NAME_MAX, .noun = "a credential name",
-	  .placeholder = "{name}", .suffix = "/rotate", .admin = true, API_ALLOW("POST"), .post = api__cred_rotate },
+	  .placeholder = "{name}/rotate", .suffix = "/rotate", .admin = true, API_ALLOW("POST"), .post = api__cred_rotate },
 	{ .path = "/v1/audit", .admin = true, API_ALLOW("GET"), .get = api__audit_list },
 	{ .path = NULL },
 };
