@@ -73,6 +73,9 @@ enum skyctl_flag_id {
 	FLAG_DEVICE,
 	FLAG_BACKEND,
 	FLAG_FOLLOW,
+	FLAG_ROLE,
+	FLAG_GRACE,
+	FLAG_LIMIT,
 	FLAG_NO_HEADERS,
 	FLAG_SCDOC,
 	FLAG__COUNT,
@@ -137,6 +140,7 @@ extern const struct skyctl_command skyctl_board_commands[];
 extern const struct skyctl_command skyctl_image_commands[];
 extern const struct skyctl_command skyctl_guest_commands[];
 extern const struct skyctl_command skyctl_version_commands[];
+extern const struct skyctl_command skyctl_credential_commands[];
 
 /* What the command line says. */
 struct skyctl_opts {
@@ -153,6 +157,8 @@ struct skyctl_opts {
 	uint64_t timeout;               /* seconds; --timeout or SKYCTL_FETCH_TIMEOUT */
 	uint64_t vcpus;
 	uint64_t memory;                /* bytes */
+	uint64_t grace;                 /* seconds: --grace of credential rotate */
+	uint64_t limit;                 /* --limit of audit */
 	struct skyctl_conf flag_conf;   /* --controller, --ca, --token, checked */
 };
 
