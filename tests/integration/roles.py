@@ -14,7 +14,7 @@ import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import ROOT, Fail, Fleet, check, run_cases, wait_for  # noqa: E402,F401
+from fleetlib import ROOT, Fail, Fleet, check, run_cases, skyctl, wait_for  # noqa: E402,F401
 
 API_SOURCES = sorted(os.path.join(ROOT, "controller", "skyrootd", n)
                      for n in os.listdir(os.path.join(ROOT, "controller", "skyrootd"))
@@ -307,6 +307,46 @@ def case_audit(f):
     entries = audit(f, c)
     check(len(entries) == 8, f"{len(entries)} rows kept, --audit-keep 8")
     check([x["request_id"] for x in entries] == list(reversed(rids[-8:])), "the newest 8, newest first")
+
+
+def case_skyctl(f):
+    """skyctl credential create|list|show|rotate|revoke and skyctl audit."""
+    f.start()
+    r = skyctl(f, "credential", "create", "ci", "--role", "operator", "--ttl", "1d", "-o", "json")
+    check(r.returncode == 0, f"create: {r.returncode} {r.stderr}")
+    made = json.loads(r.stdout)
+    check(made["name"] == "ci" and made["role"] == "operator" and made["expires_at"], f"create: {made}")
+    tok = made["token"]
+    r = skyctl(f, "credential", "create", "x", "--role", "root")
+    check(r.returncode != 0 and "--role must be" in r.stderr, f"a bad role: {r.stderr}")
+    r = skyctl(f, "credential", "create", "x")
+    check(r.returncode != 0 and "--role" in r.stderr, f"no role: {r.stderr}")
+    r = skyctl(f, "credential", "list")
+    check(r.returncode == 0 and re.search(r"^ci\s+operator\s+active", r.stdout, re.M) and
+          re.search(r"^admin\s+admin\s+active", r.stdout, re.M), f"list: {r.stdout}")
+    r = skyctl(f, "credential", "show", "ci")
+    check(r.returncode == 0 and "operator" in r.stdout and "token" not in r.stdout.lower(), f"show: {r.stdout}")
+    # The operator's token: boards yes, credentials no (403 naming the role).
+    r = skyctl(f, "--token", tok, "board", "list")
+    check(r.returncode == 0, f"operator lists boards: {r.stderr}")
+    r = skyctl(f, "--token", tok, "credential", "list")
+    check(r.returncode != 0 and "role 'admin'" in r.stderr, f"operator lists credentials: {r.stderr}")
+    r = skyctl(f, "credential", "rotate", "ci", "--grace", "5m", "-o", "json")
+    check(r.returncode == 0, f"rotate: {r.stderr}")
+    new = json.loads(r.stdout)["token"]
+    check(new != tok and skyctl(f, "--token", new, "board", "list").returncode == 0, "the new token works")
+    r = skyctl(f, "credential", "revoke", "ci")
+    check(r.returncode == 0 and "ci" in r.stdout, f"revoke: {r.stdout} {r.stderr}")
+    r = skyctl(f, "--token", new, "board", "list")
+    check(r.returncode != 0 and "invalid or expired" in r.stderr, f"revoked: {r.stderr}")
+    # A revoked credential is named in the audit log (the client is told no more than "invalid").
+    r = skyctl(f, "audit", "--limit", "3", "-o", "wide")
+    lines = r.stdout.strip().splitlines()
+    check(r.returncode == 0 and len(lines) == 4 and "REQUEST" in lines[0] and
+          re.search(r"ci\s+GET\s+/v1/boards\s+401", lines[1]) and
+          re.search(r"admin\s+DELETE\s+/v1/credentials/ci\s+200", lines[2]), f"audit: {r.stdout}")
+    r = skyctl(f, "audit", "-o", "json")
+    check(r.returncode == 0 and len(json.loads(r.stdout)["entries"]) >= 5, f"audit json: {r.stdout[:300]}")
 
 
 def main():
