@@ -137,6 +137,9 @@ void api_boot_conn_gone(struct api *api, struct api_conn_state *st);
 /* ---- api_reply.c ---- */
 /* A new request id ("req-" and 16 hex digits) into out. */
 void api_request_id_new(char out[HTTP_REQUEST_ID_MAX]);
+/* The id of the request being answered (its X-Request-Id; the controller's
+ * log and the audit log show it): "" when none. */
+const char *api_call_request_id(const struct api_call *call);
 void api_reply_error(struct api_reply *rep, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* Log err and answer 500 "the controller could not <what>; see its log". */

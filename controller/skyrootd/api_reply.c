@@ -104,3 +104,10 @@ void api_request_id_new(char out[HTTP_REQUEST_ID_MAX])
 		snprintf(out, HTTP_REQUEST_ID_MAX, "req-local-%llu", (unsigned long long)++n);
 	}
 }
+
+const char *api_call_request_id(const struct api_call *call)
+{
+	const struct api_conn_state *st = call->conn ? http_conn_user(call->conn) : NULL;
+
+	return st ? st->request_id : "";
+}
