@@ -101,10 +101,10 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 		}
 		if (!creds_role_allows(role, need)) {
 			api_reply_error(rep, 403, "forbidden",
-					"%s %s needs the role '%s'; the credential '%s' has the role '%s' (an admin can "
-					"make one with 'skyctl credential create --role %s')",
-					req->method, rt ? rt->path : "this path", creds_role_name(need), name,
-					creds_role_name(role), creds_role_name(need));
+					"%s %s%s needs the role '%s'; the credential '%s' has the role '%s' (an admin "
+					"can make one with 'skyctl credential create --role %s')",
+					req->method, rt ? rt->path : "this path", rt && rt->segment ? rt->placeholder : "",
+					creds_role_name(need), name, creds_role_name(role), creds_role_name(need));
 			return;
 		}
 	}
