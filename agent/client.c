@@ -17,6 +17,7 @@
 #include "agent/guests.h"
 #include "agent/hello.h"
 #include "agent/identity.h"
+#include "agent/reboot.h"
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -175,7 +176,7 @@ static int agent_build_hello(struct agent *a, uint8_t **out, size_t *out_len)
 	int r = agent_inventory(a, &local, &inv);
 
 	if (r == 0)
-		r = hello_pack(inv, (uint32_t)a->cfg->heartbeat_ms, out, out_len);
+		r = hello_pack(inv, (uint32_t)a->cfg->heartbeat_ms, a->cfg->allow_reboot != 0, out, out_len);
 	if (inv == &local)
 		inventory_free(&local);
 	return r;
@@ -535,6 +536,10 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 		if (a->mode == LINK_SESSION)
 			guestmgr_on_baremetal(a->guests, env->request_id, env->bare_metal_boot);
 		agent_tick_on(a);
+		break;
+	case SKYROOT__ENVELOPE__BODY_REBOOT:
+		if (a->mode == LINK_SESSION)
+			agent_reboot(a->cfg, env->request_id, env->reboot, agent_guest_send, a);
 		break;
 	case SKYROOT__ENVELOPE__BODY_CHUNK_DATA:
 		if (!imgcache_on_chunk(a->cache, env->request_id, env->chunk_data))

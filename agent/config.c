@@ -34,7 +34,8 @@ struct config_flags {
 	const char *controller, *token, *ca, *sysfs_root, *procfs_root, *devfs_root, *cmdline, *qemu,
 		*identity_dir;
 	uint64_t heartbeat_ms, cache_max;
-	bool once, allow_kexec, version;
+	bool once, allow_kexec, allow_reboot, version;
+	const char *reboot_command;
 	int log_level;
 };
 
@@ -52,6 +53,8 @@ enum {
 	CONFIG_CACHE_MAX,
 	CONFIG_QEMU,
 	CONFIG_ALLOW_KEXEC,
+	CONFIG_ALLOW_REBOOT,
+	CONFIG_REBOOT_COMMAND,
 	CONFIG_IDENTITY_DIR,
 	CONFIG_ONCE,
 	CONFIG_VERSION,
@@ -107,6 +110,12 @@ static void config__table(struct sky_opt opts[CONFIG_NOPTS + 1], struct config_f
 		[CONFIG_ALLOW_KEXEC] = { .name = "allow-kexec", .kind = SKY_ARG_FLAG, .dest = &f->allow_kexec,
 		  .help = "let `skyctl board boot` replace this OS\n"
 			  "(the firmware's init passes it)" },
+		[CONFIG_ALLOW_REBOOT] = { .name = "allow-reboot", .kind = SKY_ARG_FLAG, .dest = &f->allow_reboot,
+		  .help = "let the controller reboot this machine\n"
+			  "(Redfish Reset; the firmware's init passes it)" },
+		[CONFIG_REBOOT_COMMAND] = { .name = "reboot-command", .kind = SKY_ARG_STR, .dest = &f->reboot_command,
+		  .metavar = "PATH", .help = "with --allow-reboot: run PATH instead of\n"
+			  "reboot(2) (tests; see skyagent(8))" },
 		[CONFIG_IDENTITY_DIR] = { .name = "identity-dir", .kind = SKY_ARG_STR, .dest = &f->identity_dir, .metavar = "DIR",
 		  .help = "keep key and certificate across restarts\n"
 			  "in DIR, which must be RAM (a tmpfs)" },
@@ -292,6 +301,7 @@ static int apply_flags(struct agent_config *cfg, const struct sky_opt *opts, con
 		{ f->cmdline, cfg->cmdline_path, sizeof(cfg->cmdline_path), CONFIG_CMDLINE },
 		{ f->qemu, cfg->qemu_path, sizeof(cfg->qemu_path), CONFIG_QEMU },
 		{ f->identity_dir, cfg->identity_dir, sizeof(cfg->identity_dir), CONFIG_IDENTITY_DIR },
+		{ f->reboot_command, cfg->reboot_command, sizeof(cfg->reboot_command), CONFIG_REBOOT_COMMAND },
 	};
 	int r;
 
@@ -318,6 +328,12 @@ static int apply_flags(struct agent_config *cfg, const struct sky_opt *opts, con
 	cfg->cache_max = f->cache_max;
 	cfg->once = f->once;
 	cfg->allow_kexec = f->allow_kexec;
+	cfg->allow_reboot = f->allow_reboot;
+	if (cfg->reboot_command[0] && !cfg->allow_reboot) {
+		snprintf(err, errlen, "--reboot-command is run only on a reboot order, which needs --allow-reboot; "
+			 "give both or neither");
+		return -EINVAL;
+	}
 	return 0;
 }
 

@@ -5,7 +5,7 @@
 
 #include "agent/hello.h"
 
-int hello_pack(const struct inventory *inv, uint32_t heartbeat_ms, uint8_t **out, size_t *out_len)
+int hello_pack(const struct inventory *inv, uint32_t heartbeat_ms, bool allow_reboot, uint8_t **out, size_t *out_len)
 {
 	Skyroot__Hello h = SKYROOT__HELLO__INIT;
 	Skyroot__Dmi dmi = SKYROOT__DMI__INIT;
@@ -78,6 +78,7 @@ int hello_pack(const struct inventory *inv, uint32_t heartbeat_ms, uint8_t **out
 	h.hostname = (char *)inv->hostname;
 	h.agent_version = SKY_VERSION;
 	h.heartbeat_ms = heartbeat_ms;
+	h.allow_reboot = allow_reboot;
 
 	size_t n = skyroot__hello__get_packed_size(&h);
 	uint8_t *buf = malloc(n ? n : 1);

@@ -1,5 +1,6 @@
 /* The Hello a board sends: its inventory in the agent link's schema. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -7,7 +8,7 @@
 #include "proto/skyroot.pb-c.h"
 
 /* Packs inv into a Hello (malloc'd into *out); 0 or -errno. */
-int hello_pack(const struct inventory *inv, uint32_t heartbeat_ms, uint8_t **out, size_t *out_len);
+int hello_pack(const struct inventory *inv, uint32_t heartbeat_ms, bool allow_reboot, uint8_t **out, size_t *out_len);
 /* The machine identity the controller keys boards by: the DMI UUID, or
  * "mac-" and the first NIC's address on boards without DMI; -ENODATA
  * when there is neither.  host gets the hostname either way. */

@@ -149,15 +149,41 @@ const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
 		.help = "how long the old token keeps working after a rotation: 0, 90s, 10m, 1h, 2d (default 0: "
 			"invalid at once; at most 7d)",
 	},
-	[FLAG_LIMIT] = {
-		.kind = SKY_ARG_UINT, .off = offsetof(struct skyctl_opts, limit), .min = 1, .max = 10000,
-		.name = "limit", .metavar = "N",
-		.help = "show the newest N entries (default 100; 1 to 10000)",
-	},
 	[FLAG_NO_HEADERS] = {
 		.kind = SKY_ARG_FLAG, .off = offsetof(struct skyctl_opts, on[FLAG_NO_HEADERS]),
 		.name = "no-headers",
 		.help = "print lists without their header line (for scripts)",
+	},
+	[FLAG_LIMIT] = {
+		.kind = SKY_ARG_UINT, .off = offsetof(struct skyctl_opts, limit), .min = 1, .max = SKYCTL_LIMIT_MAX,
+		.name = "limit", .metavar = "N",
+		.help = "print at most N items: of a list, one page (1 to 1000) and the --page-token of the next "
+			"(without it, every page); of the audit log, the newest N (1 to 10000, default 100)",
+	},
+	[FLAG_PAGE_TOKEN] = {
+		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_PAGE_TOKEN]),
+		.name = "page-token", .metavar = "TOKEN",
+		.help = "print the page after the one that said this next page token (one page, as --limit)",
+	},
+	[FLAG_STATE] = {
+		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_STATE]),
+		.name = "state", .metavar = "STATE",
+		.help = "list only the items in this state",
+	},
+	[FLAG_LABEL] = {
+		.kind = SKY_ARG_LIST, .off = offsetof(struct skyctl_opts, labels),
+		.name = "label", .metavar = "KEY=VALUE",
+		.help = "set a label (KEY- removes it); up to 16 times",
+	},
+	[FLAG_DESCRIPTION] = {
+		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_DESCRIPTION]),
+		.name = "description", .metavar = "TEXT",
+		.help = "the description (at most 1024 bytes; \"\" clears it)",
+	},
+	[FLAG_IF_MATCH] = {
+		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_IF_MATCH]),
+		.name = "if-match", .metavar = "ETAG",
+		.help = "change it only if its etag is still this one (from 'show -o json'); else nothing changes",
 	},
 	[FLAG_SCDOC] = {
 		.kind = SKY_ARG_FLAG, .off = offsetof(struct skyctl_opts, on[FLAG_SCDOC]),

@@ -457,12 +457,37 @@ static const struct skyctl_flag_note board__boot_notes[] = {
 	{ FLAG__COUNT, NULL, NULL },
 };
 
+static const struct skyctl_flag_note board__list_notes[] = {
+	{ FLAG_STATE, "online|offline|baremetal", "list only the boards in this state" },
+	{ FLAG__COUNT, NULL, NULL },
+};
+
+static int board__set(struct skyctl *ctl, const char *arg)
+{
+	return skyctl_verb_set(ctl, "/v1/boards", arg, "board");
+}
+
+static const struct skyctl_flag_note board__set_notes[] = {
+	{ FLAG_NAME, NULL, "the board's new name (must not be taken)" },
+	{ FLAG__COUNT, NULL, NULL },
+};
+
 const struct skyctl_command skyctl_board_commands[] = {
 	{
 		.noun = "board", .verb = "list",
+		.flags = FLAGS_LIST | FLAG_BIT(FLAG_STATE),
+		.notes = board__list_notes,
 		.summary = "list enrolled boards",
 		.example = "skyctl board list --no-headers",
 		.run = board__list,
+	},
+	{
+		.noun = "board", .verb = "set", .arg = "ID|NAME",
+		.flags = FLAGS_SET,
+		.notes = board__set_notes,
+		.summary = "rename, label or describe a board",
+		.example = "skyctl board set rack1-07 --label zone=eu-1 --description \"...\"",
+		.run = board__set,
 	},
 	{
 		.noun = "board", .verb = "show", .arg = "ID|NAME",

@@ -270,6 +270,22 @@ static const struct skyctl_flag_note guest__create_notes[] = {
 	{ FLAG__COUNT, NULL, NULL },
 };
 
+static const struct skyctl_flag_note guest__list_notes[] = {
+	{ FLAG_STATE, "pending|fetching|running|stopped|failed", "list only the guests in this state" },
+	{ FLAG_BOARD, "ID|NAME", "list only the guests of this board" },
+	{ FLAG__COUNT, NULL, NULL },
+};
+
+static int guest__set(struct skyctl *ctl, const char *arg)
+{
+	return skyctl_verb_set(ctl, "/v1/guests", arg, "guest");
+}
+
+static const struct skyctl_flag_note guest__set_notes[] = {
+	{ FLAG_NAME, NULL, "the guest's new name (must not be taken)" },
+	{ FLAG__COUNT, NULL, NULL },
+};
+
 const struct skyctl_command skyctl_guest_commands[] = {
 	{
 		.noun = "guest", .verb = "create",
@@ -284,9 +300,19 @@ const struct skyctl_command skyctl_guest_commands[] = {
 	},
 	{
 		.noun = "guest", .verb = "list",
+		.flags = FLAGS_LIST | FLAG_BIT(FLAG_STATE) | FLAG_BIT(FLAG_BOARD),
+		.notes = guest__list_notes,
 		.summary = "list guests: where they run, their state, what they were given",
 		.example = "skyctl guest list -o wide",
 		.run = guest__list,
+	},
+	{
+		.noun = "guest", .verb = "set", .arg = "ID|NAME",
+		.flags = FLAGS_SET,
+		.notes = guest__set_notes,
+		.summary = "rename, label or describe a guest",
+		.example = "skyctl guest set web1 --label zone=eu-1 --description \"...\"",
+		.run = guest__set,
 	},
 	{
 		.noun = "guest", .verb = "show", .arg = "ID|NAME",

@@ -315,6 +315,16 @@ static int http__headers(struct skyctl *ctl, const struct skyctl_req *req, struc
 		if (call->payload == NULL || http__add_header(h, "Content-Type: application/json") < 0)
 			return -ENOMEM;
 	}
+	if (req->if_match != NULL) {
+		char im[160];
+		/* An etag is printable ASCII; anything else would split the header. */
+		for (const char *p = req->if_match; *p; p++)
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+				return -EINVAL;
+		if (snprintf(im, sizeof(im), "If-Match: %s", req->if_match) >= (int)sizeof(im) ||
+		    http__add_header(h, im) < 0)
+			return -EINVAL;
+	}
 	if (req->upload != NULL && (http__add_header(h, "Content-Type: application/octet-stream") < 0 ||
 				    (req->upload->size < 0 && http__add_header(h, "Transfer-Encoding: chunked") < 0)))
 		return -ENOMEM;

@@ -58,6 +58,7 @@ struct skyctl_req {
 	json_t *body;              /* a JSON body, or NULL */
 	struct skyctl_upload *upload; /* a streamed application/octet-stream body, or NULL */
 	struct skyctl_sink *sink;  /* a 2xx answer's body goes here as it is; or NULL */
+	const char *if_match;      /* an If-Match header's value (an etag), or NULL */
 };
 
 /* METHOD controller+path[/id][tail][?query].  On a 2xx answer with a JSON

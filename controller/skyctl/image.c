@@ -388,6 +388,16 @@ done:
 	return r;
 }
 
+static int image__set(struct skyctl *ctl, const char *arg)
+{
+	return skyctl_verb_set(ctl, "/v1/images", arg, "image");
+}
+
+static const struct skyctl_flag_note image__set_notes[] = {
+	{ FLAG_NAME, NULL, "the image's new name (must not be taken)" },
+	{ FLAG__COUNT, NULL, NULL },
+};
+
 const struct skyctl_command skyctl_image_commands[] = {
 	{
 		.noun = "image", .verb = "push", .arg = "FILE", .arg_max = SKYCTL_MAX_PATH,
@@ -399,9 +409,18 @@ const struct skyctl_command skyctl_image_commands[] = {
 	},
 	{
 		.noun = "image", .verb = "list",
+		.flags = FLAGS_LIST,
 		.summary = "list the controller's images",
 		.example = "skyctl image list -o yaml",
 		.run = image__list,
+	},
+	{
+		.noun = "image", .verb = "set", .arg = "ID|NAME",
+		.flags = FLAGS_SET,
+		.notes = image__set_notes,
+		.summary = "rename, label or describe a image",
+		.example = "skyctl image set debian-13 --label zone=eu-1 --description \"...\"",
+		.run = image__set,
 	},
 	{
 		.noun = "image", .verb = "show", .arg = "ID|NAME",

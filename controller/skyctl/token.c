@@ -88,6 +88,12 @@ static const struct skyctl_flag_note token__create_notes[] = {
 	{ FLAG__COUNT, NULL, NULL },
 };
 
+static const struct skyctl_flag_note token__list_notes[] = {
+	{ FLAG_STATE, "active|expired|used|revoked", "list only the tokens in this state" },
+	{ FLAG_BOARD, "ID|NAME", "list only the tokens that re-enroll this board" },
+	{ FLAG__COUNT, NULL, NULL },
+};
+
 const struct skyctl_command skyctl_token_commands[] = {
 	{
 		.noun = "token", .verb = "create",
@@ -99,6 +105,8 @@ const struct skyctl_command skyctl_token_commands[] = {
 	},
 	{
 		.noun = "token", .verb = "list",
+		.flags = FLAGS_LIST | FLAG_BIT(FLAG_STATE) | FLAG_BIT(FLAG_BOARD),
+		.notes = token__list_notes,
 		.summary = "list enrollment tokens",
 		.example = "skyctl token list -o wide",
 		.run = token__list,

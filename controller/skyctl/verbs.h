@@ -32,6 +32,10 @@ int skyctl_print_answer(const struct skyctl_opts *o, json_t *answer);
  * --no-headers: without the header line), or its JSON or YAML. */
 int skyctl_verb_list(struct skyctl *ctl, const struct skyctl_list *l);
 
+/* PATCH path/id with --name, --label KEY=VALUE (KEY- removes it),
+ * --description and --if-match; print "updated <what> ID" or the JSON. */
+int skyctl_verb_set(struct skyctl *ctl, const char *path, const char *id, const char *what);
+
 /* GET path/id and print it with print (or its JSON); check, when not NULL,
  * makes sure the answer is the kind of thing asked for. */
 int skyctl_verb_show(struct skyctl *ctl, const char *path, const char *id, void (*print)(json_t *answer),

@@ -179,6 +179,9 @@ int al_on_frame(void *ctx, Skyroot__Envelope *env)
 		case SKYROOT__ENVELOPE__BODY_IMAGE_STATUS:
 			al_image_status(s, env->image_status);
 			break;
+		case SKYROOT__ENVELOPE__BODY_REBOOT_RESULT:
+			al_reboot_result(s, env->reboot_result);
+			break;
 		case SKYROOT__ENVELOPE__BODY_CHUNK_CORRUPT:
 			al_chunk_report(s, env->chunk_corrupt);
 			break;

@@ -161,5 +161,6 @@ void al_chunks_session_gone(struct session *s);
 
 /* al_report.c */
 void al_chunk_report(struct session *s, const Skyroot__ChunkCorrupt *cc);
+void al_reboot_result(struct session *s, const Skyroot__RebootResult *rr);
 
 #endif

@@ -72,3 +72,22 @@ void al_chunk_report(struct session *s, const Skyroot__ChunkCorrupt *cc)
 			  s->board_id, strerror(-r));
 	}
 }
+
+/* A board's answer to a reboot order (Redfish's ComputerSystem.Reset):
+ * the board's word, logged (the logger escapes it), nothing more. */
+void al_reboot_result(struct session *s, const Skyroot__RebootResult *rr)
+{
+	const char *why = rr->error ? rr->error : "";
+
+	switch (rr->outcome) {
+	case SKYROOT__BOOT_OUTCOME__BOOT_ACCEPTED:
+		log_info("board %s: rebooting on the controller's order", s->board_id);
+		break;
+	case SKYROOT__BOOT_OUTCOME__BOOT_REFUSED:
+		log_warn("board %s refused to reboot: %.512s", s->board_id, why);
+		break;
+	default:
+		log_warn("board %s could not reboot: %.512s", s->board_id, why);
+		break;
+	}
+}

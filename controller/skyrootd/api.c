@@ -77,6 +77,10 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 				"this port serves network boot only (/boot/ipxe, /boot/vmlinuz, /boot/initrd.img)");
 		return;
 	}
+	if (api_redfish_is(req)) {
+		api_redfish_dispatch(call, rep);
+		return;
+	}
 	rt = api__find(req->path, req->path_len, &raw_seg, &raw_len);
 	/* Authenticate before telling anything about /v1, even what exists. */
 	if (api__is_v1(req->path, req->path_len) || (rt && rt->reader)) {
@@ -92,7 +96,7 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 		if (role == CREDS_NONE) {
 			/* Which it was goes to the log, not to the client. */
 			if (state == -EKEYREVOKED || state == -EKEYEXPIRED)
-				log_warn("api: request %s from %s: the credential '%s' is %s", st ? st->request_id : "-",
+				log_warn("api: request %s from %s: the credential '%s' is %s", http_conn_request_id(call->conn),
 					 req->peer, name, state == -EKEYREVOKED ? "revoked" : "expired");
 			api_reply_error(rep, 401, "unauthorized", "%s",
 					req->authorization_count == 0 ? API_NEEDS_TOKEN : API_WRONG_TOKEN);
@@ -123,6 +127,9 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 	case HTTP_VERB_DELETE:
 		fn = rt->del;
 		break;
+	case HTTP_VERB_PATCH:
+		fn = rt->patch;
+		break;
 	default:
 		break;
 	}
@@ -148,6 +155,11 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 		}
 	}
 	call->seg = seg;
+	if (req->verb == HTTP_VERB_POST &&
+	    api_idem_begin(call, rep, &call->idem, call->idem_headers, sizeof(call->idem_headers))) {
+		call->replayed = rep->headers == call->idem_headers;
+		return;
+	}
 	fn(call, rep);
 }
 
@@ -162,8 +174,6 @@ static void api__request_begin(struct api *api, struct http_conn *c, const struc
 
 	if (!st)
 		return;
-	api_request_id_new(st->request_id);
-	http_conn_set_request_id(c, st->request_id);
 	st->credential[0] = '\0';
 	snprintf(st->method, sizeof(st->method), "%s", req->method ? req->method : "-");
 	/* The path only (a query is not kept), printable ASCII. */
@@ -178,16 +188,16 @@ static void api__request_begin(struct api *api, struct http_conn *c, const struc
 
 /* Into the audit log: every change (not GET or HEAD) that succeeded, and
  * every call refused for its credential (401, 403). */
-static void api__audit(struct api *api, struct api_conn_state *st, int status)
+static void api__audit(struct api *api, struct http_conn *c, struct api_conn_state *st, int status)
 {
 	bool read = strcmp(st->method, "GET") == 0 || strcmp(st->method, "HEAD") == 0;
 	struct audit_entry e;
 	int r;
 
-	if (api->boot_only || !st->request_id[0] || !api->ctl->db)
+	if (api->boot_only || !st->method[0] || !api->ctl->db)
 		return;
 	if (!((!read && status >= 200 && status < 400) || status == 401 || status == 403)) {
-		st->request_id[0] = '\0';
+		st->method[0] = '\0';
 		return;
 	}
 	memset(&e, 0, sizeof(e));
@@ -197,8 +207,8 @@ static void api__audit(struct api *api, struct api_conn_state *st, int status)
 	snprintf(e.method, sizeof(e.method), "%s", st->method);
 	snprintf(e.path, sizeof(e.path), "%s", st->path);
 	e.status = status;
-	snprintf(e.request_id, sizeof(e.request_id), "%s", st->request_id);
-	st->request_id[0] = '\0';
+	snprintf(e.request_id, sizeof(e.request_id), "%s", http_conn_request_id(c));
+	st->method[0] = '\0';
 	log_info("api: request %s: %s %s by %s from %s -> %d", e.request_id, e.method, e.path, e.credential, e.peer,
 		 status);
 	r = audit_add(api->ctl->db, &e, api->ctl->opt.audit_keep ? api->ctl->opt.audit_keep : AUDIT_KEEP_DEFAULT);
@@ -240,7 +250,7 @@ static void api__answered(void *ctx, struct http_conn *c, int status)
 	metrics_api_request(st->metric_route, status);
 	metrics_api_latency(st->metric_route, (uv_hrtime() - st->metric_t0) / 1000);
 	st->metric_t0 = 0;
-	api__audit(ctx, st, status);
+	api__audit(ctx, c, st, status);
 }
 
 static int api__begin(void *ctx, struct http_conn *c, const struct http_request *req)
@@ -270,12 +280,16 @@ static int api__begin(void *ctx, struct http_conn *c, const struct http_request 
 					name, creds_role_name(role));
 	if (role == CREDS_NONE) {
 		if (state == -EKEYREVOKED || state == -EKEYEXPIRED)
-			log_warn("api: request %s from %s: the credential '%s' is %s", st ? st->request_id : "-",
+			log_warn("api: request %s from %s: the credential '%s' is %s", http_conn_request_id(c),
 				 req->peer, name, state == -EKEYREVOKED ? "revoked" : "expired");
 		api_auth_fail(api, req);
 		return http_conn_refuse(c, 401, "unauthorized", "%s",
 					req->authorization_count == 0 ? API_NEEDS_TOKEN : API_WRONG_TOKEN);
 	}
+	if (req->idempotency_key)
+		return http_conn_refuse(c, 400, "bad_request",
+					"image uploads take no Idempotency-Key: a name is stored once, a repeat is "
+					"409 conflict; see 'skyctl image list'");
 	return api_images_upload_begin(api, c, req);
 }
 
@@ -289,8 +303,36 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 	struct api *api = ctx;
 	struct api_call call = { .api = api, .ctl = api->ctl, .conn = c, .req = req, .seg = "" };
 	struct api_reply rep = { .status = 500 };
+	char headers[256];
+	const char *id;
 
 	api__dispatch(&call, &rep);
+	id = json_string_value(json_object_get(rep.body, "id"));
+	if ((rep.status == 200 || rep.status == 201) && id && strlen(id) < DB_ID_MAX && !call.replayed) {
+		const char *etag;
+		int n = 0;
+
+		/* A board, image or guest has its labels, description and etag
+		 * (the ETag header too); a 201 says where the new thing is. */
+		if (api_meta_decorate(call.ctl, rep.body) < 0) {
+			json_decref(rep.body);
+			rep.body = NULL;
+			api_reply_internal(&rep, -EIO, "read the labels");
+		}
+		etag = json_string_value(json_object_get(rep.body, "etag"));
+		if (etag)
+			n = snprintf(headers, sizeof(headers), "ETag: %s\r\n", etag);
+		if (rep.status == 201 && req->path_len < 64)
+			n += snprintf(headers + n, sizeof(headers) - (size_t)n, "Location: %.*s/%s\r\n", (int)req->path_len,
+				      req->path, id);
+		if (n > 0 && (size_t)n + (rep.headers ? strlen(rep.headers) : 0) < sizeof(headers)) {
+			snprintf(headers + n, sizeof(headers) - (size_t)n, "%s", rep.headers ? rep.headers : "");
+			rep.headers = headers;
+		}
+	}
+	if (rep.status == 200 && req->verb == HTTP_VERB_DELETE)
+		api_meta_forget(call.ctl, json_string_value(json_object_get(rep.body, "deleted")));
+	api_idem_end(&call, &call.idem, &rep);
 	if (rep.status == 0) {
 		json_decref(rep.body); /* answered already */
 		return;
@@ -364,7 +406,9 @@ int api_open(struct controller *ctl, bool boot_only, SSL_CTX *ssl, struct api **
 		return -ENOMEM;
 	api->ctl = ctl;
 	api->boot_only = boot_only;
-	r = http_server_new(ctl->loop, ssl, &hl, &api_http_ops, api, &api->http);
+	r = api_list_key(ctl, api->page_key);
+	if (r == 0)
+		r = http_server_new(ctl->loop, ssl, &hl, &api_http_ops, api, &api->http);
 	if (r == 0)
 		r = api_auth_start(api);
 	if (r < 0) {
@@ -440,5 +484,6 @@ void api_stop(struct api *api)
 	/* Every connection lets go of its state now (api__closed). */
 	http_server_stop(api->http);
 	api_auth_stop(api);
+	api_redfish_stop(api);
 	free(api);
 }

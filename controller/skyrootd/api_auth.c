@@ -94,6 +94,32 @@ enum creds_role api_auth_role(const struct api *api, const struct http_request *
 	return role;
 }
 
+int api_auth_basic(struct controller *ctl, const char *user, const char *secret, enum creds_role *role)
+{
+	struct creds_row cr;
+	uint8_t hash[32];
+	int r;
+
+	*role = CREDS_NONE;
+	if (!ctl->db)
+		return -EACCES;
+	/* The password is a credential's token (found by its hash, compared
+	 * in constant time: creds_find); the user name must be that
+	 * credential's name ("admin" for the one from init). */
+	sky_sha256(secret, strlen(secret), hash);
+	r = creds_find(ctl->db, hash, sky_unix_now(), &cr);
+	OPENSSL_cleanse(hash, sizeof(hash));
+	if (r == -EKEYREVOKED || r == -EKEYEXPIRED)
+		log_warn("api: Redfish login as '%s': the credential '%s' is %s", strcmp(user, cr.name) == 0 ? cr.name : "?",
+			 cr.name, r == -EKEYREVOKED ? "revoked" : "expired");
+	else if (r < 0 && r != -ENOENT)
+		log_warn("api: cannot look up a credential: %s", strerror(-r));
+	if (r < 0 || strcmp(user, cr.name) != 0)
+		return -EACCES;
+	*role = cr.role;
+	return 0;
+}
+
 /* The address's entry: found, or the least recently used one taken. */
 static struct api_auth_addr *api_auth__addr(struct api_auth *a, const char *peer, uint64_t now)
 {
@@ -210,8 +236,10 @@ void api_auth_refuse(struct api *api, struct http_conn *c, const struct http_req
 	uint64_t now = uv_now(a->timer.loop);
 	struct api_auth_wait *w;
 
-	/* No token at all is a client that forgot it, not a guess. */
-	if (req->authorization_count == 0 || !st) {
+	/* No token at all is a client that forgot it, not a guess (a Redfish
+	 * session token or login is one). */
+	if ((req->authorization_count == 0 && req->x_auth_token_count == 0 &&
+	     !(req->verb == HTTP_VERB_POST && api_redfish_is(req))) || !st) {
 		http_respond_json(c, 401, body, headers);
 		return;
 	}

@@ -39,17 +39,23 @@ static int api_board__list_cb(void *ctx, const struct db_board *b)
 	return 0;
 }
 
+static const char *const api_board_states[] = { "online", "offline", "baremetal", NULL };
+static const struct api_list_spec api_boards_list = {
+	.list = "boards", .id_prefix = "brd-", .what = "list the boards", .filters = API_QUERY_STATE | API_QUERY_LABEL,
+	.states = api_board_states,
+};
+
 static void api__boards_list(struct api_call *call, struct api_reply *rep)
 {
-	struct api_board_ctx x = { .ctl = call->ctl, .json = json_array() };
-	int r;
+	struct api_board_ctx x = { .ctl = call->ctl };
+	struct api_list_query q;
 
+	if (api_list_query(call, rep, &api_boards_list, &q) < 0)
+		return;
+	x.json = json_array();
 	if (!x.json)
 		return;
-	r = db_board_list(x.ctl->db, api_board__list_cb, &x);
-	if (r == 0)
-		r = api_json_sort_by_name(x.json);
-	api_reply_list(rep, "boards", "list the boards", r, x.json);
+	api_list_reply(call, rep, &api_boards_list, &q, db_board_list(x.ctl->db, api_board__list_cb, &x), x.json);
 }
 
 static int api_board__get_cb(void *ctx, const struct db_board *b)
@@ -252,10 +258,18 @@ static void api__board_reenroll_allow(struct api_call *call, struct api_reply *r
 					 "reenroll_allowed_until", until_s));
 }
 
+static void api__board_patch(struct api_call *call, struct api_reply *rep)
+{
+	static const struct api_meta_kind kind = { "boards", "brd-", "board" };
+
+	api_meta_patch(call, rep, &kind, api__board_get);
+}
+
 const struct api_route api_boards_routes[] = {
 	{ .path = "/v1/boards", API_ALLOW("GET"), .get = api__boards_list },
 	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .noun = "a board id or name",
-	  .placeholder = "{id|name}", API_ALLOW("GET, DELETE"), .get = api__board_get, .del = api__board_delete },
+	  .placeholder = "{id|name}", API_ALLOW("GET, PATCH, DELETE"), .get = api__board_get, .del = api__board_delete,
+	  .patch = api__board_patch },
 	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .suffix = "/fetch",
 	  .noun = "a board id or name", .placeholder = "{id|name}/fetch", API_ALLOW("POST"),
 	  .post = api__board_fetch },

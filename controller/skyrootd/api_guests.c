@@ -69,13 +69,22 @@ static int api_guest__list_cb(void *ctx, const struct guest *gs)
 	return json_array_append_new(ctx, api_json_guest(gs)) < 0 ? -ENOMEM : 0;
 }
 
+static const char *const api_guest_states[] = { "pending", "fetching", "running", "stopped", "failed", NULL };
+static const struct api_list_spec api_guests_list = {
+	.list = "guests", .id_prefix = "gst-", .what = "list the guests", .filters = API_QUERY_STATE | API_QUERY_BOARD | API_QUERY_LABEL,
+	.states = api_guest_states,
+};
+
 static void api__guests_list(struct api_call *call, struct api_reply *rep)
 {
-	json_t *arr = json_array();
+	struct api_list_query q;
+	json_t *arr;
 
+	if (api_list_query(call, rep, &api_guests_list, &q) < 0)
+		return;
+	arr = json_array();
 	if (arr)
-		api_reply_list(rep, "guests", "list the guests", guests_list(call->ctl->guests, api_guest__list_cb, arr),
-			       arr);
+		api_list_reply(call, rep, &api_guests_list, &q, guests_list(call->ctl->guests, api_guest__list_cb, arr), arr);
 }
 
 static void api__guest_get(struct api_call *call, struct api_reply *rep)
@@ -199,10 +208,18 @@ static void api__guest_console(struct api_call *call, struct api_reply *rep)
 	snprintf(st->follow, sizeof(st->follow), "%s", gs.id);
 }
 
+static void api__guest_patch(struct api_call *call, struct api_reply *rep)
+{
+	static const struct api_meta_kind kind = { "guests", "gst-", "guest" };
+
+	api_meta_patch(call, rep, &kind, api__guest_get);
+}
+
 const struct api_route api_guests_routes[] = {
 	{ .path = "/v1/guests", API_ALLOW("GET, POST"), .get = api__guests_list, .post = api__guests_create },
 	{ .path = "/v1/guests/", .segment = true, .segment_max = GUEST_NAME_MAX, .noun = "a guest id or name",
-	  .placeholder = "{id|name}", API_ALLOW("GET, DELETE"), .get = api__guest_get, .del = api__guest_delete },
+	  .placeholder = "{id|name}", API_ALLOW("GET, PATCH, DELETE"), .get = api__guest_get, .del = api__guest_delete,
+	  .patch = api__guest_patch },
 	{ .path = "/v1/guests/", .segment = true, .segment_max = GUEST_NAME_MAX, .suffix = "/start",
 	  .noun = "a guest id or name", .placeholder = "{id|name}/start", API_ALLOW("POST"),
 	  .post = api__guest_start },

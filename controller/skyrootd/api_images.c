@@ -212,12 +212,20 @@ static int api_image__list_cb(void *ctx, const struct store_image *img)
 	return json_array_append_new(l->arr, api_image__json(l->db, img)) < 0 ? -ENOMEM : 0;
 }
 
+static const struct api_list_spec api_images_list = {
+	.list = "images", .id_prefix = "img-", .what = "list the images", .filters = API_QUERY_LABEL,
+};
+
 static void api__images_list(struct api_call *call, struct api_reply *rep)
 {
-	struct api_image__list l = { .db = call->ctl->db, .arr = json_array() };
+	struct api_image__list l = { .db = call->ctl->db };
+	struct api_list_query q;
 
+	if (api_list_query(call, rep, &api_images_list, &q) < 0)
+		return;
+	l.arr = json_array();
 	if (l.arr)
-		api_reply_list(rep, "images", "list the images", store_image_list(call->ctl->store, api_image__list_cb, &l),
+		api_list_reply(call, rep, &api_images_list, &q, store_image_list(call->ctl->store, api_image__list_cb, &l),
 			       l.arr);
 }
 
@@ -393,10 +401,18 @@ static void api__image_verify(struct api_call *call, struct api_reply *rep)
 	rep->status = 0; /* answered by api_verify__done */
 }
 
+static void api__image_patch(struct api_call *call, struct api_reply *rep)
+{
+	static const struct api_meta_kind kind = { "images", "img-", "image" };
+
+	api_meta_patch(call, rep, &kind, api__image_get);
+}
+
 const struct api_route api_images_routes[] = {
 	{ .path = "/v1/images", API_ALLOW("GET, POST"), .get = api__images_list, .post = api__images_upload },
 	{ .path = "/v1/images/", .segment = true, .segment_max = STORE_NAME_MAX, .noun = "an image id or name",
-	  .placeholder = "{id|name}", API_ALLOW("GET, DELETE"), .get = api__image_get, .del = api__image_delete },
+	  .placeholder = "{id|name}", API_ALLOW("GET, PATCH, DELETE"), .get = api__image_get, .del = api__image_delete,
+	  .patch = api__image_patch },
 	{ .path = "/v1/images/", .segment = true, .segment_max = STORE_NAME_MAX, .suffix = "/verify",
 	  .noun = "an image id or name", .placeholder = "{id|name}/verify", API_ALLOW("POST"),
 	  .post = api__image_verify },

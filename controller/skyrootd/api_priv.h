@@ -5,18 +5,26 @@
  *   api_boot.c     /boot/... (network boot) and /healthz
  *   api_metrics.c  /metrics (Prometheus) and /readyz
  *   api_creds.c    /v1/credentials... and /v1/audit (api_creds_json.c: their bodies)
+ *   api_redfish.c  /redfish/v1 (Redfish, over api_redfish_parse.c)
+ *   api_meta.c     PATCH of names, labels, descriptions; etags
+ *   api_idem.c     Idempotency-Key: answers kept for a repeat of a POST
+ *   api_list.c     one page of a list: query, filters, order, page token
  *   api_reply.c    answers and lookups every resource uses (the bottom)
- * Calls go downwards only: api.c -> api_<resource>.c -> api_reply.c. */
+ * Calls go downwards only: api.c -> api_<resource>.c -> api_list.c ->
+ * api_reply.c. */
 #ifndef SKY_CONTROLLER_API_PRIV_H
 #define SKY_CONTROLLER_API_PRIV_H
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "controller/skyrootd/api_json.h"
 #include "controller/skyrootd/audit.h"
 #include "controller/skyrootd/creds.h"
+#include "controller/skyrootd/api_meta.h"
+#include "controller/skyrootd/api_query.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/http.h"
 #include "controller/skyrootd/metrics.h"
@@ -26,12 +34,15 @@ struct api_async;
 struct api_auth;
 struct api_auth_wait;
 struct api_boot_dl;
+struct api_redfish;
 
 struct api {
 	struct controller *ctl;
 	struct http_server *http;
 	struct api_auth *auth;      /* wrong-token throttling (api_auth.c) */
+	struct api_redfish *redfish; /* Redfish sessions and boot overrides (api_redfish.c) */
 	bool boot_only;             /* the plain listener: /boot/ only */
+	uint8_t page_key[API_PAGE_KEY_LEN]; /* authenticates page tokens (api_list.c) */
 };
 
 /* What a connection holds across calls (http_conn_user), made on need. */
@@ -45,12 +56,19 @@ struct api_conn_state {
 	/* The request being answered, for skyroot_api_requests_total. */
 	char metric_route[METRICS_ROUTE_LEN];
 	uint64_t metric_t0;           /* uv_hrtime() at its headers; 0 = none */
-	/* The request being answered, for the audit log (api.c). */
-	char request_id[HTTP_REQUEST_ID_MAX]; /* "" = none */
+	/* The request being answered, for the audit log (api.c); its id is
+	 * the HTTP layer's (http_conn_request_id). */
 	char credential[DB_NAME_MAX]; /* who, once authenticated; "" = unknown */
-	char method[16];
+	char method[16];              /* "" = no request to audit */
 	char path[AUDIT_PATH_MAX];
 	char peer[64];
+};
+
+/* What api_idem.c knows of a POST with an Idempotency-Key. */
+struct api_idem {
+	bool on;                      /* keep this request's answer */
+	const char *key;              /* the Idempotency-Key */
+	uint8_t cred[32], seal[32], request[32];
 };
 
 /* One call to a route. */
@@ -60,6 +78,9 @@ struct api_call {
 	struct http_conn *conn;
 	const struct http_request *req;
 	const char *seg;              /* the decoded {id|name}; "" when none */
+	struct api_idem idem;         /* a POST's Idempotency-Key */
+	bool replayed;                /* the answer is the one kept for its key */
+	char idem_headers[512];       /* the kept answer's header lines */
 };
 
 /* What a handler answers: status 0 when it answered itself (raw bytes, a
@@ -68,6 +89,7 @@ struct api_reply {
 	int status;
 	json_t *body;                 /* owned */
 	const char *headers;          /* extra header lines, each ending in \r\n */
+	char headers_buf[512];        /* room for headers made per answer */
 };
 
 typedef void (*api_handler)(struct api_call *call, struct api_reply *rep);
@@ -83,7 +105,7 @@ struct api_route {
 	const char *suffix;           /* after the segment, e.g. "/verify" */
 	bool reader;                  /* needs a token, and the reader token may GET it */
 	bool admin;                   /* only the admin role, whatever the method */
-	api_handler get, post, del;
+	api_handler get, post, del, patch;
 };
 #define API_ALLOW(methods) .allow = methods, .allow_header = "Allow: " methods "\r\n"
 
@@ -117,6 +139,10 @@ void api_guests_conn_gone(struct api *api, struct http_conn *c, struct api_conn_
  * expired: *state says which), else "". */
 enum creds_role api_auth_role(const struct api *api, const struct http_request *req, char name[DB_NAME_MAX],
 			      int *state);
+/* A user name and secret (Redfish's Basic and sessions): the secret is a
+ * credential's token and the user its name ("admin" for init's).  0 with
+ * *role, or -EACCES (none, another's name, expired or revoked). */
+int api_auth_basic(struct controller *ctl, const char *user, const char *secret, enum creds_role *role);
 /* Answer 401 with body (owned) now or, after recent failures from the
  * peer, later; close the connection after a few on it. */
 /* An upload is refused before its body, so its 401 cannot wait: its wrong
@@ -130,16 +156,61 @@ void api_auth_conn_gone(struct api *api, struct api_conn_state *st);
 int api_auth_start(struct api *api);
 void api_auth_stop(struct api *api);
 
+/* api_redfish.c: the Redfish service under /redfish (its own auth,
+ * errors and verbs); api_redfish_stop frees its state. */
+static inline bool api_redfish_is(const struct http_request *req)
+{
+	return req->path_len >= 8 && memcmp(req->path, "/redfish", 8) == 0 &&
+	       (req->path_len == 8 || req->path[8] == '/');
+}
+void api_redfish_dispatch(struct api_call *call, struct api_reply *rep);
+void api_redfish_stop(struct api *api);
+
 /* api_boot.c: firmware files go out as the client takes them. */
 void api_boot_writable(struct api *api, struct http_conn *c);
 void api_boot_conn_gone(struct api *api, struct api_conn_state *st);
 
+/* ---- api_idem.c ---- */
+/* Before a POST with an Idempotency-Key: 1 when rep has the answer (the
+ * kept one, with its headers in headers; or an error), 0 to go on. */
+int api_idem_begin(struct api_call *call, struct api_reply *rep, struct api_idem *st, char *headers, size_t hlen);
+/* After it: keep the answer (rep->headers included) for a repeat. */
+void api_idem_end(struct api_call *call, const struct api_idem *st, const struct api_reply *rep);
+
+/* ---- api_meta.c ---- */
+struct api_meta_kind {
+	const char *table;            /* "boards" (also the list's name) */
+	const char *id_prefix;        /* "brd-" */
+	const char *noun;             /* "board" */
+};
+/* Add labels, description and etag to a board, image or guest (by its
+ * "id"), or to each of an array of them. */
+int api_meta_decorate(struct controller *ctl, json_t *obj_or_array);
+/* A deleted board, image or guest: its labels and description go too. */
+void api_meta_forget(struct controller *ctl, const char *id);
+/* PATCH .../{id|name}: check If-Match, change, and answer what get does. */
+void api_meta_patch(struct api_call *call, struct api_reply *rep, const struct api_meta_kind *k, api_handler get);
+
+/* ---- api_list.c ---- */
+struct api_list_spec {
+	const char *list;             /* "boards": the key of the answer, and the route */
+	const char *id_prefix;        /* "brd-" */
+	const char *what;             /* "list the boards", for a 500 */
+	unsigned filters;             /* API_QUERY_STATE | API_QUERY_BOARD */
+	const char *const *states;    /* the values of "state", NULL-ended */
+};
+/* The key of page tokens: derived from the CA's private key, so that
+ * tokens outlive a restart and nobody without that key can make one. */
+int api_list_key(struct controller *ctl, uint8_t key[API_PAGE_KEY_LEN]);
+/* The call's query into q: 0, or a 400 (or 500) answered into rep. */
+int api_list_query(struct api_call *call, struct api_reply *rep, const struct api_list_spec *spec,
+		   struct api_list_query *q);
+/* The page of arr (owned: every item rendered; r < 0 when the listing
+ * failed) that q asks for: {"LIST": [...], "next_page_token": ...}. */
+void api_list_reply(struct api_call *call, struct api_reply *rep, const struct api_list_spec *spec, const struct api_list_query *q,
+		    int r, json_t *arr);
+
 /* ---- api_reply.c ---- */
-/* A new request id ("req-" and 16 hex digits) into out. */
-void api_request_id_new(char out[HTTP_REQUEST_ID_MAX]);
-/* The id of the request being answered (its X-Request-Id; the controller's
- * log and the audit log show it): "" when none. */
-const char *api_call_request_id(const struct api_call *call);
 void api_reply_error(struct api_reply *rep, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* Log err and answer 500 "the controller could not <what>; see its log". */

@@ -96,18 +96,3 @@ int api_board_lookup(struct controller *ctl, const char *id_or_name, char id[DB_
 	return 0;
 }
 
-void api_request_id_new(char out[HTTP_REQUEST_ID_MAX])
-{
-	if (db_new_id("req-", 8, out, HTTP_REQUEST_ID_MAX) < 0) {
-		/* No randomness: still unique in this process. */
-		static uint64_t n;
-		snprintf(out, HTTP_REQUEST_ID_MAX, "req-local-%llu", (unsigned long long)++n);
-	}
-}
-
-const char *api_call_request_id(const struct api_call *call)
-{
-	const struct api_conn_state *st = call->conn ? http_conn_user(call->conn) : NULL;
-
-	return st ? st->request_id : "";
-}

@@ -92,20 +92,22 @@ static int api_token__list_cb(void *ctx, const struct db_token *t)
 	return 0;
 }
 
+static const char *const api_token_states[] = { "active", "expired", "used", "revoked", NULL };
+static const struct api_list_spec api_tokens_list = {
+	.list = "tokens", .id_prefix = "tok-", .what = "list the tokens", .filters = API_QUERY_STATE | API_QUERY_BOARD,
+	.states = api_token_states,
+};
+
 static void api__tokens_list(struct api_call *call, struct api_reply *rep)
 {
-	struct api_token_ctx x = { .array = json_array(), .now = sky_unix_now() };
-	int r;
+	struct api_token_ctx x = { .now = sky_unix_now() };
+	struct api_list_query q;
 
-	if (!x.array)
+	if (api_list_query(call, rep, &api_tokens_list, &q) < 0)
 		return;
-	r = db_token_list(call->ctl->db, api_token__list_cb, &x);
-	if (r < 0) {
-		json_decref(x.array);
-		api_reply_internal(rep, r, "list the tokens");
-		return;
-	}
-	api_reply_ok(rep, 200, json_pack("{s:o}", "tokens", x.array));
+	x.array = json_array();
+	if (x.array)
+		api_list_reply(call, rep, &api_tokens_list, &q, db_token_list(call->ctl->db, api_token__list_cb, &x), x.array);
 }
 
 static void api__token_revoke(struct api_call *call, struct api_reply *rep)

@@ -132,6 +132,23 @@ static const char *const db_migrations[] = {
 	"  path TEXT NOT NULL,"
 	"  status INTEGER NOT NULL,"
 	"  request_id TEXT NOT NULL);",
+	/* 6 -> 7: what PATCH changes beside a name (api_meta.c): the labels
+	 * (a JSON object) and description of a board, image or guest, by id. */
+	"CREATE TABLE meta ("
+	"  id TEXT PRIMARY KEY,"
+	"  description TEXT NOT NULL DEFAULT '',"
+	"  labels TEXT NOT NULL DEFAULT '{}');"
+	/* The answers of POSTs with an Idempotency-Key (api_idem.c), by the
+	 * hash of the credential and the key, sealed with a key only that
+	 * credential gives; kept 24 hours. */
+	"CREATE TABLE idempotency ("
+	"  credential BLOB NOT NULL,"
+	"  key TEXT NOT NULL,"
+	"  request BLOB NOT NULL,"             /* SHA-256 of method, path, query and body */
+	"  sealed BLOB NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (credential, key)) WITHOUT ROWID;"
+	"CREATE INDEX idempotency_age ON idempotency(created_at);",
 };
 
 enum db_stmt_id {

@@ -14,7 +14,9 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/tls.h"
+#include "common/util.h"
 #include "controller/skyrootd/listener.h"
 
 #define HTTP_AUTH_MAX 512
@@ -23,6 +25,7 @@
 #define HTTP_HNAME_MAX 32
 #define HTTP_RESPONSE_HEAD_MAX 512
 #define HTTP_ERR_MAX 512
+#define HTTP_HVAL_MAX 512 /* the largest of http_hdrs[].max */
 
 const struct http_limits http_default_limits = {
 	.url_max = 2048,
@@ -35,7 +38,34 @@ const struct http_limits http_default_limits = {
 	.conns_max = 1024,
 };
 
-enum http_hdr { H_OTHER, H_AUTHORIZATION, H_EXPECT, H_HOST };
+/* The headers the layer reads; every other one is only counted. */
+enum http_hdr { H_AUTHORIZATION, H_XAUTH, H_EXPECT, H_HOST, H_IF_MATCH, H_IDEM_KEY, H__COUNT, H_OTHER = H__COUNT };
+
+static const struct {
+	const char *name;
+	size_t max;   /* bytes kept; longer is an overflow */
+	bool secret;  /* wiped after each request */
+} http_hdrs[H__COUNT] = {
+	[H_AUTHORIZATION] = {"authorization", HTTP_AUTH_MAX, true},
+	[H_XAUTH] = {"x-auth-token", HTTP_AUTH_MAX, true}, /* a Redfish session */
+	[H_EXPECT] = {"expect", HTTP_EXPECT_MAX, false},
+	[H_HOST] = {"host", HTTP_HOST_MAX, false},
+	[H_IF_MATCH] = {"if-match", HTTP_IF_MATCH_MAX, false},
+	[H_IDEM_KEY] = {"idempotency-key", HTTP_IDEM_KEY_MAX, false},
+};
+
+_Static_assert(HTTP_AUTH_MAX <= HTTP_HVAL_MAX && HTTP_EXPECT_MAX <= HTTP_HVAL_MAX && HTTP_HOST_MAX <= HTTP_HVAL_MAX &&
+		       HTTP_IF_MATCH_MAX <= HTTP_HVAL_MAX && HTTP_IDEM_KEY_MAX <= HTTP_HVAL_MAX,
+	       "every kept header fits struct http_hval");
+
+/* One header's value as received: the first of its name only; count says
+ * how many came. */
+struct http_hval {
+	char buf[HTTP_HVAL_MAX + 1];
+	size_t len;
+	unsigned count;
+	bool overflow;
+};
 
 struct http_server {
 	uv_loop_t *loop;
@@ -70,16 +100,7 @@ struct http_conn {
 	size_t hname_len;           /* HTTP_HNAME_MAX + 1: longer than any we look at */
 	bool in_value;
 	enum http_hdr hcur;
-	char auth[HTTP_AUTH_MAX];
-	size_t auth_len;
-	unsigned auth_count;
-	bool auth_overflow;
-	char expect[HTTP_EXPECT_MAX];
-	size_t expect_len;
-	bool expect_overflow;
-	char host[HTTP_HOST_MAX];
-	size_t host_len;
-	bool host_overflow;
+	struct http_hval hv[H__COUNT];
 	struct sky_buf body;
 	bool streaming_body;        /* begin() chose HTTP_BODY_STREAM */
 	bool begun;                 /* begin() accepted: failed() is owed on error */
@@ -87,7 +108,7 @@ struct http_conn {
 	const char *reject_code;
 	char reject_msg[HTTP_ERR_MAX];
 	bool keep_alive;
-	char request_id[HTTP_REQUEST_ID_MAX]; /* sent as X-Request-Id; "" = none */
+	char request_id[HTTP_REQUEST_ID_MAX]; /* "" until asked for or answered */
 
 	/* Between requests. */
 	struct sky_buf pending;     /* bytes received while an answer is written */
@@ -145,11 +166,6 @@ static const struct http_transport http_tls_transport = {
 
 /* ---- answering ---- */
 
-void http_conn_set_request_id(struct http_conn *c, const char *id)
-{
-	snprintf(c->request_id, sizeof(c->request_id), "%s", id ? id : "");
-}
-
 void *http_conn_user(const struct http_conn *c)
 {
 	return c->user;
@@ -184,6 +200,21 @@ static bool http__is_head(const struct http_conn *c)
 	return c->have_url && c->parser.method == HTTP_HEAD;
 }
 
+const char *http_conn_request_id(struct http_conn *c)
+{
+	static unsigned long long fallback;
+	uint8_t raw[8];
+
+	if (c->request_id[0])
+		return c->request_id;
+	memcpy(c->request_id, "req-", 4);
+	if (sky_random(raw, sizeof(raw)) == 0)
+		sky_format_hex(raw, sizeof(raw), c->request_id + 4);
+	else /* no randomness: still one id per request of this process */
+		snprintf(c->request_id + 4, sizeof(c->request_id) - 4, "%016llx", ++fallback);
+	return c->request_id;
+}
+
 /* An answer's head goes out: tell the layer above (counting), log it. */
 static void http__answered(struct http_conn *c, int status)
 {
@@ -199,8 +230,8 @@ static void http__answered(struct http_conn *c, int status)
 		path[n++] = ch > 0x20 && ch < 0x7f ? (char)ch : '?';
 	}
 	path[n] = '\0';
-	log_debug("http: %s %s -> %d%s%s", c->have_url ? http_method_str(c->parser.method) : "-", n ? path : "-",
-		  status, c->request_id[0] ? " request " : "", c->request_id);
+	log_debug("http: %s %s -> %d (request %s)", c->have_url ? http_method_str(c->parser.method) : "-",
+		  n ? path : "-", status, http_conn_request_id(c));
 }
 
 /* The answer is queued: keep reading after it drains, or close. */
@@ -229,12 +260,11 @@ static int http__head(struct http_conn *c, char *head, int status, const char *t
 			 "Content-Length: %llu\r\n"
 			 "Cache-Control: no-store\r\n"
 			 "Connection: %s\r\n"
-			 "%s%s%s"
+			 "X-Request-Id: %s\r\n"
 			 "%s"
 			 "\r\n",
 			 status, http_status_str((enum http_status)status), type, (unsigned long long)len,
-			 close ? "close" : "keep-alive", c->request_id[0] ? "X-Request-Id: " : "", c->request_id,
-			 c->request_id[0] ? "\r\n" : "", headers ? headers : "");
+			 close ? "close" : "keep-alive", http_conn_request_id(c), headers ? headers : "");
 
 	http__answered(c, status);
 	return n > 0 && n < HTTP_RESPONSE_HEAD_MAX ? n : -EOVERFLOW;
@@ -274,7 +304,14 @@ static void http__send(struct http_conn *c, int status, const char *type, const 
 
 static void http__respond_json(struct http_conn *c, int status, json_t *body, const char *headers, bool close)
 {
-	char *text = body ? json_dumps(body, JSON_PRESERVE_ORDER) : NULL;
+	json_t *err = json_object_get(body, "error");
+	char *text;
+
+	/* Every error names its request, as the X-Request-Id header and the
+	 * log line do. */
+	if (json_is_object(err) && !json_object_get(err, "request_id"))
+		json_object_set_new(err, "request_id", json_string(http_conn_request_id(c)));
+	text = body ? json_dumps(body, JSON_PRESERVE_ORDER) : NULL;
 
 	json_decref(body);
 	if (!text) {
@@ -376,10 +413,9 @@ int http_stream_begin(struct http_conn *c, int status, const char *type)
 		     "Transfer-Encoding: chunked\r\n"
 		     "Cache-Control: no-store\r\n"
 		     "Connection: close\r\n"
-		     "%s%s%s"
+		     "X-Request-Id: %s\r\n"
 		     "\r\n",
-		     status, http_status_str((enum http_status)status), type, c->request_id[0] ? "X-Request-Id: " : "",
-		     c->request_id, c->request_id[0] ? "\r\n" : "");
+		     status, http_status_str((enum http_status)status), type, http_conn_request_id(c));
 	http__answered(c, status);
 	r = n > 0 && (size_t)n < sizeof(head) ? c->tp->write(c->t, head, (size_t)n) : -EOVERFLOW;
 	c->answered = true;
@@ -443,12 +479,27 @@ static enum http_verb http__verb(unsigned method)
 		return HTTP_VERB_POST;
 	case HTTP_DELETE:
 		return HTTP_VERB_DELETE;
+	case HTTP_PATCH:
+		return HTTP_VERB_PATCH;
 	default:
 		return HTTP_VERB_OTHER;
 	}
 }
 
 /* 0, or -EINVAL when the target has no path. */
+/* Header h for the layer above, NUL-terminated: NULL when absent, "" when
+ * too long.  Returns how many came, an overflow counting as one more. */
+static unsigned http__hval(struct http_conn *c, enum http_hdr h, const char **val, size_t *len)
+{
+	struct http_hval *v = &c->hv[h];
+
+	v->buf[v->overflow ? 0 : v->len] = '\0';
+	*val = v->count ? v->buf : NULL;
+	if (len)
+		*len = v->count && !v->overflow ? v->len : 0;
+	return v->count + (v->overflow ? 1 : 0);
+}
+
 static int http__request(struct http_conn *c, struct http_request *req)
 {
 	struct http_parser_url u;
@@ -461,15 +512,12 @@ static int http__request(struct http_conn *c, struct http_request *req)
 	req->peer = listener_peer(c->slot);
 	req->chunked = (p->flags & F_CHUNKED) != 0;
 	req->content_length = p->content_length == ULLONG_MAX ? UINT64_MAX : p->content_length;
-	if (c->auth_count) {
-		req->authorization = c->auth_overflow ? "" : c->auth;
-		req->authorization_len = c->auth_overflow ? 0 : c->auth_len;
-	}
-	req->authorization_count = c->auth_count + (c->auth_overflow ? 1 : 0);
-	if (c->host_len && !c->host_overflow) {
-		req->host = c->host;
-		req->host_len = c->host_len;
-	}
+	req->authorization_count = http__hval(c, H_AUTHORIZATION, &req->authorization, &req->authorization_len);
+	req->x_auth_token_count = http__hval(c, H_XAUTH, &req->x_auth_token, &req->x_auth_token_len);
+	if (http__hval(c, H_HOST, &req->host, &req->host_len) != 1 || !req->host_len)
+		req->host = NULL, req->host_len = 0;
+	req->if_match_bad = http__hval(c, H_IF_MATCH, &req->if_match, NULL) > 1;
+	req->idempotency_key_bad = http__hval(c, H_IDEM_KEY, &req->idempotency_key, NULL) > 1;
 	req->body = c->body.data;
 	req->body_len = c->body.len;
 	http_parser_url_init(&u);
@@ -525,21 +573,20 @@ static int http__message_begin(http_parser *p)
 		c->tp->set_deadline(c->t, c->srv->lim.header_ms);
 	c->url_len = 0;
 	c->url[0] = '\0';
-	c->have_url = false;
 	c->request_id[0] = '\0';
+	c->have_url = false;
 	c->header_bytes = 0;
 	c->header_count = 0;
 	c->hname_len = 0;
 	c->in_value = false;
 	c->hcur = H_OTHER;
-	OPENSSL_cleanse(c->auth, c->auth_len);
-	c->auth_len = 0;
-	c->auth_count = 0;
-	c->auth_overflow = false;
-	c->expect_len = 0;
-	c->expect_overflow = false;
-	c->host_len = 0;
-	c->host_overflow = false;
+	for (unsigned h = 0; h < H__COUNT; h++) {
+		if (http_hdrs[h].secret)
+			OPENSSL_cleanse(c->hv[h].buf, c->hv[h].len);
+		c->hv[h].len = 0;
+		c->hv[h].count = 0;
+		c->hv[h].overflow = false;
+	}
 	sky_buf_reset(&c->body);
 	c->streaming_body = false;
 	c->begun = false;
@@ -602,16 +649,6 @@ static bool http__name_is(const struct http_conn *c, const char *name)
 	return c->hname_len == n && strncasecmp(c->hname, name, n) == 0;
 }
 
-static void http__append(char *dst, size_t *dst_len, size_t max, const char *at, size_t len, bool *overflow)
-{
-	if (len > max - *dst_len) {
-		*overflow = true;
-		return;
-	}
-	memcpy(dst + *dst_len, at, len);
-	*dst_len += len;
-}
-
 static int http__header_value(http_parser *p, const char *at, size_t len)
 {
 	struct http_conn *c = p->data;
@@ -620,33 +657,19 @@ static int http__header_value(http_parser *p, const char *at, size_t len)
 		return -1;
 	if (!c->in_value) {
 		c->in_value = true;
-		if (http__name_is(c, "authorization")) {
-			c->hcur = H_AUTHORIZATION;
-			c->auth_count++;
-		} else if (http__name_is(c, "expect")) {
-			c->hcur = H_EXPECT;
-			c->expect_len = 0;
-		} else if (http__name_is(c, "host")) {
-			c->hcur = H_HOST;
-			c->host_len = 0;
-		} else {
-			c->hcur = H_OTHER;
-		}
+		for (c->hcur = 0; c->hcur < H__COUNT && !http__name_is(c, http_hdrs[c->hcur].name); c->hcur++)
+			;
+		if (c->hcur != H_OTHER)
+			c->hv[c->hcur].count++;
 	}
-	switch (c->hcur) {
-	case H_AUTHORIZATION:
-		/* A second Authorization header makes the request unauthorized. */
-		if (c->auth_count == 1)
-			http__append(c->auth, &c->auth_len, sizeof(c->auth), at, len, &c->auth_overflow);
-		break;
-	case H_EXPECT:
-		http__append(c->expect, &c->expect_len, sizeof(c->expect), at, len, &c->expect_overflow);
-		break;
-	case H_HOST:
-		http__append(c->host, &c->host_len, sizeof(c->host), at, len, &c->host_overflow);
-		break;
-	case H_OTHER:
-		break;
+	/* The first of each name only: a second Authorization header makes
+	 * the request unauthorized, a second If-Match a bad request. */
+	if (c->hcur != H_OTHER && c->hv[c->hcur].count == 1) {
+		struct http_hval *v = &c->hv[c->hcur];
+		if (len > http_hdrs[c->hcur].max - v->len)
+			v->overflow = true;
+		else if (!v->overflow)
+			memcpy(v->buf + v->len, at, len), v->len += len;
 	}
 	return 0;
 }
@@ -675,8 +698,8 @@ static int http__headers_complete(http_parser *p)
 		return http_conn_refuse(c, 413, "too_large", "the request body is over the %zu-byte limit",
 					srv->lim.body_max);
 	/* curl waits for this before it sends a larger body. */
-	if (has_body && !c->expect_overflow && c->expect_len == strlen("100-continue") &&
-	    strncasecmp(c->expect, "100-continue", c->expect_len) == 0) {
+	if (has_body && !c->hv[H_EXPECT].overflow && c->hv[H_EXPECT].len == strlen("100-continue") &&
+	    strncasecmp(c->hv[H_EXPECT].buf, "100-continue", c->hv[H_EXPECT].len) == 0) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 		if (c->tp->write(c->t, cont, sizeof(cont) - 1) < 0)
 			return http__refuse_limit(c, 500, "the controller could not answer; see its log");
@@ -853,7 +876,7 @@ void http_conn_closed(struct http_conn *c, int err)
 		http__unlink(c);
 		http__release(c);
 	}
-	OPENSSL_cleanse(c->auth, sizeof(c->auth));
+	OPENSSL_cleanse(c->hv, sizeof(c->hv));
 	sky_buf_free(&c->body);
 	sky_buf_free(&c->pending);
 	free(c->url);

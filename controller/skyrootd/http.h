@@ -41,7 +41,10 @@ struct http_limits {
  * idle, 10 s for headers, 256 (the listener's cap applies first). */
 extern const struct http_limits http_default_limits;
 
-enum http_verb { HTTP_VERB_OTHER, HTTP_VERB_GET, HTTP_VERB_HEAD, HTTP_VERB_POST, HTTP_VERB_DELETE };
+enum http_verb { HTTP_VERB_OTHER, HTTP_VERB_GET, HTTP_VERB_HEAD, HTTP_VERB_POST, HTTP_VERB_DELETE, HTTP_VERB_PATCH };
+
+#define HTTP_IF_MATCH_MAX 128
+#define HTTP_IDEM_KEY_MAX 255
 
 /* A request as the layer above sees it.  Pointers are valid only during
  * the call they are passed to.  Header values are as received (at most
@@ -56,6 +59,13 @@ struct http_request {
 	const char *authorization;  /* the one Authorization header; NULL when none */
 	size_t authorization_len;
 	unsigned authorization_count; /* more than one: treat as unauthorized */
+	const char *x_auth_token;   /* the one X-Auth-Token header (Redfish); NULL when none */
+	size_t x_auth_token_len;
+	unsigned x_auth_token_count;
+	const char *if_match;       /* the If-Match header, NUL-terminated; NULL when none */
+	bool if_match_bad;          /* more than one, or longer than HTTP_IF_MATCH_MAX */
+	const char *idempotency_key; /* the Idempotency-Key header, NUL-terminated; NULL when none */
+	bool idempotency_key_bad;   /* more than one, or longer than HTTP_IDEM_KEY_MAX */
 	const char *host;           /* the Host header; NULL when none or too long */
 	const char *peer;           /* the client's address ("-" when unknown) */
 	size_t host_len;
@@ -151,10 +161,11 @@ void http_conn_closed(struct http_conn *c, int err);
 /* ---- answering (from http_ops.request, or later after http_defer) ---- */
 
 void *http_conn_user(const struct http_conn *c);
-/* The current request's id, sent as an X-Request-Id header with its
- * answer (from http_ops.begin; forgotten at the next request). */
-#define HTTP_REQUEST_ID_MAX 40
-void http_conn_set_request_id(struct http_conn *c, const char *id);
+/* The current request's id ("req-" and 16 hex digits), made on first use:
+ * sent as X-Request-Id on its answer, as "request_id" in an error body
+ * and in the log line of the answer. */
+#define HTTP_REQUEST_ID_MAX 24
+const char *http_conn_request_id(struct http_conn *c);
 void http_conn_set_user(struct http_conn *c, void *user);
 /* Close the connection (after what is queued). */
 void http_conn_close(struct http_conn *c, int err);

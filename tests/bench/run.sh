@@ -5,39 +5,48 @@
 #   tests/bench/run.sh              the whole run (a few minutes on 2 cores)
 #   tests/bench/run.sh --quick      smaller N and a shorter hold, to try it out
 #   tests/bench/run.sh --no-nginx   skip the nginx comparison
+#   tests/bench/run.sh --enroll-only  the machine's limits and enrollment only
 #
 # What it does: builds what it needs (meson/ninja, in $BUILD, default
 # build/), makes a controller state in a temporary folder, starts skyrootd
 # on free loopback ports (stopped by pid at exit), and runs
 #   1. openssl speed ecdsap256 / ecdhx25519 and an fsync loop: the machine's limits
-#   2. bench_agents --mode enroll: $ENROLL_N boards, until ENROLLED, then until online
+#   2. bench_agents --mode enroll: $ENROLL_N boards until ENROLLED, $ENROLL_RUNS
+#      runs with skyrootd's default threads, and as many with --threads 1 when
+#      'skyrootd run --help' has that option, interleaved (a fresh skyrootd
+#      process per run, who goes first alternates), every run printed, the
+#      summary from the medians; then $ENROLL_N boards until online
 #   3. bench_agents --mode idle: $IDLE_SMALL and $IDLE_LARGE sessions held $HOLD s
 #      (a fresh skyrootd process for each, so freed memory of an earlier run
 #      does not hide the cost of this one)
 #   4. bench_tls_idle against nginx: $IDLE_LARGE mTLS 1.3 keep-alive connections
 # and prints a summary with the aims of the issue and the ratios.
 #
-# Environment: BUILD, ENROLL_N (2000), IDLE_SMALL (1000), IDLE_LARGE (10000),
-# HOLD (30 s), CONCURRENCY (64), HEARTBEAT_MS (10000), KEEP=1 keeps the
-# temporary folder (logs, perf output) instead of removing it.
+# Environment: BUILD, ENROLL_N (2000), ENROLL_RUNS (2), IDLE_SMALL (1000), IDLE_LARGE (10000),
+# HOLD (30 s), CONCURRENCY (64), HEARTBEAT_MS (10000), SKYROOTD (the binary
+# to run instead of $BUILD's), KEEP=1 keeps the temporary folder (logs, perf
+# output) instead of removing it.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 BUILD=${BUILD:-build}
 ENROLL_N=${ENROLL_N:-2000}
+ENROLL_RUNS=${ENROLL_RUNS:-2}
 IDLE_SMALL=${IDLE_SMALL:-1000}
 IDLE_LARGE=${IDLE_LARGE:-10000}
 HOLD=${HOLD:-30}
 CONCURRENCY=${CONCURRENCY:-64}
 HEARTBEAT_MS=${HEARTBEAT_MS:-10000}
 NGINX=1
+ENROLL_ONLY=0
 
 for arg in "$@"; do
 	case "$arg" in
 	--quick) ENROLL_N=500 IDLE_SMALL=200 IDLE_LARGE=1000 HOLD=12 HEARTBEAT_MS=5000 ;;
 	--no-nginx) NGINX=0 ;;
-	-h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--enroll-only) ENROLL_ONLY=1 ;;
+	-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -45,11 +54,18 @@ if [ "$IDLE_LARGE" -gt 10000 ] || [ "$ENROLL_N" -gt 10000 ]; then
 	echo "run.sh: at most 10000 boards per run (one enrollment token has at most 10000 uses)" >&2
 	exit 2
 fi
+case "$ENROLL_RUNS" in
+''|*[!0-9]*) echo "run.sh: ENROLL_RUNS must be a number" >&2; exit 2 ;;
+esac
+if [ "$ENROLL_RUNS" -lt 2 ]; then
+	echo "run.sh: ENROLL_RUNS must be at least 2 (every figure is run at least twice)" >&2
+	exit 2
+fi
 
 # ---- build ----
 . "$ROOT/tests/bench/lib.sh"
 bench_build "$BUILD" controller/skyrootd/skyrootd controller/skyctl/skyctl tests/bench/bench_agents tests/bench/bench_tls_idle
-SKYROOTD=$ROOT/$BUILD/controller/skyrootd/skyrootd
+SKYROOTD=${SKYROOTD:-$ROOT/$BUILD/controller/skyrootd/skyrootd}
 SKYCTL=$ROOT/$BUILD/controller/skyctl/skyctl
 BENCH_AGENTS=$ROOT/$BUILD/tests/bench/bench_agents
 BENCH_TLS=$ROOT/$BUILD/tests/bench/bench_tls_idle
@@ -104,9 +120,10 @@ NGX_PORT=$(free_port)
 CONF=$STATE/skyctl.conf
 
 
+# ctl_start [ARG...]: skyrootd run with the extra arguments (--threads N).
 ctl_start() {
 	"$SKYROOTD" run --state "$STATE" --agent-listen "127.0.0.1:$AGENT_PORT" \
-		--api-listen "127.0.0.1:$API_PORT" >>"$TMP/skyrootd.log" 2>&1 &
+		--api-listen "127.0.0.1:$API_PORT" "$@" >>"$TMP/skyrootd.log" 2>&1 &
 	CTL_PID=$!
 	wait_port "$AGENT_PORT" "$CTL_PID" skyrootd "$TMP"
 	wait_port "$API_PORT" "$CTL_PID" skyrootd "$TMP"
@@ -180,20 +197,61 @@ perf_stop() {
 }
 
 # ---- 2. enrollment ----
-ctl_start
-say "enrollment: $ENROLL_N boards, concurrency $CONCURRENCY, each until it has its certificate"
-new_token "$ENROLL_N"
-perf_start enroll
-record "$BENCH_AGENTS" --name enroll --mode enroll --stop-at enrolled --controller "127.0.0.1:$AGENT_PORT" --ca "$PIN" \
-	--token "$TOKEN" --boards "$ENROLL_N" --concurrency "$CONCURRENCY" --ctl-pid "$CTL_PID" ||
-	die "the enrollment benchmark failed; the controller's log is $TMP/skyrootd.log"
-SYNCS=$(perf_stop enroll)
-if [ "$SYNCS" != - ]; then
-	put enroll.fsyncs "$SYNCS"
-	echo "controller: $SYNCS fdatasync/fsync calls for $ENROLL_N enrollments"
+# skyrootd's --threads, when it has it: the default and --threads 1, side by side.
+SETTINGS=default
+if "$SKYROOTD" run --help 2>&1 | grep -q -e '--threads\b'; then
+	SETTINGS="default t1"
 fi
+label() { if [ "$1" = t1 ]; then echo "skyrootd --threads 1"; else echo "skyrootd's default threads"; fi; }
+# median SETTING SUFFIX: the median of the runs' figures ('-' when there are none).
+median() {
+	local r
+	for r in $(seq 1 "$ENROLL_RUNS"); do fig "enroll_$1_$r.$2"; done | { grep -v '^-$' || true; } | sort -g |
+		awk '{ v[NR] = $1 } END { if (!NR) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# runs SETTING SUFFIX: the figure of each run, "a, b, ...".
+runs() {
+	local r out=
+	for r in $(seq 1 "$ENROLL_RUNS"); do out="$out${out:+, }$(fig "enroll_$1_$r.$2")"; done
+	echo "$out"
+}
+enroll_run() { # SETTING RUN
+	local set=$1 r=$2 syncs
+	if [ "$set" = t1 ]; then ctl_start --threads 1; else ctl_start; fi
+	say "enrollment run $r/$ENROLL_RUNS, $(label "$set") (fresh skyrootd, pid $CTL_PID): $ENROLL_N boards, concurrency $CONCURRENCY, each until it has its certificate"
+	new_token "$ENROLL_N"
+	if [ "$set$r" = default1 ]; then perf_start enroll; fi
+	record "$BENCH_AGENTS" --name "enroll_${set}_$r" --mode enroll --stop-at enrolled --controller "127.0.0.1:$AGENT_PORT" \
+		--ca "$PIN" --token "$TOKEN" --boards "$ENROLL_N" --concurrency "$CONCURRENCY" --ctl-pid "$CTL_PID" ||
+		die "the enrollment benchmark failed; the controller's log is $TMP/skyrootd.log"
+	if [ "$set$r" = default1 ]; then
+		syncs=$(perf_stop enroll)
+		if [ "$syncs" != - ]; then
+			put enroll.fsyncs "$syncs"
+			echo "controller: $syncs fdatasync/fsync calls for $ENROLL_N enrollments"
+		fi
+	fi
+	ctl_stop
+}
+for r in $(seq 1 "$ENROLL_RUNS"); do
+	# Who goes first alternates from run to run (ABBA).
+	order=$SETTINGS
+	if [ $((r % 2)) = 0 ]; then order=$(echo "$SETTINGS" | awk '{ for (i = NF; i > 0; i--) printf "%s%s", $i, (i > 1 ? " " : "") }'); fi
+	for set in $order; do
+		enroll_run "$set" "$r"
+	done
+done
+# The summary's enroll.* (default threads) and enroll1t.* (--threads 1) figures: medians of the runs.
+for set in $SETTINGS; do
+	prefix=enroll
+	[ "$set" = t1 ] && prefix=enroll1t
+	for suffix in rate latency.p50 latency.p99 ctl_cpu ctl_bound agents_cpu; do
+		put "$prefix.$suffix" "$(median "$set" "$suffix")"
+	done
+done
 
-say "enrollment until online: $ENROLL_N more boards, each until its mTLS session is up"
+ctl_start
+say "enrollment until online: $ENROLL_N more boards, each until its mTLS session is up ($(label default))"
 new_token "$ENROLL_N"
 record "$BENCH_AGENTS" --name online --mode enroll --stop-at online --controller "127.0.0.1:$AGENT_PORT" \
 	--ca "$PIN" --token "$TOKEN" --boards "$ENROLL_N" --concurrency "$CONCURRENCY" --ctl-pid "$CTL_PID" ||
@@ -211,8 +269,10 @@ idle_run() {
 		--ctl-pid "$CTL_PID" || echo "run.sh: bench_agents --mode idle with $n sessions failed" >&2
 	ctl_stop
 }
-idle_run "$IDLE_SMALL" S
-idle_run "$IDLE_LARGE" L
+if [ "$ENROLL_ONLY" = 0 ]; then
+	idle_run "$IDLE_SMALL" S
+	idle_run "$IDLE_LARGE" L
+fi
 
 # ---- 4. nginx holding the same connections ----
 NGINX_NOTE=
@@ -292,7 +352,9 @@ EOF
 	wait "$NGX_PID" 2>/dev/null || true
 	NGX_PID=
 }
-if [ "$NGINX" = 1 ]; then
+if [ "$ENROLL_ONLY" = 1 ]; then
+	NGINX_NOTE="skipped (--enroll-only)"
+elif [ "$NGINX" = 1 ]; then
 	nginx_run "$IDLE_LARGE"
 else
 	NGINX_NOTE="skipped (--no-nginx)"
@@ -328,7 +390,14 @@ fi
 say "summary (commit $REV; $(nproc) cores; skyrootd and the simulated agents share them; load average now $(cut -d' ' -f1-3 /proc/loadavg))"
 row "what" "measured" "aim" "ratio / note"
 row "--------------------------------------------" "--------------" "------------" "------------------------------"
-row "enrollments/s (until ENROLLED)" "$E_RATE" ">= 1000" "$(mark "$E_RATE" '>=' 1000); $(ratio "$E_RATE" 1000) of the aim; concurrency $CONCURRENCY"
+row "enrollments/s, $(label default)" "$E_RATE" ">= 1000" "$(mark "$E_RATE" '>=' 1000); $(ratio "$E_RATE" 1000) of the aim; median of $ENROLL_RUNS runs: $(runs default rate); concurrency $CONCURRENCY"
+if [ "$SETTINGS" = "default t1" ]; then
+	T1_RATE=$(fig enroll1t.rate)
+	row "enrollments/s, skyrootd --threads 1" "$T1_RATE" "" "median of $ENROLL_RUNS runs: $(runs t1 rate); default / --threads 1 = $(ratio "$E_RATE" "$T1_RATE")"
+	row "  ctl CPU per enrollment, --threads 1 (us)" "$(fig enroll1t.ctl_cpu)" "" "default threads: $(fig enroll.ctl_cpu) us"
+else
+	row "  skyrootd --threads" "-" "" "'skyrootd run --help' has no --threads option: one setting measured"
+fi
 row "  ECDSA bound (2 sign + 1 verify, 1 core)" "$BOUND_ENROLL" "" "measured / bound = $(ratio "$E_RATE" "$BOUND_ENROLL")"
 row "  controller CPU per enrollment (us)" "$(fig enroll.ctl_cpu)" "" "crypto floor $(calc "1e6 / $BOUND_ENROLL") us: $(ratio "$(fig enroll.ctl_cpu)" "$(calc "1e6 / $BOUND_ENROLL")")x"
 row "  with X25519 key share + derive" "$BOUND_ENROLL_X" "" "measured / bound = $(ratio "$E_RATE" "$BOUND_ENROLL_X")"
@@ -342,10 +411,11 @@ if [ "$(fig enroll.fsyncs)" != - ] && [ "$(fig enroll.fsyncs)" != 0 ]; then
 	PER=$(ratio "$ENROLL_N" "$(fig enroll.fsyncs)")
 	row "  enrollments per fsync (group commit)" "$PER" "" "fsync $(fig fsync.per_s)/s -> bound $(ratio "$(fig fsync.per_s)" "$(ratio 1 "$PER")") enrollments/s"
 fi
-row "enroll latency p50 / p99 (ms)" "$(fig enroll.latency.p50) / $(fig enroll.latency.p99)" "" "start -> ENROLLED, $ENROLL_N boards"
+row "enroll latency p50 / p99 (ms)" "$(fig enroll.latency.p50) / $(fig enroll.latency.p99)" "" "start -> ENROLLED, $ENROLL_N boards, medians of the runs"
 row "onboarding/s (enroll + first mTLS session)" "$O_ONLINE" "" "bound $BOUND_ONLINE (3 sign + 3 verify): $(ratio "$O_ONLINE" "$BOUND_ONLINE")"
 row "  its latency p50 / p99 (ms)" "$(fig online.online_latency.p50) / $(fig online.online_latency.p99)" "" "start -> SESSION_UP"
 for t in S L; do
+	[ "$ENROLL_ONLY" = 0 ] || break
 	n=$([ $t = S ] && echo "$IDLE_SMALL" || echo "$IDLE_LARGE")
 	PS=$(fig idle$t.rss_per_session)
 	row "controller RSS per idle session, $n (KiB)" "$PS" "<= 40" "$(mark "$PS" '<=' 40); all-in $(fig idle$t.rss_per_session_all) KiB; $(fig idle$t.ctl_rss_hold) KiB total"

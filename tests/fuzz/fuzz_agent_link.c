@@ -102,6 +102,7 @@ static void fill_cfg(struct agent_config *c)
 	c->heartbeat_ms = 10000;
 	c->cache_max = 64u << 20;
 	c->allow_kexec = 0;
+	c->allow_reboot = 0; /* a Reboot order is refused: never the host's reboot(2) */
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

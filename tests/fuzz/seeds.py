@@ -2,6 +2,7 @@
 """Writes the seed corpora of the fuzz targets into tests/fuzz/corpus/NAME/
 (committed; run again only when the formats change).  Python stdlib only:
 the few protobuf messages are encoded by hand from proto/skyroot.proto."""
+import base64
 import hashlib
 import os
 import struct
@@ -173,6 +174,18 @@ write("rest", "firmware", BOOT + req("GET", "/boot/vmlinuz", auth="") + req("GET
       req("HEAD", "/boot/vmlinuz", auth=""))
 write("rest", "public", FULL + req("GET", "/healthz", auth="") + req("GET", "/readyz", auth="") +
       req("GET", "/metrics", auth="Authorization: Bearer rdr-fuzz-token\r\n"))
+RF_ADM = "Authorization: Basic " + base64.b64encode(b"admin:adm-fuzz-token").decode() + "\r\n"
+write("rest", "redfish", FULL + req("GET", "/redfish/v1/", auth="") + req("GET", "/redfish/v1/Systems", auth=RF_ADM) +
+      req("GET", "/redfish/v1/Systems/node-a", auth=RF_ADM) +
+      req("GET", "/redfish/v1/Systems/brd-00000000f022/Processors/CPUs", auth=RF_ADM) +
+      req("PATCH", "/redfish/v1/Systems/brd-00000000f022", '{"Boot": {"BootSourceOverrideTarget": "Pxe"}}',
+          auth=RF_ADM) +
+      req("POST", "/redfish/v1/Systems/brd-00000000f022/Actions/ComputerSystem.Reset",
+          '{"ResetType": "ForceRestart"}', auth=RF_ADM) +
+      req("POST", "/redfish/v1/SessionService/Sessions", '{"UserName": "reader", "Password": "rdr-fuzz-token"}',
+          auth="") +
+      req("GET", "/redfish/v1/SessionService/Sessions", auth="X-Auth-Token: nope\r\n") +
+      req("DELETE", "/redfish/v1/Systems/node-a", auth=RF_ADM))
 write("rest", "reads", FULL + req("GET", "/v1/boards") + req("GET", "/v1/boards/node-a") +
       req("GET", "/v1/boards/brd-00000000f022") + req("GET", "/v1/images") + req("GET", "/v1/images/vmlinuz") +
       req("GET", "/v1/guests") + req("GET", "/v1/guests/web1") + req("GET", "/v1/tokens") +
@@ -262,16 +275,66 @@ write("skyctl_conf", "size", b"512M")
 write("skyctl_conf", "duration", b"1h30m")
 write("skyctl_conf", "pci", b"00:03.0")
 
-# ---- imgcache: flags, chunk selector, u16 length, image, script
-img = bytes(range(256)) * 8
+# ---- imgcache (tests/fuzz/fuzz_imgcache.c): a header (flags: manifest
+# spoiling in the low 4 bits, its parameter in bits 4-6, a small budget in
+# bit 7; chunk selector: 1 + 64 * n bytes; u16 image length), the image, and
+# a script of one-byte steps.  Steps: 0x00-0x3f answer a live request
+# (pick: low 2 bits; how: bits 2-5: 0 right, 1 short, 2 long, 3 flipped,
+# 4 another chunk's bytes, 5 empty, 6 wrong index, 7 another image, 8 an
+# error; in the tail form's pieces: 9 right, 10 short, 11 long, 12 flipped,
+# 13 wrong index; cut off by the link dropping (back up unless the step's
+# number is a multiple of 4): 14 right, 15 long); 0x40 answer all rightly; 0x60 link
+# down+up, 0x61 down, 0x62 up, 0x63 sends fail; 0x80 the manifest again,
+# 0x81 the twin's manifest (the same bytes, another id); 0xa0/0xa1
+# release/hold the image + tick, 0xa2/0xa3 the twin; 0xc0 report + full
+# check; 0xe1 a late answer (0xe5 in pieces), 0xe0/0xe2 an unknown one.
+img = b"".join(hashlib.sha256(bytes([i])).digest() for i in range(64))  # 2048 bytes, no two chunks alike
 hdr = lambda flags, sel, n: bytes([flags, sel]) + struct.pack(">H", n)
-write("imgcache", "honest", hdr(0, 2, len(img)) + img + b"\x60" * 4)
-write("imgcache", "resume", hdr(0, 1, len(img)) + img + b"\x00\x01\x80\x60\xa0\x60\xe0")
-write("imgcache", "swapped", hdr(1, 1, len(img)) + img + b"\x60")
-write("imgcache", "badsig", hdr(8, 1, len(img)) + img + b"\x60")
-write("imgcache", "flipped", hdr(0, 1, len(img)) + img + b"\x10\x60")
-write("imgcache", "tiny_budget", hdr(0x80, 0, 300) + img[:300] + b"\x60\xe0")
-write("imgcache", "empty", hdr(0, 0, 0) + b"\x60\xe0")
+honest_end = b"\x40\xc0"
+write("imgcache", "honest", hdr(0, 2, len(img)) + img + b"\x00\x01\x02\x03" + honest_end)
+write("imgcache", "resume", hdr(0, 1, len(img)) + img + b"\x00\x00\x61\xe1\x62\x03\x60\xa1\x40\xa0\xc0")
+write("imgcache", "sends_fail", hdr(0, 1, len(img)) + img + b"\x00\x63\x60\x63\x60" + honest_end)
+write("imgcache", "late", hdr(0, 1, len(img)) + img + b"\x00\x61\xe1\xe0\xe2\x62\xe1" + honest_end)
+write("imgcache", "empty", hdr(0, 0, 0) + b"\x80\xc0")
+write("imgcache", "one_byte_chunks", hdr(0, 0, 100) + img[:100] + b"\x00\x05\x0a" + honest_end)
+write("imgcache", "budget_small", hdr(0x80, 0, 300) + img[:300] + b"\x40\x80\xc0")
+write("imgcache", "budget_exact", hdr(0x90, 1, 300) + img[:300] + honest_end)
+# one of each wrong answer to an honest manifest (the image fails; at the
+# end the manifest is sent again and the image served rightly)
+for name, step in (("short", 0x04), ("long", 0x08), ("flipped", 0x0c), ("other_chunk", 0x10),
+                   ("empty_chunk", 0x14), ("wrong_index", 0x18), ("other_image", 0x1c), ("error", 0x20)):
+    write("imgcache", "answer_" + name, hdr(0, 1, len(img)) + img + bytes([0x00, step, step, 0xc0, 0x80]) + honest_end)
+# the tail form: every chunk in pieces; each wrong answer in pieces; chunks
+# cut off (the link back up, or left down until the end), then a late
+# answer to the cut-off request, whole or in pieces
+write("imgcache", "pieces_all", hdr(0, 1, len(img)) + img + b"\x24" * 40 + b"\xc0" + honest_end)
+for name, step in (("short", 0x28), ("long", 0x2c), ("flipped", 0x30), ("wrong_index", 0x34)):
+    write("imgcache", "pieces_" + name, hdr(0, 1, len(img)) + img + bytes([0x24, step, 0x24, 0xc0, 0x80]) + honest_end)
+write("imgcache", "cut_reconnect", hdr(0, 1, len(img)) + img + b"\x24\x38\x39\x24\xe1\xe5\x38\xc0" + honest_end)
+write("imgcache", "cut_down", hdr(0, 2, len(img)) + img + b"\x00\x00\x00\x38\xe5\x24\x62\x39\xe1\x60\xc0" + honest_end)
+write("imgcache", "cut_long", hdr(0, 1, len(img)) + img + b"\x24\x3c\xc0\x80\x24\x3d\xe1" + honest_end)
+write("imgcache", "cut_first_byte", hdr(0, 0, 64) + img[:64] + b"\x38\x38\x38\x38" + honest_end)
+# one of each spoiled manifest (mode, parameter), served rightly (whole_sha:
+# signed with a wrong whole-image SHA-256 and right chunk digests, the image
+# is ready: the board does not hash the whole again)
+for name, mode, p in (("sig_flip", 1, 3), ("sig_other", 2, 0), ("sig_stale", 3, 1), ("digest_swap", 4, 0),
+                      ("digest_short", 5, 1), ("digest_extra", 6, 0), ("digest_missing", 7, 0),
+                      ("digest_dup", 8, 2), ("digest_wrong", 9, 5), ("size_over", 10, 0), ("size_under", 10, 3),
+                      ("size_huge", 10, 6), ("chunk_zero", 11, 0), ("chunk_huge", 12, 1), ("chunk_max", 12, 2),
+                      ("chunk_wrong", 13, 0), ("whole_sha", 14, 0), ("whole_sha_short", 14, 1), ("id_empty", 15, 0),
+                      ("id_long", 15, 1), ("id_longest", 15, 2)):
+    write("imgcache", "manifest_" + name, hdr(mode | p << 4, 1, len(img)) + img + b"\x00\x80" + honest_end)
+# the twin: its chunks taken from the ready image; fetched beside it; the
+# image evicted for it, or (held) not; beside a refused image
+write("imgcache", "twin_dedup", hdr(0, 1, len(img)) + img + b"\x40\x81\xc0")
+write("imgcache", "twin_beside", hdr(0, 1, len(img)) + img + b"\x00\x81\x00\x04\x01\x40\xc0")
+write("imgcache", "twin_evicts", hdr(0x90, 1, len(img)) + img + b"\x40\x81\x40\xc0")
+write("imgcache", "twin_held", hdr(0x90, 1, len(img)) + img + b"\x40\xa1\x81\xa3\xc0")
+# nothing evicted for an image that would not fit even then (its manifest
+# claims 2 bytes more than the budget holds)
+write("imgcache", "twin_not_evicted_for_nothing", hdr(0x9a, 1, len(img)) + img + b"\x81\x40\x80\xc0")
+write("imgcache", "twin_refused_image", hdr(9, 1, len(img)) + img + b"\x40\x81\x40\xc0")
+write("imgcache", "digest_swap_alike", hdr(4, 0, 65) + bytes(65) + honest_end)  # chunks alike: no harm done
 # ---- parse: one value of each syntax; args: arguments cut at '\n'
 write("parse", "size", b"2GiB")
 write("parse", "duration", b"1h30m500ms")
@@ -281,4 +344,18 @@ write("parse", "listen", b"127.0.0.1:0")
 write("parse", "pci", b"0000:01:1f.7")
 write("parse", "pin", b"sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
 write("parse", "args", b"--memory\n512M\n-fc8\nop\n--disk=a\n--controler=h:1\n--\n-x")
+# ---- redfish: the first byte mod 4 picks the parser (0 Basic header,
+# 1 session login, 2 reset, 3 boot PATCH)
+write("redfish", "basic", b"\x00Basic " + base64.b64encode(b"admin:sky-secret"))
+write("redfish", "basic_padding", b"\x00basic\t" + base64.b64encode(b"reader:x"))
+write("redfish", "basic_no_colon", b"\x00Basic YWRtaW4=")
+write("redfish", "bearer", b"\x00Bearer abc")
+write("redfish", "session", b'\x01{"UserName": "admin", "Password": "tok"}')
+write("redfish", "session_dup", b'\x01{"UserName": "a", "UserName": "b", "Password": 1}')
+write("redfish", "reset", b'\x02{"ResetType": "ForceRestart"}')
+write("redfish", "reset_ctl", b'\x02{"ResetType": "On\\u0000x"}')
+write("redfish", "boot", b'\x03{"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}}')
+write("redfish", "boot_mode", b'\x03{"Boot": {"BootSourceOverrideMode": "UEFI"}, "@odata.etag": "W/1"}')
+write("redfish", "boot_cd", b'\x03{"Boot": {"BootSourceOverrideTarget": "Cd"}}')
+write("redfish", "boot_other", b'\x03{"Boot": {"BootSourceOverrideTarget": "Cd"}, "AssetTag": 1}')
 print("seeds written under", os.path.join(HERE, "corpus"))

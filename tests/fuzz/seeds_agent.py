@@ -99,6 +99,9 @@ write("agent_link", "chunk_unasked", bytes([SESSION_BY3]) + chunk)
 write("agent_link", "guest_run_stop_destroy", bytes([SESSION_BY3]) + run + stop + destroy + run)
 write("agent_link", "baremetal", bytes([SESSION_WHOLE]) + boot + boot_nokernel)
 write("agent_link", "renewal", bytes([SESSION_WHOLE]) + renew)
+# Reboot orders (Envelope field 46): the fuzzed agent has no --allow-reboot
+# and refuses them.
+write("agent_link", "reboot", bytes([SESSION_WHOLE]) + frame(7, 46, field(1, 1) + field(2, 1)) + frame(8, 46, b"") + hb)
 
 
 def make_cert():

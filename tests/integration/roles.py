@@ -6,6 +6,7 @@ credential; rotation (the init admin's too); the audit log's entries, their
 request ids (X-Request-Id and the controller's log) and its bound.
 
 Usage: roles.py CASE (see run_cases in fleetlib.py)."""
+import base64
 import http.client
 import json
 import os
@@ -32,6 +33,7 @@ ROUTES = {
     "GET /metrics": "read",
     "GET /v1/boards": "read",
     "GET /v1/boards/{id|name}": "read",
+    "PATCH /v1/boards/{id|name}": "operate",
     "DELETE /v1/boards/{id|name}": "operate",
     "POST /v1/boards/{id|name}/fetch": "operate",
     "POST /v1/boards/{id|name}/boot": "operate",
@@ -42,11 +44,13 @@ ROUTES = {
     "GET /v1/images": "read",
     "POST /v1/images": "operate",
     "GET /v1/images/{id|name}": "read",
+    "PATCH /v1/images/{id|name}": "operate",
     "DELETE /v1/images/{id|name}": "operate",
     "POST /v1/images/{id|name}/verify": "operate",
     "GET /v1/guests": "read",
     "POST /v1/guests": "operate",
     "GET /v1/guests/{id|name}": "read",
+    "PATCH /v1/guests/{id|name}": "operate",
     "DELETE /v1/guests/{id|name}": "operate",
     "POST /v1/guests/{id|name}/start": "operate",
     "POST /v1/guests/{id|name}/stop": "operate",
@@ -96,10 +100,10 @@ class Client:
         self.next_src += 1
         return f"127.0.{2 + self.next_src // 250}.{1 + self.next_src % 250}"
 
-    def call(self, method, path, token=None, body=None, src="127.0.0.1", raw=None):
+    def call(self, method, path, token=None, body=None, src="127.0.0.1", raw=None, headers=None, full=False):
         conn = http.client.HTTPSConnection("127.0.0.1", self.f.api_port, context=self.f.sslctx, timeout=20,
                                            source_address=(src, 0))
-        headers = {}
+        headers = dict(headers or {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
@@ -113,7 +117,14 @@ class Client:
             answer = json.loads(text) if text else None
         except ValueError:
             answer = text
+        if full:
+            return r.status, answer, r.getheader("X-Request-Id"), r
         return r.status, answer, r.getheader("X-Request-Id")
+
+
+def basic(name, token):
+    """Redfish's HTTP Basic: a credential's name and its token."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{token}".encode()).decode()}
 
 
 def make_cred(f, c, name, role, ttl=None):
@@ -164,6 +175,8 @@ def concrete(route, n):
         body = {"uses": 1}
     elif method == "POST":
         body = {}
+    elif method == "PATCH":
+        body = {"description": "x"}
     return method, path, body
 
 
@@ -178,6 +191,10 @@ def case_route_table(f):
     for r, flags in code.items():
         need = ROUTES[r]
         check(flags["admin"] == (need == "admin"), f"{r}: .admin in the code vs '{need}' in the table")
+    # A PATCH (lists' names, labels, descriptions) is a change: operator.
+    patches = sorted(r for r in code if r.startswith("PATCH "))
+    check(len(patches) >= 3, f"the PATCH routes of boards, images and guests are in the code: {patches}")
+    check(all(ROUTES[r] == "operate" for r in patches), f"every PATCH needs operator: {patches}")
     c, toks = setup(f)
     n = 0
     for route, need in sorted(ROUTES.items()):
@@ -272,11 +289,11 @@ def case_audit(f):
     rd = make_cred(f, c, "rd1", "reader")
     st, ans, rid_ok = c.call("POST", "/v1/tokens?x=secret", op, {"uses": 1})
     check(st == 201, f"operator makes a token: {st} {ans}")
-    st, _, rid_403 = c.call("DELETE", "/v1/tokens/tok-00000000", rd)
-    check(st == 403, f"reader deletes: {st}")
+    st, ans, rid_403 = c.call("DELETE", "/v1/tokens/tok-00000000", rd)
+    check(st == 403 and ans["error"]["request_id"] == rid_403, f"reader deletes: {st} {ans} {rid_403}")
     src = c.fresh_source()
-    st, _, rid_401 = c.call("POST", "/v1/tokens", "skc-" + "0" * 64, {"uses": 1}, src=src)
-    check(st == 401, f"unknown token: {st}")
+    st, ans, rid_401 = c.call("POST", "/v1/tokens", "skc-" + "0" * 64, {"uses": 1}, src=src)
+    check(st == 401 and ans["error"]["request_id"] == rid_401, f"unknown token: {st} {ans} {rid_401}")
     st, _, rid_get = c.call("GET", "/v1/boards", op)
     check(st == 200, "a read")
     entries = audit(f, c)
@@ -307,6 +324,105 @@ def case_audit(f):
     entries = audit(f, c)
     check(len(entries) == 8, f"{len(entries)} rows kept, --audit-keep 8")
     check([x["request_id"] for x in entries] == list(reversed(rids[-8:])), "the newest 8, newest first")
+
+
+def case_redfish(f):
+    """Redfish with credentials: the user is a credential's name and the
+    password its token; a reader reads, an operator may also PATCH and Reset
+    (as PATCH under /v1), only an admin ends others' sessions; a session
+    ends with its credential; PATCH and Redfish changes are in the audit log
+    under the credential's name with the request's id."""
+    f.start()
+    c = Client(f)
+    op = make_cred(f, c, "op1", "operator")
+    rd = make_cred(f, c, "rd1", "reader")
+    tok = f.token(uses=1)
+    f.agent("a", token=tok["token"])
+    wait_for(lambda: len(f.online()) == 1, 20, "a board online")
+    bid = f.boards()[0]["id"]
+    sysp = f"/redfish/v1/Systems/{bid}"
+    patch = {"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}}
+    # Reads: every role; the name must be the token's credential's.
+    for name, t in (("rd1", rd), ("op1", op), ("admin", f.admin)):
+        st, ans, _ = c.call("GET", "/redfish/v1/Systems", headers=basic(name, t))
+        check(st == 200 and ans["Members@odata.count"] == 1, f"{name} reads Systems: {st} {ans}")
+    for name, t in (("admin", op), ("rd1", op), ("op1", rd), ("reader", op)):
+        st, _, _ = c.call("GET", "/redfish/v1/Systems", headers=basic(name, t), src=c.fresh_source())
+        check(st == 401, f"{name} with another's token: {st}")
+    # Changes: operator and admin, not reader.
+    st, ans, _ = c.call("PATCH", sysp, body=patch, headers=basic("rd1", rd))
+    check(st == 403 and "role 'operator'" in ans["error"]["message"], f"reader PATCH: {st} {ans}")
+    st, ans, _ = c.call("POST", sysp + "/Actions/ComputerSystem.Reset", body={"ResetType": "ForceRestart"},
+                        headers=basic("rd1", rd))
+    check(st == 403, f"reader reset: {st} {ans}")
+    st, ans, rid_rf = c.call("PATCH", sysp, body=patch, headers=basic("op1", op))
+    check(st == 200, f"operator PATCH: {st} {ans}")
+    st, ans, _ = c.call("POST", "/redfish/v1/Systems/nope/Actions/ComputerSystem.Reset",
+                        body={"ResetType": "ForceRestart"}, headers=basic("op1", op))
+    check(st == 404, f"operator reset passes the role check (then no such system): {st} {ans}")
+    # /v1 PATCH: operator yes, reader no.
+    st, ans, _ = c.call("PATCH", f"/v1/boards/{bid}", rd, {"description": "x"})
+    check(st == 403 and "needs the role 'operator'" in ans["error"]["message"], f"reader /v1 PATCH: {st} {ans}")
+    st, ans, rid_patch = c.call("PATCH", f"/v1/boards/{bid}", op, {"description": "top shelf"})
+    check(st == 200 and ans["description"] == "top shelf", f"operator /v1 PATCH: {st} {ans}")
+    # Sessions keep the credential: the operator's ends its own only.
+    st, _, rid_sess, r = c.call("POST", "/redfish/v1/SessionService/Sessions",
+                                body={"UserName": "op1", "Password": op}, full=True)
+    check(st == 201, f"operator session: {st}")
+    op_sess, op_loc = r.getheader("X-Auth-Token"), r.getheader("Location")
+    st, _, _, r = c.call("POST", "/redfish/v1/SessionService/Sessions",
+                         body={"UserName": "admin", "Password": f.admin}, full=True)
+    check(st == 201, f"admin session: {st}")
+    adm_loc = r.getheader("Location")
+    st, ans, _ = c.call("GET", op_loc, headers={"X-Auth-Token": op_sess})
+    check(st == 200 and ans["UserName"] == "op1", f"the session names its credential: {st} {ans}")
+    st, _, _ = c.call("DELETE", adm_loc, headers={"X-Auth-Token": op_sess})
+    check(st == 403, f"the operator ends the admin's session: {st}")
+    st, _, _ = c.call("PATCH", sysp, body=patch, headers={"X-Auth-Token": op_sess})
+    check(st == 200, f"the operator's session PATCHes: {st}")
+    # Revoked: its session ends too.
+    check(c.call("DELETE", "/v1/credentials/op1", f.admin)[0] == 200, "revoke op1")
+    st, _, _ = c.call("GET", "/redfish/v1/Systems", headers={"X-Auth-Token": op_sess}, src=c.fresh_source())
+    check(st == 401, f"the revoked credential's session: {st}")
+    st, _, _ = c.call("GET", "/redfish/v1/Systems", headers=basic("op1", op), src=c.fresh_source())
+    check(st == 401, f"the revoked credential over Basic: {st}")
+    # The audit log: the changes, by name and request id.
+    by_rid = {e["request_id"]: e for e in audit(f, c)}
+    for rid, method, path, status in ((rid_rf, "PATCH", sysp, 200), (rid_patch, "PATCH", f"/v1/boards/{bid}", 200),
+                                      (rid_sess, "POST", "/redfish/v1/SessionService/Sessions", 201)):
+        e = by_rid.get(rid)
+        check(e and e["credential"] == "op1" and e["method"] == method and e["path"] == path and
+              e["status"] == status, f"audit of {method} {path}: {e}")
+    refused = [e for e in by_rid.values() if e["credential"] == "rd1" and e["status"] == 403]
+    check(len(refused) >= 3, f"the reader's refused changes are audited: {refused}")
+
+
+def case_idempotency(f):
+    """Idempotency-Key is kept by the credential that authenticated the
+    request: another credential's same key is another key; a rotated
+    token's repeat is told the kept answer is sealed under the old one."""
+    f.start()
+    c = Client(f)
+    op = make_cred(f, c, "op1", "operator")
+    op2 = make_cred(f, c, "op2", "operator")
+    key = {"Idempotency-Key": "k-1"}
+    st, a1, _, r = c.call("POST", "/v1/tokens", op, {"uses": 1}, headers=key, full=True)
+    check(st == 201 and r.getheader("Idempotency-Replayed") is None, f"first: {st} {a1}")
+    st, a2, _, r = c.call("POST", "/v1/tokens", op, {"uses": 1}, headers=key, full=True)
+    check(st == 201 and r.getheader("Idempotency-Replayed") == "true" and a2["id"] == a1["id"], f"repeat: {st} {a2}")
+    st, b1, _, r = c.call("POST", "/v1/tokens", op2, {"uses": 1}, headers=key, full=True)
+    check(st == 201 and r.getheader("Idempotency-Replayed") is None and b1["id"] != a1["id"],
+          f"another credential's same key: {st} {b1}")
+    st, ans, _ = c.call("POST", "/v1/credentials/op1/rotate", f.admin, {"grace_seconds": 300})
+    check(st == 200, f"rotate: {st} {ans}")
+    new = ans["token"]
+    st, ans, _ = c.call("POST", "/v1/tokens", new, {"uses": 1}, headers=key)
+    check(st == 409 and "rotated" in ans["error"]["message"], f"repeat under the new token: {st} {ans}")
+    st, ans, _, r = c.call("POST", "/v1/tokens", op, {"uses": 1}, headers=key, full=True)
+    check(st == 201 and r.getheader("Idempotency-Replayed") == "true" and ans["id"] == a1["id"],
+          f"the old token in its grace still replays: {st} {ans}")
+    st, ans, _ = c.call("POST", "/v1/tokens", new, {"uses": 2}, headers=key)
+    check(st == 422, f"the same key, another request, same credential (new token): {st} {ans}")
 
 
 def case_skyctl(f):

@@ -141,6 +141,23 @@ static void test_equals_form_and_other_flags(void **state)
 	assert_int_equal(cfg.once, 1);
 }
 
+#define CTL_ARGS "--controller", "ctl.example.net:9443", "--token", "t", "--ca", PIN_A, "--cmdline", "/nonexistent/c"
+
+/* A reboot order is carried out only with --allow-reboot; the command a
+ * test gives instead of reboot(2) needs it too. */
+static void test_reboot_flags(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(CTL_ARGS, NULL), 0);
+	assert_int_equal(cfg.allow_reboot, 0);
+	assert_string_equal(cfg.reboot_command, "");
+	assert_int_equal(parse(CTL_ARGS, "--allow-reboot", "--reboot-command", "/bin/true", NULL), 0);
+	assert_int_equal(cfg.allow_reboot, 1);
+	assert_string_equal(cfg.reboot_command, "/bin/true");
+	assert_int_equal(parse(CTL_ARGS, "--reboot-command", "/bin/true", NULL), -EINVAL);
+	assert_contains(err, "--allow-reboot");
+}
+
 static void test_cmdline_only(void **state)
 {
 	(void)state;
@@ -563,6 +580,7 @@ int main(void)
 		cmocka_unit_test(test_cmdline_too_big),
 		cmocka_unit_test(test_small_err_buffer),
 		cmocka_unit_test(test_help_and_version),
+		cmocka_unit_test(test_reboot_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

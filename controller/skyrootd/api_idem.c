@@ -1,0 +1,273 @@
+/* Idempotency-Key on POST (docs/api.md, "Idempotency"): the first answer to
+ * a key is kept 24 hours, by credential, and given again to a repeat of the
+ * same request without doing it again; the same key with another request is
+ * a 422.  Answers may hold secrets (a new enrollment token), so they are
+ * kept sealed (AES-256-GCM) under a key derived from the credential that
+ * asked: the database alone does not reveal them.  The rows are keyed by
+ * the credential's name (the one that authenticated the request: the same
+ * credential's key is the same key, whatever token of it was sent); the
+ * seal's key comes from its name and the token sent, so after a rotation
+ * an answer kept under the old token cannot be read (409). */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "controller/skyrootd/api_priv.h"
+
+#define API_IDEM_TTL_S (24 * 3600)
+#define API_IDEM_NONCE 12
+#define API_IDEM_TAG 16
+
+static void api_idem__hash(const char *label, const void *a, size_t alen, uint8_t out[32])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(c, label, strlen(label) + 1) != 1 ||
+	    EVP_DigestUpdate(c, a, alen) != 1 || EVP_DigestFinal_ex(c, out, NULL) != 1)
+		memset(out, 0, 32);
+	EVP_MD_CTX_free(c);
+}
+
+static bool api_idem__key_ok(const char *k)
+{
+	size_t n = strlen(k);
+
+	if (n == 0 || n > HTTP_IDEM_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)k[i] < 0x21 || (unsigned char)k[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* AES-256-GCM of in (nonce, ciphertext, tag) into a new buffer. */
+static int api_idem__seal(const uint8_t key[32], const uint8_t aad[32], const char *in, uint8_t **out, size_t *outlen)
+{
+	size_t n = strlen(in);
+	uint8_t *b = malloc(API_IDEM_NONCE + n + API_IDEM_TAG);
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	int len = 0, fin = 0, r = -EIO;
+
+	if (!b || !c)
+		goto out;
+	if (sky_random(b, API_IDEM_NONCE) < 0 ||
+	    EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, b) != 1 ||
+	    EVP_EncryptUpdate(c, NULL, &len, aad, 32) != 1 ||
+	    EVP_EncryptUpdate(c, b + API_IDEM_NONCE, &len, (const uint8_t *)in, (int)n) != 1 ||
+	    EVP_EncryptFinal_ex(c, b + API_IDEM_NONCE + len, &fin) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, API_IDEM_TAG, b + API_IDEM_NONCE + n) != 1)
+		goto out;
+	*out = b;
+	*outlen = API_IDEM_NONCE + n + API_IDEM_TAG;
+	b = NULL;
+	r = 0;
+out:
+	free(b);
+	EVP_CIPHER_CTX_free(c);
+	return r;
+}
+
+static char *api_idem__open(const uint8_t key[32], const uint8_t aad[32], const uint8_t *in, size_t inlen)
+{
+	size_t n;
+	char *p;
+	EVP_CIPHER_CTX *c;
+	int len = 0, fin = 0;
+
+	if (inlen < API_IDEM_NONCE + API_IDEM_TAG)
+		return NULL;
+	n = inlen - API_IDEM_NONCE - API_IDEM_TAG;
+	p = malloc(n + 1);
+	c = EVP_CIPHER_CTX_new();
+	if (!p || !c || EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, in) != 1 ||
+	    EVP_DecryptUpdate(c, NULL, &len, aad, 32) != 1 ||
+	    EVP_DecryptUpdate(c, (uint8_t *)p, &len, in + API_IDEM_NONCE, (int)n) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, API_IDEM_TAG, (void *)(in + API_IDEM_NONCE + n)) != 1 ||
+	    EVP_DecryptFinal_ex(c, (uint8_t *)p + len, &fin) != 1) {
+		EVP_CIPHER_CTX_free(c);
+		free(p);
+		return NULL;
+	}
+	EVP_CIPHER_CTX_free(c);
+	p[n] = '\0';
+	return p;
+}
+
+int api_idem_begin(struct api_call *call, struct api_reply *rep, struct api_idem *st, char *headers, size_t hlen)
+{
+	const struct http_request *req = call->req;
+	sqlite3 *h = db_handle(call->ctl->db);
+	sqlite3_stmt *s = NULL;
+	EVP_MD_CTX *md;
+	int rc, r = 0;
+
+	memset(st, 0, sizeof(*st));
+	if (req->verb != HTTP_VERB_POST || !req->idempotency_key)
+		return 0;
+	if (req->idempotency_key_bad || !api_idem__key_ok(req->idempotency_key)) {
+		api_reply_error(rep, 400, "bad_request",
+				"give one Idempotency-Key of 1 to %u printable ASCII characters without spaces "
+				"(a UUID is fine)",
+				HTTP_IDEM_KEY_MAX);
+		return 1;
+	}
+	if (api_images_is_upload(req)) {
+		api_reply_error(rep, 400, "bad_request",
+				"image uploads take no Idempotency-Key: a name is stored once, a repeat is 409 conflict; "
+				"see 'skyctl image list'");
+		return 1;
+	}
+	st->key = req->idempotency_key;
+	{
+		const struct api_conn_state *cs = call->conn ? http_conn_user(call->conn) : NULL;
+		const char *who = cs && cs->credential[0] ? cs->credential : NULL;
+		EVP_MD_CTX *sk = EVP_MD_CTX_new();
+		static const char seal_label[] = "skyroot idempotency seal v2";
+
+		if (!who) { /* dispatch authenticates every POST under /v1 first */
+			api_reply_internal(rep, -EACCES, "tell which credential sent this Idempotency-Key");
+			EVP_MD_CTX_free(sk);
+			return 1;
+		}
+		api_idem__hash("skyroot idempotency credential v2", who, strlen(who), st->cred);
+		if (!sk || EVP_DigestInit_ex(sk, EVP_sha256(), NULL) != 1 ||
+		    EVP_DigestUpdate(sk, seal_label, sizeof(seal_label)) != 1 ||
+		    EVP_DigestUpdate(sk, who, strlen(who) + 1) != 1 ||
+		    (req->authorization && EVP_DigestUpdate(sk, req->authorization, req->authorization_len) != 1) ||
+		    EVP_DigestFinal_ex(sk, st->seal, NULL) != 1) {
+			EVP_MD_CTX_free(sk);
+			api_reply_internal(rep, -EIO, "derive the key of kept answers");
+			return 1;
+		}
+		EVP_MD_CTX_free(sk);
+	}
+	md = EVP_MD_CTX_new();
+	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(md, req->path, req->path_len) != 1 || EVP_DigestUpdate(md, "?", 1) != 1 ||
+	    (req->query && EVP_DigestUpdate(md, req->query, req->query_len) != 1) ||
+	    EVP_DigestUpdate(md, "\n", 1) != 1 ||
+	    (req->body_len && EVP_DigestUpdate(md, req->body, req->body_len) != 1) ||
+	    EVP_DigestFinal_ex(md, st->request, NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		api_reply_internal(rep, -EIO, "hash the request");
+		return 1;
+	}
+	EVP_MD_CTX_free(md);
+	rc = sqlite3_prepare_v2(h, "SELECT request, sealed FROM idempotency WHERE credential = ? AND key = ? AND created_at > ?",
+				-1, &s, NULL);
+	if (rc != SQLITE_OK) {
+		api_reply_internal(rep, db_errno(rc), "read the idempotency keys");
+		return 1;
+	}
+	sqlite3_bind_blob(s, 1, st->cred, 32, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, st->key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, sky_unix_now() - API_IDEM_TTL_S);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const void *rq = sqlite3_column_blob(s, 0);
+		char *plain;
+		json_t *saved;
+
+		if (sqlite3_column_bytes(s, 0) != 32 || CRYPTO_memcmp(rq, st->request, 32) != 0) {
+			api_reply_error(rep, 422, "idempotency_key_reused",
+					"this Idempotency-Key was used for another request in the last 24 hours; "
+					"use a new key for a new request");
+			r = 1;
+			goto out;
+		}
+		plain = api_idem__open(st->seal, st->cred, sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1));
+		if (!plain) {
+			/* Same credential and request, another token: rotated since. */
+			api_reply_error(rep, 409, "conflict",
+					"this request was done with this Idempotency-Key under another token of the "
+					"credential (rotated since); its answer is sealed under that token: check its "
+					"effect, and use a new key for a new request");
+			r = 1;
+			goto out;
+		}
+		saved = json_loads(plain, 0, NULL);
+		if (plain)
+			OPENSSL_cleanse(plain, strlen(plain));
+		free(plain);
+		if (!json_is_object(saved) || !json_is_integer(json_object_get(saved, "status"))) {
+			json_decref(saved);
+			api_reply_internal(rep, -EIO, "read the answer kept for this Idempotency-Key");
+			r = 1;
+			goto out;
+		}
+		json_decref(rep->body);
+		rep->status = (int)json_integer_value(json_object_get(saved, "status"));
+		rep->body = json_incref(json_object_get(saved, "body"));
+		snprintf(headers, hlen, "Idempotency-Replayed: true\r\n%s",
+			 json_string_value(json_object_get(saved, "headers")) ? json_string_value(json_object_get(saved, "headers")) : "");
+		rep->headers = headers;
+		json_decref(saved);
+		r = 1;
+	} else if (rc == SQLITE_DONE) {
+		st->on = true; /* new: keep its answer */
+	} else {
+		api_reply_internal(rep, db_errno(rc), "read the idempotency keys");
+		r = 1;
+	}
+out:
+	sqlite3_finalize(s);
+	return r;
+}
+
+void api_idem_end(struct api_call *call, const struct api_idem *st, const struct api_reply *rep)
+{
+	sqlite3 *h = db_handle(call->ctl->db);
+	sqlite3_stmt *s = NULL;
+	json_t *saved;
+	char *plain = NULL;
+	uint8_t *sealed = NULL;
+	size_t sealed_len = 0;
+	int64_t now = sky_unix_now();
+	int rc;
+
+	/* Answers of a moment (5xx, 401, 429) and later ones (status 0) are
+	 * not kept: the request may be tried again. */
+	if (!st->on || rep->status < 200 || rep->status >= 500 || rep->status == 401 || rep->status == 429)
+		return;
+	saved = json_pack("{s:i, s:O?, s:s}", "status", rep->status, "body", rep->body, "headers",
+			  rep->headers ? rep->headers : "");
+	plain = saved ? json_dumps(saved, JSON_COMPACT) : NULL;
+	json_decref(saved);
+	if (!plain || api_idem__seal(st->seal, st->cred, plain, &sealed, &sealed_len) < 0) {
+		log_warn("api: cannot keep the answer of Idempotency-Key request; a repeat will be done again");
+		goto out;
+	}
+	rc = sqlite3_prepare_v2(h, "DELETE FROM idempotency WHERE created_at <= ?", -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(s, 1, now - API_IDEM_TTL_S);
+		sqlite3_step(s);
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	rc = sqlite3_prepare_v2(h, "INSERT OR REPLACE INTO idempotency (credential, key, request, sealed, created_at) "
+				   "VALUES (?, ?, ?, ?, ?)", -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_blob(s, 1, st->cred, 32, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, st->key, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(s, 3, st->request, 32, SQLITE_STATIC);
+		sqlite3_bind_blob(s, 4, sealed, (int)sealed_len, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 5, now);
+		rc = sqlite3_step(s);
+	}
+	if (rc != SQLITE_DONE)
+		log_warn("api: cannot keep the answer of an Idempotency-Key request: %s; a repeat will be done again",
+			 sqlite3_errstr(rc));
+	sqlite3_finalize(s);
+out:
+	if (plain) {
+		OPENSSL_cleanse(plain, strlen(plain));
+		free(plain);
+	}
+	free(sealed);
+}

@@ -1,0 +1,264 @@
+/* Names, labels and descriptions of boards, images and guests (docs/api.md,
+ * "Names, labels and descriptions"): PATCH, the etag, and the fields every
+ * answer of those resources carries.  Labels and descriptions live in the
+ * table meta by id (db.c, migration 7); names in each resource's table. */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "controller/skyrootd/api_priv.h"
+
+/* The resource whose id has this prefix. */
+static const struct api_meta_kind *api_meta__kind_of(const char *id)
+{
+	static const struct api_meta_kind kinds[] = {
+		{ "boards", "brd-", "board" },
+		{ "images", "img-", "image" },
+		{ "guests", "gst-", "guest" },
+	};
+
+	for (size_t i = 0; id && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strncmp(id, kinds[i].id_prefix, strlen(kinds[i].id_prefix)) == 0)
+			return &kinds[i];
+	return NULL;
+}
+
+static int api_meta__prepare(struct controller *ctl, const char *sql, sqlite3_stmt **s)
+{
+	int rc = sqlite3_prepare_v2(db_handle(ctl->db), sql, -1, s, NULL);
+
+	return rc == SQLITE_OK ? 0 : db_errno(rc);
+}
+
+/* The description and labels of id (none: "" and {}). */
+static int api_meta__read(sqlite3_stmt *s, const char *id, char *desc, size_t desclen, json_t **labels)
+{
+	int rc;
+
+	*labels = NULL;
+	desc[0] = '\0';
+	sqlite3_reset(s);
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(s, 0);
+		const char *l = (const char *)sqlite3_column_text(s, 1);
+		snprintf(desc, desclen, "%s", d ? d : "");
+		*labels = l ? json_loads(l, 0, NULL) : NULL;
+	} else if (rc != SQLITE_DONE) {
+		sqlite3_reset(s);
+		return db_errno(rc);
+	}
+	sqlite3_reset(s);
+	if (!json_is_object(*labels)) {
+		json_decref(*labels);
+		*labels = json_object();
+	}
+	return *labels ? 0 : -ENOMEM;
+}
+
+static int api_meta__decorate_one(sqlite3_stmt *s, json_t *obj)
+{
+	const char *id = json_string_value(json_object_get(obj, "id"));
+	const char *name = json_string_value(json_object_get(obj, "name"));
+	char desc[API_DESCRIPTION_MAX + 1], etag[API_ETAG_MAX];
+	json_t *labels;
+	int r;
+
+	if (!api_meta__kind_of(id) || json_object_get(obj, "etag"))
+		return 0;
+	r = api_meta__read(s, id, desc, sizeof(desc), &labels);
+	if (r < 0)
+		return r;
+	api_meta_etag(name ? name : "", desc, labels, etag);
+	if (json_object_set_new(obj, "labels", labels) < 0 ||
+	    json_object_set_new(obj, "description", json_string(desc)) < 0 ||
+	    json_object_set_new(obj, "etag", json_string(etag)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int api_meta_decorate(struct controller *ctl, json_t *obj_or_array)
+{
+	sqlite3_stmt *s;
+	size_t i;
+	json_t *item;
+	int r = api_meta__prepare(ctl, "SELECT description, labels FROM meta WHERE id = ?", &s);
+
+	if (r < 0)
+		return r;
+	if (json_is_array(obj_or_array)) {
+		json_array_foreach(obj_or_array, i, item) {
+			r = api_meta__decorate_one(s, item);
+			if (r < 0)
+				break;
+		}
+	} else {
+		r = api_meta__decorate_one(s, obj_or_array);
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
+/* The id and name of the resource named seg (its id, or else its name). */
+static int api_meta__find(struct controller *ctl, const struct api_meta_kind *k, const char *seg,
+			  char id[DB_ID_MAX], char name[DB_NAME_MAX])
+{
+	char sql[160];
+	sqlite3_stmt *s;
+	int rc, r;
+
+	snprintf(sql, sizeof(sql), "SELECT id, name FROM %s WHERE id = ?1 UNION ALL SELECT id, name FROM %s WHERE name = ?1",
+		 k->table, k->table);
+	r = api_meta__prepare(ctl, sql, &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(s, 1, seg, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		snprintf(id, DB_ID_MAX, "%s", (const char *)sqlite3_column_text(s, 0));
+		snprintf(name, DB_NAME_MAX, "%s", (const char *)sqlite3_column_text(s, 1));
+		r = 0;
+	} else {
+		r = rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
+static int api_meta__write(struct controller *ctl, const struct api_meta_kind *k, const char *id,
+			   const struct api_patch *p, const char *desc, const json_t *labels)
+{
+	char sql[96];
+	char *text = json_dumps(labels, JSON_SORT_KEYS | JSON_COMPACT);
+	sqlite3_stmt *s = NULL;
+	int rc, r;
+
+	if (!text)
+		return -ENOMEM;
+	if (p->has_name) {
+		snprintf(sql, sizeof(sql), "UPDATE %s SET name = ? WHERE id = ?", k->table);
+		r = api_meta__prepare(ctl, sql, &s);
+		if (r < 0)
+			goto out;
+		sqlite3_bind_text(s, 1, p->name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(s, 2, id, -1, SQLITE_TRANSIENT);
+		rc = sqlite3_step(s);
+		sqlite3_finalize(s);
+		s = NULL;
+		if (rc != SQLITE_DONE) {
+			r = (rc & 0xff) == SQLITE_CONSTRAINT ? -EEXIST : db_errno(rc);
+			goto out;
+		}
+	}
+	r = api_meta__prepare(ctl, "INSERT OR REPLACE INTO meta (id, description, labels) VALUES (?, ?, ?)", &s);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, desc, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 3, text, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	r = rc == SQLITE_DONE ? 0 : db_errno(rc);
+out:
+	sqlite3_finalize(s);
+	free(text);
+	return r;
+}
+
+void api_meta_patch(struct api_call *call, struct api_reply *rep, const struct api_meta_kind *k, api_handler get)
+{
+	struct controller *ctl = call->ctl;
+	struct api_patch p;
+	char err[API_META_ERR_MAX], id[DB_ID_MAX], name[DB_NAME_MAX], desc[API_DESCRIPTION_MAX + 1];
+	char etag[API_ETAG_MAX];
+	const char *if_match = call->req->if_match;
+	json_t *labels = NULL;
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if (call->req->if_match_bad) {
+		api_reply_error(rep, 400, "bad_request", "give one If-Match header with the etag the %s had when you read it",
+				k->noun);
+		return;
+	}
+	if (api_patch_parse(call->req->body, call->req->body_len, k->id_prefix, &p, err, sizeof(err)) < 0) {
+		api_reply_error(rep, 400, "bad_request", "%s", err);
+		return;
+	}
+	r = db_begin(ctl->db);
+	if (r < 0) {
+		api_patch_free(&p);
+		api_reply_internal(rep, r, "begin a transaction");
+		return;
+	}
+	r = api_meta__find(ctl, k, call->seg, id, name);
+	if (r == 0)
+		r = api_meta__prepare(ctl, "SELECT description, labels FROM meta WHERE id = ?", &s);
+	if (r == 0)
+		r = api_meta__read(s, id, desc, sizeof(desc), &labels);
+	sqlite3_finalize(s);
+	if (r == -ENOENT) {
+		api_reply_error(rep, 404, "not_found", "no %s named '%s'; see 'skyctl %s list'", k->noun, call->seg,
+				k->noun);
+		goto fail;
+	}
+	if (r < 0) {
+		api_reply_internal(rep, r, "read what PATCH changes");
+		goto fail;
+	}
+	api_meta_etag(name, desc, labels, etag);
+	if (if_match && strcmp(if_match, "*") != 0 && strcmp(if_match, etag) != 0) {
+		api_reply_error(rep, 412, "precondition_failed",
+				"the %s changed since you read it (its etag is now %s, not %.40s); GET it again and "
+				"apply your change to what it is now",
+				k->noun, etag, if_match);
+		goto fail;
+	}
+	if (p.labels && api_labels_merge(labels, p.labels, err, sizeof(err)) < 0) {
+		api_reply_error(rep, 400, "bad_request", "%s", err);
+		goto fail;
+	}
+	if (p.has_description)
+		snprintf(desc, sizeof(desc), "%s", p.description);
+	r = api_meta__write(ctl, k, id, &p, desc, labels);
+	if (r == -EEXIST) {
+		api_reply_error(rep, 409, "conflict", "the name '%s' is taken by another %s; choose another", p.name,
+				k->noun);
+		goto fail;
+	}
+	if (r == 0)
+		r = db_commit(ctl->db);
+	if (r < 0) {
+		api_reply_internal(rep, r, "store the change");
+		goto fail;
+	}
+	log_info("api: %s %s changed%s%s%s%s", k->noun, id, p.has_name ? ": renamed to " : "",
+		 p.has_name ? p.name : "", p.labels ? ", labels" : "", p.has_description ? ", description" : "");
+	json_decref(labels);
+	api_patch_free(&p);
+	/* Answer what GET answers now. */
+	call->seg = id;
+	get(call, rep);
+	return;
+fail:
+	db_rollback(ctl->db);
+	json_decref(labels);
+	api_patch_free(&p);
+}
+
+void api_meta_forget(struct controller *ctl, const char *id)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (!api_meta__kind_of(id) || api_meta__prepare(ctl, "DELETE FROM meta WHERE id = ?", &s) < 0)
+		return;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE)
+		log_warn("api: cannot forget the labels of %s: %s", id, sqlite3_errstr(rc));
+	sqlite3_finalize(s);
+}

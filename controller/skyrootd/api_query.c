@@ -1,0 +1,198 @@
+/* The query strings of the API's lists: limit, page_token, the filters,
+ * and the page tokens (docs/api.md, "Lists").
+ *
+ * A page token is base64url (RFC 4648, no padding) of "p1:LIST:ID" and the
+ * first 16 bytes of its HMAC-SHA-256 under the controller's page key, ID
+ * the last item of the page before.  Opaque to clients and not secret, but
+ * authenticated: a forged or altered token is a 400, never another page or
+ * another list's. */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/parse.h"
+#include "controller/skyrootd/api_json.h"
+#include "controller/skyrootd/api_query.h"
+
+#define API_PAGE_TOKEN_VERSION "p1"
+#define API_PAGE_MAC_LEN 16
+/* The longest value of any parameter, decoded. */
+#define API_QUERY_VALUE_MAX (API_LABEL_KEY_MAX + API_LABEL_VALUE_MAX + 2)
+
+static int api_query__mac(const uint8_t key[API_PAGE_KEY_LEN], const void *data, size_t len,
+			  uint8_t out[API_PAGE_MAC_LEN])
+{
+	uint8_t full[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+
+	if (!HMAC(EVP_sha256(), key, API_PAGE_KEY_LEN, data, len, full, &n) || n < API_PAGE_MAC_LEN)
+		return -EIO;
+	memcpy(out, full, API_PAGE_MAC_LEN);
+	return 0;
+}
+
+int api_page_token_encode(const uint8_t key[API_PAGE_KEY_LEN], const char *list, const char *last_id, char *out,
+			  size_t outlen)
+{
+	unsigned char plain[API_PAGE_TOKEN_MAX], b64[API_PAGE_TOKEN_MAX * 2];
+	int n = snprintf((char *)plain, sizeof(plain), API_PAGE_TOKEN_VERSION ":%s:%s", list, last_id);
+	int m;
+
+	if (n < 0 || (size_t)n + API_PAGE_MAC_LEN > sizeof(plain))
+		return -ENAMETOOLONG;
+	if (api_query__mac(key, plain, (size_t)n, plain + n) < 0)
+		return -EIO;
+	n += API_PAGE_MAC_LEN;
+	m = EVP_EncodeBlock(b64, plain, n);
+	while (m > 0 && b64[m - 1] == '=')
+		m--;
+	if ((size_t)m >= outlen)
+		return -ENAMETOOLONG;
+	for (int i = 0; i < m; i++)
+		out[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : (char)b64[i];
+	out[m] = '\0';
+	return 0;
+}
+
+static bool api_query__id_ok(const char *id, size_t n, const char *id_prefix)
+{
+	size_t pl = strlen(id_prefix);
+
+	if (n <= pl || n >= DB_ID_MAX || strncmp(id, id_prefix, pl) != 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = id[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+int api_page_token_decode(const uint8_t key[API_PAGE_KEY_LEN], const char *tok, const char *list,
+			  const char *id_prefix, char after[DB_ID_MAX])
+{
+	unsigned char b64[API_PAGE_TOKEN_MAX + 4], plain[API_PAGE_TOKEN_MAX];
+	uint8_t mac[API_PAGE_MAC_LEN];
+	size_t n = strlen(tok), pad, idlen;
+	char want[64];
+	int m, wl;
+
+	if (n == 0 || n > API_PAGE_TOKEN_MAX || n % 4 == 1)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = tok[i];
+		if (c == '-')
+			c = '+';
+		else if (c == '_')
+			c = '/';
+		else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+			return -EINVAL;
+		b64[i] = (unsigned char)c;
+	}
+	pad = (4 - n % 4) % 4;
+	memset(b64 + n, '=', pad);
+	m = EVP_DecodeBlock(plain, b64, (int)(n + pad));
+	if (m < 0)
+		return -EINVAL;
+	m -= (int)pad; /* EVP_DecodeBlock counts the padding's zero bytes */
+	if (m <= API_PAGE_MAC_LEN)
+		return -EINVAL;
+	m -= API_PAGE_MAC_LEN;
+	if (api_query__mac(key, plain, (size_t)m, mac) < 0 || CRYPTO_memcmp(mac, plain + m, sizeof(mac)) != 0)
+		return -EINVAL;
+	wl = snprintf(want, sizeof(want), API_PAGE_TOKEN_VERSION ":%s:", list);
+	if (wl < 0 || (size_t)wl >= sizeof(want) || m < wl || memcmp(plain, want, (size_t)wl) != 0)
+		return -EINVAL;
+	idlen = (size_t)(m - wl);
+	if (!api_query__id_ok((const char *)plain + wl, idlen, id_prefix))
+		return -EINVAL;
+	memcpy(after, plain + wl, idlen);
+	after[idlen] = '\0';
+	return 0;
+}
+
+#define API_Q_SEEN_LIMIT (1u << 8)
+#define API_Q_SEEN_TOKEN (1u << 9)
+
+/* Say what is wrong in err and refuse. */
+#define API_QUERY_FAIL(...) return (snprintf(err, errlen, __VA_ARGS__), -EINVAL)
+
+int api_query_parse_list(const char *q, size_t qlen, const uint8_t page_key[API_PAGE_KEY_LEN], const char *list,
+			 const char *id_prefix, unsigned allowed, struct api_list_query *out, char *err, size_t errlen)
+{
+	struct api_list_query res = { .limit = API_LIST_LIMIT_DEFAULT };
+	unsigned seen = 0;
+	const char *p = q, *end = q ? q + qlen : NULL;
+	char filters[64];
+
+	snprintf(filters, sizeof(filters), "limit, page_token%s%s%s", (allowed & API_QUERY_STATE) ? ", state" : "",
+		 (allowed & API_QUERY_BOARD) ? ", board" : "", (allowed & API_QUERY_LABEL) ? ", label" : "");
+	while (p && p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *stop = amp ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(stop - p));
+		char key[24], val[API_QUERY_VALUE_MAX];
+		size_t kl = (size_t)((eq ? eq : stop) - p);
+		unsigned bit;
+
+		if (stop == p) { /* "a=1&&b=2", a trailing '&' */
+			p = amp ? amp + 1 : end;
+			continue;
+		}
+		if (kl >= sizeof(key) || api_json_decode_segment(p, kl, key, sizeof(key)) < 0 || !key[0])
+			API_QUERY_FAIL("unknown query parameter '%.*s'; this list takes %s", (int)(kl > 40 ? 40 : kl), p,
+				       filters);
+		if (!eq)
+			API_QUERY_FAIL("query parameter '%s' needs a value ('%s=...')", key, key);
+		if (api_json_decode_segment(eq + 1, (size_t)(stop - eq - 1), val, sizeof(val)) < 0)
+			API_QUERY_FAIL("query parameter '%s' has a bad %%-escape, a '/', a control character "
+					       "or is too long", key);
+		if (strcmp(key, "limit") == 0)
+			bit = API_Q_SEEN_LIMIT;
+		else if (strcmp(key, "page_token") == 0)
+			bit = API_Q_SEEN_TOKEN;
+		else if (strcmp(key, "state") == 0 && (allowed & API_QUERY_STATE))
+			bit = API_QUERY_STATE;
+		else if (strcmp(key, "board") == 0 && (allowed & API_QUERY_BOARD))
+			bit = API_QUERY_BOARD;
+		else if (strcmp(key, "label") == 0 && (allowed & API_QUERY_LABEL))
+			bit = API_QUERY_LABEL;
+		else
+			API_QUERY_FAIL("unknown query parameter '%s'; this list takes %s", key, filters);
+		if (seen & bit)
+			API_QUERY_FAIL("query parameter '%s' is given twice; give it once", key);
+		seen |= bit;
+		if (bit == API_Q_SEEN_LIMIT) {
+			uint64_t v;
+			if (sky_parse_uint(val, 1, API_LIST_LIMIT_MAX, &v) < 0) {
+				snprintf(err, errlen, "limit must be a whole number from 1 to %u (the default is %u)",
+					 API_LIST_LIMIT_MAX, API_LIST_LIMIT_DEFAULT);
+				return -EINVAL;
+			}
+			res.limit = (uint32_t)v;
+		} else if (bit == API_Q_SEEN_TOKEN) {
+			if (api_page_token_decode(page_key, val, list, id_prefix, res.after) < 0)
+				API_QUERY_FAIL("page_token is not one this list gave; pass the next_page_token "
+						       "of the previous page of GET /v1/%s unchanged, or none for the first page", list);
+		} else if (bit == API_QUERY_STATE) {
+			if (!val[0] || strlen(val) >= sizeof(res.state))
+				API_QUERY_FAIL("state must be a state name of %s (1 to 31 bytes)", list);
+			memcpy(res.state, val, strlen(val) + 1);
+		} else if (bit == API_QUERY_LABEL) {
+			if (api_label_filter_parse(val, res.label_key, res.label_value, &res.label_has_value) < 0)
+				API_QUERY_FAIL("label must be KEY=VALUE or KEY (%%3D for '=' in a URL is fine): a key of "
+					       "1 to %u bytes of letters, digits, '.', '_', '-' and '/', a value of at most %u",
+					       API_LABEL_KEY_MAX, API_LABEL_VALUE_MAX);
+		} else {
+			if (!val[0] || strlen(val) >= sizeof(res.board))
+				API_QUERY_FAIL("board must be a board's id or name (1 to 63 bytes)");
+			memcpy(res.board, val, strlen(val) + 1);
+		}
+		p = amp ? amp + 1 : end;
+	}
+	*out = res;
+	return 0;
+}
