@@ -132,17 +132,13 @@ static void audit__row(json_t *e, const char **cells, char (*scratch)[SKYCTL_CEL
 static int audit__run(struct skyctl *ctl, const char *arg)
 {
 	static const char *const header[] = { "TIME", "CREDENTIAL", "METHOD", "PATH", "STATUS", "FROM", "REQUEST" };
-	char path[64];
-	struct skyctl_list list = {
+	/* One page, the newest entries: --limit (the shared flag) is how many. */
+	const struct skyctl_list list = {
 		.path = "/v1/audit", .key = "entries", .header = header, .ncols = 7, .nwide = 2, .row = audit__row,
-		.empty = "The audit log is empty.",
+		.empty = "The audit log is empty.", .limit_max = SKYCTL_LIMIT_MAX, .limit_default = 100,
 	};
 
 	(void)arg;
-	if (skyctl_has(ctl->opts, FLAG_LIMIT)) {
-		snprintf(path, sizeof(path), "/v1/audit?limit=%llu", (unsigned long long)ctl->opts->limit);
-		list.path = path;
-	}
 	return skyctl_verb_list(ctl, &list);
 }
 

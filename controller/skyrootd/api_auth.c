@@ -89,7 +89,7 @@ enum creds_role api_auth_role(const struct api *api, const struct http_request *
 		snprintf(name, DB_NAME_MAX, "%s", cr.name);
 	if (r == 0)
 		role = cr.role;
-	else if (r != -ENOENT)
+	else if (r != -ENOENT && r != -EKEYREVOKED && r != -EKEYEXPIRED)
 		log_warn("api: cannot look up a credential: %s", strerror(-r));
 	return role;
 }

@@ -463,6 +463,22 @@ def case_skyctl(f):
           re.search(r"admin\s+DELETE\s+/v1/credentials/ci\s+200", lines[2]), f"audit: {r.stdout}")
     r = skyctl(f, "audit", "-o", "json")
     check(r.returncode == 0 and len(json.loads(r.stdout)["entries"]) >= 5, f"audit json: {r.stdout[:300]}")
+    # --limit is one flag, "at most N items": the audit log takes up to
+    # 10000, a list one page of up to 1000.
+    r = skyctl(f, "audit", "--limit", "5000", "-o", "json")
+    check(r.returncode == 0 and len(json.loads(r.stdout)["entries"]) >= 5, f"audit --limit 5000: {r.stderr}")
+    r = skyctl(f, "board", "list", "--limit", "5000")
+    check(r.returncode != 0 and "--limit here is 1 to 1000" in r.stderr, f"list --limit 5000: {r.stderr}")
+    r = skyctl(f, "audit", "--limit", "10001")
+    check(r.returncode == 2 and "--limit" in r.stderr, f"audit --limit 10001: {r.returncode} {r.stderr}")
+    # 34 flags: those past bit 31 (--if-match, the last) still work and are
+    # still refused where they do not belong.
+    r = skyctl(f, "board", "set", "nope", "--description", "d", "--if-match", "x")
+    check(r.returncode == 1 and "nope" in r.stderr, f"set --if-match reaches the controller: {r.returncode} {r.stderr}")
+    r = skyctl(f, "token", "list", "--if-match", "x")
+    check(r.returncode == 2 and "--if-match" in r.stderr, f"list --if-match: {r.returncode} {r.stderr}")
+    r = skyctl(f, "credential", "rotate", "admin", "--if-match", "x")
+    check(r.returncode == 2 and "--if-match" in r.stderr, f"rotate --if-match: {r.returncode} {r.stderr}")
 
 
 def main():
