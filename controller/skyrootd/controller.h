@@ -29,6 +29,7 @@ struct ctl_options {
 	uint64_t keepalive_ms;        /* HTTP: idle between requests */
 	unsigned boot_downloads_max;  /* firmware files sent at once */
 	uint64_t scrub_rate;          /* bytes a second the scrub re-verifies; 0 = off */
+	uint64_t audit_keep;          /* rows of the API audit log kept (audit.h) */
 };
 
 struct agentlink;
