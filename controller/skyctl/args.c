@@ -17,6 +17,7 @@
 static const char *const args__outputs[] = { "table", "wide", "json", "yaml", NULL };
 static const char *const args__kinds[] = { "kernel", "initrd", "disk", NULL };
 static const char *const args__backends[] = { "qemu", "libvirt", NULL };
+static const char *const args__roles[] = { "reader", "operator", "admin", NULL };
 
 const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
 	[FLAG_OUTPUT] = {
@@ -136,16 +137,28 @@ const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
 		.name = "follow",
 		.help = "keep printing new output as it comes, until the controller ends it or Ctrl-C",
 	},
+	[FLAG_ROLE] = {
+		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_ROLE]),
+		.name = "role", .metavar = "reader|operator|admin", .choices = args__roles,
+		.help = "what the credential may do: reader (GET only), operator (all but credentials and the "
+			"audit log) or admin (all)",
+	},
+	[FLAG_GRACE] = {
+		.kind = SKY_ARG_DURATION, .off = offsetof(struct skyctl_opts, grace), .max = 7 * 86400,
+		.name = "grace", .metavar = "DURATION",
+		.help = "how long the old token keeps working after a rotation: 0, 90s, 10m, 1h, 2d (default 0: "
+			"invalid at once; at most 7d)",
+	},
 	[FLAG_NO_HEADERS] = {
 		.kind = SKY_ARG_FLAG, .off = offsetof(struct skyctl_opts, on[FLAG_NO_HEADERS]),
 		.name = "no-headers",
 		.help = "print lists without their header line (for scripts)",
 	},
 	[FLAG_LIMIT] = {
-		.kind = SKY_ARG_UINT, .off = offsetof(struct skyctl_opts, limit), .min = 1, .max = 1000,
+		.kind = SKY_ARG_UINT, .off = offsetof(struct skyctl_opts, limit), .min = 1, .max = SKYCTL_LIMIT_MAX,
 		.name = "limit", .metavar = "N",
-		.help = "print one page of at most N items (1 to 1000) and the --page-token of the next; "
-			"without it, every page",
+		.help = "print at most N items: of a list, one page (1 to 1000) and the --page-token of the next "
+			"(without it, every page); of the audit log, the newest N (1 to 10000, default 100)",
 	},
 	[FLAG_PAGE_TOKEN] = {
 		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_PAGE_TOKEN]),
@@ -278,7 +291,8 @@ int skyctl_args_check(struct skyctl_opts *o)
 	int output;
 
 	output = args__choice(o, FLAG_OUTPUT);
-	if (output < 0 || args__choice(o, FLAG_KIND) < 0 || args__choice(o, FLAG_BACKEND) < 0)
+	if (output < 0 || args__choice(o, FLAG_KIND) < 0 || args__choice(o, FLAG_BACKEND) < 0 ||
+	    args__choice(o, FLAG_ROLE) < 0)
 		return -EINVAL;
 	o->output = (enum skyctl_output)output;
 	if (skyctl_has(o, FLAG_TTL) && (o->ttl < SKY_TOKEN_TTL_MIN || o->ttl > SKY_TOKEN_TTL_MAX)) {

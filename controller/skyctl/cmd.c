@@ -38,7 +38,7 @@ static const struct skyctl_command cmd_builtin[] = {
 /* The tables in the order usage shows them. */
 static const struct skyctl_command *const cmd_tables[] = {
 	skyctl_token_commands, skyctl_board_commands, skyctl_image_commands, skyctl_guest_commands,
-	skyctl_version_commands, cmd_builtin,
+	skyctl_credential_commands, skyctl_version_commands, cmd_builtin,
 };
 
 #define CMD_NTABLES (sizeof(cmd_tables) / sizeof(cmd_tables[0]))
@@ -133,7 +133,7 @@ static void cmd__print_commands(FILE *f, const char *noun)
 
 /* The flags of mask, with what they mean to command c (NULL: in general),
  * as the shared option layer prints them. */
-static void cmd__print_flags(FILE *f, unsigned mask, const struct skyctl_command *c)
+static void cmd__print_flags(FILE *f, uint64_t mask, const struct skyctl_command *c)
 {
 	struct sky_opt opts[FLAG__COUNT + 1];
 	size_t n = 0;
@@ -336,8 +336,8 @@ const struct skyctl_command *skyctl_cmd_resolve(const struct skyctl_opts *o)
 	}
 	if (c->arg != NULL && cmd__check_choice(c, name, arg) < 0)
 		goto fail;
-	unsigned stray = o->seen & ~FLAGS_GLOBAL & ~c->flags;
-	unsigned missing = c->required & ~o->seen;
+	uint64_t stray = o->seen & ~FLAGS_GLOBAL & ~c->flags;
+	uint64_t missing = c->required & ~o->seen;
 	for (int f = 0; f < FLAG__COUNT; f++) {
 		if (stray & FLAG_BIT(f)) {
 			skyctl_err("--%s is not an option of '%s'", skyctl_flags[f].name, name);

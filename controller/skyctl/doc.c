@@ -84,7 +84,7 @@ static int doc__takes_value(int f)
 }
 
 /* " --name --board" (and " -o" for a short name): the flags of mask. */
-static void doc__flag_words(FILE *f, unsigned mask)
+static void doc__flag_words(FILE *f, uint64_t mask)
 {
 	for (int i = 0; i < FLAG__COUNT; i++) {
 		if (!(mask & FLAG_BIT(i)))

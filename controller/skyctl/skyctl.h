@@ -36,6 +36,8 @@
 
 #define SKYCTL_MAX_WORDS 8      /* words that are not flags on the command line */
 #define SKYCTL_MAX_ID 256       /* bytes of an ID or name given on the command line */
+#define SKYCTL_LIMIT_MAX 10000  /* --limit: the most audit entries asked for */
+#define SKYCTL_PAGE_MAX 1000    /* --limit of a list: the controller's largest page */
 #define SKYCTL_MAX_PATH 4096    /* bytes of a FILE given on the command line */
 #define SKYCTL_MAX_DEVICES 8    /* --device flags of one guest (the controller's limit too) */
 #define SKYCTL_MAX_CMDLINE 4096 /* bytes of --cmdline (the controller has its own, smaller limit) */
@@ -73,6 +75,8 @@ enum skyctl_flag_id {
 	FLAG_DEVICE,
 	FLAG_BACKEND,
 	FLAG_FOLLOW,
+	FLAG_ROLE,
+	FLAG_GRACE,
 	FLAG_NO_HEADERS,
 	FLAG_SCDOC,
 	FLAG_LIMIT,
@@ -84,7 +88,7 @@ enum skyctl_flag_id {
 	FLAG__COUNT,
 };
 
-#define FLAG_BIT(f) (1u << (f))
+#define FLAG_BIT(f) ((uint64_t)1 << (f))
 /* What every list command takes (verbs.c's skyctl_verb_list). */
 #define FLAGS_LIST (FLAG_BIT(FLAG_LIMIT) | FLAG_BIT(FLAG_PAGE_TOKEN))
 /* What every "set" command takes (verbs.c's skyctl_verb_set). */
@@ -132,8 +136,8 @@ struct skyctl_command {
 	const char *arg;     /* the positional argument in usage; NULL when none */
 	size_t arg_max;      /* bytes of arg; 0 for SKYCTL_MAX_ID */
 	const char *const *arg_choices; /* the only values arg may take, NULL-ended; NULL: any */
-	unsigned flags;      /* FLAG_BIT()s of the command's own flags */
-	unsigned required;   /* those of flags that must be given */
+	uint64_t flags;      /* FLAG_BIT()s of the command's own flags */
+	uint64_t required;   /* those of flags that must be given */
 	const char *summary;
 	const char *example; /* a whole command line, "skyctl ..." */
 	const struct skyctl_flag_note *notes; /* NULL when none */
@@ -147,12 +151,13 @@ extern const struct skyctl_command skyctl_board_commands[];
 extern const struct skyctl_command skyctl_image_commands[];
 extern const struct skyctl_command skyctl_guest_commands[];
 extern const struct skyctl_command skyctl_version_commands[];
+extern const struct skyctl_command skyctl_credential_commands[];
 
 /* What the command line says. */
 struct skyctl_opts {
 	const char *value[FLAG__COUNT]; /* a text flag's value, as given */
 	bool on[FLAG__COUNT];           /* a flag without a value, given */
-	unsigned seen;                  /* FLAG_BIT()s of the flags given */
+	uint64_t seen;                  /* FLAG_BIT()s of the flags given */
 	struct sky_arg_list devices;    /* every --device, as given */
 	struct sky_arg_list labels;     /* every --label, as given */
 	char device_addr[SKYCTL_MAX_DEVICES][SKY_PCI_ADDR_LEN]; /* checked, canonical */
@@ -164,7 +169,8 @@ struct skyctl_opts {
 	uint64_t timeout;               /* seconds; --timeout or SKYCTL_FETCH_TIMEOUT */
 	uint64_t vcpus;
 	uint64_t memory;                /* bytes */
-	uint64_t limit;                 /* --limit: one page of this many items */
+	uint64_t grace;                 /* seconds: --grace of credential rotate */
+	uint64_t limit;                 /* --limit: at most this many items (a page; audit entries) */
 	struct skyctl_conf flag_conf;   /* --controller, --ca, --token, checked */
 };
 

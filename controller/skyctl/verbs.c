@@ -70,12 +70,17 @@ static int verbs__list_path(const struct skyctl_list *l, const struct skyctl_opt
 static int verbs__list_get(struct skyctl *ctl, const struct skyctl_list *l, json_t **out)
 {
 	const struct skyctl_opts *o = ctl->opts;
-	bool one = (o->seen & (FLAG_BIT(FLAG_LIMIT) | FLAG_BIT(FLAG_PAGE_TOKEN))) != 0;
-	uint64_t limit = (o->seen & FLAG_BIT(FLAG_LIMIT)) ? o->limit : one ? 100 : 1000;
+	bool one = (o->seen & (FLAG_BIT(FLAG_LIMIT) | FLAG_BIT(FLAG_PAGE_TOKEN))) != 0 || l->limit_default;
+	uint64_t limit = (o->seen & FLAG_BIT(FLAG_LIMIT)) ? o->limit : l->limit_default ? l->limit_default : one ? 100 : 1000;
+	uint64_t limit_max = l->limit_max ? l->limit_max : SKYCTL_PAGE_MAX;
 	char path[1024], *token = NULL;
 	json_t *all = NULL, *answer, *list, *next;
 	int r = 0;
 
+	if (limit > limit_max) {
+		skyctl_err("--limit here is 1 to %llu", (unsigned long long)limit_max);
+		return -EINVAL;
+	}
 	if (o->value[FLAG_PAGE_TOKEN] && (token = strdup(o->value[FLAG_PAGE_TOKEN])) == NULL)
 		return -ENOMEM;
 	/* Each page holds at least one item, so this ends; the cap is for a

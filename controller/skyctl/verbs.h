@@ -22,6 +22,10 @@ struct skyctl_list {
 	 * into.  A NULL cell is shown as "-". */
 	void (*row)(json_t *item, const char **cells, char (*scratch)[SKYCTL_CELL_MAX]);
 	const char *empty;         /* a hint on stderr when the list is empty */
+	/* A list of one page only (the audit log): its --limit's largest value
+	 * and the limit without it.  0, 0: a paged list (SKYCTL_PAGE_MAX, and
+	 * every page without --limit). */
+	uint64_t limit_max, limit_default;
 };
 
 /* The controller's answer as -o json or -o yaml says, on stdout; says what

@@ -1,6 +1,7 @@
 /* The REST API (docs/api.md) over the HTTP layer (http.c): the table of
- * routes each resource file contributes, authentication with the admin
- * token, dispatch, and errors as {"error": {"code", "message"}}. */
+ * routes each resource file contributes, authentication with a credential
+ * and its role (creds.h), dispatch, the audit log of changes and refusals,
+ * and errors as {"error": {"code", "message"}}. */
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -15,19 +16,14 @@
 /* Every resource registers its routes here. */
 static const struct api_route *const api_tables[] = {
 	api_boot_routes, api_metrics_routes, api_boards_routes, api_tokens_routes, api_guests_routes,
-	api_images_routes,
+	api_images_routes, api_creds_routes,
 };
 
 #define API_NEEDS_TOKEN \
-	"this call needs 'Authorization: Bearer <admin token>'; the admin token is in the skyctl config that 'skyrootd init' wrote"
-#define API_NEEDS_READER \
-	"this call needs 'Authorization: Bearer <reader or admin token>'; 'skyrootd reader-token --state DIR' makes a reader token"
-#define API_READER_ONLY \
-	"the reader token may only read /metrics; this call needs the admin token (in the skyctl config that 'skyrootd init' wrote)"
-#define API_WRONG_READER \
-	"the bearer token is neither the controller's reader token nor its admin token; 'skyrootd reader-token --state DIR' makes a new reader token"
+	"this call needs 'Authorization: Bearer <token>' of an API credential; the admin token is in the skyctl config that 'skyrootd init' wrote"
 #define API_WRONG_TOKEN \
-	"the bearer token is not the controller's admin token; use the one in the skyctl config that 'skyrootd init' wrote"
+	"the bearer token is not a valid credential (invalid or expired); ask an admin for one ('skyctl credential create')"
+#define API_AUDIT_LOG_EVERY_MS 1000
 
 static bool api__is_v1(const char *path, size_t len)
 {
@@ -88,18 +84,31 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 	rt = api__find(req->path, req->path_len, &raw_seg, &raw_len);
 	/* Authenticate before telling anything about /v1, even what exists. */
 	if (api__is_v1(req->path, req->path_len) || (rt && rt->reader)) {
-		enum api_role role = api_auth_role(call->api, req);
-		bool reader_route = rt && rt->reader;
+		struct api_conn_state *st = http_conn_user(call->conn);
+		char name[DB_NAME_MAX];
+		int state;
+		enum creds_role role = api_auth_role(call->api, req, name, &state);
+		enum creds_role need = creds_route_need(req->verb == HTTP_VERB_GET || req->verb == HTTP_VERB_HEAD,
+							rt && rt->admin);
 
-		if (role == API_ROLE_NONE) {
+		if (st)
+			snprintf(st->credential, sizeof(st->credential), "%s", name);
+		if (role == CREDS_NONE) {
+			/* Which it was goes to the log, not to the client. */
+			if (state == -EKEYREVOKED || state == -EKEYEXPIRED)
+				log_warn("api: request %s from %s: the credential '%s' is %s", http_conn_request_id(call->conn),
+					 req->peer, name, state == -EKEYREVOKED ? "revoked" : "expired");
 			api_reply_error(rep, 401, "unauthorized", "%s",
-					req->authorization_count == 0 ? (reader_route ? API_NEEDS_READER : API_NEEDS_TOKEN) :
-					reader_route ? API_WRONG_READER : API_WRONG_TOKEN);
+					req->authorization_count == 0 ? API_NEEDS_TOKEN : API_WRONG_TOKEN);
 			rep->headers = "WWW-Authenticate: Bearer\r\n";
 			return;
 		}
-		if (role == API_ROLE_READER && !(reader_route && req->verb == HTTP_VERB_GET)) {
-			api_reply_error(rep, 403, "forbidden", "%s", API_READER_ONLY);
+		if (!creds_role_allows(role, need)) {
+			api_reply_error(rep, 403, "forbidden",
+					"%s %s%s needs the role '%s'; the credential '%s' has the role '%s' (an admin "
+					"can make one with 'skyctl credential create --role %s')",
+					req->method, rt ? rt->path : "this path", rt && rt->segment ? rt->placeholder : "",
+					creds_role_name(need), name, creds_role_name(role), creds_role_name(need));
 			return;
 		}
 	}
@@ -156,6 +165,57 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 
 /* ---- the HTTP layer's ops ---- */
 
+/* Each request gets an id (sent as X-Request-Id, in the log and the audit
+ * log), and what the audit log keeps of it. */
+static void api__request_begin(struct api *api, struct http_conn *c, const struct http_request *req)
+{
+	struct api_conn_state *st = api_conn_state(c);
+	size_t n = 0;
+
+	if (!st)
+		return;
+	st->credential[0] = '\0';
+	snprintf(st->method, sizeof(st->method), "%s", req->method ? req->method : "-");
+	/* The path only (a query is not kept), printable ASCII. */
+	for (size_t i = 0; i < req->path_len && n + 1 < sizeof(st->path); i++) {
+		unsigned char ch = (unsigned char)req->path[i];
+		st->path[n++] = ch > 0x20 && ch < 0x7f ? (char)ch : '?';
+	}
+	st->path[n] = '\0';
+	snprintf(st->peer, sizeof(st->peer), "%s", req->peer ? req->peer : "-");
+	(void)api;
+}
+
+/* Into the audit log: every change (not GET or HEAD) that succeeded, and
+ * every call refused for its credential (401, 403). */
+static void api__audit(struct api *api, struct http_conn *c, struct api_conn_state *st, int status)
+{
+	bool read = strcmp(st->method, "GET") == 0 || strcmp(st->method, "HEAD") == 0;
+	struct audit_entry e;
+	int r;
+
+	if (api->boot_only || !st->method[0] || !api->ctl->db)
+		return;
+	if (!((!read && status >= 200 && status < 400) || status == 401 || status == 403)) {
+		st->method[0] = '\0';
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.at = sky_unix_now();
+	snprintf(e.credential, sizeof(e.credential), "%s", st->credential[0] ? st->credential : "unknown");
+	snprintf(e.peer, sizeof(e.peer), "%s", st->peer);
+	snprintf(e.method, sizeof(e.method), "%s", st->method);
+	snprintf(e.path, sizeof(e.path), "%s", st->path);
+	e.status = status;
+	snprintf(e.request_id, sizeof(e.request_id), "%s", http_conn_request_id(c));
+	st->method[0] = '\0';
+	log_info("api: request %s: %s %s by %s from %s -> %d", e.request_id, e.method, e.path, e.credential, e.peer,
+		 status);
+	r = audit_add(api->ctl->db, &e, api->ctl->opt.audit_keep ? api->ctl->opt.audit_keep : AUDIT_KEEP_DEFAULT);
+	if (r < 0)
+		log_error("api: cannot add request %s to the audit log: %s", e.request_id, strerror(-r));
+}
+
 /* The request's route as docs/api.md writes it, and when it began, for
  * the counters (api__answered). */
 static void api__metrics_begin(struct api *api, struct http_conn *c, const struct http_request *req)
@@ -190,27 +250,41 @@ static void api__answered(void *ctx, struct http_conn *c, int status)
 	metrics_api_request(st->metric_route, status);
 	metrics_api_latency(st->metric_route, (uv_hrtime() - st->metric_t0) / 1000);
 	st->metric_t0 = 0;
+	api__audit(ctx, c, st, status);
 }
 
 static int api__begin(void *ctx, struct http_conn *c, const struct http_request *req)
 {
 	struct api *api = ctx;
+	struct api_conn_state *st;
+	char name[DB_NAME_MAX];
 	uint64_t wait_ms;
-	enum api_role role;
+	enum creds_role role;
+	int state;
 
 	api__metrics_begin(api, c, req);
+	api__request_begin(api, c, req);
 	if (api->boot_only || !api_images_is_upload(req))
 		return HTTP_BODY_BUFFER;
+	st = http_conn_user(c);
 	if (api_auth_waiting(api, req->peer, &wait_ms))
 		return http_conn_refuse(c, 429, "too_many_requests",
 					"too many wrong admin tokens from %s; try again in %llu ms", req->peer,
 					(unsigned long long)wait_ms);
-	role = api_auth_role(api, req);
-	if (role == API_ROLE_READER)
-		return http_conn_refuse(c, 403, "forbidden", "%s", API_READER_ONLY);
-	if (role != API_ROLE_ADMIN) {
+	role = api_auth_role(api, req, name, &state);
+	if (st)
+		snprintf(st->credential, sizeof(st->credential), "%s", name);
+	if (role != CREDS_NONE && !creds_role_allows(role, CREDS_OPERATOR))
+		return http_conn_refuse(c, 403, "forbidden",
+					"POST /v1/images needs the role 'operator'; the credential '%s' has the role '%s'",
+					name, creds_role_name(role));
+	if (role == CREDS_NONE) {
+		if (state == -EKEYREVOKED || state == -EKEYEXPIRED)
+			log_warn("api: request %s from %s: the credential '%s' is %s", http_conn_request_id(c),
+				 req->peer, name, state == -EKEYREVOKED ? "revoked" : "expired");
 		api_auth_fail(api, req);
-		return http_conn_refuse(c, 401, "unauthorized", "%s", API_NEEDS_TOKEN);
+		return http_conn_refuse(c, 401, "unauthorized", "%s",
+					req->authorization_count == 0 ? API_NEEDS_TOKEN : API_WRONG_TOKEN);
 	}
 	if (req->idempotency_key)
 		return http_conn_refuse(c, 400, "bad_request",

@@ -1,4 +1,4 @@
-/* The admin and reader token checks, and what a wrong token costs: each failure is
+/* The credential a request bears (creds.c), and what a wrong token costs: each failure is
  * logged at warn with the peer's address (at most one line a second, with
  * a count of the rest, so a flood cannot fill the disk); a connection is
  * closed after API_AUTH_CONN_FAILS wrong tokens; and the 401s to one
@@ -6,6 +6,7 @@
  * each recent failure from it (a bounded table of addresses). */
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -46,16 +47,21 @@ struct api_auth {
 	unsigned unlogged;
 };
 
-enum api_role api_auth_role(const struct api *api, const struct http_request *req)
+enum creds_role api_auth_role(const struct api *api, const struct http_request *req, char name[DB_NAME_MAX],
+			      int *state)
 {
 	const struct controller *ctl = api->ctl;
 	const char *v = req->authorization;
 	size_t n = req->authorization_len;
-	enum api_role role = API_ROLE_NONE;
+	enum creds_role role = CREDS_NONE;
+	struct creds_row cr;
 	uint8_t hash[32];
+	int r;
 
+	name[0] = '\0';
+	*state = -ENOENT;
 	if (req->authorization_count != 1 || !v)
-		return API_ROLE_NONE;
+		return CREDS_NONE;
 	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
 		n--;
 	while (n > 0 && (v[0] == ' ' || v[0] == '\t')) {
@@ -64,42 +70,54 @@ enum api_role api_auth_role(const struct api *api, const struct http_request *re
 	}
 	/* RFC 7235: the scheme is case-insensitive, then at least one space. */
 	if (n < 7 || strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t'))
-		return API_ROLE_NONE;
+		return CREDS_NONE;
 	v += 7;
 	n -= 7;
 	while (n > 0 && (v[0] == ' ' || v[0] == '\t')) {
 		v++;
 		n--;
 	}
-	if (n == 0)
-		return API_ROLE_NONE;
+	if (n == 0 || !ctl->db)
+		return CREDS_NONE;
+	/* Found by the first bytes of the hash, then all of it compared in
+	 * constant time (creds_find). */
 	sky_sha256(v, n, hash);
-	if (sky_memeq_ct(hash, ctl->admin_hash, sizeof(hash)) == 1)
-		role = API_ROLE_ADMIN;
-	else if (ctl->has_reader && sky_memeq_ct(hash, ctl->reader_hash, sizeof(hash)) == 1)
-		role = API_ROLE_READER;
+	r = creds_find(ctl->db, hash, sky_unix_now(), &cr);
 	OPENSSL_cleanse(hash, sizeof(hash));
+	*state = r;
+	if (r == 0 || r == -EKEYREVOKED || r == -EKEYEXPIRED)
+		snprintf(name, DB_NAME_MAX, "%s", cr.name);
+	if (r == 0)
+		role = cr.role;
+	else if (r != -ENOENT && r != -EKEYREVOKED && r != -EKEYEXPIRED)
+		log_warn("api: cannot look up a credential: %s", strerror(-r));
 	return role;
 }
 
-int api_auth_basic(struct controller *ctl, const char *user, const char *secret, enum api_role *role)
+int api_auth_basic(struct controller *ctl, const char *user, const char *secret, enum creds_role *role)
 {
+	struct creds_row cr;
 	uint8_t hash[32];
-	int r = -EACCES;
+	int r;
 
-	*role = API_ROLE_NONE;
+	*role = CREDS_NONE;
+	if (!ctl->db)
+		return -EACCES;
+	/* The password is a credential's token (found by its hash, compared
+	 * in constant time: creds_find); the user name must be that
+	 * credential's name ("admin" for the one from init). */
 	sky_sha256(secret, strlen(secret), hash);
-	/* The user name says which token the password must be. */
-	if (strcmp(user, "admin") == 0 && sky_memeq_ct(hash, ctl->admin_hash, sizeof(hash)) == 1) {
-		*role = API_ROLE_ADMIN;
-		r = 0;
-	} else if (strcmp(user, "reader") == 0 && ctl->has_reader &&
-		   sky_memeq_ct(hash, ctl->reader_hash, sizeof(hash)) == 1) {
-		*role = API_ROLE_READER;
-		r = 0;
-	}
+	r = creds_find(ctl->db, hash, sky_unix_now(), &cr);
 	OPENSSL_cleanse(hash, sizeof(hash));
-	return r;
+	if (r == -EKEYREVOKED || r == -EKEYEXPIRED)
+		log_warn("api: Redfish login as '%s': the credential '%s' is %s", strcmp(user, cr.name) == 0 ? cr.name : "?",
+			 cr.name, r == -EKEYREVOKED ? "revoked" : "expired");
+	else if (r < 0 && r != -ENOENT)
+		log_warn("api: cannot look up a credential: %s", strerror(-r));
+	if (r < 0 || strcmp(user, cr.name) != 0)
+		return -EACCES;
+	*role = cr.role;
+	return 0;
 }
 
 /* The address's entry: found, or the least recently used one taken. */
@@ -166,7 +184,7 @@ static void api_auth__log(struct api_auth *a, const char *peer, uint64_t now, un
 		a->unlogged++;
 		return;
 	}
-	log_warn("api: wrong admin token from %s (%u recent failures from it; %u more not logged)", peer, fails,
+	log_warn("api: wrong API token from %s (%u recent failures from it; %u more not logged)", peer, fails,
 		 a->unlogged);
 	a->unlogged = 0;
 	a->logged_ms = now;

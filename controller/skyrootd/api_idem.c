@@ -3,7 +3,11 @@
  * same request without doing it again; the same key with another request is
  * a 422.  Answers may hold secrets (a new enrollment token), so they are
  * kept sealed (AES-256-GCM) under a key derived from the credential that
- * asked: the database alone does not reveal them. */
+ * asked: the database alone does not reveal them.  The rows are keyed by
+ * the credential's name (the one that authenticated the request: the same
+ * credential's key is the same key, whatever token of it was sent); the
+ * seal's key comes from its name and the token sent, so after a rotation
+ * an answer kept under the old token cannot be read (409). */
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -120,10 +124,29 @@ int api_idem_begin(struct api_call *call, struct api_reply *rep, struct api_idem
 		return 1;
 	}
 	st->key = req->idempotency_key;
-	api_idem__hash("skyroot idempotency credential v1", req->authorization ? req->authorization : "",
-		       req->authorization ? req->authorization_len : 0, st->cred);
-	api_idem__hash("skyroot idempotency seal v1", req->authorization ? req->authorization : "",
-		       req->authorization ? req->authorization_len : 0, st->seal);
+	{
+		const struct api_conn_state *cs = call->conn ? http_conn_user(call->conn) : NULL;
+		const char *who = cs && cs->credential[0] ? cs->credential : NULL;
+		EVP_MD_CTX *sk = EVP_MD_CTX_new();
+		static const char seal_label[] = "skyroot idempotency seal v2";
+
+		if (!who) { /* dispatch authenticates every POST under /v1 first */
+			api_reply_internal(rep, -EACCES, "tell which credential sent this Idempotency-Key");
+			EVP_MD_CTX_free(sk);
+			return 1;
+		}
+		api_idem__hash("skyroot idempotency credential v2", who, strlen(who), st->cred);
+		if (!sk || EVP_DigestInit_ex(sk, EVP_sha256(), NULL) != 1 ||
+		    EVP_DigestUpdate(sk, seal_label, sizeof(seal_label)) != 1 ||
+		    EVP_DigestUpdate(sk, who, strlen(who) + 1) != 1 ||
+		    (req->authorization && EVP_DigestUpdate(sk, req->authorization, req->authorization_len) != 1) ||
+		    EVP_DigestFinal_ex(sk, st->seal, NULL) != 1) {
+			EVP_MD_CTX_free(sk);
+			api_reply_internal(rep, -EIO, "derive the key of kept answers");
+			return 1;
+		}
+		EVP_MD_CTX_free(sk);
+	}
 	md = EVP_MD_CTX_new();
 	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
 	    EVP_DigestUpdate(md, req->path, req->path_len) != 1 || EVP_DigestUpdate(md, "?", 1) != 1 ||
@@ -159,7 +182,16 @@ int api_idem_begin(struct api_call *call, struct api_reply *rep, struct api_idem
 			goto out;
 		}
 		plain = api_idem__open(st->seal, st->cred, sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1));
-		saved = plain ? json_loads(plain, 0, NULL) : NULL;
+		if (!plain) {
+			/* Same credential and request, another token: rotated since. */
+			api_reply_error(rep, 409, "conflict",
+					"this request was done with this Idempotency-Key under another token of the "
+					"credential (rotated since); its answer is sealed under that token: check its "
+					"effect, and use a new key for a new request");
+			r = 1;
+			goto out;
+		}
+		saved = json_loads(plain, 0, NULL);
 		if (plain)
 			OPENSSL_cleanse(plain, strlen(plain));
 		free(plain);

@@ -4,6 +4,7 @@
  *   api_images.c   /v1/images...       api_guests.c  /v1/guests...
  *   api_boot.c     /boot/... (network boot) and /healthz
  *   api_metrics.c  /metrics (Prometheus) and /readyz
+ *   api_creds.c    /v1/credentials... and /v1/audit (api_creds_json.c: their bodies)
  *   api_redfish.c  /redfish/v1 (Redfish, over api_redfish_parse.c)
  *   api_meta.c     PATCH of names, labels, descriptions; etags
  *   api_idem.c     Idempotency-Key: answers kept for a repeat of a POST
@@ -20,6 +21,8 @@
 #include <string.h>
 
 #include "controller/skyrootd/api_json.h"
+#include "controller/skyrootd/audit.h"
+#include "controller/skyrootd/creds.h"
 #include "controller/skyrootd/api_meta.h"
 #include "controller/skyrootd/api_query.h"
 #include "controller/skyrootd/controller.h"
@@ -53,6 +56,12 @@ struct api_conn_state {
 	/* The request being answered, for skyroot_api_requests_total. */
 	char metric_route[METRICS_ROUTE_LEN];
 	uint64_t metric_t0;           /* uv_hrtime() at its headers; 0 = none */
+	/* The request being answered, for the audit log (api.c); its id is
+	 * the HTTP layer's (http_conn_request_id). */
+	char credential[DB_NAME_MAX]; /* who, once authenticated; "" = unknown */
+	char method[16];              /* "" = no request to audit */
+	char path[AUDIT_PATH_MAX];
+	char peer[64];
 };
 
 /* What api_idem.c knows of a POST with an Idempotency-Key. */
@@ -95,6 +104,7 @@ struct api_route {
 	const char *allow_header;     /* the same as a header line for 405 */
 	const char *suffix;           /* after the segment, e.g. "/verify" */
 	bool reader;                  /* needs a token, and the reader token may GET it */
+	bool admin;                   /* only the admin role, whatever the method */
 	api_handler get, post, del, patch;
 };
 #define API_ALLOW(methods) .allow = methods, .allow_header = "Allow: " methods "\r\n"
@@ -113,6 +123,7 @@ extern const struct api_route api_images_routes[];
 extern const struct api_route api_guests_routes[];
 extern const struct api_route api_boot_routes[];
 extern const struct api_route api_metrics_routes[];
+extern const struct api_route api_creds_routes[];
 
 /* api_images.c: POST /v1/images streams its body into the store. */
 bool api_images_is_upload(const struct http_request *req);
@@ -122,16 +133,16 @@ void api_images_conn_gone(struct api_conn_state *st);
 /* api_guests.c: a console follower goes. */
 void api_guests_conn_gone(struct api *api, struct http_conn *c, struct api_conn_state *st);
 
-/* api_auth.c: the admin and reader tokens, and throttling wrong ones. */
-enum api_role {
-	API_ROLE_NONE,                /* no token, or a wrong one */
-	API_ROLE_READER,              /* the read-only token: GET of routes marked .reader */
-	API_ROLE_ADMIN,
-};
-enum api_role api_auth_role(const struct api *api, const struct http_request *req);
-/* A user name and secret (Redfish's Basic and sessions): "admin" with the
- * admin token, "reader" with the reader token.  0 with *role, or -EACCES. */
-int api_auth_basic(struct controller *ctl, const char *user, const char *secret, enum api_role *role);
+/* api_auth.c: the credential of a request (creds.h), and throttling wrong
+ * ones.  Its role (CREDS_NONE for none, a wrong, expired or revoked one);
+ * name gets the credential's name when one matched (even revoked or
+ * expired: *state says which), else "". */
+enum creds_role api_auth_role(const struct api *api, const struct http_request *req, char name[DB_NAME_MAX],
+			      int *state);
+/* A user name and secret (Redfish's Basic and sessions): the secret is a
+ * credential's token and the user its name ("admin" for init's).  0 with
+ * *role, or -EACCES (none, another's name, expired or revoked). */
+int api_auth_basic(struct controller *ctl, const char *user, const char *secret, enum creds_role *role);
 /* Answer 401 with body (owned) now or, after recent failures from the
  * peer, later; close the connection after a few on it. */
 /* An upload is refused before its body, so its 401 cannot wait: its wrong

@@ -5,11 +5,14 @@
  * "@Message.ExtendedInfo"}}) and verbs (PATCH); what clients send is
  * parsed in api_redfish_parse.c.
  *
- * Credentials: "admin" with the admin token, "reader" with the reader
- * token (api_auth_basic); a session (POST .../Sessions) gives an
- * X-Auth-Token, kept here as a SHA-256 only, forgotten after
- * RF_SESSION_IDLE_S without use, on DELETE and on restart.  The reader
- * may only GET (and end its own session). */
+ * Credentials: a Skyroot API credential's name as the user and its token
+ * as the password (api_auth_basic; "admin" for init's); a session (POST
+ * .../Sessions) gives an X-Auth-Token, kept here as a SHA-256 only with
+ * the credential's name and role, forgotten after RF_SESSION_IDLE_S
+ * without use, on DELETE, on restart, and when its credential is revoked
+ * or expires.  The roles (creds.h): a reader may only GET (and end its own
+ * session); an operator may also Reset and PATCH a system (and end its own
+ * session); an admin may do everything, also end others' sessions. */
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdarg.h>
@@ -39,8 +42,8 @@ struct rf_session {
 	bool used;
 	char id[RF_SESSION_ID_LEN + 1];
 	uint8_t hash[32];            /* SHA-256 of the X-Auth-Token */
-	enum api_role role;
-	char user[RF_USER_MAX];
+	enum creds_role role;          /* the credential's, when the session began */
+	char user[RF_USER_MAX];        /* the credential's name */
 	int64_t last_used;
 };
 
@@ -159,9 +162,36 @@ static struct rf_session *rf_session_find_token(struct api_redfish *rf, const ch
 	return found;
 }
 
+/* The audit log names the credential of a Redfish request (api.c). */
+static void rf_audit_who(struct api_call *call, const char *name)
+{
+	struct api_conn_state *st = call->conn ? http_conn_user(call->conn) : NULL;
+
+	if (st)
+		snprintf(st->credential, sizeof(st->credential), "%s", name);
+}
+
+/* Whether the credential of session s is no longer active (revoked,
+ * expired, gone): then the session ends here. */
+static bool rf_session_credential_gone(struct api_call *call, struct rf_session *s)
+{
+	struct creds_row cr;
+	int r = call->ctl->db ? creds_get(call->ctl->db, s->user, &cr) : -ENOENT;
+
+	if (r == 0 && creds_state(&cr, sky_unix_now()) == CREDS_ACTIVE)
+		return false;
+	if (r < 0 && r != -ENOENT) {
+		log_warn("redfish: cannot look up the credential '%s': %s", s->user, strerror(-r));
+		return true; /* refuse now; the session stays for a later try */
+	}
+	log_info("redfish: session %s of '%s' ended: its credential is no longer active", s->id, s->user);
+	OPENSSL_cleanse(s, sizeof(*s));
+	return true;
+}
+
 /* Who is asking: 0 with *role (and *session for X-Auth-Token), -EACCES
  * for wrong or missing credentials (msg says which). */
-static int rf_authenticate(struct api_call *call, enum api_role *role, struct rf_session **session,
+static int rf_authenticate(struct api_call *call, enum creds_role *role, struct rf_session **session,
 			   const char **msg)
 {
 	const struct http_request *req = call->req;
@@ -181,14 +211,21 @@ static int rf_authenticate(struct api_call *call, enum api_role *role, struct rf
 			       "create a new session with POST " RF_SESSIONS;
 			return -EACCES;
 		}
+		/* The session lives only as long as its credential does. */
+		if (rf_session_credential_gone(call, s)) {
+			*msg = "the credential of this session was revoked or has expired; create a new session "
+			       "with POST " RF_SESSIONS;
+			return -EACCES;
+		}
 		s->last_used = sky_unix_now();
 		*role = s->role;
 		*session = s;
+		rf_audit_who(call, s->user);
 		return 0;
 	}
 	if (req->authorization_count != 1 || !req->authorization) {
-		*msg = "this resource needs HTTP Basic credentials (user 'admin' with the admin token, or 'reader' "
-		       "with the reader token) or an X-Auth-Token from POST " RF_SESSIONS;
+		*msg = "this resource needs HTTP Basic credentials (a Skyroot API credential's name and token, "
+		       "'admin' for the token from 'skyrootd init') or an X-Auth-Token from POST " RF_SESSIONS;
 		return -EACCES;
 	}
 	r = rf_parse_basic(req->authorization, req->authorization_len, user, secret);
@@ -196,10 +233,11 @@ static int rf_authenticate(struct api_call *call, enum api_role *role, struct rf
 		r = api_auth_basic(call->ctl, user, secret, role);
 	OPENSSL_cleanse(secret, sizeof(secret));
 	if (r < 0) {
-		*msg = "wrong user name or password: the password is a Skyroot API token and the user names it, "
-		       "'admin' for the admin token from 'skyrootd init', 'reader' for the reader token";
+		*msg = "wrong user name or password: the password is a Skyroot API token and the user the name of "
+		       "its credential, 'admin' for the token from 'skyrootd init', 'reader' for the reader token";
 		return -EACCES;
 	}
+	rf_audit_who(call, user);
 	return 0;
 }
 
@@ -228,7 +266,7 @@ static void rf_session_create(struct api_call *call, struct api_reply *rep)
 	char user[RF_USER_MAX], secret[RF_SECRET_MAX], err[RF_ERR_MAX], tok_hex[RF_TOKEN_BYTES * 2 + 1];
 	uint8_t tok[RF_TOKEN_BYTES], idb[RF_SESSION_ID_LEN / 2];
 	struct rf_session *slot = NULL, *oldest = NULL;
-	enum api_role role;
+	enum creds_role role;
 	int64_t now = sky_unix_now();
 	int r;
 
@@ -244,8 +282,11 @@ static void rf_session_create(struct api_call *call, struct api_reply *rep)
 	r = api_auth_basic(call->ctl, user, secret, &role);
 	OPENSSL_cleanse(secret, sizeof(secret));
 	if (r < 0) {
-		rf_error(rep, 401, "InsufficientPrivilege", "use user 'admin' with the admin token or 'reader' with the reader token",
-			 "wrong user name or password: the password is a Skyroot API token and the user names it");
+		rf_error(rep, 401, "InsufficientPrivilege",
+			 "use a credential's name as the user and its token as the password ('admin' for the token "
+			 "from 'skyrootd init')",
+			 "wrong user name or password: the password is a Skyroot API token and the user the name of its "
+			 "credential");
 		rep->headers = "WWW-Authenticate: Basic realm=\"skyrootd\"\r\n";
 		return;
 	}
@@ -277,6 +318,7 @@ static void rf_session_create(struct api_call *call, struct api_reply *rep)
 	slot->role = role;
 	slot->last_used = now;
 	snprintf(slot->user, sizeof(slot->user), "%s", user);
+	rf_audit_who(call, user);
 	snprintf(rep->headers_buf, sizeof(rep->headers_buf),
 		 "X-Auth-Token: %s\r\nLocation: " RF_SESSIONS "/%s\r\nOData-Version: 4.0\r\n", tok_hex, slot->id);
 	OPENSSL_cleanse(tok, sizeof(tok));
@@ -316,7 +358,7 @@ static struct rf_session *rf_session_by_id(struct api_redfish *rf, const char *i
 	return NULL;
 }
 
-static void rf_session_one(struct api_call *call, struct api_reply *rep, const char *id, size_t n, enum api_role role,
+static void rf_session_one(struct api_call *call, struct api_reply *rep, const char *id, size_t n, enum creds_role role,
 			   struct rf_session *mine)
 {
 	struct rf_session *s = rf_session_by_id(call->api->redfish, id, n);
@@ -334,9 +376,10 @@ static void rf_session_one(struct api_call *call, struct api_reply *rep, const c
 		rf_not_allowed(rep, call->req->method, "GET, DELETE");
 		return;
 	}
-	if (role != API_ROLE_ADMIN && s != mine) {
-		rf_error(rep, 403, "InsufficientPrivilege", "use the admin credentials",
-			 "the reader may end only its own session");
+	if (role != CREDS_ADMIN && s != mine) {
+		rf_error(rep, 403, "InsufficientPrivilege", "use a credential with the role 'admin'",
+			 "only an admin may end another's session; the role '%s' may end only its own",
+			 creds_role_name(role));
 		return;
 	}
 	log_info("redfish: session %s of '%s' ended by request", s->id, s->user);
@@ -734,7 +777,7 @@ static void rf_processors(struct api_call *call, struct api_reply *rep, const ch
 /* ---- dispatch ---- */
 
 static void rf_systems_route(struct api_call *call, struct api_reply *rep, const char *p, size_t n,
-			     enum api_role role)
+			     enum creds_role role)
 {
 	const struct http_request *req = call->req;
 	struct rf_system_ctx x;
@@ -753,9 +796,10 @@ static void rf_systems_route(struct api_call *call, struct api_reply *rep, const
 			rf_not_allowed(rep, req->method, "POST");
 			return;
 		}
-		if (role != API_ROLE_ADMIN) {
-			rf_error(rep, 403, "InsufficientPrivilege", "use the admin credentials",
-				 "the reader may only read; a reset needs user 'admin'");
+		if (!creds_role_allows(role, CREDS_OPERATOR)) {
+			rf_error(rep, 403, "InsufficientPrivilege", "use a credential with the role 'operator' or 'admin'",
+				 "a reset needs the role 'operator'; this credential has the role '%s'",
+				 creds_role_name(role));
 			return;
 		}
 		if (rf_system_get(call, rep, seg, sl, &x) == 0) {
@@ -778,9 +822,10 @@ static void rf_systems_route(struct api_call *call, struct api_reply *rep, const
 			rf_not_allowed(rep, req->method, "GET, PATCH");
 			return;
 		}
-		if (patch && role != API_ROLE_ADMIN) {
-			rf_error(rep, 403, "InsufficientPrivilege", "use the admin credentials",
-				 "the reader may only read; a PATCH needs user 'admin'");
+		if (patch && !creds_role_allows(role, CREDS_OPERATOR)) {
+			rf_error(rep, 403, "InsufficientPrivilege", "use a credential with the role 'operator' or 'admin'",
+				 "a PATCH needs the role 'operator'; this credential has the role '%s'",
+				 creds_role_name(role));
 			return;
 		}
 		if (rf_system_get(call, rep, seg, sl, &x) < 0)
@@ -801,7 +846,7 @@ void api_redfish_dispatch(struct api_call *call, struct api_reply *rep)
 	const char *p = req->path, *msg = "";
 	size_t n = req->path_len;
 	struct rf_session *mine;
-	enum api_role role = API_ROLE_NONE;
+	enum creds_role role = CREDS_NONE;
 	const char *seg;
 	size_t sl;
 
@@ -833,10 +878,12 @@ void api_redfish_dispatch(struct api_call *call, struct api_reply *rep)
 		rep->headers = "WWW-Authenticate: Basic realm=\"skyrootd\"\r\n";
 		return;
 	}
-	if (role == API_ROLE_READER && req->verb != HTTP_VERB_GET &&
-	    !(req->verb == HTTP_VERB_DELETE && rf_segment(p, n, RF_SESSIONS "/", "", &seg, &sl))) {
-		rf_error(rep, 403, "InsufficientPrivilege", "use the admin credentials",
-			 "the reader may only read (GET); %s needs user 'admin'", req->method);
+	if (!creds_role_allows(role, CREDS_READER) ||
+	    (!creds_role_allows(role, CREDS_OPERATOR) && req->verb != HTTP_VERB_GET &&
+	     !(req->verb == HTTP_VERB_DELETE && rf_segment(p, n, RF_SESSIONS "/", "", &seg, &sl)))) {
+		rf_error(rep, 403, "InsufficientPrivilege", "use a credential with the role 'operator' or 'admin'",
+			 "the role '%s' may only read (GET); %s needs the role 'operator'", creds_role_name(role),
+			 req->method);
 		return;
 	}
 	if (rf_is(p, n, RF_ROOT "/SessionService")) {

@@ -95,3 +95,4 @@ int api_board_lookup(struct controller *ctl, const char *id_or_name, char id[DB_
 	memcpy(name, n, sizeof(n));
 	return 0;
 }
+

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "controller/skyrootd/agentlink.h"
+#include "controller/skyrootd/audit.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/http.h"
 #include "controller/skyrootd/scrub.h"
@@ -109,6 +110,7 @@ static const struct config_key config_keys[] = {
 		   .help = "event loops: board sessions are spread over N - 1 loops on\ntheir own threads, the main loop keeps the store, API and\nguests; 1: one loop for all (default: one per online CPU)",
 		   .min = 1, .max = 256 },
 	  .off = F(threads) },
+	COUNT("audit-keep", audit_keep, 100000000, "rows of the API audit log kept, the newest (default 10000)"),
 	{ .opt = { .name = "log-level", .kind = SKY_ARG_CALLBACK, .cb = config__log_level, .metavar = "LEVEL",
 		   .help = "error, warn, info (default) or debug" },
 	  .off = F(log_level), .live = true },
@@ -127,6 +129,7 @@ static void config__defaults(struct ctl_config *c)
 		.agent_conns = 20000, .agent_per_addr = 64, .api_conns = 512, .api_per_addr = 32,
 		.boot_conns = 256, .boot_per_addr = 16, .boot_downloads = 32,
 		.enroll_timeout = 30, .handshake_timeout = 10, .request_timeout = 10, .keepalive_timeout = 30,
+		.audit_keep = AUDIT_KEEP_DEFAULT,
 	};
 }
 
@@ -252,6 +255,7 @@ void ctl_config_options(const struct ctl_config *c, struct ctl_options *o)
 	o->boot_downloads_max = (unsigned)c->boot_downloads;
 	o->threads = (unsigned)c->threads;
 	o->scrub_rate = c->scrub_rate;
+	o->audit_keep = c->audit_keep;
 }
 
 /* ---- reload ---------------------------------------------------------------- */
@@ -382,6 +386,7 @@ int ctl_config_reload(struct controller *ctl)
 	ctl->opt.keepalive_ms = o.keepalive_ms;
 	ctl->opt.boot_downloads_max = o.boot_downloads_max;
 	ctl->opt.scrub_rate = o.scrub_rate;
+	ctl->opt.audit_keep = o.audit_keep;
 	scrub_set_rate(ctl->scrub, o.scrub_rate);
 	agentlink_set_tls(ctl->agents, agent_tls, &o.agent_lim);
 	api_set_tls(ctl->api, api_tls, &o.api_lim, o.keepalive_ms);

@@ -30,6 +30,7 @@ struct ctl_options {
 	unsigned boot_downloads_max;  /* firmware files sent at once */
 	unsigned threads;             /* event loops (loops.c); 0: one per online CPU */
 	uint64_t scrub_rate;          /* bytes a second the scrub re-verifies; 0 = off */
+	uint64_t audit_keep;          /* rows of the API audit log kept (audit.h) */
 };
 
 struct agentlink;

@@ -105,9 +105,33 @@ static const char *const db_migrations[] = {
 	"CREATE TABLE scrub_state ("
 	"  id INTEGER PRIMARY KEY CHECK (id = 0),"
 	"  cursor INTEGER NOT NULL);",
-	/* 5 -> 6: reserved for the credentials of issue 12 (branch creds);
-	 * whoever merges puts that migration here instead. */
-	"SELECT 1;",
+	/* 5 -> 6: API credentials with roles (creds.c), and the audit log
+	 * (audit.c).  A credential is found by the first bytes of its
+	 * token's hash (lookup), then the whole hash compared in constant
+	 * time; old_* is the secret a rotation keeps valid until old_until. */
+	"CREATE TABLE credentials ("
+	"  name TEXT PRIMARY KEY,"
+	"  role TEXT NOT NULL,"
+	"  lookup BLOB NOT NULL,"
+	"  hash BLOB NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  expires_at INTEGER NOT NULL DEFAULT 0,"
+	"  rotated_at INTEGER NOT NULL DEFAULT 0,"
+	"  old_lookup BLOB,"
+	"  old_hash BLOB,"
+	"  old_until INTEGER NOT NULL DEFAULT 0,"
+	"  revoked_at INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX credentials_lookup ON credentials(lookup);"
+	"CREATE INDEX credentials_old_lookup ON credentials(old_lookup);"
+	"CREATE TABLE audit ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  at INTEGER NOT NULL,"
+	"  credential TEXT NOT NULL,"
+	"  peer TEXT NOT NULL,"
+	"  method TEXT NOT NULL,"
+	"  path TEXT NOT NULL,"
+	"  status INTEGER NOT NULL,"
+	"  request_id TEXT NOT NULL);",
 	/* 6 -> 7: what PATCH changes beside a name (api_meta.c): the labels
 	 * (a JSON object) and description of a board, image or guest, by id. */
 	"CREATE TABLE meta ("

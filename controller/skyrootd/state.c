@@ -13,6 +13,7 @@
 #include "common/util.h"
 #include "common/x509.h"
 #include "controller/skyrootd/controller.h"
+#include "controller/skyrootd/creds.h"
 #include "controller/skyrootd/store.h"
 #include "controller/skyrootd/guests.h"
 
@@ -312,6 +313,14 @@ int ctl_state_load(struct controller *ctl)
 	if ((r = path_in(p, dir, CTL_DB_FILE)) < 0 || (r = db_open(p, &ctl->db)) < 0)
 		goto fail;
 	snprintf(ctl->db_path, sizeof(ctl->db_path), "%s", p);
+	/* The tokens of init and reader-token are the credentials 'admin'
+	 * and 'reader' (older states: made now, once; rotated or revoked
+	 * ones stay so, until a new hash in the state folder and SIGHUP:
+	 * ctl_state_reload). */
+	if ((r = creds_import(ctl->db, "admin", CREDS_ADMIN, ctl->admin_hash, false, sky_unix_now())) < 0 ||
+	    (ctl->has_reader &&
+	     (r = creds_import(ctl->db, "reader", CREDS_READER, ctl->reader_hash, false, sky_unix_now())) < 0))
+		goto fail;
 	if ((r = store_open(ctl->db, ctl->db_path, dir, ctl->signing_key,
 			    ctl->opt.image_max ? ctl->opt.image_max : STORE_DEFAULT_IMAGE_MAX, &ctl->store)) < 0)
 		goto fail;
@@ -337,7 +346,17 @@ int ctl_state_reload(struct controller *ctl)
 	rr = state__read_hash(ctl->opt.state_dir, CTL_READER_HASH, reader);
 	if (rr < 0 && rr != -ENOENT)
 		return rr;
+	/* A new hash written in the state folder (an admin token replaced by
+	 * hand) replaces the credential 'admin', as a new 'skyrootd
+	 * reader-token' replaces 'reader'; an unchanged file changes nothing
+	 * (a rotation through the API stands). */
+	if (ctl->db && sky_memeq_ct(admin, ctl->admin_hash, sizeof(admin)) != 1 &&
+	    (r = creds_import(ctl->db, "admin", CREDS_ADMIN, admin, true, sky_unix_now())) < 0)
+		return r;
 	memcpy(ctl->admin_hash, admin, sizeof(admin));
+	if (rr == 0 && ctl->db && (!ctl->has_reader || sky_memeq_ct(reader, ctl->reader_hash, sizeof(reader)) != 1) &&
+	    (r = creds_import(ctl->db, "reader", CREDS_READER, reader, true, sky_unix_now())) < 0)
+		return r;
 	if (rr == 0)
 		memcpy(ctl->reader_hash, reader, sizeof(reader));
 	ctl->has_reader = rr == 0;

@@ -420,7 +420,7 @@ def case_auth_throttle(f):
     log = f.ctl.text()
     check(any("WARN" in l.upper() and "127.0.0.2" in l and "token" in l for l in log.splitlines()),
           "a warn line names the peer of the wrong tokens")
-    lines = sum(1 for l in log.splitlines() if "wrong admin token" in l)
+    lines = sum(1 for l in log.splitlines() if "wrong API token" in l)
     check(lines <= secs + 10, f"{lines} log lines for {guesses} failures: not rate-limited")
 
 

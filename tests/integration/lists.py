@@ -209,6 +209,7 @@ def case_request_id(f):
     one, each its own."""
     f.start()
     seen = set()
+    rids = {}
     for method, path, data, token in [("GET", "/v1/tokens?limit=0", None, None),
                                       ("GET", "/v1/nothing", None, None),
                                       ("GET", "/v1/tokens", None, "wrong"),
@@ -224,10 +225,19 @@ def case_request_id(f):
               f"{method} {path}: body {body} header {rid}")
         check(rid not in seen, f"request id {rid} used twice")
         seen.add(rid)
+        if token:
+            rids[token] = rid
         wait_for(lambda: f"-> {st} (request {rid})" in f.ctl.text(), 5, f"the log line of {rid}")
+    rid_401 = rids["wrong"]
     st, hdrs, _ = call(f, "GET", "/v1/tokens")
     check(st == 200 and hdrs.get("X-Request-Id", "").startswith("req-") and hdrs["X-Request-Id"] not in seen,
           "a success has its own X-Request-Id too")
+    # The audit log (issue 12, credentials) names a refused request by the
+    # same id: one id per request, the HTTP layer's.
+    st, _, body = call(f, "GET", "/v1/audit?limit=100")
+    mine = [e for e in body["entries"] if e["request_id"] == rid_401]
+    check(st == 200 and len(mine) == 1 and mine[0]["status"] == 401 and mine[0]["path"] == "/v1/tokens",
+          f"the 401's audit row has its X-Request-Id {rid_401}: {body}")
     # An error of the HTTP layer itself (a malformed request, before any
     # route) names its request too.
     with socket.create_connection(("127.0.0.1", f.api_port), timeout=10) as raw:

@@ -1,0 +1,203 @@
+/* /v1/credentials (API credentials with roles; the token is shown once, at
+ * creation and at rotation) and /v1/audit: the admin role's routes. */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "controller/skyrootd/api_creds_json.h"
+#include "controller/skyrootd/api_priv.h"
+
+#define API_CRED_PREFIX "skc-"
+#define API_CRED_SECRET_BYTES 32
+#define API_AUDIT_LIMIT_MAX 10000
+
+/* A new token into secret and its hash into hash. */
+static int api_creds__secret(char secret[sizeof(API_CRED_PREFIX) + 2 * API_CRED_SECRET_BYTES], uint8_t hash[32])
+{
+	uint8_t raw[API_CRED_SECRET_BYTES];
+	int r = sky_random(raw, sizeof(raw));
+
+	if (r < 0)
+		return r;
+	memcpy(secret, API_CRED_PREFIX, strlen(API_CRED_PREFIX));
+	sky_format_hex(raw, sizeof(raw), secret + strlen(API_CRED_PREFIX));
+	OPENSSL_cleanse(raw, sizeof(raw));
+	sky_sha256(secret, strlen(secret), hash);
+	return 0;
+}
+
+static void api_creds__no(struct api_reply *rep, const char *name)
+{
+	api_reply_error(rep, 404, "not_found", "no credential named '%s'; see 'skyctl credential list'", name);
+}
+
+/* The credential as it is now, with the token when one was just made. */
+static void api_creds__answer(struct api_call *call, struct api_reply *rep, int status, const char *name,
+			      const char *secret)
+{
+	int64_t now = sky_unix_now();
+	struct creds_row c;
+	json_t *o;
+	int r = creds_get(call->ctl->db, name, &c);
+
+	if (r < 0) {
+		api_reply_internal(rep, r, "read the credential back");
+		return;
+	}
+	o = api_creds_json(&c, now);
+	if (o && secret && json_object_set_new(o, "token", json_string(secret)) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	api_reply_ok(rep, status, o);
+}
+
+static void api__creds_create(struct api_call *call, struct api_reply *rep)
+{
+	struct controller *ctl = call->ctl;
+	struct api_cred_request req;
+	char err[API_JSON_ERR_MAX], secret[sizeof(API_CRED_PREFIX) + 2 * API_CRED_SECRET_BYTES];
+	uint8_t hash[32];
+	int64_t now = sky_unix_now();
+	int r;
+
+	if (api_creds_parse_create(call->req->body, call->req->body_len, &req, err, sizeof(err)) < 0) {
+		api_reply_error(rep, 400, "bad_request", "%s", err);
+		return;
+	}
+	r = api_creds__secret(secret, hash);
+	if (r < 0) {
+		api_reply_internal(rep, r, "get random bytes for a credential");
+		return;
+	}
+	r = creds_create(ctl->db, req.name, req.role, now, req.ttl_seconds ? now + req.ttl_seconds : 0, hash);
+	OPENSSL_cleanse(hash, sizeof(hash));
+	if (r == -EEXIST) {
+		api_reply_error(rep, 409, "conflict",
+				"a credential named '%s' exists (revoked ones keep their name); choose another name",
+				req.name);
+	} else if (r < 0) {
+		api_reply_internal(rep, r, "store the new credential");
+	} else {
+		log_info("api: credential '%s' created (role %s)", req.name, creds_role_name(req.role));
+		api_creds__answer(call, rep, 201, req.name, secret);
+	}
+	OPENSSL_cleanse(secret, sizeof(secret));
+}
+
+struct api_creds_ctx {
+	json_t *array;
+	int64_t now;
+};
+
+static int api_creds__list_cb(void *ctx, const struct creds_row *c)
+{
+	struct api_creds_ctx *x = ctx;
+
+	return json_array_append_new(x->array, api_creds_json(c, x->now)) < 0 ? -ENOMEM : 0;
+}
+
+static void api__creds_list(struct api_call *call, struct api_reply *rep)
+{
+	struct api_creds_ctx x = { .array = json_array(), .now = sky_unix_now() };
+	int r = x.array ? creds_list(call->ctl->db, api_creds__list_cb, &x) : -ENOMEM;
+
+	api_reply_list(rep, "credentials", "list the credentials", r, x.array);
+}
+
+static void api__cred_show(struct api_call *call, struct api_reply *rep)
+{
+	struct creds_row c;
+	int r = creds_get(call->ctl->db, call->seg, &c);
+
+	if (r == -ENOENT)
+		api_creds__no(rep, call->seg);
+	else if (r < 0)
+		api_reply_internal(rep, r, "read the credential");
+	else
+		api_reply_ok(rep, 200, api_creds_json(&c, sky_unix_now()));
+}
+
+static void api__cred_rotate(struct api_call *call, struct api_reply *rep)
+{
+	char err[API_JSON_ERR_MAX], secret[sizeof(API_CRED_PREFIX) + 2 * API_CRED_SECRET_BYTES];
+	uint8_t hash[32];
+	int64_t grace;
+	int r;
+
+	if (api_creds_parse_rotate(call->req->body, call->req->body_len, &grace, err, sizeof(err)) < 0) {
+		api_reply_error(rep, 400, "bad_request", "%s", err);
+		return;
+	}
+	r = api_creds__secret(secret, hash);
+	if (r < 0) {
+		api_reply_internal(rep, r, "get random bytes for a credential");
+		return;
+	}
+	r = creds_rotate(call->ctl->db, call->seg, hash, sky_unix_now(), grace);
+	OPENSSL_cleanse(hash, sizeof(hash));
+	if (r == -ENOENT) {
+		api_creds__no(rep, call->seg);
+	} else if (r == -EKEYREVOKED) {
+		api_reply_error(rep, 409, "conflict", "the credential '%s' is revoked; create a new one", call->seg);
+	} else if (r < 0) {
+		api_reply_internal(rep, r, "rotate the credential");
+	} else {
+		log_info("api: credential '%s' rotated (the old token works %lld s more)", call->seg, (long long)grace);
+		api_creds__answer(call, rep, 200, call->seg, secret);
+	}
+	OPENSSL_cleanse(secret, sizeof(secret));
+}
+
+static void api__cred_revoke(struct api_call *call, struct api_reply *rep)
+{
+	int r = creds_revoke(call->ctl->db, call->seg, sky_unix_now());
+
+	if (r == -ENOENT) {
+		api_creds__no(rep, call->seg);
+		return;
+	}
+	if (r < 0) {
+		api_reply_internal(rep, r, "revoke the credential");
+		return;
+	}
+	log_info("api: credential '%s' revoked", call->seg);
+	api_reply_ok(rep, 200, json_pack("{s:s}", "revoked", call->seg));
+}
+
+static int api_audit__cb(void *ctx, const struct audit_entry *e)
+{
+	return json_array_append_new(ctx, api_creds_audit_json(e)) < 0 ? -ENOMEM : 0;
+}
+
+static void api__audit_list(struct api_call *call, struct api_reply *rep)
+{
+	char err[API_JSON_ERR_MAX];
+	uint64_t limit;
+	json_t *arr;
+	int r;
+
+	if (api_creds_parse_limit(call->req->query, call->req->query_len, API_AUDIT_LIMIT_MAX, &limit, err,
+				  sizeof(err)) < 0) {
+		api_reply_error(rep, 400, "bad_request", "%s", err);
+		return;
+	}
+	arr = json_array();
+	r = arr ? audit_list(call->ctl->db, limit, api_audit__cb, arr) : -ENOMEM;
+	api_reply_list(rep, "entries", "read the audit log", r, arr);
+}
+
+const struct api_route api_creds_routes[] = {
+	{ .path = "/v1/credentials", .admin = true, API_ALLOW("GET, POST"), .get = api__creds_list,
+	  .post = api__creds_create },
+	{ .path = "/v1/credentials/", .segment = true, .segment_max = CREDS_NAME_MAX, .noun = "a credential name",
+	  .placeholder = "{name}", .admin = true, API_ALLOW("GET, DELETE"), .get = api__cred_show,
+	  .del = api__cred_revoke },
+	{ .path = "/v1/credentials/", .segment = true, .segment_max = CREDS_NAME_MAX, .noun = "a credential name",
+	  .placeholder = "{name}/rotate", .suffix = "/rotate", .admin = true, API_ALLOW("POST"), .post = api__cred_rotate },
+	{ .path = "/v1/audit", .admin = true, API_ALLOW("GET"), .get = api__audit_list },
+	{ .path = NULL },
+};

@@ -1,0 +1,213 @@
+/* API credentials (controller/skyrootd/creds.c) and the audit log's bound
+ * (audit.c): the roles' rules, a credential's state at a time (expiry,
+ * revocation), lookup by the token's hash, rotation with and without a
+ * grace, the state folder's tokens imported once. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/util.h"
+#include "controller/skyrootd/audit.h"
+#include "controller/skyrootd/creds.h"
+#include "controller/skyrootd/db.h"
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct db *db;
+};
+
+static void hash_of(const char *token, uint8_t h[32])
+{
+	sky_sha256(token, strlen(token), h);
+}
+
+static int setup(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	snprintf(x->dir, sizeof(x->dir), "/tmp/sky-creds-XXXXXX");
+	assert_non_null(mkdtemp(x->dir));
+	snprintf(x->path, sizeof(x->path), "%s/db", x->dir);
+	assert_int_equal(db_open(x->path, &x->db), 0);
+	*state = x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *x = *state;
+	char p[160];
+
+	db_close(x->db);
+	for (const char *const *s = (const char *const[]){ "", "-wal", "-shm", NULL }; *s; s++) {
+		snprintf(p, sizeof(p), "%s%s", x->path, *s);
+		unlink(p);
+	}
+	rmdir(x->dir);
+	free(x);
+	return 0;
+}
+
+static void test_roles(void **state)
+{
+	enum creds_role r;
+
+	(void)state;
+	/* Reads need a reader, changes an operator, the admin routes an admin. */
+	assert_int_equal(creds_route_need(true, false), CREDS_READER);
+	assert_int_equal(creds_route_need(false, false), CREDS_OPERATOR);
+	assert_int_equal(creds_route_need(true, true), CREDS_ADMIN);
+	assert_int_equal(creds_route_need(false, true), CREDS_ADMIN);
+	assert_true(creds_role_allows(CREDS_READER, CREDS_READER));
+	assert_false(creds_role_allows(CREDS_READER, CREDS_OPERATOR));
+	assert_true(creds_role_allows(CREDS_OPERATOR, CREDS_OPERATOR));
+	assert_false(creds_role_allows(CREDS_OPERATOR, CREDS_ADMIN));
+	assert_true(creds_role_allows(CREDS_ADMIN, CREDS_ADMIN));
+	assert_true(creds_role_allows(CREDS_ADMIN, CREDS_READER));
+	assert_false(creds_role_allows(CREDS_NONE, CREDS_READER));
+	assert_false(creds_role_allows(CREDS_ADMIN, CREDS_NONE));
+	assert_int_equal(creds_role_parse("operator", &r), 0);
+	assert_int_equal(r, CREDS_OPERATOR);
+	assert_int_equal(creds_role_parse("none", &r), -EINVAL);
+	assert_int_equal(creds_role_parse("Admin", &r), -EINVAL);
+	assert_int_equal(creds_role_parse(NULL, &r), -EINVAL);
+	assert_true(creds_name_ok("ci-bot_1.x"));
+	assert_false(creds_name_ok(""));
+	assert_false(creds_name_ok("-x"));
+	assert_false(creds_name_ok("a b"));
+	assert_false(creds_name_ok("a/b"));
+}
+
+static void test_state(void **state)
+{
+	struct creds_row c = { .expires_at = 100 };
+
+	(void)state;
+	assert_int_equal(creds_state(&c, 99), CREDS_ACTIVE);
+	assert_int_equal(creds_state(&c, 100), CREDS_EXPIRED);
+	c.expires_at = 0;
+	assert_int_equal(creds_state(&c, INT64_MAX), CREDS_ACTIVE);
+	c.revoked_at = 5;
+	c.expires_at = 100;
+	assert_int_equal(creds_state(&c, 99), CREDS_REVOKED);
+}
+
+static void test_find(void **state)
+{
+	struct fx *x = *state;
+	struct creds_row c;
+	uint8_t h[32], h2[32], h3[32];
+
+	hash_of("skc-one", h);
+	assert_int_equal(creds_create(x->db, "one", CREDS_OPERATOR, 1000, 2000, h), 0);
+	assert_int_equal(creds_create(x->db, "one", CREDS_READER, 1000, 0, h), -EEXIST);
+	assert_int_equal(creds_create(x->db, "bad name", CREDS_READER, 1000, 0, h), -EINVAL);
+	assert_int_equal(creds_find(x->db, h, 1500, &c), 0);
+	assert_string_equal(c.name, "one");
+	assert_int_equal(c.role, CREDS_OPERATOR);
+	assert_int_equal(creds_find(x->db, h, 2000, &c), -EKEYEXPIRED);
+	/* Same first bytes, another hash: unknown. */
+	memcpy(h2, h, sizeof(h2));
+	h2[31] ^= 1;
+	assert_int_equal(creds_find(x->db, h2, 1500, &c), -ENOENT);
+	/* Rotation without grace: the old secret at once invalid. */
+	hash_of("skc-two", h2);
+	assert_int_equal(creds_rotate(x->db, "one", h2, 1500, 0), 0);
+	assert_int_equal(creds_find(x->db, h, 1500, &c), -ENOENT);
+	assert_int_equal(creds_find(x->db, h2, 1500, &c), 0);
+	/* With a grace: the old one until it ends. */
+	hash_of("skc-three", h3);
+	assert_int_equal(creds_rotate(x->db, "one", h3, 1500, 60), 0);
+	assert_int_equal(creds_find(x->db, h2, 1559, &c), 0);
+	assert_int_equal(creds_find(x->db, h2, 1560, &c), -EKEYEXPIRED);
+	assert_int_equal(creds_find(x->db, h3, 1560, &c), 0);
+	assert_int_equal(creds_rotate(x->db, "one", h3, 1500, CREDS_GRACE_MAX + 1), -EINVAL);
+	assert_int_equal(creds_rotate(x->db, "nope", h3, 1500, 0), -ENOENT);
+	/* Revoked: both secrets refused, it cannot be rotated. */
+	assert_int_equal(creds_rotate(x->db, "one", h2, 1600, 600), 0);
+	assert_int_equal(creds_revoke(x->db, "one", 1601), 0);
+	assert_int_equal(creds_find(x->db, h3, 1602, &c), -ENOENT); /* the grace ended with it */
+	assert_int_equal(creds_find(x->db, h2, 1602, &c), -EKEYREVOKED);
+	assert_string_equal(c.name, "one");
+	assert_int_equal(creds_rotate(x->db, "one", h, 1602, 0), -EKEYREVOKED);
+	assert_int_equal(creds_revoke(x->db, "one", 1700), 0);
+	assert_int_equal(creds_get(x->db, "one", &c), 0);
+	assert_int_equal(c.revoked_at, 1601);
+	assert_int_equal(creds_revoke(x->db, "nope", 1700), -ENOENT);
+}
+
+static void test_import(void **state)
+{
+	struct fx *x = *state;
+	struct creds_row c;
+	uint8_t a[32], b[32], n[32];
+
+	hash_of("init-admin", a);
+	hash_of("rotated", b);
+	hash_of("new-reader", n);
+	assert_int_equal(creds_import(x->db, "admin", CREDS_ADMIN, a, false, 10), 0);
+	assert_int_equal(creds_find(x->db, a, 11, &c), 0);
+	assert_int_equal(c.role, CREDS_ADMIN);
+	/* Once rotated, the state folder's hash does not come back. */
+	assert_int_equal(creds_rotate(x->db, "admin", b, 12, 0), 0);
+	assert_int_equal(creds_import(x->db, "admin", CREDS_ADMIN, a, false, 13), 0);
+	assert_int_equal(creds_find(x->db, a, 14, &c), -ENOENT);
+	/* A revoked one neither, unless replaced (a new reader-token). */
+	assert_int_equal(creds_import(x->db, "reader", CREDS_READER, a, false, 10), 0);
+	assert_int_equal(creds_revoke(x->db, "reader", 11), 0);
+	assert_int_equal(creds_import(x->db, "reader", CREDS_READER, a, false, 12), 0);
+	assert_int_equal(creds_find(x->db, a, 13, &c), -EKEYREVOKED);
+	assert_int_equal(creds_import(x->db, "reader", CREDS_READER, n, true, 14), 0);
+	assert_int_equal(creds_find(x->db, n, 15, &c), 0);
+	assert_string_equal(c.name, "reader");
+	assert_int_equal(c.role, CREDS_READER);
+}
+
+static int count_cb(void *ctx, const struct audit_entry *e)
+{
+	int64_t *last = ctx;
+
+	/* Newest first. */
+	assert_true(last[0] == 0 || e->seq < last[0]);
+	last[0] = e->seq;
+	last[1]++;
+	return 0;
+}
+
+static void test_audit_bound(void **state)
+{
+	struct fx *x = *state;
+	struct audit_entry e = { .at = 1, .credential = "admin", .peer = "127.0.0.1", .method = "POST",
+				 .path = "/v1/tokens", .status = 201, .request_id = "req-1" };
+	int64_t seen[2] = { 0, 0 };
+
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(audit_add(x->db, &e, 4), 0);
+	assert_int_equal(audit_list(x->db, 100, count_cb, seen), 0);
+	assert_int_equal(seen[1], 4);
+	assert_int_equal(seen[0], 7); /* rows 7..10 kept */
+	seen[0] = seen[1] = 0;
+	assert_int_equal(audit_list(x->db, 2, count_cb, seen), 0);
+	assert_int_equal(seen[1], 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roles),
+		cmocka_unit_test(test_state),
+		cmocka_unit_test_setup_teardown(test_find, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_import, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_bound, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
