@@ -436,7 +436,10 @@ def case_stream_resume(f):
     progress between 0 and all chunks), and after the restarts the boards
     finish with the chunks they still lacked, not from the start."""
     f.start()
-    nchunks = 96
+    # Large enough that three boards are still part way through at their
+    # first progress report (every 500 ms) even in a release build that
+    # streams a few hundred MB/s on loopback.
+    nchunks = 256
     path = os.path.join(f.tmp, "r")
     want = rand_file(path, nchunks * CHUNK)
     st, img = push(f, path, "r")
