@@ -1,9 +1,9 @@
 /* skyrootd's HTTP/1.1 layer: listening, connections (TLS through
  * common/tls.c, or plain for network boot), parsing with libhttp-parser
- * under limits, keep-alive, and answers.  The only file that sees the HTTP
- * parser.  It knows no route and no resource: the layer above (api.c)
- * gets whole requests through struct http_ops and answers with the
- * http_respond_* calls.
+ * under limits, keep-alive, and answers.  Its files (http_priv.h) are the
+ * only ones that see the HTTP parser.  It knows no route and no resource:
+ * the layer above (api.c) gets whole requests through struct http_ops and
+ * answers with the http_respond_* calls.
  *
  * One request at a time per connection: when a request is complete the
  * parser stops, the request is handed up, and parsing resumes only once
