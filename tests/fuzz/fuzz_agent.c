@@ -24,8 +24,6 @@
  * the console data the board sent last. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +40,7 @@
 #include "controller/skyrootd/db.h"
 #include "controller/skyrootd/guests.h"
 #include "controller/skyrootd/store.h"
+#include "tests/fuzz/fuzz_ctl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -132,48 +131,14 @@ static int fz_send(void *ctx, const char *board_id, Skyroot__Envelope *env)
 
 static const struct guests_ops fz_guests_ops = { .online = fz_online, .send = fz_send };
 
-static void fz_upload(const char *name, const char *kind, const uint8_t *bytes, size_t n, struct store_image *out)
-{
-	struct store_upload *up;
-
-	if (store_upload_begin(fz.ctl.store, name, kind, n, &up) != 0 || store_upload_write(up, bytes, n) != 0 ||
-	    store_upload_commit(up, out) != 0)
-		abort();
-}
-
-/* Give a row a fixed id (images and guests get random ones). */
-static void fz_rename(const char *sql, const char *to, char *id, size_t idlen)
-{
-	sqlite3_stmt *st;
-
-	if (sqlite3_prepare_v2(db_handle(fz.ctl.db), sql, -1, &st, NULL) != SQLITE_OK)
-		abort();
-	sqlite3_bind_text(st, 1, to, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) != SQLITE_DONE || sqlite3_changes(db_handle(fz.ctl.db)) < 1)
-		abort();
-	sqlite3_finalize(st);
-	snprintf(id, idlen, "%s", to);
-}
-
-static int fz_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void fz_cleanup(void)
 {
-	nftw(fz.dir, fz_rm, 8, FTW_DEPTH | FTW_PHYS);
+	fz_ctl_rm_tree(fz.dir);
 }
 
 static void fz_setup(void)
 {
 	struct db_board b = { .id = FZ_BOARD, .name = "known", .uuid = "uuid-known", .enrolled_at = 1 };
-	struct sky_cert_spec spec = { .kind = SKY_CERT_CA, .cn = "fuzz CA", .serial = 1, .not_before = 0,
-				      .not_after = 4102444800 };
 	struct guest_request gr = { .name = "web1", .board = FZ_BOARD, .kernel = "vmlinuz", .vcpus = 1,
 				    .memory = 64ull << 20, .backend = "qemu" };
 	char err[GUEST_ERROR_MAX];
@@ -187,36 +152,16 @@ static void fz_setup(void)
 		abort();
 	atexit(fz_cleanup);
 	fz.ctl.loop = &fz.loop;
-	snprintf(fz.ctl.db_path, sizeof(fz.ctl.db_path), "%s/skyroot.db", fz.dir);
-	if (db_open(fz.ctl.db_path, &fz.ctl.db) != 0)
-		abort();
-	/* The database and its folder stay while the process runs (chunks
-	 * are read by path on the worker threads), then go (fz_cleanup). */
-	db_set_durable(fz.ctl.db, false);
-	if (sky_key_new_p256(&fz.ctl.ca_key) != 0 ||
-	    sky_cert_issue(&spec, fz.ctl.ca_key, NULL, fz.ctl.ca_key, &fz.ctl.ca_cert) != 0)
-		abort();
+	fz_ctl_ca(&fz.ctl.ca_key, &fz.ctl.ca_cert);
 	fz.ctl.opt.cert_ttl = 3600;
 	fz.ctl.signing_key = signing;
-	if (store_open(fz.ctl.db, fz.ctl.db_path, fz.dir, signing, 1 << 20, &fz.ctl.store) != 0)
-		abort();
+	/* The database and its folder stay while the process runs (chunks
+	 * are read by path on the worker threads), then go (fz_cleanup). */
+	fz_ctl_store_open(&fz.ctl, fz.dir, signing);
 	for (size_t i = 0; i < sizeof(fz.image); i++)
 		fz.image[i] = (uint8_t)(i * 7 + 3);
-	fz_upload("vmlinuz", "kernel", fz.image, sizeof(fz.image), &fz.granted);
-	{
-		char id[DB_ID_MAX];
-		snprintf(id, sizeof(id), "%s", fz.granted.id);
-		fz_rename("UPDATE image_chunks SET image_id = ?1 WHERE image_id = ?2", FZ_IMAGE_ID, id, sizeof(id));
-		fz_rename("UPDATE images SET id = ?1 WHERE id = ?2", FZ_IMAGE_ID, fz.granted.id,
-			  sizeof(fz.granted.id));
-	}
-	fz_upload("secret", "disk", (const uint8_t *)"not yours", 9, &fz.other);
-	{
-		char id[DB_ID_MAX];
-		snprintf(id, sizeof(id), "%s", fz.other.id);
-		fz_rename("UPDATE image_chunks SET image_id = ?1 WHERE image_id = ?2", FZ_OTHER_ID, id, sizeof(id));
-		fz_rename("UPDATE images SET id = ?1 WHERE id = ?2", FZ_OTHER_ID, fz.other.id, sizeof(fz.other.id));
-	}
+	fz_ctl_image(&fz.ctl, "vmlinuz", "kernel", fz.image, sizeof(fz.image), FZ_IMAGE_ID, &fz.granted);
+	fz_ctl_image(&fz.ctl, "secret", "disk", (const uint8_t *)"not yours", 9, FZ_OTHER_ID, &fz.other);
 	if (db_board_insert(fz.ctl.db, &b) != 0)
 		abort();
 	/* Sent to the board: its chunks may be asked for. */
@@ -228,7 +173,8 @@ static void fz_setup(void)
 		abort();
 	if (guests_create(fz.ctl.guests, &gr, &fz.guest, err, sizeof(err)) != 0)
 		abort();
-	fz_rename("UPDATE guests SET id = ?1 WHERE id = ?2", FZ_GUEST_ID, fz.guest.id, sizeof(fz.guest.id));
+	fz_ctl_rename(&fz.ctl, "UPDATE guests SET id = ?1 WHERE id = ?2", FZ_GUEST_ID, fz.guest.id,
+		      sizeof(fz.guest.id));
 	guests_set_ops(fz.ctl.guests, &fz_guests_ops, NULL);
 
 	fz.al = calloc(1, sizeof(*fz.al));

@@ -19,7 +19,6 @@
  * download slot is given back when the connection goes; no leak (ASan).
  * FUZZ_REST_SHOW=1 in the environment prints the answers. */
 #include <errno.h>
-#include <ftw.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +35,7 @@
 #include "controller/skyrootd/db.h"
 #include "controller/skyrootd/guests.h"
 #include "controller/skyrootd/store.h"
+#include "tests/fuzz/fuzz_ctl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -55,28 +55,6 @@ static struct {
 	struct controller ctl;
 	bool ready;
 } fz;
-
-static int fz_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void fz_rename(const char *sql, const char *to, char *id, size_t idlen)
-{
-	sqlite3_stmt *st;
-
-	if (sqlite3_prepare_v2(db_handle(fz.ctl.db), sql, -1, &st, NULL) != SQLITE_OK)
-		abort();
-	sqlite3_bind_text(st, 1, to, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) != SQLITE_DONE || sqlite3_changes(db_handle(fz.ctl.db)) < 1)
-		abort();
-	sqlite3_finalize(st);
-	snprintf(id, idlen, "%s", to);
-}
 
 static void fz_write_file(const char *dir, const char *name, const char *text)
 {
@@ -128,10 +106,9 @@ static void fz_state_open(const char *dir, bool fresh)
 	struct guest_request gr = { .name = "web1", .board = "node-a", .kernel = "vmlinuz", .vcpus = 1,
 				    .memory = 64ull << 20, .backend = "qemu" };
 	static const uint8_t kernel[] = "a kernel, as far as the store knows";
-	struct store_upload *up;
 	struct store_image img;
 	struct guest gs;
-	char err[GUEST_ERROR_MAX], id[DB_ID_MAX];
+	char err[GUEST_ERROR_MAX];
 	uint8_t hash[32];
 
 	memset(&fz.ctl, 0, sizeof(fz.ctl));
@@ -151,26 +128,15 @@ static void fz_state_open(const char *dir, bool fresh)
 	sky_sha256(FZ_ADMIN, strlen(FZ_ADMIN), fz.ctl.admin_hash);
 	sky_sha256(FZ_READER, strlen(FZ_READER), fz.ctl.reader_hash);
 	fz.ctl.has_reader = true;
-	snprintf(fz.ctl.db_path, sizeof(fz.ctl.db_path), "%s/skyroot.db", dir);
-	if (db_open(fz.ctl.db_path, &fz.ctl.db) != 0)
-		abort();
-	db_set_durable(fz.ctl.db, false);
-	if (store_open(fz.ctl.db, fz.ctl.db_path, dir, fz.signing_key, 1 << 20, &fz.ctl.store) != 0)
-		abort();
+	fz_ctl_store_open(&fz.ctl, dir, fz.signing_key);
 	if (fresh) {
 		/* The tokens are the credentials 'admin' and 'reader' (creds.h),
 		 * as skyrootd's state load makes them. */
 		if (creds_import(fz.ctl.db, "admin", CREDS_ADMIN, fz.ctl.admin_hash, false, 1) != 0 ||
 		    creds_import(fz.ctl.db, "reader", CREDS_READER, fz.ctl.reader_hash, false, 1) != 0)
 			abort();
-		if (store_upload_begin(fz.ctl.store, "vmlinuz", "kernel", sizeof(kernel), &up) != 0 ||
-		    store_upload_write(up, kernel, sizeof(kernel)) != 0 || store_upload_commit(up, &img) != 0)
-			abort();
 		/* Fixed ids (they are random) so that seeds can name them. */
-		snprintf(id, sizeof(id), "%s", img.id);
-		fz_rename("UPDATE image_chunks SET image_id = ?1 WHERE image_id = ?2", "img-00000000f022", id,
-			  sizeof(id));
-		fz_rename("UPDATE images SET id = ?1 WHERE id = ?2", "img-00000000f022", img.id, sizeof(img.id));
+		fz_ctl_image(&fz.ctl, "vmlinuz", "kernel", kernel, sizeof(kernel), "img-00000000f022", &img);
 		if (db_board_insert(fz.ctl.db, &b) != 0)
 			abort();
 		sky_sha256(FZ_BOOT_TOKEN, strlen(FZ_BOOT_TOKEN), hash);
@@ -182,7 +148,8 @@ static void fz_state_open(const char *dir, bool fresh)
 	if (fresh) {
 		if (guests_create(fz.ctl.guests, &gr, &gs, err, sizeof(err)) != 0)
 			abort();
-		fz_rename("UPDATE guests SET id = ?1 WHERE id = ?2", "gst-00000000f022", gs.id, sizeof(gs.id));
+		fz_ctl_rename(&fz.ctl, "UPDATE guests SET id = ?1 WHERE id = ?2", "gst-00000000f022", gs.id,
+			      sizeof(gs.id));
 	}
 }
 
@@ -200,7 +167,7 @@ static void fz_state_free(void)
 	if (!fz.ready)
 		return;
 	fz_state_close();
-	nftw(fz.dir, fz_rm, 8, FTW_DEPTH | FTW_PHYS);
+	fz_ctl_rm_tree(fz.dir);
 	fz.ready = false;
 }
 
@@ -223,19 +190,16 @@ static void fz_state_new(void)
 static void fz_cleanup(void)
 {
 	fz_state_free();
-	nftw(fz.tpl, fz_rm, 8, FTW_DEPTH | FTW_PHYS);
+	fz_ctl_rm_tree(fz.tpl);
 }
 
 static void fz_setup(void)
 {
-	struct sky_cert_spec spec = { .kind = SKY_CERT_CA, .cn = "fuzz CA", .serial = 1, .not_before = 0,
-				      .not_after = 4102444800 };
-
 	sky_log_init("fuzz", SKY_LOG_NONE);
 	fz.signing_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-	if (!fz.signing_key || uv_loop_init(&fz.loop) != 0 || sky_key_new_p256(&fz.ca_key) != 0 ||
-	    sky_cert_issue(&spec, fz.ca_key, NULL, fz.ca_key, &fz.ca_cert) != 0)
+	if (!fz.signing_key || uv_loop_init(&fz.loop) != 0)
 		abort();
+	fz_ctl_ca(&fz.ca_key, &fz.ca_cert);
 	/* In memory when it can be: a fresh store is made often, and its
 	 * fsyncs would take most of the time on a disk. */
 	fz.tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
