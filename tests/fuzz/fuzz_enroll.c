@@ -18,10 +18,19 @@
 #include "common/x509.h"
 #include "controller/skyrootd/agentlink_priv.h"
 #include "controller/skyrootd/db.h"
+#include "tests/fuzz/fuzz_ctl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct controller fuzz_ctl;
+static char fuzz_dir[] = "/tmp/fuzz-enroll-XXXXXX";
+
+static void fuzz__cleanup(void)
+{
+	db_close(fuzz_ctl.db);
+	fuzz_ctl.db = NULL;
+	fz_ctl_rm_tree(fuzz_dir);
+}
 
 static void fuzz__token(struct db *db, const char *id, const char *secret, const char *board)
 {
@@ -38,18 +47,17 @@ static void fuzz__token(struct db *db, const char *id, const char *secret, const
 
 static void fuzz__setup(void)
 {
-	char dir[] = "/tmp/fuzz-enroll-XXXXXX", path[64];
+	char path[64];
 	struct db_board b = { .id = "brd-000001", .name = "known", .uuid = "uuid-known", .enrolled_at = 1 };
 	struct sky_cert_spec spec = { .kind = SKY_CERT_CA, .cn = "fuzz CA", .serial = 1, .not_before = 0,
 				      .not_after = 4102444800 };
 
-	if (!mkdtemp(dir))
+	if (!mkdtemp(fuzz_dir))
 		abort();
-	snprintf(path, sizeof(path), "%s/skyroot.db", dir);
+	snprintf(path, sizeof(path), "%s/skyroot.db", fuzz_dir);
 	if (db_open(path, &fuzz_ctl.db) != 0)
 		abort();
-	/* The database stays open; its folder goes when the process does. */
-	unlink(path);
+	atexit(fuzz__cleanup); /* the folder goes with the process */
 	if (sky_key_new_p256(&fuzz_ctl.ca_key) != 0 ||
 	    sky_cert_issue(&spec, fuzz_ctl.ca_key, NULL, fuzz_ctl.ca_key, &fuzz_ctl.ca_cert) != 0)
 		abort();
