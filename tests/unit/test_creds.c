@@ -173,6 +173,22 @@ static void test_import(void **state)
 	assert_int_equal(creds_find(x->db, n, 15, &c), 0);
 	assert_string_equal(c.name, "reader");
 	assert_int_equal(c.role, CREDS_READER);
+	/* Replacing an expiring one: the new role, no expiry, no grace left. */
+	hash_of("ci-1", a);
+	hash_of("ci-2", b);
+	hash_of("ci-3", n);
+	assert_int_equal(creds_create(x->db, "ci", CREDS_OPERATOR, 10, 100, a), 0);
+	assert_int_equal(creds_rotate(x->db, "ci", b, 20, 60), 0);
+	assert_int_equal(creds_import(x->db, "ci", CREDS_READER, n, true, 30), 0);
+	assert_int_equal(creds_get(x->db, "ci", &c), 0);
+	assert_int_equal(c.role, CREDS_READER);
+	assert_int_equal(c.expires_at, 0);
+	assert_int_equal(c.rotated_at, 30);
+	assert_int_equal(c.old_until, 0);
+	assert_int_equal(creds_find(x->db, a, 31, &c), -ENOENT);
+	assert_int_equal(creds_find(x->db, b, 31, &c), -ENOENT);
+	assert_int_equal(creds_find(x->db, n, 500, &c), 0);
+	assert_int_equal(creds_import(x->db, "ci", CREDS_NONE, n, true, 40), -EINVAL);
 }
 
 static int count_cb(void *ctx, const struct audit_entry *e)
