@@ -85,12 +85,35 @@ int api_creds_parse_rotate(const void *body, size_t len, int64_t *grace, char *e
 
 int api_creds_parse_limit(const char *query, size_t len, uint64_t max, uint64_t *out, char *err, size_t errlen)
 {
+	const char *p = query, *end = query ? query + len : NULL;
+	unsigned seen = 0;
 	char val[24];
 	uint64_t n;
-	int r = api_json_query_get(query, len, "limit", val, sizeof(val));
+	int r;
 
 	*out = max < AUDIT_LIMIT_DEFAULT ? max : AUDIT_LIMIT_DEFAULT;
-	if (r == -ENOENT)
+	/* limit, once, and nothing else: a misspelt parameter is refused,
+	 * not ignored (as the lists do). */
+	while (p && p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *stop = amp ? amp : end;
+		size_t kl = (size_t)(stop - p);
+		const char *eq = memchr(p, '=', kl);
+
+		kl = eq ? (size_t)(eq - p) : kl;
+		if (stop > p && (kl != 5 || memcmp(p, "limit", 5) != 0)) {
+			snprintf(err, errlen, "unknown query parameter '%.*s'; the audit log takes only limit (1 to %llu)",
+				 (int)(kl > 40 ? 40 : kl), p, (unsigned long long)max);
+			return -EINVAL;
+		}
+		if (stop > p && ++seen > 1) {
+			snprintf(err, errlen, "query parameter 'limit' is given twice; give it once");
+			return -EINVAL;
+		}
+		p = amp ? amp + 1 : end;
+	}
+	r = api_json_query_get(query, len, "limit", val, sizeof(val));
+	if (r == -ENOENT && !seen)
 		return 0;
 	if (r < 0 || sky_parse_uint(val, 1, max, &n) < 0) {
 		snprintf(err, errlen, "limit must be a whole number from 1 to %llu (?limit=%d shows the %d newest "

@@ -302,9 +302,9 @@ static void test_audit_limit(void **state)
 	(void)state;
 	assert_int_equal(api_creds_parse_limit(NULL, 0, 10000, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, AUDIT_LIMIT_DEFAULT);
-	assert_int_equal(api_creds_parse_limit("x=1", 3, 50, &n, err, sizeof(err)), 0);
+	assert_int_equal(api_creds_parse_limit("", 0, 50, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 50); /* the default, within max */
-	assert_int_equal(api_creds_parse_limit("a=b&limit=2", 11, 10000, &n, err, sizeof(err)), 0);
+	assert_int_equal(api_creds_parse_limit("limit=2&", 8, 10000, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(api_creds_parse_limit("limit=1%30", 10, 10000, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 10);
@@ -321,6 +321,17 @@ static void test_audit_limit(void **state)
 		if (!strstr(err, "limit must be a whole number from 1 to 10000"))
 			fail_msg("%s: '%s'", *q, err);
 	}
+	/* Nothing but limit, once: a misspelling is not silently the default. */
+	assert_int_equal(api_creds_parse_limit("limt=5", 6, 10000, &n, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "unknown query parameter 'limt'; the audit log takes only limit (1 to 10000)"));
+	assert_int_equal(api_creds_parse_limit("a=b&limit=2", 11, 10000, &n, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "unknown query parameter 'a'"));
+	assert_int_equal(api_creds_parse_limit("page_token", 10, 10000, &n, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "unknown query parameter 'page_token'"));
+	assert_int_equal(api_creds_parse_limit("limit=1&limit=2", 15, 10000, &n, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "given twice"));
+	assert_int_equal(api_creds_parse_limit("limit", 5, 10000, &n, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "limit must be a whole number"));
 }
 
 int main(void)
