@@ -8,6 +8,7 @@
 
 #include "common/parse.h"
 #include "common/util.h"
+#include "controller/skyrootd/api_json.h"
 #include "controller/skyrootd/api_meta.h"
 
 #define FAIL(...) return (snprintf(err, errlen, __VA_ARGS__), -EINVAL)
@@ -89,19 +90,22 @@ static int api_meta__labels_ok(const json_t *labels, char *err, size_t errlen)
 	return 0;
 }
 
+#define API_PATCH_EXAMPLE "{\"name\": \"rack1-a\", \"labels\": {\"rack\": \"1\", \"old\": null}}"
+
 int api_patch_parse(const void *body, size_t len, const char *id_prefix, struct api_patch *out, char *err,
 		    size_t errlen)
 {
+	static const char *const known[] = { "name", "labels", "description", NULL };
 	struct api_patch p = { 0 };
-	json_error_t jerr;
-	json_t *root = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr) : NULL, *v;
+	json_t *root = NULL, *v;
 	const char *k;
-	int r = -EINVAL;
+	int r = api_json_load_object(body, len, "PATCH", API_PATCH_EXAMPLE, &root, err, errlen);
 
-	if (!json_is_object(root)) {
-		snprintf(err, errlen, "the body must be a JSON object with name, labels or description");
+	if (r == 0)
+		r = api_json_known_keys(root, "the PATCH body", known, err, errlen);
+	if (r < 0)
 		goto out;
-	}
+	r = -EINVAL;
 	json_object_foreach(root, k, v) {
 		if (strcmp(k, "name") == 0) {
 			const char *s = json_string_value(v);
@@ -125,13 +129,10 @@ int api_patch_parse(const void *body, size_t len, const char *id_prefix, struct 
 			}
 			p.has_description = true;
 			snprintf(p.description, sizeof(p.description), "%s", s);
-		} else if (strcmp(k, "labels") == 0) {
+		} else {
 			if (api_meta__labels_ok(v, err, errlen) < 0)
 				goto out;
 			p.labels = json_incref(v);
-		} else {
-			snprintf(err, errlen, "unknown field '%.64s' in the PATCH body; known: name, labels, description", k);
-			goto out;
 		}
 	}
 	if (!p.has_name && !p.has_description && !p.labels) {
