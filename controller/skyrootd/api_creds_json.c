@@ -35,7 +35,8 @@ int api_creds_parse_create(const void *body, size_t len, struct api_cred_request
 		snprintf(err, errlen, "the body must have a name and a role, like %s", ACJ_CREATE_EXAMPLE);
 		r = -EINVAL;
 	} else if (!name || !creds_name_ok(name)) {
-		snprintf(err, errlen, "name must be 1 to %d letters, digits, '.', '_' or '-' (not first)",
+		snprintf(err, errlen,
+			 "name must be 1 to %d letters, digits, '.', '_' or '-', not starting with '.' or '-'",
 			 CREDS_NAME_MAX - 1);
 		r = -EINVAL;
 	} else if (creds_role_parse(role, &req.role) < 0) {

@@ -257,7 +257,8 @@ static void test_create_body(void **state)
 		       "unknown field 'ttl' in credential; known: name, role, ttl_seconds");
 	create_refused("{\"role\": \"admin\"}", "must have a name and a role");
 	create_refused("{\"name\": \"a\"}", "must have a name and a role");
-	create_refused("{\"name\": \".a\", \"role\": \"admin\"}", "name must be 1 to 63");
+	create_refused("{\"name\": \".a\", \"role\": \"admin\"}",
+		       "name must be 1 to 63 letters, digits, '.', '_' or '-', not starting with '.' or '-'");
 	create_refused("{\"name\": 7, \"role\": \"admin\"}", "name must be 1 to 63");
 	create_refused("{\"name\": \"a\", \"role\": \"root\"}", "role must be reader, operator or admin");
 	create_refused("{\"name\": \"a\", \"role\": null}", "role must be reader, operator or admin");
