@@ -24,24 +24,6 @@
 #define API_IDEM_NONCE 12
 #define API_IDEM_TAG 16
 
-/* SHA-256 of the pieces one after the other: 0, or -EIO. */
-struct api_idem_piece {
-	const void *p;
-	size_t n;
-};
-
-static int api_idem__digest(const struct api_idem_piece *pieces, size_t n, uint8_t out[32])
-{
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	bool ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1;
-
-	for (size_t i = 0; ok && i < n; i++)
-		ok = pieces[i].n == 0 || EVP_DigestUpdate(c, pieces[i].p, pieces[i].n) == 1;
-	ok = ok && EVP_DigestFinal_ex(c, out, NULL) == 1;
-	EVP_MD_CTX_free(c);
-	return ok ? 0 : -EIO;
-}
-
 static bool api_idem__key_ok(const char *k)
 {
 	size_t n = strlen(k);
@@ -144,19 +126,19 @@ int api_idem_begin(struct api_call *call, struct api_reply *rep, struct api_idem
 		 * sent; the request's: path, query and body. */
 		static const char cred_label[] = "skyroot idempotency credential v2";
 		static const char seal_label[] = "skyroot idempotency seal v2";
-		const struct api_idem_piece cred[] = { { cred_label, sizeof(cred_label) }, { who, strlen(who) } };
-		const struct api_idem_piece seal[] = { { seal_label, sizeof(seal_label) },
-						       { who, strlen(who) + 1 },
-						       { req->authorization, req->authorization ? req->authorization_len : 0 } };
-		const struct api_idem_piece request[] = { { req->path, req->path_len },
-							  { "?", 1 },
-							  { req->query, req->query ? req->query_len : 0 },
-							  { "\n", 1 },
-							  { req->body, req->body_len } };
+		const struct sky_piece cred[] = { { cred_label, sizeof(cred_label) }, { who, strlen(who) } };
+		const struct sky_piece seal[] = { { seal_label, sizeof(seal_label) },
+						  { who, strlen(who) + 1 },
+						  { req->authorization, req->authorization ? req->authorization_len : 0 } };
+		const struct sky_piece request[] = { { req->path, req->path_len },
+						     { "?", 1 },
+						     { req->query, req->query ? req->query_len : 0 },
+						     { "\n", 1 },
+						     { req->body, req->body_len } };
 
-		if (api_idem__digest(cred, SKY_ARRAY_SIZE(cred), st->cred) < 0 ||
-		    api_idem__digest(seal, SKY_ARRAY_SIZE(seal), st->seal) < 0 ||
-		    api_idem__digest(request, SKY_ARRAY_SIZE(request), st->request) < 0) {
+		if (sky_sha256_pieces(cred, SKY_ARRAY_SIZE(cred), st->cred) < 0 ||
+		    sky_sha256_pieces(seal, SKY_ARRAY_SIZE(seal), st->seal) < 0 ||
+		    sky_sha256_pieces(request, SKY_ARRAY_SIZE(request), st->request) < 0) {
 			api_reply_internal(rep, -EIO, "hash the request and its credential for the Idempotency-Key");
 			return 1;
 		}

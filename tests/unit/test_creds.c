@@ -335,6 +335,29 @@ static void test_audit_limit(void **state)
 	assert_non_null(strstr(err, "limit must be a whole number"));
 }
 
+/* The hash of pieces (common/util.c) the idempotency seal, the page key and
+ * the etags are made with: the hash of the pieces' concatenation. */
+static void test_sha256_pieces(void **state)
+{
+	static const uint8_t abc[32] = { 0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+					 0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+					 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad };
+	const struct sky_piece three[] = { { "a", 1 }, { NULL, 0 }, { "bc", 2 } };
+	const struct sky_piece other[] = { { "ab", 2 }, { "c", 1 } };
+	const struct sky_piece sep[] = { { "ab", 3 }, { "c", 1 } };
+	uint8_t a[32], b[32], whole[32];
+
+	(void)state;
+	assert_int_equal(sky_sha256_pieces(three, 3, a), 0);
+	assert_memory_equal(a, abc, 32);
+	assert_int_equal(sky_sha256_pieces(other, 2, b), 0);
+	assert_memory_equal(a, b, 32);
+	sky_sha256("ab\0c", 4, whole);
+	assert_int_equal(sky_sha256_pieces(sep, 2, b), 0);
+	assert_memory_equal(b, whole, 32);
+	assert_memory_not_equal(b, abc, 32);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -346,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_create_body),
 		cmocka_unit_test(test_rotate_body),
 		cmocka_unit_test(test_audit_limit),
+		cmocka_unit_test(test_sha256_pieces),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
