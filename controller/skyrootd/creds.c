@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <sqlite3.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "common/util.h"
@@ -101,11 +100,10 @@ static void creds__bind_secret(sqlite3_stmt *s, int at, const uint8_t hash[32])
 
 static void creds__row(sqlite3_stmt *s, struct creds_row *c)
 {
-	const unsigned char *name = sqlite3_column_text(s, 0);
 	const char *role = (const char *)sqlite3_column_text(s, 1);
 
 	memset(c, 0, sizeof(*c));
-	snprintf(c->name, sizeof(c->name), "%s", name ? (const char *)name : "");
+	db_copy_text(c->name, sizeof(c->name), s, 0);
 	if (creds_role_parse(role, &c->role) < 0)
 		c->role = CREDS_NONE; /* an unknown role grants nothing */
 	c->created_at = sqlite3_column_int64(s, 2);
