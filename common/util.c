@@ -58,6 +58,18 @@ void sky_sha256(const void *data, size_t len, uint8_t out[32])
 	EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
 }
 
+int sky_sha256_pieces(const struct sky_piece *pieces, size_t n, uint8_t out[32])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1;
+
+	for (size_t i = 0; ok && i < n; i++)
+		ok = pieces[i].n == 0 || EVP_DigestUpdate(c, pieces[i].p, pieces[i].n) == 1;
+	ok = ok && EVP_DigestFinal_ex(c, out, NULL) == 1;
+	EVP_MD_CTX_free(c);
+	return ok ? 0 : -EIO;
+}
+
 int sky_memeq_ct(const void *a, const void *b, size_t len)
 {
 	return CRYPTO_memcmp(a, b, len) == 0;

@@ -19,6 +19,13 @@ int sky_random(void *buf, size_t len);
 uint64_t sky_random_below(uint64_t n);
 
 void sky_sha256(const void *data, size_t len, uint8_t out[32]);
+/* SHA-256 of pieces one after the other (a piece of n 0 adds nothing):
+ * 0, or -EIO when OpenSSL fails. */
+struct sky_piece {
+	const void *p;
+	size_t n;
+};
+int sky_sha256_pieces(const struct sky_piece *pieces, size_t n, uint8_t out[32]);
 /* Constant-time compare of len bytes: 1 equal, 0 not. */
 int sky_memeq_ct(const void *a, const void *b, size_t len);
 

@@ -47,15 +47,30 @@ struct api_auth {
 	unsigned unlogged;
 };
 
+/* The credential whose token is token[0..n): creds_find's answer, with a
+ * store failure logged.  The token is found by the first bytes of its
+ * hash, then all of it compared in constant time (creds_find). */
+static int api_auth__find(const struct controller *ctl, const char *token, size_t n, struct creds_row *cr)
+{
+	uint8_t hash[32];
+	int r;
+
+	if (!ctl->db)
+		return -ENOENT;
+	sky_sha256(token, n, hash);
+	r = creds_find(ctl->db, hash, sky_unix_now(), cr);
+	OPENSSL_cleanse(hash, sizeof(hash));
+	if (r < 0 && r != -ENOENT && r != -EKEYREVOKED && r != -EKEYEXPIRED)
+		log_warn("api: cannot look up a credential: %s", strerror(-r));
+	return r;
+}
+
 enum creds_role api_auth_role(const struct api *api, const struct http_request *req, char name[DB_NAME_MAX],
 			      int *state)
 {
-	const struct controller *ctl = api->ctl;
 	const char *v = req->authorization;
 	size_t n = req->authorization_len;
-	enum creds_role role = CREDS_NONE;
 	struct creds_row cr;
-	uint8_t hash[32];
 	int r;
 
 	name[0] = '\0';
@@ -77,43 +92,27 @@ enum creds_role api_auth_role(const struct api *api, const struct http_request *
 		v++;
 		n--;
 	}
-	if (n == 0 || !ctl->db)
+	if (n == 0)
 		return CREDS_NONE;
-	/* Found by the first bytes of the hash, then all of it compared in
-	 * constant time (creds_find). */
-	sky_sha256(v, n, hash);
-	r = creds_find(ctl->db, hash, sky_unix_now(), &cr);
-	OPENSSL_cleanse(hash, sizeof(hash));
+	r = api_auth__find(api->ctl, v, n, &cr);
 	*state = r;
 	if (r == 0 || r == -EKEYREVOKED || r == -EKEYEXPIRED)
 		snprintf(name, DB_NAME_MAX, "%s", cr.name);
-	if (r == 0)
-		role = cr.role;
-	else if (r != -ENOENT && r != -EKEYREVOKED && r != -EKEYEXPIRED)
-		log_warn("api: cannot look up a credential: %s", strerror(-r));
-	return role;
+	return r == 0 ? cr.role : CREDS_NONE;
 }
 
 int api_auth_basic(struct controller *ctl, const char *user, const char *secret, enum creds_role *role)
 {
 	struct creds_row cr;
-	uint8_t hash[32];
 	int r;
 
-	*role = CREDS_NONE;
-	if (!ctl->db)
-		return -EACCES;
-	/* The password is a credential's token (found by its hash, compared
-	 * in constant time: creds_find); the user name must be that
+	/* The password is a credential's token; the user name must be that
 	 * credential's name ("admin" for the one from init). */
-	sky_sha256(secret, strlen(secret), hash);
-	r = creds_find(ctl->db, hash, sky_unix_now(), &cr);
-	OPENSSL_cleanse(hash, sizeof(hash));
+	*role = CREDS_NONE;
+	r = api_auth__find(ctl, secret, strlen(secret), &cr);
 	if (r == -EKEYREVOKED || r == -EKEYEXPIRED)
 		log_warn("api: Redfish login as '%s': the credential '%s' is %s", strcmp(user, cr.name) == 0 ? cr.name : "?",
 			 cr.name, r == -EKEYREVOKED ? "revoked" : "expired");
-	else if (r < 0 && r != -ENOENT)
-		log_warn("api: cannot look up a credential: %s", strerror(-r));
 	if (r < 0 || strcmp(user, cr.name) != 0)
 		return -EACCES;
 	*role = cr.role;

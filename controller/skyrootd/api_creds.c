@@ -14,18 +14,26 @@
 #define API_CRED_SECRET_BYTES 32
 #define API_AUDIT_LIMIT_MAX 10000
 
-/* A new token into secret and its hash into hash. */
-static int api_creds__secret(char secret[sizeof(API_CRED_PREFIX) + 2 * API_CRED_SECRET_BYTES], uint8_t hash[32])
+/* A new token, shown once, and its hash, stored. */
+struct api_cred_secret {
+	char token[sizeof(API_CRED_PREFIX) + 2 * API_CRED_SECRET_BYTES];
+	uint8_t hash[32];
+};
+
+/* A new token into sec: 0, or -1 with the 500 in rep. */
+static int api_creds__secret(struct api_reply *rep, struct api_cred_secret *sec)
 {
 	uint8_t raw[API_CRED_SECRET_BYTES];
 	int r = sky_random(raw, sizeof(raw));
 
-	if (r < 0)
-		return r;
-	memcpy(secret, API_CRED_PREFIX, strlen(API_CRED_PREFIX));
-	sky_format_hex(raw, sizeof(raw), secret + strlen(API_CRED_PREFIX));
+	if (r < 0) {
+		api_reply_internal(rep, r, "get random bytes for a credential");
+		return -1;
+	}
+	memcpy(sec->token, API_CRED_PREFIX, strlen(API_CRED_PREFIX));
+	sky_format_hex(raw, sizeof(raw), sec->token + strlen(API_CRED_PREFIX));
 	OPENSSL_cleanse(raw, sizeof(raw));
-	sky_sha256(secret, strlen(secret), hash);
+	sky_sha256(sec->token, strlen(sec->token), sec->hash);
 	return 0;
 }
 
@@ -59,8 +67,8 @@ static void api__creds_create(struct api_call *call, struct api_reply *rep)
 {
 	struct controller *ctl = call->ctl;
 	struct api_cred_request req;
-	char err[API_JSON_ERR_MAX], secret[sizeof(API_CRED_PREFIX) + 2 * API_CRED_SECRET_BYTES];
-	uint8_t hash[32];
+	struct api_cred_secret sec;
+	char err[API_JSON_ERR_MAX];
 	int64_t now = sky_unix_now();
 	int r;
 
@@ -68,13 +76,9 @@ static void api__creds_create(struct api_call *call, struct api_reply *rep)
 		api_reply_error(rep, 400, "bad_request", "%s", err);
 		return;
 	}
-	r = api_creds__secret(secret, hash);
-	if (r < 0) {
-		api_reply_internal(rep, r, "get random bytes for a credential");
+	if (api_creds__secret(rep, &sec) < 0)
 		return;
-	}
-	r = creds_create(ctl->db, req.name, req.role, now, req.ttl_seconds ? now + req.ttl_seconds : 0, hash);
-	OPENSSL_cleanse(hash, sizeof(hash));
+	r = creds_create(ctl->db, req.name, req.role, now, req.ttl_seconds ? now + req.ttl_seconds : 0, sec.hash);
 	if (r == -EEXIST) {
 		api_reply_error(rep, 409, "conflict",
 				"a credential named '%s' exists (revoked ones keep their name); choose another name",
@@ -83,9 +87,9 @@ static void api__creds_create(struct api_call *call, struct api_reply *rep)
 		api_reply_internal(rep, r, "store the new credential");
 	} else {
 		log_info("api: credential '%s' created (role %s)", req.name, creds_role_name(req.role));
-		api_creds__answer(call, rep, 201, req.name, secret);
+		api_creds__answer(call, rep, 201, req.name, sec.token);
 	}
-	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(&sec, sizeof(sec));
 }
 
 struct api_creds_ctx {
@@ -123,8 +127,8 @@ static void api__cred_show(struct api_call *call, struct api_reply *rep)
 
 static void api__cred_rotate(struct api_call *call, struct api_reply *rep)
 {
-	char err[API_JSON_ERR_MAX], secret[sizeof(API_CRED_PREFIX) + 2 * API_CRED_SECRET_BYTES];
-	uint8_t hash[32];
+	struct api_cred_secret sec;
+	char err[API_JSON_ERR_MAX];
 	int64_t grace;
 	int r;
 
@@ -132,13 +136,9 @@ static void api__cred_rotate(struct api_call *call, struct api_reply *rep)
 		api_reply_error(rep, 400, "bad_request", "%s", err);
 		return;
 	}
-	r = api_creds__secret(secret, hash);
-	if (r < 0) {
-		api_reply_internal(rep, r, "get random bytes for a credential");
+	if (api_creds__secret(rep, &sec) < 0)
 		return;
-	}
-	r = creds_rotate(call->ctl->db, call->seg, hash, sky_unix_now(), grace);
-	OPENSSL_cleanse(hash, sizeof(hash));
+	r = creds_rotate(call->ctl->db, call->seg, sec.hash, sky_unix_now(), grace);
 	if (r == -ENOENT) {
 		api_creds__no(rep, call->seg);
 	} else if (r == -EKEYREVOKED) {
@@ -147,9 +147,9 @@ static void api__cred_rotate(struct api_call *call, struct api_reply *rep)
 		api_reply_internal(rep, r, "rotate the credential");
 	} else {
 		log_info("api: credential '%s' rotated (the old token works %lld s more)", call->seg, (long long)grace);
-		api_creds__answer(call, rep, 200, call->seg, secret);
+		api_creds__answer(call, rep, 200, call->seg, sec.token);
 	}
-	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(&sec, sizeof(sec));
 }
 
 static void api__cred_revoke(struct api_call *call, struct api_reply *rep)

@@ -2,105 +2,54 @@
 #include "controller/skyrootd/api_creds_json.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/parse.h"
 #include "common/util.h"
+#include "controller/skyrootd/api_json.h"
 
 #define ACJ_CREATE_EXAMPLE "{\"name\": \"ci\", \"role\": \"operator\", \"ttl_seconds\": 86400}"
 #define ACJ_ROTATE_EXAMPLE "{\"grace_seconds\": 300}"
 
-static bool acj_blank(const void *body, size_t len)
-{
-	const char *s = body;
-
-	for (size_t i = 0; i < len; i++)
-		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
-			return false;
-	return true;
-}
-
-/* The body as a JSON object, or NULL with err set. */
-static json_t *acj_object(const void *body, size_t len, const char *example, char *err, size_t errlen)
-{
-	json_error_t jerr;
-	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-
-	if (!root) {
-		snprintf(err, errlen, "the body is not valid JSON (%.80s, line %d column %d); send an object like %s",
-			 jerr.text, jerr.line, jerr.column, example);
-		return NULL;
-	}
-	if (!json_is_object(root)) {
-		snprintf(err, errlen, "the body must be a JSON object like %s", example);
-		json_decref(root);
-		return NULL;
-	}
-	return root;
-}
-
-/* A whole number field in lo..hi. */
-static int acj_int(json_t *v, const char *key, json_int_t lo, json_int_t hi, int64_t *out, char *err, size_t errlen)
-{
-	json_int_t n;
-
-	if (!json_is_integer(v)) {
-		snprintf(err, errlen, "%s must be a whole number of seconds between %lld and %lld", key, (long long)lo,
-			 (long long)hi);
-		return -EINVAL;
-	}
-	n = json_integer_value(v);
-	if (n < lo || n > hi) {
-		snprintf(err, errlen, "%s must be between %lld and %lld seconds; got %lld", key, (long long)lo,
-			 (long long)hi, (long long)n);
-		return -EINVAL;
-	}
-	*out = n;
-	return 0;
-}
-
+/* The body's parts are checked by api_json.c's helpers, the same words as
+ * the other bodies of the API. */
 int api_creds_parse_create(const void *body, size_t len, struct api_cred_request *out, char *err, size_t errlen)
 {
+	static const char *const known[] = { "name", "role", "ttl_seconds", NULL };
+	static const char what[] = "credential";
 	struct api_cred_request req = { .role = CREDS_NONE };
-	const char *key;
-	json_t *root, *v;
-	int r = -EINVAL;
+	const char *name, *role;
+	json_t *root = NULL;
+	uint64_t ttl = 0;
+	int r;
 
-	if (len == 0 || acj_blank(body, len)) {
-		snprintf(err, errlen, "the body must name the credential and its role, like %s", ACJ_CREATE_EXAMPLE);
-		return -EINVAL;
-	}
-	root = acj_object(body, len, ACJ_CREATE_EXAMPLE, err, errlen);
-	if (!root)
-		return -EINVAL;
-	json_object_foreach(root, key, v) {
-		if (strcmp(key, "name") == 0) {
-			const char *s = json_string_value(v);
-			if (!s || !creds_name_ok(s)) {
-				snprintf(err, errlen, "name must be 1 to %d letters, digits, '.', '_' or '-' (not first)",
-					 CREDS_NAME_MAX - 1);
-				goto out;
-			}
-			snprintf(req.name, sizeof(req.name), "%s", s);
-		} else if (strcmp(key, "role") == 0) {
-			if (creds_role_parse(json_string_value(v), &req.role) < 0) {
-				snprintf(err, errlen, "role must be reader, operator or admin");
-				goto out;
-			}
-		} else if (strcmp(key, "ttl_seconds") == 0) {
-			if (!json_is_null(v) && acj_int(v, key, 60, API_CRED_TTL_MAX, &req.ttl_seconds, err, errlen) < 0)
-				goto out;
-		} else {
-			snprintf(err, errlen, "unknown field '%.64s'; the fields are name, role and ttl_seconds", key);
-			goto out;
-		}
-	}
-	if (!req.name[0] || req.role == CREDS_NONE) {
-		snprintf(err, errlen, "the body must have a name and a role, like %s", ACJ_CREATE_EXAMPLE);
+	r = api_json_load_object(body, len, what, ACJ_CREATE_EXAMPLE, &root, err, errlen);
+	if (r == 0)
+		r = api_json_known_keys(root, what, known, err, errlen);
+	if (r < 0)
 		goto out;
+	name = json_string_value(json_object_get(root, "name"));
+	role = json_string_value(json_object_get(root, "role"));
+	if (!json_object_get(root, "name") || !json_object_get(root, "role")) {
+		snprintf(err, errlen, "the body must have a name and a role, like %s", ACJ_CREATE_EXAMPLE);
+		r = -EINVAL;
+	} else if (!name || !creds_name_ok(name)) {
+		snprintf(err, errlen,
+			 "name must be 1 to %d letters, digits, '.', '_' or '-', not starting with '.' or '-'",
+			 CREDS_NAME_MAX - 1);
+		r = -EINVAL;
+	} else if (creds_role_parse(role, &req.role) < 0) {
+		snprintf(err, errlen, "role must be reader, operator or admin");
+		r = -EINVAL;
+	} else {
+		r = api_json_get_uint(root, "ttl_seconds", what, API_CRED_TTL_MIN, API_CRED_TTL_MAX,
+				      " seconds (null or left out: never expires)", &ttl, err, errlen);
 	}
+	if (r < 0)
+		goto out;
+	snprintf(req.name, sizeof(req.name), "%s", name);
+	req.ttl_seconds = (int64_t)ttl;
 	*out = req;
 	r = 0;
 out:
@@ -110,71 +59,70 @@ out:
 
 int api_creds_parse_rotate(const void *body, size_t len, int64_t *grace, char *err, size_t errlen)
 {
-	const char *key;
-	json_t *root, *v;
-	int64_t g = 0;
-	int r = -EINVAL;
+	static const char *const known[] = { "grace_seconds", NULL };
+	static const char what[] = "rotate";
+	json_t *root = NULL;
+	uint64_t g = 0;
+	int r;
 
-	if (len == 0 || acj_blank(body, len)) {
+	if (len == 0 || api_json_blank(body, len)) {
 		*grace = 0;
 		return 0;
 	}
-	root = acj_object(body, len, ACJ_ROTATE_EXAMPLE, err, errlen);
-	if (!root)
-		return -EINVAL;
-	json_object_foreach(root, key, v) {
-		if (strcmp(key, "grace_seconds") != 0) {
-			snprintf(err, errlen, "unknown field '%.64s'; the only field is grace_seconds", key);
-			goto out;
-		}
-		if (!json_is_null(v) && acj_int(v, key, 0, CREDS_GRACE_MAX, &g, err, errlen) < 0)
-			goto out;
+	r = api_json_load_object(body, len, what, ACJ_ROTATE_EXAMPLE, &root, err, errlen);
+	if (r == 0)
+		r = api_json_known_keys(root, what, known, err, errlen);
+	if (r == 0)
+		r = api_json_get_uint(root, "grace_seconds", what, 0, CREDS_GRACE_MAX,
+				      " seconds (the old token's life after the rotation; 0 ends it at once)", &g, err,
+				      errlen);
+	if (r >= 0) {
+		*grace = (int64_t)g;
+		r = 0;
 	}
-	*grace = g;
-	r = 0;
-out:
 	json_decref(root);
 	return r;
 }
 
 int api_creds_parse_limit(const char *query, size_t len, uint64_t max, uint64_t *out, char *err, size_t errlen)
 {
+	const char *p = query, *end = query ? query + len : NULL;
+	unsigned seen = 0;
 	char val[24];
-	size_t i = 0;
+	uint64_t n;
+	int r;
 
 	*out = max < AUDIT_LIMIT_DEFAULT ? max : AUDIT_LIMIT_DEFAULT;
-	while (query && i < len) {
-		size_t end = i, vl;
-		while (end < len && query[end] != '&')
-			end++;
-		if (end - i > 6 && memcmp(query + i, "limit=", 6) == 0) {
-			uint64_t n;
-			vl = end - i - 6;
-			if (vl >= sizeof(val))
-				goto bad;
-			memcpy(val, query + i + 6, vl);
-			val[vl] = '\0';
-			if (sky_parse_uint(val, 1, max, &n) < 0)
-				goto bad;
-			*out = n;
+	/* limit, once, and nothing else: a misspelt parameter is refused,
+	 * not ignored (as the lists do). */
+	while (p && p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *stop = amp ? amp : end;
+		size_t kl = (size_t)(stop - p);
+		const char *eq = memchr(p, '=', kl);
+
+		kl = eq ? (size_t)(eq - p) : kl;
+		if (stop > p && (kl != 5 || memcmp(p, "limit", 5) != 0)) {
+			snprintf(err, errlen, "unknown query parameter '%.*s'; the audit log takes only limit (1 to %llu)",
+				 (int)(kl > 40 ? 40 : kl), p, (unsigned long long)max);
+			return -EINVAL;
 		}
-		i = end + 1;
+		if (stop > p && ++seen > 1) {
+			snprintf(err, errlen, "query parameter 'limit' is given twice; give it once");
+			return -EINVAL;
+		}
+		p = amp ? amp + 1 : end;
 	}
+	r = api_json_query_get(query, len, "limit", val, sizeof(val));
+	if (r == -ENOENT && !seen)
+		return 0;
+	if (r < 0 || sky_parse_uint(val, 1, max, &n) < 0) {
+		snprintf(err, errlen, "limit must be a whole number from 1 to %llu (?limit=%d shows the %d newest "
+			 "entries)", (unsigned long long)max, AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_DEFAULT);
+		return -EINVAL;
+	}
+	*out = n;
 	return 0;
-bad:
-	snprintf(err, errlen, "limit must be a whole number from 1 to %llu", (unsigned long long)max);
-	return -EINVAL;
-}
-
-/* RFC 3339 UTC, or null for 0 ("never"). */
-static json_t *acj_time(int64_t t)
-{
-	char buf[32];
-
-	if (t <= 0)
-		return json_null();
-	sky_fmt_time(t, buf, sizeof(buf));
-	return json_string(buf);
 }
 
 json_t *api_creds_json(const struct creds_row *c, int64_t now)
@@ -188,11 +136,11 @@ json_t *api_creds_json(const struct creds_row *c, int64_t now)
 	bad |= json_object_set_new(o, "name", json_string(c->name));
 	bad |= json_object_set_new(o, "role", json_string(creds_role_name(c->role)));
 	bad |= json_object_set_new(o, "state", json_string(states[creds_state(c, now)]));
-	bad |= json_object_set_new(o, "created_at", acj_time(c->created_at));
-	bad |= json_object_set_new(o, "expires_at", acj_time(c->expires_at));
-	bad |= json_object_set_new(o, "rotated_at", acj_time(c->rotated_at));
-	bad |= json_object_set_new(o, "old_secret_until", acj_time(c->old_until > now ? c->old_until : 0));
-	bad |= json_object_set_new(o, "revoked_at", acj_time(c->revoked_at));
+	bad |= json_object_set_new(o, "created_at", api_json_time(c->created_at));
+	bad |= json_object_set_new(o, "expires_at", api_json_time(c->expires_at));
+	bad |= json_object_set_new(o, "rotated_at", api_json_time(c->rotated_at));
+	bad |= json_object_set_new(o, "old_secret_until", api_json_time(c->old_until > now ? c->old_until : 0));
+	bad |= json_object_set_new(o, "revoked_at", api_json_time(c->revoked_at));
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -208,7 +156,7 @@ json_t *api_creds_audit_json(const struct audit_entry *e)
 	if (!o)
 		return NULL;
 	bad |= json_object_set_new(o, "seq", json_integer(e->seq));
-	bad |= json_object_set_new(o, "at", acj_time(e->at));
+	bad |= json_object_set_new(o, "at", api_json_time(e->at));
 	bad |= json_object_set_new(o, "credential", json_string(e->credential));
 	bad |= json_object_set_new(o, "peer", json_string(e->peer));
 	bad |= json_object_set_new(o, "method", json_string(e->method));

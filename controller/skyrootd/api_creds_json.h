@@ -10,7 +10,8 @@
 #include "controller/skyrootd/audit.h"
 #include "controller/skyrootd/creds.h"
 
-/* A credential's ttl_seconds: at most ten years. */
+/* A credential's ttl_seconds: a minute to ten years. */
+#define API_CRED_TTL_MIN 60
 #define API_CRED_TTL_MAX (10LL * 366 * 86400)
 
 struct api_cred_request {

@@ -24,16 +24,6 @@
 #define API_IDEM_NONCE 12
 #define API_IDEM_TAG 16
 
-static void api_idem__hash(const char *label, const void *a, size_t alen, uint8_t out[32])
-{
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-
-	if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(c, label, strlen(label) + 1) != 1 ||
-	    EVP_DigestUpdate(c, a, alen) != 1 || EVP_DigestFinal_ex(c, out, NULL) != 1)
-		memset(out, 0, 32);
-	EVP_MD_CTX_free(c);
-}
-
 static bool api_idem__key_ok(const char *k)
 {
 	size_t n = strlen(k);
@@ -103,8 +93,9 @@ int api_idem_begin(struct api_call *call, struct api_reply *rep, struct api_idem
 {
 	const struct http_request *req = call->req;
 	sqlite3 *h = db_handle(call->ctl->db);
+	const struct api_conn_state *cs;
+	const char *who;
 	sqlite3_stmt *s = NULL;
-	EVP_MD_CTX *md;
 	int rc, r = 0;
 
 	memset(st, 0, sizeof(*st));
@@ -124,41 +115,34 @@ int api_idem_begin(struct api_call *call, struct api_reply *rep, struct api_idem
 		return 1;
 	}
 	st->key = req->idempotency_key;
-	{
-		const struct api_conn_state *cs = call->conn ? http_conn_user(call->conn) : NULL;
-		const char *who = cs && cs->credential[0] ? cs->credential : NULL;
-		EVP_MD_CTX *sk = EVP_MD_CTX_new();
-		static const char seal_label[] = "skyroot idempotency seal v2";
-
-		if (!who) { /* dispatch authenticates every POST under /v1 first */
-			api_reply_internal(rep, -EACCES, "tell which credential sent this Idempotency-Key");
-			EVP_MD_CTX_free(sk);
-			return 1;
-		}
-		api_idem__hash("skyroot idempotency credential v2", who, strlen(who), st->cred);
-		if (!sk || EVP_DigestInit_ex(sk, EVP_sha256(), NULL) != 1 ||
-		    EVP_DigestUpdate(sk, seal_label, sizeof(seal_label)) != 1 ||
-		    EVP_DigestUpdate(sk, who, strlen(who) + 1) != 1 ||
-		    (req->authorization && EVP_DigestUpdate(sk, req->authorization, req->authorization_len) != 1) ||
-		    EVP_DigestFinal_ex(sk, st->seal, NULL) != 1) {
-			EVP_MD_CTX_free(sk);
-			api_reply_internal(rep, -EIO, "derive the key of kept answers");
-			return 1;
-		}
-		EVP_MD_CTX_free(sk);
-	}
-	md = EVP_MD_CTX_new();
-	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(md, req->path, req->path_len) != 1 || EVP_DigestUpdate(md, "?", 1) != 1 ||
-	    (req->query && EVP_DigestUpdate(md, req->query, req->query_len) != 1) ||
-	    EVP_DigestUpdate(md, "\n", 1) != 1 ||
-	    (req->body_len && EVP_DigestUpdate(md, req->body, req->body_len) != 1) ||
-	    EVP_DigestFinal_ex(md, st->request, NULL) != 1) {
-		EVP_MD_CTX_free(md);
-		api_reply_internal(rep, -EIO, "hash the request");
+	cs = call->conn ? http_conn_user(call->conn) : NULL;
+	who = cs && cs->credential[0] ? cs->credential : NULL;
+	if (!who) { /* dispatch authenticates every POST under /v1 first */
+		api_reply_internal(rep, -EACCES, "tell which credential sent this Idempotency-Key");
 		return 1;
 	}
-	EVP_MD_CTX_free(md);
+	{
+		/* The rows' key: the credential; the seal's: it and the token
+		 * sent; the request's: path, query and body. */
+		static const char cred_label[] = "skyroot idempotency credential v2";
+		static const char seal_label[] = "skyroot idempotency seal v2";
+		const struct sky_piece cred[] = { { cred_label, sizeof(cred_label) }, { who, strlen(who) } };
+		const struct sky_piece seal[] = { { seal_label, sizeof(seal_label) },
+						  { who, strlen(who) + 1 },
+						  { req->authorization, req->authorization ? req->authorization_len : 0 } };
+		const struct sky_piece request[] = { { req->path, req->path_len },
+						     { "?", 1 },
+						     { req->query, req->query ? req->query_len : 0 },
+						     { "\n", 1 },
+						     { req->body, req->body_len } };
+
+		if (sky_sha256_pieces(cred, SKY_ARRAY_SIZE(cred), st->cred) < 0 ||
+		    sky_sha256_pieces(seal, SKY_ARRAY_SIZE(seal), st->seal) < 0 ||
+		    sky_sha256_pieces(request, SKY_ARRAY_SIZE(request), st->request) < 0) {
+			api_reply_internal(rep, -EIO, "hash the request and its credential for the Idempotency-Key");
+			return 1;
+		}
+	}
 	rc = sqlite3_prepare_v2(h, "SELECT request, sealed FROM idempotency WHERE credential = ? AND key = ? AND created_at > ?",
 				-1, &s, NULL);
 	if (rc != SQLITE_OK) {
@@ -171,6 +155,7 @@ int api_idem_begin(struct api_call *call, struct api_reply *rep, struct api_idem
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		const void *rq = sqlite3_column_blob(s, 0);
+		const char *hs;
 		char *plain;
 		json_t *saved;
 
@@ -192,8 +177,7 @@ int api_idem_begin(struct api_call *call, struct api_reply *rep, struct api_idem
 			goto out;
 		}
 		saved = json_loads(plain, 0, NULL);
-		if (plain)
-			OPENSSL_cleanse(plain, strlen(plain));
+		OPENSSL_cleanse(plain, strlen(plain));
 		free(plain);
 		if (!json_is_object(saved) || !json_is_integer(json_object_get(saved, "status"))) {
 			json_decref(saved);
@@ -204,8 +188,8 @@ int api_idem_begin(struct api_call *call, struct api_reply *rep, struct api_idem
 		json_decref(rep->body);
 		rep->status = (int)json_integer_value(json_object_get(saved, "status"));
 		rep->body = json_incref(json_object_get(saved, "body"));
-		snprintf(headers, hlen, "Idempotency-Replayed: true\r\n%s",
-			 json_string_value(json_object_get(saved, "headers")) ? json_string_value(json_object_get(saved, "headers")) : "");
+		hs = json_string_value(json_object_get(saved, "headers"));
+		snprintf(headers, hlen, "Idempotency-Replayed: true\r\n%s", hs ? hs : "");
 		rep->headers = headers;
 		json_decref(saved);
 		r = 1;

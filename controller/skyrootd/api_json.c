@@ -62,7 +62,7 @@ static json_t *aj_str_or_null(const char *s, size_t max)
 }
 
 /* RFC 3339 UTC, or null for 0 ("never"). */
-static json_t *aj_time(int64_t t)
+json_t *api_json_time(int64_t t)
 {
 	char buf[32];
 
@@ -272,16 +272,16 @@ json_t *api_json_board(const struct db_board *b, bool online, int64_t last_seen)
 	bad |= aj_set(o, "kernel", h ? aj_str(h->kernel_version) : json_null());
 	bad |= aj_set(o, "hostname", h ? aj_str(h->hostname) : json_null());
 	bad |= aj_set(o, "agent_version", h ? aj_str(h->agent_version) : json_null());
-	bad |= aj_set(o, "enrolled_at", aj_time(b->enrolled_at));
-	bad |= aj_set(o, "cert_not_after", aj_time(b->cert_not_after));
-	bad |= aj_set(o, "last_seen", aj_time(last_seen));
+	bad |= aj_set(o, "enrolled_at", api_json_time(b->enrolled_at));
+	bad |= aj_set(o, "cert_not_after", api_json_time(b->cert_not_after));
+	bad |= aj_set(o, "last_seen", api_json_time(last_seen));
 	/* A known machine asked to enroll again with a general token. */
 	if (b->reenroll_allowed_until > sky_unix_now()) {
 		bad |= aj_set(o, "reenroll", json_string("allowed"));
-		bad |= aj_set(o, "reenroll_allowed_until", aj_time(b->reenroll_allowed_until));
+		bad |= aj_set(o, "reenroll_allowed_until", api_json_time(b->reenroll_allowed_until));
 	} else if (b->reenroll_pending_at) {
 		bad |= aj_set(o, "reenroll", json_string("pending"));
-		bad |= aj_set(o, "reenroll_requested_at", aj_time(b->reenroll_pending_at));
+		bad |= aj_set(o, "reenroll_requested_at", api_json_time(b->reenroll_pending_at));
 	}
 
 	if (h)
@@ -317,8 +317,8 @@ json_t *api_json_token(const struct db_token *t, int64_t now)
 	bad |= aj_set(o, "state", json_string(api_json_token_state(t, now)));
 	bad |= aj_set(o, "uses", json_integer(t->uses));
 	bad |= aj_set(o, "uses_left", json_integer(t->uses_left));
-	bad |= aj_set(o, "created_at", aj_time(t->created_at));
-	bad |= aj_set(o, "expires_at", aj_time(t->expires_at));
+	bad |= aj_set(o, "created_at", api_json_time(t->created_at));
+	bad |= aj_set(o, "expires_at", api_json_time(t->expires_at));
 	if (t->board_id[0])
 		bad |= aj_set(o, "board", aj_strn(t->board_id, sizeof(t->board_id)));
 	if (bad) {
@@ -354,8 +354,8 @@ json_t *api_json_token_created(const struct db_token *t, const char *secret,
 	bad |= aj_set(o, "cmdline", cmd);
 	bad |= aj_set(o, "uses", json_integer(t->uses));
 	bad |= aj_set(o, "uses_left", json_integer(t->uses_left));
-	bad |= aj_set(o, "created_at", aj_time(t->created_at));
-	bad |= aj_set(o, "expires_at", aj_time(t->expires_at));
+	bad |= aj_set(o, "created_at", api_json_time(t->created_at));
+	bad |= aj_set(o, "expires_at", api_json_time(t->expires_at));
 	if (t->board_id[0])
 		bad |= aj_set(o, "board", aj_strn(t->board_id, sizeof(t->board_id)));
 	if (bad) {
@@ -367,8 +367,10 @@ json_t *api_json_token_created(const struct db_token *t, const char *secret,
 
 #define AJ_TOKEN_EXAMPLE "{\"ttl_seconds\": 3600, \"uses\": 1}"
 
-static bool aj_blank(const char *s, size_t len)
+bool api_json_blank(const void *body, size_t len)
 {
+	const char *s = body;
+
 	for (size_t i = 0; i < len; i++)
 		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
 			return false;
@@ -387,7 +389,7 @@ int api_json_parse_token_request(const void *body, size_t len, struct api_token_
 	json_t *root, *v;
 	int r = -EINVAL;
 
-	if (len == 0 || aj_blank(body, len)) {
+	if (len == 0 || api_json_blank(body, len)) {
 		*out = req;
 		return 0;
 	}
@@ -451,13 +453,13 @@ out:
 /* ---- request bodies ---- */
 
 /* The body as a JSON object, or -EINVAL with a message naming what. */
-static int aj_load_object(const void *body, size_t len, const char *what, const char *example, json_t **out,
-			  char *err, size_t errlen)
+int api_json_load_object(const void *body, size_t len, const char *what, const char *example, json_t **out,
+			 char *err, size_t errlen)
 {
 	json_error_t jerr;
 	json_t *root;
 
-	if (len == 0 || aj_blank(body, len)) {
+	if (len == 0 || api_json_blank(body, len)) {
 		snprintf(err, errlen, "the %s body is empty; send an object like %s", what, example);
 		return -EINVAL;
 	}
@@ -477,7 +479,7 @@ static int aj_load_object(const void *body, size_t len, const char *what, const 
 }
 
 /* Every key of o is one of known (NULL-terminated). */
-static int aj_known_keys(json_t *o, const char *what, const char *const *known, char *err, size_t errlen)
+int api_json_known_keys(json_t *o, const char *what, const char *const *known, char *err, size_t errlen)
 {
 	const char *key;
 	json_t *v;
@@ -524,8 +526,8 @@ static int aj_copy_str(json_t *o, const char *key, const char *what, char *out, 
 }
 
 /* A whole number field in [lo, hi]: 0 (absent or null), 1 (set), -EINVAL. */
-static int aj_get_uint(json_t *o, const char *key, const char *what, uint64_t lo, uint64_t hi, const char *unit,
-		       uint64_t *out, char *err, size_t errlen)
+int api_json_get_uint(json_t *o, const char *key, const char *what, uint64_t lo, uint64_t hi, const char *unit,
+		      uint64_t *out, char *err, size_t errlen)
 {
 	json_t *v = json_object_get(o, key);
 	json_int_t n;
@@ -563,9 +565,9 @@ int api_json_parse_guest_request(const void *body, size_t len, struct api_guest_
 	g->vcpus = API_GUEST_VCPUS_DEFAULT;
 	g->memory_bytes = API_GUEST_MEMORY_DEFAULT;
 	snprintf(g->backend, sizeof(g->backend), "qemu");
-	r = aj_load_object(body, len, what, AJ_GUEST_EXAMPLE, &root, err, errlen);
+	r = api_json_load_object(body, len, what, AJ_GUEST_EXAMPLE, &root, err, errlen);
 	if (r == 0)
-		r = aj_known_keys(root, what, known, err, errlen);
+		r = api_json_known_keys(root, what, known, err, errlen);
 	if (r == 0 && ((r = aj_copy_str(root, "name", what, g->name, sizeof(g->name), err, errlen)) == 0 ||
 		       (r > 0 && !g->name[0]))) {
 		snprintf(err, errlen, "a guest needs a name (\"name\": \"web1\")");
@@ -592,10 +594,10 @@ int api_json_parse_guest_request(const void *body, size_t len, struct api_guest_
 		snprintf(err, errlen, "guest.backend must be qemu or libvirt");
 		r = -EINVAL;
 	}
-	if (r >= 0 && (r = aj_get_uint(root, "vcpus", what, 1, SKY_GUEST_VCPUS_MAX, "", &v, err, errlen)) > 0)
+	if (r >= 0 && (r = api_json_get_uint(root, "vcpus", what, 1, SKY_GUEST_VCPUS_MAX, "", &v, err, errlen)) > 0)
 		g->vcpus = (uint32_t)v;
-	if (r >= 0 && (r = aj_get_uint(root, "memory_bytes", what, SKY_GUEST_MEMORY_MIN, SKY_GUEST_MEMORY_MAX,
-				       " (16 MiB to 1 TiB)", &v, err, errlen)) > 0)
+	if (r >= 0 && (r = api_json_get_uint(root, "memory_bytes", what, SKY_GUEST_MEMORY_MIN, SKY_GUEST_MEMORY_MAX,
+					     " (16 MiB to 1 TiB)", &v, err, errlen)) > 0)
 		g->memory_bytes = v;
 	devs = r >= 0 ? json_object_get(root, "devices") : NULL;
 	if (devs && !json_is_null(devs)) {
@@ -635,10 +637,10 @@ int api_json_parse_fetch_request(const void *body, size_t len, struct api_fetch_
 	static const char *const known[] = { "image", NULL };
 	struct api_fetch_body f = { "" };
 	json_t *root = NULL;
-	int r = aj_load_object(body, len, "fetch", AJ_FETCH_EXAMPLE, &root, err, errlen);
+	int r = api_json_load_object(body, len, "fetch", AJ_FETCH_EXAMPLE, &root, err, errlen);
 
 	if (r == 0)
-		r = aj_known_keys(root, "fetch", known, err, errlen);
+		r = api_json_known_keys(root, "fetch", known, err, errlen);
 	if (r == 0 && ((r = aj_copy_str(root, "image", "fetch", f.image, sizeof(f.image), err, errlen)) == 0 ||
 		       (r > 0 && !f.image[0]))) {
 		snprintf(err, errlen, "say which image to fetch: %s", AJ_FETCH_EXAMPLE);
@@ -665,9 +667,9 @@ int api_json_parse_boot_request(const void *body, size_t len, struct api_boot_bo
 		snprintf(err, errlen, "the controller ran out of memory");
 		return -ENOMEM;
 	}
-	r = aj_load_object(body, len, "boot", AJ_BOOT_EXAMPLE, &root, err, errlen);
+	r = api_json_load_object(body, len, "boot", AJ_BOOT_EXAMPLE, &root, err, errlen);
 	if (r == 0)
-		r = aj_known_keys(root, "boot", known, err, errlen);
+		r = api_json_known_keys(root, "boot", known, err, errlen);
 	if (r == 0 && ((r = aj_copy_str(root, "kernel", "boot", b->kernel, sizeof(b->kernel), err, errlen)) == 0 ||
 		       (r > 0 && !b->kernel[0]))) {
 		snprintf(err, errlen, "a boot needs a kernel image: %s", AJ_BOOT_EXAMPLE);
@@ -809,7 +811,7 @@ json_t *api_json_image(const struct store_image *img)
 	    json_object_set_new(o, "sha256", aj_str(hex)) < 0 ||
 	    json_object_set_new(o, "chunks", json_integer(img->chunks)) < 0 ||
 	    json_object_set_new(o, "chunk_size", json_integer(img->chunk_size)) < 0 ||
-	    json_object_set_new(o, "created", aj_time(img->created)) < 0) {
+	    json_object_set_new(o, "created", api_json_time(img->created)) < 0) {
 		json_decref(o);
 		return NULL;
 	}
@@ -866,7 +868,7 @@ int api_json_board_boot(json_t *board, const struct boot_status *st)
 		return json_object_set_new(board, "boot", json_null()) < 0 ? -ENOMEM : 0;
 	o = json_pack("{s:s, s:o, s:o, s:o, s:o}", "state", boots_state_name(st->state),
 		      "request_id", aj_u64(st->request_id), "kernel", aj_strn(st->kernel, sizeof(st->kernel)),
-		      "error", aj_str_or_null(st->error, sizeof(st->error)), "at", aj_time(st->at));
+		      "error", aj_str_or_null(st->error, sizeof(st->error)), "at", api_json_time(st->at));
 	if (!o || json_object_set_new(board, "boot", o) < 0)
 		return -ENOMEM;
 	return 0;
@@ -900,7 +902,7 @@ json_t *api_json_guest(const struct guest *g)
 	bad |= json_object_set_new(o, "cmdline", aj_str(g->cmdline));
 	bad |= json_object_set_new(o, "devices", devs);
 	bad |= json_object_set_new(o, "error", aj_str_or_null(g->error, sizeof(g->error)));
-	bad |= json_object_set_new(o, "created", aj_time(g->created));
+	bad |= json_object_set_new(o, "created", api_json_time(g->created));
 	if (bad) {
 		json_decref(o);
 		return NULL;

@@ -65,6 +65,22 @@ int api_json_parse_token_request(const void *body, size_t len, struct api_token_
  * field the body does not know is refused ("unknown field 'foo' in guest;
  * known: name, board, ..."); null is the same as leaving a field out. */
 
+/* The pieces of those parsers, for the bodies of other files
+ * (api_creds_json.c).  Blank: nothing but spaces, tabs and line ends.
+ * load_object: the body as a JSON object into *out, or -EINVAL with a
+ * message naming what and showing example (an empty body is refused).
+ * known_keys: every key of o is one of known (NULL-terminated), else
+ * -EINVAL naming it and the known ones.  get_uint: the whole number o[key]
+ * in [lo, hi] (unit follows hi in the message): 0 absent or null, 1 set. */
+bool api_json_blank(const void *body, size_t len);
+int api_json_load_object(const void *body, size_t len, const char *what, const char *example, json_t **out,
+			 char *err, size_t errlen);
+int api_json_known_keys(json_t *o, const char *what, const char *const *known, char *err, size_t errlen);
+int api_json_get_uint(json_t *o, const char *key, const char *what, uint64_t lo, uint64_t hi, const char *unit,
+		      uint64_t *out, char *err, size_t errlen);
+/* RFC 3339 UTC, or null for 0 ("never"). */
+json_t *api_json_time(int64_t t);
+
 /* POST /v1/guests (docs/api.md); limits of common/limits.h. */
 #define API_GUEST_VCPUS_DEFAULT 1u
 #define API_GUEST_MEMORY_DEFAULT (256ull << 20)

@@ -4,7 +4,6 @@
  * (a 400 before any work) and cuts the page. */
 #include <errno.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,20 +16,16 @@
 int api_list_key(struct controller *ctl, uint8_t key[API_PAGE_KEY_LEN])
 {
 	unsigned char *der = NULL;
-	EVP_MD_CTX *md;
-	int n, r = -EIO;
+	int n, r;
 
 	if (!ctl->ca_key) /* no CA (tests, fuzzing): good for this process */
 		return sky_random(key, API_PAGE_KEY_LEN);
 	n = i2d_PrivateKey(ctl->ca_key, &der);
 	if (n <= 0)
 		return -EIO;
-	md = EVP_MD_CTX_new();
-	if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-	    EVP_DigestUpdate(md, API_PAGE_KEY_LABEL, sizeof(API_PAGE_KEY_LABEL)) == 1 &&
-	    EVP_DigestUpdate(md, der, (size_t)n) == 1 && EVP_DigestFinal_ex(md, key, NULL) == 1)
-		r = 0;
-	EVP_MD_CTX_free(md);
+	r = sky_sha256_pieces((const struct sky_piece[]){ { API_PAGE_KEY_LABEL, sizeof(API_PAGE_KEY_LABEL) },
+							  { der, (size_t)n } },
+			      2, key);
 	OPENSSL_clear_free(der, (size_t)n);
 	return r;
 }

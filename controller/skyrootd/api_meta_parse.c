@@ -1,13 +1,13 @@
 /* PATCH bodies, labels and etags (api_meta.h): checked here, before any of
  * it reaches the database. */
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/parse.h"
 #include "common/util.h"
+#include "controller/skyrootd/api_json.h"
 #include "controller/skyrootd/api_meta.h"
 
 #define FAIL(...) return (snprintf(err, errlen, __VA_ARGS__), -EINVAL)
@@ -89,19 +89,22 @@ static int api_meta__labels_ok(const json_t *labels, char *err, size_t errlen)
 	return 0;
 }
 
+#define API_PATCH_EXAMPLE "{\"name\": \"rack1-a\", \"labels\": {\"rack\": \"1\", \"old\": null}}"
+
 int api_patch_parse(const void *body, size_t len, const char *id_prefix, struct api_patch *out, char *err,
 		    size_t errlen)
 {
+	static const char *const known[] = { "name", "labels", "description", NULL };
 	struct api_patch p = { 0 };
-	json_error_t jerr;
-	json_t *root = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr) : NULL, *v;
+	json_t *root = NULL, *v;
 	const char *k;
-	int r = -EINVAL;
+	int r = api_json_load_object(body, len, "PATCH", API_PATCH_EXAMPLE, &root, err, errlen);
 
-	if (!json_is_object(root)) {
-		snprintf(err, errlen, "the body must be a JSON object with name, labels or description");
+	if (r == 0)
+		r = api_json_known_keys(root, "the PATCH body", known, err, errlen);
+	if (r < 0)
 		goto out;
-	}
+	r = -EINVAL;
 	json_object_foreach(root, k, v) {
 		if (strcmp(k, "name") == 0) {
 			const char *s = json_string_value(v);
@@ -125,13 +128,10 @@ int api_patch_parse(const void *body, size_t len, const char *id_prefix, struct 
 			}
 			p.has_description = true;
 			snprintf(p.description, sizeof(p.description), "%s", s);
-		} else if (strcmp(k, "labels") == 0) {
+		} else {
 			if (api_meta__labels_ok(v, err, errlen) < 0)
 				goto out;
 			p.labels = json_incref(v);
-		} else {
-			snprintf(err, errlen, "unknown field '%.64s' in the PATCH body; known: name, labels, description", k);
-			goto out;
 		}
 	}
 	if (!p.has_name && !p.has_description && !p.labels) {
@@ -173,16 +173,14 @@ void api_meta_etag(const char *name, const char *description, const json_t *labe
 {
 	uint8_t md[32];
 	char *canon = labels ? json_dumps(labels, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	bool ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
-		  EVP_DigestUpdate(c, name, strlen(name) + 1) == 1 &&
-		  EVP_DigestUpdate(c, description, strlen(description) + 1) == 1 &&
-		  EVP_DigestUpdate(c, canon ? canon : "{}", strlen(canon ? canon : "{}")) == 1 &&
-		  EVP_DigestFinal_ex(c, md, NULL) == 1;
+	const char *l = canon ? canon : "{}";
+	const struct sky_piece pieces[] = { { name, strlen(name) + 1 },
+					    { description, strlen(description) + 1 },
+					    { l, strlen(l) } };
+	int r = sky_sha256_pieces(pieces, SKY_ARRAY_SIZE(pieces), md);
 
-	EVP_MD_CTX_free(c);
 	free(canon);
-	if (!ok) /* never matches an If-Match a client could have */
+	if (r < 0) /* never matches an If-Match a client could have */
 		memset(md, 0, sizeof(md));
 	out[0] = '"';
 	sky_format_hex(md, 8, out + 1);

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <sqlite3.h>
-#include <stdio.h>
 #include <string.h>
 
 int audit_add(struct db *db, const struct audit_entry *e, uint64_t keep)
@@ -40,13 +39,6 @@ int audit_add(struct db *db, const struct audit_entry *e, uint64_t keep)
 	return rc == SQLITE_DONE ? 0 : db_errno(rc);
 }
 
-static void audit__text(char *dst, size_t n, sqlite3_stmt *s, int col)
-{
-	const unsigned char *t = sqlite3_column_text(s, col);
-
-	snprintf(dst, n, "%s", t ? (const char *)t : "");
-}
-
 int audit_list(struct db *db, uint64_t limit, audit_cb cb, void *ctx)
 {
 	sqlite3_stmt *s;
@@ -65,12 +57,12 @@ int audit_list(struct db *db, uint64_t limit, audit_cb cb, void *ctx)
 		memset(&e, 0, sizeof(e));
 		e.seq = sqlite3_column_int64(s, 0);
 		e.at = sqlite3_column_int64(s, 1);
-		audit__text(e.credential, sizeof(e.credential), s, 2);
-		audit__text(e.peer, sizeof(e.peer), s, 3);
-		audit__text(e.method, sizeof(e.method), s, 4);
-		audit__text(e.path, sizeof(e.path), s, 5);
+		db_copy_text(e.credential, sizeof(e.credential), s, 2);
+		db_copy_text(e.peer, sizeof(e.peer), s, 3);
+		db_copy_text(e.method, sizeof(e.method), s, 4);
+		db_copy_text(e.path, sizeof(e.path), s, 5);
 		e.status = sqlite3_column_int(s, 6);
-		audit__text(e.request_id, sizeof(e.request_id), s, 7);
+		db_copy_text(e.request_id, sizeof(e.request_id), s, 7);
 		r = cb(ctx, &e);
 		if (r < 0)
 			break;

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <sqlite3.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "common/util.h"
@@ -92,13 +91,19 @@ static int creds__done(sqlite3_stmt *s)
 	return r;
 }
 
+/* A secret's hash at parameters at (its lookup bytes) and at + 1 (all). */
+static void creds__bind_secret(sqlite3_stmt *s, int at, const uint8_t hash[32])
+{
+	sqlite3_bind_blob(s, at, hash, CREDS_LOOKUP_BYTES, SQLITE_TRANSIENT);
+	sqlite3_bind_blob(s, at + 1, hash, 32, SQLITE_TRANSIENT);
+}
+
 static void creds__row(sqlite3_stmt *s, struct creds_row *c)
 {
-	const unsigned char *name = sqlite3_column_text(s, 0);
 	const char *role = (const char *)sqlite3_column_text(s, 1);
 
 	memset(c, 0, sizeof(*c));
-	snprintf(c->name, sizeof(c->name), "%s", name ? (const char *)name : "");
+	db_copy_text(c->name, sizeof(c->name), s, 0);
 	if (creds_role_parse(role, &c->role) < 0)
 		c->role = CREDS_NONE; /* an unknown role grants nothing */
 	c->created_at = sqlite3_column_int64(s, 2);
@@ -108,27 +113,34 @@ static void creds__row(sqlite3_stmt *s, struct creds_row *c)
 	c->revoked_at = sqlite3_column_int64(s, 6);
 }
 
-int creds_create(struct db *db, const char *name, enum creds_role role, int64_t now, int64_t expires_at,
-		 const uint8_t hash[32])
+/* A credential's name, role, secret, time (?5) and expiry (?6) into sql:
+ * the insert of a new one, or the import over an old one. */
+static int creds__put(struct db *db, const char *sql, const char *name, enum creds_role role, const uint8_t hash[32],
+		      int64_t now, int64_t expires_at)
 {
 	sqlite3_stmt *s;
 	int r;
 
 	if (!creds_name_ok(name) || role == CREDS_NONE)
 		return -EINVAL;
-	r = creds__prepare(db,
-			   "INSERT INTO credentials (name, role, lookup, hash, created_at, expires_at) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-			   &s);
+	r = creds__prepare(db, sql, &s);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(s, 2, creds_role_name(role), -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 3, hash, CREDS_LOOKUP_BYTES, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(s, 4, hash, 32, SQLITE_TRANSIENT);
+	creds__bind_secret(s, 3, hash);
 	sqlite3_bind_int64(s, 5, now);
 	sqlite3_bind_int64(s, 6, expires_at);
 	return creds__done(s);
+}
+
+int creds_create(struct db *db, const char *name, enum creds_role role, int64_t now, int64_t expires_at,
+		 const uint8_t hash[32])
+{
+	return creds__put(db,
+			  "INSERT INTO credentials (name, role, lookup, hash, created_at, expires_at) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			  name, role, hash, now, expires_at);
 }
 
 int creds_find(struct db *db, const uint8_t hash[32], int64_t now, struct creds_row *out)
@@ -236,8 +248,7 @@ int creds_rotate(struct db *db, const char *name, const uint8_t hash[32], int64_
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(s, 2, hash, CREDS_LOOKUP_BYTES, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(s, 3, hash, 32, SQLITE_TRANSIENT);
+	creds__bind_secret(s, 2, hash);
 	sqlite3_bind_int64(s, 4, now);
 	sqlite3_bind_int64(s, 5, grace);
 	return creds__done(s);
@@ -266,23 +277,14 @@ int creds_import(struct db *db, const char *name, enum creds_role role, const ui
 		 int64_t now)
 {
 	struct creds_row c;
-	sqlite3_stmt *s;
 	int r = creds_get(db, name, &c);
 
 	if (r == -ENOENT)
 		return creds_create(db, name, role, now, 0, hash);
 	if (r < 0 || !replace)
 		return r;
-	r = creds__prepare(db,
-			   "UPDATE credentials SET role = ?2, lookup = ?3, hash = ?4, rotated_at = ?5, expires_at = 0, "
-			   "revoked_at = 0, old_lookup = NULL, old_hash = NULL, old_until = 0 WHERE name = ?1",
-			   &s);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 2, creds_role_name(role), -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 3, hash, CREDS_LOOKUP_BYTES, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(s, 4, hash, 32, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(s, 5, now);
-	return creds__done(s);
+	return creds__put(db,
+			  "UPDATE credentials SET role = ?2, lookup = ?3, hash = ?4, rotated_at = ?5, expires_at = ?6, "
+			  "revoked_at = 0, old_lookup = NULL, old_hash = NULL, old_until = 0 WHERE name = ?1",
+			  name, role, hash, now, 0);
 }

@@ -458,7 +458,7 @@ void db_rollback_to(struct db *db)
 	step_done(st(db, S_RELEASE));
 }
 
-static void copy_text(char *dst, size_t n, sqlite3_stmt *s, int col)
+void db_copy_text(char *dst, size_t n, sqlite3_stmt *s, int col)
 {
 	const unsigned char *t = sqlite3_column_text(s, col);
 	snprintf(dst, n, "%s", t ? (const char *)t : "");
@@ -533,13 +533,13 @@ int db_token_check(struct db *db, const uint8_t hash[32], int64_t now)
 
 static void token_row(sqlite3_stmt *s, struct db_token *t)
 {
-	copy_text(t->id, sizeof(t->id), s, 0);
+	db_copy_text(t->id, sizeof(t->id), s, 0);
 	t->created_at = sqlite3_column_int64(s, 1);
 	t->expires_at = sqlite3_column_int64(s, 2);
 	t->uses = (uint32_t)sqlite3_column_int64(s, 3);
 	t->uses_left = (uint32_t)sqlite3_column_int64(s, 4);
 	t->revoked = sqlite3_column_int(s, 5) != 0;
-	copy_text(t->board_id, sizeof(t->board_id), s, 6);
+	db_copy_text(t->board_id, sizeof(t->board_id), s, 6);
 }
 
 int db_token_list(struct db *db, db_token_cb cb, void *ctx)
@@ -595,7 +595,7 @@ int db_board_find_uuid(struct db *db, const char *uuid, char *id_out)
 	sqlite3_bind_text(s, 1, uuid, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		copy_text(id_out, DB_ID_MAX, s, 0);
+		db_copy_text(id_out, DB_ID_MAX, s, 0);
 		r = 0;
 	} else if (rc != SQLITE_DONE) {
 		r = db_err(rc);
@@ -661,9 +661,9 @@ int db_board_set_last_seen(struct db *db, const char *id, int64_t when)
 
 static void board_row(sqlite3_stmt *s, struct db_board *b)
 {
-	copy_text(b->id, sizeof(b->id), s, 0);
-	copy_text(b->name, sizeof(b->name), s, 1);
-	copy_text(b->uuid, sizeof(b->uuid), s, 2);
+	db_copy_text(b->id, sizeof(b->id), s, 0);
+	db_copy_text(b->name, sizeof(b->name), s, 1);
+	db_copy_text(b->uuid, sizeof(b->uuid), s, 2);
 	b->enrolled_at = sqlite3_column_int64(s, 3);
 	b->last_seen = sqlite3_column_int64(s, 4);
 	b->cert_not_after = sqlite3_column_int64(s, 5);

@@ -24,6 +24,10 @@ struct sqlite3;
 struct sqlite3 *db_handle(struct db *db);
 /* SQLite result code -> negative errno. */
 int db_errno(int rc);
+/* Column col of the row at s as text into dst (n bytes, cut to fit; NULL
+ * is ""), for modules with their own statements. */
+struct sqlite3_stmt;
+void db_copy_text(char *dst, size_t n, struct sqlite3_stmt *s, int col);
 /* PRAGMA integrity_check == "ok": 0, else -EIO. */
 int db_check(struct db *db);
 

@@ -343,9 +343,7 @@ int scrub_check_report(struct controller *ctl, const char *board_id, const char 
 	snprintf(rp->image_id, sizeof(rp->image_id), "%s", image_id);
 	rp->work.data = rp;
 	r = uv_queue_work(ctl->loop, &rp->work, report__work, report__after);
-	if (r < 0) {
-		free(rp);
-		return -ENOMEM;
-	}
-	return 0;
+	if (r < 0)
+		free(rp); /* libuv's errors are negative errnos: al_report.c says which */
+	return r < 0 ? r : 0;
 }

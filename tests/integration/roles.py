@@ -314,6 +314,8 @@ def case_audit(f):
     # Only admins read it.
     check(c.call("GET", "/v1/audit", op)[0] == 403, "the operator cannot read the audit log")
     check(c.call("GET", "/v1/audit?limit=0", f.admin)[0] == 400, "limit 0")
+    st, ans, _ = c.call("GET", "/v1/audit?limt=2", f.admin)
+    check(st == 400 and "unknown query parameter 'limt'" in ans["error"]["message"], f"misspelt limit: {st} {ans}")
     check(len(audit(f, c, limit=2)) == 2, "limit 2")
     # Bounded: the newest 8.
     rids = []

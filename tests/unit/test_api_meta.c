@@ -56,10 +56,12 @@ static void test_patch_refused(void **state)
 	char big[2048];
 
 	(void)state;
-	refused("", "JSON object");
-	refused("[]", "JSON object");
+	refused("", "the PATCH body is empty; send an object like {\"name\"");
+	refused(" \n", "the PATCH body is empty");
+	refused("{", "the PATCH body is not valid JSON");
+	refused("[]", "the PATCH body must be a JSON object like {\"name\"");
 	refused("{}", "changes nothing");
-	refused("{\"colour\": 1}", "unknown field 'colour'");
+	refused("{\"colour\": 1}", "unknown field 'colour' in the PATCH body; known: name, labels, description");
 	refused("{\"name\": \"brd-1\"}", "name must be");
 	refused("{\"name\": \"-x\"}", "name must be");
 	refused("{\"name\": \"a b\"}", "name must be");
@@ -72,7 +74,7 @@ static void test_patch_refused(void **state)
 	refused("{\"labels\": {\"a\": 1}}", "label 'a' must be");
 	refused("{\"labels\": {\"a\": \"\\u0001\"}}", "label 'a' must be");
 	refused("{\"description\": \"\\u0007\"}", "description must be");
-	refused("{\"name\": \"a\", \"name\": \"b\"}", "JSON object"); /* duplicate keys */
+	refused("{\"name\": \"a\", \"name\": \"b\"}", "duplicate object key"); /* said, where */
 	memset(big, 'x', sizeof(big));
 	memcpy(big, "{\"description\": \"", 17);
 	memcpy(big + 17 + 1025, "\"}", 3);

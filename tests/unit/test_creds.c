@@ -1,7 +1,8 @@
 /* API credentials (controller/skyrootd/creds.c) and the audit log's bound
  * (audit.c): the roles' rules, a credential's state at a time (expiry,
  * revocation), lookup by the token's hash, rotation with and without a
- * grace, the state folder's tokens imported once. */
+ * grace, the state folder's tokens imported once; the bodies and the
+ * query of /v1/credentials and /v1/audit (api_creds_json.c). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,8 @@
 #include <cmocka.h>
 
 #include "common/util.h"
+#include "controller/skyrootd/api_creds_json.h"
+#include "controller/skyrootd/api_json.h"
 #include "controller/skyrootd/audit.h"
 #include "controller/skyrootd/creds.h"
 #include "controller/skyrootd/db.h"
@@ -170,6 +173,22 @@ static void test_import(void **state)
 	assert_int_equal(creds_find(x->db, n, 15, &c), 0);
 	assert_string_equal(c.name, "reader");
 	assert_int_equal(c.role, CREDS_READER);
+	/* Replacing an expiring one: the new role, no expiry, no grace left. */
+	hash_of("ci-1", a);
+	hash_of("ci-2", b);
+	hash_of("ci-3", n);
+	assert_int_equal(creds_create(x->db, "ci", CREDS_OPERATOR, 10, 100, a), 0);
+	assert_int_equal(creds_rotate(x->db, "ci", b, 20, 60), 0);
+	assert_int_equal(creds_import(x->db, "ci", CREDS_READER, n, true, 30), 0);
+	assert_int_equal(creds_get(x->db, "ci", &c), 0);
+	assert_int_equal(c.role, CREDS_READER);
+	assert_int_equal(c.expires_at, 0);
+	assert_int_equal(c.rotated_at, 30);
+	assert_int_equal(c.old_until, 0);
+	assert_int_equal(creds_find(x->db, a, 31, &c), -ENOENT);
+	assert_int_equal(creds_find(x->db, b, 31, &c), -ENOENT);
+	assert_int_equal(creds_find(x->db, n, 500, &c), 0);
+	assert_int_equal(creds_import(x->db, "ci", CREDS_NONE, n, true, 40), -EINVAL);
 }
 
 static int count_cb(void *ctx, const struct audit_entry *e)
@@ -200,6 +219,145 @@ static void test_audit_bound(void **state)
 	assert_int_equal(seen[1], 2);
 }
 
+/* A refused create body and the words the client reads. */
+static void create_refused(const char *body, const char *says)
+{
+	struct api_cred_request req = { .name = "untouched" };
+	char err[API_JSON_ERR_MAX] = "";
+
+	assert_int_equal(api_creds_parse_create(body, strlen(body), &req, err, sizeof(err)), -EINVAL);
+	if (!strstr(err, says))
+		fail_msg("%s: '%s' does not say '%s'", body, err, says);
+	assert_string_equal(req.name, "untouched");
+}
+
+static void test_create_body(void **state)
+{
+	struct api_cred_request req;
+	char err[API_JSON_ERR_MAX];
+	const char *ok = "{\"name\": \"ci-1\", \"role\": \"operator\", \"ttl_seconds\": 3600}";
+	const char *never = " {\"name\": \"r\", \"role\": \"reader\", \"ttl_seconds\": null}\n";
+
+	(void)state;
+	assert_int_equal(api_creds_parse_create(ok, strlen(ok), &req, err, sizeof(err)), 0);
+	assert_string_equal(req.name, "ci-1");
+	assert_int_equal(req.role, CREDS_OPERATOR);
+	assert_int_equal(req.ttl_seconds, 3600);
+	assert_int_equal(api_creds_parse_create(never, strlen(never), &req, err, sizeof(err)), 0);
+	assert_string_equal(req.name, "r");
+	assert_int_equal(req.role, CREDS_READER);
+	assert_int_equal(req.ttl_seconds, 0);
+
+	create_refused("", "the credential body is empty; send an object like");
+	create_refused(" \r\n", "body is empty");
+	create_refused("{", "not valid JSON");
+	create_refused("[]", "must be a JSON object");
+	create_refused("{\"name\": \"a\", \"name\": \"b\", \"role\": \"admin\"}", "not valid JSON");
+	create_refused("{\"name\": \"a\", \"role\": \"admin\", \"ttl\": 60}",
+		       "unknown field 'ttl' in credential; known: name, role, ttl_seconds");
+	create_refused("{\"role\": \"admin\"}", "must have a name and a role");
+	create_refused("{\"name\": \"a\"}", "must have a name and a role");
+	create_refused("{\"name\": \".a\", \"role\": \"admin\"}",
+		       "name must be 1 to 63 letters, digits, '.', '_' or '-', not starting with '.' or '-'");
+	create_refused("{\"name\": 7, \"role\": \"admin\"}", "name must be 1 to 63");
+	create_refused("{\"name\": \"a\", \"role\": \"root\"}", "role must be reader, operator or admin");
+	create_refused("{\"name\": \"a\", \"role\": null}", "role must be reader, operator or admin");
+	create_refused("{\"name\": \"a\", \"role\": \"admin\", \"ttl_seconds\": 59}",
+		       "credential.ttl_seconds must be a whole number from 60 to 316224000 seconds");
+	create_refused("{\"name\": \"a\", \"role\": \"admin\", \"ttl_seconds\": 316224001}", "from 60 to");
+	create_refused("{\"name\": \"a\", \"role\": \"admin\", \"ttl_seconds\": \"1h\"}", "whole number");
+	create_refused("{\"name\": \"a\", \"role\": \"admin\", \"ttl_seconds\": -5}", "whole number");
+}
+
+static void test_rotate_body(void **state)
+{
+	char err[API_JSON_ERR_MAX];
+	int64_t g = -1;
+
+	(void)state;
+	assert_int_equal(api_creds_parse_rotate(NULL, 0, &g, err, sizeof(err)), 0);
+	assert_int_equal(g, 0);
+	g = -1;
+	assert_int_equal(api_creds_parse_rotate(" \n", 2, &g, err, sizeof(err)), 0);
+	assert_int_equal(g, 0);
+	assert_int_equal(api_creds_parse_rotate("{\"grace_seconds\": 600}", 22, &g, err, sizeof(err)), 0);
+	assert_int_equal(g, 600);
+	assert_int_equal(api_creds_parse_rotate("{\"grace_seconds\": null}", 23, &g, err, sizeof(err)), 0);
+	assert_int_equal(g, 0);
+	g = 7;
+	assert_int_equal(api_creds_parse_rotate("{\"grace_seconds\": 604801}", 25, &g, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "rotate.grace_seconds must be a whole number from 0 to 604800 seconds"));
+	assert_int_equal(g, 7);
+	assert_int_equal(api_creds_parse_rotate("{\"grace\": 1}", 12, &g, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "unknown field 'grace' in rotate; known: grace_seconds"));
+	assert_int_equal(api_creds_parse_rotate("[300]", 5, &g, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "must be a JSON object like {\"grace_seconds\": 300}"));
+	assert_int_equal(g, 7);
+}
+
+static void test_audit_limit(void **state)
+{
+	char err[API_JSON_ERR_MAX];
+	uint64_t n = 0;
+
+	(void)state;
+	assert_int_equal(api_creds_parse_limit(NULL, 0, 10000, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, AUDIT_LIMIT_DEFAULT);
+	assert_int_equal(api_creds_parse_limit("", 0, 50, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 50); /* the default, within max */
+	assert_int_equal(api_creds_parse_limit("limit=2&", 8, 10000, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(api_creds_parse_limit("limit=1%30", 10, 10000, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 10);
+	assert_int_equal(api_creds_parse_limit("limit=10000", 11, 10000, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 10000);
+	/* Only len bytes are read. */
+	assert_int_equal(api_creds_parse_limit("limit=2&limit=0", 7, 10000, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	for (const char *const *q = (const char *const[]){ "limit=0", "limit=10001", "limit=", "limit=-1", "limit=1x",
+							    "limit=%zz", "limit=99999999999999999999999999", NULL };
+	     *q; q++) {
+		err[0] = '\0';
+		assert_int_equal(api_creds_parse_limit(*q, strlen(*q), 10000, &n, err, sizeof(err)), -EINVAL);
+		if (!strstr(err, "limit must be a whole number from 1 to 10000"))
+			fail_msg("%s: '%s'", *q, err);
+	}
+	/* Nothing but limit, once: a misspelling is not silently the default. */
+	assert_int_equal(api_creds_parse_limit("limt=5", 6, 10000, &n, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "unknown query parameter 'limt'; the audit log takes only limit (1 to 10000)"));
+	assert_int_equal(api_creds_parse_limit("a=b&limit=2", 11, 10000, &n, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "unknown query parameter 'a'"));
+	assert_int_equal(api_creds_parse_limit("page_token", 10, 10000, &n, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "unknown query parameter 'page_token'"));
+	assert_int_equal(api_creds_parse_limit("limit=1&limit=2", 15, 10000, &n, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "given twice"));
+	assert_int_equal(api_creds_parse_limit("limit", 5, 10000, &n, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "limit must be a whole number"));
+}
+
+/* The hash of pieces (common/util.c) the idempotency seal, the page key and
+ * the etags are made with: the hash of the pieces' concatenation. */
+static void test_sha256_pieces(void **state)
+{
+	static const uint8_t abc[32] = { 0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+					 0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+					 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad };
+	const struct sky_piece three[] = { { "a", 1 }, { NULL, 0 }, { "bc", 2 } };
+	const struct sky_piece other[] = { { "ab", 2 }, { "c", 1 } };
+	const struct sky_piece sep[] = { { "ab", 3 }, { "c", 1 } };
+	uint8_t a[32], b[32], whole[32];
+
+	(void)state;
+	assert_int_equal(sky_sha256_pieces(three, 3, a), 0);
+	assert_memory_equal(a, abc, 32);
+	assert_int_equal(sky_sha256_pieces(other, 2, b), 0);
+	assert_memory_equal(a, b, 32);
+	sky_sha256("ab\0c", 4, whole);
+	assert_int_equal(sky_sha256_pieces(sep, 2, b), 0);
+	assert_memory_equal(b, whole, 32);
+	assert_memory_not_equal(b, abc, 32);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -208,6 +366,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_find, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_import, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_bound, setup, teardown),
+		cmocka_unit_test(test_create_body),
+		cmocka_unit_test(test_rotate_body),
+		cmocka_unit_test(test_audit_limit),
+		cmocka_unit_test(test_sha256_pieces),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
