@@ -4,6 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
 int sky_frame_encode(const Skyroot__Envelope *env, size_t max_frame, struct sky_buf *out)
 {
 	size_t n = skyroot__envelope__get_packed_size(env);
@@ -15,21 +23,10 @@ int sky_frame_encode(const Skyroot__Envelope *env, size_t max_frame, struct sky_
 	if (r < 0)
 		return r;
 	uint8_t *p = out->data + out->len;
-	p[0] = (uint8_t)(n >> 24);
-	p[1] = (uint8_t)(n >> 16);
-	p[2] = (uint8_t)(n >> 8);
-	p[3] = (uint8_t)n;
+	put_be32(p, (uint32_t)n);
 	skyroot__envelope__pack(env, p + SKY_FRAME_HEADER);
 	out->len += SKY_FRAME_HEADER + n;
 	return 0;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
 }
 
 int sky_frame_encode_tail_prefix(const Skyroot__Envelope *hdr, size_t tail_len, size_t max_frame, uint8_t *out,
