@@ -28,6 +28,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "agent/answer.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "vmm/vmm.h"
@@ -558,31 +559,9 @@ void guestmgr_session_up(struct guestmgr *m)
 /* ---- bare metal ---- */
 
 /* Tell the controller what became of its boot order (and log it). */
-static void baremetal_answer(struct guestmgr *m, uint64_t req, Skyroot__BootOutcome outcome, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void baremetal_answer(struct guestmgr *m, uint64_t req, Skyroot__BootOutcome outcome, const char *fmt, ...)
-{
-	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
-	Skyroot__BareMetalBootResult res = SKYROOT__BARE_METAL_BOOT_RESULT__INIT;
-	char why[512] = "";
-
-	if (fmt) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, sizeof(why), fmt, ap);
-		va_end(ap);
-		log_error("bare-metal boot %s: %s", outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED ? "refused" : "failed",
-			  why);
-	}
-	res.outcome = outcome;
-	res.error = why;
-	env.request_id = req;
-	env.body_case = SKYROOT__ENVELOPE__BODY_BARE_METAL_BOOT_RESULT;
-	env.bare_metal_boot_result = &res;
-	/* Offline: the controller shows the order as unanswered. */
-	m->ops.send(m->ctx, &env);
-}
+#define baremetal_answer(m, req, outcome, ...)                                                                 \
+	agent_answer_order((m)->ops.send, (m)->ctx, SKYROOT__ENVELOPE__BODY_BARE_METAL_BOOT_RESULT, req, outcome, \
+			   __VA_ARGS__)
 
 /* The order is over without a kexec: its images may be evicted again. */
 static void baremetal_release(struct guestmgr *m)

@@ -1,7 +1,6 @@
 /* Rebooting the board on the controller's order (reboot.h). */
 #include <errno.h>
 #include <linux/reboot.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/reboot.h>
@@ -9,32 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/answer.h"
 #include "agent/reboot.h"
 #include "common/log.h"
 
-static void reboot__answer(agent_reboot_send send, void *ctx, uint64_t req, Skyroot__BootOutcome outcome,
-			   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void reboot__answer(agent_reboot_send send, void *ctx, uint64_t req, Skyroot__BootOutcome outcome,
-			   const char *fmt, ...)
-{
-	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
-	Skyroot__RebootResult res = SKYROOT__REBOOT_RESULT__INIT;
-	char why[512] = "";
-
-	if (fmt) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, sizeof(why), fmt, ap);
-		va_end(ap);
-		log_error("reboot %s: %s", outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED ? "refused" : "failed", why);
-	}
-	res.outcome = outcome;
-	res.error = why;
-	env.request_id = req;
-	env.body_case = SKYROOT__ENVELOPE__BODY_REBOOT_RESULT;
-	env.reboot_result = &res;
-	send(ctx, &env);
-}
+/* Tell the controller what became of its reboot order (and log it). */
+#define reboot__answer(send, ctx, req, outcome, ...)                                                             \
+	agent_answer_order(send, ctx, SKYROOT__ENVELOPE__BODY_REBOOT_RESULT, req, outcome, __VA_ARGS__)
 
 /* Run cmd detached (a grandchild, so no zombie is left): 0 or -errno. */
 static int reboot__spawn(const char *cmd, bool graceful, bool network)
@@ -62,7 +42,7 @@ static int reboot__spawn(const char *cmd, bool graceful, bool network)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
 }
 
-void agent_reboot(const struct agent_config *cfg, uint64_t req, const Skyroot__Reboot *rb, agent_reboot_send send,
+void agent_reboot(const struct agent_config *cfg, uint64_t req, const Skyroot__Reboot *rb, agent_answer_send send,
 		  void *ctx)
 {
 	int r;

@@ -4,12 +4,11 @@
 #pragma once
 #include <stdint.h>
 
+#include "agent/answer.h"
 #include "agent/config.h"
 #include "proto/skyroot.pb-c.h"
 
-typedef int (*agent_reboot_send)(void *ctx, Skyroot__Envelope *env);
-
 /* Answer the order req with a RebootResult through send, then reboot
  * (or run the command).  On a real reboot this does not return. */
-void agent_reboot(const struct agent_config *cfg, uint64_t req, const Skyroot__Reboot *rb, agent_reboot_send send,
+void agent_reboot(const struct agent_config *cfg, uint64_t req, const Skyroot__Reboot *rb, agent_answer_send send,
 		  void *ctx);

@@ -11,8 +11,8 @@
 #define SKY_GUEST_DEVICES_MAX 8u
 #define SKY_GUEST_CMDLINE_MAX 1023u          /* bytes, without the NUL */
 
-/* Names people give to guests, images and boards: 1..SKY_NAME_MAX bytes of
- * [A-Za-z0-9._-], not starting with '-' or '.'. */
+/* Names people give to boards, images, guests and credentials: at most
+ * SKY_NAME_MAX bytes; the whole rule is sky_name_ok (common/parse.h). */
 #define SKY_NAME_MAX 63u
 
 /* Enrollment tokens (POST /v1/tokens, skyctl token create --ttl --uses):

@@ -14,6 +14,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "common/limits.h"
+
 #define PARSE_HOST_MAX 253 /* a DNS name: RFC 1035's 255 octets on the wire */
 #define PARSE_LABEL_MAX 63
 #define PARSE_INT64_MAX ((uint64_t)INT64_MAX)
@@ -510,4 +512,21 @@ int sky_parse_ca_pin(const char *s, uint8_t out[32])
 	if (!s || strncasecmp(s, CA_PIN_PREFIX, plen) != 0)
 		return -EINVAL;
 	return sky_parse_hex(s + plen, out, 32);
+}
+
+bool sky_name_ok(const char *name, const char *id_prefix)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > SKY_NAME_MAX || name[0] == '-' || name[0] == '.')
+		return false;
+	if (id_prefix && id_prefix[0] && strncmp(name, id_prefix, strlen(id_prefix)) == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || parse__digit(c) || c == '.' || c == '_' ||
+		      c == '-'))
+			return false;
+	}
+	return true;
 }

@@ -1,5 +1,5 @@
 /* The one parser for each syntax of Skyroot's own: sizes, durations,
- * host:port, PCI addresses, hex and the CA pin.  Every program (skyrootd,
+ * host:port, PCI addresses, hex, the CA pin and names.  Every program (skyrootd,
  * skyctl, skyagent, skyvmm) and every layer (flags, config files, the
  * kernel command line, API bodies) reads these values through here, so a
  * value that one accepts, all accept.  docs/syntax.md is the user's page.
@@ -9,6 +9,7 @@
 #ifndef SKY_COMMON_PARSE_H
 #define SKY_COMMON_PARSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,13 @@ void sky_format_hex(const uint8_t *data, size_t len, char *out);
 
 /* The CA pin: "sha256:" (either case) and 64 hex digits -> 32 bytes. */
 int sky_parse_ca_pin(const char *s, uint8_t out[32]);
+
+/* A name people give to a board, image, guest or credential (and the VMM
+ * to a guest): 1 to SKY_NAME_MAX (common/limits.h) bytes of [A-Za-z0-9._-],
+ * not starting with '-' or '.', and not starting with id_prefix ("brd-",
+ * "img-", "gst-"; NULL or "" for none): names and ids share the API's
+ * paths, so a name must never read as an id.  NULL is not a name. */
+bool sky_name_ok(const char *name, const char *id_prefix);
 
 /* Formatters, the inverse for people: 512 -> "512 B", 8388608 -> "8.0 MiB";
  * 42 -> "42s", 5400 -> "1h30m", 0 -> "0s" (sky_parse_duration reads every

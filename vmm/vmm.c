@@ -179,25 +179,11 @@ const char *const *vmm_backend_names(void)
 	return vmm_backend_name_list;
 }
 
-static int name_ok(const char *s)
-{
-	size_t len = strlen(s);
-	if (len == 0 || len > VMM_NAME_MAX || s[0] == '.' || s[0] == '-')
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
 int vmm_spec_check(const struct vmm_guest_spec *spec, struct vmm_error *err)
 {
 	if (!spec)
 		return vmm_err(err, -EINVAL, "no guest spec");
-	if (!spec->name || !name_ok(spec->name))
+	if (!sky_name_ok(spec->name, NULL))
 		return vmm_err(err, -EINVAL,
 			       "invalid guest name: use 1 to %u of the characters A-Z a-z 0-9 . _ -, "
 			       "not starting with '.' or '-'", VMM_NAME_MAX);

@@ -86,7 +86,8 @@ enum vmm_disk_format {
 
 /* What to run.  Nothing here is kept after vmm_guest_create returns. */
 struct vmm_guest_spec {
-	const char *name;       /* 1..VMM_NAME_MAX of [A-Za-z0-9._-], not
+	const char *name;       /* a name (sky_name_ok, common/parse.h):
+				   1..VMM_NAME_MAX of [A-Za-z0-9._-], not
 				   starting with '.' or '-' */
 	unsigned vcpus;         /* 1..VMM_VCPUS_MAX */
 	uint64_t memory;        /* bytes, a multiple of 1 MiB, >= 16 MiB */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink_priv.h"
 #include "controller/skyrootd/metrics.h"
@@ -54,7 +55,10 @@ static int al_issue(struct controller *ctl, const char *board_id, EVP_PKEY *pub,
 	return r;
 }
 
-/* A board name from its host name: [a-z0-9-], unique. */
+/* A board name from its host name, unique: the host name's letters (in
+ * lower case), digits, '.', '_' and '-', without leading '.' or '-'; "board"
+ * when that is not a name (sky_name_ok: empty, or starting with the board
+ * id prefix "brd-", which the board chooses and must not pass for an id). */
 static int al_pick_name(struct db *db, const char *hostname, const char *id, char *out, size_t outlen)
 {
 	char base[DB_NAME_MAX - 8];
@@ -63,11 +67,14 @@ static int al_pick_name(struct db *db, const char *hostname, const char *id, cha
 		char c = *p;
 		if (c >= 'A' && c <= 'Z')
 			c = (char)(c - 'A' + 'a');
+		if (n == 0 && (c == '-' || c == '.'))
+			continue;
 		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_')
 			base[n++] = c;
 	}
 	base[n] = '\0';
-	if (n == 0 || strcmp(base, "localhost") == 0 || strcmp(base, "(none)") == 0)
+	/* "(none)": the kernel's host name when none was set. */
+	if (!sky_name_ok(base, "brd-") || strcmp(base, "localhost") == 0 || strcmp(hostname, "(none)") == 0)
 		snprintf(base, sizeof(base), "board");
 	snprintf(out, outlen, "%s", base);
 	int taken = db_board_name_taken(db, out);

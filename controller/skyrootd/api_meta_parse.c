@@ -53,22 +53,6 @@ bool api_label_value_ok(const char *value)
 	return api_meta__text_ok(value, API_LABEL_VALUE_MAX, NULL);
 }
 
-static bool api_meta__name_ok(const char *name, const char *id_prefix)
-{
-	size_t n = strlen(name);
-
-	if (n == 0 || n > SKY_NAME_MAX || name[0] == '-' || name[0] == '.' ||
-	    strncmp(name, id_prefix, strlen(id_prefix)) == 0)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-		      c == '_' || c == '.'))
-			return false;
-	}
-	return true;
-}
-
 static int api_meta__labels_ok(const json_t *labels, char *err, size_t errlen)
 {
 	const char *k;
@@ -108,7 +92,7 @@ int api_patch_parse(const void *body, size_t len, const char *id_prefix, struct 
 	json_object_foreach(root, k, v) {
 		if (strcmp(k, "name") == 0) {
 			const char *s = json_string_value(v);
-			if (!s || !api_meta__name_ok(s, id_prefix)) {
+			if (!s || !sky_name_ok(s, id_prefix)) {
 				snprintf(err, errlen,
 					 "name must be 1 to %u bytes of letters, digits, '.', '_' and '-', not starting "
 					 "with '-', '.' or '%s'",

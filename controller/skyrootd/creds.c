@@ -7,6 +7,8 @@
 #include <sqlite3.h>
 #include <string.h>
 
+#include "common/limits.h"
+#include "common/parse.h"
 #include "common/util.h"
 
 /* The bytes of the hash a credential is looked up by (not secret: the
@@ -35,19 +37,12 @@ int creds_role_parse(const char *s, enum creds_role *out)
 	return -EINVAL;
 }
 
+_Static_assert(CREDS_NAME_MAX == SKY_NAME_MAX + 1, "a credential name is the one name syntax");
+
 bool creds_name_ok(const char *name)
 {
-	size_t n = name ? strlen(name) : 0;
-
-	if (n == 0 || n >= CREDS_NAME_MAX || name[0] == '.' || name[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = name[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-		      ch == '_' || ch == '-'))
-			return false;
-	}
-	return true;
+	/* Credentials have no id: the name is the path segment. */
+	return sky_name_ok(name, NULL);
 }
 
 enum creds_state creds_state(const struct creds_row *c, int64_t now)

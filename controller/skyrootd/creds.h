@@ -42,7 +42,7 @@ struct creds_row {
 const char *creds_role_name(enum creds_role role);
 /* "reader", "operator", "admin": 0, else -EINVAL. */
 int creds_role_parse(const char *s, enum creds_role *out);
-/* A name: 1..63 bytes of [A-Za-z0-9._-], not starting with '.' or '-'. */
+/* A name: sky_name_ok (common/parse.h) without an id prefix. */
 bool creds_name_ok(const char *name);
 enum creds_state creds_state(const struct creds_row *c, int64_t now);
 /* The role a call needs: GET/HEAD reader, others operator, and admin for

@@ -395,20 +395,6 @@ void guests_board_up(struct guests *g, const char *board_id)
 
 /* ---- create, change, delete ---- */
 
-static bool name_ok(const char *name)
-{
-	size_t n = strlen(name);
-	if (n == 0 || n >= GUEST_NAME_MAX || strncmp(name, "gst-", 4) == 0 || name[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-		      c == '_' || c == '.'))
-			return false;
-	}
-	return true;
-}
-
 static bool pci_ok(const char *a)
 {
 	char canon[SKY_PCI_ADDR_LEN];
@@ -441,8 +427,9 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	sqlite3_stmt *s;
 	int r;
 
-	if (!req->name || !name_ok(req->name)) {
-		snprintf(err, errlen, "a guest name is 1-%u of A-Z a-z 0-9 . _ - and does not start with 'gst-'",
+	if (!sky_name_ok(req->name, "gst-")) {
+		snprintf(err, errlen,
+			 "a guest name is 1-%u of A-Z a-z 0-9 . _ - and does not start with '-', '.' or 'gst-'",
 			 SKY_NAME_MAX);
 		return -EINVAL;
 	}

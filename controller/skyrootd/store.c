@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "common/limits.h"
+#include "common/parse.h"
 #include "common/util.h"
 #include "common/x509.h"
 #include "skyroot.pb-c.h"
@@ -184,20 +186,7 @@ uint64_t store_free_space(const struct store *st)
 
 /* ---- upload ---- */
 
-static bool name_ok(const char *name)
-{
-	size_t n = strlen(name);
-	if (n == 0 || n >= STORE_NAME_MAX || name[0] == '-' || name[0] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-		      c == '_' || c == '.'))
-			return false;
-	}
-	/* An image name must not look like an image id. */
-	return strncmp(name, "img-", 4) != 0;
-}
+_Static_assert(STORE_NAME_MAX == SKY_NAME_MAX + 1, "an image name is the one name syntax");
 
 static bool kind_ok(const char *kind)
 {
@@ -218,7 +207,8 @@ int store_upload_begin(struct store *st, const char *name, const char *kind, uin
 	unsigned slot;
 	int r;
 
-	if (!name_ok(name) || !kind_ok(kind))
+	/* An image name must not look like an image id. */
+	if (!sky_name_ok(name, "img-") || !kind_ok(kind))
 		return -EINVAL;
 	if (expected_size != UINT64_MAX && expected_size > st->image_max)
 		return -EFBIG;

@@ -4,6 +4,7 @@
  *   ./test_parse     (no environment needed)
  */
 #include "common/parse.h"
+#include "common/limits.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -567,6 +568,56 @@ static void test_ca_pin(void **state)
 	assert_int_equal(sky_parse_ca_pin(NULL, out), -EINVAL);
 }
 
+/* ---- names ---------------------------------------------------------------- */
+
+static void test_name(void **state)
+{
+	(void)state;
+	char longest[SKY_NAME_MAX + 2];
+
+	static const char *const good[] = {
+		"a", "Z", "7", "_", "web-1", "rack1-07", "ci-bot_1.x", "a.b.c", "A-Za-z0-9._-", "x-", "x.", "brd",
+		"brd_1", "img.x", "gst", "board-gst-1", "BRD-1", /* the prefix is matched as given, not folded */
+	};
+	for (size_t i = 0; i < N(good); i++) {
+		if (!sky_name_ok(good[i], NULL) || !sky_name_ok(good[i], "") || !sky_name_ok(good[i], "brd-"))
+			fail_msg("name '%s' should be accepted", good[i]);
+	}
+	static const char *const bad[] = {
+		"",     "-a",   ".a",   ".",    "-",      "..",     "a b",     "a/b",  "a:b", "a\nb", "a\tb",
+		" a",   "a ",   "é",    "a\xff", "a@b",   "a+b",    "a%2fb",   "a*",   "~a",  "a\\b", "\x7f",
+	};
+	for (size_t i = 0; i < N(bad); i++) {
+		if (sky_name_ok(bad[i], NULL) || sky_name_ok(bad[i], ""))
+			fail_msg("name '%s' should be refused", bad[i]);
+	}
+	assert_false(sky_name_ok(NULL, NULL));
+	assert_false(sky_name_ok(NULL, "brd-"));
+
+	/* 1..SKY_NAME_MAX bytes: the longest is fine, one more is not. */
+	memset(longest, 'n', sizeof(longest));
+	longest[SKY_NAME_MAX] = '\0';
+	assert_true(sky_name_ok(longest, NULL));
+	longest[SKY_NAME_MAX] = 'n';
+	longest[SKY_NAME_MAX + 1] = '\0';
+	assert_false(sky_name_ok(longest, NULL));
+
+	/* Names and ids share the API's paths: a name may not start with the
+	 * kind's id prefix, and only that kind's prefix is refused. */
+	assert_false(sky_name_ok("brd-1234", "brd-"));
+	assert_false(sky_name_ok("brd-", "brd-"));
+	assert_false(sky_name_ok("img-x", "img-"));
+	assert_false(sky_name_ok("gst-web", "gst-"));
+	assert_true(sky_name_ok("brd-1234", "img-"));
+	assert_true(sky_name_ok("gst-web", "brd-"));
+	assert_true(sky_name_ok("brd-1234", NULL));
+	assert_true(sky_name_ok("brd", "brd-"));
+	assert_true(sky_name_ok("xbrd-1", "brd-"));
+	/* A bad name stays bad whatever the prefix. */
+	assert_false(sky_name_ok(".hidden", "gst-"));
+	assert_false(sky_name_ok("-x", "img-"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -583,6 +634,7 @@ int main(void)
 		cmocka_unit_test(test_pci),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_ca_pin),
+		cmocka_unit_test(test_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
