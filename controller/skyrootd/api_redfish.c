@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/api_priv.h"
@@ -309,10 +310,8 @@ static void rf_session_create(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	memset(slot, 0, sizeof(*slot));
-	for (size_t i = 0; i < sizeof(tok); i++)
-		snprintf(tok_hex + 2 * i, 3, "%02x", tok[i]);
-	for (size_t i = 0; i < sizeof(idb); i++)
-		snprintf(slot->id + 2 * i, 3, "%02x", idb[i]);
+	sky_format_hex(tok, sizeof(tok), tok_hex);
+	sky_format_hex(idb, sizeof(idb), slot->id);
 	sky_sha256(tok_hex, strlen(tok_hex), slot->hash);
 	slot->used = true;
 	slot->role = role;
