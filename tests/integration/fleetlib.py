@@ -385,6 +385,15 @@ def fetch_text(url, ctx=None):
         return e.code, e.read().decode(errors="replace")
 
 
+def reader_token(f):
+    """The reader token that `skyrootd init` printed once."""
+    lines = f.init_output.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Reader token"):
+            return lines[i + 1].strip()
+    raise Fail(f"skyrootd init printed no reader token:\n{f.init_output}")
+
+
 def board_token(f, bid):
     r = skyctl(f, "-o", "json", "token", "create", "--board", bid)
     check(r.returncode == 0, f"token create --board: {r.stderr}")
