@@ -394,6 +394,20 @@ def reader_token(f):
     raise Fail(f"skyrootd init printed no reader token:\n{f.init_output}")
 
 
+def metrics(f):
+    """Every sample of GET /metrics (as the admin) as {'name{labels}': value}."""
+    req = urllib.request.Request(f"https://127.0.0.1:{f.api_port}/metrics",
+                                 headers={"Authorization": f"Bearer {f.admin}"})
+    with urllib.request.urlopen(req, context=f.sslctx, timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = int(float(value))
+    return out
+
+
 def board_token(f, bid):
     r = skyctl(f, "-o", "json", "token", "create", "--board", bid)
     check(r.returncode == 0, f"token create --board: {r.stderr}")

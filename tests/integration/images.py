@@ -15,11 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import (Fail, Fleet, check, pb_field, read_until_closed, run_cases,  # noqa: E402
-                   tls_connect, wait_for)
+from fleetlib import (Fail, Fleet, check, metrics, pb_field, read_until_closed, run_cases,  # noqa: E402
+                      tls_connect, wait_for)
 
 CHUNK = 1 << 20
 
@@ -121,15 +120,8 @@ def fetch(f, bid, image, timeout=120):
 def chunks_sent(f):
     """The controller's counters of chunks streamed to boards, from GET
     /metrics: (chunks, bytes)."""
-    req = urllib.request.Request(f"https://127.0.0.1:{f.api_port}/metrics",
-                                 headers={"Authorization": f"Bearer {f.admin}"})
-    with urllib.request.urlopen(req, context=f.sslctx, timeout=10) as r:
-        text = r.read().decode()
-    got = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in ("skyroot_chunks_sent_total", "skyroot_chunk_bytes_sent_total"):
-            got[name] = int(value)
+    samples = metrics(f)
+    got = {n: samples[n] for n in ("skyroot_chunks_sent_total", "skyroot_chunk_bytes_sent_total") if n in samples}
     check(len(got) == 2, f"both chunk counters in /metrics: {got}")
     return got["skyroot_chunks_sent_total"], got["skyroot_chunk_bytes_sent_total"]
 
