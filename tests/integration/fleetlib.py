@@ -278,6 +278,23 @@ def read_until_closed(s, timeout=5):
         return data, "timeout"
 
 
+def read_for(s, done, timeout=10):
+    """What socket S sends until done(data) holds, it ends, it fails or
+    TIMEOUT seconds pass."""
+    s.settimeout(timeout)
+    data = b""
+    end = time.time() + timeout
+    while time.time() < end and not done(data):
+        try:
+            got = s.recv(65536)
+        except (socket.timeout, ssl.SSLError, OSError):
+            break
+        if not got:
+            break
+        data += got
+    return data
+
+
 def heartbeat_with_cert(f, crt, key, close_after_answer=False):
     """Send a heartbeat on a connection with that client certificate: what
     came back before the controller closed it (or, close_after_answer, up

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import (Fail, Fleet, check, metrics, pb_field, read_until_closed, run_cases,  # noqa: E402
+from fleetlib import (Fail, Fleet, check, metrics, pb_field, read_for, read_until_closed, run_cases,  # noqa: E402
                       tls_connect, wait_for)
 
 CHUNK = 1 << 20
@@ -579,19 +579,7 @@ def case_chunks_only_granted(f):
     req = pb_field(1, img["id"].encode()) + b"\x10\x00"
     env = b"\x08\x07" + pb_field(21, req)
     s.sendall(len(env).to_bytes(4, "big") + env)
-    s.settimeout(10)
-    data = b""
-    end = time.time() + 10
-    while time.time() < end and len(data) < 200:
-        try:
-            got = s.recv(65536)
-        except (socket.timeout, ssl.SSLError, OSError):
-            break
-        if not got:
-            break
-        data += got
-        if b"was not sent to board" in data:
-            break
+    data = read_for(s, lambda d: len(d) >= 200 or b"was not sent to board" in d)
     s.close()
     check(len(data) < CHUNK, f"board b got no chunk data ({len(data)} bytes)")
     check(b"was not sent to board " + bid_b.encode() in data, f"an error frame says why: {data[:300]!r}")
