@@ -25,7 +25,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import FIXTURES, ROOT, SKYAGENT, SKYCTL, Fail, Fleet, Proc, check, run_cases, skyctl, wait_for  # noqa: E402
+from fleetlib import (FIXTURES, ROOT, SKYAGENT, SKYCTL, Fail, Fleet, Proc, check, pids_naming, run_cases,  # noqa: E402
+                      skyctl, wait_for)
 
 MARK_UP = "SKYROOT-VMM-GUEST-UP"
 
@@ -254,17 +255,7 @@ def case_errors(f):
 def qemu_pids(name):
     """Processes whose command line names guest NAME (QEMU's -name guest=NAME,
     or a wrapper about to exec it), wherever they were reparented."""
-    want = f"guest={name},".encode()
-    pids = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/cmdline", "rb") as c:
-                    if want in c.read():
-                        pids.append(int(d))
-            except OSError:
-                pass
-    return pids
+    return pids_naming(f"guest={name},".encode())
 
 
 def sigterm_agent(p, name, timeout=45):
