@@ -80,6 +80,19 @@ def pids_naming(mark):
     return pids
 
 
+def board_fixture(dst, src, uuid, hostname):
+    """A copy at DST of fixture board SRC that a test may edit, with its own
+    DMI product UUID and hostname."""
+    shutil.copytree(os.path.join(FIXTURES, "boards", src), dst, symlinks=True)
+    real = os.path.realpath(os.path.join(dst, "sys", "class", "dmi", "id"))
+    check(real.startswith(os.path.realpath(dst) + os.sep), f"the DMI folder of the copy stays in it: {real}")
+    with open(os.path.join(real, "product_uuid"), "w") as out:
+        out.write(f"{uuid}\n")
+    with open(os.path.join(dst, "proc", "sys", "kernel", "hostname"), "w") as out:
+        out.write(f"{hostname}\n")
+    return dst
+
+
 class Proc:
     def __init__(self, args, log_path, env=None):
         self.args = args

@@ -25,8 +25,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import (FIXTURES, ROOT, SKYAGENT, SKYCTL, Fail, Fleet, Proc, check, pids_naming, run_cases,  # noqa: E402
-                      skyctl, wait_for)
+from fleetlib import (ROOT, SKYAGENT, SKYCTL, Fail, Fleet, Proc, board_fixture, check, pids_naming,  # noqa: E402
+                      run_cases, skyctl, wait_for)
 
 MARK_UP = "SKYROOT-VMM-GUEST-UP"
 
@@ -42,13 +42,7 @@ def guest_artifacts():
 def board_copy(f, name, uuid_tail):
     """A copy of fixture board a (the agent may write its sysfs when it binds
     devices) with its own DMI product UUID."""
-    dst = os.path.join(f.tmp, f"board-{name}")
-    shutil.copytree(os.path.join(FIXTURES, "boards", "a"), dst, symlinks=True)
-    real = os.path.realpath(os.path.join(dst, "sys", "class", "dmi", "id"))
-    with open(os.path.join(real, "product_uuid"), "w") as out:
-        out.write(f"7d1c2b3a-0000-4000-8000-{uuid_tail:012d}\n")
-    with open(os.path.join(dst, "proc", "sys", "kernel", "hostname"), "w") as out:
-        out.write(f"{name}\n")
+    dst = board_fixture(os.path.join(f.tmp, f"board-{name}"), "a", f"7d1c2b3a-0000-4000-8000-{uuid_tail:012d}", name)
     # The attributes through which a device changes driver, as the kernel
     # has them (a device's driver_override reads "(null)"; bind, unbind and
     # drivers_probe are there to be written): plain files here, so every

@@ -38,8 +38,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import (FIXTURES, Fail, Fleet, check, fetch_text, free_port, run_cases, skyctl,  # noqa: E402
-                      wait_for)
+from fleetlib import (FIXTURES, Fail, Fleet, board_fixture, check, fetch_text, free_port, run_cases,  # noqa: E402
+                      skyctl, wait_for)
 
 SAN_DNS = "ctl.promises.test"
 SAN_IP = "127.0.0.7"
@@ -50,14 +50,7 @@ SAN_IP = "127.0.0.7"
 def board_root(f, src, name, uuid_tail, mem_kib=None):
     """A copy of fixture board SRC that a test may edit: its own DMI product
     UUID and hostname (the board's name), and MemTotal when given."""
-    dst = os.path.join(f.tmp, f"root-{name}")
-    shutil.copytree(os.path.join(FIXTURES, "boards", src), dst, symlinks=True)
-    real = os.path.realpath(os.path.join(dst, "sys", "class", "dmi", "id"))
-    check(real.startswith(dst), f"the DMI folder of the copy stays in it: {real}")
-    with open(os.path.join(real, "product_uuid"), "w") as out:
-        out.write(f"5e7a1c00-0000-4000-8000-{uuid_tail:012d}\n")
-    with open(os.path.join(dst, "proc", "sys", "kernel", "hostname"), "w") as out:
-        out.write(f"{name}\n")
+    dst = board_fixture(os.path.join(f.tmp, f"root-{name}"), src, f"5e7a1c00-0000-4000-8000-{uuid_tail:012d}", name)
     if mem_kib is not None:
         set_mem(dst, mem_kib)
     return dst
