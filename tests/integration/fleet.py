@@ -317,10 +317,7 @@ def case_delete_board(f):
 
 def case_garbage_and_oversize(f):
     f.start()
-    tok = f.token(uses=2)
-    f.agent("a", token=tok["token"])
-    f.agent("b", token=tok["token"])
-    wait_for(lambda: len(f.online()) == 2, 20, "two boards online")
+    f.online_with("a", "b")
     # Plain garbage where a TLS handshake should be.
     s = socket.create_connection(("127.0.0.1", f.agent_port), timeout=5)
     s.sendall(os.urandom(4096))

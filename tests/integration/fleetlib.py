@@ -213,6 +213,15 @@ class Fleet:
         self.procs.append(p)
         return p
 
+    def online_with(self, *boards, timeout=20):
+        """An agent on each fixture board named, all enrolled with one token
+        of as many uses, and every one of them online: that token."""
+        tok = self.token(uses=len(boards))
+        for b in boards:
+            self.agent(b, token=tok["token"])
+        wait_for(lambda: len(self.online()) == len(boards), timeout, f"{len(boards)} boards online")
+        return tok
+
     def dump_failure(self, tmp):
         self.close()
         for fn in sorted(os.listdir(tmp)):
