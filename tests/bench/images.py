@@ -59,7 +59,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from fleetlib import ROOT, SKYAGENT, SKYCTL, SKYROOTD, Fleet, board_fixture, free_port  # noqa: E402
+from fleetlib import ROOT, SKYCTL, SKYROOTD, Fleet, agent_args, board_fixture, free_port  # noqa: E402
 
 SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256")
 
@@ -286,13 +286,8 @@ class Boards:
     def start(self, token=None):
         self.procs = []
         for i, root in enumerate(self.roots):
-            args = [SKYAGENT, "--controller", f"127.0.0.1:{self.f.agent_port}", "--ca", self.f.pin,
-                    "--sysfs-root", os.path.join(root, "sys"), "--procfs-root", os.path.join(root, "proc"),
-                    "--devfs-root", os.path.join(root, "dev"), "--cmdline", os.path.join(root, "proc", "cmdline"),
-                    "--identity-dir", os.path.join(root, "identity"), "--cache-max", self.cache,
-                    "--log-level", "info"]
-            if token:
-                args += ["--token", token]
+            args = agent_args(self.f, root, token=token) + ["--identity-dir", os.path.join(root, "identity"),
+                                                             "--cache-max", self.cache, "--log-level", "info"]
             self.procs.append(TimedProc(args, os.path.join(self.f.tmp, f"agent-{os.path.basename(root)}.log"),
                                         env=self.env))
 

@@ -119,6 +119,18 @@ class Proc:
             return f.read().decode(errors="replace")
 
 
+def agent_args(f, root, token=None, pin=None, binary=SKYAGENT):
+    """The command line of an agent (BINARY) dialling fleet F's controller
+    from the board folder ROOT, pinning its CA (or PIN), enrolling with
+    TOKEN when given."""
+    args = [binary, "--controller", f"127.0.0.1:{f.agent_port}", "--ca", pin or f.pin,
+            "--sysfs-root", os.path.join(root, "sys"), "--procfs-root", os.path.join(root, "proc"),
+            "--devfs-root", os.path.join(root, "dev"), "--cmdline", os.path.join(root, "proc", "cmdline")]
+    if token:
+        args += ["--token", token]
+    return args
+
+
 class Fleet:
     """A controller in a temporary state folder plus the agents of a case."""
 
@@ -195,15 +207,7 @@ class Fleet:
     def agent(self, board, token=None, pin=None, extra=(), name=None, once=False, hb=None, env=None, root=None):
         """An agent on fixture board BOARD, or on the board folder ROOT
         (a copy a test may edit) when given."""
-        root = root or os.path.join(FIXTURES, "boards", board)
-        args = [SKYAGENT, "--controller", f"127.0.0.1:{self.agent_port}",
-                "--ca", pin or self.pin,
-                "--sysfs-root", os.path.join(root, "sys"),
-                "--procfs-root", os.path.join(root, "proc"),
-                "--devfs-root", os.path.join(root, "dev"),
-                "--cmdline", os.path.join(root, "proc", "cmdline")]
-        if token:
-            args += ["--token", token]
+        args = agent_args(self, root or os.path.join(FIXTURES, "boards", board), token=token, pin=pin)
         if once:
             args += ["--once"]
         if hb:

@@ -25,8 +25,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import (ROOT, SKYAGENT, SKYCTL, Fail, Fleet, Proc, board_fixture, check, pids_naming,  # noqa: E402
-                      run_cases, skyctl, wait_for)
+from fleetlib import (ROOT, SKYCTL, Fail, Fleet, Proc, agent_args, board_fixture, check,  # noqa: E402
+                      pids_naming, run_cases, skyctl, wait_for)
 
 MARK_UP = "SKYROOT-VMM-GUEST-UP"
 
@@ -76,10 +76,7 @@ def sysfs_control(root):
 def start_agent(f, name, uuid_tail, extra=()):
     root = board_copy(f, name, uuid_tail)
     tok = f.token()
-    args = [SKYAGENT, "--controller", f"127.0.0.1:{f.agent_port}", "--ca", f.pin, "--token", tok["token"],
-            "--sysfs-root", os.path.join(root, "sys"), "--procfs-root", os.path.join(root, "proc"),
-            "--devfs-root", os.path.join(root, "dev"), "--cmdline", os.path.join(root, "proc", "cmdline"),
-            "--heartbeat-interval", "1000"] + list(extra)
+    args = agent_args(f, root, token=tok["token"]) + ["--heartbeat-interval", "1000"] + list(extra)
     p = Proc(args, os.path.join(f.tmp, f"agent-{name}.log"))
     f.procs.append(p)
     board = wait_for(lambda: next((b for b in f.boards() if b["name"] == name and b["state"] == "online"), None),

@@ -357,11 +357,8 @@ def case_no_disk_writes(f):
     cwd = os.path.join(f.tmp, "agent-cwd")
     os.mkdir(cwd)
     tok = f.token()
-    from fleetlib import FIXTURES, SKYAGENT, Proc
-    root = os.path.join(FIXTURES, "boards", "a")
-    args = [SKYAGENT, "--controller", f"127.0.0.1:{f.agent_port}", "--ca", f.pin, "--token", tok["token"],
-            "--sysfs-root", os.path.join(root, "sys"), "--procfs-root", os.path.join(root, "proc"),
-            "--devfs-root", os.path.join(root, "dev"), "--cmdline", os.path.join(root, "proc", "cmdline")]
+    from fleetlib import FIXTURES, Proc, agent_args
+    args = agent_args(f, os.path.join(FIXTURES, "boards", "a"), token=tok["token"])
     log = os.path.join(f.tmp, "agent-nowrite.log")
     p = Proc.__new__(Proc)
     p.args, p.log_path = args, log
