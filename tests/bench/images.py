@@ -59,7 +59,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from fleetlib import FIXTURES, ROOT, SKYAGENT, SKYCTL, SKYROOTD, Fleet, free_port  # noqa: E402
+from fleetlib import ROOT, SKYCTL, SKYROOTD, Fleet, agent_args, board_fixture, free_port  # noqa: E402
 
 SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256")
 
@@ -278,26 +278,16 @@ class Boards:
         self.procs = []
 
     def _fixture(self, i):
-        dst = os.path.join(self.f.tmp, f"board{i}")
-        shutil.copytree(os.path.join(FIXTURES, "boards", "a"), dst, symlinks=True)
-        real = os.path.realpath(os.path.join(dst, "sys", "class", "dmi", "id"))
-        with open(os.path.join(real, "product_uuid"), "w") as u:
-            u.write(f"5b0f4c0e-9a31-4d0b-8e2a-{i:012d}\n")
-        with open(os.path.join(dst, "proc", "sys", "kernel", "hostname"), "w") as h:
-            h.write(f"bench-{i}\n")
+        dst = board_fixture(os.path.join(self.f.tmp, f"board{i}"), "a", f"5b0f4c0e-9a31-4d0b-8e2a-{i:012d}",
+                            f"bench-{i}")
         os.mkdir(os.path.join(dst, "identity"))
         return dst
 
     def start(self, token=None):
         self.procs = []
         for i, root in enumerate(self.roots):
-            args = [SKYAGENT, "--controller", f"127.0.0.1:{self.f.agent_port}", "--ca", self.f.pin,
-                    "--sysfs-root", os.path.join(root, "sys"), "--procfs-root", os.path.join(root, "proc"),
-                    "--devfs-root", os.path.join(root, "dev"), "--cmdline", os.path.join(root, "proc", "cmdline"),
-                    "--identity-dir", os.path.join(root, "identity"), "--cache-max", self.cache,
-                    "--log-level", "info"]
-            if token:
-                args += ["--token", token]
+            args = agent_args(self.f, root, token=token) + ["--identity-dir", os.path.join(root, "identity"),
+                                                             "--cache-max", self.cache, "--log-level", "info"]
             self.procs.append(TimedProc(args, os.path.join(self.f.tmp, f"agent-{os.path.basename(root)}.log"),
                                         env=self.env))
 

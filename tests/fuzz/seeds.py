@@ -6,38 +6,10 @@ import base64
 import hashlib
 import os
 import struct
+import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def field(num, value):
-    if isinstance(value, int):
-        return varint(num << 3) + varint(value)
-    if isinstance(value, str):
-        value = value.encode()
-    return varint(num << 3 | 2) + varint(len(value)) + value
-
-
-def frame(env):
-    return struct.pack(">I", len(env)) + env
-
-
-def write(target, name, data):
-    d = os.path.join(HERE, "corpus", target)
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, name), "wb") as f:
-        f.write(data)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from seedlib import HERE, envelope, field, frame, p256_der, write  # noqa: E402
 
 
 # ---- frame: whole frames, as the link carries them (first byte: read size)
@@ -76,18 +48,7 @@ write("frame", "tail_cut", b"\x30\x02" + tail[:-100])
 # ---- enroll: what a connection without a client certificate sends
 # (tests/fuzz/fuzz_enroll.c: tokens skt-fuzz (general) and skt-board (made
 # for the board of machine uuid-known)); a real CSR made with openssl.
-def make_csr():
-    import subprocess
-    import tempfile
-    with tempfile.TemporaryDirectory() as d:
-        key = os.path.join(d, "k.pem")
-        subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                        "-nodes", "-keyout", key, "-subj", "/CN=board", "-outform", "DER",
-                        "-out", os.path.join(d, "csr.der")], check=True, capture_output=True)
-        return open(os.path.join(d, "csr.der"), "rb").read()
-
-
-csr = make_csr()
+csr = p256_der("/CN=board", "-new")
 
 
 def enroll_frame(token, uuid, req=1):
@@ -115,25 +76,23 @@ hello_full = field(1, "AMD EPYC 7302") + field(2, 16) + field(3, "svm") + field(
     field(13, "0.1.0") + field(14, 5000)
 
 
-def env(req, num, body):
-    return frame(field(1, req) + field(num, body))
-
-
-a_hello = env(1, 12, hello_full)
-a_hb = env(2, 13, field(1, 1) + field(2, 1764633600000))
-a_chunk = env(3, 21, field(1, granted) + field(2, 0))
-a_chunk_bad = env(4, 21, field(1, granted) + field(2, 7)) + env(5, 21, field(1, "img-000000000bad") + field(2, 0)) + \
-    env(6, 21, field(1, "img-00000000beef") + field(2, 0))
-a_status = env(6, 23, field(1, field(1, granted) + field(2, b"\x11" * 32) + field(3, 3000)) +
-               field(2, field(1, "img-000000000abc") + field(2, 1) + field(3, 5)) +
-               field(3, field(1, "img-000000000def") + field(2, "signature does not verify")))
-a_report = env(7, 31, field(1, field(1, "gst-00000000f022") + field(2, 2)) +
-               field(1, field(1, "gst-000000000002") + field(2, 4) + field(3, "qemu exited: 1")))
-a_console = env(8, 32, field(1, "gst-00000000f022") + field(2, b"login: \x1b[0m\r\n"))
-a_boot_ok = env(5, 34, field(1, 1))
-a_boot_fail = env(5, 34, field(1, 3) + field(2, "kexec failed: \x00 bad image"))
-a_renew = env(9, 14, field(1, csr))
-a_unexpected = env(10, 20, field(1, field(1, b"m") + field(2, b"s"))) + env(11, 16, field(1, 1) + field(2, "x"))
+a_hello = envelope(1, 12, hello_full)
+a_hb = envelope(2, 13, field(1, 1) + field(2, 1764633600000))
+a_chunk = envelope(3, 21, field(1, granted) + field(2, 0))
+a_chunk_bad = envelope(4, 21, field(1, granted) + field(2, 7)) + \
+    envelope(5, 21, field(1, "img-000000000bad") + field(2, 0)) + \
+    envelope(6, 21, field(1, "img-00000000beef") + field(2, 0))
+a_status = envelope(6, 23, field(1, field(1, granted) + field(2, b"\x11" * 32) + field(3, 3000)) +
+                    field(2, field(1, "img-000000000abc") + field(2, 1) + field(3, 5)) +
+                    field(3, field(1, "img-000000000def") + field(2, "signature does not verify")))
+a_report = envelope(7, 31, field(1, field(1, "gst-00000000f022") + field(2, 2)) +
+                    field(1, field(1, "gst-000000000002") + field(2, 4) + field(3, "qemu exited: 1")))
+a_console = envelope(8, 32, field(1, "gst-00000000f022") + field(2, b"login: \x1b[0m\r\n"))
+a_boot_ok = envelope(5, 34, field(1, 1))
+a_boot_fail = envelope(5, 34, field(1, 3) + field(2, "kexec failed: \x00 bad image"))
+a_renew = envelope(9, 14, field(1, csr))
+a_unexpected = envelope(10, 20, field(1, field(1, b"m") + field(2, b"s"))) + \
+    envelope(11, 16, field(1, 1) + field(2, "x"))
 write("agent", "hello", a_hello)
 write("agent", "session", a_hello + a_hb + a_chunk + a_status + a_hb)
 write("agent", "chunks", a_chunk * 17 + a_chunk_bad)

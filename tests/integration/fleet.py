@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import ssl
 import struct
 import subprocess
 import sys
@@ -25,8 +24,8 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fleetlib import (SKY_SLOW, SKYCTL, SKYROOTD, Fleet, board_token, cert_fields, check, expect_refused,  # noqa: E402
                       fetch_text, forge_cert, free_port, heartbeat_with_cert, link_errors, link_frames,
-                      pb_field, pb_fields, read_until_closed, refused_old_cert, run_cases, skyctl, tls_connect,
-                      wait_for)
+                      pb_field, pb_fields, read_for, read_until_closed, refused_old_cert, run_cases, skyctl,
+                      tls_connect, wait_for)
 
 
 def case_enroll_three(f):
@@ -240,17 +239,7 @@ def case_other_board_cert(f):
               b"\x08\x03" + pb_field(13, b"\x08\x01")]       # Heartbeat{seq: 1}
     s = tls_connect(f, pem, pem)
     s.sendall(b"".join(struct.pack(">I", len(e)) + e for e in frames))
-    data = b""
-    s.settimeout(10)
-    end = time.time() + 10
-    while time.time() < end and not all(any(k in e for e in link_frames(data)) for k in (13, 15)):
-        try:
-            got = s.recv(65536)
-        except (socket.timeout, ssl.SSLError, OSError):
-            break
-        if not got:
-            break
-        data += got
+    data = read_for(s, lambda d: all(any(k in e for e in link_frames(d)) for k in (13, 15)))
     got = link_frames(data)
     check(link_errors(data) == [], f"no error frames: {link_errors(data)}")
     renewed = [e[15] for e in got if 15 in e]
@@ -328,10 +317,7 @@ def case_delete_board(f):
 
 def case_garbage_and_oversize(f):
     f.start()
-    tok = f.token(uses=2)
-    f.agent("a", token=tok["token"])
-    f.agent("b", token=tok["token"])
-    wait_for(lambda: len(f.online()) == 2, 20, "two boards online")
+    f.online_with("a", "b")
     # Plain garbage where a TLS handshake should be.
     s = socket.create_connection(("127.0.0.1", f.agent_port), timeout=5)
     s.sendall(os.urandom(4096))

@@ -65,6 +65,34 @@ def wait_for(pred, timeout, what, interval=0.1):
     raise Fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def pids_naming(mark):
+    """Processes (other than this one) whose command line holds the bytes
+    MARK, wherever they were reparented."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit() and int(d) != os.getpid():
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as c:
+                    if mark in c.read():
+                        pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
+def board_fixture(dst, src, uuid, hostname):
+    """A copy at DST of fixture board SRC that a test may edit, with its own
+    DMI product UUID and hostname."""
+    shutil.copytree(os.path.join(FIXTURES, "boards", src), dst, symlinks=True)
+    real = os.path.realpath(os.path.join(dst, "sys", "class", "dmi", "id"))
+    check(real.startswith(os.path.realpath(dst) + os.sep), f"the DMI folder of the copy stays in it: {real}")
+    with open(os.path.join(real, "product_uuid"), "w") as out:
+        out.write(f"{uuid}\n")
+    with open(os.path.join(dst, "proc", "sys", "kernel", "hostname"), "w") as out:
+        out.write(f"{hostname}\n")
+    return dst
+
+
 class Proc:
     def __init__(self, args, log_path, env=None):
         self.args = args
@@ -89,6 +117,18 @@ class Proc:
     def text(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
+
+
+def agent_args(f, root, token=None, pin=None, binary=SKYAGENT):
+    """The command line of an agent (BINARY) dialling fleet F's controller
+    from the board folder ROOT, pinning its CA (or PIN), enrolling with
+    TOKEN when given."""
+    args = [binary, "--controller", f"127.0.0.1:{f.agent_port}", "--ca", pin or f.pin,
+            "--sysfs-root", os.path.join(root, "sys"), "--procfs-root", os.path.join(root, "proc"),
+            "--devfs-root", os.path.join(root, "dev"), "--cmdline", os.path.join(root, "proc", "cmdline")]
+    if token:
+        args += ["--token", token]
+    return args
 
 
 class Fleet:
@@ -167,15 +207,7 @@ class Fleet:
     def agent(self, board, token=None, pin=None, extra=(), name=None, once=False, hb=None, env=None, root=None):
         """An agent on fixture board BOARD, or on the board folder ROOT
         (a copy a test may edit) when given."""
-        root = root or os.path.join(FIXTURES, "boards", board)
-        args = [SKYAGENT, "--controller", f"127.0.0.1:{self.agent_port}",
-                "--ca", pin or self.pin,
-                "--sysfs-root", os.path.join(root, "sys"),
-                "--procfs-root", os.path.join(root, "proc"),
-                "--devfs-root", os.path.join(root, "dev"),
-                "--cmdline", os.path.join(root, "proc", "cmdline")]
-        if token:
-            args += ["--token", token]
+        args = agent_args(self, root or os.path.join(FIXTURES, "boards", board), token=token, pin=pin)
         if once:
             args += ["--once"]
         if hb:
@@ -184,6 +216,15 @@ class Fleet:
         p = Proc(args, os.path.join(self.tmp, f"agent-{name or board}-{len(self.procs)}.log"), env=env)
         self.procs.append(p)
         return p
+
+    def online_with(self, *boards, timeout=20):
+        """An agent on each fixture board named, all enrolled with one token
+        of as many uses, and every one of them online: that token."""
+        tok = self.token(uses=len(boards))
+        for b in boards:
+            self.agent(b, token=tok["token"])
+        wait_for(lambda: len(self.online()) == len(boards), timeout, f"{len(boards)} boards online")
+        return tok
 
     def dump_failure(self, tmp):
         self.close()
@@ -276,6 +317,23 @@ def read_until_closed(s, timeout=5):
         return data, "reset"
     except socket.timeout:
         return data, "timeout"
+
+
+def read_for(s, done, timeout=10):
+    """What socket S sends until done(data) holds, it ends, it fails or
+    TIMEOUT seconds pass."""
+    s.settimeout(timeout)
+    data = b""
+    end = time.time() + timeout
+    while time.time() < end and not done(data):
+        try:
+            got = s.recv(65536)
+        except (socket.timeout, ssl.SSLError, OSError):
+            break
+        if not got:
+            break
+        data += got
+    return data
 
 
 def heartbeat_with_cert(f, crt, key, close_after_answer=False):
@@ -383,6 +441,29 @@ def fetch_text(url, ctx=None):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(errors="replace")
+
+
+def reader_token(f):
+    """The reader token that `skyrootd init` printed once."""
+    lines = f.init_output.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Reader token"):
+            return lines[i + 1].strip()
+    raise Fail(f"skyrootd init printed no reader token:\n{f.init_output}")
+
+
+def metrics(f):
+    """Every sample of GET /metrics (as the admin) as {'name{labels}': value}."""
+    req = urllib.request.Request(f"https://127.0.0.1:{f.api_port}/metrics",
+                                 headers={"Authorization": f"Bearer {f.admin}"})
+    with urllib.request.urlopen(req, context=f.sslctx, timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = int(float(value))
+    return out
 
 
 def board_token(f, bid):

@@ -43,7 +43,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import SKYAGENT, Fleet, Proc, check, run_cases, skyctl, wait_for  # noqa: E402
+from fleetlib import SKYAGENT, Fleet, Proc, agent_args, check, run_cases, skyctl, wait_for  # noqa: E402
 from guests import (MARK_UP, board_copy, console, guest, guest_artifacts, push, qemu_pids,  # noqa: E402
                     start_agent, wait_state)
 from images import fetch, rand_file  # noqa: E402
@@ -263,10 +263,7 @@ def libvirt_agent(f, name, uuid_tail, uri):
     full = os.path.join(os.path.dirname(os.path.abspath(SKYAGENT)), "skyagent-full")
     root = board_copy(f, name, uuid_tail)
     tok = f.token()
-    args = [full, "--controller", f"127.0.0.1:{f.agent_port}", "--ca", f.pin, "--token", tok["token"],
-            "--sysfs-root", os.path.join(root, "sys"), "--procfs-root", os.path.join(root, "proc"),
-            "--devfs-root", os.path.join(root, "dev"), "--cmdline", os.path.join(root, "proc", "cmdline"),
-            "--heartbeat-interval", "1000"]
+    args = agent_args(f, root, token=tok["token"], binary=full) + ["--heartbeat-interval", "1000"]
     sock = urllib.parse.parse_qs(urllib.parse.urlparse(uri).query).get("socket", [None])[0]
     if sock:
         os.makedirs("/run/libvirt", exist_ok=True)

@@ -25,7 +25,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import FIXTURES, ROOT, SKYAGENT, SKYCTL, Fail, Fleet, Proc, check, run_cases, skyctl, wait_for  # noqa: E402
+from fleetlib import (ROOT, SKYCTL, Fail, Fleet, Proc, agent_args, board_fixture, check,  # noqa: E402
+                      pids_naming, run_cases, skyctl, wait_for)
 
 MARK_UP = "SKYROOT-VMM-GUEST-UP"
 
@@ -41,13 +42,7 @@ def guest_artifacts():
 def board_copy(f, name, uuid_tail):
     """A copy of fixture board a (the agent may write its sysfs when it binds
     devices) with its own DMI product UUID."""
-    dst = os.path.join(f.tmp, f"board-{name}")
-    shutil.copytree(os.path.join(FIXTURES, "boards", "a"), dst, symlinks=True)
-    real = os.path.realpath(os.path.join(dst, "sys", "class", "dmi", "id"))
-    with open(os.path.join(real, "product_uuid"), "w") as out:
-        out.write(f"7d1c2b3a-0000-4000-8000-{uuid_tail:012d}\n")
-    with open(os.path.join(dst, "proc", "sys", "kernel", "hostname"), "w") as out:
-        out.write(f"{name}\n")
+    dst = board_fixture(os.path.join(f.tmp, f"board-{name}"), "a", f"7d1c2b3a-0000-4000-8000-{uuid_tail:012d}", name)
     # The attributes through which a device changes driver, as the kernel
     # has them (a device's driver_override reads "(null)"; bind, unbind and
     # drivers_probe are there to be written): plain files here, so every
@@ -81,10 +76,7 @@ def sysfs_control(root):
 def start_agent(f, name, uuid_tail, extra=()):
     root = board_copy(f, name, uuid_tail)
     tok = f.token()
-    args = [SKYAGENT, "--controller", f"127.0.0.1:{f.agent_port}", "--ca", f.pin, "--token", tok["token"],
-            "--sysfs-root", os.path.join(root, "sys"), "--procfs-root", os.path.join(root, "proc"),
-            "--devfs-root", os.path.join(root, "dev"), "--cmdline", os.path.join(root, "proc", "cmdline"),
-            "--heartbeat-interval", "1000"] + list(extra)
+    args = agent_args(f, root, token=tok["token"]) + ["--heartbeat-interval", "1000"] + list(extra)
     p = Proc(args, os.path.join(f.tmp, f"agent-{name}.log"))
     f.procs.append(p)
     board = wait_for(lambda: next((b for b in f.boards() if b["name"] == name and b["state"] == "online"), None),
@@ -254,17 +246,7 @@ def case_errors(f):
 def qemu_pids(name):
     """Processes whose command line names guest NAME (QEMU's -name guest=NAME,
     or a wrapper about to exec it), wherever they were reparented."""
-    want = f"guest={name},".encode()
-    pids = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/cmdline", "rb") as c:
-                    if want in c.read():
-                        pids.append(int(d))
-            except OSError:
-                pass
-    return pids
+    return pids_naming(f"guest={name},".encode())
 
 
 def sigterm_agent(p, name, timeout=45):

@@ -15,11 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import (Fail, Fleet, check, pb_field, read_until_closed, run_cases,  # noqa: E402
-                   tls_connect, wait_for)
+from fleetlib import (Fail, Fleet, check, metrics, pb_field, read_for, read_until_closed, run_cases,  # noqa: E402
+                      tls_connect, wait_for)
 
 CHUNK = 1 << 20
 
@@ -121,15 +120,8 @@ def fetch(f, bid, image, timeout=120):
 def chunks_sent(f):
     """The controller's counters of chunks streamed to boards, from GET
     /metrics: (chunks, bytes)."""
-    req = urllib.request.Request(f"https://127.0.0.1:{f.api_port}/metrics",
-                                 headers={"Authorization": f"Bearer {f.admin}"})
-    with urllib.request.urlopen(req, context=f.sslctx, timeout=10) as r:
-        text = r.read().decode()
-    got = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in ("skyroot_chunks_sent_total", "skyroot_chunk_bytes_sent_total"):
-            got[name] = int(value)
+    samples = metrics(f)
+    got = {n: samples[n] for n in ("skyroot_chunks_sent_total", "skyroot_chunk_bytes_sent_total") if n in samples}
     check(len(got) == 2, f"both chunk counters in /metrics: {got}")
     return got["skyroot_chunks_sent_total"], got["skyroot_chunk_bytes_sent_total"]
 
@@ -365,11 +357,8 @@ def case_no_disk_writes(f):
     cwd = os.path.join(f.tmp, "agent-cwd")
     os.mkdir(cwd)
     tok = f.token()
-    from fleetlib import FIXTURES, SKYAGENT, Proc
-    root = os.path.join(FIXTURES, "boards", "a")
-    args = [SKYAGENT, "--controller", f"127.0.0.1:{f.agent_port}", "--ca", f.pin, "--token", tok["token"],
-            "--sysfs-root", os.path.join(root, "sys"), "--procfs-root", os.path.join(root, "proc"),
-            "--devfs-root", os.path.join(root, "dev"), "--cmdline", os.path.join(root, "proc", "cmdline")]
+    from fleetlib import FIXTURES, Proc, agent_args
+    args = agent_args(f, os.path.join(FIXTURES, "boards", "a"), token=tok["token"])
     log = os.path.join(f.tmp, "agent-nowrite.log")
     p = Proc.__new__(Proc)
     p.args, p.log_path = args, log
@@ -587,19 +576,7 @@ def case_chunks_only_granted(f):
     req = pb_field(1, img["id"].encode()) + b"\x10\x00"
     env = b"\x08\x07" + pb_field(21, req)
     s.sendall(len(env).to_bytes(4, "big") + env)
-    s.settimeout(10)
-    data = b""
-    end = time.time() + 10
-    while time.time() < end and len(data) < 200:
-        try:
-            got = s.recv(65536)
-        except (socket.timeout, ssl.SSLError, OSError):
-            break
-        if not got:
-            break
-        data += got
-        if b"was not sent to board" in data:
-            break
+    data = read_for(s, lambda d: len(d) >= 200 or b"was not sent to board" in d)
     s.close()
     check(len(data) < CHUNK, f"board b got no chunk data ({len(data)} bytes)")
     check(b"was not sent to board " + bid_b.encode() in data, f"an error frame says why: {data[:300]!r}")

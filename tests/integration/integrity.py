@@ -12,30 +12,15 @@ import sqlite3
 import struct
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import (Fleet, check, pb_field, pb_varint, run_cases, skyctl, tls_connect,  # noqa: E402
-                      wait_for)
+from fleetlib import (Fleet, check, metrics, pb_field, pb_varint, run_cases, skyctl,  # noqa: E402
+                      tls_connect, wait_for)
 from images import CHUNK, board_with_agent, corrupt_chunk, fetch, memfd_sha256, push, rand_file  # noqa: E402
 
 # AL_REPORT_BURST in controller/skyrootd/agentlink_priv.h: reports of one
 # session re-checked at once; then one per AL_REPORT_EVERY_MS (5 s).
 REPORT_BURST = 8
-
-
-def metrics(f):
-    """Every sample of GET /metrics as {'name{labels}': value}."""
-    req = urllib.request.Request(f"https://127.0.0.1:{f.api_port}/metrics",
-                                 headers={"Authorization": f"Bearer {f.admin}"})
-    with urllib.request.urlopen(req, context=f.sslctx, timeout=10) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = int(float(value))
-    return out
 
 
 def quarantined(f, by):

@@ -165,10 +165,7 @@ def case_unknown_parameter(f):
 def case_filters(f):
     """state on boards and tokens, board on tokens (by id or name)."""
     f.start()
-    tok = f.token(uses=2)
-    f.agent("a", token=tok["token"])
-    f.agent("b", token=tok["token"])
-    wait_for(lambda: len(f.online()) == 2, 20, "two boards online")
+    tok = f.online_with("a", "b")
     boards = sorted(f.boards(), key=lambda b: b["id"])
     st, body = get(f, "/v1/boards", state="online")
     check(st == 200 and [b["id"] for b in body["boards"]] == [b["id"] for b in boards], f"online: {body}")
@@ -279,10 +276,7 @@ def case_patch(f):
     """PATCH of a name, labels and a description, with the etag: a round
     trip, If-Match honoured (412 on a stale one), label filters."""
     f.start()
-    tok = f.token(uses=2)
-    f.agent("a", token=tok["token"])
-    f.agent("b", token=tok["token"])
-    wait_for(lambda: len(f.online()) == 2, 20, "two boards online")
+    f.online_with("a", "b")
     a, b = sorted(f.boards(), key=lambda x: x["id"])
     st, hdrs, got = call(f, "GET", f"/v1/boards/{a['id']}")
     check(st == 200 and got["labels"] == {} and got["description"] == "" and got["etag"] == hdrs.get("ETag"),

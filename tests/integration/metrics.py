@@ -17,18 +17,9 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import SKYROOTD, Fail, Fleet, Proc, check, free_port, run_cases, wait_for  # noqa: E402
+from fleetlib import SKYROOTD, Fail, Fleet, Proc, check, free_port, reader_token, run_cases, wait_for  # noqa: E402
 
 PROMETHEUS = shutil.which("prometheus")
-
-
-def reader_token(f):
-    """The reader token that `skyrootd init` printed once."""
-    lines = f.init_output.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("Reader token"):
-            return lines[i + 1].strip()
-    raise Fail(f"skyrootd init printed no reader token:\n{f.init_output}")
 
 
 def scrape(f, token):

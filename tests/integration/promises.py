@@ -38,8 +38,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import (FIXTURES, Fail, Fleet, check, fetch_text, free_port, run_cases, skyctl,  # noqa: E402
-                      wait_for)
+from fleetlib import (FIXTURES, Fail, Fleet, board_fixture, check, fetch_text, free_port, read_until_closed,  # noqa: E402
+                      run_cases, skyctl, wait_for)
 
 SAN_DNS = "ctl.promises.test"
 SAN_IP = "127.0.0.7"
@@ -50,14 +50,7 @@ SAN_IP = "127.0.0.7"
 def board_root(f, src, name, uuid_tail, mem_kib=None):
     """A copy of fixture board SRC that a test may edit: its own DMI product
     UUID and hostname (the board's name), and MemTotal when given."""
-    dst = os.path.join(f.tmp, f"root-{name}")
-    shutil.copytree(os.path.join(FIXTURES, "boards", src), dst, symlinks=True)
-    real = os.path.realpath(os.path.join(dst, "sys", "class", "dmi", "id"))
-    check(real.startswith(dst), f"the DMI folder of the copy stays in it: {real}")
-    with open(os.path.join(real, "product_uuid"), "w") as out:
-        out.write(f"5e7a1c00-0000-4000-8000-{uuid_tail:012d}\n")
-    with open(os.path.join(dst, "proc", "sys", "kernel", "hostname"), "w") as out:
-        out.write(f"{name}\n")
+    dst = board_fixture(os.path.join(f.tmp, f"root-{name}"), src, f"5e7a1c00-0000-4000-8000-{uuid_tail:012d}", name)
     if mem_kib is not None:
         set_mem(dst, mem_kib)
     return dst
@@ -128,12 +121,8 @@ def served_cert(f, server_hostname):
     raw = socket.create_connection(("127.0.0.1", f.api_port), timeout=5)
     with ctx.wrap_socket(raw, server_hostname=server_hostname) as s:
         s.sendall(f"GET /healthz HTTP/1.1\r\nHost: {server_hostname}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data, how = read_until_closed(s)
+        check(how == "eof", f"GET /healthz as {server_hostname}: the answer ends the connection ({how})")
         check(data.startswith(b"HTTP/1.1 200"), f"GET /healthz as {server_hostname}: {data[:200]!r}")
         return s.getpeercert()
 
@@ -371,15 +360,8 @@ def raw_post(f, path, body, chunked=False):
             s.sendall(payload[i:i + 16384])
     except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
         pass  # refused before the end of the body: the answer is already there
-    data = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except (ConnectionResetError, ssl.SSLError):
-        pass
+    data, how = read_until_closed(s, timeout=10)
+    check(how != "timeout", f"POST {path}: the controller ends the connection after its answer: {data[:300]!r}")
     s.close()
     head, _, rest = data.partition(b"\r\n\r\n")
     check(head.startswith(b"HTTP/1.1 "), f"an HTTP answer: {data[:300]!r}")

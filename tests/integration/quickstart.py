@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import ROOT, SKYAGENT, SKYCTL, SKYROOTD, check, free_port, run_cases  # noqa: E402
+from fleetlib import ROOT, SKYAGENT, SKYCTL, SKYROOTD, check, free_port, pids_naming, run_cases  # noqa: E402
 
 
 class Quickstart:
@@ -71,16 +71,7 @@ class Quickstart:
         """Processes still alive that the quickstart started, or that name
         its tree on their command line."""
         left = [pid for pid in self.seen if alive(pid)]
-        mark = self.root.encode()
-        for d in os.listdir("/proc"):
-            if d.isdigit() and int(d) not in left and int(d) != os.getpid():
-                try:
-                    with open(f"/proc/{d}/cmdline", "rb") as c:
-                        if mark in c.read():
-                            left.append(int(d))
-                except OSError:
-                    pass
-        return left
+        return left + [pid for pid in pids_naming(self.root.encode()) if pid not in left]
 
     def close(self):
         problems = []

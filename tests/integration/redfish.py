@@ -21,7 +21,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import Fail, Fleet, check, run_cases, wait_for  # noqa: E402
+from fleetlib import Fail, Fleet, check, reader_token, run_cases, wait_for  # noqa: E402
 
 # Debian's python3-sushy lives in /usr/lib/python3/dist-packages, where a
 # python3 from elsewhere on PATH (pyenv) does not look.
@@ -34,15 +34,6 @@ try:
 except ImportError:  # reported as a skip by skip()
     sushy = None
 REDFISHTOOL = shutil.which("redfishtool")
-
-
-def reader_token(f):
-    """The reader token that `skyrootd init` printed once."""
-    lines = f.init_output.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("Reader token"):
-            return lines[i + 1].strip()
-    raise Fail(f"skyrootd init printed no reader token:\n{f.init_output}")
 
 
 def base(f):
