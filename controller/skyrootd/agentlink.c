@@ -94,6 +94,23 @@ static void al_image_status(struct session *s, const Skyroot__ImageStatus *st)
 		log_warn("board %s: image %s: %s", s->board_id, st->errors[i]->id, st->errors[i]->error);
 }
 
+/* A new fetch order supersedes the board's last error for that image:
+ * until the board reports again, the API shows no stale refusal. */
+static void al_forget_image_error(struct session *s, const char *image_id)
+{
+	Skyroot__ImageStatus *st = s->images;
+	size_t k = 0;
+
+	for (size_t i = 0; st && i < st->n_errors; i++) {
+		if (st->errors[i]->id && strcmp(st->errors[i]->id, image_id) == 0)
+			skyroot__image_error__free_unpacked(st->errors[i], NULL);
+		else
+			st->errors[k++] = st->errors[i];
+	}
+	if (st)
+		st->n_errors = k;
+}
+
 static void al_on_drained(void *owner)
 {
 	al_chunks_drained(owner);
@@ -124,8 +141,10 @@ int agentlink_board_fetch(struct agentlink *al, const char *board_id, const char
 	r = al_session_send(s, &env);
 	free(man);
 	free(sig);
-	if (r == 0)
+	if (r == 0) {
+		al_forget_image_error(s, image_id);
 		log_info("board %s: asked to fetch image %s", board_id, image_id);
+	}
 	return r;
 }
 
