@@ -67,6 +67,10 @@ struct agent {
 	bool hello_sent;
 	bool just_enrolled;
 	bool stopping;
+	/* Enrollment with no token: the controller's word on when to ask
+	 * again (0: the usual backoff), and the pending id last logged. */
+	uint64_t retry_ms;
+	char pending_id[64];
 	char verify_error[256];
 	char last_error[512];
 };
@@ -182,7 +186,8 @@ static int agent_build_hello(struct agent *a, uint8_t **out, size_t *out_len)
 	return r;
 }
 
-static int agent_machine_id(struct agent *a, char *uuid, size_t ulen, char *host, size_t hlen)
+static int agent_machine_id(struct agent *a, char *uuid, size_t ulen, char *host, size_t hlen,
+			    struct hello_claims *claims)
 {
 	struct inventory local = {0};
 	const struct inventory *inv;
@@ -190,6 +195,8 @@ static int agent_machine_id(struct agent *a, char *uuid, size_t ulen, char *host
 
 	if (r == 0)
 		r = hello_machine_id(inv, uuid, ulen, host, hlen);
+	if (r == 0)
+		hello_claims(inv, claims);
 	if (inv == &local)
 		inventory_free(&local);
 	return r;
@@ -275,11 +282,13 @@ static void agent_send_enroll(struct agent *a)
 	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
 	Skyroot__EnrollRequest er = SKYROOT__ENROLL_REQUEST__INIT;
 	char uuid[80], host[INV_MAX_STR];
+	struct hello_claims claims;
+	char *macs[HELLO_MACS_MAX];
 	uint8_t *csr = NULL;
 	size_t csr_len = 0;
 	int r;
 
-	r = agent_machine_id(a, uuid, sizeof(uuid), host, sizeof(host));
+	r = agent_machine_id(a, uuid, sizeof(uuid), host, sizeof(host), &claims);
 	if (r < 0) {
 		snprintf(a->last_error, sizeof(a->last_error),
 			 "no machine identity: no DMI product UUID and no NIC MAC address readable under %.200s",
@@ -297,6 +306,12 @@ static void agent_send_enroll(struct agent *a)
 	er.machine_uuid = uuid;
 	er.hostname = host;
 	er.agent_version = SKY_VERSION;
+	/* What the operator sees of a board with no token. */
+	for (size_t i = 0; i < claims.n_macs; i++)
+		macs[i] = claims.macs[i];
+	er.dmi_serial = claims.serial;
+	er.macs = macs;
+	er.n_macs = claims.n_macs;
 	env.body_case = SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST;
 	env.enroll_request = &er;
 	r = agent_send(a, &env);
@@ -494,6 +509,46 @@ static void agent_forget_identity(struct agent *a)
 	uv_timer_stop(&a->renew_timer);
 }
 
+/* Bounds on the controller's word on when to ask again. */
+#define PENDING_RETRY_MIN_MS 1000u
+#define PENDING_RETRY_MAX_MS 60000u
+#define REJECTED_RETRY_MIN_MS 60000u
+#define REJECTED_RETRY_MAX_MS (24u * 3600u * 1000u)
+
+/* The controller keeps us waiting (no token: an operator must accept this
+ * key) or rejected the key.  The key stays in RAM: the next ask is with
+ * the same key, which is the one a certificate can be issued to. */
+static void agent_pending(struct agent *a, const Skyroot__EnrollResponse *er)
+{
+	bool rejected = er->state == SKYROOT__ENROLL_STATE__ENROLL_REJECTED;
+	char key[65] = "?", id[64];
+	uint64_t ms = er->retry_ms;
+
+	if (er->key_sha256.len == 32)
+		sky_format_hex(er->key_sha256.data, 32, key);
+	snprintf(id, sizeof(id), "%s", er->pending_id && strlen(er->pending_id) < sizeof(id) ? er->pending_id : "?");
+	if (rejected) {
+		ms = ms < REJECTED_RETRY_MIN_MS ? REJECTED_RETRY_MIN_MS : ms > REJECTED_RETRY_MAX_MS ? REJECTED_RETRY_MAX_MS : ms;
+		snprintf(a->last_error, sizeof(a->last_error),
+			 "controller rejected this board (pending %s, key sha256:%s): asking again in %llu s", id, key,
+			 (unsigned long long)(ms / 1000));
+		log_error("%s", a->last_error);
+		a->pending_id[0] = '\0';
+		agent_emit(a, AGENT_EV_REFUSED);
+	} else {
+		ms = ms < PENDING_RETRY_MIN_MS ? PENDING_RETRY_MIN_MS : ms > PENDING_RETRY_MAX_MS ? PENDING_RETRY_MAX_MS : ms;
+		if (strcmp(a->pending_id, id) != 0)
+			log_info("no enrollment token: pending as %s with key sha256:%s; waiting for an operator to "
+				 "accept it ('skyctl board accept %s'), asking again every %llu s", id, key, id,
+				 (unsigned long long)(ms / 1000));
+		else
+			log_debug("still pending as %s", id);
+		snprintf(a->pending_id, sizeof(a->pending_id), "%s", id);
+	}
+	a->retry_ms = ms;
+	a->attempt = 0;
+}
+
 static void tick_cb(uv_timer_t *t);
 
 static void agent_tick_on(struct agent *a)
@@ -508,7 +563,11 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 
 	switch (env->body_case) {
 	case SKYROOT__ENVELOPE__BODY_ENROLL_RESPONSE:
-		if (a->mode == LINK_ENROLL) {
+		if (a->mode == LINK_ENROLL && env->enroll_response->state != SKYROOT__ENROLL_STATE__ENROLL_ISSUED) {
+			agent_pending(a, env->enroll_response);
+			if (a->tls)
+				sky_tls_close(a->tls, 0); /* ask again on a new connection */
+		} else if (a->mode == LINK_ENROLL) {
 			agent_take_identity(a, env->enroll_response);
 			a->attempt = 0;
 			if (a->tls) /* none when fed by agent_link_feed alone */
@@ -557,7 +616,7 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 		    e->code == SKYROOT__ERROR_CODE__ERROR_NOT_ENROLLED) {
 			agent_forget_identity(a);
 			if (!a->cfg->token[0])
-				log_error("no enrollment token to enroll again with: boot with skyroot.token=TOKEN");
+				log_warn("no enrollment token to enroll again with: asking as a pending board");
 		}
 		if (e->code != SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST)
 			agent_emit(a, AGENT_EV_REFUSED);
@@ -618,8 +677,12 @@ static void agent_on_ready(struct sky_tls *t)
 {
 	struct agent *a = sky_tls_data(t);
 	if (a->mode == LINK_ENROLL) {
-		log_info("connected to %s:%u; enrolling with the token", a->cfg->controller_host,
-			 a->cfg->controller_port);
+		if (a->cfg->token[0])
+			log_info("connected to %s:%u; enrolling with the token", a->cfg->controller_host,
+				 a->cfg->controller_port);
+		else if (!a->pending_id[0])
+			log_info("connected to %s:%u; no enrollment token: asking to enroll as a pending board "
+				 "(an operator accepts it)", a->cfg->controller_host, a->cfg->controller_port);
 		agent_send_enroll(a);
 		return;
 	}
@@ -697,8 +760,13 @@ static void agent_on_close(struct sky_tls *t, int err)
 			free(a);
 		return;
 	}
-	/* Straight back after an enrollment, else exponential backoff. */
-	if (a->cert && a->just_enrolled) {
+	/* Straight back after an enrollment; when the controller said when
+	 * (a pending board), then; else exponential backoff. */
+	if (a->retry_ms && !a->cert) {
+		uint64_t ms = a->retry_ms;
+		a->retry_ms = 0;
+		agent_schedule_retry(a, jitter(ms));
+	} else if (a->cert && a->just_enrolled) {
 		a->just_enrolled = false;
 		agent_schedule_retry(a, 0);
 	} else if (was_session && a->cert) {
@@ -792,14 +860,6 @@ static void agent_connect(struct agent *a)
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	int r;
 
-	if (!a->cert && !a->cfg->token[0]) {
-		snprintf(a->last_error, sizeof(a->last_error),
-			 "not enrolled and no enrollment token: boot with skyroot.token=TOKEN or pass --token");
-		log_error("%s", a->last_error);
-		agent_emit(a, AGENT_EV_REFUSED);
-		agent_schedule_retry(a, UINT64_MAX);
-		return;
-	}
 	snprintf(port, sizeof(port), "%u", a->cfg->controller_port);
 	a->gai.data = a;
 	r = uv_getaddrinfo(a->loop, &a->gai, agent_resolved, a->cfg->controller_host, port, &hints);

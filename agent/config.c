@@ -81,7 +81,8 @@ static void config__table(struct sky_opt opts[CONFIG_NOPTS + 1], struct config_f
 			  "IPv6 as [ADDR]:PORT; else skyroot.controller=" },
 		[CONFIG_TOKEN] = { .name = "token", .kind = SKY_ARG_STR, .dest = &f->token, .metavar = "TOKEN",
 		  .help = "enrollment token (`skyctl token create`);\n"
-			  "else skyroot.token=; may be left out" },
+			  "else skyroot.token=; without one the board enrolls as\n"
+			  "pending and waits for an operator to accept it" },
 		[CONFIG_CA] = { .name = "ca", .kind = SKY_ARG_STR, .dest = &f->ca, .metavar = "sha256:HEX",
 		  .help = "pin of the controller's CA certificate;\n"
 			  "else skyroot.ca=" },

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "agent/hello.h"
 
@@ -109,4 +110,29 @@ int hello_machine_id(const struct inventory *inv, char *uuid, size_t ulen, char 
 		r = -ENODATA;
 	snprintf(host, hlen, "%s", inv->hostname);
 	return r;
+}
+
+static bool hello_mac_form(const char *m)
+{
+	if (strlen(m) != 17)
+		return false;
+	for (int i = 0; i < 17; i++) {
+		char c = m[i];
+		bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+		if (i % 3 == 2 ? c != ':' : !hex)
+			return false;
+	}
+	return true;
+}
+
+void hello_claims(const struct inventory *inv, struct hello_claims *out)
+{
+	size_t n = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (const char *p = inv->dmi_serial; *p && n < HELLO_SERIAL_MAX; p++, n++)
+		out->serial[n] = *p >= 0x20 && *p <= 0x7e ? *p : '?';
+	for (unsigned i = 0; i < inv->n_nics && out->n_macs < HELLO_MACS_MAX; i++)
+		if (hello_mac_form(inv->nics[i].mac))
+			snprintf(out->macs[out->n_macs++], sizeof(out->macs[0]), "%s", inv->nics[i].mac);
 }

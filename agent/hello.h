@@ -13,3 +13,16 @@ int hello_pack(const struct inventory *inv, uint32_t heartbeat_ms, bool allow_re
  * "mac-" and the first NIC's address on boards without DMI; -ENODATA
  * when there is neither.  host gets the hostname either way. */
 int hello_machine_id(const struct inventory *inv, char *uuid, size_t ulen, char *host, size_t hlen);
+
+/* What a board with no token shows the operator (EnrollRequest's
+ * dmi_serial and macs): the DMI serial, its bytes outside printable ASCII
+ * as '?' and cut to HELLO_SERIAL_MAX; the MAC addresses of the NICs that
+ * have one of the aa:bb:cc:dd:ee:ff form, at most HELLO_MACS_MAX. */
+#define HELLO_SERIAL_MAX 64
+#define HELLO_MACS_MAX 16
+struct hello_claims {
+	char serial[HELLO_SERIAL_MAX + 1];
+	char macs[HELLO_MACS_MAX][18];
+	size_t n_macs;
+};
+void hello_claims(const struct inventory *inv, struct hello_claims *out);

@@ -16,6 +16,7 @@
 #include "common/parse.h"
 #include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/audit.h"
+#include "controller/skyrootd/pending.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/http.h"
 #include "controller/skyrootd/scrub.h"
@@ -111,6 +112,10 @@ static const struct config_key config_keys[] = {
 		   .min = 1, .max = 256 },
 	  .off = F(threads) },
 	COUNT("audit-keep", audit_keep, 100000000, "rows of the API audit log kept, the newest (default 10000)"),
+	COUNT("pending-max", pending_max, 1000000,
+	      "boards enrolled with no token kept at once, pending, accepted\nor rejected (default 1024; beyond it new ones are refused)"),
+	DURATION("pending-ttl", pending_ttl, 365ull * 86400,
+		 "a pending board is forgotten this long after its last ask, a\nrejected or accepted one after the decision (default 24h)"),
 	{ .opt = { .name = "log-level", .kind = SKY_ARG_CALLBACK, .cb = config__log_level, .metavar = "LEVEL",
 		   .help = "error, warn, info (default) or debug" },
 	  .off = F(log_level), .live = true },
@@ -130,6 +135,7 @@ static void config__defaults(struct ctl_config *c)
 		.boot_conns = 256, .boot_per_addr = 16, .boot_downloads = 32,
 		.enroll_timeout = 30, .handshake_timeout = 10, .request_timeout = 10, .keepalive_timeout = 30,
 		.audit_keep = AUDIT_KEEP_DEFAULT,
+		.pending_max = PENDING_MAX_DEFAULT, .pending_ttl = PENDING_TTL_DEFAULT,
 	};
 }
 
@@ -256,6 +262,8 @@ void ctl_config_options(const struct ctl_config *c, struct ctl_options *o)
 	o->threads = (unsigned)c->threads;
 	o->scrub_rate = c->scrub_rate;
 	o->audit_keep = c->audit_keep;
+	o->pending_max = c->pending_max;
+	o->pending_ttl = (int64_t)c->pending_ttl;
 }
 
 /* ---- reload ---------------------------------------------------------------- */
@@ -387,6 +395,8 @@ int ctl_config_reload(struct controller *ctl)
 	ctl->opt.boot_downloads_max = o.boot_downloads_max;
 	ctl->opt.scrub_rate = o.scrub_rate;
 	ctl->opt.audit_keep = o.audit_keep;
+	ctl->opt.pending_max = o.pending_max;
+	ctl->opt.pending_ttl = o.pending_ttl;
 	scrub_set_rate(ctl->scrub, o.scrub_rate);
 	agentlink_set_tls(ctl->agents, agent_tls, &o.agent_lim);
 	api_set_tls(ctl->api, api_tls, &o.api_lim, o.keepalive_ms);

@@ -31,6 +31,8 @@ struct ctl_options {
 	unsigned threads;             /* event loops (loops.c); 0: one per online CPU */
 	uint64_t scrub_rate;          /* bytes a second the scrub re-verifies; 0 = off */
 	uint64_t audit_keep;          /* rows of the API audit log kept (audit.h) */
+	uint64_t pending_max;         /* pending boards kept at once (pending.h) */
+	int64_t pending_ttl;          /* seconds a pending board is kept after its last ask */
 };
 
 struct agentlink;
@@ -41,6 +43,7 @@ struct store;
 struct guests;
 struct boots;
 struct scrub;
+struct pending_rate;
 
 struct controller {
 	uv_loop_t *loop;              /* the main loop (loops.c: who owns what) */
@@ -71,6 +74,7 @@ struct controller {
 	uv_signal_t sigterm, sigint, sighup;
 	struct ctl_config *config;    /* the settings in use (config.h), for SIGHUP */
 	struct ctl_notify *notify;    /* readiness and status for systemd (notify.h) */
+	struct pending_rate *pending_rate; /* token-less enrollments per address (pending.h) */
 };
 
 /* Paths inside the state folder. */

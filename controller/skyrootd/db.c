@@ -149,6 +149,28 @@ static const char *const db_migrations[] = {
 	"  created_at INTEGER NOT NULL,"
 	"  PRIMARY KEY (credential, key)) WITHOUT ROWID;"
 	"CREATE INDEX idempotency_age ON idempotency(created_at);",
+	/* 7 -> 8: boards that enrolled with no token (db_pending.c): pending
+	 * until an operator accepts or rejects their key, or an expectation
+	 * (a serial or UUID an operator said to accept) matches them. */
+	"CREATE TABLE pending_boards ("
+	"  id TEXT PRIMARY KEY,"
+	"  key_sha256 BLOB NOT NULL UNIQUE,"   /* of the CSR's SubjectPublicKeyInfo */
+	"  state TEXT NOT NULL,"               /* pending | accepted | rejected */
+	"  serial TEXT NOT NULL,"
+	"  uuid TEXT NOT NULL,"
+	"  hostname TEXT NOT NULL,"
+	"  macs TEXT NOT NULL,"                /* comma-separated */
+	"  peer TEXT NOT NULL,"
+	"  first_seen INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL,"
+	"  expires_at INTEGER NOT NULL,"
+	"  decided_at INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX pending_boards_expiry ON pending_boards(expires_at);"
+	"CREATE TABLE expectations ("
+	"  id TEXT PRIMARY KEY,"
+	"  serial TEXT NOT NULL,"              /* "" = by uuid */
+	"  uuid TEXT NOT NULL,"                /* "" = by serial; lower case */
+	"  created_at INTEGER NOT NULL);",
 };
 
 enum db_stmt_id {

@@ -28,6 +28,7 @@
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/guests.h"
 #include "controller/skyrootd/notify.h"
+#include "controller/skyrootd/pending.h"
 #include "controller/skyrootd/scrub.h"
 #include "controller/skyrootd/store.h"
 
@@ -299,6 +300,13 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	}
 	r = boots_new(&ctl.boots);
+	if (r == 0) {
+		ctl.pending_rate = pending_rate_new(PENDING_RATE_BURST, PENDING_RATE_REFILL_MS, PENDING_RATE_SLOTS);
+		if (!ctl.pending_rate) {
+			boots_free(ctl.boots);
+			r = -ENOMEM;
+		}
+	}
 	if (r < 0) {
 		log_error("out of memory");
 		ctl_state_unload(&ctl);
@@ -311,6 +319,7 @@ static int cmd_run(int argc, char **argv)
 	if (r < 0) {
 		uv_loop_close(&loop);
 		boots_free(ctl.boots);
+		pending_rate_free(ctl.pending_rate);
 		ctl_state_unload(&ctl);
 		ctl_config_free(&cfg);
 		return 1;
@@ -360,6 +369,7 @@ static int cmd_run(int argc, char **argv)
 		log_warn("loop closed with handles still open: %s", uv_strerror(r));
 	ctl_state_unload(&ctl);
 	boots_free(ctl.boots);
+	pending_rate_free(ctl.pending_rate);
 	log_info("stopped");
 	ctl_config_free(&cfg);
 	return 0;
@@ -374,6 +384,7 @@ fail:
 	uv_loop_close(&loop);
 	ctl_state_unload(&ctl);
 	boots_free(ctl.boots);
+	pending_rate_free(ctl.pending_rate);
 	ctl_config_free(&cfg);
 	return 1;
 }

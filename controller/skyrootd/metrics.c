@@ -26,6 +26,10 @@ static const char *const metrics_enroll_names[METRICS_ENROLL_FAIL_COUNT] = {
 	[METRICS_ENROLL_REENROLL_PENDING] = "reenroll_pending",
 	[METRICS_ENROLL_BAD_REQUEST] = "bad_request",
 	[METRICS_ENROLL_INTERNAL] = "internal",
+	[METRICS_ENROLL_PENDING] = "pending",
+	[METRICS_ENROLL_PENDING_FULL] = "pending_full",
+	[METRICS_ENROLL_PENDING_RATE] = "pending_rate_limited",
+	[METRICS_ENROLL_PENDING_REJECTED] = "pending_rejected",
 };
 
 static const char *const metrics_chunk_names[METRICS_CHUNK_FAIL_COUNT] = {

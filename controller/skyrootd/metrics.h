@@ -29,6 +29,10 @@ enum metrics_enroll_fail {
 	METRICS_ENROLL_REENROLL_PENDING,  /* a known machine waits for an operator */
 	METRICS_ENROLL_BAD_REQUEST,
 	METRICS_ENROLL_INTERNAL,
+	METRICS_ENROLL_PENDING,           /* no token: waits for an operator (pending.h) */
+	METRICS_ENROLL_PENDING_FULL,      /* no token, and --pending-max boards wait already */
+	METRICS_ENROLL_PENDING_RATE,      /* no token, too often from one address */
+	METRICS_ENROLL_PENDING_REJECTED,  /* no token, a key an operator rejected */
 	METRICS_ENROLL_FAIL_COUNT
 };
 

@@ -1,0 +1,303 @@
+/* The rules of enrollment with no token (pending.h). */
+#include "controller/skyrootd/pending.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PENDING_ID_BYTES 6
+
+static int pending__record(struct db *db, const struct pending_opts *o, const struct pending_claim *c, int64_t now,
+			   struct pending_result *res)
+{
+	struct db_pending p;
+	int r = db_pending_count(db);
+
+	if (r < 0)
+		return r;
+	if ((uint64_t)r >= o->max) {
+		res->verdict = PENDING_FULL;
+		return 0;
+	}
+	memset(&p, 0, sizeof(p));
+	memcpy(p.key_sha256, c->key_sha256, 32);
+	p.state = DB_PENDING_WAITING;
+	snprintf(p.serial, sizeof(p.serial), "%s", c->serial);
+	snprintf(p.uuid, sizeof(p.uuid), "%s", c->uuid);
+	snprintf(p.hostname, sizeof(p.hostname), "%s", c->hostname);
+	snprintf(p.macs, sizeof(p.macs), "%s", c->macs);
+	snprintf(p.peer, sizeof(p.peer), "%s", c->peer);
+	p.first_seen = p.last_seen = now;
+	p.expires_at = now + o->ttl;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		r = db_new_id("pnd-", PENDING_ID_BYTES, p.id, sizeof(p.id));
+		if (r == 0)
+			r = db_pending_insert(db, &p);
+		if (r != -EEXIST)
+			break;
+	}
+	if (r < 0)
+		return r;
+	snprintf(res->id, sizeof(res->id), "%s", p.id);
+	res->verdict = PENDING_WAIT;
+	res->is_new = true;
+	return 0;
+}
+
+/* An expectation of these claims, used up: 1 (its id in res), 0 none. */
+static int pending__expected(struct db *db, const struct pending_claim *c, struct pending_result *res)
+{
+	struct db_expectation e;
+	int r = db_expect_find(db, c->serial, c->uuid, &e);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r == 0)
+		r = db_expect_delete(db, e.id);
+	if (r < 0)
+		return r;
+	snprintf(res->expectation, sizeof(res->expectation), "%s", e.id);
+	return 1;
+}
+
+int pending_decide(struct db *db, const struct pending_opts *o, const struct pending_claim *c, int64_t now,
+		   struct pending_result *res)
+{
+	struct db_pending p;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	r = db_pending_expire(db, now);
+	if (r < 0)
+		return r;
+	r = db_pending_by_key(db, c->key_sha256, &p);
+	if (r == -ENOENT) {
+		r = pending__expected(db, c, res);
+		if (r != 0) {
+			res->verdict = PENDING_ISSUE;
+			return r < 0 ? r : 0;
+		}
+		return pending__record(db, o, c, now, res);
+	}
+	if (r < 0)
+		return r;
+	snprintf(res->id, sizeof(res->id), "%s", p.id);
+	switch (p.state) {
+	case DB_PENDING_REJECTED:
+		res->verdict = PENDING_REJECTED;
+		return db_pending_seen(db, p.id, now, c->peer, p.expires_at);
+	case DB_PENDING_ACCEPTED:
+		res->verdict = PENDING_ISSUE;
+		return db_pending_delete(db, p.id);
+	case DB_PENDING_WAITING:
+		/* Matched against the claims it was recorded with: a key cannot
+		 * change what it claimed while it waits. */
+		r = pending__expected(db, &(struct pending_claim){ .serial = p.serial, .uuid = p.uuid }, res);
+		if (r < 0)
+			return r;
+		if (r > 0) {
+			res->verdict = PENDING_ISSUE;
+			return db_pending_delete(db, p.id);
+		}
+		res->verdict = PENDING_WAIT;
+		return db_pending_seen(db, p.id, now, c->peer, now + o->ttl);
+	}
+	return -EINVAL;
+}
+
+int pending_accept(struct db *db, const struct pending_opts *o, const char *id, int64_t now)
+{
+	int r = db_pending_expire(db, now);
+
+	if (r < 0)
+		return r;
+	return db_pending_decide(db, id, DB_PENDING_WAITING, DB_PENDING_ACCEPTED, now, now + o->ttl);
+}
+
+int pending_reject(struct db *db, const struct pending_opts *o, const char *id, int64_t now)
+{
+	int r = db_pending_expire(db, now);
+
+	if (r < 0)
+		return r;
+	r = db_pending_decide(db, id, DB_PENDING_WAITING, DB_PENDING_REJECTED, now, now + o->ttl);
+	if (r == -EALREADY) /* an accept the board has not collected yet */
+		r = db_pending_decide(db, id, DB_PENDING_ACCEPTED, DB_PENDING_REJECTED, now, now + o->ttl);
+	return r;
+}
+
+/* ---- the claims' syntax ---- */
+
+bool pending_serial_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > DB_PENDING_SERIAL_MAX)
+		return false;
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			return false;
+	return true;
+}
+
+bool pending_uuid_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > DB_PENDING_UUID_MAX)
+		return false;
+	for (; *s; s++) {
+		char ch = *s;
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '-' ||
+		      ch == ':'))
+			return false;
+	}
+	return true;
+}
+
+static bool pending__hex(char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+bool pending_mac_ok(const char *s)
+{
+	if (!s || strlen(s) != 17)
+		return false;
+	for (int i = 0; i < 17; i++)
+		if (i % 3 == 2 ? s[i] != ':' : !pending__hex(s[i]))
+			return false;
+	return true;
+}
+
+bool pending_macs_join(char *const *macs, size_t n, char *out, size_t outlen)
+{
+	size_t at = 0;
+
+	if (outlen == 0 || n > DB_PENDING_MACS_MAX)
+		return false;
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (!pending_mac_ok(macs[i]) || at + 18 + 1 > outlen)
+			return false;
+		if (i)
+			out[at++] = ',';
+		for (int k = 0; k < 17; k++) {
+			char ch = macs[i][k];
+			out[at++] = ch >= 'A' && ch <= 'F' ? (char)(ch - 'A' + 'a') : ch;
+		}
+		out[at] = '\0';
+	}
+	return true;
+}
+
+bool pending_expect_check(struct db_expectation *e, const char *serial, const char *uuid, char *err, size_t errlen)
+{
+	bool has_serial = serial && serial[0], has_uuid = uuid && uuid[0];
+
+	if (has_serial == has_uuid) {
+		snprintf(err, errlen, "give exactly one of serial and uuid");
+		return false;
+	}
+	if (has_serial && !pending_serial_ok(serial)) {
+		snprintf(err, errlen, "serial must be 1 to %d printable ASCII characters", DB_PENDING_SERIAL_MAX);
+		return false;
+	}
+	if (has_uuid && !pending_uuid_ok(uuid)) {
+		snprintf(err, errlen, "uuid must be 1 to %d letters, digits, '-' or ':'", DB_PENDING_UUID_MAX);
+		return false;
+	}
+	snprintf(e->serial, sizeof(e->serial), "%s", has_serial ? serial : "");
+	snprintf(e->uuid, sizeof(e->uuid), "%s", has_uuid ? uuid : "");
+	for (char *p = e->uuid; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return true;
+}
+
+/* ---- the rate of token-less asks per address ---- */
+
+#define PENDING_RATE_PROBE 8
+
+struct pending_rate_slot {
+	char peer[DB_PENDING_PEER_MAX];  /* "" = free */
+	uint64_t last_ms;                /* the last refill */
+	unsigned tokens;
+};
+
+struct pending_rate {
+	unsigned burst;
+	uint64_t refill_ms;
+	size_t n;
+	struct pending_rate_slot slots[];
+};
+
+struct pending_rate *pending_rate_new(unsigned burst, uint64_t refill_ms, size_t slots)
+{
+	struct pending_rate *r;
+
+	if (burst == 0 || refill_ms == 0 || slots < PENDING_RATE_PROBE)
+		return NULL;
+	r = calloc(1, sizeof(*r) + slots * sizeof(r->slots[0]));
+	if (!r)
+		return NULL;
+	r->burst = burst;
+	r->refill_ms = refill_ms;
+	r->n = slots;
+	return r;
+}
+
+void pending_rate_free(struct pending_rate *r)
+{
+	free(r);
+}
+
+static uint64_t pending__fnv(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+	return h;
+}
+
+bool pending_rate_allow(struct pending_rate *r, const char *peer, uint64_t now_ms)
+{
+	size_t start = (size_t)(pending__fnv(peer) % r->n);
+	struct pending_rate_slot *slot = NULL, *stalest = NULL;
+
+	for (size_t i = 0; i < PENDING_RATE_PROBE; i++) {
+		struct pending_rate_slot *s = &r->slots[(start + i) % r->n];
+		if (strcmp(s->peer, peer) == 0 && s->peer[0]) {
+			slot = s;
+			break;
+		}
+		if (!s->peer[0]) { /* a free slot first */
+			if (!stalest || stalest->peer[0])
+				stalest = s;
+		} else if (!stalest || (stalest->peer[0] && s->last_ms < stalest->last_ms)) {
+			stalest = s;
+		}
+	}
+	if (!slot) {
+		slot = stalest;
+		snprintf(slot->peer, sizeof(slot->peer), "%s", peer);
+		slot->tokens = r->burst;
+		slot->last_ms = now_ms;
+	}
+	if (now_ms > slot->last_ms) {
+		uint64_t add = (now_ms - slot->last_ms) / r->refill_ms;
+		if (add >= r->burst || slot->tokens + add >= r->burst) {
+			slot->tokens = r->burst;
+			slot->last_ms = now_ms;
+		} else if (add) {
+			slot->tokens += (unsigned)add;
+			slot->last_ms += add * r->refill_ms;
+		}
+	}
+	if (slot->tokens == 0)
+		return false;
+	slot->tokens--;
+	return true;
+}
