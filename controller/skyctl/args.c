@@ -185,6 +185,21 @@ const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
 		.name = "if-match", .metavar = "ETAG",
 		.help = "change it only if its etag is still this one (from 'show -o json'); else nothing changes",
 	},
+	[FLAG_PENDING] = {
+		.kind = SKY_ARG_FLAG, .off = offsetof(struct skyctl_opts, on[FLAG_PENDING]),
+		.name = "pending",
+		.help = "list the boards that enrolled with no token and wait for an operator (or were decided)",
+	},
+	[FLAG_SERIAL] = {
+		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_SERIAL]),
+		.name = "serial", .metavar = "SERIAL",
+		.help = "a DMI serial number, as the board claims it",
+	},
+	[FLAG_UUID] = {
+		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_UUID]),
+		.name = "uuid", .metavar = "UUID",
+		.help = "a DMI product UUID, as the board claims it",
+	},
 	[FLAG_SCDOC] = {
 		.kind = SKY_ARG_FLAG, .off = offsetof(struct skyctl_opts, on[FLAG_SCDOC]),
 		.name = "scdoc",

@@ -37,8 +37,43 @@ static void board__row(json_t *b, const char **cells, char (*scratch)[SKYCTL_CEL
 	cells[14] = skyctl_jstr(b, "cert_not_after", "-");
 }
 
+/* board list --pending: the boards that enrolled with no token. */
+static void board__pending_row(json_t *p, const char **cells, char (*scratch)[SKYCTL_CELL_MAX])
+{
+	json_t *macs = json_object_get(p, "macs"), *m;
+	const char *key = skyctl_jstr(p, "key_sha256", "-");
+	size_t i, n = 0;
+
+	cells[0] = skyctl_jstr(p, "id", "-");
+	cells[1] = skyctl_jstr(p, "state", "-");
+	cells[2] = skyctl_jstr(p, "serial", "-");
+	cells[3] = skyctl_jstr(p, "uuid", "-");
+	scratch[4][0] = '\0';
+	json_array_foreach(macs, i, m)
+		if (json_is_string(m) && n < SKYCTL_CELL_MAX)
+			n += (size_t)snprintf(scratch[4] + n, SKYCTL_CELL_MAX - n, "%s%s", i ? "," : "", json_string_value(m));
+	cells[4] = scratch[4][0] ? scratch[4] : "-";
+	/* The whole fingerprint: the operator compares it with the board's log. */
+	snprintf(scratch[5], SKYCTL_CELL_MAX, "sha256:%s", key);
+	cells[5] = scratch[5];
+	cells[6] = skyctl_jstr(p, "last_seen", "-");
+	/* -o wide */
+	cells[7] = skyctl_jstr(p, "hostname", "-");
+	cells[8] = skyctl_jstr(p, "peer", "-");
+	cells[9] = skyctl_jstr(p, "first_seen", "-");
+	cells[10] = skyctl_jstr(p, "expires_at", "-");
+}
+
 static int board__list(struct skyctl *ctl, const char *arg)
 {
+	static const char *const pending_header[] = {
+		"ID", "STATE", "SERIAL", "UUID", "MACS", "KEY", "LAST-SEEN", "HOSTNAME", "PEER", "FIRST-SEEN", "EXPIRES",
+	};
+	static const struct skyctl_list pending = {
+		.path = "/v1/pending", .key = "pending", .header = pending_header, .ncols = 11, .nwide = 4,
+		.row = board__pending_row,
+		.empty = "No boards wait: a board booted with the CA pin and no token shows up here.",
+	};
 	static const char *const header[] = {
 		"ID", "NAME", "STATE", "CPUS", "MEMORY", "KVM", "FIRMWARE", "IOMMU-GROUPS", "NICS", "LAST-SEEN",
 		"UUID", "CPU-MODEL", "KERNEL", "AGENT", "CERT-UNTIL",
@@ -49,6 +84,8 @@ static int board__list(struct skyctl *ctl, const char *arg)
 			 "with its kernel command line.",
 	};
 
+	if (skyctl_has(ctl->opts, FLAG_PENDING))
+		return skyctl_verb_list(ctl, &pending);
 	return skyctl_verb_list(ctl, &list);
 }
 
@@ -458,7 +495,10 @@ static const struct skyctl_flag_note board__boot_notes[] = {
 };
 
 static const struct skyctl_flag_note board__list_notes[] = {
-	{ FLAG_STATE, "online|offline|baremetal", "list only the boards in this state" },
+	{ FLAG_STATE, "online|offline|baremetal", "list only the boards in this state (with --pending: "
+					      "pending|accepted|rejected)" },
+	{ FLAG_PENDING, NULL, "list the boards that enrolled with no token instead: their claimed serial, UUID, "
+			      "MACs and the fingerprint of their key" },
 	{ FLAG__COUNT, NULL, NULL },
 };
 
@@ -475,9 +515,9 @@ static const struct skyctl_flag_note board__set_notes[] = {
 const struct skyctl_command skyctl_board_commands[] = {
 	{
 		.noun = "board", .verb = "list",
-		.flags = FLAGS_LIST | FLAG_BIT(FLAG_STATE),
+		.flags = FLAGS_LIST | FLAG_BIT(FLAG_STATE) | FLAG_BIT(FLAG_PENDING),
 		.notes = board__list_notes,
-		.summary = "list enrolled boards",
+		.summary = "list enrolled boards (--pending: boards with no token waiting for an operator)",
 		.example = "skyctl board list --no-headers",
 		.run = board__list,
 	},

@@ -12,6 +12,8 @@
  *              through the shared option layer (common/args.h)
  *   token.c, board.c, image.c, guest.c, version.c
  *              one file per noun: its commands and its table
+ *   expect.c   the board noun's commands for boards with no token:
+ *              accept, reject, expect, expect-list, expect-delete
  *   http.c     the one HTTP client (libcurl): prepare, perform, report
  *   output.c   what goes to the terminal: errors, tables, JSON, fields,
  *              progress lines
@@ -85,6 +87,9 @@ enum skyctl_flag_id {
 	FLAG_LABEL,
 	FLAG_DESCRIPTION,
 	FLAG_IF_MATCH,
+	FLAG_PENDING,
+	FLAG_SERIAL,
+	FLAG_UUID,
 	FLAG__COUNT,
 };
 
@@ -148,6 +153,7 @@ struct skyctl_command {
 /* Each noun's table, ended by an entry whose noun is NULL. */
 extern const struct skyctl_command skyctl_token_commands[];
 extern const struct skyctl_command skyctl_board_commands[];
+extern const struct skyctl_command skyctl_pending_commands[];
 extern const struct skyctl_command skyctl_image_commands[];
 extern const struct skyctl_command skyctl_guest_commands[];
 extern const struct skyctl_command skyctl_version_commands[];
