@@ -61,6 +61,13 @@ ROUTES = {
     "DELETE /v1/credentials/{name}": "admin",
     "POST /v1/credentials/{name}/rotate": "admin",
     "GET /v1/audit": "admin",
+    "GET /v1/pending": "read",
+    "GET /v1/pending/{id}": "read",
+    "POST /v1/boards/{id}/accept": "operate",
+    "POST /v1/boards/{id}/reject": "operate",
+    "GET /v1/expectations": "read",
+    "POST /v1/expectations": "operate",
+    "DELETE /v1/expectations/{id}": "operate",
 }
 
 ALLOWED = {"reader": {"public", "read"}, "operator": {"public", "read", "operate"},
