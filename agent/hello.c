@@ -134,5 +134,5 @@ void hello_claims(const struct inventory *inv, struct hello_claims *out)
 		out->serial[n] = *p >= 0x20 && *p <= 0x7e ? *p : '?';
 	for (unsigned i = 0; i < inv->n_nics && out->n_macs < HELLO_MACS_MAX; i++)
 		if (hello_mac_form(inv->nics[i].mac))
-			snprintf(out->macs[out->n_macs++], sizeof(out->macs[0]), "%s", inv->nics[i].mac);
+			memcpy(out->macs[out->n_macs++], inv->nics[i].mac, 18); /* 17 and the NUL */
 }

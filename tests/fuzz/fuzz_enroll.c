@@ -18,6 +18,7 @@
 #include "common/x509.h"
 #include "controller/skyrootd/agentlink_priv.h"
 #include "controller/skyrootd/db.h"
+#include "controller/skyrootd/db_pending.h"
 #include "tests/fuzz/fuzz_ctl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -62,6 +63,13 @@ static void fuzz__setup(void)
 	    sky_cert_issue(&spec, fuzz_ctl.ca_key, NULL, fuzz_ctl.ca_key, &fuzz_ctl.ca_cert) != 0)
 		abort();
 	fuzz_ctl.opt.cert_ttl = 3600;
+	/* Enrollment with no token: a small table and one expectation, so the
+	 * bound, a match and a plain wait are all within reach. */
+	fuzz_ctl.opt.pending_max = 4;
+	fuzz_ctl.opt.pending_ttl = 3600;
+	struct db_expectation e = { .id = "exp-000001", .serial = "SN-EXPECTED", .created_at = 1 };
+	if (db_expect_insert(fuzz_ctl.db, &e) != 0)
+		abort();
 	if (db_board_insert(fuzz_ctl.db, &b) != 0)
 		abort();
 	fuzz__token(fuzz_ctl.db, "tok-fuzz", "skt-fuzz", "");

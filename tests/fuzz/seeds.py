@@ -65,6 +65,24 @@ write("enroll", "bad_csr", enroll)
 write("enroll", "heartbeat_first", hb + enroll_frame("skt-fuzz", "uuid-new", 2))
 write("enroll", "two", enroll_frame("skt-fuzz", "uuid-new") + enroll_frame("skt-board", "uuid-known", 2))
 
+
+# No token: a pending board (its DMI serial 6, MACs 7); SN-EXPECTED is
+# expected in fuzz_enroll.c's store; the table holds 4.
+def pending_frame(serial, uuid, macs=("52:54:00:12:34:56",), req=1, key_csr=None):
+    body = field(2, key_csr or csr) + field(3, uuid) + field(4, "node-p") + field(5, "0.1.0") + field(6, serial)
+    for m in macs:
+        body += field(7, m)
+    return frame(field(1, req) + field(10, body))
+
+
+write("enroll", "pending_new", pending_frame("SN-1", "uuid-p1"))
+write("enroll", "pending_expected", pending_frame("SN-EXPECTED", "uuid-p2", macs=()))
+write("enroll", "pending_known_uuid", pending_frame("SN-2", "uuid-known"))
+write("enroll", "pending_bad_mac", pending_frame("SN-3", "uuid-p3", macs=("52-54-00-12-34-56",)))
+write("enroll", "pending_bad_serial", pending_frame("SN\x01", "uuid-p4"))
+write("enroll", "pending_many", b"".join(pending_frame(f"SN-{i}", f"uuid-m{i}", req=i + 1,
+                                                       key_csr=p256_der("/CN=board", "-new")) for i in range(6)))
+
 # ---- agent: a board session (tests/fuzz/fuzz_agent.c: board brd-000001,
 # image img-00000000f022 granted to it (one chunk), img-00000000beef not, its guest
 # gst-00000000f022, boot order 5 waiting for its answer)

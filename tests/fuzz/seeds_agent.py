@@ -88,6 +88,11 @@ for code, name in [(1, "bad_request"), (3, "not_enrolled"), (4, "cert_expired"),
                    (8, "not_found"), (12, "not_granted")]:
     err = envelope(5, 16, field(1, code) + field(2, "refused: " + name))
     write("agent_link", "error_" + name, bytes([SESSION_WHOLE]) + err + hb)
+# A board with no token: told to wait (state 1) or rejected (state 2), with
+# its pending id, when to ask again (8) and its key's fingerprint (9).
+for state, name, retry in [(1, "enroll_pending", 3000), (2, "enroll_rejected", 3600000), (1, "enroll_pending_odd", 0)]:
+    write("agent_link", name, bytes([ENROLL_WHOLE]) +
+          envelope(1, 11, field(6, state) + field(7, "pnd-0123456789ab") + field(8, retry) + field(9, b"\x11" * 32)))
 write("agent_link", "error_enrolling", bytes([ENROLL_WHOLE]) + envelope(1, 16, field(1, 2) + field(2, "token used")))
 write("agent_link", "unexpected_hello", bytes([SESSION_WHOLE]) + envelope(0, 12, field(1, "cpu")))
 write("agent_link", "oversize", bytes([SESSION_WHOLE]) + struct.pack(">I", 1 << 30) + b"\x00" * 8)
