@@ -537,13 +537,16 @@ static void agent_pending(struct agent *a, const Skyroot__EnrollResponse *er)
 		agent_emit(a, AGENT_EV_REFUSED);
 	} else {
 		ms = ms < PENDING_RETRY_MIN_MS ? PENDING_RETRY_MIN_MS : ms > PENDING_RETRY_MAX_MS ? PENDING_RETRY_MAX_MS : ms;
+		snprintf(a->last_error, sizeof(a->last_error),
+			 "no enrollment token: pending as %s with key sha256:%s; waiting for an operator to accept it "
+			 "('skyctl board accept %s')", id, key, id);
 		if (strcmp(a->pending_id, id) != 0)
-			log_info("no enrollment token: pending as %s with key sha256:%s; waiting for an operator to "
-				 "accept it ('skyctl board accept %s'), asking again every %llu s", id, key, id,
-				 (unsigned long long)(ms / 1000));
+			log_info("%s, asking again every %llu s", a->last_error, (unsigned long long)(ms / 1000));
 		else
 			log_debug("still pending as %s", id);
 		snprintf(a->pending_id, sizeof(a->pending_id), "%s", id);
+		if (a->cfg->once) /* --once does not wait for an operator: it gives up */
+			agent_emit(a, AGENT_EV_REFUSED);
 	}
 	a->retry_ms = ms;
 	a->attempt = 0;

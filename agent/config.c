@@ -122,7 +122,7 @@ static void config__table(struct sky_opt opts[CONFIG_NOPTS + 1], struct config_f
 			  "in DIR, which must be RAM (a tmpfs)" },
 		[CONFIG_ONCE] = { .name = "once", .kind = SKY_ARG_FLAG, .dest = &f->once,
 		  .help = "exit after the first session is set up\n"
-			  "(for tests)" },
+			  "(for tests); exit 1 when refused or left pending" },
 		[CONFIG_VERSION] = { .name = "version", .kind = SKY_ARG_FLAG, .dest = &f->version, .help = "show the version and exit" },
 		[CONFIG_NOPTS] = { 0 },
 	};

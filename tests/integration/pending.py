@@ -378,6 +378,11 @@ def case_real_agent(f):
     check(board["uuid"] == rec["uuid"], f"the accepted machine: {board}")
     check(f"enrolled as board {bid}" in p.text(), "the agent logs its enrollment")
     check(pending_list(f) == {}, "no pending records left")
+    # --once does not wait for an operator: exit 1, saying why.
+    q = f.agent("b", once=True)
+    rc = wait_for(lambda: q.p.poll() is not None and [q.p.returncode], 20 * SKY_SLOW, "agent --once to give up")[0]
+    check(rc == 1 and "no enrollment token: pending as pnd-" in q.text(), f"--once pending: {rc} {q.text()}")
+    check([r["serial"] for r in pending_list(f).values()] == ["7XK2M53"], "board b waits")
 
 
 def make(tmp):
