@@ -62,15 +62,17 @@ static void board__pending_row(json_t *p, const char **cells, char (*scratch)[SK
 	cells[8] = skyctl_jstr(p, "peer", "-");
 	cells[9] = skyctl_jstr(p, "first_seen", "-");
 	cells[10] = skyctl_jstr(p, "expires_at", "-");
+	cells[11] = skyctl_jstr(p, "board", "-"); /* an enrolled board claims this UUID */
 }
 
 static int board__list(struct skyctl *ctl, const char *arg)
 {
 	static const char *const pending_header[] = {
 		"ID", "STATE", "SERIAL", "UUID", "MACS", "KEY", "LAST-SEEN", "HOSTNAME", "PEER", "FIRST-SEEN", "EXPIRES",
+		"BOARD",
 	};
 	static const struct skyctl_list pending = {
-		.path = "/v1/pending", .key = "pending", .header = pending_header, .ncols = 11, .nwide = 4,
+		.path = "/v1/pending", .key = "pending", .header = pending_header, .ncols = 12, .nwide = 5,
 		.row = board__pending_row,
 		.empty = "No boards wait: a board booted with the CA pin and no token shows up here.",
 	};

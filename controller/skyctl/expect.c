@@ -34,9 +34,15 @@ static int expect__decide(struct skyctl *ctl, const char *arg, bool accept)
 	fputs(", key sha256:", stdout);
 	skyctl_put_clean(stdout, skyctl_jstr(answer, "key_sha256", "-"));
 	fputs(")\n", stdout);
-	if (accept)
+	if (accept && json_is_string(json_object_get(answer, "board"))) {
+		fputs("Its UUID is board ", stderr);
+		skyctl_put_clean(stderr, skyctl_jstr(answer, "board", "-"));
+		fputs("'s: it gets that board back when it next asks (within a few seconds), and the board's earlier "
+		      "certificates are revoked.\n", stderr);
+	} else if (accept) {
 		fprintf(stderr, "It gets its certificate, for that key only, when it next asks (within a few seconds) "
 				"and comes online; 'skyctl board list' shows it then.\n");
+	}
 	else
 		fprintf(stderr, "It is told so when it next asks; the record stays, so that its key cannot queue "
 				"again, until it expires (--pending-ttl).\n");

@@ -343,6 +343,10 @@ static int al_enroll_tokenless(struct controller *ctl, struct enroll_item *it, i
 	int r;
 
 	memcpy(c.key_sha256, it->key_sha256, 32);
+	r = db_board_find_uuid(ctl->db, it->uuid, it->board_id);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	c.known = r == 0;
 	r = pending_decide(ctl->db, &o, &c, now, &it->pend);
 	if (r < 0 || it->pend.verdict != PENDING_ISSUE)
 		return r;
@@ -422,7 +426,8 @@ static void al_enroll_count(const struct enroll_item *it)
 		if (it->tokenless && it->pend.verdict != PENDING_ISSUE)
 			metrics_enroll_fail(it->pend.verdict == PENDING_WAIT ? METRICS_ENROLL_PENDING :
 					    it->pend.verdict == PENDING_FULL ? METRICS_ENROLL_PENDING_FULL :
-									      METRICS_ENROLL_PENDING_REJECTED);
+					    it->pend.verdict == PENDING_MISMATCH ? METRICS_ENROLL_BAD_REQUEST :
+										  METRICS_ENROLL_PENDING_REJECTED);
 		else if (it->pending)
 			metrics_enroll_fail(METRICS_ENROLL_REENROLL_PENDING);
 		else
@@ -475,6 +480,10 @@ static void al_enroll_answer_pending(struct agentlink *al, struct enroll_item *i
 	else if (it->err == 0 && it->pend.verdict == PENDING_REJECTED)
 		log_info("pending board %s (machine '%s', key sha256:%.16s...) asked again: it was rejected", it->pend.id,
 			 it->uuid, key);
+	else if (it->err == 0 && it->pend.verdict == PENDING_MISMATCH)
+		log_warn("pending board %s: key sha256:%.16s... asked again from %s with other claims (machine '%s', "
+			 "serial '%s') than it was recorded with: refused", it->pend.id, key, it->peer, it->uuid,
+			 it->serial);
 	else if (it->err == 0 && it->pend.verdict == PENDING_FULL)
 		log_warn("enrollment with no token from %s (machine '%s') refused: --pending-max boards are pending "
 			 "already; accept or reject some ('skyctl board list --pending')", it->peer, it->uuid);
@@ -483,10 +492,14 @@ static void al_enroll_answer_pending(struct agentlink *al, struct enroll_item *i
 	if (!s)
 		return;
 	s->enrolling = NULL;
-	if (it->err < 0 || it->pend.verdict == PENDING_FULL) {
+	if (it->err < 0 || it->pend.verdict == PENDING_FULL || it->pend.verdict == PENDING_MISMATCH) {
 		if (it->err < 0)
 			al_session_error(s, it->req, SKYROOT__ERROR_CODE__ERROR_INTERNAL,
 					 "controller failed to record the enrollment: %s", strerror(-it->err));
+		else if (it->pend.verdict == PENDING_MISMATCH)
+			al_session_error(s, it->req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST,
+					 "this key asked before as pending board %s with another serial or machine UUID: "
+					 "a board keeps its claims while it waits", it->pend.id);
 		else
 			al_session_error(s, it->req, SKYROOT__ERROR_CODE__ERROR_BUSY,
 					 "too many boards wait for an operator already (--pending-max): ask again later");

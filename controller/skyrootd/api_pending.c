@@ -20,11 +20,15 @@ static struct pending_opts api_pending__opts(const struct controller *ctl)
 	return (struct pending_opts){ .max = ctl->opt.pending_max, .ttl = ctl->opt.pending_ttl };
 }
 
-static json_t *api_pending__json(const struct db_pending *p)
+/* A pending board; "board": the enrolled board whose UUID it claims (an
+ * accept gives it that board, revoking the board's earlier certificates),
+ * or null. */
+static json_t *api_pending__json(struct db *db, const struct db_pending *p)
 {
-	char key[65], mac[18];
+	char key[65], mac[18], board[DB_ID_MAX];
 	json_t *o, *macs = json_array();
 	const char *m = p->macs;
+	int r = db_board_find_uuid(db, p->uuid, board);
 
 	sky_format_hex(p->key_sha256, 32, key);
 	while (macs && *m) {
@@ -41,6 +45,10 @@ static json_t *api_pending__json(const struct db_pending *p)
 		      "macs", macs ? macs : json_null(), "key_sha256", key, "peer", p->peer, "first_seen",
 		      api_json_time(p->first_seen), "last_seen", api_json_time(p->last_seen), "expires_at",
 		      api_json_time(p->expires_at));
+	if (o && json_object_set_new(o, "board", r == 0 ? json_string(board) : json_null()) < 0) {
+		json_decref(o);
+		return NULL;
+	}
 	if (o && p->decided_at && json_object_set_new(o, "decided_at", api_json_time(p->decided_at)) < 0) {
 		json_decref(o);
 		return NULL;
@@ -48,9 +56,16 @@ static json_t *api_pending__json(const struct db_pending *p)
 	return o;
 }
 
+struct api_pending_ctx {
+	struct db *db;
+	json_t *arr;
+};
+
 static int api_pending__list_cb(void *ctx, const struct db_pending *p)
 {
-	return json_array_append_new(ctx, api_pending__json(p)) < 0 ? -ENOMEM : 0;
+	struct api_pending_ctx *x = ctx;
+
+	return json_array_append_new(x->arr, api_pending__json(x->db, p)) < 0 ? -ENOMEM : 0;
 }
 
 static const char *const api_pending_states[] = { "pending", "accepted", "rejected", NULL };
@@ -72,7 +87,8 @@ static void api__pending_list(struct api_call *call, struct api_reply *rep)
 		return;
 	r = db_pending_expire(call->ctl->db, sky_unix_now());
 	if (r >= 0)
-		r = db_pending_list(call->ctl->db, api_pending__list_cb, arr);
+		r = db_pending_list(call->ctl->db, api_pending__list_cb,
+				    &(struct api_pending_ctx){ .db = call->ctl->db, .arr = arr });
 	api_list_reply(call, rep, &api_pending_list, &q, r, arr);
 }
 
@@ -98,7 +114,7 @@ static void api__pending_get(struct api_call *call, struct api_reply *rep)
 		api_reply_internal(rep, r, "read the pending board");
 		return;
 	}
-	api_reply_ok(rep, 200, api_pending__json(&p));
+	api_reply_ok(rep, 200, api_pending__json(call->ctl->db, &p));
 }
 
 /* Accept or reject a pending board in one transaction; answer its row. */
@@ -139,7 +155,7 @@ static void api_pending__decide(struct api_call *call, struct api_reply *rep, bo
 	else
 		log_info("api: pending board %s (machine '%s', serial '%s', key sha256:%s) rejected", p.id, p.uuid,
 			 p.serial, key);
-	api_reply_ok(rep, 200, api_pending__json(&p));
+	api_reply_ok(rep, 200, api_pending__json(ctl->db, &p));
 }
 
 static void api__pending_accept(struct api_call *call, struct api_reply *rep)

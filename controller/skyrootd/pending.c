@@ -49,8 +49,11 @@ static int pending__record(struct db *db, const struct pending_opts *o, const st
 static int pending__expected(struct db *db, const struct pending_claim *c, struct pending_result *res)
 {
 	struct db_expectation e;
-	int r = db_expect_find(db, c->serial, c->uuid, &e);
+	int r;
 
+	if (c->known)
+		return 0;
+	r = db_expect_find(db, c->serial, c->uuid, &e);
 	if (r == -ENOENT)
 		return 0;
 	if (r == 0)
@@ -83,6 +86,10 @@ int pending_decide(struct db *db, const struct pending_opts *o, const struct pen
 	if (r < 0)
 		return r;
 	snprintf(res->id, sizeof(res->id), "%s", p.id);
+	if (strcmp(p.serial, c->serial) != 0 || strcmp(p.uuid, c->uuid) != 0) {
+		res->verdict = PENDING_MISMATCH;
+		return 0;
+	}
 	switch (p.state) {
 	case DB_PENDING_REJECTED:
 		res->verdict = PENDING_REJECTED;
@@ -93,7 +100,7 @@ int pending_decide(struct db *db, const struct pending_opts *o, const struct pen
 	case DB_PENDING_WAITING:
 		/* Matched against the claims it was recorded with: a key cannot
 		 * change what it claimed while it waits. */
-		r = pending__expected(db, &(struct pending_claim){ .serial = p.serial, .uuid = p.uuid }, res);
+		r = pending__expected(db, c, res);
 		if (r < 0)
 			return r;
 		if (r > 0) {

@@ -4,7 +4,8 @@
  * that CSR, until an operator accepts or rejects it, or an expectation
  * (a serial or UUID an operator listed beforehand) matches its claims.
  * The serial and UUID are claims of the board, not proof: an expectation
- * admits whoever claims them first.  What is issued goes to the key that
+ * admits whoever claims them first (but never as a board already
+ * enrolled: see struct pending_claim).  What is issued goes to the key that
  * was pending and to no other.
  *
  * Bounds: at most max rows (pending, accepted and rejected together); a
@@ -34,10 +35,14 @@ struct pending_opts {
 	int64_t ttl;                   /* seconds */
 };
 
-/* What a board claims, checked (pending_claims_check). */
+/* What a board claims, checked (pending_serial_ok and the others below).
+ * known: its UUID is an enrolled board's.  An expectation never admits
+ * such a machine (that would hand a board's identity to whoever claims its
+ * UUID): it waits for an operator, whose accept gives it that board. */
 struct pending_claim {
 	uint8_t key_sha256[32];
 	const char *serial, *uuid, *hostname, *macs, *peer;
+	bool known;
 };
 
 enum pending_verdict {
@@ -45,6 +50,7 @@ enum pending_verdict {
 	PENDING_ISSUE,     /* accepted by an operator or an expectation: issue to this key now */
 	PENDING_REJECTED,  /* an operator refused this key */
 	PENDING_FULL,      /* max rows: refused before it is recorded */
+	PENDING_MISMATCH,  /* the key's row has other claims (serial, UUID): refused, nothing changed */
 };
 
 struct pending_result {
@@ -56,7 +62,9 @@ struct pending_result {
 
 /* Decide a token-less enrollment in the store, inside the caller's
  * transaction: expire old rows, then find the key's row, or match an
- * expectation, or record a new row.  0 with res, or a negative errno. */
+ * expectation, or record a new row.  A key keeps the serial and UUID of
+ * its first ask while its row lives: what an operator accepted is what is
+ * issued.  0 with res, or a negative errno. */
 int pending_decide(struct db *db, const struct pending_opts *o, const struct pending_claim *c, int64_t now,
 		   struct pending_result *res);
 /* An operator's decision on a waiting row: accept (the board's next ask

@@ -239,9 +239,50 @@ def case_expect(f):
     st, ans = f.api("POST", "/v1/expectations", {"serial": "SN-LATE"})
     check(st == 201, f"expectation: {st} {ans}")
     d.ask_issued()
+    # A machine whose UUID is an enrolled board's waits even when its serial
+    # is expected: only an operator gives it that board back.
+    st, ans = f.api("POST", "/v1/expectations", {"serial": "SN-AGAIN"})
+    check(st == 201, f"expectation: {st} {ans}")
+    again = SimBoard(f, "again", "SN-AGAIN", a.uuid)
+    apid = again.ask_pending()
+    rec = pending_list(f)[apid]
+    check(rec["board"] == board_with_uuid(f, a.uuid)[0]["id"], f"the record names the board: {rec}")
+    st, ans = f.api("GET", "/v1/expectations")
+    check([e["serial"] for e in ans["expectations"]] == ["SN-AGAIN"], f"not used: {ans}")
+    r = skyctl(f, "board", "accept", apid)
+    check(r.returncode == 0 and "gets that board back" in r.stderr, f"accept a known machine: {r.stderr}")
+    old_id = rec["board"]
+    check(again.ask_issued() == old_id, "the same board")
+    check(not a.heartbeat() and again.heartbeat(), "the board's earlier certificate is revoked")
     for body in ({}, {"serial": "a", "uuid": "b"}, {"serial": "x\u0001"}, {"uuid": "not a uuid!"}, {"name": "x"}):
         st, ans = f.api("POST", "/v1/expectations", body)
         check(st == 400, f"a bad expectation {body}: {st} {ans}")
+
+
+def case_claims(f):
+    """A key keeps the claims of its first ask: other ones are refused and
+    change nothing; malformed claims are refused."""
+    f.start()
+    b = SimBoard(f, "a", "SN-CL-1", "5b0f4c0e-0000-4000-8000-00000000c101")
+    pid = b.ask_pending()
+    b.uuid = "5b0f4c0e-0000-4000-8000-00000000c102"
+    got = b.ask()
+    check(got[0] == "error" and got[1] == 1 and "keeps its claims" in got[2], f"other claims refused: {got}")
+    st, _ = f.api("POST", f"/v1/boards/{pid}/accept")
+    check(st == 200, "accept")
+    got = b.ask()
+    check(got[0] == "error", f"an accepted key with other claims gets nothing: {got}")
+    b.uuid = "5b0f4c0e-0000-4000-8000-00000000c101"
+    b.ask_issued()
+    check([x["uuid"] for x in f.boards()] == [b.uuid], "the board has the claims the operator saw")
+    for attr, value in (("serial", "bad\nserial"), ("uuid", "x y"), ("macs", ["52-54-00-00-00-01"]),
+                        ("macs", ["52:54:00:00:00:01"] * 17), ("serial", "s" * 65)):
+        c = SimBoard(f, "c", "SN-OK", "5b0f4c0e-0000-4000-8000-00000000c103")
+        setattr(c, attr, value)
+        got = c.ask()
+        check(got[0] == "error" and got[1] == 1, f"{attr}={value!r} refused: {got}")
+        time.sleep(1)  # within the rate per address
+    check(len(pending_list(f)) == 0, "nothing recorded")
 
 
 def case_pending_refused(f):

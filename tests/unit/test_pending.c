@@ -191,19 +191,31 @@ static void test_expectations(void **state)
 	assert_int_equal(ask(x, 4, "SN-X", "u4", 1003, NULL), PENDING_WAIT);
 	assert_int_equal(ask(x, 5, "", "", 1003, NULL), PENDING_WAIT);
 	assert_int_equal(db_expect_count(x->db), 1);
-	/* A waiting board is taken by an expectation made later, matched on
-	 * the claims of its first ask, not on what it claims now. */
+	/* A waiting board is taken by an expectation made later; a key keeps
+	 * the claims of its first ask (other claims are refused, even ones an
+	 * expectation would match). */
 	assert_int_equal(ask(x, 6, "SN-LATE", "u6", 1004, NULL), PENDING_WAIT);
 	add_expect(x, "exp-04", "SN-CHANGED", NULL, 13);
-	assert_int_equal(ask(x, 6, "SN-CHANGED", "u6", 1005, NULL), PENDING_WAIT);
+	assert_int_equal(ask(x, 6, "SN-CHANGED", "u6", 1005, NULL), PENDING_MISMATCH);
+	assert_int_equal(ask(x, 6, "SN-LATE", "u-other", 1005, NULL), PENDING_MISMATCH);
+	assert_int_equal(db_expect_find(x->db, "SN-CHANGED", "", &e), 0);
 	add_expect(x, "exp-05", "SN-LATE", NULL, 14);
-	assert_int_equal(ask(x, 6, "SN-CHANGED", "u6", 1006, &r), PENDING_ISSUE);
+	assert_int_equal(ask(x, 6, "SN-LATE", "u6", 1006, &r), PENDING_ISSUE);
 	assert_string_equal(r.expectation, "exp-05");
 	/* A full table does not stop an expected machine. */
 	x->o.max = 0;
 	add_expect(x, "exp-06", "SN-FULL", NULL, 15);
 	assert_int_equal(ask(x, 7, "SN-FULL", "u7", 1007, NULL), PENDING_ISSUE);
 	assert_int_equal(ask(x, 8, "SN-NONE", "u8", 1007, NULL), PENDING_FULL);
+	/* A machine whose UUID is an enrolled board's is never admitted by an
+	 * expectation: it waits for an operator. */
+	x->o.max = 10;
+	add_expect(x, "exp-08", "SN-KNOWN", NULL, 17);
+	struct pending_claim kc = claim(10, "SN-KNOWN", "u10");
+	kc.known = true;
+	assert_int_equal(pending_decide(x->db, &x->o, &kc, 1008, &r), 0);
+	assert_int_equal(r.verdict, PENDING_WAIT);
+	assert_int_equal(db_expect_find(x->db, "SN-KNOWN", "", &e), 0);
 	/* A rejected key stays out, expected or not. */
 	x->o.max = 10;
 	assert_int_equal(ask(x, 9, "SN-R", "u9", 1008, &r), PENDING_WAIT);
