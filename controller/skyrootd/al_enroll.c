@@ -14,7 +14,6 @@
 #include "controller/skyrootd/metrics.h"
 #include "controller/skyrootd/pending.h"
 #include <openssl/crypto.h>
-#include <openssl/x509.h>
 
 #include "common/x509.h"
 
@@ -118,13 +117,7 @@ struct enroll_item {
 	int err;                      /* 0, or a negative errno */
 	bool new_board;
 	bool pending;                 /* known machine, general token: waits for an operator */
-	/* No token: a pending board (pending.h), bound to its key. */
-	bool tokenless;
-	uint8_t key_sha256[32];
-	char serial[DB_PENDING_SERIAL_MAX + 1];
-	char macs[DB_PENDING_MACS_LEN];
-	char peer[DB_PENDING_PEER_MAX];
-	struct pending_result pend;
+	struct pending_ask pa;        /* no token: a pending board (pending.h) */
 	const char *how;              /* a known machine: what allowed its re-enrollment */
 	char token_id[DB_ID_MAX];
 	char token_board[DB_ID_MAX];  /* the token was made for this board ("" = any) */
@@ -154,26 +147,6 @@ static int al_refuse(Skyroot__ErrorCode *code, char *msg, size_t msglen, Skyroot
 	va_end(ap);
 	*code = c;
 	return -EINVAL;
-}
-
-/* A request with no token: the board's claims, checked, and the
- * fingerprint of its key (SHA-256 of the SubjectPublicKeyInfo). */
-static int al_enroll_claims(const Skyroot__EnrollRequest *er, struct enroll_item *it)
-{
-	unsigned char *spki = NULL;
-	int n;
-
-	if ((er->dmi_serial[0] && !pending_serial_ok(er->dmi_serial)) || !pending_uuid_ok(er->machine_uuid) ||
-	    !pending_macs_join(er->macs, er->n_macs, it->macs, sizeof(it->macs)))
-		return -EINVAL;
-	n = i2d_PUBKEY(it->pub, &spki);
-	if (n <= 0)
-		return -EINVAL;
-	sky_sha256(spki, (size_t)n, it->key_sha256);
-	OPENSSL_free(spki);
-	it->tokenless = true;
-	snprintf(it->serial, sizeof(it->serial), "%s", er->dmi_serial);
-	return 0;
 }
 
 int al_enroll_request(const Skyroot__Envelope *env, struct enroll_item **out, Skyroot__ErrorCode *code,
@@ -209,7 +182,7 @@ int al_enroll_request(const Skyroot__Envelope *env, struct enroll_item **out, Sk
 	}
 	it->req = env->request_id;
 	it->pub = pub;
-	if (!er->token[0] && al_enroll_claims(er, it) < 0) {
+	if (!er->token[0] && pending_ask_parse(&it->pa, er, pub) < 0) {
 		al_enroll_item_free(it);
 		return al_refuse(code, msg, msglen, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST,
 				 "an enrollment without a token needs a well-formed DMI serial (printable ASCII), "
@@ -266,9 +239,9 @@ void al_enroll_prepared(struct session *s, uint64_t req, struct enroll_prep *p)
 		al_session_error(s, req, p->code, "%s", p->msg);
 		goto close;
 	}
-	if (it->tokenless) {
-		snprintf(it->peer, sizeof(it->peer), "%s", s->slot ? listener_peer(s->slot) : "local");
-		if (al->ctl->pending_rate && !pending_rate_allow(al->ctl->pending_rate, it->peer, sky_now_ms())) {
+	if (it->pa.on) { /* no token: asks are limited per address */
+		snprintf(it->pa.peer, sizeof(it->pa.peer), "%s", s->slot ? listener_peer(s->slot) : "local");
+		if (al->ctl->pending_rate && !pending_rate_allow(al->ctl->pending_rate, it->pa.peer, sky_now_ms())) {
 			al_enroll_item_free(it);
 			metrics_enroll_fail(METRICS_ENROLL_PENDING_RATE);
 			al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BUSY,
@@ -331,80 +304,48 @@ static int al_enroll_known(struct db *db, struct enroll_item *it, int64_t now)
 	return r;
 }
 
-static int al_new_board(struct db *db, struct enroll_item *it, int64_t now);
-
-/* A board with no token: pending.c decides; a key it accepted gets its
- * certificate here, as the known board of its UUID or a new one. */
-static int al_enroll_tokenless(struct controller *ctl, struct enroll_item *it, int64_t now)
-{
-	struct pending_opts o = { .max = ctl->opt.pending_max, .ttl = ctl->opt.pending_ttl };
-	struct pending_claim c = { .serial = it->serial, .uuid = it->uuid, .hostname = it->hostname,
-				   .macs = it->macs, .peer = it->peer };
-	int r;
-
-	memcpy(c.key_sha256, it->key_sha256, 32);
-	r = db_board_find_uuid(ctl->db, it->uuid, it->board_id);
-	if (r < 0 && r != -ENOENT)
-		return r;
-	c.known = r == 0;
-	r = pending_decide(ctl->db, &o, &c, now, &it->pend);
-	if (r < 0 || it->pend.verdict != PENDING_ISSUE)
-		return r;
-	r = db_board_find_uuid(ctl->db, it->uuid, it->board_id);
-	if (r == 0)
-		r = db_board_reenroll_done(ctl->db, it->board_id);
-	else if (r == -ENOENT)
-		r = al_new_board(ctl->db, it, now);
-	if (r == 0)
-		r = al_issue(ctl, it->board_id, it->pub, !it->new_board, &it->cert_der, &it->cert_len, &it->not_after);
-	return r;
-}
-
-static int al_new_board(struct db *db, struct enroll_item *it, int64_t now)
-{
-	struct db_board b = {0};
-	char name[DB_NAME_MAX];
-	int r;
-
-	it->new_board = true;
-	r = db_new_id("brd-", 6, it->board_id, sizeof(it->board_id));
-	if (r == 0)
-		r = al_pick_name(db, it->hostname, it->board_id, name, sizeof(name));
-	if (r == 0) {
-		snprintf(b.id, sizeof(b.id), "%s", it->board_id);
-		snprintf(b.name, sizeof(b.name), "%s", name);
-		snprintf(b.uuid, sizeof(b.uuid), "%s", it->uuid);
-		b.enrolled_at = now;
-		r = db_board_insert(db, &b);
-	}
-	return r;
-}
-
 int al_enroll_decide(struct controller *ctl, struct enroll_item *it)
 {
 	struct db *db = ctl->db;
-	struct db_token tok;
+	struct db_token tok = {0};
+	char name[DB_NAME_MAX];
 	int64_t now = sky_unix_now();
 	int r;
 
-	if (it->tokenless)
-		return al_enroll_tokenless(ctl, it, now);
-	r = db_token_find(db, it->token_hash, now, &tok);
+	if (it->pa.on) { /* no token: a pending board, unless accepted */
+		struct pending_opts o = { .max = ctl->opt.pending_max, .ttl = ctl->opt.pending_ttl };
+		r = pending_ask_decide(db, &o, &it->pa, it->uuid, it->hostname, now);
+		if (r < 0 || it->pa.res.verdict != PENDING_ISSUE)
+			return r;
+	}
+	r = it->pa.on ? 0 : db_token_find(db, it->token_hash, now, &tok);
 	if (r < 0)
 		return r;
 	snprintf(it->token_id, sizeof(it->token_id), "%s", tok.id);
 	snprintf(it->token_board, sizeof(it->token_board), "%s", tok.board_id);
 	r = db_board_find_uuid(db, it->uuid, it->board_id);
 	if (r == 0) {
-		r = al_enroll_known(db, it, now);
+		/* An accepted pending board gets its known board back. */
+		r = it->pa.on ? db_board_reenroll_done(db, it->board_id) : al_enroll_known(db, it, now);
 		if (r < 0 || it->pending)
 			return r;
 	} else if (r == -ENOENT) {
 		if (it->token_board[0]) /* a board's token enrolls that board only */
 			return -EXDEV;
-		r = al_new_board(db, it, now);
+		struct db_board b = {0};
+		it->new_board = true;
+		r = db_new_id("brd-", 6, it->board_id, sizeof(it->board_id));
+		if (r == 0)
+			r = al_pick_name(db, it->hostname, it->board_id, name, sizeof(name));
+		if (r == 0) {
+			snprintf(b.id, sizeof(b.id), "%s", it->board_id);
+			snprintf(b.name, sizeof(b.name), "%s", name);
+			snprintf(b.uuid, sizeof(b.uuid), "%s", it->uuid);
+			b.enrolled_at = now;
+			r = db_board_insert(db, &b);
+		}
 	}
-	if (r == 0)
+	if (r == 0 && !it->pa.on)
 		r = db_token_consume(db, it->token_hash, now, it->token_id);
 	if (r == 0)
 		r = al_issue(ctl, it->board_id, it->pub, !it->new_board, &it->cert_der, &it->cert_len,
@@ -423,11 +364,8 @@ static void al_enroll_count(const struct enroll_item *it)
 {
 	switch (it->err) {
 	case 0:
-		if (it->tokenless && it->pend.verdict != PENDING_ISSUE)
-			metrics_enroll_fail(it->pend.verdict == PENDING_WAIT ? METRICS_ENROLL_PENDING :
-					    it->pend.verdict == PENDING_FULL ? METRICS_ENROLL_PENDING_FULL :
-					    it->pend.verdict == PENDING_MISMATCH ? METRICS_ENROLL_BAD_REQUEST :
-										  METRICS_ENROLL_PENDING_REJECTED);
+		if (it->pa.on && it->pa.res.verdict != PENDING_ISSUE)
+			metrics_enroll_fail(pending_ask_metric(&it->pa));
 		else if (it->pending)
 			metrics_enroll_fail(METRICS_ENROLL_REENROLL_PENDING);
 		else
@@ -455,69 +393,28 @@ static void al_enroll_count(const struct enroll_item *it)
 	}
 }
 
-static const char *al_key_hex(const uint8_t key[32], char out[65])
+/* No token and no certificate (yet): tell the board to wait, that it was
+ * rejected or why not, and hang up; it asks again on a new connection. */
+static void al_enroll_answer_pending(struct enroll_item *it)
 {
-	sky_format_hex(key, 32, out);
-	return out;
-}
-
-/* A token-less enrollment that gets no certificate (yet): tell the board
- * to wait (or that it was rejected, or that there is no room) and close;
- * it asks again on a new connection. */
-static void al_enroll_answer_pending(struct agentlink *al, struct enroll_item *it)
-{
-	struct session *s = it->s;
-	char key[65];
 	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
 	Skyroot__EnrollResponse resp = SKYROOT__ENROLL_RESPONSE__INIT;
+	Skyroot__ErrorCode code = SKYROOT__ERROR_CODE__ERROR_INTERNAL;
+	char msg[256];
+	bool answer = pending_ask_answer(&it->pa, it->err, it->uuid, it->hostname, &resp, &code, msg, sizeof(msg));
 
-	(void)al;
-	al_key_hex(it->key_sha256, key);
-	if (it->err == 0 && it->pend.verdict == PENDING_WAIT && it->pend.is_new)
-		log_info("pending board %s: machine '%s' (serial '%s', MACs %s, host '%s') from %s asks to enroll with no "
-			 "token, key sha256:%s; accept it with 'skyctl board accept %s'", it->pend.id, it->uuid,
-			 it->serial, it->macs[0] ? it->macs : "none", it->hostname, it->peer, key, it->pend.id);
-	else if (it->err == 0 && it->pend.verdict == PENDING_REJECTED)
-		log_info("pending board %s (machine '%s', key sha256:%.16s...) asked again: it was rejected", it->pend.id,
-			 it->uuid, key);
-	else if (it->err == 0 && it->pend.verdict == PENDING_MISMATCH)
-		log_warn("pending board %s: key sha256:%.16s... asked again from %s with other claims (machine '%s', "
-			 "serial '%s') than it was recorded with: refused", it->pend.id, key, it->peer, it->uuid,
-			 it->serial);
-	else if (it->err == 0 && it->pend.verdict == PENDING_FULL)
-		log_warn("enrollment with no token from %s (machine '%s') refused: --pending-max boards are pending "
-			 "already; accept or reject some ('skyctl board list --pending')", it->peer, it->uuid);
-	else if (it->err < 0)
-		log_error("enrollment with no token of machine '%s' failed: %s", it->uuid, strerror(-it->err));
-	if (!s)
+	if (!it->s)
 		return;
-	s->enrolling = NULL;
-	if (it->err < 0 || it->pend.verdict == PENDING_FULL || it->pend.verdict == PENDING_MISMATCH) {
-		if (it->err < 0)
-			al_session_error(s, it->req, SKYROOT__ERROR_CODE__ERROR_INTERNAL,
-					 "controller failed to record the enrollment: %s", strerror(-it->err));
-		else if (it->pend.verdict == PENDING_MISMATCH)
-			al_session_error(s, it->req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST,
-					 "this key asked before as pending board %s with another serial or machine UUID: "
-					 "a board keeps its claims while it waits", it->pend.id);
-		else
-			al_session_error(s, it->req, SKYROOT__ERROR_CODE__ERROR_BUSY,
-					 "too many boards wait for an operator already (--pending-max): ask again later");
-		al_sess_close(s, 0);
-		return;
+	it->s->enrolling = NULL;
+	if (answer) {
+		env.request_id = it->req;
+		env.body_case = SKYROOT__ENVELOPE__BODY_ENROLL_RESPONSE;
+		env.enroll_response = &resp;
+		al_session_send(it->s, &env);
+	} else {
+		al_session_error(it->s, it->req, code, "%s", msg);
 	}
-	resp.board_id = "";
-	resp.state = it->pend.verdict == PENDING_REJECTED ? SKYROOT__ENROLL_STATE__ENROLL_REJECTED :
-							      SKYROOT__ENROLL_STATE__ENROLL_PENDING;
-	resp.pending_id = it->pend.id;
-	resp.retry_ms = it->pend.verdict == PENDING_REJECTED ? PENDING_REJECT_RETRY_MS : PENDING_RETRY_MS;
-	resp.key_sha256.data = it->key_sha256;
-	resp.key_sha256.len = 32;
-	env.request_id = it->req;
-	env.body_case = SKYROOT__ENVELOPE__BODY_ENROLL_RESPONSE;
-	env.enroll_response = &resp;
-	al_session_send(s, &env);
-	al_sess_close(s, 0);
+	al_sess_close(it->s, 0);
 }
 
 static void al_enroll_answer(struct agentlink *al, struct enroll_item *it, const uint8_t *ca_der, size_t ca_len)
@@ -526,16 +423,13 @@ static void al_enroll_answer(struct agentlink *al, struct enroll_item *it, const
 
 	al_enroll_count(it);
 
-	if (it->tokenless && (it->err != 0 || it->pend.verdict != PENDING_ISSUE)) {
-		al_enroll_answer_pending(al, it);
+	if (it->pa.on && (it->err != 0 || it->pa.res.verdict != PENDING_ISSUE)) {
+		al_enroll_answer_pending(it);
 		return;
 	}
-	if (it->tokenless)
-		log_info("board %s (machine '%s', serial '%s', key sha256:%.16s...) enrolled with no token: %s%s",
-			 it->board_id, it->uuid, it->serial, al_key_hex(it->key_sha256, (char[65]){0}),
-			 it->pend.expectation[0] ? "expectation " : "accepted by an operator",
-			 it->pend.expectation);
-	if (it->err == 0 && it->pending)
+	if (it->pa.on)
+		pending_ask_issued(&it->pa, it->board_id, it->uuid);
+	else if (it->err == 0 && it->pending)
 		log_warn("board %s: machine %s asks to enroll again with the general token %s: an operator must "
 			 "allow the re-enrollment of board %s ('skyctl board reenroll-allow %s') or give it a token "
 			 "made for it ('skyctl token create --board %s')", it->board_id, it->uuid, it->token_id,

@@ -2,9 +2,15 @@
 #include "controller/skyrootd/pending.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/log.h"
+#include "common/parse.h"
+#include "common/util.h"
 
 #define PENDING_ID_BYTES 6
 
@@ -221,6 +227,114 @@ bool pending_expect_check(struct db_expectation *e, const char *serial, const ch
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
 	return true;
+}
+
+/* ---- the agent link's side ---- */
+
+int pending_ask_parse(struct pending_ask *a, const Skyroot__EnrollRequest *er, EVP_PKEY *pub)
+{
+	unsigned char *spki = NULL;
+	int n;
+
+	memset(a, 0, sizeof(*a));
+	if ((er->dmi_serial[0] && !pending_serial_ok(er->dmi_serial)) || !pending_uuid_ok(er->machine_uuid) ||
+	    !pending_macs_join(er->macs, er->n_macs, a->macs, sizeof(a->macs)))
+		return -EINVAL;
+	n = i2d_PUBKEY(pub, &spki);
+	if (n <= 0)
+		return -EINVAL;
+	sky_sha256(spki, (size_t)n, a->key_sha256);
+	OPENSSL_free(spki);
+	snprintf(a->serial, sizeof(a->serial), "%s", er->dmi_serial);
+	a->on = true;
+	return 0;
+}
+
+int pending_ask_decide(struct db *db, const struct pending_opts *o, struct pending_ask *a, const char *uuid,
+		       const char *hostname, int64_t now)
+{
+	struct pending_claim c = { .serial = a->serial, .uuid = uuid, .hostname = hostname, .macs = a->macs,
+				   .peer = a->peer };
+	char board[DB_ID_MAX];
+	int r = db_board_find_uuid(db, uuid, board);
+
+	if (r < 0 && r != -ENOENT)
+		return r;
+	c.known = r == 0;
+	memcpy(c.key_sha256, a->key_sha256, 32);
+	return pending_decide(db, o, &c, now, &a->res);
+}
+
+enum metrics_enroll_fail pending_ask_metric(const struct pending_ask *a)
+{
+	switch (a->res.verdict) {
+	case PENDING_WAIT:
+		return METRICS_ENROLL_PENDING;
+	case PENDING_FULL:
+		return METRICS_ENROLL_PENDING_FULL;
+	case PENDING_REJECTED:
+		return METRICS_ENROLL_PENDING_REJECTED;
+	default:
+		return METRICS_ENROLL_BAD_REQUEST;
+	}
+}
+
+bool pending_ask_answer(struct pending_ask *a, int err, const char *uuid, const char *hostname,
+			Skyroot__EnrollResponse *resp, Skyroot__ErrorCode *code, char *msg, size_t msglen)
+{
+	const struct pending_result *res = &a->res;
+	char key[65];
+
+	sky_format_hex(a->key_sha256, 32, key);
+	if (err < 0) {
+		log_error("enrollment with no token of machine '%s' failed: %s", uuid, strerror(-err));
+		*code = SKYROOT__ERROR_CODE__ERROR_INTERNAL;
+		snprintf(msg, msglen, "controller failed to record the enrollment: %s", strerror(-err));
+		return false;
+	}
+	switch (res->verdict) {
+	case PENDING_FULL:
+		log_warn("enrollment with no token from %s (machine '%s') refused: --pending-max boards are pending "
+			 "already; accept or reject some ('skyctl board list --pending')", a->peer, uuid);
+		*code = SKYROOT__ERROR_CODE__ERROR_BUSY;
+		snprintf(msg, msglen, "too many boards wait for an operator already (--pending-max): ask again later");
+		return false;
+	case PENDING_MISMATCH:
+		log_warn("pending board %s: key sha256:%.16s... asked again from %s with other claims (machine '%s', "
+			 "serial '%s') than it was recorded with: refused", res->id, key, a->peer, uuid, a->serial);
+		*code = SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST;
+		snprintf(msg, msglen, "this key asked before as pending board %s with another serial or machine UUID: "
+			 "a board keeps its claims while it waits", res->id);
+		return false;
+	case PENDING_REJECTED:
+		log_info("pending board %s (machine '%s', key sha256:%.16s...) asked again: it was rejected", res->id,
+			 uuid, key);
+		break;
+	default:
+		if (res->is_new)
+			log_info("pending board %s: machine '%s' (serial '%s', MACs %s, host '%s') from %s asks to enroll "
+				 "with no token, key sha256:%s; accept it with 'skyctl board accept %s'", res->id, uuid,
+				 a->serial, a->macs[0] ? a->macs : "none", hostname, a->peer, key, res->id);
+		break;
+	}
+	resp->board_id = "";
+	resp->state = res->verdict == PENDING_REJECTED ? SKYROOT__ENROLL_STATE__ENROLL_REJECTED :
+							 SKYROOT__ENROLL_STATE__ENROLL_PENDING;
+	resp->pending_id = (char *)res->id;
+	resp->retry_ms = res->verdict == PENDING_REJECTED ? PENDING_REJECT_RETRY_MS : PENDING_RETRY_MS;
+	resp->key_sha256.data = a->key_sha256;
+	resp->key_sha256.len = 32;
+	return true;
+}
+
+void pending_ask_issued(const struct pending_ask *a, const char *board_id, const char *uuid)
+{
+	char key[65];
+
+	sky_format_hex(a->key_sha256, 32, key);
+	log_info("board %s (machine '%s', serial '%s', key sha256:%.16s...) enrolled with no token: %s%s", board_id,
+		 uuid, a->serial, key, a->res.expectation[0] ? "expectation " : "accepted by an operator",
+		 a->res.expectation);
 }
 
 /* ---- the rate of token-less asks per address ---- */

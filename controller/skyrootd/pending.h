@@ -18,7 +18,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "controller/skyrootd/db_pending.h"
+#include "controller/skyrootd/metrics.h"
+#include "proto/skyroot.pb-c.h"
 
 #define PENDING_MAX_DEFAULT 1024
 #define PENDING_TTL_DEFAULT (24 * 3600)
@@ -87,6 +91,36 @@ bool pending_macs_join(char *const *macs, size_t n, char *out, size_t outlen);
 /* An expectation's serial or uuid (exactly one of them given), checked;
  * the uuid in lower case.  false with a reason in err. */
 bool pending_expect_check(struct db_expectation *e, const char *serial, const char *uuid, char *err, size_t errlen);
+
+/* ---- the agent link's side (al_enroll.c holds one per enrollment) ---- */
+
+/* One enrollment request with no token. */
+struct pending_ask {
+	bool on;                       /* the request had no token */
+	uint8_t key_sha256[32];        /* SHA-256 of the CSR key's SubjectPublicKeyInfo */
+	char serial[DB_PENDING_SERIAL_MAX + 1];
+	char macs[DB_PENDING_MACS_LEN];
+	char peer[DB_PENDING_PEER_MAX];
+	struct pending_result res;
+};
+/* A request with no token (er, its CSR's key pub): its claims checked
+ * into a (on set) and its key's fingerprint.  0, or -EINVAL when a claim
+ * is malformed (the caller answers ERROR_BAD_REQUEST). */
+int pending_ask_parse(struct pending_ask *a, const Skyroot__EnrollRequest *er, EVP_PKEY *pub);
+/* Decide it in the store, inside the caller's transaction (uuid and
+ * hostname as the request gave them, checked).  0 with a->res, or a
+ * negative errno. */
+int pending_ask_decide(struct db *db, const struct pending_opts *o, struct pending_ask *a, const char *uuid,
+		       const char *hostname, int64_t now);
+/* The failure counted for a decision that issued nothing. */
+enum metrics_enroll_fail pending_ask_metric(const struct pending_ask *a);
+/* Log a decision that issued nothing (err: the decision's, 0 or a
+ * negative errno) and make its answer: true with resp filled (PENDING or
+ * REJECTED; its pointers into a), or false with an error to answer. */
+bool pending_ask_answer(struct pending_ask *a, int err, const char *uuid, const char *hostname,
+			Skyroot__EnrollResponse *resp, Skyroot__ErrorCode *code, char *msg, size_t msglen);
+/* Log a certificate issued to board_id for it. */
+void pending_ask_issued(const struct pending_ask *a, const char *board_id, const char *uuid);
 
 /* Rate of token-less asks per peer address (a token bucket each, in a
  * table of slots; the stalest address gives way when the table is full). */
