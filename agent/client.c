@@ -17,6 +17,7 @@
 #include "agent/guests.h"
 #include "agent/hello.h"
 #include "agent/identity.h"
+#include "agent/pending.h"
 #include "agent/reboot.h"
 #include "common/frame.h"
 #include "common/log.h"
@@ -509,46 +510,29 @@ static void agent_forget_identity(struct agent *a)
 	uv_timer_stop(&a->renew_timer);
 }
 
-/* Bounds on the controller's word on when to ask again. */
-#define PENDING_RETRY_MIN_MS 1000u
-#define PENDING_RETRY_MAX_MS 60000u
-#define REJECTED_RETRY_MIN_MS 60000u
-#define REJECTED_RETRY_MAX_MS (24u * 3600u * 1000u)
-
 /* The controller keeps us waiting (no token: an operator must accept this
  * key) or rejected the key.  The key stays in RAM: the next ask is with
  * the same key, which is the one a certificate can be issued to. */
 static void agent_pending(struct agent *a, const Skyroot__EnrollResponse *er)
 {
-	bool rejected = er->state == SKYROOT__ENROLL_STATE__ENROLL_REJECTED;
-	char key[65] = "?", id[64];
-	uint64_t ms = er->retry_ms;
+	struct agent_pending p;
 
-	if (er->key_sha256.len == 32)
-		sky_format_hex(er->key_sha256.data, 32, key);
-	snprintf(id, sizeof(id), "%s", er->pending_id && strlen(er->pending_id) < sizeof(id) ? er->pending_id : "?");
-	if (rejected) {
-		ms = ms < REJECTED_RETRY_MIN_MS ? REJECTED_RETRY_MIN_MS : ms > REJECTED_RETRY_MAX_MS ? REJECTED_RETRY_MAX_MS : ms;
-		snprintf(a->last_error, sizeof(a->last_error),
-			 "controller rejected this board (pending %s, key sha256:%s): asking again in %llu s", id, key,
-			 (unsigned long long)(ms / 1000));
-		log_error("%s", a->last_error);
+	agent_pending_read(er, &p);
+	snprintf(a->last_error, sizeof(a->last_error), "%s", p.text);
+	if (p.rejected) {
+		log_error("%s", p.text);
 		a->pending_id[0] = '\0';
 		agent_emit(a, AGENT_EV_REFUSED);
 	} else {
-		ms = ms < PENDING_RETRY_MIN_MS ? PENDING_RETRY_MIN_MS : ms > PENDING_RETRY_MAX_MS ? PENDING_RETRY_MAX_MS : ms;
-		snprintf(a->last_error, sizeof(a->last_error),
-			 "no enrollment token: pending as %s with key sha256:%s; waiting for an operator to accept it "
-			 "('skyctl board accept %s')", id, key, id);
-		if (strcmp(a->pending_id, id) != 0)
-			log_info("%s, asking again every %llu s", a->last_error, (unsigned long long)(ms / 1000));
+		if (strcmp(a->pending_id, p.id) != 0)
+			log_info("%s, asking again every %llu s", p.text, (unsigned long long)(p.retry_ms / 1000));
 		else
-			log_debug("still pending as %s", id);
-		snprintf(a->pending_id, sizeof(a->pending_id), "%s", id);
+			log_debug("still pending as %s", p.id);
+		snprintf(a->pending_id, sizeof(a->pending_id), "%s", p.id);
 		if (a->cfg->once) /* --once does not wait for an operator: it gives up */
 			agent_emit(a, AGENT_EV_REFUSED);
 	}
-	a->retry_ms = ms;
+	a->retry_ms = p.retry_ms;
 	a->attempt = 0;
 }
 
