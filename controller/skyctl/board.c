@@ -83,7 +83,8 @@ static int board__list(struct skyctl *ctl, const char *arg)
 	static const struct skyctl_list list = {
 		.path = "/v1/boards", .key = "boards", .header = header, .ncols = 15, .nwide = 5, .row = board__row,
 		.empty = "No boards enrolled; make a token with 'skyctl token create' and boot a board "
-			 "with its kernel command line.",
+			 "with its kernel command line, or boot it with the CA pin only and accept it "
+			 "('skyctl board list --pending').",
 	};
 
 	if (skyctl_has(ctl->opts, FLAG_PENDING))
