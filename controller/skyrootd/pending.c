@@ -104,8 +104,8 @@ int pending_decide(struct db *db, const struct pending_opts *o, const struct pen
 		res->verdict = PENDING_ISSUE;
 		return db_pending_delete(db, p.id);
 	case DB_PENDING_WAITING:
-		/* Matched against the claims it was recorded with: a key cannot
-		 * change what it claimed while it waits. */
+		/* An expectation made while it waits takes it now (its claims
+		 * are the recorded ones: checked above). */
 		r = pending__expected(db, c, res);
 		if (r < 0)
 			return r;
@@ -253,10 +253,17 @@ int pending_ask_parse(struct pending_ask *a, const Skyroot__EnrollRequest *er, E
 int pending_ask_decide(struct db *db, const struct pending_opts *o, struct pending_ask *a, const char *uuid,
 		       const char *hostname, int64_t now)
 {
-	struct pending_claim c = { .serial = a->serial, .uuid = uuid, .hostname = hostname, .macs = a->macs,
+	char host[DB_PENDING_HOST_MAX + 1], board[DB_ID_MAX];
+	struct pending_claim c = { .serial = a->serial, .uuid = uuid, .hostname = host, .macs = a->macs,
 				   .peer = a->peer };
-	char board[DB_ID_MAX];
-	int r = db_board_find_uuid(db, uuid, board);
+	size_t n = 0;
+	int r;
+
+	/* The host name is only shown: printable ASCII, '?' for the rest. */
+	for (; hostname[n] && n < DB_PENDING_HOST_MAX; n++)
+		host[n] = hostname[n] >= 0x20 && hostname[n] <= 0x7e ? hostname[n] : '?';
+	host[n] = '\0';
+	r = db_board_find_uuid(db, uuid, board);
 
 	if (r < 0 && r != -ENOENT)
 		return r;

@@ -42,7 +42,8 @@ class SimBoard:
         self.crt = None
 
     def request(self):
-        req = (pb_field(2, self.csr) + pb_field(3, self.uuid.encode()) + pb_field(4, self.hostname.encode()) +
+        host = self.hostname if isinstance(self.hostname, bytes) else self.hostname.encode()
+        req = (pb_field(2, self.csr) + pb_field(3, self.uuid.encode()) + pb_field(4, host) +
                pb_field(5, b"sim") + pb_field(6, self.serial.encode()))
         for m in self.macs:
             req += pb_field(7, m.encode())
@@ -283,6 +284,11 @@ def case_claims(f):
         check(got[0] == "error" and got[1] == 1, f"{attr}={value!r} refused: {got}")
         time.sleep(1)  # within the rate per address
     check(len(pending_list(f)) == 0, "nothing recorded")
+    # The host name is only shown: bytes that are not printable ASCII (not
+    # even UTF-8 here) become '?', and the list stays valid JSON.
+    h = SimBoard(f, "h", "SN-HOST", "5b0f4c0e-0000-4000-8000-00000000c104", hostname=b"n\xff\x1b[31m")
+    hid = h.ask_pending()
+    check(pending_list(f)[hid]["hostname"] == "n??[31m", f"the host name cleaned: {pending_list(f)[hid]}")
 
 
 def case_pending_refused(f):
