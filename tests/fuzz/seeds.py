@@ -171,6 +171,11 @@ write("rest", "wrong_token", FULL + req("GET", "/v1/boards", auth="Authorization
       req("GET", "/v1/boards", auth=ADM + ADM) + req("GET", "/metrics", auth="Authorization: Basic eDp5\r\n"))
 write("rest", "token_create", FULL + req("POST", "/v1/tokens", '{"ttl_seconds": 600, "uses": 2, "board": "node-a"}') +
       req("DELETE", "/v1/tokens/tok-00000000f022"))
+write("rest", "pending", FULL + req("GET", "/v1/pending") + req("GET", "/v1/pending?state=rejected&limit=1") +
+      req("GET", "/v1/pending/pnd-00000000f022") + req("POST", "/v1/boards/pnd-00000000f022/accept", "") +
+      req("POST", "/v1/boards/pnd-00000000f022/reject", "") + req("POST", "/v1/expectations", '{"serial": "SN-1"}') +
+      req("POST", "/v1/expectations", '{"uuid": "ABC-1", "serial": null}') + req("GET", "/v1/expectations") +
+      req("DELETE", "/v1/expectations/exp-00000000f022"))
 write("rest", "guest_create", FULL + req("POST", "/v1/guests", '{"name": "web2", "board": "node-a", "kernel": "vmlinuz", '
       '"vcpus": 2, "memory_bytes": 134217728, "cmdline": "console=ttyS0", "devices": ["0000:01:00.0"]}'))
 write("rest", "guest_ops", FULL + req("POST", "/v1/guests/web1/stop", "") + req("POST", "/v1/guests/web1/start", "") +
