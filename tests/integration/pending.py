@@ -6,6 +6,7 @@ loopback.
 
 Usage: pending.py CASE (see run_cases in fleetlib.py)."""
 import hashlib
+import json
 import os
 import re
 import signal
@@ -316,6 +317,25 @@ def case_pending_refused(f):
         check(how != "timeout" and errs and errs[0][1] == ERROR_NOT_ENROLLED and
               not any(k in e for e in link_frames(data) for k in (11, 15, 22)),
               f"{what}: refused (not enrolled) and dropped: {errs} {how}")
+    # Nor through the API: a pending id is no board.
+    pid = pending_list(f).popitem()[0]
+    for method, path, body in (("POST", f"/v1/boards/{pid}/fetch", {"image": "vmlinuz"}),
+                               ("POST", f"/v1/boards/{pid}/boot", {"kernel": "vmlinuz"}),
+                               ("POST", f"/v1/boards/{pid}/reenroll-allow", None),
+                               ("GET", f"/v1/boards/{pid}", None)):
+        st, ans = f.api(method, path, body)
+        check(st == 404, f"{method} {path} for a pending board: {st} {ans}")
+    kernel = os.path.join(f.tmp, "vmlinuz")
+    with open(kernel, "wb") as fh:
+        fh.write(os.urandom(8192))
+    r = skyctl(f, "image", "push", kernel, "--name", "vmlinuz", "--kind", "kernel")
+    check(r.returncode == 0, f"image push: {r.stderr}")
+    st, ans = f.api("POST", "/v1/guests", {"name": "g1", "board": pid, "kernel": "vmlinuz"})
+    check(st == 404 and pid in json.dumps(ans), f"a guest on a pending board: {st} {ans}")
+    st, ans = f.api("POST", f"/v1/boards/{pid}/fetch", {"image": "vmlinuz"})
+    check(st == 404, f"an image fetch to a pending board: {st} {ans}")
+    st, ans = f.api("POST", "/v1/tokens", {"board": pid})
+    check(st == 404, f"a token for a pending board: {st} {ans}")
     # After its enrollment message, on the same connection: nothing either.
     got = b.ask(extra_frames=struct.pack(">I", 6) + b"\x08\x02" + pb_field(14, b""))
     check(got[0] == "answer" and got[1].get(6) == ENROLL_PENDING, f"still only pending: {got}")
