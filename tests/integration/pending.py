@@ -344,8 +344,11 @@ def case_pending_refused(f):
 
 def case_bound(f):
     """--pending-max: beyond it new boards are refused with a reason and a
-    metric; known ones still ask."""
-    f.start(extra=["--pending-max", "2"])
+    metric; known ones still ask; SIGHUP takes a new bound from the file."""
+    conf = os.path.join(f.tmp, "skyrootd.conf")
+    with open(conf, "w") as fh:
+        fh.write("pending-max = 2\n")
+    f.start(extra=["--config", conf])
     boards = [SimBoard(f, f"b{i}", f"SN-B-{i}", f"5b0f4c0e-0000-4000-8000-0000000b000{i}") for i in range(3)]
     boards[0].ask_pending()
     boards[1].ask_pending()
@@ -355,6 +358,11 @@ def case_bound(f):
     check(metrics(f).get('skyroot_enrollment_failures_total{reason="pending_full"}', 0) == 1, "counted")
     boards[0].ask_pending()  # a known key still asks
     check("--pending-max boards are pending already" in f.ctl.text(), "logged")
+    with open(conf, "w") as fh:
+        fh.write("pending-max = 3\n")
+    os.kill(f.ctl.p.pid, signal.SIGHUP)
+    wait_for(lambda: "pending-max 2 -> 3" in f.ctl.text(), 10, "the new bound logged")
+    boards[2].ask_pending()
 
 
 def case_expiry(f):
