@@ -35,6 +35,7 @@ action=boot
 target=""
 qemu_extra=()
 net=user
+ca_pin=""
 
 usage() {
 	cat <<EOF
@@ -75,6 +76,8 @@ options:
                      board creates it on the rack's bridge and runs board.sh
                      in the rack's namespace)
   --print-mac        print the board's MAC (from --name) and exit
+  --ca-pin sha256:HEX  --boot efi: bake the CA pin into the board's UKI
+                     (build.sh --ca-pin), as a fleet image carries it
   --image DIR        firmware build to boot (default: fwimage/out)
   --disk-bus B       scratch disk on virtio (default), ahci or nvme
                      (the firmware loads nvme, so it sees that disk in its
@@ -121,6 +124,7 @@ while [ $# -gt 0 ]; do
 	--qemu-arg) need_arg "$@"; qemu_extra+=("$2"); shift 2 ;;
 	--net) need_arg "$@"; net=$2; shift 2 ;;
 	--print-mac) action=mac; shift ;;
+	--ca-pin) need_arg "$@"; ca_pin=$2; shift 2 ;;
 	--stop) need_arg "$@"; action=stop; target=$2; shift 2 ;;
 	--list) action=list; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -265,6 +269,7 @@ efi | kernel)
 		[ -r "$image/$f" ] || die "$image/$f missing: run fwimage/build.sh${image:+ --out $image} first"
 	done
 	[ -z "$boot_url" ] || die "--boot-url is only for --boot net"
+	[ -z "$ca_pin" ] || [ "$boot" = efi ] || die "--ca-pin is for --boot efi (the UKI)"
 	;;
 net)
 	if [ "$net" != user ]; then
@@ -276,6 +281,7 @@ net)
 	*,*) die "--boot-url must not contain ',' (QEMU option syntax)" ;;
 	esac
 	[ -z "$cmdline" ] || note "warning: --boot net: the command line comes from the iPXE script; --cmdline is not used"
+	[ -z "$ca_pin" ] || die "--ca-pin is for --boot efi (the UKI); a network-booting board gets its pin from the iPXE script"
 	;;
 *) die "unknown --boot '$boot': use efi, kernel or net" ;;
 esac
@@ -338,7 +344,7 @@ efi)
 	# removable-media path EFI/BOOT/BOOTX64.EFI (no boot entry needed).
 	command -v mkfs.vfat >/dev/null || die "mkfs.vfat not found: install Debian package dosfstools"
 	command -v mcopy >/dev/null || die "mcopy not found: install Debian package mtools"
-	"$here/build.sh" --out "$image" --cmdline "$board_cmdline" --efi-out "$dir/BOOTX64.EFI" >/dev/null
+	"$here/build.sh" --out "$image" --cmdline "$board_cmdline" ${ca_pin:+--ca-pin "$ca_pin"} --efi-out "$dir/BOOTX64.EFI" >/dev/null
 	uki_kib=$(($(stat -c %s "$dir/BOOTX64.EFI") / 1024))
 	esp_kib=$(((uki_kib + 4096 + 1023) / 1024 * 1024))
 	rm -f "$dir/esp.img"

@@ -172,7 +172,6 @@ if [ -n "$ca_pin" ]; then
 	if [ "${#hexpart}" != 64 ] || [ -n "$(printf '%s' "$hexpart" | tr -d 0-9a-f)" ]; then
 		die "--ca-pin '$ca_pin': expected sha256: followed by 64 hex digits (skyctl token create prints it)"
 	fi
-	[ -z "$efi_out" ] || die "--ca-pin/--ca go into the initramfs: build without --efi-out"
 fi
 
 need_tool() { # need_tool TOOL PACKAGE
@@ -228,13 +227,46 @@ full_cmdline() {
 	fi
 }
 
-# --efi-out: a UKI from an earlier build, nothing else.
+# pin_cpio PIN: a cpio newc archive holding etc/skyroot/ca-pin, to follow
+# an initramfs (the kernel unpacks concatenated archives in order; a later
+# file replaces an earlier one).  Written without root, like devnodes_cpio.
+pin_cpio() {
+	python3 - "$1" "${SOURCE_DATE_EPOCH:-$(date +%s)}" <<'PY'
+import sys
+pin, mtime = sys.argv[1], int(sys.argv[2])
+out = sys.stdout.buffer
+def entry(name, mode, data=b"", ino=0):
+    n = name.encode() + b"\0"
+    hdr = "070701" + "".join("%08X" % v for v in (
+        ino, mode, 0, 0, 1, mtime, len(data), 0, 0, 0, 0, len(n), 0))
+    b = hdr.encode() + n
+    b += b"\0" * (-len(b) % 4)
+    b += data + b"\0" * (-len(data) % 4)
+    out.write(b)
+entry("etc", 0o040755, ino=910001)
+entry("etc/skyroot", 0o040755, ino=910002)
+entry("etc/skyroot/ca-pin", 0o100644, (pin + "\n").encode(), ino=910003)
+entry("TRAILER!!!", 0)
+PY
+}
+
+# --efi-out: a UKI from an earlier build, nothing else (with --ca-pin, its
+# initrd is the build's followed by a small archive with the pin).
 if [ -n "$efi_out" ]; then
 	for f in vmlinuz initrd.img os-release; do
 		[ -r "$out/$f" ] || die "$out/$f missing: run fwimage/build.sh${out:+ --out $out} first, then --efi-out"
 	done
-	make_uki "$out/vmlinuz" "$out/initrd.img" "$out/os-release" "$(full_cmdline)" "$efi_out"
-	note "wrote $efi_out ($(stat -c %s "$efi_out") bytes) with command line: $(full_cmdline)"
+	uki_initrd=$out/initrd.img
+	if [ -n "$ca_pin" ]; then
+		uki_initrd=$(mktemp "${TMPDIR:-/tmp}/skyroot-initrd-pin.XXXXXX")
+		trap 'rm -f "$uki_initrd"' EXIT
+		# an uncompressed archive must start 4-byte aligned: zeros between
+		pad=$(((4 - $(stat -c %s "$out/initrd.img") % 4) % 4))
+		{ cat "$out/initrd.img"; head -c "$pad" /dev/zero; pin_cpio "$ca_pin"; } >"$uki_initrd" ||
+			die "cannot append the CA pin to the initrd"
+	fi
+	make_uki "$out/vmlinuz" "$uki_initrd" "$out/os-release" "$(full_cmdline)" "$efi_out"
+	note "wrote $efi_out ($(stat -c %s "$efi_out") bytes) with command line: $(full_cmdline)${ca_pin:+; CA pin $ca_pin baked in}"
 	if [ "$report" = 1 ]; then
 		size=$(stat -c %s "$efi_out")
 		printf 'UKI %s: %d bytes; flash %d bytes; gap %+d bytes\n' "$efi_out" "$size" "$FLASH_BYTES" $((FLASH_BYTES - size))
