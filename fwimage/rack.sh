@@ -226,7 +226,7 @@ user=root
 group=root
 EOF
 	: >"$dir/dnsmasq.leases"
-	ip netns exec "$ns" "$DNSMASQ" --conf-file="$dir/dnsmasq.conf" ||
+	ip netns exec "$ns" "$DNSMASQ" --conf-file="$dir/dnsmasq.conf" 9>&- ||
 		die "dnsmasq did not start; see $dir/dnsmasq.log"
 	local pid=""
 	for _ in $(seq 50); do
