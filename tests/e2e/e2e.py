@@ -434,6 +434,37 @@ def case_rack_dhcp(f):
     rack.check_gone(boards)
 
 
+def case_rack_times(f):
+    """Power-on to online on the rack, one board after the other: one that
+    finds the controller by DHCP (and its pin in the image), against one
+    given everything on its command line while DHCP names a port where
+    nothing listens: the command line wins."""
+    ensure_firmware()
+    rack = Rack(f, "times")
+    addr = rack_controller(f, rack)
+    a = Board(f, "bydhcp", rack=rack, cmdline=f"skyroot.token={f.token()['token']}", memory=1024,
+              extra=["--ca-pin", f.pin])
+    first = wait_online(f)
+    t_dhcp = time.time() - a.t0
+    r = a.stop()
+    check(a.scratch_unchanged(), f"bydhcp's scratch disk is untouched ({r.stderr})")
+    rack.controller(f"{rack.host}:1")
+    b = Board(f, "bycmdline", rack=rack, memory=1024,
+              cmdline=f"skyroot.controller={addr} skyroot.token={f.token()['token']} skyroot.ca={f.pin}")
+    wait_online(f, exclude=(first["id"],))
+    t_cmd = time.time() - b.t0
+    con = b.console()
+    check("the DHCP server names a controller (option 224)" in con, "bycmdline got option 224 too")
+    check(f"skyroot-init: controller {addr}" in con, "bycmdline dialled its command line's controller")
+    print(f"rack: power-on to online: controller by DHCP option 224 {t_dhcp:.1f} s, "
+          f"everything on the command line {t_cmd:.1f} s")
+    r = b.stop()
+    check(b.scratch_unchanged(), f"bycmdline's scratch disk is untouched ({r.stderr})")
+    r = rack.down()
+    check(r.returncode == 0, f"rack.sh down: {r.stderr}")
+    rack.check_gone([a, b])
+
+
 def case_rack_net_boot(f):
     """A board with no firmware of its own on the rack: dnsmasq gives its
     MAC the controller's iPXE script as boot file; it boots the firmware
