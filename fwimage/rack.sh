@@ -12,11 +12,14 @@ DNSMASQ=${SKYROOT_DNSMASQ:-dnsmasq}
 # The site-specific DHCP option (RFC 3942: 224-254) that names the
 # controller, "HOST:PORT"; skyagent's agent/dhcp.h has the same number.
 CONTROLLER_OPTION=224
+# The rack's DNS domain (DHCP option 15): dnsmasq answers for it alone,
+# with the controller as SRV _skyroot._tcp.$DOMAIN, and forwards nothing.
+DOMAIN=rack.internal
 
 usage() {
 	cat <<EOF
 usage: fwimage/rack.sh up NAME [--subnet A.B.C] [--controller HOST:PORT]
-       fwimage/rack.sh controller NAME HOST:PORT
+       fwimage/rack.sh controller NAME HOST:PORT [--only option|srv]
        fwimage/rack.sh board NAME BOARD [board.sh options]
        fwimage/rack.sh exec NAME COMMAND [ARGS...]
        fwimage/rack.sh env NAME
@@ -29,11 +32,15 @@ var/racks/NAME/ or \$SKYROOT_RACKS_DIR/NAME):
   up          a network namespace skyrack-NAME-PID holding a bridge br0
               with A.B.C.1/24 (default: the first 10.77.C.0/24 the host
               has no address or route in), dnsmasq serving DHCP on it
-              (A.B.C.100-199; no router, no DNS: nothing leaves the rack)
-              and a veth pair whose host end has A.B.C.2/24 (forwarding
-              off), where the controller listens.  --controller HOST:PORT
-              (default A.B.C.2:7443) is sent as DHCP option $CONTROLLER_OPTION.
-  controller  change the controller dnsmasq sends (option $CONTROLLER_OPTION)
+              (A.B.C.100-199; no router: nothing leaves the rack) and DNS
+              for $DOMAIN alone, and a veth pair whose host end has
+              A.B.C.2/24 (forwarding off), where the controller listens.
+              --controller HOST:PORT (default A.B.C.2:7443) is sent as
+              DHCP option $CONTROLLER_OPTION and served as DNS SRV
+              _skyroot._tcp.$DOMAIN (target controller.$DOMAIN for an
+              address).
+  controller  change the controller dnsmasq names (restarts it); --only
+              option or --only srv names it one way only
   board       fwimage/board.sh --name BOARD --net tap:TAP run inside the
               namespace, TAP a tap on br0.  With --boot net, --boot-url URL
               becomes the boot file (DHCP option 67) dnsmasq gives that
@@ -47,7 +54,7 @@ var/racks/NAME/ or \$SKYROOT_RACKS_DIR/NAME):
   list        racks and whether they are up
 
 Files in the rack's folder: dnsmasq.conf, dnsmasq.log, dnsmasq.leases,
-dnsmasq.pid, hosts.d/ and opts.d/ (per-board DHCP, read by dnsmasq as they
+dnsmasq.pid, controller.conf (option $CONTROLLER_OPTION and SRV), hosts.d/ and opts.d/ (per-board DHCP, read by dnsmasq as they
 change), boards (BOARD TAP BOARDS_DIR per line), ns, subnet.
 Needs root (network namespaces) and Debian's dnsmasq-base.
 EOF
@@ -120,9 +127,43 @@ subnet_free() { # subnet_free A.B.C: nothing on the host uses A.B.C.0/24
 	return 0
 }
 
-write_controller_opt() { # write_controller_opt DIR HOST:PORT
-	printf '%s,"%s"\n' "$CONTROLLER_OPTION" "$2" >"$1/opts.d/controller.new"
-	mv -f "$1/opts.d/controller.new" "$1/opts.d/controller"
+write_controller_conf() { # write_controller_conf DIR HOST:PORT [option|srv|both]
+	local d=$1 hp=$2 only=${3:-both} host port target
+	case "$hp" in
+	\[*\]:*) host=${hp#[}; host=${host%%]*}; port=${hp##*]:} ;;
+	\[*\]) host=${hp#[}; host=${host%]}; port=7443 ;;
+	*:*:*) host=$hp; port=7443 ;;
+	*:*) host=${hp%:*}; port=${hp##*:} ;;
+	*) host=$hp; port=7443 ;;
+	esac
+	case "$port" in '' | *[!0-9]*) die "controller '$hp': the port must be a number" ;; esac
+	[ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die "controller '$hp': port out of 1..65535"
+	{
+		echo "# the controller (fwimage/rack.sh controller): $hp, named by $only"
+		[ "$only" = srv ] || printf 'dhcp-option=%s,"%s"\n' "$CONTROLLER_OPTION" "$hp"
+		if [ "$only" != option ]; then
+			case "$host" in
+			*[!0-9.]* | '') case "$host" in *:*) target=controller.$DOMAIN; echo "host-record=$target,$host" ;; *) target=$host ;; esac ;;
+			*) target=controller.$DOMAIN; echo "host-record=$target,$host" ;;
+			esac
+			echo "srv-host=_skyroot._tcp.$DOMAIN,$target,$port"
+		fi
+	} >"$d/controller.conf.new"
+	mv -f "$d/controller.conf.new" "$d/controller.conf"
+}
+
+start_dnsmasq() { # in the rack's namespace; waits for its pid file
+	local pid=""
+	rm -f "$dir/dnsmasq.pid"
+	ip netns exec "$ns" "$DNSMASQ" --conf-file="$dir/dnsmasq.conf" 9>&- ||
+		die "dnsmasq did not start; see $dir/dnsmasq.log"
+	for _ in $(seq 50); do
+		pid=$(live_pid "$dir/dnsmasq.pid" "$dir/dnsmasq.conf")
+		[ -n "$pid" ] && break
+		sleep 0.1
+	done
+	[ -n "$pid" ] || die "dnsmasq did not write its pid; see $dir/dnsmasq.log"
+	echo "$pid"
 }
 
 reload_dnsmasq() { # dhcp-hostsdir/optsdir are re-read on change; SIGHUP to be sure
@@ -201,21 +242,24 @@ cmd_up() {
 	ip addr add "$subnet.2/24" dev "$veth_host"
 	ip link set "$veth_host" up
 
-	write_controller_opt "$dir" "$controller"
+	write_controller_conf "$dir" "$controller"
 	cat >"$dir/dnsmasq.conf" <<EOF
 # the DHCP server of emulated rack $name (fwimage/rack.sh), in namespace $ns
 interface=br0
 bind-interfaces
-port=0
+# DNS for $DOMAIN only (the controller's SRV record); nothing forwarded
+domain=$DOMAIN
+local=/$DOMAIN/
 no-resolv
 no-hosts
 dhcp-authoritative
 dhcp-range=$subnet.100,$subnet.199,255.255.255.0,1h
-# no router and no DNS server: nothing leaves the rack
+# no router: nothing leaves the rack (DNS server and domain: dnsmasq's own)
 dhcp-option=3
-dhcp-option=6
-# the controller: option $CONTROLLER_OPTION, "HOST:PORT" (opts.d/controller), e.g.
+# the controller: DHCP option $CONTROLLER_OPTION, "HOST:PORT", and DNS SRV, e.g.
 #   dhcp-option=$CONTROLLER_OPTION,"$controller"
+#   srv-host=_skyroot._tcp.$DOMAIN,controller.$DOMAIN,PORT
+conf-file=$dir/controller.conf
 dhcp-optsdir=$dir/opts.d
 dhcp-hostsdir=$dir/hosts.d
 dhcp-leasefile=$dir/dnsmasq.leases
@@ -226,15 +270,8 @@ user=root
 group=root
 EOF
 	: >"$dir/dnsmasq.leases"
-	ip netns exec "$ns" "$DNSMASQ" --conf-file="$dir/dnsmasq.conf" 9>&- ||
-		die "dnsmasq did not start; see $dir/dnsmasq.log"
-	local pid=""
-	for _ in $(seq 50); do
-		pid=$(live_pid "$dir/dnsmasq.pid" "$dir/dnsmasq.conf")
-		[ -n "$pid" ] && break
-		sleep 0.1
-	done
-	[ -n "$pid" ] || die "dnsmasq did not write its pid; see $dir/dnsmasq.log"
+	local pid
+	pid=$(start_dnsmasq)
 	up_done=1
 	note "rack $name up: bridge $subnet.1/24 in $ns, host end $veth_host $subnet.2, dnsmasq pid $pid, controller $controller (DHCP option $CONTROLLER_OPTION)"
 	cmd_env "$name"
@@ -250,11 +287,20 @@ cmd_env() {
 }
 
 cmd_controller() {
-	rack_load "$1"
-	check_hostport "$2"
-	write_controller_opt "$dir" "$2"
-	reload_dnsmasq
-	note "rack $1: DHCP option $CONTROLLER_OPTION now says $2"
+	local name=$1 hp=$2 only=both pid
+	shift 2
+	if [ $# -gt 0 ]; then
+		[ "$1" = --only ] && [ $# -eq 2 ] || die "controller NAME HOST:PORT [--only option|srv]"
+		case "$2" in option | srv) only=$2 ;; *) die "--only option or --only srv" ;; esac
+	fi
+	rack_load "$name"
+	check_hostport "$hp"
+	write_controller_conf "$dir" "$hp" "$only"
+	# srv-host and host-record are read at start only: restart dnsmasq
+	pid=$(live_pid "$dir/dnsmasq.pid" "$dir/dnsmasq.conf")
+	[ -z "$pid" ] || stop_pid "$pid"
+	pid=$(start_dnsmasq)
+	note "rack $name: the controller is $hp ($( [ "$only" = both ] && echo "DHCP option $CONTROLLER_OPTION and DNS SRV" || echo "$only only")); dnsmasq pid $pid"
 }
 
 cmd_board() {
@@ -376,7 +422,7 @@ case "$cmd" in
 up) cmd_up "$rack" "$@" ;;
 down) [ $# -eq 0 ] || die "down takes only NAME"; cmd_down "$rack" ;;
 env) cmd_env "$rack" ;;
-controller) [ $# -eq 1 ] || die "controller takes NAME HOST:PORT"; cmd_controller "$rack" "$1" ;;
+controller) [ $# -ge 1 ] || die "controller takes NAME HOST:PORT [--only option|srv]"; cmd_controller "$rack" "$@" ;;
 board) [ $# -ge 1 ] || die "board needs NAME BOARD"; cmd_board "$rack" "$@" ;;
 exec) cmd_exec "$rack" "$@" ;;
 *) die "unknown command '$cmd' (see --help)" ;;

@@ -2,7 +2,8 @@
 # fwimage/rack.sh without boards: a rack comes up, its dnsmasq answers a
 # DHCP client with the controller option (224), the firmware's own
 # udhcpc.script keeps it where skyagent --controller-from-dhcp reads it,
-# the client gets no route out of the rack, and `down` leaves no
+# the rack's DNS serves the controller as SRV _skyroot._tcp (the second
+# way), the client gets no route out of the rack, and `down` leaves no
 # namespace, no dnsmasq and no interface behind.
 #
 # The client: busybox udhcpc (as in the firmware) in a second network
@@ -65,7 +66,7 @@ grep -q "^RACK_SUBNET=$RACK_SUBNET\$" "$tmp/env2" && fail "two racks on one subn
 "$RACK" up "$rack" 2>/dev/null && fail "a second 'up' of the same rack was accepted"
 # a controller that is not a HOST:PORT never reaches dnsmasq's config
 "$RACK" controller "$rack" 'x" ; dhcp-script=/bin/sh' 2>/dev/null && fail "a malformed controller was accepted"
-grep -q 'dhcp-script' "$RACK_DIR/opts.d/controller" && fail "the malformed controller got into dnsmasq's files"
+grep -q 'dhcp-script' "$RACK_DIR/controller.conf" && fail "the malformed controller got into dnsmasq's files"
 
 # --- a DHCP client in a namespace of its own ----------------------------
 mac=52:54:00:5e:77:01
@@ -83,11 +84,16 @@ ip netns exec "$client" unshare -m --propagation private sh -ec '
 	mount -t tmpfs tmpfs /run
 	mount -t tmpfs tmpfs /etc
 	mount --bind "$tmp/console" /dev/console
+	# /etc is hidden, and with it /etc/alternatives/awk: busybox applets first
+	mkdir -p "$tmp/bin" && ln -sf "$busybox" "$tmp/bin/awk" && PATH=$tmp/bin:$PATH
 	"$busybox" udhcpc -i cl1 -n -q -t 5 -T 2 -O 224 -s "$script" >"$tmp/udhcpc.out" 2>&1
 	cp -r /run/skyroot "$tmp/state"
 	ip -4 -o addr show dev cl1 >"$tmp/addr"
 	ip -4 route show default >"$tmp/route"
-' sh "$tmp/client" "$BUSYBOX" "$here/udhcpc.script" || {
+	cp /etc/resolv.conf "$tmp/resolv.conf"
+	"$busybox" nslookup -type=SRV _skyroot._tcp.rack.internal "$4" >"$tmp/srv" 2>&1 || true
+	"$busybox" nslookup controller.rack.internal "$4" >"$tmp/a" 2>&1 || true
+' sh "$tmp/client" "$BUSYBOX" "$here/udhcpc.script" "$RACK_BRIDGE" || {
 	cat "$tmp/client/udhcpc.out" >&2 || true
 	tail -20 "$RACK_DIR/dnsmasq.log" >&2 || true
 	fail "udhcpc got no lease from the rack's dnsmasq"
@@ -102,6 +108,26 @@ got=$(python3 -c 'import sys; print(bytes.fromhex(open(sys.argv[1]).read().strip
 [ "$got" = "ctl.rack.test:7443" ] || fail "option 224 says '$got', not ctl.rack.test:7443"
 grep -q "names a controller (option 224)" "$tmp/client/console" || fail "no console line: $(cat "$tmp/client/console")"
 echo "client: option 224 = $got (hex in $f), console: $(grep -m1 'option 224' "$tmp/client/console")"
+# DNS: the rack's domain and server through DHCP, the controller as SRV
+grep -q "^search rack.internal" "$tmp/client/resolv.conf" || fail "no search domain: $(cat "$tmp/client/resolv.conf")"
+grep -q "^nameserver $RACK_BRIDGE" "$tmp/client/resolv.conf" || fail "no rack DNS server: $(cat "$tmp/client/resolv.conf")"
+grep -q "_skyroot._tcp.rack.internal.*0 0 7443 ctl.rack.test" "$tmp/client/srv" ||
+	fail "no SRV _skyroot._tcp.rack.internal -> ctl.rack.test:7443: $(cat "$tmp/client/srv")"
+echo "client: $(grep -m1 _skyroot "$tmp/client/srv" | tr -s ' \t' ' ')"
+# an address as controller: SRV target controller.rack.internal, its A record
+"$RACK" controller "$rack" "$RACK_HOST:7001" --only srv 2>/dev/null || fail "rack.sh controller --only srv"
+grep -q "dhcp-option=224" "$RACK_DIR/controller.conf" && fail "--only srv still sends option 224"
+grep -q "^srv-host=_skyroot._tcp.rack.internal,controller.rack.internal,7001\$" "$RACK_DIR/controller.conf" &&
+	grep -q "^host-record=controller.rack.internal,$RACK_HOST\$" "$RACK_DIR/controller.conf" ||
+	fail "controller.conf: $(cat "$RACK_DIR/controller.conf")"
+ip netns exec "$client" "$BUSYBOX" nslookup controller.rack.internal "$RACK_BRIDGE" 2>&1 | grep -q "$RACK_HOST" ||
+	fail "controller.rack.internal does not resolve to $RACK_HOST after the restart"
+dpid=$(cat "$RACK_DIR/dnsmasq.pid")
+"$RACK" controller "$rack" "$RACK_HOST:7001" --only option 2>/dev/null || fail "rack.sh controller --only option"
+grep -q "srv-host" "$RACK_DIR/controller.conf" && fail "--only option still serves SRV"
+kill -0 "$dpid" 2>/dev/null && fail "dnsmasq not restarted"
+dpid=$(cat "$RACK_DIR/dnsmasq.pid")
+[ "$(ip netns identify "$dpid")" = "$RACK_NS" ] || fail "restarted dnsmasq runs outside the rack"
 # skyagent's own parser agrees (agent/dhcp.c), when it is built
 if [ -n "${SKYAGENT:-}" ] && [ -x "${SKYAGENT:-}" ]; then
 	out=$("$SKYAGENT" --controller-from-dhcp "$tmp/nonexistent" --cmdline /dev/null --ca "sha256:$(printf '0%.0s' $(seq 64))" --once 2>&1 || true)

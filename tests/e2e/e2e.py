@@ -72,9 +72,9 @@ class Rack:
         self.dnsmasq_pid = int(open(os.path.join(self.dir, "dnsmasq.pid")).read())
         self.is_up = True
 
-    def controller(self, hostport):
-        r = subprocess.run([RACK_SH, "controller", self.name, hostport], capture_output=True, text=True,
-                           env=self.env)
+    def controller(self, hostport, only=None):
+        r = subprocess.run([RACK_SH, "controller", self.name, hostport] + (["--only", only] if only else []),
+                           capture_output=True, text=True, env=self.env)
         check(r.returncode == 0, f"rack.sh controller: {r.stderr}")
 
     def file(self, name):
@@ -436,33 +436,43 @@ def case_rack_dhcp(f):
 
 def case_rack_times(f):
     """Power-on to online on the rack, one board after the other: one that
-    finds the controller by DHCP (and its pin in the image), against one
-    given everything on its command line while DHCP names a port where
-    nothing listens: the command line wins."""
+    finds the controller by DHCP option 224 (and its pin in the image);
+    one given everything on its command line while DHCP names a port where
+    nothing listens (the command line wins); one that finds it by DNS SRV
+    _skyroot._tcp alone (the rack's dnsmasq, no option 224)."""
     ensure_firmware()
     rack = Rack(f, "times")
     addr = rack_controller(f, rack)
-    a = Board(f, "bydhcp", rack=rack, cmdline=f"skyroot.token={f.token()['token']}", memory=1024,
-              extra=["--ca-pin", f.pin])
-    first = wait_online(f)
-    t_dhcp = time.time() - a.t0
-    r = a.stop()
-    check(a.scratch_unchanged(), f"bydhcp's scratch disk is untouched ({r.stderr})")
+    port = addr.rsplit(":", 1)[1]
+    seen = []
+    times = {}
+
+    def boot(name, cmdline, extra=()):
+        b = Board(f, name, rack=rack, cmdline=cmdline, memory=1024, extra=list(extra))
+        board = wait_online(f, exclude=seen)
+        seen.append(board["id"])
+        times[name] = time.time() - b.t0
+        r = b.stop()
+        check(b.scratch_unchanged(), f"{name}'s scratch disk is untouched ({r.stderr})")
+        return b
+
+    a = boot("bydhcp", f"skyroot.token={f.token()['token']}", ["--ca-pin", f.pin])
+    check("the DHCP server names a controller (option 224)" in a.console(), "bydhcp got option 224")
     rack.controller(f"{rack.host}:1")
-    b = Board(f, "bycmdline", rack=rack, memory=1024,
-              cmdline=f"skyroot.controller={addr} skyroot.token={f.token()['token']} skyroot.ca={f.pin}")
-    wait_online(f, exclude=(first["id"],))
-    t_cmd = time.time() - b.t0
+    b = boot("bycmdline", f"skyroot.controller={addr} skyroot.token={f.token()['token']} skyroot.ca={f.pin}")
     con = b.console()
     check("the DHCP server names a controller (option 224)" in con, "bycmdline got option 224 too")
     check(f"skyroot-init: controller {addr}" in con, "bycmdline dialled its command line's controller")
-    print(f"rack: power-on to online: controller by DHCP option 224 {t_dhcp:.1f} s, "
-          f"everything on the command line {t_cmd:.1f} s")
-    r = b.stop()
-    check(b.scratch_unchanged(), f"bycmdline's scratch disk is untouched ({r.stderr})")
+    rack.controller(addr, only="srv")
+    c = boot("bysrv", f"skyroot.token={f.token()['token']}", ["--ca-pin", f.pin])
+    con = c.console()
+    check("names a controller (option 224)" not in con, "bysrv got no option 224")
+    check(f"controller controller.rack.internal:{port}" in con, "bysrv dialled the SRV record's target")
+    print("rack: power-on to online: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) +
+          " (controller by DHCP option 224, on the command line, by DNS SRV)")
     r = rack.down()
     check(r.returncode == 0, f"rack.sh down: {r.stderr}")
-    rack.check_gone([a, b])
+    rack.check_gone([a, b, c])
 
 
 def case_rack_net_boot(f):
