@@ -508,6 +508,11 @@ def case_rack_net_boot(f):
 def no_ovmf():
     if not os.path.exists("/usr/share/OVMF/OVMF_CODE_4M.fd"):
         return "OVMF missing (deploy/deps.sh installs it)"
+    if len(sys.argv) == 2 and sys.argv[1].startswith("rack_"):
+        if os.geteuid() != 0:
+            return "the emulated rack (fwimage/rack.sh) needs root for its network namespace"
+        if not shutil.which("dnsmasq"):
+            return "dnsmasq missing: install dnsmasq-base (deploy/packages/firmware.txt)"
     return None
 
 
