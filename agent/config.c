@@ -6,6 +6,8 @@
  * names the flag or kernel parameter at fault and says what to do. */
 #include "agent/config.h"
 
+#include "agent/dhcp.h"
+#include "agent/srv.h"
 #include "common/args.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -31,10 +33,10 @@
 
 /* What the flags said, before it is checked and copied into the config. */
 struct config_flags {
-	const char *controller, *token, *ca, *sysfs_root, *procfs_root, *devfs_root, *cmdline, *qemu,
+	const char *controller, *controller_dhcp, *token, *ca, *sysfs_root, *procfs_root, *devfs_root, *cmdline, *qemu,
 		*identity_dir;
 	uint64_t heartbeat_ms, cache_max;
-	bool once, allow_kexec, allow_reboot, version;
+	bool once, allow_kexec, allow_reboot, version, controller_srv;
 	const char *reboot_command;
 	int log_level;
 };
@@ -42,6 +44,8 @@ struct config_flags {
 /* The flags, in the order usage shows them. */
 enum {
 	CONFIG_CONTROLLER,
+	CONFIG_CONTROLLER_DHCP,
+	CONFIG_CONTROLLER_SRV,
 	CONFIG_TOKEN,
 	CONFIG_CA,
 	CONFIG_SYSFS_ROOT,
@@ -79,6 +83,13 @@ static void config__table(struct sky_opt opts[CONFIG_NOPTS + 1], struct config_f
 		[CONFIG_CONTROLLER] = { .name = "controller", .kind = SKY_ARG_STR, .dest = &f->controller, .metavar = "HOST:PORT",
 		  .help = "controller's agent link; port 7443 if none,\n"
 			  "IPv6 as [ADDR]:PORT; else skyroot.controller=" },
+		[CONFIG_CONTROLLER_DHCP] = { .name = "controller-from-dhcp", .kind = SKY_ARG_STR, .dest = &f->controller_dhcp,
+		  .metavar = "FILE",
+		  .help = "else the controller from DHCP option 224 in\n"
+			  "FILE, hex as udhcpc gives it (the firmware)" },
+		[CONFIG_CONTROLLER_SRV] = { .name = "controller-from-srv", .kind = SKY_ARG_FLAG, .dest = &f->controller_srv,
+		  .help = "else the controller from DNS SRV\n"
+			  AGENT_SRV_NAME " in the search domains" },
 		[CONFIG_TOKEN] = { .name = "token", .kind = SKY_ARG_STR, .dest = &f->token, .metavar = "TOKEN",
 		  .help = "enrollment token (`skyctl token create`);\n"
 			  "else skyroot.token=; without one the board enrolls as\n"
@@ -300,6 +311,7 @@ static int apply_flags(struct agent_config *cfg, const struct sky_opt *opts, con
 		{ f->procfs_root, cfg->procfs_root, sizeof(cfg->procfs_root), CONFIG_PROCFS_ROOT },
 		{ f->devfs_root, cfg->devfs_root, sizeof(cfg->devfs_root), CONFIG_DEVFS_ROOT },
 		{ f->cmdline, cfg->cmdline_path, sizeof(cfg->cmdline_path), CONFIG_CMDLINE },
+		{ f->controller_dhcp, cfg->controller_dhcp, sizeof(cfg->controller_dhcp), CONFIG_CONTROLLER_DHCP },
 		{ f->qemu, cfg->qemu_path, sizeof(cfg->qemu_path), CONFIG_QEMU },
 		{ f->identity_dir, cfg->identity_dir, sizeof(cfg->identity_dir), CONFIG_IDENTITY_DIR },
 		{ f->reboot_command, cfg->reboot_command, sizeof(cfg->reboot_command), CONFIG_REBOOT_COMMAND },
@@ -330,6 +342,7 @@ static int apply_flags(struct agent_config *cfg, const struct sky_opt *opts, con
 	cfg->once = f->once;
 	cfg->allow_kexec = f->allow_kexec;
 	cfg->allow_reboot = f->allow_reboot;
+	cfg->controller_srv = f->controller_srv;
 	if (cfg->reboot_command[0] && !cfg->allow_reboot) {
 		snprintf(err, errlen, "--reboot-command is run only on a reboot order, which needs --allow-reboot; "
 			 "give both or neither");
@@ -411,6 +424,54 @@ fail_alloc:
 	return r;
 }
 
+/* The controller the rack's network names, when neither a flag nor the
+ * kernel command line does: DHCP option 224 (--controller-from-dhcp
+ * FILE), else DNS SRV (--controller-from-srv). */
+static int fill_from_network(struct agent_config *cfg, char *err, size_t errlen)
+{
+	int r;
+
+	if (cfg->controller_dhcp[0]) {
+		r = agent_dhcp_controller_file(cfg->controller_dhcp, cfg->controller_host,
+					       sizeof(cfg->controller_host), &cfg->controller_port,
+					       AGENT_DEFAULT_PORT);
+		if (r == 0)
+			return 0;
+		if (r != -ENOENT) {
+			set_err(err, errlen,
+				"bad controller address from DHCP option %d in %.4000s (%s): the DHCP server "
+				"must send HOST:PORT, HOST or [IPv6]:PORT as a string of at most %d bytes",
+				AGENT_DHCP_OPTION, cfg->controller_dhcp,
+				r == -E2BIG ? "too long"
+				: r == -EINVAL || r == -ENAMETOOLONG ? "not a HOST:PORT" : strerror(-r),
+				AGENT_DHCP_VALUE_MAX);
+			return -EINVAL;
+		}
+	}
+	if (cfg->controller_srv) {
+		r = agent_srv_lookup(cfg->controller_host, sizeof(cfg->controller_host), &cfg->controller_port);
+		if (r == 0)
+			return 0;
+		if (r != -ENOENT) {
+			set_err(err, errlen,
+				"the DNS answer for SRV " AGENT_SRV_NAME " is malformed: fix the rack's DNS server "
+				"or boot with skyroot.controller=HOST:PORT");
+			return -EINVAL;
+		}
+	}
+	char dhcp[4200] = "", srv[200] = "";
+	if (cfg->controller_dhcp[0])
+		snprintf(dhcp, sizeof(dhcp), ", no DHCP option %d (%.4000s is missing)", AGENT_DHCP_OPTION,
+			 cfg->controller_dhcp);
+	if (cfg->controller_srv)
+		snprintf(srv, sizeof(srv), ", no usable DNS SRV record " AGENT_SRV_NAME " in the search domains");
+	set_err(err, errlen,
+		"no controller given: none on the kernel command line%s%s: configure the rack's DHCP or DNS "
+		"server to name it or boot with skyroot.controller=HOST:PORT",
+		dhcp, srv);
+	return -EINVAL;
+}
+
 /* Fill what the flags left out.  `why` says why the command line could not
  * be read ("" when it was read), to be added to a "missing" error. */
 static int fill_from_cmdline(struct agent_config *cfg, const char *cmdline, const struct seen *seen,
@@ -424,20 +485,22 @@ static int fill_from_cmdline(struct agent_config *cfg, const char *cmdline, cons
 
 	if (!seen->controller) {
 		r = cmdline ? agent_cmdline_get(cmdline, "skyroot.controller", v, sizeof(v)) : -ENOENT;
-		if (r == -ENOENT) {
+		if (r == -ENOENT && (cfg->controller_dhcp[0] || cfg->controller_srv)) {
+			r = fill_from_network(cfg, err, errlen);
+		} else if (r == -ENOENT) {
 			set_err(err, errlen,
 				"no controller given: pass --controller HOST:PORT or boot with "
 				"skyroot.controller=HOST:PORT%s",
 				why);
 			return -EINVAL;
-		}
-		if (r == -ENAMETOOLONG) {
+		} else if (r == -ENAMETOOLONG) {
 			set_err(err, errlen,
 				"skyroot.controller= on %s is too long for a HOST:PORT: fix the boot entry",
 				from);
 			return -EINVAL;
+		} else {
+			r = set_controller(cfg, v, from, err, errlen);
 		}
-		r = set_controller(cfg, v, from, err, errlen);
 		if (r < 0)
 			return r;
 	}

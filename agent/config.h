@@ -20,6 +20,8 @@ struct agent_config {
 	char procfs_root[4096];      /* default "/proc" */
 	char devfs_root[4096];       /* default "/dev" */
 	char cmdline_path[4096];     /* default "<procfs_root>/cmdline" */
+	char controller_dhcp[4096];  /* --controller-from-dhcp: "" = none (agent/dhcp.h) */
+	int controller_srv;          /* --controller-from-srv: then DNS SRV (agent/srv.h) */
 	int log_level;               /* SKY_LOG_* from common/log.h, default INFO */
 	uint64_t heartbeat_ms;       /* default 10000; --heartbeat-interval for tests */
 	int once;                    /* --once: exit after the first successful session setup (tests) */

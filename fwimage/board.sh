@@ -3,7 +3,8 @@
 # with nested paging, so the firmware loads kvm_amd and gets /dev/kvm),
 # OVMF UEFI firmware, a VT-d IOMMU, the edu PCI device for passthrough, a
 # virtio-net NIC on QEMU's user network (DHCP 10.0.2.15; the host's
-# 127.0.0.1 is 10.0.2.2) and a scratch disk the firmware must never write.
+# 127.0.0.1 is 10.0.2.2) or on a tap (an emulated rack: fwimage/rack.sh),
+# and a scratch disk the firmware must never write.
 # Run with --help for usage.
 # shellcheck disable=SC2054 # commas inside QEMU option values are intended
 set -euo pipefail
@@ -33,6 +34,8 @@ timeout=120
 action=boot
 target=""
 qemu_extra=()
+net=user
+ca_pin=""
 
 usage() {
 	cat <<EOF
@@ -64,8 +67,17 @@ options:
                      the boot file; iPXE fetches it (an iPXE script that
                      chains kernel and initrd) over HTTP.  The command line
                      comes from that script; --cmdline is not used.
-  --boot-url URL     boot file URL for --boot net, e.g.
-                     http://10.0.2.2:PORT/boot/ipxe
+  --boot-url URL     boot file URL for --boot net on the user network, e.g.
+                     http://10.0.2.2:PORT/boot/ipxe (on a tap the rack's
+                     DHCP server names the boot file: rack.sh board)
+  --net user         (default) QEMU's user network: DHCP 10.0.2.15, the
+                     host's 127.0.0.1 is 10.0.2.2; no host ports used
+  --net tap:IF       the NIC on tap IF, which must exist (fwimage/rack.sh
+                     board creates it on the rack's bridge and runs board.sh
+                     in the rack's namespace)
+  --print-mac        print the board's MAC (from --name) and exit
+  --ca-pin sha256:HEX  --boot efi: bake the CA pin into the board's UKI
+                     (build.sh --ca-pin), as a fleet image carries it
   --image DIR        firmware build to boot (default: fwimage/out)
   --disk-bus B       scratch disk on virtio (default), ahci or nvme
                      (the firmware loads nvme, so it sees that disk in its
@@ -110,6 +122,9 @@ while [ $# -gt 0 ]; do
 	--wait-console) need_arg "$@"; wait_re=$2; shift 2 ;;
 	--timeout) need_arg "$@"; posint "$1" "$2"; timeout=$2; shift 2 ;;
 	--qemu-arg) need_arg "$@"; qemu_extra+=("$2"); shift 2 ;;
+	--net) need_arg "$@"; net=$2; shift 2 ;;
+	--print-mac) action=mac; shift ;;
+	--ca-pin) need_arg "$@"; ca_pin=$2; shift 2 ;;
 	--stop) need_arg "$@"; action=stop; target=$2; shift 2 ;;
 	--list) action=list; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -120,6 +135,25 @@ done
 case "$name" in
 '' | *[!A-Za-z0-9._-]* | .*) die "--name '$name': use letters, digits, '.', '_' and '-' (not starting with '.')" ;;
 esac
+
+case "$net" in
+user) ;;
+tap:*)
+	tapif=${net#tap:}
+	case "$tapif" in '' | *[!A-Za-z0-9_-]*) die "--net tap:IF: bad interface name '$tapif'" ;; esac
+	[ "${#tapif}" -le 15 ] || die "--net tap:IF: '$tapif' is longer than 15 characters"
+	;;
+*) die "unknown --net '$net': use user or tap:IF" ;;
+esac
+
+# Stable identity per board name: MAC and SMBIOS UUID.
+h=$(printf '%s' "skyroot-board-$name" | sha256sum | cut -c1-32)
+mac=52:54:00:${h:0:2}:${h:2:2}:${h:4:2}
+uuid=${h:0:8}-${h:8:4}-5${h:13:3}-a${h:17:3}-${h:20:12}
+if [ "$action" = mac ]; then
+	echo "$mac"
+	exit 0
+fi
 
 # pid of a running board, or nothing
 board_pid() {
@@ -235,13 +269,19 @@ efi | kernel)
 		[ -r "$image/$f" ] || die "$image/$f missing: run fwimage/build.sh${image:+ --out $image} first"
 	done
 	[ -z "$boot_url" ] || die "--boot-url is only for --boot net"
+	[ -z "$ca_pin" ] || [ "$boot" = efi ] || die "--ca-pin is for --boot efi (the UKI)"
 	;;
 net)
-	[ -n "$boot_url" ] || die "--boot net needs --boot-url URL (e.g. http://10.0.2.2:PORT/boot/ipxe)"
+	if [ "$net" != user ]; then
+		[ -z "$boot_url" ] || die "--boot-url is for the user network; on a tap the rack's DHCP server names the boot file (rack.sh board ... --boot-url)"
+	else
+		[ -n "$boot_url" ] || die "--boot net needs --boot-url URL (e.g. http://10.0.2.2:PORT/boot/ipxe)"
+	fi
 	case "$boot_url" in
 	*,*) die "--boot-url must not contain ',' (QEMU option syntax)" ;;
 	esac
-	[ -z "$cmdline" ] || note "warning: --boot net: the command line comes from the iPXE script at $boot_url; --cmdline is not used"
+	[ -z "$cmdline" ] || note "warning: --boot net: the command line comes from the iPXE script; --cmdline is not used"
+	[ -z "$ca_pin" ] || die "--ca-pin is for --boot efi (the UKI); a network-booting board gets its pin from the iPXE script"
 	;;
 *) die "unknown --boot '$boot': use efi, kernel or net" ;;
 esac
@@ -265,11 +305,6 @@ PY
 	sha256sum "$dir/scratch.img" | cut -d' ' -f1 >"$dir/scratch.sha256"
 	note "created scratch disk $dir/scratch.img (${disk_mb} MiB)"
 fi
-
-# Stable identity per board name: MAC and SMBIOS UUID.
-h=$(printf '%s' "skyroot-board-$name" | sha256sum | cut -c1-32)
-mac=52:54:00:${h:0:2}:${h:2:2}:${h:4:2}
-uuid=${h:0:8}-${h:8:4}-5${h:13:3}-a${h:17:3}-${h:20:12}
 
 # One TCG thread for all vCPUs unless --mttcg: QEMU 7.2's multi-threaded
 # TCG now and then leaves a vCPU spinning on code another vCPU patched, or
@@ -296,6 +331,12 @@ esac
 # out and panic ("timer doesn't work through Interrupt-remapped IO-APIC");
 # no_timer_check skips it.  Real boards do not need it.
 board_cmdline="no_timer_check${cmdline:+ $cmdline}"
+if [ "$net" = user ]; then
+	netdev=user,id=net0
+else
+	[ -e "/sys/class/net/$tapif" ] || die "--net tap:$tapif: no such interface here (fwimage/rack.sh board makes it inside the rack's namespace)"
+	netdev=tap,id=net0,ifname=$tapif,script=no,downscript=no
+fi
 full_cmdline="$DEFAULT_CMDLINE $board_cmdline"
 case "$boot" in
 efi)
@@ -303,7 +344,7 @@ efi)
 	# removable-media path EFI/BOOT/BOOTX64.EFI (no boot entry needed).
 	command -v mkfs.vfat >/dev/null || die "mkfs.vfat not found: install Debian package dosfstools"
 	command -v mcopy >/dev/null || die "mcopy not found: install Debian package mtools"
-	"$here/build.sh" --out "$image" --cmdline "$board_cmdline" --efi-out "$dir/BOOTX64.EFI" >/dev/null
+	"$here/build.sh" --out "$image" --cmdline "$board_cmdline" ${ca_pin:+--ca-pin "$ca_pin"} --efi-out "$dir/BOOTX64.EFI" >/dev/null
 	uki_kib=$(($(stat -c %s "$dir/BOOTX64.EFI") / 1024))
 	esp_kib=$(((uki_kib + 4096 + 1023) / 1024 * 1024))
 	rm -f "$dir/esp.img"
@@ -312,15 +353,16 @@ efi)
 	mcopy -i "$dir/esp.img" "$dir/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI || die "mcopy failed"
 	args+=(-drive "if=none,id=esp,format=raw,readonly=on,file=$dir/esp.img"
 		-device virtio-blk-pci,drive=esp,bootindex=0
-		-netdev user,id=net0 -device "virtio-net-pci,netdev=net0,mac=$mac,romfile=")
+		-netdev "$netdev" -device "virtio-net-pci,netdev=net0,mac=$mac,romfile=")
 	;;
 kernel)
 	args+=(-kernel "$image/vmlinuz" -initrd "$image/initrd.img" -append "$full_cmdline"
-		-netdev user,id=net0 -device "virtio-net-pci,netdev=net0,mac=$mac,romfile=")
+		-netdev "$netdev" -device "virtio-net-pci,netdev=net0,mac=$mac,romfile=")
 	;;
 net)
 	# QEMU's default ROM for virtio-net is Debian's iPXE (efi-virtio.rom)
-	args+=(-netdev "user,id=net0,bootfile=$boot_url"
+	[ "$net" = user ] && netdev="$netdev,bootfile=$boot_url"
+	args+=(-netdev "$netdev"
 		-device "virtio-net-pci,netdev=net0,mac=$mac,bootindex=0")
 	;;
 esac

@@ -37,6 +37,8 @@ extra_cmdline=""
 efi_out=""
 strip_bins=1
 offline=0
+ca_pin=""
+ca_file=""
 extras=()
 extra_modules=()
 no_modules=()
@@ -61,6 +63,12 @@ options:
   --report           print each part's size and the UKI against 16 MiB flash
   --cmdline "ARGS"   append ARGS to the UKI command line (e.g. the board's
                      skyroot.controller=... skyroot.token=... skyroot.ca=...)
+  --ca-pin sha256:HEX  bake the controller's CA pin into the image
+                     (/etc/skyroot/ca-pin): a fleet image, one for every
+                     board, that needs no skyroot.ca= (which still wins
+                     when given); the pin never comes from DHCP
+  --ca FILE          the same, the pin computed from the CA certificate
+                     FILE (PEM, e.g. the controller's STATE/ca.crt)
   --efi-out FILE     only make a UKI at FILE from DIR/vmlinuz and
                      DIR/initrd.img of an earlier build (cheap: no kernel
                      download, no initramfs); combine with --cmdline
@@ -113,6 +121,10 @@ while [ $# -gt 0 ]; do
 	--report) report=1; shift ;;
 	--cmdline) [ $# -ge 2 ] || die "--cmdline needs a value"; extra_cmdline=$2; shift 2 ;;
 	--cmdline=*) extra_cmdline=${1#*=}; shift ;;
+	--ca-pin) need_arg "$@"; ca_pin=$2; shift 2 ;;
+	--ca-pin=*) ca_pin=${1#*=}; shift ;;
+	--ca) need_arg "$@"; ca_file=$2; shift 2 ;;
+	--ca=*) ca_file=${1#*=}; shift ;;
 	--efi-out) need_arg "$@"; efi_out=$2; shift 2 ;;
 	--efi-out=*) efi_out=${1#*=}; shift ;;
 	--flavour | --flavor) need_arg "$@"; flavour=$2; shift 2 ;;
@@ -142,6 +154,25 @@ zstd) compressor=(zstd -19 -q -c -T1) ;;
 gzip) compressor=(gzip -9 -n -c) ;;
 *) die "unknown --compress '$compress': use xz, zstd or gzip" ;;
 esac
+
+# --ca-pin / --ca: the pin as skyagent's --ca takes it, lower case.
+[ -z "$ca_pin" ] || [ -z "$ca_file" ] || die "give --ca-pin or --ca, not both"
+if [ -n "$ca_file" ]; then
+	command -v openssl >/dev/null 2>&1 || die "'openssl' not found: install Debian package openssl (or give --ca-pin)"
+	[ -r "$ca_file" ] || die "--ca $ca_file: cannot read it"
+	openssl x509 -in "$ca_file" -noout 2>/dev/null || die "--ca $ca_file is not a PEM certificate"
+	ca_pin=sha256:$(openssl x509 -in "$ca_file" -outform der | sha256sum | cut -d' ' -f1)
+fi
+if [ -n "$ca_pin" ]; then
+	ca_pin=$(printf '%s' "$ca_pin" | tr 'A-F' 'a-f')
+	case "$ca_pin" in
+	sha256:*) hexpart=${ca_pin#sha256:} ;;
+	*) hexpart="" ;;
+	esac
+	if [ "${#hexpart}" != 64 ] || [ -n "$(printf '%s' "$hexpart" | tr -d 0-9a-f)" ]; then
+		die "--ca-pin '$ca_pin': expected sha256: followed by 64 hex digits (skyctl token create prints it)"
+	fi
+fi
 
 need_tool() { # need_tool TOOL PACKAGE
 	command -v "$1" >/dev/null 2>&1 ||
@@ -196,13 +227,46 @@ full_cmdline() {
 	fi
 }
 
-# --efi-out: a UKI from an earlier build, nothing else.
+# pin_cpio PIN: a cpio newc archive holding etc/skyroot/ca-pin, to follow
+# an initramfs (the kernel unpacks concatenated archives in order; a later
+# file replaces an earlier one).  Written without root, like devnodes_cpio.
+pin_cpio() {
+	python3 - "$1" "${SOURCE_DATE_EPOCH:-$(date +%s)}" <<'PY'
+import sys
+pin, mtime = sys.argv[1], int(sys.argv[2])
+out = sys.stdout.buffer
+def entry(name, mode, data=b"", ino=0):
+    n = name.encode() + b"\0"
+    hdr = "070701" + "".join("%08X" % v for v in (
+        ino, mode, 0, 0, 1, mtime, len(data), 0, 0, 0, 0, len(n), 0))
+    b = hdr.encode() + n
+    b += b"\0" * (-len(b) % 4)
+    b += data + b"\0" * (-len(data) % 4)
+    out.write(b)
+entry("etc", 0o040755, ino=910001)
+entry("etc/skyroot", 0o040755, ino=910002)
+entry("etc/skyroot/ca-pin", 0o100644, (pin + "\n").encode(), ino=910003)
+entry("TRAILER!!!", 0)
+PY
+}
+
+# --efi-out: a UKI from an earlier build, nothing else (with --ca-pin, its
+# initrd is the build's followed by a small archive with the pin).
 if [ -n "$efi_out" ]; then
 	for f in vmlinuz initrd.img os-release; do
 		[ -r "$out/$f" ] || die "$out/$f missing: run fwimage/build.sh${out:+ --out $out} first, then --efi-out"
 	done
-	make_uki "$out/vmlinuz" "$out/initrd.img" "$out/os-release" "$(full_cmdline)" "$efi_out"
-	note "wrote $efi_out ($(stat -c %s "$efi_out") bytes) with command line: $(full_cmdline)"
+	uki_initrd=$out/initrd.img
+	if [ -n "$ca_pin" ]; then
+		uki_initrd=$(mktemp "${TMPDIR:-/tmp}/skyroot-initrd-pin.XXXXXX")
+		trap 'rm -f "$uki_initrd"' EXIT
+		# an uncompressed archive must start 4-byte aligned: zeros between
+		pad=$(((4 - $(stat -c %s "$out/initrd.img") % 4) % 4))
+		{ cat "$out/initrd.img"; head -c "$pad" /dev/zero; pin_cpio "$ca_pin"; } >"$uki_initrd" ||
+			die "cannot append the CA pin to the initrd"
+	fi
+	make_uki "$out/vmlinuz" "$uki_initrd" "$out/os-release" "$(full_cmdline)" "$efi_out"
+	note "wrote $efi_out ($(stat -c %s "$efi_out") bytes) with command line: $(full_cmdline)${ca_pin:+; CA pin $ca_pin baked in}"
 	if [ "$report" = 1 ]; then
 		size=$(stat -c %s "$efi_out")
 		printf 'UKI %s: %d bytes; flash %d bytes; gap %+d bytes\n' "$efi_out" "$size" "$FLASH_BYTES" $((FLASH_BYTES - size))
@@ -390,6 +454,9 @@ rm -f "$stage/lib/modules/$krel/"*.bin "$stage/lib/modules/$krel/modules.order" 
 # init, DHCP script, configuration
 install -m 0755 "$here/init" "$stage/init"
 install -m 0755 "$here/udhcpc.script" "$stage/usr/share/udhcpc/default.script"
+if [ -n "$ca_pin" ]; then
+	echo "$ca_pin" >"$stage/etc/skyroot/ca-pin"
+fi
 agent_sha=$(sha256sum "$agent" | cut -d' ' -f1)
 build_date=$(date -u ${SOURCE_DATE_EPOCH:+-d @"$SOURCE_DATE_EPOCH"} +%Y-%m-%dT%H:%M:%SZ)
 version_id=$(date -u ${SOURCE_DATE_EPOCH:+-d @"$SOURCE_DATE_EPOCH"} +%Y%m%d.%H%M)
@@ -409,6 +476,7 @@ KERNEL_PACKAGE_VERSION=$kver_pkg
 KERNEL_RELEASE=$krel
 AGENT_SHA256=$agent_sha
 MISSING_MODULES=$missing_mods
+CA_PIN=${ca_pin:-none}
 EOF
 echo "root:x:0:0:root:/root:/bin/sh" >"$stage/etc/passwd"
 echo "root:x:0:" >"$stage/etc/group"
@@ -505,6 +573,11 @@ human() { awk -v b="$1" 'BEGIN { printf "%.2f MiB", b / 1048576 }'; }
 		echo "  (compressed part sizes: build with --report)"
 	fi
 	[ -z "$missing_mods" ] || echo "  modules absent from this kernel flavour: $missing_mods"
+	if [ -n "$ca_pin" ]; then
+		echo "  CA pin baked in (fleet image; skyroot.ca= on the command line wins): $ca_pin"
+	else
+		echo "  CA pin: none baked in (each board needs skyroot.ca=; build with --ca-pin for a fleet image)"
+	fi
 } >"$out/report.txt"
 [ "$report" = 1 ] && cat "$out/report.txt"
 note "wrote $out/vmlinuz, $out/initrd.img, $out/skyroot.efi ($(stat -c %s "$out/skyroot.efi") bytes; gap to 16 MiB flash: $((FLASH_BYTES - $(stat -c %s "$out/skyroot.efi"))) bytes)"

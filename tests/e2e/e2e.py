@@ -24,6 +24,7 @@ from fleetlib import ROOT, SKYAGENT, Fail, Fleet, check, run_cases, skyctl, wait
 FW = os.environ.get("SKY_E2E_FW", os.path.join(ROOT, "build", "fwimage-e2e"))
 BOARD_SH = os.path.join(ROOT, "fwimage", "board.sh")
 BUILD_SH = os.path.join(ROOT, "fwimage", "build.sh")
+RACK_SH = os.path.join(ROOT, "fwimage", "rack.sh")
 BOOT_TIMEOUT = int(os.environ.get("SKY_E2E_BOOT_TIMEOUT", "240"))
 
 
@@ -34,7 +35,8 @@ def ensure_firmware(extra=()):
         fcntl.flock(lock, fcntl.LOCK_EX)
         stamp = os.path.join(FW, "agent.sha256")
         h = hashlib.sha256()
-        for part in (SKYAGENT, BUILD_SH, os.path.join(ROOT, "fwimage", "init")):
+        for part in (SKYAGENT, BUILD_SH, os.path.join(ROOT, "fwimage", "init"),
+                     os.path.join(ROOT, "fwimage", "udhcpc.script")):
             h.update(open(part, "rb").read())
         want = h.hexdigest()
         if os.path.exists(stamp) and open(stamp).read().strip() == want:
@@ -52,23 +54,76 @@ def ensure_firmware(extra=()):
         return FW
 
 
+class Rack:
+    """An emulated rack (fwimage/rack.sh): namespace, bridge, dnsmasq; the
+    host (and so the controller) at self.host on it."""
+
+    def __init__(self, fleet, name):
+        self.f = fleet
+        self.name = name
+        self.env = dict(os.environ, SKYROOT_RACKS_DIR=os.path.join(fleet.tmp, "racks"),
+                        SKYROOT_BOARDS_DIR=os.path.join(fleet.tmp, "boards"))
+        r = subprocess.run([RACK_SH, "up", name], capture_output=True, text=True, env=self.env)
+        if r.returncode != 0:
+            raise Fail(f"rack.sh up: {r.stderr}")
+        fleet.racks.append(self)
+        v = dict(line.split("=", 1) for line in r.stdout.split())
+        self.ns, self.host, self.dir = v["RACK_NS"], v["RACK_HOST"], v["RACK_DIR"]
+        self.dnsmasq_pid = int(open(os.path.join(self.dir, "dnsmasq.pid")).read())
+        self.is_up = True
+
+    def controller(self, hostport, only=None):
+        r = subprocess.run([RACK_SH, "controller", self.name, hostport] + (["--only", only] if only else []),
+                           capture_output=True, text=True, env=self.env)
+        check(r.returncode == 0, f"rack.sh controller: {r.stderr}")
+
+    def file(self, name):
+        try:
+            return open(os.path.join(self.dir, name), errors="replace").read()
+        except OSError:
+            return ""
+
+    def down(self):
+        if not self.is_up:
+            return None
+        self.is_up = False
+        return subprocess.run([RACK_SH, "down", self.name], capture_output=True, text=True, env=self.env)
+
+    def check_gone(self, boards):
+        """Nothing of the rack is left: namespace, dnsmasq, the boards' QEMUs."""
+        ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        check(self.ns not in ns, f"namespace {self.ns} left: {ns}")
+        check(not os.path.exists(f"/proc/{self.dnsmasq_pid}"), f"dnsmasq (pid {self.dnsmasq_pid}) left")
+        for b in boards:
+            pidfile = os.path.join(b.dir, "qemu.pid")
+            if b.pid and os.path.exists(f"/proc/{b.pid}"):
+                raise Fail(f"board {b.name}'s QEMU (pid {b.pid}) left after rack down")
+            check(not os.path.exists(pidfile), f"{pidfile} left")
+
+
 class Board:
-    def __init__(self, fleet, name, boot="efi", cmdline="", boot_url=None, memory=2048, extra=()):
+    def __init__(self, fleet, name, boot="efi", cmdline="", boot_url=None, memory=2048, extra=(), rack=None):
         self.f = fleet
         self.name = name
         self.dir = os.path.join(fleet.tmp, "boards", name)
-        args = [BOARD_SH, "--name", name, "--image", FW, "--boot", boot, "--memory", str(memory),
-                "--disk-bus", "nvme", "--background"] + list(extra)
+        common = ["--image", FW, "--boot", boot, "--memory", str(memory), "--disk-bus", "nvme",
+                  "--background"] + list(extra)
+        if rack:  # rack.sh names the board and puts it on a tap of the rack
+            args = [RACK_SH, "board", rack.name, name] + common
+        else:
+            args = [BOARD_SH, "--name", name] + common
         if boot == "net":
             args += ["--boot-url", boot_url]
         else:
             args += ["--cmdline", cmdline]
-        env = dict(os.environ, SKYROOT_BOARDS_DIR=os.path.join(fleet.tmp, "boards"))
+        env = dict(os.environ, SKYROOT_BOARDS_DIR=os.path.join(fleet.tmp, "boards"),
+                   SKYROOT_RACKS_DIR=os.path.join(fleet.tmp, "racks"))
         self.env = env
         self.t0 = time.time()
         r = subprocess.run(args, capture_output=True, text=True, env=env)
         if r.returncode != 0:
             raise Fail(f"board.sh failed: {r.stderr}")
+        self.pid = int(r.stdout.split()[-1]) if r.stdout.split() else None
         fleet.boards.append(self)
 
     def console(self):
@@ -105,10 +160,13 @@ class BoardFleet(Fleet):
         super().__init__(tmp)
         self.boards_api = self.boards  # the API's board list; self.boards: our emulated boards
         self.boards = []
+        self.racks = []
 
     def close(self):
         for b in self.boards:
             b.stop()
+        for r in self.racks:
+            r.down()
         return super().close()
 
     def dump_failure(self, tmp):
@@ -116,6 +174,10 @@ class BoardFleet(Fleet):
             b.stop()
             print(f"---- console of board {b.name}", file=sys.stderr)
             print(b.console()[-6000:], file=sys.stderr)
+        for r in self.racks:
+            print(f"---- dnsmasq of rack {r.name}: leases\n{r.file('dnsmasq.leases')}", file=sys.stderr)
+            print(r.file("dnsmasq.log")[-4000:], file=sys.stderr)
+            r.down()
         super().dump_failure(tmp)
 
 
@@ -326,9 +388,131 @@ def case_kexec(f):
     check(b.scratch_unchanged(), "the scratch disk is untouched")
 
 
+def rack_controller(f, rack, extra=()):
+    """The controller on the rack's host address: boards reach it there."""
+    addr = f"{rack.host}:{f.agent_port}"
+    f.start(["--agent-listen", addr, "--advertise", addr] + list(extra))
+    rack.controller(addr)  # what dnsmasq sends as option 224
+    return addr
+
+
+def online_boards(f):
+    return [b for b in f.boards_api() if b["state"] == "online"]
+
+
+def case_rack_dhcp(f):
+    """Two boards on an emulated rack, one fleet image (the CA pin baked in,
+    no skyroot.controller= or skyroot.ca= on their command lines): both
+    find the controller by DHCP option 224 and come online (with tokens
+    until pending enrollment lands); rack down leaves nothing."""
+    ensure_firmware()
+    rack = Rack(f, "dhcp")
+    rack_controller(f, rack)
+    boards = []
+    for name in ("r1", "r2"):
+        tok = f.token()["token"]
+        boards.append(Board(f, name, rack=rack, cmdline=f"skyroot.token={tok}", memory=1024,
+                            extra=["--ca-pin", f.pin]))
+    t0 = min(b.t0 for b in boards)
+    wait_for(lambda: len(online_boards(f)) == 2, 2 * BOOT_TIMEOUT, "both rack boards online", interval=1.0)
+    print(f"rack: two boards, power-on to both online {time.time() - t0:.1f} s")
+    for b in boards:
+        con = b.console()
+        check("the controller comes from DHCP option 224" in con, f"{b.name}: no controller on its command line")
+        check("the DHCP server names a controller (option 224)" in con, f"{b.name}: option 224 not received")
+        check(f"CA pin from the image: {f.pin}" in con, f"{b.name}: the baked pin not used")
+        mac = subprocess.run([BOARD_SH, "--name", b.name, "--print-mac"], capture_output=True,
+                             text=True).stdout.strip()
+        check(mac and mac in rack.file("dnsmasq.leases"), f"{b.name}'s MAC {mac} in the rack's leases")
+    names = sorted(b["name"] for b in online_boards(f))
+    check(len(set(names)) == 2, f"two distinct boards: {names}")
+    for b in boards:
+        r = b.stop()
+        check(b.scratch_unchanged(), f"{b.name}'s scratch disk is untouched ({r.stderr})")
+    r = rack.down()
+    check(r.returncode == 0, f"rack.sh down: {r.stderr}")
+    rack.check_gone(boards)
+
+
+def case_rack_times(f):
+    """Power-on to online on the rack, one board after the other: one that
+    finds the controller by DHCP option 224 (and its pin in the image);
+    one given everything on its command line while DHCP names a port where
+    nothing listens (the command line wins); one that finds it by DNS SRV
+    _skyroot._tcp alone (the rack's dnsmasq, no option 224)."""
+    ensure_firmware()
+    rack = Rack(f, "times")
+    addr = rack_controller(f, rack)
+    port = addr.rsplit(":", 1)[1]
+    seen = []
+    times = {}
+
+    def boot(name, cmdline, extra=()):
+        b = Board(f, name, rack=rack, cmdline=cmdline, memory=1024, extra=list(extra))
+        board = wait_online(f, exclude=seen)
+        seen.append(board["id"])
+        times[name] = time.time() - b.t0
+        r = b.stop()
+        check(b.scratch_unchanged(), f"{name}'s scratch disk is untouched ({r.stderr})")
+        return b
+
+    a = boot("bydhcp", f"skyroot.token={f.token()['token']}", ["--ca-pin", f.pin])
+    check("the DHCP server names a controller (option 224)" in a.console(), "bydhcp got option 224")
+    rack.controller(f"{rack.host}:1")
+    b = boot("bycmdline", f"skyroot.controller={addr} skyroot.token={f.token()['token']} skyroot.ca={f.pin}")
+    con = b.console()
+    check("the DHCP server names a controller (option 224)" in con, "bycmdline got option 224 too")
+    check(f"skyroot-init: controller {addr}" in con, "bycmdline dialled its command line's controller")
+    rack.controller(addr, only="srv")
+    c = boot("bysrv", f"skyroot.token={f.token()['token']}", ["--ca-pin", f.pin])
+    con = c.console()
+    check("names a controller (option 224)" not in con, "bysrv got no option 224")
+    check(f"controller controller.rack.internal:{port}" in con, "bysrv dialled the SRV record's target")
+    print("rack: power-on to online: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) +
+          " (controller by DHCP option 224, on the command line, by DNS SRV)")
+    r = rack.down()
+    check(r.returncode == 0, f"rack.sh down: {r.stderr}")
+    rack.check_gone([a, b, c])
+
+
+def case_rack_net_boot(f):
+    """A board with no firmware of its own on the rack: dnsmasq gives its
+    MAC the controller's iPXE script as boot file; it boots the firmware
+    from the controller over the rack network and enrolls."""
+    ensure_firmware()
+    fwdir = os.path.join(f.tmp, "fw")
+    os.mkdir(fwdir)
+    for n in ("vmlinuz", "initrd.img"):
+        os.symlink(os.path.join(FW, n), os.path.join(fwdir, n))
+    default = open(os.path.join(FW, "cmdline")).read().strip()
+    with open(os.path.join(fwdir, "cmdline"), "w") as out:
+        out.write(default + " no_timer_check\n")  # emulated boards only
+    rack = Rack(f, "pxe")
+    port = __import__("fleet").free_port()
+    rack_controller(f, rack, ["--firmware", fwdir, "--boot-listen", f"{rack.host}:{port}"])
+    tok = f.token()
+    b = Board(f, "netb", rack=rack, boot="net", boot_url=f"http://{rack.host}:{port}/boot/ipxe?token={tok['token']}")
+    board = wait_online(f)
+    print(f"rack network boot: power-on to online {time.time() - b.t0:.1f} s")
+    check(board["kvm"] is True and board["firmware"] == "uefi", "a hypervisor board")
+    check("boot: iPXE script" in f.ctl.text(), "the controller served the script")
+    log = rack.file("dnsmasq.log")
+    check(f"http://{rack.host}:{port}/boot/ipxe" in log, "dnsmasq sent the boot file (its log)")
+    r = b.stop()
+    check(b.scratch_unchanged(), f"the scratch disk is untouched ({r.stderr})")
+    r = rack.down()
+    check(r.returncode == 0, f"rack.sh down: {r.stderr}")
+    rack.check_gone([b])
+
+
 def no_ovmf():
     if not os.path.exists("/usr/share/OVMF/OVMF_CODE_4M.fd"):
         return "OVMF missing (deploy/deps.sh installs it)"
+    if len(sys.argv) == 2 and sys.argv[1].startswith("rack_"):
+        if os.geteuid() != 0:
+            return "the emulated rack (fwimage/rack.sh) needs root for its network namespace"
+        if not shutil.which("dnsmasq"):
+            return "dnsmasq missing: install dnsmasq-base (deploy/packages/firmware.txt)"
     return None
 
 
