@@ -357,9 +357,12 @@ static void al_on_closed(void *owner, int err)
 
 	if (s->state == SESS_BOARD) {
 		if (s->hashed) {
+			const char *why = err == -ETIMEDOUT ? "missed 3 heartbeats: offline" : err ? strerror(-err) : "closed";
 			al_unhash(s);
-			log_info("board %s: session down (%s)", s->board_id,
-				 err == -ETIMEDOUT ? "missed 3 heartbeats: offline" : err ? strerror(-err) : "closed");
+			log_info("board %s: session down (%s)", s->board_id, why);
+			if (s->hello_seen && !al->stopping && al->ops.event)
+				al->ops.event(al->ops_ctx, "board.offline", "board", s->board_id,
+					      (const char *const[]){ "reason", why, NULL });
 		}
 		if (!al->stopping)
 			al_flush_one(al, s);

@@ -90,4 +90,8 @@ void al_reboot_result(struct session *s, const Skyroot__RebootResult *rr)
 		log_warn("board %s could not reboot: %.512s", s->board_id, why);
 		break;
 	}
+	if (rr->outcome != SKYROOT__BOOT_OUTCOME__BOOT_ACCEPTED && s->al->ops.event)
+		s->al->ops.event(s->al->ops_ctx,
+				 rr->outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED ? "board.refused" : "board.failed",
+				 "board", s->board_id, (const char *const[]){ "order", "reboot", "reason", why, NULL });
 }

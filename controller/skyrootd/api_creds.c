@@ -9,6 +9,7 @@
 #include "common/util.h"
 #include "controller/skyrootd/api_creds_json.h"
 #include "controller/skyrootd/api_priv.h"
+#include "controller/skyrootd/events.h"
 
 #define API_CRED_PREFIX "skc-"
 #define API_CRED_SECRET_BYTES 32
@@ -87,6 +88,8 @@ static void api__creds_create(struct api_call *call, struct api_reply *rep)
 		api_reply_internal(rep, r, "store the new credential");
 	} else {
 		log_info("api: credential '%s' created (role %s)", req.name, creds_role_name(req.role));
+		events_add_kv(call->ctl->events, "credential.changed", "credential", req.name, "change", "created", "role",
+			      creds_role_name(req.role), NULL);
 		api_creds__answer(call, rep, 201, req.name, sec.token);
 	}
 	OPENSSL_cleanse(&sec, sizeof(sec));
@@ -147,6 +150,7 @@ static void api__cred_rotate(struct api_call *call, struct api_reply *rep)
 		api_reply_internal(rep, r, "rotate the credential");
 	} else {
 		log_info("api: credential '%s' rotated (the old token works %lld s more)", call->seg, (long long)grace);
+		events_add_kv(call->ctl->events, "credential.changed", "credential", call->seg, "change", "rotated", NULL);
 		api_creds__answer(call, rep, 200, call->seg, sec.token);
 	}
 	OPENSSL_cleanse(&sec, sizeof(sec));
@@ -165,6 +169,7 @@ static void api__cred_revoke(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	log_info("api: credential '%s' revoked", call->seg);
+	events_add_kv(call->ctl->events, "credential.changed", "credential", call->seg, "change", "revoked", NULL);
 	api_reply_ok(rep, 200, json_pack("{s:s}", "revoked", call->seg));
 }
 

@@ -8,6 +8,7 @@
 #include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/api_priv.h"
+#include "controller/skyrootd/events.h"
 
 #define API_TOKEN_PREFIX "skt-"
 #define API_TOKEN_SECRET_BYTES 32
@@ -72,6 +73,7 @@ static void api__tokens_create(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	sky_fmt_time(t.expires_at, expires, sizeof(expires));
+	events_add_kv(ctl->events, "token.created", "token", t.id, "board", t.board_id, NULL);
 	log_info("api: token %s created (%u use%s, expires %s%s%s)", t.id, t.uses, t.uses == 1 ? "" : "s",
 		 expires, t.board_id[0] ? "; re-enrolls board " : "", t.board_id);
 	api_reply_ok(rep, 201, api_json_token_created(&t, secret, ctl->ca_pin_str, ctl->advertise));
@@ -123,6 +125,7 @@ static void api__token_revoke(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	log_info("api: token %s revoked", call->seg);
+	events_add_kv(call->ctl->events, "token.revoked", "token", call->seg, NULL);
 	api_reply_ok(rep, 200, json_pack("{s:s}", "revoked", call->seg));
 }
 

@@ -31,6 +31,9 @@ struct ctl_options {
 	unsigned threads;             /* event loops (loops.c); 0: one per online CPU */
 	uint64_t scrub_rate;          /* bytes a second the scrub re-verifies; 0 = off */
 	uint64_t audit_keep;          /* rows of the API audit log kept (audit.h) */
+	uint64_t events_keep;         /* rows of the event log kept (events.h); 0: the default */
+	uint64_t events_watch_buffer; /* bytes a watcher may leave queued (api_events.c); 0: the default */
+	unsigned events_watchers;     /* watchers at once; 0: the default */
 };
 
 struct agentlink;
@@ -41,6 +44,7 @@ struct store;
 struct guests;
 struct boots;
 struct scrub;
+struct events;
 
 struct controller {
 	uv_loop_t *loop;              /* the main loop (loops.c: who owns what) */
@@ -63,6 +67,7 @@ struct controller {
 	struct guests *guests;
 	struct boots *boots;          /* boards' last bare-metal boot orders (boots.h) */
 	struct scrub *scrub;          /* the background scrub (scrub.h) */
+	struct events *events;        /* the event log (events.h) */
 	char db_path[4096];
 	struct agentlink *agents;
 	struct api *api;

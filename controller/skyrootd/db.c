@@ -149,6 +149,17 @@ static const char *const db_migrations[] = {
 	"  created_at INTEGER NOT NULL,"
 	"  PRIMARY KEY (credential, key)) WITHOUT ROWID;"
 	"CREATE INDEX idempotency_age ON idempotency(created_at);",
+	/* 7 -> 8: the event log (events.c): every state change an integrator
+	 * watches, in order; rv (AUTOINCREMENT: never reused, even after the
+	 * oldest rows are deleted) is its resource version. */
+	"CREATE TABLE events ("
+	"  rv INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  at INTEGER NOT NULL,"               /* unix ms */
+	"  type TEXT NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  object_id TEXT NOT NULL,"
+	"  detail TEXT NOT NULL DEFAULT '{}');"
+	"CREATE INDEX events_object ON events(object_id);",
 };
 
 enum db_stmt_id {

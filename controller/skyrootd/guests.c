@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/util.h"
+#include "controller/skyrootd/events.h"
 #include "controller/skyrootd/store.h"
 
 enum guest_stmt {
@@ -65,6 +66,7 @@ struct guests {
 	sqlite3 *h;
 	sqlite3_stmt *q[G_COUNT];
 	struct console *consoles;
+	struct events *events;
 };
 
 static sqlite3_stmt *q(struct guests *g, enum guest_stmt id)
@@ -80,6 +82,12 @@ static int step_done(sqlite3_stmt *s)
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+void guests_set_events(struct guests *g, struct events *ev)
+{
+	if (g)
+		g->events = ev;
 }
 
 int guests_open(struct db *db, struct store *store, struct guests **out)
@@ -551,6 +559,8 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	if (r < 0)
 		return r;
 	log_info("guest %s '%s' created on board %s", gs.id, gs.name, fit.name);
+	events_add_kv(g->events, "guest.created", "guest", gs.id, "name", gs.name, "board", gs.board_id, "state", gs.state,
+		      NULL);
 	send_command(g, &gs, SKYROOT__GUEST_ACTION__GUEST_ENSURE_RUNNING);
 	*out = gs;
 	return 0;
@@ -565,11 +575,17 @@ int guests_set_desired(struct guests *g, const char *id, const char *desired, st
 	sqlite3_bind_text(s, 2, desired, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, desired, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 4, id, -1, SQLITE_STATIC);
+	struct guest was;
+	if (guest_one(g, G_BY_ID, id, &was) < 0)
+		was.state[0] = '\0';
 	r = step_done(s);
 	if (r == 0)
 		r = guest_one(g, G_BY_ID, id, &gs);
 	if (r < 0)
 		return r;
+	if (was.state[0] && strcmp(was.state, gs.state) != 0)
+		events_add_kv(g->events, "guest.state", "guest", gs.id, "name", gs.name, "board", gs.board_id, "old",
+			      was.state, "new", gs.state, "reason", "started by an API call", NULL);
 	send_command(g, &gs, action_for(&gs));
 	*out = gs;
 	return 0;
@@ -587,6 +603,8 @@ int guests_delete(struct guests *g, const char *id)
 	r = step_done(s);
 	if (r < 0)
 		return r;
+	events_add_kv(g->events, "guest.deleted", "guest", gs.id, "name", gs.name, "board", gs.board_id, "state", gs.state,
+		      NULL);
 	send_command(g, &gs, SKYROOT__GUEST_ACTION__GUEST_DESTROY);
 	/* Its console goes with it. */
 	for (struct console **pp = &g->consoles; *pp; pp = &(*pp)->next)
@@ -646,6 +664,9 @@ void guests_on_report(struct guests *g, const char *board_id, const Skyroot__Gue
 		sqlite3_bind_text(s, 5, name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 6, error, -1, SQLITE_STATIC);
 		if (step_done(s) == 0 && sqlite3_changes(g->h) > 0) {
+			/* The same state with a new error is an event too (a second failure). */
+			events_add_kv(g->events, "guest.state", "guest", gs.id, "name", gs.name, "board", board_id, "old",
+				      gs.state, "new", name, "reason", error, NULL);
 			if (st->state == SKYROOT__GUEST_STATE_CODE__GUEST_FAILED)
 				log_warn("guest %s '%s' failed on board %s: %s", gs.id, gs.name, board_id, error);
 			else

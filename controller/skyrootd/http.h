@@ -209,5 +209,11 @@ void http_defer(struct http_conn *c);
  * lets more than stream_queue_max bytes queue up is dropped (-ENOBUFS). */
 int http_stream_begin(struct http_conn *c, int status, const char *type);
 int http_stream_write(struct http_conn *c, const void *data, size_t len);
+/* Bytes of a stream queued and not yet taken by the client (0 when it is
+ * not streaming); http_ops.writable is called each time they drained. */
+size_t http_stream_queued(const struct http_conn *c);
+/* End a stream (its last chunk) and close; a client that has not taken
+ * what is queued linger_ms later is cut off. */
+void http_stream_end(struct http_conn *c, uint64_t linger_ms);
 
 #endif
