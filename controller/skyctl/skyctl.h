@@ -10,8 +10,9 @@
  *              synopses, bash and zsh completion, skyctl(1)'s sections
  *   args.c     the flags: the catalogue, argv into struct skyctl_opts
  *              through the shared option layer (common/args.h)
- *   token.c, board.c, image.c, guest.c, version.c
- *              one file per noun: its commands and its table
+ *   token.c, board.c, image.c, guest.c, version.c, events.c
+ *              one file per noun: its commands and its table (events.c
+ *              also follows the event stream for the others' --wait)
  *   http.c     the one HTTP client (libcurl): prepare, perform, report
  *   output.c   what goes to the terminal: errors, tables, JSON, fields,
  *              progress lines
@@ -85,6 +86,10 @@ enum skyctl_flag_id {
 	FLAG_LABEL,
 	FLAG_DESCRIPTION,
 	FLAG_IF_MATCH,
+	FLAG_TYPE,
+	FLAG_ID,
+	FLAG_SINCE,
+	FLAG_WAIT,
 	FLAG__COUNT,
 };
 
@@ -152,6 +157,7 @@ extern const struct skyctl_command skyctl_image_commands[];
 extern const struct skyctl_command skyctl_guest_commands[];
 extern const struct skyctl_command skyctl_version_commands[];
 extern const struct skyctl_command skyctl_credential_commands[];
+extern const struct skyctl_command skyctl_events_commands[];
 
 /* What the command line says. */
 struct skyctl_opts {
@@ -171,6 +177,7 @@ struct skyctl_opts {
 	uint64_t memory;                /* bytes */
 	uint64_t grace;                 /* seconds: --grace of credential rotate */
 	uint64_t limit;                 /* --limit: at most this many items (a page; audit entries) */
+	uint64_t since;                 /* --since: a resource version of the events */
 	struct skyctl_conf flag_conf;   /* --controller, --ca, --token, checked */
 };
 
