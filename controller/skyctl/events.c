@@ -239,7 +239,9 @@ static const char *events__detail(json_t *e, char *buf, size_t len)
 	if (n == 0)
 		return "-";
 	skyctl_clean_inplace(line);
-	return skyctl_cut(line, EVENTS_DETAIL_COLUMNS, buf, len);
+	if (skyctl_cut(line, EVENTS_DETAIL_COLUMNS, buf, len) == line) /* it fits: line is on this stack */
+		snprintf(buf, len, "%s", line);
+	return buf;
 }
 
 static void events__row(json_t *e, const char **cells, char (*scratch)[SKYCTL_CELL_MAX])
