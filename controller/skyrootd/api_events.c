@@ -18,6 +18,8 @@
 #define API_EVENTS_CATCHUP_PAGE 128
 /* A cut or ended watch's client has this long to take its last bytes. */
 #define API_EVENTS_LINGER_MS 5000
+/* The least send buffer a watch's socket gets (SO_SNDBUF). */
+#define API_EVENTS_SNDBUF_MIN (16u * 1024u)
 
 struct api_watch {
 	struct api *api;
@@ -371,6 +373,8 @@ static void api_events__watch(struct api_call *call, struct api_reply *rep, cons
 	r = http_stream_begin(call->conn, 200, "application/x-ndjson");
 	if (r < 0)
 		return; /* closing: api_events_conn_gone frees it */
+	/* The kernel holds no more than the watcher's buffer either. */
+	http_stream_sndbuf(call->conn, aw->buffer_max > API_EVENTS_SNDBUF_MIN ? aw->buffer_max : API_EVENTS_SNDBUF_MIN);
 	uv_timer_start(&aw->hb, api_watch__beat, aw->hb_ms, aw->hb_ms);
 	api_watch__pump(aw);
 }

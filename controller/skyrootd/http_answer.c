@@ -313,6 +313,12 @@ size_t http_stream_queued(const struct http_conn *c)
 	return c->streaming && !c->closing ? c->tp->queued(c->t) : 0;
 }
 
+void http_stream_sndbuf(struct http_conn *c, size_t bytes)
+{
+	if (c->streaming && !c->closing && c->tp->set_sndbuf)
+		c->tp->set_sndbuf(c->t, bytes);
+}
+
 void http_stream_end(struct http_conn *c, uint64_t linger_ms)
 {
 	if (c->closing || !c->streaming)
