@@ -120,7 +120,7 @@ static int guest__wait(struct skyctl *ctl, json_t *answer, int64_t since)
 {
 	const struct skyctl_opts *o = ctl->opts;
 	const char *id = skyctl_jstr(answer, "id", "");
-	char who[2 * SKYCTL_MAX_ID + 8];
+	char who[2 * SKYCTL_MAX_ID + 8], waited[32];
 	struct guest_wait gw = { .state = "" };
 	struct skyctl_watch w = {
 		.kind = "guest", .id = id, .since = since, .deadline_ms = skyctl_now_ms() + o->timeout * 1000,
@@ -145,8 +145,9 @@ static int guest__wait(struct skyctl *ctl, json_t *answer, int64_t since)
 			strcmp(gw.state, "failed") == 0 ? "failed" : "stopped", gw.reason, id);
 		return -EIO;
 	}
+	sky_format_duration(o->timeout, waited, sizeof(waited));
 	skyctl_err("guest %s is not running after %s; it may still start: see 'skyctl guest show %s', or wait "
-		   "longer with --timeout", who, skyctl_has(o, FLAG_TIMEOUT) ? o->value[FLAG_TIMEOUT] : "10m", id);
+		   "longer with --timeout", who, waited, id);
 	return -ETIMEDOUT;
 }
 
@@ -185,6 +186,11 @@ static int guest__create(struct skyctl *ctl, const char *arg)
 				goto fail_oom;
 		if (json_object_set(request, "devices", devices) < 0)
 			goto fail_oom;
+	}
+	if (skyctl_has(o, FLAG_TIMEOUT) && !skyctl_has(o, FLAG_WAIT)) {
+		skyctl_err("--timeout is how long --wait waits; give --wait too");
+		r = -EINVAL;
+		goto done;
 	}
 	/* What happens after now: the new guest's events. */
 	if (skyctl_has(o, FLAG_WAIT) && (r = skyctl_events_now(ctl, &since)) < 0)
