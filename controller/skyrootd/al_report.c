@@ -74,7 +74,8 @@ void al_chunk_report(struct session *s, const Skyroot__ChunkCorrupt *cc)
 }
 
 /* A board's answer to a reboot order (Redfish's ComputerSystem.Reset):
- * the board's word, logged (the logger escapes it), nothing more. */
+ * the board's word, logged (the logger escapes it), and a refusal or a
+ * failure told as an event (agentlink_ops.event). */
 void al_reboot_result(struct session *s, const Skyroot__RebootResult *rr)
 {
 	const char *why = rr->error ? rr->error : "";
