@@ -31,8 +31,9 @@ Usage: events.py CASE
 """
 import http.client
 import json
-import re
 import os
+import re
+import select
 import signal
 import socket
 import sqlite3
@@ -176,6 +177,20 @@ def db_rows(f, sql):
         return db.execute(sql).fetchall()
     finally:
         db.close()
+
+
+def readline(p, timeout):
+    """A line of P's stdout (bytes), failing after TIMEOUT seconds."""
+    buf = b""
+    end = time.time() + timeout
+    while not buf.endswith(b"\n"):
+        left = end - time.time()
+        ready, _, _ = select.select([p.stdout], [], [], max(left, 0))
+        check(ready, f"no line from skyctl in {timeout} s (so far {buf!r})")
+        b = os.read(p.stdout.fileno(), 1)
+        check(b != b"", f"skyctl ended: {p.poll()} {buf!r}")
+        buf += b
+    return buf
 
 
 def check_event_shape(e):
@@ -433,13 +448,14 @@ def case_follow(f):
     r = skyctl(f, "events", "--type", "BAD")
     check(r.returncode == 1 and "type" in r.stderr, f"a bad --type: {r.stderr}")
     # --follow -o json: a new event within a second.
+    rv = events(f)["resource_version"]
     p = subprocess.Popen([SKYCTL, "--config", os.path.join(f.state, "skyctl.conf"), "-o", "json", "events",
-                          "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                          "--follow", "--since", str(rv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(0.5 * SKY_SLOW)  # watching
+        time.sleep(0.5 * SKY_SLOW)  # watching by now, most likely (--since: nothing is missed if not)
         t0 = time.time()
         tid = make_token(f)["id"]
-        line = p.stdout.readline()
+        line = readline(p, 10 * SKY_SLOW)
         took = time.time() - t0
         e = json.loads(line)
         print(f"skyctl events --follow: a new event shown in {took * 1000:.0f} ms")
@@ -449,7 +465,7 @@ def case_follow(f):
         f.ctl.stop()
         f.start()
         tid2 = make_token(f)["id"]
-        e = json.loads(p.stdout.readline())
+        e = json.loads(readline(p, 30 * SKY_SLOW))
         check(e["object_id"] == tid2 and e["resource_version"] == json.loads(line)["resource_version"] + 1,
               f"after the restart, the next event and nothing twice: {e}")
     finally:
@@ -463,13 +479,14 @@ def case_follow(f):
     check(p.returncode == 0, f"Ctrl-C ends --follow with 0: {p.returncode} {err}")
     check("watching the events again" in err, f"it said it reconnects: {err}")
     # The table form of --follow.
+    rv = events(f)["resource_version"]
     p = subprocess.Popen([SKYCTL, "--config", os.path.join(f.state, "skyctl.conf"), "events", "--follow",
-                          "--kind", "credential"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          "--kind", "credential", "--since", str(rv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        check(p.stdout.readline().startswith("RV"), "a header line")
+        check(readline(p, 10 * SKY_SLOW).startswith(b"RV"), "a header line")
         make_token(f)
         check(f.api("POST", "/v1/credentials", {"name": "c1", "role": "reader"})[0] == 201, "credential")
-        row = p.stdout.readline()
+        row = readline(p, 10 * SKY_SLOW).decode()
         check("credential.changed" in row and "c1" in row and "change=created" in row, f"a table row: {row!r}")
     finally:
         p.send_signal(signal.SIGINT)
