@@ -285,8 +285,23 @@ def case_refusal(f):
     sent, ref = evs
     check(ref["detail"]["order"] == "boot" and "--allow-kexec" in ref["detail"]["reason"] and
           ref["detail"]["request_id"] == sent["detail"]["request_id"], f"board.refused: {ref} after {sent}")
+    # A chunk corrupted in the store, found by verify: image.damaged.
+    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+    cid = db.execute("SELECT chunk_id FROM image_chunks WHERE image_id = ? AND idx = 0",
+                     (img[0]["object_id"],)).fetchone()[0]
+    data = bytearray(db.execute("SELECT data FROM chunk_data WHERE id = ?", (cid,)).fetchone()[0])
+    data[len(data) // 2] ^= 0x01
+    db.execute("UPDATE chunk_data SET data = ? WHERE id = ?", (bytes(data), cid))
+    db.commit()
+    db.close()
+    st, v = f.api("POST", f"/v1/images/{img[0]['object_id']}/verify")
+    check(st == 200 and v["damaged"], f"verify: {st} {v}")
+    dmg = events(f, "type=image.damaged")["events"]
+    check(len(dmg) == 1 and dmg[0]["object_id"] == img[0]["object_id"] and dmg[0]["detail"]["found_by"] == "image verify"
+          and len(dmg[0]["detail"]["chunk"]) == 64, f"image.damaged: {dmg}")
     check(skyctl(f, "image", "delete", "k1").returncode == 0, "image delete")
-    check(types(events(f, "kind=image")["events"]) == ["image.created", "image.deleted"], "image.deleted")
+    check(types(events(f, "kind=image")["events"]) == ["image.created", "image.damaged", "image.deleted"],
+          "image.deleted")
 
 
 def case_watch(f):
