@@ -147,7 +147,8 @@ int skyctl_events_watch(struct skyctl *ctl, struct skyctl_watch *w)
 		uint64_t delay;
 
 		q[n++] = (struct skyctl_query){ "watch", "true" };
-		q[n++] = (struct skyctl_query){ "heartbeat", EVENTS_HEARTBEAT };
+		/* With a deadline, a line at least every second to notice it. */
+		q[n++] = (struct skyctl_query){ "heartbeat", w->deadline_ms ? "1s" : EVENTS_HEARTBEAT };
 		snprintf(since, sizeof(since), "%" PRId64, w->since);
 		q[n++] = (struct skyctl_query){ "since", since };
 		if (w->type != NULL)

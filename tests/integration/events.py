@@ -277,7 +277,9 @@ def case_refusal(f):
     f.agent("a", token=tok["token"])
     b = wait_for(lambda: next(iter(f.online().values()), None), 20, "board online")
     rv = events(f, "limit=1")["resource_version"]
-    r = skyctl(f, "board", "boot", b["name"], "--kernel", "k1")
+    r = skyctl(f, "board", "boot", b["name"], "--kernel", "k1", "--wait", "--no-wait")
+    check(r.returncode == 1 and "contradict" in r.stderr, f"--wait with --no-wait: {r.returncode} {r.stderr}")
+    r = skyctl(f, "board", "boot", b["name"], "--kernel", "k1", "--wait", "--timeout", "20s")
     print(f"board boot without --allow-kexec: exit {r.returncode}: {r.stderr.strip()}")
     check(r.returncode == 1 and "refused" in r.stderr, f"skyctl board boot's exit status: {r.returncode} {r.stderr}")
     evs = events(f, f"since={rv}&id={b['id']}")["events"]
