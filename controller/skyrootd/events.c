@@ -16,6 +16,8 @@
 #define EVENTS_FAN_BATCH 256
 /* A transaction is open across loop callbacks (an upload): look again. */
 #define EVENTS_RETRY_MS 20
+/* Events noted with events_add_soon waiting for the end of the loop turn. */
+#define EVENTS_PENDING_MAX 1024u
 
 enum ev_stmt { E_INSERT, E_TRIM, E_OLDEST, E_LAST, E_AFTER, E_LIST, E_COUNT };
 
@@ -29,6 +31,15 @@ static const char *const ev_sql[E_COUNT] = {
 	[E_LIST] = "SELECT rv, at, type, kind, object_id, detail FROM events WHERE rv > ?1 AND rv <= ?2 "
 		   "AND (?3 = '' OR type = ?3) AND (?4 = '' OR kind = ?4) AND (?5 = '' OR object_id = ?5) "
 		   "ORDER BY rv LIMIT ?6",
+};
+
+/* An event noted to be written with the others of this loop turn. */
+struct ev_pending {
+	int64_t at_ms;
+	char type[EVENTS_TYPE_MAX];
+	char kind[EVENTS_KIND_MAX];
+	char id[DB_NAME_MAX];
+	char *text;
 };
 
 struct events_watcher {
@@ -51,6 +62,8 @@ struct events {
 	struct events_watcher *watchers;
 	unsigned n_watchers;
 	int closing;                  /* handles left to close */
+	struct ev_pending *pending;   /* events_add_soon's, EVENTS_PENDING_MAX */
+	unsigned n_pending;
 };
 
 static sqlite3_stmt *ev__q(struct events *ev, enum ev_stmt id)
@@ -79,6 +92,7 @@ static int64_t ev__one_int(struct events *ev, enum ev_stmt id, int *err)
 
 static void ev__idle(uv_idle_t *h);
 static void ev__retry(uv_timer_t *t);
+static void ev__flush(struct events *ev);
 
 int events_open(struct db *db, uv_loop_t *loop, uint64_t keep, struct events **out)
 {
@@ -90,6 +104,9 @@ int events_open(struct db *db, uv_loop_t *loop, uint64_t keep, struct events **o
 	ev->db = db;
 	ev->h = db_handle(db);
 	ev->keep = keep ? keep : EVENTS_KEEP_DEFAULT;
+	ev->pending = calloc(EVENTS_PENDING_MAX, sizeof(*ev->pending));
+	if (!ev->pending)
+		r = -ENOMEM;
 	for (int i = 0; i < E_COUNT && r == 0; i++) {
 		int rc = sqlite3_prepare_v3(ev->h, ev_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &ev->q[i], NULL);
 		if (rc != SQLITE_OK) {
@@ -109,6 +126,7 @@ int events_open(struct db *db, uv_loop_t *loop, uint64_t keep, struct events **o
 	if (r < 0) {
 		for (int i = 0; i < E_COUNT; i++)
 			sqlite3_finalize(ev->q[i]);
+		free(ev->pending);
 		free(ev);
 		return r;
 	}
@@ -125,6 +143,9 @@ static void ev__free(struct events *ev)
 	}
 	for (int i = 0; i < E_COUNT; i++)
 		sqlite3_finalize(ev->q[i]);
+	for (unsigned i = 0; i < ev->n_pending; i++)
+		free(ev->pending[i].text);
+	free(ev->pending);
 	free(ev);
 }
 
@@ -140,6 +161,8 @@ void events_close(struct events *ev)
 {
 	if (!ev)
 		return;
+	if (sqlite3_get_autocommit(ev->h))
+		ev__flush(ev); /* what was noted is kept */
 	if (!ev->has_loop) {
 		ev__free(ev);
 		return;
@@ -221,7 +244,8 @@ int events_add_kv(struct events *ev, const char *type, const char *kind, const c
 	return events_add(ev, type, kind, id, d);
 }
 
-int events_add_pairs(struct events *ev, const char *type, const char *kind, const char *id, const char *const *kv)
+int events_add_pairs(struct events *ev, bool soon, const char *type, const char *kind, const char *id,
+		     const char *const *kv)
 {
 	json_t *d;
 
@@ -233,7 +257,7 @@ int events_add_pairs(struct events *ev, const char *type, const char *kind, cons
 	for (size_t i = 0; kv && kv[i]; i += 2)
 		if (kv[i + 1] && kv[i + 1][0])
 			json_object_set_new(d, kv[i], ev__str(kv[i + 1], EVENTS_REASON_MAX));
-	return events_add(ev, type, kind, id, d);
+	return soon ? events_add_soon(ev, type, kind, id, d) : events_add(ev, type, kind, id, d);
 }
 
 static void ev__wake(struct events *ev)
@@ -243,35 +267,31 @@ static void ev__wake(struct events *ev)
 		uv_idle_start(&ev->idle, ev__idle);
 }
 
-int events_add(struct events *ev, const char *type, const char *kind, const char *id, json_t *detail)
+/* The detail's text, bounded (each value is: a longer one is a bug). */
+static char *ev__text(json_t *detail)
 {
-	sqlite3_stmt *s;
-	char *text = NULL;
-	int64_t rv;
-	int r;
+	char *text;
 
-	if (!ev) {
-		json_decref(detail);
-		return 0;
-	}
 	if (!detail)
 		detail = json_object();
 	text = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(detail);
-	if (!text) {
-		r = -ENOMEM;
-		goto out;
-	}
-	if (strlen(text) > EVENTS_DETAIL_MAX) { /* each value is bounded: this is a bug, not input */
+	if (text && strlen(text) > EVENTS_DETAIL_MAX) {
 		free(text);
 		text = strdup("{}");
-		if (!text) {
-			r = -ENOMEM;
-			goto out;
-		}
 	}
-	s = ev__q(ev, E_INSERT);
-	sqlite3_bind_int64(s, 1, (int64_t)sky_unix_now_ms());
+	return text;
+}
+
+/* One row, and the oldest past keep deleted: 0 or a negative errno. */
+static int ev__insert(struct events *ev, int64_t at_ms, const char *type, const char *kind, const char *id,
+		      const char *text)
+{
+	sqlite3_stmt *s = ev__q(ev, E_INSERT);
+	int64_t rv;
+	int r;
+
+	sqlite3_bind_int64(s, 1, at_ms);
 	sqlite3_bind_text(s, 2, type, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, kind, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 4, id ? id : "", -1, SQLITE_STATIC);
@@ -279,22 +299,92 @@ int events_add(struct events *ev, const char *type, const char *kind, const char
 	r = sqlite3_step(s);
 	sqlite3_reset(s);
 	r = r == SQLITE_DONE ? 0 : db_errno(r);
-	if (r == 0) {
-		rv = sqlite3_last_insert_rowid(ev->h);
-		if ((uint64_t)rv > ev->keep) {
-			s = ev__q(ev, E_TRIM);
-			sqlite3_bind_int64(s, 1, rv - (int64_t)(ev->keep > INT64_MAX ? INT64_MAX : ev->keep));
-			r = sqlite3_step(s);
-			sqlite3_reset(s);
-			r = r == SQLITE_DONE ? 0 : db_errno(r);
-		}
-		ev__wake(ev);
+	if (r < 0)
+		return r;
+	rv = sqlite3_last_insert_rowid(ev->h);
+	if ((uint64_t)rv > ev->keep) {
+		s = ev__q(ev, E_TRIM);
+		sqlite3_bind_int64(s, 1, rv - (int64_t)(ev->keep > INT64_MAX ? INT64_MAX : ev->keep));
+		r = sqlite3_step(s);
+		sqlite3_reset(s);
+		r = r == SQLITE_DONE ? 0 : db_errno(r);
 	}
-out:
+	ev__wake(ev);
+	return r;
+}
+
+/* The events noted with events_add_soon, in one transaction. */
+static void ev__flush(struct events *ev)
+{
+	unsigned n = ev->n_pending;
+	int r;
+
+	if (n == 0)
+		return;
+	ev->n_pending = 0;
+	r = db_begin(ev->db);
+	for (unsigned i = 0; i < n; i++) {
+		struct ev_pending *p = &ev->pending[i];
+		if (r == 0)
+			r = ev__insert(ev, p->at_ms, p->type, p->kind, p->id, p->text);
+		free(p->text);
+		p->text = NULL;
+	}
+	if (r == 0)
+		r = db_commit(ev->db);
+	if (r < 0) {
+		db_rollback(ev->db);
+		log_error("events: cannot record %u events of boards' sessions: %s", n, strerror(-r));
+	}
+}
+
+int events_add(struct events *ev, const char *type, const char *kind, const char *id, json_t *detail)
+{
+	char *text;
+	int r;
+
+	if (!ev) {
+		json_decref(detail);
+		return 0;
+	}
+	/* What was noted before goes first, when that is its own transaction. */
+	if (ev->n_pending && sqlite3_get_autocommit(ev->h))
+		ev__flush(ev);
+	text = ev__text(detail);
+	r = text ? ev__insert(ev, (int64_t)sky_unix_now_ms(), type, kind, id, text) : -ENOMEM;
 	free(text);
 	if (r < 0)
 		log_error("events: cannot record %s of %s %s: %s", type, kind, id ? id : "", strerror(-r));
 	return r;
+}
+
+int events_add_soon(struct events *ev, const char *type, const char *kind, const char *id, json_t *detail)
+{
+	struct ev_pending *p;
+
+	if (!ev) {
+		json_decref(detail);
+		return 0;
+	}
+	if (!ev->has_loop || ev->closing)
+		return events_add(ev, type, kind, id, detail);
+	if (ev->n_pending == EVENTS_PENDING_MAX && sqlite3_get_autocommit(ev->h))
+		ev__flush(ev);
+	if (ev->n_pending == EVENTS_PENDING_MAX)
+		return events_add(ev, type, kind, id, detail);
+	p = &ev->pending[ev->n_pending];
+	p->text = ev__text(detail);
+	if (!p->text) {
+		log_error("events: cannot record %s of %s %s: %s", type, kind, id ? id : "", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	p->at_ms = (int64_t)sky_unix_now_ms();
+	snprintf(p->type, sizeof(p->type), "%s", type);
+	snprintf(p->kind, sizeof(p->kind), "%s", kind);
+	snprintf(p->id, sizeof(p->id), "%s", id ? id : "");
+	ev->n_pending++;
+	ev__wake(ev);
+	return 0;
 }
 
 static void ev__row(sqlite3_stmt *s, struct event *e)
@@ -447,6 +537,7 @@ static void ev__idle(uv_idle_t *h)
 		uv_timer_start(&ev->retry, ev__retry, EVENTS_RETRY_MS, 0);
 		return;
 	}
+	ev__flush(ev);
 	ev__fan(ev);
 }
 

@@ -64,12 +64,20 @@ void events_set_keep(struct events *ev, uint64_t keep);
  * nothing.  0 or a negative errno (logged: an event that cannot be stored
  * never fails the change it tells of). */
 int events_add(struct events *ev, const char *type, const char *kind, const char *id, json_t *detail);
+/* An event that tells of no stored change (a board's session up or
+ * down): kept in memory and written with the others noted in this loop
+ * turn, in one transaction, at its end (one fsync for a rack that comes
+ * back, not one per board); events_add flushes them first.  Without a
+ * loop: events_add. */
+int events_add_soon(struct events *ev, const char *type, const char *kind, const char *id, json_t *detail);
 /* The same with a detail of string pairs: key, value, ..., NULL (a NULL
  * or "" value leaves its key out). */
 int events_add_kv(struct events *ev, const char *type, const char *kind, const char *id, ...)
 	__attribute__((sentinel));
-/* The same with the pairs in an array ended by NULL. */
-int events_add_pairs(struct events *ev, const char *type, const char *kind, const char *id, const char *const *kv);
+/* The same with the pairs in an array ended by NULL; soon: as
+ * events_add_soon. */
+int events_add_pairs(struct events *ev, bool soon, const char *type, const char *kind, const char *id,
+		     const char *const *kv);
 
 /* The events f asks for, oldest first, through cb (non-zero stops: its
  * value is returned). */

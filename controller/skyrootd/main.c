@@ -140,14 +140,16 @@ static int cmd_reader_token(int argc, char **argv)
 static void wire__board_up(void *ctx, const char *board_id)
 {
 	struct controller *ctl = ctx;
-	events_add(ctl->events, "board.online", "board", board_id, NULL);
+	events_add_soon(ctl->events, "board.online", "board", board_id, NULL);
 	guests_board_up(ctl->guests, board_id);
 }
 
 static void wire__event(void *ctx, const char *type, const char *kind, const char *id, const char *const *detail)
 {
 	struct controller *ctl = ctx;
-	events_add_pairs(ctl->events, type, kind, id, detail);
+	/* A session's end changes nothing stored: written at the end of the
+	 * loop turn with the others (a rack that drops is one fsync). */
+	events_add_pairs(ctl->events, strcmp(type, "board.offline") == 0, type, kind, id, detail);
 }
 
 static void wire__guest_report(void *ctx, const char *board_id, const Skyroot__GuestReport *r)
