@@ -195,8 +195,8 @@ static void api_watch__end(struct api_watch *aw, const char *type, const char *w
 
 static void api_watch__cut(struct api_watch *aw)
 {
-	log_warn("api: a watcher of the events from %s is cut: more than %zu bytes waited for it (resume from %lld)",
-		 "a client", aw->buffer_max, (long long)aw->last);
+	log_warn("api: request %s: a watcher of the events is cut: more than %zu bytes waited for it (it may resume "
+		 "from %lld)", http_conn_request_id(aw->c), aw->buffer_max, (long long)aw->last);
 	api_watch__end(aw, "watch.cut",
 		       "this watcher did not keep up: resume with since=resource_version (nothing after it is lost)");
 }
