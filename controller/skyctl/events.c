@@ -178,9 +178,12 @@ int skyctl_events_watch(struct skyctl *ctl, struct skyctl_watch *w)
 			r = -ESTALE;
 			break;
 		}
-		/* Retry what a new connection may mend: none came, one broke
-		 * off, the controller was busy or is starting; never a refusal. */
+		/* Retry what a new connection may mend: none came (unless a
+		 * --wait: it says so at once), one broke off, the controller was
+		 * busy or is starting; never a refusal. */
 		if (r < 0 && sink.status != 0 && sink.status != 503 && !(sink.status >= 200 && sink.status <= 299))
+			break;
+		if (r < 0 && sink.status == 0 && w->deadline_ms)
 			break;
 		if (w->deadline_ms && skyctl_now_ms() >= w->deadline_ms) {
 			w->timed_out = 1;

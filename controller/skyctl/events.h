@@ -26,9 +26,10 @@ struct skyctl_watch {
 
 /* Watch until w->event ends it (its value), Ctrl-C or the deadline (0),
  * or a failure that retrying cannot mend (a negative errno, said on
- * stderr: a 410 Gone, a refused credential, ...).  A connection that drops
- * is made again after a backoff (1 s doubling to 30 s, with jitter) from
- * the last resource version. */
+ * stderr: a 410 Gone, a refused credential, ...; with a deadline, also a
+ * controller that cannot be reached).  A connection that drops is made
+ * again after a backoff (1 s doubling to 30 s, with jitter) from the last
+ * resource version. */
 int skyctl_events_watch(struct skyctl *ctl, struct skyctl_watch *w);
 
 /* The newest resource version: a watch from it sees what happens after
