@@ -147,9 +147,12 @@ static void wire__board_up(void *ctx, const char *board_id)
 static void wire__event(void *ctx, const char *type, const char *kind, const char *id, const char *const *detail)
 {
 	struct controller *ctl = ctx;
-	/* A session's end changes nothing stored: written at the end of the
-	 * loop turn with the others (a rack that drops is one fsync). */
-	events_add_pairs(ctl->events, strcmp(type, "board.offline") == 0, type, kind, id, detail);
+	/* Only an enrollment changes something stored (the event is part of
+	 * its transaction); the rest is written at the end of the loop turn
+	 * with the others (a rack that drops is one fsync). */
+	bool soon = strcmp(type, "board.enrolled") != 0 && strcmp(type, "token.used") != 0;
+
+	events_add_pairs(ctl->events, soon, type, kind, id, detail);
 }
 
 static void wire__guest_report(void *ctx, const char *board_id, const Skyroot__GuestReport *r)

@@ -193,6 +193,17 @@ def readline(p, timeout):
     return buf
 
 
+def corrupt(f, image_id):
+    """A flipped byte in the first chunk of the image, in the store."""
+    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+    cid = db.execute("SELECT chunk_id FROM image_chunks WHERE image_id = ? AND idx = 0", (image_id,)).fetchone()[0]
+    data = bytearray(db.execute("SELECT data FROM chunk_data WHERE id = ?", (cid,)).fetchone()[0])
+    data[len(data) // 2] ^= 0x01
+    db.execute("UPDATE chunk_data SET data = ? WHERE id = ?", (bytes(data), cid))
+    db.commit()
+    db.close()
+
+
 def check_event_shape(e):
     for k in ("resource_version", "type", "kind", "object_id", "created_at", "detail"):
         check(k in e, f"an event has {k}: {e}")
@@ -287,22 +298,33 @@ def case_refusal(f):
     sent, ref = evs
     check(ref["detail"]["order"] == "boot" and "--allow-kexec" in ref["detail"]["reason"] and
           ref["detail"]["request_id"] == sent["detail"]["request_id"], f"board.refused: {ref} after {sent}")
-    # A chunk corrupted in the store, found by verify: image.damaged.
-    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-    cid = db.execute("SELECT chunk_id FROM image_chunks WHERE image_id = ? AND idx = 0",
-                     (img[0]["object_id"],)).fetchone()[0]
-    data = bytearray(db.execute("SELECT data FROM chunk_data WHERE id = ?", (cid,)).fetchone()[0])
-    data[len(data) // 2] ^= 0x01
-    db.execute("UPDATE chunk_data SET data = ? WHERE id = ?", (bytes(data), cid))
-    db.commit()
-    db.close()
+    # The board loads an image: board.image_loaded.
+    r = skyctl(f, "image", "fetch", "k1", "--board", b["name"])
+    check(r.returncode == 0, f"image fetch: {r.returncode} {r.stderr}")
+    loaded = events(f, f"type=board.image_loaded&id={b['id']}")["events"]
+    check([e["detail"]["image"] for e in loaded] == [img[0]["object_id"]], f"board.image_loaded: {loaded}")
+    # A chunk corrupted in the store: the board's fetch of it fails
+    # (board.image_failed), and verify finds it (image.damaged).
+    with open(kernel + "2", "wb") as out:
+        out.write(os.urandom(64 << 10))
+    r = skyctl(f, "-o", "json", "image", "push", kernel + "2", "--name", "k2", "--kind", "kernel")
+    check(r.returncode == 0, f"image push k2: {r.stderr}")
+    k2 = json.loads(r.stdout)["id"]
+    corrupt(f, k2)
+    r = skyctl(f, "image", "fetch", "k2", "--board", b["name"])
+    check(r.returncode == 1, f"the fetch of a corrupt image fails: {r.returncode} {r.stdout} {r.stderr}")
+    failed = wait_for(lambda: events(f, f"type=board.image_failed&id={b['id']}")["events"], 10 * SKY_SLOW,
+                      "board.image_failed")
+    check(failed[0]["detail"]["image"] == k2 and failed[0]["detail"]["reason"], f"board.image_failed: {failed}")
+    corrupt(f, img[0]["object_id"])
     st, v = f.api("POST", f"/v1/images/{img[0]['object_id']}/verify")
     check(st == 200 and v["damaged"], f"verify: {st} {v}")
-    dmg = events(f, "type=image.damaged")["events"]
-    check(len(dmg) == 1 and dmg[0]["object_id"] == img[0]["object_id"] and dmg[0]["detail"]["found_by"] == "image verify"
-          and len(dmg[0]["detail"]["chunk"]) == 64, f"image.damaged: {dmg}")
+    dmg = events(f, f"type=image.damaged&id={img[0]['object_id']}")["events"]
+    check(len(dmg) == 1 and dmg[0]["detail"]["found_by"] == "image verify" and len(dmg[0]["detail"]["chunk"]) == 64,
+          f"image.damaged: {dmg}")
+    check(events(f, f"type=image.damaged&id={k2}")["events"], "k2 damaged too (the board's report)")
     check(skyctl(f, "image", "delete", "k1").returncode == 0, "image delete")
-    check(types(events(f, "kind=image")["events"]) == ["image.created", "image.damaged", "image.deleted"],
+    check(types(events(f, f"id={img[0]['object_id']}")["events"]) == ["image.created", "image.damaged", "image.deleted"],
           "image.deleted")
 
 
