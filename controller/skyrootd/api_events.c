@@ -251,13 +251,15 @@ static void api_watch__pump(struct api_watch *aw)
 			return;
 		}
 		r = r < 0 ? r : events_list(ev, &f, api_watch__page_cb, &p);
+		if (r < 0 && p.r < 0)
+			return; /* writing failed: the connection is closing */
 		if (r < 0) {
 			log_error("api: cannot read the event log for a watcher: %s", strerror(-r));
 			http_conn_close(aw->c, r);
 			return;
 		}
 		if (p.n < API_EVENTS_CATCHUP_PAGE)
-			aw->last = newest; /* the rest up to newest did not match */
+			aw->last = newest; /* every row up to newest was read */
 	}
 }
 
