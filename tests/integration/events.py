@@ -589,6 +589,19 @@ def case_guest(f):
           f"running -> stopped -> pending -> ... -> running: {states}")
     olds = [s[1] for s in steps if s[0] == "guest.state"]
     check(olds[1:] == states[:-1], f"each change's old state is the one before: {steps}")
+    # The guest powers itself off; the guest panics: each change with the
+    # reason the board gives (QEMU's shutdown reason, pvpanic).
+    for name, test, want, why in (("off", "poweroff", "stopped", "guest-shutdown"),
+                                  ("boom", "panic", "failed", "guest-panicked")):
+        r = skyctl(f, "-o", "json", "guest", "create", "--name", name, "--board", "ev1", "--kernel", "vk", "--initrd",
+                   "vi", "--cmdline", f"console=ttyS0 panic=-1 quiet skyroot.test={test}", "--memory", "256M")
+        check(r.returncode == 0, f"guest create {name}: {r.stderr}")
+        gid = json.loads(r.stdout)["id"]
+        e = wait_for(lambda: next((x for x in events(f, f"type=guest.state&id={gid}")["events"]
+                                   if x["detail"]["new"] == want), None), 90 * SKY_SLOW, f"{name} {want}")
+        print(f"{name}: {e['detail']['old']} -> {want}: {e['detail']['reason']}")
+        check(why in e["detail"]["reason"], f"{name}'s reason says {why}: {e}")
+        check(skyctl(f, "guest", "delete", name).returncode == 0, f"delete {name}")
     # --wait: 1 with the board's reason when the guest fails.
     r = skyctl(f, "guest", "create", "--name", "bad", "--board", "ev1", "--kernel", "junk", "--memory", "256M",
                "--wait")
