@@ -15,7 +15,9 @@
 /* The values of the flags that take one of a fixed set, in the order
  * enum skyctl_output has them for --output. */
 static const char *const args__outputs[] = { "table", "wide", "json", "yaml", NULL };
-static const char *const args__kinds[] = { "kernel", "initrd", "disk", NULL };
+/* An image's kinds, then the kinds of object events tell of. */
+static const char *const args__kinds[] = { "kernel", "initrd", "disk", "board", "guest", "image", "token", "credential",
+					   NULL };
 static const char *const args__backends[] = { "qemu", "libvirt", NULL };
 static const char *const args__roles[] = { "reader", "operator", "admin", NULL };
 
@@ -199,6 +201,26 @@ const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
 		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_UUID]),
 		.name = "uuid", .metavar = "UUID",
 		.help = "a DMI product UUID, as the board claims it",
+	},
+	[FLAG_TYPE] = {
+		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_TYPE]),
+		.name = "type", .metavar = "TYPE",
+		.help = "only events of this type, e.g. guest.state (docs/api.md lists them)",
+	},
+	[FLAG_ID] = {
+		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_ID]),
+		.name = "id", .metavar = "ID",
+		.help = "only events of the object with this id (a credential: its name)",
+	},
+	[FLAG_SINCE] = {
+		.kind = SKY_ARG_UINT, .off = offsetof(struct skyctl_opts, since), .min = 0, .max = INT64_MAX,
+		.name = "since", .metavar = "RV",
+		.help = "only events after this resource version (an event's, or a list's resource_version)",
+	},
+	[FLAG_WAIT] = {
+		.kind = SKY_ARG_FLAG, .off = offsetof(struct skyctl_opts, on[FLAG_WAIT]),
+		.name = "wait",
+		.help = "wait for the outcome (through the controller's events); the exit status says it",
 	},
 	[FLAG_SCDOC] = {
 		.kind = SKY_ARG_FLAG, .off = offsetof(struct skyctl_opts, on[FLAG_SCDOC]),

@@ -1,14 +1,15 @@
 /* skyctl board: the fleet (list, show, delete) and bare-metal boot. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "controller/skyctl/events.h"
 #include "controller/skyctl/http.h"
 #include "controller/skyctl/output.h"
 #include "controller/skyctl/skyctl.h"
 #include "controller/skyctl/verbs.h"
 
-#define BOARD_POLL_MS 200       /* how often 'board boot' asks for the board's answer */
 #define BOARD_BOOT_TIMEOUT 30   /* seconds 'board boot' waits for it by default */
 
 static void board__row(json_t *b, const char **cells, char (*scratch)[SKYCTL_CELL_MAX])
@@ -370,59 +371,103 @@ static void board__boot_say(const struct boot_wait *w, const char *what, json_t 
 	fprintf(stderr, "; %s\n", hint);
 }
 
-/* Ask the controller about the order every BOARD_POLL_MS until the board
- * accepted it, refused it, failed it, went offline, or the time is up.  On
- * acceptance *out gets the board's "boot" object. */
-static int board__boot_wait(struct skyctl *ctl, const struct boot_wait *w, json_t **out)
+/* What the board's events said of the order (board__boot_wait). */
+struct boot_seen {
+	const struct boot_wait *w;
+	char state[16];               /* accepted, refused, failed, replaced, offline; "" */
+	char reason[512];
+};
+
+static int board__boot_event(void *ud, json_t *e)
+{
+	struct boot_seen *b = ud;
+	const char *type = skyctl_jstr(e, "type", ""), *req;
+	json_t *d = json_object_get(e, "detail");
+
+	if (strcmp(type, "board.offline") == 0) {
+		snprintf(b->state, sizeof(b->state), "offline");
+		return 1;
+	}
+	if (strncmp(type, "board.", 6) != 0 || strcmp(skyctl_jstr(d, "order", ""), "boot") != 0)
+		return 0;
+	req = skyctl_jstr(d, "request_id", "");
+	if (strtoll(req, NULL, 10) != (long long)b->w->order) {
+		/* Another order after this one replaced it. */
+		if (strcmp(type, "board.boot_sent") == 0) {
+			snprintf(b->state, sizeof(b->state), "replaced");
+			return 1;
+		}
+		return 0;
+	}
+	if (strcmp(type, "board.boot") == 0)
+		snprintf(b->state, sizeof(b->state), "accepted");
+	else if (strcmp(type, "board.refused") == 0)
+		snprintf(b->state, sizeof(b->state), "refused");
+	else if (strcmp(type, "board.failed") == 0)
+		snprintf(b->state, sizeof(b->state), "failed");
+	else
+		return 0; /* its own board.boot_sent */
+	snprintf(b->reason, sizeof(b->reason), "%s", skyctl_jstr(d, "reason", "no reason given"));
+	return 1;
+}
+
+/* Follow the board's events (from since, before the order) until it
+ * accepted the order, refused it, failed it, went offline, or the time is
+ * up.  On acceptance *out gets the board's "boot" object. */
+static int board__boot_wait(struct skyctl *ctl, const struct boot_wait *w, int64_t since, json_t **out)
 {
 	const struct skyctl_opts *o = ctl->opts;
-	const char *timeout = skyctl_has(o, FLAG_TIMEOUT) ? o->value[FLAG_TIMEOUT] : "30s";
-	uint64_t deadline = skyctl_now_ms() + (skyctl_has(o, FLAG_TIMEOUT) ? o->timeout : BOARD_BOOT_TIMEOUT) * 1000;
+	char timeout[32];
+	struct boot_seen b = { .w = w };
+	struct skyctl_watch watch = {
+		.kind = "board", .id = w->board_id, .since = since,
+		.deadline_ms = skyctl_now_ms() + (skyctl_has(o, FLAG_TIMEOUT) ? o->timeout : BOARD_BOOT_TIMEOUT) * 1000,
+		.event = board__boot_event, .ud = &b,
+	};
+	json_t *why, *board = NULL;
 	int r;
 
-	for (;;) {
-		json_t *b = NULL, *boot;
-		const char *state;
-
-		r = skyctl_request(ctl, "GET", "/v1/boards", w->board_id, NULL, &b);
-		if (r < 0) {
-			skyctl_err("could not follow the boot; see 'skyctl board show %s'", w->board_id);
-			return r;
-		}
-		boot = json_object_get(b, "boot");
-		state = skyctl_jstr(boot, "state", "");
-		if (!json_is_integer(json_object_get(boot, "request_id")) ||
-		    json_integer_value(json_object_get(boot, "request_id")) != w->order) {
-			skyctl_err("another boot order replaced this one on board %s; see 'skyctl board show %s'",
-				   w->board, w->board_id);
-			r = -ECANCELED;
-		} else if (strcmp(state, "accepted") == 0) {
-			*out = json_incref(boot);
-		} else if (strcmp(state, "refused") == 0) {
-			board__boot_say(w, "refused to boot", boot,
-					"nothing changed on the board (a board's agent kexecs only with --allow-kexec, "
-					"which the firmware's init passes)");
-			r = -EPERM;
-		} else if (strcmp(state, "failed") == 0) {
-			board__boot_say(w, "could not boot", boot, "see the board's log and 'skyctl image verify'");
-			r = -EIO;
-		} else if (strcmp(skyctl_jstr(b, "state", ""), "online") != 0) {
-			skyctl_err("board %s went offline before it answered the boot order; see 'skyctl board show "
-				   "%s'", w->board, w->board_id);
-			r = -ENOTCONN;
-		} else if (skyctl_now_ms() >= deadline) {
-			skyctl_err("board %s did not answer the boot order within %s (an agent older than this "
-				   "skyctl does not answer); see 'skyctl board show %s', or wait longer with --timeout",
-				   w->board, timeout, w->board_id);
-			r = -ETIMEDOUT;
-		} else {
-			json_decref(b);
-			skyctl_sleep_ms(BOARD_POLL_MS);
-			continue;
-		}
-		json_decref(b);
+	sky_format_duration(skyctl_has(o, FLAG_TIMEOUT) ? o->timeout : BOARD_BOOT_TIMEOUT, timeout, sizeof(timeout));
+	r = skyctl_events_watch(ctl, &watch);
+	if (r < 0) {
+		skyctl_err("could not follow the boot; see 'skyctl board show %s'", w->board_id);
 		return r;
 	}
+	if (watch.interrupted)
+		return -EINTR;
+	why = json_pack("{s:s}", "error", b.reason);
+	if (strcmp(b.state, "accepted") == 0) {
+		r = skyctl_request(ctl, "GET", "/v1/boards", w->board_id, NULL, &board);
+		if (r < 0)
+			skyctl_err("the board accepted the boot, but its state cannot be read; see 'skyctl board show %s'",
+				   w->board_id);
+		else
+			*out = json_incref(json_object_get(board, "boot"));
+	} else if (strcmp(b.state, "replaced") == 0) {
+		skyctl_err("another boot order replaced this one on board %s; see 'skyctl board show %s'", w->board,
+			   w->board_id);
+		r = -ECANCELED;
+	} else if (strcmp(b.state, "refused") == 0) {
+		board__boot_say(w, "refused to boot", why,
+				"nothing changed on the board (a board's agent kexecs only with --allow-kexec, "
+				"which the firmware's init passes)");
+		r = -EPERM;
+	} else if (strcmp(b.state, "failed") == 0) {
+		board__boot_say(w, "could not boot", why, "see the board's log and 'skyctl image verify'");
+		r = -EIO;
+	} else if (strcmp(b.state, "offline") == 0) {
+		skyctl_err("board %s went offline before it answered the boot order; see 'skyctl board show "
+			   "%s'", w->board, w->board_id);
+		r = -ENOTCONN;
+	} else {
+		skyctl_err("board %s did not answer the boot order within %s (an agent older than this "
+			   "skyctl does not answer); see 'skyctl board show %s', or wait longer with --timeout",
+			   w->board, timeout, w->board_id);
+		r = -ETIMEDOUT;
+	}
+	json_decref(why);
+	json_decref(board);
+	return r;
 }
 
 static int board__boot(struct skyctl *ctl, const char *arg)
@@ -432,8 +477,16 @@ static int board__boot(struct skyctl *ctl, const char *arg)
 	json_t *request, *answer = NULL, *boot = NULL;
 	struct boot_wait w = { .kernel = o->value[FLAG_KERNEL] };
 	const char *s;
+	int64_t since = 0;
 	int r;
 
+	if (skyctl_has(o, FLAG_WAIT) && skyctl_has(o, FLAG_NO_WAIT)) {
+		skyctl_err("--wait (the default) and --no-wait contradict each other; give one");
+		return -EINVAL;
+	}
+	/* What happens after now: the board's answer to this order. */
+	if (!skyctl_has(o, FLAG_NO_WAIT) && (r = skyctl_events_now(ctl, &since)) < 0)
+		return r;
 	request = json_object();
 	if (request == NULL) {
 		skyctl_err("out of memory");
@@ -470,7 +523,7 @@ static int board__boot(struct skyctl *ctl, const char *arg)
 		goto done;
 	}
 	w.order = json_integer_value(json_object_get(json_object_get(answer, "boot"), "request_id"));
-	r = board__boot_wait(ctl, &w, &boot);
+	r = board__boot_wait(ctl, &w, since, &boot);
 	if (r < 0)
 		goto done;
 	if (skyctl_as_data(o)) {
@@ -493,6 +546,9 @@ static const struct skyctl_flag_note board__boot_notes[] = {
 	{ FLAG_INITRD, NULL, "an initrd image for that kernel (id or name)" },
 	{ FLAG_CMDLINE, NULL, "the new kernel's command line" },
 	{ FLAG_NO_WAIT, NULL, "return once the board has been told, without waiting for its answer" },
+	{ FLAG_WAIT, NULL,
+	  "wait for the board's answer through the controller's events (the default): exit 0 when it accepts, 1 "
+	  "with its reason when it refuses or fails" },
 	{ FLAG_TIMEOUT, NULL, "how long to wait for the board's answer: 30s, 10m or seconds (default 30s)" },
 	{ FLAG__COUNT, NULL, NULL },
 };
@@ -553,7 +609,7 @@ const struct skyctl_command skyctl_board_commands[] = {
 	{
 		.noun = "board", .verb = "boot", .arg = "ID|NAME",
 		.flags = FLAG_BIT(FLAG_KERNEL) | FLAG_BIT(FLAG_INITRD) | FLAG_BIT(FLAG_CMDLINE) |
-			 FLAG_BIT(FLAG_NO_WAIT) | FLAG_BIT(FLAG_TIMEOUT),
+			 FLAG_BIT(FLAG_NO_WAIT) | FLAG_BIT(FLAG_WAIT) | FLAG_BIT(FLAG_TIMEOUT),
 		.required = FLAG_BIT(FLAG_KERNEL),
 		.summary = "kexec a board into another OS streamed to its RAM and wait for the board's answer "
 			   "(bare metal; no disk touched)",

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "controller/skyctl/events.h"
 #include "controller/skyctl/http.h"
 #include "controller/skyctl/output.h"
 #include "controller/skyctl/skyctl.h"
@@ -85,6 +86,71 @@ static int guest__check(json_t *g)
 	return json_is_string(json_object_get(g, "id")) ? 0 : skyctl_answer_lacks("guest id");
 }
 
+/* What --wait saw of the new guest's events. */
+struct guest_wait {
+	char state[16];               /* the last state it reached: running, failed, stopped; "" */
+	char reason[512];
+	int deleted;
+};
+
+static int guest__wait_event(void *ud, json_t *e)
+{
+	struct guest_wait *gw = ud;
+	const char *type = skyctl_jstr(e, "type", ""), *now;
+	json_t *d = json_object_get(e, "detail");
+
+	if (strcmp(type, "guest.deleted") == 0) {
+		gw->deleted = 1;
+		return 1;
+	}
+	if (strcmp(type, "guest.state") != 0)
+		return 0;
+	now = skyctl_jstr(d, "new", "");
+	if (strcmp(now, "running") != 0 && strcmp(now, "failed") != 0 && strcmp(now, "stopped") != 0)
+		return 0;
+	snprintf(gw->state, sizeof(gw->state), "%s", now);
+	snprintf(gw->reason, sizeof(gw->reason), "%s", skyctl_jstr(d, "reason", "no reason given"));
+	skyctl_clean_inplace(gw->reason);
+	return 1;
+}
+
+/* Follow the new guest's events until it runs (0) or cannot (-EIO,
+ * said), or --timeout passes (-ETIMEDOUT). */
+static int guest__wait(struct skyctl *ctl, json_t *answer, int64_t since)
+{
+	const struct skyctl_opts *o = ctl->opts;
+	const char *id = skyctl_jstr(answer, "id", "");
+	char who[2 * SKYCTL_MAX_ID + 8], waited[32];
+	struct guest_wait gw = { .state = "" };
+	struct skyctl_watch w = {
+		.kind = "guest", .id = id, .since = since, .deadline_ms = skyctl_now_ms() + o->timeout * 1000,
+		.event = guest__wait_event, .ud = &gw,
+	};
+	int r;
+
+	skyctl_name_for(who, sizeof(who), skyctl_jstr(answer, "name", id), id);
+	r = skyctl_events_watch(ctl, &w);
+	if (r < 0)
+		return r;
+	if (w.interrupted)
+		return -EINTR;
+	if (strcmp(gw.state, "running") == 0)
+		return 0;
+	if (gw.deleted) {
+		skyctl_err("guest %s was deleted before it ran", who);
+		return -ENOENT;
+	}
+	if (gw.state[0]) {
+		fprintf(stderr, "skyctl: guest %s %s instead of running: %s; see 'skyctl guest show %s'\n", who,
+			strcmp(gw.state, "failed") == 0 ? "failed" : "stopped", gw.reason, id);
+		return -EIO;
+	}
+	sky_format_duration(o->timeout, waited, sizeof(waited));
+	skyctl_err("guest %s is not running after %s; it may still start: see 'skyctl guest show %s', or wait "
+		   "longer with --timeout", who, waited, id);
+	return -ETIMEDOUT;
+}
+
 static int guest__create(struct skyctl *ctl, const char *arg)
 {
 	static const struct {
@@ -96,6 +162,7 @@ static int guest__create(struct skyctl *ctl, const char *arg)
 	};
 	const struct skyctl_opts *o = ctl->opts;
 	json_t *request, *devices = NULL, *answer = NULL;
+	int64_t since = 0;
 	int r = 0;
 
 	request = json_object();
@@ -120,9 +187,31 @@ static int guest__create(struct skyctl *ctl, const char *arg)
 		if (json_object_set(request, "devices", devices) < 0)
 			goto fail_oom;
 	}
+	if (skyctl_has(o, FLAG_TIMEOUT) && !skyctl_has(o, FLAG_WAIT)) {
+		skyctl_err("--timeout is how long --wait waits; give --wait too");
+		r = -EINVAL;
+		goto done;
+	}
+	/* What happens after now: the new guest's events. */
+	if (skyctl_has(o, FLAG_WAIT) && (r = skyctl_events_now(ctl, &since)) < 0)
+		goto done;
 	r = skyctl_request(ctl, "POST", "/v1/guests", NULL, request, &answer);
 	if (r < 0)
 		goto done;
+	if (skyctl_has(o, FLAG_WAIT)) {
+		json_t *now = NULL;
+
+		r = guest__check(answer);
+		if (r == 0)
+			r = guest__wait(ctl, answer, since);
+		if (r < 0)
+			goto done;
+		/* Show it as it is now, running. */
+		if (skyctl_request(ctl, "GET", "/v1/guests", skyctl_jstr(answer, "id", ""), NULL, &now) == 0) {
+			json_decref(answer);
+			answer = now;
+		}
+	}
 	if (skyctl_as_data(o)) {
 		r = skyctl_print_answer(ctl->opts, answer);
 		goto done;
@@ -267,6 +356,9 @@ static const struct skyctl_flag_note guest__create_notes[] = {
 	  "the board (id or name) that runs the guest, or 'auto': an online board with KVM and room for it" },
 	{ FLAG_KERNEL, NULL, "the kernel image the guest boots (id or name; see 'skyctl image list')" },
 	{ FLAG_CMDLINE, NULL, "the guest kernel's command line (default \"console=ttyS0\")" },
+	{ FLAG_WAIT, NULL,
+	  "wait until the guest runs (exit 0), or fails or stops first (exit 1 with the board's reason)" },
+	{ FLAG_TIMEOUT, NULL, "how long --wait waits: 30s, 10m, 1h or seconds (default 10m)" },
 	{ FLAG__COUNT, NULL, NULL },
 };
 
@@ -291,7 +383,7 @@ const struct skyctl_command skyctl_guest_commands[] = {
 		.noun = "guest", .verb = "create",
 		.flags = FLAG_BIT(FLAG_NAME) | FLAG_BIT(FLAG_BOARD) | FLAG_BIT(FLAG_KERNEL) | FLAG_BIT(FLAG_INITRD) |
 			 FLAG_BIT(FLAG_DISK) | FLAG_BIT(FLAG_CMDLINE) | FLAG_BIT(FLAG_VCPUS) | FLAG_BIT(FLAG_MEMORY) |
-			 FLAG_BIT(FLAG_DEVICE) | FLAG_BIT(FLAG_BACKEND),
+			 FLAG_BIT(FLAG_DEVICE) | FLAG_BIT(FLAG_BACKEND) | FLAG_BIT(FLAG_WAIT) | FLAG_BIT(FLAG_TIMEOUT),
 		.required = FLAG_BIT(FLAG_NAME) | FLAG_BIT(FLAG_BOARD) | FLAG_BIT(FLAG_KERNEL),
 		.summary = "create a guest (a KVM virtual machine on a board) and start it",
 		.notes = guest__create_notes,

@@ -132,6 +132,16 @@ static size_t http__sink_write(char *ptr, size_t size, size_t nmemb, void *userd
 	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status < 200 || status > 299)
 		return http__body_write(ptr, size, nmemb, s->errors);
+	if (k->take != NULL) {
+		int r = k->take(k->ud, ptr, n);
+		if (r < 0)
+			k->write_errno = -r;
+		else if (r > 0)
+			k->stopped = 1;
+		else
+			k->written += n;
+		return r == 0 ? n : 0; /* curl stops with CURLE_WRITE_ERROR */
+	}
 	while (done < n) {
 		ssize_t w = write(k->fd, ptr + done, n - done);
 		if (w < 0 && errno == EINTR)
@@ -663,8 +673,10 @@ static int http__report(struct skyctl *ctl, const struct skyctl_req *req, struct
 	json_error_t jerr;
 	int r;
 
-	if (k != NULL && k->interrupted)
-		return 0; /* Ctrl-C: what the user asked for, not an error */
+	if (k != NULL)
+		k->status = status;
+	if (k != NULL && (k->interrupted || k->stopped))
+		return 0; /* Ctrl-C, or the taker had what it wanted: not an error */
 	if (k != NULL && k->write_errno != 0) {
 		skyctl_err("cannot write %s to the output: %s", k->what, strerror(k->write_errno));
 		return -k->write_errno;

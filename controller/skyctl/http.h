@@ -41,6 +41,13 @@ struct skyctl_sink {
 	uint64_t written;          /* out: bytes written to fd */
 	int write_errno;           /* out: writing to fd failed with this */
 	int interrupted;           /* out: SIGINT ended it */
+	/* Instead of fd, when set: each piece as it comes; 0 goes on, > 0
+	 * ends the answer there (the call succeeds, stopped is set), < 0 is
+	 * a failure (-errno: "cannot write"). */
+	int (*take)(void *ud, const char *data, size_t len);
+	void *ud;
+	int stopped;               /* out: take ended it */
+	long status;               /* out: the answer's HTTP status; 0 when none came */
 };
 
 /* key=value of a query string; the value is escaped here. */

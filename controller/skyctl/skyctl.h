@@ -10,8 +10,9 @@
  *              synopses, bash and zsh completion, skyctl(1)'s sections
  *   args.c     the flags: the catalogue, argv into struct skyctl_opts
  *              through the shared option layer (common/args.h)
- *   token.c, board.c, image.c, guest.c, version.c
- *              one file per noun: its commands and its table
+ *   token.c, board.c, image.c, guest.c, version.c, events.c
+ *              one file per noun: its commands and its table (events.c
+ *              also follows the event stream for the others' --wait)
  *   expect.c   the board noun's commands for boards with no token:
  *              accept, reject, expect, expect-list, expect-delete
  *   http.c     the one HTTP client (libcurl): prepare, perform, report
@@ -90,10 +91,15 @@ enum skyctl_flag_id {
 	FLAG_PENDING,
 	FLAG_SERIAL,
 	FLAG_UUID,
+	FLAG_TYPE,
+	FLAG_ID,
+	FLAG_SINCE,
+	FLAG_WAIT,
 	FLAG__COUNT,
 };
 
 #define FLAG_BIT(f) ((uint64_t)1 << (f))
+_Static_assert(FLAG__COUNT <= 64, "FLAG_BIT() sets of flags are 64-bit masks");
 /* What every list command takes (verbs.c's skyctl_verb_list). */
 #define FLAGS_LIST (FLAG_BIT(FLAG_LIMIT) | FLAG_BIT(FLAG_PAGE_TOKEN))
 /* What every "set" command takes (verbs.c's skyctl_verb_set). */
@@ -158,6 +164,7 @@ extern const struct skyctl_command skyctl_image_commands[];
 extern const struct skyctl_command skyctl_guest_commands[];
 extern const struct skyctl_command skyctl_version_commands[];
 extern const struct skyctl_command skyctl_credential_commands[];
+extern const struct skyctl_command skyctl_events_commands[];
 
 /* What the command line says. */
 struct skyctl_opts {
@@ -177,6 +184,7 @@ struct skyctl_opts {
 	uint64_t memory;                /* bytes */
 	uint64_t grace;                 /* seconds: --grace of credential rotate */
 	uint64_t limit;                 /* --limit: at most this many items (a page; audit entries) */
+	uint64_t since;                 /* --since: a resource version of the events */
 	struct skyctl_conf flag_conf;   /* --controller, --ca, --token, checked */
 };
 

@@ -40,10 +40,14 @@ static int verbs__list_path(const struct skyctl_list *l, const struct skyctl_opt
 			    const char *token, char *out, size_t len)
 {
 	static const struct { const char *key; int flag; } filters[] = {
-		{ "state", FLAG_STATE }, { "board", FLAG_BOARD },
+		{ "state", FLAG_STATE }, { "board", FLAG_BOARD }, { "type", FLAG_TYPE }, { "kind", FLAG_KIND },
+		{ "id", FLAG_ID },
 	};
 	size_t n;
 	int w = snprintf(out, len, "%s?limit=%llu", l->path, (unsigned long long)limit);
+
+	if (w >= 0 && (size_t)w < len && skyctl_has(o, FLAG_SINCE))
+		w += snprintf(out + w, len - (size_t)w, "&since=%llu", (unsigned long long)o->since);
 
 	for (size_t i = 0; i <= sizeof(filters) / sizeof(filters[0]); i++) {
 		const char *key = i < sizeof(filters) / sizeof(filters[0]) ? filters[i].key : "page_token";

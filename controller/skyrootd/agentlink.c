@@ -75,6 +75,35 @@ static void al_heartbeat(struct session *s, uint64_t req, const Skyroot__Heartbe
 	al_session_send(s, &env);
 }
 
+/* What changed since the board's last report, as events: an image now in
+ * its cache (not on the session's first report: that is what it had), an
+ * error it did not report before. */
+static void al_image_events(struct session *s, const Skyroot__ImageStatus *was, const Skyroot__ImageStatus *now)
+{
+	const struct agentlink_ops *ops = &s->al->ops;
+
+	if (!ops->event)
+		return;
+	for (size_t i = 0; was && i < now->n_images; i++) {
+		bool known = false;
+		for (size_t j = 0; j < was->n_images && !known; j++)
+			known = now->images[i]->id && was->images[j]->id && strcmp(now->images[i]->id, was->images[j]->id) == 0;
+		if (!known && now->images[i]->id)
+			ops->event(s->al->ops_ctx, "board.image_loaded", "board", s->board_id,
+				   (const char *const[]){ "image", now->images[i]->id, NULL });
+	}
+	for (size_t i = 0; i < now->n_errors; i++) {
+		const Skyroot__ImageError *e = now->errors[i];
+		bool known = false;
+		for (size_t j = 0; was && j < was->n_errors && !known; j++)
+			known = e->id && e->error && was->errors[j]->id && was->errors[j]->error &&
+				strcmp(e->id, was->errors[j]->id) == 0 && strcmp(e->error, was->errors[j]->error) == 0;
+		if (!known && e->id)
+			ops->event(s->al->ops_ctx, "board.image_failed", "board", s->board_id,
+				   (const char *const[]){ "image", e->id, "reason", e->error, NULL });
+	}
+}
+
 static void al_image_status(struct session *s, const Skyroot__ImageStatus *st)
 {
 	size_t n = skyroot__image_status__get_packed_size(st);
@@ -87,6 +116,7 @@ static void al_image_status(struct session *s, const Skyroot__ImageStatus *st)
 	free(raw);
 	if (!copy)
 		return;
+	al_image_events(s, s->images, copy);
 	if (s->images)
 		skyroot__image_status__free_unpacked(s->images, NULL);
 	s->images = copy;
@@ -357,9 +387,12 @@ static void al_on_closed(void *owner, int err)
 
 	if (s->state == SESS_BOARD) {
 		if (s->hashed) {
+			const char *why = err == -ETIMEDOUT ? "missed 3 heartbeats: offline" : err ? strerror(-err) : "closed";
 			al_unhash(s);
-			log_info("board %s: session down (%s)", s->board_id,
-				 err == -ETIMEDOUT ? "missed 3 heartbeats: offline" : err ? strerror(-err) : "closed");
+			log_info("board %s: session down (%s)", s->board_id, why);
+			if (s->hello_seen && !al->stopping && al->ops.event)
+				al->ops.event(al->ops_ctx, "board.offline", "board", s->board_id,
+					      (const char *const[]){ "reason", why, NULL });
 		}
 		if (!al->stopping)
 			al_flush_one(al, s);

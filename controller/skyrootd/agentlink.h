@@ -28,6 +28,11 @@ struct agentlink_ops {
 	void (*console)(void *ctx, const char *board_id, const Skyroot__ConsoleData *d);
 	/* The board answered the bare-metal boot order whose request id is req. */
 	void (*boot_result)(void *ctx, const char *board_id, uint64_t req, const Skyroot__BareMetalBootResult *r);
+	/* Something an integrator watches happened (docs/api.md "Events"):
+	 * type ("board.offline"), the object's kind and id, and a detail of
+	 * key, value pairs ended by NULL.  Inside enrollment's transaction
+	 * when it tells of it. */
+	void (*event)(void *ctx, const char *type, const char *kind, const char *id, const char *const *detail);
 };
 
 struct listener_limits;

@@ -516,6 +516,13 @@ void al_enroll_batch(uv_check_t *h)
 		it->err = db_savepoint(db);
 		if (it->err == 0)
 			it->err = al_enroll_decide(al->ctl, it);
+		if (it->err == 0 && !it->pending && al->ops.event) { /* durable with the enrollment */
+			al->ops.event(al->ops_ctx, "board.enrolled", "board", it->board_id,
+				      (const char *const[]){ "machine", it->uuid, "token_id", it->token_id, "how",
+							     it->new_board ? "new board" : it->how, NULL });
+			al->ops.event(al->ops_ctx, "token.used", "token", it->token_id,
+				      (const char *const[]){ "board", it->board_id, NULL });
+		}
 		if (it->err == 0)
 			it->err = db_release(db);
 		else

@@ -74,7 +74,8 @@ void al_chunk_report(struct session *s, const Skyroot__ChunkCorrupt *cc)
 }
 
 /* A board's answer to a reboot order (Redfish's ComputerSystem.Reset):
- * the board's word, logged (the logger escapes it), nothing more. */
+ * the board's word, logged (the logger escapes it), and a refusal or a
+ * failure told as an event (agentlink_ops.event). */
 void al_reboot_result(struct session *s, const Skyroot__RebootResult *rr)
 {
 	const char *why = rr->error ? rr->error : "";
@@ -90,4 +91,8 @@ void al_reboot_result(struct session *s, const Skyroot__RebootResult *rr)
 		log_warn("board %s could not reboot: %.512s", s->board_id, why);
 		break;
 	}
+	if (rr->outcome != SKYROOT__BOOT_OUTCOME__BOOT_ACCEPTED && s->al->ops.event)
+		s->al->ops.event(s->al->ops_ctx,
+				 rr->outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED ? "board.refused" : "board.failed",
+				 "board", s->board_id, (const char *const[]){ "order", "reboot", "reason", why, NULL });
 }

@@ -16,7 +16,7 @@
 /* Every resource registers its routes here. */
 static const struct api_route *const api_tables[] = {
 	api_boot_routes, api_metrics_routes, api_boards_routes, api_tokens_routes, api_guests_routes,
-	api_images_routes, api_creds_routes, api_pending_routes,
+	api_images_routes, api_creds_routes, api_pending_routes, api_events_routes,
 };
 
 #define API_NEEDS_TOKEN \
@@ -363,6 +363,7 @@ static void api__closed(void *ctx, struct http_conn *c)
 	api_guests_conn_gone(ctx, c, st);
 	api_auth_conn_gone(ctx, st);
 	api_boot_conn_gone(ctx, st);
+	api_events_conn_gone(ctx, st);
 	free(st);
 	http_conn_set_user(c, NULL);
 }
@@ -370,6 +371,7 @@ static void api__closed(void *ctx, struct http_conn *c)
 static void api__writable(void *ctx, struct http_conn *c)
 {
 	api_boot_writable(ctx, c);
+	api_events_writable(ctx, c);
 }
 
 static const struct http_ops api_http_ops = {

@@ -8,6 +8,7 @@
 #include "common/util.h"
 #include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/api_priv.h"
+#include "controller/skyrootd/events.h"
 #include "controller/skyrootd/boots.h"
 #include "controller/skyrootd/store.h"
 
@@ -106,6 +107,7 @@ static void api__board_delete(struct api_call *call, struct api_reply *rep)
 		agentlink_board_kick(ctl->agents, id);
 	boots_forget(ctl->boots, id);
 	log_info("api: board %s ('%s') deleted; its certificates are revoked", id, name);
+	events_add_kv(call->ctl->events, "board.deleted", "board", id, "name", name, NULL);
 	api_reply_ok(rep, 200, json_pack("{s:s}", "deleted", id));
 }
 
@@ -160,7 +162,7 @@ static void api__board_boot(struct api_call *call, struct api_reply *rep)
 	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
 	Skyroot__BareMetalBoot bm = SKYROOT__BARE_METAL_BOOT__INIT;
 	Skyroot__SignedManifest km = SKYROOT__SIGNED_MANIFEST__INIT, im = SKYROOT__SIGNED_MANIFEST__INIT;
-	char id[DB_ID_MAX], name[DB_NAME_MAX], err[API_JSON_ERR_MAX];
+	char id[DB_ID_MAX], name[DB_NAME_MAX], err[API_JSON_ERR_MAX], order_s[24];
 	json_t *rep_json;
 	uint64_t order = boots_next_request(ctl->boots);
 	int r;
@@ -215,6 +217,9 @@ static void api__board_boot(struct api_call *call, struct api_reply *rep)
 	agentlink_board_baremetal(ctl->agents, id, true);
 	log_info("api: board %s told to kexec image %s on bare metal (order %llu)", id, kernel.id,
 		 (unsigned long long)order);
+	snprintf(order_s, sizeof(order_s), "%llu", (unsigned long long)order);
+	events_add_kv(ctl->events, "board.boot_sent", "board", id, "order", "boot", "request_id", order_s, "kernel",
+		      kernel.id, NULL);
 	/* The board answers on its own time: GET /v1/boards/{id} shows it. */
 	rep_json = json_pack("{s:s}", "board", id);
 	if (rep_json && api_json_board_boot(rep_json, boots_get(ctl->boots, id)) < 0) {

@@ -9,6 +9,7 @@
 #include "common/util.h"
 #include "controller/skyrootd/api_creds_json.h"
 #include "controller/skyrootd/api_priv.h"
+#include "controller/skyrootd/events.h"
 
 #define API_CRED_PREFIX "skc-"
 #define API_CRED_SECRET_BYTES 32
@@ -63,6 +64,13 @@ static void api_creds__answer(struct api_call *call, struct api_reply *rep, int 
 	api_reply_ok(rep, status, o);
 }
 
+/* Inside the change's transaction: its event, then the commit. */
+static int api_creds__event(struct api_call *call, const char *name, const char *change, const char *role)
+{
+	events_add_kv(call->ctl->events, "credential.changed", "credential", name, "change", change, "role", role, NULL);
+	return db_commit(call->ctl->db);
+}
+
 static void api__creds_create(struct api_call *call, struct api_reply *rep)
 {
 	struct controller *ctl = call->ctl;
@@ -70,7 +78,7 @@ static void api__creds_create(struct api_call *call, struct api_reply *rep)
 	struct api_cred_secret sec;
 	char err[API_JSON_ERR_MAX];
 	int64_t now = sky_unix_now();
-	int r;
+	int r, began;
 
 	if (api_creds_parse_create(call->req->body, call->req->body_len, &req, err, sizeof(err)) < 0) {
 		api_reply_error(rep, 400, "bad_request", "%s", err);
@@ -78,7 +86,13 @@ static void api__creds_create(struct api_call *call, struct api_reply *rep)
 	}
 	if (api_creds__secret(rep, &sec) < 0)
 		return;
-	r = creds_create(ctl->db, req.name, req.role, now, req.ttl_seconds ? now + req.ttl_seconds : 0, sec.hash);
+	began = db_begin(ctl->db); /* the change and its event: durable together */
+	r = began ? began : creds_create(ctl->db, req.name, req.role, now, req.ttl_seconds ? now + req.ttl_seconds : 0,
+					 sec.hash);
+	if (r == 0)
+		r = api_creds__event(call, req.name, "created", creds_role_name(req.role));
+	if (began == 0 && r < 0)
+		db_rollback(ctl->db);
 	if (r == -EEXIST) {
 		api_reply_error(rep, 409, "conflict",
 				"a credential named '%s' exists (revoked ones keep their name); choose another name",
@@ -130,7 +144,7 @@ static void api__cred_rotate(struct api_call *call, struct api_reply *rep)
 	struct api_cred_secret sec;
 	char err[API_JSON_ERR_MAX];
 	int64_t grace;
-	int r;
+	int r, began;
 
 	if (api_creds_parse_rotate(call->req->body, call->req->body_len, &grace, err, sizeof(err)) < 0) {
 		api_reply_error(rep, 400, "bad_request", "%s", err);
@@ -138,7 +152,12 @@ static void api__cred_rotate(struct api_call *call, struct api_reply *rep)
 	}
 	if (api_creds__secret(rep, &sec) < 0)
 		return;
-	r = creds_rotate(call->ctl->db, call->seg, sec.hash, sky_unix_now(), grace);
+	began = db_begin(call->ctl->db);
+	r = began ? began : creds_rotate(call->ctl->db, call->seg, sec.hash, sky_unix_now(), grace);
+	if (r == 0)
+		r = api_creds__event(call, call->seg, "rotated", NULL);
+	if (began == 0 && r < 0)
+		db_rollback(call->ctl->db);
 	if (r == -ENOENT) {
 		api_creds__no(rep, call->seg);
 	} else if (r == -EKEYREVOKED) {
@@ -154,7 +173,14 @@ static void api__cred_rotate(struct api_call *call, struct api_reply *rep)
 
 static void api__cred_revoke(struct api_call *call, struct api_reply *rep)
 {
-	int r = creds_revoke(call->ctl->db, call->seg, sky_unix_now());
+	int began = db_begin(call->ctl->db), r = began;
+
+	if (r == 0)
+		r = creds_revoke(call->ctl->db, call->seg, sky_unix_now());
+	if (r == 0)
+		r = api_creds__event(call, call->seg, "revoked", NULL);
+	if (began == 0 && r < 0)
+		db_rollback(call->ctl->db);
 
 	if (r == -ENOENT) {
 		api_creds__no(rep, call->seg);

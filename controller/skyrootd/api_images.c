@@ -10,6 +10,7 @@
 #include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/api_priv.h"
+#include "controller/skyrootd/events.h"
 #include "controller/skyrootd/guests.h"
 #include "controller/skyrootd/scrub.h"
 #include "controller/skyrootd/store.h"
@@ -162,6 +163,7 @@ static void api__images_upload(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	log_info("api: image %s '%s' stored: %" PRIu64 " bytes in %u chunks", img.id, img.name, img.size, img.chunks);
+	events_add_kv(call->ctl->events, "image.created", "image", img.id, "name", img.name, NULL);
 	api_reply_ok(rep, 201, api_json_image(&img));
 }
 
@@ -268,6 +270,7 @@ static void api__image_delete(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	log_info("api: image %s '%s' deleted", img.id, img.name);
+	events_add_kv(call->ctl->events, "image.deleted", "image", img.id, "name", img.name, NULL);
 	api_reply_ok(rep, 200, json_pack("{s:s}", "deleted", img.id));
 }
 

@@ -6,6 +6,7 @@
  *   api_metrics.c  /metrics (Prometheus) and /readyz
  *   api_creds.c    /v1/credentials... and /v1/audit (api_creds_json.c: their bodies)
  *   api_pending.c  /v1/pending..., /v1/boards/{id}/accept|reject, /v1/expectations...
+ *   api_events.c   /v1/events: the event log (events.h), listed and watched
  *   api_redfish.c  /redfish/v1 (Redfish, over api_redfish_parse.c)
  *   api_meta.c     PATCH of names, labels, descriptions; etags
  *   api_idem.c     Idempotency-Key: answers kept for a repeat of a POST
@@ -36,6 +37,7 @@ struct api_auth;
 struct api_auth_wait;
 struct api_boot_dl;
 struct api_redfish;
+struct api_watch;
 
 struct api {
 	struct controller *ctl;
@@ -53,6 +55,7 @@ struct api_conn_state {
 	char follow[DB_ID_MAX];       /* streaming this guest's console */
 	struct api_boot_dl *boot;     /* a firmware file being sent */
 	struct api_auth_wait *auth_wait; /* a delayed 401 */
+	struct api_watch *watch;      /* watching the events (api_events.c) */
 	unsigned auth_fails;          /* wrong tokens on this connection */
 	/* The request being answered, for skyroot_api_requests_total. */
 	char metric_route[METRICS_ROUTE_LEN];
@@ -126,6 +129,7 @@ extern const struct api_route api_boot_routes[];
 extern const struct api_route api_metrics_routes[];
 extern const struct api_route api_creds_routes[];
 extern const struct api_route api_pending_routes[];
+extern const struct api_route api_events_routes[];
 
 /* api_images.c: POST /v1/images streams its body into the store. */
 bool api_images_is_upload(const struct http_request *req);
@@ -167,6 +171,11 @@ static inline bool api_redfish_is(const struct http_request *req)
 }
 void api_redfish_dispatch(struct api_call *call, struct api_reply *rep);
 void api_redfish_stop(struct api *api);
+
+/* api_events.c: a watch of the events takes more as its client drains,
+ * and goes with its connection. */
+void api_events_writable(struct api *api, struct http_conn *c);
+void api_events_conn_gone(struct api *api, struct api_conn_state *st);
 
 /* api_boot.c: firmware files go out as the client takes them. */
 void api_boot_writable(struct api *api, struct http_conn *c);

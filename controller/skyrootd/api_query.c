@@ -196,3 +196,140 @@ int api_query_parse_list(const char *q, size_t qlen, const uint8_t page_key[API_
 	*out = res;
 	return 0;
 }
+
+/* ---- GET /v1/events ---- */
+
+static bool api_query__word(const char *v, size_t max, bool dots)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n >= max)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = v[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || (dots ? c == '.' : c == '-')))
+			return false;
+	}
+	return true;
+}
+
+static bool api_query__id_or_name(const char *v, size_t max)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n >= max)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = v[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static const char *const api_query__events_keys[] = { "limit", "page_token", "since", "type", "kind", "id", "watch",
+						       "heartbeat", NULL };
+
+int api_query_parse_events(const char *q, size_t qlen, const uint8_t page_key[API_PAGE_KEY_LEN], struct api_events_query *out,
+			   char *err, size_t errlen)
+{
+	struct api_events_query res = { .limit = API_LIST_LIMIT_DEFAULT, .heartbeat_ms = API_EVENTS_HEARTBEAT_DEFAULT_MS };
+	const char *p = q, *end = q ? q + qlen : NULL;
+	unsigned seen = 0;
+
+	while (p && p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *stop = amp ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(stop - p));
+		char key[24], val[API_PAGE_TOKEN_MAX + 1];
+		size_t kl = (size_t)((eq ? eq : stop) - p);
+		unsigned k;
+		uint64_t v;
+
+		if (stop == p) {
+			p = amp ? amp + 1 : end;
+			continue;
+		}
+		if (kl >= sizeof(key) || api_json_decode_segment(p, kl, key, sizeof(key)) < 0 || !key[0])
+			API_QUERY_FAIL("unknown query parameter '%.*s'; GET /v1/events takes limit, page_token, since, "
+				       "type, kind, id, watch and heartbeat", (int)(kl > 40 ? 40 : kl), p);
+		for (k = 0; api_query__events_keys[k] && strcmp(api_query__events_keys[k], key) != 0; k++)
+			;
+		if (!api_query__events_keys[k])
+			API_QUERY_FAIL("unknown query parameter '%s'; GET /v1/events takes limit, page_token, since, type, "
+				       "kind, id, watch and heartbeat", key);
+		if (seen & (1u << k))
+			API_QUERY_FAIL("query parameter '%s' is given twice; give it once", key);
+		seen |= 1u << k;
+		if (!eq)
+			API_QUERY_FAIL("query parameter '%s' needs a value ('%s=...')", key, key);
+		if (api_json_decode_segment(eq + 1, (size_t)(stop - eq - 1), val, sizeof(val)) < 0)
+			API_QUERY_FAIL("query parameter '%s' has a bad %%-escape, a '/', a control character "
+				       "or is too long", key);
+		switch (k) {
+		case 0:
+			if (sky_parse_uint(val, 1, API_LIST_LIMIT_MAX, &v) < 0)
+				API_QUERY_FAIL("limit must be a whole number from 1 to %u (the default is %u)",
+					       API_LIST_LIMIT_MAX, API_LIST_LIMIT_DEFAULT);
+			res.limit = (uint32_t)v;
+			break;
+		case 1: {
+			char after[DB_ID_MAX];
+			if (api_page_token_decode(page_key, val, "events", "evt-", after) < 0 ||
+			    sky_parse_uint(after + 4, 1, INT64_MAX, &v) < 0)
+				API_QUERY_FAIL("page_token is not one this list gave; pass the next_page_token "
+					       "of the previous page of GET /v1/events unchanged, or none for the first page");
+			res.after = (int64_t)v;
+			break;
+		}
+		case 2:
+			if (sky_parse_uint(val, 0, INT64_MAX, &v) < 0)
+				API_QUERY_FAIL("since must be a resource version: a whole number from 0 (the "
+					       "resource_version of an event or of a list)");
+			res.has_since = true;
+			res.since = (int64_t)v;
+			break;
+		case 3:
+			if (!api_query__word(val, sizeof(res.type), true))
+				API_QUERY_FAIL("type must be an event type such as guest.state (a-z, 0-9, '_' and '.', "
+					       "at most %zu bytes)", sizeof(res.type) - 1);
+			memcpy(res.type, val, strlen(val) + 1);
+			break;
+		case 4:
+			if (!api_query__word(val, sizeof(res.kind), false))
+				API_QUERY_FAIL("kind must be a kind of object: board, guest, image, token or credential");
+			memcpy(res.kind, val, strlen(val) + 1);
+			break;
+		case 5:
+			if (!api_query__id_or_name(val, sizeof(res.id)))
+				API_QUERY_FAIL("id must be an object's id such as gst-0a1b2c, or a credential's name "
+					       "(A-Z, a-z, 0-9, '.', '_', '-', at most %zu bytes)", sizeof(res.id) - 1);
+			memcpy(res.id, val, strlen(val) + 1);
+			break;
+		case 6:
+			if (strcmp(val, "true") == 0 || strcmp(val, "1") == 0)
+				res.watch = true;
+			else if (strcmp(val, "false") == 0 || strcmp(val, "0") == 0)
+				res.watch = false;
+			else
+				API_QUERY_FAIL("watch must be true or false");
+			break;
+		default:
+			if (sky_parse_duration_ms(val, &v) < 0 || v < API_EVENTS_HEARTBEAT_MIN_MS ||
+			    v > API_EVENTS_HEARTBEAT_MAX_MS)
+				API_QUERY_FAIL("heartbeat must be a duration from %ums to %us, such as 15s (the default)",
+					       API_EVENTS_HEARTBEAT_MIN_MS, API_EVENTS_HEARTBEAT_MAX_MS / 1000);
+			res.heartbeat_ms = v;
+			break;
+		}
+		p = amp ? amp + 1 : end;
+	}
+	if (res.watch && (seen & 3u))
+		API_QUERY_FAIL("a watch takes no limit or page_token: it sends every event after since; list "
+			       "without watch=true to page");
+	if (!res.watch && (seen & (1u << 7)))
+		API_QUERY_FAIL("heartbeat is for a watch (watch=true)");
+	*out = res;
+	return 0;
+}

@@ -54,4 +54,28 @@ int api_page_token_encode(const uint8_t key[API_PAGE_KEY_LEN], const char *list,
 int api_page_token_decode(const uint8_t key[API_PAGE_KEY_LEN], const char *tok, const char *list,
 			  const char *id_prefix, char after[DB_ID_MAX]);
 
+/* GET /v1/events (docs/api.md "Events"): the list's limit and page_token,
+ * and since, type, kind, id, watch and heartbeat. */
+#define API_EVENTS_TYPE_MAX 32
+#define API_EVENTS_KIND_MAX 16
+#define API_EVENTS_HEARTBEAT_DEFAULT_MS 15000u
+#define API_EVENTS_HEARTBEAT_MIN_MS 100u
+#define API_EVENTS_HEARTBEAT_MAX_MS 300000u
+struct api_events_query {
+	uint32_t limit;                  /* 1..API_LIST_LIMIT_MAX (lists only) */
+	int64_t after;                   /* from page_token: the last rv of the page before; 0 = none */
+	bool has_since;
+	int64_t since;                   /* events after this resource version */
+	char type[API_EVENTS_TYPE_MAX];  /* "" = any */
+	char kind[API_EVENTS_KIND_MAX];
+	char id[DB_NAME_MAX];            /* an object id, or a credential's name */
+	bool watch;                      /* stream (watch=true) */
+	uint64_t heartbeat_ms;           /* between heartbeat lines of a watch */
+};
+/* Parse q (raw, may be NULL) for GET /v1/events: 0, or -EINVAL with a
+ * message in err: an unknown or repeated parameter, a bad value, a
+ * page_token this list did not give, limit or page_token with watch. */
+int api_query_parse_events(const char *q, size_t qlen, const uint8_t key[API_PAGE_KEY_LEN], struct api_events_query *out,
+			   char *err, size_t errlen);
+
 #endif

@@ -8,6 +8,7 @@
 #include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/api_priv.h"
+#include "controller/skyrootd/events.h"
 
 #define API_TOKEN_PREFIX "skt-"
 #define API_TOKEN_SECRET_BYTES 32
@@ -22,7 +23,7 @@ static void api__tokens_create(struct api_call *call, struct api_reply *rep)
 	char secret[sizeof(API_TOKEN_PREFIX) + 2 * API_TOKEN_SECRET_BYTES];
 	char expires[32];
 	struct db_token t;
-	int r;
+	int r, began;
 
 	if (api_json_parse_token_request(call->req->body, call->req->body_len, &req, err, sizeof(err)) < 0) {
 		api_reply_error(rep, 400, "bad_request", "%s", err);
@@ -57,8 +58,11 @@ static void api__tokens_create(struct api_call *call, struct api_reply *rep)
 	t.uses = req.uses;
 	t.uses_left = req.uses;
 	t.revoked = false;
+	/* The token and its event in one transaction: durable together. */
+	began = db_begin(ctl->db);
+	r = began;
 	/* 32-bit ids: retry the rare collision with a fresh one. */
-	for (int attempt = 0; attempt < 3; attempt++) {
+	for (int attempt = 0; began == 0 && attempt < 3; attempt++) {
 		r = db_new_id("tok-", API_TOKEN_ID_BYTES, t.id, sizeof(t.id));
 		if (r < 0)
 			break;
@@ -66,6 +70,12 @@ static void api__tokens_create(struct api_call *call, struct api_reply *rep)
 		if (r != -EEXIST)
 			break;
 	}
+	if (r == 0) {
+		events_add_kv(ctl->events, "token.created", "token", t.id, "board", t.board_id, NULL);
+		r = db_commit(ctl->db);
+	}
+	if (began == 0 && r < 0)
+		db_rollback(ctl->db);
 	if (r < 0) {
 		OPENSSL_cleanse(secret, sizeof(secret));
 		api_reply_internal(rep, r, "store the new token");
@@ -112,7 +122,18 @@ static void api__tokens_list(struct api_call *call, struct api_reply *rep)
 
 static void api__token_revoke(struct api_call *call, struct api_reply *rep)
 {
-	int r = db_token_revoke(call->ctl->db, call->seg);
+	struct db *db = call->ctl->db;
+	int began = db_begin(db), r = began;
+
+	/* The revocation and its event in one transaction. */
+	if (r == 0)
+		r = db_token_revoke(db, call->seg);
+	if (r == 0) {
+		events_add_kv(call->ctl->events, "token.revoked", "token", call->seg, NULL);
+		r = db_commit(db);
+	}
+	if (began == 0 && r < 0)
+		db_rollback(db);
 
 	if (r == -ENOENT) {
 		api_reply_error(rep, 404, "not_found", "no token '%s'; see 'skyctl token list'", call->seg);

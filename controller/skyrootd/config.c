@@ -18,6 +18,7 @@
 #include "controller/skyrootd/audit.h"
 #include "controller/skyrootd/pending.h"
 #include "controller/skyrootd/controller.h"
+#include "controller/skyrootd/events.h"
 #include "controller/skyrootd/http.h"
 #include "controller/skyrootd/scrub.h"
 #include "controller/skyrootd/store.h"
@@ -116,6 +117,12 @@ static const struct config_key config_keys[] = {
 	      "boards enrolled with no token kept at once, pending, accepted\nor rejected (default 1024; beyond it new ones are refused)"),
 	DURATION("pending-ttl", pending_ttl, 365ull * 86400,
 		 "a pending board is forgotten this long after its last ask, a\nrejected or accepted one after the decision (default 24h)"),
+	COUNT("events-keep", events_keep, 100000000, "events kept, the newest (default 10000); a watch from an\nolder resource version is 410 Gone"),
+	COUNT("events-watchers", events_watchers, 100000, "watchers of GET /v1/events at once (default 128; then 503)"),
+	{ .opt = { .name = "events-watch-buffer", .kind = SKY_ARG_SIZE, .metavar = "SIZE",
+		   .help = "bytes a watcher of the events may leave untaken before it\nis cut with a line saying where to resume (default 1MiB)",
+		   .min = 1024, .max = 1ull << 30 },
+	  .off = F(events_watch_buffer), .live = true },
 	{ .opt = { .name = "log-level", .kind = SKY_ARG_CALLBACK, .cb = config__log_level, .metavar = "LEVEL",
 		   .help = "error, warn, info (default) or debug" },
 	  .off = F(log_level), .live = true },
@@ -136,6 +143,8 @@ static void config__defaults(struct ctl_config *c)
 		.enroll_timeout = 30, .handshake_timeout = 10, .request_timeout = 10, .keepalive_timeout = 30,
 		.audit_keep = AUDIT_KEEP_DEFAULT,
 		.pending_max = PENDING_MAX_DEFAULT, .pending_ttl = PENDING_TTL_DEFAULT,
+		.events_keep = EVENTS_KEEP_DEFAULT, .events_watchers = EVENTS_WATCHERS_DEFAULT,
+		.events_watch_buffer = EVENTS_BUFFER_DEFAULT,
 	};
 }
 
@@ -264,6 +273,9 @@ void ctl_config_options(const struct ctl_config *c, struct ctl_options *o)
 	o->audit_keep = c->audit_keep;
 	o->pending_max = c->pending_max;
 	o->pending_ttl = (int64_t)c->pending_ttl;
+	o->events_keep = c->events_keep;
+	o->events_watchers = (unsigned)c->events_watchers;
+	o->events_watch_buffer = c->events_watch_buffer;
 }
 
 /* ---- reload ---------------------------------------------------------------- */
@@ -397,6 +409,10 @@ int ctl_config_reload(struct controller *ctl)
 	ctl->opt.audit_keep = o.audit_keep;
 	ctl->opt.pending_max = o.pending_max;
 	ctl->opt.pending_ttl = o.pending_ttl;
+	ctl->opt.events_keep = o.events_keep;
+	ctl->opt.events_watchers = o.events_watchers;
+	ctl->opt.events_watch_buffer = o.events_watch_buffer;
+	events_set_keep(ctl->events, o.events_keep);
 	scrub_set_rate(ctl->scrub, o.scrub_rate);
 	agentlink_set_tls(ctl->agents, agent_tls, &o.agent_lim);
 	api_set_tls(ctl->api, api_tls, &o.api_lim, o.keepalive_ms);

@@ -33,6 +33,9 @@ struct ctl_options {
 	uint64_t audit_keep;          /* rows of the API audit log kept (audit.h) */
 	uint64_t pending_max;         /* pending boards kept at once (pending.h) */
 	int64_t pending_ttl;          /* seconds a pending board is kept after its last ask */
+	uint64_t events_keep;         /* rows of the event log kept (events.h); 0: the default */
+	uint64_t events_watch_buffer; /* bytes a watcher may leave queued (api_events.c); 0: the default */
+	unsigned events_watchers;     /* watchers at once; 0: the default */
 };
 
 struct agentlink;
@@ -44,6 +47,7 @@ struct guests;
 struct boots;
 struct scrub;
 struct pending_rate;
+struct events;
 
 struct controller {
 	uv_loop_t *loop;              /* the main loop (loops.c: who owns what) */
@@ -66,6 +70,7 @@ struct controller {
 	struct guests *guests;
 	struct boots *boots;          /* boards' last bare-metal boot orders (boots.h) */
 	struct scrub *scrub;          /* the background scrub (scrub.h) */
+	struct events *events;        /* the event log (events.h) */
 	char db_path[4096];
 	struct agentlink *agents;
 	struct api *api;

@@ -171,6 +171,17 @@ static const char *const db_migrations[] = {
 	"  serial TEXT NOT NULL,"              /* "" = by uuid */
 	"  uuid TEXT NOT NULL,"                /* "" = by serial; lower case */
 	"  created_at INTEGER NOT NULL);",
+	/* 8 -> 9: the event log (events.c): every state change an integrator
+	 * watches, in order; rv (AUTOINCREMENT: never reused, even after the
+	 * oldest rows are deleted) is its resource version. */
+	"CREATE TABLE events ("
+	"  rv INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  at INTEGER NOT NULL,"               /* unix ms */
+	"  type TEXT NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  object_id TEXT NOT NULL,"
+	"  detail TEXT NOT NULL DEFAULT '{}');"
+	"CREATE INDEX events_object ON events(object_id);",
 };
 
 enum db_stmt_id {

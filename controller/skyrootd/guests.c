@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/util.h"
+#include "controller/skyrootd/events.h"
 #include "controller/skyrootd/store.h"
 
 enum guest_stmt {
@@ -65,6 +66,7 @@ struct guests {
 	sqlite3 *h;
 	sqlite3_stmt *q[G_COUNT];
 	struct console *consoles;
+	struct events *events;
 };
 
 static sqlite3_stmt *q(struct guests *g, enum guest_stmt id)
@@ -80,6 +82,29 @@ static int step_done(sqlite3_stmt *s)
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+/* A change and its event (events.h) go in one transaction: durable
+ * together, with one fsync.  guests__end commits when r is 0, else rolls
+ * back; it returns r or the commit's error. */
+static int guests__begin(struct guests *g)
+{
+	return db_begin(g->db);
+}
+
+static int guests__end(struct guests *g, int r)
+{
+	if (r == 0)
+		r = db_commit(g->db);
+	if (r < 0)
+		db_rollback(g->db);
+	return r;
+}
+
+void guests_set_events(struct guests *g, struct events *ev)
+{
+	if (g)
+		g->events = ev;
 }
 
 int guests_open(struct db *db, struct store *store, struct guests **out)
@@ -543,7 +568,14 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	sqlite3_bind_text(s, 13, gs.state, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 14, "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 15, gs.created);
-	r = step_done(s); /* autocommit, synchronous=FULL: durable before we answer */
+	/* With its event, synchronous=FULL: durable before we answer. */
+	r = guests__begin(g);
+	if (r == 0)
+		r = step_done(s);
+	if (r == 0)
+		events_add_kv(g->events, "guest.created", "guest", gs.id, "name", gs.name, "board", gs.board_id, "state",
+			      gs.state, NULL);
+	r = guests__end(g, r);
 	if (r == -EEXIST) {
 		snprintf(err, errlen, "a guest named '%s' exists", req->name);
 		return r;
@@ -559,15 +591,23 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 int guests_set_desired(struct guests *g, const char *id, const char *desired, struct guest *out)
 {
 	sqlite3_stmt *s = q(g, G_SET_DESIRED);
-	struct guest gs;
+	struct guest gs, was;
 	int r;
 	sqlite3_bind_text(s, 1, desired, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, desired, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, desired, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 4, id, -1, SQLITE_STATIC);
-	r = step_done(s);
+	r = guests__begin(g);
+	if (r == 0 && guest_one(g, G_BY_ID, id, &was) < 0)
+		was.state[0] = '\0';
+	if (r == 0)
+		r = step_done(s);
 	if (r == 0)
 		r = guest_one(g, G_BY_ID, id, &gs);
+	if (r == 0 && was.state[0] && strcmp(was.state, gs.state) != 0)
+		events_add_kv(g->events, "guest.state", "guest", gs.id, "name", gs.name, "board", gs.board_id, "old",
+			      was.state, "new", gs.state, "reason", "started by an API call", NULL);
+	r = guests__end(g, r);
 	if (r < 0)
 		return r;
 	send_command(g, &gs, action_for(&gs));
@@ -584,7 +624,13 @@ int guests_delete(struct guests *g, const char *id)
 		return r;
 	s = q(g, G_DELETE);
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	r = step_done(s);
+	r = guests__begin(g);
+	if (r == 0)
+		r = step_done(s);
+	if (r == 0)
+		events_add_kv(g->events, "guest.deleted", "guest", gs.id, "name", gs.name, "board", gs.board_id, "state",
+			      gs.state, NULL);
+	r = guests__end(g, r);
 	if (r < 0)
 		return r;
 	send_command(g, &gs, SKYROOT__GUEST_ACTION__GUEST_DESTROY);
@@ -645,7 +691,14 @@ void guests_on_report(struct guests *g, const char *board_id, const Skyroot__Gue
 		sqlite3_bind_text(s, 4, board_id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 5, name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 6, error, -1, SQLITE_STATIC);
-		if (step_done(s) == 0 && sqlite3_changes(g->h) > 0) {
+		int r = guests__begin(g), changed = 0;
+		if (r == 0)
+			r = step_done(s);
+		if (r == 0 && (changed = sqlite3_changes(g->h)) > 0)
+			/* The same state with a new error is an event too (a second failure). */
+			events_add_kv(g->events, "guest.state", "guest", gs.id, "name", gs.name, "board", board_id, "old",
+				      gs.state, "new", name, "reason", error, NULL);
+		if (guests__end(g, r) == 0 && changed > 0) {
 			if (st->state == SKYROOT__GUEST_STATE_CODE__GUEST_FAILED)
 				log_warn("guest %s '%s' failed on board %s: %s", gs.id, gs.name, board_id, error);
 			else

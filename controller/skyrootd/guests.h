@@ -66,6 +66,9 @@ struct guest_request {
 
 int guests_open(struct db *db, struct store *store, struct guests **out);
 void guests_set_ops(struct guests *g, const struct guests_ops *ops, void *ctx);
+/* Where guests' changes are told (events.h); NULL: nowhere. */
+struct events;
+void guests_set_events(struct guests *g, struct events *ev);
 void guests_close(struct guests *g);
 
 /* Create and start.  On failure err says why, for the client; the return

@@ -388,7 +388,7 @@ void http_conn_drained(struct http_conn *c)
 {
 	size_t n;
 
-	if (c->sending && !c->closing) {
+	if ((c->sending || c->streaming) && !c->closing) {
 		if (c->srv->ops.writable)
 			c->srv->ops.writable(c->srv->ctx, c);
 		return;

@@ -121,6 +121,8 @@ struct http_transport {
 	void (*set_idle)(void *t, uint64_t ms);
 	/* Close ms from now whatever arrives (0: cancel).  May be NULL. */
 	void (*set_deadline)(void *t, uint64_t ms);
+	/* What the kernel may hold unsent for the peer (SO_SNDBUF).  May be NULL. */
+	void (*set_sndbuf)(void *t, size_t bytes);
 };
 
 /* ---- servers ---- */
@@ -209,5 +211,15 @@ void http_defer(struct http_conn *c);
  * lets more than stream_queue_max bytes queue up is dropped (-ENOBUFS). */
 int http_stream_begin(struct http_conn *c, int status, const char *type);
 int http_stream_write(struct http_conn *c, const void *data, size_t len);
+/* Bytes of a stream queued and not yet taken by the client (0 when it is
+ * not streaming); http_ops.writable is called each time they drained. */
+size_t http_stream_queued(const struct http_conn *c);
+/* Let the kernel hold at most about bytes for the stream's client as well
+ * (its send buffer, autotuned to megabytes otherwise): a client that stops
+ * reading shows in http_stream_queued() that much later. */
+void http_stream_sndbuf(struct http_conn *c, size_t bytes);
+/* End a stream (its last chunk) and close; a client that has not taken
+ * what is queued linger_ms later is cut off. */
+void http_stream_end(struct http_conn *c, uint64_t linger_ms);
 
 #endif

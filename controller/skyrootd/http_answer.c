@@ -308,6 +308,31 @@ int http_stream_write(struct http_conn *c, const void *data, size_t len)
 	return 0;
 }
 
+size_t http_stream_queued(const struct http_conn *c)
+{
+	return c->streaming && !c->closing ? c->tp->queued(c->t) : 0;
+}
+
+void http_stream_sndbuf(struct http_conn *c, size_t bytes)
+{
+	if (c->streaming && !c->closing && c->tp->set_sndbuf)
+		c->tp->set_sndbuf(c->t, bytes);
+}
+
+void http_stream_end(struct http_conn *c, uint64_t linger_ms)
+{
+	if (c->closing || !c->streaming)
+		return;
+	if (c->tp->write(c->t, "0\r\n\r\n", 5) < 0) {
+		http_conn_abort(c, -EIO);
+		return;
+	}
+	/* A client that does not read would hold the close forever. */
+	if (c->tp->set_deadline)
+		c->tp->set_deadline(c->t, linger_ms);
+	http_conn_close(c, 0);
+}
+
 int http_conn_refuse(struct http_conn *c, int status, const char *code, const char *fmt, ...)
 {
 	va_list ap;

@@ -3,6 +3,7 @@
  * listener, and the TLS/TCP transport under a connection.  The protocol
  * is http.c's; see http_priv.h for the files of the layer. */
 #include <errno.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,13 @@ static void http_tls__set_deadline(void *t, uint64_t ms)
 	sky_tls_set_deadline(t, ms);
 }
 
+static void http_tls__set_sndbuf(void *t, size_t bytes)
+{
+	int v = bytes > INT_MAX / 2 ? INT_MAX / 2 : (int)bytes;
+
+	uv_send_buffer_size((uv_handle_t *)sky_tls_stream(t), &v);
+}
+
 static const struct http_transport http_tls_transport = {
 	.write = http_tls__write,
 	.queued = http_tls__queued,
@@ -63,6 +71,7 @@ static const struct http_transport http_tls_transport = {
 	.abort = http_tls__abort,
 	.set_idle = http_tls__set_idle,
 	.set_deadline = http_tls__set_deadline,
+	.set_sndbuf = http_tls__set_sndbuf,
 };
 
 /* ---- connections ---- */

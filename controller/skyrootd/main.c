@@ -26,6 +26,7 @@
 #include "controller/skyrootd/cmdline.h"
 #include "controller/skyrootd/config.h"
 #include "controller/skyrootd/controller.h"
+#include "controller/skyrootd/events.h"
 #include "controller/skyrootd/guests.h"
 #include "controller/skyrootd/notify.h"
 #include "controller/skyrootd/pending.h"
@@ -140,7 +141,19 @@ static int cmd_reader_token(int argc, char **argv)
 static void wire__board_up(void *ctx, const char *board_id)
 {
 	struct controller *ctl = ctx;
+	events_add_soon(ctl->events, "board.online", "board", board_id, NULL);
 	guests_board_up(ctl->guests, board_id);
+}
+
+static void wire__event(void *ctx, const char *type, const char *kind, const char *id, const char *const *detail)
+{
+	struct controller *ctl = ctx;
+	/* Only an enrollment changes something stored (the event is part of
+	 * its transaction); the rest is written at the end of the loop turn
+	 * with the others (a rack that drops is one fsync). */
+	bool soon = strcmp(type, "board.enrolled") != 0 && strcmp(type, "token.used") != 0;
+
+	events_add_pairs(ctl->events, soon, type, kind, id, detail);
 }
 
 static void wire__guest_report(void *ctx, const char *board_id, const Skyroot__GuestReport *r)
@@ -161,7 +174,16 @@ static void wire__boot_result(void *ctx, const char *board_id, uint64_t req, con
 {
 	struct controller *ctl = ctx;
 	int r = boots_answer(ctl->boots, board_id, req, res->outcome, res->error, sky_unix_now());
+	char reqs[24];
 
+	snprintf(reqs, sizeof(reqs), "%llu", (unsigned long long)req);
+	if (r == 0)
+		events_add_kv(ctl->events,
+			      res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_ACCEPTED ? "board.boot" :
+			      res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED  ? "board.refused" :
+										     "board.failed",
+			      "board", board_id, "order", "boot", "request_id", reqs, "reason",
+			      boots_get(ctl->boots, board_id)->error, NULL);
 	if (r < 0) {
 		log_debug("board %s: answer to boot order %llu ignored: %s", board_id, (unsigned long long)req,
 			  r == -ESTALE ? "not its last order" : r == -EALREADY ? "already settled" : "no order");
@@ -184,6 +206,7 @@ static const struct agentlink_ops wire_agentlink_ops = {
 	.guest_report = wire__guest_report,
 	.console = wire__console,
 	.boot_result = wire__boot_result,
+	.event = wire__event,
 };
 
 static bool wire__online(void *ctx, const char *board_id)
@@ -202,6 +225,17 @@ static const struct guests_ops wire_guests_ops = {
 	.online = wire__online,
 	.send = wire__send,
 };
+
+/* After the loop: nothing adds events any more. */
+static void main__events_close(struct controller *ctl)
+{
+	if (!ctl->events)
+		return;
+	guests_set_events(ctl->guests, NULL);
+	events_close(ctl->events);
+	ctl->events = NULL;
+	uv_run(ctl->loop, UV_RUN_DEFAULT);
+}
 
 static void on_signal(uv_signal_t *h, int signum)
 {
@@ -325,6 +359,12 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	}
 
+	r = events_open(ctl.db, &loop, ctl.opt.events_keep, &ctl.events);
+	if (r < 0) {
+		log_error("cannot open the event log: %s", strerror(-r));
+		goto fail;
+	}
+	guests_set_events(ctl.guests, ctl.events);
 	guests_set_ops(ctl.guests, &wire_guests_ops, &ctl);
 	r = agentlink_start(&ctl, (struct sockaddr *)&agent_addr, &ctl.opt.agent_lim, &wire_agentlink_ops, &ctl);
 	if (r < 0) {
@@ -364,6 +404,7 @@ static int cmd_run(int argc, char **argv)
 
 	uv_run(&loop, UV_RUN_DEFAULT);
 	loops_stop(ctl.loops); /* every session is gone: nothing posts any more */
+	main__events_close(&ctl);
 	r = uv_loop_close(&loop);
 	if (r < 0)
 		log_warn("loop closed with handles still open: %s", uv_strerror(r));
@@ -381,6 +422,7 @@ fail:
 	api_stop(ctl.boot);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	loops_stop(ctl.loops);
+	main__events_close(&ctl);
 	uv_loop_close(&loop);
 	ctl_state_unload(&ctl);
 	boots_free(ctl.boots);

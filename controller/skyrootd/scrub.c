@@ -15,6 +15,7 @@
 #include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/controller.h"
+#include "controller/skyrootd/events.h"
 #include "controller/skyrootd/store.h"
 
 /* A batch reads about an eighth of a second's worth at the rate, at least
@@ -54,7 +55,7 @@ static const char *const scrub_found_words[METRICS_FOUND_COUNT] = {
 int scrub_quarantine(struct controller *ctl, int64_t rowid, const uint8_t digest[32], const char *image_id,
 		     uint32_t index, enum metrics_found_by by)
 {
-	char hex[65], why[160], where[200] = "";
+	char hex[65], why[160], where[200] = "", users[160] = "";
 	int r;
 
 	sky_format_hex(digest, 32, hex);
@@ -71,10 +72,11 @@ int scrub_quarantine(struct controller *ctl, int64_t rowid, const uint8_t digest
 	if (image_id) {
 		snprintf(where, sizeof(where), " (chunk %u of image %s)", index, image_id);
 	} else {
-		char users[160];
 		if (store_chunk_users(ctl->db, rowid, users, sizeof(users)) == 0 && users[0])
 			snprintf(where, sizeof(where), " (%s)", users);
 	}
+	events_add_kv(ctl->events, "image.damaged", "image", image_id ? image_id : "", "chunk", hex, "found_by",
+		      scrub_found_words[by], "images", users, NULL);
 	log_error("chunk sha256 %s%s is corrupt in the store, found by %s: quarantined, never served again; the "
 		  "images using it are damaged (skyctl image list) until it is pushed again with the same bytes",
 		  hex, where, scrub_found_words[by]);

@@ -1,7 +1,8 @@
 /* libFuzzer target: the lists' query strings and page tokens
  * (controller/skyrootd/api_query.c).  The first byte picks: 0 a query
  * string (the second byte: which filters the list takes), 1 a page token,
- * 2 an id made into a token and back, 3 a PATCH body (api_meta_parse.c).
+ * 2 an id made into a token and back, 3 a PATCH body (api_meta_parse.c),
+ * 4 a query string of GET /v1/events (api_query_parse_events).
  *
  * An accepted query gives a limit in 1..1000, NUL-terminated fields and a
  * page token's id of the list's form; a refused one gives a message and
@@ -102,6 +103,59 @@ static void fz_round_trip(const uint8_t *data, size_t size)
 		abort();
 }
 
+static bool fz_word(const char *s, size_t max, const char *extra)
+{
+	size_t n = strnlen(s, max);
+
+	if (n >= max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		      strchr(extra, s[i])))
+			return false;
+	return true;
+}
+
+/* GET /v1/events: an accepted query holds a limit in range, a page
+ * token's resource version, words of the right alphabet and a heartbeat in
+ * range; no limit or page_token with a watch; a refused one says why and
+ * leaves the output untouched.  A page token made for "evt-N" gives N. */
+static void fz_events(const uint8_t *data, size_t size)
+{
+	struct api_events_query q, untouched;
+	char err[API_QUERY_ERR_MAX], tok[API_PAGE_TOKEN_MAX + 1], q2[API_PAGE_TOKEN_MAX + 16];
+	int r;
+
+	memset(&q, FZ_MARK, sizeof(q));
+	memset(&untouched, FZ_MARK, sizeof(untouched));
+	err[0] = '\0';
+	r = api_query_parse_events(size ? (const char *)data : NULL, size, fz_key, &q, err, sizeof(err));
+	if (r < 0) {
+		if (r != -EINVAL || !err[0] || !fz_terminated(err, sizeof(err)) || memcmp(&q, &untouched, sizeof(q)) != 0)
+			abort();
+		return;
+	}
+	if (q.limit < 1 || q.limit > API_LIST_LIMIT_MAX || q.after < 0 || (q.has_since && q.since < 0) ||
+	    !fz_word(q.type, sizeof(q.type), "_.") || !fz_word(q.kind, sizeof(q.kind), "_-") ||
+	    !fz_word(q.id, sizeof(q.id), "._-") || q.heartbeat_ms < API_EVENTS_HEARTBEAT_MIN_MS ||
+	    q.heartbeat_ms > API_EVENTS_HEARTBEAT_MAX_MS)
+		abort();
+	if (q.watch && (q.after || q.limit != API_LIST_LIMIT_DEFAULT))
+		abort();
+	/* The page token after the last event of this page reads back. */
+	if (q.after > 0 && q.after < INT64_MAX) {
+		char id[DB_ID_MAX];
+		struct api_events_query q3;
+
+		snprintf(id, sizeof(id), "evt-%lld", (long long)q.after + 1);
+		if (api_page_token_encode(fz_key, "events", id, tok, sizeof(tok)) < 0)
+			abort();
+		snprintf(q2, sizeof(q2), "page_token=%s", tok);
+		if (api_query_parse_events(q2, strlen(q2), fz_key, &q3, err, sizeof(err)) < 0 || q3.after != q.after + 1)
+			abort();
+	}
+}
+
 /* A PATCH body: accepted ones hold only valid fields; refused ones say why. */
 static void fz_patch(const uint8_t *data, size_t size)
 {
@@ -142,7 +196,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size == 0)
 		return 0;
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
 	case 0:
 		fz_query(data + 1, size - 1);
 		break;
@@ -152,8 +206,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 2:
 		fz_round_trip(data + 1, size - 1);
 		break;
-	default:
+	case 3:
 		fz_patch(data + 1, size - 1);
+		break;
+	default:
+		fz_events(data + 1, size - 1);
 		break;
 	}
 	return 0;

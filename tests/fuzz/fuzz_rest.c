@@ -33,6 +33,7 @@
 #include "controller/skyrootd/boots.h"
 #include "controller/skyrootd/creds.h"
 #include "controller/skyrootd/db.h"
+#include "controller/skyrootd/events.h"
 #include "controller/skyrootd/guests.h"
 #include "controller/skyrootd/store.h"
 #include "tests/fuzz/fuzz_ctl.h"
@@ -143,8 +144,10 @@ static void fz_state_open(const char *dir, bool fresh)
 		if (db_token_insert(fz.ctl.db, &t, hash) != 0)
 			abort();
 	}
-	if (guests_open(fz.ctl.db, fz.ctl.store, &fz.ctl.guests) != 0 || boots_new(&fz.ctl.boots) != 0)
+	if (guests_open(fz.ctl.db, fz.ctl.store, &fz.ctl.guests) != 0 || boots_new(&fz.ctl.boots) != 0 ||
+	    events_open(fz.ctl.db, &fz.loop, 0, &fz.ctl.events) != 0)
 		abort();
+	guests_set_events(fz.ctl.guests, fz.ctl.events); /* GET /v1/events lists and watches them */
 	if (fresh) {
 		if (guests_create(fz.ctl.guests, &gr, &gs, err, sizeof(err)) != 0)
 			abort();
@@ -156,6 +159,8 @@ static void fz_state_open(const char *dir, bool fresh)
 static void fz_state_close(void)
 {
 	guests_close(fz.ctl.guests);
+	events_close(fz.ctl.events);
+	uv_run(&fz.loop, UV_RUN_NOWAIT); /* its handles close */
 	boots_free(fz.ctl.boots);
 	store_close(fz.ctl.store);
 	db_close(fz.ctl.db);

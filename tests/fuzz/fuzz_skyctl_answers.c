@@ -4,9 +4,12 @@
  * network (skyctl_http_answer_from, controller/skyctl/http.h): the status and
  * body go through the client's own size limit, JSON reading and error
  * reports, then through the command's tables, detail views, -o json and -o
- * yaml, and its follow-up calls (board boot and image fetch poll the board).
- * Not here: image push (its body is a file upload) and guest console (its
- * answer streams to a sink); their error answers take the same path.
+ * yaml, and its follow-up calls (image fetch polls the board; board boot
+ * and guest create --wait ask for the newest event first).  Not here:
+ * image push (its body is a file upload), guest console, events --follow
+ * and the waits' watches (their answers stream to a sink: here they fail
+ * as a transfer error, and a wait says so at once); their error answers
+ * take the same path.
  *
  * Input: byte 0 picks the command line (fuzz_cmds below), byte 1 the output
  * (bits 0-1: table, wide, json, yaml; bit 2: --no-headers); then the
@@ -60,6 +63,9 @@ static const char *const fuzz_cmds[][16] = {
 	{"guest", "stop", "web"},
 	{"guest", "delete", "web"},
 	{"version"},
+	{"events"},
+	{"events", "--kind", "guest", "--type", "guest.state", "--id", "gst-1", "--since", "3", "--limit", "5"},
+	{"guest", "create", "--name", "web", "--board", "auto", "--kernel", "vmlinuz", "--wait", "--timeout", "1s"},
 };
 #define FUZZ_NCMDS (sizeof(fuzz_cmds) / sizeof(fuzz_cmds[0]))
 

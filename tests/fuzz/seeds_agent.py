@@ -107,7 +107,7 @@ CMD = {name: i for i, name in enumerate([
     "token_create", "token_list", "token_revoke", "board_list", "board_show", "board_delete",
     "board_reenroll", "board_boot_nowait", "board_boot_wait", "image_list", "image_show", "image_delete",
     "image_verify", "image_fetch_nowait", "image_fetch_wait", "guest_create", "guest_list", "guest_show",
-    "guest_start", "guest_stop", "guest_delete", "version"])}
+    "guest_start", "guest_stop", "guest_delete", "version", "events", "events_filtered", "guest_create_wait"])}
 
 
 def answer(status, body):
@@ -168,11 +168,20 @@ skyctl("board_reenroll", "board_reenroll", TABLE, answer(200, {"board": "brd-3f9
        "reenroll_allowed_until": "2026-11-25T12:45:00Z"}))
 sent = {"board": "brd-3f9a0c1d2e4b", "boot": {"state": "sent", "request_id": 77, "kernel": "img-5e0c9a1b2c3d"}}
 skyctl("board_boot_nowait", "board_boot_nowait", TABLE, answer(202, sent))
-skyctl("board_boot_accepted", "board_boot_wait", TABLE, answer(202, sent),
-       answer(200, dict(BOARD, boot={"state": "sent", "request_id": 77})),
-       answer(200, dict(BOARD, boot={"state": "accepted", "request_id": 77, "at": "2026-11-25T12:35:00Z"})))
-skyctl("board_boot_refused", "board_boot_wait", TABLE, answer(202, sent),
-       answer(200, dict(BOARD, boot={"state": "refused", "request_id": 77, "error": "no --allow-kexec"})))
+EVENT = {"resource_version": 41, "type": "guest.state", "kind": "guest", "object_id": "gst-2a3b4c5d6e7f",
+         "created_at": "2026-11-25T12:35:00.123Z",
+         "detail": {"name": "web", "old": "running", "new": "failed", "reason": "qemu exited\x1b[2J"}}
+now = answer(200, {"events": [EVENT], "next_page_token": "cDE6ZXZlbnRzOmV2dC00MQ", "resource_version": 41})
+# board boot and guest create --wait: the newest event, the order, then the
+# watch (a sink: it fails here, and the wait says so).
+skyctl("board_boot_accepted", "board_boot_wait", TABLE, now, answer(202, sent))
+skyctl("board_boot_refused", "board_boot_wait", TABLE, now, answer(202, sent))
+skyctl("events", "events", TABLE, answer(200, {"events": [EVENT, dict(EVENT, detail={}, type="token.used")],
+       "resource_version": 42}))
+skyctl("events_yaml", "events_filtered", YAML, now)
+skyctl("events_gone", "events_filtered", TABLE, answer(410, {"error": {"code": "gone", "message": "too old",
+       "oldest_resource_version": 5}}))
+skyctl("guest_create_wait", "guest_create_wait", TABLE, now, answer(201, dict(GUEST, state="pending", error=None)))
 skyctl("image_list", "image_list", WIDE, answer(200, {"images": [IMAGE, INITRD]}))
 skyctl("image_show", "image_show", TABLE, answer(200, IMAGE))
 skyctl("image_delete_conflict", "image_delete", TABLE, answer(409, {"error": {"code": "conflict",

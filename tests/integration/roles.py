@@ -55,6 +55,7 @@ ROUTES = {
     "POST /v1/guests/{id|name}/start": "operate",
     "POST /v1/guests/{id|name}/stop": "operate",
     "GET /v1/guests/{id|name}/console": "read",
+    "GET /v1/events": "read",
     "GET /v1/credentials": "admin",
     "POST /v1/credentials": "admin",
     "GET /v1/credentials/{name}": "admin",

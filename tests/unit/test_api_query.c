@@ -152,6 +152,77 @@ static void test_token_forged(void **state)
 	assert_int_equal(api_page_token_decode(key, tok, "tokens", "tok-", after), -EINVAL);
 }
 
+/* GET /v1/events: its parameters, and a page token of the events list. */
+static int parse_events(const char *q, struct api_events_query *out, char *err)
+{
+	return api_query_parse_events(q, q ? strlen(q) : 0, key, out, err, API_QUERY_ERR_MAX);
+}
+
+static void events_refused(const char *q, const char *needle)
+{
+	struct api_events_query out;
+	char err[API_QUERY_ERR_MAX] = "";
+
+	memset(&out, 0x5a, sizeof(out));
+	assert_int_equal(parse_events(q, &out, err), -EINVAL);
+	if (!strstr(err, needle))
+		fail_msg("'%s': message '%s' lacks '%s'", q, err, needle);
+	assert_int_equal(out.limit, 0x5a5a5a5a); /* untouched */
+}
+
+static void test_events(void **state)
+{
+	struct api_events_query q;
+	char err[API_QUERY_ERR_MAX], tok[API_PAGE_TOKEN_MAX + 1], query[API_PAGE_TOKEN_MAX + 32];
+
+	(void)state;
+	assert_int_equal(parse_events(NULL, &q, err), 0);
+	assert_int_equal(q.limit, API_LIST_LIMIT_DEFAULT);
+	assert_false(q.has_since);
+	assert_false(q.watch);
+	assert_int_equal(q.after, 0);
+	assert_int_equal(q.heartbeat_ms, API_EVENTS_HEARTBEAT_DEFAULT_MS);
+	assert_int_equal(parse_events("since=0&type=guest.state&kind=guest&id=gst-0a1b&limit=7", &q, err), 0);
+	assert_true(q.has_since);
+	assert_int_equal(q.since, 0);
+	assert_string_equal(q.type, "guest.state");
+	assert_string_equal(q.kind, "guest");
+	assert_string_equal(q.id, "gst-0a1b");
+	assert_int_equal(q.limit, 7);
+	assert_int_equal(parse_events("watch=true&since=42&heartbeat=250ms&id=My.Cred_1", &q, err), 0);
+	assert_true(q.watch);
+	assert_int_equal(q.since, 42);
+	assert_int_equal(q.heartbeat_ms, 250);
+	assert_string_equal(q.id, "My.Cred_1");
+	/* A page token of the events list gives its resource version back. */
+	assert_int_equal(api_page_token_encode(key, "events", "evt-1234", tok, sizeof(tok)), 0);
+	snprintf(query, sizeof(query), "page_token=%s", tok);
+	assert_int_equal(parse_events(query, &q, err), 0);
+	assert_int_equal(q.after, 1234);
+	/* ... and another list's token, or another key's, is refused. */
+	assert_int_equal(api_page_token_encode(key, "tokens", "evt-1234", tok, sizeof(tok)), 0);
+	snprintf(query, sizeof(query), "page_token=%s", tok);
+	events_refused(query, "page_token");
+	assert_int_equal(api_page_token_encode(other_key, "events", "evt-1234", tok, sizeof(tok)), 0);
+	snprintf(query, sizeof(query), "page_token=%s", tok);
+	events_refused(query, "page_token");
+	events_refused("since=-1", "since");
+	events_refused("since=99999999999999999999", "since");
+	events_refused("type=Guest", "type");
+	events_refused("type=", "type");
+	events_refused("kind=gu/est", "kind");
+	events_refused("id=a%20b", "id");
+	events_refused("watch=yes", "watch");
+	events_refused("watch=true&limit=3", "watch");
+	events_refused("watch=1&page_token=x", "page_token");
+	events_refused("heartbeat=1s", "heartbeat");
+	events_refused("watch=true&heartbeat=10ms", "heartbeat");
+	events_refused("watch=true&heartbeat=1h", "heartbeat");
+	events_refused("since=1&since=2", "twice");
+	events_refused("state=running", "unknown");
+	events_refused("since", "needs a value");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -160,6 +231,7 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_token_round_trip),
 		cmocka_unit_test(test_token_forged),
+		cmocka_unit_test(test_events),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
