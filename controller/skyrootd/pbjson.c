@@ -63,6 +63,12 @@ static bool pj_is(const ProtobufCMessageDescriptor *d, const char *name)
 	return strcmp(d->name, name) == 0;
 }
 
+/* google.protobuf.Value, or a message made of some of its kinds. */
+static bool pj_is_value(const ProtobufCMessageDescriptor *d)
+{
+	return pj_is(d, "google.protobuf.Value") || pj_is(d, "skyroot.api.v1.LabelValue");
+}
+
 static bool pj_is_wrapper(const ProtobufCMessageDescriptor *d)
 {
 	return strncmp(d->name, "google.protobuf.", 16) == 0 && d->n_fields == 1 && strcmp(d->fields[0].name, "value") == 0 &&
@@ -265,7 +271,8 @@ static int pj_struct(struct pj *p, json_t *v, ProtobufCMessage *m)
 
 static int pj_listvalue(struct pj *p, json_t *v, ProtobufCMessage *m);
 
-/* google.protobuf.Value: any JSON. */
+/* google.protobuf.Value: any JSON; skyroot.api.v1.LabelValue (a subset
+ * of Value's kinds): a string or null. */
 static int pj_value(struct pj *p, json_t *v, ProtobufCMessage *m)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
@@ -299,7 +306,7 @@ static int pj_value(struct pj *p, json_t *v, ProtobufCMessage *m)
 	}
 	f = protobuf_c_message_descriptor_get_field_by_name(d, name);
 	if (!f)
-		return pj_fail(p, "google.protobuf.Value lacks %s", name);
+		return pj_fail(p, "must be a string or null"); /* a LabelValue */
 	*(uint32_t *)(base + f->quantifier_offset) = f->id;
 	switch (json_typeof(v)) {
 	case JSON_NULL:
@@ -428,7 +435,7 @@ static int pj_one(struct pj *p, const ProtobufCFieldDescriptor *f, json_t *v, vo
 			return pj_fail(p, "is nested too deeply (at most %d levels)", PBJSON_DEPTH_MAX);
 		if (pj_is(md, "google.protobuf.Timestamp"))
 			r = pj_timestamp(p, v, sub);
-		else if (pj_is(md, "google.protobuf.Value"))
+		else if (pj_is_value(md))
 			r = pj_value(p, v, sub);
 		else if (pj_is(md, "google.protobuf.Struct"))
 			r = pj_struct(p, v, sub);
@@ -479,7 +486,7 @@ static int pj_map(struct pj *p, const ProtobufCFieldDescriptor *f, json_t *v, ch
 		old = pj_push(p, key, 0);
 		/* null: the map's default value, except for a Value (JSON null). */
 		if (json_is_null(val) && !(vf->type == PROTOBUF_C_TYPE_MESSAGE &&
-					   pj_is(vf->descriptor, "google.protobuf.Value"))) {
+					   pj_is_value(vf->descriptor))) {
 			if (vf->type == PROTOBUF_C_TYPE_MESSAGE)
 				r = pj_fail(p, "must not be null");
 			else
@@ -512,7 +519,7 @@ static int pj_repeated(struct pj *p, const ProtobufCFieldDescriptor *f, json_t *
 		json_t *e = json_array_get(v, i);
 		int r;
 
-		if (json_is_null(e) && !(f->type == PROTOBUF_C_TYPE_MESSAGE && pj_is(f->descriptor, "google.protobuf.Value")))
+		if (json_is_null(e) && !(f->type == PROTOBUF_C_TYPE_MESSAGE && pj_is_value(f->descriptor)))
 			r = pj_fail(p, "must not be null");
 		else
 			r = pj_one(p, f, e, (char *)arr + i * sz);
@@ -724,7 +731,7 @@ static json_t *pj_enc_one(const ProtobufCFieldDescriptor *f, const void *slot, u
 			return pj_enc_time(sub);
 		if (pj_is_wrapper(md))
 			return pj_enc_one(&md->fields[0], (const char *)sub + md->fields[0].offset, depth + 1);
-		if (pj_is(md, "google.protobuf.Value")) {
+		if (pj_is_value(md)) {
 			uint32_t kind = *(const uint32_t *)((const char *)sub + md->fields[0].quantifier_offset);
 			for (unsigned i = 0; i < md->n_fields; i++)
 				if (md->fields[i].id == kind)

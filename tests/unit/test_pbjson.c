@@ -136,7 +136,7 @@ static void test_strict(void **state)
 static void test_values_and_nulls(void **state)
 {
 	char err[PBJSON_ERR_MAX];
-	json_t *in = load("{\"name\": \"n\", \"labels\": {\"a\": \"x\", \"gone\": null, \"deep\": {\"l\": [1, true, null]}}}"), *out;
+	json_t *in = load("{\"name\": \"n\", \"labels\": {\"a\": \"x\", \"gone\": null, \"e\": \"\"}}"), *out;
 	uint8_t *buf;
 	size_t len;
 	Skyroot__Api__V1__MetaPatch *p;
@@ -150,13 +150,71 @@ static void test_values_and_nulls(void **state)
 	assert_int_equal(p->n_labels, 3);
 	for (size_t i = 0; i < p->n_labels; i++)
 		if (strcmp(p->labels[i]->key, "gone") == 0)
-			assert_int_equal(p->labels[i]->value->kind_case, GOOGLE__PROTOBUF__VALUE__KIND_NULL_VALUE);
+			assert_int_equal(p->labels[i]->value->kind_case, SKYROOT__API__V1__LABEL_VALUE__KIND_NULL_VALUE);
 	skyroot__api__v1__meta_patch__free_unpacked(p, NULL);
 	out = pbjson_unpack(&skyroot__api__v1__meta_patch__descriptor, buf, len, err, sizeof(err));
 	assert_non_null(out);
 	assert_true(json_equal(out, in)); /* a null label stays null: a merge patch's removal */
 	json_decref(out);
 	json_decref(in);
+	free(buf);
+	expect_error(&skyroot__api__v1__meta_patch__descriptor, "{\"labels\": {\"deep\": {\"l\": 1}}}",
+		     "labels.deep: must be a string or null");
+	expect_error(&skyroot__api__v1__meta_patch__descriptor, "{\"labels\": {\"n\": 1}}",
+		     "labels.n: must be a string or null");
+}
+
+/* A varint into p, backwards: the bytes end at p; returns the new start. */
+static uint8_t *put_varint_before(uint8_t *p, size_t v)
+{
+	uint8_t tmp[10];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	for (size_t i = n; i > 0; i--)
+		*--p = tmp[i - 1];
+	return p;
+}
+
+/* protobuf-c unpacks nested messages by recursion, without a bound: a
+ * request message must not be able to nest (LabelValue, not Value).
+ * 100000 levels of Value.list_value in a label are unknown fields of
+ * LabelValue and skipped, not a stack overflow. */
+static void test_wire_nesting(void **state)
+{
+	size_t cap = 2u << 20;
+	uint8_t *buf = malloc(cap), *end = buf + cap, *p = end;
+	char err[PBJSON_ERR_MAX];
+	json_t *j;
+
+	(void)state;
+	assert_non_null(buf);
+	for (int i = 0; i < 100000; i++) {
+		size_t inner = (size_t)(end - p);
+		p = put_varint_before(p, inner); /* ListValue.values (1): Value */
+		*--p = 0x0a;
+		inner = (size_t)(end - p);
+		p = put_varint_before(p, inner); /* Value.list_value (6) */
+		*--p = 0x32;
+	}
+	{
+		size_t inner = (size_t)(end - p);
+		p = put_varint_before(p, inner); /* entry.value (2) */
+		*--p = 0x12;
+		*--p = 'a';
+		*--p = 0x01;
+		*--p = 0x0a; /* entry.key (1) = "a" */
+		inner = (size_t)(end - p);
+		p = put_varint_before(p, inner); /* MetaPatch.labels (2) */
+		*--p = 0x12;
+	}
+	j = pbjson_unpack(&skyroot__api__v1__meta_patch__descriptor, p, (size_t)(end - p), err, sizeof(err));
+	assert_non_null(j);
+	assert_true(json_is_null(json_object_get(json_object_get(j, "labels"), "a")));
+	json_decref(j);
 	free(buf);
 }
 
@@ -214,7 +272,7 @@ static void test_hostile(void **state)
 	for (int i = 0; i < PBJSON_DEPTH_MAX + 2; i++)
 		n += (size_t)snprintf(deep + n, sizeof(deep) - n, "]");
 	snprintf(deep + n, sizeof(deep) - n, "}}");
-	expect_error(&skyroot__api__v1__meta_patch__descriptor, deep, "nested too deeply");
+	expect_error(&google__protobuf__struct__descriptor, deep, "nested too deeply");
 	/* bytes that are not a message */
 	j = pbjson_unpack(&skyroot__api__v1__board_list__descriptor, junk, sizeof(junk), err, sizeof(err));
 	assert_null(j);
@@ -231,6 +289,7 @@ int main(void)
 		cmocka_unit_test(test_board_round_trip),
 		cmocka_unit_test(test_strict),
 		cmocka_unit_test(test_values_and_nulls),
+		cmocka_unit_test(test_wire_nesting),
 		cmocka_unit_test(test_bytes_enum_int64),
 		cmocka_unit_test(test_hostile),
 	};
