@@ -13,7 +13,7 @@
 
 static void board__row(json_t *b, const char **cells, char (*scratch)[SKYCTL_CELL_MAX])
 {
-	json_t *seen = json_object_get(b, "last_seen");
+	json_t *seen = json_object_get(b, "last_seen_at");
 
 	cells[0] = skyctl_jstr(b, "id", "-");
 	cells[1] = skyctl_jstr(b, "name", "-");
@@ -273,7 +273,7 @@ static int board__show(struct skyctl *ctl, const char *arg)
 	skyctl_field("Enrolled", skyctl_jstr(b, "enrolled_at", "-"));
 	skyctl_field("Certificate until", skyctl_jstr(b, "cert_not_after", "-"));
 	board__show_reenroll(b);
-	skyctl_field("Last seen", skyctl_jstr(b, "last_seen", "never"));
+	skyctl_field("Last seen", skyctl_jstr(b, "last_seen_at", "never"));
 	board__show_boot(b);
 	board__show_groups(b);
 	r = board__show_nics(b);

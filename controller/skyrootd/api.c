@@ -1,7 +1,8 @@
 /* The REST API (docs/api.md) over the HTTP layer (http.c): the table of
  * routes each resource file contributes, authentication with a credential
  * and its role (creds.h), dispatch, the audit log of changes and refusals,
- * and errors as {"error": {"code", "message"}}. */
+ * errors as {"error": {"code", "message"}}, and each answer and body in
+ * JSON or protobuf as the client asks (api_reply.c). */
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@
 /* Every resource registers its routes here. */
 static const struct api_route *const api_tables[] = {
 	api_boot_routes, api_metrics_routes, api_boards_routes, api_tokens_routes, api_guests_routes,
-	api_images_routes, api_creds_routes,
+	api_images_routes, api_creds_routes, api_openapi_routes,
 };
 
 #define API_NEEDS_TOKEN \
@@ -264,9 +265,23 @@ static int api__begin(void *ctx, struct http_conn *c, const struct http_request 
 
 	api__metrics_begin(api, c, req);
 	api__request_begin(api, c, req);
+	st = http_conn_user(c);
+	if (st && !api->boot_only) {
+		const struct api_route *rt;
+		const char *seg;
+		size_t seg_len;
+		char msg[256];
+		int status;
+
+		rt = api_redfish_is(req) ? NULL : api__find(req->path, req->path_len, &seg, &seg_len);
+		st->strict = api->strict;
+		status = api_redfish_is(req) ? 0 : api_reply_negotiate(req, rt, st, msg, sizeof(msg));
+		if (status)
+			return http_conn_refuse(c, status, status == 406 ? "not_acceptable" : "unsupported_media_type", "%s",
+						msg);
+	}
 	if (api->boot_only || !api_images_is_upload(req))
 		return HTTP_BODY_BUFFER;
-	st = http_conn_user(c);
 	if (api_auth_waiting(api, req->peer, &wait_ms))
 		return http_conn_refuse(c, 429, "too_many_requests",
 					"too many wrong admin tokens from %s; try again in %llu ms", req->peer,
@@ -303,12 +318,36 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 	struct api *api = ctx;
 	struct api_call call = { .api = api, .ctl = api->ctl, .conn = c, .req = req, .seg = "" };
 	struct api_reply rep = { .status = 500 };
-	char headers[256];
+	struct api_conn_state *st = http_conn_user(c);
+	struct http_request jreq;
+	char headers[256], *json_body = NULL;
 	const char *id;
 
+	/* A protobuf body reaches its handler as the JSON it takes. */
+	if (st && st->pb_request && !api->boot_only && !api_redfish_is(req)) {
+		const struct api_route *rt;
+		const char *seg;
+		size_t seg_len, len = 0;
+		char msg[PBJSON_ERR_MAX + 128];
+		int status;
+
+		rt = api__find(req->path, req->path_len, &seg, &seg_len);
+		status = rt ? api_reply_body_json(req, rt, &json_body, &len, msg, sizeof(msg)) : 0;
+		if (status) {
+			api_reply_send(c, status, api_json_error(status == 400 ? "bad_request" : "internal", "%s", msg), NULL);
+			return;
+		}
+		if (json_body) {
+			jreq = *req;
+			jreq.body = json_body;
+			jreq.body_len = len;
+			call.req = req = &jreq;
+		}
+	}
 	api__dispatch(&call, &rep);
 	id = json_string_value(json_object_get(rep.body, "id"));
-	if ((rep.status == 200 || rep.status == 201) && id && strlen(id) < DB_ID_MAX && !call.replayed) {
+	if ((rep.status == 200 || rep.status == 201) && id && strlen(id) < DB_ID_MAX && !call.replayed &&
+	    req->verb != HTTP_VERB_DELETE) {
 		const char *etag;
 		int n = 0;
 
@@ -331,8 +370,9 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 		}
 	}
 	if (rep.status == 200 && req->verb == HTTP_VERB_DELETE)
-		api_meta_forget(call.ctl, json_string_value(json_object_get(rep.body, "deleted")));
+		api_meta_forget(call.ctl, json_string_value(json_object_get(rep.body, "id")));
 	api_idem_end(&call, &call.idem, &rep);
+	free(json_body);
 	if (rep.status == 0) {
 		json_decref(rep.body); /* answered already */
 		return;
@@ -341,7 +381,7 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 		api_auth_refuse(api, c, req, rep.body, rep.headers);
 		return;
 	}
-	http_respond_json(c, rep.status, rep.body, rep.headers);
+	api_reply_send(c, rep.status, rep.body, rep.headers);
 }
 
 static void api__failed(void *ctx, struct http_conn *c)
@@ -406,6 +446,9 @@ int api_open(struct controller *ctl, bool boot_only, SSL_CTX *ssl, struct api **
 		return -ENOMEM;
 	api->ctl = ctl;
 	api->boot_only = boot_only;
+	api->strict = getenv("SKYROOTD_API_STRICT") && strcmp(getenv("SKYROOTD_API_STRICT"), "1") == 0;
+	api->tables = api_tables;
+	api->n_tables = SKY_ARRAY_SIZE(api_tables);
 	r = api_list_key(ctl, api->page_key);
 	if (r == 0)
 		r = http_server_new(ctl->loop, ssl, &hl, &api_http_ops, api, &api->http);

@@ -159,7 +159,7 @@ def setup(f):
     toks["operator"] = make_cred(f, c, "op1", "operator")
     toks["revoked"] = make_cred(f, c, "gone", "admin")
     st, ans, _ = c.call("DELETE", "/v1/credentials/gone", f.admin)
-    check(st == 200 and ans == {"revoked": "gone"}, f"revoke: {st} {ans}")
+    check(st == 200 and ans == {"id": "gone", "deleted": True}, f"revoke: {st} {ans}")
     toks["expired"] = make_cred(f, c, "old", "admin", ttl=3600)
     db_exec(f, "UPDATE credentials SET expires_at = 1 WHERE name = 'old'")
     return c, toks
