@@ -20,6 +20,12 @@ static const struct api_route *const api_tables[] = {
 	api_images_routes, api_creds_routes, api_openapi_routes,
 };
 
+const struct api_route *const *api_route_tables(size_t *n)
+{
+	*n = SKY_ARRAY_SIZE(api_tables);
+	return api_tables;
+}
+
 #define API_NEEDS_TOKEN \
 	"this call needs 'Authorization: Bearer <token>' of an API credential; the admin token is in the skyctl config that 'skyrootd init' wrote"
 #define API_WRONG_TOKEN \

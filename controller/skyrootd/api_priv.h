@@ -235,6 +235,11 @@ int api_list_query(struct api_call *call, struct api_reply *rep, const struct ap
 void api_list_reply(struct api_call *call, struct api_reply *rep, const struct api_list_spec *spec, const struct api_list_query *q,
 		    int r, json_t *arr);
 
+/* api.c: every route table (what dispatch serves, and the tests check). */
+const struct api_route *const *api_route_tables(size_t *n);
+/* api_openapi.c: the OpenAPI document of these tables (NULL: out of memory). */
+json_t *api_openapi_doc(const struct api_route *const *tables, size_t n_tables);
+
 /* ---- api_reply.c ---- */
 #define API_PROTOBUF "application/x-protobuf"
 /* The messages of rt's handler for verb (NULL: no such handler). */

@@ -61,6 +61,7 @@ ROUTES = {
     "DELETE /v1/credentials/{name}": "admin",
     "POST /v1/credentials/{name}/rotate": "admin",
     "GET /v1/audit": "admin",
+    "GET /v1/openapi.json": "read",
 }
 
 ALLOWED = {"reader": {"public", "read"}, "operator": {"public", "read", "operate"},
