@@ -252,9 +252,11 @@ static int pj_timestamp(struct pj *p, json_t *v, ProtobufCMessage *m)
 	tm.tm_hour = h;
 	tm.tm_min = mi;
 	tm.tm_sec = sec;
-	t = timegm(&tm);
+	t = timegm(&tm) - oh * 3600 - om * 60;
+	if (t < -62135596800LL || t > 253402300799LL)
+		return pj_fail(p, "is out of the range 0001-01-01 to 9999-12-31");
 	/* seconds = field 1, nanos = field 2 of google.protobuf.Timestamp */
-	*(int64_t *)((char *)m + m->descriptor->fields[0].offset) = (int64_t)t - oh * 3600 - om * 60;
+	*(int64_t *)((char *)m + m->descriptor->fields[0].offset) = (int64_t)t;
 	*(int32_t *)((char *)m + m->descriptor->fields[1].offset) = (int32_t)nanos;
 	return 0;
 }
@@ -317,6 +319,8 @@ static int pj_value(struct pj *p, json_t *v, ProtobufCMessage *m)
 		*(double *)(base + f->offset) = json_number_value(v);
 		return 0;
 	case JSON_STRING:
+		if (strlen(json_string_value(v)) != json_string_length(v))
+			return pj_fail(p, "must not contain a NUL character");
 		*(char **)(base + f->offset) = strdup(json_string_value(v));
 		return *(char **)(base + f->offset) ? 0 : -ENOMEM;
 	case JSON_TRUE:
@@ -421,6 +425,8 @@ static int pj_one(struct pj *p, const ProtobufCFieldDescriptor *f, json_t *v, vo
 	case PROTOBUF_C_TYPE_STRING:
 		if (!json_is_string(v))
 			return pj_fail(p, "must be a string");
+		if (strlen(json_string_value(v)) != json_string_length(v))
+			return pj_fail(p, "must not contain a NUL character");
 		*(char **)slot = strdup(json_string_value(v));
 		return *(char **)slot ? 0 : -ENOMEM;
 	case PROTOBUF_C_TYPE_BYTES:
@@ -656,10 +662,12 @@ static json_t *pj_enc_time(const ProtobufCMessage *m)
 	struct tm tm;
 	size_t n;
 
-	if (!gmtime_r(&t, &tm))
-		return json_string("1970-01-01T00:00:00Z");
-	n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	if (nanos > 0 && nanos < 1000000000)
+	/* proto3's range: 0001-01-01 to 9999-12-31, nanos within a second */
+	if (secs < -62135596800LL || secs > 253402300799LL || nanos < 0 || nanos > 999999999 || !gmtime_r(&t, &tm))
+		return NULL;
+	n = (size_t)snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+			     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	if (nanos > 0)
 		snprintf(buf + n, sizeof(buf) - n, ".%09dZ", (int)nanos);
 	else
 		snprintf(buf + n, sizeof(buf) - n, "Z");
@@ -855,6 +863,7 @@ json_t *pbjson_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data, 
 	j = pbjson_encode(m);
 	protobuf_c_message_free_unpacked(m, NULL);
 	if (!j)
-		snprintf(err, errlen, "the message %s is nested too deeply or the controller is out of memory", d->name);
+		snprintf(err, errlen, "the message %s cannot be written as JSON (a string that is not UTF-8, a time out "
+			 "of range, or out of memory)", d->name);
 	return j;
 }
