@@ -272,16 +272,22 @@ static int api__begin(void *ctx, struct http_conn *c, const struct http_request 
 	api__metrics_begin(api, c, req);
 	api__request_begin(api, c, req);
 	st = http_conn_user(c);
-	if (st && !api->boot_only) {
-		const struct api_route *rt;
+	if (st) {
+		st->answer_msg = NULL;
+		st->pb_answer = st->pb_request = false;
+		st->strict = api->strict;
+		/* Redfish and the boot port speak only their own JSON. */
+		st->encoded = !api->boot_only && !api_redfish_is(req);
+	}
+	if (st && st->encoded) {
+		const struct api_route *rt = NULL;
 		const char *seg;
 		size_t seg_len;
 		char msg[256];
 		int status;
 
-		rt = api_redfish_is(req) ? NULL : api__find(req->path, req->path_len, &seg, &seg_len);
-		st->strict = api->strict;
-		status = api_redfish_is(req) ? 0 : api_reply_negotiate(req, rt, st, msg, sizeof(msg));
+		rt = api__find(req->path, req->path_len, &seg, &seg_len);
+		status = api_reply_negotiate(req, rt, st, msg, sizeof(msg));
 		if (status)
 			return http_conn_refuse(c, status, status == 406 ? "not_acceptable" : "unsupported_media_type", "%s",
 						msg);
@@ -330,7 +336,7 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 	const char *id;
 
 	/* A protobuf body reaches its handler as the JSON it takes. */
-	if (st && st->pb_request && !api->boot_only && !api_redfish_is(req)) {
+	if (st && st->encoded && st->pb_request) {
 		const struct api_route *rt;
 		const char *seg;
 		size_t seg_len, len = 0;

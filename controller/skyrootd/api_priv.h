@@ -74,6 +74,7 @@ struct api_conn_state {
 	bool pb_answer;               /* answer (errors too) in protobuf */
 	bool pb_request;              /* the body is protobuf (Content-Type) */
 	bool strict;                  /* struct api's */
+	bool encoded;                 /* this request's answer is of api.proto (not Redfish, not the boot port) */
 	char method[16];              /* "" = no request to audit */
 	char path[AUDIT_PATH_MAX];
 	char peer[64];

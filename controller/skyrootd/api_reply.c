@@ -254,7 +254,7 @@ void api_reply_send(struct http_conn *c, int status, json_t *body, const char *h
 	uint8_t *buf = NULL;
 	size_t len = 0;
 
-	if (st)
+	if (st && st->encoded)
 		d = status >= 400 ? API_MSG(error) : st->answer_msg;
 	if (st && d && body) {
 		json_t *e = json_object_get(body, "error");
@@ -273,7 +273,7 @@ void api_reply_send(struct http_conn *c, int status, json_t *body, const char *h
 			headers = NULL;
 		}
 	}
-	if (!st || !st->pb_answer || !d || !body) {
+	if (!st || !st->encoded || !st->pb_answer || !d || !body) {
 		http_respond_json(c, status, body, headers);
 		return;
 	}
