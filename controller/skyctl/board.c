@@ -34,7 +34,7 @@ static void board__row(json_t *b, const char **cells, char (*scratch)[SKYCTL_CEL
 	cells[11] = skyctl_jstr(b, "cpu_model", "-");
 	cells[12] = skyctl_jstr(b, "kernel", "-");
 	cells[13] = skyctl_jstr(b, "agent_version", "-");
-	cells[14] = skyctl_jstr(b, "cert_not_after", "-");
+	cells[14] = skyctl_jstr(b, "cert_expires_at", "-");
 }
 
 static int board__list(struct skyctl *ctl, const char *arg)
@@ -92,7 +92,7 @@ static void board__show_reenroll(json_t *b)
 		snprintf(text, sizeof(text), "pending since %s: allow it once with 'skyctl board reenroll-allow'",
 			 skyctl_jstr(b, "reenroll_requested_at", "-"));
 	else
-		snprintf(text, sizeof(text), "%s until %s", state, skyctl_jstr(b, "reenroll_allowed_until", "-"));
+		snprintf(text, sizeof(text), "%s until %s", state, skyctl_jstr(b, "reenroll_expires_at", "-"));
 	skyctl_field("Re-enrollment", text);
 }
 
@@ -206,7 +206,7 @@ static void board__show_boot(json_t *board)
 	if (!json_is_object(boot))
 		return;
 	snprintf(line, sizeof(line), "%s (kernel %s, %s)%s%s", skyctl_jstr(boot, "state", "-"),
-		 skyctl_jstr(boot, "kernel", "-"), skyctl_jstr(boot, "at", "-"),
+		 skyctl_jstr(boot, "kernel", "-"), skyctl_jstr(boot, "updated_at", "-"),
 		 json_is_string(json_object_get(boot, "error")) ? ": " : "", skyctl_jstr(boot, "error", ""));
 	skyctl_field("Bare-metal boot", line);
 }
@@ -271,7 +271,7 @@ static int board__show(struct skyctl *ctl, const char *arg)
 	skyctl_field("Kernel", skyctl_jstr(b, "kernel", "-"));
 	skyctl_field("Agent version", skyctl_jstr(b, "agent_version", "-"));
 	skyctl_field("Enrolled", skyctl_jstr(b, "enrolled_at", "-"));
-	skyctl_field("Certificate until", skyctl_jstr(b, "cert_not_after", "-"));
+	skyctl_field("Certificate until", skyctl_jstr(b, "cert_expires_at", "-"));
 	board__show_reenroll(b);
 	skyctl_field("Last seen", skyctl_jstr(b, "last_seen_at", "never"));
 	board__show_boot(b);
@@ -303,7 +303,7 @@ static int board__reenroll_allow(struct skyctl *ctl, const char *arg)
 		fputs("board ", stdout);
 		skyctl_put_clean(stdout, skyctl_jstr(answer, "board", arg));
 		fputs(" may enroll again with a general token, once, until ", stdout);
-		skyctl_put_clean(stdout, skyctl_jstr(answer, "reenroll_allowed_until", "-"));
+		skyctl_put_clean(stdout, skyctl_jstr(answer, "reenroll_expires_at", "-"));
 		fputs("\n", stdout);
 		fprintf(stderr, "Its current certificates are revoked when it does.\n");
 	}

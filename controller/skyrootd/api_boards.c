@@ -255,7 +255,7 @@ static void api__board_reenroll_allow(struct api_call *call, struct api_reply *r
 	log_warn("api: board %s ('%s') may enroll again with a general token, once, until %s; its current "
 		 "certificates are revoked when it does", id, name, until_s);
 	api_reply_ok(rep, 200, json_pack("{s:s, s:s, s:s}", "board", id, "reenroll", "allowed",
-					 "reenroll_allowed_until", until_s));
+					 "reenroll_expires_at", until_s));
 }
 
 static void api__board_patch(struct api_call *call, struct api_reply *rep)

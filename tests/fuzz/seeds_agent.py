@@ -129,13 +129,13 @@ BOARD = {
     "nics": [{"name": "eth0", "mac": "52:54:00:12:34:56", "link": True, "speed_mbps": 1000},
              {"name": "eth1", "mac": "52:54:00:12:34:57", "link": False, "speed_mbps": -1}],
     "kernel": "6.1.0-28-cloud-amd64", "hostname": "rack1-07", "agent_version": "0.1.0",
-    "enrolled_at": "2026-11-25T12:00:00Z", "cert_not_after": "2026-11-26T12:00:00Z",
+    "enrolled_at": "2026-11-25T12:00:00Z", "cert_expires_at": "2026-11-26T12:00:00Z",
     "last_seen_at": "2026-11-25T12:34:56Z", "reenroll": "pending", "reenroll_requested_at": "2026-11-25T12:30:00Z",
     "images": [{"id": "img-5e0c9a1b2c3d", "sha256": "ab" * 32, "size_bytes": 8388608}],
     "fetching": [{"id": "img-09fb31926033", "done_chunks": 3, "chunks": 8}],
     "image_errors": [{"id": "img-111111111111", "error": "chunk 3 failed its hash\x1b[2J"}],
     "boot": {"state": "refused", "request_id": 1883458333835265, "kernel": "img-09fb31926033",
-             "error": "this agent runs without --allow-kexec", "at": "2026-11-25T12:35:00Z"},
+             "error": "this agent runs without --allow-kexec", "updated_at": "2026-11-25T12:35:00Z"},
 }
 IMAGE = {"id": "img-5e0c9a1b2c3d", "name": "vmlinuz", "kind": "kernel", "format": "raw", "size_bytes": 8388608,
          "sha256": "ab" * 32, "chunks": 8, "chunk_size": 1048576, "created_at": "2026-11-25T12:00:00Z"}
@@ -160,12 +160,12 @@ skyctl("board_show", "board_show", TABLE, answer(200, BOARD))
 skyctl("board_show_json", "board_show", JSON_, answer(200, BOARD))
 skyctl("board_delete", "board_delete", TABLE, answer(200, {"id": "brd-3f9a0c1d2e4b", "deleted": True}))
 skyctl("board_reenroll", "board_reenroll", TABLE, answer(200, {"board": "brd-3f9a0c1d2e4b", "reenroll": "allowed",
-       "reenroll_allowed_until": "2026-11-25T12:45:00Z"}))
+       "reenroll_expires_at": "2026-11-25T12:45:00Z"}))
 sent = {"board": "brd-3f9a0c1d2e4b", "boot": {"state": "sent", "request_id": 77, "kernel": "img-5e0c9a1b2c3d"}}
 skyctl("board_boot_nowait", "board_boot_nowait", TABLE, answer(202, sent))
 skyctl("board_boot_accepted", "board_boot_wait", TABLE, answer(202, sent),
        answer(200, dict(BOARD, boot={"state": "sent", "request_id": 77})),
-       answer(200, dict(BOARD, boot={"state": "accepted", "request_id": 77, "at": "2026-11-25T12:35:00Z"})))
+       answer(200, dict(BOARD, boot={"state": "accepted", "request_id": 77, "updated_at": "2026-11-25T12:35:00Z"})))
 skyctl("board_boot_refused", "board_boot_wait", TABLE, answer(202, sent),
        answer(200, dict(BOARD, boot={"state": "refused", "request_id": 77, "error": "no --allow-kexec"})))
 skyctl("image_list", "image_list", WIDE, answer(200, {"images": [IMAGE, INITRD]}))

@@ -557,7 +557,7 @@ def case_reenroll_same_uuid(f):
     r = skyctl(f, "board", "reenroll-allow", first)
     check(r.returncode == 0, f"reenroll-allow: {r.stderr}")
     st, b = f.api("GET", f"/v1/boards/{first}")
-    check(b.get("reenroll") == "allowed" and b.get("reenroll_allowed_until"),
+    check(b.get("reenroll") == "allowed" and b.get("reenroll_expires_at"),
           f"allowed for a while: {b}")
     q = f.agent("a", token=tok2["token"], once=True, name="a-allowed")
     rc = wait_for(lambda: q.p.poll() is not None and [q.p.returncode], 20, "re-enrolled")[0]
@@ -867,7 +867,7 @@ def case_board_boot_answer(f):
     st, board = f.api("GET", f"/v1/boards/{a}")
     boot = board.get("boot") or {}
     check(st == 200 and boot.get("state") == "refused" and "--allow-kexec" in (boot.get("error") or "")
-          and boot.get("at") and boot.get("request_id"), f"the API's board shows the refusal: {board}")
+          and boot.get("updated_at") and boot.get("request_id"), f"the API's board shows the refusal: {board}")
     r = skyctl(f, "board", "show", a)
     check(r.returncode == 0 and re.search(r"Bare-metal boot:\s+refused .*--allow-kexec", r.stdout),
           f"board show shows the refusal: {r.stdout}")

@@ -24,7 +24,7 @@
 	" \"nics\": [{\"name\": \"eth0\", \"mac\": \"52:54:00:12:34:56\", \"link\": true, \"speed_mbps\": null}],"   \
 	" \"enrolled_at\": \"2026-11-25T12:00:00Z\", \"last_seen_at\": null, \"boot\": {\"state\": \"refused\","     \
 	" \"request_id\": 1883458333835265, \"kernel\": \"img-1\", \"error\": \"no kexec\","                         \
-	" \"at\": \"2026-11-25T12:35:00.5+01:00\"}, \"labels\": {\"zone\": \"eu-1\"}, \"description\": \"\","         \
+	" \"updated_at\": \"2026-11-25T12:35:00.5+01:00\"}, \"labels\": {\"zone\": \"eu-1\"}, \"description\": \"\","         \
 	" \"etag\": \"W/1\"}"
 
 static json_t *load(const char *s)
@@ -65,8 +65,8 @@ static void test_board_round_trip(void **state)
 	assert_null(b->last_seen_at);
 	assert_int_equal(b->boot->request_id, 1883458333835265ull);
 	/* 12:35:00.5 at +01:00 is 11:35:00.5 UTC */
-	assert_int_equal(b->boot->at->seconds, (int64_t)timegm(&tm) - 25 * 60);
-	assert_int_equal(b->boot->at->nanos, 500000000);
+	assert_int_equal(b->boot->updated_at->seconds, (int64_t)timegm(&tm) - 25 * 60);
+	assert_int_equal(b->boot->updated_at->nanos, 500000000);
 	assert_int_equal(b->n_labels, 1);
 	assert_string_equal(b->labels[0]->key, "zone");
 	assert_string_equal(b->labels[0]->value, "eu-1");
@@ -83,7 +83,7 @@ static void test_board_round_trip(void **state)
 		    " \"nics\": [{\"name\": \"eth0\", \"mac\": \"52:54:00:12:34:56\", \"link\": true}],"
 		    " \"enrolled_at\": \"2026-11-25T12:00:00Z\", \"boot\": {\"state\": \"refused\","
 		    " \"request_id\": 1883458333835265, \"kernel\": \"img-1\", \"error\": \"no kexec\","
-		    " \"at\": \"2026-11-25T11:35:00.500000000Z\"}, \"labels\": {\"zone\": \"eu-1\"},"
+		    " \"updated_at\": \"2026-11-25T11:35:00.500000000Z\"}, \"labels\": {\"zone\": \"eu-1\"},"
 		    " \"etag\": \"W/1\"}");
 	if (!json_equal(out, want)) {
 		char *s = json_dumps(out, JSON_SORT_KEYS);
