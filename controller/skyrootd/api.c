@@ -76,6 +76,7 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 	size_t raw_len;
 	char seg[DB_NAME_MAX > DB_ID_MAX ? DB_NAME_MAX : DB_ID_MAX];
 	api_handler fn = NULL;
+	struct api_conn_state *st = NULL;
 	int r;
 
 	/* The plain listener serves network boot and nothing else. */
@@ -91,7 +92,7 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 	rt = api__find(req->path, req->path_len, &raw_seg, &raw_len);
 	/* Authenticate before telling anything about /v1, even what exists. */
 	if (api__is_v1(req->path, req->path_len) || (rt && rt->reader)) {
-		struct api_conn_state *st = http_conn_user(call->conn);
+		st = http_conn_user(call->conn);
 		char name[DB_NAME_MAX];
 		int state;
 		enum creds_role role = api_auth_role(call->api, req, name, &state);
@@ -162,6 +163,25 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 		}
 	}
 	call->seg = seg;
+	/* A protobuf body reaches its handler as the JSON it takes. */
+	st = http_conn_user(call->conn);
+	if (st && st->encoded && st->pb_request) {
+		char msg[PBJSON_ERR_MAX + 128];
+		size_t len = 0;
+
+		r = api_reply_body_json(req, rt, &call->json_body, &len, msg, sizeof(msg));
+		if (r) {
+			api_reply_error(rep, r, r == 400 ? "bad_request" : r == 415 ? "unsupported_media_type" : "internal",
+					"%s", msg);
+			return;
+		}
+		if (call->json_body) {
+			call->json_req = *req;
+			call->json_req.body = call->json_body;
+			call->json_req.body_len = len;
+			call->req = req = &call->json_req;
+		}
+	}
 	if (req->verb == HTTP_VERB_POST &&
 	    api_idem_begin(call, rep, &call->idem, call->idem_headers, sizeof(call->idem_headers))) {
 		call->replayed = rep->headers == call->idem_headers;
@@ -330,32 +350,9 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 	struct api *api = ctx;
 	struct api_call call = { .api = api, .ctl = api->ctl, .conn = c, .req = req, .seg = "" };
 	struct api_reply rep = { .status = 500 };
-	struct api_conn_state *st = http_conn_user(c);
-	struct http_request jreq;
-	char headers[256], *json_body = NULL;
+	char headers[256];
 	const char *id;
 
-	/* A protobuf body reaches its handler as the JSON it takes. */
-	if (st && st->encoded && st->pb_request) {
-		const struct api_route *rt;
-		const char *seg;
-		size_t seg_len, len = 0;
-		char msg[PBJSON_ERR_MAX + 128];
-		int status;
-
-		rt = api__find(req->path, req->path_len, &seg, &seg_len);
-		status = rt ? api_reply_body_json(req, rt, &json_body, &len, msg, sizeof(msg)) : 0;
-		if (status) {
-			api_reply_send(c, status, api_json_error(status == 400 ? "bad_request" : "internal", "%s", msg), NULL);
-			return;
-		}
-		if (json_body) {
-			jreq = *req;
-			jreq.body = json_body;
-			jreq.body_len = len;
-			call.req = req = &jreq;
-		}
-	}
 	api__dispatch(&call, &rep);
 	id = json_string_value(json_object_get(rep.body, "id"));
 	if ((rep.status == 200 || rep.status == 201) && id && strlen(id) < DB_ID_MAX && !call.replayed &&
@@ -384,7 +381,7 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 	if (rep.status == 200 && req->verb == HTTP_VERB_DELETE)
 		api_meta_forget(call.ctl, json_string_value(json_object_get(rep.body, "id")));
 	api_idem_end(&call, &call.idem, &rep);
-	free(json_body);
+	free(call.json_body);
 	if (rep.status == 0) {
 		json_decref(rep.body); /* answered already */
 		return;

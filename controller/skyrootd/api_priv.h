@@ -97,6 +97,8 @@ struct api_call {
 	struct api_idem idem;         /* a POST's Idempotency-Key */
 	bool replayed;                /* the answer is the one kept for its key */
 	char idem_headers[512];       /* the kept answer's header lines */
+	char *json_body;              /* a protobuf body as JSON (owned) ... */
+	struct http_request json_req; /* ... in the request the handler gets */
 };
 
 /* What a handler answers: status 0 when it answered itself (raw bytes, a
@@ -251,7 +253,8 @@ const struct api_schema *api_route_schema(const struct api_route *rt, enum http_
 int api_reply_negotiate(const struct http_request *req, const struct api_route *rt, struct api_conn_state *st,
 			char *msg, size_t msglen);
 /* A protobuf request body as the JSON its handler takes: 0 and *out
- * (malloc'd text), *len; or 400 with a message in msg. */
+ * (malloc'd text; NULL when there is none), *len; or 400 (not the
+ * message), 415 (the call takes no protobuf body) with a message in msg. */
 int api_reply_body_json(const struct http_request *req, const struct api_route *rt, char **out, size_t *len,
 			char *msg, size_t msglen);
 /* Answer on c as its request asked (api_conn_state): JSON, or the route's

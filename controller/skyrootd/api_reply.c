@@ -226,10 +226,16 @@ int api_reply_body_json(const struct http_request *req, const struct api_route *
 	char err[PBJSON_ERR_MAX];
 	json_t *j;
 
-	if (!sc || !sc->request) {
-		*out = NULL;
-		*len = 0;
-		return 0;
+	*out = NULL;
+	*len = 0;
+	if (!sc)
+		return 0; /* no such route or method: its error answers */
+	if (!sc->request) {
+		if (req->body_len == 0)
+			return 0;
+		snprintf(msg, msglen, "%s %.*s takes no protobuf body (%s): send JSON, or no body", req->method,
+			 (int)(req->path_len > 128 ? 128 : req->path_len), req->path, API_PROTOBUF);
+		return 415;
 	}
 	j = pbjson_unpack(sc->request, req->body, req->body_len, err, sizeof(err));
 	if (!j) {

@@ -211,7 +211,14 @@ def case_protobuf_client(f):
           tok.expires_at.seconds - tok.created_at.seconds == 600 and hdrs["Location"] == f"/v1/tokens/{tok.id}",
           f"token: {tok} {hdrs}")
     made = {tok.id}
-    for _ in range(3):
+    # The same Idempotency-Key in protobuf: one token, the kept answer again.
+    once = [pb_call(f, "POST", "/v1/tokens", api.TokenRequest(), headers={"Idempotency-Key": "pb-1"})
+            for _ in range(2)]
+    ids = [api.Token.FromString(raw).id for _, _, raw in once]
+    check([st for st, _, _ in once] == [201, 201] and ids[0] == ids[1] and
+          once[1][1]["Idempotency-Replayed"] == "true" and once[1][1]["Content-Type"] == PB, f"replay: {once}")
+    made.add(ids[0])
+    for _ in range(2):
         made.add(pb_ok(f, "POST", "/v1/tokens", api.Token, api.TokenRequest(), status=201)[0].id)
     seen, page = [], ""
     while True:
@@ -291,6 +298,9 @@ def case_negotiation(f):
     check(st == 200 and hdrs["Content-Type"].startswith("text/plain"), f"metrics with */*: {st}")
     st, _, raw = call(f, "POST", "/v1/boards/x/reenroll-allow", data=b"\x08\x01", headers={"Content-Type": PB})
     check(st == 415 and b"unsupported_media_type" in raw, f"protobuf body to a route without one: {st} {raw[:200]}")
+    # A body is looked at only after the credential: junk without one is 401.
+    st, _, raw = call(f, "POST", "/v1/tokens", data=b"\x0a\xff\xff", headers={"Content-Type": PB}, token=False)
+    check(st == 401, f"junk protobuf without a token: {st} {raw[:200]}")
 
 
 def skip():
