@@ -490,13 +490,9 @@ static int pj_map(struct pj *p, const ProtobufCFieldDescriptor *f, json_t *v, ch
 		if (!*(char **)((char *)arr[i - 1] + kf->offset))
 			return -ENOMEM;
 		old = pj_push(p, key, 0);
-		/* null: the map's default value, except for a Value (JSON null). */
-		if (json_is_null(val) && !(vf->type == PROTOBUF_C_TYPE_MESSAGE &&
-					   pj_is_value(vf->descriptor))) {
-			if (vf->type == PROTOBUF_C_TYPE_MESSAGE)
-				r = pj_fail(p, "must not be null");
-			else
-				r = 0;
+		/* null only where it is a value (a Value's, a LabelValue's). */
+		if (json_is_null(val) && !(vf->type == PROTOBUF_C_TYPE_MESSAGE && pj_is_value(vf->descriptor))) {
+			r = pj_fail(p, "must not be null");
 		} else {
 			r = pj_one(p, vf, val, (char *)arr[i - 1] + vf->offset);
 		}

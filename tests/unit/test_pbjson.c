@@ -125,6 +125,7 @@ static void test_strict(void **state)
 	expect_error(&skyroot__api__v1__board__descriptor, "{\"virt_flags\": [\"a\", 2]}", "virt_flags[1]: must be a string");
 	expect_error(&skyroot__api__v1__board__descriptor, "{\"labels\": {\"a\": 1}}", "labels.a: must be a string");
 	expect_error(&skyroot__api__v1__board__descriptor, "{\"labels\": []}", "labels: must be a JSON object");
+	expect_error(&skyroot__api__v1__board__descriptor, "{\"labels\": {\"a\": null}}", "labels.a: must not be null");
 	expect_error(&skyroot__api__v1__board__descriptor, "{\"dmi\": \"x\"}", "dmi: must be a JSON object (Dmi)");
 	expect_error(&skyroot__api__v1__board__descriptor, "{\"enrolled_at\": \"yesterday\"}", "enrolled_at: must be an RFC 3339 time");
 	expect_error(&skyroot__api__v1__board__descriptor, "{\"enrolled_at\": \"2026-11-25T12:00:00\"}", "enrolled_at: needs a time zone");
