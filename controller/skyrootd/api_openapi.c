@@ -218,7 +218,7 @@ json_t *api_openapi_doc(const struct api_route *const *tables, size_t n_tables)
 
 	if (!paths || !schemas)
 		goto fail;
-	oa_message_ref(schemas, API_MSG(error));
+	json_decref(oa_message_ref(schemas, API_MSG(error))); /* the schema; not the reference */
 	for (size_t t = 0; t < n_tables; t++) {
 		for (const struct api_route *rt = tables[t]; rt->path; rt++) {
 			char path[160], param[64];
