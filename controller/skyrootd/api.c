@@ -147,6 +147,11 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 		rep->headers = rt->allow_header;
 		return;
 	}
+	st = http_conn_user(call->conn);
+	if (st && st->encoded && st->media_status) {
+		api_reply_error(rep, st->media_status, api_reply_media_code(st->media_status), "%s", st->media_msg);
+		return;
+	}
 	seg[0] = '\0';
 	if (rt->segment) {
 		r = api_json_decode_segment(raw_seg, raw_len, seg, rt->segment_max);
@@ -171,8 +176,7 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 
 		r = api_reply_body_json(req, rt, &call->json_body, &len, msg, sizeof(msg));
 		if (r) {
-			api_reply_error(rep, r, r == 400 ? "bad_request" : r == 415 ? "unsupported_media_type" : "internal",
-					"%s", msg);
+			api_reply_error(rep, r, r == 400 ? "bad_request" : api_reply_media_code(r), "%s", msg);
 			return;
 		}
 		if (call->json_body) {
@@ -303,14 +307,10 @@ static int api__begin(void *ctx, struct http_conn *c, const struct http_request 
 		const struct api_route *rt = NULL;
 		const char *seg;
 		size_t seg_len;
-		char msg[256];
-		int status;
 
+		/* Refused (406, 415) once the credential is checked (api__dispatch). */
 		rt = api__find(req->path, req->path_len, &seg, &seg_len);
-		status = api_reply_negotiate(req, rt, st, msg, sizeof(msg));
-		if (status)
-			return http_conn_refuse(c, status, status == 406 ? "not_acceptable" : "unsupported_media_type", "%s",
-						msg);
+		st->media_status = api_reply_negotiate(req, rt, st, st->media_msg, sizeof(st->media_msg));
 	}
 	if (api->boot_only || !api_images_is_upload(req))
 		return HTTP_BODY_BUFFER;
@@ -333,6 +333,8 @@ static int api__begin(void *ctx, struct http_conn *c, const struct http_request 
 		return http_conn_refuse(c, 401, "unauthorized", "%s",
 					req->authorization_count == 0 ? API_NEEDS_TOKEN : API_WRONG_TOKEN);
 	}
+	if (st && st->encoded && st->media_status)
+		return http_conn_refuse(c, st->media_status, api_reply_media_code(st->media_status), "%s", st->media_msg);
 	if (req->idempotency_key)
 		return http_conn_refuse(c, 400, "bad_request",
 					"image uploads take no Idempotency-Key: a name is stored once, a repeat is "

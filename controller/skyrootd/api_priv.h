@@ -75,6 +75,8 @@ struct api_conn_state {
 	bool pb_request;              /* the body is protobuf (Content-Type) */
 	bool strict;                  /* struct api's */
 	bool encoded;                 /* this request's answer is of api.proto (not Redfish, not the boot port) */
+	int media_status;             /* 406 or 415 when it asks for what is not served; 0: fine */
+	char media_msg[256];          /* and why */
 	char method[16];              /* "" = no request to audit */
 	char path[AUDIT_PATH_MAX];
 	char peer[64];
@@ -252,6 +254,8 @@ const struct api_schema *api_route_schema(const struct api_route *rt, enum http_
  * message in msg. */
 int api_reply_negotiate(const struct http_request *req, const struct api_route *rt, struct api_conn_state *st,
 			char *msg, size_t msglen);
+/* "not_acceptable" (406), "unsupported_media_type" (415), else "internal". */
+const char *api_reply_media_code(int status);
 /* A protobuf request body as the JSON its handler takes: 0 and *out
  * (malloc'd text; NULL when there is none), *len; or 400 (not the
  * message), 415 (the call takes no protobuf body) with a message in msg. */

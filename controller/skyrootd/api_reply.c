@@ -188,6 +188,7 @@ int api_reply_negotiate(const struct http_request *req, const struct api_route *
 
 	st->answer_msg = sc ? sc->answer : NULL;
 	st->pb_request = false;
+	msg[0] = '\0';
 	api_reply__accept(req->accept, &q_json, &q_pb);
 	/* Protobuf when the client prefers it (or it is all it takes). */
 	st->pb_answer = q_pb > 0 && q_pb >= q_json;
@@ -217,6 +218,11 @@ int api_reply_negotiate(const struct http_request *req, const struct api_route *
 		return 406;
 	}
 	return 0;
+}
+
+const char *api_reply_media_code(int status)
+{
+	return status == 406 ? "not_acceptable" : status == 415 ? "unsupported_media_type" : "internal";
 }
 
 int api_reply_body_json(const struct http_request *req, const struct api_route *rt, char **out, size_t *len,

@@ -292,6 +292,13 @@ def case_negotiation(f):
     check(st == 200 and hdrs["Content-Type"] == "application/json", f"JSON preferred: {hdrs['Content-Type']}")
     st, _, raw = call(f, "GET", "/v1/boards", headers={"Accept": "text/html"})
     check(st == 406 and b"not_acceptable" in raw, f"text/html: {st} {raw[:200]}")
+    st, _, raw = call(f, "GET", "/v1/boards", headers={"Accept": "text/html"}, token=False)
+    check(st == 401, f"text/html without a token is 401 first (nothing said about the route): {st} {raw[:200]}")
+    st, _, raw = call(f, "POST", "/v1/images?name=x", data=b"abc", token=False,
+                      headers={"Accept": PB, "Content-Type": "application/octet-stream"})
+    check(st == 401, f"an upload without a token: {st} {raw[:200]}")
+    st, _, raw = call(f, "GET", "/v1/no-such-route", headers={"Accept": "text/html"})
+    check(st == 404, f"no such route: {st} {raw[:200]}")
     st, _, raw = call(f, "GET", "/metrics", headers={"Accept": PB})
     check(st == 406 and b"does not answer in application/x-protobuf" in raw, f"metrics in protobuf: {st} {raw[:200]}")
     st, hdrs, _ = call(f, "GET", "/metrics", headers={"Accept": PB + ", */*;q=0.1"})
