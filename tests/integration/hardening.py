@@ -186,7 +186,7 @@ def case_agent_slowloris(f):
     time.sleep(1.5)
     b = f.api("GET", f"/v1/boards/{board['id']}")[1]
     check(b["state"] == "online" and b["last_seen_at"] > seen,
-          f"the board's session during the flood: {b['state']}, last seen {b['last_seen']} (was {seen})")
+          f"the board's session during the flood: {b['state']}, last seen {b['last_seen_at']} (was {seen})")
     fl.thread.join()
     check_cut(fl, "agent flood")
     check(fl.max_open <= 300, f"the agent port held {fl.max_open} connections, over its cap of 300")
