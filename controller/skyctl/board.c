@@ -14,7 +14,7 @@
 
 static void board__row(json_t *b, const char **cells, char (*scratch)[SKYCTL_CELL_MAX])
 {
-	json_t *seen = json_object_get(b, "last_seen");
+	json_t *seen = json_object_get(b, "last_seen_at");
 
 	cells[0] = skyctl_jstr(b, "id", "-");
 	cells[1] = skyctl_jstr(b, "name", "-");
@@ -35,7 +35,7 @@ static void board__row(json_t *b, const char **cells, char (*scratch)[SKYCTL_CEL
 	cells[11] = skyctl_jstr(b, "cpu_model", "-");
 	cells[12] = skyctl_jstr(b, "kernel", "-");
 	cells[13] = skyctl_jstr(b, "agent_version", "-");
-	cells[14] = skyctl_jstr(b, "cert_not_after", "-");
+	cells[14] = skyctl_jstr(b, "cert_expires_at", "-");
 }
 
 /* board list --pending: the boards that enrolled with no token. */
@@ -133,7 +133,7 @@ static void board__show_reenroll(json_t *b)
 		snprintf(text, sizeof(text), "pending since %s: allow it once with 'skyctl board reenroll-allow'",
 			 skyctl_jstr(b, "reenroll_requested_at", "-"));
 	else
-		snprintf(text, sizeof(text), "%s until %s", state, skyctl_jstr(b, "reenroll_allowed_until", "-"));
+		snprintf(text, sizeof(text), "%s until %s", state, skyctl_jstr(b, "reenroll_expires_at", "-"));
 	skyctl_field("Re-enrollment", text);
 }
 
@@ -247,7 +247,7 @@ static void board__show_boot(json_t *board)
 	if (!json_is_object(boot))
 		return;
 	snprintf(line, sizeof(line), "%s (kernel %s, %s)%s%s", skyctl_jstr(boot, "state", "-"),
-		 skyctl_jstr(boot, "kernel", "-"), skyctl_jstr(boot, "at", "-"),
+		 skyctl_jstr(boot, "kernel", "-"), skyctl_jstr(boot, "updated_at", "-"),
 		 json_is_string(json_object_get(boot, "error")) ? ": " : "", skyctl_jstr(boot, "error", ""));
 	skyctl_field("Bare-metal boot", line);
 }
@@ -312,9 +312,9 @@ static int board__show(struct skyctl *ctl, const char *arg)
 	skyctl_field("Kernel", skyctl_jstr(b, "kernel", "-"));
 	skyctl_field("Agent version", skyctl_jstr(b, "agent_version", "-"));
 	skyctl_field("Enrolled", skyctl_jstr(b, "enrolled_at", "-"));
-	skyctl_field("Certificate until", skyctl_jstr(b, "cert_not_after", "-"));
+	skyctl_field("Certificate until", skyctl_jstr(b, "cert_expires_at", "-"));
 	board__show_reenroll(b);
-	skyctl_field("Last seen", skyctl_jstr(b, "last_seen", "never"));
+	skyctl_field("Last seen", skyctl_jstr(b, "last_seen_at", "never"));
 	board__show_boot(b);
 	board__show_groups(b);
 	r = board__show_nics(b);
@@ -344,7 +344,7 @@ static int board__reenroll_allow(struct skyctl *ctl, const char *arg)
 		fputs("board ", stdout);
 		skyctl_put_clean(stdout, skyctl_jstr(answer, "board", arg));
 		fputs(" may enroll again with a general token, once, until ", stdout);
-		skyctl_put_clean(stdout, skyctl_jstr(answer, "reenroll_allowed_until", "-"));
+		skyctl_put_clean(stdout, skyctl_jstr(answer, "reenroll_expires_at", "-"));
 		fputs("\n", stdout);
 		fprintf(stderr, "Its current certificates are revoked when it does.\n");
 	}

@@ -17,8 +17,8 @@ static void credential__print(json_t *c)
 	skyctl_field("Created", skyctl_jstr(c, "created_at", "-"));
 	skyctl_field("Expires", skyctl_jstr(c, "expires_at", "never"));
 	skyctl_field("Rotated", skyctl_jstr(c, "rotated_at", "never"));
-	if (json_is_string(json_object_get(c, "old_secret_until")))
-		skyctl_field("Old token until", skyctl_jstr(c, "old_secret_until", "-"));
+	if (json_is_string(json_object_get(c, "old_secret_expires_at")))
+		skyctl_field("Old token until", skyctl_jstr(c, "old_secret_expires_at", "-"));
 	if (json_is_string(json_object_get(c, "revoked_at")))
 		skyctl_field("Revoked", skyctl_jstr(c, "revoked_at", "-"));
 }
@@ -119,7 +119,7 @@ static int credential__revoke(struct skyctl *ctl, const char *arg)
 
 static void audit__row(json_t *e, const char **cells, char (*scratch)[SKYCTL_CELL_MAX])
 {
-	cells[0] = skyctl_jstr(e, "at", "-");
+	cells[0] = skyctl_jstr(e, "created_at", "-");
 	cells[1] = skyctl_jstr(e, "credential", "-");
 	cells[2] = skyctl_jstr(e, "method", "-");
 	cells[3] = skyctl_jstr(e, "path", "-");

@@ -77,7 +77,7 @@ static void guest__print(json_t *g)
 	skyctl_field("Command line", skyctl_jopt(g, "cmdline"));
 	skyctl_field("Devices", guest__devices(g, devices, sizeof(devices)));
 	skyctl_field_lines("Error", skyctl_jopt(g, "error"));
-	skyctl_field("Created", skyctl_jstr(g, "created", "-"));
+	skyctl_field("Created", skyctl_jstr(g, "created_at", "-"));
 }
 
 /* A GUEST answer must have an id; anything else is not our controller. */
@@ -255,7 +255,7 @@ static void guest__row(json_t *g, const char **cells, char (*scratch)[SKYCTL_CEL
 	cells[10] = skyctl_jopt(g, "kernel");
 	cells[11] = skyctl_jopt(g, "initrd");
 	cells[12] = skyctl_jopt(g, "disk");
-	cells[13] = skyctl_jstr(g, "created", "-");
+	cells[13] = skyctl_jstr(g, "created_at", "-");
 }
 
 static int guest__list(struct skyctl *ctl, const char *arg)

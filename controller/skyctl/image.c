@@ -38,7 +38,7 @@ static void image__print(json_t *img)
 	else
 		snprintf(line, sizeof(line), "%s", skyctl_jint(img, "chunks", buf, sizeof(buf)));
 	skyctl_field("Chunks", line);
-	skyctl_field("Created", skyctl_jstr(img, "created", "-"));
+	skyctl_field("Created", skyctl_jstr(img, "created_at", "-"));
 	/* Integrity at rest: a chunk quarantined as corrupt in the store. */
 	if (json_is_true(json_object_get(img, "damaged")))
 		skyctl_field("Damaged", skyctl_jstr(img, "damage", "yes"));
@@ -142,7 +142,7 @@ static void image__row(json_t *img, const char **cells, char (*scratch)[SKYCTL_C
 	cells[4] = skyctl_jbytes(img, "size_bytes", scratch[4], SKYCTL_CELL_MAX);
 	cells[5] = skyctl_jint(img, "chunks", scratch[5], SKYCTL_CELL_MAX);
 	cells[6] = skyctl_jsha(img, "sha256", scratch[6], SKYCTL_CELL_MAX);
-	cells[7] = skyctl_jstr(img, "created", "-");
+	cells[7] = skyctl_jstr(img, "created_at", "-");
 	cells[8] = json_is_true(json_object_get(img, "damaged")) ? "damaged" : "ok";
 	/* -o wide */
 	cells[9] = skyctl_jbytes(img, "chunk_size", scratch[9], SKYCTL_CELL_MAX);

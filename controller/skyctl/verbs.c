@@ -291,7 +291,7 @@ int skyctl_verb_delete(struct skyctl *ctl, const char *path, const char *id, con
 		r = skyctl_print_answer(ctl->opts, answer);
 	} else {
 		printf("%s %s ", done, what);
-		skyctl_put_clean(stdout, skyctl_jstr(answer, done, id));
+		skyctl_put_clean(stdout, skyctl_jstr(answer, "id", id));
 		fputc('\n', stdout);
 	}
 	json_decref(answer);

@@ -1,7 +1,8 @@
 /* The REST API (docs/api.md) over the HTTP layer (http.c): the table of
  * routes each resource file contributes, authentication with a credential
  * and its role (creds.h), dispatch, the audit log of changes and refusals,
- * and errors as {"error": {"code", "message"}}. */
+ * errors as {"error": {"code", "message"}}, and each answer and body in
+ * JSON or protobuf as the client asks (api_reply.c). */
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -16,8 +17,14 @@
 /* Every resource registers its routes here. */
 static const struct api_route *const api_tables[] = {
 	api_boot_routes, api_metrics_routes, api_boards_routes, api_tokens_routes, api_guests_routes,
-	api_images_routes, api_creds_routes, api_pending_routes, api_events_routes,
+	api_images_routes, api_creds_routes, api_pending_routes, api_events_routes, api_openapi_routes,
 };
+
+const struct api_route *const *api_route_tables(size_t *n)
+{
+	*n = SKY_ARRAY_SIZE(api_tables);
+	return api_tables;
+}
 
 #define API_NEEDS_TOKEN \
 	"this call needs 'Authorization: Bearer <token>' of an API credential; the admin token is in the skyctl config that 'skyrootd init' wrote"
@@ -69,6 +76,7 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 	size_t raw_len;
 	char seg[DB_NAME_MAX > DB_ID_MAX ? DB_NAME_MAX : DB_ID_MAX];
 	api_handler fn = NULL;
+	struct api_conn_state *st = NULL;
 	int r;
 
 	/* The plain listener serves network boot and nothing else. */
@@ -84,7 +92,7 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 	rt = api__find(req->path, req->path_len, &raw_seg, &raw_len);
 	/* Authenticate before telling anything about /v1, even what exists. */
 	if (api__is_v1(req->path, req->path_len) || (rt && rt->reader)) {
-		struct api_conn_state *st = http_conn_user(call->conn);
+		st = http_conn_user(call->conn);
 		char name[DB_NAME_MAX];
 		int state;
 		enum creds_role role = api_auth_role(call->api, req, name, &state);
@@ -139,6 +147,11 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 		rep->headers = rt->allow_header;
 		return;
 	}
+	st = http_conn_user(call->conn);
+	if (st && st->encoded && st->media_status) {
+		api_reply_error(rep, st->media_status, api_reply_media_code(st->media_status), "%s", st->media_msg);
+		return;
+	}
 	seg[0] = '\0';
 	if (rt->segment) {
 		r = api_json_decode_segment(raw_seg, raw_len, seg, rt->segment_max);
@@ -155,6 +168,24 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 		}
 	}
 	call->seg = seg;
+	/* A protobuf body reaches its handler as the JSON it takes. */
+	st = http_conn_user(call->conn);
+	if (st && st->encoded && st->pb_request) {
+		char msg[PBJSON_ERR_MAX + 128];
+		size_t len = 0;
+
+		r = api_reply_body_json(req, rt, &call->json_body, &len, msg, sizeof(msg));
+		if (r) {
+			api_reply_error(rep, r, r == 400 ? "bad_request" : api_reply_media_code(r), "%s", msg);
+			return;
+		}
+		if (call->json_body) {
+			call->json_req = *req;
+			call->json_req.body = call->json_body;
+			call->json_req.body_len = len;
+			call->req = req = &call->json_req;
+		}
+	}
 	if (req->verb == HTTP_VERB_POST &&
 	    api_idem_begin(call, rep, &call->idem, call->idem_headers, sizeof(call->idem_headers))) {
 		call->replayed = rep->headers == call->idem_headers;
@@ -264,9 +295,25 @@ static int api__begin(void *ctx, struct http_conn *c, const struct http_request 
 
 	api__metrics_begin(api, c, req);
 	api__request_begin(api, c, req);
+	st = http_conn_user(c);
+	if (st) {
+		st->answer_msg = NULL;
+		st->pb_answer = st->pb_request = false;
+		st->strict = api->strict;
+		/* Redfish and the boot port speak only their own JSON. */
+		st->encoded = !api->boot_only && !api_redfish_is(req);
+	}
+	if (st && st->encoded) {
+		const struct api_route *rt = NULL;
+		const char *seg;
+		size_t seg_len;
+
+		/* Refused (406, 415) once the credential is checked (api__dispatch). */
+		rt = api__find(req->path, req->path_len, &seg, &seg_len);
+		st->media_status = api_reply_negotiate(req, rt, st, st->media_msg, sizeof(st->media_msg));
+	}
 	if (api->boot_only || !api_images_is_upload(req))
 		return HTTP_BODY_BUFFER;
-	st = http_conn_user(c);
 	if (api_auth_waiting(api, req->peer, &wait_ms))
 		return http_conn_refuse(c, 429, "too_many_requests",
 					"too many wrong admin tokens from %s; try again in %llu ms", req->peer,
@@ -286,6 +333,8 @@ static int api__begin(void *ctx, struct http_conn *c, const struct http_request 
 		return http_conn_refuse(c, 401, "unauthorized", "%s",
 					req->authorization_count == 0 ? API_NEEDS_TOKEN : API_WRONG_TOKEN);
 	}
+	if (st && st->encoded && st->media_status)
+		return http_conn_refuse(c, st->media_status, api_reply_media_code(st->media_status), "%s", st->media_msg);
 	if (req->idempotency_key)
 		return http_conn_refuse(c, 400, "bad_request",
 					"image uploads take no Idempotency-Key: a name is stored once, a repeat is "
@@ -308,7 +357,8 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 
 	api__dispatch(&call, &rep);
 	id = json_string_value(json_object_get(rep.body, "id"));
-	if ((rep.status == 200 || rep.status == 201) && id && strlen(id) < DB_ID_MAX && !call.replayed) {
+	if ((rep.status == 200 || rep.status == 201) && id && strlen(id) < DB_ID_MAX && !call.replayed &&
+	    req->verb != HTTP_VERB_DELETE) {
 		const char *etag;
 		int n = 0;
 
@@ -331,8 +381,9 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 		}
 	}
 	if (rep.status == 200 && req->verb == HTTP_VERB_DELETE)
-		api_meta_forget(call.ctl, json_string_value(json_object_get(rep.body, "deleted")));
+		api_meta_forget(call.ctl, json_string_value(json_object_get(rep.body, "id")));
 	api_idem_end(&call, &call.idem, &rep);
+	free(call.json_body);
 	if (rep.status == 0) {
 		json_decref(rep.body); /* answered already */
 		return;
@@ -341,7 +392,7 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 		api_auth_refuse(api, c, req, rep.body, rep.headers);
 		return;
 	}
-	http_respond_json(c, rep.status, rep.body, rep.headers);
+	api_reply_send(c, rep.status, rep.body, rep.headers);
 }
 
 static void api__failed(void *ctx, struct http_conn *c)
@@ -408,6 +459,9 @@ int api_open(struct controller *ctl, bool boot_only, SSL_CTX *ssl, struct api **
 		return -ENOMEM;
 	api->ctl = ctl;
 	api->boot_only = boot_only;
+	api->strict = getenv("SKYROOTD_API_STRICT") && strcmp(getenv("SKYROOTD_API_STRICT"), "1") == 0;
+	api->tables = api_tables;
+	api->n_tables = SKY_ARRAY_SIZE(api_tables);
 	r = api_list_key(ctl, api->page_key);
 	if (r == 0)
 		r = http_server_new(ctl->loop, ssl, &hl, &api_http_ops, api, &api->http);

@@ -171,7 +171,7 @@ static void api_auth__fire(uv_timer_t *h)
 		st = http_conn_user(w->c);
 		if (st)
 			st->auth_wait = NULL;
-		http_respond_json(w->c, 401, w->body, w->headers);
+		api_reply_send(w->c, 401, w->body, w->headers);
 		free(w);
 	}
 	api_auth__arm(a);
@@ -239,7 +239,7 @@ void api_auth_refuse(struct api *api, struct http_conn *c, const struct http_req
 	 * session token or login is one). */
 	if ((req->authorization_count == 0 && req->x_auth_token_count == 0 &&
 	     !(req->verb == HTTP_VERB_POST && api_redfish_is(req))) || !st) {
-		http_respond_json(c, 401, body, headers);
+		api_reply_send(c, 401, body, headers);
 		return;
 	}
 	if (++st->auth_fails >= API_AUTH_CONN_FAILS)
@@ -247,7 +247,7 @@ void api_auth_refuse(struct api *api, struct http_conn *c, const struct http_req
 	w = calloc(1, sizeof(*w));
 	if (!w) {
 		api_auth__penalize(a, req, now);
-		http_respond_json(c, 401, body, headers);
+		api_reply_send(c, 401, body, headers);
 		return;
 	}
 	w->c = c;

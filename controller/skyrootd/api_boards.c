@@ -108,7 +108,7 @@ static void api__board_delete(struct api_call *call, struct api_reply *rep)
 	boots_forget(ctl->boots, id);
 	log_info("api: board %s ('%s') deleted; its certificates are revoked", id, name);
 	events_add_kv(call->ctl->events, "board.deleted", "board", id, "name", name, NULL);
-	api_reply_ok(rep, 200, json_pack("{s:s}", "deleted", id));
+	api_reply_ok(rep, 200, json_pack("{s:s, s:b}", "id", id, "deleted", 1));
 }
 
 static void api__board_fetch(struct api_call *call, struct api_reply *rep)
@@ -260,7 +260,7 @@ static void api__board_reenroll_allow(struct api_call *call, struct api_reply *r
 	log_warn("api: board %s ('%s') may enroll again with a general token, once, until %s; its current "
 		 "certificates are revoked when it does", id, name, until_s);
 	api_reply_ok(rep, 200, json_pack("{s:s, s:s, s:s}", "board", id, "reenroll", "allowed",
-					 "reenroll_allowed_until", until_s));
+					 "reenroll_expires_at", until_s));
 }
 
 static void api__board_patch(struct api_call *call, struct api_reply *rep)
@@ -271,18 +271,23 @@ static void api__board_patch(struct api_call *call, struct api_reply *rep)
 }
 
 const struct api_route api_boards_routes[] = {
-	{ .path = "/v1/boards", API_ALLOW("GET"), .get = api__boards_list },
+	{ .path = "/v1/boards", API_ALLOW("GET"), .get = api__boards_list,
+	  .get_s = { NULL, API_MSG(board_list) }, .summary = "List the boards (a page)" },
 	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .noun = "a board id or name",
 	  .placeholder = "{id|name}", API_ALLOW("GET, PATCH, DELETE"), .get = api__board_get, .del = api__board_delete,
-	  .patch = api__board_patch },
+	  .patch = api__board_patch, .get_s = { NULL, API_MSG(board) }, .del_s = { NULL, API_MSG(deleted) },
+	  .patch_s = { API_MSG(meta_patch), API_MSG(board) }, .summary = "A board" },
 	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .suffix = "/fetch",
 	  .noun = "a board id or name", .placeholder = "{id|name}/fetch", API_ALLOW("POST"),
-	  .post = api__board_fetch },
+	  .post = api__board_fetch, .post_s = { API_MSG(fetch_request), API_MSG(fetch_answer) },
+	  .summary = "Load an image into the board's RAM cache" },
 	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .suffix = "/boot",
 	  .noun = "a board id or name", .placeholder = "{id|name}/boot", API_ALLOW("POST"),
-	  .post = api__board_boot },
+	  .post = api__board_boot, .post_s = { API_MSG(boot_request), API_MSG(boot_answer) },
+	  .summary = "Boot an OS on the bare board (kexec)" },
 	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_NAME_MAX, .suffix = "/reenroll-allow",
 	  .noun = "a board id or name", .placeholder = "{id|name}/reenroll-allow", API_ALLOW("POST"),
-	  .post = api__board_reenroll_allow },
+	  .post = api__board_reenroll_allow, .post_s = { NULL, API_MSG(reenroll_answer) },
+	  .summary = "Let the board enroll again with a general token, once" },
 	{ .path = NULL },
 };

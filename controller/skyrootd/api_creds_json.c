@@ -139,7 +139,7 @@ json_t *api_creds_json(const struct creds_row *c, int64_t now)
 	bad |= json_object_set_new(o, "created_at", api_json_time(c->created_at));
 	bad |= json_object_set_new(o, "expires_at", api_json_time(c->expires_at));
 	bad |= json_object_set_new(o, "rotated_at", api_json_time(c->rotated_at));
-	bad |= json_object_set_new(o, "old_secret_until", api_json_time(c->old_until > now ? c->old_until : 0));
+	bad |= json_object_set_new(o, "old_secret_expires_at", api_json_time(c->old_until > now ? c->old_until : 0));
 	bad |= json_object_set_new(o, "revoked_at", api_json_time(c->revoked_at));
 	if (bad) {
 		json_decref(o);
@@ -156,7 +156,7 @@ json_t *api_creds_audit_json(const struct audit_entry *e)
 	if (!o)
 		return NULL;
 	bad |= json_object_set_new(o, "seq", json_integer(e->seq));
-	bad |= json_object_set_new(o, "at", api_json_time(e->at));
+	bad |= json_object_set_new(o, "created_at", api_json_time(e->at));
 	bad |= json_object_set_new(o, "credential", json_string(e->credential));
 	bad |= json_object_set_new(o, "peer", json_string(e->peer));
 	bad |= json_object_set_new(o, "method", json_string(e->method));

@@ -143,7 +143,7 @@ static void api__guest_delete(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	log_info("api: guest %s '%s' deleted", gs.id, gs.name);
-	api_reply_ok(rep, 200, json_pack("{s:s}", "deleted", gs.id));
+	api_reply_ok(rep, 200, json_pack("{s:s, s:b}", "id", gs.id, "deleted", 1));
 }
 
 /* ---- console ---- */
@@ -216,18 +216,21 @@ static void api__guest_patch(struct api_call *call, struct api_reply *rep)
 }
 
 const struct api_route api_guests_routes[] = {
-	{ .path = "/v1/guests", API_ALLOW("GET, POST"), .get = api__guests_list, .post = api__guests_create },
+	{ .path = "/v1/guests", API_ALLOW("GET, POST"), .get = api__guests_list, .post = api__guests_create,
+	  .get_s = { NULL, API_MSG(guest_list) }, .post_s = { API_MSG(guest_request), API_MSG(guest) },
+	  .summary = "Guests: list (a page), create" },
 	{ .path = "/v1/guests/", .segment = true, .segment_max = GUEST_NAME_MAX, .noun = "a guest id or name",
 	  .placeholder = "{id|name}", API_ALLOW("GET, PATCH, DELETE"), .get = api__guest_get, .del = api__guest_delete,
-	  .patch = api__guest_patch },
+	  .patch = api__guest_patch, .get_s = { NULL, API_MSG(guest) }, .del_s = { NULL, API_MSG(deleted) },
+	  .patch_s = { API_MSG(meta_patch), API_MSG(guest) }, .summary = "A guest" },
 	{ .path = "/v1/guests/", .segment = true, .segment_max = GUEST_NAME_MAX, .suffix = "/start",
 	  .noun = "a guest id or name", .placeholder = "{id|name}/start", API_ALLOW("POST"),
-	  .post = api__guest_start },
+	  .post = api__guest_start, .post_s = { NULL, API_MSG(guest) }, .summary = "Start the guest" },
 	{ .path = "/v1/guests/", .segment = true, .segment_max = GUEST_NAME_MAX, .suffix = "/stop",
 	  .noun = "a guest id or name", .placeholder = "{id|name}/stop", API_ALLOW("POST"),
-	  .post = api__guest_stop },
+	  .post = api__guest_stop, .post_s = { NULL, API_MSG(guest) }, .summary = "Stop the guest" },
 	{ .path = "/v1/guests/", .segment = true, .segment_max = GUEST_NAME_MAX, .suffix = "/console",
 	  .noun = "a guest id or name", .placeholder = "{id|name}/console", API_ALLOW("GET"),
-	  .get = api__guest_console },
+	  .get = api__guest_console, .summary = "The guest's serial console (text; ?follow=1 streams)" },
 	{ .path = NULL },
 };

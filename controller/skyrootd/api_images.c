@@ -271,7 +271,7 @@ static void api__image_delete(struct api_call *call, struct api_reply *rep)
 	}
 	log_info("api: image %s '%s' deleted", img.id, img.name);
 	events_add_kv(call->ctl->events, "image.deleted", "image", img.id, "name", img.name, NULL);
-	api_reply_ok(rep, 200, json_pack("{s:s}", "deleted", img.id));
+	api_reply_ok(rep, 200, json_pack("{s:s, s:b}", "id", img.id, "deleted", 1));
 }
 
 /* ---- verify: work in a worker thread, answer from the loop ---- */
@@ -358,7 +358,7 @@ static void api_verify__done(uv_work_t *w, int status)
 			if (a->result > 0)
 				log_error("api: image %s: %d of %u chunks are corrupt in the store", a->image_id,
 					  a->result, a->chunks);
-			http_respond_json(c, 200, api_verify__answer(a), NULL);
+			api_reply_send(c, 200, api_verify__answer(a), NULL);
 		}
 	}
 	json_decref(a->bad);
@@ -412,12 +412,16 @@ static void api__image_patch(struct api_call *call, struct api_reply *rep)
 }
 
 const struct api_route api_images_routes[] = {
-	{ .path = "/v1/images", API_ALLOW("GET, POST"), .get = api__images_list, .post = api__images_upload },
+	{ .path = "/v1/images", API_ALLOW("GET, POST"), .get = api__images_list, .post = api__images_upload,
+	  .get_s = { NULL, API_MSG(image_list) }, .post_s = { NULL, API_MSG(image) },
+	  .summary = "Images: list (a page), upload (?name=&kind=, the bytes as the body)" },
 	{ .path = "/v1/images/", .segment = true, .segment_max = STORE_NAME_MAX, .noun = "an image id or name",
 	  .placeholder = "{id|name}", API_ALLOW("GET, PATCH, DELETE"), .get = api__image_get, .del = api__image_delete,
-	  .patch = api__image_patch },
+	  .patch = api__image_patch, .get_s = { NULL, API_MSG(image) }, .del_s = { NULL, API_MSG(deleted) },
+	  .patch_s = { API_MSG(meta_patch), API_MSG(image) }, .summary = "An image" },
 	{ .path = "/v1/images/", .segment = true, .segment_max = STORE_NAME_MAX, .suffix = "/verify",
 	  .noun = "an image id or name", .placeholder = "{id|name}/verify", API_ALLOW("POST"),
-	  .post = api__image_verify },
+	  .post = api__image_verify, .post_s = { NULL, API_MSG(image_verify) },
+	  .summary = "Re-hash every chunk of the image" },
 	{ .path = NULL },
 };

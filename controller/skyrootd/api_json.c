@@ -273,12 +273,12 @@ json_t *api_json_board(const struct db_board *b, bool online, int64_t last_seen)
 	bad |= aj_set(o, "hostname", h ? aj_str(h->hostname) : json_null());
 	bad |= aj_set(o, "agent_version", h ? aj_str(h->agent_version) : json_null());
 	bad |= aj_set(o, "enrolled_at", api_json_time(b->enrolled_at));
-	bad |= aj_set(o, "cert_not_after", api_json_time(b->cert_not_after));
-	bad |= aj_set(o, "last_seen", api_json_time(last_seen));
+	bad |= aj_set(o, "cert_expires_at", api_json_time(b->cert_not_after));
+	bad |= aj_set(o, "last_seen_at", api_json_time(last_seen));
 	/* A known machine asked to enroll again with a general token. */
 	if (b->reenroll_allowed_until > sky_unix_now()) {
 		bad |= aj_set(o, "reenroll", json_string("allowed"));
-		bad |= aj_set(o, "reenroll_allowed_until", api_json_time(b->reenroll_allowed_until));
+		bad |= aj_set(o, "reenroll_expires_at", api_json_time(b->reenroll_allowed_until));
 	} else if (b->reenroll_pending_at) {
 		bad |= aj_set(o, "reenroll", json_string("pending"));
 		bad |= aj_set(o, "reenroll_requested_at", api_json_time(b->reenroll_pending_at));
@@ -811,7 +811,7 @@ json_t *api_json_image(const struct store_image *img)
 	    json_object_set_new(o, "sha256", aj_str(hex)) < 0 ||
 	    json_object_set_new(o, "chunks", json_integer(img->chunks)) < 0 ||
 	    json_object_set_new(o, "chunk_size", json_integer(img->chunk_size)) < 0 ||
-	    json_object_set_new(o, "created", api_json_time(img->created)) < 0) {
+	    json_object_set_new(o, "created_at", api_json_time(img->created)) < 0) {
 		json_decref(o);
 		return NULL;
 	}
@@ -868,7 +868,7 @@ int api_json_board_boot(json_t *board, const struct boot_status *st)
 		return json_object_set_new(board, "boot", json_null()) < 0 ? -ENOMEM : 0;
 	o = json_pack("{s:s, s:o, s:o, s:o, s:o}", "state", boots_state_name(st->state),
 		      "request_id", aj_u64(st->request_id), "kernel", aj_strn(st->kernel, sizeof(st->kernel)),
-		      "error", aj_str_or_null(st->error, sizeof(st->error)), "at", api_json_time(st->at));
+		      "error", aj_str_or_null(st->error, sizeof(st->error)), "updated_at", api_json_time(st->at));
 	if (!o || json_object_set_new(board, "boot", o) < 0)
 		return -ENOMEM;
 	return 0;
@@ -902,7 +902,7 @@ json_t *api_json_guest(const struct guest *g)
 	bad |= json_object_set_new(o, "cmdline", aj_str(g->cmdline));
 	bad |= json_object_set_new(o, "devices", devs);
 	bad |= json_object_set_new(o, "error", aj_str_or_null(g->error, sizeof(g->error)));
-	bad |= json_object_set_new(o, "created", api_json_time(g->created));
+	bad |= json_object_set_new(o, "created_at", api_json_time(g->created));
 	if (bad) {
 		json_decref(o);
 		return NULL;

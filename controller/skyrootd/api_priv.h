@@ -11,7 +11,9 @@
  *   api_meta.c     PATCH of names, labels, descriptions; etags
  *   api_idem.c     Idempotency-Key: answers kept for a repeat of a POST
  *   api_list.c     one page of a list: query, filters, order, page token
- *   api_reply.c    answers and lookups every resource uses (the bottom)
+ *   api_openapi.c  /v1/openapi.json, made from the route tables and api.proto
+ *   api_reply.c    answers and lookups every resource uses; JSON or protobuf
+ *                  (over pbjson.c) as the client asks (the bottom)
  * Calls go downwards only: api.c -> api_<resource>.c -> api_list.c ->
  * api_reply.c. */
 #ifndef SKY_CONTROLLER_API_PRIV_H
@@ -30,6 +32,8 @@
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/http.h"
 #include "controller/skyrootd/metrics.h"
+#include "controller/skyrootd/pbjson.h"
+#include "api.pb-c.h"
 
 struct store_upload;
 struct api_async;
@@ -46,6 +50,12 @@ struct api {
 	struct api_redfish *redfish; /* Redfish sessions and boot overrides (api_redfish.c) */
 	bool boot_only;             /* the plain listener: /boot/ only */
 	uint8_t page_key[API_PAGE_KEY_LEN]; /* authenticates page tokens (api_list.c) */
+	/* Every JSON answer is checked against its message (the environment
+	 * variable SKYROOTD_API_STRICT=1; the tests set it): one that does not
+	 * fit is logged and answered 500.  The drift guard of shapes. */
+	bool strict;
+	const struct api_route *const *tables; /* every route (api.c), for api_openapi.c */
+	size_t n_tables;
 };
 
 /* What a connection holds across calls (http_conn_user), made on need. */
@@ -63,6 +73,14 @@ struct api_conn_state {
 	/* The request being answered, for the audit log (api.c); its id is
 	 * the HTTP layer's (http_conn_request_id). */
 	char credential[DB_NAME_MAX]; /* who, once authenticated; "" = unknown */
+	/* The encodings of the request being answered (api_reply_negotiate). */
+	const ProtobufCMessageDescriptor *answer_msg; /* its route's answer; NULL: none */
+	bool pb_answer;               /* answer (errors too) in protobuf */
+	bool pb_request;              /* the body is protobuf (Content-Type) */
+	bool strict;                  /* struct api's */
+	bool encoded;                 /* this request's answer is of api.proto (not Redfish, not the boot port) */
+	int media_status;             /* 406 or 415 when it asks for what is not served; 0: fine */
+	char media_msg[256];          /* and why */
 	char method[16];              /* "" = no request to audit */
 	char path[AUDIT_PATH_MAX];
 	char peer[64];
@@ -85,6 +103,8 @@ struct api_call {
 	struct api_idem idem;         /* a POST's Idempotency-Key */
 	bool replayed;                /* the answer is the one kept for its key */
 	char idem_headers[512];       /* the kept answer's header lines */
+	char *json_body;              /* a protobuf body as JSON (owned) ... */
+	struct http_request json_req; /* ... in the request the handler gets */
 };
 
 /* What a handler answers: status 0 when it answered itself (raw bytes, a
@@ -98,6 +118,13 @@ struct api_reply {
 
 typedef void (*api_handler)(struct api_call *call, struct api_reply *rep);
 
+/* A method's messages in proto/api.proto: its request body's (NULL: it
+ * takes none, or not JSON) and its answer's (NULL: not JSON, e.g. text). */
+struct api_schema {
+	const ProtobufCMessageDescriptor *request, *answer;
+};
+#define API_MSG(name) (&skyroot__api__v1__##name##__descriptor)
+
 struct api_route {
 	const char *path;             /* exact, or the prefix before one segment */
 	bool segment;
@@ -110,6 +137,8 @@ struct api_route {
 	bool reader;                  /* needs a token, and the reader token may GET it */
 	bool admin;                   /* only the admin role, whatever the method */
 	api_handler get, post, del, patch;
+	struct api_schema get_s, post_s, del_s, patch_s; /* each handler's messages */
+	const char *summary;          /* one line for /v1/openapi.json */
 };
 #define API_ALLOW(methods) .allow = methods, .allow_header = "Allow: " methods "\r\n"
 
@@ -130,6 +159,7 @@ extern const struct api_route api_metrics_routes[];
 extern const struct api_route api_creds_routes[];
 extern const struct api_route api_pending_routes[];
 extern const struct api_route api_events_routes[];
+extern const struct api_route api_openapi_routes[];
 
 /* api_images.c: POST /v1/images streams its body into the store. */
 bool api_images_is_upload(const struct http_request *req);
@@ -221,7 +251,30 @@ int api_list_query(struct api_call *call, struct api_reply *rep, const struct ap
 void api_list_reply(struct api_call *call, struct api_reply *rep, const struct api_list_spec *spec, const struct api_list_query *q,
 		    int r, json_t *arr);
 
+/* api.c: every route table (what dispatch serves, and the tests check). */
+const struct api_route *const *api_route_tables(size_t *n);
+/* api_openapi.c: the OpenAPI document of these tables (NULL: out of memory). */
+json_t *api_openapi_doc(const struct api_route *const *tables, size_t n_tables);
+
 /* ---- api_reply.c ---- */
+#define API_PROTOBUF "application/x-protobuf"
+/* The messages of rt's handler for verb (NULL: no such handler). */
+const struct api_schema *api_route_schema(const struct api_route *rt, enum http_verb verb);
+/* Choose the encodings of req on route rt (NULL: none) into st: 0, or
+ * 406 / 415 (an answer or a body of a media type not served) with a
+ * message in msg. */
+int api_reply_negotiate(const struct http_request *req, const struct api_route *rt, struct api_conn_state *st,
+			char *msg, size_t msglen);
+/* "not_acceptable" (406), "unsupported_media_type" (415), else "internal". */
+const char *api_reply_media_code(int status);
+/* A protobuf request body as the JSON its handler takes: 0 and *out
+ * (malloc'd text; NULL when there is none), *len; or 400 (not the
+ * message), 415 (the call takes no protobuf body) with a message in msg. */
+int api_reply_body_json(const struct http_request *req, const struct api_route *rt, char **out, size_t *len,
+			char *msg, size_t msglen);
+/* Answer on c as its request asked (api_conn_state): JSON, or the route's
+ * message (an Error for a status >= 400) packed.  body is owned. */
+void api_reply_send(struct http_conn *c, int status, json_t *body, const char *headers);
 void api_reply_error(struct api_reply *rep, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* Log err and answer 500 "the controller could not <what>; see its log". */

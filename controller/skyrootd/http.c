@@ -31,10 +31,13 @@ static const struct {
 	[H_HOST] = {"host", HTTP_HOST_MAX, false},
 	[H_IF_MATCH] = {"if-match", HTTP_IF_MATCH_MAX, false},
 	[H_IDEM_KEY] = {"idempotency-key", HTTP_IDEM_KEY_MAX, false},
+	[H_ACCEPT] = {"accept", HTTP_MEDIA_MAX, false},
+	[H_CTYPE] = {"content-type", HTTP_MEDIA_MAX, false},
 };
 
 _Static_assert(HTTP_AUTH_MAX <= HTTP_HVAL_MAX && HTTP_EXPECT_MAX <= HTTP_HVAL_MAX && HTTP_HOST_MAX <= HTTP_HVAL_MAX &&
-		       HTTP_IF_MATCH_MAX <= HTTP_HVAL_MAX && HTTP_IDEM_KEY_MAX <= HTTP_HVAL_MAX,
+		       HTTP_IF_MATCH_MAX <= HTTP_HVAL_MAX && HTTP_IDEM_KEY_MAX <= HTTP_HVAL_MAX &&
+		       HTTP_MEDIA_MAX <= HTTP_HVAL_MAX,
 	       "every kept header fits struct http_hval");
 
 /* ---- the request to the layer above ---- */
@@ -89,6 +92,8 @@ static int http__request(struct http_conn *c, struct http_request *req)
 		req->host = NULL, req->host_len = 0;
 	req->if_match_bad = http__hval(c, H_IF_MATCH, &req->if_match, NULL) > 1;
 	req->idempotency_key_bad = http__hval(c, H_IDEM_KEY, &req->idempotency_key, NULL) > 1;
+	http__hval(c, H_ACCEPT, &req->accept, NULL);
+	http__hval(c, H_CTYPE, &req->content_type, NULL);
 	req->body = c->body.data;
 	req->body_len = c->body.len;
 	http_parser_url_init(&u);

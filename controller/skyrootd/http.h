@@ -45,6 +45,7 @@ enum http_verb { HTTP_VERB_OTHER, HTTP_VERB_GET, HTTP_VERB_HEAD, HTTP_VERB_POST,
 
 #define HTTP_IF_MATCH_MAX 128
 #define HTTP_IDEM_KEY_MAX 255
+#define HTTP_MEDIA_MAX 256          /* Accept, Content-Type */
 
 /* A request as the layer above sees it.  Pointers are valid only during
  * the call they are passed to.  Header values are as received (at most
@@ -66,6 +67,8 @@ struct http_request {
 	bool if_match_bad;          /* more than one, or longer than HTTP_IF_MATCH_MAX */
 	const char *idempotency_key; /* the Idempotency-Key header, NUL-terminated; NULL when none */
 	bool idempotency_key_bad;   /* more than one, or longer than HTTP_IDEM_KEY_MAX */
+	const char *accept;         /* the first Accept header, NUL-terminated; NULL when none, "" when too long */
+	const char *content_type;   /* the first Content-Type header, the same way */
 	const char *host;           /* the Host header; NULL when none or too long */
 	const char *peer;           /* the client's address ("-" when unknown) */
 	size_t host_len;
@@ -189,6 +192,9 @@ void http_respond_error(struct http_conn *c, int status, const char *code, const
 			const char *headers);
 /* Bytes that are not JSON; data is copied. */
 void http_respond_raw(struct http_conn *c, int status, const char *type, const void *data, size_t len);
+/* The same with extra header lines (each ending in \r\n; NULL: none). */
+void http_respond_bytes(struct http_conn *c, int status, const char *type, const char *headers, const void *data,
+			size_t len);
 /* The slowest a client may take a sized answer (http_body_begin): bytes a
  * second.  1 MiB/s: a board's firmware of 100 MiB in under two minutes. */
 #define HTTP_SEND_MIN_RATE (1024u * 1024u)

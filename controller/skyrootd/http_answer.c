@@ -198,6 +198,12 @@ void http_respond_raw(struct http_conn *c, int status, const char *type, const v
 	http__send(c, status, type, NULL, data, len, false, false);
 }
 
+void http_respond_bytes(struct http_conn *c, int status, const char *type, const char *headers, const void *data,
+			size_t len)
+{
+	http__send(c, status, type, headers, data, len, false, false);
+}
+
 int http_body_begin(struct http_conn *c, int status, const char *type, uint64_t len, const char *headers)
 {
 	char head[HTTP_RESPONSE_HEAD_MAX];

@@ -29,7 +29,7 @@ struct listener;
 struct listener_slot;
 
 /* The headers the layer reads; every other one is only counted. */
-enum http_hdr { H_AUTHORIZATION, H_XAUTH, H_EXPECT, H_HOST, H_IF_MATCH, H_IDEM_KEY, H__COUNT, H_OTHER = H__COUNT };
+enum http_hdr { H_AUTHORIZATION, H_XAUTH, H_EXPECT, H_HOST, H_IF_MATCH, H_IDEM_KEY, H_ACCEPT, H_CTYPE, H__COUNT, H_OTHER = H__COUNT };
 
 /* One header's value as received: the first of its name only; count says
  * how many came. */

@@ -134,21 +134,21 @@ BOARD = {
     "nics": [{"name": "eth0", "mac": "52:54:00:12:34:56", "link": True, "speed_mbps": 1000},
              {"name": "eth1", "mac": "52:54:00:12:34:57", "link": False, "speed_mbps": -1}],
     "kernel": "6.1.0-28-cloud-amd64", "hostname": "rack1-07", "agent_version": "0.1.0",
-    "enrolled_at": "2026-11-25T12:00:00Z", "cert_not_after": "2026-11-26T12:00:00Z",
-    "last_seen": "2026-11-25T12:34:56Z", "reenroll": "pending", "reenroll_requested_at": "2026-11-25T12:30:00Z",
+    "enrolled_at": "2026-11-25T12:00:00Z", "cert_expires_at": "2026-11-26T12:00:00Z",
+    "last_seen_at": "2026-11-25T12:34:56Z", "reenroll": "pending", "reenroll_requested_at": "2026-11-25T12:30:00Z",
     "images": [{"id": "img-5e0c9a1b2c3d", "sha256": "ab" * 32, "size_bytes": 8388608}],
     "fetching": [{"id": "img-09fb31926033", "done_chunks": 3, "chunks": 8}],
     "image_errors": [{"id": "img-111111111111", "error": "chunk 3 failed its hash\x1b[2J"}],
     "boot": {"state": "refused", "request_id": 1883458333835265, "kernel": "img-09fb31926033",
-             "error": "this agent runs without --allow-kexec", "at": "2026-11-25T12:35:00Z"},
+             "error": "this agent runs without --allow-kexec", "updated_at": "2026-11-25T12:35:00Z"},
 }
 IMAGE = {"id": "img-5e0c9a1b2c3d", "name": "vmlinuz", "kind": "kernel", "format": "raw", "size_bytes": 8388608,
-         "sha256": "ab" * 32, "chunks": 8, "chunk_size": 1048576, "created": "2026-11-25T12:00:00Z"}
+         "sha256": "ab" * 32, "chunks": 8, "chunk_size": 1048576, "created_at": "2026-11-25T12:00:00Z"}
 INITRD = dict(IMAGE, id="img-09fb31926033", name="initrd", kind="initrd")
 GUEST = {"id": "gst-2a3b4c5d6e7f", "name": "web", "board": "brd-3f9a0c1d2e4b", "state": "failed",
          "desired": "running", "backend": "qemu", "vcpus": 2, "memory_bytes": 1073741824,
          "kernel": "img-5e0c9a1b2c3d", "initrd": "img-09fb31926033", "disk": None, "cmdline": "console=ttyS0",
-         "devices": ["0000:00:03.0"], "error": "qemu exited\nwith status 1", "created": "2026-11-25T12:00:00Z"}
+         "devices": ["0000:00:03.0"], "error": "qemu exited\nwith status 1", "created_at": "2026-11-25T12:00:00Z"}
 TOKEN = {"id": "tok-3f2a9c", "state": "active", "uses": 3, "uses_left": 2, "created_at": "2026-11-25T12:00:00Z",
          "expires_at": "2026-11-25T13:00:00Z", "board": "brd-3f9a0c1d2e4b"}
 ERR = {"error": {"code": "not_found", "message": "no board named 'x'; see 'skyctl board list'"}}
@@ -158,14 +158,14 @@ skyctl("token_create", "token_create", TABLE, answer(201, dict(TOKEN, token="skt
        ca_pin="sha256:" + "1" * 64, controller="10.0.2.2:7443",
        cmdline="skyroot.controller=10.0.2.2:7443 skyroot.token=skt-0 skyroot.ca=sha256:1")))
 skyctl("token_list_wide", "token_list", WIDE, answer(200, {"tokens": [TOKEN, dict(TOKEN, state="used", board=None)]}))
-skyctl("token_revoke", "token_revoke", TABLE, answer(200, {"revoked": "tok-3f2a9c"}))
-skyctl("board_list", "board_list", TABLE | NOHDR, answer(200, {"boards": [BOARD, dict(BOARD, last_seen=None)]}))
+skyctl("token_revoke", "token_revoke", TABLE, answer(200, {"id": "tok-3f2a9c", "deleted": True}))
+skyctl("board_list", "board_list", TABLE | NOHDR, answer(200, {"boards": [BOARD, dict(BOARD, last_seen_at=None)]}))
 skyctl("board_list_empty_yaml", "board_list", YAML, answer(200, {"boards": []}))
 skyctl("board_show", "board_show", TABLE, answer(200, BOARD))
 skyctl("board_show_json", "board_show", JSON_, answer(200, BOARD))
-skyctl("board_delete", "board_delete", TABLE, answer(200, {"deleted": "brd-3f9a0c1d2e4b"}))
+skyctl("board_delete", "board_delete", TABLE, answer(200, {"id": "brd-3f9a0c1d2e4b", "deleted": True}))
 skyctl("board_reenroll", "board_reenroll", TABLE, answer(200, {"board": "brd-3f9a0c1d2e4b", "reenroll": "allowed",
-       "reenroll_allowed_until": "2026-11-25T12:45:00Z"}))
+       "reenroll_expires_at": "2026-11-25T12:45:00Z"}))
 sent = {"board": "brd-3f9a0c1d2e4b", "boot": {"state": "sent", "request_id": 77, "kernel": "img-5e0c9a1b2c3d"}}
 skyctl("board_boot_nowait", "board_boot_nowait", TABLE, answer(202, sent))
 EVENT = {"resource_version": 41, "type": "guest.state", "kind": "guest", "object_id": "gst-2a3b4c5d6e7f",
@@ -201,7 +201,7 @@ skyctl("guest_list", "guest_list", WIDE, answer(200, {"guests": [GUEST, dict(GUE
 skyctl("guest_show", "guest_show", TABLE, answer(200, GUEST))
 skyctl("guest_start", "guest_start", TABLE, answer(200, dict(GUEST, desired="running")))
 skyctl("guest_stop", "guest_stop", JSON_, answer(200, dict(GUEST, desired="stopped")))
-skyctl("guest_delete", "guest_delete", TABLE, answer(200, {"deleted": "gst-2a3b4c5d6e7f"}))
+skyctl("guest_delete", "guest_delete", TABLE, answer(200, {"id": "gst-2a3b4c5d6e7f", "deleted": True}))
 skyctl("version", "version", TABLE, answer(200, {"status": "ok", "version": "0.1.0"}))
 skyctl("version_down_yaml", "version", YAML)
 skyctl("error_404", "board_show", TABLE, answer(404, ERR))

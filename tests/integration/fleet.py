@@ -41,7 +41,7 @@ def case_enroll_three(f):
     check(set(by_name) == {"board-a", "board-b", "board-c"}, f"names: {sorted(by_name)}")
     a = by_name["board-a"]
     for field in ("id", "name", "state", "uuid", "cpus", "memory_bytes", "kvm", "firmware",
-                  "iommu_groups", "nics", "last_seen"):
+                  "iommu_groups", "nics", "last_seen_at"):
         check(field in a, f"board JSON lacks {field}")
     check(a["kvm"] is True and a["firmware"] == "uefi", f"board a: kvm {a['kvm']} firmware {a['firmware']}")
     check(a["cpus"] > 0 and a["memory_bytes"] > 0, "cpus and memory reported")
@@ -190,7 +190,7 @@ def case_deleted_board_cert(f):
     data, how = heartbeat_with_cert(f, pem, pem, close_after_answer=True)
     check(13 in [k for e in link_frames(data) for k in e], f"before the delete the certificate works: {data!r} {how}")
     st, body = f.api("DELETE", f"/v1/boards/{bid}")
-    check(st == 200 and body["deleted"] == bid, f"delete: {st} {body}")
+    check(st == 200 and body == {"id": bid, "deleted": True}, f"delete: {st} {body}")
     refusal = f"board {bid}: certificate revoked (board deleted); session refused"
     check(refusal not in f.ctl.text(), "no refusal before the attempt")
     data, how = heartbeat_with_cert(f, pem, pem)
@@ -294,7 +294,7 @@ def case_delete_board(f):
     limit = 1.0 * SKY_SLOW
     t0 = time.time()
     st, body = f.api("DELETE", "/v1/boards/board-a")
-    check(st == 200 and body["deleted"] == bid, f"delete: {st} {body}")
+    check(st == 200 and body == {"id": bid, "deleted": True}, f"delete: {st} {body}")
     wait_for(lambda: "session down" in p.text(), limit, f"the agent's session to close within {limit:g} s",
              interval=0.02)
     took = time.time() - t0
@@ -557,7 +557,7 @@ def case_reenroll_same_uuid(f):
     r = skyctl(f, "board", "reenroll-allow", first)
     check(r.returncode == 0, f"reenroll-allow: {r.stderr}")
     st, b = f.api("GET", f"/v1/boards/{first}")
-    check(b.get("reenroll") == "allowed" and b.get("reenroll_allowed_until"),
+    check(b.get("reenroll") == "allowed" and b.get("reenroll_expires_at"),
           f"allowed for a while: {b}")
     q = f.agent("a", token=tok2["token"], once=True, name="a-allowed")
     rc = wait_for(lambda: q.p.poll() is not None and [q.p.returncode], 20, "re-enrolled")[0]
@@ -738,7 +738,7 @@ def case_skyctl_cli(f):
     boards = answer["boards"]
     check(len(boards) == 2, "json list")
     for field in ("id", "name", "state", "uuid", "cpus", "memory_bytes", "kvm", "firmware",
-                  "iommu_groups", "nics", "last_seen"):
+                  "iommu_groups", "nics", "last_seen_at"):
         check(field in boards[0], f"json board lacks {field}")
     r = skyctl(f, "board", "show", "board-a")
     check(r.returncode == 0 and "1234:11e8" in r.stdout, f"show by name: {r.stdout}")
@@ -867,7 +867,7 @@ def case_board_boot_answer(f):
     st, board = f.api("GET", f"/v1/boards/{a}")
     boot = board.get("boot") or {}
     check(st == 200 and boot.get("state") == "refused" and "--allow-kexec" in (boot.get("error") or "")
-          and boot.get("at") and boot.get("request_id"), f"the API's board shows the refusal: {board}")
+          and boot.get("updated_at") and boot.get("request_id"), f"the API's board shows the refusal: {board}")
     r = skyctl(f, "board", "show", a)
     check(r.returncode == 0 and re.search(r"Bare-metal boot:\s+refused .*--allow-kexec", r.stdout),
           f"board show shows the refusal: {r.stdout}")

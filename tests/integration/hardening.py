@@ -182,11 +182,11 @@ def case_agent_slowloris(f):
     st, secs = api_from(f, "127.0.0.1", "/v1/boards", f.admin)
     print(f"agent flood: an admin call took {secs:.2f} s")
     check(st == 200 and secs < 2, f"the API during an agent-port flood: {st} in {secs:.1f} s")
-    seen = board["last_seen"]
+    seen = board["last_seen_at"]
     time.sleep(1.5)
     b = f.api("GET", f"/v1/boards/{board['id']}")[1]
-    check(b["state"] == "online" and b["last_seen"] > seen,
-          f"the board's session during the flood: {b['state']}, last seen {b['last_seen']} (was {seen})")
+    check(b["state"] == "online" and b["last_seen_at"] > seen,
+          f"the board's session during the flood: {b['state']}, last seen {b['last_seen_at']} (was {seen})")
     fl.thread.join()
     check_cut(fl, "agent flood")
     check(fl.max_open <= 300, f"the agent port held {fl.max_open} connections, over its cap of 300")

@@ -69,6 +69,7 @@ ROUTES = {
     "GET /v1/expectations": "read",
     "POST /v1/expectations": "operate",
     "DELETE /v1/expectations/{id}": "operate",
+    "GET /v1/openapi.json": "read",
 }
 
 ALLOWED = {"reader": {"public", "read"}, "operator": {"public", "read", "operate"},
@@ -167,7 +168,7 @@ def setup(f):
     toks["operator"] = make_cred(f, c, "op1", "operator")
     toks["revoked"] = make_cred(f, c, "gone", "admin")
     st, ans, _ = c.call("DELETE", "/v1/credentials/gone", f.admin)
-    check(st == 200 and ans == {"revoked": "gone"}, f"revoke: {st} {ans}")
+    check(st == 200 and ans == {"id": "gone", "deleted": True}, f"revoke: {st} {ans}")
     toks["expired"] = make_cred(f, c, "old", "admin", ttl=3600)
     db_exec(f, "UPDATE credentials SET expires_at = 1 WHERE name = 'old'")
     return c, toks
@@ -246,7 +247,7 @@ def case_rotate(f):
     check(c.call("GET", "/v1/boards", new)[0] == 200, "the new secret works")
     # With a grace both work until it ends.
     st, ans, _ = c.call("POST", "/v1/credentials/ci/rotate", f.admin, {"grace_seconds": 600})
-    check(st == 200 and ans["old_secret_until"], f"rotate with grace: {st} {ans}")
+    check(st == 200 and ans["old_secret_expires_at"], f"rotate with grace: {st} {ans}")
     newer = ans["token"]
     check(c.call("GET", "/v1/boards", new)[0] == 200, "the old secret works in its grace")
     check(c.call("GET", "/v1/boards", newer)[0] == 200, "the new secret works")
@@ -308,7 +309,7 @@ def case_audit(f):
     by_rid = {e["request_id"]: e for e in entries}
     e = by_rid.get(rid_ok)
     check(e and e["credential"] == "op1" and e["method"] == "POST" and e["path"] == "/v1/tokens" and
-          e["status"] == 201 and e["peer"].startswith("127.0.0.1") and e["at"], f"the change: {e} in {entries}")
+          e["status"] == 201 and e["peer"].startswith("127.0.0.1") and e["created_at"], f"the change: {e} in {entries}")
     e = by_rid.get(rid_403)
     check(e and e["credential"] == "rd1" and e["method"] == "DELETE" and e["status"] == 403, f"the 403: {e}")
     e = by_rid.get(rid_401)

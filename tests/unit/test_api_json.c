@@ -155,8 +155,8 @@ static void test_board_full(void **state)
 	assert_string_equal(str_of(o, "hostname"), "node-a");
 	assert_string_equal(str_of(o, "agent_version"), "0.1.0");
 	assert_string_equal(str_of(o, "enrolled_at"), "2026-11-25T12:00:00Z");
-	assert_string_equal(str_of(o, "cert_not_after"), "2026-11-26T12:00:00Z");
-	assert_string_equal(str_of(o, "last_seen"), "2026-11-25T13:00:00Z");
+	assert_string_equal(str_of(o, "cert_expires_at"), "2026-11-26T12:00:00Z");
+	assert_string_equal(str_of(o, "last_seen_at"), "2026-11-25T13:00:00Z");
 
 	json_decref(o);
 	free(inv);
@@ -227,7 +227,7 @@ static void test_board_without_inventory(void **state)
 	assert_string_equal(str_of(o, "name"), "node-a");
 	for (size_t i = 0; i < sizeof(inventory_keys) / sizeof(inventory_keys[0]); i++)
 		assert_null_field(o, inventory_keys[i]);
-	assert_null_field(o, "last_seen"); /* never seen */
+	assert_null_field(o, "last_seen_at"); /* never seen */
 	assert_string_equal(str_of(o, "enrolled_at"), "2026-11-25T12:00:00Z");
 	json_decref(o);
 }
@@ -247,7 +247,7 @@ static void test_board_garbage_inventory(void **state)
 	assert_non_null(o);
 	for (size_t i = 0; i < sizeof(inventory_keys) / sizeof(inventory_keys[0]); i++)
 		assert_null_field(o, inventory_keys[i]);
-	assert_string_equal(str_of(o, "last_seen"), "2026-11-25T12:00:00Z");
+	assert_string_equal(str_of(o, "last_seen_at"), "2026-11-25T12:00:00Z");
 	json_decref(o);
 }
 
@@ -706,7 +706,7 @@ static void test_board_boot_answers(void **state)
 	json_t *b = json_object_get(o, "boot");
 	assert_string_equal(str_of(b, "state"), "refused");
 	assert_string_equal(str_of(b, "kernel"), "img-k");
-	assert_string_equal(str_of(b, "at"), "2026-11-25T12:00:03Z");
+	assert_string_equal(str_of(b, "updated_at"), "2026-11-25T12:00:03Z");
 	assert_int_equal(int_of(b, "request_id"), (json_int_t)second);
 	assert_int_equal(strlen(str_of(b, "error")), BOOTS_ERROR_MAX);
 

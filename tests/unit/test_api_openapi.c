@@ -1,0 +1,128 @@
+/* The OpenAPI document of the route tables (controller/skyrootd/api_openapi.c):
+ * every route and method of the tables is an operation, every operation
+ * is a route, every $ref resolves, the messages' fields are the schemas'
+ * properties.  (tests/integration/api_schema.py checks it over HTTP and
+ * through a real validator.) */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "controller/skyrootd/api_priv.h"
+
+static const char *const methods[] = { "get", "post", "delete", "patch" };
+static const enum http_verb verbs[] = { HTTP_VERB_GET, HTTP_VERB_POST, HTTP_VERB_DELETE, HTTP_VERB_PATCH };
+
+/* A row's path as the document writes it. */
+static void doc_path(const struct api_route *rt, char *out, size_t n)
+{
+	size_t k = (size_t)snprintf(out, n, "%s", rt->path);
+
+	for (const char *s = rt->segment ? rt->placeholder : ""; *s && k + 5 < n; s++) {
+		if (*s == '|') {
+			memcpy(out + k, "_or_", 4);
+			k += 4;
+		} else {
+			out[k++] = *s;
+		}
+	}
+	out[k] = '\0';
+}
+
+/* Every "$ref" under j names a schema of the document. */
+static void refs_resolve(json_t *j, json_t *schemas, size_t *n)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (json_is_object(j)) {
+		json_object_foreach(j, key, v) {
+			if (strcmp(key, "$ref") == 0) {
+				const char *ref = json_string_value(v);
+				assert_non_null(ref);
+				assert_int_equal(strncmp(ref, "#/components/schemas/", 21), 0);
+				if (!json_object_get(schemas, ref + 21))
+					fail_msg("dangling $ref %s", ref);
+				(*n)++;
+			} else {
+				refs_resolve(v, schemas, n);
+			}
+		}
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v)
+			refs_resolve(v, schemas, n);
+	}
+}
+
+static void test_both_ways(void **state)
+{
+	size_t n_tables, ops = 0, doc_ops = 0, refs = 0;
+	const struct api_route *const *tables = api_route_tables(&n_tables);
+	json_t *doc = api_openapi_doc(tables, n_tables), *paths, *schemas, *item, *op;
+	const char *path, *m;
+
+	(void)state;
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "openapi")), "3.0.3");
+	paths = json_object_get(doc, "paths");
+	schemas = json_object_get(json_object_get(doc, "components"), "schemas");
+	for (size_t t = 0; t < n_tables; t++) {
+		for (const struct api_route *rt = tables[t]; rt->path; rt++) {
+			char p[160];
+
+			doc_path(rt, p, sizeof(p));
+			for (size_t k = 0; k < 4; k++) {
+				const struct api_schema *sc = api_route_schema(rt, verbs[k]);
+				if (!sc)
+					continue;
+				ops++;
+				op = json_object_get(json_object_get(paths, p), methods[k]);
+				if (!op)
+					fail_msg("%s %s is not in the document", methods[k], p);
+				if (sc->answer) {
+					json_t *media = json_object_get(json_object_get(json_object_get(
+						json_object_get(op, "responses"), "2XX"), "content"), API_PROTOBUF);
+					assert_non_null(media);
+					assert_non_null(json_object_get(schemas, sc->answer->short_name));
+				}
+				if (sc->request)
+					assert_non_null(json_object_get(op, "requestBody"));
+			}
+		}
+	}
+	json_object_foreach(paths, path, item) {
+		json_object_foreach(item, m, op)
+			doc_ops++;
+	}
+	assert_int_equal(doc_ops, ops); /* and nothing else */
+	assert_true(ops > 30);
+	refs_resolve(doc, schemas, &refs);
+	assert_true(refs > ops);
+	/* A schema's properties are its message's fields, nothing else. */
+	{
+		json_t *props = json_object_get(json_object_get(schemas, "Guest"), "properties");
+		const ProtobufCMessageDescriptor *d = API_MSG(guest);
+		assert_int_equal(json_object_size(props), d->n_fields);
+		for (unsigned i = 0; i < d->n_fields; i++)
+			assert_non_null(json_object_get(props, d->fields[i].name));
+		assert_string_equal(json_string_value(json_object_get(json_object_get(props, "created_at"), "format")),
+				    "date-time");
+		assert_true(json_is_true(json_object_get(json_object_get(props, "disk"), "nullable")));
+	}
+	json_decref(doc);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_both_ways),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
