@@ -184,6 +184,8 @@ static void fz_setup(void)
 	fz.al->ops = fz_al_ops;
 	fz.al->enroll_tail = &fz.al->enroll_head;
 	fz.al->chunk_tail = &fz.al->chunk_head;
+	if (al_pool_new(NULL, AL_POOL_JOBS, 1, NULL, NULL, &fz.al->pool) != 0)
+		abort();
 	uv_check_init(&fz.loop, &fz.al->enroll_check);
 	fz.al->enroll_check.data = fz.al;
 	fz.ctl.agents = fz.al;
@@ -416,6 +418,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Every chunk job is over, and the budget is whole again (jobs of a
 	 * session that closed early end without it). */
 	if (s->jobs || s->charged != 0 || (!early && s->chunk_inflight != 0) || fz.al->chunk_bytes != 0)
+		abort();
+	/* ... and every chunk buffer is back in the pool, which never passed its bound. */
+	struct agentlink_pool_stats ps;
+	al_pool_stats(fz.al->pool, &ps);
+	if (ps.in_use_bytes != 0 || ps.peak_bytes > ps.limit_bytes)
 		abort();
 	if (s->images)
 		skyroot__image_status__free_unpacked(s->images, NULL);
