@@ -168,6 +168,9 @@ struct agentlink {
 	struct session *all;
 	uv_check_t enroll_check;
 	struct enroll_item *enroll_head, **enroll_tail;
+	unsigned enroll_signing;      /* certificates being signed on the thread pool */
+	uint8_t *ca_der;              /* the CA certificate, for enrollment answers */
+	size_t ca_der_len;
 	struct chunk_job *chunk_head, **chunk_tail;
 	size_t chunk_bytes;           /* budget in use: reading + queued to send */
 	struct al_pool *pool;         /* the chunk buffers (al_pool.c) */
@@ -278,6 +281,9 @@ int al_enroll_request(const Skyroot__Envelope *env, struct enroll_item **out, Sk
  * re-enrollment (0, nothing spent), or a negative errno (-EXDEV: the token
  * is another board's). */
 int al_enroll_decide(struct controller *ctl, struct enroll_item *it);
+/* Sign the certificate a decided enrollment recorded (any thread: the
+ * thread pool's, after the commit): 0 or a negative errno. */
+int al_enroll_sign(struct controller *ctl, struct enroll_item *it);
 void al_enroll_item_free(struct enroll_item *it);
 void al_renew(struct session *s, uint64_t req, const Skyroot__RenewRequest *rr);
 

@@ -172,13 +172,15 @@ void al_session_touch(struct session *s)
 
 void al_maybe_free(struct agentlink *al)
 {
-	if (al->stopping && al->closed_handles == 2 && al->n_sessions == 0 && al->chunk_reading == 0) {
+	if (al->stopping && al->closed_handles == 2 && al->n_sessions == 0 && al->chunk_reading == 0 &&
+	    al->enroll_signing == 0) {
 		while (al->chunk_head) {
 			struct chunk_job *j = al->chunk_head;
 			al->chunk_head = j->next;
 			free(j);
 		}
 		SSL_CTX_free(al->ssl_ctx);
+		OPENSSL_free(al->ca_der);
 		al_pool_free(al->pool);
 		free(al);
 	}
