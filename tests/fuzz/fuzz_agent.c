@@ -376,7 +376,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 
 	/* Chunks are read on worker threads, enrollments decided in the
-	 * loop's check phase: run until both are done, reading answers. */
+	 * loop's check phase and signed on worker threads: run until all are
+	 * done, reading answers. */
 	sky_frame_decoder_init(&answers, SKY_FRAME_MAX_BULK);
 	/* A request with raw_tail gets its chunk in the tail form: assembled
 	 * here into a plain ChunkData, so the byte-for-byte check holds. */
@@ -384,12 +385,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < 10000; i++) {
 		uv_run(&fz.loop, UV_RUN_NOWAIT);
 		fz_read_answers(fds[1], &answers, &seen);
-		if (fz.al->chunk_reading == 0 && !fz.al->enroll_head && (fz_closed || sky_tls_queued(t) == 0))
+		if (fz.al->chunk_reading == 0 && !fz.al->enroll_head && fz.al->enroll_signing == 0 &&
+		    (fz_closed || sky_tls_queued(t) == 0))
 			break;
-		if (fz.al->chunk_reading)
+		if (fz.al->chunk_reading || fz.al->enroll_signing)
 			uv_run(&fz.loop, UV_RUN_ONCE);
 	}
-	if (fz.al->chunk_reading || fz.al->chunk_head)
+	if (fz.al->chunk_reading || fz.al->chunk_head || fz.al->enroll_signing)
 		abort();
 	early = fz_closed;
 	if (!fz_closed)
