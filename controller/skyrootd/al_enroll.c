@@ -500,7 +500,7 @@ static void al_enroll_sign_start(struct agentlink *al, struct enroll_item *it)
 
 	it->al = al;
 	it->work.data = it;
-	if (X509_up_ref(ctl->ca_cert) == 1) {
+	if (ctl->ca_cert && ctl->ca_key && X509_up_ref(ctl->ca_cert) == 1) {
 		it->ca_cert = ctl->ca_cert;
 		if (EVP_PKEY_up_ref(ctl->ca_key) == 1) {
 			it->ca_key = ctl->ca_key;
