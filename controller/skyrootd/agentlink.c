@@ -486,8 +486,11 @@ int agentlink_start(struct controller *ctl, const struct sockaddr *addr, const s
 		return -EIO;
 	}
 	/* Frames are sealed on the session loops, or on main when it is the
-	 * only loop: one transient buffer for each (agentlink_priv.h). */
-	r = al_pool_new(al->loops, AL_POOL_JOBS, loops_count(al->loops) > 1 ? loops_count(al->loops) - 1 : 1,
+	 * only loop: one transient buffer for each, AL_POOL_TRANSIENTS at most
+	 * (agentlink_priv.h). */
+	unsigned sealers = loops_count(al->loops) > 1 ? loops_count(al->loops) - 1 : 1;
+
+	r = al_pool_new(al->loops, AL_POOL_JOBS, sealers < AL_POOL_TRANSIENTS ? sealers : AL_POOL_TRANSIENTS,
 			al_chunk_pool_ready, al, &al->pool);
 	if (r < 0) {
 		SSL_CTX_free(al->ssl_ctx);

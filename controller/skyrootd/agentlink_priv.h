@@ -54,12 +54,14 @@
  * back right after).  So the pool holds at most
  *     AL_POOL_JOBS                 chunks in flight (main takes a buffer
  *                                  for a job only below this)
- *   + one per loop that seals      (the session loops, or the main loop
- *                                  when it is the only one)
- * buffers, and never more: al_pool_get refuses past that bound.  With the
+ *   + one per loop that seals,     (the session loops, or the main loop
+ *     AL_POOL_TRANSIENTS at most    when it is the only one)
+ * buffers, and never more: al_pool_get refuses past that bound (a loop
+ * that finds no transient buffer seals into a buffer of sky_tls's own,
+ * mapped and given back whole once written: main.c's mallopt).  With the
  * 2 loops of a 2-core machine: (16 + 1) x 1,066,246 bytes = 17.3 MiB, all
- * of the chunk memory while any number of boards stream; with 8 loops,
- * (16 + 7) x 1,066,246 bytes = 23.4 MiB.  Measured (tests/bench/images.py,
+ * of the chunk memory while any number of boards stream; with 5 loops or
+ * more, (16 + 4) x 1,066,246 bytes = 20.3 MiB, whatever the cores.  Measured (tests/bench/images.py,
  * 32 boards x 256 MiB): peak RSS 40 MiB, 16 MiB over the idle controller
  * with its 32 sessions; it was 163 MiB with malloc'd chunks and a 64 MiB
  * budget.  Buffers are allocated once and reused
@@ -70,6 +72,7 @@
 #define AL_CHUNK_BUDGET (16u << 20)
 #define AL_POOL_JOBS (AL_CHUNK_BUDGET / STORE_CHUNK_SIZE)
 #define AL_POOL_BUF SKY_TLS_WRITE_ROOM(SKY_FRAME_TAIL_PREFIX_MAX + STORE_CHUNK_SIZE)
+#define AL_POOL_TRANSIENTS 4
 /* One board's chunk bytes being read or queued behind its socket: three
  * chunks keep one board's wire busy (read, sealed, being written), and no
  * board takes more than its share of the pool, nor makes its control
