@@ -43,8 +43,35 @@ struct tls_write {
 	struct sky_tls *t;
 	size_t len;
 	size_t cap;
-	uint8_t bytes[];
+	uint8_t *bytes;            /* inline below, or the caller's (sky_tls_write_into) */
+	sky_tls_release_fn release; /* gives the caller's bytes back */
+	void *release_ctx;
+	uint8_t inline_bytes[];
 };
+
+static struct tls_write *tls_write_new(struct sky_tls *t, size_t cap)
+{
+	struct tls_write *w = malloc(sizeof(*w) + cap);
+
+	if (w) {
+		w->t = t;
+		w->len = 0;
+		w->cap = cap;
+		w->bytes = w->inline_bytes;
+		w->release = NULL;
+		w->release_ctx = NULL;
+	}
+	return w;
+}
+
+static void tls_write_free(struct tls_write *w)
+{
+	if (!w)
+		return;
+	if (w->release)
+		w->release(w->release_ctx, w->bytes);
+	free(w);
+}
 
 /* A loop runs on one thread: one read buffer per thread serves every
  * connection of its loop. */
@@ -59,6 +86,7 @@ static BIO_METHOD *tls_out_method;
 static pthread_once_t tls_out_once = PTHREAD_ONCE_INIT;
 
 static int tls_submit(struct sky_tls *t);
+static int tls_seal(struct sky_tls *t, const uint8_t *p, size_t len);
 
 static int tls_out_write(BIO *b, const char *data, size_t len, size_t *written)
 {
@@ -74,12 +102,9 @@ static int tls_out_write(BIO *b, const char *data, size_t len, size_t *written)
 		size_t cap = t->out_hint > len ? t->out_hint : len;
 		if (cap < TLS_RECORD_DATA + TLS_RECORD_OVERHEAD)
 			cap = TLS_RECORD_DATA + TLS_RECORD_OVERHEAD;
-		w = malloc(sizeof(*w) + cap);
+		w = tls_write_new(t, cap);
 		if (!w)
 			return 0;
-		w->t = t;
-		w->len = 0;
-		w->cap = cap;
 		t->out = w;
 	}
 	memcpy(w->bytes + w->len, data, len);
@@ -189,7 +214,7 @@ static void tls_free_cb(uv_handle_t *h)
 	if (t->cbs->on_close)
 		t->cbs->on_close(t, t->close_err);
 	SSL_free(t->ssl);
-	free(t->out);
+	tls_write_free(t->out);
 	free(t);
 }
 
@@ -225,7 +250,7 @@ static void tls_write_done(uv_write_t *req, int status)
 	struct sky_tls *t = w->t;
 
 	t->queued -= w->len;
-	free(w);
+	tls_write_free(w);
 	if (status < 0 && status != UV_ECANCELED) {
 		sky_tls_abort(t, status);
 		return;
@@ -253,7 +278,7 @@ static int tls_submit(struct sky_tls *t)
 	b = uv_buf_init((char *)w->bytes, (unsigned)w->len);
 	r = uv_write(&w->req, sky_tls_stream(t), &b, 1, tls_write_done);
 	if (r < 0) {
-		free(w);
+		tls_write_free(w);
 		return r;
 	}
 	t->queued += w->len;
@@ -473,18 +498,17 @@ int sky_tls_write(struct sky_tls *t, const void *data, size_t len)
 	if (t->queued > t->write_limit)
 		return -ENOBUFS;
 	if (t->plain) {
-		struct tls_write *w = malloc(sizeof(*w) + len);
+		struct tls_write *w = tls_write_new(t, len);
 		uv_buf_t b;
 		int r;
 		if (!w)
 			return -ENOMEM;
 		memcpy(w->bytes, data, len);
-		w->t = t;
 		w->len = len;
 		b = uv_buf_init((char *)w->bytes, (unsigned)len);
 		r = uv_write(&w->req, sky_tls_stream(t), &b, 1, tls_write_done);
 		if (r < 0) {
-			free(w);
+			tls_write_free(w);
 			return r;
 		}
 		t->queued += len;
@@ -492,7 +516,48 @@ int sky_tls_write(struct sky_tls *t, const void *data, size_t len)
 	}
 	/* One buffer for all the records of this write: full 16 KiB records
 	 * (SSL cuts them), each appended where it goes out from. */
-	t->out_hint = len + (len / TLS_RECORD_DATA + 1) * TLS_RECORD_OVERHEAD;
+	t->out_hint = sky_tls_write_room(len);
+	return tls_seal(t, p, len);
+}
+
+size_t sky_tls_write_room(size_t len)
+{
+	_Static_assert(TLS_RECORD_DATA == 16384u && TLS_RECORD_OVERHEAD == 256u, "SKY_TLS_WRITE_ROOM's figures");
+	return SKY_TLS_WRITE_ROOM(len);
+}
+
+int sky_tls_write_into(struct sky_tls *t, const void *data, size_t len, uint8_t *out, size_t cap,
+		       sky_tls_release_fn release, void *ctx)
+{
+	struct tls_write *w;
+
+	if (!t->ready || t->closing || t->queued > t->write_limit || t->plain || t->out) {
+		/* Not for the caller's buffer: the usual path decides. */
+		release(ctx, out);
+		return sky_tls_write(t, data, len);
+	}
+	w = malloc(sizeof(*w));
+	if (!w) {
+		release(ctx, out);
+		return -ENOMEM;
+	}
+	w->t = t;
+	w->len = 0;
+	w->cap = cap;
+	w->bytes = out;
+	w->release = release;
+	w->release_ctx = ctx;
+	t->out = w;
+	/* Records past cap (not expected: sky_tls_write_room) go to a buffer
+	 * of our own after this one. */
+	t->out_hint = sky_tls_write_room(len);
+	return tls_seal(t, data, len);
+}
+
+/* Encrypt len bytes into records appended to t->out, and hand them to
+ * the socket. */
+static int tls_seal(struct sky_tls *t, const uint8_t *p, size_t len)
+{
 	while (len > 0) {
 		int chunk = len > INT_MAX / 2 ? INT_MAX / 2 : (int)len;
 		int n = SSL_write(t->ssl, p, chunk);

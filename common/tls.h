@@ -53,6 +53,20 @@ int sky_tls_start(struct sky_tls *t);
 /* Encrypt and queue bytes.  -ENOTCONN before ready or after close,
  * -ENOBUFS when more than the write limit is queued. */
 int sky_tls_write(struct sky_tls *t, const void *data, size_t len);
+/* The same with the records written into out (cap bytes, the caller's:
+ * sky_tls_write_room(len) is always enough), which goes to the socket as
+ * it is; release(ctx, out) gives it back once written or dropped, or at
+ * once when this connection cannot take it (then it is sky_tls_write's
+ * job, with a buffer of its own).  A caller that recycles its buffers (a
+ * pool) thus gets no allocation per write.  release may run on this
+ * loop's thread only. */
+typedef void (*sky_tls_release_fn)(void *ctx, uint8_t *out);
+int sky_tls_write_into(struct sky_tls *t, const void *data, size_t len, uint8_t *out, size_t cap,
+		       sky_tls_release_fn release, void *ctx);
+/* Bytes of TLS records that len bytes of data make at most (16 KiB
+ * records, 256 bytes of room around each: far over TLS 1.3's 22). */
+#define SKY_TLS_WRITE_ROOM(len) ((len) + ((len) / 16384u + 1u) * 256u)
+size_t sky_tls_write_room(size_t len);
 /* Bytes queued to the kernel and not yet written. */
 size_t sky_tls_queued(const struct sky_tls *t);
 void sky_tls_set_write_limit(struct sky_tls *t, size_t max);

@@ -518,6 +518,18 @@ int agentlink_start(struct controller *ctl, const struct sockaddr *addr, const s
 		free(al);
 		return -EIO;
 	}
+	/* Frames are sealed on the session loops, or on main when it is the
+	 * only loop: one transient buffer for each, AL_POOL_TRANSIENTS at most
+	 * (agentlink_priv.h). */
+	unsigned sealers = loops_count(al->loops) > 1 ? loops_count(al->loops) - 1 : 1;
+
+	r = al_pool_new(al->loops, AL_POOL_JOBS, sealers < AL_POOL_TRANSIENTS ? sealers : AL_POOL_TRANSIENTS,
+			al_chunk_pool_ready, al, &al->pool);
+	if (r < 0) {
+		SSL_CTX_free(al->ssl_ctx);
+		free(al);
+		return r;
+	}
 	uv_timer_init(ctl->loop, &al->flush_timer);
 	uv_check_init(ctl->loop, &al->enroll_check);
 	al->flush_timer.data = al;
@@ -573,6 +585,13 @@ bool agentlink_board_online(struct agentlink *al, const char *board_id, int64_t 
 	if (last_seen)
 		*last_seen = s->last_seen;
 	return true;
+}
+
+void agentlink_pool_stats(const struct agentlink *al, struct agentlink_pool_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (al && al->pool)
+		al_pool_stats(al->pool, st);
 }
 
 size_t agentlink_online_count(const struct agentlink *al)

@@ -62,6 +62,16 @@ int agentlink_board_fetch(struct agentlink *al, const char *board_id, const char
 int agentlink_board_send(struct agentlink *al, const char *board_id, Skyroot__Envelope *env);
 /* Mark a board as running a bare-metal OS (its session ends soon). */
 int agentlink_board_baremetal(struct agentlink *al, const char *board_id, bool on);
+/* The chunk buffer pool (al_pool.c), in bytes: in use now, allocated
+ * now, the most ever allocated, and the bound it never passes. */
+struct agentlink_pool_stats {
+	uint64_t in_use_bytes;
+	uint64_t allocated_bytes;
+	uint64_t peak_bytes;
+	uint64_t limit_bytes;
+};
+/* All zero when al is NULL. */
+void agentlink_pool_stats(const struct agentlink *al, struct agentlink_pool_stats *st);
 /* What the board last reported of its image cache (NULL: nothing yet). */
 const Skyroot__ImageStatus *agentlink_board_images(struct agentlink *al, const char *board_id);
 

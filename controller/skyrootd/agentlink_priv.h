@@ -21,6 +21,7 @@
 #include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/listener.h"
+#include "controller/skyrootd/store.h"
 
 #define AL_BUCKETS 16384
 /* A frame on a connection without a client certificate (an enrollment
@@ -31,14 +32,52 @@
 #define AL_MAX_TOKEN 128
 #define AL_MAX_UUID 63
 #define AL_MAX_HOSTNAME 64
-/* Chunks one board may have asked for and not yet received. */
+/* Chunks one board may have asked for and not yet received (requests
+ * only: a request waiting for its turn holds no chunk buffer). */
 #define AL_CHUNK_WINDOW 16
-/* Chunk bytes being read or waiting in send queues, for all boards together:
- * the controller's memory does not grow with image size or board count. */
-#define AL_CHUNK_BUDGET (64u << 20)
-/* Do not queue more behind a board's socket than this: its control
- * messages would wait behind the bulk. */
-#define AL_SESSION_QUEUE_MAX (2u << 20)
+/* THE MEMORY OF STREAMING, and its bounds (al_chunks.c, al_pool.c).
+ *
+ * Chunk bytes being read or waiting in send queues, for all boards
+ * together (al->chunk_bytes): the controller's memory does not grow with
+ * image size or board count.  16 chunks of 1 MiB in flight keep the wire
+ * busy: a chunk is read in about 0.5 ms and sealed in about as long, and
+ * the kernel's socket buffers hold the rest.  Measured: 32 boards fetching
+ * 128 MiB each (tests/bench/images.py's pieces), this controller and the
+ * one with a 64 MiB budget interleaved on a loaded 2-core machine: 244 and
+ * 318 MB/s against 223 and 126 MB/s.
+ *
+ * The bytes live in the pool's buffers (al_pool.c): AL_POOL_BUF each, a
+ * chunk with room for its frame prefix, or the TLS records sealed from
+ * such a frame (SKY_TLS_WRITE_ROOM: 1 MiB + 16.3 KiB).  A chunk holds one
+ * buffer from its read until its records are written to the socket, and
+ * two only while its session loop seals it (the plaintext buffer is given
+ * back right after).  So the pool holds at most
+ *     AL_POOL_JOBS                 chunks in flight (main takes a buffer
+ *                                  for a job only below this)
+ *   + one per loop that seals,     (the session loops, or the main loop
+ *     AL_POOL_TRANSIENTS at most    when it is the only one)
+ * buffers, and never more: al_pool_get refuses past that bound (a loop
+ * that finds no transient buffer seals into a buffer of sky_tls's own,
+ * mapped and given back whole once written: main.c's mallopt).  With the
+ * 2 loops of a 2-core machine: (16 + 1) x 1,066,246 bytes = 17.3 MiB, all
+ * of the chunk memory while any number of boards stream; with 5 loops or
+ * more, (16 + 4) x 1,066,246 bytes = 20.3 MiB, whatever the cores.  Measured (tests/bench/images.py,
+ * 32 boards x 256 MiB): peak RSS 40 MiB, 16 MiB over the idle controller
+ * with its 32 sessions; it was 163 MiB with malloc'd chunks and a 64 MiB
+ * budget.  Buffers are allocated once and reused
+ * (GET /metrics: skyroot_chunk_pool_*_bytes shows the bound and the high-
+ * water mark); a chunk sent in the protobuf form (a board that did not ask
+ * for the tail form) is packed into a frame of its own, still counted in
+ * AL_CHUNK_BUDGET. */
+#define AL_CHUNK_BUDGET (16u << 20)
+#define AL_POOL_JOBS (AL_CHUNK_BUDGET / STORE_CHUNK_SIZE)
+#define AL_POOL_BUF SKY_TLS_WRITE_ROOM(SKY_FRAME_TAIL_PREFIX_MAX + STORE_CHUNK_SIZE)
+#define AL_POOL_TRANSIENTS 4
+/* One board's chunk bytes being read or queued behind its socket: three
+ * chunks keep one board's wire busy (read, sealed, being written), and no
+ * board takes more than its share of the pool, nor makes its control
+ * messages wait behind more than this. */
+#define AL_SESSION_CHUNK_MAX (3u << 20)
 /* Reports of a corrupt chunk one session may make us re-check: a burst of
  * AL_REPORT_BURST, then one every AL_REPORT_EVERY_MS; more are dropped
  * (counted), so a board cannot make the controller hash without end. */
@@ -98,6 +137,7 @@ struct session {
 	struct enroll_item *enrolling; /* queued for the next group commit */
 	struct chunk_job *jobs;       /* this session's chunk requests (snext) */
 	unsigned chunk_inflight;
+	size_t chunk_reading;         /* chunk bytes being read for it */
 	size_t charged;               /* chunk bytes in our send queue */
 	Skyroot__ImageStatus *images; /* the board's last report (owned) */
 	bool hello_seen;
@@ -120,7 +160,7 @@ struct chunk_job {
 	uint32_t index;
 	int result;
 	bool raw_tail;                /* the board takes the tail form */
-	uint8_t *buf;                 /* SKY_FRAME_TAIL_PREFIX_MAX of room, then the chunk */
+	uint8_t *buf;                 /* a pool buffer: SKY_FRAME_TAIL_PREFIX_MAX of room, then the chunk */
 	char image_id[DB_ID_MAX];
 };
 
@@ -136,8 +176,12 @@ struct agentlink {
 	struct session *all;
 	uv_check_t enroll_check;
 	struct enroll_item *enroll_head, **enroll_tail;
+	unsigned enroll_signing;      /* certificates being signed on the thread pool */
+	uint8_t *ca_der;              /* the CA certificate, for enrollment answers */
+	size_t ca_der_len;
 	struct chunk_job *chunk_head, **chunk_tail;
 	size_t chunk_bytes;           /* budget in use: reading + queued to send */
+	struct al_pool *pool;         /* the chunk buffers (al_pool.c) */
 	unsigned chunk_reading;
 	size_t n_sessions;
 	size_t n_online;              /* board sessions in the hash (agentlink_online_count) */
@@ -162,8 +206,10 @@ int al_conn_ex_index(void);
 struct al_conn *al_conn_open(struct loops *loops, const struct al_conn_ops *ops, void *owner, int fd,
 			     SSL_CTX *ssl_ctx, uint64_t handshake_ms, uint64_t admit_ms);
 /* Send buf[off..off+len) (an encoded frame): buf changes hands (freed in
- * any case).  -ENOTCONN before ready or once closing. */
-int al_conn_send(struct al_conn *c, uint8_t *buf, size_t off, size_t len);
+ * any case; given back to pool when pool is not NULL: then the session
+ * loop seals it into a second buffer of the pool, al_pool.c).  -ENOTCONN
+ * before ready or once closing. */
+int al_conn_send(struct al_conn *c, uint8_t *buf, size_t off, size_t len, struct al_pool *pool);
 void al_conn_close(struct al_conn *c, int err);
 void al_conn_abort(struct al_conn *c, int err);
 void al_conn_idle(struct al_conn *c, uint64_t ms);
@@ -174,6 +220,25 @@ void al_conn_release(struct al_conn *c);
 bool al_conn_ready(const struct al_conn *c);
 /* Bytes posted and not yet written to the socket. */
 size_t al_conn_queued(const struct al_conn *c);
+
+/* al_pool.c: the chunk buffers, AL_POOL_BUF bytes each (the bound: above).
+ * Any thread but for al_pool_new. */
+struct al_pool;
+/* At most jobs_max buffers for chunk jobs plus transients for sealing;
+ * ready(ready_arg) runs on the main loop when buffers came back after
+ * al_pool_get found none. */
+int al_pool_new(struct loops *loops, unsigned jobs_max, unsigned transients, void (*ready)(void *arg),
+		void *ready_arg, struct al_pool **out);
+/* A buffer, or NULL: none left for a job (ready() follows), or for a
+ * transient (the caller does without), or out of memory. */
+uint8_t *al_pool_get(struct al_pool *p, bool transient);
+/* Give buf back (NULL is fine); al_pool_put_cb is the same as a
+ * sky_tls_release_fn. */
+void al_pool_put(struct al_pool *p, uint8_t *buf);
+void al_pool_put_cb(void *ctx, uint8_t *buf);
+void al_pool_stats(struct al_pool *p, struct agentlink_pool_stats *st);
+/* The pool goes once every buffer is back; ready() is not called again. */
+void al_pool_free(struct al_pool *p);
 
 /* al_session.c */
 /* The session's transport, whichever it is (struct session). */
@@ -190,9 +255,9 @@ void al_unhash(struct session *s);
 int al_session_send(struct session *s, Skyroot__Envelope *env);
 /* Send a ChunkData envelope hdr (data empty) in the tail form with tail_len
  * raw bytes at tail (common/frame.h); the SKY_FRAME_TAIL_PREFIX_MAX bytes
- * before tail must be the caller's to overwrite.  *owner is the malloc'd
- * buffer tail lies in: over a session loop's transport it changes hands
- * (*owner becomes NULL; the loop frees it once written). */
+ * before tail must be the caller's to overwrite.  *owner is the pool
+ * buffer tail lies in (al_pool.c): over a session loop's transport it
+ * changes hands (*owner becomes NULL; the loop gives it back once sealed). */
 int al_session_send_tail(struct session *s, const Skyroot__Envelope *hdr, uint8_t *tail, size_t tail_len,
 			 uint8_t **owner);
 void al_session_error(struct session *s, uint64_t req, Skyroot__ErrorCode code, const char *fmt, ...)
@@ -224,12 +289,17 @@ int al_enroll_request(const Skyroot__Envelope *env, struct enroll_item **out, Sk
  * re-enrollment (0, nothing spent), or a negative errno (-EXDEV: the token
  * is another board's). */
 int al_enroll_decide(struct controller *ctl, struct enroll_item *it);
+/* Sign the certificate a decided enrollment recorded (any thread: the
+ * thread pool's, after the commit): 0 or a negative errno. */
+int al_enroll_sign(struct controller *ctl, struct enroll_item *it);
 void al_enroll_item_free(struct enroll_item *it);
 void al_renew(struct session *s, uint64_t req, const Skyroot__RenewRequest *rr);
 
 /* al_chunks.c */
 void al_chunk_request(struct session *s, uint64_t req, const Skyroot__ChunkRequest *cr);
 void al_chunk_dispatch(struct agentlink *al);
+/* The pool's ready(): buffers came back after a dispatch found none. */
+void al_chunk_pool_ready(void *arg);
 /* The session's socket drained / the session is gone. */
 void al_chunks_drained(struct session *s);
 void al_chunks_session_gone(struct session *s);

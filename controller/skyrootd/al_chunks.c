@@ -6,10 +6,11 @@
  * board checks every chunk against the signed manifest, and `image verify`
  * re-hashes the store); the loop sends it from that buffer, in the frame's
  * tail form when the board asked for it (no re-pack, no copy of the bytes
- * on our side before TLS).  All jobs together hold at most
+ * on our side before TLS).  The buffers come from the pool (al_pool.c),
+ * allocated once and reused.  All jobs together hold at most
  * AL_CHUNK_BUDGET bytes, counting both chunks being read and chunks queued
- * behind sockets, and no board's socket queue grows past
- * AL_SESSION_QUEUE_MAX, so control messages never wait long. */
+ * behind sockets, and one board at most AL_SESSION_CHUNK_MAX, so control
+ * messages never wait long (agentlink_priv.h has the arithmetic). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,6 +52,8 @@ static void chunk_after(uv_work_t *w, int status)
 
 	al->chunk_bytes -= j->size;
 	al->chunk_reading--;
+	if (s)
+		s->chunk_reading -= j->size;
 	if (status < 0)
 		j->result = status;
 	if (j->result == -EBADMSG) {
@@ -98,7 +101,7 @@ static void chunk_after(uv_work_t *w, int status)
 				      strerror(-j->result));
 		}
 	}
-	free(j->buf);
+	al_pool_put(al->pool, j->buf); /* unless it went to the session's loop */
 	free(j);
 	if (al->stopping) {
 		al_maybe_free(al);
@@ -118,27 +121,31 @@ void al_chunk_dispatch(struct agentlink *al)
 			free(j);
 			continue;
 		}
+		size_t mine = j->s->chunk_reading + al_sess_queued(j->s);
+
 		if (al->chunk_bytes + j->size > AL_CHUNK_BUDGET && al->chunk_bytes > 0)
 			break;
-		if (al_sess_queued(j->s) > AL_SESSION_QUEUE_MAX) {
-			pp = &j->next; /* that board's socket is full: let others go */
+		if (mine + j->size > AL_SESSION_CHUNK_MAX && mine > 0) {
+			pp = &j->next; /* that board has its share in flight: let others go */
 			continue;
 		}
-		j->buf = malloc(SKY_FRAME_TAIL_PREFIX_MAX + j->size);
+		j->buf = al_pool_get(al->pool, false);
 		if (!j->buf)
-			break;
+			break; /* al_chunk_pool_ready() dispatches again */
 		*pp = j->next;
 		j->next = NULL;
 		al->chunk_bytes += j->size;
 		al->chunk_reading++;
+		j->s->chunk_reading += j->size;
 		j->work.data = j;
 		if (uv_queue_work(al->ctl->loop, &j->work, chunk_work, chunk_after) < 0) {
 			j->result = -EIO;
 			al->chunk_reading--;
 			al->chunk_bytes -= j->size;
+			j->s->chunk_reading -= j->size;
 			j->s->chunk_inflight--;
 			chunk_job_unlink(j);
-			free(j->buf);
+			al_pool_put(al->pool, j->buf);
 			free(j);
 		}
 	}
@@ -146,6 +153,14 @@ void al_chunk_dispatch(struct agentlink *al)
 	al->chunk_tail = &al->chunk_head;
 	while (*al->chunk_tail)
 		al->chunk_tail = &(*al->chunk_tail)->next;
+}
+
+void al_chunk_pool_ready(void *arg)
+{
+	struct agentlink *al = arg;
+
+	if (!al->stopping && al->chunk_head)
+		al_chunk_dispatch(al);
 }
 
 void al_chunk_request(struct session *s, uint64_t req, const Skyroot__ChunkRequest *cr)
@@ -242,4 +257,5 @@ void al_chunks_session_gone(struct session *s)
 	}
 	s->al->chunk_bytes -= s->charged;
 	s->charged = 0;
+	s->chunk_reading = 0; /* its jobs being read count for nobody now */
 }

@@ -236,6 +236,26 @@ static void conn_open(struct al_conn *c)
 		sky_tls_abort(c->t, r);
 }
 
+static void conn_buf_free(struct al_pool *pool, uint8_t *buf)
+{
+	if (pool)
+		al_pool_put(pool, buf);
+	else
+		free(buf);
+}
+
+/* A frame in a pool buffer is sealed into a second one, which goes to the
+ * socket as it is and back to the pool once written: no allocation. */
+static int conn_write(struct al_conn *c, struct conn_msg *m)
+{
+	const uint8_t *data = (const uint8_t *)m->p + m->off;
+	uint8_t *out = m->p2 && SKY_TLS_WRITE_ROOM(m->len) <= AL_POOL_BUF ? al_pool_get(m->p2, true) : NULL;
+
+	if (!out)
+		return sky_tls_write(c->t, data, m->len);
+	return sky_tls_write_into(c->t, data, m->len, out, AL_POOL_BUF, al_pool_put_cb, m->p2);
+}
+
 static void conn_down(void *arg)
 {
 	struct conn_msg *m = arg;
@@ -247,9 +267,9 @@ static void conn_down(void *arg)
 		break;
 	case DOWN_SEND:
 		c->written += m->len;
-		if (c->t && sky_tls_write(c->t, (uint8_t *)m->p + m->off, m->len) < 0 && sky_tls_queued(c->t) == 0)
+		if (c->t && conn_write(c, m) < 0 && sky_tls_queued(c->t) == 0)
 			conn_on_drain(c->t); /* nothing will be written: main stops counting it */
-		free(m->p);
+		conn_buf_free(m->p2, m->p);
 		break;
 	case DOWN_CLOSE:
 		if (c->t)
@@ -303,24 +323,25 @@ struct al_conn *al_conn_open(struct loops *loops, const struct al_conn_ops *ops,
 	return c;
 }
 
-int al_conn_send(struct al_conn *c, uint8_t *buf, size_t off, size_t len)
+int al_conn_send(struct al_conn *c, uint8_t *buf, size_t off, size_t len, struct al_pool *pool)
 {
 	struct conn_msg *m;
 
 	if (!c->ready || c->closing) {
-		free(buf);
+		conn_buf_free(pool, buf);
 		return -ENOTCONN;
 	}
 	m = conn_msg(c, DOWN_SEND);
 	if (!m) {
-		free(buf);
+		conn_buf_free(pool, buf);
 		return -ENOMEM;
 	}
 	m->p = buf;
+	m->p2 = pool;
 	m->off = off;
 	m->len = len;
 	if (conn_post(c, c->loop, conn_down, m) < 0) {
-		free(buf);
+		conn_buf_free(pool, buf);
 		return -ENOMEM;
 	}
 	c->sent += len;

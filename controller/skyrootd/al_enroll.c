@@ -1,6 +1,16 @@
 /* Enrollment and certificates: enrollments read in one loop iteration are
  * committed together (one fsync), nobody is answered before the commit;
- * client certificates are issued here and renewed in-band. */
+ * client certificates are issued here and renewed in-band.
+ *
+ * Where the work runs (loops.c has the threading model): the CSR's check
+ * on the session loop (al_enroll_prepare); the decision, the store writes
+ * and the group commit on the main loop, as every store write; the
+ * certificate's signature with the CA key, once the commit is durable, on
+ * libuv's thread pool (al_enroll_sign), and the answer back on main.  The
+ * token's single use is decided in the transaction as before: signing
+ * comes after and decides nothing (a signature that fails, out of memory,
+ * answers an internal error, and the serial recorded for it is never
+ * seen by anyone). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,33 +35,27 @@ static uint64_t new_serial(void)
 	return v ? v : 1;
 }
 
-/* Issue a client certificate for board_id to the CSR's key.  Inside the
- * caller's transaction: records the serial; revoke_earlier: the board's
- * earlier certificates are revoked at once (an enrollment).  A renewal
- * leaves them until the board's first session on the new one
- * (agentlink.c, al_on_ready). */
-static int al_issue(struct controller *ctl, const char *board_id, EVP_PKEY *pub, bool revoke_earlier,
-		    uint8_t **der, size_t *der_len, int64_t *not_after)
+/* Record a client certificate for board_id, to be signed (spec): inside
+ * the caller's transaction, its serial and dates; spec->cn is board_id.
+ * revoke_earlier: the board's earlier certificates are revoked at once (an
+ * enrollment).  A renewal leaves them until the board's first session on
+ * the new one (agentlink.c, al_on_ready). */
+static int al_issue_record(struct controller *ctl, const char *board_id, bool revoke_earlier,
+			   struct sky_cert_spec *spec)
 {
 	int64_t now = sky_unix_now();
-	struct sky_cert_spec spec = {
+	int r;
+
+	*spec = (struct sky_cert_spec){
 		.kind = SKY_CERT_CLIENT, .cn = board_id, .serial = new_serial(),
 		.not_before = now - 300, .not_after = now + ctl->opt.cert_ttl,
 	};
-	int r = sky_cert_issue_der(&spec, pub, ctl->ca_cert, ctl->ca_key, der, der_len);
+	r = db_cert_insert(ctl->db, spec->serial, board_id, spec->not_after);
 	if (r == 0)
-		r = db_cert_insert(ctl->db, spec.serial, board_id, spec.not_after);
-	if (r == 0)
-		r = db_board_set_cert(ctl->db, board_id, spec.serial, spec.not_after);
+		r = db_board_set_cert(ctl->db, board_id, spec->serial, spec->not_after);
 	if (r == 0 && revoke_earlier) {
-		r = db_cert_revoke_older(ctl->db, board_id, spec.serial);
+		r = db_cert_revoke_older(ctl->db, board_id, spec->serial);
 		r = r > 0 ? 0 : r;
-	}
-	if (r == 0)
-		*not_after = spec.not_after;
-	if (r < 0) {
-		OPENSSL_free(*der);
-		*der = NULL;
 	}
 	return r;
 }
@@ -122,9 +126,15 @@ struct enroll_item {
 	char token_id[DB_ID_MAX];
 	char token_board[DB_ID_MAX];  /* the token was made for this board ("" = any) */
 	char board_id[DB_ID_MAX];
+	struct sky_cert_spec spec;    /* recorded in the store, to be signed */
 	uint8_t *cert_der;
 	size_t cert_len;
 	int64_t not_after;
+	/* signing on the thread pool (al_enroll_sign) */
+	struct agentlink *al;
+	uv_work_t work;
+	X509 *ca_cert;                /* references, for the worker thread */
+	EVP_PKEY *ca_key;
 };
 
 void al_enroll_item_free(struct enroll_item *it)
@@ -133,6 +143,8 @@ void al_enroll_item_free(struct enroll_item *it)
 		return;
 	EVP_PKEY_free(it->pub);
 	OPENSSL_free(it->cert_der);
+	X509_free(it->ca_cert);
+	EVP_PKEY_free(it->ca_key);
 	free(it);
 }
 
@@ -348,9 +360,19 @@ int al_enroll_decide(struct controller *ctl, struct enroll_item *it)
 	if (r == 0 && !it->pa.on)
 		r = db_token_consume(db, it->token_hash, now, it->token_id);
 	if (r == 0)
-		r = al_issue(ctl, it->board_id, it->pub, !it->new_board, &it->cert_der, &it->cert_len,
-			     &it->not_after);
+		r = al_issue_record(ctl, it->board_id, !it->new_board, &it->spec);
+	if (r == 0)
+		it->not_after = it->spec.not_after;
 	return r;
+}
+
+int al_enroll_sign(struct controller *ctl, struct enroll_item *it)
+{
+	if (it->spec.serial == 0)
+		return -EINVAL; /* nothing recorded: not a decided enrollment */
+	it->spec.cn = it->board_id;
+	return sky_cert_issue_der(&it->spec, it->pub, it->ca_cert ? it->ca_cert : ctl->ca_cert,
+				  it->ca_key ? it->ca_key : ctl->ca_key, &it->cert_der, &it->cert_len);
 }
 
 static bool token_refusal(int r)
@@ -489,13 +511,70 @@ static void al_enroll_answer(struct agentlink *al, struct enroll_item *it, const
 	al_sess_close(s, 0);
 }
 
+/* The CA's certificate in DER, for the answers: made once. */
+static int al_ca_der(struct agentlink *al)
+{
+	if (al->ca_der)
+		return 0;
+	return sky_cert_to_der(al->ctl->ca_cert, &al->ca_der, &al->ca_der_len);
+}
+
+static void al_enroll_finish(struct agentlink *al, struct enroll_item *it)
+{
+	if (it->err == 0 && !it->pending && al_ca_der(al) < 0)
+		it->err = -ENOMEM;
+	if (it->err != -ECONNRESET)
+		al_enroll_answer(al, it, al->ca_der, al->ca_der_len);
+	al_enroll_item_free(it);
+}
+
+static void al_enroll_sign_work(uv_work_t *w)
+{
+	struct enroll_item *it = w->data;
+
+	it->err = al_enroll_sign(it->al->ctl, it);
+}
+
+static void al_enroll_signed(uv_work_t *w, int status)
+{
+	struct enroll_item *it = w->data;
+	struct agentlink *al = it->al;
+
+	al->enroll_signing--;
+	if (status < 0 && it->err == 0)
+		it->err = status;
+	al_enroll_finish(al, it);
+	if (al->stopping)
+		al_maybe_free(al);
+}
+
+/* Committed: its certificate is signed on the thread pool, then answered
+ * (or here, when the pool cannot take it). */
+static void al_enroll_sign_start(struct agentlink *al, struct enroll_item *it)
+{
+	struct controller *ctl = al->ctl;
+
+	it->al = al;
+	it->work.data = it;
+	if (ctl->ca_cert && ctl->ca_key && X509_up_ref(ctl->ca_cert) == 1) {
+		it->ca_cert = ctl->ca_cert;
+		if (EVP_PKEY_up_ref(ctl->ca_key) == 1) {
+			it->ca_key = ctl->ca_key;
+			if (uv_queue_work(ctl->loop, &it->work, al_enroll_sign_work, al_enroll_signed) == 0) {
+				al->enroll_signing++;
+				return;
+			}
+		}
+	}
+	it->err = al_enroll_sign(ctl, it);
+	al_enroll_finish(al, it);
+}
+
 void al_enroll_batch(uv_check_t *h)
 {
 	struct agentlink *al = h->data;
 	struct db *db = al->ctl->db;
 	struct enroll_item *batch = al->enroll_head, *it, *next;
-	uint8_t *ca_der = NULL;
-	size_t ca_len = 0;
 	int r;
 
 	uv_check_stop(h);
@@ -537,17 +616,14 @@ void al_enroll_batch(uv_check_t *h)
 					it->err = r;
 		}
 	}
-	if (sky_cert_to_der(al->ctl->ca_cert, &ca_der, &ca_len) < 0)
-		for (it = batch; it; it = it->next)
-			if (it->err == 0)
-				it->err = -ENOMEM;
 	for (it = batch; it; it = next) {
 		next = it->next;
-		if (it->err != -ECONNRESET)
-			al_enroll_answer(al, it, ca_der, ca_len);
-		al_enroll_item_free(it);
+		it->next = NULL;
+		if (it->err == 0 && !it->pending)
+			al_enroll_sign_start(al, it);
+		else
+			al_enroll_finish(al, it);
 	}
-	OPENSSL_free(ca_der);
 }
 
 void al_renew(struct session *s, uint64_t req, const Skyroot__RenewRequest *rr)
@@ -557,6 +633,7 @@ void al_renew(struct session *s, uint64_t req, const Skyroot__RenewRequest *rr)
 	uint8_t *der = NULL;
 	size_t len = 0;
 	int64_t not_after = 0;
+	struct sky_cert_spec spec;
 	int r = sky_csr_verify(rr->csr_der.data, rr->csr_der.len, &pub);
 	if (r < 0) {
 		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_CSR_INVALID, "renewal request is not a valid P-256 CSR");
@@ -564,9 +641,13 @@ void al_renew(struct session *s, uint64_t req, const Skyroot__RenewRequest *rr)
 	}
 	r = db_begin(db);
 	if (r == 0)
-		r = al_issue(s->al->ctl, s->board_id, pub, false, &der, &len, &not_after);
+		r = al_issue_record(s->al->ctl, s->board_id, false, &spec);
 	if (r == 0)
+		r = sky_cert_issue_der(&spec, pub, s->al->ctl->ca_cert, s->al->ctl->ca_key, &der, &len);
+	if (r == 0) {
+		not_after = spec.not_after;
 		r = db_commit(db);
+	}
 	if (r < 0) {
 		db_rollback(db);
 		log_error("board %s: renewal failed: %s", s->board_id, strerror(-r));

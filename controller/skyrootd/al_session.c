@@ -113,7 +113,7 @@ int al_session_send(struct session *s, Skyroot__Envelope *env)
 	sky_buf_init(&out, SKY_FRAME_MAX_BULK + SKY_FRAME_HEADER);
 	r = sky_frame_encode(env, SKY_FRAME_MAX_BULK, &out);
 	if (r == 0 && s->c) /* the encoded frame changes hands: no copy */
-		return al_conn_send(s->c, out.data, 0, out.len);
+		return al_conn_send(s->c, out.data, 0, out.len, NULL);
 	if (r == 0)
 		r = sky_tls_write(s->tls, out.data, out.len);
 	sky_buf_free(&out);
@@ -135,10 +135,10 @@ int al_session_send_tail(struct session *s, const Skyroot__Envelope *hdr, uint8_
 	memcpy(tail - n, prefix, (size_t)n);
 	if (!s->c)
 		return sky_tls_write(s->tls, tail - n, (size_t)n + tail_len);
-	/* To the session's loop: the buffer changes hands, no copy. */
+	/* To the session's loop: the pool buffer changes hands, no copy. */
 	buf = *owner;
 	*owner = NULL;
-	return al_conn_send(s->c, buf, (size_t)(tail - n - buf), (size_t)n + tail_len);
+	return al_conn_send(s->c, buf, (size_t)(tail - n - buf), (size_t)n + tail_len, s->al->pool);
 }
 
 /* Tell the agent what is wrong (it logs this on the board's console). */
@@ -172,13 +172,16 @@ void al_session_touch(struct session *s)
 
 void al_maybe_free(struct agentlink *al)
 {
-	if (al->stopping && al->closed_handles == 2 && al->n_sessions == 0 && al->chunk_reading == 0) {
+	if (al->stopping && al->closed_handles == 2 && al->n_sessions == 0 && al->chunk_reading == 0 &&
+	    al->enroll_signing == 0) {
 		while (al->chunk_head) {
 			struct chunk_job *j = al->chunk_head;
 			al->chunk_head = j->next;
 			free(j);
 		}
 		SSL_CTX_free(al->ssl_ctx);
+		OPENSSL_free(al->ca_der);
+		al_pool_free(al->pool);
 		free(al);
 	}
 }

@@ -94,10 +94,28 @@ static void api_metrics__gauges(struct metrics_text *t, const struct api_metrics
 	metrics_text_u64(t, "skyroot_images", NULL, n->images);
 }
 
+/* The chunk buffer pool of streaming (agentlink_priv.h has its bound). */
+static void api_metrics__pool(struct metrics_text *t, const struct agentlink_pool_stats *p)
+{
+	static const struct { const char *name, *help; } fam[] = {
+		{ "skyroot_chunk_pool_in_use_bytes", "bytes of chunk buffers holding chunks on their way to boards" },
+		{ "skyroot_chunk_pool_allocated_bytes", "bytes of chunk buffers allocated (in use or kept for reuse)" },
+		{ "skyroot_chunk_pool_peak_bytes", "the most bytes of chunk buffers ever allocated at once" },
+		{ "skyroot_chunk_pool_limit_bytes", "the bytes of chunk buffers the pool never allocates past" },
+	};
+	const uint64_t v[] = { p->in_use_bytes, p->allocated_bytes, p->peak_bytes, p->limit_bytes };
+
+	for (size_t i = 0; i < SKY_ARRAY_SIZE(fam); i++) {
+		metrics_text_family(t, fam[i].name, "gauge", fam[i].help);
+		metrics_text_u64(t, fam[i].name, NULL, v[i]);
+	}
+}
+
 static void api__metrics(struct api_call *call, struct api_reply *rep)
 {
 	struct controller *ctl = call->ctl;
 	struct api_metrics_counts n = { .ctl = ctl };
+	struct agentlink_pool_stats pool;
 	struct metrics_text t;
 	int r;
 
@@ -112,6 +130,8 @@ static void api__metrics(struct api_call *call, struct api_reply *rep)
 	}
 	metrics_text_init(&t, API_METRICS_MAX);
 	api_metrics__gauges(&t, &n, api_metrics__store_bytes(ctl));
+	agentlink_pool_stats(ctl->agents, &pool);
+	api_metrics__pool(&t, &pool);
 	metrics_text_counters(&t, ctl->agents ? agentlink_online_count(ctl->agents) : 0);
 	if (t.err) {
 		metrics_text_free(&t);

@@ -18,13 +18,19 @@
  *     session's logic and state (struct session: the board table, hello,
  *     heartbeats, renewal, chunk jobs and the chunk budget, image status).
  *     The chunk reads run in libuv's thread pool, started from main and
- *     finished on main, as before.
+ *     finished on main, as before; so do the signatures of enrolled
+ *     boards' certificates, once the group commit that decided them is
+ *     durable (al_enroll.c), with references to the CA's key and
+ *     certificate, which nothing changes while skyrootd runs.
  *   - session loops: the transport of the board sessions placed on them
  *     (al_conn.c): the socket, TLS (handshakes, the client-certificate
  *     check, record encryption and decryption), frame decoding, the
  *     handshake and enrollment deadlines and the idle timeout, and the
- *     CPU-heavy half of enrollment (the CSR's signature check).  No store
- *     access and no shared state there.
+ *     CSR's signature check of an enrollment.  No store access and no
+ *     shared state there, but for the chunk buffer pool (al_pool.c, a
+ *     mutex): a chunk's buffer is read into on a worker thread, posted with
+ *     its frame to the session loop, sealed there into a second buffer of
+ *     the pool, and both go back to the pool from that loop.
  *
  * How work crosses: each loop has a queue (a mutex-guarded list: many
  * producers, one consumer) and a uv_async_t that wakes it; loops_post(k,

@@ -320,11 +320,13 @@ static int cmd_run(int argc, char **argv)
 	sky_log_set_journal(sky_log_stderr_is_journal());
 	/* The store holds images and hashes: nobody else reads what we write. */
 	umask(077);
-	/* Image chunks are 1 MiB buffers, allocated and freed all the time:
-	 * keep them in the heap instead of fresh mmaps, whose page faults
-	 * cost more than the copies (measured: tests/bench/). */
-	mallopt(M_MMAP_THRESHOLD, 32 << 20);
-	mallopt(M_TRIM_THRESHOLD, 128 << 20);
+	/* Image chunks live in buffers allocated once and reused (al_pool.c).
+	 * What else is large (an upload's chunk, the scrub's, the frame of a
+	 * board that did not ask for the tail form) is mapped on its own and
+	 * given back whole when freed, instead of staying in some thread's
+	 * arena: the RSS stays near what is in use (measured: tests/bench/
+	 * images.py, the controller's peak RSS). */
+	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 

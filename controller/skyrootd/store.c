@@ -838,6 +838,10 @@ static int reader_get(const char *db_path, sqlite3 **out)
 			return db_errno(rc);
 		}
 		sqlite3_busy_timeout(reader, 5000);
+		/* Chunks stream through once: a page cache of 2 MB (SQLite's
+		 * default) on each worker thread holds nothing worth keeping,
+		 * and is memory while boards stream (agentlink_priv.h). */
+		sqlite3_exec(reader, "PRAGMA cache_size = -256", NULL, NULL, NULL);
 		snprintf(reader_path, sizeof(reader_path), "%s", db_path);
 	}
 	*out = reader;

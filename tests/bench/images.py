@@ -8,8 +8,9 @@ Side by side, in one run, on this machine:
   1 board: the image from skyrootd into one agent's memfd, against Debian's
            nginx serving the same bytes over mTLS 1.3 to curl;
   N boards: N agents fetching a second image at once, against N curls from
-           nginx; the controller's peak RSS while serving, against 64 MiB
-           and against its chunk budget.
+           nginx; the controller's peak RSS while serving, against 64 MiB,
+           and its chunk buffer pool's peak against the pool's bound
+           (GET /metrics), with the rest of the RSS growth beside it.
 In both streaming comparisons, also CPU per MB (1e6 bytes) over the same
 transfer: skyrootd's utime + stime (/proc/PID/stat, all its threads) against
 the nginx workers' (summed), and the agents' against curl's plus openssl
@@ -59,7 +60,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from fleetlib import ROOT, SKYCTL, SKYROOTD, Fleet, agent_args, board_fixture, free_port  # noqa: E402
+from fleetlib import ROOT, SKYCTL, SKYROOTD, Fleet, agent_args, board_fixture, free_port, metrics  # noqa: E402
 
 SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256")
 
@@ -84,9 +85,35 @@ RSS_AIM = 64 << 20  # issue 15: the controller's peak RSS, 32 boards streaming
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def pool_bound(f):
+    """The bound, the peak and what is allocated now of the controller's chunk
+    buffer pool from GET /metrics (skyroot_chunk_pool_*_bytes), or Nones
+    before it had one."""
+    m = metrics(f)
+    return (m.get("skyroot_chunk_pool_limit_bytes"), m.get("skyroot_chunk_pool_peak_bytes"),
+            m.get("skyroot_chunk_pool_allocated_bytes"))
+
+
+def pool_note(f, growth, budget, alloc_before):
+    """The verdict on the controller's chunk memory: its pool's peak against
+    the pool's bound (GET /metrics) with the RSS growth beside it (what the
+    pool allocated in the phase, and the rest), or, for a controller without
+    the pool, the growth against AL_CHUNK_BUDGET."""
+    lim, peak, alloc = pool_bound(f)
+    if lim:
+        grew = alloc - (alloc_before or 0)
+        return (f"chunk pool peak {peak / 1048576:.1f} MiB <= its bound {lim / 1048576:.1f} MiB: "
+                f"{verdict(peak <= lim)}; of the growth, the pool {grew / 1048576:.1f} MiB, the rest "
+                f"{(growth - grew) / 1048576:.1f} MiB")
+    if budget:
+        return f"growth <= chunk budget {budget >> 20} MiB: {verdict(growth <= budget)}"
+    return "chunk budget: not readable from agentlink_priv.h"
+
+
 def chunk_budget():
-    """AL_CHUNK_BUDGET from the controller's source (a second RSS check), or
-    None when it is not written as "(N u << M)" in agentlink_priv.h any more."""
+    """AL_CHUNK_BUDGET from the controller's source (a second RSS check, when
+    the controller has no pool gauges), or None when it is not written as
+    "(N u << M)" in agentlink_priv.h any more."""
     try:
         text = open(os.path.join(ROOT, "controller", "skyrootd", "agentlink_priv.h")).read()
     except OSError:
@@ -555,6 +582,7 @@ def versus(f, nginx, boards, image_id, ngx_name, size, digest, runs, title, ceil
     sides = ("sky", "ngx", "raw") if ceiling else ("sky", "ngx")
     print(f"\n{title}: {n} x {size >> 20} MiB, {runs} runs each, interleaved; CPU per MB (1e6 bytes), "
           f"{1e3 / CLK_TCK:.0f} ms tick", flush=True)
+    alloc_before = pool_bound(f)[2]
     rss = PeakRss(f.ctl.p.pid)
     least = []  # the smallest CPU total of each run, in s
     try:
@@ -606,7 +634,7 @@ def versus(f, nginx, boards, image_id, ngx_name, size, digest, runs, title, ceil
         print(f"  note: a CPU total of a run was {min(least):.2f} s, under 50 ticks: these CPU figures are coarse"
               " (each read is to a tick; more MiB make them finer)", flush=True)
         med["coarse"] = True
-    return med, (base, peak, how)
+    return med, (base, peak, how, alloc_before)
 
 
 def verdict(ok):
@@ -690,7 +718,7 @@ def main():
         manyb.enroll(tok)
 
         # ---- one board against one curl | sha256, and the ceiling nginx -> curl
-        m, (b0, p0, how) = versus(f, nginx, one, big_id, "big.img", size, big_sha, a.runs, "1 board",
+        m, (b0, p0, how, a0) = versus(f, nginx, one, big_id, "big.img", size, big_sha, a.runs, "1 board",
                                   ceiling=True)
         if m.get("coarse"):
             checks.append("CPU figures, 1 board: COARSE (a run's CPU total under 50 ticks); use more --size-mib")
@@ -707,12 +735,10 @@ def main():
                               "curl + openssl dgst", None, None))
         g0 = p0 - b0
         rows.append(("  controller RSS, 1 board", f"+{g0 / 1048576:.1f} MiB",
-                     f"peak {p0 / 1048576:.1f} MiB over {b0 / 1048576:.1f} MiB before",
-                     f"growth <= chunk budget {budget >> 20} MiB: {verdict(g0 <= budget)}" if budget else
-                     "chunk budget: not readable from agentlink_priv.h"))
+                     f"peak {p0 / 1048576:.1f} MiB over {b0 / 1048576:.1f} MiB before", pool_note(f, g0, budget, a0)))
 
         # ---- many boards against many curls | sha256
-        m, (b1, p1, how) = versus(f, nginx, manyb, many_id, "many.img", msize, many_sha, a.runs,
+        m, (b1, p1, how, a1) = versus(f, nginx, manyb, many_id, "many.img", msize, many_sha, a.runs,
                                   f"{a.boards} boards")
         if m.get("coarse"):
             checks.append(f"CPU figures, {a.boards} boards: COARSE (a run's CPU total under 50 ticks); "
@@ -729,9 +755,7 @@ def main():
                      f"aim {RSS_AIM >> 20} MiB", f"peak <= {RSS_AIM >> 20} MiB: {verdict(p1 <= RSS_AIM)}"))
         g1 = p1 - b1
         rows.append((f"  controller RSS growth, {a.boards} boards", f"+{g1 / 1048576:.1f} MiB",
-                     f"peak {p1 / 1048576:.1f} MiB over {b1 / 1048576:.1f} MiB before",
-                     f"growth <= chunk budget {budget >> 20} MiB: {verdict(g1 <= budget)}" if budget else
-                     "chunk budget: not readable from agentlink_priv.h"))
+                     f"peak {p1 / 1048576:.1f} MiB over {b1 / 1048576:.1f} MiB before", pool_note(f, g1, budget, a1)))
         reqs = nginx.requests()
         want = a.runs * (2 + a.boards)
         bad = [w for w in reqs if w[0] != "TLSv1.3" or w[1] != a.cipher or w[2] != "200"]

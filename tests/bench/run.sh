@@ -199,7 +199,10 @@ perf_stop() {
 # ---- 2. enrollment ----
 # skyrootd's --threads, when it has it: the default and --threads 1, side by side.
 SETTINGS=default
-if "$SKYROOTD" run --help 2>&1 | grep -q -e '--threads\b'; then
+# The help text first, then grep: piped straight into grep -q, skyrootd may
+# get SIGPIPE once grep has its match, and with pipefail the test fails.
+RUN_HELP=$("$SKYROOTD" run --help 2>&1 || true)
+if grep -q -e '--threads\b' <<<"$RUN_HELP"; then
 	SETTINGS="default t1"
 fi
 label() { if [ "$1" = t1 ]; then echo "skyrootd --threads 1"; else echo "skyrootd's default threads"; fi; }

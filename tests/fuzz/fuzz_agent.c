@@ -184,6 +184,8 @@ static void fz_setup(void)
 	fz.al->ops = fz_al_ops;
 	fz.al->enroll_tail = &fz.al->enroll_head;
 	fz.al->chunk_tail = &fz.al->chunk_head;
+	if (al_pool_new(NULL, AL_POOL_JOBS, 1, NULL, NULL, &fz.al->pool) != 0)
+		abort();
 	uv_check_init(&fz.loop, &fz.al->enroll_check);
 	fz.al->enroll_check.data = fz.al;
 	fz.ctl.agents = fz.al;
@@ -374,7 +376,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 
 	/* Chunks are read on worker threads, enrollments decided in the
-	 * loop's check phase: run until both are done, reading answers. */
+	 * loop's check phase and signed on worker threads: run until all are
+	 * done, reading answers. */
 	sky_frame_decoder_init(&answers, SKY_FRAME_MAX_BULK);
 	/* A request with raw_tail gets its chunk in the tail form: assembled
 	 * here into a plain ChunkData, so the byte-for-byte check holds. */
@@ -382,12 +385,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < 10000; i++) {
 		uv_run(&fz.loop, UV_RUN_NOWAIT);
 		fz_read_answers(fds[1], &answers, &seen);
-		if (fz.al->chunk_reading == 0 && !fz.al->enroll_head && (fz_closed || sky_tls_queued(t) == 0))
+		if (fz.al->chunk_reading == 0 && !fz.al->enroll_head && fz.al->enroll_signing == 0 &&
+		    (fz_closed || sky_tls_queued(t) == 0))
 			break;
-		if (fz.al->chunk_reading)
+		if (fz.al->chunk_reading || fz.al->enroll_signing)
 			uv_run(&fz.loop, UV_RUN_ONCE);
 	}
-	if (fz.al->chunk_reading || fz.al->chunk_head)
+	if (fz.al->chunk_reading || fz.al->chunk_head || fz.al->enroll_signing)
 		abort();
 	early = fz_closed;
 	if (!fz_closed)
@@ -416,6 +420,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Every chunk job is over, and the budget is whole again (jobs of a
 	 * session that closed early end without it). */
 	if (s->jobs || s->charged != 0 || (!early && s->chunk_inflight != 0) || fz.al->chunk_bytes != 0)
+		abort();
+	/* ... and every chunk buffer is back in the pool, which never passed its bound. */
+	struct agentlink_pool_stats ps;
+	al_pool_stats(fz.al->pool, &ps);
+	if (ps.in_use_bytes != 0 || ps.peak_bytes > ps.limit_bytes)
 		abort();
 	if (s->images)
 		skyroot__image_status__free_unpacked(s->images, NULL);

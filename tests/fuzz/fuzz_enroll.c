@@ -2,7 +2,8 @@
  * make the controller do.  The input is the byte stream such a connection
  * sends; every frame it decodes to goes through al_enroll_request() (only
  * an enrollment passes, bounded and with a verified CSR) and, when that
- * accepts it, al_enroll_decide() against a real store: a temporary SQLite
+ * accepts it, al_enroll_decide() against a real store (and al_enroll_sign()
+ * of what it decided): a temporary SQLite
  * database holding a general token ("skt-fuzz"), a token made for the one
  * known board ("skt-board", machine "uuid-known") and that board.  Each
  * decision runs in a transaction that is rolled back, so every input meets
@@ -95,7 +96,9 @@ static int fuzz__frame(void *ctx, Skyroot__Envelope *env)
 			abort();
 		if (db_begin(fuzz_ctl.db) != 0)
 			abort();
-		al_enroll_decide(&fuzz_ctl, it);
+		/* Decided in the store, signed as the thread pool does after the commit. */
+		if (al_enroll_decide(&fuzz_ctl, it) == 0)
+			al_enroll_sign(&fuzz_ctl, it);
 		db_rollback(fuzz_ctl.db);
 		al_enroll_item_free(it);
 	}
