@@ -30,6 +30,14 @@
 #define SV_PCI_MMIO_END  0xFC000000ULL
 #define SV_HIGH_RAM_BASE 0x100000000ULL /* 4 GiB */
 
+/* PCI INTx routing (bus 0): INTA-INTD of slot 0-31 (pin 0 = INTA) raise
+ * IOAPIC GSI 10 or 11, swizzled by slot, level-triggered and active low.
+ * The MP table says so (mptable.c); the guest kernel under ACPI has no _PRT
+ * and takes a function's Interrupt Line register, so a device reports this
+ * same GSI there. */
+#define SV_PCI_SLOTS 32
+#define SV_PCI_INTX_GSI(slot, pin) (10U + (((unsigned)(slot) + (unsigned)(pin)) & 1U))
+
 /* ---- guest memory ---- */
 
 struct sv_mem_region {
