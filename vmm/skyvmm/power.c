@@ -79,7 +79,7 @@ void sv_power_io_evt(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bo
 	}
 	if (is_write) {
 		p->sts = (uint16_t)get_le(regs, 2);
-		p->en = (uint16_t)get_le(regs + 2, 2) & (SV_PM1_PWRBTN | SV_PM1_TMR);
+		p->en = (uint16_t)get_le(regs + 2, 2) & SV_PM1_EN_MASK;
 		update_sci(p);
 	}
 	pthread_mutex_unlock(&p->lock);

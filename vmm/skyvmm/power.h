@@ -31,6 +31,9 @@ enum sv_outcome {
 #define SV_PM1_PWRBTN  0x0100 /* PWRBTN_STS / PWRBTN_EN */
 #define SV_PM1_TMR     0x0001 /* TMR_STS / TMR_EN */
 #define SV_PM1_WAK     0x8000
+/* the enable bits that stick: timer, global lock (ACPICA checks that it
+ * reads back; skyvmm never raises it), power button, sleep button, RTC */
+#define SV_PM1_EN_MASK 0x0721
 #define SV_PM1_SCI_EN  0x0001
 #define SV_PM1_SLP_EN  0x2000
 
