@@ -254,6 +254,9 @@ static void test_plan(void **state)
 
 	/* with RAM above 4 GiB it stays below 3 GiB (and below initrd_addr_max) */
 	assert_int_equal(sv_boot_plan(&bz, 8 * GiB, 10 * MiB, 10, &l, err, sizeof(err)), 0);
+	assert_int_equal(l.initrd_addr, 0x80000000 - 10 * MiB); /* initrd_addr_max 2 GiB - 1 */
+	bz.initrd_addr_max = 0xffffffff;
+	assert_int_equal(sv_boot_plan(&bz, 8 * GiB, 10 * MiB, 10, &l, err, sizeof(err)), 0);
 	assert_int_equal(l.initrd_addr, 3 * GiB - 10 * MiB);
 	bz.initrd_addr_max = 0x37ffffff; /* an older kernel's limit */
 	assert_int_equal(sv_boot_plan(&bz, 8 * GiB, 10 * MiB, 10, &l, err, sizeof(err)), 0);
@@ -282,9 +285,11 @@ static void test_plan(void **state)
 	assert_int_equal(sv_boot_plan(&bz, 256 * MiB, 0, 10, &l, err, sizeof(err)), -E2BIG);
 	assert_non_null(strstr(err, "the kernel needs"));
 	bz = good_bz();
-	assert_int_equal(sv_boot_plan(&bz, 64 * MiB, 32 * MiB, 10, &l, err, sizeof(err)), -E2BIG);
+	/* the kernel takes 16-48 MiB: 16 MiB of initramfs fit exactly above it, a byte more does not */
+	assert_int_equal(sv_boot_plan(&bz, 64 * MiB, 16 * MiB + 1, 10, &l, err, sizeof(err)), -E2BIG);
 	assert_non_null(strstr(err, "initramfs"));
-	assert_int_equal(sv_boot_plan(&bz, 64 * MiB, 31 * MiB, 10, &l, err, sizeof(err)), 0);
+	assert_int_equal(sv_boot_plan(&bz, 64 * MiB, 16 * MiB, 10, &l, err, sizeof(err)), 0);
+	assert_int_equal(l.initrd_addr, l.kernel_end);
 	assert_int_equal(sv_boot_plan(&bz, 64 * MiB, UINT64_MAX - 5, 10, &l, err, sizeof(err)), -E2BIG);
 
 	/* memory bounds */

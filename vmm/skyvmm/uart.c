@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +25,8 @@ int sv_uart_init(struct sv_uart *u, int out_fd, void (*irq)(void *, int), void *
 	u->kick_ctx = kick_ctx;
 	u->mcr = 0x08; /* OUT2 */
 	if (out_fd >= 0) {
+		struct stat st;
+		u->out_socket = fstat(out_fd, &st) == 0 && S_ISSOCK(st.st_mode);
 		fl = fcntl(out_fd, F_GETFL);
 		if (fl < 0 || fcntl(out_fd, F_SETFL, fl | O_NONBLOCK) < 0)
 			return -errno;
@@ -68,7 +72,11 @@ static void flush_locked(struct sv_uart *u)
 		ssize_t n;
 		if (chunk > u->tx_len)
 			chunk = u->tx_len;
-		n = write(u->out_fd, u->tx + u->tx_head, chunk);
+		/* a socket (libskyvmm's console) never raises SIGPIPE */
+		if (u->out_socket)
+			n = send(u->out_fd, u->tx + u->tx_head, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
+		else
+			n = write(u->out_fd, u->tx + u->tx_head, chunk);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

@@ -37,6 +37,7 @@ struct sv_uart {
 	uint8_t tx[SV_UART_TXBUF];
 	unsigned tx_head, tx_len;
 	int out_fd;      /* -1: output discarded (the reader went away) */
+	bool out_socket; /* send(MSG_NOSIGNAL) rather than write */
 	uint64_t lost;   /* bytes written while THRE was clear */
 	/* the IRQ line (edge on the IOAPIC: the level is raised while an
 	 * interrupt is pending); called with lock held */

@@ -1,0 +1,291 @@
+/* Unit tests for skyvmm's firmware tables (vmm/skyvmm/mptable.c, acpi.c):
+ * checksums, the MP table's entries for N vCPUs (processors with the BSP
+ * first, buses, the IOAPIC, ISA and PCI INTx routing, local interrupts),
+ * and the ACPI tables (RSDP, RSDT/XSDT, FADT with the PM1 and reset
+ * registers, the DSDT's \_S5, the MADT's LAPICs, IOAPIC and SCI override).
+ *
+ *   ./test_skyvmm_tables     (no environment needed)
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vmm/skyvmm/sv.h"
+#include "vmm/skyvmm/tables.h"
+
+#define ROOM 0x10000
+#define BASE_MP 0xf0000
+#define BASE_ACPI 0xe0000
+
+static uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)rd16(p) | (uint32_t)rd16(p + 2) << 16;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+	return rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+static void check_mptable(unsigned ncpus)
+{
+	uint8_t *buf = calloc(1, ROOM), *cfg, *p;
+	unsigned procs = 0, buses = 0, ioapics = 0, isa = 0, pci = 0, lint = 0, count, i;
+	uint8_t ioapic_id = 0xee;
+	int used;
+
+	print_message("MP table for %u vCPUs\n", ncpus);
+	used = sv_mptable_build(buf, BASE_MP, ROOM, ncpus);
+	assert_true(used > 0);
+	/* the floating pointer */
+	assert_memory_equal(buf, "_MP_", 4);
+	assert_int_equal(rd32(buf + 4), BASE_MP + 16);
+	assert_int_equal(buf[8], 1);
+	assert_int_equal(buf[9], 4);
+	assert_int_equal(sv_table_sum(buf, 16), 0);
+	/* the configuration table */
+	cfg = buf + 16;
+	assert_memory_equal(cfg, "PCMP", 4);
+	assert_int_equal(16 + rd16(cfg + 4), used);
+	assert_int_equal(sv_table_sum(cfg, rd16(cfg + 4)), 0);
+	assert_int_equal(rd32(cfg + 36), SV_LAPIC_ADDR);
+	count = rd16(cfg + 34);
+	p = cfg + 44;
+	for (i = 0; i < count; i++) {
+		switch (p[0]) {
+		case 0:
+			assert_int_equal(p[1], procs);               /* APIC ids 0..n-1 in order */
+			assert_int_equal(p[3] & 1, 1);                /* enabled */
+			assert_int_equal(!!(p[3] & 2), procs == 0);   /* only the first is the BSP */
+			procs++;
+			p += 20;
+			break;
+		case 1:
+			assert_true(memcmp(p + 2, "PCI   ", 6) == 0 || memcmp(p + 2, "ISA   ", 6) == 0);
+			buses++;
+			p += 8;
+			break;
+		case 2:
+			ioapic_id = p[1];
+			assert_int_equal(p[3] & 1, 1);
+			assert_int_equal(rd32(p + 4), SV_IOAPIC_ADDR);
+			ioapics++;
+			p += 8;
+			break;
+		case 3:
+			assert_int_equal(p[6], ioapic_id);
+			if (p[4] == 1) { /* ISA: identity, edge (conforming) */
+				assert_int_equal(p[5], p[7]);
+				assert_int_not_equal(p[5], 2);
+				assert_int_equal(rd16(p + 2), 0);
+				isa++;
+			} else {         /* PCI: slot << 2 | pin, level, active low */
+				assert_int_equal(p[4], 0);
+				assert_int_equal(p[7], SV_PCI_INTX_GSI(p[5] >> 2, p[5] & 3));
+				assert_true(p[7] == 10 || p[7] == 11);
+				assert_int_equal(rd16(p + 2), 0x0f);
+				pci++;
+			}
+			p += 8;
+			break;
+		case 4:
+			assert_int_equal(p[6], 0xff); /* every LAPIC */
+			assert_int_equal(p[7], p[1] == 3 ? 0 : 1); /* ExtINT on LINT0, NMI on LINT1 */
+			lint++;
+			p += 8;
+			break;
+		default:
+			fail_msg("unknown MP entry type %u", p[0]);
+		}
+	}
+	assert_int_equal(p - buf, used);
+	assert_int_equal(procs, ncpus);
+	assert_int_equal(buses, 2);
+	assert_int_equal(ioapics, 1);
+	assert_int_equal(ioapic_id, ncpus); /* after the LAPIC ids */
+	assert_int_equal(isa, 15);
+	assert_int_equal(pci, SV_PCI_SLOTS * 4);
+	assert_int_equal(lint, 2);
+	/* the bytes after the table are untouched */
+	for (i = (unsigned)used; i < ROOM; i++)
+		assert_int_equal(buf[i], 0);
+	free(buf);
+}
+
+static void test_mptable(void **state)
+{
+	(void)state;
+	check_mptable(1);
+	check_mptable(2);
+	check_mptable(4);
+	check_mptable(SV_MAX_CPUS);
+}
+
+static void test_mptable_refusals(void **state)
+{
+	uint8_t *buf = calloc(1, ROOM);
+	int used;
+	(void)state;
+
+	assert_int_equal(sv_mptable_build(buf, BASE_MP, ROOM, 0), -EINVAL);
+	assert_int_equal(sv_mptable_build(buf, BASE_MP, ROOM, SV_MAX_CPUS + 1), -EINVAL);
+	used = sv_mptable_build(buf, BASE_MP, ROOM, 4);
+	assert_true(used > 0);
+	assert_int_equal(sv_mptable_build(buf, BASE_MP, (size_t)used - 1, 4), -ENOSPC);
+	assert_int_equal(sv_mptable_build(buf, BASE_MP, (size_t)used, 4), used);
+	free(buf);
+}
+
+/* the table at a guest-physical address, checked: signature, length inside
+ * the area, checksum */
+static const uint8_t *table(const uint8_t *buf, uint64_t gpa, const char *sig)
+{
+	const uint8_t *t;
+	assert_true(gpa >= BASE_ACPI && gpa < BASE_ACPI + ROOM);
+	t = buf + (gpa - BASE_ACPI);
+	assert_memory_equal(t, sig, 4);
+	assert_true(gpa + rd32(t + 4) <= BASE_ACPI + ROOM);
+	if (strcmp(sig, "FACS") != 0)
+		assert_int_equal(sv_table_sum(t, rd32(t + 4)), 0);
+	return t;
+}
+
+static void check_acpi(unsigned ncpus)
+{
+	uint8_t *buf = calloc(1, ROOM);
+	const uint8_t *rsdt, *xsdt, *fadt, *dsdt, *madt, *facs, *p, *end;
+	unsigned lapics = 0, ioapics = 0, overrides = 0, nmis = 0;
+	int used;
+	static const uint8_t s5[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0a, 5, 0x0a, 5, 0, 0 };
+
+	print_message("ACPI tables for %u vCPUs\n", ncpus);
+	used = sv_acpi_build(buf, BASE_ACPI, ROOM, ncpus);
+	assert_true(used > 0);
+	/* RSDP 2.0: both checksums */
+	assert_memory_equal(buf, "RSD PTR ", 8);
+	assert_int_equal(buf[15], 2);
+	assert_int_equal(sv_table_sum(buf, 20), 0);
+	assert_int_equal(rd32(buf + 20), 36);
+	assert_int_equal(sv_table_sum(buf, 36), 0);
+	rsdt = table(buf, rd32(buf + 16), "RSDT");
+	xsdt = table(buf, rd64(buf + 24), "XSDT");
+	assert_int_equal(rd32(rsdt + 4), 36 + 8);
+	assert_int_equal(rd32(xsdt + 4), 36 + 16);
+	assert_int_equal(rd32(rsdt + 36), rd64(xsdt + 36));
+	assert_int_equal(rd32(rsdt + 40), rd64(xsdt + 44));
+	fadt = table(buf, rd64(xsdt + 36), "FACP");
+	madt = table(buf, rd64(xsdt + 44), "APIC");
+	/* FADT: FACS, DSDT, SCI, PM1 blocks, PM timer, reset register, flags */
+	assert_int_equal(rd32(fadt + 4), 244);
+	facs = table(buf, rd32(fadt + 36), "FACS");
+	assert_int_equal((rd32(fadt + 36)) % 64, 0);
+	assert_int_equal(rd32(facs + 4), 64);
+	dsdt = table(buf, rd32(fadt + 40), "DSDT");
+	assert_int_equal(rd64(fadt + 140), rd32(fadt + 40));
+	assert_int_equal(rd64(fadt + 132), rd32(fadt + 36));
+	assert_int_equal(rd16(fadt + 46), SV_SCI_IRQ);
+	assert_int_equal(rd32(fadt + 48), 0); /* no SMI command port: ACPI mode from the start */
+	assert_int_equal(rd32(fadt + 56), SV_PM1_EVT_PORT);
+	assert_int_equal(rd32(fadt + 64), SV_PM1_CNT_PORT);
+	assert_int_equal(rd32(fadt + 76), SV_PM_TMR_PORT);
+	assert_int_equal(fadt[88], 4);
+	assert_int_equal(fadt[89], 2);
+	assert_int_equal(fadt[91], 4);
+	assert_int_equal(rd64(fadt + 148 + 4), SV_PM1_EVT_PORT);
+	assert_int_equal(rd64(fadt + 172 + 4), SV_PM1_CNT_PORT);
+	assert_int_equal(rd64(fadt + 208 + 4), SV_PM_TMR_PORT);
+	assert_int_equal(fadt[116], 1); /* reset register in system I/O */
+	assert_int_equal(rd64(fadt + 120), SV_RESET_PORT);
+	assert_int_equal(fadt[128], SV_RESET_VALUE);
+	assert_true(rd32(fadt + 112) & (1U << 10));   /* RESET_REG_SUP */
+	assert_false(rd32(fadt + 112) & (1U << 4));   /* a fixed power button */
+	assert_false(rd32(fadt + 112) & (1U << 20));  /* not hardware-reduced */
+	assert_false(rd16(fadt + 109) & 0x2);         /* no i8042 */
+	assert_true(rd16(fadt + 109) & 0x20);         /* no CMOS RTC */
+	/* DSDT: \_S5 with SLP_TYP 5 */
+	assert_int_equal(rd32(dsdt + 4), 36 + sizeof(s5));
+	assert_memory_equal(dsdt + 36, s5, sizeof(s5));
+	assert_int_equal(s5[9], SV_SLP_TYP_S5);
+	/* MADT */
+	assert_int_equal(rd32(madt + 36), SV_LAPIC_ADDR);
+	assert_int_equal(rd32(madt + 40) & 1, 1);
+	p = madt + 44;
+	end = madt + rd32(madt + 4);
+	while (p < end) {
+		assert_true(p[1] >= 2 && p + p[1] <= end);
+		switch (p[0]) {
+		case 0:
+			assert_int_equal(p[1], 8);
+			assert_int_equal(p[3], lapics); /* APIC id */
+			assert_int_equal(rd32(p + 4), 1);
+			lapics++;
+			break;
+		case 1:
+			assert_int_equal(p[1], 12);
+			assert_int_equal(p[2], ncpus);
+			assert_int_equal(rd32(p + 4), SV_IOAPIC_ADDR);
+			assert_int_equal(rd32(p + 8), 0);
+			ioapics++;
+			break;
+		case 2:
+			assert_int_equal(p[1], 10);
+			assert_int_equal(p[3], SV_SCI_IRQ);
+			assert_int_equal(rd32(p + 4), SV_SCI_IRQ);
+			assert_int_equal(rd16(p + 8), 0x0d); /* level, active high */
+			overrides++;
+			break;
+		case 4:
+			assert_int_equal(p[1], 6);
+			assert_int_equal(p[5], 1);
+			nmis++;
+			break;
+		default:
+			fail_msg("unexpected MADT entry %u", p[0]);
+		}
+		p += p[1];
+	}
+	assert_int_equal(lapics, ncpus);
+	assert_int_equal(ioapics, 1);
+	assert_int_equal(overrides, 1);
+	assert_int_equal(nmis, 1);
+	assert_int_equal(madt + rd32(madt + 4) - buf, used);
+	free(buf);
+}
+
+static void test_acpi(void **state)
+{
+	uint8_t *buf = calloc(1, ROOM);
+	int used;
+	(void)state;
+
+	check_acpi(1);
+	check_acpi(3);
+	check_acpi(SV_MAX_CPUS);
+	assert_int_equal(sv_acpi_build(buf, BASE_ACPI, ROOM, 0), -EINVAL);
+	assert_int_equal(sv_acpi_build(buf, BASE_ACPI, ROOM, SV_MAX_CPUS + 1), -EINVAL);
+	assert_int_equal(sv_acpi_build(buf, BASE_ACPI + 8, ROOM, 1), -EINVAL); /* RSDP not 16-aligned */
+	used = sv_acpi_build(buf, BASE_ACPI, ROOM, 2);
+	assert_int_equal(sv_acpi_build(buf, BASE_ACPI, (size_t)used - 1, 2), -ENOSPC);
+	free(buf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_mptable),
+		cmocka_unit_test(test_mptable_refusals),
+		cmocka_unit_test(test_acpi),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
