@@ -119,6 +119,7 @@ static void no_jump(uint8_t *h) { h[0x200] = 0x90; }
 static void align0(uint8_t *h) { wr32(h + 0x230, 0); }
 static void align3(uint8_t *h) { wr32(h + 0x230, 0x300000); }
 static void align_huge(uint8_t *h) { wr32(h + 0x230, 0x80000000u); }
+static void short_hdr(uint8_t *h) { h[0x201] = 0x61; } /* ends at 0x263 */
 static void nothing(uint8_t *h) { (void)h; }
 static void many_sects(uint8_t *h) { h[0x1f1] = 0xff; }
 
@@ -132,6 +133,7 @@ static void test_parse_refusals(void **state)
 		{ "no 64-bit entry", no64, 8 * MiB, "64-bit entry" },
 		{ "not relocatable", not_reloc, 8 * MiB, "not relocatable" },
 		{ "no jump", no_jump, 8 * MiB, "no jump" },
+		{ "header shorter than its protocol", short_hdr, 8 * MiB, "ends at 0x263" },
 		{ "alignment 0", align0, 8 * MiB, "alignment" },
 		{ "alignment not a power of two", align3, 8 * MiB, "alignment" },
 		{ "alignment 2 GiB", align_huge, 8 * MiB, "alignment" },

@@ -115,6 +115,9 @@ int sv_bzimage_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct 
 	if (buf[H_JUMP] != 0xeb)
 		return fail(err, errlen, "the kernel image's setup header has no jump at 0x200");
 	bz.hdr_len = (uint32_t)(H_JUMP + 2 + buf[H_JUMP + 1] - H_SETUP_SECTS);
+	if (H_SETUP_SECTS + bz.hdr_len < H_INIT_SIZE + 4)
+		return fail(err, errlen, "the kernel image's setup header ends at %#x, before the fields of its "
+			    "boot protocol %u.%02u", H_SETUP_SECTS + bz.hdr_len, bz.version >> 8, bz.version & 0xff);
 	if (bz.hdr_len > H_END - H_SETUP_SECTS)
 		bz.hdr_len = H_END - H_SETUP_SECTS; /* newer fields: ours stay zero */
 	sects = buf[H_SETUP_SECTS] ? buf[H_SETUP_SECTS] : 4;
