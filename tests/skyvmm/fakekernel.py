@@ -14,12 +14,15 @@ the 64-bit entry with its GDT, page tables and RSI), the UART and the power
 paths on a host whose /dev/kvm cannot boot a stock kernel.
 
 usage: fakekernel.py OUT {poweroff|reset|spin} MESSAGE [--bad MAGIC|PROTO|NO64|RELOC]
+(as a module: image(message, end, bad=None, flood=0); flood N writes N
+bytes of ((i & 0x3f) + 0x30) for i = N .. 1 before the message, each after
+waiting for THRE: the back-pressure test)
 """
 import struct
 import sys
 
 
-def code(message, end):
+def code(message, end, flood=0):
     c = bytearray()
     # cmp dword [rsi+0x202], "HdrS"; jne -> print "BADZP" instead
     msg_ok = message.encode() + b"\n"
@@ -32,13 +35,22 @@ def code(message, end):
             out += b"\x66\xba\xfd\x03"      # mov dx, 0x3fd
             out += b"\xec"                  # in al, dx
             out += b"\xa8\x20"              # test al, 0x20
-            out += b"\x74\xf9"              # jz -7 (back to in)
+            out += b"\x74\xfb"              # jz -5 (back to in)
             out += b"\x66\xba\xf8\x03"      # mov dx, 0x3f8
             out += b"\xb0" + bytes([ch])    # mov al, ch
             out += b"\xee"                  # out dx, al
         return out
 
-    ok = put_string(msg_ok)
+    ok = bytearray()
+    if flood:
+        # flood bytes of ((ecx & 0x3f) + 0x30) for ecx = flood .. 1, each
+        # after waiting for THRE, then the message
+        ok += b"\xb9" + struct.pack("<I", flood)      # mov ecx, flood
+        ok += b"\x66\xba\xfd\x03\xec\xa8\x20\x74\xfb"  # wait for THRE
+        ok += b"\x66\xba\xf8\x03"                   # mov dx, 0x3f8
+        ok += b"\x88\xc8\x24\x3f\x04\x30\xee"       # mov al, cl; and al, 0x3f; add al, 0x30; out
+        ok += b"\xff\xc9\x75\xe8"                   # dec ecx; jnz back to the wait
+    ok += put_string(msg_ok)
     bad = put_string(msg_bad)
     if end == "poweroff":
         tail = b"\x66\xba\x04\x06" + b"\x66\xb8\x00\x34" + b"\x66\xef"  # out 0x604, 0x3400
@@ -54,7 +66,7 @@ def code(message, end):
     return bytes(c)
 
 
-def image(message, end, bad=None):
+def image(message, end, bad=None, flood=0):
     setup_sects = 1
     hdr = bytearray(512 * (setup_sects + 1))
     hdr[0x1f1] = setup_sects
@@ -80,7 +92,7 @@ def image(message, end, bad=None):
         struct.pack_into("<H", hdr, 0x236, 0)
     elif bad == "RELOC":
         hdr[0x234] = 0
-    kernel = bytearray(0x200) + code(message, end)
+    kernel = bytearray(0x200) + code(message, end, flood)
     kernel += bytes(4096 - len(kernel) % 4096)
     return bytes(hdr) + bytes(kernel)
 

@@ -150,7 +150,7 @@ static void test_parse_refusals(void **state)
 		memset(&bz, 0x5a, sizeof(bz));
 		good_header(h);
 		cases[i].spoil(h);
-		print_message("refusal: %s\n", cases[i].what);
+		fprintf(stderr, "# refusal: %s\n", cases[i].what);
 		assert_int_equal(parse(h, cases[i].file_size, &bz, err), -EINVAL);
 		if (!strstr(err, cases[i].says))
 			fail_msg("%s: message \"%s\" does not say \"%s\"", cases[i].what, err, cases[i].says);
@@ -172,7 +172,7 @@ static void check_e820(uint64_t mem, unsigned want_n, const struct sv_e820 *want
 	unsigned n = sv_e820_build(mem, e, 8);
 	uint64_t ram = 0;
 
-	print_message("e820 for %llu MiB\n", (unsigned long long)(mem >> 20));
+	fprintf(stderr, "# e820 for %llu MiB\n", (unsigned long long)(mem >> 20));
 	assert_int_equal(n, want_n);
 	for (unsigned i = 0; i < n; i++) {
 		assert_int_equal(e[i].addr, want[i].addr);

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,7 +46,7 @@ static void check_mptable(unsigned ncpus)
 	uint8_t ioapic_id = 0xee;
 	int used;
 
-	print_message("MP table for %u vCPUs\n", ncpus);
+	fprintf(stderr, "# MP table for %u vCPUs\n", ncpus);
 	used = sv_mptable_build(buf, BASE_MP, ROOM, ncpus);
 	assert_true(used > 0);
 	/* the floating pointer */
@@ -169,7 +170,7 @@ static void check_acpi(unsigned ncpus)
 	int used;
 	static const uint8_t s5[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0a, 5, 0x0a, 5, 0, 0 };
 
-	print_message("ACPI tables for %u vCPUs\n", ncpus);
+	fprintf(stderr, "# ACPI tables for %u vCPUs\n", ncpus);
 	used = sv_acpi_build(buf, BASE_ACPI, ROOM, ncpus);
 	assert_true(used > 0);
 	/* RSDP 2.0: both checksums */

@@ -170,6 +170,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			printf("\nPCI and virtio devices (--disk-fd, --tap-fd): %s\n",
+			       sv_pci_init ? "built in" : "not built into this skyvmm");
 			exit(0);
 		default:
 			return usage_error("%s: unknown option or missing value", argv[optind - 1]);
