@@ -7,13 +7,14 @@ x86-64 code at the 64-bit entry (load address + 0x200) that
     the command line pointer in it leads to the expected first word,
   - writes a line on the 16550 at 0x3f8 (THR), waiting for LSR.THRE,
   - then powers off (SLP_TYP 5 | SLP_EN to PM1 control at 0x604), resets
-    (0xFE to port 0x64) or spins, as asked.
+    (0xFE to port 0x64), spins, or echoes console input (RBR, waiting for
+    LSR.DR) until a newline and powers off, as asked.
 
 Not a Linux kernel: it proves skyvmm's boot path (header checks, loading,
 the 64-bit entry with its GDT, page tables and RSI), the UART and the power
 paths on a host whose /dev/kvm cannot boot a stock kernel.
 
-usage: fakekernel.py OUT {poweroff|reset|spin} MESSAGE [--bad MAGIC|PROTO|NO64|RELOC]
+usage: fakekernel.py OUT {poweroff|reset|spin|echo} MESSAGE [--bad MAGIC|PROTO|NO64|RELOC]
 (as a module: image(message, end, bad=None, flood=0); flood N writes N
 bytes of ((i & 0x3f) + 0x30) for i = N .. 1 before the message, each after
 waiting for THRE: the back-pressure test)
@@ -52,7 +53,15 @@ def code(message, end, flood=0):
         ok += b"\xff\xc9\x75\xe8"                   # dec ecx; jnz back to the wait
     ok += put_string(msg_ok)
     bad = put_string(msg_bad)
-    if end == "poweroff":
+    if end == "echo":
+        # echo console input back until a newline, then power off
+        tail = (b"\x66\xba\xfd\x03\xec\xa8\x01\x74\xfb"   # wait for LSR.DR
+                b"\x66\xba\xf8\x03\xec\x88\xc1"           # in al from RBR; mov cl, al
+                b"\x66\xba\xfd\x03\xec\xa8\x20\x74\xfb"   # wait for THRE
+                b"\x66\xba\xf8\x03\x88\xc8\xee"           # mov al, cl; out to THR
+                b"\x3c\x0a\x75\xdc")                        # cmp al, 10; jne back to the top
+        tail += b"\x66\xba\x04\x06" + b"\x66\xb8\x00\x34" + b"\x66\xef"
+    elif end == "poweroff":
         tail = b"\x66\xba\x04\x06" + b"\x66\xb8\x00\x34" + b"\x66\xef"  # out 0x604, 0x3400
     elif end == "reset":
         tail = b"\xb0\xfe\xe6\x64"  # out 0x64, 0xfe

@@ -11,6 +11,7 @@ usage: host.py CASE     (SKYVMM: the binary; exit 77 when /dev/kvm cannot
 cases:
   poweroff     console line, exit 0, last stderr line "skyvmm: guest-shutdown"
   reset        exit 3, "skyvmm: guest-reset"
+  console_input  a line typed on the console socket reaches the guest (RBR)
   sigterm      SIGTERM presses the power button; a guest that ignores it
                keeps running (the caller's timeout decides), SIGKILL ends it
   big_smp      5 GiB (RAM above 4 GiB) and 8 vCPUs boot the same
@@ -92,6 +93,35 @@ def case_poweroff():
     # the zero page check in the payload: with --cmdline too
     st, out, err = run(image("cmd", "poweroff"), "--cmdline", "console=ttyS0 quiet")
     check(st == 0 and out == "cmd\n", "a command line given")
+
+
+def case_console_input():
+    fd = memfd(image("type something", "echo"))
+    a, b = socket.socketpair()
+    p = subprocess.Popen([SKYVMM, "--kernel-fd", str(fd), "--memory", "64M", "--cpus", "1",
+                          "--console-fd", str(b.fileno())], pass_fds=(fd, b.fileno()), stderr=subprocess.PIPE)
+    os.close(fd)
+    b.close()
+    a.settimeout(30)
+    got = b""
+    while not got.endswith(b"type something\n"):
+        got += a.recv(4096)
+    # more than the 16-byte receive FIFO at once: the I/O loop feeds it as
+    # the guest reads
+    line = b"hello from the console, more than a FIFO's worth\n"
+    a.sendall(line)
+    echo = b""
+    try:
+        while not echo.endswith(b"\n"):
+            d = a.recv(4096)
+            if not d:
+                break
+            echo += d
+    except socket.timeout:
+        pass
+    check(echo == line, f"the guest read the input and echoed it (got {echo!r})")
+    p.wait(timeout=30)
+    check(p.returncode == 0, f"then powered off (status {p.returncode})")
 
 
 def case_reset():
@@ -188,6 +218,7 @@ def case_refusals():
 CASES = {
     "poweroff": case_poweroff,
     "reset": case_reset,
+    "console_input": case_console_input,
     "sigterm": case_sigterm,
     "big_smp": case_big_smp,
     "backpressure": case_backpressure,

@@ -45,15 +45,45 @@ static int irq_msi(void *ctx, uint64_t addr, uint32_t data)
 	return r < 0 ? -errno : 0;
 }
 
+/* An eventfd on a GSI (KVM_IRQFD), remembered so that fd -1 can take the
+ * GSI's irqfds away again (KVM deassigns by fd and GSI). */
 static int irq_irqfd(void *ctx, int fd, uint32_t gsi, int resample_fd)
 {
 	struct sv_vm *vm = ctx;
 	struct kvm_irqfd f = { .fd = (uint32_t)fd, .gsi = gsi };
+	int r = 0;
+	unsigned i;
+
+	pthread_mutex_lock(&vm->route_lock);
+	if (fd < 0) {
+		for (i = 0; i < SV_MAX_IRQFDS; i++) {
+			if (vm->irqfds[i].fd < 0 || vm->irqfds[i].gsi != gsi)
+				continue;
+			f = (struct kvm_irqfd){ .fd = (uint32_t)vm->irqfds[i].fd, .gsi = gsi,
+						.flags = KVM_IRQFD_FLAG_DEASSIGN };
+			if (ioctl(vm->vm_fd, KVM_IRQFD, &f) < 0 && r == 0)
+				r = -errno;
+			vm->irqfds[i].fd = -1;
+		}
+		pthread_mutex_unlock(&vm->route_lock);
+		return r;
+	}
+	for (i = 0; i < SV_MAX_IRQFDS && vm->irqfds[i].fd >= 0; i++)
+		;
+	if (i == SV_MAX_IRQFDS) {
+		pthread_mutex_unlock(&vm->route_lock);
+		return -ENOSPC;
+	}
 	if (resample_fd >= 0) {
 		f.flags = KVM_IRQFD_FLAG_RESAMPLE;
 		f.resamplefd = (uint32_t)resample_fd;
 	}
-	return ioctl(vm->vm_fd, KVM_IRQFD, &f) < 0 ? -errno : 0;
+	if (ioctl(vm->vm_fd, KVM_IRQFD, &f) < 0)
+		r = -errno;
+	else
+		vm->irqfds[i] = (struct sv_irqfd){ fd, gsi };
+	pthread_mutex_unlock(&vm->route_lock);
+	return r;
 }
 
 static struct kvm_irq_routing *routes(struct sv_vm *vm)
@@ -222,6 +252,8 @@ int sv_vm_create(struct sv_vm *vm, uint64_t mem, unsigned ncpus, struct sv_bus *
 	vm->bus = bus;
 	vm->ncpus = ncpus;
 	pthread_mutex_init(&vm->route_lock, NULL);
+	for (unsigned i = 0; i < SV_MAX_IRQFDS; i++)
+		vm->irqfds[i].fd = -1;
 	vm->irq = (struct sv_irq_ops){ irq_set_level, irq_msi, irq_irqfd, irq_msi_irqfd, vm };
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);

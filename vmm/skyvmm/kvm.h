@@ -24,6 +24,12 @@
 #define SV_IDENTITY_ADDR 0xfffbc000ULL
 #define SV_MAX_ROUTES    1024
 #define SV_FIRST_MSI_GSI 24
+#define SV_MAX_IRQFDS    64
+
+struct sv_irqfd {
+	int fd;
+	uint32_t gsi;
+};
 
 struct sv_vcpu {
 	struct sv_vm *vm;
@@ -46,6 +52,7 @@ struct sv_vm {
 	pthread_mutex_t route_lock;
 	void *routes; /* struct kvm_irq_routing with SV_MAX_ROUTES entries */
 	uint32_t next_gsi;
+	struct sv_irqfd irqfds[SV_MAX_IRQFDS]; /* INTx irqfds, for their removal */
 	struct sv_irq_ops irq;
 	/* how the guest ended; the first report wins */
 	void (*done)(void *ctx, enum sv_outcome o, const char *why);
