@@ -8,7 +8,9 @@ stand-in agent, no QEMU, skyvmm added with --extra) by --boot kernel, with
 one more cpio appended to its initramfs: /skyvmm-test/ with the demo guest
 (tests/e2e/guest.sh) and a script init runs in place of the agent
 (skyroot.agent=).  The script, inside the board:
-  1. runs the demo guest under skyvmm (2 vCPUs, 256M, console on a pipe),
+  1. runs the demo guest under skyvmm (2 vCPUs, 256M, console on a pipe;
+     a read-only virtio-blk disk when skyvmm has its devices built in, which
+     the guest must list as 1af4:1042),
      and once it has listed its PCI devices sends skyvmm SIGTERM: the ACPI
      power button, which the guest's acpid turns into a poweroff;
   2. runs the same kernel with an init that does not exist: it panics and
@@ -45,8 +47,12 @@ RUN = r"""#!/bin/sh
 SV=@SKYVMM@
 T=/skyvmm-test
 up() { cut -d' ' -f1 /proc/uptime; }
+# with the PCI/virtio devices built in, a read-only virtio-blk disk too
+DISK=""
+$SV --help | grep -q "(--disk-fd, --tap-fd): built in" && DISK="--disk-fd 5 --disk-ro"
+echo "SKYVMM-E2E: devices ${DISK:-none}"
 echo "SKYVMM-E2E: start $(up)"
-( sh -c "echo \$\$ >/tmp/svpid; exec $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 2 --console-fd 1 --cmdline 'console=ttyS0 panic=-1 skyroot.marker=e2e' 3<$T/vmlinuz 4<$T/initrd.img" 2>/tmp/sv1.err
+( sh -c "echo \$\$ >/tmp/svpid; exec $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 2 --console-fd 1 $DISK --cmdline 'console=ttyS0 panic=-1 skyroot.marker=e2e' 3<$T/vmlinuz 4<$T/initrd.img 5<$T/initrd.img" 2>/tmp/sv1.err
   echo $? >/tmp/sv1.st ) | {
 	first=""
 	while IFS= read -r l; do
@@ -144,6 +150,9 @@ def case_guest(f):
     check("smp: Brought up 1 node, 2 CPUs" in out, "both vCPUs came up (MP/ACPI tables)")
     check("ACPI: button: Power Button" in out, "the guest found the ACPI power button")
     check("guest| SKYROOT-GUEST-POWERDOWN" in out, "SIGTERM pressed the power button and the guest acted on it")
+    if "SKYVMM-E2E: devices --disk-fd" in out:
+        check("guest| SKYROOT-GUEST-PCI " in out and " 1af4:1042" in out,
+              "the guest found the virtio-blk disk on skyvmm's PCI bus")
     r1 = line_with(out, "SKYVMM-E2E: run1 ended")
     check(r1.endswith("status 0 last: skyvmm: guest-shutdown"), f"power-off: exit 0, guest-shutdown ({r1})")
     r2 = line_with(out, "SKYVMM-E2E: run2")
