@@ -5,8 +5,8 @@ them), no controller.
 
 The board boots a firmware built for this test (fwimage/build.sh with the
 stand-in agent, no QEMU, skyvmm added with --extra) by --boot kernel, with
-one more cpio appended to its initramfs: /skyvmm-test/ with the demo guest
-(tests/e2e/guest.sh) and a script init runs in place of the agent
+one more cpio appended to its initramfs: /skyvmm-test/ with skyvmm, the
+demo guest (tests/e2e/guest.sh) and a script init runs in place of the agent
 (skyroot.agent=).  The script, inside the board:
   1. runs the demo guest under skyvmm (2 vCPUs, 256M, console on a pipe;
      a read-only virtio-blk disk when skyvmm has its devices built in, which
@@ -44,7 +44,7 @@ TIMEOUT = int(os.environ.get("SKY_E2E_SKYVMM_TIMEOUT", "900"))
 
 RUN = r"""#!/bin/sh
 # skyvmm e2e, run by the board's init in place of its agent
-SV=@SKYVMM@
+SV=/skyvmm-test/skyvmm
 T=/skyvmm-test
 up() { cut -d' ' -f1 /proc/uptime; }
 # with the PCI/virtio devices built in, a read-only virtio-blk disk too
@@ -109,9 +109,13 @@ def image_with_test(f, fw):
     os.makedirs(os.path.join(ov, "skyvmm-test"))
     for n in ("vmlinuz", "initrd.img"):
         shutil.copy(os.path.join(guest, n), os.path.join(ov, "skyvmm-test", n))
+    # skyvmm itself goes here too: the path --extra gave it in the image may
+    # be under a directory init mounts over (/tmp); --extra brought its
+    # libraries
+    shutil.copy(SKYVMM, os.path.join(ov, "skyvmm-test", "skyvmm"))
     run = os.path.join(ov, "skyvmm-test", "run")
     with open(run, "w") as out:
-        out.write(RUN.replace("@SKYVMM@", SKYVMM))
+        out.write(RUN)
     os.chmod(run, 0o755)
     img = os.path.join(f.tmp, "image")
     os.mkdir(img)
