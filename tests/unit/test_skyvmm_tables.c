@@ -2,13 +2,16 @@
  * checksums, the MP table's entries for N vCPUs (processors with the BSP
  * first, buses, the IOAPIC, ISA and PCI INTx routing, local interrupts),
  * and the ACPI tables (RSDP, RSDT/XSDT, FADT with the PM1 and reset
- * registers, the DSDT's \_S5, the MADT's LAPICs, IOAPIC and SCI override).
+ * registers, the MADT's LAPICs, IOAPIC and SCI override, the DSDT's \_S5 and
+ * PCI host bridge read back with a small AML reader: nesting lengths,
+ * _HID, _CRS windows, every _PRT entry).
  *
  *   ./test_skyvmm_tables     (no environment needed)
  */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -162,16 +165,143 @@ static const uint8_t *table(const uint8_t *buf, uint64_t gpa, const char *sig)
 	return t;
 }
 
-static void check_acpi(unsigned ncpus)
+/* ---- a small AML reader for the DSDT ---- */
+
+/* PkgLength at *p: the length (which counts its own bytes) */
+static size_t pkglen(const uint8_t *p, size_t *lenbytes)
+{
+	unsigned follow = p[0] >> 6;
+	size_t len = follow ? (p[0] & 0x0f) : (p[0] & 0x3f);
+	for (unsigned i = 0; i < follow; i++)
+		len |= (size_t)p[1 + i] << (4 + 8 * i);
+	*lenbytes = 1 + follow;
+	return len;
+}
+
+static uint32_t aml_int(const uint8_t **pp)
+{
+	const uint8_t *p = *pp;
+	switch (p[0]) {
+	case 0x00:
+	case 0x01:
+		*pp = p + 1;
+		return p[0];
+	case 0x0a:
+		*pp = p + 2;
+		return p[1];
+	case 0x0b:
+		*pp = p + 3;
+		return rd16(p + 1);
+	case 0x0c:
+		*pp = p + 5;
+		return rd32(p + 1);
+	default:
+		fail_msg("not an AML integer: opcode %#x", p[0]);
+	}
+	return 0;
+}
+
+static const uint8_t *find_name(const uint8_t *from, const uint8_t *end, const char *seg)
+{
+	for (const uint8_t *p = from; p + 5 <= end; p++)
+		if (p[0] == 0x08 && memcmp(p + 1, seg, 4) == 0)
+			return p + 5;
+	fail_msg("no Name (%s) in the DSDT", seg);
+	return NULL;
+}
+
+static const uint8_t s5_aml[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0a, 5, 0x0a, 5, 0, 0 };
+
+static void check_dsdt(const uint8_t *dsdt, bool pci)
+{
+	const uint8_t *p = dsdt + 36, *end = dsdt + rd32(dsdt + 4), *q, *pkgend;
+	size_t lb, len;
+
+	assert_memory_equal(p, s5_aml, sizeof(s5_aml));
+	assert_int_equal(s5_aml[9], SV_SLP_TYP_S5);
+	p += sizeof(s5_aml);
+	if (!pci) {
+		assert_ptr_equal(p, end);
+		return;
+	}
+	/* Scope (\_SB) and Device (PCI0) both run to the table's end */
+	assert_int_equal(p[0], 0x10);
+	len = pkglen(p + 1, &lb);
+	assert_ptr_equal(p + 1 + len, end);
+	p += 1 + lb;
+	assert_memory_equal(p, "\\_SB_", 5);
+	p += 5;
+	assert_int_equal(p[0], 0x5b);
+	assert_int_equal(p[1], 0x82);
+	len = pkglen(p + 2, &lb);
+	assert_ptr_equal(p + 2 + len, end);
+	p += 2 + lb;
+	assert_memory_equal(p, "PCI0", 4);
+	q = find_name(p, end, "_HID");
+	assert_memory_equal(q, ((const uint8_t[]){ 0x0c, 0xd0, 0x41, 0x0a, 0x03 }), 5); /* PNP0A03 */
+	q = find_name(p, end, "_UID");
+	assert_int_equal(aml_int(&q), 0);
+	/* _CRS: a buffer of descriptors ending in the end tag */
+	q = find_name(p, end, "_CRS");
+	assert_int_equal(q[0], 0x11);
+	len = pkglen(q + 1, &lb);
+	pkgend = q + 1 + len;
+	q += 1 + lb;
+	{
+		uint32_t size = aml_int(&q);
+		assert_int_equal(size, (uint32_t)(pkgend - q));
+	}
+	{
+		bool bus = false, cf8 = false, mem = false;
+		while (q < pkgend && q[0] != 0x79) {
+			size_t dl = (q[0] & 0x80) ? 3 + rd16(q + 1) : 1 + (q[0] & 7);
+			if (q[0] == 0x88 && q[3] == 2)
+				bus = rd16(q + 8) == 0 && rd16(q + 10) == 0xff;
+			if (q[0] == 0x47)
+				cf8 = rd16(q + 2) == 0xcf8 && q[7] == 8;
+			if (q[0] == 0x87 && q[3] == 0)
+				mem = rd32(q + 10) == SV_PCI_MMIO_BASE && rd32(q + 14) == SV_PCI_MMIO_END - 1 &&
+				      rd32(q + 22) == SV_PCI_MMIO_END - SV_PCI_MMIO_BASE;
+			q += dl;
+		}
+		assert_ptr_equal(q + 2, pkgend); /* the end tag closes the buffer */
+		assert_true(bus && cf8 && mem);
+	}
+	/* _PRT: 4 pins of every slot on sv.h's GSIs */
+	q = find_name(p, end, "_PRT");
+	assert_int_equal(q[0], 0x12);
+	len = pkglen(q + 1, &lb);
+	pkgend = q + 1 + len;
+	assert_ptr_equal(pkgend, end); /* the last object of PCI0 */
+	q += 1 + lb;
+	assert_int_equal(*q++, SV_PCI_SLOTS * 4);
+	for (unsigned slot = 0; slot < SV_PCI_SLOTS; slot++) {
+		for (unsigned pin = 0; pin < 4; pin++) {
+			const uint8_t *e;
+			assert_int_equal(q[0], 0x12);
+			len = pkglen(q + 1, &lb);
+			e = q + 1 + len;
+			q += 1 + lb;
+			assert_int_equal(*q++, 4);
+			assert_int_equal(aml_int(&q), slot << 16 | 0xffff);
+			assert_int_equal(aml_int(&q), pin);
+			assert_int_equal(aml_int(&q), 0);
+			assert_int_equal(aml_int(&q), SV_PCI_INTX_GSI(slot, pin));
+			assert_ptr_equal(q, e);
+		}
+	}
+	assert_ptr_equal(q, end);
+}
+
+static void check_acpi(unsigned ncpus, bool pci)
 {
 	uint8_t *buf = calloc(1, ROOM);
 	const uint8_t *rsdt, *xsdt, *fadt, *dsdt, *madt, *facs, *p, *end;
 	unsigned lapics = 0, ioapics = 0, overrides = 0, nmis = 0;
 	int used;
-	static const uint8_t s5[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0a, 5, 0x0a, 5, 0, 0 };
 
-	fprintf(stderr, "# ACPI tables for %u vCPUs\n", ncpus);
-	used = sv_acpi_build(buf, BASE_ACPI, ROOM, ncpus);
+	fprintf(stderr, "# ACPI tables for %u vCPUs%s\n", ncpus, pci ? ", PCI" : "");
+	used = sv_acpi_build(buf, BASE_ACPI, ROOM, ncpus, pci);
 	assert_true(used > 0);
 	/* RSDP 2.0: both checksums */
 	assert_memory_equal(buf, "RSD PTR ", 8);
@@ -214,10 +344,8 @@ static void check_acpi(unsigned ncpus)
 	assert_false(rd32(fadt + 112) & (1U << 20));  /* not hardware-reduced */
 	assert_false(rd16(fadt + 109) & 0x2);         /* no i8042 */
 	assert_true(rd16(fadt + 109) & 0x20);         /* no CMOS RTC */
-	/* DSDT: \_S5 with SLP_TYP 5 */
-	assert_int_equal(rd32(dsdt + 4), 36 + sizeof(s5));
-	assert_memory_equal(dsdt + 36, s5, sizeof(s5));
-	assert_int_equal(s5[9], SV_SLP_TYP_S5);
+	/* DSDT: \_S5 with SLP_TYP 5, and the PCI host bridge */
+	check_dsdt(dsdt, pci);
 	/* MADT */
 	assert_int_equal(rd32(madt + 36), SV_LAPIC_ADDR);
 	assert_int_equal(rd32(madt + 40) & 1, 1);
@@ -260,7 +388,8 @@ static void check_acpi(unsigned ncpus)
 	assert_int_equal(ioapics, 1);
 	assert_int_equal(overrides, 1);
 	assert_int_equal(nmis, 1);
-	assert_int_equal(madt + rd32(madt + 4) - buf, used);
+	assert_true(madt + rd32(madt + 4) <= dsdt);
+	assert_int_equal(dsdt + rd32(dsdt + 4) - buf, used);
 	free(buf);
 }
 
@@ -270,14 +399,21 @@ static void test_acpi(void **state)
 	int used;
 	(void)state;
 
-	check_acpi(1);
-	check_acpi(3);
-	check_acpi(SV_MAX_CPUS);
-	assert_int_equal(sv_acpi_build(buf, BASE_ACPI, ROOM, 0), -EINVAL);
-	assert_int_equal(sv_acpi_build(buf, BASE_ACPI, ROOM, SV_MAX_CPUS + 1), -EINVAL);
-	assert_int_equal(sv_acpi_build(buf, BASE_ACPI + 8, ROOM, 1), -EINVAL); /* RSDP not 16-aligned */
-	used = sv_acpi_build(buf, BASE_ACPI, ROOM, 2);
-	assert_int_equal(sv_acpi_build(buf, BASE_ACPI, (size_t)used - 1, 2), -ENOSPC);
+	check_acpi(1, false);
+	check_acpi(3, false);
+	check_acpi(SV_MAX_CPUS, false);
+	check_acpi(1, true);
+	check_acpi(SV_MAX_CPUS, true);
+	assert_int_equal(sv_acpi_build(buf, BASE_ACPI, ROOM, 0, false), -EINVAL);
+	assert_int_equal(sv_acpi_build(buf, BASE_ACPI, ROOM, SV_MAX_CPUS + 1, false), -EINVAL);
+	assert_int_equal(sv_acpi_build(buf, BASE_ACPI + 8, ROOM, 1, false), -EINVAL); /* RSDP not 16-aligned */
+	for (int pci = 0; pci < 2; pci++) {
+		used = sv_acpi_build(buf, BASE_ACPI, ROOM, 2, pci);
+		assert_true(used > 0);
+		assert_int_equal(sv_acpi_build(buf, BASE_ACPI, (size_t)used - 1, 2, pci), -ENOSPC);
+		/* (the AML writer may need a few bytes more while it writes) */
+		assert_int_equal(sv_acpi_build(buf, BASE_ACPI, (size_t)used + 8, 2, pci), used);
+	}
 	free(buf);
 }
 

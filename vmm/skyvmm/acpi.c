@@ -1,10 +1,9 @@
 /* skyvmm: the ACPI tables (see tables.h).  Layout from gpa:
  *   +0x000 RSDP (ACPI 2.0, 36 bytes)   +0x040 RSDT   +0x080 XSDT
  *   +0x100 FACS (64-byte aligned)      +0x140 FADT (revision 3, 244 bytes)
- *   +0x240 DSDT                        +0x280 MADT
- * The DSDT's AML is one object, Name (_S5, Package () { 5, 5, 0, 0 }):
- * the SLP_TYP value the guest writes to PM1 control to power off. */
+ *   +0x240 MADT (at most 0x248 bytes)  +0x500 DSDT (dsdt.c) */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "vmm/skyvmm/tables.h"
@@ -14,10 +13,12 @@
 #define O_XSDT 0x080
 #define O_FACS 0x100
 #define O_FADT 0x140
-#define O_DSDT 0x240
-#define O_MADT 0x280
+#define O_MADT 0x240
+#define O_DSDT 0x500
 
 #define FADT_LEN 244
+
+_Static_assert(O_MADT + 44 + 8 * SV_MAX_CPUS + 12 + 10 + 6 <= O_DSDT, "the MADT overlaps the DSDT");
 
 /* FADT flags */
 #define F_WBINVD        (1U << 0)
@@ -27,13 +28,6 @@
 /* IAPC_BOOT_ARCH: no legacy devices, no i8042, no VGA, no CMOS RTC */
 #define BOOT_NO_VGA     (1U << 2)
 #define BOOT_NO_RTC     (1U << 5)
-
-static const uint8_t dsdt_aml[] = {
-	0x08, '_', 'S', '5', '_',             /* NameOp "_S5_" */
-	0x12, 0x08, 0x04,                     /* PackageOp, length 8, 4 elements */
-	0x0a, SV_SLP_TYP_S5, 0x0a, SV_SLP_TYP_S5, /* BytePrefix 5, BytePrefix 5 */
-	0x00, 0x00,                           /* Zero, Zero */
-};
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -149,16 +143,20 @@ static size_t madt(uint8_t *t, unsigned ncpus)
 	return (size_t)(p - t);
 }
 
-int sv_acpi_build(uint8_t *host, uint64_t gpa, size_t room, unsigned ncpus)
+int sv_acpi_build(uint8_t *host, uint64_t gpa, size_t room, unsigned ncpus, bool pci)
 {
-	size_t madt_len = 44 + 8 * (size_t)ncpus + 12 + 10 + 6, dsdt_len = 36 + sizeof(dsdt_aml);
+	size_t dsdt_len;
 	uint8_t *r = host + O_RSDP, *rsdt = host + O_RSDT, *xsdt = host + O_XSDT;
 
-	if (ncpus == 0 || ncpus > SV_MAX_CPUS || (gpa & 15) || gpa + O_MADT + madt_len > 0xffffffffULL)
+	if (ncpus == 0 || ncpus > SV_MAX_CPUS || (gpa & 15) || gpa + room > 0xffffffffULL)
 		return -EINVAL;
-	if (room < O_MADT + madt_len)
+	if (room < O_DSDT + 36)
 		return -ENOSPC;
-	memset(host, 0, O_MADT + madt_len);
+	memset(host, 0, O_DSDT + 36);
+	dsdt_len = sv_dsdt_aml(host + O_DSDT + 36, room - O_DSDT - 36, pci);
+	if (!dsdt_len)
+		return -ENOSPC;
+	dsdt_len += 36;
 
 	memcpy(host + O_FACS, "FACS", 4);
 	put32(host + O_FACS + 4, 64);
@@ -166,9 +164,8 @@ int sv_acpi_build(uint8_t *host, uint64_t gpa, size_t room, unsigned ncpus)
 
 	fadt(host + O_FADT, gpa + O_FACS, gpa + O_DSDT);
 	header(host + O_DSDT, "DSDT", (uint32_t)dsdt_len, 2);
-	memcpy(host + O_DSDT + 36, dsdt_aml, sizeof(dsdt_aml));
 	finish(host + O_DSDT);
-	madt_len = madt(host + O_MADT, ncpus);
+	madt(host + O_MADT, ncpus);
 
 	header(rsdt, "RSDT", 36 + 4 * 2, 1);
 	put32(rsdt + 36, (uint32_t)(gpa + O_FADT));
@@ -187,5 +184,5 @@ int sv_acpi_build(uint8_t *host, uint64_t gpa, size_t room, unsigned ncpus)
 	put64(r + 24, gpa + O_XSDT);
 	r[8] = (uint8_t)-sv_table_sum(r, 20);
 	r[32] = (uint8_t)-sv_table_sum(r, 36);
-	return (int)(O_MADT + madt_len);
+	return (int)(O_DSDT + dsdt_len);
 }

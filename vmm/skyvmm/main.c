@@ -244,7 +244,7 @@ static int load_guest(struct skyvmm *s, const struct opts *o, const struct sv_bz
 
 	if (!acpi || !mp)
 		return -EINVAL;
-	if ((r = sv_acpi_build(acpi, SV_ACPI_ADDR, SV_MPTABLE_ADDR - SV_ACPI_ADDR, o->cpus)) < 0)
+	if ((r = sv_acpi_build(acpi, SV_ACPI_ADDR, SV_MPTABLE_ADDR - SV_ACPI_ADDR, o->cpus, sv_pci_init != NULL)) < 0)
 		return r;
 	if ((r = sv_mptable_build(mp, SV_MPTABLE_ADDR, SV_BIOS_END - SV_MPTABLE_ADDR, o->cpus)) < 0)
 		return r;

@@ -1,8 +1,9 @@
 /* skyvmm: the firmware tables the guest kernel reads (no BIOS runs):
  *   the MP table (mptable.c), so that a kernel without ACPI (acpi=off) still
  *   finds every vCPU, the IOAPIC and the PCI INTx routing;
- *   the ACPI tables (acpi.c): RSDP, RSDT/XSDT, FADT, FACS, a DSDT that only
- *   declares \_S5 (soft-off), and the MADT.  Linux prefers the MADT when it
+ *   the ACPI tables (acpi.c): RSDP, RSDT/XSDT, FADT, FACS, the MADT and a
+ *   DSDT (dsdt.c) with \_S5 (soft-off) and, when skyvmm has a PCI bus, the
+ *   PCI host bridge (Linux under ACPI scans PCI only below one).  Linux prefers the MADT when it
  *   is there.  The FADT describes the PM1 registers power.c emulates (the
  *   fixed-feature power button that is skyvmm's clean stop, and the soft-off
  *   the guest's poweroff writes), the reset register (port 0x64, 0xFE: the
@@ -10,6 +11,7 @@
 #ifndef SKY_SKYVMM_TABLES_H
 #define SKY_SKYVMM_TABLES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,7 +40,14 @@ int sv_mptable_build(uint8_t *host, uint64_t gpa, size_t room, unsigned ncpus);
 
 /* Builds the ACPI tables at host (guest-physical gpa), room bytes, the
  * RSDP first (gpa must be 16-byte aligned and below 1 MiB for the kernel's
- * scan).  Returns the bytes used or -EINVAL / -ENOSPC. */
-int sv_acpi_build(uint8_t *host, uint64_t gpa, size_t room, unsigned ncpus);
+ * scan); pci: the DSDT describes the PCI host bridge (when skyvmm has its
+ * PCI bus).  Returns the bytes used or -EINVAL / -ENOSPC. */
+int sv_acpi_build(uint8_t *host, uint64_t gpa, size_t room, unsigned ncpus, bool pci);
+
+/* The DSDT's AML (dsdt.c): \_S5, and with pci the PCI host bridge
+ * \_SB.PCI0 with its _CRS windows and the _PRT of sv.h's INTx routing.
+ * Returns its length, or 0 when room is too small (it may need a few bytes
+ * more than that length while it writes). */
+size_t sv_dsdt_aml(uint8_t *out, size_t room, bool pci);
 
 #endif
