@@ -32,9 +32,8 @@
 
 /* PCI INTx routing (bus 0): INTA-INTD of slot 0-31 (pin 0 = INTA) raise
  * IOAPIC GSI 10 or 11, swizzled by slot, level-triggered and active low.
- * The MP table says so (mptable.c); the guest kernel under ACPI has no _PRT
- * and takes a function's Interrupt Line register, so a device reports this
- * same GSI there. */
+ * The DSDT's _PRT (dsdt.c) and the MP table (mptable.c) say so; a device
+ * reports the same GSI in its Interrupt Line register. */
 #define SV_PCI_SLOTS 32
 #define SV_PCI_INTX_GSI(slot, pin) (10U + (((unsigned)(slot) + (unsigned)(pin)) & 1U))
 
