@@ -238,7 +238,7 @@ static void check_dsdt(const uint8_t *dsdt, bool pci)
 	p += 2 + lb;
 	assert_memory_equal(p, "PCI0", 4);
 	q = find_name(p, end, "_HID");
-	assert_memory_equal(q, ((const uint8_t[]){ 0x0c, 0xd0, 0x41, 0x0a, 0x03 }), 5); /* PNP0A03 */
+	assert_memory_equal(q, ((const uint8_t[]){ 0x0c, 0x41, 0xd0, 0x0a, 0x03 }), 5); /* EisaId ("PNP0A03") */
 	q = find_name(p, end, "_UID");
 	assert_int_equal(aml_int(&q), 0);
 	/* _CRS: a buffer of descriptors ending in the end tag */

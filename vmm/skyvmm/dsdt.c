@@ -201,7 +201,7 @@ size_t sv_dsdt_aml(uint8_t *out, size_t room, bool pci)
 		AML_NAME, '_', 'S', '5', '_', AML_PACKAGE, 0x08, 0x04,
 		AML_BYTE, SV_SLP_TYP_S5, AML_BYTE, SV_SLP_TYP_S5, AML_ZERO, AML_ZERO,
 	};
-	static const uint8_t hid[] = { AML_DWORD, 0xd0, 0x41, 0x0a, 0x03 }; /* EisaId ("PNP0A03") */
+	static const uint8_t hid[] = { AML_DWORD, 0x41, 0xd0, 0x0a, 0x03 }; /* EisaId ("PNP0A03") */
 	struct aml a = { out, 0, room, 0 };
 	size_t scope, dev;
 
