@@ -147,7 +147,8 @@ def case_guest(f):
              interval=2.0)
     out = b.console()
     for l in out.splitlines():
-        if l.startswith("SKYVMM-E2E:"):
+        if l.startswith(("SKYVMM-E2E:", "guest| SKYROOT-GUEST-PCI", "guest| [") and
+                        ("SKYVMM-E2E" in l or "PCI" in l or "smp: Brought up" in l)):
             print(l)
     check("guest| SKYROOT-GUEST-UP" in out, "the guest under skyvmm printed its marker")
     check("guest| SKYROOT-MARKER e2e" in out, "the guest saw its command line")
