@@ -147,8 +147,9 @@ def case_guest(f):
              interval=2.0)
     out = b.console()
     for l in out.splitlines():
-        if l.startswith(("SKYVMM-E2E:", "guest| SKYROOT-GUEST-PCI", "guest| [") and
-                        ("SKYVMM-E2E" in l or "PCI" in l or "smp: Brought up" in l)):
+        if l.startswith("SKYVMM-E2E:") or (l.startswith("guest| ") and
+                                             ("SKYROOT-GUEST-PCI" in l or "smp: Brought up" in l or
+                                              "PCI0" in l or "pci 0000:00" in l)):
             print(l)
     check("guest| SKYROOT-GUEST-UP" in out, "the guest under skyvmm printed its marker")
     check("guest| SKYROOT-MARKER e2e" in out, "the guest saw its command line")
