@@ -30,6 +30,13 @@
 #define SV_PCI_MMIO_END  0xFC000000ULL
 #define SV_HIGH_RAM_BASE 0x100000000ULL /* 4 GiB */
 
+/* PCI INTx routing (bus 0): INTA-INTD of slot 0-31 (pin 0 = INTA) raise
+ * IOAPIC GSI 10 or 11, swizzled by slot, level-triggered and active low.
+ * The DSDT's _PRT (dsdt.c) and the MP table (mptable.c) say so; a device
+ * reports the same GSI in its Interrupt Line register. */
+#define SV_PCI_SLOTS 32
+#define SV_PCI_INTX_GSI(slot, pin) (10U + (((unsigned)(slot) + (unsigned)(pin)) & 1U))
+
 /* ---- guest memory ---- */
 
 struct sv_mem_region {

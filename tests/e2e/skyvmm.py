@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""skyvmm end to end: a real Linux guest under skyvmm on an emulated board's
+nested /dev/kvm (QEMU q35/TCG with SVM, OVMF, as tests/e2e/e2e.py boots
+them), no controller.
+
+The board boots a firmware built for this test (fwimage/build.sh with the
+stand-in agent, no QEMU, skyvmm added with --extra) by --boot kernel, with
+one more cpio appended to its initramfs: /skyvmm-test/ with skyvmm, the
+demo guest (tests/e2e/guest.sh) and a script init runs in place of the agent
+(skyroot.agent=).  The script, inside the board:
+  1. runs the demo guest under skyvmm (2 vCPUs, 256M, console on a pipe;
+     a read-only virtio-blk disk when skyvmm has its devices built in, which
+     the guest must list as 1af4:1042),
+     and once it has listed its PCI devices sends skyvmm SIGTERM: the ACPI
+     power button, which the guest's acpid turns into a poweroff;
+  2. runs the same kernel with an init that does not exist: it panics and
+     reboots (panic=-1);
+  3. gives skyvmm the initramfs as its kernel.
+and prints what happened.  The test checks: the guest's marker
+(SKYROOT-GUEST-UP) and both vCPUs up ("smp: Brought up 1 node, 2 CPUs"),
+the power-off through the button with exit 0 and "skyvmm: guest-shutdown",
+the reset with exit 3 and "skyvmm: guest-reset", the refusal with exit 2
+and its reason, and that the board's scratch disk is unchanged.
+
+usage: skyvmm.py CASE     (cases: guest; SKYVMM: the binary; skips, exit
+                           77, without OVMF)"""
+import hashlib
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e import Board, e2e_fleet, no_ovmf  # noqa: E402
+from fleetlib import ROOT, Fail, check, run_cases, wait_for  # noqa: E402
+
+SKYVMM = os.path.realpath(os.environ.get("SKYVMM", os.path.join(ROOT, "build", "vmm", "skyvmm", "skyvmm")))
+FW_SV = os.environ.get("SKY_E2E_SKYVMM_FW", os.path.join(ROOT, "build", "fwimage-skyvmm"))
+BUILD_SH = os.path.join(ROOT, "fwimage", "build.sh")
+STANDIN = os.path.join(ROOT, "fwimage", "testdata", "standin-agent.c")
+TIMEOUT = int(os.environ.get("SKY_E2E_SKYVMM_TIMEOUT", "900"))
+
+RUN = r"""#!/bin/sh
+# skyvmm e2e, run by the board's init in place of its agent
+SV=/skyvmm-test/skyvmm
+T=/skyvmm-test
+up() { cut -d' ' -f1 /proc/uptime; }
+# with the PCI/virtio devices built in, a read-only virtio-blk disk too
+DISK=""
+$SV --help | grep -q "(--disk-fd, --tap-fd): built in" && DISK="--disk-fd 5 --disk-ro"
+echo "SKYVMM-E2E: devices ${DISK:-none}"
+echo "SKYVMM-E2E: start $(up)"
+( sh -c "echo \$\$ >/tmp/svpid; exec $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 2 --console-fd 1 $DISK --cmdline 'console=ttyS0 panic=-1 skyroot.marker=e2e' 3<$T/vmlinuz 4<$T/initrd.img 5<$T/initrd.img" 2>/tmp/sv1.err
+  echo $? >/tmp/sv1.st ) | {
+	first=""
+	while IFS= read -r l; do
+		[ -n "$first" ] || { first=1; echo "SKYVMM-E2E: first console line at $(up)"; }
+		echo "guest| $l"
+		case "$l" in
+		SKYROOT-GUEST-UP*) echo "SKYVMM-E2E: guest up at $(up)" ;;
+		*SKYROOT-GUEST-PCI-DONE*) echo "SKYVMM-E2E: SIGTERM at $(up)"; kill -TERM "$(cat /tmp/svpid)" ;;
+		esac
+	done
+}
+echo "SKYVMM-E2E: run1 ended at $(up) status $(cat /tmp/sv1.st) last: $(tail -n1 /tmp/sv1.err)"
+( $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 1 --console-fd 1 --cmdline 'console=ttyS0 panic=-1 rdinit=/nonexistent' 3<$T/vmlinuz 4<$T/initrd.img 2>/tmp/sv2.err
+  echo $? >/tmp/sv2.st ) | while IFS= read -r l; do echo "guest2| $l"; done
+echo "SKYVMM-E2E: run2 status $(cat /tmp/sv2.st) last: $(tail -n1 /tmp/sv2.err)"
+$SV --kernel-fd 3 --memory 256M --cpus 1 3<$T/initrd.img 2>/tmp/sv3.err
+echo "SKYVMM-E2E: run3 status $? last: $(tail -n1 /tmp/sv3.err)"
+echo "SKYVMM-E2E: done"
+exec sleep 100000
+"""
+
+
+def ensure_firmware(tmp):
+    """The firmware with skyvmm (once per skyvmm binary; under a lock)."""
+    os.makedirs(os.path.dirname(FW_SV), exist_ok=True)
+    with open(FW_SV + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = os.path.join(FW_SV, "skyvmm.sha256")
+        h = hashlib.sha256()
+        for part in (SKYVMM, BUILD_SH, STANDIN, os.path.join(ROOT, "fwimage", "init")):
+            h.update(open(part, "rb").read())
+        want = h.hexdigest()
+        if os.path.exists(stamp) and open(stamp).read().strip() == want:
+            return FW_SV
+        agent = os.path.join(tmp, "standin-agent")
+        subprocess.run(["gcc", "-O2", "-o", agent, STANDIN], check=True)
+        t0 = time.time()
+        r = subprocess.run([BUILD_SH, "--agent", agent, "--extra", SKYVMM, "--out", FW_SV, "--compress", "gzip",
+                            "--no-qemu"], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Fail(f"fwimage/build.sh failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+        print(f"firmware with skyvmm built in {time.time() - t0:.0f} s")
+        open(stamp, "w").write(want)
+        return FW_SV
+
+
+def image_with_test(f, fw):
+    """FW's kernel, and its initramfs with /skyvmm-test/ appended."""
+    guest = os.path.join(f.tmp, "guest")
+    r = subprocess.run([os.path.join(ROOT, "tests", "e2e", "guest.sh"), fw, guest], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise Fail(f"guest.sh: {r.stderr}")
+    ov = os.path.join(f.tmp, "overlay")
+    os.makedirs(os.path.join(ov, "skyvmm-test"))
+    for n in ("vmlinuz", "initrd.img"):
+        shutil.copy(os.path.join(guest, n), os.path.join(ov, "skyvmm-test", n))
+    # skyvmm itself goes here too: the path --extra gave it in the image may
+    # be under a directory init mounts over (/tmp); --extra brought its
+    # libraries
+    shutil.copy(SKYVMM, os.path.join(ov, "skyvmm-test", "skyvmm"))
+    run = os.path.join(ov, "skyvmm-test", "run")
+    with open(run, "w") as out:
+        out.write(RUN)
+    os.chmod(run, 0o755)
+    img = os.path.join(f.tmp, "image")
+    os.mkdir(img)
+    shutil.copy(os.path.join(fw, "vmlinuz"), os.path.join(img, "vmlinuz"))
+    files = subprocess.run(["find", "."], cwd=ov, capture_output=True, text=True, check=True).stdout
+    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=ov, input=("\n".join(sorted(files.split())) +
+                          "\n").encode(), capture_output=True, check=True).stdout
+    with open(os.path.join(img, "initrd.img"), "wb") as out:
+        out.write(open(os.path.join(fw, "initrd.img"), "rb").read())
+        out.write(subprocess.run(["gzip", "-1"], input=cpio, capture_output=True, check=True).stdout)
+    return img
+
+
+def line_with(text, prefix):
+    for l in text.splitlines():
+        if l.startswith(prefix):
+            return l
+    return ""
+
+
+def case_guest(f):
+    if not os.access(SKYVMM, os.X_OK):
+        raise Fail(f"no skyvmm at {SKYVMM}")
+    fw = ensure_firmware(f.tmp)
+    img = image_with_test(f, fw)
+    b = Board(f, "svm", boot="kernel", cmdline="skyroot.agent=/skyvmm-test/run", memory=1024,
+              extra=["--cpus", "1", "--image", img])
+    wait_for(lambda: "SKYVMM-E2E: done" in b.console(), TIMEOUT, "the skyvmm runs inside the board",
+             interval=2.0)
+    out = b.console()
+    for l in out.splitlines():
+        if l.startswith("SKYVMM-E2E:") or (l.startswith("guest| ") and
+                                             ("SKYROOT-GUEST-PCI" in l or "smp: Brought up" in l or
+                                              "PCI0" in l or "pci 0000:00" in l)):
+            print(l)
+    check("guest| SKYROOT-GUEST-UP" in out, "the guest under skyvmm printed its marker")
+    check("guest| SKYROOT-MARKER e2e" in out, "the guest saw its command line")
+    check("smp: Brought up 1 node, 2 CPUs" in out, "both vCPUs came up (MP/ACPI tables)")
+    check("ACPI: button: Power Button" in out, "the guest found the ACPI power button")
+    check("guest| SKYROOT-GUEST-POWERDOWN" in out, "SIGTERM pressed the power button and the guest acted on it")
+    if "SKYVMM-E2E: devices --disk-fd" in out:
+        check("guest| SKYROOT-GUEST-PCI " in out and " 1af4:1042" in out,
+              "the guest found the virtio-blk disk on skyvmm's PCI bus")
+    r1 = line_with(out, "SKYVMM-E2E: run1 ended")
+    check(r1.endswith("status 0 last: skyvmm: guest-shutdown"), f"power-off: exit 0, guest-shutdown ({r1})")
+    r2 = line_with(out, "SKYVMM-E2E: run2")
+    check(r2.endswith("status 3 last: skyvmm: guest-reset"), f"panic and reboot: exit 3, guest-reset ({r2})")
+    r3 = line_with(out, "SKYVMM-E2E: run3")
+    check("status 2 last: skyvmm: the kernel image is not a Linux bzImage" in r3, f"not a bzImage: exit 2 ({r3})")
+    try:
+        t_start = float(line_with(out, "SKYVMM-E2E: start").split()[2])
+        t_first = float(line_with(out, "SKYVMM-E2E: first console line").split()[-1])
+        t_up = float(line_with(out, "SKYVMM-E2E: guest up").split()[-1])
+        print(f"inside the board (TCG, nested KVM): skyvmm start to first console line {t_first - t_start:.1f} s, "
+              f"to the guest's marker {t_up - t_start:.1f} s")
+    except (ValueError, IndexError):
+        pass
+    r = b.stop()
+    check(b.scratch_unchanged(), f"the scratch disk is untouched ({r.stderr.strip()})")
+
+
+def main():
+    return run_cases(globals(), "sky-e2e-skyvmm", e2e_fleet, skip=no_ovmf)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
