@@ -314,6 +314,7 @@ static void test_blk_read_only(void **state)
 	blk_up(&f, &d, fd, true, false);
 	memset(f.ram + DATA, 0xcd, 512);
 	assert_int_equal(blk_req(&d, 1, 0, 512, false, &used), 1); /* IOERR */
+	assert_int_equal(blk_req(&d, 1, 8, 4096, false, &used), 1); /* a whole block too */
 	assert_int_equal(blk_req(&d, 4, 0, 0, false, &used), 0);   /* flush: fine */
 	assert_int_equal(blk_req(&d, 0, 0, 512, true, &used), 0);
 	disk_pattern(want, 0, 512);
