@@ -268,6 +268,21 @@ static void test_indirect_longer_than_queue(void **state)
 	refused(g);
 }
 
+static void test_indirect_full_table(void **state)
+{
+	/* a queue-size table behind one indirect descriptor: what Linux's
+	 * virtio-blk sends with seg_max = size - 2 */
+	struct g *g = *state;
+	uint64_t t = 0x8000;
+	for (unsigned i = 0; i < QS; i++)
+		desc_at(g, t, i, BUF + i, 1, (i + 1 < QS ? N : 0) | (i ? W : 0), (uint16_t)(i + 1));
+	desc(g, 0, t, QS * 16, I, 0);
+	avail(g, 0);
+	assert_int_equal(sv_virtq_pop(&g->q, &g->c), 1);
+	assert_int_equal(g->c.nr, 1);
+	assert_int_equal(g->c.nw, QS - 1);
+}
+
 static void test_indirect_bad_tables(void **state)
 {
 	struct g *g = *state;
@@ -371,6 +386,7 @@ int main(void)
 		T(test_indirect_to_itself),
 		T(test_indirect_loop_and_length),
 		T(test_indirect_longer_than_queue),
+		T(test_indirect_full_table),
 		T(test_indirect_bad_tables),
 		T(test_indirect_not_multiple),
 		T(test_indirect_outside_ram),

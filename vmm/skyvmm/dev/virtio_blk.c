@@ -21,6 +21,7 @@
 #define SECTOR 512ULL
 #define OVL_BLOCK 4096ULL
 
+#define F_SIZE_MAX (1ULL << 1)
 #define F_SEG_MAX  (1ULL << 2)
 #define F_RO       (1ULL << 5)
 #define F_BLK_SIZE (1ULL << 6)
@@ -35,8 +36,15 @@
 #define S_IOERR  1
 #define S_UNSUPP 2
 
+/* One buffer at most: with seg_max buffers a request stays under the
+ * virtqueue's bound on a chain's bytes (SV_VQ_MAX_BYTES). */
+#define SEG_BYTES (256u * 1024)
+
 #define ID_LEN 20
 #define CFG_LEN 0x40
+
+_Static_assert((uint64_t)(BLK_QSIZE - 2) * SEG_BYTES + 16 + 1 <= SV_VQ_MAX_BYTES,
+	       "a request the driver may make fits a chain");
 
 struct blk {
 	struct sv_virtio_dev v; /* first */
@@ -244,8 +252,8 @@ int sv_virtio_blk_add(struct sv_pci *p, int fd, bool read_only)
 {
 	struct blk *b;
 	struct stat st;
-	uint64_t f = F_SEG_MAX | F_BLK_SIZE | F_FLUSH | (read_only ? F_RO : 0);
-	uint32_t seg_max = BLK_QSIZE - 2, blk_size = SECTOR;
+	uint64_t f = F_SIZE_MAX | F_SEG_MAX | F_BLK_SIZE | F_FLUSH | (read_only ? F_RO : 0);
+	uint32_t seg_max = BLK_QSIZE - 2, size_max = SEG_BYTES, blk_size = SECTOR;
 	int err;
 
 	if (fd < 0)
@@ -278,10 +286,12 @@ int sv_virtio_blk_add(struct sv_pci *p, int fd, bool read_only)
 			return -ENOMEM;
 		}
 	}
-	/* virtio_blk_config: capacity, size_max, seg_max, geometry, blk_size */
+	/* virtio_blk_config: capacity, size_max, seg_max, geometry, blk_size
+	 * (seg_max data buffers, the header and the status: the queue size) */
 	{
 		uint64_t cap = b->size / SECTOR;
 		memcpy(b->cfg + 0, &cap, 8);
+		memcpy(b->cfg + 8, &size_max, 4);
 		memcpy(b->cfg + 12, &seg_max, 4);
 		memcpy(b->cfg + 20, &blk_size, 4);
 	}

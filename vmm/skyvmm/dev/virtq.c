@@ -82,11 +82,11 @@ int sv_virtq_pop(struct sv_virtq *q, struct sv_vq_chain *c)
 	idx = head;
 	for (;;) {
 		struct desc d;
-		/* Every descriptor counts, the indirect one and its table's
-		 * too: no chain, looped or not, walks more than the queue size. */
-		if (++count > q->size)
-			return -EIO;
 		ld_desc(&d, table + 16 * idx);
+		/* The one indirect descriptor a chain may have ends the direct
+		 * part (no NEXT beside it, none nested), so it cannot loop; every
+		 * other descriptor counts: no chain, looped or not, walks more
+		 * than the queue size of buffers. */
 		if (d.flags & SV_VQ_DESC_INDIRECT) {
 			if (indirect || (d.flags & SV_VQ_DESC_NEXT) || d.len == 0 || d.len % 16 ||
 			    d.len / 16 > SV_VQ_MAX_SIZE)
@@ -99,6 +99,8 @@ int sv_virtq_pop(struct sv_virtq *q, struct sv_vq_chain *c)
 			indirect = true;
 			continue;
 		}
+		if (++count > q->size)
+			return -EIO;
 		void *p = sv_mem_ptr(q->mem, d.addr, d.len);
 		if (!p)
 			return -EIO;

@@ -3,7 +3,8 @@
  * Everything in a queue is the guest's and may change under us or lie: the
  * rings are checked once when the driver enables the queue (inside RAM,
  * aligned), every descriptor's buffer goes through sv_mem_ptr(), a chain is
- * at most the queue size in descriptors (direct and indirect together), an
+ * at most the queue size in buffers (direct and indirect together; the
+ * one indirect descriptor itself does not count), an
  * indirect table is read once and may not nest or carry NEXT beside
  * INDIRECT, device-writable buffers come after the readable ones, and a
  * chain's byte total is bounded.  Anything else makes sv_virtq_pop()
