@@ -10,12 +10,22 @@
  *              reads see the writes); requests past the end;
  *   virtio-net tx and rx over a socketpair standing in for the tap (frames
  *              both ways, a frame larger than the buffer dropped, tap -1
- *              refused).
+ *              refused), and over a real tap in a network namespace of the
+ *              test's own (a packet socket on the tap's side).
  *
- * Environment: none needed.   ./test_skyvmm_virtio
+ * Environment: root (or CAP_SYS_ADMIN and CAP_NET_ADMIN) and /dev/net/tun
+ * for test_net_real_tap, which skips with its reason otherwise.
+ *     ./test_skyvmm_virtio
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <net/ethernet.h>
+#include <net/if.h>
 #include <poll.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -520,6 +531,125 @@ static void test_net_rx(void **state)
 	close(peer);
 }
 
+/* A frame of our own ethertype (IEEE local experimental 0x88b5), so that
+ * the IPv6 chatter of a new interface is told apart. */
+#define ETYPE 0x88b5
+
+static size_t test_frame(uint8_t *f, const uint8_t *src, uint8_t tag)
+{
+	memset(f, 0xff, 6); /* broadcast */
+	memcpy(f + 6, src, 6);
+	f[12] = ETYPE >> 8;
+	f[13] = ETYPE & 0xff;
+	for (unsigned i = 14; i < 80; i++)
+		f[i] = (uint8_t)(tag + i);
+	return 80;
+}
+
+static void test_net_real_tap(void **state)
+{
+	struct fake f;
+	struct vdrv d;
+	struct ifreq ifr;
+	struct sockaddr_ll sll;
+	uint8_t frame[128], got[2048], other[6] = { 0x02, 0, 0, 0, 0, 9 };
+	size_t len;
+	int tap, ps, ctl, slot;
+	bool seen = false;
+
+	if (geteuid() != 0) {
+		print_message("SKIP: test_net_real_tap needs root for a network namespace and a tap\n");
+		skip();
+	}
+	if (unshare(CLONE_NEWNET) != 0) {
+		print_message("SKIP: test_net_real_tap: unshare(CLONE_NEWNET): %s\n", strerror(errno));
+		skip();
+	}
+	tap = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (tap < 0) {
+		print_message("SKIP: test_net_real_tap: /dev/net/tun: %s\n", strerror(errno));
+		skip();
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, "svtap0");
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	assert_int_equal(ioctl(tap, TUNSETIFF, &ifr), 0);
+	{
+		/* quieter: no IPv6 chatter from the new interface (best effort) */
+		int fd = open("/proc/sys/net/ipv6/conf/svtap0/disable_ipv6", O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t r = write(fd, "1", 1);
+			(void)r;
+			close(fd);
+		}
+	}
+	ctl = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(ctl >= 0);
+	assert_int_equal(ioctl(ctl, SIOCGIFFLAGS, &ifr), 0);
+	ifr.ifr_flags |= IFF_UP;
+	assert_int_equal(ioctl(ctl, SIOCSIFFLAGS, &ifr), 0);
+	ps = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETYPE));
+	assert_true(ps >= 0);
+	memset(&sll, 0, sizeof(sll));
+	sll.sll_family = AF_PACKET;
+	sll.sll_protocol = htons(ETYPE);
+	sll.sll_ifindex = (int)if_nametoindex("svtap0");
+	assert_true(sll.sll_ifindex > 0);
+	assert_int_equal(bind(ps, (struct sockaddr *)&sll, sizeof(sll)), 0);
+
+	fake_init(&f, RAM);
+	slot = sv_virtio_net_add(f.pci, tap, mac);
+	assert_int_equal(slot, 1);
+	close(tap);
+	vdrv_open(&d, &f, (unsigned)slot);
+	assert_true(vdrv_negotiate(&d, vdrv_features(&d)) & SV_VIRTIO_S_FEATURES_OK);
+	vdrv_queue(&d, 0, 16, SV_VIRTIO_NO_VECTOR);
+	vdrv_queue(&d, 1, 16, SV_VIRTIO_NO_VECTOR);
+	assert_true(vdrv_ok(&d) & SV_VIRTIO_S_DRIVER_OK);
+
+	/* tx: the guest's frame comes out of the interface */
+	len = test_frame(frame, mac, 1);
+	memset(f.ram + HDR, 0, 12);
+	memcpy(f.ram + HDR + 12, frame, len);
+	vdrv_desc(&d, 1, 0, HDR, (uint32_t)(12 + len), 0, 0);
+	vdrv_avail(&d, 1, 0);
+	vdrv_notify(&d, 1);
+	for (int i = 0; i < 50 && !seen; i++) {
+		struct pollfd pf = { ps, POLLIN, 0 };
+		if (poll(&pf, 1, 100) == 1) {
+			ssize_t n = recv(ps, got, sizeof(got), 0);
+			seen = n == (ssize_t)len && memcmp(got, frame, len) == 0;
+		}
+	}
+	assert_true(seen);
+
+	/* rx: a frame sent on the interface reaches the guest's buffers
+	 * (among whatever else the new interface sends: IPv6 chatter) */
+	for (unsigned i = 0; i < 16; i++) {
+		vdrv_desc(&d, 0, i, DATA + 2048 * i, 2048, SV_VQ_DESC_WRITE, 0);
+		vdrv_avail(&d, 0, (uint16_t)i);
+	}
+	vdrv_notify(&d, 0);
+	len = test_frame(frame, other, 7);
+	assert_int_equal(sendto(ps, frame, len, 0, (struct sockaddr *)&sll, sizeof(sll)), (ssize_t)len);
+	seen = false;
+	for (int i = 0; i < 500 && !seen; i++) {
+		uint16_t n = vdrv_used_idx(&d, 0);
+		for (uint16_t k = 0; k < n && !seen; k++) {
+			uint32_t id, ulen;
+			vdrv_used(&d, 0, k, &id, &ulen);
+			assert_true(id < 16);
+			seen = ulen == 12 + len && memcmp(f.ram + DATA + 2048 * id + 12, frame, len) == 0;
+		}
+		if (!seen)
+			nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	}
+	assert_true(seen);
+	fake_fini(&f);
+	close(ps);
+	close(ctl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -533,6 +663,7 @@ int main(void)
 		cmocka_unit_test(test_msix_and_needs_reset),
 		cmocka_unit_test(test_net_mac_and_tx),
 		cmocka_unit_test(test_net_rx),
+		cmocka_unit_test(test_net_real_tap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -270,12 +270,11 @@ void sv_pci_set_intx(struct sv_pci_dev *d, bool level)
 {
 	struct sv_pci *p = d->pci;
 
-	if (!p) { /* not on a bus yet */
-		d->intx_level = level;
+	/* atomic: config reads show it in the status register (cfg_lock) */
+	__atomic_store_n(&d->intx_level, level, __ATOMIC_RELAXED);
+	if (!p) /* not on a bus yet */
 		return;
-	}
 	pthread_mutex_lock(&p->irq_lock);
-	d->intx_level = level;
 	intx_sync(p, d);
 	pthread_mutex_unlock(&p->irq_lock);
 }
@@ -515,7 +514,7 @@ void sv_pci_fini(struct sv_pci *p)
 		p->dev[s] = NULL;
 		pthread_mutex_unlock(&p->cfg_lock);
 		pthread_mutex_lock(&p->irq_lock);
-		d->intx_level = false;
+		__atomic_store_n(&d->intx_level, false, __ATOMIC_RELAXED);
 		intx_sync(p, d);
 		pthread_mutex_unlock(&p->irq_lock);
 		sv_pci_msix_free(d);
