@@ -143,17 +143,19 @@ void sv_virtq_push(struct sv_virtq *q, uint16_t head, uint32_t written)
 	memcpy(e, &id, 4);
 	memcpy(e + 4, &written, 4);
 	q->used_idx++;
-	/* the element before the index that shows it */
-	__atomic_store_n((uint16_t *)(void *)(q->used + 2), q->used_idx, __ATOMIC_RELEASE);
+	/* the element before the index that shows it; seq_cst so that the
+	 * load of the driver's flags in sv_virtq_want_irq() comes after it
+	 * (a store-load order: what a full barrier gives, and the driver
+	 * does the same on its side) */
+	__atomic_store_n((uint16_t *)(void *)(q->used + 2), q->used_idx, __ATOMIC_SEQ_CST);
 }
 
 bool sv_virtq_want_irq(const struct sv_virtq *q)
 {
 	if (!q->ready)
 		return false;
-	/* our used index store before the driver's flags load */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return !(ld16_acquire(q->avail) & SV_VQ_AVAIL_NO_INTERRUPT);
+	return !(__atomic_load_n((const uint16_t *)(const void *)q->avail, __ATOMIC_SEQ_CST) &
+		 SV_VQ_AVAIL_NO_INTERRUPT);
 }
 
 bool sv_virtq_has_avail(const struct sv_virtq *q)
