@@ -414,6 +414,90 @@ static void test_msix_masking(void **state)
 	fake_fini(&f);
 }
 
+/* A device that maps its BAR itself (as VFIO passthrough will: a region
+ * in a KVM memory slot), and hooks config reads and writes. */
+struct mdev {
+	struct sv_pci_dev d;
+	unsigned nmap;
+	uint64_t addr[8];
+	bool on[8];
+	uint32_t last_write_off;
+};
+
+static int mdev_map(struct sv_pci_dev *d, unsigned bar, uint64_t addr, bool on)
+{
+	struct mdev *m = (struct mdev *)d;
+	if (m->nmap < 8) {
+		m->addr[m->nmap] = addr;
+		m->on[m->nmap] = on;
+	}
+	m->nmap++;
+	return 0;
+}
+
+static void mdev_cfg_read(struct sv_pci_dev *d, uint32_t off, uint8_t *data, uint32_t len)
+{
+	if (off == 0x2c && len == 4)
+		memcpy(data, "\x11\x22\x33\x44", 4); /* the real device's subsystem */
+}
+
+static void mdev_cfg_write(struct sv_pci_dev *d, uint32_t off, const uint8_t *data, uint32_t len)
+{
+	((struct mdev *)d)->last_write_off = off;
+}
+
+static const struct sv_pci_dev_ops mdev_ops = {
+	.bar_access = tdev_bar,
+	.bar_map = mdev_map,
+	.cfg_read = mdev_cfg_read,
+	.cfg_write = mdev_cfg_write,
+};
+
+static void test_bar_map_and_cfg_hooks(void **state)
+{
+	struct fake f;
+	struct mdev m;
+	int slot;
+	unsigned ranges;
+	bool hit;
+
+	fake_init(&f, 1 << 20);
+	ranges = f.bus.n[SV_MMIO];
+	memset(&m, 0, sizeof(m));
+	sv_pci_dev_init(&m.d, &mdev_ops, 0x1234, 0x11e8, 0x00ff00, 0, true);
+	assert_int_equal(sv_pci_dev_bar(&m.d, 0, SV_BAR_MEM32, 0x100000, false), 0);
+	slot = sv_pci_add(f.pci, &m.d);
+	assert_true(slot > 0);
+	/* mapped by the device at its placement, nothing trapped on the bus */
+	assert_int_equal(m.nmap, 1);
+	assert_true(m.on[0]);
+	assert_int_equal(m.addr[0], fake_cfg_read(&f, slot, 0x10, 4));
+	assert_int_equal(f.bus.n[SV_MMIO], ranges);
+	fake_io_read(&f, SV_MMIO, m.addr[0], 4, &hit);
+	assert_false(hit);
+	/* sizing with decoding off: unmapped, and not mapped at the pattern */
+	fake_cfg_write(&f, slot, SV_PCI_COMMAND, 2, 0);
+	assert_int_equal(m.nmap, 2);
+	assert_false(m.on[1]);
+	fake_cfg_write(&f, slot, 0x10, 4, 0xffffffff);
+	assert_int_equal(fake_cfg_read(&f, slot, 0x10, 4), 0xfff00000);
+	assert_int_equal(m.nmap, 2);
+	/* placed again and on: mapped at the new address */
+	fake_cfg_write(&f, slot, 0x10, 4, 0xe0000000);
+	fake_cfg_write(&f, slot, SV_PCI_COMMAND, 2, SV_PCI_CMD_MEM);
+	assert_int_equal(m.nmap, 3);
+	assert_true(m.on[2]);
+	assert_int_equal(m.addr[2], 0xe0000000);
+	/* the hooks: a read the device answers, a write it sees */
+	assert_int_equal(fake_cfg_read(&f, slot, 0x2c, 4), 0x44332211);
+	fake_cfg_write(&f, slot, 0x3c, 1, 5);
+	assert_int_equal(m.last_write_off, 0x3c);
+	fake_fini(&f);
+	/* sv_pci_fini unmapped it */
+	assert_int_equal(m.nmap, 4);
+	assert_false(m.on[3]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -424,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_capability_walk),
 		cmocka_unit_test(test_intx_shared_lines),
 		cmocka_unit_test(test_msix_masking),
+		cmocka_unit_test(test_bar_map_and_cfg_hooks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
