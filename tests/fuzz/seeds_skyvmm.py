@@ -99,8 +99,8 @@ pci("sizing_and_moves", sizing)
 
 # virtio-blk brought up by a driver through BAR 0 (slot 1: op[1] bit 0 = 0,
 # the upper offset bits in op[1] >> 1), a read request in RAM, a notify
-def bar(off, ln, val, write=True):
-    return op(BARW if write else BARR, (off >> 8) << 1, off & 0xFF, ln, val)
+def bar(off, ln, val, is_write=True):
+    return op(BARW if is_write else BARR, (off >> 8) << 1, off & 0xFF, ln, val)
 
 
 drv = [bar(0x14, L1, 0), bar(0x14, L1, 1), bar(0x14, L1, 3),
