@@ -531,6 +531,49 @@ static void test_net_rx(void **state)
 	close(peer);
 }
 
+static double cpu_seconds(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+	return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void test_net_tap_closed(void **state)
+{
+	struct fake f;
+	struct vdrv d;
+	int sp[2];
+	double cpu;
+
+	fake_init(&f, RAM);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sp), 0);
+	assert_int_equal(sv_virtio_net_add(f.pci, sp[0], mac), 1);
+	close(sp[0]);
+	vdrv_open(&d, &f, 1);
+	vdrv_negotiate(&d, vdrv_features(&d));
+	vdrv_queue(&d, 0, 16, SV_VIRTIO_NO_VECTOR);
+	vdrv_queue(&d, 1, 16, SV_VIRTIO_NO_VECTOR);
+	vdrv_ok(&d);
+	vdrv_desc(&d, 0, 0, DATA, 2048, SV_VQ_DESC_WRITE, 0);
+	vdrv_avail(&d, 0, 0);
+	vdrv_notify(&d, 0);
+	/* the other end goes: the rx thread stops rather than spin on the
+	 * end of file, and the buffer stays the guest's */
+	close(sp[1]);
+	nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
+	cpu = cpu_seconds();
+	nanosleep(&(struct timespec){ 0, 300 * 1000 * 1000 }, NULL);
+	assert_true(cpu_seconds() - cpu < 0.1);
+	assert_int_equal(vdrv_used_idx(&d, 0), 0);
+	/* tx into it fails quietly: the chain still comes back */
+	memset(f.ram + HDR, 0, 12 + 60);
+	vdrv_desc(&d, 1, 0, HDR, 12 + 60, 0, 0);
+	vdrv_avail(&d, 1, 0);
+	vdrv_notify(&d, 1);
+	assert_int_equal(vdrv_used_idx(&d, 1), 1);
+	fake_fini(&f);
+}
+
 /* A frame of our own ethertype (IEEE local experimental 0x88b5), so that
  * the IPv6 chatter of a new interface is told apart. */
 #define ETYPE 0x88b5
@@ -663,6 +706,7 @@ int main(void)
 		cmocka_unit_test(test_msix_and_needs_reset),
 		cmocka_unit_test(test_net_mac_and_tx),
 		cmocka_unit_test(test_net_rx),
+		cmocka_unit_test(test_net_tap_closed),
 		cmocka_unit_test(test_net_real_tap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

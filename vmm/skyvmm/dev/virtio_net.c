@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -101,9 +102,10 @@ static void net_notify(struct sv_virtio_dev *v, unsigned qi)
 
 /* ---- rx ---- */
 
-/* One frame from the tap into the next rx chain.  Under v.lock; false when
- * there was nothing to do (no buffer, no frame, or the tap failed). */
-static bool rx_one(struct net *n)
+/* One frame from the tap into the next rx chain, under v.lock: 1 when
+ * one was taken (or dropped), 0 when there was nothing to do (no buffer, no
+ * frame), -1 when the tap failed (end of file, an error). */
+static int rx_one(struct net *n)
 {
 	struct sv_virtq *q = sv_virtio_queue(&n->v, RXQ);
 	struct sv_vq_chain *c = &n->rxc;
@@ -114,19 +116,19 @@ static bool rx_one(struct net *n)
 	int r;
 
 	if (!q)
-		return false;
+		return 0;
 	r = sv_virtq_pop(q, c);
 	if (r < 0) {
 		sv_virtio_fail(&n->v, RXQ, "bad descriptor chain");
-		return false;
+		return 0;
 	}
 	if (r == 0)
-		return false;
+		return 0;
 	if (c->nr || c->wlen < HDR_LEN) {
 		/* not an rx buffer: given back empty */
 		sv_virtq_push(q, c->head, 0);
 		sv_virtio_used(&n->v, RXQ);
-		return true;
+		return 1;
 	}
 	for (unsigned i = c->nr; i < c->nr + c->nw; i++) {
 		uint64_t l = c->iov[i].iov_len;
@@ -145,13 +147,15 @@ static bool rx_one(struct net *n)
 		/* no frame after all, or one the buffer cannot hold (dropped):
 		 * the buffer stays the guest's */
 		sv_virtq_unpop(q);
+		if (got == 0 || (got < 0 && errno != EAGAIN))
+			return -1;
 		return got > 0;
 	}
 	hdr[10] = 1; /* num_buffers */
 	sv_vq_write(c, 0, hdr, HDR_LEN);
 	sv_virtq_push(q, c->head, (uint32_t)(HDR_LEN + got));
 	sv_virtio_used(&n->v, RXQ);
-	return true;
+	return 1;
 }
 
 static void *rx_thread(void *arg)
@@ -165,7 +169,7 @@ static void *rx_thread(void *arg)
 		pthread_mutex_lock(&n->v.lock);
 		if (n->stopping) {
 			pthread_mutex_unlock(&n->v.lock);
-			break;
+			return NULL;
 		}
 		want = sv_virtio_queue(&n->v, RXQ) && sv_virtq_has_avail(&n->v.q[RXQ].vq);
 		pthread_mutex_unlock(&n->v.lock);
@@ -181,15 +185,21 @@ static void *rx_thread(void *arg)
 			ssize_t r = read(n->kick, &x, sizeof(x));
 			(void)r;
 		}
-		if (want && (pf[1].revents & (POLLERR | POLLNVAL)))
-			break; /* the tap is gone: no more rx */
+		if (want && (pf[1].revents & (POLLERR | POLLHUP | POLLNVAL)) && !(pf[1].revents & POLLIN))
+			break; /* the tap is gone */
 		if (want && (pf[1].revents & POLLIN)) {
+			int r = 1;
 			pthread_mutex_lock(&n->v.lock);
-			for (int i = 0; i < 64 && !n->stopping && rx_one(n); i++)
-				;
+			for (int i = 0; i < 64 && !n->stopping && r > 0; i++)
+				r = rx_one(n);
 			pthread_mutex_unlock(&n->v.lock);
+			if (r < 0)
+				break;
 		}
 	}
+	/* no more rx (tx goes on failing quietly); the thread is joined at
+	 * sv_pci_fini */
+	fprintf(stderr, "skyvmm: virtio-net: the tap failed or closed: rx stopped\n");
 	return NULL;
 }
 
