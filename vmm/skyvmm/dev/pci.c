@@ -214,9 +214,12 @@ static void bar_update(struct sv_pci *p, struct sv_pci_dev *d, unsigned i)
 		err = sv_bus_add(p->bus, b->kind == SV_BAR_IO ? SV_PIO : SV_MMIO, at, b->size, bar_io, &d->ctx[i]);
 	if (err) {
 		/* Overlapping another range: the guest's mistake, as on real
-		 * hardware the device then answers nothing there. */
-		fprintf(stderr, "skyvmm: pci %02x.0: BAR%u at 0x%llx not decoded (%s)\n", d->slot, i,
-			(unsigned long long)at, strerror(-err));
+		 * hardware the device then answers nothing there.  Logged once
+		 * a device: a guest cannot flood the log. */
+		if (!d->bar_warned)
+			fprintf(stderr, "skyvmm: pci %02x.0: BAR%u at 0x%llx not decoded (%s)\n", d->slot, i,
+				(unsigned long long)at, strerror(-err));
+		d->bar_warned = true;
 		return;
 	}
 	b->mapped = at;

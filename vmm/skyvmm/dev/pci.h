@@ -132,6 +132,7 @@ struct sv_pci_dev {
 	bool intx_raised;            /* what reaches the GSI (COMMAND bit 10) */
 	struct sv_pci_msix *msix;
 	bool intx_off;               /* COMMAND bit 10, as last written */
+	bool bar_warned;             /* a BAR overlap was logged (once) */
 	struct sv_pci_bar_ctx ctx[6]; /* the sv_bus opaques of its BARs */
 };
 
