@@ -65,8 +65,12 @@ void sv_virtio_fail(struct sv_virtio_dev *v, unsigned q, const char *why)
 {
 	if (v->broken)
 		return;
-	/* once per reset: a guest cannot flood the log */
-	fprintf(stderr, "skyvmm: pci %02x.0: virtio queue %u: %s: device needs reset\n", v->pci.slot, q, why);
+	/* the first time only: a guest that breaks, resets and breaks again
+	 * cannot flood the log */
+	if (!v->fail_logged)
+		fprintf(stderr, "skyvmm: pci %02x.0: virtio queue %u: %s: device needs reset\n", v->pci.slot, q,
+			why);
+	v->fail_logged = true;
 	v->broken = true;
 	v->status |= SV_VIRTIO_S_NEEDS_RESET;
 	if (v->status & SV_VIRTIO_S_DRIVER_OK)

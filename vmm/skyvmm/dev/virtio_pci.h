@@ -85,6 +85,7 @@ struct sv_virtio_dev {
 	uint8_t status;
 	uint8_t isr;
 	bool broken;                 /* NEEDS_RESET set by us */
+	bool fail_logged;            /* the first breakage was logged */
 	unsigned nq;
 	uint32_t cfg_len;
 	uint8_t pcicfg;              /* VIRTIO_PCI_CAP_PCI_CFG's offset */
