@@ -88,6 +88,9 @@ static void test_host_bridge_and_empty_slots(void **state)
 	assert_int_equal(fake_io_read(&f, SV_PIO, 0xCFC, 4, NULL), 0xffffffff);
 	fake_io_write(&f, SV_PIO, 0xCF8, 4, 0x80000100);
 	assert_int_equal(fake_io_read(&f, SV_PIO, 0xCFC, 4, NULL), 0xffffffff);
+	/* an extended register (AMD's bits 27:24) is not register 0 */
+	fake_io_write(&f, SV_PIO, 0xCF8, 4, 0x81000000);
+	assert_int_equal(fake_io_read(&f, SV_PIO, 0xCFC, 4, NULL), 0xffffffff);
 	/* a word at 0xCFE reads the upper half of the dword */
 	fake_io_write(&f, SV_PIO, 0xCF8, 4, 0x80000000);
 	assert_int_equal(fake_io_read(&f, SV_PIO, 0xCFE, 2, NULL), 0x0008);

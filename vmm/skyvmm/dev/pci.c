@@ -381,8 +381,9 @@ static void cfg_port(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bo
 	pthread_mutex_lock(&p->cfg_lock);
 	a = p->cf8;
 	pthread_mutex_unlock(&p->cfg_lock);
-	/* enabled, bus 0, function 0 only */
-	if (!(a & 0x80000000u) || ((a >> 16) & 0xff) != 0 || ((a >> 8) & 7) != 0) {
+	/* enabled, bus 0, function 0 only; bits 27:24 (AMD's extended
+	 * register number, for offsets past 255) select nothing here */
+	if (!(a & 0x80000000u) || ((a >> 16) & 0xff) != 0 || ((a >> 8) & 7) != 0 || ((a >> 24) & 0xf) != 0) {
 		if (!is_write)
 			memset(data, 0xff, len);
 		return;
