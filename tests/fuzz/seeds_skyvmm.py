@@ -107,13 +107,22 @@ drv = [bar(0x14, L1, 0), bar(0x14, L1, 1), bar(0x14, L1, 3),
        bar(0x08, L4, 1), bar(0x0C, L4, 1), bar(0x14, L1, 11),
        bar(0x16, L2, 0), bar(0x18, L2, 16), bar(0x20, L4, 0x1000), bar(0x28, L4, 0x2000),
        bar(0x30, L4, 0x3000), bar(0x1C, L2, 1), bar(0x14, L1, 15), bar(0x1000, L2, 0)]
-ram = bytearray(0x6100)
-struct.pack_into("<QIHH", ram, 0x1000, 0x4000, 16, NEXT, 1)
-struct.pack_into("<QIHH", ram, 0x1010, 0x5000, 1024, NEXT | WRITE, 2)
-struct.pack_into("<QIHH", ram, 0x1020, 0x6000, 1, WRITE, 0)
-struct.pack_into("<HHH", ram, 0x2000, 0, 1, 0)
-struct.pack_into("<IIQ", ram, 0x4000, 0, 0, 2)
-pci("virtio_blk_read", drv, bytes(ram))
+
+
+def blk_ram(rtype, sector, length):
+    """RAM with one request (header, data, status) on the queue at 0x1000."""
+    ram = bytearray(0x6100)
+    data_flags = NEXT | (WRITE if rtype == 0 else 0)
+    struct.pack_into("<QIHH", ram, 0x1000, 0x4000, 16, NEXT, 1)
+    struct.pack_into("<QIHH", ram, 0x1010, 0x5000, length, data_flags, 2)
+    struct.pack_into("<QIHH", ram, 0x1020, 0x6000, 1, WRITE, 0)
+    struct.pack_into("<HHH", ram, 0x2000, 0, 1, 0)
+    struct.pack_into("<IIQ", ram, 0x4000, rtype, 0, sector)
+    return bytes(ram)
+
+
+pci("virtio_blk_read", drv, blk_ram(0, 2, 1024))
+pci("virtio_blk_write", drv, blk_ram(1, 3, 512))  # into the overlay, mid-block
 
 # MSI-X on the device: enable, an entry, a vector
 msix = [op(CFGR, 2, 0x34, L1, 0), op(CFGW, 2, 0x42, L2, 0x8000),
