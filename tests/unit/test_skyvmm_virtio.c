@@ -263,6 +263,33 @@ static void test_queue_setup(void **state)
 	close(fd);
 }
 
+static void test_bar_moved_by_guest(void **state)
+{
+	struct fake f;
+	struct vdrv d;
+	int fd = disk_fd();
+	uint64_t old;
+	uint32_t used;
+	bool hit;
+
+	blk_up(&f, &d, fd, false, true);
+	old = d.bar;
+	/* the guest moves BAR 0 (decoding off, new address, on) */
+	fake_cfg_write(&f, 1, SV_PCI_COMMAND, 2, 0);
+	fake_cfg_write(&f, 1, SV_PCI_BAR0, 4, 0xe0000000);
+	fake_cfg_write(&f, 1, SV_PCI_COMMAND, 2, SV_PCI_CMD_MEM | SV_PCI_CMD_MASTER);
+	fake_io_read(&f, SV_MMIO, old + 0x12, 2, &hit);
+	assert_false(hit);
+	d.bar = 0xe0000000;
+	/* everything answers there: common config, notify, the MSI-X table */
+	assert_int_equal(vdrv_read(&d, 0x12, 2), 1);
+	assert_int_equal(vdrv_read(&d, SV_VIRTIO_MSIX_OFF + 16 + 8, 4), 0x41);
+	assert_int_equal(blk_req(&d, 8, 0, 20, true, &used), 0);
+	assert_int_equal(f.msi_data[fake_nmsi(&f) - 1], 0x41);
+	fake_fini(&f);
+	close(fd);
+}
+
 static void test_blk_read_write_flush_id(void **state)
 {
 	struct fake f;
@@ -705,6 +732,7 @@ int main(void)
 		cmocka_unit_test(test_ids_and_caps),
 		cmocka_unit_test(test_feature_negotiation),
 		cmocka_unit_test(test_queue_setup),
+		cmocka_unit_test(test_bar_moved_by_guest),
 		cmocka_unit_test(test_blk_read_write_flush_id),
 		cmocka_unit_test(test_blk_read_only),
 		cmocka_unit_test(test_blk_refusals_at_add),
