@@ -14,6 +14,13 @@
 #define HOST_DEVICE 0x0008
 
 #define BAR_END (SV_PCI_BAR0 + 6 * 4)
+
+#ifdef SV_PCI_INTX_GSI
+/* the core's MP table routes INTx by its macro: the two rules agree */
+_Static_assert(SV_PCI_SLOTS == 32 && SV_PCI_INTX_GSI(0, 0) == 10 && SV_PCI_INTX_GSI(1, 0) == 11 &&
+		       SV_PCI_INTX_GSI(1, 1) == 10 && SV_PCI_INTX_GSI(2, 3) == 11 && SV_PCI_INTX_GSI(31, 3) == 10,
+	       "pci.h's sv_pci_intx_gsi() and sv.h's SV_PCI_INTX_GSI() differ");
+#endif
 #define CAP_FIRST 0x40
 
 static uint16_t get16(const uint8_t *p)

@@ -32,14 +32,18 @@
 
 #include "vmm/skyvmm/sv.h"
 
+#ifndef SV_PCI_SLOTS /* the core's sv.h may say it too */
 #define SV_PCI_SLOTS     32
+#endif
 #define SV_PCI_GSI_BASE  10
 #define SV_PCI_NGSI      2
 #define SV_PCI_IO_BASE   0xC000u  /* I/O BARs: 0xC000 .. 0xFFFF */
 #define SV_PCI_IO_END    0x10000u
 #define SV_PCI_CFG_PORT  0xCF8u   /* 8 ports: address 0xCF8, data 0xCFC */
 
-/* The GSI that INTx pin (0 = INTA .. 3 = INTD) of a slot raises. */
+/* The GSI that INTx pin (0 = INTA .. 3 = INTD) of a slot raises (the
+ * same rule as the core's SV_PCI_INTX_GSI where sv.h has it: pci.c checks
+ * that they agree). */
 static inline uint32_t sv_pci_intx_gsi(unsigned slot, unsigned pin)
 {
 	return SV_PCI_GSI_BASE + (slot + pin) % SV_PCI_NGSI;
