@@ -1,4 +1,4 @@
-"""What seeds.py, seeds_agent.py and seeds_skyvmm.py share: protobuf fields
+"""What seeds.py, seeds_agent.py and seeds_skyvmm_dev.py share: protobuf fields
 encoded by hand from proto/skyroot.proto, the link's length-prefixed frames,
 a real P-256 certificate request or certificate made with openssl, and the
 writing of one seed file under tests/fuzz/corpus/TARGET/.  Python stdlib
