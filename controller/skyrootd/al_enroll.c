@@ -595,12 +595,17 @@ void al_enroll_batch(uv_check_t *h)
 		it->err = db_savepoint(db);
 		if (it->err == 0)
 			it->err = al_enroll_decide(al->ctl, it);
+		if (it->err == 0 && it->pa.on && it->pa.res.verdict == PENDING_WAIT && it->pa.res.is_new &&
+		    al->ops.event) /* a new pending board: durable with its record */
+			al->ops.event(al->ops_ctx, "board.pending", "pending", it->pa.res.id,
+				      (const char *const[]){ "machine", it->uuid, "serial", it->pa.serial, NULL });
 		if (it->err == 0 && !it->pending && al->ops.event) { /* durable with the enrollment */
 			al->ops.event(al->ops_ctx, "board.enrolled", "board", it->board_id,
 				      (const char *const[]){ "machine", it->uuid, "token_id", it->token_id, "how",
 							     it->new_board ? "new board" : it->how, NULL });
-			al->ops.event(al->ops_ctx, "token.used", "token", it->token_id,
-				      (const char *const[]){ "board", it->board_id, NULL });
+			if (it->token_id[0]) /* not for a pending board's accepted key */
+				al->ops.event(al->ops_ctx, "token.used", "token", it->token_id,
+					      (const char *const[]){ "board", it->board_id, NULL });
 		}
 		if (it->err == 0)
 			it->err = db_release(db);
@@ -619,7 +624,9 @@ void al_enroll_batch(uv_check_t *h)
 	for (it = batch; it; it = next) {
 		next = it->next;
 		it->next = NULL;
-		if (it->err == 0 && !it->pending)
+		/* Sign only what was issued: not a board left waiting (a known
+		 * machine's general token, or a key with no token not accepted). */
+		if (it->err == 0 && !it->pending && !(it->pa.on && it->pa.res.verdict != PENDING_ISSUE))
 			al_enroll_sign_start(al, it);
 		else
 			al_enroll_finish(al, it);

@@ -11,6 +11,7 @@
 #include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/api_priv.h"
+#include "controller/skyrootd/events.h"
 #include "controller/skyrootd/pending.h"
 
 #define API_EXPECT_EXAMPLE "{\"serial\": \"SN123\"} or {\"uuid\": \"4c4c4544-...\"}"
@@ -131,6 +132,9 @@ static void api_pending__decide(struct api_call *call, struct api_reply *rep, bo
 		r = accept ? pending_accept(ctl->db, &o, call->seg, now) : pending_reject(ctl->db, &o, call->seg, now);
 	if (r == 0)
 		r = db_pending_get(ctl->db, call->seg, &p);
+	if (r == 0) /* durable with the decision */
+		r = events_add_kv(ctl->events, accept ? "board.accepted" : "board.rejected", "pending", p.id,
+				  "machine", p.uuid, "serial", p.serial, NULL);
 	if (r == 0)
 		r = db_commit(ctl->db);
 	if (r < 0)

@@ -180,6 +180,14 @@ def case_accept(f):
     st, log = f.api("GET", "/v1/audit?limit=50")
     paths = [e["path"] for e in log["entries"] if e["method"] == "POST"]
     check(f"/v1/boards/{pid}/accept" in paths, f"the accept is audited: {paths}")
+    # The event log tells a watcher the same story, in order: pending,
+    # accepted, enrolled (and no token was used).
+    st, evs = f.api("GET", "/v1/events?limit=500")
+    check(st == 200, f"events: {st} {evs}")
+    mine = [(e["type"], e["object_id"]) for e in evs["events"] if e["object_id"] in (pid, bid)]
+    check(mine[:3] == [("board.pending", pid), ("board.accepted", pid), ("board.enrolled", bid)],
+          f"board.pending, board.accepted, board.enrolled in order: {mine}")
+    check(not [e for e in evs["events"] if e["type"] == "token.used"], "no token was used")
 
 
 def case_reject(f):
