@@ -1,7 +1,8 @@
-"""What seeds.py and seeds_agent.py share: protobuf fields encoded by hand
-from proto/skyroot.proto, the link's length-prefixed frames, a real P-256
-certificate request or certificate made with openssl, and the writing of
-one seed file under tests/fuzz/corpus/TARGET/.  Python stdlib only."""
+"""What seeds.py, seeds_agent.py and seeds_skyvmm_dev.py share: protobuf fields
+encoded by hand from proto/skyroot.proto, the link's length-prefixed frames,
+a real P-256 certificate request or certificate made with openssl, and the
+writing of one seed file under tests/fuzz/corpus/TARGET/.  Python stdlib
+only."""
 import os
 import struct
 import subprocess
