@@ -1,7 +1,8 @@
 /* libskyvmm: run guests under a VMM backend.
  *
  * One interface, several backends, each an ops table (struct vmm_ops)
- * chosen by name with vmm_backend_find("qemu") or vmm_backend_find("libvirt").
+ * chosen by name with vmm_backend_find("qemu"), vmm_backend_find("libvirt")
+ * or vmm_backend_find("skyvmm") (Skyroot's own KVM microVM, vmm/skyvmm/).
  * The caller never tests which backend it holds.
  *
  * Life of a guest:
@@ -51,7 +52,7 @@
 #define VMM_VCPUS_MAX SKY_GUEST_VCPUS_MAX
 #define VMM_MEMORY_MIN SKY_GUEST_MEMORY_MIN
 #define VMM_MEMORY_MAX SKY_GUEST_MEMORY_MAX
-#define VMM_REASON_MAX 160
+#define VMM_REASON_MAX 256
 
 /* Why the last call failed, for people: what went wrong and what to do. */
 struct vmm_error {
@@ -108,6 +109,9 @@ struct vmm_config {
 	const char *qemu_path;    /* qemu: "qemu-system-x86_64" looked up in
 				     PATH, or an absolute path */
 	const char *libvirt_uri;  /* libvirt: "qemu:///system" */
+	const char *skyvmm_path;  /* skyvmm: the build's libexec/skyroot/skyvmm,
+				     else /usr/libexec/skyroot/skyvmm (the
+				     firmware's); or this path */
 	const struct vmm_root *root; /* real /sys and /dev */
 	unsigned timeout_ms;      /* per QMP/libvirt exchange: 15000 */
 };
@@ -132,7 +136,8 @@ struct vmm_status {
 	 * ("guest-shutdown", "host-signal", "guest-reset", ...),
 	 * "guest-panicked", "killed after stop timeout", "qemu killed by signal
 	 * SIGSEGV", "qemu exited with status 1: <its last stderr line>",
-	 * libvirt's "shutoff: crashed", ... */
+	 * libvirt's "shutoff: crashed", "skyvmm exited with status 2: <its last
+	 * stderr line>", "skyvmm killed by signal SIGKILL", ... */
 	char reason[VMM_REASON_MAX];
 };
 
@@ -151,7 +156,7 @@ struct vmm_ops {
 	int (*console)(void *priv);
 };
 
-/* "qemu" or "libvirt"; NULL if unknown or not built in. */
+/* "qemu", "libvirt" or "skyvmm"; NULL if unknown or not built in. */
 const struct vmm_ops *vmm_backend_find(const char *name);
 /* The names built in, NULL-terminated. */
 const char *const *vmm_backend_names(void);
