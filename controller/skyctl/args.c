@@ -16,7 +16,7 @@
  * enum skyctl_output has them for --output. */
 static const char *const args__outputs[] = { "table", "wide", "json", "yaml", NULL };
 static const char *const args__kinds[] = { "kernel", "initrd", "disk", NULL };
-static const char *const args__backends[] = { "qemu", "libvirt", NULL };
+static const char *const args__backends[] = { "qemu", "libvirt", "skyvmm", NULL };
 static const char *const args__roles[] = { "reader", "operator", "admin", NULL };
 
 const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
@@ -129,8 +129,9 @@ const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
 	},
 	[FLAG_BACKEND] = {
 		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_BACKEND]),
-		.name = "backend", .metavar = "qemu|libvirt", .choices = args__backends,
-		.help = "the VMM that runs the guest on the board (default qemu)",
+		.name = "backend", .metavar = "qemu|libvirt|skyvmm", .choices = args__backends,
+		.help = "the VMM that runs the guest on the board (default the board's: qemu where its "
+			"firmware carries QEMU, else skyvmm)",
 	},
 	[FLAG_FOLLOW] = {
 		.kind = SKY_ARG_FLAG, .off = offsetof(struct skyctl_opts, on[FLAG_FOLLOW]),
