@@ -38,6 +38,8 @@
 /* Parent-side copies of the child's descriptors live at or above this. */
 #define SV_PARENT_FD_MIN 10
 #define SV_KILL_WAIT_MS 5000u
+/* After its console closed, a skyvmm gets this long to be reaped. */
+#define SV_EXIT_WAIT_MS 2000u
 #define SV_MEMORY_MIN (32ull << 20)
 
 struct sv_guest {
@@ -352,6 +354,15 @@ static void wait_exit(struct sv_guest *g, unsigned timeout_ms)
 	}
 }
 
+/* The peer of the console socket is gone (skyvmm closed it: it ends). */
+static bool console_hung_up(struct sv_guest *g)
+{
+	struct pollfd p = { .fd = g->console_fd, .events = POLLRDHUP };
+	if (g->console_fd < 0 || g->src[0] >= 0)
+		return false; /* before start we hold the peer ourselves */
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP));
+}
+
 static void kill_and_reap(struct sv_guest *g, const char *why)
 {
 	reap(g, false);
@@ -583,6 +594,10 @@ static int sv_state(void *priv, struct vmm_status *st)
 		return 0;
 	}
 	reap(g, false);
+	if (!g->reaped && console_hung_up(g))
+		/* skyvmm's end of the console is closed: it is exiting (the
+		 * caller saw EOF and asks why); the exit status follows */
+		wait_exit(g, SV_EXIT_WAIT_MS);
 	if (!g->reaped) {
 		s.state = g->stop_requested ? VMM_STATE_SHUTTING_DOWN : VMM_STATE_RUNNING;
 		*st = s;
