@@ -15,6 +15,7 @@
 #   - an unknown profile is refused.
 # usage: fwimage/test_profiles.sh   (exit 0 when every check passes; 77 with
 # "SKIP: reason" without qemu-system-x86_64, the EFI stub or busybox-static)
+# shellcheck disable=SC2016 # the bash -c scripts get their values as "$1"...
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
