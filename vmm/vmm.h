@@ -20,7 +20,7 @@
  *
  * Images are memfds (the agent keeps them sealed in RAM); the library dups
  * the descriptors it is given, so the caller may close its own after create.
- * Each guest is one VMM process (QEMU); a crashing guest or QEMU never takes
+ * Each guest is one VMM process (QEMU or skyvmm); a crashing guest or VMM never takes
  * the caller down: it shows up in vmm_guest_state() as "crashed" with the
  * reason.  The library does not log: errors come back as a negative errno
  * plus a message in struct vmm_error, warnings through vmm_guest_warning().
@@ -177,7 +177,8 @@ int vmm_guest_start(struct vmm_guest *g, struct vmm_error *err);
 int vmm_guest_stop(struct vmm_guest *g, unsigned timeout_ms, struct vmm_error *err);
 /* Where the guest is: one QMP query bounded by timeout_ms (qemu; a QEMU
  * that is alive but does not answer gives -ETIMEDOUT, st untouched), or one
- * virDomainGetState (libvirt; -EIO when libvirtd is gone). */
+ * virDomainGetState (libvirt; -EIO when libvirtd is gone), or a waitpid
+ * (skyvmm: after the console's EOF it waits up to 2 s for the exit status). */
 int vmm_guest_state(struct vmm_guest *g, struct vmm_status *st);
 /* The serial console (ttyS0): a non-blocking, close-on-exec stream socket
  * owned by the guest (do not close it).  Read guest output from it, write
