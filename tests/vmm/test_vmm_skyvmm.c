@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -288,7 +289,7 @@ static void test_backpressure(void **state)
 	const char *flood_env = getenv("SKY_SV_FLOOD");
 	long flood = flood_env ? atol(flood_env) : 0;
 	unsigned long long t0;
-	int fds = vt_count_fds();
+	int fds = vt_count_fds(), queued[4];
 	(void)state;
 
 	assert_true(flood > 100000 && flood < VT_CONSOLE_KEEP - 100);
@@ -300,7 +301,13 @@ static void test_backpressure(void **state)
 		assert_true(vt_ms() - t0 < 200);
 		/* the guest is held up by the unread console, not ended */
 		assert_int_equal(st.state, VMM_STATE_RUNNING);
+		assert_int_equal(ioctl(vmm_console_fd(g), FIONREAD, &queued[i]), 0);
 	}
+	/* the socket filled and stays full: the guest waits for the reader
+	 * (it writes tens of thousands of bytes a second when read) */
+	printf("# console bytes waiting unread: %d %d %d %d of %ld\n", queued[0], queued[1], queued[2], queued[3],
+	       flood);
+	assert_true(queued[3] > 0 && queued[3] == queued[2] && queued[3] < flood / 2);
 	/* two port exits a byte: slow on a loaded or nested host */
 	wait_mark(c, "SKYVMM-BACKEND-FLOOD\n", 90000);
 	wait_end(g, c, &st);
