@@ -630,4 +630,5 @@ const struct vmm_ops vmm_skyvmm_ops = {
 	.destroy = sv_destroy,
 	.state = sv_state,
 	.console = sv_console,
+	.check = sv_spec_check,
 };

@@ -36,6 +36,8 @@ struct sv_argv {
 
 /* What this backend cannot run (beyond vmm_spec_check, which create has
  * already passed): qcow2 disks, TCG, PCI passthrough, less than 32 MiB.
+ * The ops table's check: vmm_guest_create calls it before claiming any PCI
+ * device, so a refused guest never moves a device off its host driver.
  * 0 or -errno with a message saying what to do instead. */
 int sv_spec_check(const struct vmm_guest_spec *spec, struct vmm_error *err);
 

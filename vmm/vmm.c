@@ -398,6 +398,8 @@ int vmm_guest_create(const struct vmm_ops *backend, const struct vmm_config *cfg
 	r = vmm_check_bzimage(spec->kernel_fd, err);
 	if (r < 0)
 		return r;
+	if (backend->check && (r = backend->check(spec, err)) < 0)
+		return r;
 
 	s = *spec;
 	for (size_t i = 0; i < spec->npci; i++) {

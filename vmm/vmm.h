@@ -154,6 +154,10 @@ struct vmm_ops {
 	void (*destroy)(void *priv);
 	int (*state)(void *priv, struct vmm_status *st);
 	int (*console)(void *priv);
+	/* Optional: refuse what this backend cannot run, before anything is
+	 * claimed (vmm_guest_create calls it after vmm_spec_check, before the
+	 * PCI devices are taken from their host drivers).  NULL: all runs. */
+	int (*check)(const struct vmm_guest_spec *spec, struct vmm_error *err);
 };
 
 /* "qemu", "libvirt" or "skyvmm"; NULL if unknown or not built in. */

@@ -378,6 +378,13 @@ static void test_disk_initrd(void **state)
 	free(c);
 }
 
+static int no_write(const struct vmm_root *root, const char *path, const char *value)
+{
+	(void)root;
+	fail_msg("a sysfs write (%s <- %s) for a guest the backend refuses", path, value);
+	return -EIO;
+}
+
 /* What skyvmm cannot run is refused at create, saying what to do. */
 static void test_refusals(void **state)
 {
@@ -401,6 +408,19 @@ static void test_refusals(void **state)
 	s.disk_format = VMM_DISK_QCOW2;
 	assert_int_equal(vmm_guest_create(be, &cfg, &s, &g, &err), -ENOTSUP);
 	assert_non_null(strstr(err.msg, "raw disk images only"));
+	/* PCI passthrough: refused before any device is claimed (no sysfs
+	 * write, no lookup of the device in this empty sysfs) */
+	{
+		static const char *const pci[] = { "0000:01:00.0" };
+		struct vmm_root root = { .sysfs = "/nonexistent/sys", .devfs = "/dev", .write_attr = no_write };
+		struct vmm_config pcfg = cfg;
+		pcfg.root = &root;
+		spec_init(&s, fd, "pci");
+		s.pci = pci;
+		s.npci = 1;
+		assert_int_equal(vmm_guest_create(be, &pcfg, &s, &g, &err), -ENOTSUP);
+		assert_non_null(strstr(err.msg, "does not pass PCI devices through"));
+	}
 	spec_init(&s, fd, "nobin");
 	bad.skyvmm_path = "/nonexistent/skyvmm";
 	assert_int_equal(vmm_guest_create(be, &bad, &s, &g, &err), -ENOENT);
