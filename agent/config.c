@@ -34,7 +34,7 @@
 /* What the flags said, before it is checked and copied into the config. */
 struct config_flags {
 	const char *controller, *controller_dhcp, *token, *ca, *sysfs_root, *procfs_root, *devfs_root, *cmdline, *qemu,
-		*identity_dir;
+		*skyvmm, *identity_dir;
 	uint64_t heartbeat_ms, cache_max;
 	bool once, allow_kexec, allow_reboot, version, controller_srv;
 	const char *reboot_command;
@@ -56,6 +56,7 @@ enum {
 	CONFIG_HEARTBEAT,
 	CONFIG_CACHE_MAX,
 	CONFIG_QEMU,
+	CONFIG_SKYVMM,
 	CONFIG_ALLOW_KEXEC,
 	CONFIG_ALLOW_REBOOT,
 	CONFIG_REBOOT_COMMAND,
@@ -118,7 +119,13 @@ static void config__table(struct sky_opt opts[CONFIG_NOPTS + 1], struct config_f
 			  "(default half of physical memory)" },
 		[CONFIG_QEMU] = { .name = "qemu", .kind = SKY_ARG_STR, .dest = &f->qemu, .metavar = "PATH",
 		  .help = "QEMU for guests (default\n"
-			  "qemu-system-x86_64 from PATH)" },
+			  "qemu-system-x86_64 from PATH); given or\n"
+			  "found, guests that name no backend run under\n"
+			  "QEMU, else under skyvmm" },
+		[CONFIG_SKYVMM] = { .name = "skyvmm", .kind = SKY_ARG_STR, .dest = &f->skyvmm, .metavar = "PATH",
+		  .help = "skyvmm for guests (default the build's\n"
+			  "libexec/skyroot/skyvmm, else\n"
+			  "/usr/libexec/skyroot/skyvmm)" },
 		[CONFIG_ALLOW_KEXEC] = { .name = "allow-kexec", .kind = SKY_ARG_FLAG, .dest = &f->allow_kexec,
 		  .help = "let `skyctl board boot` replace this OS\n"
 			  "(the firmware's init passes it)" },
@@ -313,6 +320,7 @@ static int apply_flags(struct agent_config *cfg, const struct sky_opt *opts, con
 		{ f->cmdline, cfg->cmdline_path, sizeof(cfg->cmdline_path), CONFIG_CMDLINE },
 		{ f->controller_dhcp, cfg->controller_dhcp, sizeof(cfg->controller_dhcp), CONFIG_CONTROLLER_DHCP },
 		{ f->qemu, cfg->qemu_path, sizeof(cfg->qemu_path), CONFIG_QEMU },
+		{ f->skyvmm, cfg->skyvmm_path, sizeof(cfg->skyvmm_path), CONFIG_SKYVMM },
 		{ f->identity_dir, cfg->identity_dir, sizeof(cfg->identity_dir), CONFIG_IDENTITY_DIR },
 		{ f->reboot_command, cfg->reboot_command, sizeof(cfg->reboot_command), CONFIG_REBOOT_COMMAND },
 	};

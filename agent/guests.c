@@ -31,6 +31,7 @@
 #include "agent/answer.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "vmm/qemu.h"
 #include "vmm/vmm.h"
 
 #define ID_MAX 32
@@ -64,6 +65,7 @@ struct guestmgr {
 	struct guestmgr_config cfg;
 	struct vmm_root root;
 	struct vmm_config vcfg;
+	const char *default_backend;   /* for guests that name none */
 	struct imgcache *cache;
 	struct guestmgr_ops ops;
 	void *ctx;
@@ -323,14 +325,15 @@ static void start_work(uv_work_t *w)
 	struct guestmgr *m = g->m;
 	const char *pci[16];
 	struct vmm_guest_spec spec = {0};
-	const struct vmm_ops *be = vmm_backend_find(g->spec->backend && g->spec->backend[0] ? g->spec->backend : "qemu");
+	const char *backend = g->spec->backend && g->spec->backend[0] ? g->spec->backend : m->default_backend;
+	const struct vmm_ops *be = vmm_backend_find(backend);
 	struct vmm_guest *vm = NULL;
 	int r;
 
 	if (!be) {
 		g->work_result = -EPROTONOSUPPORT;
 		snprintf(g->work_err.msg, sizeof(g->work_err.msg),
-			 "this firmware has no '%s' VMM backend", g->spec->backend);
+			 "this firmware has no '%s' VMM backend", backend);
 		return;
 	}
 	for (size_t i = 0; i < g->spec->n_devices && i < 16; i++)
@@ -678,6 +681,16 @@ int guestmgr_new(uv_loop_t *loop, const struct guestmgr_config *cfg, struct imgc
 	m->root.devfs = cfg->devfs_root;
 	m->vcfg.root = &m->root;
 	m->vcfg.qemu_path = cfg->qemu_path;
+	m->vcfg.skyvmm_path = cfg->skyvmm_path;
+	/* A guest that names no backend runs under QEMU where this firmware
+	 * carries it (--qemu given, or qemu-system-x86_64 in PATH: the full
+	 * profile), else under skyvmm (the flash profile has no QEMU). */
+	{
+		char qemu[4096];
+		bool have_qemu = cfg->qemu_path || qemu_find_binary(NULL, qemu, sizeof(qemu), NULL) == 0;
+		m->default_backend = have_qemu ? "qemu" : "skyvmm";
+		log_info("guests that name no VMM backend run under %s", m->default_backend);
+	}
 	m->cache = cache;
 	m->ops = *ops;
 	m->ctx = ctx;

@@ -82,7 +82,9 @@ FW=$ROOT/var/firmware
 if [ "$mode" = boards ]; then
 	step "building the firmware image (kernel + initramfs + UKI skyroot.efi)"
 	t=$(now)
-	./fwimage/build.sh --agent build/agent/skyagent --out "$FW" --report
+	# --profile full: the demo guest passes the edu device through, which
+	# only the qemu backend does yet (skyvmm has no VFIO passthrough)
+	./fwimage/build.sh --agent build/agent/skyagent --out "$FW" --profile full --report
 	timed "build the firmware (fwimage/build.sh)" "$(since "$t")"
 	step "building the demo guest (kernel + busybox initramfs)"
 	./tests/e2e/guest.sh "$FW" "$ROOT/var/demo-guest" >/dev/null

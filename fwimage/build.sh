@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Build the Skyroot firmware image from Debian 12 packages: a kernel taken
 # from its .deb (never installed on the host), an initramfs with busybox,
-# skyagent and the kernel modules for KVM, VFIO, virtio and server NICs, and
-# a unified kernel image (UKI) that UEFI firmware boots directly.
+# skyagent, skyvmm and the kernel modules for KVM, VFIO, virtio and server
+# NICs, and a unified kernel image (UKI) that UEFI firmware boots directly.
+# Profiles: flash (the default: no QEMU, the UKI must fit the 16 MiB SPI
+# flash) and full (QEMU too, for boards that boot from the network).
 # Run with --help for usage.
 # shellcheck disable=SC2054 # commas inside xz option values are intended
 set -euo pipefail
@@ -12,6 +14,8 @@ top=$(cd "$here/.." && pwd)
 
 DEFAULT_CMDLINE="console=ttyS0 intel_iommu=on iommu=pt panic=-1"
 FLASH_BYTES=16777216 # 128-Mbit SPI flash (M25P128)
+FLASH_STRETCH_BYTES=12582912 # 12 MiB: leaves 4 MiB of the part to the UEFI firmware
+SKYVMM_DEST=/usr/libexec/skyroot/skyvmm # where libskyvmm's skyvmm backend looks
 STUB=${SKYROOT_EFI_STUB:-/usr/lib/systemd/boot/efi/linuxx64.efi.stub}
 BUSYBOX=${SKYROOT_BUSYBOX:-/bin/busybox}
 
@@ -28,8 +32,9 @@ MODULES_STORAGE=('?nvme')
 out=$here/out
 cache=$here/cache
 agent=$top/build/agent/skyagent
+skyvmm=$top/build/vmm/skyvmm/skyvmm
 flavour=amd64
-with_qemu=1
+profile=flash
 kernel_pkg=""
 compress=xz
 report=0
@@ -51,7 +56,8 @@ Builds, from Debian 12 packages only, the Skyroot firmware into DIR:
   vmlinuz       the kernel of linux-image-<ver>-<flavour>-amd64 (apt-get
                 download + dpkg -x into the cache; nothing is installed)
   initrd.img    cpio newc initramfs: busybox, /init, skyagent + its shared
-                libraries, kernel modules (KVM, VFIO, virtio, server NICs)
+                libraries, skyvmm, kernel modules (KVM, VFIO, virtio, server
+                NICs); QEMU with --profile full
   skyroot.efi   unified kernel image (systemd-boot's linuxx64.efi.stub with
                 .osrel .cmdline .linux .initrd) with the command line
                 "$DEFAULT_CMDLINE [--cmdline ...]"
@@ -60,7 +66,14 @@ Builds, from Debian 12 packages only, the Skyroot firmware into DIR:
 options:
   --out DIR          output directory (default: fwimage/out)
   --agent PATH       skyagent binary to embed (default: build/agent/skyagent)
-  --report           print each part's size and the UKI against 16 MiB flash
+  --skyvmm PATH      skyvmm binary to embed at $SKYVMM_DEST
+                     (default: build/vmm/skyvmm/skyvmm)
+  --profile P        flash (default): skyvmm, no QEMU; the build fails when
+                     skyroot.efi exceeds the 16 MiB ($FLASH_BYTES-byte) flash.
+                     full: QEMU as well (its libraries and ROMs), for boards
+                     that boot from the network: no flash limit
+  --report           print each part's size (bytes, % of the 16 MiB flash),
+                     which profile carries it, and the UKI of each profile
   --cmdline "ARGS"   append ARGS to the UKI command line (e.g. the board's
                      skyroot.controller=... skyroot.token=... skyroot.ca=...)
   --ca-pin sha256:HEX  bake the controller's CA pin into the image
@@ -85,10 +98,10 @@ options:
   --extra PATH       also include executable PATH (and its libraries) at
                      the same path in the image (repeatable)
   --no-strip         keep symbols in skyagent and --extra binaries
-  --with-qemu        (default) carry the VMM guests run on:
-                     qemu-system-x86_64, its libraries and the firmware
-                     files it loads (SeaBIOS, qboot, option ROMs)
-  --no-qemu          leave QEMU out (an enroll-only firmware)
+  --with-qemu        the same as --profile full: carry qemu-system-x86_64,
+                     its libraries and the firmware files it loads
+                     (SeaBIOS, qboot, option ROMs)
+  --no-qemu          the same as --profile flash
   --cache DIR        download/extract cache (default: fwimage/cache)
   --offline          do not call apt; use the newest kernel already cached
   -h, --help         this text
@@ -97,6 +110,7 @@ Environment: SOURCE_DATE_EPOCH fixes file times in the initramfs.
 
 examples:
   fwimage/build.sh --report
+  fwimage/build.sh --profile full --out /tmp/fw-net
   fwimage/build.sh --agent /tmp/standin --out /tmp/fw
   fwimage/build.sh --cmdline "skyroot.controller=10.0.2.2:7443 skyroot.token=T skyroot.ca=sha256:HEX" \\
                    --efi-out var/boards/b1/BOOTX64.EFI
@@ -133,8 +147,12 @@ while [ $# -gt 0 ]; do
 	--module) need_arg "$@"; extra_modules+=("$2"); shift 2 ;;
 	--no-module) need_arg "$@"; no_modules+=("$2"); shift 2 ;;
 	--extra) need_arg "$@"; extras+=("$2"); shift 2 ;;
-	--with-qemu) with_qemu=1; shift ;;
-	--no-qemu) with_qemu=0; shift ;;
+	--skyvmm) need_arg "$@"; skyvmm=$2; shift 2 ;;
+	--skyvmm=*) skyvmm=${1#*=}; shift ;;
+	--profile) need_arg "$@"; profile=$2; shift 2 ;;
+	--profile=*) profile=${1#*=}; shift ;;
+	--with-qemu) profile=full; shift ;;
+	--no-qemu) profile=flash; shift ;;
 	--no-strip) strip_bins=0; shift ;;
 	--cache) need_arg "$@"; cache=$2; shift 2 ;;
 	--offline) offline=1; shift ;;
@@ -143,6 +161,11 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
+case "$profile" in
+flash) with_qemu=0 ;;
+full) with_qemu=1 ;;
+*) die "unknown --profile '$profile': use flash (skyvmm, fits the 16 MiB flash) or full (QEMU too, network boot)" ;;
+esac
 case "$flavour" in
 cloud) meta_pkg=linux-image-cloud-amd64 ;;
 amd64) meta_pkg=linux-image-amd64 ;;
@@ -250,6 +273,17 @@ entry("TRAILER!!!", 0)
 PY
 }
 
+# flash_check PROFILE UKI: the flash profile's UKI must fit the SPI flash;
+# one that does not is renamed UKI.too-big and the build fails.
+flash_check() {
+	local prof=$1 uki=$2 size
+	[ "$prof" = flash ] || return 0
+	size=$(stat -c %s "$uki")
+	[ "$size" -gt "$FLASH_BYTES" ] || return 0
+	mv -f "$uki" "$uki.too-big"
+	die "the flash profile's UKI is $size bytes, $((size - FLASH_BYTES)) bytes over the 16 MiB ($FLASH_BYTES-byte) SPI flash; it is left as $uki.too-big, not flashable. Leave kernel modules out (--no-module NAME; --report lists the largest), or build --profile full for boards that boot from the network"
+}
+
 # --efi-out: a UKI from an earlier build, nothing else (with --ca-pin, its
 # initrd is the build's followed by a small archive with the pin).
 if [ -n "$efi_out" ]; then
@@ -266,6 +300,9 @@ if [ -n "$efi_out" ]; then
 			die "cannot append the CA pin to the initrd"
 	fi
 	make_uki "$out/vmlinuz" "$uki_initrd" "$out/os-release" "$(full_cmdline)" "$efi_out"
+	# that build's profile (builds before profiles carried QEMU: full)
+	efi_profile=$(sed -n 's/^SKYROOT_PROFILE=//p' "$out/build-info" 2>/dev/null || true)
+	flash_check "${efi_profile:-full}" "$efi_out"
 	note "wrote $efi_out ($(stat -c %s "$efi_out") bytes) with command line: $(full_cmdline)${ca_pin:+; CA pin $ca_pin baked in}"
 	if [ "$report" = 1 ]; then
 		size=$(stat -c %s "$efi_out")
@@ -288,6 +325,8 @@ if ldd "$BUSYBOX" >/dev/null 2>&1; then
 fi
 [ -e "$agent" ] || die "skyagent binary not found at $agent: build it (meson setup build && ninja -C build) or pass --agent PATH"
 [ -f "$agent" ] && [ -x "$agent" ] || die "$agent is not an executable file"
+[ -e "$skyvmm" ] || die "skyvmm binary not found at $skyvmm: build it (ninja -C build) or pass --skyvmm PATH"
+[ -f "$skyvmm" ] && [ -x "$skyvmm" ] || die "$skyvmm is not an executable file"
 
 mkdir -p "$cache/debs" "$cache/kernel"
 cache=$(cd "$cache" && pwd)
@@ -381,6 +420,7 @@ ln -s /run "$stage/var/run"
 : >"$partsdir/agent"
 : >"$partsdir/modules"
 : >"$partsdir/vmm"
+: >"$partsdir/skyvmm"
 
 install -m 0755 "$BUSYBOX" "$stage/bin/busybox"
 echo bin/busybox >>"$partsdir/busybox"
@@ -389,6 +429,11 @@ echo bin/busybox >>"$partsdir/busybox"
 	mkdir -p "$stage/$(dirname "$applet")"
 	ln -sf /bin/busybox "$stage/$applet"
 done
+
+# What QEMU loads at run time from its firmware path (profile full).
+QEMU_ROMS=(/usr/share/seabios/bios-256k.bin /usr/share/qemu/kvmvapic.bin /usr/share/qemu/linuxboot_dma.bin
+	/usr/share/qemu/linuxboot.bin /usr/share/qemu/pvh.bin /usr/share/qemu/qboot.rom
+	/usr/share/qemu/multiboot_dma.bin /usr/lib/ipxe/qemu/efi-virtio.rom)
 
 # copy_exe SRC DEST PARTFILE: an executable plus the shared libraries and
 # dynamic loader that ldd resolves for it, at the paths ldd prints.
@@ -417,14 +462,13 @@ install their packages (apt-get install ...) and rebuild"
 }
 
 copy_exe "$(readlink -f "$agent")" /usr/bin/skyagent "$partsdir/agent"
+copy_exe "$(readlink -f "$skyvmm")" "$SKYVMM_DEST" "$partsdir/skyvmm"
 if [ "$with_qemu" = 1 ]; then
-	qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 not found: install qemu-system-x86 (deploy/deps.sh), or build with --no-qemu"
+	qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 not found: install qemu-system-x86 (deploy/deps.sh), or build --profile flash"
 	copy_exe "$(readlink -f "$qemu")" /usr/bin/qemu-system-x86_64 "$partsdir/vmm"
 	# What QEMU loads at run time from its firmware path
 	# (/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu on Debian).
-	for f in /usr/share/seabios/bios-256k.bin /usr/share/qemu/kvmvapic.bin /usr/share/qemu/linuxboot_dma.bin \
-		/usr/share/qemu/linuxboot.bin /usr/share/qemu/pvh.bin /usr/share/qemu/qboot.rom \
-		/usr/share/qemu/multiboot_dma.bin /usr/lib/ipxe/qemu/efi-virtio.rom; do
+	for f in "${QEMU_ROMS[@]}"; do
 		[ -e "$f" ] || die "$f missing: install qemu-system-x86, seabios and ipxe-qemu"
 		install -D -m 0644 "$(readlink -f "$f")" "$stage$f"
 		echo "${f#/}" >>"$partsdir/vmm"
@@ -475,6 +519,7 @@ KERNEL_PACKAGE=$kernel_pkg
 KERNEL_PACKAGE_VERSION=$kver_pkg
 KERNEL_RELEASE=$krel
 AGENT_SHA256=$agent_sha
+SKYROOT_PROFILE=$profile
 MISSING_MODULES=$missing_mods
 CA_PIN=${ca_pin:-none}
 EOF
@@ -525,17 +570,32 @@ printf '%s\n' "${modpaths[@]}" >"$out/modules.load"
 make_uki "$out/vmlinuz" "$out/initrd.img" "$out/os-release" "$(full_cmdline)" "$out/skyroot.efi"
 
 # --- report ---------------------------------------------------------------
-# part_sizes LISTFILE -> "RAW COMPRESSED" (compressed: the part alone, same compressor)
-# (the compressed sizes cost a few seconds: only with --report)
+# part_sizes LISTFILE [DIR] -> "RAW COMPRESSED" of the files listed (paths
+# relative to DIR, default the stage); compressed: the part alone with the
+# same compressor (it costs a few seconds: only with --report)
 part_sizes() {
-	local list=$1 rawsz comp=-
-	rawsz=$(cd "$stage" && xargs -r -a "$list" stat -L -c %s | awk '{ s += $1 } END { print s + 0 }')
+	local list=$1 dir=${2:-$stage} rawsz comp=-
+	rawsz=$(cd "$dir" && xargs -r -a "$list" stat -L -c %s | awk '{ s += $1 } END { print s + 0 }')
 	if [ "$report" = 1 ]; then
-		comp=$(cd "$stage" && xargs -r -a "$list" cat | "${compressor[@]}" | wc -c)
+		comp=$(cd "$dir" && xargs -r -a "$list" cat | "${compressor[@]}" | wc -c)
 	fi
 	echo "$rawsz $comp"
 }
 human() { awk -v b="$1" 'BEGIN { printf "%.2f MiB", b / 1048576 }'; }
+pct() { case "$1" in '' | *[!0-9]*) echo "-" ;; *) awk -v b="$1" -v f="$FLASH_BYTES" 'BEGIN { printf "%.1f%%", 100 * b / f }' ;; esac; }
+# The flash profile carries no QEMU: for the report, its files as this host
+# has them (the binary, the libraries the image lacks, the ROMs).
+if [ "$with_qemu" = 0 ] && [ "$report" = 1 ] && qemu=$(command -v qemu-system-x86_64); then
+	{
+		readlink -f "$qemu"
+		LC_ALL=C ldd "$qemu" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3; next } $1 ~ /^\// { print $1 }' |
+			while read -r lib; do [ -e "$stage$lib" ] || readlink -f "$lib"; done
+		for f in "${QEMU_ROMS[@]}"; do [ -e "$f" ] && readlink -f "$f"; done
+	} | sed 's|^/||' >"$partsdir/vmm"
+	vmm_dir=/
+else
+	vmm_dir=$stage
+fi
 {
 	k=$(stat -c %s "$out/vmlinuz")
 	i=$(stat -c %s "$out/initrd.img")
@@ -544,25 +604,44 @@ human() { awk -v b="$1" 'BEGIN { printf "%.2f MiB", b / 1048576 }'; }
 	read -r m_raw m_c < <(part_sizes "$partsdir/modules")
 	read -r b_raw b_c < <(part_sizes "$partsdir/busybox")
 	read -r a_raw a_c < <(part_sizes "$partsdir/agent")
-	read -r v_raw v_c < <(part_sizes "$partsdir/vmm")
+	read -r s_raw s_c < <(part_sizes "$partsdir/skyvmm")
+	read -r v_raw v_c < <(part_sizes "$partsdir/vmm" "$vmm_dir")
 	gap=$((FLASH_BYTES - u))
-	echo "Skyroot firmware $version_id: kernel $kernel_pkg $kver_pkg ($krel), initramfs $compress"
-	printf '  %-34s %12s  %s\n' "part" "bytes" ""
-	printf '  %-34s %12d  %s\n' "kernel (vmlinuz)" "$k" "$(human "$k")"
-	printf '  %-34s %12d  %s (raw cpio %d)\n' "initramfs (initrd.img, $compress)" "$i" "$(human "$i")" "$iraw"
-	printf '    %-32s %12s  raw %d; %d files\n' "of which modules (${#modpaths[@]})" "$m_c" "$m_raw" "$(wc -l <"$partsdir/modules")"
-	printf '    %-32s %12s  raw %d\n' "of which busybox" "$b_c" "$b_raw"
-	printf '    %-32s %12s  raw %d; %d files\n' "of which skyagent + libs" "$a_c" "$a_raw" "$(wc -l <"$partsdir/agent")"
-	printf '    %-32s %12s  raw %d; %d files\n' "of which QEMU (VMM) + libs + ROMs" "$v_c" "$v_raw" "$(wc -l <"$partsdir/vmm")"
-	printf '  %-34s %12d  %s\n' "EFI stub + headers" $((u - k - i)) ""
-	printf '  %-34s %12d  %s\n' "UKI total (skyroot.efi)" "$u" "$(human "$u")"
-	printf '  %-34s %12d  %s\n' "SPI flash (M25P128, 128 Mbit)" "$FLASH_BYTES" "$(human "$FLASH_BYTES")"
+	row() { printf '  %-34s %12s  %7s  %s\n' "$@"; }
+	sub() { printf '    %-32s %12s  %7s  %s\n' "$@"; }
+	echo "Skyroot firmware $version_id: profile $profile; kernel $kernel_pkg $kver_pkg ($krel), initramfs $compress"
+	row "part" "bytes" "flash" "profiles"
+	row "kernel (vmlinuz)" "$k" "$(pct "$k")" "flash full; $(human "$k")"
+	row "initramfs (initrd.img, $compress)" "$i" "$(pct "$i")" "this build ($profile); $(human "$i"), raw cpio $iraw"
+	sub "of which modules (${#modpaths[@]})" "$m_c" "$(pct "$m_c")" "flash full; raw $m_raw; $(wc -l <"$partsdir/modules") files"
+	sub "of which busybox" "$b_c" "$(pct "$b_c")" "flash full; raw $b_raw"
+	sub "of which skyagent + libs" "$a_c" "$(pct "$a_c")" "flash full; raw $a_raw; $(wc -l <"$partsdir/agent") files"
+	sub "of which skyvmm" "$s_c" "$(pct "$s_c")" "flash full; raw $s_raw"
+	if [ "$with_qemu" = 1 ]; then
+		sub "of which QEMU (VMM) + libs + ROMs" "$v_c" "$(pct "$v_c")" "full; raw $v_raw; $(wc -l <"$partsdir/vmm") files"
+	elif [ "$report" = 1 ] && [ -s "$partsdir/vmm" ]; then
+		sub "not in it: QEMU + libs + ROMs" "$v_c" "$(pct "$v_c")" "full only; raw $v_raw; $(wc -l <"$partsdir/vmm") files of this host"
+	fi
+	row "EFI stub + headers" $((u - k - i)) "$(pct $((u - k - i)))" ""
+	row "UKI total (skyroot.efi)" "$u" "$(pct "$u")" "profile $profile; $(human "$u")"
+	row "SPI flash (M25P128, 128 Mbit)" "$FLASH_BYTES" "100.0%" "$(human "$FLASH_BYTES")"
 	if [ "$gap" -ge 0 ]; then
-		printf '  %-34s %+12d  %s free\n' "gap" "$gap" "$(human "$gap")"
+		row "gap" "$(printf '%+d' "$gap")" "" "$(human "$gap") free"
 	else
-		printf '  %-34s %+12d  %s OVER the flash\n' "gap" "$gap" "$(human $((-gap)))"
+		row "gap" "$(printf '%+d' "$gap")" "" "$(human $((-gap))) OVER the flash"
+	fi
+	if [ "$u" -le "$FLASH_STRETCH_BYTES" ]; then
+		row "stretch: 12 MiB (4 MiB for UEFI)" "$FLASH_STRETCH_BYTES" "75.0%" "fits, $((FLASH_STRETCH_BYTES - u)) bytes spare"
+	else
+		row "stretch: 12 MiB (4 MiB for UEFI)" "$FLASH_STRETCH_BYTES" "75.0%" "over by $((u - FLASH_STRETCH_BYTES)) bytes"
 	fi
 	if [ "$report" = 1 ]; then
+		echo "  profiles: flash = kernel + initramfs without QEMU (must fit the flash); full = flash + QEMU (network boot, no limit)"
+		if [ "$with_qemu" = 0 ] && [ "$v_c" != - ] && [ -s "$partsdir/vmm" ]; then
+			echo "  profile full, estimated: about $((u + v_c)) bytes ($(pct $((u + v_c))) of the flash): this UKI + QEMU's part (build --profile full for the exact size)"
+		elif [ "$with_qemu" = 1 ] && [ "$v_c" != - ]; then
+			echo "  profile flash, estimated: about $((u - v_c)) bytes ($(pct $((u - v_c))) of the flash): this UKI - QEMU's part (build --profile flash for the exact size)"
+		fi
 		echo "  (part sizes are each part compressed alone with $compress; they do not add up exactly)"
 		echo "  largest modules ($compress alone; drop one with --no-module NAME):"
 		while read -r p; do
@@ -580,4 +659,5 @@ human() { awk -v b="$1" 'BEGIN { printf "%.2f MiB", b / 1048576 }'; }
 	fi
 } >"$out/report.txt"
 [ "$report" = 1 ] && cat "$out/report.txt"
+flash_check "$profile" "$out/skyroot.efi"
 note "wrote $out/vmlinuz, $out/initrd.img, $out/skyroot.efi ($(stat -c %s "$out/skyroot.efi") bytes; gap to 16 MiB flash: $((FLASH_BYTES - $(stat -c %s "$out/skyroot.efi"))) bytes)"

@@ -1,5 +1,5 @@
 /* The backends built into this library: one file per variant
- * (backends_all.c: qemu + libvirt; backends_qemu.c: qemu only). */
+ * (backends_all.c: qemu + libvirt + skyvmm; backends_qemu.c: qemu + skyvmm). */
 #ifndef SKY_VMM_BACKENDS_H
 #define SKY_VMM_BACKENDS_H
 

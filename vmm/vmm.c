@@ -266,7 +266,7 @@ int vmm_check_bzimage(int fd, struct vmm_error *err)
 	return 0;
 }
 
-int vmm_kvm_usable(const struct vmm_root *root, char *why, size_t whylen)
+int vmm_kvm_opens(const struct vmm_root *root, char *why, size_t whylen)
 {
 	char path[4096];
 	int fd, v, e;
@@ -302,6 +302,15 @@ int vmm_kvm_usable(const struct vmm_root *root, char *why, size_t whylen)
 		snprintf(why, whylen, "%s speaks KVM API %d, not %d", path, v, KVM_API_VERSION);
 		return 0;
 	}
+	if (whylen)
+		why[0] = '\0';
+	return 1;
+}
+
+int vmm_kvm_usable(const struct vmm_root *root, char *why, size_t whylen)
+{
+	if (!vmm_kvm_opens(root, why, whylen))
+		return 0;
 	return vmm_kvm_hw_backed(root, why, whylen);
 }
 
@@ -388,6 +397,8 @@ int vmm_guest_create(const struct vmm_ops *backend, const struct vmm_config *cfg
 		return r;
 	r = vmm_check_bzimage(spec->kernel_fd, err);
 	if (r < 0)
+		return r;
+	if (backend->check && (r = backend->check(spec, err)) < 0)
 		return r;
 
 	s = *spec;

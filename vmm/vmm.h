@@ -1,7 +1,8 @@
 /* libskyvmm: run guests under a VMM backend.
  *
  * One interface, several backends, each an ops table (struct vmm_ops)
- * chosen by name with vmm_backend_find("qemu") or vmm_backend_find("libvirt").
+ * chosen by name with vmm_backend_find("qemu"), vmm_backend_find("libvirt")
+ * or vmm_backend_find("skyvmm") (Skyroot's own KVM microVM, vmm/skyvmm/).
  * The caller never tests which backend it holds.
  *
  * Life of a guest:
@@ -19,7 +20,7 @@
  *
  * Images are memfds (the agent keeps them sealed in RAM); the library dups
  * the descriptors it is given, so the caller may close its own after create.
- * Each guest is one VMM process (QEMU); a crashing guest or QEMU never takes
+ * Each guest is one VMM process (QEMU or skyvmm); a crashing guest or VMM never takes
  * the caller down: it shows up in vmm_guest_state() as "crashed" with the
  * reason.  The library does not log: errors come back as a negative errno
  * plus a message in struct vmm_error, warnings through vmm_guest_warning().
@@ -51,7 +52,7 @@
 #define VMM_VCPUS_MAX SKY_GUEST_VCPUS_MAX
 #define VMM_MEMORY_MIN SKY_GUEST_MEMORY_MIN
 #define VMM_MEMORY_MAX SKY_GUEST_MEMORY_MAX
-#define VMM_REASON_MAX 160
+#define VMM_REASON_MAX 256
 
 /* Why the last call failed, for people: what went wrong and what to do. */
 struct vmm_error {
@@ -108,6 +109,9 @@ struct vmm_config {
 	const char *qemu_path;    /* qemu: "qemu-system-x86_64" looked up in
 				     PATH, or an absolute path */
 	const char *libvirt_uri;  /* libvirt: "qemu:///system" */
+	const char *skyvmm_path;  /* skyvmm: the build's libexec/skyroot/skyvmm,
+				     else /usr/libexec/skyroot/skyvmm (the
+				     firmware's); or this path */
 	const struct vmm_root *root; /* real /sys and /dev */
 	unsigned timeout_ms;      /* per QMP/libvirt exchange: 15000 */
 };
@@ -132,7 +136,8 @@ struct vmm_status {
 	 * ("guest-shutdown", "host-signal", "guest-reset", ...),
 	 * "guest-panicked", "killed after stop timeout", "qemu killed by signal
 	 * SIGSEGV", "qemu exited with status 1: <its last stderr line>",
-	 * libvirt's "shutoff: crashed", ... */
+	 * libvirt's "shutoff: crashed", "skyvmm exited with status 2: <its last
+	 * stderr line>", "skyvmm killed by signal SIGKILL", ... */
 	char reason[VMM_REASON_MAX];
 };
 
@@ -149,9 +154,13 @@ struct vmm_ops {
 	void (*destroy)(void *priv);
 	int (*state)(void *priv, struct vmm_status *st);
 	int (*console)(void *priv);
+	/* Optional: refuse what this backend cannot run, before anything is
+	 * claimed (vmm_guest_create calls it after vmm_spec_check, before the
+	 * PCI devices are taken from their host drivers).  NULL: all runs. */
+	int (*check)(const struct vmm_guest_spec *spec, struct vmm_error *err);
 };
 
-/* "qemu" or "libvirt"; NULL if unknown or not built in. */
+/* "qemu", "libvirt" or "skyvmm"; NULL if unknown or not built in. */
 const struct vmm_ops *vmm_backend_find(const char *name);
 /* The names built in, NULL-terminated. */
 const char *const *vmm_backend_names(void);
@@ -172,7 +181,8 @@ int vmm_guest_start(struct vmm_guest *g, struct vmm_error *err);
 int vmm_guest_stop(struct vmm_guest *g, unsigned timeout_ms, struct vmm_error *err);
 /* Where the guest is: one QMP query bounded by timeout_ms (qemu; a QEMU
  * that is alive but does not answer gives -ETIMEDOUT, st untouched), or one
- * virDomainGetState (libvirt; -EIO when libvirtd is gone). */
+ * virDomainGetState (libvirt; -EIO when libvirtd is gone), or a waitpid
+ * (skyvmm: after the console's EOF it waits up to 2 s for the exit status). */
 int vmm_guest_state(struct vmm_guest *g, struct vmm_status *st);
 /* The serial console (ttyS0): a non-blocking, close-on-exec stream socket
  * owned by the guest (do not close it).  Read guest output from it, write

@@ -16,6 +16,7 @@
 
 extern const struct vmm_ops vmm_qemu_ops;
 extern const struct vmm_ops vmm_libvirt_ops;
+extern const struct vmm_ops vmm_skyvmm_ops;
 
 /* Format a message into err (when not NULL) and return r (a -errno). */
 int vmm_err(struct vmm_error *err, int r, const char *fmt, ...)
@@ -31,6 +32,10 @@ const char *vmm_root_devfs(const struct vmm_root *root);
 int vmm_root_write(const struct vmm_root *root, const char *path, const char *value);
 
 unsigned vmm_cfg_timeout(const struct vmm_config *cfg);
+
+/* vmm_kvm_usable without the hardware check: 1 when root's /dev/kvm opens
+ * read-write and speaks KVM API 12, else 0 and why. */
+int vmm_kvm_opens(const struct vmm_root *root, char *why, size_t whylen);
 
 /* 1 when the KVM behind /dev/kvm is hardware virtualization (kvm_intel,
  * kvm_amd), 0 with why filled in when it is one that cannot run a stock

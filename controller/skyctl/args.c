@@ -18,7 +18,7 @@ static const char *const args__outputs[] = { "table", "wide", "json", "yaml", NU
 /* An image's kinds, then the kinds of object events tell of. */
 static const char *const args__kinds[] = { "kernel", "initrd", "disk", "board", "guest", "image", "token", "credential",
 					   NULL };
-static const char *const args__backends[] = { "qemu", "libvirt", NULL };
+static const char *const args__backends[] = { "qemu", "libvirt", "skyvmm", NULL };
 static const char *const args__roles[] = { "reader", "operator", "admin", NULL };
 
 const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
@@ -131,8 +131,9 @@ const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
 	},
 	[FLAG_BACKEND] = {
 		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_BACKEND]),
-		.name = "backend", .metavar = "qemu|libvirt", .choices = args__backends,
-		.help = "the VMM that runs the guest on the board (default qemu)",
+		.name = "backend", .metavar = "qemu|libvirt|skyvmm", .choices = args__backends,
+		.help = "the VMM that runs the guest on the board (default the board's: qemu where its "
+			"firmware carries QEMU, else skyvmm)",
 	},
 	[FLAG_FOLLOW] = {
 		.kind = SKY_ARG_FLAG, .off = offsetof(struct skyctl_opts, on[FLAG_FOLLOW]),

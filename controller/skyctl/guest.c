@@ -14,6 +14,14 @@
 #define GUEST_ERROR_COLUMNS 40 /* columns of a guest's error in 'guest list' */
 
 /* "0000:00:03.0, 0000:00:04.0", "none" or "-". */
+/* The guest's backend; "" is the board's default (qemu where its firmware
+ * carries QEMU, else skyvmm). */
+static const char *backend_words(json_t *g)
+{
+	const char *b = skyctl_jstr(g, "backend", "-");
+	return b[0] ? b : "default";
+}
+
 static const char *guest__devices(json_t *obj, char *buf, size_t len)
 {
 	json_t *list = json_object_get(obj, "devices"), *d;
@@ -63,7 +71,7 @@ static void guest__print(json_t *g)
 	skyctl_field("Board", skyctl_jstr(g, "board", "-"));
 	skyctl_field("State", skyctl_jstr(g, "state", "-"));
 	skyctl_field("Desired", skyctl_jstr(g, "desired", "-"));
-	skyctl_field("Backend", skyctl_jstr(g, "backend", "-"));
+	skyctl_field("Backend", backend_words(g));
 	skyctl_field("vCPUs", skyctl_jint(g, "vcpus", buf, sizeof(buf)));
 	if (json_is_integer(mv))
 		snprintf(line, sizeof(line), "%s (%" JSON_INTEGER_FORMAT " bytes)",
@@ -244,7 +252,7 @@ static void guest__row(json_t *g, const char **cells, char (*scratch)[SKYCTL_CEL
 	cells[2] = skyctl_jstr(g, "board", "-");
 	cells[3] = skyctl_jstr(g, "state", "-");
 	cells[4] = skyctl_jstr(g, "desired", "-");
-	cells[5] = skyctl_jstr(g, "backend", "-");
+	cells[5] = backend_words(g);
 	cells[6] = skyctl_jint(g, "vcpus", scratch[6], SKYCTL_CELL_MAX);
 	cells[7] = skyctl_jbytes(g, "memory_bytes", scratch[7], SKYCTL_CELL_MAX);
 	cells[8] = guest__devices_short(g, scratch[8], SKYCTL_CELL_MAX);

@@ -564,7 +564,7 @@ int api_json_parse_guest_request(const void *body, size_t len, struct api_guest_
 	}
 	g->vcpus = API_GUEST_VCPUS_DEFAULT;
 	g->memory_bytes = API_GUEST_MEMORY_DEFAULT;
-	snprintf(g->backend, sizeof(g->backend), "qemu");
+	g->backend[0] = '\0'; /* the board's default (qemu, or skyvmm without QEMU) */
 	r = api_json_load_object(body, len, what, AJ_GUEST_EXAMPLE, &root, err, errlen);
 	if (r == 0)
 		r = api_json_known_keys(root, what, known, err, errlen);
@@ -590,8 +590,9 @@ int api_json_parse_guest_request(const void *body, size_t len, struct api_guest_
 		g->has_cmdline = r > 0;
 	if (r >= 0)
 		r = aj_copy_str(root, "backend", what, g->backend, sizeof(g->backend), err, errlen);
-	if (r >= 0 && strcmp(g->backend, "qemu") != 0 && strcmp(g->backend, "libvirt") != 0) {
-		snprintf(err, errlen, "guest.backend must be qemu or libvirt");
+	if (r >= 0 && g->backend[0] && strcmp(g->backend, "qemu") != 0 && strcmp(g->backend, "libvirt") != 0 &&
+	    strcmp(g->backend, "skyvmm") != 0) {
+		snprintf(err, errlen, "guest.backend must be qemu, libvirt or skyvmm (absent: the board's default)");
 		r = -EINVAL;
 	}
 	if (r >= 0 && (r = api_json_get_uint(root, "vcpus", what, 1, SKY_GUEST_VCPUS_MAX, "", &v, err, errlen)) > 0)

@@ -92,7 +92,8 @@ struct api_guest_body {
 	char disk[STORE_NAME_MAX];        /* "" = none */
 	char cmdline[SKY_GUEST_CMDLINE_MAX + 1];
 	bool has_cmdline;
-	char backend[16];                 /* default "qemu" */
+	char backend[16];                 /* default "": the board's (qemu, or
+					     skyvmm on a firmware without QEMU) */
 	uint32_t vcpus;
 	uint64_t memory_bytes;
 	char devices[SKY_GUEST_DEVICES_MAX][SKY_PCI_ADDR_LEN];

@@ -475,8 +475,9 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 		snprintf(err, errlen, "the command line is over %d bytes", GUEST_CMDLINE_MAX - 1);
 		return -EINVAL;
 	}
-	if (strcmp(req->backend, "qemu") != 0 && strcmp(req->backend, "libvirt") != 0) {
-		snprintf(err, errlen, "backend must be qemu or libvirt");
+	if (req->backend[0] && strcmp(req->backend, "qemu") != 0 && strcmp(req->backend, "libvirt") != 0 &&
+	    strcmp(req->backend, "skyvmm") != 0) {
+		snprintf(err, errlen, "backend must be qemu, libvirt or skyvmm (or empty: the board's default)");
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < req->n_devices; i++) {

@@ -543,7 +543,7 @@ static void test_guest_request_accepted(void **state)
 	assert_string_equal(g->name, "web1");
 	assert_string_equal(g->kernel, "vmlinuz");
 	assert_string_equal(g->board, "");
-	assert_string_equal(g->backend, "qemu");
+	assert_string_equal(g->backend, ""); /* the board's default */
 	assert_int_equal(g->vcpus, API_GUEST_VCPUS_DEFAULT);
 	assert_true(g->memory_bytes == API_GUEST_MEMORY_DEFAULT);
 	assert_false(g->has_cmdline);
@@ -581,7 +581,7 @@ static void test_guest_request_refused(void **state)
 		{ "{\"name\": \"a\", \"kernel\": \"k\", \"vcpus\": 1.5}", "vcpus must be a whole number" },
 		{ "{\"name\": \"a\", \"kernel\": \"k\", \"memory_bytes\": 1024}", "16 MiB to 1 TiB" },
 		{ "{\"name\": \"a\", \"kernel\": \"k\", \"memory_bytes\": -1}", "memory_bytes" },
-		{ "{\"name\": \"a\", \"kernel\": \"k\", \"backend\": \"xen\"}", "qemu or libvirt" },
+		{ "{\"name\": \"a\", \"kernel\": \"k\", \"backend\": \"xen\"}", "qemu, libvirt or skyvmm" },
 		{ "{\"name\": \"a\", \"kernel\": \"k\", \"devices\": \"0000:00:03.0\"}", "at most 8" },
 		{ "{\"name\": \"a\", \"kernel\": \"k\", \"devices\": [1]}", "devices[0]" },
 		{ "{\"name\": \"a\", \"kernel\": \"k\", \"devices\": [\"0000:00:20.0\"]}", "devices[0] is not a PCI address" },

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Stand-in guests for the skyvmm backend's tests on this machine's /dev/kvm.
+
+usage: tests/vmm/skyvmm_guests.py COMMAND [ARGS...]
+
+Writes the stand-in kernels of tests/skyvmm/fakekernel.py (a bzImage header
+before a few bytes of 64-bit code: a console line, then power-off, reset,
+a halt that ignores the power button, an echo, a console flood, or a
+header skyvmm refuses) into a fresh directory, checks that skyvmm runs the
+simplest of them here, and runs COMMAND with SKY_VMM_GUEST_DIR pointing
+at them (the directory goes afterwards).  Exit 77 with "SKIP: reason" when
+$SKYVMM is not set or this host's /dev/kvm cannot run skyvmm: only KVM's
+refusal (skyvmm's status 1) or a payload that never finishes means that;
+anything else is for the cases to judge.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "skyvmm"))
+from fakekernel import image  # noqa: E402
+
+SKIP = 77
+FLOOD = 200000  # console bytes before the flood guest's marker
+
+GUESTS = {
+    "up.bin": lambda: image("SKYVMM-BACKEND-UP", "poweroff"),
+    "reset.bin": lambda: image("SKYVMM-BACKEND-RESET", "reset"),
+    "spin.bin": lambda: image("SKYVMM-BACKEND-SPIN", "spin"),
+    "echo.bin": lambda: image("SKYVMM-BACKEND-ECHO", "echo"),
+    "flood.bin": lambda: image("SKYVMM-BACKEND-FLOOD", "poweroff", flood=FLOOD),
+    "proto.bin": lambda: image("never", "poweroff", bad="PROTO"),
+    "magic.bin": lambda: image("never", "poweroff", bad="MAGIC"),
+}
+
+
+def skip(why):
+    print(f"SKIP: {why}", file=sys.stderr)
+    sys.exit(SKIP)
+
+
+def probe(skyvmm, path):
+    """None when skyvmm runs the stand-in here, else why not."""
+    with open(path, "rb") as f:
+        fd = f.fileno()
+        try:
+            r = subprocess.run([skyvmm, "--kernel-fd", str(fd), "--memory", "64M", "--cpus", "1"],
+                               pass_fds=(fd,), capture_output=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            return "a minimal payload under skyvmm did not finish in 30 s on this host's KVM"
+    last = (r.stderr.decode(errors="replace").strip().splitlines() or [""])[-1]
+    if r.returncode == 1 and last.startswith("skyvmm: error:"):
+        return f"this host's KVM cannot run skyvmm: {last}"
+    return None
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    skyvmm = os.environ.get("SKYVMM", "")
+    if not skyvmm or not os.access(skyvmm, os.X_OK):
+        skip("SKYVMM is not set to the skyvmm binary")
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR)
+        os.close(fd)
+    except OSError as e:
+        skip(f"/dev/kvm: {e.strerror}")
+    d = tempfile.mkdtemp(prefix="skyvmm-guests-")
+    try:
+        for name, make in GUESTS.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(make())
+        why = probe(skyvmm, os.path.join(d, "up.bin"))
+        if why:
+            skip(why)
+        env = dict(os.environ, SKY_VMM_GUEST_DIR=d, SKY_SV_FLOOD=str(FLOOD))
+        p = subprocess.Popen(sys.argv[1:], env=env)
+        # meson's timeout signals the whole group: let the child end first
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, frame: None)
+        while True:
+            try:
+                return p.wait()
+            except InterruptedError:
+                continue
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

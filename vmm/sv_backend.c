@@ -1,0 +1,634 @@
+/* The skyvmm backend: one skyvmm process (vmm/skyvmm/, Skyroot's own KVM
+ * microVM) per guest.  skyvmm has no control channel: it is given
+ * everything on its command line and inherited descriptors (kernel, initrd
+ * and disk memfds, the console socket), SIGTERM presses the guest's ACPI
+ * power button, and its exit status says how the guest ended.
+ *
+ * "Created, paused" is the process not yet spawned: create checks the spec,
+ * finds the binary, dups the descriptors and makes the console socket pair
+ * (so the console fd exists from create on); start forks and execs skyvmm.
+ * Nothing of the guest touches the file system. */
+#include "vmm/sv_backend.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "vmm/vmm_priv.h"
+
+#ifndef SKY_SKYVMM_PATH
+#define SKY_SKYVMM_PATH SV_FIRMWARE_PATH
+#endif
+
+/* Parent-side copies of the child's descriptors live at or above this. */
+#define SV_PARENT_FD_MIN 10
+#define SV_KILL_WAIT_MS 5000u
+/* After its console closed, a skyvmm gets this long to be reaped. */
+#define SV_EXIT_WAIT_MS 2000u
+#define SV_MEMORY_MIN (32ull << 20)
+
+struct sv_guest {
+	char name[VMM_NAME_MAX + 1];
+	char bin[PATH_MAX];
+	struct sv_argv argv;
+	int src[4];             /* console peer, kernel, initrd, disk: the
+				   child's, held until start */
+	int console_fd;         /* ours */
+	int stderr_fd;          /* memfd holding skyvmm's stdout and stderr */
+	pid_t pid;              /* -1 until start */
+	int pidfd;              /* -1 when pidfd_open is unavailable */
+	bool reaped;
+	bool status_lost;       /* someone else reaped it (SIGCHLD ignored?) */
+	bool stopped_unstarted; /* stopped before it was ever started */
+	bool stop_requested;
+	int wstatus;
+	char kill_reason[64];   /* set when we killed it */
+};
+
+/* ---- pure parts ---- */
+
+int sv_spec_check(const struct vmm_guest_spec *spec, struct vmm_error *err)
+{
+	if (spec->accel == VMM_ACCEL_TCG)
+		return vmm_err(err, -ENOTSUP,
+			       "guest %s: the skyvmm backend runs guests on KVM only: use the qemu "
+			       "backend for TCG software emulation", spec->name);
+	if (spec->memory < SV_MEMORY_MIN)
+		return vmm_err(err, -EINVAL, "guest %s: the skyvmm backend needs at least 32M of memory",
+			       spec->name);
+	if (spec->disk_fd >= 0 && spec->disk_format != VMM_DISK_RAW)
+		return vmm_err(err, -ENOTSUP,
+			       "guest %s: the skyvmm backend serves raw disk images only: convert it "
+			       "(qemu-img convert -O raw) or use the qemu backend", spec->name);
+	if (spec->npci > 0)
+		return vmm_err(err, -ENOTSUP,
+			       "guest %s: the skyvmm backend does not pass PCI devices through yet: "
+			       "use the qemu backend for a guest with devices", spec->name);
+	return 0;
+}
+
+static int argv_add(struct sv_argv *a, struct vmm_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int argv_add(struct sv_argv *a, struct vmm_error *err, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	if (a->argc >= SV_ARGV_MAX)
+		return vmm_err(err, -E2BIG, "skyvmm command line longer than %d arguments", SV_ARGV_MAX);
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return vmm_err(err, -ENOMEM, "out of memory");
+	a->argv[a->argc++] = s;
+	a->argv[a->argc] = NULL;
+	return 0;
+}
+
+void sv_argv_free(struct sv_argv *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->argc; i++)
+		free(a->argv[i]);
+	a->argc = 0;
+	a->argv[0] = NULL;
+}
+
+int sv_build_argv(const char *bin, const struct vmm_guest_spec *spec, struct sv_argv *out,
+		  struct vmm_error *err)
+{
+	struct sv_argv a = { 0 };
+	int r = 0;
+
+#define ADD(...)                                          \
+	do {                                              \
+		if ((r = argv_add(&a, err, __VA_ARGS__)) < 0) \
+			goto fail;                        \
+	} while (0)
+
+	ADD("%s", bin);
+	ADD("--kernel-fd");
+	ADD("%d", SV_FD_KERNEL);
+	if (spec->initrd_fd >= 0) {
+		ADD("--initrd-fd");
+		ADD("%d", SV_FD_INITRD);
+	}
+	/* NULL: skyvmm's own default ("console=ttyS0 panic=-1") */
+	if (spec->cmdline) {
+		ADD("--cmdline");
+		ADD("%s", spec->cmdline);
+	}
+	ADD("--memory");
+	ADD("%lluM", (unsigned long long)(spec->memory >> 20));
+	ADD("--cpus");
+	ADD("%u", spec->vcpus);
+	ADD("--console-fd");
+	ADD("%d", SV_FD_CONSOLE);
+	if (spec->disk_fd >= 0) {
+		ADD("--disk-fd");
+		ADD("%d", SV_FD_DISK);
+		if (spec->disk_readonly)
+			ADD("--disk-ro");
+	}
+#undef ADD
+	*out = a;
+	return 0;
+
+fail:
+	sv_argv_free(&a);
+	return r;
+}
+
+static bool executable(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+int sv_find_binary(const char *path, char *out, size_t outlen, struct vmm_error *err)
+{
+	if (path && path[0]) {
+		if (executable(path) && vmm_fmt(out, outlen, "%s", path) == 0)
+			return 0;
+		return vmm_err(err, -ENOENT,
+			       "skyvmm not found: %s is not an executable file; fix the configured "
+			       "skyvmm path", path);
+	}
+	if (executable(SKY_SKYVMM_PATH) && vmm_fmt(out, outlen, "%s", SKY_SKYVMM_PATH) == 0)
+		return 0;
+	if (executable(SV_FIRMWARE_PATH) && vmm_fmt(out, outlen, "%s", SV_FIRMWARE_PATH) == 0)
+		return 0;
+	return vmm_err(err, -ENOENT,
+		       "skyvmm not found at %s nor %s: install it (ninja -C build install) or "
+		       "configure the path of the skyvmm binary", SKY_SKYVMM_PATH, SV_FIRMWARE_PATH);
+}
+
+void sv_fd_last_line(int fd, char *out, size_t outlen)
+{
+	char buf[2048];
+	off_t size;
+	ssize_t n;
+	size_t len, start;
+
+	if (outlen == 0)
+		return;
+	out[0] = '\0';
+	if (fd < 0)
+		return;
+	size = lseek(fd, 0, SEEK_END);
+	if (size <= 0)
+		return;
+	n = pread(fd, buf, sizeof(buf), size > (off_t)sizeof(buf) ? size - (off_t)sizeof(buf) : 0);
+	if (n <= 0)
+		return;
+	len = (size_t)n;
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
+		len--;
+	start = len;
+	while (start > 0 && buf[start - 1] != '\n')
+		start--;
+	len -= start;
+	if (len >= outlen)
+		len = outlen - 1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[start + i];
+		out[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+	}
+	out[len] = '\0';
+}
+
+void sv_status_from_exit(int ws, const char *last_line, const char *killed_reason, struct vmm_status *st)
+{
+	st->exit_status = -1;
+	st->exit_signal = 0;
+	if (WIFSIGNALED(ws)) {
+		int sig = WTERMSIG(ws);
+		const char *abbrev = sigabbrev_np(sig);
+		st->exit_signal = sig;
+		if (killed_reason && sig == SIGKILL) {
+			st->state = VMM_STATE_EXITED;
+			snprintf(st->reason, sizeof(st->reason), "%s", killed_reason);
+		} else {
+			st->state = VMM_STATE_CRASHED;
+			snprintf(st->reason, sizeof(st->reason), "skyvmm killed by signal SIG%s%s",
+				 abbrev ? abbrev : "?",
+				 sig == SIGSYS ? " (a system call outside its seccomp allow-list)" : "");
+		}
+		return;
+	}
+	st->exit_status = WEXITSTATUS(ws);
+	switch (st->exit_status) {
+	case SV_EXIT_SHUTDOWN:
+		st->state = VMM_STATE_EXITED;
+		snprintf(st->reason, sizeof(st->reason), "guest-shutdown");
+		break;
+	case SV_EXIT_RESET:
+		st->state = VMM_STATE_EXITED;
+		snprintf(st->reason, sizeof(st->reason), "guest-reset");
+		break;
+	default:
+		st->state = VMM_STATE_CRASHED;
+		snprintf(st->reason, sizeof(st->reason), "skyvmm exited with status %d%s%s", st->exit_status,
+			 last_line && last_line[0] ? ": " : "", last_line ? last_line : "");
+		break;
+	}
+}
+
+/* ---- the process ---- */
+
+static int pidfd_open_compat(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd >= 0) {
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		return fd;
+	}
+#else
+	(void)pid;
+#endif
+	return -1;
+}
+
+/* In the child: only async-signal-safe calls. */
+static void __attribute__((noreturn))
+child(const char *bin, char *const argv[], const int src[4], int devnull, int out_fd, int errpipe,
+      pid_t parent)
+{
+	static const int targets[4] = { SV_FD_CONSOLE, SV_FD_KERNEL, SV_FD_INITRD, SV_FD_DISK };
+	struct sigaction sa;
+	sigset_t none;
+	int e;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			sigaction(s, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	setsid();
+	/* A skyvmm must not outlive the agent that owns its guest. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	if (dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+		goto fail;
+	for (int i = 0; i < 4; i++)
+		if (src[i] >= 0 && dup2(src[i], targets[i]) < 0)
+			goto fail;
+	/* Everything else closes at exec (the error pipe included). */
+	if (syscall(SYS_close_range, SV_FD_FIRST_FREE, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) {
+		for (int fd = SV_FD_FIRST_FREE; fd < 65536; fd++)
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
+	execv(bin, argv);
+fail:
+	e = errno;
+	if (write(errpipe, &e, sizeof(e)) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+static void reap(struct sv_guest *g, bool block)
+{
+	int ws;
+	pid_t r;
+	if (g->reaped || g->pid <= 0)
+		return;
+	do
+		r = waitpid(g->pid, &ws, block ? 0 : WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r == g->pid) {
+		g->reaped = true;
+		g->wstatus = ws;
+	} else if (r < 0 && errno == ECHILD) {
+		g->reaped = true;
+		g->status_lost = true;
+	}
+}
+
+/* Wait up to timeout_ms for skyvmm to end. */
+static void wait_exit(struct sv_guest *g, unsigned timeout_ms)
+{
+	uint64_t deadline = sky_now_ms() + timeout_ms;
+
+	for (;;) {
+		uint64_t now;
+		int left;
+
+		reap(g, false);
+		if (g->reaped || g->pid <= 0)
+			return;
+		now = sky_now_ms();
+		if (now >= deadline)
+			return;
+		left = (int)(deadline - now);
+		if (g->pidfd >= 0) {
+			struct pollfd p = { .fd = g->pidfd, .events = POLLIN };
+			poll(&p, 1, left);
+		} else {
+			/* no pidfd: look again every 20 ms */
+			struct timespec ts = { 0, (long)(left < 20 ? left : 20) * 1000000L };
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+/* The peer of the console socket is gone (skyvmm closed it: it ends). */
+static bool console_hung_up(struct sv_guest *g)
+{
+	struct pollfd p = { .fd = g->console_fd, .events = POLLRDHUP };
+	if (g->console_fd < 0 || g->src[0] >= 0)
+		return false; /* before start we hold the peer ourselves */
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP));
+}
+
+static void kill_and_reap(struct sv_guest *g, const char *why)
+{
+	reap(g, false);
+	if (g->reaped || g->pid <= 0)
+		return;
+	snprintf(g->kill_reason, sizeof(g->kill_reason), "%s", why);
+	kill(g->pid, SIGKILL);
+	wait_exit(g, SV_KILL_WAIT_MS);
+	if (!g->reaped)
+		reap(g, true);
+	if (!g->reaped) {
+		g->reaped = true;
+		g->status_lost = true;
+	}
+}
+
+static void close_child_fds(struct sv_guest *g)
+{
+	for (int i = 0; i < 4; i++)
+		vmm_close(&g->src[i]);
+}
+
+static void sv_destroy(void *priv)
+{
+	struct sv_guest *g = priv;
+	if (!g)
+		return;
+	if (g->pid > 0)
+		kill_and_reap(g, "destroyed");
+	close_child_fds(g);
+	sv_argv_free(&g->argv);
+	vmm_close(&g->console_fd);
+	vmm_close(&g->stderr_fd);
+	vmm_close(&g->pidfd);
+	free(g);
+}
+
+static int sv_create(const struct vmm_config *cfg, const struct vmm_guest_spec *spec, void **priv,
+		     char *warn, size_t warnlen, struct vmm_error *err)
+{
+	struct vmm_guest_spec kvm_only;
+	char why[VMM_MSG_MAX / 2];
+	struct sv_guest *g;
+	int con_sv[2] = { -1, -1 }, kvm, r;
+	const int want[3] = { spec->kernel_fd, spec->initrd_fd, spec->disk_fd };
+
+	r = sv_spec_check(spec, err);
+	if (r < 0)
+		return r;
+	/* KVM or nothing: AUTO must not fall back to TCG here. */
+	kvm_only = *spec;
+	kvm_only.accel = VMM_ACCEL_KVM;
+	r = vmm_accel_pick(&kvm_only, vmm_kvm_opens(cfg->root, why, sizeof(why)), why, &kvm, warn,
+			   warnlen, err);
+	if (r < 0)
+		return r;
+	/* A KVM without VT-x/AMD-V behind it (PVM) runs skyvmm and small
+	 * payloads but not a stock kernel: there is nothing to fall back to,
+	 * so it is said, not refused. */
+	if (!vmm_kvm_hw_backed(cfg->root, why, sizeof(why)) && warn && warnlen)
+		snprintf(warn, warnlen, "guest %s: %s; a stock guest kernel will not boot on it",
+			 spec->name, why);
+
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return vmm_err(err, -ENOMEM, "out of memory");
+	snprintf(g->name, sizeof(g->name), "%s", spec->name);
+	g->pid = -1;
+	g->pidfd = -1;
+	g->console_fd = -1;
+	g->stderr_fd = -1;
+	for (int i = 0; i < 4; i++)
+		g->src[i] = -1;
+
+	r = sv_find_binary(cfg->skyvmm_path, g->bin, sizeof(g->bin), err);
+	if (r < 0)
+		goto fail;
+	r = sv_build_argv(g->bin, spec, &g->argv, err);
+	if (r < 0)
+		goto fail;
+	g->stderr_fd = memfd_create("skyvmm-output", MFD_CLOEXEC);
+	if (g->stderr_fd < 0) {
+		r = vmm_err(err, -errno, "memfd_create: %s", strerror(errno));
+		goto fail;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con_sv) < 0) {
+		r = vmm_err(err, -errno, "cannot make the console socket: %s", strerror(errno));
+		goto fail;
+	}
+	g->console_fd = con_sv[0];
+	g->src[0] = vmm_dup_cloexec(con_sv[1], SV_PARENT_FD_MIN);
+	vmm_close(&con_sv[1]);
+	if (g->src[0] < 0) {
+		r = vmm_err(err, g->src[0], "dup: %s", strerror(-g->src[0]));
+		goto fail;
+	}
+	if (fcntl(g->console_fd, F_SETFL, fcntl(g->console_fd, F_GETFL) | O_NONBLOCK) < 0) {
+		r = vmm_err(err, -errno, "fcntl: %s", strerror(errno));
+		goto fail;
+	}
+	/* Our own copies, above the child's target numbers, so that no dup2
+	 * in the child clobbers another; the caller may close its own. */
+	for (int i = 0; i < 3; i++) {
+		if (want[i] < 0)
+			continue;
+		g->src[i + 1] = vmm_dup_cloexec(want[i], SV_PARENT_FD_MIN);
+		if (g->src[i + 1] < 0) {
+			r = vmm_err(err, g->src[i + 1], "dup: %s", strerror(-g->src[i + 1]));
+			goto fail;
+		}
+	}
+	*priv = g;
+	return 0;
+
+fail:
+	sv_destroy(g);
+	return r;
+}
+
+static int ended(struct sv_guest *g, struct vmm_error *err)
+{
+	return vmm_err(err, -ESRCH, "guest %s has ended; destroy it and create it again", g->name);
+}
+
+static int sv_start(void *priv, struct vmm_error *err)
+{
+	struct sv_guest *g = priv;
+	int errpipe[2] = { -1, -1 }, devnull = -1, out_fd = -1, e, r;
+	pid_t parent = getpid(), pid;
+	ssize_t n;
+
+	if (g->pid > 0 || g->stopped_unstarted)
+		return g->pid > 0 && !g->reaped ? 0 : ended(g, err);
+	if (pipe2(errpipe, O_CLOEXEC) < 0)
+		return vmm_err(err, -errno, "pipe: %s", strerror(errno));
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	out_fd = vmm_dup_cloexec(g->stderr_fd, SV_PARENT_FD_MIN);
+	e = vmm_dup_cloexec(errpipe[1], SV_PARENT_FD_MIN);
+	vmm_close(&errpipe[1]);
+	errpipe[1] = e;
+	if (devnull < 0 || out_fd < 0 || errpipe[1] < 0) {
+		r = vmm_err(err, -EMFILE, "cannot set up skyvmm's descriptors: %s", strerror(errno));
+		goto out;
+	}
+	pid = fork();
+	if (pid < 0) {
+		r = vmm_err(err, -errno, "fork: %s", strerror(errno));
+		goto out;
+	}
+	if (pid == 0)
+		child(g->bin, g->argv.argv, g->src, devnull, out_fd, errpipe[1], parent);
+	g->pid = pid;
+	g->pidfd = pidfd_open_compat(pid);
+	vmm_close(&errpipe[1]);
+	do
+		n = read(errpipe[0], &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof(e)) {
+		reap(g, true);
+		g->pid = -1;
+		g->reaped = false;
+		vmm_close(&g->pidfd);
+		r = vmm_err(err, -e, "cannot run %s: %s", g->bin, strerror(e));
+		goto out;
+	}
+	/* The child has its own: the console reads EOF when skyvmm ends. */
+	close_child_fds(g);
+	r = 0;
+out:
+	vmm_close(&errpipe[0]);
+	vmm_close(&errpipe[1]);
+	vmm_close(&devnull);
+	vmm_close(&out_fd);
+	return r;
+}
+
+static int sv_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
+{
+	struct sv_guest *g = priv;
+	uint64_t end;
+
+	if (g->pid <= 0) {
+		/* never started: nothing runs, nothing to press */
+		g->stopped_unstarted = true;
+		close_child_fds(g);
+		return 0;
+	}
+	reap(g, false);
+	if (g->reaped)
+		return 0;
+	/* SIGTERM presses the guest's ACPI power button. */
+	kill(g->pid, SIGTERM);
+	g->stop_requested = true;
+	if (timeout_ms == 0)
+		return 0;
+	/* A press can go unseen (the guest was still bringing up its ACPI
+	 * button or acpid): press again every VMM_POWERDOWN_REPEAT_MS until
+	 * the guest powers off or the time is up. */
+	end = sky_now_ms() + timeout_ms;
+	for (uint64_t now = sky_now_ms(); now < end; now = sky_now_ms()) {
+		uint64_t left = end - now;
+		wait_exit(g, (unsigned)(left < VMM_POWERDOWN_REPEAT_MS ? left : VMM_POWERDOWN_REPEAT_MS));
+		if (g->reaped || sky_now_ms() >= end)
+			break;
+		kill(g->pid, SIGTERM);
+	}
+	if (g->reaped)
+		return 0;
+	kill_and_reap(g, "killed after stop timeout");
+	return vmm_err(err, -ETIMEDOUT,
+		       "guest %s did not power off within %u ms (does it handle the ACPI power "
+		       "button, e.g. with acpid?): its skyvmm was killed", g->name, timeout_ms);
+}
+
+static int sv_state(void *priv, struct vmm_status *st)
+{
+	struct sv_guest *g = priv;
+	struct vmm_status s = { .exit_status = -1 };
+	char line[VMM_REASON_MAX];
+
+	if (g->pid <= 0) {
+		if (g->stopped_unstarted) {
+			s.state = VMM_STATE_EXITED;
+			snprintf(s.reason, sizeof(s.reason), "stopped before it started");
+		} else {
+			s.state = VMM_STATE_CREATED;
+		}
+		*st = s;
+		return 0;
+	}
+	reap(g, false);
+	if (!g->reaped && console_hung_up(g))
+		/* skyvmm's end of the console is closed: it is exiting (the
+		 * caller saw EOF and asks why); the exit status follows */
+		wait_exit(g, SV_EXIT_WAIT_MS);
+	if (!g->reaped) {
+		s.state = g->stop_requested ? VMM_STATE_SHUTTING_DOWN : VMM_STATE_RUNNING;
+		*st = s;
+		return 0;
+	}
+	if (g->status_lost) {
+		s.state = VMM_STATE_CRASHED;
+		snprintf(s.reason, sizeof(s.reason),
+			 "skyvmm ended, its exit status was lost (is SIGCHLD ignored?)");
+		*st = s;
+		return 0;
+	}
+	sv_fd_last_line(g->stderr_fd, line, sizeof(line));
+	sv_status_from_exit(g->wstatus, line, g->kill_reason[0] ? g->kill_reason : NULL, &s);
+	*st = s;
+	return 0;
+}
+
+static int sv_console(void *priv)
+{
+	struct sv_guest *g = priv;
+	return g->console_fd >= 0 ? g->console_fd : -EBADF;
+}
+
+const struct vmm_ops vmm_skyvmm_ops = {
+	.name = "skyvmm",
+	.create = sv_create,
+	.start = sv_start,
+	.stop = sv_stop,
+	.destroy = sv_destroy,
+	.state = sv_state,
+	.console = sv_console,
+	.check = sv_spec_check,
+};
