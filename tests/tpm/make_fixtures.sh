@@ -16,6 +16,8 @@
 #   quote.attest     TPMS_ATTEST of TPM2_Quote over sha256:0-7,11
 #   quote.sig        TPMT_SIGNATURE of that quote
 #   pcrs.bin         the nine PCR values (32 bytes each, in order 0-7, 11)
+#   quote_no11.*, pcrs_no11.bin   a quote of PCRs 0-7 only
+#   time.attest, time.sig   TPM2_GetTime signed by the AK: not a quote
 #   cred.secret      a secret, and cred.blob the credential tpm2_makecredential
 #                    made of it for ek.pub and ak.name (tpm2-tools' file:
 #                    magic BADCC0DE, version 1, TPM2B_ID_OBJECT,
@@ -57,6 +59,14 @@ tpm2_quote -c ak.ctx -l sha256:0,1,2,3,4,5,6,7,11 -q "$(od -An -tx1 -v "$out/non
 	-m "$out/quote.attest" -s "$out/quote.sig" -g sha256 >/dev/null
 tpm2_flushcontext -t
 tpm2_pcrread sha256:0,1,2,3,4,5,6,7,11 -o "$out/pcrs.bin" >/dev/null
+# Signed by the same AK but refused: a quote of PCRs 0-7 only (no PCR 11),
+# and an attestation that is not a quote (TPM2_GetTime).
+tpm2_quote -c ak.ctx -l sha256:0,1,2,3,4,5,6,7 -q "$(od -An -tx1 -v "$out/nonce.bin" | tr -d ' \n')" \
+	-m "$out/quote_no11.attest" -s "$out/quote_no11.sig" -g sha256 >/dev/null
+tpm2_pcrread sha256:0,1,2,3,4,5,6,7 -o "$out/pcrs_no11.bin" >/dev/null
+tpm2_flushcontext -t
+tpm2_gettime -c ak.ctx -q "$(od -An -tx1 -v "$out/nonce.bin" | tr -d ' \n')" \
+	-o "$out/time.sig" --attestation "$out/time.attest" >/dev/null
 
 # A credential for the AK, and its activation by the TPM (the policy
 # session satisfies the EK's PolicySecret(endorsement)).
