@@ -172,6 +172,11 @@ enum tpmv_result tpmv_key_parse(const uint8_t *buf, size_t len, struct tpmv_key 
 			return fail(TPMV_BAD_KEY, why, whylen, "RSA key of %u bits with a %u-byte modulus",
 				bits, pub->unique.rsa.size);
 		}
+		uint32_t e = pub->parameters.rsaDetail.exponent;
+		if (e != 0 && e != 65537) {
+			tpmv_key_free(k);
+			return fail(TPMV_BAD_KEY, why, whylen, "RSA exponent %u", e);
+		}
 		k->pkey = rsa_pkey(&pub->parameters.rsaDetail, &pub->unique.rsa);
 	} else if (pub->type == TPM2_ALG_ECC) {
 		if (pub->parameters.eccDetail.curveID != TPM2_ECC_NIST_P256) {
@@ -692,6 +697,8 @@ static enum tpmv_result quote_pcrs(const TPMS_ATTEST *at, const struct tpmv_quot
 		return fail(TPMV_PCR_SELECTION, why, whylen, "%u banks, the first 0x%04x: want SHA-256 alone",
 			sel->count, sel->count ? sel->pcrSelections[0].hash : 0);
 	const TPMS_PCR_SELECTION *s = &sel->pcrSelections[0];
+	if (s->sizeofSelect > sizeof(s->pcrSelect))
+		return fail(TPMV_MALFORMED, why, whylen, "a PCR selection of %u bytes", s->sizeofSelect);
 	uint32_t mask = 0;
 	for (unsigned i = 0; i < s->sizeofSelect && i < 3; i++)
 		mask |= (uint32_t)s->pcrSelect[i] << (8 * i);

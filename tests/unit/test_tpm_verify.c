@@ -167,6 +167,49 @@ static void test_ak_attributes_refused(void **state)
 	tpmv_key_free(k);
 }
 
+static void test_key_refused(void **state)
+{
+	struct fx *x = *state;
+	TPM2B_PUBLIC p;
+	size_t off = 0;
+	uint8_t buf[2048];
+	char why[256] = "";
+	struct tpmv_key *k = NULL;
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Unmarshal(x->ak_pub.p, x->ak_pub.n, &off, &p), TSS2_RC_SUCCESS);
+	/* an RSA exponent of 3 */
+	TPM2B_PUBLIC m = p;
+	m.size = 0;
+	m.publicArea.parameters.rsaDetail.exponent = 3;
+	off = 0;
+	assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Marshal(&m, buf, sizeof(buf), &off), TSS2_RC_SUCCESS);
+	assert_int_equal(tpmv_key_parse(buf, off, &k, why, sizeof(why)), TPMV_BAD_KEY);
+	assert_null(k);
+	/* a modulus shorter than its key size says */
+	m = p;
+	m.size = 0;
+	m.publicArea.unique.rsa.size = 128;
+	off = 0;
+	assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Marshal(&m, buf, sizeof(buf), &off), TSS2_RC_SUCCESS);
+	assert_int_equal(tpmv_key_parse(buf, off, &k, why, sizeof(why)), TPMV_BAD_KEY);
+	/* a name algorithm other than SHA-256 */
+	m = p;
+	m.size = 0;
+	m.publicArea.nameAlg = TPM2_ALG_SHA1;
+	off = 0;
+	assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Marshal(&m, buf, sizeof(buf), &off), TSS2_RC_SUCCESS);
+	assert_int_equal(tpmv_key_parse(buf, off, &k, why, sizeof(why)), TPMV_BAD_KEY);
+	/* a signing scheme with SHA-1 */
+	m = p;
+	m.size = 0;
+	m.publicArea.parameters.rsaDetail.scheme.details.rsassa.hashAlg = TPM2_ALG_SHA1;
+	off = 0;
+	assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Marshal(&m, buf, sizeof(buf), &off), TSS2_RC_SUCCESS);
+	assert_int_equal(tpmv_key_parse(buf, off, &k, why, sizeof(why)), TPMV_OK);
+	assert_int_equal(tpmv_ak_check(k, why, sizeof(why)), TPMV_BAD_KEY);
+	tpmv_key_free(k);
+}
+
 static void test_key_malformed(void **state)
 {
 	struct fx *x = *state;
@@ -572,6 +615,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ak_name_and_attributes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ak_attributes_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ek_cert_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ek_cert_unknown_ca, setup, teardown),
