@@ -17,6 +17,8 @@
 #   quote.sig        TPMT_SIGNATURE of that quote
 #   pcrs.bin         the nine PCR values (32 bytes each, in order 0-7, 11)
 #   quote_no11.*, pcrs_no11.bin   a quote of PCRs 0-7 only
+#   ak_ecc.pub, ak_ecc.name, quote_ecc.*   an ECC P-256 AK and its quote
+#                    (same nonce and PCR values)
 #   time.attest, time.sig   TPM2_GetTime signed by the AK: not a quote
 #   cred.secret      a secret, and cred.blob the credential tpm2_makecredential
 #                    made of it for ek.pub and ak.name (tpm2-tools' file:
@@ -67,6 +69,13 @@ tpm2_pcrread sha256:0,1,2,3,4,5,6,7 -o "$out/pcrs_no11.bin" >/dev/null
 tpm2_flushcontext -t
 tpm2_gettime -c ak.ctx -q "$(od -An -tx1 -v "$out/nonce.bin" | tr -d ' \n')" \
 	-o "$out/time.sig" --attestation "$out/time.attest" >/dev/null
+tpm2_flushcontext -t
+# An ECC AK (P-256, ECDSA-SHA256) under the same EK, and its quote.
+tpm2_createak -C ek.ctx -c akecc.ctx -G ecc -g sha256 -s ecdsa -u "$out/ak_ecc.pub" -n "$out/ak_ecc.name" -f tss >/dev/null
+tpm2_flushcontext -t
+tpm2_quote -c akecc.ctx -l sha256:0,1,2,3,4,5,6,7,11 -q "$(od -An -tx1 -v "$out/nonce.bin" | tr -d ' \n')" \
+	-m "$out/quote_ecc.attest" -s "$out/quote_ecc.sig" -g sha256 >/dev/null
+tpm2_flushcontext -t
 
 # A credential for the AK, and its activation by the TPM (the policy
 # session satisfies the EK's PolicySecret(endorsement)).

@@ -399,6 +399,46 @@ static void test_quote_ok(void **state)
 	assert_memory_not_equal(out.value[11], zero, 32);  /* make_fixtures.sh extended it */
 }
 
+static void test_quote_ecc(void **state)
+{
+	struct fx *x = *state;
+	struct blob pub = load("ak_ecc.pub"), name = load("ak_ecc.name");
+	struct blob at = load("quote_ecc.attest"), sig = load("quote_ecc.sig");
+	struct tpmv_key *ak = NULL;
+	char why[256] = "";
+	uint8_t nm[TPMV_NAME_MAX];
+	assert_int_equal(tpmv_key_parse(pub.p, pub.n, &ak, why, sizeof(why)), TPMV_OK);
+	assert_int_equal(tpmv_key_name(ak, nm, sizeof(nm)), name.n);
+	assert_memory_equal(nm, name.p, name.n);
+	assert_int_equal(tpmv_ak_check(ak, why, sizeof(why)), TPMV_OK);
+	struct tpmv_quote q = { at.p, at.n, sig.p, sig.n, x->pcrs.p, x->pcrs.n };
+	assert_int_equal(tpmv_quote_verify(ak, &q, x->nonce.p, x->nonce.n, NULL, why, sizeof(why)), TPMV_OK);
+	/* S flipped: the ECDSA signature no longer verifies */
+	sig.p[sig.n - 1] ^= 0x01;
+	assert_int_equal(tpmv_quote_verify(ak, &q, x->nonce.p, x->nonce.n, NULL, why, sizeof(why)), TPMV_BAD_SIGNATURE);
+	sig.p[sig.n - 1] ^= 0x01;
+	/* the RSA AK's quote under the ECC AK: scheme differs */
+	struct tpmv_quote rq = quote_of(x);
+	assert_int_equal(tpmv_quote_verify(ak, &rq, x->nonce.p, x->nonce.n, NULL, why, sizeof(why)), TPMV_BAD_SIGNATURE);
+	/* a point off the curve */
+	TPM2B_PUBLIC p;
+	size_t off = 0;
+	uint8_t buf[1024];
+	struct tpmv_key *bad = NULL;
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Unmarshal(pub.p, pub.n, &off, &p), TSS2_RC_SUCCESS);
+	p.size = 0;
+	p.publicArea.unique.ecc.y.buffer[5] ^= 0x01;
+	off = 0;
+	assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Marshal(&p, buf, sizeof(buf), &off), TSS2_RC_SUCCESS);
+	assert_int_equal(tpmv_key_parse(buf, off, &bad, why, sizeof(why)), TPMV_BAD_KEY);
+	tpmv_key_free(ak);
+	free(pub.p);
+	free(name.p);
+	free(at.p);
+	free(sig.p);
+}
+
 static void test_quote_wrong_nonce(void **state)
 {
 	struct fx *x = *state;
@@ -624,6 +664,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_make_credential, setup, teardown),
 		cmocka_unit_test(test_activation_check),
 		cmocka_unit_test_setup_teardown(test_quote_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quote_ecc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quote_wrong_nonce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quote_replay, setup, teardown),
 		cmocka_unit_test(test_nonce_registry),
