@@ -120,11 +120,27 @@ int main(int argc, char **argv)
 	size_t certn = 0, ekn = 0, akn = 0;
 	static struct agent_tpm_quote q, q2;
 
+	/* a TCTI that reaches nothing: refused with a reason, nothing left open */
+	if (agent_tpm_open("swtpm:host=127.0.0.1,port=1", &t, err, sizeof(err)) == 0) {
+		CHECK(0, "a TPM at port 1");
+		agent_tpm_close(t);
+		t = NULL;
+	} else {
+		CHECK(t == NULL && err[0], "no reason given");
+		printf("no TPM there: %s\n", err);
+	}
 	if (agent_tpm_open(tcti, &t, err, sizeof(err)) != 0) {
 		fprintf(stderr, "open: %s\n", err);
 		failures++;
 		goto out;
 	}
+	/* before an EK and an AK: refused, the TPM untouched */
+	static struct agent_tpm_quote early;
+	uint8_t n0[8] = { 0 }, sec0[8];
+	size_t sec0n = 0;
+	CHECK(agent_tpm_quote(t, n0, sizeof(n0), &early, err, sizeof(err)) != 0, "quote without an AK");
+	CHECK(agent_tpm_activate(t, n0, sizeof(n0), n0, sizeof(n0), sec0, sizeof(sec0), &sec0n, err, sizeof(err)) != 0,
+		"activation without keys");
 	/* the agent's side: certificate, EK, AK */
 	int r = agent_tpm_ek_cert(t, cert, sizeof(cert), &certn, err, sizeof(err));
 	CHECK(r == 0, "EK certificate: %d %s", r, err);
@@ -175,7 +191,17 @@ int main(int argc, char **argv)
 		"a credential for another name activated");
 	printf("credential for another name: %s\n", r ? err : "activated to another secret");
 
-	/* quotes */
+	/* a credential that does not parse, or has a byte too many: refused
+	 * before it reaches the TPM */
+	uint8_t junk[4] = { 0x01, 0x00, 0xaa, 0xbb };
+	CHECK(agent_tpm_activate(t, junk, sizeof(junk), es, esn, got, sizeof(got), &gotn, err, sizeof(err)) != 0,
+		"a truncated ID object taken");
+	CHECK(agent_tpm_activate(t, id, idn, es, esn - 1, got, sizeof(got), &gotn, err, sizeof(err)) != 0,
+		"a truncated secret taken");
+	/* quotes: a nonce longer than the TPM takes is refused here */
+	uint8_t longnonce[AGENT_TPM_NONCE_MAX + 1] = { 0 };
+	CHECK(agent_tpm_quote(t, longnonce, sizeof(longnonce), &q, err, sizeof(err)) != 0, "a %zu-byte nonce taken",
+		sizeof(longnonce));
 	uint8_t nonce[TPMV_NONCE_LEN];
 	CHECK(tpmv_nonce_issue(reg, now_ms(), nonce) == 0, "nonce");
 	r = agent_tpm_quote(t, nonce, sizeof(nonce), &q, err, sizeof(err));
