@@ -79,8 +79,10 @@ static int nv_read(struct agent_tpm *t, uint32_t index, uint8_t *buf, size_t cap
 	TPM2B_NV_PUBLIC *pub = NULL;
 	TPM2B_NAME *name = NULL;
 	TSS2_RC rc = Esys_TR_FromTPMPublic(t->esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv);
-	if (rc != TSS2_RC_SUCCESS)
+	if (rc == (TPM2_RC_HANDLE | TPM2_RC_H | TPM2_RC_1))
 		return 1;  /* no such index */
+	if (rc != TSS2_RC_SUCCESS)
+		return tpm_err(err, errlen, rc, "TPM: NV index 0x%08x", index);
 	int ret = -1;
 	rc = Esys_NV_ReadPublic(t->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, &name);
 	if (rc != TSS2_RC_SUCCESS) {

@@ -52,6 +52,24 @@ static void stop_swtpm(void)
 		fprintf(stderr, "rm failed\n");
 }
 
+/* swtpm.sh start DIR [ARGS]: 0 with the TCTI string, 77 (skip) or -1. */
+static int start_swtpm(const char *args, char *tcti, size_t len)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && '%s' start '%s'%s", dir, script, dir, args);
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	char *line = fgets(tcti, (int)len, p);
+	int st = pclose(p);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 77)
+		return 77;
+	if (!line || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return -1;
+	tcti[strcspn(tcti, "\n")] = 0;
+	return 0;
+}
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -93,21 +111,17 @@ int main(int argc, char **argv)
 		perror("mkdtemp");
 		return 1;
 	}
-	char cmd[512], tcti[256] = "";
-	snprintf(cmd, sizeof(cmd), "'%s' start '%s'", script, dir);
-	FILE *p = popen(cmd, "r");
-	if (!p || !fgets(tcti, sizeof(tcti), p)) {
-		int st = p ? pclose(p) : -1;
+	char tcti[256] = "";
+	int st = start_swtpm("", tcti, sizeof(tcti));
+	if (st != 0) {
 		stop_swtpm();
-		if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
+		if (st == 77) {
 			printf("SKIP: swtpm is not installed (deploy/packages/base.txt)\n");
 			return 77;
 		}
 		fprintf(stderr, "swtpm.sh start failed\n");
 		return 1;
 	}
-	pclose(p);
-	tcti[strcspn(tcti, "\n")] = 0;
 	printf("TPM at %s\n", tcti);
 
 	char err[512] = "", why[512] = "";
@@ -239,6 +253,25 @@ int main(int argc, char **argv)
 	CHECK(v == TPMV_OK, "fresh quote after extend: %s", why);
 	CHECK(memcmp(pcrs.value[11], pcrs2.value[11], 32) != 0, "PCR 11 did not change");
 	CHECK(memcmp(pcrs.value[0], pcrs2.value[0], 32) == 0, "PCR 0 changed");
+
+	/* A TPM whose maker wrote no EK certificate: none is read, the EK is made. */
+	if (!failures) {
+		agent_tpm_close(t);
+		t = NULL;
+		stop_swtpm();
+		char t2[256] = "";
+		if (start_swtpm(" --no-ek-cert", t2, sizeof(t2)) != 0) {
+			CHECK(0, "swtpm --no-ek-cert did not start");
+			goto out;
+		}
+		CHECK(agent_tpm_open(t2, &t, err, sizeof(err)) == 0, "open: %s", err);
+		if (t) {
+			r = agent_tpm_ek_cert(t, cert, sizeof(cert), &certn, err, sizeof(err));
+			CHECK(r == 1, "EK certificate on a TPM without one: %d %s", r, err);
+			CHECK(agent_tpm_create_ek(t, ekpub, sizeof(ekpub), &ekn, err, sizeof(err)) == 0, "EK: %s", err);
+			printf("TPM without EK certificate: none read, EK made\n");
+		}
+	}
 
 out:
 	tpmv_key_free(ek);

@@ -8,6 +8,9 @@
 #                                  (swtpm:host=127.0.0.1,port=N) on stdout.
 #                                  DIR/pid has its pid; DIR/ca/ holds the
 #                                  manufacturer CA (rootca.pem, issuer.pem).
+#   tests/tpm/swtpm.sh start DIR --no-ek-cert
+#                                  the same TPM without EK certificates (a
+#                                  board whose maker wrote none; no CA).
 #   tests/tpm/swtpm.sh stop DIR    stop the swtpm of DIR by its pid.
 # Exits 77 (skip) with the reason when swtpm or swtpm_setup is missing
 # (deploy/packages/base.txt installs them).
@@ -17,6 +20,8 @@ die() { echo "swtpm.sh: $*" >&2; exit 1; }
 
 cmd=${1:-}
 dir=${2:-}
+certs=yes
+[ "${3:-}" = --no-ek-cert ] && certs=no
 [ -n "$cmd" ] && [ -n "$dir" ] || die "usage: $0 start|stop DIR"
 
 case $cmd in
@@ -59,13 +64,20 @@ create_certs_tool_options = $dir/localca.options
 active_pcr_banks = sha256
 CONF
 if [ ! -f "$dir/state/tpm2-00.permall" ]; then
+	if [ $certs = yes ]; then
+		set -- --create-ek-cert --create-platform-cert
+	else
+		set -- --createek
+	fi
 	swtpm_setup --tpm2 --tpmstate "$dir/state" --config "$dir/swtpm_setup.conf" \
-		--create-ek-cert --create-platform-cert --overwrite --pcr-banks sha256 \
+		"$@" --overwrite --pcr-banks sha256 \
 		>"$dir/setup.log" 2>&1 || { cat "$dir/setup.log" >&2; die "swtpm_setup failed"; }
 fi
-# The root and the intermediate that signs EK certificates, under fixed names.
-cp "$dir/ca/swtpm-localca-rootca-cert.pem" "$dir/ca/rootca.pem"
-cp "$dir/ca/issuercert.pem" "$dir/ca/issuer.pem"
+if [ $certs = yes ]; then
+	# The root and the intermediate that signs EK certificates, under fixed names.
+	cp "$dir/ca/swtpm-localca-rootca-cert.pem" "$dir/ca/rootca.pem"
+	cp "$dir/ca/issuercert.pem" "$dir/ca/issuer.pem"
+fi
 
 # Two free ports next to each other (swtpm's TCTI uses port and port+1).
 ports=$(python3 - <<'PY'
