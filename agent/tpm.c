@@ -221,22 +221,32 @@ static int ek_session(struct agent_tpm *t, ESYS_TR *sess, char *err, size_t errl
 	return 0;
 }
 
-int agent_tpm_create_ak(struct agent_tpm *t, uint8_t *pub, size_t cap, size_t *len, char *err, size_t errlen)
+int agent_tpm_create_ak(struct agent_tpm *t, enum agent_tpm_ak_type type, uint8_t *pub, size_t cap, size_t *len,
+	char *err, size_t errlen)
 {
 	if (t->ek == ESYS_TR_NONE)
 		return tpm_err(err, errlen, 0, "TPM: no EK yet (agent_tpm_create_ek first)");
 	TPM2B_PUBLIC tmpl;
 	memset(&tmpl, 0, sizeof(tmpl));
 	TPMT_PUBLIC *p = &tmpl.publicArea;
-	p->type = TPM2_ALG_RSA;
 	p->nameAlg = TPM2_ALG_SHA256;
 	p->objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
 		TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT;
-	p->parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_NULL;
-	p->parameters.rsaDetail.scheme.scheme = TPM2_ALG_RSASSA;
-	p->parameters.rsaDetail.scheme.details.rsassa.hashAlg = TPM2_ALG_SHA256;
-	p->parameters.rsaDetail.keyBits = 2048;
-	p->parameters.rsaDetail.exponent = 0;
+	if (type == AGENT_TPM_AK_ECC) {
+		p->type = TPM2_ALG_ECC;
+		p->parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+		p->parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
+		p->parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+		p->parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+		p->parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+	} else {
+		p->type = TPM2_ALG_RSA;
+		p->parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_NULL;
+		p->parameters.rsaDetail.scheme.scheme = TPM2_ALG_RSASSA;
+		p->parameters.rsaDetail.scheme.details.rsassa.hashAlg = TPM2_ALG_SHA256;
+		p->parameters.rsaDetail.keyBits = 2048;
+		p->parameters.rsaDetail.exponent = 0;
+	}
 
 	TPM2B_SENSITIVE_CREATE sens;
 	TPM2B_DATA outside;

@@ -42,10 +42,16 @@ int agent_tpm_ek_cert(struct agent_tpm *t, uint8_t *buf, size_t cap, size_t *len
  * the endorsement hierarchy: its TPM2B_PUBLIC. */
 int agent_tpm_create_ek(struct agent_tpm *t, uint8_t *pub, size_t cap, size_t *len, char *err, size_t errlen);
 
-/* An AK under the EK (after agent_tpm_create_ek): RSA 2048, RSASSA-SHA256,
- * restricted signing, fixedTPM, fixedParent, sensitiveDataOrigin; loaded
- * for the connection's life.  Its TPM2B_PUBLIC. */
-int agent_tpm_create_ak(struct agent_tpm *t, uint8_t *pub, size_t cap, size_t *len, char *err, size_t errlen);
+enum agent_tpm_ak_type {
+	AGENT_TPM_AK_RSA,              /* RSA 2048, RSASSA-SHA256 */
+	AGENT_TPM_AK_ECC,              /* ECC NIST P-256, ECDSA-SHA256 */
+};
+
+/* An AK under the EK (after agent_tpm_create_ek): restricted signing,
+ * fixedTPM, fixedParent, sensitiveDataOrigin; loaded for the connection's
+ * life (a second one replaces the first).  Its TPM2B_PUBLIC. */
+int agent_tpm_create_ak(struct agent_tpm *t, enum agent_tpm_ak_type type, uint8_t *pub, size_t cap, size_t *len,
+	char *err, size_t errlen);
 
 /* TPM2_ActivateCredential of the controller's credential (marshalled
  * TPM2B_ID_OBJECT and TPM2B_ENCRYPTED_SECRET) with the AK and the EK: the

@@ -2,7 +2,8 @@
  * controller's (controller/skyrootd/tpm_verify.c): a private swtpm with
  * its own manufacturer CA (tests/tpm/swtpm.sh, started and stopped here).
  *
- *   the agent reads the EK certificate, makes the EK and an AK under it;
+ *   the agent reads the EK certificate, makes the EK and an AK under it
+ *   (RSA, then ECC P-256);
  *   the controller checks the certificate against the swtpm's CA and the
  *   EK, the AK's attributes, and makes a credential for the EK and the AK's
  *   name; the agent's TPM activates it and the secret matches; a credential
@@ -160,7 +161,7 @@ int main(int argc, char **argv)
 	CHECK(r == 0, "EK certificate: %d %s", r, err);
 	r = agent_tpm_create_ek(t, ekpub, sizeof(ekpub), &ekn, err, sizeof(err));
 	CHECK(r == 0, "EK: %s", err);
-	r = agent_tpm_create_ak(t, akpub, sizeof(akpub), &akn, err, sizeof(err));
+	r = agent_tpm_create_ak(t, AGENT_TPM_AK_RSA, akpub, sizeof(akpub), &akn, err, sizeof(err));
 	CHECK(r == 0, "AK: %s", err);
 	if (failures)
 		goto out;
@@ -254,6 +255,35 @@ int main(int argc, char **argv)
 	CHECK(memcmp(pcrs.value[11], pcrs2.value[11], 32) != 0, "PCR 11 did not change");
 	CHECK(memcmp(pcrs.value[0], pcrs2.value[0], 32) == 0, "PCR 0 changed");
 
+	/* An ECC P-256 AK in its place: bound the same way, its quotes verified. */
+	struct tpmv_key *akecc = NULL;
+	r = agent_tpm_create_ak(t, AGENT_TPM_AK_ECC, akpub, sizeof(akpub), &akn, err, sizeof(err));
+	CHECK(r == 0, "ECC AK: %s", err);
+	if (r == 0) {
+		CHECK(tpmv_key_parse(akpub, akn, &akecc, why, sizeof(why)) == TPMV_OK, "ECC AK parse: %s", why);
+		if (akecc) {
+			CHECK(tpmv_ak_check(akecc, why, sizeof(why)) == TPMV_OK, "ECC AK: %s", why);
+			namen = tpmv_key_name(akecc, name, sizeof(name));
+			idn = sizeof(id);
+			esn = sizeof(es);
+			CHECK(tpmv_make_credential(ek, name, namen, secret, sizeof(secret), id, &idn, es, &esn, why,
+				sizeof(why)) == TPMV_OK, "MakeCredential (ECC AK): %s", why);
+			r = agent_tpm_activate(t, id, idn, es, esn, got, sizeof(got), &gotn, err, sizeof(err));
+			CHECK(r == 0 && tpmv_activation_check(secret, sizeof(secret), got, gotn) == TPMV_OK,
+				"ECC AK activation: %s", err);
+			CHECK(tpmv_nonce_issue(reg, now_ms(), nonce) == 0, "nonce");
+			CHECK(agent_tpm_quote(t, nonce, sizeof(nonce), &q2, err, sizeof(err)) == 0, "Quote (ECC): %s", err);
+			vq2 = (struct tpmv_quote){ q2.attest, q2.attest_len, q2.sig, q2.sig_len, q2.pcrs, q2.pcrs_len };
+			v = tpmv_quote_verify_fresh(akecc, &vq2, reg, now_ms(), NULL, why, sizeof(why));
+			CHECK(v == TPMV_OK, "ECC quote: %s", why);
+			/* and not under the RSA AK */
+			v = tpmv_quote_verify(ak, &vq2, nonce, sizeof(nonce), NULL, why, sizeof(why));
+			CHECK(v == TPMV_BAD_SIGNATURE, "ECC quote under the RSA AK: %d %s", v, why);
+			printf("ECC P-256 AK: activated, quote verified\n");
+		}
+	}
+	tpmv_key_free(akecc);
+
 	/* A TPM whose maker wrote no EK certificate: none is read, the EK is made. */
 	if (!failures) {
 		agent_tpm_close(t);
@@ -284,6 +314,6 @@ out:
 		fprintf(stderr, "%d check(s) failed\n", failures);
 		return 1;
 	}
-	printf("ok: EK certificate, EK, AK, credential activation, quotes, replay, wrong nonce, PCR change\n");
+	printf("ok: EK certificate, EK, RSA and ECC AKs, credential activation, quotes, replay, wrong nonce, PCR change\n");
 	return 0;
 }
