@@ -1,0 +1,107 @@
+#!/bin/sh
+# A private TPM 2.0 for tests: Debian's swtpm with an EK certificate signed by
+# a throwaway manufacturer CA of its own (swtpm_localca, configured in DIR),
+# listening on two free TCP ports of 127.0.0.1 (commands, control).
+#
+#   tests/tpm/swtpm.sh start DIR   set up DIR (state, CA), start swtpm in the
+#                                  background; print its TCTI string
+#                                  (swtpm:host=127.0.0.1,port=N) on stdout.
+#                                  DIR/pid has its pid; DIR/ca/ holds the
+#                                  manufacturer CA (rootca.pem, issuer.pem).
+#   tests/tpm/swtpm.sh start DIR --no-ek-cert
+#                                  the same TPM without EK certificates (a
+#                                  board whose maker wrote none; no CA).
+#   tests/tpm/swtpm.sh stop DIR    stop the swtpm of DIR by its pid.
+# Exits 77 (skip) with the reason when swtpm or swtpm_setup is missing
+# (deploy/packages/base.txt installs them).
+set -eu
+
+die() { echo "swtpm.sh: $*" >&2; exit 1; }
+
+cmd=${1:-}
+dir=${2:-}
+certs=yes
+[ "${3:-}" = --no-ek-cert ] && certs=no
+[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: $0 start|stop DIR"
+
+case $cmd in
+stop)
+	[ -f "$dir/pid" ] || exit 0
+	pid=$(cat "$dir/pid")
+	case $pid in ''|*[!0-9]*) die "bad pid file $dir/pid" ;; esac
+	kill "$pid" 2>/dev/null || true
+	i=0
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	kill -9 "$pid" 2>/dev/null || true
+	rm -f "$dir/pid"
+	exit 0 ;;
+start) ;;
+*) die "usage: $0 start|stop DIR" ;;
+esac
+
+for p in swtpm swtpm_setup swtpm_localca; do
+	command -v $p >/dev/null 2>&1 || { echo "SKIP: $p not installed (deploy/packages/base.txt: swtpm, swtpm-tools)" >&2; exit 77; }
+done
+
+dir=$(cd "$dir" && pwd)
+mkdir -p "$dir/state" "$dir/ca"
+# The manufacturer CA: swtpm_localca makes it on first use in statedir.
+cat > "$dir/localca.conf" <<CONF
+statedir = $dir/ca
+signingkey = $dir/ca/signkey.pem
+issuercert = $dir/ca/issuercert.pem
+certserial = $dir/ca/certserial
+CONF
+cat > "$dir/localca.options" <<CONF
+--platform-manufacturer Skyroot-test
+--platform-version 2.1
+--platform-model swtpm
+CONF
+cat > "$dir/swtpm_setup.conf" <<CONF
+create_certs_tool = $(command -v swtpm_localca)
+create_certs_tool_config = $dir/localca.conf
+create_certs_tool_options = $dir/localca.options
+active_pcr_banks = sha256
+CONF
+if [ ! -f "$dir/state/tpm2-00.permall" ]; then
+	if [ $certs = yes ]; then
+		set -- --create-ek-cert --create-platform-cert
+	else
+		set -- --createek
+	fi
+	swtpm_setup --tpm2 --tpmstate "$dir/state" --config "$dir/swtpm_setup.conf" \
+		"$@" --overwrite --pcr-banks sha256 \
+		>"$dir/setup.log" 2>&1 || { cat "$dir/setup.log" >&2; die "swtpm_setup failed"; }
+fi
+if [ $certs = yes ]; then
+	# The root and the intermediate that signs EK certificates, under fixed names.
+	cp "$dir/ca/swtpm-localca-rootca-cert.pem" "$dir/ca/rootca.pem"
+	cp "$dir/ca/issuercert.pem" "$dir/ca/issuer.pem"
+fi
+
+# Two free ports next to each other (swtpm's TCTI uses port and port+1).
+ports=$(python3 - <<'PY'
+import socket
+for _ in range(100):
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 1))
+    except OSError:
+        a.close(); continue
+    a.close(); b.close(); print(p); break
+PY
+)
+[ -n "$ports" ] || die "no two free ports"
+ctrl=$((ports + 1))
+rm -f "$dir/pid"
+swtpm socket --tpm2 --tpmstate dir="$dir/state" \
+	--server type=tcp,port=$ports,bindaddr=127.0.0.1 \
+	--ctrl type=tcp,port=$ctrl,bindaddr=127.0.0.1 \
+	--flags not-need-init,startup-clear \
+	--pid file="$dir/pid" --log file="$dir/swtpm.log" --daemon \
+	|| die "swtpm did not start (see $dir/swtpm.log)"
+i=0
+while [ ! -s "$dir/pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+[ -s "$dir/pid" ] || die "swtpm wrote no pid file"
+echo "swtpm:host=127.0.0.1,port=$ports"
