@@ -19,6 +19,7 @@
 #include "controller/skyrootd/api_priv.h"
 
 static const char *const methods[] = { "get", "post", "delete", "patch" };
+static const char *const row_fields[] = { "get_s", "post_s", "del_s", "patch_s" };
 static const enum http_verb verbs[] = { HTTP_VERB_GET, HTTP_VERB_POST, HTTP_VERB_DELETE, HTTP_VERB_PATCH };
 
 /* A row's path as the document writes it. */
@@ -145,7 +146,7 @@ static void test_every_answer_named(void **state)
 				if (!sc->answer && !sc->media)
 					fail_msg("%s %s names no answer: give its row %s_s = { ..., API_MSG(x) } (a "
 						 "message of proto/api.proto) or { .media = \"text/plain\" }",
-						 methods[k], p, methods[k]);
+						 methods[k], p, row_fields[k]);
 				if (sc->answer && sc->media)
 					fail_msg("%s %s names both a message and the media type %s", methods[k], p,
 						 sc->media);
