@@ -57,11 +57,11 @@ static void board__pending_row(json_t *p, const char **cells, char (*scratch)[SK
 	/* The whole fingerprint: the operator compares it with the board's log. */
 	snprintf(scratch[5], SKYCTL_CELL_MAX, "sha256:%s", key);
 	cells[5] = scratch[5];
-	cells[6] = skyctl_jstr(p, "last_seen", "-");
+	cells[6] = skyctl_jstr(p, "last_seen_at", "-");
 	/* -o wide */
 	cells[7] = skyctl_jstr(p, "hostname", "-");
 	cells[8] = skyctl_jstr(p, "peer", "-");
-	cells[9] = skyctl_jstr(p, "first_seen", "-");
+	cells[9] = skyctl_jstr(p, "first_seen_at", "-");
 	cells[10] = skyctl_jstr(p, "expires_at", "-");
 	cells[11] = skyctl_jstr(p, "board", "-"); /* an enrolled board claims this UUID */
 }

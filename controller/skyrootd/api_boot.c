@@ -214,8 +214,11 @@ static void api__healthz(struct api_call *call, struct api_reply *rep)
 const struct api_route api_boot_routes[] = {
 	{ .path = "/healthz", API_ALLOW("GET"), .get = api__healthz, .get_s = { NULL, API_MSG(health) },
 	  .summary = "Liveness (no token)" },
-	{ .path = "/boot/ipxe", API_ALLOW("GET"), .get = api__boot_ipxe, .summary = "iPXE script for network boot (no token; text)" },
-	{ .path = "/boot/vmlinuz", API_ALLOW("GET"), .get = api__boot_vmlinuz, .summary = "Firmware kernel (no token; bytes)" },
-	{ .path = "/boot/initrd.img", API_ALLOW("GET"), .get = api__boot_initrd, .summary = "Firmware initrd (no token; bytes)" },
+	{ .path = "/boot/ipxe", API_ALLOW("GET"), .get = api__boot_ipxe,
+	  .get_s = { .media = "text/plain" }, .summary = "iPXE script for network boot (no token; text)" },
+	{ .path = "/boot/vmlinuz", API_ALLOW("GET"), .get = api__boot_vmlinuz,
+	  .get_s = { .media = "application/octet-stream" }, .summary = "Firmware kernel (no token; bytes)" },
+	{ .path = "/boot/initrd.img", API_ALLOW("GET"), .get = api__boot_initrd,
+	  .get_s = { .media = "application/octet-stream" }, .summary = "Firmware initrd (no token; bytes)" },
 	{ .path = NULL },
 };

@@ -1,7 +1,9 @@
 /* /v1/events (docs/api.md "Events"): the event log as a list, and a watch:
- * a chunked answer of JSON lines (application/x-ndjson) that first sends
- * every stored event after `since`, paced by what the client takes, then
- * each new one as it commits, with heartbeat lines between.  A watcher
+ * a chunked answer of JSON lines (application/x-ndjson), or of Event
+ * messages each after its length as a varint (application/x-protobuf, as
+ * protobuf's writeDelimitedTo), that first sends every stored event after
+ * `since`, paced by what the client takes, then each new one as it
+ * commits, with heartbeat lines between.  A watcher
  * that lets more than its buffer queue up is cut with a last line that
  * says where to resume; a `since` older than what is kept is 410 Gone. */
 #include <errno.h>
@@ -30,6 +32,8 @@ struct api_watch {
 	size_t buffer_max;
 	char type[API_EVENTS_TYPE_MAX], kind[API_EVENTS_KIND_MAX], id[DB_NAME_MAX];
 	int64_t last;                 /* every event up to this one was sent or filtered out */
+	bool pb;                      /* length-delimited Event messages, not JSON lines */
+	bool strict;                  /* check each item against Event (SKYROOTD_API_STRICT) */
 	bool catching_up;             /* reading stored events, paced by the client */
 	bool ended;
 };
@@ -160,14 +164,52 @@ static bool api_watch__wants(const struct api_watch *aw, const struct event *e)
 	       (!aw->id[0] || strcmp(aw->id, e->id) == 0);
 }
 
+/* One item of the stream (o is owned): a JSON line, or a packed Event
+ * after its length as a varint.  An item that does not fit Event (strict)
+ * ends the connection: the drift guard of a stream cannot answer 500. */
 static int api_watch__line(struct api_watch *aw, json_t *o)
 {
+	char err[PBJSON_ERR_MAX];
+	uint8_t *msg = NULL;
 	char *text;
-	size_t n;
+	size_t n, len = 0;
 	int r;
 
 	if (!o)
 		return -ENOMEM;
+	if (aw->strict && !aw->pb && pbjson_check(API_MSG(event), o, err, sizeof(err)) < 0) {
+		log_error("api: request %s: a watch's item does not fit %s: %s; the watch is closed",
+			  http_conn_request_id(aw->c), API_MSG(event)->name, err);
+		json_decref(o);
+		http_conn_close(aw->c, -EPROTO);
+		return -EPROTO;
+	}
+	if (aw->pb) {
+		r = pbjson_pack(API_MSG(event), o, &msg, &len, err, sizeof(err));
+		json_decref(o);
+		if (r < 0) {
+			log_error("api: request %s: cannot encode a watch's item as %s: %s; the watch is closed",
+				  http_conn_request_id(aw->c), API_MSG(event)->name, err);
+			http_conn_close(aw->c, r);
+			return r;
+		}
+		text = malloc(len + 10);
+		if (!text) {
+			free(msg);
+			return -ENOMEM;
+		}
+		n = 0;
+		for (size_t v = len; ; v >>= 7) { /* the length as a varint */
+			text[n++] = (char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+			if (v <= 0x7f)
+				break;
+		}
+		memcpy(text + n, msg, len);
+		free(msg);
+		r = http_stream_write(aw->c, text, n + len);
+		free(text);
+		return r;
+	}
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!text)
@@ -354,6 +396,8 @@ static void api_events__watch(struct api_call *call, struct api_reply *rep, cons
 	}
 	aw->api = call->api;
 	aw->c = call->conn;
+	aw->pb = st->pb_answer;
+	aw->strict = st->strict;
 	aw->hb_ms = q->heartbeat_ms;
 	aw->buffer_max = ctl->opt.events_watch_buffer ? ctl->opt.events_watch_buffer : EVENTS_BUFFER_DEFAULT;
 	snprintf(aw->type, sizeof(aw->type), "%s", q->type);
@@ -372,7 +416,7 @@ static void api_events__watch(struct api_call *call, struct api_reply *rep, cons
 	aw->hb.data = aw;
 	st->watch = aw;
 	rep->status = 0; /* answered here */
-	r = http_stream_begin(call->conn, 200, "application/x-ndjson");
+	r = http_stream_begin(call->conn, 200, aw->pb ? API_PROTOBUF : "application/x-ndjson");
 	if (r < 0)
 		return; /* closing: api_events_conn_gone frees it */
 	/* The kernel holds no more than the watcher's buffer either. */
@@ -405,6 +449,9 @@ static void api__events_get(struct api_call *call, struct api_reply *rep)
 }
 
 const struct api_route api_events_routes[] = {
-	{ .path = "/v1/events", API_ALLOW("GET"), .get = api__events_get },
+	{ .path = "/v1/events", API_ALLOW("GET"), .get = api__events_get,
+	  .get_s = { .answer = API_MSG(event_list), .stream = API_MSG(event) },
+	  .summary = "The event log: a page, or with watch=true a stream of events (JSON lines, or length-delimited "
+		     "protobuf)" },
 	{ .path = NULL },
 };

@@ -231,6 +231,7 @@ const struct api_route api_guests_routes[] = {
 	  .post = api__guest_stop, .post_s = { NULL, API_MSG(guest) }, .summary = "Stop the guest" },
 	{ .path = "/v1/guests/", .segment = true, .segment_max = GUEST_NAME_MAX, .suffix = "/console",
 	  .noun = "a guest id or name", .placeholder = "{id|name}/console", API_ALLOW("GET"),
-	  .get = api__guest_console, .summary = "The guest's serial console (text; ?follow=1 streams)" },
+	  .get = api__guest_console, .get_s = { .media = "text/plain" },
+	  .summary = "The guest's serial console (text; ?follow=1 streams)" },
 	{ .path = NULL },
 };

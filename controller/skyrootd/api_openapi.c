@@ -197,11 +197,34 @@ static json_t *oa_operation(json_t *schemas, const struct api_route *rt, const c
 		json_object_set_new(op, "requestBody",
 				    json_pack("{s:b, s:o}", "required", 0, "content",
 					      oa_content(schemas, sc->request, strcmp(method, "patch") == 0)));
-	if (sc->answer)
+	if (sc->answer) {
 		ok = json_pack("{s:s, s:o}", "description", "the answer (JSON, or protobuf when asked)", "content",
 			       oa_content(schemas, sc->answer, false));
-	else
-		ok = json_pack("{s:s}", "description", "not JSON: text or bytes (docs/api.md)");
+	} else {
+		/* Not a message: text, bytes, or this document (sc->media). */
+		const char *media = sc->media ? sc->media : "application/octet-stream";
+		bool text = strncmp(media, "text/", 5) == 0, json = strcmp(media, "application/json") == 0;
+		json_t *schema = json ? json_pack("{s:s}", "type", "object") :
+				 text ? json_pack("{s:s}", "type", "string") :
+					json_pack("{s:s, s:s}", "type", "string", "format", "binary");
+
+		ok = json_pack("{s:s, s:{s:{s:o}}}", "description",
+			       json ? "JSON that is not a message of proto/api.proto" : text ? "text" : "bytes",
+			       "content", media, "schema", schema);
+	}
+	if (sc->stream && ok) {
+		/* A watch: a stream of items (api_priv.h, struct api_schema). */
+		json_t *ref = oa_message_ref(schemas, sc->stream), *content = json_object_get(ok, "content");
+
+		json_object_del(ref, "nullable");
+		json_object_set_new(content, "application/x-ndjson", json_pack("{s:O}", "schema", ref));
+		json_object_set_new(ok, "description",
+				    json_sprintf("the answer; with watch=true a stream of %s: JSON lines "
+						 "(application/x-ndjson) or, with Accept: %s, each %s packed after "
+						 "its length as a varint (length-delimited, as writeDelimitedTo)",
+						 sc->stream->short_name, API_PROTOBUF, sc->stream->short_name));
+		json_decref(ref);
+	}
 	json_object_set_new(responses, "2XX", ok);
 	json_object_set_new(responses, "default",
 			    json_pack("{s:s, s:o}", "description", "an error", "content",
@@ -271,7 +294,7 @@ static void api__openapi(struct api_call *call, struct api_reply *rep)
 }
 
 const struct api_route api_openapi_routes[] = {
-	{ .path = "/v1/openapi.json", API_ALLOW("GET"), .get = api__openapi,
+	{ .path = "/v1/openapi.json", API_ALLOW("GET"), .get = api__openapi, .get_s = { .media = "application/json" },
 	  .summary = "This document: OpenAPI 3.0, made from the route tables and proto/api.proto" },
 	{ .path = NULL },
 };

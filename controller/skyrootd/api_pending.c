@@ -43,8 +43,8 @@ static json_t *api_pending__json(struct db *db, const struct db_pending *p)
 	}
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:o, s:o, s:o}", "id", p->id, "state",
 		      db_pending_state_name(p->state), "serial", p->serial, "uuid", p->uuid, "hostname", p->hostname,
-		      "macs", macs ? macs : json_null(), "key_sha256", key, "peer", p->peer, "first_seen",
-		      api_json_time(p->first_seen), "last_seen", api_json_time(p->last_seen), "expires_at",
+		      "macs", macs ? macs : json_null(), "key_sha256", key, "peer", p->peer, "first_seen_at",
+		      api_json_time(p->first_seen), "last_seen_at", api_json_time(p->last_seen), "expires_at",
 		      api_json_time(p->expires_at));
 	if (o && json_object_set_new(o, "board", r == 0 ? json_string(board) : json_null()) < 0) {
 		json_decref(o);
@@ -300,19 +300,27 @@ static void api__expect_delete(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	log_info("api: expectation %s deleted", call->seg);
-	api_reply_ok(rep, 200, json_pack("{s:s}", "deleted", call->seg));
+	api_reply_ok(rep, 200, json_pack("{s:s, s:b}", "id", call->seg, "deleted", 1));
 }
 
 const struct api_route api_pending_routes[] = {
-	{ .path = "/v1/pending", API_ALLOW("GET"), .get = api__pending_list },
+	{ .path = "/v1/pending", API_ALLOW("GET"), .get = api__pending_list, .get_s = { NULL, API_MSG(pending_list) },
+	  .summary = "Boards that asked to enroll with no token (a page)" },
 	{ .path = "/v1/pending/", .segment = true, .segment_max = DB_ID_MAX, .noun = "a pending board id",
-	  .placeholder = "{id}", API_ALLOW("GET"), .get = api__pending_get },
+	  .placeholder = "{id}", API_ALLOW("GET"), .get = api__pending_get, .get_s = { NULL, API_MSG(pending_board) },
+	  .summary = "A pending board" },
 	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_ID_MAX, .suffix = "/accept",
-	  .noun = "a pending board id", .placeholder = "{id}/accept", API_ALLOW("POST"), .post = api__pending_accept },
+	  .noun = "a pending board id", .placeholder = "{id}/accept", API_ALLOW("POST"), .post = api__pending_accept,
+	  .post_s = { NULL, API_MSG(pending_board) }, .summary = "Accept a pending board: its next ask gets a certificate" },
 	{ .path = "/v1/boards/", .segment = true, .segment_max = DB_ID_MAX, .suffix = "/reject",
-	  .noun = "a pending board id", .placeholder = "{id}/reject", API_ALLOW("POST"), .post = api__pending_reject },
-	{ .path = "/v1/expectations", API_ALLOW("GET, POST"), .get = api__expect_list, .post = api__expect_create },
+	  .noun = "a pending board id", .placeholder = "{id}/reject", API_ALLOW("POST"), .post = api__pending_reject,
+	  .post_s = { NULL, API_MSG(pending_board) }, .summary = "Reject a pending board" },
+	{ .path = "/v1/expectations", API_ALLOW("GET, POST"), .get = api__expect_list, .post = api__expect_create,
+	  .get_s = { NULL, API_MSG(expectation_list) },
+	  .post_s = { API_MSG(expectation_request), API_MSG(expectation) },
+	  .summary = "Expected serials and UUIDs, accepted with no hands: list (a page), create" },
 	{ .path = "/v1/expectations/", .segment = true, .segment_max = DB_ID_MAX, .noun = "an expectation id",
-	  .placeholder = "{id}", API_ALLOW("DELETE"), .del = api__expect_delete },
+	  .placeholder = "{id}", API_ALLOW("DELETE"), .del = api__expect_delete, .del_s = { NULL, API_MSG(deleted) },
+	  .summary = "Delete an expectation" },
 	{ .path = NULL },
 };

@@ -119,9 +119,17 @@ struct api_reply {
 typedef void (*api_handler)(struct api_call *call, struct api_reply *rep);
 
 /* A method's messages in proto/api.proto: its request body's (NULL: it
- * takes none, or not JSON) and its answer's (NULL: not JSON, e.g. text). */
+ * takes none, or not JSON) and its answer's.  Every method names its
+ * answer: a message, or (media) the type of an answer that is not one
+ * (text, bytes, the OpenAPI document itself); tests/unit/test_api_openapi.c
+ * fails on a row that names neither.  stream: a method that may answer a
+ * stream of items instead (GET /v1/events?watch=true): each item's message,
+ * sent as JSON lines (application/x-ndjson) or, in protobuf, each after
+ * its length as a varint. */
 struct api_schema {
 	const ProtobufCMessageDescriptor *request, *answer;
+	const char *media;
+	const ProtobufCMessageDescriptor *stream;
 };
 #define API_MSG(name) (&skyroot__api__v1__##name##__descriptor)
 

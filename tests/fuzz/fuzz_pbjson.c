@@ -25,6 +25,9 @@ static const ProtobufCMessageDescriptor *const fz_msgs[] = {
 	&skyroot__api__v1__meta_patch__descriptor,     &skyroot__api__v1__guest_request__descriptor,
 	&skyroot__api__v1__token_request__descriptor,  &skyroot__api__v1__credential_request__descriptor,
 	&skyroot__api__v1__rotate_request__descriptor, &skyroot__api__v1__boot_request__descriptor,
+	&skyroot__api__v1__event_list__descriptor,     &skyroot__api__v1__event__descriptor,
+	&skyroot__api__v1__pending_list__descriptor,   &skyroot__api__v1__expectation_request__descriptor,
+	&skyroot__api__v1__expectation_list__descriptor,
 };
 
 /* j packs, and unpacks to j again. */

@@ -10,6 +10,7 @@ Usage: api_schema.py CASE (binaries as in fleet.py).  The protobuf case
 needs Debian's python3-protobuf: under another python3 it runs itself again
 with /usr/bin/python3.
 """
+import http.client
 import json
 import os
 import re
@@ -189,10 +190,31 @@ def same_as_json(f, path, pb_msg):
     check(j == pb_msg, f"GET {path}: JSON and protobuf differ:\n{j}\n---\n{pb_msg}")
 
 
+def pb_watch_frames(resp, cls):
+    """The messages of a length-delimited protobuf stream (each after its
+    length as a varint, as writeDelimitedTo), one at a time."""
+    while True:
+        n, shift = 0, 0
+        while True:
+            b = resp.read(1)
+            check(b, "the watch ended before its heartbeat")
+            n |= (b[0] & 0x7F) << shift
+            shift += 7
+            check(shift < 64, "a length of more than 9 varint bytes")
+            if not b[0] & 0x80:
+                break
+        check(n < 1 << 20, f"a frame of {n} bytes")
+        data = resp.read(n)
+        check(len(data) == n, f"a frame cut short: {len(data)} of {n} bytes")
+        yield cls.FromString(data)
+
+
 def case_protobuf_client(f):
     """Boards, tokens (created, paged through, revoked), an image, a guest
-    (created, patched, deleted) and errors, all in protobuf; the same GETs
-    in JSON give the same messages."""
+    (created, patched, deleted), a pending board (listed, rejected),
+    expectations, the event log (listed, and watched as length-delimited
+    Event messages) and errors, all in protobuf; the same GETs in JSON give
+    the same messages."""
     api = pb_modules(f.tmp)
     from google.protobuf import wrappers_pb2
     f.start()
@@ -261,6 +283,65 @@ def case_protobuf_client(f):
     same_as_json(f, "/v1/guests/g1", pb_ok(f, "GET", "/v1/guests/g1", api.Guest)[0])
     gone, _ = pb_ok(f, "DELETE", "/v1/guests/g1", api.Deleted)
     check(gone.id == guest.id and gone.deleted, f"guest delete: {gone}")
+
+    # A board that enrolls with no token is pending: listed and rejected in protobuf.
+    from pending import SimBoard
+    sim = SimBoard(f, "pb", "SN-PB-1", "5b0f4c0e-0000-4000-8000-00000000bb01")
+    pid = sim.ask_pending()
+    pend, _ = pb_ok(f, "GET", "/v1/pending", api.PendingList)
+    check([p.id for p in pend.pending] == [pid] and pend.pending[0].state == "pending" and
+          pend.pending[0].serial == "SN-PB-1" and pend.pending[0].key_sha256 == sim.fingerprint and
+          pend.pending[0].first_seen_at.seconds > 0 and pend.pending[0].expires_at.seconds > 0 and
+          list(pend.pending[0].macs) == ["52:54:00:aa:bb:01"] and not pend.pending[0].HasField("board"),
+          f"pending: {pend}")
+    same_as_json(f, "/v1/pending", pend)
+    same_as_json(f, f"/v1/pending/{pid}", pb_ok(f, "GET", f"/v1/pending/{pid}", api.PendingBoard)[0])
+    rejected, _ = pb_ok(f, "POST", f"/v1/boards/{pid}/reject", api.PendingBoard)
+    check(rejected.id == pid and rejected.state == "rejected" and rejected.decided_at.seconds > 0,
+          f"rejected: {rejected}")
+    # Expectations: made from an ExpectationRequest, listed, deleted.
+    exp, hdrs = pb_ok(f, "POST", "/v1/expectations", api.Expectation, api.ExpectationRequest(serial="SN-PB-2"),
+                      status=201)
+    check(exp.id.startswith("exp-") and exp.serial == "SN-PB-2" and not exp.uuid and exp.created_at.seconds > 0 and
+          hdrs["Location"] == f"/v1/expectations/{exp.id}", f"expectation: {exp} {hdrs}")
+    exps, _ = pb_ok(f, "GET", "/v1/expectations", api.ExpectationList)
+    check([e.id for e in exps.expectations] == [exp.id], f"expectations: {exps}")
+    same_as_json(f, "/v1/expectations", exps)
+    gone, _ = pb_ok(f, "DELETE", f"/v1/expectations/{exp.id}", api.Deleted)
+    check(gone.id == exp.id and gone.deleted, f"expectation delete: {gone}")
+
+    # The event log in protobuf: the changes above, oldest first.
+    evs, _ = pb_ok(f, "GET", "/v1/events?limit=1000", api.EventList)
+    seen = [(e.type, e.object_id) for e in evs.events]
+    check(("token.created", tok.id) in seen and ("token.revoked", tok.id) in seen and ("image.created", img.id) in seen
+          and seen.index(("guest.created", guest.id)) < seen.index(("guest.deleted", guest.id)),
+          f"events: {seen}")
+    rvs = [e.resource_version for e in evs.events]
+    check(rvs == sorted(rvs) and len(set(rvs)) == len(rvs) and evs.resource_version >= rvs[-1] and
+          all(e.created_at.seconds > 0 for e in evs.events), f"resource versions: {rvs} {evs.resource_version}")
+    made = [e for e in evs.events if e.type == "guest.created"][0]
+    check(made.kind == "guest" and made.detail["name"] == "g1" and made.detail["board"] == board.id, f"{made}")
+    # JSON lists the same events (later ones may have come: the same count).
+    from google.protobuf import json_format
+    st, _, raw = call(f, "GET", f"/v1/events?limit={len(evs.events)}")
+    check(st == 200, f"events as JSON: {st}")
+    check(list(json_format.Parse(raw, api.EventList()).events) == list(evs.events), "events: JSON and protobuf differ")
+    # Watched from the start: length-delimited Event messages, the same
+    # events in order, then a heartbeat that covers them.
+    conn = http.client.HTTPSConnection("127.0.0.1", f.api_port, context=f.sslctx, timeout=20)
+    conn.request("GET", "/v1/events?watch=true&since=0&heartbeat=200ms",
+                 headers={"Authorization": f"Bearer {f.admin}", "Accept": PB})
+    resp = conn.getresponse()
+    check(resp.status == 200 and resp.getheader("Content-Type") == PB, f"watch: {resp.status} {resp.getheaders()}")
+    watched = []
+    for e in pb_watch_frames(resp, api.Event):
+        if e.type == "watch.heartbeat":
+            check(e.resource_version >= rvs[-1] and e.created_at.seconds > 0 and not e.kind, f"heartbeat: {e}")
+            break
+        watched.append(e)
+    conn.close()
+    check(watched[:len(evs.events)] == list(evs.events), f"watched {[(e.resource_version, e.type) for e in watched]}, "
+          f"listed {[(e.resource_version, e.type) for e in evs.events]}")
 
     # Errors are an Error message, with the request's id.
     st, hdrs, raw = pb_call(f, "GET", "/v1/guests/g1")

@@ -136,7 +136,7 @@ def case_shown(f):
     p = pending_list(f)[pid]
     check(p["state"] == "pending" and p["serial"] == "SN-SHOW-1" and p["uuid"] == b.uuid and
           p["macs"] == ["52:54:00:aa:bb:01", "52:54:00:aa:bb:02"] and p["key_sha256"] == b.fingerprint and
-          p["peer"] == "127.0.0.1" and p["first_seen"] and p["expires_at"],
+          p["peer"] == "127.0.0.1" and p["first_seen_at"] and p["expires_at"],
           f"the record shows its claims and key: {p}")
     check(b.ask_pending() == pid, "asking again with the same key is the same record")
     check(len(pending_list(f)) == 1, "one record")

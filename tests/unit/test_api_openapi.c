@@ -1,8 +1,11 @@
 /* The OpenAPI document of the route tables (controller/skyrootd/api_openapi.c):
  * every route and method of the tables is an operation, every operation
  * is a route, every $ref resolves, the messages' fields are the schemas'
- * properties.  (tests/integration/api_schema.py checks it over HTTP and
- * through a real validator.) */
+ * properties.  And every method of every route names its answer (a
+ * message of proto/api.proto, or the media type of one that is not), so
+ * that a route added without a schema fails here.
+ * (tests/integration/api_schema.py checks it over HTTP and through a real
+ * validator.) */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +19,7 @@
 #include "controller/skyrootd/api_priv.h"
 
 static const char *const methods[] = { "get", "post", "delete", "patch" };
+static const char *const row_fields[] = { "get_s", "post_s", "del_s", "patch_s" };
 static const enum http_verb verbs[] = { HTTP_VERB_GET, HTTP_VERB_POST, HTTP_VERB_DELETE, HTTP_VERB_PATCH };
 
 /* A row's path as the document writes it. */
@@ -118,10 +122,72 @@ static void test_both_ways(void **state)
 	json_decref(doc);
 }
 
+/* Every method of every row names its answer: a message, or the media
+ * type of an answer that is not one; never both, never neither. */
+static void test_every_answer_named(void **state)
+{
+	size_t n_tables, named = 0, media = 0;
+	const struct api_route *const *tables = api_route_tables(&n_tables);
+	json_t *doc = api_openapi_doc(tables, n_tables), *paths = json_object_get(doc, "paths");
+
+	(void)state;
+	assert_non_null(doc);
+	for (size_t t = 0; t < n_tables; t++) {
+		for (const struct api_route *rt = tables[t]; rt->path; rt++) {
+			char p[160];
+
+			doc_path(rt, p, sizeof(p));
+			for (size_t k = 0; k < 4; k++) {
+				const struct api_schema *sc = api_route_schema(rt, verbs[k]);
+				json_t *content;
+
+				if (!sc)
+					continue;
+				if (!sc->answer && !sc->media)
+					fail_msg("%s %s names no answer: give its row %s_s = { ..., API_MSG(x) } (a "
+						 "message of proto/api.proto) or { .media = \"text/plain\" }",
+						 methods[k], p, row_fields[k]);
+				if (sc->answer && sc->media)
+					fail_msg("%s %s names both a message and the media type %s", methods[k], p,
+						 sc->media);
+				if (sc->stream && !sc->answer)
+					fail_msg("%s %s streams %s but names no message for its plain answer", methods[k],
+						 p, sc->stream->name);
+				content = json_object_get(json_object_get(json_object_get(json_object_get(
+					json_object_get(paths, p), methods[k]), "responses"), "2XX"), "content");
+				assert_non_null(content);
+				if (sc->media) {
+					media++;
+					assert_non_null(json_object_get(content, sc->media));
+					assert_null(json_object_get(content, API_PROTOBUF));
+				} else {
+					named++;
+					assert_non_null(json_object_get(content, "application/json"));
+				}
+				if (sc->stream)
+					assert_non_null(json_object_get(content, "application/x-ndjson"));
+			}
+		}
+	}
+	/* The text and bytes routes are few; the rest are messages. */
+	assert_true(named > 30);
+	assert_true(media > 0 && media < 10);
+	{
+		/* The watch names its items. */
+		json_t *ev = json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(
+			json_object_get(paths, "/v1/events"), "get"), "responses"), "2XX"), "content"), "application/x-ndjson");
+		assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(
+						    json_object_get(ev, "schema"), "allOf"), 0), "$ref")),
+				    "#/components/schemas/Event");
+	}
+	json_decref(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_both_ways),
+		cmocka_unit_test(test_every_answer_named),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
