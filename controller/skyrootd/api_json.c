@@ -550,7 +550,7 @@ int api_json_parse_guest_request(const void *body, size_t len, struct api_guest_
 				 size_t errlen)
 {
 	static const char *const known[] = { "name", "board", "kernel", "initrd", "disk", "cmdline", "vcpus",
-					     "memory_bytes", "devices", "backend", NULL };
+					     "memory_bytes", "devices", "backend", "nics", NULL };
 	static const char what[] = "guest";
 	struct api_guest_body *g;
 	uint64_t v;
@@ -621,6 +621,8 @@ int api_json_parse_guest_request(const void *body, size_t len, struct api_guest_
 			}
 		}
 	}
+	if (r >= 0)
+		r = api_json_parse_nics(root, g->nics, &g->n_nics, err, errlen);
 	json_decref(root);
 	if (r >= 0)
 		*out = *g;
@@ -901,6 +903,7 @@ json_t *api_json_guest(const struct guest *g)
 	bad |= json_object_set_new(o, "disk", aj_str_or_null(g->disk, sizeof(g->disk)));
 	bad |= json_object_set_new(o, "cmdline", aj_str(g->cmdline));
 	bad |= json_object_set_new(o, "devices", devs);
+	bad |= json_object_set_new(o, "nics", api_json_nics(g));
 	bad |= json_object_set_new(o, "error", aj_str_or_null(g->error, sizeof(g->error)));
 	bad |= json_object_set_new(o, "created", api_json_time(g->created));
 	if (bad) {

@@ -19,6 +19,7 @@
 #include "controller/skyrootd/pending.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/http.h"
+#include "controller/skyrootd/networks.h"
 #include "controller/skyrootd/scrub.h"
 #include "controller/skyrootd/store.h"
 
@@ -44,6 +45,20 @@ static int config__log_level(void *ctx, const char *value, char *err, size_t err
 		return -EINVAL;
 	}
 	*(int *)ctx = lvl;
+	return 0;
+}
+
+static int config__mac_prefix(void *ctx, const char *value, char *err, size_t errlen)
+{
+	uint8_t p[3];
+
+	if (sky_parse_mac_n(value, p, 3) < 0 || !network_mac_prefix_ok(p)) {
+		snprintf(err, errlen,
+			 "'%s' is not a locally administered unicast MAC prefix of three bytes like %s (the first "
+			 "byte's bit 1 set, bit 0 clear: x2, x6, xa or xe)", value, NETWORK_MAC_PREFIX_DEFAULT);
+		return -EINVAL;
+	}
+	*(const char **)ctx = value;
 	return 0;
 }
 
@@ -116,6 +131,10 @@ static const struct config_key config_keys[] = {
 	      "boards enrolled with no token kept at once, pending, accepted\nor rejected (default 1024; beyond it new ones are refused)"),
 	DURATION("pending-ttl", pending_ttl, 365ull * 86400,
 		 "a pending board is forgotten this long after its last ask, a\nrejected or accepted one after the decision (default 24h)"),
+	{ .opt = { .name = "mac-prefix", .kind = SKY_ARG_CALLBACK, .cb = config__mac_prefix, .metavar = "XX:XX:XX",
+		   .help = "the first three bytes of the MACs the controller gives guests'\nNICs: locally administered "
+			   "(default " NETWORK_MAC_PREFIX_DEFAULT ")" },
+	  .off = F(mac_prefix) },
 	{ .opt = { .name = "log-level", .kind = SKY_ARG_CALLBACK, .cb = config__log_level, .metavar = "LEVEL",
 		   .help = "error, warn, info (default) or debug" },
 	  .off = F(log_level), .live = true },
@@ -136,6 +155,7 @@ static void config__defaults(struct ctl_config *c)
 		.enroll_timeout = 30, .handshake_timeout = 10, .request_timeout = 10, .keepalive_timeout = 30,
 		.audit_keep = AUDIT_KEEP_DEFAULT,
 		.pending_max = PENDING_MAX_DEFAULT, .pending_ttl = PENDING_TTL_DEFAULT,
+		.mac_prefix = NETWORK_MAC_PREFIX_DEFAULT,
 	};
 }
 
@@ -264,6 +284,8 @@ void ctl_config_options(const struct ctl_config *c, struct ctl_options *o)
 	o->audit_keep = c->audit_keep;
 	o->pending_max = c->pending_max;
 	o->pending_ttl = (int64_t)c->pending_ttl;
+	if (sky_parse_mac_n(c->mac_prefix, o->mac_prefix, 3) < 0)
+		(void)sky_parse_mac_n(NETWORK_MAC_PREFIX_DEFAULT, o->mac_prefix, 3);
 }
 
 /* ---- reload ---------------------------------------------------------------- */

@@ -33,6 +33,7 @@ struct ctl_options {
 	uint64_t audit_keep;          /* rows of the API audit log kept (audit.h) */
 	uint64_t pending_max;         /* pending boards kept at once (pending.h) */
 	int64_t pending_ttl;          /* seconds a pending board is kept after its last ask */
+	uint8_t mac_prefix[3];        /* of the MACs given to guests' NICs (networks.h) */
 };
 
 struct agentlink;

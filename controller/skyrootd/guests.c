@@ -65,6 +65,7 @@ struct guests {
 	sqlite3 *h;
 	sqlite3_stmt *q[G_COUNT];
 	struct console *consoles;
+	uint8_t mac_prefix[3];        /* NETWORK_MAC_PREFIX_DEFAULT */
 };
 
 static sqlite3_stmt *q(struct guests *g, enum guest_stmt id)
@@ -91,6 +92,7 @@ int guests_open(struct db *db, struct store *store, struct guests **out)
 	g->db = db;
 	g->store = store;
 	g->h = db_handle(db);
+	(void)sky_parse_mac_n(NETWORK_MAC_PREFIX_DEFAULT, g->mac_prefix, 3);
 	for (int i = 0; i < G_COUNT && r == 0; i++)
 		r = db_errno(sqlite3_prepare_v3(g->h, guest_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &g->q[i], NULL));
 	if (r < 0) {
@@ -177,6 +179,8 @@ static int guest_one(struct guests *g, enum guest_stmt id, const char *key, stru
 		r = db_errno(rc);
 	}
 	sqlite3_reset(s);
+	if (r == 0)
+		r = networks_nics_load(g->db, out->id, out->nics, SKY_GUEST_NICS_MAX, &out->n_nics);
 	return r;
 }
 
@@ -188,13 +192,15 @@ int guests_get(struct guests *g, const char *id_or_name, struct guest *out)
 	return r;
 }
 
-static int guest_query(sqlite3_stmt *s, guest_cb cb, void *ctx)
+static int guest_query(struct guests *g, sqlite3_stmt *s, guest_cb cb, void *ctx)
 {
 	int rc, r = 0;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct guest gs;
 		guest_row(s, &gs);
-		r = cb(ctx, &gs);
+		r = networks_nics_load(g->db, gs.id, gs.nics, SKY_GUEST_NICS_MAX, &gs.n_nics);
+		if (r == 0)
+			r = cb(ctx, &gs);
 		if (r)
 			break;
 	}
@@ -206,7 +212,7 @@ static int guest_query(sqlite3_stmt *s, guest_cb cb, void *ctx)
 
 int guests_list(struct guests *g, guest_cb cb, void *ctx)
 {
-	return guest_query(q(g, G_LIST), cb, ctx);
+	return guest_query(g, q(g, G_LIST), cb, ctx);
 }
 
 int guests_image_in_use(struct guests *g, const char *image_id)
@@ -331,6 +337,7 @@ static void send_command(struct guests *g, const struct guest *gs, Skyroot__Gues
 	Skyroot__GuestCommand cmd = SKYROOT__GUEST_COMMAND__INIT;
 	Skyroot__GuestSpec spec = SKYROOT__GUEST_SPEC__INIT;
 	Skyroot__SignedManifest *mans[3] = {0};
+	Skyroot__GuestNic nics[SKY_GUEST_NICS_MAX], *nicp[SKY_GUEST_NICS_MAX];
 	char *devs[GUEST_MAX_DEVICES];
 	size_t nm = 0;
 	int r = 0;
@@ -350,6 +357,15 @@ static void send_command(struct guests *g, const struct guest *gs, Skyroot__Gues
 	spec.n_devices = gs->n_devices;
 	spec.devices = devs;
 	spec.backend = (char *)gs->backend;
+	for (unsigned i = 0; i < gs->n_nics && i < SKY_GUEST_NICS_MAX; i++) {
+		skyroot__guest_nic__init(&nics[i]);
+		nics[i].mac = (char *)gs->nics[i].mac;
+		nics[i].vlan = gs->nics[i].vlan;
+		nics[i].network = (char *)gs->nics[i].network;
+		nicp[i] = &nics[i];
+	}
+	spec.n_nics = gs->n_nics;
+	spec.nics = nicp;
 	if (action == SKYROOT__GUEST_ACTION__GUEST_ENSURE_RUNNING) {
 		r = add_manifest(g, gs->board_id, gs->kernel, mans, &nm);
 		if (r == 0)
@@ -390,7 +406,7 @@ void guests_board_up(struct guests *g, const char *board_id)
 {
 	sqlite3_stmt *s = q(g, G_BY_BOARD);
 	sqlite3_bind_text(s, 1, board_id, -1, SQLITE_STATIC);
-	guest_query(s, board_up_cb, g);
+	guest_query(g, s, board_up_cb, g);
 }
 
 /* ---- create, change, delete ---- */
@@ -478,6 +494,10 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	    (r = resolve_image(g, req->initrd, "initrd", gs.initrd, err, errlen)) < 0 ||
 	    (r = resolve_image(g, req->disk, "disk", gs.disk, err, errlen)) < 0)
 		return r;
+	r = networks_nics_resolve(g->db, req->nics, req->n_nics, gs.nics, err, errlen);
+	if (r < 0)
+		return r;
+	gs.n_nics = req->n_nics;
 
 	/* Where it runs. */
 	if (!req->board || strcmp(req->board, "auto") == 0) {
@@ -527,6 +547,11 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	snprintf(gs.state, sizeof(gs.state), "pending");
 	gs.created = sky_unix_now();
 
+	/* The guest and its NICs in one transaction (synchronous=FULL):
+	 * durable before we answer. */
+	r = db_begin(g->db);
+	if (r < 0)
+		return r;
 	s = q(g, G_INSERT);
 	sqlite3_bind_text(s, 1, gs.id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, gs.name, -1, SQLITE_STATIC);
@@ -543,9 +568,20 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	sqlite3_bind_text(s, 13, gs.state, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 14, "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 15, gs.created);
-	r = step_done(s); /* autocommit, synchronous=FULL: durable before we answer */
+	r = step_done(s);
+	if (r == 0)
+		r = networks_nics_store(g->db, gs.id, req->mac_prefix ? req->mac_prefix : g->mac_prefix, gs.nics,
+					gs.n_nics);
+	if (r == 0)
+		r = db_commit(g->db);
+	if (r < 0)
+		db_rollback(g->db);
 	if (r == -EEXIST) {
-		snprintf(err, errlen, "a guest named '%s' exists", req->name);
+		snprintf(err, errlen, "a guest named '%s' exists, or a NIC's MAC was taken meanwhile", req->name);
+		return r;
+	}
+	if (r == -ENOSPC) {
+		snprintf(err, errlen, "no free MAC was found under the controller's --mac-prefix; free some or widen it");
 		return r;
 	}
 	if (r < 0)
@@ -582,11 +618,20 @@ int guests_delete(struct guests *g, const char *id)
 	int r = guest_one(g, G_BY_ID, id, &gs);
 	if (r < 0)
 		return r;
+	r = db_begin(g->db);
+	if (r < 0)
+		return r;
 	s = q(g, G_DELETE);
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 	r = step_done(s);
-	if (r < 0)
+	if (r == 0)
+		r = networks_nics_forget(g->db, id); /* its MACs are free again */
+	if (r == 0)
+		r = db_commit(g->db);
+	if (r < 0) {
+		db_rollback(g->db);
 		return r;
+	}
 	send_command(g, &gs, SKYROOT__GUEST_ACTION__GUEST_DESTROY);
 	/* Its console goes with it. */
 	for (struct console **pp = &g->consoles; *pp; pp = &(*pp)->next)
