@@ -54,7 +54,7 @@ static int config__mac_prefix(void *ctx, const char *value, char *err, size_t er
 
 	if (sky_parse_mac_n(value, p, 3) < 0 || !network_mac_prefix_ok(p)) {
 		snprintf(err, errlen,
-			 "'%s' is not a locally administered unicast MAC prefix of three bytes like %s (the first "
+			 "mac-prefix '%s' is not a locally administered unicast MAC prefix of three bytes like %s (the first "
 			 "byte's bit 1 set, bit 0 clear: x2, x6, xa or xe)", value, NETWORK_MAC_PREFIX_DEFAULT);
 		return -EINVAL;
 	}

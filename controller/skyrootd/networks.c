@@ -230,6 +230,7 @@ static int networks__pick(struct db *db, const uint8_t prefix[3], const struct g
 			  char out[SKY_MAC_LEN])
 {
 	uint8_t rnd[3], mac[6];
+	char s[SKY_MAC_LEN];
 	int r;
 
 	for (int t = 0; t < NETWORK_MAC_TRIES; t++) {
@@ -239,14 +240,18 @@ static int networks__pick(struct db *db, const uint8_t prefix[3], const struct g
 		if (r < 0)
 			return r;
 		network_mac_make(prefix, rnd, mac);
-		sky_format_mac(mac, out);
+		sky_format_mac(mac, s);
 		for (unsigned j = 0; j < n; j++)
-			dup = dup || strcmp(taken[j].mac, out) == 0;
+			dup = dup || strcmp(taken[j].mac, s) == 0;
 		if (dup)
 			continue;
-		r = networks__mac_used(db, out);
-		if (r <= 0)
+		r = networks__mac_used(db, s);
+		if (r < 0)
 			return r;
+		if (r == 0) {
+			memcpy(out, s, SKY_MAC_LEN);
+			return 0;
+		}
 	}
 	return -ENOSPC;
 }

@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""Networks and guests' NICs (docs/api.md "Networks") against a real
+skyrootd on loopback, with simulated boards (pending.py's SimBoard: a key
+and CSR made with openssl, enrolled by an expectation).
+
+Usage: networks.py CASE
+  api      create, list (paged), show by id and name, delete; the errors:
+           a duplicate name (409), a VLAN out of range or not a number, a
+           bad name, an unknown field (400), a missing network (404)
+  roles    a reader lists and shows but cannot create or delete (403), an
+           operator can; every change is in the audit log
+  skyctl   network create/list/show/delete, guest create --nic, guest show
+           with each NIC's MAC, network and VLAN
+  nics     MACs: from the controller's --mac-prefix, unique, an operator's
+           own kept, a multicast or taken one refused, a network in use
+           cannot be deleted (409 naming the guest), the MACs kept across
+           a restart and a kill -9, free again once the guest is gone
+  order    a simulated board in session receives the guest's order with
+           its NICs, in order, each with its MAC and VLAN"""
+import os
+import re
+import signal
+import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fleetlib import (SKY_SLOW, Fleet, check, link_frames, pb_fields, read_for, run_cases, skyctl,  # noqa: E402
+                      tls_connect)
+from pending import SimBoard  # noqa: E402
+
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def net(f, name, vlan=None):
+    body = {"name": name}
+    if vlan is not None:
+        body["vlan"] = vlan
+    st, ans = f.api("POST", "/v1/networks", body)
+    check(st == 201, f"network {name} created: {st} {ans}")
+    return ans
+
+
+def error_of(ans):
+    return ans["error"]["message"] if isinstance(ans, dict) and "error" in ans else str(ans)
+
+
+def board_and_kernel(f, serial="SN-NET-1", tail=1):
+    """An enrolled simulated board (by an expectation) and a kernel image."""
+    st, _ = f.api("POST", "/v1/expectations", {"serial": serial})
+    check(st == 201, "expectation")
+    b = SimBoard(f, f"b{tail}", serial, f"5b0f4c0e-0000-4000-8000-0000000a{tail:04x}")
+    bid = b.ask_issued()
+    st, _ = f.api("GET", "/v1/images/vmlinuz")
+    if st == 404:
+        r = skyctl(f, "image", "push", "-", "--name", "vmlinuz", "--kind", "kernel", input_bytes=b"k" * 1000)
+        check(r.returncode == 0, f"image push: {r.stderr}")
+    return b, bid
+
+
+def guest(f, name, board, nics):
+    return f.api("POST", "/v1/guests", {"name": name, "board": board, "kernel": "vmlinuz", "memory_bytes": 64 << 20,
+                                        "nics": nics})
+
+
+def case_api(f):
+    f.start()
+    a = net(f, "prod", 100)
+    check(a["id"].startswith("net-") and a["name"] == "prod" and a["vlan"] == 100 and a["created_at"],
+          f"the answer: {a}")
+    u = net(f, "flat")
+    check(u["vlan"] is None, f"no VLAN: untagged (null): {u}")
+    net(f, "edge", 4094)
+    net(f, "low", 1)
+    # Errors.
+    st, ans = f.api("POST", "/v1/networks", {"name": "prod", "vlan": 7})
+    check(st == 409 and "exists" in error_of(ans), f"duplicate name: {st} {ans}")
+    for vlan in (0, 4095, -1, 65536, "100", 1.5):
+        st, ans = f.api("POST", "/v1/networks", {"name": "v", "vlan": vlan})
+        check(st == 400 and "vlan" in error_of(ans) and "4094" in error_of(ans), f"vlan {vlan!r}: {st} {ans}")
+    for name in ("", "-x", ".x", "net-abc", "a b", "x" * 64):
+        st, ans = f.api("POST", "/v1/networks", {"name": name})
+        check(st == 400 and "name" in error_of(ans), f"name {name!r}: {st} {ans}")
+    st, ans = f.api("POST", "/v1/networks", {"name": "z", "mtu": 9000})
+    check(st == 400 and "unknown field 'mtu'" in error_of(ans), f"unknown field: {st} {ans}")
+    st, ans = f.api("POST", "/v1/networks", {"vlan": 5})
+    check(st == 400 and "needs a name" in error_of(ans), f"no name: {st} {ans}")
+    st, ans = f.api("POST", "/v1/networks", [1])
+    check(st == 400, f"not an object: {st} {ans}")
+    # Read by id and by name.
+    st, ans = f.api("GET", f"/v1/networks/{a['id']}")
+    check(st == 200 and ans["name"] == "prod" and ans["vlan"] == 100, f"by id: {st} {ans}")
+    st, ans = f.api("GET", "/v1/networks/prod")
+    check(st == 200 and ans["id"] == a["id"], f"by name: {st} {ans}")
+    st, ans = f.api("GET", "/v1/networks/nope")
+    check(st == 404 and "no network named 'nope'" in error_of(ans), f"missing: {st} {ans}")
+    # The list, and its pages.
+    st, ans = f.api("GET", "/v1/networks")
+    check(st == 200 and sorted(n["name"] for n in ans["networks"]) == ["edge", "flat", "low", "prod"],
+          f"list: {st} {ans}")
+    seen, token = [], None
+    for _ in range(5):
+        st, ans = f.api("GET", "/v1/networks?limit=3" + (f"&page_token={token}" if token else ""))
+        check(st == 200 and len(ans["networks"]) <= 3, f"a page: {st} {ans}")
+        seen += [n["name"] for n in ans["networks"]]
+        token = ans.get("next_page_token")
+        if not token:
+            break
+    check(sorted(seen) == ["edge", "flat", "low", "prod"], f"pages cover the list once: {seen}")
+    # Delete by name, then by id; a second time 404.
+    st, ans = f.api("DELETE", "/v1/networks/flat")
+    check(st == 200 and ans["deleted"] == u["id"], f"delete by name: {st} {ans}")
+    st, ans = f.api("DELETE", f"/v1/networks/{a['id']}")
+    check(st == 200, f"delete by id: {st} {ans}")
+    st, ans = f.api("DELETE", "/v1/networks/flat")
+    check(st == 404, f"deleted once: {st} {ans}")
+    st, ans = f.api("PUT", "/v1/networks/edge")
+    check(st == 405, f"PUT: {st} {ans}")
+
+
+def case_roles(f):
+    f.start()
+    toks = {}
+    for role in ("reader", "operator"):
+        st, ans = f.api("POST", "/v1/credentials", {"name": f"c-{role}", "role": role})
+        check(st == 201, f"credential {role}: {st} {ans}")
+        toks[role] = ans["token"]
+    net(f, "shared", 10)
+    st, ans = f.api("GET", "/v1/networks", token=toks["reader"])
+    check(st == 200 and [n["name"] for n in ans["networks"]] == ["shared"], f"reader lists: {st} {ans}")
+    st, _ = f.api("GET", "/v1/networks/shared", token=toks["reader"])
+    check(st == 200, "reader shows")
+    st, ans = f.api("POST", "/v1/networks", {"name": "r"}, token=toks["reader"])
+    check(st == 403 and "operator" in error_of(ans), f"reader cannot create: {st} {ans}")
+    st, ans = f.api("DELETE", "/v1/networks/shared", token=toks["reader"])
+    check(st == 403, f"reader cannot delete: {st} {ans}")
+    st, _ = f.api("GET", "/v1/networks", auth=False)
+    check(st == 401, "no token: 401")
+    st, ans = f.api("POST", "/v1/networks", {"name": "op", "vlan": 20}, token=toks["operator"])
+    check(st == 201, f"operator creates: {st} {ans}")
+    st, ans = f.api("DELETE", "/v1/networks/op", token=toks["operator"])
+    check(st == 200, f"operator deletes: {st} {ans}")
+    st, ans = f.api("GET", "/v1/audit?limit=100")
+    check(st == 200, f"audit: {st} {ans}")
+    rows = [(e["method"], e["path"], e["status"], e["credential"]) for e in ans["entries"]]
+    for row in (("POST", "/v1/networks", 201, "admin"), ("POST", "/v1/networks", 201, "c-operator"),
+                ("DELETE", "/v1/networks/op", 200, "c-operator"), ("POST", "/v1/networks", 403, "c-reader"),
+                ("DELETE", "/v1/networks/shared", 403, "c-reader")):
+        check(row in rows, f"audit row {row}: {rows}")
+
+
+def case_skyctl(f):
+    f.start()
+    r = skyctl(f, "network", "create", "prod", "--vlan", "100")
+    check(r.returncode == 0 and "prod" in r.stdout and "100" in r.stdout, f"create: {r.stdout} {r.stderr}")
+    r = skyctl(f, "network", "create", "flat")
+    check(r.returncode == 0 and "untagged" in r.stdout, f"create untagged: {r.stdout} {r.stderr}")
+    r = skyctl(f, "network", "create", "bad", "--vlan", "4095")
+    check(r.returncode == 2 and "vlan" in r.stderr, f"--vlan 4095 refused by skyctl: {r.returncode} {r.stderr}")
+    r = skyctl(f, "network", "create", "prod")
+    check(r.returncode == 1 and "exists" in r.stderr, f"duplicate: {r.returncode} {r.stderr}")
+    r = skyctl(f, "network", "list")
+    check(r.returncode == 0 and re.search(r"prod\s+100", r.stdout) and re.search(r"flat\s+untagged", r.stdout),
+          f"list: {r.stdout}")
+    r = skyctl(f, "network", "show", "prod")
+    check(r.returncode == 0 and "VLAN" in r.stdout and "100" in r.stdout, f"show: {r.stdout}")
+    _, bid = board_and_kernel(f)
+    r = skyctl(f, "guest", "create", "--name", "web", "--board", bid, "--kernel", "vmlinuz", "--memory", "64M",
+               "--nic", "prod", "--nic", "flat,mac=02:AA:00:00:00:01")
+    check(r.returncode == 0, f"guest create --nic: {r.stdout} {r.stderr}")
+    r = skyctl(f, "guest", "show", "web")
+    lines = [l for l in r.stdout.splitlines() if " on prod " in l or " on flat " in l]
+    check(r.returncode == 0 and len(lines) == 2 and "(VLAN 100)" in lines[0] and
+          "02:aa:00:00:00:01 on flat (untagged)" in lines[1] and re.search(r"02:53:4b(:[0-9a-f]{2}){3} on prod",
+                                                                           lines[0]),
+          f"guest show: {r.stdout}")
+    r = skyctl(f, "guest", "create", "--name", "x", "--board", bid, "--kernel", "vmlinuz", "--nic", "prod,mtu=9")
+    check(r.returncode == 2 and "--nic" in r.stderr, f"a bad --nic: {r.returncode} {r.stderr}")
+    r = skyctl(f, "network", "delete", "prod")
+    check(r.returncode == 1 and "in use by guest 'web'" in r.stderr, f"delete in use: {r.stderr}")
+    r = skyctl(f, "guest", "delete", "web")
+    check(r.returncode == 0, f"guest delete: {r.stderr}")
+    r = skyctl(f, "network", "delete", "prod")
+    check(r.returncode == 0 and "deleted network" in r.stdout, f"delete: {r.stdout} {r.stderr}")
+
+
+def case_nics(f):
+    f.start(extra=["--mac-prefix", "0a:bc:de"])
+    net(f, "prod", 100)
+    net(f, "flat")
+    _, bid = board_and_kernel(f)
+    st, g1 = guest(f, "g1", bid, [{"network": "prod"}, {"network": "flat"}, {"network": "prod"}])
+    check(st == 201, f"guest with NICs: {st} {g1}")
+    macs = [n["mac"] for n in g1["nics"]]
+    check([n["network"] for n in g1["nics"]] == ["prod", "flat", "prod"] and
+          [n["vlan"] for n in g1["nics"]] == [100, None, 100], f"in order, with their VLANs: {g1['nics']}")
+    check(all(MAC_RE.match(m) and m.startswith("0a:bc:de:") for m in macs) and len(set(macs)) == 3,
+          f"MACs from the prefix, unique: {macs}")
+    st, g2 = guest(f, "g2", bid, [{"network": "prod", "mac": "02:00:00:00:00:AB"}])
+    check(st == 201 and g2["nics"][0]["mac"] == "02:00:00:00:00:ab", f"an operator's MAC, canonical: {st} {g2}")
+    # Refusals: multicast, zero, taken, twice in one guest, not a MAC,
+    # unknown network, too many.
+    for nics, code, words in (
+            ([{"network": "prod", "mac": "01:00:5e:00:00:01"}], 400, "unicast"),
+            ([{"network": "prod", "mac": "00:00:00:00:00:00"}], 400, "unicast"),
+            ([{"network": "prod", "mac": "02:00:00:00:00:ab"}], 409, "in use"),
+            ([{"network": "prod", "mac": macs[1]}], 409, "in use"),
+            ([{"network": "prod", "mac": "02:00:00:00:00:01"}, {"network": "flat", "mac": "02:00:00:00:00:01"}],
+             400, "same MAC"),
+            ([{"network": "prod", "mac": "02:00:00:00:00"}], 400, "MAC address"),
+            ([{"network": "nope"}], 404, "no network named 'nope'"),
+            ([{"network": "prod", "vlan": 5}], 400, "unknown field 'vlan'"),
+            ([{"network": "prod"}] * 9, 400, "at most 8"),
+            ("prod", 400, "nics")):
+        st, ans = guest(f, "bad", bid, nics)
+        check(st == code and words in error_of(ans), f"{nics}: {st} {ans}")
+    st, ans = f.api("GET", "/v1/guests/bad")
+    check(st == 404, "no guest left behind by a refusal")
+    # A network in use cannot go.
+    st, ans = f.api("DELETE", "/v1/networks/flat")
+    check(st == 409 and "guest 'g1'" in error_of(ans), f"in use: {st} {ans}")
+    st, _ = f.api("GET", "/v1/networks/flat")
+    check(st == 200, "still there")
+    # Kept across a restart and a kill -9.
+    f.ctl.stop()
+    f.start(extra=["--mac-prefix", "0a:bc:de"])
+    st, ans = f.api("GET", "/v1/guests/g1")
+    check(st == 200 and [n["mac"] for n in ans["nics"]] == macs, f"after a restart: {ans}")
+    f.ctl.stop(sig=signal.SIGKILL)
+    f.start(extra=["--mac-prefix", "0a:bc:de"])
+    st, ans = f.api("GET", "/v1/guests")
+    by = {g["name"]: [n["mac"] for n in g["nics"]] for g in ans["guests"]}
+    check(by == {"g1": macs, "g2": ["02:00:00:00:00:ab"]}, f"after kill -9: {by}")
+    # Gone with the guest: the MAC and the network are free again.
+    st, _ = f.api("DELETE", "/v1/guests/g1")
+    check(st == 200, "guest delete")
+    st, ans = guest(f, "g3", bid, [{"network": "prod", "mac": macs[1]}])
+    check(st == 201, f"a freed MAC can be given: {st} {ans}")
+    st, ans = f.api("DELETE", "/v1/networks/flat")
+    check(st == 200, f"flat unused now: {st} {ans}")
+    # A prefix that is not locally administered, or multicast: refused at start.
+    for bad in ("00:16:3e", "03:00:00", "02:00", "zz:00:00"):
+        r = f.start(extra=["--mac-prefix", bad], wait=False)
+        rc = r.p.wait(timeout=20)
+        check(rc != 0 and "mac-prefix" in r.text(), f"--mac-prefix {bad}: {rc} {r.text()}")
+
+
+def guest_commands(data):
+    """The GuestSpecs of every GuestCommand frame in data, as field dicts
+    (their NICs under 12 as a list of field dicts)."""
+    out = []
+    for env in link_frames(data):
+        if 30 not in env:
+            continue
+        cmd = dict(pb_fields(env[30]))
+        fields = pb_fields(cmd[1])
+        spec = dict(fields)
+        spec[12] = [dict(pb_fields(v)) for k, v in fields if k == 12]
+        out.append(spec)
+    return out
+
+
+def case_order(f):
+    f.start()
+    net(f, "prod", 100)
+    net(f, "flat")
+    b, bid = board_and_kernel(f)
+    s = tls_connect(f, b.crt, b.key)
+    s.sendall(struct.pack(">I", 6) + b"\x08\x01\x6a\x02\x08\x01")  # a heartbeat: in session
+    data = read_for(s, lambda d: any(13 in e for e in link_frames(d)), timeout=10 * SKY_SLOW)
+    check(any(13 in e for e in link_frames(data)), "in session")
+    st, g = guest(f, "web", bid, [{"network": "flat", "mac": "02:00:00:00:00:07"}, {"network": "prod"}])
+    check(st == 201, f"guest: {st} {g}")
+    data = read_for(s, lambda d: guest_commands(d), timeout=10 * SKY_SLOW)
+    specs = guest_commands(data)
+    check(specs, f"the board got the order: {link_frames(data)}")
+    nics = specs[0][12]
+    got = [(n.get(1, b"").decode(), n.get(2, 0), n.get(3, b"").decode()) for n in nics]
+    want = [("02:00:00:00:00:07", 0, "flat"), (g["nics"][1]["mac"], 100, "prod")]
+    check(got == want, f"the NICs in the order: {got}, want {want}")
+    s.close()
+
+
+def make(tmp):
+    return Fleet(tmp)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cases(globals(), "networks", make))
