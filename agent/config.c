@@ -32,7 +32,7 @@
 /* What the flags said, before it is checked and copied into the config. */
 struct config_flags {
 	const char *controller, *token, *ca, *sysfs_root, *procfs_root, *devfs_root, *cmdline, *qemu,
-		*identity_dir;
+		*identity_dir, *bridge;
 	uint64_t heartbeat_ms, cache_max;
 	bool once, allow_kexec, allow_reboot, version;
 	const char *reboot_command;
@@ -52,6 +52,7 @@ enum {
 	CONFIG_HEARTBEAT,
 	CONFIG_CACHE_MAX,
 	CONFIG_QEMU,
+	CONFIG_BRIDGE,
 	CONFIG_ALLOW_KEXEC,
 	CONFIG_ALLOW_REBOOT,
 	CONFIG_REBOOT_COMMAND,
@@ -108,6 +109,9 @@ static void config__table(struct sky_opt opts[CONFIG_NOPTS + 1], struct config_f
 		[CONFIG_QEMU] = { .name = "qemu", .kind = SKY_ARG_STR, .dest = &f->qemu, .metavar = "PATH",
 		  .help = "QEMU for guests (default\n"
 			  "qemu-system-x86_64 from PATH)" },
+		[CONFIG_BRIDGE] = { .name = "bridge", .kind = SKY_ARG_STR, .dest = &f->bridge, .metavar = "NAME",
+		  .help = "the bridge guests' NICs join, VLAN filtering\n"
+			  "on (default br0, the firmware's)" },
 		[CONFIG_ALLOW_KEXEC] = { .name = "allow-kexec", .kind = SKY_ARG_FLAG, .dest = &f->allow_kexec,
 		  .help = "let `skyctl board boot` replace this OS\n"
 			  "(the firmware's init passes it)" },
@@ -301,6 +305,7 @@ static int apply_flags(struct agent_config *cfg, const struct sky_opt *opts, con
 		{ f->devfs_root, cfg->devfs_root, sizeof(cfg->devfs_root), CONFIG_DEVFS_ROOT },
 		{ f->cmdline, cfg->cmdline_path, sizeof(cfg->cmdline_path), CONFIG_CMDLINE },
 		{ f->qemu, cfg->qemu_path, sizeof(cfg->qemu_path), CONFIG_QEMU },
+		{ f->bridge, cfg->bridge, sizeof(cfg->bridge), CONFIG_BRIDGE },
 		{ f->identity_dir, cfg->identity_dir, sizeof(cfg->identity_dir), CONFIG_IDENTITY_DIR },
 		{ f->reboot_command, cfg->reboot_command, sizeof(cfg->reboot_command), CONFIG_REBOOT_COMMAND },
 	};

@@ -21,6 +21,7 @@ struct guestmgr_config {
 	const char *sysfs_root;       /* for VFIO */
 	const char *devfs_root;
 	const char *qemu_path;        /* NULL: qemu-system-x86_64 from PATH */
+	const char *bridge;           /* guests' NICs' bridge; NULL: br0 */
 	bool allow_kexec;             /* bare-metal boot may replace this OS */
 };
 

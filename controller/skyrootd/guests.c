@@ -494,6 +494,11 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	    (r = resolve_image(g, req->initrd, "initrd", gs.initrd, err, errlen)) < 0 ||
 	    (r = resolve_image(g, req->disk, "disk", gs.disk, err, errlen)) < 0)
 		return r;
+	if (req->n_nics && strcmp(req->backend, "libvirt") == 0) {
+		snprintf(err, errlen, "the libvirt backend does not take NICs (the agent's taps cannot be handed to "
+				      "libvirtd): use backend qemu for a guest with NICs");
+		return -EINVAL;
+	}
 	r = networks_nics_resolve(g->db, req->nics, req->n_nics, gs.nics, err, errlen);
 	if (r < 0)
 		return r;

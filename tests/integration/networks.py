@@ -213,6 +213,9 @@ def case_nics(f):
             ("prod", 400, "nics")):
         st, ans = guest(f, "bad", bid, nics)
         check(st == code and words in error_of(ans), f"{nics}: {st} {ans}")
+    st, ans = f.api("POST", "/v1/guests", {"name": "lv", "board": bid, "kernel": "vmlinuz", "backend": "libvirt",
+                                           "nics": [{"network": "prod"}]})
+    check(st == 400 and "libvirt" in error_of(ans) and "qemu" in error_of(ans), f"libvirt with NICs: {st} {ans}")
     st, ans = f.api("GET", "/v1/guests/bad")
     check(st == 404, "no guest left behind by a refusal")
     # A network in use cannot go.
