@@ -1,6 +1,7 @@
 /* Guests' taps on the board's bridge (nics.h). */
 #include "agent/nics.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_bridge.h>
@@ -117,6 +118,36 @@ static uint16_t nics__default_pvid(const char *bridge)
 	return (uint16_t)v;
 }
 
+/* The bridge's other ports (its uplinks: not our taps, "sk...") carry
+ * vlan tagged, so that the network reaches the other boards. */
+static int nics__uplinks_carry(const char *bridge, uint16_t vlan, char *err, size_t errlen)
+{
+	char path[96];
+	struct dirent *e;
+	DIR *d;
+	int r = 0;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/brif", bridge);
+	d = opendir(path);
+	if (!d)
+		return 0; /* no ports yet: nothing to carry it */
+	while (r == 0 && (e = readdir(d))) {
+		unsigned idx;
+
+		if (e->d_name[0] == '.' || strncmp(e->d_name, "sk", 2) == 0)
+			continue;
+		idx = if_nametoindex(e->d_name);
+		if (!idx)
+			continue;
+		r = nics__vlan((int)idx, RTM_SETLINK, vlan, 0);
+		if (r < 0)
+			snprintf(err, errlen, "cannot let uplink %.32s of bridge %s carry VLAN %u: %s", e->d_name, bridge,
+				 vlan, strerror(-r));
+	}
+	closedir(d);
+	return r;
+}
+
 int nics_tap_open(const char *devnet, const char *bridge, const char *name, uint16_t vlan, int *fd, char *err,
 		  size_t errlen)
 {
@@ -169,6 +200,11 @@ int nics_tap_open(const char *devnet, const char *bridge, const char *name, uint
 			r = nics__vlan((int)tap, RTM_DELLINK, dflt, 0);
 		if (r == -ENOENT)
 			r = 0; /* the bridge gave it no default VLAN */
+		if (r == 0) {
+			r = nics__uplinks_carry(bridge, vlan, err, errlen);
+			if (r < 0)
+				goto fail;
+		}
 		if (r < 0) {
 			snprintf(err, errlen,
 				 "cannot set VLAN %u on tap %s (is VLAN filtering on for bridge %s? 'ip link set %s "

@@ -3,8 +3,9 @@
  * last descriptor of it closes), a port of the board's bridge (the
  * firmware's br0, VLAN filtering on; --bridge), with the network's VLAN as
  * its PVID, untagged, and no other VLAN; untagged networks keep the
- * bridge's default PVID.  The bridge's uplink carries the VLANs tagged
- * (fwimage/init).  Everything through rtnetlink from C (no ip(8)). */
+ * bridge's default PVID.  The bridge's other ports (the uplink the
+ * firmware's init put on it) carry each VLAN used, tagged.  Everything
+ * through rtnetlink from C (no ip(8) or bridge(8) on the firmware). */
 #ifndef SKY_AGENT_NICS_H
 #define SKY_AGENT_NICS_H
 
