@@ -16,7 +16,11 @@ Usage: networks.py CASE
            cannot be deleted (409 naming the guest), the MACs kept across
            a restart and a kill -9, free again once the guest is gone
   order    a simulated board in session receives the guest's order with
-           its NICs, in order, each with its MAC and VLAN"""
+           its NICs, in order, each with its MAC and VLAN
+  board    the real skyagent on a fixture board whose uplink is a port of
+           br0: 'board show' has the bridge, its uplink and link state; a
+           guest with NICs on an agent whose --bridge does not exist fails
+           with a clear error, and the agent keeps running"""
 import os
 import re
 import signal
@@ -24,8 +28,8 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import (SKY_SLOW, Fleet, check, link_frames, pb_fields, read_for, run_cases, skyctl,  # noqa: E402
-                      tls_connect)
+from fleetlib import (SKY_SLOW, Fleet, board_fixture, check, link_frames, pb_fields,  # noqa: E402
+                      read_for, run_cases, skyctl, tls_connect, wait_for)
 from pending import SimBoard  # noqa: E402
 
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -281,6 +285,40 @@ def case_order(f):
     want = [("02:00:00:00:00:07", 0, "flat"), (g["nics"][1]["mac"], 100, "prod")]
     check(got == want, f"the NICs in the order: {got}, want {want}")
     s.close()
+
+
+def case_board(f):
+    f.start()
+    net(f, "prod", 100)
+    root = board_fixture(os.path.join(f.tmp, "board-n1"), "a", "7d1c2b3a-0000-4000-8000-0000000000e1", "n1")
+    sysnet = os.path.join(root, "sys", "class", "net")
+    os.symlink("../br0", os.path.join(sysnet, "eth0", "master"))
+    os.makedirs(os.path.join(sysnet, "br0", "bridge"))
+    with open(os.path.join(sysnet, "br0", "operstate"), "w") as fh:
+        fh.write("up\n")
+    with open(os.path.join(sysnet, "br0", "bridge", "vlan_filtering"), "w") as fh:
+        fh.write("1\n")
+    tok = f.token()
+    p = f.agent("a", root=root, token=tok["token"], hb=1000, name="n1", extra=["--bridge", "skynobr9"])
+    board = wait_for(lambda: next((b for b in f.boards() if b["state"] == "online"), None), 20 * SKY_SLOW,
+                     "the agent online")
+    check(board["bridge"] == {"name": "br0", "uplink": "eth0", "up": True, "uplink_link": True,
+                              "vlan_filtering": True}, f"the board's bridge: {board.get('bridge')}")
+    check([n.get("bridge") for n in board["nics"]] == ["br0"], f"eth0 on br0: {board['nics']}")
+    r = skyctl(f, "board", "show", board["id"])
+    check(r.returncode == 0 and "br0 over eth0: up, uplink link up, VLAN filtering on" in r.stdout,
+          f"board show: {r.stdout}")
+    r = skyctl(f, "image", "push", "-", "--name", "vmlinuz", "--kind", "kernel", input_bytes=b"k" * 1000)
+    check(r.returncode == 0, f"image push: {r.stderr}")
+    st, g = guest(f, "web", board["id"], [{"network": "prod"}])
+    check(st == 201, f"guest: {st} {g}")
+
+    def failed():
+        st, g = f.api("GET", "/v1/guests/web")
+        return g if g["state"] == "failed" else None
+    g = wait_for(failed, 30 * SKY_SLOW, "the guest to fail on the board")
+    check("no bridge 'skynobr9'" in g["error"] and "--bridge" in g["error"], f"the reason: {g['error']}")
+    check(p.p.poll() is None, "the agent keeps running")
 
 
 def make(tmp):
