@@ -20,16 +20,24 @@ Usage: networks.py CASE
   board    the real skyagent on a fixture board whose uplink is a port of
            br0: 'board show' has the bridge, its uplink and link state; a
            guest with NICs on an agent whose --bridge does not exist fails
-           with a clear error, and the agent keeps running"""
+           with a clear error, and the agent keeps running
+  tap      in a private network namespace with a bridge (root only, else a
+           named skip): the real agent and QEMU run a guest with a NIC;
+           its tap is on the bridge (with the network's VLAN where the
+           kernel filters VLANs), QEMU has the NIC's MAC, and the tap is
+           gone once the guest is deleted"""
+import ctypes
+import json
 import os
 import re
 import signal
 import struct
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import (SKY_SLOW, Fleet, board_fixture, check, link_frames, pb_fields,  # noqa: E402
-                      read_for, run_cases, skyctl, tls_connect, wait_for)
+from fleetlib import (ROOT, SKY_SLOW, Fleet, board_fixture, check, link_frames, pb_fields,  # noqa: E402
+                      pids_naming, read_for, run_cases, skyctl, tls_connect, wait_for)
 from pending import SimBoard  # noqa: E402
 
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -318,6 +326,78 @@ def case_board(f):
         return g if g["state"] == "failed" else None
     g = wait_for(failed, 30 * SKY_SLOW, "the guest to fail on the board")
     check("no bridge 'skynobr9'" in g["error"] and "--bridge" in g["error"], f"the reason: {g['error']}")
+    check(p.p.poll() is None, "the agent keeps running")
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def skip(why):
+    print(f"SKIP: {why}")
+    raise SystemExit(77)
+
+
+def ip_json(*args):
+    r = subprocess.run(["ip", "-j"] + list(args), capture_output=True, text=True)
+    return json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else []
+
+
+def case_tap(f):
+    if os.geteuid() != 0:
+        skip("not root: a private network namespace needs CAP_SYS_ADMIN")
+    if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET) != 0:
+        skip(f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}")
+    # From here on this process and what it starts are in the namespace.
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    if subprocess.run(["ip", "link", "add", "brt0", "type", "bridge"], capture_output=True).returncode != 0:
+        skip("this kernel cannot make a bridge")
+    subprocess.run(["ip", "link", "set", "brt0", "up"], check=True)
+    vlan = subprocess.run(["ip", "link", "set", "brt0", "type", "bridge", "vlan_filtering", "1"],
+                          capture_output=True).returncode == 0
+    if not vlan:
+        print("note: this kernel's bridge filters no VLANs: the network is untagged")
+    art = subprocess.run([os.path.join(ROOT, "tests", "vmm", "fetch-guest.sh")], capture_output=True, text=True)
+    if art.returncode != 0:
+        skip(f"no guest kernel (tests/vmm/fetch-guest.sh): {art.stderr[-300:]}")
+    art = art.stdout.strip().splitlines()[-1]
+    f.start()
+    net(f, "prod", 100 if vlan else None)
+    for name, kind in (("vk", "kernel"), ("vi", "initrd")):
+        r = skyctl(f, "image", "push", os.path.join(art, "vmlinuz" if kind == "kernel" else "initrd.img"),
+                   "--name", name, "--kind", kind)
+        check(r.returncode == 0, f"image push {name}: {r.stderr}")
+    root = board_fixture(os.path.join(f.tmp, "board-t1"), "a", "7d1c2b3a-0000-4000-8000-0000000000f1", "t1")
+    os.makedirs(os.path.join(root, "dev", "net"), exist_ok=True)
+    os.symlink("/dev/net/tun", os.path.join(root, "dev", "net", "tun"))
+    tok = f.token()
+    p = f.agent("a", root=root, token=tok["token"], hb=1000, name="t1", extra=["--bridge", "brt0"])
+    board = wait_for(lambda: next((b for b in f.boards() if b["state"] == "online"), None), 20 * SKY_SLOW,
+                     "the agent online")
+    st, g = f.api("POST", "/v1/guests", {"name": "web", "board": board["id"], "kernel": "vk", "initrd": "vi",
+                                         "cmdline": "console=ttyS0 panic=-1 quiet", "memory_bytes": 256 << 20,
+                                         "nics": [{"network": "prod"}]})
+    check(st == 201, f"guest: {st} {g}")
+    mac = g["nics"][0]["mac"]
+    tap = "sk" + g["id"][-10:] + "n0"
+
+    def running():
+        st, x = f.api("GET", "/v1/guests/web")
+        if x["state"] == "failed":
+            raise SystemExit(f"FAIL tap: the guest failed: {x['error']}")
+        return x if x["state"] == "running" else None
+    wait_for(running, 90 * SKY_SLOW, "the guest running", interval=0.3)
+    links = ip_json("link", "show", "dev", tap)
+    check(links and links[0].get("master") == "brt0" and "UP" in links[0].get("flags", []),
+          f"tap {tap} up on brt0: {links}")
+    check(pids_naming(f"virtio-net-pci,netdev=nic0,mac={mac}".encode()), f"a QEMU with the NIC's MAC {mac}")
+    if vlan:
+        v = ip_json("-d", "link", "show", "dev", tap)
+        vl = json.loads(subprocess.run(["bridge", "-j", "vlan", "show", "dev", tap], capture_output=True,
+                                       text=True).stdout or "[]")
+        check([x["vlan"] for x in vl[0]["vlans"]] == [100], f"only VLAN 100 on the tap: {vl} {v}")
+    st, _ = f.api("DELETE", "/v1/guests/web")
+    check(st == 200, "guest delete")
+    wait_for(lambda: not ip_json("link", "show", "dev", tap), 30 * SKY_SLOW, f"tap {tap} gone")
     check(p.p.poll() is None, "the agent keeps running")
 
 
