@@ -75,7 +75,8 @@ void sky_format_mac(const uint8_t mac[6], char out[SKY_MAC_LEN]);
  * (M as sky_parse_mac reads it).  The network name into net (netlen
  * bytes; not checked against sky_name_ok here), the MAC into mac with
  * *has_mac.  -EINVAL for anything else (an empty name, another key, a
- * second mac=), -ENAMETOOLONG when the name does not fit. */
+ * second mac=), -ENAMETOOLONG when the name does not fit.  Nothing is
+ * written on failure (sky_parse_mac_n neither). */
 int sky_parse_nic(const char *s, char *net, size_t netlen, uint8_t mac[6], bool *has_mac);
 
 /* The value of one hex digit of either case, or -1. */
