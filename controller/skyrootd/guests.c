@@ -236,8 +236,11 @@ struct board_fit {
 	bool found;
 	bool online;
 	bool kvm;
+	bool inventory;               /* the board has told its inventory */
+	bool bridge;                  /* ... with a bridge for guests' NICs */
 	uint64_t memory;
 	uint32_t cpus;
+	bool need_bridge;             /* auto: the guest has NICs */
 	/* auto: the best so far */
 	uint64_t need_mem;
 	uint32_t need_cpus;
@@ -265,6 +268,8 @@ static void board_facts(struct board_fit *f, const struct db_board *b)
 	snprintf(f->name, sizeof(f->name), "%s", b->name);
 	f->online = guests__online(f->g, b->id);
 	f->kvm = h && h->kvm;
+	f->inventory = h != NULL;
+	f->bridge = h && h->bridge && h->bridge->name && h->bridge->name[0];
 	f->memory = h ? h->memory_bytes : 0;
 	f->cpus = h ? h->cpus : 0;
 	if (h)
@@ -285,7 +290,8 @@ static int board_fit_auto(void *ctx, const struct db_board *b)
 	uint64_t used = 0, free_mem;
 	uint32_t used_cpus = 0;
 	board_facts(&cand, b);
-	if (!cand.online || !cand.kvm || board_load(f->g, b->id, &used, &used_cpus) < 0)
+	if (!cand.online || !cand.kvm || (f->need_bridge && !cand.bridge) ||
+	    board_load(f->g, b->id, &used, &used_cpus) < 0)
 		return 0;
 	if (cand.memory < used + GUEST_BOARD_RESERVE + f->need_mem)
 		return 0;
@@ -508,12 +514,14 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	if (!req->board || strcmp(req->board, "auto") == 0) {
 		fit.need_mem = req->memory;
 		fit.need_cpus = req->vcpus;
+		fit.need_bridge = req->n_nics > 0;
 		r = db_board_list(g->db, board_fit_auto, &fit);
 		if (r < 0)
 			return r;
 		if (!fit.found) {
-			snprintf(err, errlen, "no online board with KVM has %llu MiB and %u vCPUs free; see 'skyctl board list'",
-				 (unsigned long long)(req->memory >> 20), req->vcpus);
+			snprintf(err, errlen, "no online board with KVM%s has %llu MiB and %u vCPUs free; see 'skyctl board list'",
+				 fit.need_bridge ? " and a bridge for NICs" : "", (unsigned long long)(req->memory >> 20),
+				 req->vcpus);
 			return -ENOSPC;
 		}
 	} else {
@@ -524,6 +532,12 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 			snprintf(err, errlen, "no board named '%s'; see 'skyctl board list'", req->board);
 		if (r < 0)
 			return r;
+		if (req->n_nics && fit.inventory && !fit.bridge) {
+			snprintf(err, errlen,
+				 "board %s reports no bridge for guests' NICs (the firmware's init makes br0 over its "
+				 "uplink; see 'skyctl board show %s')", fit.name, fit.name);
+			return -EBUSY;
+		}
 		if (fit.memory) {
 			r = board_load(g, fit.id, &used, &used_cpus);
 			if (r < 0)

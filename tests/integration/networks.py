@@ -19,8 +19,9 @@ Usage: networks.py CASE
            its NICs, in order, each with its MAC and VLAN
   board    the real skyagent on a fixture board whose uplink is a port of
            br0: 'board show' has the bridge, its uplink and link state; a
-           guest with NICs on an agent whose --bridge does not exist fails
-           with a clear error, and the agent keeps running
+           board without one takes no guest with NICs (409), 'auto' picks
+           the one with; a guest with NICs on an agent whose --bridge does
+           not exist fails with a clear error, and the agent keeps running
   tap      in a private network namespace with a bridge (root only, else a
            named skip): the real agent and QEMU run a guest with a NIC;
            its tap is on the bridge (with the network's VLAN where the
@@ -318,6 +319,20 @@ def case_board(f):
           f"board show: {r.stdout}")
     r = skyctl(f, "image", "push", "-", "--name", "vmlinuz", "--kind", "kernel", input_bytes=b"k" * 1000)
     check(r.returncode == 0, f"image push: {r.stderr}")
+    # A board whose inventory has no bridge takes no guest with NICs; auto
+    # placement picks one that has.
+    root2 = board_fixture(os.path.join(f.tmp, "board-n2"), "a", "7d1c2b3a-0000-4000-8000-0000000000e2", "n2")
+    f.agent("a", root=root2, token=f.token()["token"], hb=1000, name="n2")
+    other = wait_for(lambda: next((b for b in f.boards() if b["state"] == "online" and b["name"] == "n2"), None),
+                     20 * SKY_SLOW, "the second agent online")
+    check(other["bridge"] is None, f"no bridge on n2: {other.get('bridge')}")
+    st, ans = guest(f, "nope", other["id"], [{"network": "prod"}])
+    check(st == 409 and "reports no bridge" in error_of(ans), f"a board with no bridge: {st} {ans}")
+    st, ans = f.api("POST", "/v1/guests", {"name": "auto1", "board": "auto", "kernel": "vmlinuz",
+                                           "memory_bytes": 64 << 20, "nics": [{"network": "prod"}]})
+    check(st == 201 and ans["board"] == board["id"], f"auto: the board with a bridge: {st} {ans}")
+    st, _ = f.api("DELETE", "/v1/guests/auto1")
+    check(st == 200, "delete auto1")
     st, g = guest(f, "web", board["id"], [{"network": "prod"}])
     check(st == 201, f"guest: {st} {g}")
 
