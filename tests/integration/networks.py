@@ -384,6 +384,13 @@ def case_tap(f):
     root = board_fixture(os.path.join(f.tmp, "board-t1"), "a", "7d1c2b3a-0000-4000-8000-0000000000f1", "t1")
     os.makedirs(os.path.join(root, "dev", "net"), exist_ok=True)
     os.symlink("/dev/net/tun", os.path.join(root, "dev", "net", "tun"))
+    # The fixture's sysfs tells the inventory what the namespace has: its
+    # uplink on brt0.
+    sysnet = os.path.join(root, "sys", "class", "net")
+    os.symlink("../brt0", os.path.join(sysnet, "eth0", "master"))
+    os.makedirs(os.path.join(sysnet, "brt0", "bridge"))
+    with open(os.path.join(sysnet, "brt0", "operstate"), "w") as fh:
+        fh.write("up\n")
     tok = f.token()
     p = f.agent("a", root=root, token=tok["token"], hb=1000, name="t1", extra=["--bridge", "brt0"])
     board = wait_for(lambda: next((b for b in f.boards() if b["state"] == "online"), None), 20 * SKY_SLOW,
