@@ -905,6 +905,7 @@ int agent_new(uv_loop_t *loop, const struct agent_config *cfg, const struct inve
 		.devfs_root = cfg->devfs_root,
 		.qemu_path = cfg->qemu_path[0] ? cfg->qemu_path : NULL,
 		.skyvmm_path = cfg->skyvmm_path[0] ? cfg->skyvmm_path : NULL,
+		.bridge = cfg->bridge[0] ? cfg->bridge : NULL,
 		.allow_kexec = cfg->allow_kexec,
 	};
 	r = guestmgr_new(loop, &gcfg, a->cache, &agent_guest_ops, a, &a->guests);

@@ -34,7 +34,7 @@
 /* What the flags said, before it is checked and copied into the config. */
 struct config_flags {
 	const char *controller, *controller_dhcp, *token, *ca, *sysfs_root, *procfs_root, *devfs_root, *cmdline, *qemu,
-		*skyvmm, *identity_dir;
+		*skyvmm, *identity_dir, *bridge;
 	uint64_t heartbeat_ms, cache_max;
 	bool once, allow_kexec, allow_reboot, version, controller_srv;
 	const char *reboot_command;
@@ -57,6 +57,7 @@ enum {
 	CONFIG_CACHE_MAX,
 	CONFIG_QEMU,
 	CONFIG_SKYVMM,
+	CONFIG_BRIDGE,
 	CONFIG_ALLOW_KEXEC,
 	CONFIG_ALLOW_REBOOT,
 	CONFIG_REBOOT_COMMAND,
@@ -126,6 +127,9 @@ static void config__table(struct sky_opt opts[CONFIG_NOPTS + 1], struct config_f
 		  .help = "skyvmm for guests (default the build's\n"
 			  "libexec/skyroot/skyvmm, else\n"
 			  "/usr/libexec/skyroot/skyvmm)" },
+		[CONFIG_BRIDGE] = { .name = "bridge", .kind = SKY_ARG_STR, .dest = &f->bridge, .metavar = "NAME",
+		  .help = "the bridge guests' NICs join, VLAN filtering\n"
+			  "on (default br0, the firmware's)" },
 		[CONFIG_ALLOW_KEXEC] = { .name = "allow-kexec", .kind = SKY_ARG_FLAG, .dest = &f->allow_kexec,
 		  .help = "let `skyctl board boot` replace this OS\n"
 			  "(the firmware's init passes it)" },
@@ -321,6 +325,7 @@ static int apply_flags(struct agent_config *cfg, const struct sky_opt *opts, con
 		{ f->controller_dhcp, cfg->controller_dhcp, sizeof(cfg->controller_dhcp), CONFIG_CONTROLLER_DHCP },
 		{ f->qemu, cfg->qemu_path, sizeof(cfg->qemu_path), CONFIG_QEMU },
 		{ f->skyvmm, cfg->skyvmm_path, sizeof(cfg->skyvmm_path), CONFIG_SKYVMM },
+		{ f->bridge, cfg->bridge, sizeof(cfg->bridge), CONFIG_BRIDGE },
 		{ f->identity_dir, cfg->identity_dir, sizeof(cfg->identity_dir), CONFIG_IDENTITY_DIR },
 		{ f->reboot_command, cfg->reboot_command, sizeof(cfg->reboot_command), CONFIG_REBOOT_COMMAND },
 	};

@@ -28,6 +28,7 @@ struct agent_config {
 	uint64_t cache_max;          /* --cache-max: RAM for images; 0 = half of physical memory */
 	char qemu_path[4096];        /* --qemu: "" = qemu-system-x86_64 from PATH */
 	char skyvmm_path[4096];      /* --skyvmm: "" = libskyvmm's default */
+	char bridge[16];             /* --bridge: "" = br0 (guests' NICs, agent/nics.h) */
 	int allow_kexec;             /* --allow-kexec: bare-metal boot may replace this OS */
 	int allow_reboot;            /* --allow-reboot: the controller may reboot this machine */
 	char reboot_command[4096];   /* --reboot-command: run instead of reboot(2); "" = reboot(2) */

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "agent/answer.h"
+#include "agent/nics.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "vmm/qemu.h"
@@ -58,6 +59,8 @@ struct aguest {
 	int fds[3];                    /* the worker's own dups of the image memfds, or -1 */
 	bool held;                     /* images held in the cache */
 	bool disk_qcow2;               /* the disk image's manifest says qcow2 */
+	unsigned ntaps;                /* the taps made for its NICs (nics.h): gone with it */
+	char taps[VMM_NICS_MAX][NICS_IFNAME_MAX];
 };
 
 struct guestmgr {
@@ -273,6 +276,51 @@ static void close_fds(struct aguest *g)
 		}
 }
 
+/* The guest's taps go (its VMM, which held them, is gone). */
+static void remove_taps(struct aguest *g)
+{
+	for (unsigned i = 0; i < g->ntaps; i++) {
+		int r = nics_tap_remove(g->taps[i]);
+		if (r < 0)
+			log_warn("guest %s: cannot remove tap %s: %s", g->id, g->taps[i], strerror(-r));
+	}
+	g->ntaps = 0;
+}
+
+/* Make a tap on the bridge for each of the guest's NICs (worker thread):
+ * 0 with their descriptors in fds and nics, or -errno with work_err. */
+static int open_taps(struct aguest *g, struct vmm_nic *nics, int *fds)
+{
+	const char *bridge = g->m->cfg.bridge ? g->m->cfg.bridge : "br0";
+	size_t n = g->spec->n_nics;
+	int r = 0;
+
+	if (n > VMM_NICS_MAX) {
+		snprintf(g->work_err.msg, sizeof(g->work_err.msg), "%zu NICs: at most %u", n, VMM_NICS_MAX);
+		return -E2BIG;
+	}
+	for (size_t i = 0; i < n && r == 0; i++) {
+		const Skyroot__GuestNic *nic = g->spec->nics[i];
+		if (nic->vlan > SKY_VLAN_MAX) {
+			snprintf(g->work_err.msg, sizeof(g->work_err.msg), "NIC %zu: VLAN %u is out of range", i, nic->vlan);
+			r = -EINVAL;
+			break;
+		}
+		nics_tap_name(g->id, (unsigned)i, g->taps[i]);
+		nics_tap_remove(g->taps[i]); /* a stale one of an agent that died */
+		r = nics_tap_open(g->m->cfg.devfs_root, bridge, g->taps[i], (uint16_t)nic->vlan, &fds[i],
+				  g->work_err.msg, sizeof(g->work_err.msg));
+		if (r == 0) {
+			g->ntaps = (unsigned)i + 1;
+			nics[i].tap_fd = fds[i];
+			nics[i].mac = nic->mac;
+			log_info("guest %s: NIC %zu (%s, network '%s', VLAN %u) on tap %s of bridge %s", g->id, i,
+				 nic->mac, nic->network ? nic->network : "", nic->vlan, g->taps[i], bridge);
+		}
+	}
+	return r;
+}
+
 /* Frees the guest, never the manager (see mgr_release). */
 static void free_guest(struct aguest *g)
 {
@@ -285,6 +333,7 @@ static void free_guest(struct aguest *g)
 	hold_images(g, false);
 	console_stop(g);
 	vmm_guest_destroy(g->vm);
+	remove_taps(g);
 	close_fds(g);
 	if (g->spec)
 		skyroot__guest_spec__free_unpacked(g->spec, NULL);
@@ -311,6 +360,7 @@ static void guest_ended(struct aguest *g)
 	/* Give the devices back now: the guest is gone. */
 	vmm_guest_destroy(g->vm);
 	g->vm = NULL;
+	remove_taps(g);
 	if (st.state == VMM_STATE_CRASHED)
 		set_state(g, AG_FAILED, "the guest ended: %s", st.reason[0] ? st.reason : "crashed");
 	else
@@ -324,6 +374,8 @@ static void start_work(uv_work_t *w)
 	struct aguest *g = w->data;
 	struct guestmgr *m = g->m;
 	const char *pci[16];
+	struct vmm_nic nics[VMM_NICS_MAX];
+	int tapfds[VMM_NICS_MAX];
 	struct vmm_guest_spec spec = {0};
 	const char *backend = g->spec->backend && g->spec->backend[0] ? g->spec->backend : m->default_backend;
 	const struct vmm_ops *be = vmm_backend_find(backend);
@@ -350,7 +402,19 @@ static void start_work(uv_work_t *w)
 	spec.pci = pci;
 	spec.npci = g->spec->n_devices < 16 ? g->spec->n_devices : 16;
 	spec.accel = VMM_ACCEL_AUTO;
+	g->ntaps = 0;
+	r = open_taps(g, nics, tapfds);
+	if (r < 0) {
+		for (unsigned i = 0; i < g->ntaps; i++)
+			close(tapfds[i]);
+		g->work_result = r;
+		return; /* start_done removes the taps made */
+	}
+	spec.nics = nics;
+	spec.nnics = g->ntaps;
 	r = vmm_guest_create(be, &m->vcfg, &spec, &vm, &g->work_err);
+	for (unsigned i = 0; i < g->ntaps; i++)
+		close(tapfds[i]); /* the VMM holds its own */
 	if (r == 0) {
 		r = vmm_guest_start(vm, &g->work_err);
 		if (r < 0) {
@@ -372,6 +436,7 @@ static void start_done(uv_work_t *w, int status)
 	if (status < 0 && g->work_result == 0)
 		g->work_result = status;
 	if (g->work_result < 0) {
+		remove_taps(g);
 		set_state(g, AG_FAILED, "%s", g->work_err.msg[0] ? g->work_err.msg : strerror(-g->work_result));
 		if (g->destroy)
 			free_guest(g);
@@ -400,6 +465,7 @@ static void stop_done(uv_work_t *w, int status)
 	console_stop(g);
 	vmm_guest_destroy(g->vm);
 	g->vm = NULL;
+	remove_taps(g);
 	set_state(g, AG_STOPPED, "%s", g->work_result == -ETIMEDOUT ? "killed after the stop timeout" : "");
 	if (g->destroy) {
 		free_guest(g);

@@ -22,6 +22,7 @@ struct guestmgr_config {
 	const char *devfs_root;
 	const char *qemu_path;        /* NULL: qemu-system-x86_64 from PATH */
 	const char *skyvmm_path;      /* NULL: libskyvmm's default */
+	const char *bridge;           /* guests' NICs' bridge; NULL: br0 */
 	bool allow_kexec;             /* bare-metal boot may replace this OS */
 };
 

@@ -13,6 +13,7 @@ int hello_pack(const struct inventory *inv, uint32_t heartbeat_ms, bool allow_re
 	Skyroot__IommuGroup *groups = NULL, **gptrs = NULL;
 	Skyroot__PciDevice *devs = NULL, **dptrs = NULL;
 	Skyroot__Nic nics[INV_MAX_NICS], *nptrs[INV_MAX_NICS];
+	Skyroot__BoardBridge bridge;
 	char *flags[INV_MAX_FLAGS];
 	size_t ndev = 0, di = 0;
 	int r = 0;
@@ -71,10 +72,20 @@ int hello_pack(const struct inventory *inv, uint32_t heartbeat_ms, bool allow_re
 		nics[i].mac = (char *)inv->nics[i].mac;
 		nics[i].link = inv->nics[i].link;
 		nics[i].speed_mbps = inv->nics[i].speed_mbps;
+		nics[i].bridge = (char *)inv->nics[i].master;
 		nptrs[i] = &nics[i];
 	}
 	h.n_nics = inv->n_nics;
 	h.nics = nptrs;
+	if (inv->bridge.name[0]) {
+		skyroot__board_bridge__init(&bridge);
+		bridge.name = (char *)inv->bridge.name;
+		bridge.uplink = (char *)inv->bridge.uplink;
+		bridge.up = inv->bridge.up;
+		bridge.uplink_link = inv->bridge.uplink_link;
+		bridge.vlan_filtering = inv->bridge.vlan_filtering;
+		h.bridge = &bridge;
+	}
 	h.kernel_version = (char *)inv->kernel_version;
 	h.hostname = (char *)inv->hostname;
 	h.agent_version = SKY_VERSION;

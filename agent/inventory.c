@@ -461,11 +461,41 @@ static void read_nic(int sysfd, struct inv_nic *nic)
 		 strcmp(buf, "1") == 0)
 		nic->link = true;
 
+	char rel[512], target[256];
+	ssize_t n;
+	snprintf(rel, sizeof(rel), "class/net/%s/master", nic->name);
+	n = readlinkat(sysfd, rel, target, sizeof(target) - 1);
+	if (n > 0) {
+		target[n] = '\0';
+		copy_name(nic->master, sizeof(nic->master), strrchr(target, '/') ? strrchr(target, '/') + 1 : target);
+	}
+
 	nic->speed_mbps = -1;
 	uint64_t speed;
 	if (read_attrf(sysfd, buf, sizeof(buf), "class/net/%s/speed", nic->name) == 0 &&
 	    parse_dec_u64(buf, INT32_MAX, &speed) == 0)
 		nic->speed_mbps = (int32_t)speed;
+}
+
+/* The bridge of the first NIC that is a port of one (nics sorted). */
+static void read_bridge(int sysfd, struct inventory *inv)
+{
+	char buf[INV_ATTR_MAX];
+	struct inv_bridge *b = &inv->bridge;
+
+	for (unsigned i = 0; i < inv->n_nics; i++) {
+		const struct inv_nic *nic = &inv->nics[i];
+		if (!nic->master[0])
+			continue;
+		snprintf(b->name, sizeof(b->name), "%s", nic->master);
+		snprintf(b->uplink, sizeof(b->uplink), "%s", nic->name);
+		b->uplink_link = nic->link;
+		b->up = read_attrf(sysfd, buf, sizeof(buf), "class/net/%s/operstate", b->name) == 0 &&
+			strcmp(buf, "up") == 0;
+		b->vlan_filtering = read_attrf(sysfd, buf, sizeof(buf), "class/net/%s/bridge/vlan_filtering", b->name) == 0 &&
+				    strcmp(buf, "1") == 0;
+		return;
+	}
 }
 
 static void read_nics(int sysfd, struct inventory *inv)
@@ -492,6 +522,7 @@ static void read_nics(int sysfd, struct inventory *inv)
 	qsort(inv->nics, inv->n_nics, sizeof(inv->nics[0]), cmp_nic);
 	for (unsigned i = 0; i < inv->n_nics; i++)
 		read_nic(sysfd, &inv->nics[i]);
+	read_bridge(sysfd, inv);
 }
 
 /* ---- interface --------------------------------------------------------- */

@@ -37,6 +37,17 @@ struct inv_nic {
 	char mac[64];       /* "52:54:00:12:34:56" (InfiniBand addresses are longer) */
 	bool link;          /* operstate "up" (or carrier 1) */
 	int32_t speed_mbps; /* -1 when unknown */
+	char master[32];    /* the bridge it is a port of ("br0"), or "" */
+};
+
+/* The bridge guests' NICs join (the firmware's br0 over the uplink): the
+ * first NIC that is a port of a bridge is its uplink. */
+struct inv_bridge {
+	char name[32];      /* "" when no NIC is on a bridge */
+	char uplink[32];
+	bool up;            /* the bridge's operstate is "up" */
+	bool uplink_link;   /* the uplink has link */
+	bool vlan_filtering;
 };
 
 enum inv_firmware { INV_FW_UNKNOWN = 0, INV_FW_BIOS = 1, INV_FW_UEFI = 2 };
@@ -58,6 +69,7 @@ struct inventory {
 	struct inv_iommu_group *groups;     /* heap, n_groups entries */
 	unsigned n_nics;                    /* sorted by name, "lo" and virtual (no device link) skipped */
 	struct inv_nic nics[INV_MAX_NICS];
+	struct inv_bridge bridge;
 	char kernel_version[INV_MAX_STR];   /* <procfs>/sys/kernel/osrelease */
 	char hostname[INV_MAX_STR];         /* <procfs>/sys/kernel/hostname */
 };

@@ -10,6 +10,11 @@
 #define SKY_GUEST_MEMORY_MAX (1ull << 40)    /* 1 TiB */
 #define SKY_GUEST_DEVICES_MAX 8u
 #define SKY_GUEST_CMDLINE_MAX 1023u          /* bytes, without the NUL */
+#define SKY_GUEST_NICS_MAX 8u                /* network interfaces of one guest */
+
+/* Networks: a VLAN id is 1-4094 (0 and 4095 are reserved by 802.1Q). */
+#define SKY_VLAN_MIN 1u
+#define SKY_VLAN_MAX 4094u
 
 /* Names people give to boards, images, guests and credentials: at most
  * SKY_NAME_MAX bytes; the whole rule is sky_name_ok (common/parse.h). */

@@ -478,6 +478,54 @@ int sky_parse_pci(const char *s, char *out, size_t len)
 	return 0;
 }
 
+/* ---- MAC addresses -------------------------------------------------------- */
+
+int sky_parse_mac_n(const char *s, uint8_t *out, size_t n)
+{
+	uint8_t b[6];
+	unsigned v;
+
+	if (!s || !out || n == 0 || n > 6 || strnlen(s, 3 * n) != 3 * n - 1)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (parse__hexfield(s + 3 * i, 2, &v) < 0 || (i + 1 < n && s[3 * i + 2] != ':'))
+			return -EINVAL;
+		b[i] = (uint8_t)v;
+	}
+	memcpy(out, b, n);
+	return 0;
+}
+
+void sky_format_mac(const uint8_t mac[6], char out[SKY_MAC_LEN])
+{
+	snprintf(out, SKY_MAC_LEN, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+}
+
+int sky_parse_nic(const char *s, char *net, size_t netlen, uint8_t mac[6], bool *has_mac)
+{
+	const char *comma;
+	size_t n;
+
+	uint8_t m[6];
+
+	if (!s || !net || !mac || !has_mac || netlen == 0)
+		return -EINVAL;
+	comma = strchr(s, ',');
+	n = comma ? (size_t)(comma - s) : strlen(s);
+	if (n == 0)
+		return -EINVAL;
+	if (comma && (strncmp(comma + 1, "mac=", 4) != 0 || sky_parse_mac(comma + 5, m) < 0))
+		return -EINVAL;
+	if (n >= netlen)
+		return -ENAMETOOLONG;
+	memcpy(net, s, n);
+	net[n] = '\0';
+	*has_mac = comma != NULL;
+	if (comma)
+		memcpy(mac, m, 6);
+	return 0;
+}
+
 /* ---- hex and the CA pin --------------------------------------------------- */
 
 int sky_parse_hex(const char *s, uint8_t *out, size_t len)

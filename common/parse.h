@@ -59,6 +59,26 @@ int sky_parse_listen(const char *s, struct sockaddr_storage *out);
 #define SKY_PCI_ADDR_LEN 13
 int sky_parse_pci(const char *s, char *out, size_t len);
 
+/* A MAC address: six pairs of hex digits (either case) separated by ':'
+ * ("02:53:4b:00:00:01"), or, with n == 3, a prefix of three pairs
+ * ("02:53:4b").  -EINVAL for anything else.  sky_format_mac writes the
+ * canonical lower-case form into out (SKY_MAC_LEN bytes). */
+#define SKY_MAC_LEN 18
+int sky_parse_mac_n(const char *s, uint8_t *out, size_t n);
+static inline int sky_parse_mac(const char *s, uint8_t out[6])
+{
+	return sky_parse_mac_n(s, out, 6);
+}
+void sky_format_mac(const uint8_t mac[6], char out[SKY_MAC_LEN]);
+
+/* A guest NIC as skyctl's --nic takes it: "NETWORK" or "NETWORK,mac=M"
+ * (M as sky_parse_mac reads it).  The network name into net (netlen
+ * bytes; not checked against sky_name_ok here), the MAC into mac with
+ * *has_mac.  -EINVAL for anything else (an empty name, another key, a
+ * second mac=), -ENAMETOOLONG when the name does not fit.  Nothing is
+ * written on failure (sky_parse_mac_n neither). */
+int sky_parse_nic(const char *s, char *net, size_t netlen, uint8_t mac[6], bool *has_mac);
+
 /* The value of one hex digit of either case, or -1. */
 int sky_hex_digit(char c);
 /* Exactly 2*len hex digits of either case into len bytes.  -EINVAL. */

@@ -24,6 +24,8 @@ BUSYBOX=${SKYROOT_BUSYBOX:-/bin/busybox}
 MODULES_KVM=(kvm kvm_amd kvm_intel)
 MODULES_VFIO=(vfio vfio_iommu_type1 vfio_pci)
 MODULES_VIRTIO=(virtio_pci virtio_net)
+# Guests' NICs: the bridge br0 over the uplink (init) and their taps.
+MODULES_GUESTNET=(bridge tun)
 MODULES_NIC=('?e1000' '?e1000e' '?igb' '?ixgbe' '?i40e' '?bnxt_en' '?mlx5_core')
 # The board's NVMe disks, so that its inventory shows them (the firmware
 # never mounts or writes them).
@@ -384,7 +386,7 @@ moddir=$kroot/lib/modules/$krel
 
 # --- module list -------------------------------------------------------------
 wanted=()
-for m in "${MODULES_KVM[@]}" "${MODULES_VFIO[@]}" "${MODULES_VIRTIO[@]}" "${MODULES_NIC[@]}" "${MODULES_STORAGE[@]}" "${extra_modules[@]}"; do
+for m in "${MODULES_KVM[@]}" "${MODULES_VFIO[@]}" "${MODULES_VIRTIO[@]}" "${MODULES_GUESTNET[@]}" "${MODULES_NIC[@]}" "${MODULES_STORAGE[@]}" "${extra_modules[@]}"; do
 	skip=0
 	for n in "${no_modules[@]}"; do
 		[ "$(echo "${m#\?}" | tr - _)" = "$(echo "${n#\?}" | tr - _)" ] && skip=1

@@ -387,6 +387,12 @@ static int lv_create(const struct vmm_config *cfg, const struct vmm_guest_spec *
 	char *xml = NULL;
 	int sv[2], kvm, usable = 0, r;
 
+	/* libvirtd opens its own taps (<interface type='ethernet'>) and cannot
+	 * be handed ours: a guest with NICs runs on the qemu backend. */
+	if (spec->nnics)
+		return vmm_err(err, -EOPNOTSUPP,
+			       "guest %s: the libvirt backend does not take NICs (the agent's taps cannot be handed to "
+			       "libvirtd); create the guest with backend qemu", spec->name);
 	pthread_once(&lv_once, lv_init);
 	if (lv_init_result < 0)
 		return vmm_err(err, -EIO, "cannot initialise libvirt: %s", lv_msg());

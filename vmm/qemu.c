@@ -22,12 +22,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/parse.h"
 #include "common/util.h"
 #include "vmm/qmp.h"
 #include "vmm/vmm_priv.h"
 
 /* Parent-side copies of the child's descriptors live at or above this. */
-#define QEMU_PARENT_FD_MIN 10
+#define QEMU_PARENT_FD_MIN (QEMU_FD_FIRST_FREE + 4)
+/* The descriptors the child gets: QMP, console, kernel, initrd, disk, taps. */
+#define QEMU_NFDS (5 + (int)VMM_NICS_MAX)
 #define QEMU_KILL_WAIT_MS 5000u
 /* After its SHUTDOWN event a QEMU gets this long to exit by itself. */
 #define QEMU_EXIT_GRACE_MS 3000u
@@ -170,6 +173,20 @@ int qemu_build_argv(const char *qemu, const struct vmm_guest_spec *spec, int kvm
 		ADD("-device");
 		ADD("vfio-pci,host=%s", spec->pci[i]);
 	}
+	for (size_t i = 0; i < spec->nnics && i < VMM_NICS_MAX; i++) {
+		uint8_t mac[6];
+		char canon[SKY_MAC_LEN];
+
+		if (sky_parse_mac(spec->nics[i].mac, mac) < 0) {
+			r = vmm_err(err, -EINVAL, "NIC %zu: not a MAC address", i);
+			goto fail;
+		}
+		sky_format_mac(mac, canon);
+		ADD("-netdev");
+		ADD("tap,id=nic%zu,fd=%d", i, QEMU_FD_NIC0 + (int)i);
+		ADD("-device");
+		ADD("virtio-net-pci,netdev=nic%zu,mac=%s", i, canon);
+	}
 #undef ADD
 	*out = a;
 	return 0;
@@ -232,7 +249,7 @@ static int pidfd_open_compat(pid_t pid)
 
 /* In the child: only async-signal-safe calls. */
 static void __attribute__((noreturn))
-child(const char *bin, char *const argv[], const int src[5], int devnull, int out_fd,
+child(const char *bin, char *const argv[], const int src[QEMU_NFDS], int devnull, int out_fd,
       int errpipe, pid_t parent)
 {
 	static const int targets[5] = { QEMU_FD_QMP, QEMU_FD_CONSOLE, QEMU_FD_KERNEL,
@@ -255,8 +272,8 @@ child(const char *bin, char *const argv[], const int src[5], int devnull, int ou
 		_exit(127);
 	if (dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
 		goto fail;
-	for (int i = 0; i < 5; i++)
-		if (src[i] >= 0 && dup2(src[i], targets[i]) < 0)
+	for (int i = 0; i < QEMU_NFDS; i++)
+		if (src[i] >= 0 && dup2(src[i], i < 5 ? targets[i] : QEMU_FD_NIC0 + i - 5) < 0)
 			goto fail;
 	/* Everything else closes at exec (the error pipe included). */
 	if (syscall(SYS_close_range, QEMU_FD_FIRST_FREE, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) {
@@ -454,12 +471,14 @@ static int qemu_create(const struct vmm_config *cfg, const struct vmm_guest_spec
 	char bin[PATH_MAX], why[VMM_MSG_MAX / 2];
 	struct qemu_argv argv = { 0 };
 	struct qemu_guest *g;
-	int qmp_sv[2] = { -1, -1 }, con_sv[2] = { -1, -1 }, src[5] = { -1, -1, -1, -1, -1 };
+	int qmp_sv[2] = { -1, -1 }, con_sv[2] = { -1, -1 }, src[QEMU_NFDS];
 	int errpipe[2] = { -1, -1 }, devnull = -1, kvm, usable, e, r;
 	pid_t parent = getpid(), pid;
 	ssize_t n;
 	json_t *ret = NULL;
 
+	for (int i = 0; i < QEMU_NFDS; i++)
+		src[i] = -1;
 	r = qemu_find_binary(cfg->qemu_path, bin, sizeof(bin), err);
 	if (r < 0)
 		return r;
@@ -501,9 +520,11 @@ static int qemu_create(const struct vmm_config *cfg, const struct vmm_guest_spec
 	}
 	/* Copies above the child's target numbers, so no dup2 clobbers another. */
 	{
-		const int want[5] = { qmp_sv[1], con_sv[1], spec->kernel_fd, spec->initrd_fd, spec->disk_fd };
+		int want[QEMU_NFDS] = { qmp_sv[1], con_sv[1], spec->kernel_fd, spec->initrd_fd, spec->disk_fd };
 		int *moved[4] = { &devnull, &g->stderr_fd, &errpipe[1], NULL };
-		for (int i = 0; i < 5; i++) {
+		for (int i = 5; i < QEMU_NFDS; i++)
+			want[i] = (size_t)(i - 5) < spec->nnics ? spec->nics[i - 5].tap_fd : -1;
+		for (int i = 0; i < QEMU_NFDS; i++) {
 			if (want[i] < 0)
 				continue;
 			src[i] = vmm_dup_cloexec(want[i], QEMU_PARENT_FD_MIN);
@@ -545,7 +566,7 @@ static int qemu_create(const struct vmm_config *cfg, const struct vmm_guest_spec
 	}
 	vmm_close(&errpipe[0]);
 	vmm_close(&devnull);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < QEMU_NFDS; i++)
 		vmm_close(&src[i]);
 	vmm_close(&qmp_sv[1]);
 	vmm_close(&con_sv[1]);
@@ -578,7 +599,7 @@ fail_proc:
 	qemu_destroy(g);
 	return r;
 fail_fds:
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < QEMU_NFDS; i++)
 		vmm_close(&src[i]);
 	vmm_close(&devnull);
 	vmm_close(&errpipe[0]);

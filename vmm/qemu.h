@@ -9,13 +9,14 @@
 
 #define QEMU_ARGV_MAX 128
 
-/* Descriptor numbers as QEMU sees them (its fds 3..7). */
+/* Descriptor numbers as QEMU sees them (its fds 3..7, then the taps). */
 #define QEMU_FD_QMP 3
 #define QEMU_FD_CONSOLE 4
 #define QEMU_FD_KERNEL 5
 #define QEMU_FD_INITRD 6
 #define QEMU_FD_DISK 7
-#define QEMU_FD_FIRST_FREE 8
+#define QEMU_FD_NIC0 8          /* NIC i's tap: QEMU_FD_NIC0 + i */
+#define QEMU_FD_FIRST_FREE (QEMU_FD_NIC0 + (int)VMM_NICS_MAX)
 
 struct qemu_argv {
 	size_t argc;
@@ -25,7 +26,8 @@ struct qemu_argv {
 /* The argv of one QEMU process for spec: q35, -S (paused until "cont"),
  * QMP and the serial console on inherited sockets, kernel/initrd/disk as
  * /proc/self/fd/N of inherited descriptors, one -device vfio-pci per PCI
- * address (canonical form), pvpanic with panic=shutdown, -no-reboot.
+ * address (canonical form), one -netdev tap,fd=N + -device virtio-net-pci
+ * with its MAC per NIC, pvpanic with panic=shutdown, -no-reboot.
  * 0 or -errno with a message; out untouched on failure. */
 int qemu_build_argv(const char *qemu, const struct vmm_guest_spec *spec, int kvm,
 		    struct qemu_argv *out, struct vmm_error *err);

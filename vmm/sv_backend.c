@@ -79,6 +79,12 @@ int sv_spec_check(const struct vmm_guest_spec *spec, struct vmm_error *err)
 		return vmm_err(err, -ENOTSUP,
 			       "guest %s: the skyvmm backend does not pass PCI devices through yet: "
 			       "use the qemu backend for a guest with devices", spec->name);
+	/* skyvmm takes one --tap-fd, and its virtio-net is optional in its
+	 * build: until this backend hands taps over, NICs are QEMU's. */
+	if (spec->nnics > 0)
+		return vmm_err(err, -ENOTSUP,
+			       "guest %s: the skyvmm backend does not take NICs yet: use the qemu backend for a "
+			       "guest with NICs", spec->name);
 	return 0;
 }
 

@@ -230,6 +230,20 @@ int vmm_spec_check(const struct vmm_guest_spec *spec, struct vmm_error *err)
 					       spec->name, c);
 		}
 	}
+	if (spec->nnics > VMM_NICS_MAX)
+		return vmm_err(err, -E2BIG, "guest %s: %zu NICs: at most %u", spec->name, spec->nnics, VMM_NICS_MAX);
+	if (spec->nnics && !spec->nics)
+		return vmm_err(err, -EINVAL, "guest %s: nnics is %zu but nics is NULL", spec->name, spec->nnics);
+	for (size_t i = 0; i < spec->nnics; i++) {
+		uint8_t mac[6];
+
+		if (spec->nics[i].tap_fd < 0 || fcntl(spec->nics[i].tap_fd, F_GETFD) < 0)
+			return vmm_err(err, -EBADF, "guest %s: NIC %zu: tap_fd %d is not an open descriptor", spec->name,
+				       i, spec->nics[i].tap_fd);
+		if (!spec->nics[i].mac || sky_parse_mac(spec->nics[i].mac, mac) < 0 || (mac[0] & 1))
+			return vmm_err(err, -EINVAL, "guest %s: NIC %zu: \"%.20s\" is not a unicast MAC address",
+				       spec->name, i, spec->nics[i].mac ? spec->nics[i].mac : "(null)");
+	}
 	if (spec->npci > VMM_PCI_MAX)
 		return vmm_err(err, -E2BIG, "guest %s: %zu PCI devices: at most %u", spec->name,
 			       spec->npci, VMM_PCI_MAX);

@@ -49,6 +49,7 @@
 #define VMM_NAME_MAX SKY_NAME_MAX               /* bytes of a guest name */
 #define VMM_CMDLINE_MAX SKY_GUEST_CMDLINE_MAX   /* bytes of a kernel command line */
 #define VMM_PCI_MAX SKY_GUEST_DEVICES_MAX       /* passthrough devices per guest */
+#define VMM_NICS_MAX SKY_GUEST_NICS_MAX         /* network interfaces per guest */
 #define VMM_VCPUS_MAX SKY_GUEST_VCPUS_MAX
 #define VMM_MEMORY_MIN SKY_GUEST_MEMORY_MIN
 #define VMM_MEMORY_MAX SKY_GUEST_MEMORY_MAX
@@ -85,6 +86,14 @@ enum vmm_disk_format {
 	VMM_DISK_QCOW2,
 };
 
+/* A network interface: a tap the caller opened (IFF_TAP | IFF_NO_PI, with
+ * IFF_VNET_HDR or not: QEMU asks the tap), given to the guest as a
+ * virtio-net device with this MAC.  The library dups the descriptor. */
+struct vmm_nic {
+	int tap_fd;
+	const char *mac;        /* "02:53:4b:0a:1b:2c": unicast */
+};
+
 /* What to run.  Nothing here is kept after vmm_guest_create returns. */
 struct vmm_guest_spec {
 	const char *name;       /* a name (sky_name_ok, common/parse.h):
@@ -102,6 +111,8 @@ struct vmm_guest_spec {
 				   "01:00.0") to pass through with VFIO */
 	size_t npci;
 	enum vmm_accel accel;
+	const struct vmm_nic *nics; /* nnics network interfaces, in order */
+	size_t nnics;
 };
 
 /* How to reach the host's VMM.  Zero/NULL members take the defaults. */

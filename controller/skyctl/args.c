@@ -223,6 +223,17 @@ const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
 		.name = "wait",
 		.help = "wait for the outcome (through the controller's events); the exit status says it",
 	},
+	[FLAG_NIC] = {
+		.kind = SKY_ARG_LIST, .off = offsetof(struct skyctl_opts, nics),
+		.name = "nic", .metavar = "NETWORK[,mac=MAC]",
+		.help = "a network interface on a network (id or name; see 'skyctl network list'), with a MAC of "
+			"your own or one the controller picks; up to 8 times",
+	},
+	[FLAG_VLAN] = {
+		.kind = SKY_ARG_UINT, .off = offsetof(struct skyctl_opts, vlan), .min = SKY_VLAN_MIN, .max = SKY_VLAN_MAX,
+		.name = "vlan", .metavar = "N",
+		.help = "the network's 802.1Q VLAN id, 1 to 4094 (default: untagged)",
+	},
 	[FLAG_SCDOC] = {
 		.kind = SKY_ARG_FLAG, .off = offsetof(struct skyctl_opts, on[FLAG_SCDOC]),
 		.name = "scdoc",
@@ -268,6 +279,7 @@ int skyctl_args_parse(int argc, char **argv, struct skyctl_opts *o)
 	argc = args__take_help(argc, argv, o);
 	o->timeout = SKYCTL_FETCH_TIMEOUT;
 	o->devices.max = SKYCTL_MAX_DEVICES;
+	o->nics.max = SKYCTL_MAX_NICS;
 	/* Every flag of every command: which ones the command takes is
 	 * checked once the words say which command it is. */
 	for (int f = 0; f < FLAG__COUNT; f++)
@@ -356,6 +368,19 @@ int skyctl_args_check(struct skyctl_opts *o)
 				return -EINVAL;
 			}
 		}
+	}
+	for (size_t i = 0; i < o->nics.n; i++) {
+		uint8_t mac[6];
+		bool has_mac;
+
+		if (sky_parse_nic(o->nics.v[i], o->nic_net[i], sizeof(o->nic_net[i]), mac, &has_mac) < 0) {
+			skyctl_err("--nic '%s' is not NETWORK or NETWORK,mac=MAC (e.g. --nic prod or --nic "
+				   "prod,mac=02:53:4b:00:00:01)", o->nics.v[i]);
+			return -EINVAL;
+		}
+		o->nic_mac[i][0] = '\0';
+		if (has_mac)
+			sky_format_mac(mac, o->nic_mac[i]);
 	}
 	if (skyctl_has(o, FLAG_CMDLINE) && strlen(o->value[FLAG_CMDLINE]) > SKYCTL_MAX_CMDLINE) {
 		skyctl_err("--cmdline is longer than %d bytes", SKYCTL_MAX_CMDLINE);

@@ -137,8 +137,25 @@ static void board__show_reenroll(json_t *b)
 	skyctl_field("Re-enrollment", text);
 }
 
+/* "br0 over eth0: up, uplink link up, VLAN filtering on" or "none". */
+static void board__show_bridge(json_t *board)
+{
+	json_t *b = json_object_get(board, "bridge");
+	char line[256];
+
+	if (!json_is_object(b)) {
+		skyctl_field("Bridge", "none (guests' NICs need the firmware's br0)");
+		return;
+	}
+	snprintf(line, sizeof(line), "%.32s over %.32s: %s, uplink %s, VLAN filtering %s", skyctl_jstr(b, "name", "-"),
+		 skyctl_jstr(b, "uplink", "-"), skyctl_jbool(b, "up", "up", "down"),
+		 skyctl_jbool(b, "uplink_link", "link up", "link down"), skyctl_jbool(b, "vlan_filtering", "on", "off"));
+	skyctl_field("Bridge", line);
+}
+
 static int board__show_nics(json_t *board)
 {
+	board__show_bridge(board);
 	json_t *nics = json_object_get(board, "nics"), *nic;
 	struct skyctl_table t = { 0 };
 	char buf[32];
@@ -150,7 +167,7 @@ static int board__show_nics(json_t *board)
 		return 0;
 	}
 	skyctl_field("NICs", skyctl_jcount(board, "nics", buf, sizeof(buf)));
-	r = skyctl_table_init(&t, 4, json_array_size(nics));
+	r = skyctl_table_init(&t, 5, json_array_size(nics));
 	json_array_foreach(nics, i, nic) {
 		char speed[48];
 		json_t *mbps = json_object_get(nic, "speed_mbps");
@@ -163,6 +180,7 @@ static int board__show_nics(json_t *board)
 			skyctl_jstr(nic, "mac", "-"),
 			skyctl_jbool(nic, "link", "link up", "link down"),
 			speed,
+			json_is_string(json_object_get(nic, "bridge")) ? skyctl_jstr(nic, "bridge", "") : "",
 		};
 		if (r == 0)
 			r = skyctl_table_add(&t, row);

@@ -60,6 +60,29 @@ static const char *guest__devices_short(json_t *obj, char *buf, size_t len)
 
 
 
+/* One line a NIC: "02:53:4b:0a:1b:2c on prod (VLAN 100)". */
+static void guest__nics(json_t *g)
+{
+	json_t *list = json_object_get(g, "nics"), *n;
+	char line[256], vlan[32];
+	size_t i;
+
+	if (!json_is_array(list) || json_array_size(list) == 0) {
+		skyctl_field("NICs", json_is_array(list) ? "none" : "-");
+		return;
+	}
+	json_array_foreach(list, i, n) {
+		if (json_is_integer(json_object_get(n, "vlan")))
+			snprintf(vlan, sizeof(vlan), "VLAN %" JSON_INTEGER_FORMAT,
+				 json_integer_value(json_object_get(n, "vlan")));
+		else
+			snprintf(vlan, sizeof(vlan), "untagged");
+		snprintf(line, sizeof(line), "%.17s on %.64s (%s)", skyctl_jstr(n, "mac", "-"),
+			 skyctl_jstr(n, "network", "-"), vlan);
+		skyctl_field(i == 0 ? "NICs" : "", line);
+	}
+}
+
 /* The labelled lines of a GUEST. */
 static void guest__print(json_t *g)
 {
@@ -84,6 +107,7 @@ static void guest__print(json_t *g)
 	skyctl_field("Disk", skyctl_jopt(g, "disk"));
 	skyctl_field("Command line", skyctl_jopt(g, "cmdline"));
 	skyctl_field("Devices", guest__devices(g, devices, sizeof(devices)));
+	guest__nics(g);
 	skyctl_field_lines("Error", skyctl_jopt(g, "error"));
 	skyctl_field("Created", skyctl_jstr(g, "created_at", "-"));
 }
@@ -169,7 +193,7 @@ static int guest__create(struct skyctl *ctl, const char *arg)
 		{ "disk", FLAG_DISK }, { "cmdline", FLAG_CMDLINE }, { "backend", FLAG_BACKEND },
 	};
 	const struct skyctl_opts *o = ctl->opts;
-	json_t *request, *devices = NULL, *answer = NULL;
+	json_t *request, *devices = NULL, *nics = NULL, *answer = NULL;
 	int64_t since = 0;
 	int r = 0;
 
@@ -194,6 +218,21 @@ static int guest__create(struct skyctl *ctl, const char *arg)
 				goto fail_oom;
 		if (json_object_set(request, "devices", devices) < 0)
 			goto fail_oom;
+	}
+	if (o->nics.n > 0) {
+		nics = json_array();
+		if (nics == NULL || json_object_set(request, "nics", nics) < 0)
+			goto fail_oom;
+		for (size_t i = 0; i < o->nics.n; i++) {
+			json_t *nic = json_pack("{s:s}", "network", o->nic_net[i]);
+
+			if (nic && o->nic_mac[i][0] && json_object_set_new(nic, "mac", json_string(o->nic_mac[i])) < 0) {
+				json_decref(nic);
+				nic = NULL;
+			}
+			if (json_array_append_new(nics, nic) < 0)
+				goto fail_oom;
+		}
 	}
 	if (skyctl_has(o, FLAG_TIMEOUT) && !skyctl_has(o, FLAG_WAIT)) {
 		skyctl_err("--timeout is how long --wait waits; give --wait too");
@@ -239,6 +278,7 @@ fail_oom:
 done:
 	json_decref(answer);
 	json_decref(devices);
+	json_decref(nics);
 	json_decref(request);
 	return r;
 }
@@ -391,11 +431,12 @@ const struct skyctl_command skyctl_guest_commands[] = {
 		.noun = "guest", .verb = "create",
 		.flags = FLAG_BIT(FLAG_NAME) | FLAG_BIT(FLAG_BOARD) | FLAG_BIT(FLAG_KERNEL) | FLAG_BIT(FLAG_INITRD) |
 			 FLAG_BIT(FLAG_DISK) | FLAG_BIT(FLAG_CMDLINE) | FLAG_BIT(FLAG_VCPUS) | FLAG_BIT(FLAG_MEMORY) |
-			 FLAG_BIT(FLAG_DEVICE) | FLAG_BIT(FLAG_BACKEND) | FLAG_BIT(FLAG_WAIT) | FLAG_BIT(FLAG_TIMEOUT),
+			 FLAG_BIT(FLAG_DEVICE) | FLAG_BIT(FLAG_BACKEND) | FLAG_BIT(FLAG_NIC) | FLAG_BIT(FLAG_WAIT) |
+			 FLAG_BIT(FLAG_TIMEOUT),
 		.required = FLAG_BIT(FLAG_NAME) | FLAG_BIT(FLAG_BOARD) | FLAG_BIT(FLAG_KERNEL),
 		.summary = "create a guest (a KVM virtual machine on a board) and start it",
 		.notes = guest__create_notes,
-		.example = "skyctl guest create --name web --board auto --kernel vmlinuz --memory 1G --vcpus 2",
+		.example = "skyctl guest create --name web --board auto --kernel vmlinuz --memory 1G --nic prod",
 		.run = guest__create,
 	},
 	{

@@ -15,6 +15,7 @@
  *              also follows the event stream for the others' --wait)
  *   expect.c   the board noun's commands for boards with no token:
  *              accept, reject, expect, expect-list, expect-delete
+ *   network.c  the network noun: networks guests' NICs join
  *   http.c     the one HTTP client (libcurl): prepare, perform, report
  *   output.c   what goes to the terminal: errors, tables, JSON, fields,
  *              progress lines
@@ -30,6 +31,7 @@
 #include <stdio.h>
 
 #include "common/args.h"
+#include "common/limits.h"
 #include "common/parse.h"
 #include "controller/skyctl/conf.h"
 
@@ -43,6 +45,7 @@
 #define SKYCTL_PAGE_MAX 1000    /* --limit of a list: the controller's largest page */
 #define SKYCTL_MAX_PATH 4096    /* bytes of a FILE given on the command line */
 #define SKYCTL_MAX_DEVICES 8    /* --device flags of one guest (the controller's limit too) */
+#define SKYCTL_MAX_NICS SKY_GUEST_NICS_MAX /* --nic flags of one guest */
 #define SKYCTL_MAX_CMDLINE 4096 /* bytes of --cmdline (the controller has its own, smaller limit) */
 #define SKYCTL_FETCH_TIMEOUT 600 /* seconds 'image fetch' waits by default (10m) */
 #define SKYCTL_FETCH_TIMEOUT_MAX (7 * 24 * 3600)
@@ -95,6 +98,8 @@ enum skyctl_flag_id {
 	FLAG_ID,
 	FLAG_SINCE,
 	FLAG_WAIT,
+	FLAG_NIC,
+	FLAG_VLAN,
 	FLAG__COUNT,
 };
 
@@ -165,6 +170,7 @@ extern const struct skyctl_command skyctl_guest_commands[];
 extern const struct skyctl_command skyctl_version_commands[];
 extern const struct skyctl_command skyctl_credential_commands[];
 extern const struct skyctl_command skyctl_events_commands[];
+extern const struct skyctl_command skyctl_network_commands[];
 
 /* What the command line says. */
 struct skyctl_opts {
@@ -174,6 +180,9 @@ struct skyctl_opts {
 	struct sky_arg_list devices;    /* every --device, as given */
 	struct sky_arg_list labels;     /* every --label, as given */
 	char device_addr[SKYCTL_MAX_DEVICES][SKY_PCI_ADDR_LEN]; /* checked, canonical */
+	struct sky_arg_list nics;       /* every --nic, as given */
+	char nic_net[SKYCTL_MAX_NICS][SKY_NAME_MAX + 1]; /* checked: its network */
+	char nic_mac[SKYCTL_MAX_NICS][SKY_MAC_LEN];      /* canonical; "" = the controller picks */
 	const char *words[SKYCTL_MAX_WORDS];
 	size_t nwords;
 	enum skyctl_output output;
@@ -185,6 +194,7 @@ struct skyctl_opts {
 	uint64_t grace;                 /* seconds: --grace of credential rotate */
 	uint64_t limit;                 /* --limit: at most this many items (a page; audit entries) */
 	uint64_t since;                 /* --since: a resource version of the events */
+	uint64_t vlan;                  /* --vlan of network create */
 	struct skyctl_conf flag_conf;   /* --controller, --ca, --token, checked */
 };
 

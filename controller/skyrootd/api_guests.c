@@ -39,6 +39,10 @@ static void api__guests_create(struct api_call *call, struct api_reply *rep)
 	for (unsigned i = 0; i < body->n_devices; i++)
 		req.devices[i] = body->devices[i];
 	req.n_devices = body->n_devices;
+	for (unsigned i = 0; i < body->n_nics; i++)
+		req.nics[i] = (struct nic_request){ .network = body->nics[i].network, .mac = body->nics[i].mac };
+	req.n_nics = body->n_nics;
+	req.mac_prefix = call->ctl->opt.mac_prefix;
 	err[0] = '\0';
 	r = guests_create(g, &req, gs, err, sizeof(err));
 	switch (r) {

@@ -233,6 +233,7 @@ static json_t *aj_nics(const Skyroot__Hello *h)
 		bad |= aj_set(o, "link", json_boolean(n->link));
 		/* -1 on the wire = the kernel does not know the speed. */
 		bad |= aj_set(o, "speed_mbps", n->speed_mbps < 0 ? json_null() : json_integer(n->speed_mbps));
+		bad |= aj_set(o, "bridge", n->bridge && n->bridge[0] ? aj_str(n->bridge) : json_null());
 		bad |= json_array_append_new(a, o) ? 1 : 0;
 	}
 	if (bad) {
@@ -269,6 +270,10 @@ json_t *api_json_board(const struct db_board *b, bool online, int64_t last_seen)
 	bad |= aj_set(o, "dmi", h ? aj_dmi(h->dmi) : json_null());
 	bad |= aj_set(o, "iommu_groups", h ? aj_iommu_groups(h) : json_null());
 	bad |= aj_set(o, "nics", h ? aj_nics(h) : json_null());
+	/* The bridge guests' NICs join: {name, uplink, up, uplink_link, vlan_filtering}. */
+	bad |= aj_set(o, "bridge", h && h->bridge ? json_pack("{s:o, s:o, s:b, s:b, s:b}", "name", aj_str(h->bridge->name),
+		"uplink", aj_str(h->bridge->uplink), "up", h->bridge->up, "uplink_link", h->bridge->uplink_link,
+		"vlan_filtering", h->bridge->vlan_filtering) : json_null());
 	bad |= aj_set(o, "kernel", h ? aj_str(h->kernel_version) : json_null());
 	bad |= aj_set(o, "hostname", h ? aj_str(h->hostname) : json_null());
 	bad |= aj_set(o, "agent_version", h ? aj_str(h->agent_version) : json_null());
@@ -550,7 +555,7 @@ int api_json_parse_guest_request(const void *body, size_t len, struct api_guest_
 				 size_t errlen)
 {
 	static const char *const known[] = { "name", "board", "kernel", "initrd", "disk", "cmdline", "vcpus",
-					     "memory_bytes", "devices", "backend", NULL };
+					     "memory_bytes", "devices", "backend", "nics", NULL };
 	static const char what[] = "guest";
 	struct api_guest_body *g;
 	uint64_t v;
@@ -622,6 +627,8 @@ int api_json_parse_guest_request(const void *body, size_t len, struct api_guest_
 			}
 		}
 	}
+	if (r >= 0)
+		r = api_json_parse_nics(root, g->nics, &g->n_nics, err, errlen);
 	json_decref(root);
 	if (r >= 0)
 		*out = *g;
@@ -902,6 +909,7 @@ json_t *api_json_guest(const struct guest *g)
 	bad |= json_object_set_new(o, "disk", aj_str_or_null(g->disk, sizeof(g->disk)));
 	bad |= json_object_set_new(o, "cmdline", aj_str(g->cmdline));
 	bad |= json_object_set_new(o, "devices", devs);
+	bad |= json_object_set_new(o, "nics", api_json_nics(g));
 	bad |= json_object_set_new(o, "error", aj_str_or_null(g->error, sizeof(g->error)));
 	bad |= json_object_set_new(o, "created_at", api_json_time(g->created));
 	if (bad) {

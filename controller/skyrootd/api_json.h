@@ -81,6 +81,16 @@ int api_json_get_uint(json_t *o, const char *key, const char *what, uint64_t lo,
 /* RFC 3339 UTC, or null for 0 ("never"). */
 json_t *api_json_time(int64_t t);
 
+/* A guest's NIC as POST /v1/guests gives it: {"network": N, "mac": M}. */
+struct api_nic_body {
+	char network[DB_NAME_MAX];
+	char mac[SKY_MAC_LEN];            /* canonical; "" = the controller picks */
+};
+/* api_json_nics.c: guest.nics of a POST /v1/guests body into out (0, or
+ * -EINVAL with err); a GUEST's "nics" array. */
+int api_json_parse_nics(json_t *guest, struct api_nic_body *out, unsigned *n, char *err, size_t errlen);
+json_t *api_json_nics(const struct guest *g);
+
 /* POST /v1/guests (docs/api.md); limits of common/limits.h. */
 #define API_GUEST_VCPUS_DEFAULT 1u
 #define API_GUEST_MEMORY_DEFAULT (256ull << 20)
@@ -98,6 +108,8 @@ struct api_guest_body {
 	uint64_t memory_bytes;
 	char devices[SKY_GUEST_DEVICES_MAX][SKY_PCI_ADDR_LEN];
 	unsigned n_devices;
+	struct api_nic_body nics[SKY_GUEST_NICS_MAX]; /* api_json_nics.c */
+	unsigned n_nics;
 };
 int api_json_parse_guest_request(const void *body, size_t len, struct api_guest_body *out, char *err,
 				 size_t errlen);

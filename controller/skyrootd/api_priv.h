@@ -7,6 +7,7 @@
  *   api_creds.c    /v1/credentials... and /v1/audit (api_creds_json.c: their bodies)
  *   api_pending.c  /v1/pending..., /v1/boards/{id}/accept|reject, /v1/expectations...
  *   api_events.c   /v1/events: the event log (events.h), listed and watched
+ *   api_networks.c /v1/networks...
  *   api_redfish.c  /redfish/v1 (Redfish, over api_redfish_parse.c)
  *   api_meta.c     PATCH of names, labels, descriptions; etags
  *   api_idem.c     Idempotency-Key: answers kept for a repeat of a POST
@@ -168,6 +169,7 @@ extern const struct api_route api_creds_routes[];
 extern const struct api_route api_pending_routes[];
 extern const struct api_route api_events_routes[];
 extern const struct api_route api_openapi_routes[];
+extern const struct api_route api_networks_routes[];
 
 /* api_images.c: POST /v1/images streams its body into the store. */
 bool api_images_is_upload(const struct http_request *req);

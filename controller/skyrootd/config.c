@@ -20,6 +20,7 @@
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/events.h"
 #include "controller/skyrootd/http.h"
+#include "controller/skyrootd/networks.h"
 #include "controller/skyrootd/scrub.h"
 #include "controller/skyrootd/store.h"
 
@@ -45,6 +46,20 @@ static int config__log_level(void *ctx, const char *value, char *err, size_t err
 		return -EINVAL;
 	}
 	*(int *)ctx = lvl;
+	return 0;
+}
+
+static int config__mac_prefix(void *ctx, const char *value, char *err, size_t errlen)
+{
+	uint8_t p[3];
+
+	if (sky_parse_mac_n(value, p, 3) < 0 || !network_mac_prefix_ok(p)) {
+		snprintf(err, errlen,
+			 "mac-prefix '%s' is not a locally administered unicast MAC prefix of three bytes like %s (the first "
+			 "byte's bit 1 set, bit 0 clear: x2, x6, xa or xe)", value, NETWORK_MAC_PREFIX_DEFAULT);
+		return -EINVAL;
+	}
+	*(const char **)ctx = value;
 	return 0;
 }
 
@@ -123,6 +138,10 @@ static const struct config_key config_keys[] = {
 		   .help = "bytes a watcher of the events may leave untaken before it\nis cut with a line saying where to resume (default 1MiB)",
 		   .min = 1024, .max = 1ull << 30 },
 	  .off = F(events_watch_buffer), .live = true },
+	{ .opt = { .name = "mac-prefix", .kind = SKY_ARG_CALLBACK, .cb = config__mac_prefix, .metavar = "XX:XX:XX",
+		   .help = "the first three bytes of the MACs the controller gives guests'\nNICs: locally administered "
+			   "(default " NETWORK_MAC_PREFIX_DEFAULT ")" },
+	  .off = F(mac_prefix) },
 	{ .opt = { .name = "log-level", .kind = SKY_ARG_CALLBACK, .cb = config__log_level, .metavar = "LEVEL",
 		   .help = "error, warn, info (default) or debug" },
 	  .off = F(log_level), .live = true },
@@ -145,6 +164,7 @@ static void config__defaults(struct ctl_config *c)
 		.pending_max = PENDING_MAX_DEFAULT, .pending_ttl = PENDING_TTL_DEFAULT,
 		.events_keep = EVENTS_KEEP_DEFAULT, .events_watchers = EVENTS_WATCHERS_DEFAULT,
 		.events_watch_buffer = EVENTS_BUFFER_DEFAULT,
+		.mac_prefix = NETWORK_MAC_PREFIX_DEFAULT,
 	};
 }
 
@@ -276,6 +296,8 @@ void ctl_config_options(const struct ctl_config *c, struct ctl_options *o)
 	o->events_keep = c->events_keep;
 	o->events_watchers = (unsigned)c->events_watchers;
 	o->events_watch_buffer = c->events_watch_buffer;
+	if (sky_parse_mac_n(c->mac_prefix, o->mac_prefix, 3) < 0)
+		(void)sky_parse_mac_n(NETWORK_MAC_PREFIX_DEFAULT, o->mac_prefix, 3);
 }
 
 /* ---- reload ---------------------------------------------------------------- */

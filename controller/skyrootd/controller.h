@@ -36,6 +36,7 @@ struct ctl_options {
 	uint64_t events_keep;         /* rows of the event log kept (events.h); 0: the default */
 	uint64_t events_watch_buffer; /* bytes a watcher may leave queued (api_events.c); 0: the default */
 	unsigned events_watchers;     /* watchers at once; 0: the default */
+	uint8_t mac_prefix[3];        /* of the MACs given to guests' NICs (networks.h) */
 };
 
 struct agentlink;

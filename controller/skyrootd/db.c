@@ -182,6 +182,20 @@ static const char *const db_migrations[] = {
 	"  object_id TEXT NOT NULL,"
 	"  detail TEXT NOT NULL DEFAULT '{}');"
 	"CREATE INDEX events_object ON events(object_id);",
+	/* 9 -> 10: networks (networks.c) and guests' NICs on them.  A NIC's
+	 * MAC is unique in the store and kept while its guest exists. */
+	"CREATE TABLE networks ("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  vlan INTEGER NOT NULL DEFAULT 0,"   /* 0 = untagged, else 1-4094 */
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE guest_nics ("
+	"  guest_id TEXT NOT NULL,"
+	"  idx INTEGER NOT NULL,"
+	"  network_id TEXT NOT NULL,"
+	"  mac TEXT NOT NULL UNIQUE,"          /* "02:53:4b:..", lower case */
+	"  PRIMARY KEY (guest_id, idx)) WITHOUT ROWID;"
+	"CREATE INDEX guest_nics_network ON guest_nics(network_id);",
 };
 
 enum db_stmt_id {

@@ -67,6 +67,7 @@ struct guests {
 	sqlite3_stmt *q[G_COUNT];
 	struct console *consoles;
 	struct events *events;
+	uint8_t mac_prefix[3];        /* NETWORK_MAC_PREFIX_DEFAULT */
 };
 
 static sqlite3_stmt *q(struct guests *g, enum guest_stmt id)
@@ -116,6 +117,7 @@ int guests_open(struct db *db, struct store *store, struct guests **out)
 	g->db = db;
 	g->store = store;
 	g->h = db_handle(db);
+	(void)sky_parse_mac_n(NETWORK_MAC_PREFIX_DEFAULT, g->mac_prefix, 3);
 	for (int i = 0; i < G_COUNT && r == 0; i++)
 		r = db_errno(sqlite3_prepare_v3(g->h, guest_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &g->q[i], NULL));
 	if (r < 0) {
@@ -202,6 +204,8 @@ static int guest_one(struct guests *g, enum guest_stmt id, const char *key, stru
 		r = db_errno(rc);
 	}
 	sqlite3_reset(s);
+	if (r == 0)
+		r = networks_nics_load(g->db, out->id, out->nics, SKY_GUEST_NICS_MAX, &out->n_nics);
 	return r;
 }
 
@@ -213,13 +217,15 @@ int guests_get(struct guests *g, const char *id_or_name, struct guest *out)
 	return r;
 }
 
-static int guest_query(sqlite3_stmt *s, guest_cb cb, void *ctx)
+static int guest_query(struct guests *g, sqlite3_stmt *s, guest_cb cb, void *ctx)
 {
 	int rc, r = 0;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct guest gs;
 		guest_row(s, &gs);
-		r = cb(ctx, &gs);
+		r = networks_nics_load(g->db, gs.id, gs.nics, SKY_GUEST_NICS_MAX, &gs.n_nics);
+		if (r == 0)
+			r = cb(ctx, &gs);
 		if (r)
 			break;
 	}
@@ -231,7 +237,7 @@ static int guest_query(sqlite3_stmt *s, guest_cb cb, void *ctx)
 
 int guests_list(struct guests *g, guest_cb cb, void *ctx)
 {
-	return guest_query(q(g, G_LIST), cb, ctx);
+	return guest_query(g, q(g, G_LIST), cb, ctx);
 }
 
 int guests_image_in_use(struct guests *g, const char *image_id)
@@ -255,8 +261,11 @@ struct board_fit {
 	bool found;
 	bool online;
 	bool kvm;
+	bool inventory;               /* the board has told its inventory */
+	bool bridge;                  /* ... with a bridge for guests' NICs */
 	uint64_t memory;
 	uint32_t cpus;
+	bool need_bridge;             /* auto: the guest has NICs */
 	/* auto: the best so far */
 	uint64_t need_mem;
 	uint32_t need_cpus;
@@ -284,6 +293,8 @@ static void board_facts(struct board_fit *f, const struct db_board *b)
 	snprintf(f->name, sizeof(f->name), "%s", b->name);
 	f->online = guests__online(f->g, b->id);
 	f->kvm = h && h->kvm;
+	f->inventory = h != NULL;
+	f->bridge = h && h->bridge && h->bridge->name && h->bridge->name[0];
 	f->memory = h ? h->memory_bytes : 0;
 	f->cpus = h ? h->cpus : 0;
 	if (h)
@@ -304,7 +315,8 @@ static int board_fit_auto(void *ctx, const struct db_board *b)
 	uint64_t used = 0, free_mem;
 	uint32_t used_cpus = 0;
 	board_facts(&cand, b);
-	if (!cand.online || !cand.kvm || board_load(f->g, b->id, &used, &used_cpus) < 0)
+	if (!cand.online || !cand.kvm || (f->need_bridge && !cand.bridge) ||
+	    board_load(f->g, b->id, &used, &used_cpus) < 0)
 		return 0;
 	if (cand.memory < used + GUEST_BOARD_RESERVE + f->need_mem)
 		return 0;
@@ -356,6 +368,7 @@ static void send_command(struct guests *g, const struct guest *gs, Skyroot__Gues
 	Skyroot__GuestCommand cmd = SKYROOT__GUEST_COMMAND__INIT;
 	Skyroot__GuestSpec spec = SKYROOT__GUEST_SPEC__INIT;
 	Skyroot__SignedManifest *mans[3] = {0};
+	Skyroot__GuestNic nics[SKY_GUEST_NICS_MAX], *nicp[SKY_GUEST_NICS_MAX];
 	char *devs[GUEST_MAX_DEVICES];
 	size_t nm = 0;
 	int r = 0;
@@ -375,6 +388,15 @@ static void send_command(struct guests *g, const struct guest *gs, Skyroot__Gues
 	spec.n_devices = gs->n_devices;
 	spec.devices = devs;
 	spec.backend = (char *)gs->backend;
+	for (unsigned i = 0; i < gs->n_nics && i < SKY_GUEST_NICS_MAX; i++) {
+		skyroot__guest_nic__init(&nics[i]);
+		nics[i].mac = (char *)gs->nics[i].mac;
+		nics[i].vlan = gs->nics[i].vlan;
+		nics[i].network = (char *)gs->nics[i].network;
+		nicp[i] = &nics[i];
+	}
+	spec.n_nics = gs->n_nics;
+	spec.nics = nicp;
 	if (action == SKYROOT__GUEST_ACTION__GUEST_ENSURE_RUNNING) {
 		r = add_manifest(g, gs->board_id, gs->kernel, mans, &nm);
 		if (r == 0)
@@ -415,7 +437,7 @@ void guests_board_up(struct guests *g, const char *board_id)
 {
 	sqlite3_stmt *s = q(g, G_BY_BOARD);
 	sqlite3_bind_text(s, 1, board_id, -1, SQLITE_STATIC);
-	guest_query(s, board_up_cb, g);
+	guest_query(g, s, board_up_cb, g);
 }
 
 /* ---- create, change, delete ---- */
@@ -504,17 +526,32 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	    (r = resolve_image(g, req->initrd, "initrd", gs.initrd, err, errlen)) < 0 ||
 	    (r = resolve_image(g, req->disk, "disk", gs.disk, err, errlen)) < 0)
 		return r;
+	if (req->n_nics && strcmp(req->backend, "libvirt") == 0) {
+		snprintf(err, errlen, "the libvirt backend does not take NICs (the agent's taps cannot be handed to "
+				      "libvirtd): use backend qemu for a guest with NICs");
+		return -EINVAL;
+	}
+	if (req->n_nics && strcmp(req->backend, "skyvmm") == 0) {
+		snprintf(err, errlen, "the skyvmm backend does not take NICs yet: use backend qemu for a guest with NICs");
+		return -EINVAL;
+	}
+	r = networks_nics_resolve(g->db, req->nics, req->n_nics, gs.nics, err, errlen);
+	if (r < 0)
+		return r;
+	gs.n_nics = req->n_nics;
 
 	/* Where it runs. */
 	if (!req->board || strcmp(req->board, "auto") == 0) {
 		fit.need_mem = req->memory;
 		fit.need_cpus = req->vcpus;
+		fit.need_bridge = req->n_nics > 0;
 		r = db_board_list(g->db, board_fit_auto, &fit);
 		if (r < 0)
 			return r;
 		if (!fit.found) {
-			snprintf(err, errlen, "no online board with KVM has %llu MiB and %u vCPUs free; see 'skyctl board list'",
-				 (unsigned long long)(req->memory >> 20), req->vcpus);
+			snprintf(err, errlen, "no online board with KVM%s has %llu MiB and %u vCPUs free; see 'skyctl board list'",
+				 fit.need_bridge ? " and a bridge for NICs" : "", (unsigned long long)(req->memory >> 20),
+				 req->vcpus);
 			return -ENOSPC;
 		}
 	} else {
@@ -525,6 +562,12 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 			snprintf(err, errlen, "no board named '%s'; see 'skyctl board list'", req->board);
 		if (r < 0)
 			return r;
+		if (req->n_nics && fit.inventory && !fit.bridge) {
+			snprintf(err, errlen,
+				 "board %s reports no bridge for guests' NICs (the firmware's init makes br0 over its "
+				 "uplink; see 'skyctl board show %s')", fit.name, fit.name);
+			return -EBUSY;
+		}
 		if (fit.memory) {
 			r = board_load(g, fit.id, &used, &used_cpus);
 			if (r < 0)
@@ -569,16 +612,24 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	sqlite3_bind_text(s, 13, gs.state, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 14, "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 15, gs.created);
-	/* With its event, synchronous=FULL: durable before we answer. */
+	/* The guest, its NICs and its event in one transaction
+	 * (synchronous=FULL): durable before we answer. */
 	r = guests__begin(g);
 	if (r == 0)
 		r = step_done(s);
+	if (r == 0)
+		r = networks_nics_store(g->db, gs.id, req->mac_prefix ? req->mac_prefix : g->mac_prefix, gs.nics,
+					gs.n_nics);
 	if (r == 0)
 		events_add_kv(g->events, "guest.created", "guest", gs.id, "name", gs.name, "board", gs.board_id, "state",
 			      gs.state, NULL);
 	r = guests__end(g, r);
 	if (r == -EEXIST) {
-		snprintf(err, errlen, "a guest named '%s' exists", req->name);
+		snprintf(err, errlen, "a guest named '%s' exists, or a NIC's MAC was taken meanwhile", req->name);
+		return r;
+	}
+	if (r == -ENOSPC) {
+		snprintf(err, errlen, "no free MAC was found under the controller's --mac-prefix; free some or widen it");
 		return r;
 	}
 	if (r < 0)
@@ -628,6 +679,8 @@ int guests_delete(struct guests *g, const char *id)
 	r = guests__begin(g);
 	if (r == 0)
 		r = step_done(s);
+	if (r == 0)
+		r = networks_nics_forget(g->db, id); /* its MACs are free again */
 	if (r == 0)
 		events_add_kv(g->events, "guest.deleted", "guest", gs.id, "name", gs.name, "board", gs.board_id, "state",
 			      gs.state, NULL);

@@ -9,6 +9,7 @@
 
 #include "common/limits.h"
 #include "controller/skyrootd/db.h"
+#include "controller/skyrootd/networks.h"
 #include "skyroot.pb-c.h"
 
 /* Bytes with the NUL, from the shared limits (common/limits.h). */
@@ -49,6 +50,8 @@ struct guest {
 	char state[16];               /* pending | fetching | running | stopped | failed */
 	char error[GUEST_ERROR_MAX];
 	int64_t created;
+	struct guest_nic nics[SKY_GUEST_NICS_MAX];
+	unsigned n_nics;
 };
 
 /* What POST /v1/guests asks for: names resolved by the caller or not. */
@@ -62,6 +65,9 @@ struct guest_request {
 	const char *devices[GUEST_MAX_DEVICES];
 	unsigned n_devices;
 	const char *backend;
+	struct nic_request nics[SKY_GUEST_NICS_MAX];
+	unsigned n_nics;
+	const uint8_t *mac_prefix;    /* 3 bytes; NULL: NETWORK_MAC_PREFIX_DEFAULT */
 };
 
 int guests_open(struct db *db, struct store *store, struct guests **out);

@@ -11,11 +11,15 @@
  *   written again ("[V6]:PORT" or "HOST:PORT") parses to the same;
  * - a PCI address is canonical (lower case, 12 characters) and parses to
  *   itself; hex and the CA pin read back through sky_format_hex;
+ * - a MAC address is written back canonical (17 characters, lower case)
+ *   and parses to the same bytes; a --nic spec's network is a non-empty
+ *   prefix of the input without ',', its MAC that of "mac=";
  * - the argument layer, given the input cut into arguments at '\n', never
  *   crashes, writes a NUL-terminated message on failure and puts *first in
  *   [1, argc] on success. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +127,38 @@ static void check_listen(const char *s)
 		return;
 	}
 	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+		abort();
+}
+
+static void check_mac_nic(const char *s)
+{
+	uint8_t m[6], back[6];
+	char canon[SKY_MAC_LEN], net[16];
+	bool has = false;
+	int r;
+
+	memset(m, 0xa5, sizeof(m));
+	r = sky_parse_mac(s, m);
+	if (r < 0) {
+		for (size_t i = 0; i < sizeof(m); i++)
+			if (m[i] != 0xa5)
+				abort();
+	} else {
+		sky_format_mac(m, canon);
+		if (strlen(canon) != 17 || sky_parse_mac(canon, back) != 0 || memcmp(m, back, 6) != 0 ||
+		    strcasecmp(canon, s) != 0)
+			abort();
+	}
+	memset(net, 0x5a, sizeof(net));
+	r = sky_parse_nic(s, net, sizeof(net), m, &has);
+	if (r < 0) {
+		if (net[0] != 0x5a || (r != -EINVAL && r != -ENAMETOOLONG))
+			abort();
+		return;
+	}
+	if (!net[0] || strchr(net, ',') || strncmp(s, net, strlen(net)) != 0)
+		abort();
+	if (has != (s[strlen(net)] == ','))
 		abort();
 }
 
@@ -244,6 +280,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_hostport(s);
 	check_listen(s);
 	check_pci(s);
+	check_mac_nic(s);
 	check_hex(s);
 	check_args(s); /* last: it cuts s at '\n' */
 	free(s);

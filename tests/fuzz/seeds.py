@@ -176,6 +176,11 @@ write("rest", "pending", FULL + req("GET", "/v1/pending") + req("GET", "/v1/pend
       req("POST", "/v1/boards/pnd-00000000f022/reject", "") + req("POST", "/v1/expectations", '{"serial": "SN-1"}') +
       req("POST", "/v1/expectations", '{"uuid": "ABC-1", "serial": null}') + req("GET", "/v1/expectations") +
       req("DELETE", "/v1/expectations/exp-00000000f022"))
+write("rest", "networks", FULL + req("POST", "/v1/networks", '{"name": "prod", "vlan": 100}') +
+      req("POST", "/v1/networks", '{"name": "flat", "vlan": null}') + req("GET", "/v1/networks?limit=1") +
+      req("GET", "/v1/networks/prod") + req("POST", "/v1/guests", '{"name": "web3", "board": "node-a", "kernel": '
+      '"vmlinuz", "nics": [{"network": "prod"}, {"network": "flat", "mac": "02:00:00:00:00:01"}]}') +
+      req("DELETE", "/v1/networks/prod") + req("DELETE", "/v1/guests/web3") + req("DELETE", "/v1/networks/prod"))
 write("rest", "guest_create", FULL + req("POST", "/v1/guests", '{"name": "web2", "board": "node-a", "kernel": "vmlinuz", '
       '"vcpus": 2, "memory_bytes": 134217728, "cmdline": "console=ttyS0", "devices": ["0000:01:00.0"]}'))
 write("rest", "guest_ops", FULL + req("POST", "/v1/guests/web1/stop", "") + req("POST", "/v1/guests/web1/start", "") +
@@ -323,6 +328,8 @@ write("parse", "duration", b"1h30m500ms")
 write("parse", "hostport", b"ctl.example.net:7443")
 write("parse", "hostport6", b"[2001:db8::1]:7443")
 write("parse", "listen", b"127.0.0.1:0")
+write("parse", "mac", b"02:53:4B:0a:1b:2c")
+write("parse", "nic", b"prod,mac=02:53:4b:0a:1b:2c")
 write("parse", "pci", b"0000:01:1f.7")
 write("parse", "pin", b"sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
 write("parse", "args", b"--memory\n512M\n-fc8\nop\n--disk=a\n--controler=h:1\n--\n-x")

@@ -70,6 +70,10 @@ ROUTES = {
     "POST /v1/expectations": "operate",
     "DELETE /v1/expectations/{id}": "operate",
     "GET /v1/openapi.json": "read",
+    "GET /v1/networks": "read",
+    "POST /v1/networks": "operate",
+    "GET /v1/networks/{id|name}": "read",
+    "DELETE /v1/networks/{id|name}": "operate",
 }
 
 ALLOWED = {"reader": {"public", "read"}, "operator": {"public", "read", "operate"},

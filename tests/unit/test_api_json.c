@@ -606,6 +606,50 @@ static void test_guest_request_refused(void **state)
 	free(g);
 }
 
+/* guest.nics: networks by id or name, an operator's MAC canonical; what
+ * is not a NIC list refused, saying which. */
+static void test_guest_nics(void **state)
+{
+	struct api_guest_body *g = calloc(1, sizeof(*g));
+	char err[API_JSON_ERR_MAX];
+	static const struct {
+		const char *nics, *says;
+	} bad[] = {
+		{ "\"prod\"", "guest.nics must be a list" },
+		{ "[\"prod\"]", "guest.nics[0] must be an object" },
+		{ "[{}]", "guest.nics[0].network" },
+		{ "[{\"network\": \"\"}]", "guest.nics[0].network" },
+		{ "[{\"network\": 5}]", "guest.nics[0].network" },
+		{ "[{\"network\": \"p\", \"mac\": \"02:00:00:00:00\"}]", "guest.nics[0].mac" },
+		{ "[{\"network\": \"p\", \"mac\": 7}]", "guest.nics[0].mac" },
+		{ "[{\"network\": \"p\"}, {\"network\": \"p\", \"vlan\": 5}]", "unknown field 'vlan' in guest.nics[1]" },
+		{ "[{},{},{},{},{},{},{},{},{}]", "at most 8" },
+	};
+	char body[256];
+	(void)state;
+
+	assert_non_null(g);
+	assert_int_equal(guest_parse("{\"name\": \"a\", \"kernel\": \"k\", \"nics\": [{\"network\": \"prod\"}, "
+				     "{\"network\": \"net-01\", \"mac\": \"02:AB:00:00:00:01\"}, {\"network\": \"x\", \"mac\": null}]}",
+				     g, err),
+			 0);
+	assert_int_equal(g->n_nics, 3);
+	assert_string_equal(g->nics[0].network, "prod");
+	assert_string_equal(g->nics[0].mac, "");
+	assert_string_equal(g->nics[1].network, "net-01");
+	assert_string_equal(g->nics[1].mac, "02:ab:00:00:00:01");
+	assert_string_equal(g->nics[2].mac, "");
+	assert_int_equal(guest_parse("{\"name\": \"a\", \"kernel\": \"k\", \"nics\": null}", g, err), 0);
+	assert_int_equal(g->n_nics, 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(body, sizeof(body), "{\"name\": \"a\", \"kernel\": \"k\", \"nics\": %s}", bad[i].nics);
+		assert_int_equal(guest_parse(body, g, err), -EINVAL);
+		if (!strstr(err, bad[i].says))
+			fail_msg("%s: \"%s\" lacks \"%s\"", bad[i].nics, err, bad[i].says);
+	}
+	free(g);
+}
+
 static void test_unknown_fields_refused(void **state)
 {
 	struct api_guest_body *g = calloc(1, sizeof(*g));
@@ -617,7 +661,7 @@ static void test_unknown_fields_refused(void **state)
 
 	assert_int_equal(guest_parse("{\"name\": \"a\", \"kernel\": \"k\", \"foo\": 1}", g, err), -EINVAL);
 	assert_string_equal(err, "unknown field 'foo' in guest; known: name, board, kernel, initrd, disk, cmdline, "
-				 "vcpus, memory_bytes, devices, backend");
+				 "vcpus, memory_bytes, devices, backend, nics");
 	body = "{\"image\": \"i\", \"board\": \"b\"}";
 	assert_int_equal(api_json_parse_fetch_request(body, strlen(body), &fb, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "unknown field 'board' in fetch; known: image");
@@ -765,6 +809,7 @@ int main(void)
 		cmocka_unit_test(test_decode_segment),
 		cmocka_unit_test(test_guest_request_accepted),
 		cmocka_unit_test(test_guest_request_refused),
+		cmocka_unit_test(test_guest_nics),
 		cmocka_unit_test(test_unknown_fields_refused),
 		cmocka_unit_test(test_fetch_request),
 		cmocka_unit_test(test_boot_request),

@@ -23,6 +23,9 @@ struct fake_link {
 	char board[DB_ID_MAX];
 	Skyroot__GuestAction action;
 	size_t manifests;
+	size_t nics;                  /* of the last order, and their MACs and VLANs */
+	char macs[SKY_GUEST_NICS_MAX][SKY_MAC_LEN];
+	uint32_t vlans[SKY_GUEST_NICS_MAX];
 };
 
 static bool fake_online(void *ctx, const char *board_id)
@@ -42,6 +45,11 @@ static int fake_send(void *ctx, const char *board_id, Skyroot__Envelope *env)
 	snprintf(l->board, sizeof(l->board), "%s", board_id);
 	l->action = env->guest_command->action;
 	l->manifests = env->guest_command->spec->n_manifests;
+	l->nics = env->guest_command->spec->n_nics;
+	for (size_t i = 0; i < l->nics && i < SKY_GUEST_NICS_MAX; i++) {
+		snprintf(l->macs[i], sizeof(l->macs[i]), "%s", env->guest_command->spec->nics[i]->mac);
+		l->vlans[i] = env->guest_command->spec->nics[i]->vlan;
+	}
 	return 0;
 }
 
@@ -100,11 +108,54 @@ static void test_commands_go_through_ops(void **state)
 	assert_int_equal(guests_create(g, &req, &gs, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "vcpus must be from 1 to 64"));
 
+	/* NICs: their MACs from the request's prefix (or the operator's),
+	 * stored with the guest, in every order to the board; gone with it. */
+	{
+		struct network prod = { .id = "net-000001", .name = "prod", .vlan = 100 };
+		static const uint8_t prefix[3] = { 0x0a, 0xbc, 0xde };
+		struct guest back;
+
+		assert_int_equal(networks_insert(db, &prod), 0);
+		req.name = "web3";
+		req.vcpus = 1;
+		req.nics[0] = (struct nic_request){ .network = "prod" };
+		req.nics[1] = (struct nic_request){ .network = "net-000001", .mac = "02:00:00:00:00:0A" };
+		req.n_nics = 2;
+		req.mac_prefix = prefix;
+		assert_int_equal(guests_create(g, &req, &gs, err, sizeof(err)), 0);
+		assert_int_equal(link.sent, 4);
+		assert_int_equal(link.nics, 2);
+		assert_memory_equal(link.macs[0], "0a:bc:de:", 9);
+		assert_string_equal(link.macs[1], "02:00:00:00:00:0a");
+		assert_int_equal(link.vlans[0], 100);
+		assert_string_equal(gs.nics[0].mac, link.macs[0]);
+		assert_int_equal(guests_get(g, "web3", &back), 0);
+		assert_int_equal(back.n_nics, 2);
+		assert_string_equal(back.nics[0].mac, link.macs[0]);
+		assert_string_equal(back.nics[1].network, "prod");
+		guests_board_up(g, "brd-000001");
+		assert_string_equal(link.macs[0], back.nics[0].mac); /* the same MAC every time */
+		/* The same MAC again: refused, and no guest is left behind. */
+		req.name = "web4";
+		req.nics[0].mac = back.nics[0].mac;
+		req.n_nics = 1;
+		assert_int_equal(guests_create(g, &req, &gs, err, sizeof(err)), -EEXIST);
+		assert_int_equal(guests_get(g, "web4", &gs), -ENOENT);
+		assert_int_equal(guests_delete(g, back.id), 0);
+		assert_int_equal(guests_create(g, &req, &gs, err, sizeof(err)), 0); /* free again */
+		assert_int_equal(guests_delete(g, gs.id), 0);
+		req.n_nics = 0;
+	}
+
 	/* No ops at all: every board is offline. */
 	guests_set_ops(g, NULL, NULL);
 	req.vcpus = 1;
-	assert_int_equal(guests_create(g, &req, &gs, err, sizeof(err)), 0);
-	assert_int_equal(link.sent, 3);
+	{
+		unsigned before = link.sent;
+
+		assert_int_equal(guests_create(g, &req, &gs, err, sizeof(err)), 0);
+		assert_int_equal(link.sent, before);
+	}
 
 	guests_close(g);
 	store_close(st);

@@ -224,6 +224,7 @@ static void test_board_a(void **state)
 
 	assert_int_equal(inv.n_nics, 1); /* lo is skipped */
 	assert_nic(&inv.nics[0], "eth0", "52:54:00:12:34:56", true, 1000);
+	assert_string_equal(inv.bridge.name, ""); /* no NIC on a bridge */
 
 	assert_string_equal(inv.kernel_version, "6.1.0-28-cloud-amd64");
 	assert_string_equal(inv.hostname, "board-a");
@@ -440,6 +441,9 @@ static void test_odd_files(void **state)
 	put(b.sys, "class/net/neg0/speed", "-10\n");
 	put(b.sys, "class/net/neg0/address", "80:00:00:48:fe:80:00:00:00:00:00:00:00:02:c9:03:00:0a:0b:0c\n");
 	put(b.sys, "class/net/br0/operstate", "up\n");
+	put(b.sys, "class/net/br0/bridge/vlan_filtering", "1\n");
+	/* big0 is the uplink of br0 (the firmware's bridge for guests' NICs). */
+	linkf(b.sys, "../br0", "class/net/big0/master");
 	put(b.sys, "class/net/lo/operstate", "unknown\n");
 	linkf(b.sys, "../../../nowhere", "class/net/lo/device");
 
@@ -468,6 +472,13 @@ static void test_odd_files(void **state)
 	assert_nic(&inv.nics[1], "big0", "", false, -1);
 	/* An InfiniBand address (59 characters) fits whole. */
 	assert_nic(&inv.nics[2], "neg0", "80:00:00:48:fe:80:00:00:00:00:00:00:00:02:c9:03:00:0a:0b:0c", false, -1);
+	assert_string_equal(inv.nics[0].master, "");
+	assert_string_equal(inv.nics[1].master, "br0");
+	assert_string_equal(inv.bridge.name, "br0");
+	assert_string_equal(inv.bridge.uplink, "big0");
+	assert_true(inv.bridge.up);
+	assert_false(inv.bridge.uplink_link);
+	assert_true(inv.bridge.vlan_filtering);
 	inventory_free(&inv);
 	rm_rf(tmp);
 }

@@ -138,9 +138,45 @@ static void test_name_commas(void **state)
 	qemu_argv_free(&a);
 }
 
+/* Each NIC: a tap netdev on its inherited descriptor and a virtio-net
+ * device with its MAC (canonical), in order. */
+static void test_nics(void **state)
+{
+	const struct vmm_nic nics[] = { { .tap_fd = 50, .mac = "02:53:4B:00:00:01" }, { .tap_fd = 51, .mac = "0a:bc:de:f0:12:34" } };
+	const struct vmm_nic bad[] = { { .tap_fd = 50, .mac = "02:53:4b:00:00" } };
+	struct vmm_guest_spec s;
+	struct qemu_argv a;
+	struct vmm_error err = { "" };
+	int i0, i1;
+	(void)state;
+
+	spec_base(&s);
+	assert_int_equal(qemu_build_argv("qemu", &s, 1, &a, &err), 0);
+	assert_int_equal(has(&a, "-netdev"), 0); /* none without NICs: no user network either */
+	qemu_argv_free(&a);
+	s.nics = nics;
+	s.nnics = 2;
+	assert_int_equal(qemu_build_argv("qemu", &s, 1, &a, &err), 0);
+	assert_int_equal(has(&a, "-netdev"), 2);
+	i0 = pair(&a, "-netdev", "tap,id=nic0,fd=8");
+	i1 = pair(&a, "-netdev", "tap,id=nic1,fd=9");
+	assert_true(i0 > 0 && i1 > i0);
+	assert_int_equal(pair(&a, "-device", "virtio-net-pci,netdev=nic0,mac=02:53:4b:00:00:01"), i0 + 2);
+	assert_int_equal(pair(&a, "-device", "virtio-net-pci,netdev=nic1,mac=0a:bc:de:f0:12:34"), i1 + 2);
+	assert_int_equal(QEMU_FD_NIC0 + 1, 9);
+	assert_true(QEMU_FD_FIRST_FREE >= QEMU_FD_NIC0 + (int)VMM_NICS_MAX);
+	qemu_argv_free(&a);
+	s.nics = bad;
+	s.nnics = 1;
+	assert_int_equal(qemu_build_argv("qemu", &s, 1, &a, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "MAC"));
+}
+
 static void test_most_devices_fit(void **state)
 {
 	const char *pci[VMM_PCI_MAX];
+	struct vmm_nic nics[VMM_NICS_MAX];
+	char macs[VMM_NICS_MAX][18];
 	char bdfs[VMM_PCI_MAX][16];
 	struct vmm_guest_spec s;
 	struct qemu_argv a;
@@ -155,8 +191,15 @@ static void test_most_devices_fit(void **state)
 	s.disk_fd = 3;
 	s.pci = pci;
 	s.npci = VMM_PCI_MAX;
+	for (unsigned i = 0; i < VMM_NICS_MAX; i++) {
+		snprintf(macs[i], sizeof(macs[i]), "02:00:00:00:00:%02x", i);
+		nics[i] = (struct vmm_nic){ .tap_fd = 60 + (int)i, .mac = macs[i] };
+	}
+	s.nics = nics;
+	s.nnics = VMM_NICS_MAX;
 	assert_int_equal(qemu_build_argv("qemu", &s, 0, &a, &err), 0);
 	assert_true(a.argc <= QEMU_ARGV_MAX);
+	assert_true(pair(&a, "-netdev", "tap,id=nic7,fd=15") > 0);
 	assert_true(pair(&a, "-device", "vfio-pci,host=0000:08:00.0") > 0); /* the last: SKY_GUEST_DEVICES_MAX */
 	qemu_argv_free(&a);
 }
@@ -202,6 +245,7 @@ int main(void)
 		cmocka_unit_test(test_tcg_guest),
 		cmocka_unit_test(test_kvm_disk_vfio),
 		cmocka_unit_test(test_name_commas),
+		cmocka_unit_test(test_nics),
 		cmocka_unit_test(test_most_devices_fit),
 		cmocka_unit_test(test_find_binary),
 	};

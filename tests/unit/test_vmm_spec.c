@@ -141,6 +141,29 @@ static void test_spec_checks(void **state)
 	BAD((s.pci = pci_bad, s.npci = 2), -EINVAL, "\"zz:00.0\" is not");
 	BAD((s.pci = NULL, s.npci = 1), -EINVAL, "pci is NULL");
 	BAD((s.pci = pci_bad, s.npci = SKY_GUEST_DEVICES_MAX + 1), -E2BIG, "at most 8");
+	{
+		/* NICs: an open tap descriptor each (the kernel fd stands in) and
+		 * a unicast MAC; at most 8. */
+		struct vmm_nic nics[VMM_NICS_MAX + 1];
+
+		for (unsigned i = 0; i <= VMM_NICS_MAX; i++)
+			nics[i] = (struct vmm_nic){ .tap_fd = kfd, .mac = "02:53:4b:00:00:01" };
+		spec_base(&s, kfd);
+		s.nics = nics;
+		s.nnics = VMM_NICS_MAX;
+		assert_int_equal(vmm_spec_check(&s, &err), 0);
+		BAD((s.nics = nics, s.nnics = VMM_NICS_MAX + 1), -E2BIG, "at most 8");
+		BAD((s.nics = NULL, s.nnics = 1), -EINVAL, "nics is NULL");
+		nics[1].tap_fd = 9999;
+		BAD((s.nics = nics, s.nnics = 2), -EBADF, "NIC 1: tap_fd 9999");
+		nics[1].tap_fd = kfd;
+		nics[1].mac = "01:00:5e:00:00:01";
+		BAD((s.nics = nics, s.nnics = 2), -EINVAL, "NIC 1: \"01:00:5e:00:00:01\" is not a unicast MAC");
+		nics[1].mac = "02:53:4b:00:00";
+		BAD((s.nics = nics, s.nnics = 2), -EINVAL, "is not a unicast MAC");
+		nics[1].mac = NULL;
+		BAD((s.nics = nics, s.nnics = 2), -EINVAL, "(null)");
+	}
 	BAD(s.name = "x" /* ok */, 0, "");
 	assert_int_equal(vmm_spec_check(NULL, &err), -EINVAL);
 #undef BAD

@@ -89,6 +89,7 @@ static void test_argv(void **state)
 static void test_spec_check(void **state)
 {
 	const char *pci[] = { "0000:01:00.0" };
+	const struct vmm_nic nics[] = { { .tap_fd = 0, .mac = "02:53:4b:00:00:01" } };
 	struct vmm_guest_spec s;
 	struct vmm_error err;
 	(void)state;
@@ -115,6 +116,15 @@ static void test_spec_check(void **state)
 	s.npci = 1;
 	assert_int_equal(sv_spec_check(&s, &err), -ENOTSUP);
 	assert_non_null(strstr(err.msg, "PCI devices"));
+	/* NICs are refused, saying which backend takes them. */
+	spec_base(&s);
+	s.nics = nics;
+	s.nnics = 1;
+	assert_int_equal(sv_spec_check(&s, &err), -ENOTSUP);
+	assert_non_null(strstr(err.msg, "does not take NICs"));
+	assert_non_null(strstr(err.msg, "qemu backend"));
+	s.nnics = 0;
+	assert_int_equal(sv_spec_check(&s, &err), 0);
 }
 
 static void test_find_binary(void **state)
