@@ -54,7 +54,7 @@ fake_cache() {
 	mkdir -p "$k/root/boot" "$m/kernel"
 	head -c "$bytes" /dev/urandom >"$k/root/boot/vmlinuz-$krel"
 	: >"$m/modules.dep"
-	for mod in kvm kvm_amd kvm_intel vfio vfio_iommu_type1 vfio_pci virtio_pci virtio_net; do
+	for mod in kvm kvm_amd kvm_intel vfio vfio_iommu_type1 vfio_pci virtio_pci virtio_net bridge tun; do
 		head -c 4096 /dev/urandom >"$m/kernel/$mod.ko"
 		echo "kernel/$mod.ko:" >>"$m/modules.dep"
 	done

@@ -132,6 +132,9 @@ def exercise(debs, tmp):
     for prog in ("/usr/bin/skyctl", "/usr/bin/skyagent-full"):
         out = run([prog, "--help"])
         check(out.returncode == 0 and "usage" in (out.stdout + out.stderr).lower(), f"{prog} --help: {out}")
+    # skyagent-full's skyvmm backend runs the microVM from where it looks first
+    out = run(["/usr/libexec/skyroot/skyvmm", "--help"])
+    check(out.returncode == 0 and "usage" in (out.stdout + out.stderr).lower(), f"skyvmm --help: {out}")
     u = pwd.getpwnam("skyroot")
     check(u.pw_uid < 1000 and u.pw_dir == STATE and ("nologin" in u.pw_shell or u.pw_shell == "/bin/false"),
           f"skyroot is a system user without a login: {u}")
