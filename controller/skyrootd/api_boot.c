@@ -212,7 +212,7 @@ static void api__healthz(struct api_call *call, struct api_reply *rep)
 }
 
 const struct api_route api_boot_routes[] = {
-	{ .path = "/healthz", API_ALLOW("GET"), .get = api__healthz, .get_s = { NULL, API_MSG(health) },
+	{ .path = "/healthz", API_ALLOW("GET"), .get = api__healthz, .get_s = { .request = NULL, .answer = API_MSG(health) },
 	  .summary = "Liveness (no token)" },
 	{ .path = "/boot/ipxe", API_ALLOW("GET"), .get = api__boot_ipxe,
 	  .get_s = { .media = "text/plain" }, .summary = "iPXE script for network boot (no token; text)" },

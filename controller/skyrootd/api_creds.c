@@ -218,16 +218,16 @@ static void api__audit_list(struct api_call *call, struct api_reply *rep)
 
 const struct api_route api_creds_routes[] = {
 	{ .path = "/v1/credentials", .admin = true, API_ALLOW("GET, POST"), .get = api__creds_list,
-	  .post = api__creds_create, .get_s = { NULL, API_MSG(credential_list) },
-	  .post_s = { API_MSG(credential_request), API_MSG(credential) }, .summary = "API credentials (admin)" },
+	  .post = api__creds_create, .get_s = { .request = NULL, .answer = API_MSG(credential_list) },
+	  .post_s = { .request = API_MSG(credential_request), .answer = API_MSG(credential) }, .summary = "API credentials (admin)" },
 	{ .path = "/v1/credentials/", .segment = true, .segment_max = CREDS_NAME_MAX, .noun = "a credential name",
 	  .placeholder = "{name}", .admin = true, API_ALLOW("GET, DELETE"), .get = api__cred_show,
-	  .del = api__cred_revoke, .get_s = { NULL, API_MSG(credential) }, .del_s = { NULL, API_MSG(deleted) },
+	  .del = api__cred_revoke, .get_s = { .request = NULL, .answer = API_MSG(credential) }, .del_s = { .request = NULL, .answer = API_MSG(deleted) },
 	  .summary = "An API credential (admin); DELETE revokes it" },
 	{ .path = "/v1/credentials/", .segment = true, .segment_max = CREDS_NAME_MAX, .noun = "a credential name",
 	  .placeholder = "{name}/rotate", .suffix = "/rotate", .admin = true, API_ALLOW("POST"), .post = api__cred_rotate,
-	  .post_s = { API_MSG(rotate_request), API_MSG(credential) }, .summary = "A new token for the credential (admin)" },
+	  .post_s = { .request = API_MSG(rotate_request), .answer = API_MSG(credential) }, .summary = "A new token for the credential (admin)" },
 	{ .path = "/v1/audit", .admin = true, API_ALLOW("GET"), .get = api__audit_list,
-	  .get_s = { NULL, API_MSG(audit_list) }, .summary = "The audit log, newest first (admin)" },
+	  .get_s = { .request = NULL, .answer = API_MSG(audit_list) }, .summary = "The audit log, newest first (admin)" },
 	{ .path = NULL },
 };

@@ -413,15 +413,15 @@ static void api__image_patch(struct api_call *call, struct api_reply *rep)
 
 const struct api_route api_images_routes[] = {
 	{ .path = "/v1/images", API_ALLOW("GET, POST"), .get = api__images_list, .post = api__images_upload,
-	  .get_s = { NULL, API_MSG(image_list) }, .post_s = { NULL, API_MSG(image) },
+	  .get_s = { .request = NULL, .answer = API_MSG(image_list) }, .post_s = { .request = NULL, .answer = API_MSG(image) },
 	  .summary = "Images: list (a page), upload (?name=&kind=, the bytes as the body)" },
 	{ .path = "/v1/images/", .segment = true, .segment_max = STORE_NAME_MAX, .noun = "an image id or name",
 	  .placeholder = "{id|name}", API_ALLOW("GET, PATCH, DELETE"), .get = api__image_get, .del = api__image_delete,
-	  .patch = api__image_patch, .get_s = { NULL, API_MSG(image) }, .del_s = { NULL, API_MSG(deleted) },
-	  .patch_s = { API_MSG(meta_patch), API_MSG(image) }, .summary = "An image" },
+	  .patch = api__image_patch, .get_s = { .request = NULL, .answer = API_MSG(image) }, .del_s = { .request = NULL, .answer = API_MSG(deleted) },
+	  .patch_s = { .request = API_MSG(meta_patch), .answer = API_MSG(image) }, .summary = "An image" },
 	{ .path = "/v1/images/", .segment = true, .segment_max = STORE_NAME_MAX, .suffix = "/verify",
 	  .noun = "an image id or name", .placeholder = "{id|name}/verify", API_ALLOW("POST"),
-	  .post = api__image_verify, .post_s = { NULL, API_MSG(image_verify) },
+	  .post = api__image_verify, .post_s = { .request = NULL, .answer = API_MSG(image_verify) },
 	  .summary = "Re-hash every chunk of the image" },
 	{ .path = NULL },
 };

@@ -162,7 +162,7 @@ const struct api_route api_metrics_routes[] = {
 	{ .path = "/metrics", API_ALLOW("GET"), .reader = true, .get = api__metrics,
 	  .get_s = { .media = "text/plain" },
 	  .summary = "Prometheus metrics (text)" },
-	{ .path = "/readyz", API_ALLOW("GET"), .get = api__readyz, .get_s = { NULL, API_MSG(ready) },
+	{ .path = "/readyz", API_ALLOW("GET"), .get = api__readyz, .get_s = { .request = NULL, .answer = API_MSG(ready) },
 	  .summary = "Readiness (no token)" },
 	{ .path = NULL },
 };

@@ -185,10 +185,10 @@ static void api__network_delete(struct api_call *call, struct api_reply *rep)
 
 const struct api_route api_networks_routes[] = {
 	{ .path = "/v1/networks", API_ALLOW("GET, POST"), .get = api__networks_list, .post = api__networks_create,
-	  .get_s = { NULL, API_MSG(network_list) }, .post_s = { API_MSG(network_request), API_MSG(network) },
+	  .get_s = { .request = NULL, .answer = API_MSG(network_list) }, .post_s = { .request = API_MSG(network_request), .answer = API_MSG(network) },
 	  .summary = "Networks guests' NICs join: list (a page), create" },
 	{ .path = "/v1/networks/", .segment = true, .segment_max = DB_NAME_MAX, .noun = "a network id or name",
 	  .placeholder = "{id|name}", API_ALLOW("GET, DELETE"), .get = api__network_get, .del = api__network_delete,
-	  .get_s = { NULL, API_MSG(network) }, .del_s = { NULL, API_MSG(deleted) }, .summary = "A network" },
+	  .get_s = { .request = NULL, .answer = API_MSG(network) }, .del_s = { .request = NULL, .answer = API_MSG(deleted) }, .summary = "A network" },
 	{ .path = NULL },
 };

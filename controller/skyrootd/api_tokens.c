@@ -149,10 +149,10 @@ static void api__token_revoke(struct api_call *call, struct api_reply *rep)
 
 const struct api_route api_tokens_routes[] = {
 	{ .path = "/v1/tokens", API_ALLOW("GET, POST"), .get = api__tokens_list, .post = api__tokens_create,
-	  .get_s = { NULL, API_MSG(token_list) }, .post_s = { API_MSG(token_request), API_MSG(token) },
+	  .get_s = { .request = NULL, .answer = API_MSG(token_list) }, .post_s = { .request = API_MSG(token_request), .answer = API_MSG(token) },
 	  .summary = "Enrollment tokens: list (a page), create" },
 	{ .path = "/v1/tokens/", .segment = true, .segment_max = DB_ID_MAX, .noun = "a token id",
 	  .placeholder = "{id}", API_ALLOW("DELETE"), .del = api__token_revoke,
-	  .del_s = { NULL, API_MSG(deleted) }, .summary = "Revoke an enrollment token" },
+	  .del_s = { .request = NULL, .answer = API_MSG(deleted) }, .summary = "Revoke an enrollment token" },
 	{ .path = NULL },
 };

@@ -19,6 +19,7 @@
 
 static _Thread_local struct kvm_run *this_run;
 
+__attribute__((format(printf, 4, 5)))
 static int fail(char *err, size_t errlen, int e, const char *fmt, ...)
 {
 	va_list ap;
@@ -377,6 +378,7 @@ static void kick_handler(int sig)
 		this_run->immediate_exit = 1;
 }
 
+__attribute__((format(printf, 3, 4)))
 static void report(struct sv_vm *vm, enum sv_outcome o, const char *fmt, ...)
 {
 	char why[256] = "";

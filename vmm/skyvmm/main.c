@@ -80,6 +80,7 @@ static const char usage_text[] =
 	"  2  skyvmm: WHY                     bad options, or a kernel that is not a\n"
 	"                                     bootable bzImage (before any VM is made)\n";
 
+__attribute__((format(printf, 1, 2)))
 static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
