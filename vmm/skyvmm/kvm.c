@@ -436,9 +436,9 @@ static void *vcpu_main(void *arg)
 			goto out;
 		case KVM_EXIT_SYSTEM_EVENT:
 			if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
-				report(vm, SV_OUT_POWEROFF, "");
+				report(vm, SV_OUT_POWEROFF, "%s", "");
 			else if (run->system_event.type == KVM_SYSTEM_EVENT_RESET)
-				report(vm, SV_OUT_RESET, "");
+				report(vm, SV_OUT_RESET, "%s", "");
 			else
 				report(vm, SV_OUT_CRASH, "system event %u on vCPU %u", run->system_event.type, c->id);
 			goto out;
