@@ -9,15 +9,12 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,21 +24,19 @@
 #include "vmm/qmp.h"
 #include "vmm/vmm_priv.h"
 
-/* Parent-side copies of the child's descriptors live at or above this. */
-#define QEMU_PARENT_FD_MIN (QEMU_FD_FIRST_FREE + 4)
 /* The descriptors the child gets: QMP, console, kernel, initrd, disk, taps. */
 #define QEMU_NFDS (5 + (int)VMM_NICS_MAX)
+
+_Static_assert(QEMU_FD_QMP == VMM_SPAWN_FD0 && QEMU_FD_DISK == VMM_SPAWN_FD0 + 4 &&
+		       QEMU_FD_NIC0 == VMM_SPAWN_FD0 + 5 && QEMU_FD_FIRST_FREE == VMM_SPAWN_FD0 + QEMU_NFDS,
+	       "the child's descriptors are handed to vmm_spawn in QEMU_FD_* order");
 #define QEMU_KILL_WAIT_MS 5000u
 /* After its SHUTDOWN event a QEMU gets this long to exit by itself. */
 #define QEMU_EXIT_GRACE_MS 3000u
 
 struct qemu_guest {
 	char name[VMM_NAME_MAX + 1];
-	pid_t pid;
-	int pidfd;              /* -1 when pidfd_open is unavailable */
-	bool reaped;
-	bool status_lost;       /* someone else reaped it (SIGCHLD ignored?) */
-	int wstatus;
+	struct vmm_proc proc;
 	struct qmp qmp;
 	int console_fd;
 	int stderr_fd;          /* memfd holding QEMU's stdout and stderr */
@@ -54,37 +49,6 @@ struct qemu_guest {
 };
 
 /* ---- command line ---- */
-
-static int argv_add(struct qemu_argv *a, struct vmm_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int argv_add(struct qemu_argv *a, struct vmm_error *err, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	if (a->argc >= QEMU_ARGV_MAX)
-		return vmm_err(err, -E2BIG, "qemu command line longer than %d arguments", QEMU_ARGV_MAX);
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return vmm_err(err, -ENOMEM, "out of memory");
-	a->argv[a->argc++] = s;
-	a->argv[a->argc] = NULL;
-	return 0;
-}
-
-void qemu_argv_free(struct qemu_argv *a)
-{
-	if (!a)
-		return;
-	for (size_t i = 0; i < a->argc; i++)
-		free(a->argv[i]);
-	a->argc = 0;
-	a->argv[0] = NULL;
-}
 
 /* QemuOpts values double their commas. */
 static int opt_escape(const char *s, char *out, size_t outlen)
@@ -103,15 +67,15 @@ static int opt_escape(const char *s, char *out, size_t outlen)
 }
 
 int qemu_build_argv(const char *qemu, const struct vmm_guest_spec *spec, int kvm,
-		    struct qemu_argv *out, struct vmm_error *err)
+		    struct vmm_argv *out, struct vmm_error *err)
 {
-	struct qemu_argv a = { 0 };
+	struct vmm_argv a = { 0 };
 	char name[2 * VMM_NAME_MAX + 1];
 	int r = 0;
 
 #define ADD(...)                                          \
 	do {                                              \
-		if ((r = argv_add(&a, err, __VA_ARGS__)) < 0) \
+		if ((r = vmm_argv_add(&a, err, __VA_ARGS__)) < 0) \
 			goto fail;                        \
 	} while (0)
 
@@ -192,7 +156,7 @@ int qemu_build_argv(const char *qemu, const struct vmm_guest_spec *spec, int kvm
 	return 0;
 
 fail:
-	qemu_argv_free(&a);
+	vmm_argv_free(&a);
 	return r;
 }
 
@@ -233,62 +197,6 @@ int qemu_find_binary(const char *name, char *out, size_t outlen, struct vmm_erro
 
 /* ---- the process ---- */
 
-static int pidfd_open_compat(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (fd >= 0) {
-		fcntl(fd, F_SETFD, FD_CLOEXEC);
-		return fd;
-	}
-#else
-	(void)pid;
-#endif
-	return -1;
-}
-
-/* In the child: only async-signal-safe calls. */
-static void __attribute__((noreturn))
-child(const char *bin, char *const argv[], const int src[QEMU_NFDS], int devnull, int out_fd,
-      int errpipe, pid_t parent)
-{
-	static const int targets[5] = { QEMU_FD_QMP, QEMU_FD_CONSOLE, QEMU_FD_KERNEL,
-					QEMU_FD_INITRD, QEMU_FD_DISK };
-	struct sigaction sa;
-	sigset_t none;
-	int e;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	for (int s = 1; s < NSIG; s++)
-		if (s != SIGKILL && s != SIGSTOP)
-			sigaction(s, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	setsid();
-	/* A QEMU must not outlive the agent that owns its guest. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
-	if (dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
-		goto fail;
-	for (int i = 0; i < QEMU_NFDS; i++)
-		if (src[i] >= 0 && dup2(src[i], i < 5 ? targets[i] : QEMU_FD_NIC0 + i - 5) < 0)
-			goto fail;
-	/* Everything else closes at exec (the error pipe included). */
-	if (syscall(SYS_close_range, QEMU_FD_FIRST_FREE, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) {
-		/* kernels before 5.11 */
-		for (int fd = QEMU_FD_FIRST_FREE; fd < 65536; fd++)
-			fcntl(fd, F_SETFD, FD_CLOEXEC);
-	}
-	execv(bin, argv);
-fail:
-	e = errno;
-	if (write(errpipe, &e, sizeof(e)) < 0)
-		_exit(127);
-	_exit(127);
-}
-
 /* What QEMU said before it went: its last events are still readable. */
 static void drain_qmp(struct qemu_guest *g)
 {
@@ -300,21 +208,7 @@ static void drain_qmp(struct qemu_guest *g)
 
 static void reap(struct qemu_guest *g)
 {
-	int ws;
-	pid_t r;
-	if (g->reaped)
-		return;
-	do
-		r = waitpid(g->pid, &ws, WNOHANG);
-	while (r < 0 && errno == EINTR);
-	if (r == g->pid) {
-		g->reaped = true;
-		g->wstatus = ws;
-	} else if (r < 0 && errno == ECHILD) {
-		g->reaped = true;
-		g->status_lost = true;
-	}
-	if (g->reaped)
+	if (!g->proc.reaped && vmm_proc_reap(&g->proc, false))
 		drain_qmp(g);
 }
 
@@ -333,7 +227,7 @@ static void wait_exit(struct qemu_guest *g, unsigned timeout_ms)
 		int left;
 
 		reap(g);
-		if (g->reaped)
+		if (g->proc.reaped)
 			return;
 		now = sky_now_ms();
 		if (g->qmp.shutdown && !capped) {
@@ -344,11 +238,11 @@ static void wait_exit(struct qemu_guest *g, unsigned timeout_ms)
 		if (now >= deadline)
 			return;
 		left = (int)(deadline - now);
-		if (g->pidfd >= 0)
-			p[n++] = (struct pollfd){ .fd = g->pidfd, .events = POLLIN };
+		if (g->proc.pidfd >= 0)
+			p[n++] = (struct pollfd){ .fd = g->proc.pidfd, .events = POLLIN };
 		if (g->qmp.fd >= 0 && !g->qmp.eof)
 			p[n++] = (struct pollfd){ .fd = g->qmp.fd, .events = POLLIN };
-		if (g->pidfd < 0 && left > 20)
+		if (g->proc.pidfd < 0 && left > 20)
 			left = 20; /* no pidfd: look again every 20 ms */
 		if (n == 0) {
 			struct timespec ts = { 0, (long)left * 1000000L };
@@ -363,31 +257,26 @@ static void wait_exit(struct qemu_guest *g, unsigned timeout_ms)
 static void kill_and_reap(struct qemu_guest *g, const char *why)
 {
 	reap(g);
-	if (g->reaped)
+	if (g->proc.reaped)
 		return;
 	g->killed_by_us = true;
 	snprintf(g->kill_reason, sizeof(g->kill_reason), "%s", why);
-	kill(g->pid, SIGKILL);
+	kill(g->proc.pid, SIGKILL);
 	wait_exit(g, QEMU_KILL_WAIT_MS);
-	if (!g->reaped) {
-		int ws;
-		if (waitpid(g->pid, &ws, 0) == g->pid) {
-			g->wstatus = ws;
-		} else {
-			g->status_lost = true;
-		}
-		g->reaped = true;
+	if (!vmm_proc_reap(&g->proc, true)) {
+		g->proc.status_lost = true;
+		g->proc.reaped = true;
 	}
 }
 
 static void status_from_exit(struct qemu_guest *g, struct vmm_status *st)
 {
 	char tail[96];
-	int ws = g->wstatus;
+	int ws = g->proc.wstatus;
 
 	st->exit_status = -1;
 	st->exit_signal = 0;
-	if (g->status_lost) {
+	if (g->proc.status_lost) {
 		if (g->qmp.shutdown && !g->qmp.panicked) {
 			st->state = VMM_STATE_EXITED;
 			snprintf(st->reason, sizeof(st->reason), "%s", g->qmp.shutdown_reason);
@@ -438,12 +327,12 @@ static void qemu_destroy(void *priv)
 	struct qemu_guest *g = priv;
 	if (!g)
 		return;
-	if (g->pid > 0)
+	if (g->proc.pid > 0)
 		kill_and_reap(g, "destroyed");
 	qmp_close(&g->qmp);
 	vmm_close(&g->console_fd);
 	vmm_close(&g->stderr_fd);
-	vmm_close(&g->pidfd);
+	vmm_close(&g->proc.pidfd);
 	free(g);
 }
 
@@ -454,7 +343,7 @@ static int start_failed(struct qemu_guest *g, int r, struct vmm_error *err)
 	struct vmm_status st;
 
 	wait_exit(g, 1000);
-	if (!g->reaped)
+	if (!g->proc.reaped)
 		return r;
 	/* QEMU exited: what it said is the error. */
 	vmm_fd_tail(g->stderr_fd, tail, sizeof(tail));
@@ -469,16 +358,11 @@ static int qemu_create(const struct vmm_config *cfg, const struct vmm_guest_spec
 		       void **priv, char *warn, size_t warnlen, struct vmm_error *err)
 {
 	char bin[PATH_MAX], why[VMM_MSG_MAX / 2];
-	struct qemu_argv argv = { 0 };
+	struct vmm_argv argv = { 0 };
 	struct qemu_guest *g;
-	int qmp_sv[2] = { -1, -1 }, con_sv[2] = { -1, -1 }, src[QEMU_NFDS];
-	int errpipe[2] = { -1, -1 }, devnull = -1, kvm, usable, e, r;
-	pid_t parent = getpid(), pid;
-	ssize_t n;
+	int qmp_sv[2] = { -1, -1 }, con_sv[2] = { -1, -1 }, kvm, usable, r;
 	json_t *ret = NULL;
 
-	for (int i = 0; i < QEMU_NFDS; i++)
-		src[i] = -1;
 	r = qemu_find_binary(cfg->qemu_path, bin, sizeof(bin), err);
 	if (r < 0)
 		return r;
@@ -496,8 +380,8 @@ static int qemu_create(const struct vmm_config *cfg, const struct vmm_guest_spec
 		goto fail_argv;
 	}
 	snprintf(g->name, sizeof(g->name), "%s", spec->name);
-	g->pid = -1;
-	g->pidfd = -1;
+	g->proc.pid = -1;
+	g->proc.pidfd = -1;
 	g->console_fd = -1;
 	g->timeout_ms = vmm_cfg_timeout(cfg);
 	qmp_init(&g->qmp, -1);
@@ -508,69 +392,22 @@ static int qemu_create(const struct vmm_config *cfg, const struct vmm_guest_spec
 		goto fail_guest;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp_sv) < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con_sv) < 0 ||
-	    pipe2(errpipe, O_CLOEXEC) < 0) {
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con_sv) < 0) {
 		r = vmm_err(err, -errno, "cannot make QEMU's sockets: %s", strerror(errno));
 		goto fail_fds;
 	}
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull < 0) {
-		r = vmm_err(err, -errno, "cannot open /dev/null: %s", strerror(errno));
-		goto fail_fds;
-	}
-	/* Copies above the child's target numbers, so no dup2 clobbers another. */
 	{
-		int want[QEMU_NFDS] = { qmp_sv[1], con_sv[1], spec->kernel_fd, spec->initrd_fd, spec->disk_fd };
-		int *moved[4] = { &devnull, &g->stderr_fd, &errpipe[1], NULL };
+		/* in QEMU_FD_* order: QMP, console, kernel, initrd, disk, taps */
+		int src[QEMU_NFDS] = { qmp_sv[1], con_sv[1], spec->kernel_fd, spec->initrd_fd, spec->disk_fd };
 		for (int i = 5; i < QEMU_NFDS; i++)
-			want[i] = (size_t)(i - 5) < spec->nnics ? spec->nics[i - 5].tap_fd : -1;
-		for (int i = 0; i < QEMU_NFDS; i++) {
-			if (want[i] < 0)
-				continue;
-			src[i] = vmm_dup_cloexec(want[i], QEMU_PARENT_FD_MIN);
-			if (src[i] < 0) {
-				r = vmm_err(err, src[i], "dup: %s", strerror(-src[i]));
-				goto fail_fds;
-			}
-		}
-		for (int i = 0; moved[i]; i++) {
-			int fd = vmm_dup_cloexec(*moved[i], QEMU_PARENT_FD_MIN);
-			if (fd < 0) {
-				r = vmm_err(err, fd, "dup: %s", strerror(-fd));
-				goto fail_fds;
-			}
-			close(*moved[i]);
-			*moved[i] = fd;
-		}
+			src[i] = (size_t)(i - 5) < spec->nnics ? spec->nics[i - 5].tap_fd : -1;
+		r = vmm_spawn(argv.argv, src, QEMU_NFDS, g->stderr_fd, &g->proc, err);
 	}
-
-	pid = fork();
-	if (pid < 0) {
-		r = vmm_err(err, -errno, "fork: %s", strerror(errno));
+	if (r < 0)
 		goto fail_fds;
-	}
-	if (pid == 0)
-		child(bin, argv.argv, src, devnull, g->stderr_fd, errpipe[1], parent);
-	g->pid = pid;
-	g->pidfd = pidfd_open_compat(pid);
-	vmm_close(&errpipe[1]);
-	do
-		n = read(errpipe[0], &e, sizeof(e));
-	while (n < 0 && errno == EINTR);
-	if (n == (ssize_t)sizeof(e)) {
-		int ws;
-		waitpid(pid, &ws, 0);
-		g->pid = -1;
-		r = vmm_err(err, -e, "cannot run %s: %s", bin, strerror(e));
-		goto fail_fds;
-	}
-	vmm_close(&errpipe[0]);
-	vmm_close(&devnull);
-	for (int i = 0; i < QEMU_NFDS; i++)
-		vmm_close(&src[i]);
 	vmm_close(&qmp_sv[1]);
 	vmm_close(&con_sv[1]);
-	qemu_argv_free(&argv);
+	vmm_argv_free(&argv);
 
 	qmp_init(&g->qmp, qmp_sv[0]);
 	qmp_sv[0] = -1;
@@ -599,11 +436,6 @@ fail_proc:
 	qemu_destroy(g);
 	return r;
 fail_fds:
-	for (int i = 0; i < QEMU_NFDS; i++)
-		vmm_close(&src[i]);
-	vmm_close(&devnull);
-	vmm_close(&errpipe[0]);
-	vmm_close(&errpipe[1]);
 	vmm_close(&qmp_sv[0]);
 	vmm_close(&qmp_sv[1]);
 	vmm_close(&con_sv[0]);
@@ -611,7 +443,7 @@ fail_fds:
 fail_guest:
 	qemu_destroy(g);
 fail_argv:
-	qemu_argv_free(&argv);
+	vmm_argv_free(&argv);
 	return r;
 }
 
@@ -626,12 +458,12 @@ static int qemu_start(void *priv, struct vmm_error *err)
 	int r;
 
 	reap(g);
-	if (g->reaped)
+	if (g->proc.reaped)
 		return ended(g, err);
 	r = qmp_command(&g->qmp, "cont", NULL, g->timeout_ms, NULL, err);
 	if (r < 0) {
 		wait_exit(g, 200);
-		return g->reaped ? ended(g, err) : r;
+		return g->proc.reaped ? ended(g, err) : r;
 	}
 	g->started = true;
 	return 0;
@@ -645,14 +477,14 @@ static int qemu_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
 	int r;
 
 	reap(g);
-	if (g->reaped)
+	if (g->proc.reaped)
 		return 0;
 	/* A guest that never ran cannot answer the power button. */
 	cmd = g->started ? "system_powerdown" : "quit";
 	r = qmp_command(&g->qmp, cmd, NULL, g->timeout_ms, NULL, err);
 	if (r < 0 && r != -EPIPE) {
 		wait_exit(g, 100);
-		if (g->reaped)
+		if (g->proc.reaped)
 			return 0;
 		kill_and_reap(g, "killed: qemu did not answer the power-off request");
 		return r;
@@ -668,7 +500,7 @@ static int qemu_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
 		struct vmm_error ignored;
 		uint64_t left = end - now;
 		wait_exit(g, (unsigned)(left < VMM_POWERDOWN_REPEAT_MS ? left : VMM_POWERDOWN_REPEAT_MS));
-		if (g->reaped || g->qmp.shutdown || !g->started || sky_now_ms() >= end)
+		if (g->proc.reaped || g->qmp.shutdown || !g->started || sky_now_ms() >= end)
 			break;
 		left = end - sky_now_ms(); /* the press, too, keeps to the stop's time */
 		g->qmp.abort_on_shutdown = true;
@@ -682,9 +514,9 @@ static int qemu_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
 		}
 	}
 	/* The guest powered off: give QEMU its grace to exit. */
-	if (!g->reaped && g->qmp.shutdown)
+	if (!g->proc.reaped && g->qmp.shutdown)
 		wait_exit(g, QEMU_EXIT_GRACE_MS);
-	if (g->reaped)
+	if (g->proc.reaped)
 		return 0;
 	if (g->qmp.shutdown) {
 		/* the guest powered off; QEMU hangs on its way out */
@@ -707,31 +539,31 @@ static int qemu_state(void *priv, struct vmm_status *st)
 	json_t *ret = NULL;
 	int r;
 
-	if (!g->reaped && g->qmp.fd >= 0 && !g->qmp.eof)
+	if (!g->proc.reaped && g->qmp.fd >= 0 && !g->qmp.eof)
 		qmp_pump(&g->qmp, 0, &err);
 	reap(g);
-	if (!g->reaped && !g->qmp.shutdown) {
+	if (!g->proc.reaped && !g->qmp.shutdown) {
 		g->qmp.abort_on_shutdown = true;
 		r = qmp_command(&g->qmp, "query-status", NULL, g->timeout_ms, &ret, &err);
 		g->qmp.abort_on_shutdown = false;
 		if (r < 0 && r != -ESHUTDOWN) {
 			/* QMP gone: QEMU is ending; give it a moment. */
 			wait_exit(g, r == -EPIPE ? 2000 : 0);
-			if (!g->reaped)
+			if (!g->proc.reaped)
 				return r; /* alive but not answering */
 		}
 	}
-	if (!g->reaped && g->qmp.shutdown) {
+	if (!g->proc.reaped && g->qmp.shutdown) {
 		/* On its way out: never send it a command now, wait for it. */
 		json_decref(ret);
 		ret = NULL;
 		wait_exit(g, QEMU_EXIT_GRACE_MS);
-		if (!g->reaped) {
+		if (!g->proc.reaped) {
 			g->hung_exiting = true;
 			kill_and_reap(g, "killed: qemu hung while exiting");
 		}
 	}
-	if (g->reaped) {
+	if (g->proc.reaped) {
 		json_decref(ret);
 		status_from_exit(g, &s);
 		*st = s;

@@ -5,9 +5,8 @@
 
 #include <stddef.h>
 
+#include "vmm/spawn.h"
 #include "vmm/vmm.h"
-
-#define QEMU_ARGV_MAX 128
 
 /* Descriptor numbers as QEMU sees them (its fds 3..7, then the taps). */
 #define QEMU_FD_QMP 3
@@ -18,11 +17,6 @@
 #define QEMU_FD_NIC0 8          /* NIC i's tap: QEMU_FD_NIC0 + i */
 #define QEMU_FD_FIRST_FREE (QEMU_FD_NIC0 + (int)VMM_NICS_MAX)
 
-struct qemu_argv {
-	size_t argc;
-	char *argv[QEMU_ARGV_MAX + 1]; /* NULL-terminated, each malloc'd */
-};
-
 /* The argv of one QEMU process for spec: q35, -S (paused until "cont"),
  * QMP and the serial console on inherited sockets, kernel/initrd/disk as
  * /proc/self/fd/N of inherited descriptors, one -device vfio-pci per PCI
@@ -30,8 +24,7 @@ struct qemu_argv {
  * with its MAC per NIC, pvpanic with panic=shutdown, -no-reboot.
  * 0 or -errno with a message; out untouched on failure. */
 int qemu_build_argv(const char *qemu, const struct vmm_guest_spec *spec, int kvm,
-		    struct qemu_argv *out, struct vmm_error *err);
-void qemu_argv_free(struct qemu_argv *a);
+		    struct vmm_argv *out, struct vmm_error *err);
 
 /* Resolve name ("qemu-system-x86_64" in PATH, or a path) to an executable
  * file: 0 and out, or -ENOENT with a message saying what to install. */

@@ -15,15 +15,12 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,8 +32,14 @@
 #define SKY_SKYVMM_PATH SV_FIRMWARE_PATH
 #endif
 
-/* Parent-side copies of the child's descriptors live at or above this. */
+/* Our copies of the child's descriptors live at or above this, clear of
+ * its numbers (SV_FD_*), so that vmm_spawn need not copy them again. */
 #define SV_PARENT_FD_MIN 10
+
+_Static_assert(SV_FD_CONSOLE == VMM_SPAWN_FD0 && SV_FD_KERNEL == VMM_SPAWN_FD0 + 1 &&
+		       SV_FD_INITRD == VMM_SPAWN_FD0 + 2 && SV_FD_DISK == VMM_SPAWN_FD0 + 3 &&
+		       SV_FD_FIRST_FREE <= SV_PARENT_FD_MIN,
+	       "src[] is handed to vmm_spawn in SV_FD_* order");
 #define SV_KILL_WAIT_MS 5000u
 /* After its console closed, a skyvmm gets this long to be reaped. */
 #define SV_EXIT_WAIT_MS 2000u
@@ -45,18 +48,14 @@
 struct sv_guest {
 	char name[VMM_NAME_MAX + 1];
 	char bin[PATH_MAX];
-	struct sv_argv argv;
+	struct vmm_argv argv;
 	int src[4];             /* console peer, kernel, initrd, disk: the
 				   child's, held until start */
 	int console_fd;         /* ours */
 	int stderr_fd;          /* memfd holding skyvmm's stdout and stderr */
-	pid_t pid;              /* -1 until start */
-	int pidfd;              /* -1 when pidfd_open is unavailable */
-	bool reaped;
-	bool status_lost;       /* someone else reaped it (SIGCHLD ignored?) */
+	struct vmm_proc proc;   /* pid -1 until start */
 	bool stopped_unstarted; /* stopped before it was ever started */
 	bool stop_requested;
-	int wstatus;
 	char kill_reason[64];   /* set when we killed it */
 };
 
@@ -88,46 +87,15 @@ int sv_spec_check(const struct vmm_guest_spec *spec, struct vmm_error *err)
 	return 0;
 }
 
-static int argv_add(struct sv_argv *a, struct vmm_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int argv_add(struct sv_argv *a, struct vmm_error *err, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	if (a->argc >= SV_ARGV_MAX)
-		return vmm_err(err, -E2BIG, "skyvmm command line longer than %d arguments", SV_ARGV_MAX);
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return vmm_err(err, -ENOMEM, "out of memory");
-	a->argv[a->argc++] = s;
-	a->argv[a->argc] = NULL;
-	return 0;
-}
-
-void sv_argv_free(struct sv_argv *a)
-{
-	if (!a)
-		return;
-	for (size_t i = 0; i < a->argc; i++)
-		free(a->argv[i]);
-	a->argc = 0;
-	a->argv[0] = NULL;
-}
-
-int sv_build_argv(const char *bin, const struct vmm_guest_spec *spec, struct sv_argv *out,
+int sv_build_argv(const char *bin, const struct vmm_guest_spec *spec, struct vmm_argv *out,
 		  struct vmm_error *err)
 {
-	struct sv_argv a = { 0 };
+	struct vmm_argv a = { 0 };
 	int r = 0;
 
 #define ADD(...)                                          \
 	do {                                              \
-		if ((r = argv_add(&a, err, __VA_ARGS__)) < 0) \
+		if ((r = vmm_argv_add(&a, err, __VA_ARGS__)) < 0) \
 			goto fail;                        \
 	} while (0)
 
@@ -160,7 +128,7 @@ int sv_build_argv(const char *bin, const struct vmm_guest_spec *spec, struct sv_
 	return 0;
 
 fail:
-	sv_argv_free(&a);
+	vmm_argv_free(&a);
 	return r;
 }
 
@@ -261,78 +229,6 @@ void sv_status_from_exit(int ws, const char *last_line, const char *killed_reaso
 
 /* ---- the process ---- */
 
-static int pidfd_open_compat(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (fd >= 0) {
-		fcntl(fd, F_SETFD, FD_CLOEXEC);
-		return fd;
-	}
-#else
-	(void)pid;
-#endif
-	return -1;
-}
-
-/* In the child: only async-signal-safe calls. */
-static void __attribute__((noreturn))
-child(const char *bin, char *const argv[], const int src[4], int devnull, int out_fd, int errpipe,
-      pid_t parent)
-{
-	static const int targets[4] = { SV_FD_CONSOLE, SV_FD_KERNEL, SV_FD_INITRD, SV_FD_DISK };
-	struct sigaction sa;
-	sigset_t none;
-	int e;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	for (int s = 1; s < NSIG; s++)
-		if (s != SIGKILL && s != SIGSTOP)
-			sigaction(s, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	setsid();
-	/* A skyvmm must not outlive the agent that owns its guest. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
-	if (dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
-		goto fail;
-	for (int i = 0; i < 4; i++)
-		if (src[i] >= 0 && dup2(src[i], targets[i]) < 0)
-			goto fail;
-	/* Everything else closes at exec (the error pipe included). */
-	if (syscall(SYS_close_range, SV_FD_FIRST_FREE, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) {
-		for (int fd = SV_FD_FIRST_FREE; fd < 65536; fd++)
-			fcntl(fd, F_SETFD, FD_CLOEXEC);
-	}
-	execv(bin, argv);
-fail:
-	e = errno;
-	if (write(errpipe, &e, sizeof(e)) < 0)
-		_exit(127);
-	_exit(127);
-}
-
-static void reap(struct sv_guest *g, bool block)
-{
-	int ws;
-	pid_t r;
-	if (g->reaped || g->pid <= 0)
-		return;
-	do
-		r = waitpid(g->pid, &ws, block ? 0 : WNOHANG);
-	while (r < 0 && errno == EINTR);
-	if (r == g->pid) {
-		g->reaped = true;
-		g->wstatus = ws;
-	} else if (r < 0 && errno == ECHILD) {
-		g->reaped = true;
-		g->status_lost = true;
-	}
-}
-
 /* Wait up to timeout_ms for skyvmm to end. */
 static void wait_exit(struct sv_guest *g, unsigned timeout_ms)
 {
@@ -342,15 +238,15 @@ static void wait_exit(struct sv_guest *g, unsigned timeout_ms)
 		uint64_t now;
 		int left;
 
-		reap(g, false);
-		if (g->reaped || g->pid <= 0)
+		vmm_proc_reap(&g->proc, false);
+		if (g->proc.reaped || g->proc.pid <= 0)
 			return;
 		now = sky_now_ms();
 		if (now >= deadline)
 			return;
 		left = (int)(deadline - now);
-		if (g->pidfd >= 0) {
-			struct pollfd p = { .fd = g->pidfd, .events = POLLIN };
+		if (g->proc.pidfd >= 0) {
+			struct pollfd p = { .fd = g->proc.pidfd, .events = POLLIN };
 			poll(&p, 1, left);
 		} else {
 			/* no pidfd: look again every 20 ms */
@@ -371,17 +267,17 @@ static bool console_hung_up(struct sv_guest *g)
 
 static void kill_and_reap(struct sv_guest *g, const char *why)
 {
-	reap(g, false);
-	if (g->reaped || g->pid <= 0)
+	vmm_proc_reap(&g->proc, false);
+	if (g->proc.reaped || g->proc.pid <= 0)
 		return;
 	snprintf(g->kill_reason, sizeof(g->kill_reason), "%s", why);
-	kill(g->pid, SIGKILL);
+	kill(g->proc.pid, SIGKILL);
 	wait_exit(g, SV_KILL_WAIT_MS);
-	if (!g->reaped)
-		reap(g, true);
-	if (!g->reaped) {
-		g->reaped = true;
-		g->status_lost = true;
+	if (!g->proc.reaped)
+		vmm_proc_reap(&g->proc, true);
+	if (!g->proc.reaped) {
+		g->proc.reaped = true;
+		g->proc.status_lost = true;
 	}
 }
 
@@ -396,13 +292,13 @@ static void sv_destroy(void *priv)
 	struct sv_guest *g = priv;
 	if (!g)
 		return;
-	if (g->pid > 0)
+	if (g->proc.pid > 0)
 		kill_and_reap(g, "destroyed");
 	close_child_fds(g);
-	sv_argv_free(&g->argv);
+	vmm_argv_free(&g->argv);
 	vmm_close(&g->console_fd);
 	vmm_close(&g->stderr_fd);
-	vmm_close(&g->pidfd);
+	vmm_close(&g->proc.pidfd);
 	free(g);
 }
 
@@ -436,8 +332,8 @@ static int sv_create(const struct vmm_config *cfg, const struct vmm_guest_spec *
 	if (!g)
 		return vmm_err(err, -ENOMEM, "out of memory");
 	snprintf(g->name, sizeof(g->name), "%s", spec->name);
-	g->pid = -1;
-	g->pidfd = -1;
+	g->proc.pid = -1;
+	g->proc.pidfd = -1;
 	g->console_fd = -1;
 	g->stderr_fd = -1;
 	for (int i = 0; i < 4; i++)
@@ -469,8 +365,7 @@ static int sv_create(const struct vmm_config *cfg, const struct vmm_guest_spec *
 		r = vmm_err(err, -errno, "fcntl: %s", strerror(errno));
 		goto fail;
 	}
-	/* Our own copies, above the child's target numbers, so that no dup2
-	 * in the child clobbers another; the caller may close its own. */
+	/* Our own copies: the caller may close its own. */
 	for (int i = 0; i < 3; i++) {
 		if (want[i] < 0)
 			continue;
@@ -496,53 +391,16 @@ static int ended(struct sv_guest *g, struct vmm_error *err)
 static int sv_start(void *priv, struct vmm_error *err)
 {
 	struct sv_guest *g = priv;
-	int errpipe[2] = { -1, -1 }, devnull = -1, out_fd = -1, e, r;
-	pid_t parent = getpid(), pid;
-	ssize_t n;
+	int r;
 
-	if (g->pid > 0 || g->stopped_unstarted)
-		return g->pid > 0 && !g->reaped ? 0 : ended(g, err);
-	if (pipe2(errpipe, O_CLOEXEC) < 0)
-		return vmm_err(err, -errno, "pipe: %s", strerror(errno));
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	out_fd = vmm_dup_cloexec(g->stderr_fd, SV_PARENT_FD_MIN);
-	e = vmm_dup_cloexec(errpipe[1], SV_PARENT_FD_MIN);
-	vmm_close(&errpipe[1]);
-	errpipe[1] = e;
-	if (devnull < 0 || out_fd < 0 || errpipe[1] < 0) {
-		r = vmm_err(err, -EMFILE, "cannot set up skyvmm's descriptors: %s", strerror(errno));
-		goto out;
-	}
-	pid = fork();
-	if (pid < 0) {
-		r = vmm_err(err, -errno, "fork: %s", strerror(errno));
-		goto out;
-	}
-	if (pid == 0)
-		child(g->bin, g->argv.argv, g->src, devnull, out_fd, errpipe[1], parent);
-	g->pid = pid;
-	g->pidfd = pidfd_open_compat(pid);
-	vmm_close(&errpipe[1]);
-	do
-		n = read(errpipe[0], &e, sizeof(e));
-	while (n < 0 && errno == EINTR);
-	if (n == (ssize_t)sizeof(e)) {
-		reap(g, true);
-		g->pid = -1;
-		g->reaped = false;
-		vmm_close(&g->pidfd);
-		r = vmm_err(err, -e, "cannot run %s: %s", g->bin, strerror(e));
-		goto out;
-	}
+	if (g->proc.pid > 0 || g->stopped_unstarted)
+		return g->proc.pid > 0 && !g->proc.reaped ? 0 : ended(g, err);
+	r = vmm_spawn(g->argv.argv, g->src, 4, g->stderr_fd, &g->proc, err);
+	if (r < 0)
+		return r;
 	/* The child has its own: the console reads EOF when skyvmm ends. */
 	close_child_fds(g);
-	r = 0;
-out:
-	vmm_close(&errpipe[0]);
-	vmm_close(&errpipe[1]);
-	vmm_close(&devnull);
-	vmm_close(&out_fd);
-	return r;
+	return 0;
 }
 
 static int sv_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
@@ -550,17 +408,17 @@ static int sv_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
 	struct sv_guest *g = priv;
 	uint64_t end;
 
-	if (g->pid <= 0) {
+	if (g->proc.pid <= 0) {
 		/* never started: nothing runs, nothing to press */
 		g->stopped_unstarted = true;
 		close_child_fds(g);
 		return 0;
 	}
-	reap(g, false);
-	if (g->reaped)
+	vmm_proc_reap(&g->proc, false);
+	if (g->proc.reaped)
 		return 0;
 	/* SIGTERM presses the guest's ACPI power button. */
-	kill(g->pid, SIGTERM);
+	kill(g->proc.pid, SIGTERM);
 	g->stop_requested = true;
 	if (timeout_ms == 0)
 		return 0;
@@ -571,11 +429,11 @@ static int sv_stop(void *priv, unsigned timeout_ms, struct vmm_error *err)
 	for (uint64_t now = sky_now_ms(); now < end; now = sky_now_ms()) {
 		uint64_t left = end - now;
 		wait_exit(g, (unsigned)(left < VMM_POWERDOWN_REPEAT_MS ? left : VMM_POWERDOWN_REPEAT_MS));
-		if (g->reaped || sky_now_ms() >= end)
+		if (g->proc.reaped || sky_now_ms() >= end)
 			break;
-		kill(g->pid, SIGTERM);
+		kill(g->proc.pid, SIGTERM);
 	}
-	if (g->reaped)
+	if (g->proc.reaped)
 		return 0;
 	kill_and_reap(g, "killed after stop timeout");
 	return vmm_err(err, -ETIMEDOUT,
@@ -589,7 +447,7 @@ static int sv_state(void *priv, struct vmm_status *st)
 	struct vmm_status s = { .exit_status = -1 };
 	char line[VMM_REASON_MAX];
 
-	if (g->pid <= 0) {
+	if (g->proc.pid <= 0) {
 		if (g->stopped_unstarted) {
 			s.state = VMM_STATE_EXITED;
 			snprintf(s.reason, sizeof(s.reason), "stopped before it started");
@@ -599,17 +457,17 @@ static int sv_state(void *priv, struct vmm_status *st)
 		*st = s;
 		return 0;
 	}
-	reap(g, false);
-	if (!g->reaped && console_hung_up(g))
+	vmm_proc_reap(&g->proc, false);
+	if (!g->proc.reaped && console_hung_up(g))
 		/* skyvmm's end of the console is closed: it is exiting (the
 		 * caller saw EOF and asks why); the exit status follows */
 		wait_exit(g, SV_EXIT_WAIT_MS);
-	if (!g->reaped) {
+	if (!g->proc.reaped) {
 		s.state = g->stop_requested ? VMM_STATE_SHUTTING_DOWN : VMM_STATE_RUNNING;
 		*st = s;
 		return 0;
 	}
-	if (g->status_lost) {
+	if (g->proc.status_lost) {
 		s.state = VMM_STATE_CRASHED;
 		snprintf(s.reason, sizeof(s.reason),
 			 "skyvmm ended, its exit status was lost (is SIGCHLD ignored?)");
@@ -617,7 +475,7 @@ static int sv_state(void *priv, struct vmm_status *st)
 		return 0;
 	}
 	sv_fd_last_line(g->stderr_fd, line, sizeof(line));
-	sv_status_from_exit(g->wstatus, line, g->kill_reason[0] ? g->kill_reason : NULL, &s);
+	sv_status_from_exit(g->proc.wstatus, line, g->kill_reason[0] ? g->kill_reason : NULL, &s);
 	*st = s;
 	return 0;
 }

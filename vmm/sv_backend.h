@@ -7,9 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "vmm/spawn.h"
 #include "vmm/vmm.h"
-
-#define SV_ARGV_MAX 24
 
 /* Descriptor numbers as skyvmm sees them (its fds 3..6). */
 #define SV_FD_CONSOLE 3
@@ -29,11 +28,6 @@
 #define SV_EXIT_RESET 3
 #define SV_EXIT_CRASH 4
 
-struct sv_argv {
-	size_t argc;
-	char *argv[SV_ARGV_MAX + 1]; /* NULL-terminated, each malloc'd */
-};
-
 /* What this backend cannot run (beyond vmm_spec_check, which create has
  * already passed): qcow2 disks, TCG, PCI passthrough, less than 32 MiB.
  * The ops table's check: vmm_guest_create calls it before claiming any PCI
@@ -43,9 +37,8 @@ int sv_spec_check(const struct vmm_guest_spec *spec, struct vmm_error *err);
 
 /* The argv of one skyvmm process for spec: descriptors at SV_FD_*,
  * --disk-ro for a read-only disk (else skyvmm's RAM overlay). */
-int sv_build_argv(const char *bin, const struct vmm_guest_spec *spec, struct sv_argv *out,
+int sv_build_argv(const char *bin, const struct vmm_guest_spec *spec, struct vmm_argv *out,
 		  struct vmm_error *err);
-void sv_argv_free(struct sv_argv *a);
 
 /* path (when set: it must be an executable file), else SKY_SKYVMM_PATH,
  * else SV_FIRMWARE_PATH: 0 and out, or -ENOENT saying what was tried. */

@@ -30,7 +30,7 @@ static void spec_base(struct vmm_guest_spec *s)
 }
 
 /* Index of the option opt whose value is val, or -1. */
-static int pair(const struct qemu_argv *a, const char *opt, const char *val)
+static int pair(const struct vmm_argv *a, const char *opt, const char *val)
 {
 	for (size_t i = 1; i + 1 < a->argc; i++)
 		if (strcmp(a->argv[i], opt) == 0 && strcmp(a->argv[i + 1], val) == 0)
@@ -38,7 +38,7 @@ static int pair(const struct qemu_argv *a, const char *opt, const char *val)
 	return -1;
 }
 
-static int has(const struct qemu_argv *a, const char *arg)
+static int has(const struct vmm_argv *a, const char *arg)
 {
 	int n = 0;
 	for (size_t i = 0; i < a->argc; i++)
@@ -49,7 +49,7 @@ static int has(const struct qemu_argv *a, const char *arg)
 static void test_tcg_guest(void **state)
 {
 	struct vmm_guest_spec s;
-	struct qemu_argv a;
+	struct vmm_argv a;
 	struct vmm_error err = { "" };
 	(void)state;
 
@@ -82,16 +82,16 @@ static void test_tcg_guest(void **state)
 	assert_true(pair(&a, "-device", "pvpanic") > 0);
 	assert_true(pair(&a, "-action", "panic=shutdown") > 0);
 	assert_int_equal(has(&a, "-sandbox"), 1);
-	qemu_argv_free(&a);
-	qemu_argv_free(&a); /* twice is fine */
-	qemu_argv_free(NULL);
+	vmm_argv_free(&a);
+	vmm_argv_free(&a); /* twice is fine */
+	vmm_argv_free(NULL);
 }
 
 static void test_kvm_disk_vfio(void **state)
 {
 	const char *pci[] = { "0000:01:00.0", "0000:02:00.1" };
 	struct vmm_guest_spec s;
-	struct qemu_argv a;
+	struct vmm_argv a;
 	struct vmm_error err = { "" };
 	int i1, i2;
 	(void)state;
@@ -114,19 +114,19 @@ static void test_kvm_disk_vfio(void **state)
 	i1 = pair(&a, "-device", "vfio-pci,host=0000:01:00.0");
 	i2 = pair(&a, "-device", "vfio-pci,host=0000:02:00.1");
 	assert_true(i1 > 0 && i2 > i1);
-	qemu_argv_free(&a);
+	vmm_argv_free(&a);
 
 	s.disk_format = VMM_DISK_RAW;
 	s.disk_readonly = true;
 	assert_int_equal(qemu_build_argv("qemu", &s, 1, &a, &err), 0);
 	assert_true(pair(&a, "-drive", "file=/proc/self/fd/7,format=raw,if=virtio,readonly=on") > 0);
-	qemu_argv_free(&a);
+	vmm_argv_free(&a);
 }
 
 static void test_name_commas(void **state)
 {
 	struct vmm_guest_spec s;
-	struct qemu_argv a;
+	struct vmm_argv a;
 	struct vmm_error err = { "" };
 	(void)state;
 
@@ -135,7 +135,7 @@ static void test_name_commas(void **state)
 	s.name = "a,b,,c";
 	assert_int_equal(qemu_build_argv("qemu", &s, 0, &a, &err), 0);
 	assert_true(pair(&a, "-name", "guest=a,,b,,,,c,debug-threads=on") > 0);
-	qemu_argv_free(&a);
+	vmm_argv_free(&a);
 }
 
 /* Each NIC: a tap netdev on its inherited descriptor and a virtio-net
@@ -145,7 +145,7 @@ static void test_nics(void **state)
 	const struct vmm_nic nics[] = { { .tap_fd = 50, .mac = "02:53:4B:00:00:01" }, { .tap_fd = 51, .mac = "0a:bc:de:f0:12:34" } };
 	const struct vmm_nic bad[] = { { .tap_fd = 50, .mac = "02:53:4b:00:00" } };
 	struct vmm_guest_spec s;
-	struct qemu_argv a;
+	struct vmm_argv a;
 	struct vmm_error err = { "" };
 	int i0, i1;
 	(void)state;
@@ -153,7 +153,7 @@ static void test_nics(void **state)
 	spec_base(&s);
 	assert_int_equal(qemu_build_argv("qemu", &s, 1, &a, &err), 0);
 	assert_int_equal(has(&a, "-netdev"), 0); /* none without NICs: no user network either */
-	qemu_argv_free(&a);
+	vmm_argv_free(&a);
 	s.nics = nics;
 	s.nnics = 2;
 	assert_int_equal(qemu_build_argv("qemu", &s, 1, &a, &err), 0);
@@ -165,7 +165,7 @@ static void test_nics(void **state)
 	assert_int_equal(pair(&a, "-device", "virtio-net-pci,netdev=nic1,mac=0a:bc:de:f0:12:34"), i1 + 2);
 	assert_int_equal(QEMU_FD_NIC0 + 1, 9);
 	assert_true(QEMU_FD_FIRST_FREE >= QEMU_FD_NIC0 + (int)VMM_NICS_MAX);
-	qemu_argv_free(&a);
+	vmm_argv_free(&a);
 	s.nics = bad;
 	s.nnics = 1;
 	assert_int_equal(qemu_build_argv("qemu", &s, 1, &a, &err), -EINVAL);
@@ -179,7 +179,7 @@ static void test_most_devices_fit(void **state)
 	char macs[VMM_NICS_MAX][18];
 	char bdfs[VMM_PCI_MAX][16];
 	struct vmm_guest_spec s;
-	struct qemu_argv a;
+	struct vmm_argv a;
 	struct vmm_error err = { "" };
 	(void)state;
 
@@ -198,10 +198,10 @@ static void test_most_devices_fit(void **state)
 	s.nics = nics;
 	s.nnics = VMM_NICS_MAX;
 	assert_int_equal(qemu_build_argv("qemu", &s, 0, &a, &err), 0);
-	assert_true(a.argc <= QEMU_ARGV_MAX);
+	assert_true(a.argc <= VMM_ARGV_MAX);
 	assert_true(pair(&a, "-netdev", "tap,id=nic7,fd=15") > 0);
 	assert_true(pair(&a, "-device", "vfio-pci,host=0000:08:00.0") > 0); /* the last: SKY_GUEST_DEVICES_MAX */
-	qemu_argv_free(&a);
+	vmm_argv_free(&a);
 }
 
 static void test_find_binary(void **state)

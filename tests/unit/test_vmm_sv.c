@@ -30,7 +30,7 @@ static void spec_base(struct vmm_guest_spec *s)
 	s->cmdline = "console=ttyS0 init=\"/sbin/my init\" $(reboot) `id`; x,y";
 }
 
-static int pair(const struct sv_argv *a, const char *opt, const char *val)
+static int pair(const struct vmm_argv *a, const char *opt, const char *val)
 {
 	for (size_t i = 1; i + 1 < a->argc; i++)
 		if (strcmp(a->argv[i], opt) == 0 && strcmp(a->argv[i + 1], val) == 0)
@@ -38,7 +38,7 @@ static int pair(const struct sv_argv *a, const char *opt, const char *val)
 	return -1;
 }
 
-static int has(const struct sv_argv *a, const char *opt)
+static int has(const struct vmm_argv *a, const char *opt)
 {
 	for (size_t i = 1; i < a->argc; i++)
 		if (strcmp(a->argv[i], opt) == 0)
@@ -49,7 +49,7 @@ static int has(const struct sv_argv *a, const char *opt)
 static void test_argv(void **state)
 {
 	struct vmm_guest_spec s;
-	struct sv_argv a;
+	struct vmm_argv a;
 	(void)state;
 
 	spec_base(&s);
@@ -64,7 +64,7 @@ static void test_argv(void **state)
 	assert_true(pair(&a, "--cmdline", s.cmdline) > 0);
 	assert_false(has(&a, "--disk-fd"));
 	assert_null(a.argv[a.argc]);
-	sv_argv_free(&a);
+	vmm_argv_free(&a);
 
 	/* no initrd, no command line (skyvmm's default), a read-only disk */
 	s.initrd_fd = -1;
@@ -76,14 +76,14 @@ static void test_argv(void **state)
 	assert_false(has(&a, "--cmdline"));
 	assert_true(pair(&a, "--disk-fd", "6") > 0);
 	assert_true(has(&a, "--disk-ro"));
-	sv_argv_free(&a);
+	vmm_argv_free(&a);
 
 	/* writable: skyvmm's RAM overlay, no --disk-ro */
 	s.disk_readonly = false;
 	assert_int_equal(sv_build_argv("skyvmm", &s, &a, NULL), 0);
 	assert_true(pair(&a, "--disk-fd", "6") > 0);
 	assert_false(has(&a, "--disk-ro"));
-	sv_argv_free(&a);
+	vmm_argv_free(&a);
 }
 
 static void test_spec_check(void **state)
