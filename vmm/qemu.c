@@ -316,7 +316,7 @@ static void status_from_exit(struct qemu_guest *g, struct vmm_status *st)
 			 g->qmp.shutdown ? g->qmp.shutdown_reason : "qemu exited");
 	} else {
 		st->state = VMM_STATE_CRASHED;
-		vmm_fd_tail(g->stderr_fd, tail, sizeof(tail));
+		vmm_fd_tail(g->stderr_fd, tail, sizeof(tail), false);
 		snprintf(st->reason, sizeof(st->reason), "qemu exited with status %d%s%s", st->exit_status,
 			 tail[0] ? ": " : "", tail);
 	}
@@ -346,7 +346,7 @@ static int start_failed(struct qemu_guest *g, int r, struct vmm_error *err)
 	if (!g->proc.reaped)
 		return r;
 	/* QEMU exited: what it said is the error. */
-	vmm_fd_tail(g->stderr_fd, tail, sizeof(tail));
+	vmm_fd_tail(g->stderr_fd, tail, sizeof(tail), false);
 	memset(&st, 0, sizeof(st));
 	status_from_exit(g, &st);
 	if (tail[0])

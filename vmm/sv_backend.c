@@ -156,40 +156,6 @@ int sv_find_binary(const char *path, char *out, size_t outlen, struct vmm_error 
 		       "configure the path of the skyvmm binary", SKY_SKYVMM_PATH, SV_FIRMWARE_PATH);
 }
 
-void sv_fd_last_line(int fd, char *out, size_t outlen)
-{
-	char buf[2048];
-	off_t size;
-	ssize_t n;
-	size_t len, start;
-
-	if (outlen == 0)
-		return;
-	out[0] = '\0';
-	if (fd < 0)
-		return;
-	size = lseek(fd, 0, SEEK_END);
-	if (size <= 0)
-		return;
-	n = pread(fd, buf, sizeof(buf), size > (off_t)sizeof(buf) ? size - (off_t)sizeof(buf) : 0);
-	if (n <= 0)
-		return;
-	len = (size_t)n;
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
-		len--;
-	start = len;
-	while (start > 0 && buf[start - 1] != '\n')
-		start--;
-	len -= start;
-	if (len >= outlen)
-		len = outlen - 1;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)buf[start + i];
-		out[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-	}
-	out[len] = '\0';
-}
-
 void sv_status_from_exit(int ws, const char *last_line, const char *killed_reason, struct vmm_status *st)
 {
 	st->exit_status = -1;
@@ -474,7 +440,7 @@ static int sv_state(void *priv, struct vmm_status *st)
 		*st = s;
 		return 0;
 	}
-	sv_fd_last_line(g->stderr_fd, line, sizeof(line));
+	vmm_fd_tail(g->stderr_fd, line, sizeof(line), true);
 	sv_status_from_exit(g->proc.wstatus, line, g->kill_reason[0] ? g->kill_reason : NULL, &s);
 	*st = s;
 	return 0;

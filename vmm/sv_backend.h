@@ -50,8 +50,4 @@ int sv_find_binary(const char *path, char *out, size_t outlen, struct vmm_error 
 void sv_status_from_exit(int wstatus, const char *last_line, const char *killed_reason,
 			 struct vmm_status *st);
 
-/* The last non-empty line of the text in fd (from its start), control
- * characters replaced by spaces; "" when none. */
-void sv_fd_last_line(int fd, char *out, size_t outlen);
-
 #endif

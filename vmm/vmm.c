@@ -106,7 +106,7 @@ void vmm_close(int *fd)
 	}
 }
 
-void vmm_fd_tail(int fd, char *out, size_t outlen)
+void vmm_fd_tail(int fd, char *out, size_t outlen, bool last_line)
 {
 	char buf[2048];
 	off_t size;
@@ -121,14 +121,21 @@ void vmm_fd_tail(int fd, char *out, size_t outlen)
 	size = lseek(fd, 0, SEEK_END);
 	if (size <= 0)
 		return;
-	n = pread(fd, buf, sizeof(buf) - 1, size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0);
+	n = pread(fd, buf, sizeof(buf), size > (off_t)sizeof(buf) ? size - (off_t)sizeof(buf) : 0);
 	if (n <= 0)
 		return;
 	len = (size_t)n;
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
 		len--;
-	/* Keep what fits of the end: whole lines when possible. */
-	if (len >= outlen) {
+	if (last_line) {
+		/* The last line, from its start as far as it fits. */
+		start = len;
+		while (start > 0 && buf[start - 1] != '\n')
+			start--;
+		if (len - start >= outlen)
+			len = start + outlen - 1;
+	} else if (len >= outlen) {
+		/* Keep what fits of the end: whole lines when possible. */
 		start = len - (outlen - 1);
 		for (size_t i = start; i < len; i++) {
 			if (buf[i] == '\n') {

@@ -2,6 +2,7 @@
 #ifndef SKY_VMM_PRIV_H
 #define SKY_VMM_PRIV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "vmm/vmm.h"
@@ -52,9 +53,11 @@ int vmm_accel_pick(const struct vmm_guest_spec *spec, int usable, const char *wh
 int vmm_dup_cloexec(int fd, int min);
 void vmm_close(int *fd);
 
-/* Bytes at most max of the text of fd from its start (a memfd written by
- * QEMU as its stderr), keeping the last line(s) that fit, NUL-terminated
- * and with control characters replaced by spaces. */
-void vmm_fd_tail(int fd, char *out, size_t outlen);
+/* The end of the text of fd, read from its start (a memfd written by a
+ * VMM as its stdout and stderr; its last 2 KiB), trailing blanks dropped,
+ * NUL-terminated in out, control characters replaced by spaces: the last
+ * line(s) that fit, or with last_line the last line only (from its start,
+ * cut at outlen).  "" when there is none. */
+void vmm_fd_tail(int fd, char *out, size_t outlen, bool last_line);
 
 #endif

@@ -293,14 +293,14 @@ static void test_fd_tail(void **state)
 	int fd;
 	(void)state;
 	fd = memfd_with(STR("line one\nqemu: an error\x1b[0m here\n\n"));
-	vmm_fd_tail(fd, out, sizeof(out));
+	vmm_fd_tail(fd, out, sizeof(out), false);
 	assert_string_equal(out, "qemu: an error [0m here");
 	close(fd);
 	fd = memfd_with(STR("short\n"));
-	vmm_fd_tail(fd, out, sizeof(out));
+	vmm_fd_tail(fd, out, sizeof(out), false);
 	assert_string_equal(out, "short");
 	close(fd);
-	vmm_fd_tail(-1, out, sizeof(out));
+	vmm_fd_tail(-1, out, sizeof(out), false);
 	assert_string_equal(out, "");
 }
 

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "vmm/sv_backend.h"
+#include "vmm/vmm_priv.h"
 
 static void spec_base(struct vmm_guest_spec *s)
 {
@@ -207,12 +208,12 @@ static void test_last_line(void **state)
 	(void)state;
 
 	fd = memfd_text("skyvmm: SIGTERM: pressing the guest's power button\nskyvmm: guest-shutdown\n\n");
-	sv_fd_last_line(fd, out, sizeof(out));
+	vmm_fd_tail(fd, out, sizeof(out), true);
 	assert_string_equal(out, "skyvmm: guest-shutdown");
 	close(fd);
 	/* control characters from outside do not pass */
 	fd = memfd_text("x\nskyvmm: bad\x1b[31m\tthing\r\n");
-	sv_fd_last_line(fd, out, sizeof(out));
+	vmm_fd_tail(fd, out, sizeof(out), true);
 	assert_string_equal(out, "skyvmm: bad [31m thing");
 	close(fd);
 	/* longer than the room: cut at the room, from the line's start */
@@ -220,14 +221,14 @@ static void test_last_line(void **state)
 	memcpy(big + sizeof(big) - 40, "\nskyvmm: the last line, long enough", 35);
 	big[sizeof(big) - 5] = '\0';
 	fd = memfd_text(big);
-	sv_fd_last_line(fd, out, 12);
+	vmm_fd_tail(fd, out, 12, true);
 	assert_string_equal(out, "skyvmm: the");
 	close(fd);
 	fd = memfd_text("");
-	sv_fd_last_line(fd, out, sizeof(out));
+	vmm_fd_tail(fd, out, sizeof(out), true);
 	assert_string_equal(out, "");
 	close(fd);
-	sv_fd_last_line(-1, out, sizeof(out));
+	vmm_fd_tail(-1, out, sizeof(out), true);
 	assert_string_equal(out, "");
 }
 
