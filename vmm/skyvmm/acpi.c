@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "vmm/skyvmm/tables.h"
+#include "vmm/skyvmm/le.h"
 
 #define O_RSDP 0x000
 #define O_RSDT 0x040
@@ -29,34 +30,16 @@ _Static_assert(O_MADT + 44 + 8 * SV_MAX_CPUS + 12 + 10 + 6 <= O_DSDT, "the MADT 
 #define BOOT_NO_VGA     (1U << 2)
 #define BOOT_NO_RTC     (1U << 5)
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 static void header(uint8_t *t, const char *sig, uint32_t len, uint8_t rev)
 {
 	memcpy(t, sig, 4);
-	put32(t + 4, len);
+	sv_put32(t + 4, len);
 	t[8] = rev;
 	memcpy(t + 10, "SKYRT ", 6);
 	memcpy(t + 16, "SKYVMM  ", 8);
-	put32(t + 24, 1);
+	sv_put32(t + 24, 1);
 	memcpy(t + 28, "SKYR", 4);
-	put32(t + 32, 1);
+	sv_put32(t + 32, 1);
 }
 
 static void finish(uint8_t *t)
@@ -73,30 +56,30 @@ static void gas_io(uint8_t *g, uint8_t bits, uint8_t access, uint64_t port)
 	g[1] = bits;
 	g[2] = 0;
 	g[3] = access; /* 1 byte, 2 word, 3 dword */
-	put64(g + 4, port);
+	sv_put64(g + 4, port);
 }
 
 static size_t fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
 {
 	header(t, "FACP", FADT_LEN, 3);
-	put32(t + 36, (uint32_t)facs);
-	put32(t + 40, (uint32_t)dsdt);
-	put16(t + 46, SV_SCI_IRQ);
+	sv_put32(t + 36, (uint32_t)facs);
+	sv_put32(t + 40, (uint32_t)dsdt);
+	sv_put16(t + 46, SV_SCI_IRQ);
 	/* SMI_CMD 0: always in ACPI mode (PM1 control reads SCI_EN) */
-	put32(t + 56, SV_PM1_EVT_PORT);
-	put32(t + 64, SV_PM1_CNT_PORT);
-	put32(t + 76, SV_PM_TMR_PORT);
+	sv_put32(t + 56, SV_PM1_EVT_PORT);
+	sv_put32(t + 64, SV_PM1_CNT_PORT);
+	sv_put32(t + 76, SV_PM_TMR_PORT);
 	t[88] = 4; /* PM1_EVT_LEN */
 	t[89] = 2; /* PM1_CNT_LEN */
 	t[91] = 4; /* PM_TMR_LEN */
-	put16(t + 96, 101);  /* P_LVL2_LAT > 100: no C2 */
-	put16(t + 98, 1001); /* P_LVL3_LAT > 1000: no C3 */
-	put16(t + 109, BOOT_NO_VGA | BOOT_NO_RTC); /* and no 8042, no legacy devices */
-	put32(t + 112, F_WBINVD | F_SLP_BUTTON | F_FIX_RTC | F_RESET_REG_SUP);
+	sv_put16(t + 96, 101);  /* P_LVL2_LAT > 100: no C2 */
+	sv_put16(t + 98, 1001); /* P_LVL3_LAT > 1000: no C3 */
+	sv_put16(t + 109, BOOT_NO_VGA | BOOT_NO_RTC); /* and no 8042, no legacy devices */
+	sv_put32(t + 112, F_WBINVD | F_SLP_BUTTON | F_FIX_RTC | F_RESET_REG_SUP);
 	gas_io(t + 116, 8, 1, SV_RESET_PORT);
 	t[128] = SV_RESET_VALUE;
-	put64(t + 132, facs);
-	put64(t + 140, dsdt);
+	sv_put64(t + 132, facs);
+	sv_put64(t + 140, dsdt);
 	gas_io(t + 148, 32, 2, SV_PM1_EVT_PORT);
 	gas_io(t + 172, 16, 2, SV_PM1_CNT_PORT);
 	gas_io(t + 208, 32, 3, SV_PM_TMR_PORT);
@@ -114,31 +97,31 @@ static size_t madt(uint8_t *t, unsigned ncpus)
 		p[1] = 8;
 		p[2] = (uint8_t)i; /* processor uid */
 		p[3] = (uint8_t)i; /* APIC id */
-		put32(p + 4, 1);   /* enabled */
+		sv_put32(p + 4, 1);   /* enabled */
 		p += 8;
 	}
 	p[0] = 1; /* IOAPIC */
 	p[1] = 12;
 	p[2] = (uint8_t)ncpus;
-	put32(p + 4, SV_IOAPIC_ADDR);
-	put32(p + 8, 0);
+	sv_put32(p + 4, SV_IOAPIC_ADDR);
+	sv_put32(p + 8, 0);
 	p += 12;
 	p[0] = 2; /* interrupt source override: the SCI, level, active high */
 	p[1] = 10;
 	p[2] = 0;
 	p[3] = SV_SCI_IRQ;
-	put32(p + 4, SV_SCI_IRQ);
-	put16(p + 8, 0x000d);
+	sv_put32(p + 4, SV_SCI_IRQ);
+	sv_put16(p + 8, 0x000d);
 	p += 10;
 	p[0] = 4; /* local APIC NMI on LINT1 of every processor */
 	p[1] = 6;
 	p[2] = 0xff;
-	put16(p + 3, 0);
+	sv_put16(p + 3, 0);
 	p[5] = 1;
 	p += 6;
 	header(t, "APIC", (uint32_t)(p - t), 3);
-	put32(t + 36, SV_LAPIC_ADDR);
-	put32(t + 40, 1); /* PCAT_COMPAT: the 8259s exist (KVM's) */
+	sv_put32(t + 36, SV_LAPIC_ADDR);
+	sv_put32(t + 40, 1); /* PCAT_COMPAT: the 8259s exist (KVM's) */
 	finish(t);
 	return (size_t)(p - t);
 }
@@ -159,7 +142,7 @@ int sv_acpi_build(uint8_t *host, uint64_t gpa, size_t room, unsigned ncpus, bool
 	dsdt_len += 36;
 
 	memcpy(host + O_FACS, "FACS", 4);
-	put32(host + O_FACS + 4, 64);
+	sv_put32(host + O_FACS + 4, 64);
 	host[O_FACS + 32] = 2; /* version */
 
 	fadt(host + O_FADT, gpa + O_FACS, gpa + O_DSDT);
@@ -168,20 +151,20 @@ int sv_acpi_build(uint8_t *host, uint64_t gpa, size_t room, unsigned ncpus, bool
 	madt(host + O_MADT, ncpus);
 
 	header(rsdt, "RSDT", 36 + 4 * 2, 1);
-	put32(rsdt + 36, (uint32_t)(gpa + O_FADT));
-	put32(rsdt + 40, (uint32_t)(gpa + O_MADT));
+	sv_put32(rsdt + 36, (uint32_t)(gpa + O_FADT));
+	sv_put32(rsdt + 40, (uint32_t)(gpa + O_MADT));
 	finish(rsdt);
 	header(xsdt, "XSDT", 36 + 8 * 2, 1);
-	put64(xsdt + 36, gpa + O_FADT);
-	put64(xsdt + 44, gpa + O_MADT);
+	sv_put64(xsdt + 36, gpa + O_FADT);
+	sv_put64(xsdt + 44, gpa + O_MADT);
 	finish(xsdt);
 
 	memcpy(r, "RSD PTR ", 8);
 	memcpy(r + 9, "SKYRT ", 6);
 	r[15] = 2; /* ACPI 2.0+ */
-	put32(r + 16, (uint32_t)(gpa + O_RSDT));
-	put32(r + 20, 36);
-	put64(r + 24, gpa + O_XSDT);
+	sv_put32(r + 16, (uint32_t)(gpa + O_RSDT));
+	sv_put32(r + 20, 36);
+	sv_put64(r + 24, gpa + O_XSDT);
 	r[8] = (uint8_t)-sv_table_sum(r, 20);
 	r[32] = (uint8_t)-sv_table_sum(r, 36);
 	return (int)(O_DSDT + dsdt_len);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "vmm/skyvmm/boot.h"
+#include "vmm/skyvmm/le.h"
 
 const uint64_t sv_boot_gdt[4] = {
 	0,
@@ -40,39 +41,6 @@ const uint64_t sv_boot_gdt[4] = {
 #define CAN_USE_HEAP  0x80
 #define XLF_KERNEL_64 0x01
 
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 __attribute__((format(printf, 3, 4)))
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -96,17 +64,17 @@ int sv_bzimage_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct 
 	if (len < H_END)
 		return fail(err, errlen, "the kernel image is %llu bytes: too short for a bzImage",
 			    (unsigned long long)file_size);
-	if (le16(buf + H_BOOT_FLAG) != 0xaa55 || memcmp(buf + H_MAGIC, "HdrS", 4) != 0)
+	if (sv_get16(buf + H_BOOT_FLAG) != 0xaa55 || memcmp(buf + H_MAGIC, "HdrS", 4) != 0)
 		return fail(err, errlen, "the kernel image is not a Linux bzImage (no \"HdrS\" magic at offset "
 			    "0x202): give a bzImage such as the vmlinuz of a linux-image package, not a vmlinux "
 			    "or a compressed file");
-	bz.version = le16(buf + H_VERSION);
+	bz.version = sv_get16(buf + H_VERSION);
 	if (bz.version < SV_BOOT_PROTO_MIN)
 		return fail(err, errlen, "the kernel image uses boot protocol %u.%02u: skyvmm needs 2.12 or newer "
 			    "(Linux 3.8 and later) for its 64-bit entry", bz.version >> 8, bz.version & 0xff);
 	if (!(buf[H_LOADFLAGS] & LOADED_HIGH))
 		return fail(err, errlen, "the kernel image is a zImage (loaded low): skyvmm boots bzImages");
-	if (!(le16(buf + H_XLOADFLAGS) & XLF_KERNEL_64))
+	if (!(sv_get16(buf + H_XLOADFLAGS) & XLF_KERNEL_64))
 		return fail(err, errlen, "the kernel image has no 64-bit entry (XLF_KERNEL_64): skyvmm boots "
 			    "x86-64 kernels");
 	if (!buf[H_RELOCATABLE])
@@ -127,15 +95,15 @@ int sv_bzimage_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct 
 		return fail(err, errlen, "the kernel image is %llu bytes, no more than its %u-byte setup part: "
 			    "truncated", (unsigned long long)file_size, bz.setup_size);
 	bz.kernel_size = file_size - bz.setup_size;
-	bz.kernel_alignment = le32(buf + H_KERNEL_ALIGN);
+	bz.kernel_alignment = sv_get32(buf + H_KERNEL_ALIGN);
 	if (bz.kernel_alignment < 4096 || (bz.kernel_alignment & (bz.kernel_alignment - 1)) ||
 	    bz.kernel_alignment > (1U << 30))
 		return fail(err, errlen, "the kernel image asks for an alignment of %#x: not a power of two "
 			    "between 4 KiB and 1 GiB", bz.kernel_alignment);
-	bz.initrd_addr_max = le32(buf + H_INITRD_MAX);
-	bz.cmdline_size = le32(buf + H_CMDLINE_SIZE);
-	bz.pref_address = le64(buf + H_PREF_ADDRESS);
-	bz.init_size = le32(buf + H_INIT_SIZE);
+	bz.initrd_addr_max = sv_get32(buf + H_INITRD_MAX);
+	bz.cmdline_size = sv_get32(buf + H_CMDLINE_SIZE);
+	bz.pref_address = sv_get64(buf + H_PREF_ADDRESS);
+	bz.init_size = sv_get32(buf + H_INIT_SIZE);
 	memcpy(bz.hdr, buf + H_SETUP_SECTS, bz.hdr_len);
 	*out = bz;
 	return 0;
@@ -223,34 +191,34 @@ int sv_boot_params(struct sv_mem *m, const struct sv_bzimage *bz, const struct s
 	/* the header sits at the same offsets in the zero page as in the image */
 	zp[H_TYPE_LOADER] = 0xff; /* undefined loader */
 	zp[H_LOADFLAGS] |= CAN_USE_HEAP;
-	put16(zp + H_HEAP_END, 0xfe00);
-	put32(zp + H_CMD_LINE_PTR, (uint32_t)SV_CMDLINE_ADDR);
-	put32(zp + H_RAMDISK_IMAGE, (uint32_t)l->initrd_addr);
-	put32(zp + H_RAMDISK_SIZE, (uint32_t)l->initrd_size);
+	sv_put16(zp + H_HEAP_END, 0xfe00);
+	sv_put32(zp + H_CMD_LINE_PTR, (uint32_t)SV_CMDLINE_ADDR);
+	sv_put32(zp + H_RAMDISK_IMAGE, (uint32_t)l->initrd_addr);
+	sv_put32(zp + H_RAMDISK_SIZE, (uint32_t)l->initrd_size);
 	if (bz->version >= 0x020e) /* 2.14: acpi_rsdp_addr */
-		put64(zp + SV_BP_ACPI_RSDP, rsdp);
+		sv_put64(zp + SV_BP_ACPI_RSDP, rsdp);
 	memcpy(cl, cmdline, clen + 1);
 
 	n = sv_e820_build(sv_mem_total(m), e820, SV_BP_E820_MAX);
 	zp[SV_BP_E820_COUNT] = (uint8_t)n;
 	for (i = 0; i < n; i++) {
 		uint8_t *e = zp + SV_BP_E820_TABLE + 20 * i;
-		put64(e, e820[i].addr);
-		put64(e + 8, e820[i].size);
-		put32(e + 16, e820[i].type);
+		sv_put64(e, e820[i].addr);
+		sv_put64(e + 8, e820[i].size);
+		sv_put32(e + 16, e820[i].type);
 	}
 
 	for (i = 0; i < 4; i++)
-		put64(gdt + 8 * i, sv_boot_gdt[i]);
+		sv_put64(gdt + 8 * i, sv_boot_gdt[i]);
 	/* identity map of the first 4 GiB with 2 MiB pages: PML4[0] -> PDPT,
 	 * PDPT[0..3] -> 4 PDs of 512 entries each */
 	memset(pml4, 0, 4096);
 	memset(pdpt, 0, 4096);
-	put64(pml4, SV_PDPT_ADDR | 0x3);
+	sv_put64(pml4, SV_PDPT_ADDR | 0x3);
 	for (i = 0; i < 4; i++)
-		put64(pdpt + 8 * i, (SV_PD_ADDR + 4096 * i) | 0x3);
+		sv_put64(pdpt + 8 * i, (SV_PD_ADDR + 4096 * i) | 0x3);
 	for (i = 0; i < 4 * 512; i++)
-		put64(pd + 8 * i, ((uint64_t)i << 21) | 0x83); /* present, writable, 2 MiB */
+		sv_put64(pd + 8 * i, ((uint64_t)i << 21) | 0x83); /* present, writable, 2 MiB */
 	return 0;
 }
 

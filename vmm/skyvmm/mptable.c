@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "vmm/skyvmm/sv.h"
+#include "vmm/skyvmm/le.h"
 #include "vmm/skyvmm/tables.h"
 
 #define MPC_PROC   0
@@ -27,18 +28,6 @@ uint8_t sv_table_sum(const uint8_t *p, size_t len)
 	return s;
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
 /* an I/O or local interrupt entry: type, irq type, flags, bus, bus irq,
  * destination (IOAPIC id or LAPIC id), pin */
 static uint8_t *irq_entry(uint8_t *p, uint8_t type, uint8_t itype, uint16_t flags, uint8_t bus, uint8_t busirq,
@@ -46,7 +35,7 @@ static uint8_t *irq_entry(uint8_t *p, uint8_t type, uint8_t itype, uint16_t flag
 {
 	p[0] = type;
 	p[1] = itype;
-	put16(p + 2, flags);
+	sv_put16(p + 2, flags);
 	p[4] = bus;
 	p[5] = busirq;
 	p[6] = dst;
@@ -74,8 +63,8 @@ int sv_mptable_build(uint8_t *host, uint64_t gpa, size_t room, unsigned ncpus)
 		p[1] = (uint8_t)i;           /* LAPIC id */
 		p[2] = 0x14;                 /* LAPIC version */
 		p[3] = i == 0 ? 0x3 : 0x1;   /* enabled, BSP */
-		put32(p + 4, 0x600);         /* family 6 */
-		put32(p + 8, 0x201);         /* FPU, APIC */
+		sv_put32(p + 4, 0x600);         /* family 6 */
+		sv_put32(p + 8, 0x201);         /* FPU, APIC */
 		p += 20;
 	}
 	p[0] = MPC_BUS;
@@ -91,7 +80,7 @@ int sv_mptable_build(uint8_t *host, uint64_t gpa, size_t room, unsigned ncpus)
 	p[1] = ioapic_id;
 	p[2] = 0x11;
 	p[3] = 1; /* enabled */
-	put32(p + 4, SV_IOAPIC_ADDR);
+	sv_put32(p + 4, SV_IOAPIC_ADDR);
 	p += 8;
 	count++;
 	for (i = 0; i < 16; i++) {
@@ -113,16 +102,16 @@ int sv_mptable_build(uint8_t *host, uint64_t gpa, size_t room, unsigned ncpus)
 	count += 2;
 
 	memcpy(cfg, "PCMP", 4);
-	put16(cfg + 4, (uint16_t)(p - cfg));
+	sv_put16(cfg + 4, (uint16_t)(p - cfg));
 	cfg[6] = 4; /* spec 1.4 */
 	memcpy(cfg + 8, "SKYROOT ", 8);
 	memcpy(cfg + 16, "SKYVMM      ", 12);
-	put16(cfg + 34, (uint16_t)count);
-	put32(cfg + 36, SV_LAPIC_ADDR);
+	sv_put16(cfg + 34, (uint16_t)count);
+	sv_put32(cfg + 36, SV_LAPIC_ADDR);
 	cfg[7] = (uint8_t)-sv_table_sum(cfg, (size_t)(p - cfg));
 
 	memcpy(fp, "_MP_", 4);
-	put32(fp + 4, (uint32_t)(gpa + 16));
+	sv_put32(fp + 4, (uint32_t)(gpa + 16));
 	fp[8] = 1; /* length in 16-byte units */
 	fp[9] = 4;
 	fp[10] = (uint8_t)-sv_table_sum(fp, 16);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vmm/skyvmm/le.h"
 #include "vmm/skyvmm/power.h"
 #include "vmm/skyvmm/tables.h"
 
@@ -42,31 +43,17 @@ void sv_power_button(struct sv_power *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
-static uint64_t get_le(const uint8_t *d, uint32_t len)
-{
-	uint64_t v = 0;
-	for (uint32_t i = len; i > 0; i--)
-		v = v << 8 | d[i - 1];
-	return v;
-}
-
-static void put_le(uint8_t *d, uint32_t len, uint64_t v)
-{
-	for (uint32_t i = 0; i < len; i++, v >>= 8)
-		d[i] = (uint8_t)v;
-}
-
 /* PM1 event block: status (write 1 to clear) at 0-1, enable at 2-3.  Byte
  * accesses are handled one byte at a time over the 4-byte block. */
 void sv_power_io_evt(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
 {
 	struct sv_power *p = opaque;
 	uint8_t regs[4];
-	uint64_t v = is_write ? get_le(data, len) : 0;
+	uint64_t v = is_write ? sv_le_get(data, len) : 0;
 
 	pthread_mutex_lock(&p->lock);
-	put_le(regs, 2, p->sts);
-	put_le(regs + 2, 2, p->en);
+	sv_le_put(regs, p->sts, 2);
+	sv_le_put(regs + 2, p->en, 2);
 	for (uint32_t i = 0; i < len && off + i < 4; i++) {
 		unsigned r = (unsigned)(off + i);
 		uint8_t b = (uint8_t)(v >> (8 * i));
@@ -78,8 +65,8 @@ void sv_power_io_evt(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bo
 			regs[r] = b;
 	}
 	if (is_write) {
-		p->sts = (uint16_t)get_le(regs, 2);
-		p->en = (uint16_t)get_le(regs + 2, 2) & SV_PM1_EN_MASK;
+		p->sts = (uint16_t)sv_le_get(regs, 2);
+		p->en = (uint16_t)sv_le_get(regs + 2, 2) & SV_PM1_EN_MASK;
 		update_sci(p);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -95,7 +82,7 @@ void sv_power_io_cnt(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bo
 	pthread_mutex_lock(&p->lock);
 	if (!is_write) {
 		uint8_t regs[2];
-		put_le(regs, 2, p->cnt);
+		sv_le_put(regs, p->cnt, 2);
 		for (uint32_t i = 0; i < len; i++)
 			data[i] = off + i < 2 ? regs[off + i] : 0xff;
 	} else {

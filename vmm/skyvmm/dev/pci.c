@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "vmm/skyvmm/dev/pci.h"
+#include "vmm/skyvmm/le.h"
 
 /* The host bridge: QEMU's PCIe host bridge id (Red Hat's vendor id, which
  * the virtio devices carry too), class 06.00.00.  Linux's check of
@@ -23,28 +24,6 @@ _Static_assert(SV_PCI_SLOTS == 32 && SV_PCI_INTX_GSI(0, 0) == 10 && SV_PCI_INTX_
 #endif
 #define CAP_FIRST 0x40
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* ---- config space contents ---- */
 
 void sv_pci_dev_init(struct sv_pci_dev *d, const struct sv_pci_dev_ops *ops, uint16_t vendor, uint16_t device,
@@ -52,8 +31,8 @@ void sv_pci_dev_init(struct sv_pci_dev *d, const struct sv_pci_dev_ops *ops, uin
 {
 	memset(d, 0, sizeof(*d));
 	d->ops = ops;
-	put16(d->cfg + SV_PCI_VENDOR, vendor);
-	put16(d->cfg + SV_PCI_DEVICE, device);
+	sv_put16(d->cfg + SV_PCI_VENDOR, vendor);
+	sv_put16(d->cfg + SV_PCI_DEVICE, device);
 	d->cfg[SV_PCI_REVISION] = revision;
 	d->cfg[0x09] = (uint8_t)class_code;
 	d->cfg[0x0A] = (uint8_t)(class_code >> 8);
@@ -61,7 +40,7 @@ void sv_pci_dev_init(struct sv_pci_dev *d, const struct sv_pci_dev_ops *ops, uin
 	d->cfg[0x0E] = 0x00; /* header type 0, one function */
 	/* The guest may write: command (I/O, memory, bus master, parity,
 	 * SERR, INTx disable), cache line size, interrupt line. */
-	put16(d->wmask + SV_PCI_COMMAND, SV_PCI_CMD_IO | SV_PCI_CMD_MEM | SV_PCI_CMD_MASTER | 0x0040 | 0x0100 |
+	sv_put16(d->wmask + SV_PCI_COMMAND, SV_PCI_CMD_IO | SV_PCI_CMD_MEM | SV_PCI_CMD_MASTER | 0x0040 | 0x0100 |
 						 SV_PCI_CMD_INTX_OFF);
 	d->wmask[0x0C] = 0xff;
 	d->wmask[SV_PCI_INT_LINE] = 0xff;
@@ -138,9 +117,9 @@ static uint32_t bar_flags(const struct sv_pci_bar *b)
 static void bar_store(struct sv_pci_dev *d, unsigned i)
 {
 	const struct sv_pci_bar *b = &d->bar[i];
-	put32(d->cfg + SV_PCI_BAR0 + 4 * i, (uint32_t)b->addr | bar_flags(b));
+	sv_put32(d->cfg + SV_PCI_BAR0 + 4 * i, (uint32_t)b->addr | bar_flags(b));
 	if (b->kind == SV_BAR_MEM64)
-		put32(d->cfg + SV_PCI_BAR0 + 4 * (i + 1), (uint32_t)(b->addr >> 32));
+		sv_put32(d->cfg + SV_PCI_BAR0 + 4 * (i + 1), (uint32_t)(b->addr >> 32));
 }
 
 static void bar_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
@@ -155,7 +134,7 @@ static void bar_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool
 static bool bar_target(const struct sv_pci_dev *d, unsigned i, uint64_t *at)
 {
 	const struct sv_pci_bar *b = &d->bar[i];
-	uint16_t cmd = get16(d->cfg + SV_PCI_COMMAND);
+	uint16_t cmd = sv_get16(d->cfg + SV_PCI_COMMAND);
 	uint64_t top;
 
 	switch (b->kind) {
@@ -293,7 +272,7 @@ void sv_pci_set_intx(struct sv_pci_dev *d, bool level)
 
 static void cfg_write(struct sv_pci *p, struct sv_pci_dev *d, uint32_t off, const uint8_t *data, uint32_t len)
 {
-	uint16_t old_cmd = get16(d->cfg + SV_PCI_COMMAND);
+	uint16_t old_cmd = sv_get16(d->cfg + SV_PCI_COMMAND);
 	bool bars = false;
 
 	for (uint32_t k = 0; k < len; k++) {
@@ -314,11 +293,11 @@ static void cfg_write(struct sv_pci *p, struct sv_pci_dev *d, uint32_t off, cons
 			for (uint32_t k = 0; k < 4; k++)
 				if (r + k >= off && r + k < off + len)
 					dw[k] = data[r + k - off];
-			bar_write(p, d, (r - SV_PCI_BAR0) / 4, get32(dw));
+			bar_write(p, d, (r - SV_PCI_BAR0) / 4, sv_get32(dw));
 		}
 	}
 	if (off < SV_PCI_COMMAND + 2 && off + len > SV_PCI_COMMAND) {
-		uint16_t cmd = get16(d->cfg + SV_PCI_COMMAND);
+		uint16_t cmd = sv_get16(d->cfg + SV_PCI_COMMAND);
 		if ((cmd ^ old_cmd) & (SV_PCI_CMD_IO | SV_PCI_CMD_MEM))
 			for (unsigned i = 0; i < 6; i++)
 				if (d->bar[i].kind != SV_BAR_NONE)
@@ -373,12 +352,12 @@ static void cfg_port(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bo
 		pthread_mutex_lock(&p->cfg_lock);
 		if (off == 0 && len == 4) {
 			if (is_write)
-				p->cf8 = get32(data);
+				p->cf8 = sv_get32(data);
 			else
-				put32(data, p->cf8);
+				sv_put32(data, p->cf8);
 		} else if (!is_write) {
 			uint8_t b[4];
-			put32(b, p->cf8);
+			sv_put32(b, p->cf8);
 			for (uint32_t k = 0; k < len; k++)
 				data[k] = off + k < 4 ? b[off + k] : 0xff;
 		}
@@ -424,7 +403,7 @@ int sv_pci_init(struct sv_pci **out, struct sv_bus *bus, struct sv_mem *mem, con
 	p->mmio_next = SV_PCI_MMIO_BASE;
 	p->io_next = SV_PCI_IO_BASE;
 	sv_pci_dev_init(&p->host, &host_ops, HOST_VENDOR, HOST_DEVICE, 0x060000, 0, false);
-	put16(p->host.wmask + SV_PCI_COMMAND, 0);
+	sv_put16(p->host.wmask + SV_PCI_COMMAND, 0);
 	p->host.pci = p;
 	p->dev[0] = &p->host;
 	err = sv_bus_add(bus, SV_PIO, SV_PCI_CFG_PORT, 8, cfg_port, p);
@@ -498,7 +477,7 @@ int sv_pci_add(struct sv_pci *p, struct sv_pci_dev *d)
 			bar_store(d, i);
 	}
 	/* No firmware will do it: the guest finds the device placed and on. */
-	put16(d->cfg + SV_PCI_COMMAND, get16(d->cfg + SV_PCI_COMMAND) | cmd);
+	sv_put16(d->cfg + SV_PCI_COMMAND, sv_get16(d->cfg + SV_PCI_COMMAND) | cmd);
 	p->dev[slot] = d;
 	for (unsigned i = 0; i < 6; i++)
 		if (d->bar[i].kind != SV_BAR_NONE)

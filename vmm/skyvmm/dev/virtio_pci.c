@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "vmm/skyvmm/dev/virtio_pci.h"
+#include "vmm/skyvmm/le.h"
 
 /* virtio_pci_cap.cfg_type */
 #define CAP_COMMON 1
@@ -15,20 +16,6 @@
 static struct sv_virtio_dev *of(struct sv_pci_dev *d)
 {
 	return (struct sv_virtio_dev *)d; /* pci is the first member */
-}
-
-static uint64_t le_get(const uint8_t *p, uint32_t len)
-{
-	uint64_t v = 0;
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void le_put(uint8_t *p, uint64_t v, uint32_t len)
-{
-	for (uint32_t i = 0; i < len; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
 }
 
 bool sv_virtio_running(const struct sv_virtio_dev *v)
@@ -103,23 +90,23 @@ static void common_read(struct sv_virtio_dev *v, uint32_t off, uint8_t *data, ui
 	uint8_t c[SV_VIRTIO_COMMON_LEN] = { 0 };
 	const struct sv_virtio_queue *q = v->queue_select < v->nq ? &v->q[v->queue_select] : NULL;
 
-	le_put(c + 0x00, v->dfselect, 4);
-	le_put(c + 0x04, v->dfselect < 2 ? (uint32_t)(v->features >> (32 * v->dfselect)) : 0, 4);
-	le_put(c + 0x08, v->gfselect, 4);
-	le_put(c + 0x0c, v->gfselect < 2 ? (uint32_t)(v->driver_features >> (32 * v->gfselect)) : 0, 4);
-	le_put(c + 0x10, v->msix_config, 2);
-	le_put(c + 0x12, v->nq, 2);
+	sv_le_put(c + 0x00, v->dfselect, 4);
+	sv_le_put(c + 0x04, v->dfselect < 2 ? (uint32_t)(v->features >> (32 * v->dfselect)) : 0, 4);
+	sv_le_put(c + 0x08, v->gfselect, 4);
+	sv_le_put(c + 0x0c, v->gfselect < 2 ? (uint32_t)(v->driver_features >> (32 * v->gfselect)) : 0, 4);
+	sv_le_put(c + 0x10, v->msix_config, 2);
+	sv_le_put(c + 0x12, v->nq, 2);
 	c[0x14] = v->status;
 	c[0x15] = 0; /* config generation: the device config never changes */
-	le_put(c + 0x16, v->queue_select, 2);
+	sv_le_put(c + 0x16, v->queue_select, 2);
 	if (q) {
-		le_put(c + 0x18, q->size, 2);
-		le_put(c + 0x1a, q->msix_vector, 2);
-		le_put(c + 0x1c, q->enabled, 2);
-		le_put(c + 0x1e, v->queue_select, 2); /* queue_notify_off */
-		le_put(c + 0x20, q->desc, 8);
-		le_put(c + 0x28, q->driver, 8);
-		le_put(c + 0x30, q->device, 8);
+		sv_le_put(c + 0x18, q->size, 2);
+		sv_le_put(c + 0x1a, q->msix_vector, 2);
+		sv_le_put(c + 0x1c, q->enabled, 2);
+		sv_le_put(c + 0x1e, v->queue_select, 2); /* queue_notify_off */
+		sv_le_put(c + 0x20, q->desc, 8);
+		sv_le_put(c + 0x28, q->driver, 8);
+		sv_le_put(c + 0x30, q->device, 8);
 	}
 	for (uint32_t i = 0; i < len; i++)
 		data[i] = off + i < sizeof(c) ? c[off + i] : 0;
@@ -168,7 +155,7 @@ static void queue_enable(struct sv_virtio_dev *v, struct sv_virtio_queue *q)
 
 static void common_write(struct sv_virtio_dev *v, uint32_t off, const uint8_t *data, uint32_t len)
 {
-	uint64_t x = le_get(data, len);
+	uint64_t x = sv_le_get(data, len);
 	struct sv_virtio_queue *q = v->queue_select < v->nq ? &v->q[v->queue_select] : NULL;
 	bool features_open = !(v->status & SV_VIRTIO_S_FEATURES_OK);
 	uint64_t *addr = NULL;
@@ -286,8 +273,8 @@ static bool pcicfg_window(struct sv_virtio_dev *v, uint32_t off, uint32_t len, u
 	if (off >= v->pcicfg + 20u || off + len <= v->pcicfg + 16u)
 		return false;
 	*bar = c[4];
-	*at = le_get(c + 8, 4);
-	*n = (uint32_t)le_get(c + 12, 4);
+	*at = sv_le_get(c + 8, 4);
+	*n = (uint32_t)sv_le_get(c + 12, 4);
 	return (*n == 1 || *n == 2 || *n == 4) && *bar < 6 && v->pci.bar[*bar].size &&
 	       *at + *n <= v->pci.bar[*bar].size && (*at & (*n - 1)) == 0;
 }
@@ -351,8 +338,8 @@ static int add_cap(struct sv_virtio_dev *v, uint8_t type, uint32_t off, uint32_t
 {
 	uint8_t c[20] = { SV_PCI_CAP_VENDOR, 0, (uint8_t)(16 + extra_len), type, 0 /* bar */ };
 
-	le_put(c + 8, off, 4);
-	le_put(c + 12, len, 4);
+	sv_le_put(c + 8, off, 4);
+	sv_le_put(c + 12, len, 4);
 	if (extra_len)
 		memcpy(c + 16, extra, extra_len);
 	return sv_pci_dev_cap(&v->pci, c, (uint8_t)(16 + extra_len), wmask);
@@ -370,15 +357,15 @@ int sv_virtio_init(struct sv_virtio_dev *v, const struct sv_virtio_ops *ops, uin
 	sv_pci_dev_init(&v->pci, &virtio_pci_ops, SV_VIRTIO_VENDOR, (uint16_t)(0x1040 + type), class_code, 1, true);
 	/* subsystem: Red Hat's vendor id, and an id of 0x40 or more as the
 	 * spec asks of devices that are not transitional */
-	le_put(v->pci.cfg + SV_PCI_SUBVENDOR, SV_VIRTIO_VENDOR, 2);
-	le_put(v->pci.cfg + SV_PCI_SUBSYSTEM, 0x40, 2);
+	sv_le_put(v->pci.cfg + SV_PCI_SUBVENDOR, SV_VIRTIO_VENDOR, 2);
+	sv_le_put(v->pci.cfg + SV_PCI_SUBSYSTEM, 0x40, 2);
 	err = sv_pci_dev_bar(&v->pci, 0, SV_BAR_MEM32, SV_VIRTIO_BAR_SIZE, false);
 	if (err)
 		return err;
 	err = sv_pci_msix_init(&v->pci, nq + 1, 0, SV_VIRTIO_MSIX_OFF, SV_VIRTIO_PBA_OFF);
 	if (err)
 		return err;
-	le_put(mult, SV_VIRTIO_NOTIFY_MULT, 4);
+	sv_le_put(mult, SV_VIRTIO_NOTIFY_MULT, 4);
 	if ((off = add_cap(v, CAP_COMMON, SV_VIRTIO_COMMON_OFF, SV_VIRTIO_COMMON_LEN, NULL, 0, NULL)) < 0 ||
 	    (off = add_cap(v, CAP_NOTIFY, SV_VIRTIO_NOTIFY_OFF, SV_VIRTIO_NOTIFY_MULT * nq, mult, 4, NULL)) < 0 ||
 	    (off = add_cap(v, CAP_ISR, SV_VIRTIO_ISR_OFF, 1, NULL, 0, NULL)) < 0 ||
