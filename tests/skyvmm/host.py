@@ -199,6 +199,9 @@ def case_refusals():
     check(st == 2 and "32M" in err, "too little memory")
     st, _, err = run(image("x", "poweroff"), "--cpus", "65")
     check(st == 2 and "--cpus 65" in err, "too many vCPUs")
+    for mac in ("1:2:3:4:5:6", "52:54:00:12:34", "52-54-00-12-34-56"):
+        st, _, err = run(image("x", "poweroff"), "--mac", mac)
+        check(st == 2 and f"--mac {mac}: give six hex bytes" in err, f"--mac {mac} refused (got {st}: {err!r})")
     st, _, err = run(image("x", "poweroff"), "--cmdline", "x" * 4000)
     check(st == 2 and "at most 2047" in err, "a command line longer than the kernel takes")
     devices = b"devices (--disk-fd, --tap-fd): built in" in subprocess.run(

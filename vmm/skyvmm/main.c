@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <netinet/ether.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -120,7 +119,6 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ether_addr ea;
 	uint64_t v;
 	int c, r;
 
@@ -149,9 +147,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->disk_ro = true;
 			break;
 		case 'M':
-			if (!ether_aton_r(optarg, &ea))
+			if (sky_parse_mac(optarg, o->mac) < 0)
 				return usage_error("--mac %s: give six hex bytes, e.g. 52:54:00:12:34:56", optarg);
-			memcpy(o->mac, ea.ether_addr_octet, 6);
 			o->have_mac = true;
 			break;
 		case 'c':
