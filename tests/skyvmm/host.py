@@ -229,22 +229,30 @@ CASES = {
 }
 
 
-def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
-        print(__doc__)
+def main(cases, doc):
+    """Run the case named by argv[1] of cases: its exit code (77 with the
+    reason when this host cannot run skyvmm).  A case fails by raising Fail
+    or returning a text; a text "SKIP why" skips."""
+    if len(sys.argv) != 2 or sys.argv[1] not in cases:
+        print(doc)
         return 2
     why = usable()
     if why:
         print(f"SKIP: {why}")
         return 77
     try:
-        CASES[sys.argv[1]]()
+        fail = cases[sys.argv[1]]()
     except Fail as e:
-        print(f"FAIL: {e}")
+        fail = str(e)
+    if fail and fail.startswith("SKIP "):
+        print(f"SKIP: {fail[5:]}")
+        return 77
+    if fail:
+        print(f"FAIL: {fail}")
         return 1
     print("PASS")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(CASES, __doc__))

@@ -31,7 +31,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakekernel import image  # noqa: E402
-from host import SKYVMM, usable  # noqa: E402
+from host import SKYVMM, main  # noqa: E402
 
 Q, HDR, DATA, ST = 0x300000, 0x304000, 0x305000, 0x306000  # guest RAM, 64 MiB
 ETYPE = 0x88B5  # IEEE local experimental: told apart from IPv6 chatter
@@ -378,24 +378,5 @@ def case_net():
 CASES = {"blk": lambda: case_blk(False), "blk_ro": lambda: case_blk(True), "net": case_net}
 
 
-def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
-        print(__doc__)
-        return 2
-    why = usable()
-    if why:
-        print(f"SKIP: {why}")
-        return 77
-    fail = CASES[sys.argv[1]]()
-    if fail and fail.startswith("SKIP "):
-        print(f"SKIP: {fail[5:]}")
-        return 77
-    if fail:
-        print(f"FAIL: {fail}")
-        return 1
-    print("PASS")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(CASES, __doc__))
