@@ -32,7 +32,6 @@
 #include "agent/nics.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "vmm/qemu.h"
 #include "vmm/vmm.h"
 
 #define ID_MAX 32
@@ -751,12 +750,9 @@ int guestmgr_new(uv_loop_t *loop, const struct guestmgr_config *cfg, struct imgc
 	/* A guest that names no backend runs under QEMU where this firmware
 	 * carries it (--qemu given, or qemu-system-x86_64 in PATH: the full
 	 * profile), else under skyvmm (the flash profile has no QEMU). */
-	{
-		char qemu[4096];
-		bool have_qemu = cfg->qemu_path || qemu_find_binary(NULL, qemu, sizeof(qemu), NULL) == 0;
-		m->default_backend = have_qemu ? "qemu" : "skyvmm";
-		log_info("guests that name no VMM backend run under %s", m->default_backend);
-	}
+	m->default_backend = cfg->qemu_path || vmm_backend_installed(vmm_backend_find("qemu"), &m->vcfg, NULL) == 0
+				     ? "qemu" : "skyvmm";
+	log_info("guests that name no VMM backend run under %s", m->default_backend);
 	m->cache = cache;
 	m->ops = *ops;
 	m->ctx = ctx;

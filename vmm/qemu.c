@@ -592,6 +592,12 @@ static int qemu_state(void *priv, struct vmm_status *st)
 	return 0;
 }
 
+static int qemu_installed(const struct vmm_config *cfg, struct vmm_error *err)
+{
+	char bin[PATH_MAX];
+	return qemu_find_binary(cfg->qemu_path, bin, sizeof(bin), err);
+}
+
 static int qemu_console(void *priv)
 {
 	struct qemu_guest *g = priv;
@@ -606,4 +612,5 @@ const struct vmm_ops vmm_qemu_ops = {
 	.destroy = qemu_destroy,
 	.state = qemu_state,
 	.console = qemu_console,
+	.installed = qemu_installed,
 };

@@ -446,6 +446,12 @@ static int sv_state(void *priv, struct vmm_status *st)
 	return 0;
 }
 
+static int sv_installed(const struct vmm_config *cfg, struct vmm_error *err)
+{
+	char bin[PATH_MAX];
+	return sv_find_binary(cfg->skyvmm_path, bin, sizeof(bin), err);
+}
+
 static int sv_console(void *priv)
 {
 	struct sv_guest *g = priv;
@@ -461,4 +467,5 @@ const struct vmm_ops vmm_skyvmm_ops = {
 	.state = sv_state,
 	.console = sv_console,
 	.check = sv_spec_check,
+	.installed = sv_installed,
 };

@@ -181,6 +181,16 @@ const struct vmm_ops *vmm_backend_find(const char *name)
 	return NULL;
 }
 
+int vmm_backend_installed(const struct vmm_ops *backend, const struct vmm_config *cfg,
+			  struct vmm_error *err)
+{
+	static const struct vmm_config defaults;
+
+	if (!backend)
+		return vmm_err(err, -ENOTSUP, "this VMM backend is not built into this firmware");
+	return backend->installed ? backend->installed(cfg ? cfg : &defaults, err) : 0;
+}
+
 const char *const *vmm_backend_names(void)
 {
 	return vmm_backend_name_list;

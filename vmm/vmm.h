@@ -169,10 +169,19 @@ struct vmm_ops {
 	 * claimed (vmm_guest_create calls it after vmm_spec_check, before the
 	 * PCI devices are taken from their host drivers).  NULL: all runs. */
 	int (*check)(const struct vmm_guest_spec *spec, struct vmm_error *err);
+	/* Optional: 0 when the program this backend runs is installed here
+	 * (as cfg configures it), else -ENOENT saying what to install.  NULL:
+	 * nothing to install (libvirt: its daemon answers at create). */
+	int (*installed)(const struct vmm_config *cfg, struct vmm_error *err);
 };
 
 /* "qemu", "libvirt" or "skyvmm"; NULL if unknown or not built in. */
 const struct vmm_ops *vmm_backend_find(const char *name);
+/* Whether backend can run guests on this host as far as its program goes
+ * (for a caller choosing a default backend): 0, or -ENOENT with what to
+ * install, -ENOTSUP when backend is NULL (not built in). */
+int vmm_backend_installed(const struct vmm_ops *backend, const struct vmm_config *cfg,
+			  struct vmm_error *err);
 /* The names built in, NULL-terminated. */
 const char *const *vmm_backend_names(void);
 

@@ -141,6 +141,24 @@ static void test_find_binary(void **state)
 	assert_int_equal(sv_find_binary("/nonexistent/skyvmm", out, sizeof(out), &err), -ENOENT);
 }
 
+/* What a caller choosing a default backend asks: is its program here? */
+static void test_installed(void **state)
+{
+	struct vmm_config cfg = { .skyvmm_path = "/bin/sh", .qemu_path = "/bin/sh" };
+	struct vmm_error err;
+	(void)state;
+
+	assert_int_equal(vmm_backend_installed(vmm_backend_find("skyvmm"), &cfg, &err), 0);
+	assert_int_equal(vmm_backend_installed(vmm_backend_find("qemu"), &cfg, &err), 0);
+	cfg.skyvmm_path = "/nonexistent/skyvmm";
+	cfg.qemu_path = "/nonexistent/qemu";
+	assert_int_equal(vmm_backend_installed(vmm_backend_find("skyvmm"), &cfg, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "/nonexistent/skyvmm is not an executable file"));
+	assert_int_equal(vmm_backend_installed(vmm_backend_find("qemu"), &cfg, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "/nonexistent/qemu is not an executable file"));
+	assert_int_equal(vmm_backend_installed(NULL, &cfg, &err), -ENOTSUP);
+}
+
 static void status(int ws, const char *line, const char *killed, struct vmm_status *st)
 {
 	memset(st, 0x55, sizeof(*st));
@@ -238,6 +256,7 @@ int main(void)
 		cmocka_unit_test(test_argv),
 		cmocka_unit_test(test_spec_check),
 		cmocka_unit_test(test_find_binary),
+		cmocka_unit_test(test_installed),
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_last_line),
 	};
