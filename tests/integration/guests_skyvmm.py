@@ -24,33 +24,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "skyvmm"))
 from fakekernel import image  # noqa: E402
+from host import usable  # noqa: E402
 from fleetlib import Fail, Fleet, Proc, agent_args, check, run_cases, skyctl, wait_for  # noqa: E402
 from guests import board_copy, console, guest, push  # noqa: E402
 
 SKYVMM = os.environ.get("SKYVMM", "")
-
-
-def usable():
-    """None when this host's /dev/kvm runs the stand-in under skyvmm."""
-    if not SKYVMM or not os.access(SKYVMM, os.X_OK):
-        return "SKYVMM is not set to the skyvmm binary"
-    try:
-        os.close(os.open("/dev/kvm", os.O_RDWR))
-    except OSError as e:
-        return f"/dev/kvm: {e.strerror}"
-    fd = os.memfd_create("probe")
-    os.write(fd, image("probe", "poweroff"))
-    try:
-        r = subprocess.run([SKYVMM, "--kernel-fd", str(fd), "--memory", "64M", "--cpus", "1"],
-                           pass_fds=(fd,), capture_output=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        return "a minimal payload under skyvmm did not finish in 30 s on this host's KVM"
-    finally:
-        os.close(fd)
-    last = (r.stderr.decode(errors="replace").strip().splitlines() or [""])[-1]
-    if r.returncode == 1 and last.startswith("skyvmm: error:"):
-        return f"this host's KVM cannot run skyvmm: {last}"
-    return None
 
 
 def start_agent(f, name, uuid_tail, extra=(), env=None):

@@ -64,24 +64,31 @@ def last_line(s):
     return lines[-1] if lines else ""
 
 
-def usable():
-    """None when this host's /dev/kvm runs the stand-in, else why not."""
-    if not SKYVMM or not os.access(SKYVMM, os.X_OK):
-        return "SKYVMM not set to the skyvmm binary"
+def usable(skyvmm=None):
+    """None when this host's /dev/kvm runs the stand-in under skyvmm
+    (default $SKYVMM), else why not.  Only KVM's refusal (status 1,
+    "skyvmm: error: ...") or a payload that never finishes (a host KVM that
+    hangs) means "cannot run here"; any other outcome is skyvmm's, for the
+    cases to judge.  The one probe of tests/skyvmm, tests/vmm and
+    tests/integration."""
+    skyvmm = skyvmm or SKYVMM
+    if not skyvmm or not os.access(skyvmm, os.X_OK):
+        return "SKYVMM is not set to the skyvmm binary"
     try:
-        fd = os.open("/dev/kvm", os.O_RDWR)
-        os.close(fd)
+        os.close(os.open("/dev/kvm", os.O_RDWR))
     except OSError as e:
         return f"/dev/kvm: {e.strerror}"
-    # Only KVM's refusal (status 1, "skyvmm: error: ...") or a payload that
-    # never runs (a host KVM that hangs) means "cannot run here"; any other
-    # outcome is skyvmm's and the case judges it.
+    fd = memfd(image("probe", "poweroff"))
     try:
-        st, out, err = run(image("probe", "poweroff"), timeout=30)
+        r = subprocess.run([skyvmm, "--kernel-fd", str(fd), "--memory", "64M", "--cpus", "1"],
+                           pass_fds=(fd,), capture_output=True, timeout=30)
     except subprocess.TimeoutExpired:
         return "a minimal payload under skyvmm did not finish in 30 s on this host's KVM"
-    if st == 1 and last_line(err).startswith("skyvmm: error:"):
-        return f"this host's KVM cannot run skyvmm: {last_line(err)}"
+    finally:
+        os.close(fd)
+    last = last_line(r.stderr.decode(errors="replace"))
+    if r.returncode == 1 and last.startswith("skyvmm: error:"):
+        return f"this host's KVM cannot run skyvmm: {last}"
     return None
 
 

@@ -22,6 +22,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "skyvmm"))
 from fakekernel import image  # noqa: E402
+from host import usable  # noqa: E402
 
 SKIP = 77
 FLOOD = 200000  # console bytes before the flood guest's marker
@@ -42,41 +43,18 @@ def skip(why):
     sys.exit(SKIP)
 
 
-def probe(skyvmm, path):
-    """None when skyvmm runs the stand-in here, else why not."""
-    with open(path, "rb") as f:
-        fd = f.fileno()
-        try:
-            r = subprocess.run([skyvmm, "--kernel-fd", str(fd), "--memory", "64M", "--cpus", "1"],
-                               pass_fds=(fd,), capture_output=True, timeout=30)
-        except subprocess.TimeoutExpired:
-            return "a minimal payload under skyvmm did not finish in 30 s on this host's KVM"
-    last = (r.stderr.decode(errors="replace").strip().splitlines() or [""])[-1]
-    if r.returncode == 1 and last.startswith("skyvmm: error:"):
-        return f"this host's KVM cannot run skyvmm: {last}"
-    return None
-
-
 def main():
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    skyvmm = os.environ.get("SKYVMM", "")
-    if not skyvmm or not os.access(skyvmm, os.X_OK):
-        skip("SKYVMM is not set to the skyvmm binary")
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR)
-        os.close(fd)
-    except OSError as e:
-        skip(f"/dev/kvm: {e.strerror}")
+    why = usable()
+    if why:
+        skip(why)
     d = tempfile.mkdtemp(prefix="skyvmm-guests-")
     try:
         for name, make in GUESTS.items():
             with open(os.path.join(d, name), "wb") as f:
                 f.write(make())
-        why = probe(skyvmm, os.path.join(d, "up.bin"))
-        if why:
-            skip(why)
         env = dict(os.environ, SKY_VMM_GUEST_DIR=d, SKY_SV_FLOOD=str(FLOOD))
         p = subprocess.Popen(sys.argv[1:], env=env)
         # meson's timeout signals the whole group: let the child end first
