@@ -66,16 +66,20 @@ static void test_fds(void **state)
 		"echo err >&2; exit 7";
 	struct vmm_argv a;
 	char buf[256];
-	int fa, fc, out, ws, stray;
+	int ma, mc, fa, fc, out, ws, stray;
 	(void)state;
 
 	/* the caller's descriptors on each other's targets: the one meant
 	 * for 3 sits at 5, the one meant for 5 at 3 */
-	fa = fcntl(memfd_text("a\n"), F_DUPFD, 20);
-	fc = fcntl(memfd_text("c\n"), F_DUPFD, 20);
+	ma = memfd_text("a\n");
+	mc = memfd_text("c\n");
+	fa = fcntl(ma, F_DUPFD, 20); /* out of the way of 3..5 */
+	fc = fcntl(mc, F_DUPFD, 20);
 	assert_true(fa >= 20 && fc >= 20);
-	close(3);
-	close(4);
+	close(ma);
+	close(mc);
+	for (int n = 3; n <= 5; n++)
+		assert_int_equal(fcntl(n, F_GETFD), -1); /* nothing of ours there */
 	assert_int_equal(dup2(fa, 5), 5);
 	assert_int_equal(dup2(fc, 3), 3);
 	close(fa);
