@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -163,13 +162,11 @@ fail:
 int qemu_find_binary(const char *name, char *out, size_t outlen, struct vmm_error *err)
 {
 	const char *path, *p;
-	struct stat st;
 
 	if (!name || !name[0])
 		name = VMM_DEFAULT_QEMU;
 	if (strchr(name, '/')) {
-		if (stat(name, &st) == 0 && S_ISREG(st.st_mode) && access(name, X_OK) == 0 &&
-		    vmm_fmt(out, outlen, "%s", name) == 0)
+		if (vmm_executable(name) && vmm_fmt(out, outlen, "%s", name) == 0)
 			return 0;
 		return vmm_err(err, -ENOENT,
 			       "QEMU not found: %s is not an executable file; install QEMU "
@@ -183,8 +180,7 @@ int qemu_find_binary(const char *name, char *out, size_t outlen, struct vmm_erro
 		size_t len = end ? (size_t)(end - p) : strlen(p);
 		char cand[PATH_MAX];
 		if (len > 0 && vmm_fmt(cand, sizeof(cand), "%.*s/%s", (int)len, p, name) == 0 &&
-		    stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0 &&
-		    vmm_fmt(out, outlen, "%s", cand) == 0)
+		    vmm_executable(cand) && vmm_fmt(out, outlen, "%s", cand) == 0)
 			return 0;
 		p += len;
 		if (*p == ':')

@@ -20,7 +20,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -132,24 +131,18 @@ fail:
 	return r;
 }
 
-static bool executable(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
-
 int sv_find_binary(const char *path, char *out, size_t outlen, struct vmm_error *err)
 {
 	if (path && path[0]) {
-		if (executable(path) && vmm_fmt(out, outlen, "%s", path) == 0)
+		if (vmm_executable(path) && vmm_fmt(out, outlen, "%s", path) == 0)
 			return 0;
 		return vmm_err(err, -ENOENT,
 			       "skyvmm not found: %s is not an executable file; fix the configured "
 			       "skyvmm path", path);
 	}
-	if (executable(SKY_SKYVMM_PATH) && vmm_fmt(out, outlen, "%s", SKY_SKYVMM_PATH) == 0)
+	if (vmm_executable(SKY_SKYVMM_PATH) && vmm_fmt(out, outlen, "%s", SKY_SKYVMM_PATH) == 0)
 		return 0;
-	if (executable(SV_FIRMWARE_PATH) && vmm_fmt(out, outlen, "%s", SV_FIRMWARE_PATH) == 0)
+	if (vmm_executable(SV_FIRMWARE_PATH) && vmm_fmt(out, outlen, "%s", SV_FIRMWARE_PATH) == 0)
 		return 0;
 	return vmm_err(err, -ENOENT,
 		       "skyvmm not found at %s nor %s: install it (ninja -C build install) or "

@@ -92,6 +92,12 @@ unsigned vmm_cfg_timeout(const struct vmm_config *cfg)
 	return cfg && cfg->timeout_ms ? cfg->timeout_ms : VMM_DEFAULT_TIMEOUT_MS;
 }
 
+bool vmm_executable(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
 int vmm_dup_cloexec(int fd, int min)
 {
 	int r = fcntl(fd, F_DUPFD_CLOEXEC, min);

@@ -49,6 +49,9 @@ int vmm_kvm_hw_backed(const struct vmm_root *root, char *why, size_t whylen);
 int vmm_accel_pick(const struct vmm_guest_spec *spec, int usable, const char *why,
 		   int *kvm, char *warn, size_t warnlen, struct vmm_error *err);
 
+/* path is a regular file this process may execute. */
+bool vmm_executable(const char *path);
+
 /* dup(fd) onto a descriptor >= min, close-on-exec: the new fd or -errno. */
 int vmm_dup_cloexec(int fd, int min);
 void vmm_close(int *fd);
