@@ -136,11 +136,7 @@ int vmm_spawn(char *const argv[], const int *fds, int nfds, int out_fd, struct v
 	pid_t parent = getpid(), pid;
 	ssize_t n;
 
-	p->pid = -1;
-	p->pidfd = -1;
-	p->reaped = false;
-	p->status_lost = false;
-	p->wstatus = 0;
+	*p = (struct vmm_proc){ .pid = -1, .pidfd = -1 };
 	if (nfds < 0 || nfds > SPAWN_FDS_MAX)
 		return vmm_err(err, -EINVAL, "%d descriptors for %s: at most %d", nfds, argv[0],
 			       SPAWN_FDS_MAX);
