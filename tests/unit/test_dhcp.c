@@ -9,6 +9,7 @@
  */
 #include "agent/config.h"
 #include "agent/dhcp.h"
+#include "common/parse.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -31,13 +32,8 @@ static char err[1024];
 static const char *hex(const char *s, size_t len)
 {
 	static char out[2048];
-	static const char digits[] = "0123456789abcdef";
 	assert_true(len * 2 < sizeof(out));
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = digits[(unsigned char)s[i] >> 4];
-		out[2 * i + 1] = digits[(unsigned char)s[i] & 15];
-	}
-	out[2 * len] = '\0';
+	sky_format_hex((const uint8_t *)s, len, out);
 	return out;
 }
 
@@ -155,7 +151,7 @@ static void test_file(void **state)
 	uint16_t port = 0;
 	const char *h = hex("10.77.3.2:7001", 14);
 	char line[64];
-	snprintf(line, sizeof(line), "%s\n", h);
+	snprintf(line, sizeof(line), "%.28s\n", h);
 	const char *f = write_file(0, line, strlen(line));
 	assert_int_equal(agent_dhcp_controller_file(f, host, sizeof(host), &port, 7443), 0);
 	assert_string_equal(host, "10.77.3.2");
@@ -166,6 +162,19 @@ static void test_file(void **state)
 	char big[1024];
 	memset(big, 'a', sizeof(big));
 	f = write_file(1, big, sizeof(big));
+	assert_int_equal(agent_dhcp_controller_file(f, host, sizeof(host), &port, 7443), -E2BIG);
+	/* the bound is the file's: the hex of a full 255-byte option and two
+	 * newlines is read; one byte more is refused though its value fits */
+	char longest[256], full[2 * 255 + 4];
+	memset(longest, 'a', 250);
+	longest[63] = longest[127] = longest[191] = '.';
+	memcpy(longest + 250, ":7443", 6);
+	snprintf(full, sizeof(full), "%.510s\n\n", hex(longest, 255));
+	f = write_file(2, full, strlen(full));
+	assert_int_equal(agent_dhcp_controller_file(f, host, sizeof(host), &port, 7443), 0);
+	assert_int_equal(strlen(host), 250);
+	strcat(full, "\n");
+	f = write_file(3, full, strlen(full));
 	assert_int_equal(agent_dhcp_controller_file(f, host, sizeof(host), &port, 7443), -E2BIG);
 }
 
