@@ -41,17 +41,8 @@ int agent_dhcp_controller(const char *hex, size_t len, char *host, size_t hostle
 			return -EINVAL;
 	}
 	value[n] = '\0';
-
-	char h[256];
-	uint16_t p;
-	int r = sky_parse_hostport(value, h, sizeof(h), &p, default_port);
-	if (r < 0)
-		return r;
-	if (strlen(h) >= hostlen)
-		return -ENAMETOOLONG;
-	memcpy(host, h, strlen(h) + 1);
-	*port = p;
-	return 0;
+	/* writes nothing on failure; -ENAMETOOLONG when host does not fit */
+	return sky_parse_hostport(value, host, hostlen, port, default_port);
 }
 
 int agent_dhcp_controller_file(const char *path, char *host, size_t hostlen, uint16_t *port,
