@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "agent/hello.h"
+#include "common/parse.h"
 
 int hello_pack(const struct inventory *inv, uint32_t heartbeat_ms, bool allow_reboot, uint8_t **out, size_t *out_len)
 {
@@ -123,19 +124,6 @@ int hello_machine_id(const struct inventory *inv, char *uuid, size_t ulen, char 
 	return r;
 }
 
-static bool hello_mac_form(const char *m)
-{
-	if (strlen(m) != 17)
-		return false;
-	for (int i = 0; i < 17; i++) {
-		char c = m[i];
-		bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-		if (i % 3 == 2 ? c != ':' : !hex)
-			return false;
-	}
-	return true;
-}
-
 void hello_claims(const struct inventory *inv, struct hello_claims *out)
 {
 	size_t n = 0;
@@ -143,7 +131,9 @@ void hello_claims(const struct inventory *inv, struct hello_claims *out)
 	memset(out, 0, sizeof(*out));
 	for (const char *p = inv->dmi_serial; *p && n < HELLO_SERIAL_MAX; p++, n++)
 		out->serial[n] = *p >= 0x20 && *p <= 0x7e ? *p : '?';
-	for (unsigned i = 0; i < inv->n_nics && out->n_macs < HELLO_MACS_MAX; i++)
-		if (hello_mac_form(inv->nics[i].mac))
-			memcpy(out->macs[out->n_macs++], inv->nics[i].mac, 18); /* 17 and the NUL */
+	for (unsigned i = 0; i < inv->n_nics && out->n_macs < HELLO_MACS_MAX; i++) {
+		uint8_t mac[6];
+		if (sky_parse_mac(inv->nics[i].mac, mac) == 0)
+			sky_format_mac(mac, out->macs[out->n_macs++]);
+	}
 }

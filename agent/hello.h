@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "agent/inventory.h"
+#include "common/parse.h"
 #include "proto/skyroot.pb-c.h"
 
 /* Packs inv into a Hello (malloc'd into *out); 0 or -errno. */
@@ -17,12 +18,13 @@ int hello_machine_id(const struct inventory *inv, char *uuid, size_t ulen, char 
 /* What a board with no token shows the operator (EnrollRequest's
  * dmi_serial and macs): the DMI serial, its bytes outside printable ASCII
  * as '?' and cut to HELLO_SERIAL_MAX; the MAC addresses of the NICs that
- * have one of the aa:bb:cc:dd:ee:ff form, at most HELLO_MACS_MAX. */
+ * have one sky_parse_mac reads (aa:bb:cc:dd:ee:ff), in its canonical
+ * lower case, at most HELLO_MACS_MAX. */
 #define HELLO_SERIAL_MAX 64
 #define HELLO_MACS_MAX 16
 struct hello_claims {
 	char serial[HELLO_SERIAL_MAX + 1];
-	char macs[HELLO_MACS_MAX][18];
+	char macs[HELLO_MACS_MAX][SKY_MAC_LEN];
 	size_t n_macs;
 };
 void hello_claims(const struct inventory *inv, struct hello_claims *out);

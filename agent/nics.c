@@ -196,14 +196,10 @@ int nics_tap_open(const char *devnet, const char *bridge, const char *name, uint
 		/* The network's VLAN as PVID, untagged; nothing else. */
 		dflt = nics__default_pvid(bridge);
 		r = nics__vlan((int)tap, RTM_SETLINK, vlan, BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED);
-		if (r == 0 && dflt != vlan)
+		if (r == 0 && dflt != vlan) {
 			r = nics__vlan((int)tap, RTM_DELLINK, dflt, 0);
-		if (r == -ENOENT)
-			r = 0; /* the bridge gave it no default VLAN */
-		if (r == 0) {
-			r = nics__uplinks_carry(bridge, vlan, err, errlen);
-			if (r < 0)
-				goto fail;
+			if (r == -ENOENT)
+				r = 0; /* the bridge gave it no default VLAN */
 		}
 		if (r < 0) {
 			snprintf(err, errlen,
@@ -211,6 +207,9 @@ int nics_tap_open(const char *devnet, const char *bridge, const char *name, uint
 				 "type bridge vlan_filtering 1'): %s", vlan, name, bridge, bridge, strerror(-r));
 			goto fail;
 		}
+		r = nics__uplinks_carry(bridge, vlan, err, errlen);
+		if (r < 0)
+			goto fail;
 	}
 	*fd = t;
 	return 0;

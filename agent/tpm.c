@@ -131,6 +131,28 @@ int agent_tpm_ek_cert(struct agent_tpm *t, uint8_t *buf, size_t cap, size_t *len
 
 /* ---- EK and AK ---- */
 
+/* What CreatePrimary and Create take empty here: no auth value or data in
+ * the sensitive part, no outside info, no creation PCRs. */
+static const TPM2B_SENSITIVE_CREATE no_sensitive;
+static const TPM2B_DATA no_outside_info;
+static const TPML_PCR_SELECTION no_creation_pcrs;
+
+/* What they give back besides the key's handle or private part. */
+struct created {
+	TPM2B_PUBLIC *pub;
+	TPM2B_CREATION_DATA *data;
+	TPM2B_DIGEST *hash;
+	TPMT_TK_CREATION *ticket;
+};
+
+static void created_free(struct created *c)
+{
+	Esys_Free(c->pub);
+	Esys_Free(c->data);
+	Esys_Free(c->hash);
+	Esys_Free(c->ticket);
+}
+
 static int marshal_public(const TPM2B_PUBLIC *p, uint8_t *out, size_t cap, size_t *len, char *err, size_t errlen)
 {
 	size_t off = 0;
@@ -166,31 +188,19 @@ int agent_tpm_create_ek(struct agent_tpm *t, uint8_t *pub, size_t cap, size_t *l
 	p->parameters.rsaDetail.exponent = 0;
 	p->unique.rsa.size = 256;  /* zeros, as the profile says */
 
-	TPM2B_SENSITIVE_CREATE sens;
-	TPM2B_DATA outside;
-	TPML_PCR_SELECTION none;
-	memset(&sens, 0, sizeof(sens));
-	memset(&outside, 0, sizeof(outside));
-	memset(&none, 0, sizeof(none));
-	TPM2B_PUBLIC *outpub = NULL;
-	TPM2B_CREATION_DATA *cd = NULL;
-	TPM2B_DIGEST *ch = NULL;
-	TPMT_TK_CREATION *tk = NULL;
+	struct created c = { 0 };
 	if (t->ek != ESYS_TR_NONE) {
 		Esys_FlushContext(t->esys, t->ek);
 		t->ek = ESYS_TR_NONE;
 	}
 	TSS2_RC rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-		&sens, &tmpl, &outside, &none, &t->ek, &outpub, &cd, &ch, &tk);
+		&no_sensitive, &tmpl, &no_outside_info, &no_creation_pcrs, &t->ek, &c.pub, &c.data, &c.hash, &c.ticket);
 	if (rc != TSS2_RC_SUCCESS) {
 		t->ek = ESYS_TR_NONE;
 		return tpm_err(err, errlen, rc, "TPM: CreatePrimary (EK)");
 	}
-	int r = marshal_public(outpub, pub, cap, len, err, errlen);
-	Esys_Free(outpub);
-	Esys_Free(cd);
-	Esys_Free(ch);
-	Esys_Free(tk);
+	int r = marshal_public(c.pub, pub, cap, len, err, errlen);
+	created_free(&c);
 	return r;
 }
 
@@ -248,23 +258,14 @@ int agent_tpm_create_ak(struct agent_tpm *t, enum agent_tpm_ak_type type, uint8_
 		p->parameters.rsaDetail.exponent = 0;
 	}
 
-	TPM2B_SENSITIVE_CREATE sens;
-	TPM2B_DATA outside;
-	TPML_PCR_SELECTION none;
-	memset(&sens, 0, sizeof(sens));
-	memset(&outside, 0, sizeof(outside));
-	memset(&none, 0, sizeof(none));
 	TPM2B_PRIVATE *priv = NULL;
-	TPM2B_PUBLIC *outpub = NULL;
-	TPM2B_CREATION_DATA *cd = NULL;
-	TPM2B_DIGEST *ch = NULL;
-	TPMT_TK_CREATION *tk = NULL;
+	struct created c = { 0 };
 	ESYS_TR sess;
 	int r = -1;
 	if (ek_session(t, &sess, err, errlen) != 0)
 		return -1;
-	TSS2_RC rc = Esys_Create(t->esys, t->ek, sess, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &none,
-		&priv, &outpub, &cd, &ch, &tk);
+	TSS2_RC rc = Esys_Create(t->esys, t->ek, sess, ESYS_TR_NONE, ESYS_TR_NONE, &no_sensitive, &tmpl,
+		&no_outside_info, &no_creation_pcrs, &priv, &c.pub, &c.data, &c.hash, &c.ticket);
 	if (rc != TSS2_RC_SUCCESS) {
 		Esys_FlushContext(t->esys, sess);
 		tpm_err(err, errlen, rc, "TPM: Create (AK)");
@@ -276,20 +277,17 @@ int agent_tpm_create_ak(struct agent_tpm *t, enum agent_tpm_ak_type type, uint8_
 		Esys_FlushContext(t->esys, t->ak);
 		t->ak = ESYS_TR_NONE;
 	}
-	rc = Esys_Load(t->esys, t->ek, sess, ESYS_TR_NONE, ESYS_TR_NONE, priv, outpub, &t->ak);
+	rc = Esys_Load(t->esys, t->ek, sess, ESYS_TR_NONE, ESYS_TR_NONE, priv, c.pub, &t->ak);
 	if (rc != TSS2_RC_SUCCESS) {
 		Esys_FlushContext(t->esys, sess);
 		t->ak = ESYS_TR_NONE;
 		tpm_err(err, errlen, rc, "TPM: Load (AK)");
 		goto out;
 	}
-	r = marshal_public(outpub, pub, cap, len, err, errlen);
+	r = marshal_public(c.pub, pub, cap, len, err, errlen);
 out:
 	Esys_Free(priv);
-	Esys_Free(outpub);
-	Esys_Free(cd);
-	Esys_Free(ch);
-	Esys_Free(tk);
+	created_free(&c);
 	return r;
 }
 

@@ -162,7 +162,7 @@ int sky_read_file(const char *path, size_t max, char **out, size_t *lenp)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	char *buf;
-	size_t len = 0, cap = 4096;
+	size_t len = 0, cap = max < 4096 ? max : 4096;
 	int r;
 
 	if (fd < 0)
@@ -177,7 +177,14 @@ int sky_read_file(const char *path, size_t max, char **out, size_t *lenp)
 		if (len == cap) {
 			char *nb;
 			if (cap >= max) {
-				r = -EFBIG;
+				/* max bytes read: one more (into the NUL's
+				 * byte) and the file is too big */
+				do
+					n = read(fd, buf + len, 1);
+				while (n < 0 && errno == EINTR);
+				if (n == 0)
+					break;
+				r = n < 0 ? -errno : -EFBIG;
 				goto fail;
 			}
 			cap = cap * 2 > max ? max : cap * 2;

@@ -43,7 +43,8 @@ void sky_fmt_time(int64_t unix_s, char *out, size_t outlen);
 int sky_write_file(const char *path, const void *data, size_t len, mode_t mode, int excl);
 /* fsync the folder that holds path (after a rename into it). */
 int sky_fsync_dir_of(const char *path);
-/* Read a whole file of at most max bytes (NUL-terminated, *len excludes it). */
+/* Read a whole file of at most max bytes (NUL-terminated, *len excludes it);
+ * -EFBIG for a longer one. */
 int sky_read_file(const char *path, size_t max, char **out, size_t *len);
 
 #endif

@@ -36,10 +36,13 @@ export SKYROOT_RACKS_DIR=$tmp/racks
 rack=t$$
 client=skyrack-client-$$
 cleanup() {
+	local r
 	ip netns del "$client" 2>/dev/null || true
-	if [ -r "$SKYROOT_RACKS_DIR/$rack/ns" ]; then
-		"$RACK" down "$rack" >/dev/null 2>&1 || true
-	fi
+	for r in "$rack" "$rack-b"; do # the second rack too, when a check between its up and down failed
+		if [ -r "$SKYROOT_RACKS_DIR/$r/ns" ]; then
+			"$RACK" down "$r" >/dev/null 2>&1 || true
+		fi
+	done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

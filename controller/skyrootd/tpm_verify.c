@@ -3,6 +3,8 @@
  * and the credential's cryptography are OpenSSL's. */
 #include "controller/skyrootd/tpm_verify.h"
 
+#include "common/util.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +18,6 @@
 #include <openssl/hmac.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -202,12 +203,8 @@ enum tpmv_result tpmv_key_parse(const uint8_t *buf, size_t len, struct tpmv_key 
 	}
 	k->name[0] = TPM2_ALG_SHA256 >> 8;
 	k->name[1] = TPM2_ALG_SHA256 & 0xff;
-	unsigned dl = 0;
-	if (!EVP_Digest(m, mlen, k->name + 2, &dl, EVP_sha256(), NULL)) {
-		tpmv_key_free(k);
-		return fail(TPMV_INTERNAL, why, whylen, "SHA-256 failed");
-	}
-	k->name_len = 2 + dl;
+	sky_sha256(m, mlen, k->name + 2);
+	k->name_len = 2 + TPMV_DIGEST_LEN;
 	*out = k;
 	return TPMV_OK;
 }
@@ -452,7 +449,7 @@ enum tpmv_result tpmv_make_credential(const struct tpmv_key *ek, const uint8_t *
 	r = TPMV_INTERNAL;
 
 	/* The seed, encrypted to the EK: RSA-OAEP-SHA-256, label "IDENTITY\0". */
-	if (RAND_bytes(seed, sizeof(seed)) != 1 ||
+	if (sky_random(seed, sizeof(seed)) < 0 ||
 	    rsa_oaep_identity(ek->pkey, seed, sizeof(seed), ct, &ctlen) != 0) {
 		fail(r, why, whylen, "encrypting the seed to the EK");
 		goto out;
@@ -518,7 +515,7 @@ enum tpmv_result tpmv_activation_check(const uint8_t *expected, size_t expected_
 	const uint8_t *got, size_t got_len)
 {
 	if (!expected || !got || expected_len == 0 || expected_len != got_len ||
-	    CRYPTO_memcmp(expected, got, expected_len) != 0)
+	    !sky_memeq_ct(expected, got, expected_len))
 		return TPMV_NOT_BOUND;
 	return TPMV_OK;
 }
@@ -557,12 +554,10 @@ static struct nonce_slot *nonce_free_slot(struct tpmv_nonces *n, int64_t now_ms)
 
 int tpmv_nonce_issue(struct tpmv_nonces *n, int64_t now_ms, uint8_t out[TPMV_NONCE_LEN])
 {
-	struct nonce_slot *s = nonce_free_slot(n, now_ms);
-	if (!s || RAND_bytes(s->nonce, TPMV_NONCE_LEN) != 1)
+	uint8_t fresh[TPMV_NONCE_LEN];
+	if (sky_random(fresh, sizeof(fresh)) < 0 || tpmv_nonce_register(n, now_ms, fresh, sizeof(fresh)) != 0)
 		return -1;
-	s->expires_ms = now_ms + n->ttl_ms;
-	s->used = false;
-	memcpy(out, s->nonce, TPMV_NONCE_LEN);
+	memcpy(out, fresh, sizeof(fresh));
 	return 0;
 }
 
@@ -585,8 +580,7 @@ enum tpmv_result tpmv_nonce_use(struct tpmv_nonces *n, int64_t now_ms, const uin
 		return TPMV_WRONG_NONCE;
 	for (size_t i = 0; i < n->cap; i++) {
 		struct nonce_slot *s = &n->slot[i];
-		if (s->expires_ms == 0 || s->expires_ms <= now_ms ||
-		    CRYPTO_memcmp(s->nonce, nonce, TPMV_NONCE_LEN) != 0)
+		if (s->expires_ms == 0 || s->expires_ms <= now_ms || !sky_memeq_ct(s->nonce, nonce, TPMV_NONCE_LEN))
 			continue;
 		if (s->used)
 			return TPMV_REPLAY;
@@ -711,12 +705,10 @@ static enum tpmv_result quote_pcrs(const TPMS_ATTEST *at, const struct tpmv_quot
 	size_t n = (size_t)__builtin_popcount(mask);
 	if (q->pcrs_len != n * TPMV_DIGEST_LEN)
 		return fail(TPMV_PCR_SELECTION, why, whylen, "%zu bytes of PCR values for %zu PCRs", q->pcrs_len, n);
-	uint8_t d[32];
-	unsigned dl = 0;
-	if (!EVP_Digest(q->pcrs, q->pcrs_len, d, &dl, EVP_sha256(), NULL))
-		return fail(TPMV_INTERNAL, why, whylen, "SHA-256");
+	uint8_t d[TPMV_DIGEST_LEN];
+	sky_sha256(q->pcrs, q->pcrs_len, d);
 	const TPM2B_DIGEST *qd = &at->attested.quote.pcrDigest;
-	if (qd->size != sizeof(d) || CRYPTO_memcmp(qd->buffer, d, sizeof(d)) != 0)
+	if (qd->size != sizeof(d) || !sky_memeq_ct(qd->buffer, d, sizeof(d)))
 		return fail(TPMV_PCR_MISMATCH, why, whylen, "the %zu values given hash to another digest", n);
 	if (out) {
 		memset(out, 0, sizeof(*out));
@@ -740,7 +732,7 @@ enum tpmv_result tpmv_quote_verify(const struct tpmv_key *ak, const struct tpmv_
 	if (r != TPMV_OK)
 		return r;
 	if (!nonce || nonce_len == 0 || at.extraData.size != nonce_len ||
-	    CRYPTO_memcmp(at.extraData.buffer, nonce, nonce_len) != 0)
+	    !sky_memeq_ct(at.extraData.buffer, nonce, nonce_len))
 		return fail(TPMV_WRONG_NONCE, why, whylen, "the quote's %u-byte nonce is not the one given",
 			at.extraData.size);
 	return quote_pcrs(&at, q, out, why, whylen);

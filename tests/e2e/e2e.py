@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from fleetlib import ROOT, SKYAGENT, Fail, Fleet, check, run_cases, skyctl, wait_for  # noqa: E402
+from fleetlib import ROOT, SKYAGENT, Fail, Fleet, check, free_port, run_cases, skyctl, wait_for  # noqa: E402
 
 FW = os.environ.get("SKY_E2E_FW", os.path.join(ROOT, "build", "fwimage-e2e"))
 BOARD_SH = os.path.join(ROOT, "fwimage", "board.sh")
@@ -240,7 +240,7 @@ def case_net_boot(f):
         else "console=ttyS0 intel_iommu=on iommu=pt panic=-1"
     with open(os.path.join(fwdir, "cmdline"), "w") as out:
         out.write(default + " no_timer_check\n")  # emulated boards only
-    port = __import__("fleet").free_port()
+    port = free_port()
     start_controller(f, ["--firmware", fwdir, "--boot-listen", f"127.0.0.1:{port}"])
     tok = f.token()
     b = Board(f, "net", boot="net", boot_url=f"http://10.0.2.2:{port}/boot/ipxe?token={tok['token']}")
@@ -490,7 +490,7 @@ def case_rack_net_boot(f):
     with open(os.path.join(fwdir, "cmdline"), "w") as out:
         out.write(default + " no_timer_check\n")  # emulated boards only
     rack = Rack(f, "pxe")
-    port = __import__("fleet").free_port()
+    port = free_port()
     rack_controller(f, rack, ["--firmware", fwdir, "--boot-listen", f"{rack.host}:{port}"])
     tok = f.token()
     b = Board(f, "netb", rack=rack, boot="net", boot_url=f"http://{rack.host}:{port}/boot/ipxe?token={tok['token']}")

@@ -14,6 +14,7 @@
 
 #include "agent/dhcp.h"
 #include "agent/srv.h"
+#include "common/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,14 +48,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_host(host, sizeof(host), port);
 		free(text);
 	} else if (mode == 1) {
-		static const char digits[] = "0123456789abcdef";
 		if (size > 300)
 			size = 300;
-		char hex[601] = { 0 };
-		for (size_t i = 0; i < size; i++) {
-			hex[2 * i] = digits[data[i] >> 4];
-			hex[2 * i + 1] = digits[data[i] & 15];
-		}
+		char hex[601];
+		sky_format_hex(data, size, hex);
 		int r = agent_dhcp_controller(hex, 2 * size, host, sizeof(host), &port, 7443);
 		if (r == 0)
 			check_host(host, sizeof(host), port);

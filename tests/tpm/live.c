@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +25,7 @@
 #include <tss2/tss2_tctildr.h>
 
 #include "agent/tpm.h"
+#include "common/util.h"
 #include "controller/skyrootd/tpm_verify.h"
 
 static char dir[64];
@@ -73,9 +73,7 @@ static int start_swtpm(const char *args, char *tcti, size_t len)
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)sky_now_ms();
 }
 
 /* Extend PCR 11 through a connection of its own, as a boot stage would. */

@@ -1,13 +1,16 @@
 /* A board with no token (agent/pending.c): what it makes of the
- * controller's pending and rejected answers, whatever they hold. */
+ * controller's pending and rejected answers, whatever they hold; and what
+ * it shows the operator of itself (hello_claims, agent/hello.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "agent/hello.h"
 #include "agent/pending.h"
 
 static Skyroot__EnrollResponse answer(Skyroot__EnrollState st, const char *id, uint32_t retry_ms, uint8_t *key,
@@ -84,12 +87,48 @@ static void test_malformed(void **state)
 	assert_string_equal(p.id, "?");
 }
 
+static struct inventory inv; /* large: keep it off the stack */
+
+static void test_claims(void **state)
+{
+	struct hello_claims c;
+	(void)state;
+
+	memset(&inv, 0, sizeof(inv));
+	snprintf(inv.dmi_serial, sizeof(inv.dmi_serial), "%s", "SKY\001A\177");
+	static const char *const macs[] = {
+		"52:54:00:AA:BB:01",               /* upper case: sent canonical */
+		"52-54-00-aa-bb-02",               /* not the form: left out */
+		"52:54:00:aa:bb:0",                /* short */
+		"80:00:02:08:fe:80:00:00:00:00",   /* InfiniBand: longer */
+		"52:54:00:aa:bb:03",
+	};
+	for (size_t i = 0; i < sizeof(macs) / sizeof(macs[0]); i++)
+		snprintf(inv.nics[inv.n_nics++].mac, sizeof(inv.nics[0].mac), "%s", macs[i]);
+	hello_claims(&inv, &c);
+	assert_string_equal(c.serial, "SKY?A?");
+	assert_int_equal(c.n_macs, 2);
+	assert_string_equal(c.macs[0], "52:54:00:aa:bb:01");
+	assert_string_equal(c.macs[1], "52:54:00:aa:bb:03");
+
+	/* at most HELLO_MACS_MAX addresses, the serial cut to HELLO_SERIAL_MAX */
+	memset(&inv, 0, sizeof(inv));
+	memset(inv.dmi_serial, 's', HELLO_SERIAL_MAX + 10);
+	for (unsigned i = 0; i < HELLO_MACS_MAX + 3; i++)
+		snprintf(inv.nics[inv.n_nics++].mac, sizeof(inv.nics[0].mac), "02:00:00:00:00:%02x", i);
+	hello_claims(&inv, &c);
+	assert_int_equal(strlen(c.serial), HELLO_SERIAL_MAX);
+	assert_int_equal(c.n_macs, HELLO_MACS_MAX);
+	assert_string_equal(c.macs[HELLO_MACS_MAX - 1], "02:00:00:00:00:0f");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pending),
 		cmocka_unit_test(test_rejected),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_claims),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

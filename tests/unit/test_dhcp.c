@@ -9,6 +9,7 @@
  */
 #include "agent/config.h"
 #include "agent/dhcp.h"
+#include "common/parse.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -31,13 +32,8 @@ static char err[1024];
 static const char *hex(const char *s, size_t len)
 {
 	static char out[2048];
-	static const char digits[] = "0123456789abcdef";
 	assert_true(len * 2 < sizeof(out));
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = digits[(unsigned char)s[i] >> 4];
-		out[2 * i + 1] = digits[(unsigned char)s[i] & 15];
-	}
-	out[2 * len] = '\0';
+	sky_format_hex((const uint8_t *)s, len, out);
 	return out;
 }
 
@@ -51,38 +47,44 @@ static int parse_str(const char *s, char *host, size_t hostlen, uint16_t *port)
 	return parse_hex(hex(s, strlen(s)), host, hostlen, port);
 }
 
+/* parse (parse_str or parse_hex) reads in as want_host:want_port (a
+ * macro: a failure names the caller's line). */
+#define assert_reads(parse, in, want_host, want_port)                     \
+	do {                                                              \
+		char got[256];                                            \
+		uint16_t got_port = 0;                                    \
+		assert_int_equal(parse((in), got, sizeof(got), &got_port), 0); \
+		assert_string_equal(got, (want_host));                    \
+		assert_int_equal(got_port, (want_port));                  \
+	} while (0)
+
+/* The longest value an option can carry, 255 bytes: a 250-byte DNS name
+ * (labels of 63, a DNS name's limit) and ":7443". */
+static void longest_value(char out[256])
+{
+	memset(out, 'a', 250);
+	out[63] = out[127] = out[191] = '.';
+	memcpy(out + 250, ":7443", 6);
+}
+
 static void test_good_values(void **state)
 {
 	(void)state;
 	char host[256];
 	uint16_t port = 0;
 
-	assert_int_equal(parse_str("10.77.0.2:7443", host, sizeof(host), &port), 0);
-	assert_string_equal(host, "10.77.0.2");
-	assert_int_equal(port, 7443);
-	assert_int_equal(parse_str("ctl.rack.example:9443", host, sizeof(host), &port), 0);
-	assert_string_equal(host, "ctl.rack.example");
-	assert_int_equal(port, 9443);
+	assert_reads(parse_str, "10.77.0.2:7443", "10.77.0.2", 7443);
+	assert_reads(parse_str, "ctl.rack.example:9443", "ctl.rack.example", 9443);
 	/* no port: the default */
-	assert_int_equal(parse_str("ctl", host, sizeof(host), &port), 0);
-	assert_string_equal(host, "ctl");
-	assert_int_equal(port, 7443);
-	assert_int_equal(parse_str("[fd00::2]:8443", host, sizeof(host), &port), 0);
-	assert_string_equal(host, "fd00::2");
-	assert_int_equal(port, 8443);
+	assert_reads(parse_str, "ctl", "ctl", 7443);
+	assert_reads(parse_str, "[fd00::2]:8443", "fd00::2", 8443);
 	/* upper-case hex and udhcpc's / echo's trailing newline */
-	assert_int_equal(parse_hex("31302E37372E302E323A31\n", host, sizeof(host), &port), 0);
-	assert_string_equal(host, "10.77.0.2");
-	assert_int_equal(port, 1);
+	assert_reads(parse_hex, "31302E37372E302E323A31\n", "10.77.0.2", 1);
 	/* one trailing NUL (a server that sends C strings) */
-	assert_int_equal(parse_hex("63746c3a3900", host, sizeof(host), &port), 0);
-	assert_string_equal(host, "ctl");
-	assert_int_equal(port, 9);
-	/* the longest value an option can carry: 255 bytes */
+	assert_reads(parse_hex, "63746c3a3900", "ctl", 9);
+	/* the longest value an option can carry */
 	char longest[256];
-	memset(longest, 'a', 250); /* labels of 63: a DNS name's limit */
-	longest[63] = longest[127] = longest[191] = '.';
-	memcpy(longest + 250, ":7443", 6);
+	longest_value(longest);
 	assert_int_equal(strlen(longest), 255);
 	assert_int_equal(parse_str(longest, host, sizeof(host), &port), 0);
 	assert_int_equal(strlen(host), 250);
@@ -155,7 +157,7 @@ static void test_file(void **state)
 	uint16_t port = 0;
 	const char *h = hex("10.77.3.2:7001", 14);
 	char line[64];
-	snprintf(line, sizeof(line), "%s\n", h);
+	snprintf(line, sizeof(line), "%.28s\n", h);
 	const char *f = write_file(0, line, strlen(line));
 	assert_int_equal(agent_dhcp_controller_file(f, host, sizeof(host), &port, 7443), 0);
 	assert_string_equal(host, "10.77.3.2");
@@ -166,6 +168,17 @@ static void test_file(void **state)
 	char big[1024];
 	memset(big, 'a', sizeof(big));
 	f = write_file(1, big, sizeof(big));
+	assert_int_equal(agent_dhcp_controller_file(f, host, sizeof(host), &port, 7443), -E2BIG);
+	/* the bound is the file's: the hex of a full 255-byte option and two
+	 * newlines is read; one byte more is refused though its value fits */
+	char longest[256], full[2 * 255 + 4];
+	longest_value(longest);
+	snprintf(full, sizeof(full), "%.510s\n\n", hex(longest, 255));
+	f = write_file(2, full, strlen(full));
+	assert_int_equal(agent_dhcp_controller_file(f, host, sizeof(host), &port, 7443), 0);
+	assert_int_equal(strlen(host), 250);
+	strcat(full, "\n");
+	f = write_file(3, full, strlen(full));
 	assert_int_equal(agent_dhcp_controller_file(f, host, sizeof(host), &port, 7443), -E2BIG);
 }
 
