@@ -264,9 +264,11 @@ def case_expect(f):
     old_id = rec["board"]
     check(again.ask_issued() == old_id, "the same board")
     check(not a.heartbeat() and again.heartbeat(), "the board's earlier certificate is revoked")
-    for body in ({}, {"serial": "a", "uuid": "b"}, {"serial": "x\u0001"}, {"uuid": "not a uuid!"}, {"name": "x"}):
+    for body, says in (({}, "exactly one"), ({"serial": "a", "uuid": "b"}, "exactly one"),
+                       ({"serial": "x\u0001"}, "printable"), ({"uuid": "not a uuid!"}, "letters"),
+                       ({"name": "x"}, "unknown field 'name'"), ({"serial": 5}, "must be a string")):
         st, ans = f.api("POST", "/v1/expectations", body)
-        check(st == 400, f"a bad expectation {body}: {st} {ans}")
+        check(st == 400 and says in json.dumps(ans), f"a bad expectation {body}: {st} {ans}")
 
 
 def case_claims(f):
