@@ -143,9 +143,17 @@ static void api_pending__decide(struct api_call *call, struct api_reply *rep, bo
 		api_pending__none(rep, call->seg);
 		return;
 	}
-	if (r == -EALREADY) {
-		api_reply_error(rep, 409, "conflict", "pending board '%s' was %s already", call->seg,
-				accept ? "accepted or rejected" : "rejected");
+	if (r == -EALREADY) { /* say which decision stands */
+		bool rejected = db_pending_get(ctl->db, call->seg, &p) < 0 || p.state == DB_PENDING_REJECTED;
+
+		if (rejected)
+			api_reply_error(rep, 409, "conflict", "pending board '%s' was rejected already: its key stays "
+					"refused until the record expires (--pending-ttl); then the board queues again "
+					"at its next ask", call->seg);
+		else
+			api_reply_error(rep, 409, "conflict", "pending board '%s' was accepted already: it gets its "
+					"certificate when it next asks (within a few seconds); 'skyctl board reject %s' "
+					"takes the accept back until then", call->seg, call->seg);
 		return;
 	}
 	if (r < 0) {
