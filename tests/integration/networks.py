@@ -164,7 +164,8 @@ def case_roles(f):
 def case_skyctl(f):
     f.start()
     r = skyctl(f, "network", "create", "prod", "--vlan", "100")
-    check(r.returncode == 0 and "prod" in r.stdout and "100" in r.stdout, f"create: {r.stdout} {r.stderr}")
+    check(r.returncode == 0 and "prod" in r.stdout and "100" in r.stdout and "--nic prod'" in r.stderr,
+          f"create: {r.stdout} {r.stderr}")
     r = skyctl(f, "network", "create", "flat")
     check(r.returncode == 0 and "untagged" in r.stdout, f"create untagged: {r.stdout} {r.stderr}")
     r = skyctl(f, "network", "create", "bad", "--vlan", "4095")
