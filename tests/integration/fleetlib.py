@@ -452,6 +452,16 @@ def reader_token(f):
     raise Fail(f"skyrootd init printed no reader token:\n{f.init_output}")
 
 
+def role_tokens(f, roles=("reader", "operator")):
+    """A new credential of each role (named c-ROLE): {role: its token}."""
+    toks = {}
+    for role in roles:
+        st, ans = f.api("POST", "/v1/credentials", {"name": f"c-{role}", "role": role})
+        check(st == 201, f"credential {role}: {st} {ans}")
+        toks[role] = ans["token"]
+    return toks
+
+
 def metrics(f):
     """Every sample of GET /metrics (as the admin) as {'name{labels}': value}."""
     req = urllib.request.Request(f"https://127.0.0.1:{f.api_port}/metrics",

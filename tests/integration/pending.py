@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fleetlib import (SKY_SLOW, Fleet, check, link_errors, link_frames, metrics, pb_field, pb_fields,  # noqa: E402
-                      read_for, read_until_closed, run_cases, skyctl, tls_connect, wait_for)
+                      read_for, read_until_closed, role_tokens, run_cases, skyctl, tls_connect, wait_for)
 
 ERROR_NOT_ENROLLED = 3
 ERROR_BUSY = 10
@@ -406,11 +406,7 @@ def case_rate_limit(f):
 def case_roles(f):
     """Readers list; accept, reject and expect need operator."""
     f.start()
-    toks = {}
-    for role in ("reader", "operator"):
-        st, ans = f.api("POST", "/v1/credentials", {"name": f"c-{role}", "role": role})
-        check(st == 201, f"credential: {st} {ans}")
-        toks[role] = ans["token"]
+    toks = role_tokens(f)
     b = SimBoard(f, "a", "SN-ROLE-1", "5b0f4c0e-0000-4000-8000-00000000a001")
     pid = b.ask_pending()
     check(pid in pending_list(f, token=toks["reader"]), "a reader lists")
