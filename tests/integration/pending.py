@@ -220,6 +220,9 @@ def case_expect(f):
     uuid = "5B0F4C0E-0000-4000-8000-00000000EE02"
     r = skyctl(f, "-o", "json", "board", "expect", "--uuid", uuid)
     check(r.returncode == 0, f"expect --uuid: {r.stdout} {r.stderr}")
+    for flags in ([], ["--serial", "S", "--uuid", "U"]):
+        r = skyctl(f, "board", "expect", *flags)
+        check(r.returncode != 0 and "exactly one of --serial" in r.stderr, f"expect {flags}: {r.stderr}")
     r = skyctl(f, "board", "expect", "--serial", "SN-EXP-1")
     check(r.returncode != 0 and "expected already" in r.stderr, f"a second expectation of one serial: {r.stderr}")
     r = skyctl(f, "board", "expect", "--serial", "SN-GONE")
