@@ -536,13 +536,11 @@ int sky_tls_write_into(struct sky_tls *t, const void *data, size_t len, uint8_t 
 		release(ctx, out);
 		return sky_tls_write(t, data, len);
 	}
-	w = malloc(sizeof(*w));
+	w = tls_write_new(t, 0); /* its bytes are the caller's */
 	if (!w) {
 		release(ctx, out);
 		return -ENOMEM;
 	}
-	w->t = t;
-	w->len = 0;
 	w->cap = cap;
 	w->bytes = out;
 	w->release = release;

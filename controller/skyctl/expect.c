@@ -69,7 +69,8 @@ static int expect__create(struct skyctl *ctl, const char *arg)
 
 	(void)arg;
 	if (skyctl_has(o, FLAG_SERIAL) == skyctl_has(o, FLAG_UUID)) {
-		skyctl_err("give one of --serial and --uuid");
+		skyctl_err("board expect takes exactly one of --serial SERIAL and --uuid UUID (one expectation each; "
+			   "run it again for another)");
 		return -EINVAL;
 	}
 	body = json_object();

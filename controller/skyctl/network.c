@@ -60,9 +60,11 @@ static int network__create(struct skyctl *ctl, const char *arg)
 		r = network__check(answer);
 		if (r == 0)
 			network__print(answer);
-		if (r == 0)
-			fprintf(stderr, "Put a guest on it with 'skyctl guest create ... --nic %s'.\n",
-				skyctl_jstr(answer, "name", "NETWORK"));
+		if (r == 0) {
+			fputs("Put a guest on it with 'skyctl guest create ... --nic ", stderr);
+			skyctl_put_clean(stderr, skyctl_jstr(answer, "name", "NETWORK"));
+			fputs("'.\n", stderr);
+		}
 	}
 	json_decref(answer);
 	return r;

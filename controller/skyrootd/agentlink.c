@@ -89,7 +89,7 @@ static void al_image_events(struct session *s, const Skyroot__ImageStatus *was, 
 		for (size_t j = 0; j < was->n_images && !known; j++)
 			known = now->images[i]->id && was->images[j]->id && strcmp(now->images[i]->id, was->images[j]->id) == 0;
 		if (!known && now->images[i]->id)
-			ops->event(s->al->ops_ctx, "board.image_loaded", "board", s->board_id,
+			ops->event(s->al->ops_ctx, false, "board.image_loaded", "board", s->board_id,
 				   (const char *const[]){ "image", now->images[i]->id, NULL });
 	}
 	for (size_t i = 0; i < now->n_errors; i++) {
@@ -99,7 +99,7 @@ static void al_image_events(struct session *s, const Skyroot__ImageStatus *was, 
 			known = e->id && e->error && was->errors[j]->id && was->errors[j]->error &&
 				strcmp(e->id, was->errors[j]->id) == 0 && strcmp(e->error, was->errors[j]->error) == 0;
 		if (!known && e->id)
-			ops->event(s->al->ops_ctx, "board.image_failed", "board", s->board_id,
+			ops->event(s->al->ops_ctx, false, "board.image_failed", "board", s->board_id,
 				   (const char *const[]){ "image", e->id, "reason", e->error, NULL });
 	}
 }
@@ -391,7 +391,7 @@ static void al_on_closed(void *owner, int err)
 			al_unhash(s);
 			log_info("board %s: session down (%s)", s->board_id, why);
 			if (s->hello_seen && !al->stopping && al->ops.event)
-				al->ops.event(al->ops_ctx, "board.offline", "board", s->board_id,
+				al->ops.event(al->ops_ctx, false, "board.offline", "board", s->board_id,
 					      (const char *const[]){ "reason", why, NULL });
 		}
 		if (!al->stopping)

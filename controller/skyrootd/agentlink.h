@@ -30,9 +30,11 @@ struct agentlink_ops {
 	void (*boot_result)(void *ctx, const char *board_id, uint64_t req, const Skyroot__BareMetalBootResult *r);
 	/* Something an integrator watches happened (docs/api.md "Events"):
 	 * type ("board.offline"), the object's kind and id, and a detail of
-	 * key, value pairs ended by NULL.  Inside enrollment's transaction
-	 * when it tells of it. */
-	void (*event)(void *ctx, const char *type, const char *kind, const char *id, const char *const *detail);
+	 * key, value pairs ended by NULL.  in_txn: told inside the store's
+	 * transaction of what it tells (an enrollment, a new pending board),
+	 * so that the event is durable with it; else it may be written later. */
+	void (*event)(void *ctx, bool in_txn, const char *type, const char *kind, const char *id,
+		      const char *const *detail);
 };
 
 struct listener_limits;

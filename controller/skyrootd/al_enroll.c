@@ -597,14 +597,14 @@ void al_enroll_batch(uv_check_t *h)
 			it->err = al_enroll_decide(al->ctl, it);
 		if (it->err == 0 && it->pa.on && it->pa.res.verdict == PENDING_WAIT && it->pa.res.is_new &&
 		    al->ops.event) /* a new pending board: durable with its record */
-			al->ops.event(al->ops_ctx, "board.pending", "pending", it->pa.res.id,
+			al->ops.event(al->ops_ctx, true, "board.pending", "pending", it->pa.res.id,
 				      (const char *const[]){ "machine", it->uuid, "serial", it->pa.serial, NULL });
 		if (it->err == 0 && !it->pending && al->ops.event) { /* durable with the enrollment */
-			al->ops.event(al->ops_ctx, "board.enrolled", "board", it->board_id,
+			al->ops.event(al->ops_ctx, true, "board.enrolled", "board", it->board_id,
 				      (const char *const[]){ "machine", it->uuid, "token_id", it->token_id, "how",
 							     it->new_board ? "new board" : it->how, NULL });
 			if (it->token_id[0]) /* not for a pending board's accepted key */
-				al->ops.event(al->ops_ctx, "token.used", "token", it->token_id,
+				al->ops.event(al->ops_ctx, true, "token.used", "token", it->token_id,
 					      (const char *const[]){ "board", it->board_id, NULL });
 		}
 		if (it->err == 0)

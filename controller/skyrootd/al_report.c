@@ -92,7 +92,7 @@ void al_reboot_result(struct session *s, const Skyroot__RebootResult *rr)
 		break;
 	}
 	if (rr->outcome != SKYROOT__BOOT_OUTCOME__BOOT_ACCEPTED && s->al->ops.event)
-		s->al->ops.event(s->al->ops_ctx,
+		s->al->ops.event(s->al->ops_ctx, false,
 				 rr->outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED ? "board.refused" : "board.failed",
 				 "board", s->board_id, (const char *const[]){ "order", "reboot", "reason", why, NULL });
 }

@@ -61,48 +61,30 @@ static void api__network_get(struct api_call *call, struct api_reply *rep)
 /* The body {"name": N, "vlan": V} into n: 0, or -EINVAL with err. */
 static int api_network__parse(const struct http_request *req, struct network *n, char *err, size_t errlen)
 {
-	json_error_t jerr;
-	const char *key;
-	json_t *root, *v;
+	static const char *const known[] = { "name", "vlan", NULL };
+	json_t *root, *name;
 	uint64_t vlan = 0;
-	int r = -EINVAL;
+	int r = api_json_load_object(req->body, req->body_len, "network", API_NETWORK_EXAMPLE, &root, err, errlen);
 
-	root = req->body_len ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-	if (!json_is_object(root)) {
-		snprintf(err, errlen, "the body must be a JSON object like %s", API_NETWORK_EXAMPLE);
-		goto out;
-	}
-	json_object_foreach(root, key, v) {
-		if (strcmp(key, "name") == 0) {
-			if (!json_is_string(v) || json_string_length(v) >= sizeof(n->name)) {
-				snprintf(err, errlen, "name must be a string of at most %u bytes", SKY_NAME_MAX);
-				goto out;
-			}
-			snprintf(n->name, sizeof(n->name), "%s", json_string_value(v));
-		} else if (strcmp(key, "vlan") == 0) {
-			if (json_is_null(v))
-				continue;
-			if (!json_is_integer(v) || json_integer_value(v) < SKY_VLAN_MIN ||
-			    json_integer_value(v) > SKY_VLAN_MAX) {
-				snprintf(err, errlen, "vlan must be a whole number from %u to %u (or null for untagged)",
-					 SKY_VLAN_MIN, SKY_VLAN_MAX);
-				goto out;
-			}
-			vlan = (uint64_t)json_integer_value(v);
-		} else {
-			snprintf(err, errlen, "unknown field '%.64s'; the fields are name and vlan", key);
-			goto out;
-		}
-	}
-	if (!json_object_get(root, "name")) {
+	if (r < 0)
+		return r;
+	r = api_json_known_keys(root, "a network", known, err, errlen);
+	if (r == 0)
+		r = api_json_get_uint(root, "vlan", "network", SKY_VLAN_MIN, SKY_VLAN_MAX, " (or null for untagged)",
+				      &vlan, err, errlen);
+	name = json_object_get(root, "name");
+	if (r >= 0 && !name) {
 		snprintf(err, errlen, "a network needs a name, like %s", API_NETWORK_EXAMPLE);
-		goto out;
+		r = -EINVAL;
+	} else if (r >= 0 && (!json_is_string(name) || json_string_length(name) >= sizeof(n->name))) {
+		snprintf(err, errlen, "network.name must be a string of at most %u bytes", SKY_NAME_MAX);
+		r = -EINVAL;
 	}
-	if (network_check(n->name, vlan, err, errlen)) {
+	if (r >= 0) {
+		snprintf(n->name, sizeof(n->name), "%s", json_string_value(name));
+		r = network_check(n->name, vlan, err, errlen) ? 0 : -EINVAL;
 		n->vlan = (uint32_t)vlan;
-		r = 0;
 	}
-out:
 	json_decref(root);
 	return r;
 }

@@ -143,9 +143,17 @@ static void api_pending__decide(struct api_call *call, struct api_reply *rep, bo
 		api_pending__none(rep, call->seg);
 		return;
 	}
-	if (r == -EALREADY) {
-		api_reply_error(rep, 409, "conflict", "pending board '%s' was %s already", call->seg,
-				accept ? "accepted or rejected" : "rejected");
+	if (r == -EALREADY) { /* say which decision stands */
+		bool rejected = db_pending_get(ctl->db, call->seg, &p) < 0 || p.state == DB_PENDING_REJECTED;
+
+		if (rejected)
+			api_reply_error(rep, 409, "conflict", "pending board '%s' was rejected already: its key stays "
+					"refused until the record expires (--pending-ttl); then the board queues again "
+					"at its next ask", call->seg);
+		else
+			api_reply_error(rep, 409, "conflict", "pending board '%s' was accepted already: it gets its "
+					"certificate when it next asks (within a few seconds); 'skyctl board reject %s' "
+					"takes the accept back until then", call->seg, call->seg);
 		return;
 	}
 	if (r < 0) {
@@ -205,33 +213,25 @@ static void api__expect_list(struct api_call *call, struct api_reply *rep)
 /* The body {"serial": S} or {"uuid": U} into e: 0, or -EINVAL with err. */
 static int api_expect__parse(const struct http_request *req, struct db_expectation *e, char *err, size_t errlen)
 {
-	json_error_t jerr;
-	const char *key, *serial = NULL, *uuid = NULL;
-	json_t *root, *v;
-	int r = -EINVAL;
+	static const char *const known[] = { "serial", "uuid", NULL };
+	const char *val[2] = { NULL, NULL };
+	json_t *root;
+	int r = api_json_load_object(req->body, req->body_len, "expectation", API_EXPECT_EXAMPLE, &root, err, errlen);
 
-	root = req->body_len ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-	if (!json_is_object(root)) {
-		snprintf(err, errlen, "the body must be a JSON object like %s", API_EXPECT_EXAMPLE);
-		goto out;
-	}
-	json_object_foreach(root, key, v) {
-		if (strcmp(key, "serial") != 0 && strcmp(key, "uuid") != 0) {
-			snprintf(err, errlen, "unknown field '%.64s'; the fields are serial and uuid", key);
-			goto out;
+	if (r < 0)
+		return r;
+	r = api_json_known_keys(root, "an expectation", known, err, errlen);
+	for (int i = 0; r == 0 && i < 2; i++) {
+		json_t *v = json_object_get(root, known[i]);
+
+		if (v && !json_is_string(v)) {
+			snprintf(err, errlen, "expectation.%s must be a string, like %s", known[i], API_EXPECT_EXAMPLE);
+			r = -EINVAL;
 		}
-		if (!json_is_string(v)) {
-			snprintf(err, errlen, "%s must be a string", key);
-			goto out;
-		}
-		if (strcmp(key, "serial") == 0)
-			serial = json_string_value(v);
-		else
-			uuid = json_string_value(v);
+		val[i] = json_string_value(v);
 	}
-	if (pending_expect_check(e, serial, uuid, err, errlen))
-		r = 0;
-out:
+	if (r == 0 && !pending_expect_check(e, val[0], val[1], err, errlen))
+		r = -EINVAL;
 	json_decref(root);
 	return r;
 }

@@ -511,6 +511,38 @@ void db_copy_text(char *dst, size_t n, sqlite3_stmt *s, int col)
 	snprintf(dst, n, "%s", t ? (const char *)t : "");
 }
 
+int db_prepare(struct db *db, const char *sql, sqlite3_stmt **s)
+{
+	return db_err(sqlite3_prepare_v2(db->h, sql, -1, s, NULL));
+}
+
+int db_done(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : db_err(rc);
+}
+
+int db_changed(struct db *db, sqlite3_stmt *s)
+{
+	int r = db_done(s);
+
+	return r == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : r;
+}
+
+int db_one(sqlite3_stmt *s, db_row_fn row, void *out)
+{
+	int rc = sqlite3_step(s), r = 0;
+
+	if (rc == SQLITE_ROW)
+		row(s, out);
+	else
+		r = rc == SQLITE_DONE ? -ENOENT : db_err(rc);
+	sqlite3_finalize(s);
+	return r;
+}
+
 /* ---- tokens ---- */
 
 int db_token_insert(struct db *db, const struct db_token *t, const uint8_t hash[32])

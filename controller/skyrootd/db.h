@@ -28,6 +28,16 @@ int db_errno(int rc);
  * is ""), for modules with their own statements. */
 struct sqlite3_stmt;
 void db_copy_text(char *dst, size_t n, struct sqlite3_stmt *s, int col);
+/* One-off statements of such modules: db_prepare compiles sql into *s;
+ * db_done steps s, which returns no row, and finalizes it; db_changed is
+ * db_done that is -ENOENT when no row changed; db_one steps s to its first
+ * row, reads it with row(s, out) and finalizes s (-ENOENT: no row).  0 or
+ * a negative errno. */
+int db_prepare(struct db *db, const char *sql, struct sqlite3_stmt **s);
+int db_done(struct sqlite3_stmt *s);
+int db_changed(struct db *db, struct sqlite3_stmt *s);
+typedef void (*db_row_fn)(struct sqlite3_stmt *s, void *out);
+int db_one(struct sqlite3_stmt *s, db_row_fn row, void *out);
 /* PRAGMA integrity_check == "ok": 0, else -EIO. */
 int db_check(struct db *db);
 

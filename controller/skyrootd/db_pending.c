@@ -22,35 +22,10 @@ static enum db_pending_state db_pending__state(const char *s)
 	return DB_PENDING_REJECTED; /* an unknown word never lets a board in */
 }
 
-static int db_pending__prepare(struct db *db, const char *sql, sqlite3_stmt **s)
-{
-	int rc = sqlite3_prepare_v2(db_handle(db), sql, -1, s, NULL);
-
-	return rc == SQLITE_OK ? 0 : db_errno(rc);
-}
-
-/* Step a statement that returns no row; finalize it. */
-static int db_pending__done(sqlite3_stmt *s)
-{
-	int rc = sqlite3_step(s);
-
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
-
-static int db_pending__changed(struct db *db, sqlite3_stmt *s)
-{
-	int r = db_pending__done(s);
-
-	if (r == 0 && sqlite3_changes(db_handle(db)) == 0)
-		r = -ENOENT;
-	return r;
-}
-
 static int db_pending__count(struct db *db, const char *sql)
 {
 	sqlite3_stmt *s;
-	int r = db_pending__prepare(db, sql, &s), rc;
+	int r = db_prepare(db, sql, &s), rc;
 
 	if (r < 0)
 		return r;
@@ -63,12 +38,12 @@ static int db_pending__count(struct db *db, const char *sql)
 int db_pending_expire(struct db *db, int64_t now)
 {
 	sqlite3_stmt *s;
-	int r = db_pending__prepare(db, "DELETE FROM pending_boards WHERE expires_at <= ?1", &s);
+	int r = db_prepare(db, "DELETE FROM pending_boards WHERE expires_at <= ?1", &s);
 
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(s, 1, now);
-	r = db_pending__done(s);
+	r = db_done(s);
 	return r < 0 ? r : sqlite3_changes(db_handle(db));
 }
 
@@ -80,10 +55,10 @@ int db_pending_count(struct db *db)
 int db_pending_insert(struct db *db, const struct db_pending *p)
 {
 	sqlite3_stmt *s;
-	int r = db_pending__prepare(db,
-				    "INSERT INTO pending_boards (id, key_sha256, state, serial, uuid, hostname, macs, peer, "
-				    "first_seen, last_seen, expires_at, decided_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
-				    &s);
+	int r = db_prepare(db,
+			   "INSERT INTO pending_boards (id, key_sha256, state, serial, uuid, hostname, macs, peer, "
+			   "first_seen, last_seen, expires_at, decided_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+			   &s);
 
 	if (r < 0)
 		return r;
@@ -99,14 +74,15 @@ int db_pending_insert(struct db *db, const struct db_pending *p)
 	sqlite3_bind_int64(s, 10, p->last_seen);
 	sqlite3_bind_int64(s, 11, p->expires_at);
 	sqlite3_bind_int64(s, 12, p->decided_at);
-	return db_pending__done(s);
+	return db_done(s);
 }
 
 #define PENDING_COLS "id, key_sha256, state, serial, uuid, hostname, macs, peer, first_seen, last_seen, " \
 	"expires_at, decided_at"
 
-static void db_pending__row(sqlite3_stmt *s, struct db_pending *p)
+static void db_pending__row(sqlite3_stmt *s, void *out)
 {
+	struct db_pending *p = out;
 	const void *key = sqlite3_column_blob(s, 1);
 
 	memset(p, 0, sizeof(*p));
@@ -125,49 +101,35 @@ static void db_pending__row(sqlite3_stmt *s, struct db_pending *p)
 	p->decided_at = sqlite3_column_int64(s, 11);
 }
 
-static int db_pending__one(sqlite3_stmt *s, struct db_pending *out)
-{
-	int rc = sqlite3_step(s), r;
-
-	if (rc == SQLITE_ROW) {
-		db_pending__row(s, out);
-		r = 0;
-	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
-	}
-	sqlite3_finalize(s);
-	return r;
-}
-
 int db_pending_by_key(struct db *db, const uint8_t key_sha256[32], struct db_pending *out)
 {
 	sqlite3_stmt *s;
-	int r = db_pending__prepare(db, "SELECT " PENDING_COLS " FROM pending_boards WHERE key_sha256 = ?1", &s);
+	int r = db_prepare(db, "SELECT " PENDING_COLS " FROM pending_boards WHERE key_sha256 = ?1", &s);
 
 	if (r < 0)
 		return r;
 	sqlite3_bind_blob(s, 1, key_sha256, 32, SQLITE_STATIC);
-	return db_pending__one(s, out);
+	return db_one(s, db_pending__row, out);
 }
 
 int db_pending_get(struct db *db, const char *id, struct db_pending *out)
 {
 	sqlite3_stmt *s;
-	int r = db_pending__prepare(db, "SELECT " PENDING_COLS " FROM pending_boards WHERE id = ?1", &s);
+	int r = db_prepare(db, "SELECT " PENDING_COLS " FROM pending_boards WHERE id = ?1", &s);
 
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	return db_pending__one(s, out);
+	return db_one(s, db_pending__row, out);
 }
 
 int db_pending_seen(struct db *db, const char *id, int64_t now, const char *peer, int64_t expires_at)
 {
 	sqlite3_stmt *s;
-	int r = db_pending__prepare(db,
-				    "UPDATE pending_boards SET last_seen = ?2, peer = ?3, expires_at = CASE state WHEN "
-				    "'pending' THEN ?4 ELSE expires_at END WHERE id = ?1",
-				    &s);
+	int r = db_prepare(db,
+			   "UPDATE pending_boards SET last_seen = ?2, peer = ?3, expires_at = CASE state WHEN "
+			   "'pending' THEN ?4 ELSE expires_at END WHERE id = ?1",
+			   &s);
 
 	if (r < 0)
 		return r;
@@ -175,7 +137,7 @@ int db_pending_seen(struct db *db, const char *id, int64_t now, const char *peer
 	sqlite3_bind_int64(s, 2, now);
 	sqlite3_bind_text(s, 3, peer, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, expires_at);
-	return db_pending__changed(db, s);
+	return db_changed(db, s);
 }
 
 int db_pending_decide(struct db *db, const char *id, enum db_pending_state from, enum db_pending_state to,
@@ -189,10 +151,10 @@ int db_pending_decide(struct db *db, const char *id, enum db_pending_state from,
 		return r;
 	if (p.state != from)
 		return -EALREADY;
-	r = db_pending__prepare(db,
-				"UPDATE pending_boards SET state = ?2, decided_at = ?3, expires_at = ?4 WHERE id = ?1 "
-				"AND state = ?5",
-				&s);
+	r = db_prepare(db,
+		       "UPDATE pending_boards SET state = ?2, decided_at = ?3, expires_at = ?4 WHERE id = ?1 "
+		       "AND state = ?5",
+		       &s);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -200,24 +162,24 @@ int db_pending_decide(struct db *db, const char *id, enum db_pending_state from,
 	sqlite3_bind_int64(s, 3, now);
 	sqlite3_bind_int64(s, 4, expires_at);
 	sqlite3_bind_text(s, 5, db_pending_state_name(from), -1, SQLITE_STATIC);
-	return db_pending__changed(db, s);
+	return db_changed(db, s);
 }
 
 int db_pending_delete(struct db *db, const char *id)
 {
 	sqlite3_stmt *s;
-	int r = db_pending__prepare(db, "DELETE FROM pending_boards WHERE id = ?1", &s);
+	int r = db_prepare(db, "DELETE FROM pending_boards WHERE id = ?1", &s);
 
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	return db_pending__changed(db, s);
+	return db_changed(db, s);
 }
 
 int db_pending_list(struct db *db, db_pending_cb cb, void *ctx)
 {
 	sqlite3_stmt *s;
-	int rc, r = db_pending__prepare(db, "SELECT " PENDING_COLS " FROM pending_boards ORDER BY id", &s);
+	int rc, r = db_prepare(db, "SELECT " PENDING_COLS " FROM pending_boards ORDER BY id", &s);
 
 	if (r < 0)
 		return r;
@@ -240,7 +202,7 @@ int db_pending_list(struct db *db, db_pending_cb cb, void *ctx)
 int db_expect_insert(struct db *db, const struct db_expectation *e)
 {
 	sqlite3_stmt *s;
-	int r = db_pending__prepare(db, "INSERT INTO expectations (id, serial, uuid, created_at) VALUES (?1,?2,?3,?4)", &s);
+	int r = db_prepare(db, "INSERT INTO expectations (id, serial, uuid, created_at) VALUES (?1,?2,?3,?4)", &s);
 
 	if (r < 0)
 		return r;
@@ -248,7 +210,7 @@ int db_expect_insert(struct db *db, const struct db_expectation *e)
 	sqlite3_bind_text(s, 2, e->serial, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, e->uuid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, e->created_at);
-	return db_pending__done(s);
+	return db_done(s);
 }
 
 int db_expect_count(struct db *db)
@@ -259,16 +221,18 @@ int db_expect_count(struct db *db)
 int db_expect_delete(struct db *db, const char *id)
 {
 	sqlite3_stmt *s;
-	int r = db_pending__prepare(db, "DELETE FROM expectations WHERE id = ?1", &s);
+	int r = db_prepare(db, "DELETE FROM expectations WHERE id = ?1", &s);
 
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	return db_pending__changed(db, s);
+	return db_changed(db, s);
 }
 
-static void db_expect__row(sqlite3_stmt *s, struct db_expectation *e)
+static void db_expect__row(sqlite3_stmt *s, void *out)
 {
+	struct db_expectation *e = out;
+
 	memset(e, 0, sizeof(*e));
 	db_copy_text(e->id, sizeof(e->id), s, 0);
 	db_copy_text(e->serial, sizeof(e->serial), s, 1);
@@ -279,30 +243,22 @@ static void db_expect__row(sqlite3_stmt *s, struct db_expectation *e)
 int db_expect_find(struct db *db, const char *serial, const char *uuid, struct db_expectation *out)
 {
 	sqlite3_stmt *s;
-	int rc, r = db_pending__prepare(db,
-					"SELECT id, serial, uuid, created_at FROM expectations WHERE (?1 <> '' AND serial = ?1) "
-					"OR (?2 <> '' AND uuid = lower(?2)) ORDER BY created_at, id LIMIT 1",
-					&s);
+	int r = db_prepare(db,
+			   "SELECT id, serial, uuid, created_at FROM expectations WHERE (?1 <> '' AND serial = ?1) "
+			   "OR (?2 <> '' AND uuid = lower(?2)) ORDER BY created_at, id LIMIT 1",
+			   &s);
 
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, serial, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, uuid, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		db_expect__row(s, out);
-		r = 0;
-	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
-	}
-	sqlite3_finalize(s);
-	return r;
+	return db_one(s, db_expect__row, out);
 }
 
 int db_expect_list(struct db *db, db_expect_cb cb, void *ctx)
 {
 	sqlite3_stmt *s;
-	int rc, r = db_pending__prepare(db, "SELECT id, serial, uuid, created_at FROM expectations ORDER BY id", &s);
+	int rc, r = db_prepare(db, "SELECT id, serial, uuid, created_at FROM expectations ORDER BY id", &s);
 
 	if (r < 0)
 		return r;

@@ -145,16 +145,15 @@ static void wire__board_up(void *ctx, const char *board_id)
 	guests_board_up(ctl->guests, board_id);
 }
 
-static void wire__event(void *ctx, const char *type, const char *kind, const char *id, const char *const *detail)
+static void wire__event(void *ctx, bool in_txn, const char *type, const char *kind, const char *id,
+			const char *const *detail)
 {
 	struct controller *ctl = ctx;
-	/* Only an enrollment (or a new pending board) changes something stored (the event is part of
-	 * its transaction); the rest is written at the end of the loop turn
-	 * with the others (a rack that drops is one fsync). */
-	bool soon = strcmp(type, "board.enrolled") != 0 && strcmp(type, "token.used") != 0 &&
-		    strcmp(type, "board.pending") != 0;
 
-	events_add_pairs(ctl->events, soon, type, kind, id, detail);
+	/* In a transaction (an enrollment): part of it.  The rest is written
+	 * at the end of the loop turn with the others (a rack that drops is
+	 * one fsync). */
+	events_add_pairs(ctl->events, !in_txn, type, kind, id, detail);
 }
 
 static void wire__guest_report(void *ctx, const char *board_id, const Skyroot__GuestReport *r)

@@ -46,25 +46,10 @@ void network_mac_make(const uint8_t prefix[3], const uint8_t rnd[3], uint8_t out
 	memcpy(out + 3, rnd, 3);
 }
 
-static int networks__prepare(struct db *db, const char *sql, sqlite3_stmt **s)
-{
-	int rc = sqlite3_prepare_v2(db_handle(db), sql, -1, s, NULL);
-
-	return rc == SQLITE_OK ? 0 : db_errno(rc);
-}
-
-static int networks__done(sqlite3_stmt *s)
-{
-	int rc = sqlite3_step(s);
-
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
-
 int networks_insert(struct db *db, const struct network *n)
 {
 	sqlite3_stmt *s;
-	int r = networks__prepare(db, "INSERT INTO networks (id, name, vlan, created_at) VALUES (?1, ?2, ?3, ?4)", &s);
+	int r = db_prepare(db, "INSERT INTO networks (id, name, vlan, created_at) VALUES (?1, ?2, ?3, ?4)", &s);
 
 	if (r < 0)
 		return r;
@@ -72,11 +57,13 @@ int networks_insert(struct db *db, const struct network *n)
 	sqlite3_bind_text(s, 2, n->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, n->vlan);
 	sqlite3_bind_int64(s, 4, n->created_at);
-	return networks__done(s);
+	return db_done(s);
 }
 
-static void networks__row(sqlite3_stmt *s, struct network *n)
+static void networks__row(sqlite3_stmt *s, void *out)
 {
+	struct network *n = out;
+
 	memset(n, 0, sizeof(*n));
 	db_copy_text(n->id, sizeof(n->id), s, 0);
 	db_copy_text(n->name, sizeof(n->name), s, 1);
@@ -87,29 +74,21 @@ static void networks__row(sqlite3_stmt *s, struct network *n)
 int networks_get(struct db *db, const char *id_or_name, struct network *out)
 {
 	sqlite3_stmt *s;
-	int r = networks__prepare(db,
-				  "SELECT id, name, vlan, created_at FROM networks WHERE id = ?1 UNION ALL "
-				  "SELECT id, name, vlan, created_at FROM networks WHERE name = ?1 LIMIT 1",
-				  &s), rc;
+	int r = db_prepare(db,
+			   "SELECT id, name, vlan, created_at FROM networks WHERE id = ?1 UNION ALL "
+			   "SELECT id, name, vlan, created_at FROM networks WHERE name = ?1 LIMIT 1",
+			   &s);
 
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, id_or_name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		networks__row(s, out);
-		r = 0;
-	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
-	}
-	sqlite3_finalize(s);
-	return r;
+	return db_one(s, networks__row, out);
 }
 
 int networks_list(struct db *db, network_cb cb, void *ctx)
 {
 	sqlite3_stmt *s;
-	int r = networks__prepare(db, "SELECT id, name, vlan, created_at FROM networks ORDER BY name, id", &s), rc;
+	int r = db_prepare(db, "SELECT id, name, vlan, created_at FROM networks ORDER BY name, id", &s), rc;
 
 	if (r < 0)
 		return r;
@@ -130,10 +109,10 @@ int networks_list(struct db *db, network_cb cb, void *ctx)
 int networks_delete(struct db *db, const char *id, char *guest)
 {
 	sqlite3_stmt *s;
-	int r = networks__prepare(db,
-				  "SELECT COALESCE(g.name, n.guest_id) FROM guest_nics n LEFT JOIN guests g ON g.id = "
-				  "n.guest_id WHERE n.network_id = ?1 ORDER BY 1 LIMIT 1",
-				  &s), rc;
+	int r = db_prepare(db,
+			   "SELECT COALESCE(g.name, n.guest_id) FROM guest_nics n LEFT JOIN guests g ON g.id = "
+			   "n.guest_id WHERE n.network_id = ?1 ORDER BY 1 LIMIT 1",
+			   &s), rc;
 
 	if (r < 0)
 		return r;
@@ -148,21 +127,18 @@ int networks_delete(struct db *db, const char *id, char *guest)
 	sqlite3_finalize(s);
 	if (r < 0)
 		return r;
-	r = networks__prepare(db, "DELETE FROM networks WHERE id = ?1", &s);
+	r = db_prepare(db, "DELETE FROM networks WHERE id = ?1", &s);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	r = networks__done(s);
-	if (r == 0 && sqlite3_changes(db_handle(db)) == 0)
-		r = -ENOENT;
-	return r;
+	return db_changed(db, s);
 }
 
 /* 1 when a NIC has this MAC, 0 when none. */
 static int networks__mac_used(struct db *db, const char *mac)
 {
 	sqlite3_stmt *s;
-	int r = networks__prepare(db, "SELECT 1 FROM guest_nics WHERE mac = ?1", &s), rc;
+	int r = db_prepare(db, "SELECT 1 FROM guest_nics WHERE mac = ?1", &s), rc;
 
 	if (r < 0)
 		return r;
@@ -268,15 +244,15 @@ int networks_nics_store(struct db *db, const char *guest_id, const uint8_t prefi
 			if (r < 0)
 				return r;
 		}
-		r = networks__prepare(db, "INSERT INTO guest_nics (guest_id, idx, network_id, mac) VALUES (?1, ?2, ?3, ?4)",
-				      &s);
+		r = db_prepare(db, "INSERT INTO guest_nics (guest_id, idx, network_id, mac) VALUES (?1, ?2, ?3, ?4)",
+			       &s);
 		if (r < 0)
 			return r;
 		sqlite3_bind_text(s, 1, guest_id, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 2, i);
 		sqlite3_bind_text(s, 3, nics[i].network_id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 4, nics[i].mac, -1, SQLITE_STATIC);
-		r = networks__done(s);
+		r = db_done(s);
 		if (r < 0)
 			return r;
 	}
@@ -286,10 +262,10 @@ int networks_nics_store(struct db *db, const char *guest_id, const uint8_t prefi
 int networks_nics_load(struct db *db, const char *guest_id, struct guest_nic *out, unsigned max, unsigned *n)
 {
 	sqlite3_stmt *s;
-	int r = networks__prepare(db,
-				  "SELECT n.network_id, COALESCE(w.name, ''), COALESCE(w.vlan, 0), n.mac FROM guest_nics n "
-				  "LEFT JOIN networks w ON w.id = n.network_id WHERE n.guest_id = ?1 ORDER BY n.idx",
-				  &s), rc;
+	int r = db_prepare(db,
+			   "SELECT n.network_id, COALESCE(w.name, ''), COALESCE(w.vlan, 0), n.mac FROM guest_nics n "
+			   "LEFT JOIN networks w ON w.id = n.network_id WHERE n.guest_id = ?1 ORDER BY n.idx",
+			   &s), rc;
 
 	*n = 0;
 	if (r < 0)
@@ -312,10 +288,10 @@ int networks_nics_load(struct db *db, const char *guest_id, struct guest_nic *ou
 int networks_nics_forget(struct db *db, const char *guest_id)
 {
 	sqlite3_stmt *s;
-	int r = networks__prepare(db, "DELETE FROM guest_nics WHERE guest_id = ?1", &s);
+	int r = db_prepare(db, "DELETE FROM guest_nics WHERE guest_id = ?1", &s);
 
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, guest_id, -1, SQLITE_STATIC);
-	return networks__done(s);
+	return db_done(s);
 }

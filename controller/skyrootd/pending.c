@@ -169,21 +169,6 @@ bool pending_uuid_ok(const char *s)
 	return true;
 }
 
-static bool pending__hex(char ch)
-{
-	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
-}
-
-bool pending_mac_ok(const char *s)
-{
-	if (!s || strlen(s) != 17)
-		return false;
-	for (int i = 0; i < 17; i++)
-		if (i % 3 == 2 ? s[i] != ':' : !pending__hex(s[i]))
-			return false;
-	return true;
-}
-
 bool pending_macs_join(char *const *macs, size_t n, char *out, size_t outlen)
 {
 	size_t at = 0;
@@ -192,15 +177,14 @@ bool pending_macs_join(char *const *macs, size_t n, char *out, size_t outlen)
 		return false;
 	out[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
-		if (!pending_mac_ok(macs[i]) || at + 18 + 1 > outlen)
+		uint8_t mac[6];
+
+		if (sky_parse_mac(macs[i], mac) < 0 || at + SKY_MAC_LEN + 1 > outlen)
 			return false;
 		if (i)
 			out[at++] = ',';
-		for (int k = 0; k < 17; k++) {
-			char ch = macs[i][k];
-			out[at++] = ch >= 'A' && ch <= 'F' ? (char)(ch - 'A' + 'a') : ch;
-		}
-		out[at] = '\0';
+		sky_format_mac(mac, out + at);
+		at += SKY_MAC_LEN - 1;
 	}
 	return true;
 }

@@ -80,13 +80,12 @@ int pending_reject(struct db *db, const struct pending_opts *o, const char *id, 
 
 /* The claims' syntax.  A serial: 1 to 64 printable ASCII bytes.  A UUID
  * (or the agent's "mac-..." stand-in): 1 to 63 of letters, digits, '-'
- * and ':'.  A MAC: aa:bb:cc:dd:ee:ff in hex, either case. */
+ * and ':'. */
 bool pending_serial_ok(const char *s);
 bool pending_uuid_ok(const char *s);
-bool pending_mac_ok(const char *s);
-/* The MACs (n of them, each checked; at most DB_PENDING_MACS_MAX) joined
- * with ',' in lower case into out.  false when one is malformed or there
- * are too many. */
+/* The MACs (n of them, each read by sky_parse_mac; at most
+ * DB_PENDING_MACS_MAX) joined with ',' in lower case into out.  false when
+ * one is malformed or there are too many. */
 bool pending_macs_join(char *const *macs, size_t n, char *out, size_t outlen);
 /* An expectation's serial or uuid (exactly one of them given), checked;
  * the uuid in lower case.  false with a reason in err. */

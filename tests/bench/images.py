@@ -60,7 +60,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from fleetlib import ROOT, SKYCTL, SKYROOTD, Fleet, agent_args, board_fixture, free_port, metrics  # noqa: E402
+from fleetlib import (ROOT, SKYCTL, SKYROOTD, Fleet, PeakRss, agent_args, board_fixture, free_port,  # noqa: E402
+                      metrics, status_kib)
 
 SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256")
 
@@ -157,52 +158,6 @@ def ms_per_mb(cpu, nbytes):
 def has_threads_option():
     r = subprocess.run([SKYROOTD, "run", "--help"], capture_output=True, text=True)
     return re.search(r"(^|\s)--threads\b", r.stdout + r.stderr) is not None
-
-
-def status_kib(pid, field):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise BenchFail(f"no {field} in /proc/{pid}/status")
-
-
-class PeakRss:
-    """The controller's peak RSS over a phase: VmHWM reset at the start
-    (clear_refs 5) where the kernel lets us, and VmRSS polled every 5 ms."""
-
-    def __init__(self, pid):
-        self.pid = pid
-        self.base = status_kib(pid, "VmRSS")
-        try:
-            with open(f"/proc/{pid}/clear_refs", "w") as f:
-                f.write("5")
-            self.hwm_reset = True
-        except OSError:
-            self.hwm_reset = False
-        self.peak = self.base
-        self.stop_ev = threading.Event()
-        self.t = threading.Thread(target=self._poll, daemon=True)
-        self.t.start()
-
-    def _poll(self):
-        while not self.stop_ev.wait(0.005):
-            try:
-                self.peak = max(self.peak, status_kib(self.pid, "VmRSS"))
-            except (OSError, BenchFail):  # the controller is gone: the run has failed, done() says so
-                return
-
-    def stop(self):
-        self.stop_ev.set()
-        self.t.join()
-
-    def done(self):
-        self.stop()
-        self.peak = max(self.peak, status_kib(self.pid, "VmRSS"))
-        how = "VmRSS polled every 5 ms"
-        if self.hwm_reset:
-            self.peak = max(self.peak, status_kib(self.pid, "VmHWM"))
-            how = "VmHWM reset before the phase, and " + how
-        return self.base * 1024, self.peak * 1024, how
 
 
 def make_file(path, size):
@@ -621,7 +576,8 @@ def versus(f, nginx, boards, image_id, ngx_name, size, digest, runs, title, ceil
     except BaseException:
         rss.stop()
         raise
-    base, peak, how = rss.done()
+    peak = rss.stop()
+    base, how = rss.base, rss.how
     med = {"sky": summary("Skyroot", res["sky"], total), "ngx": summary("nginx  ", res["ngx"], total)}
     if ceiling:
         med["raw"] = summary("ceiling", res["raw"], total)

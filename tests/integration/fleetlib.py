@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -450,6 +451,65 @@ def reader_token(f):
         if line.startswith("Reader token"):
             return lines[i + 1].strip()
     raise Fail(f"skyrootd init printed no reader token:\n{f.init_output}")
+
+
+def role_tokens(f, roles=("reader", "operator")):
+    """A new credential of each role (named c-ROLE): {role: its token}."""
+    toks = {}
+    for role in roles:
+        st, ans = f.api("POST", "/v1/credentials", {"name": f"c-{role}", "role": role})
+        check(st == 201, f"credential {role}: {st} {ans}")
+        toks[role] = ans["token"]
+    return toks
+
+
+def status_kib(pid, field):
+    """A line of /proc/PID/status: VmRSS and VmHWM in KiB, Threads a count."""
+    with open(f"/proc/{pid}/status") as st:
+        for line in st:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise Fail(f"no {field} in /proc/{pid}/status")
+
+
+class PeakRss:
+    """The peak RSS of pid in bytes from now on: VmHWM reset (clear_refs 5)
+    where the kernel lets us, and VmRSS polled every 5 ms besides.  base:
+    the RSS at the start; stop() (again is harmless) returns the peak; how
+    says which of the two measured it."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.base = status_kib(pid, "VmRSS") << 10
+        try:
+            with open(f"/proc/{pid}/clear_refs", "w") as cr:
+                cr.write("5")
+            self.hwm = True
+        except OSError:
+            self.hwm = False
+        self.peak = self.base
+        self.done = threading.Event()
+        self.t = threading.Thread(target=self._poll, daemon=True)
+        self.t.start()
+
+    def _poll(self):
+        while not self.done.wait(0.005):
+            try:
+                self.peak = max(self.peak, status_kib(self.pid, "VmRSS") << 10)
+            except (OSError, Fail):  # the process is gone: its run has failed, and says so
+                return
+
+    def stop(self):
+        self.done.set()
+        self.t.join()
+        self.peak = max(self.peak, status_kib(self.pid, "VmRSS") << 10)
+        if self.hwm:
+            self.peak = max(self.peak, status_kib(self.pid, "VmHWM") << 10)
+        return self.peak
+
+    @property
+    def how(self):
+        return ("VmHWM reset before, and " if self.hwm else "") + "VmRSS polled every 5 ms"
 
 
 def metrics(f):

@@ -38,7 +38,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fleetlib import (ROOT, SKY_SLOW, Fleet, board_fixture, check, link_frames, pb_fields,  # noqa: E402
-                      pids_naming, read_for, run_cases, skyctl, tls_connect, wait_for)
+                      pids_naming, read_for, role_tokens, run_cases, skyctl, tls_connect, wait_for)
 from pending import SimBoard  # noqa: E402
 
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -132,11 +132,7 @@ def case_api(f):
 
 def case_roles(f):
     f.start()
-    toks = {}
-    for role in ("reader", "operator"):
-        st, ans = f.api("POST", "/v1/credentials", {"name": f"c-{role}", "role": role})
-        check(st == 201, f"credential {role}: {st} {ans}")
-        toks[role] = ans["token"]
+    toks = role_tokens(f)
     net(f, "shared", 10)
     st, ans = f.api("GET", "/v1/networks", token=toks["reader"])
     check(st == 200 and [n["name"] for n in ans["networks"]] == ["shared"], f"reader lists: {st} {ans}")
@@ -164,7 +160,8 @@ def case_roles(f):
 def case_skyctl(f):
     f.start()
     r = skyctl(f, "network", "create", "prod", "--vlan", "100")
-    check(r.returncode == 0 and "prod" in r.stdout and "100" in r.stdout, f"create: {r.stdout} {r.stderr}")
+    check(r.returncode == 0 and "prod" in r.stdout and "100" in r.stdout and "--nic prod'" in r.stderr,
+          f"create: {r.stdout} {r.stderr}")
     r = skyctl(f, "network", "create", "flat")
     check(r.returncode == 0 and "untagged" in r.stdout, f"create untagged: {r.stdout} {r.stderr}")
     r = skyctl(f, "network", "create", "bad", "--vlan", "4095")

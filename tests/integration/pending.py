@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fleetlib import (SKY_SLOW, Fleet, check, link_errors, link_frames, metrics, pb_field, pb_fields,  # noqa: E402
-                      read_for, read_until_closed, run_cases, skyctl, tls_connect, wait_for)
+                      read_for, read_until_closed, role_tokens, run_cases, skyctl, tls_connect, wait_for)
 
 ERROR_NOT_ENROLLED = 3
 ERROR_BUSY = 10
@@ -173,7 +173,7 @@ def case_accept(f):
     st, ans = f.api("POST", f"/v1/boards/{ipid}/accept")
     check(st == 200 and ans["state"] == "accepted", f"accept: {st} {ans}")
     st, ans = f.api("POST", f"/v1/boards/{ipid}/accept")
-    check(st == 409, f"accepting twice: {st} {ans}")
+    check(st == 409 and "accepted already" in json.dumps(ans), f"accepting twice: {st} {ans}")
     st, ans = f.api("POST", "/v1/boards/pnd-000000000000/accept")
     check(st == 404, f"accepting an unknown id: {st} {ans}")
     # The audit log keeps the decisions.
@@ -205,7 +205,7 @@ def case_reject(f):
     recs = pending_list(f)
     check(len(recs) == 1 and recs[pid]["state"] == "rejected", f"one rejected record: {recs}")
     st, ans = f.api("POST", f"/v1/boards/{pid}/accept")
-    check(st == 409, f"a rejected board cannot be accepted: {st} {ans}")
+    check(st == 409 and "rejected already" in json.dumps(ans), f"a rejected board cannot be accepted: {st} {ans}")
     check(board_with_uuid(f, b.uuid) == [], "no board")
     check(metrics(f).get('skyroot_enrollment_failures_total{reason="pending_rejected"}', 0) == 2,
           "counted as rejected")
@@ -220,6 +220,9 @@ def case_expect(f):
     uuid = "5B0F4C0E-0000-4000-8000-00000000EE02"
     r = skyctl(f, "-o", "json", "board", "expect", "--uuid", uuid)
     check(r.returncode == 0, f"expect --uuid: {r.stdout} {r.stderr}")
+    for flags in ([], ["--serial", "S", "--uuid", "U"]):
+        r = skyctl(f, "board", "expect", *flags)
+        check(r.returncode != 0 and "exactly one of --serial" in r.stderr, f"expect {flags}: {r.stderr}")
     r = skyctl(f, "board", "expect", "--serial", "SN-EXP-1")
     check(r.returncode != 0 and "expected already" in r.stderr, f"a second expectation of one serial: {r.stderr}")
     r = skyctl(f, "board", "expect", "--serial", "SN-GONE")
@@ -264,9 +267,11 @@ def case_expect(f):
     old_id = rec["board"]
     check(again.ask_issued() == old_id, "the same board")
     check(not a.heartbeat() and again.heartbeat(), "the board's earlier certificate is revoked")
-    for body in ({}, {"serial": "a", "uuid": "b"}, {"serial": "x\u0001"}, {"uuid": "not a uuid!"}, {"name": "x"}):
+    for body, says in (({}, "exactly one"), ({"serial": "a", "uuid": "b"}, "exactly one"),
+                       ({"serial": "x\u0001"}, "printable"), ({"uuid": "not a uuid!"}, "letters"),
+                       ({"name": "x"}, "unknown field 'name'"), ({"serial": 5}, "must be a string")):
         st, ans = f.api("POST", "/v1/expectations", body)
-        check(st == 400, f"a bad expectation {body}: {st} {ans}")
+        check(st == 400 and says in json.dumps(ans), f"a bad expectation {body}: {st} {ans}")
 
 
 def case_claims(f):
@@ -404,11 +409,7 @@ def case_rate_limit(f):
 def case_roles(f):
     """Readers list; accept, reject and expect need operator."""
     f.start()
-    toks = {}
-    for role in ("reader", "operator"):
-        st, ans = f.api("POST", "/v1/credentials", {"name": f"c-{role}", "role": role})
-        check(st == 201, f"credential: {st} {ans}")
-        toks[role] = ans["token"]
+    toks = role_tokens(f)
     b = SimBoard(f, "a", "SN-ROLE-1", "5b0f4c0e-0000-4000-8000-00000000a001")
     pid = b.ask_pending()
     check(pid in pending_list(f, token=toks["reader"]), "a reader lists")

@@ -11,11 +11,11 @@ bound and its arithmetic; al_pool.c the chunk buffers):
 Usage: streaming.py CASE (same environment as fleet.py)."""
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import SKY_SLOW, Fail, Fleet, board_fixture, check, metrics, run_cases, wait_for  # noqa: E402
+from fleetlib import (SKY_SLOW, Fail, Fleet, PeakRss, board_fixture, check, metrics, run_cases,  # noqa: E402
+                      wait_for)
 from images import CHUNK, memfd_sha256, push, rand_file  # noqa: E402
 
 BOARDS = 12
@@ -26,48 +26,6 @@ POOL_AIM = 21 << 20
 # What else grows while boards stream: sessions' TLS buffers, SQLite's
 # reader caches, the threads' arenas (measured about 4 MiB with 32 boards).
 RSS_SLACK = 8 << 20
-
-
-def status_kib(pid, field):
-    with open(f"/proc/{pid}/status") as st:
-        for line in st:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise Fail(f"no {field} in /proc/{pid}/status")
-
-
-class PeakRss:
-    """The peak RSS of pid from now on: VmHWM reset (clear_refs 5) where
-    the kernel lets us, and VmRSS polled every 5 ms besides."""
-
-    def __init__(self, pid):
-        self.pid = pid
-        self.base = status_kib(pid, "VmRSS") << 10
-        try:
-            with open(f"/proc/{pid}/clear_refs", "w") as cr:
-                cr.write("5")
-            self.hwm = True
-        except OSError:
-            self.hwm = False
-        self.peak = self.base
-        self.done = threading.Event()
-        self.t = threading.Thread(target=self._poll, daemon=True)
-        self.t.start()
-
-    def _poll(self):
-        while not self.done.wait(0.005):
-            try:
-                self.peak = max(self.peak, status_kib(self.pid, "VmRSS") << 10)
-            except (OSError, Fail):
-                return
-
-    def stop(self):
-        self.done.set()
-        self.t.join()
-        self.peak = max(self.peak, status_kib(self.pid, "VmRSS") << 10)
-        if self.hwm:
-            self.peak = max(self.peak, status_kib(self.pid, "VmHWM") << 10)
-        return self.peak
 
 
 def pool(f):
@@ -119,7 +77,7 @@ def stream_to_many(f):
         peak = rss.stop()
     secs = time.time() - t0
     print(f"{BOARDS} boards x {CHUNKS} MiB in {secs:.2f} s; controller RSS {rss.base / 1048576:.1f} MiB before, "
-          f"peak {peak / 1048576:.1f} MiB ({'VmHWM reset, and ' if rss.hwm else ''}VmRSS polled)")
+          f"peak {peak / 1048576:.1f} MiB ({rss.how})")
     for p in agents[:3]:
         check(memfd_sha256(p.p.pid, img["id"]) == want, "the right bytes on the boards")
     return peak, rss.base

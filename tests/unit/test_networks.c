@@ -16,6 +16,7 @@
 #include "common/parse.h"
 #include "controller/skyrootd/db.h"
 #include "controller/skyrootd/networks.h"
+#include "tests/unit/tmpdb.h"
 
 static void test_parse_mac(void **state)
 {
@@ -90,8 +91,7 @@ static void test_rules(void **state)
 }
 
 struct fixture {
-	char dir[64], path[96];
-	struct db *db;
+	struct tmpdb t;
 	struct network prod, flat;
 };
 
@@ -100,14 +100,11 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_networks.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/skyroot.db", f->dir);
-	assert_int_equal(db_open(f->path, &f->db), 0);
+	tmpdb_open(&f->t, "networks");
 	f->prod = (struct network){ .id = "net-000001", .name = "prod", .vlan = 100, .created_at = 1 };
 	f->flat = (struct network){ .id = "net-000002", .name = "flat", .vlan = 0, .created_at = 2 };
-	assert_int_equal(networks_insert(f->db, &f->prod), 0);
-	assert_int_equal(networks_insert(f->db, &f->flat), 0);
+	assert_int_equal(networks_insert(f->t.db, &f->prod), 0);
+	assert_int_equal(networks_insert(f->t.db, &f->flat), 0);
 	*state = f;
 	return 0;
 }
@@ -116,9 +113,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	db_close(f->db);
-	unlink(f->path);
-	rmdir(f->dir);
+	tmpdb_close(&f->t);
 	free(f);
 	return 0;
 }
@@ -129,14 +124,14 @@ static void test_store_rules(void **state)
 	struct network dup = { .id = "net-000003", .name = "prod" }, got;
 	char guest[DB_NAME_MAX];
 
-	assert_int_equal(networks_insert(f->db, &dup), -EEXIST);
-	assert_int_equal(networks_get(f->db, "prod", &got), 0);
+	assert_int_equal(networks_insert(f->t.db, &dup), -EEXIST);
+	assert_int_equal(networks_get(f->t.db, "prod", &got), 0);
 	assert_string_equal(got.id, "net-000001");
 	assert_int_equal(got.vlan, 100);
-	assert_int_equal(networks_get(f->db, "net-000002", &got), 0);
+	assert_int_equal(networks_get(f->t.db, "net-000002", &got), 0);
 	assert_string_equal(got.name, "flat");
-	assert_int_equal(networks_get(f->db, "nope", &got), -ENOENT);
-	assert_int_equal(networks_delete(f->db, "net-000009", guest), -ENOENT);
+	assert_int_equal(networks_get(f->t.db, "nope", &got), -ENOENT);
+	assert_int_equal(networks_delete(f->t.db, "net-000009", guest), -ENOENT);
 }
 
 /* Many NICs from one prefix: each under it, all different, read back the
@@ -154,9 +149,9 @@ static void test_macs_unique_stable(void **state)
 		req[i] = (struct nic_request){ .network = i % 2 ? "flat" : "net-000001" };
 	for (unsigned g = 0; g < 32; g++) {
 		snprintf(gid, sizeof(gid), "gst-%06u", g);
-		assert_int_equal(networks_nics_resolve(f->db, req, SKY_GUEST_NICS_MAX, nics, err, sizeof(err)), 0);
+		assert_int_equal(networks_nics_resolve(f->t.db, req, SKY_GUEST_NICS_MAX, nics, err, sizeof(err)), 0);
 		assert_string_equal(nics[0].mac, "");
-		assert_int_equal(networks_nics_store(f->db, gid, prefix, nics, SKY_GUEST_NICS_MAX), 0);
+		assert_int_equal(networks_nics_store(f->t.db, gid, prefix, nics, SKY_GUEST_NICS_MAX), 0);
 		for (unsigned i = 0; i < SKY_GUEST_NICS_MAX; i++) {
 			uint8_t m[6];
 
@@ -169,9 +164,9 @@ static void test_macs_unique_stable(void **state)
 		}
 	}
 	/* Stable: the same after a reopen, in order, with networks and VLANs. */
-	db_close(f->db);
-	assert_int_equal(db_open(f->path, &f->db), 0);
-	assert_int_equal(networks_nics_load(f->db, "gst-000031", back, SKY_GUEST_NICS_MAX, &n), 0);
+	db_close(f->t.db);
+	assert_int_equal(db_open(f->t.path, &f->t.db), 0);
+	assert_int_equal(networks_nics_load(f->t.db, "gst-000031", back, SKY_GUEST_NICS_MAX, &n), 0);
 	assert_int_equal(n, SKY_GUEST_NICS_MAX);
 	for (unsigned i = 0; i < n; i++) {
 		assert_string_equal(back[i].mac, all[31 * SKY_GUEST_NICS_MAX + i]);
@@ -188,49 +183,49 @@ static void test_macs_refused(void **state)
 	struct guest_nic nics[SKY_GUEST_NICS_MAX];
 	char err[NETWORK_ERR_MAX], guest[DB_NAME_MAX];
 
-	assert_int_equal(networks_nics_resolve(f->db, req, 2, nics, err, sizeof(err)), 0);
-	assert_int_equal(networks_nics_store(f->db, "gst-a", prefix, nics, 2), 0);
+	assert_int_equal(networks_nics_resolve(f->t.db, req, 2, nics, err, sizeof(err)), 0);
+	assert_int_equal(networks_nics_store(f->t.db, "gst-a", prefix, nics, 2), 0);
 	assert_string_equal(nics[0].mac, "02:00:00:00:00:01");
 	assert_memory_equal(nics[1].mac, "02:53:4b:", 9);
 	/* Taken: the operator's one, and the one the controller gave. */
 	req[0].mac = "02:00:00:00:00:01";
-	assert_int_equal(networks_nics_resolve(f->db, req, 1, nics, err, sizeof(err)), -EEXIST);
+	assert_int_equal(networks_nics_resolve(f->t.db, req, 1, nics, err, sizeof(err)), -EEXIST);
 	assert_non_null(strstr(err, "in use"));
 	{
 		struct guest_nic a[2];
 		unsigned n;
 		char upper[SKY_MAC_LEN];
 
-		assert_int_equal(networks_nics_load(f->db, "gst-a", a, 2, &n), 0);
+		assert_int_equal(networks_nics_load(f->t.db, "gst-a", a, 2, &n), 0);
 		for (size_t i = 0; i < sizeof(upper); i++)
 			upper[i] = (char)(a[1].mac[i] >= 'a' && a[1].mac[i] <= 'f' ? a[1].mac[i] - 32 : a[1].mac[i]);
 		req[0].mac = upper;
-		assert_int_equal(networks_nics_resolve(f->db, req, 1, nics, err, sizeof(err)), -EEXIST);
+		assert_int_equal(networks_nics_resolve(f->t.db, req, 1, nics, err, sizeof(err)), -EEXIST);
 	}
 	/* Multicast, zero, not a MAC, twice in one guest, no such network. */
 	req[0].mac = "01:00:5e:00:00:01";
-	assert_int_equal(networks_nics_resolve(f->db, req, 1, nics, err, sizeof(err)), -EINVAL);
+	assert_int_equal(networks_nics_resolve(f->t.db, req, 1, nics, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "unicast"));
 	req[0].mac = "00:00:00:00:00:00";
-	assert_int_equal(networks_nics_resolve(f->db, req, 1, nics, err, sizeof(err)), -EINVAL);
+	assert_int_equal(networks_nics_resolve(f->t.db, req, 1, nics, err, sizeof(err)), -EINVAL);
 	req[0].mac = "02:00:00:00:01";
-	assert_int_equal(networks_nics_resolve(f->db, req, 1, nics, err, sizeof(err)), -EINVAL);
+	assert_int_equal(networks_nics_resolve(f->t.db, req, 1, nics, err, sizeof(err)), -EINVAL);
 	req[0].mac = "02:00:00:00:00:05";
 	req[1].mac = "02:00:00:00:00:05";
-	assert_int_equal(networks_nics_resolve(f->db, req, 2, nics, err, sizeof(err)), -EINVAL);
+	assert_int_equal(networks_nics_resolve(f->t.db, req, 2, nics, err, sizeof(err)), -EINVAL);
 	req[1] = (struct nic_request){ .network = "nope" };
-	assert_int_equal(networks_nics_resolve(f->db, req, 2, nics, err, sizeof(err)), -ENOENT);
+	assert_int_equal(networks_nics_resolve(f->t.db, req, 2, nics, err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "nope"));
-	assert_int_equal(networks_nics_resolve(f->db, req, SKY_GUEST_NICS_MAX + 1, nics, err, sizeof(err)), -EINVAL);
+	assert_int_equal(networks_nics_resolve(f->t.db, req, SKY_GUEST_NICS_MAX + 1, nics, err, sizeof(err)), -EINVAL);
 	/* In use: the network cannot go; after the guest, it can, and the
 	 * MAC is free again. */
-	assert_int_equal(networks_delete(f->db, "net-000001", guest), -EBUSY);
+	assert_int_equal(networks_delete(f->t.db, "net-000001", guest), -EBUSY);
 	assert_string_equal(guest, "gst-a"); /* no guests row here: its id */
-	assert_int_equal(networks_nics_forget(f->db, "gst-a"), 0);
+	assert_int_equal(networks_nics_forget(f->t.db, "gst-a"), 0);
 	req[0] = (struct nic_request){ .network = "prod", .mac = "02:00:00:00:00:01" };
-	assert_int_equal(networks_nics_resolve(f->db, req, 1, nics, err, sizeof(err)), 0);
-	assert_int_equal(networks_delete(f->db, "net-000001", guest), 0);
-	assert_int_equal(networks_get(f->db, "prod", &(struct network){ 0 }), -ENOENT);
+	assert_int_equal(networks_nics_resolve(f->t.db, req, 1, nics, err, sizeof(err)), 0);
+	assert_int_equal(networks_delete(f->t.db, "net-000001", guest), 0);
+	assert_int_equal(networks_get(f->t.db, "prod", &(struct network){ 0 }), -ENOENT);
 }
 
 int main(void)
