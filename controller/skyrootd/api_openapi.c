@@ -1,5 +1,5 @@
-/* GET /v1/openapi.json: the API's OpenAPI 3.0 document, made when asked
- * from the route tables (paths, methods, summaries, who may call) and the
+/* GET /v1/openapi.json: the API's OpenAPI 3.0 document, made once (when
+ * first asked) from the route tables (paths, methods, summaries, who may call) and the
  * messages each row names in proto/api.proto (schemas, by walking their
  * descriptors), so it cannot drift from what the controller serves. */
 #include <ctype.h>
@@ -284,13 +284,15 @@ fail:
 
 static void api__openapi(struct api_call *call, struct api_reply *rep)
 {
-	json_t *doc = api_openapi_doc(call->api->tables, call->api->n_tables);
+	struct api *api = call->api;
 
-	if (!doc) {
+	if (!api->openapi)
+		api->openapi = api_openapi_doc(api->tables, api->n_tables);
+	if (!api->openapi) {
 		api_reply_internal(rep, -ENOMEM, "make the OpenAPI document");
 		return;
 	}
-	api_reply_ok(rep, 200, doc);
+	api_reply_ok(rep, 200, json_incref(api->openapi));
 }
 
 const struct api_route api_openapi_routes[] = {

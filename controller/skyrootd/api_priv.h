@@ -57,6 +57,10 @@ struct api {
 	bool strict;
 	const struct api_route *const *tables; /* every route (api.c), for api_openapi.c */
 	size_t n_tables;
+	/* GET /v1/openapi.json's document, made on the first request (the
+	 * tables and api.proto do not change while running); shared by every
+	 * answer, so nothing may change it (it has no "id" nor "error"). */
+	json_t *openapi;
 };
 
 /* What a connection holds across calls (http_conn_user), made on need. */
