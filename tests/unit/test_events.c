@@ -41,6 +41,20 @@ static int count_cb(void *ctx, const struct event *e)
 	return s->n >= 1000 ? 1 : 0;
 }
 
+/* The detail of a board.refused event of test_detail. */
+static int reason_cb(void *ctx, const struct event *e)
+{
+	json_t *d = json_loads(e->detail, 0, NULL);
+	const char *r = json_string_value(json_object_get(d, "reason"));
+
+	(void)ctx;
+	assert_non_null(r);
+	assert_int_equal(strlen(r), EVENTS_REASON_MAX);
+	assert_memory_equal(r, "xxx?xxxx", 8);
+	json_decref(d);
+	return 0;
+}
+
 static struct db *open_db(char *dir, size_t len)
 {
 	char path[256];
@@ -139,6 +153,8 @@ static void test_detail(void **state)
 	assert_int_equal(events_add_kv(ev, "board.refused", "board", "brd-1", "reason", big, NULL), 0);
 	assert_int_equal(events_list(ev, &all, count_cb, &s), 0);
 	assert_int_equal(s.n, 1);
+	/* Stored cut to EVENTS_REASON_MAX bytes, the byte that is not UTF-8 a '?'. */
+	assert_int_equal(events_list(ev, &all, reason_cb, &s), 0);
 	{
 		struct event e = { .rv = 7, .at_ms = 1764684000123, .type = "board.refused", .kind = "board", .id = "brd-1",
 				   .detail = "{\"reason\":\"xxx?xx\"}" };
