@@ -18,9 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -35,16 +33,7 @@ SWAGGER_PARSER = "@apidevtools/swagger-parser@13.1.0"
 
 def call(f, method, path, data=None, headers=None, token=None):
     """(status, headers, raw body) of one request."""
-    req = urllib.request.Request(f"https://127.0.0.1:{f.api_port}{path}", data=data, method=method)
-    for k, v in (headers or {}).items():
-        req.add_header(k, v)
-    if token is not False:
-        req.add_header("Authorization", f"Bearer {token or f.admin}")
-    try:
-        with urllib.request.urlopen(req, context=f.sslctx, timeout=20) as r:
-            return r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
+    return f.request(method, path, data, headers, token=token, timeout=20)
 
 
 def doc_path(route):
