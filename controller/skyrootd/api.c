@@ -542,5 +542,6 @@ void api_stop(struct api *api)
 	api_auth_stop(api);
 	api_redfish_stop(api);
 	json_decref(api->openapi);
+	api_events_stop(api);
 	free(api);
 }

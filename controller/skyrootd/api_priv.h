@@ -61,6 +61,14 @@ struct api {
 	 * tables and api.proto do not change while running); shared by every
 	 * answer, so nothing may change it (it has no "id" nor "error"). */
 	json_t *openapi;
+	/* The newest event a watch sent, as a watch's item: [0] a JSON line,
+	 * [1] length-delimited protobuf (api_events.c): made once for every
+	 * watcher that wants it. */
+	struct api_watch_item {
+		int64_t rv;
+		char *data;           /* NULL: none */
+		size_t len;
+	} watch_item[2];
 };
 
 /* What a connection holds across calls (http_conn_user), made on need. */
@@ -220,6 +228,8 @@ void api_redfish_stop(struct api *api);
  * and goes with its connection. */
 void api_events_writable(struct api *api, struct http_conn *c);
 void api_events_conn_gone(struct api *api, struct api_conn_state *st);
+/* What struct api keeps for the watches, let go (api_stop). */
+void api_events_stop(struct api *api);
 
 /* api_boot.c: firmware files go out as the client takes them. */
 void api_boot_writable(struct api *api, struct http_conn *c);

@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 from fleetlib import SKYROOTD, Fleet, check, run_cases  # noqa: E402
+from events import Watch  # noqa: E402
 from roles import code_routes  # noqa: E402
 
 PB = "application/x-protobuf"
@@ -317,6 +318,12 @@ def case_protobuf_client(f):
     st, _, raw = call(f, "GET", f"/v1/events?limit={len(evs.events)}")
     check(st == 200, f"events as JSON: {st}")
     check(list(json_format.Parse(raw, api.EventList()).events) == list(evs.events), "events: JSON and protobuf differ")
+    # A JSON watcher first, caught up and kept open: the newest event's
+    # item was made for it as a JSON line (the controller makes an event's
+    # item once for every watcher of that encoding).
+    jw = Watch(f, "since=0&heartbeat=200ms")
+    while jw.line()["type"] != "watch.heartbeat":
+        pass
     # Watched from the start: length-delimited Event messages, the same
     # events in order, then a heartbeat that covers them.
     conn = http.client.HTTPSConnection("127.0.0.1", f.api_port, context=f.sslctx, timeout=20)
@@ -325,14 +332,23 @@ def case_protobuf_client(f):
     resp = conn.getresponse()
     check(resp.status == 200 and resp.getheader("Content-Type") == PB, f"watch: {resp.status} {resp.getheaders()}")
     watched = []
-    for e in pb_watch_frames(resp, api.Event):
+    frames = pb_watch_frames(resp, api.Event)
+    for e in frames:
         if e.type == "watch.heartbeat":
             check(e.resource_version >= rvs[-1] and e.created_at.seconds > 0 and not e.kind, f"heartbeat: {e}")
             break
         watched.append(e)
-    conn.close()
     check(watched[:len(evs.events)] == list(evs.events), f"watched {[(e.resource_version, e.type) for e in watched]}, "
           f"listed {[(e.resource_version, e.type) for e in evs.events]}")
+    # A new event, live to both watchers: each in its own encoding.
+    st, body = f.api("POST", "/v1/tokens", {"uses": 1})
+    check(st == 201, f"token create: {st} {body}")
+    e = next(x for x in frames if x.type != "watch.heartbeat")
+    check(e.type == "token.created" and e.object_id == body["id"], f"live, protobuf: {e}")
+    j = jw.event()
+    check(j["type"] == "token.created" and j["object_id"] == body["id"], f"live, JSON: {j}")
+    conn.close()
+    jw.close()
 
     # Errors are an Error message, with the request's id.
     st, hdrs, raw = pb_call(f, "GET", "/v1/guests/g1")
