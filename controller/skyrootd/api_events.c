@@ -33,7 +33,6 @@ struct api_watch {
 	char type[API_EVENTS_TYPE_MAX], kind[API_EVENTS_KIND_MAX], id[DB_NAME_MAX];
 	int64_t last;                 /* every event up to this one was sent or filtered out */
 	bool pb;                      /* length-delimited Event messages, not JSON lines */
-	bool strict;                  /* check each item against Event (SKYROOTD_API_STRICT) */
 	bool catching_up;             /* reading stored events, paced by the client */
 	bool ended;
 };
@@ -178,7 +177,7 @@ static int api_watch__item(struct api_watch *aw, json_t *o, char **out, size_t *
 
 	if (!o)
 		return -ENOMEM;
-	if (aw->strict && !aw->pb && pbjson_check(API_MSG(event), o, err, sizeof(err)) < 0) {
+	if (aw->api->strict && !aw->pb && pbjson_check(API_MSG(event), o, err, sizeof(err)) < 0) {
 		log_error("api: request %s: a watch's item does not fit %s: %s; the watch is closed",
 			  http_conn_request_id(aw->c), API_MSG(event)->name, err);
 		json_decref(o);
@@ -437,7 +436,6 @@ static void api_events__watch(struct api_call *call, struct api_reply *rep, cons
 	aw->api = call->api;
 	aw->c = call->conn;
 	aw->pb = st->pb_answer;
-	aw->strict = st->strict;
 	aw->hb_ms = q->heartbeat_ms;
 	aw->buffer_max = ctl->opt.events_watch_buffer ? ctl->opt.events_watch_buffer : EVENTS_BUFFER_DEFAULT;
 	snprintf(aw->type, sizeof(aw->type), "%s", q->type);
