@@ -531,6 +531,14 @@ def case_follow(f):
     finally:
         p.send_signal(signal.SIGINT)
         p.wait(10)
+    # An output that cannot be written (a full disk): exit 1, said once,
+    # as what failed (not as the controller's stream, nor "Success").
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([SKYCTL, "--config", os.path.join(f.state, "skyctl.conf"), "events", "--follow",
+                                "--since", "0"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=20 * SKY_SLOW)
+        check(r.returncode == 1 and r.stderr == "skyctl: cannot write the events to the output\n",
+              f"--follow to a full disk: {r.returncode} {r.stderr!r}")
 
 
 def guest_artifacts():
