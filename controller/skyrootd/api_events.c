@@ -23,6 +23,11 @@
 /* The least send buffer a watch's socket gets (SO_SNDBUF). */
 #define API_EVENTS_SNDBUF_MIN (16u * 1024u)
 
+/* A watcher past its buffer is cut with a last line saying where to
+ * resume; past the HTTP layer's bound it would be dropped without one
+ * (config.c bounds --events-watch-buffer to it). */
+_Static_assert(EVENTS_BUFFER_DEFAULT <= HTTP_STREAM_QUEUE_MAX, "a watch's buffer is within a stream's bound");
+
 struct api_watch {
 	struct api *api;
 	struct http_conn *c;

@@ -42,8 +42,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import (ROOT, SKYCTL, SKY_SLOW, Fail, Fleet, Proc, agent_args, board_fixture, check,  # noqa: E402
-                      run_cases, skyctl, wait_for)
+from fleetlib import (ROOT, SKYCTL, SKYROOTD, SKY_SLOW, Fail, Fleet, Proc, agent_args,  # noqa: E402
+                      board_fixture, check, run_cases, skyctl, wait_for)
 
 
 # ---- helpers ----
@@ -379,6 +379,12 @@ def case_watch(f):
 
 
 def case_slow(f):
+    # A buffer past the HTTP layer's bound of a stream (4MiB) would let a
+    # slow watcher be dropped without its watch.cut line: refused.
+    r = subprocess.run([SKYROOTD, "run", "--state", f.state, "--events-watch-buffer", "5MiB"], capture_output=True,
+                       text=True, timeout=20 * SKY_SLOW)
+    check(r.returncode != 0 and "--events-watch-buffer '5MiB' is out of range: give 1K to 4M" in r.stderr,
+          f"--events-watch-buffer 5MiB: {r.returncode} {r.stderr}")
     f.start(extra=["--events-watch-buffer", "1024", "--events-watchers", "3"])
     base = events(f)["resource_version"]
     # heartbeat=300s: the cut comes from the events themselves, not a heartbeat.

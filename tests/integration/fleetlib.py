@@ -188,8 +188,8 @@ class Fleet:
     def api(self, method, path, body=None, auth=True, token=None):
         """(status, answer as JSON: None when empty, the bytes when not JSON)."""
         data = json.dumps(body).encode() if body is not None else None
-        st, _, raw = self.request(method, path, data, {"Content-Type": "application/json"} if data is not None else None,
-                                  token=(token or None) if auth else False)
+        headers = {"Content-Type": "application/json"} if data is not None else None
+        st, _, raw = self.request(method, path, data, headers, token=(token or None) if auth else False)
         if st < 400 and not raw:
             return st, None
         try:
