@@ -237,13 +237,29 @@ static void ev__wake(struct events *ev)
 		uv_idle_start(&ev->idle, ev__idle);
 }
 
-/* The detail's text, bounded (each value is: a longer one is a bug). */
+/* The detail's text, bounded (each value is: a longer one is a bug).
+ * Its values are strings (the API's Event.detail is map<string, string>:
+ * another value would end every protobuf watch): any other is stored as
+ * its JSON text. */
 static char *ev__text(json_t *detail)
 {
+	const char *k;
+	json_t *v;
 	char *text;
 
 	if (!detail)
 		detail = json_object();
+	json_object_foreach(detail, k, v) {
+		if (json_is_string(v))
+			continue;
+		text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!text || json_object_set_new(detail, k, json_string(text)) < 0) {
+			free(text);
+			json_decref(detail);
+			return NULL;
+		}
+		free(text);
+	}
 	text = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(detail);
 	if (text && strlen(text) > EVENTS_DETAIL_MAX) {
