@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "controller/skyctl/http.h"
 #include "controller/skyctl/output.h"
 #include "controller/skyctl/verbs.h"
@@ -116,8 +117,8 @@ static uint64_t events__backoff_ms(unsigned attempt)
 	if (cap > EVENTS_BACKOFF_MAX_MS)
 		cap = EVENTS_BACKOFF_MAX_MS;
 	/* Half fixed, half jitter: watchers of a restarted controller do not
-	 * come back in step. */
-	return cap / 2 + (uint64_t)rand() % (cap / 2 + 1);
+	 * come back in step (rand() unseeded gave every skyctl the same). */
+	return cap / 2 + sky_random_below(cap / 2 + 1);
 }
 
 int skyctl_events_watch(struct skyctl *ctl, struct skyctl_watch *w)

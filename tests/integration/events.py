@@ -179,15 +179,16 @@ def db_rows(f, sql):
         db.close()
 
 
-def readline(p, timeout):
-    """A line of P's stdout (bytes), failing after TIMEOUT seconds."""
+def readline(p, timeout, stream=None):
+    """A line of P's stdout (or STREAM) (bytes), failing after TIMEOUT seconds."""
+    s = stream or p.stdout
     buf = b""
     end = time.time() + timeout
     while not buf.endswith(b"\n"):
         left = end - time.time()
-        ready, _, _ = select.select([p.stdout], [], [], max(left, 0))
+        ready, _, _ = select.select([s], [], [], max(left, 0))
         check(ready, f"no line from skyctl in {timeout} s (so far {buf!r})")
-        b = os.read(p.stdout.fileno(), 1)
+        b = os.read(s.fileno(), 1)
         check(b != b"", f"skyctl ended: {p.poll()} {buf!r}")
         buf += b
     return buf
@@ -537,6 +538,31 @@ def case_follow(f):
     finally:
         p.send_signal(signal.SIGINT)
         p.wait(10)
+    # Followers of a controller that went away come back at random times
+    # (jitter of their backoff), not in step: no two draw the same delays.
+    conf = os.path.join(f.state, "skyctl.conf")
+    rv = events(f)["resource_version"]
+    ps = [subprocess.Popen([SKYCTL, "--config", conf, "-o", "json", "events", "--follow", "--since", str(rv)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    try:
+        tid = make_token(f)["id"]
+        for p in ps:  # each is watching: it shows the new event
+            check(json.loads(readline(p, 10 * SKY_SLOW))["object_id"] == tid, "a follower shows the new event")
+        f.ctl.stop()
+        delays = []
+        for p in ps:
+            said = []
+            while len(said) < 2:
+                line = readline(p, 20 * SKY_SLOW, p.stderr).decode()
+                if "watching the events again in" in line:
+                    said.append(line.split(" in ", 1)[1].split(" s", 1)[0])
+            delays.append(said)
+        check(len({tuple(d) for d in delays}) > 1, f"three followers drew the same delays: {delays}")
+    finally:
+        for p in ps:
+            p.send_signal(signal.SIGINT)
+            p.wait(10)
+    f.start()
     # An output that cannot be written (a full disk): exit 1, said once,
     # as what failed (not as the controller's stream, nor "Success").
     if os.path.exists("/dev/full"):
