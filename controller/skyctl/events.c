@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "controller/skyctl/http.h"
 #include "controller/skyctl/output.h"
 #include "controller/skyctl/verbs.h"
@@ -73,38 +74,39 @@ static int events__line(struct events_stream *s, const char *line, size_t n)
 	return r;
 }
 
-/* The sink's taker: split into lines, each a JSON object. */
+/* The sink's taker: split into lines, each a JSON object.  A line cut
+ * between pieces is held in buf, never more than EVENTS_LINE_MAX bytes of
+ * it, whatever size the pieces come in. */
 static int events__take(void *ud, const char *data, size_t len)
 {
 	struct events_stream *s = ud;
-	size_t start = 0;
+	const char *end = data + len;
 
-	if (s->len + len > EVENTS_LINE_MAX) {
-		/* What is held has no newline: only a line this long. */
-		const char *nl = memchr(data, '\n', len);
-		if (nl == NULL || s->len + (size_t)(nl - data) > EVENTS_LINE_MAX) {
+	while (data < end) {
+		const char *nl = memchr(data, '\n', (size_t)(end - data));
+		size_t n = (size_t)((nl != NULL ? nl : end) - data);
+		int r;
+
+		if (s->len + n > EVENTS_LINE_MAX) {
 			skyctl_err("a line of the controller's event stream is longer than %u bytes", EVENTS_LINE_MAX);
 			return -EPROTO;
 		}
-	}
-	for (size_t i = 0; i < len; i++) {
-		int r;
-
-		if (data[i] != '\n')
-			continue;
+		if (nl == NULL) { /* the start of a line: the rest comes in the next piece */
+			memcpy(s->buf + s->len, data, n);
+			s->len += n;
+			return 0;
+		}
 		if (s->len > 0) {
-			memcpy(s->buf + s->len, data + start, i - start);
-			r = events__line(s, s->buf, s->len + (i - start));
+			memcpy(s->buf + s->len, data, n);
+			r = events__line(s, s->buf, s->len + n);
 			s->len = 0;
 		} else {
-			r = events__line(s, data + start, i - start);
+			r = events__line(s, data, n);
 		}
-		start = i + 1;
+		data = nl + 1;
 		if (r != 0 || s->end)
 			return r != 0 ? r : 1;
 	}
-	memcpy(s->buf + s->len, data + start, len - start);
-	s->len += len - start;
 	return 0;
 }
 
@@ -115,8 +117,8 @@ static uint64_t events__backoff_ms(unsigned attempt)
 	if (cap > EVENTS_BACKOFF_MAX_MS)
 		cap = EVENTS_BACKOFF_MAX_MS;
 	/* Half fixed, half jitter: watchers of a restarted controller do not
-	 * come back in step. */
-	return cap / 2 + (uint64_t)rand() % (cap / 2 + 1);
+	 * come back in step (rand() unseeded gave every skyctl the same). */
+	return cap / 2 + sky_random_below(cap / 2 + 1);
 }
 
 int skyctl_events_watch(struct skyctl *ctl, struct skyctl_watch *w)

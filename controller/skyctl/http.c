@@ -678,7 +678,10 @@ static int http__report(struct skyctl *ctl, const struct skyctl_req *req, struct
 	if (k != NULL && (k->interrupted || k->stopped))
 		return 0; /* Ctrl-C, or the taker had what it wanted: not an error */
 	if (k != NULL && k->write_errno != 0) {
-		skyctl_err("cannot write %s to the output: %s", k->what, strerror(k->write_errno));
+		/* A taker said what failed itself (a line it could not read,
+		 * its own output). */
+		if (k->take == NULL)
+			skyctl_err("cannot write %s to the output: %s", k->what, strerror(k->write_errno));
 		return -k->write_errno;
 	}
 	if (k != NULL && call->cc != CURLE_OK && status >= 200 && status <= 299) {

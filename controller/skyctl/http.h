@@ -43,7 +43,7 @@ struct skyctl_sink {
 	int interrupted;           /* out: SIGINT ended it */
 	/* Instead of fd, when set: each piece as it comes; 0 goes on, > 0
 	 * ends the answer there (the call succeeds, stopped is set), < 0 is
-	 * a failure (-errno: "cannot write"). */
+	 * a failure (-errno) that the taker has said. */
 	int (*take)(void *ud, const char *data, size_t len);
 	void *ud;
 	int stopped;               /* out: take ended it */

@@ -129,11 +129,14 @@ static int main__configure(struct skyctl *ctl)
 	return 0;
 }
 
-/* Everything printed must have reached stdout: a full disk is an error. */
+/* Everything printed must have reached stdout: a full disk is an error.
+ * A command that failed has said why (its output too, when that was it). */
 static int main__finish(int code)
 {
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		skyctl_err("cannot write the output: %s", strerror(errno));
+	errno = 0;
+	if ((fflush(stdout) != 0 || ferror(stdout)) && code == 0) {
+		/* ferror() without a failing fflush: an earlier write failed (errno is gone). */
+		skyctl_err("cannot write the output%s%s", errno ? ": " : "", errno ? strerror(errno) : "");
 		return SKYCTL_EXIT_ERROR;
 	}
 	return code;

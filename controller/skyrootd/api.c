@@ -541,5 +541,7 @@ void api_stop(struct api *api)
 	http_server_stop(api->http);
 	api_auth_stop(api);
 	api_redfish_stop(api);
+	json_decref(api->openapi);
+	api_events_stop(api);
 	free(api);
 }

@@ -23,6 +23,11 @@
 /* The least send buffer a watch's socket gets (SO_SNDBUF). */
 #define API_EVENTS_SNDBUF_MIN (16u * 1024u)
 
+/* A watcher past its buffer is cut with a last line saying where to
+ * resume; past the HTTP layer's bound it would be dropped without one
+ * (config.c bounds --events-watch-buffer to it). */
+_Static_assert(EVENTS_BUFFER_DEFAULT <= HTTP_STREAM_QUEUE_MAX, "a watch's buffer is within a stream's bound");
+
 struct api_watch {
 	struct api *api;
 	struct http_conn *c;
@@ -33,7 +38,6 @@ struct api_watch {
 	char type[API_EVENTS_TYPE_MAX], kind[API_EVENTS_KIND_MAX], id[DB_NAME_MAX];
 	int64_t last;                 /* every event up to this one was sent or filtered out */
 	bool pb;                      /* length-delimited Event messages, not JSON lines */
-	bool strict;                  /* check each item against Event (SKYROOTD_API_STRICT) */
 	bool catching_up;             /* reading stored events, paced by the client */
 	bool ended;
 };
@@ -164,51 +168,50 @@ static bool api_watch__wants(const struct api_watch *aw, const struct event *e)
 	       (!aw->id[0] || strcmp(aw->id, e->id) == 0);
 }
 
-/* One item of the stream (o is owned): a JSON line, or a packed Event
- * after its length as a varint.  An item that does not fit Event (strict)
- * ends the connection: the drift guard of a stream cannot answer 500. */
-static int api_watch__line(struct api_watch *aw, json_t *o)
+/* One item of the stream from o (owned): a JSON line, or a packed Event
+ * after its length as a varint, into *out (malloc'd) and *len.  -EPROTO
+ * (logged) when o does not fit Event (strict), -ENOMEM, or pbjson's error
+ * (logged). */
+static int api_watch__item(struct api_watch *aw, json_t *o, char **out, size_t *len)
 {
 	char err[PBJSON_ERR_MAX];
 	uint8_t *msg = NULL;
 	char *text;
-	size_t n, len = 0;
+	size_t n, mlen = 0;
 	int r;
 
 	if (!o)
 		return -ENOMEM;
-	if (aw->strict && !aw->pb && pbjson_check(API_MSG(event), o, err, sizeof(err)) < 0) {
+	if (aw->api->strict && !aw->pb && pbjson_check(API_MSG(event), o, err, sizeof(err)) < 0) {
 		log_error("api: request %s: a watch's item does not fit %s: %s; the watch is closed",
 			  http_conn_request_id(aw->c), API_MSG(event)->name, err);
 		json_decref(o);
-		http_conn_close(aw->c, -EPROTO);
 		return -EPROTO;
 	}
 	if (aw->pb) {
-		r = pbjson_pack(API_MSG(event), o, &msg, &len, err, sizeof(err));
+		r = pbjson_pack(API_MSG(event), o, &msg, &mlen, err, sizeof(err));
 		json_decref(o);
 		if (r < 0) {
 			log_error("api: request %s: cannot encode a watch's item as %s: %s; the watch is closed",
 				  http_conn_request_id(aw->c), API_MSG(event)->name, err);
-			http_conn_close(aw->c, r);
 			return r;
 		}
-		text = malloc(len + 10);
+		text = malloc(mlen + 10);
 		if (!text) {
 			free(msg);
 			return -ENOMEM;
 		}
 		n = 0;
-		for (size_t v = len; ; v >>= 7) { /* the length as a varint */
+		for (size_t v = mlen; ; v >>= 7) { /* the length as a varint */
 			text[n++] = (char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
 			if (v <= 0x7f)
 				break;
 		}
-		memcpy(text + n, msg, len);
+		memcpy(text + n, msg, mlen);
 		free(msg);
-		r = http_stream_write(aw->c, text, n + len);
-		free(text);
-		return r;
+		*out = text;
+		*len = n + mlen;
+		return 0;
 	}
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -216,8 +219,24 @@ static int api_watch__line(struct api_watch *aw, json_t *o)
 		return -ENOMEM;
 	n = strlen(text);
 	text[n] = '\n'; /* the NUL becomes the line's end: one write */
-	r = http_stream_write(aw->c, text, n + 1);
-	free(text);
+	*out = text;
+	*len = n + 1;
+	return 0;
+}
+
+/* Write one item (o owned); a failure closes the connection. */
+static int api_watch__line(struct api_watch *aw, json_t *o)
+{
+	char *item;
+	size_t len;
+	int r = api_watch__item(aw, o, &item, &len);
+
+	if (r < 0) {
+		http_conn_close(aw->c, r);
+		return r;
+	}
+	r = http_stream_write(aw->c, item, len);
+	free(item);
 	return r;
 }
 
@@ -243,12 +262,29 @@ static void api_watch__cut(struct api_watch *aw)
 		       "this watcher did not keep up: resume with since=resource_version (nothing after it is lost)");
 }
 
+/* An event to the watcher when it wants it.  Every watcher that wants
+ * an event sends the same bytes: they are made once (per encoding) and
+ * kept in struct api until the next event. */
 static int api_watch__send(struct api_watch *aw, const struct event *e)
 {
+	struct api_watch_item *it = &aw->api->watch_item[aw->pb];
 	int r = 0;
 
-	if (api_watch__wants(aw, e))
-		r = api_watch__line(aw, events_json(e));
+	if (!api_watch__wants(aw, e)) {
+		aw->last = e->rv;
+		return 0;
+	}
+	if (it->rv != e->rv || !it->data) {
+		free(it->data);
+		it->data = NULL;
+		it->rv = e->rv;
+		r = api_watch__item(aw, events_json(e), &it->data, &it->len);
+		if (r < 0) {
+			http_conn_close(aw->c, r);
+			return r;
+		}
+	}
+	r = http_stream_write(aw->c, it->data, it->len);
 	if (r == 0)
 		aw->last = e->rv;
 	return r;
@@ -358,6 +394,14 @@ static void api_watch__free(uv_handle_t *h)
 	free(h->data);
 }
 
+void api_events_stop(struct api *api)
+{
+	for (size_t i = 0; i < SKY_ARRAY_SIZE(api->watch_item); i++) {
+		free(api->watch_item[i].data);
+		api->watch_item[i].data = NULL;
+	}
+}
+
 void api_events_conn_gone(struct api *api, struct api_conn_state *st)
 {
 	struct api_watch *aw = st->watch;
@@ -397,7 +441,6 @@ static void api_events__watch(struct api_call *call, struct api_reply *rep, cons
 	aw->api = call->api;
 	aw->c = call->conn;
 	aw->pb = st->pb_answer;
-	aw->strict = st->strict;
 	aw->hb_ms = q->heartbeat_ms;
 	aw->buffer_max = ctl->opt.events_watch_buffer ? ctl->opt.events_watch_buffer : EVENTS_BUFFER_DEFAULT;
 	snprintf(aw->type, sizeof(aw->type), "%s", q->type);

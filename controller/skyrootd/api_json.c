@@ -15,10 +15,7 @@
 
 /* ---- strings ---- */
 
-/* A JSON string of at most max bytes of s; bytes that are not UTF-8 (an
- * agent's DMI strings are whatever the firmware put there) become '?'.
- * NULL s is JSON null. */
-static json_t *aj_strn(const char *s, size_t max)
+json_t *api_json_strn(const char *s, size_t max)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t n, i = 0;
@@ -28,6 +25,16 @@ static json_t *aj_strn(const char *s, size_t max)
 	if (!s)
 		return json_null();
 	n = strnlen(s, max);
+	/* Cut at max: a character cut in two is left out whole (s[max] is
+	 * not read: s may be a field of exactly max bytes). */
+	if (n == max && n > 0) {
+		size_t lead = n - 1;
+
+		while (lead > 0 && n - lead < 4 && (u[lead] & 0xc0) == 0x80)
+			lead--;
+		if (u[lead] >= 0xc0 && sky_utf8_seq(u + lead, n - lead) == 0)
+			n = lead;
+	}
 	j = json_stringn(s, n);
 	if (j)
 		return j;
@@ -50,7 +57,7 @@ static json_t *aj_strn(const char *s, size_t max)
 
 static json_t *aj_str(const char *s)
 {
-	return aj_strn(s, SIZE_MAX);
+	return api_json_strn(s, SIZE_MAX);
 }
 
 /* Empty strings mean "none" in the protocol: null. */
@@ -58,7 +65,7 @@ static json_t *aj_str_or_null(const char *s, size_t max)
 {
 	if (!s || s[0] == '\0')
 		return json_null();
-	return aj_strn(s, max);
+	return api_json_strn(s, max);
 }
 
 /* RFC 3339 UTC, or null for 0 ("never"). */
@@ -256,8 +263,8 @@ json_t *api_json_board(const struct db_board *b, bool online, int64_t last_seen)
 	if (b->inventory && b->inventory_len > 0)
 		h = skyroot__hello__unpack(NULL, b->inventory_len, b->inventory);
 
-	bad |= aj_set(o, "id", aj_strn(b->id, sizeof(b->id)));
-	bad |= aj_set(o, "name", aj_strn(b->name, sizeof(b->name)));
+	bad |= aj_set(o, "id", api_json_strn(b->id, sizeof(b->id)));
+	bad |= aj_set(o, "name", api_json_strn(b->name, sizeof(b->name)));
 	bad |= aj_set(o, "state", json_string(online ? "online" : b->baremetal ? "baremetal" : "offline"));
 	bad |= aj_set(o, "uuid", aj_str_or_null(b->uuid, sizeof(b->uuid)));
 	bad |= aj_set(o, "cpus", h ? json_integer(h->cpus) : json_null());
@@ -318,14 +325,14 @@ json_t *api_json_token(const struct db_token *t, int64_t now)
 
 	if (!o)
 		return NULL;
-	bad |= aj_set(o, "id", aj_strn(t->id, sizeof(t->id)));
+	bad |= aj_set(o, "id", api_json_strn(t->id, sizeof(t->id)));
 	bad |= aj_set(o, "state", json_string(api_json_token_state(t, now)));
 	bad |= aj_set(o, "uses", json_integer(t->uses));
 	bad |= aj_set(o, "uses_left", json_integer(t->uses_left));
 	bad |= aj_set(o, "created_at", api_json_time(t->created_at));
 	bad |= aj_set(o, "expires_at", api_json_time(t->expires_at));
 	if (t->board_id[0])
-		bad |= aj_set(o, "board", aj_strn(t->board_id, sizeof(t->board_id)));
+		bad |= aj_set(o, "board", api_json_strn(t->board_id, sizeof(t->board_id)));
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -352,7 +359,7 @@ json_t *api_json_token_created(const struct db_token *t, const char *secret,
 		json_decref(cmd);
 		return NULL;
 	}
-	bad |= aj_set(o, "id", aj_strn(t->id, sizeof(t->id)));
+	bad |= aj_set(o, "id", api_json_strn(t->id, sizeof(t->id)));
 	bad |= aj_set(o, "token", aj_str(secret));
 	bad |= aj_set(o, "ca_pin", aj_str(ca_pin));
 	bad |= aj_set(o, "controller", aj_str(controller));
@@ -362,7 +369,7 @@ json_t *api_json_token_created(const struct db_token *t, const char *secret,
 	bad |= aj_set(o, "created_at", api_json_time(t->created_at));
 	bad |= aj_set(o, "expires_at", api_json_time(t->expires_at));
 	if (t->board_id[0])
-		bad |= aj_set(o, "board", aj_strn(t->board_id, sizeof(t->board_id)));
+		bad |= aj_set(o, "board", api_json_strn(t->board_id, sizeof(t->board_id)));
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -839,21 +846,21 @@ int api_json_board_images(json_t *board, const Skyroot__ImageStatus *st)
 			sky_format_hex(ci->sha256.data, 32, hex);
 		else
 			hex[0] = '\0';
-		if (json_array_append_new(images, json_pack("{s:o, s:s, s:o}", "id", aj_strn(ci->id, DB_ID_MAX),
+		if (json_array_append_new(images, json_pack("{s:o, s:s, s:o}", "id", api_json_strn(ci->id, DB_ID_MAX),
 							    "sha256", hex, "size_bytes", aj_u64(ci->size))) < 0)
 			goto fail;
 	}
 	for (size_t i = 0; st && i < st->n_fetching; i++) {
 		const Skyroot__ImageProgress *p = st->fetching[i];
-		if (json_array_append_new(fetching, json_pack("{s:o, s:I, s:I}", "id", aj_strn(p->id, DB_ID_MAX),
+		if (json_array_append_new(fetching, json_pack("{s:o, s:I, s:I}", "id", api_json_strn(p->id, DB_ID_MAX),
 							      "done_chunks", (json_int_t)p->done_chunks,
 							      "chunks", (json_int_t)p->chunks)) < 0)
 			goto fail;
 	}
 	for (size_t i = 0; st && i < st->n_errors; i++) {
 		const Skyroot__ImageError *e = st->errors[i];
-		if (json_array_append_new(errors, json_pack("{s:o, s:o}", "id", aj_strn(e->id, DB_ID_MAX),
-							    "error", aj_strn(e->error, 512))) < 0)
+		if (json_array_append_new(errors, json_pack("{s:o, s:o}", "id", api_json_strn(e->id, DB_ID_MAX),
+							    "error", api_json_strn(e->error, 512))) < 0)
 			goto fail;
 	}
 	if (json_object_set_new(board, "images", images) < 0 ||
@@ -875,7 +882,7 @@ int api_json_board_boot(json_t *board, const struct boot_status *st)
 	if (!st)
 		return json_object_set_new(board, "boot", json_null()) < 0 ? -ENOMEM : 0;
 	o = json_pack("{s:s, s:o, s:o, s:o, s:o}", "state", boots_state_name(st->state),
-		      "request_id", aj_u64(st->request_id), "kernel", aj_strn(st->kernel, sizeof(st->kernel)),
+		      "request_id", aj_u64(st->request_id), "kernel", api_json_strn(st->kernel, sizeof(st->kernel)),
 		      "error", aj_str_or_null(st->error, sizeof(st->error)), "updated_at", api_json_time(st->at));
 	if (!o || json_object_set_new(board, "boot", o) < 0)
 		return -ENOMEM;

@@ -28,6 +28,12 @@
 /* Room for an error message written by a validator. */
 #define API_JSON_ERR_MAX 256
 
+/* A JSON string of at most max bytes of s (SIZE_MAX: all of it); bytes
+ * that are not UTF-8 (an agent's DMI strings, a board's reasons: whatever
+ * it sent) become '?', and a character cut at max is left out.  NULL s is
+ * JSON null. */
+json_t *api_json_strn(const char *s, size_t max);
+
 /* {"error": {"code": code, "message": <printf>}} */
 json_t *api_json_error(const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

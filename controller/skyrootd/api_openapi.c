@@ -1,5 +1,5 @@
-/* GET /v1/openapi.json: the API's OpenAPI 3.0 document, made when asked
- * from the route tables (paths, methods, summaries, who may call) and the
+/* GET /v1/openapi.json: the API's OpenAPI 3.0 document, made once (when
+ * first asked) from the route tables (paths, methods, summaries, who may call) and the
  * messages each row names in proto/api.proto (schemas, by walking their
  * descriptors), so it cannot drift from what the controller serves. */
 #include <ctype.h>
@@ -61,19 +61,6 @@ static json_t *oa_value(json_t *schemas, const ProtobufCFieldDescriptor *f)
 	return json_object();
 }
 
-/* A map field: repeated XxxEntry {key = 1; value = 2}. */
-static bool oa_is_map(const ProtobufCFieldDescriptor *f)
-{
-	const ProtobufCMessageDescriptor *e = f->descriptor;
-	size_t n;
-
-	if (f->label != PROTOBUF_C_LABEL_REPEATED || f->type != PROTOBUF_C_TYPE_MESSAGE)
-		return false;
-	n = strlen(e->short_name);
-	return n > 5 && strcmp(e->short_name + n - 5, "Entry") == 0 && e->n_fields == 2 &&
-	       strcmp(e->fields[0].name, "key") == 0 && strcmp(e->fields[1].name, "value") == 0;
-}
-
 /* The schema of a message as JSON writes it: the well-known types inline,
  * the others as a reference into schemas (added on first use). */
 static json_t *oa_message_ref(json_t *schemas, const ProtobufCMessageDescriptor *d)
@@ -91,8 +78,8 @@ static json_t *oa_message_ref(json_t *schemas, const ProtobufCMessageDescriptor 
 		return oa_nullable(json_pack("{s:s, s:{}}", "type", "array", "items"));
 	if (strcmp(d->name, "skyroot.api.v1.LabelValue") == 0)
 		return oa_nullable(json_pack("{s:s}", "type", "string"));
-	if (strncmp(d->name, "google.protobuf.", 16) == 0 && d->n_fields == 1 && strcmp(d->fields[0].name, "value") == 0)
-		return oa_nullable(oa_value(schemas, &d->fields[0])); /* a wrapper */
+	if (pbjson_is_wrapper(d))
+		return oa_nullable(oa_value(schemas, &d->fields[0]));
 	snprintf(ref, sizeof(ref), OA_REF "%s", d->short_name);
 	if (!json_object_get(schemas, d->short_name)) {
 		s = json_pack("{s:s, s:s, s:b, s:{}}", "type", "object", "x-protobuf-message", d->name,
@@ -104,7 +91,7 @@ static json_t *oa_message_ref(json_t *schemas, const ProtobufCMessageDescriptor 
 			const ProtobufCFieldDescriptor *f = &d->fields[i];
 			json_t *v;
 
-			if (oa_is_map(f)) {
+			if (pbjson_is_map(f)) {
 				const ProtobufCMessageDescriptor *ed = f->descriptor;
 				v = json_pack("{s:s, s:o}", "type", "object", "additionalProperties",
 					      oa_value(schemas, &ed->fields[1]));
@@ -284,13 +271,15 @@ fail:
 
 static void api__openapi(struct api_call *call, struct api_reply *rep)
 {
-	json_t *doc = api_openapi_doc(call->api->tables, call->api->n_tables);
+	struct api *api = call->api;
 
-	if (!doc) {
+	if (!api->openapi)
+		api->openapi = api_openapi_doc(api->tables, api->n_tables);
+	if (!api->openapi) {
 		api_reply_internal(rep, -ENOMEM, "make the OpenAPI document");
 		return;
 	}
-	api_reply_ok(rep, 200, doc);
+	api_reply_ok(rep, 200, json_incref(api->openapi));
 }
 
 const struct api_route api_openapi_routes[] = {

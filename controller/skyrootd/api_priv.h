@@ -57,6 +57,18 @@ struct api {
 	bool strict;
 	const struct api_route *const *tables; /* every route (api.c), for api_openapi.c */
 	size_t n_tables;
+	/* GET /v1/openapi.json's document, made on the first request (the
+	 * tables and api.proto do not change while running); shared by every
+	 * answer, so nothing may change it (it has no "id" nor "error"). */
+	json_t *openapi;
+	/* The newest event a watch sent, as a watch's item: [0] a JSON line,
+	 * [1] length-delimited protobuf (api_events.c): made once for every
+	 * watcher that wants it. */
+	struct api_watch_item {
+		int64_t rv;
+		char *data;           /* NULL: none */
+		size_t len;
+	} watch_item[2];
 };
 
 /* What a connection holds across calls (http_conn_user), made on need. */
@@ -216,6 +228,8 @@ void api_redfish_stop(struct api *api);
  * and goes with its connection. */
 void api_events_writable(struct api *api, struct http_conn *c);
 void api_events_conn_gone(struct api *api, struct api_conn_state *st);
+/* What struct api keeps for the watches, let go (api_stop). */
+void api_events_stop(struct api *api);
 
 /* api_boot.c: firmware files go out as the client takes them. */
 void api_boot_writable(struct api *api, struct http_conn *c);

@@ -7,6 +7,7 @@
  * authenticated: a forged or altered token is a 400, never another page or
  * another list's. */
 #include <errno.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -114,74 +115,92 @@ int api_page_token_decode(const uint8_t key[API_PAGE_KEY_LEN], const char *tok, 
 	return 0;
 }
 
-#define API_Q_SEEN_LIMIT (1u << 8)
-#define API_Q_SEEN_TOKEN (1u << 9)
-
 /* Say what is wrong in err and refuse. */
 #define API_QUERY_FAIL(...) return (snprintf(err, errlen, __VA_ARGS__), -EINVAL)
+
+#define API_QUERY_END INT_MAX
+
+/* The next parameter of the query string at *p (up to end): one of keys
+ * (NULL-terminated, at most 32; takes says which, for the messages), its
+ * value %-decoded into val.  Its index in keys, API_QUERY_END when none
+ * is left, or -EINVAL with err: unknown, given twice (*seen has a bit per
+ * key given), without a value, or a value that does not decode. */
+static int api_query__next(const char **p, const char *end, const char *const *keys, const char *takes, unsigned *seen,
+			   char *val, size_t vlen, char *err, size_t errlen)
+{
+	while (*p && *p < end) {
+		const char *s = *p, *amp = memchr(s, '&', (size_t)(end - s));
+		const char *stop = amp ? amp : end;
+		const char *eq = memchr(s, '=', (size_t)(stop - s));
+		size_t kl = (size_t)((eq ? eq : stop) - s);
+		char key[24];
+		int k;
+
+		*p = amp ? amp + 1 : end;
+		if (stop == s) /* "a=1&&b=2", a trailing '&' */
+			continue;
+		if (kl >= sizeof(key) || api_json_decode_segment(s, kl, key, sizeof(key)) < 0 || !key[0])
+			API_QUERY_FAIL("unknown query parameter '%.*s'; %s", (int)(kl > 40 ? 40 : kl), s, takes);
+		for (k = 0; keys[k] && strcmp(keys[k], key) != 0; k++)
+			;
+		if (!keys[k])
+			API_QUERY_FAIL("unknown query parameter '%s'; %s", key, takes);
+		if (*seen & (1u << k))
+			API_QUERY_FAIL("query parameter '%s' is given twice; give it once", key);
+		*seen |= 1u << k;
+		if (!eq)
+			API_QUERY_FAIL("query parameter '%s' needs a value ('%s=...')", key, key);
+		if (api_json_decode_segment(eq + 1, (size_t)(stop - eq - 1), val, vlen) < 0)
+			API_QUERY_FAIL("query parameter '%s' has a bad %%-escape, a '/', a control character or is too "
+				       "long", key);
+		return k;
+	}
+	return API_QUERY_END;
+}
 
 int api_query_parse_list(const char *q, size_t qlen, const uint8_t page_key[API_PAGE_KEY_LEN], const char *list,
 			 const char *id_prefix, unsigned allowed, struct api_list_query *out, char *err, size_t errlen)
 {
 	struct api_list_query res = { .limit = API_LIST_LIMIT_DEFAULT };
+	const char *p = q, *end = q ? q + qlen : NULL, *keys[6];
+	char takes[80], val[API_QUERY_VALUE_MAX];
 	unsigned seen = 0;
-	const char *p = q, *end = q ? q + qlen : NULL;
-	char filters[64];
+	size_t nk = 0, n;
+	int k;
 
-	snprintf(filters, sizeof(filters), "limit, page_token%s%s%s", (allowed & API_QUERY_STATE) ? ", state" : "",
-		 (allowed & API_QUERY_BOARD) ? ", board" : "", (allowed & API_QUERY_LABEL) ? ", label" : "");
-	while (p && p < end) {
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *stop = amp ? amp : end;
-		const char *eq = memchr(p, '=', (size_t)(stop - p));
-		char key[24], val[API_QUERY_VALUE_MAX];
-		size_t kl = (size_t)((eq ? eq : stop) - p);
-		unsigned bit;
+	keys[nk++] = "limit";
+	keys[nk++] = "page_token";
+	if (allowed & API_QUERY_STATE)
+		keys[nk++] = "state";
+	if (allowed & API_QUERY_BOARD)
+		keys[nk++] = "board";
+	if (allowed & API_QUERY_LABEL)
+		keys[nk++] = "label";
+	keys[nk] = NULL;
+	n = (size_t)snprintf(takes, sizeof(takes), "this list takes");
+	for (size_t i = 0; i < nk && n < sizeof(takes); i++)
+		n += (size_t)snprintf(takes + n, sizeof(takes) - n, "%s %s", i ? "," : "", keys[i]);
+	while ((k = api_query__next(&p, end, keys, takes, &seen, val, sizeof(val), err, errlen)) != API_QUERY_END) {
+		const char *key;
 
-		if (stop == p) { /* "a=1&&b=2", a trailing '&' */
-			p = amp ? amp + 1 : end;
-			continue;
-		}
-		if (kl >= sizeof(key) || api_json_decode_segment(p, kl, key, sizeof(key)) < 0 || !key[0])
-			API_QUERY_FAIL("unknown query parameter '%.*s'; this list takes %s", (int)(kl > 40 ? 40 : kl), p,
-				       filters);
-		if (!eq)
-			API_QUERY_FAIL("query parameter '%s' needs a value ('%s=...')", key, key);
-		if (api_json_decode_segment(eq + 1, (size_t)(stop - eq - 1), val, sizeof(val)) < 0)
-			API_QUERY_FAIL("query parameter '%s' has a bad %%-escape, a '/', a control character "
-					       "or is too long", key);
-		if (strcmp(key, "limit") == 0)
-			bit = API_Q_SEEN_LIMIT;
-		else if (strcmp(key, "page_token") == 0)
-			bit = API_Q_SEEN_TOKEN;
-		else if (strcmp(key, "state") == 0 && (allowed & API_QUERY_STATE))
-			bit = API_QUERY_STATE;
-		else if (strcmp(key, "board") == 0 && (allowed & API_QUERY_BOARD))
-			bit = API_QUERY_BOARD;
-		else if (strcmp(key, "label") == 0 && (allowed & API_QUERY_LABEL))
-			bit = API_QUERY_LABEL;
-		else
-			API_QUERY_FAIL("unknown query parameter '%s'; this list takes %s", key, filters);
-		if (seen & bit)
-			API_QUERY_FAIL("query parameter '%s' is given twice; give it once", key);
-		seen |= bit;
-		if (bit == API_Q_SEEN_LIMIT) {
+		if (k < 0)
+			return k;
+		key = keys[k];
+		if (strcmp(key, "limit") == 0) {
 			uint64_t v;
-			if (sky_parse_uint(val, 1, API_LIST_LIMIT_MAX, &v) < 0) {
-				snprintf(err, errlen, "limit must be a whole number from 1 to %u (the default is %u)",
-					 API_LIST_LIMIT_MAX, API_LIST_LIMIT_DEFAULT);
-				return -EINVAL;
-			}
+			if (sky_parse_uint(val, 1, API_LIST_LIMIT_MAX, &v) < 0)
+				API_QUERY_FAIL("limit must be a whole number from 1 to %u (the default is %u)",
+					       API_LIST_LIMIT_MAX, API_LIST_LIMIT_DEFAULT);
 			res.limit = (uint32_t)v;
-		} else if (bit == API_Q_SEEN_TOKEN) {
+		} else if (strcmp(key, "page_token") == 0) {
 			if (api_page_token_decode(page_key, val, list, id_prefix, res.after) < 0)
 				API_QUERY_FAIL("page_token is not one this list gave; pass the next_page_token "
 						       "of the previous page of GET /v1/%s unchanged, or none for the first page", list);
-		} else if (bit == API_QUERY_STATE) {
+		} else if (strcmp(key, "state") == 0) {
 			if (!val[0] || strlen(val) >= sizeof(res.state))
 				API_QUERY_FAIL("state must be a state name of %s (1 to 31 bytes)", list);
 			memcpy(res.state, val, strlen(val) + 1);
-		} else if (bit == API_QUERY_LABEL) {
+		} else if (strcmp(key, "label") == 0) {
 			if (api_label_filter_parse(val, res.label_key, res.label_value, &res.label_has_value) < 0)
 				API_QUERY_FAIL("label must be KEY=VALUE or KEY (%%3D for '=' in a URL is fine): a key of "
 					       "1 to %u bytes of letters, digits, '.', '_', '-' and '/', a value of at most %u",
@@ -191,7 +210,6 @@ int api_query_parse_list(const char *q, size_t qlen, const uint8_t page_key[API_
 				API_QUERY_FAIL("board must be a board's id or name (1 to 63 bytes)");
 			memcpy(res.board, val, strlen(val) + 1);
 		}
-		p = amp ? amp + 1 : end;
 	}
 	*out = res;
 	return 0;
@@ -236,37 +254,17 @@ int api_query_parse_events(const char *q, size_t qlen, const uint8_t page_key[AP
 {
 	struct api_events_query res = { .limit = API_LIST_LIMIT_DEFAULT, .heartbeat_ms = API_EVENTS_HEARTBEAT_DEFAULT_MS };
 	const char *p = q, *end = q ? q + qlen : NULL;
+	char val[API_PAGE_TOKEN_MAX + 1];
 	unsigned seen = 0;
+	int k;
 
-	while (p && p < end) {
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *stop = amp ? amp : end;
-		const char *eq = memchr(p, '=', (size_t)(stop - p));
-		char key[24], val[API_PAGE_TOKEN_MAX + 1];
-		size_t kl = (size_t)((eq ? eq : stop) - p);
-		unsigned k;
+	while ((k = api_query__next(&p, end, api_query__events_keys, "GET /v1/events takes limit, page_token, since, "
+				    "type, kind, id, watch and heartbeat", &seen, val, sizeof(val), err, errlen)) !=
+	       API_QUERY_END) {
 		uint64_t v;
 
-		if (stop == p) {
-			p = amp ? amp + 1 : end;
-			continue;
-		}
-		if (kl >= sizeof(key) || api_json_decode_segment(p, kl, key, sizeof(key)) < 0 || !key[0])
-			API_QUERY_FAIL("unknown query parameter '%.*s'; GET /v1/events takes limit, page_token, since, "
-				       "type, kind, id, watch and heartbeat", (int)(kl > 40 ? 40 : kl), p);
-		for (k = 0; api_query__events_keys[k] && strcmp(api_query__events_keys[k], key) != 0; k++)
-			;
-		if (!api_query__events_keys[k])
-			API_QUERY_FAIL("unknown query parameter '%s'; GET /v1/events takes limit, page_token, since, type, "
-				       "kind, id, watch and heartbeat", key);
-		if (seen & (1u << k))
-			API_QUERY_FAIL("query parameter '%s' is given twice; give it once", key);
-		seen |= 1u << k;
-		if (!eq)
-			API_QUERY_FAIL("query parameter '%s' needs a value ('%s=...')", key, key);
-		if (api_json_decode_segment(eq + 1, (size_t)(stop - eq - 1), val, sizeof(val)) < 0)
-			API_QUERY_FAIL("query parameter '%s' has a bad %%-escape, a '/', a control character "
-				       "or is too long", key);
+		if (k < 0)
+			return k;
 		switch (k) {
 		case 0:
 			if (sky_parse_uint(val, 1, API_LIST_LIMIT_MAX, &v) < 0)
@@ -323,7 +321,6 @@ int api_query_parse_events(const char *q, size_t qlen, const uint8_t page_key[AP
 			res.heartbeat_ms = v;
 			break;
 		}
-		p = amp ? amp + 1 : end;
 	}
 	if (res.watch && (seen & 3u))
 		API_QUERY_FAIL("a watch takes no limit or page_token: it sends every event after since; list "

@@ -132,6 +132,26 @@ static bool api_reply__is_pb(const char *s, size_t n)
 	return api_reply__type_is(s, n, API_PROTOBUF) || api_reply__type_is(s, n, "application/protobuf");
 }
 
+/* An Accept header's q value at s (up to end) in thousandths: "0", "1",
+ * "0.5", "0.125" (RFC 9110's qvalue; more digits are taken, not
+ * counted); anything else is 0, as if not accepted. */
+static int api_reply__qvalue(const char *s, const char *end)
+{
+	int q, scale = 100;
+
+	if (s >= end || (*s != '0' && *s != '1'))
+		return 0;
+	q = *s++ == '1' ? 1000 : 0;
+	if (s < end && *s == '.')
+		for (s++; s < end && *s >= '0' && *s <= '9'; s++, scale /= 10)
+			q += (*s - '0') * scale;
+	while (s < end && (*s == ' ' || *s == '\t'))
+		s++;
+	if (s < end && *s != ';')
+		return 0;
+	return q > 1000 ? 1000 : q;
+}
+
 /* The best q (0 to 1000) an Accept header gives JSON and protobuf; an
  * absent or empty header takes JSON. */
 static void api_reply__accept(const char *accept, int *q_json, int *q_pb)
@@ -161,10 +181,8 @@ static void api_reply__accept(const char *accept, int *q_json, int *q_pb)
 				const char *v = p + 1;
 				while (v < end && *v == ' ')
 					v++;
-				if (end - v >= 2 && (v[0] == 'q' || v[0] == 'Q') && v[1] == '=') {
-					double x = strtod(v + 2, NULL);
-					q = x <= 0 ? 0 : x >= 1 ? 1000 : (int)(x * 1000);
-				}
+				if (end - v >= 2 && (v[0] == 'q' || v[0] == 'Q') && v[1] == '=')
+					q = api_reply__qvalue(v + 2, end);
 			}
 		}
 		if (api_reply__is_pb(s, n)) {

@@ -135,8 +135,8 @@ static const struct config_key config_keys[] = {
 	COUNT("events-keep", events_keep, 100000000, "events kept, the newest (default 10000); a watch from an\nolder resource version is 410 Gone"),
 	COUNT("events-watchers", events_watchers, 100000, "watchers of GET /v1/events at once (default 128; then 503)"),
 	{ .opt = { .name = "events-watch-buffer", .kind = SKY_ARG_SIZE, .metavar = "SIZE",
-		   .help = "bytes a watcher of the events may leave untaken before it\nis cut with a line saying where to resume (default 1MiB)",
-		   .min = 1024, .max = 1ull << 30 },
+		   .help = "bytes a watcher of the events may leave untaken before it\nis cut with a line saying where to resume (default 1MiB, at\nmost 4MiB)",
+		   .min = 1024, .max = HTTP_STREAM_QUEUE_MAX },
 	  .off = F(events_watch_buffer), .live = true },
 	{ .opt = { .name = "mac-prefix", .kind = SKY_ARG_CALLBACK, .cb = config__mac_prefix, .metavar = "XX:XX:XX",
 		   .help = "the first three bytes of the MACs the controller gives guests'\nNICs: locally administered "

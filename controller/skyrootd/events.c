@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "controller/skyrootd/api_json.h"
 
 /* Rows read back from the store at a time to hand to watchers. */
 #define EVENTS_FAN_BATCH 256
@@ -192,37 +193,6 @@ bool events_type_ok(const char *type)
 	return true;
 }
 
-/* A JSON string of at most max bytes of s, bytes that are not UTF-8 as '?'
- * (a board's words are whatever it sent). */
-static json_t *ev__str(const char *s, size_t max)
-{
-	size_t n = strnlen(s, max), i;
-	char *copy;
-	json_t *j;
-
-	/* Do not cut a sequence in two. */
-	while (n > 0 && s[n] != '\0' && ((unsigned char)s[n] & 0xc0) == 0x80)
-		n--;
-	j = json_stringn(s, n);
-	if (j)
-		return j;
-	copy = malloc(n + 1);
-	if (!copy)
-		return NULL;
-	for (i = 0; i < n;) {
-		size_t k = sky_utf8_seq((const unsigned char *)s + i, n - i);
-		if (k == 0) {
-			copy[i++] = '?';
-			continue;
-		}
-		memcpy(copy + i, s + i, k);
-		i += k;
-	}
-	j = json_stringn(copy, n);
-	free(copy);
-	return j;
-}
-
 int events_add_kv(struct events *ev, const char *type, const char *kind, const char *id, ...)
 {
 	json_t *d;
@@ -238,7 +208,7 @@ int events_add_kv(struct events *ev, const char *type, const char *kind, const c
 	while ((k = va_arg(ap, const char *))) {
 		const char *v = va_arg(ap, const char *);
 		if (v && v[0])
-			json_object_set_new(d, k, ev__str(v, EVENTS_REASON_MAX));
+			json_object_set_new(d, k, api_json_strn(v, EVENTS_REASON_MAX));
 	}
 	va_end(ap);
 	return events_add(ev, type, kind, id, d);
@@ -256,7 +226,7 @@ int events_add_pairs(struct events *ev, bool soon, const char *type, const char 
 		return -ENOMEM;
 	for (size_t i = 0; kv && kv[i]; i += 2)
 		if (kv[i + 1] && kv[i + 1][0])
-			json_object_set_new(d, kv[i], ev__str(kv[i + 1], EVENTS_REASON_MAX));
+			json_object_set_new(d, kv[i], api_json_strn(kv[i + 1], EVENTS_REASON_MAX));
 	return soon ? events_add_soon(ev, type, kind, id, d) : events_add(ev, type, kind, id, d);
 }
 
@@ -267,13 +237,29 @@ static void ev__wake(struct events *ev)
 		uv_idle_start(&ev->idle, ev__idle);
 }
 
-/* The detail's text, bounded (each value is: a longer one is a bug). */
+/* The detail's text, bounded (each value is: a longer one is a bug).
+ * Its values are strings (the API's Event.detail is map<string, string>:
+ * another value would end every protobuf watch): any other is stored as
+ * its JSON text. */
 static char *ev__text(json_t *detail)
 {
+	const char *k;
+	json_t *v;
 	char *text;
 
 	if (!detail)
 		detail = json_object();
+	json_object_foreach(detail, k, v) {
+		if (json_is_string(v))
+			continue;
+		text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!text || json_object_set_new(detail, k, json_string(text)) < 0) {
+			free(text);
+			json_decref(detail);
+			return NULL;
+		}
+		free(text);
+	}
 	text = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(detail);
 	if (text && strlen(text) > EVENTS_DETAIL_MAX) {

@@ -60,7 +60,8 @@ int events_open(struct db *db, uv_loop_t *loop, uint64_t keep, struct events **o
 void events_close(struct events *ev);
 void events_set_keep(struct events *ev, uint64_t keep);
 
-/* Add an event (detail: a JSON object, consumed, NULL: {}).  ev NULL: does
+/* Add an event (detail: a JSON object of strings, consumed, NULL: {}; a
+ * value that is not a string is kept as its JSON text).  ev NULL: does
  * nothing.  0 or a negative errno (logged: an event that cannot be stored
  * never fails the change it tells of). */
 int events_add(struct events *ev, const char *type, const char *kind, const char *id, json_t *detail);

@@ -32,7 +32,7 @@ struct http_limits {
 	size_t headers_max;         /* bytes of all header names and values */
 	unsigned header_count_max;  /* header lines */
 	size_t body_max;            /* a buffered body (streamed bodies: the ops decide) */
-	size_t stream_queue_max;    /* a streamed answer's client is dropped past this */
+	size_t stream_queue_max;    /* a streamed answer's client is dropped past this (HTTP_STREAM_QUEUE_MAX) */
 	uint64_t idle_ms;           /* close after this long without a byte (keep-alive) */
 	uint64_t header_ms;         /* a request's headers, from its first byte: fixed */
 	unsigned conns_max;         /* connections open at once (http_conn_new) */
@@ -42,6 +42,11 @@ struct http_limits {
 extern const struct http_limits http_default_limits;
 
 enum http_verb { HTTP_VERB_OTHER, HTTP_VERB_GET, HTTP_VERB_HEAD, HTTP_VERB_POST, HTTP_VERB_DELETE, HTTP_VERB_PATCH };
+
+/* A stream's bytes queued for a slow client (http_default_limits): a
+ * stream's own bound (a watch's buffer) is at most this, so that it, not
+ * this drop, is what a client meets. */
+#define HTTP_STREAM_QUEUE_MAX (4u << 20)
 
 #define HTTP_IF_MATCH_MAX 128
 #define HTTP_IDEM_KEY_MAX 255

@@ -69,15 +69,14 @@ static bool pj_is_value(const ProtobufCMessageDescriptor *d)
 	return pj_is(d, "google.protobuf.Value") || pj_is(d, "skyroot.api.v1.LabelValue");
 }
 
-static bool pj_is_wrapper(const ProtobufCMessageDescriptor *d)
+bool pbjson_is_wrapper(const ProtobufCMessageDescriptor *d)
 {
 	return strncmp(d->name, "google.protobuf.", 16) == 0 && d->n_fields == 1 && strcmp(d->fields[0].name, "value") == 0 &&
 	       strlen(d->name) > 21 && strcmp(d->name + strlen(d->name) - 5, "Value") == 0 &&
 	       !pj_is(d, "google.protobuf.Value") && !pj_is(d, "google.protobuf.ListValue");
 }
 
-/* A map<K, V> field: repeated entries of a message XxxEntry {key = 1; value = 2}. */
-static bool pj_is_map(const ProtobufCFieldDescriptor *f)
+bool pbjson_is_map(const ProtobufCFieldDescriptor *f)
 {
 	const ProtobufCMessageDescriptor *e = f->descriptor;
 	size_t n;
@@ -261,17 +260,24 @@ static int pj_timestamp(struct pj *p, json_t *v, ProtobufCMessage *m)
 	return 0;
 }
 
-static int pj_value(struct pj *p, json_t *v, ProtobufCMessage *m);
+static int pj_map(struct pj *p, const ProtobufCFieldDescriptor *f, json_t *v, char *base);
+static int pj_repeated(struct pj *p, const ProtobufCFieldDescriptor *f, json_t *v, char *base);
 
-/* google.protobuf.Struct: fields is map<string, Value>. */
+/* google.protobuf.Struct: the object is its field 1, map<string, Value> fields. */
 static int pj_struct(struct pj *p, json_t *v, ProtobufCMessage *m)
 {
 	if (!json_is_object(v))
 		return pj_fail(p, "must be a JSON object");
-	return pj_message(p, m->descriptor, v, m) == 0 ? 0 : -EINVAL;
+	return pj_map(p, &m->descriptor->fields[0], v, (char *)m);
 }
 
-static int pj_listvalue(struct pj *p, json_t *v, ProtobufCMessage *m);
+/* google.protobuf.ListValue: the array is its field 1, repeated Value values. */
+static int pj_listvalue(struct pj *p, json_t *v, ProtobufCMessage *m)
+{
+	if (!json_is_array(v))
+		return pj_fail(p, "must be a JSON array");
+	return pj_repeated(p, &m->descriptor->fields[0], v, (char *)m);
+}
 
 /* google.protobuf.Value: any JSON; skyroot.api.v1.LabelValue (a subset
  * of Value's kinds): a string or null. */
@@ -341,14 +347,6 @@ static int pj_value(struct pj *p, json_t *v, ProtobufCMessage *m)
 	r = json_is_object(v) ? pj_struct(p, v, sub) : pj_listvalue(p, v, sub);
 	p->depth--;
 	return r;
-}
-
-/* google.protobuf.ListValue: values is repeated Value. */
-static int pj_listvalue(struct pj *p, json_t *v, ProtobufCMessage *m)
-{
-	if (!json_is_array(v))
-		return pj_fail(p, "must be a JSON array");
-	return pj_message(p, m->descriptor, json_pack("{s:O}", "values", v), m);
 }
 
 /* One value of field f into slot (an element of a repeated field, or the field). */
@@ -447,7 +445,7 @@ static int pj_one(struct pj *p, const ProtobufCFieldDescriptor *f, json_t *v, vo
 			r = pj_struct(p, v, sub);
 		else if (pj_is(md, "google.protobuf.ListValue"))
 			r = pj_listvalue(p, v, sub);
-		else if (pj_is_wrapper(md))
+		else if (pbjson_is_wrapper(md))
 			r = pj_one(p, &md->fields[0], v, (char *)sub + md->fields[0].offset);
 		else if (!json_is_object(v))
 			r = pj_fail(p, "must be a JSON object (%s)", md->short_name);
@@ -508,7 +506,7 @@ static int pj_repeated(struct pj *p, const ProtobufCFieldDescriptor *f, json_t *
 	size_t n = json_array_size(v), sz = pj_size(f->type);
 	void *arr;
 
-	if (pj_is_map(f))
+	if (pbjson_is_map(f))
 		return pj_map(p, f, v, base);
 	if (!json_is_array(v))
 		return pj_fail(p, "must be a JSON array");
@@ -541,21 +539,10 @@ static int pj_message(struct pj *p, const ProtobufCMessageDescriptor *d, json_t 
 	json_t *v;
 	int r = 0;
 
-	/* pj_listvalue hands a new object in: it is ours to drop. */
-	bool owned = pj_is(d, "google.protobuf.ListValue");
-
-	if (!j)
-		return -ENOMEM;
 	json_object_foreach(j, key, v) {
 		const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, key);
 		size_t old = pj_push(p, key, 0);
 
-		if (pj_is(d, "google.protobuf.Struct")) {
-			/* Struct's members are its map "fields". */
-			pj_pop(p, old);
-			r = pj_map(p, &d->fields[0], j, base);
-			break;
-		}
 		if (!f) {
 			char known[160];
 			size_t n = 0;
@@ -585,8 +572,6 @@ static int pj_message(struct pj *p, const ProtobufCMessageDescriptor *d, json_t 
 			break;
 		pj_pop(p, old);
 	}
-	if (owned)
-		json_decref(j);
 	return r;
 }
 
@@ -603,7 +588,8 @@ int pbjson_decode(const ProtobufCMessageDescriptor *d, json_t *j, ProtobufCMessa
 	m = pj_new(d);
 	if (!m)
 		return -ENOMEM;
-	r = pj_message(&p, d, j, m);
+	/* A Struct is its map, here as in a field. */
+	r = pj_is(d, "google.protobuf.Struct") ? pj_struct(&p, j, m) : pj_message(&p, d, j, m);
 	if (r < 0) {
 		if (r == -ENOMEM)
 			snprintf(err, errlen, "out of memory");
@@ -733,7 +719,7 @@ static json_t *pj_enc_one(const ProtobufCFieldDescriptor *f, const void *slot, u
 			return NULL;
 		if (pj_is(md, "google.protobuf.Timestamp"))
 			return pj_enc_time(sub);
-		if (pj_is_wrapper(md))
+		if (pbjson_is_wrapper(md))
 			return pj_enc_one(&md->fields[0], (const char *)sub + md->fields[0].offset, depth + 1);
 		if (pj_is_value(md)) {
 			uint32_t kind = *(const uint32_t *)((const char *)sub + md->fields[0].quantifier_offset);
@@ -804,7 +790,7 @@ static json_t *pj_enc_message(const ProtobufCMessage *m, unsigned depth)
 		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
 			size_t n = *(const size_t *)(base + f->quantifier_offset), sz = pj_size(f->type);
 			const char *arr = *(char *const *)(base + f->offset);
-			bool map = pj_is_map(f);
+			bool map = pbjson_is_map(f);
 
 			if (!n)
 				continue;
@@ -813,12 +799,10 @@ static json_t *pj_enc_message(const ProtobufCMessage *m, unsigned depth)
 				const void *slot = arr + k * sz;
 				if (map) {
 					const ProtobufCMessage *e = *(ProtobufCMessage *const *)slot;
-					const ProtobufCFieldDescriptor *ef = f->descriptor;
 					const ProtobufCMessageDescriptor *ed = f->descriptor;
 					const char *key = *(char *const *)((const char *)e + ed->fields[0].offset);
 					json_t *ev = pj_enc_one(&ed->fields[1], (const char *)e + ed->fields[1].offset,
 								depth + 1);
-					(void)ef;
 					if (!ev || json_object_set_new(v, key ? key : "", ev) < 0) {
 						json_decref(v);
 						v = NULL;

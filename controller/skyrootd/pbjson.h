@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,12 @@ int pbjson_check(const ProtobufCMessageDescriptor *d, json_t *j, char *err, size
 /* j packed as a d: 0 and *out (malloc'd), *len; -EINVAL (err) or -ENOMEM. */
 int pbjson_pack(const ProtobufCMessageDescriptor *d, json_t *j, uint8_t **out, size_t *len, char *err,
 		size_t errlen);
+/* Whether d is one of the wrappers (google.protobuf.StringValue, ...):
+ * in JSON its bare value, or null. */
+bool pbjson_is_wrapper(const ProtobufCMessageDescriptor *d);
+/* Whether f is a map<K, V>: repeated entries of a message XxxEntry
+ * {key = 1; value = 2}; in JSON an object. */
+bool pbjson_is_map(const ProtobufCFieldDescriptor *f);
 /* len bytes of a packed d as JSON: a new reference, or NULL with err
  * (not a valid message, too deep, or out of memory). */
 json_t *pbjson_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len, char *err,

@@ -18,14 +18,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 from fleetlib import SKYROOTD, Fleet, check, run_cases  # noqa: E402
+from events import Watch  # noqa: E402
 from roles import code_routes  # noqa: E402
 
 PB = "application/x-protobuf"
@@ -35,16 +34,7 @@ SWAGGER_PARSER = "@apidevtools/swagger-parser@13.1.0"
 
 def call(f, method, path, data=None, headers=None, token=None):
     """(status, headers, raw body) of one request."""
-    req = urllib.request.Request(f"https://127.0.0.1:{f.api_port}{path}", data=data, method=method)
-    for k, v in (headers or {}).items():
-        req.add_header(k, v)
-    if token is not False:
-        req.add_header("Authorization", f"Bearer {token or f.admin}")
-    try:
-        with urllib.request.urlopen(req, context=f.sslctx, timeout=20) as r:
-            return r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
+    return f.request(method, path, data, headers, token=token, timeout=20)
 
 
 def doc_path(route):
@@ -64,7 +54,8 @@ def openapi(f, token=None):
 def case_openapi_drift(f):
     """Every route and method of the tables is in the document, and every
     operation of the document is served (no 404 'no such API route', no
-    405); schemas resolve; reader may read it, nobody without a token."""
+    405); schemas resolve; reader may read it (the same document again),
+    nobody without a token."""
     f.start()
     doc = openapi(f)
     ops = {f"{m.upper()} {p}" for p, item in doc["paths"].items() for m in item}
@@ -91,10 +82,11 @@ def case_openapi_drift(f):
           board["properties"]["enrolled_at"]["format"] == "date-time", f"Board schema: {board}")
     check(doc["paths"]["/healthz"]["get"]["security"] == [] and "security" not in doc["paths"]["/v1/boards"]["get"],
           "public routes need no token, /v1 the bearer one")
-    # A reader may read it; no token is 401.
+    # A reader may read it (the same document: it is made once and shared
+    # by every answer, which must leave it as it was); no token is 401.
     st, body = f.api("POST", "/v1/credentials", {"name": "ro", "role": "reader"})
     check(st == 201, f"reader credential: {st} {body}")
-    openapi(f, token=body["token"])
+    check(openapi(f, token=body["token"]) == doc, "a second GET /v1/openapi.json differs from the first")
     st, _, _ = call(f, "GET", "/v1/openapi.json", token=False)
     check(st == 401, f"openapi.json without a token: {st}")
 
@@ -326,6 +318,12 @@ def case_protobuf_client(f):
     st, _, raw = call(f, "GET", f"/v1/events?limit={len(evs.events)}")
     check(st == 200, f"events as JSON: {st}")
     check(list(json_format.Parse(raw, api.EventList()).events) == list(evs.events), "events: JSON and protobuf differ")
+    # A JSON watcher first, caught up and kept open: the newest event's
+    # item was made for it as a JSON line (the controller makes an event's
+    # item once for every watcher of that encoding).
+    jw = Watch(f, "since=0&heartbeat=200ms")
+    while jw.line()["type"] != "watch.heartbeat":
+        pass
     # Watched from the start: length-delimited Event messages, the same
     # events in order, then a heartbeat that covers them.
     conn = http.client.HTTPSConnection("127.0.0.1", f.api_port, context=f.sslctx, timeout=20)
@@ -334,14 +332,23 @@ def case_protobuf_client(f):
     resp = conn.getresponse()
     check(resp.status == 200 and resp.getheader("Content-Type") == PB, f"watch: {resp.status} {resp.getheaders()}")
     watched = []
-    for e in pb_watch_frames(resp, api.Event):
+    frames = pb_watch_frames(resp, api.Event)
+    for e in frames:
         if e.type == "watch.heartbeat":
             check(e.resource_version >= rvs[-1] and e.created_at.seconds > 0 and not e.kind, f"heartbeat: {e}")
             break
         watched.append(e)
-    conn.close()
     check(watched[:len(evs.events)] == list(evs.events), f"watched {[(e.resource_version, e.type) for e in watched]}, "
           f"listed {[(e.resource_version, e.type) for e in evs.events]}")
+    # A new event, live to both watchers: each in its own encoding.
+    st, body = f.api("POST", "/v1/tokens", {"uses": 1})
+    check(st == 201, f"token create: {st} {body}")
+    e = next(x for x in frames if x.type != "watch.heartbeat")
+    check(e.type == "token.created" and e.object_id == body["id"], f"live, protobuf: {e}")
+    j = jw.event()
+    check(j["type"] == "token.created" and j["object_id"] == body["id"], f"live, JSON: {j}")
+    conn.close()
+    jw.close()
 
     # Errors are an Error message, with the request's id.
     st, hdrs, raw = pb_call(f, "GET", "/v1/guests/g1")

@@ -42,8 +42,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import (ROOT, SKYCTL, SKY_SLOW, Fail, Fleet, Proc, agent_args, board_fixture, check,  # noqa: E402
-                      run_cases, skyctl, wait_for)
+from fleetlib import (ROOT, SKYCTL, SKYROOTD, SKY_SLOW, Fail, Fleet, Proc, agent_args,  # noqa: E402
+                      board_fixture, check, run_cases, skyctl, wait_for)
 
 
 # ---- helpers ----
@@ -179,15 +179,16 @@ def db_rows(f, sql):
         db.close()
 
 
-def readline(p, timeout):
-    """A line of P's stdout (bytes), failing after TIMEOUT seconds."""
+def readline(p, timeout, stream=None):
+    """A line of P's stdout (or STREAM) (bytes), failing after TIMEOUT seconds."""
+    s = stream or p.stdout
     buf = b""
     end = time.time() + timeout
     while not buf.endswith(b"\n"):
         left = end - time.time()
-        ready, _, _ = select.select([p.stdout], [], [], max(left, 0))
+        ready, _, _ = select.select([s], [], [], max(left, 0))
         check(ready, f"no line from skyctl in {timeout} s (so far {buf!r})")
-        b = os.read(p.stdout.fileno(), 1)
+        b = os.read(s.fileno(), 1)
         check(b != b"", f"skyctl ended: {p.poll()} {buf!r}")
         buf += b
     return buf
@@ -379,6 +380,12 @@ def case_watch(f):
 
 
 def case_slow(f):
+    # A buffer past the HTTP layer's bound of a stream (4MiB) would let a
+    # slow watcher be dropped without its watch.cut line: refused.
+    r = subprocess.run([SKYROOTD, "run", "--state", f.state, "--events-watch-buffer", "5MiB"], capture_output=True,
+                       text=True, timeout=20 * SKY_SLOW)
+    check(r.returncode != 0 and "--events-watch-buffer '5MiB' is out of range: give 1K to 4M" in r.stderr,
+          f"--events-watch-buffer 5MiB: {r.returncode} {r.stderr}")
     f.start(extra=["--events-watch-buffer", "1024", "--events-watchers", "3"])
     base = events(f)["resource_version"]
     # heartbeat=300s: the cut comes from the events themselves, not a heartbeat.
@@ -531,6 +538,39 @@ def case_follow(f):
     finally:
         p.send_signal(signal.SIGINT)
         p.wait(10)
+    # Followers of a controller that went away come back at random times
+    # (jitter of their backoff), not in step: no two draw the same delays.
+    conf = os.path.join(f.state, "skyctl.conf")
+    rv = events(f)["resource_version"]
+    ps = [subprocess.Popen([SKYCTL, "--config", conf, "-o", "json", "events", "--follow", "--since", str(rv)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    try:
+        tid = make_token(f)["id"]
+        for p in ps:  # each is watching: it shows the new event
+            check(json.loads(readline(p, 10 * SKY_SLOW))["object_id"] == tid, "a follower shows the new event")
+        f.ctl.stop()
+        delays = []
+        for p in ps:
+            said = []
+            while len(said) < 2:
+                line = readline(p, 20 * SKY_SLOW, p.stderr).decode()
+                if "watching the events again in" in line:
+                    said.append(line.split(" in ", 1)[1].split(" s", 1)[0])
+            delays.append(said)
+        check(len({tuple(d) for d in delays}) > 1, f"three followers drew the same delays: {delays}")
+    finally:
+        for p in ps:
+            p.send_signal(signal.SIGINT)
+            p.wait(10)
+    f.start()
+    # An output that cannot be written (a full disk): exit 1, said once,
+    # as what failed (not as the controller's stream, nor "Success").
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([SKYCTL, "--config", os.path.join(f.state, "skyctl.conf"), "events", "--follow",
+                                "--since", "0"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=20 * SKY_SLOW)
+        check(r.returncode == 1 and r.stderr == "skyctl: cannot write the events to the output\n",
+              f"--follow to a full disk: {r.returncode} {r.stderr!r}")
 
 
 def guest_artifacts():

@@ -172,24 +172,31 @@ class Fleet:
             wait_for(lambda: self.api("GET", "/healthz", auth=False)[0] == 200, 10, "controller health")
         return self.ctl
 
-    def api(self, method, path, body=None, auth=True, token=None):
-        url = f"https://127.0.0.1:{self.api_port}{path}"
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(url, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        if auth:
+    def request(self, method, path, data=None, headers=None, token=None, timeout=10):
+        """(status, headers, raw body) of one request to the API: data as
+        given, the admin token unless token is another or False (none)."""
+        req = urllib.request.Request(f"https://127.0.0.1:{self.api_port}{path}", data=data, method=method)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        if token is not False:
             req.add_header("Authorization", f"Bearer {token or self.admin}")
         try:
-            with urllib.request.urlopen(req, context=self.sslctx, timeout=10) as r:
-                raw = r.read()
-                return r.status, (json.loads(raw) if raw else None)
+            with urllib.request.urlopen(req, context=self.sslctx, timeout=timeout) as r:
+                return r.status, r.headers, r.read()
         except urllib.error.HTTPError as e:
-            raw = e.read()
-            try:
-                return e.code, json.loads(raw)
-            except ValueError:
-                return e.code, raw
+            return e.code, e.headers, e.read()
+
+    def api(self, method, path, body=None, auth=True, token=None):
+        """(status, answer as JSON: None when empty, the bytes when not JSON)."""
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else None
+        st, _, raw = self.request(method, path, data, headers, token=(token or None) if auth else False)
+        if st < 400 and not raw:
+            return st, None
+        try:
+            return st, json.loads(raw)
+        except ValueError:
+            return st, raw
 
     def token(self, uses=1, ttl=3600):
         st, body = self.api("POST", "/v1/tokens", {"uses": uses, "ttl_seconds": ttl})

@@ -11,9 +11,7 @@ import os
 import socket
 import sqlite3
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fleetlib import Fleet, check, run_cases, skyctl, wait_for  # noqa: E402
@@ -33,16 +31,7 @@ def refused(f, path, needle, **query):
 
 def call(f, method, path, data=None, headers=None, token=None):
     """(status, headers, body as JSON or bytes) of one request."""
-    req = urllib.request.Request(f"https://127.0.0.1:{f.api_port}{path}", data=data, method=method)
-    for k, v in (headers or {}).items():
-        req.add_header(k, v)
-    if token is not False:
-        req.add_header("Authorization", f"Bearer {token or f.admin}")
-    try:
-        with urllib.request.urlopen(req, context=f.sslctx, timeout=10) as r:
-            st, hdrs, raw = r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        st, hdrs, raw = e.code, e.headers, e.read()
+    st, hdrs, raw = f.request(method, path, data, headers, token=token)
     try:
         return st, hdrs, json.loads(raw)
     except ValueError:

@@ -428,6 +428,31 @@ static void test_token_request_rejects(void **state)
 	}
 }
 
+/* A string cut at its bound loses a character cut in two whole (not a
+ * '?'), and a field of exactly max bytes is not read past. */
+static void test_strn_cut(void **state)
+{
+	const char field[5] = { 'a', 'b', 'c', '\xc3', '\xa9' }; /* no NUL */
+	json_t *j;
+	(void)state;
+
+	j = api_json_strn("abc\xc3\xa9", 4);
+	assert_string_equal(json_string_value(j), "abc");
+	json_decref(j);
+	j = api_json_strn("ab\xe2\x82\xac!", 4); /* a 3-byte character cut after 2 */
+	assert_string_equal(json_string_value(j), "ab");
+	json_decref(j);
+	j = api_json_strn(field, sizeof(field));
+	assert_string_equal(json_string_value(j), "abc\xc3\xa9");
+	json_decref(j);
+	j = api_json_strn("a\xff" "b\x80", 4); /* not UTF-8, not a cut: '?' */
+	assert_string_equal(json_string_value(j), "a?b?");
+	json_decref(j);
+	j = api_json_strn(NULL, 4);
+	assert_true(json_is_null(j));
+	json_decref(j);
+}
+
 static void test_token_request_error_is_valid_json(void **state)
 {
 	/* A long multi-byte key cut in the middle of a character must still
@@ -797,6 +822,7 @@ int main(void)
 		cmocka_unit_test(test_board_without_inventory),
 		cmocka_unit_test(test_board_garbage_inventory),
 		cmocka_unit_test(test_board_bad_utf8_is_replaced),
+		cmocka_unit_test(test_strn_cut),
 		cmocka_unit_test(test_board_unterminated_name_is_bounded),
 		cmocka_unit_test(test_token_state_precedence),
 		cmocka_unit_test(test_token_listed),

@@ -77,6 +77,9 @@ static void test_refused(void **state)
 	refused("state=offline", 0, "unknown query parameter 'state'");
 	refused("board=x", API_QUERY_STATE, "unknown query parameter 'board'");
 	refused("sort=id", API_QUERY_STATE | API_QUERY_BOARD, "unknown query parameter 'sort'");
+	refused("sort=id", API_QUERY_STATE | API_QUERY_LABEL, "this list takes limit, page_token, state, label");
+	refused("sort", API_QUERY_STATE, "unknown query parameter 'sort'"); /* unknown before valueless */
+	refused("limit=5&&limit=6&", 0, "given twice");
 	refused("a-very-long-parameter-name-indeed=1", 0, "unknown query parameter 'a-very-long-parameter");
 	refused("%zz=1", 0, "unknown query parameter");
 	refused("state=%0a", API_QUERY_STATE, "bad %-escape");
@@ -221,6 +224,7 @@ static void test_events(void **state)
 	events_refused("since=1&since=2", "twice");
 	events_refused("state=running", "unknown");
 	events_refused("since", "needs a value");
+	events_refused("nope", "unknown query parameter 'nope'; GET /v1/events takes limit, page_token, since");
 }
 
 int main(void)

@@ -41,6 +41,28 @@ static int count_cb(void *ctx, const struct event *e)
 	return s->n >= 1000 ? 1 : 0;
 }
 
+/* The detail of a board.refused event of test_detail. */
+static int reason_cb(void *ctx, const struct event *e)
+{
+	json_t *d = json_loads(e->detail, 0, NULL);
+	const char *r = json_string_value(json_object_get(d, "reason"));
+
+	(void)ctx;
+	assert_non_null(r);
+	assert_int_equal(strlen(r), EVENTS_REASON_MAX);
+	assert_memory_equal(r, "xxx?xxxx", 8);
+	json_decref(d);
+	return 0;
+}
+
+/* The detail of the token.used event of test_detail. */
+static int detail_cb(void *ctx, const struct event *e)
+{
+	(void)ctx;
+	assert_string_equal(e->detail, "{\"l\":\"[1]\",\"n\":\"5\",\"ok\":\"true\",\"s\":\"x\"}");
+	return 0;
+}
+
 static struct db *open_db(char *dir, size_t len)
 {
 	char path[256];
@@ -139,6 +161,15 @@ static void test_detail(void **state)
 	assert_int_equal(events_add_kv(ev, "board.refused", "board", "brd-1", "reason", big, NULL), 0);
 	assert_int_equal(events_list(ev, &all, count_cb, &s), 0);
 	assert_int_equal(s.n, 1);
+	/* Stored cut to EVENTS_REASON_MAX bytes, the byte that is not UTF-8 a '?'. */
+	assert_int_equal(events_list(ev, &all, reason_cb, &s), 0);
+	/* A detail's values are strings (Event.detail is map<string, string>). */
+	assert_int_equal(events_add(ev, "token.used", "token", "tok-1",
+				    json_pack("{s:i, s:b, s:s, s:[i]}", "n", 5, "ok", 1, "s", "x", "l", 1)), 0);
+	{
+		struct events_filter one = { .after = 1 };
+		assert_int_equal(events_list(ev, &one, detail_cb, NULL), 0);
+	}
 	{
 		struct event e = { .rv = 7, .at_ms = 1764684000123, .type = "board.refused", .kind = "board", .id = "brd-1",
 				   .detail = "{\"reason\":\"xxx?xx\"}" };

@@ -274,6 +274,24 @@ static void test_hostile(void **state)
 		n += (size_t)snprintf(deep + n, sizeof(deep) - n, "]");
 	snprintf(deep + n, sizeof(deep) - n, "}}");
 	expect_error(&google__protobuf__struct__descriptor, deep, "nested too deeply");
+	/* a list's elements are named by their index alone */
+	expect_error(&google__protobuf__struct__descriptor, deep, "labels.a[0][0][0]");
+	/* a ListValue at the top is a message like any (its field values):
+	 * decoding it leaves the caller's JSON alone */
+	j = load("{\"values\": [1, \"a\", [true]]}");
+	{
+		ProtobufCMessage *m;
+		json_t *out;
+
+		assert_int_equal(pbjson_decode(&google__protobuf__list_value__descriptor, j, &m, err, sizeof(err)), 0);
+		assert_int_equal(j->refcount, 1);
+		assert_int_equal(((Google__Protobuf__ListValue *)m)->n_values, 3);
+		out = pbjson_encode(m);
+		assert_true(json_equal(out, j));
+		json_decref(out);
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+	json_decref(j);
 	/* bytes that are not a message */
 	j = pbjson_unpack(&skyroot__api__v1__board_list__descriptor, junk, sizeof(junk), err, sizeof(err));
 	assert_null(j);
