@@ -97,8 +97,8 @@ options:
   --module NAME      also include module NAME and its dependencies
                      (repeatable; prefix with '?' if it may be absent)
   --no-module NAME   leave NAME out of the default list (repeatable)
-  --extra PATH       also include executable PATH (and its libraries) at
-                     the same path in the image (repeatable)
+  --extra PATH[:DEST]  also include executable PATH (and its libraries)
+                     at the same path in the image, or at DEST (repeatable)
   --no-strip         keep symbols in skyagent and --extra binaries
   --with-qemu        the same as --profile full: carry qemu-system-x86_64,
                      its libraries and the firmware files it loads
@@ -478,8 +478,12 @@ if [ "$with_qemu" = 1 ]; then
 	ln -sf qboot.rom "$stage/usr/share/qemu/bios-microvm.bin"
 fi
 for x in "${extras[@]}"; do
+	dest=""
+	case "$x" in
+	*:/*) dest=${x#*:}; x=${x%%:*} ;;
+	esac
 	[ -f "$x" ] && [ -x "$x" ] || die "--extra $x is not an executable file"
-	copy_exe "$(readlink -f "$x")" "$(readlink -f "$x")" "$partsdir/agent"
+	copy_exe "$(readlink -f "$x")" "${dest:-$(readlink -f "$x")}" "$partsdir/agent"
 done
 
 # Kernel modules, in load order, plus a modules.dep for busybox modprobe.

@@ -13,6 +13,7 @@
 #
 # usage: fwimage/test_boards.sh [--image DIR] [--only efi|kernel|net]
 #                                [--compress C] [--no-report] [--keep]
+#                                [--run-inside PROGRAM]
 #   --image DIR   boot an existing build (made with the stand-in agent)
 #                 instead of building one into a temporary directory
 #   --only MODE   run one boot path
@@ -22,6 +23,10 @@
 #   --no-report   build without build.sh --report (its per-part sizes
 #                 compress every part once more)
 #   --keep        keep the temporary directory (boards' console logs)
+#   --run-inside PROGRAM  put PROGRAM (a test, with its libraries) and
+#                 iproute2's ip and bridge into the image; the efi board
+#                 runs it once and its exit status must be 0 (a check the
+#                 host's kernel cannot make, such as bridge VLAN filtering)
 #
 # Exit status 0 when every check passed, 1 when one failed, 77 (skip, with a
 # "SKIP: reason" line) when QEMU or OVMF is missing; meson runs it as the
@@ -34,6 +39,7 @@ only=""
 compress=""
 report=--report
 keep=0
+run_inside=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--image) image=$2; shift 2 ;;
@@ -41,6 +47,7 @@ while [ $# -gt 0 ]; do
 	--compress) compress=$2; shift 2 ;;
 	--no-report) report=""; shift ;;
 	--keep) keep=1; shift ;;
+	--run-inside) run_inside=$2; shift 2 ;;
 	-h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "test_boards.sh: unknown option '$1'" >&2; exit 2 ;;
 	esac
@@ -73,6 +80,7 @@ pass=0
 fail=0
 ok() { pass=$((pass + 1)); echo "ok   - $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
+not() { ! "$@"; }
 check() { # check DESCRIPTION COMMAND...
 	local what=$1; shift
 	if "$@" >/dev/null 2>&1; then ok "$what"; else bad "$what"; fi
@@ -81,9 +89,22 @@ timings=()
 
 # --- stand-in agent and firmware build --------------------------------------
 gcc -O2 -Wall -Wextra -o "$tmp/standin-agent" "$here/testdata/standin-agent.c"
+inside=()
+if [ -n "$run_inside" ]; then
+	[ -z "$image" ] || { echo "test_boards.sh: --run-inside builds its own image; not with --image" >&2; exit 2; }
+	[ -x "$run_inside" ] || { echo "test_boards.sh: --run-inside $run_inside is not an executable" >&2; exit 2; }
+	# a directory of its own, first in the program's PATH only: init
+	# keeps busybox's ip, as in the real image
+	mkdir "$tmp/inside"
+	cp "$run_inside" "$tmp/inside/run"
+	cp "$(command -v ip)" "$tmp/inside/ip"
+	cp "$(command -v bridge)" "$tmp/inside/bridge"
+	# at /opt/skyroot-test in the image (init mounts a tmpfs on /tmp)
+	for x in run ip bridge; do inside+=(--extra "$tmp/inside/$x:/opt/skyroot-test/$x"); done
+fi
 if [ -z "$image" ]; then
 	image=$tmp/fw
-	"$here/build.sh" --agent "$tmp/standin-agent" --out "$image" $report ${compress:+--compress "$compress"}
+	"$here/build.sh" --agent "$tmp/standin-agent" --out "$image" $report ${compress:+--compress "$compress"} "${inside[@]}"
 fi
 
 # --- image contents ------------------------------------------------------
@@ -167,8 +188,9 @@ boot_and_check() {
 	check "$mode: a KVM VM can be created" grep -q 'check kvm=yes api=12 create_vm=ok' "$log"
 	check "$mode: edu (1234:11e8) in an IOMMU group" grep -q 'check iommu_groups=[1-9][0-9]* edu_found=yes' "$log"
 	check "$mode: edu bound to vfio-pci, /dev/vfio/N" grep -q 'check vfio_bind=yes' "$log"
-	check "$mode: DHCP gave 10.0.2.15" grep -q 'skyroot-init: network up on eth0 10.0.2.15/24' "$log"
-	check "$mode: agent sees the address" grep -q 'check eth0=10.0.2.15/24' "$log"
+	check "$mode: uplink eth0 bridged as br0 for guests" grep -q 'skyroot-init: bridge br0 over uplink eth0 (VLAN filtering on)' "$log"
+	check "$mode: DHCP gave 10.0.2.15 on br0" grep -q 'skyroot-init: network up on br0 10.0.2.15/24' "$log"
+	check "$mode: agent sees the address" grep -q 'check br0=10.0.2.15/24' "$log"
 	check "$mode: agent started by init" grep -q 'skyroot-init: starting skyagent (attempt 1' "$log"
 }
 
@@ -176,7 +198,17 @@ want() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 
 if want efi; then
 	b=efi-$$
-	boot_and_check efi "$b" --cmdline "skyroot.controller=10.0.2.2:7443 skyroot.token=tok skyroot.ca=sha256:00 standin.sleep=1 standin.exit=7"
+	boot_and_check efi "$b" --cmdline "skyroot.controller=10.0.2.2:7443 skyroot.token=tok skyroot.ca=sha256:00 standin.sleep=1 standin.exit=7${run_inside:+ standin.run=/opt/skyroot-test}"
+	if [ -n "$run_inside" ]; then
+		if grep -q 'standin-agent: check run=0' "$tmp/$b.log"; then
+			ok "efi: $(basename "$run_inside") passes inside the board"
+			check "efi: the board's bridge filters VLANs (no refusal path taken)" \
+				not grep -q 'VLAN filtering.*checking the refusal' "$tmp/$b.log"
+		else
+			bad "efi: $(basename "$run_inside") passes inside the board"
+			sed -n '/standin-agent: running/,/standin-agent: check run=/p' "$tmp/$b.log" | sed 's/^/    /'
+		fi
+	fi
 	check "efi: board command line reaches the agent" grep -q 'standin-agent: cmdline: console=ttyS0 intel_iommu=on iommu=pt panic=-1 no_timer_check skyroot.controller=10.0.2.2:7443 skyroot.token=tok' "$tmp/$b.log"
 	if "$here/board.sh" --name "$b" --wait-console 'restarting in 4 s' --timeout 60 >/dev/null 2>&1; then
 		tr -d '\r' <"$SKYROOT_BOARDS_DIR/$b/console.log" >"$tmp/$b.log"

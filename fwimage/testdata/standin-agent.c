@@ -4,6 +4,9 @@
  *   standin.exit=N   exit status after sleeping (default 3); negative:
  *                    kill itself with signal -N
  *   standin.sleep=S  seconds to sleep first (default 2)
+ *   standin.run=DIR  run DIR/run (a test program test_boards.sh --run-inside
+ *                    put into the image) once, with DIR first in PATH and
+ *                    in SKY_NET_TOOLS, and print "check run=<exit status>"
  * Build: cc -O2 -Wall -o standin-agent standin-agent.c */
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +18,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char cmdline[4096];
@@ -64,6 +68,39 @@ static void bind_vfio(const char *bdf, const char *group)
 	printf("standin-agent: check vfio_bind=%s (override %d, probe %d, %s %s)\n",
 	       stat(dev, &st) == 0 ? "yes" : "no", r1, r2, dev,
 	       stat(dev, &st) == 0 ? "exists" : "missing");
+}
+
+/* standin.run=DIR: DIR/run once per boot (init restarts the stand-in). */
+static void run_inside(void)
+{
+	char buf[sizeof cmdline + 2], dir[256], prog[300], path[512];
+	const char *p;
+	struct stat st;
+	int status = -1;
+
+	snprintf(buf, sizeof buf, " %s", cmdline);
+	p = strstr(buf, " standin.run=");
+	if (!p || stat("/run/standin-ran", &st) == 0)
+		return;
+	close(open("/run/standin-ran", O_WRONLY | O_CREAT, 0600));
+	p += strlen(" standin.run=");
+	snprintf(dir, sizeof dir, "%.*s", (int)strcspn(p, " "), p);
+	snprintf(prog, sizeof prog, "%s/run", dir);
+	snprintf(path, sizeof path, "%s:%s", dir, getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+	printf("standin-agent: running %s\n", prog);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		setenv("PATH", path, 1);
+		/* busybox's shell runs its own applets before PATH */
+		snprintf(path, sizeof path, "%s/", dir);
+		setenv("SKY_NET_TOOLS", path, 1);
+		execl(prog, prog, (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	printf("standin-agent: check run=%d\n", pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
 int main(int argc, char **argv)
@@ -122,14 +159,23 @@ int main(int argc, char **argv)
 		closedir(d);
 	printf("standin-agent: check iommu_groups=%d edu_found=%s\n", groups, edu ? "yes" : "no");
 
-	char addr[64] = "";
-	FILE *f = fopen("/run/skyroot/net.eth0", "r");
-	if (f) {
-		if (fgets(addr, sizeof addr, f))
-			addr[strcspn(addr, "\n")] = 0;
-		fclose(f);
+	/* the addresses init's DHCP took: /run/skyroot/net.IFACE (br0 when
+	 * the uplink is bridged for guests, else the NIC itself) */
+	int naddr = 0;
+	d = opendir("/run/skyroot");
+	while (d && (e = readdir(d))) {
+		char addr[64] = "", q[300];
+		if (strncmp(e->d_name, "net.", 4))
+			continue;
+		snprintf(q, sizeof q, "/run/skyroot/%s", e->d_name);
+		read_line(q, addr, sizeof addr);
+		printf("standin-agent: check %s=%s\n", e->d_name + 4, addr[0] ? addr : "none");
+		naddr++;
 	}
-	printf("standin-agent: check eth0=%s\n", addr[0] ? addr : "none");
+	if (d)
+		closedir(d);
+	if (!naddr)
+		printf("standin-agent: check addresses=none\n");
 
 	printf("standin-agent: block devices:");
 	d = opendir("/sys/block");
@@ -139,6 +185,8 @@ int main(int argc, char **argv)
 	if (d)
 		closedir(d);
 	printf("\n");
+
+	run_inside();
 
 	long s = param("standin.sleep", 2), code = param("standin.exit", 3);
 	printf("standin-agent: ready; sleeping %ld s then exiting with %ld\n", s, code);

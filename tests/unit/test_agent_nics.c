@@ -2,9 +2,10 @@
  * network namespace this program makes (root only; else each case is a
  * named skip): a tap on a VLAN-filtering bridge with the network's VLAN as
  * its only VLAN, PVID and untagged, removed after; no bridge, or a master
- * that is not a bridge, a clear error and nothing left behind.  Kernels
- * without bridge support or VLAN filtering (some sandboxes) skip those
- * cases, saying so. */
+ * that is not a bridge, a clear error and nothing left behind.  On a kernel
+ * whose bridge cannot filter VLANs the VLAN case checks the refusal instead;
+ * fwimage/test_boards.sh runs this program inside a board too, where the
+ * accepting path runs. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -30,8 +31,17 @@ static char netns_why[160]; /* "" when in a private namespace of our own */
 static char bridge_why[200]; /* "" when a bridge (brt0) could be made */
 static char vlan_why[200];   /* "" when it filters VLANs */
 
+/* iproute2's ip and bridge: from $SKY_NET_TOOLS/ when set (inside a board
+ * whose busybox shell would run its own ip applet first), else by PATH. */
+static const char *tools(void)
+{
+	const char *d = getenv("SKY_NET_TOOLS");
+	return d && *d ? d : "";
+}
+
 static int group_setup(void **state)
 {
+	char cmd[512];
 	int r;
 	(void)state;
 
@@ -47,14 +57,17 @@ static int group_setup(void **state)
 		snprintf(vlan_why, sizeof(vlan_why), "%s", netns_why);
 		return 0;
 	}
-	r = system("ip link add brt0 type bridge 2>/dev/null && ip link set brt0 up");
+	snprintf(cmd, sizeof(cmd), "%sip link add brt0 type bridge 2>/dev/null && %sip link set brt0 up", tools(),
+		 tools());
+	r = system(cmd);
 	if (r != 0) {
 		snprintf(bridge_why, sizeof(bridge_why),
 			 "this kernel cannot make a bridge ('ip link add brt0 type bridge' failed)");
 		snprintf(vlan_why, sizeof(vlan_why), "%s", bridge_why);
 		return 0;
 	}
-	r = system("ip link set brt0 type bridge vlan_filtering 1 2>/dev/null");
+	snprintf(cmd, sizeof(cmd), "%sip link set brt0 type bridge vlan_filtering 1 2>/dev/null", tools());
+	r = system(cmd);
 	if (r != 0)
 		snprintf(vlan_why, sizeof(vlan_why),
 			 "this kernel's bridge has no VLAN filtering ('ip link set brt0 type bridge vlan_filtering 1' "
@@ -71,7 +84,7 @@ static json_t *vlans_of(const char *name)
 	json_t *all, *v = NULL, *port;
 	size_t i;
 
-	snprintf(cmd, sizeof(cmd), "bridge -j vlan show dev %s", name);
+	snprintf(cmd, sizeof(cmd), "%sbridge -j vlan show dev %s", tools(), name);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	n = fread(buf, 1, sizeof(buf) - 1, p);
@@ -109,7 +122,7 @@ static void master_is(const char *name, const char *bridge)
 	json_t *all, *link;
 	char *flags;
 
-	snprintf(cmd, sizeof(cmd), "ip -j link show dev %s", name);
+	snprintf(cmd, sizeof(cmd), "%sip -j link show dev %s", tools(), name);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	n = fread(buf, 1, sizeof(buf) - 1, p);
@@ -175,12 +188,25 @@ static void test_tap_on_vlan(void **state)
 	int fd = -1;
 	(void)state;
 
-	if (vlan_why[0]) {
-		printf("# SKIP: %s\n", vlan_why);
+	if (bridge_why[0]) {
+		printf("# SKIP: %s\n", bridge_why);
 		skip();
 	}
 	nics_tap_name("gst-0123456789ab", 0, name);
 	assert_string_equal(name, "sk23456789abn0");
+	if (vlan_why[0]) {
+		/* This kernel's bridge cannot filter VLANs (firmware init then
+		 * makes no br0 and guests get no NICs): a tap on a VLAN is
+		 * refused, saying why, and nothing is left behind.  The
+		 * accepting path runs inside a board, whose kernel filters
+		 * VLANs (fwimage/test_boards.sh runs this program there). */
+		printf("# %s: checking the refusal\n", vlan_why);
+		assert_true(nics_tap_open(NULL, "brt0", name, 100, &fd, err, sizeof(err)) < 0);
+		assert_non_null(strstr(err, "VLAN filtering"));
+		assert_int_equal(fd, -1);
+		assert_int_equal(if_nametoindex(name), 0);
+		return;
+	}
 	assert_int_equal(nics_tap_open(NULL, "brt0", name, 100, &fd, err, sizeof(err)), 0);
 	tap_flags_ok(fd);
 	master_is(name, "brt0");
