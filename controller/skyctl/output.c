@@ -17,14 +17,21 @@
 #define OUT_LABEL_WIDTH 22 /* the column where a field's value starts */
 #define OUT_METER_MS 100   /* a progress line is redrawn at most this often */
 
+/* One line: what it quotes (a controller's error text, a parser's message
+ * about bytes that came from outside) cannot drive the terminal. */
 void skyctl_err(const char *fmt, ...)
 {
+	char line[4096];
 	va_list ap;
+	int n;
 
-	fputs("skyctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	fputs("skyctl: ", stderr);
+	skyctl_put_clean(stderr, line);
+	if (n >= (int)sizeof(line))
+		fputs("...", stderr);
 	fputc('\n', stderr);
 }
 

@@ -786,6 +786,41 @@ def case_skyctl_cli(f):
     check(r.returncode == 1 and "skyrootd" in r.stderr, f"unreachable controller: {r.stderr}")
 
 
+def skyctl_garbage_answer(f, body):
+    """skyctl board list against a server answering body (not JSON): no
+    control byte of it reaches stderr."""
+    import http.server
+    import ssl
+    import threading
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Answer)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(f.state, "server.crt"), os.path.join(f.state, "server.key"))
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        r = subprocess.run([SKYCTL, "--controller", f"https://127.0.0.1:{srv.server_address[1]}", "--ca", f.ca_file,
+                            "--token", f.admin, "board", "list"], capture_output=True, timeout=30)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    err = r.stderr.decode(errors="replace")
+    check(r.returncode != 0 and "not JSON" in err and "near '?'" in err, f"the answer is reported: {err!r}")
+    check(not any(c in r.stderr for c in (0x1b, 0x07)), f"no control byte of it on stderr: {r.stderr!r}")
+    return 0
+
+
 def case_skyctl_output(f):
     """-o wide adds each list's extra columns, --no-headers drops the header
     line, -o yaml is the same answer as -o json (parsed back), and 'skyctl
@@ -828,6 +863,11 @@ def case_skyctl_output(f):
     v = yaml.safe_load(r.stdout)
     check(r.returncode == 0 and v["controller"]["version"] == health["version"] and v["client"]["version"],
           f"version -o yaml: {r.stdout}")
+    # Bytes from outside quoted in an error (jansson's message about a
+    # body that is not JSON names the bad token) cannot drive the
+    # terminal: an HTTPS server with the controller's certificate answers
+    # with escape sequences.
+    check(skyctl_garbage_answer(f, b"\x1b[2J\x1b]0;owned\x07") == 0, "skyctl cleans bytes from outside")
     # Without a controller, the client's version and why the other is unknown.
     r = subprocess.run([SKYCTL, "--controller", f"https://127.0.0.1:{free_port()}", "--ca", f.ca_file,
                         "--token", f.admin, "version"], capture_output=True, text=True, timeout=30)
