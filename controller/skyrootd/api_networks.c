@@ -121,6 +121,11 @@ static void api__networks_create(struct api_call *call, struct api_reply *rep)
 				n.name);
 		return;
 	}
+	if (r == -ENOSPC) {
+		api_reply_error(rep, 409, "conflict", "the fleet has %d networks, the most it keeps; delete one first",
+				NETWORKS_MAX);
+		return;
+	}
 	if (r < 0) {
 		api_reply_internal(rep, r, "store the network");
 		return;

@@ -543,6 +543,19 @@ int db_one(sqlite3_stmt *s, db_row_fn row, void *out)
 	return r;
 }
 
+int db_count(struct db *db, const char *sql)
+{
+	sqlite3_stmt *s;
+	int r = db_prepare(db, sql, &s), rc;
+
+	if (r < 0)
+		return r;
+	rc = sqlite3_step(s);
+	r = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : db_errno(rc);
+	sqlite3_finalize(s);
+	return r;
+}
+
 /* ---- tokens ---- */
 
 int db_token_insert(struct db *db, const struct db_token *t, const uint8_t hash[32])

@@ -38,6 +38,9 @@ int db_done(struct sqlite3_stmt *s);
 int db_changed(struct db *db, struct sqlite3_stmt *s);
 typedef void (*db_row_fn)(struct sqlite3_stmt *s, void *out);
 int db_one(struct sqlite3_stmt *s, db_row_fn row, void *out);
+/* The first column of the first row of sql (a SELECT count(*) ...) as a
+ * non-negative int, or a negative errno. */
+int db_count(struct db *db, const char *sql);
 /* PRAGMA integrity_check == "ok": 0, else -EIO. */
 int db_check(struct db *db);
 

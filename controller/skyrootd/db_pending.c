@@ -22,19 +22,6 @@ static enum db_pending_state db_pending__state(const char *s)
 	return DB_PENDING_REJECTED; /* an unknown word never lets a board in */
 }
 
-static int db_pending__count(struct db *db, const char *sql)
-{
-	sqlite3_stmt *s;
-	int r = db_prepare(db, sql, &s), rc;
-
-	if (r < 0)
-		return r;
-	rc = sqlite3_step(s);
-	r = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : db_errno(rc);
-	sqlite3_finalize(s);
-	return r;
-}
-
 int db_pending_expire(struct db *db, int64_t now)
 {
 	sqlite3_stmt *s;
@@ -49,7 +36,7 @@ int db_pending_expire(struct db *db, int64_t now)
 
 int db_pending_count(struct db *db)
 {
-	return db_pending__count(db, "SELECT count(*) FROM pending_boards");
+	return db_count(db, "SELECT count(*) FROM pending_boards");
 }
 
 int db_pending_insert(struct db *db, const struct db_pending *p)
@@ -215,7 +202,7 @@ int db_expect_insert(struct db *db, const struct db_expectation *e)
 
 int db_expect_count(struct db *db)
 {
-	return db_pending__count(db, "SELECT count(*) FROM expectations");
+	return db_count(db, "SELECT count(*) FROM expectations");
 }
 
 int db_expect_delete(struct db *db, const char *id)

@@ -49,8 +49,12 @@ void network_mac_make(const uint8_t prefix[3], const uint8_t rnd[3], uint8_t out
 int networks_insert(struct db *db, const struct network *n)
 {
 	sqlite3_stmt *s;
-	int r = db_prepare(db, "INSERT INTO networks (id, name, vlan, created_at) VALUES (?1, ?2, ?3, ?4)", &s);
+	int r = db_count(db, "SELECT count(*) FROM networks");
 
+	if (r >= NETWORKS_MAX)
+		return -ENOSPC;
+	if (r >= 0)
+		r = db_prepare(db, "INSERT INTO networks (id, name, vlan, created_at) VALUES (?1, ?2, ?3, ?4)", &s);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, n->id, -1, SQLITE_STATIC);

@@ -53,7 +53,11 @@ bool network_mac_ok(const uint8_t mac[6]);
 /* The MAC of prefix and three random bytes rnd. */
 void network_mac_make(const uint8_t prefix[3], const uint8_t rnd[3], uint8_t out[6]);
 
-int networks_insert(struct db *db, const struct network *n);   /* -EEXIST: the name is taken */
+/* A fleet has at most NETWORKS_MAX networks (one per VLAN id and then
+ * some): an API caller cannot grow the table, or a list, without bound. */
+#define NETWORKS_MAX 8192
+/* -EEXIST: the name is taken; -ENOSPC: NETWORKS_MAX reached */
+int networks_insert(struct db *db, const struct network *n);
 int networks_get(struct db *db, const char *id_or_name, struct network *out);
 typedef int (*network_cb)(void *ctx, const struct network *n);
 int networks_list(struct db *db, network_cb cb, void *ctx);

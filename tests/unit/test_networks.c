@@ -134,6 +134,28 @@ static void test_store_rules(void **state)
 	assert_int_equal(networks_delete(f->t.db, "net-000009", guest), -ENOENT);
 }
 
+/* The table is bounded: NETWORKS_MAX and no more, until one is deleted. */
+static void test_networks_bounded(void **state)
+{
+	struct fixture *f = *state;
+	struct network n = { .created_at = 3 };
+	char guest[DB_NAME_MAX];
+	int i;
+
+	assert_int_equal(db_begin(f->t.db), 0);
+	for (i = 2; i < NETWORKS_MAX; i++) {
+		snprintf(n.id, sizeof(n.id), "net-b%05d", i);
+		snprintf(n.name, sizeof(n.name), "n%d", i);
+		assert_int_equal(networks_insert(f->t.db, &n), 0);
+	}
+	snprintf(n.id, sizeof(n.id), "net-over");
+	snprintf(n.name, sizeof(n.name), "over");
+	assert_int_equal(networks_insert(f->t.db, &n), -ENOSPC);
+	assert_int_equal(networks_delete(f->t.db, "net-b00002", guest), 0);
+	assert_int_equal(networks_insert(f->t.db, &n), 0);
+	assert_int_equal(db_commit(f->t.db), 0);
+}
+
 /* Many NICs from one prefix: each under it, all different, read back the
  * same after the store is closed and opened again. */
 static void test_macs_unique_stable(void **state)
@@ -237,6 +259,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_macs_unique_stable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_macs_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_networks_bounded, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
