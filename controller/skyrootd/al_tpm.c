@@ -77,8 +77,15 @@ static void al_tpm_refuse(struct session *s, uint64_t req, const char *uuid, enu
 {
 	char text[DB_TPM_REFUSED_MAX];
 
-	snprintf(text, sizeof(text), "TPM evidence refused: %s%s%s", tpmv_strerror(r), why && why[0] ? ": " : "",
-		 why ? why : "");
+	const char *what = tpmv_strerror(r);
+	size_t n = strlen(what);
+
+	/* tpm_verify.c's reasons start with what they are; ours do not. */
+	if (why && strncmp(why, what, n) == 0 && why[n] == ':')
+		snprintf(text, sizeof(text), "TPM evidence refused: %s", why);
+	else
+		snprintf(text, sizeof(text), "TPM evidence refused: %s%s%s", what, why && why[0] ? ": " : "",
+			 why ? why : "");
 	log_warn("enrollment refused for machine %s: %s", uuid, text);
 	/* Shown on the board that machine is (at most once a second). */
 	int e = db_tpm_refused(s->al->ctl->db, uuid, text, sky_unix_now());
