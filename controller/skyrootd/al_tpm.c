@@ -232,6 +232,8 @@ void al_tpm_proof(struct session *s, uint64_t req, const Skyroot__TpmProof *tp)
 	enum tpmv_result r;
 
 	if (!w || w->req != req) {
+		log_warn("enrollment refused: a TPM proof without a TPM challenge outstanding for request %llu",
+			 (unsigned long long)req);
 		metrics_enroll_fail(METRICS_ENROLL_BAD_REQUEST);
 		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST,
 				 "a TPM proof without a TPM challenge outstanding for request %llu",
@@ -258,6 +260,12 @@ void al_tpm_proof(struct session *s, uint64_t req, const Skyroot__TpmProof *tp)
 		q.pcrs = tp->pcrs.data;
 		q.pcrs_len = tp->pcrs.len;
 		r = tpmv_quote_verify(w->ak, &q, w->nonce, sizeof(w->nonce), &pcrs, why, sizeof(why));
+		/* Not this session's nonce: one used before is a replay, say so. */
+		if (r == TPMV_WRONG_NONCE &&
+		    tpmv_quote_verify_fresh(w->ak, &q, al->tpm_nonces, (int64_t)sky_now_ms(), NULL, NULL, 0) == TPMV_REPLAY) {
+			r = TPMV_REPLAY;
+			snprintf(why, sizeof(why), "the quote carries the nonce of an earlier enrollment");
+		}
 	}
 	/* This session's nonce, once, within its time. */
 	if (r == TPMV_OK) {
