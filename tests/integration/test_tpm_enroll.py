@@ -16,7 +16,8 @@ usage: test_tpm_enroll.py CASE
                       and the controller's logs and on the board that machine
                       is (API and skyctl board show); no board is made
   no_ca               with no manufacturer CA configured, the TPM is not used:
-                      the board enrolls with its token as one without a TPM
+                      the board enrolls with its token as one without a TPM;
+                      a CA added and taken on SIGHUP counts for the next one
   tpm_ca_cli          skyrootd tpm-ca add refuses a file with no certificate or
                       a non-CA certificate; list shows what was added (0600)
 """
@@ -172,13 +173,24 @@ def case_other_ca(f):
 
 
 def case_no_ca(f):
-    tcti, _ = f.swtpm("a")
+    tcti, d = f.swtpm("a")
     f.start()
     tok = f.token()
     f.agent("a", root=board(f, "a", UUID_A), token=tok["token"], extra=["--tpm", tcti])
     bid = wait_for(lambda: list(f.online()), 30, "board online")[0]
     check(tpm_of(f, bid) is None, "no TPM bound without a manufacturer CA")
     check("no TPM manufacturer CA is configured" in f.ctl.text(), "the controller says why the TPM is not used")
+    # A CA added to the running controller counts after SIGHUP (board b's TPM).
+    tcti, d = f.swtpm("b")
+    f.tpm_ca_add(d)
+    os.kill(f.ctl.p.pid, signal.SIGHUP)
+    wait_for(lambda: "TPM manufacturer CAs: 1 file" in f.ctl.text(), 10, "the CA loaded on SIGHUP")
+    tok2 = f.token()
+    f.agent("a", root=board(f, "b", "7b2f1c52-5d1e-4a8e-9d55-1e0f3a6c9e03"), token=tok2["token"],
+            extra=["--tpm", tcti], name="b")
+    wait_for(lambda: len(f.online()) == 2, 30, "the second board online")
+    other = [b for b in f.online() if b != bid][0]
+    check((tpm_of(f, other) or {}).get("ek_sha256"), f"its EK bound: {tpm_of(f, other)}")
 
 
 def case_tpm_ca_cli(f):
