@@ -91,7 +91,7 @@ static void al_tpm_refuse(struct session *s, uint64_t req, const char *uuid, enu
 	int e = db_tpm_refused(s->al->ctl->db, uuid, text, sky_unix_now());
 	if (e < 0 && e != -ENOENT)
 		log_warn("cannot note the TPM refusal on machine %s's board: %s", uuid, strerror(-e));
-	metrics_enroll_fail(r == TPMV_INTERNAL ? METRICS_ENROLL_INTERNAL : METRICS_ENROLL_BAD_REQUEST);
+	metrics_enroll_fail(r == TPMV_INTERNAL ? METRICS_ENROLL_INTERNAL : METRICS_ENROLL_TPM_REFUSED);
 	al_session_error(s, req, r == TPMV_INTERNAL ? SKYROOT__ERROR_CODE__ERROR_INTERNAL :
 			 SKYROOT__ERROR_CODE__ERROR_TPM_REFUSED, "%s", text);
 	al_sess_close(s, 0);

@@ -18,6 +18,7 @@ usage: test_tpm_proof.py CASE ORACLE
                   request id
   oversized       an EK public key over its bound, a proof field over its
                   bound, an EK certificate that is not one
+  bad_keys        the EK sent as the AK, the AK sent as the EK
 """
 import os
 import struct
@@ -25,8 +26,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import (Fail, check, link_errors, link_frames, pb_field, pb_fields, pb_varint, read_for,  # noqa: E402
-                      read_until_closed, run_cases, tls_connect, wait_for)
+from fleetlib import (check, link_errors, link_frames, metrics, pb_field, pb_fields, pb_varint,  # noqa: E402
+                      read_for, read_until_closed, run_cases, tls_connect, wait_for)
 from test_tpm_enroll import TpmFleet, skip  # noqa: E402
 
 ORACLE = None
@@ -128,6 +129,28 @@ def case_wrong_nonce(f):
     check(len(ch[3]) == 32, "a 32-byte nonce")
     secret, attest, sig, pcrs = answer(o, ch, nonce=bytes(b ^ 1 for b in ch[3]))
     refused(f, s, 7, proof(secret, attest, sig, pcrs), TPM_REFUSED, "TPM evidence refused: wrong nonce", tok)
+    m = metrics(f)
+    check(m.get('skyroot_enrollment_failures_total{reason="tpm_refused"}') == 1,
+          f"counted as tpm_refused: {[k for k in m if 'enrollment_failures' in k and m[k]]}")
+
+
+def case_bad_keys(f):
+    """The EK in the AK's place (a decrypt key, not a signing one), the AK in
+    the EK's (not the certificate's key): refused before any challenge."""
+    o, ev = setup(f)
+    tok = f.token()
+    ek, cert, ak = ev
+    for evidence, needle in (((ek, cert, ek), "AK is not a restricted signing key"),
+                             ((ak, cert, ak), "TPM evidence refused: ")):
+        s = tls_connect(f)
+        s.sendall(frame(11, 10, enroll_request(f, tok["token"], evidence)))
+        data, _ = read_until_closed(s)
+        errs = link_errors(data)
+        check(len(errs) == 1 and errs[0][1] == TPM_REFUSED and needle in errs[0][2],
+              f"refused with {needle!r}: {errs}")
+        check(not any(40 in e for e in link_frames(data)), "no challenge")
+        print(f"refused: {errs[0][2]}")
+    check(f.boards() == [], "no board")
 
 
 def case_replayed_quote(f):
