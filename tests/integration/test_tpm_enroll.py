@@ -11,6 +11,8 @@ usage: test_tpm_enroll.py CASE
                       no kept identity: a reboot) it is online at once with the
                       same board id, its earlier certificate is revoked, and
                       board show has its EK and the time of the last quote
+  pending_accept      no token and an unknown EK: pending; an operator accepts
+                      it, its EK is bound, and after a reboot it needs nobody
   other_ca            a TPM whose EK certificate comes from a CA the controller
                       was not given is refused, with the reason in the agent's
                       and the controller's logs and on the board that machine
@@ -135,6 +137,28 @@ def case_token_then_reboot(f):
     st, ev = f.api("GET", "/v1/events")
     hows = [e.get("detail", {}).get("how", "") for e in (ev.get("events") or []) if e.get("type") == "board.enrolled"]
     check(any("TPM" in h for h in hows), f"the board.enrolled event says it came by its TPM: {hows}")
+
+
+def case_pending_accept(f):
+    """No token, an unknown EK: pending; accepted, the same key gets its
+    certificate at its next ask and the EK is bound then; a reboot after
+    that needs no operator."""
+    tcti, d = f.swtpm("a")
+    f.tpm_ca_add(d)
+    f.start()
+    root = board(f, "a", UUID_A)
+    p = f.agent("a", root=root, extra=["--tpm", tcti], name="pending")
+    pid = wait_for(lambda: [x["id"] for x in f.api("GET", "/v1/pending")[1]["pending"]], 30, "a pending board")[0]
+    st, ans = f.api("POST", f"/v1/boards/{pid}/accept")
+    check(st == 200 and ans["state"] == "accepted", f"accept: {st} {ans}")
+    bid = wait_for(lambda: list(f.online()), 30, "the accepted board online")[0]
+    check((tpm_of(f, bid) or {}).get("ek_sha256"), f"its EK bound at the accepted enrollment: {tpm_of(f, bid)}")
+    p.stop(signal.SIGKILL)
+    f.procs.remove(p)
+    wait_for(lambda: not f.online(), 40, "board offline after the kill")
+    f.agent("a", root=root, extra=["--tpm", tcti], name="reboot")
+    wait_for(lambda: list(f.online()) == [bid], 30, "the same board online again, no operator")
+    check(len(f.boards()) == 1, "one board")
 
 
 def case_other_ca(f):
