@@ -316,7 +316,6 @@ static void agent_send_enroll(struct agent *a)
 	er.dmi_serial = claims.serial;
 	er.macs = macs;
 	er.n_macs = claims.n_macs;
-	agent_tpm_link_free(a->tpm);
 	if (agent_tpm_link_enroll(a->cfg->tpm_tcti, a->cfg->tpm_explicit, &a->tpm, &ev, a->last_error,
 				  sizeof(a->last_error)) < 0)
 		goto fail;
@@ -570,14 +569,10 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 		}
 		break;
 	case SKYROOT__ENVELOPE__BODY_TPM_CHALLENGE: { /* the proof, under the enrollment's id */
-		Skyroot__Envelope pe = SKYROOT__ENVELOPE__INIT;
-		Skyroot__TpmProof proof = SKYROOT__TPM_PROOF__INIT;
-		if (agent_tpm_link_proof(a->mode == LINK_ENROLL ? a->tpm : NULL, env, &pe, &proof, a->last_error,
-					 sizeof(a->last_error)) < 0 || agent_send(a, &pe) < 0) {
-			log_error("%s", a->last_error[0] ? a->last_error : "cannot send the TPM proof");
-			if (a->tls)
-				sky_tls_close(a->tls, -EIO);
-		}
+		Skyroot__Envelope *pe = agent_tpm_link_proof(a->mode == LINK_ENROLL ? a->tpm : NULL, env, a->last_error,
+							     sizeof(a->last_error));
+		if ((!pe || agent_send(a, pe) < 0) && a->tls)
+			sky_tls_close(a->tls, -EIO); /* tpm_link.c logged why */
 		break;
 	}
 	case SKYROOT__ENVELOPE__BODY_HEARTBEAT:
@@ -982,11 +977,9 @@ static void agent__stop(struct agent *a, bool abrupt)
 	X509_free(a->cert);
 	EVP_PKEY_free(a->key);
 	EVP_PKEY_free(a->pending_key);
-	agent_tpm_link_free(a->tpm);
 	a->cert = NULL;
 	a->key = NULL;
 	a->pending_key = NULL;
-	a->tpm = NULL;
 }
 
 void agent_stop(struct agent *a)

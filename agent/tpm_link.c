@@ -19,6 +19,8 @@ struct agent_tpm_link {
 	size_t secret_len;
 	struct agent_tpm_quote q;
 	int answered;
+	Skyroot__TpmProof proof;
+	Skyroot__Envelope env;
 };
 
 void agent_tpm_link_free(struct agent_tpm_link *l)
@@ -103,6 +105,7 @@ int agent_tpm_link_enroll(const char *tcti, int explicit_tpm, struct agent_tpm_l
 {
 	char why[300] = "";
 
+	agent_tpm_link_free(*out); /* an earlier enrollment's */
 	*out = NULL;
 	if (!tcti[0])
 		return 0;
@@ -118,23 +121,25 @@ int agent_tpm_link_enroll(const char *tcti, int explicit_tpm, struct agent_tpm_l
 	return -1;
 }
 
-int agent_tpm_link_proof(struct agent_tpm_link *l, const Skyroot__Envelope *env, Skyroot__Envelope *out,
-			 Skyroot__TpmProof *proof, char *err, size_t errlen)
+Skyroot__Envelope *agent_tpm_link_proof(struct agent_tpm_link *l, const Skyroot__Envelope *env, char *err,
+					size_t errlen)
 {
 	char why[300] = "";
 
 	if (!l || env->body_case != SKYROOT__ENVELOPE__BODY_TPM_CHALLENGE || !env->tpm_challenge) {
 		snprintf(err, errlen, "a TPM challenge from the controller, and no TPM in this enrollment");
-		return -1;
+		log_error("%s", err);
+		return NULL;
 	}
-	if (agent_tpm_link_answer(l, env->tpm_challenge, proof, why, sizeof(why)) < 0) {
+	if (agent_tpm_link_answer(l, env->tpm_challenge, &l->proof, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "cannot answer the controller's TPM challenge: %s", why);
-		return -1;
+		log_error("%s", err);
+		return NULL;
 	}
-	skyroot__envelope__init(out);
-	out->request_id = env->request_id;
-	out->body_case = SKYROOT__ENVELOPE__BODY_TPM_PROOF;
-	out->tpm_proof = proof;
+	skyroot__envelope__init(&l->env);
+	l->env.request_id = env->request_id;
+	l->env.body_case = SKYROOT__ENVELOPE__BODY_TPM_PROOF;
+	l->env.tpm_proof = &l->proof;
 	log_info("TPM: credential activated and PCRs quoted for the controller");
-	return 0;
+	return &l->env;
 }

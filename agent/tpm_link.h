@@ -31,15 +31,16 @@ int agent_tpm_link_answer(struct agent_tpm_link *l, const Skyroot__TpmChallenge 
 			  char *err, size_t errlen);
 void agent_tpm_link_free(struct agent_tpm_link *l);
 
-/* For the link (client.c): the TPM at tcti ("" = none) for an enrollment.
+/* For the link (client.c): the TPM at tcti ("" = none) for an enrollment,
+ * in place of *out (an earlier enrollment's, freed; *out starts NULL).
  * 0 and *out (NULL: no TPM used; a default one, explicit == 0, that does
  * not answer is logged and left out), or -1 with err (--tpm's TPM). */
 int agent_tpm_link_enroll(const char *tcti, int explicit_tpm, struct agent_tpm_link **out, Skyroot__TpmEvidence *ev,
 			  char *err, size_t errlen);
-/* The TpmProof envelope out (with proof) answering the challenge in env,
- * under env's request id; -1 with err when l is NULL (no TPM in this
- * enrollment) or the TPM cannot answer. */
-int agent_tpm_link_proof(struct agent_tpm_link *l, const Skyroot__Envelope *env, Skyroot__Envelope *out,
-			 Skyroot__TpmProof *proof, char *err, size_t errlen);
+/* The TpmProof envelope (held by l) answering the challenge in env, under
+ * env's request id; NULL with err (also logged) when l is NULL (no TPM in
+ * this enrollment) or the TPM cannot answer. */
+Skyroot__Envelope *agent_tpm_link_proof(struct agent_tpm_link *l, const Skyroot__Envelope *env, char *err,
+					size_t errlen);
 
 #endif
