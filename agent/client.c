@@ -19,6 +19,7 @@
 #include "agent/identity.h"
 #include "agent/pending.h"
 #include "agent/reboot.h"
+#include "agent/tpm_link.h"
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -42,6 +43,7 @@ struct agent {
 	EVP_PKEY *key;
 	X509 *cert;
 	EVP_PKEY *pending_key;        /* during renewal */
+	struct agent_tpm_link *tpm;   /* the TPM during an enrollment (tpm_link.h) */
 	char board_id[64];
 	uint8_t signing_pub[32];
 	int64_t not_after;
@@ -282,6 +284,7 @@ static void agent_send_enroll(struct agent *a)
 {
 	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
 	Skyroot__EnrollRequest er = SKYROOT__ENROLL_REQUEST__INIT;
+	Skyroot__TpmEvidence ev = SKYROOT__TPM_EVIDENCE__INIT;
 	char uuid[80], host[INV_MAX_STR];
 	struct hello_claims claims;
 	char *macs[HELLO_MACS_MAX];
@@ -313,6 +316,10 @@ static void agent_send_enroll(struct agent *a)
 	er.dmi_serial = claims.serial;
 	er.macs = macs;
 	er.n_macs = claims.n_macs;
+	if (agent_tpm_link_enroll(a->cfg->tpm_tcti, a->cfg->tpm_explicit, &a->tpm, &ev, a->last_error,
+				  sizeof(a->last_error)) < 0)
+		goto fail;
+	er.tpm = a->tpm ? &ev : NULL;
 	env.body_case = SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST;
 	env.enroll_request = &er;
 	r = agent_send(a, &env);
@@ -561,6 +568,13 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 				sky_tls_close(a->tls, 0); /* reconnect with the certificate */
 		}
 		break;
+	case SKYROOT__ENVELOPE__BODY_TPM_CHALLENGE: { /* the proof, under the enrollment's id */
+		Skyroot__Envelope *pe = agent_tpm_link_proof(a->mode == LINK_ENROLL ? a->tpm : NULL, env, a->last_error,
+							     sizeof(a->last_error));
+		if ((!pe || agent_send(a, pe) < 0) && a->tls)
+			sky_tls_close(a->tls, -EIO); /* tpm_link.c logged why */
+		break;
+	}
 	case SKYROOT__ENVELOPE__BODY_HEARTBEAT:
 		a->last_rtt_us = uv_hrtime() / 1000 - env->heartbeat->sent_unix_ms;
 		agent_emit(a, AGENT_EV_HEARTBEAT);
@@ -711,6 +725,8 @@ static void agent_on_data(struct sky_tls *t, const uint8_t *data, size_t len)
 void agent_link_end(struct agent *a)
 {
 	a->tls = NULL;
+	agent_tpm_link_free(a->tpm); /* one enrollment's */
+	a->tpm = NULL;
 	sky_frame_decoder_free(&a->dec);
 	uv_timer_stop(&a->hb_timer);
 	uv_timer_stop(&a->inv_timer);

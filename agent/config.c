@@ -34,9 +34,9 @@
 /* What the flags said, before it is checked and copied into the config. */
 struct config_flags {
 	const char *controller, *controller_dhcp, *token, *ca, *sysfs_root, *procfs_root, *devfs_root, *cmdline, *qemu,
-		*skyvmm, *identity_dir, *bridge;
+		*skyvmm, *identity_dir, *bridge, *tpm;
 	uint64_t heartbeat_ms, cache_max;
-	bool once, allow_kexec, allow_reboot, version, controller_srv;
+	bool once, allow_kexec, allow_reboot, version, controller_srv, no_tpm;
 	const char *reboot_command;
 	int log_level;
 };
@@ -62,6 +62,8 @@ enum {
 	CONFIG_ALLOW_REBOOT,
 	CONFIG_REBOOT_COMMAND,
 	CONFIG_IDENTITY_DIR,
+	CONFIG_TPM,
+	CONFIG_NO_TPM,
 	CONFIG_ONCE,
 	CONFIG_VERSION,
 	CONFIG_NOPTS, /* the table's end */
@@ -142,6 +144,13 @@ static void config__table(struct sky_opt opts[CONFIG_NOPTS + 1], struct config_f
 		[CONFIG_IDENTITY_DIR] = { .name = "identity-dir", .kind = SKY_ARG_STR, .dest = &f->identity_dir, .metavar = "DIR",
 		  .help = "keep key and certificate across restarts\n"
 			  "in DIR, which must be RAM (a tmpfs)" },
+		[CONFIG_TPM] = { .name = "tpm", .kind = SKY_ARG_STR, .dest = &f->tpm, .metavar = "TCTI",
+		  .help = "the TPM 2.0 to enroll with, a tpm2-tss TCTI\n"
+			  "(device:/dev/tpmrm0, swtpm:host=H,port=P); default\n"
+			  "DEVFS-ROOT/tpmrm0 when it exists, else none. With a\n"
+			  "TPM whose EK the controller knows, no token is needed" },
+		[CONFIG_NO_TPM] = { .name = "no-tpm", .kind = SKY_ARG_FLAG, .dest = &f->no_tpm,
+		  .help = "enroll without the TPM even when there is one" },
 		[CONFIG_ONCE] = { .name = "once", .kind = SKY_ARG_FLAG, .dest = &f->once,
 		  .help = "exit after the first session is set up\n"
 			  "(for tests); exit 1 when refused or left pending" },
@@ -153,7 +162,7 @@ static void config__table(struct sky_opt opts[CONFIG_NOPTS + 1], struct config_f
 
 /* What the flags said, so the kernel command line fills only the rest. */
 struct seen {
-	bool controller, token, ca, cmdline;
+	bool controller, token, ca, cmdline, no_tpm;
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -356,6 +365,20 @@ static int apply_flags(struct agent_config *cfg, const struct sky_opt *opts, con
 	cfg->allow_kexec = f->allow_kexec;
 	cfg->allow_reboot = f->allow_reboot;
 	cfg->controller_srv = f->controller_srv;
+	if (f->tpm && f->no_tpm) {
+		snprintf(err, errlen, "--tpm names a TPM and --no-tpm says to use none: give one of them");
+		return -EINVAL;
+	}
+	if (f->tpm && (!f->tpm[0] || strlen(f->tpm) >= sizeof(cfg->tpm_tcti))) {
+		snprintf(err, errlen, "--tpm needs a TCTI string of at most %zu bytes, such as device:/dev/tpmrm0 "
+			 "or swtpm:host=127.0.0.1,port=2321", sizeof(cfg->tpm_tcti) - 1);
+		return -EINVAL;
+	}
+	if (f->tpm) {
+		snprintf(cfg->tpm_tcti, sizeof(cfg->tpm_tcti), "%s", f->tpm);
+		cfg->tpm_explicit = 1;
+	}
+	seen->no_tpm = f->no_tpm;
 	if (cfg->reboot_command[0] && !cfg->allow_reboot) {
 		snprintf(err, errlen, "--reboot-command is run only on a reboot order, which needs --allow-reboot; "
 			 "give both or neither");
@@ -556,7 +579,7 @@ static int fill_from_cmdline(struct agent_config *cfg, const char *cmdline, cons
 
 int agent_config_parse(struct agent_config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
-	struct seen seen = { false, false, false, false };
+	struct seen seen = { false, false, false, false, false };
 	int r;
 
 	if (err && errlen > 0)
@@ -572,6 +595,13 @@ int agent_config_parse(struct agent_config *cfg, int argc, char **argv, char *er
 	r = parse_flags(cfg, argc, argv, &seen, err, errlen);
 	if (r != 0)
 		return r;
+	/* The TPM by default: the kernel's resource manager device, if any. */
+	if (!cfg->tpm_explicit && !seen.no_tpm) {
+		char dev[sizeof(cfg->devfs_root) + 8];
+		snprintf(dev, sizeof(dev), "%s/tpmrm0", cfg->devfs_root);
+		if (access(dev, R_OK | W_OK) == 0)
+			snprintf(cfg->tpm_tcti, sizeof(cfg->tpm_tcti), "device:%s", dev);
+	}
 
 	if (!seen.cmdline) {
 		int n = snprintf(cfg->cmdline_path, sizeof(cfg->cmdline_path), "%s/cmdline",

@@ -33,6 +33,12 @@ struct agent_config {
 	int allow_reboot;            /* --allow-reboot: the controller may reboot this machine */
 	char reboot_command[4096];   /* --reboot-command: run instead of reboot(2); "" = reboot(2) */
 	char identity_dir[4096];     /* --identity-dir: keep key + certificate here (a tmpfs) */
+	/* The TPM enrollment uses (agent/tpm_link.h): a tpm2-tss TCTI string;
+	 * "" = none.  --tpm TCTI, else device:DEVFS-ROOT/tpmrm0 when it exists,
+	 * unless --no-tpm.  tpm_explicit: --tpm was given (a TPM that does not
+	 * answer is then an error, not a board without one). */
+	char tpm_tcti[4200];
+	int tpm_explicit;
 };
 
 /* Parse argv with the shared argument layer (common/args.h: --flag VALUE,

@@ -137,6 +137,32 @@ static void board__show_reenroll(json_t *b)
 	skyctl_field("Re-enrollment", text);
 }
 
+/* The board's TPM identity: the EK bound, the last good quote, the last
+ * refusal of a TPM claiming its machine. */
+static void board__show_tpm(json_t *b)
+{
+	json_t *t = json_object_get(b, "tpm");
+	char text[400];
+
+	if (!json_is_object(t)) {
+		skyctl_field("TPM", "none bound (the board enrolled without a TPM, or before one was used)");
+		return;
+	}
+	if (json_is_string(json_object_get(t, "ek_sha256"))) {
+		snprintf(text, sizeof(text), "EK sha256:%.64s, bound %.40s", skyctl_jstr(t, "ek_sha256", "-"),
+			 skyctl_jstr(t, "bound_at", "-"));
+		skyctl_field("TPM", text);
+		skyctl_field("Last good quote", skyctl_jstr(t, "last_quote_at", "-"));
+	} else {
+		skyctl_field("TPM", "none bound");
+	}
+	if (json_is_string(json_object_get(t, "refused"))) {
+		snprintf(text, sizeof(text), "%.40s: %.300s", skyctl_jstr(t, "refused_at", "-"),
+			 skyctl_jstr(t, "refused", "-"));
+		skyctl_field("TPM refused", text);
+	}
+}
+
 /* "br0 over eth0: up, uplink link up, VLAN filtering on" or "none". */
 static void board__show_bridge(json_t *board)
 {
@@ -332,6 +358,7 @@ static int board__show(struct skyctl *ctl, const char *arg)
 	skyctl_field("Enrolled", skyctl_jstr(b, "enrolled_at", "-"));
 	skyctl_field("Certificate until", skyctl_jstr(b, "cert_expires_at", "-"));
 	board__show_reenroll(b);
+	board__show_tpm(b);
 	skyctl_field("Last seen", skyctl_jstr(b, "last_seen_at", "never"));
 	board__show_boot(b);
 	board__show_groups(b);

@@ -203,11 +203,16 @@ static void al_on_frame_prep(void *owner, Skyroot__Envelope *env, void *prep)
 	struct session *s = owner;
 	uint64_t req = env->request_id;
 
-	if (env->body_case == SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST && prep) {
-		al_enroll_prepared(s, req, prep);
+	if (env->body_case == SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST) {
+		if (!prep)
+			prep = al_enroll_prepare(env);
+		if (prep)
+			al_tpm_enroll(s, req, prep); /* the TPM step first, when the board has one */
+		else
+			al_enroll(s, req, env->enroll_request);
 		prep = NULL;
-	} else if (env->body_case == SKYROOT__ENVELOPE__BODY_ENROLL_REQUEST) {
-		al_enroll(s, req, env->enroll_request);
+	} else if (env->body_case == SKYROOT__ENVELOPE__BODY_TPM_PROOF && s->state != SESS_BOARD) {
+		al_tpm_proof(s, req, env->tpm_proof);
 	} else if (s->state != SESS_BOARD) {
 		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_NOT_ENROLLED,
 			      "this connection has no client certificate: it may only enroll");
@@ -397,6 +402,7 @@ static void al_on_closed(void *owner, int err)
 		if (!al->stopping)
 			al_flush_one(al, s);
 	}
+	al_tpm_session_gone(s);
 	al_enroll_session_gone(s);
 	al_chunks_session_gone(s);
 	if (s->images)

@@ -2,11 +2,12 @@
  *   al_conn.c     a session's transport on its session loop (loops.c has
  *                 the threading model): the bottom layer
  *   al_session.c  the session table and sending frames
+ *   al_tpm.c      an enrollment's TPM step: challenge, proof (issue 16)
  *   al_enroll.c   enrollment in group commits, certificate issue and renewal
  *   al_chunks.c   serving image chunks with a window and a memory budget
  *   al_report.c   boards' reports of a corrupt chunk, bounded, to scrub.c
  *   agentlink.c   the listener, TLS callbacks, frame dispatch, the interface
- * Calls go downwards only: agentlink.c -> al_enroll.c, al_chunks.c ->
+ * Calls go downwards only: agentlink.c -> al_tpm.c -> al_enroll.c, al_chunks.c ->
  * al_session.c -> al_conn.c (tests/unit/circles.py checks it); al_conn.c
  * reports back through struct al_conn_ops. */
 #ifndef SKY_CONTROLLER_AGENTLINK_PRIV_H
@@ -116,6 +117,9 @@ struct al_conn_ops {
 	void *(*loop_frame)(const Skyroot__Envelope *env);
 };
 
+struct al_tpm_wait;
+struct tpmv_nonces;
+
 struct session {
 	struct agentlink *al;
 	/* The transport: c (a session loop, al_conn.c) or, without loops,
@@ -135,6 +139,7 @@ struct session {
 	uint8_t inv_hash[32];
 	char board_id[DB_ID_MAX];
 	struct enroll_item *enrolling; /* queued for the next group commit */
+	struct al_tpm_wait *tpm_wait; /* a TPM challenge sent, its proof awaited (al_tpm.c) */
 	struct chunk_job *jobs;       /* this session's chunk requests (snext) */
 	unsigned chunk_inflight;
 	size_t chunk_reading;         /* chunk bytes being read for it */
@@ -178,6 +183,7 @@ struct agentlink {
 	struct enroll_item *enroll_head, **enroll_tail;
 	unsigned enroll_signing;      /* certificates being signed on the thread pool */
 	uint8_t *ca_der;              /* the CA certificate, for enrollment answers */
+	struct tpmv_nonces *tpm_nonces; /* quotes' nonces, single use (al_tpm.c) */
 	size_t ca_der_len;
 	struct chunk_job *chunk_head, **chunk_tail;
 	size_t chunk_bytes;           /* budget in use: reading + queued to send */
@@ -293,7 +299,34 @@ int al_enroll_decide(struct controller *ctl, struct enroll_item *it);
  * thread pool's, after the commit): 0 or a negative errno. */
 int al_enroll_sign(struct controller *ctl, struct enroll_item *it);
 void al_enroll_item_free(struct enroll_item *it);
+/* What a board's TPM sends with its EnrollRequest (TpmEvidence), bounded
+ * as the agent's own buffers are (agent/tpm.h). */
+#define AL_TPM_PUBLIC_MAX 1024u
+#define AL_TPM_CERT_MAX 8192u
+struct al_tpm_claim {
+	uint8_t ek_pub[AL_TPM_PUBLIC_MAX];
+	size_t ek_pub_len;
+	uint8_t ak_pub[AL_TPM_PUBLIC_MAX];
+	size_t ak_pub_len;
+	uint8_t ek_cert[AL_TPM_CERT_MAX];
+	size_t ek_cert_len;             /* 0: the TPM has none */
+};
+/* The prepared request's TPM evidence and the machine it claims, or NULL
+ * (no TPM, or a refused request). */
+const struct al_tpm_claim *al_enroll_tpm_claim(const struct enroll_prep *p, const char **uuid);
+/* The TPM step is over: the evidence goes; ek (the EK's name, hex) when
+ * it proved itself, NULL when the TPM is not used (the board enrolls as
+ * one without). */
+void al_enroll_tpm_settle(struct enroll_prep *p, const char *ek);
 void al_renew(struct session *s, uint64_t req, const Skyroot__RenewRequest *rr);
+
+/* al_tpm.c: an enrollment with TPM evidence gets a TpmChallenge (a
+ * credential for the EK and the AK, a nonce) and waits for the board's
+ * TpmProof before it is decided (al_enroll_prepared); one without goes
+ * straight there.  prep is consumed. */
+void al_tpm_enroll(struct session *s, uint64_t req, struct enroll_prep *prep);
+void al_tpm_proof(struct session *s, uint64_t req, const Skyroot__TpmProof *tp);
+void al_tpm_session_gone(struct session *s);
 
 /* al_chunks.c */
 void al_chunk_request(struct session *s, uint64_t req, const Skyroot__ChunkRequest *cr);

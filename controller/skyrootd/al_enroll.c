@@ -21,6 +21,7 @@
 #include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink_priv.h"
+#include "controller/skyrootd/db_tpm.h"
 #include "controller/skyrootd/metrics.h"
 #include "controller/skyrootd/pending.h"
 #include <openssl/crypto.h>
@@ -126,6 +127,12 @@ struct enroll_item {
 	char token_id[DB_ID_MAX];
 	char token_board[DB_ID_MAX];  /* the token was made for this board ("" = any) */
 	char board_id[DB_ID_MAX];
+	/* The board's TPM (al_tpm.c): its evidence, until checked (then
+	 * freed); tpm_ok once the exchange proved it, with the EK's name. */
+	struct al_tpm_claim *tpm;
+	bool tpm_ok;
+	bool tpm_known;               /* decided: the EK's board, enrolled again with no token */
+	char tpm_ek[DB_TPM_EK_MAX];
 	struct sky_cert_spec spec;    /* recorded in the store, to be signed */
 	uint8_t *cert_der;
 	size_t cert_len;
@@ -142,6 +149,7 @@ void al_enroll_item_free(struct enroll_item *it)
 	if (!it)
 		return;
 	EVP_PKEY_free(it->pub);
+	free(it->tpm);
 	OPENSSL_free(it->cert_der);
 	X509_free(it->ca_cert);
 	EVP_PKEY_free(it->ca_key);
@@ -178,6 +186,12 @@ int al_enroll_request(const Skyroot__Envelope *env, struct enroll_item **out, Sk
 	    er->csr_der.len > SKY_CSR_MAX_DER)
 		return al_refuse(code, msg, msglen, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST,
 				 "enroll request field over its limit");
+	if (er->tpm && (er->tpm->ek_public.len == 0 || er->tpm->ek_public.len > AL_TPM_PUBLIC_MAX ||
+			er->tpm->ak_public.len == 0 || er->tpm->ak_public.len > AL_TPM_PUBLIC_MAX ||
+			er->tpm->ek_cert.len > AL_TPM_CERT_MAX))
+		return al_refuse(code, msg, msglen, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST,
+				 "TPM evidence refused: an EK or AK public key missing or over %u bytes, or an EK "
+				 "certificate over %u bytes", AL_TPM_PUBLIC_MAX, AL_TPM_CERT_MAX);
 	if (!er->machine_uuid[0])
 		return al_refuse(code, msg, msglen, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST,
 				 "no machine identity (DMI product UUID) sent");
@@ -194,6 +208,20 @@ int al_enroll_request(const Skyroot__Envelope *env, struct enroll_item **out, Sk
 	}
 	it->req = env->request_id;
 	it->pub = pub;
+	if (er->tpm) {
+		it->tpm = calloc(1, sizeof(*it->tpm));
+		if (!it->tpm) {
+			al_enroll_item_free(it);
+			return al_refuse(code, msg, msglen, SKYROOT__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+		}
+		memcpy(it->tpm->ek_pub, er->tpm->ek_public.data, er->tpm->ek_public.len);
+		it->tpm->ek_pub_len = er->tpm->ek_public.len;
+		memcpy(it->tpm->ak_pub, er->tpm->ak_public.data, er->tpm->ak_public.len);
+		it->tpm->ak_pub_len = er->tpm->ak_public.len;
+		if (er->tpm->ek_cert.len)
+			memcpy(it->tpm->ek_cert, er->tpm->ek_cert.data, er->tpm->ek_cert.len);
+		it->tpm->ek_cert_len = er->tpm->ek_cert.len;
+	}
 	if (!er->token[0] && pending_ask_parse(&it->pa, er, pub) < 0) {
 		al_enroll_item_free(it);
 		return al_refuse(code, msg, msglen, SKYROOT__ERROR_CODE__ERROR_BAD_REQUEST,
@@ -224,6 +252,28 @@ struct enroll_prep *al_enroll_prepare(const Skyroot__Envelope *env)
 	if (al_enroll_request(env, &p->it, &p->code, p->msg, sizeof(p->msg)) < 0)
 		p->it = NULL;
 	return p;
+}
+
+const struct al_tpm_claim *al_enroll_tpm_claim(const struct enroll_prep *p, const char **uuid)
+{
+	if (!p->it || !p->it->tpm)
+		return NULL;
+	*uuid = p->it->uuid;
+	return p->it->tpm;
+}
+
+void al_enroll_tpm_settle(struct enroll_prep *p, const char *ek)
+{
+	struct enroll_item *it = p->it;
+
+	if (!it)
+		return;
+	free(it->tpm);
+	it->tpm = NULL;
+	if (ek) {
+		it->tpm_ok = true;
+		snprintf(it->tpm_ek, sizeof(it->tpm_ek), "%s", ek);
+	}
 }
 
 void al_enroll_prep_free(struct enroll_prep *p)
@@ -324,6 +374,24 @@ int al_enroll_decide(struct controller *ctl, struct enroll_item *it)
 	int64_t now = sky_unix_now();
 	int r;
 
+	if (it->tpm_ok) { /* a TPM proved its EK: the board bound to it needs no token */
+		r = db_tpm_find_ek(db, it->tpm_ek, it->board_id);
+		if (r == 0) {
+			it->tpm_known = true;
+			it->how = "by its TPM (known EK, credential activated, quote verified)";
+			r = db_board_reenroll_done(db, it->board_id);
+			if (r == 0)
+				r = db_tpm_quoted(db, it->board_id, now);
+			if (r == 0)
+				r = al_issue_record(ctl, it->board_id, true, &it->spec);
+			if (r == 0)
+				it->not_after = it->spec.not_after;
+			return r;
+		}
+		if (r != -ENOENT)
+			return r;
+		it->board_id[0] = '\0';
+	}
 	if (it->pa.on) { /* no token: a pending board, unless accepted */
 		struct pending_opts o = { .max = ctl->opt.pending_max, .ttl = ctl->opt.pending_ttl };
 		r = pending_ask_decide(db, &o, &it->pa, it->uuid, it->hostname, now);
@@ -361,6 +429,8 @@ int al_enroll_decide(struct controller *ctl, struct enroll_item *it)
 		r = db_token_consume(db, it->token_hash, now, it->token_id);
 	if (r == 0)
 		r = al_issue_record(ctl, it->board_id, !it->new_board, &it->spec);
+	if (r == 0 && it->tpm_ok) /* the first enrollment binds EK -> board */
+		r = db_tpm_bind(db, it->board_id, it->tpm_ek, now);
 	if (r == 0)
 		it->not_after = it->spec.not_after;
 	return r;
@@ -386,7 +456,7 @@ static void al_enroll_count(const struct enroll_item *it)
 {
 	switch (it->err) {
 	case 0:
-		if (it->pa.on && it->pa.res.verdict != PENDING_ISSUE)
+		if (it->pa.on && !it->tpm_known && it->pa.res.verdict != PENDING_ISSUE)
 			metrics_enroll_fail(pending_ask_metric(&it->pa));
 		else if (it->pending)
 			metrics_enroll_fail(METRICS_ENROLL_REENROLL_PENDING);
@@ -445,11 +515,14 @@ static void al_enroll_answer(struct agentlink *al, struct enroll_item *it, const
 
 	al_enroll_count(it);
 
-	if (it->pa.on && (it->err != 0 || it->pa.res.verdict != PENDING_ISSUE)) {
+	if (it->pa.on && !it->tpm_known && (it->err != 0 || it->pa.res.verdict != PENDING_ISSUE)) {
 		al_enroll_answer_pending(it);
 		return;
 	}
-	if (it->pa.on)
+	if (it->err == 0 && it->tpm_known)
+		log_info("board %s (machine %s) enrolled again %s with no token (EK %.16s...); its earlier "
+			 "certificates are revoked", it->board_id, it->uuid, it->how, it->tpm_ek);
+	else if (it->pa.on)
 		pending_ask_issued(&it->pa, it->board_id, it->uuid);
 	else if (it->err == 0 && it->pending)
 		log_warn("board %s: machine %s asks to enroll again with the general token %s: an operator must "
@@ -595,7 +668,8 @@ void al_enroll_batch(uv_check_t *h)
 		it->err = db_savepoint(db);
 		if (it->err == 0)
 			it->err = al_enroll_decide(al->ctl, it);
-		if (it->err == 0 && it->pa.on && it->pa.res.verdict == PENDING_WAIT && it->pa.res.is_new &&
+		if (it->err == 0 && !it->tpm_known && it->pa.on && it->pa.res.verdict == PENDING_WAIT &&
+		    it->pa.res.is_new &&
 		    al->ops.event) /* a new pending board: durable with its record */
 			al->ops.event(al->ops_ctx, true, "board.pending", "pending", it->pa.res.id,
 				      (const char *const[]){ "machine", it->uuid, "serial", it->pa.serial, NULL });
@@ -626,7 +700,8 @@ void al_enroll_batch(uv_check_t *h)
 		it->next = NULL;
 		/* Sign only what was issued: not a board left waiting (a known
 		 * machine's general token, or a key with no token not accepted). */
-		if (it->err == 0 && !it->pending && !(it->pa.on && it->pa.res.verdict != PENDING_ISSUE))
+		if (it->err == 0 && !it->pending &&
+		    (it->tpm_known || !(it->pa.on && it->pa.res.verdict != PENDING_ISSUE)))
 			al_enroll_sign_start(al, it);
 		else
 			al_enroll_finish(al, it);

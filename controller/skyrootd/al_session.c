@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink_priv.h"
+#include "controller/skyrootd/tpm_verify.h"
 #include <openssl/ssl.h>
 
 static unsigned bucket_of(const char *id)
@@ -181,6 +182,7 @@ void al_maybe_free(struct agentlink *al)
 		}
 		SSL_CTX_free(al->ssl_ctx);
 		OPENSSL_free(al->ca_der);
+		tpmv_nonces_free(al->tpm_nonces);
 		al_pool_free(al->pool);
 		free(al);
 	}

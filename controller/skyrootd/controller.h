@@ -49,6 +49,7 @@ struct boots;
 struct scrub;
 struct pending_rate;
 struct events;
+struct tpmv_cas;
 
 struct controller {
 	uv_loop_t *loop;              /* the main loop (loops.c: who owns what) */
@@ -74,6 +75,8 @@ struct controller {
 	struct events *events;        /* the event log (events.h) */
 	char db_path[4096];
 	struct agentlink *agents;
+	struct tpmv_cas *tpm_cas;     /* TPM manufacturer CAs (tpm_ca.h); NULL: boards' TPMs not used */
+	size_t tpm_ca_files;
 	struct api *api;
 	struct api *boot;
 	unsigned boot_downloads;      /* firmware files being sent (api_boot.c) */

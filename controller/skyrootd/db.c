@@ -196,6 +196,16 @@ static const char *const db_migrations[] = {
 	"  mac TEXT NOT NULL UNIQUE,"          /* "02:53:4b:..", lower case */
 	"  PRIMARY KEY (guest_id, idx)) WITHOUT ROWID;"
 	"CREATE INDEX guest_nics_network ON guest_nics(network_id);",
+	/* 10 -> 11: TPM-anchored identity (db_tpm.c, issue 16): the board's
+	 * EK by its name's SHA-256 (hex), bound at its first verified
+	 * enrollment; the last good quote; the last refusal of a TPM that
+	 * claimed this machine, shown to the operator. */
+	"ALTER TABLE boards ADD COLUMN tpm_ek TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE boards ADD COLUMN tpm_bound_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE boards ADD COLUMN tpm_quote_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE boards ADD COLUMN tpm_refused TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE boards ADD COLUMN tpm_refused_at INTEGER NOT NULL DEFAULT 0;"
+	"CREATE UNIQUE INDEX boards_tpm_ek ON boards(tpm_ek) WHERE tpm_ek != '';",
 };
 
 enum db_stmt_id {
@@ -237,7 +247,7 @@ enum db_stmt_id {
 };
 
 #define BOARD_COLS "id, name, uuid, enrolled_at, last_seen, cert_not_after, inventory, baremetal, " \
-	"reenroll_pending_at, reenroll_allowed_until"
+	"reenroll_pending_at, reenroll_allowed_until, tpm_ek, tpm_bound_at, tpm_quote_at, tpm_refused, tpm_refused_at"
 
 static const char *const db_sql[S_COUNT] = {
 	[S_TOKEN_INSERT] = "INSERT INTO tokens(id, hash, created_at, expires_at, uses, uses_left, board_id) VALUES(?,?,?,?,?,?,?)",
@@ -764,6 +774,11 @@ static void board_row(sqlite3_stmt *s, struct db_board *b)
 	b->baremetal = sqlite3_column_int(s, 7) != 0;
 	b->reenroll_pending_at = sqlite3_column_int64(s, 8);
 	b->reenroll_allowed_until = sqlite3_column_int64(s, 9);
+	db_copy_text(b->tpm_ek, sizeof(b->tpm_ek), s, 10);
+	b->tpm_bound_at = sqlite3_column_int64(s, 11);
+	b->tpm_quote_at = sqlite3_column_int64(s, 12);
+	db_copy_text(b->tpm_refused, sizeof(b->tpm_refused), s, 13);
+	b->tpm_refused_at = sqlite3_column_int64(s, 14);
 }
 
 static int board_query(sqlite3_stmt *s, db_board_cb cb, void *ctx, int single)

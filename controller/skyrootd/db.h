@@ -70,6 +70,9 @@ int db_token_get(struct db *db, const char *id, struct db_token *out);
 int db_token_revoke(struct db *db, const char *id);
 
 /* ---- boards ---- */
+/* A board's EK: the SHA-256 of its TPM name, in hex (db_tpm.h). */
+#define DB_TPM_EK_MAX 65
+#define DB_TPM_REFUSED_MAX 256
 struct db_board {
 	char id[DB_ID_MAX];
 	char name[DB_NAME_MAX];
@@ -82,6 +85,11 @@ struct db_board {
 	bool baremetal;             /* told to kexec an OS; until the firmware is back */
 	int64_t reenroll_pending_at;    /* a known machine asked to re-enroll with a general token; 0 = no */
 	int64_t reenroll_allowed_until; /* an operator allowed one re-enrollment until then; 0 = no */
+	char tpm_ek[DB_TPM_EK_MAX];     /* its EK's fingerprint (db_tpm.h); "" = no TPM bound */
+	int64_t tpm_bound_at;           /* when the EK was bound to it */
+	int64_t tpm_quote_at;           /* the last good quote; 0 = none */
+	char tpm_refused[DB_TPM_REFUSED_MAX]; /* why a TPM claiming this machine was refused last */
+	int64_t tpm_refused_at;
 };
 /* Find by DMI product UUID.  -ENOENT when none. */
 int db_board_find_uuid(struct db *db, const char *uuid, char *id_out);

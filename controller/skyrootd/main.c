@@ -32,6 +32,8 @@
 #include "controller/skyrootd/pending.h"
 #include "controller/skyrootd/scrub.h"
 #include "controller/skyrootd/store.h"
+#include "controller/skyrootd/tpm_ca.h"
+#include "controller/skyrootd/tpm_verify.h"
 
 /* The options of each command: they parse argv and make the usage. */
 static const char *opt_state, *opt_api_listen = CTL_DEFAULT_API_LISTEN;
@@ -59,6 +61,7 @@ static void usage(FILE *f)
 		   "       skyrootd backup --state DIR --to FILE\n"
 		   "       skyrootd restore --from FILE --state DIR\n"
 		   "       skyrootd reader-token --state DIR\n"
+		   "       skyrootd tpm-ca add|list --state DIR [FILE]\n"
 		   "       skyrootd --version\n"
 		   "\n"
 		   "init   create the state folder: CA (ECDSA P-256), server certificate, image-signing\n"
@@ -74,6 +77,31 @@ static void usage(FILE *f)
 	ctl_config_usage(f);
 	ctl_backup_usage(f);
 	ctl_restore_usage(f);
+	ctl_tpm_ca_usage(f);
+}
+
+/* The TPM manufacturer CAs of the state (tpm_ca.h): at start, and again on
+ * SIGHUP (a set that does not load keeps the earlier one then). */
+static int main__tpm_cas(struct controller *ctl)
+{
+	struct tpmv_cas *cas = NULL;
+	size_t n = 0;
+	char why[512] = "";
+	int r = ctl_tpm_cas_load(ctl->opt.state_dir, &cas, &n, why, sizeof(why));
+
+	if (r < 0) {
+		log_error("TPM manufacturer CAs: %s", why);
+		return r;
+	}
+	tpmv_cas_free(ctl->tpm_cas);
+	ctl->tpm_cas = cas;
+	ctl->tpm_ca_files = n;
+	if (n)
+		log_info("TPM manufacturer CAs: %zu file%s from %s/%s; boards' TPMs are checked against them", n,
+			 n == 1 ? "" : "s", ctl->opt.state_dir, CTL_TPM_CA_DIR);
+	else
+		log_info("no TPM manufacturer CA configured ('skyrootd tpm-ca add'): boards' TPMs are not used");
+	return 0;
 }
 
 static int reader_token_print(int sighup);
@@ -273,6 +301,8 @@ static void on_sighup(uv_signal_t *h, int signum)
 	}
 	log_info("SIGHUP: reloaded the admin and reader token hashes from %s (the log goes to stderr: nothing to "
 		 "reopen)", ctl->opt.state_dir);
+	if (main__tpm_cas(ctl) < 0)
+		log_error("SIGHUP: the TPM manufacturer CAs are unchanged");
 }
 
 static void raise_nofile(void)
@@ -339,6 +369,11 @@ static int cmd_run(int argc, char **argv)
 
 	r = ctl_state_load(&ctl);
 	if (r < 0) {
+		ctl_config_free(&cfg);
+		return 1;
+	}
+	if (main__tpm_cas(&ctl) < 0) {
+		ctl_state_unload(&ctl);
 		ctl_config_free(&cfg);
 		return 1;
 	}
@@ -420,6 +455,7 @@ static int cmd_run(int argc, char **argv)
 	ctl_state_unload(&ctl);
 	boots_free(ctl.boots);
 	pending_rate_free(ctl.pending_rate);
+	tpmv_cas_free(ctl.tpm_cas);
 	log_info("stopped");
 	ctl_config_free(&cfg);
 	return 0;
@@ -436,6 +472,7 @@ fail:
 	ctl_state_unload(&ctl);
 	boots_free(ctl.boots);
 	pending_rate_free(ctl.pending_rate);
+	tpmv_cas_free(ctl.tpm_cas);
 	ctl_config_free(&cfg);
 	return 1;
 }
@@ -464,6 +501,8 @@ int main(int argc, char **argv)
 		return ctl_restore_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "reader-token") == 0)
 		return cmd_reader_token(argc - 1, argv + 1);
+	if (strcmp(argv[1], "tpm-ca") == 0)
+		return ctl_tpm_ca_main(argc - 1, argv + 1);
 	fprintf(stderr, "skyrootd: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

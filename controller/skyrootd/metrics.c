@@ -30,6 +30,7 @@ static const char *const metrics_enroll_names[METRICS_ENROLL_FAIL_COUNT] = {
 	[METRICS_ENROLL_PENDING_FULL] = "pending_full",
 	[METRICS_ENROLL_PENDING_RATE] = "pending_rate_limited",
 	[METRICS_ENROLL_PENDING_REJECTED] = "pending_rejected",
+	[METRICS_ENROLL_TPM_REFUSED] = "tpm_refused",
 };
 
 static const char *const metrics_chunk_names[METRICS_CHUNK_FAIL_COUNT] = {

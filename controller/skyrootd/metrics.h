@@ -33,6 +33,7 @@ enum metrics_enroll_fail {
 	METRICS_ENROLL_PENDING_FULL,      /* no token, and --pending-max boards wait already */
 	METRICS_ENROLL_PENDING_RATE,      /* no token, too often from one address */
 	METRICS_ENROLL_PENDING_REJECTED,  /* no token, a key an operator rejected */
+	METRICS_ENROLL_TPM_REFUSED,       /* TPM evidence that did not check out (al_tpm.c) */
 	METRICS_ENROLL_FAIL_COUNT
 };
 

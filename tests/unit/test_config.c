@@ -158,6 +158,39 @@ static void test_reboot_flags(void **state)
 	assert_contains(err, "--allow-reboot");
 }
 
+/* The TPM enrollment uses: --tpm, else DEVFS-ROOT/tpmrm0 when it exists,
+ * never with --no-tpm. */
+static void test_tpm_flags(void **state)
+{
+	char dir[PATH_MAX], dev[PATH_MAX + 16], want[PATH_MAX + 32];
+	const char *t = getenv("TMPDIR");
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/skytpm.XXXXXX", t && *t ? t : "/tmp");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(parse(CTL_ARGS, "--devfs-root", dir, NULL), 0);
+	assert_string_equal(cfg.tpm_tcti, ""); /* no device: no TPM */
+	snprintf(dev, sizeof(dev), "%s/tpmrm0", dir);
+	int fd = open(dev, O_CREAT | O_RDWR, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(parse(CTL_ARGS, "--devfs-root", dir, NULL), 0);
+	snprintf(want, sizeof(want), "device:%s", dev);
+	assert_string_equal(cfg.tpm_tcti, want);
+	assert_int_equal(cfg.tpm_explicit, 0);
+	assert_int_equal(parse(CTL_ARGS, "--devfs-root", dir, "--no-tpm", NULL), 0);
+	assert_string_equal(cfg.tpm_tcti, "");
+	assert_int_equal(parse(CTL_ARGS, "--devfs-root", dir, "--tpm", "swtpm:host=127.0.0.1,port=2321", NULL), 0);
+	assert_string_equal(cfg.tpm_tcti, "swtpm:host=127.0.0.1,port=2321");
+	assert_int_equal(cfg.tpm_explicit, 1);
+	assert_int_equal(parse(CTL_ARGS, "--tpm", "device:/dev/tpmrm0", "--no-tpm", NULL), -EINVAL);
+	assert_contains(err, "--no-tpm");
+	assert_int_equal(parse(CTL_ARGS, "--tpm", "", NULL), -EINVAL);
+	assert_contains(err, "TCTI");
+	unlink(dev);
+	rmdir(dir);
+}
+
 static void test_cmdline_only(void **state)
 {
 	(void)state;
@@ -581,6 +614,7 @@ int main(void)
 		cmocka_unit_test(test_small_err_buffer),
 		cmocka_unit_test(test_help_and_version),
 		cmocka_unit_test(test_reboot_flags),
+		cmocka_unit_test(test_tpm_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
