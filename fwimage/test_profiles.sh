@@ -80,6 +80,21 @@ listing() { gzip -dc "$1/initrd.img" | cpio -it --quiet 2>/dev/null; }
 small=$tmp/cache-small
 fake_cache "$small" 1048576
 
+# --- the real skyagent (SKYAGENT, from meson): what it loads at run time --
+if [ -n "${SKYAGENT:-}" ]; then
+	agent_standin=$agent
+	agent=$SKYAGENT
+	build "$tmp/real" "$small"
+	check "real skyagent: build succeeds (rc $rc)" [ "$rc" = 0 ]
+	list=$(listing "$tmp/real" || true)
+	check "real skyagent: tpm2-tss's device TCTI, which it dlopens" \
+		grep -q 'lib/x86_64-linux-gnu/libtss2-tcti-device.so.0$' <<<"$list"
+	agent=$agent_standin
+	rm -rf "$tmp/real"
+else
+	echo "# SKYAGENT unset (skyagent not built): only stand-in images checked"
+fi
+
 # --- flash, the default --------------------------------------------------
 build "$tmp/flash" "$small"
 check "flash build succeeds (rc $rc)" [ "$rc" = 0 ]
