@@ -36,6 +36,8 @@ target=""
 qemu_extra=()
 net=user
 ca_pin=""
+tpm=no
+tpm_ca=""
 
 usage() {
 	cat <<EOF
@@ -78,6 +80,16 @@ options:
   --print-mac        print the board's MAC (from --name) and exit
   --ca-pin sha256:HEX  --boot efi: bake the CA pin into the board's UKI
                      (build.sh --ca-pin), as a fleet image carries it
+  --tpm              a TPM 2.0 (swtpm, tpm-tis): its state, and so its EK,
+                     is kept in STATE/tpm/ from boot to boot; the EK
+                     certificate is signed by the manufacturer CA in
+                     --tpm-ca DIR (made on first use; default: a CA shared
+                     by the boards of this boards dir, BOARDS/tpm-ca/).
+                     Give the controller DIR/rootca.pem and DIR/issuer.pem
+                     (skyrootd tpm-ca add).  OVMF and the UKI's stub
+                     measure the boot into it (PCR 11: the UKI)
+  --tpm-ca DIR       the manufacturer CA for --tpm (see above)
+  --tpm-no-ek-cert   --tpm without an EK certificate (made on first use)
   --image DIR        firmware build to boot (default: fwimage/out)
   --disk-bus B       scratch disk on virtio (default), ahci or nvme
                      (the firmware loads nvme, so it sees that disk in its
@@ -125,6 +137,9 @@ while [ $# -gt 0 ]; do
 	--net) need_arg "$@"; net=$2; shift 2 ;;
 	--print-mac) action=mac; shift ;;
 	--ca-pin) need_arg "$@"; ca_pin=$2; shift 2 ;;
+	--tpm) [ "$tpm" = no-ek-cert ] || tpm=yes; shift ;;
+	--tpm-ca) need_arg "$@"; tpm_ca=$2; shift 2 ;;
+	--tpm-no-ek-cert) tpm=no-ek-cert; shift ;;
 	--stop) need_arg "$@"; action=stop; target=$2; shift 2 ;;
 	--list) action=list; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -179,6 +194,18 @@ check_scratch() { # say whether the scratch disk still has its creation hash
 	fi
 }
 
+# the board's swtpm, by its pid (it ends with QEMU's connection; this is
+# for a QEMU that was killed before it connected)
+stop_tpm() {
+	local pid
+	[ -r "$1/tpm/swtpm.pid" ] || return 0
+	pid=$(tr -dc 0-9 <"$1/tpm/swtpm.pid")
+	if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "swtpm socket"; then
+		kill -TERM "$pid" 2>/dev/null || true
+	fi
+	rm -f "$1/tpm/swtpm.pid"
+}
+
 if [ "$action" = list ]; then
 	[ -d "$boards_dir" ] || exit 0
 	for d in "$boards_dir"/*/; do
@@ -210,6 +237,7 @@ if [ "$action" = stop ]; then
 		sleep 0.2
 	fi
 	rm -f "$dir/qemu.pid"
+	stop_tpm "$dir"
 	note "stopped board $target (pid $pid)"
 	check_scratch "$dir" || exit 1
 	exit 0
@@ -367,6 +395,16 @@ net)
 	;;
 esac
 
+if [ "$tpm" != no ]; then
+	"$here/tpm.sh" setup "$dir/tpm/state" "${tpm_ca:-$boards_dir/tpm-ca}" \
+		$([ "$tpm" = no-ek-cert ] && echo --no-ek-cert) || die "cannot make the board's TPM (fwimage/tpm.sh setup)"
+	stop_tpm "$dir"
+	"$here/tpm.sh" qemu "$dir/tpm/state" "$dir/tpm/swtpm.sock" "$dir/tpm/swtpm.pid" ||
+		die "cannot start the board's TPM (fwimage/tpm.sh qemu)"
+	args+=(-chardev "socket,id=tpmchr,path=$dir/tpm/swtpm.sock" -tpmdev emulator,id=tpm0,chardev=tpmchr
+		-device tpm-tis,tpmdev=tpm0)
+fi
+
 [ -e "$log" ] && mv -f "$log" "$log.1"
 : >"$log"
 [ $background = 1 ] || [ -n "$wait_re" ] && daemon=1 || daemon=0
@@ -382,6 +420,7 @@ date +%s.%N >"$dir/boot.start"
 
 if [ "$daemon" = 1 ]; then
 	"$QEMU" "${args[@]}" 2>"$dir/qemu.err" || {
+		stop_tpm "$dir"
 		cat "$dir/qemu.err" >&2
 		die "QEMU failed to start board $name (command in $dir/qemu.args)"
 	}
@@ -403,5 +442,6 @@ set +e
 rc=$?
 set -e
 rm -f "$dir/qemu.pid"
+stop_tpm "$dir"
 check_scratch "$dir" || exit 1
 exit "$rc"

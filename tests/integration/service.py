@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import ROOT, SKYAGENT, SKYROOTD, Fail, Fleet, check, run_cases  # noqa: E402
+from fleetlib import ROOT, SKYAGENT, SKYROOTD, Fail, Fleet, check, run_cases, wait_for  # noqa: E402
 
 UNITS = os.path.join(ROOT, "deploy", "systemd")
 # The status timer of controller/skyrootd/notify.h (CTL_NOTIFY_STATUS_MS).
@@ -109,7 +109,9 @@ def case_notify_agent(f):
         first = n.wait(lambda m: True, 15, "the agent's first notification")
         check(first.get("READY") == "1" and "connecting" in first.get("STATUS", ""), f"first: {first}")
         up = n.wait(lambda m: m.get("STATUS", "").startswith("online as board "), 15, "STATUS: online")
-        bid = list(f.online())[0]
+        # the agent says so when its session is up; the API shows it
+        # online once the controller has taken its first report
+        bid = wait_for(lambda: list(f.online()), 15, "the board online in the API")[0]
         check(bid in up["STATUS"], f"the status names board {bid}: {up}")
         f.ctl.stop()
         n.wait(lambda m: m.get("STATUS", "").startswith("offline"), 15, "STATUS: offline")
