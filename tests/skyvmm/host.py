@@ -206,9 +206,17 @@ def case_refusals():
     check(st == 2 and "32M" in err, "too little memory")
     st, _, err = run(image("x", "poweroff"), "--cpus", "65")
     check(st == 2 and "--cpus 65" in err, "too many vCPUs")
-    for mac in ("1:2:3:4:5:6", "52:54:00:12:34", "52-54-00-12-34-56"):
-        st, _, err = run(image("x", "poweroff"), "--mac", mac)
+    # --mac names the NIC of the --tap-fd before it (fd 2 is open: the
+    # refusal comes while parsing, before any device is made)
+    for mac in ("1:2:3:4:5:6", "52:54:00:12:34", "52-54-00-12-34-56", "01:00:5e:00:00:01"):
+        st, _, err = run(image("x", "poweroff"), "--tap-fd", "2", "--mac", mac)
         check(st == 2 and f"--mac {mac}: give six hex bytes" in err, f"--mac {mac} refused (got {st}: {err!r})")
+    st, _, err = run(image("x", "poweroff"), "--mac", "52:54:00:12:34:56")
+    check(st == 2 and "after the --tap-fd" in err, f"--mac without --tap-fd refused (got {st}: {err!r})")
+    st, _, err = run(image("x", "poweroff"), "--tap-fd", "2", "--mac", "52:54:00:12:34:56", "--mac", "52:54:00:12:34:57")
+    check(st == 2 and "one --mac for each --tap-fd" in err, f"two --mac for one --tap-fd refused (got {st}: {err!r})")
+    st, _, err = run(image("x", "poweroff"), *(["--tap-fd", "2"] * 9))
+    check(st == 2 and "at most 8 NICs" in err, f"a ninth --tap-fd refused (got {st}: {err!r})")
     st, _, err = run(image("x", "poweroff"), "--cmdline", "x" * 4000)
     check(st == 2 and "at most 2047" in err, "a command line longer than the kernel takes")
     devices = b"devices (--disk-fd, --tap-fd): built in" in subprocess.run(
