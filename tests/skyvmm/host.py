@@ -19,6 +19,9 @@ cases:
                all arrive, in order, none lost, exit 0
   refusals     kernels that are not bootable bzImages, bad options: exit 2
                with the reason, before any VM is made
+  seccomp      the running skyvmm is under its filter (/proc/PID/status
+               "Seccomp: 2", "NoNewPrivs: 1"), not with --no-seccomp (still
+               running its guest); --seccomp-selftest dies by SIGSYS
 """
 import os
 import signal
@@ -158,6 +161,39 @@ def case_sigterm():
     check(b"pressing the guest's power button" in err, "stderr says the button was pressed")
 
 
+def proc_status(pid):
+    out = {}
+    for l in open(f"/proc/{pid}/status"):
+        k, _, v = l.partition(":")
+        out[k] = v.strip()
+    return out
+
+
+def case_seccomp():
+    for extra, want in (((), "2"), (("--no-seccomp",), "0")):
+        fd = memfd(image("spinning", "spin"))
+        p = subprocess.Popen([SKYVMM, "--kernel-fd", str(fd), "--memory", "64M", "--cpus", "2", *extra],
+                             pass_fds=(fd,), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.close(fd)
+        try:
+            line = p.stdout.readline()
+            check(line == b"spinning\n", f"the guest runs {extra}")
+            st = proc_status(p.pid)
+            check(st.get("Seccomp") == want, f"Seccomp: {st.get('Seccomp')} with {extra or 'the default'}, want {want}")
+            if want == "2":
+                check(st.get("NoNewPrivs") == "1", "no new privileges")
+            time.sleep(0.5)
+            check(p.poll() is None, f"the guest keeps running under {extra or 'the filter'}")
+        finally:
+            p.kill()
+            p.communicate(timeout=30)
+    r = subprocess.run([SKYVMM, "--seccomp-selftest"], capture_output=True, timeout=30)
+    check(r.returncode == -signal.SIGSYS, f"--seccomp-selftest: killed by SIGSYS (got {r.returncode}: {r.stderr!r})")
+    check(b"now openat" in r.stderr, "after the allowed calls passed")
+    r = subprocess.run([SKYVMM, "--help"], capture_output=True, timeout=30)
+    check(b"--no-seccomp" in r.stdout and b"SIGSYS" in r.stdout, "--help tells of the filter and --no-seccomp")
+
+
 def case_big_smp():
     st, out, err = run(image("big", "poweroff"), "--memory", "5G", "--cpus", "8")
     check(st == 0 and out == "big\n", f"5 GiB, 8 vCPUs (status {st}, {err!r})")
@@ -241,6 +277,7 @@ CASES = {
     "big_smp": case_big_smp,
     "backpressure": case_backpressure,
     "refusals": case_refusals,
+    "seccomp": case_seccomp,
 }
 
 
