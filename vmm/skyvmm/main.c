@@ -217,7 +217,6 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	if ((o->disk_fd >= 0 || o->ntaps) && !sv_pci_init)
 		return usage_error("%s: PCI and virtio devices are not built into this skyvmm",
 				   o->disk_fd >= 0 ? "--disk-fd" : "--tap-fd");
-
 	return 0;
 }
 

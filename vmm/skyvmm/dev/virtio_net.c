@@ -1,12 +1,13 @@
 /* skyvmm: virtio-net (virtio 1.2 5.1) on a tap the caller hands over.
  *
  * The tap is IFF_TAP | IFF_NO_PI: whole Ethernet frames, one per read or
- * write.  A tap made with IFF_VNET_HDR (as the agent makes them, for QEMU)
- * carries a virtio_net_hdr before each frame: skyvmm sets its size to 12
- * bytes at setup and writes zeros there on tx and reads past it on rx (no
- * offloads are negotiated, so there is nothing in it to act on).  skyvmm sets O_NONBLOCK on it (a full tap
- * drops what the guest sends, as a wire would).  No offloads are offered:
- * the 12-byte virtio_net_hdr is all zeros on rx and ignored on tx.
+ * write.  skyvmm sets O_NONBLOCK on it (a full tap drops what the guest
+ * sends, as a wire would).  No offloads are offered: the guest's 12-byte
+ * virtio_net_hdr is all zeros on rx and ignored on tx.  A tap made with
+ * IFF_VNET_HDR (the agent makes them so, for QEMU) has a header of its own
+ * before each frame: skyvmm sets its size to 12 at setup, writes zeros
+ * there on tx and reads past it on rx (without offloads there is nothing
+ * in it to act on).
  *
  * tx (queue 1) runs on the vCPU that notifies; rx (queue 0) on a thread of
  * the device that polls the tap while the guest has buffers posted, and an
@@ -67,11 +68,10 @@ static void tx_one(struct net *n, const struct sv_vq_chain *c)
 	unsigned k = 0;
 	uint64_t skip = HDR_LEN;
 
-	if (n->vnet_hdr)
-		iov[k++] = (struct iovec){ (void *)zero_hdr, HDR_LEN };
-
 	if (c->rlen < HDR_LEN || c->rlen - HDR_LEN > FRAME_MAX || c->rlen == HDR_LEN)
 		return; /* no frame, or larger than any: dropped */
+	if (n->vnet_hdr)
+		iov[k++] = (struct iovec){ (void *)zero_hdr, HDR_LEN }; /* the tap's header */
 	for (unsigned i = 0; i < c->nr; i++) {
 		uint64_t l = c->iov[i].iov_len;
 		if (skip >= l) {
@@ -160,8 +160,14 @@ static int rx_one(struct net *n)
 	do
 		got = readv(n->tap, n->iov, (int)k);
 	while (got < 0 && errno == EINTR);
-	if (n->vnet_hdr && got >= 0)
-		got = got < HDR_LEN ? 0 : got - HDR_LEN;
+	if (n->vnet_hdr && got > 0) {
+		if (got <= HDR_LEN) {
+			/* a header and no frame (the tap never does that): dropped */
+			sv_virtq_unpop(q);
+			return 1;
+		}
+		got -= HDR_LEN;
+	}
 	if (got <= 0 || (uint64_t)got > c->wlen - HDR_LEN) {
 		/* no frame after all, or one the buffer cannot hold (dropped):
 		 * the buffer stays the guest's */
