@@ -65,6 +65,13 @@ static const unsigned long kvm_ioctls[] = {
 	KVM_RUN, KVM_IRQ_LINE, KVM_SIGNAL_MSI, KVM_IRQFD, KVM_SET_GSI_ROUTING,
 };
 
+/* One comparison of argument arg (libseccomp's SCMP_Ax macros leave
+ * datum_b out for a two-operand compare, which clang warns of). */
+static struct scmp_arg_cmp cmp(unsigned arg, enum scmp_compare op, scmp_datum_t a, scmp_datum_t b)
+{
+	return (struct scmp_arg_cmp){ .arg = arg, .op = op, .datum_a = a, .datum_b = b };
+}
+
 static int rule(scmp_filter_ctx f, const char *name, uint32_t action, unsigned n,
 		const struct scmp_arg_cmp *cmp, char *err, size_t errlen)
 {
@@ -110,19 +117,19 @@ int sv_seccomp_install(char *err, size_t errlen)
 #endif
 	/* the request is an int in the kernel: compare its low 32 bits */
 	for (size_t i = 0; i < sizeof(kvm_ioctls) / sizeof(kvm_ioctls[0]); i++) {
-		struct scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, kvm_ioctls[i] & 0xffffffffu);
+		struct scmp_arg_cmp c = cmp(1, SCMP_CMP_MASKED_EQ, 0xffffffffu, kvm_ioctls[i] & 0xffffffffu);
 		if ((r = rule(f, "ioctl", SCMP_ACT_ALLOW, 1, &c, err, errlen)) < 0)
 			goto out;
 	}
 	{
 		/* threads only: a clone without CLONE_THREAD (a fork) is killed */
-		struct scmp_arg_cmp thr = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
+		struct scmp_arg_cmp thr = cmp(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
 		/* no executable mapping */
-		struct scmp_arg_cmp noexec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
+		struct scmp_arg_cmp noexec = cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
 		/* the console socket's send(): connected, no address */
-		struct scmp_arg_cmp noaddr = SCMP_A4(SCMP_CMP_EQ, 0);
+		struct scmp_arg_cmp noaddr = cmp(4, SCMP_CMP_EQ, 0, 0);
 		/* signals within skyvmm; the kick's handler only */
-		struct scmp_arg_cmp self = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid());
+		struct scmp_arg_cmp self = cmp(0, SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0);
 		/* the kick, and glibc's own two below SIGRTMIN (32: cancel, 33:
 		 * setxid; its first pthread_create sets one up) */
 		const int sigs[] = { SV_KICK_SIGNAL, 32, 33 };
@@ -137,7 +144,7 @@ int sv_seccomp_install(char *err, size_t errlen)
 		    (r = rule(f, "sendto", SCMP_ACT_ALLOW, 1, &noaddr, err, errlen)) < 0)
 			goto out;
 		for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-			struct scmp_arg_cmp sig = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)sigs[i]);
+			struct scmp_arg_cmp sig = cmp(0, SCMP_CMP_EQ, (scmp_datum_t)sigs[i], 0);
 			if ((r = rule(f, "rt_sigaction", SCMP_ACT_ALLOW, 1, &sig, err, errlen)) < 0)
 				goto out;
 		}
