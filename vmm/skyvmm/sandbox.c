@@ -6,9 +6,10 @@
  * thread the tap, so the lists per thread would be nearly the same; what
  * narrows it is the arguments: ioctl only with the KVM requests of the run
  * loop, clone only for threads (no fork), mmap and mprotect never
- * executable, tgkill only within skyvmm, sendto only without an address, rt_sigaction only for the vCPU
- * kick and glibc's thread signals.  Setup (opening /dev/kvm, creating the VM and vCPUs, mapping guest
- * memory, the tap's fcntl) is over before the filter goes in. */
+ * executable, tgkill only within skyvmm, sendto only without an address,
+ * rt_sigaction only for the vCPU kick and glibc's thread signals.  Setup
+ * (opening /dev/kvm, creating the VM and vCPUs, mapping guest memory, the
+ * tap's ioctls and fcntl) is over before the filter goes in. */
 #include "vmm/skyvmm/sandbox.h"
 
 #include <errno.h>
@@ -73,13 +74,13 @@ static struct scmp_arg_cmp cmp(unsigned arg, enum scmp_compare op, scmp_datum_t 
 }
 
 static int rule(scmp_filter_ctx f, const char *name, uint32_t action, unsigned n,
-		const struct scmp_arg_cmp *cmp, char *err, size_t errlen)
+		const struct scmp_arg_cmp *cmps, char *err, size_t errlen)
 {
 	int nr = seccomp_syscall_resolve_name(name), r;
 
 	if (nr == __NR_SCMP_ERROR)
 		return 0; /* not on this architecture or unknown to libseccomp: never made */
-	r = seccomp_rule_add_array(f, action, nr, n, cmp);
+	r = seccomp_rule_add_array(f, action, nr, n, cmps);
 	if (r < 0)
 		snprintf(err, errlen, "seccomp: the rule for %s: %s", name, strerror(-r));
 	return r;
