@@ -1,7 +1,7 @@
 /* The skyvmm backend: one skyvmm process (vmm/skyvmm/, Skyroot's own KVM
  * microVM) per guest.  skyvmm has no control channel: it is given
  * everything on its command line and inherited descriptors (kernel, initrd
- * and disk memfds, the console socket), SIGTERM presses the guest's ACPI
+ * and disk memfds, the console socket, the taps of its NICs), SIGTERM presses the guest's ACPI
  * power button, and its exit status says how the guest ended.
  *
  * "Created, paused" is the process not yet spawned: create checks the spec,
@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/parse.h"
 #include "common/util.h"
 #include "vmm/vmm_priv.h"
 
@@ -33,10 +34,14 @@
 
 /* Our copies of the child's descriptors live at or above this, clear of
  * its numbers (SV_FD_*), so that vmm_spawn need not copy them again. */
-#define SV_PARENT_FD_MIN 10
+#define SV_PARENT_FD_MIN 16
+/* The child's descriptors, in SV_FD_* order: console peer, kernel, initrd,
+ * disk, then the NICs' taps. */
+#define SV_NSRC (4 + (int)VMM_NICS_MAX)
 
 _Static_assert(SV_FD_CONSOLE == VMM_SPAWN_FD0 && SV_FD_KERNEL == VMM_SPAWN_FD0 + 1 &&
 		       SV_FD_INITRD == VMM_SPAWN_FD0 + 2 && SV_FD_DISK == VMM_SPAWN_FD0 + 3 &&
+		       SV_FD_NIC0 == VMM_SPAWN_FD0 + 4 && SV_FD_FIRST_FREE == VMM_SPAWN_FD0 + SV_NSRC &&
 		       SV_FD_FIRST_FREE <= SV_PARENT_FD_MIN,
 	       "src[] is handed to vmm_spawn in SV_FD_* order");
 #define SV_KILL_WAIT_MS 5000u
@@ -48,8 +53,8 @@ struct sv_guest {
 	char name[VMM_NAME_MAX + 1];
 	char bin[PATH_MAX];
 	struct vmm_argv argv;
-	int src[4];             /* console peer, kernel, initrd, disk: the
-				   child's, held until start */
+	int src[SV_NSRC];       /* console peer, kernel, initrd, disk, taps:
+				   the child's, held until start */
 	int console_fd;         /* ours */
 	int stderr_fd;          /* memfd holding skyvmm's stdout and stderr */
 	struct vmm_proc proc;   /* pid -1 until start */
@@ -77,12 +82,9 @@ int sv_spec_check(const struct vmm_guest_spec *spec, struct vmm_error *err)
 		return vmm_err(err, -ENOTSUP,
 			       "guest %s: the skyvmm backend does not pass PCI devices through yet: "
 			       "use the qemu backend for a guest with devices", spec->name);
-	/* skyvmm takes one --tap-fd, and its virtio-net is optional in its
-	 * build: until this backend hands taps over, NICs are QEMU's. */
-	if (spec->nnics > 0)
-		return vmm_err(err, -ENOTSUP,
-			       "guest %s: the skyvmm backend does not take NICs yet: use the qemu backend for a "
-			       "guest with NICs", spec->name);
+	if (spec->nnics > VMM_NICS_MAX)
+		return vmm_err(err, -E2BIG, "guest %s: %zu NICs: the skyvmm backend takes at most %u",
+			       spec->name, spec->nnics, VMM_NICS_MAX);
 	return 0;
 }
 
@@ -121,6 +123,23 @@ int sv_build_argv(const char *bin, const struct vmm_guest_spec *spec, struct vmm
 		ADD("%d", SV_FD_DISK);
 		if (spec->disk_readonly)
 			ADD("--disk-ro");
+	}
+	/* each NIC a virtio-net device on its tap (skyvmm's --tap-fd), in order */
+	for (size_t i = 0; i < spec->nnics; i++) {
+		uint8_t mac[6];
+		char canon[SKY_MAC_LEN];
+
+		if (i >= VMM_NICS_MAX || !spec->nics || !spec->nics[i].mac ||
+		    sky_parse_mac(spec->nics[i].mac, mac) < 0) {
+			r = vmm_err(err, -EINVAL, "NIC %zu: not a MAC address (or more than %u NICs)", i,
+				    VMM_NICS_MAX);
+			goto fail;
+		}
+		sky_format_mac(mac, canon);
+		ADD("--tap-fd");
+		ADD("%d", SV_FD_NIC0 + (int)i);
+		ADD("--mac");
+		ADD("%s", canon);
 	}
 #undef ADD
 	*out = a;
@@ -162,9 +181,13 @@ void sv_status_from_exit(int ws, const char *last_line, const char *killed_reaso
 			snprintf(st->reason, sizeof(st->reason), "%s", killed_reason);
 		} else {
 			st->state = VMM_STATE_CRASHED;
-			snprintf(st->reason, sizeof(st->reason), "skyvmm killed by signal SIG%s%s",
-				 abbrev ? abbrev : "?",
-				 sig == SIGSYS ? " (a system call outside its seccomp allow-list)" : "");
+			if (sig == SIGSYS) /* its seccomp filter's kill-process action */
+				snprintf(st->reason, sizeof(st->reason),
+					 "skyvmm killed by seccomp (signal %d, SIGSYS): a system call outside its "
+					 "allow-list", sig);
+			else
+				snprintf(st->reason, sizeof(st->reason), "skyvmm killed by signal SIG%s",
+					 abbrev ? abbrev : "?");
 		}
 		return;
 	}
@@ -242,7 +265,7 @@ static void kill_and_reap(struct sv_guest *g, const char *why)
 
 static void close_child_fds(struct sv_guest *g)
 {
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < SV_NSRC; i++)
 		vmm_close(&g->src[i]);
 }
 
@@ -295,7 +318,7 @@ static int sv_create(const struct vmm_config *cfg, const struct vmm_guest_spec *
 	g->proc.pidfd = -1;
 	g->console_fd = -1;
 	g->stderr_fd = -1;
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < SV_NSRC; i++)
 		g->src[i] = -1;
 
 	r = sv_find_binary(cfg->skyvmm_path, g->bin, sizeof(g->bin), err);
@@ -334,6 +357,14 @@ static int sv_create(const struct vmm_config *cfg, const struct vmm_guest_spec *
 			goto fail;
 		}
 	}
+	for (size_t i = 0; i < spec->nnics; i++) {
+		int *dst = &g->src[4 + i];
+		*dst = vmm_dup_cloexec(spec->nics[i].tap_fd, SV_PARENT_FD_MIN);
+		if (*dst < 0) {
+			r = vmm_err(err, *dst, "dup of NIC %zu's tap: %s", i, strerror(-*dst));
+			goto fail;
+		}
+	}
 	*priv = g;
 	return 0;
 
@@ -354,7 +385,7 @@ static int sv_start(void *priv, struct vmm_error *err)
 
 	if (g->proc.pid > 0 || g->stopped_unstarted)
 		return g->proc.pid > 0 && !g->proc.reaped ? 0 : ended(g, err);
-	r = vmm_spawn(g->argv.argv, g->src, 4, g->stderr_fd, &g->proc, err);
+	r = vmm_spawn(g->argv.argv, g->src, SV_NSRC, g->stderr_fd, &g->proc, err);
 	if (r < 0)
 		return r;
 	/* The child has its own: the console reads EOF when skyvmm ends. */

@@ -10,12 +10,14 @@
 #include "vmm/spawn.h"
 #include "vmm/vmm.h"
 
-/* Descriptor numbers as skyvmm sees them (its fds 3..6). */
+/* Descriptor numbers as skyvmm sees them (its fds 3..6, and the taps of
+ * the NICs from 7 on, NIC i at SV_FD_NIC0 + i). */
 #define SV_FD_CONSOLE 3
 #define SV_FD_KERNEL 4
 #define SV_FD_INITRD 5
 #define SV_FD_DISK 6
-#define SV_FD_FIRST_FREE 7
+#define SV_FD_NIC0 7
+#define SV_FD_FIRST_FREE (SV_FD_NIC0 + (int)VMM_NICS_MAX)
 
 /* The firmware's place for it (fwimage/build.sh), tried after the
  * build's own libexec path (SKY_SKYVMM_PATH, from meson). */
@@ -30,13 +32,16 @@
 
 /* What this backend cannot run (beyond vmm_spec_check, which create has
  * already passed): qcow2 disks, TCG, PCI passthrough, less than 32 MiB.
+ * NICs it takes (up to VMM_NICS_MAX, skyvmm's virtio-net each).
  * The ops table's check: vmm_guest_create calls it before claiming any PCI
  * device, so a refused guest never moves a device off its host driver.
  * 0 or -errno with a message saying what to do instead. */
 int sv_spec_check(const struct vmm_guest_spec *spec, struct vmm_error *err);
 
 /* The argv of one skyvmm process for spec: descriptors at SV_FD_*,
- * --disk-ro for a read-only disk (else skyvmm's RAM overlay). */
+ * --disk-ro for a read-only disk (else skyvmm's RAM overlay), and for NIC
+ * i "--tap-fd SV_FD_NIC0+i --mac MAC" (the MAC in canonical form; -EINVAL
+ * for one that is not a MAC). */
 int sv_build_argv(const char *bin, const struct vmm_guest_spec *spec, struct vmm_argv *out,
 		  struct vmm_error *err);
 

@@ -531,10 +531,6 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 				      "libvirtd): use backend qemu for a guest with NICs");
 		return -EINVAL;
 	}
-	if (req->n_nics && strcmp(req->backend, "skyvmm") == 0) {
-		snprintf(err, errlen, "the skyvmm backend does not take NICs yet: use backend qemu for a guest with NICs");
-		return -EINVAL;
-	}
 	r = networks_nics_resolve(g->db, req->nics, req->n_nics, gs.nics, err, errlen);
 	if (r < 0)
 		return r;

@@ -10,12 +10,19 @@ demo guest (tests/e2e/guest.sh) and a script init runs in place of the agent
 (skyroot.agent=).  The script, inside the board:
   1. runs the demo guest under skyvmm (2 vCPUs, 256M, console on a pipe;
      a read-only virtio-blk disk when skyvmm has its devices built in, which
-     the guest must list as 1af4:1042),
+     the guest must list as 1af4:1042; and a NIC: a tap made as the agent
+     makes them (tests/skyvmm/tapfd.c, IFF_VNET_HDR) given with --tap-fd and
+     --mac, which the guest must list as 1af4:1041 and whose MAC its
+     /nic-init prints as SKYROOT-GUEST-NIC after loading virtio-net),
+     with its seccomp filter on (the default): /proc/PID/status of the
+     running skyvmm must say "Seccomp: 2" and "NoNewPrivs: 1";
      and once it has listed its PCI devices sends skyvmm SIGTERM: the ACPI
      power button, which the guest's acpid turns into a poweroff;
   2. runs the same kernel with an init that does not exist: it panics and
      reboots (panic=-1);
-  3. gives skyvmm the initramfs as its kernel.
+  3. gives skyvmm the initramfs as its kernel;
+  4. runs skyvmm --seccomp-selftest: a forbidden call under the filter
+     must kill it by SIGSYS (status 159).
 and prints what happened.  The test checks: the guest's marker
 (SKYROOT-GUEST-UP) and both vCPUs up ("smp: Brought up 1 node, 2 CPUs"),
 the power-off through the button with exit 0 and "skyvmm: guest-shutdown",
@@ -40,6 +47,21 @@ SKYVMM = os.path.realpath(os.environ.get("SKYVMM", os.path.join(ROOT, "build", "
 FW_SV = os.environ.get("SKY_E2E_SKYVMM_FW", os.path.join(ROOT, "build", "fwimage-skyvmm"))
 BUILD_SH = os.path.join(ROOT, "fwimage", "build.sh")
 STANDIN = os.path.join(ROOT, "fwimage", "testdata", "standin-agent.c")
+TAPFD = os.path.join(ROOT, "tests", "skyvmm", "tapfd.c")
+NIC_MAC = "52:54:00:5e:c0:01"
+# The guest's /nic-init (rdinit= of the run with a NIC): virtio-pci and
+# virtio-net (modules of the guest kernel) loaded, eth0's MAC printed, then
+# the demo guest's own /init.
+NIC_INIT = r"""#!/bin/sh
+export PATH=/bin
+mount -t sysfs sys /sys
+for m in $(cat /nic/order); do insmod /nic/$m.ko 2>/dev/null; done
+i=0
+while [ ! -e /sys/class/net/eth0/address ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+echo "SKYROOT-GUEST-NIC eth0 $(cat /sys/class/net/eth0/address 2>/dev/null || echo none)"
+/bin/busybox umount /sys
+exec /init
+"""
 TIMEOUT = int(os.environ.get("SKY_E2E_SKYVMM_TIMEOUT", "900"))
 
 RUN = r"""#!/bin/sh
@@ -51,15 +73,24 @@ up() { cut -d' ' -f1 /proc/uptime; }
 DISK=""
 $SV --help | grep -q "(--disk-fd, --tap-fd): built in" && DISK="--disk-fd 5 --disk-ro"
 echo "SKYVMM-E2E: devices ${DISK:-none}"
+# and a NIC: a tap as the agent makes them (IFF_VNET_HDR) on fd 6, its MAC
+# printed by the guest (its /nic-init loads virtio-net first)
+NET="" TAP="" RDINIT=""
+if [ -n "$DISK" ] && [ -e /dev/net/tun ]; then
+	NET="--tap-fd 6 --mac 52:54:00:5e:c0:01" TAP="$T/tapfd svtap0 6" RDINIT="rdinit=/nic-init"
+fi
+echo "SKYVMM-E2E: nic ${NET:-none}"
 echo "SKYVMM-E2E: start $(up)"
-( sh -c "echo \$\$ >/tmp/svpid; exec $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 2 --console-fd 1 $DISK --cmdline 'console=ttyS0 panic=-1 skyroot.marker=e2e' 3<$T/vmlinuz 4<$T/initrd.img 5<$T/initrd.img" 2>/tmp/sv1.err
+( sh -c "echo \$\$ >/tmp/svpid; exec $TAP $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 2 --console-fd 1 $DISK $NET --cmdline 'console=ttyS0 panic=-1 skyroot.marker=e2e $RDINIT' 3<$T/vmlinuz 4<$T/initrd.img 5<$T/initrd.img" 2>/tmp/sv1.err
   echo $? >/tmp/sv1.st ) | {
 	first=""
 	while IFS= read -r l; do
 		[ -n "$first" ] || { first=1; echo "SKYVMM-E2E: first console line at $(up)"; }
 		echo "guest| $l"
 		case "$l" in
-		SKYROOT-GUEST-UP*) echo "SKYVMM-E2E: guest up at $(up)" ;;
+		SKYROOT-GUEST-UP*) echo "SKYVMM-E2E: guest up at $(up)"
+			# the running skyvmm is under its filter (2: SECCOMP_MODE_FILTER)
+			echo "SKYVMM-E2E: sandbox $(grep -E '^(Seccomp|NoNewPrivs):' /proc/$(cat /tmp/svpid)/status | tr -s '\t\n' '  ')" ;;
 		*SKYROOT-GUEST-PCI-DONE*) echo "SKYVMM-E2E: SIGTERM at $(up)"; kill -TERM "$(cat /tmp/svpid)" ;;
 		esac
 	done
@@ -70,6 +101,9 @@ echo "SKYVMM-E2E: run1 ended at $(up) status $(cat /tmp/sv1.st) last: $(tail -n1
 echo "SKYVMM-E2E: run2 status $(cat /tmp/sv2.st) last: $(tail -n1 /tmp/sv2.err)"
 $SV --kernel-fd 3 --memory 256M --cpus 1 3<$T/initrd.img 2>/tmp/sv3.err
 echo "SKYVMM-E2E: run3 status $? last: $(tail -n1 /tmp/sv3.err)"
+# the filter kills a forbidden call: status 128 + 31 (SIGSYS)
+$SV --seccomp-selftest 2>/tmp/sv4.err
+echo "SKYVMM-E2E: run4 status $? said: $(grep -o 'now openat' /tmp/sv4.err)"
 echo "SKYVMM-E2E: done"
 exec sleep 100000
 """
@@ -99,6 +133,59 @@ def ensure_firmware(tmp):
         return FW_SV
 
 
+def nic_modules(fw):
+    """virtio_pci and virtio_net of the guest kernel and what they need, in
+    load order: [(name, path)], from the kernel's modules.dep."""
+    krel = ""
+    for l in open(os.path.join(fw, "build-info")):
+        if l.startswith("KERNEL_RELEASE="):
+            krel = l.split("=", 1)[1].strip()
+    base = os.path.join(ROOT, "fwimage", "cache", "kernel")
+    moddir = next((os.path.join(base, k, "root", "lib", "modules", krel) for k in sorted(os.listdir(base))
+                   if os.path.isdir(os.path.join(base, k, "root", "lib", "modules", krel))), None)
+    if not moddir:
+        raise Fail(f"no modules of kernel {krel} under {base}")
+    deps = {}
+    for l in open(os.path.join(moddir, "modules.dep")):
+        mod, _, rest = l.partition(":")
+        deps[mod] = rest.split()
+    by_name = {os.path.basename(m).split(".ko")[0]: m for m in deps}
+    order = []
+
+    def add(m):
+        for d in reversed(deps[m]):
+            add(d)
+        if m not in order:
+            order.append(m)
+    for name in ("virtio_pci", "virtio_net"):
+        if name in by_name:  # else built in
+            add(by_name[name])
+    return [(os.path.basename(m).split(".ko")[0], os.path.join(moddir, m)) for m in order]
+
+
+def nic_cpio(fw, tmp):
+    """A gzip'd cpio with /nic-init and /nic/ (the modules, uncompressed)."""
+    root = os.path.join(tmp, "nicroot")
+    os.makedirs(os.path.join(root, "nic"))
+    names = []
+    for name, path in nic_modules(fw):
+        data = open(path, "rb").read()
+        if path.endswith(".xz"):
+            data = subprocess.run(["xz", "-dc"], input=data, capture_output=True, check=True).stdout
+        with open(os.path.join(root, "nic", name + ".ko"), "wb") as out:
+            out.write(data)
+        names.append(name)
+    with open(os.path.join(root, "nic", "order"), "w") as out:
+        out.write(" ".join(names) + "\n")
+    with open(os.path.join(root, "nic-init"), "w") as out:
+        out.write(NIC_INIT)
+    os.chmod(os.path.join(root, "nic-init"), 0o755)
+    files = subprocess.run(["find", "."], cwd=root, capture_output=True, text=True, check=True).stdout
+    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=("\n".join(sorted(files.split())) +
+                          "\n").encode(), capture_output=True, check=True).stdout
+    return subprocess.run(["gzip", "-1"], input=cpio, capture_output=True, check=True).stdout
+
+
 def image_with_test(f, fw):
     """FW's kernel, and its initramfs with /skyvmm-test/ appended."""
     guest = os.path.join(f.tmp, "guest")
@@ -109,6 +196,11 @@ def image_with_test(f, fw):
     os.makedirs(os.path.join(ov, "skyvmm-test"))
     for n in ("vmlinuz", "initrd.img"):
         shutil.copy(os.path.join(guest, n), os.path.join(ov, "skyvmm-test", n))
+    # the run with a NIC: /nic-init and the virtio-net modules appended to the
+    # guest's initramfs, and the helper that makes the tap inside the board
+    with open(os.path.join(ov, "skyvmm-test", "initrd.img"), "ab") as out:
+        out.write(nic_cpio(fw, f.tmp))
+    subprocess.run(["gcc", "-O2", "-o", os.path.join(ov, "skyvmm-test", "tapfd"), TAPFD], check=True)
     # skyvmm itself goes here too: the path --extra gave it in the image may
     # be under a directory init mounts over (/tmp); --extra brought its
     # libraries
@@ -149,6 +241,7 @@ def case_guest(f):
     for l in out.splitlines():
         if l.startswith("SKYVMM-E2E:") or (l.startswith("guest| ") and
                                              ("SKYROOT-GUEST-PCI" in l or "smp: Brought up" in l or
+                                              "SKYROOT-GUEST-NIC" in l or "virtio_net" in l or
                                               "PCI0" in l or "pci 0000:00" in l)):
             print(l)
     check("guest| SKYROOT-GUEST-UP" in out, "the guest under skyvmm printed its marker")
@@ -156,15 +249,28 @@ def case_guest(f):
     check("smp: Brought up 1 node, 2 CPUs" in out, "both vCPUs came up (MP/ACPI tables)")
     check("ACPI: button: Power Button" in out, "the guest found the ACPI power button")
     check("guest| SKYROOT-GUEST-POWERDOWN" in out, "SIGTERM pressed the power button and the guest acted on it")
+    sandbox = line_with(out, "SKYVMM-E2E: sandbox")
+    check("Seccomp: 2" in sandbox and "NoNewPrivs: 1" in sandbox,
+          f"the running skyvmm is under its seccomp filter, no new privileges ({sandbox})")
     if "SKYVMM-E2E: devices --disk-fd" in out:
         check("guest| SKYROOT-GUEST-PCI " in out and " 1af4:1042" in out,
               "the guest found the virtio-blk disk on skyvmm's PCI bus")
+    if "SKYVMM-E2E: nic --tap-fd" in out:
+        check("guest| SKYROOT-GUEST-PCI " in out and " 1af4:1041" in out,
+              "the guest found the virtio-net device on skyvmm's PCI bus")
+        check(f"guest| SKYROOT-GUEST-NIC eth0 {NIC_MAC}" in out,
+              f"the guest's eth0 (virtio-net on the board's tap) has the MAC given ({NIC_MAC})")
+    else:
+        raise Fail("no NIC in the board's run (no /dev/net/tun in the board, or skyvmm without devices)")
     r1 = line_with(out, "SKYVMM-E2E: run1 ended")
     check(r1.endswith("status 0 last: skyvmm: guest-shutdown"), f"power-off: exit 0, guest-shutdown ({r1})")
     r2 = line_with(out, "SKYVMM-E2E: run2")
     check(r2.endswith("status 3 last: skyvmm: guest-reset"), f"panic and reboot: exit 3, guest-reset ({r2})")
     r3 = line_with(out, "SKYVMM-E2E: run3")
     check("status 2 last: skyvmm: the kernel image is not a Linux bzImage" in r3, f"not a bzImage: exit 2 ({r3})")
+    r4 = line_with(out, "SKYVMM-E2E: run4")
+    check(r4.endswith("run4 status 159 said: now openat"),
+          f"a forbidden call under the filter: killed by SIGSYS, 128 + 31 ({r4})")
     try:
         t_start = float(line_with(out, "SKYVMM-E2E: start").split()[2])
         t_first = float(line_with(out, "SKYVMM-E2E: first console line").split()[-1])

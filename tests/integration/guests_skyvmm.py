@@ -15,6 +15,10 @@ Usage: guests_skyvmm.py CASE      (exit 77 with the reason where this
            guest that names no backend under skyvmm; one with QEMU would
            pick qemu (the guest's backend stays "" in the API: the board's
            default)
+  seccomp  a skyvmm killed by its seccomp filter (a wrapper that runs
+           skyvmm --seccomp-selftest in its place: the filter, then a
+           forbidden call) shows as the guest failed with "skyvmm killed by
+           seccomp (signal 31, SIGSYS)"; the agent runs on
 """
 import json
 import os
@@ -124,6 +128,31 @@ def case_default(f):
     show = skyctl(f, "guest", "show", "def1")
     check("default" in show.stdout, f"guest show's backend: {show.stdout}")
     check(skyctl(f, "guest", "delete", "def1").returncode == 0, "guest delete def1")
+
+
+def case_seccomp(f):
+    f.start()
+    push_kernel(f, "sv-off", image("never printed", "poweroff"))
+    wrapper = os.path.join(f.tmp, "skyvmm-selftest")
+    with open(wrapper, "w") as out:
+        out.write(f"#!/bin/sh\nexec {SKYVMM} --seccomp-selftest\n")
+    os.chmod(wrapper, 0o755)
+    root = board_copy(f, "svsc", 43)
+    kvm = os.path.join(root, "dev", "kvm")
+    os.unlink(kvm)
+    os.symlink("/dev/kvm", kvm)
+    tok = f.token()
+    p = Proc(agent_args(f, root, token=tok["token"]) + ["--heartbeat-interval", "1000", "--skyvmm", wrapper],
+             os.path.join(f.tmp, "agent-svsc.log"))
+    f.procs.append(p)
+    wait_for(lambda: next((b for b in f.boards() if b["name"] == "svsc" and b["state"] == "online"), None),
+             20, "board svsc online")
+    create(f, "sc1", "svsc", "sv-off", "--backend", "skyvmm")
+    g = wait_guest(f, "sc1", lambda g: g["state"] in ("failed", "stopped"), "sc1 ended")
+    check(g["state"] == "failed", f"a skyvmm killed by seccomp: the guest failed, not stopped ({g})")
+    check("skyvmm killed by seccomp (signal 31, SIGSYS)" in g["error"], f"sc1's reason: {g['error']}")
+    check(skyctl(f, "guest", "delete", "sc1").returncode == 0, "guest delete sc1")
+    check(p.p.poll() is None, "the agent keeps running")
 
 
 def main():

@@ -19,6 +19,9 @@ cases:
                all arrive, in order, none lost, exit 0
   refusals     kernels that are not bootable bzImages, bad options: exit 2
                with the reason, before any VM is made
+  seccomp      the running skyvmm is under its filter (/proc/PID/status
+               "Seccomp: 2", "NoNewPrivs: 1"), not with --no-seccomp (still
+               running its guest); --seccomp-selftest dies by SIGSYS
 """
 import os
 import signal
@@ -158,6 +161,39 @@ def case_sigterm():
     check(b"pressing the guest's power button" in err, "stderr says the button was pressed")
 
 
+def proc_status(pid):
+    out = {}
+    for l in open(f"/proc/{pid}/status"):
+        k, _, v = l.partition(":")
+        out[k] = v.strip()
+    return out
+
+
+def case_seccomp():
+    for extra, want in (((), "2"), (("--no-seccomp",), "0")):
+        fd = memfd(image("spinning", "spin"))
+        p = subprocess.Popen([SKYVMM, "--kernel-fd", str(fd), "--memory", "64M", "--cpus", "2", *extra],
+                             pass_fds=(fd,), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.close(fd)
+        try:
+            line = p.stdout.readline()
+            check(line == b"spinning\n", f"the guest runs {extra}")
+            st = proc_status(p.pid)
+            check(st.get("Seccomp") == want, f"Seccomp: {st.get('Seccomp')} with {extra or 'the default'}, want {want}")
+            if want == "2":
+                check(st.get("NoNewPrivs") == "1", "no new privileges")
+            time.sleep(0.5)
+            check(p.poll() is None, f"the guest keeps running under {extra or 'the filter'}")
+        finally:
+            p.kill()
+            p.communicate(timeout=30)
+    r = subprocess.run([SKYVMM, "--seccomp-selftest"], capture_output=True, timeout=30)
+    check(r.returncode == -signal.SIGSYS, f"--seccomp-selftest: killed by SIGSYS (got {r.returncode}: {r.stderr!r})")
+    check(b"now openat" in r.stderr, "after the allowed calls passed")
+    r = subprocess.run([SKYVMM, "--help"], capture_output=True, timeout=30)
+    check(b"--no-seccomp" in r.stdout and b"SIGSYS" in r.stdout, "--help tells of the filter and --no-seccomp")
+
+
 def case_big_smp():
     st, out, err = run(image("big", "poweroff"), "--memory", "5G", "--cpus", "8")
     check(st == 0 and out == "big\n", f"5 GiB, 8 vCPUs (status {st}, {err!r})")
@@ -206,9 +242,17 @@ def case_refusals():
     check(st == 2 and "32M" in err, "too little memory")
     st, _, err = run(image("x", "poweroff"), "--cpus", "65")
     check(st == 2 and "--cpus 65" in err, "too many vCPUs")
-    for mac in ("1:2:3:4:5:6", "52:54:00:12:34", "52-54-00-12-34-56"):
-        st, _, err = run(image("x", "poweroff"), "--mac", mac)
+    # --mac names the NIC of the --tap-fd before it (fd 2 is open: the
+    # refusal comes while parsing, before any device is made)
+    for mac in ("1:2:3:4:5:6", "52:54:00:12:34", "52-54-00-12-34-56", "01:00:5e:00:00:01"):
+        st, _, err = run(image("x", "poweroff"), "--tap-fd", "2", "--mac", mac)
         check(st == 2 and f"--mac {mac}: give six hex bytes" in err, f"--mac {mac} refused (got {st}: {err!r})")
+    st, _, err = run(image("x", "poweroff"), "--mac", "52:54:00:12:34:56")
+    check(st == 2 and "after the --tap-fd" in err, f"--mac without --tap-fd refused (got {st}: {err!r})")
+    st, _, err = run(image("x", "poweroff"), "--tap-fd", "2", "--mac", "52:54:00:12:34:56", "--mac", "52:54:00:12:34:57")
+    check(st == 2 and "one --mac for each --tap-fd" in err, f"two --mac for one --tap-fd refused (got {st}: {err!r})")
+    st, _, err = run(image("x", "poweroff"), *(["--tap-fd", "2"] * 9))
+    check(st == 2 and "at most 8 NICs" in err, f"a ninth --tap-fd refused (got {st}: {err!r})")
     st, _, err = run(image("x", "poweroff"), "--cmdline", "x" * 4000)
     check(st == 2 and "at most 2047" in err, "a command line longer than the kernel takes")
     devices = b"devices (--disk-fd, --tap-fd): built in" in subprocess.run(
@@ -233,6 +277,7 @@ CASES = {
     "big_smp": case_big_smp,
     "backpressure": case_backpressure,
     "refusals": case_refusals,
+    "seccomp": case_seccomp,
 }
 
 

@@ -15,6 +15,8 @@ by a stand-in kernel (tests/skyvmm/fakekernel.py's bzImage header) whose
           frame the guest sends comes out of the interface (a packet
           socket sees it), and one sent to the interface lands in the
           buffer the guest posted (root; a skip with the reason otherwise)
+  net_vnet_hdr  the same on a tap made with IFF_VNET_HDR, as the agent
+          makes them: skyvmm writes and reads past the tap's header
 
 The guest prints SVDEV-OK, or SVDEV-BAD and the letter of the step that
 failed, then powers off.
@@ -281,8 +283,8 @@ def case_blk(ro):
     return None
 
 
-def netns_tap():
-    """A tap svtap0, up, in a network namespace of this process's own, and a
+def netns_tap(vnet_hdr=False):
+    """A tap svtap0 (with IFF_VNET_HDR as the agent makes them, when vnet_hdr), up, in a network namespace of this process's own, and a
     packet socket on it for our ethertype; or the reason there is none."""
     if os.geteuid() != 0:
         return None, None, "needs root for a network namespace and a tap"
@@ -294,7 +296,8 @@ def netns_tap():
     except OSError as e:
         return None, None, f"/dev/net/tun: {e.strerror}"
     import fcntl
-    fcntl.ioctl(tap, 0x400454CA, struct.pack("16sH22x", b"svtap0", 0x0002 | 0x1000))  # TUNSETIFF, TAP | NO_PI
+    flags = 0x0002 | 0x1000 | (0x4000 if vnet_hdr else 0)  # TAP | NO_PI (| VNET_HDR)
+    fcntl.ioctl(tap, 0x400454CA, struct.pack("16sH22x", b"svtap0", flags))  # TUNSETIFF
     try:
         with open("/proc/sys/net/ipv6/conf/svtap0/disable_ipv6", "w") as f:
             f.write("1")
@@ -313,8 +316,8 @@ def frame(src, tag):
     return b"\xff" * 6 + src + struct.pack(">H", ETYPE) + bytes((tag + i) & 0xFF for i in range(66))
 
 
-def case_net():
-    tap, ps, why = netns_tap()
+def case_net(vnet_hdr):
+    tap, ps, why = netns_tap(vnet_hdr)
     if why:
         return "SKIP " + why
     mac = bytes.fromhex("525400abcdef")
@@ -375,7 +378,8 @@ def case_net():
     return None
 
 
-CASES = {"blk": lambda: case_blk(False), "blk_ro": lambda: case_blk(True), "net": case_net}
+CASES = {"blk": lambda: case_blk(False), "blk_ro": lambda: case_blk(True), "net": lambda: case_net(False),
+         "net_vnet_hdr": lambda: case_net(True)}
 
 
 if __name__ == "__main__":

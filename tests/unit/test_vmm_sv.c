@@ -117,15 +117,61 @@ static void test_spec_check(void **state)
 	s.npci = 1;
 	assert_int_equal(sv_spec_check(&s, &err), -ENOTSUP);
 	assert_non_null(strstr(err.msg, "PCI devices"));
-	/* NICs are refused, saying which backend takes them. */
+	/* NICs are taken (skyvmm's virtio-net on their taps), up to the most */
 	spec_base(&s);
 	s.nics = nics;
 	s.nnics = 1;
-	assert_int_equal(sv_spec_check(&s, &err), -ENOTSUP);
-	assert_non_null(strstr(err.msg, "does not take NICs"));
-	assert_non_null(strstr(err.msg, "qemu backend"));
+	assert_int_equal(sv_spec_check(&s, &err), 0);
+	s.nnics = VMM_NICS_MAX + 1;
+	assert_int_equal(sv_spec_check(&s, &err), -E2BIG);
+	assert_non_null(strstr(err.msg, "at most 8"));
 	s.nnics = 0;
 	assert_int_equal(sv_spec_check(&s, &err), 0);
+}
+
+/* Each NIC: "--tap-fd N --mac MAC", N its tap's descriptor in the child
+ * (SV_FD_NIC0 + i, in order), the MAC in canonical form. */
+static void test_argv_nics(void **state)
+{
+	const struct vmm_nic nics[] = {
+		{ .tap_fd = 50, .mac = "02:53:4B:00:00:01" },
+		{ .tap_fd = 51, .mac = "02:53:4b:0a:1b:2c" },
+	};
+	struct vmm_nic bad[] = { { .tap_fd = 50, .mac = "02:53:4b:00:00" } };
+	struct vmm_guest_spec s;
+	struct vmm_error err;
+	struct vmm_argv a;
+	int i0, i1;
+	(void)state;
+
+	assert_int_equal(SV_FD_NIC0, 7);
+	assert_true(SV_FD_FIRST_FREE >= SV_FD_NIC0 + (int)VMM_NICS_MAX);
+	spec_base(&s);
+	assert_int_equal(sv_build_argv("skyvmm", &s, &a, NULL), 0);
+	assert_false(has(&a, "--tap-fd"));
+	assert_false(has(&a, "--mac"));
+	vmm_argv_free(&a);
+
+	s.nics = nics;
+	s.nnics = 2;
+	assert_int_equal(sv_build_argv("skyvmm", &s, &a, &err), 0);
+	i0 = pair(&a, "--tap-fd", "7");
+	i1 = pair(&a, "--tap-fd", "8");
+	assert_true(i0 > 0 && i1 > i0);
+	/* the --mac right after its --tap-fd (skyvmm pairs them so) */
+	assert_true(pair(&a, "--mac", "02:53:4b:00:00:01") == i0 + 2);
+	assert_true(pair(&a, "--mac", "02:53:4b:0a:1b:2c") == i1 + 2);
+	assert_int_equal(pair(&a, "--tap-fd", "9"), -1); /* two NICs, two taps */
+	assert_null(a.argv[a.argc]);
+	vmm_argv_free(&a);
+
+	/* not a MAC: refused, nothing built */
+	s.nics = bad;
+	s.nnics = 1;
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(sv_build_argv("skyvmm", &s, &a, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "NIC 0"));
+	assert_int_equal(a.argc, 0);
 }
 
 static void test_find_binary(void **state)
@@ -208,7 +254,7 @@ static void test_status(void **state)
 	/* the sandbox's verdict */
 	status(W_EXITCODE(0, SIGSYS), "", NULL, &st);
 	assert_int_equal(st.state, VMM_STATE_CRASHED);
-	assert_string_equal(st.reason, "skyvmm killed by signal SIGSYS (a system call outside its seccomp allow-list)");
+	assert_string_equal(st.reason, "skyvmm killed by seccomp (signal 31, SIGSYS): a system call outside its allow-list");
 }
 
 static int memfd_text(const char *s)
@@ -255,6 +301,7 @@ int main(void)
 	static const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_argv),
 		cmocka_unit_test(test_spec_check),
+		cmocka_unit_test(test_argv_nics),
 		cmocka_unit_test(test_find_binary),
 		cmocka_unit_test(test_installed),
 		cmocka_unit_test(test_status),

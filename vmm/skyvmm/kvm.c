@@ -15,8 +15,6 @@
 #include "vmm/skyvmm/kvm.h"
 #include "vmm/skyvmm/tables.h"
 
-#define SV_KICK_SIGNAL SIGUSR1
-
 static _Thread_local struct kvm_run *this_run;
 
 __attribute__((format(printf, 4, 5)))

@@ -13,6 +13,7 @@
 #define SKY_SKYVMM_KVM_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,6 +26,9 @@
 #define SV_MAX_ROUTES    1024
 #define SV_FIRST_MSI_GSI 24
 #define SV_MAX_IRQFDS    64
+/* The signal that kicks a vCPU out of KVM_RUN (sv_vm_stop; the seccomp
+ * filter lets only it through rt_sigaction). */
+#define SV_KICK_SIGNAL   SIGUSR1
 
 struct sv_irqfd {
 	int fd;

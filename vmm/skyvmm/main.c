@@ -21,6 +21,7 @@
 #include "vmm/skyvmm/devices.h"
 #include "vmm/skyvmm/kvm.h"
 #include "vmm/skyvmm/power.h"
+#include "vmm/skyvmm/sandbox.h"
 #include "vmm/skyvmm/tables.h"
 #include "vmm/skyvmm/uart.h"
 
@@ -32,11 +33,15 @@
 
 #define DEFAULT_CMDLINE "console=ttyS0 panic=-1"
 #define DRAIN_MS 2000
+#define NICS_MAX 8 /* --tap-fd, each a virtio-net device */
 
 struct opts {
-	int kernel_fd, initrd_fd, console_fd, disk_fd, tap_fd;
-	bool disk_ro, have_mac;
-	uint8_t mac[6];
+	int kernel_fd, initrd_fd, console_fd, disk_fd;
+	int tap_fd[NICS_MAX];
+	unsigned ntaps;
+	bool disk_ro, no_seccomp;
+	bool have_mac[NICS_MAX];
+	uint8_t mac[NICS_MAX][6];
 	const char *cmdline;
 	uint64_t memory;
 	unsigned cpus;
@@ -66,8 +71,12 @@ static const char usage_text[] =
 	"                    (default: output to stdout, input from stdin)\n"
 	"  --disk-fd N       a raw disk for virtio-blk (writes go to a RAM overlay)\n"
 	"  --disk-ro         the disk is read-only\n"
-	"  --tap-fd N        a tap device for virtio-net\n"
-	"  --mac MAC         the virtio-net MAC, e.g. 52:54:00:12:34:56\n"
+	"  --tap-fd N        a tap device for virtio-net (IFF_TAP | IFF_NO_PI, with\n"
+	"                    IFF_VNET_HDR or not); repeat for more NICs, up to 8\n"
+	"  --mac MAC         the MAC of the NIC of the --tap-fd before it, e.g.\n"
+	"                    52:54:00:12:34:56 (default: 52:54:00:12:34:5N, N its index)\n"
+	"  --no-seccomp      run without the seccomp sandbox (debugging only: to find\n"
+	"                    a system call the allow-list lacks)\n"
 	"  -h, --help        this text\n"
 	"\n"
 	"SIGTERM (or SIGINT) presses the guest's ACPI power button; the guest's\n"
@@ -77,7 +86,12 @@ static const char usage_text[] =
 	"  4  skyvmm: guest-crashed: WHY      KVM could not run it\n"
 	"  1  skyvmm: error: WHY              skyvmm failed (e.g. no /dev/kvm)\n"
 	"  2  skyvmm: WHY                     bad options, or a kernel that is not a\n"
-	"                                     bootable bzImage (before any VM is made)\n";
+	"                                     bootable bzImage (before any VM is made)\n"
+	"\n"
+	"Once the guest is set up and before its vCPUs run, skyvmm puts itself under\n"
+	"a seccomp filter (every thread, no new privileges): a system call outside\n"
+	"its allow-list kills it by SIGSYS (signal 31), and its parent sees the guest\n"
+	"crashed, \"killed by seccomp\".  --no-seccomp leaves the filter off.\n";
 
 __attribute__((format(printf, 1, 2)))
 static int usage_error(const char *fmt, ...)
@@ -116,13 +130,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "disk-ro", no_argument, NULL, 'r' },
 		{ "tap-fd", required_argument, NULL, 'T' },
 		{ "mac", required_argument, NULL, 'M' },
+		{ "no-seccomp", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
 	int c, r;
 
-	*o = (struct opts){ .kernel_fd = -1, .initrd_fd = -1, .console_fd = -1, .disk_fd = -1, .tap_fd = -1,
+	*o = (struct opts){ .kernel_fd = -1, .initrd_fd = -1, .console_fd = -1, .disk_fd = -1,
 			    .cmdline = DEFAULT_CMDLINE };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -141,15 +156,27 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			r = parse_fd("--disk-fd", optarg, &o->disk_fd);
 			break;
 		case 'T':
-			r = parse_fd("--tap-fd", optarg, &o->tap_fd);
+			if (o->ntaps == NICS_MAX)
+				return usage_error("--tap-fd %s: at most %d NICs", optarg, NICS_MAX);
+			r = parse_fd("--tap-fd", optarg, &o->tap_fd[o->ntaps]);
+			if (r == 0)
+				o->ntaps++;
+			break;
+		case 'S':
+			o->no_seccomp = true;
 			break;
 		case 'r':
 			o->disk_ro = true;
 			break;
 		case 'M':
-			if (sky_parse_mac(optarg, o->mac) < 0)
-				return usage_error("--mac %s: give six hex bytes, e.g. 52:54:00:12:34:56", optarg);
-			o->have_mac = true;
+			if (o->ntaps == 0)
+				return usage_error("--mac %s: give it after the --tap-fd of its NIC", optarg);
+			if (o->have_mac[o->ntaps - 1])
+				return usage_error("--mac %s: one --mac for each --tap-fd", optarg);
+			if (sky_parse_mac(optarg, o->mac[o->ntaps - 1]) < 0 || (o->mac[o->ntaps - 1][0] & 1))
+				return usage_error("--mac %s: give six hex bytes of a unicast MAC, e.g. 52:54:00:12:34:56",
+						   optarg);
+			o->have_mac[o->ntaps - 1] = true;
 			break;
 		case 'c':
 			o->cmdline = optarg;
@@ -187,9 +214,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		return usage_error("--cpus is required");
 	if (o->disk_ro && o->disk_fd < 0)
 		return usage_error("--disk-ro without --disk-fd");
-	if (o->have_mac && o->tap_fd < 0)
-		return usage_error("--mac without --tap-fd");
-	if ((o->disk_fd >= 0 || o->tap_fd >= 0) && !sv_pci_init)
+	if ((o->disk_fd >= 0 || o->ntaps) && !sv_pci_init)
 		return usage_error("%s: PCI and virtio devices are not built into this skyvmm",
 				   o->disk_fd >= 0 ? "--disk-fd" : "--tap-fd");
 	return 0;
@@ -253,7 +278,6 @@ static int load_guest(struct skyvmm *s, const struct opts *o, const struct sv_bz
 
 static int add_devices(struct skyvmm *s, const struct opts *o, char *err, size_t errlen)
 {
-	static const uint8_t default_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 	int r;
 
 	if (!sv_pci_init)
@@ -266,9 +290,14 @@ static int add_devices(struct skyvmm *s, const struct opts *o, char *err, size_t
 		snprintf(err, errlen, "virtio-blk on descriptor %d: %s", o->disk_fd, strerror(-r));
 		return r;
 	}
-	if (o->tap_fd >= 0 && (r = sv_virtio_net_add(s->pci, o->tap_fd, o->have_mac ? o->mac : default_mac)) < 0) {
-		snprintf(err, errlen, "virtio-net on descriptor %d: %s", o->tap_fd, strerror(-r));
-		return r;
+	for (unsigned i = 0; i < o->ntaps; i++) {
+		uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, (uint8_t)(0x56 + i) };
+		if (o->have_mac[i])
+			memcpy(mac, o->mac[i], sizeof(mac));
+		if ((r = sv_virtio_net_add(s->pci, o->tap_fd[i], mac)) < 0) {
+			snprintf(err, errlen, "virtio-net on descriptor %d: %s", o->tap_fd[i], strerror(-r));
+			return r;
+		}
 	}
 	return 0;
 }
@@ -345,6 +374,9 @@ int main(int argc, char **argv)
 	int r, sig_fd, in_fd, out_fd, status;
 	sigset_t sigs;
 
+	/* hidden, for the tests: the filter kills a forbidden call */
+	if (argc == 2 && strcmp(argv[1], "--seccomp-selftest") == 0)
+		return sv_seccomp_selftest();
 	if ((r = parse_opts(argc, argv, &o)) != 0)
 		return r;
 	/* refuse a bad kernel before anything is made */
@@ -395,6 +427,11 @@ int main(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	if (add_devices(&s, &o, err, sizeof(err)) < 0 || sv_vm_boot_cpu(&s.vm, layout.entry, SV_ZERO_PAGE, err, sizeof(err)) < 0) {
+		fprintf(stderr, "skyvmm: error: %s\n", err);
+		return EXIT_ERROR;
+	}
+	/* setup is over: from here on only the run loop's system calls */
+	if (!o.no_seccomp && sv_seccomp_install(err, sizeof(err)) < 0) {
 		fprintf(stderr, "skyvmm: error: %s\n", err);
 		return EXIT_ERROR;
 	}

@@ -1,9 +1,13 @@
 /* skyvmm: virtio-net (virtio 1.2 5.1) on a tap the caller hands over.
  *
- * The tap is IFF_TAP | IFF_NO_PI without IFF_VNET_HDR: whole Ethernet
- * frames, one per read or write.  skyvmm sets O_NONBLOCK on it (a full tap
- * drops what the guest sends, as a wire would).  No offloads are offered:
- * the 12-byte virtio_net_hdr is all zeros on rx and ignored on tx.
+ * The tap is IFF_TAP | IFF_NO_PI: whole Ethernet frames, one per read or
+ * write.  skyvmm sets O_NONBLOCK on it (a full tap drops what the guest
+ * sends, as a wire would).  No offloads are offered: the guest's 12-byte
+ * virtio_net_hdr is all zeros on rx and ignored on tx.  A tap made with
+ * IFF_VNET_HDR (the agent makes them so, for QEMU) has a header of its own
+ * before each frame: skyvmm sets its size to 12 at setup, writes zeros
+ * there on tx and reads past it on rx (without offloads there is nothing
+ * in it to act on).
  *
  * tx (queue 1) runs on the vCPU that notifies; rx (queue 0) on a thread of
  * the device that polls the tap while the guest has buffers posted, and an
@@ -15,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -37,9 +44,11 @@ struct net {
 	int kick;                /* eventfd: the rx thread looks again */
 	pthread_t rx;
 	bool rx_started, stopping;
+	bool vnet_hdr;           /* the tap wants a header before each frame */
+	uint8_t rx_hdr[HDR_LEN]; /* the tap's rx header, read past */
 	uint8_t cfg[CFG_LEN];
 	uint8_t spill[FRAME_MAX]; /* what does not fit the guest's buffer */
-	struct iovec iov[SV_VQ_MAX_SIZE + 1];
+	struct iovec iov[SV_VQ_MAX_SIZE + 2]; /* the chain, the spill, the tap's header */
 	struct sv_vq_chain rxc;  /* the rx thread's own chain */
 };
 
@@ -54,12 +63,15 @@ static void kick(struct net *n)
 
 static void tx_one(struct net *n, const struct sv_vq_chain *c)
 {
-	struct iovec iov[SV_VQ_MAX_SIZE];
+	static const uint8_t zero_hdr[HDR_LEN];
+	struct iovec iov[SV_VQ_MAX_SIZE + 1];
 	unsigned k = 0;
 	uint64_t skip = HDR_LEN;
 
 	if (c->rlen < HDR_LEN || c->rlen - HDR_LEN > FRAME_MAX || c->rlen == HDR_LEN)
 		return; /* no frame, or larger than any: dropped */
+	if (n->vnet_hdr)
+		iov[k++] = (struct iovec){ (void *)zero_hdr, HDR_LEN }; /* the tap's header */
 	for (unsigned i = 0; i < c->nr; i++) {
 		uint64_t l = c->iov[i].iov_len;
 		if (skip >= l) {
@@ -140,9 +152,22 @@ static int rx_one(struct net *n)
 		skip = 0;
 	}
 	n->iov[k++] = (struct iovec){ n->spill, sizeof(n->spill) };
+	if (n->vnet_hdr) {
+		memmove(&n->iov[1], &n->iov[0], k * sizeof(n->iov[0]));
+		n->iov[0] = (struct iovec){ n->rx_hdr, HDR_LEN };
+		k++;
+	}
 	do
 		got = readv(n->tap, n->iov, (int)k);
 	while (got < 0 && errno == EINTR);
+	if (n->vnet_hdr && got > 0) {
+		if (got <= HDR_LEN) {
+			/* a header and no frame (the tap never does that): dropped */
+			sv_virtq_unpop(q);
+			return 1;
+		}
+		got -= HDR_LEN;
+	}
 	if (got <= 0 || (uint64_t)got > c->wlen - HDR_LEN) {
 		/* no frame after all, or one the buffer cannot hold (dropped):
 		 * the buffer stays the guest's */
@@ -249,6 +274,24 @@ static const struct sv_virtio_ops net_ops = {
 	.destroy = net_destroy,
 };
 
+/* A tap with IFF_VNET_HDR: its header 12 bytes (our HDR_LEN).  Not a tap
+ * (a socket in the tests, say): frames as they are. */
+static int tap_header(struct net *n)
+{
+	struct ifreq ifr;
+	int sz = HDR_LEN;
+
+	memset(&ifr, 0, sizeof(ifr));
+	if (ioctl(n->tap, TUNGETIFF, &ifr) < 0)
+		return 0;
+	if (!(ifr.ifr_flags & IFF_VNET_HDR))
+		return 0;
+	if (ioctl(n->tap, TUNSETVNETHDRSZ, &sz) < 0)
+		return -errno;
+	n->vnet_hdr = true;
+	return 0;
+}
+
 int sv_virtio_net_add(struct sv_pci *p, int tap_fd, const uint8_t mac[6])
 {
 	struct net *n;
@@ -263,6 +306,11 @@ int sv_virtio_net_add(struct sv_pci *p, int tap_fd, const uint8_t mac[6])
 	n->tap = fcntl(tap_fd, F_DUPFD_CLOEXEC, 3);
 	if (n->tap < 0 || (fl = fcntl(n->tap, F_GETFL)) < 0 || fcntl(n->tap, F_SETFL, fl | O_NONBLOCK) < 0) {
 		err = -errno;
+		net_destroy(&n->v);
+		return err;
+	}
+	err = tap_header(n);
+	if (err < 0) {
 		net_destroy(&n->v);
 		return err;
 	}
