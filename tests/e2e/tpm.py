@@ -40,6 +40,11 @@ def maker_ca(f, name, board):
     return ca, pem
 
 
+def online(f):
+    """The ids of the boards the API shows online."""
+    return [b["id"] for b in f.boards_api() if b["state"] == "online"]
+
+
 def case_reboot(f):
     ensure_firmware()
     ca_good, pem_good = maker_ca(f, "good", "tpm1")
@@ -54,7 +59,7 @@ def case_reboot(f):
     # The other maker's board, at the same time, with a valid token even.
     b2 = Board(f, "tpm2", cmdline=f"{base} skyroot.token={tok['token']}", memory=1024,
                extra=["--tpm", "--tpm-ca", ca_other])
-    bid = wait_for(lambda: list(f.online()), BOOT_TIMEOUT, "the TPM board online with its token")[0]
+    bid = wait_for(lambda: online(f), BOOT_TIMEOUT, "the TPM board online with its token")[0]
     first = time.time() - b1.t0
     board = [b for b in f.boards_api() if b["id"] == bid][0]
     t = board.get("tpm") or {}
@@ -68,9 +73,9 @@ def case_reboot(f):
     # Power off; boot again with no token: the same board, by its TPM alone.
     r = b1.stop()
     check(r.returncode == 0, f"board stop: {r.stderr}")
-    wait_for(lambda: not f.online(), 120, "the board offline after power-off")
+    wait_for(lambda: not online(f), 120, "the board offline after power-off")
     b1 = Board(f, "tpm1", cmdline=base, memory=1024, extra=["--tpm", "--tpm-ca", ca_good])
-    wait_for(lambda: list(f.online()) == [bid], BOOT_TIMEOUT, "the same board online again with no token")
+    wait_for(lambda: online(f) == [bid], BOOT_TIMEOUT, "the same board online again with no token")
     print(f"TPM board: power-on to online {first:.1f} s with a token, {time.time() - b1.t0:.1f} s by its TPM")
     check(len(f.boards_api()) == 1, f"one board, none for the refused TPM: {[b['id'] for b in f.boards_api()]}")
     check("enrolled again by its TPM" in f.ctl.text(), "the controller says how it came back")
