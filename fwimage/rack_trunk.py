@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""The emulated rack's 802.1Q trunk port (fwimage/rack.sh vlan): frames
+tagged with VLAN N that cross the rack's bridge reach a tap device of VLAN
+N untagged, where the rack's dnsmasq serves that VLAN's DHCP; what dnsmasq
+sends on that tap goes back onto the bridge tagged N.
+
+Why in user space: the rack's bridge lives on the host, and a host kernel
+may have neither bridge VLAN filtering nor the 8021q module (the one the
+tests run on has neither).  A bridge without VLAN filtering forwards
+802.1Q frames as they are, so the boards' tagged traffic crosses it
+untouched; this is the rack's one port that unwraps it.
+
+usage: rack_trunk.py --trunk IFACE --vlan VID=TAP=ADDRESS/PREFIX ... --ready FILE
+  IFACE: a veth whose peer is a port of the rack's bridge.
+  Each --vlan makes tap TAP (gone when this process ends) with ADDRESS.
+  FILE is written once every tap is up (rack.sh waits for it)."""
+import argparse
+import fcntl
+import os
+import select
+import socket
+import struct
+import subprocess
+import sys
+
+ETH_P_ALL = 0x0003
+ETH_P_8021Q = 0x8100
+SOL_PACKET = 263
+PACKET_AUXDATA = 8
+PACKET_OUTGOING = 4
+TP_STATUS_VLAN_VALID = 0x10
+AUXDATA = struct.Struct("IIIHHHH")  # struct tpacket_auxdata
+TUNSETIFF = 0x400454CA
+IFF_TAP = 0x0002
+IFF_NO_PI = 0x1000
+FRAME_MAX = 65536
+
+
+def die(msg):
+    print(f"rack_trunk: error: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def parse_vlan(spec):
+    parts = spec.split("=")
+    if len(parts) != 3:
+        die(f"--vlan '{spec}': give VID=TAP=ADDRESS/PREFIX")
+    vid, tap, addr = parts
+    if not vid.isdigit() or not 1 <= int(vid) <= 4094:
+        die(f"--vlan '{spec}': the VLAN id must be 1..4094")
+    if not tap or len(tap) > 15 or not all(c.isalnum() or c in "._-" for c in tap):
+        die(f"--vlan '{spec}': bad tap name")
+    return int(vid), tap, addr
+
+
+def open_tap(name):
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TAP | IFF_NO_PI))
+    return fd
+
+
+def ip(*args):
+    r = subprocess.run(["ip"] + list(args), capture_output=True, text=True)
+    if r.returncode != 0:
+        die(f"ip {' '.join(args)}: {r.stderr.strip()}")
+
+
+def untag(frame, anc):
+    """(vid, untagged frame) or (None, None) for a frame of no VLAN.  The
+    kernel usually takes the tag off into the packet's metadata (auxdata);
+    a frame that still carries it is unwrapped here."""
+    for level, kind, data in anc:
+        if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= AUXDATA.size:
+            status, _, _, _, _, tci, _ = AUXDATA.unpack_from(data)
+            if status & TP_STATUS_VLAN_VALID:
+                return tci & 0x0FFF, frame
+    if len(frame) >= 18 and struct.unpack_from("!H", frame, 12)[0] == ETH_P_8021Q:
+        tci = struct.unpack_from("!H", frame, 14)[0]
+        return tci & 0x0FFF, frame[:12] + frame[16:]
+    return None, None
+
+
+def tag(frame, vid):
+    return frame[:12] + struct.pack("!HH", ETH_P_8021Q, vid) + frame[12:]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--trunk", required=True)
+    ap.add_argument("--vlan", action="append", default=[], required=True)
+    ap.add_argument("--ready", required=True)
+    a = ap.parse_args()
+    vlans = [parse_vlan(s) for s in a.vlan]
+    if len({v for v, _, _ in vlans}) != len(vlans):
+        die("a VLAN given twice")
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock.bind((a.trunk, ETH_P_ALL))
+    sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+    by_vid, by_fd = {}, {}
+    for vid, name, addr in vlans:
+        fd = open_tap(name)
+        ip("addr", "add", addr, "dev", name)
+        ip("link", "set", name, "up")
+        by_vid[vid] = fd
+        by_fd[fd] = vid
+    with open(a.ready, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    poll = select.poll()
+    poll.register(sock.fileno(), select.POLLIN)
+    for fd in by_fd:
+        poll.register(fd, select.POLLIN)
+    cmsg_space = socket.CMSG_SPACE(AUXDATA.size)
+    while True:
+        for fd, _ in poll.poll():
+            if fd == sock.fileno():
+                frame, anc, _, addr = sock.recvmsg(FRAME_MAX, cmsg_space)
+                if addr[2] == PACKET_OUTGOING:
+                    continue  # our own, sent below
+                vid, inner = untag(frame, anc)
+                if vid in by_vid:
+                    try:
+                        os.write(by_vid[vid], inner)
+                    except OSError:
+                        pass  # tap not up yet or queue full: the frame is lost, as on a wire
+            else:
+                frame = os.read(fd, FRAME_MAX)
+                if len(frame) >= 14:
+                    try:
+                        sock.send(tag(frame, by_fd[fd]))
+                    except OSError:
+                        pass
+
+
+if __name__ == "__main__":
+    main()
