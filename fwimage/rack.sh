@@ -314,6 +314,11 @@ cmd_up() {
 	up_done=0
 	trap '[ "$up_done" = 1 ] || { note "up failed: tearing down"; cmd_down "$name" >/dev/null 2>&1 || true; }' EXIT
 	ip -n "$ns" link set lo up
+	# The rack's own addresses answer on their own network (VLAN) alone:
+	# no ARP reply for vl100's address on vl200, no packet taken in from
+	# an interface its source would not be routed back through.
+	ip netns exec "$ns" sysctl -q -w net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+		net.ipv4.conf.all.rp_filter=1 net.ipv4.ip_forward=0 >/dev/null
 	ip -n "$ns" link add br0 type bridge stp_state 0 forward_delay 0
 	ip -n "$ns" addr add "$subnet.1/24" dev br0
 	ip -n "$ns" link set br0 up

@@ -10,9 +10,10 @@ tests run on has neither).  A bridge without VLAN filtering forwards
 802.1Q frames as they are, so the boards' tagged traffic crosses it
 untouched; this is the rack's one port that unwraps it.
 
-usage: rack_trunk.py --trunk IFACE --vlan VID=TAP=ADDRESS/PREFIX ... --ready FILE
+usage: rack_trunk.py --trunk IFACE --vlan VID=TAP[=ADDRESS/PREFIX] ... --ready FILE
   IFACE: a veth whose peer is a port of the rack's bridge.
-  Each --vlan makes tap TAP (gone when this process ends) with ADDRESS.
+  Each --vlan makes tap TAP (gone when this process ends), up, with
+  ADDRESS if given (test_rack.sh's VLAN clients take theirs by DHCP).
   FILE is written once every tap is up (rack.sh waits for it)."""
 import argparse
 import fcntl
@@ -43,9 +44,9 @@ def die(msg):
 
 def parse_vlan(spec):
     parts = spec.split("=")
-    if len(parts) != 3:
-        die(f"--vlan '{spec}': give VID=TAP=ADDRESS/PREFIX")
-    vid, tap, addr = parts
+    if len(parts) not in (2, 3):
+        die(f"--vlan '{spec}': give VID=TAP[=ADDRESS/PREFIX]")
+    vid, tap, addr = (parts + [""])[:3]
     if not vid.isdigit() or not 1 <= int(vid) <= 4094:
         die(f"--vlan '{spec}': the VLAN id must be 1..4094")
     if not tap or len(tap) > 15 or not all(c.isalnum() or c in "._-" for c in tap):
@@ -99,7 +100,8 @@ def main():
     by_vid, by_fd = {}, {}
     for vid, name, addr in vlans:
         fd = open_tap(name)
-        ip("addr", "add", addr, "dev", name)
+        if addr:
+            ip("addr", "add", addr, "dev", name)
         ip("link", "set", name, "up")
         by_vid[vid] = fd
         by_fd[fd] = vid
