@@ -519,7 +519,9 @@ def guest_macs(f, name):
 def wait_console(f, name, marker, timeout, what):
     """The line of guest NAME's console that starts with marker, waited for."""
     def line():
-        for ln in console(f, name).splitlines():
+        text = console(f, name)
+        # whole lines only: the console may end in the middle of one
+        for ln in text[:text.rfind("\n") + 1].splitlines():
             if ln.startswith("SKYROOT-GUEST-NET-FAIL"):
                 raise Fail(f"guest {name}: {ln}")
             if ln.startswith(marker):
@@ -556,10 +558,12 @@ def rack_two_boards(f, rack, memory=(2048, 1536)):
     for b in boards:
         con = b.console()
         check("the controller comes from DHCP option 224" in con, f"{b.name}: no controller on its command line")
+        check("the DHCP server names a controller (option 224)" in con, f"{b.name}: option 224 not received")
         check(f"CA pin from the image: {f.pin}" in con, f"{b.name}: the baked pin not used")
         mac = subprocess.run([BOARD_SH, "--name", b.name, "--print-mac"], capture_output=True,
                              text=True).stdout.strip()
         check(mac and mac in rack.file("dnsmasq.leases"), f"{b.name}'s MAC {mac} in the rack's leases")
+    check(rg1["name"] != rg2["name"], f"two distinct boards: {rg1['name']} {rg2['name']}")
     return boards, (rg1["id"], rg2["id"])
 
 

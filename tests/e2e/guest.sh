@@ -183,8 +183,17 @@ if [ -n "$net" ]; then
 	if [ -n "$send" ]; then
 		peer=${send%%:*} rest=${send#*:}
 		echo "${rest#*:}" >/tmp/send.mib
-		t0=$(now)
-		if a=$(resolve "$peer") && nc "$a" "${rest%%:*}" -e /bin/sky-source; then
+		# the peer listens once its NIC is up: a refused connection is tried again
+		ok=1 t=0
+		if a=$(resolve "$peer"); then
+			while [ "$t" -lt "$wait" ]; do
+				t0=$(now)
+				nc "$a" "${rest%%:*}" -e /bin/sky-source 2>/dev/null && { ok=0; break; }
+				sleep 2
+				t=$((t + 2))
+			done
+		fi
+		if [ "$ok" = 0 ]; then
 			echo "SKYROOT-GUEST-SEND $((${rest#*:} * 1048576)) $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')"
 		else
 			echo "SKYROOT-GUEST-SEND-FAIL $peer"
