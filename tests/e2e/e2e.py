@@ -594,7 +594,11 @@ def case_rack_guests(f):
     rack_guest(f, "g3", id1, "other", "skyroot.probe=g1,g2")
     addrs = {}
     for g, vlan in (("g1", 100), ("g2", 100), ("g3", 200)):
-        _, _, iface, mac, addr = wait_console(f, g, "SKYROOT-GUEST-NET ", 600, f"guest {g}'s NIC up by DHCP")
+        w = wait_console(f, g, "SKYROOT-GUEST-NET ", 600, f"guest {g}'s NIC up by DHCP")
+        if len(w) != 4:
+            print(f"---- console of guest {g}\n{console(f, g)[-3000:]}", file=sys.stderr)
+            raise Fail(f"guest {g}: '{' '.join(w)}' is not 'SKYROOT-GUEST-NET IFACE MAC ADDRESS'")
+        _, iface, mac, addr = w
         macs = guest_macs(f, g)
         check(macs == [mac.lower()], f"{g}: the NIC the controller gave it ({macs}) is the guest's {iface} {mac}")
         check(addr.rsplit(".", 1)[0] == rack.vlans[vlan], f"{g}: {addr} is on VLAN {vlan}'s {rack.vlans[vlan]}.0/24")
@@ -604,11 +608,11 @@ def case_rack_guests(f):
     print(f"rack guests: three NICs up by DHCP {time.time() - t0:.1f} s after the first create")
     for g, peer in (("g1", "g2"), ("g2", "g1")):
         w = wait_console(f, g, f"SKYROOT-GUEST-PING {peer} ", 600, f"{g} to ping {peer}")
-        check(w[3:] == [addrs[peer], "ok"], f"{g} pinged {peer} across the rack: {' '.join(w)}")
+        check(w[2:] == [addrs[peer], "ok"], f"{g} pinged {peer} across the rack: {' '.join(w)}")
     print(f"rack guests: g1 and g2 ping each other across two boards {time.time() - t0:.1f} s after the first create")
     for peer in ("g1", "g2"):
         w = wait_console(f, "g3", f"SKYROOT-GUEST-PROBE {peer} ", 300, f"g3's probe of {peer}")
-        check(w[3:] == [addrs[peer], "no-answer"], f"g3 on VLAN 200 reaches {peer} on VLAN 100: {' '.join(w)}")
+        check(w[2:] == [addrs[peer], "no-answer"], f"g3 on VLAN 200 reaches {peer} on VLAN 100: {' '.join(w)}")
     for b in boards:
         r = b.stop()
         check(b.scratch_unchanged(), f"{b.name}'s scratch disk is untouched ({r.stderr})")
