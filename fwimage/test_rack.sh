@@ -154,7 +154,9 @@ else
 	tpid=$(cat "$RACK_DIR/trunk.pid")
 	[ "$(ip netns identify "$tpid")" = "$RACK_NS" ] || fail "the trunk port runs outside the rack"
 	ip -n "$RACK_NS" -4 -o addr show dev vl100 | grep -q " 10.80.100.1/24" || fail "no vl100 with 10.80.100.1"
-	ip netns exec "$client" python3 "$here/rack_trunk.py" --trunk cl1 --vlan 100=cv100 --vlan 200=cv200 \
+	# --csum-offload: the client's UDP leaves with its checksum unfinished,
+	# as a guest's virtio-net sends it across the boards
+	ip netns exec "$client" python3 "$here/rack_trunk.py" --trunk cl1 --vlan 100=cv100 --vlan 200=cv200 --csum-offload \
 		--ready "$tmp/client-trunk" >"$tmp/client-trunk.log" 2>&1 &
 	cpid=$!
 	for _ in $(seq 50); do [ -s "$tmp/client-trunk" ] && break; sleep 0.1; done
@@ -176,6 +178,12 @@ else
 	ip netns exec "$client" "$BUSYBOX" ping -c 2 -W 2 10.80.100.1 >/dev/null 2>&1 ||
 		fail "VLAN 100 does not reach its own dnsmasq at 10.80.100.1"
 	echo "VLANs: 200 gets no answer from 100's 10.80.100.1, 100 does"
+	# DNS on the VLAN (UDP from a socket, checksum offloaded): the name the
+	# client gave in its DHCP request
+	ip netns exec "$client" "$BUSYBOX" nslookup vc100 10.80.100.1 >"$tmp/ns100" 2>&1 || true
+	grep -q "^Address: 10\.80\.100\.1[0-9][0-9]\$" "$tmp/ns100" ||
+		fail "no DNS answer for vc100 on VLAN 100: $(cat "$tmp/ns100")"
+	echo "VLAN 100: DNS vc100 -> $(sed -n 's/^Address: //p' "$tmp/ns100" | tail -n1)"
 	kill "$cpid"
 	wait "$cpid" 2>/dev/null || true
 fi
