@@ -3,8 +3,10 @@
 # DHCP client with the controller option (224), the firmware's own
 # udhcpc.script keeps it where skyagent --controller-from-dhcp reads it,
 # the rack's DNS serves the controller as SRV _skyroot._tcp (the second
-# way), the client gets no route out of the rack, and `down` leaves no
-# namespace, no dnsmasq and no interface behind.
+# way), the client gets no route out of the rack, VLANs 100 and 200 are
+# served through the rack's trunk port (leases from their own ranges, DNS,
+# no answer across them), and `down` leaves no namespace, no dnsmasq, no
+# trunk port and no interface behind.
 #
 # The client: busybox udhcpc (as in the firmware) in a second network
 # namespace of its own, on a veth into the rack's bridge, in a private
