@@ -11,6 +11,7 @@ usage: rack_throughput.py [MIB]   (default 32)
 A meson benchmark, not in CI: meson test -C build --benchmark rack_throughput
 Needs what the e2e rack cases need (root, OVMF, dnsmasq, python3)."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,13 +51,11 @@ def board_to_board(rack, sink, source, mib):
     source.type(f"chmod 755 /tmp/sky-src; nc {addr} {PORT_BOARD} -e /tmp/sky-src")
 
     def line():
-        con = sink.console()
-        for ln in con[:con.rfind("\n") + 1].splitlines():
-            if ln.startswith("SKYROOT-BOARD-SINK "):
-                return ln.split()
-        return None
+        # after the shell's prompt, on a line of its own
+        m = re.search(r"SKYROOT-BOARD-SINK ([0-9]+) ([0-9.]+) ([0-9.]+)\r?\n", sink.console())
+        return m.groups() if m else None
     w = wait_for(line, 600, "the board-to-board transfer", interval=1.0)
-    return int(w[1]), float(w[3]) - float(w[2])
+    return int(w[0]), float(w[2]) - float(w[1])
 
 
 def main():
