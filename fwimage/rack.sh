@@ -18,7 +18,8 @@ DOMAIN=rack.internal
 
 usage() {
 	cat <<EOF
-usage: fwimage/rack.sh up NAME [--subnet A.B.C] [--controller HOST:PORT]
+usage: fwimage/rack.sh up NAME [--subnet A.B.C] [--controller HOST:PORT] [--vlan VID]...
+       fwimage/rack.sh vlan NAME VID...
        fwimage/rack.sh controller NAME HOST:PORT [--only option|srv]
        fwimage/rack.sh board NAME BOARD [board.sh options]
        fwimage/rack.sh exec NAME COMMAND [ARGS...]
@@ -39,6 +40,14 @@ var/racks/NAME/ or \$SKYROOT_RACKS_DIR/NAME):
               DHCP option $CONTROLLER_OPTION and served as DNS SRV
               _skyroot._tcp.$DOMAIN (target controller.$DOMAIN for an
               address).
+              --vlan VID (repeatable): as 'vlan' below.
+  vlan        the VLANs (1..4094) the rack's DHCP serves besides its
+              untagged network: frames tagged VID cross the bridge as they
+              are (no VLAN filtering on it), and a trunk port (veth on br0,
+              fwimage/rack_trunk.py) unwraps them onto a tap vlVID with
+              10.(80+VID/256).(VID%256).1/24 (inside the rack only),
+              where dnsmasq hands out .100-.199 and answers DNS (guests'
+              names from their leases).  Replaces the list; restarts dnsmasq.
   controller  change the controller dnsmasq names (restarts it); --only
               option or --only srv names it one way only
   board       fwimage/board.sh --name BOARD --net tap:TAP run inside the
@@ -47,7 +56,8 @@ var/racks/NAME/ or \$SKYROOT_RACKS_DIR/NAME):
               board's MAC alone, which iPXE then fetches; board.sh's other
               options pass through (SKYROOT_BOARDS_DIR as board.sh reads it).
   exec        run COMMAND inside the rack's namespace (tests)
-  env         print RACK_NS RACK_HOST RACK_BRIDGE RACK_SUBNET RACK_DIR
+  env         print RACK_NS RACK_HOST RACK_BRIDGE RACK_SUBNET RACK_DIR, and
+              RACK_VLAN_VID=A.B.C.0/24 for each VLAN served
   down        stop the rack's boards (board.sh --stop) and dnsmasq by pid,
               any other process left in the namespace, and delete the
               namespace (and with it the veth pair, bridge and taps)
@@ -55,8 +65,10 @@ var/racks/NAME/ or \$SKYROOT_RACKS_DIR/NAME):
 
 Files in the rack's folder: dnsmasq.conf, dnsmasq.log, dnsmasq.leases,
 dnsmasq.pid, controller.conf (option $CONTROLLER_OPTION and SRV), hosts.d/ and opts.d/ (per-board DHCP, read by dnsmasq as they
-change), boards (BOARD TAP BOARDS_DIR per line), ns, subnet.
-Needs root (network namespaces) and Debian's dnsmasq-base.
+change), boards (BOARD TAP BOARDS_DIR per line), ns, subnet, vlans and
+vlans.conf (the VLANs served), trunk.pid and trunk.log (the trunk port).
+Needs root (network namespaces), Debian's dnsmasq-base, and python3 for
+VLANs.
 EOF
 }
 
@@ -172,14 +184,85 @@ reload_dnsmasq() { # dhcp-hostsdir/optsdir are re-read on change; SIGHUP to be s
 	[ -z "$pid" ] || kill -HUP "$pid"
 }
 
+vlan_subnet() { # vlan_subnet VID: the VLAN's A.B.C, inside the rack only
+	echo "10.$((80 + $1 / 256)).$(($1 % 256))"
+}
+
+check_vid() {
+	case "$1" in '' | *[!0-9]* | 0*) die "VLAN '$1': give a number 1..4094" ;; esac
+	[ "$1" -ge 1 ] && [ "$1" -le 4094 ] || die "VLAN '$1' is out of 1..4094"
+}
+
+stop_trunk() {
+	local pid
+	pid=$(live_pid "$dir/trunk.pid" rack_trunk.py)
+	[ -z "$pid" ] || stop_pid "$pid"
+	rm -f "$dir/trunk.pid"
+}
+
+# set_vlans VID...: the trunk port (re)started with these VLANs, their
+# DHCP ranges in vlans.conf.  dnsmasq is (re)started by the caller.
+set_vlans() {
+	local v args=() h trunk_br trunk_end pid=""
+	for v in "$@"; do check_vid "$v"; done
+	stop_trunk
+	: >"$dir/vlans.conf.new"
+	printf '%s\n' "$@" | sort -nu | grep . >"$dir/vlans" || true
+	if [ -s "$dir/vlans" ]; then
+		command -v python3 >/dev/null || die "VLANs need python3 (fwimage/rack_trunk.py)"
+		h=$(short_hash "$ns" 8)
+		trunk_br=skrt$h
+		trunk_end=skrv$h
+		if ! ip -n "$ns" link show "$trunk_br" >/dev/null 2>&1; then
+			ip -n "$ns" link add "$trunk_br" type veth peer name "$trunk_end"
+			ip -n "$ns" link set "$trunk_br" master br0 up
+			ip -n "$ns" link set "$trunk_end" up
+		fi
+		while read -r v; do
+			args+=(--vlan "$v=vl$v=$(vlan_subnet "$v").1/24")
+			{
+				echo "# VLAN $v: tagged on the rack, untagged on vl$v (the trunk port)"
+				echo "interface=vl$v"
+				echo "dhcp-range=set:vlan$v,$(vlan_subnet "$v").100,$(vlan_subnet "$v").199,255.255.255.0,1h"
+			} >>"$dir/vlans.conf.new"
+		done <"$dir/vlans"
+		rm -f "$dir/trunk.ready"
+		ip netns exec "$ns" setsid python3 "$here/rack_trunk.py" --trunk "$trunk_end" "${args[@]}" \
+			--ready "$dir/trunk.ready" >>"$dir/trunk.log" 2>&1 </dev/null 9>&- &
+		echo $! >"$dir/trunk.pid"
+		for _ in $(seq 100); do
+			[ -s "$dir/trunk.ready" ] && break
+			kill -0 "$(cat "$dir/trunk.pid")" 2>/dev/null || break
+			sleep 0.1
+		done
+		[ -s "$dir/trunk.ready" ] || die "the trunk port did not start; see $dir/trunk.log"
+		cp "$dir/trunk.ready" "$dir/trunk.pid" # its own pid, as it wrote it
+	fi
+	mv -f "$dir/vlans.conf.new" "$dir/vlans.conf"
+}
+
+cmd_vlan() {
+	local name=$1 pid
+	shift
+	[ $# -ge 1 ] || die "vlan NAME VID..."
+	need_root
+	rack_load "$name"
+	set_vlans "$@"
+	pid=$(live_pid "$dir/dnsmasq.pid" "$dir/dnsmasq.conf")
+	[ -z "$pid" ] || stop_pid "$pid"
+	pid=$(start_dnsmasq)
+	note "rack $name: VLANs $(tr '\n' ' ' <"$dir/vlans")served (trunk pid $(cat "$dir/trunk.pid" 2>/dev/null)); dnsmasq pid $pid"
+}
+
 cmd_up() {
 	local name=$1
 	shift
-	local want_subnet="" controller=""
+	local want_subnet="" controller="" vlans=()
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--subnet) [ $# -ge 2 ] || die "--subnet needs A.B.C"; want_subnet=$2; shift 2 ;;
 		--controller) [ $# -ge 2 ] || die "--controller needs HOST:PORT"; controller=$2; shift 2 ;;
+		--vlan) [ $# -ge 2 ] || die "--vlan needs VID"; check_vid "$2"; vlans+=("$2"); shift 2 ;;
 		*) die "up: unknown option '$1' (see --help)" ;;
 		esac
 	done
@@ -231,6 +314,11 @@ cmd_up() {
 	up_done=0
 	trap '[ "$up_done" = 1 ] || { note "up failed: tearing down"; cmd_down "$name" >/dev/null 2>&1 || true; }' EXIT
 	ip -n "$ns" link set lo up
+	# The rack's own addresses answer on their own network (VLAN) alone:
+	# no ARP reply for vl100's address on vl200, no packet taken in from
+	# an interface its source would not be routed back through.
+	ip netns exec "$ns" sysctl -q -w net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+		net.ipv4.conf.all.rp_filter=1 net.ipv4.ip_forward=0 >/dev/null
 	ip -n "$ns" link add br0 type bridge stp_state 0 forward_delay 0
 	ip -n "$ns" addr add "$subnet.1/24" dev br0
 	ip -n "$ns" link set br0 up
@@ -243,6 +331,7 @@ cmd_up() {
 	ip link set "$veth_host" up
 
 	write_controller_conf "$dir" "$controller"
+	set_vlans "${vlans[@]}"
 	cat >"$dir/dnsmasq.conf" <<EOF
 # the DHCP server of emulated rack $name (fwimage/rack.sh), in namespace $ns
 interface=br0
@@ -260,6 +349,8 @@ dhcp-option=3
 #   dhcp-option=$CONTROLLER_OPTION,"$controller"
 #   srv-host=_skyroot._tcp.$DOMAIN,controller.$DOMAIN,PORT
 conf-file=$dir/controller.conf
+# VLANs (fwimage/rack.sh vlan): their taps and ranges
+conf-file=$dir/vlans.conf
 dhcp-optsdir=$dir/opts.d
 dhcp-hostsdir=$dir/hosts.d
 dhcp-leasefile=$dir/dnsmasq.leases
@@ -284,6 +375,11 @@ cmd_env() {
 	echo "RACK_BRIDGE=$subnet.1"
 	echo "RACK_SUBNET=$subnet.0/24"
 	echo "RACK_DIR=$dir"
+	local v
+	[ -r "$dir/vlans" ] && while read -r v; do
+		echo "RACK_VLAN_$v=$(vlan_subnet "$v").0/24"
+	done <"$dir/vlans"
+	return 0
 }
 
 cmd_controller() {
@@ -374,6 +470,7 @@ cmd_down() {
 		stop_pid "$pid"
 		note "stopped dnsmasq (pid $pid)"
 	fi
+	stop_trunk
 	if [ -n "$ns" ] && ip netns list | awk '{ print $1 }' | grep -qxF -- "$ns"; then
 		# Anything else still running in the rack's namespace (started by
 		# this script inside it): by pid.
@@ -424,6 +521,7 @@ down) [ $# -eq 0 ] || die "down takes only NAME"; cmd_down "$rack" ;;
 env) cmd_env "$rack" ;;
 controller) [ $# -ge 1 ] || die "controller takes NAME HOST:PORT [--only option|srv]"; cmd_controller "$rack" "$@" ;;
 board) [ $# -ge 1 ] || die "board needs NAME BOARD"; cmd_board "$rack" "$@" ;;
+vlan) cmd_vlan "$rack" "$@" ;;
 exec) cmd_exec "$rack" "$@" ;;
 *) die "unknown command '$cmd' (see --help)" ;;
 esac

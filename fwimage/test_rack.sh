@@ -3,8 +3,10 @@
 # DHCP client with the controller option (224), the firmware's own
 # udhcpc.script keeps it where skyagent --controller-from-dhcp reads it,
 # the rack's DNS serves the controller as SRV _skyroot._tcp (the second
-# way), the client gets no route out of the rack, and `down` leaves no
-# namespace, no dnsmasq and no interface behind.
+# way), the client gets no route out of the rack, VLANs 100 and 200 are
+# served through the rack's trunk port (leases from their own ranges, DNS,
+# no answer across them), and `down` leaves no namespace, no dnsmasq, no
+# trunk port and no interface behind.
 #
 # The client: busybox udhcpc (as in the firmware) in a second network
 # namespace of its own, on a veth into the rack's bridge, in a private
@@ -137,11 +139,63 @@ if [ -n "${SKYAGENT:-}" ] && [ -x "${SKYAGENT:-}" ]; then
 	case "$out" in *"DHCP option 224"*) ;; *) fail "skyagent without the file: $out" ;; esac
 fi
 
+# --- VLANs ---------------------------------------------------------------
+# The host's bridge forwards 802.1Q frames as they are; the rack's trunk
+# port (rack_trunk.py) unwraps VLANs 100 and 200 for dnsmasq.  The client
+# tags its frames the same way (a trunk port of its own on cl1: the host
+# has no 8021q).  A lease from a VLAN's own range proves the tag crossed
+# the bridge and came back: untagged, br0's dnsmasq would answer from
+# $RACK_SUBNET.
+if ! command -v python3 >/dev/null; then
+	echo "VLANs: not checked (python3 missing)"
+else
+	"$RACK" vlan "$rack" 100 200 2>"$tmp/vlan.log" || fail "rack.sh vlan: $(cat "$tmp/vlan.log")"
+	"$RACK" env "$rack" >"$tmp/env3"
+	grep -qx "RACK_VLAN_100=10.80.100.0/24" "$tmp/env3" && grep -qx "RACK_VLAN_200=10.80.200.0/24" "$tmp/env3" ||
+		fail "rack.sh env: $(cat "$tmp/env3")"
+	tpid=$(cat "$RACK_DIR/trunk.pid")
+	[ "$(ip netns identify "$tpid")" = "$RACK_NS" ] || fail "the trunk port runs outside the rack"
+	ip -n "$RACK_NS" -4 -o addr show dev vl100 | grep -q " 10.80.100.1/24" || fail "no vl100 with 10.80.100.1"
+	# --csum-offload: the client's UDP leaves with its checksum unfinished,
+	# as a guest's virtio-net sends it across the boards
+	ip netns exec "$client" python3 "$here/rack_trunk.py" --trunk cl1 --vlan 100=cv100 --vlan 200=cv200 --csum-offload \
+		--ready "$tmp/client-trunk" >"$tmp/client-trunk.log" 2>&1 &
+	cpid=$!
+	for _ in $(seq 50); do [ -s "$tmp/client-trunk" ] && break; sleep 0.1; done
+	[ -s "$tmp/client-trunk" ] || fail "the client's trunk port: $(cat "$tmp/client-trunk.log")"
+	for v in 100 200; do
+		ip netns exec "$client" "$BUSYBOX" udhcpc -i "cv$v" -n -q -t 5 -T 2 -x "hostname:vc$v" -s /bin/true \
+			>"$tmp/udhcpc.$v" 2>&1 || fail "no lease on VLAN $v: $(cat "$tmp/udhcpc.$v")"
+		grep -q "lease of 10\.80\.$v\.1[0-9][0-9] obtained" "$tmp/udhcpc.$v" ||
+			fail "VLAN $v: not a lease from 10.80.$v.100-199: $(cat "$tmp/udhcpc.$v")"
+		echo "VLAN $v: $(grep -o 'lease of [0-9.]*' "$tmp/udhcpc.$v") (tagged across the bridge)"
+	done
+	# VLAN 200 does not reach VLAN 100 (an address of VLAN 100's subnet on
+	# it); the same address on VLAN 100 does.
+	ip -n "$client" addr add 10.80.100.250/24 dev cv200
+	ip netns exec "$client" "$BUSYBOX" ping -c 2 -W 2 10.80.100.1 >/dev/null 2>&1 &&
+		fail "VLAN 200 reaches 10.80.100.1 on VLAN 100"
+	ip -n "$client" addr del 10.80.100.250/24 dev cv200
+	ip -n "$client" addr add 10.80.100.250/24 dev cv100
+	ip netns exec "$client" "$BUSYBOX" ping -c 2 -W 2 10.80.100.1 >/dev/null 2>&1 ||
+		fail "VLAN 100 does not reach its own dnsmasq at 10.80.100.1"
+	echo "VLANs: 200 gets no answer from 100's 10.80.100.1, 100 does"
+	# DNS on the VLAN (UDP from a socket, checksum offloaded): the name the
+	# client gave in its DHCP request
+	ip netns exec "$client" "$BUSYBOX" nslookup vc100 10.80.100.1 >"$tmp/ns100" 2>&1 || true
+	grep -q "^Address: 10\.80\.100\.1[0-9][0-9]\$" "$tmp/ns100" ||
+		fail "no DNS answer for vc100 on VLAN 100: $(cat "$tmp/ns100")"
+	echo "VLAN 100: DNS vc100 -> $(sed -n 's/^Address: //p' "$tmp/ns100" | tail -n1)"
+	kill "$cpid"
+	wait "$cpid" 2>/dev/null || true
+fi
+
 # --- down ---------------------------------------------------------------
 ip netns del "$client"
 "$RACK" down "$rack" 2>"$tmp/down.log" || fail "rack.sh down: $(cat "$tmp/down.log")"
 ip netns list | grep -qw "$RACK_NS" && fail "namespace $RACK_NS left after down"
 kill -0 "$dpid" 2>/dev/null && fail "dnsmasq (pid $dpid) left after down"
+[ -z "${tpid:-}" ] || ! kill -0 "$tpid" 2>/dev/null || fail "the trunk port (pid $tpid) left after down"
 ip link show "$veth" >/dev/null 2>&1 && fail "host end $veth left after down"
 "$RACK" list | grep -q "^$rack .*down" || fail "rack list does not say down: $("$RACK" list)"
 echo "ok: rack up, DHCP with option 224, rack down"

@@ -60,17 +60,21 @@ class Rack:
     """An emulated rack (fwimage/rack.sh): namespace, bridge, dnsmasq; the
     host (and so the controller) at self.host on it."""
 
-    def __init__(self, fleet, name):
+    def __init__(self, fleet, name, vlans=()):
         self.f = fleet
         self.name = name
         self.env = dict(os.environ, SKYROOT_RACKS_DIR=os.path.join(fleet.tmp, "racks"),
                         SKYROOT_BOARDS_DIR=os.path.join(fleet.tmp, "boards"))
-        r = subprocess.run([RACK_SH, "up", name], capture_output=True, text=True, env=self.env)
+        r = subprocess.run([RACK_SH, "up", name] + [a for v in vlans for a in ("--vlan", str(v))],
+                           capture_output=True, text=True, env=self.env)
         if r.returncode != 0:
             raise Fail(f"rack.sh up: {r.stderr}")
         fleet.racks.append(self)
         v = dict(line.split("=", 1) for line in r.stdout.split())
         self.ns, self.host, self.dir = v["RACK_NS"], v["RACK_HOST"], v["RACK_DIR"]
+        # VLAN -> its subnet's first three octets ("10.80.100")
+        self.vlans = {int(k[len("RACK_VLAN_"):]): val.rsplit(".", 1)[0] for k, val in v.items()
+                      if k.startswith("RACK_VLAN_")}
         self.dnsmasq_pid = int(open(os.path.join(self.dir, "dnsmasq.pid")).read())
         self.is_up = True
 
@@ -178,6 +182,7 @@ class BoardFleet(Fleet):
             print(b.console()[-6000:], file=sys.stderr)
         for r in self.racks:
             print(f"---- dnsmasq of rack {r.name}: leases\n{r.file('dnsmasq.leases')}", file=sys.stderr)
+            print(f"---- trunk port of rack {r.name}\n{r.file('trunk.log')[-2000:]}", file=sys.stderr)
             print(r.file("dnsmasq.log")[-4000:], file=sys.stderr)
             r.down()
         super().dump_failure(tmp)
@@ -505,6 +510,116 @@ def case_rack_net_boot(f):
     r = rack.down()
     check(r.returncode == 0, f"rack.sh down: {r.stderr}")
     rack.check_gone([b])
+
+
+def guest_macs(f, name):
+    return [n["mac"].lower() for n in guest(f, name)["nics"]]
+
+
+def wait_console(f, name, marker, timeout, what):
+    """The line of guest NAME's console that starts with marker, waited for."""
+    def line():
+        text = console(f, name)
+        # whole lines only: the console may end in the middle of one
+        for ln in text[:text.rfind("\n") + 1].splitlines():
+            if ln.startswith("SKYROOT-GUEST-NET-FAIL"):
+                raise Fail(f"guest {name}: {ln}")
+            if ln.startswith(marker):
+                return ln.split()
+        return None
+    try:
+        return wait_for(line, timeout, what, interval=2.0)
+    except Fail:
+        print(f"---- console of guest {name}\n{console(f, name)[-3000:]}", file=sys.stderr)
+        raise
+
+
+def rack_two_boards(f, rack, memory=(2048, 1536)):
+    """Boards rg1 and rg2 on the rack with the fleet image (the CA pin baked
+    in) and nothing on their command lines: rg1 pre-approved by serial,
+    rg2 pending until accepted.  Returns (boards, ids) once both are online."""
+    r = skyctl(f, "board", "expect", "--serial", "skyroot-rg1")
+    check(r.returncode == 0, f"board expect: {r.stderr}")
+    boards = [Board(f, n, rack=rack, cmdline="skyroot.shell=1", memory=m, extra=["--ca-pin", f.pin, "--cpus", "1"])
+              for n, m in zip(("rg1", "rg2"), memory)]
+    rg1 = wait_online(f, timeout=2 * BOOT_TIMEOUT)
+    print(f"rack: rg1 (expected by serial) power-on to online {time.time() - boards[0].t0:.1f} s")
+
+    def pending_rg2():
+        st, body = f.api("GET", "/v1/pending")
+        return next((p for p in body.get("pending", []) if p.get("serial") == "skyroot-rg2"), None)
+    p = wait_for(pending_rg2, 2 * BOOT_TIMEOUT, "rg2 pending with its serial", interval=1.0)
+    check(p["state"] == "pending", f"rg2 waits for an operator: {p}")
+    check(len(online_boards(f)) == 1, "rg2 is not online before it is accepted")
+    r = skyctl(f, "board", "accept", p["id"])
+    check(r.returncode == 0, f"board accept: {r.stderr}")
+    rg2 = wait_online(f, exclude=[rg1["id"]])
+    print(f"rack: rg2 accepted to online {time.time() - boards[1].t0:.1f} s after its power-on")
+    for b in boards:
+        con = b.console()
+        check("the controller comes from DHCP option 224" in con, f"{b.name}: no controller on its command line")
+        check("the DHCP server names a controller (option 224)" in con, f"{b.name}: option 224 not received")
+        check(f"CA pin from the image: {f.pin}" in con, f"{b.name}: the baked pin not used")
+        mac = subprocess.run([BOARD_SH, "--name", b.name, "--print-mac"], capture_output=True,
+                             text=True).stdout.strip()
+        check(mac and mac in rack.file("dnsmasq.leases"), f"{b.name}'s MAC {mac} in the rack's leases")
+    check(rg1["name"] != rg2["name"], f"two distinct boards: {rg1['name']} {rg2['name']}")
+    return boards, (rg1["id"], rg2["id"])
+
+
+def rack_guest(f, name, board, network, cmdline):
+    r = skyctl(f, "guest", "create", "--name", name, "--board", board, "--kernel", "demo-kernel",
+               "--initrd", "demo-initrd", "--memory", "128M", "--nic", network,
+               "--cmdline", f"console=ttyS0 quiet skyroot.net={name} skyroot.wait=600 {cmdline}")
+    check(r.returncode == 0, f"guest create {name}: {r.stderr}")
+
+
+def case_rack_guests(f):
+    """Two boards on an emulated rack (fleet image, controller by DHCP, one
+    expected by serial, one accepted): a guest on each on network lan (VLAN
+    100) get addresses from the rack's dnsmasq and ping each other; a third
+    guest on VLAN 200 gets no answer from them; scratch disks unchanged."""
+    t_case = time.time()
+    ensure_firmware()
+    rack = Rack(f, "guests", vlans=(100, 200))
+    rack_controller(f, rack)
+    build_guest(f)
+    boards, (id1, id2) = rack_two_boards(f, rack)
+    for net, vlan in (("lan", 100), ("other", 200)):
+        r = skyctl(f, "network", "create", net, "--vlan", str(vlan))
+        check(r.returncode == 0, f"network create {net}: {r.stderr}")
+    t0 = time.time()
+    rack_guest(f, "g1", id1, "lan", "skyroot.ping=g2")
+    rack_guest(f, "g2", id2, "lan", "skyroot.ping=g1")
+    rack_guest(f, "g3", id1, "other", "skyroot.probe=g1,g2")
+    addrs = {}
+    for g, vlan in (("g1", 100), ("g2", 100), ("g3", 200)):
+        w = wait_console(f, g, "SKYROOT-GUEST-NET ", 600, f"guest {g}'s NIC up by DHCP")
+        if len(w) != 4:
+            print(f"---- console of guest {g}\n{console(f, g)[-3000:]}", file=sys.stderr)
+            raise Fail(f"guest {g}: '{' '.join(w)}' is not 'SKYROOT-GUEST-NET IFACE MAC ADDRESS'")
+        _, iface, mac, addr = w
+        macs = guest_macs(f, g)
+        check(macs == [mac.lower()], f"{g}: the NIC the controller gave it ({macs}) is the guest's {iface} {mac}")
+        check(addr.rsplit(".", 1)[0] == rack.vlans[vlan], f"{g}: {addr} is on VLAN {vlan}'s {rack.vlans[vlan]}.0/24")
+        lease = [ln.split() for ln in rack.file("dnsmasq.leases").splitlines()]
+        check([mac.lower(), addr, g] in [ln[1:4] for ln in lease], f"{g}: {mac} {addr} in dnsmasq's leases: {lease}")
+        addrs[g] = addr
+    print(f"rack guests: three NICs up by DHCP {time.time() - t0:.1f} s after the first create")
+    for g, peer in (("g1", "g2"), ("g2", "g1")):
+        w = wait_console(f, g, f"SKYROOT-GUEST-PING {peer} ", 600, f"{g} to ping {peer}")
+        check(w[2:] == [addrs[peer], "ok"], f"{g} pinged {peer} across the rack: {' '.join(w)}")
+    print(f"rack guests: g1 and g2 ping each other across two boards {time.time() - t0:.1f} s after the first create")
+    for peer in ("g1", "g2"):
+        w = wait_console(f, "g3", f"SKYROOT-GUEST-PROBE {peer} ", 300, f"g3's probe of {peer}")
+        check(w[2:] == [addrs[peer], "no-answer"], f"g3 on VLAN 200 reaches {peer} on VLAN 100: {' '.join(w)}")
+    for b in boards:
+        r = b.stop()
+        check(b.scratch_unchanged(), f"{b.name}'s scratch disk is untouched ({r.stderr})")
+    r = rack.down()
+    check(r.returncode == 0, f"rack.sh down: {r.stderr}")
+    rack.check_gone(boards)
+    print(f"rack guests: the whole case took {time.time() - t_case:.0f} s")
 
 
 def no_ovmf():
