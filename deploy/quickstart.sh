@@ -1,9 +1,12 @@
 #!/bin/sh
 # Skyroot quickstart, the main job:
 #
-#   ./deploy/quickstart.sh                 firmware, controller, two emulated boards
-#                                          (UEFI + network boot), a demo guest with
-#                                          the board's edu device passed through
+#   ./deploy/quickstart.sh                 firmware, controller, an emulated rack
+#                                          (dnsmasq) with two boards that find the
+#                                          controller by DHCP (one UEFI board accepted
+#                                          by its serial, one network boot), a demo
+#                                          guest with the board's edu device passed
+#                                          through and a NIC on the rack (root)
 #   ./deploy/quickstart.sh --agents-only   three agents on this machine instead of
 #                                          emulated boards (fixture identities)
 #   ./deploy/quickstart.sh --stop          stop what the quickstart started
@@ -32,12 +35,14 @@ stop_pidfile() {
 
 BOOT_PORT=${SKY_BOOT_PORT:-7480}
 export SKYROOT_BOARDS_DIR=$ROOT/var/boards
+export SKYROOT_RACKS_DIR=$ROOT/var/racks
+RACK=qs
+VLAN=100
 
 stop_all() {
 	for f in "$RUN"/agent-*.pid; do [ -e "$f" ] && stop_pidfile "$f"; done
-	for b in qs-efi qs-net; do
-		[ -f "$SKYROOT_BOARDS_DIR/$b/qemu.pid" ] && ./fwimage/board.sh --stop "$b" >/dev/null 2>&1 || true
-	done
+	# rack down stops its boards (board.sh --stop) and dnsmasq
+	[ -d "$SKYROOT_RACKS_DIR/$RACK" ] && ./fwimage/rack.sh down "$RACK" >/dev/null 2>&1 || true
 	stop_pidfile "$RUN/skyrootd.pid"
 }
 
@@ -60,6 +65,11 @@ case "${1:-}" in
 	;;
 esac
 [ $# -le 1 ] || { echo "usage: $0 [--agents-only | --stop]" >&2; exit 2; }
+if [ "$mode" = boards ] && [ "$(id -u)" != 0 ]; then
+	echo "quickstart: the emulated rack (fwimage/rack.sh: a network namespace, dnsmasq) needs root;" >&2
+	echo "            run it as root, or ./deploy/quickstart.sh --agents-only" >&2
+	exit 2
+fi
 
 t0=$(date +%s.%N)
 step() { printf '\n== %s\n' "$*"; }
@@ -102,15 +112,22 @@ else
 	sed -i "s|^controller = .*|controller = https://127.0.0.1:$API_PORT|" "$STATE/skyctl.conf"
 fi
 
-step "starting skyrootd (agents on 127.0.0.1:$AGENT_PORT, API on https://127.0.0.1:$API_PORT)"
+AGENT_ADDR=127.0.0.1:$AGENT_PORT
 extra=""
 if [ "$mode" = boards ]; then
-	# Emulated boards reach this machine's 127.0.0.1 as 10.0.2.2.
-	extra="--advertise 10.0.2.2:$AGENT_PORT --firmware $FW --boot-listen 127.0.0.1:$BOOT_PORT"
+	step "bringing up the emulated rack '$RACK': bridge, dnsmasq (DHCP, option 224, VLAN $VLAN)"
+	./fwimage/rack.sh up "$RACK" --vlan "$VLAN" >"$RUN/rack.env"
+	RACK_HOST=$(sed -n 's/^RACK_HOST=//p' "$RUN/rack.env")
+	# The controller listens on the rack (the host's end of its veth); the
+	# boards learn this address from dnsmasq, not from their command line.
+	AGENT_ADDR=$RACK_HOST:$AGENT_PORT
+	./fwimage/rack.sh controller "$RACK" "$AGENT_ADDR" >/dev/null
+	extra="--advertise $AGENT_ADDR --firmware $FW --boot-listen $RACK_HOST:$BOOT_PORT"
 fi
+step "starting skyrootd (agents on $AGENT_ADDR, API on https://127.0.0.1:$API_PORT)"
 # shellcheck disable=SC2086
 ./build/controller/skyrootd/skyrootd run --state "$STATE" \
-	--agent-listen "127.0.0.1:$AGENT_PORT" --api-listen "127.0.0.1:$API_PORT" $extra \
+	--agent-listen "$AGENT_ADDR" --api-listen "127.0.0.1:$API_PORT" $extra \
 	>"$RUN/skyrootd.log" 2>&1 &
 echo $! >"$RUN/skyrootd.pid"
 i=0
@@ -164,24 +181,34 @@ if [ "$mode" = agents ]; then
 	step "skyctl board list"
 	$SKYCTL board list
 else
-	step "booting two emulated boards: one from skyroot.efi (UEFI), one from the network"
-	$SKYCTL token create --uses 1 --ttl 1h >"$RUN/token-efi.txt"
-	$SKYCTL token create --uses 1 --ttl 1h >"$RUN/token-net.txt"
+	PIN=$($SKYCTL token create --uses 1 --ttl 1h | tee "$RUN/token-net.txt" | tr ' ' '\n' | sed -n 's/^skyroot.ca=//p' | head -n1)
+	step "booting two boards on the rack: qs-efi from skyroot.efi (UEFI), qs-net from the network"
+	echo "qs-efi carries the fleet's CA pin in its image and nothing on its command line: it finds"
+	echo "the controller by DHCP and waits, pending, for an operator to accept it by its serial"
 	t_efi=$(now)
 	# The guest board has one vCPU: two sharing board.sh's one TCG thread
 	# boot a nested guest many times slower (fwimage/README.md).
-	./fwimage/board.sh --name qs-efi --image "$FW" --boot efi --memory 3072 --cpus 1 --disk-bus nvme --background \
-		--cmdline "skyroot.controller=10.0.2.2:$AGENT_PORT skyroot.token=$(token_of "$RUN/token-efi.txt") skyroot.ca=$(pin_of "$RUN/token-efi.txt")" >/dev/null
+	./fwimage/rack.sh board "$RACK" qs-efi --image "$FW" --boot efi --memory 3072 --cpus 1 --disk-bus nvme \
+		--background --ca-pin "$PIN" >/dev/null
 	t_net=$(now)
-	./fwimage/board.sh --name qs-net --image "$FW" --boot net --memory 1536 --disk-bus nvme --background \
-		--boot-url "http://10.0.2.2:$BOOT_PORT/boot/ipxe?token=$(token_of "$RUN/token-net.txt")" >/dev/null
+	./fwimage/rack.sh board "$RACK" qs-net --image "$FW" --boot net --memory 1536 --disk-bus nvme --background \
+		--boot-url "http://$RACK_HOST:$BOOT_PORT/boot/ipxe?token=$(token_of "$RUN/token-net.txt")" >/dev/null
 	echo "consoles: var/boards/qs-efi/console.log, var/boards/qs-net/console.log"
+	step "accepting qs-efi by its serial (skyctl board list --pending; skyctl board accept ID)"
+	i=0
+	until PENDING=$($SKYCTL -o json board list --pending 2>/dev/null | python3 -c 'import json,sys; print([p["id"] for p in json.load(sys.stdin)["pending"] if p.get("serial")=="skyroot-qs-efi"][0])' 2>/dev/null); do
+		i=$((i + 1))
+		[ $i -lt 600 ] || { echo "quickstart: qs-efi did not show up pending in 5 minutes; see var/boards/qs-efi/console.log" >&2; exit 1; }
+		sleep 0.5
+	done
+	$SKYCTL board list --pending
+	$SKYCTL board accept "$PENDING"
 	efi_done="" net_done=""
 	i=0
 	while [ -z "$efi_done" ] || [ -z "$net_done" ]; do
 		json=$($SKYCTL -o json board list)
 		if [ -z "$efi_done" ] && echo "$json" | python3 -c 'import json,sys; sys.exit(0 if any(b["state"]=="online" and "qs-efi" in (b.get("dmi") or {}).get("serial","") for b in json.load(sys.stdin)["boards"]) else 1)'; then
-			efi_done=$(since "$t_efi"); echo "board qs-efi (UEFI, skyroot.efi) online after $efi_done s"
+			efi_done=$(since "$t_efi"); echo "board qs-efi (UEFI, skyroot.efi, accepted) online after $efi_done s"
 		fi
 		if [ -z "$net_done" ] && echo "$json" | python3 -c 'import json,sys; sys.exit(0 if any(b["state"]=="online" and "qs-net" in (b.get("dmi") or {}).get("serial","") for b in json.load(sys.stdin)["boards"]) else 1)'; then
 			net_done=$(since "$t_net"); echo "board qs-net (network boot) online after $net_done s"
@@ -193,7 +220,7 @@ else
 		fi
 		sleep 0.5
 	done
-	timed "board qs-efi: power-on to online (UEFI, skyroot.efi)" "$efi_done"
+	timed "board qs-efi: power-on to online (UEFI, accepted by serial)" "$efi_done"
 	timed "board qs-net: power-on to online (iPXE network boot)" "$net_done"
 	step "skyctl board list"
 	$SKYCTL board list
@@ -209,10 +236,12 @@ else
 	$SKYCTL image push "$ROOT/var/demo-guest/vmlinuz" --name demo-kernel --kind kernel
 	$SKYCTL image push "$ROOT/var/demo-guest/initrd.img" --name demo-initrd --kind initrd
 	timed "push the demo guest's kernel and initrd" "$(since "$t")"
-	step "starting guest 'demo' on the UEFI board with its edu device ($EDU) passed through"
+	step "network 'lan' on VLAN $VLAN of the rack"
+	$SKYCTL network show lan >/dev/null 2>&1 || $SKYCTL network create lan --vlan "$VLAN"
+	step "starting guest 'demo' on the UEFI board with its edu device ($EDU) passed through and a NIC on lan"
 	t=$(now)
 	$SKYCTL guest create --name demo --board "$BOARD" --kernel demo-kernel --initrd demo-initrd \
-		--cmdline "console=ttyS0 quiet" --memory 256M --device "$EDU"
+		--cmdline "console=ttyS0 quiet skyroot.net=demo" --memory 256M --device "$EDU" --nic lan
 	i=0
 	while ! $SKYCTL guest console demo 2>/dev/null | grep -q "SKYROOT-GUEST-EDU"; do
 		if $SKYCTL -o json guest show demo | grep -q '"state": "failed"'; then
@@ -224,6 +253,13 @@ else
 		sleep 0.5
 	done
 	timed "guest create to the guest seeing the edu device" "$(since "$t")"
+	i=0
+	while ! $SKYCTL guest console demo 2>/dev/null | grep -q "SKYROOT-GUEST-NET"; do
+		i=$((i + 1))
+		[ $i -lt 300 ] || { echo "quickstart: the guest's NIC got no address; see 'skyctl guest console demo'" >&2; exit 1; }
+		sleep 0.5
+	done
+	timed "guest create to its address from the rack's DHCP" "$(since "$t")"
 	step "the guest's console (skyctl guest console demo)"
 	$SKYCTL guest console demo | grep -a "SKYROOT-" | tr -d '\r'
 fi
@@ -239,6 +275,7 @@ The controller and the boards keep running.
                  ./build/controller/skyctl/skyctl board list
                  ./build/controller/skyctl/skyctl guest list
                  ./build/controller/skyctl/skyctl guest console demo --follow
-  Logs:          $RUN/  (board consoles: var/boards/*/console.log)
+  Logs:          $RUN/  (board consoles: var/boards/*/console.log;
+                 the rack's dnsmasq: var/racks/$RACK/dnsmasq.log, .leases)
   Stop it all:   ./deploy/quickstart.sh --stop
 MSG
