@@ -407,6 +407,19 @@ def online_boards(f):
     return [b for b in f.boards_api() if b["state"] == "online"]
 
 
+def check_rack_boards(f, rack, boards):
+    """Each board found the controller by DHCP option 224, used the image's
+    pin, and has its lease in the rack's dnsmasq."""
+    for b in boards:
+        con = b.console()
+        check("the controller comes from DHCP option 224" in con, f"{b.name}: no controller on its command line")
+        check("the DHCP server names a controller (option 224)" in con, f"{b.name}: option 224 not received")
+        check(f"CA pin from the image: {f.pin}" in con, f"{b.name}: the baked pin not used")
+        mac = subprocess.run([BOARD_SH, "--name", b.name, "--print-mac"], capture_output=True,
+                             text=True).stdout.strip()
+        check(mac and mac in rack.file("dnsmasq.leases"), f"{b.name}'s MAC {mac} in the rack's leases")
+
+
 def case_rack_dhcp(f):
     """Two boards on an emulated rack, one fleet image (the CA pin baked in,
     no skyroot.controller= or skyroot.ca= on their command lines): both
@@ -423,14 +436,7 @@ def case_rack_dhcp(f):
     t0 = min(b.t0 for b in boards)
     wait_for(lambda: len(online_boards(f)) == 2, 2 * BOOT_TIMEOUT, "both rack boards online", interval=1.0)
     print(f"rack: two boards, power-on to both online {time.time() - t0:.1f} s")
-    for b in boards:
-        con = b.console()
-        check("the controller comes from DHCP option 224" in con, f"{b.name}: no controller on its command line")
-        check("the DHCP server names a controller (option 224)" in con, f"{b.name}: option 224 not received")
-        check(f"CA pin from the image: {f.pin}" in con, f"{b.name}: the baked pin not used")
-        mac = subprocess.run([BOARD_SH, "--name", b.name, "--print-mac"], capture_output=True,
-                             text=True).stdout.strip()
-        check(mac and mac in rack.file("dnsmasq.leases"), f"{b.name}'s MAC {mac} in the rack's leases")
+    check_rack_boards(f, rack, boards)
     names = sorted(b["name"] for b in online_boards(f))
     check(len(set(names)) == 2, f"two distinct boards: {names}")
     for b in boards:
@@ -555,14 +561,7 @@ def rack_two_boards(f, rack, memory=(2048, 1536)):
     check(r.returncode == 0, f"board accept: {r.stderr}")
     rg2 = wait_online(f, exclude=[rg1["id"]])
     print(f"rack: rg2 accepted to online {time.time() - boards[1].t0:.1f} s after its power-on")
-    for b in boards:
-        con = b.console()
-        check("the controller comes from DHCP option 224" in con, f"{b.name}: no controller on its command line")
-        check("the DHCP server names a controller (option 224)" in con, f"{b.name}: option 224 not received")
-        check(f"CA pin from the image: {f.pin}" in con, f"{b.name}: the baked pin not used")
-        mac = subprocess.run([BOARD_SH, "--name", b.name, "--print-mac"], capture_output=True,
-                             text=True).stdout.strip()
-        check(mac and mac in rack.file("dnsmasq.leases"), f"{b.name}'s MAC {mac} in the rack's leases")
+    check_rack_boards(f, rack, boards)
     check(rg1["name"] != rg2["name"], f"two distinct boards: {rg1['name']} {rg2['name']}")
     return boards, (rg1["id"], rg2["id"])
 

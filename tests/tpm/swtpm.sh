@@ -44,39 +44,13 @@ for p in swtpm swtpm_setup swtpm_localca; do
 done
 
 dir=$(cd "$dir" && pwd)
-mkdir -p "$dir/state" "$dir/ca"
-# The manufacturer CA: swtpm_localca makes it on first use in statedir.
-cat > "$dir/localca.conf" <<CONF
-statedir = $dir/ca
-signingkey = $dir/ca/signkey.pem
-issuercert = $dir/ca/issuercert.pem
-certserial = $dir/ca/certserial
-CONF
-cat > "$dir/localca.options" <<CONF
---platform-manufacturer Skyroot-test
---platform-version 2.1
---platform-model swtpm
-CONF
-cat > "$dir/swtpm_setup.conf" <<CONF
-create_certs_tool = $(command -v swtpm_localca)
-create_certs_tool_config = $dir/localca.conf
-create_certs_tool_options = $dir/localca.options
-active_pcr_banks = sha256
-CONF
-if [ ! -f "$dir/state/tpm2-00.permall" ]; then
-	if [ $certs = yes ]; then
-		set -- --create-ek-cert --create-platform-cert
-	else
-		set -- --createek
-	fi
-	swtpm_setup --tpm2 --tpmstate "$dir/state" --config "$dir/swtpm_setup.conf" \
-		"$@" --overwrite --pcr-banks sha256 \
-		>"$dir/setup.log" 2>&1 || { cat "$dir/setup.log" >&2; die "swtpm_setup failed"; }
-fi
+# The TPM's state and the manufacturer CA (made on first use), as an
+# emulated board's TPM is made (fwimage/tpm.sh)
+here=$(cd "$(dirname "$0")" && pwd)
 if [ $certs = yes ]; then
-	# The root and the intermediate that signs EK certificates, under fixed names.
-	cp "$dir/ca/swtpm-localca-rootca-cert.pem" "$dir/ca/rootca.pem"
-	cp "$dir/ca/issuercert.pem" "$dir/ca/issuer.pem"
+	"$here/../../fwimage/tpm.sh" setup "$dir/state" "$dir/ca"
+else
+	"$here/../../fwimage/tpm.sh" setup "$dir/state" "$dir/ca" --no-ek-cert
 fi
 
 # Two free ports next to each other (swtpm's TCTI uses port and port+1).
