@@ -317,7 +317,7 @@ const struct al_tpm_claim *al_enroll_tpm_claim(const struct enroll_prep *p, cons
 /* The TPM step is over: the evidence goes; ek (the EK's name, hex) when
  * it proved itself, NULL when the TPM is not used (the board enrolls as
  * one without). */
-void al_enroll_tpm_settle(struct enroll_prep *p, const char *ek);
+void al_enroll_tpm_settle(struct enroll_prep *p, const char *ek, const char *pcr11);
 void al_renew(struct session *s, uint64_t req, const Skyroot__RenewRequest *rr);
 
 /* al_tpm.c: an enrollment with TPM evidence gets a TpmChallenge (a

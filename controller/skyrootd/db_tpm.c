@@ -25,29 +25,31 @@ int db_tpm_find_ek(struct db *db, const char *ek, char *id_out)
 	return db_one(s, db_tpm__id, id_out);
 }
 
-int db_tpm_bind(struct db *db, const char *board_id, const char *ek, int64_t now)
+int db_tpm_bind(struct db *db, const char *board_id, const char *ek, const char *pcr11, int64_t now)
 {
 	sqlite3_stmt *s;
 	int r = db_prepare(db, "UPDATE boards SET tpm_ek = ?1, tpm_bound_at = ?2, tpm_quote_at = ?2, tpm_refused = '', "
-			   "tpm_refused_at = 0 WHERE id = ?3", &s);
+			   "tpm_refused_at = 0, tpm_pcr11 = ?4 WHERE id = ?3", &s);
 
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(s, 1, ek, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, now);
 	sqlite3_bind_text(s, 3, board_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, pcr11 ? pcr11 : "", -1, SQLITE_STATIC);
 	return db_changed(db, s);
 }
 
-int db_tpm_quoted(struct db *db, const char *board_id, int64_t now)
+int db_tpm_quoted(struct db *db, const char *board_id, const char *pcr11, int64_t now)
 {
 	sqlite3_stmt *s;
-	int r = db_prepare(db, "UPDATE boards SET tpm_quote_at = ? WHERE id = ? AND tpm_ek != ''", &s);
+	int r = db_prepare(db, "UPDATE boards SET tpm_quote_at = ?1, tpm_pcr11 = ?3 WHERE id = ?2 AND tpm_ek != ''", &s);
 
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(s, 1, now);
 	sqlite3_bind_text(s, 2, board_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, pcr11 ? pcr11 : "", -1, SQLITE_STATIC);
 	return db_changed(db, s);
 }
 

@@ -15,10 +15,11 @@
 /* The board whose EK is ek: its id in id_out (DB_ID_MAX). */
 int db_tpm_find_ek(struct db *db, const char *ek, char *id_out);
 /* Bind ek to the board (its earlier EK, if any, is replaced) and note a
- * good quote at now; the last refusal is cleared. */
-int db_tpm_bind(struct db *db, const char *board_id, const char *ek, int64_t now);
-/* A good quote by the board's bound TPM at now. */
-int db_tpm_quoted(struct db *db, const char *board_id, int64_t now);
+ * good quote at now with its PCR 11 (hex, for the gate: fwgate.h); the
+ * last refusal is cleared. */
+int db_tpm_bind(struct db *db, const char *board_id, const char *ek, const char *pcr11, int64_t now);
+/* A good quote by the board's bound TPM at now, with its PCR 11. */
+int db_tpm_quoted(struct db *db, const char *board_id, const char *pcr11, int64_t now);
 /* A TPM claiming machine uuid was refused at now, for why: recorded on
  * the board of that machine, at most once a second (-ENOENT: no such
  * board, or one was recorded this second). */
