@@ -145,7 +145,8 @@ static void board__show_tpm(json_t *b)
 	char text[400];
 
 	if (!json_is_object(t)) {
-		skyctl_field("TPM", "none bound (the board enrolled without a TPM, or before one was used)");
+		skyctl_field("TPM", "no TPM (the board enrolled without one, or before one was used): the "
+			     "measured-boot gate does not judge it");
 		return;
 	}
 	if (json_is_string(json_object_get(t, "ek_sha256"))) {
@@ -153,6 +154,11 @@ static void board__show_tpm(json_t *b)
 			 skyctl_jstr(t, "bound_at", "-"));
 		skyctl_field("TPM", text);
 		skyctl_field("Last good quote", skyctl_jstr(t, "last_quote_at", "-"));
+		skyctl_field("PCR 11", skyctl_jstr(t, "pcr11", "- (none verified yet)"));
+		if (json_is_string(json_object_get(t, "quarantined")))
+			skyctl_field("Quarantined", skyctl_jstr(t, "quarantined", "-"));
+		else
+			skyctl_field("Firmware", skyctl_jstr(t, "firmware", "passes (no firmware allowed: the gate is off)"));
 	} else {
 		skyctl_field("TPM", "none bound");
 	}
