@@ -158,7 +158,8 @@ static void board__show_tpm(json_t *b)
 		if (json_is_string(json_object_get(t, "quarantined")))
 			skyctl_field("Quarantined", skyctl_jstr(t, "quarantined", "-"));
 		else
-			skyctl_field("Firmware", skyctl_jstr(t, "firmware", "passes (no firmware allowed: the gate is off)"));
+			skyctl_field("Allowed firmware",
+				     skyctl_jstr(t, "firmware", "none needed (no firmware allowed: the gate is off)"));
 	} else {
 		skyctl_field("TPM", "none bound");
 	}
