@@ -135,6 +135,8 @@ struct enroll_item {
 	bool tpm_known;               /* decided: the EK's board, enrolled again with no token */
 	char tpm_ek[DB_TPM_EK_MAX];
 	char tpm_pcr11[FWGATE_PCR_HEX];   /* its quote's PCR 11, which the gate judges (fwgate.h) */
+	uint8_t tpm_ak[AL_TPM_PUBLIC_MAX]; /* its AK, for fresh quotes in sessions (al_quote.c) */
+	size_t tpm_ak_len;
 	struct sky_cert_spec spec;    /* recorded in the store, to be signed */
 	uint8_t *cert_der;
 	size_t cert_len;
@@ -270,6 +272,10 @@ void al_enroll_tpm_settle(struct enroll_prep *p, const char *ek, const char *pcr
 
 	if (!it)
 		return;
+	if (ek && it->tpm) {
+		memcpy(it->tpm_ak, it->tpm->ak_pub, it->tpm->ak_pub_len);
+		it->tpm_ak_len = it->tpm->ak_pub_len;
+	}
 	free(it->tpm);
 	it->tpm = NULL;
 	if (ek) {
@@ -386,6 +392,8 @@ int al_enroll_decide(struct controller *ctl, struct enroll_item *it)
 			if (r == 0)
 				r = db_tpm_quoted(db, it->board_id, it->tpm_pcr11, now);
 			if (r == 0)
+				r = db_tpm_set_ak(db, it->board_id, it->tpm_ak, it->tpm_ak_len);
+			if (r == 0)
 				r = al_issue_record(ctl, it->board_id, true, &it->spec);
 			if (r == 0)
 				it->not_after = it->spec.not_after;
@@ -434,6 +442,8 @@ int al_enroll_decide(struct controller *ctl, struct enroll_item *it)
 		r = al_issue_record(ctl, it->board_id, !it->new_board, &it->spec);
 	if (r == 0 && it->tpm_ok) /* the first enrollment binds EK -> board */
 		r = db_tpm_bind(db, it->board_id, it->tpm_ek, it->tpm_pcr11, now);
+	if (r == 0 && it->tpm_ok)
+		r = db_tpm_set_ak(db, it->board_id, it->tpm_ak, it->tpm_ak_len);
 	if (r == 0)
 		it->not_after = it->spec.not_after;
 	return r;

@@ -40,11 +40,6 @@
 #include "controller/skyrootd/metrics.h"
 #include "controller/skyrootd/tpm_verify.h"
 
-/* Nonces live this long, and this many at once (given, or used and not
- * yet expired); past that, enrollments with a TPM wait (ERROR_BUSY).  The
- * bound on unauthenticated connections (listener.h) keeps it far off. */
-#define AL_TPM_NONCE_TTL_MS 30000
-#define AL_TPM_NONCES 4096
 
 struct al_tpm_wait {
 	uint64_t req;

@@ -23,7 +23,7 @@ static int api_board__gate(struct controller *ctl, const struct db_board *b, jso
 
 	if (!b->tpm_ek[0] || !json_is_object(tpm))
 		return 0;
-	r = fwgate_judge(ctl->db, b->tpm_ek, b->tpm_pcr11, fw, why);
+	r = fwgate_judge(ctl->db, b->tpm_ek, b->tpm_pcr11, b->tpm_quote_fail, fw, why);
 	if (r < 0)
 		return r;
 	if (r == 1 && (json_object_set_new(o, "state", json_string("quarantined")) < 0 ||

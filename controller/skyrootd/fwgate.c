@@ -119,7 +119,7 @@ int fwgate_count(struct db *db)
 	return db_count(db, "SELECT count(*) FROM firmware");
 }
 
-int fwgate_judge(struct db *db, const char *ek, const char *pcr11, char *firmware, char *why)
+int fwgate_judge(struct db *db, const char *ek, const char *pcr11, const char *quote_fail, char *firmware, char *why)
 {
 	char name[DB_NAME_MAX] = "";
 	sqlite3_stmt *s;
@@ -131,6 +131,11 @@ int fwgate_judge(struct db *db, const char *ek, const char *pcr11, char *firmwar
 		why[0] = '\0';
 	if (!ek[0])
 		return 0; /* no TPM: not gated */
+	if (quote_fail && quote_fail[0]) {
+		if (why)
+			snprintf(why, FWGATE_WHY_MAX, "%s", quote_fail);
+		return 1;
+	}
 	if (pcr11[0]) {
 		r = db_prepare(db, "SELECT name FROM firmware WHERE pcr11 = ?1", &s);
 		if (r < 0)
@@ -158,6 +163,7 @@ int fwgate_judge(struct db *db, const char *ek, const char *pcr11, char *firmwar
 struct fwgate__tpm {
 	char ek[DB_TPM_EK_MAX];
 	char pcr11[FWGATE_PCR_HEX];
+	char fail[DB_TPM_REFUSED_MAX];
 };
 
 static void fwgate__tpm_row(sqlite3_stmt *s, void *out)
@@ -166,13 +172,14 @@ static void fwgate__tpm_row(sqlite3_stmt *s, void *out)
 
 	db_copy_text(t->ek, sizeof(t->ek), s, 0);
 	db_copy_text(t->pcr11, sizeof(t->pcr11), s, 1);
+	db_copy_text(t->fail, sizeof(t->fail), s, 3);
 }
 
 int fwgate_board(struct db *db, const char *board_id, char *firmware, char *why)
 {
 	struct fwgate__tpm t;
 	sqlite3_stmt *s;
-	int r = db_prepare(db, "SELECT tpm_ek, tpm_pcr11 FROM boards WHERE id = ?1", &s);
+	int r = db_prepare(db, "SELECT tpm_ek, tpm_pcr11, id, tpm_quote_fail FROM boards WHERE id = ?1", &s);
 
 	if (r < 0)
 		return r;
@@ -180,7 +187,7 @@ int fwgate_board(struct db *db, const char *board_id, char *firmware, char *why)
 	r = db_one(s, fwgate__tpm_row, &t);
 	if (r < 0)
 		return r;
-	return fwgate_judge(db, t.ek, t.pcr11, firmware, why);
+	return fwgate_judge(db, t.ek, t.pcr11, t.fail, firmware, why);
 }
 
 int fwgate_snapshot(struct db *db, struct fwgate_board **out, size_t *n)
@@ -188,7 +195,7 @@ int fwgate_snapshot(struct db *db, struct fwgate_board **out, size_t *n)
 	struct fwgate_board *v = NULL, *nv;
 	size_t cap = 0, len = 0;
 	sqlite3_stmt *s;
-	int r = db_prepare(db, "SELECT tpm_ek, tpm_pcr11, id FROM boards WHERE tpm_ek != '' ORDER BY id", &s), rc;
+	int r = db_prepare(db, "SELECT tpm_ek, tpm_pcr11, id, tpm_quote_fail FROM boards WHERE tpm_ek != '' ORDER BY id", &s), rc;
 
 	*out = NULL;
 	*n = 0;
@@ -209,6 +216,7 @@ int fwgate_snapshot(struct db *db, struct fwgate_board **out, size_t *n)
 		fwgate__tpm_row(s, &t);
 		db_copy_text(v[len].id, sizeof(v[len].id), s, 2);
 		snprintf(v[len].pcr11, sizeof(v[len].pcr11), "%s", t.pcr11);
+		snprintf(v[len].quote_fail, sizeof(v[len].quote_fail), "%s", t.fail);
 		len++;
 	}
 	if (r == 0 && rc != SQLITE_DONE)
@@ -216,7 +224,7 @@ int fwgate_snapshot(struct db *db, struct fwgate_board **out, size_t *n)
 	sqlite3_finalize(s);
 	/* Judged once the statement is done (the judge runs its own). */
 	for (size_t i = 0; r == 0 && i < len; i++) {
-		r = fwgate_judge(db, "bound", v[i].pcr11, NULL, NULL); /* every row has an EK */
+		r = fwgate_judge(db, "bound", v[i].pcr11, v[i].quote_fail, NULL, NULL); /* every row has an EK */
 		if (r >= 0) {
 			v[i].quarantined = r == 1;
 			r = 0;

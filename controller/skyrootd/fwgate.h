@@ -10,7 +10,11 @@
  *     images, guests or boot orders (store_image_manifest refuses them)
  *     until that PCR 11 is allowed.  A TPM board with no verified PCR 11
  *     yet (bound before the gate existed) is quarantined too until it
- *     quotes again.
+ *     quotes again;
+ *   - a TPM board whose last fresh quote request failed (quote_fail: no
+ *     answer in time, too many times in a row, or a quote that did not
+ *     check out: al_quote.c) is quarantined whatever the list, until a
+ *     good quote.
  * The quarantine is not stored: it follows from the board's PCR 11 and the
  * list, so allowing a firmware releases its boards at once, and revoking
  * one quarantines them at once.  In the caller's transaction when there is
@@ -52,10 +56,10 @@ int fwgate_revoke(struct db *db, const char *id);
 int fwgate_count(struct db *db);
 
 /* The rule above for a board with EK ek ("" = no TPM) whose last verified
- * PCR 11 is pcr11 ("" = none yet): 0 passes (firmware: the allowed one it
+ * PCR 11 is pcr11 ("" = none yet), quote_fail ("" = none): 0 passes (firmware: the allowed one it
  * matched, or ""), 1 quarantined (why: the reason), or a negative errno.
  * firmware is DB_NAME_MAX bytes, why FWGATE_WHY_MAX; either may be NULL. */
-int fwgate_judge(struct db *db, const char *ek, const char *pcr11, char *firmware, char *why);
+int fwgate_judge(struct db *db, const char *ek, const char *pcr11, const char *quote_fail, char *firmware, char *why);
 /* The same for the board with id board_id (-ENOENT: no such board). */
 int fwgate_board(struct db *db, const char *board_id, char *firmware, char *why);
 
@@ -64,6 +68,7 @@ int fwgate_board(struct db *db, const char *board_id, char *firmware, char *why)
 struct fwgate_board {
 	char id[DB_ID_MAX];
 	char pcr11[FWGATE_PCR_HEX];
+	char quote_fail[DB_TPM_REFUSED_MAX];
 	bool quarantined;
 };
 int fwgate_snapshot(struct db *db, struct fwgate_board **out, size_t *n);

@@ -301,7 +301,7 @@ static void board_facts(struct board_fit *f, const struct db_board *b)
 	f->memory = h ? h->memory_bytes : 0;
 	f->cpus = h ? h->cpus : 0;
 	/* An error reads as quarantined: no guest on a board not judged. */
-	f->quarantined = fwgate_judge(f->g->db, b->tpm_ek, b->tpm_pcr11, NULL, f->why) != 0;
+	f->quarantined = fwgate_judge(f->g->db, b->tpm_ek, b->tpm_pcr11, b->tpm_quote_fail, NULL, f->why) != 0;
 	if (h)
 		skyroot__hello__free_unpacked(h, NULL);
 }

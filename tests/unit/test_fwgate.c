@@ -135,26 +135,29 @@ static void test_judge(void **state)
 	tmpdb_open(&t, "fwgate");
 	/* An empty list: the gate is off, every board passes, even one with no
 	 * PCR 11 yet. */
-	assert_int_equal(fwgate_judge(t.db, EK1, PCR_Z, fwname, why), 0);
+	assert_int_equal(fwgate_judge(t.db, EK1, PCR_Z, "", fwname, why), 0);
 	assert_string_equal(fwname, "");
 	assert_string_equal(why, "");
-	assert_int_equal(fwgate_judge(t.db, EK1, "", fwname, why), 0);
+	assert_int_equal(fwgate_judge(t.db, EK1, "", "", fwname, why), 0);
 	/* One allowed: the gate is on. */
 	assert_int_equal(fwgate_allow(t.db, &a, NULL), 0);
-	assert_int_equal(fwgate_judge(t.db, EK1, PCR_A, fwname, why), 0);
+	assert_int_equal(fwgate_judge(t.db, EK1, PCR_A, "", fwname, why), 0);
 	assert_string_equal(fwname, "skyroot-a");
 	assert_string_equal(why, "");
-	assert_int_equal(fwgate_judge(t.db, EK1, PCR_Z, fwname, why), 1);
+	assert_int_equal(fwgate_judge(t.db, EK1, PCR_Z, "", fwname, why), 1);
 	assert_string_equal(fwname, "");
 	assert_string_equal(why, "PCR 11 " PCR_Z " matches no allowed firmware");
-	assert_int_equal(fwgate_judge(t.db, EK1, "", NULL, why), 1);
+	assert_int_equal(fwgate_judge(t.db, EK1, "", "", NULL, why), 1);
 	assert_non_null(strstr(why, "no verified PCR 11 yet"));
+	/* A failed quote request quarantines whatever the list, with its reason. */
+	assert_int_equal(fwgate_judge(t.db, EK1, PCR_A, "no answer to 3 quote requests in a row", fwname, why), 1);
+	assert_string_equal(why, "no answer to 3 quote requests in a row");
 	/* No TPM: never gated. */
-	assert_int_equal(fwgate_judge(t.db, "", "", fwname, why), 0);
-	assert_int_equal(fwgate_judge(t.db, "", PCR_Z, NULL, NULL), 0);
+	assert_int_equal(fwgate_judge(t.db, "", "", "", fwname, why), 0);
+	assert_int_equal(fwgate_judge(t.db, "", PCR_Z, "", NULL, NULL), 0);
 	/* Revoked: quarantined at once; the list empty again: the gate is off. */
 	assert_int_equal(fwgate_revoke(t.db, "fw-1"), 0);
-	assert_int_equal(fwgate_judge(t.db, EK1, PCR_A, fwname, why), 0);
+	assert_int_equal(fwgate_judge(t.db, EK1, PCR_A, "", fwname, why), 0);
 	tmpdb_close(&t);
 }
 
