@@ -17,6 +17,14 @@ usage: test_tpm_gate.py CASE
   pcr_change          a board whose firmware is allowed reboots with PCR 11
                       extended (another UKI): it comes back by its TPM, with
                       no token, quarantined, with an event
+  fresh_quote         with a short tpm-quote-interval the controller asks the
+                      online board for fresh quotes (board show's last good
+                      quote moves on); PCR 11 extended while it runs: the next
+                      quote quarantines it, with an event; allowing the new
+                      value releases it
+  quote_misses        a board whose agent restarted with its kept identity has
+                      no AK to quote with: after 3 requests without a quote it
+                      is quarantined with the reason
   api                 firmware allow/list/show/revoke: bad PCR values and
                       names refused (400), a taken name or PCR (409), admin
                       only (the operator and reader credentials get 403), the
@@ -207,6 +215,59 @@ def case_pcr_change(f):
     check(t["pcr11"] == new and t["quarantined"] == f"PCR 11 {new} matches no allowed firmware", f"{t}")
     ev = events(f, "board.quarantined", bid)
     check(len(ev) == 1 and ev[0]["detail"]["pcr11"] == new, f"a board.quarantined event: {ev}")
+
+
+def enroll_hb(f, tcti, extra=()):
+    tok = f.token()
+    root = board(f, "a", UUID_A)
+    p = f.agent("a", root=root, token=tok["token"], extra=["--tpm", tcti, *extra], name="a", hb=300)
+    bid = wait_for(lambda: [b["id"] for b in f.boards() if b["state"] in ("online", "quarantined")], 30,
+                   "the board enrolled")[0]
+    return bid, p, root
+
+
+def case_fresh_quote(f):
+    tcti, d = f.swtpm("a")
+    f.tpm_ca_add(d)
+    f.start(extra=["--tpm-quote-interval", "1s"])
+    allow(f, "skyroot-a", ZERO)
+    bid, _, _ = enroll_hb(f, tcti)
+    first = tpm_of(f, bid)["last_quote_at"]
+    wait_for(lambda: tpm_of(f, bid)["last_quote_at"] > first, 15, "a fresh quote after the enrollment's")
+    check(board_state(f, bid) == "online", "its firmware is allowed")
+    check("fresh quote verified" in f.ctl.text(), "the controller checked it")
+    extend11(tcti)
+    new = pcr11(tcti)
+    wait_for(lambda: board_state(f, bid) == "quarantined", 15, "quarantined at the next quote")
+    t = tpm_of(f, bid)
+    check(t["pcr11"] == new and t["quarantined"] == f"PCR 11 {new} matches no allowed firmware", f"{t}")
+    ev = events(f, "board.quarantined", bid)
+    check(len(ev) == 1 and ev[0]["detail"]["pcr11"] == new, f"one board.quarantined event: {ev}")
+    check(f"board {bid} quarantined: PCR 11 {new}" in f.ctl.text(), "logged")
+    st, b = f.api("POST", f"/v1/boards/{bid}/fetch", {"image": "k"})
+    check(st == 409 and "quarantined" in b["error"]["message"], f"no orders: {st} {b}")
+    allow(f, "skyroot-b", new)
+    check(board_state(f, bid) == "online", "released by the allow")
+    check(len(events(f, "board.released", bid)) == 1, "a board.released event")
+
+
+def case_quote_misses(f):
+    tcti, d = f.swtpm("a")
+    f.tpm_ca_add(d)
+    f.start(extra=["--tpm-quote-interval", "1s"])
+    idir = os.path.join(f.tmp, "identity")
+    bid, p, root = enroll_hb(f, tcti, ["--identity-dir", idir])
+    first = tpm_of(f, bid)["last_quote_at"]
+    wait_for(lambda: tpm_of(f, bid)["last_quote_at"] > first, 15, "a fresh quote")
+    # The agent restarts with its kept identity: no enrollment, so no AK.
+    p.stop()
+    f.procs.remove(p)
+    wait_for(lambda: not f.online(), 40, "board offline")
+    f.agent("a", root=root, extra=["--tpm", tcti, "--identity-dir", idir], name="kept", hb=300)
+    wait_for(lambda: board_state(f, bid) == "quarantined", 30, "quarantined after 3 requests without a quote")
+    t = tpm_of(f, bid)
+    check(t["quarantined"].startswith("no quote in 3 requests in a row: no AK kept"), f"the reason: {t}")
+    check(len(events(f, "board.quarantined", bid)) == 1, "an event")
 
 
 def case_api(f):
