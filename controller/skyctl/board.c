@@ -606,7 +606,7 @@ static const struct skyctl_flag_note board__boot_notes[] = {
 };
 
 static const struct skyctl_flag_note board__list_notes[] = {
-	{ FLAG_STATE, "online|offline|baremetal", "list only the boards in this state (with --pending: "
+	{ FLAG_STATE, "online|offline|baremetal|quarantined", "list only the boards in this state (with --pending: "
 					      "pending|accepted|rejected)" },
 	{ FLAG_PENDING, NULL, "list the boards that enrolled with no token instead: their claimed serial, UUID, "
 			      "MACs and the fingerprint of their key" },

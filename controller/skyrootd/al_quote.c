@@ -182,7 +182,7 @@ void al_quote_answer(struct session *s, uint64_t req, const Skyroot__TpmQuote *t
 	}
 	tpmv_key_free(ak);
 	if (r != TPMV_OK) {
-		snprintf(text, sizeof(text), "fresh quote refused: %s", why[0] ? why : tpmv_strerror(r));
+		snprintf(text, sizeof(text), "fresh quote refused: %.130s", why[0] ? why : tpmv_strerror(r));
 		log_warn("board %s: %s", s->board_id, text);
 		al_quote_fail(s, text);
 		return;
