@@ -417,7 +417,10 @@ static void send_command(struct guests *g, const struct guest *gs, Skyroot__Gues
 	env.guest_command = &cmd;
 	if (r == 0)
 		r = g->ops.send ? g->ops.send(g->ops_ctx, gs->board_id, &env) : -ENOTCONN;
-	if (r < 0)
+	if (r == -EPERM) /* store_image_manifest: the measured-boot gate holds the board */
+		log_warn("guest %s: not sent to board %s: the board is quarantined (see 'skyctl board show %s')", gs->id,
+			 gs->board_id, gs->board_id);
+	else if (r < 0)
 		log_warn("guest %s: cannot send the command to board %s: %s", gs->id, gs->board_id, strerror(-r));
 	for (size_t i = 0; i < nm; i++) {
 		free(mans[i]->manifest.data);

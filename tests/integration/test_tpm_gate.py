@@ -25,6 +25,11 @@ usage: test_tpm_gate.py CASE
   quote_misses        a board whose agent restarted with its kept identity has
                       no AK to quote with: after 3 requests without a quote it
                       is quarantined with the reason
+  bad_quote           a fresh quote that does not check out (the store's AK of
+                      the board swapped for another: the signature fails)
+                      quarantines the board at once with the reason and an
+                      event; the right AK back, the next good quote releases
+                      it (board.released)
   api                 firmware allow/list/show/revoke: bad PCR values and
                       names refused (400), a taken name or PCR (409), admin
                       only (the operator and reader credentials get 403), the
@@ -33,11 +38,12 @@ usage: test_tpm_gate.py CASE
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import Fail, board_fixture, check, run_cases, skyctl, wait_for  # noqa: E402
+from fleetlib import FIXTURES, Fail, board_fixture, check, run_cases, skyctl, wait_for  # noqa: E402
 from test_tpm_enroll import UUID_A, TpmFleet, board, tpm_of  # noqa: E402
 from test_tpm_enroll import skip as skip_enroll  # noqa: E402
 
@@ -268,6 +274,39 @@ def case_quote_misses(f):
     t = tpm_of(f, bid)
     check(t["quarantined"].startswith("no quote in 3 requests in a row: no AK kept"), f"the reason: {t}")
     check(len(events(f, "board.quarantined", bid)) == 1, "an event")
+
+
+def store_ak(f, bid, ak=None):
+    """The board's AK in the store: read it, or write ak."""
+    con = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
+    with con:
+        if ak is not None:
+            con.execute("UPDATE boards SET tpm_ak = ? WHERE id = ?", (ak, bid))
+        got = con.execute("SELECT tpm_ak FROM boards WHERE id = ?", (bid,)).fetchone()[0]
+    con.close()
+    return got
+
+
+def case_bad_quote(f):
+    tcti, d = f.swtpm("a")
+    f.tpm_ca_add(d)
+    f.start(extra=["--tpm-quote-interval", "1s"])
+    bid, _, _ = enroll_hb(f, tcti)
+    first = tpm_of(f, bid)["last_quote_at"]
+    wait_for(lambda: tpm_of(f, bid)["last_quote_at"] > first, 15, "a fresh quote")
+    mine = store_ak(f, bid)
+    other = open(os.path.join(FIXTURES, "tpm", "ak_ecc.pub"), "rb").read()
+    check(mine and bytes(mine) != other, "the board's AK is its own")
+    store_ak(f, bid, other)
+    wait_for(lambda: board_state(f, bid) == "quarantined", 15, "quarantined by a quote the AK did not sign")
+    t = tpm_of(f, bid)
+    check(t["quarantined"].startswith("fresh quote refused: "), f"the reason: {t}")
+    check("fresh quote refused" in f.ctl.text(), "logged")
+    ev = events(f, "board.quarantined", bid)
+    check(len(ev) == 1 and ev[0]["detail"]["reason"] == t["quarantined"], f"an event: {ev}")
+    store_ak(f, bid, mine)
+    wait_for(lambda: board_state(f, bid) == "online", 15, "released by the next good quote")
+    check(len(events(f, "board.released", bid)) == 1, "a board.released event")
 
 
 def case_api(f):
