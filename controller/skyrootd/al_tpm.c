@@ -22,10 +22,10 @@
  * `skyctl board show`.  With no manufacturer CA configured the evidence is
  * not used: the board enrolls as one without a TPM.
  *
- * The quote's PCR values are checked against its digest only; the
- * measured-boot gate (allowed firmware by PCR 11, quarantine, periodic
- * quotes) takes them from al_tpm_proof's struct tpmv_pcrs, where the
- * comment says. */
+ * The quote's PCR 11 goes with the enrollment (al_enroll_tpm_settle) to
+ * the store, where the measured-boot gate judges it (fwgate.h: allowed
+ * firmware, quarantine); later quotes in the board's sessions are
+ * al_quote.c's. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
