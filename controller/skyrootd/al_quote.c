@@ -98,7 +98,7 @@ void al_quote_heartbeat(struct session *s)
 			snprintf(why, sizeof(why), "no answer to %u quote requests in a row", s->quote_misses);
 			al_quote_fail(s, why);
 		}
-		/* Asked again at the next heartbeat. */
+		/* Asked again when the interval from that request is over (quote_next_ms). */
 		return;
 	}
 	if (now < s->quote_next_ms)
