@@ -44,6 +44,7 @@ struct agent {
 	X509 *cert;
 	EVP_PKEY *pending_key;        /* during renewal */
 	struct agent_tpm_link *tpm;   /* the TPM during an enrollment (tpm_link.h) */
+	struct agent_tpm_kept tpm_kept; /* its AK, for fresh quotes in sessions */
 	char board_id[64];
 	uint8_t signing_pub[32];
 	int64_t not_after;
@@ -563,6 +564,7 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 				sky_tls_close(a->tls, 0); /* ask again on a new connection */
 		} else if (a->mode == LINK_ENROLL) {
 			agent_take_identity(a, env->enroll_response);
+			agent_tpm_link_keep(a->tpm, &a->tpm_kept);
 			a->attempt = 0;
 			if (a->tls) /* none when fed by agent_link_feed alone */
 				sky_tls_close(a->tls, 0); /* reconnect with the certificate */
@@ -575,6 +577,10 @@ static int agent_on_frame(void *ctx, Skyroot__Envelope *env)
 			sky_tls_close(a->tls, -EIO); /* tpm_link.c logged why */
 		break;
 	}
+	case SKYROOT__ENVELOPE__BODY_TPM_QUOTE_REQUEST: /* the gate's fresh quote */
+		if (a->mode == LINK_SESSION && agent_send(a, agent_tpm_link_quote(&a->tpm_kept, a->cfg->tpm_tcti, env)) < 0)
+			log_warn("cannot send the quote to the controller");
+		break;
 	case SKYROOT__ENVELOPE__BODY_HEARTBEAT:
 		a->last_rtt_us = uv_hrtime() / 1000 - env->heartbeat->sent_unix_ms;
 		agent_emit(a, AGENT_EV_HEARTBEAT);

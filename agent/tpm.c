@@ -16,6 +16,7 @@ struct agent_tpm {
 	TSS2_TCTI_CONTEXT *tcti;
 	ESYS_CONTEXT *esys;
 	ESYS_TR ek, ak;
+	struct agent_tpm_ak made;     /* the AK made here, to load again later */
 };
 
 static int tpm_err(char *err, size_t errlen, TSS2_RC rc, const char *fmt, ...)
@@ -285,10 +286,58 @@ int agent_tpm_create_ak(struct agent_tpm *t, enum agent_tpm_ak_type type, uint8_
 		goto out;
 	}
 	r = marshal_public(c.pub, pub, cap, len, err, errlen);
+	if (r == 0) {
+		size_t off = 0;
+		if (Tss2_MU_TPM2B_PRIVATE_Marshal(priv, t->made.priv, sizeof(t->made.priv), &off) != TSS2_RC_SUCCESS ||
+		    marshal_public(c.pub, t->made.pub, sizeof(t->made.pub), &t->made.pub_len, err, errlen) != 0)
+			memset(&t->made, 0, sizeof(t->made)); /* quotes in sessions only: not kept */
+		else
+			t->made.priv_len = off;
+	}
 out:
 	Esys_Free(priv);
 	created_free(&c);
 	return r;
+}
+
+int agent_tpm_ak_made(const struct agent_tpm *t, struct agent_tpm_ak *out)
+{
+	if (!t->made.priv_len)
+		return -1;
+	*out = t->made;
+	return 0;
+}
+
+int agent_tpm_load_ak(struct agent_tpm *t, const struct agent_tpm_ak *ak, char *err, size_t errlen)
+{
+	TPM2B_PRIVATE priv;
+	TPM2B_PUBLIC pub;
+	size_t off = 0;
+
+	if (t->ek == ESYS_TR_NONE)
+		return tpm_err(err, errlen, 0, "TPM: no EK yet (agent_tpm_create_ek first)");
+	memset(&priv, 0, sizeof(priv));
+	memset(&pub, 0, sizeof(pub));
+	if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(ak->priv, ak->priv_len, &off, &priv) != TSS2_RC_SUCCESS ||
+	    off != ak->priv_len)
+		return tpm_err(err, errlen, 0, "TPM: the kept AK's private part does not unmarshal");
+	off = 0;
+	if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(ak->pub, ak->pub_len, &off, &pub) != TSS2_RC_SUCCESS || off != ak->pub_len)
+		return tpm_err(err, errlen, 0, "TPM: the kept AK's public part does not unmarshal");
+	ESYS_TR sess;
+	if (ek_session(t, &sess, err, errlen) != 0)
+		return -1;
+	if (t->ak != ESYS_TR_NONE) {
+		Esys_FlushContext(t->esys, t->ak);
+		t->ak = ESYS_TR_NONE;
+	}
+	TSS2_RC rc = Esys_Load(t->esys, t->ek, sess, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub, &t->ak);
+	if (rc != TSS2_RC_SUCCESS) {
+		Esys_FlushContext(t->esys, sess);
+		t->ak = ESYS_TR_NONE;
+		return tpm_err(err, errlen, rc, "TPM: Load (the kept AK)");
+	}
+	return 0;
 }
 
 /* ---- activation ---- */

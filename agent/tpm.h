@@ -74,4 +74,19 @@ struct agent_tpm_quote {
 int agent_tpm_quote(struct agent_tpm *t, const uint8_t *nonce, size_t nonce_len,
 	struct agent_tpm_quote *q, char *err, size_t errlen);
 
+/* The AK made by agent_tpm_create_ak, wrapped by the TPM (its private part
+ * is encrypted under the EK, which is the same primary key every time):
+ * kept in RAM after an enrollment, loaded again in a later connection to
+ * answer the controller's fresh quote requests (issue 16's gate). */
+struct agent_tpm_ak {
+	uint8_t priv[1024];            /* marshalled TPM2B_PRIVATE */
+	size_t priv_len;
+	uint8_t pub[AGENT_TPM_PUBLIC_MAX]; /* marshalled TPM2B_PUBLIC */
+	size_t pub_len;
+};
+/* 0 and the AK made on t; -1 when none was (or it could not be kept). */
+int agent_tpm_ak_made(const struct agent_tpm *t, struct agent_tpm_ak *out);
+/* Load ak under t's EK (agent_tpm_create_ek first) as t's AK. */
+int agent_tpm_load_ak(struct agent_tpm *t, const struct agent_tpm_ak *ak, char *err, size_t errlen);
+
 #endif

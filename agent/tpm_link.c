@@ -143,3 +143,62 @@ Skyroot__Envelope *agent_tpm_link_proof(struct agent_tpm_link *l, const Skyroot_
 	log_info("TPM: credential activated and PCRs quoted for the controller");
 	return &l->env;
 }
+
+bool agent_tpm_link_keep(const struct agent_tpm_link *l, struct agent_tpm_kept *k)
+{
+	k->on = l && l->answered && agent_tpm_ak_made(l->t, &k->ak) == 0;
+	return k->on;
+}
+
+static int agent_tpm_fresh_quote(const char *tcti, const struct agent_tpm_ak *ak, const Skyroot__TpmQuoteRequest *rq,
+				 struct agent_tpm_quote *q, char *err, size_t errlen)
+{
+	uint8_t ek[AGENT_TPM_PUBLIC_MAX];
+	size_t ek_len;
+	struct agent_tpm *t = NULL;
+	int r = -1;
+
+	if (!ak) {
+		snprintf(err, errlen, "no AK kept since this agent's enrollment (it enrolled without its TPM, or "
+			 "before it started): the board must enroll again to be quoted");
+		return -1;
+	}
+	if (rq->nonce.len == 0 || rq->nonce.len > AGENT_TPM_NONCE_MAX) {
+		snprintf(err, errlen, "a quote request with a nonce of %zu bytes", rq->nonce.len);
+		return -1;
+	}
+	if (agent_tpm_open(tcti, &t, err, errlen) == 0 &&
+	    agent_tpm_create_ek(t, ek, sizeof(ek), &ek_len, err, errlen) == 0 &&
+	    agent_tpm_load_ak(t, ak, err, errlen) == 0 &&
+	    agent_tpm_quote(t, rq->nonce.data, rq->nonce.len, q, err, errlen) == 0)
+		r = 0;
+	agent_tpm_close(t);
+	return r;
+}
+
+Skyroot__Envelope *agent_tpm_link_quote(struct agent_tpm_kept *k, const char *tcti, const Skyroot__Envelope *env)
+{
+	skyroot__tpm_quote__init(&k->answer);
+	k->error[0] = '\0';
+	if (env->body_case != SKYROOT__ENVELOPE__BODY_TPM_QUOTE_REQUEST || !env->tpm_quote_request)
+		snprintf(k->error, sizeof(k->error), "not a quote request");
+	else if (agent_tpm_fresh_quote(k->on ? tcti : NULL, k->on ? &k->ak : NULL, env->tpm_quote_request, &k->q,
+				       k->error, sizeof(k->error)) == 0) {
+		k->answer.attest.data = k->q.attest;
+		k->answer.attest.len = k->q.attest_len;
+		k->answer.signature.data = k->q.sig;
+		k->answer.signature.len = k->q.sig_len;
+		k->answer.pcrs.data = k->q.pcrs;
+		k->answer.pcrs.len = k->q.pcrs_len;
+		log_debug("TPM: a fresh quote for the controller");
+	}
+	if (k->error[0]) {
+		log_warn("cannot answer the controller's quote request: %s", k->error);
+		k->answer.error = k->error;
+	}
+	skyroot__envelope__init(&k->env);
+	k->env.request_id = env->request_id;
+	k->env.body_case = SKYROOT__ENVELOPE__BODY_TPM_QUOTE;
+	k->env.tpm_quote = &k->answer;
+	return &k->env;
+}

@@ -13,8 +13,10 @@
 #ifndef SKY_AGENT_TPM_LINK_H
 #define SKY_AGENT_TPM_LINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
+#include "agent/tpm.h"
 #include "skyroot.pb-c.h"
 
 /* Bounds on a TpmChallenge's fields (TPM2B_ID_OBJECT, TPM2B_ENCRYPTED_SECRET). */
@@ -42,5 +44,22 @@ int agent_tpm_link_enroll(const char *tcti, int explicit_tpm, struct agent_tpm_l
  * this enrollment) or the TPM cannot answer. */
 Skyroot__Envelope *agent_tpm_link_proof(struct agent_tpm_link *l, const Skyroot__Envelope *env, char *err,
 					size_t errlen);
+
+/* Fresh quotes in a session (the measured-boot gate): the AK of the
+ * enrollment that l served, kept (agent_tpm_link_keep, after the
+ * enrollment was issued: false when there is none to keep); on each
+ * TpmQuoteRequest, a quote by it with the request's nonce, the TPM at
+ * tcti opened for it and closed after: the TpmQuote envelope (held by k),
+ * with the reason in its error when there is no quote (also logged). */
+struct agent_tpm_kept {
+	bool on;
+	struct agent_tpm_ak ak;
+	struct agent_tpm_quote q;
+	char error[256];
+	Skyroot__TpmQuote answer;
+	Skyroot__Envelope env;
+};
+bool agent_tpm_link_keep(const struct agent_tpm_link *l, struct agent_tpm_kept *k);
+Skyroot__Envelope *agent_tpm_link_quote(struct agent_tpm_kept *k, const char *tcti, const Skyroot__Envelope *env);
 
 #endif

@@ -63,6 +63,10 @@ Builds, from Debian 12 packages only, the Skyroot firmware into DIR:
   skyroot.efi   unified kernel image (systemd-boot's linuxx64.efi.stub with
                 .osrel .cmdline .linux .initrd) with the command line
                 "$DEFAULT_CMDLINE [--cmdline ...]"
+  skyroot.efi.pcr11
+                the PCR 11 (SHA-256) that UKI's stub leaves in a board's TPM
+                (systemd-measure), also printed: what 'skyctl firmware allow
+                --pcr11 HEX --name NAME' takes (the measured-boot gate)
   report.txt    sizes of the parts against 16 MiB of SPI flash
 
 options:
@@ -241,7 +245,32 @@ make_uki() {
 		--add-section .initrd="$initrd" --change-section-vma .initrd="$(printf 0x%x "$initrd_vma")" \
 		"$STUB" "$dest.tmp" || { rm -rf "$tmp"; die "objcopy failed making $dest"; }
 	mv -f "$dest.tmp" "$dest"
+	uki_pcr11 "$vmlinuz" "$osrel" "$cmdfile" "$initrd" "$dest"
 	rm -rf "$tmp"
+}
+
+# uki_pcr11 VMLINUZ OSREL CMDFILE INITRD UKI: the PCR 11 the UKI's stub will
+# produce (it extends PCR 11 with each section's name and content, in the
+# order .linux .osrel .cmdline .initrd; the firmware's init, not systemd,
+# adds no boot phase: --phase= with none), into UKI.pcr11 and printed.
+# Without systemd-measure (Debian package systemd) it is left out, said.
+uki_pcr11() {
+	local measure=${SKYROOT_SYSTEMD_MEASURE:-/usr/lib/systemd/systemd-measure} line pcr
+	rm -f "$5.pcr11"
+	if [ ! -x "$measure" ]; then
+		warn "$measure not found (Debian package systemd): the PCR 11 of $5 is not computed"
+		return 0
+	fi
+	line=$("$measure" calculate --linux="$1" --osrel="$2" --cmdline="$3" --initrd="$4" --bank=sha256 --phase= 2>&1) ||
+		die "systemd-measure could not compute the PCR 11 of $5: $line"
+	line=$(printf '%s\n' "$line" | grep '^11:sha256=') || die "systemd-measure printed no PCR 11 for $5"
+	pcr=${line#11:sha256=}
+	case $pcr in
+	*[!0-9a-f]* | '') die "systemd-measure gave an unexpected PCR 11 line: $line" ;;
+	esac
+	[ ${#pcr} -eq 64 ] || die "systemd-measure gave an unexpected PCR 11 line: $line"
+	echo "$pcr" >"$5.pcr11"
+	note "PCR 11 of $5: $pcr (allow it: skyctl firmware allow --pcr11 $pcr --name NAME)"
 }
 
 full_cmdline() {

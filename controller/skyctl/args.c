@@ -234,6 +234,12 @@ const struct skyctl_flag skyctl_flags[FLAG__COUNT] = {
 		.name = "vlan", .metavar = "N",
 		.help = "the network's 802.1Q VLAN id, 1 to 4094 (default: untagged)",
 	},
+	[FLAG_PCR11] = {
+		.kind = SKY_ARG_STR, .off = offsetof(struct skyctl_opts, value[FLAG_PCR11]),
+		.name = "pcr11", .metavar = "HEX",
+		.help = "the PCR 11 (SHA-256 bank, 64 hex digits) the firmware's UKI measures, as fwimage/build.sh "
+			"prints it",
+	},
 	[FLAG_SCDOC] = {
 		.kind = SKY_ARG_FLAG, .off = offsetof(struct skyctl_opts, on[FLAG_SCDOC]),
 		.name = "scdoc",

@@ -145,7 +145,8 @@ static void board__show_tpm(json_t *b)
 	char text[400];
 
 	if (!json_is_object(t)) {
-		skyctl_field("TPM", "none bound (the board enrolled without a TPM, or before one was used)");
+		skyctl_field("TPM", "no TPM (the board enrolled without one, or before one was used): the "
+			     "measured-boot gate does not judge it");
 		return;
 	}
 	if (json_is_string(json_object_get(t, "ek_sha256"))) {
@@ -153,6 +154,12 @@ static void board__show_tpm(json_t *b)
 			 skyctl_jstr(t, "bound_at", "-"));
 		skyctl_field("TPM", text);
 		skyctl_field("Last good quote", skyctl_jstr(t, "last_quote_at", "-"));
+		skyctl_field("PCR 11", skyctl_jstr(t, "pcr11", "- (none verified yet)"));
+		if (json_is_string(json_object_get(t, "quarantined")))
+			skyctl_field("Quarantined", skyctl_jstr(t, "quarantined", "-"));
+		else
+			skyctl_field("Allowed firmware",
+				     skyctl_jstr(t, "firmware", "none needed (no firmware allowed: the gate is off)"));
 	} else {
 		skyctl_field("TPM", "none bound");
 	}
@@ -599,7 +606,7 @@ static const struct skyctl_flag_note board__boot_notes[] = {
 };
 
 static const struct skyctl_flag_note board__list_notes[] = {
-	{ FLAG_STATE, "online|offline|baremetal", "list only the boards in this state (with --pending: "
+	{ FLAG_STATE, "online|offline|baremetal|quarantined", "list only the boards in this state (with --pending: "
 					      "pending|accepted|rejected)" },
 	{ FLAG_PENDING, NULL, "list the boards that enrolled with no token instead: their claimed serial, UUID, "
 			      "MACs and the fingerprint of their key" },

@@ -38,7 +38,7 @@ static const struct skyctl_command cmd_builtin[] = {
 /* The tables in the order usage shows them. */
 static const struct skyctl_command *const cmd_tables[] = {
 	skyctl_token_commands, skyctl_board_commands, skyctl_pending_commands, skyctl_image_commands, skyctl_guest_commands,
-	skyctl_network_commands, skyctl_credential_commands, skyctl_events_commands, skyctl_version_commands, cmd_builtin,
+	skyctl_network_commands, skyctl_firmware_commands, skyctl_credential_commands, skyctl_events_commands, skyctl_version_commands, cmd_builtin,
 };
 
 #define CMD_NTABLES (sizeof(cmd_tables) / sizeof(cmd_tables[0]))

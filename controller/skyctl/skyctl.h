@@ -16,6 +16,7 @@
  *   expect.c   the board noun's commands for boards with no token:
  *              accept, reject, expect, expect-list, expect-delete
  *   network.c  the network noun: networks guests' NICs join
+ *   firmware.c the firmware noun: the measured-boot gate's allowed firmware
  *   http.c     the one HTTP client (libcurl): prepare, perform, report
  *   output.c   what goes to the terminal: errors, tables, JSON, fields,
  *              progress lines
@@ -100,6 +101,7 @@ enum skyctl_flag_id {
 	FLAG_WAIT,
 	FLAG_NIC,
 	FLAG_VLAN,
+	FLAG_PCR11,
 	FLAG__COUNT,
 };
 
@@ -171,6 +173,7 @@ extern const struct skyctl_command skyctl_version_commands[];
 extern const struct skyctl_command skyctl_credential_commands[];
 extern const struct skyctl_command skyctl_events_commands[];
 extern const struct skyctl_command skyctl_network_commands[];
+extern const struct skyctl_command skyctl_firmware_commands[];
 
 /* What the command line says. */
 struct skyctl_opts {

@@ -73,6 +73,7 @@ static void al_heartbeat(struct session *s, uint64_t req, const Skyroot__Heartbe
 	env.body_case = SKYROOT__ENVELOPE__BODY_HEARTBEAT;
 	env.heartbeat = &echo;
 	al_session_send(s, &env);
+	al_quote_heartbeat(s);
 }
 
 /* What changed since the board's last report, as events: an image now in
@@ -231,6 +232,9 @@ static void al_on_frame_prep(void *owner, Skyroot__Envelope *env, void *prep)
 		}
 		case SKYROOT__ENVELOPE__BODY_HEARTBEAT:
 			al_heartbeat(s, req, env->heartbeat);
+			break;
+		case SKYROOT__ENVELOPE__BODY_TPM_QUOTE:
+			al_quote_answer(s, req, env->tpm_quote);
 			break;
 		case SKYROOT__ENVELOPE__BODY_RENEW_REQUEST:
 			al_renew(s, req, env->renew_request);

@@ -3,11 +3,12 @@
  *                 the threading model): the bottom layer
  *   al_session.c  the session table and sending frames
  *   al_tpm.c      an enrollment's TPM step: challenge, proof (issue 16)
+ *   al_quote.c    fresh quotes in sessions, judged by the measured-boot gate
  *   al_enroll.c   enrollment in group commits, certificate issue and renewal
  *   al_chunks.c   serving image chunks with a window and a memory budget
  *   al_report.c   boards' reports of a corrupt chunk, bounded, to scrub.c
  *   agentlink.c   the listener, TLS callbacks, frame dispatch, the interface
- * Calls go downwards only: agentlink.c -> al_tpm.c -> al_enroll.c, al_chunks.c ->
+ * Calls go downwards only: agentlink.c -> al_quote.c, al_tpm.c -> al_enroll.c, al_chunks.c ->
  * al_session.c -> al_conn.c (tests/unit/circles.py checks it); al_conn.c
  * reports back through struct al_conn_ops. */
 #ifndef SKY_CONTROLLER_AGENTLINK_PRIV_H
@@ -120,6 +121,13 @@ struct al_conn_ops {
 struct al_tpm_wait;
 struct tpmv_nonces;
 
+/* TPM nonces (enrollments' and fresh quotes') live this long, and this
+ * many at once (given, or used and not yet expired); past that,
+ * enrollments with a TPM wait (ERROR_BUSY) and quotes are asked later.
+ * The bound on unauthenticated connections (listener.h) keeps it far off. */
+#define AL_TPM_NONCE_TTL_MS 30000
+#define AL_TPM_NONCES 4096
+
 struct session {
 	struct agentlink *al;
 	/* The transport: c (a session loop, al_conn.c) or, without loops,
@@ -140,6 +148,12 @@ struct session {
 	char board_id[DB_ID_MAX];
 	struct enroll_item *enrolling; /* queued for the next group commit */
 	struct al_tpm_wait *tpm_wait; /* a TPM challenge sent, its proof awaited (al_tpm.c) */
+	/* Fresh quotes (al_quote.c): when to ask next (sky_now_ms; 0: at the
+	 * next heartbeat), the request outstanding (0: none) with its nonce,
+	 * and the requests in a row that got no answer in time. */
+	uint64_t quote_next_ms, quote_req, quote_sent_ms;
+	uint8_t quote_nonce[32];
+	unsigned quote_misses;
 	struct chunk_job *jobs;       /* this session's chunk requests (snext) */
 	unsigned chunk_inflight;
 	size_t chunk_reading;         /* chunk bytes being read for it */
@@ -317,7 +331,7 @@ const struct al_tpm_claim *al_enroll_tpm_claim(const struct enroll_prep *p, cons
 /* The TPM step is over: the evidence goes; ek (the EK's name, hex) when
  * it proved itself, NULL when the TPM is not used (the board enrolls as
  * one without). */
-void al_enroll_tpm_settle(struct enroll_prep *p, const char *ek);
+void al_enroll_tpm_settle(struct enroll_prep *p, const char *ek, const char *pcr11);
 void al_renew(struct session *s, uint64_t req, const Skyroot__RenewRequest *rr);
 
 /* al_tpm.c: an enrollment with TPM evidence gets a TpmChallenge (a
@@ -327,6 +341,11 @@ void al_renew(struct session *s, uint64_t req, const Skyroot__RenewRequest *rr);
 void al_tpm_enroll(struct session *s, uint64_t req, struct enroll_prep *prep);
 void al_tpm_proof(struct session *s, uint64_t req, const Skyroot__TpmProof *tp);
 void al_tpm_session_gone(struct session *s);
+/* al_quote.c: on each heartbeat of a board's session, ask for a fresh
+ * quote when it is time (or count a request unanswered past its deadline);
+ * the board's answer. */
+void al_quote_heartbeat(struct session *s);
+void al_quote_answer(struct session *s, uint64_t req, const Skyroot__TpmQuote *tq);
 
 /* al_chunks.c */
 void al_chunk_request(struct session *s, uint64_t req, const Skyroot__ChunkRequest *cr);

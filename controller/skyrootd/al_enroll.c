@@ -22,6 +22,7 @@
 #include "common/util.h"
 #include "controller/skyrootd/agentlink_priv.h"
 #include "controller/skyrootd/db_tpm.h"
+#include "controller/skyrootd/fwgate.h"
 #include "controller/skyrootd/metrics.h"
 #include "controller/skyrootd/pending.h"
 #include <openssl/crypto.h>
@@ -133,6 +134,9 @@ struct enroll_item {
 	bool tpm_ok;
 	bool tpm_known;               /* decided: the EK's board, enrolled again with no token */
 	char tpm_ek[DB_TPM_EK_MAX];
+	char tpm_pcr11[FWGATE_PCR_HEX];   /* its quote's PCR 11, which the gate judges (fwgate.h) */
+	uint8_t tpm_ak[AL_TPM_PUBLIC_MAX]; /* its AK, for fresh quotes in sessions (al_quote.c) */
+	size_t tpm_ak_len;
 	struct sky_cert_spec spec;    /* recorded in the store, to be signed */
 	uint8_t *cert_der;
 	size_t cert_len;
@@ -262,17 +266,22 @@ const struct al_tpm_claim *al_enroll_tpm_claim(const struct enroll_prep *p, cons
 	return p->it->tpm;
 }
 
-void al_enroll_tpm_settle(struct enroll_prep *p, const char *ek)
+void al_enroll_tpm_settle(struct enroll_prep *p, const char *ek, const char *pcr11)
 {
 	struct enroll_item *it = p->it;
 
 	if (!it)
 		return;
+	if (ek && it->tpm) {
+		memcpy(it->tpm_ak, it->tpm->ak_pub, it->tpm->ak_pub_len);
+		it->tpm_ak_len = it->tpm->ak_pub_len;
+	}
 	free(it->tpm);
 	it->tpm = NULL;
 	if (ek) {
 		it->tpm_ok = true;
 		snprintf(it->tpm_ek, sizeof(it->tpm_ek), "%s", ek);
+		snprintf(it->tpm_pcr11, sizeof(it->tpm_pcr11), "%s", pcr11 ? pcr11 : "");
 	}
 }
 
@@ -381,7 +390,9 @@ int al_enroll_decide(struct controller *ctl, struct enroll_item *it)
 			it->how = "by its TPM (known EK, credential activated, quote verified)";
 			r = db_board_reenroll_done(db, it->board_id);
 			if (r == 0)
-				r = db_tpm_quoted(db, it->board_id, now);
+				r = db_tpm_quoted(db, it->board_id, it->tpm_pcr11, now);
+			if (r == 0)
+				r = db_tpm_set_ak(db, it->board_id, it->tpm_ak, it->tpm_ak_len);
 			if (r == 0)
 				r = al_issue_record(ctl, it->board_id, true, &it->spec);
 			if (r == 0)
@@ -430,7 +441,9 @@ int al_enroll_decide(struct controller *ctl, struct enroll_item *it)
 	if (r == 0)
 		r = al_issue_record(ctl, it->board_id, !it->new_board, &it->spec);
 	if (r == 0 && it->tpm_ok) /* the first enrollment binds EK -> board */
-		r = db_tpm_bind(db, it->board_id, it->tpm_ek, now);
+		r = db_tpm_bind(db, it->board_id, it->tpm_ek, it->tpm_pcr11, now);
+	if (r == 0 && it->tpm_ok)
+		r = db_tpm_set_ak(db, it->board_id, it->tpm_ak, it->tpm_ak_len);
 	if (r == 0)
 		it->not_after = it->spec.not_after;
 	return r;
@@ -507,6 +520,21 @@ static void al_enroll_answer_pending(struct enroll_item *it)
 		al_session_error(it->s, it->req, code, "%s", msg);
 	}
 	al_sess_close(it->s, 0);
+}
+
+/* A TPM board whose PCR 11 the measured-boot gate does not pass enrolls
+ * quarantined (fwgate.h): said in the log and an event. */
+static void al_enroll_gate(struct agentlink *al, const struct enroll_item *it)
+{
+	char why[FWGATE_WHY_MAX];
+
+	if (!it->tpm_ok || fwgate_board(al->ctl->db, it->board_id, NULL, why) != 1)
+		return;
+	log_warn("board %s (machine %s) enrolled quarantined: %s; it gets no images, guests or boot orders until "
+		 "its firmware is allowed ('skyctl firmware allow --pcr11 HEX --name NAME')", it->board_id, it->uuid,
+		 why);
+	al->ops.event(al->ops_ctx, true, "board.quarantined", "board", it->board_id,
+		      (const char *const[]){ "reason", why, "pcr11", it->tpm_pcr11, NULL });
 }
 
 static void al_enroll_answer(struct agentlink *al, struct enroll_item *it, const uint8_t *ca_der, size_t ca_len)
@@ -680,6 +708,7 @@ void al_enroll_batch(uv_check_t *h)
 			if (it->token_id[0]) /* not for a pending board's accepted key */
 				al->ops.event(al->ops_ctx, true, "token.used", "token", it->token_id,
 					      (const char *const[]){ "board", it->board_id, NULL });
+			al_enroll_gate(al, it);
 		}
 		if (it->err == 0)
 			it->err = db_release(db);

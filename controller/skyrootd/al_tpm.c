@@ -22,10 +22,10 @@
  * `skyctl board show`.  With no manufacturer CA configured the evidence is
  * not used: the board enrolls as one without a TPM.
  *
- * The quote's PCR values are checked against its digest only; the
- * measured-boot gate (allowed firmware by PCR 11, quarantine, periodic
- * quotes) takes them from al_tpm_proof's struct tpmv_pcrs, where the
- * comment says. */
+ * The quote's PCR 11 goes with the enrollment (al_enroll_tpm_settle) to
+ * the store, where the measured-boot gate judges it (fwgate.h: allowed
+ * firmware, quarantine); later quotes in the board's sessions are
+ * al_quote.c's. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,14 +36,10 @@
 #include "common/util.h"
 #include "controller/skyrootd/agentlink_priv.h"
 #include "controller/skyrootd/db_tpm.h"
+#include "controller/skyrootd/fwgate.h"
 #include "controller/skyrootd/metrics.h"
 #include "controller/skyrootd/tpm_verify.h"
 
-/* Nonces live this long, and this many at once (given, or used and not
- * yet expired); past that, enrollments with a TPM wait (ERROR_BUSY).  The
- * bound on unauthenticated connections (listener.h) keeps it far off. */
-#define AL_TPM_NONCE_TTL_MS 30000
-#define AL_TPM_NONCES 4096
 
 struct al_tpm_wait {
 	uint64_t req;
@@ -114,7 +110,7 @@ static int al_tpm_ek_id(const struct tpmv_key *ek, char out[DB_TPM_EK_MAX])
  * filled, or the refusal with why. */
 static enum tpmv_result al_tpm_check(struct agentlink *al, const struct al_tpm_claim *c, struct al_tpm_wait *w,
 				     Skyroot__TpmChallenge *ch, uint8_t *id, size_t *idn, uint8_t *es, size_t *esn,
-				     char *why, size_t whylen)
+				     char *why, size_t whylen, bool *busy)
 {
 	struct tpmv_key *ek = NULL;
 	uint8_t name[TPMV_NAME_MAX];
@@ -152,6 +148,7 @@ static enum tpmv_result al_tpm_check(struct agentlink *al, const struct al_tpm_c
 			al->tpm_nonces = tpmv_nonces_new(AL_TPM_NONCES, AL_TPM_NONCE_TTL_MS);
 		if (!al->tpm_nonces || tpmv_nonce_issue(al->tpm_nonces, (int64_t)sky_now_ms(), w->nonce) < 0) {
 			snprintf(why, whylen, "too many TPM enrollments at once: ask again later");
+			*busy = true;
 			r = TPMV_INTERNAL;
 		}
 	}
@@ -179,6 +176,7 @@ void al_tpm_enroll(struct session *s, uint64_t req, struct enroll_prep *prep)
 	struct al_tpm_wait *w;
 	char why[512] = "";
 	enum tpmv_result r;
+	bool busy = false;
 
 	if (s->tpm_wait) {
 		al_enroll_prep_free(prep);
@@ -193,7 +191,7 @@ void al_tpm_enroll(struct session *s, uint64_t req, struct enroll_prep *prep)
 	if (!al->ctl->tpm_cas) {
 		log_info("machine %s sent TPM evidence; no TPM manufacturer CA is configured ('skyrootd tpm-ca add'): "
 			 "it enrolls as a board without a TPM", uuid);
-		al_enroll_tpm_settle(prep, NULL);
+		al_enroll_tpm_settle(prep, NULL, NULL);
 		al_enroll_prepared(s, req, prep);
 		return;
 	}
@@ -204,7 +202,16 @@ void al_tpm_enroll(struct session *s, uint64_t req, struct enroll_prep *prep)
 		return;
 	}
 	snprintf(w->uuid, sizeof(w->uuid), "%s", uuid);
-	r = al_tpm_check(al, c, w, &ch, id, &idn, es, &esn, why, sizeof(why));
+	r = al_tpm_check(al, c, w, &ch, id, &idn, es, &esn, why, sizeof(why), &busy);
+	if (busy) { /* the nonce cache is full: not the board's fault; it retries with backoff */
+		log_warn("machine %s: %s (%d nonces live)", w->uuid, why, AL_TPM_NONCES);
+		metrics_enroll_fail(METRICS_ENROLL_INTERNAL);
+		al_session_error(s, req, SKYROOT__ERROR_CODE__ERROR_BUSY, "%s", why);
+		al_sess_close(s, 0);
+		al_tpm_wait_free(w);
+		al_enroll_prep_free(prep);
+		return;
+	}
 	if (r != TPMV_OK) {
 		al_tpm_refuse(s, req, w->uuid, r, why);
 		al_tpm_wait_free(w);
@@ -280,12 +287,14 @@ void al_tpm_proof(struct session *s, uint64_t req, const Skyroot__TpmProof *tp)
 		al_tpm_wait_free(w);
 		return;
 	}
-	/* Here the measured-boot gate will judge pcrs.value[11] (issue 16's
-	 * second part); for now the quote proves a live TPM and a fresh answer. */
+	/* The measured-boot gate judges PCR 11 once the board is known
+	 * (al_enroll_gate, fwgate.h): recorded with the binding. */
+	char pcr11[FWGATE_PCR_HEX];
+	sky_format_hex(pcrs.value[11], TPMV_DIGEST_LEN, pcr11);
 	log_info("machine %s: TPM verified: EK %.16s... from a configured manufacturer CA, AK bound by credential "
-		 "activation, quote over PCR 0-7,11 fresh (TPM clock %llu ms, resets %u)", w->uuid, w->ek,
-		 (unsigned long long)pcrs.clock, pcrs.reset_count);
-	al_enroll_tpm_settle(w->prep, w->ek);
+		 "activation, quote over PCR 0-7,11 fresh (TPM clock %llu ms, resets %u), PCR 11 %s", w->uuid, w->ek,
+		 (unsigned long long)pcrs.clock, pcrs.reset_count, pcr11);
+	al_enroll_tpm_settle(w->prep, w->ek, pcr11);
 	struct enroll_prep *prep = w->prep;
 	w->prep = NULL;
 	al_tpm_wait_free(w);

@@ -18,6 +18,7 @@
 static const struct api_route *const api_tables[] = {
 	api_boot_routes, api_metrics_routes, api_boards_routes, api_tokens_routes, api_guests_routes,
 	api_images_routes, api_creds_routes, api_pending_routes, api_networks_routes, api_events_routes, api_openapi_routes,
+	api_firmware_routes,
 };
 
 const struct api_route *const *api_route_tables(size_t *n)

@@ -9,8 +9,30 @@
 #include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/api_priv.h"
 #include "controller/skyrootd/events.h"
+#include "controller/skyrootd/fwgate.h"
 #include "controller/skyrootd/boots.h"
 #include "controller/skyrootd/store.h"
+
+/* The measured-boot gate's word on a TPM board (fwgate.h): the firmware
+ * it matched, or its state "quarantined" and why. */
+static int api_board__gate(struct controller *ctl, const struct db_board *b, json_t *o)
+{
+	char fw[DB_NAME_MAX], why[FWGATE_WHY_MAX];
+	json_t *tpm = json_object_get(o, "tpm");
+	int r;
+
+	if (!b->tpm_ek[0] || !json_is_object(tpm))
+		return 0;
+	r = fwgate_judge(ctl->db, b->tpm_ek, b->tpm_pcr11, b->tpm_quote_fail, fw, why);
+	if (r < 0)
+		return r;
+	if (r == 1 && (json_object_set_new(o, "state", json_string("quarantined")) < 0 ||
+		       json_object_set_new(tpm, "quarantined", json_string(why)) < 0))
+		return -ENOMEM;
+	if (fw[0] && json_object_set_new(tpm, "firmware", json_string(fw)) < 0)
+		return -ENOMEM;
+	return 0;
+}
 
 static json_t *api_board__render(struct controller *ctl, const struct db_board *b)
 {
@@ -18,7 +40,8 @@ static json_t *api_board__render(struct controller *ctl, const struct db_board *
 	bool online = ctl->agents && agentlink_board_online(ctl->agents, b->id, &seen);
 	json_t *o = api_json_board(b, online, online ? seen : b->last_seen);
 
-	if (o && (api_json_board_images(o, online ? agentlink_board_images(ctl->agents, b->id) : NULL) < 0 ||
+	if (o && (api_board__gate(ctl, b, o) < 0 ||
+		  api_json_board_images(o, online ? agentlink_board_images(ctl->agents, b->id) : NULL) < 0 ||
 		  api_json_board_boot(o, boots_get(ctl->boots, b->id)) < 0)) {
 		json_decref(o);
 		return NULL;
@@ -40,7 +63,7 @@ static int api_board__list_cb(void *ctx, const struct db_board *b)
 	return 0;
 }
 
-static const char *const api_board_states[] = { "online", "offline", "baremetal", NULL };
+static const char *const api_board_states[] = { "online", "offline", "baremetal", "quarantined", NULL };
 static const struct api_list_spec api_boards_list = {
 	.list = "boards", .id_prefix = "brd-", .what = "list the boards", .filters = API_QUERY_STATE | API_QUERY_LABEL,
 	.states = api_board_states,
@@ -128,6 +151,8 @@ static void api__board_fetch(struct api_call *call, struct api_reply *rep)
 		api_reply_no_board(rep, call->seg);
 		return;
 	}
+	if (r == 0 && api_board_quarantined(ctl, rep, id, name, "images"))
+		return;
 	r = r < 0 ? r : store_image_get(ctl->store, body.image, &img);
 	if (r == -ENOENT) {
 		api_reply_no_image(rep, body.image);
@@ -183,6 +208,8 @@ static void api__board_boot(struct api_call *call, struct api_reply *rep)
 		api_reply_no_board(rep, call->seg);
 		goto out;
 	}
+	if (r == 0 && api_board_quarantined(ctl, rep, id, name, "boot orders"))
+		goto out;
 	if (r == 0 && (r = store_image_get(ctl->store, body->kernel, &kernel)) == -ENOENT) {
 		api_reply_no_image(rep, body->kernel);
 		goto out;

@@ -296,14 +296,18 @@ json_t *api_json_board(const struct db_board *b, bool online, int64_t last_seen)
 		bad |= aj_set(o, "reenroll_requested_at", api_json_time(b->reenroll_pending_at));
 	}
 
-	/* Its TPM identity (db_tpm.h): {ek_sha256, bound_at, last_quote_at, refused, refused_at}. */
+	/* Its TPM identity (db_tpm.h): {ek_sha256, bound_at, last_quote_at,
+	 * refused, refused_at, pcr11, firmware, quarantined}; the last two are
+	 * the measured-boot gate's (fwgate.h), which api_boards.c fills in. */
 	if (b->tpm_ek[0] || b->tpm_refused_at)
-		bad |= aj_set(o, "tpm", json_pack("{s:o, s:o, s:o, s:o, s:o}",
+		bad |= aj_set(o, "tpm", json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:n}",
 			"ek_sha256", b->tpm_ek[0] ? api_json_strn(b->tpm_ek, sizeof(b->tpm_ek)) : json_null(),
 			"bound_at", b->tpm_bound_at ? api_json_time(b->tpm_bound_at) : json_null(),
 			"last_quote_at", b->tpm_quote_at ? api_json_time(b->tpm_quote_at) : json_null(),
 			"refused", b->tpm_refused_at ? api_json_strn(b->tpm_refused, sizeof(b->tpm_refused)) : json_null(),
-			"refused_at", b->tpm_refused_at ? api_json_time(b->tpm_refused_at) : json_null()));
+			"refused_at", b->tpm_refused_at ? api_json_time(b->tpm_refused_at) : json_null(),
+			"pcr11", b->tpm_pcr11[0] ? api_json_strn(b->tpm_pcr11, sizeof(b->tpm_pcr11)) : json_null(),
+			"firmware", "quarantined"));
 	else
 		bad |= aj_set(o, "tpm", json_null());
 

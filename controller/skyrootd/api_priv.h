@@ -8,6 +8,7 @@
  *   api_pending.c  /v1/pending..., /v1/boards/{id}/accept|reject, /v1/expectations...
  *   api_events.c   /v1/events: the event log (events.h), listed and watched
  *   api_networks.c /v1/networks...
+ *   api_firmware.c /v1/firmware... (the measured-boot gate's allowed firmware)
  *   api_redfish.c  /redfish/v1 (Redfish, over api_redfish_parse.c)
  *   api_meta.c     PATCH of names, labels, descriptions; etags
  *   api_idem.c     Idempotency-Key: answers kept for a repeat of a POST
@@ -182,6 +183,12 @@ extern const struct api_route api_pending_routes[];
 extern const struct api_route api_events_routes[];
 extern const struct api_route api_openapi_routes[];
 extern const struct api_route api_networks_routes[];
+extern const struct api_route api_firmware_routes[];
+/* api_firmware.c: true when the measured-boot gate holds board id (name:
+ * for the reason) and rep holds the 409 that says so and why (what: "images",
+ * "boot orders"); or a 500 when the gate cannot be read. */
+bool api_board_quarantined(struct controller *ctl, struct api_reply *rep, const char *id, const char *name,
+			   const char *what);
 
 /* api_images.c: POST /v1/images streams its body into the store. */
 bool api_images_is_upload(const struct http_request *req);

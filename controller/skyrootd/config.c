@@ -132,6 +132,11 @@ static const struct config_key config_keys[] = {
 	      "boards enrolled with no token kept at once, pending, accepted\nor rejected (default 1024; beyond it new ones are refused)"),
 	DURATION("pending-ttl", pending_ttl, 365ull * 86400,
 		 "a pending board is forgotten this long after its last ask, a\nrejected or accepted one after the decision (default 24h)"),
+	{ .opt = { .name = "tpm-quote-interval", .kind = SKY_ARG_DURATION, .metavar = "DURATION",
+		   .help = "ask each online board with a bound TPM for a fresh quote this\noften, and judge it by the measured-boot gate "
+			   "(default 5m;\n0: never)",
+		   .min = 0, .max = 86400 },
+	  .off = F(tpm_quote_interval), .live = true },
 	COUNT("events-keep", events_keep, 100000000, "events kept, the newest (default 10000); a watch from an\nolder resource version is 410 Gone"),
 	COUNT("events-watchers", events_watchers, 100000, "watchers of GET /v1/events at once (default 128; then 503)"),
 	{ .opt = { .name = "events-watch-buffer", .kind = SKY_ARG_SIZE, .metavar = "SIZE",
@@ -162,6 +167,7 @@ static void config__defaults(struct ctl_config *c)
 		.enroll_timeout = 30, .handshake_timeout = 10, .request_timeout = 10, .keepalive_timeout = 30,
 		.audit_keep = AUDIT_KEEP_DEFAULT,
 		.pending_max = PENDING_MAX_DEFAULT, .pending_ttl = PENDING_TTL_DEFAULT,
+		.tpm_quote_interval = 300,
 		.events_keep = EVENTS_KEEP_DEFAULT, .events_watchers = EVENTS_WATCHERS_DEFAULT,
 		.events_watch_buffer = EVENTS_BUFFER_DEFAULT,
 		.mac_prefix = NETWORK_MAC_PREFIX_DEFAULT,
@@ -293,6 +299,7 @@ void ctl_config_options(const struct ctl_config *c, struct ctl_options *o)
 	o->audit_keep = c->audit_keep;
 	o->pending_max = c->pending_max;
 	o->pending_ttl = (int64_t)c->pending_ttl;
+	o->tpm_quote_interval = c->tpm_quote_interval;
 	o->events_keep = c->events_keep;
 	o->events_watchers = (unsigned)c->events_watchers;
 	o->events_watch_buffer = c->events_watch_buffer;
@@ -431,6 +438,7 @@ int ctl_config_reload(struct controller *ctl)
 	ctl->opt.audit_keep = o.audit_keep;
 	ctl->opt.pending_max = o.pending_max;
 	ctl->opt.pending_ttl = o.pending_ttl;
+	ctl->opt.tpm_quote_interval = o.tpm_quote_interval;
 	ctl->opt.events_keep = o.events_keep;
 	ctl->opt.events_watchers = o.events_watchers;
 	ctl->opt.events_watch_buffer = o.events_watch_buffer;

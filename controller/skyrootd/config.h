@@ -24,6 +24,7 @@ struct ctl_config {
 	uint64_t enroll_timeout, handshake_timeout, request_timeout, keepalive_timeout; /* seconds */
 	uint64_t audit_keep;           /* rows of the audit log kept */
 	uint64_t pending_max, pending_ttl; /* pending boards kept at once; seconds each */
+	uint64_t tpm_quote_interval;   /* seconds between fresh quotes (al_quote.c); 0 = off */
 	uint64_t events_keep, events_watchers, events_watch_buffer; /* the event log (events.h) */
 	const char *mac_prefix;        /* "02:53:4b": guests' NICs' MACs (networks.h) */
 	/* Where it came from: the file read (NULL: none), the block its

@@ -33,6 +33,7 @@ struct ctl_options {
 	uint64_t audit_keep;          /* rows of the API audit log kept (audit.h) */
 	uint64_t pending_max;         /* pending boards kept at once (pending.h) */
 	int64_t pending_ttl;          /* seconds a pending board is kept after its last ask */
+	uint64_t tpm_quote_interval;  /* seconds between fresh TPM quotes of a board (al_quote.c); 0 = off */
 	uint64_t events_keep;         /* rows of the event log kept (events.h); 0: the default */
 	uint64_t events_watch_buffer; /* bytes a watcher may leave queued (api_events.c); 0: the default */
 	unsigned events_watchers;     /* watchers at once; 0: the default */

@@ -206,6 +206,19 @@ static const char *const db_migrations[] = {
 	"ALTER TABLE boards ADD COLUMN tpm_refused TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE boards ADD COLUMN tpm_refused_at INTEGER NOT NULL DEFAULT 0;"
 	"CREATE UNIQUE INDEX boards_tpm_ek ON boards(tpm_ek) WHERE tpm_ek != '';",
+	/* 11 -> 12: the measured-boot gate (fwgate.c, issue 16): the allowed
+	 * firmware by the PCR 11 its UKI measures; each TPM board's PCR 11 of
+	 * its last verified quote, which the gate judges; the AK (TPM2B_PUBLIC)
+	 * its fresh quotes are checked with (al_quote.c), and why its last
+	 * quote request failed ('' = it did not). */
+	"CREATE TABLE firmware ("
+	"  id TEXT PRIMARY KEY,"               /* "fw-..." */
+	"  name TEXT NOT NULL UNIQUE,"
+	"  pcr11 TEXT NOT NULL UNIQUE,"        /* 64 lower-case hex digits */
+	"  created_at INTEGER NOT NULL);"
+	"ALTER TABLE boards ADD COLUMN tpm_pcr11 TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE boards ADD COLUMN tpm_ak BLOB;"
+	"ALTER TABLE boards ADD COLUMN tpm_quote_fail TEXT NOT NULL DEFAULT '';",
 };
 
 enum db_stmt_id {
@@ -247,7 +260,8 @@ enum db_stmt_id {
 };
 
 #define BOARD_COLS "id, name, uuid, enrolled_at, last_seen, cert_not_after, inventory, baremetal, " \
-	"reenroll_pending_at, reenroll_allowed_until, tpm_ek, tpm_bound_at, tpm_quote_at, tpm_refused, tpm_refused_at"
+	"reenroll_pending_at, reenroll_allowed_until, tpm_ek, tpm_bound_at, tpm_quote_at, tpm_refused, tpm_refused_at, " \
+	"tpm_pcr11, tpm_quote_fail"
 
 static const char *const db_sql[S_COUNT] = {
 	[S_TOKEN_INSERT] = "INSERT INTO tokens(id, hash, created_at, expires_at, uses, uses_left, board_id) VALUES(?,?,?,?,?,?,?)",
@@ -779,6 +793,8 @@ static void board_row(sqlite3_stmt *s, struct db_board *b)
 	b->tpm_quote_at = sqlite3_column_int64(s, 12);
 	db_copy_text(b->tpm_refused, sizeof(b->tpm_refused), s, 13);
 	b->tpm_refused_at = sqlite3_column_int64(s, 14);
+	db_copy_text(b->tpm_pcr11, sizeof(b->tpm_pcr11), s, 15);
+	db_copy_text(b->tpm_quote_fail, sizeof(b->tpm_quote_fail), s, 16);
 }
 
 static int board_query(sqlite3_stmt *s, db_board_cb cb, void *ctx, int single)

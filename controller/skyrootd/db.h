@@ -90,6 +90,8 @@ struct db_board {
 	int64_t tpm_quote_at;           /* the last good quote; 0 = none */
 	char tpm_refused[DB_TPM_REFUSED_MAX]; /* why a TPM claiming this machine was refused last */
 	int64_t tpm_refused_at;
+	char tpm_pcr11[65];             /* PCR 11 of its last verified quote, hex; "" = none (fwgate.h) */
+	char tpm_quote_fail[DB_TPM_REFUSED_MAX]; /* why its last quote request failed; "" = it did not */
 };
 /* Find by DMI product UUID.  -ENOENT when none. */
 int db_board_find_uuid(struct db *db, const char *uuid, char *id_out);

@@ -11,6 +11,7 @@
 #include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/events.h"
+#include "controller/skyrootd/fwgate.h"
 #include "controller/skyrootd/store.h"
 
 enum guest_stmt {
@@ -263,6 +264,8 @@ struct board_fit {
 	bool kvm;
 	bool inventory;               /* the board has told its inventory */
 	bool bridge;                  /* ... with a bridge for guests' NICs */
+	bool quarantined;             /* the measured-boot gate holds it (fwgate.h) */
+	char why[FWGATE_WHY_MAX];
 	uint64_t memory;
 	uint32_t cpus;
 	bool need_bridge;             /* auto: the guest has NICs */
@@ -297,6 +300,8 @@ static void board_facts(struct board_fit *f, const struct db_board *b)
 	f->bridge = h && h->bridge && h->bridge->name && h->bridge->name[0];
 	f->memory = h ? h->memory_bytes : 0;
 	f->cpus = h ? h->cpus : 0;
+	/* An error reads as quarantined: no guest on a board not judged. */
+	f->quarantined = fwgate_judge(f->g->db, b->tpm_ek, b->tpm_pcr11, b->tpm_quote_fail, NULL, f->why) != 0;
 	if (h)
 		skyroot__hello__free_unpacked(h, NULL);
 }
@@ -315,7 +320,7 @@ static int board_fit_auto(void *ctx, const struct db_board *b)
 	uint64_t used = 0, free_mem;
 	uint32_t used_cpus = 0;
 	board_facts(&cand, b);
-	if (!cand.online || !cand.kvm || (f->need_bridge && !cand.bridge) ||
+	if (!cand.online || !cand.kvm || cand.quarantined || (f->need_bridge && !cand.bridge) ||
 	    board_load(f->g, b->id, &used, &used_cpus) < 0)
 		return 0;
 	if (cand.memory < used + GUEST_BOARD_RESERVE + f->need_mem)
@@ -412,7 +417,10 @@ static void send_command(struct guests *g, const struct guest *gs, Skyroot__Gues
 	env.guest_command = &cmd;
 	if (r == 0)
 		r = g->ops.send ? g->ops.send(g->ops_ctx, gs->board_id, &env) : -ENOTCONN;
-	if (r < 0)
+	if (r == -EPERM) /* store_image_manifest: the measured-boot gate holds the board */
+		log_warn("guest %s: not sent to board %s: the board is quarantined (see 'skyctl board show %s')", gs->id,
+			 gs->board_id, gs->board_id);
+	else if (r < 0)
 		log_warn("guest %s: cannot send the command to board %s: %s", gs->id, gs->board_id, strerror(-r));
 	for (size_t i = 0; i < nm; i++) {
 		free(mans[i]->manifest.data);
@@ -558,6 +566,11 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 			snprintf(err, errlen, "no board named '%s'; see 'skyctl board list'", req->board);
 		if (r < 0)
 			return r;
+		if (fit.quarantined) {
+			snprintf(err, errlen, "board %s is quarantined: %s; it gets no guests until its firmware is "
+				 "allowed ('skyctl firmware allow')", fit.name, fit.why[0] ? fit.why : "its gate cannot be read");
+			return -EBUSY;
+		}
 		if (req->n_nics && fit.inventory && !fit.bridge) {
 			snprintf(err, errlen,
 				 "board %s reports no bridge for guests' NICs (the firmware's init makes br0 over its "

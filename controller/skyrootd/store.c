@@ -14,6 +14,7 @@
 #include "common/parse.h"
 #include "common/util.h"
 #include "common/x509.h"
+#include "controller/skyrootd/fwgate.h"
 #include "skyroot.pb-c.h"
 
 enum store_stmt {
@@ -712,8 +713,14 @@ static int image_manifest_blobs(struct store *st, const char *id, uint8_t **mani
 int store_image_manifest(struct store *st, const char *board_id, const char *id, uint8_t **manifest,
 			 size_t *len, uint8_t **sig, size_t *sig_len)
 {
-	int r = db_board_image_grant(st->db, board_id, id, sky_unix_now());
+	/* A board the measured-boot gate holds gets no image (fwgate.h). */
+	int r = fwgate_board(st->db, board_id, NULL, NULL);
 
+	if (r == 1)
+		return -EPERM;
+	if (r < 0 && r != -ENOENT)
+		return r;
+	r = db_board_image_grant(st->db, board_id, id, sky_unix_now());
 	if (r < 0)
 		return r;
 	return image_manifest_blobs(st, id, manifest, len, sig, sig_len);

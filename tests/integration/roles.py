@@ -74,6 +74,10 @@ ROUTES = {
     "POST /v1/networks": "operate",
     "GET /v1/networks/{id|name}": "read",
     "DELETE /v1/networks/{id|name}": "operate",
+    "GET /v1/firmware": "admin",
+    "POST /v1/firmware": "admin",
+    "GET /v1/firmware/{id|name}": "admin",
+    "DELETE /v1/firmware/{id|name}": "admin",
 }
 
 ALLOWED = {"reader": {"public", "read"}, "operator": {"public", "read", "operate"},

@@ -38,25 +38,25 @@ static void test_bind_find_delete(void **state)
 	assert_int_equal(db_board_insert(t.db, &b), 0);
 	assert_int_equal(db_tpm_find_ek(t.db, EK1, id), -ENOENT);
 	assert_int_equal(db_tpm_find_ek(t.db, "", id), -ENOENT); /* "" is no EK, never a board without one */
-	assert_int_equal(db_tpm_quoted(t.db, "brd-1", 5), -ENOENT); /* no EK bound: no quote noted */
-	assert_int_equal(db_tpm_bind(t.db, "brd-1", EK1, 100), 0);
+	assert_int_equal(db_tpm_quoted(t.db, "brd-1", "", 5), -ENOENT); /* no EK bound: no quote noted */
+	assert_int_equal(db_tpm_bind(t.db, "brd-1", EK1, "", 100), 0);
 	assert_int_equal(db_tpm_find_ek(t.db, EK1, id), 0);
 	assert_string_equal(id, "brd-1");
-	assert_int_equal(db_tpm_bind(t.db, "brd-2", EK1, 100), -EEXIST); /* one board per EK */
-	assert_int_equal(db_tpm_quoted(t.db, "brd-1", 200), 0);
+	assert_int_equal(db_tpm_bind(t.db, "brd-2", EK1, "", 100), -EEXIST); /* one board per EK */
+	assert_int_equal(db_tpm_quoted(t.db, "brd-1", "", 200), 0);
 	assert_int_equal(db_board_get(t.db, "brd-1", copy_cb, &got), 0);
 	assert_string_equal(got.tpm_ek, EK1);
 	assert_int_equal(got.tpm_bound_at, 100);
 	assert_int_equal(got.tpm_quote_at, 200);
 	/* A newer TPM on the board replaces its EK. */
-	assert_int_equal(db_tpm_bind(t.db, "brd-1", EK2, 300), 0);
+	assert_int_equal(db_tpm_bind(t.db, "brd-1", EK2, "", 300), 0);
 	assert_int_equal(db_tpm_find_ek(t.db, EK1, id), -ENOENT);
 	assert_int_equal(db_tpm_find_ek(t.db, EK2, id), 0);
-	assert_int_equal(db_tpm_bind(t.db, "brd-9", EK1, 300), -ENOENT);
+	assert_int_equal(db_tpm_bind(t.db, "brd-9", EK1, "", 300), -ENOENT);
 	/* The EK goes with its board. */
 	assert_int_equal(db_board_delete(t.db, "brd-1"), 0);
 	assert_int_equal(db_tpm_find_ek(t.db, EK2, id), -ENOENT);
-	assert_int_equal(db_tpm_bind(t.db, "brd-2", EK2, 400), 0);
+	assert_int_equal(db_tpm_bind(t.db, "brd-2", EK2, "", 400), 0);
 	tmpdb_close(&t);
 }
 
@@ -83,7 +83,7 @@ static void test_refused(void **state)
 	assert_int_equal(db_board_get(t.db, "brd-1", copy_cb, &got), 0);
 	assert_int_equal(strlen(got.tpm_refused), DB_TPM_REFUSED_MAX - 1);
 	/* Binding clears the refusal. */
-	assert_int_equal(db_tpm_bind(t.db, "brd-1", EK1, 12), 0);
+	assert_int_equal(db_tpm_bind(t.db, "brd-1", EK1, "", 12), 0);
 	assert_int_equal(db_board_get(t.db, "brd-1", copy_cb, &got), 0);
 	assert_string_equal(got.tpm_refused, "");
 	assert_int_equal(got.tpm_refused_at, 0);
