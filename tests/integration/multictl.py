@@ -14,6 +14,9 @@ Usage: multictl.py CASE
                and B killed: the board is back on A within 20 s, the guest
                still the same process.  The agent's log names the lost
                controller, why, and the next one.
+  hang         SIGSTOP of A (its connections open, nothing answers): the
+               board leaves it when heartbeats go unanswered and is online
+               on B, same certificate, within the agent's idle limit.
   unreachable  --controller with a first entry nobody listens on: the board
                enrolls on the second within 20 s, and the log says the first
                failed (connection refused) and which one is next."""
@@ -146,6 +149,39 @@ def case_failover(f):
     check(agent.p.poll() is None, "the agent keeps running")
     check(skyctl(f, "guest", "delete", name).returncode == 0, "guest delete through A")
     wait_for(lambda: not qemu_pids(name), 30, "the guest's QEMU gone after the delete")
+
+
+def case_hang(f):
+    """A controller that hangs (SIGSTOP: its sockets stay open, nothing
+    answers) is left when the heartbeats go unanswered: the agent's idle
+    limit, 15 s + 3 heartbeat intervals (agent/client.c)."""
+    f.start()
+    b_port = free_port()
+    root = board_copy(f, "mc3", 43)
+    tok = f.token()
+    args = agent_args(f, root, token=tok["token"]) + ["--heartbeat-interval", "1000"]
+    args[args.index("--controller") + 1] = f"127.0.0.1:{f.agent_port},127.0.0.1:{b_port}"
+    agent = Proc(args, os.path.join(f.tmp, "agent-mc3.log"))
+    f.procs.append(agent)
+    board = wait_for(lambda: next((b for b in f.boards() if b["name"] == "mc3" and b["state"] == "online"), None),
+                     20, "board mc3 online on A")
+    b = Twin(f, os.path.join(f.tmp, "state-b"))
+    shutil.copytree(f.state, b.state, symlinks=True)
+    b.agent_port = b_port
+    b.start()
+    t0 = time.time()
+    os.kill(f.ctl.p.pid, signal.SIGSTOP)
+    try:
+        on_b = wait_for(lambda: board_on(b, board["id"]), 15 + 3 + 2 + 10 * SKY_SLOW, "the board online on B",
+                        interval=0.5)
+    finally:
+        os.kill(f.ctl.p.pid, signal.SIGCONT)
+    print(f"SIGSTOP of A -> online on B: {time.time() - t0:.1f} s")
+    check(on_b["cert_expires_at"] == board["cert_expires_at"], "the same certificate on B")
+    text = agent.text()
+    check(text.count("enrolled as board") == 1, "one enrollment in the agent's log")
+    check(f"controller 127.0.0.1:{f.agent_port} lost" in text and f"next: controller 127.0.0.1:{b_port}" in text,
+          f"the log names the hung controller and the next:\n{text[-3000:]}")
 
 
 def case_unreachable(f):
