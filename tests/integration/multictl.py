@@ -17,6 +17,9 @@ Usage: multictl.py CASE
   hang         SIGSTOP of A (its connections open, nothing answers): the
                board leaves it when heartbeats go unanswered and is online
                on B, same certificate, within the agent's idle limit.
+  pin          a first controller of another fleet (its CA not the pinned
+               one) is refused, the log says so, and the board enrolls on
+               the second with the same pin.
   unreachable  --controller with a first entry nobody listens on: the board
                enrolls on the second within 20 s, and the log says the first
                failed (connection refused) and which one is next."""
@@ -182,6 +185,31 @@ def case_hang(f):
     check(text.count("enrolled as board") == 1, "one enrollment in the agent's log")
     check(f"controller 127.0.0.1:{f.agent_port} lost" in text and f"next: controller 127.0.0.1:{b_port}" in text,
           f"the log names the hung controller and the next:\n{text[-3000:]}")
+
+
+def case_pin(f):
+    """A controller whose CA does not match the pin (another fleet's) is
+    refused and the next one tried with the same pin."""
+    f.start()
+    other_tmp = os.path.join(f.tmp, "other")
+    os.mkdir(other_tmp)
+    other = Fleet(other_tmp)
+    other.procs = f.procs  # stopped and checked with F's
+    other.start()
+    check(other.pin != f.pin, "the other fleet has its own CA")
+    tok = f.token()
+    root = board_copy(f, "mc4", 44)
+    args = agent_args(f, root, token=tok["token"]) + ["--heartbeat-interval", "1000"]
+    args[args.index("--controller") + 1] = f"127.0.0.1:{other.agent_port},127.0.0.1:{f.agent_port}"
+    agent = Proc(args, os.path.join(f.tmp, "agent-mc4.log"))
+    f.procs.append(agent)
+    wait_for(lambda: any(b["name"] == "mc4" and b["state"] == "online" for b in f.boards()), FAILOVER_S,
+             "board mc4 online on the controller the pin names", interval=0.2)
+    check(other.boards() == [], "nothing enrolled with the other fleet")
+    text = agent.text()
+    check(f"controller 127.0.0.1:{other.agent_port} failed: refused: the controller's CA does not match the "
+          f"pinned skyroot.ca hash" in text and f"next: controller 127.0.0.1:{f.agent_port}" in text,
+          f"the log says the first was refused by the pin, and the next:\n{text[-3000:]}")
 
 
 def case_unreachable(f):
