@@ -68,6 +68,17 @@ class Twin(Fleet):
         return self.ctl
 
 
+def copy_state(f, dst):
+    """A plain copy of fleet F's state folder (the SQLite file with its WAL)
+    to DST while its controller runs; frozen (SIGSTOP) for the copy so the
+    files are one moment's, as a crash would leave them."""
+    os.kill(f.ctl.p.pid, signal.SIGSTOP)
+    try:
+        shutil.copytree(f.state, dst, symlinks=True)
+    finally:
+        os.kill(f.ctl.p.pid, signal.SIGCONT)
+
+
 def board_on(c, bid):
     """Board BID as controller C shows it when it is online there, else None."""
     st, b = c.api("GET", f"/v1/boards/{bid}")
@@ -108,7 +119,7 @@ def case_failover(f):
 
     # B: a plain copy of A's state folder, after the enrollment and the guest.
     b = Twin(f, os.path.join(f.tmp, "state-b"))
-    shutil.copytree(f.state, b.state, symlinks=True)
+    copy_state(f, b.state)
     b.agent_port = b_port
     b.start()
     check(board_on(b, bid) is None, "B has no session with the board yet")
@@ -169,7 +180,7 @@ def case_hang(f):
     board = wait_for(lambda: next((b for b in f.boards() if b["name"] == "mc3" and b["state"] == "online"), None),
                      20, "board mc3 online on A")
     b = Twin(f, os.path.join(f.tmp, "state-b"))
-    shutil.copytree(f.state, b.state, symlinks=True)
+    copy_state(f, b.state)
     b.agent_port = b_port
     b.start()
     t0 = time.time()

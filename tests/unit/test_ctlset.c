@@ -152,7 +152,9 @@ static char err[512];
 
 static int parse_args(const char *controller, const char *cmdline_text)
 {
-	char path[] = "/tmp/skyctlset.XXXXXX";
+	const char *t = getenv("TMPDIR");
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/skyctlset.XXXXXX", t && *t ? t : "/tmp");
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, cmdline_text, strlen(cmdline_text)), (ssize_t)strlen(cmdline_text));
