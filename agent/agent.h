@@ -53,6 +53,8 @@ void agent_link_end(struct agent *a);
 
 const char *agent_board_id(const struct agent *a);
 const char *agent_last_error(const struct agent *a);
+/* The controller dialled last or in session ("HOST:PORT (ADDR)"). */
+const char *agent_controller(const struct agent *a);
 uint64_t agent_last_rtt_us(const struct agent *a);
 bool agent_in_session(const struct agent *a);
 struct imgcache *agent_images(struct agent *a);

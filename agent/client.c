@@ -13,11 +13,13 @@
 
 #include "agent/agent.h"
 #include "agent/backoff.h"
+#include "agent/ctlset.h"
 #include "agent/images.h"
 #include "agent/guests.h"
 #include "agent/hello.h"
 #include "agent/identity.h"
 #include "agent/pending.h"
+#include "agent/pin.h"
 #include "agent/reboot.h"
 #include "agent/tpm_link.h"
 #include "common/frame.h"
@@ -75,12 +77,13 @@ struct agent {
 	 * again (0: the usual backoff), and the pending id last logged. */
 	uint64_t retry_ms;
 	char pending_id[64];
-	char verify_error[256];
+	struct agent_pin_check pin;   /* this connection's pin check */
+	struct agent_ctlset ctl;      /* the controllers and which one now */
+	char ctl_desc[320];           /* the one dialled, for the log */
+	struct sky_hostport own_ctl;  /* when the configuration has no list */
+	char fail_why[300];           /* why the dial failed, "" = see the close */
 	char last_error[512];
 };
-
-static SSL_CTX *client_ctx;
-static int agent_ex_index = -1;
 
 static void agent_emit(struct agent *a, enum agent_event ev)
 {
@@ -90,75 +93,6 @@ static void agent_emit(struct agent *a, enum agent_event ev)
 
 static void agent_schedule_retry(struct agent *a, uint64_t delay_ms);
 static void agent_connect(struct agent *a);
-
-/* ---- server verification against the pinned CA ---- */
-
-/* The controller sends its chain; the CA in it must hash to our pin, and
- * the leaf must chain to that CA with the serverAuth purpose (so a board's
- * client certificate, from the same CA, cannot pose as the controller). */
-static int agent_verify_server(X509_STORE_CTX *sctx, void *arg)
-{
-	SSL *ssl = X509_STORE_CTX_get_ex_data(sctx, SSL_get_ex_data_X509_STORE_CTX_idx());
-	struct agent *a = ssl ? SSL_get_ex_data(ssl, agent_ex_index) : NULL;
-	STACK_OF(X509) *chain = X509_STORE_CTX_get0_untrusted(sctx);
-	X509 *leaf = X509_STORE_CTX_get0_cert(sctx);
-	X509 *ca = NULL;
-	X509_STORE *store = NULL;
-	X509_STORE_CTX *vctx = NULL;
-	int ok = 0;
-	(void)arg;
-
-	if (!a || !leaf)
-		return 0;
-	for (int i = 0; chain && i < sk_X509_num(chain); i++) {
-		uint8_t pin[32];
-		X509 *c = sk_X509_value(chain, i);
-		if (sky_cert_pin(c, pin) == 0 && sky_memeq_ct(pin, a->cfg->ca_pin, 32)) {
-			ca = c;
-			break;
-		}
-	}
-	if (!ca) {
-		snprintf(a->verify_error, sizeof(a->verify_error),
-			 "the controller's CA does not match the pinned skyroot.ca hash: wrong controller, or a "
-			 "wrong pin (take it from 'skyctl token create')");
-		X509_STORE_CTX_set_error(sctx, X509_V_ERR_CERT_UNTRUSTED);
-		return 0;
-	}
-	store = X509_STORE_new();
-	vctx = X509_STORE_CTX_new();
-	if (!store || !vctx || X509_STORE_add_cert(store, ca) != 1 ||
-	    X509_STORE_CTX_init(vctx, store, leaf, chain) != 1)
-		goto out;
-	X509_STORE_CTX_set_purpose(vctx, X509_PURPOSE_SSL_SERVER);
-	ok = X509_verify_cert(vctx) == 1;
-	if (!ok) {
-		int e = X509_STORE_CTX_get_error(vctx);
-		snprintf(a->verify_error, sizeof(a->verify_error),
-			 "the controller's certificate does not verify against the pinned CA: %s",
-			 X509_verify_cert_error_string(e));
-		X509_STORE_CTX_set_error(sctx, e);
-	}
-out:
-	X509_STORE_CTX_free(vctx);
-	X509_STORE_free(store);
-	ERR_clear_error();
-	return ok;
-}
-
-static int agent_ctx_init(void)
-{
-	if (client_ctx)
-		return 0;
-	agent_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	client_ctx = sky_tls_ctx_new(SKY_TLS_CLIENT, TLS1_3_VERSION);
-	if (!client_ctx)
-		return -ENOMEM;
-	SSL_CTX_set_max_proto_version(client_ctx, TLS1_3_VERSION);
-	SSL_CTX_set_verify(client_ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_cert_verify_callback(client_ctx, agent_verify_server, NULL);
-	return 0;
-}
 
 /* ---- inventory -> Hello (agent/hello.c) ---- */
 
@@ -685,11 +619,10 @@ static void agent_on_ready(struct sky_tls *t)
 	struct agent *a = sky_tls_data(t);
 	if (a->mode == LINK_ENROLL) {
 		if (a->cfg->token[0])
-			log_info("connected to %s:%u; enrolling with the token", a->cfg->controller_host,
-				 a->cfg->controller_port);
+			log_info("connected to %s; enrolling with the token", a->ctl_desc);
 		else if (!a->pending_id[0])
-			log_info("connected to %s:%u; no enrollment token: asking to enroll as a pending board "
-				 "(an operator accepts it)", a->cfg->controller_host, a->cfg->controller_port);
+			log_info("connected to %s; no enrollment token: asking to enroll as a pending board "
+				 "(an operator accepts it)", a->ctl_desc);
 		agent_send_enroll(a);
 		return;
 	}
@@ -701,7 +634,7 @@ static void agent_on_ready(struct sky_tls *t)
 	}
 	a->hello_sent = true;
 	a->attempt = 0;
-	log_info("session up as board %s", a->board_id);
+	log_info("session up as board %s with controller %s", a->board_id, a->ctl_desc);
 	uv_timer_start(&a->hb_timer, hb_cb, jitter(a->cfg->heartbeat_ms), 0);
 	if (!a->inv_override)
 		uv_timer_start(&a->inv_timer, inv_cb, INVENTORY_POLL_MS, INVENTORY_POLL_MS);
@@ -744,20 +677,45 @@ void agent_link_end(struct agent *a)
 	a->mode = LINK_IDLE;
 }
 
+/* The link to the current controller failed or was lost: say which one
+ * and why, and which one comes next, after the backoff: it grows by one
+ * step for each whole round of the list that failed (agent/ctlset.h). */
+static void agent_failover(struct agent *a, const char *why, bool was_session)
+{
+	char to[sizeof(a->ctl_desc)];
+	uint64_t delay;
+	bool round;
+
+	if (a->stopping)
+		return;
+	if (was_session) /* a session that worked: come back soon, then back off */
+		a->attempt = 0;
+	round = agent_ctlset_advance(&a->ctl);
+	delay = agent_backoff_ms(a->attempt);
+	if (round && a->attempt < 32)
+		a->attempt++;
+	agent_ctlset_describe(&a->ctl, to, sizeof(to));
+	log_warn("controller %s %s: %s; next: controller %s in %llu ms", a->ctl_desc,
+		 was_session ? "lost" : "failed", why, to, (unsigned long long)delay);
+	agent_schedule_retry(a, delay);
+}
+
 static void agent_on_close(struct sky_tls *t, int err)
 {
 	struct agent *a = sky_tls_data(t);
 	bool was_session = a->mode == LINK_SESSION && a->hello_sent;
+	char why[sizeof(a->pin.verify_error) + 64];
 
 	agent_link_end(a);
-	if (a->verify_error[0]) {
-		snprintf(a->last_error, sizeof(a->last_error), "%s", a->verify_error);
-		log_error("refusing the controller at %s:%u: %s", a->cfg->controller_host,
-			  a->cfg->controller_port, a->verify_error);
-		a->verify_error[0] = '\0';
+	snprintf(why, sizeof(why), "%s", a->fail_why[0] ? a->fail_why
+					 : err ? strerror(-err) : "the connection was closed");
+	a->fail_why[0] = '\0';
+	if (a->pin.verify_error[0]) {
+		snprintf(a->last_error, sizeof(a->last_error), "%s", a->pin.verify_error);
+		snprintf(why, sizeof(why), "refused: %s", a->pin.verify_error);
+		log_error("refusing the controller at %s: %s", a->ctl_desc, a->pin.verify_error);
+		a->pin.verify_error[0] = '\0';
 		agent_emit(a, AGENT_EV_REFUSED);
-	} else if (err && err != -ECONNRESET && !a->stopping) {
-		log_warn("connection to the controller closed: %s", strerror(-err));
 	}
 	if (was_session) {
 		log_info("session down");
@@ -770,7 +728,8 @@ static void agent_on_close(struct sky_tls *t, int err)
 		return;
 	}
 	/* Straight back after an enrollment; when the controller said when
-	 * (a pending board), then; else exponential backoff. */
+	 * (a pending board), then, to the same controller; else the next
+	 * controller with exponential backoff. */
 	if (a->retry_ms && !a->cert) {
 		uint64_t ms = a->retry_ms;
 		a->retry_ms = 0;
@@ -778,12 +737,8 @@ static void agent_on_close(struct sky_tls *t, int err)
 	} else if (a->cert && a->just_enrolled) {
 		a->just_enrolled = false;
 		agent_schedule_retry(a, 0);
-	} else if (was_session && a->cert) {
-		/* A session that worked: come back soon, then back off. */
-		a->attempt = 0;
-		agent_schedule_retry(a, UINT64_MAX);
 	} else {
-		agent_schedule_retry(a, UINT64_MAX);
+		agent_failover(a, why, was_session);
 	}
 }
 
@@ -799,8 +754,7 @@ static void agent_connected(uv_connect_t *req, int status)
 	a->connecting = false;
 	if (status < 0) {
 		if (status != UV_ECANCELED)
-			log_warn("cannot connect to the controller at %s:%u: %s", a->cfg->controller_host,
-				 a->cfg->controller_port, uv_strerror(status));
+			snprintf(a->fail_why, sizeof(a->fail_why), "cannot connect: %s", uv_strerror(status));
 		sky_tls_abort(a->tls, status);
 		return;
 	}
@@ -818,62 +772,82 @@ bool agent_link_begin(struct agent *a)
 	return a->mode == LINK_SESSION;
 }
 
-static void agent_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+/* Dial the current controller's current address, with the identity we hold. */
+static void agent_dial(struct agent *a)
 {
-	struct agent *a = req->data;
 	int r;
 
-	a->resolving = false;
-	if (a->stopping) {
-		uv_freeaddrinfo(res);
-		a->handles_open--;
-		if (a->handles_open == 0)
-			free(a);
-		return;
-	}
-	a->handles_open--;
-	if (status < 0) {
-		log_warn("cannot resolve controller %s: %s", a->cfg->controller_host, uv_strerror(status));
-		agent_schedule_retry(a, UINT64_MAX);
-		return;
-	}
+	agent_ctlset_describe(&a->ctl, a->ctl_desc, sizeof(a->ctl_desc));
 	agent_link_begin(a);
-	r = sky_tls_new(a->loop, client_ctx, SKY_TLS_CLIENT, &agent_tls_cbs, a, &a->tls);
+	r = sky_tls_new(a->loop, agent_pin_ctx(), SKY_TLS_CLIENT, &agent_tls_cbs, a, &a->tls);
 	if (r < 0) {
-		uv_freeaddrinfo(res);
-		agent_schedule_retry(a, UINT64_MAX);
+		a->mode = LINK_IDLE;
+		sky_frame_decoder_free(&a->dec);
+		agent_failover(a, strerror(-r), false);
 		return;
 	}
 	a->handles_open++;
 	SSL *ssl = sky_tls_ssl(a->tls);
-	SSL_set_ex_data(ssl, agent_ex_index, a);
+	a->pin.pin = a->cfg->ca_pin;
+	a->pin.verify_error[0] = '\0';
+	agent_pin_attach(ssl, &a->pin);
 	if (a->mode == LINK_SESSION) {
 		SSL_use_certificate(ssl, a->cert);
 		SSL_use_PrivateKey(ssl, a->key);
 	}
 	a->connect_req.data = a;
 	sky_tls_set_idle_timeout(a->tls, CONNECT_TIMEOUT_MS + 3 * a->cfg->heartbeat_ms);
-	r = uv_tcp_connect(&a->connect_req, sky_tls_tcp(a->tls), res->ai_addr, agent_connected);
-	uv_freeaddrinfo(res);
+	log_debug("dialling controller %s", a->ctl_desc);
+	r = uv_tcp_connect(&a->connect_req, sky_tls_tcp(a->tls), agent_ctlset_addr(&a->ctl), agent_connected);
 	if (r < 0) {
-		log_warn("cannot connect to the controller: %s", uv_strerror(r));
+		snprintf(a->fail_why, sizeof(a->fail_why), "cannot connect: %s", uv_strerror(r));
 		sky_tls_abort(a->tls, r);
 		return;
 	}
 	a->connecting = true;
 }
 
+static void agent_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct agent *a = req->data;
+	char why[128];
+
+	a->resolving = false;
+	a->handles_open--;
+	if (a->stopping) {
+		uv_freeaddrinfo(res);
+		if (a->handles_open == 0)
+			free(a);
+		return;
+	}
+	if (status < 0 || agent_ctlset_set_addrs(&a->ctl, res) == 0) {
+		snprintf(why, sizeof(why), "cannot resolve it: %s",
+			 status < 0 ? uv_strerror(status) : "no IPv4 or IPv6 address");
+		uv_freeaddrinfo(res);
+		agent_failover(a, why, false);
+		return;
+	}
+	uv_freeaddrinfo(res);
+	agent_dial(a);
+}
+
 static void agent_connect(struct agent *a)
 {
+	const struct sky_hostport *c = agent_ctlset_current(&a->ctl);
 	char port[8];
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	int r;
 
-	snprintf(port, sizeof(port), "%u", a->cfg->controller_port);
+	if (!agent_ctlset_need_resolve(&a->ctl)) {
+		agent_dial(a); /* the same address again, or the next one of a name */
+		return;
+	}
+	agent_ctlset_describe(&a->ctl, a->ctl_desc, sizeof(a->ctl_desc));
+	snprintf(port, sizeof(port), "%u", c->port);
 	a->gai.data = a;
-	r = uv_getaddrinfo(a->loop, &a->gai, agent_resolved, a->cfg->controller_host, port, &hints);
+	r = uv_getaddrinfo(a->loop, &a->gai, agent_resolved, c->host, port, &hints);
 	if (r < 0) {
-		agent_schedule_retry(a, UINT64_MAX);
+		agent_failover(a, uv_strerror(r), false);
 		return;
 	}
 	a->resolving = true;
@@ -904,14 +878,22 @@ int agent_new(uv_loop_t *loop, const struct agent_config *cfg, const struct inve
 	      const struct agent_hooks *hooks, void *ud, struct agent **out)
 {
 	struct agent *a;
-	int r = agent_ctx_init();
-	if (r < 0)
-		return r;
+	int r;
+	if (!agent_pin_ctx())
+		return -ENOMEM;
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->loop = loop;
 	a->cfg = cfg;
+	if (cfg->n_controllers > 0) {
+		agent_ctlset_init(&a->ctl, cfg->controllers, cfg->n_controllers);
+	} else { /* a configuration made by hand (benchmarks): the one controller */
+		snprintf(a->own_ctl.host, sizeof(a->own_ctl.host), "%s", cfg->controller_host);
+		a->own_ctl.port = cfg->controller_port;
+		agent_ctlset_init(&a->ctl, &a->own_ctl, 1);
+	}
+	agent_ctlset_describe(&a->ctl, a->ctl_desc, sizeof(a->ctl_desc));
 	a->inv_override = inv_override;
 	if (hooks)
 		a->hooks = *hooks;
@@ -1000,6 +982,7 @@ void agent_kill(struct agent *a)
 
 const char *agent_board_id(const struct agent *a) { return a->board_id; }
 const char *agent_last_error(const struct agent *a) { return a->last_error; }
+const char *agent_controller(const struct agent *a) { return a->ctl_desc; }
 uint64_t agent_last_rtt_us(const struct agent *a) { return a->last_rtt_us; }
 bool agent_in_session(const struct agent *a) { return a->tls && a->mode == LINK_SESSION && a->hello_sent; }
 struct imgcache *agent_images(struct agent *a) { return a->cache; }

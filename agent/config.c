@@ -84,9 +84,12 @@ static int config__log_level(void *ctx, const char *value, char *err, size_t err
 static void config__table(struct sky_opt opts[CONFIG_NOPTS + 1], struct config_flags *f)
 {
 	const struct sky_opt table[CONFIG_NOPTS + 1] = {
-		[CONFIG_CONTROLLER] = { .name = "controller", .kind = SKY_ARG_STR, .dest = &f->controller, .metavar = "HOST:PORT",
-		  .help = "controller's agent link; port 7443 if none,\n"
-			  "IPv6 as [ADDR]:PORT; else skyroot.controller=" },
+		[CONFIG_CONTROLLER] = { .name = "controller", .kind = SKY_ARG_STR, .dest = &f->controller,
+		  .metavar = "HOST:PORT[,HOST:PORT...]",
+		  .help = "controllers' agent link; port 7443 if none,\n"
+			  "IPv6 as [ADDR]:PORT; up to 16, comma separated,\n"
+			  "tried in order (every address of a name), the\n"
+			  "next on loss of one; else skyroot.controller=" },
 		[CONFIG_CONTROLLER_DHCP] = { .name = "controller-from-dhcp", .kind = SKY_ARG_STR, .dest = &f->controller_dhcp,
 		  .metavar = "FILE",
 		  .help = "else the controller from DHCP option 224 in\n"
@@ -249,17 +252,35 @@ int agent_cmdline_get(const char *cmdline, const char *key, char *out, size_t ou
 
 /* ---- applying values --------------------------------------------------- */
 
+/* The first controller also in controller_host/port (what the log shows first). */
+static void first_controller(struct agent_config *cfg)
+{
+	memcpy(cfg->controller_host, cfg->controllers[0].host, sizeof(cfg->controller_host));
+	cfg->controller_port = cfg->controllers[0].port;
+}
+
 static int set_controller(struct agent_config *cfg, const char *v, const char *from, char *err,
 			  size_t errlen)
 {
-	if (sky_parse_hostport(v, cfg->controller_host, sizeof(cfg->controller_host),
-			       &cfg->controller_port, AGENT_DEFAULT_PORT) < 0) {
-		set_err(err, errlen,
-			"bad controller address '%.300s' from %s: give HOST:PORT, HOST (port %d), "
-			"[IPv6]:PORT or [IPv6], with a port between 1 and 65535",
-			v, from, AGENT_DEFAULT_PORT);
+	size_t bad = 0;
+	int r = sky_parse_hostport_list(v, cfg->controllers, AGENT_MAX_CONTROLLERS, &cfg->n_controllers,
+					AGENT_DEFAULT_PORT, &bad);
+
+	if (r == -E2BIG) {
+		set_err(err, errlen, "too many controllers in '%.300s' from %s: at most %d different ones", v, from,
+			AGENT_MAX_CONTROLLERS);
 		return -EINVAL;
 	}
+	if (r < 0) {
+		cfg->n_controllers = 0;
+		set_err(err, errlen,
+			"bad controller address '%.300s' from %s (item %zu): give HOST:PORT, HOST (port %d), "
+			"[IPv6]:PORT or [IPv6], with a port between 1 and 65535, several separated by commas "
+			"with no empty item",
+			v, from, bad, AGENT_DEFAULT_PORT);
+		return -EINVAL;
+	}
+	first_controller(cfg);
 	return 0;
 }
 
@@ -468,26 +489,30 @@ static int fill_from_network(struct agent_config *cfg, char *err, size_t errlen)
 	int r;
 
 	if (cfg->controller_dhcp[0]) {
-		r = agent_dhcp_controller_file(cfg->controller_dhcp, cfg->controller_host,
-					       sizeof(cfg->controller_host), &cfg->controller_port,
-					       AGENT_DEFAULT_PORT);
-		if (r == 0)
+		r = agent_dhcp_controllers_file(cfg->controller_dhcp, cfg->controllers, AGENT_MAX_CONTROLLERS,
+						&cfg->n_controllers, AGENT_DEFAULT_PORT);
+		if (r == 0) {
+			first_controller(cfg);
 			return 0;
+		}
 		if (r != -ENOENT) {
 			set_err(err, errlen,
 				"bad controller address from DHCP option %d in %.4000s (%s): the DHCP server "
-				"must send HOST:PORT, HOST or [IPv6]:PORT as a string of at most %d bytes",
+				"must send HOST:PORT, HOST or [IPv6]:PORT (at most %d, comma separated) as a "
+				"string of at most %d bytes",
 				AGENT_DHCP_OPTION, cfg->controller_dhcp,
 				r == -E2BIG ? "too long"
-				: r == -EINVAL || r == -ENAMETOOLONG ? "not a HOST:PORT" : strerror(-r),
-				AGENT_DHCP_VALUE_MAX);
+				: r == -EINVAL || r == -ENAMETOOLONG ? "not a list of at most 16 HOST:PORT" : strerror(-r),
+				AGENT_MAX_CONTROLLERS, AGENT_DHCP_VALUE_MAX);
 			return -EINVAL;
 		}
 	}
 	if (cfg->controller_srv) {
-		r = agent_srv_lookup(cfg->controller_host, sizeof(cfg->controller_host), &cfg->controller_port);
-		if (r == 0)
+		r = agent_srv_lookup(cfg->controllers, AGENT_MAX_CONTROLLERS, &cfg->n_controllers);
+		if (r == 0) {
+			first_controller(cfg);
 			return 0;
+		}
 		if (r != -ENOENT) {
 			set_err(err, errlen,
 				"the DNS answer for SRV " AGENT_SRV_NAME " is malformed: fix the rack's DNS server "
@@ -514,13 +539,14 @@ static int fill_from_cmdline(struct agent_config *cfg, const char *cmdline, cons
 			     const char *why, char *err, size_t errlen)
 {
 	char from[4200];
+	char ctl[AGENT_MAX_CONTROLLERS * (SKY_HOSTPORT_ITEM_MAX + 1)];
 	char v[512];
 	int r;
 
 	snprintf(from, sizeof(from), "the kernel command line (%s)", cfg->cmdline_path);
 
 	if (!seen->controller) {
-		r = cmdline ? agent_cmdline_get(cmdline, "skyroot.controller", v, sizeof(v)) : -ENOENT;
+		r = cmdline ? agent_cmdline_get(cmdline, "skyroot.controller", ctl, sizeof(ctl)) : -ENOENT;
 		if (r == -ENOENT && (cfg->controller_dhcp[0] || cfg->controller_srv)) {
 			r = fill_from_network(cfg, err, errlen);
 		} else if (r == -ENOENT) {
@@ -531,11 +557,11 @@ static int fill_from_cmdline(struct agent_config *cfg, const char *cmdline, cons
 			return -EINVAL;
 		} else if (r == -ENAMETOOLONG) {
 			set_err(err, errlen,
-				"skyroot.controller= on %s is too long for a HOST:PORT: fix the boot entry",
+				"skyroot.controller= on %s is too long for a HOST:PORT list: fix the boot entry",
 				from);
 			return -EINVAL;
 		} else {
-			r = set_controller(cfg, v, from, err, errlen);
+			r = set_controller(cfg, ctl, from, err, errlen);
 		}
 		if (r < 0)
 			return r;

@@ -8,11 +8,17 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "agent/ctlset.h"
+
 #define AGENT_MAX_TOKEN 128
 
 struct agent_config {
-	char controller_host[256];   /* host name or IP literal (IPv6 without brackets) */
-	uint16_t controller_port;    /* default 7443 when HOST has no :PORT */
+	/* The controllers, tried in this order (agent/ctlset.h): --controller
+	 * or skyroot.controller= (comma separated), else DHCP, else DNS SRV. */
+	struct sky_hostport controllers[AGENT_MAX_CONTROLLERS];
+	size_t n_controllers;
+	char controller_host[256];   /* the first: host name or IP literal (IPv6 without brackets) */
+	uint16_t controller_port;    /* the first's port: default 7443 when HOST has no :PORT */
 	char token[AGENT_MAX_TOKEN]; /* may be empty: then we can only reconnect */
 	uint8_t ca_pin[32];          /* SHA-256 of the CA certificate's DER */
 	int have_ca_pin;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +36,7 @@ static void on_event(struct agent *a, enum agent_event ev, void *ud)
 
 	/* What the service manager shows (systemctl status skyagent). */
 	if (ev == AGENT_EV_SESSION_UP)
-		sky_notifyf("STATUS=online as board %s, controller %s:%u", agent_board_id(a),
-			    m->cfg->controller_host, m->cfg->controller_port);
+		sky_notifyf("STATUS=online as board %s, controller %s", agent_board_id(a), agent_controller(a));
 	else if (ev == AGENT_EV_SESSION_DOWN)
 		sky_notify("STATUS=offline: reconnecting to the controller");
 	else if (ev == AGENT_EV_REFUSED)
@@ -96,11 +96,20 @@ int main(int argc, char **argv)
 	m.sigterm.data = m.sigint.data = &m;
 	uv_signal_start(&m.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&m.sigint, on_signal, SIGINT);
-	log_info("skyagent %s: controller %s:%u, %s", SKY_VERSION, cfg.controller_host, cfg.controller_port,
+	char ctls[AGENT_MAX_CONTROLLERS * (SKY_HOSTPORT_HOST_MAX + 10)];
+	size_t used = 0;
+	for (size_t i = 0; i < cfg.n_controllers && used < sizeof(ctls); i++) {
+		const struct sky_hostport *c = &cfg.controllers[i];
+		bool v6 = strchr(c->host, ':') != NULL;
+		int n = snprintf(ctls + used, sizeof(ctls) - used, "%s%s%s%s:%u", i ? "," : "", v6 ? "[" : "", c->host,
+				 v6 ? "]" : "", c->port);
+		used += n > 0 ? (size_t)n : 0;
+	}
+	log_info("skyagent %s: controller%s %s, %s", SKY_VERSION, cfg.n_controllers > 1 ? "s" : "", ctls,
 		 cfg.token[0] ? "will enroll with a token" : "no token given");
 	agent_start(m.agent);
 	/* Ready once started: the session comes and goes, STATUS= tells. */
-	sky_notifyf("READY=1\nSTATUS=connecting to the controller %s:%u", cfg.controller_host, cfg.controller_port);
+	sky_notifyf("READY=1\nSTATUS=connecting to the controller %s", ctls);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	return m.exit_code;

@@ -399,6 +399,52 @@ int sky_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port
 	return 0;
 }
 
+int sky_parse_hostport_list(const char *s, struct sky_hostport *out, size_t max, size_t *n, uint16_t default_port,
+			    size_t *bad)
+{
+	char item[SKY_HOSTPORT_ITEM_MAX + 1];
+	size_t count = 0, index = 0;
+
+	if (bad)
+		*bad = 0;
+	if (!s || !out || !n)
+		return -EINVAL;
+	for (const char *p = s;;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		struct sky_hostport hp;
+		bool dup = false;
+		int r;
+
+		index++;
+		if (bad)
+			*bad = index;
+		if (len == 0)
+			return -EINVAL;
+		if (len > SKY_HOSTPORT_ITEM_MAX)
+			return -ENAMETOOLONG;
+		memcpy(item, p, len);
+		item[len] = '\0';
+		r = sky_parse_hostport(item, hp.host, sizeof(hp.host), &hp.port, default_port);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < count && !dup; i++)
+			dup = out[i].port == hp.port && strcasecmp(out[i].host, hp.host) == 0;
+		if (!dup) {
+			if (count >= max)
+				return -E2BIG;
+			out[count++] = hp;
+		}
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	if (bad)
+		*bad = 0;
+	*n = count;
+	return 0;
+}
+
 int sky_parse_listen(const char *s, struct sockaddr_storage *out)
 {
 	char host[INET6_ADDRSTRLEN + 1];

@@ -45,6 +45,24 @@ int sky_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
  * does not fit in hostlen. */
 int sky_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port, uint16_t default_port);
 
+/* A comma-separated list of such addresses ("a:7443,[fd00::2]:7443,b"),
+ * as skyroot.controller= and skyagent --controller take it.  Every item is
+ * read by sky_parse_hostport (default_port when it names none); an item
+ * that names the same host (case-insensitively) and port as an earlier one
+ * is dropped, so the order is that of first appearance.  0 with *n (>= 1)
+ * entries in out; -EINVAL for an empty list, an empty item ("a,,b", a
+ * trailing comma) or a bad item; -E2BIG for more than max distinct items;
+ * -ENAMETOOLONG for an item longer than SKY_HOSTPORT_ITEM_MAX bytes.  *bad (may be NULL) is then the 1-based number of
+ * the item at fault.  out is written up to the failing item. */
+#define SKY_HOSTPORT_HOST_MAX 256
+#define SKY_HOSTPORT_ITEM_MAX 300
+struct sky_hostport {
+	char host[SKY_HOSTPORT_HOST_MAX]; /* IPv6 without brackets */
+	uint16_t port;
+};
+int sky_parse_hostport_list(const char *s, struct sky_hostport *out, size_t max, size_t *n, uint16_t default_port,
+			    size_t *bad);
+
 /* "ADDR:PORT" / "[V6]:PORT" with a numeric address into a sockaddr usable
  * by bind(2) and uv_tcp_bind.  PORT 0..65535 (0: the kernel picks one);
  * ":PORT" is every IPv4 address (0.0.0.0), "localhost:PORT" 127.0.0.1.

@@ -246,11 +246,41 @@ static void test_config_precedence(void **state)
 		fail_msg("expected the missing pin: %s", err);
 }
 
+/* Option 224 may name several controllers, comma separated: all of them,
+ * in order, duplicates once; an empty item or more than the bound is a bad
+ * value (not "too long", which is for the option's size). */
+static void test_list_values(void **state)
+{
+	(void)state;
+	struct sky_hostport l[AGENT_MAX_CONTROLLERS];
+	size_t n = 0;
+	const char *v = "10.77.0.2:7443,[fd00::2]:9000,ctl,10.77.0.2:7443";
+	const char *h = hex(v, strlen(v));
+
+	assert_int_equal(agent_dhcp_controllers(h, strlen(h), l, AGENT_MAX_CONTROLLERS, &n, 7443), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(l[0].host, "10.77.0.2");
+	assert_int_equal(l[0].port, 7443);
+	assert_string_equal(l[1].host, "fd00::2");
+	assert_int_equal(l[1].port, 9000);
+	assert_string_equal(l[2].host, "ctl");
+	assert_int_equal(l[2].port, 7443);
+	/* the single-controller reading is the first of them */
+	assert_reads(parse_str, v, "10.77.0.2", 7443);
+	v = "a,,b";
+	h = hex(v, strlen(v));
+	assert_int_equal(agent_dhcp_controllers(h, strlen(h), l, AGENT_MAX_CONTROLLERS, &n, 7443), -EINVAL);
+	v = "a,b,c";
+	h = hex(v, strlen(v));
+	assert_int_equal(agent_dhcp_controllers(h, strlen(h), l, 2, &n, 7443), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_values),
 		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_list_values),
 		cmocka_unit_test_teardown(test_file, teardown_files),
 		cmocka_unit_test_teardown(test_config_precedence, teardown_files),
 	};

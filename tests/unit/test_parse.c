@@ -618,6 +618,73 @@ static void test_name(void **state)
 	assert_false(sky_name_ok("-x", "img-"));
 }
 
+/* Lists of controllers: commas, brackets, ports, duplicates, empty
+ * items, too many. */
+static void test_hostport_list(void **state)
+{
+	(void)state;
+	struct sky_hostport l[4];
+	size_t n = 99, bad = 99;
+
+	assert_int_equal(sky_parse_hostport_list("a:7001,[fd00::2]:7002,b,[::1],10.0.0.1:1", l, 4, &n, 7443, &bad),
+			 -E2BIG);
+	assert_int_equal(bad, 5);
+	assert_int_equal(sky_parse_hostport_list("a:7001,[fd00::2]:7002,b,[::1]", l, 4, &n, 7443, &bad), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(bad, 0);
+	assert_string_equal(l[0].host, "a");
+	assert_int_equal(l[0].port, 7001);
+	assert_string_equal(l[1].host, "fd00::2");
+	assert_int_equal(l[1].port, 7002);
+	assert_string_equal(l[2].host, "b");
+	assert_int_equal(l[2].port, 7443);
+	assert_string_equal(l[3].host, "::1");
+	assert_int_equal(l[3].port, 7443);
+
+	/* One item is a list of one; a bare IPv6 address is one item. */
+	assert_int_equal(sky_parse_hostport_list("ctl.example.net", l, 4, &n, 7443, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(sky_parse_hostport_list("fe80::1%eth0", l, 4, &n, 7443, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(l[0].host, "fe80::1%eth0");
+
+	/* Duplicates (same host, any case, same port) count once, the first
+	 * place kept; the same host on another port is another controller. */
+	assert_int_equal(sky_parse_hostport_list("b,a:1,B:7443,a:2,a:1,b", l, 4, &n, 7443, NULL), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(l[0].host, "b");
+	assert_string_equal(l[1].host, "a");
+	assert_int_equal(l[1].port, 1);
+	assert_int_equal(l[2].port, 2);
+	/* ... so duplicates do not count against the bound. */
+	assert_int_equal(sky_parse_hostport_list("a,a,a,a,a,a,b,c,d,d", l, 4, &n, 7443, NULL), 0);
+	assert_int_equal(n, 4);
+
+	/* Empty items, bad items: refused, the item named. */
+	const struct {
+		const char *s;
+		size_t bad;
+	} refused[] = {
+		{"", 1}, {",", 1}, {"a,", 2}, {",a", 1}, {"a,,b", 2}, {"a, b", 2}, {"a:0,b", 1},
+		{"a,b:65536", 2}, {"a,[fd00::2,b", 2}, {"a,fd00::2]:7", 2}, {"a;b", 1}, {"a,b:", 2},
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		n = 99;
+		assert_int_equal(sky_parse_hostport_list(refused[i].s, l, 4, &n, 7443, &bad), -EINVAL);
+		assert_int_equal(bad, refused[i].bad);
+		assert_int_equal(n, 99);
+	}
+	/* No default port: every item needs one. */
+	assert_int_equal(sky_parse_hostport_list("a:1,b", l, 4, &n, 0, &bad), -EINVAL);
+	assert_int_equal(bad, 2);
+	/* An item longer than any address: refused before it is copied. */
+	char longer[SKY_HOSTPORT_ITEM_MAX + 10] = "a,";
+	memset(longer + 2, 'x', SKY_HOSTPORT_ITEM_MAX + 1);
+	longer[SKY_HOSTPORT_ITEM_MAX + 3] = '\0';
+	assert_int_equal(sky_parse_hostport_list(longer, l, 4, &n, 7443, &bad), -ENAMETOOLONG);
+	assert_int_equal(bad, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -630,6 +697,7 @@ int main(void)
 		cmocka_unit_test(test_uint),
 		cmocka_unit_test(test_hostport_accepted),
 		cmocka_unit_test(test_hostport_refused),
+		cmocka_unit_test(test_hostport_list),
 		cmocka_unit_test(test_listen),
 		cmocka_unit_test(test_pci),
 		cmocka_unit_test(test_hex),

@@ -10,6 +10,8 @@
  */
 #include "agent/srv.h"
 
+#include "agent/ctlset.h"
+
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -227,6 +229,57 @@ static void test_malformed(void **state)
 	assert_int_equal(pick(&m, host, 4, &port), -ENAMETOOLONG);
 }
 
+/* The whole list, in the order the board tries it: priority ascending,
+ * then weight descending, then the answer's order; a target named twice
+ * (same port) once; at most max, the worst left out. */
+static void test_list_order(void **state)
+{
+	(void)state;
+	struct msg m;
+	struct sky_hostport list[AGENT_MAX_CONTROLLERS];
+	size_t n = 0;
+
+	start(&m, 6);
+	srv(&m, 20, 5, 7001, "late.rack.test", 0);
+	srv(&m, 10, 1, 7002, "light.rack.test", 0);
+	srv(&m, 10, 50, 7003, "heavy.rack.test", 0);
+	srv(&m, 10, 1, 7004, "light2.rack.test", 0);
+	srv(&m, 5, 0, 7005, "first.rack.test", 0);
+	srv(&m, 10, 50, 7003, "HEAVY.rack.test", 0);
+	assert_int_equal(agent_srv_list(m.b, m.n, list, AGENT_MAX_CONTROLLERS, &n), 0);
+	assert_int_equal(n, 5);
+	const char *want[] = {"first.rack.test", "heavy.rack.test", "light.rack.test", "light2.rack.test",
+			      "late.rack.test"};
+	const unsigned ports[] = {7005, 7003, 7002, 7004, 7001};
+	for (size_t i = 0; i < 5; i++) {
+		assert_string_equal(list[i].host, want[i]);
+		assert_int_equal(list[i].port, ports[i]);
+	}
+	/* Bounded: the best two only. */
+	assert_int_equal(agent_srv_list(m.b, m.n, list, 2, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].host, "first.rack.test");
+	assert_string_equal(list[1].host, "heavy.rack.test");
+
+	/* More records than the list holds: the best AGENT_MAX_CONTROLLERS,
+	 * whatever the order they came in (the best last). */
+	start(&m, AGENT_MAX_CONTROLLERS + 4);
+	for (unsigned i = 0; i < AGENT_MAX_CONTROLLERS + 4; i++) {
+		char host[32];
+		snprintf(host, sizeof(host), "c%u.rack.test", i);
+		srv(&m, 100 - i, 0, 7000 + i, host, 0);
+	}
+	assert_int_equal(agent_srv_list(m.b, m.n, list, AGENT_MAX_CONTROLLERS, &n), 0);
+	assert_int_equal(n, AGENT_MAX_CONTROLLERS);
+	assert_string_equal(list[0].host, "c19.rack.test");
+	assert_string_equal(list[AGENT_MAX_CONTROLLERS - 1].host, "c4.rack.test");
+
+	/* No usable record. */
+	start(&m, 1);
+	srv(&m, 1, 1, 0, "zero.rack.test", 0);
+	assert_int_equal(agent_srv_list(m.b, m.n, list, AGENT_MAX_CONTROLLERS, &n), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -234,6 +287,7 @@ int main(void)
 		cmocka_unit_test(test_compressed_target),
 		cmocka_unit_test(test_skipped_records),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_list_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
