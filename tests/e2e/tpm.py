@@ -10,9 +10,14 @@ by default) against a real skyrootd on loopback.
            back online with the same id, its earlier certificate revoked;
            meanwhile a board whose TPM's EK certificate comes from another
            maker's CA is refused, with the reason on its console, in the
-           controller's log and nowhere a board for it.
+           controller's log and nowhere a board for it; with the UKI of the
+           second boot allowed (skyctl firmware allow --pcr11, the value
+           fwimage/build.sh computed), a third boot from a UKI with another
+           command line (so another PCR 11) is quarantined, gets no guest,
+           and is released when its firmware is allowed.
 
 usage: tpm.py CASE   (skips, exit 77, without OVMF or swtpm)"""
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e import BOOT_TIMEOUT, Board, e2e_fleet, ensure_firmware, no_ovmf, start_controller  # noqa: E402
-from fleetlib import ROOT, SKYROOTD, check, run_cases, wait_for  # noqa: E402
+from fleetlib import ROOT, SKYROOTD, check, run_cases, skyctl, wait_for  # noqa: E402
 
 TPM_SH = os.path.join(ROOT, "fwimage", "tpm.sh")
 
@@ -38,6 +43,18 @@ def maker_ca(f, name, board):
         for n in ("rootca.pem", "issuer.pem"):
             out.write(open(os.path.join(ca, n)).read())
     return ca, pem
+
+
+def board_of(f, bid):
+    return [b for b in f.boards_api() if b["id"] == bid][0]
+
+
+def allow(f, board, name):
+    """skyctl firmware allow the PCR 11 build.sh computed for board's UKI."""
+    pcr = open(os.path.join(board.dir, "BOOTX64.EFI.pcr11")).read().strip()
+    r = skyctl(f, "firmware", "allow", "--pcr11", pcr, "--name", name)
+    check(r.returncode == 0, f"firmware allow {name}: {r.stderr}")
+    return pcr
 
 
 def online(f):
@@ -71,16 +88,36 @@ def case_reboot(f):
           "the controller's log has the reason")
     b2.stop()
     # Power off; boot again with no token: the same board, by its TPM alone.
+    # Its UKI (this command line) is the fleet's allowed firmware: the PCR 11
+    # build.sh computed for it (board.sh builds it before power-on) must be
+    # what the board's stub measures, or the gate would hold the board.
     r = b1.stop()
     check(r.returncode == 0, f"board stop: {r.stderr}")
     wait_for(lambda: not online(f), 120, "the board offline after power-off")
     b1 = Board(f, "tpm1", cmdline=base, memory=1024, extra=["--tpm", "--tpm-ca", ca_good])
+    allow(f, b1, "fleet")
     wait_for(lambda: online(f) == [bid], BOOT_TIMEOUT, "the same board online again with no token")
     print(f"TPM board: power-on to online {first:.1f} s with a token, {time.time() - b1.t0:.1f} s by its TPM")
     check(len(f.boards_api()) == 1, f"one board, none for the refused TPM: {[b['id'] for b in f.boards_api()]}")
     check("enrolled again by its TPM" in f.ctl.text(), "the controller says how it came back")
-    t2 = [b for b in f.boards_api() if b["id"] == bid][0].get("tpm") or {}
+    t2 = board_of(f, bid).get("tpm") or {}
     check(t2.get("ek_sha256") == t.get("ek_sha256"), f"the same EK: {t2}")
+    # A UKI with another command line measures another PCR 11: the board
+    # comes back by its TPM but quarantined, gets no guest, and is released
+    # when its firmware is allowed.
+    b1.stop()
+    wait_for(lambda: not online(f), 120, "the board offline after power-off")
+    b1 = Board(f, "tpm1", cmdline=base + " skyroot.changed=1", memory=1024, extra=["--tpm", "--tpm-ca", ca_good])
+    q = wait_for(lambda: board_of(f, bid)["state"] == "quarantined" and board_of(f, bid), BOOT_TIMEOUT,
+                 "the board with a changed UKI quarantined")
+    why = (q.get("tpm") or {}).get("quarantined") or ""
+    check("matches no allowed firmware" in why, f"the reason is shown: {q.get('tpm')}")
+    r = skyctl(f, "image", "push", "-", "--name", "qk", "--kind", "kernel", input_bytes=b"k" * 4096)
+    check(r.returncode == 0, f"image push: {r.stderr}")
+    st, body = f.api("POST", "/v1/guests", {"name": "q1", "board": bid, "kernel": "qk", "memory_bytes": 1 << 27})
+    check(st == 409 and "quarantine" in json.dumps(body).lower(), f"no guest on a quarantined board: {st} {body}")
+    allow(f, b1, "changed")
+    wait_for(lambda: board_of(f, bid)["state"] == "online", 60, "the board released once its firmware is allowed")
     b1.stop()
     check(b1.scratch_unchanged(), "the scratch disk is untouched")
 
