@@ -59,7 +59,8 @@ static void t_bar(struct sv_pci_dev *d, unsigned bar, uint64_t off, uint8_t *dat
 		memset(data, 0xed, len);
 }
 
-static const struct sv_pci_dev_ops t_ops = { .bar_access = t_bar, .cfg_write = sv_vfio_cfg_written };
+static const struct sv_pci_dev_ops t_ops = { .bar_access = t_bar, .cfg_read = sv_vfio_cfg_read,
+					      .cfg_write = sv_vfio_cfg_written };
 
 /* An edu-like config space: 1234:11e8, class 00ff00, revision 0x10, INTA,
  * BAR0 32-bit memory, BAR2 64-bit prefetchable; capabilities MSI (64-bit,
@@ -143,6 +144,14 @@ static void test_ids_and_caps(void **state)
 	assert_int_equal(fake_cfg_read(&f, slot, cap, 1), SV_PCI_CAP_MSI);
 	assert_int_equal(fake_cfg_read(&f, slot, cap + 1, 1), 0);
 	assert_int_equal(fake_cfg_read(&f, slot, cap + 2, 2), 0x0080);
+	/* the INTx status bit is the device's own */
+	assert_int_equal(fake_cfg_read(&f, slot, SV_PCI_STATUS, 2) & SV_PCI_STATUS_INTX, 0);
+	{
+		uint8_t st = SV_PCI_STATUS_CAPS | SV_PCI_STATUS_INTX;
+		assert_int_equal(pwrite(t.v.fd, &st, 1, (off_t)(CFG_OFF + SV_PCI_STATUS)), 1);
+	}
+	assert_int_equal(fake_cfg_read(&f, slot, SV_PCI_STATUS, 2) & SV_PCI_STATUS_INTX, SV_PCI_STATUS_INTX);
+	assert_int_equal(fake_cfg_read(&f, slot, SV_PCI_COMMAND, 4) >> 16 & SV_PCI_STATUS_INTX, SV_PCI_STATUS_INTX);
 	fake_fini(&f);
 	close(t.v.fd);
 }

@@ -65,6 +65,8 @@ struct sv_vfio_dev {
  * from v->fd at v->cfg_off) and v->reg[] sizes, with ops as its device
  * operations (vfio_pci.c's, or a test's).  0 or -errno. */
 int sv_vfio_cfg_build(struct sv_vfio_dev *v, const struct sv_pci_dev_ops *ops, char *err, size_t errlen);
+/* Its cfg_read hook: the status register's INTx bit read from the device. */
+void sv_vfio_cfg_read(struct sv_pci_dev *d, uint32_t off, uint8_t *data, uint32_t len);
 /* The emulated config space's cfg_write hook: the command register written
  * through to the device, MSI enable and message changes to msi_set. */
 void sv_vfio_cfg_written(struct sv_pci_dev *d, uint32_t off, const uint8_t *data, uint32_t len);

@@ -128,6 +128,18 @@ static void msi_read(const struct sv_vfio_dev *v, bool *on, uint64_t *addr, uint
 	*data = sv_get16(c + (v->msi_64 ? 12 : 8));
 }
 
+void sv_vfio_cfg_read(struct sv_pci_dev *d, uint32_t off, uint8_t *data, uint32_t len)
+{
+	struct sv_vfio_dev *v = (struct sv_vfio_dev *)d;
+	uint8_t st;
+
+	/* the INTx status bit is the device's: a driver sharing the line
+	 * (uio_pci_generic, pci_check_and_mask_intx) asks it whose it is */
+	if (off <= SV_PCI_STATUS && off + len > SV_PCI_STATUS && d->cfg[SV_PCI_INT_PIN] &&
+	    pread(v->fd, &st, 1, (off_t)(v->cfg_off + SV_PCI_STATUS)) == 1 && (st & SV_PCI_STATUS_INTX))
+		data[SV_PCI_STATUS - off] |= SV_PCI_STATUS_INTX;
+}
+
 void sv_vfio_cfg_written(struct sv_pci_dev *d, uint32_t off, const uint8_t *data, uint32_t len)
 {
 	struct sv_vfio_dev *v = (struct sv_vfio_dev *)d;

@@ -291,6 +291,7 @@ static void dev_destroy(struct sv_pci_dev *d)
 static const struct sv_pci_dev_ops vfio_ops = {
 	.bar_access = bar_trap,
 	.bar_map = bar_map,
+	.cfg_read = sv_vfio_cfg_read,
 	.cfg_write = sv_vfio_cfg_written,
 	.destroy = dev_destroy,
 };
