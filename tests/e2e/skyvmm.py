@@ -24,9 +24,11 @@ demo guest (tests/e2e/guest.sh) and a script init runs in place of the agent
   4. runs skyvmm --seccomp-selftest: a forbidden call under the filter
      must kill it by SIGSYS (status 159);
   5. binds the board's edu device (1234:11e8) to vfio-pci and runs the
-     guest with --vfio: it must read edu's id register (0x010000ED) through
-     BAR0 and take edu's interrupt (INTx; uio_pci_generic's event count),
-     under the seccomp filter, power off cleanly, and the device goes back.
+     guest with --vfio, jailed (--jail-uid/--jail-gid 65534): it must read
+     edu's id register (0x010000ED) through BAR0 and take edu's interrupt
+     (INTx; uio_pci_generic's event count), with skyvmm under the seccomp
+     filter, as uid/gid 65534 in /proc/PID/status, its /proc/PID/root
+     empty; power off cleanly; and the device goes back.
 and prints what happened.  The test checks: the guest's marker
 (SKYROOT-GUEST-UP) and both vCPUs up ("smp: Brought up 1 node, 2 CPUs"),
 the power-off through the button with exit 0 and "skyvmm: guest-shutdown",
@@ -121,11 +123,12 @@ if [ -n "$EDU" ]; then
 	echo $EDU >/sys/bus/pci/drivers_probe
 	drv=$(readlink /sys/bus/pci/devices/$EDU/driver)
 	echo "SKYVMM-E2E: edu $EDU group $(basename "$(readlink /sys/bus/pci/devices/$EDU/iommu_group)") driver ${drv##*/}"
-	( sh -c "echo \$\$ >/tmp/svpid5; exec $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 1 --console-fd 1 --vfio $EDU --cmdline 'console=ttyS0 panic=-1 skyroot.edu-irq=1' 3<$T/vmlinuz 4<$T/initrd.img" 2>/tmp/sv5.err
+	( sh -c "echo \$\$ >/tmp/svpid5; exec $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 1 --console-fd 1 --vfio $EDU --jail-uid 65534 --jail-gid 65534 --cmdline 'console=ttyS0 panic=-1 skyroot.edu-irq=1' 3<$T/vmlinuz 4<$T/initrd.img" 2>/tmp/sv5.err
 	  echo $? >/tmp/sv5.st ) | while IFS= read -r l; do
 		echo "guest5| $l"
 		case "$l" in
-		SKYROOT-GUEST-UP*) echo "SKYVMM-E2E: sandbox5 $(grep -E '^(Seccomp|NoNewPrivs):' /proc/$(cat /tmp/svpid5)/status | tr -s '\t\n' '  ')" ;;
+		SKYROOT-GUEST-UP*) echo "SKYVMM-E2E: sandbox5 $(grep -E '^(Seccomp|NoNewPrivs|Uid|Gid):' /proc/$(cat /tmp/svpid5)/status | tr -s '\t\n' '  ')"
+			echo "SKYVMM-E2E: root5 [$(ls -A /proc/$(cat /tmp/svpid5)/root | tr '\n' ' ')]" ;;
 		*SKYROOT-GUEST-PCI-DONE*) kill -TERM "$(cat /tmp/svpid5)" ;;
 		esac
 	done
@@ -317,6 +320,10 @@ def case_guest(f):
           f"edu's interrupt reached the guest's handler (INTx, uio_pci_generic) ({irq})")
     s5 = line_with(out, "SKYVMM-E2E: sandbox5")
     check("Seccomp: 2" in s5, f"skyvmm with a passed-through device runs under its filter ({s5})")
+    check("Uid: 65534 65534 65534 65534" in s5 and "Gid: 65534 65534 65534 65534" in s5,
+          f"and jailed as the unprivileged user it was given ({s5})")
+    root5 = line_with(out, "SKYVMM-E2E: root5")
+    check(root5 == "SKYVMM-E2E: root5 []", f"its root is an empty directory ({root5})")
     r5 = line_with(out, "SKYVMM-E2E: run5")
     check(r5.endswith("status 0 last: skyvmm: guest-shutdown"), f"the edu guest powered off cleanly ({r5})")
     check(line_with(out, "SKYVMM-E2E: edu given back") == "SKYVMM-E2E: edu given back, driver ",
