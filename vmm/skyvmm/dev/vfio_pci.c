@@ -189,21 +189,25 @@ static int bar_map(struct sv_pci_dev *d, unsigned bar, uint64_t addr, bool on)
 
 static int set_irqs(struct sv_vfio_dev *v, uint32_t index, uint32_t action, int fd)
 {
-	struct {
-		struct vfio_irq_set s;
-		int32_t fd;
-	} q = { .s = { .argsz = sizeof(q), .index = index, .start = 0 } };
+	/* the header and one eventfd (its data[]), in one aligned buffer */
+	_Alignas(struct vfio_irq_set) uint8_t buf[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
+	struct vfio_irq_set *q = (struct vfio_irq_set *)buf;
+	int32_t efd = fd;
 
+	memset(buf, 0, sizeof(buf));
+	q->index = index;
+	q->start = 0;
 	if (fd >= 0) {
-		q.s.flags = VFIO_IRQ_SET_DATA_EVENTFD | action;
-		q.s.count = 1;
-		q.fd = fd;
+		q->argsz = sizeof(buf);
+		q->flags = VFIO_IRQ_SET_DATA_EVENTFD | action;
+		q->count = 1;
+		memcpy(q->data, &efd, sizeof(efd));
 	} else {
-		q.s.argsz = sizeof(q.s);
-		q.s.flags = VFIO_IRQ_SET_DATA_NONE | action;
-		q.s.count = 0;
+		q->argsz = sizeof(*q);
+		q->flags = VFIO_IRQ_SET_DATA_NONE | action;
+		q->count = 0;
 	}
-	return ioctl(v->fd, VFIO_DEVICE_SET_IRQS, &q) < 0 ? -errno : 0;
+	return ioctl(v->fd, VFIO_DEVICE_SET_IRQS, q) < 0 ? -errno : 0;
 }
 
 /* INTx: the device's line raises intx_fd, which KVM turns into the level of
