@@ -400,6 +400,10 @@ int sv_vfio_add(struct sv_pci *p, int vm_fd, const char *bdf, char *err, size_t 
 		goto fail;
 	}
 	vf.ndevs++;
+	/* sv_pci_add turned decoding on, as the guest finds it: the device's
+	 * own command register says the same (vfio-pci faults BAR mappings of a
+	 * device whose memory decoding is off) */
+	sv_vfio_cfg_written(&v->pci, SV_PCI_COMMAND, v->pci.cfg + SV_PCI_COMMAND, 2);
 	if (v->intx_fd >= 0 && (r = intx_on(v)) < 0) {
 		/* on the bus already: sv_pci_fini frees it */
 		snprintf(err, errlen, "vfio %s: its INTx: %s", bdf, strerror(-r));
