@@ -313,10 +313,12 @@ def case_guest(f):
     for l in out.splitlines():
         if l.startswith("guest5| SKYROOT-GUEST-EDU") or l.startswith("guest5| SKYROOT-GUEST-PCI "):
             print(l)
-    check("guest5| SKYROOT-GUEST-EDU present" in out and "id=0x010000ED" in line_with(out, "guest5| SKYROOT-GUEST-EDU present"),
-          "the guest under skyvmm reads edu's id register (0x010000ED) through its BAR0")
+    present = line_with(out, "guest5| SKYROOT-GUEST-EDU present")
+    check("id=0x010000ED" in present,
+          f"the guest under skyvmm reads edu's id register (0x010000ED) through its BAR0 ({present})")
     irq = line_with(out, "guest5| SKYROOT-GUEST-EDU-IRQ")
-    check(irq.startswith("guest5| SKYROOT-GUEST-EDU-IRQ events=") and not irq.startswith("guest5| SKYROOT-GUEST-EDU-IRQ events=0"),
+    events = irq.split("events=", 1)[1].split()[0] if "events=" in irq else ""
+    check(events.isdigit() and int(events) >= 1,
           f"edu's interrupt reached the guest's handler (INTx, uio_pci_generic) ({irq})")
     s5 = line_with(out, "SKYVMM-E2E: sandbox5")
     check("Seccomp: 2" in s5, f"skyvmm with a passed-through device runs under its filter ({s5})")
