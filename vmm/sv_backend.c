@@ -78,10 +78,9 @@ int sv_spec_check(const struct vmm_guest_spec *spec, struct vmm_error *err)
 		return vmm_err(err, -ENOTSUP,
 			       "guest %s: the skyvmm backend serves raw disk images only: convert it "
 			       "(qemu-img convert -O raw) or use the qemu backend", spec->name);
-	if (spec->npci > 0)
-		return vmm_err(err, -ENOTSUP,
-			       "guest %s: the skyvmm backend does not pass PCI devices through yet: "
-			       "use the qemu backend for a guest with devices", spec->name);
+	if (spec->npci > SV_VFIO_MAX)
+		return vmm_err(err, -E2BIG, "guest %s: %zu PCI devices: the skyvmm backend passes at most %u through",
+			       spec->name, spec->npci, SV_VFIO_MAX);
 	if (spec->nnics > VMM_NICS_MAX)
 		return vmm_err(err, -E2BIG, "guest %s: %zu NICs: the skyvmm backend takes at most %u",
 			       spec->name, spec->nnics, VMM_NICS_MAX);
@@ -140,6 +139,19 @@ int sv_build_argv(const char *bin, const struct vmm_guest_spec *spec, struct vmm
 		ADD("%d", SV_FD_NIC0 + (int)i);
 		ADD("--mac");
 		ADD("%s", canon);
+	}
+	/* each PCI device passed through (claimed on vfio-pci by vmm.c) */
+	for (size_t i = 0; i < spec->npci; i++) {
+		char bdf[SKY_PCI_ADDR_LEN];
+
+		if (i >= SV_VFIO_MAX || !spec->pci || !spec->pci[i] ||
+		    sky_parse_pci(spec->pci[i], bdf, sizeof(bdf)) < 0) {
+			r = vmm_err(err, -EINVAL, "PCI device %zu: not a PCI address (or more than %u)", i,
+				    SV_VFIO_MAX);
+			goto fail;
+		}
+		ADD("--vfio");
+		ADD("%s", bdf);
 	}
 #undef ADD
 	*out = a;

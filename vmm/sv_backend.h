@@ -22,6 +22,8 @@
 /* The firmware's place for it (fwimage/build.sh), tried after the
  * build's own libexec path (SKY_SKYVMM_PATH, from meson). */
 #define SV_FIRMWARE_PATH "/usr/libexec/skyroot/skyvmm"
+/* PCI devices passed through at most (skyvmm's --vfio) */
+#define SV_VFIO_MAX 4
 
 /* skyvmm's exit statuses (vmm/skyvmm/README.md). */
 #define SV_EXIT_SHUTDOWN 0

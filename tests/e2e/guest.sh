@@ -7,6 +7,10 @@
 #   SKYROOT-GUEST-EDU present at <addr> id=<register 0>  when the edu device
 #                    (1234:11e8) was passed through: its identification
 #                    register, read through the IOMMU (0x010000ED)
+#   SKYROOT-GUEST-EDU-IRQ events=<n>                     with skyroot.edu-irq=1 on the
+#                    command line: edu's "raise interrupt" register written
+#                    (INTx, 0x60), uio_pci_generic bound to edu, and the
+#                    number of interrupts its handler took (uio's event count)
 #   SKYROOT-GUEST-PCI-DONE                              after the last of those
 #   SKYROOT-MARKER <word>                               for skyroot.marker=<word>
 # and powers off on the ACPI power button (busybox acpid).
@@ -55,7 +59,8 @@ done
 # order from the kernel's modules.dep
 netmods=$(python3 "$here/../../fwimage/moddeps.py" --dep "$moddir/modules.dep" --builtin "$moddir/modules.builtin" \
 	--names virtio_pci virtio_net | tr '\n' ' ')
-for m in button evdev $netmods; do
+# uio and uio_pci_generic: the edu interrupt check (skyroot.edu-irq=1)
+for m in button evdev $netmods uio uio_pci_generic; do
 	f=$(find "$moddir" -name "$m.ko" -o -name "$m.ko.xz" | head -n1)
 	[ -n "$f" ] || continue
 	case "$f" in
@@ -119,6 +124,22 @@ for d in /sys/bus/pci/devices/*; do
 		echo 1 >$d/enable 2>/dev/null
 		bar=$(head -n1 $d/resource | cut -d' ' -f1)
 		echo "SKYROOT-GUEST-EDU present at ${d##*/} id=$(devmem $bar 32 2>/dev/null)"
+		if grep -qw skyroot.edu-irq=1 /proc/cmdline; then
+			# raise edu's interrupt (level INTx, until acknowledged), then
+			# bind uio_pci_generic: its handler claims the pending line
+			devmem $((bar + 0x60)) 32 1
+			for m in uio uio_pci_generic; do [ -e /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null; done
+			echo "1234 11e8" >/sys/bus/pci/drivers/uio_pci_generic/new_id 2>/dev/null
+			n=0 i=0
+			while [ $i -lt 50 ]; do
+				n=$(cat $d/uio/uio*/event 2>/dev/null || echo 0)
+				[ "$n" -gt 0 ] && break
+				sleep 0.1
+				i=$((i + 1))
+			done
+			echo "SKYROOT-GUEST-EDU-IRQ events=$n status=$(devmem $((bar + 0x24)) 32 2>/dev/null)"
+			grep -i uio /proc/interrupts
+		fi
 	fi
 done
 echo "SKYROOT-GUEST-PCI-DONE"

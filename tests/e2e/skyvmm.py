@@ -22,7 +22,13 @@ demo guest (tests/e2e/guest.sh) and a script init runs in place of the agent
      reboots (panic=-1);
   3. gives skyvmm the initramfs as its kernel;
   4. runs skyvmm --seccomp-selftest: a forbidden call under the filter
-     must kill it by SIGSYS (status 159).
+     must kill it by SIGSYS (status 159);
+  5. binds the board's edu device (1234:11e8) to vfio-pci and runs the
+     guest with --vfio, jailed (--jail-uid/--jail-gid 65534): it must read
+     edu's id register (0x010000ED) through BAR0 and take edu's interrupt
+     (INTx; uio_pci_generic's event count), with skyvmm under the seccomp
+     filter, as uid/gid 65534 in /proc/PID/status, its /proc/PID/root
+     empty; power off cleanly; and the device goes back.
 and prints what happened.  The test checks: the guest's marker
 (SKYROOT-GUEST-UP) and both vCPUs up ("smp: Brought up 1 node, 2 CPUs"),
 the power-off through the button with exit 0 and "skyvmm: guest-shutdown",
@@ -104,6 +110,37 @@ echo "SKYVMM-E2E: run3 status $? last: $(tail -n1 /tmp/sv3.err)"
 # the filter kills a forbidden call: status 128 + 31 (SIGSYS)
 $SV --seccomp-selftest 2>/tmp/sv4.err
 echo "SKYVMM-E2E: run4 status $? said: $(grep -o 'now openat' /tmp/sv4.err)"
+# 5. the board's edu device (1234:11e8) passed through: bound to vfio-pci
+# as libskyvmm's claim does it (driver_override, drivers_probe), a guest
+# with --vfio reads its id register and takes an interrupt from it (INTx
+# through uio_pci_generic: skyroot.edu-irq=1), then the device is given back
+EDU=""
+for d in /sys/bus/pci/devices/*; do
+	[ "$(cat $d/vendor):$(cat $d/device)" = "0x1234:0x11e8" ] && EDU=${d##*/}
+done
+if [ -n "$EDU" ]; then
+	echo vfio-pci >/sys/bus/pci/devices/$EDU/driver_override
+	echo $EDU >/sys/bus/pci/drivers_probe
+	drv=$(readlink /sys/bus/pci/devices/$EDU/driver)
+	echo "SKYVMM-E2E: edu $EDU group $(basename "$(readlink /sys/bus/pci/devices/$EDU/iommu_group)") driver ${drv##*/}"
+	( sh -c "echo \$\$ >/tmp/svpid5; exec $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 1 --console-fd 1 --vfio $EDU --jail-uid 65534 --jail-gid 65534 --cmdline 'console=ttyS0 panic=-1 skyroot.edu-irq=1' 3<$T/vmlinuz 4<$T/initrd.img" 2>/tmp/sv5.err
+	  echo $? >/tmp/sv5.st ) | while IFS= read -r l; do
+		echo "guest5| $l"
+		case "$l" in
+		SKYROOT-GUEST-UP*) echo "SKYVMM-E2E: sandbox5 $(grep -E '^(Seccomp|NoNewPrivs|Uid|Gid):' /proc/$(cat /tmp/svpid5)/status | tr -s '\t\n' '  ')"
+			echo "SKYVMM-E2E: root5 [$(ls -A /proc/$(cat /tmp/svpid5)/root | tr '\n' ' ')]" ;;
+		*SKYROOT-GUEST-PCI-DONE*) kill -TERM "$(cat /tmp/svpid5)" ;;
+		esac
+	done
+	echo "SKYVMM-E2E: run5 status $(cat /tmp/sv5.st) last: $(tail -n1 /tmp/sv5.err)"
+	grep -v "^skyvmm: guest-shutdown" /tmp/sv5.err | sed 's/^/SKYVMM-E2E: run5 stderr: /' | tail -n 5
+	echo $EDU >/sys/bus/pci/devices/$EDU/driver/unbind
+	echo >/sys/bus/pci/devices/$EDU/driver_override
+	drv=$(readlink /sys/bus/pci/devices/$EDU/driver)
+	echo "SKYVMM-E2E: edu given back, driver ${drv##*/}"
+else
+	echo "SKYVMM-E2E: edu none"
+fi
 echo "SKYVMM-E2E: done"
 exec sleep 100000
 """
@@ -271,6 +308,28 @@ def case_guest(f):
     r4 = line_with(out, "SKYVMM-E2E: run4")
     check(r4.endswith("run4 status 159 said: now openat"),
           f"a forbidden call under the filter: killed by SIGSYS, 128 + 31 ({r4})")
+    edu = line_with(out, "SKYVMM-E2E: edu ")
+    check(edu.endswith("driver vfio-pci"), f"the board's edu device is on vfio-pci for the guest ({edu})")
+    for l in out.splitlines():
+        if l.startswith("guest5| SKYROOT-GUEST-EDU") or l.startswith("guest5| SKYROOT-GUEST-PCI "):
+            print(l)
+    present = line_with(out, "guest5| SKYROOT-GUEST-EDU present")
+    check("id=0x010000ED" in present,
+          f"the guest under skyvmm reads edu's id register (0x010000ED) through its BAR0 ({present})")
+    irq = line_with(out, "guest5| SKYROOT-GUEST-EDU-IRQ")
+    events = irq.split("events=", 1)[1].split()[0] if "events=" in irq else ""
+    check(events.isdigit() and int(events) >= 1,
+          f"edu's interrupt reached the guest's handler (INTx, uio_pci_generic) ({irq})")
+    s5 = line_with(out, "SKYVMM-E2E: sandbox5")
+    check("Seccomp: 2" in s5, f"skyvmm with a passed-through device runs under its filter ({s5})")
+    check("Uid: 65534 65534 65534 65534" in s5 and "Gid: 65534 65534 65534 65534" in s5,
+          f"and jailed as the unprivileged user it was given ({s5})")
+    root5 = line_with(out, "SKYVMM-E2E: root5")
+    check(root5 == "SKYVMM-E2E: root5 []", f"its root is an empty directory ({root5})")
+    r5 = line_with(out, "SKYVMM-E2E: run5")
+    check(r5.endswith("status 0 last: skyvmm: guest-shutdown"), f"the edu guest powered off cleanly ({r5})")
+    check(line_with(out, "SKYVMM-E2E: edu given back") == "SKYVMM-E2E: edu given back, driver ",
+          "edu unbound from vfio-pci afterwards")
     try:
         t_start = float(line_with(out, "SKYVMM-E2E: start").split()[2])
         t_first = float(line_with(out, "SKYVMM-E2E: first console line").split()[-1])

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <linux/vfio.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -29,6 +30,8 @@
 
 #include "vmm/skyvmm/sandbox.h"
 
+static bool passthrough; /* the filter with VFIO passthrough's calls */
+
 /* Run fn in a child under the filter; its wait status. */
 static int under_filter(void (*fn)(void))
 {
@@ -38,7 +41,8 @@ static int under_filter(void (*fn)(void))
 
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		if (sv_seccomp_install(err, sizeof(err)) < 0) {
+		if ((passthrough ? sv_seccomp_install_for(true, err, sizeof(err))
+				 : sv_seccomp_install(err, sizeof(err))) < 0) {
 			dprintf(2, "%s\n", err);
 			_exit(100);
 		}
@@ -157,6 +161,60 @@ static void do_sigaction_other(void)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
+/* VFIO passthrough's calls at run time */
+static void do_pwrite(void)
+{
+	char c = 0;
+	ssize_t r = pwrite(-1, &c, 1, 0);
+	if (r != -1 || errno != EBADF)
+		_exit(1);
+}
+
+static void do_memslot(void)
+{
+	if (ioctl(-1, KVM_SET_USER_MEMORY_REGION, 0) != -1 || errno != EBADF)
+		_exit(1);
+}
+
+static void do_set_irqs(void)
+{
+	if (ioctl(-1, VFIO_DEVICE_SET_IRQS, 0) != -1 || errno != EBADF)
+		_exit(1);
+}
+
+static void test_passthrough(void **state)
+{
+	static const struct {
+		const char *what;
+		void (*fn)(void);
+	} cases[] = {
+		{ "pwrite64", do_pwrite },
+		{ "ioctl KVM_SET_USER_MEMORY_REGION", do_memslot },
+		{ "ioctl VFIO_DEVICE_SET_IRQS", do_set_irqs },
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int ws;
+		/* without a passed-through device: killed */
+		passthrough = false;
+		assert_sigsys(under_filter(cases[i].fn));
+		/* with one: allowed */
+		passthrough = true;
+		ws = under_filter(cases[i].fn);
+		passthrough = false;
+		if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+			fail_msg("%s under the passthrough filter: %s %d", cases[i].what,
+				 WIFSIGNALED(ws) ? "killed by signal" : "exit",
+				 WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws));
+	}
+	/* and the rest of the list still holds with it */
+	passthrough = true;
+	assert_sigsys(under_filter(do_openat));
+	assert_sigsys(under_filter(do_other_ioctl));
+	passthrough = false;
+}
+
 static void test_allowed(void **state)
 {
 	int ws;
@@ -222,6 +280,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_allowed),
+		cmocka_unit_test(test_passthrough),
 		cmocka_unit_test(test_forbidden),
 		cmocka_unit_test(test_selftest),
 	};

@@ -408,18 +408,24 @@ static void test_refusals(void **state)
 	s.disk_format = VMM_DISK_QCOW2;
 	assert_int_equal(vmm_guest_create(be, &cfg, &s, &g, &err), -ENOTSUP);
 	assert_non_null(strstr(err.msg, "raw disk images only"));
-	/* PCI passthrough: refused before any device is claimed (no sysfs
-	 * write, no lookup of the device in this empty sysfs) */
+	/* PCI passthrough: more devices than skyvmm's --vfio takes are refused
+	 * before any is claimed; one device goes on to the claim, which finds
+	 * no such device in this empty sysfs (no sysfs write either way) */
 	{
-		static const char *const pci[] = { "0000:01:00.0" };
+		static const char *const pci[] = { "0000:01:00.0", "0000:02:00.0", "0000:03:00.0", "0000:04:00.0",
+						   "0000:05:00.0" };
 		struct vmm_root root = { .sysfs = "/nonexistent/sys", .devfs = "/dev", .write_attr = no_write };
 		struct vmm_config pcfg = cfg;
 		pcfg.root = &root;
 		spec_init(&s, fd, "pci");
 		s.pci = pci;
+		s.npci = 5;
+		assert_int_equal(vmm_guest_create(be, &pcfg, &s, &g, &err), -E2BIG);
+		assert_non_null(strstr(err.msg, "passes at most 4 through"));
 		s.npci = 1;
-		assert_int_equal(vmm_guest_create(be, &pcfg, &s, &g, &err), -ENOTSUP);
-		assert_non_null(strstr(err.msg, "does not pass PCI devices through"));
+		assert_int_equal(vmm_guest_create(be, &pcfg, &s, &g, &err), -ENODEV);
+		assert_null(strstr(err.msg, "skyvmm backend"));
+		assert_null(g);
 	}
 	spec_init(&s, fd, "nobin");
 	bad.skyvmm_path = "/nonexistent/skyvmm";

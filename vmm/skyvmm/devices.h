@@ -8,6 +8,7 @@
 #define SKY_SKYVMM_DEVICES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vmm/skyvmm/sv.h"
@@ -19,6 +20,9 @@ __attribute__((weak)) int sv_pci_init(struct sv_pci **out, struct sv_bus *bus, s
 				      const struct sv_irq_ops *irq);
 __attribute__((weak)) int sv_virtio_blk_add(struct sv_pci *pci, int fd, bool read_only);
 __attribute__((weak)) int sv_virtio_net_add(struct sv_pci *pci, int tap_fd, const uint8_t mac[6]);
+/* a host PCI device on vfio-pci passed through (dev/vfio.h): the slot, or
+ * -errno with why in err */
+__attribute__((weak)) int sv_vfio_add(struct sv_pci *pci, int vm_fd, const char *bdf, char *err, size_t errlen);
 __attribute__((weak)) void sv_pci_fini(struct sv_pci *pci);
 
 #endif

@@ -19,6 +19,7 @@
 #include "common/parse.h"
 #include "vmm/skyvmm/boot.h"
 #include "vmm/skyvmm/devices.h"
+#include "vmm/skyvmm/jail.h"
 #include "vmm/skyvmm/kvm.h"
 #include "vmm/skyvmm/power.h"
 #include "vmm/skyvmm/sandbox.h"
@@ -34,12 +35,16 @@
 #define DEFAULT_CMDLINE "console=ttyS0 panic=-1"
 #define DRAIN_MS 2000
 #define NICS_MAX 8 /* --tap-fd, each a virtio-net device */
+#define VFIO_MAX 4 /* --vfio, each a passed-through PCI device */
 
 struct opts {
 	int kernel_fd, initrd_fd, console_fd, disk_fd;
 	int tap_fd[NICS_MAX];
 	unsigned ntaps;
+	char vfio[VFIO_MAX][SKY_PCI_ADDR_LEN];
+	unsigned nvfio;
 	bool disk_ro, no_seccomp;
+	long jail_uid, jail_gid; /* -1: no jail */
 	bool have_mac[NICS_MAX];
 	uint8_t mac[NICS_MAX][6];
 	const char *cmdline;
@@ -75,6 +80,11 @@ static const char usage_text[] =
 	"                    IFF_VNET_HDR or not); repeat for more NICs, up to 8\n"
 	"  --mac MAC         the MAC of the NIC of the --tap-fd before it, e.g.\n"
 	"                    52:54:00:12:34:56 (default: 52:54:00:12:34:5N, N its index)\n"
+	"  --vfio BDF        pass host PCI device BDF (e.g. 0000:00:04.0, bound to\n"
+	"                    vfio-pci, its IOMMU group viable) through; up to 4\n"
+	"  --jail-uid UID    once set up, chroot into an empty tmpfs (a mount namespace\n"
+	"  --jail-gid GID    of its own) and run as UID:GID (not 0; both or neither;\n"
+	"                    needs root)\n"
 	"  --no-seccomp      run without the seccomp sandbox (debugging only: to find\n"
 	"                    a system call the allow-list lacks)\n"
 	"  -h, --help        this text\n"
@@ -131,6 +141,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "tap-fd", required_argument, NULL, 'T' },
 		{ "mac", required_argument, NULL, 'M' },
 		{ "no-seccomp", no_argument, NULL, 'S' },
+		{ "vfio", required_argument, NULL, 'V' },
+		{ "jail-uid", required_argument, NULL, 'u' },
+		{ "jail-gid", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -138,7 +151,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	int c, r;
 
 	*o = (struct opts){ .kernel_fd = -1, .initrd_fd = -1, .console_fd = -1, .disk_fd = -1,
-			    .cmdline = DEFAULT_CMDLINE };
+			    .cmdline = DEFAULT_CMDLINE,
+			    .jail_uid = -1, .jail_gid = -1 };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		r = 0;
@@ -161,6 +175,23 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			r = parse_fd("--tap-fd", optarg, &o->tap_fd[o->ntaps]);
 			if (r == 0)
 				o->ntaps++;
+			break;
+		case 'V':
+			if (o->nvfio == VFIO_MAX)
+				return usage_error("--vfio %s: at most %d devices", optarg, VFIO_MAX);
+			if (sky_parse_pci(optarg, o->vfio[o->nvfio], sizeof(o->vfio[0])) < 0)
+				return usage_error("--vfio %s: give a PCI address such as 0000:00:04.0", optarg);
+			for (unsigned i = 0; i < o->nvfio; i++)
+				if (strcmp(o->vfio[i], o->vfio[o->nvfio]) == 0)
+					return usage_error("--vfio %s: given twice", optarg);
+			o->nvfio++;
+			break;
+		case 'u':
+		case 'g':
+			if (sky_parse_uint(optarg, 1, 0xfffffffeu, &v) < 0)
+				return usage_error("--jail-%s %s: give a number from 1 (not root)", c == 'u' ? "uid" : "gid",
+						   optarg);
+			*(c == 'u' ? &o->jail_uid : &o->jail_gid) = (long)v;
 			break;
 		case 'S':
 			o->no_seccomp = true;
@@ -214,6 +245,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		return usage_error("--cpus is required");
 	if (o->disk_ro && o->disk_fd < 0)
 		return usage_error("--disk-ro without --disk-fd");
+	if ((o->jail_uid < 0) != (o->jail_gid < 0))
+		return usage_error("--jail-uid and --jail-gid go together");
+	if (o->nvfio && (!sv_pci_init || !sv_vfio_add))
+		return usage_error("--vfio: PCI passthrough is not built into this skyvmm");
 	if ((o->disk_fd >= 0 || o->ntaps) && !sv_pci_init)
 		return usage_error("%s: PCI and virtio devices are not built into this skyvmm",
 				   o->disk_fd >= 0 ? "--disk-fd" : "--tap-fd");
@@ -299,6 +334,9 @@ static int add_devices(struct skyvmm *s, const struct opts *o, char *err, size_t
 			return r;
 		}
 	}
+	for (unsigned i = 0; i < o->nvfio; i++)
+		if ((r = sv_vfio_add(s->pci, s->vm.vm_fd, o->vfio[i], err, errlen)) < 0)
+			return r;
 	return 0;
 }
 
@@ -430,8 +468,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "skyvmm: error: %s\n", err);
 		return EXIT_ERROR;
 	}
-	/* setup is over: from here on only the run loop's system calls */
-	if (!o.no_seccomp && sv_seccomp_install(err, sizeof(err)) < 0) {
+	/* setup is over: no files from here on, and no root */
+	if (o.jail_uid >= 0 && sv_jail((uid_t)o.jail_uid, (gid_t)o.jail_gid, err, sizeof(err)) < 0) {
+		fprintf(stderr, "skyvmm: error: %s\n", err);
+		return EXIT_ERROR;
+	}
+	/* from here on only the run loop's system calls */
+	if (!o.no_seccomp && sv_seccomp_install_for(o.nvfio > 0, err, sizeof(err)) < 0) {
 		fprintf(stderr, "skyvmm: error: %s\n", err);
 		return EXIT_ERROR;
 	}

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <linux/vfio.h>
 #include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -92,7 +93,17 @@ unsigned sv_seccomp_allowed_count(void)
 	return (unsigned)(sizeof(plain) / sizeof(plain[0])) + 7;
 }
 
+/* VFIO passthrough's, when there is a passed-through device. */
+static const unsigned long vfio_ioctls[] = {
+	KVM_SET_USER_MEMORY_REGION, VFIO_DEVICE_SET_IRQS,
+};
+
 int sv_seccomp_install(char *err, size_t errlen)
+{
+	return sv_seccomp_install_for(false, err, errlen);
+}
+
+int sv_seccomp_install_for(bool passthrough, char *err, size_t errlen)
 {
 	scmp_filter_ctx f = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	int r = 0;
@@ -122,6 +133,13 @@ int sv_seccomp_install(char *err, size_t errlen)
 		if ((r = rule(f, "ioctl", SCMP_ACT_ALLOW, 1, &c, err, errlen)) < 0)
 			goto out;
 	}
+	for (size_t i = 0; passthrough && i < sizeof(vfio_ioctls) / sizeof(vfio_ioctls[0]); i++) {
+		struct scmp_arg_cmp c = cmp(1, SCMP_CMP_MASKED_EQ, 0xffffffffu, vfio_ioctls[i] & 0xffffffffu);
+		if ((r = rule(f, "ioctl", SCMP_ACT_ALLOW, 1, &c, err, errlen)) < 0)
+			goto out;
+	}
+	if (passthrough && (r = rule(f, "pwrite64", SCMP_ACT_ALLOW, 0, NULL, err, errlen)) < 0)
+		goto out;
 	{
 		/* threads only: a clone without CLONE_THREAD (a fork) is killed */
 		struct scmp_arg_cmp thr = cmp(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);

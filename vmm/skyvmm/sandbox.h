@@ -6,12 +6,18 @@
 #ifndef SKY_SKYVMM_SANDBOX_H
 #define SKY_SKYVMM_SANDBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The filter: installed on every thread of the process (TSYNC) and
  * inherited by the threads made after it (vCPUs, virtio-net's rx), with
  * no_new_privs.  0, or -errno with err saying what failed. */
 int sv_seccomp_install(char *err, size_t errlen);
+/* The same, and with passthrough true also what VFIO passthrough needs at
+ * run time: pwrite64 (trapped BARs, the command register), the ioctls
+ * KVM_SET_USER_MEMORY_REGION (a BAR the guest moves) and
+ * VFIO_DEVICE_SET_IRQS (the guest turning MSI on and off). */
+int sv_seccomp_install_for(bool passthrough, char *err, size_t errlen);
 
 /* The number of system calls the allow-list names (for the tests and the
  * report: the list must not be empty, nor grow unnoticed). */

@@ -1,0 +1,53 @@
+/* skyvmm's jail: an empty root and an unprivileged user (jail.h). */
+#include "vmm/skyvmm/jail.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#define JAIL_DIR "/tmp"
+
+static int failed(char *err, size_t errlen, const char *step)
+{
+	int e = errno;
+	snprintf(err, errlen, "the jail: %s: %s%s", step, strerror(e),
+		 e == EPERM ? " (the jail needs root)" : "");
+	return -e;
+}
+
+int sv_jail(uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	uid_t r, e, s;
+	gid_t rg, eg, sg;
+
+	if (uid == 0 || gid == 0) {
+		snprintf(err, errlen, "the jail: uid and gid must not be 0");
+		return -EINVAL;
+	}
+	if (unshare(CLONE_NEWNS) < 0)
+		return failed(err, errlen, "unshare(CLONE_NEWNS)");
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return failed(err, errlen, "making the mounts private");
+	if (mount("skyvmm-jail", JAIL_DIR, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "size=4k,nr_inodes=1,mode=0555") < 0)
+		return failed(err, errlen, "an empty tmpfs on " JAIL_DIR);
+	if (chdir(JAIL_DIR) < 0 || chroot(".") < 0 || chdir("/") < 0)
+		return failed(err, errlen, "chroot into the empty tmpfs");
+	if (setgroups(0, NULL) < 0)
+		return failed(err, errlen, "setgroups");
+	if (setresgid(gid, gid, gid) < 0)
+		return failed(err, errlen, "setresgid");
+	if (setresuid(uid, uid, uid) < 0)
+		return failed(err, errlen, "setresuid");
+	/* all of them, on every thread (glibc's setxid broadcast) */
+	if (getresuid(&r, &e, &s) < 0 || r != uid || e != uid || s != uid || getresgid(&rg, &eg, &sg) < 0 ||
+	    rg != gid || eg != gid || sg != gid) {
+		snprintf(err, errlen, "the jail: the ids did not change");
+		return -EPERM;
+	}
+	return 0;
+}
