@@ -89,13 +89,16 @@ echo "built skyrootd, skyagent, skyctl in build/"
 timed "build skyrootd, skyagent, skyctl" "$(since "$t")"
 
 FW=$ROOT/var/firmware
+FW_FLASH=$ROOT/var/firmware-flash
 if [ "$mode" = boards ]; then
-	step "building the firmware image (kernel + initramfs + UKI skyroot.efi)"
+	step "building the firmware images (kernel + initramfs + UKI skyroot.efi)"
 	t=$(now)
-	# --profile full: the demo guest passes the edu device through, which
-	# only the qemu backend does yet (skyvmm has no VFIO passthrough)
-	./fwimage/build.sh --agent build/agent/skyagent --out "$FW" --profile full --report
-	timed "build the firmware (fwimage/build.sh)" "$(since "$t")"
+	# The flash image (the default profile: skyvmm, no QEMU, fits the 16
+	# MiB SPI part) for the UEFI board; the full one (QEMU too) is what the
+	# controller's boot server gives the network-booting board.
+	./fwimage/build.sh --agent build/agent/skyagent --out "$FW_FLASH" --profile flash --report
+	./fwimage/build.sh --agent build/agent/skyagent --out "$FW" --profile full
+	timed "build the firmware, flash and full (fwimage/build.sh)" "$(since "$t")"
 	step "building the demo guest (kernel + busybox initramfs)"
 	./tests/e2e/guest.sh "$FW" "$ROOT/var/demo-guest" >/dev/null
 fi
@@ -181,14 +184,17 @@ if [ "$mode" = agents ]; then
 	step "skyctl board list"
 	$SKYCTL board list
 else
-	PIN=$($SKYCTL token create --uses 1 --ttl 1h | tee "$RUN/token-net.txt" | tr ' ' '\n' | sed -n 's/^skyroot.ca=//p' | head -n1)
-	step "booting two boards on the rack: qs-efi from skyroot.efi (UEFI), qs-net from the network"
+	# A board this state knows already (a quickstart run before) needs a
+	# token made for it: a general token cannot enroll a known machine again.
+	NET_ID=$($SKYCTL -o json board list | python3 -c 'import json,sys; print(next((b["id"] for b in json.load(sys.stdin)["boards"] if "qs-net" in (b.get("dmi") or {}).get("serial","")), ""))')
+	PIN=$($SKYCTL token create --uses 1 --ttl 1h ${NET_ID:+--board "$NET_ID"} | tee "$RUN/token-net.txt" | tr ' ' '\n' | sed -n 's/^skyroot.ca=//p' | head -n1)
+	step "booting two boards on the rack: qs-efi from the flash image's skyroot.efi (UEFI), qs-net from the network (full image)"
 	echo "qs-efi carries the fleet's CA pin in its image and nothing on its command line: it finds"
 	echo "the controller by DHCP and waits, pending, for an operator to accept it by its serial"
 	t_efi=$(now)
 	# The guest board has one vCPU: two sharing board.sh's one TCG thread
 	# boot a nested guest many times slower (fwimage/README.md).
-	./fwimage/rack.sh board "$RACK" qs-efi --image "$FW" --boot efi --memory 3072 --cpus 1 --disk-bus nvme \
+	./fwimage/rack.sh board "$RACK" qs-efi --image "$FW_FLASH" --boot efi --memory 3072 --cpus 1 --disk-bus nvme \
 		--background --ca-pin "$PIN" >/dev/null
 	t_net=$(now)
 	./fwimage/rack.sh board "$RACK" qs-net --image "$FW" --boot net --memory 1536 --disk-bus nvme --background \
@@ -238,7 +244,7 @@ else
 	timed "push the demo guest's kernel and initrd" "$(since "$t")"
 	step "network 'lan' on VLAN $VLAN of the rack"
 	$SKYCTL network show lan >/dev/null 2>&1 || $SKYCTL network create lan --vlan "$VLAN"
-	step "starting guest 'demo' on the UEFI board with its edu device ($EDU) passed through and a NIC on lan"
+	step "starting guest 'demo' on the UEFI board (flash image: skyvmm) with its edu device ($EDU) passed through and a NIC on lan"
 	t=$(now)
 	$SKYCTL guest create --name demo --board "$BOARD" --kernel demo-kernel --initrd demo-initrd \
 		--cmdline "console=ttyS0 quiet skyroot.net=demo" --memory 256M --device "$EDU" --nic lan

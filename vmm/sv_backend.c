@@ -153,6 +153,12 @@ int sv_build_argv(const char *bin, const struct vmm_guest_spec *spec, struct vmm
 		ADD("--vfio");
 		ADD("%s", bdf);
 	}
+	if (geteuid() == 0) {
+		ADD("--jail-uid");
+		ADD("%d", SV_JAIL_ID);
+		ADD("--jail-gid");
+		ADD("%d", SV_JAIL_ID);
+	}
 #undef ADD
 	*out = a;
 	return 0;

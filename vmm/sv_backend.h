@@ -24,6 +24,10 @@
 #define SV_FIRMWARE_PATH "/usr/libexec/skyroot/skyvmm"
 /* PCI devices passed through at most (skyvmm's --vfio) */
 #define SV_VFIO_MAX 4
+/* Run as root (the agent on a board), skyvmm jails itself once set up:
+ * an empty root in a mount namespace of its own, as this unprivileged
+ * user and group (nobody:nogroup), before its seccomp filter. */
+#define SV_JAIL_ID 65534
 
 /* skyvmm's exit statuses (vmm/skyvmm/README.md). */
 #define SV_EXIT_SHUTDOWN 0

@@ -64,6 +64,9 @@ static void test_argv(void **state)
 	/* the command line is one argument, as given */
 	assert_true(pair(&a, "--cmdline", s.cmdline) > 0);
 	assert_false(has(&a, "--disk-fd"));
+	/* as root (the agent on a board), jailed as nobody:nogroup */
+	assert_int_equal(pair(&a, "--jail-uid", "65534") > 0, geteuid() == 0);
+	assert_int_equal(pair(&a, "--jail-gid", "65534") > 0, geteuid() == 0);
 	assert_null(a.argv[a.argc]);
 	vmm_argv_free(&a);
 
@@ -113,10 +116,13 @@ static void test_spec_check(void **state)
 	assert_non_null(strstr(err.msg, "qemu-img convert -O raw"));
 	s.disk_format = VMM_DISK_RAW;
 	assert_int_equal(sv_spec_check(&s, &err), 0);
+	/* PCI devices are passed through (skyvmm's --vfio), up to the most */
 	s.pci = pci;
 	s.npci = 1;
-	assert_int_equal(sv_spec_check(&s, &err), -ENOTSUP);
-	assert_non_null(strstr(err.msg, "PCI devices"));
+	assert_int_equal(sv_spec_check(&s, &err), 0);
+	s.npci = SV_VFIO_MAX + 1;
+	assert_int_equal(sv_spec_check(&s, &err), -E2BIG);
+	assert_non_null(strstr(err.msg, "at most 4 through"));
 	/* NICs are taken (skyvmm's virtio-net on their taps), up to the most */
 	spec_base(&s);
 	s.nics = nics;
