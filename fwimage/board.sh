@@ -200,7 +200,7 @@ stop_tpm() {
 	local pid
 	[ -r "$1/tpm/swtpm.pid" ] || return 0
 	pid=$(tr -dc 0-9 <"$1/tpm/swtpm.pid")
-	if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "swtpm socket"; then
+	if [ -n "$pid" ] && grep -q -- "swtpm socket" <<<"$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"; then
 		kill -TERM "$pid" 2>/dev/null || true
 	fi
 	rm -f "$1/tpm/swtpm.pid"

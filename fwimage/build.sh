@@ -495,8 +495,11 @@ install their packages (apt-get install ...) and rebuild"
 copy_exe "$(readlink -f "$agent")" /usr/bin/skyagent "$partsdir/agent"
 # tpm2-tss loads its TCTI at run time (dlopen, which ldd cannot see): the
 # device TCTI the agent uses for the board's TPM (/dev/tpmrm0).
-if LC_ALL=C ldd "$agent" 2>/dev/null | grep -q 'libtss2-tctildr'; then
-	tcti=$(LC_ALL=C ldconfig -p | awk '$1 == "libtss2-tcti-device.so.0" && /x86-64/ { print $NF; exit }')
+# (no pipe into grep -q or awk's exit: with pipefail, the writer's SIGPIPE
+# would fail the build)
+if grep -q 'libtss2-tctildr' <<<"$(LC_ALL=C ldd "$agent" 2>/dev/null || true)"; then
+	tcti=$(awk '$1 == "libtss2-tcti-device.so.0" && /x86-64/ && !t { t = $NF } END { if (t) print t }' \
+		<<<"$(LC_ALL=C ldconfig -p)")
 	[ -n "$tcti" ] || die "skyagent uses tpm2-tss but libtss2-tcti-device.so.0 is missing: apt-get install libtss2-tcti-device0"
 	copy_exe "$(readlink -f "$tcti")" "$tcti" "$partsdir/agent"
 fi
