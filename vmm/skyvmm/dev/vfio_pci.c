@@ -271,14 +271,10 @@ static int msi_set(struct sv_vfio_dev *v, bool on, uint64_t addr, uint32_t data)
 	}
 	return 0;
 }
-
-static void dev_destroy(struct sv_pci_dev *d)
+/* The device's mappings and descriptors, and v itself: at destroy and
+ * when setup fails. */
+static void vfio__release(struct sv_vfio_dev *v)
 {
-	struct sv_vfio_dev *v = (struct sv_vfio_dev *)d;
-
-	if (v->msi_on)
-		set_irqs(v, VFIO_PCI_MSI_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, -1);
-	intx_off(v);
 	for (unsigned i = 0; i < 6; i++)
 		if (v->reg[i].map)
 			munmap(v->reg[i].map, v->reg[i].size);
@@ -290,6 +286,17 @@ static void dev_destroy(struct sv_pci_dev *d)
 		close(v->msi_fd);
 	close(v->fd);
 	free(v);
+}
+
+
+static void dev_destroy(struct sv_pci_dev *d)
+{
+	struct sv_vfio_dev *v = (struct sv_vfio_dev *)d;
+
+	if (v->msi_on)
+		set_irqs(v, VFIO_PCI_MSI_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, -1);
+	intx_off(v);
+	vfio__release(v);
 }
 
 static const struct sv_pci_dev_ops vfio_ops = {
@@ -420,16 +427,6 @@ fail:
 		snprintf(why, sizeof(why), "%s", err);
 		snprintf(err, errlen, "vfio %s: %s", bdf, why);
 	}
-	for (unsigned i = 0; i < 6; i++)
-		if (v->reg[i].map)
-			munmap(v->reg[i].map, v->reg[i].size);
-	if (v->intx_fd >= 0)
-		close(v->intx_fd);
-	if (v->unmask_fd >= 0)
-		close(v->unmask_fd);
-	if (v->msi_fd >= 0)
-		close(v->msi_fd);
-	close(v->fd);
-	free(v);
+	vfio__release(v);
 	return r;
 }
