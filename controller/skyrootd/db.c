@@ -1,15 +1,17 @@
 #include "controller/skyrootd/db.h"
 
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/parse.h"
 #include "common/util.h"
+#include "controller/skyrootd/db_pg_schema.h"
+#include "controller/skyrootd/sql.h"
 
-/* Forward migrations: entry i takes the schema from version i to i+1. */
+/* Forward migrations on SQLite: entry i takes the schema from version i to
+ * i+1.  A new one gets its PostgreSQL twin in db_pg_schema.c. */
 static const char *const db_migrations[] = {
 	/* 0 -> 1: the foundation */
 	"CREATE TABLE tokens ("
@@ -220,6 +222,7 @@ static const char *const db_migrations[] = {
 	"ALTER TABLE boards ADD COLUMN tpm_ak BLOB;"
 	"ALTER TABLE boards ADD COLUMN tpm_quote_fail TEXT NOT NULL DEFAULT '';",
 };
+_Static_assert(SKY_ARRAY_SIZE(db_migrations) == DB_PG_BASE_VERSION + DB_PG_MIGRATIONS_N, "a new SQLite migration needs its PostgreSQL twin (db_pg_schema.c)");
 
 enum db_stmt_id {
 	S_TOKEN_INSERT,
@@ -250,12 +253,6 @@ enum db_stmt_id {
 	S_GRANT_INSERT,
 	S_GRANT_CHECK,
 	S_GRANT_DELETE_BOARD,
-	S_BEGIN,
-	S_COMMIT,
-	S_ROLLBACK,
-	S_SAVEPOINT,
-	S_RELEASE,
-	S_ROLLBACK_TO,
 	S_COUNT
 };
 
@@ -263,7 +260,7 @@ enum db_stmt_id {
 	"reenroll_pending_at, reenroll_allowed_until, tpm_ek, tpm_bound_at, tpm_quote_at, tpm_refused, tpm_refused_at, " \
 	"tpm_pcr11, tpm_quote_fail"
 
-static const char *const db_sql[S_COUNT] = {
+static const char *const db_stmt_sql[S_COUNT] = {
 	[S_TOKEN_INSERT] = "INSERT INTO tokens(id, hash, created_at, expires_at, uses, uses_left, board_id) VALUES(?,?,?,?,?,?,?)",
 	[S_TOKEN_BY_HASH] = "SELECT id, created_at, expires_at, uses, uses_left, revoked, board_id FROM tokens WHERE hash = ?",
 	[S_TOKEN_TAKE] = "UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0",
@@ -293,112 +290,79 @@ static const char *const db_sql[S_COUNT] = {
 	[S_BOARD_REENROLL_TAKE] = ("UPDATE boards SET reenroll_allowed_until = 0, reenroll_pending_at = 0 "
 				   "WHERE id = ? AND reenroll_allowed_until > ?"),
 	[S_BOARD_REENROLL_DONE] = "UPDATE boards SET reenroll_allowed_until = 0, reenroll_pending_at = 0 WHERE id = ?",
-	[S_GRANT_INSERT] = "INSERT OR IGNORE INTO board_images(board_id, image_id, granted_at) VALUES(?,?,?)",
+	[S_GRANT_INSERT] = "INSERT INTO board_images(board_id, image_id, granted_at) VALUES(?,?,?) ON CONFLICT DO NOTHING",
 	[S_GRANT_CHECK] = "SELECT 1 FROM board_images WHERE board_id = ? AND image_id = ?",
 	[S_GRANT_DELETE_BOARD] = "DELETE FROM board_images WHERE board_id = ?",
-	[S_BEGIN] = "BEGIN IMMEDIATE",
-	[S_COMMIT] = "COMMIT",
-	[S_ROLLBACK] = "ROLLBACK",
-	[S_SAVEPOINT] = "SAVEPOINT item",
-	[S_RELEASE] = "RELEASE item",
-	[S_ROLLBACK_TO] = "ROLLBACK TO item",
 };
 
 struct db {
-	sqlite3 *h;
-	sqlite3_stmt *st[S_COUNT];
-	int in_tx;
+	struct sql *c;
+	struct sql_stmt *st[S_COUNT];
 };
 
+/* The engine's answer of a step that is not a row: 0 or -errno. */
 static int db_err(int rc)
 {
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	case SQLITE_READONLY:
-		return -EROFS;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EUCLEAN;
-	default:
-		return -EIO;
-	}
+	return rc < 0 ? rc : 0;
 }
 
-int db_errno(int rc)
+static struct sql_stmt *st(struct db *db, enum db_stmt_id id)
 {
-	return db_err(rc);
-}
-
-static sqlite3_stmt *st(struct db *db, enum db_stmt_id id)
-{
-	sqlite3_stmt *s = db->st[id];
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
+	struct sql_stmt *s = db->st[id];
+	sql_reset(s);
 	return s;
 }
 
 /* Run a one-shot write statement (already bound). */
-static int step_done(sqlite3_stmt *s)
+static int step_done(struct sql_stmt *s)
 {
-	int rc = sqlite3_step(s);
-	int r = rc == SQLITE_DONE ? 0 : db_err(rc);
-	sqlite3_reset(s);
-	return r;
-}
-
-static int exec(struct db *db, const char *sql)
-{
-	return db_err(sqlite3_exec(db->h, sql, NULL, NULL, NULL));
+	return sql_run(s);
 }
 
 int db_schema_version(struct db *db)
 {
-	sqlite3_stmt *s;
-	int v = -EIO;
-	if (sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
-		return -EIO;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	return v;
+	return db->c->ops->schema_version(db->c);
 }
 
-static int db_migrate(struct db *db)
+/* Forward from the store's version: on a new store, base (when there is
+ * one) makes it base_version at once; then steps[i] takes version
+ * base_version + i to the next.  Each step is one transaction. */
+static int db_step(struct sql *c, const char *sql, int to)
+{
+	int r = c->ops->begin(c);
+
+	if (r < 0)
+		return r;
+	r = sql_exec(c, sql);
+	if (r == 0)
+		r = c->ops->set_schema_version(c, to);
+	if (r == 0)
+		r = sql_exec(c, "COMMIT");
+	if (r < 0)
+		sql_exec(c, "ROLLBACK");
+	return r;
+}
+
+static int db_migrate(struct db *db, const char *base, int base_version, const char *const *steps, int n)
 {
 	int v = db_schema_version(db), r;
-	int target = (int)SKY_ARRAY_SIZE(db_migrations);
-	char sql[64];
 
 	if (v < 0)
 		return v;
-	if (v > target)
+	if (v > base_version + n)
 		return -EPROTONOSUPPORT; /* a newer skyrootd made this store */
-	for (; v < target; v++) {
-		r = exec(db, "BEGIN IMMEDIATE");
+	if (v == 0 && base) {
+		r = db_step(db->c, base, base_version);
 		if (r < 0)
 			return r;
-		r = exec(db, db_migrations[v]);
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
-		if (r == 0)
-			r = exec(db, sql);
-		if (r == 0)
-			r = exec(db, "COMMIT");
-		if (r < 0) {
-			exec(db, "ROLLBACK");
+		v = base_version;
+	}
+	if (v < base_version)
+		return -EPROTONOSUPPORT; /* older than this engine's base: cannot be */
+	for (; v < base_version + n; v++) {
+		r = db_step(db->c, steps[v - base_version], v + 1);
+		if (r < 0)
 			return r;
-		}
 	}
 	return 0;
 }
@@ -419,35 +383,24 @@ int db_new_id(const char *prefix, size_t nbytes, char *out, size_t outlen)
 	return 0;
 }
 
-int db_open(const char *path, struct db **out)
+int db_open(const char *target, struct db **out)
 {
 	struct db *db = calloc(1, sizeof(*db));
 	int r;
 
 	if (!db)
 		return -ENOMEM;
-	r = db_err(sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-						   SQLITE_OPEN_NOMUTEX, NULL));
+	r = sql_open(target, 0, &db->c);
 	if (r < 0)
 		goto fail;
-	sqlite3_busy_timeout(db->h, 5000);
-	sqlite3_extended_result_codes(db->h, 1);
-	/* Image chunks are 1 MiB blobs: 32 KiB pages measured fastest for them
-	 * (tests/bench/pagesize.py).  Only takes effect on a new store. */
-	r = exec(db, "PRAGMA page_size = 32768");
-	/* WAL: readers never block the writer; FULL: a commit survives power loss. */
-	if (r == 0)
-		r = exec(db, "PRAGMA journal_mode = WAL");
-	if (r == 0)
-		r = exec(db, "PRAGMA synchronous = FULL");
-	if (r == 0)
-		r = exec(db, "PRAGMA foreign_keys = ON");
-	if (r == 0)
-		r = db_migrate(db);
+	if (sql_target_is_pg(target))
+		r = db_migrate(db, db_pg_base, DB_PG_BASE_VERSION, db_pg_migrations, db_pg_migrations_n);
+	else
+		r = db_migrate(db, NULL, 0, db_migrations, (int)SKY_ARRAY_SIZE(db_migrations));
 	if (r < 0)
 		goto fail;
 	for (int i = 0; i < S_COUNT; i++) {
-		r = db_err(sqlite3_prepare_v3(db->h, db_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i], NULL));
+		r = sql_prepare(db->c, db_stmt_sql[i], &db->st[i]);
 		if (r < 0)
 			goto fail;
 	}
@@ -458,9 +411,9 @@ fail:
 	return r;
 }
 
-sqlite3 *db_handle(struct db *db)
+struct sql *db_sql(struct db *db)
 {
-	return db->h;
+	return db->c;
 }
 
 void db_close(struct db *db)
@@ -468,150 +421,85 @@ void db_close(struct db *db)
 	if (!db)
 		return;
 	for (int i = 0; i < S_COUNT; i++)
-		sqlite3_finalize(db->st[i]);
-	sqlite3_close(db->h);
+		sql_finalize(db->st[i]);
+	sql_close(db->c);
 	free(db);
 }
 
 int db_check(struct db *db)
 {
-	sqlite3_stmt *s;
-	int r = -EIO;
-	if (sqlite3_prepare_v2(db->h, "PRAGMA integrity_check", -1, &s, NULL) != SQLITE_OK)
-		return -EIO;
-	if (sqlite3_step(s) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(s, 0), "ok") == 0)
-		r = 0;
-	sqlite3_finalize(s);
-	return r;
+	return db->c->ops->check(db->c);
 }
 
 int db_begin(struct db *db)
 {
-	int r = step_done(st(db, S_BEGIN));
-	if (r == 0)
-		db->in_tx = 1;
-	return r;
+	return db->c->ops->begin(db->c);
 }
 
 int db_commit(struct db *db)
 {
-	int r = step_done(st(db, S_COMMIT));
-	if (r == 0)
-		db->in_tx = 0;
-	return r;
+	return sql_exec(db->c, "COMMIT");
 }
 
 int db_set_durable(struct db *db, bool durable)
 {
-	return exec(db, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+	return db->c->ops->set_durable(db->c, durable);
 }
 
 void db_rollback(struct db *db)
 {
-	if (db->in_tx)
-		step_done(st(db, S_ROLLBACK));
-	db->in_tx = 0;
+	if (sql_in_tx(db->c))
+		sql_exec(db->c, "ROLLBACK");
 }
 
 int db_savepoint(struct db *db)
 {
-	return step_done(st(db, S_SAVEPOINT));
+	return sql_exec(db->c, "SAVEPOINT item");
 }
 
 int db_release(struct db *db)
 {
-	return step_done(st(db, S_RELEASE));
+	return sql_exec(db->c, "RELEASE item");
 }
 
 void db_rollback_to(struct db *db)
 {
-	step_done(st(db, S_ROLLBACK_TO));
-	step_done(st(db, S_RELEASE));
-}
-
-void db_copy_text(char *dst, size_t n, sqlite3_stmt *s, int col)
-{
-	const unsigned char *t = sqlite3_column_text(s, col);
-	snprintf(dst, n, "%s", t ? (const char *)t : "");
-}
-
-int db_prepare(struct db *db, const char *sql, sqlite3_stmt **s)
-{
-	return db_err(sqlite3_prepare_v2(db->h, sql, -1, s, NULL));
-}
-
-int db_done(sqlite3_stmt *s)
-{
-	int rc = sqlite3_step(s);
-
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : db_err(rc);
-}
-
-int db_changed(struct db *db, sqlite3_stmt *s)
-{
-	int r = db_done(s);
-
-	return r == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : r;
-}
-
-int db_one(sqlite3_stmt *s, db_row_fn row, void *out)
-{
-	int rc = sqlite3_step(s), r = 0;
-
-	if (rc == SQLITE_ROW)
-		row(s, out);
-	else
-		r = rc == SQLITE_DONE ? -ENOENT : db_err(rc);
-	sqlite3_finalize(s);
-	return r;
-}
-
-int db_count(struct db *db, const char *sql)
-{
-	sqlite3_stmt *s;
-	int r = db_prepare(db, sql, &s), rc;
-
-	if (r < 0)
-		return r;
-	rc = sqlite3_step(s);
-	r = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : db_errno(rc);
-	sqlite3_finalize(s);
-	return r;
+	sql_exec(db->c, "ROLLBACK TO item");
+	sql_exec(db->c, "RELEASE item");
 }
 
 /* ---- tokens ---- */
 
 int db_token_insert(struct db *db, const struct db_token *t, const uint8_t hash[32])
 {
-	sqlite3_stmt *s = st(db, S_TOKEN_INSERT);
-	sqlite3_bind_text(s, 1, t->id, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 2, hash, 32, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, t->created_at);
-	sqlite3_bind_int64(s, 4, t->expires_at);
-	sqlite3_bind_int64(s, 5, t->uses);
-	sqlite3_bind_int64(s, 6, t->uses_left);
-	sqlite3_bind_text(s, 7, t->board_id, -1, SQLITE_STATIC);
+	struct sql_stmt *s = st(db, S_TOKEN_INSERT);
+	sql_bind_text(s, 1, t->id);
+	sql_bind_blob(s, 2, hash, 32);
+	sql_bind_int64(s, 3, t->created_at);
+	sql_bind_int64(s, 4, t->expires_at);
+	sql_bind_int64(s, 5, t->uses);
+	sql_bind_int64(s, 6, t->uses_left);
+	sql_bind_text(s, 7, t->board_id);
 	return step_done(s);
 }
 
-static void token_row(sqlite3_stmt *s, struct db_token *t);
+static void token_row(struct sql_stmt *s, struct db_token *t);
 
 int db_token_find(struct db *db, const uint8_t hash[32], int64_t now, struct db_token *out)
 {
-	sqlite3_stmt *s = st(db, S_TOKEN_BY_HASH);
+	struct sql_stmt *s = st(db, S_TOKEN_BY_HASH);
 	struct db_token t;
 	int rc, r;
 
-	sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? -ENOENT : db_err(rc);
-		sqlite3_reset(s);
+	sql_bind_blob(s, 1, hash, 32);
+	rc = sql_step(s);
+	if (rc != SQL_ROW) {
+		r = rc == SQL_DONE ? -ENOENT : db_err(rc);
+		sql_reset(s);
 		return r;
 	}
 	token_row(s, &t);
-	sqlite3_reset(s);
+	sql_reset(s);
 	if (t.revoked)
 		return -EKEYREVOKED;
 	if (t.uses_left == 0)
@@ -626,17 +514,17 @@ int db_token_find(struct db *db, const uint8_t hash[32], int64_t now, struct db_
 int db_token_consume(struct db *db, const uint8_t hash[32], int64_t now, char *id_out)
 {
 	struct db_token t;
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	int r = db_token_find(db, hash, now, &t);
 
 	if (r < 0)
 		return r;
 	s = st(db, S_TOKEN_TAKE);
-	sqlite3_bind_text(s, 1, t.id, -1, SQLITE_STATIC);
+	sql_bind_text(s, 1, t.id);
 	r = step_done(s);
 	if (r < 0)
 		return r;
-	if (sqlite3_changes(db->h) != 1)
+	if (sql_changes(db->c) != 1)
 		return -EUSERS;
 	snprintf(id_out, DB_ID_MAX, "%s", t.id);
 	return 0;
@@ -647,57 +535,57 @@ int db_token_check(struct db *db, const uint8_t hash[32], int64_t now)
 	return db_token_find(db, hash, now, NULL);
 }
 
-static void token_row(sqlite3_stmt *s, struct db_token *t)
+static void token_row(struct sql_stmt *s, struct db_token *t)
 {
-	db_copy_text(t->id, sizeof(t->id), s, 0);
-	t->created_at = sqlite3_column_int64(s, 1);
-	t->expires_at = sqlite3_column_int64(s, 2);
-	t->uses = (uint32_t)sqlite3_column_int64(s, 3);
-	t->uses_left = (uint32_t)sqlite3_column_int64(s, 4);
-	t->revoked = sqlite3_column_int(s, 5) != 0;
-	db_copy_text(t->board_id, sizeof(t->board_id), s, 6);
+	sql_copy_text(t->id, sizeof(t->id), s, 0);
+	t->created_at = sql_col_int64(s, 1);
+	t->expires_at = sql_col_int64(s, 2);
+	t->uses = (uint32_t)sql_col_int64(s, 3);
+	t->uses_left = (uint32_t)sql_col_int64(s, 4);
+	t->revoked = (int)sql_col_int64(s, 5) != 0;
+	sql_copy_text(t->board_id, sizeof(t->board_id), s, 6);
 }
 
 int db_token_list(struct db *db, db_token_cb cb, void *ctx)
 {
-	sqlite3_stmt *s = st(db, S_TOKEN_LIST);
+	struct sql_stmt *s = st(db, S_TOKEN_LIST);
 	int rc, r = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = sql_step(s)) == SQL_ROW) {
 		struct db_token t;
 		token_row(s, &t);
 		r = cb(ctx, &t);
 		if (r)
 			break;
 	}
-	if (r == 0 && rc != SQLITE_DONE)
+	if (r == 0 && rc != SQL_DONE)
 		r = db_err(rc);
-	sqlite3_reset(s);
+	sql_reset(s);
 	return r;
 }
 
 int db_token_get(struct db *db, const char *id, struct db_token *out)
 {
-	sqlite3_stmt *s = st(db, S_TOKEN_GET);
+	struct sql_stmt *s = st(db, S_TOKEN_GET);
 	int rc, r = -ENOENT;
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	sql_bind_text(s, 1, id);
+	rc = sql_step(s);
+	if (rc == SQL_ROW) {
 		token_row(s, out);
 		r = 0;
-	} else if (rc != SQLITE_DONE) {
+	} else if (rc != SQL_DONE) {
 		r = db_err(rc);
 	}
-	sqlite3_reset(s);
+	sql_reset(s);
 	return r;
 }
 
 int db_token_revoke(struct db *db, const char *id)
 {
-	sqlite3_stmt *s = st(db, S_TOKEN_REVOKE);
+	struct sql_stmt *s = st(db, S_TOKEN_REVOKE);
 	int r;
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sql_bind_text(s, 1, id);
 	r = step_done(s);
-	if (r == 0 && sqlite3_changes(db->h) == 0)
+	if (r == 0 && sql_changes(db->c) == 0)
 		r = -ENOENT;
 	return r;
 }
@@ -706,101 +594,101 @@ int db_token_revoke(struct db *db, const char *id)
 
 int db_board_find_uuid(struct db *db, const char *uuid, char *id_out)
 {
-	sqlite3_stmt *s = st(db, S_BOARD_BY_UUID);
+	struct sql_stmt *s = st(db, S_BOARD_BY_UUID);
 	int rc, r = -ENOENT;
-	sqlite3_bind_text(s, 1, uuid, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		db_copy_text(id_out, DB_ID_MAX, s, 0);
+	sql_bind_text(s, 1, uuid);
+	rc = sql_step(s);
+	if (rc == SQL_ROW) {
+		sql_copy_text(id_out, DB_ID_MAX, s, 0);
 		r = 0;
-	} else if (rc != SQLITE_DONE) {
+	} else if (rc != SQL_DONE) {
 		r = db_err(rc);
 	}
-	sqlite3_reset(s);
+	sql_reset(s);
 	return r;
 }
 
 int db_board_insert(struct db *db, const struct db_board *b)
 {
-	sqlite3_stmt *s = st(db, S_BOARD_INSERT);
-	sqlite3_bind_text(s, 1, b->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, b->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, b->uuid, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, b->enrolled_at);
-	sqlite3_bind_int64(s, 5, b->last_seen);
-	sqlite3_bind_int64(s, 6, b->cert_not_after);
+	struct sql_stmt *s = st(db, S_BOARD_INSERT);
+	sql_bind_text(s, 1, b->id);
+	sql_bind_text(s, 2, b->name);
+	sql_bind_text(s, 3, b->uuid);
+	sql_bind_int64(s, 4, b->enrolled_at);
+	sql_bind_int64(s, 5, b->last_seen);
+	sql_bind_int64(s, 6, b->cert_not_after);
 	if (b->inventory)
-		sqlite3_bind_blob(s, 7, b->inventory, (int)b->inventory_len, SQLITE_STATIC);
+		sql_bind_blob(s, 7, b->inventory, (int)b->inventory_len);
 	return step_done(s);
 }
 
 static int changed_or_enoent(struct db *db, int r)
 {
-	if (r == 0 && sqlite3_changes(db->h) == 0)
+	if (r == 0 && sql_changes(db->c) == 0)
 		return -ENOENT;
 	return r;
 }
 
 int db_board_set_cert(struct db *db, const char *id, uint64_t serial, int64_t not_after)
 {
-	sqlite3_stmt *s = st(db, S_BOARD_SET_CERT);
-	sqlite3_bind_int64(s, 1, (int64_t)serial);
-	sqlite3_bind_int64(s, 2, not_after);
-	sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
+	struct sql_stmt *s = st(db, S_BOARD_SET_CERT);
+	sql_bind_int64(s, 1, (int64_t)serial);
+	sql_bind_int64(s, 2, not_after);
+	sql_bind_text(s, 3, id);
 	return changed_or_enoent(db, step_done(s));
 }
 
 int db_board_set_inventory(struct db *db, const char *id, const uint8_t *inv, size_t len)
 {
-	sqlite3_stmt *s = st(db, S_BOARD_SET_INV);
-	sqlite3_bind_blob(s, 1, inv, (int)len, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	struct sql_stmt *s = st(db, S_BOARD_SET_INV);
+	sql_bind_blob(s, 1, inv, (int)len);
+	sql_bind_text(s, 2, id);
 	return changed_or_enoent(db, step_done(s));
 }
 
 int db_board_set_baremetal(struct db *db, const char *id, bool on)
 {
-	sqlite3_stmt *s = st(db, S_BOARD_SET_BAREMETAL);
-	sqlite3_bind_int(s, 1, on);
-	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 3, on);
+	struct sql_stmt *s = st(db, S_BOARD_SET_BAREMETAL);
+	sql_bind_int64(s, 1, on);
+	sql_bind_text(s, 2, id);
+	sql_bind_int64(s, 3, on);
 	return step_done(s);
 }
 
 int db_board_set_last_seen(struct db *db, const char *id, int64_t when)
 {
-	sqlite3_stmt *s = st(db, S_BOARD_SET_SEEN);
-	sqlite3_bind_int64(s, 1, when);
-	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	struct sql_stmt *s = st(db, S_BOARD_SET_SEEN);
+	sql_bind_int64(s, 1, when);
+	sql_bind_text(s, 2, id);
 	return changed_or_enoent(db, step_done(s));
 }
 
-static void board_row(sqlite3_stmt *s, struct db_board *b)
+static void board_row(struct sql_stmt *s, struct db_board *b)
 {
-	db_copy_text(b->id, sizeof(b->id), s, 0);
-	db_copy_text(b->name, sizeof(b->name), s, 1);
-	db_copy_text(b->uuid, sizeof(b->uuid), s, 2);
-	b->enrolled_at = sqlite3_column_int64(s, 3);
-	b->last_seen = sqlite3_column_int64(s, 4);
-	b->cert_not_after = sqlite3_column_int64(s, 5);
-	b->inventory = sqlite3_column_blob(s, 6);
-	b->inventory_len = (size_t)sqlite3_column_bytes(s, 6);
-	b->baremetal = sqlite3_column_int(s, 7) != 0;
-	b->reenroll_pending_at = sqlite3_column_int64(s, 8);
-	b->reenroll_allowed_until = sqlite3_column_int64(s, 9);
-	db_copy_text(b->tpm_ek, sizeof(b->tpm_ek), s, 10);
-	b->tpm_bound_at = sqlite3_column_int64(s, 11);
-	b->tpm_quote_at = sqlite3_column_int64(s, 12);
-	db_copy_text(b->tpm_refused, sizeof(b->tpm_refused), s, 13);
-	b->tpm_refused_at = sqlite3_column_int64(s, 14);
-	db_copy_text(b->tpm_pcr11, sizeof(b->tpm_pcr11), s, 15);
-	db_copy_text(b->tpm_quote_fail, sizeof(b->tpm_quote_fail), s, 16);
+	sql_copy_text(b->id, sizeof(b->id), s, 0);
+	sql_copy_text(b->name, sizeof(b->name), s, 1);
+	sql_copy_text(b->uuid, sizeof(b->uuid), s, 2);
+	b->enrolled_at = sql_col_int64(s, 3);
+	b->last_seen = sql_col_int64(s, 4);
+	b->cert_not_after = sql_col_int64(s, 5);
+	b->inventory = sql_col_blob(s, 6);
+	b->inventory_len = (size_t)sql_col_bytes(s, 6);
+	b->baremetal = (int)sql_col_int64(s, 7) != 0;
+	b->reenroll_pending_at = sql_col_int64(s, 8);
+	b->reenroll_allowed_until = sql_col_int64(s, 9);
+	sql_copy_text(b->tpm_ek, sizeof(b->tpm_ek), s, 10);
+	b->tpm_bound_at = sql_col_int64(s, 11);
+	b->tpm_quote_at = sql_col_int64(s, 12);
+	sql_copy_text(b->tpm_refused, sizeof(b->tpm_refused), s, 13);
+	b->tpm_refused_at = sql_col_int64(s, 14);
+	sql_copy_text(b->tpm_pcr11, sizeof(b->tpm_pcr11), s, 15);
+	sql_copy_text(b->tpm_quote_fail, sizeof(b->tpm_quote_fail), s, 16);
 }
 
-static int board_query(sqlite3_stmt *s, db_board_cb cb, void *ctx, int single)
+static int board_query(struct sql_stmt *s, db_board_cb cb, void *ctx, int single)
 {
 	int rc, r = 0, found = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = sql_step(s)) == SQL_ROW) {
 		struct db_board b;
 		board_row(s, &b);
 		found = 1;
@@ -808,9 +696,9 @@ static int board_query(sqlite3_stmt *s, db_board_cb cb, void *ctx, int single)
 		if (r || single)
 			break;
 	}
-	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+	if (r == 0 && rc != SQL_DONE && rc != SQL_ROW)
 		r = db_err(rc);
-	sqlite3_reset(s);
+	sql_reset(s);
 	if (r == 0 && single && !found)
 		r = -ENOENT;
 	return r;
@@ -818,14 +706,14 @@ static int board_query(sqlite3_stmt *s, db_board_cb cb, void *ctx, int single)
 
 int db_board_get(struct db *db, const char *id_or_name, db_board_cb cb, void *ctx)
 {
-	sqlite3_stmt *s = st(db, S_BOARD_GET_ID);
+	struct sql_stmt *s = st(db, S_BOARD_GET_ID);
 	int r;
-	sqlite3_bind_text(s, 1, id_or_name, -1, SQLITE_STATIC);
+	sql_bind_text(s, 1, id_or_name);
 	r = board_query(s, cb, ctx, 1);
 	if (r != -ENOENT)
 		return r;
 	s = st(db, S_BOARD_GET_NAME);
-	sqlite3_bind_text(s, 1, id_or_name, -1, SQLITE_STATIC);
+	sql_bind_text(s, 1, id_or_name);
 	return board_query(s, cb, ctx, 1);
 }
 
@@ -836,33 +724,33 @@ int db_board_list(struct db *db, db_board_cb cb, void *ctx)
 
 int db_board_name_taken(struct db *db, const char *name)
 {
-	sqlite3_stmt *s = st(db, S_BOARD_NAME_TAKEN);
+	struct sql_stmt *s = st(db, S_BOARD_NAME_TAKEN);
 	int rc;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
+	sql_bind_text(s, 1, name);
+	rc = sql_step(s);
+	sql_reset(s);
+	if (rc == SQL_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : db_err(rc);
+	return rc == SQL_DONE ? 0 : db_err(rc);
 }
 
 int db_board_delete(struct db *db, const char *id)
 {
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	int r = db_begin(db);
 	if (r < 0)
 		return r;
 	s = st(db, S_CERT_REVOKE_BOARD);
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sql_bind_text(s, 1, id);
 	r = step_done(s);
 	if (r == 0) {
 		s = st(db, S_GRANT_DELETE_BOARD);
-		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		sql_bind_text(s, 1, id);
 		r = step_done(s);
 	}
 	if (r == 0) {
 		s = st(db, S_BOARD_DELETE);
-		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		sql_bind_text(s, 1, id);
 		r = changed_or_enoent(db, step_done(s));
 	}
 	if (r == 0)
@@ -876,39 +764,39 @@ int db_board_delete(struct db *db, const char *id)
 
 int db_cert_insert(struct db *db, uint64_t serial, const char *board_id, int64_t not_after)
 {
-	sqlite3_stmt *s = st(db, S_CERT_INSERT);
-	sqlite3_bind_int64(s, 1, (int64_t)serial);
-	sqlite3_bind_text(s, 2, board_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, not_after);
+	struct sql_stmt *s = st(db, S_CERT_INSERT);
+	sql_bind_int64(s, 1, (int64_t)serial);
+	sql_bind_text(s, 2, board_id);
+	sql_bind_int64(s, 3, not_after);
 	return step_done(s);
 }
 
 int db_cert_check(struct db *db, uint64_t serial, const char *board_id)
 {
-	sqlite3_stmt *s = st(db, S_CERT_CHECK);
+	struct sql_stmt *s = st(db, S_CERT_CHECK);
 	int rc, r;
-	sqlite3_bind_int64(s, 1, (int64_t)serial);
-	sqlite3_bind_text(s, 2, board_id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		int revoked = sqlite3_column_int(s, 0);
-		int board_exists = sqlite3_column_int(s, 1);
+	sql_bind_int64(s, 1, (int64_t)serial);
+	sql_bind_text(s, 2, board_id);
+	rc = sql_step(s);
+	if (rc == SQL_ROW) {
+		int revoked = (int)sql_col_int64(s, 0);
+		int board_exists = (int)sql_col_int64(s, 1);
 		r = !board_exists ? -EKEYREVOKED : revoked ? -ESTALE : 0;
 	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : db_err(rc);
+		r = rc == SQL_DONE ? -ENOENT : db_err(rc);
 	}
-	sqlite3_reset(s);
+	sql_reset(s);
 	return r;
 }
 
 int db_cert_revoke_older(struct db *db, const char *board_id, uint64_t serial)
 {
-	sqlite3_stmt *s = st(db, S_CERT_REVOKE_OLDER);
+	struct sql_stmt *s = st(db, S_CERT_REVOKE_OLDER);
 	int r;
-	sqlite3_bind_text(s, 1, board_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, (int64_t)serial);
+	sql_bind_text(s, 1, board_id);
+	sql_bind_int64(s, 2, (int64_t)serial);
 	r = step_done(s);
-	return r < 0 ? r : sqlite3_changes(db->h);
+	return r < 0 ? r : sql_changes(db->c);
 }
 
 /* ---- re-enrollment of a known machine ---- */
@@ -916,9 +804,9 @@ int db_cert_revoke_older(struct db *db, const char *board_id, uint64_t serial)
 /* One statement on one board row: "UPDATE ... ?1 ... WHERE id = ?2". */
 static int board_set_time(struct db *db, enum db_stmt_id id, const char *board_id, int64_t when)
 {
-	sqlite3_stmt *s = st(db, id);
-	sqlite3_bind_int64(s, 1, when);
-	sqlite3_bind_text(s, 2, board_id, -1, SQLITE_STATIC);
+	struct sql_stmt *s = st(db, id);
+	sql_bind_int64(s, 1, when);
+	sql_bind_text(s, 2, board_id);
 	return changed_or_enoent(db, step_done(s));
 }
 
@@ -934,18 +822,18 @@ int db_board_reenroll_allow(struct db *db, const char *id, int64_t until)
 
 int db_board_reenroll_take(struct db *db, const char *id, int64_t now)
 {
-	sqlite3_stmt *s = st(db, S_BOARD_REENROLL_TAKE);
+	struct sql_stmt *s = st(db, S_BOARD_REENROLL_TAKE);
 	int r;
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, now);
+	sql_bind_text(s, 1, id);
+	sql_bind_int64(s, 2, now);
 	r = changed_or_enoent(db, step_done(s));
 	return r == -ENOENT ? -EACCES : r;
 }
 
 int db_board_reenroll_done(struct db *db, const char *id)
 {
-	sqlite3_stmt *s = st(db, S_BOARD_REENROLL_DONE);
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	struct sql_stmt *s = st(db, S_BOARD_REENROLL_DONE);
+	sql_bind_text(s, 1, id);
 	return changed_or_enoent(db, step_done(s));
 }
 
@@ -953,22 +841,22 @@ int db_board_reenroll_done(struct db *db, const char *id)
 
 int db_board_image_grant(struct db *db, const char *board_id, const char *image_id, int64_t now)
 {
-	sqlite3_stmt *s = st(db, S_GRANT_INSERT);
-	sqlite3_bind_text(s, 1, board_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, image_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, now);
+	struct sql_stmt *s = st(db, S_GRANT_INSERT);
+	sql_bind_text(s, 1, board_id);
+	sql_bind_text(s, 2, image_id);
+	sql_bind_int64(s, 3, now);
 	return step_done(s);
 }
 
 int db_board_image_granted(struct db *db, const char *board_id, const char *image_id)
 {
-	sqlite3_stmt *s = st(db, S_GRANT_CHECK);
+	struct sql_stmt *s = st(db, S_GRANT_CHECK);
 	int rc;
-	sqlite3_bind_text(s, 1, board_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, image_id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
+	sql_bind_text(s, 1, board_id);
+	sql_bind_text(s, 2, image_id);
+	rc = sql_step(s);
+	sql_reset(s);
+	if (rc == SQL_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : db_err(rc);
+	return rc == SQL_DONE ? 0 : db_err(rc);
 }

@@ -1,5 +1,6 @@
-/* The controller's store: SQLite in WAL mode, one connection used only from
- * the loop thread (the one writer path), prepared statements only.
+/* The controller's store on one of the engines of sql.h (SQLite in WAL
+ * mode by default; PostgreSQL for several controllers): one connection used
+ * only from the loop thread (the one writer path), prepared statements only.
  * Every function returns 0 or a negative errno; -ENOENT for "no such row". */
 #ifndef SKY_CONTROLLER_DB_H
 #define SKY_CONTROLLER_DB_H
@@ -13,35 +14,19 @@ struct db;
 #define DB_ID_MAX 32
 #define DB_NAME_MAX 64
 
-int db_open(const char *path, struct db **out);
+/* target: a SQLite file, or a postgresql:// URI (sql.h).  Migrates the
+ * schema forward to this version. */
+int db_open(const char *target, struct db **out);
 /* A new row id: prefix + hex of nbytes random bytes ("brd-", "tok-",
  * "img-", "gst-").  -EINVAL when it does not fit in outlen. */
 int db_new_id(const char *prefix, size_t nbytes, char *out, size_t outlen);
 void db_close(struct db *db);
 int db_schema_version(struct db *db);
-/* The connection, for modules with their own statements (store.c). */
-struct sqlite3;
-struct sqlite3 *db_handle(struct db *db);
-/* SQLite result code -> negative errno. */
-int db_errno(int rc);
-/* Column col of the row at s as text into dst (n bytes, cut to fit; NULL
- * is ""), for modules with their own statements. */
-struct sqlite3_stmt;
-void db_copy_text(char *dst, size_t n, struct sqlite3_stmt *s, int col);
-/* One-off statements of such modules: db_prepare compiles sql into *s;
- * db_done steps s, which returns no row, and finalizes it; db_changed is
- * db_done that is -ENOENT when no row changed; db_one steps s to its first
- * row, reads it with row(s, out) and finalizes s (-ENOENT: no row).  0 or
- * a negative errno. */
-int db_prepare(struct db *db, const char *sql, struct sqlite3_stmt **s);
-int db_done(struct sqlite3_stmt *s);
-int db_changed(struct db *db, struct sqlite3_stmt *s);
-typedef void (*db_row_fn)(struct sqlite3_stmt *s, void *out);
-int db_one(struct sqlite3_stmt *s, db_row_fn row, void *out);
-/* The first column of the first row of sql (a SELECT count(*) ...) as a
- * non-negative int, or a negative errno. */
-int db_count(struct db *db, const char *sql);
-/* PRAGMA integrity_check == "ok": 0, else -EIO. */
+/* The connection, for modules with their own statements (store.c), which
+ * use sql.h: one dialect for both engines. */
+struct sql;
+struct sql *db_sql(struct db *db);
+/* The engine's integrity check (SQLite: PRAGMA integrity_check): 0, else -EIO. */
 int db_check(struct db *db);
 
 /* ---- tokens ---- */
@@ -130,7 +115,7 @@ int db_cert_check(struct db *db, uint64_t serial, const char *board_id);
 /* Revoke the board's certificates issued before serial: the number revoked. */
 int db_cert_revoke_older(struct db *db, const char *board_id, uint64_t serial);
 
-/* ---- transactions (BEGIN IMMEDIATE .. COMMIT, synchronous=FULL) ---- */
+/* ---- transactions (the engine's write transaction .. COMMIT, durable) ---- */
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
@@ -141,5 +126,19 @@ int db_set_durable(struct db *db, bool durable);
 int db_savepoint(struct db *db);
 int db_release(struct db *db);
 void db_rollback_to(struct db *db);
+
+/* Until every module speaks sql.h (db_legacy.c): the SQLite connection
+ * and the old helpers over it. */
+struct sqlite3;
+struct sqlite3_stmt;
+struct sqlite3 *db_handle(struct db *db);
+int db_errno(int rc);
+void db_copy_text(char *dst, size_t n, struct sqlite3_stmt *s, int col);
+int db_prepare(struct db *db, const char *sql, struct sqlite3_stmt **s);
+int db_done(struct sqlite3_stmt *s);
+int db_changed(struct db *db, struct sqlite3_stmt *s);
+typedef void (*db_row_fn)(struct sqlite3_stmt *s, void *out);
+int db_one(struct sqlite3_stmt *s, db_row_fn row, void *out);
+int db_count(struct db *db, const char *sql);
 
 #endif
