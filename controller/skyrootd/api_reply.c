@@ -28,6 +28,15 @@ void api_reply_error(struct api_reply *rep, int status, const char *code, const 
 
 void api_reply_internal(struct api_reply *rep, int err, const char *what)
 {
+	/* The store's database unreachable (PostgreSQL down or cut off; the
+	 * engine logs the loss and the recovery once): a client may retry,
+	 * here or on another controller of the fleet. */
+	if (err == -ENOTCONN) {
+		api_reply_error(rep, 503, "unavailable", "the controller could not %s: its database is unreachable; "
+				"retry later", what);
+		rep->headers = "Retry-After: 5\r\n";
+		return;
+	}
 	log_error("api: cannot %s: %s", what, strerror(-err));
 	api_reply_error(rep, 500, "internal", "the controller could not %s; see its log", what);
 }

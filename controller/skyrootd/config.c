@@ -89,6 +89,9 @@ static const struct config_key config_keys[] = {
 	  .off = F(config), .flag_only = true },
 	{ .opt = { .name = "state", .kind = SKY_ARG_STR, .metavar = "DIR",
 		   .help = "the state folder 'skyrootd init' made (required)" }, .off = F(state) },
+	{ .opt = { .name = "db", .kind = SKY_ARG_STR, .metavar = "URI",
+		   .help = "the store in PostgreSQL, shared by the fleet's controllers\n(postgresql://USER@HOST[:PORT]/DB; default: the URI in\nDIR/" CTL_DB_URL ", else SQLite in DIR/" CTL_DB_FILE ")" },
+	  .off = F(db) },
 	LISTEN("agent-listen", agent_listen, "where boards connect, mutual TLS 1.3 (default " CTL_DEFAULT_AGENT_LISTEN ")"),
 	LISTEN("api-listen", api_listen, "the REST API, HTTPS (default " CTL_DEFAULT_API_LISTEN ")"),
 	{ .opt = { .name = "advertise", .kind = SKY_ARG_HOSTPORT, .metavar = "HOST:PORT",
@@ -271,6 +274,7 @@ void ctl_config_free(struct ctl_config *c)
 void ctl_config_options(const struct ctl_config *c, struct ctl_options *o)
 {
 	o->state_dir = c->state;
+	o->db = c->db;
 	o->agent_listen = c->agent_listen;
 	o->api_listen = c->api_listen;
 	o->advertise = c->advertise;

@@ -15,7 +15,7 @@ struct ctl_options;
 
 struct ctl_config {
 	const char *config;            /* --config FILE (NULL: CTL_CONFIG_DEFAULT when it exists) */
-	const char *state, *agent_listen, *api_listen, *advertise, *firmware, *boot_listen;
+	const char *state, *db, *agent_listen, *api_listen, *advertise, *firmware, *boot_listen;
 	uint64_t cert_ttl, image_max;  /* seconds, bytes */
 	uint64_t scrub_rate;           /* bytes a second; 0 = off */
 	int log_level;                 /* enum sky_log_level */

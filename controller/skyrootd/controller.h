@@ -17,6 +17,7 @@
 
 struct ctl_options {
 	const char *state_dir;
+	const char *db;               /* the store's postgresql:// URI; NULL: DIR/store.url, else SQLite */
 	const char *agent_listen;     /* ADDR:PORT */
 	const char *api_listen;
 	const char *advertise;        /* HOST:PORT boards dial; NULL = derive */
@@ -89,6 +90,10 @@ struct controller {
 
 /* Paths inside the state folder. */
 #define CTL_DB_FILE "skyroot.db"
+/* The store on PostgreSQL instead (sql.h): its URI, one line, 0600 (it may
+ * carry a password).  Written by init --db; a copy of the folder carries it
+ * to another controller of the same fleet. */
+#define CTL_DB_URL "store.url"
 #define CTL_CA_CERT "ca.crt"
 #define CTL_CA_KEY "ca.key"
 #define CTL_SERVER_CERT "server.crt"
@@ -99,7 +104,9 @@ struct controller {
 #define CTL_READER_HASH "reader.token.sha256"
 
 /* state.c: `skyrootd init` and loading the state folder on `run`. */
-int ctl_state_init(const char *dir, const char *const *sans, const char *api_listen,
+/* db_url: a postgresql:// URI for the store, which must be an empty
+ * database (-EADDRINUSE: it holds a store already); NULL: SQLite in DIR. */
+int ctl_state_init(const char *dir, const char *const *sans, const char *api_listen, const char *db_url,
 		   char *admin_token_out, size_t outlen);
 int ctl_state_load(struct controller *ctl);
 void ctl_state_unload(struct controller *ctl);

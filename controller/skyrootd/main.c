@@ -31,12 +31,13 @@
 #include "controller/skyrootd/notify.h"
 #include "controller/skyrootd/pending.h"
 #include "controller/skyrootd/scrub.h"
+#include "controller/skyrootd/sql.h"
 #include "controller/skyrootd/store.h"
 #include "controller/skyrootd/tpm_ca.h"
 #include "controller/skyrootd/tpm_verify.h"
 
 /* The options of each command: they parse argv and make the usage. */
-static const char *opt_state, *opt_api_listen = CTL_DEFAULT_API_LISTEN;
+static const char *opt_state, *opt_api_listen = CTL_DEFAULT_API_LISTEN, *opt_db;
 static struct sky_arg_list opt_sans = { .max = 32 };
 static struct sky_opt init_opts[] = {
 	{ .name = "state", .kind = SKY_ARG_STR, .dest = &opt_state, .metavar = "DIR",
@@ -45,6 +46,9 @@ static struct sky_opt init_opts[] = {
 	  .help = "another name of the server certificate besides localhost and\n127.0.0.1 (repeatable, up to 32)" },
 	{ .name = "api-listen", .kind = SKY_ARG_CALLBACK, .cb = ctl_config_check_listen, .ctx = &opt_api_listen,
 	  .metavar = "ADDR:PORT", .help = "only sets the URL written to skyctl.conf (default " CTL_DEFAULT_API_LISTEN ")" },
+	{ .name = "db", .kind = SKY_ARG_STR, .dest = &opt_db, .metavar = "URI",
+	  .help = "keep the store in PostgreSQL (postgresql://USER@HOST[:PORT]/DB, an\nempty database; the password from ~/.pgpass or PGPASSFILE)\ninstead of DIR/" CTL_DB_FILE
+		  "; the URI goes to DIR/" CTL_DB_URL ".  More\ncontrollers: copy DIR to them (docs/ha.md)" },
 	{ 0 }
 };
 
@@ -118,7 +122,21 @@ static int cmd_init(int argc, char **argv)
 		sans[i] = opt_sans.v[i];
 	/* Nobody else reads the state: the folder 0700, every file 0600. */
 	umask(077);
-	r = ctl_state_init(opt_state, sans, opt_api_listen, token, sizeof(token));
+	if (opt_db && !sql_engine(opt_db)) {
+		fprintf(stderr, "skyrootd init: --db %s: %s\n", sql_target_is_pg(opt_db) ? "this skyrootd was built without PostgreSQL (libpq)" : "not a postgresql:// URI",
+			"use a SQLite store (leave --db out)");
+		return 1;
+	}
+	r = ctl_state_init(opt_state, sans, opt_api_listen, opt_db, token, sizeof(token));
+	if (r == -EADDRINUSE) {
+		fprintf(stderr, "skyrootd init: the database of --db already holds a Skyroot store; to add a controller "
+				"to its fleet, copy the first controller's state folder (docs/ha.md)\n");
+		return 1;
+	}
+	if (r == -ENOTCONN) {
+		fprintf(stderr, "skyrootd init: cannot reach the PostgreSQL server of --db\n");
+		return 1;
+	}
 	if (r == -EEXIST) {
 		fprintf(stderr, "skyrootd init: %s already holds a controller state; refusing to overwrite it "
 				"(use another folder, or remove it to start a new fleet)\n", opt_state);

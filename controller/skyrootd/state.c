@@ -1,6 +1,7 @@
 /* The state folder: keys, certificates, the store and skyctl's config. */
 #include <errno.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "controller/skyrootd/creds.h"
 #include "controller/skyrootd/store.h"
 #include "controller/skyrootd/guests.h"
+#include "controller/skyrootd/sql.h"
 
 #define CA_DAYS 3650
 #define SERVER_DAYS 825
@@ -148,7 +150,22 @@ static uint64_t new_serial(void)
 	return s ? s : 1;
 }
 
-int ctl_state_init(const char *dir, const char *const *sans, const char *api_listen,
+/* A PostgreSQL store must start empty: a second controller of a fleet
+ * takes a copy of the first one's state folder instead (docs/ha.md), so
+ * that one database never has two CAs. */
+static int state__db_empty(const char *url)
+{
+	struct sql *c = NULL;
+	int r = sql_open(url, 0, &c), v;
+
+	if (r < 0)
+		return r;
+	v = c->ops->schema_version(c);
+	sql_close(c);
+	return v < 0 ? v : v > 0 ? -EADDRINUSE : 0;
+}
+
+int ctl_state_init(const char *dir, const char *const *sans, const char *api_listen, const char *db_url,
 		   char *admin_token_out, size_t outlen)
 {
 	char p[PATH_MAX], conf[PATH_MAX + 256], hex[66];
@@ -171,6 +188,8 @@ int ctl_state_init(const char *dir, const char *const *sans, const char *api_lis
 		return r;
 	if (access(p, F_OK) == 0)
 		return -EEXIST;
+	if (db_url && (r = state__db_empty(db_url)) < 0)
+		return r;
 
 	for (size_t i = 0; default_sans[i]; i++)
 		all_sans[n++] = default_sans[i];
@@ -223,8 +242,16 @@ int ctl_state_init(const char *dir, const char *const *sans, const char *api_lis
 	if ((r = state__token(dir, "ska-", CTL_ADMIN_HASH, true, admin_token_out, outlen)) < 0)
 		goto out;
 
-	if ((r = path_in(p, dir, CTL_DB_FILE)) < 0 || (r = db_open(p, &db)) < 0)
+	if (db_url) {
+		char line[4096 + 2];
+		size_t ln = (size_t)snprintf(line, sizeof(line), "%s\n", db_url);
+
+		if (ln >= sizeof(line) || (r = path_in(p, dir, CTL_DB_URL)) < 0 ||
+		    (r = sky_write_file(p, line, ln, 0600, 1)) < 0 || (r = db_open(db_url, &db)) < 0)
+			goto out;
+	} else if ((r = path_in(p, dir, CTL_DB_FILE)) < 0 || (r = db_open(p, &db)) < 0) {
 		goto out;
+	}
 
 	const char *host = api_listen;
 	n = (size_t)snprintf(conf, sizeof(conf),
@@ -272,6 +299,29 @@ static int load_cert(const char *dir, const char *name, X509 **out, const char *
 	return r;
 }
 
+/* Where the store is: --db, else DIR/store.url, else DIR/skyroot.db. */
+static int state__db_target(const struct controller *ctl, char *out, size_t n)
+{
+	const char *dir = ctl->opt.state_dir;
+	char p[PATH_MAX], *url = NULL;
+	int r;
+
+	if (ctl->opt.db)
+		return (size_t)snprintf(out, n, "%s", ctl->opt.db) < n ? 0 : -ENAMETOOLONG;
+	if ((r = path_in(p, dir, CTL_DB_URL)) < 0)
+		return r;
+	r = check_key_mode(p);
+	if (r == -ENOENT)
+		return path_in(out, dir, CTL_DB_FILE);
+	if (r < 0 || (r = sky_read_file(p, 4096, &url, NULL)) < 0)
+		return r;
+	url[strcspn(url, "\r\n")] = '\0';
+	r = !sql_target_is_pg(url) ? -EINVAL : (size_t)snprintf(out, n, "%s", url) < n ? 0 : -ENAMETOOLONG;
+	OPENSSL_cleanse(url, strlen(url));
+	free(url);
+	return r;
+}
+
 int ctl_state_load(struct controller *ctl)
 {
 	const char *dir = ctl->opt.state_dir, *failed = "";
@@ -309,8 +359,11 @@ int ctl_state_load(struct controller *ctl)
 	if ((r = sky_cert_pin(ctl->ca_cert, ctl->ca_pin)) < 0)
 		goto fail;
 	sky_pin_format(ctl->ca_pin, ctl->ca_pin_str, sizeof(ctl->ca_pin_str));
-	failed = CTL_DB_FILE;
-	if ((r = path_in(p, dir, CTL_DB_FILE)) < 0 || (r = db_open(p, &ctl->db)) < 0)
+	failed = CTL_DB_URL;
+	if ((r = state__db_target(ctl, p, sizeof(p))) < 0)
+		goto fail;
+	failed = sql_target_is_pg(p) ? CTL_DB_URL : CTL_DB_FILE;
+	if ((r = db_open(p, &ctl->db)) < 0)
 		goto fail;
 	snprintf(ctl->db_path, sizeof(ctl->db_path), "%s", p);
 	/* The tokens of init and reader-token are the credentials 'admin'
@@ -331,7 +384,9 @@ fail:
 	fprintf(stderr, "skyrootd: cannot load %s/%s: %s%s\n", dir, failed,
 		r == -EPERM ? "key file is readable by others; run chmod 600 on it" : strerror(-r),
 		r == -ENOENT ? " (run 'skyrootd init --state DIR' first)" :
-		r == -EPROTONOSUPPORT ? " (the store was made by a newer skyrootd)" : "");
+		r == -EPROTONOSUPPORT ? " (the store was made by a newer skyrootd, or this one was built without PostgreSQL)" :
+		r == -ENOTCONN ? " (the PostgreSQL server of the store cannot be reached)" :
+		r == -EINVAL && strcmp(failed, CTL_DB_URL) == 0 ? " (it must hold one postgresql:// URI)" : "");
 	ctl_state_unload(ctl);
 	return r;
 }
