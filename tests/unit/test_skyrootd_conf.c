@@ -229,7 +229,7 @@ static void test_sample_file(void **state)
 	free(out);
 	assert_int_equal(load(&c, err, sizeof(err), NULL), 0);
 	/* Every key of the file's table (all the run flags but --config). */
-	assert_int_equal(keys, 22);
+	assert_int_equal(keys, 23);
 	/* The defaults: as with an empty file, but for the examples of the
 	 * keys that are off by default, and the state. */
 	write_conf("");
@@ -240,6 +240,10 @@ static void test_sample_file(void **state)
 	assert_non_null(c.advertise);
 	assert_non_null(c.boot_listen);
 	assert_non_null(c.firmware);
+	/* db: off by default (the state folder says), the example a URI */
+	assert_null(d.db);
+	assert_non_null(c.db);
+	assert_memory_equal(c.db, "postgresql://", 13);
 	assert_int_equal(c.log_level, d.log_level);
 	ctl_config_options(&c, &o);
 	ctl_config_options(&d, &od);
