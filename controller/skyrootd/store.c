@@ -555,10 +555,10 @@ static void image_row(struct sql_stmt *s, struct store_image *img)
 {
 	const void *sha = sql_col_blob(s, 5);
 	memset(img, 0, sizeof(*img));
-	snprintf(img->id, sizeof(img->id), "%s", sql_col_text(s, 0));
-	snprintf(img->name, sizeof(img->name), "%s", sql_col_text(s, 1));
-	snprintf(img->kind, sizeof(img->kind), "%s", sql_col_text(s, 2));
-	snprintf(img->format, sizeof(img->format), "%s", sql_col_text(s, 3));
+	sql_copy_text(img->id, sizeof(img->id), s, 0);
+	sql_copy_text(img->name, sizeof(img->name), s, 1);
+	sql_copy_text(img->kind, sizeof(img->kind), s, 2);
+	sql_copy_text(img->format, sizeof(img->format), s, 3);
 	img->size = (uint64_t)sql_col_int64(s, 4);
 	if (sha && sql_col_bytes(s, 5) == 32)
 		memcpy(img->sha256, sha, 32);
