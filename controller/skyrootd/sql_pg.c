@@ -178,10 +178,14 @@ static char *pg_password(const char *target)
 
 static int pg_open(const char *target, unsigned flags, struct sql **out)
 {
-	/* Later keywords override earlier ones: the URI's own connect_timeout
-	 * wins over the default 5 s; the application name is always ours. */
-	const char *const keys[] = {"connect_timeout", "dbname", "application_name", NULL};
-	const char *const vals[] = {"5", target, "skyrootd", NULL};
+	/* Later keywords override earlier ones: the URI's own settings win
+	 * over these defaults, the application name is always ours.  The
+	 * deadlines: 5 s to connect; a server that stops answering (unsent
+	 * data unacknowledged for 30 s, or an idle link without keepalive
+	 * answers for 10 + 3 * 5 s) is a lost connection, not a hang. */
+	const char *const keys[] = {"connect_timeout", "tcp_user_timeout", "keepalives_idle", "keepalives_interval",
+				    "keepalives_count", "dbname", "application_name", NULL};
+	const char *const vals[] = {"5", "30000", "10", "5", "3", target, "skyrootd", NULL};
 	struct pg *c = calloc(1, sizeof(*c));
 	int r;
 

@@ -308,6 +308,7 @@ static void test_transactions(void **state)
 	assert_int_equal(c->ops->set_durable(c, true), 0);
 	assert_int_equal(sql_count(c, "SELECT CASE WHEN current_setting('synchronous_commit') = 'on' THEN 1 ELSE 0 END"), 1);
 	assert_int_equal(c->ops->check(c), 0);
+	assert_int_equal(sql_count(c, "SELECT CASE WHEN current_setting('application_name') = 'skyrootd' THEN 1 ELSE 0 END"), 1);
 	sql_close(c);
 }
 
