@@ -160,6 +160,8 @@ static void pg_unlock_schema(struct pg *c)
 static void pg_close(struct sql *c)
 {
 	PQfinish(P(c)->h); /* the session's locks and statements go with it */
+	if (P(c)->password)
+		explicit_bzero(P(c)->password, strlen(P(c)->password));
 	free(P(c)->password);
 	free(c);
 }
