@@ -72,6 +72,7 @@ struct pg_stmt {
 	PGresult *res;
 	int row, nrows;
 	bool ran, done;
+	int bind_err; /* a bind that could not be kept: the next step fails */
 	char (*coltext)[PG_NUM]; /* integer columns read as text */
 	int ncoltext;
 };
@@ -219,7 +220,9 @@ fail:
 }
 
 /* q with '?' and '?N' as $N outside quoted strings, identifiers and line
- * comments; *n the number of parameters (the highest index). */
+ * comments; *n the number of parameters (the highest index).  The store's
+ * SQL has no dollar quoting, E'' escapes or block comments: a '?' in one of
+ * those would be taken for a parameter. */
 static char *pg_rewrite(const char *q, int *n)
 {
 	size_t len = strlen(q);
@@ -352,6 +355,7 @@ static void pg_reset(struct sql_stmt *st)
 	struct pg_stmt *s = PS(st);
 
 	pg_clear_result(s);
+	s->bind_err = 0;
 	for (int i = 0; i < s->nparams; i++) {
 		free(s->copies[i]);
 		s->copies[i] = NULL;
@@ -396,7 +400,9 @@ static void pg_bind_text(struct sql_stmt *st, int idx, const char *v, int len)
 	 * that ends before the NUL takes a copy. */
 	if (v && len >= 0) {
 		s->copies[i] = strndup(v, (size_t)len);
-		s->vals[i] = s->copies[i] ? s->copies[i] : "";
+		s->vals[i] = s->copies[i];
+		if (!s->copies[i])
+			s->bind_err = -ENOMEM;
 	}
 }
 
@@ -409,7 +415,9 @@ static void pg_bind_blob(struct sql_stmt *st, int idx, const void *v, size_t len
 		return;
 	/* zero bytes: an empty blob, not NULL */
 	s->vals[i] = len ? v : "";
-	s->lens[i] = len > INT32_MAX ? INT32_MAX : (int)len;
+	s->lens[i] = len > INT32_MAX ? 0 : (int)len;
+	if (len > INT32_MAX) /* more than libpq can send */
+		s->bind_err = -EINVAL;
 	s->fmts[i] = 1;
 }
 
@@ -438,6 +446,10 @@ static int pg_step(struct sql_stmt *st)
 	if (!s->ran) {
 		pg_unlock_schema(c);
 		s->ran = true;
+		if (s->bind_err) {
+			s->done = true;
+			return s->bind_err;
+		}
 		res = PQexecPrepared(c->h, s->name, s->nparams, s->vals, s->lens, s->fmts, 1);
 		r = pg_result(c, res, true);
 		if (r < 0) {
@@ -552,6 +564,12 @@ static bool pg_is_int(Oid t)
 	       t == OID_FLOAT8;
 }
 
+/* Columns whose binary form is their bytes. */
+static bool pg_is_bytes(Oid t)
+{
+	return t == OID_TEXT || t == OID_VARCHAR || t == OID_BPCHAR || t == OID_NAME || t == OID_BYTEA;
+}
+
 static const char *pg_col_text(struct sql_stmt *st, int col)
 {
 	struct pg_stmt *s = PS(st);
@@ -559,8 +577,10 @@ static const char *pg_col_text(struct sql_stmt *st, int col)
 	int n = 0;
 	const char *v = pg_val(s, col, &t, &n);
 
-	if (!v || !pg_is_int(t))
+	if (!v || pg_is_bytes(t))
 		return v; /* text, bytea: the bytes, NUL-terminated by libpq */
+	if (!pg_is_int(t))
+		return NULL; /* no type the store's SQL reads */
 	if (!s->coltext) {
 		s->ncoltext = PQnfields(s->res);
 		s->coltext = calloc((size_t)s->ncoltext, sizeof(*s->coltext));
@@ -577,7 +597,7 @@ static const void *pg_col_blob(struct sql_stmt *st, int col)
 	int n = 0;
 	const char *v = pg_val(PS(st), col, &t, &n);
 
-	return v && pg_is_int(t) ? pg_col_text(st, col) : v;
+	return v && !pg_is_bytes(t) ? pg_col_text(st, col) : v;
 }
 
 static size_t pg_col_bytes(struct sql_stmt *st, int col)
@@ -586,7 +606,7 @@ static size_t pg_col_bytes(struct sql_stmt *st, int col)
 	int n = 0;
 	const char *v = pg_val(PS(st), col, &t, &n);
 
-	if (!v)
+	if (!v || !(pg_is_bytes(t) || pg_is_int(t)))
 		return 0;
 	if (pg_is_int(t))
 		return strlen(pg_col_text(st, col) ? pg_col_text(st, col) : "");

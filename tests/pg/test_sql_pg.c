@@ -228,6 +228,21 @@ static void test_blobs(void **state)
 	assert_true(sql_col_null(sel, 0));
 	assert_int_equal(sql_col_int64(sel, 1), 1);
 	sql_finalize(sel);
+	/* more than libpq can send: the step fails, nothing is read */
+	sql_bind_int64(ins, 1, 5);
+	sql_bind_blob(ins, 2, big, (size_t)INT32_MAX + 1);
+	assert_int_equal(sql_step(ins), -EINVAL);
+	sql_reset(ins);
+	assert_int_equal(sql_count(c, "SELECT count(*) FROM t_blob"), 4);
+	/* a type the store never reads: NULL and 0, not its binary form */
+	sel = prep(c, "SELECT now(), CAST('1.5' AS REAL)");
+	assert_int_equal(sql_step(sel), SQL_ROW);
+	assert_false(sql_col_null(sel, 0));
+	assert_null(sql_col_text(sel, 0));
+	assert_null(sql_col_blob(sel, 0));
+	assert_int_equal(sql_col_bytes(sel, 0), 0);
+	assert_int_equal(sql_col_int64(sel, 1), 0);
+	sql_finalize(sel);
 	sql_finalize(ins);
 	sql_close(c);
 }
