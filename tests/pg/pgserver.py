@@ -74,18 +74,27 @@ class PgServer:
             os.chmod(d, 0o700)
             if owner:
                 os.chown(d, *owner)
-        self.port = _free_port()
         out = subprocess.DEVNULL
         _run([BIN + '/initdb', '-D', self.data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8',
               '--locale=C', '--no-sync'], owner, stdout=out, stderr=subprocess.PIPE)
         with open(os.path.join(self.data, 'postgresql.auto.conf'), 'a') as f:
             f.write("listen_addresses = '127.0.0.1'\n")
-            f.write('port = %d\n' % self.port)
             f.write("unix_socket_directories = '%s'\n" % self.sock)
             f.write('fsync = on\nsynchronous_commit = on\nmax_connections = 40\n')
             f.write('shared_buffers = 16MB\nlogging_collector = off\n')
-        _run([BIN + '/pg_ctl', '-D', self.data, '-l', os.path.join(self.root, 'log'), '-w', '-t', '60',
-              'start'], owner, stdout=out, stderr=subprocess.PIPE)
+        # A free port may be taken before the server binds it: a few tries
+        # (the last port line of the file wins).
+        for attempt in range(3):
+            self.port = _free_port()
+            with open(os.path.join(self.data, 'postgresql.auto.conf'), 'a') as f:
+                f.write('port = %d\n' % self.port)
+            try:
+                _run([BIN + '/pg_ctl', '-D', self.data, '-l', os.path.join(self.root, 'log'), '-w', '-t',
+                      '60', 'start'], owner, stdout=out, stderr=subprocess.PIPE)
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 2:
+                    raise
         _run([BIN + '/createdb', '-h', self.sock, '-p', str(self.port), '-U', 'postgres', DB], owner,
              stdout=out, stderr=subprocess.PIPE)
         self.uri = 'postgresql://postgres@127.0.0.1:%d/%s' % (self.port, DB)
