@@ -18,7 +18,7 @@ import pgserver  # noqa: E402
 def main():
     why = pgserver.available()
     if why:
-        print('SKIP: %s' % why)
+        print('run.py: SKIP: %s' % why, file=sys.stderr)
         return 77
     root = tempfile.mkdtemp(prefix='skyroot-pg-')
     with pgserver.PgServer(root) as pg:
