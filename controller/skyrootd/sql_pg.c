@@ -686,8 +686,10 @@ static int pg_set_schema_version(struct sql *c, int v)
 	return pg_exec(c, q);
 }
 
-/* PostgreSQL checksums and verifies its own pages as it reads them (with
- * data checksums on); what is left to see is that it answers. */
+/* PostgreSQL verifies its own pages as it reads them (a cluster made with
+ * data checksums, initdb -k, as tests/pg/pgserver.py does; without them
+ * only the page headers); a whole-database scan from a client would be
+ * amcheck's work, an extension.  What is left to see is that it answers. */
 static int pg_check(struct sql *cc)
 {
 	struct pg *c = P(cc);

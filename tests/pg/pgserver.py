@@ -76,7 +76,7 @@ class PgServer:
                 os.chown(d, *owner)
         out = subprocess.DEVNULL
         _run([BIN + '/initdb', '-D', self.data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8',
-              '--locale=C', '--no-sync'], owner, stdout=out, stderr=subprocess.PIPE)
+              '--locale=C', '--data-checksums', '--no-sync'], owner, stdout=out, stderr=subprocess.PIPE)
         with open(os.path.join(self.data, 'postgresql.auto.conf'), 'a') as f:
             f.write("listen_addresses = '127.0.0.1'\n")
             f.write("unix_socket_directories = '%s'\n" % self.sock)
