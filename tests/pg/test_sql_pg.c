@@ -380,6 +380,24 @@ static void test_blob_io(void **state)
 	sql_close(c);
 }
 
+/* The URI's password never shows in a message, even one that would quote
+ * it back. */
+static void test_errmsg_no_password(void **state)
+{
+	const char *u = uri(), *at = strchr(u + strlen("postgresql://"), '@');
+	char withpw[512];
+	struct sql *c;
+
+	assert_non_null(at);
+	snprintf(withpw, sizeof(withpw), "%.*s:s3cretpw%s", (int)(at - u), u, at);
+	assert_int_equal(sql_open(withpw, 0, &c), 0); /* trust: the password is not needed */
+	assert_int_equal(sql_exec(c, "SELECT CAST('s3cretpw' AS BIGINT)"), -EIO);
+	assert_non_null(strstr(sql_errmsg(c), "invalid input syntax"));
+	assert_null(strstr(sql_errmsg(c), "s3cretpw"));
+	assert_null(strchr(sql_errmsg(c), '\n')); /* the first line only */
+	sql_close(c);
+}
+
 struct opener {
 	const char *uri;
 	struct db *db;
@@ -579,6 +597,7 @@ int main(void)
 		cmocka_unit_test(test_transactions),
 		cmocka_unit_test(test_schema_version),
 		cmocka_unit_test(test_blob_io),
+		cmocka_unit_test(test_errmsg_no_password),
 		cmocka_unit_test(test_db_open_race),
 		cmocka_unit_test(test_token_race),
 		cmocka_unit_test(test_connection_loss),
