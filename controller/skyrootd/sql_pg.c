@@ -225,8 +225,9 @@ fail:
  * those would be taken for a parameter. */
 static char *pg_rewrite(const char *q, int *n)
 {
+	/* a '?' becomes at most "$32766": six bytes for one */
 	size_t len = strlen(q);
-	char *out = malloc(len * 4 + 1), *o = out;
+	char *out = len < SIZE_MAX / 8 ? malloc(len * 6 + 1) : NULL, *o = out;
 	int max = 0;
 
 	if (!out)
@@ -250,14 +251,14 @@ static char *pg_rewrite(const char *q, int *n)
 			if (isdigit((unsigned char)*p)) {
 				char *end;
 				long v = strtol(p, &end, 10);
-				if (v < 1 || v > 32766) {
-					free(out);
-					return NULL;
-				}
-				idx = (int)v;
+				idx = v < 1 || v > 32766 ? 0 : (int)v;
 				p = end;
 			} else {
 				idx = max + 1;
+			}
+			if (idx < 1 || idx > 32766) { /* PostgreSQL takes 65535 */
+				free(out);
+				return NULL;
 			}
 			if (idx > max)
 				max = idx;

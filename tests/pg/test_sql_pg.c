@@ -108,8 +108,11 @@ static void test_placeholders(void **state)
 	assert_int_equal(sql_step(s), SQL_ROW);
 	assert_int_equal(sql_col_int64(s, 0), 42);
 	sql_finalize(s);
-	/* a syntax error fails prepare */
+	/* a syntax error fails prepare; so do indexes out of range */
 	assert_true(sql_prepare(c, "SELEC 1", &s) < 0);
+	assert_int_equal(sql_prepare(c, "SELECT ?0", &s), -EINVAL);
+	assert_int_equal(sql_prepare(c, "SELECT ?40000", &s), -EINVAL);
+	assert_int_equal(sql_prepare(c, "SELECT ?32766, ?", &s), -EINVAL);
 	sql_close(c);
 }
 
