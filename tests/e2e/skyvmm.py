@@ -24,9 +24,12 @@ demo guest (tests/e2e/guest.sh) and a script init runs in place of the agent
   4. runs skyvmm --seccomp-selftest: a forbidden call under the filter
      must kill it by SIGSYS (status 159);
   5. binds the board's edu device (1234:11e8) to vfio-pci and runs the
-     guest with --vfio, jailed (--jail-uid/--jail-gid 65534): it must read
-     edu's id register (0x010000ED) through BAR0 and take edu's interrupt
-     (INTx; uio_pci_generic's event count), with skyvmm under the seccomp
+     guest with --vfio, jailed (--jail-uid/--jail-gid 65534): it must take
+     edu's interrupt as MSI first (its /msi-init, tests/skyvmm/edumsi.c:
+     the message and Enable written to skyvmm's emulated capability, which
+     routes it with KVM_SET_GSI_ROUTING; the guest CPU takes its vector),
+     then read edu's id register (0x010000ED) through BAR0 and take edu's
+     interrupt as INTx again (uio_pci_generic's event count), with skyvmm under the seccomp
      filter, as uid/gid 65534 in /proc/PID/status, its /proc/PID/root
      empty; power off cleanly; and the device goes back.
 and prints what happened.  The test checks: the guest's marker
@@ -68,6 +71,21 @@ echo "SKYROOT-GUEST-NIC eth0 $(cat /sys/class/net/eth0/address 2>/dev/null || ec
 /bin/busybox umount /sys
 exec /init
 """
+# The guest's /msi-init (rdinit= of the run with edu passed through): edu's
+# MSI turned on through skyvmm's emulated capability and taken by the guest
+# (tests/skyvmm/edumsi.c, static: the guest has no libc), then the demo
+# guest's own /init, whose INTx check (skyroot.edu-irq=1) then also shows
+# INTx back after MSI went off.
+MSI_INIT = r"""#!/bin/sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+/edumsi 5000
+/bin/busybox umount /sys
+/bin/busybox umount /proc
+exec /init
+"""
+EDUMSI = os.path.join(ROOT, "tests", "skyvmm", "edumsi.c")
 TIMEOUT = int(os.environ.get("SKY_E2E_SKYVMM_TIMEOUT", "900"))
 
 RUN = r"""#!/bin/sh
@@ -123,7 +141,7 @@ if [ -n "$EDU" ]; then
 	echo $EDU >/sys/bus/pci/drivers_probe
 	drv=$(readlink /sys/bus/pci/devices/$EDU/driver)
 	echo "SKYVMM-E2E: edu $EDU group $(basename "$(readlink /sys/bus/pci/devices/$EDU/iommu_group)") driver ${drv##*/}"
-	( sh -c "echo \$\$ >/tmp/svpid5; exec $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 1 --console-fd 1 --vfio $EDU --jail-uid 65534 --jail-gid 65534 --cmdline 'console=ttyS0 panic=-1 skyroot.edu-irq=1' 3<$T/vmlinuz 4<$T/initrd.img" 2>/tmp/sv5.err
+	( sh -c "echo \$\$ >/tmp/svpid5; exec $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 1 --console-fd 1 --vfio $EDU --jail-uid 65534 --jail-gid 65534 --cmdline 'console=ttyS0 panic=-1 skyroot.edu-irq=1 rdinit=/msi-init' 3<$T/vmlinuz 4<$T/initrd.img" 2>/tmp/sv5.err
 	  echo $? >/tmp/sv5.st ) | while IFS= read -r l; do
 		echo "guest5| $l"
 		case "$l" in
@@ -201,9 +219,15 @@ def nic_modules(fw):
 
 
 def nic_cpio(fw, tmp):
-    """A gzip'd cpio with /nic-init and /nic/ (the modules, uncompressed)."""
+    """A gzip'd cpio with /nic-init and /nic/ (the modules, uncompressed),
+    and /msi-init with /edumsi."""
     root = os.path.join(tmp, "nicroot")
     os.makedirs(os.path.join(root, "nic"))
+    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", os.path.join(root, "edumsi"), EDUMSI],
+                   check=True)
+    with open(os.path.join(root, "msi-init"), "w") as out:
+        out.write(MSI_INIT)
+    os.chmod(os.path.join(root, "msi-init"), 0o755)
     names = []
     for name, path in nic_modules(fw):
         data = open(path, "rb").read()
@@ -311,15 +335,20 @@ def case_guest(f):
     edu = line_with(out, "SKYVMM-E2E: edu ")
     check(edu.endswith("driver vfio-pci"), f"the board's edu device is on vfio-pci for the guest ({edu})")
     for l in out.splitlines():
-        if l.startswith("guest5| SKYROOT-GUEST-EDU") or l.startswith("guest5| SKYROOT-GUEST-PCI "):
+        if (l.startswith("guest5| SKYROOT-GUEST-EDU") or l.startswith("guest5| SKYROOT-GUEST-PCI ") or
+                l.startswith("guest5| SKYROOT-EDU-MSI")):
             print(l)
+    msi = line_with(out, "guest5| SKYROOT-EDU-MSI")
+    check(msi.startswith("guest5| SKYROOT-EDU-MSI ok ") and " vector=0xfa " in msi,
+          f"edu's MSI, enabled through skyvmm's emulated capability and routed by KVM_SET_GSI_ROUTING, "
+          f"reached the guest CPU on the vector the guest wrote ({msi})")
     present = line_with(out, "guest5| SKYROOT-GUEST-EDU present")
     check("id=0x010000ED" in present,
           f"the guest under skyvmm reads edu's id register (0x010000ED) through its BAR0 ({present})")
     irq = line_with(out, "guest5| SKYROOT-GUEST-EDU-IRQ")
     events = irq.split("events=", 1)[1].split()[0] if "events=" in irq else ""
     check(events.isdigit() and int(events) >= 1,
-          f"edu's interrupt reached the guest's handler (INTx, uio_pci_generic) ({irq})")
+          f"edu's interrupt reached the guest's handler (INTx, uio_pci_generic), after MSI went off ({irq})")
     s5 = line_with(out, "SKYVMM-E2E: sandbox5")
     check("Seccomp: 2" in s5, f"skyvmm with a passed-through device runs under its filter ({s5})")
     check("Uid: 65534 65534 65534 65534" in s5 and "Gid: 65534 65534 65534 65534" in s5,
