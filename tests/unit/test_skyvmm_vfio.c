@@ -258,6 +258,20 @@ static void test_msi(void **state)
 	assert_int_equal(t.nset, 5);
 	assert_int_equal(fake_cfg_read(&f, slot, cap + 2, 2) & 1, 0);
 	assert_false(t.v.msi_on);
+	/* on, then a new message the host refuses: Enable reads back clear
+	 * and the vector goes off at the host too (not left routed with INTx
+	 * off while the guest reads MSI off; fuzz_skyvmm_vfio found it) */
+	t.fail = 0;
+	fake_cfg_write(&f, slot, cap + 2, 2, 0x0001);
+	assert_int_equal(t.nset, 6);
+	assert_true(t.on);
+	assert_true(t.v.msi_on);
+	t.fail = -EINVAL;
+	fake_cfg_write(&f, slot, cap + 12, 2, 0x4043);
+	assert_int_equal(t.nset, 8); /* the refused message, then off */
+	assert_false(t.on);
+	assert_false(t.v.msi_on);
+	assert_int_equal(fake_cfg_read(&f, slot, cap + 2, 2) & 1, 0);
 	fake_fini(&f);
 	close(t.v.fd);
 
