@@ -80,7 +80,9 @@ MSI_INIT = r"""#!/bin/sh
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
+t0=$(cut -d' ' -f1 /proc/uptime)
 /edumsi 5000
+echo "SKYROOT-EDU-MSI-TIME $t0 $(cut -d' ' -f1 /proc/uptime)"
 /bin/busybox umount /sys
 /bin/busybox umount /proc
 exec /init
@@ -141,6 +143,7 @@ if [ -n "$EDU" ]; then
 	echo $EDU >/sys/bus/pci/drivers_probe
 	drv=$(readlink /sys/bus/pci/devices/$EDU/driver)
 	echo "SKYVMM-E2E: edu $EDU group $(basename "$(readlink /sys/bus/pci/devices/$EDU/iommu_group)") driver ${drv##*/}"
+	echo "SKYVMM-E2E: run5 start at $(up)"
 	( sh -c "echo \$\$ >/tmp/svpid5; exec $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 1 --console-fd 1 --vfio $EDU --jail-uid 65534 --jail-gid 65534 --cmdline 'console=ttyS0 panic=-1 skyroot.edu-irq=1 rdinit=/msi-init' 3<$T/vmlinuz 4<$T/initrd.img" 2>/tmp/sv5.err
 	  echo $? >/tmp/sv5.st ) | while IFS= read -r l; do
 		echo "guest5| $l"
@@ -150,6 +153,7 @@ if [ -n "$EDU" ]; then
 		*SKYROOT-GUEST-PCI-DONE*) kill -TERM "$(cat /tmp/svpid5)" ;;
 		esac
 	done
+	echo "SKYVMM-E2E: run5 end at $(up)"
 	echo "SKYVMM-E2E: run5 status $(cat /tmp/sv5.st) last: $(tail -n1 /tmp/sv5.err)"
 	grep -v "^skyvmm: guest-shutdown" /tmp/sv5.err | sed 's/^/SKYVMM-E2E: run5 stderr: /' | tail -n 5
 	echo $EDU >/sys/bus/pci/devices/$EDU/driver/unbind
@@ -223,7 +227,7 @@ def nic_cpio(fw, tmp):
     and /msi-init with /edumsi."""
     root = os.path.join(tmp, "nicroot")
     os.makedirs(os.path.join(root, "nic"))
-    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", os.path.join(root, "edumsi"), EDUMSI],
+    subprocess.run(["gcc", "-static", "-s", "-O2", "-Wall", "-Werror", "-o", os.path.join(root, "edumsi"), EDUMSI],
                    check=True)
     with open(os.path.join(root, "msi-init"), "w") as out:
         out.write(MSI_INIT)
@@ -338,7 +342,7 @@ def case_guest(f):
         if (l.startswith("guest5| SKYROOT-GUEST-EDU") or l.startswith("guest5| SKYROOT-GUEST-PCI ") or
                 l.startswith("guest5| SKYROOT-EDU-MSI")):
             print(l)
-    msi = line_with(out, "guest5| SKYROOT-EDU-MSI")
+    msi = line_with(out, "guest5| SKYROOT-EDU-MSI ")
     check(msi.startswith("guest5| SKYROOT-EDU-MSI ok ") and " vector=0xfa " in msi,
           f"edu's MSI, enabled through skyvmm's emulated capability and routed by KVM_SET_GSI_ROUTING, "
           f"reached the guest CPU on the vector the guest wrote ({msi})")
@@ -355,7 +359,7 @@ def case_guest(f):
           f"and jailed as the unprivileged user it was given ({s5})")
     root5 = line_with(out, "SKYVMM-E2E: root5")
     check(root5 == "SKYVMM-E2E: root5 []", f"its root is an empty directory ({root5})")
-    r5 = line_with(out, "SKYVMM-E2E: run5")
+    r5 = line_with(out, "SKYVMM-E2E: run5 status")
     check(r5.endswith("status 0 last: skyvmm: guest-shutdown"), f"the edu guest powered off cleanly ({r5})")
     check(line_with(out, "SKYVMM-E2E: edu given back") == "SKYVMM-E2E: edu given back, driver ",
           "edu unbound from vfio-pci afterwards")
@@ -365,6 +369,13 @@ def case_guest(f):
         t_up = float(line_with(out, "SKYVMM-E2E: guest up").split()[-1])
         print(f"inside the board (TCG, nested KVM): skyvmm start to first console line {t_first - t_start:.1f} s, "
               f"to the guest's marker {t_up - t_start:.1f} s")
+    except (ValueError, IndexError):
+        pass
+    try:
+        t5 = float(line_with(out, "SKYVMM-E2E: run5 end at").split()[-1]) - \
+            float(line_with(out, "SKYVMM-E2E: run5 start at").split()[-1])
+        m0, m1 = (float(x) for x in line_with(out, "guest5| SKYROOT-EDU-MSI-TIME").split()[-2:])
+        print(f"inside the board: the edu run (run5) took {t5:.1f} s, its MSI check in the guest {m1 - m0:.2f} s")
     except (ValueError, IndexError):
         pass
     r = b.stop()
