@@ -6,7 +6,9 @@
  * with all ones, placed in skyvmm's MMIO window, the real BAR registers
  * never written), the MSI capability only (others hidden), the command
  * register written through, and MSI enable and message changes handed to
- * msi_set.  No VFIO, no KVM.
+ * msi_set; and vfio_pci.c's INTx and MSI wiring (sv_vfio_intx_on/off,
+ * sv_vfio_msi_set) over a model of KVM's irqfds and VFIO's triggers, with
+ * two devices sharing one INTx GSI.  No VFIO, no KVM.
  *
  * Environment: none needed.   ./test_skyvmm_vfio
  */
