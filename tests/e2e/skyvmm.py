@@ -144,7 +144,9 @@ if [ -n "$EDU" ]; then
 	drv=$(readlink /sys/bus/pci/devices/$EDU/driver)
 	echo "SKYVMM-E2E: edu $EDU group $(basename "$(readlink /sys/bus/pci/devices/$EDU/iommu_group)") driver ${drv##*/}"
 	echo "SKYVMM-E2E: run5 start at $(up)"
-	( sh -c "echo \$\$ >/tmp/svpid5; exec $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 1 --console-fd 1 --vfio $EDU --jail-uid 65534 --jail-gid 65534 --cmdline 'console=ttyS0 panic=-1 skyroot.edu-irq=1 rdinit=/msi-init' 3<$T/vmlinuz 4<$T/initrd.img" 2>/tmp/sv5.err
+	# the guest's initramfs with /msi-init and /edumsi (this run only)
+	cat $T/initrd.img $T/msi.cpio.gz >/tmp/initrd5.img
+	( sh -c "echo \$\$ >/tmp/svpid5; exec $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 1 --console-fd 1 --vfio $EDU --jail-uid 65534 --jail-gid 65534 --cmdline 'console=ttyS0 panic=-1 skyroot.edu-irq=1 rdinit=/msi-init' 3<$T/vmlinuz 4</tmp/initrd5.img" 2>/tmp/sv5.err
 	  echo $? >/tmp/sv5.st ) | while IFS= read -r l; do
 		echo "guest5| $l"
 		case "$l" in
@@ -222,16 +224,31 @@ def nic_modules(fw):
     return [(os.path.basename(m).split(".ko")[0], os.path.join(moddir, m)) for m in order]
 
 
-def nic_cpio(fw, tmp):
-    """A gzip'd cpio with /nic-init and /nic/ (the modules, uncompressed),
-    and /msi-init with /edumsi."""
-    root = os.path.join(tmp, "nicroot")
-    os.makedirs(os.path.join(root, "nic"))
+def gz_cpio(root):
+    """ROOT's files as a gzip'd newc cpio."""
+    files = subprocess.run(["find", "."], cwd=root, capture_output=True, text=True, check=True).stdout
+    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=("\n".join(sorted(files.split())) +
+                          "\n").encode(), capture_output=True, check=True).stdout
+    return subprocess.run(["gzip", "-1"], input=cpio, capture_output=True, check=True).stdout
+
+
+def msi_cpio(tmp):
+    """A gzip'd cpio with /msi-init and /edumsi: appended, inside the board,
+    to the initramfs of the edu run only (the other runs boot without it)."""
+    root = os.path.join(tmp, "msiroot")
+    os.makedirs(root)
     subprocess.run(["gcc", "-static", "-s", "-O2", "-Wall", "-Werror", "-o", os.path.join(root, "edumsi"), EDUMSI],
                    check=True)
     with open(os.path.join(root, "msi-init"), "w") as out:
         out.write(MSI_INIT)
     os.chmod(os.path.join(root, "msi-init"), 0o755)
+    return gz_cpio(root)
+
+
+def nic_cpio(fw, tmp):
+    """A gzip'd cpio with /nic-init and /nic/ (the modules, uncompressed)."""
+    root = os.path.join(tmp, "nicroot")
+    os.makedirs(os.path.join(root, "nic"))
     names = []
     for name, path in nic_modules(fw):
         data = open(path, "rb").read()
@@ -245,10 +262,7 @@ def nic_cpio(fw, tmp):
     with open(os.path.join(root, "nic-init"), "w") as out:
         out.write(NIC_INIT)
     os.chmod(os.path.join(root, "nic-init"), 0o755)
-    files = subprocess.run(["find", "."], cwd=root, capture_output=True, text=True, check=True).stdout
-    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=("\n".join(sorted(files.split())) +
-                          "\n").encode(), capture_output=True, check=True).stdout
-    return subprocess.run(["gzip", "-1"], input=cpio, capture_output=True, check=True).stdout
+    return gz_cpio(root)
 
 
 def image_with_test(f, fw):
@@ -265,6 +279,8 @@ def image_with_test(f, fw):
     # guest's initramfs, and the helper that makes the tap inside the board
     with open(os.path.join(ov, "skyvmm-test", "initrd.img"), "ab") as out:
         out.write(nic_cpio(fw, f.tmp))
+    with open(os.path.join(ov, "skyvmm-test", "msi.cpio.gz"), "wb") as out:
+        out.write(msi_cpio(f.tmp))
     subprocess.run(["gcc", "-O2", "-o", os.path.join(ov, "skyvmm-test", "tapfd"), TAPFD], check=True)
     # skyvmm itself goes here too: the path --extra gave it in the image may
     # be under a directory init mounts over (/tmp); --extra brought its
