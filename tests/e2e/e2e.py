@@ -448,12 +448,18 @@ def case_guests(f):
     ctl_ok(f, "guest", "start", "g1")
     wait_for(lambda: ups(f, "g1") > n_up, 300, "g1's marker again after its start", interval=0.5)
     check(ctl_guest(f, "g1")["state"] == "running", "g1 running again")
-    # the agent is killed: the supervisor restarts it and the controller
-    # drives both guests back to running
+    # the agent is killed: its skyvmm processes die with it, the supervisor
+    # restarts it and the controller drives both guests back: each boots
+    # again (its marker once more; the state alone may still be the old
+    # report's)
+    n_up = {n: ups(f, n) for n in ("g1", "g2")}
     b.type("kill -9 $(pidof skyagent)")
     wait_for(lambda: b.console().count("session up as board") >= 2, 120, "the agent back")
-    wait_for(lambda: all(ctl_guest(f, n)["state"] == "running" for n in ("g1", "g2")), 300,
-             "guests re-driven after the agent restart")
+    wait_for(lambda: all(ups(f, n) > n_up[n] for n in ("g1", "g2")), 300,
+             "guests booted again after the agent restart", interval=1.0)
+    check(all(ctl_guest(f, n)["state"] == "running" for n in ("g1", "g2")), "both running again")
+    text = console(f, "g1")
+    check(text.count("id=0x010000ED") >= 3, f"g1 has edu again: {text[-800:]}")
     ctl_ok(f, "guest", "delete", "g2")
     check(ctl_guest(f, "g2") is None, "g2 gone")
     r = skyctl(f, "image", "delete", "demo-kernel")
