@@ -458,16 +458,16 @@ def case_guests(f):
     wait_for(lambda: all(ups(f, n) > n_up[n] for n in ("g1", "g2")), 300,
              "guests booted again after the agent restart", interval=1.0)
     check(all(ctl_guest(f, n)["state"] == "running" for n in ("g1", "g2")), "both running again")
-    text = console(f, "g1")
-    check(text.count("id=0x010000ED") >= 3, f"g1 has edu again: {text[-800:]}")
+    wait_for(lambda: console(f, "g1").count("id=0x010000ED") >= 3, 60, "g1's edu answering after each boot",
+             interval=1.0)
     ctl_ok(f, "guest", "delete", "g2")
     check(ctl_guest(f, "g2") is None, "g2 gone")
     r = skyctl(f, "image", "delete", "demo-kernel")
     check(r.returncode == 1 and "used by a guest" in r.stderr, f"image in use: {r.stderr}")
 
     # d) g1's skyvmm killed by SIGKILL on the board: failed, the signal named
-    pids = b.run("pidof skyvmm").split()
-    check(len(pids) == 1, f"one skyvmm (g1's) on the board: {pids}")
+    pids = wait_for(lambda: (lambda p: p if len(p) == 1 else None)(b.run("pidof skyvmm").split()), 60,
+                    "one skyvmm (g1's) on the board once g2's is gone", interval=2.0)
     b.type(f"kill -9 {pids[0]}")
     g = wait_ctl_guest(f, "g1", lambda g: g["state"] == "failed", 60, "g1 failed after skyvmm's SIGKILL")
     check("skyvmm killed by signal SIGKILL" in g["error"], f"g1's reason names the signal: {g['error']}")
