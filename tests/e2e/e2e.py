@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -165,15 +166,12 @@ class Board:
         Board.runs += 1
         n = 1000 + Board.runs
         self.type(f"echo E2E-RUN-$((1000+{Board.runs})) $( ( {cmd} ) 2>&1 | tr '\\n' ' ')")
-        tag = f"E2E-RUN-{n} "
+        line = re.compile(rf"E2E-RUN-{n}(?:[ \t]([^\r\n]*))?\r?\n")
 
         def out():
-            text = self.console()
-            i = text.find(tag)
-            if i < 0 or text.find("\n", i) < 0:
-                return None
-            return text[i + len(tag):text.find("\n", i)].strip()
-        return wait_for(out, timeout, f"the board's shell to run '{cmd}'", interval=0.5)
+            m = line.search(self.console())
+            return [(m.group(1) or "").strip()] if m else None  # [""]: ran, printed nothing
+        return wait_for(out, timeout, f"the board's shell to run '{cmd}'", interval=0.5)[0]
 
     def stop(self):
         r = subprocess.run([BOARD_SH, "--stop", self.name], capture_output=True, text=True, env=self.env)
