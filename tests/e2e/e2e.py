@@ -5,8 +5,11 @@ and an edu device, against a real skyrootd on the host's loopback (10.0.2.2
 inside the boards).
 
 Usage: e2e.py CASE.  Cases run one at a time (each board is a TCG QEMU).
-The firmware is built once into $SKY_E2E_FW (default build/fwimage-e2e) and
-rebuilt when skyagent changes."""
+The firmware is built once into $SKY_E2E_FW (default build/fwimage-e2e,
+the full profile: QEMU) and rebuilt when skyagent changes; case guests
+boots the flash profile instead ($SKY_E2E_FLASH_FW, default
+build/fwimage-e2e-flash: skyvmm, no QEMU), rebuilt when skyagent or skyvmm
+changes."""
 import fcntl
 import hashlib
 import json
