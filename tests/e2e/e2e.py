@@ -5,12 +5,16 @@ and an edu device, against a real skyrootd on the host's loopback (10.0.2.2
 inside the boards).
 
 Usage: e2e.py CASE.  Cases run one at a time (each board is a TCG QEMU).
-The firmware is built once into $SKY_E2E_FW (default build/fwimage-e2e) and
-rebuilt when skyagent changes."""
+The firmware is built once into $SKY_E2E_FW (default build/fwimage-e2e,
+the full profile: QEMU) and rebuilt when skyagent changes; case guests
+boots the flash profile instead ($SKY_E2E_FLASH_FW, default
+build/fwimage-e2e-flash: skyvmm, no QEMU), rebuilt when skyagent or skyvmm
+changes."""
 import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,38 +26,47 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from fleetlib import ROOT, SKYAGENT, Fail, Fleet, check, free_port, run_cases, skyctl, wait_for  # noqa: E402
 
 FW = os.environ.get("SKY_E2E_FW", os.path.join(ROOT, "build", "fwimage-e2e"))
+# The flash profile (skyvmm, no QEMU): what a board's SPI flash holds.
+FW_FLASH = os.environ.get("SKY_E2E_FLASH_FW", os.path.join(ROOT, "build", "fwimage-e2e-flash"))
+SKYVMM = os.path.realpath(os.environ.get("SKYVMM", os.path.join(ROOT, "build", "vmm", "skyvmm", "skyvmm")))
 BOARD_SH = os.path.join(ROOT, "fwimage", "board.sh")
 BUILD_SH = os.path.join(ROOT, "fwimage", "build.sh")
 RACK_SH = os.path.join(ROOT, "fwimage", "rack.sh")
 BOOT_TIMEOUT = int(os.environ.get("SKY_E2E_BOOT_TIMEOUT", "240"))
 
 
-def ensure_firmware(extra=()):
-    """Build the firmware with this build's skyagent (once; under a lock)."""
-    os.makedirs(os.path.dirname(FW), exist_ok=True)
-    with open(FW + ".lock", "w") as lock:
+def ensure_firmware(extra=(), profile="full"):
+    """Build the firmware with this build's skyagent (once; under a lock).
+    profile full (FW): the boards' guests run under QEMU; flash (FW_FLASH):
+    skyvmm and no QEMU, the image a board's SPI flash holds."""
+    out = FW_FLASH if profile == "flash" else FW
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        stamp = os.path.join(FW, "agent.sha256")
+        stamp = os.path.join(out, "agent.sha256")
         h = hashlib.sha256()
-        for part in (SKYAGENT, BUILD_SH, os.path.join(ROOT, "fwimage", "init"),
-                     os.path.join(ROOT, "fwimage", "udhcpc.script")):
+        parts = [SKYAGENT, BUILD_SH, os.path.join(ROOT, "fwimage", "init"),
+                 os.path.join(ROOT, "fwimage", "udhcpc.script")]
+        if profile == "flash":
+            parts.append(SKYVMM)
+        for part in parts:
             h.update(open(part, "rb").read())
         want = h.hexdigest()
         if os.path.exists(stamp) and open(stamp).read().strip() == want:
-            return FW
+            return out
         t0 = time.time()
         # zstd: the same image, built in a fraction of xz -9e's time (the
         # size report is fwimage/build.sh --report's and the benchmark's job).
-        # --profile full: the boards' guests run under QEMU here.
-        r = subprocess.run([BUILD_SH, "--agent", SKYAGENT, "--out", FW, "--compress", "zstd", "--profile", "full"]
-                           + list(extra),
-                           capture_output=True, text=True)
+        args = [BUILD_SH, "--agent", SKYAGENT, "--out", out, "--compress", "zstd", "--profile", profile]
+        if profile == "flash":
+            args += ["--skyvmm", SKYVMM]
+        r = subprocess.run(args + list(extra), capture_output=True, text=True)
         if r.returncode != 0:
             raise Fail(f"fwimage/build.sh failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
         print(r.stdout[-1500:])
-        print(f"firmware built in {time.time() - t0:.0f} s")
+        print(f"firmware ({profile} profile) built in {time.time() - t0:.0f} s")
         open(stamp, "w").write(want)
-        return FW
+        return out
 
 
 class Rack:
@@ -108,11 +121,14 @@ class Rack:
 
 
 class Board:
-    def __init__(self, fleet, name, boot="efi", cmdline="", boot_url=None, memory=2048, extra=(), rack=None):
+    runs = 0  # commands run in boards' shells (Board.run)
+
+    def __init__(self, fleet, name, boot="efi", cmdline="", boot_url=None, memory=2048, extra=(), rack=None,
+                 image=None):
         self.f = fleet
         self.name = name
         self.dir = os.path.join(fleet.tmp, "boards", name)
-        common = ["--image", FW, "--boot", boot, "--memory", str(memory), "--disk-bus", "nvme",
+        common = ["--image", image or FW, "--boot", boot, "--memory", str(memory), "--disk-bus", "nvme",
                   "--background"] + list(extra)
         if rack:  # rack.sh names the board and puts it on a tap of the rack
             args = [RACK_SH, "board", rack.name, name] + common
@@ -145,6 +161,20 @@ class Board:
         s.sendall(line.encode() + b"\n")
         time.sleep(0.2)
         s.close()
+
+    def run(self, cmd, timeout=60):
+        """cmd in the board's debug shell (skyroot.shell=1): its output on
+        one line, stripped.  The line is tagged with a number the shell
+        computes, so the echo of what was typed never matches."""
+        Board.runs += 1
+        n = 1000 + Board.runs
+        self.type(f"echo E2E-RUN-$((1000+{Board.runs})) $( ( {cmd} ) 2>&1 | tr '\\n' ' ')")
+        line = re.compile(rf"E2E-RUN-{n}(?:[ \t]([^\r\n]*))?\r?\n")
+
+        def out():
+            m = line.search(self.console())
+            return [(m.group(1) or "").strip()] if m else None  # [""]: ran, printed nothing
+        return wait_for(out, timeout, f"the board's shell to run '{cmd}'", interval=0.5)[0]
 
     def stop(self):
         r = subprocess.run([BOARD_SH, "--stop", self.name], capture_output=True, text=True, env=self.env)
@@ -307,70 +337,196 @@ def board_edu(f, bid):
     raise Fail("no edu device on the board")
 
 
+def ctl_guest(f, name):
+    """skyctl -o json guest show NAME (None when there is no such guest)."""
+    r = skyctl(f, "-o", "json", "guest", "show", name)
+    if r.returncode != 0:
+        check("(HTTP 404" in r.stderr, f"guest show {name}: rc {r.returncode}: {r.stderr}")
+        return None
+    return json.loads(r.stdout)
+
+
+def wait_ctl_guest(f, name, pred, timeout, what):
+    """Guest NAME (through skyctl) once pred(guest) holds."""
+    seen = []
+
+    def one():
+        g = ctl_guest(f, name)
+        if g and (not seen or seen[-1] != (g["state"], g["error"])):
+            seen.append((g["state"], g["error"]))
+        return g if g and pred(g) else None
+    try:
+        return wait_for(one, timeout, what, interval=0.5)
+    except Fail:
+        print(f"---- guest {name}: states seen {seen}\n{console(f, name)[-2000:]}", file=sys.stderr)
+        raise
+
+
+def ctl_ok(f, *args):
+    r = skyctl(f, *args)
+    check(r.returncode == 0, f"skyctl {' '.join(args)}: rc {r.returncode}: {r.stderr}")
+    return r
+
+
+def create_guest(f, name, *extra, kernel="demo-kernel", cmdline="console=ttyS0 quiet"):
+    return ctl_ok(f, "guest", "create", "--name", name, "--board", "auto", "--kernel", kernel,
+                  "--initrd", "demo-initrd", "--cmdline", cmdline, "--memory", "256M", *extra)
+
+
+def ups(f, name):
+    return console(f, name).count("SKYROOT-GUEST-UP")
+
+
+def dones(f, name):
+    """Boots of guest NAME that got as far as listing its PCI devices."""
+    return console(f, name).count("SKYROOT-GUEST-PCI-DONE")
+
+
 def case_guests(f):
-    """Guests under nested KVM: console, VT-d passthrough of the edu device,
-    two guests, stop/start/delete, the agent killed and the guests re-driven."""
-    ensure_firmware()
+    """The whole stack on the flash image: a board booted by UEFI from the
+    flash profile's skyroot.efi (skyvmm, no QEMU) with the real skyagent,
+    driven through skyctl: guests under skyvmm (the board's default
+    backend) with the edu device passed through (VT-d), two guests,
+    stop/start/delete, the agent killed and the guests re-driven, a guest
+    that powers itself off (stopped, guest-shutdown), skyvmm killed by
+    SIGKILL (failed, its signal named), skyvmm killed by its seccomp filter
+    (failed, SIGSYS), a kernel that is not a bzImage (failed, why), the
+    scratch disk unchanged.  (QEMU guests on the full image: rack_guests.)"""
+    fw = ensure_firmware(profile="flash")
+    check("SKYROOT_PROFILE=flash" in open(os.path.join(fw, "build-info")).read(), f"a flash-profile image in {fw}")
     start_controller(f)
-    build_guest(f)
+    out = build_guest(f)
+    # a kernel image that is not a bzImage (the initramfs, pushed as a kernel)
+    ctl_ok(f, "image", "push", os.path.join(out, "initrd.img"), "--name", "not-a-kernel", "--kind", "kernel")
     tok = f.token()
-    # One vCPU (see fwimage/README.md): with two in board.sh's one TCG
-    # thread, the nested guest takes minutes to boot.
-    b = Board(f, "gst", cmdline=board_cmdline(f, tok["token"], shell=True), memory=3072, extra=["--cpus", "1"])
+    # One vCPU (see fwimage/README.md): nested guests on a TCG board.
+    b = Board(f, "gst", cmdline=board_cmdline(f, tok["token"], shell=True), memory=3072, extra=["--cpus", "1"],
+              image=fw)
     board = wait_online(f)
+    print(f"flash image: power-on to online {time.time() - b.t0:.1f} s")
     bid = board["id"]
+    check(board["kvm"] is True, "KVM on the board (nested SVM)")
+    check("guests that name no VMM backend run under skyvmm" in b.console(),
+          "the flash image's agent runs guests under skyvmm by default")
+    check(b.run("command -v qemu-system-x86_64 || echo none") == "none", "no QEMU on the flash image")
     edu = board_edu(f, bid)
     check(edu["driver"] in (None, ""), f"edu starts unbound: {edu}")
+
+    # a) the demo guest, no backend named (the board's default: skyvmm),
+    # the edu device passed through
     t0 = time.time()
-    r = skyctl(f, "-o", "json", "guest", "create", "--name", "g1", "--board", bid, "--kernel", "demo-kernel",
-               "--initrd", "demo-initrd", "--cmdline", "console=ttyS0 quiet", "--memory", "256M",
-               "--device", edu["address"])
-    check(r.returncode == 0, f"guest create: {r.stderr}")
+    create_guest(f, "g1", "--device", edu["address"])
     phases = {}
 
     def progress():
-        g = guest(f, "g1")
+        g = ctl_guest(f, "g1")
         if g["state"] not in phases:
             phases[g["state"]] = time.time() - t0
         check(g["state"] != "failed", f"guest failed: {g['error']}")
         return "SKYROOT-GUEST-UP" in console(f, "g1")
     wait_for(progress, 300, "guest g1's console to say it is up", interval=0.5)
     phases["console"] = time.time() - t0
-    print("guest create -> first console line: " +
+    print("guest create -> first console line (skyvmm): " +
           ", ".join(f"{k} at {v:.1f} s" for k, v in phases.items()))
-    # The guest prints its PCI devices (and the edu's id register) after UP.
+    g = ctl_guest(f, "g1")
+    check(g["state"] == "running" and g["backend"] == "", f"g1 running on the board's default backend: {g}")
+    # skyvmm runs it, under its seccomp filter
+    sv = b.run("for p in $(pidof skyvmm); do grep -E '^Seccomp:' /proc/$p/status; done")
+    check(sv.split() == ["Seccomp:", "2"], f"one skyvmm on the board, under its filter: '{sv}'")
     wait_for(lambda: "SKYROOT-GUEST-EDU present" in console(f, "g1"), 60, "the edu device in guest g1",
              interval=0.5)
-    out = console(f, "g1")
-    check("id=0x010000ED" in out, f"edu answers through the IOMMU: {out[-800:]}")
+    text = console(f, "g1")
+    check("id=0x010000ED" in text, f"edu answers through the IOMMU: {text[-800:]}")
     wait_for(lambda: board_edu(f, bid)["driver"] == "vfio-pci", 40, "edu bound to vfio-pci on the board")
-    # A second guest next to it.
-    r = skyctl(f, "guest", "create", "--name", "g2", "--board", "auto", "--kernel", "demo-kernel",
-               "--initrd", "demo-initrd", "--memory", "256M")
-    check(r.returncode == 0, f"second guest: {r.stderr}")
+    # a second guest next to it, the backend named
+    create_guest(f, "g2", "--backend", "skyvmm")
     wait_for(lambda: "SKYROOT-GUEST-PCI-DONE" in console(f, "g2"), 300, "guest g2 up, its PCI devices listed")
     check("SKYROOT-GUEST-EDU" not in console(f, "g2"), "g2 has no edu")
-    lst = json.loads(skyctl(f, "-o", "json", "guest", "list").stdout)["guests"]
-    check(sorted((g["name"], g["state"]) for g in lst) == [("g1", "running"), ("g2", "running")],
-          f"two guests running: {lst}")
-    # Stop g1: the edu device goes back to the host (unbound).
-    check(skyctl(f, "guest", "stop", "g1").returncode == 0, "stop g1")
-    wait_for(lambda: guest(f, "g1")["state"] == "stopped", 90, "g1 stopped")
+    lst = json.loads(ctl_ok(f, "-o", "json", "guest", "list").stdout)["guests"]
+    check(sorted((g["name"], g["state"], g["backend"]) for g in lst) ==
+          [("g1", "running", ""), ("g2", "running", "skyvmm")], f"two guests running: {lst}")
+
+    # b) stop g1 (the edu device goes back to the host), start it again
+    n_up = dones(f, "g1")
+    ctl_ok(f, "guest", "stop", "g1")
+    wait_ctl_guest(f, "g1", lambda g: g["state"] == "stopped", 90, "g1 stopped")
     wait_for(lambda: board_edu(f, bid)["driver"] in (None, ""), 40, "edu given back after the guest stopped")
-    check(skyctl(f, "guest", "start", "g1").returncode == 0, "start g1")
-    wait_for(lambda: guest(f, "g1")["state"] == "running", 120, "g1 running again")
-    # The agent is killed: the supervisor restarts it and the controller
-    # drives both guests back to running.
+    ctl_ok(f, "guest", "start", "g1")
+    wait_for(lambda: dones(f, "g1") > n_up, 300, "g1's marker and devices again after its start", interval=0.5)
+    check(ctl_guest(f, "g1")["state"] == "running", "g1 running again")
+
+    # d) g1's skyvmm (the one given --vfio) killed by SIGKILL on the board:
+    # failed, the signal named; started again, it runs
+    pid = b.run("for p in $(pidof skyvmm); do tr '\\0' ' ' </proc/$p/cmdline | grep -q -- --vfio && echo $p; done")
+    check(pid.isdigit(), f"g1's skyvmm on the board: '{pid}'")
+    b.type(f"kill -9 {pid}")
+    g = wait_ctl_guest(f, "g1", lambda g: g["state"] == "failed", 60, "g1 failed after skyvmm's SIGKILL")
+    check("skyvmm killed by signal SIGKILL" in g["error"], f"g1's reason names the signal: {g['error']}")
+    check(ctl_guest(f, "g2")["state"] == "running", "g2 runs on")
+    n_up = dones(f, "g1")
+    ctl_ok(f, "guest", "start", "g1")
+    wait_for(lambda: dones(f, "g1") > n_up, 300, "g1's marker and devices again after the crash", interval=0.5)
+
+    # the agent is killed: its skyvmm processes die with it, the supervisor
+    # restarts it and the controller drives both guests back: each boots
+    # again (its marker once more; the state alone may still be the old
+    # report's)
+    n_up = {n: ups(f, n) for n in ("g1", "g2")}
     b.type("kill -9 $(pidof skyagent)")
     wait_for(lambda: b.console().count("session up as board") >= 2, 120, "the agent back")
-    wait_for(lambda: all(guest(f, n)["state"] == "running" for n in ("g1", "g2")), 300,
-             "guests re-driven after the agent restart")
-    # Delete g2.
-    check(skyctl(f, "guest", "delete", "g2").returncode == 0, "delete g2")
-    check(f.api("GET", "/v1/guests/g2")[0] == 404, "g2 gone")
-    # An image in use cannot be deleted.
+    wait_for(lambda: all(ups(f, n) > n_up[n] for n in ("g1", "g2")), 300,
+             "guests booted again after the agent restart", interval=1.0)
+    check(all(ctl_guest(f, n)["state"] == "running" for n in ("g1", "g2")), "both running again")
+    # g1 booted four times (created, started, started after the crash, the
+    # agent restarted): edu passed through each time
+    try:
+        wait_for(lambda: console(f, "g1").count("SKYROOT-GUEST-PCI-DONE") >= 4, 120, "g1's PCI devices listed "
+                 "after each of its four boots", interval=1.0)
+    except Fail:
+        print(f"---- console of guest g1\n{console(f, 'g1')[-6000:]}", file=sys.stderr)
+        raise
+    edus = [ln for ln in console(f, "g1").splitlines() if ln.startswith("SKYROOT-GUEST-EDU present")]
+    check(len(edus) == 4 and all("id=0x010000ED" in ln for ln in edus), f"g1's edu after each boot: {edus}")
+    ctl_ok(f, "guest", "delete", "g2")
+    check(ctl_guest(f, "g2") is None, "g2 gone")
     r = skyctl(f, "image", "delete", "demo-kernel")
     check(r.returncode == 1 and "used by a guest" in r.stderr, f"image in use: {r.stderr}")
+    ctl_ok(f, "guest", "delete", "g1")
+    wait_for(lambda: not b.run("pidof skyvmm"), 60, "no skyvmm left on the board", interval=2.0)
+
+    # c) a guest that powers itself off (its init: busybox poweroff -f)
+    create_guest(f, "off", cmdline="console=ttyS0 quiet rdinit=/bin/poweroff -- -f")
+    g = wait_ctl_guest(f, "off", lambda g: g["state"] in ("stopped", "failed"), 300, "the powered-off guest ended")
+    check(g["state"] == "stopped" and g["error"] == "guest-shutdown", f"off ended by its own power-off: {g}")
+    check(g["desired"] == "running", f"not stopped by the operator: {g}")
+    ctl_ok(f, "guest", "delete", "off")
+
+    # f) a kernel that is not a bzImage: the guest fails and says why
+    create_guest(f, "notbz", kernel="not-a-kernel")
+    g = wait_ctl_guest(f, "notbz", lambda g: g["state"] == "failed", 120, "the guest with no bzImage failed")
+    show = ctl_ok(f, "guest", "show", "notbz").stdout
+    check("not a Linux bzImage" in g["error"] and "not a Linux bzImage" in show,
+          f"the refusal says why: {g['error']}\n{show}")
+    ctl_ok(f, "guest", "delete", "notbz")
+
+    # e) skyvmm killed by its own seccomp filter.  On this board only, in
+    # its RAM root through the debug shell: the backend's skyvmm replaced by
+    # a wrapper that runs the real binary's --seccomp-selftest (the filter
+    # installed, then a call outside it), as guests_skyvmm.py does on the
+    # host; the image and the product are unchanged, the kill is the real
+    # filter's.
+    sv_path = "/usr/libexec/skyroot/skyvmm"
+    r = b.run(f"mv {sv_path} {sv_path}.real && printf '#!/bin/sh\\nexec {sv_path}.real --seccomp-selftest\\n' "
+              f">{sv_path} && chmod 755 {sv_path} && echo wrapped")
+    check(r == "wrapped", f"the seccomp wrapper in place on the board: '{r}'")
+    create_guest(f, "sc")
+    g = wait_ctl_guest(f, "sc", lambda g: g["state"] in ("failed", "stopped"), 120, "the guest under the wrapper ended")
+    check(g["state"] == "failed" and "skyvmm killed by seccomp (signal 31, SIGSYS)" in g["error"],
+          f"a skyvmm killed by its filter: the guest failed, and says so: {g}")
+    ctl_ok(f, "guest", "delete", "sc")
+    check(b.run(f"mv {sv_path}.real {sv_path} && echo restored") == "restored", "the real skyvmm back")
+
+    # g) the firmware never wrote the board's disk
     b.stop()
     check(b.scratch_unchanged(), "the scratch disk is untouched")
 

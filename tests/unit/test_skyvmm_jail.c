@@ -3,7 +3,8 @@
  * unprivileged user, with no way back to root; from outside, the child's
  * /proc/PID/status shows the ids and /proc/PID/root is empty, and the
  * host's mounts are as they were (the tmpfs is in the child's namespace
- * only).  Refusals: uid or gid 0.
+ * only).  The parent-death signal a spawner set survives the new ids: a
+ * jailed process whose parent dies is killed.  Refusals: uid or gid 0.
  *
  * Environment: root (mount namespaces, setresuid); skips (77) without.
  *   ./test_skyvmm_jail
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -134,11 +136,67 @@ static void test_jail(void **state)
 	assert_true(root_before > 0);
 }
 
+/* A jailed process asked for SIGKILL at its parent's death, as the
+ * agent's spawn asks (vmm/spawn.c): jailed, and its parent gone, it is
+ * killed by SIGKILL (not left running: new ids clear the setting unless
+ * the jail sets it again).  Its alarm ends it otherwise. */
+static void test_parent_death(void **state)
+{
+	int ready[2], ws = 0, sig = 0;
+	pid_t mid, pid = 0;
+	(void)state;
+
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	assert_int_equal(pipe(ready), 0);
+	mid = fork();
+	assert_true(mid >= 0);
+	if (mid == 0) {
+		pid_t me = getpid(), child = fork();
+		char err[256] = "";
+		if (child < 0)
+			_exit(1);
+		if (child > 0) { /* the spawner: waits for the jail, then dies */
+			close(ready[1]);
+			if (read(ready[0], &child, sizeof(child)) != sizeof(child))
+				_exit(2);
+			_exit(0);
+		}
+		alarm(10);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != me)
+			_exit(3);
+		if (sv_jail(UID, GID, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s\n", err);
+			_exit(4);
+		}
+		if (prctl(PR_GET_PDEATHSIG, &sig) < 0 || sig != SIGKILL)
+			_exit(5);
+		child = getpid();
+		if (write(ready[1], &child, sizeof(child)) != sizeof(child))
+			_exit(6);
+		for (;;)
+			pause();
+	}
+	close(ready[1]);
+	assert_int_equal(waitpid(mid, &ws, 0), mid);
+	assert_true(WIFEXITED(ws));
+	assert_int_equal(WEXITSTATUS(ws), 0);
+	/* the jailed one, ours now (subreaper): killed by its parent's death */
+	pid = waitpid(-1, &ws, 0);
+	close(ready[0]);
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+	assert_true(pid > 0);
+	if (WIFEXITED(ws))
+		fail_msg("the jailed child exited %d", WEXITSTATUS(ws));
+	assert_true(WIFSIGNALED(ws));
+	assert_int_equal(WTERMSIG(ws), SIGKILL);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_jail),
+		cmocka_unit_test(test_parent_death),
 	};
 	if (geteuid() != 0) {
 		printf("skip: the jail needs root (mount namespaces, setresuid)\n");

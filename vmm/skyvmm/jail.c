@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -34,6 +35,8 @@ int sv_jail(uid_t uid, gid_t gid, char *err, size_t errlen)
 {
 	uid_t r, e, s;
 	gid_t rg, eg, sg;
+	pid_t parent = getppid();
+	int pdeath = 0;
 
 	if (uid == 0 || gid == 0) {
 		snprintf(err, errlen, "the jail: uid and gid must not be 0");
@@ -45,6 +48,8 @@ int sv_jail(uid_t uid, gid_t gid, char *err, size_t errlen)
 	 * before the seccomp filter is then a no-op) */
 	__lsan_do_leak_check();
 #endif
+	if (prctl(PR_GET_PDEATHSIG, &pdeath) < 0)
+		return failed(err, errlen, "PR_GET_PDEATHSIG");
 	if (unshare(CLONE_NEWNS) < 0)
 		return failed(err, errlen, "unshare(CLONE_NEWNS)");
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -65,6 +70,17 @@ int sv_jail(uid_t uid, gid_t gid, char *err, size_t errlen)
 	    rg != gid || eg != gid || sg != gid) {
 		snprintf(err, errlen, "the jail: the ids did not change");
 		return -EPERM;
+	}
+	/* New ids clear the parent-death signal (prctl(2)): the one the agent's
+	 * spawn set, so that skyvmm does not outlive its agent, is set again;
+	 * a parent that died before that is seen by getppid(). */
+	if (pdeath != 0) {
+		if (prctl(PR_SET_PDEATHSIG, pdeath) < 0)
+			return failed(err, errlen, "PR_SET_PDEATHSIG");
+		if (getppid() != parent) {
+			snprintf(err, errlen, "the jail: the parent process is gone");
+			return -ESRCH;
+		}
 	}
 	return 0;
 }
