@@ -72,12 +72,12 @@ export SKY_THREADS=1
 run_suites build-asan asan --suite unit --suite integration
 unset SKY_THREADS
 
-echo "== fuzz (libFuzzer + ASan + UBSan, clang): each target ${SKY_FUZZ_SECONDS:-12} s from its seed corpus"
+echo "== fuzz (libFuzzer + ASan + UBSan, clang): each target ${SKY_FUZZ_SECONDS:-8} s from its seed corpus"
 if [ ! -f build-fuzz/build.ninja ]; then
 	CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined \
 		-Db_lundef=false -Dbuildtype=debugoptimized >/dev/null
 fi
-meson configure build-fuzz -Dwerror=true $ALL_PRODUCTS -Dfuzz_seconds="${SKY_FUZZ_SECONDS:-12}" >/dev/null
+meson configure build-fuzz -Dwerror=true $ALL_PRODUCTS -Dfuzz_seconds="${SKY_FUZZ_SECONDS:-8}" >/dev/null
 ninja -C build-fuzz >/dev/null
 run_suites build-fuzz fuzz --suite fuzz
 
