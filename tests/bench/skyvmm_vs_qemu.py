@@ -134,13 +134,14 @@ vmm_cmd() {
 	skyvmm) echo "$T/skyvmm --kernel-fd 3 --initrd-fd 4 --memory ${MEM}M --cpus 1 --console-fd 1 --cmdline \"\$CMDLINE\" 3<$T/vmlinuz 4<$T/initrd.img" ;;
 	qemu-microvm) echo "$QEMU $MICROVM -serial stdio -kernel $T/vmlinuz -initrd $T/initrd.img -append \"\$CMDLINE\"" ;;
 	qemu-q35) echo "$QEMU $Q35 -serial stdio -kernel $T/vmlinuz -initrd $T/initrd.img -append \"\$CMDLINE\"" ;;
-	kvmtool) echo "env HOME=/tmp $T/lkvm run --name bench -k $T/vmlinuz -i $T/initrd.img -m $MEM -c 1 --console serial -p \"\$CMDLINE\"" ;;
+	kvmtool) echo "env HOME=/tmp $T/lkvm run --nodefaults --name bench -k $T/vmlinuz -i $T/initrd.img -m $MEM -c 1 --console serial -p \"\$CMDLINE\"" ;;
 	esac
 }
 # run NAME I: one timed run; prints
-# "SVB: run NAME I t0 first-line kernel's-first-line marker vmrss guestrss status last: ..."
+# "SVB: run NAME I t0 first-line kernel's-first-line marker vmrss guestrss status
+#  run-/init-line run-/init-line's-kernel-timestamp last: ..." (-1: not seen)
 run() {
-	rm -f /tmp/svbench.pid /tmp/svbench.t0 /tmp/svbench.rss /tmp/svbench.st
+	rm -f /tmp/svbench.pid /tmp/svbench.t0 /tmp/svbench.rss /tmp/svbench.st /tmp/svbench.times /tmp/svbench.init
 	cmd=$(vmm_cmd $1)
 	( CMDLINE="$CMDLINE" sh -c "read t _ </proc/uptime; echo \$\$ >/tmp/svbench.pid; echo \$t >/tmp/svbench.t0; exec $cmd" </dev/null 2>/tmp/svbench.$1.$2.err
 	  echo $? >/tmp/svbench.st ) | awk -v out=/tmp/svbench.$1.$2.log '
@@ -148,12 +149,16 @@ run() {
 		{ print >out }
 		first == "" { first = up() }
 		/Linux version/ && kern == "" { kern = up() }
+		/Run \/init as init process/ && runw == "" {
+			runw = up(); runts = $0; sub(/^[^[]*\[ */, "", runts); sub(/\].*$/, "", runts)
+		}
 		/^SKYROOT-GUEST-UP/ && mark == "" {
 			mark = up()
 			getline pid <"/tmp/svbench.pid"; close("/tmp/svbench.pid")
 			system("'$T'/rss " pid " " '$MEM' " >/tmp/svbench.rss; kill -TERM " pid)
 		}
-		END { printf "%s %s %s\n", (first == "" ? -1 : first), (kern == "" ? -1 : kern), (mark == "" ? -1 : mark) >"/tmp/svbench.times" }' &
+		END { printf "%s %s %s\n", (first == "" ? -1 : first), (kern == "" ? -1 : kern), (mark == "" ? -1 : mark) >"/tmp/svbench.times"
+			printf "%s %s\n", (runw == "" ? -1 : runw), (runts == "" ? -1 : runts) >"/tmp/svbench.init" }' &
 	reader=$!
 	# the watchdog: a run that hangs is killed and counted failed
 	( i=0; while [ $i -lt $RUN_TIMEOUT ]; do sleep 1; i=$((i + 1)); kill -0 $reader 2>/dev/null || exit 0; done
@@ -161,7 +166,7 @@ run() {
 	dog=$!
 	wait $reader
 	kill $dog 2>/dev/null; wait $dog 2>/dev/null
-	say "run $1 $2 $(cat /tmp/svbench.t0 2>/dev/null || echo -1) $(cat /tmp/svbench.times) $(cat /tmp/svbench.rss 2>/dev/null || echo -1 -1) $(cat /tmp/svbench.st 2>/dev/null || echo -1) last: $(tail -n1 /tmp/svbench.$1.$2.err 2>/dev/null | cut -c1-160)"
+	say "run $1 $2 $(cat /tmp/svbench.t0 2>/dev/null || echo -1) $(cat /tmp/svbench.times) $(cat /tmp/svbench.rss 2>/dev/null || echo -1 -1) $(cat /tmp/svbench.st 2>/dev/null || echo -1) $(cat /tmp/svbench.init) last: $(tail -n1 /tmp/svbench.$1.$2.err 2>/dev/null | cut -c1-160)"
 	grep -m1 -i "power button" /tmp/svbench.$1.$2.log 2>/dev/null | sed "s/^/SVB: pwrbtn $1 $2 /"
 }
 VMMS="skyvmm qemu-microvm qemu-q35"
@@ -172,6 +177,11 @@ while [ $i -le $RUNS ]; do
 	# interleaved, so that a slow spell of the host falls on all of them
 	for v in $VMMS; do run $v $i; done
 	i=$((i + 1))
+done
+# the first run's milestones, as each guest kernel saw them
+for v in $VMMS; do
+	grep -E 'Linux version|printk: console \[ttyS0\]|tsc: (Detected|Refined|Unable|Marking)|clocksource: Switched|Unpacking initramfs|Run /init|Power Button' \
+		/tmp/svbench.$v.1.log 2>/dev/null | tr -d '\r' | cut -c1-150 | sed "s/^/SVB: log $v /"
 done
 # which ROMs QEMU loads for each machine (not timed)
 for m in microvm q35; do
@@ -315,49 +325,57 @@ def sizes(tmp, roms):
         rb = sum(os.path.getsize(rom_path(n)) for n in sorted(set(names)))
         out["qemu-" + m] = (qb, ql, rb, qb + ql + rb, sorted(set(names)))
     if KVMTOOL:
-        kb = os.path.getsize(KVMTOOL)
+        kb = stripped_size(KVMTOOL, tmp)
         kl = sum(os.path.getsize(p) for p in ldd_libs(KVMTOOL))
         out["kvmtool"] = (kb, kl, 0, kb + kl, [])
     return out
 
 
 def parse(con):
-    """The board's SVB lines: runs {vmm: [dict]}, roms {machine: [names]}, pwrbtn, skip."""
-    runs, roms, pwr, skip, fails = {}, {}, {}, None, []
+    """The board's SVB lines: runs {vmm: [dict]}, roms {machine: [names]}, power buttons, the first runs'
+    milestones, skip, failed runs."""
+    runs, roms, pwr, logs, skip, fails = {}, {}, {}, {}, None, []
     for ln in con.splitlines():
         ln = ln.strip()
         if not ln.startswith("SVB: "):
             continue
         w = ln[5:].split()
-        if w[0] == "run" and len(w) >= 11:
+        if w[0] == "run" and len(w) >= 13:
             name = w[1]
             try:
                 t0, first, kern, up = (float(x) for x in w[3:7])
                 vmrss, grss, st = (int(x) for x in w[7:10])
+                runw, runts = float(w[10]), float(w[11])
             except ValueError:
                 fails.append(ln)
                 continue
             ok = min(t0, first, kern, up) >= 0
+            # before the kernel's clock: from the exec to the moment the
+            # guest kernel's printk clock read 0 (VMM, firmware, loading,
+            # decompression), from the "Run /init" line's arrival and stamp
+            pre = runw - t0 - runts if runw >= 0 and runts >= 0 else None
             runs.setdefault(name, []).append(dict(ok=ok, first=first - t0, kern=kern - t0, up=up - t0, vmrss=vmrss,
-                                                  grss=grss, status=st, line=ln))
+                                                  grss=grss, status=st, pre=pre, line=ln))
             if not ok:
                 fails.append(ln)
         elif w[0] == "rom" and len(w) >= 3:
             roms.setdefault(w[1], []).append(w[2].split('"')[1])
+        elif w[0] == "log":
+            logs.setdefault(w[1], []).append(" ".join(w[2:]))
         elif w[0] == "pwrbtn":
             pwr.setdefault(w[1], " ".join(w[3:]))
         elif w[0] == "skip":
             skip = " ".join(w[1:])
         elif w[0] in ("fail", "watchdog"):
             fails.append(ln)
-    return runs, roms, pwr, skip, fails
+    return runs, roms, pwr, logs, skip, fails
 
 
 def mib(b):
     return b / (1 << 20)
 
 
-def report(runs, roms, pwr, sz):
+def report(runs, pwr, logs, sz):
     def stats(vals):
         return (min(vals), statistics.median(vals), max(vals)) if vals else None
 
@@ -369,12 +387,13 @@ def report(runs, roms, pwr, sz):
         over = [(r["vmrss"] - r["grss"]) / 1024 for r in ok if r["vmrss"] >= 0 and r["grss"] >= 0]
         rows[v] = dict(n=len(ok), of=len(runs[v]), first=stats([r["first"] for r in ok]),
                        kern=stats([r["kern"] for r in ok]), up=stats([r["up"] for r in ok]), over=stats(over),
+                       pre=stats([r["pre"] for r in ok if r["pre"] is not None]),
                        grss=statistics.median([r["grss"] / 1024 for r in ok if r["grss"] >= 0] or [-1]))
     print(f"skyvmm against QEMU on one emulated board (TCG with nested SVM, one vCPU; guest: 1 vCPU, {MEMORY} MiB,"
           f" the demo guest of tests/e2e/guest.sh; times from the VMM's exec, CLOCK_BOOTTIME inside the board)")
     print("seconds, min / median / max; RSS in MiB, median (min-max)")
     hdr = (f"{'VMM':<13} {'runs':>5}  {'first console line':>20}  {'kernel first line':>20}  {'init marker':>20}  "
-           f"{'RSS over guest RAM':>20}  {'guest RAM Rss':>13}")
+           f"{'RSS over guest RAM':>20}  {'guest RAM Rss':>13}  {'before kernel clock':>20}")
     print(hdr)
     print("-" * len(hdr))
 
@@ -383,9 +402,11 @@ def report(runs, roms, pwr, sz):
     for v, r in rows.items():
         o = r["over"]
         print(f"{v:<13} {r['n']:>2}/{r['of']:<2}  {trio(r['first']):>20}  {trio(r['kern']):>20}  {trio(r['up']):>20}  "
-              f"{(f'{o[1]:.2f} ({o[0]:.2f}-{o[2]:.2f})' if o else 'n/a'):>20}  {r['grss']:>13.1f}")
+              f"{(f'{o[1]:.2f} ({o[0]:.2f}-{o[2]:.2f})' if o else 'n/a'):>20}  {r['grss']:>13.1f}  "
+              f"{(trio(r['pre']) if r['pre'] else 'n/a'):>20}")
     print("(first console line: under microvm, the kernel's real-mode setup prints \"Probing EDD\" through qboot;"
-          " kernel first line: \"Linux version\")")
+          " kernel first line: \"Linux version\"; before kernel clock: the \"Run /init\" line's arrival less its"
+          " printk stamp, i.e. the VMM, firmware, loading and decompression before the guest's clock starts)")
     print()
     print(f"{'VMM':<13} {'binary':>12} {'libraries':>12} {'ROMs':>12} {'total':>12}   (bytes; stripped as in the image)")
     for v in ORDER:
@@ -395,8 +416,12 @@ def report(runs, roms, pwr, sz):
                   + (f"; ROMs loaded: {' '.join(names)}" if names else ""))
     print()
     for v in ORDER:
-        if v in pwr:
-            print(f"power button seen by the guest under {v}: {pwr[v]}")
+        if v in rows and "LNXPWRBN" not in pwr.get(v, ""):
+            print(f"under {v} the guest has no LNXPWRBN power button ({pwr.get(v, 'none')}): the demo guest's init"
+                  " waits 3 s for one before its marker, its time to init includes that")
+    for v in ORDER:
+        for ln in logs.get(v, []):
+            print(f"first run under {v}: {ln}")
     verdict = True
     sv = rows.get("skyvmm")
     for q in ("qemu-microvm", "qemu-q35", "kvmtool"):
@@ -450,7 +475,7 @@ def main():
         wait_for(lambda: "SVB: done" in b.console(), TIMEOUT, "the benchmark inside the board", interval=5.0)
         con = b.console()
         print(f"board run: {time.time() - t0:.0f} s")
-        runs, roms, pwr, skip, fails = parse(con)
+        runs, roms, pwr, logs, skip, fails = parse(con)
         if skip:
             print(f"SKIP: {skip}")
             rc = 77
@@ -468,7 +493,7 @@ def main():
             if ln.startswith("SVB: run ") or ln.startswith("SVB: rom ") or ln.startswith("SVB: watchdog"):
                 print(ln.strip())
         print()
-        report(runs, roms, pwr, sizes(tmp, roms))
+        report(runs, pwr, logs, sizes(tmp, roms))
         check(not fails, f"{len(fails)} run(s) failed")
         ok = True
         rc = 0
