@@ -71,7 +71,7 @@ A meson benchmark, not in CI: meson test -C build --benchmark skyvmm_vs_qemu
 Skips (77, with the reason) without OVMF or QEMU on the host, or when the
 board has no /dev/kvm (no nested KVM).  Environment: SKYVMM (the binary),
 SKY_BENCH_KVMTOOL (an lkvm to compare as well), SKY_BENCH_MEMORY (MiB,
-default 256), SKY_BENCH_TIMEOUT (the whole board, seconds, default 3600)."""
+default 256), SKY_BENCH_TIMEOUT (the whole board, seconds, default 5400)."""
 import fcntl
 import hashlib
 import os
@@ -96,7 +96,7 @@ GUEST_SH = os.path.join(ROOT, "tests", "e2e", "guest.sh")
 STANDIN = os.path.join(ROOT, "fwimage", "testdata", "standin-agent.c")
 KVMTOOL = os.environ.get("SKY_BENCH_KVMTOOL", "")
 MEMORY = int(os.environ.get("SKY_BENCH_MEMORY", "256"))
-TIMEOUT = int(os.environ.get("SKY_BENCH_TIMEOUT", "3600"))
+TIMEOUT = int(os.environ.get("SKY_BENCH_TIMEOUT", "5400"))
 RUN_TIMEOUT = int(os.environ.get("SKY_BENCH_RUN_TIMEOUT", "600"))
 CMDLINE = "console=ttyS0 panic=-1 skyroot.marker=bench"
 QEMU_DIRS = ("/usr/share/qemu", "/usr/share/seabios", "/usr/lib/ipxe/qemu")
@@ -180,7 +180,7 @@ while [ $i -le $RUNS ]; do
 done
 # the first run's milestones, as each guest kernel saw them
 for v in $VMMS; do
-	grep -E 'Linux version|printk: console \[ttyS0\]|tsc: (Detected|Refined|Unable|Marking)|clocksource: Switched|Unpacking initramfs|Run /init|Power Button' \
+	grep -E 'Linux version|printk: console \[ttyS0\]|tsc: (Detected|Refined|Unable|Marking)|clocksource: Switched|Unpacking initramfs|Run /init|Power Button|Kernel panic|not syncing|reboot' \
 		/tmp/svbench.$v.1.log 2>/dev/null | tr -d '\r' | cut -c1-150 | sed "s/^/SVB: log $v /"
 done
 # which ROMs QEMU loads for each machine (not timed)
