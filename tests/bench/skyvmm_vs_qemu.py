@@ -20,7 +20,12 @@ with nested SVM, as tests/e2e/skyvmm.py boots it), under
                --console serial.
 Every VMM gets the same kernel, initramfs, command line ("console=ttyS0
 panic=-1 skyroot.marker=bench"), vCPUs (1: a board running nested guests
-has one) and memory (256 MiB), and no devices.
+has one) and memory (256 MiB), and no devices.  (kvmtool puts its own x86
+defaults before the command line: "noapic noacpi pci=conf1 reboot=k
+panic=1 i8042... earlyprintk=serial console=ttyS0 root=/dev/vda rw"; the
+initramfs's /init runs all the same.  With --nodefaults, the command line
+alone, the guest kernel went quiet once its console was up and kvmtool
+ended "normally", in every run.)
 
 The board runs a script in place of its agent (skyroot.agent=, as
 tests/e2e/skyvmm.py does); the firmware is fwimage/build.sh --profile full
@@ -134,12 +139,13 @@ vmm_cmd() {
 	skyvmm) echo "$T/skyvmm --kernel-fd 3 --initrd-fd 4 --memory ${MEM}M --cpus 1 --console-fd 1 --cmdline \"\$CMDLINE\" 3<$T/vmlinuz 4<$T/initrd.img" ;;
 	qemu-microvm) echo "$QEMU $MICROVM -serial stdio -kernel $T/vmlinuz -initrd $T/initrd.img -append \"\$CMDLINE\"" ;;
 	qemu-q35) echo "$QEMU $Q35 -serial stdio -kernel $T/vmlinuz -initrd $T/initrd.img -append \"\$CMDLINE\"" ;;
-	kvmtool) echo "env HOME=/tmp $T/lkvm run --nodefaults --name bench -k $T/vmlinuz -i $T/initrd.img -m $MEM -c 1 --console serial -p \"\$CMDLINE\"" ;;
+	kvmtool) echo "env HOME=/tmp $T/lkvm run --name bench -k $T/vmlinuz -i $T/initrd.img -m $MEM -c 1 --console serial -p \"\$CMDLINE\"" ;;
 	esac
 }
 # run NAME I: one timed run; prints
 # "SVB: run NAME I t0 first-line kernel's-first-line marker vmrss guestrss status
-#  run-/init-line run-/init-line's-kernel-timestamp last: ..." (-1: not seen)
+#  run-/init-line run-/init-line's-kernel-timestamp exit last: ..." (-1: not
+#  seen; exit: the console pipe's end, the VMM gone)
 run() {
 	rm -f /tmp/svbench.pid /tmp/svbench.t0 /tmp/svbench.rss /tmp/svbench.st /tmp/svbench.times /tmp/svbench.init
 	cmd=$(vmm_cmd $1)
@@ -158,7 +164,7 @@ run() {
 			system("'$T'/rss " pid " " '$MEM' " >/tmp/svbench.rss; kill -TERM " pid)
 		}
 		END { printf "%s %s %s\n", (first == "" ? -1 : first), (kern == "" ? -1 : kern), (mark == "" ? -1 : mark) >"/tmp/svbench.times"
-			printf "%s %s\n", (runw == "" ? -1 : runw), (runts == "" ? -1 : runts) >"/tmp/svbench.init" }' &
+			printf "%s %s %s\n", (runw == "" ? -1 : runw), (runts == "" ? -1 : runts), up() >"/tmp/svbench.init" }' &
 	reader=$!
 	# the watchdog: a run that hangs is killed and counted failed
 	( i=0; while [ $i -lt $RUN_TIMEOUT ]; do sleep 1; i=$((i + 1)); kill -0 $reader 2>/dev/null || exit 0; done
@@ -340,12 +346,12 @@ def parse(con):
         if not ln.startswith("SVB: "):
             continue
         w = ln[5:].split()
-        if w[0] == "run" and len(w) >= 13:
+        if w[0] == "run" and len(w) >= 14:
             name = w[1]
             try:
                 t0, first, kern, up = (float(x) for x in w[3:7])
                 vmrss, grss, st = (int(x) for x in w[7:10])
-                runw, runts = float(w[10]), float(w[11])
+                runw, runts, end = float(w[10]), float(w[11]), float(w[12])
             except ValueError:
                 fails.append(ln)
                 continue
@@ -355,7 +361,8 @@ def parse(con):
             # decompression), from the "Run /init" line's arrival and stamp
             pre = runw - t0 - runts if runw >= 0 and runts >= 0 else None
             runs.setdefault(name, []).append(dict(ok=ok, first=first - t0, kern=kern - t0, up=up - t0, vmrss=vmrss,
-                                                  grss=grss, status=st, pre=pre, line=ln))
+                                                  grss=grss, status=st, pre=pre,
+                                                  stop=end - up if up >= 0 and end >= 0 else None, line=ln))
             if not ok:
                 fails.append(ln)
         elif w[0] == "rom" and len(w) >= 3:
@@ -388,12 +395,13 @@ def report(runs, pwr, logs, sz):
         rows[v] = dict(n=len(ok), of=len(runs[v]), first=stats([r["first"] for r in ok]),
                        kern=stats([r["kern"] for r in ok]), up=stats([r["up"] for r in ok]), over=stats(over),
                        pre=stats([r["pre"] for r in ok if r["pre"] is not None]),
+                       stop=stats([r["stop"] for r in ok if r["stop"] is not None]),
                        grss=statistics.median([r["grss"] / 1024 for r in ok if r["grss"] >= 0] or [-1]))
     print(f"skyvmm against QEMU on one emulated board (TCG with nested SVM, one vCPU; guest: 1 vCPU, {MEMORY} MiB,"
           f" the demo guest of tests/e2e/guest.sh; times from the VMM's exec, CLOCK_BOOTTIME inside the board)")
     print("seconds, min / median / max; RSS in MiB, median (min-max)")
     hdr = (f"{'VMM':<13} {'runs':>5}  {'first console line':>20}  {'kernel first line':>20}  {'init marker':>20}  "
-           f"{'RSS over guest RAM':>20}  {'guest RAM Rss':>13}  {'before kernel clock':>20}")
+           f"{'RSS over guest RAM':>20}  {'guest RAM Rss':>13}  {'before kernel clock':>20}  {'marker to exit':>20}")
     print(hdr)
     print("-" * len(hdr))
 
@@ -403,10 +411,12 @@ def report(runs, pwr, logs, sz):
         o = r["over"]
         print(f"{v:<13} {r['n']:>2}/{r['of']:<2}  {trio(r['first']):>20}  {trio(r['kern']):>20}  {trio(r['up']):>20}  "
               f"{(f'{o[1]:.2f} ({o[0]:.2f}-{o[2]:.2f})' if o else 'n/a'):>20}  {r['grss']:>13.1f}  "
-              f"{(trio(r['pre']) if r['pre'] else 'n/a'):>20}")
+              f"{(trio(r['pre']) if r['pre'] else 'n/a'):>20}  {(trio(r['stop']) if r['stop'] else 'n/a'):>20}")
     print("(first console line: under microvm, the kernel's real-mode setup prints \"Probing EDD\" through qboot;"
           " kernel first line: \"Linux version\"; before kernel clock: the \"Run /init\" line's arrival less its"
-          " printk stamp, i.e. the VMM, firmware, loading and decompression before the guest's clock starts)")
+          " printk stamp, i.e. the VMM, firmware, loading and decompression before the guest's clock starts;"
+          " marker to exit: the RSS sample, the stop (skyvmm: power button, the guest powers off; others: SIGTERM)"
+          " and the VMM's exit)")
     print()
     print(f"{'VMM':<13} {'binary':>12} {'libraries':>12} {'ROMs':>12} {'total':>12}   (bytes; stripped as in the image)")
     for v in ORDER:
@@ -427,9 +437,9 @@ def report(runs, pwr, logs, sz):
     for q in ("qemu-microvm", "qemu-q35", "kvmtool"):
         if sv and q in rows:
             ratio = sv["up"][1] / rows[q]["up"][1]
-            fr = sv["first"][1] / rows[q]["first"][1]
+            fr = sv["kern"][1] / rows[q]["kern"][1]
             line = (f"skyvmm/{q}: time to init {ratio:.2f}x (medians {sv['up'][1]:.2f} / {rows[q]['up'][1]:.2f} s), "
-                    f"to first line {fr:.2f}x; size {sz['skyvmm'][3] / sz[q][3]:.3f}x" if q in sz else "")
+                    f"to the kernel's first line {fr:.2f}x; size {sz['skyvmm'][3] / sz[q][3]:.3f}x" if q in sz else "")
             if q != "kvmtool":
                 met = ratio <= AIM_TIME
                 verdict = verdict and met
@@ -481,20 +491,24 @@ def main():
             rc = 77
             ok = True
             return rc
-        for ln in fails:
-            print(f"failed: {ln}")
-        for v in ORDER[:3]:
-            check(any(r["ok"] for r in runs.get(v, [])), f"no complete run under {v}")
-        if KVMTOOL:
-            check(any(r["ok"] for r in runs.get("kvmtool", [])), "no complete run under kvmtool")
-        for v in ("microvm", "q35"):
-            check(roms.get(v), f"QEMU's info roms for {v}: nothing")
         for ln in con.splitlines():
             if ln.startswith("SVB: run ") or ln.startswith("SVB: rom ") or ln.startswith("SVB: watchdog"):
                 print(ln.strip())
         print()
+        for v in ORDER[:3]:
+            check(any(r["ok"] for r in runs.get(v, [])), f"no complete run under {v}")
+        for v in ("microvm", "q35"):
+            check(roms.get(v), f"QEMU's info roms for {v}: nothing")
         report(runs, pwr, logs, sizes(tmp, roms))
-        check(not fails, f"{len(fails)} run(s) failed")
+        # kvmtool is an optional comparison: its failures are shown, and
+        # fail nothing; a failed run of the three others fails the benchmark
+        for ln in fails:
+            print(f"failed: {ln}")
+        if KVMTOOL and not any(r["ok"] for r in runs.get("kvmtool", [])):
+            print("kvmtool: no complete run (its first run's milestones above)")
+        check(not [ln for ln in fails if not ln.startswith("SVB: run kvmtool ")
+                   and not ln.startswith("SVB: watchdog killed kvmtool ")],
+              f"{len(fails)} run(s) failed")
         ok = True
         rc = 0
     except Fail as e:
