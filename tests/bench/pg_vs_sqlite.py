@@ -272,6 +272,7 @@ def main():
     base = os.path.join(ROOT, "build", "bench")
     os.makedirs(base, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="pg-vs-sqlite-", dir=base)  # on the disk a state folder would be on
+    os.chmod(tmp, 0o711)  # as root, PostgreSQL runs as another user (pgserver.py): it must reach pg/
     pg = pgserver.PgServer(os.path.join(tmp, "pg"))
     setups = {}
     ok = False
