@@ -26,7 +26,7 @@ postmaster and backends, /proc), so one sees what dominates.
 
 usage: tests/bench/pg_vs_sqlite.py [--enroll-n 1000] [--concurrency 64] [--clients 8]
            [--seconds 8] [--size-mib 256] [--boards 4] [--many-size-mib 64] [--runs 2]
-           [--bench-agents PATH]
+           [--pg-stats] [--bench-agents PATH]
            (binaries from build/, or $SKYROOTD, $SKYAGENT, $BUILD as the tests use)
 meson: meson test -C build --benchmark --verbose pg_vs_sqlite
 """
@@ -236,6 +236,42 @@ def board_ids(s, count):
         s.stop()
 
 
+def psql(pg, db, sql):
+    """Run sql on database db of the private server as postgres: its rows (psql -At)."""
+    r = pgserver._run([pgserver.BIN + "/psql", "-X", "-A", "-t", "-F", " | ", "-h", pg.sock, "-p", str(pg.port),
+                       "-U", "postgres", "-d", db, "-c", sql], pgserver._owner(), stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE, text=True)
+    return r.stdout.strip()
+
+
+def pg_stats_on(pg, dbs):
+    """pg_stat_statements in the server (a restart) and in each database."""
+    psql(pg, "postgres", "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+    pgserver._run([pgserver.BIN + "/pg_ctl", "-D", pg.data, "-l", os.path.join(pg.root, "log"), "-w", "-t", "60",
+                   "-m", "fast", "restart"], pgserver._owner(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for db in dbs:
+        psql(pg, db, "CREATE EXTENSION pg_stat_statements")
+
+
+def pg_stats_print(pg, phase, per, n):
+    """The statements that took the most server time since the last reset
+    (calls per operation: n operations of the phase), then a reset."""
+    rows = psql(pg, "postgres",
+                "SELECT d.datname, s.calls, round(s.total_exec_time::numeric, 1), "
+                "round(s.mean_exec_time::numeric, 4), left(regexp_replace(s.query, '\\s+', ' ', 'g'), 100) "
+                "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname LIKE 'bench_%' "
+                "ORDER BY s.total_exec_time DESC LIMIT 8")
+    print(f"pg_stat_statements, {phase} ({n} {per} over all PostgreSQL set-ups): database | calls | total ms | "
+          f"mean ms | statement")
+    for line in rows.splitlines():
+        print("  " + line)
+    calls = psql(pg, "postgres", "SELECT sum(s.calls) FROM pg_stat_statements s JOIN pg_database d "
+                 "ON d.oid = s.dbid WHERE d.datname LIKE 'bench_%'")
+    if calls and n:
+        print(f"  statements per {per[:-1]}: {float(calls) / n:.1f}")
+    psql(pg, "postgres", "SELECT pg_stat_statements_reset()")
+
+
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
@@ -255,6 +291,8 @@ def main():
     ap.add_argument("--boards", type=int, default=4)
     ap.add_argument("--many-size-mib", type=int, default=64)
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--pg-stats", action="store_true", help="pg_stat_statements on (it costs a little): the "
+                    "statements that take PostgreSQL's time, per phase")
     ap.add_argument("--bench-agents", default=BENCH_AGENTS, help="the bench_agents binary (default: $BUILD's)")
     a = ap.parse_args()
     if a.runs < 2:
@@ -282,6 +320,8 @@ def main():
         for db in ("bench_pg1", "bench_pg3"):
             pgserver._run([pgserver.BIN + "/createdb", "-h", pg.sock, "-p", str(pg.port), "-U", "postgres", db],
                           owner, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if a.pg_stats:
+            pg_stats_on(pg, ("bench_pg1", "bench_pg3"))
         base_uri = pg.uri.rsplit("/", 1)[0]
         setups["sqlite"] = Setup(tmp, "sqlite")
         setups["pg1"] = Setup(tmp, "pg1", base_uri + "/bench_pg1")
@@ -305,6 +345,9 @@ def main():
                       f"bench_agents' own {'+'.join(f'{x:.1f}' for x in res[3])}; ctl CPU {res[1]:.0f} us, "
                       f"PostgreSQL CPU {res[2]:.0f} us per enrollment", flush=True)
 
+        if a.pg_stats:
+            pg_stats_print(pg, "enrollment", "enrollments", 2 * a.runs * a.enroll_n)
+
         # ---- API reads
         ids = {k: board_ids(setups[k], 200) for k in SETUPS}
         reads = {(k, w): [] for k in SETUPS for w in ("list", "one")}
@@ -316,6 +359,10 @@ def main():
                     what = "GET /v1/boards   " if w == "list" else "GET /v1/boards/ID"
                     print(f"reads run {r + 1}/{a.runs} {what} {LABEL[k]:20s} {res[0]:8.1f} requests/s; ctl CPU "
                           f"{res[1]:.0f} us, PostgreSQL CPU {res[2]:.0f} us per request", flush=True)
+
+        if a.pg_stats:
+            pg_stats_print(pg, "API reads", "requests", round(sum(
+                x[0] * a.seconds for k in ("pg1", "pg3") for w in ("list", "one") for x in reads[(k, w)])))
 
         # ---- image streaming: SQLite against PostgreSQL, 1 controller each
         big = os.path.join(tmp, "big.img")
@@ -369,6 +416,10 @@ def main():
                     what = "1 board " if w == "one" else f"{a.boards} boards"
                     print(f"stream run {r + 1}/{a.runs} {what} {LABEL[k]:20s} {res[0]:8.1f} MB/s; ctl CPU "
                           f"{res[1]:.2f} ms, PostgreSQL CPU {res[2]:.2f} ms per MB", flush=True)
+
+        if a.pg_stats:
+            pg_stats_print(pg, "image push and streaming", "MBs", round(
+                (size + msize + a.runs * (size + msize * a.boards)) / 1e6))
 
         # ---- the table
         load = open("/proc/loadavg").read().split()[:3]
