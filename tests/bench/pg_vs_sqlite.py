@@ -72,17 +72,21 @@ class Setup:
         self.ctls = []
 
     def start(self):
-        """Fresh controller processes (default threads, default log level)."""
+        """Fresh controller processes (default threads, default log level),
+        one after the other: started together on a new PostgreSQL store, all
+        but one may exit (the admin credential's import at start is a read
+        then an INSERT, and the others' INSERTs collide: EEXIST)."""
         self.ctls = []
         for i, (st, (ap, hp)) in enumerate(zip(self.states, self.ports)):
             p = Proc([SKYROOTD, "run", "--state", st, "--agent-listen", f"127.0.0.1:{ap}",
                       "--api-listen", f"127.0.0.1:{hp}"], os.path.join(self.tmp, f"skyrootd{i + 1}.log"))
             self.ctls.append(p)
-        self.f.ctl = self.ctls[0]
-        self.f.procs = list(self.ctls)
-        for i, p in enumerate(self.ctls):
-            port = self.ports[i][1]
-            wait_for(lambda: health(self.f, port), 20, f"{self.name} controller {i + 1} health")
+            self.f.ctl = self.ctls[0]
+            self.f.procs = list(self.ctls)
+            wait_for(lambda: health(self.f, hp) or p.p.poll() is not None, 20,
+                     f"{self.name} controller {i + 1} health")
+            if p.p.poll() is not None:
+                raise SystemExit(f"{self.name}: skyrootd {i + 1} exited {p.p.returncode} at start; see {p.log_path}")
 
     def stop(self):
         for p in self.ctls:
