@@ -450,7 +450,7 @@ def main():
         cpu3("  PostgreSQL CPU per enrollment (us)", [e[k][2] for k in SETUPS])
         for w, label in (("list", "GET /v1/boards"), ("one", "GET /v1/boards/ID")):
             v = {k: [med([x[i] for x in reads[(k, w)]]) for i in range(3)] for k in SETUPS}
-            line3(f"{label} requests/s ({a.clients} clients)", [v[k][0] for k in SETUPS],
+            line3(f"{label} req/s ({a.clients} clients, {a.runs * a.enroll_n} boards)", [v[k][0] for k in SETUPS],
                   "; runs: " + " | ".join(", ".join(f"{x[0]:.0f}" for x in reads[(k, w)]) for k in SETUPS))
             cpu3("  controllers' CPU per request (us)", [v[k][1] for k in SETUPS])
             cpu3("  PostgreSQL CPU per request (us)", [v[k][2] for k in SETUPS])
