@@ -242,9 +242,12 @@ def board_ids(s, count):
 
 def psql(pg, db, sql):
     """Run sql on database db of the private server as postgres: its rows (psql -At)."""
-    r = pgserver._run([pgserver.BIN + "/psql", "-X", "-A", "-t", "-F", " | ", "-h", pg.sock, "-p", str(pg.port),
-                       "-U", "postgres", "-d", db, "-c", sql], pgserver._owner(), stdout=subprocess.PIPE,
-                      stderr=subprocess.PIPE, text=True)
+    try:
+        r = pgserver._run([pgserver.BIN + "/psql", "-X", "-A", "-t", "-F", " | ", "-h", pg.sock, "-p",
+                           str(pg.port), "-U", "postgres", "-d", db, "-c", sql], pgserver._owner(),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except subprocess.CalledProcessError as e:
+        raise SystemExit(f"psql on {db}: {sql[:80]}...: {e.stderr.strip()}")
     return r.stdout.strip()
 
 
@@ -260,7 +263,7 @@ def pg_stats_on(pg, dbs):
 def pg_stats_print(pg, phase, per, n):
     """The statements that took the most server time since the last reset
     (calls per operation: n operations of the phase), then a reset."""
-    rows = psql(pg, "postgres",
+    rows = psql(pg, "bench_pg1",
                 "SELECT d.datname, s.calls, round(s.total_exec_time::numeric, 1), "
                 "round(s.mean_exec_time::numeric, 4), left(regexp_replace(s.query, '\\s+', ' ', 'g'), 100) "
                 "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname LIKE 'bench_%' "
@@ -269,11 +272,11 @@ def pg_stats_print(pg, phase, per, n):
           f"mean ms | statement")
     for line in rows.splitlines():
         print("  " + line)
-    calls = psql(pg, "postgres", "SELECT sum(s.calls) FROM pg_stat_statements s JOIN pg_database d "
+    calls = psql(pg, "bench_pg1", "SELECT sum(s.calls) FROM pg_stat_statements s JOIN pg_database d "
                  "ON d.oid = s.dbid WHERE d.datname LIKE 'bench_%'")
     if calls and n:
         print(f"  statements per {per[:-1]}: {float(calls) / n:.1f}")
-    psql(pg, "postgres", "SELECT pg_stat_statements_reset()")
+    psql(pg, "bench_pg1", "SELECT pg_stat_statements_reset()")
 
 
 def med(xs):
