@@ -6,6 +6,9 @@
 #   tests/bench/run.sh --quick      smaller N and a shorter hold, to try it out
 #   tests/bench/run.sh --no-nginx   skip the nginx comparison
 #   tests/bench/run.sh --enroll-only  the machine's limits and enrollment only
+#   tests/bench/run.sh --db=postgresql://HOST:PORT/NAME  the store in that (empty)
+#                                   PostgreSQL database instead of SQLite (skyrootd init --db);
+#                                   tests/bench/pg_vs_sqlite.py runs both side by side
 #
 # What it does: builds what it needs (meson/ninja, in $BUILD, default
 # build/), makes a controller state in a temporary folder, starts skyrootd
@@ -40,12 +43,14 @@ CONCURRENCY=${CONCURRENCY:-64}
 HEARTBEAT_MS=${HEARTBEAT_MS:-10000}
 NGINX=1
 ENROLL_ONLY=0
+DB_URI=
 
 for arg in "$@"; do
 	case "$arg" in
 	--quick) ENROLL_N=500 IDLE_SMALL=200 IDLE_LARGE=1000 HOLD=12 HEARTBEAT_MS=5000 ;;
 	--no-nginx) NGINX=0 ;;
 	--enroll-only) ENROLL_ONLY=1 ;;
+	--db=*) DB_URI=${arg#--db=} ;;
 	-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
 	esac
@@ -115,7 +120,7 @@ AGENT_PORT=$(free_port)
 API_PORT=$(free_port)
 NGX_PORT=$(free_port)
 
-"$SKYROOTD" init --state "$STATE" --api-listen "127.0.0.1:$API_PORT" >"$TMP/init.log" ||
+"$SKYROOTD" init --state "$STATE" --api-listen "127.0.0.1:$API_PORT" ${DB_URI:+--db "$DB_URI"} >"$TMP/init.log" ||
 	die "skyrootd init failed: $(cat "$TMP/init.log")"
 CONF=$STATE/skyctl.conf
 
@@ -390,7 +395,7 @@ REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ "$REV" != unknown ] && ! git -C "$ROOT" diff --quiet HEAD -- controller common agent proto 2>/dev/null; then
 	REV="$REV + local changes"
 fi
-say "summary (commit $REV; $(nproc) cores; skyrootd and the simulated agents share them; load average now $(cut -d' ' -f1-3 /proc/loadavg))"
+say "summary (commit $REV; store $([ -n "$DB_URI" ] && echo PostgreSQL || echo SQLite); $(nproc) cores; skyrootd and the simulated agents share them; load average now $(cut -d' ' -f1-3 /proc/loadavg))"
 row "what" "measured" "aim" "ratio / note"
 row "--------------------------------------------" "--------------" "------------" "------------------------------"
 row "enrollments/s, $(label default)" "$E_RATE" ">= 1000" "$(mark "$E_RATE" '>=' 1000); $(ratio "$E_RATE" 1000) of the aim; median of $ENROLL_RUNS runs: $(runs default rate); concurrency $CONCURRENCY"
