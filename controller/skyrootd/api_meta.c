@@ -61,19 +61,12 @@ static int api_meta__read(struct sql_stmt *s, const char *id, char *desc, size_t
 	return *labels ? 0 : -ENOMEM;
 }
 
-static int api_meta__decorate_one(struct sql_stmt *s, json_t *obj)
+/* obj's labels (taken), description and etag. */
+static int api_meta__apply(json_t *obj, const char *desc, json_t *labels)
 {
-	const char *id = json_string_value(json_object_get(obj, "id"));
 	const char *name = json_string_value(json_object_get(obj, "name"));
-	char desc[API_DESCRIPTION_MAX + 1], etag[API_ETAG_MAX];
-	json_t *labels;
-	int r;
+	char etag[API_ETAG_MAX];
 
-	if (!api_meta__kind_of(id) || json_object_get(obj, "etag"))
-		return 0;
-	r = api_meta__read(s, id, desc, sizeof(desc), &labels);
-	if (r < 0)
-		return r;
 	api_meta_etag(name ? name : "", desc, labels, etag);
 	if (json_object_set_new(obj, "labels", labels) < 0 ||
 	    json_object_set_new(obj, "description", json_string(desc)) < 0 ||
@@ -82,24 +75,74 @@ static int api_meta__decorate_one(struct sql_stmt *s, json_t *obj)
 	return 0;
 }
 
+static bool api_meta__wants(json_t *obj)
+{
+	return api_meta__kind_of(json_string_value(json_object_get(obj, "id"))) && !json_object_get(obj, "etag");
+}
+
+static int api_meta__decorate_one(struct sql_stmt *s, json_t *obj)
+{
+	char desc[API_DESCRIPTION_MAX + 1];
+	json_t *labels;
+	int r;
+
+	if (!api_meta__wants(obj))
+		return 0;
+	r = api_meta__read(s, json_string_value(json_object_get(obj, "id")), desc, sizeof(desc), &labels);
+	return r < 0 ? r : api_meta__apply(obj, desc, labels);
+}
+
+/* A whole list: every row of meta in one statement (one round trip to the
+ * database, not one per object), kept by id while the list is decorated. */
+static int api_meta__decorate_all(struct controller *ctl, json_t *arr)
+{
+	struct sql_stmt *s;
+	json_t *rows = json_object(), *item, *row, *labels;
+	size_t i;
+	int rc, r = rows ? api_meta__prepare(ctl, "SELECT id, description, labels FROM meta", &s) : -ENOMEM;
+
+	if (r < 0) {
+		json_decref(rows);
+		return r;
+	}
+	while ((rc = sql_step(s)) == SQL_ROW) {
+		const char *id = sql_col_text(s, 0), *d = sql_col_text(s, 1), *l = sql_col_text(s, 2);
+
+		if (id && json_object_set_new(rows, id, json_pack("[ss]", d ? d : "", l ? l : "{}")) < 0) {
+			rc = -ENOMEM;
+			break;
+		}
+	}
+	sql_finalize(s);
+	r = rc < 0 ? rc : 0;
+	json_array_foreach(arr, i, item) {
+		if (r < 0)
+			break;
+		if (!api_meta__wants(item))
+			continue;
+		row = json_object_get(rows, json_string_value(json_object_get(item, "id")));
+		labels = row ? json_loads(json_string_value(json_array_get(row, 1)), 0, NULL) : NULL;
+		if (!json_is_object(labels)) {
+			json_decref(labels);
+			labels = json_object();
+		}
+		r = labels ? api_meta__apply(item, row ? json_string_value(json_array_get(row, 0)) : "", labels) : -ENOMEM;
+	}
+	json_decref(rows);
+	return r;
+}
+
 int api_meta_decorate(struct controller *ctl, json_t *obj_or_array)
 {
 	struct sql_stmt *s;
-	size_t i;
-	json_t *item;
-	int r = api_meta__prepare(ctl, "SELECT description, labels FROM meta WHERE id = ?", &s);
+	int r;
 
+	if (json_is_array(obj_or_array))
+		return api_meta__decorate_all(ctl, obj_or_array);
+	r = api_meta__prepare(ctl, "SELECT description, labels FROM meta WHERE id = ?", &s);
 	if (r < 0)
 		return r;
-	if (json_is_array(obj_or_array)) {
-		json_array_foreach(obj_or_array, i, item) {
-			r = api_meta__decorate_one(s, item);
-			if (r < 0)
-				break;
-		}
-	} else {
-		r = api_meta__decorate_one(s, obj_or_array);
-	}
+	r = api_meta__decorate_one(s, obj_or_array);
 	sql_finalize(s);
 	return r;
 }

@@ -260,10 +260,15 @@ int creds_import(struct db *db, const char *name, enum creds_role role, const ui
 	struct creds_row c;
 	int r = creds_get(db, name, &c);
 
-	if (r == -ENOENT)
-		return creds_create(db, name, role, now, 0, hash);
-	if (r < 0 || !replace)
+	if (r == -ENOENT) {
+		r = creds_create(db, name, role, now, 0, hash);
+		/* -EEXIST: another controller of the fleet, starting on the
+		 * same store at the same moment, made it meanwhile. */
+		if (r != -EEXIST || !replace)
+			return r == -EEXIST ? 0 : r;
+	} else if (r < 0 || !replace) {
 		return r;
+	}
 	return creds__put(db,
 			  "UPDATE credentials SET role = ?2, lookup = ?3, hash = ?4, rotated_at = ?5, expires_at = ?6, "
 			  "revoked_at = 0, old_lookup = NULL, old_hash = NULL, old_until = 0 WHERE name = ?1",

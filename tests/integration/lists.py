@@ -287,6 +287,11 @@ def case_patch(f):
           f"stale If-Match: {st} {body}")
     st, _, again = call(f, "GET", f"/v1/boards/{a['id']}")
     check(again["description"] == "top shelf" and again["etag"] == etag1, "the 412 changed nothing")
+    # The list carries the same fields (read there for all boards at once).
+    st, _, lst = call(f, "GET", "/v1/boards")
+    mine = [b for b in lst.get("boards", []) if b.get("id") == a["id"]]
+    check(st == 200 and len(mine) == 1 and mine[0]["description"] == "top shelf" and mine[0]["etag"] == etag1
+          and mine[0]["labels"] == again["labels"], f"the board in the list: {st} {mine}")
     # Without If-Match the change applies (documented: honoured, not required); null removes a label.
     st, _, got = patch(f, "/v1/boards/rack1-07", {"labels": {"role": None, "zone": "eu-1"}})
     check(st == 200 and got["labels"] == {"rack": "1", "zone": "eu-1"}, f"label merge: {st} {got}")
