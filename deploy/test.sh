@@ -37,7 +37,7 @@ JOBS=$(nproc)
 summary_files=""
 # Every product, whatever a build folder was set up with: no test vanishes.
 # -Dman=enabled: the man_pages test needs them (scdoc, deploy/packages/cli.txt).
-ALL_PRODUCTS="-Dlibvirt=enabled -Dcontroller=true -Dagent=true -Dskyctl=true -Dman=enabled"
+ALL_PRODUCTS="-Dlibvirt=enabled -Dpostgresql=enabled -Dcontroller=true -Dagent=true -Dskyctl=true -Dman=enabled"
 
 build() {
 	dir=$1; shift

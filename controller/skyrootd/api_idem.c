@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "controller/skyrootd/api_priv.h"
+#include "controller/skyrootd/sql.h"
 
 #define API_IDEM_TTL_S (24 * 3600)
 #define API_IDEM_NONCE 12
@@ -92,10 +92,10 @@ static char *api_idem__open(const uint8_t key[32], const uint8_t aad[32], const 
 int api_idem_begin(struct api_call *call, struct api_reply *rep, struct api_idem *st, char *headers, size_t hlen)
 {
 	const struct http_request *req = call->req;
-	sqlite3 *h = db_handle(call->ctl->db);
+	struct sql *h = db_sql(call->ctl->db);
 	const struct api_conn_state *cs;
 	const char *who;
-	sqlite3_stmt *s = NULL;
+	struct sql_stmt *s = NULL;
 	int rc, r = 0;
 
 	memset(st, 0, sizeof(*st));
@@ -143,30 +143,31 @@ int api_idem_begin(struct api_call *call, struct api_reply *rep, struct api_idem
 			return 1;
 		}
 	}
-	rc = sqlite3_prepare_v2(h, "SELECT request, sealed FROM idempotency WHERE credential = ? AND key = ? AND created_at > ?",
-				-1, &s, NULL);
-	if (rc != SQLITE_OK) {
-		api_reply_internal(rep, db_errno(rc), "read the idempotency keys");
+	rc = sql_prepare(h, "SELECT request, sealed FROM idempotency WHERE credential = ? AND key = ? AND created_at > ?",
+			 &s);
+	if (rc < 0) {
+		api_reply_internal(rep, rc, "read the idempotency keys");
 		return 1;
 	}
-	sqlite3_bind_blob(s, 1, st->cred, 32, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, st->key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, sky_unix_now() - API_IDEM_TTL_S);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		const void *rq = sqlite3_column_blob(s, 0);
+	/* st and the request outlive s: bound without a copy. */
+	sql_bind_blob(s, 1, st->cred, 32);
+	sql_bind_text(s, 2, st->key);
+	sql_bind_int64(s, 3, sky_unix_now() - API_IDEM_TTL_S);
+	rc = sql_step(s);
+	if (rc == SQL_ROW) {
+		const void *rq = sql_col_blob(s, 0);
 		const char *hs;
 		char *plain;
 		json_t *saved;
 
-		if (sqlite3_column_bytes(s, 0) != 32 || CRYPTO_memcmp(rq, st->request, 32) != 0) {
+		if (!rq || sql_col_bytes(s, 0) != 32 || CRYPTO_memcmp(rq, st->request, 32) != 0) {
 			api_reply_error(rep, 422, "idempotency_key_reused",
 					"this Idempotency-Key was used for another request in the last 24 hours; "
 					"use a new key for a new request");
 			r = 1;
 			goto out;
 		}
-		plain = api_idem__open(st->seal, st->cred, sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1));
+		plain = api_idem__open(st->seal, st->cred, sql_col_blob(s, 1), sql_col_bytes(s, 1));
 		if (!plain) {
 			/* Same credential and request, another token: rotated since. */
 			api_reply_error(rep, 409, "conflict",
@@ -193,21 +194,21 @@ int api_idem_begin(struct api_call *call, struct api_reply *rep, struct api_idem
 		rep->headers = headers;
 		json_decref(saved);
 		r = 1;
-	} else if (rc == SQLITE_DONE) {
+	} else if (rc == SQL_DONE) {
 		st->on = true; /* new: keep its answer */
 	} else {
-		api_reply_internal(rep, db_errno(rc), "read the idempotency keys");
+		api_reply_internal(rep, rc, "read the idempotency keys");
 		r = 1;
 	}
 out:
-	sqlite3_finalize(s);
+	sql_finalize(s);
 	return r;
 }
 
 void api_idem_end(struct api_call *call, const struct api_idem *st, const struct api_reply *rep)
 {
-	sqlite3 *h = db_handle(call->ctl->db);
-	sqlite3_stmt *s = NULL;
+	struct sql *h = db_sql(call->ctl->db);
+	struct sql_stmt *s = NULL;
 	json_t *saved;
 	char *plain = NULL;
 	uint8_t *sealed = NULL;
@@ -227,27 +228,30 @@ void api_idem_end(struct api_call *call, const struct api_idem *st, const struct
 		log_warn("api: cannot keep the answer of Idempotency-Key request; a repeat will be done again");
 		goto out;
 	}
-	rc = sqlite3_prepare_v2(h, "DELETE FROM idempotency WHERE created_at <= ?", -1, &s, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_int64(s, 1, now - API_IDEM_TTL_S);
-		sqlite3_step(s);
+	/* The old rows go first; failing that is no reason not to keep this
+	 * answer (the next one tries again). */
+	if (sql_prepare(h, "DELETE FROM idempotency WHERE created_at <= ?", &s) == 0) {
+		sql_bind_int64(s, 1, now - API_IDEM_TTL_S);
+		(void)sql_once_done(s);
 	}
-	sqlite3_finalize(s);
 	s = NULL;
-	rc = sqlite3_prepare_v2(h, "INSERT OR REPLACE INTO idempotency (credential, key, request, sealed, created_at) "
-				   "VALUES (?, ?, ?, ?, ?)", -1, &s, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_blob(s, 1, st->cred, 32, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, st->key, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(s, 3, st->request, 32, SQLITE_STATIC);
-		sqlite3_bind_blob(s, 4, sealed, (int)sealed_len, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 5, now);
-		rc = sqlite3_step(s);
+	/* st and sealed outlive s: bound without a copy. */
+	rc = sql_prepare(h,
+			 "INSERT INTO idempotency (credential, key, request, sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5) "
+			 "ON CONFLICT (credential, key) DO UPDATE SET request = excluded.request, "
+			 "sealed = excluded.sealed, created_at = excluded.created_at",
+			 &s);
+	if (rc == 0) {
+		sql_bind_blob(s, 1, st->cred, 32);
+		sql_bind_text(s, 2, st->key);
+		sql_bind_blob(s, 3, st->request, 32);
+		sql_bind_blob(s, 4, sealed, sealed_len);
+		sql_bind_int64(s, 5, now);
+		rc = sql_once_done(s);
 	}
-	if (rc != SQLITE_DONE)
+	if (rc < 0)
 		log_warn("api: cannot keep the answer of an Idempotency-Key request: %s; a repeat will be done again",
-			 sqlite3_errstr(rc));
-	sqlite3_finalize(s);
+			 strerror(-rc));
 out:
 	if (plain) {
 		OPENSSL_cleanse(plain, strlen(plain));

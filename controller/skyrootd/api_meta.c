@@ -3,13 +3,13 @@
  * answer of those resources carries.  Labels and descriptions live in the
  * table meta by id (db.c, migration 7); names in each resource's table. */
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "controller/skyrootd/api_priv.h"
+#include "controller/skyrootd/sql.h"
 
 /* The resource whose id has this prefix. */
 static const struct api_meta_kind *api_meta__kind_of(const char *id)
@@ -26,33 +26,34 @@ static const struct api_meta_kind *api_meta__kind_of(const char *id)
 	return NULL;
 }
 
-static int api_meta__prepare(struct controller *ctl, const char *sql, sqlite3_stmt **s)
+/* What the statements here bind lives until their last step or reset
+ * (sql.h binds without a copy): ids and names of the caller or of the
+ * request, the local desc and the labels' text. */
+static int api_meta__prepare(struct controller *ctl, const char *sql, struct sql_stmt **s)
 {
-	int rc = sqlite3_prepare_v2(db_handle(ctl->db), sql, -1, s, NULL);
-
-	return rc == SQLITE_OK ? 0 : db_errno(rc);
+	return sql_prepare(db_sql(ctl->db), sql, s);
 }
 
 /* The description and labels of id (none: "" and {}). */
-static int api_meta__read(sqlite3_stmt *s, const char *id, char *desc, size_t desclen, json_t **labels)
+static int api_meta__read(struct sql_stmt *s, const char *id, char *desc, size_t desclen, json_t **labels)
 {
+	const char *l;
 	int rc;
 
 	*labels = NULL;
 	desc[0] = '\0';
-	sqlite3_reset(s);
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		const char *d = (const char *)sqlite3_column_text(s, 0);
-		const char *l = (const char *)sqlite3_column_text(s, 1);
-		snprintf(desc, desclen, "%s", d ? d : "");
+	sql_reset(s);
+	sql_bind_text(s, 1, id);
+	rc = sql_step(s);
+	if (rc == SQL_ROW) {
+		sql_copy_text(desc, desclen, s, 0);
+		l = sql_col_text(s, 1);
 		*labels = l ? json_loads(l, 0, NULL) : NULL;
-	} else if (rc != SQLITE_DONE) {
-		sqlite3_reset(s);
-		return db_errno(rc);
+	} else if (rc < 0) {
+		sql_reset(s);
+		return rc;
 	}
-	sqlite3_reset(s);
+	sql_reset(s);
 	if (!json_is_object(*labels)) {
 		json_decref(*labels);
 		*labels = json_object();
@@ -60,7 +61,7 @@ static int api_meta__read(sqlite3_stmt *s, const char *id, char *desc, size_t de
 	return *labels ? 0 : -ENOMEM;
 }
 
-static int api_meta__decorate_one(sqlite3_stmt *s, json_t *obj)
+static int api_meta__decorate_one(struct sql_stmt *s, json_t *obj)
 {
 	const char *id = json_string_value(json_object_get(obj, "id"));
 	const char *name = json_string_value(json_object_get(obj, "name"));
@@ -83,7 +84,7 @@ static int api_meta__decorate_one(sqlite3_stmt *s, json_t *obj)
 
 int api_meta_decorate(struct controller *ctl, json_t *obj_or_array)
 {
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	size_t i;
 	json_t *item;
 	int r = api_meta__prepare(ctl, "SELECT description, labels FROM meta WHERE id = ?", &s);
@@ -99,7 +100,7 @@ int api_meta_decorate(struct controller *ctl, json_t *obj_or_array)
 	} else {
 		r = api_meta__decorate_one(s, obj_or_array);
 	}
-	sqlite3_finalize(s);
+	sql_finalize(s);
 	return r;
 }
 
@@ -108,7 +109,7 @@ static int api_meta__find(struct controller *ctl, const struct api_meta_kind *k,
 			  char id[DB_ID_MAX], char name[DB_NAME_MAX])
 {
 	char sql[160];
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	int rc, r;
 
 	snprintf(sql, sizeof(sql), "SELECT id, name FROM %s WHERE id = ?1 UNION ALL SELECT id, name FROM %s WHERE name = ?1",
@@ -116,16 +117,16 @@ static int api_meta__find(struct controller *ctl, const struct api_meta_kind *k,
 	r = api_meta__prepare(ctl, sql, &s);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, seg, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		snprintf(id, DB_ID_MAX, "%s", (const char *)sqlite3_column_text(s, 0));
-		snprintf(name, DB_NAME_MAX, "%s", (const char *)sqlite3_column_text(s, 1));
+	sql_bind_text(s, 1, seg);
+	rc = sql_step(s);
+	if (rc == SQL_ROW) {
+		sql_copy_text(id, DB_ID_MAX, s, 0);
+		sql_copy_text(name, DB_NAME_MAX, s, 1);
 		r = 0;
 	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+		r = rc == SQL_DONE ? -ENOENT : rc;
 	}
-	sqlite3_finalize(s);
+	sql_finalize(s);
 	return r;
 }
 
@@ -134,8 +135,8 @@ static int api_meta__write(struct controller *ctl, const struct api_meta_kind *k
 {
 	char sql[96];
 	char *text = json_dumps(labels, JSON_SORT_KEYS | JSON_COMPACT);
-	sqlite3_stmt *s = NULL;
-	int rc, r;
+	struct sql_stmt *s = NULL;
+	int r;
 
 	if (!text)
 		return -ENOMEM;
@@ -144,26 +145,26 @@ static int api_meta__write(struct controller *ctl, const struct api_meta_kind *k
 		r = api_meta__prepare(ctl, sql, &s);
 		if (r < 0)
 			goto out;
-		sqlite3_bind_text(s, 1, p->name, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(s, 2, id, -1, SQLITE_TRANSIENT);
-		rc = sqlite3_step(s);
-		sqlite3_finalize(s);
+		sql_bind_text(s, 1, p->name);
+		sql_bind_text(s, 2, id);
+		r = sql_once_done(s); /* a name taken: -EEXIST, the constraint */
 		s = NULL;
-		if (rc != SQLITE_DONE) {
-			r = (rc & 0xff) == SQLITE_CONSTRAINT ? -EEXIST : db_errno(rc);
+		if (r < 0)
 			goto out;
-		}
 	}
-	r = api_meta__prepare(ctl, "INSERT OR REPLACE INTO meta (id, description, labels) VALUES (?, ?, ?)", &s);
+	r = api_meta__prepare(ctl,
+			      "INSERT INTO meta (id, description, labels) VALUES (?1, ?2, ?3) ON CONFLICT (id) "
+			      "DO UPDATE SET description = excluded.description, labels = excluded.labels",
+			      &s);
 	if (r < 0)
 		goto out;
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 2, desc, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 3, text, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(s);
-	r = rc == SQLITE_DONE ? 0 : db_errno(rc);
+	sql_bind_text(s, 1, id);
+	sql_bind_text(s, 2, desc);
+	sql_bind_text(s, 3, text);
+	r = sql_step(s);
+	r = r == SQL_DONE ? 0 : r < 0 ? r : -EIO;
 out:
-	sqlite3_finalize(s);
+	sql_finalize(s);
 	free(text);
 	return r;
 }
@@ -176,7 +177,7 @@ void api_meta_patch(struct api_call *call, struct api_reply *rep, const struct a
 	char etag[API_ETAG_MAX];
 	const char *if_match = call->req->if_match;
 	json_t *labels = NULL;
-	sqlite3_stmt *s = NULL;
+	struct sql_stmt *s = NULL;
 	int r;
 
 	if (call->req->if_match_bad) {
@@ -199,7 +200,7 @@ void api_meta_patch(struct api_call *call, struct api_reply *rep, const struct a
 		r = api_meta__prepare(ctl, "SELECT description, labels FROM meta WHERE id = ?", &s);
 	if (r == 0)
 		r = api_meta__read(s, id, desc, sizeof(desc), &labels);
-	sqlite3_finalize(s);
+	sql_finalize(s);
 	if (r == -ENOENT) {
 		api_reply_error(rep, 404, "not_found", "no %s named '%s'; see 'skyctl %s list'", k->noun, call->seg,
 				k->noun);
@@ -251,14 +252,13 @@ fail:
 
 void api_meta_forget(struct controller *ctl, const char *id)
 {
-	sqlite3_stmt *s;
-	int rc;
+	struct sql_stmt *s;
+	int r;
 
 	if (!api_meta__kind_of(id) || api_meta__prepare(ctl, "DELETE FROM meta WHERE id = ?", &s) < 0)
 		return;
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_DONE)
-		log_warn("api: cannot forget the labels of %s: %s", id, sqlite3_errstr(rc));
-	sqlite3_finalize(s);
+	sql_bind_text(s, 1, id);
+	r = sql_once_done(s);
+	if (r < 0)
+		log_warn("api: cannot forget the labels of %s: %s", id, strerror(-r));
 }

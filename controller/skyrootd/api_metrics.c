@@ -61,22 +61,26 @@ static int api_metrics__image(void *ctx, const struct store_image *img)
 	return 0;
 }
 
-/* The store's files on disk: the database and its write-ahead log. */
-static uint64_t api_metrics__store_bytes(const struct controller *ctl)
+/* The store's files on disk: the database and its write-ahead log.  A
+ * store that is no file here (a PostgreSQL server's) has no such figure:
+ * false, and /metrics leaves the gauge out. */
+static bool api_metrics__store_bytes(const struct controller *ctl, uint64_t *total)
 {
 	char wal[sizeof(ctl->db_path) + 8];
 	struct stat sb;
-	uint64_t total = 0;
 
-	if (stat(ctl->db_path, &sb) == 0)
-		total += (uint64_t)sb.st_size;
+	*total = 0;
+	if (stat(ctl->db_path, &sb) < 0 || !S_ISREG(sb.st_mode))
+		return false;
+	*total += (uint64_t)sb.st_size;
 	snprintf(wal, sizeof(wal), "%s-wal", ctl->db_path);
 	if (stat(wal, &sb) == 0)
-		total += (uint64_t)sb.st_size;
-	return total;
+		*total += (uint64_t)sb.st_size;
+	return true;
 }
 
-static void api_metrics__gauges(struct metrics_text *t, const struct api_metrics_counts *n, uint64_t store_bytes)
+static void api_metrics__gauges(struct metrics_text *t, const struct api_metrics_counts *n, bool have_bytes,
+				uint64_t store_bytes)
 {
 	metrics_text_family(t, "skyroot_build_info", "gauge", "the skyrootd version serving");
 	metrics_text_u64(t, "skyroot_build_info", (const char *const[]){ "version", SKY_VERSION, NULL }, 1);
@@ -88,8 +92,10 @@ static void api_metrics__gauges(struct metrics_text *t, const struct api_metrics
 	for (size_t i = 0; i < SKY_ARRAY_SIZE(guest_states); i++)
 		metrics_text_u64(t, "skyroot_guests", (const char *const[]){ "state", guest_states[i], NULL },
 				 n->guests[i]);
-	metrics_text_family(t, "skyroot_store_bytes", "gauge", "bytes of the store on disk (database and WAL)");
-	metrics_text_u64(t, "skyroot_store_bytes", NULL, store_bytes);
+	if (have_bytes) {
+		metrics_text_family(t, "skyroot_store_bytes", "gauge", "bytes of the store on disk (database and WAL)");
+		metrics_text_u64(t, "skyroot_store_bytes", NULL, store_bytes);
+	}
 	metrics_text_family(t, "skyroot_images", "gauge", "images in the store");
 	metrics_text_u64(t, "skyroot_images", NULL, n->images);
 }
@@ -117,6 +123,8 @@ static void api__metrics(struct api_call *call, struct api_reply *rep)
 	struct api_metrics_counts n = { .ctl = ctl };
 	struct agentlink_pool_stats pool;
 	struct metrics_text t;
+	uint64_t store_bytes;
+	bool have_bytes;
 	int r;
 
 	r = db_board_list(ctl->db, api_metrics__board, &n);
@@ -129,7 +137,8 @@ static void api__metrics(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	metrics_text_init(&t, API_METRICS_MAX);
-	api_metrics__gauges(&t, &n, api_metrics__store_bytes(ctl));
+	have_bytes = api_metrics__store_bytes(ctl, &store_bytes);
+	api_metrics__gauges(&t, &n, have_bytes, store_bytes);
 	agentlink_pool_stats(ctl->agents, &pool);
 	api_metrics__pool(&t, &pool);
 	metrics_text_counters(&t, ctl->agents ? agentlink_online_count(ctl->agents) : 0);

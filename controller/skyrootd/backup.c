@@ -23,6 +23,7 @@
 #include "common/util.h"
 #include "controller/skyrootd/cmdline.h"
 #include "controller/skyrootd/controller.h"
+#include "controller/skyrootd/sql.h"
 
 static const char *opt_state, *opt_to;
 static uint64_t opt_step_pages = 128, opt_step_pause_ms = 10;
@@ -86,21 +87,29 @@ bool backup_name_is_db(const char *name)
 
 /* ---- the database: SQLite's online backup API in one read transaction ---- */
 
-/* Copy the database at src_path into dst_path (an empty file).  The read
- * transaction held across the steps pins one snapshot: the copy is
- * consistent, and a commit of the running controller neither restarts it
- * nor waits for it (WAL). */
-static int backup_db(const char *src_path, const char *dst_path, int *pages)
+/* Copy the database at target (the store, opened through sql.h) into
+ * dst_path (an empty file).  The read transaction held across the steps
+ * pins one snapshot: the copy is consistent, and a commit of the running
+ * controller neither restarts it nor waits for it (WAL).  The online
+ * backup is SQLite's alone: -ENOTSUP for a store on another engine. */
+static int backup_db(const char *target, const char *dst_path, int *pages)
 {
+	struct sql *c = NULL;
 	sqlite3 *src = NULL, *dst = NULL;
 	sqlite3_backup *b = NULL;
-	int rc, busy = 0;
+	int rc, busy = 0, r;
 
-	rc = sqlite3_open_v2(src_path, &src, SQLITE_OPEN_READONLY, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_busy_timeout(src, 5000);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(src, "BEGIN; SELECT count(*) FROM sqlite_schema;", NULL, NULL, NULL);
+	if (sql_target_is_pg(target))
+		return -ENOTSUP;
+	r = sql_open(target, SQL_OPEN_READONLY, &c);
+	if (r < 0)
+		return r;
+	src = sql_sqlite_handle(c);
+	if (!src) {
+		sql_close(c);
+		return -ENOTSUP;
+	}
+	rc = sqlite3_exec(src, "BEGIN; SELECT count(*) FROM sqlite_schema;", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_open_v2(dst_path, &dst, SQLITE_OPEN_READWRITE, NULL);
 	/* The copy is a temporary file: the archive's fsync is what counts. */
@@ -128,8 +137,20 @@ static int backup_db(const char *src_path, const char *dst_path, int *pages)
 out:
 	sqlite3_exec(src, "COMMIT", NULL, NULL, NULL);
 	sqlite3_close(dst);
-	sqlite3_close(src);
-	return rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? -EBUSY : db_errno(rc);
+	sql_close(c);
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	default:
+		return -EIO;
+	}
 }
 
 /* ---- the archive ---- */
@@ -325,8 +346,14 @@ static int bk_write(struct bk_writer *w, const char *state, const char *db_copy,
 	snprintf(p, sizeof(p), "%s/%s", state, CTL_DB_FILE);
 	r = backup_db(p, db_copy, pages);
 	if (r < 0) {
-		fprintf(stderr, "skyrootd backup: cannot copy the database %s: %s\n", p,
-			r == -EBUSY ? "it stayed locked (is a migration running?); try again" : strerror(-r));
+		const char *why = strerror(-r);
+
+		if (r == -EBUSY)
+			why = "it stayed locked (is a migration running?); try again";
+		else if (r == -ENOTSUP)
+			why = "the store is not SQLite, and the online copy is SQLite's: back up a PostgreSQL "
+			      "store with pg_dump";
+		fprintf(stderr, "skyrootd backup: cannot copy the database %s: %s\n", p, why);
 		return r;
 	}
 	if (archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK || archive_write_open_fd(w->a, fd) != ARCHIVE_OK)

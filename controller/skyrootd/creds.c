@@ -4,12 +4,12 @@
 #include "controller/skyrootd/creds.h"
 
 #include <errno.h>
-#include <sqlite3.h>
 #include <string.h>
 
 #include "common/limits.h"
 #include "common/parse.h"
 #include "common/util.h"
+#include "controller/skyrootd/sql.h"
 
 /* The bytes of the hash a credential is looked up by (not secret: the
  * hash of a random token), before the constant-time compare of all 32. */
@@ -70,42 +70,34 @@ bool creds_role_allows(enum creds_role have, enum creds_role need)
 
 #define CREDS_COLS "name, role, created_at, expires_at, rotated_at, old_until, revoked_at"
 
-static int creds__prepare(struct db *db, const char *sql, sqlite3_stmt **s)
+/* Every statement here is prepared, stepped and finalized within one
+ * call, and what it binds (the caller's name and hash, static role names)
+ * lives through that call: bound without a copy (sql.h). */
+static int creds__prepare(struct db *db, const char *sql, struct sql_stmt **s)
 {
-	int rc = sqlite3_prepare_v2(db_handle(db), sql, -1, s, NULL);
-
-	return rc == SQLITE_OK ? 0 : db_errno(rc);
-}
-
-static int creds__done(sqlite3_stmt *s)
-{
-	int rc = sqlite3_step(s);
-	int r = rc == SQLITE_DONE ? 0 : db_errno(rc);
-
-	sqlite3_finalize(s);
-	return r;
+	return sql_prepare(db_sql(db), sql, s);
 }
 
 /* A secret's hash at parameters at (its lookup bytes) and at + 1 (all). */
-static void creds__bind_secret(sqlite3_stmt *s, int at, const uint8_t hash[32])
+static void creds__bind_secret(struct sql_stmt *s, int at, const uint8_t hash[32])
 {
-	sqlite3_bind_blob(s, at, hash, CREDS_LOOKUP_BYTES, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(s, at + 1, hash, 32, SQLITE_TRANSIENT);
+	sql_bind_blob(s, at, hash, CREDS_LOOKUP_BYTES);
+	sql_bind_blob(s, at + 1, hash, 32);
 }
 
-static void creds__row(sqlite3_stmt *s, struct creds_row *c)
+static void creds__row(struct sql_stmt *s, struct creds_row *c)
 {
-	const char *role = (const char *)sqlite3_column_text(s, 1);
+	const char *role = sql_col_text(s, 1);
 
 	memset(c, 0, sizeof(*c));
-	db_copy_text(c->name, sizeof(c->name), s, 0);
+	sql_copy_text(c->name, sizeof(c->name), s, 0);
 	if (creds_role_parse(role, &c->role) < 0)
 		c->role = CREDS_NONE; /* an unknown role grants nothing */
-	c->created_at = sqlite3_column_int64(s, 2);
-	c->expires_at = sqlite3_column_int64(s, 3);
-	c->rotated_at = sqlite3_column_int64(s, 4);
-	c->old_until = sqlite3_column_int64(s, 5);
-	c->revoked_at = sqlite3_column_int64(s, 6);
+	c->created_at = sql_col_int64(s, 2);
+	c->expires_at = sql_col_int64(s, 3);
+	c->rotated_at = sql_col_int64(s, 4);
+	c->old_until = sql_col_int64(s, 5);
+	c->revoked_at = sql_col_int64(s, 6);
 }
 
 /* A credential's name, role, secret, time (?5) and expiry (?6) into sql:
@@ -113,7 +105,7 @@ static void creds__row(sqlite3_stmt *s, struct creds_row *c)
 static int creds__put(struct db *db, const char *sql, const char *name, enum creds_role role, const uint8_t hash[32],
 		      int64_t now, int64_t expires_at)
 {
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	int r;
 
 	if (!creds_name_ok(name) || role == CREDS_NONE)
@@ -121,12 +113,12 @@ static int creds__put(struct db *db, const char *sql, const char *name, enum cre
 	r = creds__prepare(db, sql, &s);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 2, creds_role_name(role), -1, SQLITE_STATIC);
+	sql_bind_text(s, 1, name);
+	sql_bind_text(s, 2, creds_role_name(role));
 	creds__bind_secret(s, 3, hash);
-	sqlite3_bind_int64(s, 5, now);
-	sqlite3_bind_int64(s, 6, expires_at);
-	return creds__done(s);
+	sql_bind_int64(s, 5, now);
+	sql_bind_int64(s, 6, expires_at);
+	return sql_once_done(s);
 }
 
 int creds_create(struct db *db, const char *name, enum creds_role role, int64_t now, int64_t expires_at,
@@ -140,7 +132,7 @@ int creds_create(struct db *db, const char *name, enum creds_role role, int64_t 
 
 int creds_find(struct db *db, const uint8_t hash[32], int64_t now, struct creds_row *out)
 {
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	int r, rc, found = -ENOENT;
 
 	r = creds__prepare(db,
@@ -149,11 +141,11 @@ int creds_find(struct db *db, const uint8_t hash[32], int64_t now, struct creds_
 			   &s);
 	if (r < 0)
 		return r;
-	sqlite3_bind_blob(s, 1, hash, CREDS_LOOKUP_BYTES, SQLITE_TRANSIENT);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const void *cur = sqlite3_column_blob(s, 7), *old = sqlite3_column_blob(s, 8);
-		bool is_cur = cur && sqlite3_column_bytes(s, 7) == 32 && sky_memeq_ct(cur, hash, 32) == 1;
-		bool is_old = old && sqlite3_column_bytes(s, 8) == 32 && sky_memeq_ct(old, hash, 32) == 1;
+	sql_bind_blob(s, 1, hash, CREDS_LOOKUP_BYTES);
+	while ((rc = sql_step(s)) == SQL_ROW) {
+		const void *cur = sql_col_blob(s, 7), *old = sql_col_blob(s, 8);
+		bool is_cur = cur && sql_col_bytes(s, 7) == 32 && sky_memeq_ct(cur, hash, 32) == 1;
+		bool is_old = old && sql_col_bytes(s, 8) == 32 && sky_memeq_ct(old, hash, 32) == 1;
 		struct creds_row c;
 
 		if (!is_cur && !is_old)
@@ -175,57 +167,54 @@ int creds_find(struct db *db, const uint8_t hash[32], int64_t now, struct creds_
 			*out = c;
 		break;
 	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		found = db_errno(rc);
-	sqlite3_finalize(s);
+	if (rc < 0)
+		found = rc;
+	sql_finalize(s);
 	return found;
+}
+
+static void creds__get_row(struct sql_stmt *s, void *out)
+{
+	creds__row(s, out);
 }
 
 int creds_get(struct db *db, const char *name, struct creds_row *out)
 {
-	sqlite3_stmt *s;
-	int r, rc;
+	struct sql_stmt *s;
+	int r;
 
 	r = creds__prepare(db, "SELECT " CREDS_COLS " FROM credentials WHERE name = ?1", &s);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		creds__row(s, out);
-		r = 0;
-	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
-	}
-	sqlite3_finalize(s);
-	return r;
+	sql_bind_text(s, 1, name);
+	return sql_once_row(s, creds__get_row, out);
 }
 
 int creds_list(struct db *db, creds_cb cb, void *ctx)
 {
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	int r, rc;
 
 	r = creds__prepare(db, "SELECT " CREDS_COLS " FROM credentials ORDER BY name", &s);
 	if (r < 0)
 		return r;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = sql_step(s)) == SQL_ROW) {
 		struct creds_row c;
 		creds__row(s, &c);
 		r = cb(ctx, &c);
 		if (r < 0)
 			break;
 	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = db_errno(rc);
-	sqlite3_finalize(s);
+	if (r == 0 && rc < 0)
+		r = rc;
+	sql_finalize(s);
 	return r;
 }
 
 int creds_rotate(struct db *db, const char *name, const uint8_t hash[32], int64_t now, int64_t grace)
 {
 	struct creds_row c;
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	int r;
 
 	if (grace < 0 || grace > CREDS_GRACE_MAX)
@@ -242,16 +231,16 @@ int creds_rotate(struct db *db, const char *name, const uint8_t hash[32], int64_
 			   &s);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
+	sql_bind_text(s, 1, name);
 	creds__bind_secret(s, 2, hash);
-	sqlite3_bind_int64(s, 4, now);
-	sqlite3_bind_int64(s, 5, grace);
-	return creds__done(s);
+	sql_bind_int64(s, 4, now);
+	sql_bind_int64(s, 5, grace);
+	return sql_once_done(s);
 }
 
 int creds_revoke(struct db *db, const char *name, int64_t now)
 {
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	int r;
 
 	r = creds__prepare(db,
@@ -260,12 +249,9 @@ int creds_revoke(struct db *db, const char *name, int64_t now)
 			   &s);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(s, 2, now);
-	r = creds__done(s);
-	if (r == 0 && sqlite3_changes(db_handle(db)) == 0)
-		r = -ENOENT;
-	return r;
+	sql_bind_text(s, 1, name);
+	sql_bind_int64(s, 2, now);
+	return sql_once_changed(s);
 }
 
 int creds_import(struct db *db, const char *name, enum creds_role role, const uint8_t hash[32], bool replace,

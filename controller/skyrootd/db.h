@@ -127,18 +127,4 @@ int db_savepoint(struct db *db);
 int db_release(struct db *db);
 void db_rollback_to(struct db *db);
 
-/* Until every module speaks sql.h (db_legacy.c): the SQLite connection
- * and the old helpers over it. */
-struct sqlite3;
-struct sqlite3_stmt;
-struct sqlite3 *db_handle(struct db *db);
-int db_errno(int rc);
-void db_copy_text(char *dst, size_t n, struct sqlite3_stmt *s, int col);
-int db_prepare(struct db *db, const char *sql, struct sqlite3_stmt **s);
-int db_done(struct sqlite3_stmt *s);
-int db_changed(struct db *db, struct sqlite3_stmt *s);
-typedef void (*db_row_fn)(struct sqlite3_stmt *s, void *out);
-int db_one(struct sqlite3_stmt *s, db_row_fn row, void *out);
-int db_count(struct db *db, const char *sql);
-
 #endif

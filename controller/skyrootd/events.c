@@ -3,7 +3,6 @@
 #include "controller/skyrootd/events.h"
 
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "controller/skyrootd/api_json.h"
+#include "controller/skyrootd/sql.h"
 
 /* Rows read back from the store at a time to hand to watchers. */
 #define EVENTS_FAN_BATCH 256
@@ -23,14 +23,16 @@
 enum ev_stmt { E_INSERT, E_TRIM, E_OLDEST, E_LAST, E_AFTER, E_LIST, E_COUNT };
 
 static const char *const ev_sql[E_COUNT] = {
-	[E_INSERT] = "INSERT INTO events(at, type, kind, object_id, detail) VALUES(?,?,?,?,?)",
+	[E_INSERT] = "INSERT INTO events(at, type, kind, object_id, detail) VALUES(?,?,?,?,?) RETURNING rv",
 	[E_TRIM] = "DELETE FROM events WHERE rv <= ?",
-	[E_OLDEST] = "SELECT MIN(rv) FROM events",
-	[E_LAST] = "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+	[E_OLDEST] = "SELECT COALESCE(MIN(rv), 0) FROM events",
+	/* The newest rv: trimming keeps at least the newest row, so the
+	 * largest is the last one given out (rv is never reused). */
+	[E_LAST] = "SELECT COALESCE(MAX(rv), 0) FROM events",
 	[E_AFTER] = "SELECT rv, at, type, kind, object_id, detail FROM events WHERE rv > ? ORDER BY rv LIMIT ?",
 	/* ?3..?5 empty: any. */
 	[E_LIST] = "SELECT rv, at, type, kind, object_id, detail FROM events WHERE rv > ?1 AND rv <= ?2 "
-		   "AND (?3 = '' OR type = ?3) AND (?4 = '' OR kind = ?4) AND (?5 = '' OR object_id = ?5) "
+		   "AND (type = ?3 OR ?3 = '') AND (kind = ?4 OR ?4 = '') AND (object_id = ?5 OR ?5 = '') "
 		   "ORDER BY rv LIMIT ?6",
 };
 
@@ -51,8 +53,7 @@ struct events_watcher {
 
 struct events {
 	struct db *db;
-	sqlite3 *h;
-	sqlite3_stmt *q[E_COUNT];
+	struct sql_stmt *q[E_COUNT];
 	uint64_t keep;
 	int64_t fanned;               /* the newest rv watchers were handed */
 	bool dirty;                   /* rows were added since */
@@ -67,27 +68,26 @@ struct events {
 	unsigned n_pending;
 };
 
-static sqlite3_stmt *ev__q(struct events *ev, enum ev_stmt id)
+static struct sql_stmt *ev__q(struct events *ev, enum ev_stmt id)
 {
-	sqlite3_stmt *s = ev->q[id];
+	struct sql_stmt *s = ev->q[id];
 
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
+	sql_reset(s);
 	return s;
 }
 
 static int64_t ev__one_int(struct events *ev, enum ev_stmt id, int *err)
 {
-	sqlite3_stmt *s = ev__q(ev, id);
-	int rc = sqlite3_step(s);
+	struct sql_stmt *s = ev__q(ev, id);
+	int rc = sql_step(s);
 	int64_t v = 0;
 
 	*err = 0;
-	if (rc == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	else if (rc != SQLITE_DONE)
-		*err = db_errno(rc);
-	sqlite3_reset(s);
+	if (rc == SQL_ROW)
+		v = sql_col_int64(s, 0);
+	else if (rc != SQL_DONE)
+		*err = rc < 0 ? rc : -EIO;
+	sql_reset(s);
 	return v;
 }
 
@@ -103,17 +103,14 @@ int events_open(struct db *db, uv_loop_t *loop, uint64_t keep, struct events **o
 	if (!ev)
 		return -ENOMEM;
 	ev->db = db;
-	ev->h = db_handle(db);
 	ev->keep = keep ? keep : EVENTS_KEEP_DEFAULT;
 	ev->pending = calloc(EVENTS_PENDING_MAX, sizeof(*ev->pending));
 	if (!ev->pending)
 		r = -ENOMEM;
 	for (int i = 0; i < E_COUNT && r == 0; i++) {
-		int rc = sqlite3_prepare_v3(ev->h, ev_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &ev->q[i], NULL);
-		if (rc != SQLITE_OK) {
-			log_error("events: cannot prepare '%s': %s", ev_sql[i], sqlite3_errmsg(ev->h));
-			r = db_errno(rc);
-		}
+		r = sql_prepare(db_sql(db), ev_sql[i], &ev->q[i]);
+		if (r < 0)
+			log_error("events: cannot prepare '%s': %s", ev_sql[i], sql_errmsg(db_sql(db)));
 	}
 	if (r == 0)
 		ev->fanned = ev__one_int(ev, E_LAST, &r);
@@ -126,7 +123,7 @@ int events_open(struct db *db, uv_loop_t *loop, uint64_t keep, struct events **o
 	}
 	if (r < 0) {
 		for (int i = 0; i < E_COUNT; i++)
-			sqlite3_finalize(ev->q[i]);
+			sql_finalize(ev->q[i]);
 		free(ev->pending);
 		free(ev);
 		return r;
@@ -143,7 +140,7 @@ static void ev__free(struct events *ev)
 		free(w);
 	}
 	for (int i = 0; i < E_COUNT; i++)
-		sqlite3_finalize(ev->q[i]);
+		sql_finalize(ev->q[i]);
 	for (unsigned i = 0; i < ev->n_pending; i++)
 		free(ev->pending[i].text);
 	free(ev->pending);
@@ -162,7 +159,7 @@ void events_close(struct events *ev)
 {
 	if (!ev)
 		return;
-	if (sqlite3_get_autocommit(ev->h))
+	if (!sql_in_tx(db_sql(ev->db)))
 		ev__flush(ev); /* what was noted is kept */
 	if (!ev->has_loop) {
 		ev__free(ev);
@@ -273,27 +270,29 @@ static char *ev__text(json_t *detail)
 static int ev__insert(struct events *ev, int64_t at_ms, const char *type, const char *kind, const char *id,
 		      const char *text)
 {
-	sqlite3_stmt *s = ev__q(ev, E_INSERT);
-	int64_t rv;
+	struct sql_stmt *s = ev__q(ev, E_INSERT);
+	int64_t rv = 0;
 	int r;
 
-	sqlite3_bind_int64(s, 1, at_ms);
-	sqlite3_bind_text(s, 2, type, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, id ? id : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 5, text, -1, SQLITE_STATIC);
-	r = sqlite3_step(s);
-	sqlite3_reset(s);
-	r = r == SQLITE_DONE ? 0 : db_errno(r);
+	sql_bind_int64(s, 1, at_ms);
+	sql_bind_text(s, 2, type);
+	sql_bind_text(s, 3, kind);
+	sql_bind_text(s, 4, id ? id : "");
+	sql_bind_text(s, 5, text);
+	r = sql_step(s);
+	if (r == SQL_ROW) {
+		rv = sql_col_int64(s, 0);
+		r = 0;
+	} else {
+		r = r < 0 ? r : -EIO; /* RETURNING gives the row */
+	}
+	sql_reset(s);
 	if (r < 0)
 		return r;
-	rv = sqlite3_last_insert_rowid(ev->h);
 	if ((uint64_t)rv > ev->keep) {
 		s = ev__q(ev, E_TRIM);
-		sqlite3_bind_int64(s, 1, rv - (int64_t)(ev->keep > INT64_MAX ? INT64_MAX : ev->keep));
-		r = sqlite3_step(s);
-		sqlite3_reset(s);
-		r = r == SQLITE_DONE ? 0 : db_errno(r);
+		sql_bind_int64(s, 1, rv - (int64_t)(ev->keep > INT64_MAX ? INT64_MAX : ev->keep));
+		r = sql_run(s);
 	}
 	ev__wake(ev);
 	return r;
@@ -334,7 +333,7 @@ int events_add(struct events *ev, const char *type, const char *kind, const char
 		return 0;
 	}
 	/* What was noted before goes first, when that is its own transaction. */
-	if (ev->n_pending && sqlite3_get_autocommit(ev->h))
+	if (ev->n_pending && !sql_in_tx(db_sql(ev->db)))
 		ev__flush(ev);
 	text = ev__text(detail);
 	r = text ? ev__insert(ev, (int64_t)sky_unix_now_ms(), type, kind, id, text) : -ENOMEM;
@@ -354,7 +353,7 @@ int events_add_soon(struct events *ev, const char *type, const char *kind, const
 	}
 	if (!ev->has_loop || ev->closing)
 		return events_add(ev, type, kind, id, detail);
-	if (ev->n_pending == EVENTS_PENDING_MAX && sqlite3_get_autocommit(ev->h))
+	if (ev->n_pending == EVENTS_PENDING_MAX && !sql_in_tx(db_sql(ev->db)))
 		ev__flush(ev);
 	if (ev->n_pending == EVENTS_PENDING_MAX)
 		return events_add(ev, type, kind, id, detail);
@@ -373,31 +372,31 @@ int events_add_soon(struct events *ev, const char *type, const char *kind, const
 	return 0;
 }
 
-static void ev__row(sqlite3_stmt *s, struct event *e)
+static void ev__row(struct sql_stmt *s, struct event *e)
 {
-	const unsigned char *d;
+	const char *d;
 
-	e->rv = sqlite3_column_int64(s, 0);
-	e->at_ms = sqlite3_column_int64(s, 1);
-	db_copy_text(e->type, sizeof(e->type), s, 2);
-	db_copy_text(e->kind, sizeof(e->kind), s, 3);
-	db_copy_text(e->id, sizeof(e->id), s, 4);
-	d = sqlite3_column_text(s, 5);
-	e->detail = d ? (const char *)d : "{}";
+	e->rv = sql_col_int64(s, 0);
+	e->at_ms = sql_col_int64(s, 1);
+	sql_copy_text(e->type, sizeof(e->type), s, 2);
+	sql_copy_text(e->kind, sizeof(e->kind), s, 3);
+	sql_copy_text(e->id, sizeof(e->id), s, 4);
+	d = sql_col_text(s, 5);
+	e->detail = d ? d : "{}";
 }
 
 int events_list(struct events *ev, const struct events_filter *f, events_cb cb, void *ctx)
 {
-	sqlite3_stmt *s = ev__q(ev, E_LIST);
+	struct sql_stmt *s = ev__q(ev, E_LIST);
 	int rc, r = 0;
 
-	sqlite3_bind_int64(s, 1, f->after);
-	sqlite3_bind_int64(s, 2, f->upto > 0 ? f->upto : INT64_MAX);
-	sqlite3_bind_text(s, 3, f->type ? f->type : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, f->kind ? f->kind : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 5, f->id ? f->id : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 6, f->limit ? (int64_t)f->limit : INT64_MAX);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	sql_bind_int64(s, 1, f->after);
+	sql_bind_int64(s, 2, f->upto > 0 ? f->upto : INT64_MAX);
+	sql_bind_text(s, 3, f->type ? f->type : "");
+	sql_bind_text(s, 4, f->kind ? f->kind : "");
+	sql_bind_text(s, 5, f->id ? f->id : "");
+	sql_bind_int64(s, 6, f->limit ? (int64_t)f->limit : INT64_MAX);
+	while ((rc = sql_step(s)) == SQL_ROW) {
 		struct event e;
 
 		ev__row(s, &e);
@@ -405,9 +404,9 @@ int events_list(struct events *ev, const struct events_filter *f, events_cb cb, 
 		if (r)
 			break;
 	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = db_errno(rc);
-	sqlite3_reset(s);
+	if (r == 0 && rc != SQL_DONE)
+		r = rc < 0 ? rc : -EIO;
+	sql_reset(s);
 	return r;
 }
 
@@ -470,7 +469,7 @@ void events_unwatch(struct events *ev, struct events_watcher *w)
 /* Hand every committed row after ev->fanned to the watchers, in order. */
 static void ev__fan(struct events *ev)
 {
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	int rc;
 	bool more = true;
 
@@ -481,9 +480,9 @@ static void ev__fan(struct events *ev)
 		unsigned n = 0;
 
 		s = ev__q(ev, E_AFTER);
-		sqlite3_bind_int64(s, 1, ev->fanned);
-		sqlite3_bind_int64(s, 2, EVENTS_FAN_BATCH);
-		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		sql_bind_int64(s, 1, ev->fanned);
+		sql_bind_int64(s, 2, EVENTS_FAN_BATCH);
+		while ((rc = sql_step(s)) == SQL_ROW) {
 			struct event e;
 
 			ev__row(s, &e);
@@ -493,11 +492,11 @@ static void ev__fan(struct events *ev)
 				if (w->cb)
 					w->cb(w->ctx, &e);
 		}
-		if (rc != SQLITE_DONE)
-			log_error("events: cannot read the new events: %s", sqlite3_errmsg(ev->h));
-		sqlite3_reset(s);
+		if (rc != SQL_DONE)
+			log_error("events: cannot read the new events: %s", sql_errmsg(db_sql(ev->db)));
+		sql_reset(s);
 		ev->fanned = last > ev->fanned ? last : ev->fanned;
-		more = rc == SQLITE_DONE && n == EVENTS_FAN_BATCH;
+		more = rc == SQL_DONE && n == EVENTS_FAN_BATCH;
 	}
 	ev->fanning = false;
 	for (struct events_watcher **pp = &ev->watchers; *pp;) {
@@ -518,7 +517,7 @@ static void ev__idle(uv_idle_t *h)
 	uv_idle_stop(h);
 	if (!ev->dirty)
 		return;
-	if (!sqlite3_get_autocommit(ev->h)) {
+	if (sql_in_tx(db_sql(ev->db))) {
 		/* Rows of an open transaction are not committed yet. */
 		uv_timer_start(&ev->retry, ev__retry, EVENTS_RETRY_MS, 0);
 		return;

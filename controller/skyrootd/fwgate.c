@@ -2,12 +2,12 @@
 #include "controller/skyrootd/fwgate.h"
 
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/parse.h"
+#include "controller/skyrootd/sql.h"
 
 bool fwgate_pcr11_parse(const char *in, char out[FWGATE_PCR_HEX], char *err, size_t errlen)
 {
@@ -23,36 +23,36 @@ bool fwgate_pcr11_parse(const char *in, char out[FWGATE_PCR_HEX], char *err, siz
 	return true;
 }
 
-static void fwgate__row(sqlite3_stmt *s, void *out)
+static void fwgate__row(struct sql_stmt *s, void *out)
 {
 	struct fw_allowed *f = out;
 
-	db_copy_text(f->id, sizeof(f->id), s, 0);
-	db_copy_text(f->name, sizeof(f->name), s, 1);
-	db_copy_text(f->pcr11, sizeof(f->pcr11), s, 2);
-	f->created_at = sqlite3_column_int64(s, 3);
+	sql_copy_text(f->id, sizeof(f->id), s, 0);
+	sql_copy_text(f->name, sizeof(f->name), s, 1);
+	sql_copy_text(f->pcr11, sizeof(f->pcr11), s, 2);
+	f->created_at = sql_col_int64(s, 3);
 }
 
-static void fwgate__name(sqlite3_stmt *s, void *out)
+static void fwgate__name(struct sql_stmt *s, void *out)
 {
-	db_copy_text(out, DB_NAME_MAX, s, 0);
+	sql_copy_text(out, DB_NAME_MAX, s, 0);
 }
 
 int fwgate_allow(struct db *db, const struct fw_allowed *f, char *taken_by)
 {
 	char held[DB_NAME_MAX];
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	int r = fwgate_count(db);
 
 	if (r >= FWGATE_MAX)
 		return -ENOSPC;
 	if (r >= 0)
-		r = db_prepare(db, "SELECT name FROM firmware WHERE name = ?1 OR pcr11 = ?2", &s);
+		r = sql_prepare(db_sql(db), "SELECT name FROM firmware WHERE name = ?1 OR pcr11 = ?2", &s);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, f->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, f->pcr11, -1, SQLITE_STATIC);
-	r = db_one(s, fwgate__name, held);
+	sql_bind_text(s, 1, f->name);
+	sql_bind_text(s, 2, f->pcr11);
+	r = sql_once_row(s, fwgate__name, held);
 	if (r == 0) {
 		if (taken_by)
 			snprintf(taken_by, DB_NAME_MAX, "%s", held);
@@ -60,36 +60,38 @@ int fwgate_allow(struct db *db, const struct fw_allowed *f, char *taken_by)
 	}
 	if (r != -ENOENT)
 		return r;
-	r = db_prepare(db, "INSERT INTO firmware (id, name, pcr11, created_at) VALUES (?4, ?1, ?2, ?3)", &s);
+	r = sql_prepare(db_sql(db), "INSERT INTO firmware (id, name, pcr11, created_at) VALUES (?4, ?1, ?2, ?3)", &s);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 4, f->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 1, f->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, f->pcr11, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, f->created_at);
-	return db_done(s);
+	sql_bind_text(s, 4, f->id);
+	sql_bind_text(s, 1, f->name);
+	sql_bind_text(s, 2, f->pcr11);
+	sql_bind_int64(s, 3, f->created_at);
+	return sql_once_done(s);
 }
 
 int fwgate_get(struct db *db, const char *id_or_name, struct fw_allowed *out)
 {
-	sqlite3_stmt *s;
-	int r = db_prepare(db, "SELECT id, name, pcr11, created_at FROM firmware WHERE id = ?1 OR name = ?1 "
-			   "ORDER BY id = ?1 DESC LIMIT 1", &s);
+	struct sql_stmt *s;
+	int r = sql_prepare(db_sql(db),
+			    "SELECT id, name, pcr11, created_at FROM firmware WHERE id = ?1 OR name = ?1 "
+			    "ORDER BY id = ?1 DESC LIMIT 1",
+			    &s);
 
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, id_or_name, -1, SQLITE_STATIC);
-	return db_one(s, fwgate__row, out);
+	sql_bind_text(s, 1, id_or_name);
+	return sql_once_row(s, fwgate__row, out);
 }
 
 int fwgate_list(struct db *db, fwgate_cb cb, void *ctx)
 {
-	sqlite3_stmt *s;
-	int r = db_prepare(db, "SELECT id, name, pcr11, created_at FROM firmware ORDER BY id", &s), rc;
+	struct sql_stmt *s;
+	int r = sql_prepare(db_sql(db), "SELECT id, name, pcr11, created_at FROM firmware ORDER BY id", &s), rc;
 
 	if (r < 0)
 		return r;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = sql_step(s)) == SQL_ROW) {
 		struct fw_allowed f;
 
 		fwgate__row(s, &f);
@@ -97,32 +99,32 @@ int fwgate_list(struct db *db, fwgate_cb cb, void *ctx)
 		if (r)
 			break;
 	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = db_errno(rc);
-	sqlite3_finalize(s);
+	if (r == 0 && rc != SQL_DONE)
+		r = rc < 0 ? rc : -EIO;
+	sql_finalize(s);
 	return r;
 }
 
 int fwgate_revoke(struct db *db, const char *id)
 {
-	sqlite3_stmt *s;
-	int r = db_prepare(db, "DELETE FROM firmware WHERE id = ?1", &s);
+	struct sql_stmt *s;
+	int r = sql_prepare(db_sql(db), "DELETE FROM firmware WHERE id = ?1", &s);
 
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	return db_changed(db, s);
+	sql_bind_text(s, 1, id);
+	return sql_once_changed(s);
 }
 
 int fwgate_count(struct db *db)
 {
-	return db_count(db, "SELECT count(*) FROM firmware");
+	return sql_count(db_sql(db), "SELECT count(*) FROM firmware");
 }
 
 int fwgate_judge(struct db *db, const char *ek, const char *pcr11, const char *quote_fail, char *firmware, char *why)
 {
 	char name[DB_NAME_MAX] = "";
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	int r;
 
 	if (firmware)
@@ -137,11 +139,11 @@ int fwgate_judge(struct db *db, const char *ek, const char *pcr11, const char *q
 		return 1;
 	}
 	if (pcr11[0]) {
-		r = db_prepare(db, "SELECT name FROM firmware WHERE pcr11 = ?1", &s);
+		r = sql_prepare(db_sql(db), "SELECT name FROM firmware WHERE pcr11 = ?1", &s);
 		if (r < 0)
 			return r;
-		sqlite3_bind_text(s, 1, pcr11, -1, SQLITE_STATIC);
-		r = db_one(s, fwgate__name, name);
+		sql_bind_text(s, 1, pcr11);
+		r = sql_once_row(s, fwgate__name, name);
 		if (r == 0) {
 			if (firmware)
 				snprintf(firmware, DB_NAME_MAX, "%s", name);
@@ -166,25 +168,25 @@ struct fwgate__tpm {
 	char fail[DB_TPM_REFUSED_MAX];
 };
 
-static void fwgate__tpm_row(sqlite3_stmt *s, void *out)
+static void fwgate__tpm_row(struct sql_stmt *s, void *out)
 {
 	struct fwgate__tpm *t = out;
 
-	db_copy_text(t->ek, sizeof(t->ek), s, 0);
-	db_copy_text(t->pcr11, sizeof(t->pcr11), s, 1);
-	db_copy_text(t->fail, sizeof(t->fail), s, 3);
+	sql_copy_text(t->ek, sizeof(t->ek), s, 0);
+	sql_copy_text(t->pcr11, sizeof(t->pcr11), s, 1);
+	sql_copy_text(t->fail, sizeof(t->fail), s, 3);
 }
 
 int fwgate_board(struct db *db, const char *board_id, char *firmware, char *why)
 {
 	struct fwgate__tpm t;
-	sqlite3_stmt *s;
-	int r = db_prepare(db, "SELECT tpm_ek, tpm_pcr11, id, tpm_quote_fail FROM boards WHERE id = ?1", &s);
+	struct sql_stmt *s;
+	int r = sql_prepare(db_sql(db), "SELECT tpm_ek, tpm_pcr11, id, tpm_quote_fail FROM boards WHERE id = ?1", &s);
 
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, board_id, -1, SQLITE_STATIC);
-	r = db_one(s, fwgate__tpm_row, &t);
+	sql_bind_text(s, 1, board_id);
+	r = sql_once_row(s, fwgate__tpm_row, &t);
 	if (r < 0)
 		return r;
 	return fwgate_judge(db, t.ek, t.pcr11, t.fail, firmware, why);
@@ -194,14 +196,16 @@ int fwgate_snapshot(struct db *db, struct fwgate_board **out, size_t *n)
 {
 	struct fwgate_board *v = NULL, *nv;
 	size_t cap = 0, len = 0;
-	sqlite3_stmt *s;
-	int r = db_prepare(db, "SELECT tpm_ek, tpm_pcr11, id, tpm_quote_fail FROM boards WHERE tpm_ek != '' ORDER BY id", &s), rc;
+	struct sql_stmt *s;
+	int r = sql_prepare(db_sql(db),
+			    "SELECT tpm_ek, tpm_pcr11, id, tpm_quote_fail FROM boards WHERE tpm_ek != '' ORDER BY id", &s),
+	    rc;
 
 	*out = NULL;
 	*n = 0;
 	if (r < 0)
 		return r;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = sql_step(s)) == SQL_ROW) {
 		struct fwgate__tpm t;
 
 		if (len == cap) {
@@ -214,14 +218,14 @@ int fwgate_snapshot(struct db *db, struct fwgate_board **out, size_t *n)
 			v = nv;
 		}
 		fwgate__tpm_row(s, &t);
-		db_copy_text(v[len].id, sizeof(v[len].id), s, 2);
+		sql_copy_text(v[len].id, sizeof(v[len].id), s, 2);
 		snprintf(v[len].pcr11, sizeof(v[len].pcr11), "%s", t.pcr11);
 		snprintf(v[len].quote_fail, sizeof(v[len].quote_fail), "%s", t.fail);
 		len++;
 	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = db_errno(rc);
-	sqlite3_finalize(s);
+	if (r == 0 && rc != SQL_DONE)
+		r = rc < 0 ? rc : -EIO;
+	sql_finalize(s);
 	/* Judged once the statement is done (the judge runs its own). */
 	for (size_t i = 0; r == 0 && i < len; i++) {
 		r = fwgate_judge(db, "bound", v[i].pcr11, v[i].quote_fail, NULL, NULL); /* every row has an EK */

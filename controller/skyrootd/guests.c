@@ -2,7 +2,6 @@
 #include "controller/skyrootd/guests.h"
 
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include "common/util.h"
 #include "controller/skyrootd/events.h"
 #include "controller/skyrootd/fwgate.h"
+#include "controller/skyrootd/sql.h"
 #include "controller/skyrootd/store.h"
 
 enum guest_stmt {
@@ -37,12 +37,13 @@ static const char *const guest_sql[G_COUNT] = {
 	[G_BY_NAME] = "SELECT " GUEST_COLS " FROM guests WHERE name = ?",
 	[G_LIST] = "SELECT " GUEST_COLS " FROM guests ORDER BY name, id",
 	[G_BY_BOARD] = "SELECT " GUEST_COLS " FROM guests WHERE board_id = ? ORDER BY id",
-	[G_SET_DESIRED] = "UPDATE guests SET desired = ?, state = CASE WHEN ? = 'running' AND state IN ('stopped','failed') THEN 'pending' ELSE state END, error = CASE WHEN ? = 'running' THEN '' ELSE error END WHERE id = ?",
+	[G_SET_DESIRED] = "UPDATE guests SET desired = ?1, state = CASE WHEN ?1 = 'running' AND state IN ('stopped','failed') THEN 'pending' ELSE state END, error = CASE WHEN ?1 = 'running' THEN '' ELSE error END WHERE id = ?2",
 	[G_SET_STATE] = "UPDATE guests SET state = ?, error = ? WHERE id = ? AND board_id = ? AND (state != ? OR error != ?)",
 	[G_DELETE] = "DELETE FROM guests WHERE id = ?",
 	[G_NAME_TAKEN] = "SELECT 1 FROM guests WHERE name = ?",
 	[G_IMAGE_USED] = "SELECT 1 FROM guests WHERE kernel = ?1 OR initrd = ?1 OR disk = ?1 LIMIT 1",
-	[G_BOARD_LOAD] = "SELECT COALESCE(SUM(memory), 0), COALESCE(SUM(vcpus), 0) FROM guests WHERE board_id = ? AND desired = 'running'",
+	/* SUM of a BIGINT is NUMERIC on PostgreSQL: cast back. */
+	[G_BOARD_LOAD] = "SELECT CAST(COALESCE(SUM(memory), 0) AS BIGINT), CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) FROM guests WHERE board_id = ? AND desired = 'running'",
 };
 
 struct console_follower {
@@ -64,26 +65,24 @@ struct guests {
 	struct store *store;
 	struct guests_ops ops;
 	void *ops_ctx;
-	sqlite3 *h;
-	sqlite3_stmt *q[G_COUNT];
+	struct sql_stmt *q[G_COUNT];
 	struct console *consoles;
 	struct events *events;
 	uint8_t mac_prefix[3];        /* NETWORK_MAC_PREFIX_DEFAULT */
 };
 
-static sqlite3_stmt *q(struct guests *g, enum guest_stmt id)
+static struct sql_stmt *q(struct guests *g, enum guest_stmt id)
 {
-	sqlite3_stmt *s = g->q[id];
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
+	struct sql_stmt *s = g->q[id];
+	sql_reset(s);
 	return s;
 }
 
-static int step_done(sqlite3_stmt *s)
+static int step_done(struct sql_stmt *s)
 {
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+	int rc = sql_step(s);
+	sql_reset(s);
+	return rc == SQL_DONE ? 0 : rc < 0 ? rc : -EIO;
 }
 
 /* A change and its event (events.h) go in one transaction: durable
@@ -117,10 +116,9 @@ int guests_open(struct db *db, struct store *store, struct guests **out)
 		return -ENOMEM;
 	g->db = db;
 	g->store = store;
-	g->h = db_handle(db);
 	(void)sky_parse_mac_n(NETWORK_MAC_PREFIX_DEFAULT, g->mac_prefix, 3);
 	for (int i = 0; i < G_COUNT && r == 0; i++)
-		r = db_errno(sqlite3_prepare_v3(g->h, guest_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &g->q[i], NULL));
+		r = sql_prepare(db_sql(db), guest_sql[i], &g->q[i]);
 	if (r < 0) {
 		guests_close(g);
 		return r;
@@ -147,7 +145,7 @@ void guests_close(struct guests *g)
 	if (!g)
 		return;
 	for (int i = 0; i < G_COUNT; i++)
-		sqlite3_finalize(g->q[i]);
+		sql_finalize(g->q[i]);
 	while (g->consoles) {
 		struct console *c = g->consoles;
 		g->consoles = c->next;
@@ -162,49 +160,43 @@ void guests_close(struct guests *g)
 	free(g);
 }
 
-static void text(char *dst, size_t n, sqlite3_stmt *s, int col)
-{
-	const unsigned char *t = sqlite3_column_text(s, col);
-	snprintf(dst, n, "%s", t ? (const char *)t : "");
-}
-
-static void guest_row(sqlite3_stmt *s, struct guest *gs)
+static void guest_row(struct sql_stmt *s, struct guest *gs)
 {
 	char devs[GUEST_MAX_DEVICES * 17 + 1];
 	memset(gs, 0, sizeof(*gs));
-	text(gs->id, sizeof(gs->id), s, 0);
-	text(gs->name, sizeof(gs->name), s, 1);
-	text(gs->board_id, sizeof(gs->board_id), s, 2);
-	text(gs->kernel, sizeof(gs->kernel), s, 3);
-	text(gs->initrd, sizeof(gs->initrd), s, 4);
-	text(gs->disk, sizeof(gs->disk), s, 5);
-	text(gs->cmdline, sizeof(gs->cmdline), s, 6);
-	gs->vcpus = (uint32_t)sqlite3_column_int64(s, 7);
-	gs->memory = (uint64_t)sqlite3_column_int64(s, 8);
-	text(devs, sizeof(devs), s, 9);
+	sql_copy_text(gs->id, sizeof(gs->id), s, 0);
+	sql_copy_text(gs->name, sizeof(gs->name), s, 1);
+	sql_copy_text(gs->board_id, sizeof(gs->board_id), s, 2);
+	sql_copy_text(gs->kernel, sizeof(gs->kernel), s, 3);
+	sql_copy_text(gs->initrd, sizeof(gs->initrd), s, 4);
+	sql_copy_text(gs->disk, sizeof(gs->disk), s, 5);
+	sql_copy_text(gs->cmdline, sizeof(gs->cmdline), s, 6);
+	gs->vcpus = (uint32_t)sql_col_int64(s, 7);
+	gs->memory = (uint64_t)sql_col_int64(s, 8);
+	sql_copy_text(devs, sizeof(devs), s, 9);
 	for (char *save = NULL, *tok = strtok_r(devs, " ", &save); tok && gs->n_devices < GUEST_MAX_DEVICES;
 	     tok = strtok_r(NULL, " ", &save))
 		snprintf(gs->devices[gs->n_devices++], sizeof(gs->devices[0]), "%s", tok);
-	text(gs->backend, sizeof(gs->backend), s, 10);
-	text(gs->desired, sizeof(gs->desired), s, 11);
-	text(gs->state, sizeof(gs->state), s, 12);
-	text(gs->error, sizeof(gs->error), s, 13);
-	gs->created = sqlite3_column_int64(s, 14);
+	sql_copy_text(gs->backend, sizeof(gs->backend), s, 10);
+	sql_copy_text(gs->desired, sizeof(gs->desired), s, 11);
+	sql_copy_text(gs->state, sizeof(gs->state), s, 12);
+	sql_copy_text(gs->error, sizeof(gs->error), s, 13);
+	gs->created = sql_col_int64(s, 14);
 }
 
 static int guest_one(struct guests *g, enum guest_stmt id, const char *key, struct guest *out)
 {
-	sqlite3_stmt *s = q(g, id);
+	struct sql_stmt *s = q(g, id);
 	int rc, r = -ENOENT;
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	sql_bind_text(s, 1, key);
+	rc = sql_step(s);
+	if (rc == SQL_ROW) {
 		guest_row(s, out);
 		r = 0;
-	} else if (rc != SQLITE_DONE) {
-		r = db_errno(rc);
+	} else if (rc != SQL_DONE) {
+		r = rc < 0 ? rc : -EIO;
 	}
-	sqlite3_reset(s);
+	sql_reset(s);
 	if (r == 0)
 		r = networks_nics_load(g->db, out->id, out->nics, SKY_GUEST_NICS_MAX, &out->n_nics);
 	return r;
@@ -218,10 +210,10 @@ int guests_get(struct guests *g, const char *id_or_name, struct guest *out)
 	return r;
 }
 
-static int guest_query(struct guests *g, sqlite3_stmt *s, guest_cb cb, void *ctx)
+static int guest_query(struct guests *g, struct sql_stmt *s, guest_cb cb, void *ctx)
 {
 	int rc, r = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = sql_step(s)) == SQL_ROW) {
 		struct guest gs;
 		guest_row(s, &gs);
 		r = networks_nics_load(g->db, gs.id, gs.nics, SKY_GUEST_NICS_MAX, &gs.n_nics);
@@ -230,9 +222,9 @@ static int guest_query(struct guests *g, sqlite3_stmt *s, guest_cb cb, void *ctx
 		if (r)
 			break;
 	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = db_errno(rc);
-	sqlite3_reset(s);
+	if (r == 0 && rc != SQL_DONE)
+		r = rc < 0 ? rc : -EIO;
+	sql_reset(s);
 	return r;
 }
 
@@ -243,14 +235,14 @@ int guests_list(struct guests *g, guest_cb cb, void *ctx)
 
 int guests_image_in_use(struct guests *g, const char *image_id)
 {
-	sqlite3_stmt *s = q(g, G_IMAGE_USED);
+	struct sql_stmt *s = q(g, G_IMAGE_USED);
 	int rc;
-	sqlite3_bind_text(s, 1, image_id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
+	sql_bind_text(s, 1, image_id);
+	rc = sql_step(s);
+	sql_reset(s);
+	if (rc == SQL_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+	return rc == SQL_DONE ? 0 : rc < 0 ? rc : -EIO;
 }
 
 /* ---- placing ---- */
@@ -277,16 +269,16 @@ struct board_fit {
 
 static int board_load(struct guests *g, const char *board_id, uint64_t *mem, uint32_t *cpus)
 {
-	sqlite3_stmt *s = q(g, G_BOARD_LOAD);
+	struct sql_stmt *s = q(g, G_BOARD_LOAD);
 	int rc;
-	sqlite3_bind_text(s, 1, board_id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*mem = (uint64_t)sqlite3_column_int64(s, 0);
-		*cpus = (uint32_t)sqlite3_column_int64(s, 1);
+	sql_bind_text(s, 1, board_id);
+	rc = sql_step(s);
+	if (rc == SQL_ROW) {
+		*mem = (uint64_t)sql_col_int64(s, 0);
+		*cpus = (uint32_t)sql_col_int64(s, 1);
 	}
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 0 : db_errno(rc);
+	sql_reset(s);
+	return rc == SQL_ROW ? 0 : rc < 0 ? rc : -EIO;
 }
 
 static void board_facts(struct board_fit *f, const struct db_board *b)
@@ -443,8 +435,8 @@ static int board_up_cb(void *ctx, const struct guest *gs)
 
 void guests_board_up(struct guests *g, const char *board_id)
 {
-	sqlite3_stmt *s = q(g, G_BY_BOARD);
-	sqlite3_bind_text(s, 1, board_id, -1, SQLITE_STATIC);
+	struct sql_stmt *s = q(g, G_BY_BOARD);
+	sql_bind_text(s, 1, board_id);
 	guest_query(g, s, board_up_cb, g);
 }
 
@@ -479,7 +471,7 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	struct guest gs = {0};
 	struct board_fit fit = {.g = g};
 	char devs[GUEST_MAX_DEVICES * 17 + 1] = "";
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	int r;
 
 	if (!sky_name_ok(req->name, "gst-")) {
@@ -523,10 +515,10 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	}
 	gs.n_devices = req->n_devices;
 	s = q(g, G_NAME_TAKEN);
-	sqlite3_bind_text(s, 1, req->name, -1, SQLITE_STATIC);
-	r = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (r == SQLITE_ROW) {
+	sql_bind_text(s, 1, req->name);
+	r = sql_step(s);
+	sql_reset(s);
+	if (r == SQL_ROW) {
 		snprintf(err, errlen, "a guest named '%s' exists; pick another name or delete it", req->name);
 		return -EEXIST;
 	}
@@ -606,21 +598,21 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 	gs.created = sky_unix_now();
 
 	s = q(g, G_INSERT);
-	sqlite3_bind_text(s, 1, gs.id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, gs.name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, gs.board_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, gs.kernel, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 5, gs.initrd, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 6, gs.disk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 7, gs.cmdline, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 8, gs.vcpus);
-	sqlite3_bind_int64(s, 9, (int64_t)gs.memory);
-	sqlite3_bind_text(s, 10, devs, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 11, gs.backend, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 12, gs.desired, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 13, gs.state, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 14, "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 15, gs.created);
+	sql_bind_text(s, 1, gs.id);
+	sql_bind_text(s, 2, gs.name);
+	sql_bind_text(s, 3, gs.board_id);
+	sql_bind_text(s, 4, gs.kernel);
+	sql_bind_text(s, 5, gs.initrd);
+	sql_bind_text(s, 6, gs.disk);
+	sql_bind_text(s, 7, gs.cmdline);
+	sql_bind_int64(s, 8, gs.vcpus);
+	sql_bind_int64(s, 9, (int64_t)gs.memory);
+	sql_bind_text(s, 10, devs);
+	sql_bind_text(s, 11, gs.backend);
+	sql_bind_text(s, 12, gs.desired);
+	sql_bind_text(s, 13, gs.state);
+	sql_bind_text(s, 14, "");
+	sql_bind_int64(s, 15, gs.created);
 	/* The guest, its NICs and its event in one transaction
 	 * (synchronous=FULL): durable before we answer. */
 	r = guests__begin(g);
@@ -651,13 +643,11 @@ int guests_create(struct guests *g, const struct guest_request *req, struct gues
 
 int guests_set_desired(struct guests *g, const char *id, const char *desired, struct guest *out)
 {
-	sqlite3_stmt *s = q(g, G_SET_DESIRED);
+	struct sql_stmt *s = q(g, G_SET_DESIRED);
 	struct guest gs, was;
 	int r;
-	sqlite3_bind_text(s, 1, desired, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, desired, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, desired, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, id, -1, SQLITE_STATIC);
+	sql_bind_text(s, 1, desired);
+	sql_bind_text(s, 2, id);
 	r = guests__begin(g);
 	if (r == 0 && guest_one(g, G_BY_ID, id, &was) < 0)
 		was.state[0] = '\0';
@@ -679,12 +669,12 @@ int guests_set_desired(struct guests *g, const char *id, const char *desired, st
 int guests_delete(struct guests *g, const char *id)
 {
 	struct guest gs;
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	int r = guest_one(g, G_BY_ID, id, &gs);
 	if (r < 0)
 		return r;
 	s = q(g, G_DELETE);
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sql_bind_text(s, 1, id);
 	r = guests__begin(g);
 	if (r == 0)
 		r = step_done(s);
@@ -747,17 +737,17 @@ void guests_on_report(struct guests *g, const char *board_id, const Skyroot__Gue
 			continue;
 		}
 		const char *name = state_name(st->state);
-		sqlite3_stmt *s = q(g, G_SET_STATE);
-		sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, error, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 3, st->id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 4, board_id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 5, name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 6, error, -1, SQLITE_STATIC);
+		struct sql_stmt *s = q(g, G_SET_STATE);
+		sql_bind_text(s, 1, name);
+		sql_bind_text(s, 2, error);
+		sql_bind_text(s, 3, st->id);
+		sql_bind_text(s, 4, board_id);
+		sql_bind_text(s, 5, name);
+		sql_bind_text(s, 6, error);
 		int r = guests__begin(g), changed = 0;
 		if (r == 0)
 			r = step_done(s);
-		if (r == 0 && (changed = sqlite3_changes(g->h)) > 0)
+		if (r == 0 && (changed = (int)sql_changes(db_sql(g->db))) > 0)
 			/* The same state with a new error is an event too (a second failure). */
 			events_add_kv(g->events, "guest.state", "guest", gs.id, "name", gs.name, "board", board_id, "old",
 				      gs.state, "new", name, "reason", error, NULL);

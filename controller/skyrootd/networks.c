@@ -2,11 +2,11 @@
 #include "controller/skyrootd/networks.h"
 
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/util.h"
+#include "controller/skyrootd/sql.h"
 
 /* Tries at a free random MAC before giving up: with 2^24 addresses under
  * a prefix, a miss this many times means the prefix is nearly full. */
@@ -48,55 +48,58 @@ void network_mac_make(const uint8_t prefix[3], const uint8_t rnd[3], uint8_t out
 
 int networks_insert(struct db *db, const struct network *n)
 {
-	sqlite3_stmt *s;
-	int r = db_count(db, "SELECT count(*) FROM networks");
+	struct sql_stmt *s;
+	int r = sql_count(db_sql(db), "SELECT count(*) FROM networks");
 
 	if (r >= NETWORKS_MAX)
 		return -ENOSPC;
 	if (r >= 0)
-		r = db_prepare(db, "INSERT INTO networks (id, name, vlan, created_at) VALUES (?1, ?2, ?3, ?4)", &s);
+		r = sql_prepare(db_sql(db), "INSERT INTO networks (id, name, vlan, created_at) VALUES (?1, ?2, ?3, ?4)",
+				&s);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, n->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, n->name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, n->vlan);
-	sqlite3_bind_int64(s, 4, n->created_at);
-	return db_done(s);
+	sql_bind_text(s, 1, n->id);
+	sql_bind_text(s, 2, n->name);
+	sql_bind_int64(s, 3, n->vlan);
+	sql_bind_int64(s, 4, n->created_at);
+	return sql_once_done(s);
 }
 
-static void networks__row(sqlite3_stmt *s, void *out)
+static void networks__row(struct sql_stmt *s, void *out)
 {
 	struct network *n = out;
 
 	memset(n, 0, sizeof(*n));
-	db_copy_text(n->id, sizeof(n->id), s, 0);
-	db_copy_text(n->name, sizeof(n->name), s, 1);
-	n->vlan = (uint32_t)sqlite3_column_int64(s, 2);
-	n->created_at = sqlite3_column_int64(s, 3);
+	sql_copy_text(n->id, sizeof(n->id), s, 0);
+	sql_copy_text(n->name, sizeof(n->name), s, 1);
+	n->vlan = (uint32_t)sql_col_int64(s, 2);
+	n->created_at = sql_col_int64(s, 3);
 }
 
 int networks_get(struct db *db, const char *id_or_name, struct network *out)
 {
-	sqlite3_stmt *s;
-	int r = db_prepare(db,
-			   "SELECT id, name, vlan, created_at FROM networks WHERE id = ?1 UNION ALL "
-			   "SELECT id, name, vlan, created_at FROM networks WHERE name = ?1 LIMIT 1",
-			   &s);
+	struct sql_stmt *s;
+	/* The id first, then the name: an explicit order, as the order of a
+	 * UNION's rows is not defined on every engine. */
+	int r = sql_prepare(db_sql(db),
+			    "SELECT id, name, vlan, created_at FROM networks WHERE id = ?1 OR name = ?1 "
+			    "ORDER BY id = ?1 DESC LIMIT 1",
+			    &s);
 
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, id_or_name, -1, SQLITE_STATIC);
-	return db_one(s, networks__row, out);
+	sql_bind_text(s, 1, id_or_name);
+	return sql_once_row(s, networks__row, out);
 }
 
 int networks_list(struct db *db, network_cb cb, void *ctx)
 {
-	sqlite3_stmt *s;
-	int r = db_prepare(db, "SELECT id, name, vlan, created_at FROM networks ORDER BY name, id", &s), rc;
+	struct sql_stmt *s;
+	int r = sql_prepare(db_sql(db), "SELECT id, name, vlan, created_at FROM networks ORDER BY name, id", &s), rc;
 
 	if (r < 0)
 		return r;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = sql_step(s)) == SQL_ROW) {
 		struct network n;
 
 		networks__row(s, &n);
@@ -104,52 +107,52 @@ int networks_list(struct db *db, network_cb cb, void *ctx)
 		if (r)
 			break;
 	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = db_errno(rc);
-	sqlite3_finalize(s);
+	if (r == 0 && rc != SQL_DONE)
+		r = rc < 0 ? rc : -EIO;
+	sql_finalize(s);
 	return r;
 }
 
 int networks_delete(struct db *db, const char *id, char *guest)
 {
-	sqlite3_stmt *s;
-	int r = db_prepare(db,
-			   "SELECT COALESCE(g.name, n.guest_id) FROM guest_nics n LEFT JOIN guests g ON g.id = "
-			   "n.guest_id WHERE n.network_id = ?1 ORDER BY 1 LIMIT 1",
-			   &s), rc;
+	struct sql_stmt *s;
+	int r = sql_prepare(db_sql(db),
+			    "SELECT COALESCE(g.name, n.guest_id) FROM guest_nics n LEFT JOIN guests g ON g.id = "
+			    "n.guest_id WHERE n.network_id = ?1 ORDER BY 1 LIMIT 1",
+			    &s), rc;
 
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		db_copy_text(guest, DB_NAME_MAX, s, 0);
+	sql_bind_text(s, 1, id);
+	rc = sql_step(s);
+	if (rc == SQL_ROW) {
+		sql_copy_text(guest, DB_NAME_MAX, s, 0);
 		r = -EBUSY;
-	} else if (rc != SQLITE_DONE) {
-		r = db_errno(rc);
+	} else if (rc != SQL_DONE) {
+		r = rc < 0 ? rc : -EIO;
 	}
-	sqlite3_finalize(s);
+	sql_finalize(s);
 	if (r < 0)
 		return r;
-	r = db_prepare(db, "DELETE FROM networks WHERE id = ?1", &s);
+	r = sql_prepare(db_sql(db), "DELETE FROM networks WHERE id = ?1", &s);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	return db_changed(db, s);
+	sql_bind_text(s, 1, id);
+	return sql_once_changed(s);
 }
 
 /* 1 when a NIC has this MAC, 0 when none. */
 static int networks__mac_used(struct db *db, const char *mac)
 {
-	sqlite3_stmt *s;
-	int r = db_prepare(db, "SELECT 1 FROM guest_nics WHERE mac = ?1", &s), rc;
+	struct sql_stmt *s;
+	int r = sql_prepare(db_sql(db), "SELECT 1 FROM guest_nics WHERE mac = ?1", &s), rc;
 
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, mac, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : db_errno(rc);
-	sqlite3_finalize(s);
+	sql_bind_text(s, 1, mac);
+	rc = sql_step(s);
+	r = rc == SQL_ROW ? 1 : rc == SQL_DONE ? 0 : rc;
+	sql_finalize(s);
 	return r;
 }
 
@@ -239,7 +242,7 @@ static int networks__pick(struct db *db, const uint8_t prefix[3], const struct g
 int networks_nics_store(struct db *db, const char *guest_id, const uint8_t prefix[3], struct guest_nic *nics,
 			unsigned n)
 {
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	int r;
 
 	for (unsigned i = 0; i < n; i++) {
@@ -248,15 +251,15 @@ int networks_nics_store(struct db *db, const char *guest_id, const uint8_t prefi
 			if (r < 0)
 				return r;
 		}
-		r = db_prepare(db, "INSERT INTO guest_nics (guest_id, idx, network_id, mac) VALUES (?1, ?2, ?3, ?4)",
-			       &s);
+		r = sql_prepare(db_sql(db),
+				"INSERT INTO guest_nics (guest_id, idx, network_id, mac) VALUES (?1, ?2, ?3, ?4)", &s);
 		if (r < 0)
 			return r;
-		sqlite3_bind_text(s, 1, guest_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, i);
-		sqlite3_bind_text(s, 3, nics[i].network_id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 4, nics[i].mac, -1, SQLITE_STATIC);
-		r = db_done(s);
+		sql_bind_text(s, 1, guest_id);
+		sql_bind_int64(s, 2, i);
+		sql_bind_text(s, 3, nics[i].network_id);
+		sql_bind_text(s, 4, nics[i].mac);
+		r = sql_once_done(s);
 		if (r < 0)
 			return r;
 	}
@@ -265,37 +268,37 @@ int networks_nics_store(struct db *db, const char *guest_id, const uint8_t prefi
 
 int networks_nics_load(struct db *db, const char *guest_id, struct guest_nic *out, unsigned max, unsigned *n)
 {
-	sqlite3_stmt *s;
-	int r = db_prepare(db,
-			   "SELECT n.network_id, COALESCE(w.name, ''), COALESCE(w.vlan, 0), n.mac FROM guest_nics n "
-			   "LEFT JOIN networks w ON w.id = n.network_id WHERE n.guest_id = ?1 ORDER BY n.idx",
-			   &s), rc;
+	struct sql_stmt *s;
+	int r = sql_prepare(db_sql(db),
+			    "SELECT n.network_id, COALESCE(w.name, ''), COALESCE(w.vlan, 0), n.mac FROM guest_nics n "
+			    "LEFT JOIN networks w ON w.id = n.network_id WHERE n.guest_id = ?1 ORDER BY n.idx",
+			    &s), rc;
 
 	*n = 0;
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, guest_id, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max) {
+	sql_bind_text(s, 1, guest_id);
+	while ((rc = sql_step(s)) == SQL_ROW && *n < max) {
 		struct guest_nic *g = &out[(*n)++];
 
 		memset(g, 0, sizeof(*g));
-		db_copy_text(g->network_id, sizeof(g->network_id), s, 0);
-		db_copy_text(g->network, sizeof(g->network), s, 1);
-		g->vlan = (uint32_t)sqlite3_column_int64(s, 2);
-		db_copy_text(g->mac, sizeof(g->mac), s, 3);
+		sql_copy_text(g->network_id, sizeof(g->network_id), s, 0);
+		sql_copy_text(g->network, sizeof(g->network), s, 1);
+		g->vlan = (uint32_t)sql_col_int64(s, 2);
+		sql_copy_text(g->mac, sizeof(g->mac), s, 3);
 	}
-	r = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_errno(rc);
-	sqlite3_finalize(s);
+	r = rc == SQL_ROW || rc == SQL_DONE ? 0 : rc;
+	sql_finalize(s);
 	return r;
 }
 
 int networks_nics_forget(struct db *db, const char *guest_id)
 {
-	sqlite3_stmt *s;
-	int r = db_prepare(db, "DELETE FROM guest_nics WHERE guest_id = ?1", &s);
+	struct sql_stmt *s;
+	int r = sql_prepare(db_sql(db), "DELETE FROM guest_nics WHERE guest_id = ?1", &s);
 
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(s, 1, guest_id, -1, SQLITE_STATIC);
-	return db_done(s);
+	sql_bind_text(s, 1, guest_id);
+	return sql_once_done(s);
 }

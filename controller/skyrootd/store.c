@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <openssl/evp.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "common/util.h"
 #include "common/x509.h"
 #include "controller/skyrootd/fwgate.h"
+#include "controller/skyrootd/sql.h"
 #include "skyroot.pb-c.h"
 
 enum store_stmt {
@@ -44,8 +44,9 @@ enum store_stmt {
 
 static const char *const store_sql[Q_COUNT] = {
 	[Q_CHUNK_FIND] = "SELECT id FROM chunks WHERE digest = ?",
-	[Q_CHUNK_INSERT] = "INSERT INTO chunks(digest, size, refs) VALUES(?, ?, 1)",
-	[Q_CHUNK_DATA_INSERT] = "INSERT INTO chunk_data(id, data) VALUES(?, zeroblob(?))",
+	[Q_CHUNK_INSERT] = "INSERT INTO chunks(digest, size, refs) VALUES(?, ?, 1) RETURNING id",
+	/* Empty: the bytes follow through the engine's blob_write. */
+	[Q_CHUNK_DATA_INSERT] = "INSERT INTO chunk_data(id, data) VALUES(?, ?)",
 	[Q_CHUNK_DATA_DROP] = "DELETE FROM chunk_data WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM chunks WHERE id = ?1)",
 	[Q_CHUNK_REF] = "UPDATE chunks SET refs = refs + 1 WHERE id = ?",
 	[Q_CHUNK_UNREF] = "UPDATE chunks SET refs = refs - 1 WHERE id = ?",
@@ -68,8 +69,8 @@ static const char *const store_sql[Q_COUNT] = {
 
 struct store {
 	struct db *db;
-	sqlite3 *h;
-	sqlite3_stmt *q[Q_COUNT];
+	struct sql *c; /* the writer connection of db */
+	struct sql_stmt *q[Q_COUNT];
 	char *db_path;
 	char *state_dir;
 	EVP_PKEY *signing_key;
@@ -95,19 +96,16 @@ struct store_upload {
 	int failed;
 };
 
-static sqlite3_stmt *q(struct store *st, enum store_stmt id)
+static struct sql_stmt *q(struct store *st, enum store_stmt id)
 {
-	sqlite3_stmt *s = st->q[id];
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
+	struct sql_stmt *s = st->q[id];
+	sql_reset(s);
 	return s;
 }
 
-static int step_done(sqlite3_stmt *s)
+static int step_done(struct sql_stmt *s)
 {
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+	return sql_run(s);
 }
 
 /* Recount chunk references from the committed images and drop orphans:
@@ -117,12 +115,10 @@ static int store_collect_orphans(struct store *st)
 	int r = db_begin(st->db);
 	if (r < 0)
 		return r;
-	r = db_errno(sqlite3_exec(st->h,
-				  "UPDATE chunks SET refs = (SELECT COUNT(*) FROM image_chunks WHERE chunk_id = chunks.id) "
-				  "WHERE refs != (SELECT COUNT(*) FROM image_chunks WHERE chunk_id = chunks.id);"
-				  "DELETE FROM chunks WHERE refs = 0;"
-				  "DELETE FROM chunk_data WHERE id NOT IN (SELECT id FROM chunks);",
-				  NULL, NULL, NULL));
+	r = sql_exec(st->c, "UPDATE chunks SET refs = (SELECT COUNT(*) FROM image_chunks WHERE chunk_id = chunks.id) "
+			    "WHERE refs != (SELECT COUNT(*) FROM image_chunks WHERE chunk_id = chunks.id);"
+			    "DELETE FROM chunks WHERE refs = 0;"
+			    "DELETE FROM chunk_data WHERE id NOT IN (SELECT id FROM chunks);");
 	if (r == 0)
 		r = db_commit(st->db);
 	if (r < 0)
@@ -139,7 +135,7 @@ int store_open(struct db *db, const char *db_path, const char *state_dir, EVP_PK
 	if (!st)
 		return -ENOMEM;
 	st->db = db;
-	st->h = db_handle(db);
+	st->c = db_sql(db);
 	st->signing_key = signing_key;
 	st->image_max = image_max;
 	st->db_path = strdup(db_path);
@@ -147,7 +143,7 @@ int store_open(struct db *db, const char *db_path, const char *state_dir, EVP_PK
 	if (!st->db_path || !st->state_dir)
 		goto fail;
 	for (int i = 0; i < Q_COUNT; i++) {
-		r = db_errno(sqlite3_prepare_v3(st->h, store_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->q[i], NULL));
+		r = sql_prepare(st->c, store_sql[i], &st->q[i]);
 		if (r < 0)
 			goto fail;
 	}
@@ -166,7 +162,7 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	for (int i = 0; i < Q_COUNT; i++)
-		sqlite3_finalize(st->q[i]);
+		sql_finalize(st->q[i]);
 	free(st->db_path);
 	free(st->state_dir);
 	free(st);
@@ -218,14 +214,14 @@ int store_upload_begin(struct store *st, const char *name, const char *kind, uin
 	for (slot = 0; slot < STORE_MAX_UPLOADS; slot++)
 		if (st->upload_names[slot][0] && strcmp(st->upload_names[slot], name) == 0)
 			return -EEXIST;
-	sqlite3_stmt *s = q(st, Q_IMAGE_NAME_TAKEN);
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
+	struct sql_stmt *s = q(st, Q_IMAGE_NAME_TAKEN);
+	sql_bind_text(s, 1, name);
+	int rc = sql_step(s);
+	sql_reset(s);
+	if (rc == SQL_ROW)
 		return -EEXIST;
-	if (rc != SQLITE_DONE)
-		return db_errno(rc);
+	if (rc < 0)
+		return rc;
 	r = store_space_ok(st, expected_size == UINT64_MAX ? STORE_CHUNK_SIZE : expected_size);
 	if (r < 0)
 		return r;
@@ -286,8 +282,7 @@ static int upload_flush_chunk(struct store_upload *up)
 	struct store *st = up->st;
 	uint8_t digest[32];
 	int64_t rowid = 0;
-	sqlite3_stmt *s;
-	sqlite3_blob *blob = NULL;
+	struct sql_stmt *s;
 	int rc, r;
 
 	r = upload_grow(up);
@@ -303,41 +298,40 @@ static int upload_flush_chunk(struct store_upload *up)
 	if (r < 0)
 		goto out;
 	s = q(st, Q_CHUNK_FIND);
-	sqlite3_bind_blob(s, 1, digest, 32, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		rowid = sqlite3_column_int64(s, 0);
-		sqlite3_reset(s);
+	sql_bind_blob(s, 1, digest, 32);
+	rc = sql_step(s);
+	if (rc == SQL_ROW) {
+		rowid = sql_col_int64(s, 0);
+		sql_reset(s);
 		/* A quarantined copy of these bytes: they heal it. */
-		r = store_chunk_heal(st->h, rowid, up->buf, up->buf_len);
+		r = store_chunk_heal(st->c, rowid, up->buf, up->buf_len);
 		s = q(st, Q_CHUNK_REF);
-		sqlite3_bind_int64(s, 1, rowid);
+		sql_bind_int64(s, 1, rowid);
 		if (r >= 0)
 			r = step_done(s);
-	} else if (rc == SQLITE_DONE) {
-		sqlite3_reset(s);
+	} else if (rc == SQL_DONE) {
+		sql_reset(s);
 		s = q(st, Q_CHUNK_INSERT);
-		sqlite3_bind_blob(s, 1, digest, 32, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, (int64_t)up->buf_len);
-		r = step_done(s);
+		sql_bind_blob(s, 1, digest, 32);
+		sql_bind_int64(s, 2, (int64_t)up->buf_len);
+		rc = sql_step(s);
+		if (rc == SQL_ROW)
+			rowid = sql_col_int64(s, 0);
+		r = rc == SQL_ROW ? 0 : rc < 0 ? rc : -EIO;
+		sql_reset(s);
 		if (r == 0) {
-			rowid = sqlite3_last_insert_rowid(st->h);
 			s = q(st, Q_CHUNK_DATA_INSERT);
-			sqlite3_bind_int64(s, 1, rowid);
-			sqlite3_bind_int64(s, 2, (int64_t)up->buf_len);
+			sql_bind_int64(s, 1, rowid);
+			sql_bind_blob(s, 2, "", 0);
 			r = step_done(s);
 		}
-		if (r == 0) {
-			/* Incremental blob I/O: the chunk goes straight into its row. */
-			r = db_errno(sqlite3_blob_open(st->h, "main", "chunk_data", "data", rowid, 1, &blob));
-			if (r == 0 && up->buf_len)
-				r = db_errno(sqlite3_blob_write(blob, up->buf, (int)up->buf_len, 0));
-			if (blob)
-				sqlite3_blob_close(blob);
-		}
+		/* The engine's blob write: on SQLite incremental blob I/O, the
+		 * chunk straight into its row. */
+		if (r == 0)
+			r = st->c->ops->blob_write(st->c, "chunk_data", "data", rowid, up->buf, up->buf_len);
 	} else {
-		sqlite3_reset(s);
-		r = db_errno(rc);
+		sql_reset(s);
+		r = rc;
 	}
 	if (r == 0)
 		r = db_commit(st->db);
@@ -415,17 +409,17 @@ void store_upload_abort(struct store_upload *up)
 	if (up->n_chunks && db_begin(st->db) == 0) {
 		int r = 0;
 		for (size_t i = 0; i < up->n_chunks && r == 0; i++) {
-			sqlite3_stmt *s = q(st, Q_CHUNK_UNREF);
-			sqlite3_bind_int64(s, 1, up->rowids[i]);
+			struct sql_stmt *s = q(st, Q_CHUNK_UNREF);
+			sql_bind_int64(s, 1, up->rowids[i]);
 			r = step_done(s);
 			if (r == 0) {
 				s = q(st, Q_CHUNK_DROP);
-				sqlite3_bind_int64(s, 1, up->rowids[i]);
+				sql_bind_int64(s, 1, up->rowids[i]);
 				r = step_done(s);
 			}
 			if (r == 0) {
 				s = q(st, Q_CHUNK_DATA_DROP);
-				sqlite3_bind_int64(s, 1, up->rowids[i]);
+				sql_bind_int64(s, 1, up->rowids[i]);
 				r = step_done(s);
 			}
 		}
@@ -517,24 +511,24 @@ int store_upload_commit(struct store_upload *up, struct store_image *out)
 	r = db_begin(st->db);
 	if (r < 0)
 		goto fail;
-	sqlite3_stmt *s = q(st, Q_IMAGE_INSERT);
-	sqlite3_bind_text(s, 1, img.id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, img.name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, img.kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, img.format, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 5, (int64_t)img.size);
-	sqlite3_bind_blob(s, 6, img.sha256, 32, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 7, img.chunk_size);
-	sqlite3_bind_int64(s, 8, img.chunks);
-	sqlite3_bind_int64(s, 9, img.created);
-	sqlite3_bind_blob(s, 10, man, (int)man_len, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 11, sig, (int)sig_len, SQLITE_STATIC);
+	struct sql_stmt *s = q(st, Q_IMAGE_INSERT);
+	sql_bind_text(s, 1, img.id);
+	sql_bind_text(s, 2, img.name);
+	sql_bind_text(s, 3, img.kind);
+	sql_bind_text(s, 4, img.format);
+	sql_bind_int64(s, 5, (int64_t)img.size);
+	sql_bind_blob(s, 6, img.sha256, 32);
+	sql_bind_int64(s, 7, img.chunk_size);
+	sql_bind_int64(s, 8, img.chunks);
+	sql_bind_int64(s, 9, img.created);
+	sql_bind_blob(s, 10, man, man_len);
+	sql_bind_blob(s, 11, sig, sig_len);
 	r = step_done(s);
 	for (size_t i = 0; r == 0 && i < up->n_chunks; i++) {
 		s = q(st, Q_IMAGE_CHUNK_INSERT);
-		sqlite3_bind_text(s, 1, img.id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, (int64_t)i);
-		sqlite3_bind_int64(s, 3, up->rowids[i]);
+		sql_bind_text(s, 1, img.id);
+		sql_bind_int64(s, 2, (int64_t)i);
+		sql_bind_int64(s, 3, up->rowids[i]);
 		r = step_done(s);
 	}
 	if (r == 0)
@@ -557,35 +551,35 @@ fail:
 
 /* ---- images ---- */
 
-static void image_row(sqlite3_stmt *s, struct store_image *img)
+static void image_row(struct sql_stmt *s, struct store_image *img)
 {
-	const void *sha = sqlite3_column_blob(s, 5);
+	const void *sha = sql_col_blob(s, 5);
 	memset(img, 0, sizeof(*img));
-	snprintf(img->id, sizeof(img->id), "%s", (const char *)sqlite3_column_text(s, 0));
-	snprintf(img->name, sizeof(img->name), "%s", (const char *)sqlite3_column_text(s, 1));
-	snprintf(img->kind, sizeof(img->kind), "%s", (const char *)sqlite3_column_text(s, 2));
-	snprintf(img->format, sizeof(img->format), "%s", (const char *)sqlite3_column_text(s, 3));
-	img->size = (uint64_t)sqlite3_column_int64(s, 4);
-	if (sha && sqlite3_column_bytes(s, 5) == 32)
+	sql_copy_text(img->id, sizeof(img->id), s, 0);
+	sql_copy_text(img->name, sizeof(img->name), s, 1);
+	sql_copy_text(img->kind, sizeof(img->kind), s, 2);
+	sql_copy_text(img->format, sizeof(img->format), s, 3);
+	img->size = (uint64_t)sql_col_int64(s, 4);
+	if (sha && sql_col_bytes(s, 5) == 32)
 		memcpy(img->sha256, sha, 32);
-	img->chunks = (uint32_t)sqlite3_column_int64(s, 6);
-	img->chunk_size = (uint32_t)sqlite3_column_int64(s, 7);
-	img->created = sqlite3_column_int64(s, 8);
+	img->chunks = (uint32_t)sql_col_int64(s, 6);
+	img->chunk_size = (uint32_t)sql_col_int64(s, 7);
+	img->created = sql_col_int64(s, 8);
 }
 
 static int image_one(struct store *st, enum store_stmt id, const char *key, struct store_image *out)
 {
-	sqlite3_stmt *s = q(st, id);
+	struct sql_stmt *s = q(st, id);
 	int rc, r = -ENOENT;
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	sql_bind_text(s, 1, key);
+	rc = sql_step(s);
+	if (rc == SQL_ROW) {
 		image_row(s, out);
 		r = 0;
-	} else if (rc != SQLITE_DONE) {
-		r = db_errno(rc);
+	} else if (rc < 0) {
+		r = rc;
 	}
-	sqlite3_reset(s);
+	sql_reset(s);
 	return r;
 }
 
@@ -599,24 +593,24 @@ int store_image_get(struct store *st, const char *id_or_name, struct store_image
 
 int store_image_list(struct store *st, store_image_cb cb, void *ctx)
 {
-	sqlite3_stmt *s = q(st, Q_IMAGE_LIST);
+	struct sql_stmt *s = q(st, Q_IMAGE_LIST);
 	int rc, r = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = sql_step(s)) == SQL_ROW) {
 		struct store_image img;
 		image_row(s, &img);
 		r = cb(ctx, &img);
 		if (r)
 			break;
 	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = db_errno(rc);
-	sqlite3_reset(s);
+	if (r == 0 && rc < 0)
+		r = rc;
+	sql_reset(s);
 	return r;
 }
 
 int store_image_delete(struct store *st, const char *id)
 {
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 	int64_t *rows = NULL;
 	size_t n = 0, cap = 0;
 	int rc, r;
@@ -625,46 +619,46 @@ int store_image_delete(struct store *st, const char *id)
 	if (r < 0)
 		return r;
 	s = q(st, Q_IMAGE_CHUNK_IDS);
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	sql_bind_text(s, 1, id);
+	while ((rc = sql_step(s)) == SQL_ROW) {
 		if (n == cap) {
 			size_t nc = cap ? cap * 2 : 64;
 			int64_t *nr = realloc(rows, nc * sizeof(*nr));
 			if (!nr) {
-				rc = SQLITE_NOMEM;
+				rc = -ENOMEM;
 				break;
 			}
 			rows = nr;
 			cap = nc;
 		}
-		rows[n++] = sqlite3_column_int64(s, 0);
+		rows[n++] = sql_col_int64(s, 0);
 	}
-	sqlite3_reset(s);
-	r = rc == SQLITE_DONE ? 0 : db_errno(rc);
+	sql_reset(s);
+	r = rc < 0 ? rc : 0;
 	if (r == 0) {
 		s = q(st, Q_IMAGE_DELETE);
-		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		sql_bind_text(s, 1, id);
 		r = step_done(s);
-		if (r == 0 && sqlite3_changes(st->h) == 0)
+		if (r == 0 && sql_changes(st->c) == 0)
 			r = -ENOENT;
 	}
 	if (r == 0) {
 		s = q(st, Q_IMAGE_CHUNKS_DELETE);
-		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		sql_bind_text(s, 1, id);
 		r = step_done(s);
 	}
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		s = q(st, Q_CHUNK_UNREF);
-		sqlite3_bind_int64(s, 1, rows[i]);
+		sql_bind_int64(s, 1, rows[i]);
 		r = step_done(s);
 		if (r == 0) {
 			s = q(st, Q_CHUNK_DROP);
-			sqlite3_bind_int64(s, 1, rows[i]);
+			sql_bind_int64(s, 1, rows[i]);
 			r = step_done(s);
 		}
 		if (r == 0) {
 			s = q(st, Q_CHUNK_DATA_DROP);
-			sqlite3_bind_int64(s, 1, rows[i]);
+			sql_bind_int64(s, 1, rows[i]);
 			r = step_done(s);
 		}
 	}
@@ -680,13 +674,13 @@ int store_image_delete(struct store *st, const char *id)
 static int image_manifest_blobs(struct store *st, const char *id, uint8_t **manifest, size_t *len, uint8_t **sig,
 				size_t *sig_len)
 {
-	sqlite3_stmt *s = q(st, Q_IMAGE_MANIFEST);
+	struct sql_stmt *s = q(st, Q_IMAGE_MANIFEST);
 	int rc, r = -ENOENT;
 
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		size_t ml = (size_t)sqlite3_column_bytes(s, 0), sl = (size_t)sqlite3_column_bytes(s, 1);
+	sql_bind_text(s, 1, id);
+	rc = sql_step(s);
+	if (rc == SQL_ROW) {
+		size_t ml = sql_col_bytes(s, 0), sl = sql_col_bytes(s, 1);
 		uint8_t *m = malloc(ml ? ml : 1), *g = malloc(sl ? sl : 1);
 		if (!m || !g) {
 			free(m);
@@ -694,19 +688,19 @@ static int image_manifest_blobs(struct store *st, const char *id, uint8_t **mani
 			r = -ENOMEM;
 		} else {
 			if (ml)
-				memcpy(m, sqlite3_column_blob(s, 0), ml);
+				memcpy(m, sql_col_blob(s, 0), ml);
 			if (sl)
-				memcpy(g, sqlite3_column_blob(s, 1), sl);
+				memcpy(g, sql_col_blob(s, 1), sl);
 			*manifest = m;
 			*len = ml;
 			*sig = g;
 			*sig_len = sl;
 			r = 0;
 		}
-	} else if (rc != SQLITE_DONE) {
-		r = db_errno(rc);
+	} else if (rc < 0) {
+		r = rc;
 	}
-	sqlite3_reset(s);
+	sql_reset(s);
 	return r;
 }
 
@@ -790,20 +784,20 @@ int store_image_check_manifest(struct store *st, const char *id, char *why, size
 int store_image_chunk(struct store *st, const char *id, uint32_t index, int64_t *rowid, uint8_t digest[32],
 		      uint32_t *size)
 {
-	sqlite3_stmt *s = q(st, Q_IMAGE_CHUNK);
+	struct sql_stmt *s = q(st, Q_IMAGE_CHUNK);
 	int rc, r = -ENOENT;
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, index);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 1) == 32) {
-		*rowid = sqlite3_column_int64(s, 0);
-		memcpy(digest, sqlite3_column_blob(s, 1), 32);
-		*size = (uint32_t)sqlite3_column_int64(s, 2);
+	sql_bind_text(s, 1, id);
+	sql_bind_int64(s, 2, index);
+	rc = sql_step(s);
+	if (rc == SQL_ROW && sql_col_bytes(s, 1) == 32) {
+		*rowid = sql_col_int64(s, 0);
+		memcpy(digest, sql_col_blob(s, 1), 32);
+		*size = (uint32_t)sql_col_int64(s, 2);
 		r = 0;
-	} else if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		r = db_errno(rc);
+	} else if (rc < 0) {
+		r = rc;
 	}
-	sqlite3_reset(s);
+	sql_reset(s);
 	return r;
 }
 
@@ -811,44 +805,41 @@ int store_image_chunk(struct store *st, const char *id, uint32_t index, int64_t 
  * the rest of the quarantine). */
 int store_chunk_quarantined(struct store *st, int64_t rowid)
 {
-	sqlite3_stmt *s = q(st, Q_CHUNK_QUARANTINED);
+	struct sql_stmt *s = q(st, Q_CHUNK_QUARANTINED);
 	int rc, r = 0;
 
-	sqlite3_bind_int64(s, 1, rowid);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		r = sqlite3_column_int64(s, 0) != 0 ? 1 : 0;
-	else if (rc != SQLITE_DONE)
-		r = db_errno(rc);
-	sqlite3_reset(s);
+	sql_bind_int64(s, 1, rowid);
+	rc = sql_step(s);
+	if (rc == SQL_ROW)
+		r = sql_col_int64(s, 0) != 0 ? 1 : 0;
+	else if (rc < 0)
+		r = rc;
+	sql_reset(s);
 	return r;
 }
 
 /* ---- worker threads ---- */
 
-/* Each worker thread keeps its own read-only connection (WAL: readers do
- * not block the writer, and see only committed data). */
-static _Thread_local sqlite3 *reader;
+/* Each worker thread keeps its own read-only connection (SQLite in WAL
+ * mode: readers do not block the writer, and see only committed data; the
+ * engine gives a reader a small page cache, as chunks stream through once). */
+static _Thread_local struct sql *reader;
 static _Thread_local char reader_path[PATH_MAX];
 
-static int reader_get(const char *db_path, sqlite3 **out)
+static int reader_get(const char *db_path, struct sql **out)
 {
 	if (reader && strcmp(reader_path, db_path) != 0) {
-		sqlite3_close(reader);
+		sql_close(reader);
 		reader = NULL;
 	}
 	if (!reader) {
-		int rc = sqlite3_open_v2(db_path, &reader, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-		if (rc != SQLITE_OK) {
-			sqlite3_close(reader);
+		if (strlen(db_path) >= sizeof(reader_path))
+			return -ENAMETOOLONG;
+		int r = sql_open(db_path, SQL_OPEN_READONLY, &reader);
+		if (r < 0) {
 			reader = NULL;
-			return db_errno(rc);
+			return r;
 		}
-		sqlite3_busy_timeout(reader, 5000);
-		/* Chunks stream through once: a page cache of 2 MB (SQLite's
-		 * default) on each worker thread holds nothing worth keeping,
-		 * and is memory while boards stream (agentlink_priv.h). */
-		sqlite3_exec(reader, "PRAGMA cache_size = -256", NULL, NULL, NULL);
 		snprintf(reader_path, sizeof(reader_path), "%s", db_path);
 	}
 	*out = reader;
@@ -857,64 +848,64 @@ static int reader_get(const char *db_path, sqlite3 **out)
 
 void store_reader_close(void)
 {
-	sqlite3_close(reader);
+	sql_close(reader);
 	reader = NULL;
 	reader_path[0] = '\0';
 }
 
 int store_chunk_load(const char *db_path, int64_t rowid, uint8_t *buf, uint32_t size)
 {
-	sqlite3 *h;
-	int r = reader_get(db_path, &h);
+	struct sql *c;
+	int r = reader_get(db_path, &c);
 
-	return r < 0 ? r : store_chunk_load_h(h, rowid, buf, size);
+	return r < 0 ? r : store_chunk_load_h(c, rowid, buf, size);
 }
 
 int store_chunk_read(const char *db_path, int64_t rowid, const uint8_t digest[32], uint8_t *buf, uint32_t size)
 {
-	sqlite3 *h;
-	int r = reader_get(db_path, &h);
+	struct sql *c;
+	int r = reader_get(db_path, &c);
 
-	return r < 0 ? r : store_chunk_read_h(h, rowid, digest, buf, size);
+	return r < 0 ? r : store_chunk_read_h(c, rowid, digest, buf, size);
 }
 
 int store_verify(const char *db_path, const char *image_id, uint32_t *chunks, store_bad_cb cb, void *ctx)
 {
-	sqlite3 *h;
-	sqlite3_stmt *s = NULL;
+	struct sql *c;
+	struct sql_stmt *s = NULL;
 	uint8_t *buf = malloc(STORE_CHUNK_SIZE);
 	int rc, r, bad = 0;
 	uint32_t n = 0;
 
 	if (!buf)
 		return -ENOMEM;
-	r = reader_get(db_path, &h);
+	r = reader_get(db_path, &c);
 	if (r == 0)
-		r = db_errno(sqlite3_prepare_v2(h,
-						"SELECT ic.idx, c.id, c.digest, c.size FROM image_chunks ic "
-						"JOIN chunks c ON c.id = ic.chunk_id WHERE ic.image_id = ? ORDER BY ic.idx",
-						-1, &s, NULL));
+		r = sql_prepare(c,
+				"SELECT ic.idx, c.id, c.digest, c.size FROM image_chunks ic "
+				"JOIN chunks c ON c.id = ic.chunk_id WHERE ic.image_id = ? ORDER BY ic.idx",
+				&s);
 	if (r < 0)
 		goto out;
-	sqlite3_bind_text(s, 1, image_id, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		uint32_t idx = (uint32_t)sqlite3_column_int64(s, 0);
+	sql_bind_text(s, 1, image_id);
+	while ((rc = sql_step(s)) == SQL_ROW) {
+		uint32_t idx = (uint32_t)sql_col_int64(s, 0);
 		uint8_t digest[32] = {0};
-		uint32_t size = (uint32_t)sqlite3_column_int64(s, 3);
-		if (sqlite3_column_bytes(s, 2) == 32)
-			memcpy(digest, sqlite3_column_blob(s, 2), 32);
+		uint32_t size = (uint32_t)sql_col_int64(s, 3);
+		if (sql_col_bytes(s, 2) == 32)
+			memcpy(digest, sql_col_blob(s, 2), 32);
 		n++;
 		if (size > STORE_CHUNK_SIZE ||
-		    store_chunk_read(db_path, sqlite3_column_int64(s, 1), digest, buf, size) < 0) {
+		    store_chunk_read_h(c, sql_col_int64(s, 1), digest, buf, size) < 0) {
 			bad++;
 			cb(ctx, idx, digest);
 		}
 	}
-	r = rc == SQLITE_DONE ? bad : db_errno(rc);
+	r = rc < 0 ? rc : bad;
 	if (r >= 0)
 		*chunks = n;
 out:
-	sqlite3_finalize(s);
+	sql_finalize(s);
 	free(buf);
 	return r;
 }

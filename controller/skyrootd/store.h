@@ -1,5 +1,6 @@
-/* The image store: images as content-addressed chunks (SHA-256) in SQLite,
- * with a manifest signed by the controller's Ed25519 image-signing key.
+/* The image store: images as content-addressed chunks (SHA-256) in the
+ * store (db.h, either engine of sql.h), with a manifest signed by the
+ * controller's Ed25519 image-signing key.
  * An image is visible only once every chunk is stored and its manifest is
  * committed (durably).  Loop-thread functions use the one writer
  * connection; store_chunk_load(), store_chunk_read() and store_verify() run
@@ -72,8 +73,8 @@ int store_image_check_manifest(struct store *st, const char *id, char *why, size
 int store_image_chunk(struct store *st, const char *id, uint32_t index, int64_t *rowid,
 		      uint8_t digest[32], uint32_t *size);
 
-/* Worker threads: read chunk `rowid` (incremental blob I/O, straight into
- * buf) without hashing it: the path that serves boards, which check every
+/* Worker threads: read chunk `rowid` (the engine's blob read; SQLite:
+ * incremental blob I/O straight into buf) without hashing it: the path that serves boards, which check every
  * chunk against the signed manifest themselves.  0, -EBADMSG (the stored
  * blob is not `size` bytes), -ENOENT, -EIO. */
 int store_chunk_load(const char *db_path, int64_t rowid, uint8_t *buf, uint32_t size);
@@ -82,8 +83,9 @@ int store_chunk_load(const char *db_path, int64_t rowid, uint8_t *buf, uint32_t 
 int store_chunk_read(const char *db_path, int64_t rowid, const uint8_t digest[32], uint8_t *buf,
 		     uint32_t size);
 /* The same two on a connection the caller holds (the scrub's). */
-int store_chunk_load_h(struct sqlite3 *h, int64_t rowid, uint8_t *buf, uint32_t size);
-int store_chunk_read_h(struct sqlite3 *h, int64_t rowid, const uint8_t digest[32], uint8_t *buf, uint32_t size);
+struct sql;
+int store_chunk_load_h(struct sql *c, int64_t rowid, uint8_t *buf, uint32_t size);
+int store_chunk_read_h(struct sql *c, int64_t rowid, const uint8_t digest[32], uint8_t *buf, uint32_t size);
 
 /* Worker threads: re-hash every chunk of an image; bad_cb is called for
  * each corrupt one.  Returns the number of bad chunks, or a negative errno. */
@@ -113,12 +115,11 @@ int store_image_damage(struct db *db, const char *image_id, uint32_t *count, uin
 /* The images that use chunk row `rowid`, for a log line: "img-a chunk 3,
  * img-b chunk 0" (the first few, "..." after them), "" for none. */
 int store_chunk_users(struct db *db, int64_t rowid, char *out, size_t len);
-/* Inside the caller's transaction on the writer connection h: the bytes
+/* Inside the caller's transaction on the writer connection c: the bytes
  * of a chunk being uploaded again (they hash to the row's digest) replace
  * a quarantined row's and lift its quarantine.  1 healed, 0 the row was
  * not quarantined, or a negative errno. */
-struct sqlite3;
-int store_chunk_heal(struct sqlite3 *h, int64_t rowid, const uint8_t *data, size_t len);
+int store_chunk_heal(struct sql *c, int64_t rowid, const uint8_t *data, size_t len);
 /* Where the scrub stopped (0: at the start), kept across restarts. */
 int store_scrub_cursor_get(struct db *db, int64_t *cursor);
 int store_scrub_cursor_set(struct db *db, int64_t cursor);

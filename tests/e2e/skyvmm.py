@@ -24,9 +24,12 @@ demo guest (tests/e2e/guest.sh) and a script init runs in place of the agent
   4. runs skyvmm --seccomp-selftest: a forbidden call under the filter
      must kill it by SIGSYS (status 159);
   5. binds the board's edu device (1234:11e8) to vfio-pci and runs the
-     guest with --vfio, jailed (--jail-uid/--jail-gid 65534): it must read
-     edu's id register (0x010000ED) through BAR0 and take edu's interrupt
-     (INTx; uio_pci_generic's event count), with skyvmm under the seccomp
+     guest with --vfio, jailed (--jail-uid/--jail-gid 65534): it must take
+     edu's interrupt as MSI first (its /msi-init, tests/skyvmm/edumsi.c:
+     the message and Enable written to skyvmm's emulated capability, which
+     routes it with KVM_SET_GSI_ROUTING; the guest CPU takes its vector),
+     then read edu's id register (0x010000ED) through BAR0 and take edu's
+     interrupt as INTx again (uio_pci_generic's event count), with skyvmm under the seccomp
      filter, as uid/gid 65534 in /proc/PID/status, its /proc/PID/root
      empty; power off cleanly; and the device goes back.
 and prints what happened.  The test checks: the guest's marker
@@ -68,6 +71,23 @@ echo "SKYROOT-GUEST-NIC eth0 $(cat /sys/class/net/eth0/address 2>/dev/null || ec
 /bin/busybox umount /sys
 exec /init
 """
+# The guest's /msi-init (rdinit= of the run with edu passed through): edu's
+# MSI turned on through skyvmm's emulated capability and taken by the guest
+# (tests/skyvmm/edumsi.c, static: the guest has no libc), then the demo
+# guest's own /init, whose INTx check (skyroot.edu-irq=1) then also shows
+# INTx back after MSI went off.
+MSI_INIT = r"""#!/bin/sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+t0=$(cut -d' ' -f1 /proc/uptime)
+/edumsi 5000
+echo "SKYROOT-EDU-MSI-TIME $t0 $(cut -d' ' -f1 /proc/uptime)"
+/bin/busybox umount /sys
+/bin/busybox umount /proc
+exec /init
+"""
+EDUMSI = os.path.join(ROOT, "tests", "skyvmm", "edumsi.c")
 TIMEOUT = int(os.environ.get("SKY_E2E_SKYVMM_TIMEOUT", "900"))
 
 RUN = r"""#!/bin/sh
@@ -123,7 +143,10 @@ if [ -n "$EDU" ]; then
 	echo $EDU >/sys/bus/pci/drivers_probe
 	drv=$(readlink /sys/bus/pci/devices/$EDU/driver)
 	echo "SKYVMM-E2E: edu $EDU group $(basename "$(readlink /sys/bus/pci/devices/$EDU/iommu_group)") driver ${drv##*/}"
-	( sh -c "echo \$\$ >/tmp/svpid5; exec $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 1 --console-fd 1 --vfio $EDU --jail-uid 65534 --jail-gid 65534 --cmdline 'console=ttyS0 panic=-1 skyroot.edu-irq=1' 3<$T/vmlinuz 4<$T/initrd.img" 2>/tmp/sv5.err
+	echo "SKYVMM-E2E: run5 start at $(up)"
+	# the guest's initramfs with /msi-init and /edumsi (this run only)
+	cat $T/initrd.img $T/msi.cpio.gz >/tmp/initrd5.img
+	( sh -c "echo \$\$ >/tmp/svpid5; exec $SV --kernel-fd 3 --initrd-fd 4 --memory 256M --cpus 1 --console-fd 1 --vfio $EDU --jail-uid 65534 --jail-gid 65534 --cmdline 'console=ttyS0 panic=-1 skyroot.edu-irq=1 rdinit=/msi-init' 3<$T/vmlinuz 4</tmp/initrd5.img" 2>/tmp/sv5.err
 	  echo $? >/tmp/sv5.st ) | while IFS= read -r l; do
 		echo "guest5| $l"
 		case "$l" in
@@ -132,6 +155,7 @@ if [ -n "$EDU" ]; then
 		*SKYROOT-GUEST-PCI-DONE*) kill -TERM "$(cat /tmp/svpid5)" ;;
 		esac
 	done
+	echo "SKYVMM-E2E: run5 end at $(up)"
 	echo "SKYVMM-E2E: run5 status $(cat /tmp/sv5.st) last: $(tail -n1 /tmp/sv5.err)"
 	grep -v "^skyvmm: guest-shutdown" /tmp/sv5.err | sed 's/^/SKYVMM-E2E: run5 stderr: /' | tail -n 5
 	echo $EDU >/sys/bus/pci/devices/$EDU/driver/unbind
@@ -200,6 +224,27 @@ def nic_modules(fw):
     return [(os.path.basename(m).split(".ko")[0], os.path.join(moddir, m)) for m in order]
 
 
+def gz_cpio(root):
+    """ROOT's files as a gzip'd newc cpio."""
+    files = subprocess.run(["find", "."], cwd=root, capture_output=True, text=True, check=True).stdout
+    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=("\n".join(sorted(files.split())) +
+                          "\n").encode(), capture_output=True, check=True).stdout
+    return subprocess.run(["gzip", "-1"], input=cpio, capture_output=True, check=True).stdout
+
+
+def msi_cpio(tmp):
+    """A gzip'd cpio with /msi-init and /edumsi: appended, inside the board,
+    to the initramfs of the edu run only (the other runs boot without it)."""
+    root = os.path.join(tmp, "msiroot")
+    os.makedirs(root)
+    subprocess.run(["gcc", "-static", "-s", "-O2", "-Wall", "-Werror", "-o", os.path.join(root, "edumsi"), EDUMSI],
+                   check=True)
+    with open(os.path.join(root, "msi-init"), "w") as out:
+        out.write(MSI_INIT)
+    os.chmod(os.path.join(root, "msi-init"), 0o755)
+    return gz_cpio(root)
+
+
 def nic_cpio(fw, tmp):
     """A gzip'd cpio with /nic-init and /nic/ (the modules, uncompressed)."""
     root = os.path.join(tmp, "nicroot")
@@ -217,10 +262,7 @@ def nic_cpio(fw, tmp):
     with open(os.path.join(root, "nic-init"), "w") as out:
         out.write(NIC_INIT)
     os.chmod(os.path.join(root, "nic-init"), 0o755)
-    files = subprocess.run(["find", "."], cwd=root, capture_output=True, text=True, check=True).stdout
-    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=("\n".join(sorted(files.split())) +
-                          "\n").encode(), capture_output=True, check=True).stdout
-    return subprocess.run(["gzip", "-1"], input=cpio, capture_output=True, check=True).stdout
+    return gz_cpio(root)
 
 
 def image_with_test(f, fw):
@@ -237,6 +279,8 @@ def image_with_test(f, fw):
     # guest's initramfs, and the helper that makes the tap inside the board
     with open(os.path.join(ov, "skyvmm-test", "initrd.img"), "ab") as out:
         out.write(nic_cpio(fw, f.tmp))
+    with open(os.path.join(ov, "skyvmm-test", "msi.cpio.gz"), "wb") as out:
+        out.write(msi_cpio(f.tmp))
     subprocess.run(["gcc", "-O2", "-o", os.path.join(ov, "skyvmm-test", "tapfd"), TAPFD], check=True)
     # skyvmm itself goes here too: the path --extra gave it in the image may
     # be under a directory init mounts over (/tmp); --extra brought its
@@ -311,22 +355,27 @@ def case_guest(f):
     edu = line_with(out, "SKYVMM-E2E: edu ")
     check(edu.endswith("driver vfio-pci"), f"the board's edu device is on vfio-pci for the guest ({edu})")
     for l in out.splitlines():
-        if l.startswith("guest5| SKYROOT-GUEST-EDU") or l.startswith("guest5| SKYROOT-GUEST-PCI "):
+        if (l.startswith("guest5| SKYROOT-GUEST-EDU") or l.startswith("guest5| SKYROOT-GUEST-PCI ") or
+                l.startswith("guest5| SKYROOT-EDU-MSI")):
             print(l)
+    msi = line_with(out, "guest5| SKYROOT-EDU-MSI ")
+    check(msi.startswith("guest5| SKYROOT-EDU-MSI ok ") and " vector=0xfa " in msi,
+          f"edu's MSI, enabled through skyvmm's emulated capability and routed by KVM_SET_GSI_ROUTING, "
+          f"reached the guest CPU on the vector the guest wrote ({msi})")
     present = line_with(out, "guest5| SKYROOT-GUEST-EDU present")
     check("id=0x010000ED" in present,
           f"the guest under skyvmm reads edu's id register (0x010000ED) through its BAR0 ({present})")
     irq = line_with(out, "guest5| SKYROOT-GUEST-EDU-IRQ")
     events = irq.split("events=", 1)[1].split()[0] if "events=" in irq else ""
     check(events.isdigit() and int(events) >= 1,
-          f"edu's interrupt reached the guest's handler (INTx, uio_pci_generic) ({irq})")
+          f"edu's interrupt reached the guest's handler (INTx, uio_pci_generic), after MSI went off ({irq})")
     s5 = line_with(out, "SKYVMM-E2E: sandbox5")
     check("Seccomp: 2" in s5, f"skyvmm with a passed-through device runs under its filter ({s5})")
     check("Uid: 65534 65534 65534 65534" in s5 and "Gid: 65534 65534 65534 65534" in s5,
           f"and jailed as the unprivileged user it was given ({s5})")
     root5 = line_with(out, "SKYVMM-E2E: root5")
     check(root5 == "SKYVMM-E2E: root5 []", f"its root is an empty directory ({root5})")
-    r5 = line_with(out, "SKYVMM-E2E: run5")
+    r5 = line_with(out, "SKYVMM-E2E: run5 status")
     check(r5.endswith("status 0 last: skyvmm: guest-shutdown"), f"the edu guest powered off cleanly ({r5})")
     check(line_with(out, "SKYVMM-E2E: edu given back") == "SKYVMM-E2E: edu given back, driver ",
           "edu unbound from vfio-pci afterwards")
@@ -336,6 +385,13 @@ def case_guest(f):
         t_up = float(line_with(out, "SKYVMM-E2E: guest up").split()[-1])
         print(f"inside the board (TCG, nested KVM): skyvmm start to first console line {t_first - t_start:.1f} s, "
               f"to the guest's marker {t_up - t_start:.1f} s")
+    except (ValueError, IndexError):
+        pass
+    try:
+        t5 = float(line_with(out, "SKYVMM-E2E: run5 end at").split()[-1]) - \
+            float(line_with(out, "SKYVMM-E2E: run5 start at").split()[-1])
+        m0, m1 = (float(x) for x in line_with(out, "guest5| SKYROOT-EDU-MSI-TIME").split()[-2:])
+        print(f"inside the board: the edu run (run5) took {t5:.1f} s, its MSI check in the guest {m1 - m0:.2f} s")
     except (ValueError, IndexError):
         pass
     r = b.stop()

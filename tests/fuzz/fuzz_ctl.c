@@ -1,12 +1,12 @@
 /* The controller's state for the fuzz targets over skyrootd (fuzz_ctl.h). */
 #include <ftw.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
 #include "common/x509.h"
 #include "controller/skyrootd/db.h"
+#include "controller/skyrootd/sql.h"
 #include "tests/fuzz/fuzz_ctl.h"
 
 void fz_ctl_ca(EVP_PKEY **key, X509 **cert)
@@ -30,15 +30,15 @@ void fz_ctl_store_open(struct controller *ctl, const char *dir, EVP_PKEY *signin
 
 void fz_ctl_rename(struct controller *ctl, const char *sql, const char *to, char *id, size_t idlen)
 {
-	sqlite3_stmt *st;
+	struct sql_stmt *st;
 
-	if (sqlite3_prepare_v2(db_handle(ctl->db), sql, -1, &st, NULL) != SQLITE_OK)
+	if (sql_prepare(db_sql(ctl->db), sql, &st) != 0)
 		abort();
-	sqlite3_bind_text(st, 1, to, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) != SQLITE_DONE || sqlite3_changes(db_handle(ctl->db)) < 1)
+	sql_bind_text(st, 1, to);
+	sql_bind_text(st, 2, id); /* id is rewritten only after the statement ran */
+	if (sql_run(st) != 0 || sql_changes(db_sql(ctl->db)) < 1)
 		abort();
-	sqlite3_finalize(st);
+	sql_finalize(st);
 	snprintf(id, idlen, "%s", to);
 }
 

@@ -35,6 +35,7 @@
 #include "controller/skyrootd/db.h"
 #include "controller/skyrootd/events.h"
 #include "controller/skyrootd/guests.h"
+#include "controller/skyrootd/sql.h"
 #include "controller/skyrootd/store.h"
 #include "tests/fuzz/fuzz_ctl.h"
 
@@ -84,17 +85,28 @@ static void fz_copy_file(const char *from, const char *to)
 	fclose(in);
 }
 
+/* Every row the store's connection ever changed.  The harness's store is
+ * always a SQLite file (fz_ctl_store_open), and the count is SQLite's alone. */
+static int64_t fz_total_changes(void)
+{
+	sqlite3 *h = sql_sqlite_handle(db_sql(fz.ctl.db));
+
+	if (!h)
+		abort();
+	return sqlite3_total_changes64(h);
+}
+
 /* The rows ever added to the audit log (none is deleted here). */
 static int64_t fz_audit_rows(void)
 {
-	sqlite3_stmt *st;
+	struct sql_stmt *st;
 	int64_t n = 0;
 
-	if (sqlite3_prepare_v2(db_handle(fz.ctl.db), "SELECT COALESCE(MAX(seq), 0) FROM audit", -1, &st, NULL) != SQLITE_OK)
+	if (sql_prepare(db_sql(fz.ctl.db), "SELECT COALESCE(MAX(seq), 0) FROM audit", &st) != 0)
 		abort();
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	if (sql_step(st) == SQL_ROW)
+		n = sql_col_int64(st, 0);
+	sql_finalize(st);
 	return n;
 }
 
@@ -312,7 +324,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++;
 	size--;
 	admin = memmem(data, size, FZ_ADMIN, strlen(FZ_ADMIN)) != NULL;
-	changes = sqlite3_total_changes(db_handle(fz.ctl.db)) - fz_audit_rows();
+	changes = fz_total_changes() - fz_audit_rows();
 
 	/* A new API each time: wrong-token delays are per address. */
 	if (api_open(&fz.ctl, boot_only, NULL, &api) != 0)
@@ -341,7 +353,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!fz_scripts_ok(out, t.len))
 		abort();
 	/* The audit log grows with refused calls: that is no change. */
-	if (sqlite3_total_changes(db_handle(fz.ctl.db)) - fz_audit_rows() != changes) {
+	if (fz_total_changes() - fz_audit_rows() != changes) {
 		if (!admin)
 			abort(); /* the store changed without the admin token */
 		fz_state_free(); /* the next input starts from the same store */

@@ -133,3 +133,66 @@ pci("msix", msix)
 # the address port poked in odd ways, then config through it
 pci("ports", [op(PORT, 3, 1, L1, 1), op(PORT, 0, 1, L4, 0x80000800), op(PORT, 4, 0, L4, 0),
               op(PORT, 6, 0, L2, 0), op(HOLE, 0, 0, L8, 0x1000)])
+
+# ---- skyvmm_vfio: BAR size codes, flags, the device's config space, then
+# ops of 8 bytes (kind, offset, length index, a byte, value) ----
+VCFGW, VCFGR, VSTATUS, VBARW, VBARR, VREFUSE = range(6)
+
+
+def edu_cfg(msi64=True, cap_ptr=0x40, caps=((0x40, 0x05, 0x50), (0x50, 0x10, 0x00)), header=0):
+    """An edu-like device's config space (as test_skyvmm_vfio.c's): 1234:11e8,
+    BAR0 32-bit memory, BAR2 64-bit prefetchable, INTA; capabilities as
+    (offset, id, next)."""
+    c = bytearray(256)
+    struct.pack_into("<HHHH", c, 0, 0x1234, 0x11E8, 0x0007, 0x0010)
+    c[8], c[0x0A], c[0x0E] = 0x10, 0xFF, header
+    struct.pack_into("<I", c, 0x10, 0xFEA00000)
+    struct.pack_into("<I", c, 0x18, 0xFE00000C)
+    struct.pack_into("<HH", c, 0x2C, 0x1AF4, 0x1100)
+    c[0x34], c[0x3C], c[0x3D] = cap_ptr, 0xFF, 1
+    for off, cid, nxt in caps:
+        c[off], c[off + 1] = cid, nxt
+        if cid == 0x05:
+            struct.pack_into("<H", c, off + 2, 0x0080 if msi64 else 0)
+    return bytes(c)
+
+
+def vop(kind, off, ln, val, byte=0):
+    return struct.pack("<BBBBI", kind, off, ln, byte, val & 0xFFFFFFFF)
+
+
+def vfio(name, ops, cfg=None, sizes=(20, 0, 14, 0, 0, 0), flags=0):
+    write("skyvmm_vfio", name, bytes([len(ops)]) + bytes(sizes) + bytes([flags]) + (cfg or edu_cfg()) +
+          b"".join(ops))
+
+
+vsizing = [vop(VCFGW, 0x04, L2, 0)]
+for i in range(6):
+    vsizing += [vop(VCFGW, 0x10 + 4 * i, L4, 0xFFFFFFFF), vop(VCFGR, 0x10 + 4 * i, L4, 0)]
+vsizing += [vop(VCFGW, 0x10, L4, 0xD0000000), vop(VCFGW, 0x18, L4, 0xE000000C), vop(VCFGW, 0x1C, L4, 0),
+            vop(VCFGW, 0x04, L2, 0x0406), vop(VBARW, 0x00, L4, 0x60, 0), vop(VBARR, 0, L4, 0x24, 2)]
+vfio("edu_sizing", vsizing)
+
+# MSI as Linux turns it on (message, then Enable), a new message while on,
+# the high address, off; a byte-wise write across the control word
+vmsi = [vop(VCFGR, 0x34, L1, 0), vop(VCFGW, 0x44, L4, 0xFEE00000), vop(VCFGW, 0x48, L4, 0),
+        vop(VCFGW, 0x4C, L2, 0x40FA), vop(VCFGW, 0x42, L2, 0x0071), vop(VCFGW, 0x44, L4, 0xFEE01003),
+        vop(VCFGW, 0x48, L4, 1), vop(VCFGW, 0x40, L4, 0x00010000), vop(VCFGW, 0x42, L1, 0),
+        vop(VCFGW, 0x43, L1, 0xFF), vop(VCFGW, 0x42, L2, 0)]
+vfio("edu_msi", vmsi)
+vfio("msi32", [vop(VCFGW, 0x44, L4, 0xFEE00000), vop(VCFGW, 0x48, L2, 0x31), vop(VCFGW, 0x42, L2, 1),
+               vop(VCFGW, 0x4A, L2, 0xFFFF), vop(VCFGW, 0x4C, L4, 0xFFFFFFFF)], edu_cfg(msi64=False))
+# the host refuses the enable; then takes it
+vfio("msi_refused", [vop(VCFGW, 0x44, L4, 0xFEE00000), vop(VCFGW, 0x42, L2, 1), vop(VREFUSE, 0, 0, 0),
+                     vop(VCFGW, 0x42, L2, 1)], flags=1)
+# the device's INTx status bit, read through the guest's status register
+vfio("intx_status", [vop(VSTATUS, 0, 0, 0, 0x08), vop(VCFGR, 0x06, L2, 0), vop(VCFGR, 0x04, L4, 0),
+                     vop(VSTATUS, 0, 0, 0, 0x00), vop(VCFGR, 0x06, L1, 0)])
+# hostile devices: a capability list that loops, one that leaves config
+# space, a pointer into the header, a bridge, BARs that are not powers of two
+vfio("caps_loop", [vop(VCFGR, 0x34, L1, 0)], edu_cfg(caps=((0x40, 0x01, 0x60), (0x60, 0x11, 0x40))))
+vfio("caps_edge", [vop(VCFGR, 0x34, L1, 0)], edu_cfg(cap_ptr=0xFF, caps=((0xFC, 0x05, 0xFF),)))
+vfio("caps_header", [vop(VCFGR, 0x34, L1, 0)], edu_cfg(cap_ptr=0x10, caps=()))
+vfio("bridge", [], edu_cfg(header=1))
+vfio("bar_odd", [], sizes=(0x94, 0, 14, 0, 0, 0))
+vfio("bar_huge", [vop(VCFGW, 0x10, L4, 0xFFFFFFFF)], sizes=(40, 0, 62, 0, 0, 3))

@@ -6,11 +6,14 @@
  * with all ones, placed in skyvmm's MMIO window, the real BAR registers
  * never written), the MSI capability only (others hidden), the command
  * register written through, and MSI enable and message changes handed to
- * msi_set.  No VFIO, no KVM.
+ * msi_set; and vfio_pci.c's INTx and MSI wiring (sv_vfio_intx_on/off,
+ * sv_vfio_msi_set) over a model of KVM's irqfds and VFIO's triggers, with
+ * two devices sharing one INTx GSI.  No VFIO, no KVM.
  *
  * Environment: none needed.   ./test_skyvmm_vfio
  */
 #include <errno.h>
+#include <linux/vfio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -258,6 +262,20 @@ static void test_msi(void **state)
 	assert_int_equal(t.nset, 5);
 	assert_int_equal(fake_cfg_read(&f, slot, cap + 2, 2) & 1, 0);
 	assert_false(t.v.msi_on);
+	/* on, then a new message the host refuses: Enable reads back clear
+	 * and the vector goes off at the host too (not left routed with INTx
+	 * off while the guest reads MSI off; fuzz_skyvmm_vfio found it) */
+	t.fail = 0;
+	fake_cfg_write(&f, slot, cap + 2, 2, 0x0001);
+	assert_int_equal(t.nset, 6);
+	assert_true(t.on);
+	assert_true(t.v.msi_on);
+	t.fail = -EINVAL;
+	fake_cfg_write(&f, slot, cap + 12, 2, 0x4043);
+	assert_int_equal(t.nset, 8); /* the refused message, then off */
+	assert_false(t.on);
+	assert_false(t.v.msi_on);
+	assert_int_equal(fake_cfg_read(&f, slot, cap + 2, 2) & 1, 0);
 	fake_fini(&f);
 	close(t.v.fd);
 
@@ -317,6 +335,213 @@ static void test_refusals(void **state)
 	close(v.fd);
 }
 
+/* ---- INTx of passed-through devices sharing a GSI (vfio_pci.c's
+ * sv_vfio_intx_on/off and sv_vfio_msi_set over a model of KVM's irqfds and
+ * of VFIO's interrupt state) ---- */
+
+/* KVM's irqfds as kvm.c drives them: assigned by fd (once), removed by GSI
+ * (fd -1); the resample fds of a GSI all hear its EOI (one resampler per
+ * GSI, as KVM has it). */
+static struct {
+	int fd, gsi, resample;
+} kirq[16];
+
+static int k_irqfd(void *ctx, int fd, uint32_t gsi, int resample_fd)
+{
+	(void)ctx;
+	if (fd < 0) {
+		for (unsigned i = 0; i < 16; i++)
+			if (kirq[i].fd >= 0 && kirq[i].gsi == (int)gsi)
+				kirq[i].fd = -1;
+		return 0;
+	}
+	for (unsigned i = 0; i < 16; i++)
+		if (kirq[i].fd == fd)
+			return -EBUSY;
+	for (unsigned i = 0; i < 16; i++)
+		if (kirq[i].fd < 0) {
+			kirq[i].fd = fd;
+			kirq[i].gsi = (int)gsi;
+			kirq[i].resample = resample_fd;
+			return 0;
+		}
+	return -ENOSPC;
+}
+
+static int k_msi_irqfd(void *ctx, int fd, uint64_t addr, uint32_t data, int gsi_old)
+{
+	(void)ctx;
+	(void)fd;
+	(void)addr;
+	(void)data;
+	return gsi_old >= 0 ? gsi_old : 24;
+}
+
+/* Where fd's events go: its GSI, or -1. */
+static int k_gsi_of(int fd, int *resample)
+{
+	for (unsigned i = 0; i < 16; i++)
+		if (fd >= 0 && kirq[i].fd == fd) {
+			*resample = kirq[i].resample;
+			return kirq[i].gsi;
+		}
+	return -1;
+}
+
+/* The guest's EOI of gsi: every resample fd of the GSI signalled. */
+static void k_eoi(int gsi)
+{
+	const uint64_t one = 1;
+	for (unsigned i = 0; i < 16; i++)
+		if (kirq[i].fd >= 0 && kirq[i].gsi == gsi)
+			assert_int_equal(write(kirq[i].resample, &one, 8), 8);
+}
+
+/* A device of the model: VFIO's INTx and MSI triggers, one kind at a time. */
+struct sdev {
+	struct sv_vfio_dev v;
+	int intx_trigger, intx_unmask, msi_trigger;
+};
+
+static int s_set_irqs(struct sv_vfio_dev *v, uint32_t index, uint32_t action, int fd)
+{
+	struct sdev *d = (struct sdev *)v;
+
+	if (index == VFIO_PCI_INTX_IRQ_INDEX && action == VFIO_IRQ_SET_ACTION_TRIGGER) {
+		if (fd >= 0 && d->msi_trigger >= 0)
+			return -EBUSY;
+		d->intx_trigger = fd;
+		if (fd < 0)
+			d->intx_unmask = -1;
+	} else if (index == VFIO_PCI_INTX_IRQ_INDEX && action == VFIO_IRQ_SET_ACTION_UNMASK) {
+		d->intx_unmask = fd;
+	} else if (index == VFIO_PCI_MSI_IRQ_INDEX && action == VFIO_IRQ_SET_ACTION_TRIGGER) {
+		if (fd >= 0 && d->intx_trigger >= 0)
+			return -EBUSY; /* VFIO: one kind at a time */
+		d->msi_trigger = fd;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const struct sv_pci_dev_ops s_ops = { .bar_access = t_bar, .cfg_read = sv_vfio_cfg_read,
+					      .cfg_write = sv_vfio_cfg_written };
+
+static int sdev_add(struct fake *f, struct sdev *d)
+{
+	uint8_t c[256];
+	char err[256] = "";
+
+	memset(d, 0, sizeof(*d));
+	real_cfg(c, true);
+	d->v.fd = region_fd(c, sizeof(c));
+	d->v.cfg_off = CFG_OFF;
+	d->v.reg[0].size = 1 << 20;
+	d->v.msi_set = sv_vfio_msi_set;
+	d->v.set_irqs = s_set_irqs;
+	d->v.msi_gsi = -1;
+	d->intx_trigger = d->intx_unmask = d->msi_trigger = -1;
+	d->v.intx_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	d->v.unmask_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	d->v.msi_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(d->v.intx_fd >= 0 && d->v.unmask_fd >= 0 && d->v.msi_fd >= 0);
+	snprintf(d->v.bdf, sizeof(d->v.bdf), "0000:00:0%d.0", d->v.fd % 10);
+	assert_int_equal(sv_vfio_cfg_build(&d->v, &s_ops, err, sizeof(err)), 0);
+	return sv_pci_add(f->pci, &d->v.pci);
+}
+
+/* Whether d's INTx reaches the guest: VFIO triggers its eventfd, KVM has
+ * it on its slot's GSI with its unmask eventfd as the resample. */
+static bool intx_wired(struct sdev *d)
+{
+	int resample = -1;
+	return d->intx_trigger == d->v.intx_fd && d->intx_unmask == d->v.unmask_fd &&
+	       k_gsi_of(d->v.intx_fd, &resample) == (int)sv_pci_intx_gsi(d->v.pci.slot, 0) &&
+	       resample == d->v.unmask_fd;
+}
+
+/* The unmasks VFIO got for d since the last look. */
+static uint64_t unmasks(struct sdev *d)
+{
+	uint64_t n = 0;
+	return read(d->v.unmask_fd, &n, 8) == 8 ? n : 0;
+}
+
+static void test_intx_shared_gsi(void **state)
+{
+	struct fake f;
+	struct sdev a, b, c;
+	unsigned cap;
+
+	for (unsigned i = 0; i < 16; i++)
+		kirq[i].fd = -1;
+	fake_init(&f, 1 << 20);
+	f.irq.irqfd = k_irqfd;
+	f.irq.msi_irqfd = k_msi_irqfd;
+	/* slots 1 and 3 share GSI 11 (INTA: 10 + slot % 2); slot 2 is on 10 */
+	assert_int_equal(sdev_add(&f, &a), 1);
+	assert_int_equal(sdev_add(&f, &b), 2);
+	assert_int_equal(sdev_add(&f, &c), 3);
+	assert_int_equal(sv_pci_intx_gsi(1, 0), sv_pci_intx_gsi(3, 0));
+	assert_int_not_equal(sv_pci_intx_gsi(1, 0), sv_pci_intx_gsi(2, 0));
+	assert_int_equal(sv_vfio_intx_on(&a.v), 0);
+	assert_int_equal(sv_vfio_intx_on(&b.v), 0);
+	assert_int_equal(sv_vfio_intx_on(&c.v), 0);
+	assert_true(intx_wired(&a) && intx_wired(&b) && intx_wired(&c));
+	/* the guest's EOI on the shared line unmasks both devices on it (each
+	 * VFIO unmask is a no-op for a device that did not fire) */
+	k_eoi((int)sv_pci_intx_gsi(1, 0));
+	assert_int_equal(unmasks(&a), 1);
+	assert_int_equal(unmasks(&c), 1);
+	assert_int_equal(unmasks(&b), 0);
+
+	/* a's driver turns MSI on: a's INTx goes (VFIO: one kind at a time),
+	 * c's, on the same GSI, stays wired, and is unmasked once (an
+	 * interrupt of c's the removal dropped fires again); b is untouched */
+	cap = a.v.msi_cap;
+	fake_cfg_write(&f, 1, cap + 4, 4, 0xfee00000);
+	fake_cfg_write(&f, 1, cap + 12, 2, 0x0041);
+	fake_cfg_write(&f, 1, cap + 2, 2, 0x0001);
+	assert_true(a.v.msi_on);
+	assert_int_equal(a.msi_trigger, a.v.msi_fd);
+	assert_false(a.v.intx_on);
+	assert_int_equal(a.intx_trigger, -1);
+	{
+		int r;
+		assert_int_equal(k_gsi_of(a.v.intx_fd, &r), -1);
+	}
+	assert_true(intx_wired(&c));
+	assert_true(intx_wired(&b));
+	assert_int_equal(unmasks(&c), 1);
+	assert_int_equal(unmasks(&b), 0);
+	/* the line's EOI now resamples c only */
+	k_eoi((int)sv_pci_intx_gsi(3, 0));
+	assert_int_equal(unmasks(&c), 1);
+	assert_int_equal(unmasks(&a), 0);
+
+	/* MSI off: a's INTx back beside c's */
+	fake_cfg_write(&f, 1, cap + 2, 2, 0x0000);
+	assert_false(a.v.msi_on);
+	assert_int_equal(a.msi_trigger, -1);
+	assert_true(intx_wired(&a) && intx_wired(&b) && intx_wired(&c));
+	k_eoi((int)sv_pci_intx_gsi(1, 0));
+	assert_int_equal(unmasks(&a), 1);
+	assert_int_equal(unmasks(&c), 1);
+
+	/* c goes away (its destroy turns INTx off): a keeps the line */
+	sv_vfio_intx_off(&c.v);
+	assert_true(intx_wired(&a));
+	assert_int_equal(unmasks(&a), 1);
+	fake_fini(&f);
+	for (struct sdev *d = &a; d; d = d == &a ? &b : d == &b ? &c : NULL) {
+		close(d->v.fd);
+		close(d->v.intx_fd);
+		close(d->v.unmask_fd);
+		close(d->v.msi_fd);
+	}
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -324,6 +549,7 @@ int main(void)
 		cmocka_unit_test(test_bar_sizing),
 		cmocka_unit_test(test_msi),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_intx_shared_gsi),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,10 +15,10 @@
 
 #include <cmocka.h>
 #include <openssl/evp.h>
-#include <sqlite3.h>
 
 #include "common/util.h"
 #include "controller/skyrootd/db.h"
+#include "controller/skyrootd/sql.h"
 #include "controller/skyrootd/store.h"
 
 #define NCHUNKS 3
@@ -103,17 +103,17 @@ static int64_t corrupt(struct fx *x, uint32_t index)
 	int64_t rowid;
 	uint8_t digest[32];
 	uint32_t size;
-	sqlite3_stmt *s;
+	struct sql_stmt *s;
 
 	assert_int_equal(store_image_chunk(x->st, x->img.id, index, &rowid, digest, &size), 0);
 	memcpy(x->buf, x->image + (size_t)index * STORE_CHUNK_SIZE, size);
 	x->buf[size / 2] ^= 1;
-	assert_int_equal(sqlite3_prepare_v2(db_handle(x->db), "UPDATE chunk_data SET data = ? WHERE id = ?", -1, &s,
-					    NULL), SQLITE_OK);
-	sqlite3_bind_blob(s, 1, x->buf, (int)size, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(s, 2, rowid);
-	assert_int_equal(sqlite3_step(s), SQLITE_DONE);
-	sqlite3_finalize(s);
+	assert_int_equal(sql_prepare(db_sql(x->db), "UPDATE chunk_data SET data = ? WHERE id = ?", &s), 0);
+	sql_bind_blob(s, 1, x->buf, size);
+	sql_bind_int64(s, 2, rowid);
+	assert_int_equal(sql_run(s), 0);
+	assert_int_equal(sql_changes(db_sql(x->db)), 1);
+	sql_finalize(s);
 	return rowid;
 }
 

@@ -51,6 +51,9 @@ struct sv_vfio_dev {
 	/* The MSI enable or a new message: on with addr/data, or off.  0 or
 	 * -errno (the guest then sees MSI off). */
 	int (*msi_set)(struct sv_vfio_dev *v, bool on, uint64_t addr, uint32_t data);
+	/* VFIO_DEVICE_SET_IRQS of one eventfd (fd -1: none) for an index and
+	 * action: vfio_pci.c's ioctl, or a test's.  0 or -errno. */
+	int (*set_irqs)(struct sv_vfio_dev *v, uint32_t index, uint32_t action, int fd);
 	/* vfio_pci.c's part */
 	int vm_fd;
 	int intx_fd, unmask_fd, msi_fd;
@@ -78,5 +81,16 @@ void sv_vfio_cfg_written(struct sv_pci_dev *d, uint32_t off, const uint8_t *data
  * all of mem for its DMA, and adds it to the bus.  vm_fd is the KVM VM
  * (memory slots for the BARs).  Returns the slot or -errno, with why. */
 int sv_vfio_add(struct sv_pci *p, int vm_fd, const char *bdf, char *err, size_t errlen);
+/* Its interrupts (through v->set_irqs and the bus's sv_irq_ops; the unit
+ * tests call them over a fake):
+ * INTx on: intx_fd triggered by the device, wired to the slot's GSI with
+ * unmask_fd as the resample.  0 or -errno. */
+int sv_vfio_intx_on(struct sv_vfio_dev *v);
+/* INTx off; other passed-through devices whose INTx shares the GSI keep
+ * theirs (given back, and unmasked, after the GSI's irqfds went). */
+void sv_vfio_intx_off(struct sv_vfio_dev *v);
+/* The msi_set vfio_pci.c installs: MSI on (INTx off) with this message,
+ * a new message, or off (INTx back on). */
+int sv_vfio_msi_set(struct sv_vfio_dev *v, bool on, uint64_t addr, uint32_t data);
 
 #endif

@@ -161,9 +161,15 @@ void sv_vfio_cfg_written(struct sv_pci_dev *d, uint32_t off, const uint8_t *data
 	if (on == v->msi_on && (!on || (addr == v->msi_addr && msg == v->msi_data)))
 		return;
 	if (v->msi_set && v->msi_set(v, on, addr, msg) < 0 && on) {
-		/* refused: the guest reads the enable bit back clear */
+		/* refused: the guest reads the enable bit back clear, and a
+		 * vector that was on (a new message refused) goes off at the
+		 * host too: MSI still routed, and INTx off, while the guest
+		 * reads MSI off would lose the device's interrupts
+		 * (fuzz_skyvmm_vfio found it) */
 		sv_put16(d->cfg + v->msi_cap + MSI_CTRL,
 			 sv_get16(d->cfg + v->msi_cap + MSI_CTRL) & ~MSI_CTRL_ENABLE);
+		if (v->msi_on)
+			v->msi_set(v, false, v->msi_addr, v->msi_data);
 		on = false;
 	}
 	v->msi_on = on;

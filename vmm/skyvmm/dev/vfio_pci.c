@@ -187,7 +187,7 @@ static int bar_map(struct sv_pci_dev *d, unsigned bar, uint64_t addr, bool on)
 
 /* ---- interrupts ---- */
 
-static int set_irqs(struct sv_vfio_dev *v, uint32_t index, uint32_t action, int fd)
+static int vfio_set_irqs(struct sv_vfio_dev *v, uint32_t index, uint32_t action, int fd)
 {
 	/* the header and one eventfd (its data[]), in one aligned buffer */
 	_Alignas(struct vfio_irq_set) uint8_t buf[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
@@ -210,10 +210,15 @@ static int set_irqs(struct sv_vfio_dev *v, uint32_t index, uint32_t action, int 
 	return ioctl(v->fd, VFIO_DEVICE_SET_IRQS, q) < 0 ? -errno : 0;
 }
 
+static int set_irqs(struct sv_vfio_dev *v, uint32_t index, uint32_t action, int fd)
+{
+	return v->set_irqs(v, index, action, fd);
+}
+
 /* INTx: the device's line raises intx_fd, which KVM turns into the level of
  * the slot's GSI; the guest's EOI signals unmask_fd, which VFIO takes as
  * the unmask (the device masks its line while the guest handles it). */
-static int intx_on(struct sv_vfio_dev *v)
+int sv_vfio_intx_on(struct sv_vfio_dev *v)
 {
 	const struct sv_irq_ops *irq = v->pci.pci->irq;
 	uint32_t gsi = sv_pci_intx_gsi(v->pci.slot, 0);
@@ -230,22 +235,46 @@ static int intx_on(struct sv_vfio_dev *v)
 	return 0;
 }
 
-static void intx_off(struct sv_vfio_dev *v)
+/* The INTx irqfds of the other passed-through devices on gsi, back after
+ * the removal of all of the GSI's (the irqfd operation removes by GSI), each
+ * with an unmask: VFIO keeps a device's line masked from its interrupt to
+ * the guest's EOI, and an interrupt the removal took back before the guest
+ * saw it would leave it masked for good; unmasked, a line still asserted
+ * fires again. */
+static void intx_restore_shared(struct sv_vfio_dev *v, uint32_t gsi)
 {
 	const struct sv_irq_ops *irq = v->pci.pci->irq;
+	const uint64_t one = 1;
+
+	for (unsigned s = 1; s < SV_PCI_SLOTS; s++) {
+		struct sv_vfio_dev *o = (struct sv_vfio_dev *)v->pci.pci->dev[s];
+
+		if (!o || o == v || o->pci.ops != v->pci.ops || !o->intx_on || sv_pci_intx_gsi(o->pci.slot, 0) != gsi)
+			continue;
+		if (irq->irqfd(irq->ctx, o->intx_fd, gsi, o->unmask_fd) < 0 ||
+		    write(o->unmask_fd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+			fprintf(stderr, "skyvmm: vfio %s: its INTx on GSI %u could not be restored\n", o->bdf, gsi);
+	}
+}
+
+void sv_vfio_intx_off(struct sv_vfio_dev *v)
+{
+	const struct sv_irq_ops *irq = v->pci.pci->irq;
+	uint32_t gsi = sv_pci_intx_gsi(v->pci.slot, 0);
 
 	if (!v->intx_on)
 		return;
 	set_irqs(v, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, -1);
-	/* removes the GSI's irqfds: only passed-through devices have any, and
-	 * two of them on one GSI would share it (see README.md) */
-	irq->irqfd(irq->ctx, -1, sv_pci_intx_gsi(v->pci.slot, 0), -1);
+	/* removes the GSI's irqfds (only passed-through devices have any),
+	 * then gives the others sharing the line theirs back */
+	irq->irqfd(irq->ctx, -1, gsi, -1);
 	v->intx_on = false;
+	intx_restore_shared(v, gsi);
 }
 
 /* MSI (the guest set Enable, or changed the message): VFIO allows one
  * interrupt type at a time, so INTx goes off while MSI is on. */
-static int msi_set(struct sv_vfio_dev *v, bool on, uint64_t addr, uint32_t data)
+int sv_vfio_msi_set(struct sv_vfio_dev *v, bool on, uint64_t addr, uint32_t data)
 {
 	const struct sv_irq_ops *irq = v->pci.pci->irq;
 	int r;
@@ -253,7 +282,7 @@ static int msi_set(struct sv_vfio_dev *v, bool on, uint64_t addr, uint32_t data)
 	if (!on) {
 		set_irqs(v, VFIO_PCI_MSI_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, -1);
 		if (v->intx_fd >= 0 && !v->intx_on)
-			intx_on(v);
+			sv_vfio_intx_on(v);
 		return 0;
 	}
 	/* the route first (a new GSI the first time, the same one after) */
@@ -263,10 +292,10 @@ static int msi_set(struct sv_vfio_dev *v, bool on, uint64_t addr, uint32_t data)
 	v->msi_gsi = r;
 	if (v->msi_on)
 		return 0; /* a new message for the vector that is on */
-	intx_off(v);
+	sv_vfio_intx_off(v);
 	if ((r = set_irqs(v, VFIO_PCI_MSI_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, v->msi_fd)) < 0) {
 		if (v->intx_fd >= 0)
-			intx_on(v);
+			sv_vfio_intx_on(v);
 		return r;
 	}
 	return 0;
@@ -295,7 +324,7 @@ static void dev_destroy(struct sv_pci_dev *d)
 
 	if (v->msi_on)
 		set_irqs(v, VFIO_PCI_MSI_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, -1);
-	intx_off(v);
+	sv_vfio_intx_off(v);
 	vfio__release(v);
 }
 
@@ -384,7 +413,8 @@ int sv_vfio_add(struct sv_pci *p, int vm_fd, const char *bdf, char *err, size_t 
 	v->vm_fd = vm_fd;
 	v->intx_fd = v->unmask_fd = v->msi_fd = -1;
 	v->msi_gsi = -1;
-	v->msi_set = msi_set;
+	v->msi_set = sv_vfio_msi_set;
+	v->set_irqs = vfio_set_irqs;
 	snprintf(v->bdf, sizeof(v->bdf), "%s", bdf);
 	v->fd = ioctl(gfd, VFIO_GROUP_GET_DEVICE_FD, bdf);
 	if (v->fd < 0) {
@@ -411,7 +441,7 @@ int sv_vfio_add(struct sv_pci *p, int vm_fd, const char *bdf, char *err, size_t 
 	 * own command register says the same (vfio-pci faults BAR mappings of a
 	 * device whose memory decoding is off) */
 	sv_vfio_cfg_written(&v->pci, SV_PCI_COMMAND, v->pci.cfg + SV_PCI_COMMAND, 2);
-	if (v->intx_fd >= 0 && (r = intx_on(v)) < 0) {
+	if (v->intx_fd >= 0 && (r = sv_vfio_intx_on(v)) < 0) {
 		/* on the bus already: sv_pci_fini frees it */
 		snprintf(err, errlen, "vfio %s: its INTx: %s", bdf, strerror(-r));
 		return r;
