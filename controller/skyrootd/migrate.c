@@ -366,6 +366,17 @@ static int mg_preflight(const char *db_path)
 	return 0;
 }
 
+/* A reader leaves the -wal and -shm files behind: the last writer to
+ * close (after a read) takes them away, as a stopped skyrootd leaves it. */
+static void mg_tidy(const char *db_path)
+{
+	sqlite3 *h = NULL;
+
+	if (sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
+		sqlite3_exec(h, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
+	sqlite3_close(h);
+}
+
 /* The copy: the source at this skyrootd's schema version first (as `run`
  * would bring it), then every row in one transaction of the destination. */
 static int mg_move(const char *db_path)
@@ -403,6 +414,7 @@ static int mg_move(const char *db_path)
 out:
 	sql_close(src);
 	db_close(db);
+	mg_tidy(db_path);
 	return r;
 }
 

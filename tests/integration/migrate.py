@@ -213,7 +213,7 @@ def case_corrupt(f):
     check(f"OK   good ({ids['good']})" in r.stdout and f"BAD  bad ({ids['bad']})" in r.stdout and
           "chunk 1 does not hash" in r.stdout, f"per image: {r.stdout}")
     check("2 images: 1 OK, 1 BAD" in r.stdout and "still uses its SQLite store" in r.stderr, f"summary: {r.stderr}")
-    check(sorted(os.listdir(f.state)) == listing, "the folder is unchanged")
+    check(sorted(os.listdir(f.state)) == listing, f"the folder is unchanged: {sorted(os.listdir(f.state))} != {listing}")
     # It still runs on SQLite, and knows the damage.
     f.start()
     r = skyctl(f, "image", "verify", ids["bad"])
