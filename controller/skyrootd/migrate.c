@@ -563,9 +563,9 @@ int ctl_migrate_main(int argc, char **argv)
 		MG_ERR("the copy is good, but %s was not switched to it\n", opt_from);
 		return 1;
 	}
-	printf("Migrated. %s now uses PostgreSQL (%s/%s, mode 0600); the old SQLite store is\n"
-	       "%s/%s.migrated: keep it until you trust the new store. Start the controller:\n"
-	       "  skyrootd run --state %s\n",
+	printf("Migrated. %s now uses PostgreSQL (%s/%s, mode 0600).\n"
+	       "The old SQLite store is %s/%s.migrated: keep it until you trust the new one.\n"
+	       "Start the controller:  skyrootd run --state %s\n",
 	       opt_from, opt_from, CTL_DB_URL, opt_from, CTL_DB_FILE, opt_from);
 	return 0;
 }
