@@ -138,19 +138,7 @@ out:
 	sqlite3_exec(src, "COMMIT", NULL, NULL, NULL);
 	sqlite3_close(dst);
 	sql_close(c);
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-		return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	default:
-		return -EIO;
-	}
+	return sql_sqlite_errno(rc);
 }
 
 /* ---- the archive ---- */

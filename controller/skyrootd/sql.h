@@ -179,6 +179,9 @@ static inline bool sql_in_tx(struct sql *c)
  * what only SQLite has (backup.c's online backup). */
 struct sqlite3;
 struct sqlite3 *sql_sqlite_handle(struct sql *c);
+/* A SQLite result code as a negative errno (0 for OK, ROW, DONE), as
+ * the engine maps them. */
+int sql_sqlite_errno(int rc);
 
 /* Helpers over the ops (sql.c). */
 /* Step s (its bindings set) to SQL_DONE and reset it: 0 or -errno (a row

@@ -30,7 +30,7 @@ static sqlite3_stmt *S(struct sql_stmt *s)
 	return ((struct sq_stmt *)s)->s;
 }
 
-static int sq_err(int rc)
+int sql_sqlite_errno(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_OK:
@@ -66,7 +66,7 @@ static void sq_close(struct sql *c)
 
 static int sq_exec(struct sql *c, const char *q)
 {
-	return sq_err(sqlite3_exec(H(c), q, NULL, NULL, NULL));
+	return sql_sqlite_errno(sqlite3_exec(H(c), q, NULL, NULL, NULL));
 }
 
 static int sq_open(const char *target, unsigned flags, struct sql **out)
@@ -78,7 +78,7 @@ static int sq_open(const char *target, unsigned flags, struct sql **out)
 	if (!c)
 		return -ENOMEM;
 	c->base.ops = &sql_sqlite_ops;
-	r = sq_err(sqlite3_open_v2(target, &c->h,
+	r = sql_sqlite_errno(sqlite3_open_v2(target, &c->h,
 				   (ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
 					   SQLITE_OPEN_NOMUTEX,
 				   NULL));
@@ -119,7 +119,7 @@ static int sq_prepare(struct sql *c, const char *q, struct sql_stmt **out)
 	if (!s)
 		return -ENOMEM;
 	s->base.c = c;
-	r = sq_err(sqlite3_prepare_v3(H(c), q, -1, SQLITE_PREPARE_PERSISTENT, &s->s, NULL));
+	r = sql_sqlite_errno(sqlite3_prepare_v3(H(c), q, -1, SQLITE_PREPARE_PERSISTENT, &s->s, NULL));
 	if (r < 0 || !s->s) {
 		sqlite3_finalize(s->s);
 		free(s);
@@ -170,7 +170,7 @@ static int sq_step(struct sql_stmt *s)
 		return SQL_ROW;
 	if (rc == SQLITE_DONE)
 		return SQL_DONE;
-	rc = sq_err(rc);
+	rc = sql_sqlite_errno(rc);
 	return rc < 0 ? rc : -EIO;
 }
 
@@ -266,13 +266,13 @@ static int sq_blob_read(struct sql *c, const char *table, const char *col, int64
 
 	if (size > INT32_MAX)
 		return -EINVAL;
-	r = sq_err(sqlite3_blob_open(H(c), "main", table, col, id, 0, &blob));
+	r = sql_sqlite_errno(sqlite3_blob_open(H(c), "main", table, col, id, 0, &blob));
 	if (r < 0)
 		return r == -EIO ? -ENOENT : r;
 	if (sqlite3_blob_bytes(blob) != (int)size)
 		r = -EBADMSG;
 	else if (size)
-		r = sq_err(sqlite3_blob_read(blob, buf, (int)size, 0));
+		r = sql_sqlite_errno(sqlite3_blob_read(blob, buf, (int)size, 0));
 	sqlite3_blob_close(blob);
 	return r;
 }
@@ -291,20 +291,20 @@ static int sq_blob_write(struct sql *c, const char *table, const char *col, int6
 		return -EINVAL;
 	if ((size_t)snprintf(q, sizeof(q), "UPDATE %s SET %s = zeroblob(?) WHERE id = ?", table, col) >= sizeof(q))
 		return -EINVAL;
-	r = sq_err(sqlite3_prepare_v2(H(c), q, -1, &s, NULL));
+	r = sql_sqlite_errno(sqlite3_prepare_v2(H(c), q, -1, &s, NULL));
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(s, 1, (int64_t)len);
 	sqlite3_bind_int64(s, 2, id);
-	r = sq_err(sqlite3_step(s));
+	r = sql_sqlite_errno(sqlite3_step(s));
 	sqlite3_finalize(s);
 	if (r == 0 && sqlite3_changes(H(c)) != 1)
 		r = -ENOENT;
 	if (r < 0 || len == 0)
 		return r;
-	r = sq_err(sqlite3_blob_open(H(c), "main", table, col, id, 1, &blob));
+	r = sql_sqlite_errno(sqlite3_blob_open(H(c), "main", table, col, id, 1, &blob));
 	if (r == 0)
-		r = sq_err(sqlite3_blob_write(blob, buf, (int)len, 0));
+		r = sql_sqlite_errno(sqlite3_blob_write(blob, buf, (int)len, 0));
 	sqlite3_blob_close(blob);
 	return r;
 }
