@@ -28,6 +28,7 @@
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/events.h"
 #include "controller/skyrootd/guests.h"
+#include "controller/skyrootd/migrate.h"
 #include "controller/skyrootd/notify.h"
 #include "controller/skyrootd/pending.h"
 #include "controller/skyrootd/scrub.h"
@@ -64,6 +65,7 @@ static void usage(FILE *f)
 		   "       skyrootd run --state DIR [OPTIONS]\n"
 		   "       skyrootd backup --state DIR --to FILE\n"
 		   "       skyrootd restore --from FILE --state DIR\n"
+		   "       skyrootd migrate --from DIR --to postgresql://...\n"
 		   "       skyrootd reader-token --state DIR\n"
 		   "       skyrootd tpm-ca add|list --state DIR [FILE]\n"
 		   "       skyrootd --version\n"
@@ -81,6 +83,7 @@ static void usage(FILE *f)
 	ctl_config_usage(f);
 	ctl_backup_usage(f);
 	ctl_restore_usage(f);
+	ctl_migrate_usage(f);
 	ctl_tpm_ca_usage(f);
 }
 
@@ -517,6 +520,8 @@ int main(int argc, char **argv)
 		return ctl_backup_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "restore") == 0)
 		return ctl_restore_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "migrate") == 0)
+		return ctl_migrate_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "reader-token") == 0)
 		return cmd_reader_token(argc - 1, argv + 1);
 	if (strcmp(argv[1], "tpm-ca") == 0)
