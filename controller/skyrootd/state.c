@@ -362,7 +362,7 @@ int ctl_state_load(struct controller *ctl)
 	failed = CTL_DB_URL;
 	if ((r = state__db_target(ctl, p, sizeof(p))) < 0)
 		goto fail;
-	failed = sql_target_is_pg(p) ? CTL_DB_URL : CTL_DB_FILE;
+	failed = ctl->opt.db ? "" : sql_target_is_pg(p) ? CTL_DB_URL : CTL_DB_FILE;
 	if ((r = db_open(p, &ctl->db)) < 0)
 		goto fail;
 	snprintf(ctl->db_path, sizeof(ctl->db_path), "%s", p);
@@ -381,7 +381,8 @@ int ctl_state_load(struct controller *ctl)
 		goto fail;
 	return 0;
 fail:
-	fprintf(stderr, "skyrootd: cannot load %s/%s: %s%s\n", dir, failed,
+	fprintf(stderr, "skyrootd: cannot load %s%s%s: %s%s\n", failed[0] ? dir : "the store of --db",
+		failed[0] ? "/" : "", failed,
 		r == -EPERM ? "key file is readable by others; run chmod 600 on it" : strerror(-r),
 		r == -ENOENT ? " (run 'skyrootd init --state DIR' first)" :
 		r == -EPROTONOSUPPORT ? " (the store was made by a newer skyrootd, or this one was built without PostgreSQL)" :
