@@ -154,7 +154,70 @@ def agent_args(f, root, token=None, pin=None, binary=SKYAGENT):
     return args
 
 
-class Fleet:
+class Store:
+    """The store of a state folder behind the controller's back, for tests
+    that look at it or tamper with it, whichever the engine: Fleet is one;
+    Store("sqlite", state) one of a state folder alone (a restored backup)."""
+
+    def __init__(self, engine, state, pg_db=None):
+        self.engine, self.state, self.pg_db = engine, state, pg_db
+
+    def store_sql(self, sql):
+        """The rows of SQL on the fleet's store as tuples of strings (NULL
+        as ""; on PostgreSQL a boolean is "t"/"f"); a change is committed."""
+        if self.engine == "postgresql":
+            check(self.pg_db, "the fleet's database is gone")
+            out = psql(sql, db=self.pg_db)
+            return [tuple(line.split("|")) for line in out.splitlines() if line]
+        import sqlite3
+        con = sqlite3.connect(os.path.join(self.state, "skyroot.db"), timeout=10)
+        try:
+            rows = con.execute(sql).fetchall()
+            con.commit()
+        finally:
+            con.close()
+        return [tuple("" if v is None else str(v) for v in r) for r in rows]
+
+    def store_blob(self, table, col, where):
+        """The bytes of blob COL of the row of TABLE matching WHERE (SQL)."""
+        hexf = f"encode({col}, 'hex')" if self.engine == "postgresql" else f"hex({col})"
+        rows = self.store_sql(f"SELECT {hexf} FROM {table} WHERE {where}")
+        check(len(rows) == 1, f"one row of {table} where {where}: {rows}")
+        return bytes.fromhex(rows[0][0])
+
+    def store_set_blob(self, table, col, where, data):
+        """Blob COL of the rows of TABLE matching WHERE set to DATA."""
+        lit = f"decode('{data.hex()}', 'hex')" if self.engine == "postgresql" else f"X'{data.hex()}'"
+        self.store_sql(f"UPDATE {table} SET {col} = {lit} WHERE {where}")
+
+    def store_dump(self):
+        """Every byte the store holds, as one bytes: SQLite's file (and its
+        WAL); on PostgreSQL pg_dump of the database."""
+        if self.engine == "postgresql":
+            dump = os.path.join(os.environ.get("SKY_PG_BIN", "/usr/lib/postgresql/15/bin"), "pg_dump")
+            out = subprocess.run([dump, f"{SKY_TEST_PG}/{self.pg_db}"], capture_output=True, timeout=120)
+            check(out.returncode == 0, f"pg_dump: {out.stderr.decode(errors='replace')}")
+            return out.stdout
+        data = b""
+        for fn in ("skyroot.db", "skyroot.db-wal"):
+            if os.path.exists(os.path.join(self.state, fn)):
+                data += open(os.path.join(self.state, fn), "rb").read()
+        return data
+
+    def store_intact(self):
+        """None when the store's own checks find it sound, else what they
+        say: SQLite's integrity_check; on PostgreSQL pg_amcheck (the heap
+        and B-tree indexes; the pages' data checksums are checked as read)."""
+        if self.engine == "postgresql":
+            amcheck = os.path.join(os.environ.get("SKY_PG_BIN", "/usr/lib/postgresql/15/bin"), "pg_amcheck")
+            out = subprocess.run([amcheck, "--install-missing", "--heapallindexed", f"{SKY_TEST_PG}/{self.pg_db}"],
+                                 capture_output=True, text=True, timeout=120)
+            return None if out.returncode == 0 else (out.stdout + out.stderr).strip() or f"rc {out.returncode}"
+        rows = self.store_sql("PRAGMA integrity_check")
+        return None if rows == [("ok",)] else repr(rows)
+
+
+class Fleet(Store):
     """A controller in a temporary state folder plus the agents of a case."""
 
     def __init__(self, tmp, cert_ttl=None, init_extra=(), engine=None):
@@ -296,23 +359,9 @@ class Fleet:
                 problems.append(f"drop of the fleet's database: {e}")
         return problems
 
-    def store_sql(self, sql):
-        """Run SQL on the fleet's store behind the controller's back (a
-        test that tampers with it or looks at it): the rows as tuples of
-        strings (SQLite's values as str too), whichever the engine."""
-        if self.engine == "postgresql":
-            db = self.pg_db
-            check(db, "the fleet's database is gone")
-            out = psql(sql, db=db)
-            return [tuple(line.split("|")) for line in out.splitlines() if line]
-        import sqlite3
-        con = sqlite3.connect(os.path.join(self.state, "skyroot.db"), timeout=10)
-        try:
-            rows = con.execute(sql).fetchall()
-            con.commit()
-        finally:
-            con.close()
-        return [tuple("" if v is None else str(v) for v in r) for r in rows]
+def sqlq(text):
+    """TEXT as an SQL string literal (both engines read it the same)."""
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 # --------------------------------------------------------------------------
