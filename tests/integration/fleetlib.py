@@ -53,8 +53,9 @@ def psql(sql, db="postgres"):
     """Run SQL on database DB of the run's PostgreSQL server ($SKY_TEST_PG):
     its output (unaligned, tuples only)."""
     check(SKY_TEST_PG, "psql needs SKY_TEST_PG")
-    out = subprocess.run(["psql", f"{SKY_TEST_PG}/{db}", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                          "-c", sql], capture_output=True, text=True, timeout=60)
+    # on stdin: a statement with a chunk's bytes is longer than an argument may be
+    out = subprocess.run(["psql", f"{SKY_TEST_PG}/{db}", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"],
+                         input=sql, capture_output=True, text=True, timeout=60)
     check(out.returncode == 0, f"psql {sql!r}: {out.stderr.strip()}")
     return out.stdout
 
