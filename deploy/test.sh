@@ -75,6 +75,7 @@ build build
 if [ "$JOBS" -gt 1 ]; then MAIN_THREADS=""; else MAIN_THREADS=2; fi
 echo "== unit + integration (skyrootd threads: ${MAIN_THREADS:-default, $JOBS})"
 export SKY_THREADS="$MAIN_THREADS"
+unset SKY_TEST_PG # the main run keeps the store in SQLite (the ASan run: PostgreSQL)
 run_suites build main --suite unit --suite integration --suite fwimage --suite deploy
 
 echo "== sanitizers (ASan + UBSan): unit + integration (skyrootd --threads 1, store on PostgreSQL)"
