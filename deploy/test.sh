@@ -8,6 +8,17 @@
 #                                with --threads 1: both arrangements of the event
 #                                loops run the whole suite, without a third run
 #                                (ThreadSanitizer: tests/bench/tsan.sh, ~8 min)
+#                                Store engines the same way: the main run keeps
+#                                the store in SQLite, the ASan run in PostgreSQL
+#                                (one private server for the run, started here
+#                                with tests/pg/pgserver.py and stopped at the
+#                                end, also on failure or interrupt; its URI in
+#                                SKY_TEST_PG, a fresh database per fleet,
+#                                tests/integration/fleetlib.py), so every
+#                                integration test runs on both engines.  A
+#                                PostgreSQL that cannot start fails the run
+#                                under CI=true; elsewhere the ASan run falls
+#                                back to SQLite and says so.
 #   fuzz                         (build-fuzz/, clang libFuzzer targets, a short run each)
 #   e2e                          (emulated boards: the firmware image with a
 #                                stand-in agent (e2e_boards), then with the
@@ -64,13 +75,37 @@ build build
 if [ "$JOBS" -gt 1 ]; then MAIN_THREADS=""; else MAIN_THREADS=2; fi
 echo "== unit + integration (skyrootd threads: ${MAIN_THREADS:-default, $JOBS})"
 export SKY_THREADS="$MAIN_THREADS"
+unset SKY_TEST_PG # the main run keeps the store in SQLite (the ASan run: PostgreSQL)
 run_suites build main --suite unit --suite integration --suite fwimage --suite deploy
 
-echo "== sanitizers (ASan + UBSan): unit + integration (skyrootd --threads 1)"
+echo "== sanitizers (ASan + UBSan): unit + integration (skyrootd --threads 1, store on PostgreSQL)"
 build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+# One private PostgreSQL for the run; stopped by its pid file on any exit.
+PG_DIR=$(mktemp -d /tmp/skyroot-test-pg.XXXXXX)
+stop_pg() {
+	python3 tests/pg/pgserver.py stop "$PG_DIR" || true
+	rm -rf "$PG_DIR"
+}
+trap stop_pg EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+if PG_URI=$(python3 tests/pg/pgserver.py start "$PG_DIR"); then
+	# the server's base URI: each fleet makes (and drops) a database of its own
+	SKY_TEST_PG=${PG_URI%/*}
+	export SKY_TEST_PG
+	echo "   PostgreSQL for the store: $SKY_TEST_PG"
+elif [ "${CI:-}" = true ]; then
+	echo "FAIL: the private PostgreSQL (tests/pg/pgserver.py) did not start: the PostgreSQL run cannot happen" >&2
+	exit 1
+else
+	echo "   WARNING: the private PostgreSQL did not start: this ASan run keeps the store in SQLite," \
+		"the PostgreSQL engine goes untested (CI=true makes this a failure)"
+fi
 export SKY_THREADS=1
 run_suites build-asan asan --suite unit --suite integration
-unset SKY_THREADS
+unset SKY_THREADS SKY_TEST_PG
+stop_pg
+trap - EXIT INT TERM
 
 echo "== fuzz (libFuzzer + ASan + UBSan, clang): each target ${SKY_FUZZ_SECONDS:-8} s from its seed corpus"
 if [ ! -f build-fuzz/build.ninja ]; then

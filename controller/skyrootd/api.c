@@ -102,6 +102,12 @@ static void api__dispatch(struct api_call *call, struct api_reply *rep)
 
 		if (st)
 			snprintf(st->credential, sizeof(st->credential), "%s", name);
+		if (role == CREDS_NONE && state == -ENOTCONN) {
+			/* the store is unreachable: not a wrong token (no 401,
+			 * nothing counted against the client), a retry later */
+			api_reply_internal(rep, state, "check the credential");
+			return;
+		}
 		if (role == CREDS_NONE) {
 			/* Which it was goes to the log, not to the client. */
 			if (state == -EKEYREVOKED || state == -EKEYEXPIRED)
@@ -326,6 +332,10 @@ static int api__begin(void *ctx, struct http_conn *c, const struct http_request 
 		return http_conn_refuse(c, 403, "forbidden",
 					"POST /v1/images needs the role 'operator'; the credential '%s' has the role '%s'",
 					name, creds_role_name(role));
+	if (role == CREDS_NONE && state == -ENOTCONN)
+		return http_conn_refuse(c, 503, "unavailable",
+					"the controller could not check the credential: its database is unreachable; "
+					"retry later");
 	if (role == CREDS_NONE) {
 		if (state == -EKEYREVOKED || state == -EKEYEXPIRED)
 			log_warn("api: request %s from %s: the credential '%s' is %s", http_conn_request_id(c),

@@ -19,7 +19,19 @@
  * (begin, exec, set_schema_version, COMMIT); the first statement that is
  * not part of a migration (prepare, step, blob I/O, check) outside a
  * transaction lets it go, and so does closing.  The next controller then
- * reads the version the first one committed. */
+ * reads the version the first one committed.
+ *
+ * A lost connection (the server stopped, restarted, or cut off) is found
+ * by the statement that fails on it (-ENOTCONN) and logged once.  Every
+ * later call tries PQreset, at most once a second, and answers -ENOTCONN
+ * while the server stays away; the recovery is logged once too.  The
+ * connection's session is new after a reset: its settings are set again
+ * and each statement, which remembers the generation of the connection it
+ * was prepared on, is prepared again by its next step.  A transaction open
+ * when the connection went is lost with it: the connection stays "lost"
+ * for everything but ROLLBACK (and a COMMIT, which fails) until the
+ * caller ends the transaction, so no later statement of it runs outside
+ * it on a new session. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -27,7 +39,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
+#include "common/log.h"
 #include "controller/skyrootd/sql.h"
 
 /* pg_type OIDs (catalog/pg_type_d.h is not a client header). */
@@ -47,6 +62,7 @@
 #define PG_SCHEMA_LOCK "32487791676845940"
 
 #define PG_NUM 24 /* an int64 as text, with its NUL */
+#define PG_RETRY_MS 1000 /* PQreset at most this often while the server is away */
 
 struct pg {
 	struct sql base;
@@ -55,6 +71,13 @@ struct pg {
 	unsigned long next_name;
 	bool readonly;
 	bool schema_locked;
+	bool durable;     /* synchronous_commit, set again on a new session */
+	unsigned gen;     /* bumped by each reset: statements prepared before are gone */
+	bool lost;        /* the connection went; logged, not yet back */
+	bool tx_lost;     /* ... while a transaction was open: ended by ROLLBACK/COMMIT */
+	bool tx_open;     /* a transaction was open after the last command */
+	int64_t lost_at;  /* monotonic ms of the loss */
+	int64_t tried_at; /* of the last PQreset */
 	char *password; /* scrubbed from messages */
 	char err[256];
 	char sqlstate[6]; /* of the last error */
@@ -63,6 +86,8 @@ struct pg {
 struct pg_stmt {
 	struct sql_stmt base;
 	char name[24];
+	char *text;   /* the statement with $N, to prepare again on a new session */
+	unsigned gen; /* of the connection it is prepared on */
 	int nparams;
 	const char **vals;
 	int *lens;
@@ -107,6 +132,38 @@ static bool pg_state_in(const char *st, const char *lo, const char *hi)
 	return strcmp(st, lo) >= 0 && strcmp(st, hi) <= 0;
 }
 
+static int64_t pg_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The connection is gone: said once, whatever fails on it meanwhile. */
+static void pg_lost(struct pg *c)
+{
+	if (c->tx_open)
+		c->tx_lost = true;
+	c->tx_open = false;
+	if (c->lost)
+		return;
+	c->lost = true;
+	c->lost_at = c->tried_at = pg_now_ms();
+	log_error("store: lost the connection to PostgreSQL (%s); calls that need the store fail until it is "
+		  "back (a reconnection at most once a second)",
+		  c->err[0] ? c->err : "no answer");
+}
+
+/* Keep tx_open as the server says after a command on a good connection. */
+static void pg_track_tx(struct pg *c)
+{
+	PGTransactionStatusType t = PQtransactionStatus(c->h);
+
+	if (PQstatus(c->h) == CONNECTION_OK)
+		c->tx_open = t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
+}
+
 /* A failed result (or none) as -errno, its message kept. */
 static int pg_fail(struct pg *c, const PGresult *res)
 {
@@ -114,8 +171,10 @@ static int pg_fail(struct pg *c, const PGresult *res)
 
 	pg_set_err(c, res ? PQresultErrorMessage(res) : PQerrorMessage(c->h));
 	snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", st ? st : "");
-	if (PQstatus(c->h) != CONNECTION_OK)
+	if (PQstatus(c->h) != CONNECTION_OK) {
+		pg_lost(c);
 		return -ENOTCONN;
+	}
 	if (!st)
 		return res ? -EIO : -ENOMEM;
 	if (strncmp(st, "23", 2) == 0)
@@ -124,8 +183,10 @@ static int pg_fail(struct pg *c, const PGresult *res)
 		return -EBUSY;
 	if (strcmp(st, "57014") == 0)
 		return -ETIMEDOUT;
-	if (strncmp(st, "08", 2) == 0 || pg_state_in(st, "57P01", "57P03"))
+	if (strncmp(st, "08", 2) == 0 || pg_state_in(st, "57P01", "57P03")) {
+		pg_lost(c);
 		return -ENOTCONN;
+	}
 	if (strcmp(st, "53100") == 0)
 		return -ENOSPC;
 	return -EIO;
@@ -139,20 +200,97 @@ static int pg_result(struct pg *c, PGresult *res, bool keep)
 
 	if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK && t != PGRES_EMPTY_QUERY)
 		r = pg_fail(c, res);
+	pg_track_tx(c);
 	if (!keep || r < 0)
 		PQclear(res);
 	return r;
 }
 
-static int pg_exec(struct sql *c, const char *q)
+/* The session's settings, on a new connection or after a reset. */
+static int pg_session(struct pg *c)
 {
-	return pg_result(P(c), PQexec(P(c)->h, q), false);
+	int r = pg_result(c, PQexec(c->h, c->durable ? "SET synchronous_commit = on" : "SET synchronous_commit = off"),
+			  false);
+
+	if (r == 0 && c->readonly)
+		r = pg_result(c, PQexec(c->h, "SET default_transaction_read_only = on"), false);
+	return r;
 }
 
-/* Let the migration lock go once the connection does something else. */
+/* 0 when the connection can take a statement; after a loss, a reset (at
+ * most once a second) that brings it back, else -ENOTCONN.  A transaction
+ * lost with the connection keeps it lost until the caller ends it. */
+static int pg_ready(struct pg *c)
+{
+	int64_t now;
+
+	if (!c->lost && PQstatus(c->h) == CONNECTION_OK)
+		return 0;
+	if (!c->lost) { /* found bad before any statement failed on it */
+		pg_set_err(c, PQerrorMessage(c->h));
+		pg_lost(c);
+		return -ENOTCONN;
+	}
+	if (c->tx_lost)
+		return -ENOTCONN;
+	now = pg_now_ms();
+	if (now - c->tried_at < PG_RETRY_MS)
+		return -ENOTCONN;
+	c->tried_at = now;
+	PQreset(c->h);
+	if (PQstatus(c->h) != CONNECTION_OK) {
+		pg_set_err(c, PQerrorMessage(c->h));
+		return -ENOTCONN;
+	}
+	c->gen++; /* the old session's prepared statements and locks are gone */
+	c->schema_locked = false;
+	c->tx_open = false;
+	c->lost = false;
+	if (pg_session(c) < 0) { /* lost again at once, or refused */
+		if (!c->lost)
+			pg_lost(c);
+		return -ENOTCONN;
+	}
+	log_info("store: the connection to PostgreSQL is back after %.1f s", (double)(now - c->lost_at) / 1000.0);
+	return 0;
+}
+
+/* ROLLBACK (not TO a savepoint), COMMIT or END: the end of a transaction. */
+static bool pg_ends_tx(const char *q)
+{
+	while (*q == ' ')
+		q++;
+	if (strncasecmp(q, "ROLLBACK", 8) == 0)
+		return strncasecmp(q, "ROLLBACK TO", 11) != 0;
+	return strncasecmp(q, "COMMIT", 6) == 0 || strncasecmp(q, "END", 3) == 0;
+}
+
+static int pg_exec(struct sql *cc, const char *q)
+{
+	struct pg *c = P(cc);
+	int r;
+
+	if (c->tx_lost) {
+		/* the transaction went with the connection: a ROLLBACK of it
+		 * succeeds, a COMMIT fails (nothing of it is kept), and either
+		 * lets the next statement reconnect */
+		if (!pg_ends_tx(q))
+			return -ENOTCONN;
+		c->tx_lost = false;
+		return strncasecmp(q + strspn(q, " "), "ROLLBACK", 8) == 0 ? 0 : -ENOTCONN;
+	}
+	r = pg_ready(c);
+	if (r < 0)
+		return r;
+	r = pg_result(c, PQexec(c->h, q), false);
+	if (r == -ENOTCONN && pg_ends_tx(q))
+		c->tx_lost = false; /* lost at its end: over, not kept */
+	return r;
+}
+
 static void pg_unlock_schema(struct pg *c)
 {
-	if (!c->schema_locked || PQtransactionStatus(c->h) != PQTRANS_IDLE)
+	if (!c->schema_locked || c->lost || PQtransactionStatus(c->h) != PQTRANS_IDLE)
 		return;
 	c->schema_locked = false;
 	pg_exec(&c->base, "SELECT pg_advisory_unlock(" PG_SCHEMA_LOCK ")");
@@ -196,6 +334,7 @@ static int pg_open(const char *target, unsigned flags, struct sql **out)
 		return -ENOMEM;
 	c->base.ops = &sql_pg_ops;
 	c->readonly = flags & SQL_OPEN_READONLY;
+	c->durable = true;
 	c->password = pg_password(target);
 	c->h = PQconnectdbParams(keys, vals, 1);
 	if (!c->h) {
@@ -207,9 +346,7 @@ static int pg_open(const char *target, unsigned flags, struct sql **out)
 		r = -ENOTCONN;
 		goto fail;
 	}
-	r = pg_exec(&c->base, "SET synchronous_commit = on");
-	if (r == 0 && c->readonly)
-		r = pg_exec(&c->base, "SET default_transaction_read_only = on");
+	r = pg_session(c);
 	if (r < 0)
 		goto fail;
 	*out = &c->base;
@@ -293,7 +430,7 @@ static void pg_finalize(struct sql_stmt *st)
 	pg_clear_result(s);
 	/* In an aborted transaction DEALLOCATE would fail: the statement
 	 * then stays until the session ends (its name is never reused). */
-	if (s->name[0] && PQstatus(c->h) == CONNECTION_OK &&
+	if (s->name[0] && s->gen == c->gen && !c->lost && PQstatus(c->h) == CONNECTION_OK &&
 	    (PQtransactionStatus(c->h) == PQTRANS_IDLE || PQtransactionStatus(c->h) == PQTRANS_INTRANS)) {
 		snprintf(q, sizeof(q), "DEALLOCATE %s", s->name);
 		pg_exec(st->c, q);
@@ -301,6 +438,7 @@ static void pg_finalize(struct sql_stmt *st)
 	for (int i = 0; s->copies && i < s->nparams; i++)
 		free(s->copies[i]);
 	free(s->copies);
+	free(s->text);
 	free(s->vals);
 	free(s->lens);
 	free(s->fmts);
@@ -315,6 +453,9 @@ static int pg_prepare(struct sql *cc, const char *q, struct sql_stmt **out)
 	char *text;
 	int n = 0, r;
 
+	r = c->tx_lost ? -ENOTCONN : pg_ready(c);
+	if (r < 0)
+		return r;
 	pg_unlock_schema(c);
 	text = pg_rewrite(q, &n);
 	if (!text)
@@ -340,8 +481,9 @@ static int pg_prepare(struct sql *cc, const char *q, struct sql_stmt **out)
 		}
 	}
 	snprintf(s->name, sizeof(s->name), "sky_%lu", ++c->next_name);
+	s->text = text;
+	s->gen = c->gen;
 	r = pg_result(c, PQprepare(c->h, s->name, text, n, NULL), false);
-	free(text);
 	if (r < 0) {
 		s->name[0] = 0; /* nothing to deallocate */
 		pg_finalize(&s->base);
@@ -445,8 +587,20 @@ static int pg_step(struct sql_stmt *st)
 	int r;
 
 	if (!s->ran) {
-		pg_unlock_schema(c);
 		s->ran = true;
+		r = c->tx_lost ? -ENOTCONN : pg_ready(c);
+		if (r == 0 && s->gen != c->gen) {
+			/* prepared on a session that is gone: again, a new name */
+			snprintf(s->name, sizeof(s->name), "sky_%lu", ++c->next_name);
+			r = pg_result(c, PQprepare(c->h, s->name, s->text, s->nparams, NULL), false);
+			if (r == 0)
+				s->gen = c->gen;
+		}
+		if (r < 0) {
+			s->done = true;
+			return r;
+		}
+		pg_unlock_schema(c);
 		if (s->bind_err) {
 			s->done = true;
 			return s->bind_err;
@@ -621,12 +775,21 @@ static int64_t pg_changes(struct sql *c)
 
 static int pg_begin(struct sql *c)
 {
+	/* a new transaction: one lost with the connection is over whether or
+	 * not its caller said ROLLBACK */
+	P(c)->tx_lost = false;
 	return pg_exec(c, "BEGIN ISOLATION LEVEL READ COMMITTED");
 }
 
-static bool pg_in_tx(struct sql *c)
+static bool pg_in_tx(struct sql *cc)
 {
-	return PQtransactionStatus(P(c)->h) != PQTRANS_IDLE;
+	struct pg *c = P(cc);
+
+	if (c->tx_lost)
+		return true; /* until the caller ends it */
+	if (c->lost || PQstatus(c->h) != CONNECTION_OK)
+		return false;
+	return PQtransactionStatus(c->h) != PQTRANS_IDLE;
 }
 
 /* synchronous_commit off: a commit returns before its WAL reaches the
@@ -634,14 +797,20 @@ static bool pg_in_tx(struct sql *c)
  * which is what SQLite's NORMAL allows too.  On: every commit waits. */
 static int pg_set_durable(struct sql *c, bool durable)
 {
+	P(c)->durable = durable; /* kept for a new session */
 	return pg_exec(c, durable ? "SET synchronous_commit = on" : "SET synchronous_commit = off");
 }
 
 /* The first column of the first row of q as an int, def when no row. */
 static int pg_int_query(struct pg *c, const char *q, int def)
 {
-	PGresult *res = PQexecParams(c->h, q, 0, NULL, NULL, NULL, NULL, 0);
-	int r = pg_result(c, res, true);
+	PGresult *res;
+	int r = c->tx_lost ? -ENOTCONN : pg_ready(c);
+
+	if (r < 0)
+		return r;
+	res = PQexecParams(c->h, q, 0, NULL, NULL, NULL, NULL, 0);
+	r = pg_result(c, res, true);
 
 	if (r < 0)
 		return r;
@@ -724,6 +893,9 @@ static int pg_blob_read(struct sql *cc, const char *table, const char *col, int6
 		return -EINVAL;
 	if ((size_t)snprintf(q, sizeof(q), "SELECT %s FROM %s WHERE id = $1", col, table) >= sizeof(q))
 		return -EINVAL;
+	r = c->tx_lost ? -ENOTCONN : pg_ready(c);
+	if (r < 0)
+		return r;
 	pg_unlock_schema(c);
 	snprintf(num, sizeof(num), "%" PRId64, id);
 	res = PQexecParams(c->h, q, 1, NULL, vals, NULL, NULL, 1);
@@ -760,6 +932,9 @@ static int pg_blob_write(struct sql *cc, const char *table, const char *col, int
 		return -EINVAL;
 	if ((size_t)snprintf(q, sizeof(q), "UPDATE %s SET %s = $2 WHERE id = $1", table, col) >= sizeof(q))
 		return -EINVAL;
+	r = c->tx_lost ? -ENOTCONN : pg_ready(c);
+	if (r < 0)
+		return r;
 	pg_unlock_schema(c);
 	snprintf(num, sizeof(num), "%" PRId64, id);
 	res = PQexecParams(c->h, q, 2, NULL, vals, lens, fmts, 1);

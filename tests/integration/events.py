@@ -36,14 +36,13 @@ import re
 import select
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fleetlib import (ROOT, SKYCTL, SKYROOTD, SKY_SLOW, Fail, Fleet, Proc, agent_args,  # noqa: E402
-                      board_fixture, check, run_cases, skyctl, wait_for)
+                      board_fixture, check, run_cases, skyctl, sqlq, wait_for)
 
 
 # ---- helpers ----
@@ -172,11 +171,8 @@ def make_token(f, conn=None):
 
 
 def db_rows(f, sql):
-    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"))
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
+    """The rows of SQL on the store, integers as ints."""
+    return [tuple(int(v) if v.lstrip("-").isdigit() else v for v in r) for r in f.store_sql(sql)]
 
 
 def readline(p, timeout, stream=None):
@@ -196,13 +192,10 @@ def readline(p, timeout, stream=None):
 
 def corrupt(f, image_id):
     """A flipped byte in the first chunk of the image, in the store."""
-    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-    cid = db.execute("SELECT chunk_id FROM image_chunks WHERE image_id = ? AND idx = 0", (image_id,)).fetchone()[0]
-    data = bytearray(db.execute("SELECT data FROM chunk_data WHERE id = ?", (cid,)).fetchone()[0])
+    where = f"id = (SELECT chunk_id FROM image_chunks WHERE image_id = {sqlq(image_id)} AND idx = 0)"
+    data = bytearray(f.store_blob("chunk_data", "data", where))
     data[len(data) // 2] ^= 0x01
-    db.execute("UPDATE chunk_data SET data = ? WHERE id = ?", (bytes(data), cid))
-    db.commit()
-    db.close()
+    f.store_set_blob("chunk_data", "data", where, bytes(data))
 
 
 def check_event_shape(e):

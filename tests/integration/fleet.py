@@ -13,7 +13,6 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -25,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fleetlib import (SKY_SLOW, SKYCTL, SKYROOTD, Fleet, board_token, cert_fields, check, expect_refused,  # noqa: E402
                       fetch_text, forge_cert, free_port, heartbeat_with_cert, link_errors, link_frames,
                       pb_field, pb_fields, read_for, read_until_closed, refused_old_cert, run_cases, skyctl,
-                      tls_connect, wait_for)
+                      sqlq, tls_connect, wait_for)
 
 
 def case_enroll_three(f):
@@ -70,10 +69,7 @@ def case_token_rules(f):
     expect_refused(p, "not known to this controller")
     # An expired token: its expiry moved into the past in the store.
     tok = f.token()
-    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-    db.execute("UPDATE tokens SET expires_at = 1 WHERE id = ?", (tok["id"],))
-    db.commit()
-    db.close()
+    f.store_sql(f"UPDATE tokens SET expires_at = 1 WHERE id = {sqlq(tok['id'])}")
     p = f.agent("a", token=tok["token"], once=True)
     expect_refused(p, "has expired")
     # A revoked token.
@@ -117,9 +113,7 @@ def case_token_race(f):
         ps = [f.agent(b, token=tok["token"], once=True, name=f"{b}{round_}") for b in "abc"]
         rcs = [wait_for(lambda p=p: p.p.poll() is not None and [p.p.returncode], 30, "racer")[0] for p in ps]
         check(sorted(rcs) == [0, 1, 1], f"round {round_}: exactly one winner, got {rcs}")
-        db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-        left = db.execute("SELECT uses_left FROM tokens WHERE id = ?", (tok["id"],)).fetchone()[0]
-        db.close()
+        left = int(f.store_sql(f"SELECT uses_left FROM tokens WHERE id = {sqlq(tok['id'])}")[0][0])
         check(left == 0, f"uses_left {left}")
         # reset: delete boards so the next round's winner is a new board
         for b in f.boards():
@@ -218,9 +212,7 @@ def case_other_board_cert(f):
                   20, "boards a and b online with their inventory")
     by_name = {b["name"]: b for b in on.values()}
     a, b = by_name["board-a"], by_name["board-b"]
-    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-    a_certs = db.execute("SELECT serial, revoked FROM certs WHERE board_id = ? ORDER BY serial", (a["id"],)).fetchall()
-    db.close()
+    a_certs = f.store_sql(f"SELECT serial, revoked FROM certs WHERE board_id = {sqlq(a['id'])} ORDER BY serial")
     pb.stop()
     f.procs.remove(pb)
     wait_for(lambda: b["id"] not in f.online(), 10, "board b offline")
@@ -263,10 +255,8 @@ def case_other_board_cert(f):
     check(f.ctl.text().count(f"board {a['id']}: session up") == 1 and "session down" not in pa.text(),
           "board a kept its one session")
     check(f"board {a['id']}: certificate renewed" not in f.ctl.text(), "no certificate renewed for board a")
-    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-    a_now = db.execute("SELECT serial, revoked FROM certs WHERE board_id = ? ORDER BY serial", (a["id"],)).fetchall()
-    b_certs = db.execute("SELECT COUNT(*) FROM certs WHERE board_id = ?", (b["id"],)).fetchone()[0]
-    db.close()
+    a_now = f.store_sql(f"SELECT serial, revoked FROM certs WHERE board_id = {sqlq(a['id'])} ORDER BY serial")
+    b_certs = int(f.store_sql(f"SELECT COUNT(*) FROM certs WHERE board_id = {sqlq(b['id'])}")[0][0])
     check(a_now == a_certs, f"board a's certificates untouched: {a_certs} -> {a_now}")
     check(b_certs == 2, f"the new certificate is recorded for board b: {b_certs}")
 
@@ -368,9 +358,8 @@ def case_restart_kill9(f):
     ids = {t["id"]: t for t in toks["tokens"]}
     check(spare["id"] in ids and ids[spare["id"]]["uses_left"] == 5, "acknowledged token survived kill -9")
     check(ids[tok["id"]]["uses_left"] == 0, "consumed uses survived kill -9")
-    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-    check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "store integrity")
-    db.close()
+    bad = f.store_intact()
+    check(bad is None, f"store integrity: {bad}")
 
 
 def case_identity_dir(f):
@@ -622,7 +611,9 @@ def case_state_modes(f):
     f.start()
     f.token()
     m = modes()
-    check(m.pop("") == 0o700 and all(v == 0o600 for v in m.values()) and "skyroot.db-wal" in m,
+    # SQLite's -wal/-shm files; on PostgreSQL the file of the store's URI
+    store_file = "skyroot.db-wal" if f.engine == "sqlite" else "store.url"
+    check(m.pop("") == 0o700 and all(v == 0o600 for v in m.values()) and store_file in m,
           f"while running, the store's -wal/-shm files included: {m}")
     f.ctl.stop()
     f.procs.remove(f.ctl)
@@ -668,9 +659,7 @@ def case_cert_expired(f):
 def cert_expiry(f, bid, which):
     """The end of the lifetime (Unix time) of board bid's first (MIN) or
     last (MAX) certificate, from the store."""
-    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-    t = db.execute(f"SELECT {which}(not_after) FROM certs WHERE board_id = ?", (bid,)).fetchone()[0]
-    db.close()
+    t = int(f.store_sql(f"SELECT {which}(not_after) FROM certs WHERE board_id = {sqlq(bid)}")[0][0] or 0)
     check(t and t > time.time(), f"board {bid}'s certificate lives on: {t}")
     return t
 
@@ -704,9 +693,7 @@ def case_renewal(f):
     p = f.agent("a", token=tok["token"], hb=1000)
     bid = wait_for(lambda: list(f.online()), 20, "online")[0]
     wait_for(lambda: "certificate renewed" in p.text(), 20, "in-band renewal at 2/3 of the lifetime")
-    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-    n = db.execute("SELECT COUNT(*) FROM certs WHERE board_id = ?", (bid,)).fetchone()[0]
-    db.close()
+    n = int(f.store_sql(f"SELECT COUNT(*) FROM certs WHERE board_id = {sqlq(bid)}")[0][0])
     check(n >= 2, f"a second certificate was issued ({n})")
     # Past the first certificate's expiry the board reconnects with the new one.
     expiry = cert_expiry(f, bid, "MIN")
@@ -959,8 +946,7 @@ def case_init_refuses_overwrite(f):
     check("ska-" in f.init_output, "admin token printed once at init")
     hashed = open(os.path.join(f.state, "admin.token.sha256")).read().strip()
     check(hashed == hashlib.sha256(f.admin.encode()).hexdigest(), "admin token stored as a hash")
-    db = open(os.path.join(f.state, "skyroot.db"), "rb").read()
-    check(f.admin.encode() not in db, "admin token not in the store")
+    check(f.admin.encode() not in f.store_dump(), "admin token not in the store")
     os.chmod(os.path.join(f.state, "ca.key"), 0o644)
     out = subprocess.run([SKYROOTD, "run", "--state", f.state, "--agent-listen", f"127.0.0.1:{f.agent_port}",
                           "--api-listen", f"127.0.0.1:{f.api_port}"], capture_output=True, text=True, timeout=10)

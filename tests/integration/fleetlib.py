@@ -4,6 +4,13 @@ agents and skyctl on loopback (Fleet), processes stopped by pid (Proc),
 checks and waits, raw TLS and agent-link helpers, and run_cases, the
 command line of every script.  The binaries come from $SKYROOTD,
 $SKYAGENT, $SKYCTL; fixture boards from $SKY_FIXTURES/boards/{a,b,c}.
+
+The store's engine: SQLite (skyroot.db in the state folder), or, when
+$SKY_TEST_PG names a PostgreSQL server (postgresql://USER@HOST:PORT, no
+database; deploy/test.sh starts one with tests/pg/pgserver.py for the ASan
+run), a fresh database on it for each Fleet, dropped when the fleet closes.
+A case about the SQLite file itself is pinned to SQLite (run_cases'
+sqlite_only, Fleet(engine="sqlite")) and says so on its output.
 """
 import hashlib
 import json
@@ -35,6 +42,22 @@ FIXTURES = os.environ.get("SKY_FIXTURES", os.path.join(ROOT, "tests", "fixtures"
 # with SKY_THREADS=1 in build-asan/, so both arrangements are covered.
 SKY_THREADS = os.environ.get("SKY_THREADS", "")
 SKY_SLOW = 1 if os.environ.get("SKY_SANITIZE", "none") in ("", "none") else 5
+# The PostgreSQL server of the run (see the top), "" for SQLite.
+SKY_TEST_PG = os.environ.get("SKY_TEST_PG", "").rstrip("/")
+# The engine of a Fleet made without engine=: run_cases pins it to "sqlite"
+# for the cases it is told are about the SQLite file.
+ENGINE = "postgresql" if SKY_TEST_PG else "sqlite"
+
+
+def psql(sql, db="postgres"):
+    """Run SQL on database DB of the run's PostgreSQL server ($SKY_TEST_PG):
+    its output (unaligned, tuples only)."""
+    check(SKY_TEST_PG, "psql needs SKY_TEST_PG")
+    # on stdin: a statement with a chunk's bytes is longer than an argument may be
+    out = subprocess.run(["psql", f"{SKY_TEST_PG}/{db}", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"],
+                         input=sql, capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0, f"psql {sql!r}: {out.stderr.strip()}")
+    return out.stdout
 
 
 class Fail(Exception):
@@ -132,10 +155,73 @@ def agent_args(f, root, token=None, pin=None, binary=SKYAGENT):
     return args
 
 
-class Fleet:
+class Store:
+    """The store of a state folder behind the controller's back, for tests
+    that look at it or tamper with it, whichever the engine: Fleet is one;
+    Store("sqlite", state) one of a state folder alone (a restored backup)."""
+
+    def __init__(self, engine, state, pg_db=None):
+        self.engine, self.state, self.pg_db = engine, state, pg_db
+
+    def store_sql(self, sql):
+        """The rows of SQL on the fleet's store as tuples of strings (NULL
+        as ""; on PostgreSQL a boolean is "t"/"f"); a change is committed."""
+        if self.engine == "postgresql":
+            check(self.pg_db, "the fleet's database is gone")
+            out = psql(sql, db=self.pg_db)
+            return [tuple(line.split("|")) for line in out.splitlines() if line]
+        import sqlite3
+        con = sqlite3.connect(os.path.join(self.state, "skyroot.db"), timeout=10)
+        try:
+            rows = con.execute(sql).fetchall()
+            con.commit()
+        finally:
+            con.close()
+        return [tuple("" if v is None else str(v) for v in r) for r in rows]
+
+    def store_blob(self, table, col, where):
+        """The bytes of blob COL of the row of TABLE matching WHERE (SQL)."""
+        hexf = f"encode({col}, 'hex')" if self.engine == "postgresql" else f"hex({col})"
+        rows = self.store_sql(f"SELECT {hexf} FROM {table} WHERE {where}")
+        check(len(rows) == 1, f"one row of {table} where {where}: {rows}")
+        return bytes.fromhex(rows[0][0])
+
+    def store_set_blob(self, table, col, where, data):
+        """Blob COL of the rows of TABLE matching WHERE set to DATA."""
+        lit = f"decode('{data.hex()}', 'hex')" if self.engine == "postgresql" else f"X'{data.hex()}'"
+        self.store_sql(f"UPDATE {table} SET {col} = {lit} WHERE {where}")
+
+    def store_dump(self):
+        """Every byte the store holds, as one bytes: SQLite's file (and its
+        WAL); on PostgreSQL pg_dump of the database."""
+        if self.engine == "postgresql":
+            dump = os.path.join(os.environ.get("SKY_PG_BIN", "/usr/lib/postgresql/15/bin"), "pg_dump")
+            out = subprocess.run([dump, f"{SKY_TEST_PG}/{self.pg_db}"], capture_output=True, timeout=120)
+            check(out.returncode == 0, f"pg_dump: {out.stderr.decode(errors='replace')}")
+            return out.stdout
+        data = b""
+        for fn in ("skyroot.db", "skyroot.db-wal"):
+            if os.path.exists(os.path.join(self.state, fn)):
+                data += open(os.path.join(self.state, fn), "rb").read()
+        return data
+
+    def store_intact(self):
+        """None when the store's own checks find it sound, else what they
+        say: SQLite's integrity_check; on PostgreSQL pg_amcheck (the heap
+        and B-tree indexes; the pages' data checksums are checked as read)."""
+        if self.engine == "postgresql":
+            amcheck = os.path.join(os.environ.get("SKY_PG_BIN", "/usr/lib/postgresql/15/bin"), "pg_amcheck")
+            out = subprocess.run([amcheck, "--install-missing", "--heapallindexed", f"{SKY_TEST_PG}/{self.pg_db}"],
+                                 capture_output=True, text=True, timeout=120)
+            return None if out.returncode == 0 else (out.stdout + out.stderr).strip() or f"rc {out.returncode}"
+        rows = self.store_sql("PRAGMA integrity_check")
+        return None if rows == [("ok",)] else repr(rows)
+
+
+class Fleet(Store):
     """A controller in a temporary state folder plus the agents of a case."""
 
-    def __init__(self, tmp, cert_ttl=None, init_extra=()):
+    def __init__(self, tmp, cert_ttl=None, init_extra=(), engine=None):
         self.tmp = tmp
         self.state = os.path.join(tmp, "state")
         self.agent_port = free_port()
@@ -143,8 +229,18 @@ class Fleet:
         self.cert_ttl = cert_ttl
         self.procs = []
         self.ctl = None
+        self.engine = engine or ENGINE
+        self.pg_db = None  # the fleet's database on PostgreSQL, dropped by close()
+        db = []
+        if self.engine == "postgresql":
+            # unique over concurrent scripts (pid) and fleets of one script
+            self.pg_db = f"sky_{os.getpid()}_{os.urandom(4).hex()}"
+            psql(f"CREATE DATABASE {self.pg_db}")
+            db = ["--db", f"{SKY_TEST_PG}/{self.pg_db}"]
+        else:
+            check(self.engine == "sqlite", f"engine {self.engine!r}")
         out = subprocess.run([SKYROOTD, "init", "--state", self.state,
-                              "--api-listen", f"127.0.0.1:{self.api_port}"] + list(init_extra),
+                              "--api-listen", f"127.0.0.1:{self.api_port}"] + db + list(init_extra),
                              capture_output=True, text=True)
         check(out.returncode == 0, f"skyrootd init failed: {out.stderr}")
         self.init_output = out.stdout
@@ -255,7 +351,18 @@ class Fleet:
             if running and rc != 0:
                 problems.append(f"{os.path.basename(p.log_path)}: exit status {rc} after SIGTERM")
         self.procs = []
+        if self.pg_db:
+            # after the controller stopped; FORCE: a straggler's session too
+            db, self.pg_db = self.pg_db, None
+            try:
+                psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            except Fail as e:
+                problems.append(f"drop of the fleet's database: {e}")
         return problems
+
+def sqlq(text):
+    """TEXT as an SQL string literal (both engines read it the same)."""
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 # --------------------------------------------------------------------------
@@ -559,9 +666,12 @@ def skyctl(f, *args, conf=True, input_bytes=None):
     return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=30)
 
 
-def run_cases(cases, prefix, make, skip=None):
+def run_cases(cases, prefix, make, skip=None, sqlite_only=None):
     """The command line of every test script: one CASE, its processes
-    stopped and checked for sanitizer findings, logs shown on failure."""
+    stopped and checked for sanitizer findings, logs shown on failure.
+    sqlite_only: {case name: why} of cases about the SQLite file itself,
+    which run on SQLite whatever the run's engine (and say so)."""
+    global ENGINE
     if len(sys.argv) != 2 or f"case_{sys.argv[1]}" not in cases:
         names = sorted(k[5:] for k in cases if k.startswith("case_"))
         print(f"usage: {sys.argv[0]} CASE\ncases: {' '.join(names)}", file=sys.stderr)
@@ -572,6 +682,11 @@ def run_cases(cases, prefix, make, skip=None):
             print(f"SKIP: {why}")
             return 77
     name = sys.argv[1]
+    if name in (sqlite_only or {}) and ENGINE != "sqlite":
+        print(f"engine: sqlite, not {ENGINE} (pinned: {sqlite_only[name]})")
+        ENGINE = "sqlite"
+    else:
+        print(f"engine: {ENGINE}")
     tmp = tempfile.mkdtemp(prefix=f"{prefix}-{name}-")
     f = None
     try:

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import ssl
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fleetlib import (Fail, Fleet, check, metrics, pb_field, read_for, read_until_closed, run_cases,  # noqa: E402
-                      tls_connect, wait_for)
+                      sqlq, tls_connect, wait_for)
 
 CHUNK = 1 << 20
 
@@ -88,10 +87,7 @@ def push(f, path, name, kind="disk", chunked=False, cut_after=None, declared=Non
 
 
 def chunk_count(f):
-    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-    n = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-    db.close()
-    return n
+    return int(f.store_sql("SELECT COUNT(*) FROM chunks")[0][0])
 
 
 def board_with_agent(f, board="a", extra=()):
@@ -282,23 +278,20 @@ def case_disk_full(f):
         check(again["sha256"] == want, "small intact")
         f.ctl.stop()
         f.procs.remove(f.ctl)
-        db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-        check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "integrity")
-        db.close()
+        bad = f.store_intact()
+        check(bad is None, f"integrity: {bad}")
     finally:
         f.close()
         subprocess.run(["umount", "-l", mnt])
 
 
 def corrupt_chunk(f, image_id, index):
-    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-    cid = db.execute("SELECT chunk_id FROM image_chunks WHERE image_id = ? AND idx = ?",
-                     (image_id, index)).fetchone()[0]
-    data = bytearray(db.execute("SELECT data FROM chunk_data WHERE id = ?", (cid,)).fetchone()[0])
+    """A flipped byte in chunk INDEX of the image, in the store F (a Fleet
+    or a fleetlib.Store)."""
+    where = f"id = (SELECT chunk_id FROM image_chunks WHERE image_id = {sqlq(image_id)} AND idx = {int(index)})"
+    data = bytearray(f.store_blob("chunk_data", "data", where))
     data[len(data) // 2] ^= 0x01
-    db.execute("UPDATE chunk_data SET data = ? WHERE id = ?", (bytes(data), cid))
-    db.commit()
-    db.close()
+    f.store_set_blob("chunk_data", "data", where, bytes(data))
 
 
 def case_tamper(f):
@@ -323,22 +316,20 @@ def case_tamper(f):
     # verify found it: it is quarantined and never sent.
     check("is corrupt in the store, found by image verify: quarantined" in f.ctl.text(), "controller reports it")
     # 2. A manifest with a bad signature.
-    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-    sig = bytearray(db.execute("SELECT signature FROM images WHERE id = ?", (ids["sig"],)).fetchone()[0])
+    sig = bytearray(f.store_blob("images", "signature", f"id = {sqlq(ids['sig'])}"))
     sig[5] ^= 0x40
-    db.execute("UPDATE images SET signature = ? WHERE id = ?", (bytes(sig), ids["sig"]))
+    f.store_set_blob("images", "signature", f"id = {sqlq(ids['sig'])}", bytes(sig))
     # 3. A swapped chunk digest inside the signed manifest.
-    man = bytearray(db.execute("SELECT manifest FROM images WHERE id = ?", (ids["swap"],)).fetchone()[0])
+    man = bytearray(f.store_blob("images", "manifest", f"id = {sqlq(ids['swap'])}"))
     digests = [hashlib.sha256(open(path, "rb").read()[i * CHUNK:(i + 1) * CHUNK]).digest() for i in range(4)]
     a, b = man.find(digests[0]), man.find(digests[1])
     check(a >= 0 and b >= 0, "digests found in the manifest")
     man[a:a + 32], man[b:b + 32] = digests[1], digests[0]
-    db.execute("UPDATE images SET manifest = ? WHERE id = ?", (bytes(man), ids["swap"]))
+    f.store_set_blob("images", "manifest", f"id = {sqlq(ids['swap'])}", bytes(man))
     # 4. The controller's own index points chunk 0 at chunk 1's row.
-    r1 = db.execute("SELECT chunk_id FROM image_chunks WHERE image_id = ? AND idx = 1", (ids["index"],)).fetchone()[0]
-    db.execute("UPDATE image_chunks SET chunk_id = ? WHERE image_id = ? AND idx = 0", (r1, ids["index"]))
-    db.commit()
-    db.close()
+    ix = sqlq(ids["index"])
+    f.store_sql(f"UPDATE image_chunks SET chunk_id = (SELECT chunk_id FROM image_chunks WHERE image_id = {ix} "
+                f"AND idx = 1) WHERE image_id = {ix} AND idx = 0")
     how, err = fetch(f, bid, ids["sig"])
     check(how == "error" and "signature" in err, f"bad signature refused: {how} {err}")
     how, err = fetch(f, bid, ids["swap"])
@@ -519,9 +510,8 @@ def case_stream_resume(f):
     for p in agents:
         check(memfd_sha256(p.p.pid, img["id"]) == want, "right bytes in every board")
     check(any("image" in p.text() and "ready" in p.text() for p in agents), "ready")
-    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-    check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "integrity")
-    db.close()
+    bad = f.store_intact()
+    check(bad is None, f"integrity: {bad}")
     st, v = f.api("POST", "/v1/images/r/verify")
     check(v["ok"], "verify clean")
 
@@ -555,12 +545,11 @@ def case_crash_push(f):
             if visible[0] == 200:
                 check(visible[1]["sha256"] == want and visible[1]["size_bytes"] == 24 * CHUNK,
                       "a visible image is whole")
-        db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-        check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", f"integrity after kill {i}")
-        orphans = db.execute("SELECT COUNT(*) FROM chunks c WHERE NOT EXISTS "
-                             "(SELECT 1 FROM image_chunks ic WHERE ic.chunk_id = c.id)").fetchone()[0]
-        orphans += db.execute("SELECT COUNT(*) FROM chunk_data WHERE id NOT IN (SELECT id FROM chunks)").fetchone()[0]
-        db.close()
+        bad = f.store_intact()
+        check(bad is None, f"integrity after kill {i}: {bad}")
+        orphans = int(f.store_sql("SELECT COUNT(*) FROM chunks c WHERE NOT EXISTS "
+                                  "(SELECT 1 FROM image_chunks ic WHERE ic.chunk_id = c.id)")[0][0])
+        orphans += int(f.store_sql("SELECT COUNT(*) FROM chunk_data WHERE id NOT IN (SELECT id FROM chunks)")[0][0])
         check(orphans == 0, f"orphan chunks collected after kill {i}: {orphans}")
     for img in f.api("GET", "/v1/images")[1]["images"]:
         st, v = f.api("POST", f"/v1/images/{img['id']}/verify")
@@ -597,7 +586,10 @@ def case_chunks_only_granted(f):
 
 
 def main():
-    return run_cases(globals(), "sky-img", Fleet)
+    # disk_full fills the file system of the state folder, where SQLite
+    # keeps the store; a PostgreSQL store lives on its server's disk.
+    return run_cases(globals(), "sky-img", Fleet,
+                     sqlite_only={"disk_full": "the store's file on a small tmpfs is SQLite's alone"})
 
 
 if __name__ == "__main__":

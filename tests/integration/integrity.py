@@ -8,14 +8,13 @@ Usage: integrity.py CASE (same environment as fleet.py)."""
 import hashlib
 import os
 import signal
-import sqlite3
 import struct
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fleetlib import (Fleet, check, metrics, pb_field, pb_varint, run_cases, skyctl,  # noqa: E402
-                      tls_connect, wait_for)
+                      sqlq, tls_connect, wait_for)
 from images import CHUNK, board_with_agent, corrupt_chunk, fetch, memfd_sha256, push, rand_file  # noqa: E402
 
 # AL_REPORT_BURST in controller/skyrootd/agentlink_priv.h: reports of one
@@ -215,10 +214,9 @@ def case_scrub_resumes(f):
     wait_for(lambda: metrics(f)["skyroot_scrub_chunks_total"] >= 4, 20, "the scrub to get going")
     f.ctl.stop()
     f.procs.remove(f.ctl)
-    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-    row = db.execute("SELECT cursor FROM scrub_state WHERE id = 0").fetchone()
-    db.close()
-    check(row is not None and row[0] > 0, f"its place is kept in the store: {row}")
+    rows = f.store_sql("SELECT cursor FROM scrub_state WHERE id = 0")
+    row = (int(rows[0][0]),) if rows and rows[0][0] else None
+    check(row is not None and row[0] > 0, f"its place is kept in the store: {rows}")
     log_before = len(f.ctl.text())
     f.start(extra=["--scrub-rate", "2M"])
     wait_for(lambda: "scrub: re-verifying the store" in f.ctl.text()[log_before:], 10, "the scrub's start line")
@@ -266,11 +264,9 @@ def case_agent_reports(f):
     it, and quarantines nothing (the bytes are sound)."""
     f.start(extra=["--scrub-rate", "0"])
     path, img = one_image(f, "idx")
-    db = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-    r1 = db.execute("SELECT chunk_id FROM image_chunks WHERE image_id = ? AND idx = 1", (img["id"],)).fetchone()[0]
-    db.execute("UPDATE image_chunks SET chunk_id = ? WHERE image_id = ? AND idx = 0", (r1, img["id"]))
-    db.commit()
-    db.close()
+    ix = sqlq(img["id"])
+    f.store_sql(f"UPDATE image_chunks SET chunk_id = (SELECT chunk_id FROM image_chunks WHERE image_id = {ix} "
+                f"AND idx = 1) WHERE image_id = {ix} AND idx = 0")
     p, bid = board_with_agent(f)
     how, err = fetch(f, bid, img["id"])
     check(how == "error" and "chunk 0" in err and "SHA-256" in err, f"the board refused chunk 0: {how} {err}")

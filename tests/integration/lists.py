@@ -9,12 +9,11 @@ import base64
 import json
 import os
 import socket
-import sqlite3
 import sys
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import Fleet, check, run_cases, skyctl, wait_for  # noqa: E402
+from fleetlib import Fleet, check, run_cases, skyctl, sqlq, wait_for  # noqa: E402
 
 
 def get(f, path, **query):
@@ -330,9 +329,7 @@ def case_patch(f):
     # A deleted image's labels go with it.
     st, _, _ = call(f, "DELETE", f"/v1/images/{img['id']}")
     check(st == 200, "delete the image")
-    con = sqlite3.connect(f"file:{os.path.join(f.state, 'skyroot.db')}?mode=ro", uri=True)
-    rows = con.execute("SELECT count(*) FROM meta WHERE id = ?", (img["id"],)).fetchone()[0]
-    con.close()
+    rows = int(f.store_sql(f"SELECT count(*) FROM meta WHERE id = {sqlq(img['id'])}")[0][0])
     check(rows == 0, f"meta rows of a deleted image: {rows}")
     r = skyctl(f, "board", "set", "rack1-07", "--if-match", etag0, "--description", "x")
     check(r.returncode != 0 and "changed since" in r.stderr, f"skyctl set with a stale etag: {r.returncode} {r.stderr}")
@@ -380,10 +377,7 @@ def case_idempotency(f):
                        headers={"Content-Type": "application/octet-stream", "Idempotency-Key": "k"})
     check(st == 400 and "Idempotency-Key" in body["error"]["message"], f"upload with a key: {st} {body}")
     # The kept answer (with the token's secret) is sealed in the database.
-    db = open(os.path.join(f.state, "skyroot.db"), "rb").read()
-    wal = os.path.join(f.state, "skyroot.db-wal")
-    db += open(wal, "rb").read() if os.path.exists(wal) else b""
-    check(b1["token"].encode() not in db, "the secret is not in the database in clear")
+    check(b1["token"].encode() not in f.store_dump(), "the secret is not in the database in clear")
     # After a restart the repeat still gets the same answer.
     f.ctl.stop()
     f.start()

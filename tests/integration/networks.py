@@ -431,4 +431,7 @@ def make(tmp):
 
 
 if __name__ == "__main__":
-    sys.exit(run_cases(globals(), "networks", make))
+    # tap runs the controller in a network namespace of its own, where the
+    # run's PostgreSQL on 127.0.0.1 ($SKY_TEST_PG) cannot be reached.
+    sys.exit(run_cases(globals(), "networks", make,
+                       sqlite_only={"tap": "skyrootd runs in a network namespace without the run's PostgreSQL"}))

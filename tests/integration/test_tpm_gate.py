@@ -38,12 +38,11 @@ usage: test_tpm_gate.py CASE
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import FIXTURES, Fail, board_fixture, check, run_cases, skyctl, wait_for  # noqa: E402
+from fleetlib import FIXTURES, Fail, board_fixture, check, run_cases, skyctl, sqlq, wait_for  # noqa: E402
 from test_tpm_enroll import UUID_A, TpmFleet, board, tpm_of  # noqa: E402
 from test_tpm_enroll import skip as skip_enroll  # noqa: E402
 
@@ -278,13 +277,9 @@ def case_quote_misses(f):
 
 def store_ak(f, bid, ak=None):
     """The board's AK in the store: read it, or write ak."""
-    con = sqlite3.connect(os.path.join(f.state, "skyroot.db"), timeout=10)
-    with con:
-        if ak is not None:
-            con.execute("UPDATE boards SET tpm_ak = ? WHERE id = ?", (ak, bid))
-        got = con.execute("SELECT tpm_ak FROM boards WHERE id = ?", (bid,)).fetchone()[0]
-    con.close()
-    return got
+    if ak is not None:
+        f.store_set_blob("boards", "tpm_ak", f"id = {sqlq(bid)}", ak)
+    return f.store_blob("boards", "tpm_ak", f"id = {sqlq(bid)}")
 
 
 def case_bad_quote(f):

@@ -116,6 +116,12 @@ class PgServer:
         _run([BIN + '/pg_ctl', '-D', self.data, '-m', 'fast', '-w', '-t', '60', 'stop'], _owner(),
              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
+    def resume(self):
+        """Start the stopped server of this directory again: the same data,
+        the same port (tests of an outage)."""
+        _run([BIN + '/pg_ctl', '-D', self.data, '-l', os.path.join(self.root, 'log'), '-w', '-t', '60', 'start'],
+             _owner(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
     def __enter__(self):
         self.start()
         return self

@@ -554,6 +554,96 @@ static void test_token_race(void **state)
 	db_close(b);
 }
 
+/* The backend of c killed from another connection; its pid. */
+static int64_t kill_backend(struct sql *c)
+{
+	struct sql *killer = conn();
+	struct sql_stmt *pid = prep(c, "SELECT pg_backend_pid()"), *s;
+	int64_t backend;
+
+	assert_int_equal(sql_step(pid), SQL_ROW);
+	backend = sql_col_int64(pid, 0);
+	sql_finalize(pid);
+	s = prep(killer, "SELECT pg_terminate_backend(CAST(? AS INTEGER))");
+	sql_bind_int64(s, 1, backend);
+	assert_int_equal(sql_step(s), SQL_ROW);
+	assert_int_equal(sql_col_int64(s, 0), 1);
+	sql_finalize(s);
+	sql_close(killer);
+	return backend;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* A lost connection comes back by itself: -ENOTCONN at once and for a
+ * second (no reset sooner), then a reset; a statement prepared before is
+ * prepared again on the new session, whose settings are ours again.  A
+ * transaction open at the loss stays lost until ROLLBACK: nothing of it
+ * runs on the new session. */
+static void test_reconnect(void **state)
+{
+	struct sql *c = conn();
+	struct sql_stmt *pid = prep(c, "SELECT pg_backend_pid()"), *ins;
+	int64_t old;
+
+	(void)state;
+	exec_ok(c, "DROP TABLE IF EXISTS t_rc; CREATE TABLE t_rc (id BIGINT PRIMARY KEY)");
+	assert_int_equal(c->ops->set_durable(c, false), 0);
+	old = kill_backend(c);
+	assert_int_equal(sql_step(pid), -ENOTCONN);
+	sql_reset(pid);
+	assert_int_equal(sql_step(pid), -ENOTCONN); /* within the second: no reset */
+	assert_false(sql_in_tx(c));
+	sleep_ms(1100);
+	sql_reset(pid);
+	assert_int_equal(sql_step(pid), SQL_ROW); /* reset, prepared again */
+	assert_true(sql_col_int64(pid, 0) != old);
+	assert_int_equal(sql_count(c, "SELECT CASE WHEN current_setting('synchronous_commit') = 'off' THEN 1 ELSE 0 END"), 1);
+	assert_int_equal(c->ops->set_durable(c, true), 0);
+
+	/* lost inside a transaction */
+	ins = prep(c, "INSERT INTO t_rc (id) VALUES (?)");
+	assert_int_equal(c->ops->begin(c), 0);
+	sql_bind_int64(ins, 1, 1);
+	assert_int_equal(sql_step(ins), SQL_DONE);
+	kill_backend(c);
+	sql_reset(ins);
+	sql_bind_int64(ins, 1, 2);
+	assert_int_equal(sql_step(ins), -ENOTCONN);
+	sleep_ms(1100);
+	sql_reset(ins);
+	sql_bind_int64(ins, 1, 3);
+	assert_int_equal(sql_step(ins), -ENOTCONN); /* not outside its transaction */
+	assert_true(sql_in_tx(c));
+	assert_int_equal(sql_exec(c, "ROLLBACK TO item"), -ENOTCONN);
+	assert_int_equal(sql_exec(c, "ROLLBACK"), 0);
+	assert_false(sql_in_tx(c));
+	sql_reset(ins);
+	sql_bind_int64(ins, 1, 4);
+	assert_int_equal(sql_step(ins), SQL_DONE);
+	assert_int_equal(sql_count(c, "SELECT count(*) FROM t_rc"), 1);
+	assert_int_equal(sql_count(c, "SELECT count(*) FROM t_rc WHERE id = 4"), 1);
+
+	/* lost at a COMMIT's turn: the COMMIT fails */
+	assert_int_equal(c->ops->begin(c), 0);
+	sql_reset(ins);
+	sql_bind_int64(ins, 1, 5);
+	assert_int_equal(sql_step(ins), SQL_DONE);
+	kill_backend(c);
+	assert_int_equal(sql_exec(c, "COMMIT"), -ENOTCONN); /* the loss found here, the transaction over */
+	assert_false(sql_in_tx(c));
+	sleep_ms(1100);
+	assert_int_equal(sql_count(c, "SELECT count(*) FROM t_rc WHERE id = 5"), 0);
+	sql_finalize(ins);
+	sql_finalize(pid);
+	sql_close(c);
+}
+
 /* Last: the server goes away. */
 static void test_connection_loss(void **state)
 {
@@ -603,6 +693,7 @@ int main(void)
 		cmocka_unit_test(test_errmsg_no_password),
 		cmocka_unit_test(test_db_open_race),
 		cmocka_unit_test(test_token_race),
+		cmocka_unit_test(test_reconnect),
 		cmocka_unit_test(test_connection_loss),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
