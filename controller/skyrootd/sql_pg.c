@@ -317,6 +317,12 @@ static char *pg_password(const char *target)
 	return pw;
 }
 
+static void pg_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
 static int pg_open(const char *target, unsigned flags, struct sql **out)
 {
 	/* Later keywords override earlier ones: the URI's own settings win
@@ -346,6 +352,10 @@ static int pg_open(const char *target, unsigned flags, struct sql **out)
 		r = -ENOTCONN;
 		goto fail;
 	}
+	/* The server's NOTICEs ("relation ... already exists, skipping")
+	 * are not the operator's business: libpq would print them on
+	 * stderr.  Kept on the connection across PQreset. */
+	PQsetNoticeProcessor(c->h, pg_notice, NULL);
 	r = pg_session(c);
 	if (r < 0)
 		goto fail;
