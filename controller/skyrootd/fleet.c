@@ -42,6 +42,7 @@
 #define FLEET_TAKE_BATCH 32     /* outbox rows taken per statement (its LIMIT) */
 /* The advisory locks' keys: fixed, "SkyR" in the high half. */
 #define FLEET_LOCK_BASE ((int64_t)0x536b7952 << 32)
+#define FLEET_LOCK_EVENTS (FLEET_LOCK_BASE + 100)
 
 struct fleet_sub {
 	char topic[FLEET_TOPIC_MAX];
@@ -573,6 +574,22 @@ bool fleet_job_mine(struct fleet *f, enum fleet_job job)
 #else
 	return false;
 #endif
+}
+
+int fleet_order_events(struct fleet *f)
+{
+	struct sql_stmt *s;
+	int r;
+
+	if (!fleet_shared(f))
+		return 0;
+	r = sql_prepare(f->c, "SELECT pg_advisory_xact_lock(?)", &s);
+	if (r < 0)
+		return r;
+	sql_bind_int64(s, 1, FLEET_LOCK_EVENTS);
+	r = sql_step(s);
+	sql_finalize(s);
+	return r < 0 ? r : 0;
 }
 
 /* ---- start, stop */

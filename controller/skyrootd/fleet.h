@@ -79,5 +79,10 @@ void fleet_board_kick(struct fleet *f, const char *board_id);
 
 /* Whether this controller runs job now (takes its lock when free). */
 bool fleet_job_mine(struct fleet *f, enum fleet_job job);
+/* Inside the store's transaction, before an event's insert: on
+ * PostgreSQL the fleet's events lock (pg_advisory_xact_lock, held to the
+ * commit: rvs commit in order); 0 at once on SQLite (one writer) or when
+ * f is NULL. */
+int fleet_order_events(struct fleet *f);
 
 #endif

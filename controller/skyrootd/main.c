@@ -301,6 +301,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	api_stop(ctl->api);
 	api_stop(ctl->boot);
 	scrub_stop(ctl->scrub);
+	events_set_fleet(ctl->events, NULL);
 	fleet_stop(ctl->fleet); /* after the sessions: its presence rows go last */
 	ctl->scrub = NULL;
 	ctl->fleet = NULL;
@@ -443,6 +444,7 @@ static int cmd_run(int argc, char **argv)
 		log_error("cannot start the fleet bus: %s", strerror(-r));
 		goto fail;
 	}
+	events_set_fleet(ctl.events, ctl.fleet);
 	guests_set_ops(ctl.guests, &wire_guests_ops, &ctl);
 	r = agentlink_start(&ctl, (struct sockaddr *)&agent_addr, &ctl.opt.agent_lim, &wire_agentlink_ops, &ctl);
 	if (r < 0) {
@@ -497,6 +499,7 @@ static int cmd_run(int argc, char **argv)
 fail:
 	scrub_stop(ctl.scrub);
 	agentlink_stop(ctl.agents);
+	events_set_fleet(ctl.events, NULL);
 	fleet_stop(ctl.fleet);
 	ctl.fleet = NULL;
 	api_stop(ctl.api);

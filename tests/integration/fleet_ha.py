@@ -18,6 +18,8 @@ Usage: fleet_ha.py CASE
             controllers: exactly one board enrolls.
   scrub     the scrub runs on one controller at a time; killed, another
             takes it over.
+  events    a watch on A sees, in resource version order, every event
+            made on B and C at once (tokens made through their APIs).
 
 Skips (77) when PostgreSQL is not installed.  FLEET_HA_BOARDS sets the
 number of boards (default 30)."""
@@ -297,6 +299,43 @@ def case_scrub(h):
     s = scrubbers(h)
     check(len(s) == 1 and s[0] is not first, f"one other controller scrubs: {[c.name for c in s]}")
     print(f"scrub: {first.name}, then {s[0].name}")
+
+
+def case_events(h):
+    from events import Watch  # noqa: E402 (its raw watch client)
+    import threading
+    h.start()
+    a, b, c = h.ctls
+    st, body = a.api("GET", "/v1/events?limit=1")
+    check(st == 200, f"events list: {st} {body}")
+    base = body["resource_version"]
+    w = Watch(a, f"since={base}&heartbeat=200ms")
+    made, lock = [], threading.Lock()
+
+    def burst(ctl, n):
+        for _ in range(n):
+            tok = ctl.token()
+            with lock:
+                made.append(tok["id"])
+    # made on B and C at once, watched on A
+    ts = [threading.Thread(target=burst, args=(x, 10)) for x in (b, c)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    got = []
+    end = time.monotonic() + 10 * SKY_SLOW
+    while len(got) < len(made) and time.monotonic() < end:
+        e = w.line(timeout=10 * SKY_SLOW)  # heartbeats too: the deadline is ours
+        check(e is not None, f"the watch on A goes on: {len(got)} of {len(made)}")
+        if e["type"] == "token.created":
+            got.append(e)
+    w.close()
+    rvs = [e["resource_version"] for e in got]
+    check(sorted(e["object_id"] for e in got) == sorted(made),
+          f"A's watch sees every token made on B and C: {len(got)} of {len(made)}")
+    check(rvs == sorted(rvs) and len(set(rvs)) == len(rvs), f"in resource version order: {rvs}")
+    print(f"{len(got)} events made on B and C seen by a watch on A, rv {rvs[0]}..{rvs[-1]}")
 
 
 def make(tmp):
