@@ -28,7 +28,6 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/util.h"
-#include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/sql.h"
 #ifdef SKY_HAVE_PG
@@ -61,6 +60,8 @@ struct fleet {
 	struct sql *c;                /* the store's connection */
 	char self[FLEET_ID_MAX];
 	bool shared;
+	const struct fleet_local_ops *local;
+	void *local_ctx;
 	struct fleet_sub subs[FLEET_SUBS_MAX];
 	size_t n_subs;
 	/* SQLite: wake-ups for this controller, handed out on the next turn */
@@ -222,6 +223,18 @@ int fleet_publish(struct fleet *f, const char *topic, const char *arg)
 
 /* ---- presence */
 
+/* Its session is here. */
+static bool fleet_here(struct fleet *f, const char *board_id, int64_t *last_seen)
+{
+	return f->local && f->local->online(f->local_ctx, board_id, last_seen);
+}
+
+void fleet_set_local(struct fleet *f, const struct fleet_local_ops *ops, void *ctx)
+{
+	f->local = ops;
+	f->local_ctx = ctx;
+}
+
 static int fleet_presence_refresh(struct fleet *f)
 {
 	struct sql_stmt *s;
@@ -307,7 +320,7 @@ bool fleet_board_online(struct fleet *f, const char *board_id, int64_t *last_see
 
 	if (!f)
 		return false;
-	if (f->ctl->agents && agentlink_board_online(f->ctl->agents, board_id, last_seen))
+	if (fleet_here(f, board_id, last_seen))
 		return true;
 	if (!f->shared || fleet_holder(f, board_id, &h) < 0 || strcmp(h.controller, f->self) == 0)
 		return false;
@@ -357,7 +370,7 @@ int fleet_board_send(struct fleet *f, const char *board_id, Skyroot__Envelope *e
 
 	if (!f)
 		return -ENOTCONN; /* stopping */
-	r = agentlink_board_send(f->ctl->agents, board_id, env);
+	r = f->local ? f->local->send(f->local_ctx, board_id, env) : -ENOTCONN;
 	if (r != -ENOTCONN || !f->shared)
 		return r;
 	len = skyroot__envelope__get_packed_size(env);
@@ -378,7 +391,7 @@ int fleet_board_fetch(struct fleet *f, const char *board_id, const char *image_i
 
 	if (!f)
 		return -ENOTCONN;
-	r = agentlink_board_fetch(f->ctl->agents, board_id, image_id);
+	r = f->local ? f->local->fetch(f->local_ctx, board_id, image_id) : -ENOTCONN;
 	if (r != -ENOTCONN || !f->shared)
 		return r;
 	return fleet_relay(f, board_id, "fetch", image_id, strlen(image_id));
@@ -388,8 +401,8 @@ void fleet_board_kick(struct fleet *f, const char *board_id)
 {
 	if (!f)
 		return;
-	if (f->ctl->agents && agentlink_board_online(f->ctl->agents, board_id, NULL)) {
-		agentlink_board_kick(f->ctl->agents, board_id);
+	if (fleet_here(f, board_id, NULL)) {
+		f->local->kick(f->local_ctx, board_id);
 		return;
 	}
 	if (f->shared)
@@ -426,7 +439,7 @@ static void fleet_order_do(struct fleet *f, const char *board_id, struct fleet_o
 			log_warn("board %s: a relayed order that does not unpack dropped", board_id);
 			return;
 		}
-		r = agentlink_board_send(f->ctl->agents, board_id, env);
+		r = f->local->send(f->local_ctx, board_id, env);
 		skyroot__envelope__free_unpacked(env, NULL);
 	} else if (strcmp(o->kind, "fetch") == 0) {
 		if (o->len == 0 || o->len >= sizeof(image) || !fleet_arg_ok((const char *)o->data, o->len)) {
@@ -435,9 +448,9 @@ static void fleet_order_do(struct fleet *f, const char *board_id, struct fleet_o
 		}
 		memcpy(image, o->data, o->len);
 		image[o->len] = '\0';
-		r = agentlink_board_fetch(f->ctl->agents, board_id, image);
+		r = f->local->fetch(f->local_ctx, board_id, image);
 	} else if (strcmp(o->kind, "kick") == 0) {
-		agentlink_board_kick(f->ctl->agents, board_id);
+		f->local->kick(f->local_ctx, board_id);
 	} else {
 		log_warn("board %s: a relayed order of unknown kind dropped", board_id);
 		return;
@@ -454,7 +467,7 @@ static void fleet_take(struct fleet *f, const char *board_id)
 	size_t n;
 	int r;
 
-	if (!f->ctl->agents || !agentlink_board_online(f->ctl->agents, board_id, NULL))
+	if (!fleet_here(f, board_id, NULL))
 		return; /* not ours: its holder takes them */
 	r = sql_prepare(f->c,
 			"DELETE FROM board_outbox WHERE seq IN (SELECT seq FROM board_outbox WHERE board_id = ? "

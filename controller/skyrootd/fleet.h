@@ -49,10 +49,21 @@ enum fleet_job {
 
 typedef void (*fleet_cb)(void *ctx, const char *arg);
 
+/* The sessions this controller holds (main.c wires the agent link): what
+ * fleet.c does to a board held here. */
+struct fleet_local_ops {
+	bool (*online)(void *ctx, const char *board_id, int64_t *last_seen);
+	int (*send)(void *ctx, const char *board_id, Skyroot__Envelope *env);   /* -ENOTCONN: not here */
+	int (*fetch)(void *ctx, const char *board_id, const char *image_id);    /* -ENOTCONN: not here */
+	void (*kick)(void *ctx, const char *board_id);
+};
+
 /* Starts the bus (its own connection to the store's database when that is
  * PostgreSQL, reconnected with backoff when lost) and sets ctl->fleet. */
 int fleet_start(struct controller *ctl, struct fleet **out);
 void fleet_stop(struct fleet *f);
+/* Before the agent link starts. */
+void fleet_set_local(struct fleet *f, const struct fleet_local_ops *ops, void *ctx);
 /* This controller's id in presence rows and logs. */
 const char *fleet_self(const struct fleet *f);
 /* More than one controller may share the store (it is PostgreSQL). */

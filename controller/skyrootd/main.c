@@ -276,6 +276,38 @@ static int wire__send(void *ctx, const char *board_id, Skyroot__Envelope *env)
 	return fleet_board_send(ctl->fleet, board_id, env);
 }
 
+/* What the fleet does to boards held here: the agent link's sessions. */
+static bool wire__here_online(void *ctx, const char *board_id, int64_t *last_seen)
+{
+	struct controller *ctl = ctx;
+	return ctl->agents && agentlink_board_online(ctl->agents, board_id, last_seen);
+}
+
+static int wire__here_send(void *ctx, const char *board_id, Skyroot__Envelope *env)
+{
+	struct controller *ctl = ctx;
+	return agentlink_board_send(ctl->agents, board_id, env);
+}
+
+static int wire__here_fetch(void *ctx, const char *board_id, const char *image_id)
+{
+	struct controller *ctl = ctx;
+	return agentlink_board_fetch(ctl->agents, board_id, image_id);
+}
+
+static void wire__here_kick(void *ctx, const char *board_id)
+{
+	struct controller *ctl = ctx;
+	agentlink_board_kick(ctl->agents, board_id);
+}
+
+static const struct fleet_local_ops wire_fleet_ops = {
+	.online = wire__here_online,
+	.send = wire__here_send,
+	.fetch = wire__here_fetch,
+	.kick = wire__here_kick,
+};
+
 static const struct guests_ops wire_guests_ops = {
 	.online = wire__online,
 	.send = wire__send,
@@ -444,6 +476,7 @@ static int cmd_run(int argc, char **argv)
 		log_error("cannot start the fleet bus: %s", strerror(-r));
 		goto fail;
 	}
+	fleet_set_local(ctl.fleet, &wire_fleet_ops, &ctl);
 	events_set_fleet(ctl.events, ctl.fleet);
 	guests_set_ops(ctl.guests, &wire_guests_ops, &ctl);
 	r = agentlink_start(&ctl, (struct sockaddr *)&agent_addr, &ctl.opt.agent_lim, &wire_agentlink_ops, &ctl);
