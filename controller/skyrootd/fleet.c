@@ -500,7 +500,8 @@ static void fleet_take(struct fleet *f, const char *board_id)
 		sql_reset(s);
 		qsort(o, n, sizeof(o[0]), fleet_order_cmp);
 		for (size_t i = 0; i < n; i++) {
-			fleet_order_do(f, board_id, &o[i]);
+			if (r >= 0) /* a failed DELETE took nothing: the rows stay for the next try */
+				fleet_order_do(f, board_id, &o[i]);
 			free(o[i].data);
 		}
 	} while (r >= 0 && n == FLEET_TAKE_BATCH);

@@ -146,6 +146,8 @@ fail:
 	return -ENOTCONN;
 }
 
+static void bus_on_retry(uv_timer_t *t);
+
 static void bus_schedule(struct fleet_pg *b)
 {
 	uint64_t d = BUS_BACKOFF_MIN_MS;
@@ -156,10 +158,8 @@ static void bus_schedule(struct fleet_pg *b)
 		d = BUS_BACKOFF_MAX_MS;
 	/* between half and all of it */
 	d = d / 2 + sky_random_below(d / 2 + 1);
-	uv_timer_start(&b->retry, NULL, d, 0);
+	uv_timer_start(&b->retry, bus_on_retry, d, 0);
 }
-
-static void bus_on_retry(uv_timer_t *t);
 
 static void bus_try(struct fleet_pg *b)
 {
@@ -181,8 +181,6 @@ static void bus_try(struct fleet_pg *b)
 		log_debug("fleet bus: attempt %u failed: %s", b->tries + 1, err);
 	}
 	b->tries++;
-	uv_timer_stop(&b->retry);
-	b->retry.timer_cb = bus_on_retry;
 	bus_schedule(b);
 }
 
@@ -220,7 +218,6 @@ int fleet_pg_start(uv_loop_t *loop, const char *uri, const struct fleet_pg_ops *
 	uv_timer_init(loop, &b->retry);
 	uv_timer_init(loop, &b->drain);
 	b->retry.data = b->drain.data = b;
-	b->retry.timer_cb = bus_on_retry;
 	bus_try(b);
 	*out = b;
 	return 0;

@@ -18,6 +18,8 @@ Usage: fleet_ha.py CASE
             controllers: exactly one board enrolls.
   scrub     the scrub runs on one controller at a time; killed, another
             takes it over.
+  bus       every controller's bus connection terminated on the server:
+            the loss and the recovery logged once each, and A hears B again.
   events    a watch on A sees, in resource version order, every event
             made on B and C at once (tokens made through their APIs).
 
@@ -336,6 +338,32 @@ def case_events(h):
           f"A's watch sees every token made on B and C: {len(got)} of {len(made)}")
     check(rvs == sorted(rvs) and len(set(rvs)) == len(rvs), f"in resource version order: {rvs}")
     print(f"{len(got)} events made on B and C seen by a watch on A, rv {rvs[0]}..{rvs[-1]}")
+
+
+def case_bus(h):
+    """The bus of A lost (its backend terminated on the server): logged once,
+    reconnected, and A hears the others again."""
+    h.start()
+    a, b, c = h.ctls
+    out = h.psql("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE application_name = 'skyrootd-bus') t")
+    check(out.strip() == "3", f"the three buses terminated: {out!r}")
+    for x in h.ctls:
+        wait_for(lambda: "fleet bus: listening again" in x.ctl.text(), 10 * SKY_SLOW, f"{x.name}'s bus back")
+        t = x.ctl.text()
+        check(t.count("fleet bus: connection lost") == 1, f"{x.name} logs the loss once")
+    st, body = a.api("GET", "/v1/events?limit=1")
+    check(st == 200, f"events list: {st} {body}")
+    from events import Watch  # noqa: E402
+    w = Watch(a, f"since={body['resource_version']}&heartbeat=200ms")
+    tok = b.token()
+    end = time.monotonic() + 10 * SKY_SLOW
+    seen = False
+    while not seen and time.monotonic() < end:
+        e = w.line(timeout=10 * SKY_SLOW)
+        seen = e is not None and e.get("object_id") == tok["id"]
+    w.close()
+    check(seen, "A's watch sees a token made on B after the bus came back")
 
 
 def make(tmp):
