@@ -9,10 +9,12 @@
  *    a fetch, a boot) is a row of an outbox for that board, taken and sent
  *    by the controller that holds it;
  *  - wake-ups: PostgreSQL LISTEN/NOTIFY on one channel, payload "TOPIC
- *    ARG": "outbox BOARD", "board BOARD" (its desired state changed),
- *    "events RV", "console GUEST"; a controller subscribes to topics and is
- *    called on its main loop.  NOTIFY is transactional: published inside
- *    the store's transaction, it is heard when that commits;
+ *    ARG": "outbox BOARD" (fleet.c), "events RV" (events.c); a controller
+ *    subscribes to topics and is called on its main loop.  NOTIFY is
+ *    transactional: published inside the store's transaction, it is heard
+ *    when that commits.  A wake-up lost while the bus was down is made up
+ *    for: the outbox is read again on reconnection and every
+ *    FLEET_PRESENCE_STALE_S / 3 s;
  *  - jobs that must run once in the fleet (expiry sweeps, trims, the
  *    scrub): each under a PostgreSQL advisory lock on the bus's own
  *    connection, held while that connection lives (a controller killed
