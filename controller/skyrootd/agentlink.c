@@ -402,6 +402,8 @@ static void al_on_closed(void *owner, int err)
 			if (s->hello_seen && !al->stopping && al->ops.event)
 				al->ops.event(al->ops_ctx, false, "board.offline", "board", s->board_id,
 					      (const char *const[]){ "reason", why, NULL });
+			if (s->hello_seen && !al->stopping && al->ops.board_down)
+				al->ops.board_down(al->ops_ctx, s->board_id);
 		}
 		if (!al->stopping)
 			al_flush_one(al, s);

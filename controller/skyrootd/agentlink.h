@@ -22,6 +22,8 @@ struct agentlink_ops {
 	/* A board's session is up and it said hello for the first time: its
 	 * guests can be driven to their desired state. */
 	void (*board_up)(void *ctx, const char *board_id);
+	/* That session ended (not called while the link stops). */
+	void (*board_down)(void *ctx, const char *board_id);
 	/* The board reported its guests. */
 	void (*guest_report)(void *ctx, const char *board_id, const Skyroot__GuestReport *r);
 	/* Console output of one of the board's guests. */

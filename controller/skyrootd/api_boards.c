@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink.h"
+#include "controller/skyrootd/fleet.h"
 #include "controller/skyrootd/api_priv.h"
 #include "controller/skyrootd/events.h"
 #include "controller/skyrootd/fwgate.h"
@@ -37,7 +38,7 @@ static int api_board__gate(struct controller *ctl, const struct db_board *b, jso
 static json_t *api_board__render(struct controller *ctl, const struct db_board *b)
 {
 	int64_t seen = 0;
-	bool online = ctl->agents && agentlink_board_online(ctl->agents, b->id, &seen);
+	bool online = fleet_board_online(ctl->fleet, b->id, &seen);
 	json_t *o = api_json_board(b, online, online ? seen : b->last_seen);
 
 	if (o && (api_board__gate(ctl, b, o) < 0 ||
@@ -126,8 +127,7 @@ static void api__board_delete(struct api_call *call, struct api_reply *rep)
 	}
 	/* The delete is committed: the board's certificates are revoked.  Now
 	 * end its session so it cannot keep talking on the old one. */
-	if (ctl->agents)
-		agentlink_board_kick(ctl->agents, id);
+	fleet_board_kick(ctl->fleet, id);
 	boots_forget(ctl->boots, id);
 	log_info("api: board %s ('%s') deleted; its certificates are revoked", id, name);
 	events_add_kv(call->ctl->events, "board.deleted", "board", id, "name", name, NULL);
@@ -159,7 +159,7 @@ static void api__board_fetch(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	if (r == 0)
-		r = agentlink_board_fetch(ctl->agents, id, img.id);
+		r = fleet_board_fetch(ctl->fleet, id, img.id);
 	if (r == -ENOTCONN) {
 		api_reply_error(rep, 409, "conflict", "board '%s' is offline; it can fetch once it is back", name);
 		return;

@@ -11,6 +11,7 @@
 
 #include "common/util.h"
 #include "controller/skyrootd/agentlink.h"
+#include "controller/skyrootd/fleet.h"
 #include "controller/skyrootd/api_priv.h"
 #include "controller/skyrootd/guests.h"
 #include "controller/skyrootd/metrics.h"
@@ -36,7 +37,7 @@ struct api_metrics_counts {
 static int api_metrics__board(void *ctx, const struct db_board *b)
 {
 	struct api_metrics_counts *n = ctx;
-	bool online = n->ctl->agents && agentlink_board_online(n->ctl->agents, b->id, NULL);
+	bool online = fleet_board_online(n->ctl->fleet, b->id, NULL);
 
 	n->boards[online ? BOARD_ONLINE : b->baremetal ? BOARD_BAREMETAL : BOARD_OFFLINE]++;
 	return 0;

@@ -24,6 +24,7 @@
 #include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink.h"
+#include "controller/skyrootd/fleet.h"
 #include "controller/skyrootd/api_priv.h"
 #include "controller/skyrootd/api_redfish.h"
 
@@ -461,7 +462,7 @@ static json_t *rf_system_render(struct api_call *call, const struct db_board *b)
 	const struct rf_override *ov = rf_override_find(call->api->redfish, b->id);
 	Skyroot__Hello *h = NULL;
 	const Skyroot__Dmi *d;
-	bool online = ctl->agents && agentlink_board_online(ctl->agents, b->id, NULL);
+	bool online = fleet_board_online(ctl->fleet, b->id, NULL);
 	char path[128], reset[160], procs[160], id[DB_ID_MAX], name[DB_NAME_MAX];
 	const char *mode = NULL;
 	json_t *o;
@@ -679,7 +680,7 @@ static void rf_system_reset(struct api_call *call, struct api_reply *rep, struct
 		rf_reset_not_allowed(rep, type);
 		return;
 	}
-	if (!ctl->agents || !agentlink_board_online(ctl->agents, x->id, NULL)) {
+	if (!fleet_board_online(ctl->fleet, x->id, NULL)) {
 		rf_error(rep, 409, "ResourceInStandby", "reset the board once its agent is back online",
 			 "board '%s' is offline: only its agent can reboot it, and it is not connected", x->name);
 		return;
@@ -699,7 +700,7 @@ static void rf_system_reset(struct api_call *call, struct api_reply *rep, struct
 	rb.network = ov != NULL;
 	env.body_case = SKYROOT__ENVELOPE__BODY_REBOOT;
 	env.reboot = &rb;
-	r = agentlink_board_send(ctl->agents, x->id, &env);
+	r = fleet_board_send(ctl->fleet, x->id, &env);
 	if (r == -ENOTCONN) {
 		rf_error(rep, 409, "ResourceInStandby", "reset the board once its agent is back online",
 			 "board '%s' went offline", x->name);

@@ -75,6 +75,7 @@ struct controller {
 	struct boots *boots;          /* boards' last bare-metal boot orders (boots.h) */
 	struct scrub *scrub;          /* the background scrub (scrub.h) */
 	struct events *events;        /* the event log (events.h) */
+	struct fleet *fleet;          /* the other controllers on the store (fleet.h) */
 	char db_path[4096];
 	struct agentlink *agents;
 	struct tpmv_cas *tpm_cas;     /* TPM manufacturer CAs (tpm_ca.h); NULL: boards' TPMs not used */

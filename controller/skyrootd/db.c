@@ -221,6 +221,22 @@ static const char *const db_migrations[] = {
 	"ALTER TABLE boards ADD COLUMN tpm_pcr11 TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE boards ADD COLUMN tpm_ak BLOB;"
 	"ALTER TABLE boards ADD COLUMN tpm_quote_fail TEXT NOT NULL DEFAULT '';",
+	/* 12 -> 13: several controllers on one store (fleet.c, issue 14):
+	 * which controller holds each board's session, refreshed while it
+	 * lives (seen, unix seconds); orders for a board held elsewhere,
+	 * taken oldest first by its holder. */
+	"CREATE TABLE board_presence ("
+	"  board_id TEXT PRIMARY KEY,"
+	"  controller TEXT NOT NULL,"
+	"  since INTEGER NOT NULL,"
+	"  seen INTEGER NOT NULL);"
+	"CREATE TABLE board_outbox ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  board_id TEXT NOT NULL,"
+	"  kind TEXT NOT NULL,"                /* "envelope", "fetch", "kick" */
+	"  data BLOB,"
+	"  created_at INTEGER NOT NULL);"      /* unix seconds */
+	"CREATE INDEX board_outbox_board ON board_outbox(board_id);",
 };
 _Static_assert(SKY_ARRAY_SIZE(db_migrations) == DB_PG_BASE_VERSION + DB_PG_MIGRATIONS_N, "a new SQLite migration needs its PostgreSQL twin (db_pg_schema.c)");
 

@@ -187,5 +187,19 @@ const char db_pg_base[] =
 
 /* Forward from DB_PG_BASE_VERSION; a new SQLite migration in db.c gets its
  * PostgreSQL twin here. */
-const char *const db_pg_migrations[] = {NULL};
+const char *const db_pg_migrations[] = {
+	/* 12 -> 13: board presence and the relay's outbox (fleet.c). */
+	"CREATE TABLE board_presence ("
+	"  board_id " T " PRIMARY KEY,"
+	"  controller " T " NOT NULL,"
+	"  since BIGINT NOT NULL,"
+	"  seen BIGINT NOT NULL);"
+	"CREATE TABLE board_outbox ("
+	"  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	"  board_id " T " NOT NULL,"
+	"  kind " T " NOT NULL,"
+	"  data BYTEA,"
+	"  created_at BIGINT NOT NULL);"
+	"CREATE INDEX board_outbox_board ON board_outbox(board_id);",
+};
 const int db_pg_migrations_n = DB_PG_MIGRATIONS_N;

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "controller/skyrootd/api_json.h"
+#include "controller/skyrootd/fleet.h"
 #include "controller/skyrootd/sql.h"
 
 /* Rows read back from the store at a time to hand to watchers. */
@@ -66,6 +67,7 @@ struct events {
 	int closing;                  /* handles left to close */
 	struct ev_pending *pending;   /* events_add_soon's, EVENTS_PENDING_MAX */
 	unsigned n_pending;
+	struct fleet *fleet;          /* other controllers on the store (events_set_fleet) */
 };
 
 static struct sql_stmt *ev__q(struct events *ev, enum ev_stmt id)
@@ -234,6 +236,23 @@ static void ev__wake(struct events *ev)
 		uv_idle_start(&ev->idle, ev__idle);
 }
 
+/* Another controller committed events: read them (the argument is not
+ * needed: the rows after ev->fanned are). */
+static void ev__on_fleet(void *ctx, const char *arg)
+{
+	(void)arg;
+	ev__wake(ctx);
+}
+
+void events_set_fleet(struct events *ev, struct fleet *f)
+{
+	if (!ev)
+		return;
+	if (f && !ev->fleet && fleet_subscribe(f, "events", ev__on_fleet, ev) < 0)
+		log_warn("events: other controllers' events reach watchers here only at the next local one");
+	ev->fleet = f;
+}
+
 /* The detail's text, bounded (each value is: a longer one is a bug).
  * Its values are strings (the API's Event.detail is map<string, string>:
  * another value would end every protobuf watch): any other is stored as
@@ -270,10 +289,18 @@ static char *ev__text(json_t *detail)
 static int ev__insert(struct events *ev, int64_t at_ms, const char *type, const char *kind, const char *id,
 		      const char *text)
 {
-	struct sql_stmt *s = ev__q(ev, E_INSERT);
+	struct sql_stmt *s;
 	int64_t rv = 0;
+	char rvs[24];
 	int r;
 
+	/* PostgreSQL: rv comes from a sequence, drawn at the insert but seen
+	 * at the commit; under this lock (held to the commit) no row with a
+	 * smaller rv can commit after this one. */
+	r = fleet_order_events(ev->fleet);
+	if (r < 0)
+		return r;
+	s = ev__q(ev, E_INSERT);
 	sql_bind_int64(s, 1, at_ms);
 	sql_bind_text(s, 2, type);
 	sql_bind_text(s, 3, kind);
@@ -293,6 +320,10 @@ static int ev__insert(struct events *ev, int64_t at_ms, const char *type, const 
 		s = ev__q(ev, E_TRIM);
 		sql_bind_int64(s, 1, rv - (int64_t)(ev->keep > INT64_MAX ? INT64_MAX : ev->keep));
 		r = sql_run(s);
+	}
+	if (r == 0 && fleet_shared(ev->fleet)) {
+		snprintf(rvs, sizeof(rvs), "%lld", (long long)rv);
+		r = fleet_publish(ev->fleet, "events", rvs); /* heard at the commit */
 	}
 	ev__wake(ev);
 	return r;
@@ -336,7 +367,18 @@ int events_add(struct events *ev, const char *type, const char *kind, const char
 	if (ev->n_pending && !sql_in_tx(db_sql(ev->db)))
 		ev__flush(ev);
 	text = ev__text(detail);
-	r = text ? ev__insert(ev, (int64_t)sky_unix_now_ms(), type, kind, id, text) : -ENOMEM;
+	if (text && fleet_shared(ev->fleet) && !sql_in_tx(db_sql(ev->db))) {
+		/* its own transaction: the events lock is held to its commit */
+		r = db_begin(ev->db);
+		if (r == 0)
+			r = ev__insert(ev, (int64_t)sky_unix_now_ms(), type, kind, id, text);
+		if (r == 0)
+			r = db_commit(ev->db);
+		if (r < 0)
+			db_rollback(ev->db);
+	} else {
+		r = text ? ev__insert(ev, (int64_t)sky_unix_now_ms(), type, kind, id, text) : -ENOMEM;
+	}
 	free(text);
 	if (r < 0)
 		log_error("events: cannot record %s of %s %s: %s", type, kind, id ? id : "", strerror(-r));

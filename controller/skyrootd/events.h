@@ -59,6 +59,14 @@ int events_open(struct db *db, uv_loop_t *loop, uint64_t keep, struct events **o
 /* Its handle is closed on the loop; accepts NULL. */
 void events_close(struct events *ev);
 void events_set_keep(struct events *ev, uint64_t keep);
+/* Several controllers on one store (fleet.h; NULL: none, before the
+ * fleet stops): each insert takes the fleet's events lock inside its
+ * transaction, so that rvs are given out in commit order and a watcher's
+ * cursor never passes a row still to commit, and publishes "events RV";
+ * the watchers here are handed the rows other controllers wrote when
+ * their wake-up is heard. */
+struct fleet;
+void events_set_fleet(struct events *ev, struct fleet *f);
 
 /* Add an event (detail: a JSON object of strings, consumed, NULL: {}; a
  * value that is not a string is kept as its JSON text).  ev NULL: does

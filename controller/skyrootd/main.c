@@ -27,6 +27,7 @@
 #include "controller/skyrootd/config.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/events.h"
+#include "controller/skyrootd/fleet.h"
 #include "controller/skyrootd/guests.h"
 #include "controller/skyrootd/migrate.h"
 #include "controller/skyrootd/notify.h"
@@ -190,8 +191,15 @@ static int cmd_reader_token(int argc, char **argv)
 static void wire__board_up(void *ctx, const char *board_id)
 {
 	struct controller *ctl = ctx;
+	fleet_board_up(ctl->fleet, board_id);
 	events_add_soon(ctl->events, "board.online", "board", board_id, NULL);
 	guests_board_up(ctl->guests, board_id);
+}
+
+static void wire__board_down(void *ctx, const char *board_id)
+{
+	struct controller *ctl = ctx;
+	fleet_board_down(ctl->fleet, board_id);
 }
 
 static void wire__event(void *ctx, bool in_txn, const char *type, const char *kind, const char *id,
@@ -252,6 +260,7 @@ static void wire__boot_result(void *ctx, const char *board_id, uint64_t req, con
 
 static const struct agentlink_ops wire_agentlink_ops = {
 	.board_up = wire__board_up,
+	.board_down = wire__board_down,
 	.guest_report = wire__guest_report,
 	.console = wire__console,
 	.boot_result = wire__boot_result,
@@ -261,14 +270,46 @@ static const struct agentlink_ops wire_agentlink_ops = {
 static bool wire__online(void *ctx, const char *board_id)
 {
 	struct controller *ctl = ctx;
-	return agentlink_board_online(ctl->agents, board_id, NULL);
+	return fleet_board_online(ctl->fleet, board_id, NULL);
 }
 
 static int wire__send(void *ctx, const char *board_id, Skyroot__Envelope *env)
 {
 	struct controller *ctl = ctx;
+	return fleet_board_send(ctl->fleet, board_id, env);
+}
+
+/* What the fleet does to boards held here: the agent link's sessions. */
+static bool wire__here_online(void *ctx, const char *board_id, int64_t *last_seen)
+{
+	struct controller *ctl = ctx;
+	return ctl->agents && agentlink_board_online(ctl->agents, board_id, last_seen);
+}
+
+static int wire__here_send(void *ctx, const char *board_id, Skyroot__Envelope *env)
+{
+	struct controller *ctl = ctx;
 	return agentlink_board_send(ctl->agents, board_id, env);
 }
+
+static int wire__here_fetch(void *ctx, const char *board_id, const char *image_id)
+{
+	struct controller *ctl = ctx;
+	return agentlink_board_fetch(ctl->agents, board_id, image_id);
+}
+
+static void wire__here_kick(void *ctx, const char *board_id)
+{
+	struct controller *ctl = ctx;
+	agentlink_board_kick(ctl->agents, board_id);
+}
+
+static const struct fleet_local_ops wire_fleet_ops = {
+	.online = wire__here_online,
+	.send = wire__here_send,
+	.fetch = wire__here_fetch,
+	.kick = wire__here_kick,
+};
 
 static const struct guests_ops wire_guests_ops = {
 	.online = wire__online,
@@ -295,7 +336,10 @@ static void on_signal(uv_signal_t *h, int signum)
 	api_stop(ctl->api);
 	api_stop(ctl->boot);
 	scrub_stop(ctl->scrub);
+	events_set_fleet(ctl->events, NULL);
+	fleet_stop(ctl->fleet); /* after the sessions: its presence rows go last */
 	ctl->scrub = NULL;
+	ctl->fleet = NULL;
 	ctl->agents = NULL;
 	ctl->api = NULL;
 	ctl->boot = NULL;
@@ -430,6 +474,13 @@ static int cmd_run(int argc, char **argv)
 		goto fail;
 	}
 	guests_set_events(ctl.guests, ctl.events);
+	r = fleet_start(&ctl, &ctl.fleet);
+	if (r < 0) {
+		log_error("cannot start the fleet bus: %s", strerror(-r));
+		goto fail;
+	}
+	fleet_set_local(ctl.fleet, &wire_fleet_ops, &ctl);
+	events_set_fleet(ctl.events, ctl.fleet);
 	guests_set_ops(ctl.guests, &wire_guests_ops, &ctl);
 	r = agentlink_start(&ctl, (struct sockaddr *)&agent_addr, &ctl.opt.agent_lim, &wire_agentlink_ops, &ctl);
 	if (r < 0) {
@@ -484,6 +535,9 @@ static int cmd_run(int argc, char **argv)
 fail:
 	scrub_stop(ctl.scrub);
 	agentlink_stop(ctl.agents);
+	events_set_fleet(ctl.events, NULL);
+	fleet_stop(ctl.fleet);
+	ctl.fleet = NULL;
 	api_stop(ctl.api);
 	api_stop(ctl.boot);
 	uv_run(&loop, UV_RUN_DEFAULT);

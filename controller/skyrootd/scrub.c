@@ -16,6 +16,7 @@
 #include "common/util.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/events.h"
+#include "controller/skyrootd/fleet.h"
 #include "controller/skyrootd/store.h"
 
 /* A batch reads about an eighth of a second's worth at the rate, at least
@@ -43,6 +44,7 @@ struct scrub {
 	struct store_scrub_batch b;
 	int result;
 	bool busy, stopping, closed;
+	bool mine;                    /* this controller runs the fleet's scrub (fleet.h) */
 };
 
 static const char *const scrub_found_words[METRICS_FOUND_COUNT] = {
@@ -176,6 +178,21 @@ static void scrub__next(struct scrub *sc)
 
 	if (sc->stopping || sc->busy || sc->rate == 0)
 		return;
+	/* One controller of a fleet scrubs the shared store; another takes
+	 * over (from the saved cursor) when it goes. */
+	if (!fleet_job_mine(sc->ctl->fleet, FLEET_JOB_SCRUB)) {
+		if (sc->mine)
+			log_info("scrub: left to another controller of the fleet");
+		sc->mine = false;
+		uv_timer_start(&sc->timer, scrub__tick, SCRUB_RETRY_MS, 0);
+		return;
+	}
+	if (!sc->mine && fleet_shared(sc->ctl->fleet)) {
+		r = store_scrub_cursor_get(sc->ctl->db, &sc->cursor);
+		log_info("scrub: this controller scrubs the fleet's store, from chunk row %" PRId64 "%s", sc->cursor,
+			 r < 0 ? " (where it stopped cannot be read)" : "");
+	}
+	sc->mine = true;
 	want = sc->rate / 8;
 	if (want > SCRUB_BATCH_MAX)
 		want = SCRUB_BATCH_MAX;
