@@ -79,6 +79,11 @@ const struct migrate_table migrate_tables[] = {
 	{ "guest_nics", NULL, false,
 	  { { "guest_id", T }, { "idx", I }, { "network_id", T }, { "mac", T }, { NULL } } },
 	{ "firmware", NULL, false, { { "id", T }, { "name", T }, { "pcr11", T }, { "created_at", I }, { NULL } } },
+	/* fleet.c's: empty on a SQLite store (one controller), copied all the same */
+	{ "board_presence", NULL, false,
+	  { { "board_id", T }, { "controller", T }, { "since", I }, { "seen", I }, { NULL } } },
+	{ "board_outbox", "seq", true,
+	  { { "seq", I }, { "board_id", T }, { "kind", T }, { "data", B }, { "created_at", I }, { NULL } } },
 };
 const size_t migrate_tables_n = SKY_ARRAY_SIZE(migrate_tables);
 
