@@ -423,34 +423,36 @@ out:
 	return r;
 }
 
-static void mg__bad_chunk(void *ctx, uint32_t index, const uint8_t digest[32])
+struct mg_check {
+	unsigned images, bad;
+	bool failed;                  /* an image could not be verified (said) */
+};
+
+static void mg__bad_chunk(void *ctx, const struct store_image *img, uint32_t index, const uint8_t digest[32])
 {
-	const struct store_image *img = ctx;
 	char hex[65];
 
+	(void)ctx;
 	sky_format_hex(digest, 32, hex);
 	printf("  BAD  %s (%s): chunk %" PRIu32 " does not hash to %s\n", img->name, img->id, index, hex);
 }
 
-struct mg_images {
-	struct store_image *v;
-	size_t n, cap;
-};
-
-static int mg__image(void *ctx, const struct store_image *img)
+static void mg__verdict(void *ctx, const struct store_verdict *v)
 {
-	struct mg_images *l = ctx;
+	struct mg_check *c = ctx;
+	const struct store_image *img = v->img;
 
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct store_image *v = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
+	c->images++;
+	if (v->err < 0) {
+		MG_ERR("cannot verify image %s (%s): %s\n", img->name, img->id, strerror(-v->err));
+		c->failed = true;
+	} else if (!v->ok) {
+		printf("  BAD  %s (%s): %d of %" PRIu32 " chunks bad%s%s\n", img->name, img->id, v->bad_chunks,
+		       img->chunks, v->why[0] ? "; " : "", v->why);
+		c->bad++;
+	} else {
+		printf("  OK   %s (%s): %" PRIu32 " chunks and the signed manifest\n", img->name, img->id, v->chunks);
 	}
-	l->v[l->n++] = *img;
-	return 0;
 }
 
 /* The state loaded on the destination as `run` will load it; every image:
@@ -458,43 +460,21 @@ static int mg__image(void *ctx, const struct store_image *img)
  * -EBADMSG some image is bad, another negative errno. */
 static int mg_verify(void)
 {
+	static const struct store_verify_ops ops = { .bad_chunk = mg__bad_chunk, .verdict = mg__verdict };
 	struct controller ctl = { .opt = { .state_dir = opt_from, .db = opt_to } };
-	struct mg_images imgs = { 0 };
-	unsigned bad_images = 0;
-	char why[160];
+	struct mg_check c = { 0 };
 	int r = ctl_state_load(&ctl);
 
 	if (r < 0) {
 		MG_ERR("the state does not load on the PostgreSQL store: %s\n", strerror(-r));
 		return r;
 	}
-	if ((r = store_image_list(ctl.store, mg__image, &imgs)) < 0)
+	printf("Verifying the images in PostgreSQL\n");
+	r = store_verify_all(ctl.store, ctl.db_path, &ops, &c);
+	if (r == 0 || r == -EBADMSG)
+		printf("%u images: %u OK, %u BAD\n", c.images, c.images - c.bad, c.bad);
+	else if (!c.failed)
 		MG_ERR("cannot list the images: %s\n", strerror(-r));
-	printf("Verifying %zu images in PostgreSQL\n", imgs.n);
-	for (size_t i = 0; r == 0 && i < imgs.n; i++) {
-		const struct store_image *img = &imgs.v[i];
-		uint32_t chunks = 0;
-		int bad = store_verify(ctl.db_path, img->id, &chunks, mg__bad_chunk, (void *)img);
-		int sig = bad < 0 ? 0 : store_image_check_manifest(ctl.store, img->id, why, sizeof(why));
-
-		if (bad < 0 || (sig < 0 && sig != -EBADMSG)) {
-			MG_ERR("cannot verify image %s (%s): %s\n", img->name, img->id, strerror(bad < 0 ? -bad : -sig));
-			r = bad < 0 ? bad : sig;
-			break;
-		}
-		if (bad > 0 || sig < 0 || chunks != img->chunks) {
-			printf("  BAD  %s (%s): %d of %" PRIu32 " chunks bad%s%s\n", img->name, img->id, bad, img->chunks,
-			       sig < 0 ? "; " : "", sig < 0 ? why : "");
-			bad_images++;
-			continue;
-		}
-		printf("  OK   %s (%s): %" PRIu32 " chunks and the signed manifest\n", img->name, img->id, chunks);
-	}
-	if (r == 0)
-		printf("%zu images: %zu OK, %u BAD\n", imgs.n, imgs.n - bad_images, bad_images);
-	if (r == 0 && bad_images)
-		r = -EBADMSG;
-	free(imgs.v);
 	store_reader_close();
 	ctl_state_unload(&ctl);
 	return r;

@@ -298,27 +298,6 @@ out:
 /* ---- the restored state: it loads as `run` loads it, and every image
  * verifies ---- */
 
-struct rs_images {
-	struct store_image *v;
-	size_t n, cap;
-};
-
-static int rs__image(void *ctx, const struct store_image *img)
-{
-	struct rs_images *l = ctx;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct store_image *v = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	l->v[l->n++] = *img;
-	return 0;
-}
-
 static int rs__count_board(void *ctx, const struct db_board *b)
 {
 	(void)b;
@@ -333,23 +312,48 @@ static int rs__count_token(void *ctx, const struct db_token *t)
 	return 0;
 }
 
-static void rs__bad_chunk(void *ctx, uint32_t index, const uint8_t digest[32])
+struct rs_check {
+	unsigned images, bad;
+	uint64_t bytes;
+	bool failed;                  /* an image could not be verified (said) */
+};
+
+static void rs__bad_chunk(void *ctx, const struct store_image *img, uint32_t index, const uint8_t digest[32])
 {
-	const struct store_image *img = ctx;
 	char hex[65];
 
+	(void)ctx;
 	sky_format_hex(digest, 32, hex);
 	RS_ERR("image %s (%s): chunk %" PRIu32 " does not hash to %s\n", img->name, img->id, index, hex);
+}
+
+static void rs__verdict(void *ctx, const struct store_verdict *v)
+{
+	struct rs_check *c = ctx;
+	const struct store_image *img = v->img;
+
+	c->images++;
+	if (v->err < 0) {
+		RS_ERR("cannot verify image %s (%s): %s\n", img->name, img->id, strerror(-v->err));
+		c->failed = true;
+	} else if (!v->ok) {
+		RS_ERR("image %s (%s) is damaged: %d of %" PRIu32 " chunks bad%s%s\n", img->name, img->id, v->bad_chunks,
+		       img->chunks, v->why[0] ? "; " : "", v->why);
+		c->bad++;
+	} else {
+		c->bytes += img->size;
+		printf("  image %-24s %s  %" PRIu32 " chunks and signed manifest verified\n", img->name, img->id,
+		       v->chunks);
+	}
 }
 
 /* 0 when the state loads and every image verifies; says what is wrong. */
 static int rs_verify(const char *staging)
 {
+	static const struct store_verify_ops ops = { .bad_chunk = rs__bad_chunk, .verdict = rs__verdict };
 	struct controller ctl = { .opt = { .state_dir = staging } };
-	struct rs_images imgs = { 0 };
-	unsigned boards = 0, tokens = 0, bad_images = 0;
-	uint64_t bytes = 0;
-	char why[160];
+	struct rs_check c = { 0 };
+	unsigned boards = 0, tokens = 0;
 	int r = ctl_state_load(&ctl);
 
 	if (r < 0)
@@ -358,38 +362,18 @@ static int rs_verify(const char *staging)
 	if (r < 0)
 		RS_ERR("the database fails SQLite's integrity check: the backup is not usable\n");
 	if (r == 0 && ((r = db_board_list(ctl.db, rs__count_board, &boards)) < 0 ||
-		       (r = db_token_list(ctl.db, rs__count_token, &tokens)) < 0 ||
-		       (r = store_image_list(ctl.store, rs__image, &imgs)) < 0))
+		       (r = db_token_list(ctl.db, rs__count_token, &tokens)) < 0))
 		RS_ERR("cannot read the restored database: %s\n", strerror(-r));
-	for (size_t i = 0; r == 0 && i < imgs.n; i++) {
-		const struct store_image *img = &imgs.v[i];
-		uint32_t chunks = 0;
-		int bad = store_verify(ctl.db_path, img->id, &chunks, rs__bad_chunk, (void *)img);
-		int sig = bad < 0 ? 0 : store_image_check_manifest(ctl.store, img->id, why, sizeof(why));
-
-		if (bad < 0 || (sig < 0 && sig != -EBADMSG)) {
-			RS_ERR("cannot verify image %s (%s): %s\n", img->name, img->id, strerror(bad < 0 ? -bad : -sig));
-			r = bad < 0 ? bad : sig;
-			break;
-		}
-		if (bad > 0 || sig < 0 || chunks != img->chunks) {
-			RS_ERR("image %s (%s) is damaged: %d of %" PRIu32 " chunks bad%s%s\n", img->name, img->id, bad,
-			       img->chunks, sig < 0 ? "; " : "", sig < 0 ? why : "");
-			bad_images++;
-			continue;
-		}
-		bytes += img->size;
-		printf("  image %-24s %s  %" PRIu32 " chunks and signed manifest verified\n", img->name, img->id,
-		       chunks);
-	}
-	if (r == 0 && bad_images) {
-		RS_ERR("%u of %zu images did not verify; nothing was restored\n", bad_images, imgs.n);
-		r = -EBADMSG;
+	if (r == 0) {
+		r = store_verify_all(ctl.store, ctl.db_path, &ops, &c);
+		if (r == -EBADMSG)
+			RS_ERR("%u of %u images did not verify; nothing was restored\n", c.bad, c.images);
+		else if (r < 0 && !c.failed)
+			RS_ERR("cannot read the restored database: %s\n", strerror(-r));
 	}
 	if (r == 0)
-		printf("  %u boards, %u enrollment tokens, %zu images (%.1f MiB), CA %s\n", boards, tokens, imgs.n,
-		       (double)bytes / (1 << 20), ctl.ca_pin_str);
-	free(imgs.v);
+		printf("  %u boards, %u enrollment tokens, %u images (%.1f MiB), CA %s\n", boards, tokens, c.images,
+		       (double)c.bytes / (1 << 20), ctl.ca_pin_str);
 	/* Every connection closed before the folder is renamed. */
 	store_reader_close();
 	ctl_state_unload(&ctl);

@@ -91,6 +91,25 @@ int store_chunk_read_h(struct sql *c, int64_t rowid, const uint8_t digest[32], u
  * each corrupt one.  Returns the number of bad chunks, or a negative errno. */
 typedef void (*store_bad_cb)(void *ctx, uint32_t index, const uint8_t digest[32]);
 int store_verify(const char *db_path, const char *image_id, uint32_t *chunks, store_bad_cb cb, void *ctx);
+/* Every image of the store, each against its chunks (re-hashed, as
+ * store_verify) and its signed manifest: a restore or a migrate keeps no
+ * damaged store (store_check.c).  bad_chunk (may be NULL) for each corrupt
+ * chunk; verdict for each image.  0 all good; -EBADMSG an image is bad;
+ * another negative errno: the images could not be listed, or one could not
+ * be verified (its verdict has err set, and it is the last). */
+struct store_verdict {
+	const struct store_image *img;
+	int err;                      /* < 0: not verified */
+	int bad_chunks;
+	uint32_t chunks;              /* read */
+	const char *why;              /* the manifest's fault; "" none */
+	bool ok;                      /* every chunk read and good, the manifest good */
+};
+struct store_verify_ops {
+	void (*bad_chunk)(void *ctx, const struct store_image *img, uint32_t index, const uint8_t digest[32]);
+	void (*verdict)(void *ctx, const struct store_verdict *v);
+};
+int store_verify_all(struct store *st, const char *db_path, const struct store_verify_ops *ops, void *ctx);
 /* Close the calling thread's read-only connection of store_chunk_read()
  * and store_verify() (before the database file moves; a restore). */
 void store_reader_close(void);
