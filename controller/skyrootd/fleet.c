@@ -43,6 +43,42 @@
 #define FLEET_LOCK_BASE ((int64_t)0x536b7952 << 32)
 #define FLEET_LOCK_EVENTS (FLEET_LOCK_BASE + 100)
 
+/* The statements of a shared store (PostgreSQL), prepared once at start:
+ * a one-off statement there is three round trips (prepare, run,
+ * deallocate), and presence and relay run per board session and order. */
+enum fleet_q {
+	FQ_NOTIFY,
+	FQ_EVENTS_LOCK,
+	FQ_REFRESH,
+	FQ_UP,
+	FQ_DOWN,
+	FQ_HOLDER,
+	FQ_RELAY,
+	FQ_TAKE,
+	FQ_WAITING,
+	FQ_SWEEP,
+	FQ_LEAVE,
+	FQ_COUNT
+};
+
+static const char *const fleet_sql[FQ_COUNT] = {
+	[FQ_NOTIFY] = "SELECT pg_notify('skyroot', ?)",
+	[FQ_EVENTS_LOCK] = "SELECT pg_advisory_xact_lock(?)",
+	[FQ_REFRESH] = "UPDATE board_presence SET seen = ? WHERE controller = ?",
+	[FQ_UP] = "INSERT INTO board_presence (board_id, controller, since, seen) VALUES (?1, ?2, ?3, ?3) "
+		  "ON CONFLICT (board_id) DO UPDATE SET controller = excluded.controller, since = excluded.since, "
+		  "seen = excluded.seen",
+	[FQ_DOWN] = "DELETE FROM board_presence WHERE board_id = ? AND controller = ?",
+	[FQ_HOLDER] = "SELECT controller, seen FROM board_presence WHERE board_id = ? AND seen >= ?",
+	[FQ_RELAY] = "INSERT INTO board_outbox (board_id, kind, data, created_at) VALUES (?, ?, ?, ?)",
+	[FQ_TAKE] = "DELETE FROM board_outbox WHERE seq IN (SELECT seq FROM board_outbox WHERE board_id = ? "
+		    "ORDER BY seq LIMIT 32) RETURNING seq, kind, data",
+	[FQ_WAITING] = "SELECT DISTINCT o.board_id FROM board_outbox o JOIN board_presence p "
+		       "ON p.board_id = o.board_id WHERE p.controller = ? ORDER BY o.board_id LIMIT 64",
+	[FQ_SWEEP] = "DELETE FROM board_outbox WHERE created_at < ?",
+	[FQ_LEAVE] = "DELETE FROM board_presence WHERE controller = ?",
+};
+
 struct fleet_sub {
 	char topic[FLEET_TOPIC_MAX];
 	fleet_cb cb;
@@ -70,10 +106,33 @@ struct fleet {
 	uv_idle_t idle;
 	uv_timer_t timer;             /* presence refresh, missed wake-ups, outbox sweep */
 	int closing;
+	struct sql_stmt *q[FQ_COUNT]; /* shared only */
 #ifdef SKY_HAVE_PG
 	struct fleet_pg *bus;
 #endif
 };
+
+static struct sql_stmt *fq(struct fleet *f, enum fleet_q id)
+{
+	sql_reset(f->q[id]);
+	return f->q[id];
+}
+
+/* Run a statement of one int64 parameter that returns at most a row
+ * nobody reads (pg_notify, a lock). */
+static int fleet_run1(struct fleet *f, enum fleet_q id, const char *text, int64_t v)
+{
+	struct sql_stmt *s = fq(f, id);
+	int r;
+
+	if (text)
+		sql_bind_text(s, 1, text);
+	else
+		sql_bind_int64(s, 1, v);
+	r = sql_step(s);
+	sql_reset(s);
+	return r < 0 ? r : 0;
+}
 
 const char *fleet_self(const struct fleet *f)
 {
@@ -199,7 +258,6 @@ static int fleet_queue(struct fleet *f, const char *topic, const char *arg)
 int fleet_publish(struct fleet *f, const char *topic, const char *arg)
 {
 	char payload[FLEET_PAYLOAD_MAX + 1];
-	struct sql_stmt *s;
 	int r;
 
 	if (!arg)
@@ -212,13 +270,7 @@ int fleet_publish(struct fleet *f, const char *topic, const char *arg)
 	if (r < 0 || (size_t)r >= sizeof(payload))
 		return -EINVAL;
 	/* through the store's connection: heard when its transaction commits */
-	r = sql_prepare(f->c, "SELECT pg_notify('skyroot', ?)", &s);
-	if (r < 0)
-		return r;
-	sql_bind_text(s, 1, payload);
-	r = sql_step(s);
-	sql_finalize(s);
-	return r < 0 ? r : 0;
+	return fleet_run1(f, FQ_NOTIFY, payload, 0);
 }
 
 /* ---- presence */
@@ -237,35 +289,25 @@ void fleet_set_local(struct fleet *f, const struct fleet_local_ops *ops, void *c
 
 static int fleet_presence_refresh(struct fleet *f)
 {
-	struct sql_stmt *s;
-	int r = sql_prepare(f->c, "UPDATE board_presence SET seen = ? WHERE controller = ?", &s);
+	struct sql_stmt *s = fq(f, FQ_REFRESH);
 
-	if (r < 0)
-		return r;
 	sql_bind_int64(s, 1, sky_unix_now());
 	sql_bind_text(s, 2, f->self);
-	return sql_once_done(s);
+	return sql_run(s);
 }
 
 void fleet_board_up(struct fleet *f, const char *board_id)
 {
 	struct sql_stmt *s;
-	int64_t now = sky_unix_now();
 	int r;
 
 	if (!fleet_shared(f))
 		return;
-	r = sql_prepare(f->c,
-			"INSERT INTO board_presence (board_id, controller, since, seen) VALUES (?1, ?2, ?3, ?3) "
-			"ON CONFLICT (board_id) DO UPDATE SET controller = excluded.controller, since = excluded.since, "
-			"seen = excluded.seen",
-			&s);
-	if (r == 0) {
-		sql_bind_text(s, 1, board_id);
-		sql_bind_text(s, 2, f->self);
-		sql_bind_int64(s, 3, now);
-		r = sql_once_done(s);
-	}
+	s = fq(f, FQ_UP);
+	sql_bind_text(s, 1, board_id);
+	sql_bind_text(s, 2, f->self);
+	sql_bind_int64(s, 3, sky_unix_now());
+	r = sql_run(s);
 	if (r < 0)
 		log_warn("board %s: presence not recorded: %s", board_id, strerror(-r));
 	/* orders that waited for it (sent while it moved between controllers) */
@@ -279,12 +321,10 @@ void fleet_board_down(struct fleet *f, const char *board_id)
 
 	if (!fleet_shared(f))
 		return;
-	r = sql_prepare(f->c, "DELETE FROM board_presence WHERE board_id = ? AND controller = ?", &s);
-	if (r == 0) {
-		sql_bind_text(s, 1, board_id);
-		sql_bind_text(s, 2, f->self);
-		r = sql_once_done(s);
-	}
+	s = fq(f, FQ_DOWN);
+	sql_bind_text(s, 1, board_id);
+	sql_bind_text(s, 2, f->self);
+	r = sql_run(s);
 	if (r < 0)
 		log_warn("board %s: presence not cleared: %s", board_id, strerror(-r));
 }
@@ -294,24 +334,24 @@ struct fleet_holder {
 	int64_t seen;
 };
 
-static void fleet_holder_row(struct sql_stmt *s, void *out)
-{
-	struct fleet_holder *h = out;
-	sql_copy_text(h->controller, sizeof(h->controller), s, 0);
-	h->seen = sql_col_int64(s, 1);
-}
-
 /* The controller holding board_id's session by a fresh presence row. */
 static int fleet_holder(struct fleet *f, const char *board_id, struct fleet_holder *h)
 {
-	struct sql_stmt *s;
-	int r = sql_prepare(f->c, "SELECT controller, seen FROM board_presence WHERE board_id = ? AND seen >= ?", &s);
+	struct sql_stmt *s = fq(f, FQ_HOLDER);
+	int r;
 
-	if (r < 0)
-		return r;
 	sql_bind_text(s, 1, board_id);
 	sql_bind_int64(s, 2, sky_unix_now() - FLEET_PRESENCE_STALE_S);
-	return sql_once_row(s, fleet_holder_row, h);
+	r = sql_step(s);
+	if (r == SQL_ROW) {
+		sql_copy_text(h->controller, sizeof(h->controller), s, 0);
+		h->seen = sql_col_int64(s, 1);
+		r = 0;
+	} else if (r == SQL_DONE) {
+		r = -ENOENT;
+	}
+	sql_reset(s);
+	return r;
 }
 
 bool fleet_board_online(struct fleet *f, const char *board_id, int64_t *last_seen)
@@ -344,9 +384,7 @@ static int fleet_relay(struct fleet *f, const char *board_id, const char *kind, 
 		return -ENOTCONN; /* nobody holds it (here: its session is just gone) */
 	if (r < 0)
 		return r;
-	r = sql_prepare(f->c, "INSERT INTO board_outbox (board_id, kind, data, created_at) VALUES (?, ?, ?, ?)", &s);
-	if (r < 0)
-		return r;
+	s = fq(f, FQ_RELAY);
 	sql_bind_text(s, 1, board_id);
 	sql_bind_text(s, 2, kind);
 	if (data)
@@ -354,7 +392,7 @@ static int fleet_relay(struct fleet *f, const char *board_id, const char *kind, 
 	else
 		sql_bind_null(s, 3);
 	sql_bind_int64(s, 4, sky_unix_now());
-	r = sql_once_done(s);
+	r = sql_run(s);
 	if (r == 0)
 		r = fleet_publish(f, "outbox", board_id);
 	if (r == 0)
@@ -467,14 +505,9 @@ static void fleet_take(struct fleet *f, const char *board_id)
 	size_t n;
 	int r;
 
-	if (!fleet_here(f, board_id, NULL))
+	if (!f->shared || !fleet_here(f, board_id, NULL))
 		return; /* not ours: its holder takes them */
-	r = sql_prepare(f->c,
-			"DELETE FROM board_outbox WHERE seq IN (SELECT seq FROM board_outbox WHERE board_id = ? "
-			"ORDER BY seq LIMIT 32) RETURNING seq, kind, data",
-			&s);
-	if (r < 0)
-		goto fail;
+	s = fq(f, FQ_TAKE);
 	do {
 		sql_bind_text(s, 1, board_id);
 		n = 0;
@@ -505,10 +538,8 @@ static void fleet_take(struct fleet *f, const char *board_id)
 			free(o[i].data);
 		}
 	} while (r >= 0 && n == FLEET_TAKE_BATCH);
-	sql_finalize(s);
 	if (r >= 0)
 		return;
-fail:
 	log_warn("board %s: relayed orders not taken: %s", board_id, strerror(-r));
 }
 
@@ -523,31 +554,23 @@ static void fleet_take_all(struct fleet *f)
 {
 	char ids[64][FLEET_ARG_MAX];
 	size_t n = 0;
-	struct sql_stmt *s;
-	int r = sql_prepare(f->c,
-			    "SELECT DISTINCT o.board_id FROM board_outbox o JOIN board_presence p "
-			    "ON p.board_id = o.board_id WHERE p.controller = ? ORDER BY o.board_id LIMIT 64",
-			    &s);
+	struct sql_stmt *s = fq(f, FQ_WAITING);
 
-	if (r < 0)
-		return;
 	sql_bind_text(s, 1, f->self);
-	while (n < 64 && (r = sql_step(s)) == SQL_ROW)
+	while (n < 64 && sql_step(s) == SQL_ROW)
 		sql_copy_text(ids[n++], sizeof(ids[0]), s, 0);
-	sql_finalize(s);
+	sql_reset(s);
 	for (size_t i = 0; i < n; i++)
 		fleet_take(f, ids[i]);
 }
 
 static void fleet_sweep(struct fleet *f)
 {
-	struct sql_stmt *s;
-	int r = sql_prepare(f->c, "DELETE FROM board_outbox WHERE created_at < ?", &s);
+	struct sql_stmt *s = fq(f, FQ_SWEEP);
+	int r;
 
-	if (r < 0)
-		return;
 	sql_bind_int64(s, 1, sky_unix_now() - FLEET_OUTBOX_TTL_S);
-	r = sql_once_done(s);
+	r = sql_run(s);
 	if (r == 0 && sql_changes(f->c) > 0)
 		log_warn("fleet: %" PRId64 " relayed order(s) nobody took in %d s dropped", sql_changes(f->c),
 			 FLEET_OUTBOX_TTL_S);
@@ -592,18 +615,7 @@ bool fleet_job_mine(struct fleet *f, enum fleet_job job)
 
 int fleet_order_events(struct fleet *f)
 {
-	struct sql_stmt *s;
-	int r;
-
-	if (!fleet_shared(f))
-		return 0;
-	r = sql_prepare(f->c, "SELECT pg_advisory_xact_lock(?)", &s);
-	if (r < 0)
-		return r;
-	sql_bind_int64(s, 1, FLEET_LOCK_EVENTS);
-	r = sql_step(s);
-	sql_finalize(s);
-	return r < 0 ? r : 0;
+	return fleet_shared(f) ? fleet_run1(f, FQ_EVENTS_LOCK, NULL, FLEET_LOCK_EVENTS) : 0;
 }
 
 /* ---- start, stop */
@@ -643,6 +655,11 @@ int fleet_start(struct controller *ctl, struct fleet **out)
 	r = fleet_subscribe(f, "outbox", fleet_on_outbox, f);
 	if (r < 0)
 		goto fail;
+	for (int i = 0; f->shared && i < FQ_COUNT; i++) {
+		r = sql_prepare(f->c, fleet_sql[i], &f->q[i]);
+		if (r < 0)
+			goto fail;
+	}
 	if (f->shared) {
 #ifdef SKY_HAVE_PG
 		r = fleet_pg_start(ctl->loop, ctl->db_path, &fleet_bus_ops, f, &f->bus);
@@ -679,15 +696,16 @@ static void fleet_closed(uv_handle_t *h)
 
 void fleet_stop(struct fleet *f)
 {
-	struct sql_stmt *s;
-
 	if (!f)
 		return;
-	if (f->shared && sql_prepare(f->c, "DELETE FROM board_presence WHERE controller = ?", &s) == 0) {
+	if (f->shared && f->q[FQ_LEAVE]) {
 		/* a clean stop: its boards are free for the others now */
+		struct sql_stmt *s = fq(f, FQ_LEAVE);
 		sql_bind_text(s, 1, f->self);
-		sql_once_done(s);
+		sql_run(s);
 	}
+	for (int i = 0; i < FQ_COUNT; i++)
+		sql_finalize(f->q[i]);
 #ifdef SKY_HAVE_PG
 	fleet_pg_stop(f->bus);
 	f->bus = NULL;
