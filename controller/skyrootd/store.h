@@ -93,7 +93,7 @@ typedef void (*store_bad_cb)(void *ctx, uint32_t index, const uint8_t digest[32]
 int store_verify(const char *db_path, const char *image_id, uint32_t *chunks, store_bad_cb cb, void *ctx);
 /* Every image of the store, each against its chunks (re-hashed, as
  * store_verify) and its signed manifest: a restore or a migrate keeps no
- * damaged store (store_check.c).  bad_chunk (may be NULL) for each corrupt
+ * damaged store (store_verify.c).  bad_chunk (may be NULL) for each corrupt
  * chunk; verdict for each image.  0 all good; -EBADMSG an image is bad;
  * another negative errno: the images could not be listed, or one could not
  * be verified (its verdict has err set, and it is the last). */
