@@ -891,25 +891,38 @@ static bool pg_ident(const char *s)
 	return true;
 }
 
-static int pg_blob_read(struct sql *cc, const char *table, const char *col, int64_t id, void *buf, size_t size)
+/* Read (buf NULL) or write column col of the row of table whose id is id
+ * ($1, text; the bytes $2, binary).  table and col are the code's own
+ * identifiers, checked all the same. */
+static int pg_blob_exec(struct pg *c, const char *table, const char *col, int64_t id, const void *buf, size_t len,
+			PGresult **res)
 {
-	struct pg *c = P(cc);
 	char q[160], num[PG_NUM];
-	const char *vals[1] = {num};
-	PGresult *res;
-	int r, n;
+	const char *vals[2] = {num, len ? buf : ""};
+	const int lens[2] = {0, (int)len};
+	const int fmts[2] = {0, 1};
+	int r;
 
-	if (!pg_ident(table) || !pg_ident(col))
+	if (!pg_ident(table) || !pg_ident(col) || len > INT32_MAX)
 		return -EINVAL;
-	if ((size_t)snprintf(q, sizeof(q), "SELECT %s FROM %s WHERE id = $1", col, table) >= sizeof(q))
+	if ((size_t)(buf ? snprintf(q, sizeof(q), "UPDATE %s SET %s = $2 WHERE id = $1", table, col)
+			 : snprintf(q, sizeof(q), "SELECT %s FROM %s WHERE id = $1", col, table)) >= sizeof(q))
 		return -EINVAL;
 	r = c->tx_lost ? -ENOTCONN : pg_ready(c);
 	if (r < 0)
 		return r;
 	pg_unlock_schema(c);
 	snprintf(num, sizeof(num), "%" PRId64, id);
-	res = PQexecParams(c->h, q, 1, NULL, vals, NULL, NULL, 1);
-	r = pg_result(c, res, true);
+	*res = PQexecParams(c->h, q, buf ? 2 : 1, NULL, vals, lens, fmts, 1);
+	return pg_result(c, *res, true);
+}
+
+static int pg_blob_read(struct sql *cc, const char *table, const char *col, int64_t id, void *buf, size_t size)
+{
+	struct pg *c = P(cc);
+	PGresult *res;
+	int r = pg_blob_exec(c, table, col, id, NULL, 0, &res), n;
+
 	if (r < 0)
 		return r;
 	if (PQntuples(res) < 1 || PQnfields(res) < 1) {
@@ -929,26 +942,9 @@ static int pg_blob_write(struct sql *cc, const char *table, const char *col, int
 			 size_t len)
 {
 	struct pg *c = P(cc);
-	char q[160], num[PG_NUM];
-	const char *vals[2] = {num, len ? buf : ""};
-	const int lens[2] = {0, (int)len};
-	const int fmts[2] = {0, 1};
 	PGresult *res;
-	int r;
+	int r = pg_blob_exec(c, table, col, id, buf ? buf : "", len, &res);
 
-	if (!pg_ident(table) || !pg_ident(col))
-		return -EINVAL;
-	if (len > INT32_MAX)
-		return -EINVAL;
-	if ((size_t)snprintf(q, sizeof(q), "UPDATE %s SET %s = $2 WHERE id = $1", table, col) >= sizeof(q))
-		return -EINVAL;
-	r = c->tx_lost ? -ENOTCONN : pg_ready(c);
-	if (r < 0)
-		return r;
-	pg_unlock_schema(c);
-	snprintf(num, sizeof(num), "%" PRId64, id);
-	res = PQexecParams(c->h, q, 2, NULL, vals, lens, fmts, 1);
-	r = pg_result(c, res, true);
 	if (r < 0)
 		return r;
 	c->changes = strtoll(PQcmdTuples(res), NULL, 10);
