@@ -126,9 +126,14 @@ static int cmd_init(int argc, char **argv)
 		sans[i] = opt_sans.v[i];
 	/* Nobody else reads the state: the folder 0700, every file 0600. */
 	umask(077);
+	if (opt_db && !sql_target_is_pg(opt_db)) {
+		fprintf(stderr, "skyrootd init: --db takes a PostgreSQL URI (postgresql://USER@HOST[:PORT]/DB); "
+				"leave it out for a SQLite store in the state folder\n");
+		return 2;
+	}
 	if (opt_db && !sql_engine(opt_db)) {
-		fprintf(stderr, "skyrootd init: --db %s: %s\n", sql_target_is_pg(opt_db) ? "this skyrootd was built without PostgreSQL (libpq)" : "not a postgresql:// URI",
-			"use a SQLite store (leave --db out)");
+		fprintf(stderr, "skyrootd init: this skyrootd was built without PostgreSQL (libpq), so --db cannot "
+				"be used; leave it out for a SQLite store in the state folder\n");
 		return 1;
 	}
 	r = ctl_state_init(opt_state, sans, opt_api_listen, opt_db, token, sizeof(token));

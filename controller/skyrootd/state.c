@@ -307,7 +307,8 @@ static int state__db_target(const struct controller *ctl, char *out, size_t n)
 	int r;
 
 	if (ctl->opt.db)
-		return (size_t)snprintf(out, n, "%s", ctl->opt.db) < n ? 0 : -ENAMETOOLONG;
+		return !sql_target_is_pg(ctl->opt.db) ? -EINVAL
+		       : (size_t)snprintf(out, n, "%s", ctl->opt.db) < n ? 0 : -ENAMETOOLONG;
 	if ((r = path_in(p, dir, CTL_DB_URL)) < 0)
 		return r;
 	r = check_key_mode(p);
@@ -359,7 +360,7 @@ int ctl_state_load(struct controller *ctl)
 	if ((r = sky_cert_pin(ctl->ca_cert, ctl->ca_pin)) < 0)
 		goto fail;
 	sky_pin_format(ctl->ca_pin, ctl->ca_pin_str, sizeof(ctl->ca_pin_str));
-	failed = CTL_DB_URL;
+	failed = ctl->opt.db ? "" : CTL_DB_URL;
 	if ((r = state__db_target(ctl, p, sizeof(p))) < 0)
 		goto fail;
 	failed = ctl->opt.db ? "" : sql_target_is_pg(p) ? CTL_DB_URL : CTL_DB_FILE;
@@ -387,6 +388,7 @@ fail:
 		r == -ENOENT ? " (run 'skyrootd init --state DIR' first)" :
 		r == -EPROTONOSUPPORT ? " (the store was made by a newer skyrootd, or this one was built without PostgreSQL)" :
 		r == -ENOTCONN ? " (the PostgreSQL server of the store cannot be reached)" :
+		r == -EINVAL && !failed[0] ? " (--db takes a postgresql:// URI)" :
 		r == -EINVAL && strcmp(failed, CTL_DB_URL) == 0 ? " (it must hold one postgresql:// URI)" : "");
 	ctl_state_unload(ctl);
 	return r;
