@@ -77,8 +77,6 @@ Skips (77, with the reason) without OVMF or QEMU on the host, or when the
 board has no /dev/kvm (no nested KVM).  Environment: SKYVMM (the binary),
 SKY_BENCH_KVMTOOL (an lkvm to compare as well), SKY_BENCH_MEMORY (MiB,
 default 256), SKY_BENCH_TIMEOUT (the whole board, seconds, default 5400)."""
-import fcntl
-import hashlib
 import os
 import re
 import shutil
@@ -92,13 +90,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from e2e import Board, no_ovmf  # noqa: E402
+import skyvmm as skyvmm_e2e  # noqa: E402  (tests/e2e/skyvmm.py)
 from fleetlib import ROOT, Fail, check, wait_for  # noqa: E402
 
 SKYVMM = os.path.realpath(os.environ.get("SKYVMM", os.path.join(ROOT, "build", "vmm", "skyvmm", "skyvmm")))
 FW_BENCH = os.environ.get("SKY_BENCH_SKYVMM_FW", os.path.join(ROOT, "build", "fwimage-svbench"))
-BUILD_SH = os.path.join(ROOT, "fwimage", "build.sh")
 GUEST_SH = os.path.join(ROOT, "tests", "e2e", "guest.sh")
-STANDIN = os.path.join(ROOT, "fwimage", "testdata", "standin-agent.c")
 KVMTOOL = os.environ.get("SKY_BENCH_KVMTOOL", "")
 MEMORY = int(os.environ.get("SKY_BENCH_MEMORY", "256"))
 TIMEOUT = int(os.environ.get("SKY_BENCH_TIMEOUT", "5400"))
@@ -219,41 +216,10 @@ class Boards:
             print(b.console()[-8000:], file=sys.stderr)
 
 
-def sha(paths):
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(open(p, "rb").read())
-    return h.hexdigest()
-
-
 def ensure_firmware(tmp):
-    """The --profile full firmware with skyvmm (once per skyvmm; under a lock)."""
-    os.makedirs(os.path.dirname(FW_BENCH), exist_ok=True)
-    with open(FW_BENCH + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        stamp = os.path.join(FW_BENCH, "svbench.sha256")
-        want = sha((SKYVMM, BUILD_SH, STANDIN, os.path.join(ROOT, "fwimage", "init"),
-                    os.path.realpath(shutil.which("qemu-system-x86_64"))))
-        if os.path.exists(stamp) and open(stamp).read().strip() == want:
-            return FW_BENCH
-        agent = os.path.join(tmp, "standin-agent")
-        subprocess.run(["gcc", "-O2", "-o", agent, STANDIN], check=True)
-        t0 = time.time()
-        r = subprocess.run([BUILD_SH, "--agent", agent, "--extra", SKYVMM, "--out", FW_BENCH, "--compress", "gzip",
-                            "--profile", "full"], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise Fail(f"fwimage/build.sh failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-        print(f"firmware (--profile full, skyvmm) built in {time.time() - t0:.0f} s")
-        open(stamp, "w").write(want)
-        return FW_BENCH
-
-
-def cpio_gz(root):
-    files = subprocess.run(["find", "."], cwd=root, capture_output=True, text=True, check=True).stdout
-    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root,
-                          input=("\n".join(sorted(files.split())) + "\n").encode(), capture_output=True,
-                          check=True).stdout
-    return subprocess.run(["gzip", "-1"], input=cpio, capture_output=True, check=True).stdout
+    """The --profile full firmware with skyvmm (tests/e2e/skyvmm.py builds it)."""
+    return skyvmm_e2e.ensure_firmware(tmp, out=FW_BENCH, build_args=("--profile", "full"),
+                                      parts=(os.path.realpath(shutil.which("qemu-system-x86_64")),))
 
 
 def board_image(tmp, fw, runs):
@@ -283,7 +249,7 @@ def board_image(tmp, fw, runs):
     shutil.copy(os.path.join(fw, "vmlinuz"), os.path.join(img, "vmlinuz"))
     with open(os.path.join(img, "initrd.img"), "wb") as out:
         out.write(open(os.path.join(fw, "initrd.img"), "rb").read())
-        out.write(cpio_gz(ov))
+        out.write(skyvmm_e2e.gz_cpio(ov))
     return img
 
 

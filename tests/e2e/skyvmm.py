@@ -170,28 +170,32 @@ exec sleep 100000
 """
 
 
-def ensure_firmware(tmp):
-    """The firmware with skyvmm (once per skyvmm binary; under a lock)."""
-    os.makedirs(os.path.dirname(FW_SV), exist_ok=True)
-    with open(FW_SV + ".lock", "w") as lock:
+def ensure_firmware(tmp, out=FW_SV, build_args=("--no-qemu",), parts=()):
+    """A firmware with the stand-in agent and skyvmm (--extra) built with
+    build_args into out, once per change of skyvmm, build.sh, the stand-in,
+    init or parts (under a lock).  The e2e's: no QEMU; the benchmark
+    (tests/bench/skyvmm_vs_qemu.py) builds --profile full beside it."""
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        stamp = os.path.join(FW_SV, "skyvmm.sha256")
+        stamp = os.path.join(out, "skyvmm.sha256")
         h = hashlib.sha256()
-        for part in (SKYVMM, BUILD_SH, STANDIN, os.path.join(ROOT, "fwimage", "init")):
+        for part in (SKYVMM, BUILD_SH, STANDIN, os.path.join(ROOT, "fwimage", "init")) + tuple(parts):
             h.update(open(part, "rb").read())
+        h.update(" ".join(build_args).encode())
         want = h.hexdigest()
         if os.path.exists(stamp) and open(stamp).read().strip() == want:
-            return FW_SV
+            return out
         agent = os.path.join(tmp, "standin-agent")
         subprocess.run(["gcc", "-O2", "-o", agent, STANDIN], check=True)
         t0 = time.time()
-        r = subprocess.run([BUILD_SH, "--agent", agent, "--extra", SKYVMM, "--out", FW_SV, "--compress", "gzip",
-                            "--no-qemu"], capture_output=True, text=True)
+        r = subprocess.run([BUILD_SH, "--agent", agent, "--extra", SKYVMM, "--out", out, "--compress", "gzip"]
+                           + list(build_args), capture_output=True, text=True)
         if r.returncode != 0:
             raise Fail(f"fwimage/build.sh failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-        print(f"firmware with skyvmm built in {time.time() - t0:.0f} s")
+        print(f"firmware with skyvmm ({' '.join(build_args)}) built in {time.time() - t0:.0f} s")
         open(stamp, "w").write(want)
-        return FW_SV
+        return out
 
 
 def nic_modules(fw):
