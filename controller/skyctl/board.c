@@ -367,6 +367,7 @@ static int board__show(struct skyctl *ctl, const char *arg)
 	board__show_reenroll(b);
 	board__show_tpm(b);
 	skyctl_field("Last seen", skyctl_jstr(b, "last_seen_at", "never"));
+	skyctl_field("Controller", skyctl_jstr(b, "controller", "-"));
 	board__show_boot(b);
 	board__show_groups(b);
 	r = board__show_nics(b);

@@ -37,11 +37,13 @@ static int api_board__gate(struct controller *ctl, const struct db_board *b, jso
 
 static json_t *api_board__render(struct controller *ctl, const struct db_board *b)
 {
+	char holder[FLEET_ID_MAX];
 	int64_t seen = 0;
-	bool online = fleet_board_online(ctl->fleet, b->id, &seen);
+	bool online = fleet_board_where(ctl->fleet, b->id, &seen, holder);
 	json_t *o = api_json_board(b, online, online ? seen : b->last_seen);
 
-	if (o && (api_board__gate(ctl, b, o) < 0 ||
+	if (o && (json_object_set_new(o, "controller", online ? json_string(holder) : json_null()) < 0 ||
+		  api_board__gate(ctl, b, o) < 0 ||
 		  api_json_board_images(o, online ? agentlink_board_images(ctl->agents, b->id) : NULL) < 0 ||
 		  api_json_board_boot(o, boots_get(ctl->boots, b->id)) < 0)) {
 		json_decref(o);

@@ -354,19 +354,29 @@ static int fleet_holder(struct fleet *f, const char *board_id, struct fleet_hold
 	return r;
 }
 
-bool fleet_board_online(struct fleet *f, const char *board_id, int64_t *last_seen)
+bool fleet_board_where(struct fleet *f, const char *board_id, int64_t *last_seen, char holder[FLEET_ID_MAX])
 {
 	struct fleet_holder h;
 
 	if (!f)
 		return false;
-	if (fleet_here(f, board_id, last_seen))
+	if (fleet_here(f, board_id, last_seen)) {
+		if (holder)
+			snprintf(holder, FLEET_ID_MAX, "%s", f->self);
 		return true;
+	}
 	if (!f->shared || fleet_holder(f, board_id, &h) < 0 || strcmp(h.controller, f->self) == 0)
 		return false;
 	if (last_seen)
 		*last_seen = h.seen;
+	if (holder)
+		snprintf(holder, FLEET_ID_MAX, "%s", h.controller);
 	return true;
+}
+
+bool fleet_board_online(struct fleet *f, const char *board_id, int64_t *last_seen)
+{
+	return fleet_board_where(f, board_id, last_seen, NULL);
 }
 
 /* ---- relay */

@@ -82,6 +82,9 @@ void fleet_board_down(struct fleet *f, const char *board_id);
 /* Held by some controller now (here: the session; elsewhere: a fresh
  * presence row); last_seen (may be NULL) its last sign of life. */
 bool fleet_board_online(struct fleet *f, const char *board_id, int64_t *last_seen);
+/* The same, and holder (may be NULL) gets the id of the controller that
+ * holds the session (this one's on SQLite). */
+bool fleet_board_where(struct fleet *f, const char *board_id, int64_t *last_seen, char holder[FLEET_ID_MAX]);
 /* To the board wherever its session is: sent here, or put in the outbox
  * of the controller that holds it.  -ENOTCONN when nobody holds it. */
 int fleet_board_send(struct fleet *f, const char *board_id, Skyroot__Envelope *env);

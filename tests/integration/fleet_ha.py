@@ -197,6 +197,8 @@ def case_online(h):
     for c in h.ctls:
         for bid, b in c.online().items():
             check(b.get("last_seen_at"), f"board {bid} on {c.name} has a last_seen_at: {b.get('last_seen_at')}")
+            check(b.get("controller") == hold[bid],
+                  f"board {bid} on {c.name} names its holder {hold[bid]}: {b.get('controller')}")
     print(f"boards per controller: {per}")
 
 

@@ -69,10 +69,26 @@ def check(cond, msg):
         raise Fail(msg)
 
 
+_GIVEN_PORTS = set()  # ports this script handed out: bound later, by the programs it starts
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port of 127.0.0.1 nobody listens on and this script has not handed
+    out before (the kernel may give a port again while the program it was
+    for has not bound it yet)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+        if p not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(p)
+            return p
+    raise Fail("no free port of 127.0.0.1 in 100 tries")
+
+
+def given_ports():
+    """The ports free_port handed out, for helpers that pick their own."""
+    return sorted(_GIVEN_PORTS)
 
 
 def wait_for(pred, timeout, what, interval=0.1):

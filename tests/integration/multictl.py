@@ -25,6 +25,7 @@ Usage: multictl.py CASE
                failed (connection refused) and which one is next."""
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -79,10 +80,22 @@ def copy_state(f, dst):
         os.kill(f.ctl.p.pid, signal.SIGCONT)
 
 
+def ctl_id(c):
+    """Controller C's id in the fleet, from its log ("fleet: this controller
+    is ..."); None on SQLite, where it is the only one."""
+    ids = re.findall(r"fleet: this controller is (\S+)", c.ctl.text())
+    return ids[-1] if ids else None
+
+
 def board_on(c, bid):
-    """Board BID as controller C shows it when it is online there, else None."""
+    """Board BID as controller C shows it when its session is with C, else
+    None.  On PostgreSQL every controller shows a board online wherever its
+    session is: the board's "controller" field says which holds it."""
     st, b = c.api("GET", f"/v1/boards/{bid}")
-    return b if st == 200 and b.get("state") == "online" else None
+    if st != 200 or b.get("state") != "online":
+        return None
+    me = ctl_id(c)
+    return b if me is None or b.get("controller") == me else None
 
 
 def restart_a(f):

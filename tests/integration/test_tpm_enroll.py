@@ -32,7 +32,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fleetlib import (SKYROOTD, Fleet, Fail, board_fixture, check, cert_fields, expect_refused,  # noqa: E402
-                      refused_old_cert, run_cases, skyctl, wait_for)
+                      given_ports, refused_old_cert, run_cases, skyctl, wait_for)
 
 SWTPM_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tpm", "swtpm.sh")
 
@@ -47,7 +47,8 @@ class TpmFleet(Fleet):
     def swtpm(self, name):
         d = os.path.join(self.tmp, f"tpm-{name}")
         os.makedirs(d, exist_ok=True)
-        out = subprocess.run(["sh", SWTPM_SH, "start", d], capture_output=True, text=True, timeout=120)
+        env = dict(os.environ, SWTPM_AVOID=" ".join(map(str, given_ports())))
+        out = subprocess.run(["sh", SWTPM_SH, "start", d], capture_output=True, text=True, timeout=120, env=env)
         if out.returncode == 77:
             raise Fail(f"swtpm.sh skipped: {out.stderr}")
         check(out.returncode == 0, f"swtpm.sh start: {out.returncode} {out.stderr}")

@@ -13,7 +13,8 @@
 #                                  board whose maker wrote none; no CA).
 #   tests/tpm/swtpm.sh stop DIR    stop the swtpm of DIR by its pid.
 # Exits 77 (skip) with the reason when swtpm or swtpm_setup is missing
-# (deploy/packages/base.txt installs them).
+# (deploy/packages/base.txt installs them).  SWTPM_AVOID="P ..." lists ports
+# not to take.
 set -eu
 
 die() { echo "swtpm.sh: $*" >&2; exit 1; }
@@ -53,11 +54,16 @@ else
 	"$here/../../fwimage/tpm.sh" setup "$dir/state" "$dir/ca" --no-ek-cert
 fi
 
-# Two free ports next to each other (swtpm's TCTI uses port and port+1).
+# Two free ports next to each other (swtpm's TCTI uses port and port+1),
+# neither of those in SWTPM_AVOID (ports the caller handed out to programs
+# that have not bound them yet).
 ports=$(python3 - <<'PY'
-import socket
+import os, socket
+avoid = {int(x) for x in os.environ.get("SWTPM_AVOID", "").split()}
 for _ in range(100):
     a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    if p in avoid or p + 1 in avoid:
+        a.close(); continue
     b = socket.socket()
     try:
         b.bind(("127.0.0.1", p + 1))
