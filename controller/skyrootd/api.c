@@ -393,7 +393,7 @@ static void api__request(void *ctx, struct http_conn *c, const struct http_reque
 	}
 	if (rep.status == 200 && req->verb == HTTP_VERB_DELETE)
 		api_meta_forget(call.ctl, json_string_value(json_object_get(rep.body, "id")));
-	api_idem_end(&call, &call.idem, &rep);
+	api_idem_end(&call, &call.idem, &rep, call.idem_headers, sizeof(call.idem_headers));
 	free(call.json_body);
 	if (rep.status == 0) {
 		json_decref(rep.body); /* answered already */

@@ -103,6 +103,7 @@ struct api_conn_state {
 /* What api_idem.c knows of a POST with an Idempotency-Key. */
 struct api_idem {
 	bool on;                      /* keep this request's answer */
+	bool held;                    /* in a transaction of its own (db_hold) with its answer */
 	const char *key;              /* the Idempotency-Key */
 	uint8_t cred[32], seal[32], request[32];
 };
@@ -246,8 +247,12 @@ void api_boot_conn_gone(struct api *api, struct api_conn_state *st);
 /* Before a POST with an Idempotency-Key: 1 when rep has the answer (the
  * kept one, with its headers in headers; or an error), 0 to go on. */
 int api_idem_begin(struct api_call *call, struct api_reply *rep, struct api_idem *st, char *headers, size_t hlen);
-/* After it: keep the answer (rep->headers included) for a repeat. */
-void api_idem_end(struct api_call *call, const struct api_idem *st, const struct api_reply *rep);
+/* After it: keep the answer (rep->headers included) for a repeat.  What
+ * the request did and its kept answer commit together (db_hold): a repeat
+ * after a crash, here or on another controller, finds both or neither.
+ * rep may change: a 503 when they could not be kept (nothing done), or
+ * the answer of the same key's request that committed first. */
+void api_idem_end(struct api_call *call, struct api_idem *st, struct api_reply *rep, char *headers, size_t hlen);
 
 /* ---- api_meta.c ---- */
 struct api_meta_kind {

@@ -314,6 +314,8 @@ static const char *const db_stmt_sql[S_COUNT] = {
 struct db {
 	struct sql *c;
 	struct sql_stmt *st[S_COUNT];
+	bool held;                    /* db_hold: an API call's own transaction is open */
+	unsigned depth;               /* db_begin levels inside it (savepoints) */
 };
 
 /* The engine's answer of a step that is not a row: 0 or -errno. */
@@ -447,14 +449,81 @@ int db_check(struct db *db)
 	return db->c->ops->check(db->c);
 }
 
+/* Inside a held transaction (db_hold) a transaction of a module is a
+ * savepoint of its own: its commit keeps its work in the held one, its
+ * rollback undoes just its work. */
+static int db_level(struct db *db, const char *verb)
+{
+	char sql[48];
+
+	snprintf(sql, sizeof(sql), "%s sky_level%u", verb, db->depth);
+	return sql_exec(db->c, sql);
+}
+
 int db_begin(struct db *db)
 {
-	return db->c->ops->begin(db->c);
+	int r;
+
+	if (!db->held)
+		return db->c->ops->begin(db->c);
+	db->depth++;
+	r = db_level(db, "SAVEPOINT");
+	if (r < 0)
+		db->depth--;
+	return r;
 }
 
 int db_commit(struct db *db)
 {
-	return sql_exec(db->c, "COMMIT");
+	int r;
+
+	if (!db->held)
+		return sql_exec(db->c, "COMMIT");
+	if (db->depth == 0)
+		return -EINVAL;
+	r = db_level(db, "RELEASE");
+	if (r < 0)
+		db_level(db, "ROLLBACK TO");
+	db->depth--; /* a rollback after a failed commit has nothing left to undo */
+	return r;
+}
+
+int db_hold(struct db *db)
+{
+	int r;
+
+	if (db->held || sql_in_tx(db->c))
+		return -EBUSY;
+	r = db->c->ops->begin(db->c);
+	if (r == 0) {
+		db->held = true;
+		db->depth = 0;
+	}
+	return r;
+}
+
+int db_hold_commit(struct db *db)
+{
+	int r;
+
+	if (!db->held)
+		return -EINVAL;
+	db->held = false;
+	/* the engine may have ended it already (SQLite rolls back on some
+	 * errors): nothing of it is kept */
+	if (!sql_in_tx(db->c))
+		return -EIO;
+	r = sql_exec(db->c, "COMMIT");
+	if (r < 0 && sql_in_tx(db->c))
+		sql_exec(db->c, "ROLLBACK");
+	return r;
+}
+
+void db_hold_rollback(struct db *db)
+{
+	db->held = false;
+	if (sql_in_tx(db->c))
+		sql_exec(db->c, "ROLLBACK");
 }
 
 int db_set_durable(struct db *db, bool durable)
@@ -464,6 +533,14 @@ int db_set_durable(struct db *db, bool durable)
 
 void db_rollback(struct db *db)
 {
+	if (db->held) {
+		if (db->depth > 0) {
+			db_level(db, "ROLLBACK TO");
+			db_level(db, "RELEASE");
+			db->depth--;
+		}
+		return;
+	}
 	if (sql_in_tx(db->c))
 		sql_exec(db->c, "ROLLBACK");
 }

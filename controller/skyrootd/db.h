@@ -122,6 +122,14 @@ void db_rollback(struct db *db);
 /* synchronous=FULL (the default) or NORMAL for writes nobody has been told
  * are done yet: in WAL mode the next FULL commit makes them durable too. */
 int db_set_durable(struct db *db, bool durable);
+/* An API call's own transaction (api_idem.c: what a POST with an
+ * Idempotency-Key does and the answer kept for its key commit together).
+ * While it is held, db_begin/db_commit/db_rollback are savepoints in it.
+ * -EBUSY when a transaction is open already.  db_hold_commit: -EIO when
+ * the engine ended it meanwhile (nothing kept). */
+int db_hold(struct db *db);
+int db_hold_commit(struct db *db);
+void db_hold_rollback(struct db *db);
 /* One item of a batch inside a transaction: undo just that item on failure. */
 int db_savepoint(struct db *db);
 int db_release(struct db *db);

@@ -22,6 +22,11 @@ Usage: fleet_ha.py CASE
             the loss and the recovery logged once each, and A hears B again.
   events    a watch on A sees, in resource version order, every event
             made on B and C at once (tokens made through their APIs).
+  retry     API clients that go to A and, on an error they may retry (no
+            connection, a cut answer, 503), try B then C: A killed with
+            kill -9 while they write (tokens made with an Idempotency-Key)
+            and read: they see no other error, every token they were told
+            of is there through B and C, and no key made two tokens.
 
 Skips (77) when PostgreSQL is not installed.  FLEET_HA_BOARDS sets the
 number of boards (default 30)."""
@@ -366,6 +371,129 @@ def case_bus(h):
         seen = e is not None and e.get("object_id") == tok["id"]
     w.close()
     check(seen, "A's watch sees a token made on B after the bus came back")
+
+
+class RetryClient:
+    """An API client with a list of controllers: on an error it may retry
+    (no connection, a cut answer, 503 with Retry-After) it tries the next
+    one with the same request (and the same Idempotency-Key); any other
+    error is one it cannot retry, kept in .fatal."""
+
+    def __init__(self, ctls):
+        self.ctls = ctls
+        self.at = 0
+        self.retried = 0
+        self.fatal = []
+
+    def call(self, method, path, body=None, key=None, ok=(200, 201)):
+        import http.client
+        import socket
+        import urllib.error
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        if key:
+            headers["Idempotency-Key"] = key
+        for _ in range(len(self.ctls) * 4):
+            c = self.ctls[self.at % len(self.ctls)]
+            try:
+                st, hdrs, raw = c.request(method, path, data, headers, timeout=5)
+            except (urllib.error.URLError, ConnectionError, socket.timeout, http.client.HTTPException) as e:
+                self.retried += 1
+                self.at += 1
+                last = repr(e)
+                continue
+            if st == 503:
+                if not hdrs.get("Retry-After"):
+                    self.fatal.append(f"{method} {path} on {c.name}: 503 without Retry-After")
+                    return None
+                self.retried += 1
+                self.at += 1
+                last = "503"
+                time.sleep(0.1)
+                continue
+            if st not in ok:
+                self.fatal.append(f"{method} {path} on {c.name}: {st} {raw[:200]!r}")
+                return None
+            return json.loads(raw) if raw else {}
+        self.fatal.append(f"{method} {path}: no controller answered ({last})")
+        return None
+
+
+def case_retry(h):
+    import threading
+    import uuid
+    h.start()
+    a, b, c = h.ctls
+    stop = threading.Event()
+    made = {}            # Idempotency-Key -> the token id the client was told of
+    clients = []
+
+    def writer():
+        cl = RetryClient([a, b, c])
+        clients.append(cl)
+        while not stop.is_set() and not cl.fatal:
+            k = str(uuid.uuid4())
+            t = cl.call("POST", "/v1/tokens", {"uses": 1, "ttl_seconds": 600}, key=k)
+            if t is not None:
+                made[k] = t["id"]
+
+    def reader():
+        cl = RetryClient([a, b, c])
+        clients.append(cl)
+        while not stop.is_set() and not cl.fatal:
+            cl.call("GET", "/v1/boards")
+            cl.call("GET", "/v1/tokens?limit=5")
+            cl.call("GET", "/v1/events?limit=5")
+
+    ts = [threading.Thread(target=f) for f in (writer, writer, reader)]
+    for t in ts:
+        t.start()
+    time.sleep(2 * SKY_SLOW)
+    before = len(made)
+    a.kill()
+    t_kill = time.monotonic()
+    time.sleep(3 * SKY_SLOW)
+    stop.set()
+    for t in ts:
+        t.join(30)
+    fatal = [e for cl in clients for e in cl.fatal]
+    retried = sum(cl.retried for cl in clients)
+    check(not fatal, f"the clients saw only errors they may retry: {fatal[:5]}")
+    check(before > 0 and len(made) > before, f"tokens made before ({before}) and after ({len(made) - before}) the kill")
+    check(retried > 0, "the kill made the clients retry")
+    for x in (b, c):
+        st, body = x.api("GET", "/v1/tokens?limit=1000")
+        check(st == 200, f"token list through {x.name}: {st}")
+        ids = [t["id"] for t in body["tokens"]]
+        missing = set(made.values()) - set(ids)
+        check(not missing, f"every token the clients were told of is there through {x.name}: {len(missing)} missing")
+        check(len(ids) == len(made), f"one token per Idempotency-Key through {x.name}: "
+              f"{len(ids)} tokens for {len(made)} keys")
+    print(f"{len(made)} tokens ({before} before A's kill -9), {retried} retries, no other error; "
+          f"{time.monotonic() - t_kill:.1f} s after the kill")
+    # One key sent to B and C at once: one token, both told of it (the
+    # request that commits second is undone and gets the first's answer).
+    n_before = len(b.api("GET", "/v1/tokens?limit=1000")[1]["tokens"])
+    rounds, replayed = 20, 0
+    for _ in range(rounds):
+        k = str(uuid.uuid4())
+        got = [None, None]
+
+        def send(i, x):
+            got[i] = x.request("POST", "/v1/tokens", json.dumps({"uses": 1}).encode(),
+                               {"Content-Type": "application/json", "Idempotency-Key": k})
+        ts = [threading.Thread(target=send, args=(i, x)) for i, x in enumerate((b, c))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        check(all(g and g[0] == 201 for g in got), f"both answers 201: {[g and (g[0], g[2][:120]) for g in got]}")
+        ids = {json.loads(g[2])["id"] for g in got}
+        check(len(ids) == 1, f"one key sent to B and C at once: one token, {ids}")
+        replayed += sum(1 for g in got if g[1].get("Idempotency-Replayed") == "true")
+    n_after = len(b.api("GET", "/v1/tokens?limit=1000")[1]["tokens"])
+    check(n_after - n_before == rounds, f"{rounds} keys sent to two controllers at once: {n_after - n_before} tokens")
+    print(f"{rounds} keys each sent to B and C at once: {rounds} tokens, {replayed} answers given again")
 
 
 def make(tmp):
