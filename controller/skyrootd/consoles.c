@@ -70,6 +70,14 @@ struct console {
 	struct console_follower *followers;
 };
 
+struct console_rows {
+	uint8_t *buf;
+	size_t len;
+	size_t n;
+	int64_t seq[CONSOLE_ROWS_MAX];
+	size_t off[CONSOLE_ROWS_MAX]; /* where row i starts in buf */
+};
+
 struct consoles {
 	struct guests *guests;
 	struct fleet *fleet;
@@ -80,6 +88,8 @@ struct consoles {
 	int closing;
 	bool flush_failing;           /* logged once until a flush works again */
 	uint8_t *scratch;             /* shared: a flush's bytes, made contiguous */
+	struct console_rows *rows;    /* shared: a catch-up's, made on the first */
+	bool delivering;              /* in followers' callbacks: no console goes */
 };
 
 static struct sql_stmt *cq(struct consoles *cs, enum console_q id)
@@ -246,13 +256,6 @@ static int console_tail(struct consoles *cs, const char *guest_id, char *out, si
 	return 0;
 }
 
-struct console_rows {
-	uint8_t *buf;
-	size_t len;
-	size_t n;
-	int64_t seq[CONSOLE_ROWS_MAX];
-	size_t off[CONSOLE_ROWS_MAX]; /* where row i starts in buf */
-};
 
 /* Rows after seq `after`, oldest first, up to CONSOLE_CATCHUP_MAX bytes:
  * 1 when there may be more. */
@@ -298,11 +301,12 @@ static void console_catch_up(struct consoles *cs, struct console *c)
 
 	if (!c->followers)
 		return;
-	rows = malloc(sizeof(*rows));
-	if (rows)
-		rows->buf = malloc(CONSOLE_CATCHUP_MAX);
-	if (!rows || !rows->buf) {
-		free(rows);
+	if (!cs->rows && (cs->rows = calloc(1, sizeof(*cs->rows))) && !(cs->rows->buf = malloc(CONSOLE_CATCHUP_MAX))) {
+		free(cs->rows);
+		cs->rows = NULL;
+	}
+	rows = cs->rows;
+	if (!rows) {
 		log_warn("guest %s: out of memory to stream its console", c->guest_id);
 		return;
 	}
@@ -318,6 +322,7 @@ static void console_catch_up(struct consoles *cs, struct console *c)
 		}
 		if (rows->n == 0)
 			break;
+		cs->delivering = true;
 		for (struct console_follower *f = c->followers, *next; f; f = next) {
 			size_t i = 0;
 
@@ -330,9 +335,8 @@ static void console_catch_up(struct consoles *cs, struct console *c)
 			if (rows->len > rows->off[i])
 				f->cb(f->ctx, rows->buf + rows->off[i], rows->len - rows->off[i]);
 		}
+		cs->delivering = false;
 	}
-	free(rows->buf);
-	free(rows);
 }
 
 static bool console_any_followed(const struct consoles *cs)
@@ -391,15 +395,17 @@ void consoles_on_data(struct consoles *cs, const char *board_id, const Skyroot__
 		console_flush_soon(cs);
 		return;
 	}
+	cs->delivering = true;
 	for (struct console_follower *f = c->followers, *next; f; f = next) {
 		next = f->next; /* the callback may unfollow */
 		f->cb(f->ctx, p, n);
 	}
+	cs->delivering = false;
 }
 
 void consoles_forget(struct consoles *cs, const char *guest_id)
 {
-	if (!cs)
+	if (!cs || cs->delivering)
 		return;
 	for (struct console **pp = &cs->list; *pp; pp = &(*pp)->next)
 		if (strcmp((*pp)->guest_id, guest_id) == 0) {
@@ -478,8 +484,11 @@ void consoles_unfollow(struct consoles *cs, const char *guest_id, void *ctx)
 			struct console_follower *f = *pp;
 			*pp = f->next;
 			free(f);
-			return;
+			break;
 		}
+	/* A guest followed here, its board elsewhere: nothing left to keep. */
+	if (!c->followers && !c->ring)
+		consoles_forget(cs, guest_id);
 }
 
 /* ---- start, stop ---- */
@@ -527,6 +536,9 @@ static void consoles_closed(uv_handle_t *h)
 		console_free(c);
 	}
 	free(cs->scratch);
+	if (cs->rows)
+		free(cs->rows->buf);
+	free(cs->rows);
 	free(cs);
 }
 
