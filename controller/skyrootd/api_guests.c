@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "controller/skyrootd/api_priv.h"
+#include "controller/skyrootd/consoles.h"
 #include "controller/skyrootd/guests.h"
 
 static void api__guests_create(struct api_call *call, struct api_reply *rep)
@@ -159,21 +160,22 @@ static void api_console__chunk(void *ctx, const uint8_t *data, size_t len)
 
 void api_guests_conn_gone(struct api *api, struct http_conn *c, struct api_conn_state *st)
 {
-	if (st->follow[0] && api->ctl->guests)
-		guests_console_unfollow(api->ctl->guests, st->follow, c);
+	if (st->follow[0])
+		consoles_unfollow(api->ctl->consoles, st->follow, c);
 	st->follow[0] = '\0';
 }
 
 static void api__guest_console(struct api_call *call, struct api_reply *rep)
 {
-	struct guests *g = call->ctl->guests;
+	struct consoles *cs = call->ctl->consoles;
 	struct http_conn *c = call->conn;
 	struct api_conn_state *st;
 	struct guest gs;
 	char flag[8] = "";
 	char *ring;
-	size_t n;
-	int r = guests_get(g, call->seg, &gs);
+	size_t n = 0;
+	bool follow;
+	int r = guests_get(call->ctl->guests, call->seg, &gs);
 
 	if (r == -ENOENT) {
 		api_reply_no_guest(rep, call->seg);
@@ -184,32 +186,36 @@ static void api__guest_console(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	api_json_query_get(call->req->query, call->req->query_len, "follow", flag, sizeof(flag));
+	follow = strcmp(flag, "1") == 0 || strcmp(flag, "true") == 0;
 	ring = malloc(GUEST_CONSOLE_RING);
 	st = api_conn_state(c);
-	if (!ring || !st) {
+	if (!ring || !st || !cs) {
 		free(ring);
 		api_reply_internal(rep, -ENOMEM, "read the console");
 		return;
 	}
-	n = guests_console_read(g, gs.id, ring, GUEST_CONSOLE_RING);
+	/* On a shared store: what the store has (consoles.h). */
+	r = follow ? consoles_follow(cs, gs.id, api_console__chunk, c, ring, GUEST_CONSOLE_RING, &n) :
+		     consoles_read(cs, gs.id, ring, GUEST_CONSOLE_RING, &n);
+	if (r < 0) {
+		free(ring);
+		api_reply_internal(rep, r, "read the console");
+		return;
+	}
 	rep->status = 0; /* answered here */
-	if (strcmp(flag, "1") != 0 && strcmp(flag, "true") != 0) {
+	if (!follow) {
 		http_respond_raw(c, 200, "text/plain; charset=utf-8", ring, n);
 		free(ring);
 		return;
 	}
 	/* Follow: a chunked answer that stays open. */
+	snprintf(st->follow, sizeof(st->follow), "%s", gs.id);
 	r = http_stream_begin(c, 200, "text/plain; charset=utf-8");
 	if (r == 0)
 		r = http_stream_write(c, ring, n);
 	free(ring);
-	if (r == 0)
-		r = guests_console_follow(g, gs.id, api_console__chunk, c);
-	if (r < 0) {
-		http_conn_close(c, r);
-		return;
-	}
-	snprintf(st->follow, sizeof(st->follow), "%s", gs.id);
+	if (r < 0)
+		http_conn_close(c, r); /* its follower goes with it (api_guests_conn_gone) */
 }
 
 static void api__guest_patch(struct api_call *call, struct api_reply *rep)

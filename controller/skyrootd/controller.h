@@ -47,6 +47,7 @@ struct api;
 struct ctl_config;
 struct store;
 struct guests;
+struct consoles;
 struct boots;
 struct scrub;
 struct pending_rate;
@@ -72,6 +73,7 @@ struct controller {
 	char advertise[300];          /* what token cmdlines carry */
 	struct store *store;
 	struct guests *guests;
+	struct consoles *consoles;    /* guests' consoles (consoles.h) */
 	struct boots *boots;          /* boards' last bare-metal boot orders (boots.h) */
 	struct scrub *scrub;          /* the background scrub (scrub.h) */
 	struct events *events;        /* the event log (events.h) */

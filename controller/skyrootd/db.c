@@ -237,6 +237,18 @@ static const char *const db_migrations[] = {
 	"  data BLOB,"
 	"  created_at INTEGER NOT NULL);"      /* unix seconds */
 	"CREATE INDEX board_outbox_board ON board_outbox(board_id);",
+	/* 13 -> 14: guests' consoles across controllers (consoles.c, issue
+	 * 14): on a shared store the controller that holds a guest's board
+	 * copies its output here (about GUEST_CONSOLE_RING bytes per guest,
+	 * older rows trimmed), for the others to serve; seq grows per guest
+	 * whichever controller writes.  Empty on SQLite: one controller keeps
+	 * consoles in memory. */
+	"CREATE TABLE guest_console ("
+	"  guest_id TEXT NOT NULL,"
+	"  seq INTEGER NOT NULL,"
+	"  data BLOB NOT NULL,"
+	"  at INTEGER NOT NULL,"               /* unix seconds */
+	"  PRIMARY KEY (guest_id, seq)) WITHOUT ROWID;",
 };
 _Static_assert(SKY_ARRAY_SIZE(db_migrations) == DB_PG_BASE_VERSION + DB_PG_MIGRATIONS_N, "a new SQLite migration needs its PostgreSQL twin (db_pg_schema.c)");
 

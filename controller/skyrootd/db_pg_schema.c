@@ -201,5 +201,12 @@ const char *const db_pg_migrations[] = {
 	"  data BYTEA,"
 	"  created_at BIGINT NOT NULL);"
 	"CREATE INDEX board_outbox_board ON board_outbox(board_id);",
+	/* 13 -> 14: guests' consoles across controllers (consoles.c). */
+	"CREATE TABLE guest_console ("
+	"  guest_id " T " NOT NULL,"
+	"  seq BIGINT NOT NULL,"
+	"  data BYTEA NOT NULL,"
+	"  at BIGINT NOT NULL,"
+	"  PRIMARY KEY (guest_id, seq));",
 };
 const int db_pg_migrations_n = DB_PG_MIGRATIONS_N;

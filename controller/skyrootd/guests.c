@@ -26,6 +26,7 @@ enum guest_stmt {
 	G_NAME_TAKEN,
 	G_IMAGE_USED,
 	G_BOARD_LOAD,
+	G_CONSOLE_FORGET,
 	G_COUNT
 };
 
@@ -44,20 +45,8 @@ static const char *const guest_sql[G_COUNT] = {
 	[G_IMAGE_USED] = "SELECT 1 FROM guests WHERE kernel = ?1 OR initrd = ?1 OR disk = ?1 LIMIT 1",
 	/* SUM of a BIGINT is NUMERIC on PostgreSQL: cast back. */
 	[G_BOARD_LOAD] = "SELECT CAST(COALESCE(SUM(memory), 0) AS BIGINT), CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) FROM guests WHERE board_id = ? AND desired = 'running'",
-};
-
-struct console_follower {
-	struct console_follower *next;
-	guest_console_cb cb;
-	void *ctx;
-};
-
-struct console {
-	struct console *next;
-	char guest_id[DB_ID_MAX];
-	uint8_t *ring;                /* GUEST_CONSOLE_RING bytes */
-	size_t start, len;
-	struct console_follower *followers;
+	/* its console's rows (consoles.c writes them on a shared store) */
+	[G_CONSOLE_FORGET] = "DELETE FROM guest_console WHERE guest_id = ?",
 };
 
 struct guests {
@@ -66,7 +55,6 @@ struct guests {
 	struct guests_ops ops;
 	void *ops_ctx;
 	struct sql_stmt *q[G_COUNT];
-	struct console *consoles;
 	struct events *events;
 	uint8_t mac_prefix[3];        /* NETWORK_MAC_PREFIX_DEFAULT */
 };
@@ -146,17 +134,6 @@ void guests_close(struct guests *g)
 		return;
 	for (int i = 0; i < G_COUNT; i++)
 		sql_finalize(g->q[i]);
-	while (g->consoles) {
-		struct console *c = g->consoles;
-		g->consoles = c->next;
-		while (c->followers) {
-			struct console_follower *f = c->followers;
-			c->followers = f->next;
-			free(f);
-		}
-		free(c->ring);
-		free(c);
-	}
 	free(g);
 }
 
@@ -200,6 +177,19 @@ static int guest_one(struct guests *g, enum guest_stmt id, const char *key, stru
 	if (r == 0)
 		r = networks_nics_load(g->db, out->id, out->nics, SKY_GUEST_NICS_MAX, &out->n_nics);
 	return r;
+}
+
+int guests_board_of(struct guests *g, const char *id, char board_id[DB_ID_MAX])
+{
+	struct sql_stmt *s = q(g, G_BY_ID);
+	int rc;
+
+	sql_bind_text(s, 1, id);
+	rc = sql_step(s);
+	if (rc == SQL_ROW)
+		sql_copy_text(board_id, DB_ID_MAX, s, 2);
+	sql_reset(s);
+	return rc == SQL_ROW ? 0 : rc == SQL_DONE ? -ENOENT : rc < 0 ? rc : -EIO;
 }
 
 int guests_get(struct guests *g, const char *id_or_name, struct guest *out)
@@ -678,6 +668,11 @@ int guests_delete(struct guests *g, const char *id)
 	r = guests__begin(g);
 	if (r == 0)
 		r = step_done(s);
+	if (r == 0) {
+		s = q(g, G_CONSOLE_FORGET);
+		sql_bind_text(s, 1, id);
+		r = step_done(s);
+	}
 	if (r == 0)
 		r = networks_nics_forget(g->db, id); /* its MACs are free again */
 	if (r == 0)
@@ -687,15 +682,8 @@ int guests_delete(struct guests *g, const char *id)
 	if (r < 0)
 		return r;
 	send_command(g, &gs, SKYROOT__GUEST_ACTION__GUEST_DESTROY);
-	/* Its console goes with it. */
-	for (struct console **pp = &g->consoles; *pp; pp = &(*pp)->next)
-		if (strcmp((*pp)->guest_id, id) == 0 && !(*pp)->followers) {
-			struct console *c = *pp;
-			*pp = c->next;
-			free(c->ring);
-			free(c);
-			break;
-		}
+	if (g->ops.deleted) /* its console goes with it */
+		g->ops.deleted(g->ops_ctx, id);
 	return 0;
 }
 
@@ -758,95 +746,4 @@ void guests_on_report(struct guests *g, const char *board_id, const Skyroot__Gue
 				log_info("guest %s '%s' is %s on board %s", gs.id, gs.name, name, board_id);
 		}
 	}
-}
-
-/* ---- consoles ---- */
-
-static struct console *console_get(struct guests *g, const char *guest_id, bool create)
-{
-	struct console *c;
-	for (c = g->consoles; c; c = c->next)
-		if (strcmp(c->guest_id, guest_id) == 0)
-			return c;
-	if (!create)
-		return NULL;
-	c = calloc(1, sizeof(*c));
-	if (!c || !(c->ring = malloc(GUEST_CONSOLE_RING))) {
-		free(c);
-		return NULL;
-	}
-	snprintf(c->guest_id, sizeof(c->guest_id), "%s", guest_id);
-	c->next = g->consoles;
-	g->consoles = c;
-	return c;
-}
-
-void guests_on_console(struct guests *g, const char *board_id, const Skyroot__ConsoleData *d)
-{
-	struct guest gs;
-	struct console *c;
-	const uint8_t *p = d->data.data;
-	size_t n = d->data.len;
-
-	if (!d->guest_id || strlen(d->guest_id) >= DB_ID_MAX || n > 64 * 1024)
-		return;
-	if (guest_one(g, G_BY_ID, d->guest_id, &gs) < 0 || strcmp(gs.board_id, board_id) != 0)
-		return;
-	c = console_get(g, d->guest_id, true);
-	if (!c)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		c->ring[(c->start + c->len) % GUEST_CONSOLE_RING] = p[i];
-		if (c->len < GUEST_CONSOLE_RING)
-			c->len++;
-		else
-			c->start = (c->start + 1) % GUEST_CONSOLE_RING;
-	}
-	for (struct console_follower *f = c->followers, *next; f; f = next) {
-		next = f->next; /* the callback may unfollow */
-		f->cb(f->ctx, p, n);
-	}
-}
-
-size_t guests_console_read(struct guests *g, const char *guest_id, char *out, size_t outlen)
-{
-	struct console *c = console_get(g, guest_id, false);
-	size_t n, skip;
-	if (!c)
-		return 0;
-	n = c->len < outlen ? c->len : outlen;
-	skip = c->len - n;
-	for (size_t i = 0; i < n; i++)
-		out[i] = (char)c->ring[(c->start + skip + i) % GUEST_CONSOLE_RING];
-	return n;
-}
-
-int guests_console_follow(struct guests *g, const char *guest_id, guest_console_cb cb, void *ctx)
-{
-	struct console *c = console_get(g, guest_id, true);
-	struct console_follower *f;
-	if (!c)
-		return -ENOMEM;
-	f = calloc(1, sizeof(*f));
-	if (!f)
-		return -ENOMEM;
-	f->cb = cb;
-	f->ctx = ctx;
-	f->next = c->followers;
-	c->followers = f;
-	return 0;
-}
-
-void guests_console_unfollow(struct guests *g, const char *guest_id, void *ctx)
-{
-	struct console *c = console_get(g, guest_id, false);
-	if (!c)
-		return;
-	for (struct console_follower **pp = &c->followers; *pp; pp = &(*pp)->next)
-		if ((*pp)->ctx == ctx) {
-			struct console_follower *f = *pp;
-			*pp = f->next;
-			free(f);
-			return;
-		}
 }

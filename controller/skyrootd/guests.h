@@ -1,5 +1,5 @@
-/* Guests: desired state in the store, reconciled with what boards report;
- * consoles kept as bounded rings in memory. */
+/* Guests: desired state in the store, reconciled with what boards report
+ * (their consoles: consoles.h). */
 #ifndef SKY_CONTROLLER_GUESTS_H
 #define SKY_CONTROLLER_GUESTS_H
 
@@ -16,7 +16,6 @@
 #define GUEST_NAME_MAX (SKY_NAME_MAX + 1)
 #define GUEST_CMDLINE_MAX (SKY_GUEST_CMDLINE_MAX + 1)
 #define GUEST_MAX_DEVICES SKY_GUEST_DEVICES_MAX
-#define GUEST_CONSOLE_RING (64u * 1024u)
 #define GUEST_ERROR_MAX 512
 /* Memory the firmware keeps for itself when placing guests. */
 #define GUEST_BOARD_RESERVE (512ull << 20)
@@ -31,6 +30,9 @@ struct guests_ops {
 	bool (*online)(void *ctx, const char *board_id);
 	/* Send a command to the board: 0, or -ENOTCONN when it has no session. */
 	int (*send)(void *ctx, const char *board_id, Skyroot__Envelope *env);
+	/* A guest is gone (its delete committed, its console's rows with it):
+	 * what else holds it lets go (consoles_forget).  May be NULL. */
+	void (*deleted)(void *ctx, const char *guest_id);
 };
 
 struct guest {
@@ -81,6 +83,9 @@ void guests_close(struct guests *g);
  * says how: -EINVAL (400), -ENOENT (404), -EEXIST / -EBUSY / -ENOSPC (409). */
 int guests_create(struct guests *g, const struct guest_request *req, struct guest *out, char *err, size_t errlen);
 int guests_get(struct guests *g, const char *id_or_name, struct guest *out);
+/* The board a guest is placed on, by the guest's id only (not its name):
+ * 0, -ENOENT, or the store's error. */
+int guests_board_of(struct guests *g, const char *id, char board_id[DB_ID_MAX]);
 typedef int (*guest_cb)(void *ctx, const struct guest *gs);
 int guests_list(struct guests *g, guest_cb cb, void *ctx);
 /* desired = "running" or "stopped". */
@@ -92,13 +97,5 @@ int guests_image_in_use(struct guests *g, const char *image_id);
 /* What boards report (main.c routes the agent link's ops here). */
 void guests_board_up(struct guests *g, const char *board_id);
 void guests_on_report(struct guests *g, const char *board_id, const Skyroot__GuestReport *r);
-void guests_on_console(struct guests *g, const char *board_id, const Skyroot__ConsoleData *d);
-
-/* Console: copy out the ring (up to outlen bytes, the newest); returns the
- * length.  Followers get every new byte through cb until they unfollow. */
-size_t guests_console_read(struct guests *g, const char *guest_id, char *out, size_t outlen);
-typedef void (*guest_console_cb)(void *ctx, const uint8_t *data, size_t len);
-int guests_console_follow(struct guests *g, const char *guest_id, guest_console_cb cb, void *ctx);
-void guests_console_unfollow(struct guests *g, const char *guest_id, void *ctx);
 
 #endif

@@ -25,6 +25,7 @@
 #include "controller/skyrootd/boots.h"
 #include "controller/skyrootd/cmdline.h"
 #include "controller/skyrootd/config.h"
+#include "controller/skyrootd/consoles.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/events.h"
 #include "controller/skyrootd/fleet.h"
@@ -227,7 +228,7 @@ static void wire__guest_report(void *ctx, const char *board_id, const Skyroot__G
 static void wire__console(void *ctx, const char *board_id, const Skyroot__ConsoleData *d)
 {
 	struct controller *ctl = ctx;
-	guests_on_console(ctl->guests, board_id, d);
+	consoles_on_data(ctl->consoles, board_id, d);
 }
 
 /* The board's answer to a boot order; a board that will not boot is not
@@ -316,9 +317,16 @@ static const struct fleet_local_ops wire_fleet_ops = {
 	.kick = wire__here_kick,
 };
 
+static void wire__guest_deleted(void *ctx, const char *guest_id)
+{
+	struct controller *ctl = ctx;
+	consoles_forget(ctl->consoles, guest_id);
+}
+
 static const struct guests_ops wire_guests_ops = {
 	.online = wire__online,
 	.send = wire__send,
+	.deleted = wire__guest_deleted,
 };
 
 /* After the loop: nothing adds events any more. */
@@ -342,6 +350,8 @@ static void on_signal(uv_signal_t *h, int signum)
 	api_stop(ctl->boot);
 	scrub_stop(ctl->scrub);
 	events_set_fleet(ctl->events, NULL);
+	consoles_stop(ctl->consoles); /* what waits goes to the store, before the bus */
+	ctl->consoles = NULL;
 	fleet_stop(ctl->fleet); /* after the sessions: its presence rows go last */
 	ctl->scrub = NULL;
 	ctl->fleet = NULL;
@@ -486,6 +496,11 @@ static int cmd_run(int argc, char **argv)
 	}
 	fleet_set_local(ctl.fleet, &wire_fleet_ops, &ctl);
 	events_set_fleet(ctl.events, ctl.fleet);
+	r = consoles_start(&loop, ctl.db, ctl.guests, ctl.fleet, &ctl.consoles);
+	if (r < 0) {
+		log_error("cannot start the guests' consoles: %s", strerror(-r));
+		goto fail;
+	}
 	guests_set_ops(ctl.guests, &wire_guests_ops, &ctl);
 	r = agentlink_start(&ctl, (struct sockaddr *)&agent_addr, &ctl.opt.agent_lim, &wire_agentlink_ops, &ctl);
 	if (r < 0) {
@@ -541,6 +556,8 @@ fail:
 	scrub_stop(ctl.scrub);
 	agentlink_stop(ctl.agents);
 	events_set_fleet(ctl.events, NULL);
+	consoles_stop(ctl.consoles);
+	ctl.consoles = NULL;
 	fleet_stop(ctl.fleet);
 	ctl.fleet = NULL;
 	api_stop(ctl.api);

@@ -9,7 +9,7 @@
  * controller's answers are read back and checked.  The store is a real
  * one in a temporary folder: one image granted to the board, one that is
  * not, a guest on the board, a bare-metal boot order (request id 5)
- * waiting for its answer.  Reports reach guests.c and boots.c as main.c
+ * waiting for its answer.  Reports reach guests.c, consoles.c and boots.c as main.c
  * wires them.
  *
  * What must hold: every answer is a well-formed frame; each heartbeat is
@@ -37,6 +37,7 @@
 #include "common/x509.h"
 #include "controller/skyrootd/agentlink_priv.h"
 #include "controller/skyrootd/boots.h"
+#include "controller/skyrootd/consoles.h"
 #include "controller/skyrootd/db.h"
 #include "controller/skyrootd/guests.h"
 #include "controller/skyrootd/store.h"
@@ -103,7 +104,7 @@ static void fz_guest_report(void *ctx, const char *board_id, const Skyroot__Gues
 static void fz_console(void *ctx, const char *board_id, const Skyroot__ConsoleData *d)
 {
 	(void)ctx;
-	guests_on_console(fz.ctl.guests, board_id, d);
+	consoles_on_data(fz.ctl.consoles, board_id, d);
 }
 
 static void fz_boot_result(void *ctx, const char *board_id, uint64_t req, const Skyroot__BareMetalBootResult *res)
@@ -169,7 +170,8 @@ static void fz_setup(void)
 		abort();
 	free(man);
 	free(sig);
-	if (guests_open(fz.ctl.db, fz.ctl.store, &fz.ctl.guests) != 0 || boots_new(&fz.ctl.boots) != 0)
+	if (guests_open(fz.ctl.db, fz.ctl.store, &fz.ctl.guests) != 0 || boots_new(&fz.ctl.boots) != 0 ||
+	    consoles_start(&fz.loop, fz.ctl.db, fz.ctl.guests, NULL, &fz.ctl.consoles) != 0)
 		abort();
 	if (guests_create(fz.ctl.guests, &gr, &fz.guest, err, sizeof(err)) != 0)
 		abort();
@@ -413,8 +415,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The guest's console ends with what the board sent last. */
 	if (want.console_seen && !early) {
 		static char ring[GUEST_CONSOLE_RING];
-		size_t n = guests_console_read(fz.ctl.guests, FZ_GUEST_ID, ring, sizeof(ring));
-		if (n < want.console_len || memcmp(ring + n - want.console_len, want.console, want.console_len) != 0)
+		size_t n = 0;
+		if (consoles_read(fz.ctl.consoles, FZ_GUEST_ID, ring, sizeof(ring), &n) != 0 || n < want.console_len || memcmp(ring + n - want.console_len, want.console, want.console_len) != 0)
 			abort();
 	}
 	/* Every chunk job is over, and the budget is whole again (jobs of a

@@ -31,6 +31,7 @@
 #include "common/x509.h"
 #include "controller/skyrootd/api_priv.h"
 #include "controller/skyrootd/boots.h"
+#include "controller/skyrootd/consoles.h"
 #include "controller/skyrootd/creds.h"
 #include "controller/skyrootd/db.h"
 #include "controller/skyrootd/events.h"
@@ -157,7 +158,8 @@ static void fz_state_open(const char *dir, bool fresh)
 			abort();
 	}
 	if (guests_open(fz.ctl.db, fz.ctl.store, &fz.ctl.guests) != 0 || boots_new(&fz.ctl.boots) != 0 ||
-	    events_open(fz.ctl.db, &fz.loop, 0, &fz.ctl.events) != 0)
+	    events_open(fz.ctl.db, &fz.loop, 0, &fz.ctl.events) != 0 ||
+	    consoles_start(&fz.loop, fz.ctl.db, fz.ctl.guests, NULL, &fz.ctl.consoles) != 0)
 		abort();
 	guests_set_events(fz.ctl.guests, fz.ctl.events); /* GET /v1/events lists and watches them */
 	if (fresh) {
@@ -170,6 +172,7 @@ static void fz_state_open(const char *dir, bool fresh)
 
 static void fz_state_close(void)
 {
+	consoles_stop(fz.ctl.consoles);
 	guests_close(fz.ctl.guests);
 	events_close(fz.ctl.events);
 	uv_run(&fz.loop, UV_RUN_NOWAIT); /* its handles close */

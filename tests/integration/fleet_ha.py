@@ -27,6 +27,12 @@ Usage: fleet_ha.py CASE
             kill -9 while they write (tokens made with an Idempotency-Key)
             and read: they see no other error, every token they were told
             of is there through B and C, and no key made two tokens.
+  console   a real QEMU guest (TCG) on a board held by B: its console's
+            marker through C (a plain GET) and through A (skyctl guest
+            console --follow); then B killed with kill -9, the board held
+            by another controller, the guest stopped and started through
+            C: the follower on A, still open, gets the second boot's
+            marker (the rows' seq goes on growing under the new holder).
 
 Skips (77) when PostgreSQL is not installed.  FLEET_HA_BOARDS sets the
 number of boards (default 30)."""
@@ -35,15 +41,18 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "pg"))
 import pgserver  # noqa: E402
-from fleetlib import (SKY_SLOW, SKY_THREADS, SKYROOTD, Fail, Fleet, Proc, agent_args, board_fixture,  # noqa: E402
+from fleetlib import (SKY_SLOW, SKY_THREADS, SKYCTL, SKYROOTD, Fail, Fleet, Proc, agent_args,  # noqa: E402
+                      board_fixture,
                       check, free_port, run_cases, skyctl, wait_for)
 
 BOARDS = int(os.environ.get("FLEET_HA_BOARDS", "30"))
@@ -494,6 +503,101 @@ def case_retry(h):
     n_after = len(b.api("GET", "/v1/tokens?limit=1000")[1]["tokens"])
     check(n_after - n_before == rounds, f"{rounds} keys sent to two controllers at once: {n_after - n_before} tokens")
     print(f"{rounds} keys each sent to B and C at once: {rounds} tokens, {replayed} answers given again")
+
+
+class Follower:
+    """skyctl guest console NAME --follow through controller A (its
+    skyctl.conf), read by a thread of its own."""
+
+    def __init__(self, a, name):
+        self.p = subprocess.Popen([SKYCTL, "--config", os.path.join(a.state, "skyctl.conf"), "guest", "console",
+                                   name, "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.data = b""
+        self.lock = threading.Lock()
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        while True:
+            chunk = os.read(self.p.stdout.fileno(), 65536)
+            if not chunk:
+                return
+            with self.lock:
+                self.data += chunk
+
+    def text(self):
+        with self.lock:
+            return self.data.decode(errors="replace")
+
+    def close(self):
+        self.p.terminate()
+        self.p.wait(10)
+        self.t.join(5)
+
+
+def case_console(h):
+    from guests import MARK_UP, guest_artifacts  # noqa: E402 (QEMU guests on the host)
+    art = guest_artifacts()
+    h.start()
+    h.boards(3)
+    ids = h.self_ids()
+    a = h.ctls[0]
+    bid = next((x for x in a.online() if holder_of(h, ids, x) not in (None, a)), None)
+    check(bid, f"a board held elsewhere than A: {h.holders()}")
+    b = holder_of(h, ids, bid)
+    c = next(x for x in h.ctls if x not in (a, b))
+    name = a.online()[bid]["name"]
+    for path, img, kind in ((os.path.join(art, "vmlinuz"), "vk", "kernel"),
+                            (os.path.join(art, "initrd.img"), "vi", "initrd")):
+        r = skyctl(a, "-o", "json", "image", "push", path, "--name", img, "--kind", kind)
+        check(r.returncode == 0, f"image push {img}: {r.stderr}")
+    g = f"hacon{os.getpid()}"
+    r = skyctl(a, "-o", "json", "guest", "create", "--name", g, "--board", name, "--kernel", "vk", "--initrd", "vi",
+               "--cmdline", "console=ttyS0 panic=-1 quiet", "--memory", "256M")
+    check(r.returncode == 0, f"guest create through A: {r.stderr}")
+    gid = json.loads(r.stdout)["id"]
+
+    def console(ctl):
+        st, _, raw = ctl.request("GET", f"/v1/guests/{g}/console")
+        check(st == 200, f"GET the console through {ctl.name}: {st} {raw[:200]!r}")
+        return raw.decode(errors="replace")
+    t0 = time.monotonic()
+    wait_for(lambda: MARK_UP in console(c), 120 * SKY_SLOW, f"the marker of {g} (board on {b.name}) through C",
+             interval=0.5)
+    print(f"guest {g} on a board of {b.name}: its marker through C {time.monotonic() - t0:.1f} s after create")
+    check(holder_of(h, ids, bid) is b, f"the board still held by {b.name}")
+    fol = Follower(a, g)
+    try:
+        wait_for(lambda: MARK_UP in fol.text(), 10 * SKY_SLOW, "the marker on skyctl guest console --follow through A")
+        # The board moves: its controller killed, the agent goes to another.
+        b.kill()
+        left = [x for x in h.ctls if x is not b]
+        wait_for(lambda: holder_of(h, ids, bid) in left, FAILOVER_S, f"the board of {b.name} held by another",
+                 interval=0.5)
+        now = holder_of(h, ids, bid)
+        print(f"the board moved from {b.name} to {now.name}")
+
+        def state():
+            st, body = c.api("GET", f"/v1/guests/{g}")
+            return body.get("state") if st == 200 else None
+        st, body = c.api("POST", f"/v1/guests/{g}/stop")
+        check(st in (200, 202), f"guest stop through C: {st} {body}")
+        wait_for(lambda: state() == "stopped", 90 * SKY_SLOW, f"guest {g} stopped", interval=0.5)
+        st, body = c.api("POST", f"/v1/guests/{g}/start")
+        check(st in (200, 202), f"guest start through C: {st} {body}")
+        t1 = time.monotonic()
+        # Written by the new holder: the follower on A, open since the
+        # first boot, gets the second boot's marker.
+        wait_for(lambda: fol.text().count(MARK_UP) >= 2, 120 * SKY_SLOW,
+                 f"the second boot's marker on A's follower (board now on {now.name})", interval=0.2)
+        print(f"the second boot's marker on A's --follow {time.monotonic() - t1:.1f} s after the start")
+        check(fol.p.poll() is None, "the follower still runs")
+        check(console(c).count(MARK_UP) >= 2, "both boots through C")
+    finally:
+        fol.close()
+    check(skyctl(a, "guest", "delete", g).returncode == 0, f"guest delete {g}")
+    rows = h.psql(f"SELECT count(*) FROM guest_console WHERE guest_id = '{gid}'")
+    check(rows.strip() == "0", f"the guest's console rows deleted with it: {rows!r}")
 
 
 def make(tmp):

@@ -265,13 +265,13 @@ static void test_nonempty_refused_all_or_nothing(void **state)
 	tmpdb_open(&src, "migrate-src");
 	tmpdb_open(&dst, "migrate-dst");
 	fill(&src, big);
-	assert_string_equal(last, "board_outbox");
-	assert_int_equal(sqlite3_exec(H(&dst), "INSERT INTO board_outbox(board_id, kind, data, created_at) "
-					       "VALUES('brd-x', 'kick', NULL, 1)", NULL, NULL, NULL),
+	assert_string_equal(last, "guest_console");
+	assert_int_equal(sqlite3_exec(H(&dst), "INSERT INTO guest_console(guest_id, seq, data, at) "
+					       "VALUES('gst-x', 1, x'41', 1)", NULL, NULL, NULL),
 			 SQLITE_OK);
 	assert_int_equal(sql_open(src.path, SQL_OPEN_READONLY, &ro), 0);
 	assert_int_equal(migrate_copy(ro, db_sql(dst.db), false, &st, err, sizeof(err)), -EEXIST);
-	assert_non_null(strstr(err, "board_outbox"));
+	assert_non_null(strstr(err, "guest_console"));
 	assert_true(st.tables == migrate_tables_n - 1);
 	assert_false(sql_in_tx(db_sql(dst.db)));
 	for (size_t i = 0; i + 1 < migrate_tables_n; i++) {
@@ -279,7 +279,7 @@ static void test_nonempty_refused_all_or_nothing(void **state)
 		snprintf(q, sizeof(q), "SELECT count(*) FROM %s", migrate_tables[i].name);
 		assert_int_equal(sql_count(db_sql(dst.db), q), 0);
 	}
-	assert_int_equal(sql_count(db_sql(dst.db), "SELECT count(*) FROM board_outbox"), 1);
+	assert_int_equal(sql_count(db_sql(dst.db), "SELECT count(*) FROM guest_console"), 1);
 	sql_close(ro);
 	tmpdb_close(&dst);
 	tmpdb_close(&src);
