@@ -237,6 +237,19 @@ static const char *const db_migrations[] = {
 	"  data BLOB,"
 	"  created_at INTEGER NOT NULL);"      /* unix seconds */
 	"CREATE INDEX board_outbox_board ON board_outbox(board_id);",
+	/* 13 -> 14: another change's (a placeholder on this branch: version
+	 * 14 is taken by a migration merged beside this one). */
+	"SELECT 1",
+	/* 14 -> 15: each board's last bare-metal boot order and the board's
+	 * answer (boots.c), shared by the controllers of one store and kept
+	 * across restarts; request_id is the order's id on the agent link. */
+	"CREATE TABLE board_boots ("
+	"  board_id TEXT PRIMARY KEY,"
+	"  request_id INTEGER NOT NULL,"
+	"  state TEXT NOT NULL,"               /* sent | accepted | refused | failed */
+	"  kernel TEXT NOT NULL,"              /* the kernel image's id */
+	"  error TEXT NOT NULL DEFAULT '',"    /* the board's reason; '' unless refused or failed */
+	"  at INTEGER NOT NULL);",             /* unix seconds of the last change */
 };
 _Static_assert(SKY_ARRAY_SIZE(db_migrations) == DB_PG_BASE_VERSION + DB_PG_MIGRATIONS_N, "a new SQLite migration needs its PostgreSQL twin (db_pg_schema.c)");
 

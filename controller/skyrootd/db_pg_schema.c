@@ -201,5 +201,15 @@ const char *const db_pg_migrations[] = {
 	"  data BYTEA,"
 	"  created_at BIGINT NOT NULL);"
 	"CREATE INDEX board_outbox_board ON board_outbox(board_id);",
+	/* 13 -> 14: another change's (a placeholder on this branch). */
+	"SELECT 1",
+	/* 14 -> 15: boards' last bare-metal boot orders (boots.c). */
+	"CREATE TABLE board_boots ("
+	"  board_id " T " PRIMARY KEY,"
+	"  request_id BIGINT NOT NULL,"
+	"  state " T " NOT NULL,"
+	"  kernel " T " NOT NULL,"
+	"  error " T " NOT NULL DEFAULT '',"
+	"  at BIGINT NOT NULL);",
 };
 const int db_pg_migrations_n = DB_PG_MIGRATIONS_N;

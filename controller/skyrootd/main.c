@@ -230,12 +230,15 @@ static void wire__console(void *ctx, const char *board_id, const Skyroot__Consol
 	guests_on_console(ctl->guests, board_id, d);
 }
 
-/* The board's answer to a boot order; a board that will not boot is not
- * shown as running a bare-metal OS once it goes offline. */
+/* The board's answer to a boot order, on the controller holding its
+ * session: the order may have been sent through another one (boots.h
+ * keeps it in the store).  A board that will not boot is not shown as
+ * running a bare-metal OS once it goes offline. */
 static void wire__boot_result(void *ctx, const char *board_id, uint64_t req, const Skyroot__BareMetalBootResult *res)
 {
 	struct controller *ctl = ctx;
-	int r = boots_answer(ctl->boots, board_id, req, res->outcome, res->error, sky_unix_now());
+	struct boot_status st;
+	int r = boots_answer(ctl->boots, board_id, req, res->outcome, res->error, sky_unix_now(), &st);
 	char reqs[24];
 
 	snprintf(reqs, sizeof(reqs), "%llu", (unsigned long long)req);
@@ -244,21 +247,25 @@ static void wire__boot_result(void *ctx, const char *board_id, uint64_t req, con
 			      res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_ACCEPTED ? "board.boot" :
 			      res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED  ? "board.refused" :
 										     "board.failed",
-			      "board", board_id, "order", "boot", "request_id", reqs, "reason",
-			      boots_get(ctl->boots, board_id)->error, NULL);
-	if (r < 0) {
+			      "board", board_id, "order", "boot", "request_id", reqs, "reason", st.error, NULL);
+	if (r == -ENOENT || r == -ESTALE || r == -EALREADY) {
 		log_debug("board %s: answer to boot order %llu ignored: %s", board_id, (unsigned long long)req,
 			  r == -ESTALE ? "not its last order" : r == -EALREADY ? "already settled" : "no order");
 		return;
 	}
+	if (r < 0) {
+		log_warn("board %s: its answer to boot order %llu not recorded: %s", board_id,
+			 (unsigned long long)req, strerror(-r));
+		return;
+	}
 	if (res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_ACCEPTED) {
-		log_info("board %s: accepted the bare-metal boot", board_id);
+		log_info("board %s: accepted the bare-metal boot (order %llu)", board_id, (unsigned long long)req);
 		return;
 	}
 	/* The board's words go through the logger, which escapes them. */
-	log_warn("board %s: bare-metal boot %s: %s", board_id,
-		 res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED ? "refused" : "failed",
-		 boots_get(ctl->boots, board_id)->error);
+	log_warn("board %s: bare-metal boot %s (order %llu): %s", board_id,
+		 res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED ? "refused" : "failed", (unsigned long long)req,
+		 st.error);
 	if (ctl->agents)
 		agentlink_board_baremetal(ctl->agents, board_id, false);
 }
@@ -447,16 +454,17 @@ static int cmd_run(int argc, char **argv)
 		ctl_config_free(&cfg);
 		return 1;
 	}
-	r = boots_new(&ctl.boots);
-	if (r == 0) {
-		ctl.pending_rate = pending_rate_new(PENDING_RATE_BURST, PENDING_RATE_REFILL_MS, PENDING_RATE_SLOTS);
-		if (!ctl.pending_rate) {
-			boots_free(ctl.boots);
-			r = -ENOMEM;
-		}
-	}
+	r = boots_open(ctl.db, &ctl.boots);
 	if (r < 0) {
+		log_error("cannot prepare the boot orders' statements: %s", strerror(-r));
+		ctl_state_unload(&ctl);
+		ctl_config_free(&cfg);
+		return 1;
+	}
+	ctl.pending_rate = pending_rate_new(PENDING_RATE_BURST, PENDING_RATE_REFILL_MS, PENDING_RATE_SLOTS);
+	if (!ctl.pending_rate) {
 		log_error("out of memory");
+		boots_free(ctl.boots);
 		ctl_state_unload(&ctl);
 		ctl_config_free(&cfg);
 		return 1;
@@ -529,8 +537,8 @@ static int cmd_run(int argc, char **argv)
 	r = uv_loop_close(&loop);
 	if (r < 0)
 		log_warn("loop closed with handles still open: %s", uv_strerror(r));
+	boots_free(ctl.boots); /* its statements before the store's connection */
 	ctl_state_unload(&ctl);
-	boots_free(ctl.boots);
 	pending_rate_free(ctl.pending_rate);
 	tpmv_cas_free(ctl.tpm_cas);
 	log_info("stopped");
@@ -549,8 +557,8 @@ fail:
 	loops_stop(ctl.loops);
 	main__events_close(&ctl);
 	uv_loop_close(&loop);
+	boots_free(ctl.boots); /* its statements before the store's connection */
 	ctl_state_unload(&ctl);
-	boots_free(ctl.boots);
 	pending_rate_free(ctl.pending_rate);
 	tpmv_cas_free(ctl.tpm_cas);
 	ctl_config_free(&cfg);
