@@ -208,10 +208,10 @@ static int api_board__boot_send(struct controller *ctl, const char *id, uint64_t
 	if (r < 0)
 		return r;
 	r = boots_sent(ctl->boots, id, order, kernel, sky_unix_now());
-	if (r == 0)
-		r = agentlink_board_baremetal(ctl->agents, id, true);
 	if (r == 0 && (r = fleet_board_send(ctl->fleet, id, env)) == -ENOTCONN)
 		r = -EHOSTDOWN;
+	if (r == 0)
+		r = agentlink_board_baremetal(ctl->agents, id, true);
 	if (r == 0)
 		r = db_commit(ctl->db);
 	if (r < 0)
