@@ -36,24 +36,29 @@ static int api_board__gate(struct controller *ctl, const struct db_board *b, jso
 }
 
 /* The board as the API shows it, into *out: 0, or the error of a read
- * (-ENOMEM, the store's). */
-static int api_board__render(struct controller *ctl, const struct db_board *b, json_t **out)
+ * (-ENOMEM, the store's).  all: every board's last boot order read at
+ * once (a list), or NULL to read this board's. */
+static int api_board__render(struct controller *ctl, const struct boots_all *all, const struct db_board *b,
+			     json_t **out)
 {
 	char holder[FLEET_ID_MAX];
 	int64_t seen = 0;
 	bool online = fleet_board_where(ctl->fleet, b->id, &seen, holder);
-	struct boot_status boot;
+	struct boot_status one;
+	const struct boot_status *boot = all ? boots_all_find(all, b->id) : &one;
 	json_t *o = api_json_board(b, online, online ? seen : b->last_seen);
-	int r = boots_get(ctl->boots, b->id, &boot);
+	int r = all ? 0 : boots_get(ctl->boots, b->id, &one);
 
-	if (r < 0 && r != -ENOENT) {
+	if (r == -ENOENT)
+		boot = NULL;
+	else if (r < 0) {
 		json_decref(o);
 		return r;
 	}
 	if (!o || json_object_set_new(o, "controller", online ? json_string(holder) : json_null()) < 0 ||
 	    api_board__gate(ctl, b, o) < 0 ||
 	    api_json_board_images(o, online ? agentlink_board_images(ctl->agents, b->id) : NULL) < 0 ||
-	    api_json_board_boot(o, r == 0 ? &boot : NULL) < 0) {
+	    api_json_board_boot(o, boot) < 0) {
 		json_decref(o);
 		return -ENOMEM;
 	}
@@ -64,13 +69,14 @@ static int api_board__render(struct controller *ctl, const struct db_board *b, j
 struct api_board_ctx {
 	struct controller *ctl;
 	json_t *json;               /* the array (list) or the object (get) */
+	struct boots_all *boots;    /* a list's: every board's last boot order */
 };
 
 static int api_board__list_cb(void *ctx, const struct db_board *b)
 {
 	struct api_board_ctx *x = ctx;
 	json_t *o = NULL;
-	int r = api_board__render(x->ctl, b, &o);
+	int r = api_board__render(x->ctl, x->boots, b, &o);
 
 	if (r < 0)
 		return r;
@@ -89,20 +95,25 @@ static void api__boards_list(struct api_call *call, struct api_reply *rep)
 {
 	struct api_board_ctx x = { .ctl = call->ctl };
 	struct api_list_query q;
+	int r;
 
 	if (api_list_query(call, rep, &api_boards_list, &q) < 0)
 		return;
 	x.json = json_array();
 	if (!x.json)
 		return;
-	api_list_reply(call, rep, &api_boards_list, &q, db_board_list(x.ctl->db, api_board__list_cb, &x), x.json);
+	r = boots_all(x.ctl->boots, &x.boots);
+	if (r == 0)
+		r = db_board_list(x.ctl->db, api_board__list_cb, &x);
+	boots_all_free(x.boots);
+	api_list_reply(call, rep, &api_boards_list, &q, r, x.json);
 }
 
 static int api_board__get_cb(void *ctx, const struct db_board *b)
 {
 	struct api_board_ctx *x = ctx;
 
-	return api_board__render(x->ctl, b, &x->json);
+	return api_board__render(x->ctl, NULL, b, &x->json);
 }
 
 static void api__board_get(struct api_call *call, struct api_reply *rep)

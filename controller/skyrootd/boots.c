@@ -15,6 +15,7 @@ enum boots_stmt {
 	B_GET,
 	B_ANSWER,
 	B_FORGET,
+	B_ALL,
 	B_COUNT
 };
 
@@ -31,6 +32,7 @@ static const char *const boots_sql[B_COUNT] = {
 	[B_ANSWER] = "UPDATE board_boots SET state = ?3, error = ?4, at = ?5 WHERE board_id = ?1 AND request_id = ?2 "
 		     "AND (state = 'sent' OR (state = 'accepted' AND ?3 = 'failed')) RETURNING " BOOTS_COLS,
 	[B_FORGET] = "DELETE FROM board_boots WHERE board_id = ?",
+	[B_ALL] = "SELECT " BOOTS_COLS ", board_id FROM board_boots",
 };
 
 struct boots {
@@ -207,6 +209,79 @@ int boots_get(struct boots *b, const char *board_id, struct boot_status *out)
 		r = -ENOENT;
 	sql_reset(s);
 	return r;
+}
+
+struct boots_all_row {
+	char board_id[DB_ID_MAX];
+	struct boot_status st;
+};
+
+struct boots_all {
+	struct boots_all_row *rows;   /* sorted by board_id (strcmp) */
+	size_t n;
+};
+
+static int boots_all_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct boots_all_row *)a)->board_id, ((const struct boots_all_row *)b)->board_id);
+}
+
+int boots_all(struct boots *b, struct boots_all **out)
+{
+	struct boots_all *all = calloc(1, sizeof(*all));
+	struct sql_stmt *s = bq(b, B_ALL);
+	size_t cap = 0;
+	int r;
+
+	if (!all)
+		return -ENOMEM;
+	while ((r = sql_step(s)) == SQL_ROW) {
+		if (all->n == cap) {
+			size_t ncap = cap ? 2 * cap : 16;
+			struct boots_all_row *nrows = realloc(all->rows, ncap * sizeof(*nrows));
+
+			if (!nrows) {
+				r = -ENOMEM;
+				break;
+			}
+			all->rows = nrows;
+			cap = ncap;
+		}
+		sql_copy_text(all->rows[all->n].board_id, DB_ID_MAX, s, 5);
+		r = boots_read_row(s, &all->rows[all->n].st);
+		if (r < 0)
+			break;
+		all->n++;
+	}
+	sql_reset(s);
+	if (r < 0) {
+		boots_all_free(all);
+		return r;
+	}
+	if (all->n)
+		qsort(all->rows, all->n, sizeof(all->rows[0]), boots_all_cmp);
+	*out = all;
+	return 0;
+}
+
+const struct boot_status *boots_all_find(const struct boots_all *all, const char *board_id)
+{
+	struct boots_all_row key;
+	const struct boots_all_row *row;
+
+	if (!all || !all->n || strlen(board_id) >= DB_ID_MAX)
+		return NULL;
+	snprintf(key.board_id, sizeof(key.board_id), "%s", board_id);
+	row = bsearch(&key, all->rows, all->n, sizeof(all->rows[0]), boots_all_cmp);
+	return row ? &row->st : NULL;
+}
+
+void boots_all_free(struct boots_all *all)
+{
+	if (!all)
+		return;
+	free(all->rows);
+	free(all);
 }
 
 int boots_forget(struct boots *b, const char *board_id)

@@ -61,6 +61,13 @@ int boots_answer(struct boots *b, const char *board_id, uint64_t req, Skyroot__B
 /* The board's last order into out: 0, -ENOENT when none, or the store's
  * error. */
 int boots_get(struct boots *b, const char *board_id, struct boot_status *out);
+/* Every board's last order at once, for a list of boards (one statement
+ * instead of one per board): free with boots_all_free. */
+struct boots_all;
+int boots_all(struct boots *b, struct boots_all **out);
+/* The board's last order in it, or NULL when none. */
+const struct boot_status *boots_all_find(const struct boots_all *all, const char *board_id);
+void boots_all_free(struct boots_all *all);
 /* The board is deleted: its row goes. */
 int boots_forget(struct boots *b, const char *board_id);
 /* "sent", "accepted", "refused", "failed" (docs/api.md). */

@@ -96,6 +96,9 @@ def case_boot(h):
     for x in h.ctls:
         st, body = x.api("GET", f"/v1/boards/{rb}")
         check(body["state"] == "online", f"a refusing board stays online on {x.name}: {body['state']}")
+        listed = {y["id"]: y for y in x.boards()}
+        check(listed[rb]["boot"] == boot and all(y["boot"] is None for i, y in listed.items() if i != rb),
+              f"the board list through {x.name} shows the boot of that board only: {listed[rb]['boot']}")
     print(f"board {names[rb]} on {holder.name}: order {order} through A refused, shown alike on A, B, C")
 
     # skyctl through the third controller follows the holder's events.

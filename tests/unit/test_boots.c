@@ -1,7 +1,8 @@
 /* Boards' last bare-metal boot orders in the store (controller/skyrootd/
  * boots.c): a stale or late answer does not overwrite the last order; two
  * controllers on one store (two connections) see the same order, and one
- * settles an order the other sent; a store opened again keeps it; request
+ * settles an order the other sent; a store opened again keeps it; all the
+ * boards' orders at once are the same as one by one; request
  * ids are random, never 0, below 2^53; a board's reason is kept as UTF-8
  * of at most BOOTS_ERROR_MAX bytes. */
 #include <errno.h>
@@ -158,6 +159,48 @@ static void test_request_ids(void **state)
 	free(ids);
 }
 
+/* Every board's last order at once (a list of boards): the same as one
+ * by one, for many boards (past the first allocation), none for a board
+ * without one. */
+static void test_all(void **state)
+{
+	struct tmpdb t;
+	struct boots *bs = NULL;
+	struct boots_all *all = NULL;
+	struct boot_status st;
+	const struct boot_status *p;
+	char id[DB_ID_MAX];
+	(void)state;
+
+	tmpdb_open(&t, "boots-all");
+	assert_int_equal(boots_open(t.db, &bs), 0);
+	assert_int_equal(boots_all(bs, &all), 0);
+	assert_null(boots_all_find(all, "brd-0"));
+	boots_all_free(all);
+	for (int i = 40; i > 0; i--) { /* inserted out of order */
+		snprintf(id, sizeof(id), "brd-%02d", i);
+		assert_int_equal(boots_sent(bs, id, (uint64_t)(1000 + i), "img-k", T0 + i), 0);
+		if (i % 3 == 0)
+			assert_int_equal(boots_answer(bs, id, (uint64_t)(1000 + i), REFUSED, id, T0 + i + 1, NULL), 0);
+	}
+	assert_int_equal(boots_all(bs, &all), 0);
+	for (int i = 1; i <= 40; i++) {
+		snprintf(id, sizeof(id), "brd-%02d", i);
+		p = boots_all_find(all, id);
+		assert_non_null(p);
+		assert_int_equal(boots_get(bs, id, &st), 0);
+		assert_memory_equal(p, &st, sizeof(st));
+		assert_int_equal(p->request_id, 1000 + i);
+		assert_int_equal(p->state, i % 3 == 0 ? BOOT_STATE_REFUSED : BOOT_STATE_SENT);
+	}
+	assert_null(boots_all_find(all, "brd-00"));
+	assert_null(boots_all_find(all, "brd-41"));
+	boots_all_free(all);
+	boots_all_free(NULL);
+	boots_free(bs);
+	tmpdb_close(&t);
+}
+
 /* A board's reason that is not UTF-8 is kept with '?' for the bytes that
  * are not; a character cut by the limit is left out whole. */
 static void test_reason_utf8(void **state)
@@ -193,6 +236,7 @@ int main(void)
 		cmocka_unit_test(test_answers),
 		cmocka_unit_test(test_shared_and_kept),
 		cmocka_unit_test(test_request_ids),
+		cmocka_unit_test(test_all),
 		cmocka_unit_test(test_reason_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
