@@ -207,13 +207,15 @@ static int api_board__manifest(struct controller *ctl, const char *board_id, con
 }
 
 /* The order to the board wherever its session is (relayed by the
- * controller that holds it), with its row (sent) and the board's state
- * 'baremetal' in one transaction: the holder, which settles the row when
- * the board answers, never sees the order before the row.  -EHOSTDOWN
- * when nobody holds the board (-ENOTCONN is the store's: unreachable). */
+ * controller that holds it), with its row (sent), the board's state
+ * 'baremetal' and the event in one transaction: the holder, which settles
+ * the row when the board answers, never sees the order before the row, and
+ * the answer's event comes after this one.  -EHOSTDOWN when nobody holds
+ * the board (-ENOTCONN is the store's: unreachable). */
 static int api_board__boot_send(struct controller *ctl, const char *id, uint64_t order, const char *kernel,
 				Skyroot__Envelope *env)
 {
+	char order_s[24];
 	int r = db_begin(ctl->db);
 
 	if (r < 0)
@@ -223,8 +225,12 @@ static int api_board__boot_send(struct controller *ctl, const char *id, uint64_t
 		r = -EHOSTDOWN;
 	if (r == 0)
 		r = agentlink_board_baremetal(ctl->agents, id, true);
-	if (r == 0)
+	if (r == 0) {
+		snprintf(order_s, sizeof(order_s), "%llu", (unsigned long long)order);
+		events_add_kv(ctl->events, "board.boot_sent", "board", id, "order", "boot", "request_id", order_s,
+			      "kernel", kernel, NULL);
 		r = db_commit(ctl->db);
+	}
 	if (r < 0)
 		db_rollback(ctl->db);
 	return r;
@@ -239,7 +245,7 @@ static void api__board_boot(struct api_call *call, struct api_reply *rep)
 	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
 	Skyroot__BareMetalBoot bm = SKYROOT__BARE_METAL_BOOT__INIT;
 	Skyroot__SignedManifest km = SKYROOT__SIGNED_MANIFEST__INIT, im = SKYROOT__SIGNED_MANIFEST__INIT;
-	char id[DB_ID_MAX], name[DB_NAME_MAX], err[API_JSON_ERR_MAX], order_s[24];
+	char id[DB_ID_MAX], name[DB_NAME_MAX], err[API_JSON_ERR_MAX];
 	json_t *rep_json;
 	uint64_t order = 0;
 	int r;
@@ -295,9 +301,6 @@ static void api__board_boot(struct api_call *call, struct api_reply *rep)
 	}
 	log_info("api: board %s told to kexec image %s on bare metal (order %llu)", id, kernel.id,
 		 (unsigned long long)order);
-	snprintf(order_s, sizeof(order_s), "%llu", (unsigned long long)order);
-	events_add_kv(ctl->events, "board.boot_sent", "board", id, "order", "boot", "request_id", order_s, "kernel",
-		      kernel.id, NULL);
 	/* The board answers on its own time: GET /v1/boards/{id} shows it
 	 * (here the order as sent: the answer may be in the store already). */
 	memset(&boot, 0, sizeof(boot));

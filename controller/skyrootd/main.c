@@ -232,22 +232,41 @@ static void wire__console(void *ctx, const char *board_id, const Skyroot__Consol
 
 /* The board's answer to a boot order, on the controller holding its
  * session: the order may have been sent through another one (boots.h
- * keeps it in the store).  A board that will not boot is not shown as
- * running a bare-metal OS once it goes offline. */
-static void wire__boot_result(void *ctx, const char *board_id, uint64_t req, const Skyroot__BareMetalBootResult *res)
+ * keeps it in the store).  The answer, its event and, when the board will
+ * not boot, its state (not shown as running a bare-metal OS once it goes
+ * offline) commit together. */
+static int wire__boot_settle(struct controller *ctl, const char *board_id, uint64_t req,
+			     const Skyroot__BareMetalBootResult *res, struct boot_status *st)
 {
-	struct controller *ctl = ctx;
-	struct boot_status st;
-	int r = boots_answer(ctl->boots, board_id, req, res->outcome, res->error, sky_unix_now(), &st);
 	char reqs[24];
+	int r = db_begin(ctl->db);
 
-	snprintf(reqs, sizeof(reqs), "%llu", (unsigned long long)req);
-	if (r == 0)
+	if (r < 0)
+		return r;
+	r = boots_answer(ctl->boots, board_id, req, res->outcome, res->error, sky_unix_now(), st);
+	if (r == 0) {
+		snprintf(reqs, sizeof(reqs), "%llu", (unsigned long long)req);
 		events_add_kv(ctl->events,
 			      res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_ACCEPTED ? "board.boot" :
 			      res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED  ? "board.refused" :
 										     "board.failed",
-			      "board", board_id, "order", "boot", "request_id", reqs, "reason", st.error, NULL);
+			      "board", board_id, "order", "boot", "request_id", reqs, "reason", st->error, NULL);
+	}
+	if (r == 0 && res->outcome != SKYROOT__BOOT_OUTCOME__BOOT_ACCEPTED && ctl->agents)
+		r = agentlink_board_baremetal(ctl->agents, board_id, false);
+	if (r == 0)
+		r = db_commit(ctl->db);
+	if (r < 0)
+		db_rollback(ctl->db);
+	return r;
+}
+
+static void wire__boot_result(void *ctx, const char *board_id, uint64_t req, const Skyroot__BareMetalBootResult *res)
+{
+	struct controller *ctl = ctx;
+	struct boot_status st;
+	int r = wire__boot_settle(ctl, board_id, req, res, &st);
+
 	if (r == -ENOENT || r == -ESTALE || r == -EALREADY) {
 		log_debug("board %s: answer to boot order %llu ignored: %s", board_id, (unsigned long long)req,
 			  r == -ESTALE ? "not its last order" : r == -EALREADY ? "already settled" : "no order");
@@ -266,8 +285,6 @@ static void wire__boot_result(void *ctx, const char *board_id, uint64_t req, con
 	log_warn("board %s: bare-metal boot %s (order %llu): %s", board_id,
 		 res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED ? "refused" : "failed", (unsigned long long)req,
 		 st.error);
-	if (ctl->agents)
-		agentlink_board_baremetal(ctl->agents, board_id, false);
 }
 
 static const struct agentlink_ops wire_agentlink_ops = {

@@ -7,7 +7,8 @@ Usage: fleet_ha_boots.py CASE
   boot      an order through A for a board held by B (or C) is 202, relayed
             (A's log), refused by the board's agent (no --allow-kexec: its
             log says so), and the refusal with its reason is the same
-            "boot" on A, B and C; skyctl board boot through the third
+            "boot" on A, B and C (and its events, the order's then the
+            answer's, on C); skyctl board boot through the third
             controller waits for the refusal and exits 1 with the reason;
             a board with --allow-kexec held elsewhere takes an order and
             fails it (kexec_file_load of a kernel that is not one), shown
@@ -83,6 +84,7 @@ def case_boot(h):
 
     # Refused: ordered through A, held by another, the answer alike everywhere.
     rb, holder = held_elsewhere(False)
+    rv = c.api("GET", "/v1/events?limit=1")[1]["resource_version"]
     order = order_boot(a, rb)
     boot = wait_for(lambda: settled_alike(h, rb, order, "refused"), ANSWER_S,
                     f"the refusal of board {names[rb]} (held by {holder.name}) on A, B and C")
@@ -99,6 +101,12 @@ def case_boot(h):
         listed = {y["id"]: y for y in x.boards()}
         check(listed[rb]["boot"] == boot and all(y["boot"] is None for i, y in listed.items() if i != rb),
               f"the board list through {x.name} shows the boot of that board only: {listed[rb]['boot']}")
+    # The order's event (A's) and the answer's (the holder's), in order, on C.
+    st, body = c.api("GET", f"/v1/events?since={rv}&id={rb}")
+    evs = [(e["type"], e["detail"].get("request_id")) for e in body["events"]
+           if e["type"] in ("board.boot_sent", "board.refused")]
+    check(evs == [("board.boot_sent", str(order)), ("board.refused", str(order))],
+          f"the order and its refusal, in that order, through C: {evs}")
     print(f"board {names[rb]} on {holder.name}: order {order} through A refused, shown alike on A, B, C")
 
     # skyctl through the third controller follows the holder's events.
