@@ -35,33 +35,52 @@ static int api_board__gate(struct controller *ctl, const struct db_board *b, jso
 	return 0;
 }
 
-static json_t *api_board__render(struct controller *ctl, const struct db_board *b)
+/* The board as the API shows it, into *out: 0, or the error of a read
+ * (-ENOMEM, the store's).  all: every board's last boot order read at
+ * once (a list), or NULL to read this board's. */
+static int api_board__render(struct controller *ctl, const struct boots_all *all, const struct db_board *b,
+			     json_t **out)
 {
 	char holder[FLEET_ID_MAX];
 	int64_t seen = 0;
 	bool online = fleet_board_where(ctl->fleet, b->id, &seen, holder);
+	struct boot_status one;
+	const struct boot_status *boot = all ? boots_all_find(all, b->id) : &one;
 	json_t *o = api_json_board(b, online, online ? seen : b->last_seen);
+	int r = all ? 0 : boots_get(ctl->boots, b->id, &one);
 
-	if (o && (json_object_set_new(o, "controller", online ? json_string(holder) : json_null()) < 0 ||
-		  api_board__gate(ctl, b, o) < 0 ||
-		  api_json_board_images(o, online ? agentlink_board_images(ctl->agents, b->id) : NULL) < 0 ||
-		  api_json_board_boot(o, boots_get(ctl->boots, b->id)) < 0)) {
+	if (r == -ENOENT)
+		boot = NULL;
+	else if (r < 0) {
 		json_decref(o);
-		return NULL;
+		return r;
 	}
-	return o;
+	if (!o || json_object_set_new(o, "controller", online ? json_string(holder) : json_null()) < 0 ||
+	    api_board__gate(ctl, b, o) < 0 ||
+	    api_json_board_images(o, online ? agentlink_board_images(ctl->agents, b->id) : NULL) < 0 ||
+	    api_json_board_boot(o, boot) < 0) {
+		json_decref(o);
+		return -ENOMEM;
+	}
+	*out = o;
+	return 0;
 }
 
 struct api_board_ctx {
 	struct controller *ctl;
 	json_t *json;               /* the array (list) or the object (get) */
+	struct boots_all *boots;    /* a list's: every board's last boot order */
 };
 
 static int api_board__list_cb(void *ctx, const struct db_board *b)
 {
 	struct api_board_ctx *x = ctx;
+	json_t *o = NULL;
+	int r = api_board__render(x->ctl, x->boots, b, &o);
 
-	if (json_array_append_new(x->json, api_board__render(x->ctl, b)) < 0)
+	if (r < 0)
+		return r;
+	if (json_array_append_new(x->json, o) < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -76,21 +95,25 @@ static void api__boards_list(struct api_call *call, struct api_reply *rep)
 {
 	struct api_board_ctx x = { .ctl = call->ctl };
 	struct api_list_query q;
+	int r;
 
 	if (api_list_query(call, rep, &api_boards_list, &q) < 0)
 		return;
 	x.json = json_array();
 	if (!x.json)
 		return;
-	api_list_reply(call, rep, &api_boards_list, &q, db_board_list(x.ctl->db, api_board__list_cb, &x), x.json);
+	r = boots_all(x.ctl->boots, &x.boots);
+	if (r == 0)
+		r = db_board_list(x.ctl->db, api_board__list_cb, &x);
+	boots_all_free(x.boots);
+	api_list_reply(call, rep, &api_boards_list, &q, r, x.json);
 }
 
 static int api_board__get_cb(void *ctx, const struct db_board *b)
 {
 	struct api_board_ctx *x = ctx;
 
-	x->json = api_board__render(x->ctl, b);
-	return x->json ? 0 : -ENOMEM;
+	return api_board__render(x->ctl, NULL, b, &x->json);
 }
 
 static void api__board_get(struct api_call *call, struct api_reply *rep)
@@ -130,7 +153,9 @@ static void api__board_delete(struct api_call *call, struct api_reply *rep)
 	/* The delete is committed: the board's certificates are revoked.  Now
 	 * end its session so it cannot keep talking on the old one. */
 	fleet_board_kick(ctl->fleet, id);
-	boots_forget(ctl->boots, id);
+	r = boots_forget(ctl->boots, id);
+	if (r < 0) /* an order of a board that is gone: shown nowhere, its id never given again */
+		log_warn("api: board %s: its last boot order not forgotten: %s", id, strerror(-r));
 	log_info("api: board %s ('%s') deleted; its certificates are revoked", id, name);
 	events_add_kv(call->ctl->events, "board.deleted", "board", id, "name", name, NULL);
 	api_reply_ok(rep, 200, json_pack("{s:s, s:b}", "id", id, "deleted", 1));
@@ -181,17 +206,48 @@ static int api_board__manifest(struct controller *ctl, const char *board_id, con
 				    &sm->signature.data, &sm->signature.len);
 }
 
+/* The order to the board wherever its session is (relayed by the
+ * controller that holds it), with its row (sent), the board's state
+ * 'baremetal' and the event in one transaction: the holder, which settles
+ * the row when the board answers, never sees the order before the row, and
+ * the answer's event comes after this one.  -EHOSTDOWN when nobody holds
+ * the board (-ENOTCONN is the store's: unreachable). */
+static int api_board__boot_send(struct controller *ctl, const char *id, uint64_t order, const char *kernel,
+				Skyroot__Envelope *env)
+{
+	char order_s[24];
+	int r = db_begin(ctl->db);
+
+	if (r < 0)
+		return r;
+	r = boots_sent(ctl->boots, id, order, kernel, sky_unix_now());
+	if (r == 0 && (r = fleet_board_send(ctl->fleet, id, env)) == -ENOTCONN)
+		r = -EHOSTDOWN;
+	if (r == 0)
+		r = agentlink_board_baremetal(ctl->agents, id, true);
+	if (r == 0) {
+		snprintf(order_s, sizeof(order_s), "%llu", (unsigned long long)order);
+		events_add_kv(ctl->events, "board.boot_sent", "board", id, "order", "boot", "request_id", order_s,
+			      "kernel", kernel, NULL);
+		r = db_commit(ctl->db);
+	}
+	if (r < 0)
+		db_rollback(ctl->db);
+	return r;
+}
+
 static void api__board_boot(struct api_call *call, struct api_reply *rep)
 {
 	struct controller *ctl = call->ctl;
 	struct api_boot_body *body;
 	struct store_image kernel, initrd;
+	struct boot_status boot;
 	Skyroot__Envelope env = SKYROOT__ENVELOPE__INIT;
 	Skyroot__BareMetalBoot bm = SKYROOT__BARE_METAL_BOOT__INIT;
 	Skyroot__SignedManifest km = SKYROOT__SIGNED_MANIFEST__INIT, im = SKYROOT__SIGNED_MANIFEST__INIT;
-	char id[DB_ID_MAX], name[DB_NAME_MAX], err[API_JSON_ERR_MAX], order_s[24];
+	char id[DB_ID_MAX], name[DB_NAME_MAX], err[API_JSON_ERR_MAX];
 	json_t *rep_json;
-	uint64_t order = boots_next_request(ctl->boots);
+	uint64_t order = 0;
 	int r;
 
 	body = malloc(sizeof(*body));
@@ -224,6 +280,8 @@ static void api__board_boot(struct api_call *call, struct api_reply *rep)
 		r = api_board__manifest(ctl, id, kernel.id, &km);
 	if (r == 0 && body->initrd[0])
 		r = api_board__manifest(ctl, id, initrd.id, &im);
+	if (r == 0)
+		r = boots_next_request(ctl->boots, &order);
 	if (r == 0) {
 		bm.kernel = &km;
 		bm.initrd = body->initrd[0] ? &im : NULL;
@@ -231,11 +289,9 @@ static void api__board_boot(struct api_call *call, struct api_reply *rep)
 		env.request_id = order; /* the board's answer echoes it */
 		env.body_case = SKYROOT__ENVELOPE__BODY_BARE_METAL_BOOT;
 		env.bare_metal_boot = &bm;
-		r = agentlink_board_send(ctl->agents, id, &env);
+		r = api_board__boot_send(ctl, id, order, kernel.id, &env);
 	}
-	if (r == 0 && boots_sent(ctl->boots, id, order, kernel.id, sky_unix_now()) < 0)
-		log_warn("api: board %s: out of memory to follow its boot order; its answer is not shown", id);
-	if (r == -ENOTCONN) {
+	if (r == -EHOSTDOWN) {
 		api_reply_error(rep, 409, "conflict", "board '%s' is offline; it can boot once it is back", name);
 		goto out;
 	}
@@ -243,15 +299,17 @@ static void api__board_boot(struct api_call *call, struct api_reply *rep)
 		api_reply_internal(rep, r, "send the boot command");
 		goto out;
 	}
-	agentlink_board_baremetal(ctl->agents, id, true);
 	log_info("api: board %s told to kexec image %s on bare metal (order %llu)", id, kernel.id,
 		 (unsigned long long)order);
-	snprintf(order_s, sizeof(order_s), "%llu", (unsigned long long)order);
-	events_add_kv(ctl->events, "board.boot_sent", "board", id, "order", "boot", "request_id", order_s, "kernel",
-		      kernel.id, NULL);
-	/* The board answers on its own time: GET /v1/boards/{id} shows it. */
+	/* The board answers on its own time: GET /v1/boards/{id} shows it
+	 * (here the order as sent: the answer may be in the store already). */
+	memset(&boot, 0, sizeof(boot));
+	boot.state = BOOT_STATE_SENT;
+	boot.request_id = order;
+	boot.at = sky_unix_now();
+	snprintf(boot.kernel, sizeof(boot.kernel), "%s", kernel.id);
 	rep_json = json_pack("{s:s}", "board", id);
-	if (rep_json && api_json_board_boot(rep_json, boots_get(ctl->boots, id)) < 0) {
+	if (rep_json && api_json_board_boot(rep_json, &boot) < 0) {
 		json_decref(rep_json);
 		rep_json = NULL;
 	}

@@ -249,6 +249,16 @@ static const char *const db_migrations[] = {
 	"  data BLOB NOT NULL,"
 	"  at INTEGER NOT NULL,"               /* unix seconds */
 	"  PRIMARY KEY (guest_id, seq)) WITHOUT ROWID;",
+	/* 14 -> 15: each board's last bare-metal boot order and the board's
+	 * answer (boots.c), shared by the controllers of one store and kept
+	 * across restarts; request_id is the order's id on the agent link. */
+	"CREATE TABLE board_boots ("
+	"  board_id TEXT PRIMARY KEY,"
+	"  request_id INTEGER NOT NULL,"
+	"  state TEXT NOT NULL,"               /* sent | accepted | refused | failed */
+	"  kernel TEXT NOT NULL,"              /* the kernel image's id */
+	"  error TEXT NOT NULL DEFAULT '',"    /* the board's reason; '' unless refused or failed */
+	"  at INTEGER NOT NULL);",             /* unix seconds of the last change */
 };
 _Static_assert(SKY_ARRAY_SIZE(db_migrations) == DB_PG_BASE_VERSION + DB_PG_MIGRATIONS_N, "a new SQLite migration needs its PostgreSQL twin (db_pg_schema.c)");
 

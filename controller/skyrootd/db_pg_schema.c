@@ -208,5 +208,13 @@ const char *const db_pg_migrations[] = {
 	"  data BYTEA NOT NULL,"
 	"  at BIGINT NOT NULL,"
 	"  PRIMARY KEY (guest_id, seq));",
+	/* 14 -> 15: boards' last bare-metal boot orders (boots.c). */
+	"CREATE TABLE board_boots ("
+	"  board_id " T " PRIMARY KEY,"
+	"  request_id BIGINT NOT NULL,"
+	"  state " T " NOT NULL,"
+	"  kernel " T " NOT NULL,"
+	"  error " T " NOT NULL DEFAULT '',"
+	"  at BIGINT NOT NULL);",
 };
 const int db_pg_migrations_n = DB_PG_MIGRATIONS_N;

@@ -231,37 +231,61 @@ static void wire__console(void *ctx, const char *board_id, const Skyroot__Consol
 	consoles_on_data(ctl->consoles, board_id, d);
 }
 
-/* The board's answer to a boot order; a board that will not boot is not
- * shown as running a bare-metal OS once it goes offline. */
-static void wire__boot_result(void *ctx, const char *board_id, uint64_t req, const Skyroot__BareMetalBootResult *res)
+/* The board's answer to a boot order, on the controller holding its
+ * session: the order may have been sent through another one (boots.h
+ * keeps it in the store).  The answer, its event and, when the board will
+ * not boot, its state (not shown as running a bare-metal OS once it goes
+ * offline) commit together. */
+static int wire__boot_settle(struct controller *ctl, const char *board_id, uint64_t req,
+			     const Skyroot__BareMetalBootResult *res, struct boot_status *st)
 {
-	struct controller *ctl = ctx;
-	int r = boots_answer(ctl->boots, board_id, req, res->outcome, res->error, sky_unix_now());
 	char reqs[24];
+	int r = db_begin(ctl->db);
 
-	snprintf(reqs, sizeof(reqs), "%llu", (unsigned long long)req);
-	if (r == 0)
+	if (r < 0)
+		return r;
+	r = boots_answer(ctl->boots, board_id, req, res->outcome, res->error, sky_unix_now(), st);
+	if (r == 0) {
+		snprintf(reqs, sizeof(reqs), "%llu", (unsigned long long)req);
 		events_add_kv(ctl->events,
 			      res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_ACCEPTED ? "board.boot" :
 			      res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED  ? "board.refused" :
 										     "board.failed",
-			      "board", board_id, "order", "boot", "request_id", reqs, "reason",
-			      boots_get(ctl->boots, board_id)->error, NULL);
-	if (r < 0) {
+			      "board", board_id, "order", "boot", "request_id", reqs, "reason", st->error, NULL);
+	}
+	if (r == 0 && res->outcome != SKYROOT__BOOT_OUTCOME__BOOT_ACCEPTED && ctl->agents)
+		r = agentlink_board_baremetal(ctl->agents, board_id, false);
+	if (r == 0)
+		r = db_commit(ctl->db);
+	if (r < 0)
+		db_rollback(ctl->db);
+	return r;
+}
+
+static void wire__boot_result(void *ctx, const char *board_id, uint64_t req, const Skyroot__BareMetalBootResult *res)
+{
+	struct controller *ctl = ctx;
+	struct boot_status st;
+	int r = wire__boot_settle(ctl, board_id, req, res, &st);
+
+	if (r == -ENOENT || r == -ESTALE || r == -EALREADY) {
 		log_debug("board %s: answer to boot order %llu ignored: %s", board_id, (unsigned long long)req,
 			  r == -ESTALE ? "not its last order" : r == -EALREADY ? "already settled" : "no order");
 		return;
 	}
+	if (r < 0) {
+		log_warn("board %s: its answer to boot order %llu not recorded: %s", board_id,
+			 (unsigned long long)req, strerror(-r));
+		return;
+	}
 	if (res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_ACCEPTED) {
-		log_info("board %s: accepted the bare-metal boot", board_id);
+		log_info("board %s: accepted the bare-metal boot (order %llu)", board_id, (unsigned long long)req);
 		return;
 	}
 	/* The board's words go through the logger, which escapes them. */
-	log_warn("board %s: bare-metal boot %s: %s", board_id,
-		 res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED ? "refused" : "failed",
-		 boots_get(ctl->boots, board_id)->error);
-	if (ctl->agents)
-		agentlink_board_baremetal(ctl->agents, board_id, false);
+	log_warn("board %s: bare-metal boot %s (order %llu): %s", board_id,
+		 res->outcome == SKYROOT__BOOT_OUTCOME__BOOT_REFUSED ? "refused" : "failed", (unsigned long long)req,
+		 st.error);
 }
 
 static const struct agentlink_ops wire_agentlink_ops = {
@@ -457,16 +481,17 @@ static int cmd_run(int argc, char **argv)
 		ctl_config_free(&cfg);
 		return 1;
 	}
-	r = boots_new(&ctl.boots);
-	if (r == 0) {
-		ctl.pending_rate = pending_rate_new(PENDING_RATE_BURST, PENDING_RATE_REFILL_MS, PENDING_RATE_SLOTS);
-		if (!ctl.pending_rate) {
-			boots_free(ctl.boots);
-			r = -ENOMEM;
-		}
-	}
+	r = boots_open(ctl.db, &ctl.boots);
 	if (r < 0) {
+		log_error("cannot prepare the boot orders' statements: %s", strerror(-r));
+		ctl_state_unload(&ctl);
+		ctl_config_free(&cfg);
+		return 1;
+	}
+	ctl.pending_rate = pending_rate_new(PENDING_RATE_BURST, PENDING_RATE_REFILL_MS, PENDING_RATE_SLOTS);
+	if (!ctl.pending_rate) {
 		log_error("out of memory");
+		boots_free(ctl.boots);
 		ctl_state_unload(&ctl);
 		ctl_config_free(&cfg);
 		return 1;
@@ -544,8 +569,8 @@ static int cmd_run(int argc, char **argv)
 	r = uv_loop_close(&loop);
 	if (r < 0)
 		log_warn("loop closed with handles still open: %s", uv_strerror(r));
+	boots_free(ctl.boots); /* its statements before the store's connection */
 	ctl_state_unload(&ctl);
-	boots_free(ctl.boots);
 	pending_rate_free(ctl.pending_rate);
 	tpmv_cas_free(ctl.tpm_cas);
 	log_info("stopped");
@@ -566,8 +591,8 @@ fail:
 	loops_stop(ctl.loops);
 	main__events_close(&ctl);
 	uv_loop_close(&loop);
+	boots_free(ctl.boots); /* its statements before the store's connection */
 	ctl_state_unload(&ctl);
-	boots_free(ctl.boots);
 	pending_rate_free(ctl.pending_rate);
 	tpmv_cas_free(ctl.tpm_cas);
 	ctl_config_free(&cfg);

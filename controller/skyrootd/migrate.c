@@ -79,6 +79,9 @@ const struct migrate_table migrate_tables[] = {
 	{ "guest_nics", NULL, false,
 	  { { "guest_id", T }, { "idx", I }, { "network_id", T }, { "mac", T }, { .name = NULL } } },
 	{ "firmware", NULL, false, { { "id", T }, { "name", T }, { "pcr11", T }, { "created_at", I }, { .name = NULL } } },
+	{ "board_boots", NULL, false,
+	  { { "board_id", T }, { "request_id", I }, { "state", T }, { "kernel", T }, { "error", T }, { "at", I },
+	    { .name = NULL } } },
 	/* fleet.c's: empty on a SQLite store (one controller), copied all the same */
 	{ "board_presence", NULL, false,
 	  { { "board_id", T }, { "controller", T }, { "since", I }, { "seen", I }, { .name = NULL } } },

@@ -110,7 +110,7 @@ static void fz_console(void *ctx, const char *board_id, const Skyroot__ConsoleDa
 static void fz_boot_result(void *ctx, const char *board_id, uint64_t req, const Skyroot__BareMetalBootResult *res)
 {
 	(void)ctx;
-	boots_answer(fz.ctl.boots, board_id, req, res->outcome, res->error, sky_unix_now());
+	boots_answer(fz.ctl.boots, board_id, req, res->outcome, res->error, sky_unix_now(), NULL);
 }
 
 static const struct agentlink_ops fz_al_ops = {
@@ -170,7 +170,7 @@ static void fz_setup(void)
 		abort();
 	free(man);
 	free(sig);
-	if (guests_open(fz.ctl.db, fz.ctl.store, &fz.ctl.guests) != 0 || boots_new(&fz.ctl.boots) != 0 ||
+	if (guests_open(fz.ctl.db, fz.ctl.store, &fz.ctl.guests) != 0 || boots_open(fz.ctl.db, &fz.ctl.boots) != 0 ||
 	    consoles_start(&fz.loop, fz.ctl.db, fz.ctl.guests, NULL, &fz.ctl.consoles) != 0)
 		abort();
 	if (guests_create(fz.ctl.guests, &gr, &fz.guest, err, sizeof(err)) != 0)
@@ -340,7 +340,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct session *s;
 	struct sky_tls *t;
 	struct guest g;
-	const struct boot_status *bs;
+	struct boot_status bs;
 	int fds[2];
 	bool early;
 
@@ -433,9 +433,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sky_frame_decoder_free(&s->dec);
 	free(s);
 
-	bs = boots_get(fz.ctl.boots, FZ_BOARD);
-	if (!bs || bs->request_id != FZ_BOOT_REQ || strnlen(bs->error, sizeof(bs->error)) > BOOTS_ERROR_MAX ||
-	    (!want.boot_answered && bs->state != BOOT_STATE_SENT))
+	if (boots_get(fz.ctl.boots, FZ_BOARD, &bs) != 0 || bs.request_id != FZ_BOOT_REQ ||
+	    strnlen(bs.error, sizeof(bs.error)) > BOOTS_ERROR_MAX || (!want.boot_answered && bs.state != BOOT_STATE_SENT))
 		abort();
 	if (guests_get(fz.ctl.guests, fz.guest.id, &g) != 0)
 		abort();

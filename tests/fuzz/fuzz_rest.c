@@ -157,7 +157,7 @@ static void fz_state_open(const char *dir, bool fresh)
 		if (db_token_insert(fz.ctl.db, &t, hash) != 0)
 			abort();
 	}
-	if (guests_open(fz.ctl.db, fz.ctl.store, &fz.ctl.guests) != 0 || boots_new(&fz.ctl.boots) != 0 ||
+	if (guests_open(fz.ctl.db, fz.ctl.store, &fz.ctl.guests) != 0 || boots_open(fz.ctl.db, &fz.ctl.boots) != 0 ||
 	    events_open(fz.ctl.db, &fz.loop, 0, &fz.ctl.events) != 0 ||
 	    consoles_start(&fz.loop, fz.ctl.db, fz.ctl.guests, NULL, &fz.ctl.consoles) != 0)
 		abort();
@@ -176,7 +176,7 @@ static void fz_state_close(void)
 	guests_close(fz.ctl.guests);
 	events_close(fz.ctl.events);
 	uv_run(&fz.loop, UV_RUN_NOWAIT); /* its handles close */
-	boots_free(fz.ctl.boots);
+	boots_free(fz.ctl.boots); /* its statements before the store's connection */
 	store_close(fz.ctl.store);
 	db_close(fz.ctl.db);
 	memset(&fz.ctl, 0, sizeof(fz.ctl));

@@ -198,7 +198,7 @@ static void test_identity_rules(void **state)
 static void test_schema_version(void **state)
 {
 	struct db *db = *state;
-	assert_int_equal(db_schema_version(db), 14); /* 13 -> 14: guests' consoles on a shared store */
+	assert_int_equal(db_schema_version(db), 15); /* 14 -> 15: boards' last boot orders */
 	assert_int_equal(db_check(db), 0);
 }
 
