@@ -104,7 +104,7 @@ static int main__chunk_cache(struct controller *ctl)
 	}
 	sky_format_size_exact(bound, size, sizeof(size));
 	log_info("chunk cache: %s%s", bound ? size : "off",
-		 ctl->opt.chunk_cache != CHUNK_CACHE_AUTO ? " (--chunk-cache)"
+		 ctl->opt.chunk_cache != CHUNK_CACHE_AUTO ? " (set by chunk-cache)"
 		 : pg ? " (the default on PostgreSQL)" : " (the default on SQLite)");
 	return 0;
 }

@@ -670,6 +670,41 @@ def case_chunk_cache(f):
     check(cache_stats(f)["hits_total"] <= c4["hits_total"] + 3, "only its 3 good chunks may come from the cache")
 
 
+def case_chunk_cache_sighup(f):
+    """The chunk cache's bound from the config file, changed by SIGHUP at
+    once: a smaller one lets chunks go (least recently used first), an
+    unset one is the engine's default again."""
+    conf = os.path.join(f.tmp, "skyrootd.conf")
+    with open(conf, "w") as out:
+        out.write("chunk-cache = 64M\n")
+    f.start(extra=["--config", conf])
+    check(cache_stats(f)["limit_bytes"] == 64 << 20, f"64M from the file: {cache_stats(f)}")
+    check("chunk cache: 64M (set by chunk-cache)" in f.ctl.text(), "the bound is logged at start")
+    path = os.path.join(f.tmp, "h")
+    want = rand_file(path, 4 * CHUNK)
+    st, img = push(f, path, "h")
+    check(st == 201, f"push: {st} {img}")
+    p, bid = board_with_agent(f)
+    check(fetch(f, bid, "h")[0] == "ok", "fetch")
+    check(memfd_sha256(p.p.pid, img["id"]) == want, "the board holds the image")
+    check(cache_stats(f)["entries"] == 4, f"its 4 chunks cached: {cache_stats(f)}")
+    with open(conf, "w") as out:
+        out.write("chunk-cache = 2M\n")
+    os.kill(f.ctl.p.pid, signal.SIGHUP)
+    wait_for(lambda: "chunk-cache 64M -> 2M" in f.ctl.text(), 10, "the reload logged")
+    c = cache_stats(f)
+    check(c["limit_bytes"] == 2 << 20 and c["entries"] == 2 and c["bytes"] == 2 * CHUNK and
+          c["evictions_total"] == 2, f"2M: two chunks let go at once: {c}")
+    with open(conf, "w") as out:
+        out.write("# nothing\n")
+    os.kill(f.ctl.p.pid, signal.SIGHUP)
+    wait_for(lambda: "chunk-cache 2M -> default" in f.ctl.text(), 10, "the second reload logged")
+    default = 256 << 20 if f.engine == "postgresql" else 0
+    c = cache_stats(f)
+    check(c["limit_bytes"] == default and c["entries"] == (2 if default else 0),
+          f"unset: the engine's default ({default}): {c}")
+
+
 def main():
     # disk_full fills the file system of the state folder, where SQLite
     # keeps the store; a PostgreSQL store lives on its server's disk.
