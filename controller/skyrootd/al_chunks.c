@@ -4,7 +4,12 @@
  * job: a worker thread reads the chunk with its own read-only connection
  * (incremental blob I/O straight into the job's buffer, not hashed: the
  * board checks every chunk against the signed manifest, and `image verify`
- * re-hashes the store); the loop sends it from that buffer, in the frame's
+ * re-hashes the store) -- or, with the chunk cache on (chunk_cache.h; by
+ * default on PostgreSQL), copies it from there, and on a miss reads it,
+ * hashes it and keeps it (a chunk that does not hash right is corrupt: it
+ * is quarantined and not sent); the quarantine is checked before either,
+ * on the loop, so a quarantined chunk is never served from the cache
+ * either.  The loop sends it from that buffer, in the frame's
  * tail form when the board asked for it (no re-pack, no copy of the bytes
  * on our side before TLS).  The buffers come from the pool (al_pool.c),
  * allocated once and reused.  All jobs together hold at most
@@ -21,6 +26,7 @@
 #include "common/parse.h"
 #include "common/util.h"
 #include "controller/skyrootd/agentlink_priv.h"
+#include "controller/skyrootd/chunk_cache.h"
 #include "controller/skyrootd/metrics.h"
 #include "controller/skyrootd/scrub.h"
 
@@ -40,7 +46,22 @@ static void chunk_job_unlink(struct chunk_job *j)
 static void chunk_work(uv_work_t *w)
 {
 	struct chunk_job *j = w->data;
-	j->result = store_chunk_load(j->al->ctl->db_path, j->rowid, j->buf + SKY_FRAME_TAIL_PREFIX_MAX, j->size);
+	struct chunk_cache *cc = j->al->ctl->chunk_cache;
+	uint8_t *data = j->buf + SKY_FRAME_TAIL_PREFIX_MAX;
+	int r;
+
+	if (chunk_cache_get(cc, j->digest, data, j->size)) {
+		j->result = 0;
+		return;
+	}
+	j->result = store_chunk_load(j->al->ctl->db_path, j->rowid, data, j->size);
+	if (j->result == 0 && chunk_cache_on(cc)) {
+		/* Kept only once it hashes right; when it does not, it is
+		 * corrupt in the store: not sent, quarantined (chunk_after). */
+		r = chunk_cache_put(cc, j->digest, data, j->size);
+		if (r == -EBADMSG)
+			j->result = r;
+	}
 }
 
 static void chunk_after(uv_work_t *w, int status)

@@ -11,6 +11,7 @@
 
 #include "common/util.h"
 #include "controller/skyrootd/agentlink.h"
+#include "controller/skyrootd/chunk_cache.h"
 #include "controller/skyrootd/fleet.h"
 #include "controller/skyrootd/api_priv.h"
 #include "controller/skyrootd/guests.h"
@@ -118,11 +119,35 @@ static void api_metrics__pool(struct metrics_text *t, const struct agentlink_poo
 	}
 }
 
+/* The cache of verified chunks (chunk_cache.h): all zero when it is off. */
+static void api_metrics__cache(struct metrics_text *t, const struct chunk_cache_stats *c)
+{
+	static const struct { const char *name, *type, *help; } fam[] = {
+		{ "skyroot_chunk_cache_hits_total", "counter", "chunks sent to boards from the chunk cache" },
+		{ "skyroot_chunk_cache_misses_total", "counter",
+		  "chunks the chunk cache did not hold (read from the store, then kept)" },
+		{ "skyroot_chunk_cache_evictions_total", "counter",
+		  "chunks the chunk cache let go, least recently used first, to stay in its bound" },
+		{ "skyroot_chunk_cache_rejected_total", "counter",
+		  "chunks read from the store that did not hash to their digest: never cached" },
+		{ "skyroot_chunk_cache_bytes", "gauge", "bytes of chunks the chunk cache holds" },
+		{ "skyroot_chunk_cache_entries", "gauge", "chunks the chunk cache holds" },
+		{ "skyroot_chunk_cache_limit_bytes", "gauge", "the chunk cache's bound in bytes (0: off)" },
+	};
+	const uint64_t v[] = { c->hits, c->misses, c->evictions, c->rejected, c->bytes, c->entries, c->limit };
+
+	for (size_t i = 0; i < SKY_ARRAY_SIZE(fam); i++) {
+		metrics_text_family(t, fam[i].name, fam[i].type, fam[i].help);
+		metrics_text_u64(t, fam[i].name, NULL, v[i]);
+	}
+}
+
 static void api__metrics(struct api_call *call, struct api_reply *rep)
 {
 	struct controller *ctl = call->ctl;
 	struct api_metrics_counts n = { .ctl = ctl };
 	struct agentlink_pool_stats pool;
+	struct chunk_cache_stats cache;
 	struct metrics_text t;
 	uint64_t store_bytes;
 	bool have_bytes;
@@ -142,6 +167,8 @@ static void api__metrics(struct api_call *call, struct api_reply *rep)
 	api_metrics__gauges(&t, &n, have_bytes, store_bytes);
 	agentlink_pool_stats(ctl->agents, &pool);
 	api_metrics__pool(&t, &pool);
+	chunk_cache_stats(ctl->chunk_cache, &cache);
+	api_metrics__cache(&t, &cache);
 	metrics_text_counters(&t, ctl->agents ? agentlink_online_count(ctl->agents) : 0);
 	if (t.err) {
 		metrics_text_free(&t);

@@ -16,12 +16,14 @@
 #include "common/parse.h"
 #include "controller/skyrootd/agentlink.h"
 #include "controller/skyrootd/audit.h"
+#include "controller/skyrootd/chunk_cache.h"
 #include "controller/skyrootd/pending.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/events.h"
 #include "controller/skyrootd/http.h"
 #include "controller/skyrootd/networks.h"
 #include "controller/skyrootd/scrub.h"
+#include "controller/skyrootd/sql.h"
 #include "controller/skyrootd/store.h"
 
 int ctl_config_check_listen(void *ctx, const char *value, char *err, size_t errlen)
@@ -108,6 +110,13 @@ static const struct config_key config_keys[] = {
 			   "the image store at, e.g. 16M (default), 0 = off",
 		   .min = 0, .max = 1ull << 40 },
 	  .off = F(scrub_rate), .live = true },
+	{ .opt = { .name = "chunk-cache", .kind = SKY_ARG_SIZE, .metavar = "SIZE",
+		   .help = "bytes of image chunks kept in RAM once verified, for boards\n"
+			   "streaming them again, e.g. 1G; 0 = off (default 256M on\n"
+			   "PostgreSQL, where each chunk read is a round trip to the\n"
+			   "server; off on SQLite, a local file the kernel caches)",
+		   .min = 0, .max = CHUNK_CACHE_MAX },
+	  .off = F(chunk_cache), .live = true },
 	{ .opt = { .name = "firmware", .kind = SKY_ARG_STR, .metavar = "DIR",
 		   .help = "the firmware (vmlinuz, initrd.img) network-booting boards load\n(fwimage/build.sh --out)" },
 	  .off = F(firmware) },
@@ -164,6 +173,7 @@ static void config__defaults(struct ctl_config *c)
 		.cert_ttl = CTL_DEFAULT_CERT_TTL,
 		.image_max = STORE_DEFAULT_IMAGE_MAX,
 		.scrub_rate = SCRUB_DEFAULT_RATE,
+		.chunk_cache = CHUNK_CACHE_AUTO,
 		.log_level = SKY_LOG_INFO,
 		.agent_conns = 20000, .agent_per_addr = 64, .api_conns = 512, .api_per_addr = 32,
 		.boot_conns = 256, .boot_per_addr = 16, .boot_downloads = 32,
@@ -300,6 +310,7 @@ void ctl_config_options(const struct ctl_config *c, struct ctl_options *o)
 	o->boot_downloads_max = (unsigned)c->boot_downloads;
 	o->threads = (unsigned)c->threads;
 	o->scrub_rate = c->scrub_rate;
+	o->chunk_cache = c->chunk_cache;
 	o->audit_keep = c->audit_keep;
 	o->pending_max = c->pending_max;
 	o->pending_ttl = (int64_t)c->pending_ttl;
@@ -325,6 +336,8 @@ static const char *config__show(const struct config_key *k, const struct ctl_con
 		snprintf(buf, len, "%llu", (unsigned long long)*(const uint64_t *)p);
 		return buf;
 	case SKY_ARG_SIZE:
+		if (*(const uint64_t *)p == CHUNK_CACHE_AUTO)
+			return "default"; /* chunk-cache not given (no size reaches it) */
 		sky_format_size_exact(*(const uint64_t *)p, buf, len);
 		return buf;
 	case SKY_ARG_DURATION:
@@ -439,6 +452,7 @@ int ctl_config_reload(struct controller *ctl)
 	ctl->opt.keepalive_ms = o.keepalive_ms;
 	ctl->opt.boot_downloads_max = o.boot_downloads_max;
 	ctl->opt.scrub_rate = o.scrub_rate;
+	ctl->opt.chunk_cache = o.chunk_cache;
 	ctl->opt.audit_keep = o.audit_keep;
 	ctl->opt.pending_max = o.pending_max;
 	ctl->opt.pending_ttl = o.pending_ttl;
@@ -448,6 +462,7 @@ int ctl_config_reload(struct controller *ctl)
 	ctl->opt.events_watch_buffer = o.events_watch_buffer;
 	events_set_keep(ctl->events, o.events_keep);
 	scrub_set_rate(ctl->scrub, o.scrub_rate);
+	chunk_cache_set_limit(ctl->chunk_cache, chunk_cache_bound(o.chunk_cache, sql_target_is_pg(ctl->db_path)));
 	agentlink_set_tls(ctl->agents, agent_tls, &o.agent_lim);
 	api_set_tls(ctl->api, api_tls, &o.api_lim, o.keepalive_ms);
 	api_set_tls(ctl->boot, NULL, &o.boot_lim, o.keepalive_ms);

@@ -18,6 +18,7 @@ struct ctl_config {
 	const char *state, *db, *agent_listen, *api_listen, *advertise, *firmware, *boot_listen;
 	uint64_t cert_ttl, image_max;  /* seconds, bytes */
 	uint64_t scrub_rate;           /* bytes a second; 0 = off */
+	uint64_t chunk_cache;          /* bytes; 0 = off; CHUNK_CACHE_AUTO: the engine's default */
 	int log_level;                 /* enum sky_log_level */
 	uint64_t agent_conns, agent_per_addr, api_conns, api_per_addr, boot_conns, boot_per_addr,
 		boot_downloads, threads;
@@ -52,8 +53,9 @@ int ctl_config_check_listen(void *ctx, const char *value, char *err, size_t errl
 
 /* SIGHUP: read the file and the flags again; on success apply the log
  * level, the certificate lifetime, the ports' limits and deadlines (new
- * connections), the boot download cap and a re-read server certificate and
- * key (new connections), and log what changed and what needs a restart.
+ * connections), the boot download cap, the chunk cache's bound and a
+ * re-read server certificate and key (new connections), and log what
+ * changed and what needs a restart.
  * A bad file or certificate changes nothing and is logged.  the scrub's rate; ctl->config is
  * the config in use.  0 or a negative errno (logged already). */
 int ctl_config_reload(struct controller *ctl);

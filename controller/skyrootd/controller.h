@@ -39,6 +39,7 @@ struct ctl_options {
 	uint64_t events_watch_buffer; /* bytes a watcher may leave queued (api_events.c); 0: the default */
 	unsigned events_watchers;     /* watchers at once; 0: the default */
 	uint8_t mac_prefix[3];        /* of the MACs given to guests' NICs (networks.h) */
+	uint64_t chunk_cache;         /* bytes of chunks kept in RAM (chunk_cache.h); CHUNK_CACHE_AUTO: the default */
 };
 
 struct agentlink;
@@ -53,6 +54,7 @@ struct scrub;
 struct pending_rate;
 struct events;
 struct tpmv_cas;
+struct chunk_cache;
 
 struct controller {
 	uv_loop_t *loop;              /* the main loop (loops.c: who owns what) */
@@ -80,6 +82,7 @@ struct controller {
 	struct fleet *fleet;          /* the other controllers on the store (fleet.h) */
 	char db_path[4096];
 	struct agentlink *agents;
+	struct chunk_cache *chunk_cache; /* verified chunks in RAM (chunk_cache.h), for streaming */
 	struct tpmv_cas *tpm_cas;     /* TPM manufacturer CAs (tpm_ca.h); NULL: boards' TPMs not used */
 	size_t tpm_ca_files;
 	struct api *api;

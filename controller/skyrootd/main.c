@@ -23,6 +23,7 @@
 #include "controller/skyrootd/loops.h"
 #include "controller/skyrootd/backup.h"
 #include "controller/skyrootd/boots.h"
+#include "controller/skyrootd/chunk_cache.h"
 #include "controller/skyrootd/cmdline.h"
 #include "controller/skyrootd/config.h"
 #include "controller/skyrootd/consoles.h"
@@ -87,6 +88,26 @@ static void usage(FILE *f)
 	ctl_restore_usage(f);
 	ctl_migrate_usage(f);
 	ctl_tpm_ca_usage(f);
+}
+
+/* The cache of verified chunks (chunk_cache.h), on by default on a store in
+ * PostgreSQL (the store is known once the state is loaded). */
+static int main__chunk_cache(struct controller *ctl)
+{
+	bool pg = sql_target_is_pg(ctl->db_path);
+	uint64_t bound = chunk_cache_bound(ctl->opt.chunk_cache, pg);
+	char size[32];
+	int r = chunk_cache_new(bound, &ctl->chunk_cache);
+
+	if (r < 0) {
+		log_error("cannot make the chunk cache: %s", strerror(-r));
+		return r;
+	}
+	sky_format_size_exact(bound, size, sizeof(size));
+	log_info("chunk cache: %s%s", bound ? size : "off",
+		 ctl->opt.chunk_cache != CHUNK_CACHE_AUTO ? " (set by chunk-cache)"
+		 : pg ? " (the default on PostgreSQL)" : " (the default on SQLite)");
+	return 0;
 }
 
 /* The TPM manufacturer CAs of the state (tpm_ca.h): at start, and again on
@@ -508,6 +529,9 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	}
 
+	r = main__chunk_cache(&ctl);
+	if (r < 0)
+		goto fail;
 	r = events_open(ctl.db, &loop, ctl.opt.events_keep, &ctl.events);
 	if (r < 0) {
 		log_error("cannot open the event log: %s", strerror(-r));
@@ -573,6 +597,7 @@ static int cmd_run(int argc, char **argv)
 	ctl_state_unload(&ctl);
 	pending_rate_free(ctl.pending_rate);
 	tpmv_cas_free(ctl.tpm_cas);
+	chunk_cache_free(ctl.chunk_cache);
 	log_info("stopped");
 	ctl_config_free(&cfg);
 	return 0;
@@ -595,6 +620,7 @@ fail:
 	ctl_state_unload(&ctl);
 	pending_rate_free(ctl.pending_rate);
 	tpmv_cas_free(ctl.tpm_cas);
+	chunk_cache_free(ctl.chunk_cache);
 	ctl_config_free(&cfg);
 	return 1;
 }

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/util.h"
+#include "controller/skyrootd/chunk_cache.h"
 #include "controller/skyrootd/controller.h"
 #include "controller/skyrootd/events.h"
 #include "controller/skyrootd/fleet.h"
@@ -68,6 +69,9 @@ int scrub_quarantine(struct controller *ctl, int64_t rowid, const uint8_t digest
 		log_error("cannot quarantine the corrupt chunk sha256 %s: %s", hex, strerror(-r));
 		return r;
 	}
+	/* Never sent again, from the store or from the cache: al_chunks.c
+	 * checks the quarantine first; the cached copy (good bytes) goes too. */
+	chunk_cache_drop(ctl->chunk_cache, digest);
 	if (r == 0)
 		return 0; /* already quarantined (or healed and gone) */
 	metrics_chunk_quarantined(by);

@@ -15,7 +15,15 @@ one run, printed as a table with ratios (figures, not a test; a skip, exit
                   the same three set-ups (in C the clients spread over the 3);
   image streaming the same image pushed to A and to B; MB/s to 1 board and to
                   --boards boards at once (tests/bench/images.py's boards and
-                  timing); the issue's aim: PostgreSQL >= 0.8x SQLite.
+                  timing); the issue's aim: PostgreSQL >= 0.8x SQLite.  Each
+                  run streams twice on the same controller process: cold
+                  (the first stream after its start: the chunk cache is
+                  empty) and warm (the same boards again, cold themselves:
+                  what the controller's chunk cache, --chunk-cache, gives),
+                  with the cache's hits and misses of each from /metrics.
+                  --sqlite-chunk-cache / --pg-chunk-cache SIZE pass
+                  --chunk-cache to A / B (default: each engine's default;
+                  --pg-chunk-cache 0 is the controller without a cache).
 
 The PostgreSQL is private (tests/pg/pgserver.py: fsync on, shared_buffers
 16MB, on this machine's disk), one database per set-up.  Every figure is
@@ -26,7 +34,8 @@ postmaster and backends, /proc), so one sees what dominates.
 
 usage: tests/bench/pg_vs_sqlite.py [--enroll-n 1000] [--concurrency 64] [--clients 8]
            [--seconds 8] [--size-mib 256] [--boards 4] [--many-size-mib 64] [--runs 2]
-           [--pg-stats] [--bench-agents PATH]
+           [--pg-stats] [--bench-agents PATH] [--phases enroll,reads,stream]
+           [--sqlite-chunk-cache SIZE] [--pg-chunk-cache SIZE]
            (binaries from build/, or $SKYROOTD, $SKYAGENT, $BUILD as the tests use)
 meson: meson test -C build --benchmark --verbose pg_vs_sqlite
 """
@@ -57,8 +66,9 @@ LABEL = {"sqlite": "1 ctl, SQLite", "pg1": "1 ctl, PostgreSQL", "pg3": "3 ctl, 1
 class Setup:
     """A store and its controllers (1, or 3 sharing one PostgreSQL database)."""
 
-    def __init__(self, tmp, name, uri=None, n_ctl=1):
+    def __init__(self, tmp, name, uri=None, n_ctl=1, extra=()):
         self.name = name
+        self.extra = list(extra)
         self.tmp = os.path.join(tmp, name)
         os.makedirs(self.tmp)
         self.f = Fleet(self.tmp, init_extra=["--db", uri] if uri else [])
@@ -79,7 +89,7 @@ class Setup:
         self.ctls = []
         for i, (st, (ap, hp)) in enumerate(zip(self.states, self.ports)):
             p = Proc([SKYROOTD, "run", "--state", st, "--agent-listen", f"127.0.0.1:{ap}",
-                      "--api-listen", f"127.0.0.1:{hp}"], os.path.join(self.tmp, f"skyrootd{i + 1}.log"))
+                      "--api-listen", f"127.0.0.1:{hp}"] + self.extra, os.path.join(self.tmp, f"skyrootd{i + 1}.log"))
             self.ctls.append(p)
             self.f.ctl = self.ctls[0]
             self.f.procs = list(self.ctls)
@@ -279,6 +289,105 @@ def pg_stats_print(pg, phase, per, n):
     psql(pg, "bench_pg1", "SELECT pg_stat_statements_reset()")
 
 
+def cache_counts(s):
+    """The first controller's chunk cache counters: (hits, misses)."""
+    st, _, raw = s.f.request("GET", "/metrics")
+    if st != 200:
+        raise SystemExit(f"{s.name}: GET /metrics: {st}")
+    got = {}
+    for line in raw.decode().splitlines():
+        w = line.split()
+        if len(w) == 2 and w[0] in ("skyroot_chunk_cache_hits_total", "skyroot_chunk_cache_misses_total"):
+            got[w[0]] = int(float(w[1]))
+    return got.get("skyroot_chunk_cache_hits_total", 0), got.get("skyroot_chunk_cache_misses_total", 0)
+
+
+def stream_phase(a, tmp, setups, pgcpu):
+    """The same images pushed to A and B; then --runs times, for 1 board and
+    for --boards boards, on a fresh controller process: a cold stream (its
+    chunk cache empty) and a warm one (the same boards, cold themselves,
+    again).  ({(setup, "one"|"many", "cold"|"warm"): [(MB/s, ctl CPU ms per
+    MB, PostgreSQL CPU ms per MB, cache hits, cache misses)]}, pushes)."""
+    big = os.path.join(tmp, "big.img")
+    many = os.path.join(tmp, "many.img")
+    size, msize = a.size_mib << 20, a.many_size_mib << 20
+    make_file(big, size)
+    make_file(many, msize)
+    img = {}
+    for k in ("sqlite", "pg1"):
+        s = setups[k]
+        s.start()
+        try:
+            conf = os.path.join(s.f.state, "skyctl.conf")
+            c0, p0 = s.cpu(), pgcpu.total()
+            t0 = time.perf_counter()
+            subprocess.run([SKYCTL, "--config", conf, "image", "push", big, "--name", "big"], check=True,
+                           stdout=subprocess.DEVNULL)
+            push = time.perf_counter() - t0
+            pushcpu = (s.cpu() - c0, (pgcpu.total() - p0) if k != "sqlite" else 0.0)
+            subprocess.run([SKYCTL, "--config", conf, "image", "push", many, "--name", "many"], check=True,
+                           stdout=subprocess.DEVNULL)
+            tok = s.f.token(uses=a.boards + 1)["token"]
+            one = Boards(s.f, os.environ.copy(), 1, 0, f"{a.size_mib + 64}M")
+            one.enroll(tok)
+            mb = Boards(s.f, os.environ.copy(), a.boards, 1, f"{a.many_size_mib + 64}M")
+            mb.enroll(tok)
+            img[k] = {"push": push, "pushcpu": pushcpu, "one": one, "many": mb,
+                      "big": s.f.api("GET", "/v1/images/big")[1]["id"],
+                      "many_id": s.f.api("GET", "/v1/images/many")[1]["id"]}
+        finally:
+            s.stop()
+        print(f"push {a.size_mib} MiB into {LABEL[k]}: {size / push / 1e6:.0f} MB/s; ctl CPU "
+              f"{pushcpu[0]:.2f} s, PostgreSQL CPU {pushcpu[1]:.2f} s", flush=True)
+    stream = {(k, w, t): [] for k in ("sqlite", "pg1") for w in ("one", "many") for t in ("cold", "warm")}
+    for r in range(a.runs):
+        for w in ("one", "many"):
+            for k in (("sqlite", "pg1") if r % 2 == 0 else ("pg1", "sqlite")):
+                s = setups[k]
+                s.start()
+                try:
+                    boards = img[k][w]
+                    iid = img[k]["big"] if w == "one" else img[k]["many_id"]
+                    nbytes = size if w == "one" else msize * a.boards
+                    for t in ("cold", "warm"):
+                        c0, p0, h0 = s.cpu(), pgcpu.total(), cache_counts(s)
+                        total, _, _, _ = skyroot_run(boards, iid, size if w == "one" else msize)
+                        ctl, pgc = s.cpu() - c0, (pgcpu.total() - p0) if k != "sqlite" else 0.0
+                        h1 = cache_counts(s)
+                        res = (nbytes / total / 1e6, ctl * 1e3 / (nbytes / 1e6), pgc * 1e3 / (nbytes / 1e6),
+                               h1[0] - h0[0], h1[1] - h0[1])
+                        stream[(k, w, t)].append(res)
+                        what = "1 board " if w == "one" else f"{a.boards} boards"
+                        print(f"stream run {r + 1}/{a.runs} {what} {t} {LABEL[k]:20s} {res[0]:8.1f} MB/s; ctl CPU "
+                              f"{res[1]:.2f} ms, PostgreSQL CPU {res[2]:.2f} ms per MB; chunk cache {res[3]} hits, "
+                              f"{res[4]} misses", flush=True)
+                finally:
+                    s.stop()
+    return stream, img
+
+
+def stream_table(a, row, stream, img):
+    """The streaming lines of the summary: cold and warm side by side, each
+    as a ratio to SQLite's (cold to cold, warm to warm)."""
+    size = a.size_mib << 20
+    push = {k: size / img[k]["push"] / 1e6 for k in ("sqlite", "pg1")}
+    print(row.format(f"push {a.size_mib} MiB (MB/s, 1 run)", fmt(push["sqlite"]), fmt(push["pg1"]), "",
+                     f"B/A {fmt(push['pg1'] / push['sqlite'])}"))
+    for w, label in (("one", f"stream 1 board, {a.size_mib} MiB"),
+                     ("many", f"stream {a.boards} boards x {a.many_size_mib} MiB")):
+        for t in ("cold", "warm"):
+            v = {k: [med([x[i] for x in stream[(k, w, t)]]) for i in range(5)] for k in ("sqlite", "pg1")}
+            rt = v["pg1"][0] / v["sqlite"][0]
+            print(row.format(f"{label}, {t} (MB/s)", fmt(v["sqlite"][0]), fmt(v["pg1"][0]), "",
+                             f"B/A {rt:.3f}; aim >= 0.8x: {'ok' if rt >= 0.8 else 'MISS'}; runs: " +
+                             " | ".join(", ".join(f"{x[0]:.0f}" for x in stream[(k, w, t)])
+                                        for k in ("sqlite", "pg1"))))
+            print(row.format("  controller CPU per MB (ms)", fmt(v["sqlite"][1]), fmt(v["pg1"][1]), "", ""))
+            print(row.format("  PostgreSQL CPU per MB (ms)", "", fmt(v["pg1"][2]), "", ""))
+            print(row.format("  chunk cache hits / misses", f"{v['sqlite'][3]:.0f}/{v['sqlite'][4]:.0f}",
+                             f"{v['pg1'][3]:.0f}/{v['pg1'][4]:.0f}", "", ""))
+
+
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
@@ -301,7 +410,15 @@ def main():
     ap.add_argument("--pg-stats", action="store_true", help="pg_stat_statements on (it costs a little): the "
                     "statements that take PostgreSQL's time, per phase")
     ap.add_argument("--bench-agents", default=BENCH_AGENTS, help="the bench_agents binary (default: $BUILD's)")
+    ap.add_argument("--phases", default="enroll,reads,stream", help="which of enroll, reads, stream to run")
+    ap.add_argument("--sqlite-chunk-cache", help="--chunk-cache SIZE for the SQLite controller (default: its default)")
+    ap.add_argument("--pg-chunk-cache", help="--chunk-cache SIZE for the PostgreSQL controllers (default: theirs)")
     a = ap.parse_args()
+    phases = set(a.phases.split(","))
+    if not phases or phases - {"enroll", "reads", "stream"}:
+        raise SystemExit("--phases: a comma-separated list of enroll, reads, stream")
+    if "reads" in phases and "enroll" not in phases:
+        raise SystemExit("--phases: reads needs enroll (the boards it reads)")
     if a.runs < 2:
         raise SystemExit("--runs must be at least 2 (every figure is run at least twice)")
     if not 3 <= a.enroll_n <= 10000:
@@ -330,20 +447,23 @@ def main():
         if a.pg_stats:
             pg_stats_on(pg, ("bench_pg1", "bench_pg3"))
         base_uri = pg.uri.rsplit("/", 1)[0]
-        setups["sqlite"] = Setup(tmp, "sqlite")
-        setups["pg1"] = Setup(tmp, "pg1", base_uri + "/bench_pg1")
-        setups["pg3"] = Setup(tmp, "pg3", base_uri + "/bench_pg3", n_ctl=3)
+        sq_extra = ["--chunk-cache", a.sqlite_chunk_cache] if a.sqlite_chunk_cache else []
+        pg_extra = ["--chunk-cache", a.pg_chunk_cache] if a.pg_chunk_cache else []
+        setups["sqlite"] = Setup(tmp, "sqlite", extra=sq_extra)
+        setups["pg1"] = Setup(tmp, "pg1", base_uri + "/bench_pg1", extra=pg_extra)
+        setups["pg3"] = Setup(tmp, "pg3", base_uri + "/bench_pg3", n_ctl=3, extra=pg_extra)
         pgcpu = PgCpu(pg)
         load = open("/proc/loadavg").read().split()[:3]
         print(f"pg_vs_sqlite: {os.cpu_count()} cores, load average {' '.join(load)}; PostgreSQL "
-              f"{pg.uri} (fsync on); state under {tmp}", flush=True)
+              f"{pg.uri} (fsync on); state under {tmp}; phases {','.join(sorted(phases))}; --chunk-cache "
+              f"SQLite {a.sqlite_chunk_cache or 'default'}, PostgreSQL {a.pg_chunk_cache or 'default'}", flush=True)
 
         def order(r):
             return SETUPS if r % 2 == 0 else tuple(reversed(SETUPS))
 
         # ---- enrollment
         enr = {k: [] for k in SETUPS}
-        for r in range(a.runs):
+        for r in range(a.runs if "enroll" in phases else 0):
             for k in order(r):
                 res = enroll_run(setups[k], a.enroll_n, a.concurrency, pgcpu if k != "sqlite" else None,
                                  f"r{r}")
@@ -352,13 +472,13 @@ def main():
                       f"bench_agents' own {'+'.join(f'{x:.1f}' for x in res[3])}; ctl CPU {res[1]:.0f} us, "
                       f"PostgreSQL CPU {res[2]:.0f} us per enrollment", flush=True)
 
-        if a.pg_stats:
+        if a.pg_stats and "enroll" in phases:
             pg_stats_print(pg, "enrollment", "enrollments", 2 * a.runs * a.enroll_n)
 
         # ---- API reads
-        ids = {k: board_ids(setups[k], 200) for k in SETUPS}
+        ids = {k: board_ids(setups[k], 200) for k in SETUPS} if "reads" in phases else {}
         reads = {(k, w): [] for k in SETUPS for w in ("list", "one")}
-        for r in range(a.runs):
+        for r in range(a.runs if "reads" in phases else 0):
             for w in ("list", "one"):
                 for k in order(r):
                     res = reads_run(setups[k], w, a.clients, a.seconds, pgcpu if k != "sqlite" else None, ids[k])
@@ -367,66 +487,17 @@ def main():
                     print(f"reads run {r + 1}/{a.runs} {what} {LABEL[k]:20s} {res[0]:8.1f} requests/s; ctl CPU "
                           f"{res[1]:.0f} us, PostgreSQL CPU {res[2]:.0f} us per request", flush=True)
 
-        if a.pg_stats:
+        if a.pg_stats and "reads" in phases:
             pg_stats_print(pg, "API reads", "requests", round(sum(
                 x[0] * a.seconds for k in ("pg1", "pg3") for w in ("list", "one") for x in reads[(k, w)])))
 
         # ---- image streaming: SQLite against PostgreSQL, 1 controller each
-        big = os.path.join(tmp, "big.img")
-        many = os.path.join(tmp, "many.img")
-        size, msize = a.size_mib << 20, a.many_size_mib << 20
-        make_file(big, size)
-        make_file(many, msize)
-        img = {}
-        for k in ("sqlite", "pg1"):
-            s = setups[k]
-            s.start()
-            try:
-                conf = os.path.join(s.f.state, "skyctl.conf")
-                c0, p0 = s.cpu(), pgcpu.total()
-                t0 = time.perf_counter()
-                subprocess.run([SKYCTL, "--config", conf, "image", "push", big, "--name", "big"], check=True,
-                               stdout=subprocess.DEVNULL)
-                push = time.perf_counter() - t0
-                pushcpu = (s.cpu() - c0, (pgcpu.total() - p0) if k != "sqlite" else 0.0)
-                subprocess.run([SKYCTL, "--config", conf, "image", "push", many, "--name", "many"], check=True,
-                               stdout=subprocess.DEVNULL)
-                tok = s.f.token(uses=a.boards + 1)["token"]
-                one = Boards(s.f, os.environ.copy(), 1, 0, f"{a.size_mib + 64}M")
-                one.enroll(tok)
-                mb = Boards(s.f, os.environ.copy(), a.boards, 1, f"{a.many_size_mib + 64}M")
-                mb.enroll(tok)
-                img[k] = {"push": push, "pushcpu": pushcpu, "one": one, "many": mb,
-                          "big": s.f.api("GET", "/v1/images/big")[1]["id"],
-                          "many_id": s.f.api("GET", "/v1/images/many")[1]["id"]}
-            finally:
-                s.stop()
-            print(f"push {a.size_mib} MiB into {LABEL[k]}: {size / push / 1e6:.0f} MB/s; ctl CPU "
-                  f"{pushcpu[0]:.2f} s, PostgreSQL CPU {pushcpu[1]:.2f} s", flush=True)
-        stream = {(k, w): [] for k in ("sqlite", "pg1") for w in ("one", "many")}
-        for r in range(a.runs):
-            for w in ("one", "many"):
-                for k in (("sqlite", "pg1") if r % 2 == 0 else ("pg1", "sqlite")):
-                    s = setups[k]
-                    s.start()
-                    try:
-                        c0, p0 = s.cpu(), pgcpu.total()
-                        boards = img[k][w]
-                        iid = img[k]["big"] if w == "one" else img[k]["many_id"]
-                        nbytes = size if w == "one" else msize * a.boards
-                        total, _, _, _ = skyroot_run(boards, iid, size if w == "one" else msize)
-                        ctl, pgc = s.cpu() - c0, (pgcpu.total() - p0) if k != "sqlite" else 0.0
-                    finally:
-                        s.stop()
-                    res = (nbytes / total / 1e6, ctl * 1e3 / (nbytes / 1e6), pgc * 1e3 / (nbytes / 1e6))
-                    stream[(k, w)].append(res)
-                    what = "1 board " if w == "one" else f"{a.boards} boards"
-                    print(f"stream run {r + 1}/{a.runs} {what} {LABEL[k]:20s} {res[0]:8.1f} MB/s; ctl CPU "
-                          f"{res[1]:.2f} ms, PostgreSQL CPU {res[2]:.2f} ms per MB", flush=True)
-
-        if a.pg_stats:
-            pg_stats_print(pg, "image push and streaming", "MBs", round(
-                (size + msize + a.runs * (size + msize * a.boards)) / 1e6))
+        if "stream" in phases:
+            stream, img = stream_phase(a, tmp, setups, pgcpu)
+            if a.pg_stats:
+                pg_stats_print(pg, "image push and streaming", "MBs", round(
+                    ((a.size_mib + a.many_size_mib) * 2 + 2 * a.runs * (a.size_mib + a.many_size_mib * a.boards))
+                    * 1.048576))
 
         # ---- the table
         load = open("/proc/loadavg").read().split()[:3]
@@ -446,29 +517,20 @@ def main():
         def cpu3(label, vals):
             print(row.format(label, *(fmt(v) for v in vals), ""))
 
-        e = {k: [med([x[i] for x in enr[k]]) for i in range(3)] for k in SETUPS}
-        line3(f"enrollments/s ({a.enroll_n} boards, conc {a.concurrency})", [e[k][0] for k in SETUPS],
-              "; runs: " + " | ".join(", ".join(f"{x[0]:.0f}" for x in enr[k]) for k in SETUPS))
-        cpu3("  controllers' CPU per enrollment (us)", [e[k][1] for k in SETUPS])
-        cpu3("  PostgreSQL CPU per enrollment (us)", [e[k][2] for k in SETUPS])
-        for w, label in (("list", "GET /v1/boards"), ("one", "GET /v1/boards/ID")):
+        if "enroll" in phases:
+            e = {k: [med([x[i] for x in enr[k]]) for i in range(3)] for k in SETUPS}
+            line3(f"enrollments/s ({a.enroll_n} boards, conc {a.concurrency})", [e[k][0] for k in SETUPS],
+                  "; runs: " + " | ".join(", ".join(f"{x[0]:.0f}" for x in enr[k]) for k in SETUPS))
+            cpu3("  controllers' CPU per enrollment (us)", [e[k][1] for k in SETUPS])
+            cpu3("  PostgreSQL CPU per enrollment (us)", [e[k][2] for k in SETUPS])
+        for w, label in (("list", "GET /v1/boards"), ("one", "GET /v1/boards/ID")) if "reads" in phases else ():
             v = {k: [med([x[i] for x in reads[(k, w)]]) for i in range(3)] for k in SETUPS}
             line3(f"{label} req/s ({a.clients} clients, {a.runs * a.enroll_n} boards)", [v[k][0] for k in SETUPS],
                   "; runs: " + " | ".join(", ".join(f"{x[0]:.0f}" for x in reads[(k, w)]) for k in SETUPS))
             cpu3("  controllers' CPU per request (us)", [v[k][1] for k in SETUPS])
             cpu3("  PostgreSQL CPU per request (us)", [v[k][2] for k in SETUPS])
-        push = {k: size / img[k]["push"] / 1e6 for k in ("sqlite", "pg1")}
-        print(row.format(f"push {a.size_mib} MiB (MB/s, 1 run)", fmt(push["sqlite"]), fmt(push["pg1"]), "",
-                         f"B/A {fmt(push['pg1'] / push['sqlite'])}"))
-        for w, label in (("one", f"stream 1 board, {a.size_mib} MiB (MB/s)"),
-                         ("many", f"stream {a.boards} boards x {a.many_size_mib} MiB (MB/s)")):
-            v = {k: [med([x[i] for x in stream[(k, w)]]) for i in range(3)] for k in ("sqlite", "pg1")}
-            rt = v["pg1"][0] / v["sqlite"][0]
-            print(row.format(label, fmt(v["sqlite"][0]), fmt(v["pg1"][0]), "",
-                             f"B/A {rt:.3f}; aim >= 0.8x: {'ok' if rt >= 0.8 else 'MISS'}; runs: " +
-                             " | ".join(", ".join(f"{x[0]:.0f}" for x in stream[(k, w)]) for k in ("sqlite", "pg1"))))
-            print(row.format("  controller CPU per MB (ms)", fmt(v["sqlite"][1]), fmt(v["pg1"][1]), "", ""))
-            print(row.format("  PostgreSQL CPU per MB (ms)", "", fmt(v["pg1"][2]), "", ""))
+        if "stream" in phases:
+            stream_table(a, row, stream, img)
         ok = True
     finally:
         for s in setups.values():

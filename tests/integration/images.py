@@ -585,6 +585,126 @@ def case_chunks_only_granted(f):
     check(f"image {img['id']}, which was not sent to it" in f.ctl.text(), "the controller logs the refusal")
 
 
+def cache_stats(f):
+    m = metrics(f)
+    names = ("hits_total", "misses_total", "evictions_total", "rejected_total", "bytes", "entries", "limit_bytes")
+    got = {n: m.get(f"skyroot_chunk_cache_{n}") for n in names}
+    check(None not in got.values(), f"the chunk cache's samples in /metrics: {got}")
+    return got
+
+
+def case_chunk_cache(f):
+    """The controller's cache of verified chunks (chunk_cache.c): on by
+    default on PostgreSQL (off on SQLite: this case turns it on there); a
+    board that streams the same image a second time gets every chunk from
+    the cache (its hits in /metrics, no new misses) and the right bytes; a
+    chunk corrupt in the store is found when it is read for the cache
+    (quarantined as found at send, never cached); a cached chunk quarantined
+    later is dropped from the cache and never served from it."""
+    f.start(extra=["--scrub-rate", "0"])
+    if f.engine == "postgresql":
+        check(cache_stats(f)["limit_bytes"] == 256 << 20, f"on by default on PostgreSQL: {cache_stats(f)}")
+    else:
+        check(cache_stats(f)["limit_bytes"] == 0, f"off by default on SQLite: {cache_stats(f)}")
+        check(f.ctl.stop() == 0, "the controller stops")
+        f.procs.remove(f.ctl)
+        f.start(extra=["--scrub-rate", "0", "--chunk-cache", "64M"])
+        check(cache_stats(f)["limit_bytes"] == 64 << 20, f"--chunk-cache 64M: {cache_stats(f)}")
+    check("chunk cache: " in f.ctl.text(), "the controller logs the cache's bound")
+    paths, want, ids = {}, {}, {}
+    for name, size in (("ca", 4 * CHUNK + CHUNK // 2), ("cb", 4 * CHUNK)):
+        paths[name] = os.path.join(f.tmp, name)
+        want[name] = rand_file(paths[name], size)
+        st, img = push(f, paths[name], name)
+        check(st == 201, f"push {name}: {st} {img}")
+        ids[name] = img["id"]
+    # The board holds 7 MiB: fetching cb evicts ca there, so the board
+    # streams ca again from the controller.
+    p, bid = board_with_agent(f, extra=["--cache-max", "7M"])
+    c0 = cache_stats(f)
+    check(c0["hits_total"] == 0 and c0["misses_total"] == 0 and c0["entries"] == 0, f"empty at first: {c0}")
+    check(fetch(f, bid, "ca")[0] == "ok", "ca, the first time")
+    check(memfd_sha256(p.p.pid, ids["ca"]) == want["ca"], "the board holds ca's bytes")
+    c1 = cache_stats(f)
+    check(c1["misses_total"] == 5 and c1["hits_total"] == 0 and c1["entries"] == 5 and
+          c1["bytes"] == 4 * CHUNK + CHUNK // 2, f"ca's 5 chunks read from the store and kept: {c1}")
+    check(fetch(f, bid, "cb")[0] == "ok", "cb")
+    held = [i["id"] for i in f.api("GET", f"/v1/boards/{bid}")[1]["images"]]
+    check(ids["ca"] not in held, f"the board let ca go: {held}")
+    sent0 = chunks_sent(f)[0]
+    check(fetch(f, bid, "ca")[0] == "ok", "ca, the second time")
+    check(memfd_sha256(p.p.pid, ids["ca"]) == want["ca"], "the board holds ca's bytes again, from the cache")
+    c2 = cache_stats(f)
+    check(c2["hits_total"] == 5 and c2["misses_total"] == 9, f"the second stream of ca: 5 hits, no new miss: {c2}")
+    check(chunks_sent(f)[0] == sent0 + 5, "5 chunks sent for it")
+    check(c2["entries"] == 9 and c2["bytes"] == 8 * CHUNK + CHUNK // 2 and c2["evictions_total"] == 0,
+          f"both images held: {c2}")
+    # A chunk corrupt in the store before anyone read it: found when it is
+    # read for the cache, quarantined (found at send), not sent, not kept.
+    path = os.path.join(f.tmp, "cc")
+    rand_file(path, 2 * CHUNK)
+    st, img = push(f, path, "cc")
+    check(st == 201, f"push cc: {st} {img}")
+    corrupt_chunk(f, img["id"], 1)
+    how, err = fetch(f, bid, "cc")
+    check(how == "error" and "chunk 1" in err, f"the corrupt chunk is not sent: {how} {err}")
+    m = metrics(f)
+    check(m.get('skyroot_chunks_quarantined_total{found_by="send"}') == 1,
+          "quarantined as found at send (the cache's check)")
+    c3 = cache_stats(f)
+    check(c3["rejected_total"] == 1 and c3["entries"] == c2["entries"] + 1,
+          f"the bad chunk never cached (its good neighbour is): {c3}")
+    # A cached chunk corrupted in the store later, and found by verify:
+    # dropped from the cache, and a board that asks is refused it.
+    corrupt_chunk(f, ids["cb"], 2)
+    st, v = f.api("POST", f"/v1/images/{ids['cb']}/verify")
+    check(st == 200 and not v["ok"] and v["quarantined_chunks"] == [2], f"verify quarantines it: {v}")
+    c4 = cache_stats(f)
+    check(c4["entries"] == c3["entries"] - 1, f"the quarantined chunk left the cache: {c3} -> {c4}")
+    refused = metrics(f).get('skyroot_chunk_errors_total{reason="quarantined"}', 0)
+    pb, bid_b = board_with_agent(f, "b")
+    how, err = fetch(f, bid_b, "cb")
+    check(how == "error" and "quarantined" in err, f"never served from the cache once quarantined: {how} {err}")
+    check(metrics(f)['skyroot_chunk_errors_total{reason="quarantined"}'] == refused + 1,
+          "refused as quarantined")
+    check(cache_stats(f)["hits_total"] <= c4["hits_total"] + 3, "only its 3 good chunks may come from the cache")
+
+
+def case_chunk_cache_sighup(f):
+    """The chunk cache's bound from the config file, changed by SIGHUP at
+    once: a smaller one lets chunks go (least recently used first), an
+    unset one is the engine's default again."""
+    conf = os.path.join(f.tmp, "skyrootd.conf")
+    with open(conf, "w") as out:
+        out.write("chunk-cache = 64M\n")
+    f.start(extra=["--config", conf])
+    check(cache_stats(f)["limit_bytes"] == 64 << 20, f"64M from the file: {cache_stats(f)}")
+    check("chunk cache: 64M (set by chunk-cache)" in f.ctl.text(), "the bound is logged at start")
+    path = os.path.join(f.tmp, "h")
+    want = rand_file(path, 4 * CHUNK)
+    st, img = push(f, path, "h")
+    check(st == 201, f"push: {st} {img}")
+    p, bid = board_with_agent(f)
+    check(fetch(f, bid, "h")[0] == "ok", "fetch")
+    check(memfd_sha256(p.p.pid, img["id"]) == want, "the board holds the image")
+    check(cache_stats(f)["entries"] == 4, f"its 4 chunks cached: {cache_stats(f)}")
+    with open(conf, "w") as out:
+        out.write("chunk-cache = 2M\n")
+    os.kill(f.ctl.p.pid, signal.SIGHUP)
+    wait_for(lambda: "chunk-cache 64M -> 2M" in f.ctl.text(), 10, "the reload logged")
+    c = cache_stats(f)
+    check(c["limit_bytes"] == 2 << 20 and c["entries"] == 2 and c["bytes"] == 2 * CHUNK and
+          c["evictions_total"] == 2, f"2M: two chunks let go at once: {c}")
+    with open(conf, "w") as out:
+        out.write("# nothing\n")
+    os.kill(f.ctl.p.pid, signal.SIGHUP)
+    wait_for(lambda: "chunk-cache 2M -> default" in f.ctl.text(), 10, "the second reload logged")
+    default = 256 << 20 if f.engine == "postgresql" else 0
+    c = cache_stats(f)
+    check(c["limit_bytes"] == default and c["entries"] == (2 if default else 0),
+          f"unset: the engine's default ({default}): {c}")
+
+
 def main():
     # disk_full fills the file system of the state folder, where SQLite
     # keeps the store; a PostgreSQL store lives on its server's disk.

@@ -13,6 +13,7 @@
 
 #include "common/conf.h"
 #include "common/log.h"
+#include "controller/skyrootd/chunk_cache.h"
 #include "controller/skyrootd/config.h"
 #include "controller/skyrootd/controller.h"
 
@@ -85,6 +86,7 @@ static void test_every_key_from_file(void **state)
 		   "tls-handshake-timeout = 3s\n"
 		   "request-timeout = 4\n"
 		   "keepalive-timeout = 5m\r\n"
+		   "chunk-cache = 1G\n"
 		   "log-level = debug");
 	assert_int_equal(load(&c, err, sizeof(err), NULL), 0);
 	assert_string_equal(c.file, conf_path);
@@ -109,6 +111,7 @@ static void test_every_key_from_file(void **state)
 	assert_int_equal(o.boot_lim.per_addr_max, 7);
 	assert_int_equal(o.boot_downloads_max, 8);
 	assert_int_equal(o.keepalive_ms, 300000);
+	assert_int_equal(o.chunk_cache, 1ull << 30);
 	ctl_config_free(&c);
 }
 
@@ -229,7 +232,7 @@ static void test_sample_file(void **state)
 	free(out);
 	assert_int_equal(load(&c, err, sizeof(err), NULL), 0);
 	/* Every key of the file's table (all the run flags but --config). */
-	assert_int_equal(keys, 23);
+	assert_int_equal(keys, 24);
 	/* The defaults: as with an empty file, but for the examples of the
 	 * keys that are off by default, and the state. */
 	write_conf("");
@@ -257,6 +260,13 @@ static void test_sample_file(void **state)
 	/* threads: unset is one loop per CPU (0 here), the example says 2. */
 	assert_int_equal(od.threads, 0);
 	assert_int_equal(o.threads, 2);
+	/* chunk-cache: unset is the engine's default (resolved at start), the
+	 * example says PostgreSQL's; 0 turns it off. */
+	assert_true(od.chunk_cache == CHUNK_CACHE_AUTO);
+	assert_int_equal(o.chunk_cache, CHUNK_CACHE_DEFAULT_PG);
+	assert_int_equal(chunk_cache_bound(od.chunk_cache, true), CHUNK_CACHE_DEFAULT_PG);
+	assert_int_equal(chunk_cache_bound(od.chunk_cache, false), 0);
+	assert_int_equal(chunk_cache_bound(0, true), 0);
 	ctl_config_free(&c);
 	ctl_config_free(&d);
 }
