@@ -246,18 +246,22 @@ def holder_of(h, ids, bid):
     return next((c for c in h.ctls if ids[c.name] == who), None)
 
 
-def case_relay(h):
-    h.start()
-    n = 3
+def held_elsewhere(h, n):
+    """n boards started; one held by a controller other than A: (ids,
+    A, its holder B, the third C, the board's id, its name)."""
     h.boards(n)
     ids = h.self_ids()
     a = h.ctls[0]
-    # a board not held by A
-    bid = next((b for b in a.online() if holder_of(h, ids, b) not in (None, a)), None)
+    bid = next((x for x in a.online() if holder_of(h, ids, x) not in (None, a)), None)
     check(bid, f"a board held elsewhere than A: {h.holders()}")
     b = holder_of(h, ids, bid)
     c = next(x for x in h.ctls if x not in (a, b))
-    name = a.online()[bid]["name"]
+    return ids, a, b, c, bid, a.online()[bid]["name"]
+
+
+def case_relay(h):
+    h.start()
+    ids, a, b, c, bid, name = held_elsewhere(h, 3)
     # a tiny "kernel": the agent gets the order, fetches the image from its
     # controller and tries it; whatever it reports, the order reached it
     kern = os.path.join(h.tmp, "kernel.bin")
@@ -541,14 +545,7 @@ def case_console(h):
     from guests import MARK_UP, guest_artifacts  # noqa: E402 (QEMU guests on the host)
     art = guest_artifacts()
     h.start()
-    h.boards(3)
-    ids = h.self_ids()
-    a = h.ctls[0]
-    bid = next((x for x in a.online() if holder_of(h, ids, x) not in (None, a)), None)
-    check(bid, f"a board held elsewhere than A: {h.holders()}")
-    b = holder_of(h, ids, bid)
-    c = next(x for x in h.ctls if x not in (a, b))
-    name = a.online()[bid]["name"]
+    ids, a, b, c, bid, name = held_elsewhere(h, 3)
     for path, img, kind in ((os.path.join(art, "vmlinuz"), "vk", "kernel"),
                             (os.path.join(art, "initrd.img"), "vi", "initrd")):
         r = skyctl(a, "-o", "json", "image", "push", path, "--name", img, "--kind", kind)
