@@ -294,9 +294,15 @@ def case_relay(h):
 def case_token(h):
     h.start()
     tok = h.ctls[0].token(uses=1)
-    h.agent(0, tok["token"], first_ctl=1)
-    h.agent(1, tok["token"], first_ctl=2)
-    time.sleep(8 * SKY_SLOW)
+    agents = [h.agent(0, tok["token"], first_ctl=1), h.agent(1, tok["token"], first_ctl=2)]
+
+    def decided():
+        texts = [p.text() for p in agents]
+        won = sum("enrolled as board" in t for t in texts)
+        lost = sum("controller refused" in t for t in texts)
+        return won + lost >= 2 and won >= 1
+    wait_for(decided, 30 * SKY_SLOW, "both agents told: one enrolled, the other refused", interval=0.2)
+    time.sleep(1)  # a second enrollment, were there one, would show by now
     views = [c.boards() for c in h.ctls]
     for v in views:
         check(len(v) == 1, f"exactly one board enrolled with a one-use token: {[b['name'] for b in v]}")
