@@ -361,6 +361,11 @@ fi
 
 mkdir -p "$cache/debs" "$cache/kernel"
 cache=$(cd "$cache" && pwd)
+# Builds at once (the e2e cases run two at a time) share the cache: one
+# downloads and extracts while the others wait; once it is complete, they
+# only read it.
+exec 8>"$cache/.lock"
+flock 8 || die "cannot lock $cache/.lock"
 
 # --- kernel package --------------------------------------------------------
 kdir=""
@@ -406,6 +411,7 @@ else
 	[ -n "$kdir" ] || die "--offline: no extracted kernel in $cache/kernel matching $pattern; run once without --offline"
 	warn "--offline: using cached $(cat "$kdir/package")"
 fi
+exec 8>&-
 read -r kernel_pkg kver_pkg <"$kdir/package"
 kroot=$kdir/root
 krel=$(ls "$kroot/lib/modules" | head -n1)
