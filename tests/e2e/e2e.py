@@ -305,9 +305,12 @@ def case_refused(f):
     b2.stop()
 
 
-def build_guest(f):
+def build_guest(f, fw=FW):
+    """The demo guest on the kernel of firmware build fw (built already: a
+    case builds the image it boots; cases run two at a time, so none may
+    count on another's build)."""
     out = os.path.join(f.tmp, "guest")
-    r = subprocess.run([os.path.join(ROOT, "tests", "e2e", "guest.sh"), FW, out], capture_output=True, text=True)
+    r = subprocess.run([os.path.join(ROOT, "tests", "e2e", "guest.sh"), fw, out], capture_output=True, text=True)
     if r.returncode != 0:
         raise Fail(f"guest.sh: {r.stderr}")
     for name, kind in (("vmlinuz", "kernel"), ("initrd.img", "initrd")):
@@ -395,7 +398,7 @@ def case_guests(f):
     fw = ensure_firmware(profile="flash")
     check("SKYROOT_PROFILE=flash" in open(os.path.join(fw, "build-info")).read(), f"a flash-profile image in {fw}")
     start_controller(f)
-    out = build_guest(f)
+    out = build_guest(f, fw)
     # a kernel image that is not a bzImage (the initramfs, pushed as a kernel)
     ctl_ok(f, "image", "push", os.path.join(out, "initrd.img"), "--name", "not-a-kernel", "--kind", "kernel")
     tok = f.token()
