@@ -55,9 +55,10 @@ static void chunk_work(uv_work_t *w)
 		return;
 	}
 	j->result = store_chunk_load(j->al->ctl->db_path, j->rowid, data, j->size);
-	if (j->result == 0 && chunk_cache_on(cc)) {
-		/* Kept only once it hashes right; when it does not, it is
-		 * corrupt in the store: not sent, quarantined (chunk_after). */
+	if (j->result == 0) {
+		/* Kept only once it hashes right (-EFBIG, no hash: the cache is
+		 * off); when it does not, it is corrupt in the store: not sent,
+		 * quarantined (chunk_after). */
 		r = chunk_cache_put(cc, j->digest, data, j->size);
 		if (r == -EBADMSG)
 			j->result = r;
