@@ -504,8 +504,10 @@ int db_commit(struct db *db)
 	if (db->depth == 0)
 		return -EINVAL;
 	r = db_level(db, "RELEASE");
-	if (r < 0)
+	if (r < 0) { /* undone, and gone like a released one */
 		db_level(db, "ROLLBACK TO");
+		db_level(db, "RELEASE");
+	}
 	db->depth--; /* a rollback after a failed commit has nothing left to undo */
 	return r;
 }
