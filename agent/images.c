@@ -1,9 +1,10 @@
 /* The board's image cache: see images.h. */
 #include "agent/images.h"
 
+#include "agent/chunkcheck.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@
 #define DIGEST_BUCKETS 4096
 
 enum cimg_state { CIMG_FETCHING, CIMG_READY, CIMG_FAILED };
-enum chunk_state { CH_MISSING = 0, CH_REQUESTED = 1, CH_HAVE = 2 };
+enum chunk_state { CH_MISSING = 0, CH_REQUESTED = 1, CH_HAVE = 2, CH_CHECKING = 3 };
 
 struct cimg {
 	struct cimg *next;
@@ -36,6 +37,7 @@ struct cimg {
 	uint64_t last_used;
 	unsigned holds;
 	bool indexed;
+	uint64_t serial;               /* this fetch of the id: checks of an older one are ignored */
 };
 
 /* Chunks of READY images by digest: chunks the board holds are never
@@ -54,16 +56,14 @@ struct pending {
 };
 
 /* The chunk arriving now (imgcache_chunk_begin .. _end): its bytes go
- * straight to their place in the memfd and through the hash as they come. */
+ * into a check buffer as they come (chunkcheck.h). */
 struct rx {
 	bool active;
 	bool sink;                     /* not wanted: its bytes are dropped */
-	bool write_failed;
-	int write_err;
+	bool overrun;                  /* more bytes than announced */
 	struct cimg *img;
 	uint32_t index;
-	uint64_t off;                  /* where the next byte goes in the memfd */
-	EVP_MD_CTX *sha;               /* allocated once, reused */
+	struct chunkcheck *ck;
 };
 
 struct imgcache {
@@ -81,7 +81,14 @@ struct imgcache {
 	unsigned n_pend;
 	struct dentry *buckets[DIGEST_BUCKETS];
 	uint64_t clock;
+	uint64_t serial;
 	struct rx rx;
+	/* Chunks received or being received and not yet checked: they count
+	 * in the window with the requests (n_pend + n_check <= WINDOW). */
+	unsigned n_check;
+	unsigned n_jobs;               /* handed to ops.work, not yet done */
+	bool freeing;                  /* imgcache_free() waits for the jobs */
+	struct chunkcheck_spares spares;
 };
 
 static unsigned dbucket(const uint8_t *d)
@@ -139,11 +146,6 @@ int imgcache_new(const struct imgcache_ops *ops, void *ctx, uint64_t budget, str
 		return -ENOMEM;
 	c->ops = *ops;
 	c->ctx = ctx;
-	c->rx.sha = EVP_MD_CTX_new();
-	if (!c->rx.sha) {
-		free(c);
-		return -ENOMEM;
-	}
 	if (!budget) {
 		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
 		budget = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 2 : (1ull << 30);
@@ -191,13 +193,31 @@ static void cimg_unlink(struct imgcache *c, struct cimg *img)
 	cimg_free(c, img);
 }
 
+static void rx_drop(struct imgcache *c)
+{
+	if (c->rx.ck) {
+		chunkcheck_put(&c->spares, c->rx.ck, IMGCACHE_WINDOW);
+		c->rx.ck = NULL;
+		c->n_check--;
+	}
+	c->rx.active = false;
+	c->rx.img = NULL;
+}
+
 void imgcache_free(struct imgcache *c)
 {
 	if (!c)
 		return;
+	rx_drop(c);
 	while (c->images)
 		cimg_unlink(c, c->images);
-	EVP_MD_CTX_free(c->rx.sha);
+	chunkcheck_drop_spares(&c->spares);
+	/* Checks still running end in check_done, which frees c after the
+	 * last; they only touch their own buffers and descriptors. */
+	if (c->n_jobs) {
+		c->freeing = true;
+		return;
+	}
 	free(c);
 }
 
@@ -307,22 +327,6 @@ static uint32_t chunk_len(const struct cimg *img, uint32_t i)
 	return left < img->chunk_size ? (uint32_t)left : img->chunk_size;
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t len, off_t off)
-{
-	while (len > 0) {
-		ssize_t w = pwrite(fd, p, len, off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		len -= (size_t)w;
-		off += w;
-	}
-	return 0;
-}
-
 /* Every chunk is in, each checked against its digest in the signed
  * manifest.  The manifest's whole-image SHA-256 is not computed again: the
  * signature covers the ordered chunk digests and the size, so the image is
@@ -376,7 +380,7 @@ static bool copy_local(struct imgcache *c, struct cimg *img, uint32_t i)
 		uint8_t got[32];
 		sky_sha256(buf, len, got);
 		if (memcmp(got, img->m->chunk_digests[i].data, 32) == 0 &&
-		    pwrite_all(img->fd, buf, len, (off_t)i * img->chunk_size) == 0) {
+		    chunkcheck_pwrite_all(img->fd, buf, len, (off_t)i * img->chunk_size) == 0) {
 			img->chunk[i] = CH_HAVE;
 			img->n_have++;
 			ok = true;
@@ -391,10 +395,10 @@ static void pump(struct imgcache *c)
 {
 	if (!c->session)
 		return;
-	for (struct cimg *img = c->images; img && c->n_pend < IMGCACHE_WINDOW; img = img->next) {
+	for (struct cimg *img = c->images; img && c->n_pend + c->n_check < IMGCACHE_WINDOW; img = img->next) {
 		if (img->state != CIMG_FETCHING)
 			continue;
-		while (img->scan < img->nchunks && c->n_pend < IMGCACHE_WINDOW) {
+		while (img->scan < img->nchunks && c->n_pend + c->n_check < IMGCACHE_WINDOW) {
 			uint32_t i = img->scan;
 			if (img->chunk[i] != CH_MISSING) {
 				img->scan++;
@@ -494,6 +498,7 @@ void imgcache_on_fetch(struct imgcache *c, const Skyroot__ImageFetch *f)
 	}
 	img->m = m;
 	img->fd = -1;
+	img->serial = ++c->serial;
 	snprintf(img->id, sizeof(img->id), "%s", m->id);
 	img->size = m->size;
 	img->chunk_size = m->chunk_size;
@@ -561,6 +566,42 @@ static void report_corrupt(struct imgcache *c, const struct cimg *img, uint32_t 
 		log_warn("cannot report corrupt chunk %u of image %s to the controller", i, img->id);
 }
 
+/* A chunk's check is back (on the loop): it counts, or fails its image --
+ * if that image is still the fetch the chunk was asked for. */
+static void check_done(void *arg)
+{
+	struct chunkcheck *ck = arg;
+	struct imgcache *c = ck->owner;
+	struct cimg *img = c->freeing ? NULL : find(c, ck->id);
+	uint32_t i = ck->index;
+
+	c->n_jobs--;
+	c->n_check--;
+	if (img && img->serial == ck->serial && img->state == CIMG_FETCHING && img->chunk[i] == CH_CHECKING) {
+		if (ck->result == -EBADMSG) {
+			img->chunk[i] = CH_MISSING;
+			report_corrupt(c, img, i);
+			fail(c, img, "chunk %u failed its SHA-256 check against the signed manifest", i);
+		} else if (ck->result < 0) {
+			img->chunk[i] = CH_MISSING;
+			fail(c, img, "cannot write chunk %u into the memfd: %s", i, strerror(-ck->result));
+		} else {
+			img->chunk[i] = CH_HAVE;
+			img->n_have++;
+			if (img->n_have == img->nchunks)
+				finish(c, img);
+		}
+	}
+	if (c->freeing) {
+		chunkcheck_put(&c->spares, ck, 0);
+		if (!c->n_jobs)
+			free(c);
+		return;
+	}
+	chunkcheck_put(&c->spares, ck, IMGCACHE_WINDOW);
+	pump(c);
+}
+
 bool imgcache_chunk_begin(struct imgcache *c, uint64_t req_id, const Skyroot__ChunkData *d, size_t len)
 {
 	struct pending *p = req_id ? pend_take(c, req_id) : NULL;
@@ -568,10 +609,10 @@ bool imgcache_chunk_begin(struct imgcache *c, uint64_t req_id, const Skyroot__Ch
 	struct cimg *img;
 	uint32_t i;
 
+	rx_drop(c); /* a chunk that never ended (not expected) */
 	rx->active = true;
 	rx->sink = true;
-	rx->write_failed = false;
-	rx->img = NULL;
+	rx->overrun = false;
 	if (!p)
 		return false;
 	img = p->img;
@@ -587,59 +628,75 @@ bool imgcache_chunk_begin(struct imgcache *c, uint64_t req_id, const Skyroot__Ch
 		fail(c, img, "chunk %u arrived with %zu bytes, expected %u", i, len, chunk_len(img, i));
 		return true;
 	}
-	if (EVP_DigestInit_ex(rx->sha, EVP_sha256(), NULL) != 1) {
+	rx->ck = chunkcheck_get(&c->spares, (uint32_t)len);
+	if (!rx->ck) {
 		fail(c, img, "out of memory");
 		return true;
 	}
+	c->n_check++; /* its window slot passes from the request to the check */
 	rx->sink = false;
 	rx->img = img;
 	rx->index = i;
-	rx->off = (uint64_t)i * img->chunk_size;
 	return true;
 }
 
 void imgcache_chunk_data(struct imgcache *c, const uint8_t *p, size_t len)
 {
 	struct rx *rx = &c->rx;
-	int r;
 
-	if (!rx->active || rx->sink || rx->write_failed)
+	if (!rx->active || rx->sink || !rx->ck)
 		return;
-	/* One pass: hashed while the piece is in cache, then written once to
-	 * its place.  The chunk is not marked held until it checks out. */
-	EVP_DigestUpdate(rx->sha, p, len);
-	r = pwrite_all(rx->img->fd, p, len, (off_t)rx->off);
-	if (r < 0) {
-		rx->write_failed = true;
-		rx->write_err = -r;
-	}
-	rx->off += len;
+	if (!chunkcheck_take(rx->ck, p, len))
+		rx->overrun = true;
 }
 
 void imgcache_chunk_end(struct imgcache *c)
 {
 	struct rx *rx = &c->rx;
 	struct cimg *img = rx->img;
-	uint8_t got[32];
-	unsigned int n = 32;
+	struct chunkcheck *ck = rx->ck;
+	uint32_t i = rx->index;
 
 	if (!rx->active)
 		return;
+	if (rx->sink || !ck || !img) {
+		rx_drop(c);
+		pump(c);
+		return;
+	}
+	rx->ck = NULL;
 	rx->active = false;
 	rx->img = NULL;
-	if (!rx->sink) {
-		uint32_t i = rx->index;
-		if (EVP_DigestFinal_ex(rx->sha, got, &n) != 1 || !sky_memeq_ct(got, img->m->chunk_digests[i].data, 32)) {
-			report_corrupt(c, img, i);
-			fail(c, img, "chunk %u failed its SHA-256 check against the signed manifest", i);
-		} else if (rx->write_failed) {
-			fail(c, img, "cannot write chunk %u into the memfd: %s", i, strerror(rx->write_err));
-		} else {
-			img->chunk[i] = CH_HAVE;
-			img->n_have++;
-			if (img->n_have == img->nchunks)
-				finish(c, img);
-		}
+	if (rx->overrun || ck->got != ck->len) {
+		chunkcheck_put(&c->spares, ck, IMGCACHE_WINDOW);
+		c->n_check--;
+		fail(c, img, "chunk %u arrived with the wrong length", i);
+		pump(c);
+		return;
+	}
+	/* Its own descriptor: the image may fail (closing its memfd) or be
+	 * fetched again while the chunk is checked. */
+	ck->fd = fcntl(img->fd, F_DUPFD_CLOEXEC, 0);
+	if (ck->fd < 0) {
+		int e = errno;
+		chunkcheck_put(&c->spares, ck, IMGCACHE_WINDOW);
+		c->n_check--;
+		fail(c, img, "cannot write chunk %u into the memfd: %s", i, strerror(e));
+		pump(c);
+		return;
+	}
+	ck->off = (off_t)i * img->chunk_size;
+	memcpy(ck->digest, img->m->chunk_digests[i].data, 32);
+	ck->owner = c;
+	snprintf(ck->id, sizeof(ck->id), "%s", img->id);
+	ck->serial = img->serial;
+	ck->index = i;
+	img->chunk[i] = CH_CHECKING;
+	c->n_jobs++;
+	if (!c->ops.work || c->ops.work(c->ctx, chunkcheck_run, check_done, ck) < 0) {
+		chunkcheck_run(ck);
+		check_done(ck); /* pumps */
+		return;
 	}
 	pump(c);
 }
@@ -690,14 +747,14 @@ void imgcache_session_up(struct imgcache *c)
 void imgcache_session_down(struct imgcache *c)
 {
 	c->session = false;
-	/* A chunk cut off mid-way is not held; it is asked for again. */
-	if (c->rx.active && !c->rx.sink && c->rx.img->state == CIMG_FETCHING) {
+	/* A chunk cut off mid-way is not held; it is asked for again.  Chunks
+	 * received whole are still being checked and count when done. */
+	if (c->rx.active && !c->rx.sink && c->rx.img && c->rx.img->state == CIMG_FETCHING) {
 		c->rx.img->chunk[c->rx.index] = CH_MISSING;
 		if (c->rx.img->scan > c->rx.index)
 			c->rx.img->scan = c->rx.index;
 	}
-	c->rx.active = false;
-	c->rx.img = NULL;
+	rx_drop(c);
 	/* Requests on the old connection are lost: ask again next time. */
 	for (unsigned k = 0; k < IMGCACHE_WINDOW; k++)
 		if (c->pend[k].req) {
@@ -757,9 +814,15 @@ void imgcache_report(struct imgcache *c)
 
 void imgcache_tick(struct imgcache *c)
 {
+	bool fetching = false;
+
 	for (struct cimg *img = c->images; img; img = img->next)
 		if (img->state == CIMG_FETCHING)
-			c->dirty = true;
+			fetching = c->dirty = true;
+	/* Between fetches the check buffers go back (up to a window of
+	 * chunks: 8 MiB at 1 MiB chunks). */
+	if (!fetching)
+		chunkcheck_drop_spares(&c->spares);
 	imgcache_report(c);
 }
 

@@ -2,10 +2,13 @@
  *
  * The controller sends a signed manifest; the cache checks the signature
  * against the key received at enrollment, pulls the chunks it does not
- * already hold with a bounded window, and takes each chunk as it arrives:
- * straight into its place in the image's memfd and through SHA-256 on the
- * way (one pass over each byte), checked against its digest in the signed
- * manifest before it counts.  Once every chunk is in, it seals the memfd
+ * already hold with a bounded window, and takes each chunk as it arrives
+ * into a buffer; a worker thread (ops.work) hashes the whole chunk once,
+ * checks it against its digest in the signed manifest, and only then
+ * writes it into its place in the image's memfd (chunkcheck.h): hashing
+ * overlaps receiving, one SHA-256 pass and one write over each byte.
+ * The window counts chunks being checked as well as chunks asked for, so
+ * a board that hashes slower than it receives asks for less.  Once every chunk is in, it seals the memfd
  * (no write, grow or shrink); the whole-image SHA-256 follows from the
  * signed ordered chunk digests and is not computed again.  A chunk that
  * fails its check fails the image.  A cut transfer resumes with the
@@ -29,6 +32,11 @@ struct imgcache_ops {
 	/* Send env to the controller; *req_id gets the request id used.
 	 * Returns 0 or a negative errno (-ENOTCONN without a session). */
 	int (*send)(void *ctx, Skyroot__Envelope *env, uint64_t *req_id);
+	/* Run work(arg) on another thread, then done(arg) back on the
+	 * caller's loop; 0, or a negative errno and neither is called.
+	 * Optional: without it (or when it fails) both run at once, inline.
+	 * Each chunk's check and write go through it (chunkcheck.h). */
+	int (*work)(void *ctx, void (*work)(void *arg), void (*done)(void *arg), void *arg);
 };
 
 int imgcache_new(const struct imgcache_ops *ops, void *ctx, uint64_t budget, struct imgcache **out);
