@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "common/util.h"
@@ -198,14 +201,50 @@ static void test_identity_rules(void **state)
 static void test_schema_version(void **state)
 {
 	struct db *db = *state;
-	assert_int_equal(db_schema_version(db), 15); /* 14 -> 15: boards' last boot orders */
+	assert_int_equal(db_schema_version(db), 16); /* 15 -> 16: certificates by seq */
 	assert_int_equal(db_check(db), 0);
+}
+
+/* A certificate's seq is MAX(seq) + 1 (db.c, S_CERT_INSERT): answered by
+ * the certs_seq index, not a scan of every certificate ever issued. */
+static void test_cert_seq_indexed(void **state)
+{
+	char path[] = "/tmp/sky-test-token-XXXXXX";
+	char dbpath[64], plan[256] = "";
+	struct db *db;
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	int fd = mkstemp(path);
+	(void)state;
+
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(path);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(dbpath, sizeof(dbpath), "%s/s.db", path);
+	assert_int_equal(db_open(dbpath, &db), 0);
+	assert_int_equal(db_cert_insert(db, 7, "brd-1", 100), 0);
+	assert_int_equal(sqlite3_open_v2(dbpath, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "EXPLAIN QUERY PLAN SELECT COALESCE(MAX(seq), 0) + 1 FROM certs", -1,
+					    &st, NULL),
+			 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(st, 3);
+		strncat(plan, d ? d : "", sizeof(plan) - strlen(plan) - 1);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	db_close(db);
+	assert_non_null(strstr(plan, "INDEX certs_seq"));
+	snprintf(dbpath, sizeof(dbpath), "rm -rf '%s'", path);
+	assert_int_equal(system(dbpath), 0);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_single_use, setup, teardown),
+		cmocka_unit_test(test_cert_seq_indexed),
 		cmocka_unit_test_setup_teardown(test_unknown_and_expired, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_revoked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multi_use_counts_down, setup, teardown),
