@@ -101,6 +101,12 @@ static int sq_open(const char *target, unsigned flags, struct sql **out)
 			r = sq_exec(&c->base, "PRAGMA synchronous = FULL");
 		if (r == 0)
 			r = sq_exec(&c->base, "PRAGMA foreign_keys = ON");
+		/* Statement journals (a savepoint's, db_begin inside db_hold) in
+		 * RAM: with 32 KiB pages one spilled past SQLite's 64 KiB into a
+		 * temporary file, made, written and closed by every such
+		 * transaction (an enrollment's, for one). */
+		if (r == 0)
+			r = sq_exec(&c->base, "PRAGMA temp_store = MEMORY");
 	}
 	if (r < 0)
 		goto fail;
