@@ -8,9 +8,10 @@
  * writes it into its place in the image's memfd (chunkcheck.h): hashing
  * overlaps receiving, one SHA-256 pass and one write over each byte.
  * The window counts chunks being checked as well as chunks asked for, so
- * a board that hashes slower than it receives asks for less.  Once every chunk is in, it seals the memfd
- * (no write, grow or shrink); the whole-image SHA-256 follows from the
- * signed ordered chunk digests and is not computed again.  A chunk that
+ * a board that hashes slower than it receives asks for less.  Once every
+ * chunk is in, it seals the memfd (no write, grow or shrink); the
+ * whole-image SHA-256 follows from the signed ordered chunk digests and is
+ * not computed again.  A chunk that
  * fails its check fails the image.  A cut transfer resumes with the
  * missing chunks only.  Least-recently-used images no guest uses are
  * evicted to stay within the budget. */
