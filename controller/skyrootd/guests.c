@@ -31,13 +31,19 @@ enum guest_stmt {
 };
 
 #define GUEST_COLS "id, name, board_id, kernel, initrd, disk, cmdline, vcpus, memory, devices, backend, desired, state, error, created_at"
+#define GUEST_NCOLS 15
+#define GUEST_SELECT                                                                                             \
+	"SELECT guests.id, guests.name, guests.board_id, guests.kernel, guests.initrd, guests.disk, guests.cmdline, " \
+	"guests.vcpus, guests.memory, guests.devices, guests.backend, guests.desired, guests.state, guests.error, "    \
+	"guests.created_at, " NETWORKS_NIC_COLS " FROM guests " NETWORKS_NIC_JOIN
 
 static const char *const guest_sql[G_COUNT] = {
 	[G_INSERT] = "INSERT INTO guests(" GUEST_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-	[G_BY_ID] = "SELECT " GUEST_COLS " FROM guests WHERE id = ?",
-	[G_BY_NAME] = "SELECT " GUEST_COLS " FROM guests WHERE name = ?",
-	[G_LIST] = "SELECT " GUEST_COLS " FROM guests ORDER BY name, id",
-	[G_BY_BOARD] = "SELECT " GUEST_COLS " FROM guests WHERE board_id = ? ORDER BY id",
+	/* each guest with its NICs: one row per NIC (networks.h) */
+	[G_BY_ID] = GUEST_SELECT " WHERE guests.id = ? ORDER BY gn.idx",
+	[G_BY_NAME] = GUEST_SELECT " WHERE guests.name = ? ORDER BY gn.idx",
+	[G_LIST] = GUEST_SELECT " ORDER BY guests.name, guests.id, gn.idx",
+	[G_BY_BOARD] = GUEST_SELECT " WHERE guests.board_id = ? ORDER BY guests.id, gn.idx",
 	[G_SET_DESIRED] = "UPDATE guests SET desired = ?1, state = CASE WHEN ?1 = 'running' AND state IN ('stopped','failed') THEN 'pending' ELSE state END, error = CASE WHEN ?1 = 'running' THEN '' ELSE error END WHERE id = ?2",
 	[G_SET_STATE] = "UPDATE guests SET state = ?, error = ? WHERE id = ? AND board_id = ? AND (state != ? OR error != ?)",
 	[G_DELETE] = "DELETE FROM guests WHERE id = ?",
@@ -166,16 +172,15 @@ static int guest_one(struct guests *g, enum guest_stmt id, const char *key, stru
 	struct sql_stmt *s = q(g, id);
 	int rc, r = -ENOENT;
 	sql_bind_text(s, 1, key);
-	rc = sql_step(s);
-	if (rc == SQL_ROW) {
-		guest_row(s, out);
+	while ((rc = sql_step(s)) == SQL_ROW) { /* a row per NIC */
+		if (r == -ENOENT)
+			guest_row(s, out);
 		r = 0;
-	} else if (rc != SQL_DONE) {
-		r = rc < 0 ? rc : -EIO;
+		networks_nic_row(s, GUEST_NCOLS, out->nics, SKY_GUEST_NICS_MAX, &out->n_nics);
 	}
+	if (rc != SQL_DONE)
+		r = rc < 0 ? rc : -EIO;
 	sql_reset(s);
-	if (r == 0)
-		r = networks_nics_load(g->db, out->id, out->nics, SKY_GUEST_NICS_MAX, &out->n_nics);
 	return r;
 }
 
@@ -200,21 +205,32 @@ int guests_get(struct guests *g, const char *id_or_name, struct guest *out)
 	return r;
 }
 
+/* Guests with their NICs from one query: a guest's rows (one per NIC) are
+ * consecutive, and it goes to cb once the next guest's row shows. */
 static int guest_query(struct guests *g, struct sql_stmt *s, guest_cb cb, void *ctx)
 {
+	struct guest gs;
+	bool have = false;
 	int rc, r = 0;
+	(void)g;
 	while ((rc = sql_step(s)) == SQL_ROW) {
-		struct guest gs;
-		guest_row(s, &gs);
-		r = networks_nics_load(g->db, gs.id, gs.nics, SKY_GUEST_NICS_MAX, &gs.n_nics);
-		if (r == 0)
+		const char *id = sql_col_text(s, 0);
+		if (have && strcmp(id ? id : "", gs.id) != 0) {
+			have = false;
 			r = cb(ctx, &gs);
-		if (r)
-			break;
+			if (r)
+				break;
+		}
+		if (!have)
+			guest_row(s, &gs);
+		have = true;
+		networks_nic_row(s, GUEST_NCOLS, gs.nics, SKY_GUEST_NICS_MAX, &gs.n_nics);
 	}
 	if (r == 0 && rc != SQL_DONE)
 		r = rc < 0 ? rc : -EIO;
 	sql_reset(s);
+	if (r == 0 && have)
+		r = cb(ctx, &gs);
 	return r;
 }
 

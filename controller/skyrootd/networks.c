@@ -266,30 +266,18 @@ int networks_nics_store(struct db *db, const char *guest_id, const uint8_t prefi
 	return 0;
 }
 
-int networks_nics_load(struct db *db, const char *guest_id, struct guest_nic *out, unsigned max, unsigned *n)
+void networks_nic_row(struct sql_stmt *s, int col, struct guest_nic *out, unsigned max, unsigned *n)
 {
-	struct sql_stmt *s;
-	int r = sql_prepare(db_sql(db),
-			    "SELECT n.network_id, COALESCE(w.name, ''), COALESCE(w.vlan, 0), n.mac FROM guest_nics n "
-			    "LEFT JOIN networks w ON w.id = n.network_id WHERE n.guest_id = ?1 ORDER BY n.idx",
-			    &s), rc;
+	struct guest_nic *g;
 
-	*n = 0;
-	if (r < 0)
-		return r;
-	sql_bind_text(s, 1, guest_id);
-	while ((rc = sql_step(s)) == SQL_ROW && *n < max) {
-		struct guest_nic *g = &out[(*n)++];
-
-		memset(g, 0, sizeof(*g));
-		sql_copy_text(g->network_id, sizeof(g->network_id), s, 0);
-		sql_copy_text(g->network, sizeof(g->network), s, 1);
-		g->vlan = (uint32_t)sql_col_int64(s, 2);
-		sql_copy_text(g->mac, sizeof(g->mac), s, 3);
-	}
-	r = rc == SQL_ROW || rc == SQL_DONE ? 0 : rc;
-	sql_finalize(s);
-	return r;
+	if (sql_col_null(s, col) || *n >= max)
+		return;
+	g = &out[(*n)++];
+	memset(g, 0, sizeof(*g));
+	sql_copy_text(g->network_id, sizeof(g->network_id), s, col);
+	sql_copy_text(g->network, sizeof(g->network), s, col + 1);
+	g->vlan = (uint32_t)sql_col_int64(s, col + 2);
+	sql_copy_text(g->mac, sizeof(g->mac), s, col + 3);
 }
 
 int networks_nics_forget(struct db *db, const char *guest_id)

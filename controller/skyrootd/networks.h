@@ -17,6 +17,8 @@
 #include "common/parse.h"
 #include "controller/skyrootd/db.h"
 
+struct sql_stmt;
+
 /* Locally administered (bit 1 of the first byte), unicast (bit 0 clear):
  * never a vendor's address, and not QEMU's 52:54:00. */
 #define NETWORK_MAC_PREFIX_DEFAULT "02:53:4b"
@@ -75,8 +77,16 @@ int networks_nics_resolve(struct db *db, const struct nic_request *req, unsigned
  * prefix (written back into nics).  -EEXIST when a MAC was taken since. */
 int networks_nics_store(struct db *db, const char *guest_id, const uint8_t prefix[3], struct guest_nic *nics,
 			unsigned n);
-/* The NICs of guest_id, in order, with their networks' names and VLANs. */
-int networks_nics_load(struct db *db, const char *guest_id, struct guest_nic *out, unsigned max, unsigned *n);
+/* A guest's NICs read with the guest, in the same query (guests.c): the
+ * columns to select after the guest's, and the join after "FROM guests";
+ * one row per NIC, in order with "ORDER BY ..., gn.idx", and one row of
+ * NULLs for a guest without any. */
+#define NETWORKS_NIC_COLS "gn.network_id, COALESCE(gw.name, ''), COALESCE(gw.vlan, 0), gn.mac"
+#define NETWORKS_NIC_JOIN \
+	"LEFT JOIN guest_nics gn ON gn.guest_id = guests.id LEFT JOIN networks gw ON gw.id = gn.network_id"
+/* The NIC in such a row, from column col on, appended to out[*n] (at most
+ * max); nothing for a row of NULLs. */
+void networks_nic_row(struct sql_stmt *s, int col, struct guest_nic *out, unsigned max, unsigned *n);
 int networks_nics_forget(struct db *db, const char *guest_id);
 
 #endif

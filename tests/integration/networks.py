@@ -239,6 +239,10 @@ def case_nics(f):
     check(st == 409 and "guest 'g1'" in error_of(ans), f"in use: {st} {ans}")
     st, _ = f.api("GET", "/v1/networks/flat")
     check(st == 200, "still there")
+    # A guest without NICs between two with: each listed with its own
+    # (the list reads guests and NICs in one query, a row per NIC).
+    st, g0 = guest(f, "g0", bid, [])
+    check(st == 201 and g0["nics"] == [], f"a guest without NICs: {st} {g0}")
     # Kept across a restart and a kill -9.
     f.ctl.stop()
     f.start(extra=["--mac-prefix", "0a:bc:de"])
@@ -248,7 +252,10 @@ def case_nics(f):
     f.start(extra=["--mac-prefix", "0a:bc:de"])
     st, ans = f.api("GET", "/v1/guests")
     by = {g["name"]: [n["mac"] for n in g["nics"]] for g in ans["guests"]}
-    check(by == {"g1": macs, "g2": ["02:00:00:00:00:ab"]}, f"after kill -9: {by}")
+    check(by == {"g0": [], "g1": macs, "g2": ["02:00:00:00:00:ab"]}, f"after kill -9: {by}")
+    st, ans = f.api("GET", "/v1/guests?limit=1")
+    check(st == 200 and len(ans["guests"]) == 1 and
+          [n["mac"] for n in ans["guests"][0]["nics"]] == by[ans["guests"][0]["name"]], f"a page of one: {ans}")
     # Gone with the guest: the MAC and the network are free again.
     st, _ = f.api("DELETE", "/v1/guests/g1")
     check(st == 200, "guest delete")
