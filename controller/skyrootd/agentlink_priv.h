@@ -8,7 +8,7 @@
  *   al_chunks.c   serving image chunks with a window and a memory budget
  *   al_report.c   boards' reports of a corrupt chunk, bounded, to scrub.c
  *   agentlink.c   the listener, TLS callbacks, frame dispatch, the interface
- * Calls go downwards only: agentlink.c -> al_quote.c, al_tpm.c -> al_enroll.c, al_chunks.c ->
+ * Calls go downwards only: agentlink.c -> al_quote.c -> al_tpm.c -> al_enroll.c, al_chunks.c ->
  * al_session.c -> al_conn.c (tests/unit/circles.py checks it); al_conn.c
  * reports back through struct al_conn_ops. */
 #ifndef SKY_CONTROLLER_AGENTLINK_PRIV_H
@@ -341,6 +341,16 @@ void al_renew(struct session *s, uint64_t req, const Skyroot__RenewRequest *rr);
 void al_tpm_enroll(struct session *s, uint64_t req, struct enroll_prep *prep);
 void al_tpm_proof(struct session *s, uint64_t req, const Skyroot__TpmProof *tp);
 void al_tpm_session_gone(struct session *s);
+/* A quote by ak over nonce (its attest, signature and PCR values as the
+ * board sent them, bounded here): checked, and the nonce spent once within
+ * its time.  TPMV_OK with the PCR values, or the refusal and why (a nonce
+ * used before is told as a replay).  The enrollment's proof and sessions'
+ * fresh quotes (al_quote.c) both check through it. */
+struct tpmv_key;
+struct tpmv_pcrs;
+enum tpmv_result al_tpm_check_quote(struct agentlink *al, const struct tpmv_key *ak, const ProtobufCBinaryData *attest,
+				    const ProtobufCBinaryData *sig, const ProtobufCBinaryData *pcrv, const uint8_t *nonce,
+				    size_t nonce_len, struct tpmv_pcrs *pcrs, char *why, size_t whylen);
 /* al_quote.c: on each heartbeat of a board's session, ask for a fresh
  * quote when it is time (or count a request unanswered past its deadline);
  * the board's answer. */

@@ -131,7 +131,6 @@ void al_quote_answer(struct session *s, uint64_t req, const Skyroot__TpmQuote *t
 {
 	struct agentlink *al = s->al;
 	struct tpmv_key *ak = NULL;
-	struct tpmv_quote q = {0};
 	struct tpmv_pcrs pcrs;
 	uint8_t akb[AL_TPM_PUBLIC_MAX];
 	size_t ak_len;
@@ -154,32 +153,15 @@ void al_quote_answer(struct session *s, uint64_t req, const Skyroot__TpmQuote *t
 		}
 		return;
 	}
-	if (tq->attest.len > TPMV_MAX_STRUCT || tq->signature.len > TPMV_MAX_STRUCT ||
-	    tq->pcrs.len > TPMV_PCR_COUNT * TPMV_DIGEST_LEN) {
-		r = TPMV_MALFORMED;
-		snprintf(why, sizeof(why), "a field of the quote over its limit");
-	} else if (db_tpm_get_ak(al->ctl->db, s->board_id, akb, sizeof(akb), &ak_len) < 0) {
+	if (db_tpm_get_ak(al->ctl->db, s->board_id, akb, sizeof(akb), &ak_len) < 0) {
 		r = TPMV_BAD_KEY;
 		snprintf(why, sizeof(why), "the store keeps no AK of this board");
 	} else {
 		r = tpmv_key_parse(akb, ak_len, &ak, why, sizeof(why));
 	}
-	if (r == TPMV_OK) {
-		q.attest = tq->attest.data;
-		q.attest_len = tq->attest.len;
-		q.sig = tq->signature.data;
-		q.sig_len = tq->signature.len;
-		q.pcrs = tq->pcrs.data;
-		q.pcrs_len = tq->pcrs.len;
-		r = tpmv_quote_verify(ak, &q, s->quote_nonce, sizeof(s->quote_nonce), &pcrs, why, sizeof(why));
-	}
-	if (r == TPMV_OK) {
-		r = tpmv_nonce_use(al->tpm_nonces, (int64_t)sky_now_ms(), s->quote_nonce, sizeof(s->quote_nonce));
-		if (r == TPMV_WRONG_NONCE)
-			snprintf(why, sizeof(why), "the nonce expired before the quote came");
-		else if (r == TPMV_REPLAY)
-			snprintf(why, sizeof(why), "the nonce was used already");
-	}
+	if (r == TPMV_OK)
+		r = al_tpm_check_quote(al, ak, &tq->attest, &tq->signature, &tq->pcrs, s->quote_nonce,
+				       sizeof(s->quote_nonce), &pcrs, why, sizeof(why));
 	tpmv_key_free(ak);
 	if (r != TPMV_OK) {
 		snprintf(text, sizeof(text), "fresh quote refused: %.130s", why[0] ? why : tpmv_strerror(r));

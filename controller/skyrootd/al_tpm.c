@@ -229,11 +229,47 @@ void al_tpm_enroll(struct session *s, uint64_t req, struct enroll_prep *prep)
 	al_session_send(s, &env);
 }
 
+enum tpmv_result al_tpm_check_quote(struct agentlink *al, const struct tpmv_key *ak, const ProtobufCBinaryData *attest,
+				    const ProtobufCBinaryData *sig, const ProtobufCBinaryData *pcrv, const uint8_t *nonce,
+				    size_t nonce_len, struct tpmv_pcrs *pcrs, char *why, size_t whylen)
+{
+	struct tpmv_quote q = {0};
+	int64_t now = (int64_t)sky_now_ms();
+	enum tpmv_result r;
+
+	if (attest->len > TPMV_MAX_STRUCT || sig->len > TPMV_MAX_STRUCT ||
+	    pcrv->len > TPMV_PCR_COUNT * TPMV_DIGEST_LEN) {
+		snprintf(why, whylen, "a field of the quote over its limit");
+		return TPMV_MALFORMED;
+	}
+	q.attest = attest->data;
+	q.attest_len = attest->len;
+	q.sig = sig->data;
+	q.sig_len = sig->len;
+	q.pcrs = pcrv->data;
+	q.pcrs_len = pcrv->len;
+	r = tpmv_quote_verify(ak, &q, nonce, nonce_len, pcrs, why, whylen);
+	/* Not this nonce: one used before is a replay, say so. */
+	if (r == TPMV_WRONG_NONCE &&
+	    tpmv_quote_verify_fresh(ak, &q, al->tpm_nonces, now, NULL, NULL, 0) == TPMV_REPLAY) {
+		snprintf(why, whylen, "the quote carries a nonce used before");
+		return TPMV_REPLAY;
+	}
+	if (r != TPMV_OK)
+		return r;
+	/* This nonce, once, within its time. */
+	r = tpmv_nonce_use(al->tpm_nonces, now, nonce, nonce_len);
+	if (r == TPMV_WRONG_NONCE)
+		snprintf(why, whylen, "the nonce expired (%d s) before the quote came", AL_TPM_NONCE_TTL_MS / 1000);
+	else if (r == TPMV_REPLAY)
+		snprintf(why, whylen, "the nonce was used already");
+	return r;
+}
+
 void al_tpm_proof(struct session *s, uint64_t req, const Skyroot__TpmProof *tp)
 {
 	struct agentlink *al = s->al;
 	struct al_tpm_wait *w = s->tpm_wait;
-	struct tpmv_quote q = {0};
 	struct tpmv_pcrs pcrs;
 	char why[512] = "";
 	enum tpmv_result r;
@@ -249,8 +285,7 @@ void al_tpm_proof(struct session *s, uint64_t req, const Skyroot__TpmProof *tp)
 		return;
 	}
 	s->tpm_wait = NULL;
-	if (tp->secret.len > TPMV_SECRET_MAX || tp->attest.len > TPMV_MAX_STRUCT || tp->signature.len > TPMV_MAX_STRUCT ||
-	    tp->pcrs.len > TPMV_PCR_COUNT * TPMV_DIGEST_LEN) {
+	if (tp->secret.len > TPMV_SECRET_MAX) {
 		r = TPMV_MALFORMED;
 		snprintf(why, sizeof(why), "a field of the proof over its limit");
 	} else {
@@ -259,29 +294,9 @@ void al_tpm_proof(struct session *s, uint64_t req, const Skyroot__TpmProof *tp)
 			snprintf(why, sizeof(why), "the activated secret is not the credential's: the AK is not in "
 				 "the TPM of this EK");
 	}
-	if (r == TPMV_OK) {
-		q.attest = tp->attest.data;
-		q.attest_len = tp->attest.len;
-		q.sig = tp->signature.data;
-		q.sig_len = tp->signature.len;
-		q.pcrs = tp->pcrs.data;
-		q.pcrs_len = tp->pcrs.len;
-		r = tpmv_quote_verify(w->ak, &q, w->nonce, sizeof(w->nonce), &pcrs, why, sizeof(why));
-		/* Not this session's nonce: one used before is a replay, say so. */
-		if (r == TPMV_WRONG_NONCE &&
-		    tpmv_quote_verify_fresh(w->ak, &q, al->tpm_nonces, (int64_t)sky_now_ms(), NULL, NULL, 0) == TPMV_REPLAY) {
-			r = TPMV_REPLAY;
-			snprintf(why, sizeof(why), "the quote carries the nonce of an earlier enrollment");
-		}
-	}
-	/* This session's nonce, once, within its time. */
-	if (r == TPMV_OK) {
-		r = tpmv_nonce_use(al->tpm_nonces, (int64_t)sky_now_ms(), w->nonce, sizeof(w->nonce));
-		if (r == TPMV_WRONG_NONCE)
-			snprintf(why, sizeof(why), "the nonce expired (%d s) before the proof came", AL_TPM_NONCE_TTL_MS / 1000);
-		else if (r == TPMV_REPLAY)
-			snprintf(why, sizeof(why), "the nonce was used already");
-	}
+	if (r == TPMV_OK)
+		r = al_tpm_check_quote(al, w->ak, &tp->attest, &tp->signature, &tp->pcrs, w->nonce, sizeof(w->nonce),
+				       &pcrs, why, sizeof(why));
 	if (r != TPMV_OK) {
 		al_tpm_refuse(s, req, w->uuid, r, why);
 		al_tpm_wait_free(w);
