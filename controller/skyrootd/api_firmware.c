@@ -116,13 +116,50 @@ static void api_fw__judge_again(struct controller *ctl, const struct fwgate_boar
 	}
 }
 
-static void api__fw_allow(struct api_call *call, struct api_reply *rep)
+enum api_fw_change { API_FW_ALLOW, API_FW_REVOKE };
+
+/* Allow f, or revoke the firmware key names (read into f), in one
+ * transaction with the snapshot of the boards before; then the boards the
+ * change quarantined or released, each an event.  0, or the change's error
+ * (rolled back): -EEXIST with the name held (allow), -ENOSPC, -ENOENT. */
+static int api_fw__change(struct controller *ctl, enum api_fw_change how, const char *key, struct fw_allowed *f,
+			  char held[DB_NAME_MAX])
 {
-	struct controller *ctl = call->ctl;
-	struct fw_allowed f;
 	struct fwgate_board *before = NULL;
 	size_t n = 0;
-	char err[API_JSON_ERR_MAX], held[DB_NAME_MAX] = "", what[160];
+	const char *verb = how == API_FW_ALLOW ? "allowed" : "revoked";
+	char what[160];
+	int r = db_begin(ctl->db);
+
+	if (r == 0 && how == API_FW_REVOKE)
+		r = fwgate_get(ctl->db, key, f);
+	if (r == 0)
+		r = fwgate_snapshot(ctl->db, &before, &n);
+	if (r == 0 && how == API_FW_ALLOW) {
+		r = db_new_id("fw-", 6, f->id, sizeof(f->id));
+		if (r == 0)
+			r = fwgate_allow(ctl->db, f, held);
+	} else if (r == 0) {
+		r = fwgate_revoke(ctl->db, f->id);
+	}
+	if (r == 0)
+		r = db_commit(ctl->db);
+	if (r < 0) {
+		db_rollback(ctl->db);
+		free(before);
+		return r;
+	}
+	log_info("api: firmware %s '%s' (PCR 11 %s) %s", f->id, f->name, f->pcr11, verb);
+	snprintf(what, sizeof(what), "firmware '%s' %s", f->name, verb);
+	api_fw__judge_again(ctl, before, n, what);
+	free(before);
+	return 0;
+}
+
+static void api__fw_allow(struct api_call *call, struct api_reply *rep)
+{
+	struct fw_allowed f;
+	char err[API_JSON_ERR_MAX], held[DB_NAME_MAX] = "";
 	int r;
 
 	memset(&f, 0, sizeof(f));
@@ -131,77 +168,32 @@ static void api__fw_allow(struct api_call *call, struct api_reply *rep)
 		return;
 	}
 	f.created_at = sky_unix_now();
-	r = db_begin(ctl->db);
-	if (r == 0)
-		r = fwgate_snapshot(ctl->db, &before, &n);
-	if (r == 0)
-		r = db_new_id("fw-", 6, f.id, sizeof(f.id));
-	if (r == 0)
-		r = fwgate_allow(ctl->db, &f, held);
-	if (r == 0)
-		r = db_commit(ctl->db);
-	if (r < 0)
-		db_rollback(ctl->db);
-	if (r == -EEXIST) {
-		free(before);
-		if (strcmp(held, f.name) == 0)
-			api_reply_error(rep, 409, "conflict", "a firmware named '%s' is allowed already; pick another "
-					"name or revoke it", f.name);
-		else
-			api_reply_error(rep, 409, "conflict", "PCR 11 %s is allowed already as '%s'", f.pcr11, held);
-		return;
-	}
-	if (r == -ENOSPC) {
-		free(before);
+	r = api_fw__change(call->ctl, API_FW_ALLOW, NULL, &f, held);
+	if (r == -EEXIST && strcmp(held, f.name) == 0)
+		api_reply_error(rep, 409, "conflict", "a firmware named '%s' is allowed already; pick another name or "
+				"revoke it", f.name);
+	else if (r == -EEXIST)
+		api_reply_error(rep, 409, "conflict", "PCR 11 %s is allowed already as '%s'", f.pcr11, held);
+	else if (r == -ENOSPC)
 		api_reply_error(rep, 409, "conflict", "%d firmware are allowed, the most the list keeps; revoke one "
 				"first", FWGATE_MAX);
-		return;
-	}
-	if (r < 0) {
-		free(before);
+	else if (r < 0)
 		api_reply_internal(rep, r, "store the allowed firmware");
-		return;
-	}
-	log_info("api: firmware %s '%s' allowed: PCR 11 %s", f.id, f.name, f.pcr11);
-	snprintf(what, sizeof(what), "firmware '%s' allowed", f.name);
-	api_fw__judge_again(ctl, before, n, what);
-	free(before);
-	api_reply_ok(rep, 201, api_fw__json(&f));
+	else
+		api_reply_ok(rep, 201, api_fw__json(&f));
 }
 
 static void api__fw_revoke(struct api_call *call, struct api_reply *rep)
 {
-	struct controller *ctl = call->ctl;
 	struct fw_allowed f;
-	struct fwgate_board *before = NULL;
-	size_t n = 0;
-	char what[160];
-	int r = db_begin(ctl->db);
+	int r = api_fw__change(call->ctl, API_FW_REVOKE, call->seg, &f, NULL);
 
-	if (r == 0)
-		r = fwgate_get(ctl->db, call->seg, &f);
-	if (r == 0)
-		r = fwgate_snapshot(ctl->db, &before, &n);
-	if (r == 0)
-		r = fwgate_revoke(ctl->db, f.id);
-	if (r == 0)
-		r = db_commit(ctl->db);
-	if (r < 0)
-		db_rollback(ctl->db);
-	if (r == -ENOENT) {
+	if (r == -ENOENT)
 		api_fw__none(rep, call->seg);
-		return;
-	}
-	if (r < 0) {
-		free(before);
+	else if (r < 0)
 		api_reply_internal(rep, r, "revoke the firmware");
-		return;
-	}
-	log_info("api: firmware %s '%s' (PCR 11 %s) revoked", f.id, f.name, f.pcr11);
-	snprintf(what, sizeof(what), "firmware '%s' revoked", f.name);
-	api_fw__judge_again(ctl, before, n, what);
-	free(before);
-	api_reply_ok(rep, 200, json_pack("{s:s, s:b}", "id", f.id, "deleted", 1));
+	else
+		api_reply_ok(rep, 200, json_pack("{s:s, s:b}", "id", f.id, "deleted", 1));
 }
 
 bool api_board_quarantined(struct controller *ctl, struct api_reply *rep, const char *id, const char *name,
