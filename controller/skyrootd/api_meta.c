@@ -92,6 +92,16 @@ static int api_meta__decorate_one(struct sql_stmt *s, json_t *obj)
 	return r < 0 ? r : api_meta__apply(obj, desc, labels);
 }
 
+/* A row of meta kept in rows by its id: [description, labels]. */
+static int api_meta__keep_row(void *ctx, struct sql_stmt *s)
+{
+	const char *id = sql_col_text(s, 0), *d = sql_col_text(s, 1), *l = sql_col_text(s, 2);
+
+	if (id && json_object_set_new(ctx, id, json_pack("[ss]", d ? d : "", l ? l : "{}")) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 /* A whole list: every row of meta in one statement (one round trip to the
  * database, not one per object), kept by id while the list is decorated. */
 static int api_meta__decorate_all(struct controller *ctl, json_t *arr)
@@ -99,22 +109,13 @@ static int api_meta__decorate_all(struct controller *ctl, json_t *arr)
 	struct sql_stmt *s;
 	json_t *rows = json_object(), *item, *row, *labels;
 	size_t i;
-	int rc, r = rows ? api_meta__prepare(ctl, "SELECT id, description, labels FROM meta", &s) : -ENOMEM;
+	int r = rows ? api_meta__prepare(ctl, "SELECT id, description, labels FROM meta", &s) : -ENOMEM;
 
 	if (r < 0) {
 		json_decref(rows);
 		return r;
 	}
-	while ((rc = sql_step(s)) == SQL_ROW) {
-		const char *id = sql_col_text(s, 0), *d = sql_col_text(s, 1), *l = sql_col_text(s, 2);
-
-		if (id && json_object_set_new(rows, id, json_pack("[ss]", d ? d : "", l ? l : "{}")) < 0) {
-			rc = -ENOMEM;
-			break;
-		}
-	}
-	sql_finalize(s);
-	r = rc < 0 ? rc : 0;
+	r = sql_once_each(s, api_meta__keep_row, rows);
 	json_array_foreach(arr, i, item) {
 		if (r < 0)
 			break;

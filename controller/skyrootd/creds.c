@@ -190,25 +190,27 @@ int creds_get(struct db *db, const char *name, struct creds_row *out)
 	return sql_once_row(s, creds__get_row, out);
 }
 
+struct creds__each {
+	creds_cb cb;
+	void *ctx;
+};
+
+static int creds__each(void *arg, struct sql_stmt *s)
+{
+	struct creds__each *e = arg;
+	struct creds_row c;
+
+	creds__row(s, &c);
+	return e->cb(e->ctx, &c);
+}
+
 int creds_list(struct db *db, creds_cb cb, void *ctx)
 {
+	struct creds__each e = { cb, ctx };
 	struct sql_stmt *s;
-	int r, rc;
+	int r = creds__prepare(db, "SELECT " CREDS_COLS " FROM credentials ORDER BY name", &s);
 
-	r = creds__prepare(db, "SELECT " CREDS_COLS " FROM credentials ORDER BY name", &s);
-	if (r < 0)
-		return r;
-	while ((rc = sql_step(s)) == SQL_ROW) {
-		struct creds_row c;
-		creds__row(s, &c);
-		r = cb(ctx, &c);
-		if (r < 0)
-			break;
-	}
-	if (r == 0 && rc < 0)
-		r = rc;
-	sql_finalize(s);
-	return r;
+	return r < 0 ? r : sql_once_each(s, creds__each, &e);
 }
 
 int creds_rotate(struct db *db, const char *name, const uint8_t hash[32], int64_t now, int64_t grace)

@@ -84,25 +84,27 @@ int fwgate_get(struct db *db, const char *id_or_name, struct fw_allowed *out)
 	return sql_once_row(s, fwgate__row, out);
 }
 
+struct fwgate__each {
+	fwgate_cb cb;
+	void *ctx;
+};
+
+static int fwgate__each(void *arg, struct sql_stmt *s)
+{
+	struct fwgate__each *e = arg;
+	struct fw_allowed f;
+
+	fwgate__row(s, &f);
+	return e->cb(e->ctx, &f);
+}
+
 int fwgate_list(struct db *db, fwgate_cb cb, void *ctx)
 {
+	struct fwgate__each e = { cb, ctx };
 	struct sql_stmt *s;
-	int r = sql_prepare(db_sql(db), "SELECT id, name, pcr11, created_at FROM firmware ORDER BY id", &s), rc;
+	int r = sql_prepare(db_sql(db), "SELECT id, name, pcr11, created_at FROM firmware ORDER BY id", &s);
 
-	if (r < 0)
-		return r;
-	while ((rc = sql_step(s)) == SQL_ROW) {
-		struct fw_allowed f;
-
-		fwgate__row(s, &f);
-		r = cb(ctx, &f);
-		if (r)
-			break;
-	}
-	if (r == 0 && rc != SQL_DONE)
-		r = rc < 0 ? rc : -EIO;
-	sql_finalize(s);
-	return r;
+	return r < 0 ? r : sql_once_each(s, fwgate__each, &e);
 }
 
 int fwgate_revoke(struct db *db, const char *id)

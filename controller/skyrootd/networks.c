@@ -92,25 +92,27 @@ int networks_get(struct db *db, const char *id_or_name, struct network *out)
 	return sql_once_row(s, networks__row, out);
 }
 
+struct networks__each {
+	network_cb cb;
+	void *ctx;
+};
+
+static int networks__each(void *arg, struct sql_stmt *s)
+{
+	struct networks__each *e = arg;
+	struct network n;
+
+	networks__row(s, &n);
+	return e->cb(e->ctx, &n);
+}
+
 int networks_list(struct db *db, network_cb cb, void *ctx)
 {
+	struct networks__each e = { cb, ctx };
 	struct sql_stmt *s;
-	int r = sql_prepare(db_sql(db), "SELECT id, name, vlan, created_at FROM networks ORDER BY name, id", &s), rc;
+	int r = sql_prepare(db_sql(db), "SELECT id, name, vlan, created_at FROM networks ORDER BY name, id", &s);
 
-	if (r < 0)
-		return r;
-	while ((rc = sql_step(s)) == SQL_ROW) {
-		struct network n;
-
-		networks__row(s, &n);
-		r = cb(ctx, &n);
-		if (r)
-			break;
-	}
-	if (r == 0 && rc != SQL_DONE)
-		r = rc < 0 ? rc : -EIO;
-	sql_finalize(s);
-	return r;
+	return r < 0 ? r : sql_once_each(s, networks__each, &e);
 }
 
 int networks_delete(struct db *db, const char *id, char *guest)

@@ -85,6 +85,21 @@ int sql_once_row(struct sql_stmt *s, sql_row_fn row, void *out)
 	return r;
 }
 
+int sql_once_each(struct sql_stmt *s, sql_each_fn each, void *ctx)
+{
+	int rc, r = 0;
+
+	while ((rc = sql_step(s)) == SQL_ROW) {
+		r = each(ctx, s);
+		if (r)
+			break;
+	}
+	if (r == 0 && rc != SQL_DONE)
+		r = rc < 0 ? rc : -EIO;
+	sql_finalize(s);
+	return r;
+}
+
 int sql_count(struct sql *c, const char *q)
 {
 	struct sql_stmt *s;

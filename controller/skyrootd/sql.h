@@ -197,12 +197,16 @@ int sql_copy_blob(void *dst, size_t n, struct sql_stmt *s, int col);
  * sql_once_done steps s, which returns no row, and finalizes it;
  * sql_once_changed is that, -ENOENT when no row changed; sql_once_row
  * steps s to its first row, reads it with row(s, out) and finalizes s
- * (-ENOENT: no row); sql_count is the first column of the first row of q
- * (a SELECT count(*) ...) as a non-negative int. */
+ * (-ENOENT: no row); sql_once_each steps s through its rows, giving each
+ * to each(ctx, s) until one returns non-zero (that is returned, as is a
+ * step's error), and finalizes s; sql_count is the first column of the
+ * first row of q (a SELECT count(*) ...) as a non-negative int. */
 typedef void (*sql_row_fn)(struct sql_stmt *s, void *out);
+typedef int (*sql_each_fn)(void *ctx, struct sql_stmt *s);
 int sql_once_done(struct sql_stmt *s);
 int sql_once_changed(struct sql_stmt *s);
 int sql_once_row(struct sql_stmt *s, sql_row_fn row, void *out);
+int sql_once_each(struct sql_stmt *s, sql_each_fn each, void *ctx);
 int sql_count(struct sql *c, const char *q);
 
 #endif
