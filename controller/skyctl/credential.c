@@ -23,43 +23,43 @@ static void credential__print(json_t *c)
 		skyctl_field("Revoked", skyctl_jstr(c, "revoked_at", "-"));
 }
 
-/* An answer with a new token: printed, with the warning that it is shown once. */
-static int credential__secret(struct skyctl *ctl, json_t *answer)
+static int credential__check(json_t *answer)
 {
-	if (skyctl_as_data(ctl->opts))
-		return skyctl_print_answer(ctl->opts, answer);
-	if (!json_is_string(json_object_get(answer, "token")))
-		return skyctl_answer_lacks("token");
+	return json_is_string(json_object_get(answer, "token")) ? 0 : skyctl_answer_lacks("token");
+}
+
+/* An answer with a new token: printed, with the warning that it is shown once. */
+static void credential__secret_print(json_t *answer)
+{
 	skyctl_field("Token", skyctl_jstr(answer, "token", "-"));
 	credential__print(answer);
 	fprintf(stderr, "The token is shown only now.  Use it as 'token' in a skyctl config or as "
 			"'Authorization: Bearer <token>'.\n");
-	return 0;
+}
+
+static int credential__secret(struct skyctl *ctl, json_t *answer)
+{
+	int r;
+
+	if (skyctl_as_data(ctl->opts))
+		return skyctl_print_answer(ctl->opts, answer);
+	r = credential__check(answer);
+	if (r == 0)
+		credential__secret_print(answer);
+	return r;
 }
 
 static int credential__create(struct skyctl *ctl, const char *arg)
 {
-	const struct skyctl_opts *o = ctl->opts;
-	const struct skyctl_req req = { .method = "POST", .path = "/v1/credentials" };
-	struct skyctl_req call = req;
-	json_t *body = json_pack("{s:s}", "name", arg), *answer = NULL;
-	int r;
+	static const struct skyctl_member members[] = {
+		{ "role", FLAG_ROLE, 0 }, { "ttl_seconds", FLAG_TTL, SKYCTL_INT_AT(ttl) }, { NULL, 0, 0 },
+	};
+	static const struct skyctl_create create = {
+		.path = "/v1/credentials", .arg_key = "name", .members = members, .check = credential__check,
+		.print = credential__secret_print,
+	};
 
-	if (body == NULL) {
-		skyctl_err("the name is not valid UTF-8 text, or out of memory");
-		return -EINVAL;
-	}
-	r = skyctl_body_set_flag(body, o, "role", FLAG_ROLE);
-	if (r == 0 && skyctl_has(o, FLAG_TTL))
-		r = skyctl_body_set_int(body, "ttl_seconds", o->ttl);
-	call.body = body;
-	if (r == 0)
-		r = skyctl_call(ctl, &call, &answer);
-	json_decref(body);
-	if (r == 0)
-		r = credential__secret(ctl, answer);
-	json_decref(answer);
-	return r;
+	return skyctl_verb_create(ctl, &create, arg);
 }
 
 static void credential__row(json_t *c, const char **cells, char (*scratch)[SKYCTL_CELL_MAX])

@@ -60,49 +60,37 @@ static int expect__reject(struct skyctl *ctl, const char *arg)
 	return expect__decide(ctl, arg, false);
 }
 
+static void expect__created(json_t *answer)
+{
+	const char *serial = skyctl_jstr(answer, "serial", "");
+
+	fputs("expectation ", stdout);
+	skyctl_put_clean(stdout, skyctl_jstr(answer, "id", "-"));
+	fputs(serial[0] ? ": the first board with no token claiming serial "
+			: ": the first board with no token claiming uuid ",
+	      stdout);
+	skyctl_put_clean(stdout, serial[0] ? serial : skyctl_jstr(answer, "uuid", "-"));
+	fputs(" is accepted with no hands (once)\n", stdout);
+	fprintf(stderr, "A serial or UUID is the board's claim, not a proof: use this on a network only your "
+			"boards reach.\n");
+}
+
 static int expect__create(struct skyctl *ctl, const char *arg)
 {
+	static const struct skyctl_member members[] = {
+		{ "serial", FLAG_SERIAL, 0 }, { "uuid", FLAG_UUID, 0 }, { NULL, 0, 0 },
+	};
+	static const struct skyctl_create create = {
+		.path = "/v1/expectations", .members = members, .print = expect__created,
+	};
 	const struct skyctl_opts *o = ctl->opts;
-	struct skyctl_req req = { .method = "POST", .path = "/v1/expectations" };
-	json_t *body, *answer = NULL;
-	int r;
 
-	(void)arg;
 	if (skyctl_has(o, FLAG_SERIAL) == skyctl_has(o, FLAG_UUID)) {
 		skyctl_err("board expect takes exactly one of --serial SERIAL and --uuid UUID (one expectation each; "
 			   "run it again for another)");
 		return -EINVAL;
 	}
-	body = json_object();
-	if (!body) {
-		skyctl_err("out of memory");
-		return -ENOMEM;
-	}
-	r = skyctl_body_set_flag(body, o, "serial", FLAG_SERIAL);
-	if (r == 0)
-		r = skyctl_body_set_flag(body, o, "uuid", FLAG_UUID);
-	if (r == 0) {
-		req.body = body;
-		r = skyctl_call(ctl, &req, &answer);
-	}
-	json_decref(body);
-	if (r < 0)
-		return r;
-	if (skyctl_as_data(o)) {
-		r = skyctl_print_answer(o, answer);
-	} else {
-		const char *serial = skyctl_jstr(answer, "serial", "");
-		fputs("expectation ", stdout);
-		skyctl_put_clean(stdout, skyctl_jstr(answer, "id", "-"));
-		fputs(serial[0] ? ": the first board with no token claiming serial " : ": the first board with no token "
-										     "claiming uuid ", stdout);
-		skyctl_put_clean(stdout, serial[0] ? serial : skyctl_jstr(answer, "uuid", "-"));
-		fputs(" is accepted with no hands (once)\n", stdout);
-		fprintf(stderr, "A serial or UUID is the board's claim, not a proof: use this on a network only your "
-				"boards reach.\n");
-	}
-	json_decref(answer);
-	return r;
+	return skyctl_verb_create(ctl, &create, arg);
 }
 
 static void expect__row(json_t *e, const char **cells, char (*scratch)[SKYCTL_CELL_MAX])

@@ -23,40 +23,23 @@ static int firmware__check(json_t *f)
 	return json_is_string(json_object_get(f, "id")) ? 0 : skyctl_answer_lacks("firmware id");
 }
 
+static void firmware__allowed(json_t *f)
+{
+	firmware__print(f);
+	fputs("TPM boards whose PCR 11 is this one pass the measured-boot gate; boards it held are released now.\n",
+	      stderr);
+}
+
 static int firmware__allow(struct skyctl *ctl, const char *arg)
 {
-	const struct skyctl_opts *o = ctl->opts;
-	struct skyctl_req req = { .method = "POST", .path = "/v1/firmware" };
-	json_t *body = json_object(), *answer = NULL;
-	int r;
+	static const struct skyctl_member members[] = {
+		{ "name", FLAG_NAME, 0 }, { "pcr11", FLAG_PCR11, 0 }, { NULL, 0, 0 },
+	};
+	static const struct skyctl_create create = {
+		.path = "/v1/firmware", .members = members, .check = firmware__check, .print = firmware__allowed,
+	};
 
-	(void)arg;
-	if (!body) {
-		skyctl_err("out of memory");
-		return -ENOMEM;
-	}
-	r = skyctl_body_set_flag(body, o, "name", FLAG_NAME);
-	if (r == 0)
-		r = skyctl_body_set_flag(body, o, "pcr11", FLAG_PCR11);
-	if (r == 0) {
-		req.body = body;
-		r = skyctl_call(ctl, &req, &answer);
-	}
-	json_decref(body);
-	if (r < 0)
-		return r;
-	if (skyctl_as_data(o)) {
-		r = skyctl_print_answer(o, answer);
-	} else {
-		r = firmware__check(answer);
-		if (r == 0) {
-			firmware__print(answer);
-			fputs("TPM boards whose PCR 11 is this one pass the measured-boot gate; boards it held are "
-			      "released now.\n", stderr);
-		}
-	}
-	json_decref(answer);
-	return r;
+	return skyctl_verb_create(ctl, &create, arg);
 }
 
 static void firmware__row(json_t *f, const char **cells, char (*scratch)[SKYCTL_CELL_MAX])

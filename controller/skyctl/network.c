@@ -34,40 +34,25 @@ static int network__check(json_t *n)
 	return json_is_string(json_object_get(n, "id")) ? 0 : skyctl_answer_lacks("network id");
 }
 
+static void network__created(json_t *n)
+{
+	network__print(n);
+	fputs("Put a guest on it with 'skyctl guest create ... --nic ", stderr);
+	skyctl_put_clean(stderr, skyctl_jstr(n, "name", "NETWORK"));
+	fputs("'.\n", stderr);
+}
+
 static int network__create(struct skyctl *ctl, const char *arg)
 {
-	const struct skyctl_opts *o = ctl->opts;
-	struct skyctl_req req = { .method = "POST", .path = "/v1/networks" };
-	json_t *body = json_object(), *answer = NULL;
-	int r;
+	static const struct skyctl_member members[] = {
+		{ "vlan", FLAG_VLAN, SKYCTL_INT_AT(vlan) }, { NULL, 0, 0 },
+	};
+	static const struct skyctl_create create = {
+		.path = "/v1/networks", .arg_key = "name", .members = members, .check = network__check,
+		.print = network__created,
+	};
 
-	if (!body || json_object_set_new(body, "name", json_string(arg)) < 0) {
-		json_decref(body);
-		skyctl_err("out of memory");
-		return -ENOMEM;
-	}
-	r = skyctl_has(o, FLAG_VLAN) ? skyctl_body_set_int(body, "vlan", o->vlan) : 0;
-	if (r == 0) {
-		req.body = body;
-		r = skyctl_call(ctl, &req, &answer);
-	}
-	json_decref(body);
-	if (r < 0)
-		return r;
-	if (skyctl_as_data(o)) {
-		r = skyctl_print_answer(o, answer);
-	} else {
-		r = network__check(answer);
-		if (r == 0)
-			network__print(answer);
-		if (r == 0) {
-			fputs("Put a guest on it with 'skyctl guest create ... --nic ", stderr);
-			skyctl_put_clean(stderr, skyctl_jstr(answer, "name", "NETWORK"));
-			fputs("'.\n", stderr);
-		}
-	}
-	json_decref(answer);
-	return r;
+	return skyctl_verb_create(ctl, &create, arg);
 }
 
 static void network__row(json_t *n, const char **cells, char (*scratch)[SKYCTL_CELL_MAX])

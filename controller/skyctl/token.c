@@ -7,37 +7,15 @@
 #include "controller/skyctl/skyctl.h"
 #include "controller/skyctl/verbs.h"
 
-static int token__create(struct skyctl *ctl, const char *arg)
+static int token__check(json_t *answer)
 {
-	const struct skyctl_opts *o = ctl->opts;
-	json_t *request, *answer = NULL;
-	char buf[32];
-	int r = 0;
+	return json_is_string(json_object_get(answer, "token")) ? 0 : skyctl_answer_lacks("token");
+}
 
-	request = json_object();
-	if (request == NULL) {
-		skyctl_err("out of memory");
-		return -ENOMEM;
-	}
-	if (skyctl_has(o, FLAG_TTL))
-		r = skyctl_body_set_int(request, "ttl_seconds", o->ttl);
-	if (r == 0 && skyctl_has(o, FLAG_USES))
-		r = skyctl_body_set_int(request, "uses", o->uses);
-	if (r == 0)
-		r = skyctl_body_set_flag(request, o, "board", FLAG_BOARD);
-	if (r == 0)
-		r = skyctl_request(ctl, "POST", "/v1/tokens", NULL, request, &answer);
-	json_decref(request);
-	if (r < 0)
-		return r;
-	if (skyctl_as_data(o)) {
-		r = skyctl_print_answer(ctl->opts, answer);
-		goto done;
-	}
-	if (json_string_value(json_object_get(answer, "token")) == NULL) {
-		r = skyctl_answer_lacks("token");
-		goto done;
-	}
+static void token__made(json_t *answer)
+{
+	char buf[32];
+
 	skyctl_field("Token", skyctl_jstr(answer, "token", "-"));
 	skyctl_field("ID", skyctl_jstr(answer, "id", "-"));
 	skyctl_field("CA pin", skyctl_jstr(answer, "ca_pin", "-"));
@@ -49,9 +27,21 @@ static int token__create(struct skyctl *ctl, const char *arg)
 	skyctl_field("Kernel command line", skyctl_jstr(answer, "cmdline", "-"));
 	fprintf(stderr, "The token is shown only now.  Boot a board with the kernel command line above "
 			"to enroll it.\n");
-done:
-	json_decref(answer);
-	return r;
+}
+
+static int token__create(struct skyctl *ctl, const char *arg)
+{
+	static const struct skyctl_member members[] = {
+		{ "ttl_seconds", FLAG_TTL, SKYCTL_INT_AT(ttl) },
+		{ "uses", FLAG_USES, SKYCTL_INT_AT(uses) },
+		{ "board", FLAG_BOARD, 0 },
+		{ NULL, 0, 0 },
+	};
+	static const struct skyctl_create create = {
+		.path = "/v1/tokens", .members = members, .check = token__check, .print = token__made,
+	};
+
+	return skyctl_verb_create(ctl, &create, arg);
 }
 
 static void token__row(json_t *tok, const char **cells, char (*scratch)[SKYCTL_CELL_MAX])

@@ -320,3 +320,43 @@ int skyctl_body_set_int(json_t *obj, const char *key, uint64_t v)
 	}
 	return 0;
 }
+
+int skyctl_verb_create(struct skyctl *ctl, const struct skyctl_create *c, const char *arg)
+{
+	const struct skyctl_opts *o = ctl->opts;
+	struct skyctl_req req = { .method = "POST", .path = c->path };
+	json_t *body = json_object(), *answer = NULL;
+	int r = body ? 0 : -ENOMEM;
+
+	if (r == 0 && c->arg_key) {
+		json_t *v = json_string(arg);
+		if (!v) {
+			skyctl_err("'%s' is not valid UTF-8 text", arg);
+			json_decref(body);
+			return -EINVAL;
+		}
+		r = json_object_set_new(body, c->arg_key, v) < 0 ? -ENOMEM : 0;
+	}
+	if (r < 0)
+		skyctl_err("out of memory");
+	for (const struct skyctl_member *m = c->members; r == 0 && m && m->key; m++) {
+		if (!m->int_at)
+			r = skyctl_body_set_flag(body, o, m->key, m->flag);
+		else if (skyctl_has(o, m->flag))
+			r = skyctl_body_set_int(body, m->key,
+						*(const uint64_t *)(const void *)((const char *)o + m->int_at - 1));
+	}
+	if (r == 0) {
+		req.body = body;
+		r = skyctl_call(ctl, &req, &answer);
+	}
+	json_decref(body);
+	if (r < 0)
+		return r;
+	if (skyctl_as_data(o))
+		r = skyctl_print_answer(o, answer);
+	else if (!c->check || (r = c->check(answer)) == 0)
+		c->print(answer);
+	json_decref(answer);
+	return r;
+}

@@ -6,6 +6,7 @@
 #define SKY_SKYCTL_VERBS_H
 
 #include <jansson.h>
+#include <stddef.h>
 
 #include "controller/skyctl/skyctl.h"
 
@@ -49,6 +50,29 @@ int skyctl_verb_show(struct skyctl *ctl, const char *path, const char *id, void 
  * the id taken from the answer's member named done. */
 int skyctl_verb_delete(struct skyctl *ctl, const char *path, const char *id, const char *done,
 		       const char *what);
+
+/* A member of a request body from a flag, when it was given: its text
+ * (int_at 0) or the number the argument parser left in the options at
+ * int_at (SKYCTL_INT_AT(field), e.g. SKYCTL_INT_AT(ttl)). */
+struct skyctl_member {
+	const char *key;
+	int flag;
+	size_t int_at;
+};
+#define SKYCTL_INT_AT(field) (offsetof(struct skyctl_opts, field) + 1)
+
+/* What a command that makes a thing sends and shows. */
+struct skyctl_create {
+	const char *path;                          /* POST here */
+	const char *arg_key;                       /* the command's argument as this member, or NULL */
+	const struct skyctl_member *members;       /* from flags; the last has a NULL key */
+	int (*check)(json_t *answer);              /* the answer is what was made (or NULL) */
+	void (*print)(json_t *answer);             /* shown so, unless -o json or yaml */
+};
+
+/* POST the body made from arg and the flags; print the answer as -o
+ * says, or with print once check passes. */
+int skyctl_verb_create(struct skyctl *ctl, const struct skyctl_create *c, const char *arg);
 
 /* obj[key] = the value of flag, when it was given (checked to be UTF-8 by
  * skyctl_args_check()).  Says "out of memory". */
