@@ -527,6 +527,9 @@ static int board__boot(struct skyctl *ctl, const char *arg)
 {
 	const struct skyctl_opts *o = ctl->opts;
 	struct skyctl_req req = { .method = "POST", .path = "/v1/boards", .id = arg, .tail = "/boot" };
+	static const struct skyctl_member members[] = {
+		{ "kernel", FLAG_KERNEL, 0 }, { "initrd", FLAG_INITRD, 0 }, { "cmdline", FLAG_CMDLINE, 0 }, { NULL, 0, 0 },
+	};
 	json_t *request, *answer = NULL, *boot = NULL;
 	struct boot_wait w = { .kernel = o->value[FLAG_KERNEL] };
 	const char *s;
@@ -540,20 +543,11 @@ static int board__boot(struct skyctl *ctl, const char *arg)
 	/* What happens after now: the board's answer to this order. */
 	if (!skyctl_has(o, FLAG_NO_WAIT) && (r = skyctl_events_now(ctl, &since)) < 0)
 		return r;
-	request = json_object();
-	if (request == NULL) {
-		skyctl_err("out of memory");
+	request = skyctl_body_make(o, NULL, arg, members);
+	if (request == NULL)
 		return -ENOMEM;
-	}
-	r = skyctl_body_set_flag(request, o, "kernel", FLAG_KERNEL);
-	if (r == 0)
-		r = skyctl_body_set_flag(request, o, "initrd", FLAG_INITRD);
-	if (r == 0)
-		r = skyctl_body_set_flag(request, o, "cmdline", FLAG_CMDLINE);
-	if (r == 0) {
-		req.body = request;
-		r = skyctl_call(ctl, &req, &answer);
-	}
+	req.body = request;
+	r = skyctl_call(ctl, &req, &answer);
 	json_decref(request);
 	if (r < 0)
 		return r;

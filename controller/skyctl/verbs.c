@@ -321,36 +321,49 @@ int skyctl_body_set_int(json_t *obj, const char *key, uint64_t v)
 	return 0;
 }
 
-int skyctl_verb_create(struct skyctl *ctl, const struct skyctl_create *c, const char *arg)
+json_t *skyctl_body_make(const struct skyctl_opts *o, const char *arg_key, const char *arg,
+			 const struct skyctl_member *members)
 {
-	const struct skyctl_opts *o = ctl->opts;
-	struct skyctl_req req = { .method = "POST", .path = c->path };
-	json_t *body = json_object(), *answer = NULL;
+	json_t *body = json_object();
 	int r = body ? 0 : -ENOMEM;
 
-	if (r == 0 && c->arg_key) {
+	if (r == 0 && arg_key) {
 		json_t *v = json_string(arg);
 		if (!v) {
 			skyctl_err("'%s' is not valid UTF-8 text", arg);
 			json_decref(body);
-			return -EINVAL;
+			return NULL;
 		}
-		r = json_object_set_new(body, c->arg_key, v) < 0 ? -ENOMEM : 0;
+		r = json_object_set_new(body, arg_key, v) < 0 ? -ENOMEM : 0;
 	}
 	if (r < 0)
 		skyctl_err("out of memory");
-	for (const struct skyctl_member *m = c->members; r == 0 && m && m->key; m++) {
+	for (const struct skyctl_member *m = members; r == 0 && m && m->key; m++) {
 		if (!m->int_at)
 			r = skyctl_body_set_flag(body, o, m->key, m->flag);
 		else if (skyctl_has(o, m->flag))
 			r = skyctl_body_set_int(body, m->key,
 						*(const uint64_t *)(const void *)((const char *)o + m->int_at - 1));
 	}
-	if (r == 0) {
-		req.body = body;
-		r = skyctl_call(ctl, &req, &answer);
+	if (r < 0) {
+		json_decref(body);
+		return NULL;
 	}
-	json_decref(body);
+	return body;
+}
+
+int skyctl_verb_create(struct skyctl *ctl, const struct skyctl_create *c, const char *arg)
+{
+	const struct skyctl_opts *o = ctl->opts;
+	struct skyctl_req req = { .method = "POST", .path = c->path };
+	json_t *answer = NULL;
+	int r;
+
+	req.body = skyctl_body_make(o, c->arg_key, arg, c->members);
+	if (!req.body)
+		return -EINVAL;
+	r = skyctl_call(ctl, &req, &answer);
+	json_decref(req.body);
 	if (r < 0)
 		return r;
 	if (skyctl_as_data(o))

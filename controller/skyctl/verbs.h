@@ -70,6 +70,11 @@ struct skyctl_create {
 	void (*print)(json_t *answer);             /* shown so, unless -o json or yaml */
 };
 
+/* A request body: arg as member arg_key (when not NULL) and the members
+ * given as flags; NULL after saying what went wrong. */
+json_t *skyctl_body_make(const struct skyctl_opts *o, const char *arg_key, const char *arg,
+			 const struct skyctl_member *members);
+
 /* POST the body made from arg and the flags; print the answer as -o
  * says, or with print once check passes. */
 int skyctl_verb_create(struct skyctl *ctl, const struct skyctl_create *c, const char *arg);
