@@ -15,6 +15,7 @@
 #include "agent/backoff.h"
 #include "agent/ctlset.h"
 #include "agent/images.h"
+#include "agent/offloop.h"
 #include "agent/guests.h"
 #include "agent/hello.h"
 #include "agent/identity.h"
@@ -173,47 +174,11 @@ static int agent_cache_send(void *ctx, Skyroot__Envelope *env, uint64_t *req_id)
 	return r;
 }
 
-/* For the image cache: a chunk's check on libuv's thread pool.  The
- * request is its own allocation: it never needs the agent again (the
- * cache outlives a stopping agent until its last check is done). */
-struct cache_work {
-	uv_work_t req;
-	void (*work)(void *arg);
-	void (*done)(void *arg);
-	void *arg;
-};
-
-static void cache_work_run(uv_work_t *req)
-{
-	struct cache_work *w = req->data;
-	w->work(w->arg);
-}
-
-static void cache_work_after(uv_work_t *req, int status)
-{
-	struct cache_work *w = req->data;
-	if (status < 0) /* cancelled: not run */
-		w->work(w->arg);
-	w->done(w->arg);
-	free(w);
-}
-
+/* For the image cache: a chunk's check off the loop (offloop.h). */
 static int agent_cache_work(void *ctx, void (*work)(void *arg), void (*done)(void *arg), void *arg)
 {
 	struct agent *a = ctx;
-	struct cache_work *w = malloc(sizeof(*w));
-	int r;
-
-	if (!w)
-		return -ENOMEM;
-	w->req.data = w;
-	w->work = work;
-	w->done = done;
-	w->arg = arg;
-	r = uv_queue_work(a->loop, &w->req, cache_work_run, cache_work_after);
-	if (r < 0)
-		free(w);
-	return r;
+	return agent_offloop(a->loop, work, done, arg);
 }
 
 static const struct imgcache_ops agent_cache_ops = {
