@@ -545,7 +545,7 @@ static int board__boot(struct skyctl *ctl, const char *arg)
 		return r;
 	request = skyctl_body_make(o, NULL, arg, members);
 	if (request == NULL)
-		return -ENOMEM;
+		return -ENOMEM; /* said why */
 	req.body = request;
 	r = skyctl_call(ctl, &req, &answer);
 	json_decref(request);

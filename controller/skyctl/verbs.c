@@ -330,7 +330,7 @@ json_t *skyctl_body_make(const struct skyctl_opts *o, const char *arg_key, const
 	if (r == 0 && arg_key) {
 		json_t *v = json_string(arg);
 		if (!v) {
-			skyctl_err("'%s' is not valid UTF-8 text", arg);
+			skyctl_err("the %s given is not valid UTF-8 text", arg_key);
 			json_decref(body);
 			return NULL;
 		}
